@@ -1,0 +1,81 @@
+"""Turning arrays, lists and ragged inputs into one canonical form.
+
+The canonical form is a list of 2-D arrays, one per trajectory, each shaped
+``(n_steps_i, n_features)`` with a common ``n_features`` and dtype float64 (complex128 if any input
+is complex). Every trajectory is validated: finite, numeric, at least ``min_steps`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+import numpy as np
+
+from ._checks import as_numeric_array, check_finite, check_ndim
+
+TrajectoriesLike = Union[np.ndarray, Sequence[np.ndarray]]
+
+_SHAPE_HINT = (
+    "pass an array (n_trajectories, n_steps, n_features), one trajectory (n_steps, n_features), "
+    "or a list of (n_steps_i, n_features) arrays; reshape a scalar series with x.reshape(-1, 1)"
+)
+
+
+def as_trajectory_list(
+    trajectories: TrajectoriesLike, *, name: str = "trajectories", min_steps: int = 1
+) -> list[np.ndarray]:
+    """Validate ``trajectories`` and return them as a list of 2-D arrays.
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features), array (n_steps, n_features),
+        or a sequence of arrays (n_steps_i, n_features)
+        The recorded observables. Steps run along axis -2, features along axis -1.
+    name : str
+        Name used in error messages.
+    min_steps : int
+        Minimum number of steps every trajectory must have.
+
+    Returns
+    -------
+    list of ndarray (n_steps_i, n_features)
+    """
+    if isinstance(trajectories, np.ndarray) or not isinstance(trajectories, (list, tuple)):
+        arr = as_numeric_array(trajectories, name)
+        check_ndim(arr, name, (2, 3), _SHAPE_HINT)
+        items = [arr] if arr.ndim == 2 else list(arr)
+        labels = [name] if arr.ndim == 2 else [f"{name}[{i}]" for i in range(len(items))]
+    else:
+        if len(trajectories) == 0:
+            raise ValueError(f"{name} is empty; at least one trajectory is required")
+        items, labels = [], []
+        for i, traj in enumerate(trajectories):
+            label = f"{name}[{i}]"
+            arr = as_numeric_array(traj, label)
+            check_ndim(arr, label, (2,), "each trajectory must be (n_steps, n_features)")
+            items.append(arr)
+            labels.append(label)
+    if len(items) == 0:
+        raise ValueError(f"{name} holds no trajectories (n_trajectories == 0)")
+
+    n_features = items[0].shape[1]
+    if n_features == 0:
+        raise ValueError(f"{name} has zero features (n_features == 0)")
+    any_complex = any(np.iscomplexobj(a) for a in items)
+    out = []
+    for arr, label in zip(items, labels):
+        if arr.shape[1] != n_features:
+            raise ValueError(
+                f"{label} has {arr.shape[1]} features but {labels[0]} has {n_features}; "
+                "all trajectories must have the same number of features"
+            )
+        if arr.shape[0] < min_steps:
+            raise ValueError(f"{label} has {arr.shape[0]} steps; at least {min_steps} are required")
+        check_finite(arr, label)
+        out.append(arr.astype(np.complex128 if any_complex else np.float64, copy=False))
+    return out
+
+
+def n_features_of(trajectories: list[np.ndarray]) -> int:
+    return trajectories[0].shape[1]
