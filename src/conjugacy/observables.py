@@ -130,18 +130,10 @@ def fit_pca(trajectories: TrajectoriesLike, n_components: int) -> PCAProjection:
 
 
 def _pca_from_gram(trajs: list[np.ndarray], r: int) -> tuple[np.ndarray | None, np.ndarray]:
-    # Snapshot-side Gram G = Z Z^* (n_snap x n_snap), computed block by block so the pooled
-    # snapshot matrix is never copied. Components: v_i = Z^* u_i / s_i.
-    offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
-    n_snap = offsets[-1]
-    gram = np.empty((n_snap, n_snap), dtype=trajs[0].dtype)
-    for a, ta in enumerate(trajs):
-        for b in range(a, len(trajs)):
-            block = ta @ trajs[b].conj().T
-            gram[offsets[a] : offsets[a + 1], offsets[b] : offsets[b + 1]] = block
-            if b != a:
-                gram[offsets[b] : offsets[b + 1], offsets[a] : offsets[a + 1]] = block.conj().T
-    evals, evecs = np.linalg.eigh(gram)
+    # Snapshot-side Gram Z Z^* (n_snap x n_snap) computed block by block, so the pooled snapshot
+    # matrix is never copied. Its eigenvectors u_i give the components v_i = Z^* u_i / s_i.
+    gram, offsets = snapshot_gram(trajs)
+    evals, evecs = np.linalg.eigh(gram.conj())  # Z Z^* = conj(G) for G[s, t] = x_s^* x_t
     evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
     if evals[0] <= 0 or evals[-1] < 1e-16 * evals[0]:
         return None, evals  # kept directions below the Gram path's resolution: use the SVD
@@ -153,9 +145,111 @@ def _pca_from_gram(trajs: list[np.ndarray], r: int) -> tuple[np.ndarray | None, 
     return _fix_signs(comps), svals
 
 
+def snapshot_gram(trajs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrix of all base snapshots, ``G[s, t] = x_s^* x_t``, one pass over the data.
+
+    Returns ``G`` (n_snapshots, n_snapshots), snapshots in trajectory order, and the offsets
+    (n_trajectories + 1,) of each trajectory's block. Computed block by block (no pooled copy).
+    """
+    offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
+    n_snap = int(offsets[-1])
+    gram = np.empty((n_snap, n_snap), dtype=trajs[0].dtype)
+    for a, ta in enumerate(trajs):
+        tac = ta.conj()
+        for b in range(a, len(trajs)):
+            block = tac @ trajs[b].T
+            gram[offsets[a] : offsets[a + 1], offsets[b] : offsets[b + 1]] = block
+            if b != a:
+                gram[offsets[b] : offsets[b + 1], offsets[a] : offsets[a + 1]] = block.conj().T
+    return gram, offsets
+
+
+def delay_grams(
+    gram: np.ndarray, offsets: np.ndarray, delays: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``X*X``, ``X*Y`` and ``Y*Y`` of the delay-embedded pairs from the base snapshot Gram.
+
+    With ``h_t = [x_t; ...; x_{t+d}]`` (SPEC section 3), ``h_s^* h_t = sum_{j=0..d} G[s+j, t+j]``
+    for s and t inside their own trajectories; no delay matrix is ever built. The Gram ``H`` of
+    all distinct delay snapshots is formed first; X*X, X*Y, Y*Y are its sub-blocks.
+    """
+    lengths = np.diff(offsets)
+    starts = np.concatenate([np.arange(o, o + n - delays) for o, n in zip(offsets[:-1], lengths)])
+    H = np.zeros((starts.size, starts.size), dtype=gram.dtype)
+    for j in range(delays + 1):
+        idx = starts + j
+        H += gram[np.ix_(idx, idx)]
+    # Distinct snapshots of trajectory i occupy a contiguous run; X drops each run's last column
+    # and Y its first.
+    run_ends = np.cumsum(lengths - delays)
+    is_last = np.zeros(starts.size, bool)
+    is_last[run_ends - 1] = True
+    is_first = np.zeros(starts.size, bool)
+    is_first[np.concatenate([[0], run_ends[:-1]])] = True
+    xi, yi = np.flatnonzero(~is_last), np.flatnonzero(~is_first)
+    return H[np.ix_(xi, xi)], H[np.ix_(xi, yi)], H[np.ix_(yi, yi)]
+
+
+class DelayOperator:
+    """Products with the delay matrices X and Y without building them.
+
+    For trajectory i (T_i, n) with ``m_i = T_i - d - 1`` pairs, block j of column t of X_i is
+    ``x_{t+j}``, so ``(X_i V_i)[block j] = traj[j : j + m_i].T @ V_i``; Y is the same shifted by one.
+    Each product costs ``(d + 1) n m k`` flops and O((n (d + 1) + m) k) memory.
+    """
+
+    def __init__(self, trajs: list[np.ndarray], delays: int):
+        self.trajs = trajs
+        self.delays = delays
+        self.n = trajs[0].shape[1]
+        self.pairs = [t.shape[0] - delays - 1 for t in trajs]
+        self.offsets = np.cumsum([0] + self.pairs)
+        self.shape = (self.n * (delays + 1), int(self.offsets[-1]))
+        self.dtype = trajs[0].dtype
+
+    def _times(self, V: np.ndarray, shift: int) -> np.ndarray:
+        out = np.zeros((self.shape[0], V.shape[1]), dtype=np.result_type(self.dtype, V.dtype))
+        for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
+            Vi = V[o : o + m]
+            for j in range(self.delays + 1):
+                out[j * self.n : (j + 1) * self.n] += traj[j + shift : j + shift + m].T @ Vi
+        return out
+
+    def _adjoint_times(self, U: np.ndarray, shift: int) -> np.ndarray:
+        out = np.zeros((self.shape[1], U.shape[1]), dtype=np.result_type(self.dtype, U.dtype))
+        for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
+            acc = out[o : o + m]
+            for j in range(self.delays + 1):
+                acc += traj[j + shift : j + shift + m].conj() @ U[j * self.n : (j + 1) * self.n]
+        return out
+
+    def x_times(self, V: np.ndarray) -> np.ndarray:
+        """``X @ V`` for V (m, k)."""
+        return self._times(V, 0)
+
+    def y_times(self, V: np.ndarray) -> np.ndarray:
+        """``Y @ V`` for V (m, k)."""
+        return self._times(V, 1)
+
+    def xh_times(self, U: np.ndarray) -> np.ndarray:
+        """``X^* @ U`` for U (n (d + 1), k)."""
+        return self._adjoint_times(U, 0)
+
+    def x_column_norms(self) -> np.ndarray:
+        """``||X[:, t]||`` for every pair column, from the base snapshot norms."""
+        out = []
+        for traj, m in zip(self.trajs, self.pairs):
+            sq = np.sum(np.abs(traj) ** 2, axis=1)
+            acc = np.zeros(m)
+            for j in range(self.delays + 1):
+                acc += sq[j : j + m]
+            out.append(acc)
+        return np.sqrt(np.concatenate(out))
+
+
 def _fix_signs(components: np.ndarray) -> np.ndarray:
     # Deterministic orientation: the largest-magnitude entry of each component is positive real.
     idx = np.argmax(np.abs(components), axis=0)
     phase = components[idx, np.arange(components.shape[1])]
     phase = phase / np.abs(phase)
-    return components / phase.conj() if np.iscomplexobj(components) else components * np.sign(phase)
+    return components / phase if np.iscomplexobj(components) else components * np.sign(phase)

@@ -1,0 +1,317 @@
+"""Dynamic mode decomposition on snapshot pairs: standard, exact and DMD-RRR.
+
+Three ways to the same answer, chosen by :func:`conjugacy.koopman_spectrum`:
+
+* :func:`dmd` -- the numerically stable dense path on explicit snapshot matrices X, Y
+  (thin SVD of the column-scaled X, thin QR of ``[U_k, B_k]``);
+* :func:`dmd_from_gram` -- the same algebra driven by the sample-side Gram matrices X*X, X*Y, Y*Y
+  (weight trajectories: many features, few snapshots); it squares the condition number, so singular
+  values below ~1e-8 s_1 are not resolved;
+* :func:`dmd_from_factors` -- the same algebra from a truncated SVD (U_k, s_k, V_k) and B_k that a
+  caller computed some other way (e.g. the structured subspace iteration of ``koopman_spectrum``).
+
+All three end in :func:`_ritz_pairs`, which implements steps 4-8 of DMD-RRR (SPEC section 3;
+Drmac, Mezic & Mohr, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2) on the small triangular factor
+R of ``[U_k, B_k]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS = ("standard", "exact", "rrr")
+
+
+@dataclass(frozen=True)
+class DMDResult:
+    """Raw output of one DMD fit (see :class:`conjugacy.Spectrum` for the public record).
+
+    Attributes
+    ----------
+    eigenvalues : complex (k,)
+    residuals : float (k,)        refined residuals for ``rrr``, plain otherwise
+    plain_residuals : float (k,)  ``||A z_i - lambda_i z_i||`` for the plain Ritz vectors
+    modes : complex (n, k) or None
+    singular_values : float       singular values of the scaled X that were computed
+    rank : int
+    rayleigh_quotients : complex (k,) or None
+    """
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    plain_residuals: np.ndarray
+    modes: np.ndarray | None
+    singular_values: np.ndarray
+    rank: int
+    rayleigh_quotients: np.ndarray | None
+
+
+def default_tol(shape: tuple[int, int]) -> float:
+    """Default relative rank tolerance: ``max(n, m) * eps`` (the rule of ``numpy.linalg.matrix_rank``;
+    SPEC section 3 writes ``n * eps`` for the tall case, where the two agree)."""
+    return max(shape) * np.finfo(np.float64).eps
+
+
+def select_rank(s: np.ndarray, rank: int | None, tol: float | None, shape: tuple[int, int]) -> int:
+    """Number of modes to keep from singular values ``s`` (descending).
+
+    ``rank=None``: count of ``s_i > tol * s_1``. ``rank=int``: ``min(rank, numerical rank)``, so
+    directions that carry no data (``s_i <= tol * s_1``) are never divided by.
+    """
+    if s.size == 0 or s[0] <= 0:
+        return 0
+    tol = default_tol(shape) if tol is None else tol
+    numerical = int(np.count_nonzero(s > tol * s[0]))
+    return numerical if rank is None else min(rank, numerical)
+
+
+def _empty(svals: np.ndarray, n: int, with_modes: bool) -> DMDResult:
+    e = np.zeros(0)
+    return DMDResult(
+        e.astype(complex), e, e, np.zeros((n, 0), complex) if with_modes else None, svals, 0, None
+    )
+
+
+def column_weights(col_norms: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the columns kept and their weights (1/||x_j|| when scaling, else 1).
+
+    Zero columns are dropped when scaling (step 1 of DMD-RRR); they carry no direction.
+    """
+    if scale:
+        keep = np.flatnonzero(col_norms > 0)
+        return keep, 1.0 / col_norms[keep]
+    return np.arange(col_norms.size), np.ones(col_norms.size)
+
+
+def dmd(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    method: str = "rrr",
+    rank: int | None = None,
+    tol: float | None = None,
+    scale: bool = True,
+    modes: bool = True,
+) -> DMDResult:
+    """DMD of the snapshot pairs (X, Y) on the dense, numerically stable path.
+
+    Parameters
+    ----------
+    X, Y : ndarray (n, m)
+        Snapshot matrices; column j of Y is the image of column j of X. Must be finite.
+    method : {"standard", "exact", "rrr"}
+    rank : int or None
+        Keep the top ``rank`` modes (never more than the numerical rank); None: tolerance rule.
+    tol : float or None
+        Relative singular value tolerance; default ``max(n, m) * eps``.
+    scale : bool
+        Scale each column pair by ``1/||X[:, j]||`` first (changes only the rank decision).
+    modes : bool
+        Compute the DMD modes.
+    """
+    n, _ = X.shape
+    keep, w = column_weights(np.linalg.norm(X, axis=0), scale)
+    Xs, Ys = X[:, keep] * w, Y[:, keep] * w
+    if Xs.shape[1] == 0:
+        return _empty(np.zeros(0), n, modes)
+    U, s, Vh = np.linalg.svd(Xs, full_matrices=False)
+    k = select_rank(s, rank, tol, Xs.shape)
+    if k == 0:
+        return _empty(s, n, modes)
+    Uk, sk = U[:, :k], s[:k]
+    Bk = (Ys @ Vh[:k].conj().T) / sk  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
+    return dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=not np.iscomplexobj(X))
+
+
+def dmd_from_factors(
+    Uk: np.ndarray,
+    sk: np.ndarray,
+    Bk: np.ndarray,
+    singular_values: np.ndarray,
+    *,
+    method: str,
+    modes: bool,
+    real: bool,
+) -> DMDResult:
+    """Steps 4-8 of DMD-RRR given ``U_k`` (n, k, orthonormal columns), ``s_k`` and ``B_k = A U_k``."""
+    k = Uk.shape[1]
+    # Step 4: thin QR of [U_k, B_k]. R11 is diagonal with unit-modulus entries because U_k has
+    # orthonormal columns; the Rayleigh quotient is S_k = conj(diag(R11)) * R12.
+    R = np.linalg.qr(np.concatenate([Uk, Bk], axis=1), mode="r")
+    r11 = np.diag(R[:k, :k]).copy()
+    r11 /= np.abs(r11)
+    R12, R22 = R[:k, k:], R[k:, k:]
+    pairs = _ritz_pairs(r11, R12, R22, refine=method == "rrr", real=real)
+    mode_matrix = None
+    if modes:
+        mode_matrix = _modes(method, pairs, lambda W: Uk @ W, lambda W: Bk @ W)
+    return _result(pairs, mode_matrix, singular_values, k, method)
+
+
+def dmd_from_gram(
+    gxx: np.ndarray,
+    gxy: np.ndarray,
+    gyy: np.ndarray,
+    *,
+    method: str = "rrr",
+    rank: int | None = None,
+    tol: float | None = None,
+    scale: bool = True,
+    shape: tuple[int, int] | None = None,
+    x_times: Callable[[np.ndarray], np.ndarray] | None = None,
+    y_times: Callable[[np.ndarray], np.ndarray] | None = None,
+    real: bool = True,
+) -> tuple[DMDResult, float]:
+    """DMD from the sample-side Gram matrices ``X*X``, ``X*Y`` and ``Y*Y`` (each (m, m)).
+
+    The SVD of the scaled X comes from the eigendecomposition of its Gram matrix, and the R factor
+    of ``[U_k, B_k]`` from its 2k x 2k Gram matrix ``[[I, S_k], [S_k^*, B_k^* B_k]]``: R11 = I,
+    R12 = S_k and R22 is a square root of the Schur complement ``B_k^* B_k - S_k^* S_k``.
+    Squaring the condition number means singular values below ~1e-8 * s_1 and residuals below
+    ~1e-8 * ||B_k|| are not resolved.
+
+    Parameters
+    ----------
+    x_times, y_times : callables ``V (m, j) -> X V`` and ``V -> Y V`` (unscaled data), used only
+        to form modes; omit both to skip modes.
+    shape : (n, m) of X, for the default tolerance.
+
+    Returns
+    -------
+    result : DMDResult
+    resolution : float
+        ``s_k / s_1`` of the last kept mode; the caller should not trust the Gram path when this is
+        below ~1e-7.
+    """
+    m = gxx.shape[0]
+    keep, w = column_weights(np.sqrt(np.maximum(np.real(np.diag(gxx)), 0.0)), scale)
+    ww = np.outer(w, w)
+    gxx_s = gxx[np.ix_(keep, keep)] * ww
+    gxy_s = gxy[np.ix_(keep, keep)] * ww
+    gyy_s = gyy[np.ix_(keep, keep)] * ww
+    if keep.size == 0:
+        return _empty(np.zeros(0), 0, False), 1.0
+    evals, V = np.linalg.eigh(gxx_s)
+    evals, V = evals[::-1], V[:, ::-1]
+    s = np.sqrt(np.maximum(evals, 0.0))
+    k = select_rank(s, rank, tol, shape or (m, m))
+    if k == 0:
+        return _empty(s, 0, False), 1.0
+    Vk, sk = V[:, :k], s[:k]
+    inv = 1.0 / np.outer(sk, sk)
+    S = (Vk.conj().T @ gxy_s @ Vk) * inv  # U_k^* B_k
+    BB = (Vk.conj().T @ gyy_s @ Vk) * inv  # B_k^* B_k
+    schur = BB - S.conj().T @ S
+    schur = (schur + schur.conj().T) / 2
+    ev, W = np.linalg.eigh(schur)
+    R22 = np.sqrt(np.maximum(ev, 0.0))[:, None] * W.conj().T
+    pairs = _ritz_pairs(np.ones(k), S, R22, refine=method == "rrr", real=real)
+    mode_matrix = None
+    if x_times is not None and y_times is not None:
+        # U_k = X_s V_k S_k^-1 and B_k = Y_s V_k S_k^-1, formed only as needed (n x k).
+        full = np.zeros((m, k), dtype=Vk.dtype)
+        full[keep] = Vk * w[:, None]
+        mode_matrix = _modes(
+            method,
+            pairs,
+            lambda Wm: x_times(full @ (Wm / sk[:, None])),
+            lambda Wm: y_times(full @ (Wm / sk[:, None])),
+        )
+    return _result(pairs, mode_matrix, s, k, method), float(sk[-1] / sk[0])
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    eigenvalues: np.ndarray
+    vectors: np.ndarray  # plain Ritz vectors in U_k coordinates (k, k), unit columns
+    plain_residuals: np.ndarray
+    refined_vectors: np.ndarray | None
+    refined_residuals: np.ndarray | None
+    rayleigh: np.ndarray | None
+
+
+def _ritz_pairs(
+    r11: np.ndarray, R12: np.ndarray, R22: np.ndarray, *, refine: bool, real: bool
+) -> _Pairs:
+    """Steps 4-7 of DMD-RRR on the R factor of ``[U_k, B_k]`` (R11 = diag(r11), |r11| = 1)."""
+    S = np.conj(r11)[:, None] * R12
+    lam, W = np.linalg.eig(S)  # step 5; eig normalises columns to unit norm
+    k = lam.size
+    cdtype = np.result_type(R12.dtype, np.complex128)
+
+    def stacked(lams: np.ndarray) -> np.ndarray:
+        # M(lambda) = [R12 - lambda R11; R22], one (k + p, k) matrix per lambda.
+        top = R12[None, :, :] - lams[:, None, None] * np.diag(r11)[None, :, :]
+        bottom = np.broadcast_to(R22, (lams.size,) + R22.shape)
+        return np.concatenate([top, bottom.astype(cdtype)], axis=1)
+
+    # Step 6: residuals r_i = ||M(lambda_i) w_i|| = ||A z_i - lambda_i z_i||.
+    M = stacked(lam)
+    plain = np.linalg.norm(np.einsum("ipk,ki->ip", M, W), axis=1)
+    if not refine:
+        return _Pairs(lam, W, plain, None, None, None)
+
+    # Step 7: refined Ritz vectors: right singular vector of the smallest singular value of
+    # M(lambda_i), batched. For real data refine one member of each conjugate pair and conjugate.
+    if real:
+        todo = np.flatnonzero(lam.imag >= 0)
+    else:
+        todo = np.arange(k)
+    _, sv, Vh = np.linalg.svd(M[todo], full_matrices=False)
+    ref_vec = np.empty((k, k), dtype=cdtype)
+    ref_res = np.empty(k)
+    ref_vec[:, todo] = Vh[:, -1, :].conj().T
+    ref_res[todo] = sv[:, -1]
+    if real:
+        for i in np.flatnonzero(lam.imag < 0):
+            j = todo[np.argmin(np.abs(lam[todo] - np.conj(lam[i])))]
+            ref_vec[:, i] = np.conj(ref_vec[:, j])
+            ref_res[i] = ref_res[j]
+        # real eigenvalues of a real matrix: make the refined vector real (fix its phase)
+        for i in np.flatnonzero(lam.imag == 0):
+            v = ref_vec[:, i]
+            p = v[np.argmax(np.abs(v))]
+            ref_vec[:, i] = np.real(v * (abs(p) / p))
+    rayleigh = np.einsum("ki,kl,li->i", ref_vec.conj(), S, ref_vec)
+    return _Pairs(lam, W, plain, ref_vec, ref_res, rayleigh)
+
+
+def _modes(
+    method: str,
+    pairs: _Pairs,
+    u_times: Callable[[np.ndarray], np.ndarray],
+    b_times: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    if method == "rrr":
+        return u_times(pairs.refined_vectors)
+    if method == "standard":
+        return u_times(pairs.vectors)
+    # exact DMD (Tu et al. 2014): Y V S^-1 w / lambda = B_k w / lambda; for lambda = 0 the exact
+    # mode is undefined and the projected mode is returned instead.
+    lam = pairs.eigenvalues
+    exact = b_times(pairs.vectors.astype(complex))
+    nz = np.abs(lam) > 0
+    exact[:, nz] /= lam[nz]
+    if not nz.all():
+        exact[:, ~nz] = u_times(pairs.vectors[:, ~nz])
+    return exact
+
+
+def _result(
+    pairs: _Pairs, mode_matrix: np.ndarray | None, svals: np.ndarray, k: int, method: str
+) -> DMDResult:
+    lam = pairs.eigenvalues
+    order = np.lexsort((-lam.imag, -np.abs(lam)))  # |lambda| descending, then Im descending
+    residuals = pairs.refined_residuals if method == "rrr" else pairs.plain_residuals
+    return DMDResult(
+        eigenvalues=lam[order].astype(complex),
+        residuals=residuals[order],
+        plain_residuals=pairs.plain_residuals[order],
+        modes=None if mode_matrix is None else mode_matrix[:, order].astype(complex),
+        singular_values=svals,
+        rank=k,
+        rayleigh_quotients=None if pairs.rayleigh is None else pairs.rayleigh[order],
+    )
