@@ -1,0 +1,301 @@
+"""Tests of conjugacy.compare: Wasserstein distances, semi-conjugacy, distance matrices, classes."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import ot
+import pytest
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conjugacy.compare import (
+    distance_matrix,
+    equivalence_classes,
+    semiconjugacy_distance,
+    wasserstein,
+    wasserstein_plan,
+)
+from conjugacy.spectrum import Spectrum
+
+
+def _cloud(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.normal(size=n) + 1j * rng.normal(size=n)
+
+
+def _pot(a, b, p, wa=None, wb=None):
+    wa = np.full(a.size, 1 / a.size) if wa is None else wa / wa.sum()
+    wb = np.full(b.size, 1 / b.size) if wb is None else wb / wb.sum()
+    cost = np.abs(a[:, None] - b[None, :]) ** p
+    return ot.emd2(wa, wb, cost) ** (1 / p), ot.emd(wa, wb, cost)
+
+
+# ----- exact values ---------------------------------------------------------------------------
+@pytest.mark.parametrize("p", [1, 2, 3.5])
+def test_single_points_distance_is_their_modulus_difference(p):
+    assert wasserstein([0.0], [3 + 4j], p=p) == pytest.approx(5.0, rel=1e-15)
+
+
+def test_equal_sizes_hand_computed_and_matching():
+    a = [0.0, 1j, 2.0]
+    b = [2.0 + 1.0, 0.0 + 0.5, 1j]  # 0 -> 0.5 (0.5), 1j -> 1j (0), 2 -> 3 (1)
+    res = wasserstein_plan(a, b)
+    assert res.distance == pytest.approx(0.5, rel=1e-15)
+    np.testing.assert_array_equal(res.matching, [1, 2, 0])
+    np.testing.assert_allclose(res.plan, np.eye(3)[[1, 2, 0]] / 3)
+    assert wasserstein(a, b, p=2) == pytest.approx(np.sqrt((0.25 + 0 + 1) / 3), rel=1e-15)
+    with pytest.raises(ValueError):
+        res.plan[0, 0] = 1.0  # frozen arrays
+
+
+def test_unequal_sizes_split_mass_exactly():
+    # a has 1/3 on each of 0, 1, 2; b has 1/2 on 0 and 2: the middle point splits 1/6 + 1/6.
+    res = wasserstein_plan([0.0, 1.0, 2.0], [0.0, 2.0])
+    assert res.distance == pytest.approx(1 / 3, rel=1e-12)
+    np.testing.assert_allclose(res.plan, [[1 / 3, 0], [1 / 6, 1 / 6], [0, 1 / 3]], atol=1e-12)
+    assert res.matching is None
+    assert wasserstein([0.0], [0.0, 2.0], p=1) == pytest.approx(1.0, rel=1e-12)
+    assert wasserstein([0.0], [0.0, 2.0], p=2) == pytest.approx(np.sqrt(2.0), rel=1e-12)
+
+
+def test_no_point_is_dropped_when_sizes_differ():
+    # The reference code matched 1 point and dropped the far one (distance 0); W_1 is 50.
+    assert wasserstein([0.0], [0.0, 100.0]) == pytest.approx(50.0, rel=1e-12)
+
+
+def test_weights_are_normalised_per_side():
+    # a: 3/4 at 0 and 1/4 at 1; b: everything at 1 -> W_1 = 3/4.
+    assert wasserstein([0.0, 1.0], [1.0], weights=([3, 1], [7])) == pytest.approx(0.75, rel=1e-12)
+    # Uniform weights given explicitly equal the default (LP path vs assignment path).
+    rng = np.random.default_rng(1)
+    a, b = _cloud(rng, 6), _cloud(rng, 6)
+    assert wasserstein(a, b, weights=(np.ones(6), np.full(6, 2.0))) == pytest.approx(
+        wasserstein(a, b), rel=1e-10
+    )
+    # A zero weight removes a point.
+    assert wasserstein([0.0, 9.0], [0.0], weights=([1, 0], [1])) == pytest.approx(0, abs=1e-12)
+
+
+def test_accepts_spectrum_objects_and_real_arrays():
+    eig = np.array([0.9, 0.5 + 0.2j, 0.5 - 0.2j])
+    spec = Spectrum(
+        eigenvalues=eig,
+        residuals=np.zeros(3),
+        plain_residuals=np.zeros(3),
+        modes=None,
+        singular_values=np.ones(3),
+        rank=3,
+        method="rrr",
+        residuals_informative=True,
+    )
+    other = SimpleNamespace(eigenvalues=eig + 0.1)
+    assert wasserstein(spec, other) == pytest.approx(0.1, rel=1e-12)
+    assert wasserstein(spec, eig) == 0.0
+    assert wasserstein([1, 2], np.array([1.5, 2.5])) == pytest.approx(0.5)
+
+
+# ----- differential tests against POT and SciPy -------------------------------------------------
+@pytest.mark.parametrize(("n_a", "n_b"), [(4, 4), (3, 7), (9, 5), (20, 13)])
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_matches_pot_for_any_sizes(n_a, n_b, p):
+    rng = np.random.default_rng(100 * n_a + n_b + p)
+    a, b = _cloud(rng, n_a), _cloud(rng, n_b)
+    ref_distance, ref_plan = _pot(a, b, p)
+    res = wasserstein_plan(a, b, p=p)
+    assert res.distance == pytest.approx(ref_distance, rel=1e-10)
+    np.testing.assert_allclose(res.plan, ref_plan, atol=1e-9)  # generic points: unique plan
+
+
+@pytest.mark.parametrize(("n_a", "n_b"), [(5, 5), (4, 9)])
+def test_matches_pot_with_weights(n_a, n_b):
+    rng = np.random.default_rng(n_a * n_b)
+    a, b = _cloud(rng, n_a), _cloud(rng, n_b)
+    wa, wb = rng.uniform(0.1, 2.0, n_a), rng.uniform(0.1, 2.0, n_b)
+    for p in (1, 2):
+        ref_distance, ref_plan = _pot(a, b, p, wa, wb)
+        res = wasserstein_plan(a, b, p=p, weights=(wa, wb))
+        assert res.distance == pytest.approx(ref_distance, rel=1e-10)
+        np.testing.assert_allclose(res.plan, ref_plan, atol=1e-9)
+        np.testing.assert_allclose(res.plan.sum(axis=1), wa / wa.sum(), atol=1e-10)
+        np.testing.assert_allclose(res.plan.sum(axis=0), wb / wb.sum(), atol=1e-10)
+
+
+@pytest.mark.parametrize(("n_a", "n_b"), [(6, 6), (5, 11), (12, 3)])
+def test_matches_scipy_on_real_eigenvalues(n_a, n_b):
+    rng = np.random.default_rng(n_a + 17 * n_b)
+    a, b = rng.normal(size=n_a), rng.normal(1.0, 2.0, size=n_b)
+    assert wasserstein(a, b) == pytest.approx(scipy.stats.wasserstein_distance(a, b), rel=1e-10)
+    wa, wb = rng.uniform(0.1, 1, n_a), rng.uniform(0.1, 1, n_b)
+    assert wasserstein(a, b, weights=(wa, wb)) == pytest.approx(
+        scipy.stats.wasserstein_distance(a, b, wa, wb), rel=1e-10
+    )
+
+
+# ----- metric properties (hypothesis) -----------------------------------------------------------
+_coord = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
+_spectra = st.lists(st.builds(complex, _coord, _coord), min_size=1, max_size=6)
+_p = st.sampled_from([1, 2, 1.5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_spectra, b=_spectra, p=_p)
+def test_symmetry_and_identity(a, b, p):
+    d_ab = wasserstein(a, b, p=p)
+    assert d_ab >= 0
+    assert d_ab == pytest.approx(wasserstein(b, a, p=p), rel=1e-9, abs=1e-12)
+    assert wasserstein(a, a, p=p) == pytest.approx(0.0, abs=1e-12)
+    assert wasserstein(a, list(reversed(a)), p=p) == pytest.approx(0.0, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_spectra, b=_spectra, c=_spectra, p=_p)
+def test_triangle_inequality(a, b, c, p):
+    assert wasserstein(a, c, p=p) <= wasserstein(a, b, p=p) + wasserstein(b, c, p=p) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=_spectra, p=_p)
+def test_duplicating_every_point_changes_nothing(a, p):
+    # Uniform measures: repeating each eigenvalue twice is the same distribution.
+    rng = np.random.default_rng(len(a))
+    b = _cloud(rng, 3)
+    assert wasserstein(a + a, b, p=p) == pytest.approx(wasserstein(a, b, p=p), rel=1e-8, abs=1e-10)
+
+
+# ----- semi-conjugacy -------------------------------------------------------------------------
+def test_semiconjugacy_zero_on_subsets_and_hand_values():
+    large = [0.9, 0.5 + 0.2j, 0.5 - 0.2j, -0.3]
+    assert semiconjugacy_distance([0.5 - 0.2j, 0.9], large) == 0.0
+    assert semiconjugacy_distance(large, large) == 0.0
+    assert semiconjugacy_distance([1.0], [0.0, 3.0]) == pytest.approx(1.0)
+    # 0 -> 0.5 and 1 -> 3 (costs 0.25 + 4) beats 0 -> 3 and 1 -> 0.5 (9 + 0.25).
+    assert semiconjugacy_distance([0.0, 1.0], [0.5, 3.0], p=2) == pytest.approx(np.sqrt(4.25 / 2))
+    # Each small eigenvalue needs a distinct partner: two copies of 0 cannot both use 0.
+    assert semiconjugacy_distance([0.0, 0.0], [0.0, 2.0, 5.0]) == pytest.approx(1.0)
+
+
+def test_semiconjugacy_equals_wasserstein_for_equal_sizes():
+    rng = np.random.default_rng(3)
+    a, b = _cloud(rng, 7), _cloud(rng, 7)
+    for p in (1, 2):
+        assert semiconjugacy_distance(a, b, p=p) == pytest.approx(wasserstein(a, b, p=p))
+
+
+def test_semiconjugacy_rejects_small_larger_than_large():
+    with pytest.raises(ValueError, match="small has 3 eigenvalues but large has only 2"):
+        semiconjugacy_distance([1, 2, 3], [1, 2])
+
+
+# ----- distance matrix and classes ---------------------------------------------------------------
+def test_distance_matrix_is_symmetric_with_zero_diagonal():
+    rng = np.random.default_rng(4)
+    spectra = [_cloud(rng, 5), _cloud(rng, 5), _cloud(rng, 3), SimpleNamespace(eigenvalues=[0j])]
+    d = distance_matrix(spectra, p=2)
+    assert d.shape == (4, 4)
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0.0)
+    assert d[0, 2] == pytest.approx(wasserstein(spectra[0], spectra[2], p=2))
+    assert d[1, 3] == pytest.approx(wasserstein(spectra[1], [0j], p=2))
+
+
+def _three_families(rng):
+    bases = [
+        np.array([0.95, 0.7, 0.4]),
+        np.array([0.9 + 0.3j, 0.9 - 0.3j, 0.2]),
+        np.array([-0.5, 0.1 + 0.8j, 0.1 - 0.8j]),
+    ]
+    order = [1, 0, 0, 2, 1, 2, 0, 1]
+    spectra = [bases[k] + 0.01 * _cloud(rng, 3) for k in order]
+    return spectra, order
+
+
+def test_equivalence_classes_recover_families():
+    spectra, order = _three_families(np.random.default_rng(5))
+    expected = [0, 1, 1, 2, 0, 2, 1, 0]  # families renumbered by first appearance
+    for linkage in ("average", "single", "complete", "weighted"):
+        by_count = equivalence_classes(spectra, n_classes=3, linkage=linkage)
+        np.testing.assert_array_equal(by_count.labels, expected)
+        assert by_count.n_classes == 3
+        assert by_count.linkage_matrix.shape == (7, 4)
+        by_threshold = equivalence_classes(spectra, threshold=0.2, linkage=linkage)
+        np.testing.assert_array_equal(by_threshold.labels, expected)
+    matrix = distance_matrix(spectra)
+    from_matrix = equivalence_classes(matrix, n_classes=3)
+    np.testing.assert_array_equal(from_matrix.labels, expected)
+    np.testing.assert_allclose(from_matrix.distance_matrix, matrix)
+    assert equivalence_classes(spectra, threshold=100.0).n_classes == 1
+    assert equivalence_classes(spectra, threshold=0.0).n_classes == 8  # distinct spectra
+    np.testing.assert_array_equal(equivalence_classes(spectra, n_classes=8).labels, range(8))
+
+
+def test_equivalence_classes_single_spectrum():
+    res = equivalence_classes([[0.5, 0.2]], n_classes=1)
+    np.testing.assert_array_equal(res.labels, [0])
+    assert res.n_classes == 1 and res.linkage_matrix.shape == (0, 4)
+
+
+# ----- bad input -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("a", "b", "kwargs", "message"),
+    [
+        ([], [1.0], {}, "a is empty"),
+        ([1.0], np.array([], complex), {}, "b is empty"),
+        ([1.0, np.nan], [1.0], {}, re.escape("a contains NaN at index (1,)")),
+        ([1.0], [complex(1, np.inf)], {}, re.escape("b contains Inf at index (0,)")),
+        ([[1.0, 2.0]], [1.0], {}, re.escape("a must be a 1-D array of eigenvalues")),
+        ([1.0], [1.0], {"p": 0.5}, "p must be finite and >= 1.*got 0.5"),
+        ([1.0], [1.0], {"p": np.inf}, "p must be finite and >= 1"),
+        ([1.0], [1.0], {"weights": [1.0]}, "weights must be None or a pair"),
+        ([1.0, 2.0], [1.0], {"weights": ([1, -1], [1])}, r"weights\[0\].*>= 0, got -1.0 at"),
+        ([1.0, 2.0], [1.0], {"weights": ([1], [1])}, r"weights\[0\].*one weight per.*\(2\)"),
+        ([1.0, 2.0], [1.0], {"weights": ([1, 1], [0])}, r"weights\[1\].*positive sum"),
+        ([1.0, 2.0], [1.0], {"weights": ([1, np.nan], [1])}, r"weights\[0\].*NaN"),
+    ],
+)
+def test_bad_input_is_named(a, b, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        wasserstein(a, b, **kwargs)
+
+
+def test_bad_types():
+    with pytest.raises(TypeError, match="a must hold numbers"):
+        wasserstein(["x"], [1.0])
+    with pytest.raises(TypeError, match="p must be a real number"):
+        wasserstein([1.0], [1.0], p="2")
+    with pytest.raises(ValueError, match="small is empty"):
+        semiconjugacy_distance([], [1.0])
+    with pytest.raises(ValueError, match="p must be finite and >= 1"):
+        semiconjugacy_distance([1.0], [1.0], p=0)
+
+
+def test_bad_distance_matrix_and_class_arguments():
+    spectra, _ = _three_families(np.random.default_rng(6))
+    with pytest.raises(ValueError, match="exactly one of threshold and n_classes"):
+        equivalence_classes(spectra)
+    with pytest.raises(ValueError, match="exactly one of threshold and n_classes"):
+        equivalence_classes(spectra, threshold=1.0, n_classes=2)
+    with pytest.raises(ValueError, match="linkage must be one of.*got 'ward'"):
+        equivalence_classes(spectra, n_classes=2, linkage="ward")
+    with pytest.raises(ValueError, match=r"n_classes must be <= the number of spectra \(8\)"):
+        equivalence_classes(spectra, n_classes=9)
+    with pytest.raises(ValueError, match="n_classes must be >= 1"):
+        equivalence_classes(spectra, n_classes=0)
+    with pytest.raises(ValueError, match="threshold must be finite and >= 0"):
+        equivalence_classes(spectra, threshold=-1.0)
+    with pytest.raises(ValueError, match=re.escape("spectra_or_matrix[2] contains NaN")):
+        equivalence_classes([[1.0], [2.0], [np.nan]], n_classes=1)
+    with pytest.raises(ValueError, match="spectra_or_matrix must be symmetric"):
+        equivalence_classes(np.array([[0.0, 1.0], [2.0, 0.0]]), n_classes=1)
+    with pytest.raises(ValueError, match="spectra_or_matrix must have a zero diagonal"):
+        equivalence_classes(np.array([[1.0, 1.0], [1.0, 0.0]]), n_classes=1)
+    with pytest.raises(ValueError, match=r"must be non-negative, got -1.0 at index \(0, 1\)"):
+        equivalence_classes(np.array([[0.0, -1.0], [-1.0, 0.0]]), n_classes=1)
+    with pytest.raises(ValueError, match="spectra is empty"):
+        distance_matrix([])
+    with pytest.raises(ValueError, match="spectra must be a sequence of spectra.*wrap it"):
+        distance_matrix(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=re.escape("spectra[1] is empty")):
+        distance_matrix([[1.0], []])

@@ -1,0 +1,127 @@
+"""DMD variants against PyDMD, and the fast paths against the stable dense path."""
+
+import numpy as np
+import pytest
+from pydmd import DMD
+from systems import match_error
+
+from conjugacy import delay_embed, koopman_spectrum
+from conjugacy.dmd import dmd, dmd_from_gram, select_rank
+
+
+def _random_walk(shape, seed=0):
+    return np.cumsum(np.random.default_rng(seed).standard_normal(shape), axis=-2)
+
+
+@pytest.mark.parametrize("rank", [3, 7])
+@pytest.mark.parametrize("exact", [False, True])
+def test_standard_and_exact_eigenvalues_equal_pydmd(rank, exact):
+    walk = _random_walk((3, 40, 15))
+    X, Y = delay_embed(walk, 1)
+    ref = DMD(svd_rank=rank, exact=exact).fit(X, Y)
+    ours = dmd(X, Y, method="exact" if exact else "standard", rank=rank, scale=False)
+    assert match_error(ours.eigenvalues, ref.eigs) < 1e-10
+    # modes agree up to a complex scale per mode
+    ref_modes = ref.modes
+    for lam, z in zip(ours.eigenvalues, ours.modes.T):
+        j = np.argmin(np.abs(ref.eigs - lam))
+        zr = ref_modes[:, j]
+        c = np.vdot(zr, z) / np.vdot(zr, zr)
+        assert np.linalg.norm(z - c * zr) < 1e-8 * np.linalg.norm(z)
+
+
+def test_full_rank_scaling_does_not_change_eigenvalues_of_consistent_pairs():
+    # Tall data (more observables than pairs): Y = A X holds exactly for A = Y X^+, and the
+    # column scaling leaves the operator, hence the eigenvalues, unchanged.
+    walk = _random_walk((2, 10, 6), seed=3)
+    X, Y = delay_embed(walk, 2)
+    assert X.shape[0] > X.shape[1]
+    a = dmd(X, Y, method="rrr", scale=True)
+    b = dmd(X, Y, method="rrr", scale=False)
+    assert a.rank == b.rank == X.shape[1]
+    assert match_error(a.eigenvalues, b.eigenvalues) < 1e-8
+
+
+def test_scaling_is_a_weighted_least_squares_fit_for_wide_data():
+    # With more pairs than observables the pairs are not consistent; scaling weights each pair
+    # equally: the operator is (Y D)(X D)^+ with D = diag(1 / ||x_j||).
+    walk = _random_walk((2, 30, 6), seed=3)
+    X, Y = delay_embed(walk, 2)
+    D = 1 / np.linalg.norm(X, axis=0)
+    expected = np.linalg.eigvals((Y * D) @ np.linalg.pinv(X * D))
+    assert match_error(dmd(X, Y, scale=True).eigenvalues, expected) < 1e-8
+    plain = np.linalg.eigvals(Y @ np.linalg.pinv(X))
+    assert match_error(dmd(X, Y, scale=False).eigenvalues, plain) < 1e-8
+
+
+def test_rrr_residuals_equal_direct_computation():
+    walk = _random_walk((2, 50, 20), seed=4)
+    X, Y = delay_embed(walk, 1)
+    res = dmd(X, Y, method="rrr", rank=6, scale=False)
+    A = Y @ np.linalg.pinv(X)  # the operator that maps X to Y (X has full column rank here? no:
+    # X is 40 x 96, so A is the minimum-norm solution; on range(X) it reproduces Y exactly)
+    for lam, z, r in zip(res.eigenvalues, res.modes.T, res.residuals):
+        assert abs(np.linalg.norm(A @ z - lam * z) - r) < 1e-8 * max(1.0, r)
+
+
+@pytest.mark.parametrize("method", ["standard", "exact", "rrr"])
+@pytest.mark.parametrize("delays", [0, 4])
+def test_gram_path_equals_dense_path(method, delays):
+    walk = _random_walk((4, 30, 200), seed=1)  # features dominate: 200 > 120 snapshots
+    dense = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="dense")
+    gram = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="gram")
+    assert gram.settings["path"] == "gram"
+    assert match_error(gram.eigenvalues, dense.eigenvalues) < 1e-7
+    np.testing.assert_allclose(gram.singular_values[:10], dense.singular_values[:10], rtol=1e-9)
+    for a, b in zip(gram.modes.T, dense.modes.T):
+        c = np.vdot(b, a) / np.vdot(b, b)
+        assert np.linalg.norm(a - c * b) < 1e-6 * np.linalg.norm(a)
+
+
+@pytest.mark.parametrize("method", ["standard", "rrr"])
+def test_subspace_path_equals_dense_path(method):
+    walk = _random_walk((3, 400, 30), seed=2)
+    dense = koopman_spectrum(walk, delays=8, rank=6, method=method, path="dense")
+    sub = koopman_spectrum(walk, delays=8, rank=6, method=method, path="subspace")
+    assert sub.settings["path"] == "subspace"
+    assert match_error(sub.eigenvalues, dense.eigenvalues) < 1e-8
+    np.testing.assert_allclose(sub.residuals, np.sort(sub.residuals)[np.argsort(np.argsort(
+        sub.residuals))])  # sanity: finite
+    assert match_error(sub.residuals.astype(complex), dense.residuals.astype(complex)) < 1e-8
+
+
+def test_auto_path_choices():
+    assert koopman_spectrum(_random_walk((2, 20, 100)), rank=4).settings["path"] == "gram"
+    assert koopman_spectrum(_random_walk((2, 20, 100))).settings["path"] == "dense"
+    big = _random_walk((2, 600, 40), seed=5)
+    assert koopman_spectrum(big, delays=30, rank=5).settings["path"] == "subspace"
+
+
+def test_gram_path_falls_back_when_it_cannot_resolve_the_rank():
+    # Singular values spanning 12 orders of magnitude: the Gram path must hand over to dense.
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((300, 6)))[0]
+    coef = rng.standard_normal((2, 20, 6)) * np.logspace(0, -12, 6)
+    data = coef @ basis.T
+    spec = koopman_spectrum(data, rank=6, path="gram")
+    assert spec.settings["path"] == "dense"
+    assert any("gram path" in note for note in spec.settings["notes"])
+
+
+def test_select_rank_rule():
+    s = np.array([1.0, 1e-3, 1e-16])
+    assert select_rank(s, None, None, (3, 3)) == 2
+    assert select_rank(s, None, 1e-2, (3, 3)) == 1
+    assert select_rank(s, 1, None, (3, 3)) == 1
+    assert select_rank(s, 3, None, (3, 3)) == 2
+    assert select_rank(np.zeros(3), None, None, (3, 3)) == 0
+
+
+def test_gram_dmd_directly_equals_dense_dmd():
+    walk = _random_walk((1, 60, 8), seed=9)
+    X, Y = delay_embed(walk, 1)
+    dense = dmd(X, Y, method="rrr", rank=5)
+    gram, resolution = dmd_from_gram(X.T @ X, X.T @ Y, Y.T @ Y, method="rrr", rank=5,
+                                     shape=X.shape)
+    assert resolution > 1e-7
+    assert match_error(gram.eigenvalues, dense.eigenvalues) < 1e-8

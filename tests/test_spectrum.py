@@ -1,0 +1,223 @@
+"""koopman_spectrum on systems with exactly known Koopman eigenvalues, invariances, persistence."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from systems import (
+    damped_oscillations,
+    h_forward,
+    linear_system,
+    match_error,
+    quadratic_system,
+)
+
+from conjugacy import Spectrum, koopman_spectrum
+from conjugacy.spectrum import RankWarning
+
+METHODS = ["standard", "exact", "rrr"]
+TOL = 1e-10
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("delays", [0, 3])
+@pytest.mark.parametrize("n_traj", [1, 5])
+def test_linear_system_exact_eigenvalues(method, delays, n_traj):
+    trajs, true = linear_system(n_traj=n_traj, n_steps=60 if n_traj == 1 else 30)
+    data = trajs[0] if n_traj == 1 else trajs
+    spec = koopman_spectrum(data, delays=delays, method=method)
+    assert spec.rank == 6
+    assert match_error(spec.eigenvalues, true) < TOL
+    assert spec.residuals.max() < 1e-10
+    assert spec.residuals_informative
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("delays", [0, 2])
+def test_quadratic_system_eigenvalues(method, delays):
+    trajs, true = quadratic_system()
+    spec = koopman_spectrum(trajs, delays=delays, method=method)
+    assert spec.rank == 3
+    assert match_error(spec.eigenvalues, true) < TOL
+    assert np.all(spec.eigenvalues.imag == 0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_conjugate_system_has_same_eigenvalues(method):
+    plain, true = quadratic_system(seed=3)
+    conj, _ = quadratic_system(seed=3, h=h_forward)
+    a = koopman_spectrum(plain, delays=1, method=method)
+    b = koopman_spectrum(conj, delays=1, method=method)
+    assert match_error(b.eigenvalues, true) < 1e-9
+    assert match_error(a.eigenvalues, b.eigenvalues) < 1e-9
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_hankel_dmd_recovers_damped_oscillations(method):
+    x, true = damped_oscillations()
+    spec = koopman_spectrum(x, delays=12, method=method)
+    assert spec.rank == 5
+    assert match_error(spec.eigenvalues, true) < TOL
+
+
+def test_ragged_trajectories_equal_the_padded_free_result():
+    trajs, true = linear_system(n_traj=4, n_steps=40)
+    ragged = [trajs[0][:25], trajs[1], trajs[2][:31], trajs[3][:12]]
+    spec = koopman_spectrum(ragged, delays=2)
+    assert match_error(spec.eigenvalues, true) < TOL
+    assert spec.settings["n_pairs"] == sum(len(t) - 3 for t in ragged)
+
+
+def test_conjugate_pairs_are_exactly_conjugate_and_sorted():
+    trajs, _ = linear_system()
+    spec = koopman_spectrum(trajs, delays=1)
+    lam = spec.eigenvalues
+    assert np.all(np.diff(np.abs(lam)) <= 1e-12)
+    complex_ = lam[lam.imag != 0]
+    assert sorted(complex_.tolist(), key=lambda z: (z.real, z.imag)) == sorted(
+        np.conj(complex_).tolist(), key=lambda z: (z.real, z.imag)
+    )
+    pos = np.flatnonzero(lam.imag > 0)
+    for i in pos:
+        assert lam[i + 1] == np.conj(lam[i])
+        np.testing.assert_array_equal(spec.modes[:, i + 1], np.conj(spec.modes[:, i]))
+
+
+def test_rrr_refined_residuals_no_larger_than_plain():
+    rng = np.random.default_rng(5)
+    walk = np.cumsum(rng.standard_normal((3, 80, 30)), axis=1)
+    spec = koopman_spectrum(walk, delays=2, rank=8)
+    assert np.all(spec.residuals <= spec.plain_residuals * (1 + 1e-10) + 1e-14)
+    assert spec.rayleigh_quotients.shape == (8,)
+
+
+def test_residuals_detect_wrong_eigenvalues_in_the_tall_regime():
+    # Nonlinear data seen through few observables: truncated Ritz pairs have real residuals.
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.standard_normal((2, 60, 40)), axis=1)
+    spec = koopman_spectrum(walk, rank=5)
+    assert spec.residuals_informative
+    assert spec.residuals.max() > 1e-3
+
+
+def test_residuals_flagged_uninformative_when_rank_is_full():
+    rng = np.random.default_rng(0)
+    data = np.cumsum(rng.standard_normal((2, 200, 3)), axis=1)
+    spec = koopman_spectrum(data)
+    assert spec.rank == 3
+    assert not spec.residuals_informative
+    assert any("residuals" in note for note in spec.settings["notes"])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_modes_are_eigenvectors_of_the_linear_operator(method):
+    # For an exactly linear system, A z = lambda z holds for the modes of every method.
+    trajs, _ = linear_system(n_traj=4, n_steps=30, n_obs=8)
+    from conjugacy import delay_embed
+
+    X, Y = delay_embed(trajs, 0)
+    A = Y @ np.linalg.pinv(X, rcond=1e-12)
+    spec = koopman_spectrum(trajs, method=method)
+    for lam, z in zip(spec.eigenvalues, spec.modes.T):
+        assert np.linalg.norm(A @ z - lam * z) < 1e-8 * np.linalg.norm(z)
+
+
+def test_feature_permutation_and_orthogonal_transform_invariance():
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.standard_normal((4, 50, 12)), axis=1)
+    ref = koopman_spectrum(walk, delays=2, rank=6)
+    perm = rng.permutation(12)
+    Q, _ = np.linalg.qr(rng.standard_normal((12, 12)))
+    for variant in (walk[:, :, perm], walk @ Q):
+        other = koopman_spectrum(variant, delays=2, rank=6)
+        assert match_error(other.eigenvalues, ref.eigenvalues) < 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), delays=st.integers(0, 3))
+def test_trajectory_order_and_feature_order_do_not_matter(seed, delays):
+    rng = np.random.default_rng(seed)
+    n_traj, n_feat = int(rng.integers(2, 5)), int(rng.integers(2, 7))
+    data = [np.cumsum(rng.standard_normal((int(rng.integers(delays + 6, 30)), n_feat)), axis=0)
+            for _ in range(n_traj)]
+    rank = int(min(4, n_feat * (delays + 1)))
+    ref = koopman_spectrum(data, delays=delays, rank=rank)
+    order = rng.permutation(n_traj)
+    perm = rng.permutation(n_feat)
+    other = koopman_spectrum([data[i][:, perm] for i in order], delays=delays, rank=rank)
+    assert other.rank == ref.rank
+    scale = max(1.0, np.abs(ref.eigenvalues).max())
+    assert match_error(other.eigenvalues, ref.eigenvalues) < 1e-8 * scale
+
+
+def test_constant_trajectory_has_eigenvalue_one():
+    data = np.ones((3, 20, 4)) * np.array([1.0, 2.0, -1.0, 0.5])
+    spec = koopman_spectrum(data, delays=2)
+    assert spec.rank == 1
+    np.testing.assert_allclose(spec.eigenvalues, [1.0], atol=1e-14)
+
+
+def test_zero_trajectory_gives_an_empty_spectrum():
+    spec = koopman_spectrum(np.zeros((2, 10, 3)), delays=1)
+    assert spec.rank == 0 and len(spec) == 0
+    assert spec.eigenvalues.shape == (0,)
+
+
+def test_rank_above_numerical_rank_is_reduced_with_a_warning():
+    trajs, true = linear_system(n_traj=3, n_steps=30, n_obs=20)
+    with pytest.warns(RankWarning, match="numerical rank 6"):
+        spec = koopman_spectrum(trajs, rank=10, path="dense")
+    assert spec.rank == 6 and spec.settings["rank_reduced"]
+    assert match_error(spec.eigenvalues, true) < TOL
+
+
+def test_pca_then_dmd_keeps_the_linear_eigenvalues():
+    trajs, true = linear_system(n_traj=5, n_steps=30, n_obs=300)
+    spec = koopman_spectrum(trajs, pca=6, delays=2)
+    assert match_error(spec.eigenvalues, true) < 1e-9
+
+
+def test_spectrum_is_immutable_and_round_trips(tmp_path):
+    trajs, _ = linear_system()
+    spec = koopman_spectrum(trajs, delays=1)
+    with pytest.raises(ValueError):
+        spec.eigenvalues[0] = 0
+    with pytest.raises(AttributeError):
+        spec.rank = 3
+    path = spec.save(tmp_path / "s")
+    assert path.suffix == ".npz"
+    back = Spectrum.load(path)
+    np.testing.assert_array_equal(back.eigenvalues, spec.eigenvalues)
+    np.testing.assert_array_equal(back.modes, spec.modes)
+    np.testing.assert_array_equal(back.residuals, spec.residuals)
+    assert back.settings == spec.settings and back.method == spec.method
+    assert back.residuals_informative == spec.residuals_informative
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_load_rejects_files_that_are_not_spectra(tmp_path):
+    np.savez(tmp_path / "other.npz", a=np.arange(3))
+    with pytest.raises(ValueError, match="not a saved Spectrum"):
+        Spectrum.load(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a saved Spectrum"):
+        Spectrum.load(tmp_path / "junk.npz")
+    with pytest.raises(FileNotFoundError, match="no such spectrum"):
+        Spectrum.load(tmp_path / "missing.npz")
+
+
+def test_derived_quantities():
+    spec = Spectrum(
+        eigenvalues=np.array([np.exp(0.1 + 0.5j), 0.5]),
+        residuals=np.zeros(2),
+        plain_residuals=np.zeros(2),
+        modes=None,
+        singular_values=np.ones(2),
+        rank=2,
+        method="rrr",
+        residuals_informative=True,
+    )
+    np.testing.assert_allclose(spec.magnitude, [np.exp(0.1), 0.5])
+    np.testing.assert_allclose(spec.growth_rate(dt=2.0), [0.05, np.log(0.5) / 2])
+    np.testing.assert_allclose(spec.frequency(), [0.5 / (2 * np.pi), 0.0])
+    np.testing.assert_allclose(spec.continuous_time()[0], 0.1 + 0.5j)
