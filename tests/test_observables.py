@@ -81,3 +81,17 @@ def test_pca_is_not_centred():
 def test_pca_rank_too_large():
     with pytest.raises(ValueError, match=r"pca=7 exceeds .* n_features=6"):
         fit_pca(np.zeros((2, 10, 6)) + 1, 7)
+
+
+def test_pooled_gram_equals_blockwise_gram():
+    data = np.random.default_rng(4).standard_normal((3, 6, 5))
+    from conjugacy.observables import pooled_view
+
+    pooled, _ = snapshot_gram(list(data))  # consecutive views of one buffer: pooled syrk
+    assert pooled_view(list(data)) is not None
+    copies = [np.array(t) for t in data]
+    assert pooled_view(copies[::-1]) is None
+    blockwise, _ = snapshot_gram([copies[0], copies[1], copies[2]])
+    np.testing.assert_allclose(pooled, blockwise, atol=1e-12)
+    z = data.reshape(-1, 5)
+    np.testing.assert_allclose(pooled, z @ z.T, atol=1e-12)
