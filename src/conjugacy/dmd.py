@@ -144,7 +144,7 @@ def dmd_from_factors(
     r11 = np.diag(R[:k, :k]).copy()
     r11 /= np.abs(r11)
     R12, R22 = R[:k, k:], R[k:, k:]
-    pairs = _ritz_pairs(r11, R12, R22, refine=method == "rrr", real=real)
+    pairs = _sorted(_ritz_pairs(r11, R12, R22, refine=method == "rrr", real=real))
     mode_matrix = None
     if modes:
         mode_matrix = _modes(method, pairs, lambda W: Uk @ W, lambda W: Bk @ W)
@@ -164,6 +164,7 @@ def dmd_from_gram(
     x_times: Callable[[np.ndarray], np.ndarray] | None = None,
     y_times: Callable[[np.ndarray], np.ndarray] | None = None,
     real: bool = True,
+    overwrite: bool = False,
 ) -> tuple[DMDResult, float]:
     """DMD from the sample-side Gram matrices ``X*X``, ``X*Y`` and ``Y*Y`` (each (m, m)).
 
@@ -178,6 +179,8 @@ def dmd_from_gram(
     x_times, y_times : callables ``V (m, j) -> X V`` and ``V -> Y V`` (unscaled data), used only
         to form modes; omit both to skip modes.
     shape : (n, m) of X, for the default tolerance.
+    overwrite : bool
+        Scale the Gram matrices in place (they are then garbage); saves their memory.
 
     Returns
     -------
@@ -188,27 +191,38 @@ def dmd_from_gram(
     """
     m = gxx.shape[0]
     keep, w = column_weights(np.sqrt(np.maximum(np.real(np.diag(gxx)), 0.0)), scale)
-    ww = np.outer(w, w)
-    gxx_s = gxx[np.ix_(keep, keep)] * ww
-    gxy_s = gxy[np.ix_(keep, keep)] * ww
-    gyy_s = gyy[np.ix_(keep, keep)] * ww
     if keep.size == 0:
         return _empty(np.zeros(0), 0, False), 1.0
+
+    def scaled(g: np.ndarray) -> np.ndarray:
+        # D G D restricted to the kept columns, in place when allowed (the Grams are the largest
+        # arrays of this path).
+        if keep.size < m:
+            g = g[np.ix_(keep, keep)]
+        elif not overwrite:
+            g = g.copy()
+        g *= w[:, None]
+        g *= w[None, :]
+        return g
+
+    gxx_s, gxy_s, gyy_s = scaled(gxx), scaled(gxy), scaled(gyy)
+    del gxx, gxy, gyy
     evals, V = np.linalg.eigh(gxx_s)
     evals, V = evals[::-1], V[:, ::-1]
     s = np.sqrt(np.maximum(evals, 0.0))
     k = select_rank(s, rank, tol, shape or (m, m))
     if k == 0:
         return _empty(s, 0, False), 1.0
-    Vk, sk = V[:, :k], s[:k]
+    Vk, sk = V[:, :k].copy(), s[:k]
     inv = 1.0 / np.outer(sk, sk)
     S = (Vk.conj().T @ gxy_s @ Vk) * inv  # U_k^* B_k
     BB = (Vk.conj().T @ gyy_s @ Vk) * inv  # B_k^* B_k
+    del gxx_s, gxy_s, gyy_s, V
     schur = BB - S.conj().T @ S
     schur = (schur + schur.conj().T) / 2
     ev, W = np.linalg.eigh(schur)
     R22 = np.sqrt(np.maximum(ev, 0.0))[:, None] * W.conj().T
-    pairs = _ritz_pairs(np.ones(k), S, R22, refine=method == "rrr", real=real)
+    pairs = _sorted(_ritz_pairs(np.ones(k), S, R22, refine=method == "rrr", real=real))
     mode_matrix = None
     if x_times is not None and y_times is not None:
         # U_k = X_s V_k S_k^-1 and B_k = Y_s V_k S_k^-1, formed only as needed (n x k).
@@ -300,18 +314,36 @@ def _modes(
     return exact
 
 
+def _sorted(pairs: _Pairs) -> _Pairs:
+    """Order by |lambda| descending, then Im descending (a conjugate pair: positive Im first)."""
+    lam = pairs.eigenvalues
+    order = np.lexsort((-lam.imag, -np.abs(lam)))
+
+    def pick(a, cols=False):
+        if a is None:
+            return None
+        return a[:, order] if cols else a[order]
+
+    return _Pairs(
+        eigenvalues=lam[order],
+        vectors=pick(pairs.vectors, True),
+        plain_residuals=pick(pairs.plain_residuals),
+        refined_vectors=pick(pairs.refined_vectors, True),
+        refined_residuals=pick(pairs.refined_residuals),
+        rayleigh=pick(pairs.rayleigh),
+    )
+
+
 def _result(
     pairs: _Pairs, mode_matrix: np.ndarray | None, svals: np.ndarray, k: int, method: str
 ) -> DMDResult:
-    lam = pairs.eigenvalues
-    order = np.lexsort((-lam.imag, -np.abs(lam)))  # |lambda| descending, then Im descending
     residuals = pairs.refined_residuals if method == "rrr" else pairs.plain_residuals
     return DMDResult(
-        eigenvalues=lam[order].astype(complex),
-        residuals=residuals[order],
-        plain_residuals=pairs.plain_residuals[order],
-        modes=None if mode_matrix is None else mode_matrix[:, order].astype(complex),
+        eigenvalues=pairs.eigenvalues.astype(complex),
+        residuals=residuals,
+        plain_residuals=pairs.plain_residuals,
+        modes=None if mode_matrix is None else mode_matrix.astype(complex, copy=False),
         singular_values=svals,
         rank=k,
-        rayleigh_quotients=None if pairs.rayleigh is None else pairs.rayleigh[order],
+        rayleigh_quotients=pairs.rayleigh,
     )

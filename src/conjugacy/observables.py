@@ -233,19 +233,29 @@ class DelayOperator:
         self.dtype = trajs[0].dtype
 
     def _times(self, V: np.ndarray, shift: int) -> np.ndarray:
-        if np.iscomplexobj(V) and not np.iscomplexobj(self.trajs[0]):
-            return self._times(V.real, shift) + 1j * self._times(V.imag, shift)
         k, d1 = V.shape[1], self.delays + 1
-        out = np.zeros((self.n, d1 * k), dtype=np.result_type(self.dtype, V.dtype))
+        out = np.zeros((d1, self.n, k), dtype=np.result_type(self.dtype, V.dtype))
+        if np.iscomplexobj(V) and not np.iscomplexobj(self.trajs[0]):
+            # real data times complex V: two real products written into the complex result
+            self._accumulate(out.real, V.real, shift)
+            self._accumulate(out.imag, V.imag, shift)
+        else:
+            self._accumulate(out, V, shift)
+        return out.reshape(d1 * self.n, k)
+
+    def _accumulate(self, out: np.ndarray, V: np.ndarray, shift: int, group: int = 8) -> None:
+        # (X V)[block j] = sum_t x_{t+j+shift} V[t]. Delays are taken `group` at a time: one
+        # product of the trajectory with the shifted copies of V placed side by side, so BLAS
+        # sees a few large products and the temporary stays at n x group k.
+        k = V.shape[1]
         for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
-            # sum_t x_{t+j+shift} V[t] for all j at once: one product with the shifted copies of V
-            # placed side by side (T, (d+1) k), rather than d+1 small products.
-            shifted = np.zeros((traj.shape[0], d1 * k), dtype=V.dtype)
-            for j in range(d1):
-                shifted[j + shift : j + shift + m, j * k : (j + 1) * k] = V[o : o + m]
-            out += traj.T @ shifted
-        # column block j of `out` is block j of the product
-        return out.reshape(self.n, d1, k).transpose(1, 0, 2).reshape(self.n * d1, k)
+            for j0 in range(0, self.delays + 1, group):
+                js = range(j0, min(j0 + group, self.delays + 1))
+                shifted = np.zeros((traj.shape[0], len(js) * k), dtype=V.dtype)
+                for c, j in enumerate(js):
+                    shifted[j + shift : j + shift + m, c * k : (c + 1) * k] = V[o : o + m]
+                prod = traj.T @ shifted  # (n, len(js) k)
+                out[js.start : js.stop] += prod.reshape(self.n, len(js), k).transpose(1, 0, 2)
 
     def _adjoint_times(self, U: np.ndarray, shift: int) -> np.ndarray:
         out = np.zeros((self.shape[1], U.shape[1]), dtype=np.result_type(self.dtype, U.dtype))

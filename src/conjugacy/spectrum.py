@@ -37,8 +37,13 @@ FORMAT_VERSION = 1
 
 
 def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
+    # A read-only array is shared as is (koopman_spectrum hands over its own arrays that way, so a
+    # large mode matrix is not copied); anything writable is copied, so a caller keeping a
+    # reference cannot change the record.
     if arr is None:
         return None
+    if isinstance(arr, np.ndarray) and not arr.flags.writeable:
+        return arr
     arr = np.array(arr, copy=True)
     arr.setflags(write=False)
     return arr
@@ -301,14 +306,13 @@ def koopman_spectrum(
     notes: list[str] = []
     result = None
     if chosen == "gram":
-        gram, offsets = snapshot_gram(trajs)
-        gxx, gxy, gyy = delay_grams(gram, offsets, delays)
-        del gram
         op = DelayOperator(trajs, delays)
+        # No local names for the Grams: dmd_from_gram scales them in place and frees them
+        # before the modes are formed.
         result, resolution = dmd_from_gram(
-            gxx, gxy, gyy, method=method, rank=rank, tol=tol, scale=scale, shape=(n_obs, m),
-            x_times=op.x_times if modes else None, y_times=op.y_times if modes else None,
-            real=real,
+            *delay_grams(*snapshot_gram(trajs), delays), method=method, rank=rank, tol=tol,
+            scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
+            y_times=op.y_times if modes else None, real=real, overwrite=True,
         )
         if resolution < _GRAM_RESOLUTION:
             notes.append(
@@ -353,6 +357,8 @@ def koopman_spectrum(
         "notes": notes,
         "version": _version(),
     }
+    if result.modes is not None:
+        result.modes.setflags(write=False)  # hand over without a copy (see _frozen)
     return Spectrum(
         eigenvalues=result.eigenvalues,
         residuals=result.residuals,
@@ -382,7 +388,7 @@ def _auto_path(n: int, n_obs: int, m: int, n_snap: int, rank: int | None) -> str
         return "dense"  # the tolerance rule needs every singular value, resolved
     if n >= n_snap:
         return "gram"  # features dominate: one pass over the data, m x m algebra
-    if n_obs * m >= 2_000_000 and 3 * (rank + _oversampling(rank)) < min(n_obs, m):
+    if n_obs * m >= 1_000_000 and 3 * (rank + _oversampling(rank)) < min(n_obs, m):
         return "subspace"
     return "dense"
 
