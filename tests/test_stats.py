@@ -1,0 +1,216 @@
+"""Tests of conjugacy.stats: the paper's shuffle control, the permutation test, the KS test."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from conjugacy.compare import distance_matrix, wasserstein
+from conjugacy.stats import conjugacy_test, ks_test, shuffle_control
+
+BASE = np.array([0.95, 0.8, 0.6 + 0.3j, 0.6 - 0.3j, 0.3, -0.2])
+
+
+def _noisy_copies(rng, base, m, sigma=0.05):
+    return [
+        base + sigma * (rng.normal(size=base.size) + 1j * rng.normal(size=base.size)) for _ in range(m)
+    ]
+
+
+# ----- shuffle control ----------------------------------------------------------------------
+def test_shuffle_control_hand_case():
+    # Pairs (0, 1) and (0.1j, 1 + 0.1j), optimal matching cost 1 each (W_1 = 1). Swapping exactly
+    # one pair gives {1, 0.1j} vs {0, 1 + 0.1j}: W_1 = 0.1. Swapping none or both: W_1 = 1.
+    a, b = [0.0, 0.1j], [1.0, 1 + 0.1j]
+    res = shuffle_control(a, b, n_shuffles=200, seed=0)
+    assert res.true_distance == pytest.approx(1.0)
+    assert res.n_shuffles == 200 and res.shuffled_distances.shape == (200,)
+    one = np.isclose(res.shuffled_distances, 1.0, rtol=1e-12)
+    tenth = np.isclose(res.shuffled_distances, 0.1, rtol=1e-12)
+    assert np.all(one | tenth)
+    assert res.fraction == pytest.approx(one.mean())
+    assert 0.35 < res.fraction < 0.65  # each shuffle ties with probability 1/2
+
+
+def test_shuffle_control_never_exceeds_true_distance_for_equal_sizes():
+    # The caveat documented in the docstring, checked on random spectra of different processes.
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        a = _noisy_copies(rng, BASE, 1)[0]
+        b = _noisy_copies(rng, BASE * 0.5 + 0.3j, 1)[0]
+        for p in (1, 2):
+            res = shuffle_control(a, b, n_shuffles=50, seed=2, p=p)
+            assert res.true_distance == pytest.approx(wasserstein(a, b, p=p))
+            assert np.all(res.shuffled_distances <= res.true_distance * (1 + 1e-12))
+            # The fraction counts ties only.
+            ties = res.shuffled_distances >= res.true_distance * (1 - 1e-9)
+            assert res.fraction == pytest.approx(ties.mean())
+
+
+def test_shuffle_control_identical_sets_and_determinism():
+    res = shuffle_control(BASE, BASE[::-1], n_shuffles=20, seed=3)
+    assert res.true_distance == 0.0 and res.fraction == 1.0
+    a, b = [0.0, 0.1j, 0.5], [1.0, 1 + 0.1j, 0.6]
+    r1 = shuffle_control(a, b, n_shuffles=30, seed=5)
+    r2 = shuffle_control(a, b, n_shuffles=30, seed=5)
+    np.testing.assert_array_equal(r1.shuffled_distances, r2.shuffled_distances)
+    r3 = shuffle_control(a, b, n_shuffles=30, seed=6)
+    assert not np.array_equal(r1.shuffled_distances, r3.shuffled_distances)
+
+
+def test_shuffle_control_unequal_sizes_swaps_matched_pairs_only():
+    # a = {0}, b = {1, -10}: 0 is matched to 1; the far point -10 never moves.
+    res = shuffle_control([0.0], [1.0, -10.0], n_shuffles=50, seed=0)
+    assert res.true_distance == pytest.approx(0.5 * 1 + 0.5 * 10)
+    swapped = wasserstein([1.0], [0.0, -10.0])  # = 0.5 * 1 + 0.5 * 11: can exceed the truth
+    assert np.all(
+        np.isclose(res.shuffled_distances, res.true_distance)
+        | np.isclose(res.shuffled_distances, swapped)
+    )
+    assert swapped > res.true_distance
+
+
+# ----- permutation test ------------------------------------------------------------------------
+def test_exact_enumeration_hand_case():
+    group_a, group_b = [[0.0], [0.1]], [[10.0], [10.1]]
+    res = conjugacy_test(group_a, group_b)
+    # between: mean(10, 10.1, 9.9, 10) = 10; within: 0.1 and 0.1.
+    assert res.statistic == pytest.approx(9.9)
+    assert res.exact and res.n_permutations == 6
+    # The other two partitions (each counted twice) have T = 5.05 - 10 = -4.95.
+    np.testing.assert_allclose(np.sort(res.null_distribution), [-4.95] * 4 + [9.9] * 2)
+    assert res.pvalue == pytest.approx(2 / 6)
+    np.testing.assert_allclose(res.distance_matrix, distance_matrix(group_a + group_b))
+
+
+def _brute_force_statistic(d, members_a):
+    members_b = [i for i in range(d.shape[0]) if i not in members_a]
+    between = np.mean([d[i, j] for i in members_a for j in members_b])
+    within_a = np.mean([d[i, j] for i in members_a for j in members_a if i != j])
+    within_b = np.mean([d[i, j] for i in members_b for j in members_b if i != j])
+    return between - 0.5 * (within_a + within_b)
+
+
+def test_exact_null_distribution_equals_brute_force():
+    rng = np.random.default_rng(7)
+    group_a, group_b = _noisy_copies(rng, BASE, 3, 0.2), _noisy_copies(rng, BASE, 4, 0.2)
+    res = conjugacy_test(group_a, group_b, p=2)
+    d = res.distance_matrix
+    expected = [_brute_force_statistic(d, list(c)) for c in itertools.combinations(range(7), 3)]
+    assert res.exact and res.n_permutations == 35
+    np.testing.assert_allclose(res.null_distribution, expected, rtol=1e-12)
+    assert res.statistic == pytest.approx(_brute_force_statistic(d, [0, 1, 2]), rel=1e-12)
+    assert res.pvalue == pytest.approx(np.mean(np.array(expected) >= res.statistic - 1e-12))
+
+
+def test_random_relabelings_pvalue_formula_and_determinism():
+    rng = np.random.default_rng(8)
+    group_a, group_b = _noisy_copies(rng, BASE, 6), _noisy_copies(rng, BASE, 6)  # C(12, 6) = 924
+    res = conjugacy_test(group_a, group_b, n_permutations=199, seed=11)
+    assert not res.exact and res.n_permutations == 199 and res.null_distribution.shape == (199,)
+    count = np.count_nonzero(res.null_distribution >= res.statistic - 1e-12)
+    assert res.pvalue == pytest.approx((1 + count) / 200)
+    again = conjugacy_test(group_a, group_b, n_permutations=199, seed=11)
+    np.testing.assert_array_equal(res.null_distribution, again.null_distribution)
+    assert res.pvalue == again.pvalue
+    other = conjugacy_test(group_a, group_b, n_permutations=199, seed=12)
+    assert not np.array_equal(res.null_distribution, other.null_distribution)
+
+
+def _rejection_rate(rng, shift, n_experiments, m_a, m_b, n_permutations):
+    rejections = 0
+    for k in range(n_experiments):
+        group_a = _noisy_copies(rng, BASE, m_a)
+        group_b = _noisy_copies(rng, shift(BASE), m_b)
+        res = conjugacy_test(group_a, group_b, n_permutations=n_permutations, seed=k)
+        rejections += res.pvalue <= 0.05
+    return rejections / n_experiments
+
+
+@pytest.mark.parametrize(
+    ("m_a", "m_b", "n_permutations"),
+    [(5, 5, 999), (4, 6, 99)],  # exact enumeration (252 relabelings); random relabelings
+)
+def test_false_positive_rate_under_the_null(m_a, m_b, n_permutations):
+    """Both groups are noisy copies of the same eigenvalue set: reject at most 5 % of the time."""
+    n = 400
+    rate = _rejection_rate(np.random.default_rng(2024), lambda x: x, n, m_a, m_b, n_permutations)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / n)
+    assert rate <= bound, f"false-positive rate {rate:.3f} > {bound:.3f}"
+    assert rate > 0.0  # a test that never rejects is not calibrated, just useless
+
+
+def test_power_against_a_different_process():
+    """Group b is a rotated, contracted spectrum (different dynamics): reject nearly always."""
+    rate = _rejection_rate(np.random.default_rng(99), lambda x: 0.95 * x * np.exp(0.15j), 100, 5, 5, 999)
+    assert rate >= 0.9, f"power {rate:.2f} < 0.9"
+
+
+# ----- KS test ---------------------------------------------------------------------------------
+def test_ks_test_matches_scipy():
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=25), rng.normal(0.8, 1.0, size=30)
+    ref = scipy.stats.ks_2samp(a, b)
+    res = ks_test(a, b)
+    assert res.statistic == pytest.approx(ref.statistic) and res.pvalue == pytest.approx(ref.pvalue)
+    less = ks_test(a, b, alternative="less")
+    assert less.pvalue == pytest.approx(scipy.stats.ks_2samp(a, b, alternative="less").pvalue)
+    same = ks_test([1.0, 2.0, 3.0], [3.0, 1.0, 2.0])
+    assert same.statistic == 0.0 and same.pvalue == 1.0
+    apart = ks_test(np.arange(10.0), np.arange(10.0) + 100)
+    assert apart.statistic == 1.0 and apart.pvalue < 1e-4
+
+
+# ----- bad input -------------------------------------------------------------------------------
+def test_bad_input_shuffle_control():
+    with pytest.raises(ValueError, match="a is empty"):
+        shuffle_control([], [1.0])
+    with pytest.raises(ValueError, match=re.escape("b contains NaN at index (0,)")):
+        shuffle_control([1.0], [np.nan])
+    with pytest.raises(ValueError, match="n_shuffles must be >= 1, got 0"):
+        shuffle_control([1.0], [1.0], n_shuffles=0)
+    with pytest.raises(ValueError, match="p must be finite and >= 1"):
+        shuffle_control([1.0], [1.0], p=0.9)
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        shuffle_control([1.0], [1.0], seed=-1)
+    with pytest.raises(TypeError, match="seed must be None"):
+        shuffle_control([1.0], [1.0], seed=1.5)
+
+
+def test_bad_input_conjugacy_test():
+    good = [[0.5, 0.2], [0.4, 0.1]]
+    with pytest.raises(ValueError, match="group_a has 1 spectrum.*at least 2 per group"):
+        conjugacy_test([[0.5]], good)
+    with pytest.raises(ValueError, match="group_b has 1 spectrum"):
+        conjugacy_test(good, [[0.5]])
+    with pytest.raises(ValueError, match="group_b is empty"):
+        conjugacy_test(good, [])
+    with pytest.raises(ValueError, match=re.escape("group_b[1] contains NaN at index (1,)")):
+        conjugacy_test(good, [[0.5, 0.2], [0.4, np.nan]])
+    with pytest.raises(ValueError, match=re.escape("group_a[0] is empty")):
+        conjugacy_test([[], [1.0]], good)
+    with pytest.raises(ValueError, match="group_a must be a sequence of spectra.*single 1-D array"):
+        conjugacy_test(np.array([0.5, 0.2]), good)
+    with pytest.raises(ValueError, match="group_a must be a sequence of spectra.*wrap it in a list"):
+        conjugacy_test([0.5, 0.2, 0.1], good)
+    with pytest.raises(ValueError, match="n_permutations must be >= 1, got 0"):
+        conjugacy_test(good, good, n_permutations=0)
+    with pytest.raises(ValueError, match="p must be finite and >= 1"):
+        conjugacy_test(good, good, p=0)
+
+
+def test_bad_input_ks_test():
+    with pytest.raises(ValueError, match="distances_a is empty"):
+        ks_test([], [1.0])
+    with pytest.raises(ValueError, match=re.escape("distances_b contains NaN at index (1,)")):
+        ks_test([1.0], [1.0, np.nan])
+    with pytest.raises(ValueError, match="distances_a must be a 1-D array"):
+        ks_test([[1.0, 2.0]], [1.0])
+    with pytest.raises(TypeError, match="distances_b must be real-valued"):
+        ks_test([1.0], [1j])
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        ks_test([1.0], [2.0], alternative="both")
