@@ -1,0 +1,25 @@
+"""PyTorch adapters: record weight trajectories into a :class:`~conjugacy.store.TrajectoryStore`.
+
+Requires ``torch`` (``pip install conjugacy[torch]``); the Lightning callback lives in
+:mod:`conjugacy.torch.lightning` and needs ``lightning``.
+"""
+
+from .recorder import (
+    Recorder,
+    describe_optimizer,
+    load_checkpoint,
+    save_checkpoint,
+    select_parameters,
+)
+from .replicas import make_replicas, perturb_model, train_replicas
+
+__all__ = [
+    "Recorder",
+    "describe_optimizer",
+    "load_checkpoint",
+    "make_replicas",
+    "perturb_model",
+    "save_checkpoint",
+    "select_parameters",
+    "train_replicas",
+]

@@ -1,0 +1,383 @@
+"""Record the parameters of a PyTorch module into a :class:`~conjugacy.store.TrajectoryStore`.
+
+When to record: ``record(step)`` snapshots the parameters *as they are when it is called*. Call it
+after ``optimizer.step()`` with the number of optimizer steps taken so far, and once with
+``step=0`` before training to record the initial state. Then record ``t`` holds the weights after
+``t`` updates.
+
+Memory: the recorder holds one chunk, ``chunk_steps x (selected parameters)`` values, and writes it
+to the store when full (and on :meth:`Recorder.flush` / :meth:`Recorder.close`). The store keeps
+each parameter's dtype (float64 stays float64; bfloat16, which NumPy lacks, is stored as float32
+with ``source_dtype`` in the metadata).
+
+Resuming: give ``optimizer=`` and ``checkpoint=PATH`` and the recorder writes a checkpoint
+(model and optimizer ``state_dict``, torch RNG state, last recorded step, ``n_complete``) atomically
+(temp file + ``os.replace``) right after each automatic flush, so checkpoint and store agree. With
+``resume=True`` an existing run is continued: the checkpoint is loaded into the model and optimizer
+(``torch.load(weights_only=True)``), the run is cut back to the checkpoint's ``n_complete``, and
+:attr:`Recorder.resumed_from` gives the step to continue after.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..store import StoreError, TrajectoryStore, select_names
+
+__all__ = ["Recorder", "describe_optimizer", "load_checkpoint", "save_checkpoint",
+           "select_parameters"]
+
+_CKPT_FORMAT = 1
+
+
+def select_parameters(model: nn.Module, params: str | Iterable[str] | None = "*") -> list[str]:
+    """Names of ``model``'s parameters matching ``params`` (names or fnmatch globs).
+
+    Returns the names in ``model.named_parameters()`` order; raises :class:`StoreError` (a
+    ValueError) naming the available parameters if a pattern matches nothing.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    names = [n for n, _ in model.named_parameters()]
+    if not names:
+        raise StoreError(f"model {type(model).__name__} has no parameters to record")
+    return select_names(names, params)
+
+
+def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
+    """JSON-safe description of an optimizer: class name and hyper-parameters of each group."""
+    if optimizer is None:
+        return None
+    groups = []
+    for g in optimizer.param_groups:
+        d = {}
+        for k, v in g.items():
+            if k == "params":
+                d["n_params"] = len(v)
+            elif isinstance(v, bool | int | float | str) or v is None:
+                d[k] = v
+            elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
+                d[k] = list(v)
+            elif isinstance(v, torch.Tensor) and v.numel() == 1:
+                d[k] = v.item()
+        groups.append(d)
+    return {"class": type(optimizer).__name__, "param_groups": groups}
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """``torch.save(state)`` atomically: temp file in the same directory, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    try:
+        return torch.load(Path(path), map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot load checkpoint {str(path)!r}: {exc}") from exc
+
+
+def _np_dtype(t: torch.Tensor) -> np.dtype:
+    if t.dtype == torch.bfloat16:
+        return np.dtype(np.float32)
+    return torch.empty(0, dtype=t.dtype).numpy().dtype
+
+
+class Recorder:
+    """Record selected parameters of ``model`` at chosen steps into a trajectory store.
+
+    Parameters
+    ----------
+    store : TrajectoryStore, str or path-like
+        An open writable store (left open by :meth:`close`), or a path, opened with mode ``"a"``
+        and closed by :meth:`close`.
+    run : str
+        Run name in the store.
+    model : nn.Module
+        The module whose parameters are recorded (read at each :meth:`record`).
+    params : str or list of str
+        Parameter names or fnmatch globs (``"fc2.weight"``, ``"blocks.0.mlp.*"``); ``"*"`` = all.
+        Features follow ``model.named_parameters()`` order.
+    every : int
+        Record only steps that are multiples of ``every``; other calls to :meth:`record` return
+        False and do nothing.
+    chunk_steps : int
+        Records buffered in memory before a write; also the Zarr chunk length.
+    metadata : mapping, optional
+        JSON-serialisable run description, merged with what the recorder fills in (model class and
+        text, optimizer, selection, package and torch versions).
+    optimizer : torch.optim.Optimizer, optional
+        Saved in checkpoints and described in the metadata.
+    checkpoint : path, optional
+        Checkpoint file written atomically after each automatic flush (see the module docstring).
+    resume : bool
+        Continue an existing run instead of refusing it. With a checkpoint file: load it into
+        ``model``/``optimizer``, cut the run back to the checkpoint. With ``checkpoint`` given but
+        no file yet: restart the run from scratch. Without ``checkpoint``: append after the last
+        complete step (the caller restores the model).
+    """
+
+    def __init__(
+        self,
+        store: TrajectoryStore | str | os.PathLike[str],
+        run: str,
+        model: nn.Module,
+        params: str | Iterable[str] = "*",
+        *,
+        every: int = 1,
+        chunk_steps: int = 64,
+        metadata: Mapping[str, Any] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
+        self.names = select_parameters(model, params)
+        self.model = model
+        self.run = run
+        self.every = every
+        self.chunk_steps = chunk_steps
+        self.optimizer = optimizer
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self._params = dict(model.named_parameters())
+        if isinstance(store, TrajectoryStore):
+            self.store, self._owns_store = store, False
+        elif isinstance(store, str | os.PathLike):
+            self.store, self._owns_store = TrajectoryStore.open(store, "a"), True
+        else:
+            raise TypeError(f"store must be a TrajectoryStore or a path, got {type(store).__name__}")
+        self._closed = False
+        try:
+            self._setup(params, metadata, resume)
+        except BaseException:
+            if self._owns_store:
+                self.store.close()
+            raise
+
+    def _setup(self, params: Any, metadata: Mapping[str, Any] | None, resume: bool) -> None:
+        layout = {}
+        bf16 = []
+        for n in self.names:
+            p = self._params[n]
+            layout[n] = (tuple(p.shape), _np_dtype(p))
+            if p.dtype == torch.bfloat16:
+                bf16.append(n)
+        self.resumed_from: int | None = None
+        self.last_step: int | None = None
+        if self.run in self.store.runs():
+            if not resume:
+                raise StoreError(
+                    f"run {self.run!r} already exists in store {str(self.store.path)!r}; pass "
+                    "resume=True to continue it, or choose another run name"
+                )
+            info = self.store.run_info(self.run)
+            have = {n: (tuple(v["shape"]), np.dtype(v["dtype"])) for n, v in
+                    info["parameters"].items()}
+            if have != layout:
+                raise StoreError(
+                    f"cannot resume run {self.run!r}: it records {have}, the model gives {layout}"
+                )
+            n = info["n_complete"]
+            if self.checkpoint is not None:
+                if self.checkpoint.exists():
+                    n = self._restore(self.checkpoint)
+                else:
+                    n = 0  # flushed before any checkpoint existed: the model is at its start
+                self.store.truncate(self.run, n)
+            if n:
+                self.last_step = int(self.store.steps(self.run)[n - 1])
+                self.resumed_from = self.last_step
+        else:
+            meta = {
+                "model_class": type(self.model).__name__,
+                "model": str(self.model)[:20000],
+                "n_model_parameters": int(sum(p.numel() for p in self.model.parameters())),
+                "selection": params if isinstance(params, str) else list(params),
+                "every": self.every,
+                "optimizer": describe_optimizer(self.optimizer),
+                "package_version": _version(),
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+            }
+            if bf16:
+                meta["source_dtype"] = {n: "bfloat16" for n in bf16}
+            meta.update(dict(metadata or {}))
+            self.store.create_run(self.run, layout, chunk_steps=self.chunk_steps, metadata=meta)
+        self._buf = {n: np.empty((self.chunk_steps, *s), dtype=d) for n, (s, d) in layout.items()}
+        self._buf_steps: list[int] = []
+        self._buf_scalars: list[dict[str, float]] = []
+
+    def _restore(self, path: Path) -> int:
+        dev = next(iter(self._params.values())).device
+        ck = load_checkpoint(path, map_location=dev)
+        if ck.get("format") != _CKPT_FORMAT or ck.get("run") != self.run:
+            raise StoreError(
+                f"checkpoint {str(path)!r} is not a format-{_CKPT_FORMAT} checkpoint of run "
+                f"{self.run!r}"
+            )
+        self.model.load_state_dict(ck["model"])
+        if self.optimizer is not None:
+            if ck.get("optimizer") is None:
+                raise StoreError(f"checkpoint {str(path)!r} holds no optimizer state")
+            self.optimizer.load_state_dict(ck["optimizer"])
+        if "torch_rng_state" in ck:
+            torch.set_rng_state(ck["torch_rng_state"].cpu())
+        n = int(ck["n_complete"])
+        if n > self.store.n_complete(self.run):
+            raise StoreError(
+                f"checkpoint {str(path)!r} is ahead of the store ({n} > "
+                f"{self.store.n_complete(self.run)} complete steps of run {self.run!r})"
+            )
+        return n
+
+    # ------------------------------------------------------------------ recording
+    @property
+    def n_complete(self) -> int:
+        """Records written to the store (excludes the unflushed buffer)."""
+        return self.store.n_complete(self.run)
+
+    @property
+    def n_buffered(self) -> int:
+        """Records waiting in memory."""
+        return len(self._buf_steps)
+
+    def record(self, step: int, **scalars: float) -> bool:
+        """Snapshot the selected parameters as training step ``step``.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps taken so far (0 = initial state); strictly increasing across calls.
+        **scalars : float
+            Scalar series to store beside the weights (``loss=...``, ``accuracy=...``); 0-d
+            tensors are accepted.
+
+        Returns
+        -------
+        bool
+            Whether the step was recorded (False when ``step % every != 0``).
+        """
+        if self._closed:
+            raise StoreError(f"recorder of run {self.run!r} is closed")
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        step = int(step)
+        if self.last_step is not None and step <= self.last_step:
+            raise ValueError(
+                f"step must increase: got {step} after step {self.last_step} of run {self.run!r}"
+            )
+        if step % self.every:
+            return False
+        vals = {}
+        for k, v in scalars.items():
+            try:
+                vals[k] = float(v)
+            except (TypeError, ValueError):
+                raise TypeError(f"scalar {k}={v!r} is not a number") from None
+        i = len(self._buf_steps)
+        with torch.no_grad():
+            for n in self.names:
+                t = self._params[n].detach()
+                if t.dtype == torch.bfloat16:
+                    t = t.float()
+                self._buf[n][i] = t.cpu().numpy()
+        self._buf_steps.append(step)
+        self._buf_scalars.append(vals)
+        self.last_step = step
+        if len(self._buf_steps) == self.chunk_steps:
+            self.flush()
+        return True
+
+    def flush(self, checkpoint: bool = True) -> int:
+        """Write buffered records to the store; return ``n_complete``.
+
+        With ``checkpoint=True`` and a checkpoint path, then save the checkpoint: call it only right
+        after :meth:`record`, when the model is in the recorded state.
+        """
+        k = len(self._buf_steps)
+        if k:
+            names = sorted({s for d in self._buf_scalars for s in d})
+            scal = {s: np.array([d.get(s, np.nan) for d in self._buf_scalars]) for s in names}
+            n = self.store.append(
+                self.run,
+                np.array(self._buf_steps, dtype=np.int64),
+                {name: b[:k] for name, b in self._buf.items()},
+                scal,
+            )
+            self._buf_steps.clear()
+            self._buf_scalars.clear()
+        else:
+            n = self.n_complete
+        if checkpoint and self.checkpoint is not None and k:
+            state = {
+                "format": _CKPT_FORMAT,
+                "run": self.run,
+                "step": self.last_step,
+                "n_complete": n,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "torch_rng_state": torch.get_rng_state(),
+            }
+            save_checkpoint(self.checkpoint, state)
+        return n
+
+    def close(self, finished: bool = True) -> None:
+        """Flush the buffer (no checkpoint), mark the run ``finished``, release an owned store."""
+        if self._closed:
+            return
+        try:
+            self.flush(checkpoint=False)
+            self.store.set_finished(self.run, finished)
+        finally:
+            self._closed = True
+            if self._owns_store:
+                self.store.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # keep what was recorded; never mask the original exception
+            self.close(finished=False)
+        except Exception:
+            self._closed = True
+            if self._owns_store:
+                self.store.close()
+
+    def __repr__(self) -> str:
+        return (f"Recorder(run={self.run!r}, params={len(self.names)}, every={self.every}, "
+                f"chunk_steps={self.chunk_steps})")
+
+
+def _version() -> str:
+    from ..store import _package_version
+
+    return _package_version()

@@ -1,0 +1,483 @@
+"""Perturbed replicas of one initialization, trained on the same batches and recorded together.
+
+A replica is a copy of the base model whose every parameter is ``W0 * (1 + eps * xi)``, with
+``xi`` uniform in [-1, 1] or standard Gaussian, drawn from a seeded generator (multiplicative noise:
+parameters that start at zero stay at zero). :func:`train_replicas` trains all replicas on the
+identical batch sequence and records each as one run of a trajectory store.
+
+Two paths give the same trajectories (up to floating-point reassociation in batched matrix
+products; the tests check it):
+
+* sequential: one replica after another, plain ``nn.Module`` training;
+* vectorised: the replicas' parameters stacked (``torch.func.stack_module_state``), one forward
+  pass for all of them (``torch.func.vmap`` of ``functional_call``), one backward pass of the sum of
+  their losses (the replicas are independent, so each gets its own gradient) and one optimizer over
+  the stacked tensors. This is exact only for element-wise optimizers (SGD, Adam, AdamW, Adamax,
+  NAdam, RAdam, RMSprop, Adagrad, Rprop); ``vectorize="auto"`` uses it only for those, for models
+  without buffers whose forward pass has no randomness, and without ``after_step``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..store import StoreError, TrajectoryStore
+from .recorder import Recorder, describe_optimizer, load_checkpoint, save_checkpoint
+
+__all__ = ["make_replicas", "perturb_model", "train_replicas"]
+
+_ELEMENTWISE = (
+    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adamax, torch.optim.NAdam,
+    torch.optim.RAdam, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Rprop,
+)
+
+
+def perturb_model(
+    model: nn.Module, eps: float, *, noise: str = "uniform", generator: torch.Generator | None = None
+) -> nn.Module:
+    """Deep copy of ``model`` with every parameter multiplied by ``1 + eps * xi``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Base model (not modified).
+    eps : float
+        Relative size of the perturbation, >= 0.
+    noise : {"uniform", "gaussian"}
+        ``xi`` uniform in [-1, 1] or standard normal, one draw per weight.
+    generator : torch.Generator, optional
+        CPU generator for the draws (parameters in ``named_parameters()`` order); None uses the
+        global generator.
+
+    Returns
+    -------
+    nn.Module
+        The perturbed copy (buffers copied unchanged).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    eps = float(eps)
+    if not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if noise not in ("uniform", "gaussian"):
+        raise ValueError(f"noise must be 'uniform' or 'gaussian', got {noise!r}")
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in out.parameters():
+            if noise == "uniform":
+                xi = torch.rand(p.shape, generator=generator, dtype=torch.float64) * 2 - 1
+            else:
+                xi = torch.randn(p.shape, generator=generator, dtype=torch.float64)
+            factor = (1 + eps * xi).to(dtype=p.dtype, device=p.device)
+            p.mul_(factor)
+    return out
+
+
+def make_replicas(
+    base: nn.Module,
+    n_replicas: int,
+    *,
+    eps: float = 1e-3,
+    noise: str = "uniform",
+    seed: int = 0,
+    include_base: bool = True,
+) -> list[nn.Module]:
+    """``n_replicas`` perturbed copies of ``base`` (deterministic given ``seed``).
+
+    With ``include_base`` replica 0 is an unperturbed copy of ``base`` and replicas 1.. are
+    perturbed; otherwise all are perturbed. Draws come from one ``torch.Generator`` seeded with
+    ``seed``, replica after replica.
+    """
+    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
+        raise ValueError(f"n_replicas must be a positive integer, got {n_replicas!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    out = []
+    for i in range(n_replicas):
+        if i == 0 and include_base:
+            out.append(copy.deepcopy(base))
+        else:
+            out.append(perturb_model(base, eps, noise=noise, generator=gen))
+    return out
+
+
+def _batch_stream(batches: Any) -> Iterator[tuple[Any, Any]]:
+    while True:
+        it = batches() if callable(batches) else batches
+        empty = True
+        for b in it:
+            empty = False
+            if not isinstance(b, Sequence) or len(b) != 2:
+                raise ValueError("each batch must be a pair (inputs, targets)")
+            yield b[0], b[1]
+        if empty:
+            raise ValueError("batches produced no batch; give a non-empty sequence or callable")
+
+
+def _digest(x: Any, y: Any) -> bytes:
+    h = hashlib.sha256()
+    for t in (x, y):
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().contiguous()
+            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            h.update(repr(t).encode())
+    return h.digest()
+
+
+def _to(t: Any, device: Any) -> Any:
+    return t.to(device) if isinstance(t, torch.Tensor) else t
+
+
+def _split_loss(result: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    if isinstance(result, tuple):
+        if len(result) != 2 or not isinstance(result[1], dict):
+            raise ValueError("loss_fn must return a scalar tensor or (loss, dict of scalars)")
+        return result[0], result[1]
+    return result, {}
+
+
+def _scalar_dict(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in d.items()}
+
+
+def _can_vectorize(
+    models: list[nn.Module], opt_probe: torch.optim.Optimizer, after_step: Any, x: Any
+) -> str | None:
+    """None if the vectorised path is exact here, else the reason it is not."""
+    if len(models) < 2:
+        return "a single replica"
+    if list(models[0].buffers()):
+        return "the model has buffers (e.g. BatchNorm statistics)"
+    if not isinstance(opt_probe, _ELEMENTWISE):
+        return f"optimizer {type(opt_probe).__name__} is not element-wise"
+    try:
+        params, buffers = torch.func.stack_module_state(models[:2])
+        meta = copy.deepcopy(models[0]).to("meta")
+
+        def f(p: Any, b: Any, inp: Any) -> Any:
+            return torch.func.functional_call(meta, (p, b), (inp,))
+
+        with torch.no_grad():
+            torch.func.vmap(f, in_dims=(0, 0, None), randomness="error")(params, buffers, x)
+    except Exception as exc:  # vmap cannot run this forward pass exactly
+        return f"the forward pass cannot be vmapped ({type(exc).__name__}: {exc})"
+    if after_step is not None:
+        return "after_step is given"
+    return None
+
+
+def train_replicas(
+    base: nn.Module,
+    *,
+    n_replicas: int,
+    eps: float,
+    noise: str = "uniform",
+    seed: int = 0,
+    batches: Callable[[], Iterable[Any]] | Sequence[Any],
+    loss_fn: Callable[[Any, Any], Any],
+    make_optimizer: Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer],
+    n_steps: int,
+    store: TrajectoryStore | str | os.PathLike[str],
+    run_prefix: str = "replica",
+    params: str | Sequence[str] = "*",
+    every: int = 1,
+    after_step: Callable[[nn.Module], None] | None = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    vectorize: bool | str = "auto",
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    chunk_steps: int = 64,
+    include_base: bool = True,
+    metadata: dict[str, Any] | None = None,
+) -> list[str]:
+    """Train perturbed replicas of ``base`` on identical batches and record them into a store.
+
+    Parameters
+    ----------
+    base : nn.Module
+        Base initialization (not modified). Replicas come from :func:`make_replicas`.
+    n_replicas, eps, noise, seed, include_base
+        Passed to :func:`make_replicas`.
+    batches : callable or sequence
+        ``batches()`` returns a fresh iterable of ``(inputs, targets)`` in the same order on every
+        call (or a sequence). Iterated again (a new epoch) when exhausted.
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` -> scalar tensor, or ``(loss, {name: scalar})`` whose extra
+        values (e.g. batch accuracy) are recorded too.
+    make_optimizer : callable
+        ``make_optimizer(parameters)`` -> optimizer.
+    n_steps : int
+        Optimizer steps per replica.
+    store : TrajectoryStore or path
+        Destination (a path is opened with mode ``"a"`` and closed at the end).
+    run_prefix : str
+        Runs are named ``f"{run_prefix}_{i:0{w}d}"`` (zero-padded replica index).
+    params, every, chunk_steps
+        Passed to :class:`Recorder`.
+    after_step : callable, optional
+        ``after_step(model)`` after every optimizer step under ``torch.no_grad()`` (e.g. a norm
+        projection). It must modify parameters in place. Disables ``vectorize="auto"``.
+    evaluate : callable, optional
+        ``evaluate(model)`` -> dict of floats at every recorded step (under ``torch.no_grad()``),
+        stored as scalars.
+    vectorize : {"auto", True, False}
+        Train the replicas together with vmap (see the module docstring). True raises if the path
+        is not exact here (after_step is allowed with True).
+    device : str or torch.device
+        Where training runs; batches are moved there.
+    progress : bool
+        Show a Rich progress bar.
+    checkpoint_dir : path, optional
+        Write checkpoints at flush points and resume from them when called again: finished runs
+        are skipped, interrupted ones continue from their last checkpoint.
+    metadata : dict, optional
+        Extra JSON metadata for every run.
+
+    Returns
+    -------
+    list of str
+        Run names, replica order.
+
+    Notes
+    -----
+    Record 0 is the initial state; record ``t`` the state after ``t`` optimizer steps. The ``loss``
+    stored at step ``t`` is the minibatch loss computed in step ``t`` (before that update); NaN at
+    step 0. Each run's metadata holds ``batch_order_sha256``, a digest of every batch consumed.
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+    if vectorize not in ("auto", True, False):
+        raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
+    device = torch.device(device)
+    replicas = make_replicas(base, n_replicas, eps=eps, noise=noise, seed=seed,
+                             include_base=include_base)
+    replicas = [r.to(device) for r in replicas]
+    width = len(str(n_replicas - 1))
+    names = [f"{run_prefix}_{i:0{width}d}" for i in range(n_replicas)]
+    owns = not isinstance(store, TrajectoryStore)
+    st = TrajectoryStore.open(store, "a") if owns else store
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    base_meta = {
+        "seed": int(seed),
+        "perturbation": {"kind": "multiplicative", "formula": "W0 * (1 + eps * xi)",
+                         "eps": float(eps), "noise": noise, "include_base": include_base},
+        "n_replicas": n_replicas,
+        "n_steps": n_steps,
+        "device": str(device),
+        **(metadata or {}),
+    }
+    try:
+        first = next(_batch_stream(batches))
+        x0 = _to(first[0], device)
+        probe = make_optimizer([torch.zeros(1, device=device, requires_grad=True)])
+        reason = _can_vectorize(replicas, probe, after_step, x0)
+        if vectorize is True and reason not in (None, "after_step is given"):
+            raise ValueError(f"vectorize=True but the vectorised path is not exact here: {reason}")
+        use_vmap = vectorize is True or (vectorize == "auto" and reason is None)
+        bar = _Progress(progress, n_replicas * n_steps)
+        try:
+            if use_vmap:
+                _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
+                            n_steps, params, every, after_step, evaluate, device, bar, ckdir,
+                            chunk_steps, run_prefix)
+            else:
+                _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
+                                  make_optimizer, n_steps, params, every, after_step, evaluate,
+                                  device, bar, ckdir, chunk_steps)
+        finally:
+            bar.close()
+    finally:
+        if owns:
+            st.close()
+    return names
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import Progress
+
+            self._p = Progress(transient=False)
+            self._p.start()
+            self._task = self._p.add_task("training replicas", total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def _replica_meta(base_meta: dict[str, Any], i: int, vectorized: bool,
+                  opt: torch.optim.Optimizer) -> dict[str, Any]:
+    m = dict(base_meta)
+    m.update(replica=i, vectorized=vectorized, optimizer=describe_optimizer(opt))
+    m["perturbation"] = dict(m["perturbation"], base=(i == 0 and m["perturbation"]["include_base"]))
+    return m
+
+
+def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps,
+                      params, every, after_step, evaluate, device, bar, ckdir,
+                      chunk_steps) -> None:  # noqa: ANN001
+    reference: list[bytes] = []
+    for i, (model, run) in enumerate(zip(replicas, names)):
+        if ckdir is not None and run in st.runs() and st.run_info(run)["finished"]:
+            bar.advance(n_steps)
+            continue
+        opt = make_optimizer(model.parameters())
+        ck = ckdir / f"{run}.pt" if ckdir is not None else None
+        rec = Recorder(st, run, model, params, every=every, chunk_steps=chunk_steps,
+                       metadata=_replica_meta(base_meta, i, False, opt), optimizer=opt,
+                       checkpoint=ck, resume=ck is not None)
+        with rec:
+            start = rec.resumed_from
+            if start is None:
+                _record(rec, 0, model, evaluate, {})
+                start = 0
+            stream = _batch_stream(batches)
+            h = hashlib.sha256()
+            for step in range(1, n_steps + 1):
+                x, y = next(stream)
+                d = _digest(x, y)
+                h.update(d)
+                if i == 0 or len(reference) < step:
+                    reference.append(d)
+                elif reference[step - 1] != d:
+                    raise ValueError(
+                        f"batches gave replica {i} a different batch at step {step} than replica "
+                        "0: the batch order must be identical on every call (seed the shuffling)"
+                    )
+                if step <= start:
+                    continue
+                x, y = _to(x, device), _to(y, device)
+                opt.zero_grad(set_to_none=True)
+                loss, aux = _split_loss(loss_fn(model(x), y))
+                loss.backward()
+                opt.step()
+                if after_step is not None:
+                    with torch.no_grad():
+                        after_step(model)
+                if step % every == 0:
+                    _record(rec, step, model, evaluate, {"loss": loss, **aux})
+                bar.advance()
+            st.update_metadata(run, {"batch_order_sha256": h.hexdigest()})
+
+
+def _record(rec: Recorder, step: int, model: nn.Module, evaluate: Any,
+            scalars: dict[str, Any]) -> None:
+    vals = _scalar_dict(scalars)
+    if evaluate is not None:
+        with torch.no_grad():
+            vals.update(_scalar_dict(dict(evaluate(model))))
+    rec.record(step, **vals)
+
+
+def _view_module(template: nn.Module, stacked: dict[str, torch.Tensor], i: int) -> nn.Module:
+    """A copy of ``template`` whose parameters share storage with ``stacked[name][i]``."""
+    m = copy.deepcopy(template)
+    for name, t in stacked.items():
+        mod_name, _, pname = name.rpartition(".")
+        owner = m.get_submodule(mod_name) if mod_name else m
+        setattr(owner, pname, nn.Parameter(t.detach()[i], requires_grad=False))
+    return m
+
+
+def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps, params,
+                every, after_step, evaluate, device, bar, ckdir, chunk_steps,
+                run_prefix) -> None:  # noqa: ANN001
+    existing = set(st.runs())
+    if ckdir is not None and all(n in existing and st.run_info(n)["finished"] for n in names):
+        bar.advance(len(names) * n_steps)
+        return
+    stacked, buffers = torch.func.stack_module_state(replicas)
+    meta_model = copy.deepcopy(replicas[0]).to("meta")
+
+    def forward(p: Any, b: Any, inp: Any) -> Any:
+        return torch.func.functional_call(meta_model, (p, b), (inp,))
+
+    vforward = torch.func.vmap(forward, in_dims=(0, 0, None), randomness="error")
+    opt = make_optimizer(list(stacked.values()))
+    views = [_view_module(replicas[0], stacked, i) for i in range(len(replicas))]
+    ck = ckdir / f"{run_prefix}.stacked.pt" if ckdir is not None else None
+    start = None
+    if ck is not None and ck.exists():
+        state = load_checkpoint(ck, map_location=device)
+        if state.get("runs") != names:
+            raise StoreError(f"checkpoint {str(ck)!r} belongs to runs {state.get('runs')}")
+        with torch.no_grad():
+            for k, v in state["params"].items():
+                stacked[k].copy_(v)
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng_state"].cpu())
+        for n in names:
+            st.truncate(n, int(state["n_complete"][n]))
+        start = int(state["step"])
+    elif ck is not None:
+        for n in names:
+            if n in existing:
+                st.delete_run(n)  # written before any checkpoint: start it again
+    recs = [
+        Recorder(st, n, v, params, every=every, chunk_steps=chunk_steps,
+                 metadata=_replica_meta(base_meta, i, True, opt), resume=start is not None)
+        for i, (n, v) in enumerate(zip(names, views))
+    ]
+    ok = False
+    try:
+        if start is None:
+            for r, v in zip(recs, views):
+                _record(r, 0, v, evaluate, {})
+            start = 0
+        stream = _batch_stream(batches)
+        h = hashlib.sha256()
+        for step in range(1, n_steps + 1):
+            x, y = next(stream)
+            h.update(_digest(x, y))
+            if step <= start:
+                continue
+            x, y = _to(x, device), _to(y, device)
+            out = vforward(stacked, buffers, x)
+            losses, auxes = zip(*(_split_loss(loss_fn(out[i], y)) for i in range(len(recs))))
+            opt.zero_grad(set_to_none=True)
+            torch.stack(list(losses)).sum().backward()
+            opt.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    for v in views:
+                        after_step(v)
+            if step % every == 0:
+                before = recs[0].n_complete
+                for r, v, loss, aux in zip(recs, views, losses, auxes):
+                    _record(r, step, v, evaluate, {"loss": loss, **aux})
+                if ck is not None and recs[0].n_complete != before:
+                    save_checkpoint(ck, {
+                        "format": 1, "runs": names, "step": step,
+                        "n_complete": {r.run: r.n_complete for r in recs},
+                        "params": {k: t.detach() for k, t in stacked.items()},
+                        "optimizer": opt.state_dict(),
+                        "torch_rng_state": torch.get_rng_state(),
+                    })
+            bar.advance(len(recs))
+        ok = True
+    finally:
+        for r in recs:
+            try:
+                r.close(finished=ok)
+            except Exception:
+                if ok:
+                    raise
+    digest = h.hexdigest()
+    for n in names:
+        st.update_metadata(n, {"batch_order_sha256": digest})

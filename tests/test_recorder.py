@@ -1,0 +1,226 @@
+"""Tests of conjugacy.torch.Recorder: real training recorded bit-exactly, durability, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("zarr")
+from sklearn.datasets import load_digits  # noqa: E402
+from torch import nn  # noqa: E402
+
+from conjugacy.store import StoreError, TrajectoryStore  # noqa: E402
+from conjugacy.torch import Recorder, load_checkpoint, select_parameters  # noqa: E402
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import _kill_worker  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return torch.tensor(d.data / 16.0, dtype=torch.float32), torch.tensor(d.target)
+
+
+def mlp(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).to(dtype)
+
+
+def flat(model, names):
+    params = dict(model.named_parameters())
+    return np.concatenate([params[n].detach().numpy().ravel() for n in names])
+
+
+def train_and_snapshot(model, x, y, n_steps, rec, every=1):
+    """Train with SGD, record after each step; return the in-memory snapshots of recorded steps."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    snaps, losses = [flat(model, rec.names)], [np.nan]
+    rec.record(0)
+    for step in range(1, n_steps + 1):
+        idx = slice((step * 32) % 1600, (step * 32) % 1600 + 32)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[idx].to(model[0].weight.dtype)), y[idx])
+        loss.backward()
+        opt.step()
+        if rec.record(step, loss=loss.item()):
+            snaps.append(flat(model, rec.names))
+            losses.append(loss.item())
+    return np.stack(snaps), np.array(losses)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_digits_training_recorded_bit_exactly(tmp_path, digits, dtype):
+    x, y = digits
+    model = mlp(dtype)
+    with Recorder(tmp_path / "s", "run", model, ["0.*", "2.weight"], chunk_steps=7,
+                  metadata={"seed": 0}) as rec:
+        assert rec.names == ["0.weight", "0.bias", "2.weight"]
+        snaps, losses = train_and_snapshot(model, x, y, 30, rec)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        data = st.read()
+        info = st.run_info("run")
+        assert data.shape == (1, 31, 16 * 64 + 16 + 160)
+        assert data.dtype == (np.float32 if dtype == torch.float32 else np.float64)
+        np.testing.assert_array_equal(data[0], snaps)  # bit-exact
+        np.testing.assert_array_equal(st.scalars("run", "loss"), losses)
+        np.testing.assert_array_equal(st.steps("run"), np.arange(31))
+        assert info["n_complete"] == 31 and info["finished"] is True
+        assert info["metadata"]["seed"] == 0 and info["metadata"]["model_class"] == "Sequential"
+        # a single parameter reads back as its own slice of the features
+        np.testing.assert_array_equal(st.read("2.weight")[0], snaps[:, -160:])
+    assert not (tmp_path / "s" / ".conjugacy-write.lock").exists()
+
+
+def test_every_k_steps_and_buffer(tmp_path, digits):
+    x, y = digits
+    model = mlp()
+    rec = Recorder(tmp_path / "s", "run", model, "2.*", every=4, chunk_steps=3)
+    snaps, _ = train_and_snapshot(model, x, y, 13, rec)
+    # records 0,4,8,12 -> one chunk of 3 flushed, 1 in the buffer
+    assert rec.n_complete == 3 and rec.n_buffered == 1
+    rec.close()
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        np.testing.assert_array_equal(st.steps("run"), [0, 4, 8, 12])
+        np.testing.assert_array_equal(st.read()[0], snaps)
+
+
+def test_bad_selection_names_available_parameters(tmp_path):
+    model = mlp()
+    with pytest.raises(ValueError, match=r"'fc9\.\*'.*available parameters: 0\.weight, 0\.bias"):
+        Recorder(tmp_path / "s", "run", model, ["0.weight", "fc9.*"])
+    with pytest.raises(ValueError, match="available parameters"):
+        select_parameters(model, "nope")
+    # the refused recorder released the store
+    TrajectoryStore.open(tmp_path / "s", "a").close()
+
+
+def test_record_validates_steps(tmp_path):
+    with Recorder(tmp_path / "s", "run", mlp()) as rec:
+        rec.record(0)
+        with pytest.raises(ValueError, match="step must increase"):
+            rec.record(0)
+        with pytest.raises(ValueError, match="non-negative integer"):
+            rec.record(-1)
+        with pytest.raises(TypeError, match="scalar loss"):
+            rec.record(1, loss="high")
+
+
+def test_existing_run_refused_without_resume(tmp_path):
+    with Recorder(tmp_path / "s", "run", mlp()) as rec:
+        rec.record(0)
+    with pytest.raises(StoreError, match="already exists.*resume=True"):
+        Recorder(tmp_path / "s", "run", mlp())
+
+
+def test_exception_keeps_recorded_steps(tmp_path, digits):
+    x, y = digits
+    model = mlp()
+    with pytest.raises(RuntimeError, match="boom"):
+        with Recorder(tmp_path / "s", "run", model, chunk_steps=100) as rec:
+            rec.record(0)
+            rec.record(1, loss=1.5)
+            raise RuntimeError("boom")
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        info = st.run_info("run")
+        assert info["n_complete"] == 2 and info["finished"] is False
+        np.testing.assert_array_equal(st.scalars("run", "loss"), [np.nan, 1.5])
+
+
+def test_bfloat16_stored_as_float32(tmp_path):
+    model = mlp().to(torch.bfloat16)
+    with Recorder(tmp_path / "s", "run", model, "2.bias") as rec:
+        rec.record(0)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        out = st.read()
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out[0, 0], model[2].bias.float().detach().numpy())
+        assert st.run_info("run")["metadata"]["source_dtype"] == {"2.bias": "bfloat16"}
+
+
+def _worker(*args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, str(HERE / "_kill_worker.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **kw)
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+    n_steps = 30
+    d = load_digits()
+    data = tmp_path / "digits.npz"
+    np.savez(data, data=d.data, target=d.target)
+    victim = _worker(data, tmp_path / "s", tmp_path / "ck.pt", n_steps, 21)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same as the worker: identical floating-point results
+    try:  # the uninterrupted reference, in this process while the victim starts
+        _kill_worker.train(str(data), str(tmp_path / "ref"), str(tmp_path / "ref.pt"), n_steps)
+    finally:
+        torch.set_num_threads(threads)
+    assert victim.stdout.readline().strip() == "HANGING", victim.stderr.read()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+
+    lock = tmp_path / "s" / ".conjugacy-write.lock"
+    assert lock.exists()  # left behind by the killed writer
+    with TrajectoryStore.open(tmp_path / "s", "r") as st, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as st_ref:
+        # records 0..21 were taken: chunks of 8 -> steps 0..15 flushed, 16..21 lost
+        assert st.n_complete("mlp") == 16
+        assert st.run_info("mlp")["finished"] is False
+        np.testing.assert_array_equal(st.read()[0], st_ref.read(steps=slice(0, 16))[0])
+    assert load_checkpoint(tmp_path / "ck.pt")["n_complete"] == 16
+
+    resumed = _worker(data, tmp_path / "s", tmp_path / "ck.pt", n_steps, -1)  # takes over stale lock
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    with TrajectoryStore.open(tmp_path / "s", "r") as st, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as st_ref:
+        assert st.run_info("mlp")["finished"] is True
+        np.testing.assert_array_equal(st.steps("mlp"), np.arange(n_steps + 1))
+        np.testing.assert_array_equal(st.read(), st_ref.read())  # bit-exact
+        np.testing.assert_array_equal(st.scalars("mlp", "loss"), st_ref.scalars("mlp", "loss"))
+
+
+def test_checkpoint_resume_in_process(tmp_path, digits):
+    """Interrupt (exception) after a partial chunk; resuming cuts back to the checkpoint."""
+    x, y = digits
+
+    def run(store, ckpt, n_steps, fail_at=None):
+        model = mlp()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with Recorder(store, "r", model, chunk_steps=5, optimizer=opt, checkpoint=ckpt,
+                      resume=True) as rec:
+            start = rec.resumed_from
+            if start is None:
+                rec.record(0)
+                start = 0
+            for step in range(start + 1, n_steps + 1):
+                idx = slice(step * 16, step * 16 + 16)
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+                rec.record(step)
+                if step == fail_at:
+                    raise KeyboardInterrupt
+
+    run(tmp_path / "ref", tmp_path / "ref.pt", 17)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "s", tmp_path / "ck.pt", 17, fail_at=12)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        assert st.n_complete("r") == 13  # the exception flushed the buffer
+    assert load_checkpoint(tmp_path / "ck.pt")["n_complete"] == 10
+    run(tmp_path / "s", tmp_path / "ck.pt", 17)
+    with TrajectoryStore.open(tmp_path / "s", "r") as a, TrajectoryStore.open(tmp_path / "ref",
+                                                                              "r") as b:
+        np.testing.assert_array_equal(a.steps("r"), np.arange(18))
+        np.testing.assert_array_equal(a.read(), b.read())
