@@ -1,0 +1,30 @@
+"""Matplotlib figures of Koopman spectra, distances, losses and trajectories.
+
+:mod:`conjugacy.plots.core` holds the reusable functions, re-exported here; experiments may add
+their own submodules (``conjugacy.plots.<experiment>``) built on them. Nothing here uses ``pyplot``
+or changes global Matplotlib state.
+"""
+
+from .core import (
+    color_for,
+    new_figure,
+    plot_distance_bars,
+    plot_distance_heatmap,
+    plot_eigenvalues,
+    plot_loss_curves,
+    plot_trajectories,
+    save_figure,
+    significance_marks,
+)
+
+__all__ = [
+    "color_for",
+    "new_figure",
+    "plot_distance_bars",
+    "plot_distance_heatmap",
+    "plot_eigenvalues",
+    "plot_loss_curves",
+    "plot_trajectories",
+    "save_figure",
+    "significance_marks",
+]

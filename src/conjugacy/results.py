@@ -1,0 +1,206 @@
+"""JSON helpers shared by every experiment: turning results into JSON and writing them safely.
+
+Complex numbers are written as ``[re, im]`` pairs (JSON has no complex type); NumPy scalars and
+arrays become Python numbers and (nested) lists; non-finite floats (NaN, +-Inf), which strict JSON
+does not allow, become ``null``. Files are written to a temporary file in the same folder, flushed
+to disk and renamed over the target, so an interruption never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "complex_to_pairs",
+    "package_info",
+    "spectrum_to_dict",
+    "to_jsonable",
+    "write_json",
+]
+
+#: Distributions whose versions :func:`package_info` reports when installed (looked up in the
+#: package metadata: nothing is imported, so asking never pulls in torch).
+_REPORTED_PACKAGES = ("numpy", "scipy", "matplotlib", "zarr", "torch", "typer", "rich")
+
+
+def complex_to_pairs(values: Any) -> list[list[float]]:
+    """Complex values as a JSON-friendly list of ``[re, im]`` pairs.
+
+    Parameters
+    ----------
+    values : array-like of complex or real numbers, any shape (flattened in C order)
+
+    Returns
+    -------
+    list of [float, float]
+        One pair per value; real input gives ``im == 0.0``.
+
+    Raises
+    ------
+    TypeError
+        If ``values`` does not hold numbers.
+    """
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"values must be an array of numbers; could not convert it: {exc}") from None
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"values must hold numbers, got an array of dtype {arr.dtype}")
+    arr = arr.astype(np.complex128).ravel()
+    return [[_float(v.real), _float(v.imag)] for v in arr]
+
+
+def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
+    """A :class:`conjugacy.Spectrum` as a JSON-serialisable dict (modes are left out).
+
+    Returns
+    -------
+    dict
+        ``eigenvalues`` ([re, im] pairs, in the spectrum's order: decreasing modulus),
+        ``magnitude``, ``residuals``, ``plain_residuals``, ``rank``, ``method``,
+        ``residuals_informative``, ``singular_values`` and ``settings``.
+    """
+    from .spectrum import Spectrum
+
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(
+            f"spectrum must be a conjugacy.Spectrum, got {type(spectrum).__name__}; "
+            "use complex_to_pairs for plain arrays of eigenvalues"
+        )
+    return {
+        "eigenvalues": complex_to_pairs(spectrum.eigenvalues),
+        "magnitude": to_jsonable(spectrum.magnitude),
+        "residuals": to_jsonable(spectrum.residuals),
+        "plain_residuals": to_jsonable(spectrum.plain_residuals),
+        "rank": int(spectrum.rank),
+        "method": str(spectrum.method),
+        "residuals_informative": bool(spectrum.residuals_informative),
+        "singular_values": to_jsonable(spectrum.singular_values),
+        "settings": to_jsonable(spectrum.settings),
+    }
+
+
+def _float(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def to_jsonable(obj: Any, _where: str = "obj") -> Any:
+    """Convert ``obj`` recursively into plain JSON types.
+
+    Handles dicts (keys must be strings), lists, tuples, NumPy scalars and arrays, complex numbers
+    (as ``[re, im]``), :class:`pathlib.Path` (as a string), frozen dataclasses (as dicts of their
+    fields) and :class:`conjugacy.Spectrum` (via :func:`spectrum_to_dict`). Non-finite floats
+    become ``None``.
+
+    Raises
+    ------
+    TypeError
+        Naming where in ``obj`` an object of an unsupported type sits.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _float(obj)
+    if isinstance(obj, (complex, np.complexfloating)):
+        return [_float(obj.real), _float(obj.imag)]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        if np.iscomplexobj(obj):
+            return np.stack([obj.real, obj.imag], axis=-1).tolist() if obj.size else []
+        if obj.dtype == object or not (
+            np.issubdtype(obj.dtype, np.number) or np.issubdtype(obj.dtype, np.bool_)
+        ):
+            raise TypeError(f"{_where} is an array of dtype {obj.dtype}, which JSON cannot hold")
+        return to_jsonable(obj.tolist(), _where)
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{_where} has a key {key!r} of type {type(key).__name__}; "
+                    "JSON object keys must be strings"
+                )
+            out[key] = to_jsonable(value, f"{_where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, f"{_where}[{i}]") for i, v in enumerate(obj)]
+    from .spectrum import Spectrum
+
+    if isinstance(obj, Spectrum):
+        return spectrum_to_dict(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return to_jsonable(fields, _where)
+    raise TypeError(f"{_where} is of type {type(obj).__name__}, which cannot be written as JSON")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (temporary file + ``os.replace``).
+
+    ``obj`` is passed through :func:`to_jsonable` first, so NumPy values and complex numbers are
+    accepted. The parent folder must exist. Returns the path written.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` holds something JSON cannot represent (the message says where).
+    FileNotFoundError
+        If the parent folder does not exist.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"path {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def package_info() -> dict[str, Any]:
+    """Versions of conjugacy, Python and the main dependencies, and the platform.
+
+    Returns
+    -------
+    dict
+        ``{"conjugacy": str, "python": str, "platform": str, "packages": {name: version}}``;
+        packages that are not installed are left out.
+    """
+    from . import __version__
+
+    packages = {}
+    for name in _REPORTED_PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {
+        "conjugacy": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": packages,
+    }

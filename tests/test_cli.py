@@ -1,0 +1,249 @@
+"""The command line through its real entry points: Typer's CliRunner on conjugacy.cli.app, and
+one run of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conjugacy import Spectrum
+from conjugacy.cli import app
+from conjugacy.compare import wasserstein
+
+CONSOLE_SCRIPT = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "conjugacy"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("trajectories", "losses", "eigenvalues", "overview")
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def tan_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "optimizers"
+    result = invoke("reproduce", "optimizers", "--out", out, "--seed", "0")
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_reproduce_optimizers_prints_the_summary(tan_out):
+    out, output = tan_out
+    for text in ("OMD-OGD", "OMD-BM", "OGD-BM", "not conjugate", "Verdict rule", "results.json"):
+        assert text in output
+    assert str(out) in output.replace("\n", "")  # where the figures are
+
+
+def test_reproduce_optimizers_writes_results_json(tan_out):
+    out, _ = tan_out
+    d = json.loads((out / "results.json").read_text())
+    assert set(d["eigenvalues"]) == {"omd", "ogd", "bm"}
+    assert set(d["wasserstein"]) == {"omd-ogd", "omd-bm", "ogd-bm"}
+    assert set(d["shuffle_control"]) == set(d["wasserstein"]) == set(d["permutation_test"])
+    assert d["verdicts"] == {
+        "omd-ogd": "conjugate",
+        "omd-bm": "not conjugate",
+        "ogd-bm": "not conjugate",
+    }
+    assert d["settings"]["loss"] == "tan" and d["settings"]["seed"] == 0
+    assert d["package"]["conjugacy"]
+    assert all(len(pair) == 2 for pair in d["eigenvalues"]["omd"])
+    assert set(d["residuals"]) == {"omd", "ogd", "bm"}
+    assert d["wasserstein"]["omd-ogd"] < 0.03 < 0.5 < d["wasserstein"]["omd-bm"]
+
+
+def test_reproduce_optimizers_writes_valid_figures_and_trajectories(tan_out):
+    out, _ = tan_out
+    for name in FIGURES:
+        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        assert matplotlib.image.imread(png).ndim == 3
+        assert ET.parse(svg).getroot().tag.endswith("svg")
+    with np.load(out / "trajectories.npz", allow_pickle=False) as z:
+        assert z["omd"].shape == z["ogd"].shape == z["bm"].shape == (25, 100, 2)
+        assert z["bm_loss"].shape == (25, 100) and z["bm_initial"].shape == (25, 2, 2)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_spectrum_and_compare_on_the_reproduction_output(tan_out, tmp_path):
+    out, _ = tan_out
+    npz = out / "trajectories.npz"
+    for key in ("omd", "bm"):
+        result = invoke(
+            "spectrum",
+            npz,
+            "--key",
+            key,
+            "--delays",
+            "4",
+            "--rank",
+            "10",
+            "--out",
+            tmp_path / f"{key}.npz",
+        )
+        assert result.exit_code == 0, result.output
+        assert "Koopman eigenvalues" in result.output
+    omd = Spectrum.load(tmp_path / "omd.npz")
+    bm = Spectrum.load(tmp_path / "bm.npz")
+    pairs = np.array(json.loads((out / "results.json").read_text())["eigenvalues"]["omd"])
+    np.testing.assert_allclose(omd.eigenvalues, pairs[:, 0] + 1j * pairs[:, 1], atol=1e-12)
+    result = invoke("compare", tmp_path / "omd.npz", tmp_path / "bm.npz", "--p", "1")
+    assert result.exit_code == 0, result.output
+    assert f"{wasserstein(omd, bm):.6g}" in result.output
+    if len(omd) != len(bm):
+        assert "semi-conjugacy" in result.output
+
+
+def test_spectrum_on_a_npy_file_of_a_known_linear_system(tmp_path):
+    rng = np.random.default_rng(0)
+    a = np.array([[0.9, 0.0], [0.0, 0.5]])
+    trajs = np.empty((3, 30, 2))
+    trajs[:, 0] = rng.normal(size=(3, 2))
+    for t in range(1, 30):
+        trajs[:, t] = trajs[:, t - 1] @ a.T
+    np.save(tmp_path / "lin.npy", trajs)
+    result = invoke("spectrum", tmp_path / "lin.npy", "--out", tmp_path / "lin_spec")
+    assert result.exit_code == 0, result.output
+    spec = Spectrum.load(tmp_path / "lin_spec.npz")  # .npz appended
+    np.testing.assert_allclose(np.sort(spec.eigenvalues.real), [0.5, 0.9], atol=1e-10)
+
+
+def test_spectrum_reads_a_trajectory_store(tmp_path):
+    store_mod = pytest.importorskip("conjugacy.store")
+    rng = np.random.default_rng(1)
+    a = np.array([[0.8, 0.1], [0.0, 0.6]])
+    path = tmp_path / "store"
+    with store_mod.TrajectoryStore.open(path, mode="a") as store:
+        for r in range(3):
+            x = np.empty((20, 2))
+            x[0] = rng.normal(size=2)
+            for t in range(1, 20):
+                x[t] = a @ x[t - 1]
+            store.create_run(f"r{r}", {"w": ((2,), np.float64), "v": ((1,), np.float64)})
+            store.append(f"r{r}", np.arange(20), {"w": x, "v": rng.normal(size=(20, 1))})
+    result = invoke(
+        "spectrum",
+        path,
+        "--params",
+        "w",
+        "--runs",
+        "r0",
+        "--runs",
+        "r2",
+        "--out",
+        tmp_path / "s.npz",
+    )
+    assert result.exit_code == 0, result.output
+    spec = Spectrum.load(tmp_path / "s.npz")
+    np.testing.assert_allclose(np.sort(spec.eigenvalues.real), [0.6, 0.8], atol=1e-10)
+    result = invoke("spectrum", path, "--runs", "nope", "--out", tmp_path / "t.npz")
+    assert result.exit_code == 1
+    assert "cannot read the trajectory store" in result.output
+
+
+def test_bad_out_and_unknown_options_fail_clearly(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    result = invoke("reproduce", "optimizers", "--out", afile)
+    assert result.exit_code == 2
+    assert "--out" in result.output and "is not a folder" in result.output
+    result = invoke("reproduce", "optimizers", "--out", afile / "sub")
+    assert result.exit_code == 2 and "is not a folder" in result.output
+    result = invoke("reproduce", "optimizers", "--bogus")
+    assert result.exit_code == 2 and "No such option" in result.output
+    result = invoke("reproduce", "optimizers", "--loss", "cubic")
+    assert result.exit_code == 2 and "--loss" in result.output
+    result = invoke("reproduce", "optimizers", "--seed", "-1")
+    assert result.exit_code == 2
+    result = invoke("spectrum", tmp_path, "--out", tmp_path)  # --out is a folder
+    assert result.exit_code == 2
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "multi.npz", a=np.ones((2, 5, 1)), b=np.ones((2, 5, 1)))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    (tmp_path / "data.txt").write_text("1 2 3")
+    np.save(tmp_path / "short.npy", np.ones((2, 1)))
+    out = ["--out", str(tmp_path / "o.npz")]
+    return [
+        ([str(tmp_path / "missing.npy"), *out], "does not exist"),
+        ([str(tmp_path / "data.txt"), *out], "unsupported file type"),
+        ([str(tmp_path / "obj.npy"), *out], "never loaded"),
+        ([str(tmp_path / "multi.npz"), *out], "choose one with --key"),
+        ([str(tmp_path / "multi.npz"), "--key", "c", *out], "has no array 'c'"),
+        ([str(tmp_path / "junk.npz"), *out], "not a readable .npz file"),
+        ([str(tmp_path / "short.npy"), "--delays", "3", *out], "too few for delays=3"),
+        ([str(tmp_path / "short.npy"), "--key", "a", *out], "--key applies to .npz"),
+        ([str(tmp_path / "short.npy"), "--runs", "r0", *out], "apply to a trajectory store"),
+    ]
+
+
+def test_spectrum_bad_files_give_clear_errors(tmp_path):
+    for args, message in _bad_inputs(tmp_path):
+        result = invoke("spectrum", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_compare_bad_files_give_clear_errors(tmp_path):
+    np.savez(tmp_path / "plain.npz", x=np.ones(3))
+    good = Spectrum(
+        eigenvalues=np.array([0.5]),
+        residuals=np.zeros(1),
+        plain_residuals=np.zeros(1),
+        modes=None,
+        singular_values=np.ones(1),
+        rank=1,
+        method="rrr",
+        residuals_informative=False,
+    ).save(tmp_path / "good.npz")
+    result = invoke("compare", good, tmp_path / "plain.npz")
+    assert result.exit_code == 1 and "not a saved Spectrum" in " ".join(result.output.split())
+    result = invoke("compare", good, tmp_path / "missing.npz")
+    assert result.exit_code == 1 and "no such spectrum file" in " ".join(result.output.split())
+    result = invoke("compare", good, good, "--p", "0.5")
+    assert result.exit_code == 2
+    result = invoke("compare", good, good)
+    assert result.exit_code == 0 and "0" in result.output
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="console script not installed")
+def test_installed_console_script_runs_the_quartic_reproduction(tmp_path):
+    out = tmp_path / "quartic"
+    proc = subprocess.run(
+        [
+            str(CONSOLE_SCRIPT),
+            "reproduce",
+            "optimizers",
+            "--loss",
+            "quartic",
+            "--method",
+            "standard",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "OMD-OGD" in proc.stdout and "BM" not in proc.stdout.replace("OMD", "")
+    d = json.loads((out / "results.json").read_text())
+    # fig. S1: no bisection (sum x^4 never changes sign), so only the keys that exist.
+    assert set(d["eigenvalues"]) == {"omd", "ogd"}
+    assert set(d["wasserstein"]) == {"omd-ogd"}
+    assert d["settings"]["method"] == "standard"
+    assert d["verdicts"] == {"omd-ogd": "conjugate"}
+    proc = subprocess.run([str(CONSOLE_SCRIPT), "compare"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Missing argument" in proc.stderr
