@@ -7,8 +7,25 @@ DMD-RRR, and compare Koopman eigenvalues.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .compare import (
+    EquivalenceClasses,
+    WassersteinResult,
+    distance_matrix,
+    equivalence_classes,
+    semiconjugacy_distance,
+    wasserstein,
+    wasserstein_plan,
+)
 from .observables import PCAProjection, delay_embed, fit_pca
-from .spectrum import Spectrum, koopman_spectrum
+from .spectrum import RankWarning, Spectrum, koopman_spectrum
+from .stats import (
+    ConjugacyTestResult,
+    KSResult,
+    ShuffleControlResult,
+    conjugacy_test,
+    ks_test,
+    shuffle_control,
+)
 
 try:
     __version__ = version("conjugacy")
@@ -16,10 +33,34 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "ConjugacyTestResult",
+    "EquivalenceClasses",
+    "KSResult",
     "PCAProjection",
+    "RankWarning",
+    "ShuffleControlResult",
     "Spectrum",
+    "TrajectoryStore",
+    "WassersteinResult",
     "__version__",
+    "conjugacy_test",
     "delay_embed",
+    "distance_matrix",
+    "equivalence_classes",
     "fit_pca",
     "koopman_spectrum",
+    "ks_test",
+    "semiconjugacy_distance",
+    "shuffle_control",
+    "wasserstein",
+    "wasserstein_plan",
 ]
+
+
+def __getattr__(name: str):
+    # The store needs the optional `zarr` extra: import it only when asked for.
+    if name == "TrajectoryStore":
+        from .store import TrajectoryStore
+
+        return TrajectoryStore
+    raise AttributeError(f"module 'conjugacy' has no attribute {name!r}")
