@@ -111,7 +111,11 @@ def fit_pca(trajectories: TrajectoriesLike, n_components: int) -> PCAProjection:
     n_components : int
         Number of principal components ``r``; at most ``min(n_snapshots, n_features)``.
     """
-    trajs = as_trajectory_list(trajectories)
+    return fit_pca_validated(as_trajectory_list(trajectories), n_components)
+
+
+def fit_pca_validated(trajs: list[np.ndarray], n_components: int) -> PCAProjection:
+    """:func:`fit_pca` for trajectories already in canonical, validated form."""
     n_components = check_int(n_components, "pca", minimum=1)
     n_feat = trajs[0].shape[1]
     n_snap = sum(t.shape[0] for t in trajs)

@@ -26,7 +26,7 @@ from .observables import (
     check_delays,
     delay_embed,
     delay_grams,
-    fit_pca,
+    fit_pca_validated,
     n_pairs,
     snapshot_gram,
 )
@@ -287,7 +287,7 @@ def koopman_spectrum(
     trajs = as_trajectory_list(trajectories)
     delays = check_delays(trajs, delays)
     if pca is not None:
-        trajs = fit_pca(trajs, pca).transform(trajs)
+        trajs = fit_pca_validated(trajs, pca).transform(trajs)
 
     n = trajs[0].shape[1]
     n_obs = n * (delays + 1)

@@ -1,1 +1,264 @@
-"""(being written)"""
+"""``conjugacy reproduce fcn`` and ``conjugacy reproduce grokking``: the deep-learning studies.
+
+Each command validates its options, builds the experiment's frozen config, calls the experiment's
+``run`` once and prints a Rich summary. The experiments (and torch) are imported inside the
+commands, so ``conjugacy --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import reproduce_app
+
+
+def _fail(message: str) -> None:
+    """Print ``message`` as an error and exit with status 2 (bad usage)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        _fail(f"--widths must be a comma-separated list of positive integers, got {text!r}")
+    widths = []
+    for p in parts:
+        try:
+            w = int(p)
+        except ValueError:
+            _fail(f"--widths must be a comma-separated list of positive integers, got {text!r}")
+        if w < 1:
+            _fail(f"--widths must hold positive integers, got {w} in {text!r}")
+        widths.append(w)
+    if len(set(widths)) != len(widths):
+        _fail(f"--widths must be distinct, got {text!r}")
+    return tuple(widths)
+
+
+def _check_device(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def _print_fcn(summary: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="Wasserstein distance between widths (per-seed mean +- std)")
+    for col in ("widths", "mean", "std", "shuffle control", "permutation p"):
+        table.add_column(col, justify="right")
+    for key, d in summary["distances"].items():
+        perm = summary["permutation_tests"].get(key)
+        table.add_row(
+            key.replace("-", " vs "),
+            f"{d['mean']:.4g}",
+            f"{d['std']:.2g}",
+            f"{100 * summary['shuffle_control'][key]['mean_fraction']:.0f} %",
+            "-" if perm is None else f"{perm['pvalue']:.3g}",
+        )
+    console.print(table)
+    between = summary["between_seeds"]
+    if between.get("distances"):
+        console.print(
+            f"between seeds, h = {between['width']}: mean {between['mean']:.4g}, "
+            f"min {between['min']:.4g} (seeds {between['closest_pair']})"
+        )
+    for key, ks in summary["ks_tests"].items():
+        console.print(f"KS {key}: D = {ks['statistic']:.3f}, p = {ks['pvalue']:.3g}")
+    t = summary["timing_seconds"]
+    console.print(
+        f"wall time {t['total']:.1f} s (training {t['training']:.1f} s, "
+        f"{len(t['skipped'])} (width, seed) jobs resumed from the store); results in {out}"
+    )
+
+
+class Data(str, Enum):
+    digits = "digits"
+    mnist = "mnist"
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class Scale(str, Enum):
+    quick = "quick"
+    paper = "paper"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+_Opt = typer.Option
+
+
+@reproduce_app.command("fcn")
+def fcn(
+    data: Annotated[
+        Data, _Opt("--data", help="digits (bundled, offline) or mnist (needs --data-dir).")
+    ] = Data.digits,
+    data_dir: Annotated[
+        Path | None,
+        _Opt("--data-dir", help="Folder with the MNIST IDX files (train-images-idx3-ubyte[.gz]...)."),
+    ] = None,
+    widths: Annotated[str, _Opt("--widths", help="Hidden widths, comma-separated.")] = "5,10,40",
+    activation: Annotated[
+        Activation, _Opt("--activation", help="relu (fig. 3) or gelu (fig. S3).")
+    ] = Activation.relu,
+    scale: Annotated[
+        Scale,
+        _Opt("--scale", help="quick (6 seeds x 10 replicas, 300 steps) or paper (25 x 10, 1000)."),
+    ] = Scale.quick,
+    out: Annotated[
+        Path, _Opt("--out", help="Output folder (created; a rerun resumes from its store).")
+    ] = Path("results/fcn"),
+    device: Annotated[Device, _Opt("--device", help="Where to train.")] = Device.cpu,
+    seed: Annotated[int, _Opt("--seed", min=0, help="Master seed of every random stream.")] = 0,
+    seeds: Annotated[int | None, _Opt("--seeds", min=1, help="Override the number of seeds.")] = None,
+    steps: Annotated[
+        int | None, _Opt("--steps", min=1, help="Override the number of SGD steps.")
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        _Opt("--replicas", min=2, help="Override replicas per seed (base included)."),
+    ] = None,
+    progress: Annotated[bool, _Opt("--progress/--no-progress", help="Progress bars.")] = True,
+) -> None:
+    """Width study of fully connected networks (paper sec. 4.2, fig. 3, S3, S4).
+
+    Trains 784-h-10 (64-h-10 on the digits) networks without biases by SGD (lr 0.1, batch 60), a
+    base initialization and perturbed replicas per seed, records the output-layer weights every
+    step, fits one Koopman spectrum per (width, seed) with 320 / h delays and 10 modes, and
+    compares the widths. Writes results.json, the figures and trajectories.zarr into --out.
+    """
+    data, activation, scale = data.value, activation.value, scale.value
+    device = _check_device(device.value)
+    if data == "mnist" and data_dir is None:
+        _fail(
+            "--data mnist needs --data-dir, the folder with the MNIST IDX files; nothing is "
+            "downloaded (use --data digits for the bundled offline data)"
+        )
+    if data == "digits" and data_dir is not None:
+        _fail("--data-dir is only used with --data mnist")
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"--data-dir {str(data_dir)!r} is not a folder")
+    overrides: dict[str, Any] = {
+        "data": data,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "widths": _parse_widths(widths),
+        "activation": activation,
+        "device": device,
+        "seed": seed,
+    }
+    for key, value in (("n_seeds", seeds), ("n_steps", steps), ("n_replicas", replicas)):
+        if value is not None:
+            overrides[key] = value
+
+    from ..experiments.fcn import FCNConfig, run
+
+    try:
+        config = FCNConfig.preset(scale, **overrides)
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+    if scale == "paper" and data == "digits":
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            "[yellow]Note:[/] --scale paper with the bundled digits: the published numbers of "
+            "seeds, replicas and steps, but not MNIST (give --data mnist --data-dir DIR for that)."
+        )
+    try:
+        result = run(config, out, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _print_fcn(result.summary, out)
+
+
+@reproduce_app.command("grokking")
+def grokking(
+    steps: Annotated[
+        int | None,
+        _Opt("--steps", min=1, help="Steps of the fig. 5 window (default 100)."),
+    ] = None,
+    long_steps: Annotated[
+        int | None,
+        _Opt("--long-steps", min=1, help="Also train one run per regime this long (fig. 5A/B)."),
+    ] = None,
+    s6: Annotated[
+        bool | None,
+        _Opt("--s6/--no-s6", help="Fig. S6 control (default: on at paper scale)."),
+    ] = None,
+    scale: Annotated[
+        Scale, _Opt("--scale", help="quick (few seeds and replicas) or paper (20 x 10).")
+    ] = Scale.quick,
+    out: Annotated[
+        Path, _Opt("--out", help="Output folder (created; a rerun resumes from its store).")
+    ] = Path("results/grokking"),
+    device: Annotated[Device, _Opt("--device", help="Where to train.")] = Device.cpu,
+    seed: Annotated[int, _Opt("--seed", min=0, help="First seed.")] = 0,
+    seeds: Annotated[int | None, _Opt("--seeds", min=1, help="Override the number of seeds.")] = None,
+    replicas: Annotated[
+        int | None,
+        _Opt("--replicas", min=1, help="Override replicas per seed (base included)."),
+    ] = None,
+    progress: Annotated[bool, _Opt("--progress/--no-progress", help="Progress bars.")] = True,
+) -> None:
+    """Transformer grokking: constrained vs unconstrained training (paper sec. 4.4, fig. 5, S6).
+
+    Trains the one-layer transformer on a + b mod 113 (float64, full batch, AdamW) in the
+    grokking regime (weight decay 1.0) and the constrained-norm regime, records the MLP output
+    weights, fits one Koopman spectrum per (regime, seed) (PCA 10, 32 delays, 10 modes) and
+    compares them. Writes results.json, the figures and trajectories.zarr into --out.
+    """
+    scale = scale.value
+    device = _check_device(device.value)
+    overrides: dict[str, Any] = {"device": device, "seed": seed}
+    for key, value in (
+        ("steps", steps),
+        ("long_steps", long_steps),
+        ("n_seeds", seeds),
+        ("n_replicas", replicas),
+    ):
+        if value is not None:
+            overrides[key] = value
+    if s6 is not None:
+        overrides["s6"] = s6
+
+    from ..experiments.grokking import GrokkingConfig, run
+
+    try:
+        config = GrokkingConfig.from_scale(scale, **overrides)
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        result = run(config, out, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _print_grokking(result, out)
+
+
+def _print_grokking(result: Any, out: Path) -> None:
+    from rich.console import Console
+
+    console = Console()
+    for name, test in getattr(result, "tests", {}).items():
+        console.print(f"permutation test {name}: statistic {test.statistic:.4g}, p = {test.pvalue:.3g}")
+    for key, values in getattr(result, "distances", {}).get("between", {}).items():
+        console.print(f"distance {key}: mean {float(sum(values)) / max(len(values), 1):.4g}")
+    wall = getattr(result, "wall_time_s", None)
+    console.print((f"wall time {wall:.1f} s; " if wall is not None else "") + f"results in {out}")
