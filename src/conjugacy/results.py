@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_open
+
 __all__ = [
     "complex_to_pairs",
     "package_info",
@@ -168,16 +170,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path {str(path)!r}: folder {str(path.parent)!r} does not exist")
     text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
     return path
 
 

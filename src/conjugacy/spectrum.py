@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_open
 from ._checks import check_choice, check_int, check_positive_float
 from .dmd import (
     METHODS,
@@ -166,16 +167,8 @@ class Spectrum:
             arrays["modes"] = self.modes
         if self.rayleigh_quotients is not None:
             arrays["rayleigh_quotients"] = self.rayleigh_quotients
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod

@@ -69,6 +69,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_open
 from .._checks import (
     as_numeric_array,
     check_choice,
@@ -773,16 +774,8 @@ def make_figures(results: OptimizerResults, example: int = EXAMPLE_RUN) -> dict[
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
     return path
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._atomic import atomic_open
+
 __all__ = [
     "color_for",
     "new_figure",
@@ -461,15 +463,7 @@ def save_figure(
     written = []
     for f in formats:
         path = base.with_name(f"{base.name}.{f}")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fig.savefig(fh, format=f, dpi=dpi)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=f, dpi=dpi)
         written.append(path)
     return written
