@@ -1,0 +1,56 @@
+"""Datasets for the paper's experiments, all available offline.
+
+- :func:`load_digits`: scikit-learn's bundled 8x8 handwritten digits (the embedded default).
+- :func:`load_mnist`: MNIST from the standard IDX files in a folder the user names.
+- :func:`load_cifar10`: CIFAR-10 from its binary distribution (never the pickle version).
+- :func:`modular_addition`: the ``a + b mod p`` table of the grokking experiment (generated).
+
+Nothing is ever downloaded, and no user file is unpickled.
+"""
+
+from ._images import ImageDataset
+from .cifar import load_cifar10, read_cifar10_batch
+from .digits import load_digits
+from .mnist import load_mnist, read_idx
+from .modular import ModularData, modular_addition
+
+__all__ = [
+    "ImageDataset",
+    "ModularData",
+    "load_cifar10",
+    "load_digits",
+    "load_image_dataset",
+    "load_mnist",
+    "modular_addition",
+    "read_cifar10_batch",
+    "read_idx",
+]
+
+_DATASETS = ("digits", "mnist", "cifar10")
+
+
+def load_image_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
+    """Load an image dataset by name: ``"digits"`` (bundled), ``"mnist"`` or ``"cifar10"``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"digits"``, ``"mnist"``, ``"cifar10"``.
+    data_dir : str or path-like, optional
+        Folder with the files; required for ``"mnist"`` and ``"cifar10"``, ignored for digits.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or ``data_dir`` is missing where it is required.
+    """
+    if name not in _DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(map(repr, _DATASETS))}, got {name!r}")
+    if name == "digits":
+        return load_digits()
+    if data_dir is None:
+        raise ValueError(
+            f"dataset {name!r} is read from local files: give the folder that holds them "
+            "(data_dir / --data-dir); nothing is downloaded"
+        )
+    return load_mnist(data_dir) if name == "mnist" else load_cifar10(data_dir)

@@ -1,0 +1,79 @@
+"""The image dataset record shared by the digits, MNIST and CIFAR-10 loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ImageDataset", "frozen"]
+
+
+def frozen(x: np.ndarray) -> np.ndarray:
+    """Return a C-contiguous, read-only version of ``x``."""
+    x = np.ascontiguousarray(x)
+    x.setflags(write=False)
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class ImageDataset:
+    """A labelled image classification dataset split into train and test sets.
+
+    Attributes
+    ----------
+    train_images, test_images : ndarray of float32, shape (n, *image_shape)
+        Pixel intensities scaled to [0, 1]. ``image_shape`` is (height, width) for grey-scale
+        images and (channels, height, width) for colour images.
+    train_labels, test_labels : ndarray of int64, shape (n,)
+        Class indices in ``0 .. n_classes - 1``.
+    name : str
+        ``"digits"``, ``"mnist"`` or ``"cifar10"``.
+    n_classes : int
+        Number of classes.
+    source : str
+        Where the data came from (a folder, or the bundled scikit-learn copy).
+    """
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    name: str
+    n_classes: int
+    source: str
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of one image, e.g. ``(28, 28)`` or ``(3, 32, 32)``."""
+        return tuple(int(s) for s in self.train_images.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        """Number of pixel values per image (the input size of a fully connected network)."""
+        return int(np.prod(self.image_shape))
+
+    def features(self, split: str = "train") -> np.ndarray:
+        """Images of ``split`` (``"train"`` or ``"test"``) flattened to ``(n, n_features)``."""
+        if split == "train":
+            images = self.train_images
+        elif split == "test":
+            images = self.test_images
+        else:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return images.reshape(images.shape[0], -1)
+
+    def labels(self, split: str = "train") -> np.ndarray:
+        """Labels of ``split`` (``"train"`` or ``"test"``), int64 ``(n,)``."""
+        if split == "train":
+            return self.train_labels
+        if split == "test":
+            return self.test_labels
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset(name={self.name!r}, train={self.train_images.shape[0]}, "
+            f"test={self.test_images.shape[0]}, image_shape={self.image_shape}, "
+            f"n_classes={self.n_classes})"
+        )

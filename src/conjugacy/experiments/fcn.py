@@ -1,0 +1,839 @@
+"""Fully connected networks of different widths: are their training dynamics conjugate?
+
+Reproduces section 4.2 and appendix C of Redman et al. (NeurIPS 2024): fig. 3 (ReLU), fig. S3
+(GeLU) and fig. S4 (different seeds of the widest network).
+
+Protocol (SPEC 5B). A one-hidden-layer network ``n_in - h - 10`` without biases (784-h-10 on
+MNIST, 64-h-10 on the bundled 8x8 digits) is trained with plain SGD (lr 0.1, batch 60) on the
+cross-entropy loss. Per seed, one base initialization ``W0`` (PyTorch's default uniform
+initialization) and ``n_replicas - 1`` perturbed copies ``W0 * (1 + eps * noise)`` (eps = 1e-3,
+uniform noise in [-1, 1] as in the reference code, or Gaussian as in the paper's text) are trained
+on the same batch order. The output-layer weights ``fc2.weight`` (10 x h values) are recorded at
+initialization and after every step. One Koopman spectrum per (width, seed) is fitted on the
+pooled replica trajectories with DMD-RRR, ``delays = delay_product / h`` time delays (64 / 32 / 8
+for h = 5 / 10 / 40: a fixed ratio, so the delay-embedded dimension ``10 h (d + 1)`` is about the
+same for every width) and the top ``rank = 10`` modes. Spectra are compared with the Wasserstein
+distance (per seed, between widths), Kolmogorov-Smirnov tests between distributions of distances
+(the paper's fig. 3F marks), the paper's shuffle control, a permutation test whose groups are the
+per-seed spectra of two widths, and the distances between seeds of the widest net (fig. S4B).
+
+The seed of the batch order is shared by all widths of one seed, so that within a seed the widths
+differ only in their architecture and initialization.
+
+Differences from the reference code (documented in ``docs/results_fcn.md``): the training data
+are drawn in a seeded random order, reshuffled every epoch (the reference iterates MNIST in file
+order, the same for every seed); the initial weights are the first snapshot of each trajectory
+(the reference records only after each step); inputs are standardized with the training set's
+own mean and standard deviation (for MNIST, the reference's 0.1307 and 0.3081).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import math
+import numbers
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "FCN",
+    "FCNConfig",
+    "FCNResults",
+    "OBSERVED_PARAMETER",
+    "SCALES",
+    "analyse",
+    "batch_order",
+    "fit_spectra",
+    "limit_threads",
+    "run",
+    "train",
+]
+
+#: Name of the observed parameter: the hidden -> output weights, shape (10, h).
+OBSERVED_PARAMETER = "fc2.weight"
+_ACTIVATIONS = ("relu", "gelu")
+_NOISES = ("uniform", "gaussian")
+_DATASETS = ("digits", "mnist")
+_DEVICES = ("cpu", "cuda")
+
+
+class FCN(nn.Module):
+    """One-hidden-layer fully connected network without biases: ``n_in -> h -> n_out``.
+
+    ``fc1.weight`` (h, n_in) and ``fc2.weight`` (n_out, h) are drawn from PyTorch's default
+    ``nn.Linear`` initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator`` (so the
+    global random state is neither used nor changed).
+
+    Parameters
+    ----------
+    n_in, width, n_out : int
+        Input size (784 for MNIST, 64 for the digits), hidden width ``h``, number of classes.
+    activation : {"relu", "gelu"}
+    generator : torch.Generator, optional
+        Source of the initial weights (a CPU generator; weights are drawn on the CPU, then moved).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        width: int,
+        n_out: int = 10,
+        activation: str = "relu",
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_in", n_in), ("width", width), ("n_out", n_out)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        self.fc1 = nn.Linear(n_in, width, bias=False)
+        self.fc2 = nn.Linear(width, n_out, bias=False)
+        self.activation = activation
+        with torch.no_grad():
+            for layer in (self.fc1, self.fc2):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                draw = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float32)
+                layer.weight.copy_((2 * draw - 1) * bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, n_out) for inputs (batch, n_in)."""
+        hidden = self.fc1(x)
+        hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden)
+        return self.fc2(hidden)
+
+
+def _check_pos_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pos_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FCNConfig:
+    """Settings of the width study. Defaults are the quick scale; see :meth:`preset`.
+
+    Attributes
+    ----------
+    data : {"digits", "mnist"}
+        Bundled 8x8 digits (offline default) or MNIST IDX files in ``data_dir``.
+    data_dir : str, optional
+        Folder of the MNIST files (required for ``data="mnist"``).
+    widths : tuple of int
+        Hidden widths ``h`` (paper: 5, 10, 40).
+    activation : {"relu", "gelu"}
+        ReLU (fig. 3) or GeLU (fig. S3).
+    n_seeds : int
+        Independent base initializations (paper: 25); one spectrum per (width, seed).
+    n_replicas : int
+        Trajectories per seed, the base one included (paper: 10).
+    n_steps : int
+        SGD steps (paper: 1000 = one MNIST epoch at batch 60). The recorded trajectory has
+        ``n_steps + 1`` snapshots (initial weights included).
+    batch_size, lr : int, float
+        Paper: 60 and 0.1.
+    eps, noise
+        Perturbation ``W0 * (1 + eps * noise)``, noise uniform in [-1, 1] or standard normal.
+    delay_product : int
+        ``delays = round(delay_product / h)``: 320 gives the paper's 64 / 32 / 8.
+    rank : int
+        Koopman modes kept (paper: 10).
+    seed : int
+        Master seed; every random stream (initializations, batch orders, perturbations,
+        statistics) derives from it.
+    n_shuffles, n_permutations : int
+        Shuffles of the paper's shuffle control, relabelings of the permutation test.
+    device : {"cpu", "cuda"}
+        Where the networks are trained (the spectra are always computed on the CPU in float64).
+    threads : int
+        CPU threads that torch and the BLAS library may use during :func:`run` (set for its
+        duration and restored after). The networks and the DMD problems here are small: one
+        thread is fastest, and on a machine whose 2 cores were shared with other processes, 2
+        threads made training 5-20 times and the spectra about 10 times slower.
+    scale : str
+        Label of the preset the config came from (``"quick"``, ``"paper"`` or ``"custom"``).
+    """
+
+    data: str = "digits"
+    data_dir: str | None = None
+    widths: tuple[int, ...] = (5, 10, 40)
+    activation: str = "relu"
+    n_seeds: int = 6
+    n_replicas: int = 10
+    n_steps: int = 300
+    batch_size: int = 60
+    lr: float = 0.1
+    eps: float = 1e-3
+    noise: str = "uniform"
+    delay_product: int = 320
+    rank: int = 10
+    seed: int = 0
+    n_shuffles: int = 100
+    n_permutations: int = 999
+    device: str = "cpu"
+    threads: int = 1
+    scale: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.data not in _DATASETS:
+            raise ValueError(f"data must be one of {_DATASETS}, got {self.data!r}")
+        if self.data == "mnist" and not self.data_dir:
+            raise ValueError(
+                "data='mnist' needs data_dir, the folder with the MNIST IDX files "
+                "(train-images-idx3-ubyte[.gz], ...); nothing is downloaded"
+            )
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
+        if self.noise not in _NOISES:
+            raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
+        if self.device not in _DEVICES:
+            raise ValueError(f"device must be one of {_DEVICES}, got {self.device!r}")
+        widths = tuple(self.widths) if not isinstance(self.widths, str) else ()
+        if not widths:
+            raise ValueError(f"widths must be a non-empty sequence of integers, got {self.widths!r}")
+        widths = tuple(_check_pos_int(w, "each width") for w in widths)
+        if len(set(widths)) != len(widths):
+            raise ValueError(f"widths must be distinct, got {widths}")
+        object.__setattr__(self, "widths", tuple(sorted(widths)))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        _check_pos_int(self.n_seeds, "n_seeds")
+        _check_pos_int(self.n_replicas, "n_replicas", 2)
+        _check_pos_int(self.n_steps, "n_steps")
+        _check_pos_int(self.batch_size, "batch_size")
+        _check_pos_int(self.delay_product, "delay_product")
+        _check_pos_int(self.rank, "rank")
+        _check_pos_int(self.seed, "seed", 0)
+        _check_pos_int(self.n_shuffles, "n_shuffles")
+        _check_pos_int(self.n_permutations, "n_permutations")
+        _check_pos_int(self.threads, "threads")
+        object.__setattr__(self, "lr", _check_pos_float(self.lr, "lr"))
+        object.__setattr__(self, "eps", _check_pos_float(self.eps, "eps"))
+        for h in self.widths:
+            d = self.delays_for(h)
+            if self.n_steps + 1 < d + 2:
+                raise ValueError(
+                    f"n_steps={self.n_steps} is too short for width {h}: its {d} delays need "
+                    f"trajectories of at least {d + 2} snapshots (n_steps >= {d + 1})"
+                )
+
+    def delays_for(self, width: int) -> int:
+        """Number of time delays for hidden width ``width``: ``round(delay_product / width)``,
+        at least 1 (64 / 32 / 8 for 5 / 10 / 40 with the default 320)."""
+        return max(1, int(round(self.delay_product / width)))
+
+    @classmethod
+    def preset(cls, scale: str, **overrides: Any) -> FCNConfig:
+        """The ``"quick"`` or ``"paper"`` configuration, with ``overrides`` applied.
+
+        ``paper``: the published numbers, 25 seeds x 10 replicas, 1000 steps (one MNIST epoch),
+        batch 60, lr 0.1, delays 64 / 32 / 8, rank 10 (on MNIST if ``data="mnist"`` is given).
+        ``quick``: the same protocol on the bundled digits, 6 seeds x 10 replicas, 300 steps
+        (13 epochs of the 1,438 training digits, 23 batches each); all three widths take a few
+        minutes on 2 CPU cores (see ``docs/results_fcn.md``).
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
+        settings = {**SCALES[scale], **overrides, "scale": scale}
+        return cls(**settings)
+
+    def training_fields(self) -> dict[str, Any]:
+        """The settings that decide the recorded trajectories of a (width, seed) job.
+
+        A store written under other values of these cannot be resumed (:func:`train` refuses);
+        ``widths`` and ``n_seeds`` may change (jobs are keyed by width and seed), and so may
+        the analysis settings.
+        """
+        keys = (
+            "data",
+            "activation",
+            "n_replicas",
+            "n_steps",
+            "batch_size",
+            "lr",
+            "eps",
+            "noise",
+            "seed",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-friendly dict."""
+        out = dataclasses.asdict(self)
+        out["widths"] = list(self.widths)
+        out["delays"] = {str(h): self.delays_for(h) for h in self.widths}
+        return out
+
+
+#: Settings of the two presets (the rest are :class:`FCNConfig` defaults).
+SCALES: dict[str, dict[str, Any]] = {
+    "quick": {"n_seeds": 6, "n_replicas": 10, "n_steps": 300},
+    "paper": {"n_seeds": 25, "n_replicas": 10, "n_steps": 1000},
+}
+
+
+# ----- data and random streams -------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Data:
+    x_train: torch.Tensor  # (n, n_in) float32, standardized
+    y_train: torch.Tensor  # (n,) int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_in: int
+    mean: float
+    std: float
+    source: str
+
+
+def _load_data(config: FCNConfig) -> _Data:
+    from ..data import load_digits, load_mnist
+
+    ds = load_digits() if config.data == "digits" else load_mnist(config.data_dir)
+    x_train = ds.features("train")
+    # Standardize with the training set's global mean and std: for MNIST these are the
+    # reference code's Normalize((0.1307,), (0.3081,)).
+    mean = float(x_train.mean(dtype=np.float64))
+    std = float(x_train.std(dtype=np.float64))
+
+    def prep(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((x - mean) / std).astype(np.float32))
+
+    return _Data(
+        x_train=prep(x_train),
+        y_train=torch.from_numpy(np.array(ds.train_labels, dtype=np.int64)),
+        x_test=prep(ds.features("test")),
+        y_test=torch.from_numpy(np.array(ds.test_labels, dtype=np.int64)),
+        n_in=ds.n_features,
+        mean=mean,
+        std=std,
+        source=ds.source,
+    )
+
+
+def batch_order(n_examples: int, batch_size: int, n_steps: int, seed: int) -> np.ndarray:
+    """Indices of the examples of every SGD step: a fresh seeded permutation each epoch.
+
+    Each epoch is split into ``n_examples // batch_size`` full batches (a last partial batch is
+    dropped, so every step sees ``batch_size`` examples); epochs follow each other until
+    ``n_steps`` batches are drawn.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_steps, batch_size)
+    """
+    n_examples = _check_pos_int(n_examples, "n_examples")
+    batch_size = _check_pos_int(batch_size, "batch_size")
+    n_steps = _check_pos_int(n_steps, "n_steps")
+    per_epoch = n_examples // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n_examples} training examples")
+    rng = np.random.default_rng(seed)
+    n_epochs = -(-n_steps // per_epoch)
+    epochs = [rng.permutation(n_examples)[: per_epoch * batch_size] for _ in range(n_epochs)]
+    return np.concatenate(epochs).reshape(-1, batch_size)[:n_steps].astype(np.int64)
+
+
+def _seed_streams(config: FCNConfig, seed_index: int) -> dict[str, Any]:
+    """Independent integer seeds for one seed index, derived from the master seed."""
+    base = np.random.SeedSequence(config.seed, spawn_key=(seed_index,))
+    order, noise = (int(s) for s in base.generate_state(2))
+    init = {
+        h: int(np.random.SeedSequence(config.seed, spawn_key=(seed_index, h)).generate_state(1)[0])
+        for h in config.widths
+    }
+    return {"order": order, "noise": noise, "init": init}
+
+
+# ----- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class FCNResults:
+    """What :func:`run` computed.
+
+    Attributes
+    ----------
+    config : FCNConfig
+    spectra : dict[int, list[Spectrum]]
+        One spectrum per seed, for each width.
+    summary : dict
+        The content of ``results.json`` (JSON types only).
+    out_dir : Path
+        Where ``results.json``, the figures and ``trajectories.zarr`` were written.
+    figures : list of Path
+    """
+
+    config: FCNConfig
+    spectra: dict[int, list[Any]]
+    summary: dict[str, Any]
+    out_dir: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def _pair_key(a: int, b: int) -> str:
+    return f"{a}-{b}"
+
+
+def analyse(
+    config: FCNConfig,
+    spectra: dict[int, list[Any]],
+) -> dict[str, Any]:
+    """Distances, KS tests, shuffle control, permutation tests and between-seed distances.
+
+    Parameters
+    ----------
+    config : FCNConfig
+    spectra : dict[int, list[Spectrum]]
+        ``spectra[h][s]``: the spectrum of width ``h`` and seed ``s`` (same number of seeds for
+        every width).
+
+    Returns
+    -------
+    dict (JSON types)
+    """
+    from ..compare import distance_matrix, wasserstein
+    from ..stats import conjugacy_test, ks_test, shuffle_control
+
+    widths = config.widths
+    n_seeds = len(spectra[widths[0]])
+    pairs = list(itertools.combinations(widths, 2))
+    stats_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2**31,)))
+
+    distances = {
+        _pair_key(a, b): np.array([wasserstein(spectra[a][s], spectra[b][s]) for s in range(n_seeds)])
+        for a, b in pairs
+    }
+    summary_d = {
+        k: {"mean": float(v.mean()), "std": float(v.std()), "per_seed": v.tolist()}
+        for k, v in distances.items()
+    }
+    ks = {}
+    for k1, k2 in itertools.combinations(distances, 2):
+        res = ks_test(distances[k1], distances[k2])
+        ks[f"{k1} vs {k2}"] = {"statistic": res.statistic, "pvalue": res.pvalue}
+    shuffle = {}
+    for a, b in pairs:
+        fractions = [
+            shuffle_control(
+                spectra[a][s], spectra[b][s], n_shuffles=config.n_shuffles, seed=stats_rng
+            ).fraction
+            for s in range(n_seeds)
+        ]
+        shuffle[_pair_key(a, b)] = {
+            "fraction_per_seed": fractions,
+            "mean_fraction": float(np.mean(fractions)),
+        }
+    permutation = {}
+    for a, b in pairs:
+        if n_seeds < 2:
+            permutation[_pair_key(a, b)] = None
+            continue
+        res = conjugacy_test(
+            spectra[a], spectra[b], n_permutations=config.n_permutations, seed=stats_rng
+        )
+        permutation[_pair_key(a, b)] = {
+            "statistic": res.statistic,
+            "pvalue": res.pvalue,
+            "n_permutations": res.n_permutations,
+            "exact": res.exact,
+        }
+    widest = widths[-1]
+    between_seeds: dict[str, Any] = {"width": widest}
+    if n_seeds >= 2:
+        dm = distance_matrix(spectra[widest])
+        iu = np.triu_indices(n_seeds, k=1)
+        values = dm[iu]
+        between_seeds.update(
+            {
+                "distances": values.tolist(),
+                "pairs": [[int(i), int(j)] for i, j in zip(*iu)],
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "min": float(values.min()),
+                "closest_pair": [int(iu[0][values.argmin()]), int(iu[1][values.argmin()])],
+            }
+        )
+        # Fig. S4B's comparison: are seeds of the widest net as far apart as the widths are?
+        # (Distances between all pairs of a common set of spectra are not independent: the
+        # p-values are indicative only.)
+        ks_between = {}
+        for a, b in pairs:
+            if b == widest:
+                res = ks_test(values, distances[_pair_key(a, b)])
+                ks_between[_pair_key(a, b)] = {"statistic": res.statistic, "pvalue": res.pvalue}
+        between_seeds["ks_vs_width_pairs"] = ks_between
+    return {
+        "distances": summary_d,
+        "ks_tests": ks,
+        "shuffle_control": shuffle,
+        "permutation_tests": permutation,
+        "between_seeds": between_seeds,
+    }
+
+
+def _complete_seed(store: Any, names: list[str], n_records: int) -> bool:
+    existing = set(store.runs())
+    for n in names:
+        if n not in existing:
+            return False
+        info = store.run_info(n)
+        if not info["finished"] or info["n_complete"] != n_records:
+            return False
+    return True
+
+
+def _run_names(config: FCNConfig, width: int, seed_index: int) -> list[str]:
+    # the names train_replicas gives: f"{run_prefix}_{i:0{w}d}"
+    w = len(str(config.n_replicas - 1))
+    return [f"{_run_prefix(width, seed_index)}_{i:0{w}d}" for i in range(config.n_replicas)]
+
+
+def _run_prefix(width: int, seed_index: int) -> str:
+    return f"h{width}_seed{seed_index}"
+
+
+def _train_seed(
+    config: FCNConfig,
+    data: _Data,
+    width: int,
+    seed_index: int,
+    order: np.ndarray,
+    store: Any,
+    progress: bool,
+) -> list[str]:
+    from ..torch import train_replicas
+
+    streams = _seed_streams(config, seed_index)
+    base = FCN(
+        data.n_in,
+        width,
+        10,
+        config.activation,
+        generator=torch.Generator().manual_seed(streams["init"][width]),
+    )
+    device = torch.device(config.device)
+    x_train = data.x_train.to(device)
+    y_train = data.y_train.to(device)
+    order_t = torch.from_numpy(order).to(device)
+
+    def batches() -> Any:
+        return ((x_train[idx], y_train[idx]) for idx in order_t)
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets)
+
+    def make_optimizer(params: Any) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=config.lr)
+
+    return train_replicas(
+        base,
+        n_replicas=config.n_replicas,
+        eps=config.eps,
+        noise=config.noise,
+        seed=streams["noise"],
+        batches=batches,
+        loss_fn=loss_fn,
+        make_optimizer=make_optimizer,
+        n_steps=config.n_steps,
+        store=store,
+        run_prefix=_run_prefix(width, seed_index),
+        params=[OBSERVED_PARAMETER],
+        device=device,
+        progress=progress,
+        metadata={
+            "experiment": "fcn",
+            "width": width,
+            "seed_index": seed_index,
+            "activation": config.activation,
+            "data": config.data,
+            "lr": config.lr,
+            "batch_size": config.batch_size,
+            "init_seed": streams["init"][width],
+            "batch_order_seed": streams["order"],
+        },
+    )
+
+
+def _check_stamp(config: FCNConfig, store_path: Path) -> None:
+    """Refuse to resume a store trained under other settings; stamp a new one."""
+    import json
+
+    from ..results import write_json
+
+    stamp = store_path.parent / "training_config.json"
+    wanted = config.training_fields()
+    if stamp.exists():
+        have = json.loads(stamp.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
+        if diff:
+            details = ", ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
+            raise ValueError(
+                f"{store_path} was trained with other settings ({details}); resuming would mix "
+                "them. Choose another output folder, or delete that one to start again"
+            )
+    else:
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(stamp, wanted)
+
+
+@contextlib.contextmanager
+def limit_threads(n: int) -> Iterator[None]:
+    """Let torch and the BLAS library (through threadpoolctl, when installed) use ``n`` threads
+    inside the ``with`` block; restore the previous settings after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        blas: Any = contextlib.nullcontext()
+    else:
+        blas = threadpool_limits(limits=n)
+    try:
+        with blas:
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _nested_progress_ok() -> bool:
+    """Rich allows a progress bar inside another live display from version 14 on."""
+    try:
+        from importlib.metadata import version
+
+        return int(version("rich").split(".")[0]) >= 14
+    except Exception:  # pragma: no cover - rich missing or odd version string
+        return False
+
+
+def train(config: FCNConfig, store_path: str | Path, *, progress: bool = False) -> dict[str, Any]:
+    """Train every (width, seed) into the store at ``store_path``; skip the complete ones.
+
+    A seed is complete when all its replica runs exist, are marked finished and hold
+    ``n_steps + 1`` records. A seed with missing or unfinished runs (an interrupted run) has
+    them deleted and is trained again from the start: seeds are cheap, and the batch order
+    makes the rerun identical.
+
+    Returns
+    -------
+    dict
+        ``trained`` and ``skipped``: lists of ``[width, seed_index]``; ``data``: the data set's
+        name, source, size and the standardization constants; ``seconds``: wall time.
+    """
+    from ..store import TrajectoryStore
+
+    t0 = time.perf_counter()
+    _check_stamp(config, Path(store_path))
+    data = _load_data(config)
+    per_epoch = data.x_train.shape[0] // config.batch_size
+    if per_epoch == 0:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {data.x_train.shape[0]} "
+            "training examples"
+        )
+    trained, skipped = [], []
+    jobs = [(s, h) for s in range(config.n_seeds) for h in config.widths]
+    outer = None
+    if progress:
+        from rich.progress import Progress
+
+        outer = Progress(transient=False)
+        outer.start()
+        task = outer.add_task("widths x seeds", total=len(jobs))
+    inner = bool(progress) and _nested_progress_ok()
+    try:
+        with TrajectoryStore.open(store_path, "a") as store:
+            for s, h in jobs:
+                if outer is not None:
+                    outer.update(task, description=f"h = {h}, seed {s + 1}/{config.n_seeds}")
+                names = _run_names(config, h, s)
+                if _complete_seed(store, names, config.n_steps + 1):
+                    skipped.append([h, s])
+                else:
+                    existing = set(store.runs())
+                    for n in names:
+                        if n in existing:
+                            store.delete_run(n)
+                    order = batch_order(
+                        data.x_train.shape[0],
+                        config.batch_size,
+                        config.n_steps,
+                        _seed_streams(config, s)["order"],
+                    )
+                    got = _train_seed(config, data, h, s, order, store, inner)
+                    if got != names:  # the naming contract of train_replicas changed
+                        raise RuntimeError(f"train_replicas named the runs {got}, not {names}")
+                    trained.append([h, s])
+                if outer is not None:
+                    outer.advance(task)
+    finally:
+        if outer is not None:
+            outer.stop()
+    return {
+        "trained": trained,
+        "skipped": skipped,
+        "data": {
+            "name": config.data,
+            "source": data.source,
+            "n_train": int(data.x_train.shape[0]),
+            "n_features": data.n_in,
+            "standardization": {"mean": data.mean, "std": data.std},
+            "epochs": config.n_steps / per_epoch,
+        },
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def fit_spectra(config: FCNConfig, store_path: str | Path) -> dict[int, list[Any]]:
+    """One Koopman spectrum per (width, seed) from the stored replica trajectories.
+
+    DMD-RRR on the output-layer weights of the ``n_replicas`` trajectories of the seed (each
+    ``n_steps + 1`` snapshots, delay-embedded separately), ``config.delays_for(h)`` delays,
+    top ``config.rank`` modes.
+    """
+    from .. import koopman_spectrum
+    from ..store import TrajectoryStore
+
+    spectra: dict[int, list[Any]] = {}
+    with TrajectoryStore.open(store_path, "r") as store:
+        for h in config.widths:
+            spectra[h] = []
+            for s in range(config.n_seeds):
+                traj = store.read(
+                    params=OBSERVED_PARAMETER, runs=_run_names(config, h, s), dtype=np.float64
+                )
+                spectra[h].append(koopman_spectrum(traj, delays=config.delays_for(h), rank=config.rank))
+    return spectra
+
+
+def _records(config: FCNConfig, store_path: str | Path) -> dict[str, Any]:
+    """Loss curves, the initial perturbation and example weights, read from the store."""
+    from ..store import TrajectoryStore
+
+    losses: dict[int, np.ndarray] = {}
+    perturbation: dict[str, Any] = {}
+    examples: dict[int, np.ndarray] = {}
+    with TrajectoryStore.open(store_path, "r") as store:
+        for h in config.widths:
+            curves = []
+            worst = 0.0
+            for s in range(config.n_seeds):
+                names = _run_names(config, h, s)
+                curves.extend(store.scalars(n, "loss")[1:] for n in names)
+                w0 = store.read(
+                    params=OBSERVED_PARAMETER, runs=names, steps=slice(0, 1), dtype=np.float64
+                )[:, 0]
+                nonzero = w0[0] != 0
+                rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
+                worst = max(worst, float(rel.max()) if rel.size else 0.0)
+                if s == 0:
+                    examples[h] = store.read(
+                        params=OBSERVED_PARAMETER, runs=names[:1], dtype=np.float64
+                    )[0]
+            losses[h] = np.stack(curves)
+            perturbation[str(h)] = worst
+    return {"losses": losses, "max_relative_perturbation": perturbation, "examples": examples}
+
+
+def run(
+    config: FCNConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = False,
+    figures: bool = True,
+) -> FCNResults:
+    """Train, record, fit spectra, compare widths; write ``results.json`` and the figures.
+
+    Parameters
+    ----------
+    config : FCNConfig
+    out_dir : str or Path
+        Created if needed. Receives ``trajectories.zarr`` (the weight trajectories and losses),
+        ``results.json`` and, with ``figures``, ``fig3a_loss``, ``fig3d_eigenvalues``,
+        ``fig3e_zoom``, ``fig3f_distances`` and ``figS4b_between_seeds`` (PNG and SVG).
+    progress : bool
+        Rich progress bars over (width, seed) jobs and, inside each, over replicas x steps.
+    figures : bool
+        Draw the figures (needs matplotlib).
+
+    Returns
+    -------
+    FCNResults
+
+    Notes
+    -----
+    Seeds whose runs are already complete in ``trajectories.zarr`` are not trained again, so an
+    interrupted run resumes where it stopped; the spectra and statistics are always recomputed
+    from the store. Results are deterministic given ``config.seed`` (on one machine and device).
+    """
+    from ..results import package_info, spectrum_to_dict, write_json
+
+    if not isinstance(config, FCNConfig):
+        raise TypeError(f"config must be an FCNConfig, got {type(config).__name__}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    store_path = out / "trajectories.zarr"
+    t0 = time.perf_counter()
+    with limit_threads(config.threads):
+        training = train(config, store_path, progress=progress)
+        t1 = time.perf_counter()
+        spectra = fit_spectra(config, store_path)
+        t2 = time.perf_counter()
+        analysis = analyse(config, spectra)
+        records = _records(config, store_path)
+        t3 = time.perf_counter()
+    losses = records["losses"]
+    summary: dict[str, Any] = {
+        "experiment": "fcn",
+        "paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
+        "config": config.to_dict(),
+        "observable": OBSERVED_PARAMETER,
+        "data": training["data"],
+        "spectra": {str(h): [spectrum_to_dict(sp) for sp in spectra[h]] for h in config.widths},
+        **analysis,
+        "loss": {
+            str(h): {
+                "mean": losses[h].mean(axis=0).tolist(),
+                "std": losses[h].std(axis=0).tolist(),
+                "final_mean": float(losses[h][:, -20:].mean()),
+                "final_std": float(losses[h][:, -20:].mean(axis=1).std()),
+            }
+            for h in config.widths
+        },
+        "max_relative_perturbation": records["max_relative_perturbation"],
+        "timing_seconds": {
+            "training": t1 - t0,
+            "spectra": t2 - t1,
+            "statistics": t3 - t2,
+            "trained": training["trained"],
+            "skipped": training["skipped"],
+        },
+        "environment": package_info(),
+    }
+    paths: list[Path] = []
+    if figures:
+        from ..plots.fcn import draw_all
+
+        paths = draw_all(summary, spectra, losses, records["examples"], out)
+    summary["timing_seconds"]["total"] = time.perf_counter() - t0
+    summary["figures"] = [p.name for p in paths]
+    write_json(out / "results.json", summary)
+    return FCNResults(config=config, spectra=spectra, summary=summary, out_dir=out, figures=paths)

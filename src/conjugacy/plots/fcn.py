@@ -1,0 +1,240 @@
+"""Figures of the fully connected width study (Redman et al. 2024, fig. 3, S3 and S4).
+
+Compositions of :mod:`conjugacy.plots.core`. The inputs are the spectra, the loss curves and the
+``results.json`` summary that :func:`conjugacy.experiments.fcn.run` produces; no statistics are
+computed here (the significance marks are the KS p-values stored in the summary).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .core import (
+    FONT_SIZE,
+    color_for,
+    new_figure,
+    plot_distance_bars,
+    plot_eigenvalues,
+    plot_loss_curves,
+    plot_trajectories,
+    save_figure,
+)
+
+__all__ = [
+    "draw_all",
+    "figure_between_seeds",
+    "figure_distances",
+    "figure_eigenvalues",
+    "figure_eigenvalues_zoom",
+    "figure_loss",
+    "figure_weights",
+    "zoom_box",
+]
+
+
+def _label(width: int | str) -> str:
+    return f"h = {width}"
+
+
+def zoom_box(eigenvalue_sets: Sequence[Any], margin: float = 0.15) -> tuple[float, float, float, float]:
+    """Limits ``(re_min, re_max, im_min, im_max)`` that frame the eigenvalues and the point 1.
+
+    The training spectra crowd near ``1 + 0j``; the box spans the eigenvalues (and 1, where the
+    unit circle crosses the real axis) with a relative ``margin`` on each side.
+    """
+    eig = np.concatenate([np.asarray(getattr(e, "eigenvalues", e)).ravel() for e in eigenvalue_sets])
+    re = np.append(eig.real, 1.0)
+    im = np.append(eig.imag, 0.0)
+    span_re = max(float(re.max() - re.min()), 1e-3)
+    span_im = max(float(np.abs(im).max()), 0.25 * span_re, 1e-3)
+    return (
+        float(re.min()) - margin * span_re,
+        float(re.max()) + margin * span_re,
+        -(1 + margin) * span_im,
+        (1 + margin) * span_im,
+    )
+
+
+def figure_loss(losses: Mapping[int, Any], activation: str = "relu") -> Figure:
+    """Fig. 3A: training loss per step, mean +- std over all seeds and replicas, per width.
+
+    Parameters
+    ----------
+    losses : dict width -> array (n_runs, n_steps)
+    """
+    fig, ax = new_figure()
+    plot_loss_curves({_label(h): v for h, v in losses.items()}, ax=ax, spread="std", log=True)
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("training loss (minibatch)")
+    ax.set_title(f"FCN training loss ({activation})")
+    return fig
+
+
+def figure_weights(examples: Mapping[int, Any], max_features: int = 4) -> Figure:
+    """Fig. 3B/C: a few output-layer weights of one replica against the step, per width.
+
+    Parameters
+    ----------
+    examples : dict width -> array (n_steps, 10 * width)
+    """
+    fig, ax = new_figure(width=5.5)
+    plot_trajectories({_label(h): v for h, v in examples.items()}, ax=ax, max_features=max_features)
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("output-layer weight")
+    return fig
+
+
+def figure_eigenvalues(spectra: Mapping[int, Any], seed_index: int = 0) -> Figure:
+    """Fig. 3D: the Koopman eigenvalues of every width for one seed, unit circle dashed, zoomed
+    on the eigenvalues.
+
+    Parameters
+    ----------
+    spectra : dict width -> Spectrum (or complex array) of that seed
+    """
+    fig, ax = new_figure(width=5.0, height=3.8)
+    labelled = {_label(h): s for h, s in spectra.items()}
+    plot_eigenvalues(labelled, ax=ax, zoom=zoom_box(list(spectra.values())))
+    ax.set_title(f"Koopman eigenvalues, seed {seed_index}", fontsize=FONT_SIZE + 1)
+    return fig
+
+
+def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> Figure:
+    """Fig. 3E: each narrower width against the widest, one panel per pair, with the unit circle.
+
+    Parameters
+    ----------
+    spectra : dict width -> Spectrum (or complex array) of one seed, at least two widths
+    """
+    widths = sorted(spectra)
+    if len(widths) < 2:
+        raise ValueError(f"figure_eigenvalues_zoom needs at least two widths, got {widths}")
+    widest = widths[-1]
+    others = widths[:-1]
+    fig, axes = new_figure(len(others), 1, width=6.0, height=2.4 * len(others))
+    axes = np.atleast_1d(axes)
+    box = zoom_box(list(spectra.values()))
+    for ax, h in zip(axes, others):
+        plot_eigenvalues({_label(h): spectra[h], _label(widest): spectra[widest]}, ax=ax, zoom=box)
+        ax.set_title(f"h = {h} vs h = {widest} (seed {seed_index})", fontsize=FONT_SIZE + 1)
+    return fig
+
+
+def figure_distances(summary: Mapping[str, Any]) -> Figure:
+    """Fig. 3F: mean +- std over seeds of the Wasserstein distance between widths.
+
+    Each bar is marked with the p-value of the Kolmogorov-Smirnov test between its per-seed
+    distances and those of the pair with the smallest mean distance (marked ``ref``):
+    ``*`` p < 0.05, ``**`` p < 0.01, ``***`` p < 0.001, ``n.s.`` otherwise.
+
+    Parameters
+    ----------
+    summary : dict
+        ``results.json`` content: ``distances`` (pair -> mean, std) and ``ks_tests``.
+    """
+    dist = summary["distances"]
+    keys = list(dist)
+    means = np.array([dist[k]["mean"] for k in keys])
+    stds = np.array([dist[k]["std"] for k in keys])
+    ref = keys[int(np.argmin(means))]
+    marks: list[Any] = []
+    for k in keys:
+        if k == ref:
+            marks.append("ref" if len(keys) > 1 else None)
+            continue
+        test = summary["ks_tests"].get(f"{k} vs {ref}") or summary["ks_tests"].get(f"{ref} vs {k}")
+        marks.append(None if test is None else test["pvalue"])
+    fig, ax = new_figure(width=1.8 + 1.1 * len(keys), height=3.4)
+    labels = [k.replace("-", " vs ") for k in keys]
+    plot_distance_bars(means, stds, labels, significance=marks, ax=ax)
+    ax.set_ylabel("Wasserstein distance")
+    ax.set_xlabel("widths h")
+    return fig
+
+
+def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
+    """Fig. S4B: distribution of distances between the spectra of all pairs of seeds of the
+    widest network, with the mean between-width distances (to the widest) as vertical lines.
+
+    Parameters
+    ----------
+    summary : dict
+        ``results.json`` content: ``between_seeds`` and ``distances``.
+    """
+    between = summary["between_seeds"]
+    widest = between["width"]
+    values = np.asarray(between.get("distances", []), dtype=np.float64)
+    fig, ax = new_figure()
+    if values.size:
+        ax.hist(
+            values,
+            bins=max(5, min(20, values.size // 2)),
+            color="0.6",
+            edgecolor="0.3",
+            label=f"h = {widest}, between seeds ({values.size} pairs)",
+        )
+    for i, (key, d) in enumerate(summary["distances"].items()):
+        a, b = key.split("-")
+        if b == str(widest):
+            ax.axvline(
+                d["mean"], color=color_for(key, i), ls="--", lw=1.2, label=f"mean h = {a} vs h = {b}"
+            )
+    ax.set_xlabel("Wasserstein distance")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    return fig
+
+
+def _example_seed(summary: Mapping[str, Any]) -> int:
+    # the seed whose distance between the narrowest and the widest net is the median one
+    dist = summary["distances"]
+    if not dist:
+        return 0
+    key = max(dist, key=lambda k: int(k.split("-")[1]) - int(k.split("-")[0]))
+    per_seed = np.asarray(dist[key]["per_seed"])
+    return int(np.argsort(per_seed)[per_seed.size // 2])
+
+
+def draw_all(
+    summary: Mapping[str, Any],
+    spectra: Mapping[int, Sequence[Any]],
+    losses: Mapping[int, Any],
+    examples: Mapping[int, Any],
+    out_dir: str | os.PathLike,
+) -> list[Path]:
+    """Draw and save every figure of the study into ``out_dir`` (PNG and SVG).
+
+    Files: ``fig3a_loss``, ``fig3bc_weights``, ``fig3d_eigenvalues``, ``fig3e_zoom`` (with two
+    or more widths), ``fig3f_distances`` (with two or more widths) and
+    ``figS4b_between_seeds`` (with two or more seeds). The example seed of 3D/E is the one with
+    the median distance between the narrowest and the widest network.
+
+    Returns
+    -------
+    list of Path
+    """
+    out = Path(out_dir)
+    activation = summary["config"]["activation"]
+    widths = sorted(spectra)
+    seed = _example_seed(summary)
+    one_seed = {h: spectra[h][seed] for h in widths}
+    figures: list[tuple[str, Figure]] = [
+        ("fig3a_loss", figure_loss(losses, activation)),
+        ("fig3bc_weights", figure_weights(examples)),
+        ("fig3d_eigenvalues", figure_eigenvalues(one_seed, seed)),
+    ]
+    if len(widths) >= 2:
+        figures.append(("fig3e_zoom", figure_eigenvalues_zoom(one_seed, seed)))
+        figures.append(("fig3f_distances", figure_distances(summary)))
+    if summary["between_seeds"].get("distances"):
+        figures.append(("figS4b_between_seeds", figure_between_seeds(summary)))
+    paths: list[Path] = []
+    for name, fig in figures:
+        paths.extend(save_figure(fig, out / name))
+    return paths

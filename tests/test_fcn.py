@@ -1,0 +1,365 @@
+"""Tests of the fully connected width study (conjugacy.experiments.fcn) and its CLI command.
+
+A test-only configuration keeps the real runs small: 2 widths, 2 seeds, 3 replicas, 120 steps on
+the bundled digits, a delay product of 80 (16 delays for h = 5, 2 for h = 40).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conjugacy.cli import app
+from conjugacy.experiments.fcn import (
+    FCN,
+    OBSERVED_PARAMETER,
+    FCNConfig,
+    batch_order,
+    run,
+    train,
+)
+from conjugacy.store import TrajectoryStore
+
+#: Tolerance of a ratio of two float32 weights: each carries a relative rounding error <= 2**-24.
+F32 = 4 * float(np.finfo(np.float32).eps)
+
+SMALL = {
+    "widths": (5, 40),
+    "n_seeds": 2,
+    "n_replicas": 3,
+    "n_steps": 120,
+    "delay_product": 80,
+    "n_shuffles": 20,
+    "n_permutations": 99,
+    "seed": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fcn_a")
+    return run(FCNConfig(**SMALL), out, figures=True)
+
+
+# ----------------------------------------------------------------------------- config and model
+def test_presets_hold_the_published_numbers():
+    paper = FCNConfig.preset("paper")
+    assert (paper.n_seeds, paper.n_replicas, paper.n_steps) == (25, 10, 1000)
+    assert (paper.batch_size, paper.lr, paper.eps, paper.rank) == (60, 0.1, 1e-3, 10)
+    assert [paper.delays_for(h) for h in (5, 10, 40)] == [64, 32, 8]
+    quick = FCNConfig.preset("quick", activation="gelu")
+    assert quick.scale == "quick" and quick.activation == "gelu" and quick.data == "digits"
+    assert quick.widths == (5, 10, 40) and quick.n_replicas == 10
+    with pytest.raises(ValueError, match="scale must be one of"):
+        FCNConfig.preset("huge")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"activation": "tanh"}, "activation must be one of"),
+        ({"widths": ()}, "widths must be a non-empty"),
+        ({"widths": (5, 5)}, "widths must be distinct"),
+        ({"widths": (0, 5)}, "each width must be an integer >= 1"),
+        ({"data": "mnist"}, "needs data_dir"),
+        ({"data": "imagenet"}, "data must be one of"),
+        ({"n_replicas": 1}, "n_replicas must be an integer >= 2"),
+        ({"noise": "laplace"}, "noise must be one of"),
+        ({"lr": -0.1}, "lr must be finite and > 0"),
+        ({"n_steps": 50}, r"too short for width 5: its 64 delays need .* at least 66"),
+        ({"device": "tpu"}, "device must be one of"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FCNConfig(**kwargs)
+
+
+def test_widths_are_sorted_and_delays_follow_the_ratio():
+    cfg = FCNConfig(widths=(40, 5, 10))
+    assert cfg.widths == (5, 10, 40)
+    assert cfg.to_dict()["delays"] == {"5": 64, "10": 32, "40": 8}
+    assert FCNConfig(widths=(3,), delay_product=10).delays_for(3) == 3  # round(10 / 3)
+
+
+def test_model_has_no_biases_and_pytorch_default_init():
+    gen = torch.Generator().manual_seed(0)
+    model = FCN(784, 40, 10, generator=gen)
+    names = dict(model.named_parameters())
+    assert set(names) == {"fc1.weight", OBSERVED_PARAMETER}
+    assert names["fc1.weight"].shape == (40, 784) and names[OBSERVED_PARAMETER].shape == (10, 40)
+    assert sum(p.numel() for p in model.parameters()) == 784 * 40 + 40 * 10
+    # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), filled (the extremes are approached)
+    w1 = names["fc1.weight"].detach()
+    assert w1.abs().max() <= 1 / np.sqrt(784) and w1.abs().max() > 0.99 / np.sqrt(784)
+    w2 = names[OBSERVED_PARAMETER].detach()
+    assert w2.abs().max() <= 1 / np.sqrt(40)
+    same = FCN(784, 40, 10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(same.fc1.weight, model.fc1.weight)
+    x = torch.randn(3, 784)
+    relu = FCN(784, 40, generator=torch.Generator().manual_seed(1))
+    gelu = FCN(784, 40, activation="gelu", generator=torch.Generator().manual_seed(1))
+    expected = torch.relu(x @ relu.fc1.weight.T) @ relu.fc2.weight.T
+    assert torch.allclose(relu(x), expected)
+    assert not torch.allclose(gelu(x), expected)
+
+
+def test_batch_order_is_seeded_epochwise_permutation():
+    order = batch_order(100, 30, 7, seed=3)
+    assert order.shape == (7, 30) and order.dtype == np.int64
+    # 3 full batches per epoch (the last 10 examples of each permutation are dropped)
+    for epoch in range(2):
+        chunk = order[3 * epoch : 3 * epoch + 3].ravel()
+        assert len(np.unique(chunk)) == 90
+    assert not np.array_equal(order[:3], order[3:6])
+    np.testing.assert_array_equal(order, batch_order(100, 30, 7, seed=3))
+    assert not np.array_equal(order, batch_order(100, 30, 7, seed=4))
+    with pytest.raises(ValueError, match="larger than the 10 training examples"):
+        batch_order(10, 60, 5, seed=0)
+
+
+# ---------------------------------------------------------------------------- the real run
+def test_results_structure(small_run):
+    res = small_run
+    out = res.out_dir
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["experiment"] == "fcn"
+    assert summary["config"]["widths"] == [5, 40]
+    assert summary["config"]["delays"] == {"5": 16, "40": 2}
+    for h in ("5", "40"):
+        assert len(summary["spectra"][h]) == 2
+        for sp in summary["spectra"][h]:
+            assert len(sp["eigenvalues"]) == 10 and sp["rank"] == 10 and sp["method"] == "rrr"
+            assert sp["settings"]["delays"] == summary["config"]["delays"][h]
+    d = summary["distances"]["5-40"]
+    assert len(d["per_seed"]) == 2 and d["mean"] > 0 and d["std"] >= 0
+    assert d["mean"] == pytest.approx(np.mean(d["per_seed"]))
+    assert set(summary["shuffle_control"]["5-40"]) == {"fraction_per_seed", "mean_fraction"}
+    perm = summary["permutation_tests"]["5-40"]
+    assert perm["exact"] and perm["n_permutations"] == 6 and 0 < perm["pvalue"] <= 1
+    assert summary["ks_tests"] == {}  # a single pair of widths: nothing to compare it with
+    between = summary["between_seeds"]
+    assert between["width"] == 40 and len(between["distances"]) == 1
+    assert set(between["ks_vs_width_pairs"]) == {"5-40"}
+    assert len(summary["loss"]["5"]["mean"]) == 120
+    for name in (
+        "fig3a_loss",
+        "fig3bc_weights",
+        "fig3d_eigenvalues",
+        "fig3e_zoom",
+        "fig3f_distances",
+        "figS4b_between_seeds",
+    ):
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert (out / f"{name}.svg").exists()
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+        assert len(store.runs()) == 2 * 2 * 3
+        traj = store.read(params=OBSERVED_PARAMETER, runs=["h40_seed1_0", "h40_seed1_2"])
+        assert traj.shape == (2, 121, 400)
+    # the spectra of results.json are those of the returned spectra
+    eig = np.array(summary["spectra"]["40"][1]["eigenvalues"])
+    np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra[40][1].eigenvalues)
+
+
+def test_replicas_start_at_the_configured_perturbation(small_run):
+    eps = small_run.config.eps
+    with TrajectoryStore.open(small_run.out_dir / "trajectories.zarr", "r") as store:
+        for h in (5, 40):
+            w0 = store.read(
+                params="*",
+                runs=[f"h{h}_seed0_{i}" for i in range(3)],
+                steps=slice(0, 1),
+                dtype=np.float64,
+            )[:, 0]
+            rel = np.abs(w0[1:] / w0[0] - 1)
+            assert rel.max() <= eps + F32  # uniform noise in [-1, 1], weights stored in float32
+            assert rel.max() > 0.5 * eps  # and the perturbation is there
+            # replicas of one seed then share the batch order: after training they stay close
+            last = store.read(
+                params="*",
+                runs=[f"h{h}_seed0_{i}" for i in range(3)],
+                steps=slice(-1, None),
+                dtype=np.float64,
+            )[:, 0]
+            other = store.read(
+                params="*",
+                runs=[f"h{h}_seed1_{i}" for i in range(3)],
+                steps=slice(-1, None),
+                dtype=np.float64,
+            )[:, 0]
+            spread = np.abs(last[1:] - last[0]).max()
+            assert spread < 0.1 * np.abs(other[0] - last[0]).max()
+    reported = small_run.summary["max_relative_perturbation"]
+    assert all(0.5 * eps < v <= eps + F32 for v in reported.values())
+
+
+def test_training_lowers_the_loss(small_run):
+    for h in ("5", "40"):
+        mean = np.array(small_run.summary["loss"][h]["mean"])
+        assert mean[-20:].mean() < 0.5 * mean[:5].mean()
+
+
+def test_deterministic_under_a_seed(small_run, tmp_path):
+    again = run(FCNConfig(**SMALL), tmp_path / "b", figures=False)
+    for h in (5, 40):
+        for a, b in zip(small_run.spectra[h], again.spectra[h]):
+            np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    assert again.summary["distances"] == small_run.summary["distances"]
+    assert again.summary["shuffle_control"] == small_run.summary["shuffle_control"]
+    assert again.summary["permutation_tests"] == small_run.summary["permutation_tests"]
+
+
+def test_resume_skips_complete_seeds_and_redoes_an_interrupted_one(small_run, tmp_path):
+    copy = tmp_path / "c"
+    shutil.copytree(small_run.out_dir, copy)
+    (copy / "results.json").unlink()
+    with TrajectoryStore.open(copy / "trajectories.zarr", "a") as store:
+        store.delete_run("h5_seed1_2")  # as if killed before the last replica of this seed
+        store.set_finished("h40_seed0_1", False)  # as if killed before closing this run
+    resumed = run(FCNConfig(**SMALL), copy, figures=False)
+    timing = resumed.summary["timing_seconds"]
+    assert sorted(timing["trained"]) == [[5, 1], [40, 0]]
+    assert sorted(timing["skipped"]) == [[5, 0], [40, 1]]
+    for h in (5, 40):
+        for a, b in zip(small_run.spectra[h], resumed.spectra[h]):
+            np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+
+
+def test_resume_refuses_other_training_settings(small_run):
+    other = FCNConfig(**{**SMALL, "lr": 0.05})
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.1 there, 0.05 now\)"):
+        train(other, small_run.out_dir / "trajectories.zarr")
+
+
+# ----------------------------------------------------------------------------------------- CLI
+@pytest.fixture()
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--activation", "tanh"], "tanh"),
+        (["--scale", "huge"], "huge"),
+        (["--widths", "5,x"], "--widths must be a comma-separated list"),
+        (["--widths", "5,5"], "--widths must be distinct"),
+        (["--data", "mnist"], "--data mnist needs --data-dir"),
+        (["--data-dir", "."], "--data-dir is only used with --data mnist"),
+        (["--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a folder"),
+        (["--seed", "-1"], "--seed"),
+        (["--steps", "10"], "too short for width 5"),
+    ],
+)
+def test_cli_fcn_bad_options(runner, args, message, tmp_path):
+    result = runner.invoke(app, ["reproduce", "fcn", "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_cli_fcn_missing_mnist_file_names_it(runner, tmp_path):
+    (tmp_path / "mnist").mkdir()
+    result = runner.invoke(
+        app,
+        [
+            "reproduce",
+            "fcn",
+            "--data",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "mnist"),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "train-images-idx3-ubyte" in result.output
+
+
+def test_cli_fcn_out_must_be_a_folder(runner, tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("not a folder")
+    result = runner.invoke(app, ["reproduce", "fcn", "--out", str(target), "--no-progress"])
+    assert result.exit_code == 2
+    assert "exists and is not a folder" in result.output
+
+
+def test_cli_fcn_runs_and_writes_results(runner, tmp_path):
+    out = tmp_path / "cli"
+    result = runner.invoke(
+        app,
+        [
+            "reproduce",
+            "fcn",
+            "--widths",
+            "10,40",
+            "--seeds",
+            "2",
+            "--replicas",
+            "2",
+            "--steps",
+            "40",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--activation",
+            "gelu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["config"]["activation"] == "gelu"
+    assert summary["config"]["delays"] == {"10": 32, "40": 8}
+    assert "10 vs 40" in result.output
+    assert Path(out / "fig3f_distances.png").exists()
+
+
+def test_cli_grokking_wiring(runner, tmp_path, monkeypatch):
+    import conjugacy.experiments.grokking as grokking
+
+    seen = {}
+
+    class Fake:
+        tests: dict = {}
+        distances: dict = {}
+        wall_time_s = 0.0
+
+    def fake_run(config, out_dir, *, progress=False):
+        seen.update(config=config, out=Path(out_dir), progress=progress)
+        return Fake()
+
+    monkeypatch.setattr(grokking, "run", fake_run)
+    result = runner.invoke(
+        app,
+        [
+            "reproduce",
+            "grokking",
+            "--steps",
+            "50",
+            "--long-steps",
+            "400",
+            "--scale",
+            "quick",
+            "--out",
+            str(tmp_path / "g"),
+            "--seed",
+            "3",
+            "--no-progress",
+            "--s6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cfg = seen["config"]
+    assert (cfg.steps, cfg.long_steps, cfg.seed, cfg.s6, cfg.scale) == (50, 400, 3, True, "quick")
+    assert seen["out"] == tmp_path / "g" and seen["progress"] is False
+    bad = runner.invoke(app, ["reproduce", "grokking", "--steps", "0"])
+    assert bad.exit_code != 0 and "--steps" in bad.output
