@@ -1,0 +1,116 @@
+"""Modular addition data for the grokking experiment (Power et al. 2022; Nanda et al. 2023).
+
+Every pair ``(a, b)`` with ``0 <= a, b < modulus`` is one example. The input sequence is
+``[a, b, =]`` where the "=" token has id ``modulus`` (so the vocabulary has ``modulus + 1``
+tokens) and the label is ``(a + b) mod modulus``, read by the model at the last position.
+A fixed fraction of the ``modulus**2`` pairs, drawn by a seeded permutation, is the training set;
+the rest is the test set. The paper (Redman et al. 2024, appendix E) uses ``modulus = 113`` and
+30 % for training: ``int(0.3 * 12769) = 3830`` training pairs and 8,939 test pairs.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ModularData", "modular_addition"]
+
+
+@dataclass(frozen=True)
+class ModularData:
+    """A train/test split of the modular addition table.
+
+    Attributes
+    ----------
+    train_inputs, test_inputs : ndarray of int64, shape (n, 3)
+        Token sequences ``[a, b, modulus]``.
+    train_labels, test_labels : ndarray of int64, shape (n,)
+        ``(a + b) % modulus``.
+    modulus : int
+        The modulus ``p``.
+    vocab_size : int
+        ``modulus + 1`` (the residues and the "=" token).
+    train_fraction : float
+        Requested fraction of pairs used for training.
+    seed : int
+        Seed of the permutation that chose the split.
+    """
+
+    train_inputs: np.ndarray
+    train_labels: np.ndarray
+    test_inputs: np.ndarray
+    test_labels: np.ndarray
+    modulus: int
+    vocab_size: int
+    train_fraction: float
+    seed: int
+
+    @property
+    def equals_token(self) -> int:
+        """Token id of "=" (equal to ``modulus``)."""
+        return self.modulus
+
+
+def modular_addition(
+    modulus: int = 113, train_fraction: float = 0.3, seed: int = 0
+) -> ModularData:
+    """Build the ``a + b mod modulus`` dataset with a deterministic random train/test split.
+
+    Parameters
+    ----------
+    modulus : int
+        The modulus ``p >= 2``; there are ``p**2`` pairs.
+    train_fraction : float
+        Fraction of pairs used for training, in (0, 1). The training set has
+        ``int(train_fraction * p**2)`` pairs (at least 1, at most ``p**2 - 1``).
+    seed : int
+        Seed of the NumPy ``default_rng`` permutation of the pairs; the same seed always gives
+        the same split.
+
+    Returns
+    -------
+    ModularData
+        Arrays are read-only int64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument has the wrong type or is out of range.
+    """
+    if isinstance(modulus, bool) or not isinstance(modulus, numbers.Integral):
+        raise TypeError(f"modulus must be an integer, got {modulus!r}")
+    if modulus < 2:
+        raise ValueError(f"modulus must be >= 2, got {modulus}")
+    if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real):
+        raise TypeError(f"train_fraction must be a real number, got {train_fraction!r}")
+    if not (0.0 < float(train_fraction) < 1.0):
+        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    p = int(modulus)
+    n_pairs = p * p
+    n_train = min(max(int(float(train_fraction) * n_pairs), 1), n_pairs - 1)
+
+    a, b = np.divmod(np.arange(n_pairs, dtype=np.int64), p)
+    inputs = np.stack([a, b, np.full(n_pairs, p, dtype=np.int64)], axis=1)
+    labels = (a + b) % p
+    order = np.random.default_rng(int(seed)).permutation(n_pairs)
+    train, test = order[:n_train], order[n_train:]
+
+    def frozen(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        x.setflags(write=False)
+        return x
+
+    return ModularData(
+        train_inputs=frozen(inputs[train]),
+        train_labels=frozen(labels[train]),
+        test_inputs=frozen(inputs[test]),
+        test_labels=frozen(labels[test]),
+        modulus=p,
+        vocab_size=p + 1,
+        train_fraction=float(train_fraction),
+        seed=int(seed),
+    )
