@@ -430,29 +430,33 @@ def _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, max_ite
         return op.x_times(weights[:, None] * V)
 
     def xsh(U):
-        return weights[:, None] * op.xh_times(U)
+        out = op.xh_times(U)
+        out *= weights[:, None]
+        return out
 
     width = min(rank + _oversampling(rank), min(n_obs, m))
     rng = np.random.default_rng(0)
-    start = rng.standard_normal((m, width))
-    Q, _ = np.linalg.qr(xs(start))
+    Q, _ = np.linalg.qr(xs(rng.standard_normal((m, width))))
     prev = None
     for _ in range(max_iter):
         W = xsh(Q)  # X_s^* Q  (m, width)
         if prev is not None:
-            Uq, s, V = prev
+            Uq, s, Q2, Vbh = prev
             k = select_rank(s, rank, tol, (n_obs, m))
             if k == 0:
                 return None
-            # X_s^* u_i = W @ Ub[:, i]; compare with s_i v_i.
-            resid = np.linalg.norm(W @ Uq[:, :k] - V[:, :k] * s[:k], axis=0)
+            # X_s^* u_i = W @ Uq[:, i] must equal s_i v_i, with v_i = Q2 @ Vbh[i]^*.
+            Vk = Q2 @ Vbh[:k].conj().T
+            resid = np.linalg.norm(W @ Uq[:, :k] - Vk * s[:k], axis=0)
             if resid.max() <= 1e-11 * s[0]:
-                U = Q @ Uq
-                Uk, sk, Vk = U[:, :k], s[:k], V[:, :k]
+                Uk, sk = Q @ Uq[:, :k], s[:k]
+                del W, Q2, prev
                 Bk = op.y_times(weights[:, None] * Vk) / sk
                 return dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=real)
+            del Vk, prev
         Q2, _ = np.linalg.qr(W)
+        del W
         Q, Rr = np.linalg.qr(xs(Q2))  # X_s Q2 = Q Rr
         Ub, s, Vbh = np.linalg.svd(Rr)
-        prev = (Ub, s, Q2 @ Vbh.conj().T)
+        prev = (Ub, s, Q2, Vbh)
     return None
