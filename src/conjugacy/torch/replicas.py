@@ -284,7 +284,7 @@ def train_replicas(
         if vectorize is True and reason not in (None, "after_step is given"):
             raise ValueError(f"vectorize=True but the vectorised path is not exact here: {reason}")
         use_vmap = vectorize is True or (vectorize == "auto" and reason is None)
-        bar = _Progress(progress, n_replicas * n_steps)
+        bar = _Progress(progress, n_replicas * n_steps, f"training {run_prefix}")
         try:
             if use_vmap:
                 _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
@@ -303,14 +303,15 @@ def train_replicas(
 
 
 class _Progress:
-    def __init__(self, enabled: bool, total: int) -> None:
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        # transient: a finished bar is cleared, so callers looping over jobs do not pile them up
         self._p = None
         if enabled:
             from rich.progress import Progress
 
-            self._p = Progress(transient=False)
+            self._p = Progress(transient=True)
             self._p.start()
-            self._task = self._p.add_task("training replicas", total=total)
+            self._task = self._p.add_task(description, total=total)
 
     def advance(self, n: int = 1) -> None:
         if self._p is not None:
