@@ -1,0 +1,211 @@
+"""Figures of the transformer grokking experiment (Redman et al. 2024, fig. 5 and S6).
+
+Compositions of :mod:`conjugacy.plots.core`; the inputs are plain arrays and dicts of results
+(as :func:`conjugacy.experiments.grokking.run` produces them), no computation happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .core import PALETTE, new_figure, plot_eigenvalues
+
+__all__ = [
+    "REGIME_COLORS",
+    "figure_fig5",
+    "figure_grokking_curves",
+    "figure_s6",
+    "plot_early_curves",
+    "plot_grokking_curves",
+]
+
+#: Colours of the regimes: those :func:`plot_eigenvalues` gives the first and second label.
+REGIME_COLORS = {"unconstrained": PALETTE[0], "constrained": PALETTE[1], "constrained_s6": PALETTE[1]}
+_LABELS = {
+    "unconstrained": "unconstrained (groks)",
+    "constrained": "constrained norm",
+    "constrained_s6": "constrained norm",
+}
+
+
+def _series(curve: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray]:
+    if "step" not in curve or name not in curve:
+        raise KeyError(f"curve must hold 'step' and {name!r}; it has {sorted(curve)}")
+    step = np.asarray(curve["step"], dtype=np.float64)
+    y = np.asarray(curve[name], dtype=np.float64)
+    if y.ndim == 1:
+        y = y[None]
+    if y.ndim != 2 or y.shape[1] != step.shape[0]:
+        raise ValueError(
+            f"{name} must be (n_runs, {step.shape[0]}) to match 'step', got "
+            f"shape {np.shape(curve[name])}"
+        )
+    keep = np.isfinite(y).any(axis=0)  # records where the quantity was evaluated
+    return step[keep], y[:, keep]
+
+
+def plot_early_curves(
+    curves: Mapping[str, Mapping[str, Any]],
+    ax: Axes | None = None,
+    quantity: str = "loss",
+    window: Mapping[str, int] | None = None,
+) -> Axes:
+    """Train (solid) and test (dashed) loss or accuracy over the first steps (fig. 5C, S6A).
+
+    Parameters
+    ----------
+    curves : dict regime -> dict
+        ``"step"`` (n,) and ``"train_<quantity>"``, ``"test_<quantity>"`` arrays (n_runs, n),
+        NaN where not evaluated. Mean +- one standard deviation over runs is drawn.
+    quantity : {"loss", "accuracy"}
+    window : dict regime -> int, optional
+        Draw a thin vertical line at this step for the regime (the Koopman window, fig. S6A).
+    """
+    if quantity not in ("loss", "accuracy"):
+        raise ValueError(f"quantity must be 'loss' or 'accuracy', got {quantity!r}")
+    if ax is None:
+        _, ax = new_figure()
+    for regime, curve in curves.items():
+        color = REGIME_COLORS.get(regime, "#0072b2")
+        for split, ls in (("train", "-"), ("test", "--")):
+            step, y = _series(curve, f"{split}_{quantity}")
+            finite = np.where(np.isfinite(y), y, 0.0)
+            count = np.isfinite(y).sum(axis=0)
+            mean = finite.sum(axis=0) / count
+            sd = np.sqrt(np.where(np.isfinite(y), (y - mean) ** 2, 0.0).sum(axis=0) / count)
+            ax.plot(
+                step, mean, color=color, ls=ls, lw=1.5, label=f"{_LABELS.get(regime, regime)}, {split}"
+            )
+            if y.shape[0] > 1:
+                ax.fill_between(step, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+        if window and regime in window:
+            ax.axvline(window[regime], color=color, lw=0.7)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(quantity)
+    ax.legend(fontsize=7, frameon=False)
+    return ax
+
+
+def plot_grokking_curves(
+    curve: Mapping[str, Any], ax: Axes | None = None, title: str | None = None
+) -> Axes:
+    """Train and test accuracy of one long run on a log-step axis (fig. 5A/B).
+
+    Parameters
+    ----------
+    curve : dict
+        ``"step"`` (n,), ``"train_accuracy"`` and ``"test_accuracy"`` (n,); step 0 is dropped
+        (log axis). With ``"weight_norm"`` (n,), the global weight norm is drawn on a second
+        axis (as in the Omnigrok figures).
+    """
+    if ax is None:
+        _, ax = new_figure()
+    for split, color in (("train", "#0072b2"), ("test", "#d55e00")):
+        step, y = _series(curve, f"{split}_accuracy")
+        keep = step > 0
+        ax.plot(step[keep], y[0, keep], color=color, lw=1.5, label=split)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("accuracy")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    if "weight_norm" in curve:
+        step, norm = _series(curve, "weight_norm")
+        keep = step > 0
+        twin = ax.twinx()
+        twin.plot(step[keep], norm[0, keep], color="#cc79a7", lw=1.0, ls=":")
+        twin.set_ylabel("global weight norm (dotted)", color="#cc79a7", fontsize=8)
+        twin.tick_params(labelsize=8, colors="#cc79a7")
+    return ax
+
+
+def _pooled(spectra: Sequence[Any]) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(getattr(s, "eigenvalues", s), dtype=complex).ravel() for s in spectra]
+    )
+
+
+def _eigen_panel(spectra: Mapping[str, Sequence[Any]], ax: Axes, title: str, zoom: bool = False) -> None:
+    # Unconstrained first: plot_eigenvalues draws the first label hollow in PALETTE[0], the
+    # second filled in PALETTE[1], matching REGIME_COLORS.
+    pooled = {_LABELS.get(k, k): _pooled(v) for k, v in spectra.items()}
+    box = None
+    if zoom:
+        eig = np.concatenate(list(pooled.values()))
+        eig = eig[np.abs(eig) > 0.5]
+        if eig.size:
+            pad = 0.05
+            box = (
+                float(eig.real.min()) - pad,
+                float(eig.real.max()) + pad,
+                float(eig.imag.min()) - pad,
+                float(eig.imag.max()) + pad,
+            )
+    plot_eigenvalues(pooled, ax=ax, zoom=box)
+    ax.set_title(title)
+
+
+def figure_fig5(
+    curves: Mapping[str, Mapping[str, Any]],
+    spectra: Mapping[str, Sequence[Any]],
+    *,
+    pvalue: float | None = None,
+) -> Figure:
+    """Fig. 5C/D: early train/test loss and accuracy with spread, and the Koopman eigenvalues.
+
+    Parameters
+    ----------
+    curves : dict regime -> dict (see :func:`plot_early_curves`), cut to the fig. 5 window
+    spectra : dict regime -> sequence of Spectrum (one per seed; all seeds are drawn)
+    pvalue : float, optional
+        Permutation-test p-value, shown in the eigenvalue panel's title.
+    """
+    fig, axes = new_figure(1, 4, width=18.0, height=4.0)
+    plot_early_curves(curves, ax=axes[0], quantity="loss")
+    axes[0].set_title("C: loss, first steps (mean ± sd over runs)")
+    plot_early_curves(curves, ax=axes[1], quantity="accuracy")
+    axes[1].set_title("accuracy, first steps")
+    title = "D: Koopman eigenvalues (all seeds)"
+    if pvalue is not None:
+        title += f"\npermutation test p = {pvalue:.3g}"
+    _eigen_panel(spectra, axes[2], title)
+    _eigen_panel(spectra, axes[3], "D, zoomed on |λ| > 0.5", zoom=True)
+    return fig
+
+
+def figure_s6(
+    curves: Mapping[str, Mapping[str, Any]],
+    spectra: Mapping[str, Sequence[Any]],
+    windows: Mapping[str, int],
+    *,
+    pvalue: float | None = None,
+) -> Figure:
+    """Fig. S6: constrained runs over a longer window; loss with window marks and eigenvalues."""
+    fig, axes = new_figure(1, 3, width=14.0, height=4.0)
+    plot_early_curves(curves, ax=axes[0], quantity="loss", window=windows)
+    axes[0].set_title("A: loss; vertical lines = Koopman windows")
+    title = "B: Koopman eigenvalues"
+    if pvalue is not None:
+        title += f"\npermutation test p = {pvalue:.3g}"
+    _eigen_panel(spectra, axes[1], title)
+    _eigen_panel(spectra, axes[2], "B, zoomed on |λ| > 0.5", zoom=True)
+    return fig
+
+
+def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Fig. 5A/B: train vs test accuracy of one long run per regime, log-step axis."""
+    n = len(long_curves)
+    if n == 0:
+        raise ValueError("long_curves is empty; give at least one regime")
+    fig, axes = new_figure(1, n, width=4.6 * n, height=3.6)
+    axes = np.atleast_1d(axes)
+    for ax, (regime, curve), letter in zip(axes, long_curves.items(), "ABCDEFG"):
+        plot_grokking_curves(curve, ax=ax, title=f"{letter}: {_LABELS.get(regime, regime)}")
+    return fig

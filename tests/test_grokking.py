@@ -1,0 +1,313 @@
+"""Tests of the transformer grokking experiment (conjugacy.experiments.grokking, plots.grokking).
+
+The end-to-end tests use a tiny configuration (modulus 11, d_model 16, 10 steps, 2 seeds x 2
+runs) with the real model class and training protocol, so the whole file runs in well under a
+minute on one core.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conjugacy.data.modular import modular_addition
+from conjugacy.experiments.grokking import (
+    OBSERVED_PARAMETER,
+    GrokkingConfig,
+    GrokkingResults,
+    OneLayerTransformer,
+    TrainingProtocol,
+    global_norm,
+    make_base_model,
+    run,
+    unit_circle_counts,
+)
+from conjugacy.spectrum import Spectrum
+from conjugacy.store import TrajectoryStore
+
+TINY = dict(
+    scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=True, s6_steps=14, long_steps=20,
+    long_eval_points=6, eval_every=3, modulus=11, d_model=16, n_heads=2, d_head=8, d_mlp=32,
+    delays=2, rank=3, pca=3, n_permutations=99,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny tensors: thread hand-offs cost more than they save, on 2 shared cores by far.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GrokkingResults, Path]:
+    out = tmp_path_factory.mktemp("grokking")
+    return run(GrokkingConfig(**TINY), out), out
+
+
+# ----------------------------------------------------------------------------- the model
+def test_paper_model_has_226816_parameters() -> None:
+    model = OneLayerTransformer()
+    # W_E 128x114 + W_pos 3x128 + W_Q/K/V 3x4x32x128 + W_O 128x128 + W_in 512x128 + b_in 512
+    # + W_out 128x512 + b_out 128 + W_U 128x114
+    assert sum(p.numel() for p in model.parameters()) == 226_816
+    assert dict(model.named_parameters())[OBSERVED_PARAMETER].shape == (128, 512)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+
+
+def test_initialization_scales() -> None:
+    model = OneLayerTransformer(generator=torch.Generator().manual_seed(0))
+    params = dict(model.named_parameters())
+    assert float(params["mlp.b_in"].detach().abs().max()) == 0.0
+    assert float(params["mlp.b_out"].detach().abs().max()) == 0.0
+    # Gaussian / sqrt(128); unembedding / sqrt(114): sample std within a few percent.
+    assert float(params["mlp.W_out"].detach().std()) == pytest.approx(1 / math.sqrt(128), rel=0.02)
+    assert float(params["attn.W_Q"].detach().std()) == pytest.approx(1 / math.sqrt(128), rel=0.03)
+    assert float(params["unembed.W_U"].detach().std()) == pytest.approx(1 / math.sqrt(114), rel=0.03)
+    again = OneLayerTransformer(generator=torch.Generator().manual_seed(0))
+    for (_, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
+        assert torch.equal(a, b)
+
+
+def _reference_logits(model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """The reference (Nanda / Omnigrok) forward: all positions, causal mask, then the last."""
+    p = dict(model.named_parameters())
+    x = torch.einsum("dbp -> bpd", p["embed.W_E"][:, tokens]) + p["pos_embed.W_pos"][:3]
+    k = torch.einsum("ihd,bpd->biph", p["attn.W_K"], x)
+    q = torch.einsum("ihd,bpd->biph", p["attn.W_Q"], x)
+    v = torch.einsum("ihd,bpd->biph", p["attn.W_V"], x)
+    scores = torch.einsum("biph,biqh->biqp", k, q)
+    mask = torch.tril(torch.ones(3, 3, dtype=x.dtype))
+    scores = torch.tril(scores) - 1e10 * (1 - mask)
+    attn = F.softmax(scores / math.sqrt(p["attn.W_K"].shape[1]), dim=-1)
+    z = torch.einsum("biph,biqp->biqh", v, attn)
+    z = z.permute(0, 2, 1, 3).reshape(x.shape[0], 3, -1)
+    x = x + torch.einsum("df,bqf->bqd", p["attn.W_O"], z)
+    h = F.relu(torch.einsum("md,bpd->bpm", p["mlp.W_in"], x) + p["mlp.b_in"])
+    x = x + torch.einsum("dm,bpm->bpd", p["mlp.W_out"], h) + p["mlp.b_out"]
+    return (x @ p["unembed.W_U"])[:, -1]
+
+
+def test_forward_and_gradients_match_the_reference_computation() -> None:
+    data = modular_addition(modulus=13, seed=0)
+    model = OneLayerTransformer(14, 24, 3, 8, 40, generator=torch.Generator().manual_seed(1))
+    x, y = torch.tensor(data.train_inputs), torch.tensor(data.train_labels)
+    ours, ref = model(x), _reference_logits(model, x)
+    np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), rtol=1e-12,
+                               atol=1e-12)
+    g_ours = torch.autograd.grad(F.cross_entropy(ours, y), list(model.parameters()))
+    g_ref = torch.autograd.grad(F.cross_entropy(ref, y), list(model.parameters()))
+    for a, b in zip(g_ours, g_ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_model_rejects_bad_sizes_and_tokens() -> None:
+    with pytest.raises(ValueError, match="d_model"):
+        OneLayerTransformer(d_model=0)
+    with pytest.raises(ValueError, match="tokens"):
+        OneLayerTransformer(12, 8, 1, 8, 8)(torch.zeros(4, 5, dtype=torch.long))
+
+
+def test_constrained_base_is_alpha_times_unconstrained_base() -> None:
+    cfg = GrokkingConfig(**TINY)
+    a = make_base_model(cfg, 3, "unconstrained")
+    b = make_base_model(cfg, 3, "constrained")
+    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        torch.testing.assert_close(pb, cfg.alpha * pa, rtol=0, atol=0)
+
+
+def test_norm_projection_restores_the_initial_norm() -> None:
+    cfg = GrokkingConfig(**TINY)
+    data = modular_addition(cfg.modulus, cfg.train_fraction, 0)
+    model = make_base_model(cfg, 0, "constrained")
+    protocol = TrainingProtocol(cfg, "constrained", data, lambda t: True)
+    opt = protocol.make_optimizer(model.parameters())
+    initial = float(global_norm(model))
+    assert protocol.initial_norm(model) == initial
+    x, y = protocol.batches()[0]
+    for _ in range(3):
+        opt.zero_grad()
+        protocol.loss_fn(model(x), y).backward()
+        opt.step()
+        with torch.no_grad():
+            protocol.after_step(model)
+        assert abs(float(global_norm(model)) - initial) <= 1e-12 * initial
+    assert opt.param_groups[0]["weight_decay"] == 0.0
+    unc = TrainingProtocol(cfg, "unconstrained", data, lambda t: True)
+    assert unc.make_optimizer(make_base_model(cfg, 0, "unconstrained").parameters()
+                              ).param_groups[0]["weight_decay"] == 1.0
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_presets() -> None:
+    quick, paper = GrokkingConfig.quick(), GrokkingConfig.paper()
+    assert (quick.n_seeds, quick.n_replicas, quick.steps) == (4, 2, 100)
+    assert (paper.n_seeds, paper.n_replicas, paper.steps, paper.s6_steps) == (20, 10, 100, 200)
+    assert paper.s6 and paper.eval_every == 1
+    assert (paper.modulus, paper.train_fraction, paper.eps, paper.alpha) == (113, 0.3, 1e-3, 0.8)
+    assert (paper.delays, paper.rank, paper.pca, paper.weight_decay) == (32, 10, 10, 1.0)
+    assert GrokkingConfig.from_scale("paper", n_seeds=3).n_seeds == 3
+    with pytest.raises(ValueError, match="scale"):
+        GrokkingConfig.from_scale("huge")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"n_seeds": 1}, ValueError, "n_seeds"),
+        ({"n_replicas": 0}, ValueError, "n_replicas"),
+        ({"steps": 20, "delays": 32}, ValueError, "delays"),
+        ({"noise": "cauchy"}, ValueError, "noise"),
+        ({"eps": -1.0}, ValueError, "eps"),
+        ({"train_fraction": 1.5}, ValueError, "train_fraction"),
+        ({"s6": True, "s6_steps": 50}, ValueError, "s6_steps"),
+        ({"steps": 2.5}, TypeError, "steps"),
+        ({"betas": (0.9,)}, ValueError, "betas"),
+    ],
+)
+def test_bad_config_is_rejected(overrides: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        GrokkingConfig(**overrides)
+
+
+def test_unit_circle_counts() -> None:
+    eig = np.array([1.05 + 0.2j, 1.05 - 0.2j, 0.999, 0.6 + 0.8j, 0.6 - 0.8j, 0.3, -0.2j])
+    c = unit_circle_counts(eig, 0.01)
+    assert (c.outside, c.on, c.inside) == (2, 3, 2)
+    assert (c.complex_outside, c.complex_on, c.complex_inside) == (2, 2, 1)
+    assert c.max_modulus == pytest.approx(abs(1.05 + 0.2j), rel=1e-15)
+    assert c.max_complex_modulus == pytest.approx(abs(1.05 + 0.2j), rel=1e-15)
+    assert unit_circle_counts(np.array([0.5, 1.2]), 0.01).max_complex_modulus is None
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_results_structure_and_files(tiny_run: tuple[GrokkingResults, Path]) -> None:
+    res, out = tiny_run
+    cfg = res.config
+    assert res.seeds == (0, 1)
+    assert set(res.spectra) == {"unconstrained", "constrained", "constrained_s6"}
+    for specs in res.spectra.values():
+        assert len(specs) == 2 and all(isinstance(s, Spectrum) for s in specs)
+        assert all(len(s.eigenvalues) == cfg.rank for s in specs)
+    assert set(res.tests) == {"fig5", "s6"}
+    for t in res.tests.values():
+        assert 0 < t.pvalue <= 1 and t.distance_matrix.shape == (4, 4)
+    between = res.distances["between"]["unconstrained_vs_constrained"]
+    assert between.shape == (2,) and np.all(between >= 0)
+    assert res.distances["within"]["unconstrained"].shape == (2, 2)
+    for key in ("fig5", "figS6", "fig5AB"):
+        assert res.figures[key].exists() and res.figures[key].stat().st_size > 1000
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["observed_parameter"] == "mlp.W_out"
+    assert len(doc["spectra"]["constrained"]) == 2
+    assert len(doc["spectra"]["unconstrained"][0]["eigenvalues"]) == cfg.rank
+    assert set(doc["unit_circle"]["constrained"]["total"]) >= {"outside", "on", "inside"}
+    total = doc["unit_circle"]["unconstrained"]["total"]
+    assert total["outside"] + total["on"] + total["inside"] == 2 * cfg.rank
+    assert doc["tests"]["fig5"]["pvalue"] == pytest.approx(res.tests["fig5"].pvalue)
+    assert doc["distances"]["between_regimes"]["unconstrained_vs_constrained"]["per_seed"] == (
+        pytest.approx(between.tolist()))
+    # curves: steps + 1 records (unconstrained), s6_steps + 1 (constrained), NaN off eval steps
+    c = res.curves["constrained"]
+    assert c["test_accuracy"].shape == (4, cfg.s6_steps + 1)
+    evaluated = np.isfinite(c["test_accuracy"][0])
+    assert evaluated[[0, 3, 6, 9, 12, 14]].all() and not evaluated[[1, 2, 4]].any()
+    long = res.long_curves["unconstrained"]
+    assert long["step"][0] == 0 and long["step"][-1] == cfg.long_steps
+    assert np.all((long["test_accuracy"] >= 0) & (long["test_accuracy"] <= 1))
+
+
+def test_spectra_are_fitted_on_each_regimes_own_snapshots(
+    tiny_run: tuple[GrokkingResults, Path],
+) -> None:
+    # The reference code fitted the constrained spectrum with X of the unconstrained run.
+    from conjugacy import koopman_spectrum
+
+    res, out = tiny_run
+    cfg = res.config
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+        traj = store.read(OBSERVED_PARAMETER, runs=["constrained-seed001_0", "constrained-seed001_1"],
+                          steps=slice(0, cfg.steps + 1))
+    spec = koopman_spectrum(traj, delays=cfg.delays, rank=cfg.rank, pca=cfg.pca)
+    np.testing.assert_allclose(spec.eigenvalues, res.spectra["constrained"][1].eigenvalues,
+                               atol=1e-12)
+
+
+def test_constrained_norm_is_constant_after_every_step(
+    tiny_run: tuple[GrokkingResults, Path],
+) -> None:
+    res, out = tiny_run
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+        for run_name in [r for r in store.runs() if r.startswith("constrained")]:
+            norms = store.scalars(run_name, "weight_norm")
+            assert len(norms) == res.config.s6_steps + 1
+            np.testing.assert_allclose(norms, norms[0], rtol=1e-9, atol=0)
+        free = store.scalars("unconstrained-seed000_0", "weight_norm")
+        assert abs(free[-1] - free[0]) > 1e-6 * free[0]  # weight decay changes it
+
+
+def test_replicas_differ_from_the_base_by_the_perturbation(
+    tiny_run: tuple[GrokkingResults, Path],
+) -> None:
+    res, out = tiny_run
+    eps = res.config.eps
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+        for regime in ("unconstrained", "constrained"):
+            w0 = store.read(OBSERVED_PARAMETER, runs=[f"{regime}-seed000_0",
+                                                     f"{regime}-seed000_1"], steps=slice(0, 1))
+            ratio = w0[1, 0] / w0[0, 0] - 1
+            assert np.all(np.abs(ratio) <= eps * (1 + 1e-9))
+            assert np.abs(ratio).max() > 0.5 * eps  # uniform noise reaches near eps
+            assert abs(ratio.mean()) < 0.2 * eps
+    base = make_base_model(res.config, 0, "constrained")
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+        stored = store.read(OBSERVED_PARAMETER, runs="constrained-seed000_0", steps=slice(0, 1))
+    np.testing.assert_array_equal(
+        stored[0, 0], dict(base.named_parameters())[OBSERVED_PARAMETER].detach().numpy().ravel())
+
+
+def test_deterministic_under_a_seed(tiny_run: tuple[GrokkingResults, Path],
+                                    tmp_path: Path) -> None:
+    res, out = tiny_run
+    cfg = GrokkingConfig(**{**TINY, "s6": False, "long_steps": None})
+    again = run(cfg, tmp_path)
+    for regime in ("unconstrained", "constrained"):
+        for a, b in zip(res.spectra[regime], again.spectra[regime]):
+            np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    with TrajectoryStore.open(out / "trajectories.zarr", "r") as s1, \
+            TrajectoryStore.open(tmp_path / "trajectories.zarr", "r") as s2:
+        name = "unconstrained-seed001_1"
+        np.testing.assert_array_equal(s1.read(OBSERVED_PARAMETER, runs=name),
+                                      s2.read(OBSERVED_PARAMETER, runs=name))
+        np.testing.assert_array_equal(s1.scalars(name, "test_loss"),
+                                      s2.scalars(name, "test_loss"))
+
+
+def test_resume_skips_finished_runs_and_refuses_other_settings(
+    tiny_run: tuple[GrokkingResults, Path],
+) -> None:
+    res, out = tiny_run
+    again = run(GrokkingConfig(**TINY), out)  # everything is in the store: analysis only
+    assert again.tests["fig5"].pvalue == res.tests["fig5"].pvalue
+    with pytest.raises(ValueError, match="other settings"):
+        run(GrokkingConfig(**{**TINY, "lr": 2e-3}), out)
+
+
+def test_run_rejects_a_non_config(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="GrokkingConfig"):
+        run({"n_seeds": 2}, tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_quick_scale_runs(tmp_path: Path) -> None:
+    res = run(GrokkingConfig.quick(), tmp_path)
+    assert len(res.spectra["unconstrained"]) == 4
+    assert (tmp_path / "results.json").exists()
