@@ -34,7 +34,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from conjugacy import delay_embed, koopman_spectrum
-from conjugacy.observables import fit_pca
 
 RANK = 10
 
@@ -137,8 +136,8 @@ def run(workloads, repeats, slow_repeats):
         )
         t, peak, eigs = measure(ours, data, w, repeats)
         path = koopman_spectrum(data, delays=w.delays, rank=RANK, pca=w.pca).settings["path"]
-        result = {"workload": w.name, "input_mib": mb, "ours": (t, peak, rel_diff(eigs, ref.eigenvalues)),
-                  "path": path}
+        result = {"workload": w.name, "input_mib": mb, "path": path,
+                  "ours": (t, peak, rel_diff(eigs, ref.eigenvalues))}
         print(f"  ours ({path}): {t:.3f} s, peak +{peak / 2**20:.0f} MiB", flush=True)
         for peer in w.peers:
             fn = {"obvious": obvious, "pydmd": pydmd_eigs, "deeptime": deeptime_eigs}[peer]

@@ -31,7 +31,8 @@ def test_wrong_number_of_dimensions(shape):
 
 
 def test_mismatched_feature_counts():
-    with pytest.raises(ValueError, match=r"trajectories\[1\] has 4 features but trajectories\[0\] has 3"):
+    pattern = r"trajectories\[1\] has 4 features but trajectories\[0\] has 3"
+    with pytest.raises(ValueError, match=pattern):
         koopman_spectrum([good((10, 3)), good((10, 4))])
 
 
