@@ -182,3 +182,13 @@ def test_plots_leave_global_state_alone():
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_plot_eigenvalues_fixed_colors_keep_a_condition_colour():
+    from matplotlib.colors import to_hex
+
+    from conjugacy.plots import plot_eigenvalues
+
+    ax = plot_eigenvalues({"a": [0.5 + 0.1j], "b": [0.2]}, colors={"b": "#123456"})
+    faces = [to_hex(c.get_edgecolor()[0]) for c in ax.collections]
+    assert "#123456" in faces

@@ -126,6 +126,7 @@ def plot_eigenvalues(
     ax: Axes | None = None,
     zoom: tuple[float, float, float, float] | None = None,
     unit_circle: bool = True,
+    colors: Mapping[str, str] | None = None,
 ) -> Axes:
     """Koopman eigenvalues of several conditions on the complex plane.
 
@@ -140,6 +141,9 @@ def plot_eigenvalues(
         whichever is larger) with equal aspect.
     unit_circle : bool
         Draw the unit circle (dashed): inside decays, on it persists, outside grows.
+    colors : dict label -> colour, optional
+        Fixed colours, so a condition keeps its colour across figures; other labels get
+        :func:`color_for`.
 
     Returns
     -------
@@ -163,7 +167,8 @@ def plot_eigenvalues(
     n = len(spectra)
     for i, (label, spec) in enumerate(spectra.items()):
         eig = _eigenvalues(spec, f"spectra[{label!r}]")
-        color, marker = color_for(label, i), _marker_for(label, i)
+        color = (colors or {}).get(label) or color_for(label, i)
+        marker = _marker_for(label, i)
         hollow = i == 0 and n > 1  # the first set hollow, so overlapping sets stay visible
         ax.scatter(
             eig.real,

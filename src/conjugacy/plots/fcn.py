@@ -100,9 +100,15 @@ def figure_eigenvalues(spectra: Mapping[int, Any], seed_index: int = 0) -> Figur
     """
     fig, ax = new_figure(width=5.0, height=3.8)
     labelled = {_label(h): s for h, s in spectra.items()}
-    plot_eigenvalues(labelled, ax=ax, zoom=zoom_box(list(spectra.values())))
+    plot_eigenvalues(labelled, ax=ax, zoom=zoom_box(list(spectra.values())),
+                     colors=_width_colors(spectra))
     ax.set_title(f"Koopman eigenvalues, seed {seed_index}", fontsize=FONT_SIZE + 1)
     return fig
+
+
+def _width_colors(spectra: Mapping[int, Any]) -> dict[str, str]:
+    # one colour per width, the same in fig. 3D and 3E
+    return {_label(h): color_for(_label(h), i) for i, h in enumerate(sorted(spectra))}
 
 
 def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> Figure:
@@ -121,7 +127,8 @@ def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> 
     axes = np.atleast_1d(axes)
     box = zoom_box(list(spectra.values()))
     for ax, h in zip(axes, others):
-        plot_eigenvalues({_label(h): spectra[h], _label(widest): spectra[widest]}, ax=ax, zoom=box)
+        plot_eigenvalues({_label(h): spectra[h], _label(widest): spectra[widest]}, ax=ax, zoom=box,
+                         colors=_width_colors(spectra))
         ax.set_title(f"h = {h} vs h = {widest} (seed {seed_index})", fontsize=FONT_SIZE + 1)
     return fig
 
