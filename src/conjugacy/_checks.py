@@ -37,16 +37,30 @@ def as_numeric_array(value: Any, name: str, *, allow_complex: bool = True) -> np
     return arr.astype(np.float64, copy=False)
 
 
-def check_finite(arr: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` naming the first non-finite entry of ``arr``."""
-    finite = np.isfinite(arr)
-    if not finite.all():
-        idx = tuple(int(i) for i in np.argwhere(~finite)[0])
+def check_finite(arr: np.ndarray, name: str, *, block_bytes: int = 1 << 26) -> None:
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr``.
+
+    Large arrays are checked in blocks along the first axis, so the check never allocates more
+    than ~``block_bytes / 8`` bytes of mask (memory-mapped inputs stay out of core).
+    """
+    if arr.size == 0:
+        return
+    rows = max(1, block_bytes // max(1, arr[:1].nbytes)) if arr.ndim else 1
+    for start in range(0, max(1, arr.shape[0] if arr.ndim else 1), rows):
+        block = arr[start : start + rows] if arr.ndim else arr
+        finite = np.isfinite(block)
+        if finite.all():
+            continue
+        local = tuple(int(i) for i in np.argwhere(~finite)[0])
+        idx = (local[0] + start,) + local[1:] if arr.ndim else local
         bad = arr[idx]
         kind = "NaN" if np.isnan(bad) else "Inf"
+        total = sum(
+            int((~np.isfinite(arr[i : i + rows])).sum()) for i in range(start, arr.shape[0], rows)
+        ) if arr.ndim else 1
         raise ValueError(
             f"{name} contains {kind} at index {idx}; all values must be finite "
-            f"({int((~finite).sum())} non-finite value(s) in total)"
+            f"({total} non-finite value(s) in total)"
         )
 
 

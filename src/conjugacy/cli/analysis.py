@@ -86,9 +86,10 @@ def load_trajectories(
             f"{'NumPy' if suffix == '.npy' else 'zip'} signature)"
         )
     try:
-        loaded = np.load(path, allow_pickle=False)
+        # .npy: memory-mapped, so trajectories larger than memory stream through the Gram path
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if suffix == ".npy" else None)
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        if "pickle" in str(exc).lower() or "python objects" in str(exc).lower():
             raise ValueError(
                 f"{str(path)!r} holds Python objects (pickled data), which are never loaded; "
                 "save a numeric array (n_trajectories, n_steps, n_features) instead"
