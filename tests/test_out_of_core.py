@@ -51,6 +51,18 @@ def test_pca_on_memory_mapped_data_allocates_far_less_than_the_data(tmp_path):
     assert peak < 0.2 * data.nbytes
 
 
+def test_subspace_path_on_memory_mapped_data_allocates_far_less_than_the_data(tmp_path):
+    # 29 MB, long: the subspace path. Its allocations scale with n_pairs x (rank + oversampling)
+    # (about 4 MB here), not with the data.
+    data = _memmapped(tmp_path, (3, 2000, 600), seed=2)
+    ref = koopman_spectrum(np.array(data), delays=6, rank=5, path="dense", modes=False)
+    peak = _peak_during(lambda: koopman_spectrum(data, delays=6, rank=5, modes=False))
+    spec = koopman_spectrum(data, delays=6, rank=5, modes=False)
+    assert spec.settings["path"] == "subspace"
+    assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-9
+    assert peak < 0.25 * data.nbytes
+
+
 def test_nan_in_memory_mapped_data_is_found_in_blocks(tmp_path):
     data = _memmapped(tmp_path, (2, 30, 1000))
     writable = np.load(tmp_path / "runs.npy", mmap_mode="r+")

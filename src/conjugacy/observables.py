@@ -144,7 +144,7 @@ def _pca_from_gram(trajs: list[np.ndarray], r: int) -> tuple[np.ndarray | None, 
     svals = np.sqrt(evals)
     comps = np.zeros((trajs[0].shape[1], r), dtype=trajs[0].dtype)
     for a, ta in enumerate(trajs):
-        comps += ta.conj().T @ evecs[offsets[a] : offsets[a + 1]]
+        comps += _conj(ta).T @ evecs[offsets[a] : offsets[a + 1]]
     comps /= svals
     return _fix_signs(comps), svals
 
@@ -159,12 +159,12 @@ def snapshot_gram(trajs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     pooled = pooled_view(trajs)
     if pooled is not None:
         # One symmetric rank-k update (BLAS syrk) over the pooled view: ~1.6x faster than blocks.
-        left = pooled.conj() if np.iscomplexobj(pooled) else pooled
+        left = _conj(pooled)
         return left @ pooled.T, offsets
     n_snap = int(offsets[-1])
     gram = np.empty((n_snap, n_snap), dtype=trajs[0].dtype)
     for a, ta in enumerate(trajs):
-        tac = ta.conj() if np.iscomplexobj(ta) else ta
+        tac = _conj(ta)
         for b in range(a, len(trajs)):
             block = tac @ trajs[b].T
             gram[offsets[a] : offsets[a + 1], offsets[b] : offsets[b + 1]] = block
@@ -247,11 +247,13 @@ class DelayOperator:
             self._accumulate(out, V, shift)
         return out.reshape(d1 * self.n, k)
 
-    def _accumulate(self, out: np.ndarray, V: np.ndarray, shift: int, group: int = 8) -> None:
+    def _accumulate(self, out: np.ndarray, V: np.ndarray, shift: int) -> None:
         # (X V)[block j] = sum_t x_{t+j+shift} V[t]. Delays are taken `group` at a time: one
         # product of the trajectory with the shifted copies of V placed side by side, so BLAS
-        # sees a few large products and the temporary stays at n x group k.
+        # sees a few large products; `group` keeps that (T, group k) temporary no larger than
+        # the trajectory itself.
         k = V.shape[1]
+        group = max(1, min(8, self.n // max(k, 1)))
         for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
             for j0 in range(0, self.delays + 1, group):
                 js = range(j0, min(j0 + group, self.delays + 1))
@@ -260,13 +262,14 @@ class DelayOperator:
                     shifted[j + shift : j + shift + m, c * k : (c + 1) * k] = V[o : o + m]
                 prod = traj.T @ shifted  # (n, len(js) k)
                 out[js.start : js.stop] += prod.reshape(self.n, len(js), k).transpose(1, 0, 2)
+                del shifted, prod  # free before the next group allocates its own
 
     def _adjoint_times(self, U: np.ndarray, shift: int) -> np.ndarray:
         out = np.zeros((self.shape[1], U.shape[1]), dtype=np.result_type(self.dtype, U.dtype))
         for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
             acc = out[o : o + m]
             for j in range(self.delays + 1):
-                acc += traj[j + shift : j + shift + m].conj() @ U[j * self.n : (j + 1) * self.n]
+                acc += _conj(traj[j + shift : j + shift + m]) @ U[j * self.n : (j + 1) * self.n]
         return out
 
     def x_times(self, V: np.ndarray) -> np.ndarray:
@@ -285,7 +288,13 @@ class DelayOperator:
         """``||X[:, t]||`` for every pair column, from the base snapshot norms."""
         out = []
         for traj, m in zip(self.trajs, self.pairs):
-            sq = np.sum(np.abs(traj) ** 2, axis=1)
+            # einsum: no temporary of the trajectory's size (memory-mapped data stay out of core)
+            if np.iscomplexobj(traj):
+                sq = np.einsum("ij,ij->i", traj.real, traj.real) + np.einsum(
+                    "ij,ij->i", traj.imag, traj.imag
+                )
+            else:
+                sq = np.einsum("ij,ij->i", traj, traj)
             acc = np.zeros(m)
             for j in range(self.delays + 1):
                 acc += sq[j : j + m]
@@ -299,3 +308,8 @@ def _fix_signs(components: np.ndarray) -> np.ndarray:
     phase = components[idx, np.arange(components.shape[1])]
     phase = phase / np.abs(phase)
     return components / phase if np.iscomplexobj(components) else components * np.sign(phase)
+
+
+def _conj(a: np.ndarray) -> np.ndarray:
+    # ndarray.conj() copies even real arrays; a view is enough (and keeps mapped data on disk)
+    return a.conj() if np.iscomplexobj(a) else a
