@@ -58,7 +58,7 @@ def test_structured_grams_and_products_equal_explicit_ones():
 def test_pca_gram_path_equals_svd_path():
     rng = np.random.default_rng(3)
     wide = rng.standard_normal((2, 10, 6)) @ rng.standard_normal((6, 500))  # 500 >> 20 snapshots
-    gram = fit_pca(wide, 4)
+    gram = fit_pca(wide, 4, center=False)
     z = wide.reshape(-1, 500)
     _, s, vh = np.linalg.svd(z, full_matrices=False)
     np.testing.assert_allclose(gram.singular_values, s[:4], rtol=1e-10)
@@ -71,9 +71,29 @@ def test_pca_gram_path_equals_svd_path():
     assert np.all(gram.components[idx, range(4)] > 0)
 
 
-def test_pca_is_not_centred():
+def test_centred_pca_gram_path_equals_scikit_learn():
+    sklearn = pytest.importorskip("sklearn.decomposition")
+    rng = np.random.default_rng(5)
+    wide = 3.0 + rng.standard_normal((2, 10, 6)) @ rng.standard_normal((6, 500))  # Gram path
+    tall = 3.0 + rng.standard_normal((4, 30, 5)) @ rng.standard_normal((5, 8))  # SVD path
+    for data in (wide, tall):
+        z = data.reshape(-1, data.shape[-1])
+        ref = sklearn.PCA(n_components=3, svd_solver="full").fit(z)
+        ours = fit_pca(data, 3)
+        assert ours.center
+        np.testing.assert_allclose(ours.singular_values, ref.singular_values_, rtol=1e-9)
+        for c, v in zip(ours.components.T, ref.components_):
+            assert abs(abs(c @ v) - 1) < 1e-9
+        # projection of the raw, uncentred snapshots, as the reference code does
+        np.testing.assert_allclose(
+            np.concatenate(ours.transform(list(data))) @ ours.components.T @ ref.components_.T,
+            z @ ref.components_.T, atol=1e-9,
+        )
+
+
+def test_pca_centred_option_is_not_centred():
     data = np.ones((1, 5, 3)) + 1e-3 * np.random.default_rng(0).standard_normal((1, 5, 3))
-    pca = fit_pca(data, 1)
+    pca = fit_pca(data, 1, center=False)
     # uncentred: the first direction is the mean direction (1, 1, 1)/sqrt(3)
     np.testing.assert_allclose(np.abs(pca.components[:, 0]), np.ones(3) / np.sqrt(3), atol=1e-3)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 METHODS = ("standard", "exact", "rrr")
 
@@ -38,6 +39,7 @@ class DMDResult:
     singular_values : float       singular values of the scaled X that were computed
     rank : int
     rayleigh_quotients : complex (k,) or None
+    data_residuals : float (k,) or None  ResDMD residual of each eigenfunction on the data
     """
 
     eigenvalues: np.ndarray
@@ -47,15 +49,23 @@ class DMDResult:
     singular_values: np.ndarray
     rank: int
     rayleigh_quotients: np.ndarray | None
+    data_residuals: np.ndarray | None = None
 
 
-def default_tol(shape: tuple[int, int]) -> float:
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def default_tol(shape: tuple[int, int], eps: float = EPS64) -> float:
     """Default relative rank tolerance: ``max(n, m) * eps`` (the rule of ``numpy.linalg.matrix_rank``;
-    SPEC section 3 writes ``n * eps`` for the tall case, where the two agree)."""
-    return max(shape) * np.finfo(np.float64).eps
+    SPEC section 3 writes ``n * eps`` for the tall case, where the two agree). ``eps`` is the
+    machine epsilon of the *input* data (float32 weights: 1.19e-7), as ``matrix_rank`` uses the
+    precision of its argument: directions below it are rounding noise of the recording."""
+    return max(shape) * eps
 
 
-def select_rank(s: np.ndarray, rank: int | None, tol: float | None, shape: tuple[int, int]) -> int:
+def select_rank(
+    s: np.ndarray, rank: int | None, tol: float | None, shape: tuple[int, int], eps: float = EPS64
+) -> int:
     """Number of modes to keep from singular values ``s`` (descending).
 
     ``rank=None``: count of ``s_i > tol * s_1``. ``rank=int``: ``min(rank, numerical rank)``, so
@@ -63,7 +73,7 @@ def select_rank(s: np.ndarray, rank: int | None, tol: float | None, shape: tuple
     """
     if s.size == 0 or s[0] <= 0:
         return 0
-    tol = default_tol(shape) if tol is None else tol
+    tol = default_tol(shape, eps) if tol is None else tol
     numerical = int(np.count_nonzero(s > tol * s[0]))
     return numerical if rank is None else min(rank, numerical)
 
@@ -93,8 +103,9 @@ def dmd(
     method: str = "rrr",
     rank: int | None = None,
     tol: float | None = None,
-    scale: bool = True,
+    scale: bool = False,
     modes: bool = True,
+    eps: float = EPS64,
 ) -> DMDResult:
     """DMD of the snapshot pairs (X, Y) on the dense, numerically stable path.
 
@@ -107,10 +118,15 @@ def dmd(
         Keep the top ``rank`` modes (never more than the numerical rank); None: tolerance rule.
     tol : float or None
         Relative singular value tolerance; default ``max(n, m) * eps``.
-    scale : bool
-        Scale each column pair by ``1/||X[:, j]||`` first (changes only the rank decision).
+    scale : bool, default False
+        Scale each column pair by ``1/||X[:, j]||`` first (step 1 of DMD-RRR). Opt-in: with more
+        pairs than observables the scaled fit is a *weighted* least-squares problem and its
+        eigenvalues differ from plain DMD's; only for consistent pairs (``Y = A X`` with X of full
+        column rank) does it change nothing but the rank decision.
     modes : bool
         Compute the DMD modes.
+    eps : float
+        Machine epsilon of the input data, for the default tolerance.
     """
     n, _ = X.shape
     keep, w = column_weights(np.linalg.norm(X, axis=0), scale)
@@ -118,12 +134,16 @@ def dmd(
     if Xs.shape[1] == 0:
         return _empty(np.zeros(0), n, modes)
     U, s, Vh = np.linalg.svd(Xs, full_matrices=False)
-    k = select_rank(s, rank, tol, Xs.shape)
+    k = select_rank(s, rank, tol, Xs.shape, eps)
     if k == 0:
         return _empty(s, n, modes)
     Uk, sk = U[:, :k], s[:k]
     Bk = (Ys @ Vh[:k].conj().T) / sk  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
-    return dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=not np.iscomplexobj(X))
+    px = sk[:, None] * Vh[:k]  # U_k^* X = S_k V_k^*
+    py = Uk.conj().T @ Ys
+    return dmd_from_factors(
+        Uk, sk, Bk, s, method=method, modes=modes, real=not np.iscomplexobj(X), px=px, py=py
+    )
 
 
 def dmd_from_factors(
@@ -135,8 +155,13 @@ def dmd_from_factors(
     method: str,
     modes: bool,
     real: bool,
+    px: np.ndarray | None = None,
+    py: np.ndarray | None = None,
 ) -> DMDResult:
-    """Steps 4-8 of DMD-RRR given ``U_k`` (n, k, orthonormal columns), ``s_k`` and ``B_k = A U_k``."""
+    """Steps 4-8 of DMD-RRR given ``U_k`` (n, k, orthonormal columns), ``s_k`` and ``B_k = A U_k``.
+
+    ``px = U_k^* X`` and ``py = U_k^* Y`` (k, m), when given, yield the ResDMD data residuals.
+    """
     k = Uk.shape[1]
     # Step 4: thin QR of [U_k, B_k]. R11 is diagonal with unit-modulus entries because U_k has
     # orthonormal columns; the Rayleigh quotient is S_k = conj(diag(R11)) * R12.
@@ -148,7 +173,8 @@ def dmd_from_factors(
     mode_matrix = None
     if modes:
         mode_matrix = _modes(method, pairs, lambda W: Uk @ W, lambda W: Bk @ W)
-    return _result(pairs, mode_matrix, singular_values, k, method)
+    data_res = None if px is None else data_residuals(pairs.eigenvalues, pairs.left, px, py)
+    return _result(pairs, mode_matrix, singular_values, k, method, data_res)
 
 
 def dmd_from_gram(
@@ -159,8 +185,9 @@ def dmd_from_gram(
     method: str = "rrr",
     rank: int | None = None,
     tol: float | None = None,
-    scale: bool = True,
+    scale: bool = False,
     shape: tuple[int, int] | None = None,
+    eps: float = EPS64,
     x_times: Callable[[np.ndarray], np.ndarray] | None = None,
     y_times: Callable[[np.ndarray], np.ndarray] | None = None,
     real: bool = True,
@@ -210,12 +237,14 @@ def dmd_from_gram(
     evals, V = np.linalg.eigh(gxx_s)
     evals, V = evals[::-1], V[:, ::-1]
     s = np.sqrt(np.maximum(evals, 0.0))
-    k = select_rank(s, rank, tol, shape or (m, m))
+    k = select_rank(s, rank, tol, shape or (m, m), eps)
     if k == 0:
         return _empty(s, 0, False), 1.0
     Vk, sk = V[:, :k].copy(), s[:k]
     inv = 1.0 / np.outer(sk, sk)
-    S = (Vk.conj().T @ gxy_s @ Vk) * inv  # U_k^* B_k
+    py = (Vk.conj().T @ gxy_s) / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
+    px = sk[:, None] * Vk.conj().T  # U_k^* X = S_k V_k^*
+    S = (py @ Vk) / sk[None, :]  # U_k^* B_k
     BB = (Vk.conj().T @ gyy_s @ Vk) * inv  # B_k^* B_k
     del gxx_s, gxy_s, gyy_s, V
     schur = BB - S.conj().T @ S
@@ -234,13 +263,15 @@ def dmd_from_gram(
             lambda Wm: x_times(full @ (Wm / sk[:, None])),
             lambda Wm: y_times(full @ (Wm / sk[:, None])),
         )
-    return _result(pairs, mode_matrix, s, k, method), float(sk[-1] / sk[0])
+    data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
+    return _result(pairs, mode_matrix, s, k, method, data_res), float(sk[-1] / sk[0])
 
 
 @dataclass(frozen=True)
 class _Pairs:
     eigenvalues: np.ndarray
     vectors: np.ndarray  # plain Ritz vectors in U_k coordinates (k, k), unit columns
+    left: np.ndarray  # left eigenvectors of S_k (k, k): column l_i with l_i^* S_k = lambda_i l_i^*
     plain_residuals: np.ndarray
     refined_vectors: np.ndarray | None
     refined_residuals: np.ndarray | None
@@ -252,7 +283,9 @@ def _ritz_pairs(
 ) -> _Pairs:
     """Steps 4-7 of DMD-RRR on the R factor of ``[U_k, B_k]`` (R11 = diag(r11), |r11| = 1)."""
     S = np.conj(r11)[:, None] * R12
-    lam, W = np.linalg.eig(S)  # step 5; eig normalises columns to unit norm
+    # step 5; LAPACK geev normalises columns to unit norm. The left eigenvectors (same call, same
+    # order) give the eigenfunctions whose data residuals ResDMD measures.
+    lam, L, W = scipy.linalg.eig(S, left=True, right=True)
     k = lam.size
     cdtype = np.result_type(R12.dtype, np.complex128)
 
@@ -266,7 +299,7 @@ def _ritz_pairs(
     M = stacked(lam)
     plain = np.linalg.norm(np.einsum("ipk,ki->ip", M, W), axis=1)
     if not refine:
-        return _Pairs(lam, W, plain, None, None, None)
+        return _Pairs(lam, W, L, plain, None, None, None)
 
     # Step 7: refined Ritz vectors: right singular vector of the smallest singular value of
     # M(lambda_i), batched. For real data refine one member of each conjugate pair and conjugate.
@@ -290,7 +323,7 @@ def _ritz_pairs(
             p = v[np.argmax(np.abs(v))]
             ref_vec[:, i] = np.real(v * (abs(p) / p))
     rayleigh = np.einsum("ki,kl,li->i", ref_vec.conj(), S, ref_vec)
-    return _Pairs(lam, W, plain, ref_vec, ref_res, rayleigh)
+    return _Pairs(lam, W, L, plain, ref_vec, ref_res, rayleigh)
 
 
 def _modes(
@@ -316,8 +349,7 @@ def _modes(
 
 def _sorted(pairs: _Pairs) -> _Pairs:
     """Order by |lambda| descending, then Im descending (a conjugate pair: positive Im first)."""
-    lam = pairs.eigenvalues
-    order = np.lexsort((-lam.imag, -np.abs(lam)))
+    order = stable_order(pairs.eigenvalues)
 
     def pick(a, cols=False):
         if a is None:
@@ -325,8 +357,9 @@ def _sorted(pairs: _Pairs) -> _Pairs:
         return a[:, order] if cols else a[order]
 
     return _Pairs(
-        eigenvalues=lam[order],
+        eigenvalues=pairs.eigenvalues[order],
         vectors=pick(pairs.vectors, True),
+        left=pick(pairs.left, True),
         plain_residuals=pick(pairs.plain_residuals),
         refined_vectors=pick(pairs.refined_vectors, True),
         refined_residuals=pick(pairs.refined_residuals),
@@ -334,8 +367,36 @@ def _sorted(pairs: _Pairs) -> _Pairs:
     )
 
 
+def stable_order(lam: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Indices that sort eigenvalues by decreasing modulus, ties broken by decreasing real part,
+    then decreasing imaginary part.
+
+    Moduli within ``rtol * max|lambda|`` of each other count as equal, so eigenvalues of equal
+    modulus (0.8 and -0.8, a conjugate pair) come out in the same order whatever rounding the
+    path or a permutation of the features left in their last bits.
+    """
+    if lam.size == 0:
+        return np.zeros(0, dtype=int)
+    mod = np.abs(lam)
+    first = np.argsort(-mod, kind="stable")
+    tol = rtol * max(float(mod.max()), np.finfo(float).tiny)
+    # clusters of consecutive (in modulus order) eigenvalues closer than tol
+    breaks = np.concatenate([[True], np.diff(mod[first]) < -tol])
+    cluster = np.empty(lam.size, dtype=int)
+    cluster[first] = np.cumsum(breaks)
+    scale = max(float(mod.max()), np.finfo(float).tiny)
+    re = np.round(lam.real / scale, 9)
+    im = np.round(lam.imag / scale, 9)
+    return np.lexsort((-im, -re, cluster))
+
+
 def _result(
-    pairs: _Pairs, mode_matrix: np.ndarray | None, svals: np.ndarray, k: int, method: str
+    pairs: _Pairs,
+    mode_matrix: np.ndarray | None,
+    svals: np.ndarray,
+    k: int,
+    method: str,
+    data_res: np.ndarray | None = None,
 ) -> DMDResult:
     residuals = pairs.refined_residuals if method == "rrr" else pairs.plain_residuals
     return DMDResult(
@@ -346,4 +407,34 @@ def _result(
         singular_values=svals,
         rank=k,
         rayleigh_quotients=pairs.rayleigh,
+        data_residuals=data_res,
     )
+
+
+def data_residuals(
+    eigenvalues: np.ndarray, left: np.ndarray, px: np.ndarray, py: np.ndarray
+) -> np.ndarray:
+    """ResDMD residual of each eigenpair on the data (Colbrook & Townsend, CPAM 2024, eq. (4.6)).
+
+    With the dictionary ``psi(x) = U_k^* x`` the EDMD matrix is ``S_k^T``; the Koopman
+    eigenfunction of ``lambda_i`` is ``phi_i(x) = l_i^* U_k^* x`` for the left eigenvector ``l_i``
+    of ``S_k``. Its residual on the snapshot pairs,
+
+        res_i = ||phi_i(Y) - lambda_i phi_i(X)|| / ||phi_i(X)||
+              = sqrt(g^*(L - lambda A^* - conj(lambda) A + |lambda|^2 G) g / g^* G g)
+
+    (G, A, L the Grams of the projected snapshots; SPEC section 4), is computed from
+    ``px = U_k^* X`` and ``py = U_k^* Y`` (k, m) directly rather than from the Grams, so no
+    cancellation limits its resolution. It is dimensionless (relative to the eigenfunction's size)
+    and, unlike ``||A z - lambda z||``, informative when the rank equals the number of observables;
+    it is ~0 for every eigenpair only when the rank equals the number of pairs (interpolation).
+    """
+    if eigenvalues.size == 0:
+        return np.zeros(0)
+    lh = left.conj().T  # rows l_i^*
+    phi_x = lh @ px  # (k, m)
+    phi_y = lh @ py
+    num = np.linalg.norm(phi_y - eigenvalues[:, None] * phi_x, axis=1)
+    den = np.linalg.norm(phi_x, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)

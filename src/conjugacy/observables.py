@@ -82,62 +82,103 @@ class PCAProjection:
     Attributes
     ----------
     components : ndarray (n_features, n_components)
-        Orthonormal principal directions (columns), ordered by decreasing singular value.
+        Orthonormal principal directions (columns), ordered by decreasing singular value; the
+        sign of each is fixed so that its largest-magnitude entry is positive (scikit-learn's
+        ``svd_flip`` convention).
     singular_values : ndarray (n_components,)
-        Singular values of the pooled (uncentred) snapshot matrix along those directions.
+        Singular values of the pooled snapshot matrix (centred when ``center``) along them.
+    center : bool
+        Whether the components were fitted on mean-centred snapshots.
     """
 
     components: np.ndarray
     singular_values: np.ndarray
+    center: bool = False
 
     def transform(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
-        """Project each trajectory (n_steps, n_features) to (n_steps, n_components)."""
+        """Project each raw trajectory (n_steps, n_features) to (n_steps, n_components).
+
+        The projection is of the *uncentred* snapshots (``x @ components``) in both modes, as the
+        reference code does: the mean's projection stays in the coordinates, so a fixed point or
+        slow drift keeps its eigenvalue near 1.
+        """
         return [traj @ self.components for traj in trajectories]
 
 
-def fit_pca(trajectories: TrajectoriesLike, n_components: int) -> PCAProjection:
-    """Fit an (uncentred) PCA basis on all snapshots of all trajectories pooled.
+def fit_pca(
+    trajectories: TrajectoriesLike, n_components: int, *, center: bool = True
+) -> PCAProjection:
+    """Fit a PCA basis on all snapshots of all trajectories pooled.
 
-    Data are **not centred**, as in the reference code of Redman et al.: the mean (a fixed point
-    of training, or slow drift) stays in the span, so the eigenvalue near 1 that carries it is
-    kept. With many features and few snapshots (weight trajectories) the basis is computed from
-    the snapshot-side Gram matrix ``Z Z^T`` (one pass over the data, no copy of it); its leading
-    eigenvectors are accurate unless a kept singular value is below ~1e-8 of the largest, which
-    is then reported and the exact SVD is used instead.
+    ``center=True`` (default) fits the principal components of the mean-centred snapshots, the
+    components of scikit-learn's ``PCA`` that the reference code of Redman et al. fits (it then
+    projects the raw snapshots on them: :meth:`PCAProjection.transform` does the same).
+    ``center=False`` is an uncentred SVD basis of the raw snapshots, whose span holds the mean; it
+    is a different subspace (on a grokking trajectory one direction was nearly orthogonal to the
+    centred one, and the spectrum moved by W1 0.004).
+
+    With many features and few snapshots (weight trajectories) the basis is computed from the
+    snapshot-side Gram matrix ``Z Z^T`` (double-centred when ``center``; one pass over the data,
+    no copy of it); its leading eigenvectors are accurate unless a kept singular value is below
+    ~1e-8 of the largest, in which case the exact SVD is used instead.
 
     Parameters
     ----------
     trajectories : see :func:`delay_embed`
     n_components : int
-        Number of principal components ``r``; at most ``min(n_snapshots, n_features)``.
+        Number of principal components ``r``; at most ``min(n_snapshots, n_features)``
+        (``n_snapshots - 1`` when centring: centred snapshots span one dimension less).
+    center : bool, default True
+
+    Raises
+    ------
+    ValueError
+        If ``n_components`` exceeds what the data allow.
     """
-    return fit_pca_validated(as_trajectory_list(trajectories), n_components)
+    if not isinstance(center, (bool, np.bool_)):
+        raise TypeError(f"center must be True or False, got {center!r}")
+    return fit_pca_validated(as_trajectory_list(trajectories), n_components, center=bool(center))
 
 
-def fit_pca_validated(trajs: list[np.ndarray], n_components: int) -> PCAProjection:
+def fit_pca_validated(
+    trajs: list[np.ndarray], n_components: int, *, center: bool = True
+) -> PCAProjection:
     """:func:`fit_pca` for trajectories already in canonical, validated form."""
     n_components = check_int(n_components, "pca", minimum=1)
     n_feat = trajs[0].shape[1]
     n_snap = sum(t.shape[0] for t in trajs)
-    if n_components > min(n_snap, n_feat):
+    limit = min(n_snap - 1 if center else n_snap, n_feat)
+    if n_components > limit:
+        what = "n_snapshots - 1" if center else "n_snapshots"
         raise ValueError(
-            f"pca={n_components} exceeds what the data allow: min(n_snapshots={n_snap}, "
-            f"n_features={n_feat}) = {min(n_snap, n_feat)}"
+            f"pca={n_components} exceeds what the data allow: min({what}="
+            f"{n_snap - 1 if center else n_snap}, n_features={n_feat}) = {limit}"
         )
     if n_feat > 2 * n_snap:
-        comps, svals = _pca_from_gram(trajs, n_components)
+        comps, svals = _pca_from_gram(trajs, n_components, center)
         if comps is not None:
-            return PCAProjection(comps, svals)
+            return PCAProjection(comps, svals, center)
     z = np.concatenate(trajs, axis=0)
+    if center:
+        z = z - z.mean(axis=0)
     _, s, vh = np.linalg.svd(z, full_matrices=False)
-    return PCAProjection(_fix_signs(vh[:n_components].conj().T), s[:n_components])
+    return PCAProjection(_fix_signs(vh[:n_components].conj().T), s[:n_components], center)
 
 
-def _pca_from_gram(trajs: list[np.ndarray], r: int) -> tuple[np.ndarray | None, np.ndarray]:
+def _pca_from_gram(
+    trajs: list[np.ndarray], r: int, center: bool = False
+) -> tuple[np.ndarray | None, np.ndarray]:
     # Snapshot-side Gram Z Z^* (n_snap x n_snap) computed block by block, so the pooled snapshot
     # matrix is never copied. Its eigenvectors u_i give the components v_i = Z^* u_i / s_i.
+    # Centred: (Z - 1 mu^T)(Z - 1 mu^T)^* = C Z Z^* C with C = I - J/N; its eigenvectors of nonzero
+    # eigenvalue are orthogonal to 1, so (Z - 1 mu^T)^* u_i = Z^* u_i and the same formula holds.
     gram, offsets = snapshot_gram(trajs)
-    evals, evecs = np.linalg.eigh(gram.conj())  # Z Z^* = conj(G) for G[s, t] = x_s^* x_t
+    gram = gram.conj()  # Z Z^* = conj(G) for G[s, t] = x_s^* x_t
+    if center:
+        gram = gram - gram.mean(axis=0, keepdims=True)
+        gram = gram - gram.mean(axis=1, keepdims=True)
+        gram = (gram + gram.conj().T) / 2
+    evals, evecs = np.linalg.eigh(gram)
     evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
     if evals[0] <= 0 or evals[-1] < 1e-16 * evals[0]:
         return None, evals  # kept directions below the Gram path's resolution: use the SVD
@@ -283,6 +324,10 @@ class DelayOperator:
     def xh_times(self, U: np.ndarray) -> np.ndarray:
         """``X^* @ U`` for U (n (d + 1), k)."""
         return self._adjoint_times(U, 0)
+
+    def yh_times(self, U: np.ndarray) -> np.ndarray:
+        """``Y^* @ U`` for U (n (d + 1), k)."""
+        return self._adjoint_times(U, 1)
 
     def x_column_norms(self) -> np.ndarray:
         """``||X[:, t]||`` for every pair column, from the base snapshot norms."""

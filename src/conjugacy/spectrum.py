@@ -36,6 +36,49 @@ from .trajectories import TrajectoriesLike, as_trajectory_list
 FORMAT_NAME = "conjugacy.Spectrum"
 FORMAT_VERSION = 1
 
+#: The rule :meth:`Spectrum.filtered` applies when called without arguments: keep eigenpairs whose
+#: ResDMD data residual is at most ``max(max_residual, relative * smallest residual)``.
+DEFAULT_FILTER = {"rule": "default", "max_residual": 0.1, "relative": 2.0}
+
+
+def _pair_partner(eigenvalues: np.ndarray) -> np.ndarray:
+    """Index of each eigenvalue's complex-conjugate partner (itself when real or unpaired)."""
+    lam = eigenvalues
+    partner = np.arange(lam.size)
+    scale = max(float(np.abs(lam).max()) if lam.size else 0.0, np.finfo(float).tiny)
+    free = set(np.flatnonzero(lam.imag < 0).tolist())
+    for i in np.flatnonzero(lam.imag > 0):
+        if not free:
+            break
+        cand = np.array(sorted(free))
+        j = int(cand[np.argmin(np.abs(lam[cand] - np.conj(lam[i])))])
+        if abs(lam[j] - np.conj(lam[i])) <= 1e-8 * scale:
+            partner[i], partner[j] = j, i
+            free.discard(j)
+    return partner
+
+
+def _pair_residuals(eigenvalues: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Each eigenvalue's residual, a conjugate pair taking the larger of its two."""
+    partner = _pair_partner(eigenvalues)
+    return np.maximum(residuals, residuals[partner])
+
+
+def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> np.ndarray:
+    """Mask of at most ``n`` eigenvalues of smallest residual, conjugate pairs never split."""
+    partner = _pair_partner(eigenvalues)
+    keep = np.zeros(eigenvalues.size, bool)
+    count = 0
+    for i in np.argsort(group_res, kind="stable"):
+        if keep[i]:
+            continue
+        size = 1 if partner[i] == i else 2
+        if count + size > n:
+            continue
+        keep[i] = keep[partner[i]] = True
+        count += size
+    return keep
+
 
 def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
     # A read-only array is shared as is (koopman_spectrum hands over its own arrays that way, so a
@@ -80,7 +123,15 @@ class Spectrum:
     rayleigh_quotients : ndarray, complex (rank,) or None
         For ``"rrr"``: ``rho_i = w_i^* S_k w_i`` for the refined vectors, an improved eigenvalue.
     settings : dict
-        The settings used (delays, rank requested, tol, pca, scale, path, data sizes, version).
+        The settings used (delays, rank requested, tol, pca, scale, path, data sizes, version);
+        after :meth:`filtered`, ``settings["filter"]`` records the rule and what was dropped.
+    data_residuals : ndarray, float (rank,) or None
+        ResDMD residual of each eigenpair on the data (Colbrook & Townsend 2024):
+        ``||phi(Y) - lambda phi(X)|| / ||phi(X)||`` for the eigenfunction ``phi`` of the
+        eigenvalue, over all snapshot pairs (dimensionless). Small means the eigenvalue is
+        supported by the data; informative also when the rank equals the number of observables
+        (not when it equals the number of pairs: then every eigenpair interpolates the data).
+        :meth:`filtered` ranks eigenpairs by it.
     """
 
     eigenvalues: np.ndarray
@@ -93,6 +144,7 @@ class Spectrum:
     residuals_informative: bool
     rayleigh_quotients: np.ndarray | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    data_residuals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eigenvalues", _frozen(np.asarray(self.eigenvalues, complex)))
@@ -102,9 +154,105 @@ class Spectrum:
         object.__setattr__(self, "singular_values", _frozen(np.asarray(self.singular_values, float)))
         object.__setattr__(self, "rayleigh_quotients", _frozen(self.rayleigh_quotients))
         object.__setattr__(self, "settings", dict(self.settings))
+        if self.data_residuals is not None:
+            object.__setattr__(
+                self, "data_residuals", _frozen(np.asarray(self.data_residuals, float))
+            )
         n = self.eigenvalues.shape[0]
         if self.residuals.shape != (n,) or self.plain_residuals.shape != (n,):
             raise ValueError("residuals must have one entry per eigenvalue")
+        if self.data_residuals is not None and self.data_residuals.shape != (n,):
+            raise ValueError("data_residuals must have one entry per eigenvalue")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickle and copy.deepcopy rebuild arrays writable; restore the record's read-only arrays
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+
+    # ----- residual-aware selection ---------------------------------------------------------
+    def filtered(self, max_residual: float | None = None, n: int | None = None) -> Spectrum:
+        """The eigenpairs the data support, ranked by their ResDMD residual (:attr:`data_residuals`).
+
+        Parameters
+        ----------
+        max_residual : float, optional
+            Keep eigenpairs whose data residual is at most this (dimensionless).
+        n : int, optional
+            Keep the ``n`` eigenpairs of smallest data residual (at most ``n``: a conjugate pair is
+            kept or dropped as a whole, so one fewer may be kept rather than split a pair).
+            With both arguments, both conditions apply.
+
+        With neither argument the default rule :data:`DEFAULT_FILTER` applies: keep the
+        eigenpairs whose residual is at most ``max(0.1, 2 * r_min)`` (``r_min`` the smallest
+        residual), i.e. a fixed threshold of 0.1 that is relaxed for noisy data where even the best
+        eigenpair has a larger residual (SGD noise), so that the best-supported eigenpairs are always
+        kept. Chosen from measurement (``benchmarks/bench_separation.py``, docs/comparing.md).
+
+        Conjugate pairs are kept or dropped together (the pair's residual is the larger of the two).
+        The result records the rule, the residuals and the eigenvalues dropped in
+        ``settings["filter"]``; its eigenvalues keep their order. Filtering an already filtered
+        spectrum applies the new rule to what is left and records both.
+
+        Raises
+        ------
+        ValueError
+            If the spectrum has no data residuals (made by an older version: recompute it), or an
+            argument is out of range.
+        """
+        if self.data_residuals is None:
+            raise ValueError(
+                "this Spectrum has no data_residuals (saved by an older conjugacy?): recompute it "
+                "with koopman_spectrum to filter by residual"
+            )
+        if max_residual is not None:
+            max_residual = check_positive_float(max_residual, "max_residual")
+        if n is not None:
+            n = check_int(n, "n", minimum=1)
+        res = self.data_residuals
+        group_res = _pair_residuals(self.eigenvalues, res)
+        if max_residual is None and n is None:
+            rule = dict(DEFAULT_FILTER)
+            floor = float(np.min(group_res)) if group_res.size else 0.0
+            threshold = max(rule["max_residual"], rule["relative"] * floor)
+            keep = group_res <= threshold
+            rule["threshold"] = threshold
+        else:
+            rule = {"rule": "explicit", "max_residual": max_residual, "n": n}
+            keep = np.ones(res.size, bool)
+            if max_residual is not None:
+                keep &= group_res <= max_residual
+            if n is not None:
+                keep &= _smallest_groups(self.eigenvalues, group_res, n)
+        rule.update(
+            n_before=int(res.size),
+            n_kept=int(keep.sum()),
+            kept_residuals=[float(r) for r in res[keep]],
+            dropped_eigenvalues=[[float(z.real), float(z.imag)] for z in self.eigenvalues[~keep]],
+            dropped_residuals=[float(r) for r in res[~keep]],
+        )
+        settings = dict(self.settings)
+        previous = settings.get("filter")
+        if previous is not None:
+            rule["previous"] = previous
+        settings["filter"] = rule
+        return Spectrum(
+            eigenvalues=self.eigenvalues[keep],
+            residuals=self.residuals[keep],
+            plain_residuals=self.plain_residuals[keep],
+            modes=None if self.modes is None else self.modes[:, keep],
+            singular_values=self.singular_values,
+            rank=self.rank,
+            method=self.method,
+            residuals_informative=self.residuals_informative,
+            rayleigh_quotients=None
+            if self.rayleigh_quotients is None
+            else self.rayleigh_quotients[keep],
+            settings=settings,
+            data_residuals=res[keep],
+        )
 
     def __len__(self) -> int:
         return int(self.eigenvalues.shape[0])
@@ -210,7 +358,10 @@ class Spectrum:
 # ----- the front door -----------------------------------------------------------------------------
 
 PATHS = ("auto", "dense", "gram", "subspace")
-_GRAM_RESOLUTION = 1e-7  # below this s_k / s_1 the Gram path cannot be trusted (squared condition)
+# Relative error the Gram path may imply (~eps (s_1/s_k)^2, the squared condition number) before the
+# dense path is used instead: s_k/s_1 >= ~1.5e-4.
+_GRAM_TARGET = 1e-8
+_EPS64 = float(np.finfo(np.float64).eps)
 
 
 def koopman_spectrum(
@@ -221,7 +372,8 @@ def koopman_spectrum(
     tol: float | None = None,
     method: str = "rrr",
     pca: int | None = None,
-    scale: bool = True,
+    pca_center: bool = True,
+    scale: bool = False,
     modes: bool = True,
     path: str = "auto",
 ) -> Spectrum:
@@ -240,16 +392,27 @@ def koopman_spectrum(
         ``tol * s_1``. An int larger than the data allow (``min(n_observables, n_pairs)``) is an
         error; one above the numerical rank is reduced to it (``Spectrum.settings["rank_reduced"]``).
     tol : float or None
-        Relative singular value tolerance of the rank rule; default ``max(n, m) * eps``.
+        Relative singular value tolerance of the rank rule; default ``max(n, m) * eps`` with
+        ``eps`` the machine epsilon of the *input* dtype (float32: 1.19e-7, float64: 2.2e-16), as
+        ``numpy.linalg.matrix_rank`` does: float32 weights are not read as float64 data.
     method : {"rrr", "exact", "standard"}
         DMD-RRR (Drmac, Mezic & Mohr 2018; refined residuals and vectors), exact DMD (Tu et al.
-        2014) or standard projected DMD. All give the same eigenvalues at the same rank.
+        2014) or standard projected DMD. All return the eigenvalues of plain projected DMD at the
+        same rank (the Ritz values); they differ in modes, residuals and Rayleigh quotients.
     pca : int or None
-        Project all snapshots on the top ``pca`` principal components first (one uncentred basis
-        fitted on the pooled snapshots; see :func:`conjugacy.fit_pca`).
-    scale : bool, default True
-        Scale each snapshot pair by ``1 / ||x_j||`` before the SVD (step 1 of DMD-RRR). The operator
-        is unchanged; only the rank decision changes. ``scale=False`` reproduces plain DMD.
+        Project all snapshots on the top ``pca`` principal components first (one basis fitted on
+        the pooled snapshots of all trajectories; see :func:`conjugacy.fit_pca`).
+    pca_center : bool, default True
+        Fit the principal components on mean-centred snapshots (scikit-learn's ``PCA``, as the
+        reference code of Redman et al.) and project the raw, uncentred snapshots on them, as the
+        reference does. ``False``: an uncentred SVD basis, whose span holds the mean.
+    scale : bool, default False
+        Scale each snapshot pair by ``1 / ||x_j||`` before the SVD (step 1 of DMD-RRR as
+        published). Opt-in: with more pairs than observables the scaled fit is a *weighted*
+        least-squares problem that weighs every pair equally rather than by its norm, and its
+        eigenvalues differ from plain DMD's (by 1e-2 on the paper's optimizer data); only for
+        consistent pairs (``Y = A X``, X of full column rank) does it change nothing but the rank
+        decision. The paper's published eigenvalues and every peer (PyDMD, deeptime) do not scale.
     modes : bool, default True
         Compute DMD modes (in delay/PCA observable coordinates).
     path : {"auto", "dense", "gram", "subspace"}
@@ -266,6 +429,15 @@ def koopman_spectrum(
     Returns
     -------
     Spectrum
+        With ``data_residuals``, the ResDMD residual of every eigenpair; ``Spectrum.filtered()``
+        keeps the eigenpairs the data support. An all-zero input gives an empty spectrum (rank 0),
+        with a note in ``settings["notes"]`` and a :class:`RankWarning`, on every path.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument: non-finite or non-numeric data, wrong shapes, too few steps for the
+        delays, a rank or ``pca`` larger than the data allow, ``path="subspace"`` without ``rank``.
     """
     method = check_choice(method, "method", METHODS)
     path = check_choice(path, "path", PATHS)
@@ -275,12 +447,19 @@ def koopman_spectrum(
         tol = check_positive_float(tol, "tol")
     if pca is not None:
         pca = check_int(pca, "pca", minimum=1)
-    if not isinstance(scale, (bool, np.bool_)):
-        raise TypeError(f"scale must be True or False, got {scale!r}")
+    for flag, value in (("scale", scale), ("pca_center", pca_center), ("modes", modes)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    if path == "subspace" and rank is None:
+        raise ValueError(
+            "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
+            "path='dense' (or 'auto') for the tolerance rule"
+        )
+    eps = input_eps(trajectories)
     trajs = as_trajectory_list(trajectories)
     delays = check_delays(trajs, delays)
     if pca is not None:
-        trajs = fit_pca_validated(trajs, pca).transform(trajs)
+        trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
 
     n = trajs[0].shape[1]
     n_obs = n * (delays + 1)
@@ -298,31 +477,47 @@ def koopman_spectrum(
 
     notes: list[str] = []
     result = None
-    if chosen == "gram":
+    if not any(np.any(t) for t in trajs):
+        # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
+        result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=modes)
+        result = replace(result, data_residuals=np.zeros(0))
+    elif chosen == "gram":
         op = DelayOperator(trajs, delays)
         # No local names for the Grams: dmd_from_gram scales them in place and frees them
         # before the modes are formed.
         result, resolution = dmd_from_gram(
             *delay_grams(*snapshot_gram(trajs), delays), method=method, rank=rank, tol=tol,
             scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
-            y_times=op.y_times if modes else None, real=real, overwrite=True,
+            y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
         )
-        if resolution < _GRAM_RESOLUTION:
+        # The Gram squares the condition number: the kept subspace, and with it the eigenvalues,
+        # carry an error of about eps (s_1/s_k)^2. Trust the path while that stays below
+        # _GRAM_TARGET (relative), else recompute on the dense path.
+        implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
+        if result.rank > 0 and implied > _GRAM_TARGET:
             notes.append(
-                f"gram path could not resolve s_k/s_1 = {resolution:.1e}; recomputed on the dense path"
+                f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
+                f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
             )
             result, chosen = None, "dense"
     elif chosen == "subspace":
-        result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real)
+        result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
         if result is None:
-            notes.append("subspace iteration did not converge; recomputed on the dense path")
+            notes.append(
+                "subspace iteration did not converge (no clear gap after the kept singular "
+                "values); recomputed on the dense path"
+            )
             chosen = "dense"
     if result is None:
-        result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap)
+        result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps)
 
     requested = rank
     rank_reduced = requested is not None and result.rank < requested
-    if rank_reduced:
+    if result.rank == 0:
+        msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
+        notes.append(msg)
+        warnings.warn(msg, RankWarning, stacklevel=2)
+    elif rank_reduced:
         msg = (
             f"rank={requested} requested but the data have numerical rank {result.rank} "
             f"(singular values above tol * s_1); kept {result.rank} modes"
@@ -332,8 +527,13 @@ def koopman_spectrum(
     informative = result.rank < n_obs
     if not informative and result.rank > 0:
         notes.append(
-            "rank equals the number of observables: residuals are ~0 whatever the eigenvalues "
-            "(add delays or reduce the rank for informative residuals)"
+            "rank equals the number of observables: the residuals ||A z - lambda z|| are ~0 "
+            "whatever the eigenvalues; the data residuals (data_residuals) still inform"
+        )
+    if result.rank > 0 and result.rank >= m:
+        notes.append(
+            "rank equals the number of snapshot pairs: the fit interpolates the data and the data "
+            "residuals are ~0 for every eigenpair (use more trajectories or steps, or a lower rank)"
         )
     settings = {
         "delays": delays,
@@ -341,7 +541,9 @@ def koopman_spectrum(
         "rank_reduced": bool(rank_reduced),
         "tol": tol,
         "pca": pca,
+        "pca_center": bool(pca_center) if pca is not None else None,
         "scale": bool(scale),
+        "input_eps": eps,
         "path": chosen,
         "n_trajectories": len(trajs),
         "n_features": n,
@@ -363,7 +565,33 @@ def koopman_spectrum(
         residuals_informative=bool(informative),
         rayleigh_quotients=result.rayleigh_quotients,
         settings=settings,
+        data_residuals=result.data_residuals,
     )
+
+
+def input_eps(trajectories: Any) -> float:
+    """Machine epsilon of the least precise array in ``trajectories`` (NumPy or torch dtypes).
+
+    Integer and boolean data are exact: float64's epsilon. Used by the rank rule, so data recorded
+    in float32 (PyTorch's default) are not read as if they had float64's resolution.
+    """
+    items = [trajectories] if not isinstance(trajectories, (list, tuple)) else list(trajectories)
+    eps = _EPS64
+    for item in items:
+        dtype = getattr(item, "dtype", None)
+        if dtype is None:
+            continue
+        name = str(dtype).replace("torch.", "")
+        try:
+            np_dtype = np.dtype(name)
+        except TypeError:
+            np_dtype = {"bfloat16": None}.get(name, np.dtype(np.float64))
+            if np_dtype is None:  # bfloat16: 8 significant bits
+                eps = max(eps, 2.0**-7)
+                continue
+        if np.issubdtype(np_dtype, np.inexact):
+            eps = max(eps, float(np.finfo(np_dtype).eps))
+    return eps
 
 
 class RankWarning(UserWarning):
@@ -386,7 +614,7 @@ def _auto_path(n: int, n_obs: int, m: int, n_snap: int, rank: int | None) -> str
     return "dense"
 
 
-def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap) -> DMDResult:
+def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
     n = trajs[0].shape[1]
     basis = None
     if n > n_snap:
@@ -397,7 +625,7 @@ def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap) -> DMDRe
         offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
         trajs = [r[:, a:b].T for a, b in zip(offsets[:-1], offsets[1:])]
     X, Y = delay_embed(trajs, delays)
-    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes)
+    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps)
     if basis is not None and result.modes is not None:
         k, q = result.modes.shape[1], basis.shape[1]
         lifted = np.concatenate(
@@ -411,12 +639,16 @@ def _oversampling(rank: int) -> int:
     return max(10, rank)
 
 
-def _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, max_iter: int = 80):
+def _subspace_path(
+    trajs, delays, rank, tol, scale, method, modes, real, max_iter: int = 80, eps=_EPS64
+):
     """Top-``rank`` SVD of the scaled delay matrix by subspace iteration on structured products.
 
     Deterministic (fixed start seed). Converged when every kept singular triplet satisfies
     ``||X_s^* u_i - s_i v_i|| <= 1e-11 s_1`` (``X_s v_i = s_i u_i`` holds by construction), i.e. the
-    subspace is accurate to ~1e-11 / relative gap. Returns None if that is not reached.
+    subspace is accurate to ~1e-11 / relative gap. Returns None if that is not reached, or as soon
+    as the residual stalls (less than a 2x decrease over 4 iterations: no gap after the kept
+    singular values, e.g. noise), so a hopeless iteration costs a few products, not 80.
     """
     op = DelayOperator(trajs, delays)
     n_obs, m = op.shape
@@ -438,11 +670,12 @@ def _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, max_ite
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(xs(rng.standard_normal((m, width))))
     prev = None
+    history: list[float] = []
     for _ in range(max_iter):
         W = xsh(Q)  # X_s^* Q  (m, width)
         if prev is not None:
             Uq, s, Q2, Vbh = prev
-            k = select_rank(s, rank, tol, (n_obs, m))
+            k = select_rank(s, rank, tol, (n_obs, m), eps)
             if k == 0:
                 return None
             # X_s^* u_i = W @ Uq[:, i] must equal s_i v_i, with v_i = Q2 @ Vbh[i]^*.
@@ -452,7 +685,14 @@ def _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, max_ite
                 Uk, sk = Q @ Uq[:, :k], s[:k]
                 del W, Q2, prev
                 Bk = op.y_times(weights[:, None] * Vk) / sk
-                return dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=real)
+                px = sk[:, None] * Vk.conj().T  # U_k^* X_s = S_k V_k^*
+                py = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
+                return dmd_from_factors(
+                    Uk, sk, Bk, s, method=method, modes=modes, real=real, px=px, py=py
+                )
+            history.append(float(resid.max() / s[0]))
+            if len(history) > 4 and history[-1] > 0.5 * history[-5]:
+                return None  # stalled: no gap to converge on
             del Vk, prev
         Q2, _ = np.linalg.qr(W)
         del W
