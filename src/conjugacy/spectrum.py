@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -11,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_open
 from ._checks import check_choice, check_int, check_positive_float
+from ._spectrum_io import load_spectrum, save_spectrum
 from .dmd import (
     METHODS,
     DMDResult,
@@ -227,6 +226,7 @@ class Spectrum:
             if n is not None:
                 keep &= _smallest_groups(self.eigenvalues, group_res, n)
         rule.update(
+            fit_rank=int(self.settings.get("filter", {}).get("fit_rank", self.rank)),
             n_before=int(res.size),
             n_kept=int(keep.sum()),
             kept_residuals=[float(r) for r in res[keep]],
@@ -244,7 +244,7 @@ class Spectrum:
             plain_residuals=self.plain_residuals[keep],
             modes=None if self.modes is None else self.modes[:, keep],
             singular_values=self.singular_values,
-            rank=self.rank,
+            rank=int(keep.sum()),
             method=self.method,
             residuals_informative=self.residuals_informative,
             rayleigh_quotients=None
@@ -291,68 +291,26 @@ class Spectrum:
         string with ``format`` ("conjugacy.Spectrum"), ``format_version``, ``rank``, ``method``,
         ``residuals_informative`` and ``settings``. It is written to a temporary file and renamed,
         so an interruption never leaves a half-written file. Returns the path written (``.npz``
-        is appended if missing).
+        is appended if missing). NumPy scalars and arrays, tuples and paths in ``settings`` are
+        stored as their JSON equivalents; a value with no JSON form raises ``TypeError`` naming it.
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "rank": int(self.rank),
-            "method": self.method,
-            "residuals_informative": bool(self.residuals_informative),
-            "settings": self.settings,
-        }
-        arrays: dict[str, np.ndarray] = {
-            "eigenvalues": self.eigenvalues,
-            "residuals": self.residuals,
-            "plain_residuals": self.plain_residuals,
-            "singular_values": self.singular_values,
-            "meta": np.array(json.dumps(meta)),
-        }
-        if self.modes is not None:
-            arrays["modes"] = self.modes
-        if self.rayleigh_quotients is not None:
-            arrays["rayleigh_quotients"] = self.rayleigh_quotients
-        with atomic_open(path, "wb") as fh:
-            np.savez(fh, **arrays)
-        return path
+        return save_spectrum(self, path, FORMAT_NAME, FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Spectrum:
-        """Load a spectrum written by :meth:`save` (never unpickles)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path {str(path)!r}: no such spectrum file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"path {str(path)!r} is not a saved Spectrum (.npz): {exc}") from None
-        try:
-            meta = json.loads(str(arrays.pop("meta")))
-        except KeyError:
-            raise ValueError(f"path {str(path)!r} is an .npz file but not a saved Spectrum") from None
-        if meta.get("format") != FORMAT_NAME:
-            raise ValueError(f"path {str(path)!r} is not a saved Spectrum")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"path {str(path)!r} was written in Spectrum format version "
-                f"{meta.get('format_version')}; this conjugacy reads version {FORMAT_VERSION}"
-            )
-        return cls(
-            eigenvalues=arrays["eigenvalues"],
-            residuals=arrays["residuals"],
-            plain_residuals=arrays["plain_residuals"],
-            modes=arrays.get("modes"),
-            singular_values=arrays["singular_values"],
-            rank=meta["rank"],
-            method=meta["method"],
-            residuals_informative=meta["residuals_informative"],
-            rayleigh_quotients=arrays.get("rayleigh_quotients"),
-            settings=meta["settings"],
-        )
+        """Load a spectrum written by :meth:`save` (never unpickles, never reads unknown members).
+
+        The zip structure, the JSON ``meta``, the required members and every npy header (dtype,
+        shape consistent with ``rank``, declared size) are validated before any data is read; see
+        :mod:`conjugacy._spectrum_io`. Array fields added in later versions may be absent.
+
+        Raises
+        ------
+        SpectrumFileError
+            (a ``ValueError``) naming the file, what is wrong and the fix; the subclass
+            ``SpectrumFileNotFoundError`` (also a ``FileNotFoundError``) when it does not exist.
+        """
+        return load_spectrum(cls, path, FORMAT_NAME, FORMAT_VERSION)
 
 
 # ----- the front door -----------------------------------------------------------------------------
