@@ -167,7 +167,7 @@ class Spectrum:
         # pickle and copy.deepcopy rebuild arrays writable; restore the record's read-only arrays
         for key, value in state.items():
             object.__setattr__(self, key, value)
-        for key, value in state.items():
+        for value in state.values():
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)
 
