@@ -195,7 +195,7 @@ def test_filter_ranks_same_system_above_different_system():
         rng = np.random.default_rng(100 + rep)
         C = rng.standard_normal((3, 24))
 
-        def sample(lam, seed):
+        def sample(lam, seed, C=C):
             r = np.random.default_rng(seed)
             z0 = r.standard_normal((10, 1, 3))
             latent = z0 * np.asarray(lam)[None, None, :] ** np.arange(60)[None, :, None]
