@@ -1,0 +1,284 @@
+"""Exact tests of the spectral-dynamics measures (companion paper, SPEC section 6)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conjugacy.spectral_dynamics import (
+    alignment,
+    as_matrix,
+    barrier,
+    chain_layers,
+    checkpoint_dynamics,
+    effective_rank,
+    effective_rank_from_singular_values,
+    singular_values,
+    singular_vector_agreement,
+)
+
+
+def _orth(rng: np.random.Generator, n: int, k: int | None = None) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return q[:, : (k or n)]
+
+
+def _matrix(rng, m, n, s):
+    """U diag(s) V^T with random orthonormal U (m, k), V (n, k) and the given singular values."""
+    k = len(s)
+    return _orth(rng, m, k) @ np.diag(s) @ _orth(rng, n, k).T
+
+
+# ----------------------------------------------------------------------------- effective rank
+def test_identity_has_full_effective_rank():
+    assert effective_rank(np.eye(7)) == pytest.approx(1.0, abs=1e-14)
+    assert effective_rank(np.eye(3, 5)) == pytest.approx(1.0, abs=1e-14)
+
+
+def test_rank_one_has_effective_rank_one_over_min_dim():
+    W = np.outer([1.0, 2.0, 3.0, 4.0], [1.0, -1.0, 0.5, 2.0, 3.0, 1.0])
+    assert effective_rank(W) == pytest.approx(1 / 4, abs=1e-12)
+
+
+def test_effective_rank_of_known_spectrum():
+    rng = np.random.default_rng(0)
+    W = _matrix(rng, 5, 4, [3.0, 1.0, 0.0, 0.0])
+    p = np.array([0.75, 0.25])
+    expected = math.exp(-(p * np.log(p)).sum()) / 4
+    assert effective_rank(W) == pytest.approx(expected, abs=1e-12)
+    assert effective_rank_from_singular_values([3.0, 1.0, 0.0, 0.0]) == pytest.approx(expected)
+
+
+def test_zero_matrix_has_undefined_effective_rank():
+    assert np.isnan(effective_rank(np.zeros((3, 4))))
+
+
+def test_conv_weight_equals_its_flattened_matrix():
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((8, 3, 3, 3))
+    flat = W.reshape(8, 27)
+    np.testing.assert_array_equal(as_matrix(W), flat)
+    np.testing.assert_allclose(singular_values(W), np.linalg.svd(flat, compute_uv=False))
+    assert effective_rank(W) == effective_rank(flat)
+
+
+def test_stacked_equals_one_at_a_time():
+    rng = np.random.default_rng(2)
+    stack = rng.standard_normal((6, 5, 4, 3, 3))
+    er = effective_rank(stack, stacked=True)
+    assert er.shape == (6,)
+    np.testing.assert_allclose(er, [effective_rank(w) for w in stack], rtol=1e-13)
+
+
+def test_float32_stays_float32_and_torch_tensors_are_accepted():
+    W = np.eye(4, dtype=np.float32)
+    assert singular_values(W).dtype == np.float32
+    torch = pytest.importorskip("torch")
+    assert effective_rank(torch.eye(4)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_bad_weights_are_refused():
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        effective_rank(np.ones(4))
+    with pytest.raises(ValueError, match="non-finite"):
+        effective_rank(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(TypeError, match="real"):
+        effective_rank(np.eye(2) * 1j)
+    with pytest.raises(TypeError, match="real numbers"):
+        effective_rank([["a", "b"], ["c", "d"]])
+    with pytest.raises(ValueError, match="n_ckpt"):
+        effective_rank(np.eye(3), stacked=True)
+
+
+# ----------------------------------------------------------------------------- agreement
+def test_matrix_agrees_with_itself():
+    rng = np.random.default_rng(3)
+    W = _matrix(rng, 6, 9, [5.0, 4.0, 3.0, 2.0, 1.0, 0.5])
+    res = singular_vector_agreement(W, W)
+    np.testing.assert_allclose(res.matrix, np.eye(6), atol=1e-12)
+    assert res.score == pytest.approx(1.0, abs=1e-12)
+    # sign flips and scaling do not matter
+    np.testing.assert_allclose(singular_vector_agreement(W, -3 * W).matrix, np.eye(6), atol=1e-12)
+
+
+def test_agreement_of_swapped_directions_is_a_permutation():
+    rng = np.random.default_rng(4)
+    U, V = _orth(rng, 4), _orth(rng, 4)
+    W1 = U @ np.diag([4.0, 3.0, 2.0, 1.0]) @ V.T
+    W2 = U @ np.diag([3.0, 4.0, 2.0, 1.0]) @ V.T  # directions 0 and 1 swap rank
+    res = singular_vector_agreement(W1, W2)
+    np.testing.assert_allclose(res.matrix, np.eye(4)[[1, 0, 2, 3]], atol=1e-12)
+    assert res.score == pytest.approx(0.5, abs=1e-12)
+
+
+def test_stacked_agreement_with_one_reference():
+    rng = np.random.default_rng(5)
+    stack = rng.standard_normal((4, 3, 5))
+    res = singular_vector_agreement(stack, stack[-1], stacked=True)
+    assert res.matrix.shape == (4, 3, 3)
+    np.testing.assert_allclose(res.matrix[-1], np.eye(3), atol=1e-12)
+    for t in range(4):
+        np.testing.assert_allclose(
+            res.matrix[t], singular_vector_agreement(stack[t], stack[-1]).matrix, atol=1e-12
+        )
+    with pytest.raises(ValueError, match="same parameter"):
+        singular_vector_agreement(np.eye(3), np.eye(4))
+
+
+# ----------------------------------------------------------------------------- alignment
+def test_balanced_pair_aligns_perfectly():
+    rng = np.random.default_rng(6)
+    U_i = _orth(rng, 5)
+    W_i = U_i @ np.diag([5.0, 4.0, 3.0, 2.0, 1.0]) @ _orth(rng, 8, 5).T  # (5, 8)
+    W_next = _orth(rng, 6, 5) @ np.diag([9.0, 7.0, 5.0, 3.0, 1.0]) @ U_i.T  # (6, 5), V = U_i
+    res = alignment(W_i, W_next)
+    np.testing.assert_allclose(res.matrix, np.eye(5), atol=1e-12)
+    assert res.score == pytest.approx(1.0, abs=1e-12)
+    assert res.kernel_position is None
+
+
+def test_balanced_pair_into_a_convolution_aligns_at_the_centre():
+    rng = np.random.default_rng(7)
+    U_i = _orth(rng, 4)
+    W_i = (U_i @ np.diag([4.0, 3.0, 2.0, 1.0]) @ _orth(rng, 18, 4).T).reshape(4, 2, 3, 3)
+    W_next = np.zeros((6, 4, 3, 3))
+    W_next[:, :, 1, 1] = _orth(rng, 6, 4) @ np.diag([8.0, 6.0, 4.0, 2.0]) @ U_i.T
+    res = alignment(W_i, W_next)
+    # W_next is (6, 36) of rank 4: 6 right singular vectors, the last 2 for singular value 0
+    assert res.matrix.shape == (3, 3, 6, 4)
+    assert res.kernel_position == (1, 1)
+    np.testing.assert_allclose(res.matrix[1, 1, :4], np.eye(4), atol=1e-12)
+    off = res.matrix[:, :, :4].copy()
+    off[1, 1] = 0
+    np.testing.assert_allclose(off, 0, atol=1e-12)
+    assert res.score == pytest.approx(1.0, abs=1e-12)
+
+
+def test_stacked_alignment_matches_single():
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((3, 5, 2, 3, 3))
+    B = rng.standard_normal((3, 7, 5, 3, 3))
+    res = alignment(A, B, stacked=True)
+    assert res.matrix.shape == (3, 3, 3, 7, 5)
+    for t in range(3):
+        one = alignment(A[t], B[t])
+        np.testing.assert_allclose(res.matrix[t], one.matrix, atol=1e-12)
+        assert res.score[t] == pytest.approx(one.score, abs=1e-12)
+
+
+def test_alignment_refuses_layers_that_do_not_chain():
+    with pytest.raises(ValueError, match="do not chain"):
+        alignment(np.ones((4, 3)), np.ones((2, 5)))
+
+
+# ----------------------------------------------------------------------------- barrier
+def test_known_bump_gives_its_barrier():
+    alphas = np.linspace(0, 1, 5)
+    line = 2 + 2 * alphas
+    bump = np.array([0.0, 0.3, 0.7, 0.1, 0.0])
+    assert barrier(line + bump) == pytest.approx(0.7, abs=1e-12)
+    assert barrier([0.0, 1.0, 0.0]) == 1.0
+
+
+def test_straight_line_gives_zero_and_dips_are_negative():
+    assert abs(barrier(3 - 2 * np.linspace(0, 1, 11))) < 1e-12
+    assert barrier([0.0, -1.0, 0.0]) == -1.0  # not clipped at 0
+
+
+def test_barrier_with_alphas_and_stacks():
+    b = barrier([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]], alphas=[0.0, 0.25, 1.0])
+    np.testing.assert_allclose(b, [0.75, 0.0])  # the line is at 0.25 where alpha = 0.25
+    with pytest.raises(ValueError, match="at least 3"):
+        barrier([1.0, 2.0])
+    with pytest.raises(ValueError, match="increasing"):
+        barrier([1.0, 2.0, 3.0], alphas=[0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        barrier([1.0, np.nan, 3.0])
+
+
+# ----------------------------------------------------------------------------- chaining
+RESNET_LIKE = {
+    "conv1.weight": (16, 3, 3, 3),
+    "bn1.weight": (16,),
+    "layer1.conv1.weight": (16, 16, 3, 3),
+    "layer1.conv2.weight": (16, 16, 3, 3),
+    "layer2.conv1.weight": (32, 16, 3, 3),
+    "layer2.conv2.weight": (32, 32, 3, 3),
+    "layer2.shortcut.weight": (32, 16, 1, 1),
+    "layer3.conv1.weight": (32, 32, 3, 3),
+    "fc.weight": (10, 32),
+    "fc.bias": (10,),
+}
+
+
+def test_chain_layers_pairs_and_skips_with_reasons():
+    chain = chain_layers(RESNET_LIKE)
+    assert chain.ignored == ["bn1.weight", "fc.bias"]
+    assert [(p.first, p.next, p.kind) for p in chain.pairs] == [
+        ("conv1.weight", "layer1.conv1.weight", "conv"),
+        ("layer1.conv1.weight", "layer1.conv2.weight", "conv"),
+        ("layer1.conv2.weight", "layer2.conv1.weight", "conv"),
+        ("layer2.conv1.weight", "layer2.conv2.weight", "conv"),
+        ("layer2.shortcut.weight", "layer3.conv1.weight", "conv"),
+        ("layer3.conv1.weight", "fc.weight", "linear"),  # after global average pooling
+    ]
+    assert [(s.first, s.next) for s in chain.skipped] == [
+        ("layer2.conv2.weight", "layer2.shortcut.weight")
+    ]
+    assert chain.skipped[0].reason.startswith("residual shortcut")
+    flat = chain_layers({"conv.weight": (8, 1, 3, 3), "fc.weight": (10, 8 * 16)})
+    assert flat.pairs == []
+    assert flat.skipped[0].reason.startswith("conv -> linear after flattening")
+    assert "16 spatial positions" in flat.skipped[0].reason
+
+
+def test_explicit_pairs_are_checked():
+    chain = chain_layers(RESNET_LIKE, pairs=[("layer2.conv1.weight", "layer2.conv2.weight")])
+    assert [p.key for p in chain.pairs] == ["layer2.conv1.weight->layer2.conv2.weight"]
+    with pytest.raises(ValueError, match="does not chain"):
+        chain_layers(RESNET_LIKE, pairs=[("conv1.weight", "layer2.conv2.weight")])
+    with pytest.raises(ValueError, match="not a parameter"):
+        chain_layers(RESNET_LIKE, pairs=[("fc.bias", "fc.weight")])
+
+
+# ----------------------------------------------------------------------------- many checkpoints
+def test_checkpoint_dynamics_matches_the_single_measures():
+    rng = np.random.default_rng(9)
+    n = 5
+    weights = {
+        "c1": rng.standard_normal((n, 6, 2, 3, 3)),
+        "b": rng.standard_normal((n, 6)),
+        "c2": rng.standard_normal((n, 4, 6, 3, 3)),
+        "fc": rng.standard_normal((n, 3, 4)),
+    }
+    res = checkpoint_dynamics(weights, steps=[0, 10, 20, 30, 40], max_rank=3)
+    assert res.reference_step == 40
+    assert [p.key for p in res.chain.pairs] == ["c1->c2", "c2->fc"]
+    for name in ("c1", "c2", "fc"):
+        np.testing.assert_allclose(
+            res.effective_rank[name], effective_rank(weights[name], stacked=True), rtol=1e-12
+        )
+        sva = singular_vector_agreement(weights[name], weights[name][-1], stacked=True)
+        r = min(3, res.singular_values[name].shape[1])
+        np.testing.assert_allclose(
+            res.sva_diagonal[name], np.diagonal(sva.matrix, axis1=1, axis2=2)[:, :r], atol=1e-12
+        )
+        np.testing.assert_allclose(res.sva_diagonal[name][-1], 1.0, atol=1e-12)
+    for a, b in (("c1", "c2"), ("c2", "fc")):
+        al = alignment(weights[a], weights[b], stacked=True)
+        centre = al.matrix[:, 1, 1] if al.kernel_position else al.matrix
+        diag = np.diagonal(centre, axis1=-2, axis2=-1)
+        np.testing.assert_allclose(res.alignment_diagonal[f"{a}->{b}"], diag[:, :3], atol=1e-12)
+        np.testing.assert_allclose(res.alignment_score[f"{a}->{b}"], diag[:, :3].mean(1),
+                                   atol=1e-12)
+    d = res.to_dict()
+    assert d["chain"]["ignored"] == ["b"] and len(d["effective_rank"]["c1"]) == n
+
+
+def test_checkpoint_dynamics_refuses_ragged_checkpoints():
+    with pytest.raises(ValueError, match="checkpoints"):
+        checkpoint_dynamics({"a": np.ones((3, 2, 2)), "b": np.ones((4, 2, 2))})
+    with pytest.raises(ValueError, match="reference"):
+        checkpoint_dynamics({"a": np.ones((3, 2, 2))}, reference=3)
