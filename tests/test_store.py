@@ -67,7 +67,9 @@ def test_feature_chunk_layout_readable_by_plain_zarr(tmp_path):
     assert arr.chunks == (4, 3, 2)
     n = g["runs/r0"].attrs["n_complete"]
     np.testing.assert_array_equal(arr[:n], data["enc.weight"])
-    assert g.attrs["conjugacy_store"]["format_version"] == 1
+    assert g.attrs["conjugacy_store"]["format_version"] == 2
+    # every array carries a CRC-32C of each chunk (Zarr v3 crc32c codec)
+    assert [c["name"] for c in arr.metadata.to_dict()["codecs"]] == ["bytes", "zstd", "crc32c"]
 
 
 def test_new_scalar_names_are_nan_filled(tmp_path):
@@ -144,7 +146,7 @@ def test_open_modes_and_format_errors(tmp_path):
             st.create_run("new", LAYOUT)
     g = zarr.open_group(str(tmp_path / "s"), mode="r+")
     g.update_attributes({"conjugacy_store": {"format_version": 99, "created_with": "9.0"}})
-    with pytest.raises(StoreError, match="format version 99.*reads format version 1"):
+    with pytest.raises(StoreError, match="format version 99.*reads format versions 1, 2 only"):
         TrajectoryStore.open(tmp_path / "s", "r")
 
 
@@ -174,7 +176,7 @@ def test_second_writer_refused_and_stale_lock_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     info = json.loads((tmp_path / "s" / "zarr.json").read_text())
-    assert info["attributes"]["conjugacy_store"]["format_version"] == 1
+    assert info["attributes"]["conjugacy_store"]["format_version"] == 2
     import socket
 
     (tmp_path / "s" / LOCK_NAME).write_text(

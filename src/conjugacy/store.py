@@ -5,14 +5,15 @@ e.g. one replica); each run holds one array per recorded parameter, shaped
 ``(n_steps, *param_shape)`` and appended in chunks along the step axis, scalar series (loss,
 accuracy, ...), the recorded training-step indices, and JSON metadata.
 
-Layout (format version 1)
+Layout (format version 2)
 -------------------------
 ::
 
     PATH/                               Zarr v3 group (the root)
-      zarr.json                         attributes {"conjugacy_store": {"format_version": 1,
+      zarr.json                         attributes {"conjugacy_store": {"format_version": 2,
                                                     "created_with": "<conjugacy version>"}}
-      .conjugacy-write.lock             exists while a writer holds the store: JSON {pid, host, since}
+      .conjugacy-write.lock             exists while a writer holds the store (flock-ed by it):
+                                        JSON {pid, host, since, lock: "flock"}
       runs/                             group
         <run>/                          group, attributes:
                                           n_complete   int: the first n_complete steps are complete
@@ -20,16 +21,37 @@ Layout (format version 1)
                                           chunk_steps  int: chunk length along the step axis
                                           metadata     JSON object (model, optimizer, seed, ...)
                                           finished     bool: the writer closed the run normally
+                                          format_version  2: every chunk is written (none elided)
           steps                         int64 (n_steps,): training-step index of each record
           params/<name>                 (n_steps, *shape), the parameter's own dtype (float32,
                                         float64, ...); chunks (chunk_steps, *shape)
           scalars/<name>                float64 (n_steps,), NaN where a value was not given
+
+Every array is encoded ``bytes -> zstd -> crc32c``: each chunk carries a CRC-32C of its stored
+bytes (the Zarr v3 ``crc32c`` codec), so a flipped bit fails the read instead of returning wrong
+numbers. Every chunk is written even when it equals the fill value (Zarr's ``write_empty_chunks``),
+so a chunk file that is missing below ``n_complete`` is damage (a deleted file), never zeros.
+
+Format version 1 (conjugacy 0.1 before this change) is the same layout without the checksum codec
+and without ``write_empty_chunks``: such stores (and runs without ``format_version``) stay
+readable and appendable, but bit flips in them cannot be detected and a missing chunk cannot be
+told from an all-fill-value chunk; :meth:`TrajectoryStore.verify` says so.
 
 Only the first ``n_complete`` entries along the step axis of any array are valid: arrays may be
 longer after an interruption, and readers must ignore the rest. ``n_complete`` is written after
 the data of a flush (each Zarr write is atomic: temp file + ``os.replace``), so a process killed at
 any point leaves the flushed steps intact and the store consistent. Zarr does not ``fsync``: a
 power loss (as opposed to a killed process) may lose recent writes on some file systems.
+
+Integrity checks
+----------------
+* At open (``check=True``, the default) every run's attributes are validated and ``n_complete`` is
+  checked against the lengths, shapes and dtypes of its arrays.
+* Every read checks that each chunk below ``n_complete`` it needs exists (format-2 runs) and
+  decodes (checksum); damage raises :class:`DamagedStoreError` naming the store, run, array,
+  chunk and the range of records (positions) and training steps affected.
+* :meth:`TrajectoryStore.verify` (``conjugacy store verify PATH``) reads every chunk below
+  ``n_complete`` of every array and reports all damage instead of stopping at the first.
 
 Reading
 -------
@@ -41,16 +63,23 @@ never read. Any Zarr v3 reader (zarr-python, zarr.js, tensorstore) can read the 
 
 Concurrency
 -----------
-One writer at a time: opening with mode ``"a"`` or ``"w"`` creates the lock file with
-``O_CREAT | O_EXCL`` and refuses if it exists, unless the lock is stale (same host, its process is
-dead), in which case it is taken over. Readers (mode ``"r"``) take no lock and see only complete
-steps.
+One writer at a time: opening with mode ``"a"`` or ``"w"`` takes an exclusive ``fcntl.flock`` on
+the lock file and holds the file open until :meth:`TrajectoryStore.close`. The kernel drops the
+lock when the writer dies (even by SIGKILL), so a stale lock cannot exist and no takeover is ever
+needed: the next writer simply gets the lock. The pid and host in the file only serve the error
+message. ``close`` unlinks the lock file only if it is still the file this handle locked. Once a
+writer holds the lock every other writer is dead, so the temporary files of interrupted writes
+(``*.partial``) it finds belong to dead writers and are removed. ``flock`` is local to one host:
+do not share a store between machines over a network file system. Readers (mode ``"r"``) take no
+lock and see only complete steps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
+import itertools
 import json
 import math
 import os
@@ -60,6 +89,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +98,22 @@ import numpy as np
 __all__ = [
     "FORMAT_VERSION",
     "LOCK_NAME",
+    "READABLE_FORMAT_VERSIONS",
+    "Damage",
+    "DamagedStoreError",
     "StoreError",
     "TrajectoryStore",
+    "VerifyReport",
     "select_names",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 LOCK_NAME = ".conjugacy-write.lock"
 _ROOT_KEY = "conjugacy_store"
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,\-]*$")
 _MAX_CHUNK_BYTES = 32 * 2**20
+_PROBE_PREFIX = ".write-probe-"
 
 
 class StoreError(OSError, ValueError):
@@ -89,6 +125,109 @@ class StoreError(OSError, ValueError):
 
     def __str__(self) -> str:  # OSError would format (errno, strerror) pairs; keep the message
         return str(self.args[0]) if self.args else ""
+
+
+class DamagedStoreError(StoreError):
+    """The store's files are damaged: a chunk is missing or fails its checksum, or a run's
+    attributes disagree with its arrays. The message names the store, run, array and records;
+    ``problem`` holds the description without the store's name."""
+
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged place found by :meth:`TrajectoryStore.verify`.
+
+    Attributes
+    ----------
+    run : str or None
+        The run, or None for the store itself.
+    array : str or None
+        Path of the array inside the run (``"params/fc.weight"``, ``"steps"``), or None.
+    records : (int, int) or None
+        Affected records ``[start, stop)``: positions along the step axis (clipped to
+        ``n_complete``), or None when the whole run is affected.
+    steps : (int, int) or None
+        First and last training-step index of those records, when the ``steps`` array is
+        readable there.
+    chunk : str or None
+        Chunk key inside the array (``"c/3/0/0"``).
+    problem : str
+        What is wrong ("missing", "checksum mismatch", "undecodable: ...", layout problems).
+    """
+
+    run: str | None
+    array: str | None
+    records: tuple[int, int] | None
+    steps: tuple[int, int] | None
+    chunk: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        parts = []
+        if self.run is not None:
+            parts.append(f"run {self.run!r}")
+        if self.array is not None:
+            parts.append(f"array {self.array!r}")
+        if self.chunk is not None:
+            parts.append(f"chunk {self.chunk}")
+        if self.records is not None:
+            a, b = self.records
+            rec = f"records {a}..{b - 1}"
+            if self.steps is not None:
+                rec += f" (training steps {self.steps[0]}..{self.steps[1]})"
+            parts.append(rec)
+        return ", ".join(parts) + f": {self.problem}"
+
+
+@dataclass
+class VerifyReport:
+    """Result of :meth:`TrajectoryStore.verify`.
+
+    Attributes
+    ----------
+    path : Path
+        The store.
+    format_version : int
+        The store's format version (1: no checksums; 2: checksums, every chunk written).
+    runs : list of str
+        Runs checked.
+    chunks_checked : int
+        Chunks below ``n_complete`` read and decoded.
+    chunks_checksummed : int
+        Of those, chunks protected by a CRC-32C (a bit flip in the others may go unnoticed).
+    damage : list of Damage
+        Everything found wrong; empty for an intact store.
+    notes : list of str
+        What could not be checked (format-1 runs) and leftovers that are not damage (temporary
+        files of interrupted writes, half-created runs).
+    """
+
+    path: Path
+    format_version: int
+    runs: list[str] = field(default_factory=list)
+    chunks_checked: int = 0
+    chunks_checksummed: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no damage was found."""
+        return not self.damage
+
+    def __str__(self) -> str:
+        head = (
+            f"store {str(self.path)!r} (format version {self.format_version}): "
+            f"{len(self.runs)} runs, {self.chunks_checked} chunks checked "
+            f"({self.chunks_checksummed} with checksums): "
+            + ("no damage found" if self.ok else f"{len(self.damage)} damaged places")
+        )
+        lines = [head]
+        lines += [f"  damage: {d}" for d in self.damage]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
 
 
 def _package_version() -> str:
@@ -169,6 +308,48 @@ def _check_json(obj: Any, what: str) -> Any:
         raise StoreError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
+def _codecs() -> dict[str, Any]:
+    """Encoding of every new array: zstd, then a CRC-32C of the compressed bytes (Zarr v3)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return {"compressors": [ZstdCodec(), Crc32cCodec()], "config": {"write_empty_chunks": True}}
+
+
+def _writable(arr: Any) -> Any:
+    """The array with ``write_empty_chunks`` on (a runtime setting Zarr does not persist)."""
+    return arr.with_config({"write_empty_chunks": True})
+
+
+def _has_checksum(arr: Any) -> bool:
+    from zarr.codecs import Crc32cCodec
+
+    return any(isinstance(c, Crc32cCodec) for c in arr.metadata.codecs)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _lock_info(fd: int) -> dict[str, Any] | None:
+    """The JSON in an open lock file, or None if it is empty or unreadable."""
+    try:
+        raw = os.pread(fd, 4096, 0)
+        info = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
 class TrajectoryStore:
     """A directory of recorded weight trajectories (see the module docstring for the layout).
 
@@ -176,17 +357,27 @@ class TrajectoryStore:
     writer lock).
     """
 
-    def __init__(self, path: Path, mode: str, root: Any, lock: Path | None) -> None:
+    def __init__(
+        self, path: Path, mode: str, root: Any, lock_fd: int | None, format_version: int
+    ) -> None:
         self._path = path
         self._mode = mode
         self._root = root
-        self._lock = lock
+        self._lock_fd = lock_fd
+        self._lock_pid = os.getpid()
+        self._format = format_version
         self._closed = False
+        self._valid: set[str] = set()  # runs whose layout has been validated
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], mode: str = "a", *, min_free_bytes: int = 16 * 2**20
+        cls,
+        path: str | os.PathLike[str],
+        mode: str = "a",
+        *,
+        min_free_bytes: int = 16 * 2**20,
+        check: bool = True,
     ) -> TrajectoryStore:
         """Open a trajectory store.
 
@@ -199,28 +390,35 @@ class TrajectoryStore:
             path that exists and is not empty.
         min_free_bytes : int
             Writers refuse to open when the file system has less free space than this.
+        check : bool
+            Validate every run's attributes against its arrays now (``n_complete`` within the
+            arrays' lengths, declared shapes and dtypes). With False, each run is validated when
+            first used (:meth:`verify` opens this way to report rather than refuse).
 
         Raises
         ------
         StoreError
             Missing store (``"r"``), not a conjugacy store, incompatible format version, store
             locked by another writer, destination not writable or full.
+        DamagedStoreError
+            A run's attributes disagree with its arrays (``check=True``).
         """
         import zarr
 
         if mode not in ("r", "a", "w"):
             raise StoreError(f"mode must be 'r', 'a' or 'w', got {mode!r}")
         p = Path(path).expanduser()
-        exists = p.exists()
-        if exists and not p.is_dir():
+        if p.exists() and not p.is_dir():
             raise StoreError(f"store path {str(p)!r} exists and is not a directory")
-        nonempty = exists and any(e.name != LOCK_NAME for e in p.iterdir())
         if mode == "r":
-            if not exists:
+            if not p.exists():
                 raise StoreError(f"no trajectory store at {str(p)!r} (path does not exist)")
-            root = cls._open_root(zarr, p, "r")
-            return cls(p, "r", root, None)
-        if mode == "w" and nonempty:
+            root, version = cls._open_root(zarr, p, "r")
+            st = cls(p, "r", root, None, version)
+            if check:
+                st._check_all_runs()
+            return st
+        if mode == "w" and cls._nonempty(p):
             raise StoreError(
                 f"store path {str(p)!r} exists and is not empty; mode='w' only creates new "
                 "stores (use mode='a' to append)"
@@ -229,27 +427,49 @@ class TrajectoryStore:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create store directory {str(p)!r}: {exc}") from exc
-        cls._check_writable(p, min_free_bytes)
-        lock = cls._acquire_lock(p)
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise StoreError(f"store directory {str(p)!r} is not writable (permission denied)")
+        fd = cls._acquire_lock(p)
+        st = None
         try:
+            # Every other writer is dead now: what it left half-written is garbage.
+            cls._remove_dead_temporaries(p)
+            nonempty = cls._nonempty(p)  # again, under the lock: another writer may have created
+            if mode == "w" and nonempty:
+                raise StoreError(
+                    f"store path {str(p)!r} exists and is not empty; mode='w' only creates new "
+                    "stores (use mode='a' to append)"
+                )
+            cls._check_space(p, min_free_bytes)
             if nonempty:
-                root = cls._open_root(zarr, p, "r+")
+                root, version = cls._open_root(zarr, p, "r+", repair=True)
             else:
-                root = zarr.open_group(str(p), mode="a", zarr_format=3, use_consolidated=False)
-                root.update_attributes(
-                    {_ROOT_KEY: {"format_version": FORMAT_VERSION,
-                                 "created_with": _package_version()}}
+                root = zarr.create_group(
+                    str(p),
+                    zarr_format=3,
+                    attributes={_ROOT_KEY: {"format_version": FORMAT_VERSION,
+                                            "created_with": _package_version()}},
                 )
                 root.create_group("runs")
-            for stale in p.rglob("*.partial"):  # temp files of writes killed half-way
-                stale.unlink(missing_ok=True)
+                version = FORMAT_VERSION
+            st = cls(p, mode, root, fd, version)
+            if check:
+                st._check_all_runs()
         except BaseException:
-            lock.unlink(missing_ok=True)
+            cls._release_lock(p, fd)
             raise
-        return cls(p, mode, root, lock)
+        return st
 
     @staticmethod
-    def _open_root(zarr: Any, p: Path, mode: str) -> Any:
+    def _nonempty(p: Path) -> bool:
+        if not p.is_dir():
+            return False
+        return any(
+            e.name != LOCK_NAME and not e.name.startswith(_PROBE_PREFIX) for e in p.iterdir()
+        )
+
+    @staticmethod
+    def _open_root(zarr: Any, p: Path, mode: str, repair: bool = False) -> tuple[Any, int]:
         if not (p / "zarr.json").is_file():
             raise StoreError(
                 f"{str(p)!r} is not a conjugacy trajectory store (no zarr.json); "
@@ -257,30 +477,37 @@ class TrajectoryStore:
             )
         try:
             root = zarr.open_group(str(p), mode=mode, zarr_format=3, use_consolidated=False)
+            info = root.attrs.get(_ROOT_KEY)
         except Exception as exc:
-            raise StoreError(f"{str(p)!r} is not a readable Zarr v3 group: {exc}") from exc
-        info = root.attrs.get(_ROOT_KEY)
+            raise StoreError(
+                f"{str(p)!r} is not a readable Zarr v3 group ({type(exc).__name__}: {exc}); "
+                "is it a conjugacy trajectory store? `conjugacy store verify` checks one"
+            ) from exc
         if not isinstance(info, dict) or "format_version" not in info:
             raise StoreError(
                 f"{str(p)!r} is a Zarr group but not a conjugacy trajectory store "
                 f"(no '{_ROOT_KEY}' attribute)"
             )
         version = info["format_version"]
-        if version != FORMAT_VERSION:
+        if not _is_int(version) or version not in READABLE_FORMAT_VERSIONS:
             raise StoreError(
                 f"store {str(p)!r} has format version {version!r} (written by conjugacy "
                 f"{info.get('created_with', '?')}); this conjugacy ({_package_version()}) reads "
-                f"format version {FORMAT_VERSION} only"
+                f"format versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))} only"
             )
-        if "runs" not in root:
-            raise StoreError(f"store {str(p)!r} is damaged: its 'runs' group is missing")
-        return root
+        if not (p / "runs" / "zarr.json").is_file():
+            if repair and not (p / "runs").exists():
+                # created by a writer killed between the root and its 'runs' group
+                root.create_group("runs")
+            else:
+                raise DamagedStoreError(
+                    f"store {str(p)!r} is damaged: its 'runs' group (runs/zarr.json) is missing"
+                )
+        return root, int(version)
 
     @staticmethod
-    def _check_writable(p: Path, min_free_bytes: int) -> None:
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise StoreError(f"store directory {str(p)!r} is not writable (permission denied)")
-        probe = p / f".write-probe-{uuid.uuid4().hex}"
+    def _check_space(p: Path, min_free_bytes: int) -> None:
+        probe = p / f"{_PROBE_PREFIX}{uuid.uuid4().hex}"
         try:
             with open(probe, "wb") as f:
                 f.write(b"\0" * 4096)
@@ -301,33 +528,90 @@ class TrajectoryStore:
             )
 
     @staticmethod
-    def _acquire_lock(p: Path) -> Path:
+    def _acquire_lock(p: Path) -> int:
+        """Take the writer lock: an exclusive flock on ``p/LOCK_NAME``; return its descriptor.
+
+        The kernel releases a flock when its holder dies, so there is no stale lock to take over.
+        A process that opened the lock file just before its holder unlinked it (``close``) would
+        lock a file no longer in the directory: the inode check catches that, and it retries.
+        """
         lock = p / LOCK_NAME
         host = socket.gethostname()
-        for _ in range(3):
+        for _ in range(100):
             try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    info = json.loads(lock.read_text())
-                    pid, lock_host = int(info["pid"]), str(info["host"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    raise StoreError(
-                        f"store {str(p)!r} is locked by another writer (unreadable lock file "
-                        f"{str(lock)!r}; delete it if no process is writing)"
-                    ) from None
-                if lock_host == host and not _pid_alive(pid):
-                    lock.unlink(missing_ok=True)  # stale: its writer died without closing
-                    continue
-                raise StoreError(  # noqa: B904 (not chained: the lock is simply held)
-                    f"store {str(p)!r} is already open for writing by process {pid} on "
-                    f"{lock_host!r}; close it first (only one writer at a time), or delete "
-                    f"{str(lock)!r} if that process is gone"
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the write lock {str(lock)!r}: {exc.strerror or exc}"
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                info = _lock_info(fd) or {}
+                os.close(fd)
+                since = info.get("since")
+                when = (
+                    f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}"
+                    if isinstance(since, int | float) else ""
                 )
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": host, "since": time.time()}, f)
-            return lock
+                raise StoreError(
+                    f"store {str(p)!r} is already open for writing by process "
+                    f"{info.get('pid', '?')} on {info.get('host', '?')!r}{when} (or by a process "
+                    "it forked); close it first: only one writer at a time"
+                ) from None
+            except OSError as exc:
+                os.close(fd)
+                raise StoreError(
+                    f"cannot lock {str(lock)!r} ({exc.strerror or exc}): the file system does not "
+                    "support flock; keep the store on a local file system"
+                ) from exc
+            if not _same_file(fd, lock):  # unlinked by its previous holder meanwhile
+                os.close(fd)
+                continue
+            info = _lock_info(fd)
+            if info is not None and info.get("lock") != "flock":
+                # written by conjugacy <= 0.1 (O_EXCL lock files, no flock): respect a live one
+                pid, lock_host = info.get("pid"), info.get("host")
+                if lock_host != host or (_is_int(pid) and pid != os.getpid()
+                                         and _pid_alive(pid)):
+                    os.close(fd)
+                    raise StoreError(
+                        f"store {str(p)!r} is already open for writing by process {pid} on "
+                        f"{lock_host!r} (an older conjugacy's lock file); close it first, or "
+                        f"delete {str(lock)!r} if that process is gone"
+                    )
+            data = json.dumps({"pid": os.getpid(), "host": host, "since": time.time(),
+                               "lock": "flock"}).encode()
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+            except OSError as exc:
+                TrajectoryStore._release_lock(p, fd)
+                raise StoreError(
+                    f"cannot write the lock file {str(lock)!r}: {exc.strerror or exc}"
+                ) from exc
+            return fd
         raise StoreError(f"could not acquire the write lock {str(lock)!r}")  # pragma: no cover
+
+    @staticmethod
+    def _release_lock(p: Path, fd: int) -> None:
+        """Unlink the lock file if it is still the one locked as ``fd``, then drop the lock."""
+        try:
+            if _same_file(fd, p / LOCK_NAME):
+                (p / LOCK_NAME).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _remove_dead_temporaries(p: Path) -> list[Path]:
+        """Remove temporaries of interrupted writes (call only while holding the writer lock)."""
+        removed = []
+        for f in itertools.chain(p.glob(f"{_PROBE_PREFIX}*"), p.rglob("*.partial")):
+            with contextlib.suppress(FileNotFoundError):
+                if f.is_file():
+                    f.unlink()
+                    removed.append(f)
+        return removed
 
     # ------------------------------------------------------------------ basics
     @property
@@ -341,18 +625,30 @@ class TrajectoryStore:
         return self._mode
 
     @property
+    def format_version(self) -> int:
+        """Format version of the store (see the module docstring)."""
+        return self._format
+
+    @property
     def writable(self) -> bool:
         """Whether this handle may write."""
         return self._mode != "r" and not self._closed
 
     def close(self) -> None:
-        """Release the writer lock. Idempotent."""
+        """Release the writer lock (only the lock this handle took). Idempotent.
+
+        In a process forked from the writer, only the inherited descriptor is closed: the lock
+        stays with the writer.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
-            self._lock = None
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            if os.getpid() == self._lock_pid:
+                self._release_lock(self._path, fd)
+            else:
+                os.close(fd)
 
     def __enter__(self) -> TrajectoryStore:
         return self
@@ -370,27 +666,308 @@ class TrajectoryStore:
             raise StoreError(f"store {str(self._path)!r} was opened read-only (mode='r')")
 
     def _runs_group(self) -> Any:
-        return self._root["runs"]
+        try:
+            return self._root["runs"]
+        except Exception as exc:
+            raise DamagedStoreError(
+                f"store {str(self._path)!r} is damaged: its 'runs' group is unreadable "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _damaged(self, run: str | None, what: str) -> DamagedStoreError:
+        where = f"store {str(self._path)!r}" + (f", run {run!r}" if run is not None else "")
+        exc = DamagedStoreError(
+            f"{where} is damaged: {what}; `conjugacy store verify {self._path}` lists all damage"
+        )
+        exc.problem = what
+        return exc
+
+    def _group(self, run: str) -> Any:
+        """The run's Zarr group, or None if there is no such (complete) run."""
+        runs = self._runs_group()
+        if not (self._path / "runs" / run / "zarr.json").is_file():
+            return None
+        try:
+            g = runs[run]
+            attrs = g.attrs.asdict()
+        except Exception as exc:
+            raise self._damaged(
+                run, f"its metadata runs/{run}/zarr.json is unreadable ({type(exc).__name__}: "
+                f"{exc})"
+            ) from exc
+        return g if "n_complete" in attrs else None
 
     def _run(self, run: str) -> Any:
         self._check_open()
         if not isinstance(run, str):
             raise StoreError(f"run must be a string, got {run!r}")
-        runs = self._runs_group()
-        if run not in runs or "n_complete" not in runs[run].attrs:
+        g = self._group(run) if _RUN_NAME.match(run) else None
+        if g is None:
             names = self.runs()
             raise StoreError(
                 f"unknown run {run!r} in store {str(self._path)!r}; runs: "
                 + (", ".join(names) if names else "(none)")
             )
-        return runs[run]
+        if run not in self._valid:
+            self._validate(run, g)
+            self._valid.add(run)
+        return g
+
+    def _validate(self, run: str, g: Any) -> None:
+        """Check a run's attributes against its arrays; raise DamagedStoreError naming the
+        problem."""
+        a = g.attrs.asdict()
+        n = a.get("n_complete")
+        if not _is_int(n) or n < 0:
+            raise self._damaged(run, f"n_complete is {n!r}, not a non-negative integer")
+        cs = a.get("chunk_steps")
+        if not _is_int(cs) or cs < 1:
+            raise self._damaged(run, f"chunk_steps is {cs!r}, not a positive integer")
+        decl = a.get("parameters")
+        if not isinstance(decl, list) or not decl:
+            raise self._damaged(run, f"'parameters' is {decl!r}, not a non-empty list")
+        for item in decl:
+            ok = (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                  and isinstance(item[1], list) and all(_is_int(s) and s >= 0 for s in item[1])
+                  and isinstance(item[2], str))
+            if ok:
+                try:
+                    ok = np.dtype(item[2]).kind in "fciub"
+                except TypeError:
+                    ok = False
+            if not ok:
+                raise self._damaged(run, f"'parameters' entry {item!r} is not [name, shape, dtype]")
+        if not isinstance(a.get("metadata", {}), dict):
+            raise self._damaged(run, "'metadata' is not a JSON object")
+
+        def array(key: str) -> Any:
+            try:
+                arr = g[key]
+            except KeyError:
+                raise self._damaged(run, f"array {key!r} is missing") from None
+            except Exception as exc:
+                raise self._damaged(
+                    run, f"array {key!r} has unreadable metadata ({type(exc).__name__}: {exc})"
+                ) from exc
+            if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+                raise self._damaged(run, f"{key!r} is a group, not an array")
+            if arr.ndim < 1 or arr.shape[0] < n:
+                raise self._damaged(
+                    run, f"n_complete is {n} but array {key!r} holds "
+                    f"{arr.shape[0] if arr.ndim else 0} steps"
+                )
+            return arr
+
+        steps = array("steps")
+        if steps.ndim != 1 or steps.dtype != np.int64:
+            raise self._damaged(run, f"array 'steps' is {steps.dtype} {steps.shape}, not int64 1-D")
+        for name, shape, dt in decl:
+            arr = array(f"params/{name}")
+            if tuple(arr.shape[1:]) != tuple(shape) or arr.dtype != np.dtype(dt):
+                raise self._damaged(
+                    run, f"array 'params/{name}' is {arr.dtype} with step shape "
+                    f"{tuple(arr.shape[1:])} but the run declares {dt} {tuple(shape)}"
+                )
+        for name in self._scalar_names(run, g):
+            arr = array(f"scalars/{name}")
+            if arr.ndim != 1:
+                raise self._damaged(run, f"array 'scalars/{name}' is not 1-D")
+
+    def _scalar_names(self, run: str, g: Any) -> list[str]:
+        d = self._path / "runs" / run / "scalars"
+        if not (d / "zarr.json").is_file():
+            raise self._damaged(run, "its 'scalars' group (scalars/zarr.json) is missing")
+        return sorted(e.name for e in d.iterdir() if (e / "zarr.json").is_file())
+
+    def _check_all_runs(self) -> None:
+        problems = []
+        names = self.runs()
+        for r in names:
+            try:
+                self._run(r)
+            except DamagedStoreError as exc:
+                problems.append(str(exc))
+        if problems:
+            more = f" (and {len(problems) - 1} more damaged runs)" if len(problems) > 1 else ""
+            raise DamagedStoreError(
+                problems[0] + more + "; open with check=False to read the intact runs"
+            )
+
+    # ------------------------------------------------------------------ checked reads
+    def _chunks(self, arr: Any, start: int, stop: int) -> list[tuple[str, tuple[int, int], tuple]]:
+        """Chunks of ``arr`` holding records ``[start, stop)``: (key, records, selection)."""
+        c0 = arr.chunks[0]
+        rest = [range(math.ceil(s / c)) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
+        out = []
+        for i in range(start // c0, (stop - 1) // c0 + 1):
+            rows = (max(i * c0, start), min((i + 1) * c0, stop))
+            for j in itertools.product(*rest):
+                sel = (slice(rows[0], rows[1]),) + tuple(
+                    slice(k * c, (k + 1) * c) for k, c in zip(j, arr.chunks[1:]))
+                out.append((arr.metadata.encode_chunk_key((i, *j)), rows, sel))
+        return out
+
+    def _step_span(self, g: Any, rows: tuple[int, int]) -> tuple[int, int] | None:
+        """Training steps of records ``rows`` (best effort: None if unreadable)."""
+        try:
+            s = g["steps"]
+            return int(s[rows[0]]), int(s[rows[1] - 1])
+        except Exception:
+            return None
+
+    def _chunk_problems(
+        self, run: str, g: Any, key: str, arr: Any, start: int, stop: int, strict: bool,
+        decode: bool,
+    ) -> tuple[list[Damage], int, int]:
+        """Damage in the chunks of ``arr`` below ``stop`` from ``start``: missing chunk files
+        (``strict``: format-2 runs write every chunk) and, with ``decode``, chunks that fail to
+        decode. Returns (damage, chunks checked, chunks absent but allowed)."""
+        damage, checked, absent = [], 0, 0
+        base = self._path / arr.path
+        for ckey, rows, sel in self._chunks(arr, start, stop):
+            problem = None
+            if not (base / ckey).is_file():
+                if strict:
+                    problem = "chunk file missing (deleted?): its records would read as fill values"
+                else:
+                    absent += 1
+            elif decode:
+                checked += 1
+                try:
+                    arr[sel]
+                except MemoryError:
+                    raise
+                except Exception as exc:
+                    text = str(exc)
+                    problem = ("checksum mismatch (CRC-32C): the chunk file was altered"
+                               if "checksum" in text.lower()
+                               else f"undecodable ({type(exc).__name__}: {text[:200]})")
+            if problem is not None:
+                span = None if key == "steps" else self._step_span(g, rows)
+                damage.append(Damage(run, key, rows, span, ckey, problem))
+        return damage, checked, absent
+
+    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
+        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
+        checking that its chunks exist (format-2 runs) and decode."""
+        arr = g[key]
+        start, stop, _ = sel.indices(n)
+        if stop <= start:
+            return np.asarray(arr[0:0])
+        if arr.shape[0] < stop:
+            raise self._damaged(run, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
+        strict = _is_int(g.attrs.get("format_version")) and g.attrs["format_version"] >= 2
+        if strict:
+            missing, _, _ = self._chunk_problems(run, g, key, arr, start, stop, True, False)
+            if missing:
+                raise self._damage_error(missing)
+        try:
+            return np.asarray(arr[sel])
+        except MemoryError:
+            raise
+        except Exception as exc:
+            bad, _, _ = self._chunk_problems(run, g, key, arr, start, stop, strict, True)
+            if not bad:  # not reproducible chunk by chunk: report the whole range
+                bad = [Damage(run, key, (start, stop), None, None,
+                              f"unreadable ({type(exc).__name__}: {exc})")]
+            raise self._damage_error(bad) from exc
+
+    def _damage_error(self, damage: list[Damage]) -> DamagedStoreError:
+        more = f" (and {len(damage) - 1} more damaged chunks)" if len(damage) > 1 else ""
+        return DamagedStoreError(
+            f"store {str(self._path)!r} is damaged: {damage[0]}{more}; "
+            f"`conjugacy store verify {self._path}` lists all damage"
+        )
+
+    def verify(self) -> VerifyReport:
+        """Check every chunk below ``n_complete`` of every array of every run.
+
+        Reads and decodes each chunk (which checks its CRC-32C in format-2 arrays), checks that
+        format-2 runs have every chunk file, validates each run's attributes against its arrays,
+        and checks that the recorded step indices increase. Does not stop at the first problem.
+
+        Returns
+        -------
+        VerifyReport
+            ``ok`` is True when nothing is damaged; ``damage`` lists each damaged place (run,
+            array, chunk, records, training steps); ``notes`` says what format 1 cannot check.
+
+        Raises
+        ------
+        StoreError
+            Only if the store is closed.
+        """
+        self._check_open()
+        rep = VerifyReport(self._path, self._format)
+        runs_dir = self._path / "runs"
+        names = sorted(e.name for e in runs_dir.iterdir() if e.is_dir()) if runs_dir.is_dir() else []
+        unchecked, absent_total = 0, 0
+        for run in names:
+            try:
+                g = self._group(run)
+            except DamagedStoreError as exc:
+                rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
+                continue
+            if g is None:
+                rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a writer "
+                                 "creating it again replaces it")
+                continue
+            rep.runs.append(run)
+            try:
+                self._validate(run, g)
+            except DamagedStoreError as exc:
+                rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
+                continue
+            a = g.attrs.asdict()
+            n = int(a["n_complete"])
+            strict = _is_int(a.get("format_version")) and a["format_version"] >= 2
+            keys = (["steps"] + [f"params/{name}" for name, _, _ in a["parameters"]]
+                    + [f"scalars/{s}" for s in self._scalar_names(run, g)])
+            for key in keys:
+                arr = g[key]
+                if n == 0:
+                    continue
+                dmg, checked, absent = self._chunk_problems(run, g, key, arr, 0, n, strict, True)
+                rep.damage += dmg
+                rep.chunks_checked += checked
+                absent_total += absent
+                if _has_checksum(arr):
+                    rep.chunks_checksummed += checked
+                else:
+                    unchecked += checked
+            if n and not any(d.run == run and d.array == "steps" for d in rep.damage):
+                s = np.asarray(g["steps"][:n])
+                if s[0] < 0 or np.any(np.diff(s) <= 0):
+                    i = int(np.argmax(np.diff(s) <= 0)) if s[0] >= 0 else 0
+                    rep.damage.append(Damage(run, "steps", (i, i + 2 if s[0] >= 0 else 1), None,
+                                             None, "training-step indices do not increase"))
+        if unchecked:
+            rep.notes.append(
+                f"{unchecked} chunks have no checksum (written in format 1): a flipped bit in "
+                "them cannot be detected"
+            )
+        if absent_total:
+            rep.notes.append(
+                f"{absent_total} chunks below n_complete have no file in format-1 runs: format 1 "
+                "did not write chunks equal to the fill value (0 or NaN), so these read as fill "
+                "values and a deleted chunk cannot be told from one never written"
+            )
+        temps = list(self._path.rglob("*.partial"))
+        if temps:
+            rep.notes.append(
+                f"{len(temps)} temporary files of interrupted writes (*.partial): not data; the "
+                "next writer removes them"
+            )
+        return rep
 
     # ------------------------------------------------------------------ queries
     def runs(self) -> list[str]:
         """Names of the runs in the store, sorted."""
         self._check_open()
-        runs = self._runs_group()
-        return sorted(n for n, g in runs.groups() if "n_complete" in g.attrs)
+        self._runs_group()
+        d = self._path / "runs"
+        return sorted(e.name for e in d.iterdir()
+                      if _RUN_NAME.match(e.name) and self._group(e.name) is not None)
 
     def __contains__(self, run: object) -> bool:
         return isinstance(run, str) and run in self.runs()
@@ -417,7 +994,8 @@ class TrajectoryStore:
             name: {"shape": list(shape), "dtype": dtype, "size": int(math.prod(shape))}
             for name, shape, dtype in a["parameters"]
         }
-        steps = g["steps"][:n] if n else np.zeros(0, np.int64)
+        first = int(self._read(run, g, "steps", slice(0, 1), n)[0]) if n else None
+        last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0]) if n else None
         return {
             "name": run,
             "n_complete": n,
@@ -425,9 +1003,9 @@ class TrajectoryStore:
             "finished": bool(a.get("finished", False)),
             "parameters": params,
             "n_features": int(sum(v["size"] for v in params.values())),
-            "scalars": sorted(g["scalars"].array_keys()),
-            "first_step": int(steps[0]) if n else None,
-            "last_step": int(steps[-1]) if n else None,
+            "scalars": self._scalar_names(run, g),
+            "first_step": first,
+            "last_step": last,
             "metadata": dict(a.get("metadata", {})),
         }
 
@@ -439,20 +1017,20 @@ class TrajectoryStore:
         """Training-step index of each complete record of ``run``, int64 ``(n_complete,)``."""
         g = self._run(run)
         n = int(g.attrs["n_complete"])
-        return np.asarray(g["steps"][:n], dtype=np.int64)
+        return np.asarray(self._read(run, g, "steps", slice(0, n), n), dtype=np.int64)
 
     def scalars(self, run: str, name: str) -> np.ndarray:
         """Scalar series ``name`` of ``run``, float64 ``(n_complete,)``; NaN where not recorded."""
         g = self._run(run)
         n = int(g.attrs["n_complete"])
-        sg = g["scalars"]
-        if name not in sg:
-            names = sorted(sg.array_keys())
+        names = self._scalar_names(run, g)
+        if name not in names:
             raise StoreError(
                 f"run {run!r} has no scalar {name!r}; scalars: "
                 + (", ".join(names) if names else "(none)")
             )
-        return np.asarray(sg[name][:n], dtype=np.float64)
+        return np.asarray(self._read(run, g, f"scalars/{name}", slice(0, n), n),
+                          dtype=np.float64)
 
     def read(
         self,
@@ -534,19 +1112,18 @@ class TrajectoryStore:
         out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
         if n_steps == 0:
             return out
-        for i, (g, rng) in enumerate(zip(groups, lengths)):
-            sl = slice(rng.start, rng.stop if rng.stop >= 0 else None, rng.step)
-            pg = g["params"]
+        for i, (r, g, rng) in enumerate(zip(run_names, groups, lengths)):
+            n = int(g.attrs["n_complete"])
             off = 0
             for name, (shape, _) in layout:
                 size = math.prod(shape)
+                key = f"params/{name}"
                 if rng.step > 0:
-                    block = np.asarray(pg[name][sl])
+                    block = self._read(r, g, key, slice(rng.start, rng.stop, rng.step), n)
                 else:  # zarr takes positive steps only
                     idx = np.asarray(rng)
-                    block = np.asarray(pg[name][int(idx.min()) : int(idx.max()) + 1])[
-                        idx - int(idx.min())
-                    ]
+                    lo = int(idx.min())
+                    block = self._read(r, g, key, slice(lo, int(idx.max()) + 1), n)[idx - lo]
                 out[i, :, off : off + size] = block.reshape(n_steps, size)
                 off += size
         return out
@@ -580,10 +1157,11 @@ class TrajectoryStore:
                 "starting with a letter or digit"
             )
         runs = self._runs_group()
-        if run in runs:
-            if "n_complete" in runs[run].attrs:
+        if (self._path / "runs" / run).exists():
+            if self._group(run) is not None:
                 raise StoreError(f"run {run!r} already exists in store {str(self._path)!r}")
-            del runs[run]  # half-created by a writer that was interrupted: start it again
+            # half-created by a writer that was interrupted: start it again
+            shutil.rmtree(self._path / "runs" / run)
         if not isinstance(chunk_steps, int | np.integer) or chunk_steps < 1:
             raise StoreError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
         if not parameters:
@@ -599,7 +1177,8 @@ class TrajectoryStore:
                 raise StoreError(f"parameter {name!r} has unsupported dtype {dt}")
             decl.append((name, shape, dt))
         g = runs.create_group(run)
-        g.create_array("steps", shape=(0,), dtype="int64", chunks=(max(chunk_steps, 1024),))
+        g.create_array("steps", shape=(0,), dtype="int64", chunks=(max(chunk_steps, 1024),),
+                       **_codecs())
         pg = g.create_group("params")
         g.create_group("scalars")
         for name, shape, dt in decl:
@@ -609,6 +1188,7 @@ class TrajectoryStore:
                 dtype=dt,
                 chunks=_chunk_shape(int(chunk_steps), shape, dt.itemsize),
                 fill_value=0,
+                **_codecs(),
             )
         # attributes last: a run without them is half-created and is recreated by a writer
         g.update_attributes(
@@ -618,6 +1198,7 @@ class TrajectoryStore:
                 "parameters": [[n, list(s), str(d)] for n, s, d in decl],
                 "metadata": meta,
                 "finished": False,
+                "format_version": FORMAT_VERSION,
             }
         )
 
@@ -667,9 +1248,10 @@ class TrajectoryStore:
         k = st.size
         if np.any(np.diff(st) <= 0) or st[0] < 0:
             raise StoreError(f"steps must be non-negative and strictly increasing, got {st}")
-        if n and st[0] <= int(g["steps"][n - 1]):
+        last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0]) if n else None
+        if last is not None and st[0] <= last:
             raise StoreError(
-                f"steps must come after the last complete step {int(g['steps'][n - 1])} of run "
+                f"steps must come after the last complete step {last} of run "
                 f"{run!r}, got {int(st[0])}"
             )
         declared = {name: (tuple(shape), np.dtype(dt)) for name, shape, dt in a["parameters"]}
@@ -701,22 +1283,23 @@ class TrajectoryStore:
         try:
             pg, sg = g["params"], g["scalars"]
             for name, x in arrays.items():
-                arr = pg[name]
+                arr = _writable(pg[name])
                 arr.resize((n + k, *x.shape[1:]))
                 arr[n : n + k] = x
-            existing = set(sg.array_keys())
+            existing = set(self._scalar_names(run, g))
             for name in svals:
                 if name not in existing:
-                    sg.create_array(
-                        name, shape=(n,), dtype="float64", chunks=(1024,), fill_value=np.nan
+                    arr = sg.create_array(
+                        name, shape=(n,), dtype="float64", chunks=(1024,), fill_value=np.nan,
+                        **_codecs(),
                     )
                     if n:
-                        sg[name][:n] = np.full(n, np.nan)
-            for name in set(svals) | existing:
-                arr = sg[name]
+                        arr[:n] = np.full(n, np.nan)
+            for name in sorted(set(svals) | existing):
+                arr = _writable(sg[name])
                 arr.resize((n + k,))
                 arr[n : n + k] = svals.get(name, np.full(k, np.nan))
-            sarr = g["steps"]
+            sarr = _writable(g["steps"])
             sarr.resize((n + k,))
             sarr[n : n + k] = st.astype(np.int64)
             g.update_attributes({"n_complete": n + k})
@@ -741,3 +1324,4 @@ class TrajectoryStore:
         self._check_open(write=True)
         self._run(run)
         del self._runs_group()[run]
+        self._valid.discard(run)
