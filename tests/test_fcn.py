@@ -20,10 +20,11 @@ from conjugacy.experiments.fcn import (
     OBSERVED_PARAMETER,
     FCNConfig,
     batch_order,
+    make_study,
     run,
-    train,
 )
 from conjugacy.store import TrajectoryStore
+from conjugacy.study import StudyReader, check_stamp
 
 #: Tolerance of a ratio of two float32 weights: each carries a relative rounding error <= 2**-24.
 F32 = 4 * float(np.finfo(np.float32).eps)
@@ -132,21 +133,33 @@ def test_results_structure(small_run):
     assert summary["config"]["widths"] == [5, 40]
     assert summary["config"]["delays"] == {"5": 16, "40": 2}
     for h in ("5", "40"):
-        assert len(summary["spectra"][h]) == 2
-        for sp in summary["spectra"][h]:
+        assert len(summary["spectra"][f"h{h}"]) == 2
+        for sp in summary["spectra"][f"h{h}"]:
             assert len(sp["eigenvalues"]) == 10 and sp["rank"] == 10 and sp["method"] == "rrr"
             assert sp["settings"]["delays"] == summary["config"]["delays"][h]
-    d = summary["distances"]["5-40"]
+    comparison = summary["comparison"]
+    assert comparison["conditions"] == ["h5", "h40"] and comparison["n_seeds"] == 2
+    assert comparison["verdict_uses"] in ("all", "filtered")
+    assert (comparison["filtered"] is None) == (comparison["verdict_uses"] == "all")
+    verdict = comparison["verdicts"]["h5-h40"]
+    cmp = comparison[comparison["verdict_uses"]]
+    assert verdict["pvalue"] == cmp["permutation_tests"]["h5-h40"]["pvalue"]
+    assert verdict["verdict"] == ("not conjugate" if verdict["pvalue"] < 0.05 else "conjugate")
+    d = comparison["all"]["distances"]["h5-h40"]
     assert len(d["per_seed"]) == 2 and d["mean"] > 0 and d["std"] >= 0
     assert d["mean"] == pytest.approx(np.mean(d["per_seed"]))
-    assert set(summary["shuffle_control"]["5-40"]) == {"fraction_per_seed", "mean_fraction"}
-    perm = summary["permutation_tests"]["5-40"]
+    shuffle = comparison["all"]["shuffle_control"]["h5-h40"]
+    assert set(shuffle) == {"fraction_per_seed", "mean_fraction", "n_shuffles"}
+    perm = comparison["all"]["permutation_tests"]["h5-h40"]
     assert perm["exact"] and perm["n_permutations"] == 6 and 0 < perm["pvalue"] <= 1
-    assert summary["ks_tests"] == {}  # a single pair of widths: nothing to compare it with
-    between = summary["between_seeds"]
-    assert between["width"] == 40 and len(between["distances"]) == 1
-    assert set(between["ks_vs_width_pairs"]) == {"5-40"}
+    assert comparison["all"]["ks_tests"] == {}  # a single pair of widths: nothing to compare
+    between = comparison["all"]["between_seeds"]["h40"]
+    assert len(between["values"]) == 1 and between["pairs"] == [[0, 1]]
+    assert set(comparison["all"]["ks_between_seeds_vs_pairs"]) == {
+        "h5 seeds vs h5-h40", "h40 seeds vs h5-h40"}
     assert len(summary["loss"]["5"]["mean"]) == 120
+    assert summary["provenance"]["training_settings"] == FCNConfig(**SMALL).training_fields()
+    assert summary["provenance"]["data"]["name"] == "digits"
     for name in (
         "fig3a_loss",
         "fig3bc_weights",
@@ -157,18 +170,22 @@ def test_results_structure(small_run):
     ):
         assert (out / f"{name}.png").stat().st_size > 1000
         assert (out / f"{name}.svg").exists()
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+    assert sorted(p.name for p in (out / "trajectories").iterdir()) == [
+        "h40_seed0.zarr", "h40_seed1.zarr", "h5_seed0.zarr", "h5_seed1.zarr"]  # one store per job
+    with StudyReader.open(out) as store:
         assert len(store.runs()) == 2 * 2 * 3
         traj = store.read(params=OBSERVED_PARAMETER, runs=["h40_seed1_0", "h40_seed1_2"])
         assert traj.shape == (2, 121, 400)
+        meta = store.metadata("h40_seed1_2")
+        assert (meta["condition"], meta["seed"], meta["job"]) == ("h40", 1, "h40_seed1")
     # the spectra of results.json are those of the returned spectra
-    eig = np.array(summary["spectra"]["40"][1]["eigenvalues"])
+    eig = np.array(summary["spectra"]["h40"][1]["eigenvalues"])
     np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra[40][1].eigenvalues)
 
 
 def test_replicas_start_at_the_configured_perturbation(small_run):
     eps = small_run.config.eps
-    with TrajectoryStore.open(small_run.out_dir / "trajectories.zarr", "r") as store:
+    with StudyReader.open(small_run.out_dir) as store:
         for h in (5, 40):
             w0 = store.read(
                 params="*",
@@ -209,22 +226,21 @@ def test_deterministic_under_a_seed(small_run, tmp_path):
     for h in (5, 40):
         for a, b in zip(small_run.spectra[h], again.spectra[h]):
             np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
-    assert again.summary["distances"] == small_run.summary["distances"]
-    assert again.summary["shuffle_control"] == small_run.summary["shuffle_control"]
-    assert again.summary["permutation_tests"] == small_run.summary["permutation_tests"]
+    assert again.summary["comparison"] == small_run.summary["comparison"]
 
 
 def test_resume_skips_complete_seeds_and_redoes_an_interrupted_one(small_run, tmp_path):
     copy = tmp_path / "c"
     shutil.copytree(small_run.out_dir, copy)
     (copy / "results.json").unlink()
-    with TrajectoryStore.open(copy / "trajectories.zarr", "a") as store:
+    with TrajectoryStore.open(copy / "trajectories" / "h5_seed1.zarr", "a") as store:
         store.delete_run("h5_seed1_2")  # as if killed before the last replica of this seed
+    with TrajectoryStore.open(copy / "trajectories" / "h40_seed0.zarr", "a") as store:
         store.set_finished("h40_seed0_1", False)  # as if killed before closing this run
     resumed = run(FCNConfig(**SMALL), copy, figures=False)
     timing = resumed.summary["timing_seconds"]
-    assert sorted(timing["trained"]) == [[5, 1], [40, 0]]
-    assert sorted(timing["skipped"]) == [[5, 0], [40, 1]]
+    assert timing["trained"] == ["h40_seed0", "h5_seed1"]
+    assert timing["skipped"] == ["h5_seed0", "h40_seed1"]
     for h in (5, 40):
         for a, b in zip(small_run.spectra[h], resumed.spectra[h]):
             np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
@@ -233,7 +249,7 @@ def test_resume_skips_complete_seeds_and_redoes_an_interrupted_one(small_run, tm
 def test_resume_refuses_other_training_settings(small_run):
     other = FCNConfig(**{**SMALL, "lr": 0.05})
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.1 there, 0.05 now\)"):
-        train(other, small_run.out_dir / "trajectories.zarr")
+        check_stamp(make_study(other), small_run.out_dir)
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -319,7 +335,7 @@ def test_cli_fcn_runs_and_writes_results(runner, tmp_path):
     summary = json.loads((out / "results.json").read_text())
     assert summary["config"]["activation"] == "gelu"
     assert summary["config"]["delays"] == {"10": 32, "40": 8}
-    assert "10 vs 40" in result.output
+    assert "h10 vs h40" in result.output
     assert Path(out / "fig3f_distances.png").exists()
 
 

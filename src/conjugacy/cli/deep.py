@@ -56,27 +56,37 @@ def _print_fcn(summary: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title="Wasserstein distance between widths (per-seed mean +- std)")
-    for col in ("widths", "mean", "std", "shuffle control", "permutation p"):
-        table.add_column(col, justify="right")
-    for key, d in summary["distances"].items():
-        perm = summary["permutation_tests"].get(key)
-        table.add_row(
-            key.replace("-", " vs "),
-            f"{d['mean']:.4g}",
-            f"{d['std']:.2g}",
-            f"{100 * summary['shuffle_control'][key]['mean_fraction']:.0f} %",
-            "-" if perm is None else f"{perm['pvalue']:.3g}",
-        )
-    console.print(table)
-    between = summary["between_seeds"]
-    if between.get("distances"):
+    comparison = summary["comparison"]
+    uses = comparison["verdict_uses"]
+    for which in ("all", "filtered"):
+        cmp = comparison.get(which)
+        if cmp is None:
+            continue
+        title = (f"Wasserstein distance between widths, {which} eigenvalues (per-seed mean +- std)"
+                 + ("  [verdicts]" if which == uses else ""))
+        table = Table(title=title)
+        for col in ("widths", "mean", "std", "shuffle control", "permutation p"):
+            table.add_column(col, justify="right")
+        for key, d in cmp["distances"].items():
+            perm = cmp["permutation_tests"].get(key)
+            table.add_row(
+                key.replace("-", " vs "),
+                f"{d['mean']:.4g}",
+                f"{d['std']:.2g}",
+                f"{100 * cmp['shuffle_control'][key]['mean_fraction']:.0f} %",
+                "-" if perm is None else f"{perm['pvalue']:.3g}",
+            )
+        console.print(table)
+    cmp = comparison[uses]
+    for cond, between in cmp["between_seeds"].items():
         console.print(
-            f"between seeds, h = {between['width']}: mean {between['mean']:.4g}, "
+            f"between seeds, {cond}: mean {between['mean']:.4g}, "
             f"min {between['min']:.4g} (seeds {between['closest_pair']})"
         )
-    for key, ks in summary["ks_tests"].items():
+    for key, ks in cmp.get("ks_tests", {}).items():
         console.print(f"KS {key}: D = {ks['statistic']:.3f}, p = {ks['pvalue']:.3g}")
+    for key, v in comparison["verdicts"].items():
+        console.print(f"verdict {key}: {v['verdict']} (p = {v['pvalue']}, {v['uses']} spectra)")
     t = summary["timing_seconds"]
     console.print(
         f"wall time {t['total']:.1f} s (training {t['training']:.1f} s, "

@@ -29,13 +29,11 @@ own mean and standard deviation (for MNIST, the reference's 0.1307 and 0.3081).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
+import functools
 import math
 import numbers
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,18 +43,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..analysis import SpectrumGroup, compare_conditions, fit_spectra, spectra_to_json
+from ..study import (
+    Job,
+    JobContext,
+    Study,
+    dask_client,
+    limit_threads,
+    provenance,
+    run_study,
+    write_results,
+)
+
 __all__ = [
     "FCN",
     "FCNConfig",
     "FCNResults",
     "OBSERVED_PARAMETER",
     "SCALES",
-    "analyse",
     "batch_order",
-    "fit_spectra",
+    "condition_label",
     "limit_threads",
+    "make_study",
     "run",
-    "train",
+    "train_job",
 ]
 
 #: Name of the observed parameter: the hidden -> output weights, shape (10, h).
@@ -363,6 +373,80 @@ def _seed_streams(config: FCNConfig, seed_index: int) -> dict[str, Any]:
     return {"order": order, "noise": noise, "init": init}
 
 
+# ----- the study ----------------------------------------------------------------------------------
+def condition_label(width: int) -> str:
+    """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...)."""
+    return f"h{width}"
+
+
+def _job_key(condition: str, seed: int) -> str:
+    return f"{condition}_seed{seed}"
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_data(data: str, data_dir: str | None) -> _Data:
+    return _load_data(FCNConfig(data=data, data_dir=data_dir))
+
+
+def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
+    """Train the replicas of one (width, seed) job into ``ctx.store`` (the study's training step).
+
+    One base network from the seed's init stream for this width, ``n_replicas - 1`` perturbed
+    copies, plain SGD on the seed's batch order; ``fc2.weight`` recorded at every step.
+    """
+    from ..torch import train_replicas
+
+    config: FCNConfig = ctx.config
+    width, seed_index = int(job.params["width"]), job.seed
+    data = _cached_data(config.data, config.data_dir)
+    streams = _seed_streams(config, seed_index)
+    order = batch_order(data.x_train.shape[0], config.batch_size, config.n_steps, streams["order"])
+    base = FCN(data.n_in, width, 10, config.activation,
+               generator=torch.Generator().manual_seed(streams["init"][width]))
+    device = torch.device(config.device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    order_t = torch.from_numpy(order).to(device)
+
+    def batches() -> Any:
+        return ((x_train[idx], y_train[idx]) for idx in order_t)
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets)
+
+    def make_optimizer(params: Any) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=config.lr)
+
+    train_replicas(
+        base, n_replicas=config.n_replicas, eps=config.eps, noise=config.noise,
+        seed=streams["noise"], batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer,
+        n_steps=config.n_steps, store=ctx.store, run_prefix=job.key, params=[OBSERVED_PARAMETER],
+        device=device, progress=ctx.progress,
+        metadata={**ctx.metadata, "experiment": "fcn", "width": width, "seed_index": seed_index,
+                  "activation": config.activation, "data": config.data, "lr": config.lr,
+                  "batch_size": config.batch_size, "init_seed": streams["init"][width],
+                  "batch_order_seed": streams["order"]},
+    )
+    return {"width": width, "seed_index": seed_index}
+
+
+def make_study(config: FCNConfig) -> Study:
+    """The width study as a :class:`~conjugacy.study.Study`: one job per (width, seed)."""
+    if not isinstance(config, FCNConfig):
+        raise TypeError(f"config must be an FCNConfig, got {type(config).__name__}")
+    return Study(
+        name="fcn",
+        conditions={condition_label(h): {"width": h} for h in config.widths},
+        seeds=range(config.n_seeds),
+        n_replicas=config.n_replicas,
+        n_records=config.n_steps + 1,
+        train=train_job,
+        settings=config.training_fields(),
+        config=config,
+        job_key=_job_key,
+        threads=config.threads,
+    )
+
+
 # ----- results -----------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class FCNResults:
@@ -376,7 +460,8 @@ class FCNResults:
     summary : dict
         The content of ``results.json`` (JSON types only).
     out_dir : Path
-        Where ``results.json``, the figures and ``trajectories.zarr`` were written.
+        Where ``results.json``, the figures and the per-job stores (``trajectories/``) were
+        written.
     figures : list of Path
     """
 
@@ -387,368 +472,47 @@ class FCNResults:
     figures: list[Path] = field(default_factory=list)
 
 
-def _pair_key(a: int, b: int) -> str:
-    return f"{a}-{b}"
-
-
-def analyse(
-    config: FCNConfig,
-    spectra: dict[int, list[Any]],
-) -> dict[str, Any]:
-    """Distances, KS tests, shuffle control, permutation tests and between-seed distances.
-
-    Parameters
-    ----------
-    config : FCNConfig
-    spectra : dict[int, list[Spectrum]]
-        ``spectra[h][s]``: the spectrum of width ``h`` and seed ``s`` (same number of seeds for
-        every width).
-
-    Returns
-    -------
-    dict (JSON types)
-    """
-    from ..compare import distance_matrix, wasserstein
-    from ..stats import conjugacy_test, ks_test, shuffle_control
-
-    widths = config.widths
-    n_seeds = len(spectra[widths[0]])
-    pairs = list(itertools.combinations(widths, 2))
-    stats_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2**31,)))
-
-    distances = {
-        _pair_key(a, b): np.array([wasserstein(spectra[a][s], spectra[b][s]) for s in range(n_seeds)])
-        for a, b in pairs
-    }
-    summary_d = {
-        k: {"mean": float(v.mean()), "std": float(v.std()), "per_seed": v.tolist()}
-        for k, v in distances.items()
-    }
-    ks = {}
-    for k1, k2 in itertools.combinations(distances, 2):
-        res = ks_test(distances[k1], distances[k2])
-        ks[f"{k1} vs {k2}"] = {"statistic": res.statistic, "pvalue": res.pvalue}
-    shuffle = {}
-    for a, b in pairs:
-        fractions = [
-            shuffle_control(
-                spectra[a][s], spectra[b][s], n_shuffles=config.n_shuffles, seed=stats_rng
-            ).fraction
-            for s in range(n_seeds)
-        ]
-        shuffle[_pair_key(a, b)] = {
-            "fraction_per_seed": fractions,
-            "mean_fraction": float(np.mean(fractions)),
-        }
-    permutation = {}
-    for a, b in pairs:
-        if n_seeds < 2:
-            permutation[_pair_key(a, b)] = None
-            continue
-        res = conjugacy_test(
-            spectra[a], spectra[b], n_permutations=config.n_permutations, seed=stats_rng
-        )
-        permutation[_pair_key(a, b)] = {
-            "statistic": res.statistic,
-            "pvalue": res.pvalue,
-            "n_permutations": res.n_permutations,
-            "exact": res.exact,
-        }
-    widest = widths[-1]
-    between_seeds: dict[str, Any] = {"width": widest}
-    if n_seeds >= 2:
-        dm = distance_matrix(spectra[widest])
-        iu = np.triu_indices(n_seeds, k=1)
-        values = dm[iu]
-        between_seeds.update(
-            {
-                "distances": values.tolist(),
-                "pairs": [[int(i), int(j)] for i, j in zip(*iu)],
-                "mean": float(values.mean()),
-                "std": float(values.std()),
-                "min": float(values.min()),
-                "closest_pair": [int(iu[0][values.argmin()]), int(iu[1][values.argmin()])],
-            }
-        )
-        # Fig. S4B's comparison: are seeds of the widest net as far apart as the widths are?
-        # (Distances between all pairs of a common set of spectra are not independent: the
-        # p-values are indicative only.)
-        ks_between = {}
-        for a, b in pairs:
-            if b == widest:
-                res = ks_test(values, distances[_pair_key(a, b)])
-                ks_between[_pair_key(a, b)] = {"statistic": res.statistic, "pvalue": res.pvalue}
-        between_seeds["ks_vs_width_pairs"] = ks_between
-    return {
-        "distances": summary_d,
-        "ks_tests": ks,
-        "shuffle_control": shuffle,
-        "permutation_tests": permutation,
-        "between_seeds": between_seeds,
-    }
-
-
-def _complete_seed(store: Any, names: list[str], n_records: int) -> bool:
-    existing = set(store.runs())
-    for n in names:
-        if n not in existing:
-            return False
-        info = store.run_info(n)
-        if not info["finished"] or info["n_complete"] != n_records:
-            return False
-    return True
-
-
-def _run_names(config: FCNConfig, width: int, seed_index: int) -> list[str]:
-    # the names train_replicas gives: f"{run_prefix}_{i:0{w}d}"
-    w = len(str(config.n_replicas - 1))
-    return [f"{_run_prefix(width, seed_index)}_{i:0{w}d}" for i in range(config.n_replicas)]
-
-
-def _run_prefix(width: int, seed_index: int) -> str:
-    return f"h{width}_seed{seed_index}"
-
-
-def _train_seed(
-    config: FCNConfig,
-    data: _Data,
-    width: int,
-    seed_index: int,
-    order: np.ndarray,
-    store: Any,
-    progress: bool,
-) -> list[str]:
-    from ..torch import train_replicas
-
-    streams = _seed_streams(config, seed_index)
-    base = FCN(
-        data.n_in,
-        width,
-        10,
-        config.activation,
-        generator=torch.Generator().manual_seed(streams["init"][width]),
-    )
-    device = torch.device(config.device)
-    x_train = data.x_train.to(device)
-    y_train = data.y_train.to(device)
-    order_t = torch.from_numpy(order).to(device)
-
-    def batches() -> Any:
-        return ((x_train[idx], y_train[idx]) for idx in order_t)
-
-    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets)
-
-    def make_optimizer(params: Any) -> torch.optim.Optimizer:
-        return torch.optim.SGD(params, lr=config.lr)
-
-    return train_replicas(
-        base,
-        n_replicas=config.n_replicas,
-        eps=config.eps,
-        noise=config.noise,
-        seed=streams["noise"],
-        batches=batches,
-        loss_fn=loss_fn,
-        make_optimizer=make_optimizer,
-        n_steps=config.n_steps,
-        store=store,
-        run_prefix=_run_prefix(width, seed_index),
-        params=[OBSERVED_PARAMETER],
-        device=device,
-        progress=progress,
-        metadata={
-            "experiment": "fcn",
-            "width": width,
-            "seed_index": seed_index,
-            "activation": config.activation,
-            "data": config.data,
-            "lr": config.lr,
-            "batch_size": config.batch_size,
-            "init_seed": streams["init"][width],
-            "batch_order_seed": streams["order"],
-        },
-    )
-
-
-def _check_stamp(config: FCNConfig, store_path: Path) -> None:
-    """Refuse to resume a store trained under other settings; stamp a new one."""
-    import json
-
-    from ..results import write_json
-
-    stamp = store_path.parent / "training_config.json"
-    wanted = config.training_fields()
-    if stamp.exists():
-        have = json.loads(stamp.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
-        if diff:
-            details = ", ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
-            raise ValueError(
-                f"{store_path} was trained with other settings ({details}); resuming would mix "
-                "them. Choose another output folder, or delete that one to start again"
-            )
-    else:
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(stamp, wanted)
-
-
-@contextlib.contextmanager
-def limit_threads(n: int) -> Iterator[None]:
-    """Let torch and the BLAS library (through threadpoolctl, when installed) use ``n`` threads
-    inside the ``with`` block; restore the previous settings after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        blas: Any = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(limits=n)
-    try:
-        with blas:
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _nested_progress_ok() -> bool:
-    """Rich allows a progress bar inside another live display from version 14 on."""
-    try:
-        from importlib.metadata import version
-
-        return int(version("rich").split(".")[0]) >= 14
-    except Exception:  # pragma: no cover - rich missing or odd version string
-        return False
-
-
-def train(config: FCNConfig, store_path: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """Train every (width, seed) into the store at ``store_path``; skip the complete ones.
-
-    A seed is complete when all its replica runs exist, are marked finished and hold
-    ``n_steps + 1`` records. A seed with missing or unfinished runs (an interrupted run) has
-    them deleted and is trained again from the start: seeds are cheap, and the batch order
-    makes the rerun identical.
-
-    Returns
-    -------
-    dict
-        ``trained`` and ``skipped``: lists of ``[width, seed_index]``; ``data``: the data set's
-        name, source, size and the standardization constants; ``seconds``: wall time.
-    """
-    from ..store import TrajectoryStore
-
-    t0 = time.perf_counter()
-    _check_stamp(config, Path(store_path))
-    data = _load_data(config)
+def _data_info(config: FCNConfig) -> dict[str, Any]:
+    data = _cached_data(config.data, config.data_dir)
     per_epoch = data.x_train.shape[0] // config.batch_size
     if per_epoch == 0:
         raise ValueError(
             f"batch_size={config.batch_size} is larger than the {data.x_train.shape[0]} "
             "training examples"
         )
-    trained, skipped = [], []
-    jobs = [(s, h) for s in range(config.n_seeds) for h in config.widths]
-    outer = None
-    if progress:
-        from rich.progress import Progress
-
-        outer = Progress(transient=False)
-        outer.start()
-        task = outer.add_task("widths x seeds", total=len(jobs))
-    inner = bool(progress) and _nested_progress_ok()
-    try:
-        with TrajectoryStore.open(store_path, "a") as store:
-            for s, h in jobs:
-                if outer is not None:
-                    outer.update(task, description=f"h = {h}, seed {s + 1}/{config.n_seeds}")
-                names = _run_names(config, h, s)
-                if _complete_seed(store, names, config.n_steps + 1):
-                    skipped.append([h, s])
-                else:
-                    existing = set(store.runs())
-                    for n in names:
-                        if n in existing:
-                            store.delete_run(n)
-                    order = batch_order(
-                        data.x_train.shape[0],
-                        config.batch_size,
-                        config.n_steps,
-                        _seed_streams(config, s)["order"],
-                    )
-                    got = _train_seed(config, data, h, s, order, store, inner)
-                    if got != names:  # the naming contract of train_replicas changed
-                        raise RuntimeError(f"train_replicas named the runs {got}, not {names}")
-                    trained.append([h, s])
-                if outer is not None:
-                    outer.advance(task)
-    finally:
-        if outer is not None:
-            outer.stop()
-    return {
-        "trained": trained,
-        "skipped": skipped,
-        "data": {
-            "name": config.data,
-            "source": data.source,
-            "n_train": int(data.x_train.shape[0]),
-            "n_features": data.n_in,
-            "standardization": {"mean": data.mean, "std": data.std},
-            "epochs": config.n_steps / per_epoch,
-        },
-        "seconds": time.perf_counter() - t0,
-    }
+    return {"name": config.data, "source": data.source, "n_train": int(data.x_train.shape[0]),
+            "n_features": data.n_in, "standardization": {"mean": data.mean, "std": data.std},
+            "epochs": config.n_steps / per_epoch}
 
 
-def fit_spectra(config: FCNConfig, store_path: str | Path) -> dict[int, list[Any]]:
-    """One Koopman spectrum per (width, seed) from the stored replica trajectories.
-
-    DMD-RRR on the output-layer weights of the ``n_replicas`` trajectories of the seed (each
-    ``n_steps + 1`` snapshots, delay-embedded separately), ``config.delays_for(h)`` delays,
-    top ``config.rank`` modes.
-    """
-    from .. import koopman_spectrum
-    from ..store import TrajectoryStore
-
-    spectra: dict[int, list[Any]] = {}
-    with TrajectoryStore.open(store_path, "r") as store:
-        for h in config.widths:
-            spectra[h] = []
-            for s in range(config.n_seeds):
-                traj = store.read(
-                    params=OBSERVED_PARAMETER, runs=_run_names(config, h, s), dtype=np.float64
-                )
-                spectra[h].append(koopman_spectrum(traj, delays=config.delays_for(h), rank=config.rank))
-    return spectra
-
-
-def _records(config: FCNConfig, store_path: str | Path) -> dict[str, Any]:
+def _records(config: FCNConfig, reader: Any) -> dict[str, Any]:
     """Loss curves, the initial perturbation and example weights, read from the store."""
-    from ..store import TrajectoryStore
-
     losses: dict[int, np.ndarray] = {}
     perturbation: dict[str, Any] = {}
     examples: dict[int, np.ndarray] = {}
-    with TrajectoryStore.open(store_path, "r") as store:
-        for h in config.widths:
-            curves = []
-            worst = 0.0
-            for s in range(config.n_seeds):
-                names = _run_names(config, h, s)
-                curves.extend(store.scalars(n, "loss")[1:] for n in names)
-                w0 = store.read(
-                    params=OBSERVED_PARAMETER, runs=names, steps=slice(0, 1), dtype=np.float64
-                )[:, 0]
-                nonzero = w0[0] != 0
-                rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
-                worst = max(worst, float(rel.max()) if rel.size else 0.0)
-                if s == 0:
-                    examples[h] = store.read(
-                        params=OBSERVED_PARAMETER, runs=names[:1], dtype=np.float64
-                    )[0]
-            losses[h] = np.stack(curves)
-            perturbation[str(h)] = worst
+    study = make_study(config)
+    for h in config.widths:
+        curves = []
+        worst = 0.0
+        for s in range(config.n_seeds):
+            names = list(_run_names(study, h, s))
+            curves.extend(reader.scalars(n, "loss")[1:] for n in names)
+            w0 = reader.read(params=OBSERVED_PARAMETER, runs=names, steps=slice(0, 1),
+                             dtype=np.float64)[:, 0]
+            nonzero = w0[0] != 0
+            rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
+            worst = max(worst, float(rel.max()) if rel.size else 0.0)
+            if s == 0:
+                examples[h] = reader.read(params=OBSERVED_PARAMETER, runs=names[:1],
+                                          dtype=np.float64)[0]
+        losses[h] = np.stack(curves)
+        perturbation[str(h)] = worst
     return {"losses": losses, "max_relative_perturbation": perturbation, "examples": examples}
+
+
+def _run_names(study: Study, width: int, seed_index: int) -> tuple[str, ...]:
+    key = study.job_key(condition_label(width), seed_index)
+    return next(j.run_names for j in study.jobs() if j.key == key)
 
 
 def run(
@@ -757,6 +521,9 @@ def run(
     *,
     progress: bool = False,
     figures: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    processes: bool = True,
 ) -> FCNResults:
     """Train, record, fit spectra, compare widths; write ``results.json`` and the figures.
 
@@ -764,13 +531,17 @@ def run(
     ----------
     config : FCNConfig
     out_dir : str or Path
-        Created if needed. Receives ``trajectories.zarr`` (the weight trajectories and losses),
-        ``results.json`` and, with ``figures``, ``fig3a_loss``, ``fig3d_eigenvalues``,
-        ``fig3e_zoom``, ``fig3f_distances`` and ``figS4b_between_seeds`` (PNG and SVG).
+        Created if needed. Receives ``study.json``, ``trajectories/<width>_seed<s>.zarr`` (one
+        store per job: the weight trajectories and losses), ``results.json`` and, with
+        ``figures``, ``fig3a_loss``, ``fig3d_eigenvalues``, ``fig3e_zoom``, ``fig3f_distances``
+        and ``figS4b_between_seeds`` (PNG and SVG).
     progress : bool
-        Rich progress bars over (width, seed) jobs and, inside each, over replicas x steps.
+        Rich progress bars over (width, seed) jobs and, when serial, over replicas x steps.
     figures : bool
         Draw the figures (needs matplotlib).
+    workers, scheduler, processes
+        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`); the
+        results are the same as serially.
 
     Returns
     -------
@@ -778,37 +549,57 @@ def run(
 
     Notes
     -----
-    Seeds whose runs are already complete in ``trajectories.zarr`` are not trained again, so an
-    interrupted run resumes where it stopped; the spectra and statistics are always recomputed
-    from the store. Results are deterministic given ``config.seed`` (on one machine and device).
+    Complete jobs are not trained again, so an interrupted run resumes where it stopped; the
+    spectra and statistics are always recomputed from the stores. Results are deterministic
+    given ``config.seed`` (on one machine and device).
     """
-    from ..results import package_info, spectrum_to_dict, write_json
-
     if not isinstance(config, FCNConfig):
         raise TypeError(f"config must be an FCNConfig, got {type(config).__name__}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    store_path = out / "trajectories.zarr"
+    study = make_study(config)
+    if workers is not None or scheduler is not None:
+        with dask_client(scheduler, workers, processes=processes) as client:
+            return _run(config, study, out, progress, figures, client)
+    return _run(config, study, out, progress, figures, None)
+
+
+def _run(config: FCNConfig, study: Study, out: Path, progress: bool, figures: bool,
+         client: Any) -> FCNResults:
     t0 = time.perf_counter()
     with limit_threads(config.threads):
-        training = train(config, store_path, progress=progress)
+        data_info = _data_info(config)
+        trained = run_study(study, out, client=client, progress=progress)
         t1 = time.perf_counter()
-        spectra = fit_spectra(config, store_path)
-        t2 = time.perf_counter()
-        analysis = analyse(config, spectra)
-        records = _records(config, store_path)
+        groups = [SpectrumGroup(condition_label(h), s, _run_names(study, h, s))
+                  for h in config.widths for s in range(config.n_seeds)]
+
+        def settings(g: SpectrumGroup) -> dict[str, Any]:
+            h = int(g.condition[1:])
+            return {"delays": config.delays_for(h), "rank": config.rank}
+
+        with trained.reader() as reader:
+            fitted = fit_spectra(reader, groups, settings, params=OBSERVED_PARAMETER,
+                                 dtype=np.float64, client=client)
+            t2 = time.perf_counter()
+            spectra = {h: [fitted[(condition_label(h), s, None)] for s in range(config.n_seeds)]
+                       for h in config.widths}
+            comparison = compare_conditions(
+                {condition_label(h): spectra[h] for h in config.widths}, seed=config.seed,
+                n_permutations=config.n_permutations, n_shuffles=config.n_shuffles)
+            records = _records(config, reader)
         t3 = time.perf_counter()
     losses = records["losses"]
     summary: dict[str, Any] = {
         "experiment": "fcn",
         "paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
         "config": config.to_dict(),
+        "conditions": {condition_label(h): {"width": h} for h in config.widths},
         "observable": OBSERVED_PARAMETER,
-        "data": training["data"],
-        "spectra": {str(h): [spectrum_to_dict(sp) for sp in spectra[h]] for h in config.widths},
-        **analysis,
+        "data": data_info,
+        "spectra": spectra_to_json({condition_label(h): spectra[h] for h in config.widths}),
+        "comparison": comparison,
         "loss": {
             str(h): {
                 "mean": losses[h].mean(axis=0).tolist(),
@@ -819,14 +610,8 @@ def run(
             for h in config.widths
         },
         "max_relative_perturbation": records["max_relative_perturbation"],
-        "timing_seconds": {
-            "training": t1 - t0,
-            "spectra": t2 - t1,
-            "statistics": t3 - t2,
-            "trained": training["trained"],
-            "skipped": training["skipped"],
-        },
-        "environment": package_info(),
+        "timing_seconds": {**trained.timing(), "spectra": t2 - t1, "statistics": t3 - t2},
+        "provenance": provenance(study, data=data_info),
     }
     paths: list[Path] = []
     if figures:
@@ -835,5 +620,5 @@ def run(
         paths = draw_all(summary, spectra, losses, records["examples"], out)
     summary["timing_seconds"]["total"] = time.perf_counter() - t0
     summary["figures"] = [p.name for p in paths]
-    write_json(out / "results.json", summary)
+    write_results(out, summary)
     return FCNResults(config=config, spectra=spectra, summary=summary, out_dir=out, figures=paths)

@@ -133,6 +133,17 @@ def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> 
     return fig
 
 
+def _comparison(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    # the comparison the verdicts use (filtered spectra when the engine filters, else all)
+    cmp = summary["comparison"]
+    return cmp[cmp["verdict_uses"]]
+
+
+def _widths_of(key: str) -> tuple[int, int]:
+    a, b = key.split("-")
+    return int(a.lstrip("h")), int(b.lstrip("h"))
+
+
 def figure_distances(summary: Mapping[str, Any]) -> Figure:
     """Fig. 3F: mean +- std over seeds of the Wasserstein distance between widths.
 
@@ -143,9 +154,11 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
     Parameters
     ----------
     summary : dict
-        ``results.json`` content: ``distances`` (pair -> mean, std) and ``ks_tests``.
+        ``results.json`` content; its ``comparison`` holds ``distances`` (pair -> mean, std) and
+        ``ks_tests`` (those of the spectra the verdicts use).
     """
-    dist = summary["distances"]
+    cmp = _comparison(summary)
+    dist = cmp["distances"]
     keys = list(dist)
     means = np.array([dist[k]["mean"] for k in keys])
     stds = np.array([dist[k]["std"] for k in keys])
@@ -155,10 +168,11 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
         if k == ref:
             marks.append("ref" if len(keys) > 1 else None)
             continue
-        test = summary["ks_tests"].get(f"{k} vs {ref}") or summary["ks_tests"].get(f"{ref} vs {k}")
+        ks = cmp.get("ks_tests", {})
+        test = ks.get(f"{k} vs {ref}") or ks.get(f"{ref} vs {k}")
         marks.append(None if test is None else test["pvalue"])
     fig, ax = new_figure(width=1.8 + 1.1 * len(keys), height=3.4)
-    labels = [k.replace("-", " vs ") for k in keys]
+    labels = [" vs ".join(str(w) for w in _widths_of(k)) for k in keys]
     plot_distance_bars(means, stds, labels, significance=marks, ax=ax)
     ax.set_ylabel("Wasserstein distance")
     ax.set_xlabel("widths h")
@@ -172,11 +186,12 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     Parameters
     ----------
     summary : dict
-        ``results.json`` content: ``between_seeds`` and ``distances``.
+        ``results.json`` content; its ``comparison`` holds ``between_seeds`` and ``distances``.
     """
-    between = summary["between_seeds"]
-    widest = between["width"]
-    values = np.asarray(between.get("distances", []), dtype=np.float64)
+    cmp = _comparison(summary)
+    widest = max(int(c.lstrip("h")) for c in summary["comparison"]["conditions"])
+    between = cmp["between_seeds"].get(f"h{widest}", {})
+    values = np.asarray(between.get("values", []), dtype=np.float64)
     fig, ax = new_figure()
     if values.size:
         ax.hist(
@@ -186,9 +201,9 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
             edgecolor="0.3",
             label=f"h = {widest}, between seeds ({values.size} pairs)",
         )
-    for i, (key, d) in enumerate(summary["distances"].items()):
-        a, b = key.split("-")
-        if b == str(widest):
+    for i, (key, d) in enumerate(cmp["distances"].items()):
+        a, b = _widths_of(key)
+        if b == widest:
             ax.axvline(
                 d["mean"], color=color_for(key, i), ls="--", lw=1.2, label=f"mean h = {a} vs h = {b}"
             )
@@ -200,10 +215,10 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
 
 def _example_seed(summary: Mapping[str, Any]) -> int:
     # the seed whose distance between the narrowest and the widest net is the median one
-    dist = summary["distances"]
+    dist = _comparison(summary)["distances"]
     if not dist:
         return 0
-    key = max(dist, key=lambda k: int(k.split("-")[1]) - int(k.split("-")[0]))
+    key = max(dist, key=lambda k: _widths_of(k)[1] - _widths_of(k)[0])
     per_seed = np.asarray(dist[key]["per_seed"])
     return int(np.argsort(per_seed)[per_seed.size // 2])
 
@@ -239,7 +254,7 @@ def draw_all(
     if len(widths) >= 2:
         figures.append(("fig3e_zoom", figure_eigenvalues_zoom(one_seed, seed)))
         figures.append(("fig3f_distances", figure_distances(summary)))
-    if summary["between_seeds"].get("distances"):
+    if _comparison(summary)["between_seeds"]:
         figures.append(("figS4b_between_seeds", figure_between_seeds(summary)))
     paths: list[Path] = []
     for name, fig in figures:

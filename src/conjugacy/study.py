@@ -1,0 +1,790 @@
+"""One protocol for every study: conditions x seeds x replicas, trained serially or on Dask.
+
+Every study of the paper has the same shape: *conditions* (optimizer, width, regime, ...) x
+independent *seeds* x perturbed *replicas* trained on one batch order, recorded into a store, then
+spectra per (condition, seed [, window]), distances, tests and figures. This module owns the
+first half, once for all studies:
+
+- :class:`Study` declares the conditions, seeds, replicas, the training settings that decide the
+  trajectories (stamped into ``study.json`` and checked when an output folder is resumed) and a
+  per-job training function;
+- :meth:`Study.jobs` enumerates the (condition, seed) jobs (plus any ``extra_jobs``);
+- :func:`run_study` runs them, serially (default) or on a ``dask.distributed`` cluster
+  (``scheduler=ADDRESS`` or ``workers=N`` for a ``LocalCluster``), skips complete jobs, restarts
+  interrupted ones, limits threads, times every job and shows Rich progress (one bar over jobs,
+  one per job when serial);
+- :class:`StudyReader` reads the recorded runs of all jobs back as one store;
+- :func:`provenance` and :func:`write_results` give every ``results.json`` its package versions,
+  data source, settings and timing, written atomically.
+
+The second half (spectra per group, distances, tests, verdicts) is :mod:`conjugacy.analysis`.
+
+Several writers: one store per job
+----------------------------------
+A :class:`~conjugacy.store.TrajectoryStore` admits one writer at a time (a lock file). Jobs that
+run at the same time on different workers therefore never share a store: job ``key`` writes its
+replicas into ``OUT/trajectories/<key>.zarr`` and nothing else, so any number of jobs may run in
+parallel, a crashed worker leaves only its own job incomplete, and the serial and parallel runs
+leave the same files. :class:`StudyReader` joins the per-job stores by reference (run name ->
+store; nothing is copied). The stores live on a file system every worker can reach (the local
+disk for a ``LocalCluster``, a shared file system on a cluster).
+
+Resuming
+--------
+``study.json`` in the output folder holds the study name and its training settings. A second run
+with other training settings is refused (the message lists the differences); with the same
+settings, complete jobs (every replica run present, finished, with ``n_records`` records) are
+skipped. An incomplete job is trained again from the start (its runs are deleted first), unless
+the study declares ``resumable=True``: then its training function is handed the job's checkpoint
+folder and continues interrupted runs from their last checkpoint (e.g. through
+:func:`conjugacy.torch.train_replicas`'s ``checkpoint_dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_int
+
+__all__ = [
+    "Job",
+    "JobContext",
+    "Study",
+    "StudyRun",
+    "StudyReader",
+    "dask_client",
+    "limit_threads",
+    "provenance",
+    "run_study",
+    "write_results",
+]
+
+#: Version of the output-folder layout written by :func:`run_study`.
+LAYOUT_VERSION = 1
+STAMP_NAME = "study.json"
+STORES_DIR = "trajectories"
+CHECKPOINTS_DIR = "checkpoints"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,\-]*$")
+
+
+# ----- declaration ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One unit of training: the replicas of one condition and seed.
+
+    Attributes
+    ----------
+    condition : str
+        Label of the condition (``"h40"``, ``"constrained"``, ``"adam"``).
+    seed : int
+        The seed (index or value, as the study defines it).
+    params : dict
+        The condition's parameters (JSON types), as declared in :attr:`Study.conditions`.
+    key : str
+        Unique name of the job: its store is ``trajectories/<key>.zarr`` and its runs are
+        ``<key>_<replica>`` (zero-padded, the names :func:`conjugacy.torch.train_replicas` gives
+        for ``run_prefix=key``).
+    n_replicas : int
+        Runs of the job.
+    n_records : int
+        Records per run when complete (``n_steps + 1`` with the initial state).
+    """
+
+    condition: str
+    seed: int
+    params: Mapping[str, Any]
+    key: str
+    n_replicas: int
+    n_records: int
+
+    @property
+    def run_names(self) -> tuple[str, ...]:
+        """The job's run names, replica order: ``f"{key}_{i:0{w}d}"``."""
+        width = len(str(self.n_replicas - 1))
+        return tuple(f"{self.key}_{i:0{width}d}" for i in range(self.n_replicas))
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a training function receives besides its :class:`Job`.
+
+    Attributes
+    ----------
+    store : TrajectoryStore
+        The job's own store, open for writing; record exactly ``job.run_names`` into it.
+    config : object
+        :attr:`Study.config` (the experiment's frozen configuration).
+    checkpoint_dir : Path
+        A folder of the job's own for checkpoints (used when the study is ``resumable``).
+    progress : bool
+        Whether to show a per-job progress bar (False on Dask workers).
+    metadata : dict
+        ``{"study", "condition", "seed", "job"}``: pass it on as run metadata (the protocol also
+        merges it into every run after training, so grouping by metadata always works).
+    """
+
+    store: Any
+    config: Any
+    checkpoint_dir: Path
+    progress: bool
+    metadata: Mapping[str, Any]
+
+
+TrainFunction = Callable[[Job, JobContext], "Mapping[str, Any] | None"]
+
+
+def _default_key(condition: str, seed: int) -> str:
+    return f"{condition}-seed{seed}"
+
+
+@dataclass(frozen=True, eq=False)
+class Study:
+    """A declared study: conditions x seeds x replicas and how one job is trained.
+
+    Parameters
+    ----------
+    name : str
+        Name of the study (``"fcn"``, ``"grokking"``, ``"my-study"``); stamped into ``study.json``.
+    conditions : mapping str -> mapping
+        Condition label -> its parameters (JSON types), e.g. ``{"sgd": {"lr": 0.1}, "adam":
+        {"lr": 1e-3}}``. Labels must be valid store names (letters, digits, ``_.+=,-``).
+    seeds : sequence of int
+        Independent seeds; every condition is trained once per seed.
+    n_replicas : int
+        Runs per job (the base initialization and its perturbed copies).
+    n_records : int or callable
+        Records per complete run, or ``n_records(condition, params) -> int``.
+    train : callable
+        ``train(job, context) -> dict or None``: trains the job's replicas into
+        ``context.store`` as runs ``job.run_names`` (e.g. one call of
+        :func:`conjugacy.torch.train_replicas` with ``run_prefix=job.key``). It must be
+        deterministic given the job (seed every random stream from ``job.seed``); a returned dict
+        (JSON types) is kept in the run report. It must be importable or picklable when the study
+        runs on Dask (a module-level function is both).
+    settings : mapping
+        The training settings that decide the trajectories (JSON types). Stamped into
+        ``study.json``; resuming under other settings is refused. Leave analysis settings out.
+    config : object, optional
+        Handed to ``train`` as ``context.config`` (e.g. the experiment's frozen config).
+    job_key : callable, optional
+        ``job_key(condition, seed) -> str``, default ``f"{condition}-seed{seed}"``.
+    extra_jobs : sequence of Job
+        Jobs outside the conditions x seeds grid (e.g. one long run per regime).
+    resumable : bool
+        ``train`` continues interrupted runs from ``context.checkpoint_dir`` (else an incomplete
+        job is deleted and trained again from the start).
+    threads : int
+        Threads torch and the BLAS library may use inside a job (1 is fastest for small models
+        on a shared machine).
+    seed_major : bool
+        Enumerate jobs seed by seed (all conditions of seed 0 first), else condition by condition.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the offending field.
+    """
+
+    name: str
+    conditions: Mapping[str, Mapping[str, Any]]
+    seeds: Sequence[int]
+    n_replicas: int
+    n_records: int | Callable[[str, Mapping[str, Any]], int]
+    train: TrainFunction
+    settings: Mapping[str, Any]
+    config: Any = None
+    job_key: Callable[[str, int], str] = _default_key
+    extra_jobs: Sequence[Job] = ()
+    resumable: bool = False
+    threads: int = 1
+    seed_major: bool = True
+
+    def __post_init__(self) -> None:
+        from .results import to_jsonable
+
+        if not isinstance(self.name, str) or not _KEY.match(self.name):
+            raise ValueError(f"name must be a non-empty store-safe string, got {self.name!r}")
+        if not isinstance(self.conditions, Mapping) or not self.conditions:
+            raise ValueError(f"conditions must be a non-empty mapping, got {self.conditions!r}")
+        conditions = {}
+        for label, params in self.conditions.items():
+            if not isinstance(label, str) or not _KEY.match(label):
+                raise ValueError(
+                    f"condition label {label!r} must be a string of letters, digits and _.+=,- "
+                    "(it names runs and stores)"
+                )
+            if not isinstance(params, Mapping):
+                raise TypeError(f"conditions[{label!r}] must be a mapping of parameters, got {params!r}")
+            conditions[label] = dict(to_jsonable(dict(params), f"conditions[{label!r}]"))
+        object.__setattr__(self, "conditions", conditions)
+        seeds = tuple(check_int(s, "each seed", minimum=0) for s in self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f"seeds must be a non-empty sequence of distinct integers, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        check_int(self.n_replicas, "n_replicas", minimum=1)
+        check_int(self.threads, "threads", minimum=1)
+        if not callable(self.train):
+            raise TypeError(f"train must be callable train(job, context), got {self.train!r}")
+        if not (callable(self.n_records) or isinstance(self.n_records, int)):
+            raise TypeError(f"n_records must be an int or callable, got {self.n_records!r}")
+        object.__setattr__(self, "settings", to_jsonable(dict(self.settings), "settings"))
+        object.__setattr__(self, "extra_jobs", tuple(self.extra_jobs))
+        keys = [j.key for j in self.jobs()]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"job keys must be unique, these repeat: {dup}")
+        for k in keys:
+            if not _KEY.match(k):
+                raise ValueError(f"job key {k!r} is not a valid store name (letters, digits, _.+=,-)")
+
+    def _records(self, condition: str, params: Mapping[str, Any]) -> int:
+        n = self.n_records(condition, params) if callable(self.n_records) else self.n_records
+        return check_int(n, f"n_records of condition {condition!r}", minimum=1)
+
+    def jobs(self) -> tuple[Job, ...]:
+        """All jobs: the conditions x seeds grid (seed-major by default), then ``extra_jobs``."""
+        grid = (
+            [(c, s) for s in self.seeds for c in self.conditions]
+            if self.seed_major
+            else [(c, s) for c in self.conditions for s in self.seeds]
+        )
+        jobs = [
+            Job(c, s, self.conditions[c], self.job_key(c, s), self.n_replicas,
+                self._records(c, self.conditions[c]))
+            for c, s in grid
+        ]
+        return tuple(jobs) + tuple(self.extra_jobs)
+
+    def stamp(self) -> dict[str, Any]:
+        """The content of ``study.json``: layout version, study name and training settings."""
+        return {"layout": LAYOUT_VERSION, "study": self.name, "settings": dict(self.settings)}
+
+
+# ----- threads, provenance, results -------------------------------------------------------------
+@contextlib.contextmanager
+def limit_threads(n: int) -> Iterator[None]:
+    """Let torch (when imported) and the BLAS library (through threadpoolctl, when installed) use
+    ``n`` threads inside the ``with`` block; restore the previous settings after.
+
+    The networks and DMD problems of the paper are small: one thread is fastest, and on a machine
+    whose 2 cores were shared with other processes, 2 threads made training 5-20 times slower.
+    """
+    n = check_int(n, "threads", minimum=1)
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        blas: Any = contextlib.nullcontext()
+    else:
+        blas = threadpool_limits(limits=n)
+    try:
+        with blas:
+            yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+
+def provenance(study: Study | None = None, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where a result came from: package versions, the study's training settings, the data source.
+
+    Returns
+    -------
+    dict
+        ``{"package": package_info(), "study": name or None, "training_settings": {...},
+        "data": {...}}`` (JSON types).
+    """
+    from .results import package_info, to_jsonable
+
+    return {
+        "package": package_info(),
+        "study": None if study is None else study.name,
+        "training_settings": None if study is None else dict(study.settings),
+        "data": to_jsonable(dict(data or {}), "data"),
+    }
+
+
+def write_results(out: str | os.PathLike[str], content: Mapping[str, Any]) -> Path:
+    """Write ``content`` to ``OUT/results.json`` atomically (temporary file + rename); returns it."""
+    from .results import write_json
+
+    return write_json(Path(out) / "results.json", dict(content))
+
+
+# ----- stamp and completeness -------------------------------------------------------------------
+def _prepare_out(out: Path) -> None:
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(
+                f"output folder {str(out)!r}: {str(parent)!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
+    """Stamp a new output folder with ``study.json``, or check an existing stamp.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` was written by another study, under other training settings, or by an older
+        layout (a single ``trajectories.zarr``); the message lists the differences.
+    """
+    from .results import write_json
+
+    out = Path(out)
+    _prepare_out(out)
+    stamp = out / STAMP_NAME
+    wanted = study.stamp()
+    if not stamp.exists():
+        if (out / "trajectories.zarr").exists():
+            raise ValueError(
+                f"{str(out)!r} holds a trajectories.zarr written by an older version of conjugacy "
+                "(one store for all jobs); use a new output folder"
+            )
+        write_json(stamp, wanted)
+        return
+    have = json.loads(stamp.read_text(encoding="utf-8"))
+    if have.get("study") != wanted["study"]:
+        raise ValueError(
+            f"{str(out)!r} holds the study {have.get('study')!r}, not {wanted['study']!r}; use "
+            "another output folder"
+        )
+    h, w = have.get("settings", {}), wanted["settings"]
+    diff = sorted(k for k in set(h) | set(w) if h.get(k) != w.get(k))
+    if diff or have.get("layout") != LAYOUT_VERSION:
+        details = ", ".join(f"{k}: {h.get(k)!r} there, {w.get(k)!r} now" for k in diff)
+        raise ValueError(
+            f"{str(out)!r} was trained with other settings ({details or 'layout version'}); "
+            "resuming would mix them. Choose another output folder, or delete that one to start "
+            "again"
+        )
+
+
+def _job_complete(store: Any, job: Job) -> bool:
+    have = set(store.runs())
+    for name in job.run_names:
+        if name not in have:
+            return False
+        info = store.run_info(name)
+        if not info["finished"] or info["n_complete"] != job.n_records:
+            return False
+    return True
+
+
+def store_path(out: str | os.PathLike[str], job: Job | str) -> Path:
+    """``OUT/trajectories/<key>.zarr``: the store of one job."""
+    key = job.key if isinstance(job, Job) else str(job)
+    return Path(out) / STORES_DIR / f"{key}.zarr"
+
+
+def _run_job(study: Study, job: Job, out: str, progress: bool, limit: bool = True) -> dict[str, Any]:
+    """Train one job into its own store unless it is complete; returns its report (JSON types).
+
+    Runs in the calling process (serial) or on a Dask worker. With ``limit`` the thread limit is
+    set for the job and restored after; otherwise it is set and left (a Dask worker's setting).
+    """
+    from .store import TrajectoryStore
+
+    t0 = time.perf_counter()
+    path = store_path(out, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"study": study.name, "condition": job.condition, "seed": job.seed, "job": job.key}
+    if limit:
+        threads: Any = limit_threads(study.threads)
+    else:
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.get_num_threads() != study.threads:
+            torch.set_num_threads(study.threads)
+        threads = limit_threads(study.threads)
+    with threads, TrajectoryStore.open(path, "a") as store:
+        if _job_complete(store, job):
+            return {"key": job.key, "status": "skipped", "seconds": 0.0, "info": None}
+        if not study.resumable:
+            have = set(store.runs())
+            for name in job.run_names:
+                if name in have:
+                    store.delete_run(name)
+        ckdir = Path(out) / CHECKPOINTS_DIR / job.key
+        ctx = JobContext(store=store, config=study.config, checkpoint_dir=ckdir,
+                         progress=progress, metadata=meta)
+        info = study.train(job, ctx)
+        if not _job_complete(store, job):
+            have = sorted(store.runs())
+            raise RuntimeError(
+                f"job {job.key!r}: the training function of study {study.name!r} did not record "
+                f"the runs {list(job.run_names)} with {job.n_records} records each (the store "
+                f"holds {have})"
+            )
+        for name in job.run_names:
+            store.update_metadata(name, meta)
+    from .results import to_jsonable
+
+    return {"key": job.key, "status": "trained", "seconds": time.perf_counter() - t0,
+            "info": to_jsonable(info) if info is not None else None}
+
+
+# ----- the runner ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyRun:
+    """What :func:`run_study` did.
+
+    Attributes
+    ----------
+    out : Path
+    jobs : tuple of Job
+    trained, skipped : tuple of str
+        Job keys trained now / found complete.
+    job_seconds : dict str -> float
+        Wall time of each trained job (0 for skipped ones).
+    info : dict str -> dict or None
+        What each training function returned.
+    seconds : float
+        Wall time of the whole run.
+    executor : dict
+        ``{"kind": "serial"}`` or ``{"kind": "dask", "scheduler": address, "workers": n}``.
+    """
+
+    out: Path
+    jobs: tuple[Job, ...]
+    trained: tuple[str, ...]
+    skipped: tuple[str, ...]
+    job_seconds: dict[str, float]
+    info: dict[str, Any]
+    seconds: float
+    executor: dict[str, Any] = field(default_factory=dict)
+
+    def reader(self) -> StudyReader:
+        """A :class:`StudyReader` over the stores of this run's jobs."""
+        return StudyReader.open(self.out, jobs=self.jobs)
+
+    def timing(self) -> dict[str, Any]:
+        """Timing for ``results.json``: total, per job, trained and skipped job keys."""
+        return {"training": self.seconds, "per_job": dict(self.job_seconds),
+                "trained": list(self.trained), "skipped": list(self.skipped),
+                "executor": dict(self.executor)}
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None, *,
+                processes: bool = True) -> Iterator[Any]:
+    """A ``dask.distributed.Client``: connected to ``scheduler`` or to a new ``LocalCluster``.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``), e.g. one started by
+        ``dask-jobqueue`` on SLURM. Exclusive with ``workers``.
+    workers : int, optional
+        Start a ``LocalCluster`` of this many single-threaded workers (closed on exit).
+    processes : bool
+        LocalCluster workers as processes (default) or as threads of this process (faster to
+        start; fine for tests and for torch, which releases the GIL in its kernels).
+
+    Raises
+    ------
+    ValueError
+        If both or neither of ``scheduler`` and ``workers`` are given.
+    ImportError
+        If dask.distributed is not installed (``pip install "conjugacy[dask]"``).
+    """
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give exactly one of scheduler (an address) and workers (a number)")
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "running on Dask needs dask.distributed: pip install 'conjugacy[dask]'"
+        ) from exc
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not scheduler:
+            raise ValueError(
+                f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    workers = check_int(workers, "workers", minimum=1)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                           dashboard_address=None)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_study(
+    study: Study,
+    out: str | os.PathLike[str],
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    processes: bool = True,
+    progress: bool = False,
+) -> StudyRun:
+    """Train every job of ``study`` into ``OUT/trajectories/<key>.zarr``; skip complete ones.
+
+    Parameters
+    ----------
+    study : Study
+    out : path
+        Output folder (created). Receives ``study.json``, ``trajectories/`` and ``checkpoints/``.
+    client : dask.distributed.Client, optional
+        Run the jobs as tasks of this client (one task per job). Exclusive with ``scheduler``
+        and ``workers``, which create a client for the call (see :func:`dask_client`).
+    scheduler, workers, processes
+        See :func:`dask_client`. With none of ``client``, ``scheduler`` and ``workers`` the jobs
+        run one after another in this process.
+    progress : bool
+        Rich progress: one bar over the jobs and, when serial, one per job.
+
+    Returns
+    -------
+    StudyRun
+
+    Raises
+    ------
+    ValueError
+        If ``out`` holds another study or other training settings (see :func:`check_stamp`).
+    Exception
+        Whatever a job raised (on Dask, after the other jobs were cancelled).
+
+    Notes
+    -----
+    Results do not depend on how the jobs are run: every job is seeded from its own (condition,
+    seed) and runs with ``study.threads`` threads, so a run on a cluster gives the same
+    trajectories, bit for bit, as the serial run (tested with a LocalCluster of 2 workers).
+    """
+    if not isinstance(study, Study):
+        raise TypeError(f"study must be a Study, got {type(study).__name__}")
+    if client is not None and (scheduler is not None or workers is not None):
+        raise ValueError("give client, or scheduler/workers, not both")
+    out = Path(out)
+    check_stamp(study, out)
+    if client is None and (scheduler is not None or workers is not None):
+        with dask_client(scheduler, workers, processes=processes) as c:
+            return run_study(study, out, client=c, progress=progress)
+    t0 = time.perf_counter()
+    jobs = study.jobs()
+    reports: dict[str, dict[str, Any]] = {}
+    bar = _JobsBar(progress, len(jobs), study.name)
+    try:
+        if client is None:
+            inner = bool(progress) and _nested_progress_ok()
+            for job in jobs:
+                bar.describe(job.key)
+                reports[job.key] = _run_job(study, job, str(out), inner)
+                bar.advance()
+            executor: dict[str, Any] = {"kind": "serial", "threads_per_job": study.threads}
+        else:
+            reports = _run_on_dask(study, jobs, out, client, bar)
+            executor = {"kind": "dask", "scheduler": str(client.scheduler.address),
+                        "workers": len(client.scheduler_info().get("workers", {})),
+                        "threads_per_job": study.threads}
+    finally:
+        bar.close()
+    ordered = [reports[j.key] for j in jobs]
+    return StudyRun(
+        out=out,
+        jobs=jobs,
+        trained=tuple(r["key"] for r in ordered if r["status"] == "trained"),
+        skipped=tuple(r["key"] for r in ordered if r["status"] == "skipped"),
+        job_seconds={r["key"]: float(r["seconds"]) for r in ordered},
+        info={r["key"]: r["info"] for r in ordered},
+        seconds=time.perf_counter() - t0,
+        executor=executor,
+    )
+
+
+def _run_on_dask(study: Study, jobs: Sequence[Job], out: Path, client: Any, bar: _JobsBar
+                 ) -> dict[str, dict[str, Any]]:
+    import sys
+
+    from dask.distributed import as_completed
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    futures = [client.submit(_run_job, study, job, str(out.resolve()), False, False, pure=False,
+                             key=f"train-{study.name}-{job.key}-{os.getpid()}-{time.time_ns()}")
+               for job in jobs]
+    reports: dict[str, dict[str, Any]] = {}
+    try:
+        for fut in as_completed(futures):
+            rep = fut.result()  # re-raises a job's exception here
+            reports[rep["key"]] = rep
+            bar.describe(rep["key"])
+            bar.advance()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)  # in-process workers share this process's setting
+    return reports
+
+
+def _nested_progress_ok() -> bool:
+    """Rich allows a progress bar inside another live display from version 14 on."""
+    try:
+        from importlib.metadata import version
+
+        return int(version("rich").split(".")[0]) >= 14
+    except Exception:  # pragma: no cover - rich missing or odd version string
+        return False
+
+
+class _JobsBar:
+    def __init__(self, enabled: bool, total: int, name: str) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import Progress
+
+            self._p = Progress(transient=False)
+            self._p.start()
+            self._task = self._p.add_task(f"{name}: jobs", total=total)
+            self._name = name
+
+    def describe(self, key: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=f"{self._name}: {key}")
+
+    def advance(self) -> None:
+        if self._p is not None:
+            self._p.advance(self._task)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+# ----- reading the runs of all jobs ----------------------------------------------------------------
+class StudyReader:
+    """The runs of a study's per-job stores, read as one store (read-only, nothing copied).
+
+    Offers the reading half of :class:`~conjugacy.store.TrajectoryStore`: :meth:`runs`,
+    :meth:`run_info`, :meth:`steps`, :meth:`scalars` and :meth:`read` (runs from several stores
+    are read store by store and stacked in the order asked). Use as a context manager.
+    """
+
+    def __init__(self, paths: Mapping[str, Path]) -> None:
+        self._paths = {str(k): Path(v) for k, v in paths.items()}  # run -> store path
+        self._open: dict[Path, Any] = {}
+
+    @classmethod
+    def open(cls, out: str | os.PathLike[str], jobs: Sequence[Job] | None = None) -> StudyReader:
+        """Index the stores under ``OUT/trajectories`` (those of ``jobs`` only, if given).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``OUT/trajectories`` (or a job's store) does not exist.
+        """
+        from .store import TrajectoryStore
+
+        root = Path(out) / STORES_DIR
+        if not root.is_dir():
+            raise FileNotFoundError(f"{str(root)!r} does not exist: no study was run into {str(out)!r}")
+        paths = [store_path(out, j) for j in jobs] if jobs is not None else sorted(root.glob("*.zarr"))
+        index: dict[str, Path] = {}
+        for p in paths:
+            if not p.is_dir():
+                raise FileNotFoundError(f"store {str(p)!r} does not exist")
+            with TrajectoryStore.open(p, "r") as st:
+                for run in st.runs():
+                    if run in index:
+                        raise ValueError(f"run {run!r} is in two stores: {index[run]} and {p}")
+                    index[run] = p
+        return cls(index)
+
+    def _store(self, run: str) -> Any:
+        from .store import StoreError, TrajectoryStore
+
+        try:
+            path = self._paths[run]
+        except KeyError:
+            raise StoreError(f"no run {run!r} in this study; runs: {len(self._paths)}") from None
+        if path not in self._open:
+            self._open[path] = TrajectoryStore.open(path, "r")
+        return self._open[path]
+
+    def runs(self) -> list[str]:
+        """All run names, sorted."""
+        return sorted(self._paths)
+
+    def store_of(self, run: str) -> Path:
+        """The store holding ``run``."""
+        self._store(run)
+        return self._paths[run]
+
+    def run_info(self, run: str) -> dict[str, Any]:
+        """See :meth:`conjugacy.store.TrajectoryStore.run_info`."""
+        return self._store(run).run_info(run)
+
+    def metadata(self, run: str) -> dict[str, Any]:
+        """The run's metadata (condition, seed, job and what the training recorded)."""
+        return self.run_info(run)["metadata"]
+
+    def steps(self, run: str) -> np.ndarray:
+        """Recorded step indices of ``run``, int64 (n_complete,)."""
+        return self._store(run).steps(run)
+
+    def scalars(self, run: str, name: str) -> np.ndarray:
+        """Scalar series ``name`` of ``run``, float64 (n_complete,)."""
+        return self._store(run).scalars(run, name)
+
+    def read(self, params: Any = None, runs: Sequence[str] | str | None = None,
+             steps: slice | None = None, *, dtype: Any = None) -> np.ndarray:
+        """Trajectories ``(n_runs, n_steps, n_features)`` of ``runs`` (all runs when None), in the
+        order given; see :meth:`conjugacy.store.TrajectoryStore.read`."""
+        names = self.runs() if runs is None else ([runs] if isinstance(runs, str) else list(runs))
+        if not names:
+            raise ValueError("runs must name at least one run")
+        blocks, i = [], 0
+        while i < len(names):
+            path = self._paths.get(names[i])
+            j = i + 1
+            while j < len(names) and self._paths.get(names[j]) == path:
+                j += 1
+            blocks.append(self._store(names[i]).read(params=params, runs=names[i:j], steps=steps,
+                                                     dtype=dtype))
+            i = j
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+
+    def close(self) -> None:
+        """Close the open stores."""
+        for st in self._open.values():
+            st.close()
+        self._open.clear()
+
+    def __enter__(self) -> StudyReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def paths(self) -> dict[str, str]:
+        """Run name -> store path (strings): enough to reopen the reader elsewhere (a Dask task)."""
+        return {k: str(v) for k, v in self._paths.items()}
