@@ -277,6 +277,17 @@ def train_replicas(
         **(metadata or {}),
     }
     try:
+        if ckdir is None:
+            taken = [n for n in names if n in st.runs()]
+            if taken:
+                # Recorder's own message suggests resume=True, which train_replicas does not take.
+                raise StoreError(
+                    f"run(s) {', '.join(taken)} already exist in store {str(st.path)!r}; "
+                    "train_replicas does not overwrite or append to runs. Choose another "
+                    "run_prefix, delete the runs (TrajectoryStore.delete_run), or pass "
+                    "checkpoint_dir= (the same folder on every call) so that a rerun skips "
+                    "finished runs and resumes interrupted ones"
+                )
         first = next(_batch_stream(batches))
         x0 = _to(first[0], device)
         probe = make_optimizer([torch.zeros(1, device=device, requires_grad=True)])

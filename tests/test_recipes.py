@@ -1,0 +1,154 @@
+"""The recipes of docs/own_runs.md run as written (at a smaller scale), and the install frictions.
+
+Each ```python block preceded by ``<!-- recipe: NAME -->`` in docs/own_runs.md is executed here in a
+temporary folder; only the line that sets the scale is replaced by a smaller one.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "own_runs.md"
+
+
+def recipes() -> dict[str, str]:
+    """``{name: code}`` of the marked python blocks of docs/own_runs.md."""
+    text = DOC.read_text(encoding="utf-8")
+    found = re.findall(r"<!-- recipe: ([\w-]+) -->\s*```python\n(.*?)```", text, flags=re.S)
+    return dict(found)
+
+
+def run_recipe(name: str, scale: tuple[str, str] | None = None) -> dict:
+    code = recipes()[name]
+    if scale is not None:
+        old, new = scale
+        assert code.count(old) == 1, f"recipe {name!r} no longer sets its scale with {old!r}"
+        code = code.replace(old, new)
+    namespace = {"__name__": "__main__"}
+    exec(compile(code, f"{DOC}:{name}", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+def test_every_recipe_is_tested():
+    assert set(recipes()) == {"plain", "plain-spectra", "lightning", "hf"}
+
+
+def test_plain_loop_recipe(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    pytest.importorskip("mlxtend")
+    from conjugacy import Spectrum
+    from conjugacy.store import TrajectoryStore
+
+    monkeypatch.chdir(tmp_path)
+    ns = run_recipe("plain", ("N_STEPS, N_REPLICAS, SEEDS = 300, 5, [0, 1, 2]",
+                              "N_STEPS, N_REPLICAS, SEEDS = 25, 3, [0, 1]"))
+    with TrajectoryStore.open("runs.zarr", "r") as st:
+        runs = st.runs()
+        assert len(runs) == 2 * 2 * 3
+        info = st.run_info("adam_seed1_r2")
+        assert info["finished"] and info["n_complete"] == 26
+        assert info["metadata"]["condition"] == "adam" and info["metadata"]["seed"] == 1
+        np.testing.assert_array_equal(st.steps("sgd_seed0_r0"), np.arange(26))
+        loss = st.scalars("sgd_seed0_r0", "loss")
+        assert np.isnan(loss[0]) and np.isfinite(loss[1:]).all()
+        w = st.read(params="2.weight", runs=["sgd_seed0_r0", "sgd_seed0_r1", "adam_seed0_r0"])
+    torch.manual_seed(0)  # replica 0 is the unperturbed base of its seed, as the recipe builds it
+    base = torch.nn.Sequential(torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    np.testing.assert_array_equal(w[0, 0], base[2].weight.detach().numpy().ravel())
+    np.testing.assert_array_equal(w[2, 0], w[0, 0])  # the same initialization for both optimizers
+    rel = np.abs(w[1, 0] / w[0, 0] - 1)
+    assert 0 < rel.max() <= 1e-3 + 1e-7  # replica 1 is W0 * (1 + 1e-3 xi), |xi| <= 1
+    assert not np.array_equal(w[0, -1], w[2, -1])  # SGD and Adam moved differently
+    assert ns["N_STEPS"] == 25
+
+    out = run_recipe("plain-spectra")
+    spectra, test = out["spectra"], out["test"]
+    assert [len(spectra[c]) for c in ("sgd", "adam")] == [2, 2]
+    assert all(isinstance(s, Spectrum) and s.eigenvalues.size == 10 for c in spectra
+               for s in spectra[c])
+    assert test.distance_matrix.shape == (4, 4)
+    assert 0 < test.pvalue <= 1
+
+
+def test_lightning_recipe(tmp_path, monkeypatch):
+    pytest.importorskip("lightning")
+    pytest.importorskip("zarr")
+    from conjugacy.store import TrajectoryStore
+
+    monkeypatch.chdir(tmp_path)
+    ns = run_recipe("lightning", ("N_STEPS, N_REPLICAS, SEEDS = 40, 3, [0, 1]",
+                                  "N_STEPS, N_REPLICAS, SEEDS = 15, 2, [0, 1]"))
+    with TrajectoryStore.open("lightning_runs.zarr", "r") as st:
+        assert st.runs() == ["seed0_r0", "seed0_r1", "seed1_r0", "seed1_r1"]
+        assert all(st.run_info(r)["finished"] and st.n_complete(r) == 16 for r in st.runs())
+        assert np.isfinite(st.scalars("seed1_r1", "loss")[1:]).all()
+    assert len(ns["spectra"]) == 2 and all(s.eigenvalues.size == 6 for s in ns["spectra"])
+
+
+def test_hf_recipe(tmp_path, monkeypatch):
+    pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
+    pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate (hf extra)")
+    pytest.importorskip("zarr")
+    from conjugacy.store import TrajectoryStore
+
+    monkeypatch.chdir(tmp_path)
+    ns = run_recipe("hf", ("N_STEPS, N_REPLICAS, SEED = 20, 3, 0",
+                           "N_STEPS, N_REPLICAS, SEED = 8, 2, 0"))
+    with TrajectoryStore.open("hf_runs.zarr", "r") as st:
+        assert st.runs() == ["bert_seed0_r0", "bert_seed0_r1"]
+        np.testing.assert_array_equal(st.steps("bert_seed0_r1"), np.arange(9))
+        assert st.run_info("bert_seed0_r0")["metadata"]["condition"] == "adamw"
+        assert np.isfinite(st.scalars("bert_seed0_r0", "loss")[1:]).all()
+    assert ns["traj"].shape == (2, 9, 256)
+    assert ns["spectrum"].eigenvalues.size == 8
+
+
+# ----- frictions of issue 14 ---------------------------------------------------------------------
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_python_requirement_matches_zarr3():
+    meta = pyproject()["project"]
+    assert meta["requires-python"] == ">=3.11"  # zarr 3 (store extra) requires Python 3.11
+    assert any(r.startswith("zarr>=3") for r in meta["optional-dependencies"]["store"])
+    assert sys.version_info >= (3, 11)
+
+
+def test_all_extra_holds_every_runtime_extra():
+    extras = pyproject()["project"]["optional-dependencies"]
+    runtime = set(extras) - {"all", "dev", "bench"}
+    assert {"lightning", "hf", "torch", "store", "plots", "cli"} <= runtime
+    missing = {req for name in runtime for req in extras[name]} - set(extras["all"])
+    assert not missing, f"[all] lacks {sorted(missing)}"
+
+
+def test_train_replicas_existing_runs_message(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    from conjugacy.store import StoreError
+    from conjugacy.torch import train_replicas
+
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+    kw = dict(n_replicas=2, eps=1e-3, batches=[(x, x[:, :1])], loss_fn=torch.nn.functional.mse_loss,
+              make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1), n_steps=2,
+              store=tmp_path / "s", run_prefix="a")
+    torch.manual_seed(0)
+    train_replicas(torch.nn.Linear(3, 1), **kw)
+    with pytest.raises(StoreError) as err:
+        train_replicas(torch.nn.Linear(3, 1), **kw)
+    msg = str(err.value)
+    assert "a_0, a_1 already exist" in msg and "checkpoint_dir=" in msg
+    assert "resume=True" not in msg  # train_replicas takes no resume argument
+    kw["checkpoint_dir"] = tmp_path / "ck"  # the documented way to rerun: resumable
+    kw["run_prefix"] = "b"
+    train_replicas(torch.nn.Linear(3, 1), **kw)
+    assert train_replicas(torch.nn.Linear(3, 1), **kw) == ["b_0", "b_1"]  # finished: skipped
