@@ -26,6 +26,7 @@ from .stats import (
     ks_test,
     shuffle_control,
 )
+from .windows import TransitionResult, find_transitions, windowed_spectra
 
 try:
     __version__ = version("conjugacy")
@@ -41,12 +42,14 @@ __all__ = [
     "ShuffleControlResult",
     "Spectrum",
     "TrajectoryStore",
+    "TransitionResult",
     "WassersteinResult",
     "__version__",
     "conjugacy_test",
     "delay_embed",
     "distance_matrix",
     "equivalence_classes",
+    "find_transitions",
     "fit_pca",
     "koopman_spectrum",
     "ks_test",
@@ -54,6 +57,7 @@ __all__ = [
     "shuffle_control",
     "wasserstein",
     "wasserstein_plan",
+    "windowed_spectra",
 ]
 
 
