@@ -1,4 +1,4 @@
-"""``conjugacy store ls PATH`` and ``conjugacy store show PATH RUN``: what a trajectory store holds."""
+"""``conjugacy store ls|show|verify``: what a trajectory store holds, and whether it is intact."""
 
 from __future__ import annotations
 
@@ -13,41 +13,83 @@ from rich.table import Table
 
 from . import app
 
-store_app = typer.Typer(help="Inspect trajectory stores (runs, parameters, steps complete).",
+store_app = typer.Typer(help="Inspect and verify trajectory stores (runs, parameters, steps).",
                         no_args_is_help=True)
 app.add_typer(store_app, name="store")
 
 
-def _open(path: Path):  # noqa: ANN202
+def _fail(exc: BaseException) -> typer.Exit:
+    """Print ``error: MESSAGE`` as one line on stderr (no wrapping); exit code 2."""
+    typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+    return typer.Exit(code=2)
+
+
+def _open(path: Path, check: bool = True):  # noqa: ANN202
     from ..store import StoreError, TrajectoryStore
 
     try:
-        return TrajectoryStore.open(path, "r")
+        return TrajectoryStore.open(path, "r", check=check)
     except StoreError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(code=2) from None
+        raise _fail(exc) from None
 
 
 @store_app.command("ls")
 def ls(path: Annotated[Path, typer.Argument(help="Directory of the trajectory store.")]) -> None:
-    """List the runs of a store: steps complete, parameters, features, scalars."""
+    """List the runs of a store: steps complete, parameters, features, scalars.
+
+    One plain line per run (never cut, whatever the terminal width).
+    """
+    from ..store import StoreError
+
     st = _open(path)
     with st:
-        table = Table(title=f"runs in {path}")
-        for col in ("run", "steps complete", "steps", "parameters", "features", "dtype",
-                    "scalars", "finished"):
-            table.add_column(col, justify="right" if col in ("steps complete", "parameters",
-                                                             "features") else "left")
-        for run in st.runs():
-            info = st.run_info(run)
-            dtypes = sorted({v["dtype"] for v in info["parameters"].values()})
-            span = (f"{info['first_step']}..{info['last_step']}" if info["n_complete"] else "-")
-            table.add_row(run, str(info["n_complete"]), span, str(len(info["parameters"])),
-                          str(info["n_features"]), ",".join(dtypes),
-                          ", ".join(info["scalars"]) or "-", "yes" if info["finished"] else "no")
-        Console().print(table)
-        if not st.runs():
-            Console().print("(no runs)")
+        header = ("run", "steps complete", "steps", "parameters", "features", "dtype",
+                  "scalars", "finished")
+        rows = []
+        try:
+            for run in st.runs():
+                info = st.run_info(run)
+                dtypes = sorted({v["dtype"] for v in info["parameters"].values()})
+                span = (f"{info['first_step']}..{info['last_step']}" if info["n_complete"]
+                        else "-")
+                rows.append((run, str(info["n_complete"]), span, str(len(info["parameters"])),
+                             str(info["n_features"]), ",".join(dtypes),
+                             ",".join(info["scalars"]) or "-",
+                             "yes" if info["finished"] else "no"))
+        except StoreError as exc:
+            raise _fail(exc) from None
+        typer.echo(f"runs in {path} (format version {st.format_version}):")
+        if not rows:
+            typer.echo("(no runs)")
+            return
+        widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+        right = {1, 3, 4}
+        for r in (header, *rows):
+            cells = [c.rjust(w) if i in right else c.ljust(w)
+                     for i, (c, w) in enumerate(zip(r, widths))]
+            typer.echo("  ".join(cells).rstrip())
+
+
+@store_app.command("verify")
+def verify(
+    path: Annotated[Path, typer.Argument(help="Directory of the trajectory store.")],
+) -> None:
+    """Read and check every chunk of every run: checksums, missing chunks, n_complete.
+
+    Exit code 0: no damage found; 1: damage found (each damaged place listed: run, array, chunk,
+    records and training steps); 2: not a trajectory store (missing path, foreign folder).
+    """
+    from ..store import StoreError
+
+    st = _open(path, check=False)
+    with st:
+        try:
+            report = st.verify()
+        except StoreError as exc:
+            raise _fail(exc) from None
+    typer.echo(str(report))
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @store_app.command("show")
@@ -62,9 +104,9 @@ def show(
     with st:
         try:
             info = st.run_info(run)
+            scalars = {name: st.scalars(run, name) for name in info["scalars"]}
         except StoreError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(code=2) from None
+            raise _fail(exc) from None
         con = Console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{run}[/bold]: {info['n_complete']} steps complete {span}, "
@@ -83,7 +125,7 @@ def show(
             for col in ("scalar", "first", "last", "recorded"):
                 stt.add_column(col)
             for name in info["scalars"]:
-                x = st.scalars(run, name)
+                x = scalars[name]
                 ok = x[~(x != x)] if x.size else x
                 stt.add_row(name, _fmt(ok[0]) if ok.size else "-", _fmt(ok[-1]) if ok.size else "-",
                             f"{ok.size}/{x.size}")

@@ -20,8 +20,13 @@ Resuming: give ``optimizer=`` and ``checkpoint=PATH`` and the recorder writes a 
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import glob
 import os
 import platform
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,8 @@ from torch import nn
 
 from ..store import StoreError, TrajectoryStore, select_names
 
-__all__ = ["Recorder", "describe_optimizer", "load_checkpoint", "save_checkpoint",
-           "select_parameters"]
+__all__ = ["Recorder", "describe_optimizer", "load_checkpoint", "remove_dead_temporaries",
+           "save_checkpoint", "select_parameters"]
 
 _CKPT_FORMAT = 1
 
@@ -72,25 +77,164 @@ def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any
     return {"class": type(optimizer).__name__, "param_groups": groups}
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
-    """``torch.save(state)`` atomically: temp file in the same directory, fsync, ``os.replace``."""
+class _Sink:
+    """File-like wrapper for ``torch.save`` that keeps the ``OSError`` of a failed write.
+
+    torch reports a failed write of its zip writer as an opaque ``RuntimeError``; the kept error
+    gives the errno (ENOSPC, EDQUOT, EIO, ...).
+    """
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return _write(self._f, data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _write(f: Any, data: Any) -> int:
+    """One write of checkpoint bytes (a seam for tests that simulate a full disk)."""
+    return f.write(data)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_dead_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of checkpoint writes to ``path`` whose writer is dead.
+
+    :func:`save_checkpoint` holds an exclusive ``flock`` on its temporary file while writing it;
+    the kernel drops it when the writer dies (even by SIGKILL). A temporary whose lock can be
+    taken therefore belongs to no live writer and is removed; one that is locked is left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer's (or flock unsupported): leave it
+            st, fst = _stat(tmp), os.fstat(fd)
+            if st is not None and (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _stat(p: Path) -> os.stat_result | None:
     try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(state), f)
+        return os.stat(p)
+    except FileNotFoundError:
+        return None
+
+
+def _checkpoint_error(path: Path, what: str, exc: OSError) -> StoreError:
+    code = exc.errno
+    name = errno.errorcode.get(code, str(code)) if code is not None else "no errno"
+    hint = (" (the disk or quota is full: free space and resume; the previous checkpoint is "
+            "intact)" if code in (errno.ENOSPC, errno.EDQUOT) else
+            " (the previous checkpoint is intact)")
+    err = StoreError(
+        f"cannot {what} checkpoint {str(path)!r}: {exc.strerror or exc} [errno {code}, {name}]"
+        + hint
+    )
+    err.errno, err.filename = code, str(path)
+    return err
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """``torch.save(state)`` atomically: temp file in the same directory, fsync, ``os.replace``.
+
+    The temporary file (``.NAME.PID.tmp``) is ``flock``-ed while it is written (it is created
+    and locked under another name first, then renamed), so
+    :func:`remove_dead_temporaries` (called here first, and on resume) removes only temporaries
+    of writers that died, never one being written.
+
+    Raises
+    ------
+    StoreError
+        On any OS error (full disk, quota, permissions, I/O), naming the path and the errno
+        (also in ``.errno``); the previous checkpoint, if any, is left intact and the temporary
+        file is removed.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _checkpoint_error(path, "create the directory of", exc) from exc
+    remove_dead_temporaries(path)
+    tmp = _temp_name(path)
+    # Created under a name the cleanup ignores, locked, then renamed (the lock stays with the
+    # file): a temporary under the .tmp name is always locked while its writer lives.
+    init = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.init")
+    try:
+        fd = os.open(init, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise _checkpoint_error(path, "write", exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temporary as a live writer's
+        os.replace(init, tmp)
+    except OSError as exc:
+        _discard(init, fd)
+        raise _checkpoint_error(path, "write", exc) from exc
+    try:
+        with os.fdopen(os.dup(fd), "wb") as f:
+            sink = _Sink(f)
+            try:
+                torch.save(dict(state), sink)
+            except Exception as exc:
+                if sink.error is not None:
+                    raise sink.error from exc
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp, fd)
+        raise _checkpoint_error(path, "write", exc) from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp, fd)
         raise
+    os.close(fd)
     return path
 
 
+def _discard(tmp: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        if _stat(tmp) is not None and (os.fstat(fd).st_ino == os.stat(tmp).st_ino):
+            tmp.unlink()
+    os.close(fd)
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Also removes temporaries of checkpoint writes to ``path`` whose writer died
+    (:func:`remove_dead_temporaries`).
+    """
+    remove_dead_temporaries(path)
     try:
         return torch.load(Path(path), map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -204,6 +348,7 @@ class Recorder:
                 )
             n = info["n_complete"]
             if self.checkpoint is not None:
+                remove_dead_temporaries(self.checkpoint)  # of a writer killed mid-checkpoint
                 if self.checkpoint.exists():
                     n = self._restore(self.checkpoint)
                 else:
