@@ -146,7 +146,7 @@ def test_spectrum_reads_a_trajectory_store(tmp_path):
     spec = Spectrum.load(tmp_path / "s.npz")
     np.testing.assert_allclose(np.sort(spec.eigenvalues.real), [0.6, 0.8], atol=1e-10)
     result = invoke("spectrum", path, "--runs", "nope", "--out", tmp_path / "t.npz")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "cannot read the trajectory store" in result.output
 
 
@@ -191,7 +191,7 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
 def test_spectrum_bad_files_give_clear_errors(tmp_path):
     for args, message in _bad_inputs(tmp_path):
         result = invoke("spectrum", *args)
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
         assert "Traceback" not in result.output
 
@@ -209,9 +209,9 @@ def test_compare_bad_files_give_clear_errors(tmp_path):
         residuals_informative=False,
     ).save(tmp_path / "good.npz")
     result = invoke("compare", good, tmp_path / "plain.npz")
-    assert result.exit_code == 1 and "not a saved Spectrum" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "not a saved Spectrum" in " ".join(result.output.split())
     result = invoke("compare", good, tmp_path / "missing.npz")
-    assert result.exit_code == 1 and "no such spectrum file" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "no such spectrum file" in " ".join(result.output.split())
     result = invoke("compare", good, good, "--p", "0.5")
     assert result.exit_code == 2
     result = invoke("compare", good, good)
@@ -247,3 +247,116 @@ def test_installed_console_script_runs_the_quartic_reproduction(tmp_path):
     assert d["verdicts"] == {"omd-ogd": "conjugate"}
     proc = subprocess.run([str(CONSOLE_SCRIPT), "compare"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Missing argument" in proc.stderr
+
+
+# ----- user errors: exit 2, one line naming the file (issue 13, section 6) -------------------------
+def _one_line_error(result, path: Path) -> str:
+    """The single line a user error prints, after checking exit 2 and no traceback."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and str(path) in lines[0], lines[0]
+    return lines[0]
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False,
+                                               "shape": shape})
+    return out.getvalue()
+
+
+def _small_spectrum(path: Path) -> Path:
+    return Spectrum(
+        eigenvalues=np.array([0.5, 0.25]), residuals=np.zeros(2), plain_residuals=np.zeros(2),
+        modes=None, singular_values=np.ones(2), rank=2, method="rrr",
+        residuals_informative=False,
+    ).save(path)
+
+
+def test_spectrum_damaged_trajectory_files_exit_2_with_one_line(tmp_path):
+    out = ["--out", str(tmp_path / "o.npz")]
+    traj = np.random.default_rng(0).normal(size=(2, 10, 2))
+    np.savez(tmp_path / "good.npz", x=traj)
+    raw = (tmp_path / "good.npz").read_bytes()
+    cases = {
+        "truncated.npz": (raw[: len(raw) // 2], "truncated or damaged"),
+        "empty.npz": (b"", "the file is empty"),
+        "negative.npy": (_npy_header((-2, 10, 2)) + traj.tobytes(), "negative dimension"),
+        "huge.npy": (_npy_header((1 << 40, 10, 2)) + traj.tobytes(), "data bytes follow"),
+        "badheader.npy": (b"\x93NUMPY\x01\x00\x10\x00{'descr': <f8}   \n", "unparsable npy header"),
+        "strings.npy": (_npy_header((3,), "<U2") + bytes(24), "must be numbers"),
+        "empty.npy": (b"", "the file is empty"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        line = _one_line_error(invoke("spectrum", tmp_path / name, *out), tmp_path / name)
+        assert message in line, (name, line)
+        assert "numpy.save" in line or "numpy.savez" in line or "numbers" in line, line  # the fix
+
+
+def test_compare_damaged_or_foreign_spectra_exit_2_with_one_line(tmp_path):
+    good = _small_spectrum(tmp_path / "good.npz")
+    raw = good.read_bytes()
+    np.save(tmp_path / "traj.npy", np.ones((2, 5, 1)))
+    (tmp_path / "traj.npz").write_bytes((tmp_path / "traj.npy").read_bytes())  # .npy renamed
+    (tmp_path / "cut.npz").write_bytes(raw[:-40])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    cases = {
+        "cut.npz": "truncated or damaged",
+        "traj.npz": "single-array .npy file",
+        "empty.npz": "the file is empty",
+        "traj.npy": "single-array .npy file",
+    }
+    for name, message in cases.items():
+        line = _one_line_error(invoke("compare", good, tmp_path / name), tmp_path / name)
+        assert message in line and "Spectrum.save" in line, (name, line)
+
+
+def test_store_errors_exit_2_through_the_shared_handler(tmp_path):
+    (tmp_path / "notastore").mkdir()
+    result = invoke("store", "ls", tmp_path / "notastore")
+    assert result.exit_code == 2 and str(tmp_path / "notastore") in result.output
+    assert "Traceback" not in result.output
+
+
+def test_version_option():
+    from conjugacy import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"conjugacy {__version__}"
+
+
+def test_ctrl_c_exits_130_and_says_whether_a_rerun_resumes(tmp_path, monkeypatch):
+    import conjugacy.spectrum
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    np.save(tmp_path / "x.npy", np.ones((2, 6, 1)))
+    monkeypatch.setattr(conjugacy.spectrum, "koopman_spectrum", interrupt)
+    result = invoke("spectrum", tmp_path / "x.npy", "--out", tmp_path / "o.npz")
+    assert result.exit_code == 130 and result.output.strip() == "error: interrupted"
+
+    grokking = pytest.importorskip("conjugacy.experiments.grokking")
+    monkeypatch.setattr(grokking, "run", interrupt)
+    result = invoke("reproduce", "grokking", "--out", tmp_path / "g", "--no-progress")
+    assert result.exit_code == 130
+    assert "`conjugacy reproduce grokking` again with the same options to resume" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
+    import conjugacy.spectrum
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    np.save(tmp_path / "x.npy", np.ones((2, 6, 1)))
+    monkeypatch.setattr(conjugacy.spectrum, "koopman_spectrum", bug)
+    result = runner.invoke(app, ["spectrum", str(tmp_path / "x.npy"), "--out",
+                                 str(tmp_path / "o.npz")])
+    assert isinstance(result.exception, ZeroDivisionError)

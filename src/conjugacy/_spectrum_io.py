@@ -262,7 +262,7 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
         raise fail(f"it is an .npz file but not a saved Spectrum (no '{META}' member; it holds "
                    f"{names})", "load it with numpy.load, or give a file written by "
                    "Spectrum.save or `conjugacy spectrum`")
-    _check_member_info(infos[f"{META}.npy"], size, fail)
+    check_member_info(infos[f"{META}.npy"], size, fail)
     meta = _read_meta(zf, infos[f"{META}.npy"], fail)
     if meta.get("format") != format_name:
         raise fail(f"its meta names format {meta.get('format')!r}, not {format_name!r}",
@@ -309,7 +309,7 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
             if f.required:
                 kwargs[f.name] = None
             continue
-        _check_member_info(info, size, fail)
+        check_member_info(info, size, fail)
         headers[f.name] = (info, *_read_header(zf, info, f.name, fail))
     if "eigenvalues" in headers:
         n_eig = headers["eigenvalues"][2]
@@ -321,7 +321,7 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
     for name, (_, _, shape, _, dtype) in headers.items():
         _check_array(name, shape, dtype, rank, fail)
     for name, (info, offset, shape, fortran, dtype) in headers.items():
-        kwargs[name] = _read_data(zf, info, offset, shape, fortran, dtype)
+        kwargs[name] = read_member_data(zf, info, offset, shape, fortran, dtype)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -338,13 +338,15 @@ def _is_kind(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _check_member_info(info: zipfile.ZipInfo, size: int, fail) -> None:
+def check_member_info(info: zipfile.ZipInfo, size: int, fail: Any) -> None:
+    """Refuse an encrypted member, an unknown compression method, a member extending past the end
+    of the ``size``-byte file, or a declared size its stored bytes cannot hold (no data is read)."""
     name = info.filename
     if info.flag_bits & 0x1:
         raise fail(f"member {name!r} is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise fail(f"member {name!r} uses zip compression method {info.compress_type}; "
-                   "saved spectra are stored or deflated")
+                   "only stored or deflated members are read")
     if info.header_offset < 0 or info.compress_size < 0 or (
             info.header_offset + info.compress_size > size):
         raise fail(f"member {name!r} extends past the end of the file ({size} bytes); the file "
@@ -359,35 +361,47 @@ def _check_member_info(info: zipfile.ZipInfo, size: int, fail) -> None:
 def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, fail):
     """Return (data offset, shape, fortran_order, dtype) of a member, reading only its header."""
     with zf.open(info) as fh:
-        magic = fh.read(8)
-        if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
-            raise fail(f"array {name!r} is not an .npy member (bad magic bytes)")
-        version = (magic[6], magic[7])
-        if version not in ((1, 0), (2, 0)):
-            raise fail(f"array {name!r} has npy format version {version[0]}.{version[1]}; "
-                       "saved spectra use 1.0 or 2.0")
-        fh_len = fh.read(2 if version == (1, 0) else 4)
-        if len(fh_len) < (2 if version == (1, 0) else 4):
-            raise fail(f"array {name!r} has a truncated npy header")
-        hlen = struct.unpack("<H" if version == (1, 0) else "<I", fh_len)[0]
-        offset = 8 + len(fh_len) + hlen
-        if hlen > 65536 or offset > info.file_size:
-            raise fail(f"array {name!r} declares an npy header of {hlen} bytes, longer than the "
-                       f"member ({info.file_size} bytes)")
-        header = fh.read(hlen)
-        if len(header) < hlen:
-            raise fail(f"array {name!r} has a truncated npy header")
-    shape, fortran, dtype = _parse_header(header, name, fail)
+        return read_npy_header(fh, info.file_size, name, fail)
+
+
+def read_npy_header(fh: Any, total: int, name: str, fail: Any):
+    """Read and validate the header of an ``.npy`` stream of ``total`` bytes (file or member).
+
+    Returns ``(data offset, shape, fortran_order, dtype)`` once the declared data size (shape x
+    itemsize, computed without overflow) is exactly ``total - offset`` bytes; never reads data.
+    ``fail(problem)`` builds the exception raised for a bad header (its message names the file).
+    """
+    magic = fh.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise fail(f"array {name!r} is not in .npy format (bad magic bytes)")
+    version = (magic[6], magic[7])
+    if version not in ((1, 0), (2, 0)):
+        raise fail(f"array {name!r} has npy format version {version[0]}.{version[1]}; "
+                   "versions 1.0 and 2.0 are read")
+    fh_len = fh.read(2 if version == (1, 0) else 4)
+    if len(fh_len) < (2 if version == (1, 0) else 4):
+        raise fail(f"array {name!r} has a truncated npy header")
+    hlen = struct.unpack("<H" if version == (1, 0) else "<I", fh_len)[0]
+    offset = 8 + len(fh_len) + hlen
+    if hlen > 65536 or offset > total:
+        raise fail(f"array {name!r} declares an npy header of {hlen} bytes, longer than the "
+                   f"{total} bytes there are")
+    header = fh.read(hlen)
+    if len(header) < hlen:
+        raise fail(f"array {name!r} has a truncated npy header")
+    shape, fortran, dtype = parse_npy_header(header, name, fail)
+    if dtype.hasobject:
+        raise fail(f"array {name!r} holds Python objects (pickled data), which are never loaded")
     if any(d < 0 for d in shape):
         raise fail(f"array {name!r} declares a negative dimension in shape {shape}")
     nbytes = math.prod(shape) * dtype.itemsize
-    if offset + nbytes != info.file_size:
-        raise fail(f"array {name!r} declares shape {shape} of {dtype} ({nbytes} bytes) but its "
-                   f"member holds {info.file_size - offset} data bytes")
+    if offset + nbytes != total:
+        raise fail(f"array {name!r} declares shape {shape} of {dtype} ({nbytes} bytes) but "
+                   f"{total - offset} data bytes follow its header")
     return offset, shape, fortran, dtype
 
 
-def _parse_header(header: bytes, name: str, fail) -> tuple[tuple[int, ...], bool, np.dtype]:
+def parse_npy_header(header: bytes, name: str, fail) -> tuple[tuple[int, ...], bool, np.dtype]:
     import ast
 
     try:
@@ -419,7 +433,7 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fail) -> dict[str, An
     offset, shape, fortran, dtype = _read_header(zf, info, META, fail)
     if dtype.kind != "U" or shape != () or dtype.itemsize == 0:
         raise fail(f"its meta member is a {dtype} array of shape {shape}; expected a JSON string")
-    arr = _read_data(zf, info, offset, shape, fortran, dtype)
+    arr = read_member_data(zf, info, offset, shape, fortran, dtype)
     try:
         text = str(arr[()])
     except (ValueError, UnicodeError):
@@ -447,7 +461,10 @@ def _check_array(name: str, shape: tuple[int, ...], dtype: np.dtype, rank: int |
             raise fail(f"array {name!r} has shape {shape}, inconsistent with rank {rank}")
 
 
-def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, offset: int, shape, fortran, dtype):
+def read_member_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, offset: int, shape, fortran, dtype):
+    """The array of a member whose header :func:`read_npy_header` accepted; the bytes are viewed
+    (``numpy.frombuffer``, read-only, never unpickled) and the zip CRC is checked (a
+    ``BadZipFile`` if it fails or the length is wrong)."""
     nbytes = math.prod(shape) * dtype.itemsize
     with zf.open(info) as fh:
         fh.read(offset)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import struct
 import warnings
+import zipfile
+import zlib
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from . import app
+from ._errors import UserError
 
 
 class Method(str, Enum):
@@ -21,10 +27,9 @@ class Method(str, Enum):
     exact = "exact"
 
 
-def _fail(message: str) -> typer.Exit:
-    # soft_wrap: long paths in error messages are not broken across lines
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code=1)
+def _fail(message: str) -> UserError:
+    # raised by the caller; the app's group prints it on one line and exits with status 2
+    return UserError(message)
 
 
 def load_trajectories(
@@ -73,53 +78,102 @@ def load_trajectories(
         )
     if suffix == ".npy" and key is not None:
         raise ValueError("--key applies to .npz files; a .npy file holds a single array")
-    magic = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}[suffix]
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(magic))
-    except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc}") from None
-    if head != magic:
-        # np.load would otherwise take any other content for a pickle and say so
-        raise ValueError(
-            f"{str(path)!r} is not a readable {suffix} file (it does not start with the "
-            f"{'NumPy' if suffix == '.npy' else 'zip'} signature)"
-        )
-    try:
-        # .npy: memory-mapped, so trajectories larger than memory stream through the Gram path
-        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if suffix == ".npy" else None)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "python objects" in str(exc).lower():
-            raise ValueError(
-                f"{str(path)!r} holds Python objects (pickled data), which are never loaded; "
-                "save a numeric array (n_trajectories, n_steps, n_features) instead"
-            ) from None
-        raise ValueError(f"{str(path)!r} is not a readable {suffix} file: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{str(path)!r} is not a readable {suffix} file: {exc}") from None
     if suffix == ".npy":
-        return loaded, str(path)
-    with loaded as archive:
-        names = list(archive.files)
-        if not names:
-            raise ValueError(f"{str(path)!r} holds no arrays")
-        if key is None:
-            if len(names) > 1:
-                raise ValueError(
-                    f"{str(path)!r} holds {len(names)} arrays ({', '.join(names)}); choose one "
-                    "with --key NAME"
-                )
-            key = names[0]
-        if key not in names:
-            raise ValueError(f"{str(path)!r} has no array {key!r}; it holds: {', '.join(names)}")
-        try:
-            data = archive[key]
-        except ValueError as exc:
-            raise ValueError(
-                f"array {key!r} of {str(path)!r} cannot be read without unpickling "
-                f"(object data are never loaded): {exc}"
-            ) from None
+        return _load_npy(path), str(path)
+    data, key = _load_npz_member(path, key)
     return data, f"{path} [{key}]"
+
+
+def _file_error(path: Path, suffix: str) -> Any:
+    hint = ("save a numeric array (n_trajectories, n_steps, n_features) with numpy.save"
+            if suffix == ".npy" else "write it again with numpy.savez")
+
+    def fail(problem: str) -> ValueError:
+        return ValueError(f"{str(path)!r} is not a readable {suffix} file: {problem}; {hint}")
+
+    return fail
+
+
+def _check_dtype(path: Path, dtype: np.dtype, what: str) -> None:
+    if dtype.hasobject:
+        raise ValueError(
+            f"{what} of {str(path)!r} holds Python objects (pickled data), which are never "
+            "loaded; save a numeric array (n_trajectories, n_steps, n_features) instead"
+        )
+    if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(
+            f"{what} of {str(path)!r} has dtype {dtype}; trajectories must be numbers (float "
+            "or int); save a numeric array (n_trajectories, n_steps, n_features)"
+        )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file, header validated first (magic, version, dtype, non-negative shape whose
+    size is exactly the bytes in the file), then memory-mapped so larger-than-memory trajectories
+    stream through the Gram path."""
+    fail = _file_error(path, ".npy")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size == 0:
+                raise fail("the file is empty")
+            offset, shape, fortran, dtype = read_npy_header(fh, size, path.name, fail)
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    _check_dtype(path, dtype, "the array")
+    try:
+        if math.prod(shape) == 0:  # nothing to map; the shape check in koopman_spectrum says why
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                         order="F" if fortran else "C")
+    except (OSError, ValueError, OverflowError) as exc:
+        raise fail(f"it cannot be memory-mapped ({exc})") from None
+
+
+def _load_npz_member(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+    """One array of a ``.npz`` archive; the zip structure and the member's npy header are
+    validated before its data are read, other members are never read."""
+    fail = _file_error(path, ".npz")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size == 0:
+                raise fail("the file is empty")
+            if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise fail("it does not start with the zip signature")
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as zf:
+                infos = {i.filename: i for i in zf.infolist()}
+                names = [n.removesuffix(".npy") for n in infos if n.endswith(".npy")]
+                if not names:
+                    raise ValueError(f"{str(path)!r} holds no arrays")
+                if key is None:
+                    if len(names) > 1:
+                        raise ValueError(
+                            f"{str(path)!r} holds {len(names)} arrays ({', '.join(names)}); "
+                            "choose one with --key NAME"
+                        )
+                    key = names[0]
+                if key not in names:
+                    raise ValueError(
+                        f"{str(path)!r} has no array {key!r}; it holds: {', '.join(names)}"
+                    )
+                info = infos[f"{key}.npy"]
+                check_member_info(info, size, fail)
+                with zf.open(info) as member:
+                    header = read_npy_header(member, info.file_size, key, fail)
+                _check_dtype(path, header[3], f"array {key!r}")
+                return read_member_data(zf, info, *header), key
+    except ValueError:
+        raise
+    except OSError as exc:
+        if exc.strerror:
+            raise ValueError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        raise fail(f"it is truncated or damaged ({type(exc).__name__}: {exc})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, OverflowError,
+            NotImplementedError, RuntimeError, UnicodeError, KeyError, IndexError, TypeError,
+            MemoryError) as exc:
+        raise fail(f"it is truncated or damaged ({type(exc).__name__}: {exc})") from None
 
 
 def _check_spectrum_out(out: Path) -> Path:
@@ -227,13 +281,8 @@ def compare(
     from ..spectrum import Spectrum
 
     console = Console()
-    spectra = []
-    for path in (a, b):
-        try:
-            spectra.append(Spectrum.load(path))
-        except (OSError, ValueError, KeyError) as exc:
-            raise _fail(f"cannot load a spectrum from {str(path)!r}: {exc}") from None
-    sa, sb = spectra
+    # a SpectrumFileError names the file, what is wrong and the fix: exit 2 (see _errors)
+    sa, sb = Spectrum.load(a), Spectrum.load(b)
     dist = wasserstein(sa, sb, p=p)
     table = Table(title="Spectrum comparison", title_justify="left")
     table.add_column("quantity")

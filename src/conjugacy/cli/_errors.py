@@ -1,0 +1,78 @@
+"""One place where the command line turns user errors into one line and exit status 2.
+
+:class:`ErrorHandlingGroup` is the Click group class of the ``conjugacy`` app and its
+``reproduce`` sub-app (``typer.Typer(cls=...)``), so every command, present and future, goes
+through it, under the console script as under Typer's ``CliRunner``:
+
+* a user error -- :class:`UserError` (raised by commands through :func:`fail`),
+  :class:`~conjugacy.SpectrumFileError` or any ``OSError`` (missing or unreadable files, a
+  :class:`~conjugacy.store.StoreError`, a full disk) -- prints ``error: <message>`` on one line to
+  stderr and exits with status 2; the messages name the file and the fix;
+* Ctrl-C prints one line (for ``reproduce fcn`` / ``reproduce grokking``: that rerunning the same
+  command resumes) and exits with status 130 (128 + SIGINT);
+* anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from .._spectrum_io import SpectrumFileError
+
+#: Commands whose rerun continues where an interrupted run stopped (their store keeps progress).
+RESUMABLE = {("reproduce", "fcn"), ("reproduce", "grokking")}
+
+
+class UserError(Exception):
+    """A mistake in the command's input; the message (naming the file or option and the fix) is
+    printed on one line and the command exits with status 2."""
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with ``message`` as a one-line user error (exit status 2)."""
+    raise UserError(message)
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpectrumFileError, OSError)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _print_error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(
+        f"[red]error:[/red] {escape(_one_line(message))}", highlight=False
+    )
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """A Typer group that maps user errors to exit 2 and Ctrl-C to exit 130 (see the module)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            words = tuple(ctx.command_path.split()[1:]) + (ctx.invoked_subcommand or "",)
+            if words[-2:] in RESUMABLE:
+                _print_error(f"interrupted; run `conjugacy {' '.join(words[-2:])}` again with "
+                             "the same options to resume where it stopped")
+            else:
+                _print_error("interrupted")
+            raise typer.Exit(code=130) from None
+        except USER_ERRORS as exc:
+            message = str(exc)
+            filename = getattr(exc, "filename", None)
+            if isinstance(exc, OSError) and filename and str(filename) not in message:
+                message = f"{filename}: {message}"
+            _print_error(message or type(exc).__name__)
+            raise typer.Exit(code=2) from None
