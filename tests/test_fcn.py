@@ -345,12 +345,12 @@ def test_cli_grokking_wiring(runner, tmp_path, monkeypatch):
     seen = {}
 
     class Fake:
-        tests: dict = {}
-        distances: dict = {}
+        comparison: dict = {}
         wall_time_s = 0.0
 
-    def fake_run(config, out_dir, *, progress=False):
-        seen.update(config=config, out=Path(out_dir), progress=progress)
+    def fake_run(config, out_dir, *, progress=False, workers=None, scheduler=None):
+        seen.update(config=config, out=Path(out_dir), progress=progress, workers=workers,
+                    scheduler=scheduler)
         return Fake()
 
     monkeypatch.setattr(grokking, "run", fake_run)

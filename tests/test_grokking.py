@@ -29,7 +29,7 @@ from conjugacy.experiments.grokking import (
     unit_circle_counts,
 )
 from conjugacy.spectrum import Spectrum
-from conjugacy.store import TrajectoryStore
+from conjugacy.study import StudyReader
 
 TINY = dict(
     scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=True, s6_steps=14, long_steps=20,
@@ -197,24 +197,33 @@ def test_results_structure_and_files(tiny_run: tuple[GrokkingResults, Path]) -> 
     for specs in res.spectra.values():
         assert len(specs) == 2 and all(isinstance(s, Spectrum) for s in specs)
         assert all(len(s.eigenvalues) == cfg.rank for s in specs)
-    assert set(res.tests) == {"fig5", "s6"}
-    for t in res.tests.values():
-        assert 0 < t.pvalue <= 1 and t.distance_matrix.shape == (4, 4)
-    between = res.distances["between"]["unconstrained_vs_constrained"]
+    cmp = res.comparison
+    assert cmp["pairs"] == {"fig5": ["unconstrained", "constrained"],
+                            "s6": ["unconstrained", "constrained_s6"]}
+    for which in ("all", "filtered"):
+        if cmp[which] is None:
+            assert which == "filtered" and cmp["verdict_uses"] == "all"
+            continue
+        assert set(cmp[which]["permutation_tests"]) == {"fig5", "s6"}
+        for t in cmp[which]["permutation_tests"].values():
+            assert 0 < t["pvalue"] <= 1 and t["exact"] and t["n_permutations"] == 6
+    assert set(res.pvalues) == {"fig5", "s6"}
+    between = np.array(cmp["all"]["distances"]["fig5"]["per_seed"])
     assert between.shape == (2,) and np.all(between >= 0)
-    assert res.distances["within"]["unconstrained"].shape == (2, 2)
+    assert np.array(cmp["all"]["between_seeds"]["unconstrained"]["matrix"]).shape == (2, 2)
     for key in ("fig5", "figS6", "fig5AB"):
         assert res.figures[key].exists() and res.figures[key].stat().st_size > 1000
     doc = json.loads((out / "results.json").read_text())
     assert doc["observed_parameter"] == "mlp.W_out"
     assert len(doc["spectra"]["constrained"]) == 2
     assert len(doc["spectra"]["unconstrained"][0]["eigenvalues"]) == cfg.rank
-    assert set(doc["unit_circle"]["constrained"]["total"]) >= {"outside", "on", "inside"}
-    total = doc["unit_circle"]["unconstrained"]["total"]
+    assert set(doc["unit_circle"]["all"]["constrained"]["total"]) >= {"outside", "on", "inside"}
+    total = doc["unit_circle"]["all"]["unconstrained"]["total"]
     assert total["outside"] + total["on"] + total["inside"] == 2 * cfg.rank
-    assert doc["tests"]["fig5"]["pvalue"] == pytest.approx(res.tests["fig5"].pvalue)
-    assert doc["distances"]["between_regimes"]["unconstrained_vs_constrained"]["per_seed"] == (
+    assert doc["comparison"]["verdicts"]["fig5"]["pvalue"] == pytest.approx(res.pvalues["fig5"])
+    assert doc["comparison"]["all"]["distances"]["fig5"]["per_seed"] == (
         pytest.approx(between.tolist()))
+    assert doc["provenance"]["study"] == "grokking"
     # curves: steps + 1 records (unconstrained), s6_steps + 1 (constrained), NaN off eval steps
     c = res.curves["constrained"]
     assert c["test_accuracy"].shape == (4, cfg.s6_steps + 1)
@@ -233,7 +242,7 @@ def test_spectra_are_fitted_on_each_regimes_own_snapshots(
 
     res, out = tiny_run
     cfg = res.config
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+    with StudyReader.open(out) as store:
         traj = store.read(OBSERVED_PARAMETER, runs=["constrained-seed001_0", "constrained-seed001_1"],
                           steps=slice(0, cfg.steps + 1))
     spec = koopman_spectrum(traj, delays=cfg.delays, rank=cfg.rank, pca=cfg.pca)
@@ -245,7 +254,7 @@ def test_constrained_norm_is_constant_after_every_step(
     tiny_run: tuple[GrokkingResults, Path],
 ) -> None:
     res, out = tiny_run
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+    with StudyReader.open(out) as store:
         for run_name in [r for r in store.runs() if r.startswith("constrained")]:
             norms = store.scalars(run_name, "weight_norm")
             assert len(norms) == res.config.s6_steps + 1
@@ -259,7 +268,7 @@ def test_replicas_differ_from_the_base_by_the_perturbation(
 ) -> None:
     res, out = tiny_run
     eps = res.config.eps
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+    with StudyReader.open(out) as store:
         for regime in ("unconstrained", "constrained"):
             w0 = store.read(OBSERVED_PARAMETER, runs=[f"{regime}-seed000_0",
                                                      f"{regime}-seed000_1"], steps=slice(0, 1))
@@ -268,7 +277,7 @@ def test_replicas_differ_from_the_base_by_the_perturbation(
             assert np.abs(ratio).max() > 0.5 * eps  # uniform noise reaches near eps
             assert abs(ratio.mean()) < 0.2 * eps
     base = make_base_model(res.config, 0, "constrained")
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as store:
+    with StudyReader.open(out) as store:
         stored = store.read(OBSERVED_PARAMETER, runs="constrained-seed000_0", steps=slice(0, 1))
     np.testing.assert_array_equal(
         stored[0, 0], dict(base.named_parameters())[OBSERVED_PARAMETER].detach().numpy().ravel())
@@ -282,8 +291,7 @@ def test_deterministic_under_a_seed(tiny_run: tuple[GrokkingResults, Path],
     for regime in ("unconstrained", "constrained"):
         for a, b in zip(res.spectra[regime], again.spectra[regime]):
             np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
-    with TrajectoryStore.open(out / "trajectories.zarr", "r") as s1, \
-            TrajectoryStore.open(tmp_path / "trajectories.zarr", "r") as s2:
+    with StudyReader.open(out) as s1, StudyReader.open(tmp_path) as s2:
         name = "unconstrained-seed001_1"
         np.testing.assert_array_equal(s1.read(OBSERVED_PARAMETER, runs=name),
                                       s2.read(OBSERVED_PARAMETER, runs=name))
@@ -296,7 +304,8 @@ def test_resume_skips_finished_runs_and_refuses_other_settings(
 ) -> None:
     res, out = tiny_run
     again = run(GrokkingConfig(**TINY), out)  # everything is in the store: analysis only
-    assert again.tests["fig5"].pvalue == res.tests["fig5"].pvalue
+    assert again.pvalues == res.pvalues
+    assert again.timing["trained"] == [] and len(again.timing["skipped"]) == 6
     with pytest.raises(ValueError, match="other settings"):
         run(GrokkingConfig(**{**TINY, "lr": 2e-3}), out)
 

@@ -51,6 +51,16 @@ def _check_device(device: str) -> str:
     return device
 
 
+def _check_dask(workers: int | None, scheduler: str | None) -> None:
+    if workers is not None and scheduler is not None:
+        _fail("give --workers (a local Dask cluster) or --scheduler (an existing one), not both")
+    if workers is not None or scheduler is not None:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            _fail("--workers/--scheduler need dask.distributed: pip install 'conjugacy[dask]'")
+
+
 def _print_fcn(summary: dict[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -164,6 +174,14 @@ def fcn(
         int | None,
         _Opt("--replicas", min=2, help="Override replicas per seed (base included)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        _Opt("--workers", min=1, help="Run the jobs on a local Dask cluster of N workers."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        _Opt("--scheduler", help="Run the jobs on the Dask scheduler at ADDRESS (tcp://host:8786)."),
+    ] = None,
     progress: Annotated[bool, _Opt("--progress/--no-progress", help="Progress bars.")] = True,
 ) -> None:
     """Width study of fully connected networks (paper sec. 4.2, fig. 3, S3, S4).
@@ -209,8 +227,9 @@ def fcn(
             "[yellow]Note:[/] --scale paper with the bundled digits: the published numbers of "
             "seeds, replicas and steps, but not MNIST (give --data mnist --data-dir DIR for that)."
         )
+    _check_dask(workers, scheduler)
     try:
-        result = run(config, out, progress=progress)
+        result = run(config, out, progress=progress, workers=workers, scheduler=scheduler)
     except (OSError, ValueError) as exc:  # missing/corrupt data files, unusable --out, locked store
         _fail(str(exc))
     _print_fcn(result.summary, out)
@@ -243,6 +262,14 @@ def grokking(
         int | None,
         _Opt("--replicas", min=1, help="Override replicas per seed (base included)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        _Opt("--workers", min=1, help="Run the jobs on a local Dask cluster of N workers."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        _Opt("--scheduler", help="Run the jobs on the Dask scheduler at ADDRESS (tcp://host:8786)."),
+    ] = None,
     progress: Annotated[bool, _Opt("--progress/--no-progress", help="Progress bars.")] = True,
 ) -> None:
     """Transformer grokking: constrained vs unconstrained training (paper sec. 4.4, fig. 5, S6).
@@ -272,8 +299,9 @@ def grokking(
         config = GrokkingConfig.from_scale(scale, **overrides)
     except (TypeError, ValueError) as exc:
         _fail(str(exc))
+    _check_dask(workers, scheduler)
     try:
-        result = run(config, out, progress=progress)
+        result = run(config, out, progress=progress, workers=workers, scheduler=scheduler)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     _print_grokking(result, out)
@@ -283,9 +311,18 @@ def _print_grokking(result: Any, out: Path) -> None:
     from rich.console import Console
 
     console = Console()
-    for name, test in getattr(result, "tests", {}).items():
-        console.print(f"permutation test {name}: statistic {test.statistic:.4g}, p = {test.pvalue:.3g}")
-    for key, values in getattr(result, "distances", {}).get("between", {}).items():
-        console.print(f"distance {key}: mean {float(sum(values)) / max(len(values), 1):.4g}")
+    comparison = getattr(result, "comparison", None) or {}
+    for which in ("all", "filtered"):
+        cmp = comparison.get(which)
+        if not cmp:
+            continue
+        for name, test in cmp["permutation_tests"].items():
+            d = cmp["distances"][name]
+            console.print(
+                f"{name} ({which} eigenvalues): mean W1 {d['mean']:.4g}, permutation test "
+                f"statistic {test['statistic']:.4g}, p = {test['pvalue']:.3g}"
+            )
+    for name, v in comparison.get("verdicts", {}).items():
+        console.print(f"verdict {name}: {v['verdict']} ({v['uses']} spectra)")
     wall = getattr(result, "wall_time_s", None)
     console.print((f"wall time {wall:.1f} s; " if wall is not None else "") + f"results in {out}")

@@ -26,7 +26,6 @@ The reference code fits the constrained spectrum with ``X`` from the unconstrain
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -41,12 +40,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
-from ..compare import distance_matrix, wasserstein
+from ..analysis import (
+    SpectrumGroup,
+    compare_conditions,
+    filter_spectrum,
+    fit_spectra,
+    spectra_to_json,
+)
 from ..data.modular import ModularData, modular_addition
-from ..results import package_info, spectrum_to_dict, to_jsonable, write_json
-from ..spectrum import Spectrum, koopman_spectrum
-from ..stats import ConjugacyTestResult, conjugacy_test
-from ..store import TrajectoryStore
+from ..spectrum import Spectrum
+from ..study import (
+    Job,
+    JobContext,
+    Study,
+    dask_client,
+    limit_threads,
+    provenance,
+    run_study,
+    write_results,
+)
 from ..torch.replicas import train_replicas
 
 __all__ = [
@@ -57,9 +69,13 @@ __all__ = [
     "OneLayerTransformer",
     "TrainingProtocol",
     "UnitCircleCounts",
+    "PAIRS",
     "global_norm",
     "make_base_model",
+    "make_study",
     "run",
+    "spectrum_groups",
+    "train_job",
     "unit_circle_counts",
 ]
 
@@ -422,15 +438,14 @@ class GrokkingResults:
     spectra : dict of str -> tuple of Spectrum
         One spectrum per seed for each condition: ``"unconstrained"`` and ``"constrained"``
         (the fig. 5 window of ``steps``), and ``"constrained_s6"`` (``s6_steps``) when ``s6``.
-    distances : dict
-        ``"between"``: condition pair name -> per-seed Wasserstein distances (n_seeds,) between
-        the two conditions' spectra of the same seed; ``"within"``: condition -> (n_seeds,
-        n_seeds) matrix of distances between the spectra of different seeds.
-    tests : dict of str -> ConjugacyTestResult
-        ``"fig5"`` (unconstrained vs constrained) and ``"s6"`` (unconstrained vs
-        constrained_s6): permutation tests whose groups are the per-seed spectra.
-    unit_circle : dict of str -> list of UnitCircleCounts
-        Per condition, one entry per seed.
+    comparison : dict
+        :func:`conjugacy.analysis.compare_conditions` of the spectra: the pairs ``"fig5"``
+        (unconstrained vs constrained) and ``"s6"`` (unconstrained vs constrained_s6), on all
+        eigenvalues (``"all"``) and on the residual-filtered spectra (``"filtered"``, the one
+        the verdicts use when the engine filters): per-seed distances, distances between seeds,
+        permutation tests, shuffle control, KS tests, verdicts.
+    unit_circle : dict of str -> dict of str -> list of UnitCircleCounts
+        ``unit_circle["all" | "filtered"][condition]``: one entry per seed.
     curves : dict of str -> dict of str -> ndarray
         Per regime: ``"step"`` (n_records,) and ``"train_loss"``, ``"train_accuracy"``,
         ``"test_loss"``, ``"test_accuracy"``, ``"weight_norm"`` arrays (n_runs, n_records), NaN
@@ -442,72 +457,51 @@ class GrokkingResults:
         Wall-clock time of :func:`run`, including any training skipped because it was resumed.
     out_dir : Path
     figures : dict of str -> Path
+    timing : dict
+        Training (per job), spectra and statistics wall times.
     """
 
     config: GrokkingConfig
     seeds: tuple[int, ...]
     spectra: dict[str, tuple[Spectrum, ...]]
-    distances: dict[str, dict[str, np.ndarray]]
-    tests: dict[str, ConjugacyTestResult]
-    unit_circle: dict[str, list[UnitCircleCounts]]
+    comparison: dict[str, Any]
+    unit_circle: dict[str, dict[str, list[UnitCircleCounts]]]
     curves: dict[str, dict[str, np.ndarray]]
     long_curves: dict[str, dict[str, np.ndarray]] | None
     wall_time_s: float
     out_dir: Path
     figures: dict[str, Path] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pvalues(self) -> dict[str, float | None]:
+        """Permutation-test p-value of each pair (``"fig5"``, ``"s6"``) on the verdict's spectra."""
+        return {k: v["pvalue"] for k, v in self.comparison["verdicts"].items()}
 
 
 # ----------------------------------------------------------------------------- analysis
 _SCALARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm")
+#: The compared pairs of conditions: fig. 5 and the fig. S6 control.
+PAIRS = {"fig5": ("unconstrained", "constrained"), "s6": ("unconstrained", "constrained_s6")}
 
 
-def _fit(store: TrajectoryStore, runs: list[str], n_snapshots: int, config: GrokkingConfig
-         ) -> Spectrum:
-    traj = store.read(params=OBSERVED_PARAMETER, runs=runs, steps=slice(0, n_snapshots))
-    if traj.shape[1] != n_snapshots:
-        raise RuntimeError(f"runs {runs} hold {traj.shape[1]} snapshots, {n_snapshots} needed")
-    return koopman_spectrum(traj, delays=config.delays, rank=config.rank, pca=config.pca)
-
-
-def _curves(store: TrajectoryStore, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
+def _curves(store: Any, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"step": store.steps(runs[0])[:n_snapshots]}
     for name in _SCALARS:
         out[name] = np.stack([store.scalars(r, name)[:n_snapshots] for r in runs])
     return out
 
 
-def _analyse(store: TrajectoryStore, config: GrokkingConfig, runs: dict[tuple[str, int], list[str]]
-             ) -> dict[str, Any]:
-    conditions = {"unconstrained": ("unconstrained", config.steps + 1),
-                  "constrained": ("constrained", config.steps + 1)}
+def spectrum_groups(config: GrokkingConfig, study: Study) -> list[SpectrumGroup]:
+    """The spectra of the experiment: one per (condition, seed); ``constrained_s6`` is the
+    constrained runs over the longer fig. S6 window."""
+    jobs = {(j.condition, j.seed): j for j in study.jobs()}
+    windows = {"unconstrained": ("unconstrained", config.steps + 1),
+               "constrained": ("constrained", config.steps + 1)}
     if config.s6:
-        conditions["constrained_s6"] = ("constrained", config.s6_steps + 1)
-    spectra: dict[str, tuple[Spectrum, ...]] = {}
-    for cond, (regime, n_snap) in conditions.items():
-        spectra[cond] = tuple(_fit(store, runs[(regime, s)], n_snap, config)
-                              for s in config.seeds)
-    pairs = {"fig5": ("unconstrained", "constrained")}
-    if config.s6:
-        pairs["s6"] = ("unconstrained", "constrained_s6")
-    between = {
-        f"{a}_vs_{b}": np.array([wasserstein(x, y) for x, y in zip(spectra[a], spectra[b])])
-        for a, b in pairs.values()
-    }
-    within = {cond: distance_matrix(list(spectra[cond])) for cond in spectra}
-    tests = {
-        name: conjugacy_test(list(spectra[a]), list(spectra[b]),
-                             n_permutations=config.n_permutations, seed=config.seed)
-        for name, (a, b) in pairs.items()
-    }
-    circle = {cond: [unit_circle_counts(s, config.unit_circle_tol) for s in spectra[cond]]
-              for cond in spectra}
-    curves = {}
-    for regime in REGIMES:
-        all_runs = [r for s in config.seeds for r in runs[(regime, s)]]
-        n_snap = (config.constrained_steps() if regime == "constrained" else config.steps) + 1
-        curves[regime] = _curves(store, all_runs, n_snap)
-    return {"spectra": spectra, "distances": {"between": between, "within": within},
-            "tests": tests, "unit_circle": circle, "curves": curves}
+        windows["constrained_s6"] = ("constrained", config.s6_steps + 1)
+    return [SpectrumGroup(cond, s, jobs[(regime, s)].run_names, steps=(0, n_snap))
+            for cond, (regime, n_snap) in windows.items() for s in config.seeds]
 
 
 def _summary_counts(counts: list[UnitCircleCounts]) -> dict[str, Any]:
@@ -523,41 +517,27 @@ def _summary_counts(counts: list[UnitCircleCounts]) -> dict[str, Any]:
             "tol": counts[0].tol if counts else None}
 
 
-def _results_dict(res: GrokkingResults) -> dict[str, Any]:
-    groups = {"fig5": ["unconstrained", "constrained"], "s6": ["unconstrained", "constrained_s6"]}
-    tests = {
-        name: {"statistic": t.statistic, "pvalue": t.pvalue, "n_permutations": t.n_permutations,
-               "exact": t.exact, "groups": groups[name],
-               "statistic_definition": "mean between-group W1 - mean of the within-group means"}
-        for name, t in res.tests.items()
-    }
-    within = {}
-    for cond, mat in res.distances["within"].items():
-        iu = np.triu_indices(len(mat), 1)
-        within[cond] = {"matrix": mat, "mean": float(mat[iu].mean()), "values": mat[iu]}
-    between = {k: {"per_seed": v, "mean": float(v.mean())}
-               for k, v in res.distances["between"].items()}
+def _results_dict(res: GrokkingResults, study: Study) -> dict[str, Any]:
+    cfg = res.config
     return {
         "experiment": "grokking",
         "description": (
             f"Koopman spectra of the MLP output weights ({OBSERVED_PARAMETER}, "
-            f"{res.config.d_model} x {res.config.d_mlp}) of a one-layer transformer on a + b mod "
-            f"{res.config.modulus}, unconstrained (AdamW weight decay {res.config.weight_decay}) "
-            f"vs constrained (weights x {res.config.alpha} once, constant global norm, no weight "
+            f"{cfg.d_model} x {cfg.d_mlp}) of a one-layer transformer on a + b mod "
+            f"{cfg.modulus}, unconstrained (AdamW weight decay {cfg.weight_decay}) "
+            f"vs constrained (weights x {cfg.alpha} once, constant global norm, no weight "
             "decay). Redman et al. 2024, fig. 5 and S6."
         ),
-        "config": res.config,
+        "config": cfg,
         "seeds": list(res.seeds),
         "observed_parameter": OBSERVED_PARAMETER,
-        "spectra": {cond: [spectrum_to_dict(s) for s in specs]
-                    for cond, specs in res.spectra.items()},
-        "distances": {"metric": "Wasserstein W_1 between eigenvalue sets in the complex plane",
-                      "between_regimes": between, "within_regime_between_seeds": within},
-        "tests": tests,
+        "spectra": spectra_to_json(res.spectra),
+        "comparison": res.comparison,
         "unit_circle": {
             "rule": "on: ||lambda| - 1| <= tol; outside: |lambda| > 1 + tol; inside: "
                     "|lambda| < 1 - tol; complex_*: only eigenvalues with Im != 0",
-            **{cond: _summary_counts(c) for cond, c in res.unit_circle.items()},
+            **{which: {cond: _summary_counts(c) for cond, c in per.items()}
+               for which, per in res.unit_circle.items()},
         },
         "curves": {
             regime: {
@@ -570,7 +550,10 @@ def _results_dict(res: GrokkingResults) -> dict[str, Any]:
         "long_curves": res.long_curves,
         "figures": {k: v.name for k, v in res.figures.items()},
         "wall_time_s": res.wall_time_s,
-        "environment": package_info(),
+        "timing_seconds": res.timing,
+        "provenance": provenance(study, data={
+            "name": f"a + b mod {cfg.modulus}", "train_fraction": cfg.train_fraction,
+            "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
     }
 
 
@@ -707,82 +690,48 @@ def _regime_steps(config: GrokkingConfig, regime: str) -> int:
     return config.constrained_steps() if regime == "constrained" else config.steps
 
 
-def _complete(store: TrajectoryStore, runs: list[str], n_records: int) -> bool:
-    have = set(store.runs())
-    if not all(r in have for r in runs):
-        return False
-    for r in runs:
-        info = store.run_info(r)
-        if not info["finished"]:
-            return False
-        if info["n_complete"] != n_records:
-            raise ValueError(
-                f"run {r!r} in {str(store.path)!r} holds {info['n_complete']} records, this "
-                f"configuration needs {n_records}: the output folder belongs to another "
-                "configuration; use a new out_dir"
-            )
-    return True
-
-
-def _train_seed(config: GrokkingConfig, regime: str, seed: int, store: TrajectoryStore,
-                checkpoint_dir: Path, progress: bool) -> list[str]:
-    n_steps = _regime_steps(config, regime)
-    prefix = f"{regime}-seed{seed:03d}"
-    width = len(str(config.n_replicas - 1))
-    names = [f"{prefix}_{i:0{width}d}" for i in range(config.n_replicas)]
-    if _complete(store, names, n_steps + 1):
-        return names
-    data = modular_addition(config.modulus, config.train_fraction, seed)
-    every = config.eval_every
-    protocol = TrainingProtocol(
-        config, regime, data, lambda t: t % every == 0 or t == n_steps)
-    out = train_replicas(
-        make_base_model(config, seed, regime),
-        n_replicas=config.n_replicas, eps=config.eps, noise=config.noise, seed=seed,
-        batches=protocol.batches(), loss_fn=protocol.loss_fn,
-        make_optimizer=protocol.make_optimizer, n_steps=n_steps, store=store,
-        run_prefix=prefix, params=OBSERVED_PARAMETER, every=1,
-        after_step=protocol.after_step, evaluate=protocol.evaluate, vectorize=False,
-        device=config.device, progress=progress, checkpoint_dir=checkpoint_dir,
-        metadata={"experiment": "grokking", "regime": regime, "seed": seed,
-                  "modulus": config.modulus, "train_fraction": config.train_fraction},
-    )
-    if out != names:
-        raise RuntimeError(f"train_replicas named the runs {out}, expected {names}")
-    return names
-
-
 def _log_steps(n_steps: int, n_points: int) -> np.ndarray:
     """About ``n_points`` distinct log-spaced steps in [1, n_steps], plus 0."""
     pts = np.unique(np.round(np.geomspace(1, n_steps, n_points)).astype(int))
     return np.concatenate([[0], pts])
 
 
-def _train_long(config: GrokkingConfig, regime: str, store: TrajectoryStore,
-                checkpoint_dir: Path, progress: bool) -> dict[str, np.ndarray]:
-    """One run (the base of the first seed) for ``long_steps``; accuracy at log-spaced steps.
+def train_job(job: Job, ctx: JobContext) -> None:
+    """Train one job (the study's training step): the replicas of one (regime, seed), or the
+    long run of one regime (``job.params["long"]``), resuming from ``ctx.checkpoint_dir``.
 
-    Only the tiny ``mlp.b_out`` is recorded at every step (the weights are not analysed here);
-    train/test loss and accuracy are evaluated at ~``long_eval_points`` log-spaced steps.
+    Short runs record ``mlp.W_out`` at every step, with the weight norm at every step and the
+    train/test loss and accuracy every ``eval_every`` steps; the long run (fig. 5A/B) records
+    only the tiny ``mlp.b_out`` and evaluates at ~``long_eval_points`` log-spaced steps.
     """
-    assert config.long_steps is not None
-    seed = config.seed
-    run = f"long-{regime}-seed{seed:03d}_0"
-    n_steps = config.long_steps
-    if not _complete(store, [run], n_steps + 1):
-        data = modular_addition(config.modulus, config.train_fraction, seed)
+    config: GrokkingConfig = ctx.config
+    regime, seed = job.params["regime"], job.seed
+    n_steps = job.n_records - 1
+    data = modular_addition(config.modulus, config.train_fraction, seed)
+    if job.params.get("long"):
         marks = set(_log_steps(n_steps, config.long_eval_points).tolist())
         protocol = TrainingProtocol(config, regime, data, lambda t: t in marks)
-        train_replicas(
-            make_base_model(config, seed, regime), n_replicas=1, eps=config.eps,
-            noise=config.noise, seed=seed, batches=protocol.batches(),
-            loss_fn=protocol.loss_fn, make_optimizer=protocol.make_optimizer, n_steps=n_steps,
-            store=store, run_prefix=f"long-{regime}-seed{seed:03d}", params="mlp.b_out",
-            every=1, after_step=protocol.after_step, evaluate=protocol.evaluate,
-            vectorize=False, device=config.device, progress=progress,
-            checkpoint_dir=checkpoint_dir, chunk_steps=256,
-            metadata={"experiment": "grokking-long", "regime": regime, "seed": seed},
-        )
+        params, chunk, meta = "mlp.b_out", 256, {"experiment": "grokking-long"}
+    else:
+        every = config.eval_every
+        protocol = TrainingProtocol(config, regime, data,
+                                    lambda t: t % every == 0 or t == n_steps)
+        params, chunk = OBSERVED_PARAMETER, 64
+        meta = {"experiment": "grokking", "modulus": config.modulus,
+                "train_fraction": config.train_fraction}
+    train_replicas(
+        make_base_model(config, seed, regime),
+        n_replicas=job.n_replicas, eps=config.eps, noise=config.noise, seed=seed,
+        batches=protocol.batches(), loss_fn=protocol.loss_fn,
+        make_optimizer=protocol.make_optimizer, n_steps=n_steps, store=ctx.store,
+        run_prefix=job.key, params=params, every=1, after_step=protocol.after_step,
+        evaluate=protocol.evaluate, vectorize=False, device=config.device,
+        progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, chunk_steps=chunk,
+        metadata={**ctx.metadata, **meta, "regime": regime},
+    )
+
+
+def _long_curve(store: Any, run: str) -> dict[str, np.ndarray]:
     step = store.steps(run)
     acc = store.scalars(run, "test_accuracy")
     keep = np.isfinite(acc)
@@ -801,63 +750,112 @@ def _training_fields(config: GrokkingConfig) -> dict[str, Any]:
     return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in skip}
 
 
-def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bool = False
+def _job_key(condition: str, seed: int) -> str:
+    return f"{condition}-seed{seed:03d}"
+
+
+def make_study(config: GrokkingConfig) -> Study:
+    """The experiment as a :class:`~conjugacy.study.Study`: one job per (regime, seed), plus one
+    long run per regime when ``long_steps`` is set. Resumable from checkpoints."""
+    if not isinstance(config, GrokkingConfig):
+        raise TypeError(f"config must be a GrokkingConfig, got {type(config).__name__}")
+    extra = []
+    if config.long_steps is not None:
+        extra = [Job(f"long-{r}", config.seed, {"regime": r, "long": True},
+                     f"long-{r}-seed{config.seed:03d}", 1, config.long_steps + 1)
+                 for r in REGIMES]
+    return Study(
+        name="grokking",
+        conditions={r: {"regime": r} for r in REGIMES},
+        seeds=config.seeds,
+        n_replicas=config.n_replicas,
+        n_records=lambda cond, params: _regime_steps(config, params["regime"]) + 1,
+        train=train_job,
+        settings=_training_fields(config),
+        config=config,
+        job_key=_job_key,
+        extra_jobs=extra,
+        resumable=True,
+        seed_major=False,
+    )
+
+
+def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bool = False,
+        workers: int | None = None, scheduler: str | None = None, processes: bool = True,
         ) -> GrokkingResults:
-    """Train, fit and compare; write ``results.json``, figures and the trajectory store.
+    """Train, fit and compare; write ``results.json``, figures and the trajectory stores.
 
     Parameters
     ----------
     config : GrokkingConfig
     out_dir : path
-        Created if needed. Holds ``trajectories.zarr`` (the recorded ``mlp.W_out`` of every
-        run, with train/test loss, accuracy and weight norm as scalars), ``checkpoints/``,
-        ``results.json``, ``fig5.png/.svg``, ``figS6.png/.svg`` (with ``s6``) and
-        ``fig5AB.png/.svg`` (with ``long_steps``). Calling again with the same configuration
-        resumes: finished runs are skipped, interrupted ones continue from their checkpoint.
+        Created if needed. Holds ``study.json``, ``trajectories/<regime>-seed<s>.zarr`` (one
+        store per job: the recorded ``mlp.W_out`` of every run, with train/test loss, accuracy
+        and weight norm as scalars), ``checkpoints/``, ``results.json``, ``fig5.png/.svg``,
+        ``figS6.png/.svg`` (with ``s6``) and ``fig5AB.png/.svg`` (with ``long_steps``). Calling
+        again with the same configuration resumes: finished jobs are skipped, interrupted runs
+        continue from their checkpoint.
     progress : bool
         Rich progress bars while training.
+    workers, scheduler, processes
+        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`).
 
     Returns
     -------
     GrokkingResults
     """
-    if not isinstance(config, GrokkingConfig):
-        raise TypeError(f"config must be a GrokkingConfig, got {type(config).__name__}")
+    study = make_study(config)
+    if workers is not None or scheduler is not None:
+        with dask_client(scheduler, workers, processes=processes) as client:
+            return _run(config, study, Path(out_dir), progress, client)
+    return _run(config, study, Path(out_dir), progress, None)
+
+
+def _run(config: GrokkingConfig, study: Study, out: Path, progress: bool, client: Any
+         ) -> GrokkingResults:
     start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "training_config.json"
-    wanted = to_jsonable(_training_fields(config))
-    if stamp.exists():
-        have = json.loads(stamp.read_text(encoding="utf-8"))
-        if have != wanted:
-            diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
-            raise ValueError(
-                f"out_dir {str(out)!r} holds runs trained with other settings ({diff}); use a "
-                "new out_dir"
-            )
-    else:
-        write_json(stamp, wanted)
-    ckdir = out / "checkpoints"
-    runs: dict[tuple[str, int], list[str]] = {}
-    with TrajectoryStore.open(out / "trajectories.zarr", "a") as store:
+    trained = run_study(study, out, client=client, progress=progress)
+    t1 = time.perf_counter()
+    jobs = {(j.condition, j.seed): j for j in study.jobs()}
+    with limit_threads(study.threads), trained.reader() as reader:
+        fitted = fit_spectra(reader, spectrum_groups(config, study), _spectrum_settings(config),
+                             params=OBSERVED_PARAMETER, client=client)
+        t2 = time.perf_counter()
+        conds = ["unconstrained", "constrained"] + (["constrained_s6"] if config.s6 else [])
+        spectra = {c: tuple(fitted[(c, s, None)] for s in config.seeds) for c in conds}
+        comparison = compare_conditions(
+            spectra, pairs={k: v for k, v in PAIRS.items() if v[1] in spectra},
+            seed=config.seed, n_permutations=config.n_permutations)
+        circle = {"all": {c: [unit_circle_counts(s, config.unit_circle_tol) for s in spectra[c]]
+                          for c in conds}}
+        filtered = {c: [filter_spectrum(s) for s in spectra[c]] for c in conds}
+        if all(f is not None for v in filtered.values() for f in v):
+            circle["filtered"] = {c: [unit_circle_counts(f, config.unit_circle_tol) for f in v]
+                                  for c, v in filtered.items()}
+        curves = {}
         for regime in REGIMES:
-            for seed in config.seeds:
-                runs[(regime, seed)] = _train_seed(config, regime, seed, store, ckdir, progress)
+            runs = [r for s in config.seeds for r in jobs[(regime, s)].run_names]
+            curves[regime] = _curves(reader, runs, _regime_steps(config, regime) + 1)
         long_curves = None
         if config.long_steps is not None:
-            long_curves = {regime: _train_long(config, regime, store, ckdir, progress)
-                           for regime in REGIMES}
-        parts = _analyse(store, config, runs)
+            long_curves = {r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0")
+                           for r in REGIMES}
+    t3 = time.perf_counter()
     results = GrokkingResults(
-        config=config, seeds=config.seeds, spectra=parts["spectra"],
-        distances=parts["distances"], tests=parts["tests"], unit_circle=parts["unit_circle"],
-        curves=parts["curves"], long_curves=long_curves, wall_time_s=0.0, out_dir=out,
+        config=config, seeds=config.seeds, spectra=spectra, comparison=comparison,
+        unit_circle=circle, curves=curves, long_curves=long_curves, wall_time_s=0.0, out_dir=out,
     )
     figures = _figures(results)
-    results = replace(results, figures=figures, wall_time_s=time.perf_counter() - start)
-    write_json(out / "results.json", _results_dict(results))
+    timing = {**trained.timing(), "spectra": t2 - t1, "statistics": t3 - t2}
+    results = replace(results, figures=figures, wall_time_s=time.perf_counter() - start,
+                      timing=timing)
+    write_results(out, _results_dict(results, study))
     return results
+
+
+def _spectrum_settings(config: GrokkingConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`conjugacy.koopman_spectrum` for every group."""
+    return {"delays": config.delays, "rank": config.rank, "pca": config.pca}
 
 
 def _cut(curve: Mapping[str, np.ndarray], n_records: int) -> dict[str, np.ndarray]:
@@ -873,7 +871,7 @@ def _figures(res: GrokkingResults) -> dict[str, Path]:
     n5 = cfg.steps + 1
     curves5 = {regime: _cut(c, n5) for regime, c in res.curves.items()}
     fig = figure_fig5(curves5, {k: res.spectra[k] for k in REGIMES},
-                      pvalue=res.tests["fig5"].pvalue)
+                      pvalue=res.pvalues["fig5"])
     figs["fig5"] = save_figure(fig, out / "fig5")[0]
     if cfg.s6:
         fig = figure_s6(
@@ -881,7 +879,7 @@ def _figures(res: GrokkingResults) -> dict[str, Path]:
             {"unconstrained": res.spectra["unconstrained"],
              "constrained_s6": res.spectra["constrained_s6"]},
             {"unconstrained": cfg.steps, "constrained": cfg.s6_steps},
-            pvalue=res.tests["s6"].pvalue,
+            pvalue=res.pvalues["s6"],
         )
         figs["figS6"] = save_figure(fig, out / "figS6")[0]
     if res.long_curves is not None:
