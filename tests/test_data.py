@@ -203,6 +203,44 @@ def test_huge_header_is_refused_without_allocating(tmp_path):
         read_idx(path)
 
 
+def test_header_overflow_and_too_many_dimensions_name_the_file(tmp_path):
+    # four dimensions of 2**32 - 1 overflow an int64 product; 2**16 each wraps it to 0
+    for name, dims in (("max", [0xFFFFFFFF] * 4), ("wrap", [65536] * 4)):
+        path = tmp_path / name
+        path.write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", *dims))
+        with pytest.raises(ValueError, match=f"{name}: the IDX header announces shape"):
+            read_idx(path)
+    for gz in (False, True):
+        path = tmp_path / ("d255.gz" if gz else "d255")
+        data = bytes([0, 0, 8, 255]) + struct.pack(">255I", *([1] * 255)) + b"\x07"
+        path.write_bytes(gzip.compress(data) if gz else data)
+        with pytest.raises(ValueError, match=f"{path}: the IDX header announces 255 dimensions; "
+                                             "at most 32"):
+            read_idx(path)
+
+
+def test_read_idx_fuzz_only_named_value_errors(tmp_path):
+    """300 seeded mutations of plain and gzipped IDX files: read, or ValueError naming the file."""
+    from test_fuzz import mutate  # tests/ is on sys.path, as for `systems`
+
+    rng = np.random.default_rng(13)
+    base = idx_bytes(np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4))
+    outcomes = {"ok": 0, "clean": 0}
+    for i in range(300):
+        data = mutate(base, rng, focus=24 if i % 2 else None)
+        path = tmp_path / f"m{i}"
+        path.write_bytes(gzip.compress(data) if i % 3 == 0 else data)
+        if i % 5 == 0:  # damage the compressed stream itself
+            path.write_bytes(mutate(gzip.compress(data), rng))
+        try:
+            read_idx(path)
+            outcomes["ok"] += 1
+        except ValueError as exc:
+            assert str(path) in str(exc), exc
+            outcomes["clean"] += 1
+    assert outcomes["clean"] > 150, outcomes
+
+
 def test_mnist_wrong_roles_are_rejected(tmp_path):
     write_mnist(tmp_path, gz=False)
     # labels file swapped for an images file: wrong number of dimensions

@@ -14,6 +14,7 @@ uint32, then the values in big-endian, C order.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -43,6 +44,7 @@ _IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 _MAX_BYTES = 1 << 31  # refuse headers that announce more than 2 GiB (a corrupt or hostile file)
+_MAX_NDIM = 32  # NumPy's portable limit on array dimensions (the IDX byte allows 255)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -92,6 +94,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 )
             dtype = _IDX_TYPES[magic[2]]
             ndim = magic[3]
+            if ndim > _MAX_NDIM:
+                raise ValueError(
+                    f"{path}: the IDX header announces {ndim} dimensions; at most {_MAX_NDIM} are "
+                    "supported (MNIST images have 3, labels 1); the header is probably corrupt"
+                )
             raw_dims = f.read(4 * ndim)
             if len(raw_dims) < 4 * ndim:
                 raise ValueError(
@@ -99,7 +106,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                     f"but holds only {len(raw_dims)} of their {4 * ndim} bytes"
                 )
             shape = struct.unpack(f">{ndim}I", raw_dims)
-            n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
             if n_bytes > _MAX_BYTES:
                 raise ValueError(
                     f"{path}: the IDX header announces shape {shape} ({n_bytes} bytes), larger "
