@@ -5,14 +5,20 @@ processes are conjugate iff their Koopman eigenvalues coincide, and one is semi-
 other if its eigenvalues are a subset of the other's; the distances below measure how far a pair of
 estimated spectra is from either.
 
-Only NumPy and SciPy are used here: equal-size spectra with uniform weights are compared with
-``scipy.optimize.linear_sum_assignment`` and everything else with an exact linear program solved by
-HiGHS (``scipy.optimize.linprog``). POT (``ot.emd2``) is a *test* dependency, used to check these
-solvers, never imported by the package.
+Only NumPy and SciPy are used here. Spectra with uniform masses are compared with
+``scipy.optimize.linear_sum_assignment`` (unequal sizes ``n_a``, ``n_b``: each eigenvalue repeated
+``lcm / n`` times, an exact reformulation), weighted or very large ones with a linear program solved
+by HiGHS (``scipy.optimize.linprog``). Every distance is computed scale-free: the solvers see costs
+normalised by the size of the answer and capped (see :func:`_optimal_plan`), so the result is exact
+to ~1e-11 relative at any magnitude of the eigenvalues (spreads 1e-12 to 1e3 and beyond, any
+``p >= 1``, e.g. 50) without overflow or underflow; a distance beyond the float64 range is a clear
+error. POT (``ot.emd2``) is a *test* dependency, used to check these solvers, never imported by the
+package.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +36,7 @@ __all__ = [
     "WassersteinResult",
     "distance_matrix",
     "equivalence_classes",
+    "optimal_matching",
     "semiconjugacy_distance",
     "wasserstein",
     "wasserstein_plan",
@@ -58,7 +65,13 @@ def as_eigenvalues(spectrum: Any, name: str) -> np.ndarray:
             f"{arr.shape}"
         )
     if arr.size == 0:
-        raise ValueError(f"{name} is empty; a spectrum needs at least one eigenvalue")
+        settings = getattr(spectrum, "settings", None)
+        hint = (
+            " (a filtered Spectrum whose filter dropped every eigenvalue: relax the filter)"
+            if isinstance(settings, dict) and "filter" in settings
+            else ""
+        )
+        raise ValueError(f"{name} is empty; a spectrum needs at least one eigenvalue{hint}")
     check_finite(arr, name)
     return arr.astype(np.complex128)
 
@@ -102,19 +115,210 @@ def _check_weights(weights: Any, n_a: int, n_b: int) -> tuple[np.ndarray, np.nda
     return out[0], out[1]
 
 
-def _cost(a: np.ndarray, b: np.ndarray, p: float) -> np.ndarray:
-    """Ground cost ``|a_i - b_j|**p`` (n_a, n_b); ``abs`` of a complex difference is hypot."""
-    d = np.abs(a[:, None] - b[None, :])
-    return d if p == 1 else d**p
+# ----- scale-free exact transport ----------------------------------------------------------------
+#: Largest ``lcm(n_a, n_b)`` for which unequal uniform spectra are solved as an assignment problem
+#: (each eigenvalue repeated ``L / n`` times; exact and fast up to ~1,000 x 1,000); larger
+#: problems and weighted ones go to the linear program.
+MAX_REPLICATED_ASSIGNMENT = 1024
+
+#: A solve is accepted when the optimal normalised cost is at least this: the solver's absolute
+#: error (rounding for the assignment, the 1e-10 feasibility tolerances for HiGHS) is then at most
+#: ~1e-11 relative to the answer.
+_ACCEPT_ASSIGNMENT = 1e-4
+_ACCEPT_LP = 0.5
+
+#: Most rescaling rounds; each round resolves the answer to many digits more, 3 are typical.
+_MAX_ROUNDS = 60
 
 
-def _root(total: float, p: float) -> float:
-    total = max(float(total), 0.0)  # an LP optimum may come out at -1e-17
-    return total if p == 1 else total ** (1.0 / p)
+def _distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ground distances ``|a_i - b_j|`` as ``(D, e)`` with true distances ``D * 2**e``.
+
+    Finite points whose differences would overflow (components beyond ~1e308) are first scaled by
+    an exact power of two; otherwise ``e = 0`` and ``D`` is the plain ``hypot`` of the component
+    differences, exact to rounding at any magnitude (subnormals included).
+    """
+    m = max(
+        float(np.abs(a.real).max()), float(np.abs(a.imag).max()),
+        float(np.abs(b.real).max()), float(np.abs(b.imag).max()),
+    )
+    e = 0
+    if m > 2.0**1018:
+        e = int(np.frexp(m)[1]) - 1018
+        a = np.ldexp(a.real, -e) + 1j * np.ldexp(a.imag, -e)
+        b = np.ldexp(b.real, -e) + 1j * np.ldexp(b.imag, -e)
+    d = np.hypot(a.real[:, None] - b.real[None, :], a.imag[:, None] - b.imag[None, :])
+    return d, e
+
+
+def _unscale(value: float, e: int) -> float:
+    """``value * 2**e``, or a clear error when the true distance exceeds the float64 range."""
+    with np.errstate(over="ignore"):
+        out = float(np.ldexp(value, e))
+    if not np.isfinite(out):
+        log10 = math.log10(value) + e * math.log10(2.0)
+        raise ValueError(
+            f"the distance (~1e{log10:.1f}) exceeds the float64 range (~1.8e308); divide the "
+            "eigenvalues by a common factor (every distance scales with them)"
+        )
+    return out
+
+
+def _assignment_solver(rep_a: int = 1, rep_b: int = 1):
+    """Solver for uniform masses: linear sum assignment, rows/columns repeated ``rep`` times.
+
+    With ``n_a * rep_a == n_b * rep_b = L`` every vertex of the transport polytope of masses
+    ``1/n_a``, ``1/n_b`` is a plan in multiples of ``1/L``, i.e. an assignment between the
+    repeated points, so the assignment is an exact optimal plan. With ``rep_a = rep_b = 1`` and
+    ``n_a < n_b`` it is the rectangular (one-sided, partial) assignment.
+    """
+
+    def solve(cost: np.ndarray) -> np.ndarray:
+        n_a, n_b = cost.shape
+        big = np.repeat(np.repeat(cost, rep_a, axis=0), rep_b, axis=1)
+        rows, cols = linear_sum_assignment(big)
+        plan = np.zeros((n_a, n_b))
+        np.add.at(plan, (rows // rep_a, cols // rep_b), 1.0)
+        return plan / rows.size
+
+    return solve
+
+
+def _lp_solver(wa: np.ndarray, wb: np.ndarray):
+    def solve(cost: np.ndarray) -> np.ndarray:
+        return _transport_lp(cost, wa, wb)
+
+    return solve
+
+
+def _transport_lp(cost: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """An optimal plan of discrete optimal transport by linear programming (HiGHS).
+
+    Variables are the plan entries in row-major order; constraints are the row sums (= wa) and the
+    column sums (= wb). One column constraint is implied by the others (both sides sum to 1) and is
+    dropped so that tiny rounding differences between ``sum(wa)`` and ``sum(wb)`` cannot make the
+    problem infeasible. ``cost`` is normalised by the caller (entries in [0, K], the optimum of
+    order 1), which is what makes the absolute tolerances of HiGHS relative to the answer.
+    """
+    n_a, n_b = cost.shape
+    rows = sparse.kron(sparse.identity(n_a), np.ones((1, n_b)))
+    cols = sparse.kron(np.ones((1, n_a)), sparse.identity(n_b))
+    a_eq = sparse.vstack([rows, cols.tocsr()[: n_b - 1]]).tocsc()
+    b_eq = np.concatenate([wa, wb[: n_b - 1]])
+    res = linprog(
+        cost.ravel(),
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=(0, None),
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
+    if res.status != 0 or res.x is None:  # pragma: no cover - normalised transport LPs solve
+        raise RuntimeError(
+            f"the optimal-transport linear program failed (status {res.status}): {res.message}"
+        )
+    return np.clip(res.x.reshape(n_a, n_b), 0.0, None)
+
+
+def _optimal_plan(
+    d: np.ndarray, p: float, solve, *, accept: float, cap: float
+) -> tuple[np.ndarray, float]:
+    """Minimise ``sum_ij plan_ij d_ij**p`` scale-free: return ``(plan, (optimum) ** (1/p))``.
+
+    The solvers work in floating point with absolute tolerances, so the costs handed to them are
+    normalised: distances are divided by a scale ``s`` of the answer and the costs
+    ``min(d / s, R)**p`` are capped at ``R**p = cap`` (no overflow for any ``p``; tiny costs that
+    underflow are below the double-precision resolution of the answer). The first round uses
+    ``s = max(d)``; while the normalised optimum is below ``accept`` (the answer is not resolved to
+    ~1e-11 relative) the scale is set to the answer found and the problem solved again. Capping is
+    exact: capped costs are <= the true ones, so a plan optimal for the capped costs that puts no
+    mass on a capped entry is optimal for the true costs; if one does, the cap is raised and the
+    round repeated. For uniform masses ``cap = 4 L`` never binds (an optimal plan puts mass
+    ``>= 1/L`` on each entry it uses, so its normalised costs are ``<= L``).
+
+    The answer is ``s * (normalised optimum) ** (1/p)``, computed without forming ``d**p``; it is
+    exact to ~1e-11 relative at any magnitude and order (e.g. 1e-12 spreads, ``p = 50``).
+    """
+    dmax = float(d.max())
+    if dmax == 0.0:
+        return solve(np.zeros_like(d)), 0.0
+    s = dmax
+    for _ in range(_MAX_ROUNDS):
+        r = cap ** (1.0 / p)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            dn = d / s
+            capped = dn > r
+            cost = np.minimum(dn, r) ** p
+        plan = solve(cost)
+        with np.errstate(under="ignore"):
+            contrib = plan * cost
+        total = float(contrib.sum())
+        if capped.any() and float(contrib[capped].sum()) > 1e-13 * total:
+            if cap >= 1e280:  # pragma: no cover - would need a plan mass below 1e-280
+                raise RuntimeError("the optimal-transport solve did not converge (cost cap)")
+            cap *= 1e6
+            continue
+        if total >= accept:
+            return plan, s * total ** (1.0 / p)
+        used = plan > 1e-14 * float(plan.max())
+        m = float(d[used].max())
+        if m == 0.0:
+            return plan, 0.0
+        s = s * total ** (1.0 / p) if total > 0 else m
+    raise RuntimeError(  # pragma: no cover - each round resolves many more digits
+        "the optimal-transport solve did not converge; please report this input"
+    )
+
+
+def _uniform_plan(d: np.ndarray, p: float) -> tuple[np.ndarray, float]:
+    """Exact ``W_p`` plan between uniform measures on the rows and the columns of ``d``."""
+    n_a, n_b = d.shape
+    lcm = math.lcm(n_a, n_b)
+    if lcm <= MAX_REPLICATED_ASSIGNMENT:
+        solve = _assignment_solver(lcm // n_a, lcm // n_b)
+        return _optimal_plan(d, p, solve, accept=_ACCEPT_ASSIGNMENT, cap=4.0 * lcm)
+    wa, wb = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
+    return _optimal_plan(d, p, _lp_solver(wa, wb), accept=_ACCEPT_LP, cap=max(1e6, 4.0 * lcm))
+
+
+def _partial_matching(d: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Optimal one-sided matching of the rows of ``d`` (n_small <= n_large) to distinct columns.
+
+    Returns ``(rows, cols, value)`` with ``value = (mean_i d[i, cols[i]]**p) ** (1/p)``, found
+    scale-free (see :func:`_optimal_plan`).
+    """
+    n = d.shape[0]
+    plan, value = _optimal_plan(d, p, _assignment_solver(), accept=_ACCEPT_ASSIGNMENT, cap=4.0 * n)
+    rows, cols = np.nonzero(plan)
+    return rows, cols, value
+
+
+def optimal_matching(a: Any, b: Any, *, p: float = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal matching between the eigenvalues of ``a`` and ``b`` for the cost ``|a_i - b_j|**p``.
+
+    Each eigenvalue of the smaller spectrum is matched to a distinct eigenvalue of the larger one
+    (a permutation when the sizes are equal), found scale-free: the same matching for the
+    eigenvalues multiplied by any positive factor.
+
+    Returns
+    -------
+    rows, cols : ndarray, int (min(n_a, n_b),)
+        ``a[rows[k]]`` is matched to ``b[cols[k]]``; ``rows`` is increasing.
+    """
+    a = as_eigenvalues(a, "a")
+    b = as_eigenvalues(b, "b")
+    p = check_p(p)
+    d, _ = _distances(a, b)
+    if a.size <= b.size:
+        rows, cols, _ = _partial_matching(d, p)
+        return rows, cols
+    cols, rows, _ = _partial_matching(d.T, p)
+    order = np.argsort(rows)
+    return rows[order], cols[order]
 
 
 # ----- Wasserstein distance ------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class WassersteinResult:
     """The Wasserstein distance between two spectra and an optimal transport plan.
 
@@ -137,6 +341,13 @@ class WassersteinResult:
     matching: np.ndarray | None
     p: float
 
+    def __repr__(self) -> str:
+        n_a, n_b = self.plan.shape
+        return (
+            f"WassersteinResult(distance={self.distance:.6g}, p={self.p:g}, sizes=({n_a}, {n_b}), "
+            f"matching={'yes' if self.matching is not None else 'no (mass is split)'})"
+        )
+
     def __post_init__(self) -> None:
         for name in ("plan", "matching"):
             value = getattr(self, name)
@@ -144,33 +355,6 @@ class WassersteinResult:
                 value = np.array(value, copy=True)
                 value.setflags(write=False)
                 object.__setattr__(self, name, value)
-
-
-def _transport_lp(cost: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> tuple[float, np.ndarray]:
-    """Exact discrete optimal transport by linear programming (HiGHS).
-
-    Variables are the plan entries in row-major order; constraints are the row sums (= wa) and the
-    column sums (= wb). One column constraint is implied by the others (both sides sum to 1) and is
-    dropped so that tiny rounding differences between ``sum(wa)`` and ``sum(wb)`` cannot make the
-    problem infeasible.
-    """
-    n_a, n_b = cost.shape
-    rows = sparse.kron(sparse.identity(n_a), np.ones((1, n_b)))
-    cols = sparse.kron(np.ones((1, n_a)), sparse.identity(n_b))
-    a_eq = sparse.vstack([rows, cols.tocsr()[: n_b - 1]]).tocsc()
-    b_eq = np.concatenate([wa, wb[: n_b - 1]])
-    res = linprog(
-        cost.ravel(),
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=(0, None),
-        method="highs",
-        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
-    )
-    if res.status != 0:  # pragma: no cover - a transport LP is always feasible and bounded
-        raise RuntimeError(f"the optimal-transport linear program failed: {res.message}")
-    plan = np.clip(res.x.reshape(n_a, n_b), 0.0, None)
-    return float(np.sum(plan * cost)), plan
 
 
 def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> WassersteinResult:
@@ -181,8 +365,16 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
 
     - equal sizes and uniform weights: the optimal plan is a permutation (Birkhoff), found by
       ``scipy.optimize.linear_sum_assignment`` on the cost ``|a_i - b_j|**p``;
-    - otherwise (unequal sizes, or weights): an exact linear program (HiGHS) in which mass may be
-      split between several points.
+    - unequal sizes, uniform weights, ``L = lcm(n_a, n_b) <= 1024``: an assignment between the
+      eigenvalues repeated ``L / n_a`` and ``L / n_b`` times (every vertex of this transport
+      polytope is such an assignment), so mass is split exactly in multiples of ``1 / L``;
+    - otherwise (weights, or larger ``L``): a linear program (HiGHS) in which mass may be split
+      between several points.
+
+    Scale-free: the solvers see distances divided by the size of the answer (re-solved until
+    resolved) and capped costs, so the distance is exact to ~1e-11 relative whatever the magnitude
+    of the eigenvalues or their spread (tested from 1e-12 to 1e3 and at magnitudes 1e-300 and
+    1e300) and whatever ``p`` (tested up to 50), and ``W_p(c a, c b) = c W_p(a, b)``.
 
     Parameters
     ----------
@@ -198,24 +390,26 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
     -------
     WassersteinResult
         ``distance``, ``plan`` (n_a, n_b) and, for equal sizes with uniform weights, ``matching``.
+
+    Raises
+    ------
+    ValueError
+        Empty or non-finite eigenvalues, ``p < 1``, bad weights, or a distance beyond the float64
+        range (eigenvalues of magnitude ~1e308 with opposite signs).
     """
     a = as_eigenvalues(a, "a")
     b = as_eigenvalues(b, "b")
     p = check_p(p)
     w = _check_weights(weights, a.size, b.size)
-    cost = _cost(a, b, p)
-    if w is None and a.size == b.size:
-        rows, cols = linear_sum_assignment(cost)
-        n = a.size
-        plan = np.zeros((n, n))
-        plan[rows, cols] = 1.0 / n
-        matching = np.empty(n, dtype=np.intp)
-        matching[rows] = cols
-        return WassersteinResult(_root(cost[rows, cols].mean(), p), plan, matching, p)
+    d, e = _distances(a, b)
     if w is None:
-        w = (np.full(a.size, 1.0 / a.size), np.full(b.size, 1.0 / b.size))
-    total, plan = _transport_lp(cost, *w)
-    return WassersteinResult(_root(total, p), plan, None, p)
+        plan, value = _uniform_plan(d, p)
+    else:
+        plan, value = _optimal_plan(d, p, _lp_solver(*w), accept=_ACCEPT_LP, cap=1e6)
+    matching = None
+    if w is None and a.size == b.size:
+        matching = np.argmax(plan, axis=1).astype(np.intp)
+    return WassersteinResult(_unscale(value, e), plan, matching, p)
 
 
 def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> float:
@@ -265,9 +459,9 @@ def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
             f"small has {small.size} eigenvalues but large has only {large.size}; small must not "
             "be larger than large (swap the arguments)"
         )
-    cost = _cost(small, large, p)
-    rows, cols = linear_sum_assignment(cost)
-    return _root(cost[rows, cols].mean(), p)
+    d, e = _distances(small, large)
+    _, _, value = _partial_matching(d, p)
+    return _unscale(value, e)
 
 
 def _as_spectra_list(spectra: Any, name: str) -> list[np.ndarray]:
@@ -320,7 +514,7 @@ def distance_matrix(spectra: Any, *, p: float = 1) -> np.ndarray:
 
 
 # ----- equivalence classes -------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class EquivalenceClasses:
     """Dynamics grouped into classes by hierarchical clustering of their spectral distances.
 
@@ -345,6 +539,13 @@ class EquivalenceClasses:
     distance_matrix: np.ndarray
     linkage: str
 
+    def __repr__(self) -> str:
+        labels = np.array2string(self.labels, threshold=20, max_line_width=80)
+        return (
+            f"EquivalenceClasses(n_classes={self.n_classes}, n_spectra={self.labels.size}, "
+            f"linkage={self.linkage!r}, labels={labels})"
+        )
+
     def __post_init__(self) -> None:
         for name in ("labels", "linkage_matrix", "distance_matrix"):
             value = np.array(getattr(self, name), copy=True)
@@ -366,7 +567,7 @@ def _check_distance_matrix(d: np.ndarray, name: str) -> np.ndarray:
     asym = float(np.abs(d - d.T).max())
     if asym > 1e-10 * scale:
         raise ValueError(f"{name} must be symmetric, got max |D - D.T| = {asym!r}")
-    d = 0.5 * (d + d.T)
+    d = 0.5 * d + 0.5 * d.T  # not (d + d.T) / 2: no overflow near 1.8e308
     np.fill_diagonal(d, 0.0)
     return d
 

@@ -12,15 +12,22 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats as _sps
-from scipy.optimize import linear_sum_assignment
 
 from ._checks import as_numeric_array, check_choice, check_finite, check_int
-from .compare import _as_spectra_list, _cost, _pairwise, as_eigenvalues, check_p, wasserstein
+from .compare import (
+    _as_spectra_list,
+    _pairwise,
+    as_eigenvalues,
+    check_p,
+    optimal_matching,
+    wasserstein,
+)
 
 __all__ = [
     "ConjugacyTestResult",
@@ -28,6 +35,7 @@ __all__ = [
     "ShuffleControlResult",
     "conjugacy_test",
     "ks_test",
+    "min_pvalue",
     "shuffle_control",
 ]
 
@@ -54,7 +62,7 @@ def _frozen(arr: Any) -> np.ndarray:
 
 
 # ----- the paper's shuffle control ---------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ShuffleControlResult:
     """Outcome of :func:`shuffle_control`.
 
@@ -78,6 +86,12 @@ class ShuffleControlResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shuffled_distances", _frozen(self.shuffled_distances))
+
+    def __repr__(self) -> str:
+        return (
+            f"ShuffleControlResult(fraction={self.fraction:.3g}, "
+            f"true_distance={self.true_distance:.6g}, n_shuffles={self.n_shuffles})"
+        )
 
 
 def shuffle_control(
@@ -133,7 +147,7 @@ def shuffle_control(
     rng = _rng(seed)
 
     true_distance = wasserstein(a, b, p=p)
-    rows, cols = linear_sum_assignment(_cost(a, b, p))
+    rows, cols = optimal_matching(a, b, p=p)
     swaps = rng.random((n_shuffles, rows.size)) < 0.5
     shuffled = np.empty(n_shuffles)
     for k in range(n_shuffles):
@@ -146,14 +160,15 @@ def shuffle_control(
 
 
 # ----- permutation test on groups of spectra ----------------------------------------------------
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ConjugacyTestResult:
     """Outcome of :func:`conjugacy_test`.
 
     Attributes
     ----------
     statistic : float
-        Observed ``T = mean between-group distance - (mean within a + mean within b) / 2``.
+        Observed ``T = mean between-group distance - (mean within a + mean within b) / 2``, in the
+        units of the eigenvalues.
     pvalue : float
         Permutation p-value (one-sided: large ``T`` is evidence of different dynamics).
     distance_matrix : ndarray, float (n_a + n_b, n_a + n_b)
@@ -163,7 +178,24 @@ class ConjugacyTestResult:
     null_distribution : ndarray, float (n_permutations,)
         ``T`` under each relabeling.
     exact : bool
-        True when every distinct relabeling was enumerated.
+        True when every relabeling was enumerated.
+    effect_size : float
+        ``T / mean_within``: how much farther apart spectra of different conditions are than
+        spectra of independent seeds of one condition, in units of that noise floor (0: no farther;
+        1: twice as far). ``inf`` when every within-group distance is 0 but ``T > 0``; 0 when all
+        spectra coincide. Dimensionless.
+    mean_between : float
+        Mean distance between a spectrum of group a and one of group b.
+    mean_within : float
+        The noise floor: ``(mean within a + mean within b) / 2``, the mean distance between two
+        spectra of the same condition (independent seeds).
+    min_pvalue : float
+        The smallest p-value this test could return with these group sizes and relabelings:
+        ``2 / C(n_a + n_b, n_a)`` when exact with equal sizes (the statistic is symmetric in the
+        two groups, so every split is counted twice; 3 vs 3: 0.1), ``1 / C(n_a + n_b, n_a)`` when
+        exact with unequal sizes, ``1 / (1 + n_permutations)`` with random relabelings.
+    n_a, n_b : int
+        Number of spectra in each group.
     """
 
     statistic: float
@@ -172,10 +204,47 @@ class ConjugacyTestResult:
     n_permutations: int
     null_distribution: np.ndarray
     exact: bool
+    effect_size: float
+    mean_between: float
+    mean_within: float
+    min_pvalue: float
+    n_a: int
+    n_b: int
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distance_matrix", _frozen(self.distance_matrix))
         object.__setattr__(self, "null_distribution", _frozen(self.null_distribution))
+
+    def __repr__(self) -> str:
+        how = "exact" if self.exact else "random"
+        return (
+            f"ConjugacyTestResult(statistic={self.statistic:.4g}, pvalue={self.pvalue:.4g}, "
+            f"effect_size={self.effect_size:.3g}, min_pvalue={self.min_pvalue:.3g}, "
+            f"n_a={self.n_a}, n_b={self.n_b}, {how} over {self.n_permutations} relabelings)"
+        )
+
+
+def min_pvalue(n_a: int, n_b: int, n_permutations: int = 999) -> float:
+    """Smallest p-value :func:`conjugacy_test` can return for groups of ``n_a`` and ``n_b`` spectra.
+
+    With ``C = C(n_a + n_b, n_a) <= n_permutations`` every relabeling is enumerated; when
+    ``n_a == n_b`` the statistic takes the same value for a split and for its mirror image (groups
+    swapped), so the observed split always ties with its mirror and the smallest p-value is
+    ``2 / C`` (2 vs 2: 1/3, 3 vs 3: 0.1, 4 vs 4: 1/35, 5 vs 5: 1/126); otherwise ``1 / C``
+    (3 vs 4: 1/35). With random relabelings it is ``1 / (1 + n_permutations)``.
+
+    Raises
+    ------
+    ValueError
+        If a group has fewer than 2 spectra or ``n_permutations < 1``.
+    """
+    n_a = check_int(n_a, "n_a", minimum=2)
+    n_b = check_int(n_b, "n_b", minimum=2)
+    n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
+    n_total = math.comb(n_a + n_b, n_a)
+    if n_total <= n_permutations:
+        return (2 if n_a == n_b else 1) / n_total
+    return 1 / (1 + n_permutations)
 
 
 def _energy_statistics(d: np.ndarray, in_a: np.ndarray) -> np.ndarray:
@@ -222,9 +291,21 @@ def conjugacy_test(
     Otherwise ``n_permutations`` random relabelings are drawn and
     ``pvalue = (1 + #{T_perm >= T_obs}) / (1 + n_permutations)``. Either way
     ``P(pvalue <= alpha) <= alpha`` under the null, whatever the distribution of the spectra.
-    Values within a relative 1e-9 of ``T_obs`` count as ties (``>=``). The smallest attainable
-    p-value is ``1 / C`` (exact) or ``1 / (1 + n_permutations)``: with 3 spectra per group it
-    is 1/20, so use at least 4 per group to reach 0.05.
+    Values within a relative 1e-9 of ``T_obs`` count as ties (``>=``).
+
+    Smallest attainable p-value (``result.min_pvalue``, :func:`min_pvalue`): ``1 / C`` for
+    unequal group sizes, but ``2 / C`` for equal sizes, because ``T`` is symmetric in the two
+    groups and the mirror image of the observed split (groups swapped) always ties with it. With
+    3 spectra per group that is 2/20 = 0.1, so p <= 0.05 is impossible; 3 vs 4 allows 1/35, 4 vs 4
+    2/70 = 1/35, 5 vs 5 2/252 = 1/126. With random relabelings it is ``1 / (1 + n_permutations)``.
+
+    Effect size. ``effect_size = T / mean_within`` with ``mean_within = (mean within a + mean
+    within b) / 2``, the noise floor of independent seeds: the statistic in units of the typical
+    distance between two spectra of the same condition. The mean (not the standard deviation of
+    the within-group distances) is used because with the few seeds of a typical study (2-5 per
+    condition, i.e. 1-10 within-group distances per group) a standard deviation is unstable or 0,
+    while the mean is the scale on which ``T`` itself is defined; ``effect_size + 1`` is the ratio
+    of between- to within-condition distances.
 
     Parameters
     ----------
@@ -241,8 +322,15 @@ def conjugacy_test(
     Returns
     -------
     ConjugacyTestResult
-        ``statistic``, ``pvalue``, ``distance_matrix``, ``n_permutations``,
-        ``null_distribution``, ``exact``.
+        ``statistic``, ``pvalue``, ``effect_size``, ``min_pvalue``, ``mean_between``,
+        ``mean_within``, ``distance_matrix``, ``n_permutations``, ``null_distribution``,
+        ``exact``, ``n_a``, ``n_b``.
+
+    Raises
+    ------
+    ValueError
+        A group with fewer than 2 spectra, an empty or non-finite spectrum (e.g. a filtered
+        Spectrum with nothing left), ``n_permutations < 1`` or ``p < 1``.
     """
     eig_a = _as_spectra_list(group_a, "group_a")
     eig_b = _as_spectra_list(group_b, "group_b")
@@ -275,17 +363,57 @@ def conjugacy_test(
     tol = TIE_RTOL * max(float(d.max()), np.finfo(float).tiny)
     count = int(np.count_nonzero(null >= t_obs - tol))
     pvalue = count / n_total if exact else (1 + count) / (1 + n_permutations)
-    return ConjugacyTestResult(t_obs, float(pvalue), d, int(null.size), null, bool(exact))
+    iu_a = np.triu_indices(n_a, 1)
+    iu_b = np.triu_indices(n_b, 1)
+    mean_within = 0.5 * float(d[:n_a, :n_a][iu_a].mean()) + 0.5 * float(d[n_a:, n_a:][iu_b].mean())
+    mean_between = float(d[:n_a, n_a:].mean())
+    if mean_within > 0:
+        effect = t_obs / mean_within
+    else:
+        effect = math.inf if t_obs > 0 else 0.0
+    return ConjugacyTestResult(
+        statistic=t_obs,
+        pvalue=float(pvalue),
+        distance_matrix=d,
+        n_permutations=int(null.size),
+        null_distribution=null,
+        exact=bool(exact),
+        effect_size=float(effect),
+        mean_between=mean_between,
+        mean_within=mean_within,
+        min_pvalue=min_pvalue(n_a, n_b, n_permutations),
+        n_a=n_a,
+        n_b=n_b,
+    )
 
 
 # ----- Kolmogorov-Smirnov ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KSResult:
-    """Outcome of :func:`ks_test`: the KS statistic (sup distance between the two empirical
-    CDFs, in [0, 1]) and its p-value."""
+    """Outcome of :func:`ks_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        The KS statistic: sup distance between the two empirical CDFs (``"two-sided"``), or the
+        one-sided sup of ``F_a - F_b`` (``"greater"``) or ``F_b - F_a`` (``"less"``), in [0, 1].
+    pvalue : float
+        Its p-value.
+    method : str
+        How the p-value was computed: ``"exact"`` or ``"asymptotic"`` (SciPy's distribution of
+        the statistic, valid without ties), ``"exact permutation"`` (every split of the pooled
+        sample enumerated) or ``"permutation"`` (random splits), used when there are ties.
+    ties : bool
+        Whether the pooled sample has repeated values.
+    n_permutations : int
+        Splits the permutation p-value is based on; 0 for SciPy's methods.
+    """
 
     statistic: float
     pvalue: float
+    method: str = "exact"
+    ties: bool = False
+    n_permutations: int = 0
 
 
 def _check_sample(x: Any, name: str) -> np.ndarray:
@@ -298,29 +426,126 @@ def _check_sample(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def ks_test(distances_a: Any, distances_b: Any, *, alternative: str = "two-sided") -> KSResult:
+def _ks_statistics(
+    labels: np.ndarray, order: np.ndarray, ends: np.ndarray, n_a: int, alternative: str
+) -> np.ndarray:
+    """KS statistic for each row of ``labels`` (k, n) (True: the value belongs to sample a).
+
+    ``order`` sorts the pooled values; ``ends`` are the sorted positions where a run of equal
+    values ends, the only places where both empirical CDFs are evaluated (ties handled exactly).
+    """
+    n_b = labels.shape[1] - n_a
+    count_a = np.cumsum(labels[:, order], axis=1, dtype=np.int64)[:, ends]
+    count_b = (ends + 1)[None, :] - count_a
+    diff = count_a / n_a - count_b / n_b  # F_a - F_b at each distinct value
+    if alternative == "greater":
+        return np.clip(diff.max(axis=1), 0.0, 1.0)
+    if alternative == "less":
+        return np.clip(-diff.min(axis=1), 0.0, 1.0)
+    return np.abs(diff).max(axis=1)
+
+
+def _ks_permutation(
+    a: np.ndarray, b: np.ndarray, alternative: str, n_permutations: int, rng: np.random.Generator
+) -> tuple[float, float, str, int]:
+    n_a, n = a.size, a.size + b.size
+    pooled = np.concatenate([a, b])
+    order = np.argsort(pooled, kind="stable")
+    sorted_values = pooled[order]
+    ends = np.flatnonzero(np.append(sorted_values[1:] != sorted_values[:-1], True))
+    observed = np.zeros((1, n), dtype=bool)
+    observed[0, :n_a] = True
+    stat = float(_ks_statistics(observed, order, ends, n_a, alternative)[0])
+    n_total = math.comb(n, n_a)
+    exact = n_total <= n_permutations
+    chunk = max(1, 2_000_000 // n)
+    count = 0
+    if exact:
+        combos = itertools.combinations(range(n), n_a)
+        for _ in range(0, n_total, chunk):
+            block = list(itertools.islice(combos, chunk))
+            labels = np.zeros((len(block), n), dtype=bool)
+            labels[np.repeat(np.arange(len(block)), n_a), np.concatenate(block)] = True
+            null = _ks_statistics(labels, order, ends, n_a, alternative)
+            count += int(np.count_nonzero(null >= stat - 1e-12))
+        return stat, count / n_total, "exact permutation", n_total
+    for start in range(0, n_permutations, chunk):
+        k = min(chunk, n_permutations - start)
+        labels = rng.permuted(np.repeat(observed, k, axis=0), axis=1)
+        null = _ks_statistics(labels, order, ends, n_a, alternative)
+        count += int(np.count_nonzero(null >= stat - 1e-12))
+    return stat, (1 + count) / (1 + n_permutations), "permutation", n_permutations
+
+
+def ks_test(
+    distances_a: Any,
+    distances_b: Any,
+    *,
+    alternative: str = "two-sided",
+    n_permutations: int = 9999,
+    seed: Any = None,
+) -> KSResult:
     """Two-sample Kolmogorov-Smirnov test between two distributions of distances.
 
     The paper's comparison (fig. 3F): e.g. the per-seed Wasserstein distances between h = 5 and
-    h = 40 networks against those between h = 10 and h = 40. A thin wrapper over
-    ``scipy.stats.ks_2samp`` (exact p-value for small samples, asymptotic otherwise). It assumes
-    the distances within each sample are independent draws; distances from all pairs of a common
-    set of spectra (as in fig. S4) are not independent, and the p-value is then optimistic.
+    h = 40 networks against those between h = 10 and h = 40.
+
+    Without ties this is ``scipy.stats.ks_2samp`` (its exact null distribution when both samples
+    have at most 10,000 values, asymptotic otherwise). That null distribution assumes continuous
+    data; with **ties** (a value repeated in the pooled sample, common for distances that are 0 or
+    computed from shared spectra) it is wrong (measured: 0.234 where a permutation test of the
+    same statistic gives 0.119). With ties the p-value is therefore a permutation p-value of the
+    same statistic, valid for any data: every split of the pooled sample into sizes ``n_a`` and
+    ``n_b`` is enumerated when there are at most ``n_permutations`` of them
+    (``pvalue = #{D_split >= D_obs} / C(n_a + n_b, n_a)``), otherwise ``n_permutations`` random
+    splits give ``(1 + #{D_split >= D_obs}) / (1 + n_permutations)``. ``result.method`` and
+    ``result.ties`` say which was used.
+
+    Either way the test assumes the distances within each sample are independent draws;
+    distances from all pairs of a common set of spectra (as in fig. S4) are not independent, and
+    the p-value is then optimistic.
 
     Parameters
     ----------
     distances_a, distances_b : array_like, float (n_a,), (n_b,)
         Non-empty, finite.
     alternative : {"two-sided", "less", "greater"}
-        As in ``scipy.stats.ks_2samp``.
+        As in ``scipy.stats.ks_2samp``: ``"greater"`` uses ``sup (F_a - F_b)``, ``"less"``
+        ``sup (F_b - F_a)``.
+    n_permutations : int, default 9999
+        With ties: enumerate every split when there are at most this many, else draw this many.
+    seed : None, int or numpy.random.Generator
+        Randomness of the random splits (ties, many splits only); same seed, same result.
 
     Returns
     -------
     KSResult
-        ``statistic`` and ``pvalue``.
+        ``statistic``, ``pvalue``, ``method``, ``ties``, ``n_permutations``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Empty, non-1-D, complex or non-finite samples; an unknown ``alternative``; bad
+        ``n_permutations`` or ``seed``.
     """
     a = _check_sample(distances_a, "distances_a")
     b = _check_sample(distances_b, "distances_b")
     check_choice(alternative, "alternative", ("two-sided", "less", "greater"))
-    res = _sps.ks_2samp(a, b, alternative=alternative)
-    return KSResult(float(res.statistic), float(res.pvalue))
+    n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
+    rng = _rng(seed)
+    pooled = np.concatenate([a, b])
+    ties = bool(np.unique(pooled).size < pooled.size)
+    if ties:
+        stat, pvalue, method, used = _ks_permutation(a, b, alternative, n_permutations, rng)
+        return KSResult(stat, float(pvalue), method, True, used)
+    mode = "exact" if max(a.size, b.size) <= 10_000 else "asymp"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        res = _sps.ks_2samp(a, b, alternative=alternative, method=mode)
+    for w in caught:
+        if mode == "exact" and "switching to" in str(w.message).lower():
+            mode = "asymp"  # SciPy could not compute the exact distribution
+        else:
+            warnings.warn(w.message, w.category, stacklevel=2)
+    method = "exact" if mode == "exact" else "asymptotic"
+    return KSResult(float(res.statistic), float(res.pvalue), method, False, 0)
