@@ -1,0 +1,257 @@
+"""The CNNs of the paper's early-phase study (Redman et al., NeurIPS 2024, sec. 4.3, appendix D).
+
+The paper trains "LeNet" on MNIST and ResNet-20 on CIFAR-10 with the ShrinkBench framework
+(JJGO/shrinkbench) and observes the weights of the last hidden -> output layer. "LeNet" is ambiguous
+there (SPEC section 5C):
+
+- :class:`MnistNet` (``"lenet"``, the default): the network ShrinkBench's model registry exports
+  for MNIST -- conv 20@5x5, 2x2 max-pool, conv 50@5x5, 2x2 max-pool, fc 800 -> 500 -> 10, ReLU,
+  log-softmax output (the Caffe "LeNet" of the MNIST tutorials). 431,080 parameters; observed
+  ``fc2.weight`` (10 x 500 = 5,000 weights). Chosen because it is the only LeNet a ShrinkBench user
+  can instantiate by name, so it is what the paper's configuration resolves to.
+- :class:`LeNet5` (``"lenet5"``): the unexported ``LeNet`` class of the same ShrinkBench file --
+  conv 6@3x3, pool, conv 16@3x3, pool, fc 400 -> 120 -> 84 -> 10. 60,074 parameters; observed
+  ``fc3.weight`` (10 x 84).
+- :class:`LeNet300100` (``"lenet300"``): the fully connected LeNet-300-100 (784 -> 300 -> 100 -> 10)
+  of Frankle & Carbin, whence the Adam 1.2e-3 / batch 60 setting comes. 266,610 parameters;
+  observed ``fc3.weight`` (10 x 100).
+- :class:`ResNet20` (``"resnet20"``): He et al. (2016) ResNet-20 for CIFAR as in ShrinkBench's
+  ``cifar10_resnet`` (after Y. Idelbayev): conv 16@3x3, three stages of three basic blocks (16, 32,
+  64 channels, stride 2 at stages 2 and 3), batch norm, option-A shortcuts (parameter-free: stride-2
+  subsampling and zero-padded channels), global average pool, ``linear`` 64 -> 10;
+  Kaiming-normal init of conv and linear weights. 269,722 parameters; observed ``linear.weight``
+  (640 weights).
+
+Every constructor draws its initial weights from an optional ``torch.Generator`` (CPU), and
+:func:`build_model` leaves the global random state as it was; the distributions are PyTorch's defaults
+(``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases of ``nn.Linear`` / ``nn.Conv2d``)
+and, for ResNet-20, ``kaiming_normal_`` (fan-in, gain sqrt(2)) for weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ARCHITECTURES",
+    "INPUT_SHAPES",
+    "OBSERVED_LAYERS",
+    "LeNet5",
+    "LeNet300100",
+    "MnistNet",
+    "ResNet20",
+    "build_model",
+    "count_parameters",
+]
+
+
+def _uniform_(t: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
+    draw = torch.rand(t.shape, generator=generator, dtype=torch.float32)
+    t.copy_((2 * draw - 1) * bound)
+
+
+def _default_init(module: nn.Module, generator: torch.Generator | None) -> None:
+    """PyTorch's default init of every Linear/Conv2d, drawn from ``generator``.
+
+    ``kaiming_uniform_(a=sqrt(5))`` on weights is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; biases
+    use the same bound.
+    """
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                _uniform_(m.weight, bound, generator)
+                if m.bias is not None:
+                    _uniform_(m.bias, bound, generator)
+
+
+class MnistNet(nn.Module):
+    """ShrinkBench's ``MnistNet``: conv 20@5x5, pool, conv 50@5x5, pool, fc 800-500-10.
+
+    Input ``(batch, 1, 28, 28)``; output log-probabilities ``(batch, 10)`` (use ``nll_loss``).
+    """
+
+    def __init__(self, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, 5, 1)
+        self.conv2 = nn.Conv2d(20, 50, 5, 1)
+        self.fc1 = nn.Linear(4 * 4 * 50, 500)
+        self.fc2 = nn.Linear(500, 10)
+        _default_init(self, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2, 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2, 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class LeNet5(nn.Module):
+    """ShrinkBench's unexported ``LeNet``: conv 6@3x3, pool, conv 16@3x3, pool, fc 400-120-84-10.
+
+    Input ``(batch, 1, 28, 28)``; output log-probabilities ``(batch, 10)`` (log-softmax added so
+    that every LeNet here is trained with the same loss; the argmax and gradients are those of
+    cross-entropy on its logits).
+    """
+
+    def __init__(self, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3)
+        self.conv2 = nn.Conv2d(6, 16, 3)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+        _default_init(self, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        x = F.relu(self.fc2(x))
+        return F.log_softmax(self.fc3(x), dim=1)
+
+
+class LeNet300100(nn.Module):
+    """LeNet-300-100 (fully connected 784-300-100-10, ReLU; Frankle & Carbin 2019).
+
+    Input ``(batch, 1, 28, 28)`` or ``(batch, 784)``; output log-probabilities ``(batch, 10)``.
+    """
+
+    def __init__(self, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, 10)
+        _default_init(self, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.fc1(x.flatten(1)))
+        x = F.relu(self.fc2(x))
+        return F.log_softmax(self.fc3(x), dim=1)
+
+
+class _ShortcutA(nn.Module):
+    """Option-A shortcut: subsample by 2 and zero-pad ``pad`` channels on each side (no parameters)."""
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0.0)
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = _ShortcutA(planes // 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    """ResNet-20 for 32x32 colour images with option-A shortcuts (He et al. 2016, sec. 4.2).
+
+    Input ``(batch, 3, 32, 32)``; output logits ``(batch, 10)`` (use ``cross_entropy``).
+    """
+
+    def __init__(self, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers = []
+        in_planes = 16
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for s in (stride, 1, 1):
+                blocks.append(_BasicBlock(in_planes, planes, s))
+                in_planes = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.linear = nn.Linear(64, 10)
+        _default_init(self, generator)  # the linear bias keeps PyTorch's default
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, (nn.Linear, nn.Conv2d)):
+                    fan_in = m.weight[0].numel()
+                    std = math.sqrt(2.0 / fan_in)  # kaiming_normal_, fan_in, gain sqrt(2)
+                    draw = torch.randn(m.weight.shape, generator=generator, dtype=torch.float32)
+                    m.weight.copy_(draw * std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+#: Architecture name -> class.
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "lenet": MnistNet,
+    "lenet5": LeNet5,
+    "lenet300": LeNet300100,
+    "resnet20": ResNet20,
+}
+#: Architecture name -> the observed parameter (last hidden -> output weights).
+OBSERVED_LAYERS: dict[str, str] = {
+    "lenet": "fc2.weight",
+    "lenet5": "fc3.weight",
+    "lenet300": "fc3.weight",
+    "resnet20": "linear.weight",
+}
+#: Architecture name -> shape of one input image (channels, height, width).
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "lenet": (1, 28, 28),
+    "lenet5": (1, 28, 28),
+    "lenet300": (1, 28, 28),
+    "resnet20": (3, 32, 32),
+}
+
+
+def build_model(arch: str, *, seed: int | None = None) -> nn.Module:
+    """Build ``arch`` (``"lenet"``, ``"lenet5"``, ``"lenet300"`` or ``"resnet20"``).
+
+    Parameters
+    ----------
+    arch : str
+        See :data:`ARCHITECTURES`.
+    seed : int, optional
+        Seed of the CPU generator that draws the initial weights (deterministic); None uses a
+        generator seeded from the global one.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``arch`` or a negative ``seed``.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {arch!r}")
+    if seed is None:
+        generator = None
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        generator = torch.Generator().manual_seed(seed)
+    # nn.Linear / nn.Conv2d draw a default init from the global generator before ours replaces
+    # it: fork the global state so building a model leaves it as it was.
+    with torch.random.fork_rng(devices=[]):
+        return ARCHITECTURES[arch](generator=generator)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (buffers such as batch-norm statistics excluded)."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
