@@ -1,0 +1,68 @@
+"""Reports a researcher can read and share: one self-contained ``report.html`` and a ``report.md``.
+
+:func:`write_report` lays out a results dict; it computes nothing (every number comes from the
+results; figures are drawn with :mod:`conjugacy.plots`). ``report.html`` embeds its figures as
+base64 PNG and its style inline: no external resource, no server, it opens offline and can be sent
+by mail. ``report.md`` (for READMEs and notebooks) links the same figures, saved as PNG files in
+``figures/`` beside it.
+
+Results schema
+--------------
+A dict of JSON types (the ``results.json`` that ``conjugacy analyze`` and the paper's studies
+write). Only ``comparison`` or ``spectra`` is required; every other section appears when present.
+
+``title`` : str
+    Heading (default ``"conjugacy report"``); ``experiment`` and ``paper`` are shown under it.
+``comparison`` : dict
+    The record of :func:`conjugacy.analysis.compare_conditions`: ``conditions``, ``n_seeds``,
+    ``pairs`` (name -> [a, b]), ``alpha``, ``verdict_rule``, ``verdict_uses``, ``filter``,
+    ``verdicts`` (name -> {verdict, pvalue, uses}), ``all`` and ``filtered``, each with
+    ``distances`` (name -> {per_seed, mean, std[, interval]}), ``between_seeds`` (condition ->
+    {matrix, mean, ...}), ``permutation_tests`` (name -> {statistic, pvalue, n_permutations, exact[,
+    effect_size, min_pvalue, noise_floor]}), ``equivalence_classes`` ({noise_floor, classes,
+    mean_distance_matrix, ...}) and, in ``filtered``, ``eigenvalues`` (condition -> per seed
+    [[re, im], ...]).
+``spectra`` : dict condition -> list (one per seed) of :func:`conjugacy.results.spectrum_to_dict`
+    Eigenvalues ``[[re, im], ...]``, ``rank``, ``residuals_informative``, ``settings`` (``delays``,
+    ``rank_requested``, ``rank_reduced``, ``notes``, ...).
+``conditions`` : dict condition -> dict
+    What each condition is (e.g. ``{"width": 5}``).
+``group_by``, ``seed_key`` : str
+    The run metadata keys that made conditions and seeds.
+``runs`` : list of dict
+    ``{"run", "condition", "seed", "n_complete", "first_step", "last_step", "finished"}``.
+``observables`` (or ``observable``) : str or list of str
+``settings`` : dict
+    Spectrum settings used (``delays``, ``rank``, ``method``, ...); ``settings_reasoning`` : dict
+    setting -> why it was chosen.
+``data`` : dict
+    Data set name, source, sizes.
+``loss`` : dict label -> {"mean": [...], "std": [...], "steps": [...]}
+``windows`` : dict
+    ``{"window": int, "stride": int, "conditions": {condition: {"labels": [...],
+    "distance_matrix": [[...]], "transitions": TransitionResult.as_dict()}}}``.
+``warnings`` : list of str
+    Shown first among the warnings; the report adds those the results show (rank reduced,
+    residuals uninformative, too few seeds, unfinished runs, no residual filter).
+``timing_seconds``, ``provenance`` : dict
+    Wall times; package versions and training settings.
+"""
+
+from __future__ import annotations
+
+from ._content import ReportError, comparison_rows, overview, verdicts, warnings_of
+from ._figures import ReportFigure, report_figures
+from ._render import render_html, render_markdown, write_report
+
+__all__ = [
+    "ReportError",
+    "ReportFigure",
+    "comparison_rows",
+    "overview",
+    "render_html",
+    "render_markdown",
+    "report_figures",
+    "verdicts",
+    "warnings_of",
+    "write_report",
+]

@@ -1,0 +1,327 @@
+"""What a report says, read from a results dict: the comparison, the verdicts, the warnings.
+
+Nothing is computed here beyond reading and formatting: every number comes from the results (see
+the schema in :mod:`conjugacy.report`). The functions return plain Python structures (strings,
+lists of rows) that the HTML and Markdown writers lay out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ReportError",
+    "comparison_rows",
+    "complex_values",
+    "overview",
+    "verdicts",
+    "warnings_of",
+]
+
+
+class ReportError(ValueError):
+    """The results dict lacks what a report needs, or holds it in the wrong shape."""
+
+
+# ----- reading helpers ----------------------------------------------------------------------------
+def complex_values(pairs: Any, where: str) -> np.ndarray:
+    """``[[re, im], ...]`` (JSON) or complex numbers -> complex128 (n,); ``None`` entries (non-finite
+    values in JSON) become NaN."""
+    if pairs is None:
+        return np.zeros(0, complex)
+    if isinstance(pairs, np.ndarray) and np.iscomplexobj(pairs):
+        return pairs.astype(complex).ravel()
+    try:
+        arr = np.array([[np.nan if v is None else v for v in p] for p in pairs], dtype=float)
+    except (TypeError, ValueError):
+        raise ReportError(f"{where} must be a list of [re, im] pairs") from None
+    if arr.size == 0:
+        return np.zeros(0, complex)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ReportError(f"{where} must be a list of [re, im] pairs, got shape {arr.shape}")
+    return arr[:, 0] + 1j * arr[:, 1]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for people: 3 significant digits, ``-`` when missing or not finite."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "-"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits, len(str(int(abs(v)))))}g}"
+
+
+def _mapping(results: Any, key: str) -> Mapping[str, Any]:
+    value = results.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ReportError(f"results[{key!r}] must be a dict, got {type(value).__name__}")
+    return value
+
+
+def comparison_of(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``results["comparison"]`` (the :func:`conjugacy.analysis.compare_conditions` record)."""
+    cmp = _mapping(results, "comparison")
+    if cmp:
+        for key in ("conditions", "pairs", "verdicts", "all"):
+            if key not in cmp:
+                raise ReportError(
+                    f"results['comparison'] lacks {key!r}: it must be the record of "
+                    "conjugacy.analysis.compare_conditions"
+                )
+    return cmp
+
+
+def chosen(cmp: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The comparison the verdicts use (filtered spectra when available)."""
+    uses = cmp.get("verdict_uses", "all")
+    return cmp.get(uses) or cmp["all"]
+
+
+# ----- overview: what was compared ------------------------------------------------------------------
+def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(label, text)`` rows: conditions, seeds, runs, steps, observables, settings, data."""
+    rows: list[tuple[str, str]] = []
+    cmp = comparison_of(results)
+    spectra = _mapping(results, "spectra")
+    conditions = list(cmp.get("conditions") or spectra)
+    if conditions:
+        described = _mapping(results, "conditions")
+        parts = []
+        for c in conditions:
+            extra = described.get(c)
+            if isinstance(extra, Mapping) and extra:
+                parts.append(f"{c} ({', '.join(f'{k} = {v}' for k, v in extra.items())})")
+            else:
+                parts.append(str(c))
+        rows.append(("conditions", ", ".join(parts)))
+    if "group_by" in results:
+        rows.append(("grouped by", f"{results['group_by']} (conditions), "
+                                   f"{results.get('seed_key', 'seed')} (seeds)"))
+    if cmp:
+        rows.append(("seeds per condition", str(cmp.get("n_seeds"))))
+    runs = results.get("runs")
+    if isinstance(runs, Sequence) and runs:
+        n_unfinished = sum(1 for r in runs if isinstance(r, Mapping) and r.get("finished") is False)
+        per = {}
+        for r in runs:
+            if isinstance(r, Mapping):
+                per.setdefault((r.get("condition"), r.get("seed")), 0)
+                per[(r.get("condition"), r.get("seed"))] += 1
+        counts = sorted(set(per.values()))
+        text = f"{len(runs)} runs"
+        if counts:
+            text += f", {'/'.join(map(str, counts))} replica run(s) per (condition, seed)"
+        if n_unfinished:
+            text += f", {n_unfinished} unfinished"
+        rows.append(("runs", text))
+        steps = sorted({(r.get("first_step"), r.get("last_step"), r.get("n_complete"))
+                        for r in runs if isinstance(r, Mapping) and "n_complete" in r},
+                       key=str)
+        if steps:
+            rows.append(("steps", "; ".join(f"{a}..{b} ({n} records)" for a, b, n in steps[:4])
+                         + (" ..." if len(steps) > 4 else "")))
+    obs = results.get("observables", results.get("observable"))
+    if obs is not None:
+        rows.append(("observables", ", ".join(map(str, obs)) if isinstance(obs, list | tuple)
+                     else str(obs)))
+    first = next((s[0] for s in spectra.values() if isinstance(s, Sequence) and s), None)
+    settings = dict(_mapping(results, "settings"))
+    if isinstance(first, Mapping):
+        st = first.get("settings") or {}
+        for key in ("delays", "rank_requested", "pca", "n_features", "n_observables"):
+            if key in st and key not in settings:
+                settings[key] = st[key]
+        if "method" in first:
+            settings.setdefault("method", first["method"])
+    if settings:
+        rows.append(("spectrum settings", ", ".join(f"{k} = {v}" for k, v in settings.items()
+                                                     if not isinstance(v, Mapping | list))))
+    reasons = _mapping(results, "settings_reasoning")
+    for key, why in reasons.items():
+        rows.append((f"why {key}", str(why)))
+    if cmp:
+        rows.append(("verdict rule", str(cmp.get("verdict_rule", ""))))
+        filt = cmp.get("filter") or {}
+        if filt.get("available"):
+            kept = filt.get("kept") or {}
+            of = filt.get("of") or {}
+            rows.append(("residual filter", "; ".join(
+                f"{c}: kept {'/'.join(map(str, kept.get(c, [])))} of "
+                f"{'/'.join(map(str, of.get(c, [])))} eigenvalues per seed" for c in kept)))
+    data = _mapping(results, "data")
+    if data:
+        rows.append(("data", ", ".join(f"{k} = {v}" for k, v in data.items()
+                                       if isinstance(v, str | int | float))))
+    store = results.get("store")
+    if store:
+        rows.append(("store", str(store)))
+    return rows
+
+
+# ----- verdicts -----------------------------------------------------------------------------------
+def _test_of(cmp: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    t = chosen(cmp).get("permutation_tests", {}).get(name)
+    return t if isinstance(t, Mapping) else None
+
+
+def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One dict per pair of conditions: ``pair, a, b, verdict, sentence`` and the numbers.
+
+    Keys: ``distance`` (mean per-seed W1 on the spectra the verdict uses), ``distance_std``,
+    ``interval`` ([lo, hi] or None), ``distance_all`` (all eigenvalues), ``pvalue``, ``min_pvalue``,
+    ``effect_size``, ``noise_floor``, ``n_seeds``, ``uses``.
+    """
+    cmp = comparison_of(results)
+    if not cmp:
+        return []
+    alpha = float(cmp.get("alpha", 0.05))
+    ch = chosen(cmp)
+    floor = (ch.get("equivalence_classes") or {}).get("noise_floor")
+    out = []
+    for name, (a, b) in cmp["pairs"].items():
+        d = (ch.get("distances") or {}).get(name, {})
+        d_all = (cmp["all"].get("distances") or {}).get(name, {})
+        t = _test_of(cmp, name)
+        v = (cmp.get("verdicts") or {}).get(name, {})
+        interval = d.get("interval")
+        row = {
+            "pair": name, "a": a, "b": b,
+            "verdict": v.get("verdict"),
+            "uses": v.get("uses", cmp.get("verdict_uses", "all")),
+            "distance": d.get("mean"), "distance_std": d.get("std"),
+            "interval": list(interval) if isinstance(interval, Sequence) else None,
+            "distance_all": d_all.get("mean"),
+            "pvalue": None if t is None else t.get("pvalue"),
+            "min_pvalue": None if t is None else t.get("min_pvalue"),
+            "effect_size": None if t is None else t.get("effect_size"),
+            "noise_floor": (t or {}).get("noise_floor", floor),
+            "n_seeds": cmp.get("n_seeds"),
+            "alpha": alpha,
+        }
+        row["sentence"] = _sentence(row)
+        out.append(row)
+    return out
+
+
+def _sentence(r: Mapping[str, Any]) -> str:
+    a, b, n = r["a"], r["b"], r["n_seeds"]
+    numbers = [f"W1 = {fmt(r['distance'])}"
+               + (f" ± {fmt(r['distance_std'])} over seeds" if r["distance_std"] is not None else "")]
+    if r["interval"]:
+        numbers.append(f"interval [{fmt(r['interval'][0])}, {fmt(r['interval'][1])}]")
+    if r["effect_size"] is not None:
+        numbers.append(f"effect size {fmt(r['effect_size'])} noise-floor units")
+    elif r["noise_floor"] is not None:
+        numbers.append(f"noise floor (distance between seeds) {fmt(r['noise_floor'])}")
+    if r["pvalue"] is not None:
+        numbers.append(f"permutation p = {fmt(r['pvalue'])}")
+    if r["min_pvalue"] is not None:
+        numbers.append(f"smallest p {n} seeds allow = {fmt(r['min_pvalue'])}")
+    which = "filtered spectra" if r["uses"] == "filtered" else "all eigenvalues"
+    tail = f" ({'; '.join(numbers)}; on the {which})."
+    if r["verdict"] == "not conjugate":
+        return (f"{a} and {b} are not conjugate: spectra of different conditions lie farther apart "
+                f"than spectra of different seeds of one condition" + tail)
+    if r["verdict"] == "conjugate":
+        text = (f"{a} and {b}: no evidence that their training dynamics differ (p ≥ α = "
+                f"{fmt(r['alpha'])}); consistent with conjugate dynamics" + tail)
+        if r["min_pvalue"] is not None and r["min_pvalue"] >= r["alpha"]:
+            text += (f" With {n} seeds per condition the test cannot reach p < {fmt(r['alpha'])}:"
+                     " this is not evidence of equivalence; record more seeds.")
+        return text
+    return (f"{a} and {b}: not tested (the permutation test needs at least 2 seeds per "
+            f"condition; {n} given)" + tail)
+
+
+def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """Table rows (header first): per pair, the numbers behind its verdict."""
+    rows = [["pair", "verdict", "W1 (used)", "± std", "interval", "W1 (all eigenvalues)",
+             "p", "smallest p", "effect size", "noise floor"]]
+    for r in verdicts(results):
+        iv = r["interval"]
+        rows.append([f"{r['a']} vs {r['b']}", str(r["verdict"] or "not tested"), fmt(r["distance"]),
+                     fmt(r["distance_std"]), "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
+                     fmt(r["distance_all"]), fmt(r["pvalue"]), fmt(r["min_pvalue"]),
+                     fmt(r["effect_size"]), fmt(r["noise_floor"])])
+    return rows
+
+
+# ----- warnings -----------------------------------------------------------------------------------
+def warnings_of(results: Mapping[str, Any]) -> list[str]:
+    """Warnings a reader must see: given ones (``results["warnings"]``), then those the results
+    show: rank reduced, residuals uninformative, too few seeds, unfinished runs, no filter,
+    spectra of different sizes. Deduplicated, in that order."""
+    out: list[str] = []
+    given = results.get("warnings") or []
+    if isinstance(given, str) or not isinstance(given, Sequence):
+        raise ReportError("results['warnings'] must be a list of strings")
+    out.extend(str(w) for w in given)
+    spectra = _mapping(results, "spectra")
+    reduced, uninformative, sizes = [], [], {}
+    for c, specs in spectra.items():
+        if not isinstance(specs, Sequence):
+            raise ReportError(f"results['spectra'][{c!r}] must be a list (one spectrum per seed)")
+        for s, sp in enumerate(specs):
+            if not isinstance(sp, Mapping):
+                raise ReportError(f"results['spectra'][{c!r}][{s}] must be a spectrum dict")
+            st = sp.get("settings") or {}
+            if st.get("rank_reduced"):
+                reduced.append(f"{c} seed {s} (requested {st.get('rank_requested')}, "
+                               f"kept {sp.get('rank')})")
+            if sp.get("residuals_informative") is False:
+                uninformative.append(f"{c} seed {s}")
+            sizes.setdefault(c, set()).add(len(sp.get("eigenvalues") or []))
+    if reduced:
+        out.append("Rank reduced to what the data support: " + "; ".join(reduced) + ".")
+    if uninformative:
+        out.append("DMD residuals are uninformative (rank = number of observables) for "
+                   + ", ".join(uninformative[:6]) + (" ..." if len(uninformative) > 6 else "")
+                   + "; the residual filter uses the data residuals instead.")
+    all_sizes = {n for v in sizes.values() for n in v}
+    if len(all_sizes) > 1:
+        out.append("Spectra have different numbers of eigenvalues ("
+                   + "; ".join(f"{c}: {'/'.join(map(str, sorted(v)))}" for c, v in sizes.items())
+                   + "): distances between them mix in mass splitting.")
+    cmp = comparison_of(results)
+    if cmp:
+        n = cmp.get("n_seeds")
+        alpha = float(cmp.get("alpha", 0.05))
+        mins = [r["min_pvalue"] for r in verdicts(results) if r["min_pvalue"] is not None]
+        if isinstance(n, int) and n < 2:
+            out.append(f"Too few seeds: {n} per condition; the permutation test needs 2 or more "
+                       "(4 or more to reach p < 0.05).")
+        elif mins and min(mins) >= alpha:
+            out.append(f"Too few seeds: with {n} per condition the smallest attainable p-value is "
+                       f"{fmt(min(mins))} ≥ α = {fmt(alpha)}; no pair can be declared different.")
+        elif isinstance(n, int) and n < 4 and not mins:
+            out.append(f"Few seeds: {n} per condition; the permutation test cannot reach p < 0.05 "
+                       "with fewer than 4.")
+        filt = cmp.get("filter") or {}
+        if not filt.get("available", False):
+            out.append("Residual filter unavailable: the verdicts use all eigenvalues.")
+    runs = results.get("runs") or []
+    unfinished = [r.get("run") for r in runs if isinstance(r, Mapping) and r.get("finished") is False]
+    if unfinished:
+        out.append(f"{len(unfinished)} unfinished run(s) (training stopped before the end): "
+                   + ", ".join(map(str, unfinished[:8])) + (" ..." if len(unfinished) > 8 else ""))
+    notes = []
+    for specs in spectra.values():
+        for sp in specs:
+            for note in (sp.get("settings") or {}).get("notes") or []:
+                if "rank equals the number of observables" in note or "requested but" in note:
+                    continue  # said above
+                notes.append(str(note))
+    out.extend(f"Note from the spectrum fit: {n}" for n in dict.fromkeys(notes))
+    return list(dict.fromkeys(out))

@@ -1,0 +1,278 @@
+"""Lay out a results dict as one self-contained HTML page and as Markdown (no computation)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_open
+from ._content import (
+    ReportError,
+    comparison_rows,
+    complex_values,
+    fmt,
+    overview,
+    verdicts,
+    warnings_of,
+)
+from ._figures import ReportFigure, report_figures
+
+__all__ = ["render_html", "render_markdown", "write_report"]
+
+#: Marker attributes the inline script sets on <html> once the page has loaded; the browser test
+#: reads them back (``data-report-images="loaded/total"``, ``data-report-status="ok"|"broken"``,
+#: ``data-report-error`` when a script error happened).
+CHECK_SCRIPT = """
+(function () {
+  var root = document.documentElement;
+  window.addEventListener("error", function (e) {
+    root.setAttribute("data-report-error", String(e.message || "error"));
+  });
+  window.addEventListener("load", function () {
+    var imgs = document.images, ok = 0;
+    for (var i = 0; i < imgs.length; i++) {
+      if (imgs[i].complete && imgs[i].naturalWidth > 0) { ok++; }
+    }
+    root.setAttribute("data-report-images", ok + "/" + imgs.length);
+    root.setAttribute("data-report-status", ok === imgs.length ? "ok" : "broken");
+  });
+})();
+"""
+
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1000px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; background: #fff; }
+h1 { margin-bottom: 0.1em; } .sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.verdict { padding: 0.5em 0.8em; margin: 0.4em 0; border-left: 5px solid #999; background: #fafafa; }
+.v-not-conjugate { border-color: #d55e00; } .v-conjugate { border-color: #009e73; }
+.badge { font-weight: bold; }
+.warn { background: #fff6e0; border-left: 5px solid #e69f00; padding: 0.4em 0.8em; margin: 0.3em 0; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.92em; }
+code, pre { background: #f6f6f6; font-size: 0.88em; } pre { padding: 0.6em; overflow-x: auto; }
+"""
+
+
+def _check(results: Any) -> Mapping[str, Any]:
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a dict (a results.json), got {type(results).__name__}")
+    if not results.get("comparison") and not results.get("spectra"):
+        raise ReportError(
+            "results hold neither 'comparison' nor 'spectra': nothing to report (expected the "
+            "results.json of `conjugacy analyze` or of a study)")
+    return results
+
+
+def _title(results: Mapping[str, Any]) -> tuple[str, str]:
+    title = str(results.get("title") or "conjugacy report")
+    sub = " · ".join(str(results[k]) for k in ("experiment", "paper", "question") if results.get(k))
+    return title, sub
+
+
+def _eigen_rows(results: Mapping[str, Any], limit: int = 12) -> dict[str, list[list[str]]]:
+    """Per condition: the first seed's eigenvalues (|λ|, Re, Im, data residual)."""
+    out = {}
+    for c, specs in (results.get("spectra") or {}).items():
+        if not specs:
+            continue
+        sp = specs[0]
+        z = complex_values(sp.get("eigenvalues"), f"results['spectra'][{c!r}][0]['eigenvalues']")
+        res = sp.get("data_residuals") or sp.get("residuals") or [None] * z.size
+        rows = [["|λ|", "Re λ", "Im λ", "residual"]]
+        for k in range(min(z.size, limit)):
+            rows.append([fmt(abs(z[k]), 4), fmt(z[k].real, 4), fmt(z[k].imag, 4),
+                         fmt(res[k] if k < len(res) else None)])
+        out[str(c)] = rows
+    return out
+
+
+def _timing(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    t = results.get("timing_seconds") or {}
+    return [(k, f"{v:.1f} s") for k, v in t.items() if isinstance(v, int | float)
+            and not isinstance(v, bool)]
+
+
+# ----- HTML ---------------------------------------------------------------------------------------
+def _table(rows: Sequence[Sequence[str]], header: bool = True) -> str:
+    e = html.escape
+    out = ["<table>"]
+    for i, row in enumerate(rows):
+        tag = "th" if header and i == 0 else "td"
+        out.append("<tr>" + "".join(f"<{tag}>{e(str(c))}</{tag}>" for c in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | None = None) -> str:
+    """The report as one self-contained HTML page (figures as base64 PNG ``data:`` URIs).
+
+    Parameters
+    ----------
+    results : dict
+        See the schema in :mod:`conjugacy.report`.
+    figures : sequence of ReportFigure, optional
+        Default: :func:`report_figures` of ``results``.
+
+    Raises
+    ------
+    TypeError
+        If ``results`` is not a dict.
+    ReportError (ValueError)
+        If it holds nothing to report, or a section has the wrong shape.
+    """
+    results = _check(results)
+    figs = report_figures(results) if figures is None else list(figures)
+    e = html.escape
+    title, sub = _title(results)
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{e(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
+             f"<h1>{e(title)}</h1>"]
+    if sub:
+        parts.append(f'<p class="sub">{e(sub)}</p>')
+    rows = verdicts(results)
+    if rows:
+        parts.append("<h2>Verdicts</h2>")
+        for r in rows:
+            cls = "v-" + (r["verdict"] or "untested").replace(" ", "-")
+            badge = r["verdict"] or "not tested"
+            parts.append(f'<div class="verdict {cls}"><span class="badge">{e(r["a"])} vs '
+                         f'{e(r["b"])}: {e(badge)}.</span> {e(r["sentence"])}</div>')
+        parts.append("<h3>The numbers behind the verdicts</h3>")
+        parts.append(_table(comparison_rows(results)))
+    warns = warnings_of(results)
+    parts.append("<h2>Warnings</h2>")
+    if warns:
+        parts.extend(f'<div class="warn">{e(w)}</div>' for w in warns)
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("<h2>What was compared</h2>")
+    parts.append(_table([("item", "value"), *overview(results)]))
+    if figs:
+        parts.append("<h2>Figures</h2>")
+    for f in figs:
+        data = base64.b64encode(f.png).decode("ascii")
+        parts.append(f'<figure id="fig-{e(f.name)}"><img alt="{e(f.caption)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>{e(f.caption)}'
+                     "</figcaption></figure>")
+    eig = _eigen_rows(results)
+    if eig:
+        parts.append("<h2>Eigenvalues (first seed of each condition)</h2>")
+        for c, rows_c in eig.items():
+            parts.append(f"<h3>{e(c)}</h3>")
+            parts.append(_table(rows_c))
+    timing = _timing(results)
+    if timing:
+        parts.append("<h2>Wall time</h2>")
+        parts.append(_table([("stage", "seconds"), *timing]))
+    prov = results.get("provenance")
+    if prov:
+        parts.append("<details><summary>Provenance</summary><pre>"
+                     + e(json.dumps(prov, indent=1, default=str)[:20000]) + "</pre></details>")
+    parts.append(f"<script>{CHECK_SCRIPT}</script>")
+    parts.extend(["</body>", "</html>"])
+    return "\n".join(parts) + "\n"
+
+
+# ----- Markdown -----------------------------------------------------------------------------------
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(rows: Sequence[Sequence[str]]) -> str:
+    head, *body = rows
+    lines = ["| " + " | ".join(_md_cell(c) for c in head) + " |",
+             "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] | None = None,
+                    figure_dir: str = "figures") -> str:
+    """The report as Markdown; figures are linked as ``{figure_dir}/{name}.png`` (relative).
+
+    Raises the same errors as :func:`render_html`.
+    """
+    results = _check(results)
+    figs = report_figures(results) if figures is None else list(figures)
+    title, sub = _title(results)
+    parts = [f"# {title}", ""]
+    if sub:
+        parts += [f"*{sub}*", ""]
+    rows = verdicts(results)
+    if rows:
+        parts += ["## Verdicts", ""]
+        parts += [f"- **{r['a']} vs {r['b']}: {r['verdict'] or 'not tested'}.** {r['sentence']}"
+                  for r in rows]
+        parts += ["", _md_table(comparison_rows(results)), ""]
+    parts += ["## Warnings", ""]
+    warns = warnings_of(results)
+    parts += [f"- {w}" for w in warns] if warns else ["None."]
+    parts += ["", "## What was compared", "", _md_table([("item", "value"), *overview(results)]),
+              ""]
+    if figs:
+        parts += ["## Figures", ""]
+    for f in figs:
+        parts += [f"![{f.caption}]({figure_dir}/{f.name}.png)", "", f"*{f.caption}*", ""]
+    eig = _eigen_rows(results)
+    if eig:
+        parts += ["## Eigenvalues (first seed of each condition)", ""]
+        for c, rows_c in eig.items():
+            parts += [f"### {c}", "", _md_table(rows_c), ""]
+    timing = _timing(results)
+    if timing:
+        parts += ["## Wall time", "", _md_table([("stage", "seconds"), *timing]), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+# ----- files --------------------------------------------------------------------------------------
+def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``report.html`` (self-contained) and ``report.md`` (+ ``figures/*.png``) to ``out_dir``.
+
+    Parameters
+    ----------
+    results : dict
+        A results dict (schema in :mod:`conjugacy.report`), e.g. ``json.load`` of a
+        ``results.json``.
+    out_dir : path
+        Created if needed. Files are written atomically.
+
+    Returns
+    -------
+    (Path, Path)
+        ``report.html`` and ``report.md``.
+
+    Raises
+    ------
+    TypeError
+        If ``results`` is not a dict.
+    ReportError (ValueError)
+        If the results hold nothing to report or a section has the wrong shape (the message names
+        the key).
+    NotADirectoryError
+        If ``out_dir`` (or a parent) exists and is not a folder.
+    """
+    results = _check(results)
+    out = Path(out_dir)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"out_dir {str(out)!r}: {str(parent)!r} is not a folder")
+    figs = report_figures(results)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for f in figs:
+        with atomic_open(out / "figures" / f"{f.name}.png", "wb") as fh:
+            fh.write(f.png)
+    html_path, md_path = out / "report.html", out / "report.md"
+    with atomic_open(html_path, "w") as fh:
+        fh.write(render_html(results, figs))
+    with atomic_open(md_path, "w") as fh:
+        fh.write(render_markdown(results, figs))
+    return html_path, md_path

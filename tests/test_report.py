@@ -1,0 +1,247 @@
+"""Tests of conjugacy.report: content read from real analysis output, self-containment, a browser.
+
+The fixtures are real results: spectra from :func:`conjugacy.koopman_spectrum` of noisy linear
+systems with known eigenvalues, compared by :func:`conjugacy.analysis.compare_conditions`.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from conjugacy import koopman_spectrum  # noqa: E402
+from conjugacy.analysis import compare_conditions, spectra_to_json  # noqa: E402
+from conjugacy.report import (  # noqa: E402
+    ReportError,
+    render_html,
+    render_markdown,
+    verdicts,
+    warnings_of,
+    write_report,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def linear_runs(eigs, seed, n_runs=4, steps=40, noise=1e-3):
+    """Runs of z' = diag(eigs) z + noise, observed through a random 12 x k orthonormal map."""
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.standard_normal((12, len(eigs))))[0]
+    out = np.empty((n_runs, steps, 12))
+    for r in range(n_runs):
+        z = rng.standard_normal(len(eigs))
+        for t in range(steps):
+            out[r, t] = q @ z
+            z = np.asarray(eigs) * z + noise * rng.standard_normal(len(eigs))
+    return out
+
+
+def make_results(n_seeds=4):
+    systems = {"sgd": [0.95, 0.8, 0.5], "sgd_again": [0.95, 0.8, 0.5], "adam": [0.9, 0.7, 0.3]}
+    spectra = {c: [koopman_spectrum(linear_runs(e, 100 * i + s), delays=1, rank=6)
+                   for s in range(n_seeds)] for i, (c, e) in enumerate(systems.items())}
+    cmp = compare_conditions(spectra, seed=0, n_shuffles=10)
+    steps = list(range(1, 31))
+    return {
+        "title": "Optimizers on a linear toy",
+        "spectra": spectra_to_json(spectra),
+        "comparison": cmp,
+        "group_by": "condition",
+        "seed_key": "seed",
+        "observables": ["fc2.weight"],
+        "loss": {c: {"mean": [float(np.exp(-t / (5 + i))) for t in steps], "std": [0.02] * 30,
+                     "steps": steps} for i, c in enumerate(systems)},
+        "runs": [{"run": f"{c}_s{s}_r{r}", "condition": c, "seed": s, "n_complete": 40,
+                  "first_step": 0, "last_step": 39, "finished": True}
+                 for c in systems for s in range(n_seeds) for r in range(4)],
+        "timing_seconds": {"spectra": 0.5, "statistics": 0.25},
+    }
+
+
+@pytest.fixture(scope="module")
+def results():
+    return make_results()
+
+
+@pytest.fixture(scope="module")
+def written(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return write_report(results, out)
+
+
+def test_verdicts_read_the_comparison(results):
+    rows = {r["pair"]: r for r in verdicts(results)}
+    assert set(rows) == {"sgd-sgd_again", "sgd-adam", "sgd_again-adam"}
+    cmp = results["comparison"]
+    assert cmp["verdict_uses"] == "filtered"
+    for name, r in rows.items():
+        test = cmp["filtered"]["permutation_tests"][name]
+        assert r["pvalue"] == test["pvalue"] and r["min_pvalue"] == test["min_pvalue"]
+        assert r["distance"] == cmp["filtered"]["distances"][name]["mean"]
+        assert r["distance_all"] == cmp["all"]["distances"][name]["mean"]
+        assert r["verdict"] == cmp["verdicts"][name]["verdict"]
+    # 4 seeds per condition: exact enumeration of C(8, 4) = 70 labelings, the best p is 2/70
+    assert rows["sgd-adam"]["verdict"] == "not conjugate"
+    assert rows["sgd-adam"]["pvalue"] == pytest.approx(2 / 70)
+    assert rows["sgd-sgd_again"]["verdict"] == "conjugate"
+    s = rows["sgd-adam"]["sentence"]
+    assert s.startswith("sgd and adam are not conjugate")
+    assert "permutation p = 0.0286" in s and "smallest p 4 seeds allow = 0.0286" in s
+    assert f"W1 = {rows['sgd-adam']['distance']:.3g}" in s and "on the filtered spectra" in s
+    assert "no evidence that their training dynamics differ" in rows["sgd-sgd_again"]["sentence"]
+
+
+def test_html_is_one_self_contained_file(results, written):
+    html_path, md_path = written
+    text = html_path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"(?:src|href)\s*=\s*[\"'](?!data:)", text)  # nothing fetched
+    assert "<link" not in text and "@import" not in text and "url(" not in text
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) == text.count("<img") == 4  # eigenvalues, filtered, distances, loss
+    assert all(base64.b64decode(b).startswith(PNG) for b in images)
+    assert "sgd vs adam: not conjugate." in text
+    assert "sgd vs sgd_again: conjugate." in text
+    for word in ("What was compared", "Warnings", "Wall time", "unit circle"):
+        assert word in text
+
+
+def test_markdown_links_the_saved_figures(written):
+    _, md_path = written
+    md = md_path.read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\((figures/[\w]+\.png)\)", md)
+    assert links == ["figures/eigenvalues_all.png", "figures/eigenvalues_filtered.png",
+                     "figures/distances.png", "figures/loss.png"]
+    for link in links:
+        assert (md_path.parent / link).read_bytes().startswith(PNG)
+    assert "- **sgd vs adam: not conjugate.**" in md
+    assert "| sgd vs adam | not conjugate |" in md
+
+
+def test_warnings_say_what_the_results_show(results):
+    assert warnings_of(results) == []
+    r = copy.deepcopy(results)
+    r["warnings"] = ["given first"]
+    r["runs"][5]["finished"] = False
+    sp = r["spectra"]["adam"][1]
+    sp["settings"]["rank_reduced"] = True
+    sp["rank"] = 4
+    sp["residuals_informative"] = False
+    w = warnings_of(r)
+    assert w[0] == "given first"
+    assert "Rank reduced to what the data support: adam seed 1 (requested 6, kept 4)." in w
+    assert any(x.startswith("DMD residuals are uninformative") and "adam seed 1" in x for x in w)
+    assert any(x.startswith("1 unfinished run(s)") and r["runs"][5]["run"] in x for x in w)
+
+
+def test_too_few_seeds_is_said_in_the_warnings_and_the_verdict():
+    r = make_results(n_seeds=3)  # 3 vs 3: the best exact p is 2/20 = 0.1 > 0.05
+    w = warnings_of(r)
+    assert any("smallest attainable p-value is 0.1 ≥ α = 0.05" in x for x in w), w
+    row = {v["pair"]: v for v in verdicts(r)}["sgd-adam"]
+    assert row["verdict"] == "conjugate" and row["min_pvalue"] == pytest.approx(0.1)
+    assert "cannot reach p < 0.05: this is not evidence of equivalence" in row["sentence"]
+
+
+def test_windows_heatmap():
+    from conjugacy.compare import distance_matrix
+    from conjugacy.windows import find_transitions, windowed_spectra
+
+    rng = np.random.default_rng(0)
+    a, b = np.diag([0.9, 0.5]), np.array([[0.6, -0.5], [0.5, 0.6]])  # switch at step 30
+    runs = []
+    for _ in range(3):
+        z, xs = rng.standard_normal(2), []
+        for t in range(60):
+            xs.append(np.concatenate([z, z ** 2]))
+            z = (a if t < 30 else b) @ z
+        runs.append(xs)
+    spectra = windowed_spectra(np.array(runs), window=15, delays=0, rank=2)
+    d = distance_matrix(spectra)
+    tr = find_transitions(d)
+    results = {"spectra": {"run": [{"eigenvalues": [[z.real, z.imag] for z in spectra[0].eigenvalues]}]},
+               "windows": {"window": 15, "stride": 15, "conditions": {"run": {
+                   "labels": ["0-14", "15-29", "30-44", "45-59"], "distance_matrix": d.tolist(),
+                   "transitions": tr.as_dict()}}}}
+    assert tr.as_dict()["change_points"] == [1]
+    text = render_html(results)
+    assert 'id="fig-windows"' in text and text.count("<img") == 2
+
+
+def test_bad_input_is_named(tmp_path, results):
+    with pytest.raises(TypeError, match="results must be a dict"):
+        render_html([1, 2])
+    with pytest.raises(ReportError, match="neither 'comparison' nor 'spectra'"):
+        render_markdown({"title": "x"})
+    bad = copy.deepcopy(results)
+    bad["spectra"]["sgd"][0]["eigenvalues"] = [[1.0, 2.0, 3.0]]
+    with pytest.raises(ReportError, match=r"results\['spectra'\]\['sgd'\]\[0\]"):
+        render_html(bad)
+    bad = {"comparison": {"conditions": ["a", "b"]}}
+    with pytest.raises(ReportError, match="lacks 'pairs'"):
+        render_html(bad)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        write_report(results, tmp_path / "file" / "out")
+
+
+# ----- a real browser -----------------------------------------------------------------------------
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = _chromium()
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=10000", *args, page.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _render(page: Path, tmp_path: Path) -> tuple[str, np.ndarray]:
+    dom = _browse(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shot = tmp_path / f"{page.stem}.png"
+    res = _browse(page, tmp_path, "--window-size=1100,2400", f"--screenshot={shot}")
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    from matplotlib.image import imread
+
+    return dom.stdout, imread(shot)
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason="no chromium installed (CI installs Debian's chromium: apt-get install "
+                           "chromium); the headless-browser check of report.html is skipped")
+def test_report_renders_in_a_headless_browser(written, tmp_path):
+    html_path, _ = written
+    dom, pixels = _render(html_path, tmp_path)
+    root = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-report-status="ok"' in root and 'data-report-images="4/4"' in root, root
+    assert "data-report-error" not in root
+    # non-blank: far from uniform, with dark text and coloured markers on the white page
+    rgb = pixels[..., :3]
+    assert rgb.std() > 0.1
+    assert (rgb.mean(axis=-1) < 0.5).mean() > 0.005
+    # negative control: the same check sees a broken image and a script error
+    broken = tmp_path / "broken.html"
+    text = html_path.read_text(encoding="utf-8")
+    text = text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
+    text = text.replace("</body>", "<script>undefinedFunction();</script></body>")
+    broken.write_text(text, encoding="utf-8")
+    dom, _ = _render(broken, tmp_path)
+    root = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-report-status="broken"' in root and 'data-report-images="3/4"' in root
+    assert "data-report-error=" in root and "undefinedFunction" in root
