@@ -26,6 +26,12 @@ from .stats import (
     ks_test,
     shuffle_control,
 )
+from .uncertainty import (
+    DistanceInterval,
+    EigenvalueIntervals,
+    bootstrap_distance,
+    bootstrap_spectrum,
+)
 from .windows import TransitionResult, find_transitions, windowed_spectra
 
 try:
@@ -35,6 +41,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConjugacyTestResult",
+    "DistanceInterval",
+    "EigenvalueIntervals",
     "EquivalenceClasses",
     "KSResult",
     "PCAProjection",
@@ -45,6 +53,8 @@ __all__ = [
     "TransitionResult",
     "WassersteinResult",
     "__version__",
+    "bootstrap_distance",
+    "bootstrap_spectrum",
     "conjugacy_test",
     "delay_embed",
     "distance_matrix",

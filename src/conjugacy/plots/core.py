@@ -127,6 +127,7 @@ def plot_eigenvalues(
     zoom: tuple[float, float, float, float] | None = None,
     unit_circle: bool = True,
     colors: Mapping[str, str] | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> Axes:
     """Koopman eigenvalues of several conditions on the complex plane.
 
@@ -144,6 +145,9 @@ def plot_eigenvalues(
     colors : dict label -> colour, optional
         Fixed colours, so a condition keeps its colour across figures; other labels get
         :func:`color_for`.
+    intervals : dict label -> EigenvalueIntervals, optional
+        Bootstrap intervals (:func:`conjugacy.uncertainty.bootstrap_spectrum`) drawn as error bars
+        of the real and imaginary parts around that label's point estimates.
 
     Returns
     -------
@@ -183,6 +187,22 @@ def plot_eigenvalues(
         )
         if eig.size:
             extent = max(extent, float(np.max(np.abs(eig))))
+        iv = (intervals or {}).get(label)
+        if iv is not None:
+            centre = np.asarray(iv.eigenvalues)
+            re, im = np.asarray(iv.real, float), np.asarray(iv.imag, float)
+            ok = np.isfinite(re).all(axis=1) & np.isfinite(im).all(axis=1)
+            ax.errorbar(
+                centre.real[ok],
+                centre.imag[ok],
+                xerr=np.abs(np.stack([centre.real[ok] - re[ok, 0], re[ok, 1] - centre.real[ok]])),
+                yerr=np.abs(np.stack([centre.imag[ok] - im[ok, 0], im[ok, 1] - centre.imag[ok]])),
+                fmt="none",
+                ecolor=color,
+                elinewidth=0.9,
+                capsize=2,
+                zorder=2 + i,
+            )
     if zoom is None:
         lim = 1.12 * extent
         ax.set_xlim(-lim, lim)

@@ -1,0 +1,296 @@
+"""Uncertainty of Koopman eigenvalues and of distances, by bootstrap over trajectories.
+
+Replicas of one seed (perturbed initializations trained on one batch order) are independent given
+the seed, so resampling whole trajectories with replacement and recomputing the spectrum gives the
+sampling variability of every eigenvalue and of a distance between two conditions (SPEC section 4,
+"Uncertainty"). Pairs are never resampled individually: a trajectory's snapshot pairs are dependent.
+
+* :func:`bootstrap_spectrum` -- percentile intervals of each eigenvalue (real part, imaginary part,
+  modulus), after matching every bootstrap spectrum to the point estimate;
+* :func:`bootstrap_distance` -- a percentile interval of the Wasserstein distance between the
+  spectra of two sets of trajectories, each resampled independently.
+
+Both accept the spectrum settings of :func:`conjugacy.koopman_spectrum` and a residual filter
+(``filter="default"``, a dict of :meth:`Spectrum.filtered` arguments, or None).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .compare import wasserstein
+from .spectrum import RankWarning, Spectrum, koopman_spectrum
+from .trajectories import TrajectoriesLike, as_trajectory_list
+
+__all__ = ["DistanceInterval", "EigenvalueIntervals", "bootstrap_distance", "bootstrap_spectrum"]
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class EigenvalueIntervals:
+    """Bootstrap intervals of the eigenvalues of one spectrum.
+
+    Attributes
+    ----------
+    spectrum : Spectrum
+        The point estimate (all trajectories, filtered if a filter was asked for).
+    samples : ndarray, complex (n_boot, k)
+        Row b: the eigenvalues of bootstrap spectrum b matched one to one (minimum total distance)
+        to the k point-estimate eigenvalues; NaN where a bootstrap spectrum had fewer eigenvalues.
+    real, imag, modulus : ndarray, float (k, 2)
+        Percentile intervals ``[low, high]`` at ``level`` of the real part, imaginary part and
+        modulus of each eigenvalue (over the bootstrap spectra that matched it).
+    matched : ndarray, float (k,)
+        Fraction of bootstrap spectra that had a match for each eigenvalue.
+    level : float
+        Coverage of the intervals (e.g. 0.95).
+    n_boot : int
+    seed : int
+    """
+
+    spectrum: Spectrum
+    samples: np.ndarray
+    real: np.ndarray
+    imag: np.ndarray
+    modulus: np.ndarray
+    matched: np.ndarray
+    level: float
+    n_boot: int
+    seed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "real", "imag", "modulus", "matched"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        return self.spectrum.eigenvalues
+
+    def __repr__(self) -> str:
+        rows = [
+            f"  {z.real:+.4f}{z.imag:+.4f}j  |lambda| in [{m[0]:.4f}, {m[1]:.4f}]"
+            for z, m in zip(self.eigenvalues, self.modulus)
+        ]
+        head = f"EigenvalueIntervals(level={self.level}, n_boot={self.n_boot}, k={len(rows)})"
+        return "\n".join([head] + rows)
+
+
+@dataclass(frozen=True)
+class DistanceInterval:
+    """Bootstrap interval of a distance between two spectra.
+
+    Attributes
+    ----------
+    distance : float
+        The distance between the point estimates (all trajectories of each set).
+    low, high : float
+        Percentile interval at ``level``. The bootstrap distribution of a distance is bounded
+        below by 0 and biased upward when the true distance is small: read the interval against
+        the within-condition spread (the noise floor of independent seeds), not against 0.
+    samples : tuple of float (n_boot,)
+    level : float
+    n_boot : int
+    seed : int
+    """
+
+    distance: float
+    low: float
+    high: float
+    samples: tuple[float, ...]
+    level: float
+    n_boot: int
+    seed: int
+
+    def __repr__(self) -> str:
+        return (
+            f"DistanceInterval(distance={self.distance:.4g}, {self.level:.0%} interval "
+            f"[{self.low:.4g}, {self.high:.4g}], n_boot={self.n_boot})"
+        )
+
+
+def _check_common(n_boot: Any, level: Any, seed: Any) -> tuple[int, float, int]:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(n_boot), float(level), int(seed)
+
+
+def _apply_filter(spec: Spectrum, filter: Any) -> Spectrum:
+    if filter is None:
+        return spec
+    if filter == "default":
+        return spec.filtered()
+    if isinstance(filter, dict):
+        unknown = set(filter) - {"max_residual", "n"}
+        if unknown:
+            raise ValueError(f"filter accepts the keys 'max_residual' and 'n', got {sorted(unknown)}")
+        return spec.filtered(**filter)
+    raise ValueError(
+        f"filter must be None, 'default' or a dict of Spectrum.filtered arguments, got {filter!r}"
+    )
+
+
+def _trajectories(trajectories: TrajectoriesLike, name: str) -> list[np.ndarray]:
+    trajs = as_trajectory_list(trajectories, name=name)
+    if len(trajs) < 2:
+        raise ValueError(
+            f"{name} holds {len(trajs)} trajectory; the bootstrap resamples whole trajectories "
+            "and needs at least 2 (e.g. perturbed replicas of one seed)"
+        )
+    return trajs
+
+
+def _spectrum(trajs: list[np.ndarray], kwargs: dict[str, Any], filter: Any) -> Spectrum:
+    with warnings.catch_warnings():
+        # a resample with duplicated trajectories may have a lower numerical rank
+        warnings.simplefilter("ignore", RankWarning)
+        return _apply_filter(koopman_spectrum(trajs, **kwargs), filter)
+
+
+def _percentiles(values: np.ndarray, level: float) -> np.ndarray:
+    alpha = (1 - level) / 2
+    out = np.full((values.shape[1], 2), np.nan)
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        col = col[np.isfinite(col)]
+        if col.size:
+            out[j] = np.quantile(col, [alpha, 1 - alpha])
+    return out
+
+
+def bootstrap_spectrum(
+    trajectories: TrajectoriesLike,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    filter: Any = None,
+    **spectrum_kwargs: Any,
+) -> EigenvalueIntervals:
+    """Bootstrap intervals of Koopman eigenvalues, resampling whole trajectories.
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features) or list of (n_steps_i, n_features)
+        At least 2 trajectories (independent given the seed, e.g. perturbed replicas).
+    n_boot : int, default 200
+        Bootstrap resamples (each costs one :func:`koopman_spectrum` call).
+    level : float, default 0.95
+        Coverage of the percentile intervals.
+    seed : int
+        Seed of the resampling (results are deterministic given it).
+    filter : None, "default" or dict
+        Residual filter applied to the point estimate and to every resample
+        (:meth:`Spectrum.filtered`).
+    **spectrum_kwargs
+        Passed to :func:`koopman_spectrum` (delays, rank, method, pca, ...); ``modes`` is off.
+
+    Returns
+    -------
+    EigenvalueIntervals
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 trajectories, or an argument out of range (named).
+    """
+    n_boot, level, seed = _check_common(n_boot, level, seed)
+    trajs = _trajectories(trajectories, "trajectories")
+    kwargs = {**spectrum_kwargs, "modes": False}
+    point = _spectrum(trajs, kwargs, filter)
+    k = len(point)
+    rng = np.random.default_rng(seed)
+    samples = np.full((n_boot, k), np.nan + 1j * np.nan)
+    for b in range(n_boot):
+        idx = rng.integers(0, len(trajs), len(trajs))
+        eig = _spectrum([trajs[i] for i in idx], kwargs, filter).eigenvalues
+        if k and eig.size:
+            cost = np.abs(point.eigenvalues[:, None] - eig[None, :])
+            rows, cols = linear_sum_assignment(cost)
+            samples[b, rows] = eig[cols]
+    finite = np.isfinite(samples.real)
+    return EigenvalueIntervals(
+        spectrum=point,
+        samples=samples,
+        real=_percentiles(samples.real, level),
+        imag=_percentiles(samples.imag, level),
+        modulus=_percentiles(np.where(finite, np.abs(samples), np.nan), level),
+        matched=finite.mean(axis=0) if k else np.zeros(0),
+        level=level,
+        n_boot=n_boot,
+        seed=seed,
+        settings={"filter": filter, **{k_: v for k_, v in spectrum_kwargs.items()}},
+    )
+
+
+def bootstrap_distance(
+    trajectories_a: TrajectoriesLike,
+    trajectories_b: TrajectoriesLike,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    p: float = 1,
+    filter: Any = "default",
+    **spectrum_kwargs: Any,
+) -> DistanceInterval:
+    """Bootstrap interval of the Wasserstein distance between the spectra of two conditions.
+
+    Each set of trajectories is resampled (whole trajectories, with replacement) independently,
+    both spectra recomputed with the same settings and filter, and ``W_p`` taken between them.
+
+    Parameters
+    ----------
+    trajectories_a, trajectories_b : see :func:`bootstrap_spectrum` (at least 2 each)
+    n_boot, level, seed : see :func:`bootstrap_spectrum`
+    p : float, default 1
+        Order of the Wasserstein distance (:func:`conjugacy.wasserstein`).
+    filter : None, "default" or dict, default "default"
+        Residual filter applied to every spectrum before the distance.
+    **spectrum_kwargs
+        Passed to :func:`koopman_spectrum`.
+
+    Returns
+    -------
+    DistanceInterval
+    """
+    n_boot, level, seed = _check_common(n_boot, level, seed)
+    a = _trajectories(trajectories_a, "trajectories_a")
+    b = _trajectories(trajectories_b, "trajectories_b")
+    kwargs = {**spectrum_kwargs, "modes": False}
+    distance = wasserstein(_spectrum(a, kwargs, filter), _spectrum(b, kwargs, filter), p=p)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_boot):
+        ra = [a[i] for i in rng.integers(0, len(a), len(a))]
+        rb = [b[i] for i in rng.integers(0, len(b), len(b))]
+        sa, sb = _spectrum(ra, kwargs, filter), _spectrum(rb, kwargs, filter)
+        samples.append(wasserstein(sa, sb, p=p) if len(sa) and len(sb) else np.nan)
+    arr = np.asarray(samples, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    alpha = (1 - level) / 2
+    low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size else (np.nan, np.nan))
+    return DistanceInterval(
+        distance=float(distance),
+        low=float(low),
+        high=float(high),
+        samples=tuple(float(x) for x in arr),
+        level=level,
+        n_boot=n_boot,
+        seed=seed,
+    )
