@@ -3,12 +3,20 @@
 The canonical form is a list of 2-D arrays, one per trajectory, each shaped
 ``(n_steps_i, n_features)`` with a common ``n_features`` and dtype float64 (complex128 if any input
 is complex). Every trajectory is validated: finite, numeric, at least ``min_steps`` steps.
+
+PyTorch tensors are accepted when they are plain data: on the CPU and not requiring grad (they are
+then viewed through ``Tensor.numpy()``, without a copy; bfloat16 and float8 tensors, which NumPy
+cannot hold, are widened to float32 first, exactly). A tensor that requires grad (a live
+parameter, or a result still attached to a graph) or lives on another device raises ``TypeError``
+naming the argument and the fix (``x.detach()``, ``x.detach().cpu()``): the spectrum is not
+differentiable, so silently detaching would hide that no gradient flows back.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -20,6 +28,31 @@ _SHAPE_HINT = (
     "pass an array (n_trajectories, n_steps, n_features), one trajectory (n_steps, n_features), "
     "or a list of (n_steps_i, n_features) arrays; reshape a scalar series with x.reshape(-1, 1)"
 )
+
+
+def _from_torch(value: Any, name: str) -> Any:
+    """A CPU tensor without grad as a NumPy view; a clear ``TypeError`` for any other tensor.
+    Anything that is not a torch tensor is returned unchanged (torch is never imported here)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor):
+        return value
+    if value.requires_grad:
+        raise TypeError(
+            f"{name} is a torch tensor that requires grad; pass {name}.detach() (recorded "
+            "trajectories are data: the spectrum is not differentiable)"
+        )
+    if value.device.type != "cpu":
+        raise TypeError(
+            f"{name} is a torch tensor on device {value.device}; pass {name}.detach().cpu() "
+            "(the spectrum is computed with NumPy on the CPU)"
+        )
+    if value.dtype == torch.bfloat16 or "float8" in str(value.dtype):
+        value = value.float()  # exact: these formats are subsets of float32
+    try:
+        return value.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise TypeError(f"{name} is a torch tensor of dtype {value.dtype} that NumPy cannot "
+                        f"hold ({exc}); convert it with {name}.double()") from None
 
 
 def as_trajectory_list(
@@ -40,9 +73,18 @@ def as_trajectory_list(
     Returns
     -------
     list of ndarray (n_steps_i, n_features)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric data, or a torch tensor that requires grad or is not on the CPU (the message
+        names the argument, e.g. ``trajectories[2]``, and the fix).
+    ValueError
+        Wrong number of dimensions, no trajectories, no features, mismatched features, too few
+        steps, NaN or Inf (naming the argument and index).
     """
     if isinstance(trajectories, np.ndarray) or not isinstance(trajectories, (list, tuple)):
-        arr = as_numeric_array(trajectories, name)
+        arr = as_numeric_array(_from_torch(trajectories, name), name)
         check_ndim(arr, name, (2, 3), _SHAPE_HINT)
         items = [arr] if arr.ndim == 2 else list(arr)
         labels = [name] if arr.ndim == 2 else [f"{name}[{i}]" for i in range(len(items))]
@@ -52,7 +94,7 @@ def as_trajectory_list(
         items, labels = [], []
         for i, traj in enumerate(trajectories):
             label = f"{name}[{i}]"
-            arr = as_numeric_array(traj, label)
+            arr = as_numeric_array(_from_torch(traj, label), label)
             check_ndim(arr, label, (2,), "each trajectory must be (n_steps, n_features)")
             items.append(arr)
             labels.append(label)
