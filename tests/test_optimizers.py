@@ -248,7 +248,7 @@ def test_reproduction_tests_and_verdicts(tan):
     # OMD-OGD 0.452, both BM pairs 0.0079 (the smallest attainable).
     assert p["omd-ogd"] > 0.2
     assert p["omd-bm"] < 0.05 and p["ogd-bm"] < 0.05
-    assert all(tan.permutation[k].exact for k in tan.pair_keys)
+    assert all(tan.permutation[k]["exact"] for k in tan.pair_keys)
     assert tan.conjugate == {"omd-ogd": True, "omd-bm": False, "ogd-bm": False}
     # Paper's shuffle control: 25 % (OMD-OGD) vs 0 % (BM pairs); measured 23 %, 0 %, 3 %.
     f = tan.shuffle_fractions

@@ -91,21 +91,27 @@ def optimizers(
 
     table = Table(title="Pairwise comparison", title_justify="left")
     table.add_column("pair")
-    table.add_column(f"W_{config.p:g}", justify="right")
+    table.add_column(f"W_{config.p:g} all", justify="right")
+    filtered = results.comparison.get("filtered")
+    if filtered is not None:
+        table.add_column(f"W_{config.p:g} filtered", justify="right")
     table.add_column("shuffles >= true\n(paper's control)", justify="right")
     table.add_column("permutation p", justify="right")
     table.add_column("verdict")
     for key in results.pair_keys:
         ok = results.conjugate[key]
+        cells = [key.upper(), f"{results.wasserstein[key]:.4f}"]
+        if filtered is not None:
+            cells.append(f"{filtered['pooled_distances'][key]:.4f}")
         table.add_row(
-            key.upper(),
-            f"{results.wasserstein[key]:.4f}",
+            *cells,
             f"{100 * results.shuffle_fractions[key]:.0f} %",
             f"{results.pvalues[key]:.3f}",
             "[green]conjugate[/green]" if ok else "[red]not conjugate[/red]",
         )
     console.print(table)
-    console.print(f"Verdict rule: {VERDICT_RULE} (alpha = {config.alpha}).")
+    console.print(f"Verdict rule: {VERDICT_RULE} (alpha = {config.alpha}); verdicts use the "
+                  f"{results.comparison['verdict_uses']} spectra.")
     console.print(
         "The paper's shuffle control counts only ties (a shuffle can never exceed the true "
         "distance); it is shown for comparison with the paper, not used for the verdict."

@@ -499,11 +499,17 @@ class OptimizerResults:
     group_spectra : dict of tuple of Spectrum
         One spectrum per group, per optimizer.
     wasserstein : dict of float
-        ``W_p`` between the full spectra, per pair.
-    shuffle : dict of ShuffleControlResult
-        The paper's shuffle control, per pair (see its caveat).
-    permutation : dict of ConjugacyTestResult
-        Permutation test on the group spectra, per pair.
+        ``W_p`` between the full spectra (all eigenvalues), per pair.
+    shuffle : dict of dict
+        The paper's shuffle control on the full spectra (all eigenvalues), per pair (see its
+        caveat): ``fraction``, ``n_shuffles``, ``true_distance``.
+    permutation : dict of dict
+        Permutation test on the group spectra, per pair, on the spectra the verdicts use
+        (``comparison["verdict_uses"]``): ``statistic``, ``pvalue``, ``n_permutations``,
+        ``exact`` (and ``effect_size``, ``min_pvalue`` when the statistics provide them).
+    comparison : dict
+        The whole :func:`conjugacy.analysis.compare_conditions` result: all-eigenvalue and
+        residual-filtered comparisons, verdicts.
     exact_root_steps : ndarray of int (25,) or None
         BM only: first step at which ``f(z) == 0`` exactly, -1 if never.
     notes : tuple of str
@@ -522,6 +528,7 @@ class OptimizerResults:
     wasserstein: dict[str, float]
     shuffle: dict[str, Any]
     permutation: dict[str, Any]
+    comparison: dict[str, Any]
     exact_root_steps: np.ndarray | None = None
     notes: tuple[str, ...] = ()
 
@@ -543,22 +550,18 @@ class OptimizerResults:
     @property
     def shuffle_fractions(self) -> dict[str, float]:
         """Fraction of shuffles with distance >= the true one, per pair (the paper's number)."""
-        return {k: float(v.fraction) for k, v in self.shuffle.items()}
+        return {k: float(v["fraction"]) for k, v in self.shuffle.items()}
 
     @property
     def pvalues(self) -> dict[str, float]:
-        """Permutation-test p-values, per pair."""
-        return {k: float(v.pvalue) for k, v in self.permutation.items()}
+        """Permutation-test p-values, per pair (on the spectra the verdicts use)."""
+        return {k: float(v["pvalue"]) for k, v in self.permutation.items()}
 
     @property
     def conjugate(self) -> dict[str, bool]:
         """Verdict per pair: True (conjugate, i.e. no evidence against it) when the permutation
         p-value is >= ``config.alpha``; False (not conjugate) when it is below."""
         return {k: bool(p >= self.config.alpha) for k, p in self.pvalues.items()}
-
-
-def _seed_for(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 def _stack(fn: Callable[..., np.ndarray], *args: np.ndarray, **kwargs: Any) -> np.ndarray:
@@ -576,8 +579,7 @@ def run(config: OptimizerConfig | None = None) -> OptimizerResults:
     -------
     OptimizerResults
     """
-    from ..compare import wasserstein
-    from ..stats import conjugacy_test, shuffle_control
+    from ..analysis import compare_conditions
 
     if config is None:
         config = OptimizerConfig()
@@ -624,20 +626,19 @@ def run(config: OptimizerConfig | None = None) -> OptimizerResults:
                 "the tolerance, i.e. rounding noise"
             )
 
-    dist, shuffles, perms = {}, {}, {}
-    for k, (a, b) in enumerate(c.pairs):
-        key = f"{a}-{b}"
-        dist[key] = float(wasserstein(spectra[a], spectra[b], p=c.p))
-        shuffles[key] = shuffle_control(
-            spectra[a], spectra[b], n_shuffles=c.n_shuffles, seed=_seed_for(c.seed, 2 * k), p=c.p
-        )
-        perms[key] = conjugacy_test(
-            list(group_spectra[a]),
-            list(group_spectra[b]),
-            n_permutations=c.n_permutations,
-            seed=_seed_for(c.seed, 2 * k + 1),
-            p=c.p,
-        )
+    comparison = compare_conditions(
+        {m: list(group_spectra[m]) for m in c.methods},
+        pairs=c.pairs,
+        pooled=spectra,
+        alpha=c.alpha,
+        seed=c.seed,
+        n_permutations=c.n_permutations,
+        n_shuffles=c.n_shuffles,
+        shuffle="pooled",
+        ks=False,
+        p=c.p,
+    )
+    every = comparison["all"]
     return OptimizerResults(
         config=c,
         initial_conditions=ics,
@@ -646,9 +647,10 @@ def run(config: OptimizerConfig | None = None) -> OptimizerResults:
         spectra=spectra,
         groups=groups,
         group_spectra=group_spectra,
-        wasserstein=dist,
-        shuffle=shuffles,
-        permutation=perms,
+        wasserstein=dict(every["pooled_distances"]),
+        shuffle=dict(every["shuffle_control"]),
+        permutation=dict(comparison[comparison["verdict_uses"]]["permutation_tests"]),
+        comparison=comparison,
         exact_root_steps=root_steps,
         notes=tuple(notes),
     )
@@ -657,13 +659,15 @@ def run(config: OptimizerConfig | None = None) -> OptimizerResults:
 # ----- output ----------------------------------------------------------------------------------
 VERDICT_RULE = (
     "not conjugate if the permutation test on 5 group spectra per optimizer rejects at level "
-    "alpha (p < alpha); otherwise conjugate (no evidence against conjugacy)"
+    "alpha (p < alpha), on the residual-filtered spectra when the engine filters (else on all "
+    "eigenvalues); otherwise conjugate (no evidence against conjugacy)"
 )
 
 
 def results_to_dict(results: OptimizerResults) -> dict[str, Any]:
     """The content of ``results.json`` (see :func:`save_results`), JSON-serialisable."""
     from ..results import complex_to_pairs, package_info, spectrum_to_dict, to_jsonable
+    from ..study import provenance
 
     r = results
     c = r.config
@@ -672,28 +676,16 @@ def results_to_dict(results: OptimizerResults) -> dict[str, Any]:
         "figure": "fig. 2" if c.loss == "tan" else "fig. S1",
         "settings": c.to_dict(),
         "package": package_info(),
+        "provenance": provenance(data={"name": "closed-form optimizer iterates",
+                                       "source": "generated (25 initial conditions per optimizer)"}),
         "methods": list(r.methods),
         "eigenvalues": {m: complex_to_pairs(s.eigenvalues) for m, s in r.spectra.items()},
         "residuals": {m: to_jsonable(s.residuals) for m, s in r.spectra.items()},
         "residuals_informative": {m: s.residuals_informative for m, s in r.spectra.items()},
         "wasserstein": dict(r.wasserstein),
-        "shuffle_control": {
-            k: {
-                "fraction": float(v.fraction),
-                "n_shuffles": int(v.n_shuffles),
-                "true_distance": float(v.true_distance),
-            }
-            for k, v in r.shuffle.items()
-        },
-        "permutation_test": {
-            k: {
-                "statistic": float(v.statistic),
-                "pvalue": float(v.pvalue),
-                "n_permutations": int(v.n_permutations),
-                "exact": bool(v.exact),
-            }
-            for k, v in r.permutation.items()
-        },
+        "shuffle_control": dict(r.shuffle),
+        "permutation_test": dict(r.permutation),
+        "comparison": r.comparison,
         "verdicts": {k: "conjugate" if ok else "not conjugate" for k, ok in r.conjugate.items()},
         "verdict_rule": VERDICT_RULE,
         "groups": [list(g) for g in r.groups],
