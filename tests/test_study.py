@@ -1,0 +1,216 @@
+"""The study protocol: declaration, jobs, per-job stores, resume, and the Dask runner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
+from conjugacy.store import TrajectoryStore
+from conjugacy.study import Job, Study, StudyReader, check_stamp, run_study, store_path
+
+N_STEPS = 12
+
+
+def _train(job, ctx):
+    """Tiny regression net, SGD or Adam by condition; all randomness from the job's seed."""
+    from conjugacy.torch import train_replicas
+
+    gen = torch.Generator().manual_seed(1000 + job.seed)
+    x = torch.randn(24, 3, generator=gen)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    torch.manual_seed(job.seed)
+    base = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    lr = job.params["lr"]
+    opt = torch.optim.SGD if job.params["optimizer"] == "sgd" else torch.optim.Adam
+    train_replicas(
+        base, n_replicas=job.n_replicas, eps=1e-2, seed=job.seed,
+        batches=[(x[:12], y[:12]), (x[12:], y[12:])], loss_fn=nn.functional.mse_loss,
+        make_optimizer=lambda p: opt(p, lr=lr), n_steps=job.n_records - 1, store=ctx.store,
+        run_prefix=job.key, params="2.weight", metadata=dict(ctx.metadata),
+    )
+    return {"lr": lr}
+
+
+def _study(**overrides):
+    settings = dict(
+        name="toy",
+        conditions={"sgd": {"optimizer": "sgd", "lr": 0.1}, "adam": {"optimizer": "adam", "lr": 0.01}},
+        seeds=(0, 1),
+        n_replicas=3,
+        n_records=N_STEPS + 1,
+        train=_train,
+        settings={"n_steps": N_STEPS, "eps": 1e-2},
+    )
+    return Study(**{**settings, **overrides})
+
+
+def _all_runs(out):
+    with StudyReader.open(out) as r:
+        return {run: (r.read(runs=run), r.scalars(run, "loss")) for run in r.runs()}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    return run_study(_study(), out), out
+
+
+# ----------------------------------------------------------------------------- declaration
+def test_jobs_are_the_conditions_times_seeds():
+    jobs = _study().jobs()
+    assert [j.key for j in jobs] == ["sgd-seed0", "adam-seed0", "sgd-seed1", "adam-seed1"]
+    assert [j.key for j in _study(seed_major=False).jobs()] == [
+        "sgd-seed0", "sgd-seed1", "adam-seed0", "adam-seed1"]
+    j = jobs[1]
+    assert (j.condition, j.seed, j.n_replicas, j.n_records) == ("adam", 0, 3, N_STEPS + 1)
+    assert j.run_names == ("adam-seed0_0", "adam-seed0_1", "adam-seed0_2")
+    assert j.params == {"optimizer": "adam", "lr": 0.01}
+    extra = Job("long", 0, {}, "long-run", 1, 50)
+    assert _study(extra_jobs=[extra]).jobs()[-1] == extra
+    assert Job("a", 0, {}, "k", 11, 2).run_names[10] == "k_10"  # zero-padded like train_replicas
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        ({"conditions": {}}, ValueError, "conditions must be a non-empty mapping"),
+        ({"conditions": {"a b": {}}}, ValueError, "condition label 'a b'"),
+        ({"conditions": {"a": 3}}, TypeError, r"conditions\['a'\] must be a mapping"),
+        ({"seeds": (0, 0)}, ValueError, "distinct integers"),
+        ({"seeds": (-1,)}, ValueError, "each seed"),
+        ({"n_replicas": 0}, ValueError, "n_replicas"),
+        ({"train": 3}, TypeError, "train must be callable"),
+        ({"settings": {"x": object()}}, TypeError, "settings"),
+        ({"job_key": lambda c, s: "same"}, ValueError, "job keys must be unique"),
+        ({"name": ""}, ValueError, "name must be"),
+    ],
+)
+def test_bad_declarations_are_refused(overrides, error, match):
+    with pytest.raises(error, match=match):
+        _study(**overrides)
+
+
+# ----------------------------------------------------------------------------- serial run
+def test_serial_run_writes_one_store_per_job(serial):
+    res, out = serial
+    assert res.trained == ("sgd-seed0", "adam-seed0", "sgd-seed1", "adam-seed1")
+    assert res.skipped == () and res.executor["kind"] == "serial"
+    assert res.info["adam-seed1"] == {"lr": 0.01}
+    assert sorted(p.name for p in (out / "trajectories").iterdir()) == [
+        "adam-seed0.zarr", "adam-seed1.zarr", "sgd-seed0.zarr", "sgd-seed1.zarr"]
+    stamp = json.loads((out / "study.json").read_text())
+    assert stamp == {"layout": 1, "study": "toy", "settings": {"n_steps": N_STEPS, "eps": 0.01}}
+    with TrajectoryStore.open(store_path(out, "adam-seed1"), "r") as st:
+        assert st.runs() == ["adam-seed1_0", "adam-seed1_1", "adam-seed1_2"]
+    with res.reader() as reader:
+        assert len(reader.runs()) == 12
+        traj = reader.read(params="2.weight", runs=["sgd-seed1_2", "adam-seed0_0", "sgd-seed1_0"])
+        assert traj.shape == (3, N_STEPS + 1, 4)  # runs from two stores, in the order asked
+        with TrajectoryStore.open(store_path(out, "sgd-seed1"), "r") as st:
+            np.testing.assert_array_equal(traj[0], st.read(runs="sgd-seed1_2")[0])
+        meta = reader.metadata("adam-seed0_2")
+        assert (meta["study"], meta["condition"], meta["seed"], meta["job"]) == (
+            "toy", "adam", 0, "adam-seed0")
+        groups = group_runs(reader)
+        assert list(groups) == [("adam", 0), ("adam", 1), ("sgd", 0), ("sgd", 1)]
+        assert groups[("sgd", 1)] == ["sgd-seed1_0", "sgd-seed1_1", "sgd-seed1_2"]
+        assert list(group_runs(reader, by=("condition",), where=lambda m: m["seed"] == 0)) == [
+            ("adam",), ("sgd",)]
+
+
+def test_conditions_and_seeds_give_different_runs(serial):
+    runs = _all_runs(serial[1])
+    a = runs["sgd-seed0_0"][0]
+    assert not np.array_equal(a, runs["adam-seed0_0"][0])
+    assert not np.array_equal(a, runs["sgd-seed1_0"][0])
+    assert not np.array_equal(a, runs["sgd-seed0_1"][0])  # a perturbed replica
+
+
+def test_resume_skips_complete_jobs_and_retrains_incomplete_ones(serial, tmp_path):
+    import shutil
+
+    _, out = serial
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with TrajectoryStore.open(store_path(copy, "adam-seed0"), "a") as st:
+        st.delete_run("adam-seed0_2")
+    with TrajectoryStore.open(store_path(copy, "sgd-seed1"), "a") as st:
+        st.set_finished("sgd-seed1_0", False)
+    again = run_study(_study(), copy)
+    assert again.trained == ("adam-seed0", "sgd-seed1")
+    assert again.skipped == ("sgd-seed0", "adam-seed1")
+    before, after = _all_runs(out), _all_runs(copy)
+    assert before.keys() == after.keys()
+    for k in before:
+        np.testing.assert_array_equal(before[k][0], after[k][0])
+
+
+def test_resume_refuses_other_settings_or_another_study(serial, tmp_path):
+    _, out = serial
+    with pytest.raises(ValueError, match=r"other settings \(n_steps: 12 there, 13 now\)"):
+        check_stamp(_study(settings={"n_steps": 13, "eps": 1e-2}), out)
+    with pytest.raises(ValueError, match="holds the study 'toy', not 'other'"):
+        check_stamp(_study(name="other"), out)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "trajectories.zarr").mkdir()
+    with pytest.raises(ValueError, match="older version"):
+        check_stamp(_study(), tmp_path / "old")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="exists and is not a folder"):
+        check_stamp(_study(), tmp_path / "file")
+
+
+def test_a_training_function_that_records_nothing_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match="did not record the runs"):
+        run_study(_study(train=lambda job, ctx: None), tmp_path)
+
+
+def test_runner_arguments_are_checked(tmp_path):
+    with pytest.raises(TypeError, match="study must be a Study"):
+        run_study({"name": "x"}, tmp_path)
+    with pytest.raises(ValueError, match="not both"):
+        run_study(_study(), tmp_path, client=object(), workers=2)
+    with pytest.raises(FileNotFoundError, match="no study was run"):
+        StudyReader.open(tmp_path / "nothing")
+
+
+# ----------------------------------------------------------------------------- Dask
+def test_dask_local_cluster_equals_the_serial_run_bit_for_bit(serial, tmp_path):
+    pytest.importorskip("dask.distributed")
+    from conjugacy.study import dask_client
+
+    _, out = serial
+    groups = [SpectrumGroup(c, s, tuple(f"{c}-seed{s}_{i}" for i in range(3)))
+              for c in ("sgd", "adam") for s in (0, 1)]
+    settings = {"delays": 2, "rank": 4}
+    with dask_client(workers=2, processes=False) as client:
+        res = run_study(_study(), tmp_path, client=client)
+        assert res.executor["kind"] == "dask" and res.executor["workers"] == 2
+        assert sorted(res.trained) == sorted(j.key for j in _study().jobs())
+        with res.reader() as reader:
+            on_dask = fit_spectra(reader, groups, settings, params="2.weight", client=client)
+    serial_runs, dask_runs = _all_runs(out), _all_runs(tmp_path)
+    assert serial_runs.keys() == dask_runs.keys()
+    for k in serial_runs:
+        np.testing.assert_array_equal(serial_runs[k][0], dask_runs[k][0])
+        np.testing.assert_array_equal(serial_runs[k][1], dask_runs[k][1])
+    with StudyReader.open(out) as reader:
+        here = fit_spectra(reader, groups, settings, params="2.weight")
+    assert here.keys() == on_dask.keys()
+    for k in here:
+        np.testing.assert_array_equal(here[k].eigenvalues, on_dask[k].eigenvalues)
+    assert run_study(_study(), tmp_path).skipped == tuple(j.key for j in _study().jobs())
+
+
+def test_dask_client_needs_exactly_one_target():
+    from conjugacy.study import dask_client
+
+    with pytest.raises(ValueError, match="exactly one"), dask_client():
+        pass
+    with pytest.raises(ValueError, match="exactly one"), dask_client("tcp://x:1", 2):
+        pass
