@@ -1,0 +1,472 @@
+"""Fuzzing the file readers: every damaged or foreign file gets a clean error naming it.
+
+Seeded byte mutations (deterministic, a few hundred cases per reader, a few seconds in all) of
+
+* saved spectra given to :meth:`conjugacy.Spectrum.load`: raw mutations of the archive (truncation,
+  bit flips, overwritten, deleted and inserted spans), mutations of one member re-zipped with a
+  valid CRC (so the npy headers and the JSON ``meta`` themselves are attacked), and hand-crafted
+  files (huge or negative declared shapes, object and structured dtypes, wrong meta types, deep
+  JSON, encrypted or unknown zip compression, unknown members);
+* trajectory stores given to ``TrajectoryStore.open(path, "r").read()``: one chunk or metadata file
+  truncated, flipped, overwritten, emptied, deleted or replaced by other JSON;
+* the CLI's file arguments: ``conjugacy spectrum`` on mutated ``.npy`` / ``.npz`` trajectories and
+  ``conjugacy compare`` on mutated spectra.
+
+An outcome is *ok* (read, or for the CLI exit 0), *clean* (``ValueError`` -- a ``StoreError`` is one
+-- whose message names the file; for the CLI exit 2 with one line naming the file) or a *leak*
+(any other exception, a message not naming the file, a traceback, another exit code). The tests
+require zero leaks. ``python tests/test_fuzz.py`` prints the counts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conjugacy import Spectrum
+
+N_RAW = 200  # raw byte mutations of a saved spectrum
+N_MEMBER = 150  # one member mutated, re-zipped with a valid CRC
+N_STORE = 200  # store files mutated
+N_CLI = 60  # per CLI file kind
+N_CLI_STORE = 40  # `conjugacy store ls` / `conjugacy spectrum STORE` on a mutated store
+
+
+# ----- mutations ---------------------------------------------------------------------------------
+def mutate(data: bytes, rng: np.random.Generator, focus: int | None = None) -> bytes:
+    """One random byte-level mutation of ``data`` (positions within ``focus`` bytes when given)."""
+    buf = bytearray(data)
+    n = len(buf)
+    span = max(1, min(n, focus or n))
+    op = int(rng.integers(7))
+    if op == 0 or n == 0:  # truncate
+        return bytes(buf[: int(rng.integers(0, max(1, n)))])
+    pos = int(rng.integers(0, span))
+    if op == 1:  # flip 1..8 bits
+        for _ in range(int(rng.integers(1, 9))):
+            i = int(rng.integers(0, span))
+            buf[i] ^= 1 << int(rng.integers(8))
+    elif op == 2:  # overwrite a span with random bytes
+        k = int(rng.integers(1, 17))
+        buf[pos : pos + k] = rng.integers(0, 256, size=min(k, n - pos), dtype=np.uint8).tobytes()
+    elif op == 3:  # delete a span
+        del buf[pos : pos + int(rng.integers(1, 33))]
+    elif op == 4:  # insert random bytes
+        buf[pos:pos] = rng.integers(0, 256, size=int(rng.integers(1, 17)), dtype=np.uint8).tobytes()
+    elif op == 5:  # overwrite with an extreme 4-byte integer (sizes, offsets, dimensions)
+        value = [0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0x80000000][int(rng.integers(5))]
+        buf[pos : pos + 4] = struct.pack("<I", value)[: n - pos]
+    else:  # zero a span
+        k = int(rng.integers(1, 65))
+        buf[pos : pos + k] = bytes(min(k, n - pos))
+    return bytes(buf)
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, arr, allow_pickle=False)
+    return out.getvalue()
+
+
+def npy_with_header(header: dict, payload: bytes = b"") -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue() + payload
+
+
+def zip_members(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def unzip(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+# ----- the reference files -----------------------------------------------------------------------
+def reference_spectrum() -> Spectrum:
+    rng = np.random.default_rng(7)
+    eig = np.array([0.9 + 0.1j, 0.9 - 0.1j, 0.5])
+    return Spectrum(
+        eigenvalues=eig,
+        residuals=np.array([1e-3, 1e-3, 2e-3]),
+        plain_residuals=np.array([2e-3, 2e-3, 3e-3]),
+        modes=rng.normal(size=(6, 3)) + 1j * rng.normal(size=(6, 3)),
+        singular_values=np.array([3.0, 2.0, 1.0, 0.5]),
+        rank=3,
+        method="rrr",
+        residuals_informative=True,
+        rayleigh_quotients=eig,
+        settings={"delays": 1, "notes": ["a note"], "path": "dense"},
+    )
+
+
+def reference_trajectories() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    a = np.array([[0.9, 0.1], [0.0, 0.6]])
+    x = np.empty((2, 12, 2))
+    x[:, 0] = rng.normal(size=(2, 2))
+    for t in range(1, 12):
+        x[:, t] = x[:, t - 1] @ a.T
+    return x
+
+
+def crafted_spectrum_files(good: bytes) -> list[tuple[str, bytes]]:
+    """Hand-made foreign or hostile files, each with a name saying what it is."""
+    members = unzip(good)
+    meta = json.loads(str(np.load(io.BytesIO(members["meta.npy"]), allow_pickle=False)))
+
+    def with_member(name: str, data: bytes | None) -> bytes:
+        new = dict(members)
+        if data is None:
+            new.pop(name)
+        else:
+            new[name] = data
+        return zip_members(new)
+
+    def with_meta(**changes) -> bytes:
+        m = dict(meta)
+        for k, v in changes.items():
+            if v is _DROP:
+                m.pop(k, None)
+            else:
+                m[k] = v
+        return with_member("meta.npy", npy_bytes(np.array(json.dumps(m))))
+
+    cases = [
+        ("empty file", b""),
+        ("text file", b"eigenvalues: 0.5\n"),
+        ("npy instead of npz", npy_bytes(np.ones(3))),
+        ("zip signature only", b"PK\x03\x04"),
+        ("empty zip", zip_members({})),
+        ("plain npz", zip_members({"x.npy": npy_bytes(np.ones(3))})),
+        ("no meta", with_member("meta.npy", None)),
+        ("no eigenvalues", with_member("eigenvalues.npy", None)),
+        ("no residuals", with_member("residuals.npy", None)),
+        ("huge declared shape", with_member(
+            "eigenvalues.npy",
+            npy_with_header({"descr": "<c16", "fortran_order": False, "shape": (1 << 40,)}))),
+        ("negative dimension", with_member(
+            "modes.npy",
+            npy_with_header({"descr": "<c16", "fortran_order": False, "shape": (-6, 3)}))),
+        ("object dtype", with_member(
+            "residuals.npy",
+            npy_with_header({"descr": "|O", "fortran_order": False, "shape": (3,)}, bytes(24)))),
+        ("structured dtype", with_member(
+            "residuals.npy", npy_bytes(np.zeros(3, dtype=[("a", "<f8")])))),
+        ("string dtype", with_member("residuals.npy", npy_bytes(np.array(["a", "b", "c"])))),
+        ("complex residuals", with_member("residuals.npy", npy_bytes(np.ones(3) * 1j))),
+        ("wrong rank length", with_member("residuals.npy", npy_bytes(np.ones(4)))),
+        ("2-D eigenvalues", with_member("eigenvalues.npy", npy_bytes(np.ones((3, 1), complex)))),
+        ("modes of wrong width", with_member("modes.npy", npy_bytes(np.ones((6, 2), complex)))),
+        ("short payload", with_member("residuals.npy", npy_bytes(np.ones(3))[:-8])),
+        ("long payload", with_member("residuals.npy", npy_bytes(np.ones(3)) + bytes(8))),
+        ("npy version 9", with_member("residuals.npy", b"\x93NUMPY\x09\x00" + bytes(20))),
+        ("meta not JSON", with_member("meta.npy", npy_bytes(np.array("{not json")))),
+        ("meta a number array", with_member("meta.npy", npy_bytes(np.ones(2)))),
+        ("meta JSON list", with_member("meta.npy", npy_bytes(np.array("[1, 2]")))),
+        ("meta deeply nested", with_member("meta.npy", npy_bytes(np.array("[" * 100_000)))),
+        ("meta other format", with_meta(format="something.else")),
+        ("meta future version", with_meta(format_version=99)),
+        ("meta version true", with_meta(format_version=True)),
+        ("meta rank string", with_meta(rank="3")),
+        ("meta rank bool", with_meta(rank=True)),
+        ("meta rank mismatch", with_meta(rank=2)),
+        ("meta negative rank", with_meta(rank=-1)),
+        ("meta method number", with_meta(method=3)),
+        ("meta settings list", with_meta(settings=[1, 2])),
+        ("meta informative string", with_meta(residuals_informative="yes")),
+        ("meta no rank", with_meta(rank=_DROP)),
+        ("meta no method", with_meta(method=_DROP)),
+        ("meta no format", with_meta(format=_DROP)),
+    ]
+    # encrypted flag set / unknown compression method on the first member (local and central)
+    enc = bytearray(good)
+    enc[6] |= 1
+    central = good.rfind(b"PK\x01\x02")
+    while central >= 0:
+        enc[central + 8] |= 1
+        central = good.rfind(b"PK\x01\x02", 0, central)
+    cases.append(("encrypted member", bytes(enc)))
+    meth = bytearray(good)
+    meth[8:10] = struct.pack("<H", 99)
+    central = good.find(b"PK\x01\x02")
+    meth[central + 10 : central + 12] = struct.pack("<H", 99)
+    cases.append(("unknown compression", bytes(meth)))
+    return cases
+
+
+class _Drop:
+    pass
+
+
+_DROP = _Drop()
+
+# Files that are valid spectra and must load (unknown members are ignored without being read).
+def valid_variants(good: bytes) -> list[tuple[str, bytes]]:
+    members = unzip(good)
+    hostile = npy_with_header({"descr": "<f8", "fortran_order": False, "shape": (1 << 40,)})
+    return [
+        ("compressed archive", zip_members(members, zipfile.ZIP_DEFLATED)),
+        ("unknown hostile member", zip_members({**members, "extra.npy": hostile})),
+        ("unknown object member", zip_members({**members, "junk.npy": npy_with_header(
+            {"descr": "|O", "fortran_order": False, "shape": (1,)}, b"\x80\x04N.")})),
+        ("no optional members", zip_members(
+            {k: v for k, v in members.items() if k not in ("modes.npy", "rayleigh_quotients.npy")})),
+        ("big-endian arrays", zip_members({**members, "residuals.npy": npy_bytes(
+            np.array([1e-3, 1e-3, 2e-3], dtype=">f8"))})),
+        ("fortran-order modes", zip_members({**members, "modes.npy": npy_bytes(
+            np.asfortranarray(np.ones((6, 3), complex)))})),
+    ]
+
+
+# ----- outcome classification --------------------------------------------------------------------
+def classify_call(fn: Callable[[], object], path: Path) -> str:
+    """'ok', 'clean' (ValueError naming ``path``) or 'leak:<ExceptionType>'."""
+    try:
+        fn()
+    except ValueError as exc:
+        return "clean" if str(path) in str(exc) else f"leak:{type(exc).__name__}(unnamed)"
+    except Exception as exc:  # noqa: BLE001 - the point is to see every kind
+        return f"leak:{type(exc).__name__}"
+    return "ok"
+
+
+def spectrum_load_cases(tmp: Path) -> Counter:
+    """Run every Spectrum.load case; returns counts of outcomes."""
+    good_path = reference_spectrum().save(tmp / "good.npz")
+    good = good_path.read_bytes()
+    counts: Counter = Counter()
+    path = tmp / "case.npz"
+
+    def run(data: bytes) -> str:
+        path.write_bytes(data)
+        return classify_call(lambda: Spectrum.load(path), path)
+
+    rng = np.random.default_rng(20261130)
+    for _ in range(N_RAW):
+        counts[run(mutate(good, rng))] += 1
+    members = unzip(good)
+    names = sorted(members)
+    for _ in range(N_MEMBER):
+        name = names[int(rng.integers(len(names)))]
+        new = dict(members)
+        new[name] = mutate(members[name], rng, focus=128 if rng.random() < 0.7 else None)
+        counts[run(zip_members(new))] += 1
+    for _, data in crafted_spectrum_files(good):
+        counts[run(data)] += 1
+    counts[classify_call(lambda: Spectrum.load(tmp), tmp)] += 1  # a folder
+    return counts
+
+
+# ----- the store -------------------------------------------------------------------------------
+def make_store(path: Path) -> np.ndarray:
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(20, 3))
+    with TrajectoryStore.open(path, mode="w") as st:
+        st.create_run("r0", {"w": ((3,), np.float64), "b": ((2,), np.float32)}, chunk_steps=8)
+        st.append("r0", np.arange(20), {"w": w, "b": np.ones((20, 2), np.float32)},
+                  scalars={"loss": rng.normal(size=20)})
+    return w
+
+
+def store_cases(tmp: Path) -> Counter:
+    """Mutate one file of a small store per case; open it read-only and read everything."""
+    from conjugacy.store import TrajectoryStore
+
+    base = tmp / "base.zarr"
+    make_store(base)
+    with TrajectoryStore.open(base, "r") as st:
+        expected = st.read()
+    files = sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file())
+    counts: Counter = Counter()
+    rng = np.random.default_rng(11)
+    for i in range(N_STORE):
+        case = tmp / f"s{i}.zarr"
+        shutil.copytree(base, case)
+        target = case / files[int(rng.integers(len(files)))]
+        op = rng.random()
+        if op < 0.1:
+            target.unlink()
+        elif op < 0.2:
+            target.write_bytes(b"")
+        elif op < 0.3 and target.name == "zarr.json":
+            other = ["[]", "null", '{"zarr_format": 3}', '{"zarr_format": 3, "node_type": "x"}',
+                     "1e999", '"' + "a" * 100 + '"'][int(rng.integers(6))]
+            target.write_text(other)
+        else:
+            target.write_bytes(mutate(target.read_bytes(), rng))
+
+        def read(case: Path = case):
+            with TrajectoryStore.open(case, "r") as st:
+                got = st.read()
+                for run in st.runs():
+                    st.run_info(run)
+                    st.scalars(run, "loss")
+            return got
+
+        result: list = []
+        outcome = classify_call(lambda read=read, result=result: result.append(read()), case)
+        if outcome == "ok" and not (result[0].shape == expected.shape
+                                    and np.array_equal(result[0], expected)):
+            outcome = "ok-but-different"
+        counts[outcome] += 1
+        shutil.rmtree(case)
+    return counts
+
+
+# ----- the CLI ---------------------------------------------------------------------------------
+def cli_cases(tmp: Path) -> Counter:
+    """``conjugacy spectrum`` on mutated .npy/.npz trajectories, ``compare`` on mutated spectra."""
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    runner = CliRunner()
+    counts: Counter = Counter()
+    out = tmp / "out.npz"
+
+    def run(args: list[str], path: Path) -> str:
+        result = runner.invoke(app, args)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            return f"leak:{type(result.exception).__name__}"
+        if result.exit_code == 0:
+            return "ok"
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        if result.exit_code != 2:
+            return f"leak:exit{result.exit_code}"
+        if len(lines) != 1 or str(path) not in lines[0] or "Traceback" in result.output:
+            return "leak:message"
+        return "clean"
+
+    rng = np.random.default_rng(99)
+    traj = reference_trajectories()
+    npy = npy_bytes(traj)
+    npz = zip_members({"x.npy": npy})
+    spec = reference_spectrum().save(tmp / "ref.npz")
+    good = spec.read_bytes()
+    p_npy, p_npz, p_spec = tmp / "t.npy", tmp / "t.npz", tmp / "s.npz"
+    for _ in range(N_CLI):
+        p_npy.write_bytes(mutate(npy, rng, focus=128 if rng.random() < 0.7 else None))
+        counts[run(["spectrum", str(p_npy), "--out", str(out)], p_npy)] += 1
+        p_npz.write_bytes(mutate(npz, rng))
+        counts[run(["spectrum", str(p_npz), "--out", str(out)], p_npz)] += 1
+        p_spec.write_bytes(mutate(good, rng))
+        counts[run(["compare", str(spec), str(p_spec)], p_spec)] += 1
+    crafted = [
+        ("empty npy", "npy", b""),
+        ("negative dimension", "npy", npy_with_header(
+            {"descr": "<f8", "fortran_order": False, "shape": (-2, 12, 2)}, npy[128:])),
+        ("huge dimension", "npy", npy_with_header(
+            {"descr": "<f8", "fortran_order": False, "shape": (1 << 40, 12, 2)}, npy[128:])),
+        ("bad header", "npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': <f8}   \n"),
+        ("object npy", "npy", npy_with_header(
+            {"descr": "|O", "fortran_order": False, "shape": (2,)}, b"\x80\x04N.")),
+        ("truncated npz", "npz", npz[: len(npz) // 2]),
+        ("empty npz", "npz", b""),
+        ("truncated spectrum", "spec", good[: len(good) // 2]),
+        ("npy as spectrum", "spec", npy),
+        ("empty spectrum", "spec", b""),
+    ]
+    for _, kind, data in crafted:
+        if kind == "spec":
+            p_spec.write_bytes(data)
+            counts[run(["compare", str(p_spec), str(spec)], p_spec)] += 1
+        else:
+            p = p_npy if kind == "npy" else p_npz
+            p.write_bytes(data)
+            counts[run(["spectrum", str(p), "--out", str(out)], p)] += 1
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        return counts
+    base = tmp / "base.zarr"
+    make_store(base)
+    files = sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file())
+    for i in range(N_CLI_STORE):
+        case = tmp / f"c{i}.zarr"
+        shutil.copytree(base, case)
+        target = case / files[int(rng.integers(len(files)))]
+        target.write_bytes(mutate(target.read_bytes(), rng))
+        args = (["store", "ls", str(case)] if i % 2 else
+                ["spectrum", str(case), "--params", "w", "--out", str(out)])
+        counts[run(args, case)] += 1
+        shutil.rmtree(case)
+    return counts
+
+
+def leaks(counts: Counter) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if k.startswith("leak")}
+
+
+# ----- tests -----------------------------------------------------------------------------------
+def test_spectrum_load_fuzz_raises_only_clean_errors(tmp_path):
+    counts = spectrum_load_cases(tmp_path)
+    assert sum(counts.values()) == N_RAW + N_MEMBER + 40 + 1
+    assert not leaks(counts), counts
+    assert counts["clean"] >= 350  # the few others are mutations of bytes nothing depends on
+
+
+def test_every_crafted_spectrum_file_is_refused_naming_file_and_problem(tmp_path):
+    good = reference_spectrum().save(tmp_path / "good.npz").read_bytes()
+    path = tmp_path / "crafted.npz"
+    for name, data in crafted_spectrum_files(good):
+        path.write_bytes(data)
+        with pytest.raises(ValueError) as info:
+            Spectrum.load(path)
+        assert str(path) in str(info.value), (name, info.value)
+
+
+def test_valid_variants_load_and_unknown_members_are_never_read(tmp_path):
+    ref = reference_spectrum()
+    good = ref.save(tmp_path / "good.npz").read_bytes()
+    path = tmp_path / "variant.npz"
+    for name, data in valid_variants(good):
+        path.write_bytes(data)
+        spec = Spectrum.load(path)
+        np.testing.assert_array_equal(spec.eigenvalues, ref.eigenvalues, err_msg=name)
+        assert spec.rank == 3 and spec.settings == ref.settings, name
+
+
+def test_store_fuzz_raises_only_store_or_value_errors(tmp_path):
+    pytest.importorskip("zarr")
+    counts = store_cases(tmp_path)
+    assert sum(counts.values()) == N_STORE
+    assert not leaks(counts), counts
+
+
+def test_cli_file_arguments_fuzz_exit_2_with_one_line(tmp_path):
+    pytest.importorskip("typer")
+    counts = cli_cases(tmp_path)
+    assert sum(counts.values()) >= 3 * N_CLI + 10
+    assert not leaks(counts), counts
+
+
+if __name__ == "__main__":  # print the counts (cases, clean errors, leaks)
+    import tempfile
+
+    which = sys.argv[1:] or ["spectrum", "store", "cli"]
+    for label, fn in (("Spectrum.load", spectrum_load_cases), ("store", store_cases),
+                      ("cli", cli_cases)):
+        if not any(label.lower().startswith(w) for w in which):
+            continue
+        with tempfile.TemporaryDirectory() as d:
+            c = fn(Path(d))
+        print(f"{label}: {sum(c.values())} cases, {c['clean']} clean errors, "
+              f"{sum(leaks(c).values())} leaks {dict(sorted(leaks(c).items()))}, other {dict(c)}")
