@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # RankWarning for noiseless low-dimensional systems: expected
     t0 = time.perf_counter()
     rows = []
     kept = {r: [] for r in RULES}
