@@ -7,6 +7,7 @@ DMD-RRR, and compare Koopman eigenvalues.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._spectrum_io import SpectrumFileError
 from .compare import (
     EquivalenceClasses,
     WassersteinResult,
@@ -49,6 +50,7 @@ __all__ = [
     "RankWarning",
     "ShuffleControlResult",
     "Spectrum",
+    "SpectrumFileError",
     "TrajectoryStore",
     "TransitionResult",
     "WassersteinResult",
