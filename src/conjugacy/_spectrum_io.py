@@ -156,8 +156,8 @@ def to_json_value(value: Any, where: str) -> Any:
     if isinstance(value, numbers.Complex):
         raise TypeError(f"{where} is the complex number {value!r}, which has no JSON form; "
                         "store [real, imag]")
-    raise TypeError(f"{where} is a {type(value).__name__}, which has no JSON form; use numbers, "
-                    "strings, lists or dicts")
+    raise TypeError(f"{where} is of type {type(value).__name__}, which has no JSON form; use "
+                    "numbers, strings, lists or dicts")
 
 
 def save_spectrum(spec: Any, path: str | os.PathLike, format_name: str, format_version: int) -> Path:
