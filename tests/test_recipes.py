@@ -68,6 +68,15 @@ def test_plain_loop_recipe(tmp_path, monkeypatch):
     assert 0 < rel.max() <= 1e-3 + 1e-7  # replica 1 is W0 * (1 + 1e-3 xi), |xi| <= 1
     assert not np.array_equal(w[0, -1], w[2, -1])  # SGD and Adam moved differently
     assert ns["N_STEPS"] == 25
+    # the batch stream runs over epochs (4000 images / 60 = 67 batches) in one order per seed
+    from itertools import islice
+
+    first = [b[1] for b in islice(ns["batches"](0), 70)]
+    again = [b[1] for b in islice(ns["batches"](0), 70)]
+    other = [b[1] for b in islice(ns["batches"](1), 70)]
+    assert len(first) == 70 and first[67].shape == (60,)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], other[0]) and not torch.equal(first[0], first[67])
 
     out = run_recipe("plain-spectra")
     spectra, test = out["spectra"], out["test"]
