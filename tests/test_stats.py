@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 
 from conjugacy.compare import distance_matrix, wasserstein
-from conjugacy.stats import conjugacy_test, ks_test, shuffle_control
+from conjugacy.stats import conjugacy_test, ks_test, min_pvalue, shuffle_control
 
 BASE = np.array([0.95, 0.8, 0.6 + 0.3j, 0.6 - 0.3j, 0.3, -0.2])
 
@@ -214,3 +214,176 @@ def test_bad_input_ks_test():
         ks_test([1.0], [1j])
     with pytest.raises(ValueError, match="alternative must be one of"):
         ks_test([1.0], [2.0], alternative="both")
+
+
+# ----- effect size, attainable p-values, readable results ------------------------------------
+def test_effect_size_in_units_of_the_within_group_distance():
+    group_a, group_b = [[0.0], [0.1]], [[10.0], [10.1]]
+    res = conjugacy_test(group_a, group_b)
+    assert res.mean_between == pytest.approx(10.0)
+    assert res.mean_within == pytest.approx(0.1)
+    assert res.effect_size == pytest.approx(9.9 / 0.1)
+    assert (res.n_a, res.n_b) == (2, 2)
+    # Unequal within-group spreads: the noise floor is the mean of the two group means.
+    res = conjugacy_test([[0.0], [0.2], [0.4]], [[5.0], [5.1]])
+    within = 0.5 * np.mean([0.2, 0.4, 0.2]) + 0.5 * 0.1
+    assert res.mean_within == pytest.approx(within)
+    assert res.effect_size == pytest.approx(res.statistic / within)
+    assert res.statistic == pytest.approx(res.mean_between - within)
+    # Seeds that agree exactly: infinite effect if the conditions differ, 0 if they do not.
+    assert conjugacy_test([[0.0], [0.0]], [[1.0], [1.0]]).effect_size == np.inf
+    same = conjugacy_test([[0.5], [0.5]], [[0.5], [0.5]])
+    assert same.effect_size == 0.0 and same.pvalue == 1.0
+
+
+@pytest.mark.parametrize(
+    ("n_a", "n_b", "expected"),
+    [(2, 2, 1 / 3), (3, 3, 0.1), (3, 4, 1 / 35), (4, 4, 1 / 35), (5, 5, 1 / 126), (2, 5, 1 / 21)],
+)
+def test_smallest_pvalue_is_attained_and_respects_the_label_swap_symmetry(n_a, n_b, expected):
+    # Two well separated conditions: the observed split is the most extreme one.
+    rng = np.random.default_rng(n_a * 10 + n_b)
+    group_a = _noisy_copies(rng, BASE, n_a, 0.01)
+    group_b = _noisy_copies(rng, 0.5 * BASE, n_b, 0.01)
+    res = conjugacy_test(group_a, group_b)
+    assert res.exact
+    assert res.min_pvalue == pytest.approx(expected, rel=1e-12)
+    assert min_pvalue(n_a, n_b) == pytest.approx(expected, rel=1e-12)
+    assert res.pvalue == pytest.approx(expected, rel=1e-12)
+    if n_a == n_b:
+        # Every split appears twice (its mirror image has the same T): multiples of 2 / C.
+        counts = np.unique(np.round(res.null_distribution, 12), return_counts=True)[1]
+        assert np.all(counts % 2 == 0)
+
+
+def test_three_seeds_per_group_cannot_reach_005():
+    rng = np.random.default_rng(1)
+    res = conjugacy_test(_noisy_copies(rng, BASE, 3, 0.001), _noisy_copies(rng, -BASE, 3, 0.001))
+    assert res.pvalue == pytest.approx(0.1) and res.min_pvalue == pytest.approx(0.1)
+    assert res.effect_size > 100  # a huge effect, and still p = 0.1
+    random = conjugacy_test(
+        _noisy_copies(rng, BASE, 8, 0.001),
+        _noisy_copies(rng, -BASE, 8, 0.001),
+        n_permutations=99,
+        seed=0,
+    )
+    assert not random.exact and random.min_pvalue == pytest.approx(1 / 100)
+    assert random.pvalue == pytest.approx(1 / 100)
+
+
+def test_min_pvalue_bad_input():
+    with pytest.raises(ValueError, match="n_a must be >= 2, got 1"):
+        min_pvalue(1, 3)
+    with pytest.raises(ValueError, match="n_permutations must be >= 1"):
+        min_pvalue(3, 3, 0)
+
+
+def test_result_reprs_are_short_and_informative():
+    rng = np.random.default_rng(2)
+    res = conjugacy_test(_noisy_copies(rng, BASE, 10), _noisy_copies(rng, BASE, 10), seed=0)
+    text = repr(res)
+    assert len(text) < 250, text
+    for key in ("statistic=", "pvalue=", "effect_size=", "min_pvalue=", "n_a=10", "n_b=10"):
+        assert key in text
+    assert text.endswith("random over 999 relabelings)")
+    shuffle = shuffle_control(BASE, BASE + 0.01, n_shuffles=500, seed=0)
+    assert repr(shuffle) == (
+        f"ShuffleControlResult(fraction={shuffle.fraction:.3g}, "
+        f"true_distance={shuffle.true_distance:.6g}, n_shuffles=500)"
+    )
+
+
+def test_shuffle_control_at_a_tiny_scale_equals_the_rescaled_one():
+    rng = np.random.default_rng(4)
+    a, b = _noisy_copies(rng, BASE, 2, 0.05)
+    offset, scale = 0.2 + 0.1j, 1e-10
+    a_t, b_t = offset + scale * a, offset + scale * b
+    ref = shuffle_control((a_t - offset) / scale, (b_t - offset) / scale, n_shuffles=50, seed=3)
+    res = shuffle_control(a_t, b_t, n_shuffles=50, seed=3)
+    assert res.true_distance == pytest.approx(scale * ref.true_distance, rel=1e-9)
+    np.testing.assert_allclose(res.shuffled_distances, scale * ref.shuffled_distances, rtol=1e-9)
+    assert res.fraction == ref.fraction
+
+
+def test_tests_take_koopman_spectra_plain_and_filtered():
+    from conjugacy import koopman_spectrum
+
+    def runs(eigenvalues, seed):
+        rng = np.random.default_rng(seed)
+        lift = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 6)))[0][:, :3]
+        out = np.empty((3, 25, 6))
+        for k in range(3):
+            x = rng.normal(size=3)
+            for t in range(25):
+                out[k, t] = lift @ x + 0.01 * rng.normal(size=6)
+                x = np.asarray(eigenvalues) * x
+        return out
+
+    group_a = [koopman_spectrum(runs([0.9, 0.5, -0.3], s), delays=1, rank=5) for s in range(3)]
+    group_b = [koopman_spectrum(runs([0.7, 0.2, -0.6], s), delays=1, rank=5) for s in range(3, 6)]
+    filtered = ([s.filtered() for s in group_a], [s.filtered() for s in group_b])
+    for ga, gb in ((group_a, group_b), filtered):
+        res = conjugacy_test(ga, gb)
+        arrays = conjugacy_test(
+            [np.array(s.eigenvalues) for s in ga], [np.array(s.eigenvalues) for s in gb]
+        )
+        assert res.pvalue == arrays.pvalue == pytest.approx(0.1)  # 3 vs 3: the best possible
+        np.testing.assert_array_equal(res.distance_matrix, arrays.distance_matrix)
+        shuffle = shuffle_control(ga[0], gb[0], n_shuffles=20, seed=0)
+        assert shuffle.true_distance == wasserstein(ga[0], gb[0])
+
+
+# ----- KS test with ties -----------------------------------------------------------------------
+TIED_A = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 2.0])
+TIED_B = np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+
+
+def _brute_force_ks_pvalue(a, b, alternative):
+    pooled = np.concatenate([a, b])
+    observed = scipy.stats.ks_2samp(a, b, alternative=alternative).statistic
+    stats = []
+    for members in itertools.combinations(range(pooled.size), a.size):
+        mask = np.zeros(pooled.size, bool)
+        mask[list(members)] = True
+        split = scipy.stats.ks_2samp(pooled[mask], pooled[~mask], alternative=alternative)
+        stats.append(split.statistic)
+    return observed, np.mean(np.array(stats) >= observed - 1e-12)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_ks_test_with_ties_is_an_exact_permutation_test(alternative):
+    res = ks_test(TIED_A, TIED_B, alternative=alternative)
+    statistic, pvalue = _brute_force_ks_pvalue(TIED_A, TIED_B, alternative)
+    assert res.ties and res.method == "exact permutation" and res.n_permutations == 924
+    assert res.statistic == pytest.approx(statistic, abs=1e-15)
+    assert res.pvalue == pytest.approx(pvalue, rel=1e-12)
+    if alternative != "less":
+        # SciPy's null distribution assumes no ties and is off here (0.474 vs 0.351 two-sided).
+        naive = scipy.stats.ks_2samp(TIED_A, TIED_B, alternative=alternative).pvalue
+        assert abs(naive - res.pvalue) > 0.05
+
+
+def test_ks_test_with_ties_random_splits():
+    rng = np.random.default_rng(6)
+    a, b = rng.integers(0, 5, 30) / 4, rng.integers(1, 6, 25) / 4  # C(55, 30) splits: sampled
+    res = ks_test(a, b, n_permutations=2000, seed=1)
+    assert res.ties and res.method == "permutation" and res.n_permutations == 2000
+    assert res.statistic == pytest.approx(scipy.stats.ks_2samp(a, b).statistic, abs=1e-15)
+    again = ks_test(a, b, n_permutations=2000, seed=1)
+    assert again == res
+    k = round(res.pvalue * 2001 - 1)
+    assert res.pvalue == pytest.approx((1 + k) / 2001)
+    # Agrees with a long run of random splits of the brute-force statistic, within Monte Carlo error.
+    pooled = np.concatenate([a, b])
+    draws = np.random.default_rng(2)
+    null = []
+    for _ in range(1000):
+        perm = draws.permutation(pooled)
+        null.append(scipy.stats.ks_2samp(perm[:30], perm[30:]).statistic)
+    reference = np.mean(np.array(null) >= res.statistic - 1e-12)
+    assert abs(res.pvalue - reference) < 4 * np.sqrt(reference * (1 - reference) / 1000) + 0.01
+
+
+def test_ks_test_without_ties_reports_scipy_method():
+    res = ks_test([0.1, 0.5, 0.9], [0.2, 0.3, 0.4, 0.6])
+    assert not res.ties and res.method == "exact" and res.n_permutations == 0

@@ -441,7 +441,7 @@ def _ks_statistics(
     if alternative == "greater":
         return np.clip(diff.max(axis=1), 0.0, 1.0)
     if alternative == "less":
-        return np.clip(-diff.min(axis=1), 0.0, 1.0)
+        return np.clip(-diff.min(axis=1), 0.0, 1.0) + 0.0  # + 0.0: no -0.0
     return np.abs(diff).max(axis=1)
 
 
