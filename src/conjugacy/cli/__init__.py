@@ -47,7 +47,7 @@ def _root(
 ) -> None:
     """Identify equivalent training dynamics from Koopman spectra of weight trajectories."""
 
-from . import analysis, deep, optimizers, store  # noqa: E402,F401  (they register commands)
+from . import analysis, cnn, deep, optimizers, store  # noqa: E402,F401  (they register commands)
 
 
 def main() -> None:

