@@ -224,3 +224,121 @@ def test_checkpoint_resume_in_process(tmp_path, digits):
                                                                               "r") as b:
         np.testing.assert_array_equal(a.steps("r"), np.arange(18))
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+# ---------------------------------------------------------------------- checkpoint failures
+def _tiny_run(store, ckpt, n_steps, **kw):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(store, "r", model, chunk_steps=2, optimizer=opt, checkpoint=ckpt, **kw)
+    start = rec.resumed_from
+    if start is None:
+        rec.record(0)
+        start = 0
+    for step in range(start + 1, n_steps + 1):
+        with torch.no_grad():
+            model.weight.add_(0.5)
+        rec.record(step)
+    return rec
+
+
+def test_full_disk_during_checkpoint_names_path_and_errno(tmp_path, monkeypatch):
+    import errno
+
+    from conjugacy.torch import recorder as recorder_mod
+
+    ck = tmp_path / "ck" / "r.pt"
+    rec = _tiny_run(tmp_path / "s", ck, 1)  # steps 0, 1: one chunk flushed, one checkpoint
+    assert load_checkpoint(ck)["n_complete"] == 2
+    written = []
+    real = recorder_mod._write
+
+    def full_disk(f, data):  # the disk fills up after 100 bytes of the next checkpoint
+        n = memoryview(data).nbytes
+        if sum(written) + n > 100:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(n)
+        return real(f, data)
+
+    monkeypatch.setattr(recorder_mod, "_write", full_disk)
+    rec.record(2)
+    with pytest.raises(StoreError) as err:
+        rec.record(3)  # flushes steps 2, 3, then the checkpoint fails
+    msg = str(err.value)
+    assert f"cannot write checkpoint {str(ck)!r}" in msg and "[errno 28, ENOSPC]" in msg, msg
+    assert "previous checkpoint is intact" in msg
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(ck)
+    assert isinstance(err.value.__cause__, OSError)
+    rec.close(finished=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in ck.parent.iterdir()) == ["r.pt"]  # no temporary left
+    assert load_checkpoint(ck)["n_complete"] == 2  # the previous checkpoint, intact
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        assert st.n_complete("r") == 4
+    rec = _tiny_run(tmp_path / "s", ck, 5, resume=True)  # resumes from the intact checkpoint
+    assert rec.resumed_from == 1
+    rec.close()
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        np.testing.assert_array_equal(st.steps("r"), np.arange(6))
+
+
+CKPT_KILL_WORKER = r'''
+import sys, time
+import torch
+from torch import nn
+from conjugacy.torch import recorder as R
+
+real = R._write
+state = {"n": 0}
+
+def slow(f, data):  # the second checkpoint hangs half-written: its temporary exists
+    if state["n"] == 1:
+        print("WRITING", flush=True)
+        time.sleep(600)
+    return real(f, data)
+
+def count(path, st):
+    out = real_save(path, st)
+    state["n"] += 1
+    return out
+
+real_save = R.save_checkpoint
+R.save_checkpoint = count
+R._write = slow
+torch.manual_seed(0)
+model = nn.Linear(3, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+rec = R.Recorder(sys.argv[1], "r", model, chunk_steps=2, optimizer=opt, checkpoint=sys.argv[2])
+for step in range(6):
+    with torch.no_grad():
+        model.weight.add_(0.5)
+    rec.record(step)
+'''
+
+
+def test_kill_during_checkpoint_write_leaves_a_temporary_that_resume_removes(tmp_path):
+    from conjugacy.torch.recorder import remove_dead_temporaries
+
+    ck = tmp_path / "r.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    victim = subprocess.Popen([sys.executable, "-c", CKPT_KILL_WORKER, str(tmp_path / "s"),
+                               str(ck)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert victim.stdout.readline().strip() == "WRITING", victim.stderr.read()
+        temps = list(tmp_path.glob(".r.pt.*.tmp"))
+        assert [t.name for t in temps] == [f".r.pt.{victim.pid}.tmp"]
+        assert remove_dead_temporaries(ck) == []  # its writer is alive: left alone
+        assert temps[0].exists()
+    finally:
+        victim.kill()
+        victim.wait(timeout=30)
+    assert temps[0].exists()  # the kill left it behind
+    rec = _tiny_run(tmp_path / "s", ck, 6, resume=True)  # resume removes the dead temporary
+    assert not temps[0].exists()
+    assert rec.resumed_from == 1  # the first checkpoint (steps 0, 1)
+    rec.close()
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        np.testing.assert_array_equal(st.steps("r"), np.arange(7))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pt", "s"]

@@ -777,7 +777,10 @@ class TrajectoryStore:
         d = self._path / "runs" / run / "scalars"
         if not (d / "zarr.json").is_file():
             raise self._damaged(run, "its 'scalars' group (scalars/zarr.json) is missing")
-        return sorted(e.name for e in d.iterdir() if (e / "zarr.json").is_file())
+        # a folder with chunks but no zarr.json is a damaged array (validation reports it); an
+        # empty one is what a writer killed while creating the array leaves: ignored
+        return sorted(e.name for e in d.iterdir()
+                      if e.is_dir() and ((e / "zarr.json").is_file() or (e / "c").exists()))
 
     def _check_all_runs(self) -> None:
         problems = []
@@ -1026,7 +1029,7 @@ class TrajectoryStore:
         names = self._scalar_names(run, g)
         if name not in names:
             raise StoreError(
-                f"run {run!r} has no scalar {name!r}; scalars: "
+                f"run {run!r} of store {str(self._path)!r} has no scalar {name!r}; scalars: "
                 + (", ".join(names) if names else "(none)")
             )
         return np.asarray(self._read(run, g, f"scalars/{name}", slice(0, n), n),
