@@ -175,7 +175,7 @@ def _assignment_solver(rep_a: int = 1, rep_b: int = 1):
 
     def solve(cost: np.ndarray) -> np.ndarray:
         n_a, n_b = cost.shape
-        big = np.repeat(np.repeat(cost, rep_a, axis=0), rep_b, axis=1)
+        big = cost if rep_a == rep_b == 1 else np.repeat(np.repeat(cost, rep_a, 0), rep_b, 1)
         rows, cols = linear_sum_assignment(big)
         plan = np.zeros((n_a, n_b))
         np.add.at(plan, (rows // rep_a, cols // rep_b), 1.0)
@@ -220,21 +220,42 @@ def _transport_lp(cost: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> np.ndarra
     return np.clip(res.x.reshape(n_a, n_b), 0.0, None)
 
 
+def _pnorm(values: np.ndarray, masses: np.ndarray, p: float) -> float:
+    """``(sum masses * values**p) ** (1/p)`` for ``values >= 0``, without overflow or underflow."""
+    m = float(values.max()) if values.size else 0.0
+    if m == 0.0:
+        return 0.0
+    with np.errstate(under="ignore"):
+        return m * float(np.sum(masses * (values / m) ** p)) ** (1.0 / p)
+
+
 def _optimal_plan(
-    d: np.ndarray, p: float, solve, *, accept: float, cap: float
+    d: np.ndarray,
+    p: float,
+    solve,
+    *,
+    accept: float,
+    cap: float,
+    row_mass: np.ndarray,
+    col_mass: np.ndarray | None,
 ) -> tuple[np.ndarray, float]:
     """Minimise ``sum_ij plan_ij d_ij**p`` scale-free: return ``(plan, (optimum) ** (1/p))``.
 
     The solvers work in floating point with absolute tolerances, so the costs handed to them are
     normalised: distances are divided by a scale ``s`` of the answer and the costs
     ``min(d / s, R)**p`` are capped at ``R**p = cap`` (no overflow for any ``p``; tiny costs that
-    underflow are below the double-precision resolution of the answer). The first round uses
-    ``s = max(d)``; while the normalised optimum is below ``accept`` (the answer is not resolved to
-    ~1e-11 relative) the scale is set to the answer found and the problem solved again. Capping is
-    exact: capped costs are <= the true ones, so a plan optimal for the capped costs that puts no
-    mass on a capped entry is optimal for the true costs; if one does, the cap is raised and the
-    round repeated. For uniform masses ``cap = 4 L`` never binds (an optimal plan puts mass
-    ``>= 1/L`` on each entry it uses, so its normalised costs are ``<= L``).
+    underflow are below the double-precision resolution of the answer). The first scale is a lower
+    bound of the answer: every unit of mass of row ``i`` travels at least ``min_j d_ij``, so
+    ``W_p >= (sum_i row_mass_i min_j d_ij**p) ** (1/p)``, and likewise for the columns when they
+    are constrained (``col_mass``); ``max(d)`` if that bound is 0. While the normalised optimum is
+    below ``accept`` (the answer not resolved to ~1e-11 relative) the scale is set to the answer
+    found and the problem solved again.
+
+    Capping is exact: capped costs are <= the true ones, so a plan optimal for the capped costs
+    that puts no mass on a capped entry is optimal for the true costs. If one does, the scale is
+    raised to that plan's true cost (an upper bound of the answer) and, if that does not help, the
+    cap. For uniform masses with a scale above the answer, ``cap = 4 L`` never binds (an optimal
+    plan puts mass ``>= 1/L`` on each entry it uses, so its normalised costs are ``<= L``).
 
     The answer is ``s * (normalised optimum) ** (1/p)``, computed without forming ``d**p``; it is
     exact to ~1e-11 relative at any magnitude and order (e.g. 1e-12 spreads, ``p = 50``).
@@ -242,7 +263,10 @@ def _optimal_plan(
     dmax = float(d.max())
     if dmax == 0.0:
         return solve(np.zeros_like(d)), 0.0
-    s = dmax
+    bound = _pnorm(d.min(axis=1), row_mass, p)
+    if col_mass is not None:
+        bound = max(bound, _pnorm(d.min(axis=0), col_mass, p))
+    s = bound if bound > 0 else dmax
     for _ in range(_MAX_ROUNDS):
         r = cap ** (1.0 / p)
         with np.errstate(over="ignore", under="ignore", divide="ignore"):
@@ -253,14 +277,18 @@ def _optimal_plan(
         with np.errstate(under="ignore"):
             contrib = plan * cost
         total = float(contrib.sum())
+        used = plan > 1e-14 * float(plan.max())  # LP round-off below this is not mass
         if capped.any() and float(contrib[capped].sum()) > 1e-13 * total:
-            if cap >= 1e280:  # pragma: no cover - would need a plan mass below 1e-280
+            upper = _pnorm(d[used], plan[used], p)  # the plan's true cost
+            if upper > s * (1 + 1e-9):
+                s = upper
+            elif cap < 1e280:
+                cap *= 1e6
+            else:  # pragma: no cover - would need a plan mass below 1e-280
                 raise RuntimeError("the optimal-transport solve did not converge (cost cap)")
-            cap *= 1e6
             continue
         if total >= accept:
             return plan, s * total ** (1.0 / p)
-        used = plan > 1e-14 * float(plan.max())
         m = float(d[used].max())
         if m == 0.0:
             return plan, 0.0
@@ -274,11 +302,16 @@ def _uniform_plan(d: np.ndarray, p: float) -> tuple[np.ndarray, float]:
     """Exact ``W_p`` plan between uniform measures on the rows and the columns of ``d``."""
     n_a, n_b = d.shape
     lcm = math.lcm(n_a, n_b)
+    wa, wb = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
     if lcm <= MAX_REPLICATED_ASSIGNMENT:
         solve = _assignment_solver(lcm // n_a, lcm // n_b)
-        return _optimal_plan(d, p, solve, accept=_ACCEPT_ASSIGNMENT, cap=4.0 * lcm)
-    wa, wb = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
-    return _optimal_plan(d, p, _lp_solver(wa, wb), accept=_ACCEPT_LP, cap=max(1e6, 4.0 * lcm))
+        return _optimal_plan(
+            d, p, solve, accept=_ACCEPT_ASSIGNMENT, cap=4.0 * lcm, row_mass=wa, col_mass=wb
+        )
+    return _optimal_plan(
+        d, p, _lp_solver(wa, wb), accept=_ACCEPT_LP, cap=max(1e6, 4.0 * lcm), row_mass=wa,
+        col_mass=wb,
+    )
 
 
 def _partial_matching(d: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -288,7 +321,10 @@ def _partial_matching(d: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray, 
     scale-free (see :func:`_optimal_plan`).
     """
     n = d.shape[0]
-    plan, value = _optimal_plan(d, p, _assignment_solver(), accept=_ACCEPT_ASSIGNMENT, cap=4.0 * n)
+    plan, value = _optimal_plan(
+        d, p, _assignment_solver(), accept=_ACCEPT_ASSIGNMENT, cap=4.0 * n,
+        row_mass=np.full(n, 1.0 / n), col_mass=None,
+    )
     rows, cols = np.nonzero(plan)
     return rows, cols, value
 
@@ -405,7 +441,9 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
     if w is None:
         plan, value = _uniform_plan(d, p)
     else:
-        plan, value = _optimal_plan(d, p, _lp_solver(*w), accept=_ACCEPT_LP, cap=1e6)
+        plan, value = _optimal_plan(
+            d, p, _lp_solver(*w), accept=_ACCEPT_LP, cap=1e6, row_mass=w[0], col_mass=w[1]
+        )
     matching = None
     if w is None and a.size == b.size:
         matching = np.argmax(plan, axis=1).astype(np.intp)
