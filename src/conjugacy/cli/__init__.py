@@ -48,6 +48,7 @@ def _root(
     """Identify equivalent training dynamics from Koopman spectra of weight trajectories."""
 
 from . import analysis, cnn, deep, optimizers, store  # noqa: E402,F401  (they register commands)
+from . import spectral  # noqa: E402,F401  (spectral-dynamics commands)
 
 
 def main() -> None:
