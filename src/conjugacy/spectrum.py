@@ -30,6 +30,14 @@ from .observables import (
     n_pairs,
     snapshot_gram,
 )
+from .streaming import (
+    ArraySource,
+    StreamedDelayOperator,
+    as_source,
+    source_nbytes,
+    streamed_gram,
+)
+from .threads import blas_threads
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 FORMAT_NAME = "conjugacy.Spectrum"
@@ -332,8 +340,10 @@ def koopman_spectrum(
     pca: int | None = None,
     pca_center: bool = True,
     scale: bool = False,
-    modes: bool = True,
+    modes: bool | str = "auto",
     path: str = "auto",
+    device: str | None = None,
+    threads: int | str | None = "auto",
 ) -> Spectrum:
     """Koopman eigenvalues of one or many trajectories by DMD on time-delay observables.
 
@@ -371,8 +381,10 @@ def koopman_spectrum(
         eigenvalues differ from plain DMD's (by 1e-2 on the paper's optimizer data); only for
         consistent pairs (``Y = A X``, X of full column rank) does it change nothing but the rank
         decision. The paper's published eigenvalues and every peer (PyDMD, deeptime) do not scale.
-    modes : bool, default True
-        Compute DMD modes (in delay/PCA observable coordinates).
+    modes : bool or "auto", default "auto"
+        Compute DMD modes (in delay/PCA observable coordinates). ``"auto"``: when the mode matrix
+        takes at most 16 MiB (``MODES_AUTO_BYTES``), never for streamed data (they cost one more
+        pass); a note says when they were skipped. Eigenvalues and residuals never need them.
     path : {"auto", "dense", "gram", "subspace"}
         How to compute. ``"dense"``: explicit delay matrices (after a QR compression of the base
         snapshots when features outnumber them), thin SVD and QR -- the numerically stable
@@ -383,6 +395,16 @@ def koopman_spectrum(
         snapshots), verified by its residuals and falling back to dense if they do not converge.
         ``"auto"`` picks dense when ``rank`` is None, gram when features outnumber snapshots,
         subspace for large data with a small fixed rank, and dense otherwise.
+        Memory-mapped arrays, ``dask.array`` inputs and store sources (``TrajectoryStore.source``)
+        are *streamed* on the Gram path when it applies (a fixed ``rank``, or ``pca``): one pass
+        over feature blocks, memory ``O(n_snapshots^2 + one block)`` (:mod:`conjugacy.streaming`).
+    device : str or None
+        A torch device (``"cuda"``) for the heavy products (the snapshot Gram, accumulated in
+        float64), the small eigenproblems staying on the host; None: NumPy.
+    threads : int, "auto" or None, default "auto"
+        BLAS threads for this call (threadpoolctl). ``"auto"``: the cores not busy, by the
+        1-minute load average (at least 1): on a loaded machine an oversubscribed BLAS was 20x
+        slower than one thread. An int: exactly that many; None: leave the BLAS setting alone.
 
     Returns
     -------
@@ -405,35 +427,84 @@ def koopman_spectrum(
         tol = check_positive_float(tol, "tol")
     if pca is not None:
         pca = check_int(pca, "pca", minimum=1)
-    for flag, value in (("scale", scale), ("pca_center", pca_center), ("modes", modes)):
+    for flag, value in (("scale", scale), ("pca_center", pca_center)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
+    if not (isinstance(modes, (bool, np.bool_)) or modes == "auto"):
+        raise TypeError(f"modes must be True, False or 'auto', got {modes!r}")
+    if device is not None and not isinstance(device, str):
+        raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
     if path == "subspace" and rank is None:
         raise ValueError(
             "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
             "path='dense' (or 'auto') for the tolerance rule"
         )
-    eps = input_eps(trajectories)
-    trajs = as_trajectory_list(trajectories)
-    delays = check_delays(trajs, delays)
-    if pca is not None:
-        trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
+    with blas_threads(threads):
+        source = as_source(trajectories)
+        if source is not None or device is not None:
+            if source is None:
+                source = ArraySource(as_trajectory_list(trajectories))
+            spec = _streamed_spectrum(
+                source, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+                pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
+            )
+            if spec is not None:
+                return spec
+            if not isinstance(source, ArraySource):
+                trajectories = _materialize(source)  # dask or store data the path needs whole
+        eps = input_eps(trajectories)
+        trajs = as_trajectory_list(trajectories)
+        delays = check_delays(trajs, delays)
+        notes: list[str] = []
+        if pca is not None:
+            trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
+        return _spectrum_of(
+            trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+        )
 
-    n = trajs[0].shape[1]
-    n_obs = n * (delays + 1)
-    m = n_pairs(trajs, delays)
-    n_snap = sum(t.shape[0] for t in trajs)
+
+def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
     if rank is not None and rank > min(n_obs, m):
         raise ValueError(
             f"rank={rank} exceeds what the data allow: min(n_observables={n_obs}, "
             f"n_pairs={m}) = {min(n_obs, m)} (n_observables = n_features x (delays + 1))"
         )
+
+
+#: ``modes="auto"`` computes modes when the mode matrix takes at most this many bytes
+MODES_AUTO_BYTES = 16 * 2**20
+
+
+def _want_modes(modes: Any, n_obs: int, rank: int | None, m: int, notes: list[str]) -> bool:
+    if modes != "auto":
+        return bool(modes)
+    k = min(rank if rank is not None else min(n_obs, m), n_obs, m)
+    size = 16 * n_obs * k
+    if size <= MODES_AUTO_BYTES:
+        return True
+    notes.append(
+        f"modes not computed: {n_obs} x {k} complex values ({size / 2**20:.0f} MiB); "
+        "pass modes=True to compute them"
+    )
+    return False
+
+
+def _spectrum_of(
+    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes
+) -> Spectrum:
+    """koopman_spectrum on validated, in-memory trajectories (after the PCA, if any)."""
+    n = trajs[0].shape[1]
+    n_obs = n * (delays + 1)
+    m = n_pairs(trajs, delays)
+    n_snap = sum(t.shape[0] for t in trajs)
+    _check_rank(rank, n_obs, m)
+    modes = _want_modes(modes, n_obs, rank, m, notes)
     real = not np.iscomplexobj(trajs[0])
     chosen = path
     if path == "auto":
         chosen = _auto_path(n, n_obs, m, n_snap, rank)
 
-    notes: list[str] = []
     result = None
     if not any(np.any(t) for t in trajs):
         # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
@@ -448,15 +519,7 @@ def koopman_spectrum(
             scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
             y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
         )
-        # The Gram squares the condition number: the kept subspace, and with it the eigenvalues,
-        # carry an error of about eps (s_1/s_k)^2. Trust the path while that stays below
-        # _GRAM_TARGET (relative), else recompute on the dense path.
-        implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
-        if result.rank > 0 and implied > _GRAM_TARGET:
-            notes.append(
-                f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
-                f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
-            )
+        if not gram_trusted(result, resolution, notes):
             result, chosen = None, "dense"
     elif chosen == "subspace":
         result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
@@ -468,45 +531,87 @@ def koopman_spectrum(
             chosen = "dense"
     if result is None:
         result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps)
+    return finish_spectrum(
+        result, method=method, delays=delays, rank=rank, tol=tol, pca=pca, pca_center=pca_center,
+        scale=scale, eps=eps, path=chosen, n_trajectories=len(trajs), n_features=n, n_pairs=m,
+        notes=notes,
+    )
 
-    requested = rank
-    rank_reduced = requested is not None and result.rank < requested
+
+def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool:
+    """Whether a Gram-path result meets the accuracy target; adds the reason to ``notes`` if not.
+
+    The Gram squares the condition number: the kept subspace, and with it the eigenvalues, carry a
+    relative error of about ``eps (s_1/s_k)^2``. Trusted while that stays below ``_GRAM_TARGET``.
+    """
+    implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
+    if result.rank > 0 and implied > _GRAM_TARGET:
+        notes.append(
+            f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
+            f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
+        )
+        return False
+    return True
+
+
+def finish_spectrum(
+    result: DMDResult,
+    *,
+    method: str,
+    delays: int,
+    rank: int | None,
+    tol: float | None,
+    pca: int | None,
+    pca_center: bool,
+    scale: bool,
+    eps: float,
+    path: str,
+    n_trajectories: int,
+    n_features: int,
+    n_pairs: int,
+    notes: list[str],
+    stacklevel: int = 4,
+) -> Spectrum:
+    """The :class:`Spectrum` record of a DMD result: notes, warnings and settings, in one place
+    for every route to a spectrum (``koopman_spectrum``, streamed data, windows)."""
+    n_obs = n_features * (delays + 1)
+    rank_reduced = rank is not None and result.rank < rank
     if result.rank == 0:
         msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
         notes.append(msg)
-        warnings.warn(msg, RankWarning, stacklevel=2)
+        warnings.warn(msg, RankWarning, stacklevel=stacklevel)
     elif rank_reduced:
         msg = (
-            f"rank={requested} requested but the data have numerical rank {result.rank} "
+            f"rank={rank} requested but the data have numerical rank {result.rank} "
             f"(singular values above tol * s_1); kept {result.rank} modes"
         )
         notes.append(msg)
-        warnings.warn(msg, RankWarning, stacklevel=2)
+        warnings.warn(msg, RankWarning, stacklevel=stacklevel)
     informative = result.rank < n_obs
     if not informative and result.rank > 0:
         notes.append(
             "rank equals the number of observables: the residuals ||A z - lambda z|| are ~0 "
             "whatever the eigenvalues; the data residuals (data_residuals) still inform"
         )
-    if result.rank > 0 and result.rank >= m:
+    if result.rank > 0 and result.rank >= n_pairs:
         notes.append(
             "rank equals the number of snapshot pairs: the fit interpolates the data and the data "
             "residuals are ~0 for every eigenpair (use more trajectories or steps, or a lower rank)"
         )
     settings = {
         "delays": delays,
-        "rank_requested": requested,
+        "rank_requested": rank,
         "rank_reduced": bool(rank_reduced),
         "tol": tol,
         "pca": pca,
         "pca_center": bool(pca_center) if pca is not None else None,
         "scale": bool(scale),
         "input_eps": eps,
-        "path": chosen,
-        "n_trajectories": len(trajs),
-        "n_features": n,
+        "path": path,
+        "n_trajectories": n_trajectories,
+        "n_features": n_features,
         "n_observables": n_obs,
-        "n_pairs": m,
+        "n_pairs": n_pairs,
         "notes": notes,
         "version": _version(),
     }
@@ -525,6 +630,123 @@ def koopman_spectrum(
         settings=settings,
         data_residuals=result.data_residuals,
     )
+
+
+def _streamed_spectrum(
+    source, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, device
+) -> Spectrum | None:
+    """The spectrum of data streamed from ``source`` in one pass (see :mod:`conjugacy.streaming`),
+    or None when the requested computation needs the data in memory (the dense or subspace path:
+    ``rank=None`` without ``pca``, or features fewer than snapshots)."""
+    delays = check_int(delays, "delays", minimum=0)
+    for i, length in enumerate(source.lengths):
+        if length < delays + 2:
+            label = source.name if len(source.lengths) == 1 else f"{source.name}[{i}]"
+            raise ValueError(
+                f"{label} has {length} steps, too few for delays={delays}: a trajectory needs at "
+                f"least delays + 2 = {delays + 2} steps to give one snapshot pair"
+            )
+    n, n_snap = source.n_features, sum(source.lengths)
+    eps = input_eps(np.empty(0, dtype=source.dtype))
+    notes: list[str] = []
+    if pca is not None:
+        limit = min(n_snap - 1 if pca_center else n_snap, n)
+        if pca > limit:
+            raise ValueError(
+                f"pca={pca} exceeds what the data allow: min(n_snapshots"
+                f"{' - 1' if pca_center else ''}={n_snap - 1 if pca_center else n_snap}, "
+                f"n_features={n}) = {limit}"
+            )
+        if path not in ("auto", "gram") and n <= 2 * n_snap:
+            return None
+        gram, offsets = streamed_gram(source, device=device)
+        projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
+        del gram
+        return _spectrum_of(
+            projected, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+        )
+    n_obs = n * (delays + 1)
+    m = n_snap - len(source.lengths) * (delays + 1)
+    if rank is None or path in ("dense", "subspace") or (path == "auto" and n < n_snap):
+        return None
+    _check_rank(rank, n_obs, m)
+    want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
+    if modes == "auto":
+        notes.append("modes not computed for streamed data (one more pass): pass modes=True")
+    gram, offsets = streamed_gram(source, device=device)
+    if not np.any(gram):
+        result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=want)
+        result = replace(result, data_residuals=np.zeros(0))
+    else:
+        op = StreamedDelayOperator(source, delays) if want else None
+        result, resolution = dmd_from_gram(
+            *delay_grams(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
+            shape=(n_obs, m), x_times=op.x_times if op else None,
+            y_times=op.y_times if op else None, real=not source.complex, overwrite=True, eps=eps,
+        )
+        if not gram_trusted(result, resolution, notes):
+            if source_nbytes(source) > MATERIALIZE_BYTES:
+                notes[-1] = notes[-1].replace(
+                    "recomputed on the dense path",
+                    f"kept: the data ({source_nbytes(source) / 2**30:.1f} GiB) exceed the "
+                    f"{MATERIALIZE_BYTES / 2**30:.0f} GiB the dense path may load",
+                )
+            else:
+                return None
+    return finish_spectrum(
+        result, method=method, delays=delays, rank=rank, tol=tol, pca=None, pca_center=pca_center,
+        scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
+        n_features=n, n_pairs=m, notes=notes, stacklevel=5,
+    )
+
+
+#: streamed data up to this size may be loaded for the dense path when the Gram path cannot
+#: resolve them; larger data keep the Gram result with a note
+MATERIALIZE_BYTES = 4 * 2**30
+
+
+def _materialize(source) -> list[np.ndarray]:
+    if hasattr(source, "materialize"):
+        return source.materialize()
+    offsets = np.cumsum([0] + list(source.lengths))
+    out = np.empty((int(offsets[-1]), source.n_features),
+                   dtype=np.complex128 if source.complex else np.float64)
+    for features, z in source.blocks():
+        out[:, features] = z
+    return [out[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def pca_projections_from_gram(
+    gram: np.ndarray, offsets: np.ndarray, r: int, center: bool, notes: list[str]
+) -> list[np.ndarray]:
+    """The snapshots' coordinates in the top-``r`` PCA basis, from their Gram matrix alone.
+
+    With ``Z Z^* = U S^2 U^*`` (double-centred when ``center``) the components are
+    ``Z_c^* u_i / s_i`` and the raw snapshots' coordinates ``Z Z_c^* u_i / s_i = (Z Z^*) u_i / s_i``
+    (the centring term vanishes because ``u_i`` is orthogonal to the ones vector): no pass over the
+    data beyond the Gram. Equal to :func:`conjugacy.fit_pca` + ``transform`` up to the sign of
+    each coordinate (which does not change eigenvalues).
+    """
+    zz = gram.conj()
+    g = zz
+    if center:
+        g = zz - zz.mean(axis=0, keepdims=True)
+        g = g - g.mean(axis=1, keepdims=True)
+        g = (g + g.conj().T) / 2
+    evals, evecs = np.linalg.eigh(g)
+    evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
+    if evals[0] <= 0:
+        raise ValueError("the data are constant: PCA has no direction to keep")
+    if evals[-1] < 1e-16 * evals[0]:
+        notes.append(
+            f"pca={r}: the last kept component has s_r/s_1 = "
+            f"{np.sqrt(max(evals[-1], 0) / evals[0]):.1e}, below what the streamed Gram resolves "
+            "(1e-8): its coordinates are noise"
+        )
+    svals = np.sqrt(np.maximum(evals, np.finfo(float).tiny))
+    proj = (zz @ evecs) / svals
+    return [proj[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 def input_eps(trajectories: Any) -> float:

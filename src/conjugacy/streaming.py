@@ -1,0 +1,283 @@
+"""Trajectories larger than memory: one streamed pass over feature blocks.
+
+Everything the Gram path of :func:`conjugacy.koopman_spectrum` needs is a sum over features: the
+snapshot Gram ``G = Z Z^*`` (Z stacks every snapshot of every trajectory as a row), and from it the
+delay Grams, the PCA projections and the ResDMD residuals (SPEC section 8). A *feature-block source*
+hands the data over in blocks of columns (all snapshots, a slice of features), so ``G`` is
+accumulated in **one pass** with memory ``O(n_snapshots^2 + one block)`` whatever the number of
+features, each block cast to float64 on its own (a float32 file is never copied whole), and checked
+for NaN/Inf in the same pass. Modes, when asked for, take one more pass.
+
+Sources:
+
+* :class:`ArraySource` -- NumPy arrays and memory-mapped ``.npy`` files (3-D, or lists of 2-D);
+* :class:`DaskSource` -- ``dask.array`` inputs (e.g. ``dask.array.from_zarr`` on a store): the Gram
+  is a blockwise tree reduction on whatever scheduler the user's client points to;
+* a :class:`conjugacy.TrajectoryStore` selection (``store.source(params, runs)``) reads Zarr chunks
+  in storage order.
+
+The torch backend (``device="cuda"`` or torch tensors) computes the block products on a torch
+device in float64; the small eigenproblems stay on the host. The numerics of DMD stay in
+:mod:`conjugacy.dmd`: a source only changes how ``G`` and the products with the data are formed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._checks import check_ndim
+
+#: default size of one feature block, all snapshots together (bytes, float64)
+BLOCK_BYTES = 64 * 2**20
+
+
+class FeatureBlockSource(Protocol):
+    """Trajectories handed over as blocks of features (the protocol of every source)."""
+
+    name: str
+    lengths: list[int]  # steps of each trajectory
+    n_features: int
+    dtype: np.dtype  # of the stored data (its precision sets the rank tolerance)
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(features, z)``: ``z`` (n_snapshots, b) float64 (or complex128) holds those
+        features of every snapshot, trajectories in order; the slices cover all features. ``z``
+        may be reused by the next block."""
+        ...
+
+
+def _check_block(z: np.ndarray, name: str, offsets: np.ndarray, features: slice) -> None:
+    if not np.isfinite(z).all():
+        row, col = (int(v) for v in np.argwhere(~np.isfinite(z))[0])
+        traj = int(np.searchsorted(offsets, row, side="right") - 1)
+        raise ValueError(
+            f"{name}[{traj}] holds a non-finite value (NaN or Inf) at step {row - offsets[traj]}, "
+            f"feature {features.start + col}; clean or drop that trajectory"
+        )
+
+
+def _width(n_snapshots: int, n_features: int, block_bytes: int) -> int:
+    # at most block_bytes, and at most 1/16 of the data (but >= 1 MiB), so that the block (and its
+    # float64 copy) stays a small fraction of what is streamed whatever its size
+    total = 8 * n_snapshots * n_features
+    block_bytes = min(block_bytes, max(2**20, total // 16))
+    return max(1, min(n_features, block_bytes // max(1, 8 * n_snapshots)))
+
+
+class ArraySource:
+    """A NumPy array (n_trajectories, n_steps, n_features), possibly memory-mapped, or a list of
+    (n_steps_i, n_features) arrays, read in feature blocks (each block cast to float64 alone).
+
+    Raises ``TypeError``/``ValueError`` naming ``name`` for non-numeric data, wrong dimensions or
+    mismatched features; NaN/Inf are found while streaming (:func:`streamed_gram`).
+    """
+
+    def __init__(self, trajectories: Any, name: str = "trajectories") -> None:
+        self.name = name
+        if isinstance(trajectories, (list, tuple)):
+            items = list(trajectories)
+            if not items:
+                raise ValueError(f"{name} is empty; at least one trajectory is required")
+            for i, a in enumerate(items):
+                if not isinstance(a, np.ndarray):
+                    raise TypeError(f"{name}[{i}] must be a NumPy array, got {type(a).__name__}")
+                check_ndim(a, f"{name}[{i}]", (2,), "each trajectory must be (n_steps, n_features)")
+        else:
+            arr = trajectories
+            check_ndim(arr, name, (2, 3), "pass (n_trajectories, n_steps, n_features)")
+            items = [arr] if arr.ndim == 2 else [arr[i] for i in range(arr.shape[0])]
+        for i, a in enumerate(items):
+            if not (np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.bool_)):
+                raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+            if a.shape[1] != items[0].shape[1]:
+                raise ValueError(
+                    f"{name}[{i}] has {a.shape[1]} features but {name}[0] has "
+                    f"{items[0].shape[1]}; all trajectories must have the same number of features"
+                )
+        if not items[0].shape[1]:
+            raise ValueError(f"{name} has zero features (n_features == 0)")
+        self._items = items
+        self.lengths = [int(a.shape[0]) for a in items]
+        self.n_features = int(items[0].shape[1])
+        self.dtype = np.result_type(*[a.dtype for a in items])
+        self.complex = bool(np.iscomplexobj(np.empty(0, self.dtype)))
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+        n_snap = sum(self.lengths)
+        width = _width(n_snap, self.n_features, block_bytes)
+        offsets = np.cumsum([0] + self.lengths)
+        buf = np.empty((n_snap, width), dtype=np.complex128 if self.complex else np.float64)
+        for f0 in range(0, self.n_features, width):
+            features = slice(f0, min(f0 + width, self.n_features))
+            z = buf[:, : features.stop - f0]
+            for a, lo, hi in zip(self._items, offsets[:-1], offsets[1:]):
+                z[lo:hi] = a[:, features]  # reads and casts one block of one trajectory
+            yield features, z
+
+
+class DaskSource:
+    """A ``dask.array`` (n_trajectories, n_steps, n_features): the Gram is computed by dask as a
+    blockwise tree reduction over feature chunks, on the scheduler in use."""
+
+    def __init__(self, arr: Any, name: str = "trajectories") -> None:
+        if arr.ndim != 3:
+            raise ValueError(
+                f"{name} must be a dask array (n_trajectories, n_steps, n_features), got "
+                f"{arr.ndim} dimensions"
+            )
+        if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+            raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        self.name = name
+        self._arr = arr
+        self.lengths = [int(arr.shape[1])] * int(arr.shape[0])
+        self.n_features = int(arr.shape[2])
+        self.dtype = np.dtype(arr.dtype)
+        self.complex = bool(np.iscomplexobj(np.empty(0, self.dtype)))
+
+    def gram(self) -> np.ndarray:
+        import dask.array as da
+
+        n_snap = sum(self.lengths)
+        z = self._arr.reshape(n_snap, self.n_features)
+        z = z.astype(np.complex128 if self.complex else np.float64)
+        z = z.rechunk({0: -1})  # all snapshots in a block, features chunked as stored
+        finite = da.isfinite(z).all()
+        gram, ok = da.compute(da.dot(z.conj(), z.T), finite)
+        if not ok:
+            raise ValueError(f"{self.name} holds a non-finite value (NaN or Inf)")
+        return np.asarray(gram)
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+        n_snap = sum(self.lengths)
+        width = _width(n_snap, self.n_features, block_bytes)
+        out_dtype = np.complex128 if self.complex else np.float64
+        for f0 in range(0, self.n_features, width):
+            features = slice(f0, min(f0 + width, self.n_features))
+            block = np.asarray(self._arr[:, :, features].compute(), dtype=out_dtype)
+            yield features, block.reshape(n_snap, -1)
+
+
+def is_dask_array(value: Any) -> bool:
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
+
+
+def streamed_gram(
+    source: Any, *, block_bytes: int = BLOCK_BYTES, device: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Snapshot Gram ``G[s, t] = x_s^* x_t`` of all snapshots in one pass over ``source``.
+
+    Parameters
+    ----------
+    source : a feature-block source (:class:`ArraySource`, :class:`DaskSource`, a store source)
+    block_bytes : int
+        Memory of one block of all snapshots (float64); peak memory is about
+        ``8 n_snapshots^2 + 2 block_bytes``.
+    device : str or None
+        A torch device (``"cuda"``, ``"cpu"``) for the block products, accumulated in float64 on
+        that device; None: NumPy.
+
+    Returns
+    -------
+    G : ndarray (n_snapshots, n_snapshots)
+    offsets : ndarray (n_trajectories + 1,), each trajectory's first row in G
+
+    Raises
+    ------
+    ValueError
+        A NaN or Inf in the data, naming the trajectory, step and feature.
+    """
+    offsets = np.cumsum([0] + list(source.lengths))
+    if device is None and hasattr(source, "gram"):
+        return source.gram(), offsets
+    n_snap = int(offsets[-1])
+    dtype = np.complex128 if source.complex else np.float64
+    if device is not None:
+        import torch
+
+        acc = torch.zeros((n_snap, n_snap), dtype=torch.complex128 if source.complex
+                          else torch.float64, device=device)
+    else:
+        acc = np.zeros((n_snap, n_snap), dtype=dtype)
+    for features, z in source.blocks(block_bytes):
+        _check_block(z, source.name, offsets, features)
+        if device is not None:
+            zt = torch.from_numpy(z).to(device)
+            acc += (zt.conj() if source.complex else zt) @ zt.T
+        else:
+            acc += (z.conj() if source.complex else z) @ z.T
+    if device is not None:
+        acc = acc.cpu().numpy()
+    return acc, offsets
+
+
+class StreamedDelayOperator:
+    """``X @ V`` and ``Y @ V`` of the delay matrices, one pass over the source per product
+    (the form of :class:`conjugacy.observables.DelayOperator` for data that do not fit)."""
+
+    def __init__(self, source: Any, delays: int, block_bytes: int = BLOCK_BYTES) -> None:
+        self.source = source
+        self.delays = delays
+        self.block_bytes = block_bytes
+        self.n = source.n_features
+        self.pairs = [n - delays - 1 for n in source.lengths]
+        self.offsets = np.cumsum([0] + self.pairs)
+
+    def _times(self, V: np.ndarray, shift: int) -> np.ndarray:
+        d1, k = self.delays + 1, V.shape[1]
+        out = np.zeros((d1, self.n, k), dtype=np.result_type(V.dtype, np.float64))
+        starts = np.cumsum([0] + list(self.source.lengths))
+        for features, z in self.source.blocks(self.block_bytes):
+            for s0, m, o in zip(starts[:-1], self.pairs, self.offsets):
+                for j in range(d1):
+                    rows = z[s0 + j + shift : s0 + j + shift + m]
+                    out[j, features] += rows.T @ V[o : o + m]
+        return out.reshape(d1 * self.n, k)
+
+    def x_times(self, V: np.ndarray) -> np.ndarray:
+        return self._times(V, 0)
+
+    def y_times(self, V: np.ndarray) -> np.ndarray:
+        return self._times(V, 1)
+
+
+def source_nbytes(source: Any) -> int:
+    return int(sum(source.lengths) * source.n_features * 8)
+
+
+def as_source(trajectories: Any, name: str = "trajectories") -> Any | None:
+    """The streaming source for ``trajectories`` when they should be streamed, else None.
+
+    Streamed: dask arrays, memory-mapped arrays (or lists of them), sources already (anything with
+    ``blocks`` and ``lengths``, e.g. ``TrajectoryStore.source``). In-memory arrays are not: their
+    Gram is one BLAS product over a view of them.
+    """
+    if hasattr(trajectories, "blocks") and hasattr(trajectories, "lengths"):
+        return trajectories
+    if is_dask_array(trajectories):
+        return DaskSource(trajectories, name)
+    items: Sequence[Any]
+    items = trajectories if isinstance(trajectories, (list, tuple)) else [trajectories]
+    if items and all(_is_mapped(a) for a in items):
+        return ArraySource(trajectories, name)
+    return None
+
+
+def _is_mapped(a: Any) -> bool:
+    if isinstance(a, np.memmap):
+        return True
+    base = getattr(a, "base", None)
+    while base is not None:
+        if isinstance(base, (np.memmap, memoryview)) or type(base).__name__ == "mmap":
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
+def block_count(source: Any, block_bytes: int = BLOCK_BYTES) -> int:
+    return math.ceil(source.n_features / _width(sum(source.lengths), source.n_features, block_bytes))

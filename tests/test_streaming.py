@@ -1,0 +1,132 @@
+"""Streaming trajectories larger than memory (issue 15): one pass over feature blocks, float32
+cast block by block, dask arrays and torch devices giving the NumPy results, BLAS threads."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from systems import match_error
+
+from conjugacy import koopman_spectrum
+from conjugacy.streaming import ArraySource, streamed_gram
+from conjugacy.threads import auto_threads, blas_threads
+
+
+def _walks(shape, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.standard_normal(shape), axis=1).astype(dtype)
+
+
+def _npy(tmp_path, data, name="runs.npy"):
+    np.save(tmp_path / name, data)
+    return np.load(tmp_path / name, mmap_mode="r")
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_float32_memmap_is_cast_block_by_block(tmp_path):
+    # issue 13 section 2: a float32 file was copied whole into RAM as float64 (peak 2.06x)
+    data32 = _walks((4, 40, 25_000), dtype=np.float32)
+    mapped = _npy(tmp_path, data32)
+    ref = koopman_spectrum(data32.astype(np.float64), delays=3, rank=8, modes=False, path="dense")
+    spec, peak = _peak(lambda: koopman_spectrum(mapped, delays=3, rank=8))
+    assert spec.settings["path"] == "gram (streamed)"
+    assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-9
+    assert peak < 0.25 * mapped.nbytes
+    assert spec.settings["input_eps"] == pytest.approx(np.finfo(np.float32).eps)
+
+
+def test_streamed_modes_equal_in_memory_modes(tmp_path):
+    data = _walks((3, 30, 2_000), seed=1)
+    mapped = _npy(tmp_path, data)
+    ref = koopman_spectrum(data, delays=2, rank=5, modes=True, path="gram")
+    spec = koopman_spectrum(mapped, delays=2, rank=5, modes=True)
+    assert spec.settings["path"] == "gram (streamed)"
+    np.testing.assert_allclose(spec.eigenvalues, ref.eigenvalues, atol=1e-12)
+    np.testing.assert_allclose(spec.modes, ref.modes, atol=1e-9 * np.abs(ref.modes).max())
+    np.testing.assert_allclose(spec.data_residuals, ref.data_residuals, atol=1e-10)
+    auto = koopman_spectrum(mapped, delays=2, rank=5)
+    assert auto.modes is None and any("modes not computed" in n for n in auto.settings["notes"])
+
+
+def test_streamed_pca_equals_in_memory_pca(tmp_path):
+    data = 5.0 + _walks((3, 30, 3_000), seed=2)
+    mapped = _npy(tmp_path, data)
+    for center in (True, False):
+        ref = koopman_spectrum(data, delays=3, rank=6, pca=6, pca_center=center)
+        spec = koopman_spectrum(mapped, delays=3, rank=6, pca=6, pca_center=center)
+        assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-9
+
+
+def test_nan_in_a_memmap_is_named_while_streaming(tmp_path):
+    data = _walks((2, 20, 5_000), seed=3)
+    data[1, 7, 4321] = np.nan
+    mapped = _npy(tmp_path, data)
+    with pytest.raises(ValueError, match=r"trajectories\[1\] .* step 7, feature 4321"):
+        koopman_spectrum(mapped, delays=1, rank=3)
+
+
+def test_streamed_gram_is_one_pass_and_exact():
+    data = _walks((3, 10, 1_000), seed=4)
+    reads = {"n": 0}
+
+    class Counting(ArraySource):
+        def blocks(self, block_bytes):
+            for features, z in super().blocks(block_bytes):
+                reads["n"] += features.stop - features.start
+                yield features, z
+
+    gram, offsets = streamed_gram(Counting(data), block_bytes=8 * 30 * 100)
+    z = data.reshape(30, 1_000)
+    np.testing.assert_allclose(gram, z @ z.T, rtol=1e-12)
+    assert reads["n"] == 1_000  # every feature read exactly once
+    np.testing.assert_array_equal(offsets, [0, 10, 20, 30])
+
+
+def test_dask_array_on_a_local_cluster_equals_numpy():
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("dask.distributed")
+    data = _walks((3, 20, 3_000), seed=5)
+    ref = koopman_spectrum(data, delays=2, rank=6)
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster):
+            arr = da.from_array(data, chunks=(3, 20, 500))
+            spec = koopman_spectrum(arr, delays=2, rank=6)
+            pca = koopman_spectrum(arr, delays=2, rank=5, pca=5)
+    assert spec.settings["path"] == "gram (streamed)"
+    assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-10
+    pca_ref = koopman_spectrum(data, delays=2, rank=5, pca=5)
+    assert match_error(pca.eigenvalues, pca_ref.eigenvalues) < 1e-9
+
+
+def test_torch_device_gives_the_numpy_result():
+    pytest.importorskip("torch")
+    data = _walks((3, 20, 2_000), seed=6)
+    ref = koopman_spectrum(data, delays=2, rank=6)
+    spec = koopman_spectrum(data, delays=2, rank=6, device="cpu")
+    assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-10
+    with pytest.raises(TypeError, match="device"):
+        koopman_spectrum(data, delays=2, rank=6, device=3)
+
+
+def test_threads_setting():
+    from threadpoolctl import threadpool_info
+
+    with blas_threads(1) as n:
+        assert n == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    assert 1 <= auto_threads()
+    with pytest.raises(ValueError, match="threads"):
+        koopman_spectrum(_walks((2, 10, 3)), threads=0)
+    a = koopman_spectrum(_walks((2, 30, 40), seed=7), delays=1, rank=4, threads=1)
+    b = koopman_spectrum(_walks((2, 30, 40), seed=7), delays=1, rank=4, threads=None)
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, atol=1e-12)
