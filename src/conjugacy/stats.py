@@ -3,8 +3,14 @@
 - :func:`shuffle_control`: the paper's randomized shuffle control (appendix B), as published, with
   its caveat (it cannot detect a difference; see its docstring).
 - :func:`conjugacy_test`: a sound two-sample permutation test on groups of spectra (e.g. one
-  spectrum per independent seed for each condition). Use this one for inference.
-- :func:`ks_test`: the paper's Kolmogorov-Smirnov comparison of per-seed distance distributions.
+  spectrum per independent seed for each condition), with an effect size in units of the
+  seed-to-seed distance and the smallest p-value the group sizes allow. Use this one for inference.
+- :func:`ks_test`: the paper's Kolmogorov-Smirnov comparison of per-seed distance distributions
+  (a permutation p-value of the same statistic when distances tie).
+
+Every function takes :class:`conjugacy.Spectrum` objects, filtered (``Spectrum.filtered()``) or
+not, or plain eigenvalue arrays; distances are the scale-free exact ones of
+:mod:`conjugacy.compare`.
 """
 
 from __future__ import annotations
@@ -310,8 +316,9 @@ def conjugacy_test(
     Parameters
     ----------
     group_a, group_b : sequence of Spectrum or array_like
-        The spectra of each condition, at least two per group (within-group spread is needed).
-        Spectra may have different numbers of eigenvalues.
+        The spectra of each condition, at least two per group (within-group spread is needed):
+        :class:`conjugacy.Spectrum` objects (e.g. ``Spectrum.filtered()`` ones) or eigenvalue
+        arrays. Spectra may have different numbers of eigenvalues.
     n_permutations : int, default 999
         Number of random relabelings, >= 1.
     seed : None, int or numpy.random.Generator
