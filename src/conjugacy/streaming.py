@@ -33,7 +33,7 @@ import numpy as np
 from ._checks import check_ndim
 
 #: default size of one feature block, all snapshots together (bytes, float64)
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 256 * 2**20
 
 
 class FeatureBlockSource(Protocol):
@@ -102,6 +102,7 @@ class ArraySource:
         if not items[0].shape[1]:
             raise ValueError(f"{name} has zero features (n_features == 0)")
         self._items = items
+        self._files = [_file_position(a) for a in items]
         self.lengths = [int(a.shape[0]) for a in items]
         self.n_features = int(items[0].shape[1])
         self.dtype = np.result_type(*[a.dtype for a in items])
@@ -112,12 +113,21 @@ class ArraySource:
         width = _width(n_snap, self.n_features, block_bytes)
         offsets = np.cumsum([0] + self.lengths)
         buf = np.empty((n_snap, width), dtype=np.complex128 if self.complex else np.float64)
-        for f0 in range(0, self.n_features, width):
-            features = slice(f0, min(f0 + width, self.n_features))
-            z = buf[:, : features.stop - f0]
-            for a, lo, hi in zip(self._items, offsets[:-1], offsets[1:]):
-                z[lo:hi] = a[:, features]  # reads and casts one block of one trajectory
-            yield features, z
+        readers = [_RowReader(f, a) if f else None for f, a in zip(self._files, self._items)]
+        try:
+            for f0 in range(0, self.n_features, width):
+                features = slice(f0, min(f0 + width, self.n_features))
+                z = buf[:, : features.stop - f0]
+                for a, r, lo, hi in zip(self._items, readers, offsets[:-1], offsets[1:]):
+                    if r is not None:
+                        z[lo:hi] = r.read(features)  # one pread per row, then cast
+                    else:
+                        z[lo:hi] = a[:, features]  # reads and casts one block of one trajectory
+                yield features, z
+        finally:
+            for r in readers:
+                if r is not None:
+                    r.close()
 
 
 class DaskSource:
@@ -160,6 +170,55 @@ class DaskSource:
             features = slice(f0, min(f0 + width, self.n_features))
             block = np.asarray(self._arr[:, :, features].compute(), dtype=out_dtype)
             yield features, block.reshape(n_snap, -1)
+
+
+def _file_position(a: np.ndarray) -> tuple[str, int] | None:
+    """(file name, byte offset of the first element) of a C-contiguous file-backed memmap."""
+    mm = getattr(a, "_mmap", None)
+    name = getattr(a, "filename", None)
+    if mm is None or name is None or not a.flags.c_contiguous or a.ndim != 2:
+        return None
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+    except (TypeError, ValueError):
+        return None
+    import mmap as _mmap
+
+    start = int(a.offset) - int(a.offset) % _mmap.ALLOCATIONGRANULARITY
+    return str(name), start + (a.__array_interface__["data"][0] - base)
+
+
+class _RowReader:
+    """Reads a block of features of every row of a C-contiguous (n_steps, n_features) file region
+    with one ``pread`` per row: exactly the requested bytes, no read-around of a memory map
+    (which inflated the bytes read several times when the file did not fit in the page cache)."""
+
+    def __init__(self, position: tuple[str, int], a: np.ndarray) -> None:
+        import os
+
+        self._os = os
+        self.fd = os.open(position[0], os.O_RDONLY)
+        self.start = position[1]
+        self.row_bytes = a.shape[1] * a.itemsize
+        self.dtype = a.dtype
+        self.n_rows = a.shape[0]
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
+
+    def read(self, features: slice) -> np.ndarray:
+        b = features.stop - features.start
+        raw = np.empty((self.n_rows, b), dtype=self.dtype)  # one trajectory's block at a time
+        nbytes = b * self.dtype.itemsize
+        pos = self.start + features.start * self.dtype.itemsize
+        for r in range(raw.shape[0]):
+            row = raw[r]
+            got = self._os.preadv(self.fd, [row], pos + r * self.row_bytes)
+            if got != nbytes:
+                raise OSError(f"short read from the trajectory file at byte {pos + r * self.row_bytes}")
+        return raw
+
+    def close(self) -> None:
+        self._os.close(self.fd)
 
 
 def is_dask_array(value: Any) -> bool:
