@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -282,3 +283,102 @@ def test_checkpoint_dynamics_refuses_ragged_checkpoints():
         checkpoint_dynamics({"a": np.ones((3, 2, 2)), "b": np.ones((4, 2, 2))})
     with pytest.raises(ValueError, match="reference"):
         checkpoint_dynamics({"a": np.ones((3, 2, 2))}, reference=3)
+
+
+# ----------------------------------------------------------------------------- the report and the
+# ----------------------------------------------------------------------------- tiny reproduction
+TINY = dict(conditions=("true", "random"), n_seeds=1, width=8, batch_size=100, epochs=1,
+            split_steps=(0, 4, 8), lmc_seeds=1, lmc_epochs=1, data="digits")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig, run
+
+    out = tmp_path_factory.mktemp("sd") / "tiny"
+    return out, run(SpectralConfig(**TINY), out, draw=False)
+
+
+def test_tiny_reproduction_structure(tiny_run):
+    import json
+
+    from conjugacy.torch.snapshots import companion_schedule
+
+    out, res = tiny_run
+    assert json.loads((out / "results.json").read_text())["kind"] == "spectral_dynamics"
+    assert sorted(res["groups"]) == ["random", "true"]
+    assert sorted(res["runs"]) == ["random-seed0_0.checkpoints", "true-seed0_0.checkpoints"]
+    run = res["runs"]["true-seed0_0.checkpoints"]
+    assert run["steps"] == companion_schedule(14, 1) == [0, 2, 4, 6, 8, 14]  # 1437 digits / 100
+    assert run["of"] == "true-seed0_0" and run["seed"] == 0
+    assert list(run["effective_rank"]) == ["0.weight", "2.weight", "4.weight", "6.weight"]
+    assert [p["first"] + "->" + p["next"] for p in run["chain"]["pairs"]] == [
+        "0.weight->2.weight", "2.weight->4.weight", "4.weight->6.weight"]
+    assert run["chain"]["skipped"] == [] and run["chain"]["ignored"] == []  # only >= 2-D kept
+    assert len(run["scalars"]["test_accuracy"]) == 6
+    np.testing.assert_allclose(run["sva_score"]["2.weight"][-1], 1.0, atol=1e-5)
+    assert set(res["findings"]) == {"true_vs_random", "weight_decay", "top_settle_first", "lmc"}
+    assert res["findings"]["weight_decay"]["holds"] is None  # no weight-decay condition here
+    assert res["lmc"]["by_split"]["split_steps"] == [0, 4, 8]
+    row = res["lmc"]["pairs"][0]
+    assert len(row["losses"]) == 11 and row["final_step"] == 14
+    assert row["barrier_loss"] == pytest.approx(barrier(row["losses"]))
+
+
+def test_tiny_reproduction_is_deterministic(tiny_run, tmp_path):
+    from conjugacy.experiments.spectral_dynamics import (
+        SpectralConfig,
+        open_source,
+        read_checkpoints,
+        run,
+    )
+
+    out, _ = tiny_run
+    cfg = SpectralConfig(**{**TINY, "conditions": ("true",), "split_steps": ()})
+    run(cfg, tmp_path / "again", draw=False)
+    a, b = open_source(out), open_source(tmp_path / "again")
+    try:
+        sa, wa = read_checkpoints(a, "true-seed0_0.checkpoints")
+        sb, wb = read_checkpoints(b, "true-seed0_0.checkpoints")
+    finally:
+        a.close()
+        b.close()
+    np.testing.assert_array_equal(sa, sb)
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name])
+
+
+def test_report_command_on_a_study_folder(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    out, res = tiny_run
+    r = CliRunner().invoke(app, ["spectral-dynamics", str(out), "--out", str(tmp_path / "rep"),
+                                 "--no-figures"])
+    assert r.exit_code == 0, r.output
+    again = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert again["groups"]["true"]["effective_rank"] == res["groups"]["true"]["effective_rank"]
+    bad = CliRunner().invoke(app, ["spectral-dynamics", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "neither a trajectory store" in bad.output
+
+
+def test_report_figures(tiny_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from conjugacy.plots.spectral_dynamics import (
+        figure_alignment,
+        figure_effective_rank,
+        figure_lmc,
+        figure_singular_values,
+        figure_sva,
+    )
+
+    _, res = tiny_run
+    figs = [figure_singular_values(res, "true"), figure_effective_rank(res), figure_sva(res),
+            figure_alignment(res), figure_lmc(res["lmc"])]
+    assert all(f is not None and len(f.axes) >= 2 for f in figs)
+    with pytest.raises(ValueError, match="no run of condition"):
+        figure_singular_values(res, "true-wd")
