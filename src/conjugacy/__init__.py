@@ -18,6 +18,7 @@ from .compare import (
     wasserstein_plan,
 )
 from .observables import PCAProjection, delay_embed, fit_pca
+from .spectral_dynamics import alignment, barrier, effective_rank, singular_vector_agreement
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
 from .stats import (
     ConjugacyTestResult,
@@ -55,18 +56,23 @@ __all__ = [
     "TransitionResult",
     "WassersteinResult",
     "__version__",
+    "alignment",
+    "barrier",
     "bootstrap_distance",
     "bootstrap_spectrum",
     "conjugacy_test",
     "delay_embed",
     "distance_matrix",
+    "effective_rank",
     "equivalence_classes",
     "find_transitions",
     "fit_pca",
+    "interpolation_losses",
     "koopman_spectrum",
     "ks_test",
     "semiconjugacy_distance",
     "shuffle_control",
+    "singular_vector_agreement",
     "wasserstein",
     "wasserstein_plan",
     "windowed_spectra",
@@ -79,4 +85,8 @@ def __getattr__(name: str):
         from .store import TrajectoryStore
 
         return TrajectoryStore
+    if name == "interpolation_losses":  # needs torch
+        from .torch.snapshots import interpolation_losses
+
+        return interpolation_losses
     raise AttributeError(f"module 'conjugacy' has no attribute {name!r}")
