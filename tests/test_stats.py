@@ -387,3 +387,16 @@ def test_ks_test_with_ties_random_splits():
 def test_ks_test_without_ties_reports_scipy_method():
     res = ks_test([0.1, 0.5, 0.9], [0.2, 0.3, 0.4, 0.6])
     assert not res.ties and res.method == "exact" and res.n_permutations == 0
+
+
+@pytest.mark.parametrize("magnitude", [1e-300, 1e-9, 1e300, 4e307])
+def test_conjugacy_test_is_scale_free(magnitude):
+    rng = np.random.default_rng(11)
+    group_a, group_b = _noisy_copies(rng, BASE, 4, 0.05), _noisy_copies(rng, -BASE, 4, 0.05)
+    ref = conjugacy_test(group_a, group_b, p=2)
+    res = conjugacy_test([magnitude * s for s in group_a], [magnitude * s for s in group_b], p=2)
+    assert res.pvalue == ref.pvalue and res.min_pvalue == ref.min_pvalue
+    assert res.statistic == pytest.approx(magnitude * ref.statistic, rel=1e-12)
+    assert res.effect_size == pytest.approx(ref.effect_size, rel=1e-12)
+    assert res.mean_within == pytest.approx(magnitude * ref.mean_within, rel=1e-12)
+    np.testing.assert_allclose(res.null_distribution, magnitude * ref.null_distribution, rtol=1e-9)

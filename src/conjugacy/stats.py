@@ -354,9 +354,13 @@ def conjugacy_test(
     n_a, n_b = len(eig_a), len(eig_b)
     n = n_a + n_b
     d = _pairwise(eig_a + eig_b, p)
+    # Statistics on distances divided by the largest: sums of distances near 1e308 cannot
+    # overflow, and ties are decided relative to the data's scale.
+    unit = float(d.max()) if d.max() > 0 else 1.0
+    dn = d / unit
     observed = np.zeros((1, n), dtype=bool)
     observed[0, :n_a] = True
-    t_obs = float(_energy_statistics(d, observed)[0])
+    t_obs = float(_energy_statistics(dn, observed)[0])
 
     n_total = math.comb(n, n_a)
     exact = n_total <= n_permutations
@@ -366,18 +370,20 @@ def conjugacy_test(
             labels[k, list(members)] = True
     else:
         labels = rng.permuted(np.repeat(observed, n_permutations, axis=0), axis=1)
-    null = _energy_statistics(d, labels)
-    tol = TIE_RTOL * max(float(d.max()), np.finfo(float).tiny)
-    count = int(np.count_nonzero(null >= t_obs - tol))
+    null = _energy_statistics(dn, labels)
+    count = int(np.count_nonzero(null >= t_obs - TIE_RTOL))
     pvalue = count / n_total if exact else (1 + count) / (1 + n_permutations)
     iu_a = np.triu_indices(n_a, 1)
     iu_b = np.triu_indices(n_b, 1)
-    mean_within = 0.5 * float(d[:n_a, :n_a][iu_a].mean()) + 0.5 * float(d[n_a:, n_a:][iu_b].mean())
-    mean_between = float(d[:n_a, n_a:].mean())
-    if mean_within > 0:
-        effect = t_obs / mean_within
+    within = 0.5 * float(dn[:n_a, :n_a][iu_a].mean()) + 0.5 * float(dn[n_a:, n_a:][iu_b].mean())
+    if within > 0:
+        effect = t_obs / within
     else:
         effect = math.inf if t_obs > 0 else 0.0
+    mean_within = within * unit
+    mean_between = float(dn[:n_a, n_a:].mean()) * unit
+    t_obs *= unit
+    null = null * unit
     return ConjugacyTestResult(
         statistic=t_obs,
         pvalue=float(pvalue),
