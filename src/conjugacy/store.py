@@ -1035,6 +1035,54 @@ class TrajectoryStore:
         return np.asarray(self._read(run, g, f"scalars/{name}", slice(0, n), n),
                           dtype=np.float64)
 
+    def source(
+        self, params: str | Sequence[str] | None = None, runs: str | Sequence[str] | None = None
+    ) -> StoreSource:
+        """The selected parameters of the selected runs as a *streaming source* for
+        :func:`conjugacy.koopman_spectrum`: the spectrum then reads the store in one pass of
+        feature blocks aligned with the Zarr chunks (each chunk read and checksum-checked once),
+        never loading the selection whole (:mod:`conjugacy.streaming`). Runs may have different
+        numbers of complete steps (ragged trajectories).
+
+        Parameters
+        ----------
+        params, runs : as in :meth:`read`
+
+        Raises
+        ------
+        StoreError
+            Unknown runs or parameters, runs with different parameter layouts, missing chunks.
+        """
+        self._check_open()
+        run_names = self._select_runs(runs)
+        layout = None
+        for r in run_names:
+            a = self._run(r).attrs.asdict()
+            declared = {name: (tuple(shape), dt) for name, shape, dt in a["parameters"]}
+            this = [(n, declared[n]) for n in select_names(list(declared), params)]
+            if layout is None:
+                layout = this
+            elif this != layout:
+                raise StoreError(
+                    f"run {r!r} has a different selected parameter layout than run "
+                    f"{run_names[0]!r}: {this} vs {layout}"
+                )
+        assert layout is not None
+        return StoreSource(self, run_names, layout)
+
+    def _select_runs(self, runs: str | Sequence[str] | None) -> list[str]:
+        if runs is None:
+            names = self.runs()
+            if not names:
+                raise StoreError(f"store {str(self._path)!r} holds no runs")
+            return names
+        if isinstance(runs, str):
+            return [runs]
+        names = list(runs)
+        if not names:
+            raise StoreError("runs is an empty list; give run names or None for all runs")
+        return names
+
     def read(
         self,
         params: str | Sequence[str] | None = None,
@@ -1328,3 +1376,72 @@ class TrajectoryStore:
         self._run(run)
         del self._runs_group()[run]
         self._valid.discard(run)
+
+
+class StoreSource:
+    """Selected runs x parameters of a :class:`TrajectoryStore`, streamed in feature blocks.
+
+    ``blocks(block_bytes)`` yields ``(features, z)`` with ``z`` (n_snapshots, b) float64: for each
+    parameter, ranges along its first axis that are whole Zarr chunks (so every chunk is read and
+    decoded, its CRC-32C checked, exactly once), all runs' complete steps stacked in run order.
+    Used by :func:`conjugacy.koopman_spectrum`; see :meth:`TrajectoryStore.source`.
+    """
+
+    def __init__(self, store: TrajectoryStore, runs: list[str], layout: list[Any]) -> None:
+        self._store = store
+        self.runs = runs
+        self._layout = layout
+        self.name = f"store {str(store.path)!r}"
+        self._groups = [store._run(r) for r in runs]
+        self.lengths = [int(g.attrs["n_complete"]) for g in self._groups]
+        self.n_features = int(sum(math.prod(shape) for _, (shape, _) in layout))
+        self.dtype = np.result_type(*[np.dtype(dt) for _, (_, dt) in layout])
+        self.complex = bool(np.issubdtype(self.dtype, np.complexfloating))
+        for r, g, n in zip(runs, self._groups, self.lengths):
+            strict = _is_int(g.attrs.get("format_version")) and g.attrs["format_version"] >= 2
+            for name, _ in layout:
+                key = f"params/{name}"
+                arr = g[key]
+                if arr.shape[0] < n:
+                    raise store._damaged(r, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
+                if strict:
+                    missing, _, _ = store._chunk_problems(r, g, key, arr, 0, n, True, False)
+                    if missing:
+                        raise store._damage_error(missing)
+
+    def blocks(self, block_bytes: int = 256 * 2**20):
+        n_snap = sum(self.lengths)
+        offsets = np.cumsum([0] + self.lengths)
+        out_dtype = np.complex128 if self.complex else np.float64
+        off = 0
+        for name, (shape, _) in self._layout:
+            key = f"params/{name}"
+            rest = math.prod(shape[1:]) if len(shape) > 1 else 1
+            first = shape[0] if shape else 1
+            chunk_rows = self._groups[0][key].chunks[1] if shape else 1
+            want = max(1, block_bytes // max(1, 8 * n_snap * rest))
+            rows = max(chunk_rows, (want // chunk_rows) * chunk_rows)
+            for a0 in range(0, first, rows):
+                a1 = min(a0 + rows, first)
+                z = np.empty((n_snap, (a1 - a0) * rest), dtype=out_dtype)
+                for r, g, n, lo in zip(self.runs, self._groups, self.lengths, offsets[:-1]):
+                    arr = g[key]
+                    try:
+                        part = arr[0:n, a0:a1] if shape else arr[0:n]
+                    except MemoryError:
+                        raise
+                    except Exception as exc:
+                        bad, _, _ = self._store._chunk_problems(r, g, key, arr, 0, n, True, True)
+                        if not bad:
+                            bad = [Damage(r, key, (0, n), None, None,
+                                          f"unreadable ({type(exc).__name__}: {exc})")]
+                        raise self._store._damage_error(bad) from exc
+                    z[lo : lo + n] = np.asarray(part).reshape(n, -1)
+                yield slice(off + a0 * rest, off + a1 * rest), z
+            off += first * rest
+
+    def materialize(self) -> list[np.ndarray]:
+        """The selection in memory, one (n_steps_i, n_features) float64 array per run."""
+        names = [n for n, _ in self._layout]
+        dtype = np.complex128 if self.complex else np.float64
+        return [np.asarray(self._store.read(names, runs=r)[0], dtype=dtype) for r in self.runs]

@@ -63,8 +63,10 @@ def load_trajectories(
                 f"(and zarr): {exc}"
             ) from None
         try:
-            with TrajectoryStore.open(path, mode="r") as store:
-                data = store.read(params=params or None, runs=runs or None)
+            # a streaming source: the spectrum reads the store chunk by chunk in one pass
+            # (the store stays open, read-only, as long as the source is used)
+            store = TrajectoryStore.open(path, mode="r")
+            data = store.source(params=params or None, runs=runs or None)
         except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:
             raise ValueError(f"cannot read the trajectory store {str(path)!r}: {exc}") from None
         return data, f"store {path}"
@@ -232,8 +234,20 @@ def spectrum(
         list[str] | None,
         typer.Option("--runs", help="Store only: run name to read (repeat for several; default all)."),
     ] = None,
+    modes: Annotated[
+        bool | None,
+        typer.Option(
+            "--modes/--no-modes",
+            help="Compute and save the DMD modes (default: only when they are small; never for "
+            "streamed data).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Koopman spectrum of trajectories from a file or a trajectory store; saves it as .npz."""
+    """Koopman spectrum of trajectories from a file or a trajectory store; saves it as .npz.
+
+    .npy files and stores are streamed in one pass when a --rank or --pca is given and features
+    outnumber snapshots (weight trajectories), so data larger than memory work."""
     from ..spectrum import koopman_spectrum
 
     console = Console()
@@ -245,7 +259,10 @@ def spectrum(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            spec = koopman_spectrum(data, delays=delays, rank=rank, method=method.value, pca=pca)
+            spec = koopman_spectrum(
+                data, delays=delays, rank=rank, method=method.value, pca=pca,
+                modes="auto" if modes is None else modes,
+            )
     except (TypeError, ValueError) as exc:
         raise _fail(f"{source}: {exc}") from None
     try:
@@ -253,6 +270,8 @@ def spectrum(
     except OSError as exc:
         raise _fail(f"cannot write {str(out)!r}: {exc}") from None
     shape = getattr(data, "shape", None)
+    if shape is None and hasattr(data, "lengths"):  # a streamed store selection
+        shape = (len(data.lengths), max(data.lengths), data.n_features)
     console.print(
         f"{source}: {'shape ' + str(tuple(shape)) if shape is not None else 'trajectories'}, "
         f"delays={delays}, method={spec.method}, rank={spec.rank}",

@@ -1,0 +1,75 @@
+"""Spectra straight from a TrajectoryStore selection, streamed chunk by chunk (issue 15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from systems import match_error
+
+pytest.importorskip("zarr")
+
+from conjugacy import TrajectoryStore, koopman_spectrum  # noqa: E402
+from conjugacy.store import StoreError  # noqa: E402
+
+
+def _record(path, lengths=(30, 30, 30), features=(3000,), seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    data = []
+    with TrajectoryStore.open(path, "w") as store:
+        for i, n in enumerate(lengths):
+            walk = np.cumsum(rng.standard_normal((n, *features)), axis=0).astype(dtype)
+            b = rng.standard_normal((n, 40)).astype(dtype)
+            store.create_run(f"r{i}", {"w": (features, dtype), "b": ((40,), dtype)}, chunk_steps=8)
+            store.append(f"r{i}", np.arange(n), {"w": walk, "b": b})
+            data.append(np.concatenate([walk.reshape(n, -1), b], axis=1))
+    return data
+
+
+def test_store_source_equals_in_memory_read(tmp_path):
+    data = _record(tmp_path / "s.zarr", features=(60, 50))
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        src = store.source()
+        assert src.lengths == [30, 30, 30] and src.n_features == 3040
+        spec = koopman_spectrum(src, delays=2, rank=6)
+        ref = koopman_spectrum(store.read(), delays=2, rank=6)
+        assert spec.settings["path"] == "gram (streamed)"
+        assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-10
+        only_w = koopman_spectrum(store.source("w"), delays=2, rank=5, pca=5)
+        ref_w = koopman_spectrum(store.read("w"), delays=2, rank=5, pca=5)
+        assert match_error(only_w.eigenvalues, ref_w.eigenvalues) < 1e-9
+    np.testing.assert_allclose(np.concatenate(data)[:, :3000].shape, (90, 3000))
+
+
+def test_ragged_runs_stream_as_ragged_trajectories(tmp_path):
+    data = _record(tmp_path / "s.zarr", lengths=(25, 30, 40), dtype=np.float32)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        spec = koopman_spectrum(store.source(), delays=1, rank=5)
+    ref = koopman_spectrum([d.astype(np.float64) for d in data], delays=1, rank=5, path="dense")
+    assert match_error(spec.eigenvalues, ref.eigenvalues) < 1e-9
+    assert spec.settings["input_eps"] == pytest.approx(np.finfo(np.float32).eps)
+
+
+def test_a_deleted_chunk_is_named_not_read_as_zeros(tmp_path):
+    _record(tmp_path / "s.zarr")
+    chunk = next(p for p in sorted((tmp_path / "s.zarr").rglob("*")) if p.is_file()
+                 and "params" in p.parts and "w" in p.parts and p.name not in ("zarr.json",))
+    chunk.unlink()
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r", check=False) as store:
+        with pytest.raises(StoreError, match="damaged|missing"):
+            koopman_spectrum(store.source(), delays=2, rank=6)
+
+
+def test_cli_spectrum_streams_a_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+    from conjugacy.spectrum import Spectrum
+
+    _record(tmp_path / "s.zarr")
+    out = tmp_path / "spec.npz"
+    res = CliRunner().invoke(app, ["spectrum", str(tmp_path / "s.zarr"), "--delays", "2",
+                                   "--rank", "6", "--params", "w", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    spec = Spectrum.load(out)
+    assert spec.settings["path"] == "gram (streamed)" and spec.modes is None
+    assert len(spec) == 6
