@@ -494,9 +494,17 @@ def test_distance_matrix_and_classes_at_a_tiny_scale():
     expected = [0, 1, 1, 2, 0, 2, 1, 0]
     np.testing.assert_array_equal(equivalence_classes(tiny, n_classes=3).labels, expected)
     np.testing.assert_array_equal(equivalence_classes(tiny, threshold=0.2 * scale).labels, expected)
-    big = np.full((2, 2), 1.7e308)
-    np.fill_diagonal(big, 0.0)
-    assert equivalence_classes(big, n_classes=2).distance_matrix[0, 1] == 1.7e308  # no overflow
+    # Distances near the float64 limit: averages in the linkage must not overflow.
+    big = np.array([[0.0, 1.7e308, 1.6e308], [1.7e308, 0.0, 1e307], [1.6e308, 1e307, 0.0]])
+    for linkage in ("average", "weighted", "single", "complete"):
+        classes = equivalence_classes(big, n_classes=2, linkage=linkage)
+        np.testing.assert_array_equal(classes.labels, [0, 1, 1])
+        assert np.isfinite(classes.linkage_matrix).all()
+        assert classes.linkage_matrix[0, 2] == pytest.approx(1e307, rel=1e-15)
+        np.testing.assert_array_equal(
+            equivalence_classes(big, threshold=1.1e307, linkage=linkage).labels, [0, 1, 1]
+        )
+    assert equivalence_classes(big, n_classes=3).distance_matrix[0, 1] == 1.7e308
 
 
 def test_result_reprs_are_short():

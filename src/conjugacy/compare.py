@@ -689,10 +689,14 @@ def equivalence_classes(
             raise ValueError(f"n_classes must be <= the number of spectra ({n}), got {n_classes}")
     if n == 1:
         return EquivalenceClasses(np.zeros(1, np.intp), 1, np.zeros((0, 4)), d, linkage)
-    z = hierarchy.linkage(squareform(d, checks=False), method=linkage)
+    # Cluster distances divided by the largest (averages of distances near 1e308 cannot overflow);
+    # division by one positive number keeps every comparison with the threshold.
+    unit = float(d.max()) if d.max() > 0 else 1.0
+    z = hierarchy.linkage(squareform(d / unit, checks=False), method=linkage)
     if threshold is not None:
-        raw = hierarchy.fcluster(z, t=float(threshold), criterion="distance")
+        raw = hierarchy.fcluster(z, t=float(threshold) / unit, criterion="distance")
     else:
         raw = hierarchy.cut_tree(z, n_clusters=n_classes).ravel()
     labels = _relabel_by_first_appearance(np.asarray(raw))
+    z[:, 2] *= unit
     return EquivalenceClasses(labels, int(labels.max()) + 1, z, d, linkage)
