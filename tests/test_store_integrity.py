@@ -124,11 +124,29 @@ def test_deleted_chunk_is_damage_not_zeros(tmp_path):
     d = rep.damage[0]
     assert (d.run, d.array, d.chunk, d.records, d.steps) == ("r0", "params/enc.bias", "c/1/0",
                                                               (4, 8), (8, 14))
+    res = _cli(["spectrum", str(tmp_path / "s"), "--rank", "2"])  # was: exit 0 on zeros
+    assert res.exit_code == 2 and "chunk c/1/0, records 4..7" in res.output, res.output
     (tmp_path / "s/runs/r0/steps/c/0").unlink()
     with TrajectoryStore.open(tmp_path / "s", "r") as st:
         with pytest.raises(DamagedStoreError, match=r"array 'steps', chunk c/0, records 0\.\.9"):
             st.steps("r0")
         assert len(st.verify().damage) == 2
+
+
+def test_every_chunk_deleted_in_turn_is_reported(tmp_path):
+    make(tmp_path / "s")
+    files = chunk_files(tmp_path / "s")
+    assert len(files) == 8
+    for f in files:
+        good = f.read_bytes()
+        f.unlink()
+        with pytest.raises(DamagedStoreError, match="chunk file missing"):
+            read_everything(tmp_path / "s")
+        with TrajectoryStore.open(tmp_path / "s", "r") as st:
+            (d,) = st.verify().damage
+        assert (tmp_path / "s/runs/r0" / d.array / d.chunk) == f and d.problem.startswith(
+            "chunk file missing")
+        f.write_bytes(good)
 
 
 def test_n_complete_is_validated_against_the_arrays_at_open(tmp_path):
