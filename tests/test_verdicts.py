@@ -355,3 +355,17 @@ def test_subspace_path_gives_up_early_on_noise_without_a_gap():
         DelayOperator.xh_times = original
     assert out is None
     assert calls["n"] < 20
+
+
+def test_float32_rank_rule_does_not_grow_with_the_number_of_observables():
+    # max(n, m) * eps32 would be 45,000 * 1.2e-7 = 5e-3 here and discard the weak third mode
+    # (1e-3 of the largest); the data's own rounding (eps32 ||X||_F) is what bounds noise.
+    rng = np.random.default_rng(13)
+    lam = np.array([0.95, 0.8, 0.6])
+    amp = np.array([1.0, 0.3, 2e-3])
+    C = rng.standard_normal((3, 5000))
+    z0 = rng.standard_normal((4, 1, 3)) * amp
+    data = ((z0 * lam ** np.arange(60)[None, :, None]) @ C).astype(np.float32)
+    spec = koopman_spectrum(data, delays=8)
+    assert spec.rank == 3
+    assert match_error(spec.eigenvalues, lam) < 1e-3

@@ -55,25 +55,43 @@ class DMDResult:
 EPS64 = float(np.finfo(np.float64).eps)
 
 
-def default_tol(shape: tuple[int, int], eps: float = EPS64) -> float:
-    """Default relative rank tolerance: ``max(n, m) * eps`` (the rule of ``numpy.linalg.matrix_rank``;
-    SPEC section 3 writes ``n * eps`` for the tall case, where the two agree). ``eps`` is the
-    machine epsilon of the *input* data (float32 weights: 1.19e-7), as ``matrix_rank`` uses the
-    precision of its argument: directions below it are rounding noise of the recording."""
-    return max(shape) * eps
+def default_tol(
+    shape: tuple[int, int], eps: float = EPS64, fro_ratio: float = 1.0
+) -> float:
+    """Default relative rank tolerance (relative to ``s_1``).
+
+    ``max(max(n, m) * eps64, eps * ||X||_F / s_1)``: the first term is the rule of
+    ``numpy.linalg.matrix_rank`` for the float64 arithmetic (SPEC section 3 writes ``n * eps`` for
+    the tall case, where the two agree); the second bounds the rounding of the *input* data
+    (``eps`` its machine epsilon, float32 weights: 1.19e-7): rounding every entry perturbs X by
+    ``||E||_2 <= ||E||_F <= eps ||X||_F``, so singular values below that are recording noise
+    (Weyl's inequality). Unlike ``max(n, m) * eps32``, it does not grow with the size of the data
+    (with 660,000 observables that would discard everything below 8 % of ``s_1``).
+    ``fro_ratio`` is ``||X||_F / s_1``. For float64 input the first term dominates: the rule is
+    ``matrix_rank``'s.
+    """
+    return max(max(shape) * EPS64, eps * fro_ratio)
 
 
 def select_rank(
-    s: np.ndarray, rank: int | None, tol: float | None, shape: tuple[int, int], eps: float = EPS64
+    s: np.ndarray,
+    rank: int | None,
+    tol: float | None,
+    shape: tuple[int, int],
+    eps: float = EPS64,
+    fro: float | None = None,
 ) -> int:
     """Number of modes to keep from singular values ``s`` (descending).
 
     ``rank=None``: count of ``s_i > tol * s_1``. ``rank=int``: ``min(rank, numerical rank)``, so
-    directions that carry no data (``s_i <= tol * s_1``) are never divided by.
+    directions that carry no data (``s_i <= tol * s_1``) are never divided by. ``fro`` is
+    ``||X||_F`` when ``s`` holds only the leading singular values (else computed from ``s``).
     """
     if s.size == 0 or s[0] <= 0:
         return 0
-    tol = default_tol(shape, eps) if tol is None else tol
+    if tol is None:
+        fro = float(np.sqrt(np.sum(np.square(s / s[0])))) * s[0] if fro is None else fro
+        tol = default_tol(shape, eps, fro / s[0])
     numerical = int(np.count_nonzero(s > tol * s[0]))
     return numerical if rank is None else min(rank, numerical)
 

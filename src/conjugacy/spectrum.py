@@ -847,6 +847,7 @@ def _subspace_path(
         return out
 
     width = min(rank + _oversampling(rank), min(n_obs, m))
+    fro = float(np.linalg.norm(op.x_column_norms() * weights))  # ||X_s||_F for the rank rule
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(xs(rng.standard_normal((m, width))))
     prev = None
@@ -855,7 +856,7 @@ def _subspace_path(
         W = xsh(Q)  # X_s^* Q  (m, width)
         if prev is not None:
             Uq, s, Q2, Vbh = prev
-            k = select_rank(s, rank, tol, (n_obs, m), eps)
+            k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
             if k == 0:
                 return None
             # X_s^* u_i = W @ Uq[:, i] must equal s_i v_i, with v_i = Q2 @ Vbh[i]^*.
