@@ -37,6 +37,9 @@ def io():
     with open("/proc/self/io") as fh:
         return {k: int(v) for k, v in (line.split(": ") for line in fh)}
 kind, path = sys.argv[1], sys.argv[2]
+if kind != "read":
+    import conjugacy.spectrum  # imports are not part of the measurement
+    import conjugacy.store
 before, t0 = io(), time.perf_counter()
 out = {}
 if kind == "read":
@@ -131,7 +134,8 @@ def write_data(folder: Path, runs: int, steps: int, features: int) -> tuple[Path
                 name = f"run_{r:02d}"
                 store.create_run(name, {"w": ((features,), np.float32)}, chunk_steps=steps)
                 for t0 in range(0, steps, 25):
-                    store.append(name, np.arange(t0, t0 + 25), {"w": np.array(data[r, t0:t0 + 25])})
+                    t1 = min(t0 + 25, steps)
+                    store.append(name, np.arange(t0, t1), {"w": np.array(data[r, t0:t1])})
     return npy, store_path
 
 
