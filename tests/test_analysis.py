@@ -44,7 +44,7 @@ def test_distances_tests_and_classes_have_exact_values():
     assert t["exact"] and t["n_permutations"] == 70 and t["pvalue"] == pytest.approx(2 / 70)
     assert t["statistic"] == pytest.approx(1.0 - 1.0 / 6)
     assert res["verdicts"]["a-b"] == {"verdict": "not conjugate", "pvalue": pytest.approx(2 / 70),
-                                      "uses": "all"}
+                                      "uses": "all", "min_pvalue": pytest.approx(2 / 70)}
     assert res["verdicts"]["a-c"]["verdict"] == "conjugate"
     classes = cmp["equivalence_classes"]
     assert classes["noise_floor"] == pytest.approx(1.0 / 6)
@@ -69,6 +69,15 @@ def test_named_pairs_pooled_spectra_and_seeded_streams():
     t = res["all"]["permutation_tests"]["main"]
     assert not t["exact"] and t["n_permutations"] == 9  # 9 < 70: random relabelings
     assert compare_conditions({"a": A, "b": B}, **kw) == res  # same seed, same numbers
+
+
+def test_too_few_seeds_give_no_verdict():
+    # 3 seeds per condition: C(6, 3) = 20 relabelings, the mirror image ties: p >= 2/20 = 0.1
+    res = compare_conditions({"a": A[:3], "b": B[:3]})
+    assert res["verdicts"]["a-b"]["pvalue"] == pytest.approx(0.1)
+    assert res["verdicts"]["a-b"]["verdict"] == "undecided"
+    assert compare_conditions({"a": A[:3], "b": B[:3]}, alpha=0.2)["verdicts"]["a-b"]["verdict"] == (
+        "not conjugate")
 
 
 def test_one_seed_gives_distances_but_no_test():

@@ -28,3 +28,23 @@ def test_record_digits_example(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recorded (5, 21, 160)" in out and "rank=10" in out
     assert (tmp_path / "runs.zarr").is_dir()
+
+
+def test_own_study_example(tmp_path, capsys):
+    import json
+
+    mod = runpy.run_path(str(EXAMPLES / "own_study.py"))
+    summary = mod["main"](tmp_path, progress=False, n_steps=12, seeds=(0, 1), n_replicas=3)
+    out = capsys.readouterr().out
+    assert "sgd-adam: undecided" in out  # 2 seeds cannot reach p < 0.05, and it says so
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc == json.loads(json.dumps(summary))
+    assert doc["experiment"] == "sgd-vs-adam" and doc["seeds"] == [0, 1]
+    assert [len(v) for v in doc["spectra"].values()] == [2, 2]
+    assert doc["comparison"]["verdicts"]["sgd-adam"]["min_pvalue"] == 1 / 3
+    assert len(doc["loss"]["adam"]["mean"]) == 12
+    assert doc["provenance"]["training_settings"]["n_steps"] == 12
+    for name in ("eigenvalues", "distances", "between_seeds", "loss"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "trajectories").iterdir()) == [
+        "adam-seed0.zarr", "adam-seed1.zarr", "sgd-seed0.zarr", "sgd-seed1.zarr"]

@@ -29,6 +29,7 @@ pairs are computed.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from ._checks import check_int
 
 __all__ = [
     "SpectrumGroup",
+    "analyse_study",
     "chosen",
     "compare_conditions",
     "filter_spectrum",
@@ -227,7 +229,24 @@ def _pairs(conditions: Sequence[str], pairs: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _test_dict(res: Any) -> dict[str, Any]:
+def _verdict(test: Mapping[str, Any] | None, alpha: float) -> str | None:
+    """``"not conjugate"`` (p < alpha), ``"undecided"`` (no p < alpha attainable) or
+    ``"conjugate"``; None without a test (fewer than 2 seeds)."""
+    if test is None:
+        return None
+    if test["pvalue"] < alpha:
+        return "not conjugate"
+    return "undecided" if test["min_pvalue"] >= alpha else "conjugate"
+
+
+def _min_pvalue(n_a: int, n_b: int, res: Any) -> float:
+    # the smallest p-value the test can give: with equal groups the mirror relabeling ties
+    if res.exact:
+        return (2.0 if n_a == n_b else 1.0) / math.comb(n_a + n_b, n_a)
+    return 1.0 / (1 + int(res.n_permutations))
+
+
+def _test_dict(res: Any, n_a: int, n_b: int) -> dict[str, Any]:
     out = {
         "statistic": float(res.statistic),
         "pvalue": float(res.pvalue),
@@ -238,6 +257,7 @@ def _test_dict(res: Any) -> dict[str, Any]:
         value = getattr(res, extra, None)
         if value is not None:
             out[extra] = float(value)
+    out.setdefault("min_pvalue", _min_pvalue(n_a, n_b, res))
     return out
 
 
@@ -300,7 +320,7 @@ def _one_comparison(
             continue
         res = conjugacy_test(list(spectra[a]), list(spectra[b]), n_permutations=n_permutations,
                              seed=_stream(seed, _PERMUTATION, i), p=p)
-        tests[name] = _test_dict(res)
+        tests[name] = _test_dict(res, len(spectra[a]), len(spectra[b]))
     out["permutation_tests"] = tests
     if shuffle is not None:
         sh: dict[str, Any] = {}
@@ -445,11 +465,10 @@ def compare_conditions(
     verdicts = {}
     for name in named:
         t = chosen["permutation_tests"][name]
-        verdicts[name] = {
-            "verdict": None if t is None else ("not conjugate" if t["pvalue"] < alpha else "conjugate"),
-            "pvalue": None if t is None else t["pvalue"],
-            "uses": uses,
-        }
+        verdicts[name] = {"verdict": _verdict(t, alpha), "pvalue": None if t is None else t["pvalue"],
+                          "uses": uses}
+        if t is not None:
+            verdicts[name]["min_pvalue"] = t["min_pvalue"]
     return {
         "conditions": conditions,
         "n_seeds": sizes[conditions[0]],
@@ -457,8 +476,9 @@ def compare_conditions(
         "alpha": float(alpha),
         "verdict_rule": (
             "not conjugate if the permutation test on the per-seed spectra rejects at level "
-            f"alpha (p < alpha), computed on the {uses} spectra; otherwise conjugate (no "
-            "evidence against conjugacy)"
+            f"alpha (p < alpha), computed on the {uses} spectra; undecided if no p-value below "
+            "alpha was attainable (too few seeds: the smallest attainable p, min_pvalue, is >= "
+            "alpha); otherwise conjugate (no evidence against conjugacy)"
         ),
         "verdict_uses": uses,
         "filter": filter_info,
@@ -477,3 +497,103 @@ def _pairs_of(values: Any) -> list[list[float]]:
 def chosen(comparison: Mapping[str, Any]) -> Mapping[str, Any]:
     """The comparison the verdicts use (``comparison[comparison["verdict_uses"]]``)."""
     return comparison[comparison["verdict_uses"]]
+
+
+# ----- one call for a declared study --------------------------------------------------------------
+def analyse_study(
+    study: Any,
+    out: Any,
+    *,
+    params: str | Sequence[str] | None,
+    spectrum: Mapping[str, Any] | Callable[[SpectrumGroup], Mapping[str, Any]],
+    client: Any = None,
+    figures: bool = True,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_permutations: int = 999,
+    n_shuffles: int = 100,
+    loss: str | None = "loss",
+    training: Any = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Spectra per (condition, seed), the comparison, ``results.json`` and the figures of a study.
+
+    The standard second half of every study (the first is :func:`conjugacy.study.run_study`):
+    one spectrum per (condition, seed) from the job's replica runs, :func:`compare_conditions`
+    over all pairs of conditions, the loss curves, provenance and timing, written atomically to
+    ``OUT/results.json``; with ``figures``, ``eigenvalues``, ``distances``, ``between_seeds`` and
+    ``loss`` (PNG and SVG, :mod:`conjugacy.plots.study`).
+
+    Parameters
+    ----------
+    study : Study
+    out : path
+        The folder :func:`~conjugacy.study.run_study` trained into.
+    params : str or list of str
+        The recorded parameters that are the observables (names or globs).
+    spectrum : dict or callable
+        :func:`conjugacy.koopman_spectrum` settings (``delays``, ``rank``, ...), or a function of
+        the group.
+    client : dask.distributed.Client, optional
+        Fit the spectra as Dask tasks.
+    figures : bool
+    alpha, seed, n_permutations, n_shuffles
+        See :func:`compare_conditions`.
+    loss : str or None
+        Name of the scalar recorded as the loss (curves in results.json and the figure).
+    training : StudyRun, optional
+        The training report, for timing in results.json.
+    data : dict, optional
+        Where the data came from (name, source), for the provenance.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json``.
+    """
+    import time
+    from pathlib import Path
+
+    from .study import StudyReader, provenance, write_results
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    jobs = [j for j in study.jobs() if j.condition in study.conditions]
+    groups = [SpectrumGroup(j.condition, j.seed, j.run_names) for j in jobs]
+    with StudyReader.open(out, jobs=jobs) as reader:
+        fitted = fit_spectra(reader, groups, spectrum, params=params, client=client)
+        curves: dict[str, np.ndarray] = {}
+        if loss is not None:
+            for c in study.conditions:
+                runs = [r for j in jobs if j.condition == c for r in j.run_names]
+                curves[c] = np.stack([reader.scalars(r, loss)[1:] for r in runs])
+    t1 = time.perf_counter()
+    spectra = {c: [fitted[(c, s, None)] for s in study.seeds] for c in study.conditions}
+    comparison = compare_conditions(spectra, alpha=alpha, seed=seed,
+                                    n_permutations=n_permutations, n_shuffles=n_shuffles)
+    t2 = time.perf_counter()
+    summary: dict[str, Any] = {
+        "experiment": study.name,
+        "conditions": dict(study.conditions),
+        "seeds": list(study.seeds),
+        "n_replicas": study.n_replicas,
+        "observable": params,
+        "spectrum_settings": None if callable(spectrum) else dict(spectrum),
+        "spectra": spectra_to_json(spectra),
+        "comparison": comparison,
+        "loss": {c: {"mean": v.mean(axis=0).tolist(), "std": v.std(axis=0).tolist(),
+                     "final_mean": float(v[:, -max(1, v.shape[1] // 10):].mean())}
+                 for c, v in curves.items()},
+        "timing_seconds": {**({} if training is None else training.timing()),
+                           "spectra": t1 - t0, "statistics": t2 - t1},
+        "provenance": provenance(study, data=data),
+    }
+    paths: list[Any] = []
+    if figures:
+        from .plots.study import draw_study
+
+        paths = draw_study(summary, spectra, curves, out)
+    summary["figures"] = [p.name for p in paths]
+    summary["timing_seconds"]["total_analysis"] = time.perf_counter() - t0
+    write_results(out, summary)
+    return summary

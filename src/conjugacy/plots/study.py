@@ -1,0 +1,114 @@
+"""Figures of any declared study (:func:`conjugacy.analysis.analyse_study`), no computation.
+
+Compositions of :mod:`conjugacy.plots.core` from the ``results.json`` summary, the per-seed spectra
+and the loss curves: the eigenvalues of every condition for one example seed (the seed with the
+median distance between the first two conditions), the mean distance per pair of conditions with
+its spread over seeds and the permutation-test p-value as the significance mark, the distances
+between seeds of each condition (the noise floor) against the between-condition ones, and the
+loss curves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .core import (
+    FONT_SIZE,
+    color_for,
+    new_figure,
+    plot_distance_bars,
+    plot_eigenvalues,
+    plot_loss_curves,
+    save_figure,
+)
+
+__all__ = ["draw_study", "figure_between_seeds", "figure_distances", "figure_eigenvalues"]
+
+
+def _chosen(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    cmp = summary["comparison"]
+    return cmp[cmp["verdict_uses"]]
+
+
+def example_seed(summary: Mapping[str, Any]) -> int:
+    """Index of the seed whose distance between the first pair of conditions is the median."""
+    dist = _chosen(summary)["distances"]
+    if not dist:
+        return 0
+    per_seed = np.asarray(next(iter(dist.values()))["per_seed"])
+    return int(np.argsort(per_seed)[per_seed.size // 2])
+
+
+def figure_eigenvalues(spectra: Mapping[str, Sequence[Any]], seed_index: int) -> Figure:
+    """Eigenvalues of every condition for one seed: the whole plane and a zoom near 1."""
+    one = {c: v[seed_index] for c, v in spectra.items()}
+    fig, axes = new_figure(ncols=2, width=9.0)
+    plot_eigenvalues(one, ax=axes[0])
+    axes[0].set_title(f"Koopman eigenvalues (seed index {seed_index})", loc="left")
+    eig = np.concatenate([np.asarray(s.eigenvalues).ravel() for s in one.values()] + [[1.0]])
+    re0, re1 = float(eig.real.min()), float(eig.real.max())
+    span = max(re1 - re0, 1e-3)
+    im = max(float(np.abs(eig.imag).max()), 0.25 * span, 1e-3)
+    plot_eigenvalues(one, ax=axes[1], zoom=(re0 - 0.15 * span, re1 + 0.15 * span, -1.15 * im,
+                                            1.15 * im))
+    axes[1].set_title("zoom", loc="left")
+    return fig
+
+
+def figure_distances(summary: Mapping[str, Any]) -> Figure:
+    """Mean +- std over seeds of the distance per pair, marked with the permutation p-value."""
+    cmp = _chosen(summary)
+    keys = list(cmp["distances"])
+    means = [cmp["distances"][k]["mean"] for k in keys]
+    stds = [cmp["distances"][k]["std"] for k in keys]
+    marks = [None if cmp["permutation_tests"].get(k) is None
+             else cmp["permutation_tests"][k]["pvalue"] for k in keys]
+    fig, ax = new_figure(width=1.8 + 1.1 * len(keys), height=3.4)
+    plot_distance_bars(means, stds, [k.replace("-", " vs ") for k in keys], significance=marks,
+                       ax=ax)
+    ax.set_ylabel(f"Wasserstein distance ({summary['comparison']['verdict_uses']} eigenvalues)")
+    return fig
+
+
+def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
+    """Histogram of the distances between seeds of each condition, with the mean
+    between-condition distances as vertical lines."""
+    cmp = _chosen(summary)
+    fig, ax = new_figure()
+    for i, (c, b) in enumerate(cmp["between_seeds"].items()):
+        ax.hist(b["values"], bins=max(3, min(15, len(b["values"]))), alpha=0.5,
+                color=color_for(c, i), label=f"{c}: between seeds")
+    for i, (k, d) in enumerate(cmp["distances"].items()):
+        ax.axvline(d["mean"], color="0.2", ls="--", lw=1.2 - 0.2 * min(i, 3),
+                   label=f"mean {k.replace('-', ' vs ')}")
+    ax.set_xlabel("Wasserstein distance")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    return fig
+
+
+def draw_study(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Any]],
+               losses: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw and save ``eigenvalues``, ``distances``, ``between_seeds`` (two or more seeds) and
+    ``loss`` (when curves are given) into ``out_dir``, PNG and SVG. Returns the paths."""
+    out = Path(out_dir)
+    figures = [("eigenvalues", figure_eigenvalues(spectra, example_seed(summary))),
+               ("distances", figure_distances(summary))]
+    if _chosen(summary)["between_seeds"]:
+        figures.append(("between_seeds", figure_between_seeds(summary)))
+    if losses:
+        fig, ax = new_figure()
+        plot_loss_curves(dict(losses), ax=ax)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        figures.append(("loss", fig))
+    paths: list[Path] = []
+    for name, fig in figures:
+        paths.extend(save_figure(fig, out / name))
+    return paths
