@@ -312,6 +312,26 @@ def test_cifar_truncated_and_bad_label(tmp_path):
         read_cifar10_batch(path)
 
 
+def test_cifar_batch_fuzz_only_named_value_errors(tmp_path):
+    """150 seeded mutations of a 3-record batch: read, or ValueError naming the file."""
+    from test_fuzz import mutate  # tests/ is on sys.path, as for `systems`
+
+    rng = np.random.default_rng(17)
+    labels = rng.integers(0, 10, (3, 1), dtype=np.uint8)
+    base = np.concatenate([labels, rng.integers(0, 256, (3, 3072), dtype=np.uint8)], 1).tobytes()
+    clean = 0
+    for i in range(150):
+        path = tmp_path / f"b{i}.bin"
+        path.write_bytes(mutate(base, rng, focus=None if i % 2 else 8))
+        try:
+            images, got = read_cifar10_batch(path)
+            assert images.shape[1:] == (3, 32, 32) and got.max() <= 9
+        except ValueError as exc:
+            assert str(path) in str(exc), exc
+            clean += 1
+    assert clean > 50
+
+
 def test_cifar_pickle_version_is_refused(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
