@@ -148,8 +148,10 @@ def test_too_few_seeds_is_said_in_the_warnings_and_the_verdict():
     w = warnings_of(r)
     assert any("smallest attainable p-value is 0.1 ≥ α = 0.05" in x for x in w), w
     row = {v["pair"]: v for v in verdicts(r)}["sgd-adam"]
-    assert row["verdict"] == "conjugate" and row["min_pvalue"] == pytest.approx(0.1)
+    assert row["verdict"] == "undecided" and row["min_pvalue"] == pytest.approx(0.1)
+    assert row["sentence"].startswith("sgd and adam: undecided; too few seeds")
     assert "cannot reach p < 0.05: this is not evidence of equivalence" in row["sentence"]
+    assert "sgd vs adam: undecided." in render_markdown(r)
 
 
 def test_windows_heatmap():

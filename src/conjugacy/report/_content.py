@@ -137,7 +137,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("observables", ", ".join(map(str, obs)) if isinstance(obs, list | tuple)
                      else str(obs)))
     first = next((s[0] for s in spectra.values() if isinstance(s, Sequence) and s), None)
-    settings = dict(_mapping(results, "settings"))
+    settings = dict(_mapping(results, "settings") or _mapping(results, "spectrum_settings"))
     if isinstance(first, Mapping):
         st = first.get("settings") or {}
         for key in ("delays", "rank_requested", "pca", "n_features", "n_observables"):
@@ -202,6 +202,8 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             "uses": v.get("uses", cmp.get("verdict_uses", "all")),
             "distance": d.get("mean"), "distance_std": d.get("std"),
             "interval": list(interval) if isinstance(interval, Sequence) else None,
+            "bootstrap_interval": (list(d["bootstrap_interval"])
+                                   if isinstance(d.get("bootstrap_interval"), Sequence) else None),
             "distance_all": d_all.get("mean"),
             "pvalue": None if t is None else t.get("pvalue"),
             "min_pvalue": None if t is None else t.get("min_pvalue"),
@@ -220,7 +222,10 @@ def _sentence(r: Mapping[str, Any]) -> str:
     numbers = [f"W1 = {fmt(r['distance'])}"
                + (f" ± {fmt(r['distance_std'])} over seeds" if r["distance_std"] is not None else "")]
     if r["interval"]:
-        numbers.append(f"interval [{fmt(r['interval'][0])}, {fmt(r['interval'][1])}]")
+        numbers.append(f"95% interval [{fmt(r['interval'][0])}, {fmt(r['interval'][1])}]")
+    if r["bootstrap_interval"]:
+        bi = r["bootstrap_interval"]
+        numbers.append(f"bootstrap over replicas [{fmt(bi[0])}, {fmt(bi[1])}]")
     if r["effect_size"] is not None:
         numbers.append(f"effect size {fmt(r['effect_size'])} noise-floor units")
     elif r["noise_floor"] is not None:
@@ -234,12 +239,16 @@ def _sentence(r: Mapping[str, Any]) -> str:
     if r["verdict"] == "not conjugate":
         return (f"{a} and {b} are not conjugate: spectra of different conditions lie farther apart "
                 f"than spectra of different seeds of one condition" + tail)
+    few = (f" With {n} seeds per condition the test cannot reach p < {fmt(r['alpha'])}: this is "
+           "not evidence of equivalence; record more seeds.")
+    if r["verdict"] == "undecided":
+        return (f"{a} and {b}: undecided; too few seeds for the test to reject at α = "
+                f"{fmt(r['alpha'])}" + tail + few)
     if r["verdict"] == "conjugate":
         text = (f"{a} and {b}: no evidence that their training dynamics differ (p ≥ α = "
                 f"{fmt(r['alpha'])}); consistent with conjugate dynamics" + tail)
         if r["min_pvalue"] is not None and r["min_pvalue"] >= r["alpha"]:
-            text += (f" With {n} seeds per condition the test cannot reach p < {fmt(r['alpha'])}:"
-                     " this is not evidence of equivalence; record more seeds.")
+            text += few
         return text
     return (f"{a} and {b}: not tested (the permutation test needs at least 2 seeds per "
             f"condition; {n} given)" + tail)

@@ -53,6 +53,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f3f3f3; }
 .verdict { padding: 0.5em 0.8em; margin: 0.4em 0; border-left: 5px solid #999; background: #fafafa; }
 .v-not-conjugate { border-color: #d55e00; } .v-conjugate { border-color: #009e73; }
+.v-undecided { border-color: #e69f00; }
 .badge { font-weight: bold; }
 .warn { background: #fff6e0; border-left: 5px solid #e69f00; padding: 0.4em 0.8em; margin: 0.3em 0; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
