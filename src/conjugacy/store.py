@@ -682,41 +682,61 @@ class TrajectoryStore:
         exc.problem = what
         return exc
 
-    def _group(self, run: str) -> Any:
-        """The run's Zarr group, or None if there is no such (complete) run."""
-        runs = self._runs_group()
-        if not (self._path / "runs" / run / "zarr.json").is_file():
-            return None
+    def _json(self, run: str, rel: str) -> dict[str, Any] | None:
+        """The Zarr metadata ``runs/<run>/<rel>/zarr.json`` as a dict (read directly: much
+        cheaper than opening the node through Zarr), or None if the file does not exist."""
+        f = self._path / "runs" / run / rel / "zarr.json"
         try:
-            g = runs[run]
-            attrs = g.attrs.asdict()
-        except Exception as exc:
+            meta = json.loads(f.read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, ValueError) as exc:
             raise self._damaged(
-                run, f"its metadata runs/{run}/zarr.json is unreadable ({type(exc).__name__}: "
-                f"{exc})"
+                run, f"its metadata {f.relative_to(self._path).as_posix()} is unreadable "
+                f"({type(exc).__name__}: {exc})"
             ) from exc
-        return g if "n_complete" in attrs else None
+        if not isinstance(meta, dict) or not isinstance(meta.get("attributes", {}), dict):
+            raise self._damaged(
+                run, f"its metadata {f.relative_to(self._path).as_posix()} is not a Zarr "
+                "metadata object"
+            )
+        return meta
+
+    def _run_attrs(self, run: str) -> dict[str, Any] | None:
+        """The run's attributes, or None if there is no such (completely created) run."""
+        meta = self._json(run, ".")
+        if meta is None:
+            return None
+        if meta.get("node_type") != "group":
+            raise self._damaged(run, f"runs/{run}/zarr.json does not describe a group")
+        attrs = meta.get("attributes", {})
+        return attrs if "n_complete" in attrs else None
 
     def _run(self, run: str) -> Any:
+        """The run's Zarr group, validated (once per handle) against its arrays."""
         self._check_open()
         if not isinstance(run, str):
             raise StoreError(f"run must be a string, got {run!r}")
-        g = self._group(run) if _RUN_NAME.match(run) else None
-        if g is None:
+        a = self._run_attrs(run) if _RUN_NAME.match(run) else None
+        if a is None:
             names = self.runs()
             raise StoreError(
                 f"unknown run {run!r} in store {str(self._path)!r}; runs: "
                 + (", ".join(names) if names else "(none)")
             )
         if run not in self._valid:
-            self._validate(run, g)
+            self._validate(run, a)
             self._valid.add(run)
-        return g
+        try:
+            return self._runs_group()[run]
+        except Exception as exc:
+            raise self._damaged(
+                run, f"its group cannot be opened ({type(exc).__name__}: {exc})"
+            ) from exc
 
-    def _validate(self, run: str, g: Any) -> None:
-        """Check a run's attributes against its arrays; raise DamagedStoreError naming the
-        problem."""
-        a = g.attrs.asdict()
+    def _validate(self, run: str, a: Mapping[str, Any]) -> None:
+        """Check a run's attributes ``a`` against its arrays' metadata; raise DamagedStoreError
+        naming the problem."""
         n = a.get("n_complete")
         if not _is_int(n) or n < 0:
             raise self._damaged(run, f"n_complete is {n!r}, not a non-negative integer")
@@ -728,8 +748,8 @@ class TrajectoryStore:
             raise self._damaged(run, f"'parameters' is {decl!r}, not a non-empty list")
         for item in decl:
             ok = (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
-                  and isinstance(item[1], list) and all(_is_int(s) and s >= 0 for s in item[1])
-                  and isinstance(item[2], str))
+                  and item[0] and "/" not in item[0] and isinstance(item[1], list)
+                  and all(_is_int(s) and s >= 0 for s in item[1]) and isinstance(item[2], str))
             if ok:
                 try:
                     ok = np.dtype(item[2]).kind in "fciub"
@@ -740,40 +760,41 @@ class TrajectoryStore:
         if not isinstance(a.get("metadata", {}), dict):
             raise self._damaged(run, "'metadata' is not a JSON object")
 
-        def array(key: str) -> Any:
+        def array(key: str) -> tuple[tuple[int, ...], np.dtype]:
+            meta = self._json(run, key)
+            if meta is None:
+                raise self._damaged(run, f"array {key!r} is missing (no {key}/zarr.json)")
+            shape, dt = meta.get("shape"), meta.get("data_type")
+            if (meta.get("node_type") != "array" or not isinstance(shape, list)
+                    or not all(_is_int(x) and x >= 0 for x in shape) or not isinstance(dt, str)):
+                raise self._damaged(run, f"{key}/zarr.json does not describe an array")
             try:
-                arr = g[key]
-            except KeyError:
-                raise self._damaged(run, f"array {key!r} is missing") from None
-            except Exception as exc:
-                raise self._damaged(
-                    run, f"array {key!r} has unreadable metadata ({type(exc).__name__}: {exc})"
-                ) from exc
-            if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
-                raise self._damaged(run, f"{key!r} is a group, not an array")
-            if arr.ndim < 1 or arr.shape[0] < n:
+                dtype = np.dtype(dt)
+            except TypeError:
+                raise self._damaged(run, f"array {key!r} has unknown data type {dt!r}") from None
+            if not shape or shape[0] < n:
                 raise self._damaged(
                     run, f"n_complete is {n} but array {key!r} holds "
-                    f"{arr.shape[0] if arr.ndim else 0} steps"
+                    f"{shape[0] if shape else 0} steps"
                 )
-            return arr
+            return tuple(shape), dtype
 
-        steps = array("steps")
-        if steps.ndim != 1 or steps.dtype != np.int64:
-            raise self._damaged(run, f"array 'steps' is {steps.dtype} {steps.shape}, not int64 1-D")
-        for name, shape, dt in decl:
-            arr = array(f"params/{name}")
-            if tuple(arr.shape[1:]) != tuple(shape) or arr.dtype != np.dtype(dt):
+        shape, dtype = array("steps")
+        if len(shape) != 1 or dtype != np.int64:
+            raise self._damaged(run, f"array 'steps' is {dtype} {shape}, not int64 1-D")
+        for name, pshape, dt in decl:
+            shape, dtype = array(f"params/{name}")
+            if shape[1:] != tuple(pshape) or dtype != np.dtype(dt):
                 raise self._damaged(
-                    run, f"array 'params/{name}' is {arr.dtype} with step shape "
-                    f"{tuple(arr.shape[1:])} but the run declares {dt} {tuple(shape)}"
+                    run, f"array 'params/{name}' is {dtype} with step shape "
+                    f"{shape[1:]} but the run declares {dt} {tuple(pshape)}"
                 )
-        for name in self._scalar_names(run, g):
-            arr = array(f"scalars/{name}")
-            if arr.ndim != 1:
+        for name in self._scalar_names(run):
+            shape, _ = array(f"scalars/{name}")
+            if len(shape) != 1:
                 raise self._damaged(run, f"array 'scalars/{name}' is not 1-D")
 
-    def _scalar_names(self, run: str, g: Any) -> list[str]:
+    def _scalar_names(self, run: str) -> list[str]:
         d = self._path / "runs" / run / "scalars"
         if not (d / "zarr.json").is_file():
             raise self._damaged(run, "its 'scalars' group (scalars/zarr.json) is missing")
@@ -787,7 +808,9 @@ class TrajectoryStore:
         names = self.runs()
         for r in names:
             try:
-                self._run(r)
+                if r not in self._valid:
+                    self._validate(r, self._run_attrs(r) or {})
+                    self._valid.add(r)
             except DamagedStoreError as exc:
                 problems.append(str(exc))
         if problems:
@@ -853,7 +876,12 @@ class TrajectoryStore:
     def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
         """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
         checking that its chunks exist (format-2 runs) and decode."""
-        arr = g[key]
+        try:
+            arr = g[key]
+        except Exception as exc:
+            raise self._damaged(
+                run, f"array {key!r} cannot be opened ({type(exc).__name__}: {exc})"
+            ) from exc
         start, stop, _ = sel.indices(n)
         if stop <= start:
             return np.asarray(arr[0:0])
@@ -903,31 +931,34 @@ class TrajectoryStore:
         self._check_open()
         rep = VerifyReport(self._path, self._format)
         runs_dir = self._path / "runs"
-        names = sorted(e.name for e in runs_dir.iterdir() if e.is_dir()) if runs_dir.is_dir() else []
+        names = sorted(e.name for e in runs_dir.iterdir()
+                       if e.is_dir() and _RUN_NAME.match(e.name)) if runs_dir.is_dir() else []
         unchecked, absent_total = 0, 0
         for run in names:
             try:
-                g = self._group(run)
+                a = self._run_attrs(run)
+                if a is None:
+                    rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a "
+                                     "writer creating it again replaces it")
+                    continue
+                rep.runs.append(run)
+                self._validate(run, a)  # again, even if validated before: files may change
+                self._valid.add(run)
+                g = self._run(run)
             except DamagedStoreError as exc:
                 rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
                 continue
-            if g is None:
-                rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a writer "
-                                 "creating it again replaces it")
-                continue
-            rep.runs.append(run)
-            try:
-                self._validate(run, g)
-            except DamagedStoreError as exc:
-                rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
-                continue
-            a = g.attrs.asdict()
             n = int(a["n_complete"])
             strict = _is_int(a.get("format_version")) and a["format_version"] >= 2
             keys = (["steps"] + [f"params/{name}" for name, _, _ in a["parameters"]]
-                    + [f"scalars/{s}" for s in self._scalar_names(run, g)])
+                    + [f"scalars/{s}" for s in self._scalar_names(run)])
             for key in keys:
-                arr = g[key]
+                try:
+                    arr = g[key]
+                except Exception as exc:
+                    rep.damage.append(Damage(run, key, None, None, None,
+                                             f"unreadable metadata ({type(exc).__name__}: {exc})"))
+                    continue
                 if n == 0:
                     continue
                 dmg, checked, absent = self._chunk_problems(run, g, key, arr, 0, n, strict, True)
@@ -967,10 +998,11 @@ class TrajectoryStore:
     def runs(self) -> list[str]:
         """Names of the runs in the store, sorted."""
         self._check_open()
-        self._runs_group()
         d = self._path / "runs"
-        return sorted(e.name for e in d.iterdir()
-                      if _RUN_NAME.match(e.name) and self._group(e.name) is not None)
+        if not (d / "zarr.json").is_file():
+            raise self._damaged(None, "its 'runs' group (runs/zarr.json) is missing")
+        return sorted(e.name for e in d.iterdir() if _RUN_NAME.match(e.name) and e.is_dir()
+                      and self._run_attrs(e.name) is not None)
 
     def __contains__(self, run: object) -> bool:
         return isinstance(run, str) and run in self.runs()
@@ -1006,7 +1038,7 @@ class TrajectoryStore:
             "finished": bool(a.get("finished", False)),
             "parameters": params,
             "n_features": int(sum(v["size"] for v in params.values())),
-            "scalars": self._scalar_names(run, g),
+            "scalars": self._scalar_names(run),
             "first_step": first,
             "last_step": last,
             "metadata": dict(a.get("metadata", {})),
@@ -1026,7 +1058,7 @@ class TrajectoryStore:
         """Scalar series ``name`` of ``run``, float64 ``(n_complete,)``; NaN where not recorded."""
         g = self._run(run)
         n = int(g.attrs["n_complete"])
-        names = self._scalar_names(run, g)
+        names = self._scalar_names(run)
         if name not in names:
             raise StoreError(
                 f"run {run!r} of store {str(self._path)!r} has no scalar {name!r}; scalars: "
@@ -1209,7 +1241,7 @@ class TrajectoryStore:
             )
         runs = self._runs_group()
         if (self._path / "runs" / run).exists():
-            if self._group(run) is not None:
+            if self._run_attrs(run) is not None:
                 raise StoreError(f"run {run!r} already exists in store {str(self._path)!r}")
             # half-created by a writer that was interrupted: start it again
             shutil.rmtree(self._path / "runs" / run)
@@ -1337,7 +1369,7 @@ class TrajectoryStore:
                 arr = _writable(pg[name])
                 arr.resize((n + k, *x.shape[1:]))
                 arr[n : n + k] = x
-            existing = set(self._scalar_names(run, g))
+            existing = set(self._scalar_names(run))
             for name in svals:
                 if name not in existing:
                     arr = sg.create_array(
