@@ -67,7 +67,7 @@ COORDINATOR = textwrap.dedent(r'''
 
 
 def test_many_processes_racing_after_crashes_exactly_one_writer(tmp_path):
-    n_proc, rounds = 6, 25
+    n_proc, rounds = 6, 20
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", COORDINATOR, str(tmp_path / "s"), str(n_proc),
                           str(rounds)], capture_output=True, text=True, timeout=120, env=env)
@@ -117,6 +117,18 @@ def test_second_writer_leaves_the_first_writers_temporaries(tmp_path):
     with TrajectoryStore.open(tmp_path / "s", "a") as b:
         assert not inflight.exists()
         np.testing.assert_array_equal(b.read()[0], np.ones((2, 2)))
+
+
+def test_a_foreign_folder_is_never_cleaned(tmp_path):
+    (tmp_path / "mine" / "sub").mkdir(parents=True)
+    keep = [tmp_path / "mine" / "download.partial", tmp_path / "mine" / "sub" / "x.partial",
+            tmp_path / "mine" / ".write-probe-1234"]
+    for f in keep:
+        f.write_text("user data")
+    with pytest.raises(StoreError, match="not a conjugacy trajectory store"):
+        TrajectoryStore.open(tmp_path / "mine", "a")
+    assert all(f.exists() for f in keep)
+    assert not (tmp_path / "mine" / LOCK_NAME).exists()
 
 
 def test_a_forked_child_closing_its_copy_keeps_the_parents_lock(tmp_path):

@@ -432,8 +432,6 @@ class TrajectoryStore:
         fd = cls._acquire_lock(p)
         st = None
         try:
-            # Every other writer is dead now: what it left half-written is garbage.
-            cls._remove_dead_temporaries(p)
             nonempty = cls._nonempty(p)  # again, under the lock: another writer may have created
             if mode == "w" and nonempty:
                 raise StoreError(
@@ -452,6 +450,9 @@ class TrajectoryStore:
                 )
                 root.create_group("runs")
                 version = FORMAT_VERSION
+            # A conjugacy store (checked above, so nothing of a foreign folder is touched), and
+            # every other writer is dead now: what it left half-written is garbage.
+            cls._remove_dead_temporaries(p)
             st = cls(p, mode, root, fd, version)
             if check:
                 st._check_all_runs()
@@ -462,10 +463,14 @@ class TrajectoryStore:
 
     @staticmethod
     def _nonempty(p: Path) -> bool:
+        """Whether ``p`` holds anything but a lock file and write probes (or a dead writer's
+        ``zarr.json`` temporary)."""
         if not p.is_dir():
             return False
         return any(
-            e.name != LOCK_NAME and not e.name.startswith(_PROBE_PREFIX) for e in p.iterdir()
+            e.name != LOCK_NAME and not e.name.startswith(_PROBE_PREFIX)
+            and not (e.name.startswith("zarr.") and e.name.endswith(".partial"))
+            for e in p.iterdir()
         )
 
     @staticmethod
