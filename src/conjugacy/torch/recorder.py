@@ -15,7 +15,10 @@ Resuming: give ``optimizer=`` and ``checkpoint=PATH`` and the recorder writes a 
 (temp file + ``os.replace``) right after each automatic flush, so checkpoint and store agree. With
 ``resume=True`` an existing run is continued: the checkpoint is loaded into the model and optimizer
 (``torch.load(weights_only=True)``), the run is cut back to the checkpoint's ``n_complete``, and
-:attr:`Recorder.resumed_from` gives the step to continue after.
+:attr:`Recorder.resumed_from` gives the step to continue after. A failed checkpoint write (full
+disk, quota, I/O error) raises :class:`~conjugacy.store.StoreError` naming the path and errno and
+leaves the previous checkpoint intact; the temporary file of a writer killed mid-checkpoint is
+removed on resume (:func:`remove_dead_temporaries`, which never touches a live writer's).
 """
 
 from __future__ import annotations
