@@ -23,6 +23,7 @@ from conjugacy.experiments.grokking import (
     GrokkingResults,
     OneLayerTransformer,
     TrainingProtocol,
+    fit_shape,
     global_norm,
     make_base_model,
     run,
@@ -149,7 +150,13 @@ def test_norm_projection_restores_the_initial_norm() -> None:
 # ----------------------------------------------------------------------------- configuration
 def test_presets() -> None:
     quick, paper = GrokkingConfig.quick(), GrokkingConfig.paper()
-    assert (quick.n_seeds, quick.n_replicas, quick.steps) == (4, 2, 100)
+    assert (quick.n_seeds, quick.n_replicas, quick.steps) == (4, 6, 100)
+    # more snapshot pairs than observables: 6 runs x (100 - 32) = 408 > 10 x 33 = 330
+    assert fit_shape(quick) == {"observables": 330, "snapshot_pairs": {"fig5": 408},
+                                "determined": {"fig5": True}}
+    assert fit_shape(paper)["snapshot_pairs"] == {"fig5": 680, "s6": 1680}
+    assert fit_shape(GrokkingConfig.quick(n_replicas=2))["determined"] == {"fig5": False}
+    assert quick.unit_circle_tol == 0.002  # resolves the paper's 1.004-1.011 vs 0.998-1.000
     assert (paper.n_seeds, paper.n_replicas, paper.steps, paper.s6_steps) == (20, 10, 100, 200)
     assert paper.s6 and paper.eval_every == 1
     assert (paper.modulus, paper.train_fraction, paper.eps, paper.alpha) == (113, 0.3, 1e-3, 0.8)
