@@ -78,6 +78,8 @@ def test_plain_loop_recipe(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[0], other[0]) and not torch.equal(first[0], first[67])
 
+    check_analyze_on_the_plain_store(tmp_path)
+
     out = run_recipe("plain-spectra")
     spectra, test = out["spectra"], out["test"]
     assert [len(spectra[c]) for c in ("sgd", "adam")] == [2, 2]
@@ -85,6 +87,75 @@ def test_plain_loop_recipe(tmp_path, monkeypatch):
                for s in spectra[c])
     assert test.distance_matrix.shape == (4, 4)
     assert 0 < test.pvalue <= 1
+
+
+def check_analyze_on_the_plain_store(tmp_path):
+    """`conjugacy analyze` and `conjugacy.analyze` on the store the plain recipe wrote."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import conjugacy
+    from conjugacy.cli import app
+
+    res = conjugacy.analyze("runs.zarr", window=10)
+    r = res.results
+    assert list(res.spectra) == ["adam", "sgd"] and r["seeds"] == {"adam": [0, 1], "sgd": [0, 1]}
+    assert len(r["runs"]) == 12 and r["n_records"] == 26 and r["n_features"] == 320
+    assert r["observables"] == ["2.weight"]
+    assert r["settings"]["delays"] == 6  # round(3200 / 320) = 10, capped at (26 - 2) // 4
+    assert "capped at 6" in r["settings_reasoning"]["delays"]
+    cmp = r["comparison"]
+    assert cmp["pairs"] == {"adam-sgd": ["adam", "sgd"]}
+    # 2 seeds per condition: C(4, 2) = 6 labelings, the best p is 2/6 > 0.05
+    assert cmp["verdicts"]["adam-sgd"]["verdict"] == "undecided"
+    d = cmp[cmp["verdict_uses"]]["distances"]["adam-sgd"]
+    assert d["interval"][0] <= d["mean"] <= d["interval"][1]
+    assert r["windows"]["conditions"]["sgd"]["labels"] == ["0-9", "10-19"]
+    assert r["windows"]["delays"] == 2
+    assert set(r["loss"]) == {"adam", "sgd"} and r["loss"]["sgd"]["steps"][0] == 1
+    assert "adam and sgd: undecided" in repr(res)
+    assert "<table>" in res._repr_html_()
+
+    cli = CliRunner()
+    got = cli.invoke(app, ["analyze", "runs.zarr", "--no-report", "--out", "an"])
+    assert got.exit_code == 0, got.output
+    assert "12 runs, 2 conditions x 2 seeds, 26 records, 320 features; delays 6" in got.output
+    written = json.loads(Path("an/results.json").read_text())
+    assert written["comparison"]["verdicts"] == cmp["verdicts"]
+    assert not Path("an/report.html").exists()
+    got = cli.invoke(app, ["analyze", "runs.zarr", "--group-by", "optimizer_name"])
+    assert got.exit_code == 2
+    assert "no run of" in got.output and "'condition'" in got.output  # lists the keys runs have
+    got = cli.invoke(app, ["analyze", "missing.zarr"])
+    assert got.exit_code == 2 and "does not exist" in got.output
+
+
+def test_default_settings_rules():
+    from conjugacy.own_runs import choose_delays, choose_rank
+
+    assert choose_delays(320, 301)[0] == 10
+    assert choose_delays(50, 1001)[0] == 64  # the paper's h = 5 (64 delays)
+    assert choose_delays(400, 1001)[0] == 8  # the paper's h = 40 (8 delays)
+    assert choose_delays(5, 102)[0] == 25  # capped by the records: (102 - 2) // 4
+    assert choose_delays(65536, 100)[0] == 1
+    with pytest.raises(ValueError, match="at least 6 are needed"):
+        choose_delays(10, 5)
+    rng = np.random.default_rng(0)
+    for k in (6, 2):  # a k-dimensional linear system seen in 40 dimensions: rank k (at least 4)
+        a = np.diag(rng.uniform(0.5, 0.95, k))
+        q = np.linalg.qr(rng.standard_normal((40, k)))[0]
+        z = rng.standard_normal((3, k))
+        traj = np.empty((3, 60, 40))
+        for t in range(60):
+            traj[:, t] = z @ q.T
+            z = z @ a
+        rank, why = choose_rank({"a": traj}, delays=1)
+        assert rank == min(max(k, 4), 20), (k, rank)
+        assert f"a: {k}" in why
+    noise = rng.standard_normal((3, 60, 40))  # full rank 80: capped at 20
+    assert choose_rank({"a": noise, "b": noise[:, :, :10]}, delays=1)[0] == 20
+    assert choose_rank({"b": noise[:, :, :2]}, delays=1)[0] == 4  # 4 singular values only
 
 
 def test_lightning_recipe(tmp_path, monkeypatch):

@@ -42,6 +42,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AnalysisResults",
     "ConjugacyTestResult",
     "DistanceInterval",
     "EigenvalueIntervals",
@@ -57,6 +58,7 @@ __all__ = [
     "WassersteinResult",
     "__version__",
     "alignment",
+    "analyze",
     "barrier",
     "bootstrap_distance",
     "bootstrap_spectrum",
@@ -89,4 +91,8 @@ def __getattr__(name: str):
         from .torch.snapshots import interpolation_losses
 
         return interpolation_losses
+    if name in ("analyze", "AnalysisResults"):  # reads a store: needs the `store` extra
+        from . import own_runs
+
+        return getattr(own_runs, name)
     raise AttributeError(f"module 'conjugacy' has no attribute {name!r}")

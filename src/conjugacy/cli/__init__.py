@@ -47,7 +47,7 @@ def _root(
 ) -> None:
     """Identify equivalent training dynamics from Koopman spectra of weight trajectories."""
 
-from . import analysis, cnn, deep, optimizers, store  # noqa: E402,F401  (they register commands)
+from . import analysis, analyze, cnn, deep, optimizers, store  # noqa: E402,F401  (they register commands)
 from . import spectral  # noqa: E402,F401  (spectral-dynamics commands)
 
 

@@ -1,0 +1,83 @@
+"""``conjugacy analyze STORE``: are the training dynamics of my runs equivalent? A verdict and a report.
+
+Parses the options, calls :func:`conjugacy.own_runs.analyze` once, prints the verdicts and where
+the results went. No math lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import app
+from ._errors import fail
+
+
+@app.command("analyze")
+def analyze_command(
+    store: Annotated[Path, typer.Argument(
+        help="A trajectory store (e.g. runs.zarr) or a study output folder (with trajectories/).")],
+    group_by: Annotated[str, typer.Option(
+        "--group-by", help="Run metadata key naming the condition (dotted keys reach into nested "
+        "metadata, e.g. optimizer.class).")] = "condition",
+    seed_key: Annotated[str, typer.Option(
+        "--seed-key", help="Run metadata key naming the independent seed; runs of one "
+        "(condition, seed) are replicas, pooled into one spectrum.")] = "seed",
+    params: Annotated[list[str] | None, typer.Option(
+        "--params", help="Recorded parameters (names or globs) to use as observables; "
+        "repeatable. Default: every recorded parameter.")] = None,
+    window: Annotated[int | None, typer.Option(
+        "--window", min=4, help="Also compute spectra of windows of N records and the "
+        "transitions between them.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder for results.json, report.html and report.md "
+        "(default: runs_analysis beside runs.zarr; OUT/analysis for a study folder).")] = None,
+    delays: Annotated[int | None, typer.Option(
+        "--delays", min=0, help="Time delays (default: chosen from the data, reasoning in "
+        "results.json).")] = None,
+    rank: Annotated[int | None, typer.Option(
+        "--rank", min=1, help="Modes kept (default: chosen from the singular values).")] = None,
+    alpha: Annotated[float, typer.Option(
+        "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", min=0, help="Bootstrap draws over replicas for an extra distance interval "
+        "(0: none; costs 2 spectrum fits per draw, pair and seed).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write report.html and report.md.")] = True,
+) -> None:
+    """Group the runs of STORE into conditions and seeds, compare every pair of conditions, and
+    write results.json and a self-contained report.html (plus report.md)."""
+    from ..own_runs import analyze
+
+    console = Console()
+    if out is not None:
+        target = out
+    elif (store / "trajectories").is_dir():  # a study output folder
+        target = store / "analysis"
+    else:
+        target = store.parent / f"{store.stem}_analysis"
+    if not store.exists():
+        fail(f"{str(store)!r} does not exist: give a trajectory store or a study output folder")
+    try:
+        res = analyze(store, group_by=group_by, seed_key=seed_key,
+                      params=(params[0] if params and len(params) == 1 else params or None),
+                      window=window, delays=delays, rank=rank, alpha=alpha, seed=seed,
+                      n_boot=bootstrap, out=target, report=report)
+    except (ValueError, KeyError) as exc:
+        fail(f"{store}: {exc}")
+    r = res.results
+    console.print(f"{len(r['runs'])} runs, {len(res.spectra)} conditions x "
+                  f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
+                  f"{r['n_features']} features; delays {r['settings']['delays']}, "
+                  f"rank {r['settings']['rank']}", highlight=False)
+    for line in res.verdict_lines():
+        console.print(f"- {line}", highlight=False)
+    for w in r.get("warnings") or []:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    console.print(f"results: {target / 'results.json'}", highlight=False)
+    if res.report is not None:
+        console.print(f"report:  {res.report[0]} (and {res.report[1].name})", highlight=False)
