@@ -171,6 +171,11 @@ def test_lightning_recipe(tmp_path, monkeypatch):
         assert all(st.run_info(r)["finished"] and st.n_complete(r) == 16 for r in st.runs())
         assert np.isfinite(st.scalars("seed1_r1", "loss")[1:]).all()
     assert len(ns["spectra"]) == 2 and all(s.eigenvalues.size == 6 for s in ns["spectra"])
+    r = ns["analysis"].results
+    assert list(ns["analysis"].spectra) == ["sgd"] and r["seeds"] == {"sgd": [0, 1]}
+    assert "comparison" not in r and any("only one condition" in w for w in r["warnings"])
+    assert r["observables"] == ["net.2.weight"] and r["n_records"] == 16
+    assert (tmp_path / "lightning_analysis" / "report.html").is_file()
 
 
 def test_hf_recipe(tmp_path, monkeypatch):
@@ -189,6 +194,9 @@ def test_hf_recipe(tmp_path, monkeypatch):
         assert np.isfinite(st.scalars("bert_seed0_r0", "loss")[1:]).all()
     assert ns["traj"].shape == (2, 9, 256)
     assert ns["spectrum"].eigenvalues.size == 8
+    r = ns["analysis"].results
+    assert r["seeds"] == {"adamw": [0]} and r["n_records"] == 9 and r["n_features"] == 256
+    assert (tmp_path / "hf_analysis" / "report.md").is_file()
 
 
 # ----- frictions of issue 14 ---------------------------------------------------------------------
