@@ -226,7 +226,7 @@ def _pnorm(values: np.ndarray, masses: np.ndarray, p: float) -> float:
     if m == 0.0:
         return 0.0
     with np.errstate(under="ignore"):
-        return m * float(np.sum(masses * (values / m) ** p)) ** (1.0 / p)
+        return m * float(np.dot(masses, (values / m) ** p)) ** (1.0 / p)
 
 
 def _optimal_plan(
@@ -528,7 +528,8 @@ def _pairwise(eigs: list[np.ndarray], p: float) -> np.ndarray:
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            out[i, j] = out[j, i] = wasserstein_plan(eigs[i], eigs[j], p=p).distance
+            d, e = _distances(eigs[i], eigs[j])  # validated once by the caller
+            out[i, j] = out[j, i] = _unscale(_uniform_plan(d, p)[1], e)
     return out
 
 
