@@ -172,7 +172,8 @@ def test_second_writer_refused_and_stale_lock_taken_over(tmp_path):
     with TrajectoryStore.open(tmp_path / "s", "r") as reader:  # readers are fine
         assert reader.runs() == []
     st.close()
-    # a lock left by a dead process (on this host) is stale and taken over
+    # a lock file of an older conjugacy (O_EXCL, no flock) left by a dead process on this host is
+    # taken over; one from another host is respected (tests/test_store_lock.py: the flock lock)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     info = json.loads((tmp_path / "s" / "zarr.json").read_text())

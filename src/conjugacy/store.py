@@ -77,7 +77,6 @@ lock and see only complete steps.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import fnmatch
 import itertools
 import json
@@ -94,6 +93,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stores can be read, not written
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT_VERSION",
@@ -542,6 +546,11 @@ class TrajectoryStore:
         """
         lock = p / LOCK_NAME
         host = socket.gethostname()
+        if fcntl is None:  # pragma: no cover - not POSIX
+            raise StoreError(
+                f"cannot open {str(p)!r} for writing: the writer lock needs fcntl.flock (a POSIX "
+                "system); stores can be read here (mode='r')"
+            )
         for _ in range(100):
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

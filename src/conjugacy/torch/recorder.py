@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import glob
 import os
 import platform
@@ -39,6 +38,11 @@ import torch
 from torch import nn
 
 from ..store import StoreError, TrajectoryStore, select_names
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: temporaries are not locked nor cleaned
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Recorder", "describe_optimizer", "load_checkpoint", "remove_dead_temporaries",
            "save_checkpoint", "select_parameters"]
@@ -124,8 +128,8 @@ def remove_dead_temporaries(path: str | os.PathLike[str]) -> list[Path]:
         The files removed.
     """
     path = Path(path)
-    removed = []
-    if not path.parent.is_dir():
+    removed: list[Path] = []
+    if fcntl is None or not path.parent.is_dir():  # without flock, liveness is unknowable
         return removed
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
@@ -197,7 +201,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
     except OSError as exc:
         raise _checkpoint_error(path, "write", exc) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temporary as a live writer's
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temporary as a live writer's
         os.replace(init, tmp)
     except OSError as exc:
         _discard(init, fd)
