@@ -334,16 +334,18 @@ def store_cases(tmp: Path) -> Counter:
 # ----- the CLI ---------------------------------------------------------------------------------
 def cli_cases(tmp: Path) -> Counter:
     """``conjugacy spectrum`` on mutated .npy/.npz trajectories, ``compare`` on mutated spectra."""
-    from typer.testing import CliRunner
+    import typer
+    from click.testing import CliRunner
 
     from conjugacy.cli import app
 
     runner = CliRunner()
+    command = typer.main.get_command(app)  # built once, as the console script does
     counts: Counter = Counter()
     out = tmp / "out.npz"
 
     def run(args: list[str], path: Path) -> str:
-        result = runner.invoke(app, args)
+        result = runner.invoke(command, args)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             return f"leak:{type(result.exception).__name__}"
         if result.exit_code == 0:
