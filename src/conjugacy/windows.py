@@ -28,7 +28,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +38,7 @@ from ._checks import as_numeric_array, check_int
 from .compare import EquivalenceClasses, distance_matrix, equivalence_classes
 from .dmd import dmd_from_gram
 from .observables import DelayOperator, delay_grams
-from .spectrum import RankWarning, Spectrum, koopman_spectrum
+from .spectrum import Spectrum, koopman_spectrum
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = [
@@ -301,7 +300,7 @@ def _from_band(
     Mirrors the Gram path of :func:`conjugacy.koopman_spectrum` (its settings, notes and warnings);
     tests check every field against it.
     """
-    from .spectrum import _GRAM_TARGET, _auto_path, _version, input_eps
+    from .spectrum import _auto_path, finish_spectrum, gram_trusted, input_eps
 
     slices = [trajs[a][w.start : w.stop] for a in w.members]
     delays, rank = settings["delays"], settings["rank"]
@@ -327,60 +326,13 @@ def _from_band(
         real=not np.iscomplexobj(slices[0]), overwrite=True, eps=eps,
     )
     del gram
-    implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
-    if result.rank == 0 or implied > _GRAM_TARGET:
-        return None  # koopman_spectrum recomputes (dense path) and says so
     notes: list[str] = []
-    rank_reduced = rank is not None and result.rank < rank
-    if rank_reduced:
-        msg = (
-            f"rank={rank} requested but the data have numerical rank {result.rank} "
-            f"(singular values above tol * s_1); kept {result.rank} modes"
-        )
-        notes.append(msg)
-        warnings.warn(msg, RankWarning, stacklevel=4)
-    informative = result.rank < n_obs
-    if not informative:
-        notes.append(
-            "rank equals the number of observables: the residuals ||A z - lambda z|| are ~0 "
-            "whatever the eigenvalues; the data residuals (data_residuals) still inform"
-        )
-    if result.rank >= m:
-        notes.append(
-            "rank equals the number of snapshot pairs: the fit interpolates the data and the data "
-            "residuals are ~0 for every eigenpair (use more trajectories or steps, or a lower rank)"
-        )
-    spec_settings = {
-        "delays": delays,
-        "rank_requested": rank,
-        "rank_reduced": bool(rank_reduced),
-        "tol": settings["tol"],
-        "pca": None,
-        "pca_center": None,
-        "scale": bool(settings["scale"]),
-        "input_eps": eps,
-        "path": "gram",
-        "n_trajectories": len(slices),
-        "n_features": n,
-        "n_observables": n_obs,
-        "n_pairs": m,
-        "notes": notes,
-        "version": _version(),
-    }
-    if result.modes is not None:
-        result.modes.setflags(write=False)
-    return Spectrum(
-        eigenvalues=result.eigenvalues,
-        residuals=result.residuals,
-        plain_residuals=result.plain_residuals,
-        modes=result.modes,
-        singular_values=result.singular_values,
-        rank=result.rank,
-        method=settings["method"],
-        residuals_informative=bool(informative),
-        rayleigh_quotients=result.rayleigh_quotients,
-        settings=spec_settings,
-        data_residuals=result.data_residuals,
+    if result.rank == 0 or not gram_trusted(result, resolution, notes):
+        return None  # koopman_spectrum recomputes (dense path) and says so
+    return finish_spectrum(
+        result, method=settings["method"], delays=delays, rank=rank, tol=settings["tol"],
+        pca=None, pca_center=True, scale=settings["scale"], eps=eps, path="gram",
+        n_trajectories=len(slices), n_features=n, n_pairs=m, notes=notes, stacklevel=5,
     )
 
 
