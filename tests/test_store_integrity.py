@@ -300,3 +300,27 @@ def test_lock_file_json_names_the_writer(tmp_path):
         info = json.loads((tmp_path / "s/.conjugacy-write.lock").read_text())
         assert info["pid"] == os.getpid() and info["lock"] == "flock"
     assert not (tmp_path / "s/.conjugacy-write.lock").exists()
+
+
+def test_unknown_codec_and_decreasing_steps_are_reported(tmp_path):
+    make(tmp_path / "s")
+    meta_file = tmp_path / "s/runs/r0/params/enc.bias/zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["codecs"].append({"name": "no-such-codec"})
+    meta_file.write_text(json.dumps(meta))
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:  # the layout itself is consistent
+        with pytest.raises(DamagedStoreError, match=r"run 'r0' is damaged: array "
+                                                    r"'params/enc.bias' cannot be opened"):
+            st.read()
+        (d,) = st.verify().damage
+    assert (d.run, d.array, d.problem.split(" (")[0]) == ("r0", "params/enc.bias",
+                                                         "unreadable metadata")
+    # format 1 has no checksums, but step indices that do not increase are still caught
+    w = _format1_store(tmp_path / "old")
+    g = zarr.open_group(str(tmp_path / "old"), mode="r+")
+    g["runs/old/steps"][3] = 1
+    with TrajectoryStore.open(tmp_path / "old", "r") as st:
+        np.testing.assert_array_equal(st.read()[0], w)
+        (d,) = st.verify().damage
+    assert (d.array, d.records, d.problem) == ("steps", (2, 4),
+                                               "training-step indices do not increase")
