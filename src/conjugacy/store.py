@@ -851,6 +851,9 @@ class TrajectoryStore:
         """Training steps of records ``rows`` (best effort: None if unreadable)."""
         try:
             s = g["steps"]
+            if not all((self._path / s.path / k).is_file()
+                       for k, _, _ in self._chunks(s, rows[0], rows[1])):
+                return None  # a missing steps chunk would read as zeros
             return int(s[rows[0]]), int(s[rows[1] - 1])
         except Exception:
             return None
