@@ -247,3 +247,27 @@ def test_report_renders_in_a_headless_browser(written, tmp_path):
     root = re.search(r"<html[^>]*>", dom).group(0)
     assert 'data-report-status="broken"' in root and 'data-report-images="3/4"' in root
     assert "data-report-error=" in root and "undefinedFunction" in root
+
+
+def test_report_command_on_a_results_json(tmp_path, results):
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+    from conjugacy.results import write_json
+
+    r = copy.deepcopy(results)
+    del r["title"]
+    r["experiment"] = "fcn"
+    r["spectra"]["adam"][0]["settings"]["delays"] = 3  # conditions fitted with other delays
+    path = write_json(tmp_path / "results.json", r)
+    got = CliRunner().invoke(app, ["report", str(path), "--out", str(tmp_path / "rep")])
+    assert got.exit_code == 0, got.output
+    text = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "<title>conjugacy report: fcn</title>" in text
+    assert "delays = sgd: 1 / sgd_again: 1 / adam: 3" in text
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    got = CliRunner().invoke(app, ["report", str(tmp_path / "bad.json")])
+    assert got.exit_code == 2 and "is not a JSON file" in got.output
+    got = CliRunner().invoke(app, ["report", str(tmp_path / "none.json")])
+    assert got.exit_code == 2 and "is not a file" in got.output

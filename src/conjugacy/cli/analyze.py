@@ -1,11 +1,13 @@
-"""``conjugacy analyze STORE``: are the training dynamics of my runs equivalent? A verdict and a report.
+"""``conjugacy analyze STORE`` (verdicts and a report for your runs) and ``conjugacy report RESULTS``.
 
-Parses the options, calls :func:`conjugacy.own_runs.analyze` once, prints the verdicts and where
-the results went. No math lives here.
+``analyze`` parses the options, calls :func:`conjugacy.own_runs.analyze` once, prints the verdicts
+and where the results went; ``report`` lays out any ``results.json`` of that schema (also those of
+``conjugacy reproduce``) with :func:`conjugacy.report.write_report`. No math lives here.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -81,3 +83,27 @@ def analyze_command(
     console.print(f"results: {target / 'results.json'}", highlight=False)
     if res.report is not None:
         console.print(f"report:  {res.report[0]} (and {res.report[1].name})", highlight=False)
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(
+        help="A results.json written by `conjugacy analyze` or `conjugacy reproduce ...`.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder (default: the folder of RESULTS).")] = None,
+) -> None:
+    """Write report.html (self-contained) and report.md from a results.json."""
+    from ..report import write_report
+
+    if not results.is_file():
+        fail(f"{str(results)!r} is not a file: give the results.json of `conjugacy analyze` or "
+             "of a `conjugacy reproduce` run")
+    try:
+        content = json.loads(results.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"{str(results)!r} is not a JSON file ({exc})")
+    try:
+        html_path, md_path = write_report(content, out if out is not None else results.parent)
+    except (TypeError, ValueError) as exc:
+        fail(f"{str(results)!r}: {exc}")
+    Console().print(f"report: {html_path} (and {md_path.name})", highlight=False)

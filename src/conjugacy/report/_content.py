@@ -136,15 +136,20 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     if obs is not None:
         rows.append(("observables", ", ".join(map(str, obs)) if isinstance(obs, list | tuple)
                      else str(obs)))
-    first = next((s[0] for s in spectra.values() if isinstance(s, Sequence) and s), None)
     settings = dict(_mapping(results, "settings") or _mapping(results, "spectrum_settings"))
-    if isinstance(first, Mapping):
-        st = first.get("settings") or {}
-        for key in ("delays", "rank_requested", "pca", "n_features", "n_observables"):
-            if key in st and key not in settings:
-                settings[key] = st[key]
-        if "method" in first:
-            settings.setdefault("method", first["method"])
+    firsts = {c: s[0] for c, s in spectra.items()
+              if isinstance(s, Sequence) and s and isinstance(s[0], Mapping)}
+    for key in ("method", "delays", "rank_requested", "pca", "n_features", "n_observables"):
+        if key in settings:
+            continue
+        values = {c: (sp.get(key) if key == "method" else (sp.get("settings") or {}).get(key))
+                  for c, sp in firsts.items()}
+        values = {c: v for c, v in values.items() if v is not None or key == "pca"}
+        if not values:
+            continue
+        distinct = {repr(v) for v in values.values()}
+        settings[key] = (next(iter(values.values())) if len(distinct) == 1 else
+                         " / ".join(f"{c}: {v}" for c, v in values.items()))
     if settings:
         rows.append(("spectrum settings", ", ".join(f"{k} = {v}" for k, v in settings.items()
                                                      if not isinstance(v, Mapping | list))))

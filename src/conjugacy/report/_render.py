@@ -73,7 +73,8 @@ def _check(results: Any) -> Mapping[str, Any]:
 
 
 def _title(results: Mapping[str, Any]) -> tuple[str, str]:
-    title = str(results.get("title") or "conjugacy report")
+    title = str(results.get("title") or ("conjugacy report: " + str(results["experiment"])
+                                         if results.get("experiment") else "conjugacy report"))
     sub = " · ".join(str(results[k]) for k in ("experiment", "paper", "question") if results.get(k))
     return title, sub
 
