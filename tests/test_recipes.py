@@ -240,3 +240,57 @@ def test_train_replicas_existing_runs_message(tmp_path):
     kw["run_prefix"] = "b"
     train_replicas(torch.nn.Linear(3, 1), **kw)
     assert train_replicas(torch.nn.Linear(3, 1), **kw) == ["b_0", "b_1"]  # finished: skipped
+
+
+def test_analyze_groups_runs_by_metadata(tmp_path):
+    """analyze on a store written through the store API: linear systems with known eigenvalues,
+    nested metadata keys, unequal seed counts, a checkpoint run, a run without the key, an
+    unfinished run."""
+    pytest.importorskip("zarr")
+    import conjugacy
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(0)
+    systems = {"a": [0.95, 0.6], "b": [0.8, 0.3]}
+    q = np.linalg.qr(rng.standard_normal((8, 2)))[0]
+    with TrajectoryStore.open(tmp_path / "s.zarr", "a") as st:
+        for c, eigs in systems.items():
+            for seed in range(3 if c == "a" else 2):
+                for rep in range(2):
+                    name = f"{c}{seed}{rep}"
+                    st.create_run(name, {"w": ((8,), np.float64)}, metadata={
+                        "opt": {"name": c}, "seed": seed})
+                    z, xs = rng.standard_normal(2), []
+                    for _ in range(30):
+                        xs.append(q @ z)
+                        z = np.asarray(eigs) * z
+                    n = 25 if name == "b11" else 30  # b11 stopped early
+                    st.append(name, np.arange(n), {"w": np.array(xs[:n])},
+                              {"loss": np.linspace(1, 0, n)})
+                    st.set_finished(name, name != "b11")
+        st.create_run("a00.checkpoints", {"w": ((8,), np.float64)},
+                      metadata={"kind": "checkpoints", "checkpoints_of": "a00", "opt": {"name": "a"},
+                                "seed": 0})
+        st.append("a00.checkpoints", np.array([0]), {"w": np.ones((1, 8))})
+        st.create_run("other", {"w": ((8,), np.float64)}, metadata={"seed": 0})
+        st.append("other", np.arange(30), {"w": np.ones((30, 8))})
+    res = conjugacy.analyze(tmp_path / "s.zarr", group_by="opt.name", delays=0, rank=2,
+                            n_permutations=99)
+    r = res.results
+    assert r["seeds"] == {"a": [0, 1], "b": [0, 1]} and r["n_records"] == 25
+    assert [x["run"] for x in r["runs"]] == ["a00", "a01", "a10", "a11", "b00", "b01", "b10", "b11"]
+    w = " | ".join(r["warnings"])
+    for said in ("1 checkpoint run(s) (e.g. 'a00.checkpoints')", "1 run(s) without metadata "
+                 "'opt.name' left out: other", "a: 3, b: 2); the first 2 of each",
+                 "runs hold 25 to 30 records", "1 run(s) are not marked finished"):
+        assert said in w, said
+    for c, eigs in systems.items():  # noiseless rank-2 systems: the exact eigenvalues
+        for sp in res.spectra[c]:
+            np.testing.assert_allclose(np.sort(sp.eigenvalues.real), np.sort(eigs), atol=1e-8)
+    assert r["settings_reasoning"] == {"delays": "0 delays: given", "rank": "rank 2: given"}
+    with pytest.raises(ValueError, match="no run of .* has the metadata key 'optimizer'"):
+        conjugacy.analyze(tmp_path / "s.zarr", group_by="optimizer")
+    with pytest.raises(ValueError, match="window must be an integer >= 4"):
+        conjugacy.analyze(tmp_path / "s.zarr", window=2)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        conjugacy.analyze(tmp_path / "nothing.zarr")

@@ -329,14 +329,21 @@ def analyze(
         if not runs:
             raise ValueError(f"store {source!r} holds no runs")
         metas = {r: reader.metadata(r) for r in runs}
-        used = [r for r in runs if _lookup(metas[r], group_by) is not _MISSING]
+        snapshots = [r for r in runs if metas[r].get("kind") == "checkpoints"
+                     or "checkpoints_of" in metas[r]]
+        if snapshots:  # weight snapshots of conjugacy.torch.snapshots, not trajectories
+            notes.append(f"{len(snapshots)} checkpoint run(s) (e.g. {snapshots[0]!r}) are not "
+                         "trajectories and were left out; `conjugacy spectral-dynamics` analyses "
+                         "them")
+        used = [r for r in runs if r not in snapshots
+                and _lookup(metas[r], group_by) is not _MISSING]
         if not used:
             keys = sorted({k for m in metas.values() for k in m})
             raise ValueError(
                 f"no run of {source!r} has the metadata key {group_by!r} (group_by); the runs have "
                 f"{keys}. Record it with Recorder(..., metadata={{{group_by!r}: ...}}) or choose "
                 "another key (dotted keys reach into nested metadata, e.g. optimizer.class)")
-        left_out = [r for r in runs if r not in used]
+        left_out = [r for r in runs if r not in used and r not in snapshots]
         if left_out:
             notes.append(f"{len(left_out)} run(s) without metadata {group_by!r} left out: "
                          + ", ".join(left_out[:6]) + (" ..." if len(left_out) > 6 else ""))
