@@ -360,3 +360,17 @@ def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
     result = runner.invoke(app, ["spectrum", str(tmp_path / "x.npy"), "--out",
                                  str(tmp_path / "o.npz")])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_file_names_with_brackets_are_printed_verbatim(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short relative names: table cells do not wrap them
+    folder = Path("[run]")
+    folder.mkdir()
+    np.savez(folder / "t.npz", x=np.ones((2, 6, 1)).cumsum(axis=1))
+    result = invoke("spectrum", folder / "t.npz", "--key", "x", "--out", folder / "s.npz")
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", "")
+    assert f"{folder / 't.npz'} [x]: shape (2, 6, 1)" in text
+    assert f"Saved: {folder / 's.npz'}" in text
+    result = invoke("compare", folder / "s.npz", folder / "s.npz")
+    assert result.exit_code == 0 and "[run]/s.npz (1 eigenvalues)" in result.output

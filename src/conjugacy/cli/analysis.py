@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
@@ -273,7 +274,8 @@ def spectrum(
     if shape is None and hasattr(data, "lengths"):  # a streamed store selection
         shape = (len(data.lengths), max(data.lengths), data.n_features)
     console.print(
-        f"{source}: {'shape ' + str(tuple(shape)) if shape is not None else 'trajectories'}, "
+        f"{escape(source)}: "  # escaped: "file.npz [key]" is not Rich markup
+        f"{'shape ' + str(tuple(shape)) if shape is not None else 'trajectories'}, "
         f"delays={delays}, method={spec.method}, rank={spec.rank}",
         highlight=False,
     )
@@ -285,7 +287,7 @@ def spectrum(
         )
     for note in sorted({str(w.message) for w in caught}):
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    console.print(f"Saved: {path}", highlight=False, soft_wrap=True)
+    console.print(f"Saved: {escape(str(path))}", highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
@@ -306,8 +308,8 @@ def compare(
     table = Table(title="Spectrum comparison", title_justify="left")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    table.add_row("A", f"{a} ({len(sa)} eigenvalues)")
-    table.add_row("B", f"{b} ({len(sb)} eigenvalues)")
+    table.add_row("A", f"{escape(str(a))} ({len(sa)} eigenvalues)")
+    table.add_row("B", f"{escape(str(b))} ({len(sb)} eigenvalues)")
     table.add_row(f"Wasserstein W_{p:g}", f"{dist:.6g}")
     if len(sa) != len(sb):
         small, large = (sa, sb) if len(sa) < len(sb) else (sb, sa)
