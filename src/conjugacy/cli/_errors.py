@@ -8,8 +8,8 @@ through it, under the console script as under Typer's ``CliRunner``:
   :class:`~conjugacy.SpectrumFileError` or any ``OSError`` (missing or unreadable files, a
   :class:`~conjugacy.store.StoreError`, a full disk) -- prints ``error: <message>`` on one line to
   stderr and exits with status 2; the messages name the file and the fix;
-* Ctrl-C prints one line (for ``reproduce fcn`` / ``reproduce grokking``: that rerunning the same
-  command resumes) and exits with status 130 (128 + SIGINT);
+* Ctrl-C prints one line (for the commands in :data:`RESUMABLE`, e.g. ``reproduce fcn``: that
+  rerunning the same command resumes) and exits with status 130 (128 + SIGINT);
 * anything else is a bug and keeps its traceback.
 """
 
@@ -23,8 +23,14 @@ from typer.core import TyperGroup
 
 from .._spectrum_io import SpectrumFileError
 
-#: Commands whose rerun continues where an interrupted run stopped (their store keeps progress).
-RESUMABLE = {("reproduce", "fcn"), ("reproduce", "grokking")}
+#: Commands whose rerun continues where an interrupted run stopped (their stores keep progress);
+#: add a command here when it resumes, so that Ctrl-C says so.
+RESUMABLE = {
+    ("reproduce", "fcn"),
+    ("reproduce", "grokking"),
+    ("reproduce", "cnn"),
+    ("reproduce", "spectral-dynamics"),
+}
 
 
 class UserError(Exception):
