@@ -294,3 +294,30 @@ def test_analyze_groups_runs_by_metadata(tmp_path):
         conjugacy.analyze(tmp_path / "s.zarr", window=2)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         conjugacy.analyze(tmp_path / "nothing.zarr")
+
+
+def test_analyze_a_study_folder(tmp_path):
+    """A study output folder (one store per job under trajectories/) is read as one store."""
+    pytest.importorskip("zarr")
+    import conjugacy
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "out" / "trajectories").mkdir(parents=True)
+    for c, lam in (("x", 0.9), ("y", 0.5)):
+        for seed in range(2):
+            with TrajectoryStore.open(tmp_path / "out" / "trajectories" / f"{c}_s{seed}.zarr",
+                                      "a") as st:
+                for rep in range(2):
+                    st.create_run(f"{c}_s{seed}_{rep}", {"w": ((3,), np.float64)},
+                                  metadata={"condition": c, "seed": seed})
+                    x0 = rng.standard_normal(3)
+                    st.append(f"{c}_s{seed}_{rep}", np.arange(12),
+                              {"w": np.array([x0 * lam ** t for t in range(12)])})
+                    st.set_finished(f"{c}_s{seed}_{rep}")
+    res = conjugacy.analyze(tmp_path / "out", delays=0, rank=1, n_permutations=9)
+    assert res.results["seeds"] == {"x": [0, 1], "y": [0, 1]}
+    for c, lam in (("x", 0.9), ("y", 0.5)):
+        for sp in res.spectra[c]:
+            np.testing.assert_allclose(sp.eigenvalues, [lam], atol=1e-10)
+    assert res.results["comparison"]["all"]["distances"]["x-y"]["mean"] == pytest.approx(0.4)
