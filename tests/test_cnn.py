@@ -118,7 +118,7 @@ def test_config_errors_name_the_setting(kwargs, match):
 def test_presets():
     quick = CNNConfig.preset("quick")
     assert (quick.n_seeds, quick.n_replicas, quick.n_steps) == (3, 4, 700)
-    assert quick.sizes("resnet20") == (3, 2, 300)
+    assert quick.sizes("resnet20") == (3, 2, 200)
     paper = CNNConfig.preset("paper")
     assert paper.sizes("lenet") == (3, 10, 1000) and paper.sizes("resnet20") == (3, 10, 1000)
     assert paper.s5_epochs == 20 and paper.lr == 0.0012 and paper.batch_size == 60

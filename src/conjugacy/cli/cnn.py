@@ -74,7 +74,7 @@ def cnn(
              "binary files (then ResNet-20 trains on CIFAR-10)."),
     ] = None,
     scale: Annotated[
-        Scale, _Opt("--scale", help="quick (~10 min on 2 CPU cores) or paper (3 seeds x 10 "
+        Scale, _Opt("--scale", help="quick (~10 min of CPU time) or paper (3 seeds x 10 "
                     "replicas x 1000 iterations, 20 epochs for fig. S5).")
     ] = Scale.quick,
     out: Annotated[

@@ -129,7 +129,7 @@ class CNNConfig:
     n_steps: int = 700
     resnet_seeds: int = 3
     resnet_replicas: int = 2
-    resnet_steps: int = 300
+    resnet_steps: int = 200
     batch_size: int = 60
     lr: float = 0.0012
     eps: float = 1e-3
@@ -187,9 +187,9 @@ class CNNConfig:
 
         ``paper``: 3 seeds x 10 replicas x 1,000 iterations for both networks, 20 epochs of
         per-epoch windows (fig. S5). ``quick``: LeNet 3 seeds x 4 replicas x 700 iterations
-        (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 seeds x 2 replicas x 300
-        iterations (windows 0-99 ... 200-299); about 10 minutes on 2 CPU cores (measured in
-        ``docs/results_cnn.md``).
+        (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 seeds x 2 replicas x 200
+        iterations (windows 0-99 and 100-199: a ResNet-20 iteration costs ~10x a LeNet one on a
+        CPU); about 10 minutes of CPU time (measured in ``docs/results_cnn.md``).
         """
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
@@ -223,7 +223,7 @@ class CNNConfig:
 #: Settings of the presets (the rest are :class:`CNNConfig` defaults).
 SCALES: dict[str, dict[str, Any]] = {
     "quick": {"n_seeds": 3, "n_replicas": 4, "n_steps": 700,
-              "resnet_seeds": 3, "resnet_replicas": 2, "resnet_steps": 300},
+              "resnet_seeds": 3, "resnet_replicas": 2, "resnet_steps": 200},
     "paper": {"n_seeds": 3, "n_replicas": 10, "n_steps": 1000,
               "resnet_seeds": 3, "resnet_replicas": 10, "resnet_steps": 1000, "s5_epochs": 20},
 }
