@@ -202,10 +202,18 @@ def filter_spectrum(spectrum: Any) -> Any:
 
 
 def spectra_to_json(spectra: Mapping[str, Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:
-    """``{condition: [spectrum_to_dict(s) for s in per-seed spectra]}``."""
-    from .results import spectrum_to_dict
+    """``{condition: [spectrum_to_dict(s) for s in per-seed spectra]}``, with each spectrum's
+    ``data_residuals`` (the ResDMD residuals the filter ranks by) when it has them."""
+    from .results import spectrum_to_dict, to_jsonable
 
-    return {c: [spectrum_to_dict(s) for s in specs] for c, specs in spectra.items()}
+    def one(s: Any) -> dict[str, Any]:
+        d = spectrum_to_dict(s)
+        data_res = getattr(s, "data_residuals", None)
+        if data_res is not None and "data_residuals" not in d:
+            d["data_residuals"] = to_jsonable(data_res)  # ResDMD residuals, what the filter uses
+        return d
+
+    return {c: [one(s) for s in specs] for c, specs in spectra.items()}
 
 
 # ----- comparison -------------------------------------------------------------------------------------
@@ -451,9 +459,11 @@ def compare_conditions(
         if all(s is not None for v in fspec.values() for s in v):
             filtered_cmp = _one_comparison(fspec, named, fpooled, **opts)
             first = next(iter(fspec.values()))[0]
+            rule = dict(getattr(first, "settings", {}).get("filter") or {})
             filter_info = {
                 "available": True,
-                "rule": first.settings.get("filter") if hasattr(first, "settings") else None,
+                "rule": {k: v for k, v in rule.items()
+                         if k in ("rule", "max_residual", "relative", "n")},
                 "kept": {c: [int(len(s.eigenvalues)) for s in v] for c, v in fspec.items()},
                 "of": {c: [int(len(s.eigenvalues)) for s in v] for c, v in spectra.items()},
             }
