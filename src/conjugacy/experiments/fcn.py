@@ -4,8 +4,8 @@ Reproduces section 4.2 and appendix C of Redman et al. (NeurIPS 2024): fig. 3 (R
 (GeLU) and fig. S4 (different seeds of the widest network).
 
 Protocol (SPEC 5B). A one-hidden-layer network ``n_in - h - 10`` without biases (784-h-10 on
-MNIST, 64-h-10 on the bundled 8x8 digits) is trained with plain SGD (lr 0.1, batch 60) on the
-cross-entropy loss. Per seed, one base initialization ``W0`` (PyTorch's default uniform
+MNIST or its 5k sample, 64-h-10 on the bundled 8x8 digits) is trained with plain SGD (lr 0.1,
+batch 60) on the cross-entropy loss. Per seed, one base initialization ``W0`` (PyTorch's default uniform
 initialization) and ``n_replicas - 1`` perturbed copies ``W0 * (1 + eps * noise)`` (eps = 1e-3,
 uniform noise in [-1, 1] as in the reference code, or Gaussian as in the paper's text) are trained
 on the same batch order. The output-layer weights ``fc2.weight`` (10 x h values) are recorded at
@@ -259,9 +259,9 @@ class FCNConfig:
 
         ``paper``: the published numbers, 25 seeds x 10 replicas, 1000 steps (one MNIST epoch),
         batch 60, lr 0.1, delays 64 / 32 / 8, rank 10 (on MNIST if ``data="mnist"`` is given).
-        ``quick``: the same protocol on the bundled digits, 6 seeds x 10 replicas, 300 steps
-        (13 epochs of the 1,438 training digits, 23 batches each); all three widths take a few
-        minutes on 2 CPU cores (see ``docs/results_fcn.md``).
+        ``quick``: the same protocol on the MNIST 5k sample (784-h-10, real MNIST digits), 6 seeds
+        x 10 replicas, 300 steps (4.5 epochs of the 4,000 training digits, 66 batches each); all
+        three widths take a few minutes on 2 free CPU cores (see ``docs/results_fcn.md``).
         """
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
