@@ -114,7 +114,7 @@ def check_analyze_on_the_plain_store(tmp_path):
     assert r["windows"]["conditions"]["sgd"]["labels"] == ["0-9", "10-19"]
     assert r["windows"]["delays"] == 2
     assert set(r["loss"]) == {"adam", "sgd"} and r["loss"]["sgd"]["steps"][0] == 1
-    assert "adam and sgd: undecided" in repr(res)
+    assert "adam vs sgd: undecided. Too few seeds" in repr(res)
     assert "<table>" in res._repr_html_()
 
     cli = CliRunner()

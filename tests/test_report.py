@@ -94,10 +94,11 @@ def test_verdicts_read_the_comparison(results):
     assert rows["sgd-adam"]["pvalue"] == pytest.approx(2 / 70)
     assert rows["sgd-sgd_again"]["verdict"] == "conjugate"
     s = rows["sgd-adam"]["sentence"]
-    assert s.startswith("sgd and adam are not conjugate")
+    assert s.startswith("sgd vs adam: not conjugate. Spectra of different conditions lie farther")
     assert "permutation p = 0.0286" in s and "smallest p 4 seeds allow = 0.0286" in s
     assert f"W1 = {rows['sgd-adam']['distance']:.3g}" in s and "on the filtered spectra" in s
-    assert "no evidence that their training dynamics differ" in rows["sgd-sgd_again"]["sentence"]
+    assert rows["sgd-sgd_again"]["sentence"].startswith(
+        "sgd vs sgd_again: conjugate. No evidence that their training dynamics differ")
 
 
 def test_html_is_one_self_contained_file(results, written):
@@ -149,7 +150,7 @@ def test_too_few_seeds_is_said_in_the_warnings_and_the_verdict():
     assert any("smallest attainable p-value is 0.1 ≥ α = 0.05" in x for x in w), w
     row = {v["pair"]: v for v in verdicts(r)}["sgd-adam"]
     assert row["verdict"] == "undecided" and row["min_pvalue"] == pytest.approx(0.1)
-    assert row["sentence"].startswith("sgd and adam: undecided; too few seeds")
+    assert row["sentence"].startswith("sgd vs adam: undecided. Too few seeds")
     assert "cannot reach p < 0.05: this is not evidence of equivalence" in row["sentence"]
     assert "sgd vs adam: undecided." in render_markdown(r)
 

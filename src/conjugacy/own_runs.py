@@ -228,7 +228,7 @@ class AnalysisResults:
         if self.results.get("comparison"):
             parts.append("<ul>" + "".join(
                 f"<li><b>{e(r['a'])} vs {e(r['b'])}: {e(r['verdict'] or 'not tested')}.</b> "
-                f"{e(r['sentence'])}</li>" for r in verdicts(self.results)) + "</ul>")
+                f"{e(r['explanation'])}</li>" for r in verdicts(self.results)) + "</ul>")
             rows = comparison_rows(self.results)
             parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in rows[0]) + "</tr>"
                          + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"

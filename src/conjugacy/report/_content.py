@@ -182,7 +182,8 @@ def _test_of(cmp: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 
 def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One dict per pair of conditions: ``pair, a, b, verdict, sentence`` and the numbers.
+    """One dict per pair of conditions: ``pair, a, b, verdict``, ``explanation`` (why, in words,
+    with the numbers), ``sentence`` (``"a vs b: verdict. explanation"``) and the numbers.
 
     Keys: ``distance`` (mean per-seed W1 on the spectra the verdict uses), ``distance_std``,
     ``interval`` ([lo, hi] or None), ``distance_all`` (all eigenvalues), ``pvalue``, ``min_pvalue``,
@@ -217,13 +218,14 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             "n_seeds": cmp.get("n_seeds"),
             "alpha": alpha,
         }
-        row["sentence"] = _sentence(row)
+        row["explanation"] = _sentence(row)
+        row["sentence"] = f"{a} vs {b}: {row['verdict'] or 'not tested'}. {row['explanation']}"
         out.append(row)
     return out
 
 
 def _sentence(r: Mapping[str, Any]) -> str:
-    a, b, n = r["a"], r["b"], r["n_seeds"]
+    n = r["n_seeds"]
     numbers = [f"W1 = {fmt(r['distance'])}"
                + (f" ± {fmt(r['distance_std'])} over seeds" if r["distance_std"] is not None else "")]
     if r["interval"]:
@@ -241,27 +243,25 @@ def _sentence(r: Mapping[str, Any]) -> str:
         numbers.append(f"smallest p {n} seeds allow = {fmt(r['min_pvalue'])}")
     which = "filtered spectra" if r["uses"] == "filtered" else "all eigenvalues"
     tail = f" ({'; '.join(numbers)}; on the {which})."
-    if r["verdict"] == "not conjugate":
-        return (f"{a} and {b} are not conjugate: spectra of different conditions lie farther apart "
-                f"than spectra of different seeds of one condition" + tail)
     few = (f" With {n} seeds per condition the test cannot reach p < {fmt(r['alpha'])}: this is "
            "not evidence of equivalence; record more seeds.")
+    if r["verdict"] == "not conjugate":
+        return ("Spectra of different conditions lie farther apart than spectra of different seeds "
+                "of one condition" + tail)
     if r["verdict"] == "undecided":
-        return (f"{a} and {b}: undecided; too few seeds for the test to reject at α = "
-                f"{fmt(r['alpha'])}" + tail + few)
+        return f"Too few seeds for the test to reject at α = {fmt(r['alpha'])}" + tail + few
     if r["verdict"] == "conjugate":
-        text = (f"{a} and {b}: no evidence that their training dynamics differ (p ≥ α = "
-                f"{fmt(r['alpha'])}); consistent with conjugate dynamics" + tail)
+        text = (f"No evidence that their training dynamics differ (p ≥ α = {fmt(r['alpha'])}); "
+                "consistent with conjugate dynamics" + tail)
         if r["min_pvalue"] is not None and r["min_pvalue"] >= r["alpha"]:
             text += few
         return text
-    return (f"{a} and {b}: not tested (the permutation test needs at least 2 seeds per "
-            f"condition; {n} given)" + tail)
+    return (f"The permutation test needs at least 2 seeds per condition; {n} given" + tail)
 
 
 def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
     """Table rows (header first): per pair, the numbers behind its verdict."""
-    rows = [["pair", "verdict", "W1 (used)", "± std", "interval", "W1 (all eigenvalues)",
+    rows = [["pair", "verdict", "W1 (used)", "± std", "95% interval", "W1 (all eigenvalues)",
              "p", "smallest p", "effect size", "noise floor"]]
     for r in verdicts(results):
         iv = r["interval"]

@@ -147,7 +147,7 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
             cls = "v-" + (r["verdict"] or "untested").replace(" ", "-")
             badge = r["verdict"] or "not tested"
             parts.append(f'<div class="verdict {cls}"><span class="badge">{e(r["a"])} vs '
-                         f'{e(r["b"])}: {e(badge)}.</span> {e(r["sentence"])}</div>')
+                         f'{e(r["b"])}: {e(badge)}.</span> {e(r["explanation"])}</div>')
         parts.append("<h3>The numbers behind the verdicts</h3>")
         parts.append(_table(comparison_rows(results)))
     warns = warnings_of(results)
@@ -212,7 +212,7 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     rows = verdicts(results)
     if rows:
         parts += ["## Verdicts", ""]
-        parts += [f"- **{r['a']} vs {r['b']}: {r['verdict'] or 'not tested'}.** {r['sentence']}"
+        parts += [f"- **{r['a']} vs {r['b']}: {r['verdict'] or 'not tested'}.** {r['explanation']}"
                   for r in rows]
         parts += ["", _md_table(comparison_rows(results)), ""]
     parts += ["## Warnings", ""]
