@@ -47,8 +47,9 @@ def _root(
 ) -> None:
     """Identify equivalent training dynamics from Koopman spectra of weight trajectories."""
 
-from . import analysis, analyze, cnn, deep, optimizers, store  # noqa: E402,F401  (they register commands)
-from . import spectral  # noqa: E402,F401  (spectral-dynamics commands)
+
+# the command modules register their commands on app / reproduce_app when imported
+from . import analysis, analyze, cnn, deep, optimizers, spectral, store  # noqa: E402,F401
 
 
 def main() -> None:
