@@ -225,3 +225,46 @@ def test_interpolation_refuses_bad_input():
         interpolation_losses(a, _ToyResNet(), F.cross_entropy, iter(data))
     with pytest.raises(ValueError, match="n_points"):
         interpolation_losses(a, _ToyResNet(), F.cross_entropy, data, n_points=1)
+
+
+class _ShortcutNet(nn.Module):
+    """conv -> residual stage with a 1x1 shortcut -> flatten -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
+        self.shortcut = nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8 * 6 * 6, 3)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.relu(self.conv2(h) + self.shortcut(h))
+        return self.fc(h.flatten(1))
+
+
+def test_report_lists_skipped_pairs_of_a_store(tmp_path):
+    from conjugacy.experiments.spectral_dynamics import spectral_dynamics_report
+
+    torch.manual_seed(0)
+    model = _ShortcutNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    (x, y), *_ = _data()
+    with CheckpointRecorder(tmp_path / "s.zarr", "net", model, [0, 2, 4],
+                            metadata={"condition": "toy", "seed": 0}) as ck:
+        for step in range(5):
+            if step:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+            ck.record(step)
+    res = spectral_dynamics_report(tmp_path / "s.zarr", draw=False)
+    run = res["runs"]["net.checkpoints"]
+    assert run["steps"] == [0, 2, 4] and run["of"] == "net"
+    assert [(p["first"], p["next"], p["kind"]) for p in run["chain"]["pairs"]] == [
+        ("conv1.weight", "conv2.weight", "conv")]
+    skipped = {(s["first"], s["next"]): s["reason"] for s in run["chain"]["skipped"]}
+    assert skipped[("conv2.weight", "shortcut.weight")].startswith("residual shortcut")
+    assert skipped[("shortcut.weight", "fc.weight")].startswith("conv -> linear after flattening")
+    assert list(res["groups"]) == ["toy"]
+    assert res["groups"]["toy"]["alignment_score"]["conv1.weight->conv2.weight"]["std"] == [0.0] * 3

@@ -481,15 +481,15 @@ _SHORTCUT_WORDS = ("shortcut", "downsample", "skip", "residual", "proj_res")
 def _skip_reason(a: str, sa: tuple[int, ...], b: str, sb: tuple[int, ...]) -> str:
     gives, takes = sa[0], sb[1]
     base = f"{b} takes {takes} inputs, {a} gives {gives} outputs"
-    low = (a + " " + b).lower()
-    if any(w in low for w in _SHORTCUT_WORDS) or (len(sb) >= 3 and math.prod(sb[2:]) == 1):
-        return (f"residual shortcut: {base} (a shortcut/downsample branch reads the block input, "
-                "not the previous layer's output)")
     if len(sa) >= 3 and len(sb) == 2:
         if takes % gives == 0:
             return (f"conv -> linear after flattening: {base} ({takes // gives} spatial positions "
                     "per channel; no one-to-one input basis)")
         return f"conv -> linear: {base}"
+    low = (a + " " + b).lower()
+    if any(w in low for w in _SHORTCUT_WORDS) or (len(sb) >= 3 and math.prod(sb[2:]) == 1):
+        return (f"residual shortcut: {base} (a shortcut/downsample branch reads the block input, "
+                "not the previous layer's output)")
     return f"shapes do not chain: {base}"
 
 
