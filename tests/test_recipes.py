@@ -321,3 +321,41 @@ def test_analyze_a_study_folder(tmp_path):
         for sp in res.spectra[c]:
             np.testing.assert_allclose(sp.eigenvalues, [lam], atol=1e-10)
     assert res.results["comparison"]["all"]["distances"]["x-y"]["mean"] == pytest.approx(0.4)
+
+
+def test_analyze_embeds_the_spectral_dynamics_of_checkpoint_runs(tmp_path, monkeypatch):
+    pytest.importorskip("zarr")
+    pytest.importorskip("matplotlib")
+    import re
+
+    import conjugacy
+    from conjugacy.store import TrajectoryStore
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    with TrajectoryStore.open("s.zarr", "a") as st:
+        for c, lam in (("x", 0.9), ("y", 0.5)):
+            for seed in range(2):
+                for rep in range(2):
+                    n = f"{c}{seed}{rep}"
+                    st.create_run(n, {"w": ((3,), np.float64)},
+                                  metadata={"condition": c, "seed": seed})
+                    x0 = rng.standard_normal(3)
+                    st.append(n, np.arange(12), {"w": np.array([x0 * lam ** t for t in range(12)])})
+                    st.set_finished(n)
+        st.create_run("x00.checkpoints", {"w1": ((4, 3), np.float64), "w2": ((2, 4), np.float64)},
+                      metadata={"kind": "checkpoints", "checkpoints_of": "x00", "condition": "x",
+                                "seed": 0})
+        st.append("x00.checkpoints", np.array([0, 5, 11]),
+                  {"w1": rng.standard_normal((3, 4, 3)), "w2": rng.standard_normal((3, 2, 4))})
+    res = conjugacy.analyze("s.zarr", delays=0, rank=1, n_permutations=9, out="an")
+    r = res.results
+    assert r["spectral_dynamics"] == {"results": "spectral_dynamics/results.json",
+                                      "n_checkpoint_runs": 1}
+    assert Path("an/spectral_dynamics/results.json").is_file()
+    assert "spectral_dynamics/figures/effective_rank.png" in r["figures"]
+    html = Path("an/report.html").read_text(encoding="utf-8")
+    ids = re.findall(r'id="fig-([^"]+)"', html)
+    assert "study_spectral_dynamics_figures_effective_rank" in ids
+    assert html.count("<img") == len(ids) == 3 + len([f for f in r["figures"]
+                                                      if f.endswith(".png")])

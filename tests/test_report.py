@@ -272,3 +272,24 @@ def test_report_command_on_a_results_json(tmp_path, results):
     assert got.exit_code == 2 and "is not a JSON file" in got.output
     got = CliRunner().invoke(app, ["report", str(tmp_path / "none.json")])
     assert got.exit_code == 2 and "is not a file" in got.output
+
+
+def test_study_figures_are_embedded_from_the_results_folder_only(tmp_path, results):
+    from conjugacy.report import study_figures
+
+    (tmp_path / "res" / "figs").mkdir(parents=True)
+    png = (tmp_path / "res" / "fig3a_loss.png")
+    png.write_bytes(PNG + b"rest")
+    (tmp_path / "res" / "figs" / "fake.png").write_text("not a png")
+    (tmp_path / "outside.png").write_bytes(PNG)
+    r = {**results, "figures": ["fig3a_loss.png", "fig3a_loss.svg", "figs/fake.png",
+                                "missing.png", "../outside.png", str(tmp_path / "outside.png")]}
+    figs, notes = study_figures(r, tmp_path / "res")
+    assert [(f.name, f.png) for f in figs] == [("study_fig3a_loss", PNG + b"rest")]
+    assert notes == [
+        "figure 'figs/fake.png' is not a PNG file: not embedded",
+        "figure 'missing.png' is listed in results.json but missing",
+        f"figure '../outside.png' lies outside {str((tmp_path / 'res').resolve())!r}: not embedded",
+        f"figure {str(tmp_path / 'outside.png')!r} lies outside "
+        f"{str((tmp_path / 'res').resolve())!r}: not embedded",
+    ]

@@ -30,6 +30,10 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
 5. **Windows** (``window=N``): per condition, one spectrum per window of ``N`` records (all runs
    of the condition pooled) by :func:`conjugacy.windowed_spectra`, their distance matrix and
    transitions (:func:`conjugacy.find_transitions`, default rule).
+   **Checkpoints**: runs of weight snapshots (:class:`conjugacy.torch.snapshots.CheckpointRecorder`)
+   are not trajectories; with ``out`` their spectral dynamics (singular values, effective rank,
+   alignment, agreement: :mod:`conjugacy.experiments.spectral_dynamics`) go to
+   ``OUT/spectral_dynamics/`` and the report embeds its figures.
 6. **Report**: ``results.json`` and, with ``report=True``, ``report.html`` and ``report.md``
    (:func:`conjugacy.report.write_report`).
 """
@@ -202,7 +206,7 @@ class AnalysisResults:
         if report:
             from .report import write_report
 
-            self.report = write_report(self.results, out)
+            self.report = write_report(self.results, out, source_dir=out)
         return path
 
     def __repr__(self) -> str:
@@ -333,8 +337,9 @@ def analyze(
                      or "checkpoints_of" in metas[r]]
         if snapshots:  # weight snapshots of conjugacy.torch.snapshots, not trajectories
             notes.append(f"{len(snapshots)} checkpoint run(s) (e.g. {snapshots[0]!r}) are not "
-                         "trajectories and were left out; `conjugacy spectral-dynamics` analyses "
-                         "them")
+                         "trajectories: left out of the spectra"
+                         + ("; their spectral dynamics are in spectral_dynamics/" if out is not None
+                            else "; `conjugacy spectral-dynamics` analyses them"))
         used = [r for r in runs if r not in snapshots
                 and _lookup(metas[r], group_by) is not _MISSING]
         if not used:
@@ -459,6 +464,8 @@ def analyze(
     finally:
         reader.close()
     res = AnalysisResults(results, spectra)
+    if out is not None and snapshots:
+        _spectral_dynamics(store, Path(out), results)
     if out is not None:
         res.write(out, report=report)
         results["timing_seconds"]["total"] = time.perf_counter() - t0
@@ -466,6 +473,26 @@ def analyze(
     else:
         results["timing_seconds"]["total"] = time.perf_counter() - t0
     return res
+
+
+def _spectral_dynamics(store: Any, out: Path, results: dict[str, Any]) -> None:
+    """Spectral dynamics of the checkpoint runs (:mod:`conjugacy.experiments.spectral_dynamics`:
+    singular values, effective rank, alignment, singular vector agreement) into
+    ``OUT/spectral_dynamics/``; its PNG figures are listed in ``results["figures"]`` so the report
+    embeds them."""
+    from .experiments.spectral_dynamics import spectral_dynamics_report
+
+    target = out / "spectral_dynamics"
+    try:
+        sd = spectral_dynamics_report(store, target)
+    except ValueError as exc:  # e.g. checkpoint runs without 2-D weights
+        results["warnings"].append(f"spectral dynamics of the checkpoint runs failed: {exc}")
+        return
+    pngs = [Path(f) for f in sd.get("figures") or [] if str(f).lower().endswith(".png")]
+    results["spectral_dynamics"] = {"results": "spectral_dynamics/results.json",
+                                    "n_checkpoint_runs": len(sd.get("runs") or {})}
+    results["figures"] = [*(results.get("figures") or []),
+                          *[p.resolve().relative_to(out.resolve()).as_posix() for p in pngs]]
 
 
 def _seed_intervals(cmp: dict[str, Any]) -> None:

@@ -103,7 +103,8 @@ def report_command(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         fail(f"{str(results)!r} is not a JSON file ({exc})")
     try:
-        html_path, md_path = write_report(content, out if out is not None else results.parent)
+        html_path, md_path = write_report(content, out if out is not None else results.parent,
+                                          source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
     Console().print(f"report: {html_path} (and {md_path.name})", highlight=False)

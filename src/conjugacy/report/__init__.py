@@ -46,12 +46,17 @@ write). Only ``comparison`` or ``spectra`` is required; every other section appe
     residuals uninformative, too few seeds, unfinished runs, no residual filter).
 ``timing_seconds``, ``provenance`` : dict
     Wall times; package versions and training settings.
+``figures`` : list of str
+    Files the study drew (names relative to the folder of ``results.json``, or paths inside it);
+    with ``write_report(..., source_dir=...)`` their PNGs are embedded after the report's own.
+``spectral_dynamics`` : dict
+    ``{"results": path, "n_checkpoint_runs": int}`` when the runs had weight checkpoints.
 """
 
 from __future__ import annotations
 
 from ._content import ReportError, comparison_rows, overview, verdicts, warnings_of
-from ._figures import ReportFigure, report_figures
+from ._figures import ReportFigure, report_figures, study_figures
 from ._render import render_html, render_markdown, write_report
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "report_figures",
+    "study_figures",
     "verdicts",
     "warnings_of",
     "write_report",

@@ -7,15 +7,17 @@ the HTML writer embeds (base64) and the Markdown writer saves beside ``report.md
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._content import ReportError, comparison_of, complex_values
 
-__all__ = ["ReportFigure", "report_figures"]
+__all__ = ["ReportFigure", "report_figures", "study_figures"]
 
 DPI = 110
 
@@ -186,3 +188,37 @@ def _windows_figure(windows: Mapping[str, Any]) -> ReportFigure:
         f"log10 W1 between the spectra of windows of {windows.get('window')} steps over training "
         "(one panel per condition, seeds pooled); red lines: transitions (change points between "
         "consecutive windows).", _png(fig))
+
+
+def study_figures(results: Mapping[str, Any],
+                  source_dir: str | os.PathLike[str]) -> tuple[list[ReportFigure], list[str]]:
+    """The PNG figures a study already drew (``results["figures"]``: file names or paths), read
+    from ``source_dir`` (the folder of ``results.json``), and a note for each listed PNG that is
+    missing or not a PNG. Only files inside ``source_dir`` are read (a results.json cannot make a
+    report embed files from elsewhere). SVG entries are skipped (their PNG twin is used)."""
+    listed = results.get("figures") or []
+    if isinstance(listed, str) or not isinstance(listed, Sequence):
+        raise ReportError("results['figures'] must be a list of file names")
+    base = Path(source_dir).resolve()
+    figs: list[ReportFigure] = []
+    notes: list[str] = []
+    for entry in listed:
+        name = str(entry)
+        if not name.lower().endswith(".png"):
+            continue
+        path = Path(name) if Path(name).is_absolute() else base / name
+        path = path.resolve()
+        if not path.is_relative_to(base):
+            notes.append(f"figure {name!r} lies outside {str(base)!r}: not embedded")
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            notes.append(f"figure {name!r} is listed in results.json but missing")
+            continue
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            notes.append(f"figure {name!r} is not a PNG file: not embedded")
+            continue
+        stem = path.relative_to(base).with_suffix("").as_posix().replace("/", "_")
+        figs.append(ReportFigure(f"study_{stem}", f"{stem} (drawn by the study)", data))
+    return figs, notes

@@ -20,7 +20,7 @@ from ._content import (
     verdicts,
     warnings_of,
 )
-from ._figures import ReportFigure, report_figures
+from ._figures import ReportFigure, report_figures, study_figures
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
@@ -236,7 +236,8 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
 
 
 # ----- files --------------------------------------------------------------------------------------
-def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
+                 source_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ ``figures/*.png``) to ``out_dir``.
 
     Parameters
@@ -246,6 +247,9 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) ->
         ``results.json``.
     out_dir : path
         Created if needed. Files are written atomically.
+    source_dir : path, optional
+        The folder of ``results.json``: the PNG files its ``figures`` entry lists (figures the
+        study drew, e.g. the paper's) are embedded too, after the report's own.
 
     Returns
     -------
@@ -268,6 +272,11 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) ->
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(f"out_dir {str(out)!r}: {str(parent)!r} is not a folder")
     figs = report_figures(results)
+    if source_dir is not None:
+        extra, notes = study_figures(results, source_dir)
+        figs += extra
+        if notes:
+            results = {**results, "warnings": [*(results.get("warnings") or []), *notes]}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for f in figs:
         with atomic_open(out / "figures" / f"{f.name}.png", "wb") as fh:
