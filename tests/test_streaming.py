@@ -130,3 +130,18 @@ def test_threads_setting():
     a = koopman_spectrum(_walks((2, 30, 40), seed=7), delays=1, rank=4, threads=1)
     b = koopman_spectrum(_walks((2, 30, 40), seed=7), delays=1, rank=4, threads=None)
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, atol=1e-12)
+
+
+def test_prefetching_reads_give_the_same_gram_and_errors(tmp_path, monkeypatch):
+    import conjugacy.streaming as streaming
+
+    data = _walks((3, 20, 4_000), seed=8)
+    mapped = _npy(tmp_path, data)
+    plain, _ = streamed_gram(ArraySource(mapped), block_bytes=8 * 60 * 500)
+    monkeypatch.setattr(streaming, "PREFETCH_BYTES", 0)
+    ahead, _ = streamed_gram(ArraySource(mapped), block_bytes=8 * 60 * 500)
+    np.testing.assert_array_equal(ahead, plain)
+    bad = data.copy()
+    bad[2, 3, 3999] = np.inf
+    with pytest.raises(ValueError, match=r"trajectories\[2\] .* step 3, feature 3999"):
+        streamed_gram(ArraySource(_npy(tmp_path, bad, "bad.npy")), block_bytes=8 * 60 * 500)

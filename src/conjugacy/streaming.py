@@ -112,12 +112,16 @@ class ArraySource:
         n_snap = sum(self.lengths)
         width = _width(n_snap, self.n_features, block_bytes)
         offsets = np.cumsum([0] + self.lengths)
-        buf = np.empty((n_snap, width), dtype=np.complex128 if self.complex else np.float64)
+        dtype = np.complex128 if self.complex else np.float64
         readers = [_RowReader(f, a) if f else None for f, a in zip(self._files, self._items)]
+        z = None
         try:
             for f0 in range(0, self.n_features, width):
                 features = slice(f0, min(f0 + width, self.n_features))
-                z = buf[:, : features.stop - f0]
+                z = None  # drop this generator's reference to the previous block first
+                # a fresh block each time: the consumer may still use the previous one while
+                # this one is read (see _prefetched)
+                z = np.empty((n_snap, features.stop - f0), dtype=dtype)
                 for a, r, lo, hi in zip(self._items, readers, offsets[:-1], offsets[1:]):
                     if r is not None:
                         z[lo:hi] = r.read(features)  # one pread per row, then cast
@@ -263,16 +267,73 @@ def streamed_gram(
                           else torch.float64, device=device)
     else:
         acc = np.zeros((n_snap, n_snap), dtype=dtype)
-    for features, z in source.blocks(block_bytes):
+    blocks = source.blocks(block_bytes)
+    if source_nbytes(source) >= PREFETCH_BYTES:
+        blocks = _prefetched(blocks)
+    for features, z in blocks:
         _check_block(z, source.name, offsets, features)
         if device is not None:
             zt = torch.from_numpy(z).to(device)
             acc += (zt.conj() if source.complex else zt) @ zt.T
+            del zt
         else:
             acc += (z.conj() if source.complex else z) @ z.T
+        del z  # free the block before the next one is read
     if device is not None:
         acc = acc.cpu().numpy()
     return acc, offsets
+
+
+#: data at least this large are read one block ahead, in a thread, while the previous block's
+#: product is computed (reads and BLAS both release the GIL): wall time ~ max(read, compute)
+PREFETCH_BYTES = 256 * 2**20
+
+
+def _prefetched(blocks: Iterator[Any]) -> Iterator[Any]:
+    """Iterate ``blocks`` with the next item produced in a background thread (one ahead)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in blocks:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="conjugacy-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
 
 
 class StreamedDelayOperator:
