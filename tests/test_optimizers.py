@@ -345,6 +345,7 @@ def test_spectrum_to_dict_and_package_info(tan):
     d = spectrum_to_dict(tan.spectra["omd"])
     assert d["rank"] == 10 and d["method"] == "rrr" and len(d["eigenvalues"]) == 10
     assert d["residuals_informative"] is False
+    assert len(d["data_residuals"]) == 10  # the ResDMD residuals the filter and reports use
     json.dumps(d, allow_nan=False)
     with pytest.raises(TypeError, match="conjugacy.Spectrum"):
         spectrum_to_dict(np.ones(3))

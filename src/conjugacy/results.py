@@ -70,8 +70,9 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
     -------
     dict
         ``eigenvalues`` ([re, im] pairs, in the spectrum's order: decreasing modulus),
-        ``magnitude``, ``residuals``, ``plain_residuals``, ``rank``, ``method``,
-        ``residuals_informative``, ``singular_values`` and ``settings``.
+        ``magnitude``, ``data_residuals`` (ResDMD; None for spectra made before they existed),
+        ``residuals``, ``plain_residuals``, ``rank``, ``method``, ``residuals_informative``,
+        ``singular_values`` and ``settings``.
     """
     from .spectrum import Spectrum
 
@@ -83,6 +84,9 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
     return {
         "eigenvalues": complex_to_pairs(spectrum.eigenvalues),
         "magnitude": to_jsonable(spectrum.magnitude),
+        "data_residuals": None
+        if spectrum.data_residuals is None
+        else to_jsonable(spectrum.data_residuals),
         "residuals": to_jsonable(spectrum.residuals),
         "plain_residuals": to_jsonable(spectrum.plain_residuals),
         "rank": int(spectrum.rank),
