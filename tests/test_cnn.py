@@ -48,7 +48,7 @@ def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
     comp = s["architecture_comparison"]
     assert comp["n_windows"] == 2 and [r["window"] for r in comp["per_window"]] == ["0-9", "10-19"]
     row = comp["per_window"][0]
-    assert row["verdict"] in ("conjugate", "not conjugate")
+    assert row["verdict"] == "undecided"  # 2 seeds: no p below 1/3 attainable (analysis layer)
     assert len(row["all"]["shuffle_fraction_per_seed"]) == 2
     assert comp["smallest_possible_pvalue"] == pytest.approx(1 / 3)
     names = {p.name for p in res.figures}
