@@ -74,7 +74,7 @@ def cnn(
              "binary files (then ResNet-20 trains on CIFAR-10)."),
     ] = None,
     scale: Annotated[
-        Scale, _Opt("--scale", help="quick (~10 min of CPU time) or paper (3 seeds x 10 "
+        Scale, _Opt("--scale", help="quick (~12 min of CPU time) or paper (3 seeds x 10 "
                     "replicas x 1000 iterations, 20 epochs for fig. S5).")
     ] = Scale.quick,
     out: Annotated[
@@ -156,7 +156,8 @@ def _print(summary: dict[str, Any], out: Path) -> None:
         if claims:
             tr = w["transitions"]
             console.print(
-                f"  most distinct window {claims['most_distinct_window']}; change points after "
+                f"  most distinct window {claims['most_distinct_window'] or '- (needs 3 windows)'}; "
+                f"change points after "
                 f"windows {[w['labels'][i] for i in tr['change_points']]} (threshold "
                 f"{tr['threshold']:.3g}: {tr['rule']}); settled from iteration "
                 f"{claims['settled_from_iteration']}")

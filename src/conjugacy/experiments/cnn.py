@@ -189,7 +189,7 @@ class CNNConfig:
         per-epoch windows (fig. S5). ``quick``: LeNet 3 seeds x 4 replicas x 700 iterations
         (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 seeds x 2 replicas x 200
         iterations (windows 0-99 and 100-199: a ResNet-20 iteration costs ~10x a LeNet one on a
-        CPU); about 10 minutes of CPU time (measured in ``docs/results_cnn.md``).
+        CPU); about 12 minutes of CPU time (measured in ``docs/results_cnn.md``).
         """
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
@@ -490,9 +490,11 @@ def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str
         others = (mean.sum(axis=1)) / (n_w - 1)
         out["mean_distance_to_other_windows"] = others.tolist()
         settled = tr.settled_from
+        # "most distinct" needs a third window: with two, each is as far from the other
+        distinct = n_w >= 3
         out["claims"] = {
-            "first_window_most_distinct": bool(int(np.argmax(others)) == 0),
-            "most_distinct_window": labels[int(np.argmax(others))],
+            "first_window_most_distinct": bool(int(np.argmax(others)) == 0) if distinct else None,
+            "most_distinct_window": labels[int(np.argmax(others))] if distinct else None,
             "consecutive_distances": tr.steps.tolist(),
             "settled_from_window": labels[settled] if settled < n_w else None,
             "settled_from_iteration": int(windows[settled][0]) if settled < n_w else None,

@@ -24,6 +24,7 @@ from .core import (
     save_figure,
     significance_marks,
 )
+from .fcn import zoom_box
 
 __all__ = [
     "draw_all",
@@ -86,7 +87,8 @@ def figure_window_eigenvalues(
                 f"{s}-{s + size - 1}" for s in missing) + ")"
         if shown:
             colors = {k: color_for(k, i) for i, k in enumerate(shown)}
-            plot_eigenvalues(shown, ax=ax, colors=colors)
+            # training spectra crowd near 1 + 0j: zoom on them (the unit circle stays drawn)
+            plot_eigenvalues(shown, ax=ax, colors=colors, zoom=zoom_box(list(shown.values())))
         ax.set_title(title, fontsize=FONT_SIZE)
     return fig
 
@@ -102,7 +104,7 @@ def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
     mean = np.array([r[which]["distance_mean"] for r in rows])
     std = np.array([r[which]["distance_std"] for r in rows])
     x = np.arange(len(rows))
-    fig, ax = new_figure(width=2.0 + 0.7 * len(rows), height=3.4)
+    fig, ax = new_figure(width=4.5 + 0.7 * len(rows), height=3.6)
     ax.errorbar(x, mean, yerr=std, fmt="o-", color="k", capsize=3, label="LeNet vs ResNet-20")
     for i, arch in enumerate(("lenet", "resnet20")):
         floor = [r[which]["between_seeds_mean"].get(arch) for r in rows]
@@ -118,9 +120,13 @@ def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
     ax.set_xlabel("training iterations (window)")
     ax.set_ylabel("Wasserstein distance")
     ax.set_ylim(0, 1.15 * max(top, 1e-12))
-    ax.set_title(f"{_title(summary, 'lenet')} vs {_title(summary, 'resnet20')} ({which} eigenvalues)",
+    ax.set_title(f"{_title(summary, 'lenet')}\nvs {_title(summary, 'resnet20')} ({which} eigenvalues)",
                  fontsize=FONT_SIZE)
-    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    min_p = comp.get("smallest_possible_pvalue")
+    if min_p is not None:
+        ax.text(0.01, 0.01, f"marks: permutation test over seeds (smallest possible p = {min_p:.2g})",
+                transform=ax.transAxes, fontsize=FONT_SIZE - 2, va="bottom")
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
