@@ -140,3 +140,24 @@ def test_cli_errors_exit_2(tmp_path):
     assert r.exit_code == 2 and "not a folder" in r.output
     r = runner.invoke(app, ["reproduce", "cnn", "--steps", "50", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "fewer than one window" in r.output
+
+
+def test_per_epoch_windows_of_fig_s5_with_another_lenet(tmp_path):
+    # LeNet-300-100 at batch 500: 8 iterations per epoch of the 4,000 training digits, so 3 epochs
+    # are 24 iterations (training runs to max(n_steps, s5_epochs * 8)); one spectrum per epoch.
+    cfg = CNNConfig(archs=("lenet",), lenet="lenet300", n_seeds=2, n_replicas=2, n_steps=15,
+                    batch_size=500, window=8, delays=2, rank=3, s5_epochs=3, n_permutations=9,
+                    n_shuffles=5)
+    res = run(cfg, tmp_path, figures=False)
+    s = res.summary
+    assert s["archs"]["lenet"]["model"] == "lenet300"
+    assert s["archs"]["lenet"]["observed"] == "fc3.weight"
+    assert s["archs"]["lenet"]["steps_per_epoch"] == 8 and s["archs"]["lenet"]["n_steps"] == 24
+    assert s["windows"]["lenet"]["labels"] == ["0-7", "8-15"]
+    s5 = np.asarray(s["s5"]["lenet"]["mean_matrix"])
+    assert s5.shape == (3, 3) and np.all(np.diag(s5) == 0) and np.all(s5[~np.eye(3, dtype=bool)] > 0)
+    pytest.importorskip("matplotlib")
+    from conjugacy.plots.cnn import figure_window_matrix
+
+    fig = figure_window_matrix(s, "lenet", key="s5")
+    assert "LeNet-300-100" in fig.axes[0].get_title()
