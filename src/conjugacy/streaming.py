@@ -33,7 +33,7 @@ import numpy as np
 from ._checks import check_ndim
 
 #: default size of one feature block, all snapshots together (bytes, float64)
-BLOCK_BYTES = 256 * 2**20
+BLOCK_BYTES = 128 * 2**20
 
 
 class FeatureBlockSource(Protocol):
