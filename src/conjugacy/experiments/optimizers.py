@@ -666,7 +666,8 @@ VERDICT_RULE = (
 
 def results_to_dict(results: OptimizerResults) -> dict[str, Any]:
     """The content of ``results.json`` (see :func:`save_results`), JSON-serialisable."""
-    from ..results import complex_to_pairs, package_info, spectrum_to_dict, to_jsonable
+    from ..analysis import spectra_to_json
+    from ..results import complex_to_pairs, package_info, to_jsonable
     from ..study import provenance
 
     r = results
@@ -692,7 +693,7 @@ def results_to_dict(results: OptimizerResults) -> dict[str, Any]:
         "group_eigenvalues": {
             m: [complex_to_pairs(s.eigenvalues) for s in gs] for m, gs in r.group_spectra.items()
         },
-        "spectra": {m: spectrum_to_dict(s) for m, s in r.spectra.items()},
+        "spectra": {m: v[0] for m, v in spectra_to_json({m: [s] for m, s in r.spectra.items()}).items()},
         "final_loss_mean": {m: float(v[:, -1].mean()) for m, v in r.losses.items()},
         "notes": list(r.notes),
     }
