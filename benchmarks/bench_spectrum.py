@@ -1,6 +1,10 @@
 """Benchmark koopman_spectrum against a plain NumPy Gram pipeline, PyDMD, deeptime and kooplearn.
 
-Usage:  python benchmarks/bench_spectrum.py [--repeats N] [--only NAME] [--out FILE]
+Usage:  python benchmarks/bench_spectrum.py [--repeats N] [--only NAME] [--peers A,B]
+            [--out FILE] [--json FILE]
+        python benchmarks/bench_spectrum.py --from-json FILE... [--out FILE]
+(one process per workload with ``--json``, then one table from all of them, is how the
+BENCHMARKS.md table was made on a loaded machine; the whole run takes about an hour there).
 
 Everything runs in one process on one BLAS thread (``OMP_NUM_THREADS=1`` set before NumPy is
 imported, and ``threadpoolctl.threadpool_limits(1)`` around the whole run), so every contender
