@@ -90,13 +90,17 @@ class Job:
             opt.step()
         return stacked["fc2.weight"].detach().clone()
 
-    def recorded(self, store: Path, vectorize: bool = True) -> np.ndarray:
-        """``train_replicas`` into a new store at ``store``; return the final ``fc2.weight``."""
-        names = train_replicas(
+    def recorded(self, store: Path, vectorize: bool = True) -> list[str]:
+        """``train_replicas`` into a new store at ``store`` (what is timed); return the runs."""
+        return train_replicas(
             self.base, n_replicas=self.replicas, eps=EPS, seed=3, batches=self.batches,
             loss_fn=F.cross_entropy, make_optimizer=lambda p: torch.optim.SGD(p, lr=LR),
             n_steps=self.steps, store=store, params=["fc2.weight"], vectorize=vectorize,
         )
+
+    def final(self, store: Path, vectorize: bool) -> np.ndarray:
+        """Train into ``store``; return the final ``fc2.weight`` of every replica."""
+        names = self.recorded(store, vectorize)
         with TrajectoryStore.open(store, "r") as st:
             return st.read("fc2.weight", runs=names, steps=slice(-1, None))[:, 0]
 
@@ -143,8 +147,8 @@ def profile(job: Job, tmp: Path, top: int = 25) -> str:
 
 
 def drift(job: Job, tmp: Path) -> dict[str, float]:
-    seq = job.recorded(tmp / "seq.zarr", vectorize=False).astype(np.float64)
-    vec = job.recorded(tmp / "vec.zarr", vectorize=True).astype(np.float64)
+    seq = job.final(tmp / "seq.zarr", vectorize=False).astype(np.float64)
+    vec = job.final(tmp / "vec.zarr", vectorize=True).astype(np.float64)
     return {
         "max_abs_diff_paths": float(np.abs(seq - vec).max()),
         "replica_spread": float(np.abs(seq - seq[:1]).max()),
@@ -180,7 +184,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for name in args.dtype:
+        for name in args.dtype if args.reps > 0 else ():  # --reps 0: no timing
             job = Job(args.steps, args.replicas, args.width, getattr(torch, name))
             r = measure(job, args.reps, tmp / name)
             results[name] = r

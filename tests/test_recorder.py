@@ -342,3 +342,105 @@ def test_kill_during_checkpoint_write_leaves_a_temporary_that_resume_removes(tmp
     with TrajectoryStore.open(tmp_path / "s", "r") as st:
         np.testing.assert_array_equal(st.steps("r"), np.arange(7))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pt", "s"]
+
+
+# ------------------------------------------------------------- stacked replicas (vmap path)
+def test_stacked_recorder_equals_one_recorder_per_replica(tmp_path):
+    from conjugacy.torch.recorder import StackedRecorder
+
+    reps = [mlp(seed=s) for s in range(3)]
+    stacked, _ = torch.func.stack_module_state(reps)
+    views = []
+    for i in range(3):  # modules whose parameters are row i of the stacked tensors
+        m = mlp()
+        for name, t in stacked.items():
+            mod, _, p = name.rpartition(".")
+            setattr(m.get_submodule(mod), p, nn.Parameter(t.detach()[i], requires_grad=False))
+        views.append(m)
+    rng = np.random.default_rng(0)
+    with TrajectoryStore.open(tmp_path / "s", "w") as st:
+        one = [Recorder(st, f"one{i}", r, ["0.weight", "2.bias"], chunk_steps=4, every=2)
+               for i, r in enumerate(reps)]
+        many = [Recorder(st, f"many{i}", v, ["0.weight", "2.bias"], chunk_steps=4, every=2)
+                for i, v in enumerate(views)]
+        rec = StackedRecorder(many, stacked)
+        for step in range(0, 21, 2):
+            with torch.no_grad():
+                for t in stacked.values():
+                    t.add_(torch.from_numpy(rng.standard_normal(t.shape)).float())
+                for i, r in enumerate(reps):  # the plain models follow the stacked tensors
+                    for name, p in r.named_parameters():
+                        p.copy_(stacked[name][i])
+            loss = torch.arange(3, dtype=torch.float32) + step
+            written = rec.record(step, {"loss": loss} if step else {})
+            assert written == (step in (6, 14))  # records 0..3 and 4..7 complete a chunk
+            for i, r in enumerate(one):
+                r.record(step, **({"loss": float(loss[i])} if step else {}))
+        assert [r.n_complete for r in many] == [8] * 3 and rec.n_buffered == 3
+        rec.flush()
+        assert [r.n_complete for r in many] == [11] * 3 and rec.n_buffered == 0
+        assert many[2].last_step == 20
+        for r in one + many:
+            r.close()
+        with pytest.raises(ValueError, match="step must increase"):
+            rec.record(20)
+        with pytest.raises(ValueError, match="not a multiple of every=2"):
+            rec.record(21)
+        with pytest.raises(ValueError, match=r"scalar 'loss' must have shape \(3,\)"):
+            rec.record(22, {"loss": [1.0]})
+        with pytest.raises(ValueError, match=r"stacked\['0.weight'\] must have shape"):
+            StackedRecorder(many, {"0.weight": stacked["0.weight"][:2],
+                                   "2.bias": stacked["2.bias"]})
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        for i in range(3):
+            np.testing.assert_array_equal(st.read(runs=f"many{i}"), st.read(runs=f"one{i}"))
+            np.testing.assert_array_equal(st.steps(f"many{i}"), np.arange(0, 21, 2))
+            np.testing.assert_array_equal(st.scalars(f"many{i}", "loss"),
+                                          st.scalars(f"one{i}", "loss"))
+            assert st.run_info(f"many{i}")["finished"] is True
+
+
+def test_sigkill_vectorised_replicas_then_resume_equals_uninterrupted_run(tmp_path):
+    """train_replicas (vmap path, checkpoint_dir) SIGKILLed mid-chunk: every run keeps its
+    flushed chunks, the checkpoint agrees with them, and the resumed runs equal an uninterrupted
+    run bit for bit."""
+    n_steps = 14
+    d = load_digits()
+    data = tmp_path / "digits.npz"
+    np.savez(data, data=d.data, target=d.target)
+    victim = _worker("replicas", data, tmp_path / "s", tmp_path / "ck", n_steps, 9)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same as the worker: identical floating-point results
+    try:
+        names = _kill_worker.train_vmap(str(data), str(tmp_path / "ref"),
+                                        str(tmp_path / "ckref"), n_steps)
+    finally:
+        torch.set_num_threads(threads)
+    try:
+        assert victim.stdout.readline().strip() == "HANGING", victim.stderr.read()
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    with TrajectoryStore.open(tmp_path / "s", "r") as st, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as ref:
+        assert st.verify().ok
+        for n in names:  # chunks of 4: records 0..7 written, 8 buffered, 9 being recorded
+            assert st.n_complete(n) == 8 and st.run_info(n)["finished"] is False
+        np.testing.assert_array_equal(st.read(), ref.read(steps=slice(0, 8)))
+    ck = load_checkpoint(tmp_path / "ck" / "replica.stacked.pt")
+    assert ck["n_complete"] == {n: 8 for n in names} and ck["step"] == 7
+
+    torch.set_num_threads(1)
+    try:  # resumed here (the next writer takes the dead writer's lock)
+        _kill_worker.train_vmap(str(data), str(tmp_path / "s"), str(tmp_path / "ck"), n_steps)
+    finally:
+        torch.set_num_threads(threads)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as ref:
+        assert st.verify().ok
+        for n in names:
+            assert st.run_info(n)["finished"] is True
+            np.testing.assert_array_equal(st.steps(n), np.arange(n_steps + 1))
+            np.testing.assert_array_equal(st.scalars(n, "loss"), ref.scalars(n, "loss"))
+        np.testing.assert_array_equal(st.read(), ref.read())  # bit-exact

@@ -188,3 +188,32 @@ def test_checkpoint_dir_resumes_interrupted_training(tmp_path, digits, vectorize
         assert all(st.run_info(n)["finished"] for n in names)
         np.testing.assert_array_equal(st.steps(names[1]), np.arange(12))
         np.testing.assert_array_equal(st.read(), ref.read())
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_recording_reads_no_store_metadata_per_step_or_chunk(tmp_path, digits, monkeypatch,
+                                                             vectorize):
+    """The store's metadata reads (run attributes, array metadata) of a train_replicas call do
+    not grow with the number of steps: the recorders count n_complete themselves and the store
+    keeps each run's arrays open between appends."""
+    x, y = digits
+    reads = []
+    orig = TrajectoryStore._json
+
+    def spy(self, *a, **k):
+        reads.append(a)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(TrajectoryStore, "_json", spy)
+    counts = []
+    for n_steps in (8, 40):
+        reads.clear()
+        train_replicas(mlp(), n_replicas=2, eps=1e-2, seed=0, batches=make_batches(x, y),
+                       loss_fn=ce, n_steps=n_steps, store=tmp_path / f"s{n_steps}",
+                       make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1), chunk_steps=4,
+                       vectorize=vectorize)
+        counts.append(len(reads))
+    assert counts[0] == counts[1] and counts[0] > 0, counts
+    with TrajectoryStore.open(tmp_path / "s40", "r") as st:
+        assert st.verify().ok
+        assert all(st.n_complete(n) == 41 and st.run_info(n)["finished"] for n in st.runs())

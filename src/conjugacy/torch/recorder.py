@@ -44,8 +44,8 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: temporaries are not locked nor cleaned
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Recorder", "describe_optimizer", "load_checkpoint", "remove_dead_temporaries",
-           "save_checkpoint", "select_parameters"]
+__all__ = ["Recorder", "StackedRecorder", "describe_optimizer", "load_checkpoint",
+           "remove_dead_temporaries", "save_checkpoint", "select_parameters"]
 
 _CKPT_FORMAT = 1
 
@@ -341,6 +341,7 @@ class Recorder:
                 bf16.append(n)
         self.resumed_from: int | None = None
         self.last_step: int | None = None
+        self._n = 0  # records in the store: kept here, so recording reads no store metadata
         if self.run in self.store.runs():
             if not resume:
                 raise StoreError(
@@ -362,6 +363,7 @@ class Recorder:
                 else:
                     n = 0  # flushed before any checkpoint existed: the model is at its start
                 self.store.truncate(self.run, n)
+            self._n = n
             if n:
                 self.last_step = int(self.store.steps(self.run)[n - 1])
                 self.resumed_from = self.last_step
@@ -411,8 +413,9 @@ class Recorder:
     # ------------------------------------------------------------------ recording
     @property
     def n_complete(self) -> int:
-        """Records written to the store (excludes the unflushed buffer)."""
-        return self.store.n_complete(self.run)
+        """Records written to the store (excludes the unflushed buffer); counted by the recorder,
+        which is the run's only writer, so asking costs no store read."""
+        return self._n
 
     @property
     def n_buffered(self) -> int:
@@ -482,10 +485,11 @@ class Recorder:
                 {name: b[:k] for name, b in self._buf.items()},
                 scal,
             )
+            self._n = n
             self._buf_steps.clear()
             self._buf_scalars.clear()
         else:
-            n = self.n_complete
+            n = self._n
         if checkpoint and self.checkpoint is not None and k:
             state = {
                 "format": _CKPT_FORMAT,
@@ -528,6 +532,133 @@ class Recorder:
     def __repr__(self) -> str:
         return (f"Recorder(run={self.run!r}, params={len(self.names)}, every={self.every}, "
                 f"chunk_steps={self.chunk_steps})")
+
+
+class StackedRecorder:
+    """Record replicas trained as stacked tensors (the vectorised path of ``train_replicas``).
+
+    Each record copies every selected parameter of all replicas at once (one copy of the stacked
+    tensor per parameter, not one per replica), and each full chunk of all the runs is written
+    with one :meth:`~conjugacy.store.TrajectoryStore.append_many` (one round trip to Zarr for all
+    replicas). The runs themselves are created or resumed, and finally closed, by one
+    :class:`Recorder` per replica, whose model's parameters are views of row ``i`` of the stacked
+    tensors; their :attr:`Recorder.n_complete` and :attr:`Recorder.last_step` follow the writes.
+
+    Parameters
+    ----------
+    recorders : list of Recorder
+        One per replica, in the order of the stacked axis, on the same store, all with the same
+        selection, ``chunk_steps`` and ``every``, and nothing buffered.
+    stacked : mapping name -> tensor (n_replicas, *shape)
+        The stacked parameters (``torch.func.stack_module_state``), read at each :meth:`record`.
+
+    Raises
+    ------
+    ValueError
+        If the recorders do not share a store, selection, chunk length and ``every``, or a stacked
+        tensor is missing or has the wrong shape.
+    """
+
+    def __init__(self, recorders: list[Recorder], stacked: Mapping[str, torch.Tensor]) -> None:
+        if not recorders:
+            raise ValueError("recorders is empty")
+        r0 = recorders[0]
+        for r in recorders[1:]:
+            if (r.store is not r0.store or r.names != r0.names or r.chunk_steps != r0.chunk_steps
+                    or r.every != r0.every):
+                raise ValueError("recorders must share store, parameters, chunk_steps and every")
+        if any(r.n_buffered for r in recorders):
+            raise ValueError("recorders must have nothing buffered")
+        self.recorders = list(recorders)
+        self.store = r0.store
+        self.names = r0.names
+        self.every = r0.every
+        self.chunk_steps = r0.chunk_steps
+        self.last_step = max((r.last_step for r in recorders if r.last_step is not None),
+                             default=None)
+        n_rep = len(recorders)
+        self._src = {}
+        self._buf = {}
+        for name in self.names:
+            t = stacked.get(name)
+            p = r0._params[name]
+            if t is None or tuple(t.shape) != (n_rep, *p.shape):
+                raise ValueError(
+                    f"stacked[{name!r}] must have shape {(n_rep, *p.shape)}, got "
+                    f"{None if t is None else tuple(t.shape)}"
+                )
+            self._src[name] = t
+            self._buf[name] = np.empty((n_rep, self.chunk_steps, *p.shape), dtype=_np_dtype(p))
+        self._steps: list[int] = []
+        self._scalars: list[dict[str, np.ndarray]] = []
+
+    @property
+    def n_buffered(self) -> int:
+        """Records waiting in memory (the same for every replica)."""
+        return len(self._steps)
+
+    def record(self, step: int, scalars: Mapping[str, Any] | None = None) -> bool:
+        """Snapshot all replicas as training step ``step``; return whether a chunk was written.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps taken so far; strictly increasing, a multiple of ``every``.
+        scalars : mapping name -> array-like (n_replicas,), optional
+            One value per replica (a tensor or array of length n_replicas).
+        """
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        step = int(step)
+        if self.last_step is not None and step <= self.last_step:
+            raise ValueError(f"step must increase: got {step} after step {self.last_step}")
+        if step % self.every:
+            raise ValueError(f"step {step} is not a multiple of every={self.every}")
+        n_rep = len(self.recorders)
+        vals = {}
+        for k, v in (scalars or {}).items():
+            if isinstance(v, torch.Tensor):
+                v = v.detach().to("cpu", torch.float64).numpy()
+            x = np.asarray(v, dtype=np.float64)
+            if x.shape != (n_rep,):
+                raise ValueError(f"scalar {k!r} must have shape ({n_rep},), got {x.shape}")
+            vals[k] = x
+        i = len(self._steps)
+        with torch.no_grad():
+            for name, t in self._src.items():
+                t = t.detach()
+                if t.dtype == torch.bfloat16:
+                    t = t.float()
+                self._buf[name][:, i] = t.cpu().numpy()
+        self._steps.append(step)
+        self._scalars.append(vals)
+        self.last_step = step
+        if len(self._steps) == self.chunk_steps:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> bool:
+        """Write the buffered records of every replica (one ``append_many``); return whether
+        anything was written."""
+        k = len(self._steps)
+        if not k:
+            return False
+        steps = np.array(self._steps, dtype=np.int64)
+        names = sorted({s for d in self._scalars for s in d})
+        nan = np.full(len(self.recorders), np.nan)
+        scal = {s: np.stack([d.get(s, nan) for d in self._scalars], axis=1) for s in names}
+        out = self.store.append_many({
+            r.run: (steps, {n: b[j, :k] for n, b in self._buf.items()},
+                    {s: v[j] for s, v in scal.items()})
+            for j, r in enumerate(self.recorders)
+        })
+        for r in self.recorders:
+            r._n = out[r.run]
+            r.last_step = self.last_step
+        self._steps.clear()
+        self._scalars.clear()
+        return True
 
 
 def _version() -> str:

@@ -30,7 +30,13 @@ import torch
 from torch import nn
 
 from ..store import StoreError, TrajectoryStore
-from .recorder import Recorder, describe_optimizer, load_checkpoint, save_checkpoint
+from .recorder import (
+    Recorder,
+    StackedRecorder,
+    describe_optimizer,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = ["make_replicas", "perturb_model", "train_replicas"]
 
@@ -127,7 +133,7 @@ def _digest(x: Any, y: Any) -> bytes:
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().contiguous()
             h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # no copy
         else:
             h.update(repr(t).encode())
     return h.digest()
@@ -446,11 +452,13 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
                  metadata=_replica_meta(base_meta, i, True, opt), resume=start is not None)
         for i, (n, v) in enumerate(zip(names, views))
     ]
+    # All replicas recorded from the stacked tensors at once, a chunk of all runs per write; the
+    # per-replica recorders created (or resumed) the runs and close them.
+    rec = StackedRecorder(recs, stacked)
     ok = False
     try:
         if start is None:
-            for r, v in zip(recs, views):
-                _record(r, 0, v, evaluate, {})
+            rec.record(0, _stacked_scalars(views, evaluate, (), None))
             start = 0
         stream = _batch_stream(batches)
         h = hashlib.sha256()
@@ -463,17 +471,16 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
             out = vforward(stacked, buffers, x)
             losses, auxes = zip(*(_split_loss(loss_fn(out[i], y)) for i in range(len(recs))))
             opt.zero_grad(set_to_none=True)
-            torch.stack(list(losses)).sum().backward()
+            total = torch.stack(list(losses))
+            total.sum().backward()
             opt.step()
             if after_step is not None:
                 with torch.no_grad():
                     for v in views:
                         after_step(v)
             if step % every == 0:
-                before = recs[0].n_complete
-                for r, v, loss, aux in zip(recs, views, losses, auxes):
-                    _record(r, step, v, evaluate, {"loss": loss, **aux})
-                if ck is not None and recs[0].n_complete != before:
+                written = rec.record(step, _stacked_scalars(views, evaluate, auxes, total))
+                if ck is not None and written:
                     save_checkpoint(ck, {
                         "format": 1, "runs": names, "step": step,
                         "n_complete": {r.run: r.n_complete for r in recs},
@@ -482,14 +489,36 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
                         "torch_rng_state": torch.get_rng_state(),
                     })
             bar.advance(len(recs))
+        rec.flush()
+        digest = h.hexdigest()
+        for n in names:
+            st.update_metadata(n, {"batch_order_sha256": digest})
         ok = True
     finally:
+        if not ok:
+            try:  # keep what was recorded; never mask the original exception
+                rec.flush()
+            except Exception:
+                pass
         for r in recs:
             try:
                 r.close(finished=ok)
             except Exception:
                 if ok:
                     raise
-    digest = h.hexdigest()
-    for n in names:
-        st.update_metadata(n, {"batch_order_sha256": digest})
+
+
+def _stacked_scalars(views: list[nn.Module], evaluate: Any, auxes: Any,
+                     losses: torch.Tensor | None) -> dict[str, Any]:
+    """Scalars of one record of every replica: name -> values (n_replicas,)."""
+    out: dict[str, Any] = {}
+    if losses is not None:
+        out["loss"] = losses.detach()
+    per = [_scalar_dict(a) for a in auxes]
+    if evaluate is not None:
+        with torch.no_grad():
+            evals = [_scalar_dict(dict(evaluate(v))) for v in views]
+        per = [{**a, **e} for a, e in zip(per, evals)] if per else evals
+    for k in sorted({k for d in per for k in d}):
+        out[k] = [d.get(k, float("nan")) for d in per]
+    return out
