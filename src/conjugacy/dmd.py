@@ -252,10 +252,16 @@ def dmd_from_gram(
 
     gxx_s, gxy_s, gyy_s = scaled(gxx), scaled(gxy), scaled(gyy)
     del gxx, gxy, gyy
-    evals, V = np.linalg.eigh(gxx_s)
+    fro = float(np.sqrt(max(np.real(np.trace(gxx_s)), 0.0)))  # ||X_s||_F, for the rank rule
+    if rank is not None and 4 * rank < gxx_s.shape[0]:
+        # only the leading `rank` eigenpairs are used: LAPACK's selected-eigenpair driver
+        first = gxx_s.shape[0] - rank
+        evals, V = scipy.linalg.eigh(gxx_s, subset_by_index=[first, gxx_s.shape[0] - 1])
+    else:
+        evals, V = np.linalg.eigh(gxx_s)
     evals, V = evals[::-1], V[:, ::-1]
     s = np.sqrt(np.maximum(evals, 0.0))
-    k = select_rank(s, rank, tol, shape or (m, m), eps)
+    k = select_rank(s, rank, tol, shape or (m, m), eps, fro=fro)
     if k == 0:
         return _empty(s, 0, False), 1.0
     Vk, sk = V[:, :k].copy(), s[:k]

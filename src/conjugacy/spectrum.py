@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from ._checks import check_choice, check_int, check_positive_float
 from ._spectrum_io import load_spectrum, save_spectrum
@@ -457,7 +458,14 @@ def koopman_spectrum(
         delays = check_delays(trajs, delays)
         notes: list[str] = []
         if pca is not None:
-            trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
+            n_feat, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
+            if n_feat > 2 * n_snap:
+                # the coordinates from the snapshot Gram alone: no pass to form the components
+                # and none to project on them (equal to fit_pca + transform up to signs)
+                _check_pca(pca, n_snap, n_feat, pca_center)
+                trajs = pca_projections_from_gram(*snapshot_gram(trajs), pca, pca_center, notes)
+            else:
+                trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
         return _spectrum_of(
             trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
             pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
@@ -650,13 +658,7 @@ def _streamed_spectrum(
     eps = input_eps(np.empty(0, dtype=source.dtype))
     notes: list[str] = []
     if pca is not None:
-        limit = min(n_snap - 1 if pca_center else n_snap, n)
-        if pca > limit:
-            raise ValueError(
-                f"pca={pca} exceeds what the data allow: min(n_snapshots"
-                f"{' - 1' if pca_center else ''}={n_snap - 1 if pca_center else n_snap}, "
-                f"n_features={n}) = {limit}"
-            )
+        _check_pca(pca, n_snap, n, pca_center)
         if path not in ("auto", "gram") and n <= 2 * n_snap:
             return None
         gram, offsets = streamed_gram(source, device=device)
@@ -717,6 +719,16 @@ def _materialize(source) -> list[np.ndarray]:
     return [out[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
+def _check_pca(pca: int, n_snap: int, n: int, center: bool) -> None:
+    limit = min(n_snap - 1 if center else n_snap, n)
+    if pca > limit:
+        what = "n_snapshots - 1" if center else "n_snapshots"
+        raise ValueError(
+            f"pca={pca} exceeds what the data allow: min({what}="
+            f"{n_snap - 1 if center else n_snap}, n_features={n}) = {limit}"
+        )
+
+
 def pca_projections_from_gram(
     gram: np.ndarray, offsets: np.ndarray, r: int, center: bool, notes: list[str]
 ) -> list[np.ndarray]:
@@ -734,10 +746,14 @@ def pca_projections_from_gram(
         g = zz - zz.mean(axis=0, keepdims=True)
         g = g - g.mean(axis=1, keepdims=True)
         g = (g + g.conj().T) / 2
-    evals, evecs = np.linalg.eigh(g)
+    n = g.shape[0]
+    if 4 * r < n:  # only the leading r eigenpairs are needed
+        evals, evecs = scipy.linalg.eigh(g, subset_by_index=[n - r, n - 1])
+    else:
+        evals, evecs = np.linalg.eigh(g)
     evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
-    if evals[0] <= 0:
-        raise ValueError("the data are constant: PCA has no direction to keep")
+    if evals[0] <= 0:  # no variance (zero or constant snapshots): zero coordinates, as fit_pca
+        return [np.zeros((b - a, r)) for a, b in zip(offsets[:-1], offsets[1:])]
     if evals[-1] < 1e-16 * evals[0]:
         notes.append(
             f"pca={r}: the last kept component has s_r/s_1 = "
