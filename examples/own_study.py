@@ -35,8 +35,11 @@ def train(job, ctx) -> None:
     x, y = data()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(job.seed))
     batches = [(x[i], y[i]) for i in order[: 60 * (job.n_records - 1)].reshape(-1, 60)]
-    torch.manual_seed(job.seed)  # the base initialization of this seed
     model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+    init = torch.Generator().manual_seed(job.seed)  # the base initialization of this seed, drawn
+    with torch.no_grad():  # from a generator of its own: jobs may run side by side on Dask
+        for p in model.parameters():
+            p.uniform_(-1 / p.shape[-1] ** 0.5, 1 / p.shape[-1] ** 0.5, generator=init)
     optimizer, lr = OPTIMIZERS[job.params["optimizer"]], job.params["lr"]
     train_replicas(model, n_replicas=job.n_replicas, eps=1e-3, seed=job.seed, batches=batches,
                    loss_fn=nn.functional.cross_entropy,

@@ -23,8 +23,10 @@ def _train(job, ctx):
     gen = torch.Generator().manual_seed(1000 + job.seed)
     x = torch.randn(24, 3, generator=gen)
     y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
-    torch.manual_seed(job.seed)
     base = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    with torch.no_grad():  # a local generator: in-process Dask workers share torch's global one
+        for p in base.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=gen))
     lr = job.params["lr"]
     opt = torch.optim.SGD if job.params["optimizer"] == "sgd" else torch.optim.Adam
     train_replicas(

@@ -168,7 +168,9 @@ class Study:
         ``train(job, context) -> dict or None``: trains the job's replicas into
         ``context.store`` as runs ``job.run_names`` (e.g. one call of
         :func:`conjugacy.torch.train_replicas` with ``run_prefix=job.key``). It must be
-        deterministic given the job (seed every random stream from ``job.seed``); a returned dict
+        deterministic given the job: seed every random stream from ``job.seed`` through
+        generators of its own (``torch.Generator``), not the global RNG, which jobs running as
+        threads of one process share. A returned dict
         (JSON types) is kept in the run report. It must be importable or picklable when the study
         runs on Dask (a module-level function is both).
     settings : mapping
@@ -496,7 +498,9 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         Start a ``LocalCluster`` of this many single-threaded workers (closed on exit).
     processes : bool
         LocalCluster workers as processes (default) or as threads of this process (faster to
-        start; fine for tests and for torch, which releases the GIL in its kernels).
+        start; fine for tests and for torch, which releases the GIL in its kernels). Threads
+        share torch's and NumPy's global random state: training functions must then draw from
+        generators of their own (they should anyway).
 
     Raises
     ------
