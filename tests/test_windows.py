@@ -54,9 +54,13 @@ def _assert_same(spec, ref, tol=1e-12):
         sv = ref.singular_values
         tol = max(tol, 100 * np.finfo(float).eps * (sv[0] / sv[ref.rank - 1]) ** 2)
     np.testing.assert_allclose(spec.eigenvalues, ref.eigenvalues, atol=tol * scale, rtol=0)
-    # the Gram path resolves residuals to ~1e-8 ||B_k|| only (README); exact data have ~0 ones
-    np.testing.assert_allclose(spec.residuals, ref.residuals, atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(spec.plain_residuals, ref.plain_residuals, atol=1e-6, rtol=1e-6)
+    # the Gram path resolves residuals to ~1e-8 ||B_k|| only (README); exact data have ~0 ones,
+    # whose noise-level values depend on the order of the Gram's sums
+    res_tol = 1e-6
+    if ref.settings["path"] == "gram" and ref.rank:
+        res_tol = max(res_tol, 1e-7 * float(ref.singular_values[0]))
+    np.testing.assert_allclose(spec.residuals, ref.residuals, atol=res_tol, rtol=1e-6)
+    np.testing.assert_allclose(spec.plain_residuals, ref.plain_residuals, atol=res_tol, rtol=1e-6)
     if ref.data_residuals is not None:
         np.testing.assert_allclose(spec.data_residuals, ref.data_residuals, atol=1e-6, rtol=1e-6)
     k = ref.rank

@@ -246,9 +246,20 @@ def delay_grams(
     lengths = np.diff(offsets)
     starts = np.concatenate([np.arange(o, o + n - delays) for o, n in zip(offsets[:-1], lengths)])
     H = np.zeros((starts.size, starts.size), dtype=gram.dtype)
-    for j in range(delays + 1):
-        idx = starts + j
-        H += gram[np.ix_(idx, idx)]
+    if len(lengths) <= 32:
+        # contiguous slices, block pair by block pair (4-5x faster than fancy-index gathers)
+        hoff = np.cumsum([0] + [int(n - delays) for n in lengths])
+        for a in range(len(lengths)):
+            oa, ha, la = int(offsets[a]), int(hoff[a]), int(lengths[a] - delays)
+            for b in range(len(lengths)):
+                ob, hb, lb = int(offsets[b]), int(hoff[b]), int(lengths[b] - delays)
+                block = H[ha : ha + la, hb : hb + lb]
+                for j in range(delays + 1):
+                    block += gram[oa + j : oa + j + la, ob + j : ob + j + lb]
+    else:
+        for j in range(delays + 1):
+            idx = starts + j
+            H += gram[np.ix_(idx, idx)]
     # Distinct snapshots of trajectory i occupy a contiguous run; X drops each run's last column
     # and Y its first.
     run_ends = np.cumsum(lengths - delays)
