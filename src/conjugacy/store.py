@@ -38,7 +38,9 @@ readable and appendable, but bit flips in them cannot be detected and a missing 
 told from an all-fill-value chunk; :meth:`TrajectoryStore.verify` says so.
 
 Only the first ``n_complete`` entries along the step axis of any array are valid: arrays may be
-longer after an interruption, and readers must ignore the rest. ``n_complete`` is written after
+longer (a writer grows them 16 chunks at a time and cuts them to ``n_complete`` when the run is
+finished or the store closed; after an interruption they stay longer), and readers must ignore
+the rest. ``n_complete`` is written after
 the data of a flush (each Zarr write is atomic: temp file + ``os.replace``), so a process killed at
 any point leaves the flushed steps intact and the store consistent. Zarr does not ``fsync``: a
 power loss (as opposed to a killed process) may lose recent writes on some file systems.

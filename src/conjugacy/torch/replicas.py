@@ -5,8 +5,8 @@ A replica is a copy of the base model whose every parameter is ``W0 * (1 + eps *
 parameters that start at zero stay at zero). :func:`train_replicas` trains all replicas on the
 identical batch sequence and records each as one run of a trajectory store.
 
-Two paths give the same trajectories (up to floating-point reassociation in batched matrix
-products; the tests check it):
+Two paths give the same trajectories up to floating-point reassociation in the batched matrix
+products (see "Agreement of the two paths" in :func:`train_replicas`):
 
 * sequential: one replica after another, plain ``nn.Module`` training;
 * vectorised: the replicas' parameters stacked (``torch.func.stack_module_state``), one forward
@@ -259,6 +259,22 @@ def train_replicas(
     Record 0 is the initial state; record ``t`` the state after ``t`` optimizer steps. The ``loss``
     stored at step ``t`` is the minibatch loss computed in step ``t`` (before that update); NaN at
     step 0. Each run's metadata holds ``batch_order_sha256``, a digest of every batch consumed.
+
+    Recording: the vectorised path records all replicas from the stacked tensors at once
+    (:class:`~conjugacy.torch.recorder.StackedRecorder`: one copy per parameter per step, one
+    :meth:`~conjugacy.store.TrajectoryStore.append_many` per chunk for all runs); neither path
+    reads store metadata while training.
+
+    Agreement of the two paths: the vectorised and the sequential path compute the same
+    arithmetic with the matrix products batched differently, so they agree to rounding per step,
+    and training amplifies rounding differences. In float64 they agree to ~1e-12 over short runs
+    (tested). In float32 the difference can grow to the size of the replicas' own spread: it was
+    measured at 2.7e-2 after 1,000 steps of the FCN job (784-40-10, 10 replicas, SGD lr 0.1,
+    replica spread 8.3e-2, on a many-core machine with torch's default threads); with one torch
+    thread on a 2-core x86 machine the two paths were bit-identical in both dtypes
+    (``benchmarks/bench_recording.py --drift``). Do not compare float32 replicas trained on
+    different paths (or thread counts) as if they were the same run; within one path the
+    replicas share all rounding.
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
