@@ -374,3 +374,16 @@ def test_file_names_with_brackets_are_printed_verbatim(tmp_path, monkeypatch):
     assert f"Saved: {folder / 's.npz'}" in text
     result = invoke("compare", folder / "s.npz", folder / "s.npz")
     assert result.exit_code == 0 and "[run]/s.npz (1 eigenvalues)" in result.output
+
+
+def test_bad_options_and_missing_arguments_are_one_line_exit_2():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "conjugacy"
+    for args in (["--bogus"], ["spectrum", "--delays", "-1", "x.npy"], ["compare", "a.npz"]):
+        res = subprocess.run([str(exe), *args], capture_output=True, text=True)
+        assert res.returncode == 2, (args, res.stderr)
+        lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "--help" in lines[0], lines

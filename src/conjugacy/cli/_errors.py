@@ -15,6 +15,7 @@ through it, under the console script as under Typer's ``CliRunner``:
 
 from __future__ import annotations
 
+import sys
 from typing import Any, NoReturn
 
 import click
@@ -82,3 +83,42 @@ class ErrorHandlingGroup(TyperGroup):
                 message = f"{filename}: {message}"
             _print_error(message or type(exc).__name__)
             raise typer.Exit(code=2) from None
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the command line; a bad option or argument (a Click usage error) is one
+        ``error:`` line naming the option and pointing to ``--help``, with exit status 2, like
+        every other user error (Click would print a usage box)."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except _USAGE_ERRORS as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "conjugacy"
+            _print_error(f"{exc.format_message()} (see `{where} --help`)")
+            sys.exit(2)
+        except _CLICK_ERRORS as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except _ABORTS:
+            _print_error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    # Typer >= 0.25 vendors its own copy of Click (typer._click); catch both copies' classes.
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+_USAGE_ERRORS = _click_classes("UsageError")
+_CLICK_ERRORS = _click_classes("ClickException")
+_ABORTS = _click_classes("Abort")
