@@ -270,11 +270,11 @@ def train_replicas(
     and training amplifies rounding differences. In float64 they agree to ~1e-12 over short runs
     (tested). In float32 the difference can grow to the size of the replicas' own spread: it was
     measured at 2.7e-2 after 1,000 steps of the FCN job (784-40-10, 10 replicas, SGD lr 0.1,
-    replica spread 8.3e-2, on a many-core machine with torch's default threads); with one torch
-    thread on a 2-core x86 machine the two paths were bit-identical in both dtypes
-    (``benchmarks/bench_recording.py --drift``). Do not compare float32 replicas trained on
-    different paths (or thread counts) as if they were the same run; within one path the
-    replicas share all rounding.
+    replica spread 8.3e-2, on a many-core machine with torch's default threads); on a 2-core x86
+    machine (spread 5.1e-2) they were bit-identical with one torch thread in both dtypes and
+    6.0e-7 apart in float32 with two threads (``benchmarks/bench_recording.py --drift``). Do
+    not compare float32 replicas trained on different paths (or thread counts) as if they were
+    the same run; within one path the replicas share all rounding.
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
