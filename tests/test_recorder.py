@@ -117,8 +117,14 @@ def test_record_validates_steps(tmp_path):
 def test_existing_run_refused_without_resume(tmp_path):
     with Recorder(tmp_path / "s", "run", mlp()) as rec:
         rec.record(0)
-    with pytest.raises(StoreError, match="already exists.*resume=True"):
+    with pytest.raises(StoreError, match="already exists.*resume=True with checkpoint=PATH"):
         Recorder(tmp_path / "s", "run", mlp())
+    # resuming without a checkpoint is allowed (the caller restored the model) but said loudly:
+    # otherwise a fresh model would silently continue the recorded trajectory
+    from conjugacy.torch.recorder import ResumeWithoutCheckpointWarning
+
+    with pytest.warns(ResumeWithoutCheckpointWarning, match="after step 0 without a checkpoint"):
+        Recorder(tmp_path / "s", "run", mlp(), resume=True).close()
 
 
 def test_exception_keeps_recorded_steps(tmp_path, digits):

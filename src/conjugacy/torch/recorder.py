@@ -29,6 +29,7 @@ import glob
 import os
 import platform
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ import torch
 from torch import nn
 
 from ..store import StoreError, TrajectoryStore, select_names
+
+
+class ResumeWithoutCheckpointWarning(UserWarning):
+    """A run is resumed without a checkpoint: the caller must have restored the model itself."""
 
 try:
     import fcntl
@@ -345,8 +350,9 @@ class Recorder:
         if self.run in self.store.runs():
             if not resume:
                 raise StoreError(
-                    f"run {self.run!r} already exists in store {str(self.store.path)!r}; pass "
-                    "resume=True to continue it, or choose another run name"
+                    f"run {self.run!r} already exists in store {str(self.store.path)!r}; to "
+                    "continue it pass resume=True with checkpoint=PATH (the model and optimizer "
+                    "are restored from it), or choose another run name or store"
                 )
             info = self.store.run_info(self.run)
             have = {n: (tuple(v["shape"]), np.dtype(v["dtype"])) for n, v in
@@ -367,6 +373,15 @@ class Recorder:
             if n:
                 self.last_step = int(self.store.steps(self.run)[n - 1])
                 self.resumed_from = self.last_step
+                if self.checkpoint is None:
+                    warnings.warn(
+                        f"resuming run {self.run!r} after step {self.last_step} without a "
+                        "checkpoint: the model and optimizer must already be at that step (restore "
+                        "them yourself), or the recorded trajectory joins two different ones; "
+                        "pass checkpoint=PATH to have them restored",
+                        ResumeWithoutCheckpointWarning,
+                        stacklevel=4,
+                    )
         else:
             meta = {
                 "model_class": type(self.model).__name__,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from torch import nn
 from ..store import StoreError, TrajectoryStore
 from .recorder import (
     Recorder,
+    ResumeWithoutCheckpointWarning,
     StackedRecorder,
     describe_optimizer,
     load_checkpoint,
@@ -463,11 +465,14 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
         for n in names:
             if n in existing:
                 st.delete_run(n)  # written before any checkpoint: start it again
-    recs = [
-        Recorder(st, n, v, params, every=every, chunk_steps=chunk_steps,
-                 metadata=_replica_meta(base_meta, i, True, opt), resume=start is not None)
-        for i, (n, v) in enumerate(zip(names, views))
-    ]
+    with warnings.catch_warnings():
+        # the stacked state was restored above from the vectorised checkpoint
+        warnings.simplefilter("ignore", ResumeWithoutCheckpointWarning)
+        recs = [
+            Recorder(st, n, v, params, every=every, chunk_steps=chunk_steps,
+                     metadata=_replica_meta(base_meta, i, True, opt), resume=start is not None)
+            for i, (n, v) in enumerate(zip(names, views))
+        ]
     # All replicas recorded from the stacked tensors at once, a chunk of all runs per write; the
     # per-replica recorders created (or resumed) the runs and close them.
     rec = StackedRecorder(recs, stacked)
