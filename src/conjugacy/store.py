@@ -485,7 +485,8 @@ class TrajectoryStore:
         if not (p / "zarr.json").is_file():
             raise StoreError(
                 f"{str(p)!r} is not a conjugacy trajectory store (no zarr.json); "
-                "pass an empty or new directory to create one"
+                + ("give the folder a Recorder or TrajectoryStore.open(..., 'w') wrote"
+                   if mode == "r" else "pass an empty or new directory to create one")
             )
         try:
             root = zarr.open_group(str(p), mode=mode, zarr_format=3, use_consolidated=False)
