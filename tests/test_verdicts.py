@@ -369,3 +369,21 @@ def test_float32_rank_rule_does_not_grow_with_the_number_of_observables():
     spec = koopman_spectrum(data, delays=8)
     assert spec.rank == 3
     assert match_error(spec.eigenvalues, lam) < 1e-3
+
+
+def test_small_frictions_of_the_record(tmp_path):
+    # filtered(n=1) when the best eigenpair is a conjugate pair keeps the pair (never empty)
+    t = np.arange(40)
+    rot = np.stack([0.95**t * np.cos(0.5 * t), 0.95**t * np.sin(0.5 * t)], axis=1)
+    C = np.random.default_rng(1).standard_normal((2, 6))
+    data = np.stack([rot * a for a in (1.0, 0.7, 1.3)]) @ C
+    data = data + 0.01 * np.random.default_rng(2).standard_normal(data.shape)
+    spec = koopman_spectrum(data, delays=2, rank=4)
+    best = spec.eigenvalues[np.argmin(spec.data_residuals)]
+    assert abs(best.imag) > 0
+    one = spec.filtered(n=1)
+    assert len(one) == 2 and one.settings["filter"]["kept_pair_for_n"]
+    with pytest.raises(ValueError, match="dt"):
+        spec.frequency(0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        spec.save(tmp_path / "missing" / "s.npz")

@@ -49,6 +49,10 @@ FORMAT_VERSION = 1
 DEFAULT_FILTER = {"rule": "default", "max_residual": 0.1, "relative": 2.0}
 
 
+def _check_dt(dt: Any) -> float:
+    return check_positive_float(dt, "dt")
+
+
 def _pair_partner(eigenvalues: np.ndarray) -> np.ndarray:
     """Index of each eigenvalue's complex-conjugate partner (itself when real or unpaired)."""
     lam = eigenvalues
@@ -234,6 +238,11 @@ class Spectrum:
                 keep &= group_res <= max_residual
             if n is not None:
                 keep &= _smallest_groups(self.eigenvalues, group_res, n)
+                if not keep.any() and max_residual is None and res.size:
+                    # n = 1 and the best eigenpair is a conjugate pair: keep the pair rather than
+                    # return nothing (a pair is never split)
+                    keep = _smallest_groups(self.eigenvalues, group_res, 2)
+                    rule["kept_pair_for_n"] = True
         rule.update(
             fit_rank=int(self.settings.get("filter", {}).get("fit_rank", self.rank)),
             n_before=int(res.size),
@@ -279,15 +288,17 @@ class Spectrum:
     def frequency(self, dt: float = 1.0) -> np.ndarray:
         """Oscillation frequency ``arg(lambda) / (2 pi dt)`` in cycles per unit time (per step
         when ``dt = 1``), in (-1/(2 dt), 1/(2 dt)]."""
-        return np.angle(self.eigenvalues) / (2 * np.pi * dt)
+        return np.angle(self.eigenvalues) / (2 * np.pi * _check_dt(dt))
 
     def growth_rate(self, dt: float = 1.0) -> np.ndarray:
         """Continuous-time growth rate ``log|lambda| / dt`` (per unit time); ``-inf`` for 0."""
+        dt = _check_dt(dt)
         with np.errstate(divide="ignore"):
             return np.log(np.abs(self.eigenvalues)) / dt
 
     def continuous_time(self, dt: float = 1.0) -> np.ndarray:
         """Continuous-time eigenvalues ``log(lambda) / dt`` (complex)."""
+        dt = _check_dt(dt)
         with np.errstate(divide="ignore"):
             return np.log(self.eigenvalues.astype(complex)) / dt
 
