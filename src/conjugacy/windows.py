@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_numeric_array, check_int
+from ._checks import check_positive_float as _positive
 from .compare import EquivalenceClasses, distance_matrix, equivalence_classes
 from .dmd import dmd_from_gram
 from .observables import DelayOperator, delay_grams
@@ -482,11 +483,3 @@ def find_transitions(
     )
 
 
-def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return value
