@@ -387,3 +387,45 @@ def test_bad_options_and_missing_arguments_are_one_line_exit_2():
         assert res.returncode == 2, (args, res.stderr)
         lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and "--help" in lines[0], lines
+
+
+def _seed_spectra(tmp_path, shift, n, prefix):
+    import numpy as np
+
+    from conjugacy import koopman_spectrum
+
+    lam = np.array([0.95, 0.8, 0.6]) - shift
+    C = np.random.default_rng(0).standard_normal((3, 12))
+    paths = []
+    for i in range(n):
+        r = np.random.default_rng(100 * (shift > 0) + i)
+        x = (r.standard_normal((6, 1, 3)) * lam ** np.arange(40)[None, :, None]) @ C
+        x = x + 0.005 * np.abs(x).mean() * r.standard_normal(x.shape)
+        paths.append(str(koopman_spectrum(x, delays=3, rank=6).save(tmp_path / f"{prefix}{i}.npz")))
+    return paths
+
+
+def test_compare_and_test_print_verdicts_and_caveats(tmp_path):
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    a = _seed_spectra(tmp_path, 0.0, 4, "a")
+    b = _seed_spectra(tmp_path, 0.05, 4, "b")
+    runner = CliRunner()
+    res = runner.invoke(app, ["compare", a[0], b[0]])
+    assert res.exit_code == 0, res.output
+    assert "No verdict from one spectrum each" in res.output and "filtered" in res.output
+    args = ["test", *a]
+    for x in b:
+        args += ["--vs", x]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "verdict: not conjugate" in res.output and "p = 0.0286" in res.output
+    args = ["test", *a[:3]]
+    for x in b[:3]:
+        args += ["--vs", x]
+    res = runner.invoke(app, args)
+    assert "verdict: undecided" in res.output and "add seeds" in res.output
+    res = runner.invoke(app, ["test", a[0], "--vs", b[0]])
+    assert res.exit_code == 2 and "at least 2 spectra per condition" in res.output

@@ -295,24 +295,138 @@ def compare(
     a: Annotated[Path, typer.Argument(help="A spectrum saved by `conjugacy spectrum` (.npz).")],
     b: Annotated[Path, typer.Argument(help="Another saved spectrum.")],
     p: Annotated[float, typer.Option("--p", min=1.0, help="Order of the Wasserstein distance.")] = 1.0,
+    filtered: Annotated[
+        bool,
+        typer.Option("--filtered/--all", help="Compare the eigenpairs the data support "
+                     "(Spectrum.filtered(), the default) or all eigenvalues."),
+    ] = True,
 ) -> None:
     """Wasserstein distance between two saved spectra (and the semi-conjugacy distance when
-    their sizes differ)."""
+    their sizes differ), with the caveats that decide how to read it.
+
+    One spectrum per condition cannot say whether a distance exceeds run-to-run noise: for a
+    verdict, fit one spectrum per independent seed and use `conjugacy test` (or `conjugacy
+    analyze` on a store)."""
     from ..compare import semiconjugacy_distance, wasserstein
     from ..spectrum import Spectrum
 
     console = Console()
     # a SpectrumFileError names the file, what is wrong and the fix: exit 2 (see _errors)
     sa, sb = Spectrum.load(a), Spectrum.load(b)
-    dist = wasserstein(sa, sb, p=p)
+    all_dist = wasserstein(sa, sb, p=p)
+    caveats = _settings_caveats([sa, sb], ["A", "B"])
+    if filtered:
+        sa, sb = _filtered(sa, a, caveats), _filtered(sb, b, caveats)
+    dist = wasserstein(sa, sb, p=p) if filtered else all_dist
     table = Table(title="Spectrum comparison", title_justify="left")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("A", f"{escape(str(a))} ({len(sa)} eigenvalues)")
     table.add_row("B", f"{escape(str(b))} ({len(sb)} eigenvalues)")
-    table.add_row(f"Wasserstein W_{p:g}", f"{dist:.6g}")
+    table.add_row(f"Wasserstein W_{p:g} ({'filtered' if filtered else 'all eigenvalues'})",
+                  f"{dist:.6g}")
+    if filtered:
+        table.add_row(f"Wasserstein W_{p:g} (all eigenvalues)", f"{all_dist:.6g}")
     if len(sa) != len(sb):
         small, large = (sa, sb) if len(sa) < len(sb) else (sb, sa)
         label = "A in B" if small is sa else "B in A"
         table.add_row(f"semi-conjugacy ({label})", f"{semiconjugacy_distance(small, large, p=p):.6g}")
+        caveats.append(
+            f"the spectra have {len(sa)} and {len(sb)} eigenvalues: part of the distance may come "
+            "from that (compare spectra fitted alike; the semi-conjugacy distance asks whether "
+            "one is a subset of the other)"
+        )
     console.print(table)
+    console = Console(soft_wrap=True)
+    console.print(
+        f"W_{p:g} = {dist:.4g} between A and B. No verdict from one spectrum each: whether this "
+        "exceeds run-to-run noise needs spectra of independent seeds (`conjugacy test a1.npz "
+        "a2.npz a3.npz --vs b1.npz --vs b2.npz --vs b3.npz`, or `conjugacy analyze STORE`).",
+        highlight=False,
+    )
+    for c in caveats:
+        console.print(f"[yellow]caveat:[/yellow] {escape(c)}", highlight=False)
+
+
+_COMPARED_SETTINGS = ("delays", "rank_requested", "pca", "pca_center", "scale", "n_features")
+
+
+def _settings_caveats(spectra: list[Any], labels: list[str]) -> list[str]:
+    """Settings that differ between spectra (then the distance partly measures the settings)."""
+    out = []
+    for key in _COMPARED_SETTINGS + ("method",):
+        values = [sp.method if key == "method" else sp.settings.get(key) for sp in spectra]
+        if len({repr(v) for v in values}) > 1:
+            pairs = ", ".join(f"{lab}: {v}" for lab, v in zip(labels, values))
+            out.append(f"{key} differs ({pairs}): the distance partly measures the settings")
+    for sp, lab in zip(spectra, labels):
+        if sp.settings.get("rank_reduced"):
+            out.append(f"{lab}: the rank was reduced to the data's numerical rank ({sp.rank})")
+    return out
+
+
+def _filtered(spec: Any, path: Path, caveats: list[str]) -> Any:
+    if spec.data_residuals is None:
+        caveats.append(f"{path} has no data residuals (an older file): compared unfiltered")
+        return spec
+    if "filter" in spec.settings:
+        return spec  # filtered already, by its maker's rule
+    return spec.filtered()
+
+
+@app.command()
+def test(
+    a: Annotated[list[Path], typer.Argument(help="Spectra of condition A, one per independent "
+                                            "seed (.npz files saved by `conjugacy spectrum`).")],
+    vs: Annotated[list[Path], typer.Option("--vs", help="A spectrum of condition B (repeat the "
+                                           "option for each seed).")],
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0,
+                                         help="Significance level of the verdict.")] = 0.05,
+    filtered: Annotated[bool, typer.Option("--filtered/--all", help="Test the filtered "
+                                           "spectra (default) or all eigenvalues.")] = True,
+    permutations: Annotated[int, typer.Option("--permutations", min=1,
+                                              help="Random relabelings when the exact "
+                                              "enumeration is larger.")] = 999,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the relabelings.")] = 0,
+) -> None:
+    """Are conditions A and B conjugate? Permutation test on spectra of independent seeds
+    (`conjugacy.conjugacy_test`), with its verdict, effect size and the smallest p-value the
+    numbers of seeds allow."""
+    from ..spectrum import Spectrum
+    from ..stats import conjugacy_test
+
+    if len(a) < 2 or len(vs) < 2:
+        raise UserError(
+            f"conjugacy test needs at least 2 spectra per condition (got {len(a)} and {len(vs)}): "
+            "one per independent seed, e.g. `conjugacy test a1.npz a2.npz a3.npz --vs b1.npz "
+            "--vs b2.npz --vs b3.npz`"
+        )
+    group_a = [Spectrum.load(x) for x in a]
+    group_b = [Spectrum.load(x) for x in vs]
+    caveats = _settings_caveats(group_a + group_b,
+                                [f"A{i + 1}" for i in range(len(a))]
+                                + [f"B{i + 1}" for i in range(len(vs))])
+    if filtered:
+        group_a = [_filtered(sp, x, caveats) for sp, x in zip(group_a, a)]
+        group_b = [_filtered(sp, x, caveats) for sp, x in zip(group_b, vs)]
+    res = conjugacy_test(group_a, group_b, n_permutations=permutations, seed=seed)
+    if res.pvalue < alpha:
+        verdict = "not conjugate"
+    elif res.min_pvalue >= alpha:
+        verdict = "undecided"
+        caveats.append(
+            f"{len(a)} vs {len(vs)} seeds cannot give p < {alpha:g} (smallest attainable p = "
+            f"{res.min_pvalue:.3g}): add seeds"
+        )
+    else:
+        verdict = "no evidence of a difference (consistent with conjugate)"
+    console = Console(soft_wrap=True)  # the verdict stays one line, whatever the terminal
+    console.print(
+        f"verdict: {verdict}. p = {res.pvalue:.3g} (smallest attainable {res.min_pvalue:.3g}, "
+        f"alpha {alpha:g}), effect size {res.effect_size:.3g} (between-condition minus "
+        f"within-condition W1, in units of the within-condition distance), {len(a)} vs "
+        f"{len(vs)} seeds, {'filtered' if filtered else 'all eigenvalues'}.",
+        highlight=False,
+    )
+    for c in caveats:
+        console.print(f"[yellow]caveat:[/yellow] {escape(c)}", highlight=False)
