@@ -40,6 +40,9 @@ def test_reproduce_optimizers_prints_the_summary(tan_out):
     out, output = tan_out
     for text in ("OMD-OGD", "OMD-BM", "OGD-BM", "not conjugate", "Verdict rule", "results.json"):
         assert text in output
+    flat = " ".join(output.split())
+    assert "claim: OMD and OGD are conjugate -- holds" in flat
+    assert "claim: bisection is not conjugate to OMD or OGD -- holds" in flat
     assert str(out) in output.replace("\n", "")  # where the figures are
 
 
@@ -429,3 +432,34 @@ def test_compare_and_test_print_verdicts_and_caveats(tmp_path):
     assert "verdict: undecided" in res.output and "add seeds" in res.output
     res = runner.invoke(app, ["test", a[0], "--vs", b[0]])
     assert res.exit_code == 2 and "at least 2 spectra per condition" in res.output
+
+
+
+def test_fcn_and_grokking_claim_lines():
+    from types import SimpleNamespace
+
+    from conjugacy.cli.deep import fcn_claims, grokking_claims
+    from conjugacy.experiments.grokking import unit_circle_counts
+
+    comparison = {
+        "verdict_uses": "filtered",
+        "filtered": {"distances": {"h5-h40": {"mean": 0.014}, "h10-h40": {"mean": 0.013}},
+                     "between_seeds": {"h40": {"min": 0.01}}},
+        "verdicts": {"h5-h40": {"verdict": "not conjugate", "pvalue": 0.002}},
+    }
+    lines = fcn_claims(comparison)
+    assert len(lines) == 3 and all("holds" in ln and "not hold" not in ln for ln in lines)
+    comparison["filtered"]["distances"]["h10-h40"]["mean"] = 0.02
+    assert "does not hold" in fcn_claims(comparison)[1]
+    tol = 0.002
+    result = SimpleNamespace(
+        comparison={"verdict_uses": "filtered", "verdicts": {"fig5": {"verdict": "not conjugate",
+                                                                    "pvalue": 0.03}}},
+        unit_circle={"filtered": {
+            "unconstrained": [unit_circle_counts([1.01 + 0.1j, 1.01 - 0.1j, 0.5], tol)],
+            "constrained": [unit_circle_counts([0.995 + 0.1j, 0.995 - 0.1j, 0.5], tol)],
+        }},
+    )
+    lines = grokking_claims(result)
+    assert len(lines) == 3
+    assert "holds" in lines[0] and "1 of 1 seeds" in lines[1] and "holds" in lines[2]

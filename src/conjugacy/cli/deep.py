@@ -97,6 +97,8 @@ def _print_fcn(summary: dict[str, Any], out: Path) -> None:
         console.print(f"KS {key}: D = {ks['statistic']:.3f}, p = {ks['pvalue']:.3g}")
     for key, v in comparison["verdicts"].items():
         console.print(f"verdict {key}: {v['verdict']} (p = {v['pvalue']}, {v['uses']} spectra)")
+    for line in fcn_claims(comparison):
+        console.print(line, highlight=False)
     t = summary["timing_seconds"]
     console.print(
         f"wall time {t['total']:.1f} s (training {t['training']:.1f} s, "
@@ -328,5 +330,62 @@ def _print_grokking(result: Any, out: Path) -> None:
             )
     for name, v in comparison.get("verdicts", {}).items():
         console.print(f"verdict {name}: {v['verdict']} ({v['uses']} spectra)")
+    for line in grokking_claims(result):
+        console.print(line, highlight=False)
     wall = getattr(result, "wall_time_s", None)
     console.print((f"wall time {wall:.1f} s; " if wall is not None else "") + f"results in {out}")
+
+
+def _word(ok: bool | None) -> str:
+    return {True: "[green]holds[/green]", False: "[red]does not hold[/red]",
+            None: "[yellow]not tested[/yellow]"}[ok]
+
+
+def fcn_claims(comparison: dict[str, Any]) -> list[str]:
+    """The paper's claims about fig. 3, one line each, from the verdicts' spectra."""
+    cmp = comparison.get(comparison.get("verdict_uses", "filtered")) or {}
+
+    def keyed(d: dict[str, Any]) -> dict[str, Any]:  # "h5-h40" -> "5-40"
+        return {k.replace("h", ""): v for k, v in d.items()}
+
+    dist = keyed(cmp.get("distances", {}))
+    verdicts = keyed(comparison.get("verdicts", {}))
+    out = []
+    v = verdicts.get("5-40")
+    if v is not None:
+        out.append(f"claim: h = 5 and h = 40 are not conjugate -- "
+                   f"{_word(v['verdict'] == 'not conjugate')} ({v['verdict']}, p = {v['pvalue']})")
+    if "10-40" in dist and "5-40" in dist:
+        a, b = dist["10-40"]["mean"], dist["5-40"]["mean"]
+        out.append(f"claim: h = 10 is closer to h = 40 than h = 5 is -- {_word(a < b)} "
+                   f"(W1 {a:.4g} vs {b:.4g})")
+    between = cmp.get("between_seeds", {}).get("40") or cmp.get("between_seeds", {}).get("h40")
+    if between is not None and "5-40" in dist:
+        ok = between["min"] < dist["5-40"]["mean"]
+        out.append(f"claim: seeds of h = 40 can be conjugate (closer than h = 5 to h = 40) -- "
+                   f"{_word(ok)} (closest seeds {between['min']:.4g})")
+    return out
+
+
+def grokking_claims(result: Any) -> list[str]:
+    """The paper's claims about fig. 5, one line each: not conjugate; a complex pair outside the
+    unit circle when unconstrained, on it when constrained (at the study's tolerance)."""
+    comparison = getattr(result, "comparison", None) or {}
+    out = []
+    v = comparison.get("verdicts", {}).get("fig5")
+    if v is not None:
+        out.append(f"claim: the two regimes are not conjugate -- "
+                   f"{_word(v['verdict'] == 'not conjugate')} ({v['verdict']}, p = {v.get('pvalue')})")
+    circle = (getattr(result, "unit_circle", None) or {}).get(comparison.get("verdict_uses",
+                                                                              "filtered"))
+    if circle and "unconstrained" in circle and "constrained" in circle:
+        unc, con = circle["unconstrained"], circle["constrained"]
+        n_out = sum(c.complex_outside > 0 for c in unc)
+        n_on = sum(c.complex_on > 0 and c.complex_outside == 0 for c in con)
+        tol = unc[0].tol if unc else float("nan")
+        out.append(f"claim: unconstrained has a complex pair outside the unit circle -- "
+                   f"{_word(n_out == len(unc))} ({n_out} of {len(unc)} seeds, tolerance {tol:g})")
+        out.append(f"claim: constrained has a complex pair on the unit circle (none outside) -- "
+                   f"{_word(n_on == len(con))} ({n_on} of {len(con)} seeds)")
+    return out
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -110,6 +110,8 @@ def optimizers(
             "[green]conjugate[/green]" if ok else "[red]not conjugate[/red]",
         )
     console.print(table)
+    for line in optimizer_claims(results):
+        console.print(line, highlight=False)
     console.print(f"Verdict rule: {VERDICT_RULE} (alpha = {config.alpha}); verdicts use the "
                   f"{results.comparison['verdict_uses']} spectra.")
     console.print(
@@ -130,3 +132,24 @@ def optimizers(
     console.print(f"Results: {written['results'][0]}")
     console.print(f"Trajectories: {written['trajectories'][0]}")
     console.print("Figures (.png and .svg): " + ", ".join(str(p) for p in figures))
+
+
+def optimizer_claims(results: Any) -> list[str]:
+    """The paper's claims about fig. 2 / S1, one line each: holds or does not hold, with numbers
+    (the same permutation-test verdicts as the table)."""
+    def word(ok: bool) -> str:
+        return "[green]holds[/green]" if ok else "[red]does not hold[/red]"
+
+    out = []
+    if "omd-ogd" in results.conjugate:
+        ok = bool(results.conjugate["omd-ogd"])
+        out.append(f"claim: OMD and OGD are conjugate -- {word(ok)} (W1 "
+                   f"{results.wasserstein['omd-ogd']:.4f}, p = {results.pvalues['omd-ogd']:.3f})")
+    bm = [k for k in results.conjugate if "bm" in k]
+    if bm:
+        ok = all(not results.conjugate[k] for k in bm)
+        nums = ", ".join(f"{k.upper()} W1 {results.wasserstein[k]:.3f} p = {results.pvalues[k]:.3f}"
+                         for k in bm)
+        out.append(f"claim: bisection is not conjugate to OMD or OGD -- {word(ok)} ({nums})")
+    return out
+
