@@ -73,3 +73,12 @@ def test_cli_spectrum_streams_a_store(tmp_path):
     spec = Spectrum.load(out)
     assert spec.settings["path"] == "gram (streamed)" and spec.modes is None
     assert len(spec) == 6
+
+
+def test_store_source_takes_run_globs(tmp_path):
+    _record(tmp_path / "s.zarr", lengths=(20, 20, 20))
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        assert store.source(runs="r*").runs == ["r0", "r1", "r2"]
+        assert store.source(runs=["r2", "r[01]"]).runs == ["r2", "r0", "r1"]
+        with pytest.raises(StoreError, match="matches no run"):
+            store.source(runs="x*")

@@ -1135,11 +1135,23 @@ class TrajectoryStore:
             if not names:
                 raise StoreError(f"store {str(self._path)!r} holds no runs")
             return names
-        if isinstance(runs, str):
-            return [runs]
-        names = list(runs)
-        if not names:
+        patterns = [runs] if isinstance(runs, str) else list(runs)
+        if not patterns:
             raise StoreError("runs is an empty list; give run names or None for all runs")
+        names: list[str] = []
+        available = None
+        for pat in patterns:
+            if isinstance(pat, str) and any(c in pat for c in "*?["):
+                available = self.runs() if available is None else available
+                hits = [r for r in available if fnmatch.fnmatchcase(r, pat)]
+                if not hits:
+                    raise StoreError(
+                        f"run selection {pat!r} matches no run of store {str(self._path)!r}; "
+                        f"runs: {', '.join(available[:20])}{' ...' if len(available) > 20 else ''}"
+                    )
+                names += [r for r in hits if r not in names]
+            elif pat not in names:
+                names.append(pat)
         return names
 
     def read(

@@ -233,7 +233,7 @@ def spectrum(
     ] = None,
     runs: Annotated[
         list[str] | None,
-        typer.Option("--runs", help="Store only: run name to read (repeat for several; default all)."),
+        typer.Option("--runs", help="Store only: run name or glob (repeat; default all)."),
     ] = None,
     modes: Annotated[
         bool | None,
