@@ -82,3 +82,16 @@ def test_store_source_takes_run_globs(tmp_path):
         assert store.source(runs=["r2", "r[01]"]).runs == ["r2", "r0", "r1"]
         with pytest.raises(StoreError, match="matches no run"):
             store.source(runs="x*")
+
+
+def test_nan_in_a_store_names_the_run_and_step(tmp_path):
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as store:
+        for i in range(2):
+            w = np.cumsum(np.random.default_rng(i).standard_normal((20, 500)), axis=0)
+            if i == 1:
+                w[7, 3] = np.nan
+            store.create_run(f"b{i}", {"w": ((500,), np.float64)}, chunk_steps=8)
+            store.append(f"b{i}", np.arange(20), {"w": w})
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        with pytest.raises(ValueError, match=r"run 'b1', .* step 7, feature 3"):
+            koopman_spectrum(store.source(), delays=1, rank=4)

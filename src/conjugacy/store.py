@@ -1708,6 +1708,7 @@ class StoreSource:
         self.runs = runs
         self._layout = layout
         self.name = f"store {str(store.path)!r}"
+        self.labels = [f"run {r!r}" for r in runs]  # named in NaN errors
         self._groups = [store._run(r) for r in runs]
         self.lengths = [int(g.attrs["n_complete"]) for g in self._groups]
         self.n_features = int(sum(math.prod(shape) for _, (shape, _) in layout))

@@ -51,12 +51,15 @@ class FeatureBlockSource(Protocol):
         ...
 
 
-def _check_block(z: np.ndarray, name: str, offsets: np.ndarray, features: slice) -> None:
+def _check_block(
+    z: np.ndarray, name: str, offsets: np.ndarray, features: slice, labels: Any = None
+) -> None:
     if not np.isfinite(z).all():
         row, col = (int(v) for v in np.argwhere(~np.isfinite(z))[0])
         traj = int(np.searchsorted(offsets, row, side="right") - 1)
+        where = f"{name}[{traj}]" if labels is None else f"{name}, {labels[traj]},"
         raise ValueError(
-            f"{name}[{traj}] holds a non-finite value (NaN or Inf) at step {row - offsets[traj]}, "
+            f"{where} holds a non-finite value (NaN or Inf) at step {row - offsets[traj]}, "
             f"feature {features.start + col}; clean or drop that trajectory"
         )
 
@@ -271,7 +274,7 @@ def streamed_gram(
     if source_nbytes(source) >= PREFETCH_BYTES:
         blocks = _prefetched(blocks)
     for features, z in blocks:
-        _check_block(z, source.name, offsets, features)
+        _check_block(z, source.name, offsets, features, getattr(source, "labels", None))
         if device is not None:
             zt = torch.from_numpy(z).to(device)
             acc += (zt.conj() if source.complex else zt) @ zt.T
