@@ -33,8 +33,9 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 def train(job, ctx) -> None:
     """One job: the replicas of one optimizer and seed, into the job's own store."""
     x, y = data()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(job.seed))
-    batches = [(x[i], y[i]) for i in order[: 60 * (job.n_records - 1)].reshape(-1, 60)]
+    g, n = torch.Generator().manual_seed(job.seed), 60 * (job.n_records - 1)
+    order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-n // len(x)))])
+    batches = [(x[i], y[i]) for i in order[:n].reshape(-1, 60)]  # epochs as needed
     model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
     init = torch.Generator().manual_seed(job.seed)  # the base initialization of this seed, drawn
     with torch.no_grad():  # from a generator of its own: jobs may run side by side on Dask

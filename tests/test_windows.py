@@ -279,3 +279,17 @@ def test_find_transitions_bad_input(kwargs, exc, match):
         find_transitions(np.zeros((1, 1)))
     with pytest.raises(ValueError, match="symmetric"):
         find_transitions(np.array([[0.0, 1.0], [2.0, 0.0]]))
+
+
+def test_two_windows_warn_that_the_median_rule_cannot_fire():
+    import warnings as _w
+
+    from conjugacy import find_transitions
+
+    d = np.array([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.warns(UserWarning, match="too few for the median rule"):
+        res = find_transitions(d)
+    assert len(res.change_points) == 0
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        assert list(find_transitions(d, threshold=0.5).change_points) == [0]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -466,6 +467,15 @@ def find_transitions(
         med = float(np.median(steps))
         t = factor * med
         rule = f"{factor:g} x median distance between consecutive windows ({med:.6g})"
+        if len(steps) < 3:
+            warnings.warn(
+                f"find_transitions: {len(steps) + 1} windows give {len(steps)} consecutive "
+                "distance(s), too few for the median rule to flag a change (it compares each "
+                "step with the median of the steps); pass threshold= or noise_floor= (e.g. the "
+                "distance between seeds)",
+                UserWarning,
+                stacklevel=2,
+            )
     if t < atol:
         t = atol
         rule += f"; raised to atol = {atol:g}"
