@@ -12,7 +12,7 @@ the files evicted from the page cache first (``posix_fadvise(DONTNEED)``):
 * a sequential read of the same files in 16 MiB pieces (the I/O baseline, same conditions).
 
 It reports bytes read from storage (``/proc/self/io`` read_bytes), wall time, the ratio of the
-spectrum's time to the sequential read's, and the peak resident memory (``ru_maxrss``). Finally it
+spectrum's time to the sequential read's, and the peak resident memory (``VmHWM``). Finally it
 checks the streamed eigenvalues against an in-memory computation on a subset of the features.
 """
 
@@ -31,11 +31,16 @@ from pathlib import Path
 import numpy as np
 
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import numpy as np
 def io():
     with open("/proc/self/io") as fh:
         return {k: int(v) for k, v in (line.split(": ") for line in fh)}
+def hwm():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forked parent (here
+    # the benchmark process, which held ~1 GB while writing the data)
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
 kind, path = sys.argv[1], sys.argv[2]
 if kind != "read":
     import conjugacy.spectrum  # imports are not part of the measurement
@@ -59,7 +64,7 @@ else:
     out["path"] = spec.settings["path"]
 after = io()
 out.update(wall=time.perf_counter() - t0, read_bytes=after["read_bytes"] - before["read_bytes"],
-           maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+           maxrss=hwm())
 print(json.dumps(out))
 """
 

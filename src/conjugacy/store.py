@@ -96,6 +96,8 @@ from typing import Any
 
 import numpy as np
 
+from .streaming import BlockPool
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: stores can be read, not written
@@ -1727,35 +1729,65 @@ class StoreSource:
                         raise store._damage_error(missing)
 
     def blocks(self, block_bytes: int = 128 * 2**20):
+        from concurrent.futures import ThreadPoolExecutor
+
         n_snap = sum(self.lengths)
         offsets = np.cumsum([0] + self.lengths)
         out_dtype = np.complex128 if self.complex else np.float64
+        width_cap = max(1, block_bytes // (8 * n_snap))  # features of one yielded block
+        pool = BlockPool(n_snap, min(width_cap, self.n_features), out_dtype)
+        # Whole Zarr chunks along each parameter's first axis ("spans") are read, for all runs at
+        # once (a thread per run: one chunk at a time waited on the disk's latency and on one
+        # decompressor), the next span while this one is handed out in float64 blocks of at most
+        # block_bytes.
+        spans = []
         off = 0
         for name, (shape, _) in self._layout:
-            key = f"params/{name}"
             rest = math.prod(shape[1:]) if len(shape) > 1 else 1
             first = shape[0] if shape else 1
-            chunk_rows = self._groups[0][key].chunks[1] if shape else 1
+            chunk_rows = self._groups[0][f"params/{name}"].chunks[1] if shape else 1
             want = max(1, block_bytes // max(1, 8 * n_snap * rest))
             rows = max(chunk_rows, (want // chunk_rows) * chunk_rows)
-            for a0 in range(0, first, rows):
-                a1 = min(a0 + rows, first)
-                z = np.empty((n_snap, (a1 - a0) * rest), dtype=out_dtype)
-                for r, g, n, lo in zip(self.runs, self._groups, self.lengths, offsets[:-1]):
-                    arr = g[key]
-                    try:
-                        part = arr[0:n, a0:a1] if shape else arr[0:n]
-                    except MemoryError:
-                        raise
-                    except Exception as exc:
-                        bad, _, _ = self._store._chunk_problems(r, g, key, arr, 0, n, True, True)
-                        if not bad:
-                            bad = [Damage(r, key, (0, n), None, None,
-                                          f"unreadable ({type(exc).__name__}: {exc})")]
-                        raise self._store._damage_error(bad) from exc
-                    z[lo : lo + n] = np.asarray(part).reshape(n, -1)
-                yield slice(off + a0 * rest, off + a1 * rest), z
+            spans += [(name, bool(shape), rest, a0, min(a0 + rows, first), off)
+                      for a0 in range(0, first, rows)]
             off += first * rest
+        with ThreadPoolExecutor(max_workers=min(8, len(self.runs)),
+                                thread_name_prefix="conjugacy-store-read") as ex:
+
+            def submit(span):
+                return [ex.submit(self._read_span, r, g, n, span)
+                        for r, g, n in zip(self.runs, self._groups, self.lengths)]
+
+            pending = submit(spans[0]) if spans else []
+            for i, (_, _, rest, a0, a1, off) in enumerate(spans):
+                parts = [f.result() for f in pending]
+                pending = submit(spans[i + 1]) if i + 1 < len(spans) else []
+                width = (a1 - a0) * rest
+                for s0 in range(0, width, width_cap):
+                    s1 = min(s0 + width_cap, width)
+                    z = pool.take(s1 - s0)
+                    for part, n, lo in zip(parts, self.lengths, offsets[:-1]):
+                        z[lo : lo + n] = part[:, s0:s1]
+                    yield slice(off + a0 * rest + s0, off + a0 * rest + s1), z
+                del parts
+
+    def _read_span(self, run: str, group: Any, n: int, span: tuple) -> np.ndarray:
+        """Steps ``0:n`` of one run's parameter over ``span`` as (n, features), stored dtype;
+        unreadable chunks raise the store's damage error naming run, array and steps."""
+        name, has_shape, _, a0, a1, _ = span
+        key = f"params/{name}"
+        arr = group[key]
+        try:
+            part = arr[0:n, a0:a1] if has_shape else arr[0:n]
+        except MemoryError:
+            raise
+        except Exception as exc:
+            bad, _, _ = self._store._chunk_problems(run, group, key, arr, 0, n, True, True)
+            if not bad:
+                bad = [Damage(run, key, (0, n), None, None,
+                              f"unreadable ({type(exc).__name__}: {exc})")]
+            raise self._store._damage_error(bad) from exc
+        return np.asarray(part).reshape(n, -1)
 
     def materialize(self) -> list[np.ndarray]:
         """The selection in memory, one (n_steps_i, n_features) float64 array per run."""
