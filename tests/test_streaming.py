@@ -10,8 +10,8 @@ import pytest
 from systems import match_error
 
 from conjugacy import koopman_spectrum
-from conjugacy.streaming import ArraySource, streamed_gram
-from conjugacy.threads import auto_threads, blas_threads
+from conjugacy.streaming import ArraySource, BlockPool, streamed_gram
+from conjugacy.threads import auto_threads, blas_threads, one_core_for_reading
 
 
 def _walks(shape, seed=0, dtype=np.float64):
@@ -146,3 +146,42 @@ def test_prefetching_reads_give_the_same_gram_and_errors(tmp_path, monkeypatch):
     bad[2, 3, 3999] = np.inf
     with pytest.raises(ValueError, match=r"trajectories\[2\] .* step 3, feature 3999"):
         streamed_gram(ArraySource(_npy(tmp_path, bad, "bad.npy")), block_bytes=8 * 60 * 500)
+
+
+def test_overflowing_squared_norms_are_an_error_not_a_silent_inf(tmp_path):
+    # NaN/Inf are caught from the Gram's diagonal; finite values whose squares overflow make it
+    # infinite too, and no block holds a non-finite value: that is said, not located
+    data = _walks((2, 20, 3_000), seed=5)
+    data[0, 3, 17] = 1e200
+    with pytest.raises(ValueError, match="overflows float64"):
+        koopman_spectrum(_npy(tmp_path, data), delays=1, rank=3)
+
+
+def test_inf_in_a_memmap_is_named():
+    data = _walks((3, 12, 800), seed=6)
+    data[2, 11, 799] = -np.inf
+    with pytest.raises(ValueError, match=r"trajectories\[2\] .* step 11, feature 799"):
+        streamed_gram(ArraySource(data))
+
+
+def test_block_pool_reuses_three_buffers_in_turn():
+    pool = BlockPool(4, 10, np.float64)
+    first = [pool.take(10) for _ in range(3)]
+    again = pool.take(7)
+    assert again.shape == (4, 7) and again.flags.c_contiguous
+    assert np.shares_memory(again, first[0])
+    assert not any(np.shares_memory(a, b) for a, b in [(first[0], first[1]), (first[1], first[2])])
+
+
+def test_one_core_is_left_to_the_reader():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas():
+        return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    with threadpool_limits(2):
+        with one_core_for_reading():
+            assert blas() == 1
+        assert blas() == 2
+    with threadpool_limits(1), one_core_for_reading():
+        assert blas() == 1
