@@ -6,9 +6,10 @@ usage:
       import here) with SGD + momentum, recording every step with chunk_steps=8 and checkpoints
       at flush points, resuming if the run exists. If HANG_AT >= 0, after recording step HANG_AT
       it prints "HANGING" and sleeps, so the parent can SIGKILL it mid-chunk.
-  python _kill_worker.py replicas DIGITS_NPZ STORE CHECKPOINT_DIR N_STEPS HANG_AT
+  python _kill_worker.py replicas DIGITS_NPZ STORE CHECKPOINT_DIR N_STEPS HANG_AT [PAUSE]
       ``train_replicas`` (3 replicas of that MLP, vectorised, chunk_steps=4, checkpoint_dir);
-      if HANG_AT >= 0, prints "HANGING" and sleeps when recording step HANG_AT.
+      if HANG_AT >= 0, prints "HANGING" and sleeps (PAUSE seconds, default 600) when recording
+      step HANG_AT.
   python _kill_worker.py append STORE
       Appends chunks of 4 records to runs a, b, c with one ``append_many`` each, forever (the
       data of step t of run r is ``expected(r, t)``); prints "READY" after the first write.
@@ -99,9 +100,10 @@ def train(data: str, store: str, ckpt: str, n_steps: int, hang_at: int = -1) -> 
                 time.sleep(600)
 
 
-def train_vmap(data: str, store: str, ckdir: str, n_steps: int, hang_at: int = -1) -> list[str]:
-    """``train_replicas`` on the vectorised path with checkpoints; hang when recording step
-    ``hang_at`` (the evaluate hook counts the recorded steps)."""
+def train_vmap(data: str, store: str, ckdir: str, n_steps: int, hang_at: int = -1,
+               pause: float = 600.0) -> list[str]:
+    """``train_replicas`` on the vectorised path with checkpoints; hang (``pause`` seconds) when
+    recording step ``hang_at`` (the evaluate hook counts the recorded steps)."""
     import torch
     from torch import nn
 
@@ -114,7 +116,7 @@ def train_vmap(data: str, store: str, ckdir: str, n_steps: int, hang_at: int = -
         seen.append(None)
         if hang_at >= 0 and len(seen) == 3 * (hang_at + 1):  # step hang_at of the 3 replicas
             print("HANGING", flush=True)
-            time.sleep(600)
+            time.sleep(pause)
         return {}
 
     return train_replicas(
@@ -134,6 +136,7 @@ if __name__ == "__main__":
 
         torch.set_num_threads(1)
         if sys.argv[1] == "replicas":
-            train_vmap(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6]))
+            train_vmap(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6]),
+                       *(float(a) for a in sys.argv[7:8]))
         else:
             train(*sys.argv[1:4], int(sys.argv[4]), int(sys.argv[5]))

@@ -450,3 +450,101 @@ def test_sigkill_vectorised_replicas_then_resume_equals_uninterrupted_run(tmp_pa
             np.testing.assert_array_equal(st.steps(n), np.arange(n_steps + 1))
             np.testing.assert_array_equal(st.scalars(n, "loss"), ref.scalars(n, "loss"))
         np.testing.assert_array_equal(st.read(), ref.read())  # bit-exact
+
+
+def test_sigterm_flushes_buffered_records_and_exits_143(tmp_path):
+    """SIGTERM (a scheduler's preemption) stops train_replicas at the next step boundary: the
+    buffered records are written (not only the full chunks a SIGKILL keeps), the runs are closed
+    unfinished, the process exits with 128 + 15, and a rerun resumes to the uninterrupted result."""
+    n_steps = 14
+    d = load_digits()
+    data = tmp_path / "digits.npz"
+    np.savez(data, data=d.data, target=d.target)
+    victim = _worker("replicas", data, tmp_path / "s", tmp_path / "ck", n_steps, 9, 3)
+    try:
+        assert victim.stdout.readline().strip() == "HANGING", victim.stderr.read()
+        victim.send_signal(signal.SIGTERM)  # while recording step 9
+        victim.wait(timeout=60)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == 143, victim.stderr.read()
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        assert st.verify().ok
+        for n in st.runs():  # records 0..9: two full chunks of 4 and the buffered 8, 9
+            assert st.n_complete(n) == 10 and st.run_info(n)["finished"] is False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        names = _kill_worker.train_vmap(str(data), str(tmp_path / "s"), str(tmp_path / "ck"),
+                                        n_steps)
+        _kill_worker.train_vmap(str(data), str(tmp_path / "ref"), str(tmp_path / "ckref"),
+                                n_steps)
+    finally:
+        torch.set_num_threads(threads)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as ref:
+        for n in names:
+            assert st.run_info(n)["finished"] is True
+            np.testing.assert_array_equal(st.steps(n), np.arange(n_steps + 1))
+        np.testing.assert_array_equal(st.read(), ref.read())  # bit-exact after the resume
+
+
+def test_background_writer_equals_synchronous_writes_and_reports_errors(tmp_path):
+    from conjugacy.torch.recorder import StackedRecorder
+
+    reps = [mlp(seed=s) for s in range(2)]
+    stacked, _ = torch.func.stack_module_state(reps)
+    rng = np.random.default_rng(1)
+    with TrajectoryStore.open(tmp_path / "s", "w") as st:
+        recs = {}
+        for kind in ("sync", "bg"):
+            views = []
+            for i in range(2):
+                m = mlp()
+                for name, t in stacked.items():
+                    mod, _, p = name.rpartition(".")
+                    setattr(m.get_submodule(mod), p,
+                            nn.Parameter(t.detach()[i], requires_grad=False))
+                views.append(m)
+            many = [Recorder(st, f"{kind}{i}", v, "*", chunk_steps=3) for i, v in enumerate(views)]
+            recs[kind] = (StackedRecorder(many, stacked, background=kind == "bg"), many)
+        for step in range(11):
+            with torch.no_grad():
+                for t in stacked.values():
+                    t.add_(torch.from_numpy(rng.standard_normal(t.shape)).float())
+            loss = torch.arange(2, dtype=torch.float32) * step
+            for rec, _ in recs.values():
+                rec.record(step, {"loss": loss})
+        bg, many = recs["bg"]
+        bg.wait()
+        assert [r.n_complete for r in many] == [9, 9] and bg.n_buffered == 2
+        for rec, many in recs.values():
+            rec.close()
+            assert [r.n_complete for r in many] == [11, 11]
+            for r in many:
+                r.close()
+        for i in range(2):
+            np.testing.assert_array_equal(st.read(runs=f"bg{i}"), st.read(runs=f"sync{i}"))
+            np.testing.assert_array_equal(st.scalars(f"bg{i}", "loss"),
+                                          st.scalars(f"sync{i}", "loss"))
+
+        # a failing write surfaces in the training thread at the next flush or wait
+        views = [mlp() for _ in range(2)]
+        for i, m in enumerate(views):
+            for name, t in stacked.items():
+                mod, _, p = name.rpartition(".")
+                setattr(m.get_submodule(mod), p, nn.Parameter(t.detach()[i], requires_grad=False))
+        many = [Recorder(st, f"err{i}", v, "*", chunk_steps=2) for i, v in enumerate(views)]
+        rec = StackedRecorder(many, stacked, background=True)
+
+        def broken(*a, **k):
+            raise OSError("disk full (simulated)")
+
+        st.append_many = broken
+        rec.record(0)
+        rec.record(1)  # a full chunk, handed to the writer
+        with pytest.raises(OSError, match="disk full"):
+            rec.wait()
+        del st.append_many
+        rec.close()

@@ -566,6 +566,13 @@ class StackedRecorder:
         selection, ``chunk_steps`` and ``every``, and nothing buffered.
     stacked : mapping name -> tensor (n_replicas, *shape)
         The stacked parameters (``torch.func.stack_module_state``), read at each :meth:`record`.
+    background : bool, default False
+        Write chunks in a background thread while training goes on: at most one chunk in flight
+        (a bounded queue of one; a second full chunk waits for the first), double-buffered.
+        :meth:`wait` blocks until everything handed over is written and raises a writer's error;
+        call it before a checkpoint that names ``n_complete`` and before closing the runs. What
+        a kill loses is what was not yet written, as without it: the store's chunk writes stay
+        atomic (``append_many``), so a killed writer never leaves a torn record.
 
     Raises
     ------
@@ -574,7 +581,8 @@ class StackedRecorder:
         tensor is missing or has the wrong shape.
     """
 
-    def __init__(self, recorders: list[Recorder], stacked: Mapping[str, torch.Tensor]) -> None:
+    def __init__(self, recorders: list[Recorder], stacked: Mapping[str, torch.Tensor],
+                 background: bool = False) -> None:
         if not recorders:
             raise ValueError("recorders is empty")
         r0 = recorders[0]
@@ -606,6 +614,13 @@ class StackedRecorder:
             self._buf[name] = np.empty((n_rep, self.chunk_steps, *p.shape), dtype=_np_dtype(p))
         self._steps: list[int] = []
         self._scalars: list[dict[str, np.ndarray]] = []
+        self._writer = None
+        self._pending = None  # (future, last_step, buffers in flight)
+        if background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conjugacy-writer")
+            self._spare = {k: np.empty_like(b) for k, b in self._buf.items()}
 
     @property
     def n_buffered(self) -> int:
@@ -655,7 +670,8 @@ class StackedRecorder:
 
     def flush(self) -> bool:
         """Write the buffered records of every replica (one ``append_many``); return whether
-        anything was written."""
+        anything was handed over. With ``background=True`` the write happens in the writer thread
+        (after the previous one has finished); :meth:`wait` for it."""
         k = len(self._steps)
         if not k:
             return False
@@ -663,17 +679,48 @@ class StackedRecorder:
         names = sorted({s for d in self._scalars for s in d})
         nan = np.full(len(self.recorders), np.nan)
         scal = {s: np.stack([d.get(s, nan) for d in self._scalars], axis=1) for s in names}
-        out = self.store.append_many({
-            r.run: (steps, {n: b[j, :k] for n, b in self._buf.items()},
+        buf = self._buf
+        payload = {
+            r.run: (steps, {n: b[j, :k] for n, b in buf.items()},
                     {s: v[j] for s, v in scal.items()})
             for j, r in enumerate(self.recorders)
-        })
-        for r in self.recorders:
-            r._n = out[r.run]
-            r.last_step = self.last_step
+        }
+        if self._writer is None:
+            self._written(self.store.append_many(payload), self.last_step)
+            self._steps.clear()  # only once written: a failed write can be retried
+            self._scalars.clear()
+            return True
         self._steps.clear()
         self._scalars.clear()
+        self.wait()  # at most one chunk in flight; its buffers become the spare ones again
+        self._buf, self._spare = self._spare, buf
+        self._pending = (self._writer.submit(self.store.append_many, payload), self.last_step)
         return True
+
+    def wait(self) -> None:
+        """Block until every chunk handed to the background writer is written; re-raise the
+        writer's exception, if any (nothing to wait for without ``background``)."""
+        if self._pending is None:
+            return
+        future, last = self._pending
+        self._pending = None
+        self._written(future.result(), last)
+
+    def close(self) -> None:
+        """Write what is buffered, wait for it and stop the writer thread (the runs themselves are
+        closed by the per-replica recorders)."""
+        try:
+            self.flush()
+            self.wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+
+    def _written(self, n_complete: Mapping[str, int], last_step: int | None) -> None:
+        for r in self.recorders:
+            r._n = n_complete[r.run]
+            r.last_step = last_step
 
 
 def _version() -> str:

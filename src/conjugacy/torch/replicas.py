@@ -19,9 +19,12 @@ products (see "Agreement of the two paths" in :func:`train_replicas`):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -264,8 +267,12 @@ def train_replicas(
 
     Recording: the vectorised path records all replicas from the stacked tensors at once
     (:class:`~conjugacy.torch.recorder.StackedRecorder`: one copy per parameter per step, one
-    :meth:`~conjugacy.store.TrajectoryStore.append_many` per chunk for all runs); neither path
-    reads store metadata while training.
+    :meth:`~conjugacy.store.TrajectoryStore.append_many` per chunk for all runs, written by a
+    background thread while training continues, at most one chunk in flight); neither path
+    reads store metadata while training. SIGTERM (``kill``, a scheduler's preemption) stops
+    training at the next step boundary: everything recorded is written (also the records of an
+    incomplete chunk), the runs are closed unfinished (a rerun with the same ``checkpoint_dir``
+    resumes them) and the process exits with status 143. SIGKILL keeps the chunks written so far.
 
     Agreement of the two paths: the vectorised and the sequential path compute the same
     arithmetic with the matrix products batched differently, so they agree to rounding per step,
@@ -321,14 +328,15 @@ def train_replicas(
         use_vmap = vectorize is True or (vectorize == "auto" and reason is None)
         bar = _Progress(progress, n_replicas * n_steps, f"training {run_prefix}")
         try:
-            if use_vmap:
-                _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
-                            n_steps, params, every, after_step, evaluate, device, bar, ckdir,
-                            chunk_steps, run_prefix)
-            else:
-                _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
-                                  make_optimizer, n_steps, params, every, after_step, evaluate,
-                                  device, bar, ckdir, chunk_steps)
+            with _stop_on_sigterm():
+                if use_vmap:
+                    _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
+                                n_steps, params, every, after_step, evaluate, device, bar, ckdir,
+                                chunk_steps, run_prefix)
+                else:
+                    _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
+                                      make_optimizer, n_steps, params, every, after_step, evaluate,
+                                      device, bar, ckdir, chunk_steps)
         finally:
             bar.close()
     finally:
@@ -365,6 +373,35 @@ def _replica_meta(base_meta: dict[str, Any], i: int, vectorized: bool,
     return m
 
 
+#: set by SIGTERM while train_replicas runs; the training loops stop at the next step boundary
+_TERMINATE = threading.Event()
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's preemption) ends training at the next step boundary
+    through the normal exit path: buffered records are written, the runs closed as unfinished
+    (resumable with ``checkpoint_dir``), and the process exits with status 143. Installed only
+    from the main thread and when SIGTERM has its default action (a handler of the caller's is
+    left alone). The handler only sets a flag: no store write is ever interrupted midway."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    _TERMINATE.clear()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATE.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _TERMINATE.clear()
+
+
+def _check_terminate() -> None:
+    if _TERMINATE.is_set():
+        raise SystemExit(128 + signal.SIGTERM)
+
+
 def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps,
                       params, every, after_step, evaluate, device, bar, ckdir,
                       chunk_steps) -> None:  # noqa: ANN001
@@ -398,6 +435,7 @@ def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_opt
                     )
                 if step <= start:
                     continue
+                _check_terminate()
                 x, y = _to(x, device), _to(y, device)
                 opt.zero_grad(set_to_none=True)
                 loss, aux = _split_loss(loss_fn(model(x), y))
@@ -475,7 +513,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
         ]
     # All replicas recorded from the stacked tensors at once, a chunk of all runs per write; the
     # per-replica recorders created (or resumed) the runs and close them.
-    rec = StackedRecorder(recs, stacked)
+    rec = StackedRecorder(recs, stacked, background=True)
     ok = False
     try:
         if start is None:
@@ -488,6 +526,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
             h.update(_digest(x, y))
             if step <= start:
                 continue
+            _check_terminate()
             x, y = _to(x, device), _to(y, device)
             out = vforward(stacked, buffers, x)
             losses, auxes = zip(*(_split_loss(loss_fn(out[i], y)) for i in range(len(recs))))
@@ -502,6 +541,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
             if step % every == 0:
                 written = rec.record(step, _stacked_scalars(views, evaluate, auxes, total))
                 if ck is not None and written:
+                    rec.wait()  # the checkpoint names n_complete: the chunk must be written
                     save_checkpoint(ck, {
                         "format": 1, "runs": names, "step": step,
                         "n_complete": {r.run: r.n_complete for r in recs},
@@ -510,7 +550,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
                         "torch_rng_state": torch.get_rng_state(),
                     })
             bar.advance(len(recs))
-        rec.flush()
+        rec.close()
         digest = h.hexdigest()
         for n in names:
             st.update_metadata(n, {"batch_order_sha256": digest})
@@ -518,7 +558,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
     finally:
         if not ok:
             try:  # keep what was recorded; never mask the original exception
-                rec.flush()
+                rec.close()
             except Exception:
                 pass
         for r in recs:
