@@ -246,8 +246,9 @@ def dmd_from_gram(
             g = g[np.ix_(keep, keep)]
         elif not overwrite:
             g = g.copy()
-        g *= w[:, None]
-        g *= w[None, :]
+        if scale:  # unscaled: the weights are ones
+            g *= w[:, None]
+            g *= w[None, :]
         return g
 
     gxx_s, gxy_s, gyy_s = scaled(gxx), scaled(gxy), scaled(gyy)
