@@ -24,6 +24,30 @@ def test_non_finite_values(value, kind, pattern):
         koopman_spectrum(data)
 
 
+@pytest.mark.parametrize(
+    "kwargs", [dict(rank=3), dict(rank=3, pca=4), dict(rank=3, pca=4, path="dense"), dict()]
+)
+@pytest.mark.parametrize("value", [np.nan, -np.inf])
+def test_non_finite_values_on_every_route(kwargs, value):
+    # wide data: the Gram routes read NaN/Inf off the snapshot Gram's diagonal and then locate
+    # it; the dense routes check first. Every route names the trajectory and the index.
+    data = good((3, 12, 200))
+    data[2, 7, 150] = value
+    kind = "NaN" if np.isnan(value) else "Inf"
+    with pytest.raises(ValueError, match=rf"trajectories\[2\] contains {kind} at index \(7, 150\)"):
+        koopman_spectrum(data, delays=2, **kwargs)
+    single = data[2]
+    with pytest.raises(ValueError, match=rf"^trajectories contains {kind} at index \(7, 150\)"):
+        koopman_spectrum(single, delays=2, **kwargs)
+
+
+def test_overflowing_squared_norms_are_named():
+    data = good((2, 12, 200))
+    data[0, 3, 5] = 1e200  # finite, but its square is not
+    with pytest.raises(ValueError, match="squared norm of a snapshot overflows float64"):
+        koopman_spectrum(data, delays=2, rank=3)
+
+
 @pytest.mark.parametrize("shape", [(10,), (1, 2, 3, 4)])
 def test_wrong_number_of_dimensions(shape):
     with pytest.raises(ValueError, match=r"trajectories must be 2-D or 3-D, got a \d-D array"):

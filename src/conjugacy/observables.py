@@ -201,7 +201,8 @@ def snapshot_gram(trajs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if pooled is not None:
         # One symmetric rank-k update (BLAS syrk) over the pooled view: ~1.6x faster than blocks.
         left = _conj(pooled)
-        return left @ pooled.T, offsets
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN/Inf/overflow: see the caller
+            return left @ pooled.T, offsets
     n_snap = int(offsets[-1])
     gram = np.empty((n_snap, n_snap), dtype=trajs[0].dtype)
     for a, ta in enumerate(trajs):

@@ -39,7 +39,12 @@ from .streaming import (
     streamed_gram,
 )
 from .threads import blas_threads
-from .trajectories import TrajectoriesLike, as_trajectory_list
+from .trajectories import (
+    TrajectoriesLike,
+    as_trajectory_list,
+    check_trajectories_finite,
+    trajectory_labels,
+)
 
 FORMAT_NAME = "conjugacy.Spectrum"
 FORMAT_VERSION = 1
@@ -465,7 +470,10 @@ def koopman_spectrum(
             if not isinstance(source, ArraySource):
                 trajectories = _materialize(source)  # dask or store data the path needs whole
         eps = input_eps(trajectories)
-        trajs = as_trajectory_list(trajectories)
+        # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
+        # diagonal on the Gram routes (no separate pass over the data; located only on failure)
+        trajs = as_trajectory_list(trajectories, finite=False)
+        require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
         delays = check_delays(trajs, delays)
         notes: list[str] = []
         if pca is not None:
@@ -474,13 +482,37 @@ def koopman_spectrum(
                 # the coordinates from the snapshot Gram alone: no pass to form the components
                 # and none to project on them (equal to fit_pca + transform up to signs)
                 _check_pca(pca, n_snap, n_feat, pca_center)
-                trajs = pca_projections_from_gram(*snapshot_gram(trajs), pca, pca_center, notes)
+                gram, offsets = snapshot_gram(trajs)
+                require_finite(gram)
+                trajs = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
+                del gram
             else:
+                require_finite()
                 trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
+            require_finite = None  # the projections of finite data
         return _spectrum_of(
             trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
             pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+            require_finite=require_finite,
         )
+
+
+def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
+    """``check(gram=None)``: raise the ValueError naming the first NaN/Inf of ``trajs``; given
+    their snapshot Gram, only when its diagonal (squared norms, where any NaN/Inf shows) is not
+    finite, and then also for finite values whose squares overflow."""
+
+    def check(gram: np.ndarray | None = None) -> None:
+        if gram is not None and np.isfinite(np.diagonal(gram)).all():
+            return
+        check_trajectories_finite(trajs, labels)
+        if gram is not None:
+            raise ValueError(
+                "trajectories: the squared norm of a snapshot overflows float64 (values near "
+                "1e154 or larger); rescale the data"
+            )
+
+    return check
 
 
 def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
@@ -510,9 +542,11 @@ def _want_modes(modes: Any, n_obs: int, rank: int | None, m: int, notes: list[st
 
 
 def _spectrum_of(
-    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes
+    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes,
+    require_finite=None,
 ) -> Spectrum:
-    """koopman_spectrum on validated, in-memory trajectories (after the PCA, if any)."""
+    """koopman_spectrum on validated, in-memory trajectories (after the PCA, if any).
+    ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None."""
     n = trajs[0].shape[1]
     n_obs = n * (delays + 1)
     m = n_pairs(trajs, delays)
@@ -525,16 +559,27 @@ def _spectrum_of(
         chosen = _auto_path(n, n_obs, m, n_snap, rank)
 
     result = None
-    if not any(np.any(t) for t in trajs):
+    gram = None
+    if chosen == "gram":
+        gram, offsets = snapshot_gram(trajs)
+        if require_finite is not None:
+            require_finite(gram)
+        zero = not np.any(np.diagonal(gram))
+    else:
+        if require_finite is not None:
+            require_finite()
+        zero = not any(np.any(t) for t in trajs)
+    if zero:
         # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
         result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=modes)
         result = replace(result, data_residuals=np.zeros(0))
     elif chosen == "gram":
         op = DelayOperator(trajs, delays)
         # No local names for the Grams: dmd_from_gram scales them in place and frees them
-        # before the modes are formed.
+        # before the modes are formed (the snapshot Gram is freed inside delay_grams' call).
+        held, gram = [gram], None
         result, resolution = dmd_from_gram(
-            *delay_grams(*snapshot_gram(trajs), delays), method=method, rank=rank, tol=tol,
+            *delay_grams(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
             scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
             y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
         )

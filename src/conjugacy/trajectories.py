@@ -56,7 +56,8 @@ def _from_torch(value: Any, name: str) -> Any:
 
 
 def as_trajectory_list(
-    trajectories: TrajectoriesLike, *, name: str = "trajectories", min_steps: int = 1
+    trajectories: TrajectoriesLike, *, name: str = "trajectories", min_steps: int = 1,
+    finite: bool = True,
 ) -> list[np.ndarray]:
     """Validate ``trajectories`` and return them as a list of 2-D arrays.
 
@@ -69,6 +70,10 @@ def as_trajectory_list(
         Name used in error messages.
     min_steps : int
         Minimum number of steps every trajectory must have.
+    finite : bool, default True
+        Check for NaN/Inf here. False: the caller checks later (the Gram routes of
+        :func:`conjugacy.koopman_spectrum` read it off the snapshot Gram's diagonal and call
+        :func:`check_trajectories_finite` only when that is not finite).
 
     Returns
     -------
@@ -114,9 +119,24 @@ def as_trajectory_list(
             )
         if arr.shape[0] < min_steps:
             raise ValueError(f"{label} has {arr.shape[0]} steps; at least {min_steps} are required")
-        check_finite(arr, label)
+        if finite:
+            check_finite(arr, label)
         out.append(arr.astype(np.complex128 if any_complex else np.float64, copy=False))
     return out
+
+
+def trajectory_labels(trajectories: TrajectoriesLike, n: int, name: str = "trajectories") -> list[str]:
+    """The names :func:`as_trajectory_list` gives the ``n`` trajectories in its errors."""
+    if isinstance(trajectories, (list, tuple)):
+        return [f"{name}[{i}]" for i in range(n)]
+    return [name] if getattr(trajectories, "ndim", 3) == 2 else [f"{name}[{i}]" for i in range(n)]
+
+
+def check_trajectories_finite(trajs: list[np.ndarray], labels: list[str]) -> None:
+    """:func:`conjugacy._checks.check_finite` on every trajectory (ValueError naming the first
+    NaN/Inf and its index)."""
+    for arr, label in zip(trajs, labels):
+        check_finite(arr, label)
 
 
 def n_features_of(trajectories: list[np.ndarray]) -> int:
