@@ -126,6 +126,13 @@ def test_threads_setting():
         assert n == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     assert 1 <= auto_threads()
+    from unittest import mock
+
+    with mock.patch("os.cpu_count", return_value=2):
+        assert auto_threads(0.0) == 2 and auto_threads(1.0) == 2  # idle, or only the caller
+        assert auto_threads(2.0) == 1 and auto_threads(14.0) == 1  # another job, heavy load
+    with mock.patch("os.cpu_count", return_value=16):
+        assert auto_threads(5.0) == 12
     with pytest.raises(ValueError, match="threads"):
         koopman_spectrum(_walks((2, 10, 3)), threads=0)
     a = koopman_spectrum(_walks((2, 30, 40), seed=7), delays=1, rank=4, threads=1)
