@@ -326,7 +326,8 @@ def streamed_gram(
     if source_nbytes(source) >= PREFETCH_BYTES:
         blocks = _prefetched(blocks)
         reading = one_core_for_reading() if device is None else reading
-    with reading:
+    # NaN/Inf/overflow are checked on the result's diagonal below (no warnings per block)
+    with reading, np.errstate(over="ignore", invalid="ignore"):
         _accumulate(acc, product if device is None else None, blocks, source.complex, device)
     if device is not None:
         acc = acc.cpu().numpy()
