@@ -93,5 +93,15 @@ def test_nan_in_a_store_names_the_run_and_step(tmp_path):
             store.create_run(f"b{i}", {"w": ((500,), np.float64)}, chunk_steps=8)
             store.append(f"b{i}", np.arange(20), {"w": w})
     with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
-        with pytest.raises(ValueError, match=r"run 'b1', .* step 7, feature 3"):
+        with pytest.raises(ValueError, match=r"\(run 'b1'\) holds NaN at step 7, feature 3"):
             koopman_spectrum(store.source(), delays=1, rank=4)
+        # the tolerance rule (no rank) loads the selection whole: the run is still named
+        with pytest.raises(ValueError, match=r"\(run 'b1'\) contains NaN at index \(7, 3\)"):
+            koopman_spectrum(store.source(), delays=1)
+
+
+def test_too_short_runs_are_named(tmp_path):
+    _record(tmp_path / "s.zarr", lengths=(30, 6, 30), features=(500,))
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        with pytest.raises(ValueError, match=r"\(run 'r1'\) has 6 steps, too few for delays=8"):
+            koopman_spectrum(store.source(), delays=8, rank=4)

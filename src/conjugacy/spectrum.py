@@ -458,6 +458,7 @@ def koopman_spectrum(
             "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
             "path='dense' (or 'auto') for the tolerance rule"
         )
+    labels = None
     with blas_threads(threads):
         source = as_source(trajectories)
         if source is not None or device is not None:
@@ -471,11 +472,16 @@ def koopman_spectrum(
                 return spec
             if not isinstance(source, ArraySource):
                 trajectories = _materialize(source)  # dask or store data the path needs whole
+                labels = getattr(source, "labels", None)  # e.g. a store's run names, for errors
+                labels = ([f"{source.name} ({label})" for label in labels] if labels else
+                          [f"{source.name}[{i}]" for i in range(len(trajectories))])
         eps = input_eps(trajectories)
         # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
         # diagonal on the Gram routes (no separate pass over the data; located only on failure)
         trajs = as_trajectory_list(trajectories, finite=False)
-        require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
+        if labels is None:
+            labels = trajectory_labels(trajectories, len(trajs))
+        require_finite = _finiteness_check(trajs, labels)
         delays = check_delays(trajs, delays)
         notes: list[str] = []
         if pca is not None:
@@ -485,7 +491,12 @@ def koopman_spectrum(
                 # and none to project on them (equal to fit_pca + transform up to signs)
                 _check_pca(pca, n_snap, n_feat, pca_center)
                 gram, offsets = snapshot_gram(trajs)
-                require_finite(gram)
+                if not require_finite(gram):
+                    raise ValueError(
+                        "trajectories: the squared norm of a snapshot overflows float64 (values "
+                        "near 1e154 or larger), which the PCA cannot take; rescale the data (DMD "
+                        "eigenvalues do not depend on scale)"
+                    )
                 trajs = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
                 del gram
             else:
@@ -499,20 +510,23 @@ def koopman_spectrum(
         )
 
 
-def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
-    """``check(gram=None)``: raise the ValueError naming the first NaN/Inf of ``trajs``; given
-    their snapshot Gram, only when its diagonal (squared norms, where any NaN/Inf shows) is not
-    finite, and then also for finite values whose squares overflow."""
+_OVERFLOW_NOTE = (
+    "the snapshot Gram overflows float64 (values near 1e154 or larger): {what} computed on the "
+    "dense path (SVD), which scale does not trouble"
+)
 
-    def check(gram: np.ndarray | None = None) -> None:
+
+def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
+    """``check(gram=None) -> bool``: raise the ValueError naming the first NaN/Inf of ``trajs``;
+    given their snapshot Gram, only when its diagonal (squared norms, where any NaN/Inf shows) is
+    not finite. Returns False when the data are finite but their squares overflow (the caller
+    then avoids the Gram), else True."""
+
+    def check(gram: np.ndarray | None = None) -> bool:
         if gram is not None and np.isfinite(np.diagonal(gram)).all():
-            return
+            return True
         check_trajectories_finite(trajs, labels)
-        if gram is not None:
-            raise ValueError(
-                "trajectories: the squared norm of a snapshot overflows float64 (values near "
-                "1e154 or larger); rescale the data"
-            )
+        return gram is None
 
     return check
 
@@ -564,8 +578,10 @@ def _spectrum_of(
     gram = None
     if chosen == "gram":
         gram, offsets = snapshot_gram(trajs)
-        if require_finite is not None:
-            require_finite(gram)
+        if require_finite is not None and not require_finite(gram):
+            notes.append(_OVERFLOW_NOTE.format(what="the spectrum"))
+            chosen, gram, require_finite = "dense", None, None
+    if chosen == "gram":
         zero = not np.any(np.diagonal(gram))
     else:
         if require_finite is not None:
@@ -707,7 +723,9 @@ def _streamed_spectrum(
     delays = check_int(delays, "delays", minimum=0)
     for i, length in enumerate(source.lengths):
         if length < delays + 2:
-            label = source.name if len(source.lengths) == 1 else f"{source.name}[{i}]"
+            labels = getattr(source, "labels", None)
+            label = (f"{source.name} ({labels[i]})" if labels else
+                     source.name if len(source.lengths) == 1 else f"{source.name}[{i}]")
             raise ValueError(
                 f"{label} has {length} steps, too few for delays={delays}: a trajectory needs at "
                 f"least delays + 2 = {delays + 2} steps to give one snapshot pair"

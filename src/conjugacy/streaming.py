@@ -62,9 +62,10 @@ def _check_block(
     if not np.isfinite(z).all():
         row, col = (int(v) for v in np.argwhere(~np.isfinite(z))[0])
         traj = int(np.searchsorted(offsets, row, side="right") - 1)
-        where = f"{name}[{traj}]" if labels is None else f"{name}, {labels[traj]},"
+        where = f"{name}[{traj}]" if labels is None else f"{name} ({labels[traj]})"
+        kind = "NaN" if np.isnan(z[row, col]) else "Inf"
         raise ValueError(
-            f"{where} holds a non-finite value (NaN or Inf) at step {row - offsets[traj]}, "
+            f"{where} holds {kind} at step {row - offsets[traj]}, "
             f"feature {features.start + col}; clean or drop that trajectory"
         )
 
