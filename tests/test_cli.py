@@ -463,3 +463,15 @@ def test_fcn_and_grokking_claim_lines():
     lines = grokking_claims(result)
     assert len(lines) == 3
     assert "holds" in lines[0] and "1 of 1 seeds" in lines[1] and "holds" in lines[2]
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "conjugacy", "--help"], capture_output=True,
+                        text=True)
+    assert ok.returncode == 0 and "spectrum" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "conjugacy", "nosuchcommand"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -738,6 +738,7 @@ def _streamed_spectrum(
         if path not in ("auto", "gram") and n <= 2 * n_snap:
             return None
         gram, offsets = streamed_gram(source, device=device)
+        notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
         projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
         del gram
         return _spectrum_of(
