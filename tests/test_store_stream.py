@@ -73,6 +73,12 @@ def test_cli_spectrum_streams_a_store(tmp_path):
     spec = Spectrum.load(out)
     assert spec.settings["path"] == "gram (streamed)" and spec.modes is None
     assert len(spec) == 6
+    assert "3 runs x 30 steps x 3000 features" in " ".join(res.output.split())
+    _record(tmp_path / "ragged.zarr", lengths=(30, 12, 25))
+    res = CliRunner().invoke(app, ["spectrum", str(tmp_path / "ragged.zarr"), "--delays", "2",
+                                   "--rank", "6", "--params", "w", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "3 runs x 12-30 steps x 3000 features" in " ".join(res.output.split())
 
 
 def test_store_source_takes_run_globs(tmp_path):

@@ -271,11 +271,14 @@ def spectrum(
     except OSError as exc:
         raise _fail(f"cannot write {str(out)!r}: {exc}") from None
     shape = getattr(data, "shape", None)
+    what = "shape " + str(tuple(shape)) if shape is not None else "trajectories"
     if shape is None and hasattr(data, "lengths"):  # a streamed store selection
-        shape = (len(data.lengths), max(data.lengths), data.n_features)
+        steps = sorted(set(data.lengths))
+        steps_text = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
+        what = (f"{len(data.lengths)} runs x {steps_text} steps x {data.n_features} features")
     console.print(
         f"{escape(source)}: "  # escaped: "file.npz [key]" is not Rich markup
-        f"{'shape ' + str(tuple(shape)) if shape is not None else 'trajectories'}, "
+        f"{what}, "
         f"delays={delays}, method={spec.method}, rank={spec.rank}",
         highlight=False,
     )
