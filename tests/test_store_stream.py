@@ -111,3 +111,30 @@ def test_too_short_runs_are_named(tmp_path):
     with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
         with pytest.raises(ValueError, match=r"\(run 'r1'\) has 6 steps, too few for delays=8"):
             koopman_spectrum(store.source(), delays=8, rank=4)
+
+
+def test_float32_store_keeps_float32_tolerance_streamed_or_loaded(tmp_path):
+    # new-user trial: without a rank the selection is loaded whole as float64, and the rank rule
+    # used float64's epsilon; read() and .npy input used float32's
+    _record(tmp_path / "s.zarr", features=(300,), dtype=np.float32)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        loaded = koopman_spectrum(store.read("w"), delays=1)
+        streamed = koopman_spectrum(store.source("w"), delays=1)
+        assert streamed.settings["input_eps"] == loaded.settings["input_eps"] == pytest.approx(
+            np.finfo(np.float32).eps)
+        assert streamed.rank == loaded.rank
+
+
+def test_mixed_precision_memmaps_use_the_least_precise(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = []
+    for i in range(4):
+        a = np.cumsum(rng.standard_normal((25, 2000)), axis=0)
+        a = a.astype(np.float32 if i % 2 else np.float64)
+        np.save(tmp_path / f"t{i}.npy", a)
+        arrays.append(a)
+    mapped = [np.load(tmp_path / f"t{i}.npy", mmap_mode="r") for i in range(4)]
+    streamed = koopman_spectrum(mapped, delays=1, rank=8)
+    loaded = koopman_spectrum(arrays, delays=1, rank=8)
+    assert streamed.settings["input_eps"] == loaded.settings["input_eps"] == pytest.approx(
+        np.finfo(np.float32).eps)

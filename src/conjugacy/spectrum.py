@@ -458,7 +458,7 @@ def koopman_spectrum(
             "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
             "path='dense' (or 'auto') for the tolerance rule"
         )
-    labels = None
+    labels = eps_given = None
     with blas_threads(threads):
         source = as_source(trajectories)
         if source is not None or device is not None:
@@ -471,11 +471,12 @@ def koopman_spectrum(
             if spec is not None:
                 return spec
             if not isinstance(source, ArraySource):
+                eps_given = source_eps(source)  # the stored precision, not the float64 copy's
                 trajectories = _materialize(source)  # dask or store data the path needs whole
                 labels = getattr(source, "labels", None)  # e.g. a store's run names, for errors
                 labels = ([f"{source.name} ({label})" for label in labels] if labels else
                           [f"{source.name}[{i}]" for i in range(len(trajectories))])
-        eps = input_eps(trajectories)
+        eps = input_eps(trajectories) if eps_given is None else eps_given
         # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
         # diagonal on the Gram routes (no separate pass over the data; located only on failure)
         trajs = as_trajectory_list(trajectories, finite=False)
@@ -731,7 +732,7 @@ def _streamed_spectrum(
                 f"least delays + 2 = {delays + 2} steps to give one snapshot pair"
             )
     n, n_snap = source.n_features, sum(source.lengths)
-    eps = input_eps(np.empty(0, dtype=source.dtype))
+    eps = source_eps(source)
     notes: list[str] = []
     if pca is not None:
         _check_pca(pca, n_snap, n, pca_center)
@@ -865,6 +866,19 @@ def input_eps(trajectories: Any) -> float:
         if np.issubdtype(np_dtype, np.inexact):
             eps = max(eps, float(np.finfo(np_dtype).eps))
     return eps
+
+
+def source_eps(source: Any) -> float:
+    """:func:`input_eps` of a streaming source: its least precise stored array (a list of memory
+    maps mixing float32 and float64, or a store selection of float32 parameters, is float32
+    data, although its blocks arrive as float64)."""
+    items = getattr(source, "_items", None)
+    if items is not None:
+        return input_eps(list(items))
+    layout = getattr(source, "_layout", None)
+    if layout is not None:
+        return input_eps([np.empty(0, dtype=np.dtype(dt)) for _, (_, dt) in layout])
+    return input_eps(np.empty(0, dtype=source.dtype))
 
 
 class RankWarning(UserWarning):
