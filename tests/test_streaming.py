@@ -192,3 +192,9 @@ def test_one_core_is_left_to_the_reader():
         assert blas() == 2
     with threadpool_limits(1), one_core_for_reading():
         assert blas() == 1
+
+
+def test_underflowing_memmap_is_named_not_called_zero(tmp_path):
+    data = _walks((2, 20, 3_000), seed=9) * 1e-200
+    with pytest.raises(ValueError, match="underflow float64"):
+        koopman_spectrum(_npy(tmp_path, data), delays=1, rank=3)

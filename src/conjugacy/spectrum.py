@@ -492,12 +492,7 @@ def koopman_spectrum(
                 # and none to project on them (equal to fit_pca + transform up to signs)
                 _check_pca(pca, n_snap, n_feat, pca_center)
                 gram, offsets = snapshot_gram(trajs)
-                if not require_finite(gram):
-                    raise ValueError(
-                        "trajectories: the squared norm of a snapshot overflows float64 (values "
-                        "near 1e154 or larger), which the PCA cannot take; rescale the data (DMD "
-                        "eigenvalues do not depend on scale)"
-                    )
+                require_finite(gram)
                 trajs = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
                 del gram
             else:
@@ -511,23 +506,44 @@ def koopman_spectrum(
         )
 
 
-_OVERFLOW_NOTE = (
-    "the snapshot Gram overflows float64 (values near 1e154 or larger): {what} computed on the "
-    "dense path (SVD), which scale does not trouble"
-)
+def _scale_error(kind: str) -> ValueError:
+    if kind == "over":
+        return ValueError(
+            "trajectories: the squared norm of a snapshot overflows float64 (values near 1e154 "
+            "or larger); rescale the data (DMD eigenvalues do not depend on scale)"
+        )
+    return ValueError(
+        "trajectories: the data are not zero but the squared norms of their snapshots underflow "
+        "float64 (values near 1e-154 or smaller); rescale the data (DMD eigenvalues do not depend "
+        "on scale)"
+    )
 
 
 def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
-    """``check(gram=None) -> bool``: raise the ValueError naming the first NaN/Inf of ``trajs``;
-    given their snapshot Gram, only when its diagonal (squared norms, where any NaN/Inf shows) is
-    not finite. Returns False when the data are finite but their squares overflow (the caller
-    then avoids the Gram), else True."""
+    """``check(gram=None)``: raise the ValueError naming the first NaN/Inf of ``trajs``, or
+    saying that the data's squares overflow or underflow float64 (every route squares them
+    somewhere: residuals, Gram matrices). Given the snapshot Gram, NaN/Inf and overflow are read
+    off its diagonal (squared norms) and the data are scanned only when that is not finite;
+    without it, one pass over the data."""
 
-    def check(gram: np.ndarray | None = None) -> bool:
-        if gram is not None and np.isfinite(np.diagonal(gram)).all():
-            return True
+    def check(gram: np.ndarray | None = None) -> None:
+        if gram is not None:
+            diag = np.diagonal(gram)
+            if not np.isfinite(diag).all():
+                check_trajectories_finite(trajs, labels)
+                raise _scale_error("over")
+            if not np.any(diag) and any(np.any(t) for t in trajs):
+                raise _scale_error("under")
+            return
         check_trajectories_finite(trajs, labels)
-        return gram is None
+        with np.errstate(over="ignore", under="ignore"):
+            for t in trajs:
+                flat = t.reshape(-1)
+                sq = float(np.real(np.vdot(flat, flat)))
+                if not np.isfinite(sq):
+                    raise _scale_error("over")
+                if sq == 0.0 and np.any(flat):
+                    raise _scale_error("under")
 
     return check
 
@@ -579,10 +595,8 @@ def _spectrum_of(
     gram = None
     if chosen == "gram":
         gram, offsets = snapshot_gram(trajs)
-        if require_finite is not None and not require_finite(gram):
-            notes.append(_OVERFLOW_NOTE.format(what="the spectrum"))
-            chosen, gram, require_finite = "dense", None, None
-    if chosen == "gram":
+        if require_finite is not None:
+            require_finite(gram)
         zero = not np.any(np.diagonal(gram))
     else:
         if require_finite is not None:
@@ -755,6 +769,8 @@ def _streamed_spectrum(
     if modes == "auto":
         notes.append("modes not computed for streamed data (one more pass): pass modes=True")
     gram, offsets = streamed_gram(source, device=device)
+    if not np.any(gram) and any(np.any(z) for _, z in source.blocks()):
+        raise _scale_error("under")  # a second pass, only when the Gram is zero
     if not np.any(gram):
         result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=want)
         result = replace(result, data_residuals=np.zeros(0))
