@@ -110,3 +110,17 @@ def test_empty_inputs():
         koopman_spectrum(np.ones((0, 5, 2)))
     with pytest.raises(ValueError, match="zero features"):
         koopman_spectrum(np.ones((5, 0)))
+
+
+def test_tol_of_one_or_more_is_refused():
+    with pytest.raises(ValueError, match="tol must be below 1"):
+        koopman_spectrum(good(), tol=2.0)
+
+
+def test_gram_path_on_tall_data_keeps_at_most_the_observables():
+    # new-user trial: path="gram", rank=None on 5 x 200 x 30 kept ~508 > 90 observables (the
+    # Gram's noise eigenvalues) and then asked for GiBs
+    x = good((5, 200, 30))
+    spec = koopman_spectrum(x, delays=2, path="gram", method="standard")
+    ref = koopman_spectrum(x, delays=2, path="dense", method="standard")
+    assert spec.rank <= 90 and spec.rank == ref.rank

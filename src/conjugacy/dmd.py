@@ -92,7 +92,9 @@ def select_rank(
     if tol is None:
         fro = float(np.sqrt(np.sum(np.square(s / s[0])))) * s[0] if fro is None else fro
         tol = default_tol(shape, eps, fro / s[0])
-    numerical = int(np.count_nonzero(s > tol * s[0]))
+    # never more than min(n, m): a Gram matrix of m > n columns has m - n eigenvalues that are
+    # rounding noise (~eps s_1^2), whose square roots (~1e-8 s_1) can pass the tolerance
+    numerical = min(int(np.count_nonzero(s > tol * s[0])), min(shape))
     return numerical if rank is None else min(rank, numerical)
 
 
