@@ -109,3 +109,13 @@ def test_missing_file_and_folder(tmp_path):
         Spectrum.load(tmp_path / "nope.npz")
     with pytest.raises(SpectrumFileError, match="is a folder"):
         Spectrum.load(tmp_path)
+
+
+def test_saving_onto_a_directory_names_the_directory(tmp_path):
+    from conjugacy import koopman_spectrum
+
+    spec = koopman_spectrum(np.cumsum(np.random.default_rng(0).standard_normal((2, 20, 3)), 1),
+                            rank=2)
+    (tmp_path / "out.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"out\.npz'?: it is a directory"):
+        spec.save(tmp_path / "out.npz")

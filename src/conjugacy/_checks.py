@@ -62,7 +62,7 @@ def check_finite(arr: np.ndarray, name: str, *, block_bytes: int = 1 << 26) -> N
         ) if arr.ndim else 1
         raise ValueError(
             f"{name} contains {kind} at index {idx}; all values must be finite "
-            f"({total} non-finite value(s) in total)"
+            f"({total} non-finite value(s) in {name})"
         )
 
 

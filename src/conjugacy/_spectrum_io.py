@@ -195,6 +195,8 @@ def save_spectrum(spec: Any, path: str | os.PathLike, format_name: str, format_v
         else:
             meta[f.name] = to_json_value(value, f.name)
     arrays[META] = np.array(json.dumps(meta))
+    if path.is_dir():  # else the error would name the temporary file
+        raise IsADirectoryError(f"cannot save the spectrum to {str(path)!r}: it is a directory")
     with atomic_open(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path
