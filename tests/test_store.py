@@ -159,7 +159,7 @@ def test_unwritable_or_full_destination_is_refused_at_open(tmp_path, monkeypatch
     class Usage:
         free = 1000
 
-    monkeypatch.setattr("conjugacy.store.shutil.disk_usage", lambda p: Usage)
+    monkeypatch.setattr("shutil.disk_usage", lambda p: Usage)
     with pytest.raises(StoreError, match="not enough free space: *|1000 bytes free"):
         TrajectoryStore.open(tmp_path / "full", "a")
     assert not (tmp_path / "full" / LOCK_NAME).exists()

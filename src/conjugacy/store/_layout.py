@@ -96,7 +96,7 @@ from typing import Any
 
 import numpy as np
 
-from .streaming import BlockPool
+from ..streaming import BlockPool
 
 try:
     import fcntl
@@ -240,7 +240,7 @@ class VerifyReport:
 
 def _package_version() -> str:
     try:
-        from . import __version__
+        from .. import __version__
 
         return str(__version__)
     except Exception:  # pragma: no cover - partial installs
