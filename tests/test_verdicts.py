@@ -338,7 +338,7 @@ def test_subspace_path_gives_up_early_on_noise_without_a_gap():
     # Issue 13, section 4: auto picked the subspace path on gapless noise, iterated 80 times,
     # and fell back. Now the stall is detected within a few iterations.
     from conjugacy.observables import DelayOperator
-    from conjugacy.spectrum import _subspace_path
+    from conjugacy.spectrum_paths import _subspace_path
 
     calls = {"n": 0}
     original = DelayOperator.xh_times

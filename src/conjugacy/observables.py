@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from ._checks import check_int
 from .trajectories import TrajectoriesLike, as_trajectory_list
@@ -175,9 +176,7 @@ def _pca_from_gram(
     gram, offsets = snapshot_gram(trajs)
     gram = gram.conj()  # Z Z^* = conj(G) for G[s, t] = x_s^* x_t
     if center:
-        gram = gram - gram.mean(axis=0, keepdims=True)
-        gram = gram - gram.mean(axis=1, keepdims=True)
-        gram = (gram + gram.conj().T) / 2
+        gram = _double_centred(gram)
     evals, evecs = np.linalg.eigh(gram)
     evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
     if evals[0] <= 0 or evals[-1] < 1e-16 * evals[0]:
@@ -188,6 +187,74 @@ def _pca_from_gram(
         comps += _conj(ta).T @ evecs[offsets[a] : offsets[a + 1]]
     comps /= svals
     return _fix_signs(comps), svals
+
+
+def _double_centred(zz: np.ndarray) -> np.ndarray:
+    """``C Z Z^* C`` with ``C = I - J/N``: the Gram of the mean-centred snapshots, made Hermitian."""
+    g = zz - zz.mean(axis=0, keepdims=True)
+    g = g - g.mean(axis=1, keepdims=True)
+    return (g + g.conj().T) / 2
+
+
+def check_pca(pca: int, n_snap: int, n: int, center: bool) -> None:
+    """Raise the ValueError saying what the data allow when ``pca`` components exceed
+    ``min(n_snapshots - 1 if center else n_snapshots, n_features)``."""
+    limit = min(n_snap - 1 if center else n_snap, n)
+    if pca > limit:
+        what = "n_snapshots - 1" if center else "n_snapshots"
+        raise ValueError(
+            f"pca={pca} exceeds what the data allow: min({what}="
+            f"{n_snap - 1 if center else n_snap}, n_features={n}) = {limit}"
+        )
+
+
+def pca_projections_from_gram(
+    gram: np.ndarray, offsets: np.ndarray, r: int, center: bool, notes: list[str]
+) -> list[np.ndarray]:
+    """The snapshots' coordinates in the top-``r`` PCA basis, from their Gram matrix alone.
+
+    With ``Z Z^* = U S^2 U^*`` (double-centred when ``center``) the components are
+    ``Z_c^* u_i / s_i`` and the raw snapshots' coordinates ``Z Z_c^* u_i / s_i = (Z Z^*) u_i / s_i``
+    (the centring term vanishes because ``u_i`` is orthogonal to the ones vector): no pass over the
+    data beyond the Gram. Equal to :func:`conjugacy.fit_pca` + ``transform`` up to the sign of
+    each coordinate (which does not change eigenvalues).
+
+    Parameters
+    ----------
+    gram : ndarray (n_snapshots, n_snapshots)
+        The snapshot Gram ``G[s, t] = x_s^* x_t`` (:func:`snapshot_gram`).
+    offsets : ndarray (n_trajectories + 1,)
+        Where each trajectory's snapshots start in ``gram``.
+    r : int
+        Number of components (checked by :func:`check_pca`).
+    center : bool
+        Components of the mean-centred snapshots (as :func:`conjugacy.fit_pca`).
+    notes : list of str
+        Receives a note when the last kept component is below what a Gram resolves.
+
+    Returns
+    -------
+    list of ndarray (n_steps_i, r), one per trajectory
+    """
+    zz = gram.conj()
+    g = _double_centred(zz) if center else zz
+    n = g.shape[0]
+    if 4 * r < n:  # only the leading r eigenpairs are needed
+        evals, evecs = scipy.linalg.eigh(g, subset_by_index=[n - r, n - 1])
+    else:
+        evals, evecs = np.linalg.eigh(g)
+    evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
+    if evals[0] <= 0:  # no variance (zero or constant snapshots): zero coordinates, as fit_pca
+        return [np.zeros((b - a, r)) for a, b in zip(offsets[:-1], offsets[1:])]
+    if evals[-1] < 1e-16 * evals[0]:
+        notes.append(
+            f"pca={r}: the last kept component has s_r/s_1 = "
+            f"{np.sqrt(max(evals[-1], 0) / evals[0]):.1e}, below what the streamed Gram resolves "
+            "(1e-8): its coordinates are noise"
+        )
+    svals = np.sqrt(np.maximum(evals, np.finfo(float).tiny))
+    proj = (zz @ evecs) / svals
+    return [proj[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 def snapshot_gram(trajs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

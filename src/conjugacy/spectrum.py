@@ -1,50 +1,49 @@
-"""The Koopman spectrum: a frozen result record and its front door :func:`koopman_spectrum`."""
+"""The Koopman spectrum: a frozen result record and its front doors.
+
+:class:`Spectrum` is the record; :func:`koopman_spectrum` validates its arguments and hands the
+data to the path machinery (:mod:`conjugacy.spectrum_paths`: path choice, the dense, Gram, subspace
+and streamed paths, the precision rule); :func:`spectrum_from_gram` does the same on the Gram path
+from a snapshot Gram the caller already has.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ._checks import check_choice, check_int, check_positive_float
 from ._spectrum_io import load_spectrum, save_spectrum
-from .dmd import (
-    METHODS,
-    DMDResult,
-    column_weights,
-    dmd,
-    dmd_from_factors,
-    dmd_from_gram,
-    select_rank,
-)
-from .observables import (
-    DelayOperator,
-    check_delays,
-    delay_embed,
-    delay_grams,
-    fit_pca_validated,
-    n_pairs,
-    snapshot_gram,
-)
-from .streaming import (
-    ArraySource,
-    StreamedDelayOperator,
-    as_source,
-    source_nbytes,
-    streamed_gram,
+from .dmd import METHODS
+from .spectrum_paths import (
+    MATERIALIZE_BYTES,
+    MODES_AUTO_BYTES,
+    PATHS,
+    Fit,
+    fit,
+    fit_from_gram,
+    input_eps,
+    source_eps,
 )
 from .threads import blas_threads
-from .trajectories import (
-    TrajectoriesLike,
-    as_trajectory_list,
-    check_trajectories_finite,
-    trajectory_labels,
-)
+from .trajectories import TrajectoriesLike
+
+__all__ = [
+    "DEFAULT_FILTER",
+    "MATERIALIZE_BYTES",
+    "MODES_AUTO_BYTES",
+    "PATHS",
+    "RankWarning",
+    "Spectrum",
+    "input_eps",
+    "koopman_spectrum",
+    "source_eps",
+    "spectrum_from_gram",
+]
 
 FORMAT_NAME = "conjugacy.Spectrum"
 FORMAT_VERSION = 1
@@ -337,14 +336,9 @@ class Spectrum:
         """
         return load_spectrum(cls, path, FORMAT_NAME, FORMAT_VERSION)
 
-
 # ----- the front door -----------------------------------------------------------------------------
-
-PATHS = ("auto", "dense", "gram", "subspace")
-# Relative error the Gram path may imply (~eps (s_1/s_k)^2, the squared condition number) before the
-# dense path is used instead: s_k/s_1 >= ~1.5e-4.
-_GRAM_TARGET = 1e-8
-_EPS64 = float(np.finfo(np.float64).eps)
+class RankWarning(UserWarning):
+    """The requested rank exceeds the numerical rank of the data."""
 
 
 def koopman_spectrum(
@@ -435,6 +429,8 @@ def koopman_spectrum(
         With ``data_residuals``, the ResDMD residual of every eigenpair; ``Spectrum.filtered()``
         keeps the eigenpairs the data support. An all-zero input gives an empty spectrum (rank 0),
         with a note in ``settings["notes"]`` and a :class:`RankWarning`, on every path.
+        :func:`spectrum_from_gram` gives the same on the Gram path from a snapshot Gram already
+        computed; the paths themselves are in :mod:`conjugacy.spectrum_paths`.
 
     Raises
     ------
@@ -444,6 +440,102 @@ def koopman_spectrum(
     """
     method = check_choice(method, "method", METHODS)
     path = check_choice(path, "path", PATHS)
+    rank, tol = _check_rank_tol(rank, tol)
+    if pca is not None:
+        pca = check_int(pca, "pca", minimum=1)
+    _check_flags(scale=scale, pca_center=pca_center, modes=modes)
+    if device is not None and not isinstance(device, str):
+        raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
+    if path == "subspace" and rank is None:
+        raise ValueError(
+            "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
+            "path='dense' (or 'auto') for the tolerance rule"
+        )
+    with blas_threads(threads):
+        fitted = fit(
+            trajectories, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+            pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
+        )
+    return _record(fitted)
+
+
+def spectrum_from_gram(
+    trajectories: TrajectoriesLike,
+    gram: np.ndarray,
+    *,
+    delays: int = 0,
+    rank: int | None = None,
+    tol: float | None = None,
+    method: str = "rrr",
+    scale: bool = False,
+    modes: bool | str = "auto",
+    threads: int | str | None = "auto",
+) -> Spectrum:
+    """:func:`koopman_spectrum` on the Gram path, with the snapshot Gram already computed.
+
+    The same spectrum as ``koopman_spectrum(trajectories, path="gram", ...)`` (eigenvalues to
+    rounding, ~1e-12 relative for well-conditioned data; the same rank, residuals, settings, notes
+    and warnings; ``settings["path"]`` is ``"gram"``, or ``"dense"`` where the Gram cannot
+    resolve the kept singular values and the spectrum is recomputed from the data, as there),
+    without the one pass over the data that forms the Gram, the dominant cost when features
+    outnumber snapshots. For callers that have the Gram anyway, e.g. windows that share their
+    snapshots (:func:`conjugacy.windowed_spectra`), or a Gram accumulated on a GPU.
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features), array (n_steps, n_features), or
+        a list of (n_steps_i, n_features) arrays, in memory (memory maps are read)
+        The data the Gram was formed from; still needed for the precision rule (their dtype),
+        the checks and the modes.
+    gram : ndarray (n_snapshots, n_snapshots)
+        ``G[s, t] = x_s^* x_t`` over all ``n_snapshots = sum_i n_steps_i`` base snapshots (before
+        any delay embedding), the snapshots of each trajectory in order and the trajectories in
+        the order given: for equal-length trajectories ``Z = x.reshape(-1, n_features)`` it is
+        ``Z.conj() @ Z.T``. Real for real data. Not modified.
+    delays, rank, tol, method, scale, modes, threads
+        As for :func:`koopman_spectrum`. There is no ``pca``, ``path`` or ``device``: the Gram
+        is that of the data as given, the path is the Gram path and the heavy product is done.
+
+    Returns
+    -------
+    Spectrum
+
+    Raises
+    ------
+    TypeError
+        ``gram`` not a numeric NumPy array, or complex for real data; an argument of the wrong
+        type (as :func:`koopman_spectrum`).
+    ValueError
+        ``gram`` not of shape (n_snapshots, n_snapshots), or its diagonal not the squared norms
+        of the snapshots (to 1e-6 of the largest: another data set, another order); and every
+        error of :func:`koopman_spectrum` (non-finite data, too few steps for the delays, a rank
+        larger than the data allow, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.spectrum import koopman_spectrum, spectrum_from_gram
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.cumsum(rng.standard_normal((2, 30, 200)), axis=1)  # 2 runs, 30 steps, 200 weights
+    >>> z = x.reshape(-1, 200)
+    >>> gram = z.conj() @ z.T  # (60, 60)
+    >>> a = spectrum_from_gram(x, gram, delays=1, rank=4)
+    >>> b = koopman_spectrum(x, delays=1, rank=4, path="gram")
+    >>> a.settings["path"], a.rank, bool(np.allclose(a.eigenvalues, b.eigenvalues, rtol=1e-10))
+    ('gram', 4, True)
+    """
+    method = check_choice(method, "method", METHODS)
+    rank, tol = _check_rank_tol(rank, tol)
+    _check_flags(scale=scale, modes=modes)
+    with blas_threads(threads):
+        fitted = fit_from_gram(
+            trajectories, gram, delays=delays, rank=rank, tol=tol, method=method, scale=scale,
+            modes=modes,
+        )
+    return _record(fitted)
+
+
+def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | None, float | None]:
     if rank is not None:
         rank = check_int(rank, "rank", minimum=1)
     if tol is not None:
@@ -453,274 +545,22 @@ def koopman_spectrum(
                 f"tol must be below 1 (a relative singular value tolerance, s_i > tol * s_1), "
                 f"got {tol}: nothing would be kept"
             )
-    if pca is not None:
-        pca = check_int(pca, "pca", minimum=1)
-    for flag, value in (("scale", scale), ("pca_center", pca_center)):
+    return rank, tol
+
+
+def _check_flags(modes: Any, **flags: Any) -> None:
+    for flag, value in flags.items():
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
     if not (isinstance(modes, (bool, np.bool_)) or modes == "auto"):
         raise TypeError(f"modes must be True, False or 'auto', got {modes!r}")
-    if device is not None and not isinstance(device, str):
-        raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
-    if path == "subspace" and rank is None:
-        raise ValueError(
-            "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
-            "path='dense' (or 'auto') for the tolerance rule"
-        )
-    labels = eps_given = None
-    with blas_threads(threads):
-        source = as_source(trajectories)
-        if source is not None or device is not None:
-            if source is None:
-                source = ArraySource(as_trajectory_list(trajectories))
-            spec = _streamed_spectrum(
-                source, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-                pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
-            )
-            if spec is not None:
-                return spec
-            if not isinstance(source, ArraySource):
-                eps_given = source_eps(source)  # the stored precision, not the float64 copy's
-                trajectories = _materialize(source)  # dask or store data the path needs whole
-                labels = getattr(source, "labels", None)  # e.g. a store's run names, for errors
-                labels = ([f"{source.name} ({label})" for label in labels] if labels else
-                          [f"{source.name}[{i}]" for i in range(len(trajectories))])
-        eps = input_eps(trajectories) if eps_given is None else eps_given
-        # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
-        # diagonal on the Gram routes (no separate pass over the data; located only on failure)
-        trajs = as_trajectory_list(trajectories, finite=False)
-        if labels is None:
-            labels = trajectory_labels(trajectories, len(trajs))
-        require_finite = _finiteness_check(trajs, labels)
-        delays = check_delays(trajs, delays)
-        notes: list[str] = []
-        if pca is not None:
-            n_feat, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
-            if n_feat > 2 * n_snap:
-                # the coordinates from the snapshot Gram alone: no pass to form the components
-                # and none to project on them (equal to fit_pca + transform up to signs)
-                _check_pca(pca, n_snap, n_feat, pca_center)
-                gram, offsets = snapshot_gram(trajs)
-                require_finite(gram)
-                trajs = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
-                del gram
-            else:
-                require_finite()
-                trajs = fit_pca_validated(trajs, pca, center=pca_center).transform(trajs)
-            require_finite = None  # the projections of finite data
-        return _spectrum_of(
-            trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-            require_finite=require_finite,
-        )
 
 
-def _scale_error(kind: str) -> ValueError:
-    if kind == "over":
-        return ValueError(
-            "trajectories: the squared norm of a snapshot overflows float64 (values near 1e154 "
-            "or larger); rescale the data (DMD eigenvalues do not depend on scale)"
-        )
-    return ValueError(
-        "trajectories: the data are not zero but the squared norms of their snapshots underflow "
-        "float64 (values near 1e-154 or smaller); rescale the data (DMD eigenvalues do not depend "
-        "on scale)"
-    )
-
-
-def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
-    """``check(gram=None)``: raise the ValueError naming the first NaN/Inf of ``trajs``, or
-    saying that the data's squares overflow or underflow float64 (every route squares them
-    somewhere: residuals, Gram matrices). Given the snapshot Gram, NaN/Inf and overflow are read
-    off its diagonal (squared norms) and the data are scanned only when that is not finite;
-    without it, one pass over the data."""
-
-    def check(gram: np.ndarray | None = None) -> None:
-        if gram is not None:
-            diag = np.diagonal(gram)
-            if not np.isfinite(diag).all():
-                check_trajectories_finite(trajs, labels)
-                raise _scale_error("over")
-            if not np.any(diag) and any(np.any(t) for t in trajs):
-                raise _scale_error("under")
-            return
-        check_trajectories_finite(trajs, labels)
-        with np.errstate(over="ignore", under="ignore"):
-            for t in trajs:
-                flat = t.reshape(-1)
-                sq = float(np.real(np.vdot(flat, flat)))
-                if not np.isfinite(sq):
-                    raise _scale_error("over")
-                if sq == 0.0 and np.any(flat):
-                    raise _scale_error("under")
-
-    return check
-
-
-def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
-    if rank is not None and rank > min(n_obs, m):
-        raise ValueError(
-            f"rank={rank} exceeds what the data allow: min(n_observables={n_obs}, "
-            f"n_pairs={m}) = {min(n_obs, m)} (n_observables = n_features x (delays + 1))"
-        )
-
-
-#: ``modes="auto"`` computes modes when the mode matrix takes at most this many bytes
-MODES_AUTO_BYTES = 16 * 2**20
-
-
-def _want_modes(modes: Any, n_obs: int, rank: int | None, m: int, notes: list[str]) -> bool:
-    if modes != "auto":
-        return bool(modes)
-    k = min(rank if rank is not None else min(n_obs, m), n_obs, m)
-    size = 16 * n_obs * k
-    if size <= MODES_AUTO_BYTES:
-        return True
-    notes.append(
-        f"modes not computed: {n_obs} x {k} complex values ({size / 2**20:.0f} MiB); "
-        "pass modes=True to compute them"
-    )
-    return False
-
-
-def _spectrum_of(
-    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes,
-    require_finite=None,
-) -> Spectrum:
-    """koopman_spectrum on validated, in-memory trajectories (after the PCA, if any).
-    ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None."""
-    n = trajs[0].shape[1]
-    n_obs = n * (delays + 1)
-    m = n_pairs(trajs, delays)
-    n_snap = sum(t.shape[0] for t in trajs)
-    _check_rank(rank, n_obs, m)
-    modes = _want_modes(modes, n_obs, rank, m, notes)
-    real = not np.iscomplexobj(trajs[0])
-    chosen = path
-    if path == "auto":
-        chosen = _auto_path(n, n_obs, m, n_snap, rank)
-
-    result = None
-    gram = None
-    if chosen == "gram":
-        gram, offsets = snapshot_gram(trajs)
-        if require_finite is not None:
-            require_finite(gram)
-        zero = not np.any(np.diagonal(gram))
-    else:
-        if require_finite is not None:
-            require_finite()
-        zero = not any(np.any(t) for t in trajs)
-    if zero:
-        # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
-        result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=modes)
-        result = replace(result, data_residuals=np.zeros(0))
-    elif chosen == "gram":
-        op = DelayOperator(trajs, delays)
-        # No local names for the Grams: dmd_from_gram scales them in place and frees them
-        # before the modes are formed (the snapshot Gram is freed inside delay_grams' call).
-        held, gram = [gram], None
-        result, resolution = dmd_from_gram(
-            *delay_grams(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
-            scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
-            y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
-        )
-        if not gram_trusted(result, resolution, notes):
-            result, chosen = None, "dense"
-    elif chosen == "subspace":
-        result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
-        if result is None:
-            notes.append(
-                "subspace iteration did not converge (no clear gap after the kept singular "
-                "values); recomputed on the dense path"
-            )
-            chosen = "dense"
-    if result is None:
-        result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps)
-    return finish_spectrum(
-        result, method=method, delays=delays, rank=rank, tol=tol, pca=pca, pca_center=pca_center,
-        scale=scale, eps=eps, path=chosen, n_trajectories=len(trajs), n_features=n, n_pairs=m,
-        notes=notes,
-    )
-
-
-def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool:
-    """Whether a Gram-path result meets the accuracy target; adds the reason to ``notes`` if not.
-
-    The Gram squares the condition number: the kept subspace, and with it the eigenvalues, carry a
-    relative error of about ``eps (s_1/s_k)^2``. Trusted while that stays below ``_GRAM_TARGET``.
-    """
-    implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
-    if result.rank > 0 and implied > _GRAM_TARGET:
-        notes.append(
-            f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
-            f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
-        )
-        return False
-    return True
-
-
-def finish_spectrum(
-    result: DMDResult,
-    *,
-    method: str,
-    delays: int,
-    rank: int | None,
-    tol: float | None,
-    pca: int | None,
-    pca_center: bool,
-    scale: bool,
-    eps: float,
-    path: str,
-    n_trajectories: int,
-    n_features: int,
-    n_pairs: int,
-    notes: list[str],
-    stacklevel: int = 4,
-) -> Spectrum:
-    """The :class:`Spectrum` record of a DMD result: notes, warnings and settings, in one place
-    for every route to a spectrum (``koopman_spectrum``, streamed data, windows)."""
-    n_obs = n_features * (delays + 1)
-    rank_reduced = rank is not None and result.rank < rank
-    if result.rank == 0:
-        msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
-        notes.append(msg)
-        warnings.warn(msg, RankWarning, stacklevel=stacklevel)
-    elif rank_reduced:
-        msg = (
-            f"rank={rank} requested but the data have numerical rank {result.rank} "
-            f"(singular values above tol * s_1); kept {result.rank} modes"
-        )
-        notes.append(msg)
-        warnings.warn(msg, RankWarning, stacklevel=stacklevel)
-    informative = result.rank < n_obs
-    if not informative and result.rank > 0:
-        notes.append(
-            "rank equals the number of observables: the residuals ||A z - lambda z|| are ~0 "
-            "whatever the eigenvalues; the data residuals (data_residuals) still inform"
-        )
-    if result.rank > 0 and result.rank >= n_pairs:
-        notes.append(
-            "rank equals the number of snapshot pairs: the fit interpolates the data and the data "
-            "residuals are ~0 for every eigenpair (use more trajectories or steps, or a lower rank)"
-        )
-    settings = {
-        "delays": delays,
-        "rank_requested": rank,
-        "rank_reduced": bool(rank_reduced),
-        "tol": tol,
-        "pca": pca,
-        "pca_center": bool(pca_center) if pca is not None else None,
-        "scale": bool(scale),
-        "input_eps": eps,
-        "path": path,
-        "n_trajectories": n_trajectories,
-        "n_features": n_features,
-        "n_observables": n_obs,
-        "n_pairs": n_pairs,
-        "notes": notes,
-        "version": _version(),
-    }
+def _record(fitted: Fit) -> Spectrum:
+    """The :class:`Spectrum` of a fit, its rank warnings raised at the front door's caller."""
+    for msg in fitted.rank_warnings:
+        warnings.warn(msg, RankWarning, stacklevel=3)
+    result = fitted.result
     if result.modes is not None:
         result.modes.setflags(write=False)  # hand over without a copy (see _frozen)
     return Spectrum(
@@ -730,286 +570,9 @@ def finish_spectrum(
         modes=result.modes,
         singular_values=result.singular_values,
         rank=result.rank,
-        method=method,
-        residuals_informative=bool(informative),
+        method=fitted.method,
+        residuals_informative=fitted.residuals_informative,
         rayleigh_quotients=result.rayleigh_quotients,
-        settings=settings,
+        settings=fitted.settings,
         data_residuals=result.data_residuals,
     )
-
-
-def _streamed_spectrum(
-    source, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, device
-) -> Spectrum | None:
-    """The spectrum of data streamed from ``source`` in one pass (see :mod:`conjugacy.streaming`),
-    or None when the requested computation needs the data in memory (the dense or subspace path:
-    ``rank=None`` without ``pca``, or features fewer than snapshots)."""
-    delays = check_int(delays, "delays", minimum=0)
-    for i, length in enumerate(source.lengths):
-        if length < delays + 2:
-            labels = getattr(source, "labels", None)
-            label = (f"{source.name} ({labels[i]})" if labels else
-                     source.name if len(source.lengths) == 1 else f"{source.name}[{i}]")
-            raise ValueError(
-                f"{label} has {length} steps, too few for delays={delays}: a trajectory needs at "
-                f"least delays + 2 = {delays + 2} steps to give one snapshot pair"
-            )
-    n, n_snap = source.n_features, sum(source.lengths)
-    eps = source_eps(source)
-    notes: list[str] = []
-    if pca is not None:
-        _check_pca(pca, n_snap, n, pca_center)
-        if path not in ("auto", "gram") and n <= 2 * n_snap:
-            return None
-        gram, offsets = streamed_gram(source, device=device)
-        notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
-        projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
-        del gram
-        return _spectrum_of(
-            projected, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-        )
-    n_obs = n * (delays + 1)
-    m = n_snap - len(source.lengths) * (delays + 1)
-    if rank is None or path in ("dense", "subspace") or (path == "auto" and n < n_snap):
-        return None
-    _check_rank(rank, n_obs, m)
-    want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
-    if modes == "auto":
-        notes.append("modes not computed for streamed data (one more pass): pass modes=True")
-    gram, offsets = streamed_gram(source, device=device)
-    if not np.any(gram) and any(np.any(z) for _, z in source.blocks()):
-        raise _scale_error("under")  # a second pass, only when the Gram is zero
-    if not np.any(gram):
-        result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=want)
-        result = replace(result, data_residuals=np.zeros(0))
-    else:
-        op = StreamedDelayOperator(source, delays) if want else None
-        result, resolution = dmd_from_gram(
-            *delay_grams(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
-            shape=(n_obs, m), x_times=op.x_times if op else None,
-            y_times=op.y_times if op else None, real=not source.complex, overwrite=True, eps=eps,
-        )
-        if not gram_trusted(result, resolution, notes):
-            if source_nbytes(source) > MATERIALIZE_BYTES:
-                notes[-1] = notes[-1].replace(
-                    "recomputed on the dense path",
-                    f"kept: the data ({source_nbytes(source) / 2**30:.1f} GiB) exceed the "
-                    f"{MATERIALIZE_BYTES / 2**30:.0f} GiB the dense path may load",
-                )
-            else:
-                return None
-    return finish_spectrum(
-        result, method=method, delays=delays, rank=rank, tol=tol, pca=None, pca_center=pca_center,
-        scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
-        n_features=n, n_pairs=m, notes=notes, stacklevel=5,
-    )
-
-
-#: streamed data up to this size may be loaded for the dense path when the Gram path cannot
-#: resolve them; larger data keep the Gram result with a note
-MATERIALIZE_BYTES = 4 * 2**30
-
-
-def _materialize(source) -> list[np.ndarray]:
-    if hasattr(source, "materialize"):
-        return source.materialize()
-    offsets = np.cumsum([0] + list(source.lengths))
-    out = np.empty((int(offsets[-1]), source.n_features),
-                   dtype=np.complex128 if source.complex else np.float64)
-    for features, z in source.blocks():
-        out[:, features] = z
-    return [out[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-
-
-def _check_pca(pca: int, n_snap: int, n: int, center: bool) -> None:
-    limit = min(n_snap - 1 if center else n_snap, n)
-    if pca > limit:
-        what = "n_snapshots - 1" if center else "n_snapshots"
-        raise ValueError(
-            f"pca={pca} exceeds what the data allow: min({what}="
-            f"{n_snap - 1 if center else n_snap}, n_features={n}) = {limit}"
-        )
-
-
-def pca_projections_from_gram(
-    gram: np.ndarray, offsets: np.ndarray, r: int, center: bool, notes: list[str]
-) -> list[np.ndarray]:
-    """The snapshots' coordinates in the top-``r`` PCA basis, from their Gram matrix alone.
-
-    With ``Z Z^* = U S^2 U^*`` (double-centred when ``center``) the components are
-    ``Z_c^* u_i / s_i`` and the raw snapshots' coordinates ``Z Z_c^* u_i / s_i = (Z Z^*) u_i / s_i``
-    (the centring term vanishes because ``u_i`` is orthogonal to the ones vector): no pass over the
-    data beyond the Gram. Equal to :func:`conjugacy.fit_pca` + ``transform`` up to the sign of
-    each coordinate (which does not change eigenvalues).
-    """
-    zz = gram.conj()
-    g = zz
-    if center:
-        g = zz - zz.mean(axis=0, keepdims=True)
-        g = g - g.mean(axis=1, keepdims=True)
-        g = (g + g.conj().T) / 2
-    n = g.shape[0]
-    if 4 * r < n:  # only the leading r eigenpairs are needed
-        evals, evecs = scipy.linalg.eigh(g, subset_by_index=[n - r, n - 1])
-    else:
-        evals, evecs = np.linalg.eigh(g)
-    evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
-    if evals[0] <= 0:  # no variance (zero or constant snapshots): zero coordinates, as fit_pca
-        return [np.zeros((b - a, r)) for a, b in zip(offsets[:-1], offsets[1:])]
-    if evals[-1] < 1e-16 * evals[0]:
-        notes.append(
-            f"pca={r}: the last kept component has s_r/s_1 = "
-            f"{np.sqrt(max(evals[-1], 0) / evals[0]):.1e}, below what the streamed Gram resolves "
-            "(1e-8): its coordinates are noise"
-        )
-    svals = np.sqrt(np.maximum(evals, np.finfo(float).tiny))
-    proj = (zz @ evecs) / svals
-    return [proj[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-
-
-def input_eps(trajectories: Any) -> float:
-    """Machine epsilon of the least precise array in ``trajectories`` (NumPy or torch dtypes).
-
-    Integer and boolean data are exact: float64's epsilon. Used by the rank rule, so data recorded
-    in float32 (PyTorch's default) are not read as if they had float64's resolution.
-    """
-    items = [trajectories] if not isinstance(trajectories, (list, tuple)) else list(trajectories)
-    eps = _EPS64
-    for item in items:
-        dtype = getattr(item, "dtype", None)
-        if dtype is None:
-            continue
-        name = str(dtype).replace("torch.", "")
-        try:
-            np_dtype = np.dtype(name)
-        except TypeError:
-            np_dtype = {"bfloat16": None}.get(name, np.dtype(np.float64))
-            if np_dtype is None:  # bfloat16: 8 significant bits
-                eps = max(eps, 2.0**-7)
-                continue
-        if np.issubdtype(np_dtype, np.inexact):
-            eps = max(eps, float(np.finfo(np_dtype).eps))
-    return eps
-
-
-def source_eps(source: Any) -> float:
-    """:func:`input_eps` of a streaming source: its least precise stored array (a list of memory
-    maps mixing float32 and float64, or a store selection of float32 parameters, is float32
-    data, although its blocks arrive as float64)."""
-    items = getattr(source, "_items", None)
-    if items is not None:
-        return input_eps(list(items))
-    layout = getattr(source, "_layout", None)
-    if layout is not None:
-        return input_eps([np.empty(0, dtype=np.dtype(dt)) for _, (_, dt) in layout])
-    return input_eps(np.empty(0, dtype=source.dtype))
-
-
-class RankWarning(UserWarning):
-    """The requested rank exceeds the numerical rank of the data."""
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def _auto_path(n: int, n_obs: int, m: int, n_snap: int, rank: int | None) -> str:
-    if rank is None:
-        return "dense"  # the tolerance rule needs every singular value, resolved
-    if n >= n_snap:
-        return "gram"  # features dominate: one pass over the data, m x m algebra
-    if n_obs * m >= 1_000_000 and 3 * (rank + _oversampling(rank)) < min(n_obs, m):
-        return "subspace"
-    return "dense"
-
-
-def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
-    n = trajs[0].shape[1]
-    basis = None
-    if n > n_snap:
-        # Compress first: x_t = Q r_t with Q (n, N) orthonormal, so the delay vectors are
-        # blockdiag(Q) h^R_t and DMD on the N-dimensional coordinates has the same eigenvalues,
-        # residuals and (lifted) modes at a fraction of the cost.
-        basis, r = np.linalg.qr(np.concatenate(trajs, axis=0).T)
-        offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
-        trajs = [r[:, a:b].T for a, b in zip(offsets[:-1], offsets[1:])]
-    X, Y = delay_embed(trajs, delays)
-    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps)
-    if basis is not None and result.modes is not None:
-        k, q = result.modes.shape[1], basis.shape[1]
-        lifted = np.concatenate(
-            [basis @ result.modes[j * q : (j + 1) * q] for j in range(delays + 1)], axis=0
-        )
-        result = replace(result, modes=lifted.reshape(-1, k))
-    return result
-
-
-def _oversampling(rank: int) -> int:
-    return max(10, rank)
-
-
-def _subspace_path(
-    trajs, delays, rank, tol, scale, method, modes, real, max_iter: int = 80, eps=_EPS64
-):
-    """Top-``rank`` SVD of the scaled delay matrix by subspace iteration on structured products.
-
-    Deterministic (fixed start seed). Converged when every kept singular triplet satisfies
-    ``||X_s^* u_i - s_i v_i|| <= 1e-11 s_1`` (``X_s v_i = s_i u_i`` holds by construction), i.e. the
-    subspace is accurate to ~1e-11 / relative gap. Returns None if that is not reached, or as soon
-    as the residual stalls (less than a 2x decrease over 4 iterations: no gap after the kept
-    singular values, e.g. noise), so a hopeless iteration costs a few products, not 80.
-    """
-    op = DelayOperator(trajs, delays)
-    n_obs, m = op.shape
-    keep, w = column_weights(op.x_column_norms(), scale)
-    weights = np.zeros(m)
-    weights[keep] = w
-    if keep.size == 0:
-        return None
-
-    def xs(V):
-        return op.x_times(weights[:, None] * V)
-
-    def xsh(U):
-        out = op.xh_times(U)
-        out *= weights[:, None]
-        return out
-
-    width = min(rank + _oversampling(rank), min(n_obs, m))
-    fro = float(np.linalg.norm(op.x_column_norms() * weights))  # ||X_s||_F for the rank rule
-    rng = np.random.default_rng(0)
-    Q, _ = np.linalg.qr(xs(rng.standard_normal((m, width))))
-    prev = None
-    history: list[float] = []
-    for _ in range(max_iter):
-        W = xsh(Q)  # X_s^* Q  (m, width)
-        if prev is not None:
-            Uq, s, Q2, Vbh = prev
-            k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
-            if k == 0:
-                return None
-            # X_s^* u_i = W @ Uq[:, i] must equal s_i v_i, with v_i = Q2 @ Vbh[i]^*.
-            Vk = Q2 @ Vbh[:k].conj().T
-            resid = np.linalg.norm(W @ Uq[:, :k] - Vk * s[:k], axis=0)
-            if resid.max() <= 1e-11 * s[0]:
-                Uk, sk = Q @ Uq[:, :k], s[:k]
-                del W, Q2, prev
-                Bk = op.y_times(weights[:, None] * Vk) / sk
-                px = sk[:, None] * Vk.conj().T  # U_k^* X_s = S_k V_k^*
-                py = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
-                return dmd_from_factors(
-                    Uk, sk, Bk, s, method=method, modes=modes, real=real, px=px, py=py
-                )
-            history.append(float(resid.max() / s[0]))
-            if len(history) > 4 and history[-1] > 0.5 * history[-5]:
-                return None  # stalled: no gap to converge on
-            del Vk, prev
-        Q2, _ = np.linalg.qr(W)
-        del W
-        Q, Rr = np.linalg.qr(xs(Q2))  # X_s Q2 = Q Rr
-        Ub, s, Vbh = np.linalg.svd(Rr)
-        prev = (Ub, s, Q2, Vbh)
-    return None

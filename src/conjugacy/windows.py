@@ -14,13 +14,14 @@ with one threshold and a documented rule.
 Efficiency. With overlapping windows (``stride < window``) the snapshot Gram ``G[s, t] = x_s^* x_t``
 (SPEC section 3) of each pair of trajectories is computed once, on the band of steps that windows
 share, in tiles of ``gcd(window, stride)`` steps; every window's Gram is assembled from it, and its
-spectrum follows from :func:`conjugacy.observables.delay_grams` and
-:func:`conjugacy.dmd.dmd_from_gram`. That costs ``n_features * R^2 * T * window`` flops for ``R``
-trajectories of ``T`` steps, against ``n_features * R^2 * T * window^2 / (2 stride)`` for one
-:func:`koopman_spectrum` call per window. It is used for the windows whose own call would take the
-Gram path (``path="gram"``, or ``"auto"`` with features >= snapshots, no PCA); every other window,
-the first window (which also validates the settings) and windows that do not overlap are computed
-by :func:`koopman_spectrum` itself.
+spectrum follows from :func:`conjugacy.spectrum.spectrum_from_gram` (the Gram path of
+:func:`koopman_spectrum` from a given Gram: the same code, not a copy). That costs
+``n_features * R^2 * T * window`` flops for ``R`` trajectories of ``T`` steps, against
+``n_features * R^2 * T * window^2 / (2 stride)`` for one :func:`koopman_spectrum` call per window.
+It is used for the windows whose own call would take the Gram path (``path="gram"``, or
+``"auto"`` with a fixed rank and features >= snapshots; no PCA); every other window, the first
+window (which also validates the settings) and windows that do not overlap are computed by
+:func:`koopman_spectrum` itself.
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ import numpy as np
 from ._checks import as_numeric_array, check_int
 from ._checks import check_positive_float as _positive
 from .compare import EquivalenceClasses, distance_matrix, equivalence_classes
-from .dmd import dmd_from_gram
-from .observables import DelayOperator, delay_grams
-from .spectrum import Spectrum, koopman_spectrum
+from .spectrum import Spectrum, koopman_spectrum, spectrum_from_gram
+from .spectrum_paths import auto_path
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = [
@@ -128,6 +128,8 @@ _SPECTRUM_PARAMS = {
     for name, p in inspect.signature(koopman_spectrum).parameters.items()
     if name != "trajectories"
 }
+#: what :func:`conjugacy.spectrum.spectrum_from_gram` takes of the settings (no pca, path, device)
+_GRAM_PARAMS = ("delays", "rank", "tol", "method", "scale", "modes", "threads")
 
 
 def windowed_spectra(
@@ -196,16 +198,22 @@ def windowed_spectra(
     for w in plan:
         spec = None
         if band is not None and w.index > 0:
-            spec = _from_band(band, w, items, trajs, settings)
+            spec = _from_band(band, w, items, settings)
         if spec is None:
             spec = _delegate(w, items, spectrum_kwargs)
         out.append(_with_window(spec, w))
     return out
 
 
-def _delegate(w: Window, items: list[Any], kwargs: dict[str, Any]) -> Spectrum:
+def _delegate(
+    w: Window, items: list[Any], kwargs: dict[str, Any], gram: np.ndarray | None = None
+) -> Spectrum:
+    """``koopman_spectrum`` (or, given the window's snapshot Gram, ``spectrum_from_gram``) on the
+    window's slices in their own dtype, errors naming the window."""
     slices = [items[a][w.start : w.stop] for a in w.members]
     try:
+        if gram is not None:
+            return spectrum_from_gram(slices, gram, **kwargs)
         return koopman_spectrum(slices, **kwargs)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"window {w.index} (steps {w.start}:{w.stop}): {exc}") from exc
@@ -294,48 +302,20 @@ def _from_band(
     band: _BandGram,
     w: Window,
     items: list[Any],
-    trajs: list[np.ndarray],
     settings: dict[str, Any],
 ) -> Spectrum | None:
-    """The window's spectrum from the shared Gram, or None where koopman_spectrum must decide.
-
-    Mirrors the Gram path of :func:`conjugacy.koopman_spectrum` (its settings, notes and warnings);
-    tests check every field against it.
-    """
-    from .spectrum import _auto_path, finish_spectrum, gram_trusted, input_eps
-
-    slices = [trajs[a][w.start : w.stop] for a in w.members]
-    delays, rank = settings["delays"], settings["rank"]
-    n = slices[0].shape[1]
-    n_obs = n * (delays + 1)
-    m = sum(s.shape[0] - delays - 1 for s in slices)
-    n_snap = sum(s.shape[0] for s in slices)
-    chosen = settings["path"]
-    if chosen == "auto":
-        chosen = _auto_path(n, n_obs, m, n_snap, rank)
-    if chosen != "gram" or (rank is not None and rank > min(n_obs, m)):
+    """The window's spectrum by :func:`conjugacy.spectrum.spectrum_from_gram` on its part of the
+    shared Gram, where the window's own :func:`koopman_spectrum` call takes the Gram path (the
+    same result, see there); None where it does not."""
+    delays, rank, path = settings["delays"], settings["rank"], settings["path"]
+    n_snap = len(w.members) * (w.stop - w.start)
+    m = n_snap - len(w.members) * (delays + 1)
+    if path == "auto":
+        path = auto_path(band.n, band.n * (delays + 1), m, n_snap, rank)
+    if path != "gram":
         return None
-    if not any(np.any(s) for s in slices):
-        return None  # all-zero window: koopman_spectrum's own special case
-    eps = input_eps([items[a] for a in w.members])
-    op = DelayOperator(slices, delays)
-    modes = settings["modes"]
-    gram, offsets = band.gram(w)
-    result, resolution = dmd_from_gram(
-        *delay_grams(gram, offsets, delays), method=settings["method"], rank=rank,
-        tol=settings["tol"], scale=settings["scale"], shape=(n_obs, m),
-        x_times=op.x_times if modes else None, y_times=op.y_times if modes else None,
-        real=not np.iscomplexobj(slices[0]), overwrite=True, eps=eps,
-    )
-    del gram
-    notes: list[str] = []
-    if result.rank == 0 or not gram_trusted(result, resolution, notes):
-        return None  # koopman_spectrum recomputes (dense path) and says so
-    return finish_spectrum(
-        result, method=settings["method"], delays=delays, rank=rank, tol=settings["tol"],
-        pca=None, pca_center=True, scale=settings["scale"], eps=eps, path="gram",
-        n_trajectories=len(slices), n_features=n, n_pairs=m, notes=notes, stacklevel=5,
-    )
+    kwargs = {key: settings[key] for key in _GRAM_PARAMS}
+    return _delegate(w, items, kwargs, gram=band.gram(w)[0])
 
 
 # ----- transitions --------------------------------------------------------------------------------

@@ -1,0 +1,673 @@
+"""How :func:`conjugacy.koopman_spectrum` computes a spectrum: the path choice and the paths.
+
+The front door (:mod:`conjugacy.spectrum`) validates the arguments and turns the :class:`Fit` this
+module returns into a :class:`~conjugacy.Spectrum`. Here live
+
+- the path choice (:func:`auto_path`) and the paths: ``"dense"`` (explicit delay matrices, after a
+  QR compression when features outnumber snapshots), ``"gram"`` (sample-side Gram matrices, checked
+  by :func:`gram_trusted` and recomputed on the dense path when they cannot resolve the kept
+  singular values), ``"subspace"`` (structured subspace iteration) and the streamed Gram path for
+  memory maps, dask arrays and store sources (:mod:`conjugacy.streaming`);
+- the precision rule of the rank tolerance (:func:`input_eps`, :func:`source_eps`: float32 data
+  are not read as float64 data);
+- the finiteness and scale checks every route shares (NaN/Inf, squares that overflow or underflow
+  float64), read off the snapshot Gram's diagonal where there is one;
+- the settings, notes and warnings recorded with every spectrum (one place for every route).
+
+It never builds a :class:`~conjugacy.Spectrum` and never warns: the front door does both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_int
+from .dmd import (
+    DMDResult,
+    column_weights,
+    dmd,
+    dmd_from_factors,
+    dmd_from_gram,
+    select_rank,
+)
+from .observables import (
+    DelayOperator,
+    check_delays,
+    check_pca,
+    delay_embed,
+    delay_grams,
+    fit_pca_validated,
+    n_pairs,
+    pca_projections_from_gram,
+    snapshot_gram,
+)
+from .streaming import (
+    ArraySource,
+    StreamedDelayOperator,
+    as_source,
+    source_nbytes,
+    streamed_gram,
+)
+from .trajectories import (
+    TrajectoriesLike,
+    as_trajectory_list,
+    check_trajectories_finite,
+    trajectory_labels,
+)
+
+PATHS = ("auto", "dense", "gram", "subspace")
+# Relative error the Gram path may imply (~eps (s_1/s_k)^2, the squared condition number) before the
+# dense path is used instead: s_k/s_1 >= ~1.5e-4.
+_GRAM_TARGET = 1e-8
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """A DMD result with what its :class:`~conjugacy.Spectrum` record needs.
+
+    Attributes
+    ----------
+    result : DMDResult
+    method : str
+    residuals_informative : bool
+        False when the rank equals the number of observables (see ``Spectrum``).
+    settings : dict
+        The settings recorded with the spectrum (delays, rank, tol, pca, path, sizes, notes, ...).
+    rank_warnings : tuple of str
+        Messages the front door raises as :class:`~conjugacy.RankWarning` (also in the notes).
+    """
+
+    result: DMDResult
+    method: str
+    residuals_informative: bool
+    settings: dict[str, Any]
+    rank_warnings: tuple[str, ...]
+
+
+# ----- the two routes ------------------------------------------------------------------------------
+def fit(
+    trajectories: TrajectoriesLike,
+    *,
+    delays: int,
+    rank: int | None,
+    tol: float | None,
+    method: str,
+    pca: int | None,
+    pca_center: bool,
+    scale: bool,
+    modes: bool | str,
+    path: str,
+    device: str | None,
+) -> Fit:
+    """:func:`conjugacy.koopman_spectrum` on arguments it has validated (see its parameters)."""
+    labels = eps_given = None
+    source = as_source(trajectories)
+    if source is not None or device is not None:
+        if source is None:
+            source = ArraySource(as_trajectory_list(trajectories))
+        done = _fit_streamed(
+            source, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+            pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
+        )
+        if done is not None:
+            return done
+        if not isinstance(source, ArraySource):
+            eps_given = source_eps(source)  # the stored precision, not the float64 copy's
+            trajectories = _materialize(source)  # dask or store data the path needs whole
+            labels = getattr(source, "labels", None)  # e.g. a store's run names, for errors
+            labels = ([f"{source.name} ({label})" for label in labels] if labels else
+                      [f"{source.name}[{i}]" for i in range(len(trajectories))])
+    eps = input_eps(trajectories) if eps_given is None else eps_given
+    # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
+    # diagonal on the Gram routes (no separate pass over the data; located only on failure)
+    trajs = as_trajectory_list(trajectories, finite=False)
+    if labels is None:
+        labels = trajectory_labels(trajectories, len(trajs))
+    require_finite = _finiteness_check(trajs, labels)
+    delays = check_delays(trajs, delays)
+    notes: list[str] = []
+    if pca is not None:
+        trajs = _pca_coordinates(trajs, pca, pca_center, require_finite, notes)
+        require_finite = None  # the projections of finite data
+    return _fit_in_memory(
+        trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+        pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+        require_finite=require_finite,
+    )
+
+
+def fit_from_gram(
+    trajectories: TrajectoriesLike,
+    gram: Any,
+    *,
+    delays: int,
+    rank: int | None,
+    tol: float | None,
+    method: str,
+    scale: bool,
+    modes: bool | str,
+) -> Fit:
+    """:func:`fit` with ``path="gram"`` and no PCA, the snapshot Gram of the in-memory
+    ``trajectories`` given (checked by :func:`_given_gram`) instead of computed."""
+    eps = input_eps(trajectories)
+    trajs = as_trajectory_list(trajectories, finite=False)
+    require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
+    delays = check_delays(trajs, delays)
+    gram = _given_gram(gram, trajs, require_finite)
+    return _fit_in_memory(
+        trajs, delays=delays, rank=rank, tol=tol, method=method, pca=None, pca_center=True,
+        scale=scale, modes=modes, path="gram", eps=eps, notes=[], gram=gram,
+    )
+
+
+def _given_gram(gram: Any, trajs: list[np.ndarray], require_finite: Any) -> np.ndarray:
+    """``gram`` as the snapshot Gram of ``trajs`` in their dtype, after checking its shape, its
+    kind and its diagonal (the snapshots' squared norms: one pass over the data, far cheaper than
+    the Gram) and the data's finiteness and scale."""
+    if not isinstance(gram, np.ndarray) or gram.dtype == object or not (
+        np.issubdtype(gram.dtype, np.number)
+    ):
+        raise TypeError(f"gram must be a numeric NumPy array, got {type(gram).__name__}")
+    n_snap = sum(t.shape[0] for t in trajs)
+    if gram.shape != (n_snap, n_snap):
+        raise ValueError(
+            f"gram must be the (n_snapshots, n_snapshots) = ({n_snap}, {n_snap}) snapshot Gram "
+            f"G[s, t] = x_s^* x_t of the trajectories, got shape {gram.shape}"
+        )
+    if np.iscomplexobj(gram) and not np.iscomplexobj(trajs[0]):
+        raise TypeError("gram is complex but the trajectories are real: give the real Gram")
+    gram = gram.astype(trajs[0].dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.concatenate([np.einsum("ij,ij->i", t.conj(), t).real for t in trajs])
+    if not np.isfinite(norms).all():
+        require_finite()  # names the NaN/Inf, or says that the squares overflow
+    diag = np.diagonal(gram).real
+    with np.errstate(invalid="ignore"):
+        off = np.abs(diag - norms) > 1e-6 * max(float(norms.max()), np.finfo(float).tiny)
+    if off.any() or not np.isfinite(diag).all():
+        s = int(np.flatnonzero(off | ~np.isfinite(diag))[0])
+        raise ValueError(
+            f"gram is not the snapshot Gram of these trajectories: G[{s}, {s}] = {diag[s]:.6g} "
+            f"but snapshot {s} has squared norm {norms[s]:.6g} (snapshots in trajectory order)"
+        )
+    require_finite(gram)  # squares that underflow float64
+    return gram
+
+
+def _pca_coordinates(
+    trajs: list[np.ndarray], pca: int, center: bool, require_finite: Any, notes: list[str]
+) -> list[np.ndarray]:
+    """The snapshots' coordinates on the top ``pca`` principal components."""
+    n_feat, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
+    if n_feat > 2 * n_snap:
+        # the coordinates from the snapshot Gram alone: no pass to form the components
+        # and none to project on them (equal to fit_pca + transform up to signs)
+        check_pca(pca, n_snap, n_feat, center)
+        gram, offsets = snapshot_gram(trajs)
+        require_finite(gram)
+        return pca_projections_from_gram(gram, offsets, pca, center, notes)
+    require_finite()
+    return fit_pca_validated(trajs, pca, center=center).transform(trajs)
+
+
+def _fit_in_memory(
+    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes,
+    require_finite=None, gram=None,
+) -> Fit:
+    """The spectrum of validated, in-memory trajectories (after the PCA, if any).
+    ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None;
+    ``gram``: their snapshot Gram, if already computed (used on the Gram path)."""
+    n = trajs[0].shape[1]
+    n_obs = n * (delays + 1)
+    m = n_pairs(trajs, delays)
+    n_snap = sum(t.shape[0] for t in trajs)
+    _check_rank(rank, n_obs, m)
+    modes = _want_modes(modes, n_obs, rank, m, notes)
+    real = not np.iscomplexobj(trajs[0])
+    chosen = path
+    if path == "auto":
+        chosen = auto_path(n, n_obs, m, n_snap, rank)
+
+    result = None
+    if chosen == "gram":
+        if gram is None:
+            gram, offsets = snapshot_gram(trajs)
+        else:
+            offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
+        if require_finite is not None:
+            require_finite(gram)
+        zero = not np.any(np.diagonal(gram))
+    else:
+        if require_finite is not None:
+            require_finite()
+        zero = not any(np.any(t) for t in trajs)
+    if zero:
+        # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
+        result = _empty_result(n_obs, modes)
+    elif chosen == "gram":
+        op = DelayOperator(trajs, delays)
+        # No local names for the Grams: dmd_from_gram scales them in place and frees them
+        # before the modes are formed (the snapshot Gram is freed inside delay_grams' call).
+        held, gram = [gram], None
+        result, resolution = dmd_from_gram(
+            *delay_grams(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
+            scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
+            y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
+        )
+        if not gram_trusted(result, resolution, notes):
+            result, chosen = None, "dense"
+    elif chosen == "subspace":
+        result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
+        if result is None:
+            notes.append(
+                "subspace iteration did not converge (no clear gap after the kept singular "
+                "values); recomputed on the dense path"
+            )
+            chosen = "dense"
+    if result is None:
+        result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps)
+    return _finish(
+        result, method=method, delays=delays, rank=rank, tol=tol, pca=pca, pca_center=pca_center,
+        scale=scale, eps=eps, path=chosen, n_trajectories=len(trajs), n_features=n, n_pairs=m,
+        notes=notes,
+    )
+
+
+def _empty_result(n_obs: int, modes: bool) -> DMDResult:
+    result = dmd(np.zeros((n_obs, 0)), np.zeros((n_obs, 0)), modes=modes)
+    return replace(result, data_residuals=np.zeros(0))
+
+
+def _fit_streamed(
+    source, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, device
+) -> Fit | None:
+    """The spectrum of data streamed from ``source`` in one pass (see :mod:`conjugacy.streaming`),
+    or None when the requested computation needs the data in memory (the dense or subspace path:
+    ``rank=None`` without ``pca``, or features fewer than snapshots)."""
+    delays = _check_source_delays(source, delays)
+    n, n_snap = source.n_features, sum(source.lengths)
+    eps = source_eps(source)
+    notes: list[str] = []
+    if pca is not None:
+        check_pca(pca, n_snap, n, pca_center)
+        if path not in ("auto", "gram") and n <= 2 * n_snap:
+            return None
+        gram, offsets = streamed_gram(source, device=device)
+        notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
+        projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
+        del gram
+        return _fit_in_memory(
+            projected, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
+            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+        )
+    n_obs = n * (delays + 1)
+    m = n_snap - len(source.lengths) * (delays + 1)
+    if rank is None or path in ("dense", "subspace") or (path == "auto" and n < n_snap):
+        return None
+    _check_rank(rank, n_obs, m)
+    want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
+    if modes == "auto":
+        notes.append("modes not computed for streamed data (one more pass): pass modes=True")
+    gram, offsets = streamed_gram(source, device=device)
+    if not np.any(gram) and any(np.any(z) for _, z in source.blocks()):
+        raise _scale_error("under")  # a second pass, only when the Gram is zero
+    if not np.any(gram):
+        result = _empty_result(n_obs, want)
+    else:
+        op = StreamedDelayOperator(source, delays) if want else None
+        result, resolution = dmd_from_gram(
+            *delay_grams(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
+            shape=(n_obs, m), x_times=op.x_times if op else None,
+            y_times=op.y_times if op else None, real=not source.complex, overwrite=True, eps=eps,
+        )
+        if not gram_trusted(result, resolution, notes):
+            if source_nbytes(source) > MATERIALIZE_BYTES:
+                notes[-1] = notes[-1].replace(
+                    "recomputed on the dense path",
+                    f"kept: the data ({source_nbytes(source) / 2**30:.1f} GiB) exceed the "
+                    f"{MATERIALIZE_BYTES / 2**30:.0f} GiB the dense path may load",
+                )
+            else:
+                return None
+    return _finish(
+        result, method=method, delays=delays, rank=rank, tol=tol, pca=None, pca_center=pca_center,
+        scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
+        n_features=n, n_pairs=m, notes=notes,
+    )
+
+
+def _check_source_delays(source: Any, delays: Any) -> int:
+    delays = check_int(delays, "delays", minimum=0)
+    for i, length in enumerate(source.lengths):
+        if length < delays + 2:
+            labels = getattr(source, "labels", None)
+            label = (f"{source.name} ({labels[i]})" if labels else
+                     source.name if len(source.lengths) == 1 else f"{source.name}[{i}]")
+            raise ValueError(
+                f"{label} has {length} steps, too few for delays={delays}: a trajectory needs at "
+                f"least delays + 2 = {delays + 2} steps to give one snapshot pair"
+            )
+    return delays
+
+
+def _finish(
+    result: DMDResult,
+    *,
+    method: str,
+    delays: int,
+    rank: int | None,
+    tol: float | None,
+    pca: int | None,
+    pca_center: bool,
+    scale: bool,
+    eps: float,
+    path: str,
+    n_trajectories: int,
+    n_features: int,
+    n_pairs: int,
+    notes: list[str],
+) -> Fit:
+    """The :class:`Fit` of a DMD result: notes, warnings and settings, in one place for every
+    route to a spectrum (in memory, streamed, from a given Gram)."""
+    n_obs = n_features * (delays + 1)
+    rank_reduced = rank is not None and result.rank < rank
+    rank_warnings: list[str] = []
+    if result.rank == 0:
+        msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
+        notes.append(msg)
+        rank_warnings.append(msg)
+    elif rank_reduced:
+        msg = (
+            f"rank={rank} requested but the data have numerical rank {result.rank} "
+            f"(singular values above tol * s_1); kept {result.rank} modes"
+        )
+        notes.append(msg)
+        rank_warnings.append(msg)
+    informative = result.rank < n_obs
+    if not informative and result.rank > 0:
+        notes.append(
+            "rank equals the number of observables: the residuals ||A z - lambda z|| are ~0 "
+            "whatever the eigenvalues; the data residuals (data_residuals) still inform"
+        )
+    if result.rank > 0 and result.rank >= n_pairs:
+        notes.append(
+            "rank equals the number of snapshot pairs: the fit interpolates the data and the data "
+            "residuals are ~0 for every eigenpair (use more trajectories or steps, or a lower rank)"
+        )
+    settings = {
+        "delays": delays,
+        "rank_requested": rank,
+        "rank_reduced": bool(rank_reduced),
+        "tol": tol,
+        "pca": pca,
+        "pca_center": bool(pca_center) if pca is not None else None,
+        "scale": bool(scale),
+        "input_eps": eps,
+        "path": path,
+        "n_trajectories": n_trajectories,
+        "n_features": n_features,
+        "n_observables": n_obs,
+        "n_pairs": n_pairs,
+        "notes": notes,
+        "version": _version(),
+    }
+    return Fit(result, method, bool(informative), settings, tuple(rank_warnings))
+
+
+# ----- the path choice and the paths --------------------------------------------------------------
+def auto_path(
+    n_features: int, n_observables: int, n_pairs: int, n_snapshots: int, rank: int | None
+) -> str:
+    """The path ``path="auto"`` takes for in-memory data of these sizes (before any fallback).
+
+    ``"dense"`` when ``rank`` is None (the tolerance rule needs every singular value, resolved),
+    ``"gram"`` when features are at least as many as snapshots, ``"subspace"`` for large data
+    (``n_observables * n_pairs >= 1e6``) with a small fixed rank, ``"dense"`` otherwise.
+    """
+    n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
+    if rank is None:
+        return "dense"  # the tolerance rule needs every singular value, resolved
+    if n >= n_snap:
+        return "gram"  # features dominate: one pass over the data, m x m algebra
+    if n_obs * m >= 1_000_000 and 3 * (rank + _oversampling(rank)) < min(n_obs, m):
+        return "subspace"
+    return "dense"
+
+
+def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
+    n = trajs[0].shape[1]
+    basis = None
+    if n > n_snap:
+        # Compress first: x_t = Q r_t with Q (n, N) orthonormal, so the delay vectors are
+        # blockdiag(Q) h^R_t and DMD on the N-dimensional coordinates has the same eigenvalues,
+        # residuals and (lifted) modes at a fraction of the cost.
+        basis, r = np.linalg.qr(np.concatenate(trajs, axis=0).T)
+        offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
+        trajs = [r[:, a:b].T for a, b in zip(offsets[:-1], offsets[1:])]
+    X, Y = delay_embed(trajs, delays)
+    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps)
+    if basis is not None and result.modes is not None:
+        k, q = result.modes.shape[1], basis.shape[1]
+        lifted = np.concatenate(
+            [basis @ result.modes[j * q : (j + 1) * q] for j in range(delays + 1)], axis=0
+        )
+        result = replace(result, modes=lifted.reshape(-1, k))
+    return result
+
+
+def _oversampling(rank: int) -> int:
+    return max(10, rank)
+
+
+def _subspace_path(
+    trajs, delays, rank, tol, scale, method, modes, real, max_iter: int = 80, eps=_EPS64
+):
+    """Top-``rank`` SVD of the scaled delay matrix by subspace iteration on structured products.
+
+    Deterministic (fixed start seed). Converged when every kept singular triplet satisfies
+    ``||X_s^* u_i - s_i v_i|| <= 1e-11 s_1`` (``X_s v_i = s_i u_i`` holds by construction), i.e. the
+    subspace is accurate to ~1e-11 / relative gap. Returns None if that is not reached, or as soon
+    as the residual stalls (less than a 2x decrease over 4 iterations: no gap after the kept
+    singular values, e.g. noise), so a hopeless iteration costs a few products, not 80.
+    """
+    op = DelayOperator(trajs, delays)
+    n_obs, m = op.shape
+    keep, w = column_weights(op.x_column_norms(), scale)
+    weights = np.zeros(m)
+    weights[keep] = w
+    if keep.size == 0:
+        return None
+
+    def xs(V):
+        return op.x_times(weights[:, None] * V)
+
+    def xsh(U):
+        out = op.xh_times(U)
+        out *= weights[:, None]
+        return out
+
+    width = min(rank + _oversampling(rank), min(n_obs, m))
+    fro = float(np.linalg.norm(op.x_column_norms() * weights))  # ||X_s||_F for the rank rule
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(xs(rng.standard_normal((m, width))))
+    prev = None
+    history: list[float] = []
+    for _ in range(max_iter):
+        W = xsh(Q)  # X_s^* Q  (m, width)
+        if prev is not None:
+            Uq, s, Q2, Vbh = prev
+            k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
+            if k == 0:
+                return None
+            # X_s^* u_i = W @ Uq[:, i] must equal s_i v_i, with v_i = Q2 @ Vbh[i]^*.
+            Vk = Q2 @ Vbh[:k].conj().T
+            resid = np.linalg.norm(W @ Uq[:, :k] - Vk * s[:k], axis=0)
+            if resid.max() <= 1e-11 * s[0]:
+                Uk, sk = Q @ Uq[:, :k], s[:k]
+                del W, Q2, prev
+                Bk = op.y_times(weights[:, None] * Vk) / sk
+                px = sk[:, None] * Vk.conj().T  # U_k^* X_s = S_k V_k^*
+                py = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
+                return dmd_from_factors(
+                    Uk, sk, Bk, s, method=method, modes=modes, real=real, px=px, py=py
+                )
+            history.append(float(resid.max() / s[0]))
+            if len(history) > 4 and history[-1] > 0.5 * history[-5]:
+                return None  # stalled: no gap to converge on
+            del Vk, prev
+        Q2, _ = np.linalg.qr(W)
+        del W
+        Q, Rr = np.linalg.qr(xs(Q2))  # X_s Q2 = Q Rr
+        Ub, s, Vbh = np.linalg.svd(Rr)
+        prev = (Ub, s, Q2, Vbh)
+    return None
+
+
+def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool:
+    """Whether a Gram-path result meets the accuracy target; adds the reason to ``notes`` if not.
+
+    The Gram squares the condition number: the kept subspace, and with it the eigenvalues, carry a
+    relative error of about ``eps (s_1/s_k)^2``. Trusted while that stays below ``_GRAM_TARGET``.
+    """
+    implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
+    if result.rank > 0 and implied > _GRAM_TARGET:
+        notes.append(
+            f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
+            f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
+        )
+        return False
+    return True
+
+
+# ----- the checks every route shares ------------------------------------------------------------
+def _scale_error(kind: str) -> ValueError:
+    if kind == "over":
+        return ValueError(
+            "trajectories: the squared norm of a snapshot overflows float64 (values near 1e154 "
+            "or larger); rescale the data (DMD eigenvalues do not depend on scale)"
+        )
+    return ValueError(
+        "trajectories: the data are not zero but the squared norms of their snapshots underflow "
+        "float64 (values near 1e-154 or smaller); rescale the data (DMD eigenvalues do not depend "
+        "on scale)"
+    )
+
+
+def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
+    """``check(gram=None)``: raise the ValueError naming the first NaN/Inf of ``trajs``, or
+    saying that the data's squares overflow or underflow float64 (every route squares them
+    somewhere: residuals, Gram matrices). Given the snapshot Gram, NaN/Inf and overflow are read
+    off its diagonal (squared norms) and the data are scanned only when that is not finite;
+    without it, one pass over the data."""
+
+    def check(gram: np.ndarray | None = None) -> None:
+        if gram is not None:
+            diag = np.diagonal(gram)
+            if not np.isfinite(diag).all():
+                check_trajectories_finite(trajs, labels)
+                raise _scale_error("over")
+            if not np.any(diag) and any(np.any(t) for t in trajs):
+                raise _scale_error("under")
+            return
+        check_trajectories_finite(trajs, labels)
+        with np.errstate(over="ignore", under="ignore"):
+            for t in trajs:
+                flat = t.reshape(-1)
+                sq = float(np.real(np.vdot(flat, flat)))
+                if not np.isfinite(sq):
+                    raise _scale_error("over")
+                if sq == 0.0 and np.any(flat):
+                    raise _scale_error("under")
+
+    return check
+
+
+def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
+    if rank is not None and rank > min(n_obs, m):
+        raise ValueError(
+            f"rank={rank} exceeds what the data allow: min(n_observables={n_obs}, "
+            f"n_pairs={m}) = {min(n_obs, m)} (n_observables = n_features x (delays + 1))"
+        )
+
+
+#: ``modes="auto"`` computes modes when the mode matrix takes at most this many bytes
+MODES_AUTO_BYTES = 16 * 2**20
+
+
+def _want_modes(modes: Any, n_obs: int, rank: int | None, m: int, notes: list[str]) -> bool:
+    if modes != "auto":
+        return bool(modes)
+    k = min(rank if rank is not None else min(n_obs, m), n_obs, m)
+    size = 16 * n_obs * k
+    if size <= MODES_AUTO_BYTES:
+        return True
+    notes.append(
+        f"modes not computed: {n_obs} x {k} complex values ({size / 2**20:.0f} MiB); "
+        "pass modes=True to compute them"
+    )
+    return False
+
+
+# ----- the precision rule and streamed data ---------------------------------------------------
+def input_eps(trajectories: Any) -> float:
+    """Machine epsilon of the least precise array in ``trajectories`` (NumPy or torch dtypes).
+
+    Integer and boolean data are exact: float64's epsilon. Used by the rank rule, so data recorded
+    in float32 (PyTorch's default) are not read as if they had float64's resolution.
+    """
+    items = [trajectories] if not isinstance(trajectories, (list, tuple)) else list(trajectories)
+    eps = _EPS64
+    for item in items:
+        dtype = getattr(item, "dtype", None)
+        if dtype is None:
+            continue
+        name = str(dtype).replace("torch.", "")
+        try:
+            np_dtype = np.dtype(name)
+        except TypeError:
+            np_dtype = {"bfloat16": None}.get(name, np.dtype(np.float64))
+            if np_dtype is None:  # bfloat16: 8 significant bits
+                eps = max(eps, 2.0**-7)
+                continue
+        if np.issubdtype(np_dtype, np.inexact):
+            eps = max(eps, float(np.finfo(np_dtype).eps))
+    return eps
+
+
+def source_eps(source: Any) -> float:
+    """:func:`input_eps` of a streaming source: its least precise stored array (a list of memory
+    maps mixing float32 and float64, or a store selection of float32 parameters, is float32
+    data, although its blocks arrive as float64)."""
+    items = getattr(source, "_items", None)
+    if items is not None:
+        return input_eps(list(items))
+    layout = getattr(source, "_layout", None)
+    if layout is not None:
+        return input_eps([np.empty(0, dtype=np.dtype(dt)) for _, (_, dt) in layout])
+    return input_eps(np.empty(0, dtype=source.dtype))
+
+
+#: streamed data up to this size may be loaded for the dense path when the Gram path cannot
+#: resolve them; larger data keep the Gram result with a note
+MATERIALIZE_BYTES = 4 * 2**30
+
+
+def _materialize(source) -> list[np.ndarray]:
+    if hasattr(source, "materialize"):
+        return source.materialize()
+    offsets = np.cumsum([0] + list(source.lengths))
+    out = np.empty((int(offsets[-1]), source.n_features),
+                   dtype=np.complex128 if source.complex else np.float64)
+    for features, z in source.blocks():
+        out[:, features] = z
+    return [out[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
