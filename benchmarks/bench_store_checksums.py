@@ -25,7 +25,7 @@ import numpy as np
 
 def one(path: Path, data: np.ndarray, loss: np.ndarray, chunk: int, checksums: bool
         ) -> tuple[float, float]:
-    import conjugacy.store as store_mod
+    import conjugacy.store._write as store_mod  # where create_run looks up _codecs
     from conjugacy.store import TrajectoryStore
 
     real = store_mod._codecs

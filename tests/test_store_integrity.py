@@ -1,9 +1,11 @@
 """The trajectory store detects damage (issue 13, section 5): checksums, missing chunks,
-``n_complete`` validated at open, ``verify`` and ``conjugacy store verify``, format-1 stores."""
+``n_complete`` validated at open, ``verify`` and ``conjugacy store verify``, pre-release format-1
+stores refused."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -186,48 +188,31 @@ def test_n_complete_is_validated_against_the_arrays_at_open(tmp_path):
         TrajectoryStore.open(tmp_path / "s", "r")
 
 
-def _format1_store(path):
-    """A store as conjugacy wrote it before format 2: no checksums, empty chunks elided."""
-    root = zarr.open_group(str(path), mode="w", zarr_format=3, use_consolidated=False)
+def test_pre_release_format_1_stores_get_one_clear_error(tmp_path):
+    """Format 1 was written by pre-release versions only: refused at open, naming the store."""
+    root = zarr.open_group(str(tmp_path / "s"), mode="w", zarr_format=3, use_consolidated=False)
     root.update_attributes({"conjugacy_store": {"format_version": 1, "created_with": "0.1.0"}})
-    g = root.create_group("runs").create_group("old")
-    g.create_array("steps", shape=(6,), dtype="int64", chunks=(1024,))[:] = np.arange(6)
-    p = g.create_group("params").create_array("w", shape=(6, 2), dtype="float32", chunks=(2, 2),
-                                              fill_value=0)
-    w = np.arange(12, dtype=np.float32).reshape(6, 2)
-    w[2:4] = 0  # an all-zero chunk: format 1 did not write it
-    p[:] = w
-    g.create_group("scalars")
-    g.update_attributes({"n_complete": 6, "chunk_steps": 2, "parameters": [["w", [2], "float32"]],
-                         "metadata": {}, "finished": True})
-    assert not (path / "runs/old/params/w/c/1/0").exists()
-    return w
+    root.create_group("runs")
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match=re.escape(f"store {str(tmp_path / 's')!r}") + (
+                " has format version 1: it was written by a pre-release version of conjugacy "
+                r"\(created with 0.1.0\) and cannot be read")):
+            TrajectoryStore.open(tmp_path / "s", mode)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["runs", "zarr.json"]
 
 
-def test_format_1_stores_stay_readable_and_appendable(tmp_path):
-    w = _format1_store(tmp_path / "s")
-    with TrajectoryStore.open(tmp_path / "s", "r") as st:
-        assert st.format_version == 1
-        np.testing.assert_array_equal(st.read()[0], w)  # the elided chunk reads as zeros
-        rep = st.verify()
-    assert rep.ok and rep.format_version == 1 and rep.chunks_checked == 3
-    assert rep.chunks_checksummed == 0
-    assert any("no checksum" in n and "cannot be detected" in n for n in rep.notes), rep.notes
-    assert any("1 chunks below n_complete have no file" in n for n in rep.notes), rep.notes
-    # an appending writer keeps the store at format 1; a new run gets the format-2 guarantees
-    with TrajectoryStore.open(tmp_path / "s", "a") as st:
-        st.append("old", [6], {"w": np.full((1, 2), 7, np.float32)})
-        st.create_run("new", {"w": ((2,), "float32")}, chunk_steps=2)
-        st.append("new", [0, 1], {"w": np.zeros((2, 2), np.float32)})
-    with TrajectoryStore.open(tmp_path / "s", "r") as st:
-        assert st.format_version == 1
-        np.testing.assert_array_equal(st.read(runs="old")[0, 6], [7, 7])
-        rep = st.verify()
-    assert rep.ok and rep.chunks_checksummed == 2  # the new run's 2 chunks
-    (tmp_path / "s/runs/new/params/w/c/0/0").unlink()
-    with TrajectoryStore.open(tmp_path / "s", "r") as st:
-        with pytest.raises(DamagedStoreError, match="chunk file missing"):
-            st.read(runs="new")
+def test_a_run_without_its_format_version_is_damaged(tmp_path):
+    make(tmp_path / "s", runs=("good", "bad"))
+    meta_file = tmp_path / "s/runs/bad/zarr.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["attributes"]["format_version"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(DamagedStoreError, match="run 'bad' is damaged: format_version is None, "
+                                                "not 2"):
+        TrajectoryStore.open(tmp_path / "s", "r")
+    with TrajectoryStore.open(tmp_path / "s", "r", check=False) as st:
+        (d,) = st.verify().damage
+    assert (d.run, d.array) == ("bad", None) and d.problem.startswith("format_version is None")
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -315,12 +300,12 @@ def test_unknown_codec_and_decreasing_steps_are_reported(tmp_path):
         (d,) = st.verify().damage
     assert (d.run, d.array, d.problem.split(" (")[0]) == ("r0", "params/enc.bias",
                                                          "unreadable metadata")
-    # format 1 has no checksums, but step indices that do not increase are still caught
-    w = _format1_store(tmp_path / "old")
-    g = zarr.open_group(str(tmp_path / "old"), mode="r+")
-    g["runs/old/steps"][3] = 1
-    with TrajectoryStore.open(tmp_path / "old", "r") as st:
-        np.testing.assert_array_equal(st.read()[0], w)
+    # step indices that do not increase (checksums intact) are caught too
+    expected = make(tmp_path / "steps")
+    g = zarr.open_group(str(tmp_path / "steps"), mode="r+")
+    g["runs/r0/steps"][3] = 1
+    with TrajectoryStore.open(tmp_path / "steps", "r") as st:
+        np.testing.assert_array_equal(st.read()[0], expected["r0"])
         (d,) = st.verify().damage
     assert (d.array, d.records, d.problem) == ("steps", (2, 4),
                                                "training-step indices do not increase")

@@ -1,0 +1,90 @@
+"""What every part of the store shares: format constants, errors, run names, selections."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (2,)
+LOCK_NAME = ".conjugacy-write.lock"
+_ROOT_KEY = "conjugacy_store"
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,\-]*$")
+_PROBE_PREFIX = ".write-probe-"
+
+
+class StoreError(OSError, ValueError):
+    """A trajectory store cannot be opened, written or read as asked.
+
+    Subclasses both :class:`OSError` (disk, permission and lock problems) and :class:`ValueError`
+    (unknown runs, parameters or scalars; incompatible formats), so either ``except`` catches it.
+    """
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror) pairs; keep the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DamagedStoreError(StoreError):
+    """The store's files are damaged: a chunk is missing or fails its checksum, or a run's
+    attributes disagree with its arrays. The message names the store, run, array and records;
+    ``problem`` holds the description without the store's name."""
+
+    problem: str = ""
+
+
+def _package_version() -> str:
+    try:
+        from .. import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover - partial installs
+        return "unknown"
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def select_names(available: Sequence[str], patterns: str | Iterable[str] | None) -> list[str]:
+    """Names from ``available`` matching any of ``patterns`` (exact names or fnmatch globs).
+
+    Parameters
+    ----------
+    available : sequence of str
+        Candidate names, in the order the result keeps.
+    patterns : str, iterable of str or None
+        ``None`` or ``"*"`` selects everything. Each pattern must match at least one name.
+
+    Returns
+    -------
+    list of str
+        The matching names in the order of ``available`` (not of ``patterns``).
+
+    Raises
+    ------
+    StoreError
+        If a pattern matches nothing; the message lists the available names.
+    """
+    available = list(available)
+    if patterns is None:
+        return available
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    patterns = list(patterns)
+    if not patterns:
+        raise StoreError("params is an empty list; give at least one name or glob, or None")
+    for p in patterns:
+        if not isinstance(p, str):
+            raise StoreError(f"params must be names or glob strings, got {p!r}")
+    chosen = set()
+    for p in patterns:
+        hits = [n for n in available if fnmatch.fnmatchcase(n, p)]
+        if not hits:
+            raise StoreError(
+                f"parameter selection {p!r} matches nothing; available parameters: "
+                + ", ".join(available)
+            )
+        chosen.update(hits)
+    return [n for n in available if n in chosen]

@@ -1,0 +1,345 @@
+"""Integrity: runs' attributes validated against their arrays, chunks checked, ``verify``."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._base import _RUN_NAME, FORMAT_VERSION, DamagedStoreError, _is_int
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged place found by :meth:`TrajectoryStore.verify`.
+
+    Attributes
+    ----------
+    run : str or None
+        The run, or None for the store itself.
+    array : str or None
+        Path of the array inside the run (``"params/fc.weight"``, ``"steps"``), or None.
+    records : (int, int) or None
+        Affected records ``[start, stop)``: positions along the step axis (clipped to
+        ``n_complete``), or None when the whole run is affected.
+    steps : (int, int) or None
+        First and last training-step index of those records, when the ``steps`` array is
+        readable there.
+    chunk : str or None
+        Chunk key inside the array (``"c/3/0/0"``).
+    problem : str
+        What is wrong ("missing", "checksum mismatch", "undecodable: ...", layout problems).
+    """
+
+    run: str | None
+    array: str | None
+    records: tuple[int, int] | None
+    steps: tuple[int, int] | None
+    chunk: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        parts = []
+        if self.run is not None:
+            parts.append(f"run {self.run!r}")
+        if self.array is not None:
+            parts.append(f"array {self.array!r}")
+        if self.chunk is not None:
+            parts.append(f"chunk {self.chunk}")
+        if self.records is not None:
+            a, b = self.records
+            rec = f"records {a}..{b - 1}"
+            if self.steps is not None:
+                rec += f" (training steps {self.steps[0]}..{self.steps[1]})"
+            parts.append(rec)
+        return ", ".join(parts) + f": {self.problem}"
+
+
+@dataclass
+class VerifyReport:
+    """Result of :meth:`TrajectoryStore.verify`.
+
+    Attributes
+    ----------
+    path : Path
+        The store.
+    format_version : int
+        The store's format version (2: checksums, every chunk written).
+    runs : list of str
+        Runs checked.
+    chunks_checked : int
+        Chunks below ``n_complete`` read and decoded.
+    chunks_checksummed : int
+        Of those, chunks protected by a CRC-32C (a bit flip in the others may go unnoticed).
+    damage : list of Damage
+        Everything found wrong; empty for an intact store.
+    notes : list of str
+        Leftovers that are not damage (temporary files of interrupted writes, half-created
+        runs) and chunks without a checksum codec.
+    """
+
+    path: Path
+    format_version: int
+    runs: list[str] = field(default_factory=list)
+    chunks_checked: int = 0
+    chunks_checksummed: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no damage was found."""
+        return not self.damage
+
+    def __str__(self) -> str:
+        head = (
+            f"store {str(self.path)!r} (format version {self.format_version}): "
+            f"{len(self.runs)} runs, {self.chunks_checked} chunks checked "
+            f"({self.chunks_checksummed} with checksums): "
+            + ("no damage found" if self.ok else f"{len(self.damage)} damaged places")
+        )
+        lines = [head]
+        lines += [f"  damage: {d}" for d in self.damage]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _has_checksum(arr: Any) -> bool:
+    from zarr.codecs import Crc32cCodec
+
+    return any(isinstance(c, Crc32cCodec) for c in arr.metadata.codecs)
+
+
+class _Integrity:
+    """Validation of runs, chunk checks and :meth:`verify` of :class:`TrajectoryStore`."""
+
+    def _validate(self, run: str, a: Mapping[str, Any]) -> None:
+        """Check a run's attributes ``a`` against its arrays' metadata; raise DamagedStoreError
+        naming the problem."""
+        n = a.get("n_complete")
+        if not _is_int(n) or n < 0:
+            raise self._damaged(run, f"n_complete is {n!r}, not a non-negative integer")
+        fv = a.get("format_version")
+        if not _is_int(fv) or fv != FORMAT_VERSION:
+            raise self._damaged(
+                run, f"format_version is {fv!r}, not {FORMAT_VERSION} (every run of a format-"
+                f"{FORMAT_VERSION} store carries it)"
+            )
+        cs = a.get("chunk_steps")
+        if not _is_int(cs) or cs < 1:
+            raise self._damaged(run, f"chunk_steps is {cs!r}, not a positive integer")
+        decl = a.get("parameters")
+        if not isinstance(decl, list) or not decl:
+            raise self._damaged(run, f"'parameters' is {decl!r}, not a non-empty list")
+        for item in decl:
+            ok = (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                  and item[0] and "/" not in item[0] and isinstance(item[1], list)
+                  and all(_is_int(s) and s >= 0 for s in item[1]) and isinstance(item[2], str))
+            if ok:
+                try:
+                    ok = np.dtype(item[2]).kind in "fciub"
+                except TypeError:
+                    ok = False
+            if not ok:
+                raise self._damaged(run, f"'parameters' entry {item!r} is not [name, shape, dtype]")
+        if not isinstance(a.get("metadata", {}), dict):
+            raise self._damaged(run, "'metadata' is not a JSON object")
+
+        shape, dtype = self._array_meta(run, "steps", n)
+        if len(shape) != 1 or dtype != np.int64:
+            raise self._damaged(run, f"array 'steps' is {dtype} {shape}, not int64 1-D")
+        for name, pshape, dt in decl:
+            shape, dtype = self._array_meta(run, f"params/{name}", n)
+            if shape[1:] != tuple(pshape) or dtype != np.dtype(dt):
+                raise self._damaged(
+                    run, f"array 'params/{name}' is {dtype} with step shape "
+                    f"{shape[1:]} but the run declares {dt} {tuple(pshape)}"
+                )
+        for name in self._scalar_names(run):
+            shape, _ = self._array_meta(run, f"scalars/{name}", n)
+            if len(shape) != 1:
+                raise self._damaged(run, f"array 'scalars/{name}' is not 1-D")
+
+    def _array_meta(self, run: str, key: str, n: int) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of the run's array ``key`` from its metadata, checked to describe an
+        array of at least ``n`` records."""
+        meta = self._json(run, key)
+        if meta is None:
+            raise self._damaged(run, f"array {key!r} is missing (no {key}/zarr.json)")
+        shape, dt = meta.get("shape"), meta.get("data_type")
+        if (meta.get("node_type") != "array" or not isinstance(shape, list)
+                or not all(_is_int(x) and x >= 0 for x in shape) or not isinstance(dt, str)):
+            raise self._damaged(run, f"{key}/zarr.json does not describe an array")
+        try:
+            dtype = np.dtype(dt)
+        except TypeError:
+            raise self._damaged(run, f"array {key!r} has unknown data type {dt!r}") from None
+        if not shape or shape[0] < n:
+            raise self._damaged(
+                run, f"n_complete is {n} but array {key!r} holds "
+                f"{shape[0] if shape else 0} steps"
+            )
+        return tuple(shape), dtype
+
+    def _check_all_runs(self) -> None:
+        """Validate every run not validated yet; raise one DamagedStoreError naming the first
+        damaged run and how many more there are."""
+        problems = []
+        names = self.runs()
+        for r in names:
+            try:
+                if r not in self._valid:
+                    self._validate(r, self._run_attrs(r) or {})
+                    self._valid.add(r)
+            except DamagedStoreError as exc:
+                problems.append(str(exc))
+        if problems:
+            more = f" (and {len(problems) - 1} more damaged runs)" if len(problems) > 1 else ""
+            raise DamagedStoreError(
+                problems[0] + more + "; open with check=False to read the intact runs"
+            )
+
+    def _chunks(self, arr: Any, start: int, stop: int) -> list[tuple[str, tuple[int, int], tuple]]:
+        """Chunks of ``arr`` holding records ``[start, stop)``: (key, records, selection)."""
+        c0 = arr.chunks[0]
+        rest = [range(math.ceil(s / c)) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
+        out = []
+        for i in range(start // c0, (stop - 1) // c0 + 1):
+            rows = (max(i * c0, start), min((i + 1) * c0, stop))
+            for j in itertools.product(*rest):
+                sel = (slice(rows[0], rows[1]),) + tuple(
+                    slice(k * c, (k + 1) * c) for k, c in zip(j, arr.chunks[1:]))
+                out.append((arr.metadata.encode_chunk_key((i, *j)), rows, sel))
+        return out
+
+    def _step_span(self, g: Any, rows: tuple[int, int]) -> tuple[int, int] | None:
+        """Training steps of records ``rows`` (best effort: None if unreadable)."""
+        try:
+            s = g["steps"]
+            if not all((self._path / s.path / k).is_file()
+                       for k, _, _ in self._chunks(s, rows[0], rows[1])):
+                return None  # a missing steps chunk would read as zeros
+            return int(s[rows[0]]), int(s[rows[1] - 1])
+        except Exception:
+            return None
+
+    def _chunk_problems(
+        self, run: str, g: Any, key: str, arr: Any, start: int, stop: int, decode: bool,
+    ) -> tuple[list[Damage], int]:
+        """Damage in the chunks of ``arr`` below ``stop`` from ``start``: missing chunk files
+        (every chunk is written) and, with ``decode``, chunks that fail to decode. Returns
+        (damage, chunks decoded)."""
+        damage, checked = [], 0
+        base = self._path / arr.path
+        for ckey, rows, sel in self._chunks(arr, start, stop):
+            problem = None
+            if not (base / ckey).is_file():
+                problem = "chunk file missing (deleted?): its records would read as fill values"
+            elif decode:
+                checked += 1
+                try:
+                    arr[sel]
+                except MemoryError:
+                    raise
+                except Exception as exc:
+                    text = str(exc)
+                    problem = ("checksum mismatch (CRC-32C): the chunk file was altered"
+                               if "checksum" in text.lower()
+                               else f"undecodable ({type(exc).__name__}: {text[:200]})")
+            if problem is not None:
+                span = None if key == "steps" else self._step_span(g, rows)
+                damage.append(Damage(run, key, rows, span, ckey, problem))
+        return damage, checked
+
+    def _damage_error(self, damage: list[Damage]) -> DamagedStoreError:
+        more = f" (and {len(damage) - 1} more damaged chunks)" if len(damage) > 1 else ""
+        return DamagedStoreError(
+            f"store {str(self._path)!r} is damaged: {damage[0]}{more}; "
+            f"`conjugacy store verify {self._path}` lists all damage"
+        )
+
+    def verify(self) -> VerifyReport:
+        """Check every chunk below ``n_complete`` of every array of every run.
+
+        Reads and decodes each chunk (which checks its CRC-32C), checks that every chunk file
+        exists, validates each run's attributes against its arrays, and checks that the recorded
+        step indices increase. Does not stop at the first problem.
+
+        Returns
+        -------
+        VerifyReport
+            ``ok`` is True when nothing is damaged; ``damage`` lists each damaged place (run,
+            array, chunk, records, training steps); ``notes`` lists leftovers that are not damage.
+
+        Raises
+        ------
+        StoreError
+            Only if the store is closed.
+        """
+        self._check_open()
+        rep = VerifyReport(self._path, self._format)
+        runs_dir = self._path / "runs"
+        names = sorted(e.name for e in runs_dir.iterdir()
+                       if e.is_dir() and _RUN_NAME.match(e.name)) if runs_dir.is_dir() else []
+        unchecked = sum(self._verify_run(rep, run) for run in names)
+        if unchecked:
+            rep.notes.append(
+                f"{unchecked} chunks have no checksum codec: a flipped bit in them cannot be "
+                "detected"
+            )
+        temps = list(self._path.rglob("*.partial"))
+        if temps:
+            rep.notes.append(
+                f"{len(temps)} temporary files of interrupted writes (*.partial): not data; the "
+                "next writer removes them"
+            )
+        return rep
+
+    def _verify_run(self, rep: VerifyReport, run: str) -> int:
+        """Add the damage of ``run`` (and its chunk counts) to ``rep``; return how many of its
+        chunks carry no checksum."""
+        try:
+            a = self._run_attrs(run)
+            if a is None:
+                rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a "
+                                 "writer creating it again replaces it")
+                return 0
+            rep.runs.append(run)
+            self._validate(run, a)  # again, even if validated before: files may change
+            self._valid.add(run)
+            g = self._run(run)
+        except DamagedStoreError as exc:
+            rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
+            return 0
+        n = int(a["n_complete"])
+        keys = (["steps"] + [f"params/{name}" for name, _, _ in a["parameters"]]
+                + [f"scalars/{s}" for s in self._scalar_names(run)])
+        unchecked = 0
+        for key in keys:
+            try:
+                arr = g[key]
+            except Exception as exc:
+                rep.damage.append(Damage(run, key, None, None, None,
+                                         f"unreadable metadata ({type(exc).__name__}: {exc})"))
+                continue
+            if n == 0:
+                continue
+            dmg, checked = self._chunk_problems(run, g, key, arr, 0, n, True)
+            rep.damage += dmg
+            rep.chunks_checked += checked
+            if _has_checksum(arr):
+                rep.chunks_checksummed += checked
+            else:
+                unchecked += checked
+        if n and not any(d.run == run and d.array == "steps" for d in rep.damage):
+            s = np.asarray(g["steps"][:n])
+            if s[0] < 0 or np.any(np.diff(s) <= 0):
+                i = int(np.argmax(np.diff(s) <= 0)) if s[0] >= 0 else 0
+                rep.damage.append(Damage(run, "steps", (i, i + 2 if s[0] >= 0 else 1), None,
+                                         None, "training-step indices do not increase"))
+        return unchecked

@@ -1,0 +1,378 @@
+"""Reading: run queries, ``read`` into memory and ``source`` streamed in chunk-aligned spans."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..streaming import BlockPool
+from ._base import _RUN_NAME, StoreError, select_names
+from ._integrity import Damage
+
+if TYPE_CHECKING:
+    from . import TrajectoryStore
+
+
+class _Reading:
+    """The reading half of :class:`TrajectoryStore`."""
+
+    def runs(self) -> list[str]:
+        """Names of the runs in the store, sorted."""
+        self._check_open()
+        d = self._path / "runs"
+        if not (d / "zarr.json").is_file():
+            raise self._damaged(None, "its 'runs' group (runs/zarr.json) is missing")
+        return sorted(e.name for e in d.iterdir() if _RUN_NAME.match(e.name) and e.is_dir()
+                      and self._run_attrs(e.name) is not None)
+
+    def __contains__(self, run: object) -> bool:
+        return isinstance(run, str) and run in self.runs()
+
+    def n_complete(self, run: str) -> int:
+        """Number of complete (readable) steps of ``run``."""
+        return int(self._run(run).attrs["n_complete"])
+
+    def run_info(self, run: str) -> dict[str, Any]:
+        """Description of a run.
+
+        Returns
+        -------
+        dict
+            ``name``, ``n_complete``, ``chunk_steps``, ``finished``, ``parameters`` (name ->
+            ``{"shape": [...], "dtype": str, "size": int}``, in feature order), ``n_features``,
+            ``scalars`` (sorted names), ``first_step``/``last_step`` (recorded step indices or
+            None), ``metadata`` (dict).
+        """
+        g = self._run(run)
+        a = g.attrs.asdict()
+        n = int(a["n_complete"])
+        params = {
+            name: {"shape": list(shape), "dtype": dtype, "size": int(math.prod(shape))}
+            for name, shape, dtype in a["parameters"]
+        }
+        first = int(self._read(run, g, "steps", slice(0, 1), n)[0]) if n else None
+        last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0]) if n else None
+        return {
+            "name": run,
+            "n_complete": n,
+            "chunk_steps": int(a["chunk_steps"]),
+            "finished": bool(a.get("finished", False)),
+            "parameters": params,
+            "n_features": int(sum(v["size"] for v in params.values())),
+            "scalars": self._scalar_names(run),
+            "first_step": first,
+            "last_step": last,
+            "metadata": dict(a.get("metadata", {})),
+        }
+
+    def parameters(self, run: str) -> list[str]:
+        """Recorded parameter names of ``run`` in feature order."""
+        return [name for name, _, _ in self._run(run).attrs["parameters"]]
+
+    def steps(self, run: str) -> np.ndarray:
+        """Training-step index of each complete record of ``run``, int64 ``(n_complete,)``."""
+        g = self._run(run)
+        n = int(g.attrs["n_complete"])
+        return np.asarray(self._read(run, g, "steps", slice(0, n), n), dtype=np.int64)
+
+    def scalars(self, run: str, name: str) -> np.ndarray:
+        """Scalar series ``name`` of ``run``, float64 ``(n_complete,)``; NaN where not recorded."""
+        g = self._run(run)
+        n = int(g.attrs["n_complete"])
+        names = self._scalar_names(run)
+        if name not in names:
+            raise StoreError(
+                f"run {run!r} of store {str(self._path)!r} has no scalar {name!r}; scalars: "
+                + (", ".join(names) if names else "(none)")
+            )
+        return np.asarray(self._read(run, g, f"scalars/{name}", slice(0, n), n),
+                          dtype=np.float64)
+
+    def source(
+        self, params: str | Sequence[str] | None = None, runs: str | Sequence[str] | None = None
+    ) -> StoreSource:
+        """The selected parameters of the selected runs as a *streaming source* for
+        :func:`conjugacy.koopman_spectrum`: the spectrum then reads the store in one pass of
+        feature blocks aligned with the Zarr chunks (each chunk read and checksum-checked once),
+        never loading the selection whole (:mod:`conjugacy.streaming`). Runs may have different
+        numbers of complete steps (ragged trajectories).
+
+        Parameters
+        ----------
+        params, runs : as in :meth:`read`
+
+        Raises
+        ------
+        StoreError
+            Unknown runs or parameters, runs with different parameter layouts, missing chunks.
+        """
+        self._check_open()
+        run_names = self._select_runs(runs)
+        layout = None
+        for r in run_names:
+            this = _selected_layout(self._run(r).attrs.asdict(), params)
+            layout = _same_layout(r, run_names[0], this, layout)
+        assert layout is not None
+        return StoreSource(self, run_names, layout)
+
+    def _select_runs(self, runs: str | Sequence[str] | None) -> list[str]:
+        if runs is None:
+            names = self.runs()
+            if not names:
+                raise StoreError(f"store {str(self._path)!r} holds no runs")
+            return names
+        patterns = [runs] if isinstance(runs, str) else list(runs)
+        if not patterns:
+            raise StoreError("runs is an empty list; give run names or None for all runs")
+        names: list[str] = []
+        available = None
+        for pat in patterns:
+            if isinstance(pat, str) and any(c in pat for c in "*?["):
+                available = self.runs() if available is None else available
+                hits = [r for r in available if fnmatch.fnmatchcase(r, pat)]
+                if not hits:
+                    raise StoreError(
+                        f"run selection {pat!r} matches no run of store {str(self._path)!r}; "
+                        f"runs: {', '.join(available[:20])}{' ...' if len(available) > 20 else ''}"
+                    )
+                names += [r for r in hits if r not in names]
+            elif pat not in names:
+                names.append(pat)
+        return names
+
+    def read(
+        self,
+        params: str | Sequence[str] | None = None,
+        runs: str | Sequence[str] | None = None,
+        steps: slice | None = None,
+        *,
+        dtype: Any = None,
+    ) -> np.ndarray:
+        """Read trajectories shaped for :func:`conjugacy.koopman_spectrum`.
+
+        Parameters
+        ----------
+        params : str, list of str or None
+            Parameter names or fnmatch globs (``"fc2.weight"``, ``"blocks.0.mlp.*"``); None = all.
+            Features are the selected parameters in recorded order, each flattened (C order).
+        runs : str, list of str or None
+            Runs to read, in this order; None = all runs, sorted by name.
+        steps : slice or None
+            Positions along the recorded axis (not training-step indices; see :meth:`steps`),
+            applied to the complete steps of every run.
+        dtype : numpy dtype, optional
+            Output dtype; default: the common dtype of the selected parameters (float64 stays
+            float64).
+
+        Returns
+        -------
+        ndarray, shape (n_runs, n_steps, n_features)
+
+        Raises
+        ------
+        StoreError
+            Unknown runs or parameters, runs with different selected shapes or step counts.
+        """
+        self._check_open()
+        if runs is None:
+            run_names = self.runs()
+            if not run_names:
+                raise StoreError(f"store {str(self._path)!r} holds no runs")
+        elif isinstance(runs, str):
+            run_names = [runs]
+        else:
+            run_names = list(runs)
+            if not run_names:
+                raise StoreError("runs is an empty list; give run names or None for all runs")
+        if steps is not None and not isinstance(steps, slice):
+            raise StoreError(f"steps must be a slice or None, got {steps!r}")
+        groups = [self._run(r) for r in run_names]
+        layout = None
+        lengths = []
+        for r, g in zip(run_names, groups):
+            a = g.attrs.asdict()
+            layout = _same_layout(r, run_names[0], _selected_layout(a, params), layout)
+            rng = range(int(a["n_complete"]))
+            lengths.append(rng[steps] if steps is not None else rng)
+        sizes = {len(x) for x in lengths}
+        if len(sizes) > 1:
+            counts = {r: int(self._run(r).attrs["n_complete"]) for r in run_names}
+            selected = dict(zip(run_names, map(len, lengths)))
+            raise StoreError(
+                f"runs have different numbers of selected steps {selected} (complete steps: "
+                f"{counts}); pass steps=slice(0, n) with a common n"
+            )
+        assert layout is not None
+        out_dtype = (
+            np.dtype(dtype) if dtype is not None else np.result_type(*[d for _, (_, d) in layout])
+        )
+        n_feat = sum(math.prod(s) for _, (s, _) in layout)
+        n_steps = len(lengths[0])
+        out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
+        if n_steps == 0:
+            return out
+        for i, (r, g, rng) in enumerate(zip(run_names, groups, lengths)):
+            n = int(g.attrs["n_complete"])
+            off = 0
+            for name, (shape, _) in layout:
+                size = math.prod(shape)
+                key = f"params/{name}"
+                if rng.step > 0:
+                    block = self._read(r, g, key, slice(rng.start, rng.stop, rng.step), n)
+                else:  # zarr takes positive steps only
+                    idx = np.asarray(rng)
+                    lo = int(idx.min())
+                    block = self._read(r, g, key, slice(lo, int(idx.max()) + 1), n)[idx - lo]
+                out[i, :, off : off + size] = block.reshape(n_steps, size)
+                off += size
+        return out
+
+    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
+        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
+        checking that its chunks exist and decode."""
+        try:
+            arr = g[key]
+        except Exception as exc:
+            raise self._damaged(
+                run, f"array {key!r} cannot be opened ({type(exc).__name__}: {exc})"
+            ) from exc
+        start, stop, _ = sel.indices(n)
+        if stop <= start:
+            return np.asarray(arr[0:0])
+        if arr.shape[0] < stop:
+            raise self._damaged(run, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
+        missing, _ = self._chunk_problems(run, g, key, arr, start, stop, False)
+        if missing:
+            raise self._damage_error(missing)
+        try:
+            return np.asarray(arr[sel])
+        except MemoryError:
+            raise
+        except Exception as exc:
+            bad, _ = self._chunk_problems(run, g, key, arr, start, stop, True)
+            if not bad:  # not reproducible chunk by chunk: report the whole range
+                bad = [Damage(run, key, (start, stop), None, None,
+                              f"unreadable ({type(exc).__name__}: {exc})")]
+            raise self._damage_error(bad) from exc
+
+
+def _selected_layout(attrs: dict[str, Any], params: str | Sequence[str] | None) -> list[Any]:
+    """``[(name, (shape, dtype)), ...]`` of the parameters ``params`` selects from a run's
+    attributes, in recorded order."""
+    declared = {name: (tuple(shape), dt) for name, shape, dt in attrs["parameters"]}
+    return [(n, declared[n]) for n in select_names(list(declared), params)]
+
+
+def _same_layout(run: str, first: str, this: list[Any], layout: list[Any] | None) -> list[Any]:
+    """The common selected layout: ``this`` (of ``run``) if it is the first, else ``layout``,
+    refusing a run whose selection differs from the first run's."""
+    if layout is None:
+        return this
+    if this != layout:
+        raise StoreError(
+            f"run {run!r} has a different selected parameter layout than run "
+            f"{first!r}: {this} vs {layout}"
+        )
+    return layout
+
+
+class StoreSource:
+    """Selected runs x parameters of a :class:`TrajectoryStore`, streamed in feature blocks.
+
+    ``blocks(block_bytes)`` yields ``(features, z)`` with ``z`` (n_snapshots, b) float64: for each
+    parameter, ranges along its first axis that are whole Zarr chunks (so every chunk is read and
+    decoded, its CRC-32C checked, exactly once), all runs' complete steps stacked in run order.
+    Used by :func:`conjugacy.koopman_spectrum`; see :meth:`TrajectoryStore.source`.
+    """
+
+    def __init__(self, store: TrajectoryStore, runs: list[str], layout: list[Any]) -> None:
+        self._store = store
+        self.runs = runs
+        self._layout = layout
+        self.name = f"store {str(store.path)!r}"
+        self.labels = [f"run {r!r}" for r in runs]  # named in NaN errors
+        self._groups = [store._run(r) for r in runs]
+        self.lengths = [int(g.attrs["n_complete"]) for g in self._groups]
+        self.n_features = int(sum(math.prod(shape) for _, (shape, _) in layout))
+        self.dtype = np.result_type(*[np.dtype(dt) for _, (_, dt) in layout])
+        self.complex = bool(np.issubdtype(self.dtype, np.complexfloating))
+        for r, g, n in zip(runs, self._groups, self.lengths):
+            for name, _ in layout:
+                key = f"params/{name}"
+                arr = g[key]
+                if arr.shape[0] < n:
+                    raise store._damaged(r, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
+                missing, _ = store._chunk_problems(r, g, key, arr, 0, n, False)
+                if missing:
+                    raise store._damage_error(missing)
+
+    def blocks(self, block_bytes: int = 128 * 2**20):
+        from concurrent.futures import ThreadPoolExecutor
+
+        n_snap = sum(self.lengths)
+        offsets = np.cumsum([0] + self.lengths)
+        out_dtype = np.complex128 if self.complex else np.float64
+        width_cap = max(1, block_bytes // (8 * n_snap))  # features of one yielded block
+        pool = BlockPool(n_snap, min(width_cap, self.n_features), out_dtype)
+        # Whole Zarr chunks along each parameter's first axis ("spans") are read, for all runs at
+        # once (a thread per run: one chunk at a time waited on the disk's latency and on one
+        # decompressor), the next span while this one is handed out in float64 blocks of at most
+        # block_bytes.
+        spans = []
+        off = 0
+        for name, (shape, _) in self._layout:
+            rest = math.prod(shape[1:]) if len(shape) > 1 else 1
+            first = shape[0] if shape else 1
+            chunk_rows = self._groups[0][f"params/{name}"].chunks[1] if shape else 1
+            want = max(1, block_bytes // max(1, 8 * n_snap * rest))
+            rows = max(chunk_rows, (want // chunk_rows) * chunk_rows)
+            spans += [(name, bool(shape), rest, a0, min(a0 + rows, first), off)
+                      for a0 in range(0, first, rows)]
+            off += first * rest
+        with ThreadPoolExecutor(max_workers=min(8, len(self.runs)),
+                                thread_name_prefix="conjugacy-store-read") as ex:
+
+            def submit(span):
+                return [ex.submit(self._read_span, r, g, n, span)
+                        for r, g, n in zip(self.runs, self._groups, self.lengths)]
+
+            pending = submit(spans[0]) if spans else []
+            for i, (_, _, rest, a0, a1, off) in enumerate(spans):
+                parts = [f.result() for f in pending]
+                pending = submit(spans[i + 1]) if i + 1 < len(spans) else []
+                width = (a1 - a0) * rest
+                for s0 in range(0, width, width_cap):
+                    s1 = min(s0 + width_cap, width)
+                    z = pool.take(s1 - s0)
+                    for part, n, lo in zip(parts, self.lengths, offsets[:-1]):
+                        z[lo : lo + n] = part[:, s0:s1]
+                    yield slice(off + a0 * rest + s0, off + a0 * rest + s1), z
+                del parts
+
+    def _read_span(self, run: str, group: Any, n: int, span: tuple) -> np.ndarray:
+        """Steps ``0:n`` of one run's parameter over ``span`` as (n, features), stored dtype;
+        unreadable chunks raise the store's damage error naming run, array and steps."""
+        name, has_shape, _, a0, a1, _ = span
+        key = f"params/{name}"
+        arr = group[key]
+        try:
+            part = arr[0:n, a0:a1] if has_shape else arr[0:n]
+        except MemoryError:
+            raise
+        except Exception as exc:
+            bad, _ = self._store._chunk_problems(run, group, key, arr, 0, n, True)
+            if not bad:
+                bad = [Damage(run, key, (0, n), None, None,
+                              f"unreadable ({type(exc).__name__}: {exc})")]
+            raise self._store._damage_error(bad) from exc
+        return np.asarray(part).reshape(n, -1)
+
+    def materialize(self) -> list[np.ndarray]:
+        """The selection in memory, one (n_steps_i, n_features) float64 array per run."""
+        names = [n for n, _ in self._layout]
+        dtype = np.complex128 if self.complex else np.float64
+        return [np.asarray(self._store.read(names, runs=r)[0], dtype=dtype) for r in self.runs]
