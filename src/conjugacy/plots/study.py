@@ -112,3 +112,26 @@ def draw_study(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Any]],
     for name, fig in figures:
         paths.extend(save_figure(fig, out / name))
     return paths
+
+
+def study_figures(results: Any, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The ``figures`` hook of :func:`conjugacy.analysis.pipeline.summarize` for any study: the
+    figures of :func:`draw_study` from a :class:`~conjugacy.analysis.Results` (loss curves drawn
+    as mean +- std from ``results["loss"]``)."""
+    content = results.content
+    if not content.get("comparison"):
+        return []
+    out = Path(out_dir)
+    paths = draw_study(content, results.spectra, {}, out)
+    loss = content.get("loss") or {}
+    if loss:
+        fig, ax = new_figure()
+        for i, (label, c) in enumerate(loss.items()):
+            steps, mean, std = (np.asarray(c[k], float) for k in ("steps", "mean", "std"))
+            ax.plot(steps, mean, color=color_for(label, i), label=label)
+            ax.fill_between(steps, mean - std, mean + std, color=color_for(label, i), alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+        paths.extend(save_figure(fig, out / "loss"))
+    return paths

@@ -55,12 +55,15 @@ write). Only ``comparison`` or ``spectra`` is required; every other section appe
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._content import ReportError, comparison_rows, overview, verdicts, warnings_of
 from ._figures import ReportFigure, report_figures, study_figures
 from ._render import render_html, render_markdown, write_report
 
 __all__ = [
     "ReportError",
+    "results_html",
     "ReportFigure",
     "comparison_rows",
     "overview",
@@ -72,3 +75,40 @@ __all__ = [
     "warnings_of",
     "write_report",
 ]
+
+
+def results_html(results: Any, spectra: Any) -> str:
+    """A short HTML summary of a results dict and its spectra (the notebook view of
+    :class:`conjugacy.analysis.Results`): verdicts, the comparison table, the leading
+    eigenvalues, warnings. Every user string is escaped."""
+    import html
+
+    e = html.escape
+    conds = list(spectra)
+    n_seeds = len(next(iter(spectra.values()), []))
+    parts = [f"<p><b>{e(str(results.get('experiment')))}: {len(conds)} conditions, "
+             f"{n_seeds} seeds each</b></p>"]
+    if results.get("comparison"):
+        parts.append("<ul>" + "".join(
+            f"<li><b>{e(r['a'])} vs {e(r['b'])}: {e(r['verdict'] or 'not tested')}.</b> "
+            f"{e(r['explanation'])}</li>" for r in verdicts(results)) + "</ul>")
+        rows = comparison_rows(results)
+        parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in rows[0]) + "</tr>"
+                     + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                               for r in rows[1:]) + "</table>")
+    for c in results.get("claims") or []:
+        word = {True: "holds", False: "does not hold"}.get(c.get("holds"), "undecided")
+        parts.append(f"<p>claim: {e(str(c.get('claim')))} -- <b>{word}</b> "
+                     f"({e(str(c.get('evidence')))})</p>")
+    head = "".join(f"<th>{e(c)}</th>" for c in ("condition", "seed", "eigenvalues (|λ| desc.)"))
+    body = ""
+    for c, specs in spectra.items():
+        for s, sp in enumerate(specs):
+            eig = ", ".join(f"{z.real:.4f}{z.imag:+.4f}j" for z in sp.eigenvalues[:8])
+            more = " ..." if len(sp.eigenvalues) > 8 else ""
+            body += f"<tr><td>{e(str(c))}</td><td>{s}</td><td>{e(eig + more)}</td></tr>"
+    parts.append(f"<table><tr>{head}</tr>{body}</table>")
+    warns = results.get("warnings") or []
+    if warns:
+        parts.append("<ul>" + "".join(f"<li>warning: {e(str(w))}</li>" for w in warns) + "</ul>")
+    return "\n".join(parts)

@@ -1,0 +1,140 @@
+"""The analysis layer: the second half of every study, written once.
+
+The path of the data, after training (:mod:`conjugacy.study`):
+
+1. **Groups** (:mod:`.groups`): the runs of a study grouped by their metadata (condition, seed
+   [, window]) into :class:`SpectrumGroup` objects; :func:`fit_spectra` fits one Koopman spectrum
+   per group in the dtype the runs were stored in, serially or as Dask tasks.
+2. **Comparison** (:mod:`.comparison`): :func:`compare_conditions` -- distances per seed with
+   intervals, the permutation test, the paper's controls, the noise floor, classes -- on all and
+   on filtered spectra, and the verdicts of the package's one rule
+   (:func:`conjugacy.stats.verdict`), in a :class:`Comparison` record.
+3. **Pipeline** (:mod:`.pipeline`): :func:`run_pipeline` (runs in stores) and :func:`summarize`
+   (spectra in memory) add the loss curves, windows, bootstrap, the experiment's sections, claims
+   and figures, provenance and timing, and write ``results.json`` once, as a :class:`Results` in
+   the versioned schema ``"conjugacy.results/2"`` (:mod:`.results`).
+4. **Own runs** (:mod:`.own_runs`): :func:`analyze` groups a researcher's runs by metadata and
+   chooses settings; **checkpoints** (:mod:`.checkpoints`): the spectral-dynamics report of weight
+   snapshots.
+
+Experiments (:mod:`conjugacy.experiments`) compose these; nothing here imports an experiment, the
+plots or the command line (figures come in through hooks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .comparison import (
+    Comparison,
+    chosen,
+    compare_conditions,
+    filter_spectrum,
+    pair_key,
+    seed_interval,
+    verdict_rule,
+)
+from .groups import SpectrumGroup, fit_spectra, group_runs, record_interval
+from .pipeline import by_condition, loss_curves, run_pipeline, run_table, summarize
+from .results import SCHEMA, AnalysisResults, Claim, Results, schema, spectra_to_json, validate
+
+__all__ = [
+    "SCHEMA",
+    "AnalysisResults",
+    "Claim",
+    "Comparison",
+    "Results",
+    "SpectrumGroup",
+    "analyse_study",
+    "by_condition",
+    "chosen",
+    "compare_conditions",
+    "filter_spectrum",
+    "fit_spectra",
+    "group_runs",
+    "loss_curves",
+    "pair_key",
+    "record_interval",
+    "run_pipeline",
+    "run_table",
+    "schema",
+    "seed_interval",
+    "spectra_to_json",
+    "summarize",
+    "validate",
+    "verdict_rule",
+]
+
+
+def analyse_study(
+    study: Any,
+    out: Any,
+    *,
+    params: str | Sequence[str] | None,
+    spectrum: Mapping[str, Any] | Callable[[SpectrumGroup], Mapping[str, Any]],
+    client: Any = None,
+    figures: Callable[[Results, Path], Sequence[Path]] | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_permutations: int = 999,
+    n_shuffles: int = 100,
+    loss: str | None = "loss",
+    training: Any = None,
+    data: Mapping[str, Any] | None = None,
+    claims: Callable[[Mapping[str, Any]], Sequence[Claim]] | None = None,
+) -> Results:
+    """Spectra per (condition, seed), the comparison, figures and ``results.json`` of a study.
+
+    The standard second half of a declared study (the first is :func:`conjugacy.study.run_study`):
+    one spectrum per (condition, seed) from the job's replica runs, :func:`compare_conditions`
+    over all pairs of conditions, the loss curves, provenance and timing, written once to
+    ``OUT/results.json`` (schema ``"conjugacy.results/2"``).
+
+    Parameters
+    ----------
+    study : Study
+    out : path
+        The folder :func:`~conjugacy.study.run_study` trained into.
+    params : str or list of str
+        The recorded parameters that are the observables (names or globs).
+    spectrum : dict or callable
+        :func:`conjugacy.koopman_spectrum` settings, or a function of the group.
+    client : dask.distributed.Client, optional
+        Fit the spectra as Dask tasks.
+    figures : callable, optional
+        ``figures(results, out) -> paths``, e.g. :func:`conjugacy.plots.study.study_figures`.
+    alpha, seed, n_permutations, n_shuffles
+        See :func:`compare_conditions`.
+    loss : str or None
+        Name of the scalar recorded as the loss.
+    training : StudyRun, optional
+        The training report, for timing.
+    data : dict, optional
+        Where the data came from, for the provenance.
+    claims : callable, optional
+        ``claims(content) -> [Claim]``.
+
+    Returns
+    -------
+    Results
+    """
+    from ..study import StudyReader, provenance
+
+    t0 = time.perf_counter()
+    jobs = [j for j in study.jobs() if j.condition in study.conditions]
+    groups = [SpectrumGroup(j.condition, j.seed, j.run_names) for j in jobs]
+    with StudyReader.open(out, jobs=jobs) as reader:
+        return run_pipeline(
+            reader, groups, spectrum, params=params, client=client, loss=loss,
+            experiment=study.name, conditions=dict(study.conditions),
+            settings=None if callable(spectrum) else dict(spectrum),
+            stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
+                   "n_shuffles": n_shuffles},
+            fields={"n_replicas": study.n_replicas},
+            figures=figures, claims=claims, provenance=provenance(study, data=data),
+            timing={**({} if training is None else training.timing()),
+                    "reading_and_settings": time.perf_counter() - t0},
+            out=out)

@@ -1,0 +1,300 @@
+"""The spectral-dynamics report over any store: checkpoints to singular values, effective rank,
+alignment and agreement (companion paper, ``SPEC.md`` section 6).
+
+:func:`spectral_dynamics_report` reads every checkpoint run (``<run>.checkpoints``, written by
+:class:`conjugacy.torch.snapshots.CheckpointRecorder`) of a store or of a study's output folder,
+computes every measure with :func:`conjugacy.spectral_dynamics.checkpoint_dynamics` (singular
+values, effective rank, agreement with the final checkpoint, alignment of the layer pairs that
+chain; skipped pairs are listed with their reason), aggregates runs of one condition (mean +- std
+over seeds), reads linear-mode-connectivity branches (runs with ``lmc`` metadata), draws the
+figures and writes ``results.json``. NumPy, Zarr and Matplotlib only: no torch. Used by
+``conjugacy analyze`` (checkpoint runs of a store), ``conjugacy spectral-dynamics`` and the
+reproduction :mod:`conjugacy.experiments.spectral_dynamics`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..spectral_dynamics import (
+    TOP_K,
+    checkpoint_dynamics,
+    singular_vector_agreement,
+)
+
+__all__ = [
+    "checkpoint_runs",
+    "open_source",
+    "read_checkpoints",
+    "spectral_dynamics_report",
+    "write_report",
+]
+
+CHECKPOINT_SUFFIX = ".checkpoints"  # = conjugacy.torch.snapshots.CHECKPOINT_SUFFIX (no torch here)
+
+
+# ============================================================================ reading
+def open_source(source: Any) -> Any:
+    """A reader over ``source``: a store path, a study output folder (``OUT/trajectories``), or
+    an open :class:`~conjugacy.store.TrajectoryStore` / :class:`~conjugacy.study.StudyReader`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the path does not exist or is neither a store nor a study folder.
+    """
+    if hasattr(source, "runs") and hasattr(source, "read") and hasattr(source, "run_info"):
+        return source
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(f"source must be a path, a TrajectoryStore or a StudyReader, got {source!r}")
+    p = Path(source)
+    if not p.exists():
+        raise FileNotFoundError(f"{str(p)!r} does not exist")
+    if (p / "trajectories").is_dir():
+        from ..study import StudyReader
+
+        return StudyReader.open(p)
+    if (p / "zarr.json").is_file():
+        from ..store import TrajectoryStore
+
+        return TrajectoryStore.open(p, "r")
+    raise FileNotFoundError(
+        f"{str(p)!r} is neither a trajectory store (no zarr.json) nor a study output folder (no "
+        "trajectories/ folder)"
+    )
+
+
+def checkpoint_runs(reader: Any) -> dict[str, str]:
+    """Checkpoint runs of a reader: ``{checkpoint_run: the run it belongs to}``, sorted."""
+    out = {}
+    for r in reader.runs():
+        meta = reader.run_info(r)["metadata"]
+        if meta.get("kind") == "checkpoints":
+            out[r] = str(meta.get("checkpoints_of", r.removesuffix(CHECKPOINT_SUFFIX)))
+    return out
+
+
+def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Steps ``(n_ckpt,)`` and ``{name: (n_ckpt, *shape)}`` of a checkpoint run, in recorded order."""
+    info = reader.run_info(run)
+    steps = np.asarray(reader.steps(run))
+    weights = {}
+    for name, p in info["parameters"].items():
+        flat = reader.read(params=_glob_escape(name), runs=run)[0]
+        weights[name] = flat.reshape(len(steps), *p["shape"])
+    return steps, weights
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _group_key(meta: Mapping[str, Any]) -> tuple[str, Any]:
+    return str(meta.get("condition", "all")), meta.get("seed")
+
+
+# ============================================================================ the report
+def _stats(arrays: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    a = np.stack(arrays)
+    return {"mean": a.mean(axis=0).tolist(), "std": a.std(axis=0).tolist()}
+
+
+def _lmc_section(reader: Any, max_rank: int, k: int) -> dict[str, Any] | None:
+    """Barrier (from run metadata) and endpoint agreement of branch pairs (``lmc`` metadata)."""
+    pairs: dict[str, list[str]] = {}
+    metas = {}
+    for r in reader.runs():
+        meta = reader.run_info(r)["metadata"]
+        if isinstance(meta.get("lmc"), Mapping):
+            pairs.setdefault(str(meta["lmc"]["pair"]), []).append(r)
+            metas[r] = meta
+    if not pairs:
+        return None
+    rows = []
+    for pair, runs in sorted(pairs.items()):
+        if len(runs) != 2:
+            continue
+        a, b = sorted(runs)
+        lm = metas[a]["lmc"]
+        info = reader.run_info(a)
+        agreement, diag = {}, {}
+        for name, p in info["parameters"].items():
+            if len(p["shape"]) < 2:
+                continue
+            wa = reader.read(params=_glob_escape(name), runs=a)[0, -1].reshape(p["shape"])
+            wb = reader.read(params=_glob_escape(name), runs=b)[0, -1].reshape(p["shape"])
+            res = singular_vector_agreement(wa, wb, k=k)
+            d = np.diagonal(res.matrix)[:max_rank]
+            agreement[name], diag[name] = float(res.score), d.tolist()
+        rows.append({
+            "pair": pair, "runs": [a, b], "seed": metas[a].get("seed"),
+            "split_step": int(lm["split_step"]), "final_step": int(lm["final_step"]),
+            "barrier_loss": float(lm["barrier_loss"]), "barrier_error": float(lm["barrier_error"]),
+            "losses": lm.get("losses"), "errors": lm.get("errors"),
+            "sva_score": agreement, "sva_diagonal": diag,
+            "mean_sva_score": float(np.mean(list(agreement.values()))) if agreement else None,
+        })
+    rows.sort(key=lambda r: (r["split_step"], str(r["seed"])))
+    by_split: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_split.setdefault(r["split_step"], []).append(r)
+    summary: dict[str, Any] = {"split_steps": sorted(by_split)}
+    for key in ("barrier_loss", "barrier_error", "mean_sva_score"):
+        summary[key] = {
+            "mean": [float(np.mean([r[key] for r in by_split[s]])) for s in sorted(by_split)],
+            "std": [float(np.std([r[key] for r in by_split[s]])) for s in sorted(by_split)],
+        }
+    return {"pairs": rows, "by_split": summary}
+
+
+def spectral_dynamics_report(
+    source: Any,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    max_rank: int = 100,
+    k: int = TOP_K,
+    draw: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every spectral-dynamics measure of the checkpoint runs of ``source``, figures, results.json.
+
+    Parameters
+    ----------
+    source : path, TrajectoryStore or StudyReader
+        A store, or a study output folder (its ``trajectories/*.zarr`` are read as one).
+    out : path, optional
+        Folder for ``results.json`` and ``figures/`` (created); nothing is written when None.
+    max_rank : int
+        Diagonals (agreement, alignment) and singular values kept for the first ``max_rank``
+        directions (paper: 100).
+    k : int
+        Diagonal entries averaged into the scores (paper: 10).
+    draw : bool
+        Draw the figures (needs Matplotlib) when ``out`` is given.
+    extra : mapping, optional
+        Added to the results (e.g. the experiment's findings and settings).
+
+    Returns
+    -------
+    dict
+        ``runs`` (per checkpoint run: steps, measures, layer chain with skipped pairs, condition
+        and seed), ``groups`` (per condition: mean and std over runs with the same steps),
+        ``lmc`` (barrier and endpoint agreement per split step, when the source has branches),
+        ``timing``, ``figures`` (paths written).
+
+    Raises
+    ------
+    ValueError
+        If the source holds neither checkpoint runs nor branch pairs.
+    """
+    from ..results import package_info
+
+    t0 = time.perf_counter()
+    owns = not (hasattr(source, "runs") and hasattr(source, "read"))
+    reader = open_source(source)
+    try:
+        ck_runs = checkpoint_runs(reader)
+        runs: dict[str, Any] = {}
+        svd_seconds = 0.0
+        raw: dict[str, Any] = {}
+        for ck, of in ck_runs.items():
+            meta = reader.run_info(ck)["metadata"]
+            steps, weights = read_checkpoints(reader, ck)
+            if len(steps) == 0:
+                continue
+            dyn = checkpoint_dynamics(weights, steps, max_rank=max_rank, k=k)
+            svd_seconds += dyn.svd_seconds
+            d = dyn.to_dict()
+            d["singular_values"] = {n: v[:, :max_rank].tolist()
+                                    for n, v in dyn.singular_values.items()}
+            condition, seed = _group_key(meta)
+            scal = {}
+            info = reader.run_info(ck)
+            for s in info["scalars"]:
+                scal[s] = reader.scalars(ck, s).tolist()
+            runs[ck] = {"of": of, "condition": condition, "seed": seed, "scalars": scal, **d}
+            raw[ck] = dyn
+        lmc = _lmc_section(reader, max_rank, k)
+    finally:
+        if owns:
+            reader.close()
+    if not runs and lmc is None:
+        raise ValueError(
+            f"{source!s} holds no checkpoint runs (record them with "
+            "conjugacy.torch.snapshots.CheckpointRecorder) and no branch pairs"
+        )
+    groups: dict[str, Any] = {}
+    by_cond: dict[str, list[str]] = {}
+    for ck, r in runs.items():
+        by_cond.setdefault(r["condition"], []).append(ck)
+    for cond, members in sorted(by_cond.items()):
+        first = raw[members[0]]
+        same = [m for m in members if np.array_equal(raw[m].steps, first.steps)
+                and list(raw[m].effective_rank) == list(first.effective_rank)]
+        g: dict[str, Any] = {"runs": members, "aggregated_runs": same,
+                             "steps": first.steps.tolist()}
+        if len(same) < len(members):
+            g["note"] = ("runs with other checkpoint steps or layers are left out of the mean: "
+                         + ", ".join(sorted(set(members) - set(same))))
+        for field_ in ("effective_rank", "sva_score", "alignment_score"):
+            g[field_] = {name: _stats([getattr(raw[m], field_)[name] for m in same])
+                         for name in getattr(first, field_)}
+        g["sva_diagonal"] = {name: np.mean([raw[m].sva_diagonal[name] for m in same],
+                                           axis=0).tolist() for name in first.sva_diagonal}
+        g["alignment_diagonal"] = {name: np.mean([raw[m].alignment_diagonal[name] for m in same],
+                                                 axis=0).tolist()
+                                   for name in first.alignment_diagonal}
+        g["chain"] = first.chain.to_dict()
+        groups[cond] = g
+    results: dict[str, Any] = {
+        "kind": "spectral_dynamics",
+        "source": str(getattr(source, "path", source)),
+        "settings": {"max_rank": max_rank, "k": k},
+        "definitions": {
+            "effective_rank": "exp(entropy of s / sum(s)) / min(m, n) (Roy & Vetterli 2007)",
+            "sva": "|<u_j(t), u_j(T)> <v_j(t), v_j(T)>|, T = last checkpoint; score = mean of "
+                   f"the first {k} (companion paper eq. 5)",
+            "alignment": "|V_next^T U_i| diagonal, centre kernel position for convolutions; "
+                         f"score = mean of the first {k} (eq. 3, 4)",
+            "barrier": "max over interior points of loss - straight line between the endpoint "
+                       "losses, 11 points, not clipped (eq. 6)",
+        },
+        "runs": runs,
+        "groups": groups,
+        "lmc": lmc,
+        "package": package_info(),
+    }
+    if extra:
+        results.update(dict(extra))
+    results["timing"] = {"report_seconds": time.perf_counter() - t0, "svd_seconds": svd_seconds}
+    if out is not None:
+        write_report(results, out, draw=draw)
+    return results
+
+
+def write_report(results: dict[str, Any], out: str | os.PathLike[str], *, draw: bool = True,
+                 ) -> Path:
+    """Draw the figures of a report into ``OUT/figures/`` (PNG + SVG) and write
+    ``OUT/results.json`` (atomically); ``results["figures"]`` lists the files. Returns the JSON
+    path."""
+    from ..results import write_json
+
+    out = Path(out)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"output folder {str(out)!r}: {str(parent)!r} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    figures: list[str] = []
+    if draw:
+        from ..plots.spectral_dynamics import draw_all
+
+        (out / "figures").mkdir(exist_ok=True)
+        figures = [str(p) for p in draw_all(results, out / "figures")]
+    results["figures"] = figures
+    return write_json(out / "results.json", results)

@@ -1,0 +1,444 @@
+"""Comparison of conditions: distances, tests, classes and the verdicts, on all and filtered spectra.
+
+:func:`compare_conditions` takes one spectrum per (condition, seed) and computes, per pair of
+conditions: Wasserstein distances per seed (and between pooled spectra when given) with a 95%
+t-interval over seeds, the permutation test on the per-seed spectra
+(:func:`conjugacy.conjugacy_test`, the test behind verdicts), the paper's shuffle control and KS
+tests between distributions of distances, distances between seeds of each condition (the noise
+floor), and equivalence classes of the conditions. Everything is computed twice: on **all**
+eigenvalues and on the **filtered** spectra (:meth:`Spectrum.filtered`, the residual-aware default
+rule); the verdicts use the filtered comparison (``verdict_uses``) and come from the package's one
+rule, :func:`conjugacy.stats.verdict`, which gives no verdict ("undecided") on spectra fitted with
+different settings.
+
+Random streams derive from one ``seed``: ``SeedSequence(seed, spawn_key=(kind, pair_index[,
+seed_index]))`` with ``kind`` 0 for the shuffle control and 1 for the permutation test, so results
+do not depend on the order in which pairs are computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_int
+
+__all__ = [
+    "Comparison",
+    "chosen",
+    "compare_conditions",
+    "filter_spectrum",
+    "pair_key",
+    "seed_interval",
+]
+
+_SHUFFLE, _PERMUTATION = 0, 1
+
+
+def pair_key(a: str, b: str) -> str:
+    """The key of a pair of conditions in results: ``f"{a}-{b}"``."""
+    return f"{a}-{b}"
+
+
+def filter_spectrum(spectrum: Any) -> Any:
+    """The residual-filtered spectrum (:meth:`Spectrum.filtered`, default rule); a spectrum
+    filtered already (by its maker's rule) is kept as it is; None for plain eigenvalues."""
+    if not callable(getattr(spectrum, "filtered", None)):
+        return None
+    if "filter" in (spectrum.settings or {}):
+        return spectrum
+    return spectrum.filtered()
+
+
+def chosen(comparison: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The comparison the verdicts use (``comparison[comparison["verdict_uses"]]``)."""
+    return comparison[comparison["verdict_uses"]]
+
+
+def seed_interval(per_seed: Any) -> list[float] | None:
+    """95% t-interval of the mean of per-seed distances over independent seeds
+    (``mean +- t_{n-1, 0.975} std / sqrt(n)``, ``std`` with ``n - 1``, lower end clipped at 0);
+    None with fewer than 2 seeds or a non-finite distance."""
+    from scipy.stats import t as student
+
+    d = np.asarray(per_seed, float)
+    if d.size < 2 or not np.isfinite(d).all():
+        return None
+    half = float(student.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
+    return [max(0.0, float(d.mean()) - half), float(d.mean()) + half]
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison(Mapping):
+    """What :func:`compare_conditions` found: one record, read as attributes or, for the JSON of
+    ``results.json``, as the mapping :meth:`to_dict` gives (``comparison["verdicts"]``).
+
+    Attributes
+    ----------
+    conditions : list of str
+    n_seeds : int
+    pairs : dict name -> [a, b]
+    alpha : float
+    verdicts : dict name -> dict
+        :meth:`conjugacy.stats.Verdict.to_dict` plus ``uses`` (``"filtered"`` or ``"all"``).
+    verdict_uses : str
+    verdict_rule : str
+    filter : dict
+        The filter rule and how many eigenvalues it kept.
+    all, filtered : dict
+        Distances, tests, noise floor and classes on all / on filtered eigenvalues.
+    settings_mismatch : list of str
+        Fit settings that differ between the spectra (then every verdict is "undecided").
+    allowed_differences : dict
+        Settings allowed to differ on purpose, and why.
+    """
+
+    conditions: list[str]
+    n_seeds: int
+    pairs: dict[str, list[str]]
+    alpha: float
+    verdicts: dict[str, dict[str, Any]]
+    verdict_uses: str
+    verdict_rule: str
+    filter: dict[str, Any]
+    all: dict[str, Any]
+    filtered: dict[str, Any] | None
+    settings_mismatch: list[str] = field(default_factory=list)
+    allowed_differences: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the ``"comparison"`` entry of ``results.json``)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def verdict(self, pair: str) -> str:
+        """The verdict word of ``pair``."""
+        return self.verdicts[pair]["verdict"]
+
+
+# ----- the pieces of one comparison -----------------------------------------------------------------
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _pairs(conditions: Sequence[str], pairs: Any) -> dict[str, tuple[str, str]]:
+    if pairs is None:
+        return {pair_key(a, b): (a, b) for a, b in itertools.combinations(conditions, 2)}
+    items = pairs.items() if isinstance(pairs, Mapping) else ((pair_key(a, b), (a, b)) for a, b in pairs)
+    out = {}
+    for name, (a, b) in items:
+        for c in (a, b):
+            if c not in conditions:
+                raise ValueError(
+                    f"pair {name!r} names the condition {c!r}; conditions: {list(conditions)}")
+        out[str(name)] = (a, b)
+    if not out:
+        raise ValueError("pairs must name at least one pair of conditions")
+    return out
+
+
+def _test_dict(res: Any) -> dict[str, Any]:
+    return {"statistic": float(res.statistic), "pvalue": float(res.pvalue),
+            "n_permutations": int(res.n_permutations), "exact": bool(res.exact),
+            "effect_size": float(res.effect_size), "min_pvalue": float(res.min_pvalue),
+            "noise_floor": float(res.mean_within)}
+
+
+def _distances(spectra, pairs, pooled, p) -> tuple[dict, dict[str, Any]]:
+    from ..compare import wasserstein
+
+    n_seeds = len(next(iter(spectra.values())))
+    per_seed = {(a, b): np.array([wasserstein(spectra[a][s], spectra[b][s], p=p)
+                                  for s in range(n_seeds)])
+                for a, b in itertools.combinations(list(spectra), 2)}
+    out: dict[str, Any] = {"distances": {}}
+    for name, (a, b) in pairs.items():
+        d = per_seed[(a, b)] if (a, b) in per_seed else per_seed[(b, a)]
+        entry = {"per_seed": d.tolist(), "mean": float(d.mean()), "std": float(d.std())}
+        interval = seed_interval(d)
+        if interval is not None:
+            entry["interval"] = interval
+            entry["interval_rule"] = (f"95% t-interval of the mean over {d.size} independent "
+                                      "seeds (lower end clipped at 0)")
+        out["distances"][name] = entry
+    if pooled is not None:
+        out["pooled_distances"] = {name: float(wasserstein(pooled[a], pooled[b], p=p))
+                                   for name, (a, b) in pairs.items()}
+    return per_seed, out
+
+
+def _between_seeds(spectra, p) -> dict[str, Any]:
+    from ..compare import distance_matrix
+
+    between: dict[str, Any] = {}
+    for c, specs in spectra.items():
+        n = len(specs)
+        if n < 2:
+            break
+        dm = distance_matrix(list(specs), p=p)
+        iu = np.triu_indices(n, k=1)
+        values = dm[iu]
+        k = int(values.argmin())
+        between[c] = {
+            "matrix": dm.tolist(), "values": values.tolist(),
+            "pairs": [[int(i), int(j)] for i, j in zip(*iu)],
+            "mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max()),
+            "closest_pair": [int(iu[0][k]), int(iu[1][k])],
+        }
+    return between
+
+
+def _shuffles(spectra, pairs, pooled, how, n_shuffles, seed, p) -> dict[str, Any]:
+    from ..stats import shuffle_control
+
+    sh: dict[str, Any] = {}
+    for i, (name, (a, b)) in enumerate(pairs.items()):
+        if how == "pooled":
+            r = shuffle_control(pooled[a], pooled[b], n_shuffles=n_shuffles,
+                                seed=_stream(seed, _SHUFFLE, i), p=p)
+            sh[name] = {"fraction": float(r.fraction), "n_shuffles": int(r.n_shuffles),
+                        "true_distance": float(r.true_distance)}
+            continue
+        fr = [float(shuffle_control(spectra[a][s], spectra[b][s], n_shuffles=n_shuffles,
+                                    seed=_stream(seed, _SHUFFLE, i, s), p=p).fraction)
+              for s in range(len(spectra[a]))]
+        sh[name] = {"fraction_per_seed": fr, "mean_fraction": float(np.mean(fr)),
+                    "n_shuffles": n_shuffles}
+    return sh
+
+
+def _ks(pairs, dist, between) -> dict[str, Any]:
+    from ..stats import ks_test
+
+    out: dict[str, Any] = {"ks_tests": {}, "ks_between_seeds_vs_pairs": {}}
+    for k1, k2 in itertools.combinations(list(pairs), 2):
+        r = ks_test(dist[k1], dist[k2])
+        out["ks_tests"][f"{k1} vs {k2}"] = {"statistic": float(r.statistic),
+                                            "pvalue": float(r.pvalue)}
+    for c in between:
+        for name, (a, b) in pairs.items():
+            if c in (a, b):
+                r = ks_test(np.asarray(between[c]["values"]), dist[name])
+                out["ks_between_seeds_vs_pairs"][f"{c} seeds vs {name}"] = {
+                    "statistic": float(r.statistic), "pvalue": float(r.pvalue)}
+    return out
+
+
+def _classes(conditions, per_seed, between) -> dict[str, Any]:
+    from ..compare import equivalence_classes
+
+    mean_d = np.zeros((len(conditions), len(conditions)))
+    for (a, b), v in per_seed.items():
+        i, j = conditions.index(a), conditions.index(b)
+        mean_d[i, j] = mean_d[j, i] = float(v.mean())
+    floor = float(np.mean([between[c]["mean"] for c in conditions]))
+    classes = equivalence_classes(mean_d, threshold=max(floor, np.finfo(float).tiny))
+    labels = [int(x) for x in np.asarray(classes.labels)]
+    return {
+        "rule": "average-linkage classes of the conditions by their mean per-seed distance, "
+                "cut at the noise floor (mean distance between seeds of one condition)",
+        "noise_floor": floor,
+        "labels": dict(zip(conditions, labels)),
+        "classes": [[c for c, lab in zip(conditions, labels) if lab == k]
+                    for k in sorted(set(labels))],
+        "mean_distance_matrix": mean_d.tolist(),
+    }
+
+
+def _one_comparison(spectra, pairs, pooled, *, seed, n_permutations, n_shuffles, shuffle, ks,
+                    p) -> dict[str, Any]:
+    from ..stats import conjugacy_test
+
+    conditions = list(spectra)
+    n_seeds = len(next(iter(spectra.values())))
+    per_seed, out = _distances(spectra, pairs, pooled, p)
+    between = _between_seeds(spectra, p)
+    out["between_seeds"] = between
+    out["permutation_tests"] = {
+        name: None if n_seeds < 2 else _test_dict(conjugacy_test(
+            list(spectra[a]), list(spectra[b]), n_permutations=n_permutations,
+            seed=_stream(seed, _PERMUTATION, i), p=p))
+        for i, (name, (a, b)) in enumerate(pairs.items())}
+    if shuffle is not None:
+        out["shuffle_control"] = _shuffles(spectra, pairs, pooled, shuffle, n_shuffles, seed, p)
+    if ks and n_seeds >= 2:
+        out.update(_ks(pairs, {n: np.asarray(out["distances"][n]["per_seed"]) for n in pairs},
+                       between))
+    if len(conditions) >= 2 and between:
+        out["equivalence_classes"] = _classes(conditions, per_seed, between)
+    return out
+
+
+def _filter_info(spectra, fspec) -> dict[str, Any]:
+    first = next(iter(fspec.values()))[0]
+    rule = dict(first.settings.get("filter") or {})
+    return {
+        "available": True,
+        "rule": {k: v for k, v in rule.items() if k in ("rule", "max_residual", "relative", "n")},
+        "kept": {c: [int(len(s.eigenvalues)) for s in v] for c, v in fspec.items()},
+        "of": {c: [int(len(s.eigenvalues)) for s in v] for c, v in spectra.items()},
+    }
+
+
+def _check_args(spectra, shuffle, pooled) -> dict[str, int]:
+    if not isinstance(spectra, Mapping) or len(spectra) < 2:
+        raise ValueError("spectra must map at least two conditions to their per-seed spectra")
+    sizes = {c: len(v) for c, v in spectra.items()}
+    if len(set(sizes.values())) != 1 or min(sizes.values()) < 1:
+        raise ValueError(
+            f"every condition needs the same number (>= 1) of per-seed spectra, got {sizes}")
+    if shuffle not in ("per_seed", "pooled", None):
+        raise ValueError(f"shuffle must be 'per_seed', 'pooled' or None, got {shuffle!r}")
+    if shuffle == "pooled" and pooled is None:
+        raise ValueError("shuffle='pooled' needs the pooled spectra")
+    return sizes
+
+
+def _mismatch(spectra, pairs, allow) -> list[str]:
+    from ..stats import settings_mismatch
+
+    labels = [f"{c} seed {i}" for c, v in spectra.items() for i in range(len(v))]
+    flat = [s for v in spectra.values() for s in v]
+    return settings_mismatch(flat, labels, allow=allow)
+
+
+def compare_conditions(
+    spectra: Mapping[str, Sequence[Any]],
+    *,
+    pairs: Mapping[str, tuple[str, str]] | Sequence[tuple[str, str]] | None = None,
+    pooled: Mapping[str, Any] | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_permutations: int = 999,
+    n_shuffles: int = 100,
+    shuffle: str | None = "per_seed",
+    ks: bool = True,
+    p: float = 1,
+    use_filter: bool = True,
+    allow_differing: Mapping[str, str] | None = None,
+) -> Comparison:
+    """Distances, tests, classes and verdicts between conditions, on all and on filtered spectra.
+
+    Parameters
+    ----------
+    spectra : mapping condition -> sequence of Spectrum
+        One spectrum per seed, the same number of seeds for every condition.
+    pairs : mapping name -> (a, b), or sequence of (a, b), optional
+        The compared pairs (default: every pair, named ``"a-b"``).
+    pooled : mapping condition -> Spectrum, optional
+        One spectrum per condition from all its runs (as the optimizer study reports).
+    alpha : float in (0, 1)
+        Level of the permutation test: a pair is *not conjugate* when ``p < alpha``.
+    seed : int
+        Seed of the statistics' random streams (see the module docstring).
+    n_permutations, n_shuffles : int
+        Relabelings of the permutation test (exact enumeration when fewer suffice), shuffles of
+        the paper's control.
+    shuffle : {"per_seed", "pooled", None}
+        The paper's shuffle control on each seed's pair of spectra, on the pooled spectra, or not.
+    ks : bool
+        The paper's KS tests between distributions of per-seed distances.
+    p : float
+        Order of the Wasserstein distance.
+    use_filter : bool
+        Also compare the filtered spectra and base the verdicts on them.
+    allow_differing : mapping setting -> reason, optional
+        Fit settings (of :data:`conjugacy.stats.VERDICT_SETTINGS`) that differ between the
+        conditions on purpose, with the reason (recorded in the results); any other difference
+        makes every verdict "undecided".
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValueError
+        If conditions hold different numbers of spectra, a pair names an unknown condition, or an
+        argument is out of its domain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda r: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1) * r, rank=3)
+    >>> cmp = compare_conditions({"a": [fit(1) for _ in range(3)], "b": [fit(1) for _ in range(3)]})
+    >>> cmp.verdict("a-b")  # 3 seeds each cannot give p < 0.05
+    'undecided'
+    """
+    from ..stats import verdict
+
+    sizes = _check_args(spectra, shuffle, pooled)
+    seed = check_int(seed, "seed", minimum=0)
+    verdict(None, None, alpha)  # checks alpha
+    conditions = list(spectra)
+    named = _pairs(conditions, pairs)
+    allowed = {str(k): str(v) for k, v in (allow_differing or {}).items()}
+    mismatch = _mismatch(spectra, named, allowed)
+    opts = dict(seed=seed, n_permutations=n_permutations, n_shuffles=n_shuffles, shuffle=shuffle,
+                ks=ks, p=p)
+    all_cmp = _one_comparison(spectra, named, pooled, **opts)
+    filtered_cmp, filter_info = None, {"available": False, "rule": None}
+    if use_filter:
+        fspec = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
+        fpooled = None if pooled is None else {c: filter_spectrum(s) for c, s in pooled.items()}
+        if all(s is not None for v in fspec.values() for s in v):
+            filtered_cmp = _one_comparison(fspec, named, fpooled, **opts)
+            filter_info = _filter_info(spectra, fspec)
+            filtered_cmp["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v]
+                                           for c, v in fspec.items()}
+    uses = "filtered" if filtered_cmp is not None else "all"
+    tests = (filtered_cmp or all_cmp)["permutation_tests"]
+    verdicts = {}
+    for name in named:
+        t = tests[name] or {}
+        v = verdict(t.get("pvalue"), t.get("min_pvalue"), alpha, mismatch=mismatch)
+        verdicts[name] = {**v.to_dict(), "uses": uses}
+    return Comparison(
+        conditions=conditions, n_seeds=sizes[conditions[0]],
+        pairs={k: list(v) for k, v in named.items()}, alpha=float(alpha),
+        verdicts=verdicts, verdict_uses=uses, verdict_rule=verdict_rule(uses),
+        filter=filter_info, all=all_cmp, filtered=filtered_cmp,
+        settings_mismatch=mismatch, allowed_differences=allowed,
+    )
+
+
+def verdict_rule(uses: str) -> str:
+    """The verdict rule in words (:func:`conjugacy.stats.verdict`), for results and reports."""
+    return (
+        "undecided if the spectra were fitted with different settings (delays, rank rule, PCA, "
+        "scaling, method, recording interval) or if no p-value below alpha was attainable (too "
+        "few seeds: the smallest attainable p, min_pvalue, is >= alpha); otherwise not conjugate "
+        "if the permutation test on the per-seed spectra rejects at level alpha (p < alpha), "
+        f"computed on the {uses} spectra, and conjugate (no evidence against conjugacy) if not"
+    )
+
+
+def _pairs_of(values: Any) -> list[list[float]]:
+    from ..results import complex_to_pairs
+
+    return complex_to_pairs(values)

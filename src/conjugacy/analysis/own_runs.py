@@ -1,0 +1,438 @@
+"""``conjugacy.analyze``: are the training dynamics of my runs equivalent, and when do they change?
+
+From a trajectory store of a researcher's own runs (recorded with :class:`conjugacy.torch.Recorder`,
+the Lightning or Hugging Face callbacks, :func:`conjugacy.torch.train_replicas`, or a study output
+folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` and a report:
+
+1. **Grouping** by run metadata: ``group_by`` names the condition (e.g. ``"condition"``,
+   ``"optimizer.class"``: dotted keys reach into nested metadata), ``seed_key`` the independent
+   seed. The runs of one (condition, seed), the perturbed replicas, are pooled into one spectrum, as
+   in the paper (Redman et al., NeurIPS 2024, sec. 4). Runs without the ``group_by`` key are left
+   out (and listed).
+2. **Steps**: every spectrum uses the same records, the first ``T`` of every run, ``T`` the
+   shortest run (so unfinished runs can be analysed; a warning lists them).
+3. **Settings** (overridable; the reasoning is written into the results):
+
+   - ``delays``: the paper scales delays inversely with the observed width (64 / 32 / 8 delays
+     for 50 / 100 / 400 output weights, fig. 3), i.e. about 3,200 delay-embedded observables;
+     ``delays = round(3200 / n_features)``, at least 1, at most 64 (the paper's largest) and at
+     most ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
+   - ``rank``: from the singular values of the delay-embedded snapshots of the first seed of
+     each condition: the number above ``1e-3 s_1`` (the largest over conditions, so that no
+     condition is under-resolved), between 4 and 20. The residual filter of the comparison
+     (:meth:`Spectrum.filtered`, data residuals) then keeps only the eigenpairs the data support,
+     so an over-generous rank costs time, not correctness.
+4. **Comparison**: :func:`conjugacy.analysis.compare_conditions` (distances per seed, between-seed
+   noise floor, permutation test with effect size and smallest attainable p, the paper's shuffle
+   control and KS tests, classes of conditions, verdicts on the filtered spectra), plus a 95%
+   interval of the mean distance of each pair over independent seeds (t-interval), and optionally
+   (``n_boot``) a bootstrap interval over replicas (:func:`conjugacy.bootstrap_distance`).
+5. **Windows** (``window=N``): per condition, one spectrum per window of ``N`` records (all runs
+   of the condition pooled) by :func:`conjugacy.windowed_spectra`, their distance matrix and
+   transitions (:func:`conjugacy.find_transitions`, default rule).
+   **Checkpoints**: runs of weight snapshots (:class:`conjugacy.torch.snapshots.CheckpointRecorder`)
+   are not trajectories; with ``out`` their spectral dynamics (singular values, effective rank,
+   alignment, agreement: :mod:`conjugacy.experiments.spectral_dynamics`) go to
+   ``OUT/spectral_dynamics/`` and the report embeds its figures.
+6. **Report**: ``results.json`` and, with ``report=True``, ``report.html`` and ``report.md``
+   (:func:`conjugacy.report.write_report`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .groups import SpectrumGroup
+from .results import AnalysisResults, Results
+
+__all__ = ["AnalysisResults", "Results", "analyze", "choose_delays", "choose_rank"]
+
+#: Delay-embedded observables the default delays aim at (the paper's FCN rule, see the module).
+TARGET_OBSERVABLES = 3200
+MAX_DELAYS = 64
+RANK_RELATIVE_SV = 1e-3
+RANK_BOUNDS = (4, 20)
+
+
+# ----- settings -----------------------------------------------------------------------------------
+def choose_delays(n_features: int, n_records: int) -> tuple[int, str]:
+    """Default delays for ``n_features`` observables and runs of ``n_records`` records, and why.
+
+    ``round(3200 / n_features)`` clipped to ``[1, min(64, (n_records - 2) // 4)]`` (see the
+    module docstring). Raises ValueError if the runs are too short for 1 delay (< 6 records).
+    """
+    cap = min(MAX_DELAYS, (n_records - 2) // 4)
+    if cap < 1:
+        raise ValueError(
+            f"the runs hold {n_records} records; at least 6 are needed for one delay "
+            "(record more steps, or pass delays=0)")
+    raw = max(1, round(TARGET_OBSERVABLES / n_features))
+    d = int(min(raw, cap))
+    why = (f"{d} delays: about {TARGET_OBSERVABLES} delay-embedded observables for "
+           f"{n_features} features (the paper's FCN rule: delays x width fixed; "
+           f"round({TARGET_OBSERVABLES}/{n_features}) = {raw})")
+    if d < raw:
+        why += (f", capped at {cap} (at most 64, and (T - 2) // 4 with T = {n_records} records so "
+                "that each run keeps three quarters of its records as snapshot pairs)")
+    return d, why
+
+
+def choose_rank(pilots: Mapping[str, np.ndarray], delays: int) -> tuple[int, str]:
+    """Default rank from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and why.
+
+    For each condition the leading singular values of the delay-embedded snapshots are computed
+    by the engine (:func:`conjugacy.koopman_spectrum` with ``rank = 21``: a top-k solve under the
+    engine's precision rule and thread policy, not a full SVD); the rank is the largest count of
+    values above ``1e-3 s_1`` over conditions, clipped to [4, 20] and to what the data can hold
+    (observables and snapshot pairs).
+    """
+    from ..spectrum import RankWarning, koopman_spectrum
+
+    lo, hi = RANK_BOUNDS
+    counts: dict[str, int] = {}
+    limit = math.inf
+    for c, traj in pilots.items():
+        n_runs, n_steps, n_features = traj.shape
+        n_obs, n_pairs = n_features * (delays + 1), n_runs * (n_steps - delays - 1)
+        with warnings.catch_warnings():  # a rank above the numerical rank is what we probe
+            warnings.simplefilter("ignore", RankWarning)
+            spec = koopman_spectrum(traj, delays=delays, rank=min(hi + 1, n_obs, n_pairs),
+                                    method="standard", modes=False)
+        s = spec.singular_values
+        counts[c] = int(np.count_nonzero(s > RANK_RELATIVE_SV * s[0])) if s.size and s[0] > 0 else 0
+        limit = min(limit, n_obs, n_pairs)
+    k = int(min(max(max(counts.values(), default=lo), lo), hi, limit))
+    why = (f"rank {k}: singular values of the delay-embedded snapshots above "
+           f"{RANK_RELATIVE_SV:g} s_1 on the first seed of each condition "
+           f"({', '.join(f'{c}: {n}' for c, n in counts.items())}); the largest count, kept within "
+           f"[{lo}, {hi}] and the data's size; the residual filter then keeps the eigenpairs the "
+           "data support")
+    return k, why
+
+
+# ----- reading the runs ---------------------------------------------------------------------------
+def _reader(store: Any) -> tuple[Any, str]:
+    """A :class:`~conjugacy.study.StudyReader` over ``store`` (path, store or reader), and its name."""
+    from ..store import TrajectoryStore
+    from ..study import STORES_DIR, StudyReader
+
+    if isinstance(store, StudyReader):
+        return store, "study"
+    if isinstance(store, TrajectoryStore):
+        return StudyReader({r: store.path for r in store.runs()}), str(store.path)
+    if not isinstance(store, str | os.PathLike):
+        raise TypeError(f"store must be a path, a TrajectoryStore or a StudyReader, got "
+                        f"{type(store).__name__}")
+    path = Path(store)
+    if not path.exists():
+        raise FileNotFoundError(f"store {str(path)!r} does not exist")
+    if (path / STORES_DIR).is_dir():
+        return StudyReader.open(path), str(path)
+    with TrajectoryStore.open(path, "r") as st:
+        runs = st.runs()
+    return StudyReader({r: path for r in runs}), str(path)
+
+
+_MISSING = object()
+
+
+def _lookup(meta: Mapping[str, Any], key: str) -> Any:
+    """``meta[key]``, or through nested dicts for a dotted key (``"optimizer.class"``)."""
+    if key in meta:
+        return meta[key]
+    value: Any = meta
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _sort_key(value: Any) -> tuple:
+    return (0, float(value), "") if isinstance(value, int | float) and not isinstance(
+        value, bool) else (1, 0.0, _label(value))
+
+
+# ----- grouping -----------------------------------------------------------------------------------
+def _checkpoint_runs(metas: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Runs of weight snapshots (:mod:`conjugacy.torch.snapshots`), not trajectories."""
+    return [r for r, m in metas.items() if m.get("kind") == "checkpoints" or "checkpoints_of" in m]
+
+
+def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[str],
+           out: Any) -> tuple[dict[str, dict[Any, list[str]]], list[str]]:
+    """``{condition: {seed: [runs]}}`` from the run metadata (checkpoint runs and runs without
+    ``group_by`` left out, with a note; equal numbers of seeds per condition), and the
+    checkpoint runs."""
+    runs = reader.runs()
+    if not runs:
+        raise ValueError(f"store {source!r} holds no runs")
+    metas = {r: reader.metadata(r) for r in runs}
+    snapshots = _checkpoint_runs(metas)
+    if snapshots:
+        notes.append(f"{len(snapshots)} checkpoint run(s) (e.g. {snapshots[0]!r}) are not "
+                     "trajectories: left out of the spectra"
+                     + ("; their spectral dynamics are in spectral_dynamics/" if out is not None
+                        else "; `conjugacy spectral-dynamics` analyses them"))
+    used = [r for r in runs if r not in snapshots and _lookup(metas[r], group_by) is not _MISSING]
+    if not used:
+        keys = sorted({k for m in metas.values() for k in m})
+        raise ValueError(
+            f"no run of {source!r} has the metadata key {group_by!r} (group_by); the runs have "
+            f"{keys}. Record it with Recorder(..., metadata={{{group_by!r}: ...}}) or choose "
+            "another key (dotted keys reach into nested metadata, e.g. optimizer.class)")
+    left_out = [r for r in runs if r not in used and r not in snapshots]
+    if left_out:
+        notes.append(f"{len(left_out)} run(s) without metadata {group_by!r} left out: "
+                     + ", ".join(left_out[:6]) + (" ..." if len(left_out) > 6 else ""))
+    groups: dict[str, dict[Any, list[str]]] = {}
+    for r in used:
+        s = _lookup(metas[r], seed_key)
+        if s is _MISSING:
+            raise ValueError(
+                f"run {r!r} has no metadata {seed_key!r} (seed_key); it has {sorted(metas[r])}")
+        groups.setdefault(_label(_lookup(metas[r], group_by)), {}).setdefault(s, []).append(r)
+    seed_lists = {c: sorted(groups[c], key=_sort_key) for c in sorted(groups, key=_sort_key)}
+    n_seeds = min(len(v) for v in seed_lists.values())
+    if len({len(v) for v in seed_lists.values()}) > 1:
+        notes.append("conditions have different numbers of seeds ("
+                     + ", ".join(f"{c}: {len(v)}" for c, v in seed_lists.items())
+                     + f"); the first {n_seeds} of each are compared")
+    return {c: {s: groups[c][s] for s in v[:n_seeds]} for c, v in seed_lists.items()}, snapshots
+
+
+def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int, dict]:
+    """The records every spectrum uses (the shortest run's), with notes on ragged, unaligned
+    and unfinished runs. Reads each run's info and steps once."""
+    info = {r: reader.run_info(r) for r in members}
+    n_records = min(info[r]["n_complete"] for r in members)
+    longest = max(info[r]["n_complete"] for r in members)
+    if n_records < 6:
+        short = [r for r in members if info[r]["n_complete"] == n_records]
+        raise ValueError(f"run {short[0]!r} holds {n_records} records; at least 6 are needed")
+    if longest > n_records:
+        notes.append(f"runs hold {n_records} to {longest} records; every spectrum uses the "
+                     f"first {n_records} records of each run")
+    ref = reader.steps(members[0])[:n_records]
+    odd = [r for r in members[1:] if not np.array_equal(reader.steps(r)[:n_records], ref)]
+    if odd:
+        notes.append(f"{len(odd)} run(s) recorded other steps than {members[0]!r} (e.g. "
+                     f"{odd[0]!r}); their records are compared position by position")
+    unfinished = [r for r in members if not info[r]["finished"]]
+    if unfinished:
+        notes.append(f"{len(unfinished)} run(s) are not marked finished (training stopped or "
+                     "still running): " + ", ".join(unfinished[:6])
+                     + (" ..." if len(unfinished) > 6 else ""))
+    return n_records, info
+
+
+def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_records: int,
+              delays: int | None, rank: int | None) -> tuple[dict[str, Any], dict[str, str], int]:
+    """Delays and rank (given, or chosen from the first seed of each condition), and why."""
+    first: dict[str, SpectrumGroup] = {}
+    for g in groups:
+        first.setdefault(g.condition, g)
+    probe = next(iter(first.values()))
+    n_features = reader.read(params=params, runs=[probe.runs[0]], steps=slice(0, 2)).shape[2]
+    reasoning = {}
+    if delays is None:
+        delays, reasoning["delays"] = choose_delays(n_features, n_records)
+    else:
+        reasoning["delays"] = f"{delays} delays: given"
+    if rank is None:
+        pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
+                  for c, g in first.items()}
+        rank, reasoning["rank"] = choose_rank(pilots, delays)
+    else:
+        reasoning["rank"] = f"rank {rank}: given"
+    return {"delays": int(delays), "rank": int(rank)}, reasoning, int(n_features)
+
+
+def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
+             settings: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Per condition: spectra of consecutive windows (all runs pooled), distances, transitions."""
+    from ..compare import distance_matrix
+    from ..windows import find_transitions, windowed_spectra
+
+    d = min(int(settings["delays"]), max(0, (window - 2) // 4))
+    if d < settings["delays"]:
+        notes.append(f"windows of {window} records use {d} delays (at most (window - 2) // 4)")
+    out: dict[str, Any] = {"window": window, "stride": window, "delays": d, "conditions": {}}
+    for c in dict.fromkeys(g.condition for g in groups):
+        runs = [r for g in groups if g.condition == c for r in g.runs]
+        x = reader.read(params=params, runs=runs, steps=groups[0].slice)
+        if x.shape[1] < 2 * window:
+            notes.append(f"windows: {c} has {x.shape[1]} records, fewer than two windows of "
+                         f"{window}; no windowed analysis")
+            continue
+        specs = windowed_spectra(x, window, delays=d,
+                                 rank=min(int(settings["rank"]), (d + 1) * x.shape[2]))
+        dm = distance_matrix(specs)
+        starts = [int((sp.settings.get("window") or {}).get("start", i * window))
+                  for i, sp in enumerate(specs)]
+        out["conditions"][c] = {
+            "labels": [f"{a}-{a + window - 1}" for a in starts],
+            "starts": starts,
+            "distance_matrix": dm.tolist(),
+            "transitions": find_transitions(dm).as_dict(),
+            "eigenvalues": [[[float(z.real), float(z.imag)] for z in sp.eigenvalues]
+                            for sp in specs],
+        }
+    return out
+
+
+# ----- the analysis -------------------------------------------------------------------------------
+def _check_options(**values: Any) -> None:
+    from .._checks import check_int
+
+    lows = {"window": 4, "delays": 0, "rank": 1, "n_boot": 0, "n_permutations": 1}
+    for name, value in values.items():
+        if value is not None:
+            check_int(value, name, minimum=lows[name])
+
+
+def analyze(
+    store: Any,
+    *,
+    group_by: str = "condition",
+    seed_key: str = "seed",
+    params: str | Sequence[str] | None = None,
+    window: int | None = None,
+    delays: int | None = None,
+    rank: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_permutations: int = 999,
+    n_boot: int = 0,
+    client: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    report: bool = True,
+) -> Results:
+    """Group the runs of a store into conditions and seeds, compare the conditions, report.
+
+    Parameters
+    ----------
+    store : path, TrajectoryStore or StudyReader
+        A trajectory store (``runs.zarr``), or a study output folder (with ``trajectories/``).
+    group_by : str
+        Run metadata key of the condition; dotted keys reach into nested metadata.
+    seed_key : str
+        Run metadata key of the independent seed; runs sharing (condition, seed) are replicas and
+        are pooled into one spectrum.
+    params : str or list of str, optional
+        Recorded parameters (names or globs) that are the observables; default: every recorded
+        parameter of the first run.
+    window : int, optional
+        Also compute spectra of windows of ``window`` records and their transitions.
+    delays, rank : int, optional
+        Spectrum settings; default: chosen from the data (module docstring), reasoning in
+        ``results["settings_reasoning"]``.
+    alpha : float
+        Level of the permutation test behind the verdicts.
+    seed : int
+        Seed of every random stream (permutations, shuffles, bootstrap).
+    n_permutations : int
+        Random relabelings when exact enumeration is too large.
+    n_boot : int
+        Bootstrap draws over replicas for ``bootstrap_interval`` of each distance (0: none; it
+        costs ``2 n_boot`` spectrum fits per pair and seed). The ``interval`` of each distance,
+        always given with 2 or more seeds, is the t-interval over independent seeds.
+    client : dask.distributed.Client, optional
+        Fit the spectra as Dask tasks.
+    out : path, optional
+        Write ``results.json`` (and, with ``report``, ``report.html`` / ``report.md``) there.
+    report : bool
+        Write the report when ``out`` is given.
+
+    Returns
+    -------
+    Results
+        ``results.json``'s content (schema ``"conjugacy.results/2"``) and the spectra.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the store does not exist.
+    ValueError
+        If no run has the ``group_by`` key (the message lists the keys runs have), a run lacks
+        ``seed_key``, the runs are too short, or a setting is out of range.
+    """
+    from .pipeline import run_pipeline
+
+    _check_options(window=window, delays=delays, rank=rank, n_boot=n_boot,
+                   n_permutations=n_permutations)
+    if not (isinstance(alpha, float | int) and 0 < alpha < 1):
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    t0 = time.perf_counter()
+    reader, source = _reader(store)
+    notes: list[str] = []
+    try:
+        by_cond, snapshots = _group(reader, source, group_by, seed_key, notes, out)
+        members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
+        n_records, info = _records(reader, members, notes)
+        if params is None:
+            params = list(info[members[0]]["parameters"])
+        groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
+                  for c, seeds in by_cond.items() for s, runs in seeds.items()]
+        settings, reasoning, n_features = _settings(reader, groups, params, n_records, delays,
+                                                    rank)
+        fit = {**settings, "modes": False}
+        res = run_pipeline(
+            reader, groups, fit, params=params, client=client, n_boot=n_boot,
+            window=None if window is None else (
+                lambda _f: _windows(reader, groups, params, window, settings, notes)),
+            experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
+            question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
+            settings={**settings, "method": "rrr"},
+            stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations},
+            fields={"store": source, "group_by": group_by, "seed_key": seed_key,
+                    "settings_reasoning": reasoning,
+                    "n_features": n_features, "n_records": n_records, "n_boot": n_boot},
+            notes=notes, timing={"reading_and_settings": time.perf_counter() - t0})
+    finally:
+        reader.close()
+    if out is not None:
+        if snapshots:
+            _spectral_dynamics(store, Path(out), res.content)
+        res.content["timing_seconds"]["total"] = time.perf_counter() - t0
+        res.write(out, report=report)
+    else:
+        res.content["timing_seconds"]["total"] = time.perf_counter() - t0
+    return res
+
+
+def _spectral_dynamics(store: Any, out: Path, results: dict[str, Any]) -> None:
+    """Spectral dynamics of the checkpoint runs (:mod:`conjugacy.analysis.checkpoints`: singular
+    values, effective rank, alignment, singular vector agreement) into
+    ``OUT/spectral_dynamics/``; its PNG figures are listed in ``results["figures"]`` so the report
+    embeds them."""
+    from .checkpoints import spectral_dynamics_report
+
+    try:
+        sd = spectral_dynamics_report(store, out / "spectral_dynamics")
+    except ValueError as exc:  # e.g. checkpoint runs without 2-D weights
+        results["warnings"].append(f"spectral dynamics of the checkpoint runs failed: {exc}")
+        return
+    pngs = [Path(f) for f in sd.get("figures") or [] if str(f).lower().endswith(".png")]
+    results["sections"]["spectral_dynamics"] = {
+        "results": "spectral_dynamics/results.json",
+        "n_checkpoint_runs": len(sd.get("runs") or {})}
+    results["figures"] = [*(results.get("figures") or []),
+                          *[p.resolve().relative_to(out.resolve()).as_posix() for p in pngs]]

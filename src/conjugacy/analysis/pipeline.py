@@ -1,0 +1,355 @@
+"""The second half of every study, written once: from runs (or fitted spectra) to ``results.json``.
+
+Two entries, one path:
+
+- :func:`run_pipeline` (runs in stores): fit one spectrum per group (:func:`fit_spectra`, in the
+  stored dtype, serially or on Dask), the loss curves and the run table, windows, then
+  :func:`summarize`;
+- :func:`summarize` (spectra in memory, e.g. the optimizer study's trajectories): the comparison
+  (:func:`compare_conditions`, the one verdict rule), bootstrap intervals, the experiment's own
+  sections and claims, figures, provenance and timing, ``results.json`` written once
+  (schema ``"conjugacy.results/2"``, :mod:`conjugacy.analysis.results`).
+
+An experiment supplies what is specific to it through hooks: ``sections(spectra) -> dict`` (e.g.
+the unit-circle counts of grokking), ``claims(content) -> list[Claim]`` (the paper's claims,
+decided on the numbers) and ``figures(results, out) -> list[Path]``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .comparison import compare_conditions
+from .groups import SpectrumGroup, fit_spectra
+from .results import SCHEMA, Claim, Results, spectra_to_json
+
+__all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summarize"]
+
+#: Keyword arguments of :func:`compare_conditions` that :func:`summarize` passes on.
+STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks", "p",
+                "use_filter", "pairs")
+
+
+def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]
+                 ) -> dict[str, list[Any]]:
+    """``{condition: [spectrum per seed]}`` of the groups without a window, in group order."""
+    out: dict[str, list[Any]] = {}
+    for g in groups:
+        if g.window is None:
+            out.setdefault(g.condition, []).append(fitted[g.key])
+    return out
+
+
+def run_table(reader: Any, groups: Sequence[SpectrumGroup]) -> list[dict[str, Any]]:
+    """One row per run of the groups: condition, seed, records, first/last step, finished."""
+    from ..results import to_jsonable
+
+    rows = []
+    for g in groups:
+        for r in g.runs:
+            info = reader.run_info(r)
+            rows.append({"run": r, "condition": g.condition, "seed": to_jsonable(g.seed),
+                         "window": g.window, "n_complete": int(info["n_complete"]),
+                         "first_step": info.get("first_step"), "last_step": info.get("last_step"),
+                         "finished": bool(info["finished"])})
+    return rows
+
+
+def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
+                ) -> dict[str, dict[str, Any]]:
+    """Per condition, mean and std over its runs of the recorded scalar ``name`` over the groups'
+    records (the first record, before any step, left out). Runs that did not record it are left
+    out; a condition with no such run has no curve."""
+    curves: dict[str, list[np.ndarray]] = {}
+    steps: dict[str, np.ndarray] = {}
+    for g in groups:
+        if g.window is not None:
+            continue
+        for r in g.runs:
+            if name not in reader.run_info(r).get("scalars", ()):
+                continue
+            window = g.slice or slice(None)
+            curves.setdefault(g.condition, []).append(reader.scalars(r, name)[window][1:])
+            steps.setdefault(g.condition, reader.steps(r)[window][1:])
+    out = {}
+    for c, ys in curves.items():
+        n = min(len(y) for y in ys)
+        y = np.vstack([v[:n] for v in ys])
+        if n == 0 or not np.isfinite(y).any():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(y, axis=0)
+            out[c] = {"steps": [int(t) for t in steps[c][:n]],
+                      "mean": mean.tolist(), "std": np.nanstd(y, axis=0).tolist(),
+                      "final_mean": float(np.nanmean(mean[-max(1, n // 10):])),
+                      "n_runs": int(y.shape[0])}
+    return out
+
+
+def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
+               settings: Any, n_boot: int, seed: int) -> None:
+    """Bootstrap intervals over replicas of the mean per-seed distance of each pair (into the
+    distances the verdicts use): per seed, :func:`conjugacy.bootstrap_distance` resamples the
+    replicas of both conditions; draw ``b`` of the mean is the mean over seeds of draw ``b``.
+    Trajectories are read one pair of groups at a time, in their stored dtype."""
+    from ..uncertainty import bootstrap_distance
+
+    uses = comparison["verdict_uses"]
+    filt = "default" if uses == "filtered" else None
+    seeds = {c: [g for g in groups if g.condition == c and g.window is None]
+             for c in comparison["conditions"]}
+    for i, (name, (a, b)) in enumerate(comparison["pairs"].items()):
+        entry = comparison[uses]["distances"][name]
+        if any(len(g.runs) < 2 for c in (a, b) for g in seeds[c]):
+            entry["bootstrap_note"] = "no bootstrap: it needs at least 2 replicas per seed"
+            continue
+        draws = []
+        for s, (ga, gb) in enumerate(zip(seeds[a], seeds[b])):
+            xa, xb = (reader.read(params=params, runs=list(g.runs), steps=g.slice) for g in (ga, gb))
+            kw = dict(settings(ga) if callable(settings) else settings)
+            iv = bootstrap_distance(xa, xb, n_boot=n_boot, seed=seed * 1_000_003 + 1009 * i + s,
+                                    filter=filt, **kw)
+            draws.append(np.asarray(iv.samples, float))
+        mean = np.nanmean(np.vstack(draws), axis=0)
+        finite = mean[np.isfinite(mean)]
+        if finite.size:
+            lo, hi = np.quantile(finite, [0.025, 0.975])
+            entry["bootstrap_interval"] = [float(lo), float(hi)]
+            entry["bootstrap_rule"] = (f"95% percentile bootstrap of the mean over seeds "
+                                       f"({n_boot} draws; replicas resampled within each seed)")
+
+
+def summarize(
+    spectra: Mapping[str, Sequence[Any]],
+    *,
+    experiment: str,
+    title: str | None = None,
+    question: str | None = None,
+    conditions: Mapping[str, Any] | None = None,
+    seeds: Mapping[str, Sequence[Any]] | None = None,
+    observables: Any = None,
+    settings: Mapping[str, Any] | None = None,
+    stats: Mapping[str, Any] | None = None,
+    pooled: Mapping[str, Any] | None = None,
+    allow_differing: Mapping[str, str] | None = None,
+    comparison_hook: Callable[[Any], None] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    sections: Callable[[Mapping[str, Sequence[Any]]], Mapping[str, Any]] | None = None,
+    claims: Callable[[Mapping[str, Any]], Sequence[Claim]] | None = None,
+    figures: Callable[[Results, Path], Sequence[Path]] | None = None,
+    notes: Sequence[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    timing: Mapping[str, float] | None = None,
+    out: Any = None,
+    report: bool = False,
+) -> Results:
+    """Compare conditions, decide claims, draw figures and write ``results.json`` (once).
+
+    Parameters
+    ----------
+    spectra : mapping condition -> list of Spectrum
+        One spectrum per seed (with one condition nothing is compared).
+    experiment, title, question : str
+        Names shown in results and reports.
+    conditions : mapping condition -> description, optional
+        What each condition is (e.g. ``{"width": 5}``); default: the labels.
+    seeds : mapping condition -> list, optional
+        Seed labels per condition (default ``0 .. n - 1``).
+    observables : str or list of str, optional
+        The recorded parameters the spectra were fitted on.
+    settings : dict, optional
+        Spectrum settings (and ``settings["reasoning"]``: why they were chosen).
+    stats : dict, optional
+        Options of :func:`compare_conditions` (``alpha``, ``seed``, ``n_permutations``,
+        ``n_shuffles``, ``shuffle``, ``ks``, ``p``, ``use_filter``, ``pairs``).
+    pooled : mapping condition -> Spectrum, optional
+        One spectrum of all runs per condition.
+    allow_differing : mapping setting -> reason, optional
+        Fit settings that differ between conditions on purpose (see :func:`compare_conditions`).
+    comparison_hook : callable, optional
+        Called with the comparison before it is written (e.g. the pipeline's bootstrap).
+    fields : mapping, optional
+        Extra top-level fields (``store``, ``group_by``, ``runs``, ``loss``, ``windows``, ...).
+    sections, claims, figures : callable, optional
+        The experiment's hooks (module docstring).
+    notes : sequence of str
+        Warnings to report (warnings raised while summarizing are added).
+    provenance, timing : mapping, optional
+    out : path, optional
+        Where to write ``results.json`` (and, with ``report``, ``report.html``/``report.md``).
+
+    Returns
+    -------
+    Results
+
+    Raises
+    ------
+    ValueError
+        If a statistics option is unknown or out of its domain.
+    """
+    from ..results import package_info, to_jsonable
+
+    t0 = time.perf_counter()
+    stats = dict(stats or {})
+    unknown = set(stats) - set(STAT_OPTIONS)
+    if unknown:
+        raise ValueError(f"stats has unknown options {sorted(unknown)}; known: {STAT_OPTIONS}")
+    spectra = {str(c): list(v) for c, v in spectra.items()}
+    notes = list(notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = None
+        if len(spectra) >= 2:
+            comparison = compare_conditions(spectra, pooled=pooled,
+                                            allow_differing=allow_differing, **stats).to_dict()
+            if comparison_hook is not None:
+                comparison_hook(comparison)
+        else:
+            notes.append(f"only one condition ({next(iter(spectra), None)!r}): nothing to compare")
+        extra = dict(sections(spectra)) if sections is not None else {}
+    notes.extend(dict.fromkeys(str(w.message) for w in caught))
+    content: dict[str, Any] = {
+        "schema": SCHEMA,
+        "experiment": experiment,
+        "title": title or f"conjugacy: {experiment}",
+        "question": question or "are the training dynamics of the conditions equivalent?",
+        "conditions": to_jsonable({c: (conditions or {}).get(c) for c in spectra}),
+        "seeds": to_jsonable({c: list((seeds or {}).get(c, range(len(v))))
+                              for c, v in spectra.items()}),
+        "observables": None if observables is None else (
+            [observables] if isinstance(observables, str) else list(observables)),
+        "settings": to_jsonable(dict(settings or {})),
+        "statistics": to_jsonable({k: v for k, v in stats.items() if k != "pairs"}),
+        "spectra": spectra_to_json(spectra),
+        "pooled_spectra": None if pooled is None else spectra_to_json({c: [s] for c, s in
+                                                                       pooled.items()}),
+        "comparison": comparison,
+        **to_jsonable(dict(fields or {})),
+        "sections": to_jsonable(extra),
+        "claims": [],
+        "warnings": notes,
+        "figures": [],
+        "provenance": to_jsonable(dict(provenance or {"package": package_info()})),
+        "timing_seconds": dict(timing or {}),
+    }
+    content.setdefault("loss", {})
+    content["timing_seconds"]["statistics"] = time.perf_counter() - t0
+    content["claims"] = [c.to_dict() for c in (claims(content) if claims is not None else [])]
+    res = Results(content, spectra)
+    if figures is not None and out is not None:
+        t1 = time.perf_counter()
+        Path(out).mkdir(parents=True, exist_ok=True)
+        paths = figures(res, Path(out))
+        content["figures"] = sorted({_relative(p, Path(out)) for p in paths})
+        content["timing_seconds"]["figures"] = time.perf_counter() - t1
+    content["timing_seconds"]["total_analysis"] = (
+        time.perf_counter() - t0 + sum(v for k, v in (timing or {}).items() if k in _ANALYSIS))
+    if out is not None:
+        res.write(out, report=report)
+    return res
+
+
+_ANALYSIS = ("reading_and_settings", "spectra", "windows_and_losses")
+
+
+def _relative(path: Any, out: Path) -> str:
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def run_pipeline(
+    reader: Any,
+    groups: Sequence[SpectrumGroup],
+    spectrum: Mapping[str, Any] | Callable[[SpectrumGroup], Mapping[str, Any]],
+    *,
+    params: Any = None,
+    client: Any = None,
+    loss: str | None = "loss",
+    n_boot: int = 0,
+    window: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
+    group_sections: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Results:
+    """From runs in stores to :class:`Results`: spectra per group, the loss curves, the run
+    table, windows and bootstrap when asked, then :func:`summarize` (which takes the rest of the
+    keyword arguments: ``experiment``, ``stats``, hooks, ``out``, ...).
+
+    Parameters
+    ----------
+    reader : StudyReader
+    groups : sequence of SpectrumGroup
+        Groups without a window are compared (one per (condition, seed), the same number of seeds
+        per condition); groups with a window are fitted too and handed to the ``window`` and
+        ``group_sections`` hooks.
+    spectrum : dict or callable
+        :func:`conjugacy.koopman_spectrum` keyword arguments, or a function of the group
+        (reported as ``settings`` unless ``settings=`` is given).
+    params : str or list of str
+        The recorded parameters that are the observables.
+    client : dask.distributed.Client, optional
+        Fit the spectra as Dask tasks.
+    loss : str or None
+        The recorded scalar summarized as the loss curve.
+    n_boot : int
+        Bootstrap draws over replicas for each pair's ``bootstrap_interval`` (0: none).
+    window : callable, optional
+        ``window(fitted) -> dict`` written as ``windows`` (``fitted``: every group's spectrum by
+        key).
+    group_sections : callable, optional
+        ``group_sections(fitted) -> dict``, merged into ``sections`` (e.g. the spectra of a
+        derived group such as grokking's fig. S6 window).
+
+    Returns
+    -------
+    Results
+    """
+    t0 = time.perf_counter()
+    groups = list(groups)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit_spectra(reader, groups, spectrum, params=params, client=client)
+        t1 = time.perf_counter()
+        spectra = by_condition(groups, fitted)
+        extra = dict(fields or {})
+        extra.setdefault("runs", run_table(reader, groups))
+        if loss is not None:
+            extra.setdefault("loss", loss_curves(reader, groups, loss))
+        if window is not None:
+            extra["windows"] = window(fitted)
+    seeds = {}
+    for g in groups:
+        if g.window is None:
+            seeds.setdefault(g.condition, []).append(g.seed)
+    hook = None
+    if n_boot:
+        seed = int((kwargs.get("stats") or {}).get("seed", 0))
+
+        def hook(cmp: Any) -> None:
+            _bootstrap(cmp, reader, groups, params, spectrum, n_boot, seed)
+    timing = {**dict(kwargs.pop("timing", None) or {}), "spectra": t1 - t0,
+              "windows_and_losses": time.perf_counter() - t1}
+    notes = [*kwargs.pop("notes", ()), *dict.fromkeys(str(w.message) for w in caught)]
+    if group_sections is not None:
+        own = kwargs.pop("sections", None)
+
+        def merged(spectra: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+            return {**dict(group_sections(fitted)), **(dict(own(spectra)) if own else {})}
+
+        kwargs["sections"] = merged
+    kwargs.setdefault("seeds", seeds)
+    if not callable(spectrum):
+        kwargs.setdefault("settings", dict(spectrum))
+    kwargs.setdefault("observables", params)
+    return summarize(spectra, fields=extra, comparison_hook=hook, timing=timing, notes=notes,
+                     **kwargs)
