@@ -20,17 +20,25 @@ from conjugacy.torch.models import (  # noqa: E402
 # Counts by hand: MnistNet 20*25+20 + 50*20*25+50 + 800*500+500 + 500*10+10;
 # LeNet5 6*9+6 + 16*6*9+16 + 400*120+120 + 120*84+84 + 84*10+10;
 # LeNet-300-100 784*300+300 + 300*100+100 + 100*10+10;
-# ResNet-20: 269,722 (He et al.'s "0.27M"), counted in test_resnet20_count_by_hand.
+# ResNet-20: 269,722 (He et al.'s "0.27M"), counted in test_resnet20_layers_match_the_count_by_hand.
 EXPECTED = {"lenet": 431_080, "lenet5": 60_074, "lenet300": 266_610, "resnet20": 269_722}
 OBSERVED_SHAPES = {"lenet": (10, 500), "lenet5": (10, 84), "lenet300": (10, 100),
                    "resnet20": (10, 64)}
 
 
-def test_resnet20_count_by_hand():
+def test_resnet20_layers_match_the_count_by_hand():
+    # every layer type of the model against its count by hand: 3x3 convolutions without bias
+    # (stem + 3 stages of 3 blocks of 2), BatchNorm scale and shift after each, one linear head
+    by_type: dict[str, int] = {}
+    for module in ResNet20().modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own:
+            by_type[type(module).__name__] = by_type.get(type(module).__name__, 0) + own
     convs = 3 * 16 * 9 + 6 * 16 * 16 * 9  # stem + stage 1
     convs += 16 * 32 * 9 + 5 * 32 * 32 * 9  # stage 2
     convs += 32 * 64 * 9 + 5 * 64 * 64 * 9  # stage 3
     bns = 2 * (16 + 6 * 16 + 6 * 32 + 6 * 64)
+    assert by_type == {"Conv2d": convs, "BatchNorm2d": bns, "Linear": 64 * 10 + 10}
     assert convs + bns + 64 * 10 + 10 == EXPECTED["resnet20"]
 
 

@@ -114,6 +114,27 @@ def test_agreement_of_swapped_directions_is_a_permutation():
     assert res.score == pytest.approx(0.5, abs=1e-12)
 
 
+@pytest.mark.parametrize("rotated", ["V", "U"])
+def test_agreement_of_one_rotated_singular_vector_is_its_cosine(rotated):
+    # W2 keeps W1's singular values and all its singular vectors but one: v_0 (or u_0) is turned
+    # by 60 degrees towards a direction orthogonal to all of them. Entry (0, 0) is
+    # |u_0.u_0| * |v_0.v_0'| = cos 60 = 1/2 exactly, every other diagonal entry 1 and every
+    # off-diagonal one 0; a version that drops the V factor (or the U factor) gives 1, not 1/2.
+    rng = np.random.default_rng(8)
+    U, V = _orth(rng, 6, 5), _orth(rng, 7, 5)  # W (6, 7) of rank 4: a 5th column spare in each
+    s = np.diag([4.0, 3.0, 2.0, 1.0])
+    turned = {"U": U[:, :4].copy(), "V": V[:, :4].copy()}
+    c, t = np.cos(np.pi / 3), np.sin(np.pi / 3)
+    spare = U[:, 4] if rotated == "U" else V[:, 4]
+    turned[rotated][:, 0] = c * turned[rotated][:, 0] + t * spare
+    W1 = U[:, :4] @ s @ V[:, :4].T
+    W2 = turned["U"] @ s @ turned["V"].T
+    res = singular_vector_agreement(W1, W2, k=4)
+    # (the two zero singular values' vectors are arbitrary: only the leading 4 x 4 block is fixed)
+    np.testing.assert_allclose(res.matrix[:4, :4], np.diag([0.5, 1.0, 1.0, 1.0]), atol=1e-12)
+    assert res.score == pytest.approx(3.5 / 4, abs=1e-12)
+
+
 def test_stacked_agreement_with_one_reference():
     rng = np.random.default_rng(5)
     stack = rng.standard_normal((4, 3, 5))

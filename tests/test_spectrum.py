@@ -221,3 +221,114 @@ def test_derived_quantities():
     np.testing.assert_allclose(spec.growth_rate(dt=2.0), [0.05, np.log(0.5) / 2])
     np.testing.assert_allclose(spec.frequency(), [0.5 / (2 * np.pi), 0.0])
     np.testing.assert_allclose(spec.continuous_time()[0], 0.1 + 0.5j)
+
+
+# ----------------------------------------------------------------------------- spectrum_from_gram
+def _gram_of(data):
+    """The snapshot Gram G[s, t] = x_s^* x_t, computed here (not by the package)."""
+    z = np.concatenate([np.asarray(t, dtype=np.result_type(t, float)) for t in data])
+    return z.conj() @ z.T
+
+
+def _gram_cases():
+    trajs, _ = linear_system(n_traj=3, n_steps=12, n_obs=50)  # 50 features >= 36 snapshots
+    rng = np.random.default_rng(7)
+    ragged = [trajs[0], trajs[1, :9], trajs[2, :7]]
+    cplx = trajs * np.exp(1j * rng.uniform(0, 2 * np.pi, 50))
+    return [
+        (trajs, dict(delays=0, rank=6, method="rrr")),
+        (trajs, dict(delays=2, rank=6, method="exact")),
+        (trajs, dict(delays=1, rank=6, method="standard", scale=True, modes=False)),
+        (trajs, dict(delays=1, rank=None)),
+        (ragged, dict(delays=1, rank=6)),
+        (trajs.astype(np.float32), dict(delays=1, rank=6)),
+        (cplx, dict(delays=1, rank=6)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_spectrum_from_gram_is_the_gram_path_of_koopman_spectrum(case):
+    from conjugacy.observables import snapshot_gram
+    from conjugacy.spectrum import spectrum_from_gram
+    from conjugacy.trajectories import as_trajectory_list
+
+    data, kw = _gram_cases()[case]
+    ref = koopman_spectrum(data, path="gram", threads=1, **kw)
+    # the Gram the Gram path forms itself: the same code runs, so the same bits come out
+    gram = snapshot_gram(as_trajectory_list(data))[0]
+    kept = gram.copy()
+    same = spectrum_from_gram(data, gram, threads=1, **kw)
+    np.testing.assert_array_equal(gram, kept)  # the caller's Gram is not modified
+    assert same.settings == ref.settings and same.rank == ref.rank
+    for field in ("eigenvalues", "residuals", "plain_residuals", "data_residuals", "modes",
+                  "singular_values"):
+        np.testing.assert_array_equal(getattr(same, field), getattr(ref, field), err_msg=field)
+    # a Gram formed independently (another summation order) gives the same spectrum to rounding
+    other = spectrum_from_gram(data, _gram_of(data), **kw)
+    assert other.rank == ref.rank
+    if kw["rank"] is not None:  # (with the tolerance rule s_k/s_1 is noise: dense may take over)
+        assert other.settings["path"] == ref.settings["path"] == "gram"
+    np.testing.assert_allclose(other.eigenvalues, ref.eigenvalues, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(other.data_residuals, ref.data_residuals, rtol=1e-6, atol=1e-9)
+    dense = koopman_spectrum(data, path="dense", **kw)
+    assert match_error(other.eigenvalues, dense.eigenvalues) < 1e-9
+
+
+def test_spectrum_from_gram_falls_back_to_dense_as_the_gram_path_does():
+    from conjugacy.spectrum import spectrum_from_gram
+
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((300, 6)))[0]
+    data = (rng.standard_normal((2, 20, 6)) * np.logspace(0, -12, 6)) @ basis.T
+    ref = koopman_spectrum(data, rank=6, path="gram")
+    spec = spectrum_from_gram(data, _gram_of(data), rank=6)
+    assert spec.settings["path"] == ref.settings["path"] == "dense"
+    assert any(note.startswith("gram path: s_k/s_1") for note in spec.settings["notes"])
+    np.testing.assert_array_equal(spec.eigenvalues, ref.eigenvalues)
+
+
+def test_spectrum_from_gram_refuses_a_gram_that_is_not_the_datas():
+    from conjugacy.spectrum import spectrum_from_gram
+
+    trajs, _ = linear_system(n_traj=3, n_steps=12, n_obs=50)
+    gram = _gram_of(trajs)
+    with pytest.raises(ValueError, match=r"\(36, 36\) snapshot Gram.*got shape \(35, 35\)"):
+        spectrum_from_gram(trajs, gram[:35, :35], rank=4)
+    with pytest.raises(TypeError, match="numeric NumPy array"):
+        spectrum_from_gram(trajs, gram.tolist(), rank=4)
+    with pytest.raises(TypeError, match="complex"):
+        spectrum_from_gram(trajs, gram + 0j, rank=4)
+    with pytest.raises(ValueError, match="not the snapshot Gram of these trajectories"):
+        spectrum_from_gram(trajs[::-1], gram, rank=4)  # another order of the trajectories
+    with pytest.raises(ValueError, match="not the snapshot Gram"):
+        spectrum_from_gram(trajs, 2 * gram, rank=4)
+    bad = trajs.copy()
+    bad[1, 3, 7] = np.nan
+    with pytest.raises(ValueError, match=r"NaN.*trajectories\[1\]|trajectories\[1\].*NaN"):
+        spectrum_from_gram(bad, gram, rank=4)
+    with pytest.raises(ValueError, match="rank=40 exceeds"):
+        spectrum_from_gram(trajs, gram, rank=40)
+    with pytest.raises(TypeError, match="pca"):
+        spectrum_from_gram(trajs, gram, rank=4, pca=3)
+    with pytest.warns(RankWarning, match="empty spectrum"):
+        empty = spectrum_from_gram(np.zeros((2, 10, 50)), np.zeros((20, 20)), rank=2)
+    assert empty.rank == 0 and empty.settings["path"] == "gram"
+
+
+def test_no_module_imports_private_names_of_the_spectrum_machinery():
+    import ast
+    from pathlib import Path
+
+    import conjugacy
+
+    root = Path(conjugacy.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "spectrum_paths.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] in (
+                "spectrum", "spectrum_paths"
+            ):
+                found += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert found == []

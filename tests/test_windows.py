@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conjugacy import distance_matrix, koopman_spectrum
+from conjugacy.spectrum import spectrum_from_gram
 from conjugacy.windows import find_transitions, plan_windows, windowed_spectra
 
 A_EIGS = np.array([0.995 * np.exp(0.3j), 0.995 * np.exp(-0.3j), 0.99, 0.97])
@@ -135,6 +136,54 @@ def test_other_paths_and_settings_equal_koopman_spectrum(kw):
     for s in windowed_spectra(x, 20, 10, **kw):
         w = s.settings["window"]
         _assert_same(s, koopman_spectrum(x[:, w["start"] : w["stop"]], **kw))
+
+
+def test_overlapping_windows_take_the_public_gram_route(monkeypatch):
+    # windows after the first, overlapping, with the Gram path: spectrum_from_gram on the shared
+    # Gram (no second copy of the Gram path); each still equals koopman_spectrum, which forms
+    # its own Gram (the independent route)
+    import conjugacy.windows as windows
+
+    calls = []
+
+    def counting(slices, gram, **kw):
+        calls.append(gram.shape)
+        return spectrum_from_gram(slices, gram, **kw)
+
+    monkeypatch.setattr(windows, "spectrum_from_gram", counting)
+    x = switching_system(switch=60, n_steps=100, n_traj=3, n_obs=90)
+    specs = windowed_spectra(x, 20, 10, delays=2, rank=4)
+    assert calls == [(60, 60)] * (len(specs) - 1)
+    for s in specs:
+        w = s.settings["window"]
+        _assert_same(s, koopman_spectrum(x[:, w["start"] : w["stop"]], delays=2, rank=4))
+    calls.clear()
+    windowed_spectra(x, 20, delays=2, rank=4)  # disjoint windows: no shared Gram
+    windowed_spectra(x, 20, 10, delays=2, rank=None)  # auto picks dense: no Gram
+    assert calls == []
+
+
+def test_windows_the_gram_cannot_resolve_are_recomputed_on_the_dense_path():
+    # path="gram" with the tolerance rule on exact low-rank data: every window falls back to the
+    # dense path, as koopman_spectrum does; the note's s_k/s_1 is read off the shared Gram
+    # (noise, 1e-9 or so) and is the one number allowed to differ
+    import re
+    from dataclasses import replace
+
+    number = re.compile(r"s_k/s_1 = [0-9.e+-]+ implies an error of ~[0-9.e+-]+")
+
+    def without_numbers(spec):
+        notes = [number.sub("", n) for n in spec.settings["notes"]]
+        return replace(spec, settings={**spec.settings, "notes": notes})
+
+    x = switching_system(switch=50, n_steps=80, n_traj=3, n_obs=40)
+    kw = dict(delays=1, rank=None, path="gram")
+    for s in windowed_spectra(x, 20, 10, **kw):
+        w = s.settings["window"]
+        ref = koopman_spectrum(x[:, w["start"] : w["stop"]], **kw)
+        assert s.settings["path"] == ref.settings["path"] == "dense"
+        assert any(number.search(n) for n in s.settings["notes"])
+        _assert_same(without_numbers(s), without_numbers(ref))
 
 
 def test_ragged_lists_single_trajectories_float32_and_complex():
