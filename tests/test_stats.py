@@ -400,3 +400,42 @@ def test_conjugacy_test_is_scale_free(magnitude):
     assert res.effect_size == pytest.approx(ref.effect_size, rel=1e-12)
     assert res.mean_within == pytest.approx(magnitude * ref.mean_within, rel=1e-12)
     np.testing.assert_allclose(res.null_distribution, magnitude * ref.null_distribution, rtol=1e-9)
+
+
+# ----- the one verdict rule -----------------------------------------------------------------------
+def test_verdict_rule_in_order():
+    from conjugacy.stats import verdict
+
+    assert verdict(0.01, 0.001).verdict == "not conjugate"
+    assert verdict(0.049, 0.01, 0.05).verdict == "not conjugate"
+    assert verdict(0.05, 0.01, 0.05).verdict == "conjugate"  # p < alpha rejects, p == alpha not
+    # 3 vs 3 seeds: the smallest attainable p is 0.1, so p = 0.1 is no evidence either way
+    v = verdict(0.1, 0.1, 0.05)
+    assert v.verdict == "undecided" and "add seeds" in v.reason
+    assert verdict(0.3, 0.1, 0.2).verdict == "conjugate"
+    assert verdict(None, None).verdict == "undecided"
+    # differing settings win over any p-value
+    v = verdict(0.001, 0.001, mismatch=["delays differs (a: 2, b: 8)"])
+    assert v.verdict == "undecided" and "delays differs" in v.reason
+    assert v.to_dict() == {"verdict": "undecided", "reason": v.reason, "pvalue": 0.001,
+                           "min_pvalue": 0.001, "alpha": 0.05}
+    for bad in (0, 1, 1.5, True, "0.05"):
+        with pytest.raises(ValueError, match="alpha"):
+            verdict(0.1, 0.1, bad)
+
+
+def test_settings_mismatch_names_each_differing_setting():
+    from conjugacy import koopman_spectrum
+    from conjugacy.stats import settings_mismatch
+
+    x = np.random.default_rng(0).standard_normal((3, 40, 4))
+    base = koopman_spectrum(x, delays=2, rank=4)
+    assert settings_mismatch([base, koopman_spectrum(x, delays=2, rank=4)]) == []
+    got = settings_mismatch([base, koopman_spectrum(x, delays=2, rank=4, method="exact")],
+                            ["A", "B"])
+    assert got == ["method differs (A: rrr, B: exact)"]
+    got = settings_mismatch([base, koopman_spectrum(x, delays=3, rank=5)])
+    assert got == ["delays differs (#0: 2, #1: 3)", "rank_requested differs (#0: 4, #1: 5)"]
+    assert settings_mismatch([base, koopman_spectrum(x, delays=3, rank=4)], allow=["delays"]) == []
+    with pytest.raises(ValueError, match="unknown settings"):
+        settings_mismatch([base], allow=["delay"])
