@@ -121,3 +121,14 @@ def test_summarize_rejects_unknown_statistics_options():
     s = [koopman_spectrum(data[i:i + 1], rank=3) for i in range(4)]
     with pytest.raises(ValueError, match="unknown options"):
         summarize({"a": s[:2], "b": s[2:]}, experiment="t", stats={"permutations": 9})
+
+
+def test_docs_describe_every_field_of_the_schema():
+    from pathlib import Path
+
+    from conjugacy.analysis import schema
+
+    doc = (Path(__file__).parents[1] / "docs" / "results.md").read_text()
+    s = schema()
+    for name in s["required"] + s["$defs"]["comparison"]["required"]:
+        assert f"`{name}`" in doc, name
