@@ -41,14 +41,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_int, check_positive_float
+from .._checks import Choice, Float, Int, Param, check_choice, validate
 from ..analysis import (
     SpectrumGroup,
     compare_conditions,
@@ -344,38 +345,41 @@ class GrokkingConfig:
             return cls.paper(**overrides)
         raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce grokking`` take their bounds from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "scale": Choice(*_SCALES),
+        "n_seeds": Int(2),
+        "n_replicas": Int(1),
+        "steps": Int(1),
+        "s6": Param("bool"),
+        "s6_steps": Int(1),
+        "long_steps": Int(1, allow_none=True),
+        "long_eval_points": Int(2),
+        "eval_every": Int(1, 64),  # at most the store's chunk of 64 records
+        "device": Param("str"),
+        "seed": Int(0),
+        "modulus": Int(2),
+        "train_fraction": Float(0, 1, open_minimum=True, open_maximum=True),
+        "eps": Float(0, open_minimum=True),
+        "noise": Choice("uniform", "gaussian"),
+        "alpha": Float(0, open_minimum=True),
+        "lr": Float(0, open_minimum=True),
+        "betas": Param("tuple", item=Float(0, 1, open_maximum=True), length=2),
+        "weight_decay": Float(0),
+        "d_model": Int(1),
+        "n_heads": Int(1),
+        "d_head": Int(1),
+        "d_mlp": Int(1),
+        "delays": Int(0),
+        "rank": Int(1),
+        "pca": Int(1),
+        "unit_circle_tol": Float(0),
+        "n_permutations": Int(1),
+    })
+
     def __post_init__(self) -> None:
-        check_choice(self.scale, "scale", _SCALES)
-        check_choice(self.noise, "noise", ("uniform", "gaussian"))
-        check_int(self.n_seeds, "n_seeds", minimum=2)
-        check_int(self.n_replicas, "n_replicas", minimum=1)
-        check_int(self.steps, "steps", minimum=1)
-        check_int(self.s6_steps, "s6_steps", minimum=1)
-        check_int(self.long_eval_points, "long_eval_points", minimum=2)
-        check_int(self.eval_every, "eval_every", minimum=1)
-        if self.eval_every > 64:
-            raise ValueError(f"eval_every must be <= 64 (the store's chunk), got {self.eval_every}")
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.modulus, "modulus", minimum=2)
-        for name in ("d_model", "n_heads", "d_head", "d_mlp", "rank", "pca", "n_permutations"):
-            check_int(getattr(self, name), name, minimum=1)
-        check_int(self.delays, "delays", minimum=0)
-        if self.long_steps is not None:
-            check_int(self.long_steps, "long_steps", minimum=1)
-        if not isinstance(self.s6, bool):
-            raise TypeError(f"s6 must be a bool, got {self.s6!r}")
-        for name in ("eps", "alpha", "lr"):
-            check_positive_float(getattr(self, name), name)
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        check_positive_float(self.unit_circle_tol, "unit_circle_tol", allow_zero=True)
-        if not (isinstance(self.train_fraction, (int, float)) and 0 < self.train_fraction < 1):
-            raise ValueError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
-        if (
-            not isinstance(self.betas, tuple)
-            or len(self.betas) != 2
-            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)
-        ):
-            raise ValueError(f"betas must be a tuple of two numbers in [0, 1), got {self.betas!r}")
+        validate(self, self.constraints)
         windows = [self.steps] + ([self.s6_steps] if self.s6 else [])
         for window in windows:
             if window + 1 < self.delays + 2:
