@@ -438,7 +438,7 @@ def test_compare_and_test_print_verdicts_and_caveats(tmp_path):
 def test_fcn_and_grokking_claim_lines():
     from types import SimpleNamespace
 
-    from conjugacy.cli.summaries import fcn_claims, grokking_claims
+    from conjugacy.cli.deep import fcn_claims, grokking_claims
     from conjugacy.experiments.grokking import unit_circle_counts
 
     comparison = {

@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from conjugacy.analysis import Results, validate
 from conjugacy.cli import app
 from conjugacy.experiments.fcn import (
     FCN,
     OBSERVED_PARAMETER,
     FCNConfig,
     batch_order,
+    claims,
+    condition_label,
     make_study,
     run,
 )
@@ -127,9 +130,16 @@ def test_batch_order_is_seeded_epochwise_permutation():
 # ---------------------------------------------------------------------------- the real run
 def test_results_structure(small_run):
     res = small_run
+    assert isinstance(res, Results)
     out = res.out_dir
     summary = json.loads((out / "results.json").read_text())
-    assert summary["experiment"] == "fcn"
+    validate(summary)  # the one results schema, conjugacy.results/2
+    assert summary == json.loads(json.dumps(res.content))
+    assert summary["schema"] == "conjugacy.results/2" and summary["experiment"] == "fcn"
+    assert summary["conditions"] == {"h5": {"width": 5}, "h40": {"width": 40}}
+    assert summary["seeds"] == {"h5": [0, 1], "h40": [0, 1]}
+    assert summary["observables"] == [OBSERVED_PARAMETER]
+    assert summary["settings"]["delays"] == {"h5": 16, "h40": 2}
     assert summary["config"]["widths"] == [5, 40]
     assert summary["config"]["delays"] == {"5": 16, "40": 2}
     for h in ("5", "40"):
@@ -146,6 +156,18 @@ def test_results_structure(small_run):
     assert verdict["pvalue"] == cmp["permutation_tests"]["h5-h40"]["pvalue"]
     # 2 seeds per width: the smallest attainable p is 2 / C(4, 2) = 1/3, so no verdict
     assert verdict["min_pvalue"] == pytest.approx(1 / 3) and verdict["verdict"] == "undecided"
+    assert "add seeds" in verdict["reason"]
+    # the delays differ between widths on purpose (fig. 3: delays x width fixed): allowed, with
+    # the reason recorded, so the undecided verdict is the seeds', not the settings'
+    assert comparison["settings_mismatch"] == []
+    assert "delays x width" in comparison["allowed_differences"]["delays"]
+    assert res.verdicts == {"h5-h40": "undecided"}
+    assert summary["claims"][0] == {
+        "claim": "h = 5 and h = 40 are not conjugate", "holds": None,
+        "evidence": f"undecided, p = 0.333 ({verdict['reason']})"}
+    closest = comparison[comparison["verdict_uses"]]["between_seeds"]["h40"]["min"]
+    assert summary["claims"][1]["holds"] == (closest < cmp["distances"]["h5-h40"]["mean"])
+    assert len(summary["claims"]) == 2
     d = comparison["all"]["distances"]["h5-h40"]
     assert len(d["per_seed"]) == 2 and d["mean"] > 0 and d["std"] >= 0
     assert d["mean"] == pytest.approx(np.mean(d["per_seed"]))
@@ -158,9 +180,16 @@ def test_results_structure(small_run):
     assert len(between["values"]) == 1 and between["pairs"] == [[0, 1]]
     assert set(comparison["all"]["ks_between_seeds_vs_pairs"]) == {
         "h5 seeds vs h5-h40", "h40 seeds vs h5-h40"}
-    assert len(summary["loss"]["5"]["mean"]) == 120
+    assert len(summary["loss"]["h5"]["mean"]) == 120 and summary["loss"]["h5"]["n_runs"] == 6
+    assert [r["run"] for r in summary["runs"] if r["condition"] == "h40"] == [
+        f"h40_seed{s}_{i}" for s in range(2) for i in range(3)]
+    assert all(r["n_complete"] == 121 and r["finished"] for r in summary["runs"])
     assert summary["provenance"]["training_settings"] == FCNConfig(**SMALL).training_fields()
     assert summary["provenance"]["data"]["name"] == "digits"
+    assert summary["data"]["name"] == "digits" and summary["data"]["n_features"] == 64
+    assert summary["figures"] == sorted(f"{n}.{e}" for n in (
+        "fig3a_loss", "fig3bc_weights", "fig3d_eigenvalues", "fig3e_zoom", "fig3f_distances",
+        "figS4b_between_seeds") for e in ("png", "svg"))
     for name in (
         "fig3a_loss",
         "fig3bc_weights",
@@ -181,11 +210,13 @@ def test_results_structure(small_run):
         assert (meta["condition"], meta["seed"], meta["job"]) == ("h40", 1, "h40_seed1")
     # the spectra of results.json are those of the returned spectra
     eig = np.array(summary["spectra"]["h40"][1]["eigenvalues"])
-    np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra[40][1].eigenvalues)
+    np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra["h40"][1].eigenvalues)
+    # the spectra were fitted on the float32 store in its stored dtype: rank 10 as asked
+    assert all(s.rank == 10 for v in res.spectra.values() for s in v)
 
 
 def test_replicas_start_at_the_configured_perturbation(small_run):
-    eps = small_run.config.eps
+    eps = FCNConfig(**SMALL).eps
     with StudyReader.open(small_run.out_dir) as store:
         for h in (5, 40):
             w0 = store.read(
@@ -212,22 +243,26 @@ def test_replicas_start_at_the_configured_perturbation(small_run):
             )[:, 0]
             spread = np.abs(last[1:] - last[0]).max()
             assert spread < 0.1 * np.abs(other[0] - last[0]).max()
-    reported = small_run.summary["max_relative_perturbation"]
+    reported = small_run.content["sections"]["max_relative_perturbation"]
+    assert set(reported) == {"h5", "h40"}
     assert all(0.5 * eps < v <= eps + F32 for v in reported.values())
 
 
 def test_training_lowers_the_loss(small_run):
-    for h in ("5", "40"):
-        mean = np.array(small_run.summary["loss"][h]["mean"])
+    for h in (5, 40):
+        loss = small_run.content["loss"][condition_label(h)]
+        mean = np.array(loss["mean"])
         assert mean[-20:].mean() < 0.5 * mean[:5].mean()
+        assert loss["final_mean"] == pytest.approx(mean[-12:].mean())  # the last 10 % of steps
 
 
 def test_deterministic_under_a_seed(small_run, tmp_path):
     again = run(FCNConfig(**SMALL), tmp_path / "b", figures=False)
-    for h in (5, 40):
+    for h in ("h5", "h40"):
         for a, b in zip(small_run.spectra[h], again.spectra[h]):
             np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
-    assert again.summary["comparison"] == small_run.summary["comparison"]
+    assert again.content["comparison"] == small_run.content["comparison"]
+    assert again.content["claims"] == small_run.content["claims"]
 
 
 def test_resume_skips_complete_seeds_and_redoes_an_interrupted_one(small_run, tmp_path):
@@ -239,10 +274,11 @@ def test_resume_skips_complete_seeds_and_redoes_an_interrupted_one(small_run, tm
     with TrajectoryStore.open(copy / "trajectories" / "h40_seed0.zarr", "a") as store:
         store.set_finished("h40_seed0_1", False)  # as if killed before closing this run
     resumed = run(FCNConfig(**SMALL), copy, figures=False)
-    timing = resumed.summary["timing_seconds"]
-    assert timing["trained"] == ["h40_seed0", "h5_seed1"]
-    assert timing["skipped"] == ["h5_seed0", "h40_seed1"]
-    for h in (5, 40):
+    training = resumed.content["training"]
+    assert training["trained"] == ["h40_seed0", "h5_seed1"]
+    assert training["skipped"] == ["h5_seed0", "h40_seed1"]
+    validate(resumed.content)
+    for h in ("h5", "h40"):
         for a, b in zip(small_run.spectra[h], resumed.spectra[h]):
             np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
 
@@ -251,6 +287,32 @@ def test_resume_refuses_other_training_settings(small_run):
     other = FCNConfig(**{**SMALL, "lr": 0.05})
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.1 there, 0.05 now\)"):
         check_stamp(make_study(other), small_run.out_dir)
+
+
+def _content(d5, d10, closest, verdict="not conjugate", p=0.002):
+    return {
+        "conditions": {"h5": {"width": 5}, "h10": {"width": 10}, "h40": {"width": 40}},
+        "comparison": {
+            "verdict_uses": "filtered",
+            "filtered": {"distances": {"h5-h40": {"mean": d5}, "h10-h40": {"mean": d10}},
+                         "between_seeds": {"h40": {"min": closest, "closest_pair": [0, 3]}}},
+            "verdicts": {"h5-h40": {"verdict": verdict, "pvalue": p, "reason": "r"}},
+        },
+    }
+
+
+def test_claims_are_decided_on_the_numbers():
+    found = claims(_content(0.014, 0.013, 0.01))
+    assert [c.claim for c in found] == [
+        "h = 5 and h = 40 are not conjugate",
+        "h = 10 is closer to h = 40 than h = 5 is",
+        "seeds of h = 40 can be conjugate (two of its seeds closer than h = 5 to h = 40)"]
+    assert [c.holds for c in found] == [True, True, True]
+    assert found[1].evidence == "W1 0.013 vs 0.014" and "p = 0.002" in found[0].evidence
+    found = claims(_content(0.014, 0.02, 0.015, verdict="conjugate", p=0.4))
+    assert [c.holds for c in found] == [False, False, False]
+    assert claims(_content(0.014, 0.013, 0.01, verdict="undecided", p=0.33))[0].holds is None
+    assert claims({"conditions": {"h5": {"width": 5}}, "comparison": None}) == []
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -340,6 +402,11 @@ def test_cli_fcn_runs_and_writes_results(runner, tmp_path):
     assert summary["data"]["name"] == "mnist-sample" and summary["data"]["n_features"] == 784
     assert summary["data"]["n_train"] == 4000
     assert "h10 vs h40" in result.output
+    validate(summary)
+    printed = " ".join(result.output.split())
+    assert summary["claims"]
+    for c in summary["claims"]:  # the CLI prints the claims the results hold
+        assert f"claim: {c['claim']}" in printed
     assert Path(out / "fig3f_distances.png").exists()
 
 

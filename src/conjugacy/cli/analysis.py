@@ -17,16 +17,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from . import app
-from ._errors import UserError, fail
+from ._errors import UserError
 
 
 class Method(str, Enum):
     rrr = "rrr"
     standard = "standard"
     exact = "exact"
+
+
+def _fail(message: str) -> UserError:
+    # raised by the caller; the app's group prints it on one line and exits with status 2
+    return UserError(message)
 
 
 def load_trajectories(
@@ -176,14 +180,16 @@ def _load_npz_member(path: Path, key: str | None) -> tuple[np.ndarray, str]:
 
 
 def _check_spectrum_out(out: Path) -> Path:
-    """The .npz file ``--out`` names: not a folder, in a folder that exists."""
-    if out.suffix != ".npz" and not out.is_dir():
-        out = out.with_name(out.name + ".npz")
     if out.is_dir():
-        fail(f"--out {str(out)!r} is a folder; give a file name")
-    check_out_dir(out.parent, "the folder of --out")
+        raise typer.BadParameter(f"{str(out)!r} is a folder; give a file name", param_hint="'--out'")
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+        if out.is_dir():
+            raise typer.BadParameter(f"{str(out)!r} is a folder; give a file name", param_hint="'--out'")
     if not out.parent.is_dir():
-        fail(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+        raise typer.BadParameter(
+            f"folder {str(out.parent)!r} of {str(out)!r} does not exist", param_hint="'--out'"
+        )
     return out
 
 
@@ -250,7 +256,7 @@ def spectrum(
     try:
         data, source = load_trajectories(file, key=key, params=params, runs=runs)
     except ValueError as exc:
-        fail(str(exc))
+        raise _fail(str(exc)) from None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -259,11 +265,11 @@ def spectrum(
                 modes="auto" if modes is None else modes,
             )
     except (TypeError, ValueError) as exc:
-        fail(f"{source}: {exc}")
+        raise _fail(f"{source}: {exc}") from None
     try:
         path = spec.save(out)
     except OSError as exc:
-        fail(f"cannot write {str(out)!r}: {exc}")
+        raise _fail(f"cannot write {str(out)!r}: {exc}") from None
     shape = getattr(data, "shape", None)
     what = "shape " + str(tuple(shape)) if shape is not None else "trajectories"
     if shape is None and hasattr(data, "lengths"):  # a streamed store selection

@@ -5,11 +5,13 @@
 - :func:`load_mnist`: MNIST from the standard IDX files in a folder the user names.
 - :func:`load_cifar10`: CIFAR-10 from its binary distribution (never the pickle version).
 - :func:`modular_addition`: the ``a + b mod p`` table of the grokking experiment (generated).
+- :func:`batch_order`: seeded minibatch orders (a fresh permutation each epoch).
 
 Nothing is ever downloaded, and no user file is unpickled.
 """
 
 from ._images import ImageDataset
+from .batches import batch_order
 from .cifar import load_cifar10, read_cifar10_batch
 from .digits import load_digits
 from .mnist import load_mnist, read_idx
@@ -19,6 +21,7 @@ from .modular import ModularData, modular_addition
 __all__ = [
     "ImageDataset",
     "ModularData",
+    "batch_order",
     "load_cifar10",
     "load_digits",
     "load_image_dataset",

@@ -32,20 +32,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import Choice, Float, Int, Param, check_int, validate
-from ..analysis import SpectrumGroup, compare_conditions, fit_spectra, spectra_to_json
+from .._checks import check_int
+from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
+from ..data import batch_order
 from ..study import (
     Job,
     JobContext,
@@ -54,19 +55,20 @@ from ..study import (
     limit_threads,
     provenance,
     run_study,
-    write_results,
 )
 
 __all__ = [
     "FCN",
     "FCNConfig",
-    "FCNResults",
+    "DELAYS_REASON",
     "OBSERVED_PARAMETER",
     "SCALES",
     "batch_order",
+    "claims",
     "condition_label",
     "limit_threads",
     "make_study",
+    "max_relative_perturbation",
     "run",
     "train_job",
 ]
@@ -123,6 +125,20 @@ class FCN(nn.Module):
         hidden = self.fc1(x)
         hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden)
         return self.fc2(hidden)
+
+
+def _check_pos_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pos_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -192,38 +208,41 @@ class FCNConfig:
     threads: int = 1
     scale: str = "custom"
 
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce fcn`` take their bounds and choices from it).
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "data": Choice(*_DATASETS),
-        "data_dir": Param("path", allow_none=True),
-        "widths": Param("tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
-        "activation": Choice(*_ACTIVATIONS),
-        "n_seeds": Int(1),
-        "n_replicas": Int(2),
-        "n_steps": Int(1),
-        "batch_size": Int(1),
-        "lr": Float(0, open_minimum=True),
-        "eps": Float(0, open_minimum=True),
-        "noise": Choice(*_NOISES),
-        "delay_product": Int(1),
-        "rank": Int(1),
-        "seed": Int(0),
-        "n_shuffles": Int(1),
-        "n_permutations": Int(1),
-        "device": Choice(*_DEVICES),
-        "threads": Int(1),
-        "scale": Param("str"),
-    })
-
     def __post_init__(self) -> None:
-        validate(self, self.constraints)
-        object.__setattr__(self, "widths", tuple(sorted(self.widths)))
+        if self.data not in _DATASETS:
+            raise ValueError(f"data must be one of {_DATASETS}, got {self.data!r}")
         if self.data == "mnist" and not self.data_dir:
             raise ValueError(
                 "data='mnist' needs data_dir, the folder with the MNIST IDX files "
                 "(train-images-idx3-ubyte[.gz], ...); nothing is downloaded"
             )
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
+        if self.noise not in _NOISES:
+            raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
+        if self.device not in _DEVICES:
+            raise ValueError(f"device must be one of {_DEVICES}, got {self.device!r}")
+        widths = tuple(self.widths) if not isinstance(self.widths, str) else ()
+        if not widths:
+            raise ValueError(f"widths must be a non-empty sequence of integers, got {self.widths!r}")
+        widths = tuple(_check_pos_int(w, "each width") for w in widths)
+        if len(set(widths)) != len(widths):
+            raise ValueError(f"widths must be distinct, got {widths}")
+        object.__setattr__(self, "widths", tuple(sorted(widths)))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        _check_pos_int(self.n_seeds, "n_seeds")
+        _check_pos_int(self.n_replicas, "n_replicas", 2)
+        _check_pos_int(self.n_steps, "n_steps")
+        _check_pos_int(self.batch_size, "batch_size")
+        _check_pos_int(self.delay_product, "delay_product")
+        _check_pos_int(self.rank, "rank")
+        _check_pos_int(self.seed, "seed", 0)
+        _check_pos_int(self.n_shuffles, "n_shuffles")
+        _check_pos_int(self.n_permutations, "n_permutations")
+        _check_pos_int(self.threads, "threads")
+        object.__setattr__(self, "lr", _check_pos_float(self.lr, "lr"))
+        object.__setattr__(self, "eps", _check_pos_float(self.eps, "eps"))
         for h in self.widths:
             d = self.delays_for(h)
             if self.n_steps + 1 < d + 2:
@@ -330,29 +349,6 @@ def _load_data(config: FCNConfig) -> _Data:
     )
 
 
-def batch_order(n_examples: int, batch_size: int, n_steps: int, seed: int) -> np.ndarray:
-    """Indices of the examples of every SGD step: a fresh seeded permutation each epoch.
-
-    Each epoch is split into ``n_examples // batch_size`` full batches (a last partial batch is
-    dropped, so every step sees ``batch_size`` examples); epochs follow each other until
-    ``n_steps`` batches are drawn.
-
-    Returns
-    -------
-    ndarray of int64, shape (n_steps, batch_size)
-    """
-    n_examples = check_int(n_examples, "n_examples", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    n_steps = check_int(n_steps, "n_steps", minimum=1)
-    per_epoch = n_examples // batch_size
-    if per_epoch == 0:
-        raise ValueError(f"batch_size={batch_size} is larger than the {n_examples} training examples")
-    rng = np.random.default_rng(seed)
-    n_epochs = -(-n_steps // per_epoch)
-    epochs = [rng.permutation(n_examples)[: per_epoch * batch_size] for _ in range(n_epochs)]
-    return np.concatenate(epochs).reshape(-1, batch_size)[:n_steps].astype(np.int64)
-
-
 def _seed_streams(config: FCNConfig, seed_index: int) -> dict[str, Any]:
     """Independent integer seeds for one seed index, derived from the master seed."""
     base = np.random.SeedSequence(config.seed, spawn_key=(seed_index,))
@@ -439,28 +435,10 @@ def make_study(config: FCNConfig) -> Study:
 
 
 # ----- results -----------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class FCNResults:
-    """What :func:`run` computed.
-
-    Attributes
-    ----------
-    config : FCNConfig
-    spectra : dict[int, list[Spectrum]]
-        One spectrum per seed, for each width.
-    summary : dict
-        The content of ``results.json`` (JSON types only).
-    out_dir : Path
-        Where ``results.json``, the figures and the per-job stores (``trajectories/``) were
-        written.
-    figures : list of Path
-    """
-
-    config: FCNConfig
-    spectra: dict[int, list[Any]]
-    summary: dict[str, Any]
-    out_dir: Path
-    figures: list[Path] = field(default_factory=list)
+#: Why the conditions are fitted with different delays (the verdict rule asks for a reason).
+DELAYS_REASON = ("delays = delay_product / width on purpose (the paper's fig. 3: delays x width "
+                 "fixed, so the delay-embedded dimension 10 h (d + 1) is about the same for "
+                 "every width)")
 
 
 def _data_info(config: FCNConfig) -> dict[str, Any]:
@@ -476,34 +454,73 @@ def _data_info(config: FCNConfig) -> dict[str, Any]:
             "epochs": config.n_steps / per_epoch}
 
 
-def _records(config: FCNConfig, reader: Any) -> dict[str, Any]:
-    """Loss curves, the initial perturbation and example weights, read from the store."""
-    losses: dict[int, np.ndarray] = {}
-    perturbation: dict[str, Any] = {}
-    examples: dict[int, np.ndarray] = {}
-    study = make_study(config)
-    for h in config.widths:
-        curves = []
-        worst = 0.0
-        for s in range(config.n_seeds):
-            names = list(_run_names(study, h, s))
-            curves.extend(reader.scalars(n, "loss")[1:] for n in names)
-            w0 = reader.read(params=OBSERVED_PARAMETER, runs=names, steps=slice(0, 1),
-                             dtype=np.float64)[:, 0]
-            nonzero = w0[0] != 0
-            rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
-            worst = max(worst, float(rel.max()) if rel.size else 0.0)
-            if s == 0:
-                examples[h] = reader.read(params=OBSERVED_PARAMETER, runs=names[:1],
-                                          dtype=np.float64)[0]
-        losses[h] = np.stack(curves)
-        perturbation[str(h)] = worst
-    return {"losses": losses, "max_relative_perturbation": perturbation, "examples": examples}
+def _groups(config: FCNConfig, study: Study) -> list[SpectrumGroup]:
+    """One group per (width, seed): the seed's replica runs, widths in increasing order."""
+    jobs = {(j.condition, j.seed): j for j in study.jobs()}
+    return [SpectrumGroup(condition_label(h), s, jobs[(condition_label(h), s)].run_names)
+            for h in config.widths for s in range(config.n_seeds)]
 
 
-def _run_names(study: Study, width: int, seed_index: int) -> tuple[str, ...]:
-    key = study.job_key(condition_label(width), seed_index)
-    return next(j.run_names for j in study.jobs() if j.key == key)
+def max_relative_perturbation(reader: Any, groups: list[SpectrumGroup]) -> dict[str, float]:
+    """Per condition, the largest ``|W_r / W_0 - 1|`` over the replicas' initial weights."""
+    out: dict[str, float] = {}
+    for g in groups:
+        w0 = reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs), steps=slice(0, 1),
+                         dtype=np.float64)[:, 0]
+        nonzero = w0[0] != 0
+        rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
+        out[g.condition] = max(out.get(g.condition, 0.0), float(rel.max()) if rel.size else 0.0)
+    return out
+
+
+def claims(content: Mapping[str, Any]) -> list[Claim]:
+    """The paper's claims about fig. 3 and S4, decided on the spectra the verdicts use: the
+    narrowest and the widest net are not conjugate; the middle width is closer to the widest
+    than the narrowest is; two seeds of the widest net are closer than the narrowest and widest
+    nets (seeds of one width can be conjugate)."""
+    comparison = content.get("comparison")
+    widths = {c: d["width"] for c, d in content["conditions"].items()}
+    if comparison is None or len(widths) < 2:
+        return []
+    cmp = chosen(comparison)
+    order = sorted(widths, key=widths.get)
+    lo, hi = order[0], order[-1]
+    extreme = pair_key(lo, hi)
+    v = comparison["verdicts"][extreme]
+    out = [Claim(f"h = {widths[lo]} and h = {widths[hi]} are not conjugate",
+                 None if v["verdict"] == "undecided" else v["verdict"] == "not conjugate",
+                 f"{v['verdict']}, p = {v['pvalue']:.3g} ({v['reason']})")]
+    d_extreme = cmp["distances"][extreme]["mean"]
+    for mid in order[1:-1]:
+        d_mid = cmp["distances"][pair_key(mid, hi)]["mean"]
+        out.append(Claim(f"h = {widths[mid]} is closer to h = {widths[hi]} than h = {widths[lo]} is",
+                         bool(d_mid < d_extreme), f"W1 {d_mid:.4g} vs {d_extreme:.4g}"))
+    between = cmp["between_seeds"].get(hi)
+    if between is not None:
+        out.append(Claim(f"seeds of h = {widths[hi]} can be conjugate (two of its seeds closer "
+                         f"than h = {widths[lo]} to h = {widths[hi]})",
+                         bool(between["min"] < d_extreme),
+                         f"closest seeds {between['closest_pair']}: W1 {between['min']:.4g}; "
+                         f"h = {widths[lo]} vs h = {widths[hi]}: mean W1 {d_extreme:.4g}"))
+    return out
+
+
+def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
+    """The figure hook: the loss curves and one replica's weights are read from the store."""
+    from ..plots.fcn import draw_all
+
+    def draw(results: Results, out: Path) -> list[Path]:
+        losses: dict[str, list[np.ndarray]] = {}
+        examples: dict[str, np.ndarray] = {}
+        for g in groups:
+            losses.setdefault(g.condition, []).extend(
+                reader.scalars(r, "loss")[1:] for r in g.runs)
+            if g.seed == 0:
+                examples[g.condition] = reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs[:1]),
+                                                    dtype=np.float64)[0]
+        return draw_all(results, {c: np.stack(v) for c, v in losses.items()}, examples, out)
+
+    return draw
 
 
 def run(
@@ -515,7 +532,7 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     processes: bool = True,
-) -> FCNResults:
+) -> Results:
     """Train, record, fit spectra, compare widths; write ``results.json`` and the figures.
 
     Parameters
@@ -536,7 +553,10 @@ def run(
 
     Returns
     -------
-    FCNResults
+    Results
+        ``results.json`` (schema ``"conjugacy.results/2"``) with the sections
+        ``max_relative_perturbation`` and the fields ``config``, ``data``, ``training``; spectra
+        keyed by :func:`condition_label`.
 
     Notes
     -----
@@ -557,59 +577,34 @@ def run(
 
 
 def _run(config: FCNConfig, study: Study, out: Path, progress: bool, figures: bool,
-         client: Any) -> FCNResults:
-    t0 = time.perf_counter()
+         client: Any) -> Results:
+    widths = {condition_label(h): h for h in config.widths}
     with limit_threads(config.threads):
         data_info = _data_info(config)
         trained = run_study(study, out, client=client, progress=progress)
-        t1 = time.perf_counter()
-        groups = [SpectrumGroup(condition_label(h), s, _run_names(study, h, s))
-                  for h in config.widths for s in range(config.n_seeds)]
+        t0 = time.perf_counter()
+        groups = _groups(config, study)
 
-        def settings(g: SpectrumGroup) -> dict[str, Any]:
-            h = int(g.condition[1:])
-            return {"delays": config.delays_for(h), "rank": config.rank}
+        def spectrum(g: SpectrumGroup) -> dict[str, Any]:
+            return {"delays": config.delays_for(widths[g.condition]), "rank": config.rank}
 
         with trained.reader() as reader:
-            fitted = fit_spectra(reader, groups, settings, params=OBSERVED_PARAMETER,
-                                 dtype=np.float64, client=client)
-            t2 = time.perf_counter()
-            spectra = {h: [fitted[(condition_label(h), s, None)] for s in range(config.n_seeds)]
-                       for h in config.widths}
-            comparison = compare_conditions(
-                {condition_label(h): spectra[h] for h in config.widths}, seed=config.seed,
-                n_permutations=config.n_permutations, n_shuffles=config.n_shuffles)
-            records = _records(config, reader)
-        t3 = time.perf_counter()
-    losses = records["losses"]
-    summary: dict[str, Any] = {
-        "experiment": "fcn",
-        "paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
-        "config": config.to_dict(),
-        "conditions": {condition_label(h): {"width": h} for h in config.widths},
-        "observable": OBSERVED_PARAMETER,
-        "data": data_info,
-        "spectra": spectra_to_json({condition_label(h): spectra[h] for h in config.widths}),
-        "comparison": comparison,
-        "loss": {
-            str(h): {
-                "mean": losses[h].mean(axis=0).tolist(),
-                "std": losses[h].std(axis=0).tolist(),
-                "final_mean": float(losses[h][:, -20:].mean()),
-                "final_std": float(losses[h][:, -20:].mean(axis=1).std()),
-            }
-            for h in config.widths
-        },
-        "max_relative_perturbation": records["max_relative_perturbation"],
-        "timing_seconds": {**trained.timing(), "spectra": t2 - t1, "statistics": t3 - t2},
-        "provenance": provenance(study, data=data_info),
-    }
-    paths: list[Path] = []
-    if figures:
-        from ..plots.fcn import draw_all
-
-        paths = draw_all(summary, spectra, losses, records["examples"], out)
-    summary["timing_seconds"]["total"] = time.perf_counter() - t0
-    summary["figures"] = [p.name for p in paths]
-    write_results(out, summary)
-    return FCNResults(config=config, spectra=spectra, summary=summary, out_dir=out, figures=paths)
+            return run_pipeline(
+                reader, groups, spectrum, params=OBSERVED_PARAMETER, client=client,
+                experiment="fcn", title="Fully connected networks of different widths",
+                question="are the training dynamics of networks of different widths conjugate?",
+                conditions={c: {"width": h} for c, h in widths.items()},
+                settings={"delays": {c: config.delays_for(h) for c, h in widths.items()},
+                          "rank": config.rank, "method": "rrr", "reasoning": DELAYS_REASON},
+                stats={"seed": config.seed, "n_permutations": config.n_permutations,
+                       "n_shuffles": config.n_shuffles},
+                allow_differing={"delays": DELAYS_REASON},
+                fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
+                        "config": config.to_dict(), "data": data_info,
+                        "training": {k: v for k, v in trained.timing().items() if k != "training"}},
+                sections=lambda spectra: {
+                    "max_relative_perturbation": max_relative_perturbation(reader, groups)},
+                claims=claims, figures=_figures(reader, groups) if figures else None,
+                provenance=provenance(study, data=data_info),
+                timing={"training": trained.seconds, "reading_and_settings": time.perf_counter() - t0},
+                out=out)

@@ -1,8 +1,9 @@
 """Figures of the fully connected width study (Redman et al. 2024, fig. 3, S3 and S4).
 
-Compositions of :mod:`conjugacy.plots.core`. The inputs are the spectra, the loss curves and the
-``results.json`` summary that :func:`conjugacy.experiments.fcn.run` produces; no statistics are
-computed here (the significance marks are the KS p-values stored in the summary).
+Compositions of :mod:`conjugacy.plots.core`. The inputs are the
+:class:`~conjugacy.analysis.Results` that :func:`conjugacy.experiments.fcn.run` produces
+(spectra, ``results.json`` content), the loss curves and example weights; no statistics are
+computed here (the significance marks are the KS p-values stored in the results).
 """
 
 from __future__ import annotations
@@ -139,9 +140,14 @@ def _comparison(summary: Mapping[str, Any]) -> Mapping[str, Any]:
     return cmp[cmp["verdict_uses"]]
 
 
-def _widths_of(key: str) -> tuple[int, int]:
-    a, b = key.split("-")
-    return int(a.lstrip("h")), int(b.lstrip("h"))
+def _widths_of(summary: Mapping[str, Any], key: str) -> tuple[int, int]:
+    # the widths of a pair of conditions, from the results (``conditions[c]["width"]``)
+    a, b = summary["comparison"]["pairs"][key]
+    return _width(summary, a), _width(summary, b)
+
+
+def _width(summary: Mapping[str, Any], condition: str) -> int:
+    return int(summary["conditions"][condition]["width"])
 
 
 def figure_distances(summary: Mapping[str, Any]) -> Figure:
@@ -172,7 +178,7 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
         test = ks.get(f"{k} vs {ref}") or ks.get(f"{ref} vs {k}")
         marks.append(None if test is None else test["pvalue"])
     fig, ax = new_figure(width=1.8 + 1.1 * len(keys), height=3.4)
-    labels = [" vs ".join(str(w) for w in _widths_of(k)) for k in keys]
+    labels = [" vs ".join(str(w) for w in _widths_of(summary, k)) for k in keys]
     plot_distance_bars(means, stds, labels, significance=marks, ax=ax)
     ax.set_ylabel("Wasserstein distance")
     ax.set_xlabel("widths h")
@@ -189,8 +195,10 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
         ``results.json`` content; its ``comparison`` holds ``between_seeds`` and ``distances``.
     """
     cmp = _comparison(summary)
-    widest = max(int(c.lstrip("h")) for c in summary["comparison"]["conditions"])
-    between = cmp["between_seeds"].get(f"h{widest}", {})
+    conditions = summary["comparison"]["conditions"]
+    top = max(conditions, key=lambda c: _width(summary, c))
+    widest = _width(summary, top)
+    between = cmp["between_seeds"].get(top, {})
     values = np.asarray(between.get("values", []), dtype=np.float64)
     fig, ax = new_figure()
     if values.size:
@@ -202,7 +210,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
             label=f"h = {widest}, between seeds ({values.size} pairs)",
         )
     for i, (key, d) in enumerate(cmp["distances"].items()):
-        a, b = _widths_of(key)
+        a, b = _widths_of(summary, key)
         if b == widest:
             ax.axvline(
                 d["mean"], color=color_for(key, i), ls="--", lw=1.2, label=f"mean h = {a} vs h = {b}"
@@ -218,16 +226,15 @@ def _example_seed(summary: Mapping[str, Any]) -> int:
     dist = _comparison(summary)["distances"]
     if not dist:
         return 0
-    key = max(dist, key=lambda k: _widths_of(k)[1] - _widths_of(k)[0])
+    key = max(dist, key=lambda k: _widths_of(summary, k)[1] - _widths_of(summary, k)[0])
     per_seed = np.asarray(dist[key]["per_seed"])
     return int(np.argsort(per_seed)[per_seed.size // 2])
 
 
 def draw_all(
-    summary: Mapping[str, Any],
-    spectra: Mapping[int, Sequence[Any]],
-    losses: Mapping[int, Any],
-    examples: Mapping[int, Any],
+    results: Any,
+    losses: Mapping[str, Any],
+    examples: Mapping[str, Any],
     out_dir: str | os.PathLike,
 ) -> list[Path]:
     """Draw and save every figure of the study into ``out_dir`` (PNG and SVG).
@@ -237,25 +244,39 @@ def draw_all(
     ``figS4b_between_seeds`` (with two or more seeds). The example seed of 3D/E is the one with
     the median distance between the narrowest and the widest network.
 
+    Parameters
+    ----------
+    results : conjugacy.analysis.Results
+        Of :func:`conjugacy.experiments.fcn.run`: ``results.spectra`` and ``results["conditions"]``
+        (condition -> ``{"width": h}``) are keyed by condition label.
+    losses : dict condition -> array (n_runs, n_steps)
+    examples : dict condition -> array (n_steps, 10 * width)
+
     Returns
     -------
     list of Path
     """
     out = Path(out_dir)
+    summary = results.content
     activation = summary["config"]["activation"]
+    width = {c: _width(summary, c) for c in results.spectra}
+    spectra = {width[c]: v for c, v in results.spectra.items()}
     widths = sorted(spectra)
-    seed = _example_seed(summary)
-    one_seed = {h: spectra[h][seed] for h in widths}
+    one_seed = {h: spectra[h][0] for h in widths}
     figures: list[tuple[str, Figure]] = [
-        ("fig3a_loss", figure_loss(losses, activation)),
-        ("fig3bc_weights", figure_weights(examples)),
-        ("fig3d_eigenvalues", figure_eigenvalues(one_seed, seed)),
+        ("fig3a_loss", figure_loss({width[c]: v for c, v in losses.items()}, activation)),
+        ("fig3bc_weights", figure_weights({width[c]: v for c, v in examples.items()})),
     ]
-    if len(widths) >= 2:
+    if summary["comparison"] is not None:
+        seed = _example_seed(summary)
+        one_seed = {h: spectra[h][seed] for h in widths}
+        figures.append(("fig3d_eigenvalues", figure_eigenvalues(one_seed, seed)))
         figures.append(("fig3e_zoom", figure_eigenvalues_zoom(one_seed, seed)))
         figures.append(("fig3f_distances", figure_distances(summary)))
-    if _comparison(summary)["between_seeds"]:
-        figures.append(("figS4b_between_seeds", figure_between_seeds(summary)))
+        if _comparison(summary)["between_seeds"]:
+            figures.append(("figS4b_between_seeds", figure_between_seeds(summary)))
+    else:
+        figures.append(("fig3d_eigenvalues", figure_eigenvalues(one_seed, 0)))
     paths: list[Path] = []
     for name, fig in figures:
         paths.extend(save_figure(fig, out / name))
