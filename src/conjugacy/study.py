@@ -696,6 +696,7 @@ class StudyReader:
     def __init__(self, paths: Mapping[str, Path]) -> None:
         self._paths = {str(k): Path(v) for k, v in paths.items()}  # run -> store path
         self._open: dict[Path, Any] = {}
+        self._info: dict[str, dict[str, Any]] = {}  # run_info read once per run while open
 
     @classmethod
     def open(cls, out: str | os.PathLike[str], jobs: Sequence[Job] | None = None) -> StudyReader:
@@ -744,8 +745,11 @@ class StudyReader:
         return self._paths[run]
 
     def run_info(self, run: str) -> dict[str, Any]:
-        """See :meth:`conjugacy.store.TrajectoryStore.run_info`."""
-        return self._store(run).run_info(run)
+        """See :meth:`conjugacy.store.TrajectoryStore.run_info` (read once per run while the
+        reader is open: one analysis sees one state of each run)."""
+        if run not in self._info:
+            self._info[run] = self._store(run).run_info(run)
+        return self._info[run]
 
     def metadata(self, run: str) -> dict[str, Any]:
         """The run's metadata (condition, seed, job and what the training recorded)."""
@@ -782,6 +786,7 @@ class StudyReader:
         for st in self._open.values():
             st.close()
         self._open.clear()
+        self._info.clear()
 
     def __enter__(self) -> StudyReader:
         return self
