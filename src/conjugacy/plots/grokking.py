@@ -1,7 +1,8 @@
 """Figures of the transformer grokking experiment (Redman et al. 2024, fig. 5 and S6).
 
-Compositions of :mod:`conjugacy.plots.core`; the inputs are plain arrays and dicts of results
-(as :func:`conjugacy.experiments.grokking.run` produces them), no computation happens here.
+Compositions of :mod:`conjugacy.plots.core`; the inputs are plain arrays and dicts (the per-run
+curves the experiment's figure hook reads from the store, the spectra and p-values of its
+:class:`~conjugacy.analysis.Results`), no computation happens here.
 """
 
 from __future__ import annotations
