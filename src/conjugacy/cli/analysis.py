@@ -17,20 +17,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from . import app
-from ._errors import UserError
+from ._errors import UserError, fail
 
 
 class Method(str, Enum):
     rrr = "rrr"
     standard = "standard"
     exact = "exact"
-
-
-def _fail(message: str) -> UserError:
-    # raised by the caller; the app's group prints it on one line and exits with status 2
-    return UserError(message)
 
 
 def load_trajectories(
@@ -180,16 +176,14 @@ def _load_npz_member(path: Path, key: str | None) -> tuple[np.ndarray, str]:
 
 
 def _check_spectrum_out(out: Path) -> Path:
-    if out.is_dir():
-        raise typer.BadParameter(f"{str(out)!r} is a folder; give a file name", param_hint="'--out'")
-    if out.suffix != ".npz":
+    """The .npz file ``--out`` names: not a folder, in a folder that exists."""
+    if out.suffix != ".npz" and not out.is_dir():
         out = out.with_name(out.name + ".npz")
-        if out.is_dir():
-            raise typer.BadParameter(f"{str(out)!r} is a folder; give a file name", param_hint="'--out'")
+    if out.is_dir():
+        fail(f"--out {str(out)!r} is a folder; give a file name")
+    check_out_dir(out.parent, "the folder of --out")
     if not out.parent.is_dir():
-        raise typer.BadParameter(
-            f"folder {str(out.parent)!r} of {str(out)!r} does not exist", param_hint="'--out'"
-        )
+        fail(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
     return out
 
 
@@ -256,7 +250,7 @@ def spectrum(
     try:
         data, source = load_trajectories(file, key=key, params=params, runs=runs)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -265,11 +259,11 @@ def spectrum(
                 modes="auto" if modes is None else modes,
             )
     except (TypeError, ValueError) as exc:
-        raise _fail(f"{source}: {exc}") from None
+        fail(f"{source}: {exc}")
     try:
         path = spec.save(out)
     except OSError as exc:
-        raise _fail(f"cannot write {str(out)!r}: {exc}") from None
+        fail(f"cannot write {str(out)!r}: {exc}")
     shape = getattr(data, "shape", None)
     what = "shape " + str(tuple(shape)) if shape is not None else "trajectories"
     if shape is None and hasattr(data, "lengths"):  # a streamed store selection
@@ -351,17 +345,17 @@ def compare(
         console.print(f"[yellow]caveat:[/yellow] {escape(c)}", highlight=False)
 
 
-_COMPARED_SETTINGS = ("delays", "rank_requested", "pca", "pca_center", "scale", "n_features")
-
-
 def _settings_caveats(spectra: list[Any], labels: list[str]) -> list[str]:
-    """Settings that differ between spectra (then the distance partly measures the settings)."""
-    out = []
-    for key in _COMPARED_SETTINGS + ("method",):
-        values = [sp.method if key == "method" else sp.settings.get(key) for sp in spectra]
-        if len({repr(v) for v in values}) > 1:
-            pairs = ", ".join(f"{lab}: {v}" for lab, v in zip(labels, values))
-            out.append(f"{key} differs ({pairs}): the distance partly measures the settings")
+    """Settings that differ between spectra (:func:`conjugacy.stats.settings_mismatch`: then the
+    distance partly measures the settings), the number of features, and reduced ranks."""
+    from ..stats import settings_mismatch
+
+    out = [f"{m}: the distance partly measures the settings"
+           for m in settings_mismatch(spectra, labels)]
+    n_features = [sp.settings.get("n_features") for sp in spectra]
+    if len(set(map(repr, n_features))) > 1:
+        out.append("n_features differs (" + ", ".join(
+            f"{lab}: {v}" for lab, v in zip(labels, n_features)) + ")")
     for sp, lab in zip(spectra, labels):
         if sp.settings.get("rank_reduced"):
             out.append(f"{lab}: the rank was reduced to the data's numerical rank ({sp.rank})")
@@ -396,7 +390,7 @@ def test(
     (`conjugacy.conjugacy_test`), with its verdict, effect size and the smallest p-value the
     numbers of seeds allow."""
     from ..spectrum import Spectrum
-    from ..stats import conjugacy_test
+    from ..stats import conjugacy_test, settings_mismatch, verdict
 
     if len(a) < 2 or len(vs) < 2:
         raise UserError(
@@ -406,29 +400,20 @@ def test(
         )
     group_a = [Spectrum.load(x) for x in a]
     group_b = [Spectrum.load(x) for x in vs]
-    caveats = _settings_caveats(group_a + group_b,
-                                [f"A{i + 1}" for i in range(len(a))]
-                                + [f"B{i + 1}" for i in range(len(vs))])
+    labels = [f"A{i + 1}" for i in range(len(a))] + [f"B{i + 1}" for i in range(len(vs))]
+    mismatch = settings_mismatch(group_a + group_b, labels)
+    caveats = _settings_caveats(group_a + group_b, labels)[len(mismatch):]
     if filtered:
         group_a = [_filtered(sp, x, caveats) for sp, x in zip(group_a, a)]
         group_b = [_filtered(sp, x, caveats) for sp, x in zip(group_b, vs)]
     res = conjugacy_test(group_a, group_b, n_permutations=permutations, seed=seed)
-    if res.pvalue < alpha:
-        verdict = "not conjugate"
-    elif res.min_pvalue >= alpha:
-        verdict = "undecided"
-        caveats.append(
-            f"{len(a)} vs {len(vs)} seeds cannot give p < {alpha:g} (smallest attainable p = "
-            f"{res.min_pvalue:.3g}): add seeds"
-        )
-    else:
-        verdict = "no evidence of a difference (consistent with conjugate)"
+    v = verdict(res.pvalue, res.min_pvalue, alpha, mismatch=mismatch)
     console = Console(soft_wrap=True)  # the verdict stays one line, whatever the terminal
     console.print(
-        f"verdict: {verdict}. p = {res.pvalue:.3g} (smallest attainable {res.min_pvalue:.3g}, "
-        f"alpha {alpha:g}), effect size {res.effect_size:.3g} (between-condition minus "
-        f"within-condition W1, in units of the within-condition distance), {len(a)} vs "
-        f"{len(vs)} seeds, {'filtered' if filtered else 'all eigenvalues'}.",
+        f"verdict: {v.verdict} ({v.reason}). p = {res.pvalue:.3g} (smallest attainable "
+        f"{res.min_pvalue:.3g}, alpha {alpha:g}), effect size {res.effect_size:.3g} "
+        "(between-condition minus within-condition W1, in units of the within-condition "
+        f"distance), {len(a)} vs {len(vs)} seeds, {'filtered' if filtered else 'all eigenvalues'}.",
         highlight=False,
     )
     for c in caveats:
