@@ -244,7 +244,7 @@ class _ShortcutNet(nn.Module):
 
 
 def test_report_lists_skipped_pairs_of_a_store(tmp_path):
-    from conjugacy.experiments.spectral_dynamics import spectral_dynamics_report
+    from conjugacy.analysis.checkpoints import spectral_dynamics_report
 
     torch.manual_seed(0)
     model = _ShortcutNet()
@@ -258,7 +258,7 @@ def test_report_lists_skipped_pairs_of_a_store(tmp_path):
                 F.cross_entropy(model(x), y).backward()
                 opt.step()
             ck.record(step)
-    res = spectral_dynamics_report(tmp_path / "s.zarr", draw=False)
+    res = spectral_dynamics_report(tmp_path / "s.zarr", draw=False)["sections"]
     run = res["runs"]["net.checkpoints"]
     assert run["steps"] == [0, 2, 4] and run["of"] == "net"
     assert [(p["first"], p["next"], p["kind"]) for p in run["chain"]["pairs"]] == [

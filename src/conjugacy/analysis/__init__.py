@@ -38,7 +38,14 @@ from .comparison import (
     verdict_rule,
 )
 from .groups import SpectrumGroup, fit_spectra, group_runs, record_interval
-from .pipeline import by_condition, loss_curves, run_pipeline, run_table, summarize
+from .pipeline import (
+    by_condition,
+    loss_curves,
+    run_pipeline,
+    run_table,
+    summarize,
+    summarize_sections,
+)
 from .results import SCHEMA, AnalysisResults, Claim, Results, schema, spectra_to_json, validate
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "seed_interval",
     "spectra_to_json",
     "summarize",
+    "summarize_sections",
     "validate",
     "verdict_rule",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,15 @@ from ..spectral_dynamics import (
     checkpoint_dynamics,
     singular_vector_agreement,
 )
+from .pipeline import summarize_sections
+from .results import Results
 
 __all__ = [
     "checkpoint_runs",
+    "checkpoint_sections",
     "open_source",
     "read_checkpoints",
     "spectral_dynamics_report",
-    "write_report",
 ]
 
 CHECKPOINT_SUFFIX = ".checkpoints"  # = conjugacy.torch.snapshots.CHECKPOINT_SUFFIX (no torch here)
@@ -153,71 +155,48 @@ def _lmc_section(reader: Any, max_rank: int, k: int) -> dict[str, Any] | None:
     return {"pairs": rows, "by_split": summary}
 
 
-def spectral_dynamics_report(
-    source: Any,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    max_rank: int = 100,
-    k: int = TOP_K,
-    draw: bool = True,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Every spectral-dynamics measure of the checkpoint runs of ``source``, figures, results.json.
+def checkpoint_sections(source: Any, *, max_rank: int = 100, k: int = TOP_K) -> dict[str, Any]:
+    """Every spectral-dynamics measure of the checkpoint runs of ``source`` (nothing written).
 
     Parameters
     ----------
     source : path, TrajectoryStore or StudyReader
         A store, or a study output folder (its ``trajectories/*.zarr`` are read as one).
-    out : path, optional
-        Folder for ``results.json`` and ``figures/`` (created); nothing is written when None.
     max_rank : int
         Diagonals (agreement, alignment) and singular values kept for the first ``max_rank``
         directions (paper: 100).
     k : int
         Diagonal entries averaged into the scores (paper: 10).
-    draw : bool
-        Draw the figures (needs Matplotlib) when ``out`` is given.
-    extra : mapping, optional
-        Added to the results (e.g. the experiment's findings and settings).
 
     Returns
     -------
     dict
-        ``runs`` (per checkpoint run: steps, measures, layer chain with skipped pairs, condition
-        and seed), ``groups`` (per condition: mean and std over runs with the same steps),
-        ``lmc`` (barrier and endpoint agreement per split step, when the source has branches),
-        ``timing``, ``figures`` (paths written).
+        ``source``, ``definitions``, ``runs`` (per checkpoint run: steps, measures, layer chain
+        with skipped pairs, condition and seed), ``groups`` (per condition: mean and std over runs
+        with the same steps), ``lmc`` (barrier and endpoint agreement per split step, or None when
+        the source has no branches), ``svd_seconds``.
 
     Raises
     ------
     ValueError
         If the source holds neither checkpoint runs nor branch pairs.
     """
-    from ..results import package_info
-
-    t0 = time.perf_counter()
     owns = not (hasattr(source, "runs") and hasattr(source, "read"))
     reader = open_source(source)
     try:
-        ck_runs = checkpoint_runs(reader)
         runs: dict[str, Any] = {}
-        svd_seconds = 0.0
         raw: dict[str, Any] = {}
-        for ck, of in ck_runs.items():
-            meta = reader.run_info(ck)["metadata"]
+        for ck, of in checkpoint_runs(reader).items():
+            info = reader.run_info(ck)
             steps, weights = read_checkpoints(reader, ck)
             if len(steps) == 0:
                 continue
             dyn = checkpoint_dynamics(weights, steps, max_rank=max_rank, k=k)
-            svd_seconds += dyn.svd_seconds
             d = dyn.to_dict()
             d["singular_values"] = {n: v[:, :max_rank].tolist()
                                     for n, v in dyn.singular_values.items()}
-            condition, seed = _group_key(meta)
-            scal = {}
-            info = reader.run_info(ck)
-            for s in info["scalars"]:
-                scal[s] = reader.scalars(ck, s).tolist()
+            condition, seed = _group_key(info["metadata"])
+            scal = {s: reader.scalars(ck, s).tolist() for s in info["scalars"]}
             runs[ck] = {"of": of, "condition": condition, "seed": seed, "scalars": scal, **d}
             raw[ck] = dyn
         lmc = _lmc_section(reader, max_rank, k)
@@ -229,6 +208,25 @@ def spectral_dynamics_report(
             f"{source!s} holds no checkpoint runs (record them with "
             "conjugacy.torch.snapshots.CheckpointRecorder) and no branch pairs"
         )
+    return {"source": str(getattr(source, "path", source)), "definitions": _definitions(k),
+            "runs": runs, "groups": _groups(runs, raw), "lmc": lmc,
+            "svd_seconds": float(sum(dyn.svd_seconds for dyn in raw.values()))}
+
+
+def _definitions(k: int) -> dict[str, str]:
+    return {
+        "effective_rank": "exp(entropy of s / sum(s)) / min(m, n) (Roy & Vetterli 2007)",
+        "sva": "|<u_j(t), u_j(T)> <v_j(t), v_j(T)>|, T = last checkpoint; score = mean of "
+               f"the first {k} (companion paper eq. 5)",
+        "alignment": "|V_next^T U_i| diagonal, centre kernel position for convolutions; "
+                     f"score = mean of the first {k} (eq. 3, 4)",
+        "barrier": "max over interior points of loss - straight line between the endpoint "
+                   "losses, 11 points, not clipped (eq. 6)",
+    }
+
+
+def _groups(runs: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Per condition: mean and std over the runs with the first run's steps and layers."""
     groups: dict[str, Any] = {}
     by_cond: dict[str, list[str]] = {}
     for ck, r in runs.items():
@@ -245,56 +243,86 @@ def spectral_dynamics_report(
         for field_ in ("effective_rank", "sva_score", "alignment_score"):
             g[field_] = {name: _stats([getattr(raw[m], field_)[name] for m in same])
                          for name in getattr(first, field_)}
-        g["sva_diagonal"] = {name: np.mean([raw[m].sva_diagonal[name] for m in same],
-                                           axis=0).tolist() for name in first.sva_diagonal}
-        g["alignment_diagonal"] = {name: np.mean([raw[m].alignment_diagonal[name] for m in same],
-                                                 axis=0).tolist()
-                                   for name in first.alignment_diagonal}
+        for field_ in ("sva_diagonal", "alignment_diagonal"):
+            g[field_] = {name: np.mean([getattr(raw[m], field_)[name] for m in same],
+                                       axis=0).tolist() for name in getattr(first, field_)}
         g["chain"] = first.chain.to_dict()
         groups[cond] = g
-    results: dict[str, Any] = {
-        "kind": "spectral_dynamics",
-        "source": str(getattr(source, "path", source)),
-        "settings": {"max_rank": max_rank, "k": k},
-        "definitions": {
-            "effective_rank": "exp(entropy of s / sum(s)) / min(m, n) (Roy & Vetterli 2007)",
-            "sva": "|<u_j(t), u_j(T)> <v_j(t), v_j(T)>|, T = last checkpoint; score = mean of "
-                   f"the first {k} (companion paper eq. 5)",
-            "alignment": "|V_next^T U_i| diagonal, centre kernel position for convolutions; "
-                         f"score = mean of the first {k} (eq. 3, 4)",
-            "barrier": "max over interior points of loss - straight line between the endpoint "
-                       "losses, 11 points, not clipped (eq. 6)",
-        },
-        "runs": runs,
-        "groups": groups,
-        "lmc": lmc,
-        "package": package_info(),
-    }
-    if extra:
-        results.update(dict(extra))
-    results["timing"] = {"report_seconds": time.perf_counter() - t0, "svd_seconds": svd_seconds}
-    if out is not None:
-        write_report(results, out, draw=draw)
-    return results
+    return groups
 
 
-def write_report(results: dict[str, Any], out: str | os.PathLike[str], *, draw: bool = True,
-                 ) -> Path:
-    """Draw the figures of a report into ``OUT/figures/`` (PNG + SVG) and write
-    ``OUT/results.json`` (atomically); ``results["figures"]`` lists the files. Returns the JSON
-    path."""
-    from ..results import write_json
+def spectral_dynamics_report(
+    source: Any,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    max_rank: int = 100,
+    k: int = TOP_K,
+    draw: bool = True,
+    extra: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    timing: Mapping[str, float] | None = None,
+    **kwargs: Any,
+) -> Results:
+    """Every spectral-dynamics measure of the checkpoint runs of ``source``, figures and
+    ``results.json`` (schema ``"conjugacy.results/2"``: the measures under ``sections``,
+    ``spectra`` {} and ``comparison`` null), through :func:`summarize_sections`.
 
-    out = Path(out)
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(f"output folder {str(out)!r}: {str(parent)!r} is a file")
-    out.mkdir(parents=True, exist_ok=True)
-    figures: list[str] = []
-    if draw:
-        from ..plots.spectral_dynamics import draw_all
+    Parameters
+    ----------
+    source : path, TrajectoryStore or StudyReader
+        A store, or a study output folder (its ``trajectories/*.zarr`` are read as one).
+    out : path, optional
+        Folder for ``results.json`` and ``figures/`` (created); nothing is written when None.
+    max_rank, k : int
+        As in :func:`checkpoint_sections`.
+    draw : bool
+        Draw the figures (needs Matplotlib) when ``out`` is given.
+    extra : callable, optional
+        ``extra(sections) -> dict`` merged into the sections (e.g. an experiment's findings).
+    fields, timing : mapping, optional
+        Extra top-level fields and timings.
+    **kwargs
+        Passed on to :func:`summarize_sections` (``experiment``, ``title``, ``conditions``,
+        ``claims``, ``settings``, ``provenance``, ``figures`` (a hook replacing the default
+        figures of :mod:`conjugacy.plots.spectral_dynamics`), ...).
 
-        (out / "figures").mkdir(exist_ok=True)
-        figures = [str(p) for p in draw_all(results, out / "figures")]
-    results["figures"] = figures
-    return write_json(out / "results.json", results)
+    Returns
+    -------
+    Results
+        ``content["sections"]`` as in :func:`checkpoint_sections`; ``figures`` (paths relative
+        to ``out``).
+
+    Raises
+    ------
+    ValueError
+        If the source holds neither checkpoint runs nor branch pairs.
+    """
+    t0 = time.perf_counter()
+    sections = checkpoint_sections(source, max_rank=max_rank, k=k)
+    if extra is not None:
+        sections.update(extra(sections))
+    runs = sections["runs"]
+    seeds: dict[str, list[Any]] = {}
+    for r in runs.values():
+        seeds.setdefault(r["condition"], []).append(r["seed"])
+    table = [{"run": ck, "condition": r["condition"], "seed": r["seed"], "of": r["of"],
+              "n_checkpoints": len(r["steps"])} for ck, r in runs.items()]
+    kwargs.setdefault("experiment", "spectral-dynamics")
+    kwargs.setdefault("title", f"spectral dynamics of the checkpoints in {sections['source']}")
+    kwargs.setdefault("question", "how do the singular values and vectors of the weights evolve?")
+    kwargs.setdefault("conditions", {c: None for c in seeds})
+    kwargs["settings"] = {"max_rank": max_rank, "k": k, **dict(kwargs.get("settings") or {})}
+    figures = kwargs.pop("figures", _draw)
+    return summarize_sections(
+        sections, seeds=seeds, fields={"runs": table, **dict(fields or {})},
+        figures=figures if draw and out is not None else None, out=out,
+        timing={**dict(timing or {}), "measures": time.perf_counter() - t0,
+                "svd": sections["svd_seconds"]}, **kwargs)
+
+
+def _draw(results: Results, out: Path) -> list[Path]:
+    """The report's figures into ``OUT/figures/`` (PNG + SVG)."""
+    from ..plots.spectral_dynamics import draw_all
+
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    return draw_all(results.content, out / "figures")

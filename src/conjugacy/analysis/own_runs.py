@@ -430,9 +430,9 @@ def _spectral_dynamics(store: Any, out: Path, results: dict[str, Any]) -> None:
     except ValueError as exc:  # e.g. checkpoint runs without 2-D weights
         results["warnings"].append(f"spectral dynamics of the checkpoint runs failed: {exc}")
         return
-    pngs = [Path(f) for f in sd.get("figures") or [] if str(f).lower().endswith(".png")]
     results["sections"]["spectral_dynamics"] = {
         "results": "spectral_dynamics/results.json",
-        "n_checkpoint_runs": len(sd.get("runs") or {})}
+        "n_checkpoint_runs": len(sd.content["sections"]["runs"])}
     results["figures"] = [*(results.get("figures") or []),
-                          *[p.resolve().relative_to(out.resolve()).as_posix() for p in pngs]]
+                          *[f"spectral_dynamics/{f}" for f in sd.content["figures"]
+                            if f.lower().endswith(".png")]]

@@ -29,7 +29,8 @@ from .comparison import compare_conditions
 from .groups import SpectrumGroup, fit_spectra
 from .results import SCHEMA, Claim, Results, spectra_to_json
 
-__all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summarize"]
+__all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summarize",
+           "summarize_sections"]
 
 #: Keyword arguments of :func:`compare_conditions` that :func:`summarize` passes on.
 STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks", "p",
@@ -211,7 +212,7 @@ def summarize(
                                             allow_differing=allow_differing, **stats).to_dict()
             if comparison_hook is not None:
                 comparison_hook(comparison)
-        else:
+        elif spectra:
             notes.append(f"only one condition ({next(iter(spectra), None)!r}): nothing to compare")
         extra = dict(sections(spectra)) if sections is not None else {}
     notes.extend(dict.fromkeys(str(w.message) for w in caught))
@@ -257,6 +258,25 @@ def summarize(
 
 
 _ANALYSIS = ("reading_and_settings", "spectra", "windows_and_losses")
+
+
+def summarize_sections(
+    sections: Mapping[str, Any],
+    *,
+    conditions: Mapping[str, Any],
+    seeds: Mapping[str, Sequence[Any]],
+    fields: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Results:
+    """:func:`summarize` for an analysis without Koopman spectra (e.g. the measures of weight
+    checkpoints): ``results.json`` with ``spectra`` {} and ``comparison`` null, the analysis's
+    numbers under ``sections``, its ``conditions`` and ``seeds``, claims and figures through the
+    hooks of :func:`summarize` (which takes the rest of the keyword arguments)."""
+    if "sections" in kwargs or kwargs.get("stats"):
+        raise TypeError("summarize_sections takes its sections as a mapping and compares nothing")
+    fields = {**dict(fields or {}), "conditions": conditions,
+              "seeds": {str(c): list(v) for c, v in seeds.items()}}
+    return summarize({}, fields=fields, sections=lambda _spectra: sections, **kwargs)
 
 
 def _relative(path: Any, out: Path) -> str:

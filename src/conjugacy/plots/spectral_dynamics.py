@@ -1,9 +1,11 @@
-"""Figures of the spectral-dynamics report (companion paper's figures), from its results dict.
+"""Figures of the spectral-dynamics report (companion paper's figures), from its results.
 
-Every function takes the dict returned by
-:func:`conjugacy.experiments.spectral_dynamics.spectral_dynamics_report` (or the parts named) and
-returns a :class:`~matplotlib.figure.Figure`; :func:`draw_all` saves each as PNG and SVG. Nothing
-is computed here beyond picking and stacking what the results hold.
+Every function takes the content of ``results.json`` written by
+:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report` (the measures are read from its
+``sections``; the sections themselves, as
+:func:`~conjugacy.analysis.checkpoints.checkpoint_sections` returns them, work too; or the parts
+named) and returns a :class:`~matplotlib.figure.Figure`; :func:`draw_all` saves each as PNG and
+SVG. Nothing is computed here beyond picking and stacking what the results hold.
 """
 
 from __future__ import annotations
@@ -60,8 +62,13 @@ def _middle(names: Sequence[str]) -> str:
     return list(names)[len(names) // 2]
 
 
+def _measures(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The measures: ``results["sections"]`` of a results.json, or the sections themselves."""
+    return results.get("sections", results)
+
+
 def _first_run(results: Mapping[str, Any], condition: str) -> tuple[str, Mapping[str, Any]]:
-    runs = [(k, r) for k, r in results["runs"].items() if r["condition"] == condition]
+    runs = [(k, r) for k, r in _measures(results)["runs"].items() if r["condition"] == condition]
     if not runs:
         raise ValueError(f"no run of condition {condition!r} in the results")
     return sorted(runs, key=lambda kr: kr[0])[0]
@@ -92,7 +99,7 @@ def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
     """Top row: effective-rank fingerprints (layer x time, mean over seeds) per condition.
     Bottom row: effective rank of each layer over training, mean +- std over seeds, one colour per
     condition."""
-    groups = results["groups"]
+    groups = _measures(results)["groups"]
     conds = list(groups)
     layers = list(groups[conds[0]]["effective_rank"])
     ncols = max(len(conds), len(layers))
@@ -136,7 +143,7 @@ def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
 def figure_sva(results: Mapping[str, Any]) -> Figure:
     """Per condition: the agreement diagonal with the final checkpoint (rank <= 100 x time) of the
     middle layer, and the top-10 agreement score of every layer over time (fingerprint)."""
-    groups = results["groups"]
+    groups = _measures(results)["groups"]
     conds = list(groups)
     fig, axes = new_figure(2, len(conds), height=6.4, width=3.6 * len(conds))
     axes = np.asarray(axes).reshape(2, len(conds))
@@ -156,7 +163,7 @@ def figure_sva(results: Mapping[str, Any]) -> Figure:
 def figure_alignment(results: Mapping[str, Any]) -> Figure | None:
     """Per condition: the alignment diagonal (rank <= 100 x time) of the middle layer pair, and
     the top-10 alignment score of every chained pair over time. None if no pair chains."""
-    groups = {c: g for c, g in results["groups"].items() if g["alignment_score"]}
+    groups = {c: g for c, g in _measures(results)["groups"].items() if g["alignment_score"]}
     if not groups:
         return None
     conds = list(groups)
@@ -223,6 +230,7 @@ def figure_lmc(lmc: Mapping[str, Any]) -> Figure:
 def draw_all(results: Mapping[str, Any], folder: str | os.PathLike[str]) -> list[Path]:
     """Draw every figure the results support into ``folder`` (PNG + SVG); return the paths."""
     folder = Path(folder)
+    results = _measures(results)
     written: list[Path] = []
     if results.get("groups"):
         for c in results["groups"]:
