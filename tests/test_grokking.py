@@ -16,16 +16,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conjugacy.analysis import Results, validate
 from conjugacy.data.modular import modular_addition
 from conjugacy.experiments.grokking import (
     OBSERVED_PARAMETER,
     GrokkingConfig,
-    GrokkingResults,
     OneLayerTransformer,
     TrainingProtocol,
+    count_summary,
     fit_shape,
     global_norm,
     make_base_model,
+    paper_claims,
     run,
     unit_circle_counts,
 )
@@ -49,7 +51,7 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GrokkingResults, Path]:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
     out = tmp_path_factory.mktemp("grokking")
     return run(GrokkingConfig(**TINY), out), out
 
@@ -196,10 +198,11 @@ def test_unit_circle_counts() -> None:
 
 
 # ----------------------------------------------------------------------------- end to end
-def test_results_structure_and_files(tiny_run: tuple[GrokkingResults, Path]) -> None:
+def test_results_structure_and_files(tiny_run: tuple[Results, Path]) -> None:
     res, out = tiny_run
-    cfg = res.config
-    assert res.seeds == (0, 1)
+    cfg = GrokkingConfig(**TINY)
+    assert isinstance(res, Results)
+    assert res["seeds"] == {c: [0, 1] for c in ("unconstrained", "constrained", "constrained_s6")}
     assert set(res.spectra) == {"unconstrained", "constrained", "constrained_s6"}
     for specs in res.spectra.values():
         assert len(specs) == 2 and all(isinstance(s, Spectrum) for s in specs)
@@ -214,41 +217,94 @@ def test_results_structure_and_files(tiny_run: tuple[GrokkingResults, Path]) -> 
         assert set(cmp[which]["permutation_tests"]) == {"fig5", "s6"}
         for t in cmp[which]["permutation_tests"].values():
             assert 0 < t["pvalue"] <= 1 and t["exact"] and t["n_permutations"] == 6
-    assert set(res.pvalues) == {"fig5", "s6"}
+    # 2 seeds per regime: the exact test's smallest p is 1/3, so no verdict can reject
+    assert set(res.verdicts) == {"fig5", "s6"}
+    for v in cmp["verdicts"].values():
+        assert v["min_pvalue"] == pytest.approx(1 / 3) and v["verdict"] != "not conjugate"
     between = np.array(cmp["all"]["distances"]["fig5"]["per_seed"])
     assert between.shape == (2,) and np.all(between >= 0)
     assert np.array(cmp["all"]["between_seeds"]["unconstrained"]["matrix"]).shape == (2, 2)
-    for key in ("fig5", "figS6", "fig5AB"):
-        assert res.figures[key].exists() and res.figures[key].stat().st_size > 1000
+    assert set(res["figures"]) == {f"{k}.{e}" for k in ("fig5", "figS6", "fig5AB")
+                                   for e in ("png", "svg")}
+    for name in res["figures"]:
+        assert (out / name).stat().st_size > 1000
     doc = json.loads((out / "results.json").read_text())
-    assert doc["observed_parameter"] == "mlp.W_out"
+    validate(doc)
+    assert doc["schema"] == "conjugacy.results/2" and doc["experiment"] == "grokking"
+    assert doc["observables"] == ["mlp.W_out"]
+    assert doc["settings"] == {"delays": cfg.delays, "rank": cfg.rank, "pca": cfg.pca,
+                               "pca_center": True}
+    assert doc["statistics"] == {"seed": cfg.seed, "n_permutations": cfg.n_permutations}
+    assert doc["fit_shape"] == fit_shape(cfg)
     assert len(doc["spectra"]["constrained"]) == 2
     assert len(doc["spectra"]["unconstrained"][0]["eigenvalues"]) == cfg.rank
-    assert set(doc["unit_circle"]["all"]["constrained"]["total"]) >= {"outside", "on", "inside"}
-    total = doc["unit_circle"]["all"]["unconstrained"]["total"]
+    circle = doc["sections"]["unit_circle"]
+    assert set(circle["all"]["constrained"]["total"]) >= {"outside", "on", "inside"}
+    total = circle["all"]["unconstrained"]["total"]
     assert total["outside"] + total["on"] + total["inside"] == 2 * cfg.rank
-    assert doc["comparison"]["verdicts"]["fig5"]["pvalue"] == pytest.approx(res.pvalues["fig5"])
+    for s, counts in zip(res.spectra["constrained_s6"], circle["all"]["constrained_s6"]["per_seed"]):
+        assert counts["max_modulus"] == pytest.approx(float(np.abs(s.eigenvalues).max()))
+    assert doc["comparison"] == json.loads(json.dumps(cmp))
     assert doc["comparison"]["all"]["distances"]["fig5"]["per_seed"] == (
         pytest.approx(between.tolist()))
+    assert doc["claims"] == [c.to_dict() for c in paper_claims(doc)]
+    assert [c["holds"] for c in doc["claims"][:2]] == [None, None]  # undecided with 2 seeds
     assert doc["provenance"]["study"] == "grokking"
-    # curves: steps + 1 records (unconstrained), s6_steps + 1 (constrained), NaN off eval steps
-    c = res.curves["constrained"]
-    assert c["test_accuracy"].shape == (4, cfg.s6_steps + 1)
-    evaluated = np.isfinite(c["test_accuracy"][0])
-    assert evaluated[[0, 3, 6, 9, 12, 14]].all() and not evaluated[[1, 2, 4]].any()
-    long = res.long_curves["unconstrained"]
+    assert {r["condition"] for r in doc["runs"]} == set(res.spectra) and len(doc["runs"]) == 12
+    # curves: mean over runs per record (the first record left out), NaN off eval steps
+    loss = doc["curves"]["test_accuracy"]["constrained_s6"]
+    assert loss["n_runs"] == 4 and loss["steps"] == list(range(1, cfg.s6_steps + 1))
+    evaluated = [m is not None for m in loss["mean"]]
+    assert [i + 1 for i, e in enumerate(evaluated) if e] == [3, 6, 9, 12, 14]
+    assert doc["loss"] == doc["curves"]["train_loss"]
+    assert len(doc["curves"]["weight_norm"]["constrained"]["mean"]) == cfg.steps
+    long = doc["long_curves"]["unconstrained"]
     assert long["step"][0] == 0 and long["step"][-1] == cfg.long_steps
-    assert np.all((long["test_accuracy"] >= 0) & (long["test_accuracy"] <= 1))
+    assert np.all((np.array(long["test_accuracy"]) >= 0) & (np.array(long["test_accuracy"]) <= 1))
+    with StudyReader.open(out) as store:
+        acc = store.scalars("constrained-seed000_0", "test_accuracy")
+    assert acc.shape == (cfg.s6_steps + 1,)
+    assert np.isfinite(acc)[[0, 3, 6, 9, 12, 14]].all() and not np.isfinite(acc)[[1, 2, 4]].any()
+
+
+def test_claims_are_decided_on_the_numbers() -> None:
+    tol = 0.002
+    content = {
+        "comparison": {"verdict_uses": "filtered", "verdicts": {"fig5": {
+            "verdict": "not conjugate", "reason": "p = 0.03 < alpha = 0.05", "pvalue": 0.03,
+            "uses": "filtered"}}},
+        "sections": {"unit_circle": {"filtered": {
+            "unconstrained": count_summary([unit_circle_counts([1.01 + 0.1j, 1.01 - 0.1j, 0.5], tol)]),
+            "constrained": count_summary([unit_circle_counts([0.995 + 0.1j, 0.995 - 0.1j, 0.5], tol)]),
+        }}},
+    }
+    claims = paper_claims(content)
+    assert [c.holds for c in claims] == [True, True, True]
+    assert "p = 0.03" in claims[0].evidence and "1 of 1 seeds" in claims[1].evidence
+    content["comparison"]["verdicts"]["fig5"]["verdict"] = "conjugate"
+    content["comparison"]["verdicts"]["s6"] = {"verdict": "undecided", "reason": "add seeds",
+                                               "pvalue": 0.1, "uses": "filtered"}
+    # the constrained pair moves outside the circle: the unit-circle contrast fails
+    content["sections"]["unit_circle"]["filtered"]["constrained"] = count_summary(
+        [unit_circle_counts([1.01 + 0.1j, 1.01 - 0.1j], tol)])
+    assert [c.holds for c in paper_claims(content)] == [False, None, True, False]
+    assert paper_claims({})[0].holds is None
+
+
+def test_one_layer_transformer_import_paths() -> None:
+    from conjugacy.torch.models import OneLayerTransformer as FromModels
+
+    assert FromModels is OneLayerTransformer
 
 
 def test_spectra_are_fitted_on_each_regimes_own_snapshots(
-    tiny_run: tuple[GrokkingResults, Path],
+    tiny_run: tuple[Results, Path],
 ) -> None:
     # The reference code fitted the constrained spectrum with X of the unconstrained run.
     from conjugacy import koopman_spectrum
 
     res, out = tiny_run
-    cfg = res.config
+    cfg = GrokkingConfig(**TINY)
     with StudyReader.open(out) as store:
         traj = store.read(OBSERVED_PARAMETER, runs=["constrained-seed001_0", "constrained-seed001_1"],
                           steps=slice(0, cfg.steps + 1))
@@ -258,23 +314,23 @@ def test_spectra_are_fitted_on_each_regimes_own_snapshots(
 
 
 def test_constrained_norm_is_constant_after_every_step(
-    tiny_run: tuple[GrokkingResults, Path],
+    tiny_run: tuple[Results, Path],
 ) -> None:
     res, out = tiny_run
     with StudyReader.open(out) as store:
         for run_name in [r for r in store.runs() if r.startswith("constrained")]:
             norms = store.scalars(run_name, "weight_norm")
-            assert len(norms) == res.config.s6_steps + 1
+            assert len(norms) == TINY["s6_steps"] + 1
             np.testing.assert_allclose(norms, norms[0], rtol=1e-9, atol=0)
         free = store.scalars("unconstrained-seed000_0", "weight_norm")
         assert abs(free[-1] - free[0]) > 1e-6 * free[0]  # weight decay changes it
 
 
 def test_replicas_differ_from_the_base_by_the_perturbation(
-    tiny_run: tuple[GrokkingResults, Path],
+    tiny_run: tuple[Results, Path],
 ) -> None:
     res, out = tiny_run
-    eps = res.config.eps
+    eps = GrokkingConfig(**TINY).eps
     with StudyReader.open(out) as store:
         for regime in ("unconstrained", "constrained"):
             w0 = store.read(OBSERVED_PARAMETER, runs=[f"{regime}-seed000_0",
@@ -283,14 +339,14 @@ def test_replicas_differ_from_the_base_by_the_perturbation(
             assert np.all(np.abs(ratio) <= eps * (1 + 1e-9))
             assert np.abs(ratio).max() > 0.5 * eps  # uniform noise reaches near eps
             assert abs(ratio.mean()) < 0.2 * eps
-    base = make_base_model(res.config, 0, "constrained")
+    base = make_base_model(GrokkingConfig(**TINY), 0, "constrained")
     with StudyReader.open(out) as store:
         stored = store.read(OBSERVED_PARAMETER, runs="constrained-seed000_0", steps=slice(0, 1))
     np.testing.assert_array_equal(
         stored[0, 0], dict(base.named_parameters())[OBSERVED_PARAMETER].detach().numpy().ravel())
 
 
-def test_deterministic_under_a_seed(tiny_run: tuple[GrokkingResults, Path],
+def test_deterministic_under_a_seed(tiny_run: tuple[Results, Path],
                                     tmp_path: Path) -> None:
     res, out = tiny_run
     cfg = GrokkingConfig(**{**TINY, "s6": False, "long_steps": None})
@@ -307,12 +363,14 @@ def test_deterministic_under_a_seed(tiny_run: tuple[GrokkingResults, Path],
 
 
 def test_resume_skips_finished_runs_and_refuses_other_settings(
-    tiny_run: tuple[GrokkingResults, Path],
+    tiny_run: tuple[Results, Path],
 ) -> None:
     res, out = tiny_run
     again = run(GrokkingConfig(**TINY), out)  # everything is in the store: analysis only
-    assert again.pvalues == res.pvalues
-    assert again.timing["trained"] == [] and len(again.timing["skipped"]) == 6
+    assert again.comparison["verdicts"] == res.comparison["verdicts"]
+    assert again.comparison["all"] == res.comparison["all"]
+    assert again["claims"] == res["claims"]
+    assert again["training"]["trained"] == [] and len(again["training"]["skipped"]) == 6
     with pytest.raises(ValueError, match="other settings"):
         run(GrokkingConfig(**{**TINY, "lr": 2e-3}), out)
 
@@ -326,4 +384,4 @@ def test_run_rejects_a_non_config(tmp_path: Path) -> None:
 def test_quick_scale_runs(tmp_path: Path) -> None:
     res = run(GrokkingConfig.quick(), tmp_path)
     assert len(res.spectra["unconstrained"]) == 4
-    assert (tmp_path / "results.json").exists()
+    validate(json.loads((tmp_path / "results.json").read_text()))

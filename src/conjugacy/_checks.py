@@ -6,7 +6,13 @@ message that names the argument, the offending value or index, and what is requi
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,3 +104,206 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
         opts = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {opts}, got {value!r}")
     return value
+
+
+# ----- declared parameter domains ----------------------------------------------------------------
+# A config declares the domain of each of its fields once, as a mapping ``{field: Param}`` (in the
+# spirit of kooplearn's ``_parameter_constraints``); :func:`validate` checks a config or a mapping
+# against it, and the command line builds its options (bounds, choices) from the same mapping.
+
+_KINDS = ("int", "float", "bool", "str", "path", "choice", "tuple")
+
+
+@dataclass(frozen=True)
+class Param:
+    """The domain of one setting.
+
+    Parameters
+    ----------
+    kind : {"int", "float", "bool", "str", "path", "choice", "tuple"}
+        ``int``: an integer (not a bool); ``float``: a finite real number (an int is accepted and
+        stored as a float); ``path``: a str or path-like, stored as a str; ``choice``: one of
+        ``choices``; ``tuple``: a sequence (not a str), stored as a tuple, each item in ``item``.
+    minimum, maximum : number, optional
+        Bounds of an ``int`` or ``float``, included unless ``open_minimum`` / ``open_maximum``.
+    choices : tuple
+        The allowed values of a ``choice``.
+    allow_none : bool
+        Whether ``None`` is allowed (e.g. "use the default rule").
+    item : Param, optional
+        The domain of each item of a ``tuple``.
+    length : int, optional
+        The exact number of items of a ``tuple``.
+    nonempty, distinct : bool
+        A ``tuple`` needs at least one item / no repeated items.
+    name : str, optional
+        How the messages name the value (default: the field name; items: ``field[i]``).
+    help : str
+        What the setting means (for documentation and generated command-line help).
+    """
+
+    kind: str
+    minimum: float | None = None
+    maximum: float | None = None
+    open_minimum: bool = False
+    open_maximum: bool = False
+    choices: tuple[Any, ...] = ()
+    allow_none: bool = False
+    item: Param | None = None
+    length: int | None = None
+    nonempty: bool = False
+    distinct: bool = False
+    name: str | None = None
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError("a choice needs choices")
+
+    def requirement(self) -> str:
+        """What a valid value is, in words (``"an integer >= 1"``, ``"finite and > 0"``, ...)."""
+        lo = "(" if self.open_minimum else "["
+        hi = ")" if self.open_maximum else "]"
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind not in ("int", "float"):
+            return {"bool": "a bool", "str": "a str", "path": "a path (str)",
+                    "tuple": "a sequence"}[self.kind]
+        if self.minimum is not None and self.maximum is not None:
+            bound = f"in {lo}{self.minimum:g}, {self.maximum:g}{hi}"
+        elif self.minimum is not None:
+            bound = f"{'>' if self.open_minimum else '>='} {self.minimum:g}"
+        elif self.maximum is not None:
+            bound = f"{'<' if self.open_maximum else '<='} {self.maximum:g}"
+        else:
+            bound = ""
+        if self.kind == "int":
+            return f"an integer {bound}".rstrip() if not self.allow_none else (bound or "an integer")
+        return f"finite and {bound}" if bound.startswith(("<", ">")) else (bound or "finite")
+
+    def check(self, value: Any, name: str) -> Any:
+        """Return ``value`` in its canonical form, or raise ``TypeError`` (wrong type) or
+        ``ValueError`` (outside the domain) naming ``name``, the value and what is required."""
+        name = self.name or name
+        if value is None:
+            if self.allow_none:
+                return None
+            raise TypeError(f"{name} must be {self._type_words()}, got None")
+        if self.kind == "int":
+            return self._in_bounds(_as_int(value, name, self._type_words()), value, name)
+        if self.kind == "float":
+            return self._in_bounds(_as_float(value, name, self._type_words()), value, name)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{name} must be {self.requirement()}, got {value!r}")
+            return value
+        if self.kind == "tuple":
+            return self._check_tuple(value, name)
+        return _as_scalar(self.kind, value, name, self._type_words())
+
+    def _type_words(self) -> str:
+        words = {"int": "an integer", "float": "a real number", "bool": "a bool", "str": "a str",
+                 "path": "a path (str)", "tuple": "a sequence", "choice": self.requirement()}
+        return words[self.kind] + (" or None" if self.allow_none else "")
+
+    def _in_bounds(self, value: float, given: Any, name: str) -> Any:
+        lo, hi = self.minimum, self.maximum
+        bad = (
+            (self.kind == "float" and not math.isfinite(value))
+            or (lo is not None and (value <= lo if self.open_minimum else value < lo))
+            or (hi is not None and (value >= hi if self.open_maximum else value > hi))
+        )
+        if bad:
+            none = " or None" if self.allow_none else ""
+            raise ValueError(f"{name} must be {self.requirement()}{none}, got {given!r}")
+        return value
+
+    def _check_tuple(self, value: Any, name: str) -> tuple[Any, ...]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"{name} must be a sequence (tuple or list), got {value!r}")
+        items = tuple(value)
+        if self.nonempty and not items:
+            raise ValueError(f"{name} must be a non-empty sequence, got {value!r}")
+        if self.length is not None and len(items) != self.length:
+            raise ValueError(f"{name} must hold {self.length} items, got {value!r}")
+        if self.item is not None:
+            items = tuple(self.item.check(v, f"{name}[{i}]") for i, v in enumerate(items))
+        if self.distinct and len(set(items)) != len(items):
+            raise ValueError(f"{name} must be distinct, got {items!r}")
+        return items
+
+
+def _as_int(value: Any, name: str, words: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {words}, got {value!r} of type {type(value).__name__}")
+    return int(value)
+
+
+def _as_float(value: Any, name: str, words: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {words}, got {value!r}")
+    return float(value)
+
+
+def _as_scalar(kind: str, value: Any, name: str, words: str) -> Any:
+    if kind == "bool" and isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if kind == "str" and isinstance(value, str):
+        return value
+    if kind == "path" and isinstance(value, (str, os.PathLike)):
+        return str(value)
+    raise TypeError(f"{name} must be {words}, got {value!r} of type {type(value).__name__}")
+
+
+def Int(minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Param:  # noqa: N802
+    """An integer field, e.g. ``Int(1)``: an integer >= 1."""
+    return Param("int", minimum=minimum, maximum=maximum, **kw)
+
+
+def Float(minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Param:  # noqa: N802
+    """A finite real field, e.g. ``Float(0, open_minimum=True)``: finite and > 0."""
+    return Param("float", minimum=minimum, maximum=maximum, **kw)
+
+
+def Choice(*choices: Any, **kw: Any) -> Param:  # noqa: N802
+    """One of ``choices``, e.g. ``Choice("cpu", "cuda")``."""
+    return Param("choice", choices=tuple(choices), **kw)
+
+
+def validate(obj: Any, constraints: Mapping[str, Param]) -> dict[str, Any]:
+    """Check every field of ``obj`` (a config or a mapping) named in ``constraints``.
+
+    Returns the canonical values (ints as ``int``, reals as ``float``, sequences as tuples,
+    paths as ``str``) by field name. When ``obj`` is not a mapping (a dataclass config), they are
+    also set on it (``object.__setattr__``, so frozen dataclasses hold the canonical form).
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type, naming the field, the value and the type required.
+    ValueError
+        A value outside its domain, naming the field, the value and the domain.
+    """
+    get = obj.get if isinstance(obj, Mapping) else functools.partial(getattr, obj)
+    values = {field: param.check(get(field), field) for field, param in constraints.items()}
+    if not isinstance(obj, Mapping):
+        for field, value in values.items():
+            if getattr(obj, field) is not value:
+                object.__setattr__(obj, field, value)
+    return values
+
+
+def check_out_dir(out: Any, name: str = "--out") -> Path:
+    """Return ``out`` as a :class:`~pathlib.Path` of a folder that can be created or written
+    into, or raise ``NotADirectoryError`` naming ``name`` when ``out`` (or a parent) exists and is
+    not a folder. The one output-folder check of the command line (exit status 2 there)."""
+    out = Path(out)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            what = "it" if parent == out else repr(str(parent))
+            raise NotADirectoryError(
+                f"{name} {str(out)!r} cannot be an output folder: {what} exists and is not a folder"
+            )
+    return out

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .._checks import check_out_dir
 from . import app
 from ._errors import fail
 
@@ -64,6 +65,7 @@ def analyze_command(
         target = store.parent / f"{store.stem}_analysis"
     if not store.exists():
         fail(f"{str(store)!r} does not exist: give a trajectory store or a study output folder")
+    target = check_out_dir(target)
     try:
         res = analyze(store, group_by=group_by, seed_key=seed_key,
                       params=(params[0] if params and len(params) == 1 else params or None),
@@ -103,7 +105,7 @@ def report_command(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         fail(f"{str(results)!r} is not a JSON file ({exc})")
     try:
-        html_path, md_path = write_report(content, out if out is not None else results.parent,
+        html_path, md_path = write_report(content, check_out_dir(out or results.parent),
                                           source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")

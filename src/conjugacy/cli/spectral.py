@@ -1,27 +1,20 @@
-"""``conjugacy spectral-dynamics`` and ``conjugacy reproduce spectral-dynamics``.
-
-The first reads the checkpoint runs of any store (or study output folder), computes every
-spectral-dynamics measure and draws the companion paper's figures; the second trains the quick
-reproduction and reports which findings hold. Both call one library function and print a summary.
+"""``conjugacy spectral-dynamics``: the spectral-dynamics measures of the checkpoint runs in any
+store (or study output folder), and the companion paper's figures; :func:`print_report` is also the
+summary of ``conjugacy reproduce spectral-dynamics`` (:mod:`conjugacy.cli.reproduce`).
 """
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from . import app, fail, reproduce_app
+from .._checks import check_out_dir
+from . import app, fail
 
 
-def _fail(message: str) -> NoReturn:
-    """Stop with ``message`` as a one-line user error (exit status 2, via the app's handler)."""
-    fail(message)
-
-
-def _print_report(results: dict[str, Any], out: Path) -> None:
+def print_report(results: dict[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -72,51 +65,13 @@ def spectral_dynamics(
     from ..experiments.spectral_dynamics import spectral_dynamics_report
 
     if not source.exists():
-        _fail(f"{str(source)!r} does not exist")
+        fail(f"{str(source)!r} does not exist")
     if out is None:
         out = (source / "spectral_dynamics" if (source / "trajectories").is_dir()
                else source.with_name(source.name + ".spectral_dynamics"))
+    out = check_out_dir(out)
     try:
         results = spectral_dynamics_report(source, out, max_rank=max_rank, draw=figures)
     except (OSError, ValueError) as exc:
-        _fail(str(exc))
-    _print_report(results, out)
-
-
-class Scale(str, Enum):
-    quick = "quick"
-    tiny = "tiny"
-
-
-@reproduce_app.command("spectral-dynamics")
-def reproduce_spectral_dynamics(
-    scale: Annotated[Scale, typer.Option(
-        "--scale", help="quick (MNIST 5k sample, ~10 min on 2 cores) or tiny (digits, seconds).")
-    ] = Scale.quick,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (a rerun resumes).")] = Path(
-        "results/spectral_dynamics"),
-    seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="Seeds per condition.")
-                     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs per run.")] = None,
-    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Draw figures.")] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")
-                        ] = True,
-) -> None:
-    """Spectral dynamics of a 4-layer MLP (companion paper): true vs random labels, weight decay,
-    settling of singular vectors, barrier vs split step. Writes results.json and figures."""
-    from ..experiments.spectral_dynamics import SCALES, run
-
-    overrides: dict[str, Any] = {}
-    if seeds is not None:
-        overrides["n_seeds"] = seeds
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    try:
-        config = SCALES[scale.value].with_overrides(**overrides)
-    except (TypeError, ValueError) as exc:
-        _fail(str(exc))
-    try:
-        results = run(config, out, progress=progress, draw=figures)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
-    _print_report(results, out)
+        fail(str(exc))
+    print_report(results, out)

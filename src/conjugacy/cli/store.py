@@ -12,16 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from . import app
+from ._errors import ErrorHandlingGroup, fail
 
-store_app = typer.Typer(help="Inspect and verify trajectory stores (runs, parameters, steps).",
-                        no_args_is_help=True)
+store_app = typer.Typer(cls=ErrorHandlingGroup, no_args_is_help=True,
+                        help="Inspect and verify trajectory stores (runs, parameters, steps).")
 app.add_typer(store_app, name="store")
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    """Print ``error: MESSAGE`` as one line on stderr (no wrapping); exit code 2."""
-    typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-    return typer.Exit(code=2)
 
 
 def _open(path: Path, check: bool = True):  # noqa: ANN202
@@ -30,7 +25,7 @@ def _open(path: Path, check: bool = True):  # noqa: ANN202
     try:
         return TrajectoryStore.open(path, "r", check=check)
     except StoreError as exc:
-        raise _fail(exc) from None
+        fail(str(exc))
 
 
 @store_app.command("ls")
@@ -57,7 +52,7 @@ def ls(path: Annotated[Path, typer.Argument(help="Directory of the trajectory st
                              ",".join(info["scalars"]) or "-",
                              "yes" if info["finished"] else "no"))
         except StoreError as exc:
-            raise _fail(exc) from None
+            fail(str(exc))
         typer.echo(f"runs in {path} (format version {st.format_version}):")
         if not rows:
             typer.echo("(no runs)")
@@ -86,7 +81,7 @@ def verify(
         try:
             report = st.verify()
         except StoreError as exc:
-            raise _fail(exc) from None
+            fail(str(exc))
     typer.echo(str(report))
     if not report.ok:
         raise typer.Exit(code=1)
@@ -106,7 +101,7 @@ def show(
             info = st.run_info(run)
             scalars = {name: st.scalars(run, name) for name in info["scalars"]}
         except StoreError as exc:
-            raise _fail(exc) from None
+            fail(str(exc))
         con = Console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{run}[/bold]: {info['n_complete']} steps complete {span}, "

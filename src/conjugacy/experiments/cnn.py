@@ -36,14 +36,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import numbers
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
+
+from .._checks import Choice, Float, Int, Param, validate
 
 __all__ = [
     "ARCHS",
@@ -65,20 +67,6 @@ CIFAR_MEAN = (0.491, 0.482, 0.447)
 CIFAR_STD = (0.247, 0.243, 0.262)
 #: The windows of fig. 4C (by first iteration).
 FIG4C_STARTS = (0, 400, 600)
-
-
-def _pos_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _pos_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -144,38 +132,49 @@ class CNNConfig:
     threads: int = 1
     scale: str = "custom"
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce cnn`` take their bounds and choices from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "archs": Param("tuple", item=Choice(*ARCHS), nonempty=True, distinct=True),
+        "lenet": Choice(*_LENETS),
+        "data": Choice(*_DATASETS),
+        "data_dir": Param("path", allow_none=True),
+        "n_seeds": Int(1),
+        "n_replicas": Int(2),
+        "n_steps": Int(1),
+        "resnet_seeds": Int(1),
+        "resnet_replicas": Int(2),
+        "resnet_steps": Int(1),
+        "batch_size": Int(1),
+        "lr": Float(0, open_minimum=True),
+        "eps": Float(0, open_minimum=True),
+        "window": Int(2),
+        "delays": Int(0),
+        "rank": Int(1),
+        "s5_epochs": Int(0),
+        "seed": Int(0),
+        "n_permutations": Int(1),
+        "n_shuffles": Int(1),
+        "device": Choice(*_DEVICES),
+        "threads": Int(1),
+        "scale": Param("str"),
+    })
+
     def __post_init__(self) -> None:
-        archs = (self.archs,) if isinstance(self.archs, str) else tuple(self.archs)
-        if not archs or any(a not in ARCHS for a in archs) or len(set(archs)) != len(archs):
-            raise ValueError(f"archs must be distinct names from {ARCHS}, got {self.archs!r}")
-        object.__setattr__(self, "archs", tuple(a for a in ARCHS if a in archs))
-        if self.lenet not in _LENETS:
-            raise ValueError(f"lenet must be one of {_LENETS}, got {self.lenet!r}")
-        if self.data not in _DATASETS:
-            raise ValueError(f"data must be one of {_DATASETS}, got {self.data!r}")
+        if isinstance(self.archs, str):
+            object.__setattr__(self, "archs", (self.archs,))
+        validate(self, self.constraints)
+        object.__setattr__(self, "archs", tuple(a for a in ARCHS if a in self.archs))
         if self.data == "mnist" and not self.data_dir:
             raise ValueError(
                 "data='mnist' needs data_dir, the folder with the MNIST IDX files; nothing is "
                 "downloaded (data='mnist-sample' is the offline default)")
-        if self.data_dir is not None:
-            object.__setattr__(self, "data_dir", str(self.data_dir))
-        if self.device not in _DEVICES:
-            raise ValueError(f"device must be one of {_DEVICES}, got {self.device!r}")
-        for name in ("n_seeds", "resnet_seeds", "batch_size", "rank", "n_permutations",
-                     "n_shuffles", "threads"):
-            _pos_int(getattr(self, name), name)
-        for name in ("n_replicas", "resnet_replicas", "window"):
-            _pos_int(getattr(self, name), name, 2)
-        for name in ("delays", "s5_epochs", "seed"):
-            _pos_int(getattr(self, name), name, 0)
-        object.__setattr__(self, "lr", _pos_float(self.lr, "lr"))
-        object.__setattr__(self, "eps", _pos_float(self.eps, "eps"))
         if self.window < self.delays + 2:
             raise ValueError(
                 f"window={self.window} is too short for delays={self.delays}: a window needs at "
                 f"least delays + 2 = {self.delays + 2} records")
         for name in ("n_steps", "resnet_steps"):
-            steps = _pos_int(getattr(self, name), name)
+            steps = getattr(self, name)
             if steps + 1 < self.window:
                 raise ValueError(
                     f"{name}={steps} gives {steps + 1} records, fewer than one window of "

@@ -32,19 +32,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import Choice, Float, Int, Param, check_int, validate
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
 from ..data import batch_order
 from ..study import (
@@ -127,20 +127,6 @@ class FCN(nn.Module):
         return self.fc2(hidden)
 
 
-def _check_pos_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_pos_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class FCNConfig:
     """Settings of the width study. Defaults are the quick scale; see :meth:`preset`.
@@ -208,41 +194,38 @@ class FCNConfig:
     threads: int = 1
     scale: str = "custom"
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce fcn`` take their bounds and choices from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "data": Choice(*_DATASETS),
+        "data_dir": Param("path", allow_none=True),
+        "widths": Param("tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
+        "activation": Choice(*_ACTIVATIONS),
+        "n_seeds": Int(1),
+        "n_replicas": Int(2),
+        "n_steps": Int(1),
+        "batch_size": Int(1),
+        "lr": Float(0, open_minimum=True),
+        "eps": Float(0, open_minimum=True),
+        "noise": Choice(*_NOISES),
+        "delay_product": Int(1),
+        "rank": Int(1),
+        "seed": Int(0),
+        "n_shuffles": Int(1),
+        "n_permutations": Int(1),
+        "device": Choice(*_DEVICES),
+        "threads": Int(1),
+        "scale": Param("str"),
+    })
+
     def __post_init__(self) -> None:
-        if self.data not in _DATASETS:
-            raise ValueError(f"data must be one of {_DATASETS}, got {self.data!r}")
+        validate(self, self.constraints)
+        object.__setattr__(self, "widths", tuple(sorted(self.widths)))
         if self.data == "mnist" and not self.data_dir:
             raise ValueError(
                 "data='mnist' needs data_dir, the folder with the MNIST IDX files "
                 "(train-images-idx3-ubyte[.gz], ...); nothing is downloaded"
             )
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
-        if self.noise not in _NOISES:
-            raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
-        if self.device not in _DEVICES:
-            raise ValueError(f"device must be one of {_DEVICES}, got {self.device!r}")
-        widths = tuple(self.widths) if not isinstance(self.widths, str) else ()
-        if not widths:
-            raise ValueError(f"widths must be a non-empty sequence of integers, got {self.widths!r}")
-        widths = tuple(_check_pos_int(w, "each width") for w in widths)
-        if len(set(widths)) != len(widths):
-            raise ValueError(f"widths must be distinct, got {widths}")
-        object.__setattr__(self, "widths", tuple(sorted(widths)))
-        if self.data_dir is not None:
-            object.__setattr__(self, "data_dir", str(self.data_dir))
-        _check_pos_int(self.n_seeds, "n_seeds")
-        _check_pos_int(self.n_replicas, "n_replicas", 2)
-        _check_pos_int(self.n_steps, "n_steps")
-        _check_pos_int(self.batch_size, "batch_size")
-        _check_pos_int(self.delay_product, "delay_product")
-        _check_pos_int(self.rank, "rank")
-        _check_pos_int(self.seed, "seed", 0)
-        _check_pos_int(self.n_shuffles, "n_shuffles")
-        _check_pos_int(self.n_permutations, "n_permutations")
-        _check_pos_int(self.threads, "threads")
-        object.__setattr__(self, "lr", _check_pos_float(self.lr, "lr"))
-        object.__setattr__(self, "eps", _check_pos_float(self.eps, "eps"))
         for h in self.widths:
             d = self.delays_for(h)
             if self.n_steps + 1 < d + 2:

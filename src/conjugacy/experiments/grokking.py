@@ -1,9 +1,9 @@
 """Transformer grokking: Koopman spectra of constrained vs unconstrained training (fig. 5, S6).
 
 Reproduces section 4.4 and appendix E of Redman et al. (NeurIPS 2024). A one-layer transformer
-(the model of Nanda et al. 2023 as modified in the Omnigrok code of Liu et al. 2023) learns
-``a + b mod 113`` from 30 % of the pairs, full batch, in float64, with AdamW (lr 1e-3,
-betas (0.9, 0.98)) in two regimes:
+(:class:`~conjugacy.torch.models.OneLayerTransformer`, the model of Nanda et al. 2023 as modified
+in the Omnigrok code of Liu et al. 2023) learns ``a + b mod 113`` from 30 % of the pairs, full
+batch, in float64, with AdamW (lr 1e-3, betas (0.9, 0.98)) in two regimes:
 
 ``unconstrained``
     weight decay 1.0; the model *groks*: train accuracy reaches ~1 within a few hundred steps,
@@ -17,222 +17,61 @@ Per seed, one base initialization and ``n_replicas`` multiplicatively perturbed 
 (``W0 * (1 + eps * noise)``) are trained in each regime; the MLP output weights
 ``mlp.W_out`` (128 x 512 = 65,536 values) are recorded after every step. The Koopman spectrum of
 each (regime, seed) is fitted on the pooled replicas: PCA to 10 components as the reference code
-(components of the centred snapshots, raw snapshots projected on them), 32 delays, top 10 modes
-(DMD-RRR, plain DMD eigenvalues). Spectra are compared with the Wasserstein distance, on all
-eigenvalues and on the residual-filtered spectra, and with a permutation test whose groups are
-the per-seed spectra of each regime (:mod:`conjugacy.analysis`).
+(components of the centred snapshots, raw snapshots projected on them), 32 delays, top 10 modes.
+Fig. S6 (``s6``): the constrained runs are trained ``s6_steps`` and fitted again over that longer
+window, as the condition ``constrained_s6``. The second half (spectra, the pairs ``fig5`` and
+``s6``, verdicts, ``results.json``) is :func:`conjugacy.analysis.run_pipeline`; this module adds
+the unit-circle counts (``sections["unit_circle"]``), the paper's claims and the figures.
 
 The fit must not be under-determined: each spectrum has ``pca * (delays + 1)`` observables
 (330) and ``n_replicas * (steps - delays)`` snapshot pairs, so the quick scale uses 6 runs per
-seed (408 pairs; 2 runs gave 136, fewer pairs than observables, and an operator that fits any
-data). The unit-circle contrast of the paper is on the scale of 0.01 (its saved eigenvalues: the
-unconstrained pair at ``|lambda|`` 1.004-1.011, the constrained one at 0.998-1.000), so
-eigenvalues are called "on" the circle within ``unit_circle_tol = 0.002``.
-
+seed (408 pairs for 330 observables). The unit-circle contrast of the paper is on the scale of
+0.01 (its saved eigenvalues: the unconstrained pair at ``|lambda|`` 1.004-1.011, the constrained
+one at 0.998-1.000), so eigenvalues are called "on" the circle within ``unit_circle_tol = 0.002``.
 The reference code fits the constrained spectrum with ``X`` from the unconstrained run
 (``dmd(Z.T, Z_prime_constrained.T)``); here each regime's spectrum comes from its own snapshots.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_int, check_positive_float
-from ..analysis import (
-    SpectrumGroup,
-    compare_conditions,
-    filter_spectrum,
-    fit_spectra,
-    spectra_to_json,
-)
+from .._checks import Choice, Float, Int, Param, check_choice, validate
+from ..analysis import Claim, Results, SpectrumGroup, filter_spectrum, loss_curves, run_pipeline
 from ..data.modular import ModularData, modular_addition
-from ..spectrum import Spectrum
-from ..study import (
-    Job,
-    JobContext,
-    Study,
-    dask_client,
-    limit_threads,
-    provenance,
-    run_study,
-    write_results,
-)
+from ..study import Job, JobContext, Study, dask_client, limit_threads, provenance, run_study
+from ..torch.models import OneLayerTransformer
 from ..torch.replicas import train_replicas
 
 __all__ = [
-    "OBSERVED_PARAMETER",
-    "REGIMES",
-    "GrokkingConfig",
-    "GrokkingResults",
-    "OneLayerTransformer",
-    "TrainingProtocol",
-    "UnitCircleCounts",
-    "PAIRS",
-    "fit_shape",
-    "global_norm",
-    "make_base_model",
-    "make_study",
-    "run",
-    "spectrum_groups",
-    "train_job",
-    "unit_circle_counts",
+    "OBSERVED_PARAMETER", "PAIRS", "REGIMES", "GrokkingConfig", "OneLayerTransformer",
+    "TrainingProtocol", "UnitCircleCounts", "count_summary", "fit_shape", "global_norm",
+    "make_base_model", "make_study", "paper_claims", "run", "spectrum_groups", "train_job",
+    "unit_circle_counts", "unit_circle_section",
 ]
 
 #: Name of the observed parameter: the MLP output weights, shape (d_model, d_mlp).
 OBSERVED_PARAMETER = "mlp.W_out"
-
-
-class _Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_head: int) -> None:
-        super().__init__()
-        self.W_K = nn.Parameter(torch.empty(n_heads, d_head, d_model))
-        self.W_Q = nn.Parameter(torch.empty(n_heads, d_head, d_model))
-        self.W_V = nn.Parameter(torch.empty(n_heads, d_head, d_model))
-        self.W_O = nn.Parameter(torch.empty(d_model, n_heads * d_head))
-        self.d_head = d_head
-
-
-class _MLP(nn.Module):
-    def __init__(self, d_model: int, d_mlp: int) -> None:
-        super().__init__()
-        self.W_in = nn.Parameter(torch.empty(d_mlp, d_model))
-        self.b_in = nn.Parameter(torch.empty(d_mlp))
-        self.W_out = nn.Parameter(torch.empty(d_model, d_mlp))
-        self.b_out = nn.Parameter(torch.empty(d_model))
-
-
-class OneLayerTransformer(nn.Module):
-    """The one-layer, LayerNorm-free transformer of Nanda et al. (2023) used in the paper.
-
-    Token embedding ``embed.W_E`` (d_model, d_vocab), learned position embedding
-    ``pos_embed.W_pos`` (n_ctx, d_model), one block of causal multi-head attention
-    (``attn.W_Q``, ``attn.W_K``, ``attn.W_V``: (n_heads, d_head, d_model); ``attn.W_O``:
-    (d_model, n_heads * d_head); scores scaled by 1/sqrt(d_head)) and a ReLU MLP
-    (``mlp.W_in`` (d_mlp, d_model), ``mlp.b_in``, ``mlp.W_out`` (d_model, d_mlp), ``mlp.b_out``),
-    both added to the residual stream, and an unembedding ``unembed.W_U`` (d_model, d_vocab).
-    No LayerNorm, no bias in attention.
-
-    Initialization (as in the reference): every weight matrix ~ N(0, 1) / sqrt(d_model), the
-    unembedding ~ N(0, 1) / sqrt(d_vocab), biases zero. With the paper's sizes (d_vocab 114,
-    d_model 128, 4 heads of 32, d_mlp 512, n_ctx 3) the model has 226,816 parameters.
-
-    Parameters
-    ----------
-    d_vocab, d_model, n_heads, d_head, d_mlp, n_ctx : int
-        Sizes.
-    generator : torch.Generator, optional
-        Source of the initial weights (a CPU generator; the weights are drawn on the CPU in
-        float64 and then moved, so the same seed gives the same model on any device).
-    dtype, device
-        Of the parameters (float64 in the paper).
-
-    Notes
-    -----
-    :meth:`forward` returns the logits at the **last** position only, which is where the label is
-    read. Positions 0 and 1 influence the last position only through the attention keys and
-    values, which are computed from the residual stream *before* the MLP, so skipping the MLP and
-    unembedding at earlier positions gives the same logits and gradients as the reference model
-    at a third of the MLP cost; the causal mask is then a no-op (the last query sees every
-    position). Keys, values and queries are linear in the (token, position) embedding, so they
-    are computed once per (position, token) pair and gathered. Both are exact rewrites of the
-    reference computation (a test compares against the all-positions masked forward).
-    """
-
-    def __init__(
-        self,
-        d_vocab: int = 114,
-        d_model: int = 128,
-        n_heads: int = 4,
-        d_head: int = 32,
-        d_mlp: int = 512,
-        n_ctx: int = 3,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ) -> None:
-        super().__init__()
-        for name, value in [("d_vocab", d_vocab), ("d_model", d_model), ("n_heads", n_heads),
-                            ("d_head", d_head), ("d_mlp", d_mlp), ("n_ctx", n_ctx)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.embed = nn.Module()
-        self.embed.W_E = nn.Parameter(torch.empty(d_model, d_vocab))
-        self.pos_embed = nn.Module()
-        self.pos_embed.W_pos = nn.Parameter(torch.empty(n_ctx, d_model))
-        self.attn = _Attention(d_model, n_heads, d_head)
-        self.mlp = _MLP(d_model, d_mlp)
-        self.unembed = nn.Module()
-        self.unembed.W_U = nn.Parameter(torch.empty(d_model, d_vocab))
-        self.d_vocab, self.d_model, self.n_ctx = d_vocab, d_model, n_ctx
-        self.reset_parameters(generator)
-        self.to(device=device, dtype=dtype)
-
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw the reference initialization (in a fixed parameter order) from ``generator``."""
-        for name, param in self.named_parameters():
-            if name.endswith(("b_in", "b_out")):
-                param.zero_()
-                continue
-            scale = self.d_vocab if name == "unembed.W_U" else self.d_model
-            draw = torch.randn(param.shape, generator=generator, dtype=torch.float64)
-            param.copy_(draw / math.sqrt(scale))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits at the last position.
-
-        Parameters
-        ----------
-        tokens : LongTensor (batch, n_ctx)
-            Token ids in ``[0, d_vocab)``.
-
-        Returns
-        -------
-        Tensor (batch, d_vocab)
-        """
-        if tokens.ndim != 2 or tokens.shape[1] > self.n_ctx:
-            raise ValueError(
-                f"tokens must have shape (batch, n_ctx <= {self.n_ctx}), got {tuple(tokens.shape)}"
-            )
-        attn, mlp = self.attn, self.mlp
-        n_pos = tokens.shape[1]
-        # Attention inputs depend on (position, token) only: compute keys, values and queries
-        # for the whole (n_pos, d_vocab) table and gather, instead of once per example.
-        table = self.embed.W_E.T[None] + self.pos_embed.W_pos[:n_pos, None]  # p v d
-        key_tab = torch.einsum("ihd,pvd->pvih", attn.W_K, table)
-        value_tab = torch.einsum("ihd,pvd->pvih", attn.W_V, table)
-        query_tab = torch.einsum("ihd,vd->vih", attn.W_Q, table[-1])
-        pos = torch.arange(n_pos, device=tokens.device)
-        keys, values = key_tab[pos, tokens], value_tab[pos, tokens]  # b p i h
-        query = query_tab[tokens[:, -1]]  # b i h
-        scores = torch.einsum("bpih,bih->bip", keys, query) / math.sqrt(attn.d_head)
-        z = torch.einsum("bpih,bip->bih", values, F.softmax(scores, dim=-1))
-        last = table[-1][tokens[:, -1]] + z.flatten(1) @ attn.W_O.T
-        hidden = F.relu(last @ mlp.W_in.T + mlp.b_in)
-        last = last + hidden @ mlp.W_out.T + mlp.b_out
-        return last @ self.unembed.W_U
+REGIMES = ("unconstrained", "constrained")
+_SCALES = ("quick", "paper", "custom")
+#: The compared pairs of conditions: fig. 5 and the fig. S6 control.
+PAIRS = {"fig5": ("unconstrained", "constrained"), "s6": ("unconstrained", "constrained_s6")}
+_SCALARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm")
 
 
 def global_norm(model: nn.Module) -> torch.Tensor:
     """Global L2 norm of all parameters of ``model`` (a 0-d tensor)."""
     return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters()))
-
-
-# ----------------------------------------------------------------------------- configuration
-REGIMES = ("unconstrained", "constrained")
-_SCALES = ("quick", "paper", "custom")
 
 
 @dataclass(frozen=True)
@@ -344,38 +183,41 @@ class GrokkingConfig:
             return cls.paper(**overrides)
         raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce grokking`` take their bounds from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "scale": Choice(*_SCALES),
+        "n_seeds": Int(2),
+        "n_replicas": Int(1),
+        "steps": Int(1),
+        "s6": Param("bool"),
+        "s6_steps": Int(1),
+        "long_steps": Int(1, allow_none=True),
+        "long_eval_points": Int(2),
+        "eval_every": Int(1, 64),  # at most the store's chunk of 64 records
+        "device": Param("str"),
+        "seed": Int(0),
+        "modulus": Int(2),
+        "train_fraction": Float(0, 1, open_minimum=True, open_maximum=True),
+        "eps": Float(0, open_minimum=True),
+        "noise": Choice("uniform", "gaussian"),
+        "alpha": Float(0, open_minimum=True),
+        "lr": Float(0, open_minimum=True),
+        "betas": Param("tuple", item=Float(0, 1, open_maximum=True), length=2),
+        "weight_decay": Float(0),
+        "d_model": Int(1),
+        "n_heads": Int(1),
+        "d_head": Int(1),
+        "d_mlp": Int(1),
+        "delays": Int(0),
+        "rank": Int(1),
+        "pca": Int(1),
+        "unit_circle_tol": Float(0),
+        "n_permutations": Int(1),
+    })
+
     def __post_init__(self) -> None:
-        check_choice(self.scale, "scale", _SCALES)
-        check_choice(self.noise, "noise", ("uniform", "gaussian"))
-        check_int(self.n_seeds, "n_seeds", minimum=2)
-        check_int(self.n_replicas, "n_replicas", minimum=1)
-        check_int(self.steps, "steps", minimum=1)
-        check_int(self.s6_steps, "s6_steps", minimum=1)
-        check_int(self.long_eval_points, "long_eval_points", minimum=2)
-        check_int(self.eval_every, "eval_every", minimum=1)
-        if self.eval_every > 64:
-            raise ValueError(f"eval_every must be <= 64 (the store's chunk), got {self.eval_every}")
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.modulus, "modulus", minimum=2)
-        for name in ("d_model", "n_heads", "d_head", "d_mlp", "rank", "pca", "n_permutations"):
-            check_int(getattr(self, name), name, minimum=1)
-        check_int(self.delays, "delays", minimum=0)
-        if self.long_steps is not None:
-            check_int(self.long_steps, "long_steps", minimum=1)
-        if not isinstance(self.s6, bool):
-            raise TypeError(f"s6 must be a bool, got {self.s6!r}")
-        for name in ("eps", "alpha", "lr"):
-            check_positive_float(getattr(self, name), name)
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        check_positive_float(self.unit_circle_tol, "unit_circle_tol", allow_zero=True)
-        if not (isinstance(self.train_fraction, (int, float)) and 0 < self.train_fraction < 1):
-            raise ValueError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
-        if (
-            not isinstance(self.betas, tuple)
-            or len(self.betas) != 2
-            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)
-        ):
-            raise ValueError(f"betas must be a tuple of two numbers in [0, 1), got {self.betas!r}")
+        validate(self, self.constraints)
         windows = [self.steps] + ([self.s6_steps] if self.s6 else [])
         for window in windows:
             if window + 1 < self.delays + 2:
@@ -399,189 +241,6 @@ class GrokkingConfig:
     def constrained_steps(self) -> int:
         """Optimizer steps of the constrained runs (``s6_steps`` when ``s6``)."""
         return self.s6_steps if self.s6 else self.steps
-
-
-# ----------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class UnitCircleCounts:
-    """How many eigenvalues lie outside, on and inside the unit circle.
-
-    ``on`` means ``| |lambda| - 1 | <= tol``. The ``complex_*`` counts only consider eigenvalues
-    with a non-zero imaginary part (``|Im lambda| > 1e-9 |lambda|``), i.e. members of conjugate
-    pairs, which is what the paper's claim is about. ``max_modulus`` is the largest ``|lambda|``
-    and ``max_complex_modulus`` the largest among the non-real ones (None if there are none).
-    """
-
-    outside: int
-    on: int
-    inside: int
-    complex_outside: int
-    complex_on: int
-    complex_inside: int
-    tol: float
-    max_modulus: float
-    max_complex_modulus: float | None
-
-
-def unit_circle_counts(eigenvalues: Any, tol: float) -> UnitCircleCounts:
-    """Classify eigenvalues against the unit circle with tolerance ``tol`` (see the class)."""
-    eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
-    mod = np.abs(eig)
-    outside, inside = mod > 1 + tol, mod < 1 - tol
-    on = ~outside & ~inside
-    cplx = np.abs(eig.imag) > 1e-9 * np.maximum(mod, np.finfo(float).tiny)
-    return UnitCircleCounts(
-        int(outside.sum()), int(on.sum()), int(inside.sum()),
-        int((outside & cplx).sum()), int((on & cplx).sum()), int((inside & cplx).sum()),
-        float(tol), float(mod.max()) if mod.size else 0.0,
-        float(mod[cplx].max()) if cplx.any() else None,
-    )
-
-
-@dataclass(frozen=True)
-class GrokkingResults:
-    """Everything :func:`run` computed (also written to ``out_dir/results.json``).
-
-    Attributes
-    ----------
-    config : GrokkingConfig
-    seeds : tuple of int
-    spectra : dict of str -> tuple of Spectrum
-        One spectrum per seed for each condition: ``"unconstrained"`` and ``"constrained"``
-        (the fig. 5 window of ``steps``), and ``"constrained_s6"`` (``s6_steps``) when ``s6``.
-    comparison : dict
-        :func:`conjugacy.analysis.compare_conditions` of the spectra: the pairs ``"fig5"``
-        (unconstrained vs constrained) and ``"s6"`` (unconstrained vs constrained_s6), on all
-        eigenvalues (``"all"``) and on the residual-filtered spectra (``"filtered"``, the one
-        the verdicts use when the engine filters): per-seed distances, distances between seeds,
-        permutation tests, shuffle control, KS tests, verdicts.
-    unit_circle : dict of str -> dict of str -> list of UnitCircleCounts
-        ``unit_circle["all" | "filtered"][condition]``: one entry per seed.
-    curves : dict of str -> dict of str -> ndarray
-        Per regime: ``"step"`` (n_records,) and ``"train_loss"``, ``"train_accuracy"``,
-        ``"test_loss"``, ``"test_accuracy"``, ``"weight_norm"`` arrays (n_runs, n_records), NaN
-        where a quantity was not evaluated.
-    long_curves : dict or None
-        Per regime: ``"step"``, the four loss/accuracy series and ``"weight_norm"`` (n_points,)
-        of the long run.
-    wall_time_s : float
-        Wall-clock time of :func:`run`, including any training skipped because it was resumed.
-    out_dir : Path
-    figures : dict of str -> Path
-    timing : dict
-        Training (per job), spectra and statistics wall times.
-    """
-
-    config: GrokkingConfig
-    seeds: tuple[int, ...]
-    spectra: dict[str, tuple[Spectrum, ...]]
-    comparison: dict[str, Any]
-    unit_circle: dict[str, dict[str, list[UnitCircleCounts]]]
-    curves: dict[str, dict[str, np.ndarray]]
-    long_curves: dict[str, dict[str, np.ndarray]] | None
-    wall_time_s: float
-    out_dir: Path
-    figures: dict[str, Path] = field(default_factory=dict)
-    timing: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pvalues(self) -> dict[str, float | None]:
-        """Permutation-test p-value of each pair (``"fig5"``, ``"s6"``) on the verdict's spectra."""
-        return {k: v["pvalue"] for k, v in self.comparison["verdicts"].items()}
-
-
-# ----------------------------------------------------------------------------- analysis
-_SCALARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm")
-#: The compared pairs of conditions: fig. 5 and the fig. S6 control.
-PAIRS = {"fig5": ("unconstrained", "constrained"), "s6": ("unconstrained", "constrained_s6")}
-
-
-def _curves(store: Any, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {"step": store.steps(runs[0])[:n_snapshots]}
-    for name in _SCALARS:
-        out[name] = np.stack([store.scalars(r, name)[:n_snapshots] for r in runs])
-    return out
-
-
-def spectrum_groups(config: GrokkingConfig, study: Study) -> list[SpectrumGroup]:
-    """The spectra of the experiment: one per (condition, seed); ``constrained_s6`` is the
-    constrained runs over the longer fig. S6 window."""
-    jobs = {(j.condition, j.seed): j for j in study.jobs()}
-    windows = {"unconstrained": ("unconstrained", config.steps + 1),
-               "constrained": ("constrained", config.steps + 1)}
-    if config.s6:
-        windows["constrained_s6"] = ("constrained", config.s6_steps + 1)
-    return [SpectrumGroup(cond, s, jobs[(regime, s)].run_names, steps=(0, n_snap))
-            for cond, (regime, n_snap) in windows.items() for s in config.seeds]
-
-
-def _summary_counts(counts: list[UnitCircleCounts]) -> dict[str, Any]:
-    keys = ("outside", "on", "inside", "complex_outside", "complex_on", "complex_inside")
-    total = {k: int(sum(getattr(c, k) for c in counts)) for k in keys}
-    keys = keys + ("max_modulus", "max_complex_modulus")
-    seeds_with = {
-        "complex_pair_outside": int(sum(c.complex_outside >= 2 for c in counts)),
-        "complex_pair_on": int(sum(c.complex_on >= 2 for c in counts)),
-    }
-    return {"total": total, "n_seeds_with": seeds_with,
-            "per_seed": [{k: getattr(c, k) for k in keys} for c in counts],
-            "tol": counts[0].tol if counts else None}
-
-
-def _results_dict(res: GrokkingResults, study: Study) -> dict[str, Any]:
-    cfg = res.config
-    return {
-        "experiment": "grokking",
-        "description": (
-            f"Koopman spectra of the MLP output weights ({OBSERVED_PARAMETER}, "
-            f"{cfg.d_model} x {cfg.d_mlp}) of a one-layer transformer on a + b mod "
-            f"{cfg.modulus}, unconstrained (AdamW weight decay {cfg.weight_decay}) "
-            f"vs constrained (weights x {cfg.alpha} once, constant global norm, no weight "
-            "decay). Redman et al. 2024, fig. 5 and S6."
-        ),
-        "config": cfg,
-        "seeds": list(res.seeds),
-        "observed_parameter": OBSERVED_PARAMETER,
-        "fit_shape": fit_shape(cfg),
-        "spectra": spectra_to_json(res.spectra),
-        "comparison": res.comparison,
-        "unit_circle": {
-            "rule": "on: ||lambda| - 1| <= tol; outside: |lambda| > 1 + tol; inside: "
-                    "|lambda| < 1 - tol; complex_*: only eigenvalues with Im != 0",
-            **{which: {cond: _summary_counts(c) for cond, c in per.items()}
-               for which, per in res.unit_circle.items()},
-        },
-        "curves": {
-            regime: {
-                "step": c["step"],
-                **{f"{k}_mean": _nan_mean(c[k]) for k in _SCALARS},
-                **{f"{k}_std": _nan_std(c[k]) for k in _SCALARS},
-            }
-            for regime, c in res.curves.items()
-        },
-        "long_curves": res.long_curves,
-        "figures": {k: v.name for k, v in res.figures.items()},
-        "wall_time_s": res.wall_time_s,
-        "timing_seconds": res.timing,
-        "provenance": provenance(study, data={
-            "name": f"a + b mod {cfg.modulus}", "train_fraction": cfg.train_fraction,
-            "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
-    }
-
-
-def _nan_mean(x: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(x)
-    count = finite.sum(axis=0)
-    total = np.where(finite, x, 0.0).sum(axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _nan_std(x: np.ndarray) -> np.ndarray:
-    mean = _nan_mean(x)
-    finite = np.isfinite(x)
-    count = finite.sum(axis=0)
-    sq = np.where(finite, (x - mean) ** 2, 0.0).sum(axis=0)
-    return np.where(count > 0, np.sqrt(sq / np.maximum(count, 1)), np.nan)
 
 
 # ----------------------------------------------------------------------------- training
@@ -743,17 +402,6 @@ def train_job(job: Job, ctx: JobContext) -> None:
     )
 
 
-def _long_curve(store: Any, run: str) -> dict[str, np.ndarray]:
-    step = store.steps(run)
-    acc = store.scalars(run, "test_accuracy")
-    keep = np.isfinite(acc)
-    curve = {"step": step[keep]}
-    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm"):
-        curve[name] = store.scalars(run, name)[keep]
-    return curve
-
-
-# ----------------------------------------------------------------------------- entry point
 def _training_fields(config: GrokkingConfig) -> dict[str, Any]:
     # Fields that change what is trained (not the analysis settings): a resumed out_dir must
     # agree on them.
@@ -792,77 +440,17 @@ def make_study(config: GrokkingConfig) -> Study:
     )
 
 
-def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bool = False,
-        workers: int | None = None, scheduler: str | None = None, processes: bool = True,
-        ) -> GrokkingResults:
-    """Train, fit and compare; write ``results.json``, figures and the trajectory stores.
-
-    Parameters
-    ----------
-    config : GrokkingConfig
-    out_dir : path
-        Created if needed. Holds ``study.json``, ``trajectories/<regime>-seed<s>.zarr`` (one
-        store per job: the recorded ``mlp.W_out`` of every run, with train/test loss, accuracy
-        and weight norm as scalars), ``checkpoints/``, ``results.json``, ``fig5.png/.svg``,
-        ``figS6.png/.svg`` (with ``s6``) and ``fig5AB.png/.svg`` (with ``long_steps``). Calling
-        again with the same configuration resumes: finished jobs are skipped, interrupted runs
-        continue from their checkpoint.
-    progress : bool
-        Rich progress bars while training.
-    workers, scheduler, processes
-        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`).
-
-    Returns
-    -------
-    GrokkingResults
-    """
-    study = make_study(config)
-    if workers is not None or scheduler is not None:
-        with dask_client(scheduler, workers, processes=processes) as client:
-            return _run(config, study, Path(out_dir), progress, client)
-    return _run(config, study, Path(out_dir), progress, None)
-
-
-def _run(config: GrokkingConfig, study: Study, out: Path, progress: bool, client: Any
-         ) -> GrokkingResults:
-    start = time.perf_counter()
-    trained = run_study(study, out, client=client, progress=progress)
-    t1 = time.perf_counter()
+# ----------------------------------------------------------------------------- analysis
+def spectrum_groups(config: GrokkingConfig, study: Study) -> list[SpectrumGroup]:
+    """The spectra of the experiment: one per (condition, seed); ``constrained_s6`` is the
+    constrained runs over the longer fig. S6 window."""
     jobs = {(j.condition, j.seed): j for j in study.jobs()}
-    with limit_threads(study.threads), trained.reader() as reader:
-        fitted = fit_spectra(reader, spectrum_groups(config, study), _spectrum_settings(config),
-                             params=OBSERVED_PARAMETER, client=client)
-        t2 = time.perf_counter()
-        conds = ["unconstrained", "constrained"] + (["constrained_s6"] if config.s6 else [])
-        spectra = {c: tuple(fitted[(c, s, None)] for s in config.seeds) for c in conds}
-        comparison = compare_conditions(
-            spectra, pairs={k: v for k, v in PAIRS.items() if v[1] in spectra},
-            seed=config.seed, n_permutations=config.n_permutations)
-        circle = {"all": {c: [unit_circle_counts(s, config.unit_circle_tol) for s in spectra[c]]
-                          for c in conds}}
-        filtered = {c: [filter_spectrum(s) for s in spectra[c]] for c in conds}
-        if all(f is not None for v in filtered.values() for f in v):
-            circle["filtered"] = {c: [unit_circle_counts(f, config.unit_circle_tol) for f in v]
-                                  for c, v in filtered.items()}
-        curves = {}
-        for regime in REGIMES:
-            runs = [r for s in config.seeds for r in jobs[(regime, s)].run_names]
-            curves[regime] = _curves(reader, runs, _regime_steps(config, regime) + 1)
-        long_curves = None
-        if config.long_steps is not None:
-            long_curves = {r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0")
-                           for r in REGIMES}
-    t3 = time.perf_counter()
-    results = GrokkingResults(
-        config=config, seeds=config.seeds, spectra=spectra, comparison=comparison,
-        unit_circle=circle, curves=curves, long_curves=long_curves, wall_time_s=0.0, out_dir=out,
-    )
-    figures = _figures(results)
-    timing = {**trained.timing(), "spectra": t2 - t1, "statistics": t3 - t2}
-    results = replace(results, figures=figures, wall_time_s=time.perf_counter() - start,
-                      timing=timing)
-    write_results(out, _results_dict(results, study))
-    return results
+    windows = {"unconstrained": ("unconstrained", config.steps + 1),
+               "constrained": ("constrained", config.steps + 1)}
+    if config.s6:
+        windows["constrained_s6"] = ("constrained", config.s6_steps + 1)
+    return [SpectrumGroup(cond, s, jobs[(regime, s)].run_names, steps=(0, n_snap))
+            for cond, (regime, n_snap) in windows.items() for s in config.seeds]
 
 
 def _spectrum_settings(config: GrokkingConfig) -> dict[str, Any]:
@@ -883,30 +471,215 @@ def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
             "determined": {k: v > n_obs for k, v in pairs.items()}}
 
 
-def _cut(curve: Mapping[str, np.ndarray], n_records: int) -> dict[str, np.ndarray]:
-    return {k: (v[:n_records] if k == "step" else v[:, :n_records]) for k, v in curve.items()}
+@dataclass(frozen=True)
+class UnitCircleCounts:
+    """How many eigenvalues lie outside, on and inside the unit circle.
+
+    ``on`` means ``| |lambda| - 1 | <= tol``. The ``complex_*`` counts only consider eigenvalues
+    with a non-zero imaginary part (``|Im lambda| > 1e-9 |lambda|``), i.e. members of conjugate
+    pairs, which is what the paper's claim is about. ``max_modulus`` is the largest ``|lambda|``
+    and ``max_complex_modulus`` the largest among the non-real ones (None if there are none).
+    """
+
+    outside: int
+    on: int
+    inside: int
+    complex_outside: int
+    complex_on: int
+    complex_inside: int
+    tol: float
+    max_modulus: float
+    max_complex_modulus: float | None
 
 
-def _figures(res: GrokkingResults) -> dict[str, Path]:
-    from ..plots import save_figure
-    from ..plots.grokking import figure_fig5, figure_grokking_curves, figure_s6
+def unit_circle_counts(eigenvalues: Any, tol: float) -> UnitCircleCounts:
+    """Classify eigenvalues against the unit circle with tolerance ``tol`` (see the class)."""
+    eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
+    mod = np.abs(eig)
+    outside, inside = mod > 1 + tol, mod < 1 - tol
+    on = ~outside & ~inside
+    cplx = np.abs(eig.imag) > 1e-9 * np.maximum(mod, np.finfo(float).tiny)
+    return UnitCircleCounts(
+        int(outside.sum()), int(on.sum()), int(inside.sum()),
+        int((outside & cplx).sum()), int((on & cplx).sum()), int((inside & cplx).sum()),
+        float(tol), float(mod.max()) if mod.size else 0.0,
+        float(mod[cplx].max()) if cplx.any() else None,
+    )
 
-    cfg, out = res.config, res.out_dir
-    figs: dict[str, Path] = {}
-    n5 = cfg.steps + 1
-    curves5 = {regime: _cut(c, n5) for regime, c in res.curves.items()}
-    fig = figure_fig5(curves5, {k: res.spectra[k] for k in REGIMES},
-                      pvalue=res.pvalues["fig5"])
-    figs["fig5"] = save_figure(fig, out / "fig5")[0]
-    if cfg.s6:
-        fig = figure_s6(
-            res.curves,
-            {"unconstrained": res.spectra["unconstrained"],
-             "constrained_s6": res.spectra["constrained_s6"]},
-            {"unconstrained": cfg.steps, "constrained": cfg.s6_steps},
-            pvalue=res.pvalues["s6"],
-        )
-        figs["figS6"] = save_figure(fig, out / "figS6")[0]
-    if res.long_curves is not None:
-        figs["fig5AB"] = save_figure(figure_grokking_curves(res.long_curves), out / "fig5AB")[0]
-    return figs
+
+def count_summary(counts: Sequence[UnitCircleCounts]) -> dict[str, Any]:
+    """Totals, per-seed counts, and how many seeds have a complex pair outside or on the circle."""
+    keys = ("outside", "on", "inside", "complex_outside", "complex_on", "complex_inside")
+    total = {k: int(sum(getattr(c, k) for c in counts)) for k in keys}
+    keys = keys + ("max_modulus", "max_complex_modulus")
+    seeds_with = {
+        "complex_pair_outside": int(sum(c.complex_outside >= 2 for c in counts)),
+        "complex_pair_on": int(sum(c.complex_on >= 2 for c in counts)),
+    }
+    return {"total": total, "n_seeds_with": seeds_with,
+            "per_seed": [{k: getattr(c, k) for k in keys} for c in counts],
+            "tol": counts[0].tol if counts else None}
+
+
+def _curves(store: Any, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"step": store.steps(runs[0])[:n_snapshots]}
+    for name in _SCALARS:
+        out[name] = np.stack([store.scalars(r, name)[:n_snapshots] for r in runs])
+    return out
+
+
+def _long_curve(store: Any, run: str) -> dict[str, np.ndarray]:
+    step = store.steps(run)
+    acc = store.scalars(run, "test_accuracy")
+    keep = np.isfinite(acc)
+    curve = {"step": step[keep]}
+    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm"):
+        curve[name] = store.scalars(run, name)[keep]
+    return curve
+
+
+_CIRCLE_RULE = ("on: ||lambda| - 1| <= tol; outside: |lambda| > 1 + tol; inside: |lambda| < 1 - tol;"
+                " complex_*: only eigenvalues with Im != 0")
+
+
+def unit_circle_section(spectra: Mapping[str, Sequence[Any]], tol: float) -> dict[str, Any]:
+    """``sections["unit_circle"]``: :func:`count_summary` per condition of all eigenvalues and,
+    when every spectrum can be filtered, of the residual-filtered ones."""
+    which = {"all": spectra}
+    filtered = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
+    if all(f is not None for v in filtered.values() for f in v):
+        which["filtered"] = filtered
+    return {"rule": _CIRCLE_RULE, **{
+        w: {c: count_summary([unit_circle_counts(s, tol) for s in v]) for c, v in per.items()}
+        for w, per in which.items()}}
+
+
+def _verdict_claim(claim: str, v: Mapping[str, Any] | None) -> Claim:
+    if v is None:
+        return Claim(claim, None, "not compared")
+    holds = {"not conjugate": True, "conjugate": False}.get(v["verdict"])
+    return Claim(claim, holds, f"{v['verdict']}: {v['reason']} ({v['uses']} spectra)")
+
+
+def paper_claims(content: Mapping[str, Any]) -> list[Claim]:
+    """The paper's claims about fig. 5 (and S6), decided on the results: the regimes are not
+    conjugate (undecided while the test cannot reject); on the spectra the verdicts use, every
+    seed's unconstrained spectrum has a complex pair outside the unit circle and every constrained
+    one a complex pair on it and none outside (at the study's tolerance)."""
+    cmp = content.get("comparison") or {}
+    verdicts = cmp.get("verdicts", {})
+    out = [_verdict_claim("fig. 5: the unconstrained (grokking) and constrained regimes are not "
+                          "conjugate", verdicts.get("fig5"))]
+    if "s6" in verdicts:
+        out.append(_verdict_claim("fig. S6: with the constrained window doubled, the regimes are "
+                                  "still not conjugate", verdicts["s6"]))
+    circle = (content.get("sections", {}).get("unit_circle") or {}).get(
+        cmp.get("verdict_uses", "filtered"))
+    if circle and "unconstrained" in circle and "constrained" in circle:
+        unc, con = circle["unconstrained"]["per_seed"], circle["constrained"]["per_seed"]
+        n_out = sum(c["complex_outside"] > 0 for c in unc)
+        n_on = sum(c["complex_on"] > 0 and c["complex_outside"] == 0 for c in con)
+        tol = circle["unconstrained"]["tol"]
+        out.append(Claim("fig. 5D: unconstrained has a complex pair outside the unit circle",
+                         n_out == len(unc), f"{n_out} of {len(unc)} seeds, tolerance {tol:g}"))
+        out.append(Claim("fig. 5D: constrained has a complex pair on the unit circle (none "
+                         "outside)", n_on == len(con), f"{n_on} of {len(con)} seeds, tolerance {tol:g}"))
+    return out
+
+
+def _figures(config: GrokkingConfig, reader: Any, runs: Mapping[str, list[str]]
+             ) -> Callable[[Results, Path], list[Path]]:
+    """The figure hook: fig. 5C/D, S6 (with ``s6``) and 5A/B (with ``long_steps``)."""
+    def figures(res: Results, out: Path) -> list[Path]:
+        from ..plots import save_figure
+        from ..plots.grokking import figure_fig5, figure_grokking_curves, figure_s6
+
+        pvalue = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
+        curves = {r: _curves(reader, runs[r], config.steps + 1) for r in REGIMES}
+        fig = figure_fig5(curves, {k: res.spectra[k] for k in REGIMES}, pvalue=pvalue["fig5"])
+        paths = save_figure(fig, out / "fig5")
+        if config.s6:
+            curves["constrained"] = _curves(reader, runs["constrained"], config.s6_steps + 1)
+            spectra = {k: res.spectra[k] for k in ("unconstrained", "constrained_s6")}
+            windows = {"unconstrained": config.steps, "constrained": config.s6_steps}
+            paths += save_figure(figure_s6(curves, spectra, windows, pvalue=pvalue["s6"]),
+                                 out / "figS6")
+        if res["long_curves"] is not None:
+            paths += save_figure(figure_grokking_curves(res["long_curves"]), out / "fig5AB")
+        return paths
+    return figures
+
+
+# ----------------------------------------------------------------------------- entry point
+def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bool = False,
+        workers: int | None = None, scheduler: str | None = None, processes: bool = True,
+        ) -> Results:
+    """Train, fit and compare; write ``results.json``, figures and the trajectory stores.
+
+    Parameters
+    ----------
+    config : GrokkingConfig
+    out_dir : path
+        Created if needed. Holds ``study.json``, ``trajectories/<regime>-seed<s>.zarr`` (one
+        store per job: the recorded ``mlp.W_out`` of every run, with train/test loss, accuracy
+        and weight norm as scalars), ``checkpoints/``, ``results.json`` (schema
+        ``conjugacy.results/2``), ``fig5.png/.svg``, ``figS6.png/.svg`` (with ``s6``) and
+        ``fig5AB.png/.svg`` (with ``long_steps``). Calling again with the same configuration
+        resumes: finished jobs are skipped, interrupted runs continue from their checkpoint.
+    progress : bool
+        Rich progress bars while training.
+    workers, scheduler, processes
+        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`).
+
+    Returns
+    -------
+    Results
+        Conditions ``unconstrained``, ``constrained`` (and ``constrained_s6``); pairs ``fig5``
+        and ``s6``; ``sections["unit_circle"]``; the paper's ``claims``; extra fields ``config``,
+        ``fit_shape``, ``curves`` (per recorded scalar and condition: mean and sd over runs),
+        ``long_curves`` and ``training`` (trained and resumed jobs).
+    """
+    study = make_study(config)
+    if workers is not None or scheduler is not None:
+        with dask_client(scheduler, workers, processes=processes) as client:
+            return _run(config, study, Path(out_dir), progress, client)
+    return _run(config, study, Path(out_dir), progress, None)
+
+
+def _run(config: GrokkingConfig, study: Study, out: Path, progress: bool, client: Any) -> Results:
+    trained = run_study(study, out, client=client, progress=progress)
+    jobs = {(j.condition, j.seed): j for j in study.jobs()}
+    runs = {r: [n for s in config.seeds for n in jobs[(r, s)].run_names] for r in REGIMES}
+    groups = spectrum_groups(config, study)
+    conds = {g.condition for g in groups}
+    timing = trained.timing()
+    with limit_threads(study.threads), trained.reader() as reader:
+        long = None if config.long_steps is None else {
+            r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0") for r in REGIMES}
+        return run_pipeline(
+            reader, groups, _spectrum_settings(config), params=OBSERVED_PARAMETER, client=client,
+            loss="train_loss", experiment="grokking",
+            title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
+            question="Are the early training dynamics of a transformer that groks and of one "
+                     "whose weight norm is held fixed conjugate?",
+            conditions=_conditions(config), stats={
+                "pairs": {k: v for k, v in PAIRS.items() if v[1] in conds},
+                "seed": config.seed, "n_permutations": config.n_permutations},
+            fields={"config": config, "fit_shape": fit_shape(config), "long_curves": long,
+                    "curves": {k: loss_curves(reader, groups, k) for k in _SCALARS},
+                    "training": {k: timing[k] for k in ("trained", "skipped", "per_job")}},
+            sections=lambda spectra: {
+                "unit_circle": unit_circle_section(spectra, config.unit_circle_tol)},
+            claims=paper_claims, figures=_figures(config, reader, runs),
+            provenance=provenance(study, data={
+                "name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
+                "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
+            timing={"training": timing["training"]}, out=out)
+
+
+def _conditions(cfg: GrokkingConfig) -> dict[str, str]:
+    what = {"unconstrained": f"AdamW weight decay {cfg.weight_decay}",
+            "constrained": f"weights x {cfg.alpha} once, global norm held fixed, no weight decay"}
+    return {"unconstrained": f"{what['unconstrained']}; {cfg.steps} steps",
+            "constrained": f"{what['constrained']}; {cfg.steps} steps",
+            "constrained_s6": f"{what['constrained']}; {cfg.s6_steps} steps (fig. S6)"}

