@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conjugacy import Spectrum
+from conjugacy.analysis import validate
 from conjugacy.cli import app
 from conjugacy.compare import wasserstein
 
@@ -49,19 +50,24 @@ def test_reproduce_optimizers_prints_the_summary(tan_out):
 def test_reproduce_optimizers_writes_results_json(tan_out):
     out, _ = tan_out
     d = json.loads((out / "results.json").read_text())
-    assert set(d["eigenvalues"]) == {"omd", "ogd", "bm"}
-    assert set(d["wasserstein"]) == {"omd-ogd", "omd-bm", "ogd-bm"}
-    assert set(d["shuffle_control"]) == set(d["wasserstein"]) == set(d["permutation_test"])
-    assert d["verdicts"] == {
+    validate(d)  # schema conjugacy.results/2
+    cmp = d["comparison"]
+    assert set(d["pooled_spectra"]) == set(d["spectra"]) == {"omd", "ogd", "bm"}
+    wasserstein_all = cmp["all"]["pooled_distances"]
+    assert set(wasserstein_all) == {"omd-ogd", "omd-bm", "ogd-bm"}
+    assert set(cmp["all"]["shuffle_control"]) == set(wasserstein_all) == set(cmp["verdicts"])
+    assert {k: v["verdict"] for k, v in cmp["verdicts"].items()} == {
         "omd-ogd": "conjugate",
         "omd-bm": "not conjugate",
         "ogd-bm": "not conjugate",
     }
-    assert d["settings"]["loss"] == "tan" and d["settings"]["seed"] == 0
-    assert d["package"]["conjugacy"]
-    assert all(len(pair) == 2 for pair in d["eigenvalues"]["omd"])
-    assert set(d["residuals"]) == {"omd", "ogd", "bm"}
-    assert d["wasserstein"]["omd-ogd"] < 0.03 < 0.5 < d["wasserstein"]["omd-bm"]
+    assert "verdicts" not in d  # one verdict per pair: comparison.verdicts only
+    assert [c["holds"] for c in d["claims"]] == [True, True, True]
+    assert d["config"]["loss"] == "tan" and d["statistics"]["seed"] == 0
+    assert d["provenance"]["package"]["conjugacy"]
+    assert all(len(pair) == 2 for pair in d["pooled_spectra"]["omd"][0]["eigenvalues"])
+    assert all(len(s["residuals"]) == 10 for s in d["pooled_spectra"]["omd"])
+    assert wasserstein_all["omd-ogd"] < 0.03 < 0.5 < wasserstein_all["omd-bm"]
 
 
 def test_reproduce_optimizers_writes_valid_figures_and_trajectories(tan_out):
@@ -97,7 +103,8 @@ def test_spectrum_and_compare_on_the_reproduction_output(tan_out, tmp_path):
         assert "Koopman eigenvalues" in result.output
     omd = Spectrum.load(tmp_path / "omd.npz")
     bm = Spectrum.load(tmp_path / "bm.npz")
-    pairs = np.array(json.loads((out / "results.json").read_text())["eigenvalues"]["omd"])
+    d = json.loads((out / "results.json").read_text())
+    pairs = np.array(d["pooled_spectra"]["omd"][0]["eigenvalues"])
     np.testing.assert_allclose(omd.eigenvalues, pairs[:, 0] + 1j * pairs[:, 1], atol=1e-12)
     result = invoke("compare", tmp_path / "omd.npz", tmp_path / "bm.npz", "--p", "1")
     assert result.exit_code == 0, result.output
@@ -244,10 +251,11 @@ def test_installed_console_script_runs_the_quartic_reproduction(tmp_path):
     assert "OMD-OGD" in proc.stdout and "BM" not in proc.stdout.replace("OMD", "")
     d = json.loads((out / "results.json").read_text())
     # fig. S1: no bisection (sum x^4 never changes sign), so only the keys that exist.
-    assert set(d["eigenvalues"]) == {"omd", "ogd"}
-    assert set(d["wasserstein"]) == {"omd-ogd"}
+    assert set(d["pooled_spectra"]) == {"omd", "ogd"}
+    assert set(d["comparison"]["all"]["pooled_distances"]) == {"omd-ogd"}
     assert d["settings"]["method"] == "standard"
-    assert d["verdicts"] == {"omd-ogd": "conjugate"}
+    assert {k: v["verdict"] for k, v in d["comparison"]["verdicts"].items()} == {
+        "omd-ogd": "conjugate"}
     proc = subprocess.run([str(CONSOLE_SCRIPT), "compare"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Missing argument" in proc.stderr
 

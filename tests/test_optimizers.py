@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conjugacy import koopman_spectrum
+from conjugacy.analysis import Results, validate
 from conjugacy.compare import wasserstein
 from conjugacy.experiments import optimizers as opt
 from conjugacy.experiments.optimizers import (
@@ -23,7 +24,9 @@ from conjugacy.experiments.optimizers import (
     omd_initial_conditions,
     omd_trajectory,
     run,
+    simulate,
 )
+from conjugacy.report import verdicts as report_verdicts
 from conjugacy.results import (
     complex_to_pairs,
     package_info,
@@ -34,13 +37,32 @@ from conjugacy.results import (
 
 
 @pytest.fixture(scope="module")
-def tan() -> opt.OptimizerResults:
+def tan() -> Results:
     return run(OptimizerConfig(loss="tan"))
 
 
 @pytest.fixture(scope="module")
-def quartic() -> opt.OptimizerResults:
+def iterates() -> opt.Iterates:
+    return simulate(OptimizerConfig(loss="tan"))
+
+
+@pytest.fixture(scope="module")
+def quartic() -> Results:
     return run(OptimizerConfig(loss="quartic"))
+
+
+def _pooled(results: Results, m: str) -> np.ndarray:
+    """The eigenvalues of the spectrum of all 25 runs of ``m``, from the results' JSON content."""
+    pairs = np.array(results.content["pooled_spectra"][m][0]["eigenvalues"], float)
+    return pairs[:, 0] + 1j * pairs[:, 1]
+
+
+def _verdicts(results: Results) -> dict[str, str]:
+    return {k: v["verdict"] for k, v in results.content["comparison"]["verdicts"].items()}
+
+
+def _pvalues(results: Results) -> dict[str, float]:
+    return {k: v["pvalue"] for k, v in results.content["comparison"]["verdicts"].items()}
 
 
 # ----- initial conditions ------------------------------------------------------------------------
@@ -201,106 +223,179 @@ def test_config_validation():
         run({"loss": "tan"})
 
 
-def test_reproduction_trajectories_and_losses(tan):
-    assert tan.methods == ("omd", "ogd", "bm")
-    for m in tan.methods:
-        assert tan.trajectories[m].shape == (25, 100, 2)
-        assert tan.losses[m].shape == (25, 100)
-        assert not tan.trajectories[m].flags.writeable
-    np.testing.assert_array_equal(tan.trajectories["omd"][:, 0], omd_initial_conditions())
-    np.testing.assert_array_equal(tan.trajectories["ogd"][:, 0], ogd_initial_conditions())
-    np.testing.assert_allclose(
-        tan.losses["ogd"], loss_value("tan", np.exp(tan.trajectories["ogd"])), rtol=0
-    )
-    np.testing.assert_array_equal(tan.losses["bm"], np.abs(loss_value("tan", tan.trajectories["bm"])))
-    assert tan.initial_conditions["bm"].shape == (25, 2, 2)
+def test_reproduction_trajectories_and_losses(iterates, tan):
+    for m in ("omd", "ogd", "bm"):
+        assert iterates.trajectories[m].shape == (25, 100, 2)
+        assert iterates.losses[m].shape == (25, 100)
+        assert not iterates.trajectories[m].flags.writeable
+    traj, losses = iterates.trajectories, iterates.losses
+    np.testing.assert_array_equal(traj["omd"][:, 0], omd_initial_conditions())
+    np.testing.assert_array_equal(traj["ogd"][:, 0], ogd_initial_conditions())
+    np.testing.assert_allclose(losses["ogd"], loss_value("tan", np.exp(traj["ogd"])), rtol=0)
+    np.testing.assert_array_equal(losses["bm"], np.abs(loss_value("tan", traj["bm"])))
+    assert iterates.initial_conditions["bm"].shape == (25, 2, 2)
     # OMD/OGD decrease the loss monotonically; BM drives |f| to 0.
-    assert np.all(np.diff(tan.losses["omd"], axis=1) <= 0)
-    assert tan.losses["bm"][:, -1].max() < 1e-12
+    assert np.all(np.diff(losses["omd"], axis=1) <= 0)
+    assert losses["bm"][:, -1].max() < 1e-12
+    # The loss curves in results.json are those of the iterates.
+    curve = tan.content["loss"]["ogd"]
+    np.testing.assert_allclose(curve["mean"], losses["ogd"].mean(0), rtol=0, atol=0)
+    np.testing.assert_allclose(curve["max"], losses["ogd"].max(0), rtol=0, atol=0)
+    assert curve["final_mean"] == float(losses["ogd"][:, -1].mean()) and curve["n_runs"] == 25
 
 
-def test_reproduction_spectra_match_the_published_outcome(tan):
-    omd, ogd, bm = (tan.spectra[m] for m in ("omd", "ogd", "bm"))
-    for spec in (omd, ogd):
+def test_reproduction_spectra_match_the_published_outcome(tan, iterates):
+    omd, ogd, bm = (_pooled(tan, m) for m in ("omd", "ogd", "bm"))
+    for eig in (omd, ogd):
         # Paper: "they consist only of real, positive eigenvalues". Measured: 10 real values in
         # [0.546, 1.0007] for both.
-        assert len(spec) == 10
-        assert np.abs(spec.eigenvalues.imag).max() < 1e-10
-        assert spec.eigenvalues.real.min() > 0.4
-        assert np.abs(spec.eigenvalues).max() < 1.01
+        assert len(eig) == 10
+        assert np.abs(eig.imag).max() < 1e-10
+        assert eig.real.min() > 0.4
+        assert np.abs(eig).max() < 1.01
     # Paper: BM's spectrum has complex pairs. Measured: 2 pairs, |Im| 0.24 and 0.39.
-    assert (np.abs(bm.eigenvalues.imag) > 0.1).sum() >= 2
-    d = tan.wasserstein
-    # Measured W_1: OMD-OGD 0.0101, OMD-BM 0.701, OGD-BM 0.693. Margins: 3x on the small one,
+    assert (np.abs(bm.imag) > 0.1).sum() >= 2
+    d = tan.content["comparison"]["all"]["pooled_distances"]
+    # Measured W_1: OMD-OGD 0.0081, OMD-BM 0.675, OGD-BM 0.681. Margins: 3x on the small one,
     # 30 % on the large ones, and the qualitative claim (BM ~70x farther) as a ratio > 20.
     assert d["omd-ogd"] < 0.03
     assert d["omd-bm"] > 0.5 and d["ogd-bm"] > 0.5
     assert min(d["omd-bm"], d["ogd-bm"]) > 20 * d["omd-ogd"]
     assert d["omd-ogd"] == pytest.approx(wasserstein(omd, ogd))
-    # The spectrum is the one koopman_spectrum gives on the stacked runs (no extra math here).
-    direct = koopman_spectrum(tan.trajectories["ogd"], delays=4, rank=10, method="rrr")
-    np.testing.assert_allclose(direct.eigenvalues, ogd.eigenvalues, atol=1e-12)
+    # The spectra are the ones koopman_spectrum gives on the stacked runs (no extra math here):
+    # all 25 runs, and each group of initial conditions (the spectra the test compares).
+    direct = koopman_spectrum(iterates.trajectories["ogd"], delays=4, rank=10, method="rrr")
+    np.testing.assert_allclose(direct.eigenvalues, ogd, atol=1e-12)
+    groups = initial_condition_groups(5)
+    assert len(tan.spectra["bm"]) == 5 and tan.content["sections"]["groups"] == [list(g) for g in groups]
+    for g, spec in zip(groups, tan.spectra["omd"]):
+        direct = koopman_spectrum(iterates.trajectories["omd"][list(g)], delays=4, rank=10)
+        np.testing.assert_allclose(direct.eigenvalues, spec.eigenvalues, atol=1e-12)
 
 
 def test_reproduction_tests_and_verdicts(tan):
-    p = tan.pvalues
+    p = _pvalues(tan)
+    cmp = tan.content["comparison"]
     # 5 vs 5 group spectra: all 252 relabelings enumerated, smallest p = 2/252. Measured:
     # OMD-OGD 0.452, both BM pairs 0.0079 (the smallest attainable).
     assert p["omd-ogd"] > 0.2
-    assert p["omd-bm"] < 0.05 and p["ogd-bm"] < 0.05
-    assert all(tan.permutation[k]["exact"] for k in tan.pair_keys)
-    assert tan.conjugate == {"omd-ogd": True, "omd-bm": False, "ogd-bm": False}
-    # Paper's shuffle control: 25 % (OMD-OGD) vs 0 % (BM pairs); measured 23 %, 0 %, 3 %.
-    f = tan.shuffle_fractions
+    assert p["omd-bm"] == pytest.approx(2 / 252) and p["ogd-bm"] == pytest.approx(2 / 252)
+    tests = cmp[cmp["verdict_uses"]]["permutation_tests"]
+    assert all(tests[k]["exact"] and tests[k]["pvalue"] == p[k] for k in p)
+    assert _verdicts(tan) == {"omd-ogd": "conjugate", "omd-bm": "not conjugate",
+                              "ogd-bm": "not conjugate"}
+    # Paper's shuffle control: 25 % (OMD-OGD) vs 0 % (BM pairs); measured 15 %, 2 %, 3 %.
+    f = {k: v["fraction"] for k, v in cmp["all"]["shuffle_control"].items()}
     assert f["omd-ogd"] > 0.1
     assert max(f["omd-bm"], f["ogd-bm"]) < 0.1
-    assert len(tan.group_spectra["bm"]) == 5
-    assert tan.exact_root_steps is not None and (tan.exact_root_steps >= 0).sum() >= 15
+    assert tan.content["sections"]["bisection"]["runs_with_exact_root"] >= 15
+    assert [(c.claim, c.holds) for c in tan.claims] == [
+        ("OMD and OGD are conjugate", True),
+        ("the OMD and OGD spectra consist only of real, positive eigenvalues", True),
+        ("bisection is not conjugate to OMD or OGD", True)]
 
 
 def test_quartic_has_no_bisection(quartic):
-    assert quartic.methods == ("omd", "ogd")
-    assert set(quartic.spectra) == {"omd", "ogd"} and quartic.exact_root_steps is None
-    assert list(quartic.wasserstein) == ["omd-ogd"]
-    # Measured W_1 0.0057, p 0.46 (fig. S1: overlapping real spectra).
-    assert quartic.wasserstein["omd-ogd"] < 0.03
-    assert quartic.conjugate == {"omd-ogd": True}
+    assert list(quartic.spectra) == ["omd", "ogd"]
+    assert "bisection" not in quartic.content["sections"]
+    d = quartic.content["comparison"]["all"]["pooled_distances"]
+    assert list(d) == ["omd-ogd"]
+    # Measured W_1 0.0066, p 0.452 (fig. S1: overlapping real spectra).
+    assert d["omd-ogd"] < 0.03
+    assert _verdicts(quartic) == {"omd-ogd": "conjugate"}
+    assert _pvalues(quartic)["omd-ogd"] > 0.2
     for m in ("omd", "ogd"):
-        assert np.abs(quartic.spectra[m].eigenvalues.imag).max() < 1e-10
-    d = opt.results_to_dict(quartic)
-    assert set(d["eigenvalues"]) == {"omd", "ogd"} and "bisection" not in d
+        assert np.abs(_pooled(quartic, m).imag).max() < 1e-10
+    assert [c.holds for c in quartic.claims] == [True, True]
+    assert quartic.content["sections"]["figure"] == "fig. S1"
+    validate(quartic.content)
 
 
 def test_run_is_deterministic_given_a_seed():
     # Small settings: 50 < 252 permutations makes the test a Monte Carlo one, so the seed matters.
     cfg = OptimizerConfig(n_steps=20, n_shuffles=20, n_permutations=50, seed=3)
     r1, r2 = run(cfg), run(cfg)
-    assert r1.shuffle_fractions == r2.shuffle_fractions
-    assert r1.pvalues == r2.pvalues
-    for m in r1.methods:
-        np.testing.assert_array_equal(r1.spectra[m].eigenvalues, r2.spectra[m].eigenvalues)
+    c1, c2 = r1.content["comparison"], r2.content["comparison"]
+    assert c1["all"]["shuffle_control"] == c2["all"]["shuffle_control"]
+    assert c1["verdicts"] == c2["verdicts"]
+    assert not c1["all"]["permutation_tests"]["omd-ogd"]["exact"]
+    for m in r1.spectra:
+        np.testing.assert_array_equal(_pooled(r1, m), _pooled(r2, m))
 
 
-def test_results_to_dict_is_json(tan, tmp_path):
-    d = opt.results_to_dict(tan)
-    text = json.dumps(d, allow_nan=False)
-    back = json.loads(text)
-    assert set(back["eigenvalues"]) == {"omd", "ogd", "bm"}
-    assert set(back["wasserstein"]) == {"omd-ogd", "omd-bm", "ogd-bm"}
+def test_results_json_validates_against_the_schema(tmp_path):
+    res = run(OptimizerConfig(), out=tmp_path)
+    back = json.loads((tmp_path / "results.json").read_text())
+    validate(back)
+    assert back["schema"] == "conjugacy.results/2" and back["experiment"] == "optimizers"
+    assert set(back["pooled_spectra"]) == set(back["spectra"]) == {"omd", "ogd", "bm"}
     assert back["settings"]["delays"] == 4 and back["settings"]["rank"] == 10
-    pairs = np.array(back["eigenvalues"]["bm"])
-    np.testing.assert_array_equal(pairs[:, 0] + 1j * pairs[:, 1], tan.spectra["bm"].eigenvalues)
-    assert back["verdicts"]["omd-ogd"] == "conjugate"
-    assert back["package"]["conjugacy"]
+    assert back["config"] == OptimizerConfig().to_dict()
+    np.testing.assert_array_equal(_pooled(res, "bm"), np.array(
+        [complex(*p) for p in back["pooled_spectra"]["bm"][0]["eigenvalues"]]))
+    assert back["comparison"] == json.loads(json.dumps(res.content["comparison"]))
+    assert back["provenance"]["package"]["conjugacy"]
+    assert sorted(back["figures"]) == sorted(f"{n}.{e}" for n in
+                                             ("trajectories", "losses", "eigenvalues", "overview")
+                                             for e in ("png", "svg"))
+    with np.load(tmp_path / back["files"]["trajectories"], allow_pickle=False) as z:
+        assert z["bm"].shape == (25, 100, 2) and z["bm_initial"].shape == (25, 2, 2)
 
 
-def test_save_results_rejects_a_file_as_folder(tan, tmp_path):
+def test_run_rejects_a_file_as_folder(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(NotADirectoryError, match="exists and is not a folder"):
-        opt.save_results(tan, f)
+        run(OptimizerConfig(), out=f)
     with pytest.raises(NotADirectoryError):
-        opt.save_results(tan, f / "sub")
+        run(OptimizerConfig(), out=f / "sub")
+
+
+@pytest.mark.parametrize("n_groups, expected", [
+    (3, {"omd-ogd": "undecided", "omd-bm": "undecided", "ogd-bm": "undecided"}),
+    (5, {"omd-ogd": "conjugate", "omd-bm": "not conjugate", "ogd-bm": "not conjugate"}),
+])
+def test_one_verdict_per_pair_everywhere(n_groups, expected, tmp_path, capsys, monkeypatch):
+    # Issue 19, item 1: with 3 groups (smallest p = 2/20 = 0.1 > alpha) results.json said
+    # "conjugate" at the top level and "undecided" in comparison.verdicts, and the CLI printed
+    # "conjugate" for bisection. Now: comparison.verdicts, Results, the claims, the report and the
+    # CLI all say the same, and nothing else in results.json holds a verdict.
+    from conjugacy.cli.summaries import print_optimizers
+
+    res = run(OptimizerConfig(n_groups=n_groups), out=tmp_path)
+    content = json.loads((tmp_path / "results.json").read_text())
+    validate(content)
+    assert {k: v["verdict"] for k, v in content["comparison"]["verdicts"].items()} == expected
+    if n_groups == 3:
+        assert all(v["min_pvalue"] == pytest.approx(0.1) for v in
+                   content["comparison"]["verdicts"].values())
+
+    def verdict_keys(obj, path=()):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k in ("verdict", "verdicts") and path[:1] != ("comparison",):
+                    yield (*path, k)
+                yield from verdict_keys(v, (*path, k))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                yield from verdict_keys(v, (*path, i))
+
+    assert list(verdict_keys(content)) == []
+    assert res.verdicts == expected
+    assert {r["pair"]: r["verdict"] for r in report_verdicts(content)} == expected
+    holds = {"conjugate": True, "not conjugate": True, "undecided": None}
+    claims = {c["claim"]: c["holds"] for c in content["claims"]}
+    assert claims["OMD and OGD are conjugate"] is holds[expected["omd-ogd"]]
+    assert claims["bisection is not conjugate to OMD or OGD"] is holds[expected["omd-bm"]]
+    monkeypatch.setenv("COLUMNS", "250")
+    print_optimizers(res, tmp_path)
+    printed = capsys.readouterr().out
+    rows = {ln.split("│")[1].strip(): ln.split("│")[-2].strip()
+            for ln in printed.splitlines() if ln.startswith(("│ OMD-", "│ OGD-"))}
+    assert rows == {k.upper(): v for k, v in expected.items()}
+    word = {True: "holds", None: "undecided"}
+    assert f"claim: bisection is not conjugate to OMD or OGD -- {word[holds[expected['omd-bm']]]}" \
+        in printed
 
 
 # ----- conjugacy.results -------------------------------------------------------------------------
@@ -342,7 +437,7 @@ def test_write_json_is_atomic_and_strict(tmp_path):
 
 
 def test_spectrum_to_dict_and_package_info(tan):
-    d = spectrum_to_dict(tan.spectra["omd"])
+    d = spectrum_to_dict(tan.spectra["omd"][0])  # the spectrum of group 0
     assert d["rank"] == 10 and d["method"] == "rrr" and len(d["eigenvalues"]) == 10
     assert d["residuals_informative"] is False
     assert len(d["data_residuals"]) == 10  # the ResDMD residuals the filter and reports use

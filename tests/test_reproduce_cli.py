@@ -115,7 +115,7 @@ def test_every_reproduce_command_refuses_a_file_as_out_with_exit_2(name, tmp_pat
 def test_reproduce_optimizers_run_errors_exit_2_not_1(tmp_path, monkeypatch):
     import conjugacy.experiments.optimizers as optimizers
 
-    def broken(config):
+    def broken(config, out=None):
         raise ValueError("the spectra could not be fitted")
 
     monkeypatch.setattr(optimizers, "run", broken)

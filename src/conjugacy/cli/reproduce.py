@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -253,7 +252,7 @@ def _cnn(v: dict[str, Any]) -> None:
     config = _config(cnn.CNNConfig.preset, v["scale"], **overrides)
     result = _run(cnn.run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
-    print_cnn(result.summary, out)
+    print_cnn(result.content, out)
 
 
 def _optimizers(v: dict[str, Any]) -> None:
@@ -270,11 +269,7 @@ def _optimizers(v: dict[str, Any]) -> None:
         f"delays={config.delays}, rank={config.rank}, eta={config.eta}, T={config.n_steps}, "
         f"25 initial conditions per optimizer)"
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        results = _run(optimizers.run, config)
-        written = _run(optimizers.save_results, results, out)
-    print_optimizers(results, written, caught, optimizers.VERDICT_RULE)
+    print_optimizers(_run(optimizers.run, config, out), out)
 
 
 def _spectral_dynamics(v: dict[str, Any]) -> None:

@@ -118,85 +118,57 @@ def print_cnn(summary: dict[str, Any], out: Path) -> None:
     console.print(f"wall time {t['total']:.1f} s; results in {out}")
 
 
-def print_optimizers(results: Any, written: dict[str, Any], caught: list[Any],
-                     verdict_rule: str) -> None:
-    """The spectra and pairwise-comparison tables, the claims, notes and the files written."""
+def print_optimizers(results: Any, out: Path) -> None:
+    """The spectra and pairwise-comparison tables, the verdicts and claims the results hold, the
+    warnings and the files written (everything read from ``results.content``)."""
     console = Console()
-    config = results.config
+    c = results.content
+    cmp = c["comparison"]
     spectra = Table(title="Koopman spectra (all 25 runs)", title_justify="left")
     for col in ("optimizer", "eigenvalues", "complex", "max |lambda|", "min |lambda|"):
         spectra.add_column(col, justify="left" if col == "optimizer" else "right")
-    for m in results.methods:
-        eig = results.spectra[m].eigenvalues
-        n_complex = int((abs(eig.imag) > 1e-12).sum())
-        spectra.add_row(
-            m.upper(), str(eig.size), str(n_complex), f"{abs(eig).max():.4f}", f"{abs(eig).min():.4f}"
-        )
+    for m, (s,) in c["pooled_spectra"].items():
+        mods = [abs(complex(re, im)) for re, im in s["eigenvalues"]]
+        n_complex = sum(abs(im) > 1e-12 for _, im in s["eigenvalues"])
+        spectra.add_row(m.upper(), str(len(mods)), str(n_complex), f"{max(mods):.4f}",
+                        f"{min(mods):.4f}")
     console.print(spectra)
-
+    p = c["statistics"]["p"]
     table = Table(title="Pairwise comparison", title_justify="left")
     table.add_column("pair")
-    table.add_column(f"W_{config.p:g} all", justify="right")
-    filtered = results.comparison.get("filtered")
-    if filtered is not None:
-        table.add_column(f"W_{config.p:g} filtered", justify="right")
-    table.add_column("shuffles >= true\n(paper's control)", justify="right")
-    table.add_column("permutation p", justify="right")
+    table.add_column(f"W_{p:g} all", justify="right")
+    if cmp["filtered"] is not None:
+        table.add_column(f"W_{p:g} filtered", justify="right")
+    for col in ("shuffles >= true\n(paper's control)", "permutation p"):
+        table.add_column(col, justify="right")
     table.add_column("verdict")
-    for key in results.pair_keys:
-        ok = results.conjugate[key]
-        cells = [key.upper(), f"{results.wasserstein[key]:.4f}"]
-        if filtered is not None:
-            cells.append(f"{filtered['pooled_distances'][key]:.4f}")
-        table.add_row(
-            *cells,
-            f"{100 * results.shuffle_fractions[key]:.0f} %",
-            f"{results.pvalues[key]:.3f}",
-            "[green]conjugate[/green]" if ok else "[red]not conjugate[/red]",
-        )
+    colour = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
+    for key, v in cmp["verdicts"].items():
+        cells = [key.upper(), f"{cmp['all']['pooled_distances'][key]:.4f}"]
+        if cmp["filtered"] is not None:
+            cells.append(f"{cmp['filtered']['pooled_distances'][key]:.4f}")
+        cells += [f"{100 * cmp['all']['shuffle_control'][key]['fraction']:.0f} %",
+                  "-" if v["pvalue"] is None else f"{v['pvalue']:.3f}",
+                  f"[{colour[v['verdict']]}]{v['verdict']}[/]"]
+        table.add_row(*cells)
     console.print(table)
-    for line in optimizer_claims(results):
-        console.print(line, highlight=False)
-    console.print(f"Verdict rule: {verdict_rule} (alpha = {config.alpha}); verdicts use the "
-                  f"{results.comparison['verdict_uses']} spectra.")
+    print_claims(c)
+    console.print(f"Verdict rule: {cmp['verdict_rule']} (alpha = {cmp['alpha']}).")
     console.print(
         "The paper's shuffle control counts only ties (a shuffle can never exceed the true "
         "distance); it is shown for comparison with the paper, not used for the verdict."
     )
-    if results.exact_root_steps is not None:
-        hits = results.exact_root_steps[results.exact_root_steps >= 0]
-        if hits.size:
-            console.print(
-                f"BM: {hits.size} of 25 runs reach an exact root (f(z) == 0) at steps "
-                f"{hits.min()}-{hits.max()}; the iterate is then held at the root."
-            )
-    notes = list(results.notes) + sorted({str(w.message) for w in caught})
-    for note in notes:
+    hits = [s for s in c["sections"].get("bisection", {}).get("exact_root_steps", []) if s >= 0]
+    if hits:
+        console.print(f"BM: {len(hits)} of 25 runs reach an exact root (f(z) == 0) at steps "
+                      f"{min(hits)}-{max(hits)}; the iterate is then held at the root.")
+    for note in c["warnings"]:
         console.print(f"[yellow]note:[/yellow] {note}")
-    figures = sorted({p.with_suffix("") for p in written["figures"]})
-    console.print(f"Results: {written['results'][0]}")
-    console.print(f"Trajectories: {written['trajectories'][0]}")
-    console.print("Figures (.png and .svg): " + ", ".join(str(p) for p in figures))
+    figures = sorted({str(out / Path(f).with_suffix("")) for f in c["figures"]})
+    console.print(f"Results: {out / 'results.json'}")
+    console.print(f"Trajectories: {out / c['files']['trajectories']}")
+    console.print("Figures (.png and .svg): " + ", ".join(figures))
 
-
-def optimizer_claims(results: Any) -> list[str]:
-    """The paper's claims about fig. 2 / S1, one line each: holds or does not hold, with numbers
-    (the same permutation-test verdicts as the table)."""
-    def word(ok: bool) -> str:
-        return "[green]holds[/green]" if ok else "[red]does not hold[/red]"
-
-    out = []
-    if "omd-ogd" in results.conjugate:
-        ok = bool(results.conjugate["omd-ogd"])
-        out.append(f"claim: OMD and OGD are conjugate -- {word(ok)} (W1 "
-                   f"{results.wasserstein['omd-ogd']:.4f}, p = {results.pvalues['omd-ogd']:.3f})")
-    bm = [k for k in results.conjugate if "bm" in k]
-    if bm:
-        ok = all(not results.conjugate[k] for k in bm)
-        nums = ", ".join(f"{k.upper()} W1 {results.wasserstein[k]:.3f} p = {results.pvalues[k]:.3f}"
-                         for k in bm)
-        out.append(f"claim: bisection is not conjugate to OMD or OGD -- {word(ok)} ({nums})")
-    return out
 
 
 def _word(ok: bool | None) -> str:

@@ -1,66 +1,39 @@
 """Conjugate optimizers: online mirror descent, online gradient descent and bisection.
 
 Reproduces Redman et al. (NeurIPS 2024), sec. 4.1, fig. 2 (``f(x) = sum tan x_i``) and fig. S1
-(``f(x) = sum x_i^4``), appendix A, with the configuration as published (SPEC section 5A):
-``d = 2``, ``eta = 0.01``, ``T = 100`` iterates (the initial condition and 99 updates), 25 initial
-conditions per optimizer, float64 throughout.
+(``f(x) = sum x_i^4``), appendix A, as published (SPEC section 5A): ``d = 2``, ``eta = 0.01``,
+``T = 100`` iterates (the initial condition and 99 updates), 25 initial conditions per optimizer,
+float64 throughout.
 
-The optimizers
---------------
-- **OMD** (online mirror descent, log-barrier regulariser ``R(x) = -sum log x_i``):
-  ``y_i = 1 / (1/x_i + eta f'(x_i))``, then the Bregman projection onto ``K = [0.01, 1]^2``. For
-  this separable ``R`` and a box, ``D_R(y || x) = sum_i [-log y_i + log x_i + (y_i - x_i)/x_i]``
-  is a sum of one-dimensional convex terms minimised at ``y_i = x_i``, so the projection is
-  exactly a clip (the reference code calls a numerical optimiser for it).
-- **OGD** (online gradient descent on the reparametrised loss ``f(exp(u))``):
-  ``u_i' = u_i - eta exp(u_i) f'(exp(u_i))``, Euclidean projection (a clip) onto
-  ``K' = q^-1(K) = [log 0.01, 0]^2`` (the paper rounds ``log 0.01`` to -4.6). ``q(u) = exp(u)`` is
-  the conjugacy (in continuous time both flows are ``x' = -x^2 f'(x)``).
-- **BM** (bisection; ``tan`` only, because ``sum x^4`` never changes sign). How the paper's
-  algorithm reads in two dimensions: ``a, b, z`` are vectors of ``R^2`` and the test is on the
-  *scalar* loss ``f(z) = tan z_1 + tan z_2`` (Algorithm 3 compares ``f[z(t)] < 0`` and the text
-  defines ``f = sum tan``; the reference code does exactly this). Each step replaces the whole
-  vector ``a`` or ``b`` by ``z``, i.e. it bisects the segment from ``a(0)`` to ``b(0)``, on which
-  ``f`` is strictly increasing (``b(0) > a(0)`` componentwise and ``tan`` is increasing on
-  ``K'' = [-4/3, 8/7]^2``), so the root on that segment is unique, as appendix A.2 requires. A
-  per-coordinate reading (``tan z_i`` tested separately) was ruled out: it never meets an exact
-  root in 100 steps, whereas the published setting hits ``f(z) == 0`` exactly after 52-57 steps in
-  20 of the 25 runs, which is what the reference code and SPEC 5A describe.
-- **After an exact root.** Once ``f(z) == 0`` exactly, the interval collapses: ``a = b = z``, and
-  the iterate stays at ``z`` (a fixed point) for the remaining steps. Algorithm 3 taken literally
-  would move away from the root again (its ``else`` branch sets ``b = z`` on ``f(z) == 0``), and
-  the reference code stops and leaves zeros in the rest of the trajectory, an artificial jump to a
-  point that is not a root of ``f`` on the segment; neither describes the dynamics of bisection.
+- **OMD** (log-barrier regulariser ``R(x) = -sum log x_i``): ``y_i = 1 / (1/x_i + eta f'(x_i))``,
+  then the Bregman projection onto ``K = [0.01, 1]^2``, which for this separable ``R`` and a box
+  is exactly a clip (``D_R(y || x)`` is a sum of 1-D convex terms minimised at ``y_i = x_i``).
+- **OGD** on ``f(exp(u))``: ``u_i' = u_i - eta exp(u_i) f'(exp(u_i))``, clipped to
+  ``K' = q^-1(K) = [log 0.01, 0]^2``; ``q(u) = exp(u)`` is the conjugacy (in continuous time both
+  flows are ``x' = -x^2 f'(x)``).
+- **BM** (bisection; ``tan`` only, ``sum x^4`` never changes sign): ``a, b, z`` are vectors and the
+  test is on the *scalar* loss ``f(z) = tan z_1 + tan z_2`` (Algorithm 3 and the reference code),
+  so each step bisects the segment from ``a(0)`` to ``b(0)``, on which ``f`` is strictly
+  increasing: the root is unique (appendix A.2). The published setting hits ``f(z) == 0`` exactly
+  after 52-57 steps in 20 of 25 runs; the bracket then collapses (``a = b = z``) and ``z`` stays
+  put (Algorithm 3 taken literally would leave the root; the reference code pads with zeros).
 
-The Koopman step
-----------------
-Observables are the iterates themselves (for OGD ``u``, not ``exp(u)``), 4 delays (10 observables),
-DMD (``method``, DMD-RRR by default) on the 25 trajectories stacked without joining them, all 10
-eigenvalues kept (``rank = 10``). With as many modes as observables the residuals are ~0 whatever
-the eigenvalues (``Spectrum.residuals_informative`` is False): they carry no information here.
+The Koopman step: the iterates themselves (for OGD ``u``, not ``exp(u)``), 4 delays (10
+observables), DMD-RRR, all 10 eigenvalues (``rank = 10``; their residuals are ~0 whatever the
+eigenvalues, so they carry no information here). The 25 initial conditions of each optimizer are
+split into 5 groups of 5 by the diagonals of the 5 x 5 grid (:func:`initial_condition_groups`);
+each group gives one spectrum, and the analysis pipeline (:func:`conjugacy.analysis.summarize`)
+compares the 5 group spectra of each pair of optimizers by the permutation test (252 relabelings:
+the smallest p is 1/126) with the package's one verdict rule (:func:`conjugacy.stats.verdict`:
+"undecided" when no p below alpha is attainable, e.g. with 3 groups). ``W_p`` between the spectra
+of all 25 runs and the paper's shuffle control (which only counts ties) are reported beside it.
 
-Distances: Wasserstein ``W_p`` (default ``p = 1``, as the reference code) between the spectra of
-each pair of optimizers, and the paper's shuffle control (which, as SPEC section 4 explains, only
-counts ties and cannot show a difference). Inference uses a permutation test on *groups* of
-spectra: the 25 initial conditions of each optimizer are split into 5 disjoint groups of 5 by the
-diagonals of the 5 x 5 grid (group ``k`` holds the grid points ``(i, j)`` with
-``(i + j) mod 5 == k``, so every group contains each value of each coordinate exactly once and the
-groups are as alike as a split can make them); each group gives one spectrum, and
-:func:`conjugacy.stats.conjugacy_test` compares the 5 spectra of one optimizer with the 5 of another
-(all 252 relabelings enumerated: the smallest attainable p-value is 2/252 = 1/126 ~ 0.008).
-
-Verdict rule: a pair is reported *not conjugate* when the permutation test rejects at level
-``alpha`` (default 0.05), and *conjugate* (more precisely: no evidence against conjugacy)
-otherwise.
-
-Loss curves: ``f(x)`` for OMD, ``f(exp(u))`` for OGD (the two are the same loss seen through the
-conjugacy), and ``|f(z)|`` for BM (the residual of the root search; this is what the reference
-code plots in fig. 2B, since ``f(z)`` itself changes sign).
+Loss curves: ``f(x)`` for OMD, ``f(exp(u))`` for OGD (one loss seen through the conjugacy), and
+``|f(z)|`` for BM (the residual of the root search, as the reference code plots in fig. 2B).
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -80,40 +53,25 @@ from .._checks import (
     check_choice,
     check_finite,
     check_int,
+    check_out_dir,
     check_positive_float,
     validate,
 )
+from ..analysis import Claim, Results, summarize
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
 
 __all__ = [
-    "BM_BOX",
-    "LOSSES",
-    "METHODS",
-    "OGD_BOX",
-    "OMD_BOX",
-    "OptimizerConfig",
-    "OptimizerResults",
-    "bisection_initial_conditions",
-    "bisection_trajectory",
-    "exact_root_step",
-    "initial_condition_groups",
-    "loss_gradient",
-    "loss_value",
-    "make_figures",
-    "ogd_initial_conditions",
-    "ogd_trajectory",
-    "omd_initial_conditions",
-    "omd_trajectory",
-    "prepare_output_dir",
-    "results_to_dict",
-    "run",
-    "save_results",
+    "BM_BOX", "EXAMPLE_RUN", "LOSSES", "METHODS", "OGD_BOX", "OMD_BOX", "Iterates",
+    "OptimizerConfig", "bisection_initial_conditions", "bisection_trajectory", "claims",
+    "exact_root_step", "fit_spectra", "initial_condition_groups", "loss_gradient",
+    "loss_value", "ogd_initial_conditions", "ogd_trajectory", "omd_initial_conditions",
+    "omd_trajectory", "run", "simulate",
 ]
 
 #: Losses of the paper: ``"tan"`` is ``f(x) = sum tan x_i`` (fig. 2), ``"quartic"`` is
 #: ``f(x) = sum x_i^4`` (fig. S1).
 LOSSES = ("tan", "quartic")
-#: The three optimizers, in the order used everywhere (keys of every result dict).
+#: The three optimizers, in the order used everywhere (the conditions of the comparison).
 METHODS = ("omd", "ogd", "bm")
 #: ``K = [0.01, 1]`` per coordinate (OMD).
 OMD_BOX = (0.01, 1.0)
@@ -485,60 +443,29 @@ class OptimizerConfig:
         return asdict(self)
 
 
+# ----- the experiment ---------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
-class OptimizerResults:
-    """Everything :func:`run` computed. Dict keys are optimizer names (``"omd"``, ``"ogd"``,
-    ``"bm"``) or pairs (``"omd-ogd"``, ...); arrays are read-only.
+class Iterates:
+    """What the optimizers did from their 25 initial conditions; dict keys are optimizer names
+    (``"omd"``, ``"ogd"``, ``"bm"``); arrays are read-only.
 
     Attributes
     ----------
-    config : OptimizerConfig
     initial_conditions : dict of ndarray
         ``"omd"``: x(0) (25, 2); ``"ogd"``: u(0) (25, 2); ``"bm"``: (25, 2, 2), axis 1 is
         ``(a(0), b(0))``.
     trajectories : dict of ndarray (25, n_steps, 2)
-        The iterates x, u, z.
+        The iterates x, u, z (the observables of the Koopman step).
     losses : dict of ndarray (25, n_steps)
         ``f(x)``, ``f(exp(u))``, ``|f(z)|``.
-    spectra : dict of Spectrum
-        Koopman spectra of all 25 runs of each optimizer.
-    groups : tuple of tuples of int
-        Run indices of each group (:func:`initial_condition_groups`).
-    group_spectra : dict of tuple of Spectrum
-        One spectrum per group, per optimizer.
-    wasserstein : dict of float
-        ``W_p`` between the full spectra (all eigenvalues), per pair.
-    shuffle : dict of dict
-        The paper's shuffle control on the full spectra (all eigenvalues), per pair (see its
-        caveat): ``fraction``, ``n_shuffles``, ``true_distance``.
-    permutation : dict of dict
-        Permutation test on the group spectra, per pair, on the spectra the verdicts use
-        (``comparison["verdict_uses"]``): ``statistic``, ``pvalue``, ``n_permutations``,
-        ``exact`` (and ``effect_size``, ``min_pvalue`` when the statistics provide them).
-    comparison : dict
-        The whole :func:`conjugacy.analysis.compare_conditions` result: all-eigenvalue and
-        residual-filtered comparisons, verdicts.
     exact_root_steps : ndarray of int (25,) or None
-        BM only: first step at which ``f(z) == 0`` exactly, -1 if never.
-    notes : tuple of str
-        Things worth knowing about the run, e.g. spectra whose numerical rank was below the
-        requested ``rank`` (then only the resolvable eigenvalues are kept, see
-        :func:`conjugacy.koopman_spectrum`).
+        BM only: the first step at which ``f(z) == 0`` exactly, -1 if never.
     """
 
-    config: OptimizerConfig
     initial_conditions: dict[str, np.ndarray]
     trajectories: dict[str, np.ndarray]
     losses: dict[str, np.ndarray]
-    spectra: dict[str, Spectrum]
-    groups: tuple[tuple[int, ...], ...]
-    group_spectra: dict[str, tuple[Spectrum, ...]]
-    wasserstein: dict[str, float]
-    shuffle: dict[str, Any]
-    permutation: dict[str, Any]
-    comparison: dict[str, Any]
     exact_root_steps: np.ndarray | None = None
-    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for mapping in (self.initial_conditions, self.trajectories, self.losses):
@@ -547,64 +474,21 @@ class OptimizerResults:
         if self.exact_root_steps is not None:
             self.exact_root_steps.setflags(write=False)
 
-    @property
-    def methods(self) -> tuple[str, ...]:
-        return self.config.methods
-
-    @property
-    def pair_keys(self) -> tuple[str, ...]:
-        return tuple(f"{a}-{b}" for a, b in self.config.pairs)
-
-    @property
-    def shuffle_fractions(self) -> dict[str, float]:
-        """Fraction of shuffles with distance >= the true one, per pair (the paper's number)."""
-        return {k: float(v["fraction"]) for k, v in self.shuffle.items()}
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        """Permutation-test p-values, per pair (on the spectra the verdicts use)."""
-        return {k: float(v["pvalue"]) for k, v in self.permutation.items()}
-
-    @property
-    def conjugate(self) -> dict[str, bool]:
-        """Verdict per pair: True (conjugate, i.e. no evidence against it) when the permutation
-        p-value is >= ``config.alpha``; False (not conjugate) when it is below."""
-        return {k: bool(p >= self.config.alpha) for k, p in self.pvalues.items()}
-
 
 def _stack(fn: Callable[..., np.ndarray], *args: np.ndarray, **kwargs: Any) -> np.ndarray:
     return np.stack([fn(*row, **kwargs) for row in zip(*args)])
 
 
-def run(config: OptimizerConfig | None = None) -> OptimizerResults:
-    """Run the optimizer experiment: trajectories, Koopman spectra, distances and tests.
-
-    Parameters
-    ----------
-    config : OptimizerConfig, default ``OptimizerConfig()`` (the paper's fig. 2)
-
-    Returns
-    -------
-    OptimizerResults
-    """
-    from ..analysis import compare_conditions
-
-    if config is None:
-        config = OptimizerConfig()
-    if not isinstance(config, OptimizerConfig):
-        raise TypeError(f"config must be an OptimizerConfig, got {type(config).__name__}")
+def simulate(config: OptimizerConfig) -> Iterates:
+    """The trajectories and losses of the optimizers of ``config`` from the published grids."""
     c = config
     common = {"loss": c.loss, "n_steps": c.n_steps}
     x0, u0 = omd_initial_conditions(), ogd_initial_conditions()
-    ics: dict[str, np.ndarray] = {"omd": x0, "ogd": u0}
-    trajs = {
-        "omd": _stack(omd_trajectory, x0, eta=c.eta, **common),
-        "ogd": _stack(ogd_trajectory, u0, eta=c.eta, **common),
-    }
-    losses = {
-        "omd": loss_value(c.loss, trajs["omd"]),
-        "ogd": loss_value(c.loss, np.exp(trajs["ogd"])),
-    }
+    ics = {"omd": x0, "ogd": u0}
+    trajs = {"omd": _stack(omd_trajectory, x0, eta=c.eta, **common),
+             "ogd": _stack(ogd_trajectory, u0, eta=c.eta, **common)}
+    losses = {"omd": loss_value(c.loss, trajs["omd"]),
+              "ogd": loss_value(c.loss, np.exp(trajs["ogd"]))}
     root_steps = None
     if "bm" in c.methods:
         a0, b0 = bisection_initial_conditions()
@@ -612,223 +496,154 @@ def run(config: OptimizerConfig | None = None) -> OptimizerResults:
         trajs["bm"] = _stack(bisection_trajectory, a0, b0, **common)
         losses["bm"] = np.abs(loss_value(c.loss, trajs["bm"]))
         root_steps = np.array([exact_root_step(z, c.loss) for z in trajs["bm"]], dtype=np.int64)
+    return Iterates(ics, trajs, losses, root_steps)
+
+
+def fit_spectra(config: OptimizerConfig, iterates: Iterates
+                ) -> tuple[dict[str, Spectrum], dict[str, list[Spectrum]], list[str]]:
+    """The spectrum of all 25 runs and of each group of runs, per optimizer, and notes.
+
+    A ``rank`` above the numerical rank is reduced by :func:`conjugacy.koopman_spectrum` (with a
+    RankWarning per spectrum); the reductions are reported once per optimizer, in the notes.
+    """
+    c = config
 
     def spectrum(runs: np.ndarray) -> Spectrum:
         return koopman_spectrum(runs, delays=c.delays, rank=c.rank, method=c.method)
 
     groups = initial_condition_groups(c.n_groups)
-    # A rank above the numerical rank is reduced by koopman_spectrum (with a RankWarning each
-    # time: up to 6 per optimizer here); the reductions are reported once, in `notes`.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankWarning)
-        spectra = {m: spectrum(trajs[m]) for m in c.methods}
-        group_spectra = {m: tuple(spectrum(trajs[m][list(g)]) for g in groups) for m in c.methods}
-    notes = []
-    for m in c.methods:
-        if c.rank is not None and spectra[m].rank < c.rank:
-            kept = sorted({s.rank for s in group_spectra[m]})
-            notes.append(
-                f"{m.upper()}: the delay-embedded data have numerical rank {spectra[m].rank} < "
-                f"rank={c.rank}, so {spectra[m].rank} eigenvalues are kept (group spectra: "
-                f"{', '.join(map(str, kept))}); the others would come from singular values below "
-                "the tolerance, i.e. rounding noise"
-            )
-
-    comparison = compare_conditions(
-        {m: list(group_spectra[m]) for m in c.methods},
-        pairs=c.pairs,
-        pooled=spectra,
-        alpha=c.alpha,
-        seed=c.seed,
-        n_permutations=c.n_permutations,
-        n_shuffles=c.n_shuffles,
-        shuffle="pooled",
-        ks=False,
-        p=c.p,
-    )
-    every = comparison["all"]
-    return OptimizerResults(
-        config=c,
-        initial_conditions=ics,
-        trajectories=trajs,
-        losses=losses,
-        spectra=spectra,
-        groups=groups,
-        group_spectra=group_spectra,
-        wasserstein=dict(every["pooled_distances"]),
-        shuffle=dict(every["shuffle_control"]),
-        permutation=dict(comparison[comparison["verdict_uses"]]["permutation_tests"]),
-        comparison=comparison,
-        exact_root_steps=root_steps,
-        notes=tuple(notes),
-    )
+        pooled = {m: spectrum(iterates.trajectories[m]) for m in c.methods}
+        per_group = {m: [spectrum(iterates.trajectories[m][list(g)]) for g in groups]
+                     for m in c.methods}
+    notes = [
+        f"{m.upper()}: the delay-embedded data have numerical rank {pooled[m].rank} < "
+        f"rank={c.rank}, so {pooled[m].rank} eigenvalues are kept (group spectra: "
+        f"{', '.join(map(str, sorted({s.rank for s in per_group[m]})))}); the others would come "
+        "from singular values below the tolerance, i.e. rounding noise"
+        for m in c.methods if c.rank is not None and pooled[m].rank < c.rank]
+    return pooled, per_group, notes
 
 
-# ----- output ----------------------------------------------------------------------------------
-VERDICT_RULE = (
-    "not conjugate if the permutation test on 5 group spectra per optimizer rejects at level "
-    "alpha (p < alpha), on the residual-filtered spectra when the engine filters (else on all "
-    "eigenvalues); otherwise conjugate (no evidence against conjugacy)"
-)
+def _claim(content: Mapping[str, Any], claim: str, pairs: list[str], expect: str) -> Claim:
+    cmp = content["comparison"]
+    words = [cmp["verdicts"][k]["verdict"] for k in pairs]
+    holds = (False if any(w not in (expect, "undecided") for w in words)
+             else True if all(w == expect for w in words) else None)
+    evidence = "; ".join(
+        f"{k.upper()}: {cmp['verdicts'][k]['verdict']}, W1 (all runs) "
+        f"{cmp['all']['pooled_distances'][k]:.4f}, p = {cmp['verdicts'][k]['pvalue']:.3g} "
+        f"({cmp['n_seeds']} groups per optimizer, {cmp['verdict_uses']} spectra)" for k in pairs)
+    return Claim(claim, holds, evidence)
 
 
-def results_to_dict(results: OptimizerResults) -> dict[str, Any]:
-    """The content of ``results.json`` (see :func:`save_results`), JSON-serialisable."""
-    from ..analysis import spectra_to_json
-    from ..results import complex_to_pairs, package_info, to_jsonable
+def claims(content: Mapping[str, Any]) -> list[Claim]:
+    """The paper's claims about fig. 2 / S1, decided on the verdicts and spectra of ``content``."""
+    out = []
+    if "omd-ogd" in content["comparison"]["verdicts"]:
+        out.append(_claim(content, "OMD and OGD are conjugate", ["omd-ogd"], "conjugate"))
+        eig = {m: np.array(content["pooled_spectra"][m][0]["eigenvalues"], float).reshape(-1, 2)
+               for m in ("omd", "ogd")}
+        real = all(np.abs(e[:, 1]).max() < 1e-10 and e[:, 0].min() > 0 for e in eig.values())
+        out.append(Claim(
+            "the OMD and OGD spectra consist only of real, positive eigenvalues", bool(real),
+            "; ".join(f"{m.upper()}: max |Im| {np.abs(e[:, 1]).max():.2g}, min Re "
+                      f"{e[:, 0].min():.3f}" for m, e in eig.items())))
+    bm = [k for k in content["comparison"]["verdicts"] if "bm" in k.split("-")]
+    if bm:
+        out.append(_claim(content, "bisection is not conjugate to OMD or OGD", bm, "not conjugate"))
+    return out
+
+
+def _sections(config: OptimizerConfig, iterates: Iterates) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "figure": "fig. 2" if config.loss == "tan" else "fig. S1",
+        "groups": [list(g) for g in initial_condition_groups(config.n_groups)],
+    }
+    if iterates.exact_root_steps is not None:
+        steps = iterates.exact_root_steps
+        out["bisection"] = {
+            "exact_root_steps": steps.tolist(), "runs_with_exact_root": int((steps >= 0).sum()),
+            "after_exact_root": "the bracket collapses to z (a = b = z); z is held fixed"}
+    return out
+
+
+def _loss_curves(iterates: Iterates) -> dict[str, Any]:
+    return {m: {"steps": list(range(v.shape[1])), "mean": v.mean(0).tolist(),
+                "std": v.std(0).tolist(), "min": v.min(0).tolist(), "max": v.max(0).tolist(),
+                "final_mean": float(v[:, -1].mean()), "n_runs": int(v.shape[0])}
+            for m, v in iterates.losses.items()}
+
+
+def _save_trajectories(out: Path, iterates: Iterates) -> Path:
+    arrays: dict[str, np.ndarray] = {}
+    for m, traj in iterates.trajectories.items():
+        arrays.update({m: traj, f"{m}_loss": iterates.losses[m],
+                       f"{m}_initial": iterates.initial_conditions[m]})
+    with atomic_open(out / "trajectories.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    return out / "trajectories.npz"
+
+
+def run(config: OptimizerConfig | None = None, out: Any = None) -> Results:
+    """Run the optimizer experiment: trajectories, Koopman spectra, comparison, claims.
+
+    Parameters
+    ----------
+    config : OptimizerConfig, default ``OptimizerConfig()`` (the paper's fig. 2)
+    out : path, optional
+        Folder for ``results.json`` (schema ``"conjugacy.results/2"``), ``trajectories.npz``
+        (per optimizer ``m``: ``m`` (25, n_steps, 2), ``m_loss``, ``m_initial``; loads with
+        ``allow_pickle=False`` and feeds ``conjugacy spectrum trajectories.npz --key m``) and the
+        figures (PNG + SVG, :mod:`conjugacy.plots.optimizers`).
+
+    Returns
+    -------
+    Results
+        ``spectra``: the group spectra per optimizer; ``content["pooled_spectra"]``: those of all
+        25 runs; the verdicts in ``content["comparison"]["verdicts"]`` (the only ones).
+    """
     from ..study import provenance
 
-    r = results
-    c = r.config
-    out: dict[str, Any] = {
-        "experiment": "optimizers",
-        "figure": "fig. 2" if c.loss == "tan" else "fig. S1",
-        "settings": c.to_dict(),
-        "package": package_info(),
-        "provenance": provenance(data={"name": "closed-form optimizer iterates",
-                                       "source": "generated (25 initial conditions per optimizer)"}),
-        "methods": list(r.methods),
-        "eigenvalues": {m: complex_to_pairs(s.eigenvalues) for m, s in r.spectra.items()},
-        "residuals": {m: to_jsonable(s.residuals) for m, s in r.spectra.items()},
-        "residuals_informative": {m: s.residuals_informative for m, s in r.spectra.items()},
-        "wasserstein": dict(r.wasserstein),
-        "shuffle_control": dict(r.shuffle),
-        "permutation_test": dict(r.permutation),
-        "comparison": r.comparison,
-        "verdicts": {k: "conjugate" if ok else "not conjugate" for k, ok in r.conjugate.items()},
-        "verdict_rule": VERDICT_RULE,
-        "groups": [list(g) for g in r.groups],
-        "group_eigenvalues": {
-            m: [complex_to_pairs(s.eigenvalues) for s in gs] for m, gs in r.group_spectra.items()
-        },
-        "spectra": {m: v[0] for m, v in spectra_to_json({m: [s] for m, s in r.spectra.items()}).items()},
-        "final_loss_mean": {m: float(v[:, -1].mean()) for m, v in r.losses.items()},
-        "notes": list(r.notes),
-    }
-    if r.exact_root_steps is not None:
-        out["bisection"] = {
-            "exact_root_steps": r.exact_root_steps.tolist(),
-            "runs_with_exact_root": int((r.exact_root_steps >= 0).sum()),
-            "after_exact_root": "the bracket collapses to z (a = b = z); z is held fixed",
-        }
-    return out
+    config = OptimizerConfig() if config is None else config
+    if not isinstance(config, OptimizerConfig):
+        raise TypeError(f"config must be an OptimizerConfig, got {type(config).__name__}")
+    c = config
+    if out is not None:
+        out = check_out_dir(out, "out")
+        out.mkdir(parents=True, exist_ok=True)
+    iterates = simulate(c)
+    pooled, per_group, notes = fit_spectra(c, iterates)
+    files = {} if out is None else {"trajectories": _save_trajectories(out, iterates).name}
+
+    def figures(results: Results, folder: Path) -> list[Path]:
+        from ..plots.optimizers import draw_all
+
+        return draw_all(folder, iterates.trajectories, iterates.losses, pooled, c.loss,
+                        EXAMPLE_RUN)
+
+    return summarize(
+        per_group, experiment="optimizers",
+        title=f"Conjugate optimizers ({'fig. 2' if c.loss == 'tan' else 'fig. S1'})",
+        question="are OMD, OGD and bisection conjugate (equivalent training dynamics)?",
+        conditions={m: _CONDITIONS[m] for m in c.methods},
+        seeds={m: [f"group {k}" for k in range(c.n_groups)] for m in c.methods},
+        observables="iterates", settings={
+            "delays": c.delays, "rank": c.rank, "method": c.method,
+            "reasoning": "as published: 4 delays of the 2-D iterates (10 observables), all 10 "
+                         "eigenvalues"},
+        stats={"alpha": c.alpha, "seed": c.seed, "n_permutations": c.n_permutations,
+               "n_shuffles": c.n_shuffles, "shuffle": "pooled", "ks": False, "p": c.p,
+               "pairs": c.pairs},
+        pooled=pooled, fields={"config": c.to_dict(), "loss": _loss_curves(iterates),
+                               "files": files},
+        sections=lambda spectra: _sections(c, iterates), claims=claims,
+        figures=figures, notes=notes, out=out,
+        provenance=provenance(data={"name": "closed-form optimizer iterates",
+                                    "source": "generated (25 initial conditions per optimizer)"}))
 
 
-def make_figures(results: OptimizerResults, example: int = EXAMPLE_RUN) -> dict[str, Any]:
-    """The figures of fig. 2 / S1 as :class:`matplotlib.figure.Figure` objects.
-
-    Returns
-    -------
-    dict
-        ``"trajectories"`` (fig. 2A: the iterates of run ``example``), ``"losses"`` (fig. 2B: mean
-        and min-max range over the 25 runs), ``"eigenvalues"`` (fig. 2C: the whole plane with the
-        unit circle, and a zoom on the real axis near 1) and ``"overview"`` (the three panels).
-    """
-    from ..plots import (
-        new_figure,
-        plot_eigenvalues,
-        plot_loss_curves,
-        plot_trajectories,
-    )
-
-    r = results
-    example = check_int(example, "example", minimum=0)
-    if example >= 25:
-        raise ValueError(f"example must be a run index in [0, 24], got {example}")
-    names = {"omd": ("x_1", "x_2"), "ogd": ("u_1", "u_2"), "bm": ("z_1", "z_2")}
-    title = r"$f(x) = \sum_i \tan x_i$" if r.config.loss == "tan" else r"$f(x) = \sum_i x_i^4$"
-    example_trajs = {m.upper(): r.trajectories[m][example] for m in r.methods}
-    feature_names = {m.upper(): names[m] for m in r.methods}
-    curves = {m.upper(): r.losses[m] for m in r.methods}
-    spectra = {m.upper(): r.spectra[m] for m in r.methods}
-
-    def draw_traj(ax: Any) -> None:
-        plot_trajectories(example_trajs, ax=ax, feature_names=feature_names)
-        ax.set_title(f"A  example trajectories (run {example})", loc="left")
-
-    def draw_loss(ax: Any) -> None:
-        plot_loss_curves(curves, ax=ax, spread="minmax")
-        ax.set_ylabel("loss (|f(z)| for BM)" if "bm" in r.methods else "loss")
-        ax.set_title("B  loss, mean and range of 25 runs", loc="left")
-
-    figs: dict[str, Any] = {}
-    fig, ax = new_figure()
-    draw_traj(ax)
-    figs["trajectories"] = fig
-    fig, ax = new_figure()
-    draw_loss(ax)
-    figs["losses"] = fig
-    fig, axes = new_figure(ncols=2, width=9.0)
-    plot_eigenvalues(spectra, ax=axes[0])
-    axes[0].set_title("C  Koopman eigenvalues", loc="left")
-    plot_eigenvalues(spectra, ax=axes[1], zoom=(0.45, 1.05, -0.06, 0.06), unit_circle=True)
-    axes[1].set_title("zoom near 1", loc="left")
-    figs["eigenvalues"] = fig
-    fig, axes = new_figure(ncols=3, width=13.0, height=3.8)
-    draw_traj(axes[0])
-    draw_loss(axes[1])
-    plot_eigenvalues(spectra, ax=axes[2])
-    axes[2].set_title("C  Koopman eigenvalues", loc="left")
-    fig.suptitle(f"Optimizer conjugacy, {title}")
-    figs["overview"] = fig
-    return figs
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, **arrays)
-    return path
-
-
-def prepare_output_dir(out: str | os.PathLike) -> Path:
-    """Create ``out`` (and its parents) as a folder; a clear error if it exists as a file.
-
-    Raises
-    ------
-    NotADirectoryError
-        If ``out`` (or one of its parents) exists and is not a folder.
-    """
-    out = Path(out)
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(
-                f"output folder {str(out)!r}: {str(parent)!r} exists and is not a folder"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def save_results(results: OptimizerResults, out: str | os.PathLike) -> dict[str, list[Path]]:
-    """Write ``results.json``, ``trajectories.npz`` and the figures (PNG + SVG) into ``out``.
-
-    ``trajectories.npz`` holds, per optimizer ``m``, ``m`` (25, n_steps, 2: the iterates, the
-    observables of the Koopman step), ``m_loss`` (25, n_steps) and ``m_initial``; it loads with
-    ``np.load(..., allow_pickle=False)`` and feeds ``conjugacy spectrum trajectories.npz --key m``.
-    Every file is written atomically; ``results.json`` is written last and lists the others.
-
-    Returns
-    -------
-    dict
-        ``{"results": [json path], "trajectories": [npz path], "figures": [png, svg, ...]}``
-    """
-    from ..plots import save_figure
-    from ..results import write_json
-
-    out = prepare_output_dir(out)
-    arrays: dict[str, np.ndarray] = {}
-    for m in results.methods:
-        arrays[m] = results.trajectories[m]
-        arrays[f"{m}_loss"] = results.losses[m]
-        arrays[f"{m}_initial"] = results.initial_conditions[m]
-    npz = _save_npz(out / "trajectories.npz", arrays)
-    figure_paths: list[Path] = []
-    figs = make_figures(results)
-    for name, fig in figs.items():
-        figure_paths.extend(save_figure(fig, out / name))
-    content = results_to_dict(results)
-    content["files"] = {
-        "trajectories": npz.name,
-        "figures": [p.name for p in figure_paths],
-    }
-    json_path = write_json(out / "results.json", content)
-    return {"results": [json_path], "trajectories": [npz], "figures": figure_paths}
+_CONDITIONS = {"omd": "online mirror descent (log barrier), iterates x",
+               "ogd": "online gradient descent on f(exp(u)), iterates u",
+               "bm": "bisection on the segment a(0)-b(0), iterates z"}
