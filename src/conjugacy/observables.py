@@ -148,13 +148,7 @@ def fit_pca_validated(
     n_components = check_int(n_components, "pca", minimum=1)
     n_feat = trajs[0].shape[1]
     n_snap = sum(t.shape[0] for t in trajs)
-    limit = min(n_snap - 1 if center else n_snap, n_feat)
-    if n_components > limit:
-        what = "n_snapshots - 1" if center else "n_snapshots"
-        raise ValueError(
-            f"pca={n_components} exceeds what the data allow: min({what}="
-            f"{n_snap - 1 if center else n_snap}, n_features={n_feat}) = {limit}"
-        )
+    check_pca(n_components, n_snap, n_feat, center)
     if n_feat > 2 * n_snap:
         comps, svals = _pca_from_gram(trajs, n_components, center)
         if comps is not None:
