@@ -11,6 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("zarr")
 pytest.importorskip("mlxtend")
 
+from conjugacy.analysis import Results, validate  # noqa: E402
 from conjugacy.experiments.cnn import CNNConfig, make_study, run  # noqa: E402
 
 TINY = dict(n_seeds=2, n_replicas=2, n_steps=30, resnet_seeds=2, resnet_replicas=2,
@@ -21,17 +22,27 @@ TINY = dict(n_seeds=2, n_replicas=2, n_steps=30, resnet_seeds=2, resnet_replicas
 def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
     pytest.importorskip("matplotlib")
     res = run(CNNConfig(**TINY), tmp_path)
+    assert isinstance(res, Results)
     s = json.loads((tmp_path / "results.json").read_text())
+    validate(s)  # the one results schema, conjugacy.results/2
+    assert s == json.loads(json.dumps(res.content))
     assert s["experiment"] == "cnn" and s["config"]["archs"] == ["lenet", "resnet20"]
     # LeNet: 31 records -> windows 0-9, 10-19, 20-29; ResNet-20: 21 records -> 2 windows
     assert s["windows"]["lenet"]["labels"] == ["0-9", "10-19", "20-29"]
     assert s["windows"]["resnet20"]["labels"] == ["0-9", "10-19"]
-    assert res.distance_matrices["lenet"].shape == (2, 3, 3)
-    assert np.asarray(s["windows"]["lenet"]["mean_matrix"]).shape == (3, 3)
+    per_seed = np.asarray(s["windows"]["lenet"]["per_seed_matrices"])
+    assert per_seed.shape == (2, 3, 3)
+    np.testing.assert_allclose(per_seed.mean(axis=0), s["windows"]["lenet"]["mean_matrix"])
+    window_spectra = s["sections"]["window_spectra"]
     for arch, n_w in (("lenet", 3), ("resnet20", 2)):
-        assert len(res.spectra[arch]) == 2 and all(len(per) == n_w for per in res.spectra[arch])
-        first = res.spectra[arch][0][1].settings
+        assert len(window_spectra[arch]) == 2
+        assert all(len(per) == n_w for per in window_spectra[arch].values())
+        first = window_spectra[arch]["seed0"][1]["settings"]
         assert first["window"]["start"] == 10 and first["delays"] == 2 and first["rank_requested"] == 3
+        # the compared spectra are the first window's, one per seed
+        assert len(res.spectra[arch]) == 2 and res.spectra[arch][1].settings["window"]["start"] == 0
+        eig = np.array(window_spectra[arch]["seed1"][0]["eigenvalues"])
+        np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra[arch][1].eigenvalues)
     info = s["archs"]
     assert info["lenet"]["parameters"] == 431_080 and info["lenet"]["observed"] == "fc2.weight"
     assert info["resnet20"]["parameters"] == 269_722 and info["resnet20"]["observed"] == "linear.weight"
@@ -40,18 +51,29 @@ def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
     # without CIFAR-10 files ResNet-20 trains on padded MNIST, and every output says so
     assert info["resnet20"]["data"]["name"] == "mnist-sample-padded-32x32x3"
     assert info["resnet20"]["data"]["shape"] == [3, 32, 32]
-    assert any("not the paper's CIFAR-10" in n for n in s["notes"])
+    assert any("not the paper's CIFAR-10" in n for n in s["warnings"])
     tr = s["windows"]["lenet"]["transitions"]
     assert set(tr) >= {"change_points", "classes", "threshold", "rule", "settled_from"}
     assert len(tr["classes"]) == 3
-    assert "first_window_most_distinct" in s["windows"]["lenet"]["claims"]
-    comp = s["architecture_comparison"]
+    assert "first_window_most_distinct" in s["windows"]["lenet"]["findings"]
+    assert len(s["loss"]["lenet"]["mean"]) == 30 and len(s["loss"]["resnet20"]["mean"]) == 20
+    assert len(s["runs"]) == 2 * 2 + 2 * 2
+    comp = s["sections"]["architecture_comparison"]
     assert comp["n_windows"] == 2 and [r["window"] for r in comp["per_window"]] == ["0-9", "10-19"]
     row = comp["per_window"][0]
     assert row["verdict"] == "undecided"  # 2 seeds: no p below 1/3 attainable (analysis layer)
     assert len(row["all"]["shuffle_fraction_per_seed"]) == 2
     assert comp["smallest_possible_pvalue"] == pytest.approx(1 / 3)
-    names = {p.name for p in res.figures}
+    # the top-level comparison is the first window's, with the same stream: the same numbers
+    assert s["comparison"]["verdicts"]["lenet-resnet20"]["pvalue"] == row["pvalue"]
+    assert s["comparison"]["all"]["distances"]["lenet-resnet20"]["per_seed"] == \
+        row["all"]["distance_per_seed"]
+    claims = {c["claim"]: c for c in s["claims"]}
+    assert claims["LeNet and ResNet-20 are not conjugate in window 0-9"]["holds"] is None
+    f = s["windows"]["lenet"]["findings"]["first_window_most_distinct"]
+    assert claims["lenet: the first window (0-9) is the most distinct"]["holds"] is f
+    assert len(s["claims"]) == 2  # ResNet-20's two windows cannot say which is most distinct
+    names = set(s["figures"])
     for stem in ("fig4a_lenet_windows", "fig4b_resnet20_windows", "fig4c_eigenvalues",
                  "fig_arch_windows"):
         assert f"{stem}.png" in names and f"{stem}.svg" in names
@@ -64,17 +86,20 @@ def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
 def test_deterministic_and_resumes_without_training_again(tmp_path):
     cfg = CNNConfig(**{**TINY, "n_steps": 20}, archs=("lenet",))
     a = run(cfg, tmp_path / "a", figures=False)
-    assert a.summary["timing_seconds"]["per_arch"]["lenet"]["trained"] == [
-        "lenet_seed0", "lenet_seed1"]
+    assert a["training"]["lenet"]["trained"] == ["lenet_seed0", "lenet_seed1"]
     again = run(cfg, tmp_path / "a", figures=False)
-    t = again.summary["timing_seconds"]["per_arch"]["lenet"]
+    t = again["training"]["lenet"]
     assert t["trained"] == [] and t["skipped"] == ["lenet_seed0", "lenet_seed1"]
     b = run(cfg, tmp_path / "b", figures=False)
     for other in (again, b):
-        np.testing.assert_array_equal(other.distance_matrices["lenet"], a.distance_matrices["lenet"])
-        for sa, sb in zip(a.spectra["lenet"][1], other.spectra["lenet"][1]):
+        validate(other.content)
+        assert other["windows"]["lenet"]["per_seed_matrices"] == \
+            a["windows"]["lenet"]["per_seed_matrices"]
+        assert other["sections"]["window_spectra"] == a["sections"]["window_spectra"]
+        for sa, sb in zip(a.spectra["lenet"], other.spectra["lenet"]):
             np.testing.assert_array_equal(sa.eigenvalues, sb.eigenvalues)
-    assert a.summary["architecture_comparison"] is None
+    # one architecture: nothing to compare, and results.json says so
+    assert "architecture_comparison" not in a["sections"] and a["comparison"] is None
     # other training settings in the same folder are refused, naming the difference
     with pytest.raises(ValueError, match="lr"):
         run(CNNConfig(**{**TINY, "n_steps": 20, "lr": 0.01}, archs=("lenet",)), tmp_path / "a",
@@ -149,12 +174,13 @@ def test_per_epoch_windows_of_fig_s5_with_another_lenet(tmp_path):
                     batch_size=500, window=8, delays=2, rank=3, s5_epochs=3, n_permutations=9,
                     n_shuffles=5)
     res = run(cfg, tmp_path, figures=False)
-    s = res.summary
+    s = res.content
+    validate(s)
     assert s["archs"]["lenet"]["model"] == "lenet300"
     assert s["archs"]["lenet"]["observed"] == "fc3.weight"
     assert s["archs"]["lenet"]["steps_per_epoch"] == 8 and s["archs"]["lenet"]["n_steps"] == 24
     assert s["windows"]["lenet"]["labels"] == ["0-7", "8-15"]
-    s5 = np.asarray(s["s5"]["lenet"]["mean_matrix"])
+    s5 = np.asarray(s["sections"]["s5"]["lenet"]["mean_matrix"])
     assert s5.shape == (3, 3) and np.all(np.diag(s5) == 0) and np.all(s5[~np.eye(3, dtype=bool)] > 0)
     pytest.importorskip("matplotlib")
     from conjugacy.plots.cnn import figure_window_matrix

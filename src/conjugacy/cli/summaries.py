@@ -83,7 +83,7 @@ def print_grokking(result: Any, out: Path) -> None:
 
 def print_cnn(summary: dict[str, Any], out: Path) -> None:
     console = Console()
-    for note in summary.get("notes", []):
+    for note in summary.get("warnings", []):
         console.print(f"[yellow]Note:[/] {note}")
     for arch, w in summary["windows"].items():
         info = summary["archs"][arch]
@@ -91,7 +91,7 @@ def print_cnn(summary: dict[str, Any], out: Path) -> None:
             f"[bold]{info['model']}[/] on {info['data']['name']}: {info['n_seeds']} seeds x "
             f"{info['n_replicas']} replicas, {len(w['labels'])} windows; batch accuracy in the "
             f"last window {w['batch_accuracy_last_window']:.3f}")
-        claims = w.get("claims")
+        claims = w.get("findings")
         if claims:
             tr = w["transitions"]
             console.print(
@@ -100,7 +100,7 @@ def print_cnn(summary: dict[str, Any], out: Path) -> None:
                 f"windows {[w['labels'][i] for i in tr['change_points']]} (threshold "
                 f"{tr['threshold']:.3g}: {tr['rule']}); settled from iteration "
                 f"{claims['settled_from_iteration']}")
-    comp = summary.get("architecture_comparison")
+    comp = summary["sections"].get("architecture_comparison")
     if comp:
         table = Table(title="LeNet vs ResNet-20 per window (" + comp["per_window"][0]["verdict_uses"]
                       + " eigenvalues)")
@@ -114,8 +114,10 @@ def print_cnn(summary: dict[str, Any], out: Path) -> None:
                           str(row["verdict"]))
         console.print(table)
         console.print(comp["note"])
+    print_claims(summary)
     t = summary["timing_seconds"]
-    console.print(f"wall time {t['total']:.1f} s; results in {out}")
+    console.print(f"training {t['training']:.1f} s, analysis {t['total_analysis']:.1f} s; "
+                  f"results in {out}")
 
 
 def print_optimizers(results: Any, out: Path) -> None:

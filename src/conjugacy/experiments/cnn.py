@@ -38,7 +38,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -46,15 +46,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._checks import Choice, Float, Int, Param, validate
+from ..analysis import Claim, Results
 
 __all__ = [
     "ARCHS",
     "SCALES",
     "CNNConfig",
-    "CNNResults",
+    "claims",
+    "compare_archs",
     "make_study",
     "run",
     "train_job",
+    "window_section",
 ]
 
 #: Architectures compared by the study (the LeNet variant is chosen by ``CNNConfig.lenet``).
@@ -314,9 +317,9 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
+    from ..data import batch_order
     from ..torch import train_replicas
     from ..torch.models import OBSERVED_LAYERS, build_model
-    from .fcn import batch_order
 
     config: CNNConfig = ctx.config
     arch = str(job.params["arch"])
@@ -405,29 +408,6 @@ def make_study(config: CNNConfig, arch: str) -> Any:
 
 
 # ----- analysis ----------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class CNNResults:
-    """What :func:`run` computed.
-
-    Attributes
-    ----------
-    config : CNNConfig
-    spectra : dict arch -> list (seeds) of list (windows) of Spectrum
-    distance_matrices : dict arch -> ndarray (n_seeds, n_windows, n_windows)
-    summary : dict
-        The content of ``results.json``.
-    out_dir : Path
-    figures : list of Path
-    """
-
-    config: CNNConfig
-    spectra: dict[str, list[list[Any]]]
-    distance_matrices: dict[str, np.ndarray]
-    summary: dict[str, Any]
-    out_dir: Path
-    figures: list[Path] = field(default_factory=list)
-
-
 def _window_label(start: int, stop: int) -> str:
     return f"{start}-{stop - 1}"
 
@@ -438,120 +418,139 @@ def _arch_windows(config: CNNConfig, arch: str) -> list[tuple[int, int]]:
 
 
 def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str, Any]:
-    """Windowed spectra of every seed of ``arch``, distances, transitions, claims, losses."""
-    from ..compare import distance_matrix
+    """Windowed spectra of every seed of ``arch`` (one read per seed, the windows' Grams from
+    it), and the per-epoch spectra of fig. S5."""
     from ..torch.models import OBSERVED_LAYERS
-    from ..windows import find_transitions, windowed_spectra
+    from ..windows import windowed_spectra
 
     observed = OBSERVED_LAYERS[config.model_name(arch)]
-    windows = _arch_windows(config, arch)
-    n_records = windows[-1][1]
+    n_records = _arch_windows(config, arch)[-1][1]
     kw = {"delays": config.delays, "rank": config.rank}
-    spectra, matrices, losses, accuracy = [], [], [], []
-    s5: list[list[Any]] = []
+    spectra, s5 = [], []
     for job in study.jobs():
         runs = list(job.run_names)
         traj = reader.read(params=observed, runs=runs, steps=slice(0, n_records), dtype=np.float64)
-        specs = windowed_spectra(traj, config.window, **kw)
+        spectra.append(windowed_spectra(traj, config.window, **kw))
         del traj
-        spectra.append(specs)
-        matrices.append(distance_matrix(specs))
-        losses.append(np.stack([reader.scalars(r, "loss")[1:] for r in runs]))
-        accuracy.append(np.stack([reader.scalars(r, "accuracy")[1:] for r in runs]))
         if config.s5_epochs:
             spe = _steps_per_epoch(config, arch)
-            per_epoch = []
-            for e in range(config.s5_epochs):
-                part = reader.read(params=observed, runs=runs, steps=slice(e * spe, (e + 1) * spe),
-                                   dtype=np.float64)
-                per_epoch.append(windowed_spectra(part, spe, **kw)[0])
-            s5.append(per_epoch)
-    d = np.stack(matrices)  # (seeds, windows, windows)
-    mean = d.mean(axis=0)
-    n_w = len(windows)
+            s5.append([windowed_spectra(reader.read(params=observed, runs=runs, dtype=np.float64,
+                                                    steps=slice(e * spe, (e + 1) * spe)),
+                                        spe, **kw)[0] for e in range(config.s5_epochs)])
+    return {"spectra": spectra, "s5": s5}
+
+
+def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reader: Any,
+                   runs: list[str]) -> dict[str, Any]:
+    """Fig. 4A/B of one architecture: the window x window distances of every seed and their
+    mean, the noise floor (distance between seeds within a window), the transitions, how far
+    each window is from the others, the loss and the batch accuracy of the last window."""
+    from ..compare import distance_matrix
+    from ..windows import find_transitions
+
+    windows = _arch_windows(config, arch)
     labels = [_window_label(a, b) for a, b in windows]
-    out: dict[str, Any] = {"windows": [list(w) for w in windows], "labels": labels}
-    out["mean_matrix"] = mean.tolist()
-    out["per_seed_matrices"] = d.tolist()
-    # noise floor: distance between seeds within one window, averaged over windows
-    floor = None
-    if len(spectra) >= 2:
-        per_window = [float(np.mean(distance_matrix([spectra[s][w] for s in range(len(spectra))])
-                                    [np.triu_indices(len(spectra), 1)])) for w in range(n_w)]
-        floor = float(np.mean(per_window))
+    d = np.stack([distance_matrix(specs) for specs in spectra])  # (seeds, windows, windows)
+    mean, n_w, n_s = d.mean(axis=0), len(windows), len(spectra)
+    out: dict[str, Any] = {"windows": [list(w) for w in windows], "labels": labels,
+                           "mean_matrix": mean.tolist(), "per_seed_matrices": d.tolist(),
+                           "noise_floor": None}
+    if n_s >= 2:
+        per_window = [float(np.mean(distance_matrix([spectra[s][w] for s in range(n_s)])
+                                    [np.triu_indices(n_s, 1)])) for w in range(n_w)]
         out["between_seeds_per_window"] = per_window
-    out["noise_floor"] = floor
+        out["noise_floor"] = float(np.mean(per_window))
     if n_w >= 2:
         tr = find_transitions(mean)
         out["transitions"] = tr.as_dict()
-        if floor is not None:
-            out["transitions_noise_floor"] = find_transitions(mean, noise_floor=floor).as_dict()
-        others = (mean.sum(axis=1)) / (n_w - 1)
+        if out["noise_floor"] is not None:
+            out["transitions_noise_floor"] = find_transitions(
+                mean, noise_floor=out["noise_floor"]).as_dict()
+        others = mean.sum(axis=1) / (n_w - 1)
         out["mean_distance_to_other_windows"] = others.tolist()
-        settled = tr.settled_from
-        # "most distinct" needs a third window: with two, each is as far from the other
-        distinct = n_w >= 3
-        out["claims"] = {
+        settled, distinct = tr.settled_from, n_w >= 3  # with two windows, each is the other's
+        out["findings"] = {
             "first_window_most_distinct": bool(int(np.argmax(others)) == 0) if distinct else None,
             "most_distinct_window": labels[int(np.argmax(others))] if distinct else None,
             "consecutive_distances": tr.steps.tolist(),
             "settled_from_window": labels[settled] if settled < n_w else None,
             "settled_from_iteration": int(windows[settled][0]) if settled < n_w else None,
         }
-    out["loss"] = {"mean": np.concatenate(losses).mean(axis=0).tolist(),
-                   "std": np.concatenate(losses).std(axis=0).tolist()}
-    acc = np.concatenate(accuracy)
+    loss = np.stack([reader.scalars(r, "loss")[1:] for r in runs])
+    acc = np.stack([reader.scalars(r, "accuracy")[1:] for r in runs])
+    out["loss"] = {"mean": loss.mean(axis=0).tolist(), "std": loss.std(axis=0).tolist()}
     out["batch_accuracy_last_window"] = float(acc[:, -config.window:].mean())
-    return {"summary": out, "spectra": spectra, "matrices": d, "s5": s5}
+    return out
 
 
-def _compare_archs(config: CNNConfig, fits: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """LeNet vs ResNet-20 per common window: distances, shuffle control, permutation test."""
+def compare_archs(config: CNNConfig, spectra: Mapping[str, list[list[Any]]],
+                  labels: list[str]) -> dict[str, Any]:
+    """LeNet vs ResNet-20 per common window (:func:`conjugacy.analysis.compare_conditions`,
+    stream ``config.seed + window``): distances, shuffle control, permutation test, verdict."""
     from ..analysis import compare_conditions
 
     a, b = "lenet", "resnet20"
-    n_seeds = min(len(fits[a]["spectra"]), len(fits[b]["spectra"]))
-    n_w = min(len(fits[a]["spectra"][0]), len(fits[b]["spectra"][0]))
+    n_seeds = min(len(spectra[a]), len(spectra[b]))
+    n_w = min(len(spectra[a][0]), len(spectra[b][0]))
     per_window = []
     for w in range(n_w):
         comp = compare_conditions(
-            {a: [fits[a]["spectra"][s][w] for s in range(n_seeds)],
-             b: [fits[b]["spectra"][s][w] for s in range(n_seeds)]},
+            {c: [spectra[c][s][w] for s in range(n_seeds)] for c in (a, b)},
             seed=config.seed + w, n_permutations=config.n_permutations,
             n_shuffles=config.n_shuffles, ks=False)
         key = next(iter(comp["pairs"]))
-        entry = {"window": fits[a]["summary"]["labels"][w], "verdict_uses": comp["verdict_uses"],
-                 "verdict": comp["verdicts"][key]["verdict"], "pvalue": comp["verdicts"][key]["pvalue"]}
+        v = comp["verdicts"][key]
+        entry = {"window": labels[w], "verdict_uses": comp["verdict_uses"],
+                 "verdict": v["verdict"], "pvalue": v["pvalue"], "reason": v["reason"]}
         for which in ("all", "filtered"):
-            c = comp.get(which)
-            if c is None:
-                continue
-            entry[which] = {
-                "distance_per_seed": c["distances"][key]["per_seed"],
-                "distance_mean": c["distances"][key]["mean"],
-                "distance_std": c["distances"][key]["std"],
-                "shuffle_fraction_per_seed": c["shuffle_control"][key]["fraction_per_seed"],
-                "shuffle_mean_fraction": c["shuffle_control"][key]["mean_fraction"],
-                "permutation_test": c["permutation_tests"][key],
-                "between_seeds_mean": {k: v["mean"] for k, v in c["between_seeds"].items()},
-            }
+            c = comp[which]
+            if c is not None:
+                entry[which] = {
+                    "distance_per_seed": c["distances"][key]["per_seed"],
+                    "distance_mean": c["distances"][key]["mean"],
+                    "distance_std": c["distances"][key]["std"],
+                    "shuffle_fraction_per_seed": c["shuffle_control"][key]["fraction_per_seed"],
+                    "shuffle_mean_fraction": c["shuffle_control"][key]["mean_fraction"],
+                    "permutation_test": c["permutation_tests"][key],
+                    "between_seeds_mean": {k: x["mean"] for k, x in c["between_seeds"].items()},
+                }
         per_window.append(entry)
-    min_p = None
-    first = per_window[0].get(per_window[0]["verdict_uses"]) if per_window else None
-    if first is not None and first["permutation_test"] is not None:
-        min_p = first["permutation_test"].get("min_pvalue")
-    if min_p is not None:
-        note = (f"{n_seeds} seeds per architecture: the permutation test (exact enumeration) "
-                f"cannot give p below {min_p:.3g}")
-    else:
-        note = "one seed per architecture: no permutation test"
+    first = per_window[0][per_window[0]["verdict_uses"]] if per_window else None
+    min_p = None if first is None or first["permutation_test"] is None else \
+        first["permutation_test"]["min_pvalue"]
+    note = (f"{n_seeds} seeds per architecture: the permutation test (exact enumeration) cannot "
+            f"give p below {min_p:.3g}") if min_p is not None else \
+        "one seed per architecture: no permutation test"
     return {"n_seeds": n_seeds, "n_windows": n_w, "per_window": per_window,
             "smallest_possible_pvalue": min_p, "note": note}
 
 
+def claims(content: Mapping[str, Any]) -> list[Claim]:
+    """The paper's claims about fig. 4, decided on the numbers: in each architecture the first
+    window is the most distinct from the others (the early phase); LeNet and ResNet-20 are not
+    conjugate in the first window."""
+    out = []
+    for arch, w in content["windows"].items():
+        f = w.get("findings") or {}
+        if f.get("first_window_most_distinct") is not None:
+            others = w["mean_distance_to_other_windows"]
+            out.append(Claim(f"{arch}: the first window ({w['labels'][0]}) is the most distinct",
+                             f["first_window_most_distinct"],
+                             f"mean W1 to the other windows {others[0]:.4g}; most distinct "
+                             f"{f['most_distinct_window']}; settled from iteration "
+                             f"{f['settled_from_iteration']}"))
+    comp = content["sections"].get("architecture_comparison")
+    if comp and comp["per_window"]:
+        r = comp["per_window"][0]
+        out.append(Claim(f"LeNet and ResNet-20 are not conjugate in window {r['window']}",
+                         None if r["verdict"] == "undecided" else r["verdict"] == "not conjugate",
+                         f"{r['verdict']}, p = {r['pvalue']:.3g} ({r['reason']})"))
+    return out
+
+
 def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
         figures: bool = True, workers: int | None = None, scheduler: str | None = None,
-        processes: bool = True) -> CNNResults:
+        processes: bool = True) -> Results:
     """Train, record, fit windowed spectra, find transitions, compare architectures; write outputs.
 
     Parameters
@@ -571,7 +570,12 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
 
     Returns
     -------
-    CNNResults
+    Results
+        ``results.json`` (schema ``"conjugacy.results/2"``): ``spectra`` and ``comparison`` of
+        the first window (one condition per architecture), ``windows`` (per architecture,
+        :func:`window_section`), ``archs``, ``config``, ``training``, and the sections
+        ``architecture_comparison`` (:func:`compare_archs`), ``window_spectra`` (every window of
+        every seed) and ``s5``.
 
     Notes
     -----
@@ -591,67 +595,76 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     return _run(config, out, progress, figures, None)
 
 
-def _run(config: CNNConfig, out: Path, progress: bool, figures: bool, client: Any) -> CNNResults:
-    from ..analysis import spectra_to_json
-    from ..study import limit_threads, provenance, run_study, write_results
+def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
+    from ..study import provenance
     from ..torch.models import OBSERVED_LAYERS, build_model, count_parameters
 
-    t0 = time.perf_counter()
-    fits: dict[str, dict[str, Any]] = {}
-    timing: dict[str, Any] = {}
-    archs_info: dict[str, Any] = {}
+    data, model = _load(arch, config.data, config.data_dir), config.model_name(arch)
+    n_seeds, n_replicas, _ = config.sizes(arch)
+    return {"model": model, "parameters": count_parameters(build_model(model, seed=0)),
+            "observed": OBSERVED_LAYERS[model], "data": data.info, "n_seeds": n_seeds,
+            "n_replicas": n_replicas, "n_steps": _total_steps(config, arch),
+            "steps_per_epoch": _steps_per_epoch(config, arch),
+            "provenance": provenance(study, data=data.info)}
+
+
+def _run(config: CNNConfig, out: Path, progress: bool, figures: bool, client: Any) -> Results:
+    from ..analysis import SpectrumGroup, run_table, spectra_to_json, summarize
+    from ..compare import distance_matrix
+    from ..results import package_info
+    from ..study import limit_threads, run_study
+
+    fits, windows, archs, training, timing, runs = {}, {}, {}, {}, {"training": 0.0}, []
     with limit_threads(config.threads):
         for arch in config.archs:
             study = make_study(config, arch)
-            t1 = time.perf_counter()
             trained = run_study(study, out / arch, client=client, progress=progress)
-            t2 = time.perf_counter()
+            t0 = time.perf_counter()
             with trained.reader() as reader:
                 fits[arch] = _fit_arch(config, arch, reader, study)
-            t3 = time.perf_counter()
-            timing[arch] = {**trained.timing(), "wall_training": t2 - t1, "spectra": t3 - t2}
-            data = _load(arch, config.data, config.data_dir)
-            model = config.model_name(arch)
-            n_seeds, n_replicas, _ = config.sizes(arch)
-            archs_info[arch] = {
-                "model": model, "parameters": count_parameters(build_model(model, seed=0)),
-                "observed": OBSERVED_LAYERS[model], "data": data.info,
-                "n_seeds": n_seeds, "n_replicas": n_replicas,
-                "n_steps": _total_steps(config, arch),
-                "steps_per_epoch": _steps_per_epoch(config, arch),
-                "provenance": provenance(study, data=data.info),
-            }
-        t4 = time.perf_counter()
-        comparison = _compare_archs(config, fits) if len(config.archs) == 2 else None
-        t5 = time.perf_counter()
-    summary: dict[str, Any] = {
-        "experiment": "cnn",
-        "paper": "Redman et al., NeurIPS 2024, sec. 4.3, appendix D, fig. 4 and S5",
-        "config": config.to_dict(),
-        "archs": archs_info,
-        "windows": {a: fits[a]["summary"] for a in config.archs},
-        "architecture_comparison": comparison,
-        "spectra": {a: spectra_to_json({f"seed{s}": specs for s, specs in
-                                        enumerate(fits[a]["spectra"])}) for a in config.archs},
-    }
-    if config.s5_epochs:
-        from ..compare import distance_matrix
+                names = [r for j in study.jobs() for r in j.run_names]
+                windows[arch] = window_section(config, arch, fits[arch]["spectra"], reader, names)
+                runs += run_table(reader, [SpectrumGroup(arch, j.seed, j.run_names)
+                                           for j in study.jobs()])
+            timing["training"] += trained.seconds
+            timing["spectra"] = timing.get("spectra", 0.0) + time.perf_counter() - t0
+            archs[arch] = _arch_info(config, arch, study)
+            training[arch] = {k: v for k, v in trained.timing().items() if k != "training"}
+        spectra = {a: fits[a]["spectra"] for a in config.archs}
+        sections: dict[str, Any] = {"window_spectra": {a: spectra_to_json(
+            {f"seed{s}": specs for s, specs in enumerate(spectra[a])}) for a in config.archs}}
+        if len(config.archs) == 2:
+            sections["architecture_comparison"] = compare_archs(
+                config, spectra, windows["lenet"]["labels"])
+        if config.s5_epochs:
+            sections["s5"] = {a: {"epochs": config.s5_epochs, "mean_matrix": np.stack(
+                [distance_matrix(per) for per in fits[a]["s5"]]).mean(0).tolist()}
+                for a in config.archs}
+        notes = [info["data"]["note"] for info in archs.values() if info["data"]["note"]]
+        first = {a: [per[0] for per in spectra[a]] for a in config.archs}
+        n_seeds = min(len(v) for v in first.values())
 
-        summary["s5"] = {}
-        for a in config.archs:
-            mats = np.stack([distance_matrix(per) for per in fits[a]["s5"]])
-            summary["s5"][a] = {"epochs": config.s5_epochs, "mean_matrix": mats.mean(0).tolist()}
-    notes = [info["data"]["note"] for info in archs_info.values() if info["data"]["note"]]
-    summary["notes"] = notes
-    paths: list[Path] = []
-    if figures:
-        from ..plots.cnn import draw_all
+        def draw(results: Results, where: Path) -> list[Path]:
+            from ..plots.cnn import draw_all
 
-        paths = draw_all(summary, {a: fits[a]["spectra"] for a in config.archs}, out)
-    summary["timing_seconds"] = {"per_arch": timing, "comparison": t5 - t4,
-                                 "total": time.perf_counter() - t0}
-    summary["figures"] = [p.name for p in paths]
-    write_results(out, summary)
-    return CNNResults(config=config, spectra={a: fits[a]["spectra"] for a in config.archs},
-                      distance_matrices={a: fits[a]["matrices"] for a in config.archs},
-                      summary=summary, out_dir=out, figures=paths)
+            return draw_all(results.content, spectra, where)
+
+        return summarize(
+            {a: v[:n_seeds] for a, v in first.items()}, experiment="cnn",
+            title="CNN early-phase study: when do the training dynamics change?",
+            question=f"are the dynamics of LeNet and ResNet-20 conjugate in the first window "
+                     f"({windows[config.archs[0]]['labels'][0]})?",
+            conditions={a: {"arch": a, "model": config.model_name(a)} for a in config.archs},
+            observables=sorted({info["observed"] for info in archs.values()}),
+            settings={"window": config.window, "delays": config.delays, "rank": config.rank},
+            stats={"seed": config.seed, "n_permutations": config.n_permutations,
+                   "n_shuffles": config.n_shuffles, "ks": False},
+            fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.3, appendix D, fig. 4 and S5",
+                    "config": config.to_dict(), "archs": archs, "windows": windows,
+                    "training": training, "runs": runs,
+                    "loss": {a: windows[a]["loss"] for a in config.archs}},
+            sections=lambda _spectra: sections, claims=claims,
+            figures=draw if figures else None, notes=notes,
+            provenance={"package": package_info(),
+                        "archs": {a: archs[a]["provenance"] for a in config.archs}},
+            timing=timing, out=out)

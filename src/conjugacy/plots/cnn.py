@@ -1,7 +1,8 @@
 """Figures of the CNN early-phase study (Redman et al. 2024, fig. 4 and S5).
 
 Compositions of :mod:`conjugacy.plots.core` from what :func:`conjugacy.experiments.cnn.run`
-computed (``results.json`` and the windowed spectra); nothing is computed here. Titles name the
+computed (the ``results.json`` content, its ``sections``, and the windowed spectra); nothing is
+computed here. Titles name the
 data each network trained on, so a ResNet-20 trained on padded MNIST is never shown as CIFAR-10.
 """
 
@@ -44,7 +45,7 @@ def _title(summary: Mapping[str, Any], arch: str) -> str:
 
 def figure_window_matrix(summary: Mapping[str, Any], arch: str, key: str = "windows") -> Figure:
     """Fig. 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows."""
-    entry = summary[key][arch]
+    entry = (summary["sections"] if key == "s5" else summary)[key][arch]
     matrix = np.asarray(entry["mean_matrix"], dtype=float)
     if key == "s5":
         labels = [str(e + 1) for e in range(matrix.shape[0])]
@@ -97,7 +98,7 @@ def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
     """LeNet vs ResNet-20 per window: mean +- std over seeds of W1 between the architectures,
     with each architecture's between-seed distance in that window, and the permutation test's
     p-value as a mark (on the spectra the verdicts use)."""
-    comp = summary["architecture_comparison"]
+    comp = summary["sections"]["architecture_comparison"]
     rows = comp["per_window"]
     labels = [r["window"] for r in rows]
     which = rows[0]["verdict_uses"]
@@ -149,9 +150,9 @@ def draw_all(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Sequence
         if len(summary["windows"][arch]["labels"]) >= 2:
             figures.append((names[arch], figure_window_matrix(summary, arch)))
     figures.append(("fig4c_eigenvalues", figure_window_eigenvalues(summary, spectra)))
-    if summary.get("architecture_comparison"):
+    if summary["sections"].get("architecture_comparison"):
         figures.append(("fig_arch_windows", figure_arch_windows(summary)))
-    for arch in summary.get("s5", {}) or {}:
+    for arch in summary["sections"].get("s5", {}) or {}:
         figures.append((f"figS5_{arch}_epochs", figure_window_matrix(summary, arch, key="s5")))
     paths: list[Path] = []
     for name, fig in figures:
