@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,9 +41,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .._checks import Choice, Float, Int, Param, check_int, validate
+from .._checks import Choice, Float, Int, Param, validate
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
 from ..data import batch_order
 from ..study import (
@@ -56,6 +54,7 @@ from ..study import (
     provenance,
     run_study,
 )
+from ..torch.models import FCN
 
 __all__ = [
     "FCN",
@@ -79,52 +78,6 @@ _ACTIVATIONS = ("relu", "gelu")
 _NOISES = ("uniform", "gaussian")
 _DATASETS = ("digits", "mnist-sample", "mnist")
 _DEVICES = ("cpu", "cuda")
-
-
-class FCN(nn.Module):
-    """One-hidden-layer fully connected network without biases: ``n_in -> h -> n_out``.
-
-    ``fc1.weight`` (h, n_in) and ``fc2.weight`` (n_out, h) are drawn from PyTorch's default
-    ``nn.Linear`` initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator`` (so the
-    global random state is neither used nor changed).
-
-    Parameters
-    ----------
-    n_in, width, n_out : int
-        Input size (784 for MNIST, 64 for the digits), hidden width ``h``, number of classes.
-    activation : {"relu", "gelu"}
-    generator : torch.Generator, optional
-        Source of the initial weights (a CPU generator; weights are drawn on the CPU, then moved).
-    """
-
-    def __init__(
-        self,
-        n_in: int,
-        width: int,
-        n_out: int = 10,
-        activation: str = "relu",
-        *,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        for name, value in (("n_in", n_in), ("width", width), ("n_out", n_out)):
-            check_int(value, name, minimum=1)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
-        self.fc1 = nn.Linear(n_in, width, bias=False)
-        self.fc2 = nn.Linear(width, n_out, bias=False)
-        self.activation = activation
-        with torch.no_grad():
-            for layer in (self.fc1, self.fc2):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                draw = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float32)
-                layer.weight.copy_((2 * draw - 1) * bound)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, n_out) for inputs (batch, n_in)."""
-        hidden = self.fc1(x)
-        hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden)
-        return self.fc2(hidden)
 
 
 @dataclass(frozen=True)
@@ -303,14 +256,9 @@ class _Data:
 
 
 def _load_data(config: FCNConfig) -> _Data:
-    from ..data import load_digits, load_mnist, load_mnist_sample
+    from ..data import load_image_dataset
 
-    if config.data == "digits":
-        ds = load_digits()
-    elif config.data == "mnist-sample":
-        ds = load_mnist_sample()
-    else:
-        ds = load_mnist(config.data_dir)
+    ds = load_image_dataset(config.data, config.data_dir)
     x_train = ds.features("train")
     # Standardize with the training set's global mean and std: for MNIST these are the
     # reference code's Normalize((0.1307,), (0.3081,)).
@@ -345,7 +293,9 @@ def _seed_streams(config: FCNConfig, seed_index: int) -> dict[str, Any]:
 
 # ----- the study ----------------------------------------------------------------------------------
 def condition_label(width: int) -> str:
-    """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...)."""
+    """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...): the one
+    label of a width in the study, ``results.json`` (whose ``conditions[label]["width"]`` gives the
+    width back to the plots) and the command line."""
     return f"h{width}"
 
 

@@ -37,8 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = [
     "ARCHITECTURES",
+    "FCN",
     "INPUT_SHAPES",
     "OBSERVED_LAYERS",
     "LeNet5",
@@ -390,3 +393,50 @@ class OneLayerTransformer(nn.Module):
         hidden = F.relu(last @ mlp.W_in.T + mlp.b_in)
         last = last + hidden @ mlp.W_out.T + mlp.b_out
         return last @ self.unembed.W_U
+
+
+# ----- the fully connected network of the width study (sec. 4.2, appendix C) --------------------
+class FCN(nn.Module):
+    """One-hidden-layer fully connected network without biases: ``n_in -> h -> n_out``.
+
+    ``fc1.weight`` (h, n_in) and ``fc2.weight`` (n_out, h) are drawn from PyTorch's default
+    ``nn.Linear`` initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator`` (so the
+    global random state is neither used nor changed).
+
+    Parameters
+    ----------
+    n_in, width, n_out : int
+        Input size (784 for MNIST, 64 for the digits), hidden width ``h``, number of classes.
+    activation : {"relu", "gelu"}
+    generator : torch.Generator, optional
+        Source of the initial weights (a CPU generator; weights are drawn on the CPU, then moved).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        width: int,
+        n_out: int = 10,
+        activation: str = "relu",
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_in", n_in), ("width", width), ("n_out", n_out)):
+            check_int(value, name, minimum=1)
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        self.fc1 = nn.Linear(n_in, width, bias=False)
+        self.fc2 = nn.Linear(width, n_out, bias=False)
+        self.activation = activation
+        with torch.no_grad():
+            for layer in (self.fc1, self.fc2):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                draw = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float32)
+                layer.weight.copy_((2 * draw - 1) * bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, n_out) for inputs (batch, n_in)."""
+        hidden = self.fc1(x)
+        hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden)
+        return self.fc2(hidden)
