@@ -327,8 +327,17 @@ def test_tiny_reproduction_structure(tiny_run):
 
     from conjugacy.torch.snapshots import companion_schedule
 
-    out, res = tiny_run
-    assert json.loads((out / "results.json").read_text())["kind"] == "spectral_dynamics"
+    out, results = tiny_run
+    written = json.loads((out / "results.json").read_text())
+    assert written == json.loads(json.dumps(results.content))
+    assert written["schema"] == "conjugacy.results/2"
+    assert written["experiment"] == "spectral-dynamics"
+    assert written["spectra"] == {} and written["comparison"] is None
+    assert written["seeds"] == {"random": [0], "true": [0]}
+    assert written["settings"]["config"]["split_steps"] == [0, 4, 8]
+    assert [(r["run"], r["condition"], r["seed"]) for r in written["runs"]] == [
+        ("random-seed0_0.checkpoints", "random", 0), ("true-seed0_0.checkpoints", "true", 0)]
+    res = results["sections"]
     assert sorted(res["groups"]) == ["random", "true"]
     assert sorted(res["runs"]) == ["random-seed0_0.checkpoints", "true-seed0_0.checkpoints"]
     run = res["runs"]["true-seed0_0.checkpoints"]
@@ -342,6 +351,18 @@ def test_tiny_reproduction_structure(tiny_run):
     np.testing.assert_allclose(run["sva_score"]["2.weight"][-1], 1.0, atol=1e-5)
     assert set(res["findings"]) == {"true_vs_random", "weight_decay", "top_settle_first", "lmc"}
     assert res["findings"]["weight_decay"]["holds"] is None  # no weight-decay condition here
+    # the claims are the findings, decided in the experiment, in the paper's words
+    from conjugacy.experiments.spectral_dynamics import CLAIMS
+
+    assert [c["claim"] for c in written["claims"]] == list(CLAIMS.values())
+    assert [c["holds"] for c in written["claims"]] == [
+        res["findings"][name]["holds"] for name in CLAIMS]
+    assert written["claims"][1]["evidence"] == "needs conditions 'true' and 'true-wd'"
+    f = res["findings"]["true_vs_random"]
+    assert f["middle_layers"] == ["2.weight", "4.weight"]
+    assert f["true"] == {n: res["groups"]["true"]["effective_rank"][n]["mean"][-1]
+                         for n in f["middle_layers"]}
+    assert f["holds"] == all(f["true"][n] < f["random"][n] for n in f["middle_layers"])
     assert res["lmc"]["by_split"]["split_steps"] == [0, 4, 8]
     row = res["lmc"]["pairs"][0]
     assert len(row["losses"]) == 11 and row["final_step"] == 14
@@ -356,9 +377,13 @@ def test_tiny_reproduction_is_deterministic(tiny_run, tmp_path):
         run,
     )
 
-    out, _ = tiny_run
+    out, first = tiny_run
     cfg = SpectralConfig(**{**TINY, "conditions": ("true",), "split_steps": ()})
-    run(cfg, tmp_path / "again", draw=False)
+    again = run(cfg, tmp_path / "again", draw=False)
+    for field in ("effective_rank", "sva_score", "alignment_score", "sva_diagonal"):
+        assert (again["sections"]["groups"]["true"][field]
+                == first["sections"]["groups"]["true"][field])
+    assert again["sections"]["lmc"] is None and again["sections"]["findings"]["lmc"]["holds"] is None
     a, b = open_source(out), open_source(tmp_path / "again")
     try:
         sa, wa = read_checkpoints(a, "true-seed0_0.checkpoints")
@@ -380,8 +405,12 @@ def test_report_command_on_a_study_folder(tiny_run, tmp_path):
     r = CliRunner().invoke(app, ["spectral-dynamics", str(out), "--out", str(tmp_path / "rep"),
                                  "--no-figures"])
     assert r.exit_code == 0, r.output
+    assert "2 checkpoint run(s)" in r.output
     again = json.loads((tmp_path / "rep" / "results.json").read_text())
-    assert again["groups"]["true"]["effective_rank"] == res["groups"]["true"]["effective_rank"]
+    assert (again["sections"]["groups"]["true"]["effective_rank"]
+            == res["sections"]["groups"]["true"]["effective_rank"])
+    assert again["sections"]["lmc"] == res["sections"]["lmc"]
+    assert again["claims"] == [] and again["figures"] == [] and again["comparison"] is None
     bad = CliRunner().invoke(app, ["spectral-dynamics", str(tmp_path)])
     assert bad.exit_code == 2
     assert "neither a trajectory store" in bad.output
@@ -389,6 +418,7 @@ def test_report_command_on_a_study_folder(tiny_run, tmp_path):
 
 def test_report_figures(tiny_run, tmp_path):
     pytest.importorskip("matplotlib")
+    from conjugacy.analysis.checkpoints import spectral_dynamics_report
     from conjugacy.plots.spectral_dynamics import (
         figure_alignment,
         figure_effective_rank,
@@ -397,9 +427,49 @@ def test_report_figures(tiny_run, tmp_path):
         figure_sva,
     )
 
-    _, res = tiny_run
+    out, results = tiny_run
+    res = results.content
     figs = [figure_singular_values(res, "true"), figure_effective_rank(res), figure_sva(res),
-            figure_alignment(res), figure_lmc(res["lmc"])]
+            figure_alignment(res), figure_lmc(res["sections"]["lmc"])]
     assert all(f is not None and len(f.axes) >= 2 for f in figs)
     with pytest.raises(ValueError, match="no run of condition"):
         figure_singular_values(res, "true-wd")
+    drawn = spectral_dynamics_report(out, tmp_path / "drawn")
+    assert "figures/effective_rank.png" in drawn["figures"]
+    assert "figures/barrier_vs_split.svg" in drawn["figures"]
+    assert all((tmp_path / "drawn" / f).is_file() for f in drawn["figures"])
+
+
+def test_results_follow_the_schema(tiny_run, tmp_path):
+    pytest.importorskip("jsonschema")
+    from conjugacy.analysis import validate
+    from conjugacy.analysis.checkpoints import spectral_dynamics_report
+
+    out, results = tiny_run
+    validate(json.loads((out / "results.json").read_text()))
+    spectral_dynamics_report(out, tmp_path / "rep", draw=False)
+    report = json.loads((tmp_path / "rep" / "results.json").read_text())
+    validate(report)
+    assert report["conditions"] == {"random": None, "true": None}
+    assert report["settings"] == {"max_rank": 100, "k": 10}
+    assert report["warnings"] == []
+
+
+def test_reproduce_command_prints_the_claims_of_the_results(tmp_path):
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    out = tmp_path / "sd"
+    r = CliRunner().invoke(app, ["reproduce", "spectral-dynamics", "--scale", "tiny", "--seeds",
+                                 "1", "--epochs", "1", "--out", str(out), "--no-figures",
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    written = json.loads((out / "results.json").read_text())
+    assert len(written["claims"]) == 4
+    text = " ".join(r.output.split())
+    for c in written["claims"]:
+        word = {True: "holds", False: "does not hold", None: "undecided"}[c["holds"]]
+        assert f"claim: {' '.join(c['claim'].split())}: {word}" in text
+    assert "3 checkpoint run(s)" in text

@@ -14,12 +14,16 @@ from .._checks import check_out_dir
 from . import app, fail
 
 
-def print_report(results: dict[str, Any], out: Path) -> None:
+def print_report(results: Any, out: Path) -> None:
+    """Print the measures, the claims and the timing of a spectral-dynamics ``Results``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    groups = results.get("groups", {})
+    content = results.content
+    sections = content["sections"]
+    groups = sections.get("groups", {})
     if groups:
         table = Table(title="Final effective rank (mean over runs) and top-10 scores")
         table.add_column("condition")
@@ -35,18 +39,18 @@ def print_report(results: dict[str, Any], out: Path) -> None:
                    for s in g["chain"]["skipped"]}
         for a, b, why in sorted(skipped):
             console.print(f"[yellow]skipped pair[/] {a} -> {b}: {why}", highlight=False)
-    lmc = results.get("lmc")
+    lmc = sections.get("lmc")
     if lmc:
         s = lmc["by_split"]
         console.print("barrier (loss) by split step: " + ", ".join(
             f"{st}: {m:.3g}" for st, m in zip(s["split_steps"], s["barrier_loss"]["mean"])))
-    for name, f in results.get("findings", {}).items():
-        verdict = {True: "[green]holds[/]", False: "[red]does not hold[/]",
-                   None: "[yellow]not tested[/]"}[f.get("holds")]
-        console.print(f"finding {name}: {verdict}")
-    t = results.get("timing", {})
-    console.print(f"{len(results.get('runs', {}))} checkpoint run(s); SVDs "
-                  f"{t.get('svd_seconds', 0):.2f} s; results and figures in {out}")
+    for c in content["claims"]:
+        word = {True: "[green]holds[/]", False: "[red]does not hold[/]",
+                None: "[yellow]undecided[/]"}[c["holds"]]
+        console.print(f"claim: {escape(c['claim'])}: {word} ({escape(c['evidence'])})",
+                      highlight=False)
+    console.print(f"{len(sections['runs'])} checkpoint run(s); SVDs "
+                  f"{content['timing_seconds']['svd']:.2f} s; results and figures in {out}")
 
 
 @app.command("spectral-dynamics")
@@ -62,7 +66,7 @@ def spectral_dynamics(
 ) -> None:
     """Effective rank, singular value agreement, alignment and barriers of the checkpoint runs in
     a store; writes results.json and the companion paper's figures (PNG + SVG)."""
-    from ..experiments.spectral_dynamics import spectral_dynamics_report
+    from ..analysis.checkpoints import spectral_dynamics_report
 
     if not source.exists():
         fail(f"{str(source)!r} does not exist")

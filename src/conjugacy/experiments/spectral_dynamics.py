@@ -1,19 +1,13 @@
-"""Spectral dynamics of weights: the report over any store, and a quick reproduction.
+"""Spectral dynamics of weights: a quick reproduction of the companion paper (``SPEC.md`` 6).
 
-Two parts (companion paper, ``SPEC.md`` section 6):
-
-1. :func:`spectral_dynamics_report` reads every checkpoint run (``<run>.checkpoints``, written by
-   :class:`conjugacy.torch.snapshots.CheckpointRecorder`) of a store or of a study's output
-   folder, computes every measure with :func:`conjugacy.spectral_dynamics.checkpoint_dynamics`
-   (singular values, effective rank, agreement with the final checkpoint, alignment of the layer
-   pairs that chain; skipped pairs are listed with their reason), aggregates runs of one condition
-   (mean +- std over seeds), reads linear-mode-connectivity branches (runs with ``lmc`` metadata),
-   draws the figures and writes ``results.json``. NumPy, Zarr and Matplotlib only: no torch.
-2. :func:`run` (``conjugacy reproduce spectral-dynamics``) trains a 4-layer MLP on the MNIST 5k
-   sample through the shared study protocol (:mod:`conjugacy.study`): true labels, random labels
-   and true labels with weight decay, several seeds, checkpoints on the companion schedule; and
-   trunks with branches split at several steps for the barrier. It then runs the report and tests
-   the paper's four findings (:func:`evaluate_findings`), saying which hold.
+:func:`run` (``conjugacy reproduce spectral-dynamics``) trains a 4-layer MLP on the MNIST 5k
+sample through the shared study protocol (:mod:`conjugacy.study`): true labels, random labels and
+true labels with weight decay, several seeds, checkpoints on the companion schedule; and trunks
+with branches split at several steps for the barrier. The measures of the checkpoints (singular
+values, effective rank, agreement, alignment, barrier) come from the one report over any store,
+:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report` (re-exported here with its
+readers); this module decides the paper's four findings on them (:func:`evaluate_findings`) and
+writes them as the ``claims`` of ``results.json`` (schema ``"conjugacy.results/2"``).
 
 Torch is imported only inside the training functions.
 """
@@ -25,293 +19,33 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .._checks import Choice, Float, Int, Param, validate
-from ..spectral_dynamics import (
-    TOP_K,
-    checkpoint_dynamics,
-    singular_vector_agreement,
+from ..analysis import Claim, Results
+from ..analysis.checkpoints import (
+    checkpoint_runs,
+    checkpoint_sections,
+    open_source,
+    read_checkpoints,
+    spectral_dynamics_report,
 )
 
 __all__ = [
     "SCALES",
     "SpectralConfig",
     "checkpoint_runs",
+    "checkpoint_sections",
     "evaluate_findings",
+    "findings_claims",
     "open_source",
     "read_checkpoints",
     "run",
     "spectral_dynamics_report",
-    "write_report",
 ]
-
-CHECKPOINT_SUFFIX = ".checkpoints"  # = conjugacy.torch.snapshots.CHECKPOINT_SUFFIX (no torch here)
-
-
-# ============================================================================ reading
-def open_source(source: Any) -> Any:
-    """A reader over ``source``: a store path, a study output folder (``OUT/trajectories``), or
-    an open :class:`~conjugacy.store.TrajectoryStore` / :class:`~conjugacy.study.StudyReader`.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the path does not exist or is neither a store nor a study folder.
-    """
-    if hasattr(source, "runs") and hasattr(source, "read") and hasattr(source, "run_info"):
-        return source
-    if not isinstance(source, str | os.PathLike):
-        raise TypeError(f"source must be a path, a TrajectoryStore or a StudyReader, got {source!r}")
-    p = Path(source)
-    if not p.exists():
-        raise FileNotFoundError(f"{str(p)!r} does not exist")
-    if (p / "trajectories").is_dir():
-        from ..study import StudyReader
-
-        return StudyReader.open(p)
-    if (p / "zarr.json").is_file():
-        from ..store import TrajectoryStore
-
-        return TrajectoryStore.open(p, "r")
-    raise FileNotFoundError(
-        f"{str(p)!r} is neither a trajectory store (no zarr.json) nor a study output folder (no "
-        "trajectories/ folder)"
-    )
-
-
-def checkpoint_runs(reader: Any) -> dict[str, str]:
-    """Checkpoint runs of a reader: ``{checkpoint_run: the run it belongs to}``, sorted."""
-    out = {}
-    for r in reader.runs():
-        meta = reader.run_info(r)["metadata"]
-        if meta.get("kind") == "checkpoints":
-            out[r] = str(meta.get("checkpoints_of", r.removesuffix(CHECKPOINT_SUFFIX)))
-    return out
-
-
-def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Steps ``(n_ckpt,)`` and ``{name: (n_ckpt, *shape)}`` of a checkpoint run, in recorded order."""
-    info = reader.run_info(run)
-    steps = np.asarray(reader.steps(run))
-    weights = {}
-    for name, p in info["parameters"].items():
-        flat = reader.read(params=_glob_escape(name), runs=run)[0]
-        weights[name] = flat.reshape(len(steps), *p["shape"])
-    return steps, weights
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
-
-
-def _group_key(meta: Mapping[str, Any]) -> tuple[str, Any]:
-    return str(meta.get("condition", "all")), meta.get("seed")
-
-
-# ============================================================================ the report
-def _stats(arrays: Sequence[np.ndarray]) -> dict[str, list[float]]:
-    a = np.stack(arrays)
-    return {"mean": a.mean(axis=0).tolist(), "std": a.std(axis=0).tolist()}
-
-
-def _lmc_section(reader: Any, max_rank: int, k: int) -> dict[str, Any] | None:
-    """Barrier (from run metadata) and endpoint agreement of branch pairs (``lmc`` metadata)."""
-    pairs: dict[str, list[str]] = {}
-    metas = {}
-    for r in reader.runs():
-        meta = reader.run_info(r)["metadata"]
-        if isinstance(meta.get("lmc"), Mapping):
-            pairs.setdefault(str(meta["lmc"]["pair"]), []).append(r)
-            metas[r] = meta
-    if not pairs:
-        return None
-    rows = []
-    for pair, runs in sorted(pairs.items()):
-        if len(runs) != 2:
-            continue
-        a, b = sorted(runs)
-        lm = metas[a]["lmc"]
-        info = reader.run_info(a)
-        agreement, diag = {}, {}
-        for name, p in info["parameters"].items():
-            if len(p["shape"]) < 2:
-                continue
-            wa = reader.read(params=_glob_escape(name), runs=a)[0, -1].reshape(p["shape"])
-            wb = reader.read(params=_glob_escape(name), runs=b)[0, -1].reshape(p["shape"])
-            res = singular_vector_agreement(wa, wb, k=k)
-            d = np.diagonal(res.matrix)[:max_rank]
-            agreement[name], diag[name] = float(res.score), d.tolist()
-        rows.append({
-            "pair": pair, "runs": [a, b], "seed": metas[a].get("seed"),
-            "split_step": int(lm["split_step"]), "final_step": int(lm["final_step"]),
-            "barrier_loss": float(lm["barrier_loss"]), "barrier_error": float(lm["barrier_error"]),
-            "losses": lm.get("losses"), "errors": lm.get("errors"),
-            "sva_score": agreement, "sva_diagonal": diag,
-            "mean_sva_score": float(np.mean(list(agreement.values()))) if agreement else None,
-        })
-    rows.sort(key=lambda r: (r["split_step"], str(r["seed"])))
-    by_split: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_split.setdefault(r["split_step"], []).append(r)
-    summary: dict[str, Any] = {"split_steps": sorted(by_split)}
-    for key in ("barrier_loss", "barrier_error", "mean_sva_score"):
-        summary[key] = {
-            "mean": [float(np.mean([r[key] for r in by_split[s]])) for s in sorted(by_split)],
-            "std": [float(np.std([r[key] for r in by_split[s]])) for s in sorted(by_split)],
-        }
-    return {"pairs": rows, "by_split": summary}
-
-
-def spectral_dynamics_report(
-    source: Any,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    max_rank: int = 100,
-    k: int = TOP_K,
-    draw: bool = True,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Every spectral-dynamics measure of the checkpoint runs of ``source``, figures, results.json.
-
-    Parameters
-    ----------
-    source : path, TrajectoryStore or StudyReader
-        A store, or a study output folder (its ``trajectories/*.zarr`` are read as one).
-    out : path, optional
-        Folder for ``results.json`` and ``figures/`` (created); nothing is written when None.
-    max_rank : int
-        Diagonals (agreement, alignment) and singular values kept for the first ``max_rank``
-        directions (paper: 100).
-    k : int
-        Diagonal entries averaged into the scores (paper: 10).
-    draw : bool
-        Draw the figures (needs Matplotlib) when ``out`` is given.
-    extra : mapping, optional
-        Added to the results (e.g. the experiment's findings and settings).
-
-    Returns
-    -------
-    dict
-        ``runs`` (per checkpoint run: steps, measures, layer chain with skipped pairs, condition
-        and seed), ``groups`` (per condition: mean and std over runs with the same steps),
-        ``lmc`` (barrier and endpoint agreement per split step, when the source has branches),
-        ``timing``, ``figures`` (paths written).
-
-    Raises
-    ------
-    ValueError
-        If the source holds neither checkpoint runs nor branch pairs.
-    """
-    from ..results import package_info
-
-    t0 = time.perf_counter()
-    owns = not (hasattr(source, "runs") and hasattr(source, "read"))
-    reader = open_source(source)
-    try:
-        ck_runs = checkpoint_runs(reader)
-        runs: dict[str, Any] = {}
-        svd_seconds = 0.0
-        raw: dict[str, Any] = {}
-        for ck, of in ck_runs.items():
-            meta = reader.run_info(ck)["metadata"]
-            steps, weights = read_checkpoints(reader, ck)
-            if len(steps) == 0:
-                continue
-            dyn = checkpoint_dynamics(weights, steps, max_rank=max_rank, k=k)
-            svd_seconds += dyn.svd_seconds
-            d = dyn.to_dict()
-            d["singular_values"] = {n: v[:, :max_rank].tolist()
-                                    for n, v in dyn.singular_values.items()}
-            condition, seed = _group_key(meta)
-            scal = {}
-            info = reader.run_info(ck)
-            for s in info["scalars"]:
-                scal[s] = reader.scalars(ck, s).tolist()
-            runs[ck] = {"of": of, "condition": condition, "seed": seed, "scalars": scal, **d}
-            raw[ck] = dyn
-        lmc = _lmc_section(reader, max_rank, k)
-    finally:
-        if owns:
-            reader.close()
-    if not runs and lmc is None:
-        raise ValueError(
-            f"{source!s} holds no checkpoint runs (record them with "
-            "conjugacy.torch.snapshots.CheckpointRecorder) and no branch pairs"
-        )
-    groups: dict[str, Any] = {}
-    by_cond: dict[str, list[str]] = {}
-    for ck, r in runs.items():
-        by_cond.setdefault(r["condition"], []).append(ck)
-    for cond, members in sorted(by_cond.items()):
-        first = raw[members[0]]
-        same = [m for m in members if np.array_equal(raw[m].steps, first.steps)
-                and list(raw[m].effective_rank) == list(first.effective_rank)]
-        g: dict[str, Any] = {"runs": members, "aggregated_runs": same,
-                             "steps": first.steps.tolist()}
-        if len(same) < len(members):
-            g["note"] = ("runs with other checkpoint steps or layers are left out of the mean: "
-                         + ", ".join(sorted(set(members) - set(same))))
-        for field_ in ("effective_rank", "sva_score", "alignment_score"):
-            g[field_] = {name: _stats([getattr(raw[m], field_)[name] for m in same])
-                         for name in getattr(first, field_)}
-        g["sva_diagonal"] = {name: np.mean([raw[m].sva_diagonal[name] for m in same],
-                                           axis=0).tolist() for name in first.sva_diagonal}
-        g["alignment_diagonal"] = {name: np.mean([raw[m].alignment_diagonal[name] for m in same],
-                                                 axis=0).tolist()
-                                   for name in first.alignment_diagonal}
-        g["chain"] = first.chain.to_dict()
-        groups[cond] = g
-    results: dict[str, Any] = {
-        "kind": "spectral_dynamics",
-        "source": str(getattr(source, "path", source)),
-        "settings": {"max_rank": max_rank, "k": k},
-        "definitions": {
-            "effective_rank": "exp(entropy of s / sum(s)) / min(m, n) (Roy & Vetterli 2007)",
-            "sva": "|<u_j(t), u_j(T)> <v_j(t), v_j(T)>|, T = last checkpoint; score = mean of "
-                   f"the first {k} (companion paper eq. 5)",
-            "alignment": "|V_next^T U_i| diagonal, centre kernel position for convolutions; "
-                         f"score = mean of the first {k} (eq. 3, 4)",
-            "barrier": "max over interior points of loss - straight line between the endpoint "
-                       "losses, 11 points, not clipped (eq. 6)",
-        },
-        "runs": runs,
-        "groups": groups,
-        "lmc": lmc,
-        "package": package_info(),
-    }
-    if extra:
-        results.update(dict(extra))
-    results["timing"] = {"report_seconds": time.perf_counter() - t0, "svd_seconds": svd_seconds}
-    if out is not None:
-        write_report(results, out, draw=draw)
-    return results
-
-
-def write_report(results: dict[str, Any], out: str | os.PathLike[str], *, draw: bool = True,
-                 ) -> Path:
-    """Draw the figures of a report into ``OUT/figures/`` (PNG + SVG) and write
-    ``OUT/results.json`` (atomically); ``results["figures"]`` lists the files. Returns the JSON
-    path."""
-    from ..results import write_json
-
-    out = Path(out)
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(f"output folder {str(out)!r}: {str(parent)!r} is a file")
-    out.mkdir(parents=True, exist_ok=True)
-    figures: list[str] = []
-    if draw:
-        from ..plots.spectral_dynamics import draw_all
-
-        (out / "figures").mkdir(exist_ok=True)
-        figures = [str(p) for p in draw_all(results, out / "figures")]
-    results["figures"] = figures
-    return write_json(out / "results.json", results)
 
 
 # ============================================================================ the reproduction
@@ -445,27 +179,25 @@ def _mlp(n_in: int, width: int, n_out: int, seed: int) -> Any:
                              nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_out))
 
 
-class _Batches:
-    """Seeded batch order: a new permutation every epoch, remainder dropped."""
+def _batches(n: int, batch_size: int, seed: Sequence[int]) -> Any:
+    """Seeded batch order, endless: a new permutation every epoch, the remainder dropped."""
+    import torch
 
-    def __init__(self, n: int, batch_size: int, seed: Sequence[int]) -> None:
-        import torch
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
+    while True:
+        perm = torch.randperm(n, generator=g)
+        for pos in range(0, n - batch_size + 1, batch_size):
+            yield perm[pos : pos + batch_size]
 
-        self.n, self.bs = n, batch_size
-        self.g = torch.Generator().manual_seed(int(np.random.SeedSequence(list(seed))
-                                                   .generate_state(1)[0]))
-        self.perm = None
-        self.pos = n
 
-    def next(self) -> Any:
-        import torch
+def _sgd_step(model: Any, opt: Any, x: Any, y: Any) -> float:
+    from torch.nn import functional as F
 
-        if self.pos + self.bs > self.n:
-            self.perm = torch.randperm(self.n, generator=self.g)
-            self.pos = 0
-        idx = self.perm[self.pos : self.pos + self.bs]
-        self.pos += self.bs
-        return idx
+    opt.zero_grad()
+    out = F.cross_entropy(model(x), y)
+    out.backward()
+    opt.step()
+    return float(out.detach())
 
 
 def _evaluate(model: Any, x: Any, y: Any) -> tuple[float, float]:
@@ -482,7 +214,6 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
     if job.params.get("kind") == "lmc":
         return _train_lmc(job, ctx)
     import torch
-    from torch.nn import functional as F
 
     from ..torch import Recorder
     from ..torch.snapshots import CheckpointRecorder, checkpoint_run_name
@@ -491,7 +222,6 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
     cond, seed = job.condition, int(job.seed)
     t = _tensors(config, cond, seed)
     spe = _steps_per_epoch(config, len(t["y"]))
-    n_steps = spe * config.epochs
     model = _mlp(t["n_in"], config.width, t["n_out"], seed)
     wd = config.weight_decay if cond == "true-wd" else 0.0
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -501,21 +231,17 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
         ctx.store.delete_run(checkpoint_run_name(run))
     meta = {**dict(ctx.metadata), "labels": "random" if cond == "random" else "true",
             "weight_decay": wd}
-    batches = _Batches(len(t["y"]), config.batch_size, [seed, 1])
+    batches = _batches(len(t["y"]), config.batch_size, [seed, 1])
     last = list(model.named_parameters())[-2][0]  # the output layer's weight
     t0 = time.perf_counter()
     with Recorder(ctx.store, run, model, last, optimizer=opt, metadata=meta) as rec, \
             CheckpointRecorder.beside(rec, "companion", steps_per_epoch=spe,
                                       n_epochs=config.epochs, metadata=meta) as ck:
         loss = float("nan")
-        for step in range(n_steps + 1):
+        for step in range(spe * config.epochs + 1):
             if step:
-                idx = batches.next()
-                opt.zero_grad()
-                out = F.cross_entropy(model(t["x"][idx]), t["y"][idx])
-                out.backward()
-                opt.step()
-                loss = float(out.detach())
+                idx = next(batches)
+                loss = _sgd_step(model, opt, t["x"][idx], t["y"][idx])
             rec.record(step, loss=loss)
             if ck.due(step):
                 tr_loss, tr_acc = _evaluate(model, t["x"], t["y"])
@@ -523,7 +249,7 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
                 ck.record(step, train_loss=tr_loss, train_accuracy=tr_acc, test_loss=te_loss,
                           test_accuracy=te_acc)
     return {"seconds": time.perf_counter() - t0, "final_train_accuracy": tr_acc,
-            "final_test_accuracy": te_acc, "n_steps": n_steps}
+            "final_test_accuracy": te_acc, "n_steps": spe * config.epochs}
 
 
 def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
@@ -540,30 +266,25 @@ def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
     config: SpectralConfig = ctx.config
     seed, split = int(job.seed), int(job.params["split_step"])
     t = _tensors(config, "true", seed)
-    spe = _steps_per_epoch(config, len(t["y"]))
-    final = spe * config.lmc_epochs
+    final = _steps_per_epoch(config, len(t["y"])) * config.lmc_epochs
     model = _mlp(t["n_in"], config.width, t["n_out"], seed)
     opt = torch.optim.SGD(model.parameters(), lr=config.lmc_lr, momentum=config.momentum)
-    trunk = _Batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
+    trunk = _batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
     for _ in range(split):
-        idx = trunk.next()
-        opt.zero_grad()
-        F.cross_entropy(model(t["x"][idx]), t["y"][idx]).backward()
-        opt.step()
+        idx = next(trunk)
+        _sgd_step(model, opt, t["x"][idx], t["y"][idx])
     ends = []
     t0 = time.perf_counter()
     for b, run in enumerate(job.run_names):
         m = copy.deepcopy(model)
         o = torch.optim.SGD(m.parameters(), lr=config.lmc_lr, momentum=config.momentum)
         o.load_state_dict(opt.state_dict())
-        order = _Batches(len(t["y"]), config.batch_size, [seed, 2, split, b])
+        order = _batches(len(t["y"]), config.batch_size, [seed, 2, split, b])
         with Recorder(ctx.store, run, m, "*", optimizer=o, metadata=dict(ctx.metadata)) as rec:
             rec.record(split)
             for _ in range(split, final):
-                idx = order.next()
-                o.zero_grad()
-                F.cross_entropy(m(t["x"][idx]), t["y"][idx]).backward()
-                o.step()
+                idx = next(order)
+                _sgd_step(m, o, t["x"][idx], t["y"][idx])
             rec.record(final)
         ends.append(m)
     data = [(t["x"][i : i + 1000], t["y"][i : i + 1000]) for i in range(0, len(t["y"]), 1000)]
@@ -605,18 +326,54 @@ def _study(config: SpectralConfig) -> Any:
                  config=config, extra_jobs=extra, threads=config.threads)
 
 
+# ============================================================================ the paper's findings
 def _settle_step(diag: np.ndarray, steps: np.ndarray, threshold: float) -> np.ndarray:
     """First checkpoint step after which each direction's agreement stays >= threshold."""
     ok = diag >= threshold  # (n_ckpt, r)
     stays = np.flip(np.logical_and.accumulate(np.flip(ok, 0), axis=0), 0)
-    first = np.argmax(stays, axis=0)
-    return steps[first].astype(float)
+    return steps[np.argmax(stays, axis=0)].astype(float)
+
+
+def _alignment_kept(groups: Mapping[str, Any], middle: Sequence[str]) -> dict[str, Any] | None:
+    """Fraction of its maximum the alignment score of each middle pair keeps at the end."""
+    inner = [p for p in groups["true"]["alignment_score"] if all(x in middle for x in p.split("->"))]
+    if not inner or any(p not in groups["random"]["alignment_score"] for p in inner):
+        return None
+    kept: dict[str, Any] = {}
+    for cond in ("true", "random"):
+        ms = {p: np.asarray(groups[cond]["alignment_score"][p]["mean"]) for p in inner}
+        kept[cond] = {p: {"max": float(m.max()), "final": float(m[-1]),
+                          "final_over_max": float(m[-1] / m.max())} for p, m in ms.items()}
+    return {**kept, "holds": bool(all(kept["true"][p]["final_over_max"]
+                                      > kept["random"][p]["final_over_max"] for p in inner))}
+
+
+def _lmc_finding(lmc: Mapping[str, Any], min_barrier_error: float, min_barrier_loss: float
+                 ) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    rows, bs = lmc["pairs"], lmc["by_split"]
+    splits = [r["split_step"] for r in rows]
+    rb = float(spearmanr(splits, [r["barrier_loss"] for r in rows]).statistic)
+    ra = float(spearmanr(splits, [r["mean_sva_score"] for r in rows]).statistic)
+    present = bool(max(bs["barrier_error"]["mean"]) > min_barrier_error
+                   or max(bs["barrier_loss"]["mean"]) > min_barrier_loss)
+    entry = {"spearman_split_vs_barrier": rb, "spearman_split_vs_top10_agreement": ra,
+             "barrier_present": present, "min_barrier_error": min_barrier_error,
+             "min_barrier_loss": min_barrier_loss, "agreement_rises": bool(ra > 0),
+             "by_split": bs, "holds": bool(rb < 0 and ra > 0) if present else None}
+    if not present:
+        entry["note"] = ("no barrier at any split step: every pair of branches is already "
+                         "linearly connected, so 'later splits have smaller barriers' cannot be "
+                         "tested; only the agreement half is")
+    return entry
 
 
 def evaluate_findings(results: Mapping[str, Any], *, settle_threshold: float = 0.9,
                       min_barrier_error: float = 0.005, min_barrier_loss: float = 0.01,
                       ) -> dict[str, Any]:
-    """Test the companion paper's four findings on a report of the reproduction.
+    """Test the companion paper's four findings on the measures of the reproduction (the
+    ``sections`` of its results, or the results themselves).
 
     1. ``true_vs_random``: final effective rank of the middle layers (all but the first and last
        weight) is lower with true labels than with random labels (mean over seeds);
@@ -630,95 +387,90 @@ def evaluate_findings(results: Mapping[str, Any], *, settle_threshold: float = 0
     4. ``lmc``: later splits give a smaller loss barrier and higher endpoint top-10 agreement
        (Spearman correlation with the split step < 0 and > 0 respectively). A barrier only counts
        as present when some split's mean error barrier exceeds ``min_barrier_error`` or its mean
-       loss barrier exceeds ``min_barrier_loss``; without one (every split already linearly
-       connected) the barrier half cannot be tested and ``holds`` is None, with the agreement half
-       reported on its own (``agreement_rises``).
+       loss barrier exceeds ``min_barrier_loss``; without one the barrier half cannot be tested and
+       ``holds`` is None, with the agreement half reported on its own (``agreement_rises``).
 
     Returns
     -------
     dict
         Per finding: the numbers, and ``holds`` (bool) or ``None`` when its conditions are
-        missing.
+        missing (then a ``note`` says which).
     """
-    from scipy.stats import spearmanr
-
-    groups = results.get("groups", {})
+    sec = results.get("sections", results)
+    groups = sec.get("groups", {})
     out: dict[str, Any] = {}
 
     def final_erank(cond: str) -> dict[str, float]:
-        g = groups[cond]
-        return {n: float(v["mean"][-1]) for n, v in g["effective_rank"].items()}
+        return {n: float(v["mean"][-1]) for n, v in groups[cond]["effective_rank"].items()}
 
     layers = list(groups[next(iter(groups))]["effective_rank"]) if groups else []
     middle = layers[1:-1]
+    out["true_vs_random"] = {"holds": None, "note": "needs conditions 'true' and 'random'"}
     if "true" in groups and "random" in groups and middle:
         a, b = final_erank("true"), final_erank("random")
-        out["true_vs_random"] = {
-            "middle_layers": middle,
-            "true": {n: a[n] for n in middle}, "random": {n: b[n] for n in middle},
-            "holds": bool(all(a[n] < b[n] for n in middle)),
-        }
-        inner = [p for p in groups["true"]["alignment_score"]
-                 if all(x in middle for x in p.split("->"))]
-        if inner and all(p in groups["random"]["alignment_score"] for p in inner):
-            kept = {}
-            for cond in ("true", "random"):
-                kept[cond] = {}
-                for p in inner:
-                    m = np.asarray(groups[cond]["alignment_score"][p]["mean"])
-                    kept[cond][p] = {"max": float(m.max()), "final": float(m[-1]),
-                                     "final_over_max": float(m[-1] / m.max())}
-            out["true_vs_random"]["alignment_persists"] = {
-                **kept,
-                "holds": bool(all(kept["true"][p]["final_over_max"]
-                                  > kept["random"][p]["final_over_max"] for p in inner)),
-            }
-    else:
-        out["true_vs_random"] = {"holds": None, "note": "needs conditions 'true' and 'random'"}
+        out["true_vs_random"] = {"middle_layers": middle, "true": {n: a[n] for n in middle},
+                                 "random": {n: b[n] for n in middle},
+                                 "holds": bool(all(a[n] < b[n] for n in middle))}
+        kept = _alignment_kept(groups, middle)
+        if kept is not None:
+            out["true_vs_random"]["alignment_persists"] = kept
+    out["weight_decay"] = {"holds": None, "note": "needs conditions 'true' and 'true-wd'"}
     if "true" in groups and "true-wd" in groups:
         a, b = final_erank("true"), final_erank("true-wd")
         out["weight_decay"] = {"true": a, "true-wd": b,
                                "holds": bool(all(b[n] < a[n] for n in layers))}
-    else:
-        out["weight_decay"] = {"holds": None, "note": "needs conditions 'true' and 'true-wd'"}
-    true_runs = [r for r in results.get("runs", {}).values() if r["condition"] == "true"]
+    out["top_settle_first"] = {"holds": None, "note": "needs condition 'true'"}
+    true_runs = [r for r in sec.get("runs", {}).values() if r["condition"] == "true"]
     if true_runs and middle:
-        top, bottom = [], []
-        for r in true_runs:
-            steps = np.asarray(r["steps"], dtype=float)
-            for n in middle:
-                d = np.asarray(r["sva_diagonal"][n])
-                settle = _settle_step(d, steps, settle_threshold)
-                top.append(settle[:10].mean())
-                bottom.append(settle[-10:].mean())
-        out["top_settle_first"] = {
-            "threshold": settle_threshold, "top10_mean_step": float(np.mean(top)),
-            "bottom10_mean_step": float(np.mean(bottom)),
-            "holds": bool(np.mean(top) < np.mean(bottom)),
-        }
-    else:
-        out["top_settle_first"] = {"holds": None, "note": "needs condition 'true'"}
-    lmc = results.get("lmc")
-    if lmc and len(lmc["by_split"]["split_steps"]) >= 3:
-        rows = lmc["pairs"]
-        splits = [r["split_step"] for r in rows]
-        rb = float(spearmanr(splits, [r["barrier_loss"] for r in rows]).statistic)
-        ra = float(spearmanr(splits, [r["mean_sva_score"] for r in rows]).statistic)
-        bs = lmc["by_split"]
-        present = bool(max(bs["barrier_error"]["mean"]) > min_barrier_error
-                       or max(bs["barrier_loss"]["mean"]) > min_barrier_loss)
-        entry = {"spearman_split_vs_barrier": rb, "spearman_split_vs_top10_agreement": ra,
-                 "barrier_present": present, "min_barrier_error": min_barrier_error,
-                 "min_barrier_loss": min_barrier_loss, "agreement_rises": bool(ra > 0),
-                 "by_split": bs, "holds": bool(rb < 0 and ra > 0) if present else None}
-        if not present:
-            entry["note"] = ("no barrier at any split step: every pair of branches is already "
-                             "linearly connected, so 'later splits have smaller barriers' cannot "
-                             "be tested; only the agreement half is")
-        out["lmc"] = entry
-    else:
-        out["lmc"] = {"holds": None, "note": "needs branch pairs at 3 or more split steps"}
+        settle = [_settle_step(np.asarray(r["sva_diagonal"][n]),
+                               np.asarray(r["steps"], dtype=float), settle_threshold)
+                  for r in true_runs for n in middle]
+        top = np.mean([s[:10].mean() for s in settle])
+        bottom = np.mean([s[-10:].mean() for s in settle])
+        out["top_settle_first"] = {"threshold": settle_threshold,
+                                   "top10_mean_step": float(top), "bottom10_mean_step": float(bottom),
+                                   "holds": bool(top < bottom)}
+    lmc = sec.get("lmc")
+    out["lmc"] = (_lmc_finding(lmc, min_barrier_error, min_barrier_loss)
+                  if lmc and len(lmc["by_split"]["split_steps"]) >= 3
+                  else {"holds": None, "note": "needs branch pairs at 3 or more split steps"})
     return out
+
+
+#: The paper's words for each finding of :func:`evaluate_findings`.
+CLAIMS = {
+    "true_vs_random": "the middle layers end with a lower effective rank with true labels than "
+                      "with random labels",
+    "weight_decay": "weight decay lowers the final effective rank of every layer",
+    "top_settle_first": "with true labels, the top singular directions settle (agree with the "
+                        "final checkpoint) before the bottom ones",
+    "lmc": "later split steps give smaller loss barriers and higher endpoint agreement of the "
+           "top singular vectors",
+}
+
+
+def _evidence(name: str, f: Mapping[str, Any]) -> str:
+    if "note" in f and f["holds"] is None:
+        return f["note"]
+    if name == "true_vs_random":
+        return "final effective rank, true vs random: " + ", ".join(
+            f"{n} {f['true'][n]:.4g} vs {f['random'][n]:.4g}" for n in f["middle_layers"])
+    if name == "weight_decay":
+        return "final effective rank, true vs true-wd: " + ", ".join(
+            f"{n} {v:.4g} vs {f['true-wd'][n]:.4g}" for n, v in f["true"].items())
+    if name == "top_settle_first":
+        return (f"agreement >= {f['threshold']} from step {f['top10_mean_step']:.4g} (top 10) vs "
+                f"{f['bottom10_mean_step']:.4g} (bottom 10), mean over middle layers and seeds")
+    return (f"Spearman(split step, loss barrier) = {f['spearman_split_vs_barrier']:.3g}, "
+            f"Spearman(split step, top-10 agreement) = "
+            f"{f['spearman_split_vs_top10_agreement']:.3g}")
+
+
+def findings_claims(content: Mapping[str, Any]) -> list[Claim]:
+    """The four findings in ``content["sections"]["findings"]`` as :class:`Claim` records."""
+    found = content["sections"]["findings"]
+    return [Claim(text, found[name]["holds"], _evidence(name, found[name]))
+            for name, text in CLAIMS.items()]
 
 
 def run(
@@ -727,16 +479,12 @@ def run(
     *,
     progress: bool = False,
     draw: bool = True,
-) -> dict[str, Any]:
-    """Train the study (resuming complete jobs), run the report, test the findings.
+) -> Results:
+    """Train the study (resuming complete jobs), measure the checkpoints, decide the findings.
 
-    Writes into ``out``: ``study.json``, ``trajectories/<job>.zarr``, ``results.json`` (the
-    report, the findings, the config, timing) and ``figures/``.
-
-    Returns
-    -------
-    dict
-        The results written to ``results.json``.
+    Writes into ``out``: ``study.json``, ``trajectories/<job>.zarr``, ``results.json`` (schema
+    ``"conjugacy.results/2"``: the measures, ``findings``, ``data`` and ``training`` under
+    ``sections``, the findings as ``claims``, the config under ``settings``) and ``figures/``.
     """
     from ..study import provenance, run_study
 
@@ -745,24 +493,19 @@ def run(
     t0 = time.perf_counter()
     study = _study(config)
     done = run_study(study, out, progress=progress)
-    t1 = time.perf_counter()
-    results = spectral_dynamics_report(out, None, draw=False)
-    findings = evaluate_findings(results)
     ds = _load(config)
-    extra = {
-        "experiment": "spectral-dynamics",
-        "config": dataclasses.asdict(config),
-        "data": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.labels("train"))),
-                 "n_test": int(len(ds.labels("test")))},
-        "provenance": provenance(study, data={"name": ds.name, "source": ds.source}),
-        "findings": findings,
-        "training": {"seconds": done.seconds, "trained": list(done.trained),
-                     "skipped": list(done.skipped), "per_job": done.job_seconds,
-                     "info": done.info},
-    }
-    results.update(extra)
-    results["timing"]["total_seconds"] = time.perf_counter() - t0
-    results["timing"]["training_seconds"] = t1 - t0
-    write_report(results, out, draw=draw)
-    results["timing"]["total_seconds"] = time.perf_counter() - t0
-    return results
+    data = {"name": ds.name, "source": ds.source}
+    own = {"findings": evaluate_findings,
+           "data": lambda _s: {**data, "n_train": int(len(ds.labels("train"))),
+                               "n_test": int(len(ds.labels("test")))},
+           "training": lambda _s: {"seconds": done.seconds, "trained": list(done.trained),
+                                   "skipped": list(done.skipped), "per_job": done.job_seconds,
+                                   "info": done.info}}
+    return spectral_dynamics_report(
+        out, out, draw=draw, extra=lambda sec: {k: f(sec) for k, f in own.items()},
+        title="Spectral dynamics of a 4-layer MLP (companion paper)",
+        question="do the companion paper's four findings on the singular values and vectors of "
+                 "the weights hold?",
+        conditions=study.conditions, claims=findings_claims,
+        settings={"config": dataclasses.asdict(config)},
+        provenance=provenance(study, data=data), timing={"training": time.perf_counter() - t0})
