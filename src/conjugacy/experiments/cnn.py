@@ -544,7 +544,7 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
         r = comp["per_window"][0]
         out.append(Claim(f"LeNet and ResNet-20 are not conjugate in window {r['window']}",
                          None if r["verdict"] == "undecided" else r["verdict"] == "not conjugate",
-                         f"{r['verdict']}, p = {r['pvalue']:.3g} ({r['reason']})"))
+                         f"{r['verdict']}: {r['reason']}"))
     return out
 
 

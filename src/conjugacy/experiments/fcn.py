@@ -422,7 +422,7 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     v = comparison["verdicts"][extreme]
     out = [Claim(f"h = {widths[lo]} and h = {widths[hi]} are not conjugate",
                  None if v["verdict"] == "undecided" else v["verdict"] == "not conjugate",
-                 f"{v['verdict']}, p = {v['pvalue']:.3g} ({v['reason']})")]
+                 f"{v['verdict']}: {v['reason']}")]
     d_extreme = cmp["distances"][extreme]["mean"]
     for mid in order[1:-1]:
         d_mid = cmp["distances"][pair_key(mid, hi)]["mean"]
