@@ -443,24 +443,26 @@ def test_compare_and_test_print_verdicts_and_caveats(tmp_path):
 
 
 
-def test_grokking_claim_lines():  # the fcn claims are decided in the experiment: test_fcn.py
+def test_grokking_prints_the_verdicts_and_claims_of_its_results(capsys, tmp_path):
+    # the grokking claims are decided in the experiment (test_grokking.py); the CLI prints them
     from types import SimpleNamespace
 
-    from conjugacy.cli.summaries import grokking_claims
-    from conjugacy.experiments.grokking import unit_circle_counts
+    from conjugacy.cli.summaries import print_grokking
 
-    tol = 0.002
-    result = SimpleNamespace(
-        comparison={"verdict_uses": "filtered", "verdicts": {"fig5": {"verdict": "not conjugate",
-                                                                    "pvalue": 0.03}}},
-        unit_circle={"filtered": {
-            "unconstrained": [unit_circle_counts([1.01 + 0.1j, 1.01 - 0.1j, 0.5], tol)],
-            "constrained": [unit_circle_counts([0.995 + 0.1j, 0.995 - 0.1j, 0.5], tol)],
-        }},
-    )
-    lines = grokking_claims(result)
-    assert len(lines) == 3
-    assert "holds" in lines[0] and "1 of 1 seeds" in lines[1] and "holds" in lines[2]
+    content = {
+        "comparison": {"verdict_uses": "filtered", "verdicts": {"fig5": {
+            "verdict": "not conjugate", "reason": "p = 0.03 < alpha = 0.05", "pvalue": 0.03,
+            "uses": "filtered"}}},
+        "claims": [{"claim": "fig. 5: not conjugate", "holds": True, "evidence": "p = 0.03"},
+                   {"claim": "fig. 5D: pair on the circle", "holds": False, "evidence": "0 of 4"},
+                   {"claim": "fig. S6", "holds": None, "evidence": "add seeds"}],
+    }
+    print_grokking(SimpleNamespace(content=content), tmp_path)
+    out = capsys.readouterr().out
+    assert "verdict fig5: not conjugate (p = 0.03 < alpha = 0.05; filtered spectra)" in out
+    assert "claim: fig. 5: not conjugate -- holds (p = 0.03)" in out
+    assert "claim: fig. 5D: pair on the circle -- does not hold (0 of 4)" in out
+    assert "claim: fig. S6 -- undecided (add seeds)" in out
 
 
 def test_python_dash_m_runs_the_command_line():
@@ -473,3 +475,25 @@ def test_python_dash_m_runs_the_command_line():
     bad = subprocess.run([sys.executable, "-m", "conjugacy", "nosuchcommand"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_test_gives_no_verdict_on_spectra_fitted_with_different_delays(tmp_path):
+    """Issue 19: one spectrum of eight with 8 delays (the others 3) used to give 'not conjugate'
+    with only a caveat; the one verdict rule says undecided and names the setting."""
+    from typer.testing import CliRunner
+
+    from conjugacy import koopman_spectrum
+    from conjugacy.cli import app
+
+    a = _seed_spectra(tmp_path, 0.0, 4, "a")
+    b = _seed_spectra(tmp_path, 0.05, 4, "b")
+    r = np.random.default_rng(9)
+    x = r.standard_normal((6, 40, 5))
+    b[0] = str(koopman_spectrum(x, delays=8, rank=6).save(tmp_path / "odd.npz"))
+    args = ["test", *a]
+    for x in b:
+        args += ["--vs", x]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "verdict: undecided (no verdict on spectra fitted with different settings: delays " \
+           "differs (A1: 3" in " ".join(res.output.split())

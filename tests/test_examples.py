@@ -41,6 +41,10 @@ def test_own_study_example(tmp_path, capsys):
     assert doc == json.loads(json.dumps(summary))
     assert doc["experiment"] == "sgd-vs-adam" and doc["seeds"] == {"adam": [0, 1], "sgd": [0, 1]}
     assert doc["schema"] == "conjugacy.results/2" and "distances.png" in doc["figures"]
+    from conjugacy.analysis import validate
+
+    validate(doc)
+    assert doc["training"]["executor"]
     assert [len(v) for v in doc["spectra"].values()] == [2, 2]
     assert doc["comparison"]["verdicts"]["sgd-adam"]["min_pvalue"] == 1 / 3
     assert len(doc["loss"]["adam"]["mean"]) == 12

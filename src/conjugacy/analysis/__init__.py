@@ -141,8 +141,8 @@ def analyse_study(
             settings=None if callable(spectrum) else dict(spectrum),
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
                    "n_shuffles": n_shuffles},
-            fields={"n_replicas": study.n_replicas},
+            fields={"n_replicas": study.n_replicas,
+                    "training": None if training is None else training.timing()},
             figures=figures, claims=claims, provenance=provenance(study, data=data),
-            timing={**({} if training is None else training.timing()),
-                    "reading_and_settings": time.perf_counter() - t0},
+            timing={"reading_and_settings": time.perf_counter() - t0},
             out=out)

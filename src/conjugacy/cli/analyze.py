@@ -1,6 +1,6 @@
 """``conjugacy analyze STORE`` (verdicts and a report for your runs) and ``conjugacy report RESULTS``.
 
-``analyze`` parses the options, calls :func:`conjugacy.own_runs.analyze` once, prints the verdicts
+``analyze`` parses the options, calls :func:`conjugacy.analyze` once, prints the verdicts
 and where the results went; ``report`` lays out any ``results.json`` of that schema (also those of
 ``conjugacy reproduce``) with :func:`conjugacy.report.write_report`. No math lives here.
 """
@@ -54,7 +54,7 @@ def analyze_command(
 ) -> None:
     """Group the runs of STORE into conditions and seeds, compare every pair of conditions, and
     write results.json and a self-contained report.html (plus report.md)."""
-    from ..own_runs import analyze
+    from ..analysis.own_runs import analyze
 
     console = Console()
     if out is not None:

@@ -61,8 +61,10 @@ def print_claims(content: dict[str, Any]) -> None:
 
 
 def print_grokking(result: Any, out: Path) -> None:
+    """The comparison, verdicts and claims as the grokking results hold them."""
     console = Console()
-    comparison = getattr(result, "comparison", None) or {}
+    content = getattr(result, "content", None) or {}
+    comparison = content.get("comparison") or {}
     for which in ("all", "filtered"):
         cmp = comparison.get(which)
         if not cmp:
@@ -74,11 +76,10 @@ def print_grokking(result: Any, out: Path) -> None:
                 f"statistic {test['statistic']:.4g}, p = {test['pvalue']:.3g}"
             )
     for name, v in comparison.get("verdicts", {}).items():
-        console.print(f"verdict {name}: {v['verdict']} ({v['uses']} spectra)")
-    for line in grokking_claims(result):
-        console.print(line, highlight=False)
-    wall = getattr(result, "wall_time_s", None)
-    console.print((f"wall time {wall:.1f} s; " if wall is not None else "") + f"results in {out}")
+        console.print(f"verdict {name}: {v['verdict']} ({v['reason']}; {v['uses']} spectra)",
+                      highlight=False)
+    print_claims(content)
+    console.print(f"results in {out}")
 
 
 def print_cnn(summary: dict[str, Any], out: Path) -> None:
@@ -170,32 +171,3 @@ def print_optimizers(results: Any, out: Path) -> None:
     console.print(f"Results: {out / 'results.json'}")
     console.print(f"Trajectories: {out / c['files']['trajectories']}")
     console.print("Figures (.png and .svg): " + ", ".join(figures))
-
-
-
-def _word(ok: bool | None) -> str:
-    return {True: "[green]holds[/green]", False: "[red]does not hold[/red]",
-            None: "[yellow]not tested[/yellow]"}[ok]
-
-
-def grokking_claims(result: Any) -> list[str]:
-    """The paper's claims about fig. 5, one line each: not conjugate; a complex pair outside the
-    unit circle when unconstrained, on it when constrained (at the study's tolerance)."""
-    comparison = getattr(result, "comparison", None) or {}
-    out = []
-    v = comparison.get("verdicts", {}).get("fig5")
-    if v is not None:
-        out.append(f"claim: the two regimes are not conjugate -- "
-                   f"{_word(v['verdict'] == 'not conjugate')} ({v['verdict']}, p = {v.get('pvalue')})")
-    circle = (getattr(result, "unit_circle", None) or {}).get(comparison.get("verdict_uses",
-                                                                              "filtered"))
-    if circle and "unconstrained" in circle and "constrained" in circle:
-        unc, con = circle["unconstrained"], circle["constrained"]
-        n_out = sum(c.complex_outside > 0 for c in unc)
-        n_on = sum(c.complex_on > 0 and c.complex_outside == 0 for c in con)
-        tol = unc[0].tol if unc else float("nan")
-        out.append(f"claim: unconstrained has a complex pair outside the unit circle -- "
-                   f"{_word(n_out == len(unc))} ({n_out} of {len(unc)} seeds, tolerance {tol:g})")
-        out.append(f"claim: constrained has a complex pair on the unit circle (none outside) -- "
-                   f"{_word(n_on == len(con))} ({n_on} of {len(con)} seeds)")
-    return out
