@@ -154,7 +154,8 @@ def test_default_settings_rules():
         assert rank == min(max(k, 4), 20), (k, rank)
         assert f"a: {k}" in why
     noise = rng.standard_normal((3, 60, 40))  # full rank 80: capped at 20
-    assert choose_rank({"a": noise, "b": noise[:, :, :10]}, delays=1)[0] == 20
+    rank, why = choose_rank({"a": noise, "b": noise[:, :, :10]}, delays=1)
+    assert rank == 20 and "a: more than 20, b: 20" in why  # b: 10 x 2 observables
     assert choose_rank({"b": noise[:, :, :2]}, delays=1)[0] == 4  # 4 singular values only
 
 

@@ -108,12 +108,15 @@ def choose_rank(pilots: Mapping[str, np.ndarray], delays: int) -> tuple[int, str
             spec = koopman_spectrum(traj, delays=delays, rank=min(hi + 1, n_obs, n_pairs),
                                     method="standard", modes=False)
         s = spec.singular_values
-        counts[c] = int(np.count_nonzero(s > RANK_RELATIVE_SV * s[0])) if s.size and s[0] > 0 else 0
+        n = int(np.count_nonzero(s > RANK_RELATIVE_SV * s[0])) if s.size and s[0] > 0 else 0
+        counts[c] = min(n, hi + 1)  # only the leading values are computed: "more than hi"
         limit = min(limit, n_obs, n_pairs)
     k = int(min(max(max(counts.values(), default=lo), lo), hi, limit))
+    shown = ", ".join(f"{c}: " + (f"more than {hi}" if n > hi else str(n))
+                      for c, n in counts.items())
     why = (f"rank {k}: singular values of the delay-embedded snapshots above "
-           f"{RANK_RELATIVE_SV:g} s_1 on the first seed of each condition "
-           f"({', '.join(f'{c}: {n}' for c, n in counts.items())}); the largest count, kept within "
+           f"{RANK_RELATIVE_SV:g} s_1 on the first seed of each condition ({shown}); "
+           "the largest count, kept within "
            f"[{lo}, {hi}] and the data's size; the residual filter then keeps the eigenpairs the "
            "data support")
     return k, why
