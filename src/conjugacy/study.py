@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_out_dir
 
 __all__ = [
     "Job",
@@ -63,6 +63,7 @@ __all__ = [
     "StudyRun",
     "StudyReader",
     "dask_client",
+    "experiment_session",
     "limit_threads",
     "provenance",
     "run_study",
@@ -536,6 +537,34 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
     finally:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def experiment_session(config: Any, config_type: type, out: Any, *, threads: int | None = None,
+                       workers: int | None = None, scheduler: str | None = None,
+                       processes: bool = True) -> Iterator[tuple[Path | None, Any]]:
+    """What every experiment's ``run`` does around its own work, written once.
+
+    Checks that ``config`` is a ``config_type`` and that ``out`` can be an output folder
+    (created; None: nothing is written), opens a Dask client when ``workers`` or ``scheduler`` is
+    given (:func:`dask_client`, closed on exit) and lets torch and BLAS use ``threads`` threads
+    (:func:`limit_threads`; None: left as they are). Yields ``(out, client)``, ``out`` a
+    :class:`~pathlib.Path` or None and ``client`` None when serial.
+    """
+    if not isinstance(config, config_type):
+        name = config_type.__name__
+        raise TypeError(f"config must be {'an' if name[0] in 'AEFHILMNORSX' else 'a'} {name}, "
+                        f"got {type(config).__name__}")
+    if out is not None:
+        out = check_out_dir(out, "out")
+        out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if workers is not None or scheduler is not None:
+            client = stack.enter_context(dask_client(scheduler, workers, processes=processes))
+        if threads is not None:
+            stack.enter_context(limit_threads(threads))
+        yield out, client
 
 
 def run_study(

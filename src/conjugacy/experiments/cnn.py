@@ -548,6 +548,19 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     return out
 
 
+def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
+    from ..study import provenance
+    from ..torch.models import OBSERVED_LAYERS, build_model, count_parameters
+
+    data, model = _load(arch, config.data, config.data_dir), config.model_name(arch)
+    n_seeds, n_replicas, _ = config.sizes(arch)
+    return {"model": model, "parameters": count_parameters(build_model(model, seed=0)),
+            "observed": OBSERVED_LAYERS[model], "data": data.info, "n_seeds": n_seeds,
+            "n_replicas": n_replicas, "n_steps": _total_steps(config, arch),
+            "steps_per_epoch": _steps_per_epoch(config, arch),
+            "provenance": provenance(study, data=data.info)}
+
+
 def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
         figures: bool = True, workers: int | None = None, scheduler: str | None = None,
         processes: bool = True) -> Results:
@@ -582,40 +595,14 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     Trained seeds are not trained again (resume); spectra and statistics are always recomputed
     from the stores. Deterministic given ``config.seed`` on one machine and device.
     """
-    from ..study import dask_client
-
-    if not isinstance(config, CNNConfig):
-        raise TypeError(f"config must be a CNNConfig, got {type(config).__name__}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
-    if workers is not None or scheduler is not None:
-        with dask_client(scheduler, workers, processes=processes) as client:
-            return _run(config, out, progress, figures, client)
-    return _run(config, out, progress, figures, None)
-
-
-def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
-    from ..study import provenance
-    from ..torch.models import OBSERVED_LAYERS, build_model, count_parameters
-
-    data, model = _load(arch, config.data, config.data_dir), config.model_name(arch)
-    n_seeds, n_replicas, _ = config.sizes(arch)
-    return {"model": model, "parameters": count_parameters(build_model(model, seed=0)),
-            "observed": OBSERVED_LAYERS[model], "data": data.info, "n_seeds": n_seeds,
-            "n_replicas": n_replicas, "n_steps": _total_steps(config, arch),
-            "steps_per_epoch": _steps_per_epoch(config, arch),
-            "provenance": provenance(study, data=data.info)}
-
-
-def _run(config: CNNConfig, out: Path, progress: bool, figures: bool, client: Any) -> Results:
     from ..analysis import SpectrumGroup, run_table, spectra_to_json, summarize
     from ..compare import distance_matrix
     from ..results import package_info
-    from ..study import limit_threads, run_study
+    from ..study import experiment_session, run_study
 
     fits, windows, archs, training, timing, runs = {}, {}, {}, {}, {"training": 0.0}, []
-    with limit_threads(config.threads):
+    with experiment_session(config, CNNConfig, out_dir, threads=config.threads, workers=workers,
+                            scheduler=scheduler, processes=processes) as (out, client):
         for arch in config.archs:
             study = make_study(config, arch)
             trained = run_study(study, out / arch, client=client, progress=progress)

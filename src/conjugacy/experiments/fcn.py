@@ -49,7 +49,7 @@ from ..study import (
     Job,
     JobContext,
     Study,
-    dask_client,
+    experiment_session,
     limit_threads,
     provenance,
     run_study,
@@ -497,22 +497,10 @@ def run(
     spectra and statistics are always recomputed from the stores. Results are deterministic
     given ``config.seed`` (on one machine and device).
     """
-    if not isinstance(config, FCNConfig):
-        raise TypeError(f"config must be an FCNConfig, got {type(config).__name__}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
     study = make_study(config)
-    if workers is not None or scheduler is not None:
-        with dask_client(scheduler, workers, processes=processes) as client:
-            return _run(config, study, out, progress, figures, client)
-    return _run(config, study, out, progress, figures, None)
-
-
-def _run(config: FCNConfig, study: Study, out: Path, progress: bool, figures: bool,
-         client: Any) -> Results:
     widths = {condition_label(h): h for h in config.widths}
-    with limit_threads(config.threads):
+    with experiment_session(config, FCNConfig, out_dir, threads=config.threads, workers=workers,
+                            scheduler=scheduler, processes=processes) as (out, client):
         data_info = _data_info(config)
         trained = run_study(study, out, client=client, progress=progress)
         t0 = time.perf_counter()

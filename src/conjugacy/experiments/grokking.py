@@ -49,7 +49,7 @@ from torch import nn
 from .._checks import Choice, Float, Int, Param, check_choice, validate
 from ..analysis import Claim, Results, SpectrumGroup, filter_spectrum, loss_curves, run_pipeline
 from ..data.modular import ModularData, modular_addition
-from ..study import Job, JobContext, Study, dask_client, limit_threads, provenance, run_study
+from ..study import Job, JobContext, Study, experiment_session, provenance, run_study
 from ..torch.models import OneLayerTransformer
 from ..torch.replicas import train_replicas
 
@@ -640,41 +640,37 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
         ``long_curves`` and ``training`` (trained and resumed jobs).
     """
     study = make_study(config)
-    if workers is not None or scheduler is not None:
-        with dask_client(scheduler, workers, processes=processes) as client:
-            return _run(config, study, Path(out_dir), progress, client)
-    return _run(config, study, Path(out_dir), progress, None)
-
-
-def _run(config: GrokkingConfig, study: Study, out: Path, progress: bool, client: Any) -> Results:
-    trained = run_study(study, out, client=client, progress=progress)
     jobs = {(j.condition, j.seed): j for j in study.jobs()}
     runs = {r: [n for s in config.seeds for n in jobs[(r, s)].run_names] for r in REGIMES}
     groups = spectrum_groups(config, study)
     conds = {g.condition for g in groups}
-    timing = trained.timing()
-    with limit_threads(study.threads), trained.reader() as reader:
-        long = None if config.long_steps is None else {
-            r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0") for r in REGIMES}
-        return run_pipeline(
-            reader, groups, _spectrum_settings(config), params=OBSERVED_PARAMETER, client=client,
-            loss="train_loss", experiment="grokking",
-            title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
-            question="Are the early training dynamics of a transformer that groks and of one "
-                     "whose weight norm is held fixed conjugate?",
-            conditions=_conditions(config), stats={
-                "pairs": {k: v for k, v in PAIRS.items() if v[1] in conds},
-                "seed": config.seed, "n_permutations": config.n_permutations},
-            fields={"config": config, "fit_shape": fit_shape(config), "long_curves": long,
-                    "curves": {k: loss_curves(reader, groups, k) for k in _SCALARS},
-                    "training": {k: timing[k] for k in ("trained", "skipped", "per_job")}},
-            sections=lambda spectra: {
-                "unit_circle": unit_circle_section(spectra, config.unit_circle_tol)},
-            claims=paper_claims, figures=_figures(config, reader, runs),
-            provenance=provenance(study, data={
-                "name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
-                "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
-            timing={"training": timing["training"]}, out=out)
+    with experiment_session(config, GrokkingConfig, out_dir, threads=study.threads,
+                            workers=workers, scheduler=scheduler, processes=processes
+                            ) as (out, client):
+        trained = run_study(study, out, client=client, progress=progress)
+        timing = trained.timing()
+        with trained.reader() as reader:
+            long = None if config.long_steps is None else {
+                r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0") for r in REGIMES}
+            return run_pipeline(
+                reader, groups, _spectrum_settings(config), params=OBSERVED_PARAMETER, client=client,
+                loss="train_loss", experiment="grokking",
+                title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
+                question="Are the early training dynamics of a transformer that groks and of one "
+                         "whose weight norm is held fixed conjugate?",
+                conditions=_conditions(config), stats={
+                    "pairs": {k: v for k, v in PAIRS.items() if v[1] in conds},
+                    "seed": config.seed, "n_permutations": config.n_permutations},
+                fields={"config": config, "fit_shape": fit_shape(config), "long_curves": long,
+                        "curves": {k: loss_curves(reader, groups, k) for k in _SCALARS},
+                        "training": {k: timing[k] for k in ("trained", "skipped", "per_job")}},
+                sections=lambda spectra: {
+                    "unit_circle": unit_circle_section(spectra, config.unit_circle_tol)},
+                claims=paper_claims, figures=_figures(config, reader, runs),
+                provenance=provenance(study, data={
+                    "name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
+                    "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
+                timing={"training": timing["training"]}, out=out)
 
 
 def _conditions(cfg: GrokkingConfig) -> dict[str, str]:

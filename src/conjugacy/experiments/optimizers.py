@@ -53,7 +53,6 @@ from .._checks import (
     check_choice,
     check_finite,
     check_int,
-    check_out_dir,
     check_positive_float,
     validate,
 )
@@ -604,44 +603,39 @@ def run(config: OptimizerConfig | None = None, out: Any = None) -> Results:
         ``spectra``: the group spectra per optimizer; ``content["pooled_spectra"]``: those of all
         25 runs; the verdicts in ``content["comparison"]["verdicts"]`` (the only ones).
     """
-    from ..study import provenance
+    from ..study import experiment_session, provenance
 
-    config = OptimizerConfig() if config is None else config
-    if not isinstance(config, OptimizerConfig):
-        raise TypeError(f"config must be an OptimizerConfig, got {type(config).__name__}")
-    c = config
-    if out is not None:
-        out = check_out_dir(out, "out")
-        out.mkdir(parents=True, exist_ok=True)
-    iterates = simulate(c)
-    pooled, per_group, notes = fit_spectra(c, iterates)
-    files = {} if out is None else {"trajectories": _save_trajectories(out, iterates).name}
+    c = OptimizerConfig() if config is None else config
+    with experiment_session(c, OptimizerConfig, out) as (out, _):
+        iterates = simulate(c)
+        pooled, per_group, notes = fit_spectra(c, iterates)
+        files = {} if out is None else {"trajectories": _save_trajectories(out, iterates).name}
 
-    def figures(results: Results, folder: Path) -> list[Path]:
-        from ..plots.optimizers import draw_all
+        def figures(results: Results, folder: Path) -> list[Path]:
+            from ..plots.optimizers import draw_all
 
-        return draw_all(folder, iterates.trajectories, iterates.losses, pooled, c.loss,
-                        EXAMPLE_RUN)
+            return draw_all(folder, iterates.trajectories, iterates.losses, pooled, c.loss,
+                            EXAMPLE_RUN)
 
-    return summarize(
-        per_group, experiment="optimizers",
-        title=f"Conjugate optimizers ({'fig. 2' if c.loss == 'tan' else 'fig. S1'})",
-        question="are OMD, OGD and bisection conjugate (equivalent training dynamics)?",
-        conditions={m: _CONDITIONS[m] for m in c.methods},
-        seeds={m: [f"group {k}" for k in range(c.n_groups)] for m in c.methods},
-        observables="iterates", settings={
-            "delays": c.delays, "rank": c.rank, "method": c.method,
-            "reasoning": "as published: 4 delays of the 2-D iterates (10 observables), all 10 "
-                         "eigenvalues"},
-        stats={"alpha": c.alpha, "seed": c.seed, "n_permutations": c.n_permutations,
-               "n_shuffles": c.n_shuffles, "shuffle": "pooled", "ks": False, "p": c.p,
-               "pairs": c.pairs},
-        pooled=pooled, fields={"config": c.to_dict(), "loss": _loss_curves(iterates),
-                               "files": files},
-        sections=lambda spectra: _sections(c, iterates), claims=claims,
-        figures=figures, notes=notes, out=out,
-        provenance=provenance(data={"name": "closed-form optimizer iterates",
-                                    "source": "generated (25 initial conditions per optimizer)"}))
+        return summarize(
+            per_group, experiment="optimizers",
+            title=f"Conjugate optimizers ({'fig. 2' if c.loss == 'tan' else 'fig. S1'})",
+            question="are OMD, OGD and bisection conjugate (equivalent training dynamics)?",
+            conditions={m: _CONDITIONS[m] for m in c.methods},
+            seeds={m: [f"group {k}" for k in range(c.n_groups)] for m in c.methods},
+            observables="iterates", settings={
+                "delays": c.delays, "rank": c.rank, "method": c.method,
+                "reasoning": "as published: 4 delays of the 2-D iterates (10 observables), all 10 "
+                             "eigenvalues"},
+            stats={"alpha": c.alpha, "seed": c.seed, "n_permutations": c.n_permutations,
+                   "n_shuffles": c.n_shuffles, "shuffle": "pooled", "ks": False, "p": c.p,
+                   "pairs": c.pairs},
+            pooled=pooled, fields={"config": c.to_dict(), "loss": _loss_curves(iterates),
+                                   "files": files},
+            sections=lambda spectra: _sections(c, iterates), claims=claims,
+            figures=figures, notes=notes, out=out,
+            provenance=provenance(data={"name": "closed-form optimizer iterates",
+                                        "source": "generated (25 initial conditions per optimizer)"}))
 
 
 _CONDITIONS = {"omd": "online mirror descent (log barrier), iterates x",

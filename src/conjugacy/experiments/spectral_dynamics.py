@@ -486,26 +486,25 @@ def run(
     ``"conjugacy.results/2"``: the measures, ``findings``, ``data`` and ``training`` under
     ``sections``, the findings as ``claims``, the config under ``settings``) and ``figures/``.
     """
-    from ..study import provenance, run_study
+    from ..study import experiment_session, provenance, run_study
 
-    if not isinstance(config, SpectralConfig):
-        raise TypeError(f"config must be a SpectralConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
-    study = _study(config)
-    done = run_study(study, out, progress=progress)
-    ds = _load(config)
-    data = {"name": ds.name, "source": ds.source}
-    own = {"findings": evaluate_findings,
-           "data": lambda _s: {**data, "n_train": int(len(ds.labels("train"))),
-                               "n_test": int(len(ds.labels("test")))},
-           "training": lambda _s: {"seconds": done.seconds, "trained": list(done.trained),
-                                   "skipped": list(done.skipped), "per_job": done.job_seconds,
-                                   "info": done.info}}
-    return spectral_dynamics_report(
-        out, out, draw=draw, extra=lambda sec: {k: f(sec) for k, f in own.items()},
-        title="Spectral dynamics of a 4-layer MLP (companion paper)",
-        question="do the companion paper's four findings on the singular values and vectors of "
-                 "the weights hold?",
-        conditions=study.conditions, claims=findings_claims,
-        settings={"config": dataclasses.asdict(config)},
-        provenance=provenance(study, data=data), timing={"training": time.perf_counter() - t0})
+    with experiment_session(config, SpectralConfig, out) as (out, _):
+        study = _study(config)
+        done = run_study(study, out, progress=progress)
+        ds = _load(config)
+        data = {"name": ds.name, "source": ds.source}
+        own = {"findings": evaluate_findings,
+               "data": lambda _s: {**data, "n_train": int(len(ds.labels("train"))),
+                                   "n_test": int(len(ds.labels("test")))},
+               "training": lambda _s: {"seconds": done.seconds, "trained": list(done.trained),
+                                       "skipped": list(done.skipped), "per_job": done.job_seconds,
+                                       "info": done.info}}
+        return spectral_dynamics_report(
+            out, out, draw=draw, extra=lambda sec: {k: f(sec) for k, f in own.items()},
+            title="Spectral dynamics of a 4-layer MLP (companion paper)",
+            question="do the companion paper's four findings on the singular values and vectors of "
+                     "the weights hold?",
+            conditions=study.conditions, claims=findings_claims,
+            settings={"config": dataclasses.asdict(config)},
+            provenance=provenance(study, data=data), timing={"training": time.perf_counter() - t0})
