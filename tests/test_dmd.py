@@ -7,6 +7,7 @@ from systems import match_error
 
 from conjugacy import delay_embed, koopman_spectrum
 from conjugacy.dmd import dmd, dmd_from_gram, select_rank
+from conjugacy.spectrum_paths import auto_path
 
 
 def _random_walk(shape, seed=0):
@@ -68,8 +69,8 @@ def test_rrr_residuals_equal_direct_computation():
 @pytest.mark.parametrize("delays", [0, 4])
 def test_gram_path_equals_dense_path(method, delays):
     walk = _random_walk((4, 30, 200), seed=1)  # features dominate: 200 > 120 snapshots
-    dense = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="dense")
-    gram = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="gram")
+    dense = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="dense", modes=True)
+    gram = koopman_spectrum(walk, delays=delays, rank=10, method=method, path="gram", modes=True)
     assert gram.settings["path"] == "gram"
     assert match_error(gram.eigenvalues, dense.eigenvalues) < 1e-7
     np.testing.assert_allclose(gram.singular_values[:10], dense.singular_values[:10], rtol=1e-9)
@@ -95,6 +96,69 @@ def test_auto_path_choices():
     assert koopman_spectrum(_random_walk((2, 20, 100))).settings["path"] == "dense"
     big = _random_walk((2, 600, 40), seed=5)
     assert koopman_spectrum(big, delays=30, rank=5).settings["path"] == "subspace"
+
+
+def _auto(n_traj, n_steps, n_features, delays, rank):
+    n_pairs = n_traj * (n_steps - delays - 1)
+    return auto_path(
+        n_features, n_features * (delays + 1), n_pairs, n_traj * n_steps, rank
+    )
+
+
+def test_cost_rule_picks_the_cheapest_path_on_the_measured_shapes():
+    # Issue 21: features fewer than snapshots used to mean the subspace path, 3-5x slower than
+    # the Gram path here (0.25-0.5 s against 0.09 s; 28 s against 5.3 s for the plain pipeline)
+    assert _auto(4, 240, 400, 8, 21) == "gram"
+    assert _auto(10, 500, 4000, 32, 10) == "gram"
+    assert _auto(10, 500, 4000, 8, 10) == "gram"
+    assert _auto(10, 1000, 4000, 32, 10) == "gram"
+    # long, narrow runs: the subspace path stays cheapest (FCN shapes; the all-pairs workload)
+    assert _auto(10, 1000, 400, 8, 10) == "subspace"
+    assert _auto(10, 1000, 50, 64, 10) == "subspace"
+    assert _auto(20, 200, 50, 8, 10) == "subspace"
+    assert _auto(10, 100, 1000, 8, 10) == "gram"  # features >= snapshots
+    assert _auto(2, 20, 100, 0, None) == "dense"  # the tolerance rule
+    # memory-mapped data keep the low-memory route, whatever the arithmetic says
+    assert auto_path(600, 4200, 5979, 6000, 5, mapped=True) == "subspace"
+    # the Gram route's arrays would exceed AUTO_MEMORY_BYTES: not taken
+    assert _auto(10, 4000, 4000, 8, 10) == "subspace"
+    data = _random_walk((4, 240, 400), seed=3).astype(np.float32)
+    spec = koopman_spectrum(data, delays=8, rank=21)
+    assert spec.settings["path"] == "gram"
+    dense = koopman_spectrum(data, delays=8, rank=21, path="dense")
+    assert match_error(spec.eigenvalues, dense.eigenvalues) < 1e-10 * np.abs(dense.eigenvalues).max()
+
+
+def test_lanczos_top_eigenpairs_equal_the_full_eigh_route(monkeypatch):
+    # a delay Gram with m = 2,056 > LANCZOS_MIN_SIZE pairs: the top eigenpairs by Lanczos
+    import conjugacy.dmd as dmd_module
+
+    data = _random_walk((2, 1032, 300), seed=4)
+    calls = []
+    lanczos = dmd_module._lanczos_top
+    monkeypatch.setattr(dmd_module, "_lanczos_top", lambda g, k: calls.append(k) or lanczos(g, k))
+    fast = koopman_spectrum(data, delays=3, rank=10, path="gram")
+    assert calls == [10] and fast.settings["path"] == "gram"
+    monkeypatch.setattr(dmd_module, "LANCZOS_MIN_SIZE", 10**9)  # the full eigh(subset_by_index)
+    full = koopman_spectrum(data, delays=3, rank=10, path="gram")
+    assert calls == [10]
+    scale = np.abs(full.eigenvalues).max()
+    assert match_error(fast.eigenvalues, full.eigenvalues) < 1e-10 * scale
+    np.testing.assert_allclose(fast.singular_values, full.singular_values, rtol=1e-10)
+    np.testing.assert_allclose(fast.data_residuals, full.data_residuals, rtol=1e-8, atol=1e-12)
+
+
+def test_lanczos_falls_back_to_the_dense_eigh_when_its_check_fails(monkeypatch):
+    import conjugacy.dmd as dmd_module
+
+    rng = np.random.default_rng(2)
+    z = np.cumsum(rng.standard_normal((2100, 60)), axis=0)
+    g = z @ z.T
+    ref_vals, ref_vecs = dmd_module.top_eigh(g, 5)
+    monkeypatch.setattr(dmd_module, "LANCZOS_RTOL", 0.0)  # no residual passes: dense driver
+    vals, vecs = dmd_module.top_eigh(g, 5)
+    np.testing.assert_allclose(vals, ref_vals, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(np.sum(vecs * ref_vecs, axis=0)), 1.0, atol=1e-10)
 
 
 def test_gram_path_falls_back_when_it_cannot_resolve_the_rank():

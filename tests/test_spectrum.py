@@ -70,7 +70,7 @@ def test_ragged_trajectories_equal_the_padded_free_result():
 
 def test_conjugate_pairs_are_exactly_conjugate_and_sorted():
     trajs, _ = linear_system()
-    spec = koopman_spectrum(trajs, delays=1)
+    spec = koopman_spectrum(trajs, delays=1, modes=True)
     lam = spec.eigenvalues
     assert np.all(np.diff(np.abs(lam)) <= 1e-12)
     complex_ = lam[lam.imag != 0]
@@ -117,7 +117,7 @@ def test_modes_are_eigenvectors_of_the_linear_operator(method):
 
     X, Y = delay_embed(trajs, 0)
     A = Y @ np.linalg.pinv(X, rcond=1e-12)
-    spec = koopman_spectrum(trajs, method=method)
+    spec = koopman_spectrum(trajs, method=method, modes=True)
     for lam, z in zip(spec.eigenvalues, spec.modes.T):
         assert np.linalg.norm(A @ z - lam * z) < 1e-8 * np.linalg.norm(z)
 
@@ -332,3 +332,25 @@ def test_no_module_imports_private_names_of_the_spectrum_machinery():
             ):
                 found += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert found == []
+
+
+def test_modes_only_when_asked():
+    # Issue 21: the default computes no modes (they cost as much as the Gram on the Gram path);
+    # modes=True computes them on every path; "auto" only where they are cheap.
+    rng = np.random.default_rng(7)
+    wide = np.cumsum(rng.standard_normal((3, 20, 300)), axis=1)  # the Gram path
+    spec = koopman_spectrum(wide, delays=2, rank=4)
+    assert spec.settings["path"] == "gram" and spec.modes is None
+    assert not any("modes" in note for note in spec.settings["notes"])
+    with_modes = koopman_spectrum(wide, delays=2, rank=4, modes=True)
+    assert with_modes.modes.shape == (900, 4)
+    np.testing.assert_array_equal(with_modes.eigenvalues, spec.eigenvalues)
+    auto = koopman_spectrum(wide, delays=2, rank=4, modes="auto")
+    assert auto.modes is None and any("modes not computed" in n for n in auto.settings["notes"])
+    long = np.cumsum(rng.standard_normal((2, 600, 40)), axis=1)  # the subspace path
+    auto = koopman_spectrum(long, delays=30, rank=5, modes="auto")
+    assert auto.settings["path"] == "subspace" and auto.modes.shape == (1240, 5)
+    small = np.cumsum(rng.standard_normal((2, 200, 3)), axis=1)  # dense: U_k W is cheap
+    assert koopman_spectrum(small, delays=1, modes="auto").modes.shape == (6, 6)
+    square = np.cumsum(rng.standard_normal((1, 60, 50)), axis=1)  # k = 50 of 59 pairs:
+    assert koopman_spectrum(square, modes="auto").modes is None  # U_k W ~ the SVD's cost

@@ -54,7 +54,8 @@ def test_streamed_modes_equal_in_memory_modes(tmp_path):
     np.testing.assert_allclose(spec.eigenvalues, ref.eigenvalues, atol=1e-12)
     np.testing.assert_allclose(spec.modes, ref.modes, atol=1e-9 * np.abs(ref.modes).max())
     np.testing.assert_allclose(spec.data_residuals, ref.data_residuals, atol=1e-10)
-    auto = koopman_spectrum(mapped, delays=2, rank=5)
+    assert koopman_spectrum(mapped, delays=2, rank=5).modes is None  # the default: no modes
+    auto = koopman_spectrum(mapped, delays=2, rank=5, modes="auto")
     assert auto.modes is None and any("modes not computed" in n for n in auto.settings["notes"])
 
 

@@ -342,3 +342,14 @@ def test_two_windows_warn_that_the_median_rule_cannot_fire():
     with _w.catch_warnings():
         _w.simplefilter("error")
         assert list(find_transitions(d, threshold=0.5).change_points) == [0]
+
+
+def test_windowed_spectra_fit_no_modes_unless_asked():
+    rng = np.random.default_rng(3)
+    data = np.cumsum(rng.standard_normal((2, 60, 200)), axis=1)
+    plain = windowed_spectra(data, 20, 10, delays=2, rank=3)
+    assert all(s.modes is None for s in plain)
+    asked = windowed_spectra(data, 20, 10, delays=2, rank=3, modes=True)
+    assert all(s.modes is not None and s.modes.shape == (600, 3) for s in asked)
+    for a, b in zip(plain, asked):
+        np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=0, atol=1e-12)

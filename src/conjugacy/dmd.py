@@ -256,13 +256,7 @@ def dmd_from_gram(
     gxx_s, gxy_s, gyy_s = scaled(gxx), scaled(gxy), scaled(gyy)
     del gxx, gxy, gyy
     fro = float(np.sqrt(max(np.real(np.trace(gxx_s)), 0.0)))  # ||X_s||_F, for the rank rule
-    if rank is not None and 4 * rank < gxx_s.shape[0]:
-        # only the leading `rank` eigenpairs are used: LAPACK's selected-eigenpair driver
-        first = gxx_s.shape[0] - rank
-        evals, V = scipy.linalg.eigh(gxx_s, subset_by_index=[first, gxx_s.shape[0] - 1])
-    else:
-        evals, V = np.linalg.eigh(gxx_s)
-    evals, V = evals[::-1], V[:, ::-1]
+    evals, V = top_eigh(gxx_s, rank)
     s = np.sqrt(np.maximum(evals, 0.0))
     k = select_rank(s, rank, tol, shape or (m, m), eps, fro=fro)
     if k == 0:
@@ -292,6 +286,58 @@ def dmd_from_gram(
         )
     data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
     return _result(pairs, mode_matrix, s, k, method, data_res), float(sk[-1] / sk[0])
+
+
+#: :func:`top_eigh` takes the top-k eigenpairs of a Gram larger than this by Lanczos (ARPACK)
+LANCZOS_MIN_SIZE = 2000
+#: Lanczos eigenpairs are kept when ``||G v_i - lambda_i v_i|| <= LANCZOS_RTOL * lambda_1``
+#: for every one of them (LAPACK's dense driver reaches ~m eps lambda_1)
+LANCZOS_RTOL = 1e-11
+
+
+def top_eigh(g: np.ndarray, k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the Hermitian ``g`` (m, m), largest first: all of them when ``k`` is None,
+    else (at least) the top ``k``.
+
+    The top ``k`` of a large matrix (``m > LANCZOS_MIN_SIZE``, ``k`` below ``m / 4``) come from
+    Lanczos (``scipy.sparse.linalg.eigsh``, a fixed start vector, so the result is
+    deterministic): ``k m^2`` work per few iterations instead of LAPACK's full tridiagonal
+    reduction (``m^3``; 8.4 s against 0.5 s at m = 4,670, k = 21). They are checked by their
+    residuals ``||g v_i - lambda_i v_i|| <= LANCZOS_RTOL * lambda_1`` and by orthonormality, and
+    recomputed by the dense driver (``scipy.linalg.eigh(subset_by_index)``) when either fails or
+    ARPACK does not converge. Smaller problems use the dense driver directly.
+    """
+    m = g.shape[0]
+    if k is None or 4 * k >= m:
+        evals, V = np.linalg.eigh(g)
+        return evals[::-1], V[:, ::-1]
+    if m > LANCZOS_MIN_SIZE:
+        found = _lanczos_top(g, k)
+        if found is not None:
+            return found
+    evals, V = scipy.linalg.eigh(g, subset_by_index=[m - k, m - 1])
+    return evals[::-1], V[:, ::-1]
+
+
+def _lanczos_top(g: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    import scipy.sparse.linalg
+
+    m = g.shape[0]
+    v0 = np.random.default_rng(0).standard_normal(m).astype(g.dtype)
+    try:
+        evals, V = scipy.sparse.linalg.eigsh(g, k=k, which="LA", v0=v0, tol=0)
+    except (scipy.sparse.linalg.ArpackNoConvergence, scipy.sparse.linalg.ArpackError):
+        return None
+    order = np.argsort(evals)[::-1]
+    evals, V = evals[order], V[:, order]
+    top = float(abs(evals[0])) if evals.size else 0.0
+    if not (np.all(np.isfinite(evals)) and top > 0):
+        return None
+    resid = np.linalg.norm(g @ V - V * evals, axis=0)
+    gram = V.conj().T @ V
+    if resid.max() > LANCZOS_RTOL * top or np.abs(gram - np.eye(k)).max() > 1e-10:
+        return None
+    return evals, V
 
 
 @dataclass(frozen=True)

@@ -351,7 +351,7 @@ def koopman_spectrum(
     pca: int | None = None,
     pca_center: bool = True,
     scale: bool = False,
-    modes: bool | str = "auto",
+    modes: bool | str = False,
     path: str = "auto",
     device: str | None = None,
     threads: int | str | None = "auto",
@@ -396,10 +396,14 @@ def koopman_spectrum(
         eigenvalues differ from plain DMD's (by 1e-2 on the paper's optimizer data); only for
         consistent pairs (``Y = A X``, X of full column rank) does it change nothing but the rank
         decision. The paper's published eigenvalues and every peer (PyDMD, deeptime) do not scale.
-    modes : bool or "auto", default "auto"
-        Compute DMD modes (in delay/PCA observable coordinates). ``"auto"``: when the mode matrix
-        takes at most 16 MiB (``MODES_AUTO_BYTES``), never for streamed data (they cost one more
-        pass); a note says when they were skipped. Eigenvalues and residuals never need them.
+    modes : bool or "auto", default False
+        Compute DMD modes (in delay/PCA observable coordinates); eigenvalues, residuals and data
+        residuals never need them. ``True``: always (on the Gram and streamed paths they cost
+        products with the data as large as the fit's: 30-50 % of the call on small and medium
+        problems). ``"auto"``: only where they cost under 5 % of the fit (the dense path without
+        compression and the subspace path, which hold the singular vectors) and take at most
+        16 MiB (``MODES_AUTO_BYTES``), never for streamed data; a note says when they were
+        skipped.
     path : {"auto", "dense", "gram", "subspace"}
         How to compute. ``"dense"``: explicit delay matrices (after a QR compression of the base
         snapshots when features outnumber them), thin SVD and QR -- the numerically stable
@@ -409,7 +413,10 @@ def koopman_spectrum(
         for the top ``rank`` singular triplets without building the delay matrix (many
         snapshots), verified by its residuals and falling back to dense if they do not converge.
         ``"auto"`` picks dense when ``rank`` is None, gram when features outnumber snapshots,
-        subspace for large data with a small fixed rank, and dense otherwise.
+        and otherwise the cheapest by a cost model of the three from the shape, delays and rank
+        (:func:`conjugacy.spectrum_paths.path_costs`; the subspace path for memory-mapped data).
+        The Gram path takes the top eigenpairs of a delay Gram larger than 2,000 by Lanczos,
+        checked by their residuals (dense ``eigh`` otherwise or when the check fails).
         Memory-mapped arrays, ``dask.array`` inputs and store sources (``TrajectoryStore.source``)
         are *streamed* on the Gram path when it applies (a fixed ``rank``, or ``pca``): one pass
         over feature blocks, memory ``O(n_snapshots^2 + one block)`` (:mod:`conjugacy.streaming`).
@@ -468,7 +475,7 @@ def spectrum_from_gram(
     tol: float | None = None,
     method: str = "rrr",
     scale: bool = False,
-    modes: bool | str = "auto",
+    modes: bool | str = False,
     threads: int | str | None = "auto",
 ) -> Spectrum:
     """:func:`koopman_spectrum` on the Gram path, with the snapshot Gram already computed.

@@ -26,6 +26,7 @@ import numpy as np
 
 from ._checks import check_int
 from .dmd import (
+    LANCZOS_MIN_SIZE,
     DMDResult,
     column_weights,
     dmd,
@@ -106,6 +107,7 @@ def fit(
     """:func:`conjugacy.koopman_spectrum` on arguments it has validated (see its parameters)."""
     labels = eps_given = None
     source = as_source(trajectories)
+    mapped = isinstance(source, ArraySource)  # memory-mapped arrays, read in place
     if source is not None or device is not None:
         if source is None:
             source = ArraySource(as_trajectory_list(trajectories))
@@ -136,7 +138,7 @@ def fit(
     return _fit_in_memory(
         trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
         pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-        require_finite=require_finite,
+        require_finite=require_finite, mapped=mapped and pca is None,
     )
 
 
@@ -216,7 +218,7 @@ def _pca_coordinates(
 
 def _fit_in_memory(
     trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes,
-    require_finite=None, gram=None,
+    require_finite=None, gram=None, mapped=False,
 ) -> Fit:
     """The spectrum of validated, in-memory trajectories (after the PCA, if any).
     ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None;
@@ -226,11 +228,11 @@ def _fit_in_memory(
     m = n_pairs(trajs, delays)
     n_snap = sum(t.shape[0] for t in trajs)
     _check_rank(rank, n_obs, m)
-    modes = _want_modes(modes, n_obs, rank, m, notes)
     real = not np.iscomplexobj(trajs[0])
     chosen = path
     if path == "auto":
-        chosen = auto_path(n, n_obs, m, n_snap, rank)
+        chosen = auto_path(n, n_obs, m, n_snap, rank, mapped=mapped)
+    modes = _want_modes(modes, n_obs, rank, m, notes, path=chosen, n=n, n_snap=n_snap)
 
     result = None
     if chosen == "gram":
@@ -419,23 +421,94 @@ def _finish(
 
 
 # ----- the path choice and the paths --------------------------------------------------------------
-def auto_path(
+#: the Gram route's arrays (the snapshot Gram and the three delay Grams, float64) above which
+#: ``path="auto"`` does not take it; likewise the dense route's delay matrices
+AUTO_MEMORY_BYTES = 4 * 2**30
+# The cost model of auto_path, in multiply-adds at the rate of one large GEMM (syrk), calibrated
+# on random-walk data (one BLAS thread): a dense selected-eigenpair eigh ~1.3 m^3, Lanczos ~500 m^2
+# for the top 10-20, the d + 1 shifted sums of the delay Grams ~20 (d + 1) m^2 (memory-bound
+# adds), the subspace iteration ~40 (d + 1) n m (k + p) (about 20 iterations of two structured
+# products in thin GEMMs), the dense SVD ~4 n_obs m min(n_obs, m) + 8 min(n_obs, m)^3.
+_EIGH_DENSE = 1.3
+_EIGH_LANCZOS = 500.0
+_DELAY_SUMS = 20.0
+_SUBSPACE = 40.0
+
+
+def path_costs(
     n_features: int, n_observables: int, n_pairs: int, n_snapshots: int, rank: int | None
+) -> dict[str, float]:
+    """Estimated cost of each path for these sizes, in multiply-adds at the rate of a large GEMM
+    (the model :func:`auto_path` compares; ``inf`` where a path does not apply).
+
+    - ``"gram"``: the snapshot Gram (``n_snap^2 n / 2``, one syrk), the ``d + 1`` shifted sums
+      forming the delay Grams, the top-``rank`` eigenpairs of the (m, m) one (a dense
+      selected-eigenpair ``eigh``, ~``m^3``, up to ``LANCZOS_MIN_SIZE``; Lanczos, ~``m^2`` per
+      iteration, above);
+    - ``"subspace"``: ~20 iterations of two structured products, ``(d + 1) n m (k + p)`` each,
+      applicable when ``3 (k + p) < min(n_obs, m)``;
+    - ``"dense"``: the thin SVD of the (n_obs, m) delay matrix (after the QR compression to
+      ``n_snap`` features when features outnumber snapshots).
+    """
+    n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
+    d1 = max(n_obs // max(n, 1), 1)
+    inf = float("inf")
+    costs = {"dense": inf, "gram": inf, "subspace": inf}
+    q = min(n, n_snap)  # features after the dense path's compression
+    obs = q * d1
+    small = min(obs, m)
+    costs["dense"] = 4.0 * obs * m * small + 8.0 * small**3 + (2.0 * n * n_snap * q if n > n_snap
+                                                                else 0.0)
+    if rank is None:
+        return costs
+    k = min(rank, m)
+    if 4 * k >= m:
+        eig = 3.0 * m**3  # every eigenpair
+    elif m > LANCZOS_MIN_SIZE:
+        eig = _EIGH_LANCZOS * m * m * max(1.0, (k + 10) / 30)
+    else:
+        eig = _EIGH_DENSE * m**3
+    costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + eig
+    width = k + _oversampling(k)
+    if 3 * width < min(n_obs, m):
+        costs["subspace"] = _SUBSPACE * d1 * n * m * width
+    return costs
+
+
+def auto_path(
+    n_features: int,
+    n_observables: int,
+    n_pairs: int,
+    n_snapshots: int,
+    rank: int | None,
+    *,
+    mapped: bool = False,
 ) -> str:
     """The path ``path="auto"`` takes for in-memory data of these sizes (before any fallback).
 
     ``"dense"`` when ``rank`` is None (the tolerance rule needs every singular value, resolved),
-    ``"gram"`` when features are at least as many as snapshots, ``"subspace"`` for large data
-    (``n_observables * n_pairs >= 1e6``) with a small fixed rank, ``"dense"`` otherwise.
+    ``"gram"`` when features are at least as many as snapshots (one pass over the data, m x m
+    algebra); otherwise the cheapest by :func:`path_costs`, leaving out the Gram and dense routes
+    when their arrays would exceed ``AUTO_MEMORY_BYTES``. ``mapped`` (memory-mapped data, read
+    from disk): the subspace path for large data where it applies (its memory is
+    O((n_obs + m) (k + p)), not O(m^2)), else dense.
     """
     n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
     if rank is None:
         return "dense"  # the tolerance rule needs every singular value, resolved
     if n >= n_snap:
         return "gram"  # features dominate: one pass over the data, m x m algebra
-    if n_obs * m >= 1_000_000 and 3 * (rank + _oversampling(rank)) < min(n_obs, m):
-        return "subspace"
-    return "dense"
+    costs = path_costs(n, n_obs, m, n_snap, rank)
+    if mapped:  # data on disk: the memory, not the arithmetic, decides
+        return "subspace" if n_obs * m >= 1_000_000 and costs["subspace"] < float("inf") else (
+            "dense")
+    if 8 * (n_snap**2 + 3 * m * m) > AUTO_MEMORY_BYTES:
+        costs["gram"] = float("inf")
+    if 16 * min(n, n_snap) * (n_obs // max(n, 1)) * m > AUTO_MEMORY_BYTES and (
+        costs["subspace"] < float("inf") or costs["gram"] < float("inf")
+    ):
+        costs["dense"] = float("inf")
+    return min(("gram", "subspace", "dense"), key=lambda p: costs[p])
 
 
 def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
@@ -594,22 +667,45 @@ def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
         )
 
 
-#: ``modes="auto"`` computes modes when the mode matrix takes at most this many bytes
+#: ``modes="auto"`` computes modes when the mode matrix takes at most this many bytes (and they
+#: are cheap: see :func:`_want_modes`)
 MODES_AUTO_BYTES = 16 * 2**20
+#: ``modes="auto"`` computes modes when their estimated cost is at most this share of the fit's
+MODES_AUTO_SHARE = 0.05
 
 
-def _want_modes(modes: Any, n_obs: int, rank: int | None, m: int, notes: list[str]) -> bool:
+def _want_modes(
+    modes: Any, n_obs: int, rank: int | None, m: int, notes: list[str], *,
+    path: str = "gram", n: int = 0, n_snap: int = 0,
+) -> bool:
+    """Whether to compute modes: ``modes`` itself when a bool; for ``"auto"``, only where they
+    cost no further pass over the data and at most ``MODES_AUTO_SHARE`` of the fit (the dense
+    path without compression and the subspace path, which hold ``U_k``: the modes are one
+    (n_obs, k) x (k, k) product, ``2 n_obs k^2`` multiply-adds against the path's
+    :func:`path_costs`), and take at most ``MODES_AUTO_BYTES``. On the Gram and streamed paths
+    modes take products with the data as large as the fit's own (measured: 30-50 % of the
+    call on 10 x 100 x 1,000 walks), so ``"auto"`` skips them there, with a note."""
     if modes != "auto":
         return bool(modes)
     k = min(rank if rank is not None else min(n_obs, m), n_obs, m)
     size = 16 * n_obs * k
-    if size <= MODES_AUTO_BYTES:
-        return True
-    notes.append(
-        f"modes not computed: {n_obs} x {k} complex values ({size / 2**20:.0f} MiB); "
-        "pass modes=True to compute them"
-    )
-    return False
+    if size > MODES_AUTO_BYTES:
+        notes.append(
+            f"modes not computed: {n_obs} x {k} complex values ({size / 2**20:.0f} MiB); "
+            "pass modes=True to compute them"
+        )
+        return False
+    cheap = path == "subspace" or (path == "dense" and n <= n_snap)
+    if cheap:
+        cost = path_costs(n, n_obs, m, n_snap, rank)[path]
+        cheap = 2.0 * n_obs * k * k <= MODES_AUTO_SHARE * cost
+    if not cheap:
+        notes.append(
+            f"modes not computed: on the {path} path they cost another pass over the data "
+            "(modes='auto' computes them only where they cost under 5 % of the fit); pass "
+            "modes=True to compute them"
+        )
+    return cheap
 
 
 # ----- the precision rule and streamed data ---------------------------------------------------

@@ -41,6 +41,7 @@ from ._checks import check_positive_float as _positive
 from .compare import EquivalenceClasses, distance_matrix, equivalence_classes
 from .spectrum import Spectrum, koopman_spectrum, spectrum_from_gram
 from .spectrum_paths import auto_path
+from .streaming import ArraySource, as_source
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = [
@@ -311,7 +312,8 @@ def _from_band(
     n_snap = len(w.members) * (w.stop - w.start)
     m = n_snap - len(w.members) * (delays + 1)
     if path == "auto":
-        path = auto_path(band.n, band.n * (delays + 1), m, n_snap, rank)
+        mapped = isinstance(as_source([items[a] for a in w.members]), ArraySource)
+        path = auto_path(band.n, band.n * (delays + 1), m, n_snap, rank, mapped=mapped)
     if path != "gram":
         return None
     kwargs = {key: settings[key] for key in _GRAM_PARAMS}
