@@ -165,3 +165,14 @@ def test_fit_spectra_reads_each_group_and_its_window(tmp_path):
         SpectrumGroup("x", 0, ())
     with pytest.raises(ValueError, match="start < stop"):
         SpectrumGroup("x", 0, ("r",), steps=(4, 4))
+
+
+def test_default_pair_names_never_collide():
+    """Conditions "x", "y-z", "x-y", "z": "x"-"y-z" and "x-y"-"z" would both be "x-y-z"."""
+    from conjugacy.analysis.comparison import _pairs
+
+    got = _pairs(["x", "y-z", "x-y", "z"], None)
+    assert len(got) == 6 and got["x vs y-z"] == ("x", "y-z") and got["x-y vs z"] == ("x-y", "z")
+    assert list(_pairs(["a", "b", "c"], None)) == ["a-b", "a-c", "b-c"]
+    both = _pairs(["x", "y-z", "x-y", "z", "u", "v vs w", "u vs v", "w"], None)
+    assert len(both) == 28 and both["1: x vs x-y"] == ("x", "x-y")  # both spellings collide

@@ -256,24 +256,38 @@ def test_report_command_on_a_results_json(tmp_path, results):
     pytest.importorskip("typer")
     from typer.testing import CliRunner
 
+    from conjugacy.analysis import summarize
     from conjugacy.cli import app
     from conjugacy.results import write_json
 
-    r = copy.deepcopy(results)
-    del r["title"], r["loss"]  # (one figure fewer to draw)
-    r["experiment"] = "fcn"
+    systems = {"sgd": [0.95, 0.8, 0.5], "sgd_again": [0.95, 0.8, 0.5], "adam": [0.9, 0.7, 0.3]}
+    spectra = {c: [koopman_spectrum(linear_runs(e, 100 * i + s), delays=1, rank=6)
+                   for s in range(3)] for i, (c, e) in enumerate(systems.items())}
+    r = summarize(spectra, experiment="fcn", stats={"n_shuffles": 10}).to_dict()
     r["spectra"]["adam"][0]["settings"]["delays"] = 3  # conditions fitted with other delays
     path = write_json(tmp_path / "results.json", r)
     got = CliRunner().invoke(app, ["report", str(path), "--out", str(tmp_path / "rep")])
     assert got.exit_code == 0, got.output
     text = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
-    assert "<title>conjugacy report: fcn</title>" in text
+    assert "<title>conjugacy: fcn</title>" in text
     assert "delays = sgd: 1 / sgd_again: 1 / adam: 3" in text
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     got = CliRunner().invoke(app, ["report", str(tmp_path / "bad.json")])
     assert got.exit_code == 2 and "is not a JSON file" in got.output
     got = CliRunner().invoke(app, ["report", str(tmp_path / "none.json")])
     assert got.exit_code == 2 and "is not a file" in got.output
+    # JSON that is not a results.json of the schema: one line, exit 2, nothing written
+    write_json(tmp_path / "old.json", results)
+    got = CliRunner().invoke(app, ["report", str(tmp_path / "old.json"), "--out", str(tmp_path / "o")])
+    assert got.exit_code == 2 and "is not a results.json of schema conjugacy.results/2" in got.output
+    bad = copy.deepcopy(r)
+    bad["comparison"]["all"] = None
+    write_json(tmp_path / "bad_all.json", bad)
+    got = CliRunner().invoke(app, ["report", str(tmp_path / "bad_all.json"), "--out",
+                                   str(tmp_path / "o")])
+    assert got.exit_code == 2 and "does not follow schema conjugacy.results/2 at comparison" \
+        in " ".join(got.output.split())
+    assert not (tmp_path / "o").exists()
 
 
 def test_study_figures_are_embedded_from_the_results_folder_only(tmp_path, results):

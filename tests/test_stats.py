@@ -414,6 +414,7 @@ def test_verdict_rule_in_order():
     assert v.verdict == "undecided" and "add seeds" in v.reason
     assert verdict(0.3, 0.1, 0.2).verdict == "conjugate"
     assert verdict(None, None).verdict == "undecided"
+    assert verdict(float("nan"), 0.01).verdict == "undecided"  # not "conjugate" by p >= alpha
     # differing settings win over any p-value
     v = verdict(0.001, 0.001, mismatch=["delays differs (a: 2, b: 8)"])
     assert v.verdict == "undecided" and "delays differs" in v.reason

@@ -700,6 +700,9 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     if p is None:
         return Verdict("undecided", "no test: it needs at least 2 independent seeds per "
                        "condition", None, pmin, alpha)
+    if not math.isfinite(p):
+        return Verdict("undecided", f"the p-value is {p} (a distance was not finite)", p, pmin,
+                       alpha)
     if p < alpha:
         return Verdict("not conjugate", f"p = {p:.3g} < alpha = {alpha:g}", p, pmin, alpha)
     if pmin is not None and pmin >= alpha:

@@ -145,7 +145,12 @@ def _stream(seed: int, *key: int) -> np.random.Generator:
 
 def _pairs(conditions: Sequence[str], pairs: Any) -> dict[str, tuple[str, str]]:
     if pairs is None:
-        return {pair_key(a, b): (a, b) for a, b in itertools.combinations(conditions, 2)}
+        combos = list(itertools.combinations(conditions, 2))
+        for name in (pair_key, lambda a, b: f"{a} vs {b}"):
+            named = {name(a, b): (a, b) for a, b in combos}
+            if len(named) == len(combos):  # "x"-"y-z" and "x-y"-"z" are both "x-y-z"
+                return named
+        return {f"{i}: {a} vs {b}": (a, b) for i, (a, b) in enumerate(combos)}
     items = pairs.items() if isinstance(pairs, Mapping) else ((pair_key(a, b), (a, b)) for a, b in pairs)
     out = {}
     for name, (a, b) in items:

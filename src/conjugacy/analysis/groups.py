@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SpectrumGroup", "fit_spectra", "group_runs", "record_interval"]
+__all__ = ["SpectrumGroup", "fit_spectra", "group_runs", "record_interval", "with_record_interval"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,13 @@ def record_interval(steps: Any) -> int | None:
     return int(np.median(np.diff(steps)))
 
 
+def with_record_interval(spectrum: Any, steps: Any) -> Any:
+    """``spectrum`` with ``settings["record_interval"]`` set from the recorded ``steps`` of its
+    runs (:func:`record_interval`), so that the verdict rule can compare it."""
+    return replace(spectrum, settings={**spectrum.settings,
+                                       "record_interval": record_interval(steps)})
+
+
 def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,
                kwargs: Mapping[str, Any], dtype: Any) -> Any:
     """Read one group's runs and fit its spectrum (a Dask task, or called directly)."""
@@ -122,8 +129,7 @@ def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,
             f"{group.steps}, {group.steps[1] - group.steps[0]} needed"
         )
     spectrum = koopman_spectrum(traj, **dict(kwargs))
-    interval = record_interval(steps if group.slice is None else steps[group.slice])
-    return replace(spectrum, settings={**spectrum.settings, "record_interval": interval})
+    return with_record_interval(spectrum, steps if group.slice is None else steps[group.slice])
 
 
 def fit_spectra(

@@ -195,6 +195,10 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
                      + ("; their spectral dynamics are in spectral_dynamics/" if out is not None
                         else "; `conjugacy spectral-dynamics` analyses them"))
     used = [r for r in runs if r not in snapshots and _lookup(metas[r], group_by) is not _MISSING]
+    if not used and snapshots:
+        raise ValueError(f"{source!r} holds only checkpoint runs (weight snapshots), no "
+                         "trajectories: analyse them with `conjugacy spectral-dynamics` "
+                         "(conjugacy.analysis.checkpoints.spectral_dynamics_report)")
     if not used:
         keys = sorted({k for m in metas.values() for k in m})
         raise ValueError(
@@ -255,6 +259,10 @@ def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_recor
     probe = next(iter(first.values()))
     n_features = reader.read(params=params, runs=[probe.runs[0]], steps=slice(0, 2)).shape[2]
     reasoning = {}
+    if delays is not None and n_records < delays + 3:
+        raise ValueError(f"delays={delays} needs runs of at least {delays + 3} records (two "
+                         f"snapshot pairs per run); the runs hold {n_records}: use delays <= "
+                         f"{max(0, n_records - 3)}")
     if delays is None:
         delays, reasoning["delays"] = choose_delays(n_features, n_records)
     else:

@@ -260,6 +260,10 @@ def spectrum(
             )
     except (TypeError, ValueError) as exc:
         fail(f"{source}: {exc}")
+    if hasattr(data, "steps") and hasattr(data, "runs"):  # a store: the recording interval is
+        from ..analysis.groups import with_record_interval  # a setting the verdict compares
+
+        spec = with_record_interval(spec, data.steps(data.runs[0]))
     try:
         path = spec.save(out)
     except OSError as exc:
@@ -392,6 +396,8 @@ def test(
     from ..spectrum import Spectrum
     from ..stats import conjugacy_test, settings_mismatch, verdict
 
+    if not 0 < alpha < 1:
+        fail(f"--alpha must lie in (0, 1), got {alpha:g}")
     if len(a) < 2 or len(vs) < 2:
         raise UserError(
             f"conjugacy test needs at least 2 spectra per condition (got {len(a)} and {len(vs)}): "

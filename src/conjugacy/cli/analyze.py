@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._checks import check_out_dir
 from . import app
@@ -78,10 +79,10 @@ def analyze_command(
                   f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
                   f"rank {r['settings']['rank']}", highlight=False)
-    for line in res.verdict_lines():
-        console.print(f"- {line}", highlight=False)
+    for line in res.verdict_lines():  # condition names are the user's: never Rich markup
+        console.print(f"- {escape(line)}", highlight=False)
     for w in r.get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
     console.print(f"results: {target / 'results.json'}", highlight=False)
     if res.report is not None:
         console.print(f"report:  {res.report[0]} (and {res.report[1].name})", highlight=False)
@@ -104,9 +105,30 @@ def report_command(
         content = json.loads(results.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         fail(f"{str(results)!r} is not a JSON file ({exc})")
+    target = check_out_dir(out or results.parent)
+    _check_schema(results, content)
     try:
-        html_path, md_path = write_report(content, check_out_dir(out or results.parent),
-                                          source_dir=results.parent)
+        html_path, md_path = write_report(content, target, source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
     Console().print(f"report: {html_path} (and {md_path.name})", highlight=False)
+
+
+def _check_schema(path: Path, content: Any) -> None:
+    """One line (exit 2) unless ``content`` is a results.json of the schema the report reads."""
+    from ..analysis import SCHEMA, validate
+
+    found = content.get("schema") if isinstance(content, dict) else type(content).__name__
+    if found != SCHEMA:
+        fail(f"{str(path)!r} is not a results.json of schema {SCHEMA} (its schema: {found!r}); "
+             "write one with `conjugacy analyze` or `conjugacy reproduce`, or rerun the analysis "
+             "that wrote it with this version")
+    try:
+        import jsonschema
+    except ImportError:  # it comes with the cli extra; without it, trust the schema tag
+        return
+    try:
+        validate(content)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        fail(f"{str(path)!r} does not follow schema {SCHEMA} at {where}: {exc.message}")

@@ -205,6 +205,7 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         row = {
             "pair": name, "a": a, "b": b,
             "verdict": v.get("verdict"),
+            "reason": v.get("reason"),
             "uses": v.get("uses", cmp.get("verdict_uses", "all")),
             "distance": d.get("mean"), "distance_std": d.get("std"),
             "interval": list(interval) if isinstance(interval, Sequence) else None,
@@ -249,6 +250,8 @@ def _sentence(r: Mapping[str, Any]) -> str:
         return ("Spectra of different conditions lie farther apart than spectra of different seeds "
                 "of one condition" + tail)
     if r["verdict"] == "undecided":
+        if r.get("reason") and not str(r["reason"]).startswith("p = "):
+            return f"Undecided: {r['reason']}" + tail  # e.g. spectra fitted with other settings
         return f"Too few seeds for the test to reject at α = {fmt(r['alpha'])}" + tail + few
     if r["verdict"] == "conjugate":
         text = (f"No evidence that their training dynamics differ (p ≥ α = {fmt(r['alpha'])}); "

@@ -310,6 +310,10 @@ class StoreSource:
                 if missing:
                     raise store._damage_error(missing)
 
+    def steps(self, run: str) -> np.ndarray:
+        """Recorded step indices of ``run`` (one of :attr:`runs`), int64 (n_complete,)."""
+        return self._store.steps(run)
+
     def blocks(self, block_bytes: int = 128 * 2**20):
         from concurrent.futures import ThreadPoolExecutor
 

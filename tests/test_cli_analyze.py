@@ -1,0 +1,108 @@
+"""`conjugacy analyze`, `conjugacy spectrum STORE` + `conjugacy test`: what a first user tried and
+broke (recording intervals, markup in condition names, out-of-range options)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+pytest.importorskip("typer")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from conjugacy.cli import app  # noqa: E402
+from conjugacy.store import TrajectoryStore  # noqa: E402
+
+runner = CliRunner()
+EIGS = np.array([0.9, 0.7, 0.5])
+
+
+def _store(path, conditions, n_seeds=4, n_rep=2, n_rec=40, every=None):
+    """Runs of one linear system (3 modes, 12 channels) per condition; ``every[c]`` is the
+    recording interval of condition c."""
+    rng = np.random.default_rng(0)
+    c_mat = rng.standard_normal((12, 3))
+    with TrajectoryStore.open(path, "w") as st:
+        for cond in conditions:
+            step = (every or {}).get(cond, 1)
+            for s in range(n_seeds):
+                for r in range(n_rep):
+                    name = f"{len(st.runs()):03d}"
+                    z0 = rng.standard_normal(3)
+                    x = (z0 * EIGS ** np.arange(n_rec)[:, None]) @ c_mat.T
+                    x += 1e-3 * rng.standard_normal(x.shape)
+                    st.create_run(name, {"w": ((12,), "float64")},
+                                  metadata={"condition": cond, "seed": s})
+                    st.append(name, np.arange(n_rec) * step, {"w": x})
+                    st.set_finished(name)
+    return path
+
+
+def test_different_recording_intervals_are_undecided_everywhere(tmp_path):
+    store = _store(tmp_path / "s.zarr", ["a", "b"], every={"b": 5})
+    out = tmp_path / "out"
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--delays", "2",
+                              "--rank", "3"])
+    assert got.exit_code == 0, got.output
+    doc = json.loads((out / "results.json").read_text())
+    v = doc["comparison"]["verdicts"]["a-b"]
+    assert v["verdict"] == "undecided" and "record_interval differs" in v["reason"]
+    said = " ".join(got.output.split())
+    assert "a vs b: undecided. Undecided: no verdict on spectra fitted with different settings: " \
+           "record_interval differs" in said
+    assert "Too few seeds" not in said
+    md = (out / "report.md").read_text()
+    assert "record_interval differs" in md and "Too few seeds" not in md
+    # the same runs through `conjugacy spectrum STORE` and `conjugacy test`
+    specs = {}
+    for cond, first in (("a", 0), ("b", 8)):
+        specs[cond] = []
+        for s in range(4):
+            path = tmp_path / f"{cond}{s}.npz"
+            runs = [f"{first + 2 * s:03d}", f"{first + 2 * s + 1:03d}"]
+            args = ["spectrum", str(store), "--delays", "2", "--rank", "3", "--out", str(path)]
+            for r in runs:
+                args += ["--runs", r]
+            got = runner.invoke(app, args)
+            assert got.exit_code == 0, got.output
+            specs[cond].append(str(path))
+    args = ["test", *specs["a"]]
+    for x in specs["b"]:
+        args += ["--vs", x]
+    got = runner.invoke(app, args)
+    assert got.exit_code == 0, got.output
+    assert "verdict: undecided (no verdict on spectra fitted with different settings: " \
+           "record_interval differs (A1: 1, A2: 1, A3: 1, A4: 1, B1: 5" in " ".join(got.output.split())
+    for alpha in ("0", "1"):
+        got = runner.invoke(app, [*args, "--alpha", alpha])
+        assert got.exit_code == 2 and "--alpha must lie in (0, 1)" in got.output
+
+
+def test_condition_names_are_not_rich_markup(tmp_path):
+    store = _store(tmp_path / "m.zarr", ["[bold red]BOOM[/bold red]", "plain"], n_seeds=2)
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--delays", "1",
+                              "--rank", "3", "--no-report"])
+    assert got.exit_code == 0, got.output
+    assert "[bold red]BOOM[/bold red] vs plain" in got.output
+
+
+def test_options_out_of_range_get_one_line(tmp_path):
+    store = _store(tmp_path / "s.zarr", ["a", "b"], n_seeds=2)
+    got = runner.invoke(app, ["analyze", str(store), "--delays", "100", "--out",
+                              str(tmp_path / "o")])
+    assert got.exit_code == 2
+    assert "delays=100 needs runs of at least 103 records" in " ".join(got.output.split())
+
+
+def test_a_store_of_checkpoints_only_points_to_spectral_dynamics(tmp_path):
+    with TrajectoryStore.open(tmp_path / "c.zarr", "w") as st:
+        st.create_run("r.checkpoints", {"w1": ((4, 3), "float64")},
+                      metadata={"kind": "checkpoints", "checkpoints_of": "r", "condition": "x",
+                                "seed": 0})
+        st.append("r.checkpoints", np.array([0, 5]), {"w1": np.ones((2, 4, 3))})
+    got = runner.invoke(app, ["analyze", str(tmp_path / "c.zarr"), "--out", str(tmp_path / "o")])
+    assert got.exit_code == 2
+    assert "holds only checkpoint runs" in got.output and "spectral-dynamics" in got.output
