@@ -106,3 +106,15 @@ def test_a_store_of_checkpoints_only_points_to_spectral_dynamics(tmp_path):
     got = runner.invoke(app, ["analyze", str(tmp_path / "c.zarr"), "--out", str(tmp_path / "o")])
     assert got.exit_code == 2
     assert "holds only checkpoint runs" in got.output and "spectral-dynamics" in got.output
+
+
+def test_user_strings_are_escaped_in_report_md(tmp_path):
+    store = _store(tmp_path / "h.zarr", ["<script>alert(1)</script>", "b\nc"], n_seeds=2)
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--delays", "1",
+                              "--rank", "3"])
+    assert got.exit_code == 0, got.output
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "- **&lt;script&gt;alert(1)&lt;/script&gt; vs b c: undecided.**" in md
+    html_text = (tmp_path / "o" / "report.html").read_text()
+    assert "<script>alert(1)" not in html_text

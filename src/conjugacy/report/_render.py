@@ -185,8 +185,14 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
 
 
 # ----- Markdown -----------------------------------------------------------------------------------
+def _md_text(text: Any) -> str:
+    """User text for Markdown: on one line, HTML escaped (Markdown passes raw HTML through, so a
+    condition named ``<script>`` would run in a viewer that renders it)."""
+    return html.escape(" ".join(str(text).split()), quote=False)
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|")
 
 
 def _md_table(rows: Sequence[Sequence[str]]) -> str:
@@ -206,29 +212,31 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     results = _check(results)
     figs = report_figures(results) if figures is None else list(figures)
     title, sub = _title(results)
-    parts = [f"# {title}", ""]
+    parts = [f"# {_md_text(title)}", ""]
     if sub:
-        parts += [f"*{sub}*", ""]
+        parts += [f"*{_md_text(sub)}*", ""]
     rows = verdicts(results)
     if rows:
         parts += ["## Verdicts", ""]
-        parts += [f"- **{r['a']} vs {r['b']}: {r['verdict'] or 'not tested'}.** {r['explanation']}"
+        parts += [f"- **{_md_text(r['a'])} vs {_md_text(r['b'])}: "
+                  f"{_md_text(r['verdict'] or 'not tested')}.** {_md_text(r['explanation'])}"
                   for r in rows]
         parts += ["", _md_table(comparison_rows(results)), ""]
     parts += ["## Warnings", ""]
     warns = warnings_of(results)
-    parts += [f"- {w}" for w in warns] if warns else ["None."]
+    parts += [f"- {_md_text(w)}" for w in warns] if warns else ["None."]
     parts += ["", "## What was compared", "", _md_table([("item", "value"), *overview(results)]),
               ""]
     if figs:
         parts += ["## Figures", ""]
     for f in figs:
-        parts += [f"![{f.caption}]({figure_dir}/{f.name}.png)", "", f"*{f.caption}*", ""]
+        cap = _md_text(f.caption)
+        parts += [f"![{cap}]({figure_dir}/{f.name}.png)", "", f"*{cap}*", ""]
     eig = _eigen_rows(results)
     if eig:
         parts += ["## Eigenvalues (first seed of each condition)", ""]
         for c, rows_c in eig.items():
-            parts += [f"### {c}", "", _md_table(rows_c), ""]
+            parts += [f"### {_md_text(c)}", "", _md_table(rows_c), ""]
     timing = _timing(results)
     if timing:
         parts += ["## Wall time", "", _md_table([("stage", "seconds"), *timing]), ""]
