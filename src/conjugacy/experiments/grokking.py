@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import Choice, Float, Int, Param, check_choice, validate
+from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice
 from ..analysis import Claim, Results, SpectrumGroup, filter_spectrum, loss_curves, run_pipeline
 from ..data.modular import ModularData, modular_addition
 from ..study import Job, JobContext, Study, experiment_session, provenance, run_study
@@ -75,61 +75,50 @@ def global_norm(model: nn.Module) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class GrokkingConfig:
+class GrokkingConfig(DeclaredConfig):
     """Settings of the grokking experiment (defaults: the quick scale; see :meth:`paper`).
 
     Attributes
     ----------
-    scale : {"quick", "paper", "custom"}
+    scale
         Label of the preset the settings came from (informational; the fields decide).
-    n_seeds : int
-        Independent seeds (``seed, seed + 1, ...``); each gives its own data split, base
-        initialization and spectrum per regime. The permutation test needs >= 2 per regime and
-        can only reach p < 0.05 with >= 4.
-    n_replicas : int
+    n_seeds
+        Independent seeds (``seed, seed + 1, ...``), each with its own data split, base
+        initialization and spectrum per regime. The permutation test can only reach p < 0.05
+        with >= 4.
+    n_replicas
         Runs per seed and regime: the base initialization and ``n_replicas - 1`` perturbed
         copies of it (the paper's 10 initializations per seed are ``n_replicas = 10``).
-    steps : int
-        Optimizer steps of the fig. 5 window; each run records ``steps + 1`` snapshots (the
-        initial weights and the weights after every step) and the spectrum uses all of them.
-    s6 : bool
-        Also the fig. S6 control: the constrained runs are trained for ``s6_steps`` and a second
-        constrained spectrum is fitted on that longer window. (The first ``steps`` steps of those
-        runs are the fig. 5 constrained runs: training is deterministic.)
-    s6_steps : int
-        Length of the fig. S6 constrained window (200 in the paper).
-    long_steps : int or None
-        If set, also train the base initialization of the first seed once per regime for this
-        many steps (fig. 5A/B: grokking curves on a log-step axis).
-    long_eval_points : int
-        About how many log-spaced steps the long runs are evaluated at.
-    eval_every : int
+    steps
+        Optimizer steps of the fig. 5 window; each run records ``steps + 1`` snapshots, all used.
+    s6, s6_steps
+        Also the fig. S6 control: the constrained runs are trained for ``s6_steps`` (200 in the
+        paper) and a second constrained spectrum is fitted on that longer window (its first
+        ``steps`` steps are the fig. 5 constrained runs: training is deterministic).
+    long_steps, long_eval_points
+        If set, also train the base initialization of the first seed once per regime this long,
+        evaluated at about ``long_eval_points`` log-spaced steps (fig. 5A/B).
+    eval_every
         Evaluate train/test loss and accuracy every this many steps in the short runs (the
         test-set forward pass costs as much as a training step on a CPU).
-    device : str
-        Torch device of the training ("cpu", "cuda", ...).
-    seed : int
-        First seed.
-    modulus, train_fraction : int, float
+    device, seed
+        Torch device of the training; first seed.
+    modulus, train_fraction
         The task: ``a + b mod modulus``, this fraction of the pairs for training.
-    eps : float
-        Relative size of the multiplicative perturbation ``W0 * (1 + eps * noise)``.
-    noise : {"uniform", "gaussian"}
-        Distribution of ``noise`` (the reference code of this experiment draws uniform [-1, 1]).
-    alpha : float
+    eps, noise
+        The perturbation ``W0 * (1 + eps * noise)`` (the reference code draws uniform [-1, 1]).
+    alpha
         Scaling of the initial weights in the constrained regime (0.8).
-    lr, betas : float, (float, float)
-        AdamW learning rate and betas.
-    weight_decay : float
-        AdamW weight decay of the unconstrained regime (the constrained regime uses 0).
-    d_model, n_heads, d_head, d_mlp : int
+    lr, betas, weight_decay
+        AdamW; the weight decay is the unconstrained regime's (the constrained regime uses 0).
+    d_model, n_heads, d_head, d_mlp
         Transformer sizes (128, 4, 32, 512).
-    delays, rank, pca : int
+    delays, rank, pca
         Koopman fit: time delays, modes kept, PCA components (32, 10, 10).
-    unit_circle_tol : float
+    unit_circle_tol
         An eigenvalue is "on" the unit circle when ``| |lambda| - 1 | <= unit_circle_tol``,
         "outside" above, "inside" below.
-    n_permutations : int
+    n_permutations
         Random relabelings of the permutation test (exact enumeration when fewer suffice).
     """
 
@@ -162,29 +151,12 @@ class GrokkingConfig:
     unit_circle_tol: float = 0.002
     n_permutations: int = 999
 
-    @classmethod
-    def quick(cls, **overrides: Any) -> GrokkingConfig:
-        """4 seeds x (base + 5 replicas) x 100 steps per regime: 408 snapshot pairs for 330
-        observables per spectrum (about 15 minutes on 2 CPU cores)."""
-        return cls(**{"scale": "quick", **overrides})
+    #: The presets: ``quick`` (the defaults: 4 seeds x (base + 5 replicas) x 100 steps per
+    #: regime, 408 snapshot pairs for 330 observables per spectrum, about 15 minutes on 2 CPU
+    #: cores) and ``paper`` (20 seeds x 10 initializations, fig. S6, evaluation every step).
+    scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
+        "quick": {}, "paper": {"n_seeds": 20, "n_replicas": 10, "s6": True, "eval_every": 1}})
 
-    @classmethod
-    def paper(cls, **overrides: Any) -> GrokkingConfig:
-        """The published scale: 20 seeds x 10 initializations, fig. S6, evaluation every step."""
-        settings = dict(scale="paper", n_seeds=20, n_replicas=10, s6=True, eval_every=1)
-        return cls(**{**settings, **overrides})
-
-    @classmethod
-    def from_scale(cls, scale: str, **overrides: Any) -> GrokkingConfig:
-        """``quick()`` or ``paper()`` by name, with field overrides."""
-        if scale == "quick":
-            return cls.quick(**overrides)
-        if scale == "paper":
-            return cls.paper(**overrides)
-        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
-
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce grokking`` take their bounds from it).
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
         "scale": Choice(*_SCALES),
         "n_seeds": Int(2),
@@ -216,8 +188,7 @@ class GrokkingConfig:
         "n_permutations": Int(1),
     })
 
-    def __post_init__(self) -> None:
-        validate(self, self.constraints)
+    def check(self) -> None:
         windows = [self.steps] + ([self.s6_steps] if self.s6 else [])
         for window in windows:
             if window + 1 < self.delays + 2:

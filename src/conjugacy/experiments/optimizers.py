@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -46,6 +46,7 @@ import numpy as np
 from .._atomic import atomic_open
 from .._checks import (
     Choice,
+    DeclaredConfig,
     Float,
     Int,
     Param,
@@ -54,7 +55,6 @@ from .._checks import (
     check_finite,
     check_int,
     check_positive_float,
-    validate,
 )
 from ..analysis import Claim, Results, summarize
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
@@ -355,37 +355,28 @@ def exact_root_step(trajectory: Any, loss: str = "tan") -> int:
 
 # ----- configuration and results --------------------------------------------------------------
 @dataclass(frozen=True)
-class OptimizerConfig:
+class OptimizerConfig(DeclaredConfig):
     """Settings of the optimizer experiment (defaults: the paper's, SPEC section 5A).
 
     Attributes
     ----------
-    loss : {"tan", "quartic"}
+    loss
         ``"tan"``: fig. 2, with OMD, OGD and BM; ``"quartic"``: fig. S1, OMD and OGD only.
-    method : {"rrr", "standard", "exact"}
+    method
         DMD variant (same eigenvalues at the same rank; the paper used DMD-RRR).
-    delays : int
-        Time delays (4 in the paper: 2 x 5 = 10 observables).
-    rank : int or None
-        Modes kept (10 = all of them in the paper); None: the tolerance rule.
-    eta : float
-        Learning rate of OMD and OGD.
-    n_steps : int
-        Iterates per run ``T`` (100), the initial condition included.
-    n_groups : int
+    delays, rank
+        Time delays (4: 2 x 5 = 10 observables) and modes kept (10, all; None: the tolerance rule).
+    eta, n_steps
+        Learning rate of OMD and OGD; iterates per run ``T`` (100), the initial condition included.
+    n_groups
         Groups of initial conditions for the permutation test (5 groups of 5).
-    n_shuffles : int
-        Shuffles of the paper's shuffle control (100 in the paper).
-    n_permutations : int
-        Permutations of the permutation test; with 5 + 5 spectra the 252 relabelings are all
-        enumerated whenever ``n_permutations >= 252`` (exact test).
-    p : float
-        Order of the Wasserstein distance (1: the mean matched distance, as the reference code).
-    alpha : float
-        Level of the permutation test used for the verdict.
-    seed : int
-        Seed of the shuffle control and of the (Monte Carlo) permutation test; the optimizers
-        themselves are deterministic.
+    n_shuffles, n_permutations
+        Shuffles of the paper's shuffle control (100); permutations of the permutation test
+        (with 5 + 5 spectra the 252 relabelings are enumerated when ``n_permutations >= 252``).
+    p, alpha
+        Order of the Wasserstein distance (1, as the reference code); level of the verdict.
+    seed
+        Seed of the shuffle control and the permutation test (the optimizers are deterministic).
     """
 
     loss: str = "tan"
@@ -401,8 +392,6 @@ class OptimizerConfig:
     alpha: float = 0.05
     seed: int = 0
 
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce optimizers`` take their bounds and choices from it).
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
         "loss": Choice(*LOSSES),
         "method": Choice("rrr", "standard", "exact"),
@@ -418,8 +407,7 @@ class OptimizerConfig:
         "seed": Int(0),
     })
 
-    def __post_init__(self) -> None:
-        validate(self, self.constraints)
+    def check(self) -> None:
         if self.n_steps < self.delays + 2:
             raise ValueError(
                 f"n_steps must be >= delays + 2 = {self.delays + 2} (one snapshot pair per run), "
@@ -436,10 +424,6 @@ class OptimizerConfig:
         """The compared pairs, e.g. ``(("omd", "ogd"), ("omd", "bm"), ("ogd", "bm"))``."""
         m = self.methods
         return tuple((m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict."""
-        return asdict(self)
 
 
 # ----- the experiment ---------------------------------------------------------------------------

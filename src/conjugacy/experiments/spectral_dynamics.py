@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._checks import Choice, Float, Int, Param, validate
+from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 from ..analysis.checkpoints import (
     checkpoint_runs,
@@ -50,7 +50,7 @@ __all__ = [
 
 # ============================================================================ the reproduction
 @dataclass(frozen=True)
-class SpectralConfig:
+class SpectralConfig(DeclaredConfig):
     """Settings of the quick reproduction (``conjugacy reproduce spectral-dynamics``).
 
     A 4-layer MLP ``784 - width - width - width - 10`` (ReLU, biases; the companion paper's random
@@ -59,25 +59,21 @@ class SpectralConfig:
 
     Attributes
     ----------
-    conditions : tuple of str
-        Among ``"true"`` (true labels), ``"random"`` (labels drawn uniformly, fixed per seed) and
+    conditions
+        ``"true"`` (true labels), ``"random"`` (labels drawn uniformly, fixed per seed),
         ``"true-wd"`` (true labels, ``weight_decay``).
-    n_seeds, first_seed : int
     width, batch_size, lr, momentum, weight_decay, epochs
         Training; ``steps_per_epoch = n_train // batch_size`` (the remainder is dropped).
-    split_steps : tuple of int
+    split_steps
         Steps at which branches leave the trunk (LMC experiment); empty: no branches.
-    lmc_seeds : int
-        Trunks (seeds) of the LMC experiment, each with 2 branches per split step.
-    lmc_epochs : int
-        Length of trunk + branch, in epochs.
-    lmc_lr : float
+    lmc_seeds, lmc_epochs
+        Trunks (seeds) of the LMC experiment, each with 2 branches per split step; length of
+        trunk + branch, in epochs.
+    lmc_lr
         Learning rate of trunks and branches (momentum as above). In a probe (seed 0, two
         branches from the initialization, 10 epochs) they were already linearly connected at
         ``lr = 0.05`` (barrier -0.007 on the MNIST sample), leaving nothing to test, and not at 0.2
         (barrier 0.73); the companion paper's VGG uses 0.1.
-    data : {"mnist-sample", "digits"}
-    threads : int
     """
 
     conditions: tuple[str, ...] = ("true", "random", "true-wd")
@@ -96,8 +92,6 @@ class SpectralConfig:
     data: str = "mnist-sample"
     threads: int = 1
 
-    #: The domain of every field, declared once (:func:`conjugacy._checks.validate`; the options
-    #: of ``conjugacy reproduce spectral-dynamics`` take their bounds from it).
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
         "conditions": Param("tuple", item=Choice("true", "random", "true-wd"), nonempty=True,
                             distinct=True),
@@ -117,21 +111,17 @@ class SpectralConfig:
         "threads": Int(1),
     })
 
-    def __post_init__(self) -> None:
-        validate(self, self.constraints)
+    #: Presets: ``quick`` (the defaults, about 10 minutes on 2 cores) and ``tiny`` (seconds).
+    scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
+        "quick": {}, "tiny": {"n_seeds": 2, "width": 16, "batch_size": 100, "epochs": 2,
+                              "split_steps": (0, 8), "lmc_seeds": 1, "lmc_epochs": 2,
+                              "data": "digits"}})
+
+    def check(self) -> None:
         object.__setattr__(self, "split_steps", tuple(sorted(self.split_steps)))
 
-    def with_overrides(self, **kw: Any) -> SpectralConfig:
-        """A copy with some fields replaced (validated again)."""
-        return dataclasses.replace(self, **kw)
 
-
-#: Presets: ``quick`` (about 10 minutes on 2 cores) and ``tiny`` (seconds, for tests).
-SCALES: dict[str, SpectralConfig] = {
-    "quick": SpectralConfig(),
-    "tiny": SpectralConfig(n_seeds=2, width=16, batch_size=100, epochs=2, split_steps=(0, 8),
-                           lmc_seeds=1, lmc_epochs=2, data="digits"),
-}
+SCALES = {name: SpectralConfig.preset(name) for name in SpectralConfig.scales}
 
 
 _DATA_CACHE: dict[str, Any] = {}
