@@ -1,5 +1,5 @@
 """``python -m conjugacy``: the same command line as the ``conjugacy`` script."""
 
-from conjugacy.cli import main
+from conjugacy._launch import main
 
 main()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 from typing import Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -60,13 +59,32 @@ def _print_error(message: str) -> None:
     )
 
 
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    # Typer >= 0.25 vendors its own copy of Click (typer._click); catch both copies' classes.
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+_USAGE_ERRORS = _click_classes("UsageError")
+_CLICK_ERRORS = _click_classes("ClickException")
+_ABORTS = _click_classes("Abort")
+_PASS_THROUGH = _click_classes("Exit") + _CLICK_ERRORS + _ABORTS
+
+
 class ErrorHandlingGroup(TyperGroup):
     """A Typer group that maps user errors to exit 2 and Ctrl-C to exit 130 (see the module)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except _PASS_THROUGH:  # Click's own exits and errors: Click handles them
             raise
         except KeyboardInterrupt:
             words = tuple(ctx.command_path.split()[1:]) + (ctx.invoked_subcommand or "",)
@@ -76,6 +94,14 @@ class ErrorHandlingGroup(TyperGroup):
             else:
                 _print_error("interrupted")
             raise typer.Exit(code=130) from None
+        except ModuleNotFoundError as exc:  # an optional dependency: name the extra
+            from .._launch import missing_extra
+
+            line = missing_extra(exc)
+            if line is None:
+                raise
+            _print_error(line)
+            raise typer.Exit(code=2) from None
         except USER_ERRORS as exc:
             message = str(exc)
             filename = getattr(exc, "filename", None)
@@ -104,21 +130,3 @@ class ErrorHandlingGroup(TyperGroup):
             _print_error("aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _click_classes(name: str) -> tuple[type[BaseException], ...]:
-    # Typer >= 0.25 vendors its own copy of Click (typer._click); catch both copies' classes.
-    import importlib
-
-    found = []
-    for module in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(found)
-
-
-_USAGE_ERRORS = _click_classes("UsageError")
-_CLICK_ERRORS = _click_classes("ClickException")
-_ABORTS = _click_classes("Abort")
