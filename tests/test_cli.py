@@ -39,7 +39,7 @@ def tan_out(tmp_path_factory):
 
 def test_reproduce_optimizers_prints_the_summary(tan_out):
     out, output = tan_out
-    for text in ("OMD-OGD", "OMD-BM", "OGD-BM", "not conjugate", "Verdict rule", "results.json"):
+    for text in ("omd-ogd", "omd-bm", "ogd-bm", "not conjugate", "Verdict rule", "results.json"):
         assert text in output
     flat = " ".join(output.split())
     assert "claim: OMD and OGD are conjugate -- holds" in flat
@@ -445,9 +445,7 @@ def test_compare_and_test_print_verdicts_and_caveats(tmp_path):
 
 def test_grokking_prints_the_verdicts_and_claims_of_its_results(capsys, tmp_path):
     # the grokking claims are decided in the experiment (test_grokking.py); the CLI prints them
-    from types import SimpleNamespace
-
-    from conjugacy.cli.summaries import print_grokking
+    from conjugacy.cli.summaries import print_results
 
     content = {
         "comparison": {"verdict_uses": "filtered", "verdicts": {"fig5": {
@@ -457,7 +455,7 @@ def test_grokking_prints_the_verdicts_and_claims_of_its_results(capsys, tmp_path
                    {"claim": "fig. 5D: pair on the circle", "holds": False, "evidence": "0 of 4"},
                    {"claim": "fig. S6", "holds": None, "evidence": "add seeds"}],
     }
-    print_grokking(SimpleNamespace(content=content), tmp_path)
+    print_results(content, tmp_path)
     out = capsys.readouterr().out
     assert "verdict fig5: not conjugate (p = 0.03 < alpha = 0.05; filtered spectra)" in out
     assert "claim: fig. 5: not conjugate -- holds (p = 0.03)" in out

@@ -401,7 +401,7 @@ def test_cli_fcn_runs_and_writes_results(runner, tmp_path):
     # the default data: the MNIST 5k sample, 784-h-10 networks on its 4,000 training digits
     assert summary["data"]["name"] == "mnist-sample" and summary["data"]["n_features"] == 784
     assert summary["data"]["n_train"] == 4000
-    assert "h10 vs h40" in result.output
+    assert "h10-h40" in result.output
     validate(summary)
     printed = " ".join(result.output.split())
     assert summary["claims"]
@@ -416,8 +416,7 @@ def test_cli_grokking_wiring(runner, tmp_path, monkeypatch):
     seen = {}
 
     class Fake:
-        comparison: dict = {}
-        wall_time_s = 0.0
+        content: dict = {}
 
     def fake_run(config, out_dir, *, progress=False, workers=None, scheduler=None):
         seen.update(config=config, out=Path(out_dir), progress=progress, workers=workers,

@@ -360,7 +360,7 @@ def test_one_verdict_per_pair_everywhere(n_groups, expected, tmp_path, capsys, m
     # "conjugate" at the top level and "undecided" in comparison.verdicts, and the CLI printed
     # "conjugate" for bisection. Now: comparison.verdicts, Results, the claims, the report and the
     # CLI all say the same, and nothing else in results.json holds a verdict.
-    from conjugacy.cli.summaries import print_optimizers
+    from conjugacy.cli.summaries import print_results
 
     res = run(OptimizerConfig(n_groups=n_groups), out=tmp_path)
     content = json.loads((tmp_path / "results.json").read_text())
@@ -388,11 +388,13 @@ def test_one_verdict_per_pair_everywhere(n_groups, expected, tmp_path, capsys, m
     assert claims["OMD and OGD are conjugate"] is holds[expected["omd-ogd"]]
     assert claims["bisection is not conjugate to OMD or OGD"] is holds[expected["omd-bm"]]
     monkeypatch.setenv("COLUMNS", "250")
-    print_optimizers(res, tmp_path)
+    print_results(res.content, tmp_path)
     printed = capsys.readouterr().out
     rows = {ln.split("│")[1].strip(): ln.split("│")[-2].strip()
-            for ln in printed.splitlines() if ln.startswith(("│ OMD-", "│ OGD-"))}
-    assert rows == {k.upper(): v for k, v in expected.items()}
+            for ln in printed.splitlines() if ln.startswith(("│ omd-", "│ ogd-"))}
+    assert rows == expected
+    for key, v in content["comparison"]["verdicts"].items():  # each verdict with its reason
+        assert f"verdict {key}: {v['verdict']} ({v['reason']}; {v['uses']} spectra)" in printed
     word = {True: "holds", None: "undecided"}
     assert f"claim: bisection is not conjugate to OMD or OGD -- {word[holds[expected['omd-bm']]]}" \
         in printed

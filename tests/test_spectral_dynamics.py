@@ -471,5 +471,5 @@ def test_reproduce_command_prints_the_claims_of_the_results(tmp_path):
     text = " ".join(r.output.split())
     for c in written["claims"]:
         word = {True: "holds", False: "does not hold", None: "undecided"}[c["holds"]]
-        assert f"claim: {' '.join(c['claim'].split())}: {word}" in text
+        assert f"claim: {' '.join(c['claim'].split())} -- {word}" in text
     assert "3 checkpoint run(s)" in text

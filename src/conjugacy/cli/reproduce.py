@@ -5,9 +5,9 @@ the function that runs it. An option that sets a config field (``Opt(field=...)`
 bounds and choices from the field's declared domain (``<Config>.constraints``, see
 :class:`conjugacy._checks.Param`), so the command line and the config cannot disagree; the rest
 (``--out``, ``--workers``, ...) belong to the command line. Each command checks the rules between
-options, builds the config, calls the experiment's ``run`` once and prints a summary
-(:mod:`conjugacy.cli.summaries`). User errors go through :func:`~conjugacy.cli._errors.fail`
-(exit status 2).
+options, builds the config, calls the experiment's ``run`` once and prints its results
+(:func:`conjugacy.cli.summaries.print_results`). User errors go through
+:func:`~conjugacy.cli._errors.fail` (exit status 2).
 
 The experiments (and torch) are imported only when a command runs or shows its own ``--help``:
 ``conjugacy --help`` and ``conjugacy reproduce --help`` list the commands from their help alone
@@ -190,7 +190,7 @@ def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 # ----- the commands ------------------------------------------------------------------------------
 def _fcn(v: dict[str, Any]) -> None:
     from ..experiments import fcn
-    from .summaries import print_fcn
+    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     data = v["data"] or "mnist-sample"
@@ -211,12 +211,12 @@ def _fcn(v: dict[str, Any]) -> None:
     _check_dask(v["workers"], v["scheduler"])
     result = _run(fcn.run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
-    print_fcn(result.content, out)
+    print_results(result.content, out)
 
 
 def _grokking(v: dict[str, Any]) -> None:
     from ..experiments import grokking
-    from .summaries import print_grokking
+    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
@@ -226,12 +226,12 @@ def _grokking(v: dict[str, Any]) -> None:
     _check_dask(v["workers"], v["scheduler"])
     result = _run(grokking.run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
-    print_grokking(result, out)
+    print_results(result.content, out)
 
 
 def _cnn(v: dict[str, Any]) -> None:
     from ..experiments import cnn
-    from .summaries import print_cnn
+    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     _check_device(v["device"])
@@ -252,14 +252,14 @@ def _cnn(v: dict[str, Any]) -> None:
     config = _config(cnn.CNNConfig.preset, v["scale"], **overrides)
     result = _run(cnn.run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
-    print_cnn(result.content, out)
+    print_results(result.content, out)
 
 
 def _optimizers(v: dict[str, Any]) -> None:
     from rich.console import Console
 
     from ..experiments import optimizers
-    from .summaries import print_optimizers
+    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     config = _config(optimizers.OptimizerConfig, loss=v["loss"], method=v["method"],
@@ -269,19 +269,19 @@ def _optimizers(v: dict[str, Any]) -> None:
         f"delays={config.delays}, rank={config.rank}, eta={config.eta}, T={config.n_steps}, "
         f"25 initial conditions per optimizer)"
     )
-    print_optimizers(_run(optimizers.run, config, out), out)
+    print_results(_run(optimizers.run, config, out).content, out)
 
 
 def _spectral_dynamics(v: dict[str, Any]) -> None:
     from ..experiments import spectral_dynamics
-    from .spectral import print_report
+    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     config = _config(spectral_dynamics.SpectralConfig.preset, v["scale"],
                      **_overrides(v, {"seeds": "n_seeds", "epochs": "epochs"}))
     results = _run(spectral_dynamics.run, config, out, progress=v["progress"],
                    draw=v["figures"])
-    print_report(results, out)
+    print_results(results.content, out)
 
 
 # ----- the option tables -------------------------------------------------------------------------

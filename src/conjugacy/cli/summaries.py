@@ -1,173 +1,114 @@
-"""What ``conjugacy reproduce <name>`` prints: a Rich summary of each experiment's results and
-the paper's claims, one line each (printing only; the experiments compute everything)."""
+"""What ``conjugacy reproduce <name>`` prints: one printer of a ``results.json`` (schema
+``conjugacy.results/2``): the verdicts with their reasons, the claims, the warnings and where the
+files are, plus a few lines per experiment for what only it has. Printing only: the experiments
+decide everything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+_COLOUR = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
+_HOLDS = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}
 
-def print_fcn(summary: dict[str, Any], out: Path) -> None:
-    console = Console()
-    comparison = summary["comparison"]
-    uses = comparison["verdict_uses"]
-    for which in ("all", "filtered"):
-        cmp = comparison.get(which)
-        if cmp is None:
-            continue
-        title = (f"Wasserstein distance between widths, {which} eigenvalues (per-seed mean +- std)"
-                 + ("  [verdicts]" if which == uses else ""))
-        table = Table(title=title)
-        for col in ("widths", "mean", "std", "shuffle control", "permutation p"):
-            table.add_column(col, justify="right")
-        for key, d in cmp["distances"].items():
-            perm = cmp["permutation_tests"].get(key)
-            table.add_row(
-                key.replace("-", " vs "),
-                f"{d['mean']:.4g}",
-                f"{d['std']:.2g}",
-                f"{100 * cmp['shuffle_control'][key]['mean_fraction']:.0f} %",
-                "-" if perm is None else f"{perm['pvalue']:.3g}",
-            )
+
+def _num(x: Any, fmt: str = ".4g") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def print_results(content: Mapping[str, Any], out: Path) -> None:
+    """Print ``content`` (a ``results.json``): the verdict table, each verdict's reason, the
+    experiment's own lines, the claims, the warnings, the timing and the files in ``out``."""
+    console = Console(highlight=False)
+    if content.get("title"):
+        console.print(f"[bold]{escape(content['title'])}[/]")
+    cmp = content.get("comparison") or {}
+    if cmp.get("verdicts"):
+        uses = cmp["verdict_uses"]
+        p = (content.get("statistics") or {}).get("p") or 1
+        table = Table(title=f"Verdicts ({uses} eigenvalues; W_{p:g} between conditions, over "
+                            "seeds)", title_justify="left")
+        for col in ("pair", "W mean", "W std", "permutation p", "verdict"):
+            table.add_column(col, justify="left" if col == "pair" else "right")
+        for key, v in cmp["verdicts"].items():
+            d = (cmp.get(uses) or {}).get("distances", {}).get(key, {})
+            table.add_row(key, _num(d.get("mean")), _num(d.get("std"), ".2g"),
+                          _num(v["pvalue"], ".3g"), f"[{_COLOUR[v['verdict']]}]{v['verdict']}[/]")
         console.print(table)
-    cmp = comparison[uses]
-    for cond, between in cmp["between_seeds"].items():
-        console.print(
-            f"between seeds, {cond}: mean {between['mean']:.4g}, "
-            f"min {between['min']:.4g} (seeds {between['closest_pair']})"
-        )
-    for key, ks in cmp.get("ks_tests", {}).items():
-        console.print(f"KS {key}: D = {ks['statistic']:.3f}, p = {ks['pvalue']:.3g}")
-    for key, v in comparison["verdicts"].items():
-        console.print(f"verdict {key}: {v['verdict']} (p = {v['pvalue']}, {v['uses']} spectra)")
-    print_claims(summary)
-    t = summary["timing_seconds"]
-    console.print(
-        f"training {t['training']:.1f} s, analysis {t['total_analysis']:.1f} s "
-        f"({len(summary['training']['skipped'])} (width, seed) jobs resumed from the store); "
-        f"results in {out}"
-    )
-
-
-def print_claims(content: dict[str, Any]) -> None:
-    """The paper's claims as ``results.json`` holds them (decided by the experiment)."""
-    words = {True: "[green]holds[/green]", False: "[red]does not hold[/red]"}
+        for key, v in cmp["verdicts"].items():
+            console.print(f"verdict {escape(key)}: {v['verdict']} ({escape(v['reason'])}; "
+                          f"{v['uses']} spectra)")
+        if cmp.get("verdict_rule"):
+            console.print(f"Verdict rule: {escape(cmp['verdict_rule'])} (alpha = {cmp['alpha']}).")
+    for line in _SPECIFIC.get(content.get("experiment", ""), lambda _c: [])(content):
+        console.print(line)
     for c in content.get("claims", []):
-        Console().print(f"claim: {c['claim']} -- {words.get(c['holds'], '[yellow]undecided[/yellow]')}"
-                        f" ({c['evidence']})", highlight=False)
+        console.print(f"claim: {escape(c['claim'])} -- {_HOLDS[c['holds']]} "
+                      f"({escape(c['evidence'])})")
+    for note in content.get("warnings", []):
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    t = content.get("timing_seconds") or {}
+    skipped = (content.get("training") or {}).get("skipped")
+    console.print("time: " + ", ".join(f"{k.removeprefix('total_')} {t[k]:.1f} s"
+                                       for k in ("training", "total_analysis") if k in t)
+                  + (f" ({len(skipped)} jobs resumed from the store)" if skipped else ""))
+    console.print(f"Results: {out / 'results.json'}")
+    for name, path in (content.get("files") or {}).items():
+        console.print(f"{name.capitalize()}: {out / path}")
+    figures = sorted({str(out / Path(f).with_suffix("")) for f in content.get("figures") or []})
+    if figures:
+        console.print("Figures (.png and .svg): " + ", ".join(figures))
 
 
-def print_grokking(result: Any, out: Path) -> None:
-    """The comparison, verdicts and claims as the grokking results hold them."""
-    console = Console()
-    content = getattr(result, "content", None) or {}
-    comparison = content.get("comparison") or {}
-    for which in ("all", "filtered"):
-        cmp = comparison.get(which)
-        if not cmp:
-            continue
-        for name, test in cmp["permutation_tests"].items():
-            d = cmp["distances"][name]
-            console.print(
-                f"{name} ({which} eigenvalues): mean W1 {d['mean']:.4g}, permutation test "
-                f"statistic {test['statistic']:.4g}, p = {test['pvalue']:.3g}"
-            )
-    for name, v in comparison.get("verdicts", {}).items():
-        console.print(f"verdict {name}: {v['verdict']} ({v['reason']}; {v['uses']} spectra)",
-                      highlight=False)
-    print_claims(content)
-    console.print(f"results in {out}")
-
-
-def print_cnn(summary: dict[str, Any], out: Path) -> None:
-    console = Console()
-    for note in summary.get("warnings", []):
-        console.print(f"[yellow]Note:[/] {note}")
-    for arch, w in summary["windows"].items():
-        info = summary["archs"][arch]
-        console.print(
-            f"[bold]{info['model']}[/] on {info['data']['name']}: {info['n_seeds']} seeds x "
-            f"{info['n_replicas']} replicas, {len(w['labels'])} windows; batch accuracy in the "
-            f"last window {w['batch_accuracy_last_window']:.3f}")
-        claims = w.get("findings")
-        if claims:
-            tr = w["transitions"]
-            console.print(
-                f"  most distinct window {claims['most_distinct_window'] or '- (needs 3 windows)'}; "
-                f"change points after "
-                f"windows {[w['labels'][i] for i in tr['change_points']]} (threshold "
-                f"{tr['threshold']:.3g}: {tr['rule']}); settled from iteration "
-                f"{claims['settled_from_iteration']}")
-    comp = summary["sections"].get("architecture_comparison")
-    if comp:
-        table = Table(title="LeNet vs ResNet-20 per window (" + comp["per_window"][0]["verdict_uses"]
-                      + " eigenvalues)")
-        for col in ("window", "W1 mean", "W1 std", "shuffle control", "permutation p", "verdict"):
-            table.add_column(col, justify="right")
-        for row in comp["per_window"]:
-            c = row[row["verdict_uses"]]
-            table.add_row(row["window"], f"{c['distance_mean']:.4g}", f"{c['distance_std']:.2g}",
-                          f"{100 * c['shuffle_mean_fraction']:.0f} %",
-                          "-" if row["pvalue"] is None else f"{row['pvalue']:.3g}",
-                          str(row["verdict"]))
-        console.print(table)
-        console.print(comp["note"])
-    print_claims(summary)
-    t = summary["timing_seconds"]
-    console.print(f"training {t['training']:.1f} s, analysis {t['total_analysis']:.1f} s; "
-                  f"results in {out}")
-
-
-def print_optimizers(results: Any, out: Path) -> None:
-    """The spectra and pairwise-comparison tables, the verdicts and claims the results hold, the
-    warnings and the files written (everything read from ``results.content``)."""
-    console = Console()
-    c = results.content
-    cmp = c["comparison"]
-    spectra = Table(title="Koopman spectra (all 25 runs)", title_justify="left")
-    for col in ("optimizer", "eigenvalues", "complex", "max |lambda|", "min |lambda|"):
-        spectra.add_column(col, justify="left" if col == "optimizer" else "right")
-    for m, (s,) in c["pooled_spectra"].items():
-        mods = [abs(complex(re, im)) for re, im in s["eigenvalues"]]
-        n_complex = sum(abs(im) > 1e-12 for _, im in s["eigenvalues"])
-        spectra.add_row(m.upper(), str(len(mods)), str(n_complex), f"{max(mods):.4f}",
-                        f"{min(mods):.4f}")
-    console.print(spectra)
-    p = c["statistics"]["p"]
-    table = Table(title="Pairwise comparison", title_justify="left")
-    table.add_column("pair")
-    table.add_column(f"W_{p:g} all", justify="right")
-    if cmp["filtered"] is not None:
-        table.add_column(f"W_{p:g} filtered", justify="right")
-    for col in ("shuffles >= true\n(paper's control)", "permutation p"):
-        table.add_column(col, justify="right")
-    table.add_column("verdict")
-    colour = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
-    for key, v in cmp["verdicts"].items():
-        cells = [key.upper(), f"{cmp['all']['pooled_distances'][key]:.4f}"]
-        if cmp["filtered"] is not None:
-            cells.append(f"{cmp['filtered']['pooled_distances'][key]:.4f}")
-        cells += [f"{100 * cmp['all']['shuffle_control'][key]['fraction']:.0f} %",
-                  "-" if v["pvalue"] is None else f"{v['pvalue']:.3f}",
-                  f"[{colour[v['verdict']]}]{v['verdict']}[/]"]
-        table.add_row(*cells)
-    console.print(table)
-    print_claims(c)
-    console.print(f"Verdict rule: {cmp['verdict_rule']} (alpha = {cmp['alpha']}).")
-    console.print(
-        "The paper's shuffle control counts only ties (a shuffle can never exceed the true "
-        "distance); it is shown for comparison with the paper, not used for the verdict."
-    )
+# ----- what only one experiment has ---------------------------------------------------------------
+def _optimizers(c: Mapping[str, Any]) -> list[str]:
+    lines = ["The paper's shuffle control counts only ties (a shuffle can never exceed the true "
+             "distance); it is in results.json for comparison with the paper, not used for the "
+             "verdict."]
     hits = [s for s in c["sections"].get("bisection", {}).get("exact_root_steps", []) if s >= 0]
     if hits:
-        console.print(f"BM: {len(hits)} of 25 runs reach an exact root (f(z) == 0) at steps "
-                      f"{min(hits)}-{max(hits)}; the iterate is then held at the root.")
-    for note in c["warnings"]:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    figures = sorted({str(out / Path(f).with_suffix("")) for f in c["figures"]})
-    console.print(f"Results: {out / 'results.json'}")
-    console.print(f"Trajectories: {out / c['files']['trajectories']}")
-    console.print("Figures (.png and .svg): " + ", ".join(figures))
+        lines.append(f"BM: {len(hits)} of 25 runs reach an exact root (f(z) == 0) at steps "
+                     f"{min(hits)}-{max(hits)}; the iterate is then held at the root.")
+    return lines
+
+
+def _cnn(c: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for arch, w in c["windows"].items():
+        info, tr = c["archs"][arch], w.get("transitions")
+        lines.append(f"[bold]{info['model']}[/] on {escape(info['data']['name'])}: "
+                     f"{info['n_seeds']} seeds x {info['n_replicas']} replicas, "
+                     f"{len(w['labels'])} windows" + ("" if tr is None else
+                     f"; change points after windows {[w['labels'][i] for i in tr['change_points']]}"
+                     f", settled from iteration {w['findings']['settled_from_iteration']}"))
+    for row in (c["sections"].get("architecture_comparison") or {}).get("per_window", []):
+        lines.append(f"LeNet vs ResNet-20, window {row['window']}: {row['verdict']} "
+                     f"({escape(row['reason'])})")
+    return lines
+
+
+def _spectral_dynamics(c: Mapping[str, Any]) -> list[str]:
+    sections = c["sections"]
+    lines = [f"{escape(cond)}: final effective rank per layer (mean over {len(g['runs'])} runs) "
+             + " ".join(f"{v['mean'][-1]:.3f}" for v in g["effective_rank"].values())
+             + "; alignment score per pair "
+             + (" ".join(f"{v['mean'][-1]:.2f}" for v in g["alignment_score"].values()) or "-")
+             for cond, g in sections.get("groups", {}).items()]
+    lines += sorted({f"[yellow]skipped pair[/] {s['first']} -> {s['next']}: {escape(s['reason'])}"
+                     for g in sections.get("groups", {}).values() for s in g["chain"]["skipped"]})
+    if sections.get("lmc"):
+        s = sections["lmc"]["by_split"]
+        lines.append("barrier (loss) by split step: " + ", ".join(
+            f"{st}: {m:.3g}" for st, m in zip(s["split_steps"], s["barrier_loss"]["mean"])))
+    lines.append(f"{len(sections['runs'])} checkpoint run(s); SVDs "
+                 f"{c['timing_seconds']['svd']:.2f} s")
+    return lines
+
+
+_SPECIFIC: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+    "optimizers": _optimizers, "cnn": _cnn, "spectral-dynamics": _spectral_dynamics}
