@@ -299,6 +299,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     from ..data import batch_order
     from ..torch import train_replicas
     from ..torch.models import OBSERVED_LAYERS, build_model
+    from ..torch.training import augmented_batches
 
     config: CNNConfig = ctx.config
     arch = str(job.params["arch"])
@@ -315,7 +316,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     def batches() -> Any:
         if not data.augment:
             return ((x_all[idx], y_all[idx]) for idx in order_t)
-        return _augmented(x_all, y_all, order, streams["order"], device)
+        return augmented_batches(x_all, y_all, order, streams["order"], device)
 
     log_probs = model_name != "resnet20"
 
@@ -337,26 +338,6 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
                   "batch_order_seed": streams["order"]},
     )
     return {"arch": arch, "seed_index": job.seed}
-
-
-def _augmented(x_all: Any, y_all: Any, order: np.ndarray, seed: int, device: Any) -> Any:
-    """CIFAR batches with flips and 4-pixel-padded crops from a fixed seed (same on every call)."""
-    import torch
-    import torch.nn.functional as F
-
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    for idx in order:
-        x = x_all[torch.from_numpy(idx).to(device)]
-        n = x.shape[0]
-        flips = rng.random(n) < 0.5
-        shifts = rng.integers(0, 9, size=(n, 2))
-        padded = F.pad(x, (4, 4, 4, 4))
-        out = torch.empty_like(x)
-        for i in range(n):
-            dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
-            img = padded[i, :, dy : dy + 32, dx : dx + 32]
-            out[i] = img.flip(-1) if flips[i] else img
-        yield out, y_all[torch.from_numpy(idx).to(device)]
 
 
 def _job_key(condition: str, seed: int) -> str:

@@ -159,46 +159,6 @@ def _tensors(config: SpectralConfig, condition: str, seed: int) -> dict[str, Any
     return {"x": x, "y": y, "xt": xt, "yt": yt, "n_in": x.shape[1], "n_out": ds.n_classes}
 
 
-def _mlp(n_in: int, width: int, n_out: int, seed: int) -> Any:
-    import torch
-    from torch import nn
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(n_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                             nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_out))
-
-
-def _batches(n: int, batch_size: int, seed: Sequence[int]) -> Any:
-    """Seeded batch order, endless: a new permutation every epoch, the remainder dropped."""
-    import torch
-
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
-    while True:
-        perm = torch.randperm(n, generator=g)
-        for pos in range(0, n - batch_size + 1, batch_size):
-            yield perm[pos : pos + batch_size]
-
-
-def _sgd_step(model: Any, opt: Any, x: Any, y: Any) -> float:
-    from torch.nn import functional as F
-
-    opt.zero_grad()
-    out = F.cross_entropy(model(x), y)
-    out.backward()
-    opt.step()
-    return float(out.detach())
-
-
-def _evaluate(model: Any, x: Any, y: Any) -> tuple[float, float]:
-    import torch
-    from torch.nn import functional as F
-
-    with torch.no_grad():
-        out = model(x)
-        return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
-
-
 def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
     """Study training function: a condition run with checkpoints, or a pair of LMC branches."""
     if job.params.get("kind") == "lmc":
@@ -207,12 +167,13 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
 
     from ..torch import Recorder
     from ..torch.snapshots import CheckpointRecorder, checkpoint_run_name
+    from ..torch.training import endless_batches, evaluate, seeded_mlp, sgd_step
 
     config: SpectralConfig = ctx.config
     cond, seed = job.condition, int(job.seed)
     t = _tensors(config, cond, seed)
     spe = _steps_per_epoch(config, len(t["y"]))
-    model = _mlp(t["n_in"], config.width, t["n_out"], seed)
+    model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
     wd = config.weight_decay if cond == "true-wd" else 0.0
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=wd)
@@ -221,7 +182,7 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
         ctx.store.delete_run(checkpoint_run_name(run))
     meta = {**dict(ctx.metadata), "labels": "random" if cond == "random" else "true",
             "weight_decay": wd}
-    batches = _batches(len(t["y"]), config.batch_size, [seed, 1])
+    batches = endless_batches(len(t["y"]), config.batch_size, [seed, 1])
     last = list(model.named_parameters())[-2][0]  # the output layer's weight
     t0 = time.perf_counter()
     with Recorder(ctx.store, run, model, last, optimizer=opt, metadata=meta) as rec, \
@@ -231,11 +192,11 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
         for step in range(spe * config.epochs + 1):
             if step:
                 idx = next(batches)
-                loss = _sgd_step(model, opt, t["x"][idx], t["y"][idx])
+                loss = sgd_step(model, opt, t["x"][idx], t["y"][idx])
             rec.record(step, loss=loss)
             if ck.due(step):
-                tr_loss, tr_acc = _evaluate(model, t["x"], t["y"])
-                te_loss, te_acc = _evaluate(model, t["xt"], t["yt"])
+                tr_loss, tr_acc = evaluate(model, t["x"], t["y"])
+                te_loss, te_acc = evaluate(model, t["xt"], t["yt"])
                 ck.record(step, train_loss=tr_loss, train_accuracy=tr_acc, test_loss=te_loss,
                           test_accuracy=te_acc)
     return {"seconds": time.perf_counter() - t0, "final_train_accuracy": tr_acc,
@@ -252,29 +213,30 @@ def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
     from ..spectral_dynamics import barrier
     from ..torch import Recorder
     from ..torch.snapshots import interpolation_losses
+    from ..torch.training import endless_batches, seeded_mlp, sgd_step
 
     config: SpectralConfig = ctx.config
     seed, split = int(job.seed), int(job.params["split_step"])
     t = _tensors(config, "true", seed)
     final = _steps_per_epoch(config, len(t["y"])) * config.lmc_epochs
-    model = _mlp(t["n_in"], config.width, t["n_out"], seed)
+    model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
     opt = torch.optim.SGD(model.parameters(), lr=config.lmc_lr, momentum=config.momentum)
-    trunk = _batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
+    trunk = endless_batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
     for _ in range(split):
         idx = next(trunk)
-        _sgd_step(model, opt, t["x"][idx], t["y"][idx])
+        sgd_step(model, opt, t["x"][idx], t["y"][idx])
     ends = []
     t0 = time.perf_counter()
     for b, run in enumerate(job.run_names):
         m = copy.deepcopy(model)
         o = torch.optim.SGD(m.parameters(), lr=config.lmc_lr, momentum=config.momentum)
         o.load_state_dict(opt.state_dict())
-        order = _batches(len(t["y"]), config.batch_size, [seed, 2, split, b])
+        order = endless_batches(len(t["y"]), config.batch_size, [seed, 2, split, b])
         with Recorder(ctx.store, run, m, "*", optimizer=o, metadata=dict(ctx.metadata)) as rec:
             rec.record(split)
             for _ in range(split, final):
                 idx = next(order)
-                _sgd_step(m, o, t["x"][idx], t["y"][idx])
+                sgd_step(m, o, t["x"][idx], t["y"][idx])
             rec.record(final)
         ends.append(m)
     data = [(t["x"][i : i + 1000], t["y"][i : i + 1000]) for i in range(0, len(t["y"]), 1000)]

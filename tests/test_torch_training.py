@@ -1,0 +1,43 @@
+"""The training helpers shared by the experiments (conjugacy.torch.training)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conjugacy.torch.training import (  # noqa: E402
+    augmented_batches,
+    endless_batches,
+    evaluate,
+    seeded_mlp,
+    sgd_step,
+)
+
+
+def test_augmented_batches_are_flips_and_crops_of_the_images_and_repeat_with_the_seed():
+    x = torch.arange(4 * 3 * 32 * 32, dtype=torch.float32).reshape(4, 3, 32, 32)
+    y = torch.arange(4)
+    order = np.array([[0, 1], [2, 3]])
+    first = list(augmented_batches(x, y, order, seed=5, device="cpu"))
+    again = list(augmented_batches(x, y, order, seed=5, device="cpu"))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again))
+    assert [b[1].tolist() for b in first] == [[0, 1], [2, 3]]
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for (xb, _), idx in zip(first, order):
+        for img, i in zip(xb, idx):  # each image is a 32 x 32 window of the padded one, maybe flipped
+            windows = [padded[i, :, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+            assert any(torch.equal(img, w) or torch.equal(img, w.flip(-1)) for w in windows)
+
+
+def test_mlp_batches_step_and_evaluate():
+    a, b = seeded_mlp(6, 5, 3, seed=1), seeded_mlp(6, 5, 3, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a[0].weight, seeded_mlp(6, 5, 3, seed=2)[0].weight)
+    batches = endless_batches(10, 4, [0, 1])
+    epoch = [next(batches) for _ in range(2)]  # 2 batches of 4 per epoch, the remainder dropped
+    assert all(len(i) == 4 for i in epoch) and len(set(torch.cat(epoch).tolist())) == 8
+    x, y = torch.randn(10, 6), torch.randint(0, 3, (10,))
+    loss0, acc0 = evaluate(a, x, y)
+    opt = torch.optim.SGD(a.parameters(), lr=0.5)
+    assert sgd_step(a, opt, x, y) == pytest.approx(loss0)
+    assert evaluate(a, x, y)[0] < loss0 and 0 <= acc0 <= 1
