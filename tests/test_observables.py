@@ -115,3 +115,19 @@ def test_pooled_gram_equals_blockwise_gram():
     np.testing.assert_allclose(pooled, blockwise, atol=1e-12)
     z = data.reshape(-1, 5)
     np.testing.assert_allclose(pooled, z @ z.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("lengths", [(12, 12, 12), (9, 14, 11)])
+def test_delay_gram_blocks_equal_the_delay_grams(lengths):
+    from conjugacy.observables import delay_gram_blocks, delay_grams, snapshot_gram
+
+    rng = np.random.default_rng(5)
+    trajs = [rng.standard_normal((t, 7)) for t in lengths]
+    gram, offsets = snapshot_gram(trajs)
+    gxx, gxy, gyy = delay_grams(gram, offsets, 2)
+    bxx, bxy, byy = delay_gram_blocks(gram, offsets, 2)
+    np.testing.assert_allclose(bxx, gxx, rtol=1e-13, atol=0)
+    A = rng.standard_normal((3, gxx.shape[0]))
+    np.testing.assert_allclose(bxy.lmul(A), A @ gxy, rtol=1e-12, atol=1e-12 * np.abs(gxy).max())
+    np.testing.assert_allclose(byy.lmul(A), A @ gyy, rtol=1e-12, atol=1e-12 * np.abs(gyy).max())
+    np.testing.assert_allclose(byy.diagonal(), np.diagonal(gyy), rtol=1e-13)

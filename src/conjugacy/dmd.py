@@ -223,6 +223,10 @@ def dmd_from_gram(
 
     Parameters
     ----------
+    gxx, gxy, gyy : ndarray (m, m)
+        The Grams; ``gxy`` and ``gyy`` may also be blocks used in products only (an object with
+        ``lmul(A) = A @ G`` and ``shape``, e.g. :class:`conjugacy.observables.GramBlock`), so
+        that they need not be formed.
     x_times, y_times : callables ``V (m, j) -> X V`` and ``V -> Y V`` (unscaled data), used only
         to form modes; omit both to skip modes.
     shape : (n, m) of X, for the default tolerance.
@@ -241,9 +245,11 @@ def dmd_from_gram(
     if keep.size == 0:
         return _empty(np.zeros(0), 0, False), 1.0
 
-    def scaled(g: np.ndarray) -> np.ndarray:
+    def scaled(g):
         # D G D restricted to the kept columns, in place when allowed (the Grams are the largest
-        # arrays of this path).
+        # arrays of this path); a block used only in products (GramBlock) is never copied.
+        if hasattr(g, "lmul"):
+            return _ScaledBlock(g, keep, w if scale else None)
         if keep.size < m:
             g = g[np.ix_(keep, keep)]
         elif not overwrite:
@@ -263,10 +269,10 @@ def dmd_from_gram(
         return _empty(s, 0, False), 1.0
     Vk, sk = V[:, :k].copy(), s[:k]
     inv = 1.0 / np.outer(sk, sk)
-    py = (Vk.conj().T @ gxy_s) / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
+    py = _lmul(Vk.conj().T, gxy_s) / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
     px = sk[:, None] * Vk.conj().T  # U_k^* X = S_k V_k^*
     S = (py @ Vk) / sk[None, :]  # U_k^* B_k
-    BB = (Vk.conj().T @ gyy_s @ Vk) * inv  # B_k^* B_k
+    BB = (_lmul(Vk.conj().T, gyy_s) @ Vk) * inv  # B_k^* B_k
     del gxx_s, gxy_s, gyy_s, V
     schur = BB - S.conj().T @ S
     schur = (schur + schur.conj().T) / 2
@@ -286,6 +292,33 @@ def dmd_from_gram(
         )
     data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
     return _result(pairs, mode_matrix, s, k, method, data_res), float(sk[-1] / sk[0])
+
+
+def _lmul(A: np.ndarray, g) -> np.ndarray:
+    """``A @ g`` for an array or a block used in products only (``lmul``)."""
+    return g.lmul(A) if hasattr(g, "lmul") else A @ g
+
+
+class _ScaledBlock:
+    """``D G D`` restricted to the kept columns, of a block ``G`` with ``lmul``, in products."""
+
+    def __init__(self, block, keep: np.ndarray, w: np.ndarray | None):
+        self.block, self.keep, self.w = block, keep, w
+
+    def lmul(self, A: np.ndarray) -> np.ndarray:
+        m = self.block.shape[0]
+        if self.w is not None:
+            A = A * self.w[None, :]
+        if self.keep.size < m:
+            full = np.zeros((A.shape[0], m), dtype=A.dtype)
+            full[:, self.keep] = A
+            A = full
+        out = self.block.lmul(A)
+        if self.keep.size < m:
+            out = out[:, self.keep]
+        if self.w is not None:
+            out *= self.w[None, :]
+        return out
 
 
 #: :func:`top_eigh` takes the top-k eigenpairs of a Gram larger than this by Lanczos (ARPACK)

@@ -39,7 +39,7 @@ from .observables import (
     check_delays,
     check_pca,
     delay_embed,
-    delay_grams,
+    delay_gram_blocks,
     fit_pca_validated,
     n_pairs,
     pca_projections_from_gram,
@@ -256,7 +256,7 @@ def _fit_in_memory(
         # before the modes are formed (the snapshot Gram is freed inside delay_grams' call).
         held, gram = [gram], None
         result, resolution = dmd_from_gram(
-            *delay_grams(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
+            *delay_gram_blocks(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
             scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
             y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
         )
@@ -322,7 +322,7 @@ def _fit_streamed(
     else:
         op = StreamedDelayOperator(source, delays) if want else None
         result, resolution = dmd_from_gram(
-            *delay_grams(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
+            *delay_gram_blocks(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
             shape=(n_obs, m), x_times=op.x_times if op else None,
             y_times=op.y_times if op else None, real=not source.complex, overwrite=True, eps=eps,
         )
