@@ -67,6 +67,7 @@ __all__ = [
     "limit_threads",
     "provenance",
     "run_study",
+    "seed_streams",
     "write_results",
 ]
 
@@ -302,6 +303,18 @@ def limit_threads(n: int) -> Iterator[None]:
     finally:
         if torch is not None and before is not None:
             torch.set_num_threads(before)
+
+
+def seed_streams(master: int, index: int, inits: Mapping[Any, int]) -> dict[str, Any]:
+    """Independent integer seeds of seed ``index`` of a study, derived from the ``master`` seed:
+    ``order`` (the batch order, shared by the conditions of one seed), ``noise`` (the replicas'
+    perturbations) and ``init[name]`` per ``name: key`` of ``inits`` (an initialization each,
+    from ``SeedSequence(master, spawn_key=(index, key))``)."""
+    order, noise = (int(v) for v in
+                    np.random.SeedSequence(master, spawn_key=(index,)).generate_state(2))
+    return {"order": order, "noise": noise, "init": {
+        name: int(np.random.SeedSequence(master, spawn_key=(index, key)).generate_state(1)[0])
+        for name, key in inits.items()}}
 
 
 def provenance(study: Study | None = None, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -269,15 +269,6 @@ def _load(arch: str, data: str, data_dir: str | None) -> _Data:
                  torch.from_numpy(np.array(ds.train_labels, np.int64)), False, info)
 
 
-def _streams(config: CNNConfig, seed_index: int) -> dict[str, int]:
-    """Seeds of one seed index: batch order (shared by the architectures), noise, inits."""
-    base = np.random.SeedSequence(config.seed, spawn_key=(seed_index,))
-    order, noise = (int(v) for v in base.generate_state(2))
-    init = {a: int(np.random.SeedSequence(config.seed, spawn_key=(seed_index, 1 + i))
-                   .generate_state(1)[0]) for i, a in enumerate(ARCHS)}
-    return {"order": order, "noise": noise, **{f"init_{a}": v for a, v in init.items()}}
-
-
 def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
     n = int(_load(arch, config.data, config.data_dir).x_train.shape[0])
     return n // config.batch_size
@@ -297,6 +288,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from ..data import batch_order
+    from ..study import seed_streams
     from ..torch import train_replicas
     from ..torch.models import OBSERVED_LAYERS, build_model
     from ..torch.training import augmented_batches
@@ -305,13 +297,13 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     arch = str(job.params["arch"])
     model_name = config.model_name(arch)
     data = _load(arch, config.data, config.data_dir)
-    streams = _streams(config, job.seed)
+    streams = seed_streams(config.seed, job.seed, {a: 1 + i for i, a in enumerate(ARCHS)})
     n_steps = job.n_records - 1
     order = batch_order(int(data.x_train.shape[0]), config.batch_size, n_steps, streams["order"])
     device = torch.device(config.device)
     x_all, y_all = data.x_train.to(device), data.y_train.to(device)
     order_t = torch.from_numpy(order).to(device)
-    base = build_model(model_name, seed=streams[f"init_{arch}"])
+    base = build_model(model_name, seed=streams["init"][arch])
 
     def batches() -> Any:
         if not data.augment:
@@ -334,7 +326,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
         device=device, progress=ctx.progress,
         metadata={**ctx.metadata, "experiment": "cnn", "arch": arch, "model": model_name,
                   "seed_index": job.seed, "data": data.info["name"], "lr": config.lr,
-                  "batch_size": config.batch_size, "init_seed": streams[f"init_{arch}"],
+                  "batch_size": config.batch_size, "init_seed": streams["init"][arch],
                   "batch_order_seed": streams["order"]},
     )
     return {"arch": arch, "seed_index": job.seed}

@@ -52,6 +52,7 @@ from ..study import (
     limit_threads,
     provenance,
     run_study,
+    seed_streams,
 )
 from ..torch.models import FCN
 
@@ -244,17 +245,6 @@ def _load_data(config: FCNConfig) -> _Data:
     )
 
 
-def _seed_streams(config: FCNConfig, seed_index: int) -> dict[str, Any]:
-    """Independent integer seeds for one seed index, derived from the master seed."""
-    base = np.random.SeedSequence(config.seed, spawn_key=(seed_index,))
-    order, noise = (int(s) for s in base.generate_state(2))
-    init = {
-        h: int(np.random.SeedSequence(config.seed, spawn_key=(seed_index, h)).generate_state(1)[0])
-        for h in config.widths
-    }
-    return {"order": order, "noise": noise, "init": init}
-
-
 # ----- the study ----------------------------------------------------------------------------------
 def condition_label(width: int) -> str:
     """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...): the one
@@ -283,7 +273,7 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     config: FCNConfig = ctx.config
     width, seed_index = int(job.params["width"]), job.seed
     data = _cached_data(config.data, config.data_dir)
-    streams = _seed_streams(config, seed_index)
+    streams = seed_streams(config.seed, seed_index, {h: h for h in config.widths})
     order = batch_order(data.x_train.shape[0], config.batch_size, config.n_steps, streams["order"])
     base = FCN(data.n_in, width, 10, config.activation,
                generator=torch.Generator().manual_seed(streams["init"][width]))
