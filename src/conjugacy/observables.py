@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from ._checks import check_int
+from .dmd import top_eigh
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 
@@ -232,12 +232,8 @@ def pca_projections_from_gram(
     """
     zz = gram.conj()
     g = _double_centred(zz) if center else zz
-    n = g.shape[0]
-    if 4 * r < n:  # only the leading r eigenpairs are needed
-        evals, evecs = scipy.linalg.eigh(g, subset_by_index=[n - r, n - 1])
-    else:
-        evals, evecs = np.linalg.eigh(g)
-    evals, evecs = evals[::-1][:r], evecs[:, ::-1][:, :r]
+    evals, evecs = top_eigh(g, r)  # the leading r eigenpairs (Lanczos for a large Gram)
+    evals, evecs = evals[:r], evecs[:, :r]
     if evals[0] <= 0:  # no variance (zero or constant snapshots): zero coordinates, as fit_pca
         return [np.zeros((b - a, r)) for a, b in zip(offsets[:-1], offsets[1:])]
     if evals[-1] < 1e-16 * evals[0]:
