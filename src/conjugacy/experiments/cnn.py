@@ -394,40 +394,12 @@ def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str
 
 def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reader: Any,
                    runs: list[str]) -> dict[str, Any]:
-    """Fig. 4A/B of one architecture: the window x window distances of every seed and their
-    mean, the noise floor (distance between seeds within a window), the transitions, how far
-    each window is from the others, the loss and the batch accuracy of the last window."""
-    from ..compare import distance_matrix
-    from ..windows import find_transitions
+    """Fig. 4A/B of one architecture: :func:`conjugacy.analysis.windowed.window_distances` of
+    its windows, the loss and the batch accuracy of the last window."""
+    from ..analysis.windowed import window_distances
 
     windows = _arch_windows(config, arch)
-    labels = [_window_label(a, b) for a, b in windows]
-    d = np.stack([distance_matrix(specs) for specs in spectra])  # (seeds, windows, windows)
-    mean, n_w, n_s = d.mean(axis=0), len(windows), len(spectra)
-    out: dict[str, Any] = {"windows": [list(w) for w in windows], "labels": labels,
-                           "mean_matrix": mean.tolist(), "per_seed_matrices": d.tolist(),
-                           "noise_floor": None}
-    if n_s >= 2:
-        per_window = [float(np.mean(distance_matrix([spectra[s][w] for s in range(n_s)])
-                                    [np.triu_indices(n_s, 1)])) for w in range(n_w)]
-        out["between_seeds_per_window"] = per_window
-        out["noise_floor"] = float(np.mean(per_window))
-    if n_w >= 2:
-        tr = find_transitions(mean)
-        out["transitions"] = tr.as_dict()
-        if out["noise_floor"] is not None:
-            out["transitions_noise_floor"] = find_transitions(
-                mean, noise_floor=out["noise_floor"]).as_dict()
-        others = mean.sum(axis=1) / (n_w - 1)
-        out["mean_distance_to_other_windows"] = others.tolist()
-        settled, distinct = tr.settled_from, n_w >= 3  # with two windows, each is the other's
-        out["findings"] = {
-            "first_window_most_distinct": bool(int(np.argmax(others)) == 0) if distinct else None,
-            "most_distinct_window": labels[int(np.argmax(others))] if distinct else None,
-            "consecutive_distances": tr.steps.tolist(),
-            "settled_from_window": labels[settled] if settled < n_w else None,
-            "settled_from_iteration": int(windows[settled][0]) if settled < n_w else None,
-        }
+    out = window_distances(spectra, windows, [_window_label(a, b) for a, b in windows])
     loss = np.stack([reader.scalars(r, "loss")[1:] for r in runs])
     acc = np.stack([reader.scalars(r, "accuracy")[1:] for r in runs])
     out["loss"] = {"mean": loss.mean(axis=0).tolist(), "std": loss.std(axis=0).tolist()}
@@ -437,44 +409,13 @@ def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reade
 
 def compare_archs(config: CNNConfig, spectra: Mapping[str, list[list[Any]]],
                   labels: list[str]) -> dict[str, Any]:
-    """LeNet vs ResNet-20 per common window (:func:`conjugacy.analysis.compare_conditions`,
+    """LeNet vs ResNet-20 per common window (:func:`conjugacy.analysis.windowed.compare_windows`,
     stream ``config.seed + window``): distances, shuffle control, permutation test, verdict."""
-    from ..analysis import compare_conditions
+    from ..analysis.windowed import compare_windows
 
-    a, b = "lenet", "resnet20"
-    n_seeds = min(len(spectra[a]), len(spectra[b]))
-    n_w = min(len(spectra[a][0]), len(spectra[b][0]))
-    per_window = []
-    for w in range(n_w):
-        comp = compare_conditions(
-            {c: [spectra[c][s][w] for s in range(n_seeds)] for c in (a, b)},
-            seed=config.seed + w, n_permutations=config.n_permutations,
-            n_shuffles=config.n_shuffles, ks=False)
-        key = next(iter(comp["pairs"]))
-        v = comp["verdicts"][key]
-        entry = {"window": labels[w], "verdict_uses": comp["verdict_uses"],
-                 "verdict": v["verdict"], "pvalue": v["pvalue"], "reason": v["reason"]}
-        for which in ("all", "filtered"):
-            c = comp[which]
-            if c is not None:
-                entry[which] = {
-                    "distance_per_seed": c["distances"][key]["per_seed"],
-                    "distance_mean": c["distances"][key]["mean"],
-                    "distance_std": c["distances"][key]["std"],
-                    "shuffle_fraction_per_seed": c["shuffle_control"][key]["fraction_per_seed"],
-                    "shuffle_mean_fraction": c["shuffle_control"][key]["mean_fraction"],
-                    "permutation_test": c["permutation_tests"][key],
-                    "between_seeds_mean": {k: x["mean"] for k, x in c["between_seeds"].items()},
-                }
-        per_window.append(entry)
-    first = per_window[0][per_window[0]["verdict_uses"]] if per_window else None
-    min_p = None if first is None or first["permutation_test"] is None else \
-        first["permutation_test"]["min_pvalue"]
-    note = (f"{n_seeds} seeds per architecture: the permutation test (exact enumeration) cannot "
-            f"give p below {min_p:.3g}") if min_p is not None else \
-        "one seed per architecture: no permutation test"
-    return {"n_seeds": n_seeds, "n_windows": n_w, "per_window": per_window,
-            "smallest_possible_pvalue": min_p, "note": note}
+    return compare_windows({a: spectra[a] for a in ("lenet", "resnet20")}, labels,
+                           seed=config.seed, n_permutations=config.n_permutations,
+                           n_shuffles=config.n_shuffles, what="architecture")
 
 
 def claims(content: Mapping[str, Any]) -> list[Claim]:
