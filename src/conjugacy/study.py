@@ -344,14 +344,6 @@ def write_results(out: str | os.PathLike[str], content: Mapping[str, Any]) -> Pa
 
 
 # ----- stamp and completeness -------------------------------------------------------------------
-def _prepare_out(out: Path) -> None:
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(
-                f"output folder {str(out)!r}: {str(parent)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
     """Stamp a new output folder with ``study.json``, or check an existing stamp.
 
@@ -363,8 +355,8 @@ def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
     """
     from .results import write_json
 
-    out = Path(out)
-    _prepare_out(out)
+    out = check_out_dir(out, "output folder")
+    out.mkdir(parents=True, exist_ok=True)
     stamp = out / STAMP_NAME
     wanted = study.stamp()
     if not stamp.exists():
