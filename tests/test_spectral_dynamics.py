@@ -370,12 +370,8 @@ def test_tiny_reproduction_structure(tiny_run):
 
 
 def test_tiny_reproduction_is_deterministic(tiny_run, tmp_path):
-    from conjugacy.experiments.spectral_dynamics import (
-        SpectralConfig,
-        open_source,
-        read_checkpoints,
-        run,
-    )
+    from conjugacy.analysis.checkpoints import open_source, read_checkpoints
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig, run
 
     out, first = tiny_run
     cfg = SpectralConfig(**{**TINY, "conditions": ("true",), "split_steps": ()})

@@ -236,8 +236,7 @@ def _cnn(v: dict[str, Any]) -> None:
     out = check_out_dir(v["out"])
     _check_device(v["device"])
     _check_data_dir(v["data"], v["data_dir"], "--data mnist-sample is the offline default", False)
-    if v["workers"] is not None and v["scheduler"] is not None:
-        fail("give --workers (a local Dask cluster) or --scheduler (an existing one), not both")
+    _check_dask(v["workers"], v["scheduler"])
     archs = ("lenet", "resnet20") if v["arch"] == "both" else (v["arch"],)
     overrides: dict[str, Any] = {
         "archs": archs, "lenet": v["lenet"], "data": v["data"],

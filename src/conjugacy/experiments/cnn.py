@@ -49,7 +49,6 @@ from ..analysis import Claim, Results
 
 __all__ = [
     "ARCHS",
-    "SCALES",
     "CNNConfig",
     "claims",
     "compare_archs",
@@ -206,8 +205,6 @@ class CNNConfig(DeclaredConfig):
                 "lr": self.lr, "eps": self.eps, "seed": self.seed, "s5_epochs": self.s5_epochs,
                 "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
 
-
-SCALES = CNNConfig.scales
 
 
 # ----- data --------------------------------------------------------------------------------------

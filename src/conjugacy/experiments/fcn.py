@@ -61,7 +61,6 @@ __all__ = [
     "FCNConfig",
     "DELAYS_REASON",
     "OBSERVED_PARAMETER",
-    "SCALES",
     "batch_order",
     "claims",
     "condition_label",
@@ -203,8 +202,6 @@ class FCNConfig(DeclaredConfig):
         out["delays"] = {str(h): self.delays_for(h) for h in self.widths}
         return out
 
-
-SCALES = FCNConfig.scales
 
 
 # ----- data and random streams -------------------------------------------------------------------

@@ -5,9 +5,9 @@ sample through the shared study protocol (:mod:`conjugacy.study`): true labels, 
 true labels with weight decay, several seeds, checkpoints on the companion schedule; and trunks
 with branches split at several steps for the barrier. The measures of the checkpoints (singular
 values, effective rank, agreement, alignment, barrier) come from the one report over any store,
-:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report` (re-exported here with its
-readers); this module decides the paper's four findings on them (:func:`evaluate_findings`) and
-writes them as the ``claims`` of ``results.json`` (schema ``"conjugacy.results/2"``).
+:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report`; this module decides the paper's
+four findings on them (:func:`evaluate_findings`) and writes them as the ``claims`` of
+``results.json`` (schema ``"conjugacy.results/2"``).
 
 Torch is imported only inside the training functions.
 """
@@ -26,25 +26,13 @@ import numpy as np
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
-from ..analysis.checkpoints import (
-    checkpoint_runs,
-    checkpoint_sections,
-    open_source,
-    read_checkpoints,
-    spectral_dynamics_report,
-)
+from ..analysis.checkpoints import spectral_dynamics_report
 
 __all__ = [
-    "SCALES",
     "SpectralConfig",
-    "checkpoint_runs",
-    "checkpoint_sections",
     "evaluate_findings",
     "findings_claims",
-    "open_source",
-    "read_checkpoints",
     "run",
-    "spectral_dynamics_report",
 ]
 
 
@@ -120,8 +108,6 @@ class SpectralConfig(DeclaredConfig):
     def check(self) -> None:
         object.__setattr__(self, "split_steps", tuple(sorted(self.split_steps)))
 
-
-SCALES = {name: SpectralConfig.preset(name) for name in SpectralConfig.scales}
 
 
 _DATA_CACHE: dict[str, Any] = {}
