@@ -2,9 +2,13 @@
 
 Usage:  python benchmarks/bench_spectrum.py [--repeats N] [--only NAME] [--peers A,B]
             [--out FILE] [--json FILE]
+        python benchmarks/bench_spectrum.py --grid [--repeats N] [--only NAME] [--json FILE]
         python benchmarks/bench_spectrum.py --from-json FILE... [--out FILE]
 (one process per workload with ``--json``, then one table from all of them, is how the
 BENCHMARKS.md table was made on a loaded machine; the whole run takes about an hour there).
+``--grid``: the scaling grid's rows that fit a 2-core machine in minutes (``GRID``), conjugacy's
+default call against the plain pipeline only, interleaved, CPU times, one ratio per pair of runs
+(issue 21; run it once per engine version to compare versions).
 
 Everything runs in one process on one BLAS thread (``OMP_NUM_THREADS=1`` set before NumPy is
 imported, and ``threadpoolctl.threadpool_limits(1)`` around the whole run), so every contender
@@ -17,10 +21,10 @@ conjugacy's stable dense path at the same settings. conjugacy and every baseline
 separate traced run); slower baselines once, traced.
 
 * conjugacy  -- ``koopman_spectrum(data, delays=d, rank=10, pca=p, threads=1)``, otherwise its
-                defaults as of issue 15: plain projected-DMD eigenvalues (``scale=False``,
-                DMD-RRR residuals), modes only when the mode matrix is small (``modes="auto"``,
-                at most 16 MiB; the wide workload's 3.3-million-row modes are skipped with a
-                note), the path chosen automatically (``dense``, ``gram`` or ``subspace``).
+                defaults: plain projected-DMD eigenvalues (``scale=False``, DMD-RRR residuals),
+                no modes (``modes=False`` since issue 21; issue 15 to 21: ``modes="auto"``, the
+                modes whenever they took at most 16 MiB), the path chosen automatically
+                (``dense``, ``gram`` or ``subspace``; by a cost model since issue 21).
                 Memory-mapped ``.npy``, ``dask.array`` and store inputs are streamed in one pass
                 over feature blocks on the Gram path (not exercised here: in-memory arrays;
                 see ``benchmarks/bench_out_of_core.py``). On the wide workload it is also timed
@@ -99,11 +103,13 @@ class Workload:
     delays: int
     pca: int | None = None
     peers: tuple[str, ...] = ALL_PEERS
+    rank: int = RANK
+    dtype: str = "float64"
 
     def data(self) -> np.ndarray:
         rng = np.random.default_rng(0)
         out = rng.standard_normal((self.n_traj, self.n_steps, self.n_features))
-        return np.cumsum(out, axis=1, out=out)
+        return np.cumsum(out, axis=1, out=out).astype(self.dtype, copy=False)
 
 
 WORKLOADS = [
@@ -126,13 +132,13 @@ WORKLOADS = [
 # ----------------------------------------------------------------------------- baselines
 
 
-def _dmd_from_grams(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
-    """Projected DMD eigenvalues of rank RANK from X^T X and X^T Y (method of snapshots)."""
+def _dmd_from_grams(xtx: np.ndarray, xty: np.ndarray, rank: int = RANK) -> np.ndarray:
+    """Projected DMD eigenvalues of rank ``rank`` from X^T X and X^T Y (method of snapshots)."""
     m = xtx.shape[0]
-    if m > 2000:  # Lanczos for the top RANK of a large Gram (a dense eigh costs minutes)
-        lam, v = scipy.sparse.linalg.eigsh(xtx, k=RANK, which="LA")
+    if m > 2000:  # Lanczos for the top `rank` of a large Gram (a dense eigh costs minutes)
+        lam, v = scipy.sparse.linalg.eigsh(xtx, k=rank, which="LA")
     else:
-        lam, v = scipy.linalg.eigh(xtx, subset_by_index=[m - RANK, m - 1])
+        lam, v = scipy.linalg.eigh(xtx, subset_by_index=[m - rank, m - 1])
     inv_s = 1.0 / np.sqrt(lam)
     atilde = (v.T @ xty @ v) * inv_s[:, None] * inv_s[None, :]
     return np.linalg.eigvals(atilde)
@@ -154,7 +160,7 @@ def _delay_grams(g: np.ndarray, n_traj: int, n_steps: int, delays: int):
 
 def gram_pipeline(data: np.ndarray, w: Workload) -> np.ndarray:
     n_traj, n_steps, n_feat = data.shape
-    z = data.reshape(-1, n_feat)
+    z = data.reshape(-1, n_feat).astype(np.float64, copy=False)  # float32 data: a float64 Gram
     g = z @ z.T  # NumPy calls syrk for a @ a.T
     if w.pca is not None:
         # Centred PCA from the Gram: Zc Zc^T = J G J; raw snapshots projected on the basis
@@ -166,7 +172,7 @@ def gram_pipeline(data: np.ndarray, w: Workload) -> np.ndarray:
         coords = ((g - rmean[:, None]) @ u) / np.sqrt(lam)
         g = coords @ coords.T
     xtx, xty = _delay_grams(g, n_traj, n_steps, w.delays)
-    return _dmd_from_grams(xtx, xty)
+    return _dmd_from_grams(xtx, xty, w.rank)
 
 
 def obvious(data: np.ndarray, w: Workload) -> np.ndarray:
@@ -241,6 +247,54 @@ def ours_modes(data: np.ndarray, w: Workload) -> np.ndarray:
     return koopman_spectrum(
         data, delays=w.delays, rank=RANK, pca=w.pca, threads=1, modes=True
     ).eigenvalues
+
+
+# The scaling grid's rows that fit a 2-core machine in minutes (issue 21): conjugacy's default
+# call against the plain pipeline, interleaved, CPU times (``--grid``).
+GRID = [
+    Workload("10 x 100 x 1,000, 8 delays", 10, 100, 1000, 8),
+    Workload("10 x 100 x 1,000, 32 delays", 10, 100, 1000, 32),
+    Workload("10 x 500 x 4,000, 8 delays", 10, 500, 4000, 8),
+    Workload("10 x 500 x 4,000, 32 delays", 10, 500, 4000, 32),
+    Workload("4 x 240 x 400 float32, 8 delays, rank 21", 4, 240, 400, 8, rank=21,
+             dtype="float32"),
+]
+
+
+def grid(workloads, repeats) -> list[dict]:
+    """conjugacy's default call (``koopman_spectrum(data, delays=d, rank=k, threads=1)``) and the
+    plain pipeline, interleaved (plain, ours, plain, ours, ...) after one untimed warm-up of
+    each, CPU times (``time.process_time``). Per row: every run's CPU time, the per-pair
+    ratios plain / conjugacy (> 1: conjugacy faster), the path taken and the largest eigenvalue
+    difference to the plain pipeline (optimal matching, relative to the largest modulus)."""
+    rows = []
+    for w in workloads:
+        data = w.data()
+
+        def ours_default(x=data, w=w):
+            return koopman_spectrum(x, delays=w.delays, rank=w.rank, threads=1)
+
+        spec = ours_default()
+        plain = gram_pipeline(data, w)
+        diff = rel_diff(spec.eigenvalues, plain)
+        plain_cpu, ours_cpu = [], []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            gram_pipeline(data, w)
+            plain_cpu.append(time.process_time() - c0)
+            c0 = time.process_time()
+            ours_default()
+            ours_cpu.append(time.process_time() - c0)
+        ratios = [p / o for p, o in zip(plain_cpu, ours_cpu)]
+        row = {"workload": w.name, "path": spec.settings["path"], "modes": spec.modes is not None,
+               "plain_cpu": plain_cpu, "ours_cpu": ours_cpu, "ratios": ratios, "diff": diff}
+        print(f"  {w.name}: {row['path']}, plain {statistics.median(plain_cpu):.3f} s, "
+              f"conjugacy {statistics.median(ours_cpu):.3f} s, ratio "
+              f"{min(ratios):.2f}-{max(ratios):.2f} (median {statistics.median(ratios):.2f}), "
+              f"eig. diff {diff:.1e}", flush=True)
+        rows.append(row)
+        del data
+    return rows
 
 
 FUNCTIONS = {
@@ -390,7 +444,18 @@ def main(argv=None) -> None:
         "--from-json", nargs="+", default=None, metavar="FILE",
         help="measure nothing: render the table from JSON files written by --json",
     )
+    parser.add_argument(
+        "--grid", action="store_true",
+        help="the scaling grid's rows (GRID): default call vs plain pipeline, interleaved",
+    )
     args = parser.parse_args(argv)
+    if args.grid:
+        with threadpool_limits(1):
+            rows = grid([w for w in GRID if args.only is None or args.only in w.name],
+                        args.repeats)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
     if args.from_json:
         rows = [row for f in args.from_json for row in json.loads(Path(f).read_text())]
     else:

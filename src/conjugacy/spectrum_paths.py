@@ -3,7 +3,8 @@
 The front door (:mod:`conjugacy.spectrum`) validates the arguments and turns the :class:`Fit` this
 module returns into a :class:`~conjugacy.Spectrum`. Here live
 
-- the path choice (:func:`auto_path`) and the paths: ``"dense"`` (explicit delay matrices, after a
+- the path choice (:func:`auto_path`, by the cost model :func:`path_costs`) and the paths:
+  ``"dense"`` (explicit delay matrices, after a
   QR compression when features outnumber snapshots), ``"gram"`` (sample-side Gram matrices, checked
   by :func:`gram_trusted` and recomputed on the dense path when they cannot resolve the kept
   singular values), ``"subspace"`` (structured subspace iteration) and the streamed Gram path for
