@@ -118,3 +118,15 @@ def test_user_strings_are_escaped_in_report_md(tmp_path):
     assert "- **&lt;script&gt;alert(1)&lt;/script&gt; vs b c: undecided.**" in md
     html_text = (tmp_path / "o" / "report.html").read_text()
     assert "<script>alert(1)" not in html_text
+
+
+def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
+    import conjugacy
+
+    store = _store(tmp_path / "p.zarr", ["a", "b"], n_seeds=3)
+    calls = []
+    conjugacy.analyze(store, delays=2, n_permutations=9, progress=lambda *a: calls.append(a))
+    assert calls[0] == ("choosing the rank from one seed of each of 2 conditions", 0, 1)
+    fits = [c for c in calls[1:]]
+    assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
+    assert [c[1:] for c in fits] == [(i, 6) for i in range(7)]

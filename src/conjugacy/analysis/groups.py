@@ -140,6 +140,7 @@ def fit_spectra(
     params: str | Sequence[str] | None = None,
     dtype: Any = None,
     client: Any = None,
+    progress: Callable[[SpectrumGroup], None] | None = None,
 ) -> dict[tuple[str, Any, str | None], Any]:
     """One Koopman spectrum per group, serially or as Dask tasks.
 
@@ -158,6 +159,8 @@ def fit_spectra(
         engine's rank rule sees the data's precision (the DMD itself always runs in float64).
     client : dask.distributed.Client, optional
         Submit one task per group; the results are identical to the serial ones.
+    progress : callable, optional
+        Called with each group once its spectrum is fitted (in completion order on Dask).
 
     Returns
     -------
@@ -181,8 +184,17 @@ def fit_spectra(
         raise ValueError("groups must have distinct (condition, seed, window) keys")
     paths = reader.paths()
     kw = [dict(settings(g) if callable(settings) else settings) for g in groups]
+    tick = progress or (lambda _group: None)
     if client is None:
-        return {g.key: _fit_group(paths, params, g, k, dtype) for g, k in zip(groups, kw)}
-    futures = [client.submit(_fit_group, paths, params, g, k, dtype, pure=False)
-               for g, k in zip(groups, kw)]
-    return dict(zip(keys, client.gather(futures)))
+        out = {}
+        for g, k in zip(groups, kw):
+            out[g.key] = _fit_group(paths, params, g, k, dtype)
+            tick(g)
+        return out
+    from dask.distributed import as_completed
+
+    futures = {client.submit(_fit_group, paths, params, g, k, dtype, pure=False): g
+               for g, k in zip(groups, kw)}
+    for future in as_completed(list(futures)):
+        tick(futures[future])
+    return {futures[f].key: f.result() for f in futures}

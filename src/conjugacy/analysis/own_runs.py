@@ -45,7 +45,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,7 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
                      + ("; their spectral dynamics are in spectral_dynamics/" if out is not None
                         else "; `conjugacy spectral-dynamics` analyses them"))
     used = [r for r in runs if r not in snapshots and _lookup(metas[r], group_by) is not _MISSING]
-    if not used and snapshots:
+    if len(snapshots) == len(runs):
         raise ValueError(f"{source!r} holds only checkpoint runs (weight snapshots), no "
                          "trajectories: analyse them with `conjugacy spectral-dynamics` "
                          "(conjugacy.analysis.checkpoints.spectral_dynamics_report)")
@@ -335,6 +335,7 @@ def analyze(
     client: Any = None,
     out: str | os.PathLike[str] | None = None,
     report: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Results:
     """Group the runs of a store into conditions and seeds, compare the conditions, report.
 
@@ -367,6 +368,10 @@ def analyze(
         always given with 2 or more seeds, is the t-interval over independent seeds.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
+    progress : callable, optional
+        ``progress(what, done, total)``: called before the rank pilots and the spectra (with the
+        size of the work in ``what``) and after each spectrum is fitted (``conjugacy analyze``
+        draws it as a progress bar).
     out : path, optional
         Write ``results.json`` (and, with ``report``, ``report.html`` / ``report.md``) there.
     report : bool
@@ -402,11 +407,21 @@ def analyze(
             params = list(info[members[0]]["parameters"])
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
                   for c, seeds in by_cond.items() for s, runs in seeds.items()]
+        say = progress or (lambda _what, _done, _total: None)
+        if rank is None:
+            say(f"choosing the rank from one seed of each of {len(by_cond)} conditions", 0, 1)
         settings, reasoning, n_features = _settings(reader, groups, params, n_records, delays,
                                                     rank)
+        size = len(members) * n_records * n_features * 8 / 2**20
+        what = (f"fitting {len(groups)} spectra ({len(members)} runs x {n_records} records x "
+                f"{n_features} features, {size:.0f} MiB as float64; delays {settings['delays']}, "
+                f"rank {settings['rank']})")
+        say(what, 0, len(groups))
+        done = iter(range(1, len(groups) + 1))
         fit = {**settings, "modes": False}
         res = run_pipeline(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
+            progress=lambda _g: say(what, next(done), len(groups)),
             window=None if window is None else (
                 lambda _f: _windows(reader, groups, params, window, settings, notes)),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",

@@ -294,6 +294,7 @@ def run_pipeline(
     *,
     params: Any = None,
     client: Any = None,
+    progress: Callable[[SpectrumGroup], None] | None = None,
     loss: str | None = "loss",
     n_boot: int = 0,
     window: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
@@ -319,6 +320,8 @@ def run_pipeline(
         The recorded parameters that are the observables.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
+    progress : callable, optional
+        Called with each group once its spectrum is fitted (see :func:`fit_spectra`).
     loss : str or None
         The recorded scalar summarized as the loss curve.
     n_boot : int
@@ -338,7 +341,8 @@ def run_pipeline(
     groups = list(groups)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = fit_spectra(reader, groups, spectrum, params=params, client=client)
+        fitted = fit_spectra(reader, groups, spectrum, params=params, client=client,
+                             progress=progress)
         t1 = time.perf_counter()
         spectra = by_condition(groups, fitted)
         extra = dict(fields or {})

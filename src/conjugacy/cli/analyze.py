@@ -68,10 +68,11 @@ def analyze_command(
         fail(f"{str(store)!r} does not exist: give a trajectory store or a study output folder")
     target = check_out_dir(target)
     try:
-        res = analyze(store, group_by=group_by, seed_key=seed_key,
-                      params=(params[0] if params and len(params) == 1 else params or None),
-                      window=window, delays=delays, rank=rank, alpha=alpha, seed=seed,
-                      n_boot=bootstrap, out=target, report=report)
+        with _Progress() as progress:
+            res = analyze(store, group_by=group_by, seed_key=seed_key,
+                          params=(params[0] if params and len(params) == 1 else params or None),
+                          window=window, delays=delays, rank=rank, alpha=alpha, seed=seed,
+                          n_boot=bootstrap, out=target, report=report, progress=progress)
     except (ValueError, KeyError) as exc:
         fail(f"{store}: {exc}")
     r = res.results
@@ -132,3 +133,28 @@ def _check_schema(path: Path, content: Any) -> None:
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         fail(f"{str(path)!r} does not follow schema {SCHEMA} at {where}: {exc.message}")
+
+
+class _Progress:
+    """A Rich progress bar on stderr for :func:`conjugacy.analyze`'s ``progress`` callback (one
+    task per stage; the stage's text says how much work it is). Transient: it leaves the terminal
+    to the results."""
+
+    def __enter__(self) -> _Progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        self._tasks: dict[str, Any] = {}
+        return self
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what not in self._tasks:
+            for task in self._tasks.values():
+                self._bar.update(task, completed=self._bar.tasks[task].total)
+            self._tasks[what] = self._bar.add_task(escape(what), total=total)
+        self._bar.update(self._tasks[what], completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
