@@ -71,13 +71,23 @@ lock when the writer dies (even by SIGKILL), so a stale lock cannot exist and no
 needed: the next writer simply gets the lock. The pid and host in the file only serve the error
 message. ``close`` unlinks the lock file only if it is still the file this handle locked. Once a
 writer holds the lock every other writer is dead, so the temporary files of interrupted writes
-(``*.partial``) it finds belong to dead writers and are removed. ``flock`` is local to one host:
+(``*.partial``) it finds belong to dead writers and are removed (by a walk that never follows a
+link; a link, FIFO, socket or device anywhere in the store makes a writer's open fail, naming
+it). ``flock`` is local to one host:
 do not share a store between machines over a network file system. Readers (mode ``"r"``) take no
 lock and see only complete steps.
 
+Hostile stores
+--------------
+A store is untrusted input (docs/store.md, "Security"): every ``zarr.json`` is read by the store
+first, bounded (16 MiB, 64 levels), never through a link and never from a FIFO; chunk files are
+``lstat``-ed before Zarr reads them; declared chunk shapes and ``n_complete`` are checked against
+the files there are; nothing outside the store is written, truncated or deleted.
+
 Modules
 -------
-``_base`` (format constants, errors, :func:`select_names`), ``_lock`` (the writer lock, free
+``_base`` (format constants, errors, :func:`select_names`), ``_safe`` (bounded metadata
+reads, the walk that never follows links), ``_lock`` (the writer lock, free
 space, temporaries), ``_layout`` (open, close, the root's and runs' metadata), ``_integrity``
 (validation, chunk checks, :meth:`TrajectoryStore.verify`), ``_read`` (queries, ``read``,
 ``source``) and ``_write`` (``create_run``, ``append_many``, ``set_finished``, ...).

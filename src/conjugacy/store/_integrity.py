@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,17 @@ from typing import Any
 
 import numpy as np
 
+from . import _safe
 from ._base import _RUN_NAME, FORMAT_VERSION, DamagedStoreError, _is_int
+
+MAX_CHUNK_RAW_BYTES = 128 * 2**20  # a decoded chunk (the writer makes them <= 32 MiB)
+MAX_CHUNKS_PER_RECORD = 2**20  # chunks across one record of an array (the writer: a few)
+
+
+def _encoded_bound(arr: Any) -> int:
+    """The largest an encoded chunk file of ``arr`` can be (zstd's worst case plus CRC)."""
+    raw = math.prod(arr.chunks) * arr.dtype.itemsize
+    return raw + raw // 64 + 4096
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,8 @@ class _Integrity:
                 raise self._damaged(run, f"'parameters' entry {item!r} is not [name, shape, dtype]")
         if not isinstance(a.get("metadata", {}), dict):
             raise self._damaged(run, "'metadata' is not a JSON object")
+        for group in ("params", "scalars"):  # read by Zarr later: checked bounded first
+            self._json(run, group)
 
         shape, dtype = self._array_meta(run, "steps", n)
         if len(shape) != 1 or dtype != np.int64:
@@ -179,12 +192,55 @@ class _Integrity:
             dtype = np.dtype(dt)
         except TypeError:
             raise self._damaged(run, f"array {key!r} has unknown data type {dt!r}") from None
+        grid = meta.get("chunk_grid")
+        chunks = (grid.get("configuration", {}).get("chunk_shape")
+                  if isinstance(grid, dict) and isinstance(grid.get("configuration"), dict)
+                  else None)
+        if (not isinstance(chunks, list) or len(chunks) != len(shape)
+                or not all(_is_int(c) and c >= 1 for c in chunks)):
+            raise self._damaged(
+                run, f"array {key!r} has chunk shape {chunks!r}: not {len(shape)} positive "
+                "integers"
+            )
+        if math.prod(chunks) * dtype.itemsize > MAX_CHUNK_RAW_BYTES:
+            raise self._damaged(
+                run, f"array {key!r} has chunks {chunks} of {dtype} "
+                f"({math.prod(chunks) * dtype.itemsize} bytes), over the "
+                f"{MAX_CHUNK_RAW_BYTES} bytes a chunk may hold; refused"
+            )
+        per_record = math.prod(-(-s // c) for s, c in zip(shape[1:], chunks[1:]))
+        if per_record > MAX_CHUNKS_PER_RECORD:
+            raise self._damaged(
+                run, f"array {key!r} declares {per_record} chunks per record (shape {shape}, "
+                f"chunks {chunks}), over the limit of {MAX_CHUNKS_PER_RECORD}; refused"
+            )
+        if key == "steps" and n:
+            self._check_tail(run, key, n, chunks[0])
         if not shape or shape[0] < n:
             raise self._damaged(
                 run, f"n_complete is {n} but array {key!r} holds "
                 f"{shape[0] if shape else 0} steps"
             )
         return tuple(shape), dtype
+
+    def _check_tail(self, run: str, key: str, n: int, c0: int) -> None:
+        """Refuse an ``n_complete`` far beyond the chunk files of the 1-D array ``key``: a
+        forged length would make every read and ``verify`` walk millions of absent chunks.
+        A gap of up to 1,024 chunks is left to the chunk checks (each reported as missing)."""
+        need = -(-n // c0)
+        d = self._path / "runs" / run / key / "c"
+        try:
+            with os.scandir(d) as it:
+                idx = [int(e.name) for e in it if e.name.isdigit() and len(e.name) < 19]
+        except OSError:
+            idx = []
+        have = max(idx, default=-1) + 1
+        if need > have + 1024:
+            raise self._damaged(
+                run, f"n_complete is {n} but array {key!r} has chunk files for at most "
+                f"{have * c0} records (the chunk files of the rest are missing, or n_complete "
+                "is wrong)"
+            )
 
     def _check_all_runs(self) -> None:
         """Validate every run not validated yet; raise one DamagedStoreError naming the first
@@ -236,11 +292,11 @@ class _Integrity:
         (damage, chunks decoded)."""
         damage, checked = [], 0
         base = self._path / arr.path
+        limit = _encoded_bound(arr)
         for ckey, rows, sel in self._chunks(arr, start, stop):
-            problem = None
-            if not (base / ckey).is_file():
-                problem = "chunk file missing (deleted?): its records would read as fill values"
-            elif decode:
+            # one lstat: a missing file, a link, a FIFO or an oversized file is never read
+            problem = _safe.chunk_problem(base / ckey, limit)
+            if problem is None and decode:
                 checked += 1
                 try:
                     arr[sel]
@@ -284,15 +340,26 @@ class _Integrity:
         self._check_open()
         rep = VerifyReport(self._path, self._format)
         runs_dir = self._path / "runs"
+        temps: list[str] = []
+        data: dict[str, list[str]] = {}  # run -> its files other than metadata and temporaries
+
+        def seen(dir_fd: int, name: str, rel: str, st: os.stat_result) -> None:
+            if name.endswith(".partial"):
+                temps.append(rel)
+            elif name != "zarr.json" and rel.startswith("runs/") and rel.count("/") >= 2:
+                data.setdefault(rel.split("/")[1], []).append(rel)
+
+        for problem in _safe.walk(self._path, seen):  # never follows a link
+            rep.damage.append(Damage(None, None, None, None, None, problem + " (refused: "
+                                     "a store holds only folders and regular files)"))
         names = sorted(e.name for e in runs_dir.iterdir()
                        if e.is_dir() and _RUN_NAME.match(e.name)) if runs_dir.is_dir() else []
-        unchecked = sum(self._verify_run(rep, run) for run in names)
+        unchecked = sum(self._verify_run(rep, run, data.get(run, [])) for run in names)
         if unchecked:
             rep.notes.append(
                 f"{unchecked} chunks have no checksum codec: a flipped bit in them cannot be "
                 "detected"
             )
-        temps = list(self._path.rglob("*.partial"))
         if temps:
             rep.notes.append(
                 f"{len(temps)} temporary files of interrupted writes (*.partial): not data; the "
@@ -300,11 +367,21 @@ class _Integrity:
             )
         return rep
 
-    def _verify_run(self, rep: VerifyReport, run: str) -> int:
+    def _verify_run(self, rep: VerifyReport, run: str, files: list[str] | None = None) -> int:
         """Add the damage of ``run`` (and its chunk counts) to ``rep``; return how many of its
-        chunks carry no checksum."""
+        chunks carry no checksum. ``files``: the run's data files (not metadata)."""
         try:
             a = self._run_attrs(run)
+            if a is None and files:
+                lost = (f"its metadata runs/{run}/zarr.json is missing"
+                        if self._json(run, ".") is None
+                        else "its attributes (n_complete, parameters) are missing")
+                rep.runs.append(run)
+                rep.damage.append(Damage(
+                    run, None, None, None, None,
+                    f"{lost} but it holds {len(files)} data files (e.g. {files[0]}): the run "
+                    "cannot be read; its files are kept (a writer never deletes them)"))
+                return 0
             if a is None:
                 rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a "
                                  "writer creating it again replaces it")

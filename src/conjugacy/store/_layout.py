@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _lock
+from . import _lock, _safe
 from ._base import (
     _ROOT_KEY,
     _RUN_NAME,
@@ -121,8 +120,13 @@ class _Layout:
             )
         _lock.check_space(p, min_free_bytes)
         if nonempty:
+            cls._root_info(p, mode)  # a conjugacy store (read only, bounded) before any change
+            # every other writer is dead now: what it left half-written is garbage; a link,
+            # FIFO or device anywhere in the store is refused before Zarr writes anything
+            _lock.remove_dead_temporaries(p)
             root, version = cls._open_root(zarr, p, "r+", repair=True)
-        else:
+        else:  # a new store: only this writer's files and a dead writer's probes are there
+            _lock.remove_dead_temporaries(p)
             root = zarr.create_group(
                 str(p),
                 zarr_format=3,
@@ -131,24 +135,41 @@ class _Layout:
             )
             root.create_group("runs")
             version = FORMAT_VERSION
-        # A conjugacy store (checked above, so nothing of a foreign folder is touched), and
-        # every other writer is dead now: what it left half-written is garbage.
-        _lock.remove_dead_temporaries(p)
         st = cls(p, mode, root, fd, version)
         if check:
             st._check_all_runs()
         return st
 
     @staticmethod
-    def _open_root(zarr: Any, p: Path, mode: str, repair: bool = False) -> tuple[Any, int]:
-        """The root group of the store at ``p`` and its format version; refuses a folder that is
-        not a conjugacy store and a format this version cannot read."""
-        if not (p / "zarr.json").is_file():
+    def _root_info(p: Path, mode: str) -> Any:
+        """The root's zarr.json, read bounded and without following a link; refuses a folder
+        without one in one line."""
+        try:
+            meta = _safe.read_json(p / "zarr.json")
+        except _safe.UnsafeFile as exc:
+            raise StoreError(
+                f"{str(p)!r} is not a readable conjugacy trajectory store: its zarr.json "
+                f"{exc.problem}"
+            ) from None
+        if meta is None:
             raise StoreError(
                 f"{str(p)!r} is not a conjugacy trajectory store (no zarr.json); "
                 + ("give the folder a Recorder or TrajectoryStore.open(..., 'w') wrote"
                    if mode == "r" else "pass an empty or new directory to create one")
             )
+        attrs = meta.get("attributes") if isinstance(meta, dict) else None
+        if not isinstance(attrs, dict) or not isinstance(attrs.get(_ROOT_KEY), dict):
+            raise StoreError(
+                f"{str(p)!r} is not a conjugacy trajectory store (its zarr.json has no "
+                f"'{_ROOT_KEY}' attribute)"
+            )
+        return meta
+
+    @classmethod
+    def _open_root(cls, zarr: Any, p: Path, mode: str, repair: bool = False) -> tuple[Any, int]:
+        """The root group of the store at ``p`` and its format version; refuses a folder that is
+        not a conjugacy store and a format this version cannot read."""
+        cls._root_info(p, mode)  # bounded, never through a link, before Zarr reads it
         try:
             root = zarr.open_group(str(p), mode=mode, zarr_format=3, use_consolidated=False)
             info = root.attrs.get(_ROOT_KEY)
@@ -176,7 +197,13 @@ class _Layout:
                 f"{info.get('created_with', '?')}); this conjugacy ({_package_version()}) reads "
                 f"format version {', '.join(map(str, READABLE_FORMAT_VERSIONS))} only"
             )
-        if not (p / "runs" / "zarr.json").is_file():
+        try:
+            runs_meta = _safe.read_json(p / "runs" / "zarr.json")
+        except _safe.UnsafeFile as exc:
+            raise DamagedStoreError(
+                f"store {str(p)!r} is damaged: its metadata runs/zarr.json {exc.problem}"
+            ) from None
+        if runs_meta is None:
             if repair and not (p / "runs").exists():
                 # created by a writer killed between the root and its 'runs' group
                 root.create_group("runs")
@@ -264,15 +291,15 @@ class _Layout:
         """The Zarr metadata ``runs/<run>/<rel>/zarr.json`` as a dict (read directly: much
         cheaper than opening the node through Zarr), or None if the file does not exist."""
         f = self._path / "runs" / run / rel / "zarr.json"
-        try:
-            meta = json.loads(f.read_bytes())
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except (OSError, ValueError) as exc:
+        try:  # bounded, never through a link at the file, never blocking on a FIFO
+            meta = _safe.read_json(f)
+        except _safe.UnsafeFile as exc:
             raise self._damaged(
-                run, f"its metadata {f.relative_to(self._path).as_posix()} is unreadable "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+                run, f"its metadata {f.relative_to(self._path).as_posix()} is unreadable: "
+                f"it {exc.problem}"
+            ) from None
+        if meta is None:
+            return None
         if not isinstance(meta, dict) or not isinstance(meta.get("attributes", {}), dict):
             raise self._damaged(
                 run, f"its metadata {f.relative_to(self._path).as_posix()} is not a Zarr "

@@ -7,16 +7,18 @@ closed; the kernel drops it when the writer dies, so there is no stale lock to t
 from __future__ import annotations
 
 import contextlib
-import itertools
+import errno
 import json
 import os
 import shutil
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from . import _safe
 from ._base import _PROBE_PREFIX, LOCK_NAME, StoreError
 
 try:
@@ -36,9 +38,9 @@ def _lock_info(fd: int) -> dict[str, Any] | None:
 
 
 def _same_file(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd``."""
+    """Whether ``path`` still names the file open as ``fd`` (a link planted there does not)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return False
     fst = os.fstat(fd)
@@ -61,12 +63,27 @@ def acquire_lock(p: Path) -> int:
             "system); stores can be read here (mode='r')"
         )
     for _ in range(100):
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:  # never through a link planted as the lock file; a FIFO does not block
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _safe._NOFOLLOW
+                         | _safe._NONBLOCK, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(
+                    f"the write lock {str(lock)!r} is a symbolic link; refused (nothing written "
+                    "through it): remove the link"
+                ) from None
             raise StoreError(
                 f"cannot create the write lock {str(lock)!r}: {exc.strerror or exc}"
             ) from exc
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            what = (_safe.kind(st.st_mode) if not stat.S_ISREG(st.st_mode)
+                    else f"a file with {st.st_nlink} hard links")
+            raise StoreError(
+                f"the write lock {str(lock)!r} is {what}; refused (nothing written to it): "
+                "remove it"
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -115,13 +132,22 @@ def release_lock(p: Path, fd: int) -> None:
 
 
 def remove_dead_temporaries(p: Path) -> list[Path]:
-    """Remove temporaries of interrupted writes (call only while holding the writer lock)."""
-    removed = []
-    for f in itertools.chain(p.glob(f"{_PROBE_PREFIX}*"), p.rglob("*.partial")):
-        with contextlib.suppress(FileNotFoundError):
-            if f.is_file():
-                f.unlink()
-                removed.append(f)
+    """Remove temporaries of interrupted writes (call only while holding the writer lock), then
+    refuse the store if it holds a symbolic link, FIFO, socket or device anywhere.
+
+    The walk never follows a link (folders are opened with ``O_NOFOLLOW`` relative to their
+    parent) and unlinks only regular files, by name relative to their folder's descriptor: a
+    ``*.partial`` file behind a link planted in the store is never reached.
+    """
+    removed: list[Path] = []
+
+    def drop(dir_fd: int, name: str, rel: str, st: os.stat_result) -> None:
+        if name.endswith(".partial") or ("/" not in rel and name.startswith(_PROBE_PREFIX)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dir_fd)
+                removed.append(p / rel)
+
+    _safe.refuse_unsafe(p, _safe.walk(p, drop))
     return removed
 
 
@@ -141,8 +167,10 @@ def check_space(p: Path, min_free_bytes: int) -> None:
     """Refuse a directory that cannot be written (a probe file) or has under ``min_free_bytes``
     free."""
     probe = p / f"{_PROBE_PREFIX}{uuid.uuid4().hex}"
-    try:
-        with open(probe, "wb") as f:
+    try:  # a new file (O_EXCL), never through a link
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _safe._NOFOLLOW
+                     | _safe._CLOEXEC, 0o644)
+        with open(fd, "wb") as f:
             f.write(b"\0" * 4096)
             f.flush()
             os.fsync(f.fileno())

@@ -212,6 +212,19 @@ class _Reading:
         )
         n_feat = sum(math.prod(s) for _, (s, _) in layout)
         n_steps = len(lengths[0])
+        if n_steps:  # every chunk file needed is there (one lstat each) before allocating
+            for r, g, rng in zip(run_names, groups, lengths):
+                n = int(g.attrs["n_complete"])
+                lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
+                for name, _ in layout:
+                    key = f"params/{name}"
+                    arr = self._open_array(r, g, key)
+                    if arr.shape[0] < hi:
+                        raise self._damaged(
+                            r, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
+                    missing, _ = self._chunk_problems(r, g, key, arr, lo, hi, False)
+                    if missing:
+                        raise self._damage_error(missing)
         out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
         if n_steps == 0:
             return out
@@ -231,15 +244,18 @@ class _Reading:
                 off += size
         return out
 
-    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
-        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
-        checking that its chunks exist and decode."""
+    def _open_array(self, run: str, g: Any, key: str) -> Any:
         try:
-            arr = g[key]
+            return g[key]
         except Exception as exc:
             raise self._damaged(
                 run, f"array {key!r} cannot be opened ({type(exc).__name__}: {exc})"
             ) from exc
+
+    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
+        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
+        checking that its chunks exist and decode."""
+        arr = self._open_array(run, g, key)
         start, stop, _ = sel.indices(n)
         if stop <= start:
             return np.asarray(arr[0:0])

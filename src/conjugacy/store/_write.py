@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import _safe
 from ._base import _RUN_NAME, FORMAT_VERSION, StoreError
 
 _MAX_CHUNK_BYTES = 32 * 2**20
@@ -77,11 +80,14 @@ class _Writing:
                 "starting with a letter or digit"
             )
         runs = self._runs_group()
-        if (self._path / "runs" / run).exists():
+        folder = self._path / "runs" / run
+        if os.path.lexists(folder):
             if self._run_attrs(run) is not None:
                 raise StoreError(f"run {run!r} already exists in store {str(self._path)!r}")
-            # half-created by a writer that was interrupted: start it again
-            shutil.rmtree(self._path / "runs" / run)
+            # half-created by a writer that was interrupted (metadata only): start it again;
+            # anything holding data is damage, never deleted here
+            self._check_half_created(run, folder)
+            shutil.rmtree(folder)
         if not isinstance(chunk_steps, int | np.integer) or chunk_steps < 1:
             raise StoreError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
         if not parameters:
@@ -121,6 +127,30 @@ class _Writing:
                 "format_version": FORMAT_VERSION,
             }
         )
+
+    def _check_half_created(self, run: str, folder: Any) -> None:
+        """Refuse (one line) to replace the run folder ``folder`` unless it holds only what an
+        interrupted ``create_run`` leaves: folders, ``zarr.json`` files and temporaries."""
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise StoreError(
+                f"cannot create run {run!r} in store {str(self._path)!r}: runs/{run} exists and "
+                "is not a folder (refused, not deleted)"
+            )
+        data: list[str] = []
+
+        def seen(dir_fd: int, name: str, rel: str, st: os.stat_result) -> None:
+            if name != "zarr.json" and not name.endswith(".partial"):
+                data.append(rel)
+
+        bad = _safe.walk(folder, seen)
+        if data or bad:
+            what = f"{len(data)} data files (e.g. {data[0]})" if data else bad[0]
+            raise StoreError(
+                f"cannot create run {run!r} in store {str(self._path)!r}: runs/{run} exists "
+                f"without complete attributes but holds {what}; refusing to delete what this "
+                f"writer did not write: `conjugacy store verify {self._path}`, then move or "
+                "delete the folder yourself"
+            )
 
     def update_metadata(self, run: str, metadata: Mapping[str, Any]) -> None:
         """Merge ``metadata`` (JSON-serialisable) into the run's metadata."""
@@ -396,6 +426,9 @@ class _Writing:
         from zarr.core.sync import sync
 
         try:
+            for arr in [*w.params.values(), *w.scalars.values(), w.steps]:
+                if arr.shape[0] > w.n:
+                    _drop_chunks_beyond(self._path / arr.store_path.path, w.n, arr.chunks[0])
             sync(_trim(w))
         except OSError as exc:
             self._writers.pop(w.run, None)
@@ -444,13 +477,38 @@ def _capacity(need: int, chunk: int) -> int:
     return -(-need // block) * block
 
 
+def _drop_chunks_beyond(array_dir: Any, n: int, c0: int) -> None:
+    """Delete the chunk files of the array in ``array_dir`` wholly beyond its first ``n``
+    records, by listing the chunk files there are (``c/<i>``, a file or a folder): never by
+    enumerating the declared shape, which a damaged ``zarr.json`` may make 1e9 steps long.
+    Nothing is followed through a link; only regular files and real folders are removed."""
+    first = -(-n // c0)  # the first chunk index wholly beyond n
+    try:
+        fd = os.open(array_dir / "c", os.O_RDONLY | _safe._DIRECTORY | _safe._NOFOLLOW
+                     | _safe._CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        with os.scandir(fd) as it:
+            names = [e.name for e in it if e.name.isdigit() and int(e.name) >= first]
+        for name in names:
+            st = os.lstat(name, dir_fd=fd)
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(name, dir_fd=fd)  # fd-based: does not follow links
+            elif stat.S_ISREG(st.st_mode):
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 async def _trim(w: _RunWriter) -> None:
-    """Cut every array of ``w``'s run to its ``n_complete`` records (deleting the chunk files
-    wholly beyond them)."""
+    """Cut every array of ``w``'s run to its ``n_complete`` records (their chunk files wholly
+    beyond them are deleted first, by :func:`_drop_chunks_beyond`)."""
     import asyncio
 
     arrays = [*w.params.values(), *w.scalars.values(), w.steps]
-    await asyncio.gather(*(a.resize((w.n, *a.shape[1:])) for a in arrays if a.shape[0] != w.n))
+    await asyncio.gather(*(a.resize((w.n, *a.shape[1:]), delete_outside_chunks=False)
+                           for a in arrays if a.shape[0] != w.n))
 
 
 async def _write_records(

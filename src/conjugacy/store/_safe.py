@@ -1,0 +1,196 @@
+"""Hostile-input guards of the store: bounded metadata reads and a walk that never follows links.
+
+A store is a folder users copy, share and download: its contents are untrusted. Everything here
+works without following symbolic links (``O_NOFOLLOW``, ``dir_fd=``, ``lstat``) and refuses
+non-regular files (FIFOs, devices, sockets) before reading them, so nothing outside the store is
+read as metadata, written, truncated or deleted, and no read blocks or allocates without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._base import StoreError
+
+MAX_METADATA_BYTES = 16 * 2**20  # one zarr.json; real ones are a few kB (user metadata included)
+MAX_JSON_DEPTH = 64  # nesting of a zarr.json; real ones are at most ~6 deep
+MAX_TREE_DEPTH = 64  # folders below the store's root; real stores are at most ~40 deep
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+class UnsafeFile(Exception):
+    """A file the store refuses to read: its ``problem`` says why (no store name)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def read_json(path: Path, limit: int = MAX_METADATA_BYTES) -> Any | None:
+    """The JSON in ``path``, read without following a symbolic link, or None if it is missing.
+
+    Raises :class:`UnsafeFile` for a link, a non-regular file, a file over ``limit`` bytes,
+    JSON nested deeper than :data:`MAX_JSON_DEPTH` and invalid JSON; nothing larger than
+    ``limit`` is allocated and a FIFO never blocks (it is opened non-blocking and refused).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafeFile(f"is {kind(st.st_mode)}, not a regular file; refused") from None
+        raise UnsafeFile(f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"is {kind(st.st_mode)}, not a regular file; refused")
+        if st.st_size > limit:
+            raise UnsafeFile(
+                f"has {st.st_size} bytes, over the limit of {limit} bytes for metadata; refused"
+            )
+        chunks, total = [], 0
+        while True:
+            b = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not b:
+                break
+            chunks.append(b)
+            total += len(b)
+            if total > limit:  # grew while being read
+                raise UnsafeFile(f"has more than {limit} bytes, the limit for metadata; refused")
+        raw = b"".join(chunks)
+    except OSError as exc:
+        raise UnsafeFile(f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    try:
+        obj = json.loads(raw)
+    except RecursionError:
+        raise UnsafeFile(f"is nested deeper than {MAX_JSON_DEPTH} levels; refused") from None
+    except (ValueError, UnicodeError) as exc:
+        raise UnsafeFile(f"is not valid JSON ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if depth(obj) > MAX_JSON_DEPTH:
+        raise UnsafeFile(f"is nested deeper than {MAX_JSON_DEPTH} levels; refused")
+    return obj
+
+
+def depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
+    best, stack = 0, [(obj, 1)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, dict):
+            best = max(best, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((v, d + 1) for v in x.values())
+        elif isinstance(x, list):
+            best = max(best, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((v, d + 1) for v in x)
+    return best
+
+
+def walk(
+    root: Path,
+    on_file: Callable[[int, str, str, os.stat_result], None] | None = None,
+) -> list[str]:
+    """Walk the store at ``root`` without following links; return the unsafe entries found.
+
+    An unsafe entry (described as ``'<relative path>' is a symbolic link`` etc.) is a symbolic
+    link, a FIFO, socket or device anywhere below ``root``, or a folder deeper than
+    :data:`MAX_TREE_DEPTH`. Each folder is opened with ``O_NOFOLLOW`` relative to its parent's
+    descriptor, so a link swapped in meanwhile is not descended either. ``on_file(dir_fd, name,
+    relative path, lstat)`` is called for each regular file (it may unlink it with ``dir_fd``).
+    """
+    bad: list[str] = []
+    top = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    stack: list[tuple[int, str, int]] = [(top, "", 0)]
+    try:
+        while stack:
+            fd, rel, level = stack.pop()
+            try:
+                with os.scandir(fd) as it:
+                    entries = list(it)
+                for e in entries:
+                    sub = f"{rel}{e.name}"
+                    try:
+                        st = os.lstat(e.name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        if level + 1 > MAX_TREE_DEPTH:
+                            bad.append(f"{sub!r} is nested deeper than {MAX_TREE_DEPTH} folders")
+                            continue
+                        try:
+                            cfd = os.open(e.name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC,
+                                          dir_fd=fd)
+                        except OSError as exc:
+                            bad.append(f"{sub!r} cannot be opened as a folder "
+                                       f"({exc.strerror or exc})")
+                            continue
+                        stack.append((cfd, sub + "/", level + 1))
+                    elif stat.S_ISREG(st.st_mode):
+                        if on_file is not None:
+                            on_file(fd, e.name, sub, st)
+                    else:
+                        bad.append(f"{sub!r} is {kind(st.st_mode)}")
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    return bad
+
+
+def refuse_unsafe(root: Path, bad: list[str]) -> None:
+    """Raise one StoreError naming the first unsafe entries of a store opened for writing."""
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise StoreError(
+            f"store {str(root)!r} holds {bad[0]}{more}: a store opened for writing may hold only "
+            "folders and regular files (nothing is written, truncated or deleted through a link); "
+            "remove it, or copy the store with links resolved (cp -rL)"
+        )
+
+
+def chunk_problem(path: Path, max_bytes: int) -> str | None:
+    """Why the chunk file ``path`` cannot be read (missing, a link, not a regular file, larger
+    than ``max_bytes``), or None if it is a plausible chunk file. One ``lstat``, no read."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "chunk file missing (deleted?): its records would read as fill values"
+    except OSError as exc:
+        return f"chunk file cannot be examined ({exc.strerror or exc})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"chunk file is {kind(st.st_mode)}, not a regular file (refused, not read)"
+    if st.st_size > max_bytes:
+        return (f"chunk file has {st.st_size} bytes, more than an encoded chunk of this array "
+                f"can take ({max_bytes}); refused, not read")
+    return None

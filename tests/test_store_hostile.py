@@ -1,0 +1,301 @@
+"""Hostile stores (issue 26, items 1, 3, 4): nothing outside the store is written, truncated or
+deleted through a link; metadata reads are bounded; forged lengths and chunk shapes are refused;
+``verify`` reports a run whose metadata is lost and ``create_run`` never deletes its data. Every
+case gives one StoreError within 5 s and 200 MB (measured with ``bounded``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+zarr = pytest.importorskip("zarr")
+
+from conjugacy._atomic import atomic_open  # noqa: E402
+from conjugacy.store import LOCK_NAME, DamagedStoreError, StoreError, TrajectoryStore  # noqa: E402
+
+LAYOUT = {"w": ((3, 2), "float64")}
+N, CHUNK = 10, 4
+USER = b"IMPORTANT USER DATA - must never change\n"
+SECONDS, BYTES = 5.0, 200 * 2**20
+MEASURED: dict[str, tuple[float, int]] = {}
+
+
+def make(path, runs=("r0",)):
+    with TrajectoryStore.open(path, "w") as st:
+        for run in runs:
+            st.create_run(run, LAYOUT, chunk_steps=CHUNK)
+            st.append(run, np.arange(N), {"w": np.ones((N, 3, 2))}, {"loss": np.arange(N) * 1.0})
+    return path
+
+
+@contextlib.contextmanager
+def bounded(name):
+    """Fail if the block takes over 5 s (SIGALRM also breaks a hang) or allocates over 200 MB."""
+    def alarm(*_):
+        raise TimeoutError(f"{name}: still running after {SECONDS} s (a hang)")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, SECONDS + 1)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        dt = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    MEASURED[name] = (dt, peak)
+    assert dt < SECONDS, f"{name}: {dt:.1f} s"
+    assert peak < BYTES, f"{name}: {peak / 2**20:.0f} MB"
+
+
+def user_file(tmp_path, name="user.txt"):
+    f = tmp_path / "outside" / name
+    f.parent.mkdir(exist_ok=True)
+    f.write_bytes(USER)
+    return f
+
+
+# ----- item 1: links and special files --------------------------------------------------------
+def test_symlinked_lock_file_is_refused_and_the_users_file_untouched(tmp_path):
+    s = make(tmp_path / "s")
+    target = user_file(tmp_path)
+    (s / LOCK_NAME).symlink_to(target)
+    with bounded("symlinked lock"), pytest.raises(StoreError, match="symbolic link"):
+        TrajectoryStore.open(s, "a")
+    assert target.read_bytes() == USER
+    assert (s / LOCK_NAME).is_symlink()
+
+
+def test_hard_linked_lock_file_is_refused_and_the_users_file_untouched(tmp_path):
+    s = make(tmp_path / "s")
+    target = user_file(tmp_path)
+    os.link(target, s / LOCK_NAME)
+    with bounded("hard-linked lock"), pytest.raises(StoreError, match="2 hard links"):
+        TrajectoryStore.open(s, "a")
+    assert target.read_bytes() == USER
+
+
+def test_directory_link_in_runs_never_has_its_partial_files_deleted(tmp_path):
+    s = make(tmp_path / "s")
+    other = tmp_path / "outside" / "folder"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub" / "data.partial").write_bytes(USER)
+    (s / "runs" / "link").symlink_to(other, target_is_directory=True)
+    with bounded("dir link in runs/"), pytest.raises(StoreError, match=r"'runs/link' is a symbolic"):
+        TrajectoryStore.open(s, "a")
+    assert (other / "sub" / "data.partial").read_bytes() == USER
+    # a real dead writer's temporary is still removed
+    os.unlink(s / "runs" / "link")
+    (s / "runs" / "r0" / "x.partial").write_bytes(b"half")
+    with TrajectoryStore.open(s, "a"):
+        pass
+    assert not (s / "runs" / "r0" / "x.partial").exists()
+
+
+def test_symlinked_run_folder_is_refused_for_writing_and_reported_by_verify(tmp_path):
+    s = make(tmp_path / "s")
+    outside = make(tmp_path / "outside" / "other", runs=("r1",))
+    before = sorted(p.name for p in (outside / "runs" / "r1").rglob("*"))
+    (s / "runs" / "r1").symlink_to(outside / "runs" / "r1", target_is_directory=True)
+    with bounded("symlinked run folder"), pytest.raises(StoreError, match="'runs/r1' is a symbolic"):
+        with TrajectoryStore.open(s, "a") as st:
+            st.delete_run("r1")
+    assert sorted(p.name for p in (outside / "runs" / "r1").rglob("*")) == before
+    with TrajectoryStore.open(s, "r", check=False) as st:
+        rep = st.verify()
+    assert not rep.ok and any("'runs/r1' is a symbolic link" in d.problem for d in rep.damage)
+
+
+def test_symlinked_chunk_file_is_refused_never_read(tmp_path):
+    s = make(tmp_path / "s")
+    chunk = s / "runs/r0/params/w/c/1/0/0"
+    chunk.unlink()
+    chunk.symlink_to("/dev/zero")
+    with bounded("symlinked chunk (write)"), pytest.raises(StoreError, match="symbolic link"):
+        TrajectoryStore.open(s, "a")
+    with bounded("symlinked chunk (read)"), TrajectoryStore.open(s, "r") as st:
+        with pytest.raises(DamagedStoreError, match=r"chunk c/1/0/0.*symbolic link"):
+            st.read()
+        rep = st.verify()
+    assert any(d.chunk == "c/1/0/0" and "symbolic link" in d.problem for d in rep.damage)
+
+
+@pytest.mark.parametrize("which", ["zarr.json", "runs/zarr.json", "runs/r0/zarr.json",
+                                   "runs/r0/params/w/zarr.json"])
+def test_symlinked_zarr_json_to_dev_urandom_is_one_line(tmp_path, which):
+    s = make(tmp_path / "s")
+    (s / which).unlink()
+    (s / which).symlink_to("/dev/urandom")
+    for mode in ("r", "a"):
+        with bounded(f"zarr.json link ({which}, {mode})"), pytest.raises(
+                StoreError, match="symbolic link"):
+            TrajectoryStore.open(s, mode)
+
+
+def test_hard_links_outside_keep_their_content_after_appends_and_close(tmp_path):
+    s = make(tmp_path / "s")
+    # hard links to the store's own files, held outside: writes replace files (temp + rename)
+    # and deletions unlink names, so the outside names keep their bytes
+    keep = {}
+    for i, f in enumerate(p for p in s.rglob("*") if p.is_file()):
+        out = tmp_path / "outside" / f"link{i}"
+        out.parent.mkdir(exist_ok=True)
+        os.link(f, out)
+        keep[out] = out.read_bytes()
+    with TrajectoryStore.open(s, "a") as st:
+        st.append("r0", np.arange(N, 3 * N), {"w": np.zeros((2 * N, 3, 2))})
+        st.truncate("r0", N)
+        st.delete_run("r0")
+    assert all(p.read_bytes() == b for p, b in keep.items())
+
+
+@pytest.mark.parametrize("which", ["zarr.json", "runs/r0/zarr.json", "runs/r0/params/w/c/0/0/0",
+                                   LOCK_NAME])
+def test_fifo_in_the_store_never_blocks(tmp_path, which):
+    s = make(tmp_path / "s")
+    (s / which).unlink(missing_ok=True)
+    os.mkfifo(s / which)
+    with bounded(f"FIFO {which}"):
+        with contextlib.suppress(StoreError):  # refused, or (a chunk) reported when read
+            with TrajectoryStore.open(s, "r") as st:
+                if "/c/" in which:
+                    with pytest.raises(DamagedStoreError, match="FIFO"):
+                        st.read()
+                else:  # the lock file: readers take no lock
+                    assert st.read().shape == (1, N, 6)
+        with pytest.raises(StoreError, match="FIFO"):
+            TrajectoryStore.open(s, "a")
+
+
+def test_atomic_write_never_follows_a_link_at_the_target_or_the_temporary(tmp_path, monkeypatch):
+    target = user_file(tmp_path)
+    out = tmp_path / "results.json"
+    out.symlink_to(target)
+    with atomic_open(out, "w") as fh:
+        fh.write("new")
+    assert target.read_bytes() == USER and not out.is_symlink() and out.read_text() == "new"
+    import conjugacy._atomic as atomic
+
+    monkeypatch.setattr(atomic.secrets, "token_hex", lambda n: "fixed")
+    planted = tmp_path / f".results.json.{os.getpid()}.fixed.tmp"
+    planted.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        with atomic_open(out, "w") as fh:
+            fh.write("through the link")
+    assert target.read_bytes() == USER and out.read_text() == "new" and planted.is_symlink()
+
+
+# ----- item 3: bounded metadata ---------------------------------------------------------------
+def test_huge_and_deeply_nested_zarr_json_are_refused_in_one_line(tmp_path):
+    s = make(tmp_path / "s")
+    with open(s / "runs/r0/zarr.json", "r+b") as f:
+        f.truncate(3 * 2**30)  # a sparse 3 GB file
+    with bounded("3 GB run zarr.json"), pytest.raises(DamagedStoreError, match="over the limit"):
+        TrajectoryStore.open(s, "r")
+    (s / "runs/r0/zarr.json").write_text("[" * 200_000 + "]" * 200_000)
+    with bounded("nested run zarr.json"), pytest.raises(DamagedStoreError, match="nested deeper"):
+        TrajectoryStore.open(s, "r")
+    (s / "zarr.json").write_text('{"a":' * 100 + "1" + "}" * 100)
+    with bounded("nested root zarr.json"), pytest.raises(StoreError, match="nested deeper"):
+        TrajectoryStore.open(s, "r")
+
+
+def _edit(path, fn):
+    meta = json.loads(path.read_text())
+    fn(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_array_claiming_1e9_steps_appends_and_closes_fast(tmp_path):
+    s = make(tmp_path / "s")
+    for key in ("params/w", "steps", "scalars/loss"):
+        _edit(s / f"runs/r0/{key}/zarr.json", lambda m: m.__setitem__(
+            "shape", [10**9, *m["shape"][1:]]))
+    with bounded("1e9-step array: append + close"):
+        with TrajectoryStore.open(s, "a") as st:
+            st.append("r0", [N], {"w": np.full((1, 3, 2), 7.0)})
+    with TrajectoryStore.open(s, "r") as st:
+        x = st.read()
+        assert x.shape == (1, N + 1, 6) and np.all(x[0, -1] == 7.0)
+        assert st.verify().ok
+
+
+def test_chunk_shape_zero_is_damage_not_zero_division(tmp_path):
+    s = make(tmp_path / "s")
+    _edit(s / "runs/r0/params/w/zarr.json",
+          lambda m: m["chunk_grid"]["configuration"].__setitem__("chunk_shape", [0, 3, 2]))
+    with bounded("chunk_shape 0"), pytest.raises(DamagedStoreError, match="chunk shape"):
+        TrajectoryStore.open(s, "r")
+
+
+def test_huge_chunk_shape_is_refused(tmp_path):
+    s = make(tmp_path / "s")
+    _edit(s / "runs/r0/params/w/zarr.json",
+          lambda m: m["chunk_grid"]["configuration"].__setitem__("chunk_shape", [10**9, 3, 2]))
+    with bounded("chunk_shape 1e9"), pytest.raises(DamagedStoreError, match="a chunk may hold"):
+        TrajectoryStore.open(s, "r")
+
+
+def test_forged_n_complete_far_beyond_the_chunk_files_is_one_line(tmp_path):
+    s = make(tmp_path / "s")
+    for key in ("params/w", "steps", "scalars/loss"):
+        _edit(s / f"runs/r0/{key}/zarr.json", lambda m: m.__setitem__(
+            "shape", [10**9, *m["shape"][1:]]))
+    _edit(s / "runs/r0/zarr.json", lambda m: m["attributes"].__setitem__("n_complete", 10**9))
+    with bounded("n_complete 1e9"), pytest.raises(DamagedStoreError, match="chunk files for at"):
+        TrajectoryStore.open(s, "r")
+    with bounded("n_complete 1e9 verify"), TrajectoryStore.open(s, "r", check=False) as st:
+        rep = st.verify()
+    assert len(rep.damage) == 1 and "n_complete is 1000000000" in rep.damage[0].problem
+
+
+# ----- item 4: lost metadata ------------------------------------------------------------------
+def test_verify_reports_a_run_whose_zarr_json_is_lost(tmp_path):
+    s = make(tmp_path / "s", runs=("r0", "r1"))
+    (s / "runs/r1/zarr.json").unlink()
+    with TrajectoryStore.open(s, "r") as st:
+        rep = st.verify()
+    assert not rep.ok
+    (d,) = rep.damage
+    assert d.run == "r1" and "runs/r1/zarr.json is missing" in d.problem
+    # attributes gone (zarr.json kept): also damage, not a half-created run
+    (s / "runs/r1/zarr.json").write_text(json.dumps(
+        {"zarr_format": 3, "node_type": "group", "attributes": {}}))
+    with TrajectoryStore.open(s, "r") as st:
+        rep = st.verify()
+    assert [d.run for d in rep.damage] == ["r1"] and "attributes" in rep.damage[0].problem
+
+
+def test_create_run_never_deletes_the_chunks_of_a_damaged_run(tmp_path):
+    s = make(tmp_path / "s")
+    (s / "runs/r0/zarr.json").unlink()
+    chunks = sorted(p for p in s.rglob("*") if p.is_file() and "/c/" in p.as_posix())
+    assert chunks
+    with TrajectoryStore.open(s, "a") as st, bounded("create_run over damage"):
+        with pytest.raises(StoreError, match="refusing to delete"):
+            st.create_run("r0", LAYOUT, chunk_steps=CHUNK)
+    assert all(p.is_file() for p in chunks)
+    # a really half-created run (metadata only, killed before its attributes) is recreated
+    with TrajectoryStore.open(tmp_path / "h", "w") as st:
+        st.create_run("x", LAYOUT)
+    _edit(tmp_path / "h/runs/x/zarr.json", lambda m: m.__setitem__("attributes", {}))
+    with TrajectoryStore.open(tmp_path / "h", "a") as st:
+        st.create_run("x", LAYOUT)
+        assert st.runs() == ["x"]
+
+
+def test_zz_report_measurements(capsys):
+    """Print what `bounded` measured (seen with -s); the asserts are in each test."""
+    with capsys.disabled():
+        for name, (dt, peak) in sorted(MEASURED.items()):
+            print(f"\n  {name}: {dt * 1000:.0f} ms, peak {peak / 2**20:.1f} MB traced", end="")
