@@ -8,16 +8,18 @@ The archive (written by :func:`save_spectrum`, read by :func:`load_spectrum`) is
 ``dataclasses.fields(Spectrum)``: a field whose annotation is an ``ndarray`` is a member, any other
 field is a ``meta`` key; fields with a default may be absent (older files).
 
-Loading treats the file as untrusted. Before any array data is read it checks, in order: the zip
-structure (central directory, member sizes against the file size, compression method,
-encryption), the ``meta`` member (dtype, size, JSON object, format name and version, types of the
-fields), the required members, and each member's npy header (version, dtype: numeric, never
-object; shape: non-negative, consistent with ``rank``; declared data size equal to the member
-size). Only then are the needed members read, with ``allow_pickle`` never involved (the bytes are
-viewed with ``numpy.frombuffer``); the zip CRC is checked. Members the dataclass does not know are
-never opened. Every failure raises :class:`SpectrumFileError` (a ``ValueError``) whose message
-names the file, what is wrong and how to get a good file; no ``BadZipFile``, ``EOFError``,
-``KeyError``, ``JSONDecodeError``, ``MemoryError`` or ``zlib.error`` escapes.
+Loading treats the file as untrusted. A FIFO, device or socket is refused without blocking. Before
+any array data is read it checks, in order: the zip structure (central directory, member sizes
+against the file size, compression method, encryption), the ``meta`` member (dtype, size, JSON
+object, format name and version, types of the fields), the required members, and each member's npy
+header (version, dtype: numeric, never object; shape: non-negative, consistent with ``rank``;
+declared data size equal to the member size; deflated members together at most 32 MiB + 8x the file
+size, so a small file cannot declare gigabytes of zeros). Only then are the needed members read,
+with ``allow_pickle`` never involved (the bytes are viewed with ``numpy.frombuffer``); the zip CRC
+is checked. Members the dataclass does not know are never opened. Every failure raises
+:class:`SpectrumFileError` (a ``ValueError``) whose message names the file, what is wrong and how
+to get a good file; no ``BadZipFile``, ``EOFError``, ``KeyError``, ``JSONDecodeError``,
+``MemoryError`` or ``zlib.error`` escapes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import math
 import numbers
 import os
+import stat
 import struct
 import types
 import typing
@@ -44,6 +47,8 @@ __all__ = ["SpectrumFileError", "SpectrumFileNotFoundError", "load_spectrum", "s
 META = "meta"
 _MAX_META_BYTES = 64 * 2**20  # 16 M characters of JSON: far above any real settings
 _MAX_DEFLATE_RATIO = 1100  # deflate cannot expand more than ~1032:1; a larger claim is forged
+_MAX_INFLATED_BYTES = 32 * 2**20  # deflated members expand to at most this + 8x the file size
+_MAX_INFLATION = 8  # (Spectrum.save stores members uncompressed: a stored member is its bytes)
 _FIX = "re-create it with Spectrum.save or `conjugacy spectrum ... --out FILE`"
 
 # Known array fields: allowed dtype kinds and shape, "rank" for the number of eigenvalues, None for
@@ -230,8 +235,15 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
         return SpectrumFileError(f"{shown} is not a saved Spectrum that can be read: {problem}; {fix}")
 
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as raw:
+        # non-blocking: a FIFO (or a device) is refused below instead of blocking the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise fail("it is not a regular file (a FIFO, device or socket); refused, not read",
+                       "give a file written by Spectrum.save or `conjugacy spectrum`")
+        size = st.st_size
+        with os.fdopen(fd, "rb") as raw:
             head = raw.read(4)
             if size == 0:
                 raise fail("the file is empty")
@@ -322,6 +334,14 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
             raise fail(f"its meta says rank {rank} but it holds {n_eig} eigenvalues")
     for name, (_, _, shape, _, dtype) in headers.items():
         _check_array(name, shape, dtype, rank, fail)
+    # What deflated members may expand to, all together: a stored member's data are its bytes
+    # in the file, but a deflated one can claim ~1,000x its stored size (a bomb of zeros).
+    inflated = sum(info.file_size for info, *_ in headers.values()
+                   if info.compress_type == zipfile.ZIP_DEFLATED)
+    if inflated > _MAX_INFLATED_BYTES + _MAX_INFLATION * size:
+        raise fail(f"its compressed members declare {inflated} bytes from a {size}-byte file "
+                   f"(more than {_MAX_INFLATED_BYTES} bytes + {_MAX_INFLATION}x the file); "
+                   "refused before reading", "re-save it uncompressed with Spectrum.save")
     for name, (info, offset, shape, fortran, dtype) in headers.items():
         kwargs[name] = read_member_data(zf, info, offset, shape, fortran, dtype)
     try:
