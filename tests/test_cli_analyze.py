@@ -29,7 +29,7 @@ def _store(path, conditions, n_seeds=4, n_rep=2, n_rec=40, every=None):
         for cond in conditions:
             step = (every or {}).get(cond, 1)
             for s in range(n_seeds):
-                for r in range(n_rep):
+                for _r in range(n_rep):
                     name = f"{len(st.runs()):03d}"
                     z0 = rng.standard_normal(3)
                     x = (z0 * EIGS ** np.arange(n_rec)[:, None]) @ c_mat.T

@@ -660,9 +660,9 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     In order: **undecided** when the spectra were fitted with different settings (``mismatch``,
     from :func:`settings_mismatch`: the distance would partly measure the settings) or when
     there is no test (fewer than 2 seeds per condition) or its p-value is NaN; **not conjugate**
-    when the permutation test (:func:`conjugacy_test`) rejects, ``p < alpha``; **undecided** when no p-value below
-    ``alpha`` was attainable (``min_pvalue >= alpha``: too few seeds); otherwise **conjugate**
-    (no evidence against conjugacy at level ``alpha``).
+    when the permutation test (:func:`conjugacy_test`) rejects, ``p < alpha``; **undecided**
+    when no p-value below ``alpha`` was attainable (``min_pvalue >= alpha``: too few seeds);
+    otherwise **conjugate** (no evidence against conjugacy at level ``alpha``).
 
     Parameters
     ----------
