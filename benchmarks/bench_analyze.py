@@ -78,7 +78,8 @@ def measure(store: Path) -> None:
     fits = stats_time(stats, "koopman_spectrum")
     comparison = stats_time(stats, "compare_conditions")
     total = stats_time(stats, "analyze")
-    tasks = stats_time(stats, "_fit_group") + stats_time(stats, "choose_rank")  # read + fit
+    tasks = (stats_time(stats, "_fit_one") + stats_time(stats, "_fit_group")
+             + stats_time(stats, "choose_rank"))  # read + fit
     print(f"conjugacy {conjugacy.__file__}")
     print(f"wall {wall:.2f} s, CPU {cpu:.2f} s, peak memory {_peak_mb():.0f} MB")
     print(f"koopman_spectrum {fits:.2f} s, compare_conditions {comparison:.2f} s, "

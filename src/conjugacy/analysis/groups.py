@@ -114,15 +114,13 @@ def with_record_interval(spectrum: Any, steps: Any) -> Any:
                                        "record_interval": record_interval(steps)})
 
 
-def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,
-               kwargs: Mapping[str, Any], dtype: Any) -> Any:
-    """Read one group's runs and fit its spectrum (a Dask task, or called directly)."""
+def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str, Any],
+             dtype: Any) -> Any:
+    """Read one group's runs from an open reader and fit its spectrum."""
     from ..spectrum import koopman_spectrum
-    from ..study import StudyReader
 
-    with StudyReader(paths) as reader:
-        traj = reader.read(params=params, runs=list(group.runs), steps=group.slice, dtype=dtype)
-        steps = reader.steps(group.runs[0])
+    traj = reader.read(params=params, runs=list(group.runs), steps=group.slice, dtype=dtype)
+    steps = reader.steps(group.runs[0])
     if group.steps is not None and traj.shape[1] != group.steps[1] - group.steps[0]:
         raise RuntimeError(
             f"group {group.key}: the runs hold {traj.shape[1]} snapshots in the window "
@@ -130,6 +128,15 @@ def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,
         )
     spectrum = koopman_spectrum(traj, **dict(kwargs))
     return with_record_interval(spectrum, steps if group.slice is None else steps[group.slice])
+
+
+def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,
+               kwargs: Mapping[str, Any], dtype: Any) -> Any:
+    """A Dask task: reopen the group's stores (read-only) and fit its spectrum."""
+    from ..study import StudyReader
+
+    with StudyReader(paths) as reader:
+        return _fit_one(reader, params, group, kwargs, dtype)
 
 
 def fit_spectra(
@@ -182,17 +189,17 @@ def fit_spectra(
     keys = [g.key for g in groups]
     if len(set(keys)) != len(keys):
         raise ValueError("groups must have distinct (condition, seed, window) keys")
-    paths = reader.paths()
     kw = [dict(settings(g) if callable(settings) else settings) for g in groups]
     tick = progress or (lambda _group: None)
     if client is None:
         out = {}
-        for g, k in zip(groups, kw):
-            out[g.key] = _fit_group(paths, params, g, k, dtype)
+        for g, k in zip(groups, kw):  # the caller's reader: its stores are opened once
+            out[g.key] = _fit_one(reader, params, g, k, dtype)
             tick(g)
         return out
     from dask.distributed import as_completed
 
+    paths = reader.paths()
     futures = {client.submit(_fit_group, paths, params, g, k, dtype, pure=False): g
                for g, k in zip(groups, kw)}
     for future in as_completed(list(futures)):
