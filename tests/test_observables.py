@@ -131,3 +131,19 @@ def test_delay_gram_blocks_equal_the_delay_grams(lengths):
     np.testing.assert_allclose(bxy.lmul(A), A @ gxy, rtol=1e-12, atol=1e-12 * np.abs(gxy).max())
     np.testing.assert_allclose(byy.lmul(A), A @ gyy, rtol=1e-12, atol=1e-12 * np.abs(gyy).max())
     np.testing.assert_allclose(byy.diagonal(), np.diagonal(gyy), rtol=1e-13)
+
+
+@pytest.mark.parametrize("chunk", [8 * 2**20, 40])
+def test_delay_operator_adjoint_equals_the_explicit_products(monkeypatch, chunk):
+    # features >= 8 k: one product against the stacked blocks of U (in row chunks)
+    import conjugacy.observables as obs
+
+    monkeypatch.setattr(obs, "_ADJOINT_CHUNK", chunk)
+    rng = np.random.default_rng(6)
+    trajs = [rng.standard_normal((t, 40)) for t in (23, 18)]
+    for delays in (0, 3):
+        op = DelayOperator(trajs, delays)
+        X, Y = delay_embed(trajs, delays)
+        U = rng.standard_normal((X.shape[0], 3))
+        np.testing.assert_allclose(op.xh_times(U), X.T @ U, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.yh_times(U), Y.T @ U, rtol=1e-12, atol=1e-12)

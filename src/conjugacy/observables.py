@@ -426,6 +426,10 @@ def _equal_length_delay_grams(
     return gxx, gxy, gyy
 
 
+#: entries of the (rows, (d + 1) k) product DelayOperator's adjoint forms at a time (64 MiB)
+_ADJOINT_CHUNK = 8 * 2**20
+
+
 class DelayOperator:
     """Products with the delay matrices X and Y without building them.
 
@@ -472,11 +476,32 @@ class DelayOperator:
                 del shifted, prod  # free before the next group allocates its own
 
     def _adjoint_times(self, U: np.ndarray, shift: int) -> np.ndarray:
-        out = np.zeros((self.shape[1], U.shape[1]), dtype=np.result_type(self.dtype, U.dtype))
+        # (X^* U)[t] = sum_j x_{t+j+shift}^* U_j: one product of each trajectory with the d + 1
+        # blocks of U side by side, P = traj^* [U_0 ... U_d] (T, (d + 1) k), then d + 1 shifted
+        # slice sums of P; the data are read once, not d + 1 times in thin products. Row
+        # chunks keep P under _ADJOINT_CHUNK entries. Measured (one thread, subspace path,
+        # rank 10): 1.09-1.24x faster on 10 x 1,000 x 400 (d = 8), but 0.78-0.95x where features
+        # are few (50: P's shifted slice sums outweigh the data read), where the d + 1 thin
+        # products are kept.
+        k, d1, n = U.shape[1], self.delays + 1, self.n
+        out = np.zeros((self.shape[1], k), dtype=np.result_type(self.dtype, U.dtype))
+        if n < 8 * k or d1 == 1:
+            for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
+                acc = out[o : o + m]
+                for j in range(d1):
+                    acc += _conj(traj[j + shift : j + shift + m]) @ U[j * n : (j + 1) * n]
+            return out
+        stacked = np.ascontiguousarray(U.reshape(d1, n, k).transpose(1, 0, 2)).reshape(n, d1 * k)
+        step = max(1, _ADJOINT_CHUNK // max(d1 * k, 1))
         for traj, m, o in zip(self.trajs, self.pairs, self.offsets):
-            acc = out[o : o + m]
-            for j in range(self.delays + 1):
-                acc += _conj(traj[j + shift : j + shift + m]) @ U[j * self.n : (j + 1) * self.n]
+            for t0 in range(0, m, step):
+                t1 = min(m, t0 + step)
+                lo, hi = t0 + shift, t1 + shift + d1 - 1  # the rows this chunk reads
+                prod = (_conj(traj[lo:hi]) @ stacked).reshape(hi - lo, d1, k)
+                acc = out[o + t0 : o + t1]
+                for j in range(d1):
+                    acc += prod[j : j + t1 - t0, j]
+                del prod
         return out
 
     def x_times(self, V: np.ndarray) -> np.ndarray:
