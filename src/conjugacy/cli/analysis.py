@@ -233,7 +233,8 @@ def spectrum(
         bool | None,
         typer.Option(
             "--modes/--no-modes",
-            help="Compute and save the DMD modes (default: only when they are small; never for "
+            help="Compute and save the DMD modes (default: only where they cost at most 5 % of the "
+            "fit; never for "
             "streamed data).",
             show_default=False,
         ),
