@@ -304,28 +304,13 @@ def delay_grams(
     lengths = np.diff(offsets)
     if lengths.size and np.all(lengths == lengths[0]):
         return _equal_length_delay_grams(gram, len(lengths), int(lengths[0]), delays)
-    starts = np.concatenate([np.arange(o, o + n - delays) for o, n in zip(offsets[:-1], lengths)])
-    H = np.zeros((starts.size, starts.size), dtype=gram.dtype)
-    if len(lengths) <= 32:
-        # contiguous slices, block pair by block pair (4-5x faster than fancy-index gathers)
-        hoff = np.cumsum([0] + [int(n - delays) for n in lengths])
-        for a in range(len(lengths)):
-            oa, ha, la = int(offsets[a]), int(hoff[a]), int(lengths[a] - delays)
-            for b in range(len(lengths)):
-                ob, hb, lb = int(offsets[b]), int(hoff[b]), int(lengths[b] - delays)
-                block = H[ha : ha + la, hb : hb + lb]
-                for j in range(delays + 1):
-                    block += gram[oa + j : oa + j + la, ob + j : ob + j + lb]
-    else:
-        for j in range(delays + 1):
-            idx = starts + j
-            H += gram[np.ix_(idx, idx)]
+    H = _delay_snapshot_gram(gram, offsets, delays)
     # Distinct snapshots of trajectory i occupy a contiguous run; X drops each run's last column
     # and Y its first.
     run_ends = np.cumsum(lengths - delays)
-    is_last = np.zeros(starts.size, bool)
+    is_last = np.zeros(H.shape[0], bool)
     is_last[run_ends - 1] = True
-    is_first = np.zeros(starts.size, bool)
+    is_first = np.zeros(H.shape[0], bool)
     is_first[np.concatenate([[0], run_ends[:-1]])] = True
     xi, yi = np.flatnonzero(~is_last), np.flatnonzero(~is_first)
     return H[np.ix_(xi, xi)], H[np.ix_(xi, yi)], H[np.ix_(yi, yi)]
