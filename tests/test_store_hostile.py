@@ -24,7 +24,6 @@ LAYOUT = {"w": ((3, 2), "float64")}
 N, CHUNK = 10, 4
 USER = b"IMPORTANT USER DATA - must never change\n"
 SECONDS, BYTES = 5.0, 200 * 2**20
-MEASURED: dict[str, tuple[float, int]] = {}
 
 
 def make(path, runs=("r0",)):
@@ -53,7 +52,6 @@ def bounded(name):
         tracemalloc.stop()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    MEASURED[name] = (dt, peak)
     assert dt < SECONDS, f"{name}: {dt:.1f} s"
     assert peak < BYTES, f"{name}: {peak / 2**20:.0f} MB"
 
@@ -292,10 +290,3 @@ def test_create_run_never_deletes_the_chunks_of_a_damaged_run(tmp_path):
     with TrajectoryStore.open(tmp_path / "h", "a") as st:
         st.create_run("x", LAYOUT)
         assert st.runs() == ["x"]
-
-
-def test_zz_report_measurements(capsys):
-    """Print what `bounded` measured (seen with -s); the asserts are in each test."""
-    with capsys.disabled():
-        for name, (dt, peak) in sorted(MEASURED.items()):
-            print(f"\n  {name}: {dt * 1000:.0f} ms, peak {peak / 2**20:.1f} MB traced", end="")
