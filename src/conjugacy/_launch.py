@@ -21,12 +21,30 @@ EXTRAS = {
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """One line naming the extra to install for a missing optional dependency (None if the
     missing module is not one of them)."""
-    top = (exc.name or "").split(".")[0]
-    extra = EXTRAS.get(top)
+    return extra_line((exc.name or "").split(".")[0])
+
+
+def extra_line(module: str, who: str = "this") -> str | None:
+    """``"<who> needs the optional dependency 'zarr': pip install 'conjugacy[store]' (or
+    'conjugacy[all]')"`` for a top-level module of :data:`EXTRAS` (None for any other)."""
+    extra = EXTRAS.get(module)
     if extra is None:
         return None
-    return (f"this needs the optional dependency {top!r}: pip install 'conjugacy[{extra}]' "
-            "(or 'conjugacy[all]')")
+    return (f"{who} needs the optional dependency {module!r}: pip install "
+            f"'conjugacy[{extra}]' (or 'conjugacy[all]')")
+
+
+def installed(module: str) -> bool:
+    """Whether the top-level ``module`` can be imported, without importing it (a module set to
+    ``None`` in ``sys.modules``, as tests do to simulate a missing one, counts as missing)."""
+    import importlib.util
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def main() -> None:

@@ -10,6 +10,10 @@ through it, under the console script as under Typer's ``CliRunner``:
   stderr and exits with status 2; the messages name the file and the fix;
 * Ctrl-C prints one line (for the commands in :data:`RESUMABLE`, e.g. ``reproduce fcn``: that
   rerunning the same command resumes) and exits with status 130 (128 + SIGINT);
+* a command whose optional dependencies (:data:`NEEDS`) are not installed stops with one line
+  naming the extra before it reads or computes anything (exit status 2), and an optional import
+  that still fails later (a ``ModuleNotFoundError`` of a module in
+  :data:`conjugacy._launch.EXTRAS`) gives the same line;
 * anything else is a bug and keeps its traceback.
 """
 
@@ -33,6 +37,39 @@ RESUMABLE = {
 }
 
 
+#: Command (words after ``conjugacy``) -> the optional top-level modules it needs, each with the
+#: option that makes it unnecessary (or None). :meth:`ErrorHandlingGroup.resolve_command` checks
+#: them before the command runs: ``reproduce optimizers`` without Matplotlib computed everything
+#: and then crashed without writing anything. Add a command here when it imports one late.
+NEEDS: dict[tuple[str, ...], tuple[tuple[str, str | None], ...]] = {
+    ("analyze",): (("zarr", None), ("matplotlib", "--no-report")),
+    ("report",): (("matplotlib", None),),
+    ("spectral-dynamics",): (("zarr", None), ("matplotlib", "--no-figures")),
+    ("store",): (("zarr", None),),
+    ("reproduce", "optimizers"): (("matplotlib", None),),
+    ("reproduce", "fcn"): (("torch", None), ("zarr", None), ("matplotlib", None)),
+    ("reproduce", "grokking"): (("torch", None), ("zarr", None), ("matplotlib", None)),
+    ("reproduce", "cnn"): (("torch", None), ("zarr", None), ("matplotlib", None)),
+    ("reproduce", "spectral-dynamics"): (("torch", None), ("zarr", None),
+                                         ("matplotlib", "--no-figures")),
+}
+
+
+def missing_needs(words: tuple[str, ...], args: list[str]) -> str | None:
+    """The one line (naming the extra, and the option that does without it) for the first
+    module of :data:`NEEDS` that command ``words`` lacks, given its arguments ``args``; None when
+    everything is installed, the option is given, or ``--help`` is asked for."""
+    from .._launch import extra_line, installed
+
+    if "--help" in args:
+        return None
+    for module, unless in NEEDS.get(words, ()):
+        if (unless is None or unless not in args) and not installed(module):
+            line = str(extra_line(module, f"`conjugacy {' '.join(words)}`"))
+            return line + (f", or pass {unless}" if unless else "")
+    return None
+
+
 class UserError(Exception):
     """A mistake in the command's input; the message (naming the file or option and the fix) is
     printed on one line and the command exits with status 2."""
@@ -52,10 +89,11 @@ def _one_line(text: str) -> str:
 
 def _print_error(message: str) -> None:
     from rich.console import Console
-    from rich.markup import escape
+
+    from .._text import shown
 
     Console(stderr=True, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(_one_line(message))}", highlight=False
+        f"[red]error:[/red] {shown(_one_line(message))}", highlight=False
     )
 
 
@@ -109,6 +147,18 @@ class ErrorHandlingGroup(TyperGroup):
                 message = f"{filename}: {message}"
             _print_error(message or type(exc).__name__)
             raise typer.Exit(code=2) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """Click's lookup of the subcommand, then the check of its optional dependencies
+        (:func:`missing_needs`): a missing one stops here, before the command parses its
+        options, reads or computes anything."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name is not None:
+            words = (*ctx.command_path.split()[1:], name)
+            line = missing_needs(words, rest)
+            if line is not None:
+                raise UserError(line)
+        return name, cmd, rest
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the command line; a bad option or argument (a Click usage error) is one
