@@ -152,13 +152,14 @@ def test_norm_projection_restores_the_initial_norm() -> None:
 # ----------------------------------------------------------------------------- configuration
 def test_presets() -> None:
     quick, paper = GrokkingConfig.quick(), GrokkingConfig.paper()
-    assert (quick.n_seeds, quick.n_replicas, quick.steps) == (4, 6, 100)
-    # more snapshot pairs than observables: 6 runs x (100 - 32) = 408 > 10 x 33 = 330
-    assert fit_shape(quick) == {"observables": 330, "snapshot_pairs": {"fig5": 408},
+    assert (quick.n_seeds, quick.n_replicas, quick.steps) == (4, 10, 100)
+    # the paper's 10 runs per seed: 10 x (100 - 32) = 680 snapshot pairs > 10 x 33 = 330
+    assert fit_shape(quick) == {"observables": 330, "snapshot_pairs": {"fig5": 680},
                                 "determined": {"fig5": True}}
     assert fit_shape(paper)["snapshot_pairs"] == {"fig5": 680, "s6": 1680}
     assert fit_shape(GrokkingConfig.quick(n_replicas=2))["determined"] == {"fig5": False}
     assert quick.unit_circle_tol == 0.002  # resolves the paper's 1.004-1.011 vs 0.998-1.000
+    assert quick.unit_circle_angle == 0.01  # the oscillatory pair, not the near-real clusters
     assert (paper.n_seeds, paper.n_replicas, paper.steps, paper.s6_steps) == (20, 10, 100, 200)
     assert paper.s6 and paper.eval_every == 1
     assert (paper.modulus, paper.train_fraction, paper.eps, paper.alpha) == (113, 0.3, 1e-3, 0.8)
@@ -188,13 +189,58 @@ def test_bad_config_is_rejected(overrides: dict, error: type, match: str) -> Non
 
 
 def test_unit_circle_counts() -> None:
-    eig = np.array([1.05 + 0.2j, 1.05 - 0.2j, 0.999, 0.6 + 0.8j, 0.6 - 0.8j, 0.3, -0.2j])
+    # a near-real cluster (1.03 at 0.001 rad) and a negative real eigenvalue are not oscillatory
+    near_real = 1.03 * np.exp(0.001j)
+    eig = np.array([1.05 + 0.2j, 1.05 - 0.2j, 0.999, 0.6 + 0.8j, 0.6 - 0.8j, 0.3, -0.2j,
+                    near_real, near_real.conjugate(), -0.5 + 1e-4j])
     c = unit_circle_counts(eig, 0.01)
-    assert (c.outside, c.on, c.inside) == (2, 3, 2)
-    assert (c.complex_outside, c.complex_on, c.complex_inside) == (2, 2, 1)
+    assert (c.outside, c.on, c.inside) == (4, 3, 3)
+    assert (c.oscillatory_outside, c.oscillatory_on, c.oscillatory_inside) == (2, 2, 1)
     assert c.max_modulus == pytest.approx(abs(1.05 + 0.2j), rel=1e-15)
-    assert c.max_complex_modulus == pytest.approx(abs(1.05 + 0.2j), rel=1e-15)
-    assert unit_circle_counts(np.array([0.5, 1.2]), 0.01).max_complex_modulus is None
+    assert c.max_oscillatory_modulus == pytest.approx(abs(1.05 + 0.2j), rel=1e-15)
+    assert c.min_angle == 0.01
+    # the angle threshold decides: 0.001 rad counts once min_angle is below it
+    assert unit_circle_counts(eig, 0.01, min_angle=0.0005).oscillatory_outside == 4
+    assert unit_circle_counts(np.array([0.5, 1.2]), 0.01).max_oscillatory_modulus is None
+    with pytest.raises(ValueError, match="min_angle"):
+        unit_circle_counts(eig, 0.01, min_angle=2.0)
+    with pytest.raises(ValueError, match="tol"):
+        unit_circle_counts(eig, -0.1)
+
+
+REFERENCE = Path(__file__).parent / "data" / "reference_grokking"
+
+
+def _reference_eigs(regime: str) -> np.ndarray:
+    name = {"unconstrained": "grokking_mod_addition_eigs.npy",
+            "constrained": "grokking_mod_addition_constrained_alpha_0.8_eigs.npy"}[regime]
+    return np.load(REFERENCE / name, allow_pickle=False)
+
+
+def test_unit_circle_rule_on_the_references_saved_eigenvalues() -> None:
+    # The paper's own 20 + 20 spectra (tests/data/reference_grokking/README.md): with the angle
+    # rule, every unconstrained seed has its oscillatory pair outside the circle and every
+    # constrained seed has it on the circle, none outside.
+    unc = [unit_circle_counts(row, 0.002) for row in _reference_eigs("unconstrained")]
+    con = [unit_circle_counts(row, 0.002) for row in _reference_eigs("constrained")]
+    assert len(unc) == len(con) == 20
+    assert sum(c.oscillatory_outside == 2 for c in unc) == 20
+    assert sum(c.oscillatory_on >= 2 and c.oscillatory_outside == 0 for c in con) == 20
+    top_unc = [c.max_oscillatory_modulus for c in unc]
+    top_con = [c.max_oscillatory_modulus for c in con]
+    assert (min(top_unc), max(top_unc)) == (pytest.approx(1.003599, abs=1e-6),
+                                            pytest.approx(1.010601, abs=1e-6))
+    assert (min(top_con), max(top_con)) == (pytest.approx(0.998781, abs=1e-6),
+                                            pytest.approx(1.000313, abs=1e-6))
+    # Im != 0 alone (min_angle 0) calls the near-real clusters of every constrained seed
+    # (|lambda| ~1.009 at <= 0.0004 rad) a complex pair outside: the rule this replaces.
+    naive = [unit_circle_counts(row, 0.002, min_angle=0.0) for row in _reference_eigs("constrained")]
+    assert sum(c.oscillatory_outside > 0 for c in naive) == 20
+    summary = {"unit_circle": {"filtered": {"unconstrained": count_summary(unc),
+                                            "constrained": count_summary(con)}}}
+    claims = paper_claims({"sections": summary})
+    assert [c.holds for c in claims[1:]] == [True, True]
+    assert "20 of 20 seeds" in claims[1].evidence and "20 of 20 seeds" in claims[2].evidence
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -155,3 +155,26 @@ def test_commands_that_write_share_the_output_folder_check(tmp_path):
 def test_store_errors_are_one_line_exit_2(tmp_path):
     line = _error_line(runner.invoke(app, ["store", "ls", str(tmp_path / "nothing")]))
     assert str(tmp_path / "nothing") in line
+
+
+def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import conjugacy.experiments.grokking as grokking
+
+    seen = {}
+
+    def capture(config, out, **kwargs):
+        seen["config"] = config
+        raise ValueError("stop after the config")
+
+    monkeypatch.setattr(grokking, "run", capture)
+    out = str(tmp_path / "g")
+    line = _error_line(runner.invoke(app, ["reproduce", "grokking", "--eval-every", "20",
+                                           "--out", out]))
+    assert "stop after the config" in line
+    assert seen["config"].eval_every == 20 and seen["config"].n_replicas == 10
+    runner.invoke(app, ["reproduce", "grokking", "--scale", "paper", "--out", out])
+    assert seen["config"].eval_every == 1  # the paper preset's value when not given
+    for bad in ("0", "65"):  # the declared domain [1, 64]: one store chunk of records
+        result = runner.invoke(app, ["reproduce", "grokking", "--eval-every", bad, "--out", out])
+        assert result.exit_code == 2 and "--eval-every" in result.output

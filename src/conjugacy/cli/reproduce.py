@@ -221,7 +221,8 @@ def _grokking(v: dict[str, Any]) -> None:
     out = check_out_dir(v["out"])
     overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
                  **_overrides(v, {"steps": "steps", "long_steps": "long_steps", "seeds": "n_seeds",
-                                  "replicas": "n_replicas", "s6": "s6"})}
+                                  "replicas": "n_replicas", "s6": "s6",
+                                  "eval_every": "eval_every"})}
     config = _config(grokking.GrokkingConfig.preset, v["scale"], **overrides)
     _check_dask(v["workers"], v["scheduler"])
     result = _run(grokking.run, config, out, progress=v["progress"], workers=v["workers"],
@@ -364,7 +365,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("long_steps", "--long-steps", "Also train one run per regime this long (fig. 5A/B).",
             field="long_steps"),
         Opt("s6", "--s6/--no-s6", "Fig. S6 control (default: on at paper scale).", field="s6"),
-        Opt("scale", "--scale", "quick (few seeds and replicas) or paper (20 x 10).", "quick",
+        Opt("eval_every", "--eval-every", "Evaluate train/test loss and accuracy every N steps "
+            "(default 5 at quick scale, 1 at paper scale; the weights are recorded every step).",
+            field="eval_every"),
+        Opt("scale", "--scale", "quick (4 seeds x 10 runs) or paper (20 x 10, S6).", "quick",
             choices=("quick", "paper")),
         Opt("out", "--out", _RESUMES, Path("results/grokking"), kind=Path),
         _DEVICE,
