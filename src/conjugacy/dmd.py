@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 METHODS = ("standard", "exact", "rrr")
+#: The statistical rank rules a ``rank=`` argument accepts besides an int and None.
+RANK_RULES = ("svht",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class DMDResult:
     rank : int
     rayleigh_quotients : complex (k,) or None
     data_residuals : float (k,) or None  ResDMD residual of each eigenfunction on the data
+    rank_rule : dict or None      the statistical rank rule's record (:func:`svht_rank`), if used
     """
 
     eigenvalues: np.ndarray
@@ -50,6 +55,7 @@ class DMDResult:
     rank: int
     rayleigh_quotients: np.ndarray | None
     data_residuals: np.ndarray | None = None
+    rank_rule: dict[str, Any] | None = None
 
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -73,9 +79,104 @@ def default_tol(
     return max(max(shape) * EPS64, eps * fro_ratio)
 
 
+@lru_cache(maxsize=256)
+def marchenko_pastur_median(beta: float) -> float:
+    """Median of the Marchenko-Pastur law of aspect ratio ``beta`` in (0, 1] (unit variance).
+
+    The law's density is ``sqrt((b+ - t)(t - b-)) / (2 pi beta t)`` on ``[b-, b+]``,
+    ``b± = (1 ± sqrt(beta))^2``; the median is the root of its CDF minus 1/2, by SciPy
+    (``quad`` to 1e-13, ``brentq`` to 1e-14). ``beta = 1``: 0.6493 (Gavish & Donoho 2014).
+    """
+    import scipy.integrate
+    import scipy.optimize
+
+    lo, hi = (1 - np.sqrt(beta)) ** 2, (1 + np.sqrt(beta)) ** 2
+
+    def density(t: float) -> float:
+        return float(np.sqrt(max((hi - t) * (t - lo), 0.0)) / (2 * np.pi * beta * t))
+
+    def cdf_minus_half(x: float) -> float:
+        return scipy.integrate.quad(density, lo, x, epsabs=1e-13, epsrel=1e-13, limit=200)[0] - 0.5
+
+    return float(scipy.optimize.brentq(cdf_minus_half, lo, hi, xtol=1e-14, rtol=1e-14))
+
+
+def svht_omega(beta: float) -> float:
+    """Gavish-Donoho coefficient ``omega(beta)`` of the optimal hard threshold, noise unknown.
+
+    ``omega(beta) = lambda*(beta) / sqrt(mu_beta)`` with ``lambda*(beta) = sqrt(2 (beta + 1) +
+    8 beta / (beta + 1 + sqrt(beta^2 + 14 beta + 1)))`` and ``mu_beta`` the Marchenko-Pastur
+    median (:func:`marchenko_pastur_median`): the exact value, not the paper's cubic fit
+    ``0.56 beta^3 - 0.95 beta^2 + 1.82 beta + 1.43`` (off by up to 0.011 at small beta).
+    ``omega(1) = 2.8584``. Source: Gavish & Donoho, IEEE Trans. Inf. Theory 60(8), 2014, eq. (4)
+    and Table I.
+    """
+    if not 0 < beta <= 1:
+        raise ValueError(f"beta must lie in (0, 1] (min(m, n) / max(m, n)), got {beta!r}")
+    beta = float(round(beta, 12))  # cache key: equal shapes give the same float
+    lam = np.sqrt(2 * (beta + 1) + 8 * beta / (beta + 1 + np.sqrt(beta**2 + 14 * beta + 1)))
+    return float(lam / np.sqrt(marchenko_pastur_median(beta)))
+
+
+def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int, dict[str, Any]]:
+    """Rank by the Gavish-Donoho optimal hard threshold for an unknown noise level (SVHT).
+
+    Keeps the singular values above ``tau = omega(beta) * median(s)`` of an (n, m) matrix,
+    ``beta = min(n, m) / max(n, m)``, the median over **all** ``min(n, m)`` singular values
+    (:func:`svht_omega`: the exact coefficient). The one implementation every path of
+    :func:`conjugacy.koopman_spectrum` uses (``rank="svht"``): dense SVD, the Gram path and
+    streamed data (singular values from the full eigenvalue spectrum of the delay Gram), the
+    subspace path (from the Gram of the smaller side, computed first).
+
+    Parameters
+    ----------
+    singular_values : ndarray, float, descending
+        At least ``min(shape)`` values; only the first ``min(shape)`` are used (a Gram of
+        ``m > n`` columns has ``m - n`` further eigenvalues that are rounding noise).
+    shape : (n, m)
+        Shape of the matrix (for the delay matrix: (n_observables, n_pairs)).
+
+    Returns
+    -------
+    k : int
+        Number of singular values strictly above ``tau`` (0 for a zero matrix).
+    record : dict
+        ``rule`` ("svht"), ``threshold`` (tau, in the units of ``s``), ``omega``, ``beta``,
+        ``median_singular_value``, ``n_singular_values``, ``n_above`` (= k), ``omega_source``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than ``min(shape)`` singular values (the median needs all of them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k, rec = svht_rank(np.array([10.0, 5.0, 1.0, 1.0, 0.9]), (5, 5))
+    >>> k, round(rec["threshold"], 4)
+    (2, 2.8584)
+    """
+    n_min = min(int(shape[0]), int(shape[1]))
+    s = np.asarray(singular_values, float)
+    if n_min < 1 or s.size < n_min:
+        raise ValueError(
+            f"singular_values: SVHT needs all min(n, m) = {n_min} singular values of the "
+            f"{shape[0]} x {shape[1]} matrix (the median over all of them), got {s.size}"
+        )
+    s = np.maximum(s[:n_min], 0.0)
+    beta = n_min / max(int(shape[0]), int(shape[1]))
+    omega = svht_omega(beta)
+    median = float(np.median(s))
+    tau = omega * median
+    k = int(np.count_nonzero(s > tau)) if s[0] > 0 else 0
+    return k, {"rule": "svht", "threshold": tau, "omega": omega, "beta": beta,
+               "median_singular_value": median, "n_singular_values": n_min, "n_above": k,
+               "omega_source": "exact: Marchenko-Pastur median by SciPy quad + brentq"}
+
+
 def select_rank(
     s: np.ndarray,
-    rank: int | None,
+    rank: int | str | None,
     tol: float | None,
     shape: tuple[int, int],
     eps: float = EPS64,
@@ -84,8 +185,11 @@ def select_rank(
     """Number of modes to keep from singular values ``s`` (descending).
 
     ``rank=None``: count of ``s_i > tol * s_1``. ``rank=int``: ``min(rank, numerical rank)``, so
-    directions that carry no data (``s_i <= tol * s_1``) are never divided by. ``fro`` is
-    ``||X||_F`` when ``s`` holds only the leading singular values (else computed from ``s``).
+    directions that carry no data (``s_i <= tol * s_1``) are never divided by. ``rank="svht"``:
+    :func:`svht_rank` (``s`` must then hold all ``min(shape)`` values), at most the numerical rank
+    and at least 1 when the data are not zero (a matrix of pure noise keeps its largest direction;
+    :func:`svht_rank`'s record says ``n_above = 0``). ``fro`` is ``||X||_F`` when ``s`` holds only
+    the leading singular values (else computed from ``s``).
     """
     if s.size == 0 or s[0] <= 0:
         return 0
@@ -95,6 +199,8 @@ def select_rank(
     # never more than min(n, m): a Gram matrix of m > n columns has m - n eigenvalues that are
     # rounding noise (~eps s_1^2), whose square roots (~1e-8 s_1) can pass the tolerance
     numerical = min(int(np.count_nonzero(s > tol * s[0])), min(shape))
+    if rank == "svht":
+        return max(min(svht_rank(s, shape)[0], numerical), min(numerical, 1))
     return numerical if rank is None else min(rank, numerical)
 
 
@@ -121,11 +227,12 @@ def dmd(
     Y: np.ndarray,
     *,
     method: str = "rrr",
-    rank: int | None = None,
+    rank: int | str | None = None,
     tol: float | None = None,
     scale: bool = False,
     modes: bool = True,
     eps: float = EPS64,
+    rank_shape: tuple[int, int] | None = None,
 ) -> DMDResult:
     """DMD of the snapshot pairs (X, Y) on the dense, numerically stable path.
 
@@ -134,8 +241,9 @@ def dmd(
     X, Y : ndarray (n, m)
         Snapshot matrices; column j of Y is the image of column j of X. Must be finite.
     method : {"standard", "exact", "rrr"}
-    rank : int or None
-        Keep the top ``rank`` modes (never more than the numerical rank); None: tolerance rule.
+    rank : int, "svht" or None
+        Keep the top ``rank`` modes (never more than the numerical rank); None: tolerance rule;
+        ``"svht"``: the optimal hard threshold (:func:`svht_rank`), recorded in ``rank_rule``.
     tol : float or None
         Relative singular value tolerance; default ``max(n, m) * eps``.
     scale : bool, default False
@@ -147,6 +255,10 @@ def dmd(
         Compute the DMD modes.
     eps : float
         Machine epsilon of the input data, for the default tolerance.
+    rank_shape : (n, m), optional
+        Shape of the matrix whose singular values ``X`` has, for ``rank="svht"`` (its aspect
+        ratio): e.g. that of the delay matrix before a QR compression of its features, which
+        keeps the singular values but not the shape. Default: ``X``'s.
     """
     n, _ = X.shape
     keep, w = column_weights(np.linalg.norm(X, axis=0), scale)
@@ -154,16 +266,31 @@ def dmd(
     if Xs.shape[1] == 0:
         return _empty(np.zeros(0), n, modes)
     U, s, Vh = np.linalg.svd(Xs, full_matrices=False)
-    k = select_rank(s, rank, tol, Xs.shape, eps)
+    shape = Xs.shape if rank_shape is None or rank != "svht" else (
+        int(rank_shape[0]), Xs.shape[1])
+    k = select_rank(s, rank, tol, shape, eps)
     if k == 0:
         return _empty(s, n, modes)
     Uk, sk = U[:, :k], s[:k]
     Bk = (Ys @ Vh[:k].conj().T) / sk  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
     px = sk[:, None] * Vh[:k]  # U_k^* X = S_k V_k^*
     py = Uk.conj().T @ Ys
-    return dmd_from_factors(
+    result = dmd_from_factors(
         Uk, sk, Bk, s, method=method, modes=modes, real=not np.iscomplexobj(X), px=px, py=py
     )
+    return with_rank_rule(result, rank, s, shape)
+
+
+def with_rank_rule(
+    result: DMDResult, rank: int | str | None, s: np.ndarray, shape: tuple[int, int]
+) -> DMDResult:
+    """``result`` with the record of a statistical rank rule (``rank="svht"``: the threshold from
+    all ``min(shape)`` singular values ``s`` of the (n, m) matrix, :func:`svht_rank`)."""
+    if rank != "svht":
+        return result
+    from dataclasses import replace
+
+    return replace(result, rank_rule=svht_rank(s, shape)[1])
 
 
 def dmd_from_factors(
@@ -203,7 +330,7 @@ def dmd_from_gram(
     gyy: np.ndarray,
     *,
     method: str = "rrr",
-    rank: int | None = None,
+    rank: int | str | None = None,
     tol: float | None = None,
     scale: bool = False,
     shape: tuple[int, int] | None = None,
@@ -262,9 +389,12 @@ def dmd_from_gram(
     gxx_s, gxy_s, gyy_s = scaled(gxx), scaled(gxy), scaled(gyy)
     del gxx, gxy, gyy
     fro = float(np.sqrt(max(np.real(np.trace(gxx_s)), 0.0)))  # ||X_s||_F, for the rank rule
-    evals, V = top_eigh(gxx_s, rank)
+    # SVHT needs every singular value (their median): the full eigenvalue spectrum of the Gram,
+    # ~m^3, of the order of forming the delay Grams from the snapshot Gram
+    evals, V = top_eigh(gxx_s, None if rank == "svht" else rank)
     s = np.sqrt(np.maximum(evals, 0.0))
-    k = select_rank(s, rank, tol, shape or (m, m), eps, fro=fro)
+    shape = (shape[0], keep.size) if shape is not None else (keep.size, keep.size)
+    k = select_rank(s, rank, tol, shape, eps, fro=fro)
     if k == 0:
         return _empty(s, 0, False), 1.0
     Vk, sk = V[:, :k].copy(), s[:k]
@@ -291,7 +421,8 @@ def dmd_from_gram(
             lambda Wm: y_times(full @ (Wm / sk[:, None])),
         )
     data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
-    return _result(pairs, mode_matrix, s, k, method, data_res), float(sk[-1] / sk[0])
+    result = with_rank_rule(_result(pairs, mode_matrix, s, k, method, data_res), rank, s, shape)
+    return result, float(sk[-1] / sk[0])
 
 
 def _lmul(A: np.ndarray, g) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._checks import check_choice, check_int, check_positive_float
 from ._spectrum_io import load_spectrum, save_spectrum
-from .dmd import METHODS
+from .dmd import METHODS, RANK_RULES
 from .spectrum_paths import (
     MATERIALIZE_BYTES,
     MODES_AUTO_BYTES,
@@ -43,6 +43,8 @@ __all__ = [
     "koopman_spectrum",
     "source_eps",
     "spectrum_from_gram",
+    "continuous_time_eigenvalues",
+    "MIN_MODULUS",
 ]
 
 FORMAT_NAME = "conjugacy.Spectrum"
@@ -55,6 +57,64 @@ DEFAULT_FILTER = {"rule": "default", "max_residual": 0.1, "relative": 2.0}
 
 def _check_dt(dt: Any) -> float:
     return check_positive_float(dt, "dt")
+
+
+#: Continuous-time decay rates below ``log(MIN_MODULUS)`` per unit time are raised to it by
+#: :func:`continuous_time_eigenvalues` (``|lambda| < 1e-6`` per unit time counts as 0).
+MIN_MODULUS = 1e-6
+
+
+def continuous_time_eigenvalues(eigenvalues: Any, dt: float, *,
+                                min_modulus: float = MIN_MODULUS) -> np.ndarray:
+    """Continuous-time exponents ``mu = log(lambda) / dt`` of discrete eigenvalues ``lambda``.
+
+    A process recorded every ``dt`` (steps, or any unit) has eigenvalues ``lambda = exp(mu dt)``,
+    so ``mu`` does not depend on the interval (until it aliases, see
+    :func:`conjugacy.compare.aliasing`). The principal logarithm is used
+    (``Im mu`` in ``(-pi/dt, pi/dt]``), with two documented treatments:
+
+    - **lambda near 0**: the rate ``log|lambda| / dt`` is floored at ``log(min_modulus)`` (per unit
+      time; ``lambda = 0`` gives exactly ``log(min_modulus)``): a mode that decays by more than
+      ``1 / min_modulus`` per unit time is gone within one unit, and its exact rate (often
+      ``-inf``) would dominate any distance. The floor is per unit time, so it is the same at
+      every recording interval.
+    - **negative real lambda** (imaginary part 0 or -0.0): mapped to ``log|lambda| / dt + i pi / dt``
+      (the upper branch), never to ``-i pi / dt``: a period-2 oscillation is one point whatever the
+      sign of its zero imaginary part. Its ``|arg lambda| = pi`` is at the Nyquist limit, so the
+      aliasing guard flags it whenever intervals differ.
+
+    Parameters
+    ----------
+    eigenvalues : array_like, complex (n,)
+    dt : float > 0
+        The recording interval (``Spectrum.settings["record_interval"]`` in the pipeline).
+    min_modulus : float in (0, 1)
+        Floor of ``|lambda|`` per unit time.
+
+    Returns
+    -------
+    ndarray, complex (n,)
+
+    Raises
+    ------
+    ValueError
+        ``dt <= 0`` or ``min_modulus`` outside (0, 1).
+
+    Examples
+    --------
+    >>> continuous_time_eigenvalues([np.exp(0.2j) * 0.9 ** 2, -0.25, 0.0], 2.0).round(4)
+    array([ -0.1054+0.1j   ,  -0.6931+1.5708j, -13.8155+0.j    ])
+    """
+    dt = _check_dt(dt)
+    floor = check_positive_float(min_modulus, "min_modulus")
+    if floor >= 1:
+        raise ValueError(f"min_modulus must lie in (0, 1), got {min_modulus!r}")
+    lam = np.asarray(eigenvalues, dtype=complex)
+    modulus = np.abs(lam)
+    with np.errstate(divide="ignore"):
+        rate = np.maximum(np.log(modulus) / dt, np.log(floor))
+    phase = np.where((lam.imag == 0) & (lam.real < 0), np.pi, np.angle(lam))
+    return rate + 1j * phase / dt
 
 
 def _pair_partner(eigenvalues: np.ndarray) -> np.ndarray:
@@ -94,6 +154,10 @@ def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> 
         keep[i] = keep[partner[i]] = True
         count += size
     return keep
+
+
+#: the optional per-eigenpair arrays of the two-branch residuals (conjugacy.residuals)
+_BRANCH_FIELDS = ("projection_residuals", "variance_residuals", "noise_fractions")
 
 
 def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
@@ -148,6 +212,12 @@ class Spectrum:
         supported by the data; informative also when the rank equals the number of observables
         (not when it equals the number of pairs: then every eigenpair interpolates the data).
         :meth:`filtered` ranks eigenpairs by it.
+    projection_residuals, variance_residuals, noise_fractions : ndarray, float (rank,) or None
+        Two-branch (stochastic ResDMD) residuals, present when the spectrum was computed with
+        ``next_states=`` (:mod:`conjugacy.residuals`): the projection error alone (~0 for an
+        eigenpair the data support, whatever the noise), projection error plus next-state
+        variance, and the share of the eigenfunction's next-step size that is noise (~1 for a
+        noise direction). :meth:`filtered` uses them when present.
     """
 
     eigenvalues: np.ndarray
@@ -161,6 +231,9 @@ class Spectrum:
     rayleigh_quotients: np.ndarray | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     data_residuals: np.ndarray | None = None
+    projection_residuals: np.ndarray | None = None
+    variance_residuals: np.ndarray | None = None
+    noise_fractions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eigenvalues", _frozen(np.asarray(self.eigenvalues, complex)))
@@ -179,6 +252,12 @@ class Spectrum:
             raise ValueError("residuals must have one entry per eigenvalue")
         if self.data_residuals is not None and self.data_residuals.shape != (n,):
             raise ValueError("data_residuals must have one entry per eigenvalue")
+        for name in _BRANCH_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _frozen(np.asarray(value, float)))
+                if getattr(self, name).shape != (n,):
+                    raise ValueError(f"{name} must have one entry per eigenvalue")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # pickle and copy.deepcopy rebuild arrays writable; restore the record's read-only arrays
@@ -201,7 +280,11 @@ class Spectrum:
             kept or dropped as a whole, so one fewer may be kept rather than split a pair).
             With both arguments, both conditions apply.
 
-        With neither argument the default rule :data:`DEFAULT_FILTER` applies: keep the
+        With neither argument, a spectrum with two-branch residuals (``next_states=``) is filtered
+        by :data:`conjugacy.residuals.BRANCH_FILTER`: keep the eigenpairs whose projection residual
+        is at most 0.2 and whose noise fraction is at most 0.9 (chosen by measurement,
+        docs/comparing.md "Residuals under SGD noise"). Otherwise the default rule
+        :data:`DEFAULT_FILTER` applies: keep the
         eigenpairs whose residual is at most ``max(0.1, 2 * r_min)`` (``r_min`` the smallest
         residual), i.e. a fixed threshold of 0.1 that is relaxed for noisy data where even the best
         eigenpair has a larger residual (SGD noise), so that the best-supported eigenpairs are always
@@ -229,7 +312,15 @@ class Spectrum:
             n = check_int(n, "n", minimum=1)
         res = self.data_residuals
         group_res = _pair_residuals(self.eigenvalues, res)
-        if max_residual is None and n is None:
+        if max_residual is None and n is None and self.projection_residuals is not None:
+            from .residuals import BRANCH_FILTER, branch_keep
+
+            rule = dict(BRANCH_FILTER)
+            keep = branch_keep(
+                self.eigenvalues, self.projection_residuals, self.noise_fractions,
+                _pair_partner(self.eigenvalues),
+            )
+        elif max_residual is None and n is None:
             rule = dict(DEFAULT_FILTER)
             floor = float(np.min(group_res)) if group_res.size else 0.0
             threshold = max(rule["max_residual"], rule["relative"] * floor)
@@ -274,6 +365,8 @@ class Spectrum:
             else self.rayleigh_quotients[keep],
             settings=settings,
             data_residuals=res[keep],
+            **{name: None if getattr(self, name) is None else getattr(self, name)[keep]
+               for name in _BRANCH_FIELDS},
         )
 
     def __len__(self) -> int:
@@ -300,11 +393,14 @@ class Spectrum:
         with np.errstate(divide="ignore"):
             return np.log(np.abs(self.eigenvalues)) / dt
 
-    def continuous_time(self, dt: float = 1.0) -> np.ndarray:
-        """Continuous-time eigenvalues ``log(lambda) / dt`` (complex)."""
-        dt = _check_dt(dt)
-        with np.errstate(divide="ignore"):
-            return np.log(self.eigenvalues.astype(complex)) / dt
+    def continuous_time(self, dt: float = 1.0, *, min_modulus: float = MIN_MODULUS) -> np.ndarray:
+        """Continuous-time eigenvalues ``log(lambda) / dt`` (complex, (rank,), per unit of ``dt``).
+
+        The one conversion of the package (:func:`continuous_time_eigenvalues`, used by every
+        comparison with ``time="continuous"``): the principal logarithm, a negative real
+        eigenvalue mapped to ``+i pi / dt``, the rate floored at ``log(min_modulus)``.
+        """
+        return continuous_time_eigenvalues(self.eigenvalues, dt, min_modulus=min_modulus)
 
     # ----- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -345,7 +441,7 @@ def koopman_spectrum(
     trajectories: TrajectoriesLike,
     *,
     delays: int = 0,
-    rank: int | None = None,
+    rank: int | str | None = None,
     tol: float | None = None,
     method: str = "rrr",
     pca: int | None = None,
@@ -355,6 +451,7 @@ def koopman_spectrum(
     path: str = "auto",
     device: str | None = None,
     threads: int | str | None = "auto",
+    next_states: TrajectoriesLike | None = None,
 ) -> Spectrum:
     """Koopman eigenvalues of one or many trajectories by DMD on time-delay observables.
 
@@ -366,10 +463,18 @@ def koopman_spectrum(
     delays : int, default 0
         Number of time delays d: the lifted state is ``[x_t; ...; x_{t+d}]``, formed within each
         trajectory (each needs at least ``d + 2`` steps).
-    rank : int or None
+    rank : int, "svht" or None
         Keep the top ``rank`` modes (the paper keeps 10). ``None``: all singular values above
-        ``tol * s_1``. An int larger than the data allow (``min(n_observables, n_pairs)``) is an
-        error; one above the numerical rank is reduced to it (``Spectrum.settings["rank_reduced"]``).
+        ``tol * s_1`` (the numerical rank: with noisy data it keeps the noise). ``"svht"``: the
+        Gavish-Donoho optimal hard threshold for an unknown noise level, ``tau = omega(beta) *
+        median(s)`` over all ``min(n_observables, n_pairs)`` singular values of the (delay-embedded,
+        PCA-projected, scaled) snapshot matrix, ``beta`` its aspect ratio
+        (:func:`conjugacy.dmd.svht_rank`; the exact ``omega``); the same threshold on every path
+        (the Gram and streamed paths take the Gram's full eigenvalue spectrum, ~m^3; the subspace
+        path first forms the Gram of the smaller side). ``settings["rank_rule"]`` records the
+        rule, the threshold, ``omega``, ``beta`` and the median. An int larger than the data
+        allow (``min(n_observables, n_pairs)``) is an error; one above the numerical rank is
+        reduced to it (``Spectrum.settings["rank_reduced"]``).
     tol : float or None
         Relative singular value tolerance of the rank rule; default ``max(n, m) * eps`` with
         ``eps`` the machine epsilon of the *input* dtype (float32: 1.19e-7, float64: 2.2e-16), as
@@ -429,6 +534,14 @@ def koopman_spectrum(
         oversubscribed BLAS was 20x slower than one thread; on an idle 2-core machine "auto"
         takes both (0.41 s against 0.55 s with one). An int: exactly that many; None: leave the
         BLAS setting alone.
+    next_states : same shape as ``trajectories``, optional
+        A second, independent next state of every recorded state (the *branch* recorded by
+        ``Recorder(branch=...)`` / ``train_replicas(branch_batches=...)``, read with
+        ``TrajectoryStore.read(..., branch="next")``): ``next_states[i][t]`` is reached from
+        ``trajectories[i][t]`` by the recording stride of training on independently drawn
+        batches. Adds the two-branch residuals (``projection_residuals``, ``variance_residuals``,
+        ``noise_fractions``; :mod:`conjugacy.residuals`), which :meth:`Spectrum.filtered` then
+        uses. In-memory arrays only; not with ``scale=True``.
 
     Returns
     -------
@@ -458,12 +571,20 @@ def koopman_spectrum(
             "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
             "path='dense' (or 'auto') for the tolerance rule"
         )
+    if next_states is not None and scale:
+        raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
+                         "two-branch residuals use the unscaled fit's dictionary)")
     with blas_threads(threads):
         fitted = fit(
             trajectories, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
             pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
         )
-    return _record(fitted)
+        if next_states is None:
+            return _record(fitted)
+        from .residuals import with_branch
+
+        return with_branch(_record(fitted), trajectories, next_states, delays=delays, pca=pca,
+                           pca_center=pca_center)
 
 
 def spectrum_from_gram(
@@ -471,7 +592,7 @@ def spectrum_from_gram(
     gram: np.ndarray,
     *,
     delays: int = 0,
-    rank: int | None = None,
+    rank: int | str | None = None,
     tol: float | None = None,
     method: str = "rrr",
     scale: bool = False,
@@ -542,8 +663,14 @@ def spectrum_from_gram(
     return _record(fitted)
 
 
-def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | None, float | None]:
-    if rank is not None:
+def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None]:
+    if isinstance(rank, str):
+        if rank not in RANK_RULES:
+            raise ValueError(
+                f"rank must be a positive int, None or one of {list(RANK_RULES)} (a statistical "
+                f"rank rule), got {rank!r}"
+            )
+    elif rank is not None:
         rank = check_int(rank, "rank", minimum=1)
     if tol is not None:
         tol = check_positive_float(tol, "tol")

@@ -34,6 +34,7 @@ from .dmd import (
     dmd_from_factors,
     dmd_from_gram,
     select_rank,
+    svht_rank,
 )
 from .observables import (
     DelayOperator,
@@ -95,7 +96,7 @@ def fit(
     trajectories: TrajectoriesLike,
     *,
     delays: int,
-    rank: int | None,
+    rank: int | str | None,
     tol: float | None,
     method: str,
     pca: int | None,
@@ -148,7 +149,7 @@ def fit_from_gram(
     gram: Any,
     *,
     delays: int,
-    rank: int | None,
+    rank: int | str | None,
     tol: float | None,
     method: str,
     scale: bool,
@@ -310,7 +311,7 @@ def _fit_streamed(
     n_obs = n * (delays + 1)
     m = n_snap - len(source.lengths) * (delays + 1)
     if rank is None or path in ("dense", "subspace") or (path == "auto" and n < n_snap):
-        return None
+        return None  # "svht" streams: the full spectrum of the delay Gram gives every value
     _check_rank(rank, n_obs, m)
     want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
     if modes == "auto":
@@ -362,7 +363,7 @@ def _finish(
     *,
     method: str,
     delays: int,
-    rank: int | None,
+    rank: int | str | None,
     tol: float | None,
     pca: int | None,
     pca_center: bool,
@@ -377,7 +378,7 @@ def _finish(
     """The :class:`Fit` of a DMD result: notes, warnings and settings, in one place for every
     route to a spectrum (in memory, streamed, from a given Gram)."""
     n_obs = n_features * (delays + 1)
-    rank_reduced = rank is not None and result.rank < rank
+    rank_reduced = isinstance(rank, int) and result.rank < rank
     rank_warnings: list[str] = []
     if result.rank == 0:
         msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
@@ -405,6 +406,7 @@ def _finish(
         "delays": delays,
         "rank_requested": rank,
         "rank_reduced": bool(rank_reduced),
+        "rank_rule": _rank_rule_record(rank, result, tol),
         "tol": tol,
         "pca": pca,
         "pca_center": bool(pca_center) if pca is not None else None,
@@ -418,7 +420,22 @@ def _finish(
         "notes": notes,
         "version": _version(),
     }
+    if rank == "svht" and result.rank_rule is not None and result.rank_rule["n_above"] == 0:
+        notes.append("svht: no singular value above the threshold (the data look like noise); "
+                     "kept the largest direction")
     return Fit(result, method, bool(informative), settings, tuple(rank_warnings))
+
+
+def _rank_rule_record(rank: Any, result: DMDResult, tol: float | None) -> dict[str, Any]:
+    """What decided the rank: ``"svht"`` (with its threshold, omega, beta and median, from
+    :func:`conjugacy.dmd.svht_rank`), ``"tolerance"`` (``rank=None``) or ``"fixed"``."""
+    if rank == "svht" and result.rank_rule is not None:
+        return dict(result.rank_rule)
+    if rank == "svht":  # zero data: nothing to threshold
+        return {"rule": "svht", "threshold": None}
+    if rank is None:
+        return {"rule": "tolerance", "tol": tol}
+    return {"rule": "fixed", "rank": int(rank)}
 
 
 # ----- the path choice and the paths --------------------------------------------------------------
@@ -462,6 +479,9 @@ def path_costs(
                                                                 else 0.0)
     if rank is None:
         return costs
+    if rank == "svht":  # every singular value: the full spectrum of the delay Gram, no subspace
+        costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + 3.0 * m**3
+        return costs
     k = min(rank, m)
     if 4 * k >= m:
         eig = 3.0 * m**3  # every eigenpair
@@ -481,7 +501,7 @@ def auto_path(
     n_observables: int,
     n_pairs: int,
     n_snapshots: int,
-    rank: int | None,
+    rank: int | str | None,
     *,
     mapped: bool = False,
 ) -> str:
@@ -499,6 +519,10 @@ def auto_path(
         return "dense"  # the tolerance rule needs every singular value, resolved
     if n >= n_snap:
         return "gram"  # features dominate: one pass over the data, m x m algebra
+    if rank == "svht":  # every singular value: dense, or the Gram's full spectrum if cheaper
+        costs = path_costs(n, n_obs, m, n_snap, rank)
+        too_big = mapped or 8 * (n_snap**2 + 3 * m * m) > AUTO_MEMORY_BYTES
+        return "gram" if costs["gram"] < costs["dense"] and not too_big else "dense"
     costs = path_costs(n, n_obs, m, n_snap, rank)
     if mapped:  # data on disk: the memory, not the arithmetic, decides
         return "subspace" if n_obs * m >= 1_000_000 and costs["subspace"] < float("inf") else (
@@ -523,7 +547,8 @@ def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS
         offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
         trajs = [r[:, a:b].T for a, b in zip(offsets[:-1], offsets[1:])]
     X, Y = delay_embed(trajs, delays)
-    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps)
+    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps,
+                 rank_shape=(n * (delays + 1), X.shape[1]))
     if basis is not None and result.modes is not None:
         k, q = result.modes.shape[1], basis.shape[1]
         lifted = np.concatenate(
@@ -564,6 +589,13 @@ def _subspace_path(
         out *= weights[:, None]
         return out
 
+    rule = None
+    if rank == "svht":  # every singular value first (their median), then the top k of them
+        s_all = all_singular_values(op, weights)
+        rank = select_rank(s_all, "svht", tol, (n_obs, m), eps)
+        rule = svht_rank(s_all, (n_obs, m))[1]
+        if rank == 0:
+            return None
     width = min(rank + _oversampling(rank), min(n_obs, m))
     fro = float(np.linalg.norm(op.x_column_norms() * weights))  # ||X_s||_F for the rank rule
     rng = np.random.default_rng(0)
@@ -586,9 +618,10 @@ def _subspace_path(
                 Bk = op.y_times(weights[:, None] * Vk) / sk
                 px = sk[:, None] * Vk.conj().T  # U_k^* X_s = S_k V_k^*
                 py = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
-                return dmd_from_factors(
+                result = dmd_from_factors(
                     Uk, sk, Bk, s, method=method, modes=modes, real=real, px=px, py=py
                 )
+                return result if rule is None else replace(result, rank_rule=rule)
             history.append(float(resid.max() / s[0]))
             if len(history) > 4 and history[-1] > 0.5 * history[-5]:
                 return None  # stalled: no gap to converge on
@@ -599,6 +632,32 @@ def _subspace_path(
         Ub, s, Vbh = np.linalg.svd(Rr)
         prev = (Ub, s, Q2, Vbh)
     return None
+
+
+def all_singular_values(op: Any, weights: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Every singular value (min(n_obs, m) of them, descending) of the scaled delay matrix
+    ``X_s = X diag(weights)`` of a :class:`~conjugacy.observables.DelayOperator`, from the Gram of
+    its smaller side (``X_s^* X_s`` or ``X_s X_s^*``, formed ``chunk`` columns at a time by two
+    structured products each: memory ``O((n_obs + m) chunk + min^2)``, never the delay matrix).
+
+    For ``rank="svht"`` on the subspace path, whose iteration finds only the leading values while
+    the threshold needs their median. Resolution ~1e-8 s_1 (a Gram): far below any median the
+    threshold is read from (equal to the dense SVD's to ~1e-12 relative on noisy data)."""
+    n_obs, m = op.shape
+    small = min(n_obs, m)
+    dtype = np.result_type(op.dtype if hasattr(op, "dtype") else float, float)
+    g = np.empty((small, small), dtype=dtype)
+    w = weights[:, None]
+    for a in range(0, small, chunk):
+        b = min(a + chunk, small)
+        e = np.zeros((small, b - a), dtype=dtype)
+        e[np.arange(a, b), np.arange(b - a)] = 1.0
+        if m <= n_obs:  # X_s^* X_s e = w X^* X (w e)
+            g[:, a:b] = w * op.xh_times(op.x_times(w * e))
+        else:  # X_s X_s^* e = X (w^2 X^* e)
+            g[:, a:b] = op.x_times(w * w * op.xh_times(e))
+    ev = np.linalg.eigvalsh((g + g.conj().T) / 2)[::-1]
+    return np.sqrt(np.maximum(ev, 0.0))
 
 
 def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool:
@@ -660,8 +719,8 @@ def _finiteness_check(trajs: list[np.ndarray], labels: list[str]) -> Any:
     return check
 
 
-def _check_rank(rank: int | None, n_obs: int, m: int) -> None:
-    if rank is not None and rank > min(n_obs, m):
+def _check_rank(rank: int | str | None, n_obs: int, m: int) -> None:
+    if isinstance(rank, int) and rank > min(n_obs, m):
         raise ValueError(
             f"rank={rank} exceeds what the data allow: min(n_observables={n_obs}, "
             f"n_pairs={m}) = {min(n_obs, m)} (n_observables = n_features x (delays + 1))"
@@ -688,7 +747,7 @@ def _want_modes(
     call on 10 x 100 x 1,000 walks), so ``"auto"`` skips them there, with a note."""
     if modes != "auto":
         return bool(modes)
-    k = min(rank if rank is not None else min(n_obs, m), n_obs, m)
+    k = min(rank if isinstance(rank, int) else min(n_obs, m), n_obs, m)
     size = 16 * n_obs * k
     if size > MODES_AUTO_BYTES:
         notes.append(

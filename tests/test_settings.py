@@ -1,0 +1,149 @@
+"""Statistical settings of a spectrum (issue 20): the SVHT rank on every path, delays from data."""
+
+import numpy as np
+import pytest
+
+from conjugacy import koopman_spectrum
+from conjugacy.dmd import marchenko_pastur_median, svht_omega, svht_rank
+from conjugacy.spectrum import spectrum_from_gram
+
+
+def _latent(n_features: int, n_runs: int, n_steps: int, seed: int = 0, noise: float = 0.05):
+    """A 3-dimensional linear latent system (eigenvalues 0.95, 0.8, -0.6, process noise 0.1)
+    seen through ``n_features`` random channels with measurement noise."""
+    rng = np.random.default_rng(seed)
+    a = np.diag([0.95, 0.8, -0.6])
+    c = rng.standard_normal((n_features, 3))
+    runs = []
+    for _ in range(n_runs):
+        z, out = rng.standard_normal(3), []
+        for _ in range(n_steps):
+            out.append(c @ z)
+            z = a @ z + 0.1 * rng.standard_normal(3)
+        runs.append(np.array(out) + noise * rng.standard_normal((n_steps, n_features)))
+    return np.array(runs)
+
+
+def _mp_median_by_grid(beta: float) -> float:
+    """The Marchenko-Pastur median by a plain midpoint rule (independent of the engine's SciPy
+    route), substituting t = lo + (hi - lo) sin^2(u) to remove the square-root endpoints."""
+    lo, hi = (1 - np.sqrt(beta)) ** 2, (1 + np.sqrt(beta)) ** 2
+    u = (np.arange(400_000) + 0.5) * (np.pi / 2) / 400_000
+    t = lo + (hi - lo) * np.sin(u) ** 2
+    dt = (hi - lo) * 2 * np.sin(u) * np.cos(u) * (np.pi / 2) / 400_000
+    mass = np.sqrt((hi - t) * (t - lo)) / (2 * np.pi * beta * t) * dt
+    cdf = np.cumsum(mass) - mass / 2  # the CDF at the cells' midpoints t
+    return float(np.interp(0.5, cdf, t))
+
+
+@pytest.mark.parametrize("beta", [0.01, 0.1, 0.3, 0.7, 1.0])
+def test_svht_omega_is_the_exact_coefficient(beta):
+    # omega = lambda*(beta) / sqrt(MP median); the paper's cubic fit is off by up to 0.011 (at
+    # beta = 0.01: 1.4481 against 1.4371), far outside this tolerance
+    lam = np.sqrt(2 * (beta + 1) + 8 * beta / (beta + 1 + np.sqrt(beta**2 + 14 * beta + 1)))
+    assert marchenko_pastur_median(beta) == pytest.approx(_mp_median_by_grid(beta), rel=1e-6)
+    assert svht_omega(beta) == pytest.approx(lam / np.sqrt(_mp_median_by_grid(beta)), rel=1e-6)
+
+
+def test_svht_omega_values_of_the_paper():
+    # Gavish & Donoho 2014: omega(1) = 2.858 (square matrices), the cubic fit's 2.86
+    assert svht_omega(1.0) == pytest.approx(2.858362, abs=1e-6)
+    assert svht_omega(0.5) == pytest.approx(2.171185, abs=1e-6)
+    cubic = 0.56 * 0.01**3 - 0.95 * 0.01**2 + 1.82 * 0.01 + 1.43
+    assert abs(svht_omega(0.01) - cubic) > 0.01
+
+
+def test_svht_rank_threshold_and_count():
+    s = np.array([10.0, 5.0, 1.0, 1.0, 0.9])
+    k, rec = svht_rank(s, (5, 5))
+    assert k == 2
+    assert rec["threshold"] == pytest.approx(svht_omega(1.0) * 1.0, rel=1e-14)
+    assert rec["beta"] == 1.0 and rec["median_singular_value"] == 1.0
+    # a Gram of m > n columns has m - n extra ~0 values: only the first min(n, m) count
+    k2, rec2 = svht_rank(np.concatenate([s, [1e-9, 0.0]]), (5, 7))
+    assert rec2["n_singular_values"] == 5 and rec2["beta"] == pytest.approx(5 / 7)
+    assert k2 == int(np.count_nonzero(s > svht_omega(5 / 7) * 1.0))
+    with pytest.raises(ValueError, match="all min"):
+        svht_rank(s[:3], (5, 5))
+
+
+@pytest.mark.parametrize("true_rank", [1, 4, 9])
+def test_svht_recovers_the_rank_of_low_rank_plus_noise(true_rank):
+    rng = np.random.default_rng(true_rank)
+    n, m = 200, 120
+    u, _ = np.linalg.qr(rng.standard_normal((n, true_rank)))
+    v, _ = np.linalg.qr(rng.standard_normal((m, true_rank)))
+    signal = (u * np.linspace(40, 25, true_rank)) @ v.T
+    x = signal + rng.standard_normal((n, m)) / np.sqrt(m)  # noise singular values ~ 1 + sqrt(beta)
+    s = np.linalg.svd(x, compute_uv=False)
+    assert svht_rank(s, x.shape)[0] == true_rank
+    # the same through koopman_spectrum (delays 0: the snapshot matrix is x without its last row)
+    spec = koopman_spectrum(x, rank="svht", method="standard")
+    assert spec.rank == true_rank
+    assert spec.settings["rank_rule"]["rule"] == "svht"
+    # the numerical-rank rule keeps the noise
+    assert koopman_spectrum(x, method="standard").rank == min(n - 1, m)
+
+
+def test_svht_threshold_equal_on_every_path(tmp_path):
+    few = _latent(40, 4, 120)  # features < snapshots: dense, gram, subspace
+    many = _latent(300, 3, 30, seed=1)  # features > snapshots: also streamed and a given Gram
+    np.save(tmp_path / "many.npy", many)
+    mapped = np.load(tmp_path / "many.npy", mmap_mode="r")
+    z = many.reshape(-1, many.shape[2])
+    for data, extra in ((few, {}), (many, {"streamed": mapped})):
+        found = {}
+        for path in ("dense", "gram", "subspace"):
+            found[path] = koopman_spectrum(data, delays=2, rank="svht", path=path,
+                                           method="standard")
+        for name, item in extra.items():
+            found[name] = koopman_spectrum(item, delays=2, rank="svht", method="standard")
+        if data is many:
+            found["from_gram"] = spectrum_from_gram(data, z @ z.T, delays=2, rank="svht",
+                                                    method="standard")
+        paths = {k: sp.settings["path"] for k, sp in found.items()}
+        assert paths["gram"] == "gram" and paths["subspace"] == "subspace"
+        if "streamed" in found:
+            assert paths["streamed"] == "gram (streamed)"
+        ref = found["dense"].settings["rank_rule"]
+        assert ref["n_above"] == 9 and found["dense"].rank == 9
+        for sp in found.values():
+            rule = sp.settings["rank_rule"]
+            assert rule["threshold"] == pytest.approx(ref["threshold"], rel=1e-10, abs=0)
+            assert rule["beta"] == ref["beta"] and rule["n_singular_values"] == 120 * (
+                data is few) + 81 * (data is many)
+            assert sp.rank == 9 and sp.settings["rank_requested"] == "svht"
+            assert np.allclose(np.sort_complex(sp.eigenvalues),
+                               np.sort_complex(found["dense"].eigenvalues), atol=1e-8)
+
+
+def test_svht_with_pca_equal_on_both_routes():
+    x = _latent(300, 3, 30, seed=2)
+    a = koopman_spectrum(x, delays=1, rank="svht", pca=20, path="dense", method="standard")
+    b = koopman_spectrum(x, delays=1, rank="svht", pca=20, path="gram", method="standard")
+    assert a.settings["rank_rule"]["threshold"] == pytest.approx(
+        b.settings["rank_rule"]["threshold"], rel=1e-10)
+    # beta of the projected delay matrix: 40 observables, 84 pairs
+    assert a.settings["rank_rule"]["beta"] == pytest.approx(40 / 84)
+
+
+def test_rank_none_keeps_the_tolerance_rule_and_records_it():
+    x = _latent(40, 4, 60)
+    spec = koopman_spectrum(x, delays=1, method="standard")
+    assert spec.settings["rank_rule"] == {"rule": "tolerance", "tol": None}
+    assert spec.rank == 80  # every delay-space direction is numerically present
+    fixed = koopman_spectrum(x, delays=1, rank=5, method="standard")
+    assert fixed.settings["rank_rule"] == {"rule": "fixed", "rank": 5}
+
+
+def test_svht_on_pure_noise_keeps_one_direction_with_a_note():
+    x = np.random.default_rng(0).standard_normal((200, 100))
+    spec = koopman_spectrum(x, rank="svht", method="standard")
+    assert spec.settings["rank_rule"]["n_above"] == 0 and spec.rank == 1
+    assert any("no singular value above the threshold" in n for n in spec.settings["notes"])
+
+
+@pytest.mark.parametrize("bad", ["SVHT", "auto", ""])
+def test_unknown_rank_rule_is_one_clear_error(bad):
+    with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of \['svht'\]"):
+        koopman_spectrum(np.ones((10, 3)), rank=bad)
