@@ -1,0 +1,166 @@
+"""Two-branch (stochastic ResDMD) residuals: values, the filter, the notes, the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from conjugacy import koopman_spectrum
+from conjugacy.compare import wasserstein
+from conjugacy.observables import delay_embed
+from conjugacy.residuals import BRANCH_FILTER, two_branch_residuals
+from conjugacy.spectrum import Spectrum
+
+TRUE = np.array([0.95 * np.exp(0.3j), 0.95 * np.exp(-0.3j), 0.85 * np.exp(0.9j),
+                 0.85 * np.exp(-0.9j), 0.7, 0.5])
+
+
+def noisy_system(sigma: float, seed: int = 0, n_traj: int = 10, steps: int = 100,
+                 n_obs: int = 30, meas: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """A 6-eigenvalue linear system (TRUE) with process noise ``sigma``, seen through ``n_obs``
+    random channels with ``meas`` relative measurement noise, and a second independent next state
+    of every step (the branch)."""
+    rng = np.random.default_rng(seed)
+
+    def rot(lam: complex) -> np.ndarray:
+        c, s = np.cos(np.angle(lam)), np.sin(np.angle(lam))
+        return abs(lam) * np.array([[c, -s], [s, c]])
+
+    a = scipy.linalg.block_diag(rot(TRUE[0]), rot(TRUE[2]), [[0.7]], [[0.5]])
+    c = rng.standard_normal((n_obs, 6))
+    z = np.zeros((n_traj, steps, 6))
+    zb = np.zeros_like(z)
+    z[:, 0] = rng.standard_normal((n_traj, 6))
+    for t in range(steps):
+        zb[:, t] = z[:, t] @ a.T + sigma * rng.standard_normal((n_traj, 6))
+        if t + 1 < steps:
+            z[:, t + 1] = z[:, t] @ a.T + sigma * rng.standard_normal((n_traj, 6))
+    x, xb = z @ c.T, zb @ c.T
+    scale = np.std(x)
+    return (x + meas * scale * rng.standard_normal(x.shape),
+            xb + meas * scale * rng.standard_normal(xb.shape))
+
+
+def _true_mask(eigenvalues: np.ndarray) -> np.ndarray:
+    """The 6 eigenvalues nearest to TRUE (one each)."""
+    d = np.abs(eigenvalues[:, None] - TRUE[None, :])
+    rows, _ = scipy.optimize.linear_sum_assignment(d)
+    mask = np.zeros(eigenvalues.size, bool)
+    mask[rows] = True
+    return mask
+
+
+@pytest.mark.parametrize("sigma", [0.02, 0.4])
+def test_calibrated_residuals_on_a_system_with_process_noise(sigma: float) -> None:
+    x, xb = noisy_system(sigma)
+    s = koopman_spectrum(x, rank=10, method="standard", next_states=xb)
+    true = _true_mask(s.eigenvalues)
+    assert np.abs(s.eigenvalues[true] - TRUE[:, None]).min(axis=1).max() < 0.03
+    # the projection residual of a true mode is ~0 at every noise level; its single-sample
+    # residual grows with the noise (towards sqrt(1 - |lambda|^2))
+    assert s.projection_residuals[true].max() < 0.12
+    # noise directions: noise fraction ~1; true modes: 1 - |lambda|^2 at most (0.75 for 0.5)
+    assert s.noise_fractions[~true].min() > 0.95
+    assert s.noise_fractions[true].max() < 0.8
+    # the variance residual estimates the single-sample data residual
+    np.testing.assert_allclose(s.variance_residuals, s.data_residuals, atol=0.07)
+    if sigma == 0.4:  # the single-sample residual no longer separates (the reason for this)
+        assert s.data_residuals[true].max() > 0.8
+    kept = s.filtered()
+    assert kept.settings["filter"]["rule"] == "two-branch"
+    assert len(kept) == 6
+    assert wasserstein(kept.eigenvalues, TRUE) < 0.03
+    assert wasserstein(s.eigenvalues, TRUE) > 0.3
+
+
+def test_exact_values_on_a_hand_computed_case() -> None:
+    # x_t = 0.5^t, 3 steps, rank 1: lambda = 0.5 exactly, phi = x; branch next states off by
+    # (0.1, -0.2): a = 0, b = delta -> projection 0, variance sqrt(|delta|^2 / 2 / |x|^2),
+    # noise fraction (|delta|^2 / 2) / ((|y1|^2 + |y2|^2) / 2)
+    x = np.array([[1.0], [0.5], [0.25]])
+    nxt = np.array([[0.6], [0.05], [9.0]])  # the last step's branch is not used
+    s = koopman_spectrum(x, rank=1, next_states=nxt)
+    assert s.eigenvalues[0] == pytest.approx(0.5, abs=1e-15)
+    assert s.projection_residuals[0] == pytest.approx(0.0, abs=1e-7)  # sqrt of rounding
+    assert s.variance_residuals[0] == pytest.approx(np.sqrt(0.02), rel=1e-12)
+    assert s.noise_fractions[0] == pytest.approx(0.025 / 0.3375, rel=1e-12)
+
+
+def test_matches_the_papers_gram_formula() -> None:
+    # G, A, L, H as in Colbrook, Li, Raut & Townsend (arXiv 2308.10697), on the dictionary
+    # psi = U_k^* x, for every eigenpair, with delays
+    x, xb = noisy_system(0.1, seed=3, n_traj=3, steps=40, n_obs=8)
+    d, k = 2, 5
+    s = koopman_spectrum(x, rank=k, delays=d, method="standard", next_states=xb)
+    X, Y1 = delay_embed(x, d)
+    Y2 = Y1.copy()
+    Y2[d * 8 :] = np.concatenate([b[d:-1] for b in xb]).T
+    u = np.linalg.svd(X, full_matrices=False)[0][:, :k]
+    px, py1, py2 = (u.T @ m_ for m_ in (X, Y1, Y2))
+    m = X.shape[1]
+    G = px @ px.T / m
+    A = px @ (py1 + py2).T / (2 * m)
+    L = (py1 @ py1.T + py2 @ py2.T) / (2 * m)
+    H = (py1 @ py2.T + py2 @ py1.T) / (2 * m)
+    K = np.linalg.lstsq(px.T, py1.T, rcond=None)[0]  # psi(y) ~ K^T psi(x): EDMD matrix
+    lam, vecs = np.linalg.eig(K)
+    for i, z in enumerate(s.eigenvalues):
+        j = int(np.argmin(np.abs(lam - z)))
+        g = vecs[:, j]  # phi = g^T psi with g a right eigenvector of K
+        gc = g.conj()
+
+        def form(M: np.ndarray, g=g, gc=gc, z=z) -> float:
+            Mx = M - z * A.T.conj() - np.conj(z) * A + abs(z) ** 2 * G
+            return float(np.real(gc @ Mx @ g)) / float(np.real(gc @ G @ g))
+
+        assert s.projection_residuals[i] == pytest.approx(np.sqrt(abs(form(H))), rel=1e-8)
+        assert s.variance_residuals[i] == pytest.approx(np.sqrt(form(L)), rel=1e-8)
+
+
+def test_filter_keeps_conjugate_pairs_and_subsets_the_arrays() -> None:
+    x, xb = noisy_system(0.1, seed=1)
+    s = koopman_spectrum(x, rank=10, method="standard", next_states=xb)
+    kept = s.filtered()
+    keep = [np.any(np.isclose(z, kept.eigenvalues)) for z in s.eigenvalues]
+    np.testing.assert_array_equal(kept.noise_fractions, s.noise_fractions[keep])
+    np.testing.assert_array_equal(kept.projection_residuals, s.projection_residuals[keep])
+    for z in kept.eigenvalues:
+        assert np.any(np.isclose(np.conj(z), kept.eigenvalues))
+    # the single-sample rule is still there (explicit arguments)
+    assert kept.settings["filter"]["max_noise_fraction"] == BRANCH_FILTER["max_noise_fraction"]
+    assert s.filtered(n=4).settings["filter"]["rule"] == "explicit"
+    # without a branch the default filter is the single-sample one
+    assert koopman_spectrum(x, rank=10).filtered().settings["filter"]["rule"] == "default"
+
+
+def test_save_and_load_keep_the_branch_residuals(tmp_path) -> None:
+    x, xb = noisy_system(0.1, seed=2, n_traj=2, steps=30, n_obs=6)
+    s = koopman_spectrum(x, rank=4, next_states=xb)
+    back = Spectrum.load(s.save(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(back.noise_fractions, s.noise_fractions)
+    np.testing.assert_array_equal(back.projection_residuals, s.projection_residuals)
+    assert back.filtered().settings["filter"]["rule"] == "two-branch"
+
+
+def test_delays_on_noisy_data_are_noted() -> None:
+    x, xb = noisy_system(0.2, seed=4, n_traj=4, steps=50, n_obs=3)
+    with_delays = koopman_spectrum(x, rank=6, delays=3, next_states=xb)
+    assert any("may be biased: W1 0.17-0.38" in n for n in with_delays.settings["notes"])
+    plain = koopman_spectrum(x, rank=3, next_states=xb)
+    assert not any("may be biased" in n for n in plain.settings["notes"])
+    assert with_delays.settings["branch"]["eigenvalue_mismatch"] < 1e-8
+
+
+def test_bad_next_states_are_one_clear_error() -> None:
+    x, xb = noisy_system(0.1, n_traj=2, steps=20, n_obs=4)
+    with pytest.raises(ValueError, match="next_states must have the shape of the trajectories"):
+        koopman_spectrum(x, rank=2, next_states=xb[:, :-1])
+    bad = xb.copy()
+    bad[0, 3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"next_states\[0\]"):
+        koopman_spectrum(x, rank=2, next_states=bad)
+    with pytest.raises(ValueError, match="scale=True"):
+        koopman_spectrum(x, rank=2, scale=True, next_states=xb)
+    r = two_branch_residuals(x, xb, np.zeros(0))
+    assert r.projection.shape == (0,)
