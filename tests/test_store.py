@@ -403,3 +403,50 @@ def test_cli_errors_exit_nonzero_without_traceback(tmp_path):
     res = runner.invoke(app, ["store", "ls", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "does not exist" in res.output
     assert not isinstance(res.exception, StoreError)
+
+
+def test_branch_next_states_round_trip_and_are_verified(tmp_path):
+    rng = np.random.default_rng(5)
+    main = {k: rng.standard_normal((7, *s)).astype(d) for k, (s, d) in LAYOUT.items()}
+    nxt = {k: rng.standard_normal((7, *s)).astype(d) for k, (s, d) in LAYOUT.items()}
+    with TrajectoryStore.open(tmp_path / "s", "w") as st:
+        st.create_run("b", LAYOUT, chunk_steps=4, next_states=True)
+        st.append("b", np.arange(3), {k: v[:3] for k, v in main.items()}, None,
+                  {k: v[:3] for k, v in nxt.items()})
+        st.append_many({"b": (np.arange(3, 7), {k: v[3:] for k, v in main.items()},
+                              {"loss": np.ones(4)}, {k: v[3:] for k, v in nxt.items()})})
+        fill(st, "plain", n=7)
+        # a branched run needs its branch; a plain run refuses one
+        with pytest.raises(StoreError, match="keeps a branch: give next_states="):
+            st.append("b", [9], {k: v[:1] for k, v in main.items()})
+        with pytest.raises(StoreError, match="keeps no branch"):
+            st.append("plain", [9], {k: v[:1] for k, v in main.items()}, None,
+                      {k: v[:1] for k, v in nxt.items()})
+        with pytest.raises(StoreError, match=r"next_states 'enc.weight': expected dtype float64"):
+            st.append("b", [9], {k: v[:1] for k, v in main.items()}, None,
+                      {k: v[:1].astype(np.float32) for k, v in nxt.items()})
+        st.set_finished("b")
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        expect = np.concatenate([nxt[k].reshape(7, -1) for k in LAYOUT], axis=1)
+        np.testing.assert_array_equal(st.read(runs="b", branch="next")[0], expect)
+        main_flat = np.concatenate([main[k].reshape(7, -1) for k in LAYOUT], axis=1)
+        np.testing.assert_array_equal(st.read(runs="b")[0], main_flat)
+        np.testing.assert_array_equal(st.read("head.weight", runs="b", branch="next")[0],
+                                      nxt["head.weight"].reshape(7, 6))
+        assert st.run_info("b")["branches"] == ["next"]
+        assert st.run_info("plain")["branches"] == []
+        with pytest.raises(StoreError, match="run 'plain' keeps no branch 'next'"):
+            st.read(runs=["b", "plain"], branch="next")
+        with pytest.raises(StoreError, match="branch must be None or 'next'"):
+            st.read(runs="b", branch="other")
+        rep = st.verify()
+        assert rep.ok
+        # b: 3 params + 3 branch arrays of 2 chunks, steps, loss; plain: 3 params, steps, loss
+        assert rep.chunks_checked == (3 + 3) * 2 + 2 + 3 * 2 + 2
+    # a deleted chunk of the branch is damage that verify names
+    chunk = tmp_path / "s" / "runs" / "b" / "next" / "enc.bias" / "c" / "1" / "0"
+    chunk.unlink()
+    with TrajectoryStore.open(tmp_path / "s", "r", check=False) as st:
+        rep = st.verify()
+        assert not rep.ok
+        assert [d.array for d in rep.damage] == ["next/enc.bias"]

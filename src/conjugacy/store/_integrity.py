@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _safe
 from ._base import _RUN_NAME, FORMAT_VERSION, DamagedStoreError, _is_int
+from ._write import BRANCH
 
 MAX_CHUNK_RAW_BYTES = 128 * 2**20  # a decoded chunk (the writer makes them <= 32 MiB)
 MAX_CHUNKS_PER_RECORD = 2**20  # chunks across one record of an array (the writer: a few)
@@ -160,19 +161,23 @@ class _Integrity:
                 raise self._damaged(run, f"'parameters' entry {item!r} is not [name, shape, dtype]")
         if not isinstance(a.get("metadata", {}), dict):
             raise self._damaged(run, "'metadata' is not a JSON object")
-        for group in ("params", "scalars"):  # read by Zarr later: checked bounded first
+        branches = a.get("branches", [])
+        if branches not in ([], [BRANCH]):
+            raise self._damaged(run, f"'branches' is {branches!r}, not [] or [{BRANCH!r}]")
+        for group in ("params", "scalars", *branches):  # read by Zarr later: bounded first
             self._json(run, group)
 
         shape, dtype = self._array_meta(run, "steps", n)
         if len(shape) != 1 or dtype != np.int64:
             raise self._damaged(run, f"array 'steps' is {dtype} {shape}, not int64 1-D")
-        for name, pshape, dt in decl:
-            shape, dtype = self._array_meta(run, f"params/{name}", n)
-            if shape[1:] != tuple(pshape) or dtype != np.dtype(dt):
-                raise self._damaged(
-                    run, f"array 'params/{name}' is {dtype} with step shape "
-                    f"{shape[1:]} but the run declares {dt} {tuple(pshape)}"
-                )
+        for group in ("params", *branches):
+            for name, pshape, dt in decl:
+                shape, dtype = self._array_meta(run, f"{group}/{name}", n)
+                if shape[1:] != tuple(pshape) or dtype != np.dtype(dt):
+                    raise self._damaged(
+                        run, f"array '{group}/{name}' is {dtype} with step shape "
+                        f"{shape[1:]} but the run declares {dt} {tuple(pshape)}"
+                    )
         for name in self._scalar_names(run):
             shape, _ = self._array_meta(run, f"scalars/{name}", n)
             if len(shape) != 1:
@@ -394,7 +399,8 @@ class _Integrity:
             rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
             return 0
         n = int(a["n_complete"])
-        keys = (["steps"] + [f"params/{name}" for name, _, _ in a["parameters"]]
+        keys = (["steps"] + [f"{group}/{name}" for group in ("params", *a.get("branches", []))
+                             for name, _, _ in a["parameters"]]
                 + [f"scalars/{s}" for s in self._scalar_names(run)])
         unchecked = 0
         for key in keys:

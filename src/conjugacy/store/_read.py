@@ -12,6 +12,7 @@ import numpy as np
 from ..streaming import BlockPool
 from ._base import _RUN_NAME, StoreError, select_names
 from ._integrity import Damage
+from ._write import BRANCH
 
 if TYPE_CHECKING:
     from . import TrajectoryStore
@@ -45,7 +46,8 @@ class _Reading:
             ``name``, ``n_complete``, ``chunk_steps``, ``finished``, ``parameters`` (name ->
             ``{"shape": [...], "dtype": str, "size": int}``, in feature order), ``n_features``,
             ``scalars`` (sorted names), ``first_step``/``last_step`` (recorded step indices or
-            None), ``metadata`` (dict).
+            None), ``metadata`` (dict), ``branches`` (``["next"]`` for a run that keeps the
+            branch of every record, else ``[]``).
         """
         g = self._run(run)
         a = g.attrs.asdict()
@@ -67,6 +69,7 @@ class _Reading:
             "first_step": first,
             "last_step": last,
             "metadata": dict(a.get("metadata", {})),
+            "branches": list(a.get("branches", [])),
         }
 
     def parameters(self, run: str) -> list[str]:
@@ -151,6 +154,7 @@ class _Reading:
         steps: slice | None = None,
         *,
         dtype: Any = None,
+        branch: str | None = None,
     ) -> np.ndarray:
         """Read trajectories shaped for :func:`conjugacy.koopman_spectrum`.
 
@@ -167,6 +171,11 @@ class _Reading:
         dtype : numpy dtype, optional
             Output dtype; default: the common dtype of the selected parameters (float64 stays
             float64).
+        branch : None or "next"
+            None: the recorded trajectories. ``"next"``: the runs' branch instead, record ``t``
+            the state one more stride of training from record ``t`` on independently drawn
+            batches (runs created with ``next_states=True``), for
+            ``koopman_spectrum(..., next_states=...)``.
 
         Returns
         -------
@@ -190,7 +199,18 @@ class _Reading:
                 raise StoreError("runs is an empty list; give run names or None for all runs")
         if steps is not None and not isinstance(steps, slice):
             raise StoreError(f"steps must be a slice or None, got {steps!r}")
+        if branch not in (None, BRANCH):
+            raise StoreError(f"branch must be None or {BRANCH!r}, got {branch!r}")
+        prefix = "params" if branch is None else branch
         groups = [self._run(r) for r in run_names]
+        if branch is not None:
+            lacking = [r for r, g in zip(run_names, groups) if branch not in g.attrs.get(
+                "branches", [])]
+            if lacking:
+                raise StoreError(
+                    f"run {lacking[0]!r} keeps no branch {branch!r} (record it with "
+                    "Recorder(branch=...) or train_replicas(branch_batches=...))"
+                )
         layout = None
         lengths = []
         for r, g in zip(run_names, groups):
@@ -217,7 +237,7 @@ class _Reading:
                 n = int(g.attrs["n_complete"])
                 lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
                 for name, _ in layout:
-                    key = f"params/{name}"
+                    key = f"{prefix}/{name}"
                     arr = self._open_array(r, g, key)
                     if arr.shape[0] < hi:
                         raise self._damaged(
@@ -233,7 +253,7 @@ class _Reading:
             off = 0
             for name, (shape, _) in layout:
                 size = math.prod(shape)
-                key = f"params/{name}"
+                key = f"{prefix}/{name}"
                 if rng.step > 0:
                     block = self._read(r, g, key, slice(rng.start, rng.stop, rng.step), n)
                 else:  # zarr takes positive steps only

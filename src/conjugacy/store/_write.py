@@ -19,6 +19,8 @@ from ._base import _RUN_NAME, FORMAT_VERSION, StoreError
 _MAX_CHUNK_BYTES = 32 * 2**20
 _GROWTH_CHUNKS = 16
 _SERIES_CHUNK = 64
+#: the group of a run's branch arrays (``next/<name>``) and its entry in the attribute ``branches``
+BRANCH = "next"
 
 
 def _chunk_shape(chunk_steps: int, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -59,6 +61,7 @@ class _Writing:
         *,
         chunk_steps: int = 64,
         metadata: Mapping[str, Any] | None = None,
+        next_states: bool = False,
     ) -> None:
         """Create an empty run.
 
@@ -72,6 +75,13 @@ class _Writing:
             Chunk length along the step axis (a recorder flushes this many steps at a time).
         metadata : mapping, optional
             JSON-serialisable description (model, optimizer, seed, replica, perturbation, ...).
+        next_states : bool, default False
+            Also keep a *branch*: for every record, the parameters after one more stride of
+            training from the recorded ones on independently drawn batches (arrays
+            ``next/<name>``, same shapes, dtypes and chunks as ``params/<name>``; run attribute
+            ``branches: ["next"]``). Every append then gives them (``next_states=``); read them
+            with ``read(..., branch="next")``. For the two-branch residuals
+            (:mod:`conjugacy.residuals`).
         """
         self._check_open(write=True)
         if not isinstance(run, str) or not _RUN_NAME.match(run):
@@ -107,15 +117,17 @@ class _Writing:
                        chunks=(_series_chunk(int(chunk_steps)),), **_codecs())
         pg = g.create_group("params")
         g.create_group("scalars")
-        for name, shape, dt in decl:
-            pg.create_array(
-                name,
-                shape=(0, *shape),
-                dtype=dt,
-                chunks=_chunk_shape(int(chunk_steps), shape, dt.itemsize),
-                fill_value=0,
-                **_codecs(),
-            )
+        groups = [pg, g.create_group(BRANCH)] if next_states else [pg]
+        for group in groups:
+            for name, shape, dt in decl:
+                group.create_array(
+                    name,
+                    shape=(0, *shape),
+                    dtype=dt,
+                    chunks=_chunk_shape(int(chunk_steps), shape, dt.itemsize),
+                    fill_value=0,
+                    **_codecs(),
+                )
         # attributes last: a run without them is half-created and is recreated by a writer
         g.update_attributes(
             {
@@ -125,6 +137,7 @@ class _Writing:
                 "metadata": meta,
                 "finished": False,
                 "format_version": FORMAT_VERSION,
+                **({"branches": [BRANCH]} if next_states else {}),
             }
         )
 
@@ -183,6 +196,7 @@ class _Writing:
         steps: Sequence[int] | np.ndarray,
         params: Mapping[str, np.ndarray],
         scalars: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+        next_states: Mapping[str, np.ndarray] | None = None,
     ) -> int:
         """Append ``k`` records to ``run``; return the new ``n_complete``.
 
@@ -194,6 +208,9 @@ class _Writing:
             One entry per recorded parameter, in its recorded dtype (no silent casts).
         scalars : mapping name -> float array (k,), optional
             New names are created (NaN for earlier steps); absent names get NaN.
+        next_states : mapping name -> array (k, *shape), optional
+            The branch of each record (as ``params``): required for a run created with
+            ``next_states=True``, refused for any other.
 
         Notes
         -----
@@ -203,7 +220,9 @@ class _Writing:
         for the next ones, so later appends read no metadata; see :meth:`append_many` to write
         several runs at once.
         """
-        return self.append_many({run: (steps, params, scalars)})[run]
+        item = (steps, params, scalars) if next_states is None else (
+            steps, params, scalars, next_states)
+        return self.append_many({run: item})[run]
 
     def append_many(
         self,
@@ -220,7 +239,7 @@ class _Writing:
 
         Parameters
         ----------
-        records : mapping run -> (steps, params, scalars)
+        records : mapping run -> (steps, params, scalars) or (steps, params, scalars, next_states)
             For each run, the arguments of :meth:`append` (``scalars`` may be None). Every run is
             checked before anything is written.
 
@@ -252,9 +271,10 @@ class _Writing:
             )
         jobs = []
         for run, item in records.items():
-            if not isinstance(item, tuple | list) or len(item) != 3:
+            if not isinstance(item, tuple | list) or len(item) not in (3, 4):
                 raise StoreError(
-                    f"records[{run!r}] must be a tuple (steps, params, scalars), got {item!r}"
+                    f"records[{run!r}] must be a tuple (steps, params, scalars[, next_states]), "
+                    f"got {item!r}"
                 )
             w = self._writer(run)
             jobs.append((w, *self._check_records(w, *item)))
@@ -331,6 +351,10 @@ class _Writing:
         try:
             pg, sg = g["params"], g["scalars"]
             params = {name: _writable(pg[name]).async_array for name in declared}
+            if a.get("branches"):  # the branch's arrays are written like the parameters
+                bg = g[BRANCH]
+                params.update({f"{BRANCH}/{name}": _writable(bg[name]).async_array
+                               for name in declared})
             scalars = {name: _writable(sg[name]).async_array for name in self._scalar_names(run)}
             steps = _writable(g["steps"]).async_array
         except Exception as exc:
@@ -354,9 +378,10 @@ class _Writing:
             raise
 
     def _check_records(
-        self, w: _RunWriter, steps: Any, params: Any, scalars: Any
+        self, w: _RunWriter, steps: Any, params: Any, scalars: Any, next_states: Any = None
     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Validated ``(steps, params, scalars)`` of one append to ``w``'s run."""
+        """Validated ``(steps, params, scalars)`` of one append to ``w``'s run, the branch's
+        arrays (``next_states``) among the parameters as ``next/<name>``."""
         run = w.run
         st = np.asarray(steps)
         if st.ndim != 1 or st.size == 0 or st.dtype.kind not in "iu":
@@ -369,25 +394,18 @@ class _Writing:
                 f"steps must come after the last complete step {w.last} of run "
                 f"{run!r}, got {int(st[0])}"
             )
-        if not isinstance(params, Mapping):
-            raise StoreError(f"params must be a mapping name -> array, got {type(params).__name__}")
-        extra = set(params) - set(w.declared)
-        missing = set(w.declared) - set(params)
-        if extra or missing:
+        branched = f"{BRANCH}/" + next(iter(w.declared)) in w.params
+        if branched != (next_states is not None):
             raise StoreError(
-                f"append to run {run!r} needs exactly its parameters {list(w.declared)}; "
-                f"missing {sorted(missing)}, unknown {sorted(extra)}"
+                f"append to run {run!r}: " + ("the run keeps a branch: give next_states= (the "
+                "parameters after one more stride from each record)" if branched else
+                "next_states given but the run keeps no branch (create it with "
+                "next_states=True)")
             )
-        arrays = {}
-        for name, (shape, dt) in w.declared.items():
-            x = np.asarray(params[name])
-            if x.shape != (k, *shape):
-                raise StoreError(
-                    f"parameter {name!r}: expected shape {(k, *shape)}, got {x.shape}"
-                )
-            if x.dtype != dt:
-                raise StoreError(f"parameter {name!r}: expected dtype {dt}, got {x.dtype}")
-            arrays[name] = x
+        arrays = self._checked_arrays(run, k, w.declared, params, "params", "")
+        if next_states is not None:
+            arrays.update(self._checked_arrays(run, k, w.declared, next_states, "next_states",
+                                               f"{BRANCH}/"))
         svals = {}
         for name, v in (scalars or {}).items():
             if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
@@ -397,6 +415,31 @@ class _Writing:
                 raise StoreError(f"scalar {name!r}: expected shape ({k},), got {x.shape}")
             svals[name] = x
         return st.astype(np.int64), arrays, svals
+
+    @staticmethod
+    def _checked_arrays(run: str, k: int, declared: dict[str, Any], params: Any, what: str,
+                        prefix: str) -> dict[str, np.ndarray]:
+        """``params`` (name -> array (k, *shape)) checked against the run's parameters, keyed
+        ``prefix + name``."""
+        if not isinstance(params, Mapping):
+            raise StoreError(f"{what} must be a mapping name -> array, got {type(params).__name__}")
+        extra = set(params) - set(declared)
+        missing = set(declared) - set(params)
+        if extra or missing:
+            raise StoreError(
+                f"append to run {run!r}: {what} needs exactly its parameters {list(declared)}; "
+                f"missing {sorted(missing)}, unknown {sorted(extra)}"
+            )
+        arrays = {}
+        for name, (shape, dt) in declared.items():
+            x = np.asarray(params[name])
+            label = "parameter" if what == "params" else f"{what}"
+            if x.shape != (k, *shape):
+                raise StoreError(f"{label} {name!r}: expected shape {(k, *shape)}, got {x.shape}")
+            if x.dtype != dt:
+                raise StoreError(f"{label} {name!r}: expected dtype {dt}, got {x.dtype}")
+            arrays[prefix + name] = x
+        return arrays
 
     def _create_scalars(self, w: _RunWriter, svals: Mapping[str, np.ndarray]) -> None:
         """Create the scalar arrays of ``w``'s run named in ``svals`` that it lacks (NaN for its
