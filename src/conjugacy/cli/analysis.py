@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
+from .._text import shown
 from . import app
 from ._errors import UserError, fail
 
@@ -276,7 +276,7 @@ def spectrum(
         steps_text = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
         what = (f"{len(data.lengths)} runs x {steps_text} steps x {data.n_features} features")
     console.print(
-        f"{escape(source)}: "  # escaped: "file.npz [key]" is not Rich markup
+        f"{shown(source)}: "  # escaped: "file.npz [key]" is not Rich markup
         f"{what}, "
         f"delays={delays}, method={spec.method}, rank={spec.rank}",
         highlight=False,
@@ -288,8 +288,8 @@ def spectrum(
             "eigenvalues and carry no information."
         )
     for note in sorted({str(w.message) for w in caught}):
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    console.print(f"Saved: {escape(str(path))}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+    console.print(f"Saved: {shown(str(path))}", highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
@@ -323,8 +323,8 @@ def compare(
     table = Table(title="Spectrum comparison", title_justify="left")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    table.add_row("A", f"{escape(str(a))} ({len(sa)} eigenvalues)")
-    table.add_row("B", f"{escape(str(b))} ({len(sb)} eigenvalues)")
+    table.add_row("A", f"{shown(str(a))} ({len(sa)} eigenvalues)")
+    table.add_row("B", f"{shown(str(b))} ({len(sb)} eigenvalues)")
     table.add_row(f"Wasserstein W_{p:g} ({'filtered' if filtered else 'all eigenvalues'})",
                   f"{dist:.6g}")
     if filtered:
@@ -347,7 +347,7 @@ def compare(
         highlight=False,
     )
     for c in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {escape(c)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {shown(c)}", highlight=False)
 
 
 def _settings_caveats(spectra: list[Any], labels: list[str]) -> list[str]:
@@ -417,11 +417,11 @@ def test(
     v = verdict(res.pvalue, res.min_pvalue, alpha, mismatch=mismatch)
     console = Console(soft_wrap=True)  # the verdict stays one line, whatever the terminal
     console.print(
-        f"verdict: {v.verdict} ({v.reason}). p = {res.pvalue:.3g} (smallest attainable "
+        f"verdict: {v.verdict} ({shown(v.reason)}). p = {res.pvalue:.3g} (smallest attainable "
         f"{res.min_pvalue:.3g}, alpha {alpha:g}), effect size {res.effect_size:.3g} "
         "(between-condition minus within-condition W1, in units of the within-condition "
         f"distance), {len(a)} vs {len(vs)} seeds, {'filtered' if filtered else 'all eigenvalues'}.",
         highlight=False,
     )
     for c in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {escape(c)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {shown(c)}", highlight=False)

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from .._checks import check_out_dir
+from .._text import shown
 from . import app
 from ._errors import fail
 
@@ -81,12 +81,13 @@ def analyze_command(
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
                   f"rank {r['settings']['rank']}", highlight=False)
     for line in res.verdict_lines():  # condition names are the user's: never Rich markup
-        console.print(f"- {escape(line)}", highlight=False)
+        console.print(f"- {shown(line)}", highlight=False)
     for w in r.get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
-    console.print(f"results: {target / 'results.json'}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {shown(w)}", highlight=False)
+    console.print(f"results: {shown(target / 'results.json')}", highlight=False)
     if res.report is not None:
-        console.print(f"report:  {res.report[0]} (and {res.report[1].name})", highlight=False)
+        console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
+                      highlight=False)
 
 
 @app.command("report")
@@ -112,7 +113,7 @@ def report_command(
         html_path, md_path = write_report(content, target, source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
-    Console().print(f"report: {html_path} (and {md_path.name})", highlight=False)
+    Console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})", highlight=False)
 
 
 def _check_schema(path: Path, content: Any) -> None:
@@ -153,7 +154,7 @@ class _Progress:
         if what not in self._tasks:
             for task in self._tasks.values():
                 self._bar.update(task, completed=self._bar.tasks[task].total)
-            self._tasks[what] = self._bar.add_task(escape(what), total=total)
+            self._tasks[what] = self._bar.add_task(shown(what), total=total)
         self._bar.update(self._tasks[what], completed=done)
 
     def __exit__(self, *exc: object) -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._text import shown
 from . import app
 from ._errors import ErrorHandlingGroup, fail
 
@@ -47,13 +48,15 @@ def ls(path: Annotated[Path, typer.Argument(help="Directory of the trajectory st
                 dtypes = sorted({v["dtype"] for v in info["parameters"].values()})
                 span = (f"{info['first_step']}..{info['last_step']}" if info["n_complete"]
                         else "-")
-                rows.append((run, str(info["n_complete"]), span, str(len(info["parameters"])),
-                             str(info["n_features"]), ",".join(dtypes),
-                             ",".join(info["scalars"]) or "-",
+                rows.append((shown(run, markup=False), str(info["n_complete"]), span,
+                             str(len(info["parameters"])), str(info["n_features"]),
+                             shown(",".join(dtypes), markup=False),
+                             shown(",".join(info["scalars"]), markup=False) or "-",
                              "yes" if info["finished"] else "no"))
         except StoreError as exc:
             fail(str(exc))
-        typer.echo(f"runs in {path} (format version {st.format_version}):")
+        typer.echo(f"runs in {shown(path, markup=False)} (format version "
+                   f"{shown(st.format_version, markup=False)}):")
         if not rows:
             typer.echo("(no runs)")
             return
@@ -82,7 +85,7 @@ def verify(
             report = st.verify()
         except StoreError as exc:
             fail(str(exc))
-    typer.echo(str(report))
+    typer.echo("\n".join(shown(line, markup=False) for line in str(report).splitlines()))
     if not report.ok:
         raise typer.Exit(code=1)
 
@@ -104,15 +107,15 @@ def show(
             fail(str(exc))
         con = Console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
-        con.print(f"[bold]{run}[/bold]: {info['n_complete']} steps complete {span}, "
+        con.print(f"[bold]{shown(run)}[/bold]: {info['n_complete']} steps complete {span}, "
                   f"{info['n_features']} features, finished: {info['finished']}", highlight=False)
         pt = Table(title="parameters (feature order)")
         for col in ("parameter", "shape", "dtype", "size", "features"):
             pt.add_column(col)
         off = 0
         for name, v in info["parameters"].items():
-            pt.add_row(name, "x".join(map(str, v["shape"])) or "()", v["dtype"], str(v["size"]),
-                       f"{off}:{off + v['size']}")
+            pt.add_row(shown(name), "x".join(map(str, v["shape"])) or "()", shown(v["dtype"]),
+                       str(v["size"]), f"{off}:{off + v['size']}")
             off += v["size"]
         con.print(pt)
         if info["scalars"]:
@@ -122,15 +125,15 @@ def show(
             for name in info["scalars"]:
                 x = scalars[name]
                 ok = x[~(x != x)] if x.size else x
-                stt.add_row(name, _fmt(ok[0]) if ok.size else "-", _fmt(ok[-1]) if ok.size else "-",
-                            f"{ok.size}/{x.size}")
+                stt.add_row(shown(name), _fmt(ok[0]) if ok.size else "-",
+                            _fmt(ok[-1]) if ok.size else "-", f"{ok.size}/{x.size}")
             con.print(stt)
         mt = Table(title="metadata")
         mt.add_column("key")
         mt.add_column("value")
         for k, v in info["metadata"].items():
             text = v if isinstance(v, str) else json.dumps(v)
-            mt.add_row(k, text if len(text) <= 300 else text[:297] + "...")
+            mt.add_row(shown(k), shown(text if len(text) <= 300 else text[:297] + "..."))
         con.print(mt)
 
 

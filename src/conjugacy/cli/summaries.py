@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from .._text import shown
 
 _COLOUR = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
 _HOLDS = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}
@@ -26,7 +27,7 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
     experiment's own lines, the claims, the warnings, the timing and the files in ``out``."""
     console = Console(highlight=False)
     if content.get("title"):
-        console.print(f"[bold]{escape(content['title'])}[/]")
+        console.print(f"[bold]{shown(content['title'])}[/]")
     cmp = content.get("comparison") or {}
     if cmp.get("verdicts"):
         uses = cmp["verdict_uses"]
@@ -37,32 +38,33 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
             table.add_column(col, justify="left" if col == "pair" else "right")
         for key, v in cmp["verdicts"].items():
             d = (cmp.get(uses) or {}).get("distances", {}).get(key, {})
-            table.add_row(key, _num(d.get("mean")), _num(d.get("std"), ".2g"),
-                          _num(v["pvalue"], ".3g"), f"[{_COLOUR[v['verdict']]}]{v['verdict']}[/]")
+            table.add_row(shown(key), _num(d.get("mean")), _num(d.get("std"), ".2g"),
+                          _num(v["pvalue"], ".3g"),
+                          f"[{_COLOUR.get(v['verdict'], 'yellow')}]{shown(v['verdict'])}[/]")
         console.print(table)
         for key, v in cmp["verdicts"].items():
-            console.print(f"verdict {escape(key)}: {v['verdict']} ({escape(v['reason'])}; "
+            console.print(f"verdict {shown(key)}: {shown(v['verdict'])} ({shown(v['reason'])}; "
                           f"{v['uses']} spectra)")
         if cmp.get("verdict_rule"):
-            console.print(f"Verdict rule: {escape(cmp['verdict_rule'])} (alpha = {cmp['alpha']}).")
+            console.print(f"Verdict rule: {shown(cmp['verdict_rule'])} (alpha = {cmp['alpha']}).")
     for line in _SPECIFIC.get(content.get("experiment", ""), lambda _c: [])(content):
         console.print(line)
     for c in content.get("claims", []):
-        console.print(f"claim: {escape(c['claim'])} -- {_HOLDS[c['holds']]} "
-                      f"({escape(c['evidence'])})")
+        console.print(f"claim: {shown(c['claim'])} -- {_HOLDS[c['holds']]} "
+                      f"({shown(c['evidence'])})")
     for note in content.get("warnings", []):
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {shown(note)}")
     t = content.get("timing_seconds") or {}
     skipped = (content.get("training") or {}).get("skipped")
     console.print("time: " + ", ".join(f"{k.removeprefix('total_')} {t[k]:.1f} s"
                                        for k in ("training", "total_analysis") if k in t)
                   + (f" ({len(skipped)} jobs resumed from the store)" if skipped else ""))
-    console.print(f"Results: {out / 'results.json'}")
+    console.print(f"Results: {shown(out / 'results.json')}")
     for name, path in (content.get("files") or {}).items():
-        console.print(f"{name.capitalize()}: {out / path}")
+        console.print(f"{shown(name.capitalize())}: {shown(out / path)}")
     figures = sorted({str(out / Path(f).with_suffix("")) for f in content.get("figures") or []})
     if figures:
-        console.print("Figures (.png and .svg): " + ", ".join(figures))
+        console.print("Figures (.png and .svg): " + ", ".join(map(shown, figures)))
 
 
 # ----- what only one experiment has ---------------------------------------------------------------
@@ -81,25 +83,27 @@ def _cnn(c: Mapping[str, Any]) -> list[str]:
     lines = []
     for arch, w in c["windows"].items():
         info, tr = c["archs"][arch], w.get("transitions")
-        lines.append(f"[bold]{info['model']}[/] on {escape(info['data']['name'])}: "
+        lines.append(f"[bold]{shown(info['model'])}[/] on {shown(info['data']['name'])}: "
                      f"{info['n_seeds']} seeds x {info['n_replicas']} replicas, "
                      f"{len(w['labels'])} windows" + ("" if tr is None else
-                     f"; change points after windows {[w['labels'][i] for i in tr['change_points']]}"
+                     "; change points after windows "
+                     f"{shown([w['labels'][i] for i in tr['change_points']])}"
                      f", settled from iteration {w['findings']['settled_from_iteration']}"))
     for row in (c["sections"].get("architecture_comparison") or {}).get("per_window", []):
-        lines.append(f"LeNet vs ResNet-20, window {row['window']}: {row['verdict']} "
-                     f"({escape(row['reason'])})")
+        lines.append(f"LeNet vs ResNet-20, window {shown(row['window'])}: {shown(row['verdict'])} "
+                     f"({shown(row['reason'])})")
     return lines
 
 
 def _spectral_dynamics(c: Mapping[str, Any]) -> list[str]:
     sections = c["sections"]
-    lines = [f"{escape(cond)}: final effective rank per layer (mean over {len(g['runs'])} runs) "
+    lines = [f"{shown(cond)}: final effective rank per layer (mean over {len(g['runs'])} runs) "
              + " ".join(f"{v['mean'][-1]:.3f}" for v in g["effective_rank"].values())
              + "; alignment score per pair "
              + (" ".join(f"{v['mean'][-1]:.2f}" for v in g["alignment_score"].values()) or "-")
              for cond, g in sections.get("groups", {}).items()]
-    lines += sorted({f"[yellow]skipped pair[/] {s['first']} -> {s['next']}: {escape(s['reason'])}"
+    lines += sorted({f"[yellow]skipped pair[/] {shown(s['first'])} -> {shown(s['next'])}: "
+                     f"{shown(s['reason'])}"
                      for g in sections.get("groups", {}).values() for s in g["chain"]["skipped"]})
     if sections.get("lmc"):
         s = sections["lmc"]["by_split"]

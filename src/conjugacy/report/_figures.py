@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import shown
 from ._content import ReportError, comparison_of, complex_values
 
 __all__ = ["ReportFigure", "report_figures", "study_figures"]
@@ -29,6 +30,13 @@ class ReportFigure:
     name: str
     caption: str
     png: bytes
+
+
+def _label(text: Any) -> str:
+    """A user string (condition, window label) as figure text: control characters shown as
+    escapes (:func:`conjugacy._text.shown`; Matplotlib warns about missing glyphs and prints them)
+    and ``$`` escaped (an invalid TeX label stopped the report)."""
+    return shown(text, markup=False).replace("$", r"\$")
 
 
 def _png(fig: Any) -> bytes:
@@ -82,7 +90,7 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     spectra = results.get("spectra") or {}
     cmp = comparison_of(results)
     if spectra:
-        sets = {str(c): _pooled(v, f"results['spectra'][{c!r}]") for c, v in spectra.items()}
+        sets = {_label(c): _pooled(v, f"results['spectra'][{c!r}]") for c, v in spectra.items()}
         fig = _eigen_figure(sets, "all eigenvalues")
         n_seeds = {len(v) for v in spectra.values()}
         figures.append(ReportFigure(
@@ -93,7 +101,7 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
             _png(fig)))
     filtered = (cmp.get("filtered") or {}).get("eigenvalues") if cmp else None
     if filtered:
-        sets = {str(c): _pooled(v, f"comparison['filtered']['eigenvalues'][{c!r}]")
+        sets = {_label(c): _pooled(v, f"comparison['filtered']['eigenvalues'][{c!r}]")
                 for c, v in filtered.items()}
         figures.append(ReportFigure(
             "eigenvalues_filtered",
@@ -115,13 +123,14 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
             axes = list(np.atleast_1d(axes).ravel())
             k = 0
             if mat is not None:
-                plot_distance_heatmap(np.asarray(mat, float), list(cmp["conditions"]), ax=axes[k])
+                plot_distance_heatmap(np.asarray(mat, float), list(map(_label, cmp["conditions"])),
+                                      ax=axes[k])
                 axes[k].set_title("mean W1 between conditions")
                 k += 1
             for c, b in between.items():
                 m = np.asarray(b.get("matrix"), float)
                 plot_distance_heatmap(m, [f"s{i}" for i in range(m.shape[0])], ax=axes[k])
-                axes[k].set_title(f"W1 between seeds of {c}")
+                axes[k].set_title(f"W1 between seeds of {_label(c)}")
                 k += 1
             for ax in axes[k:]:
                 ax.set_visible(False)
@@ -153,7 +162,7 @@ def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
         if steps.shape != mean.shape:
             raise ReportError(f"results['loss'][{label!r}]: 'steps' and 'mean' differ in length")
         color = color_for(str(label), i)
-        ax.plot(steps, mean, color=color, lw=1.4, label=str(label))
+        ax.plot(steps, mean, color=color, lw=1.4, label=_label(label))
         if curve.get("std") is not None:
             sd = np.array([np.nan if v is None else v for v in curve["std"]], float)
             ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
@@ -175,12 +184,12 @@ def _windows_figure(windows: Mapping[str, Any]) -> ReportFigure:
     axes = list(np.atleast_1d(axes).ravel())
     for ax, (c, w) in zip(axes, conds.items()):
         d = np.asarray(w.get("distance_matrix"), float)
-        labels = w.get("labels") or [str(i) for i in range(d.shape[0])]
+        labels = [_label(x) for x in w.get("labels") or range(d.shape[0])]
         plot_distance_heatmap(d, labels, ax=ax, log10=True, annotate=False)
         for i in (w.get("transitions") or {}).get("change_points", []):
             ax.axvline(i + 0.5, color="red", lw=1.0)
             ax.axhline(i + 0.5, color="red", lw=1.0)
-        ax.set_title(f"windows of {c}")
+        ax.set_title(f"windows of {_label(c)}")
     for ax in axes[n:]:
         ax.set_visible(False)
     return ReportFigure(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_open
+from .._text import shown
 from ._content import (
     ReportError,
     comparison_rows,
@@ -186,9 +187,11 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
 
 # ----- Markdown -----------------------------------------------------------------------------------
 def _md_text(text: Any) -> str:
-    """User text for Markdown: on one line, HTML escaped (Markdown passes raw HTML through, so a
-    condition named ``<script>`` would run in a viewer that renders it)."""
-    return html.escape(" ".join(str(text).split()), quote=False)
+    """User text for Markdown: on one line, control characters shown as escapes
+    (:func:`conjugacy._text.shown`: ``cat report.md`` must not drive the terminal), HTML escaped
+    (Markdown passes raw HTML through, so a condition named ``<script>`` would run in a viewer
+    that renders it)."""
+    return html.escape(shown(" ".join(str(text).split()), markup=False), quote=False)
 
 
 def _md_cell(text: str) -> str:

@@ -50,6 +50,10 @@ def _is_int(x: Any) -> bool:
 def select_names(available: Sequence[str], patterns: str | Iterable[str] | None) -> list[str]:
     """Names from ``available`` matching any of ``patterns`` (exact names or fnmatch globs).
 
+    A pattern equal to an available name selects that name only, literally: ``"a[0].weight"``
+    (a parameter of a ``ModuleList``) is that parameter, not the glob matching ``a0.weight``.
+    Any other pattern is an fnmatch glob (``"blocks.*"``, ``"fc[12].weight"``).
+
     Parameters
     ----------
     available : sequence of str
@@ -80,7 +84,8 @@ def select_names(available: Sequence[str], patterns: str | Iterable[str] | None)
             raise StoreError(f"params must be names or glob strings, got {p!r}")
     chosen = set()
     for p in patterns:
-        hits = [n for n in available if fnmatch.fnmatchcase(n, p)]
+        hits = ([p] if p in available
+                else [n for n in available if fnmatch.fnmatchcase(n, p)])
         if not hits:
             raise StoreError(
                 f"parameter selection {p!r} matches nothing; available parameters: "

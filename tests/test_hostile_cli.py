@@ -1,0 +1,175 @@
+"""Hostile user strings through the command line (issue 26, item 2): condition labels, parameter
+names, metadata, file and folder names holding terminal control sequences (``ESC[31m`` recolours,
+``ESC[2K`` erases the line, the OSC ``ESC]0;TITLE BEL`` retitles the window), C1 controls, a bidi
+override and Rich markup. No control character of them may reach stdout or stderr: each is shown
+as an escape (``\\x1b``), and markup is shown as text. One function does it:
+:func:`conjugacy._text.shown`; the Markdown report uses it too."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+pytest.importorskip("typer")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from conjugacy._text import shown  # noqa: E402
+from conjugacy.cli import app  # noqa: E402
+from conjugacy.store import TrajectoryStore  # noqa: E402
+
+runner = CliRunner()
+RED, ERASE, TITLE = "\x1b[31m", "\x1b[2K", "\x1b]0;PWNED-TITLE\x07"
+C1_CSI, BIDI = "\x9b31m", "\u202e"
+HOSTILE_A = f"adam{RED}RED{ERASE}{BIDI}[link=https://e.example]hidden[/link]"
+HOSTILE_B = f"sgd{TITLE}{C1_CSI}[/lr]"
+#: characters a terminal acts on (newline aside) or that reorder the text shown
+_ACTING = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def controls(text: str) -> list[str]:
+    """The control and format characters in ``text`` other than newline."""
+    return [c for c in text if c != "\n" and unicodedata.category(c) in _ACTING]
+
+
+def _out(result) -> str:  # noqa: ANN001
+    """stdout and stderr as the terminal gets them (Click's runner interleaves them in output)."""
+    return result.output
+
+
+# ----- the one function --------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected"), [
+    (RED, "\\x1b[31m"),
+    (TITLE, "\\x1b]0;PWNED-TITLE\\x07"),
+    (C1_CSI, "\\x9b31m"),
+    ("\x7f\x00\t\n\r", "\\x7f\\x00\\x09\\x0a\\x0d"),
+    (BIDI + "\u2066\u200b\u2028", "\\u202e\\u2066\\u200b\\u2028"),
+    ("\udcff", "\\udcff"),  # an undecodable byte of a file name
+    ("é中 😀 plain-text_1.0", "é中 😀 plain-text_1.0"),
+])
+def test_shown_escapes_each_control_character(text: str, expected: str) -> None:
+    assert shown(text, markup=False) == expected
+    assert not controls(shown(text))
+
+
+def test_shown_escapes_rich_markup() -> None:
+    assert shown("[link=https://e.example]x[/link] sgd[/lr]") == (
+        "\\[link=https://e.example]x\\[/link] sgd\\[/lr]")
+    assert shown("[bold]b[/bold]", markup=False) == "[bold]b[/bold]"
+
+
+# ----- the commands ------------------------------------------------------------------------------
+def _store(path, n_seeds: int = 3, n_rec: int = 30):  # noqa: ANN001, ANN202
+    """Two conditions with hostile labels, a parameter and metadata with hostile names."""
+    rng = np.random.default_rng(0)
+    c_mat = rng.standard_normal((6, 3))
+    eigs = np.array([0.9, 0.7, 0.5])
+    param = f"layer[0].w{RED}{BIDI}"
+    with TrajectoryStore.open(path, "w") as st:
+        for cond in (HOSTILE_A, HOSTILE_B):
+            for s in range(n_seeds):
+                name = f"r{len(st.runs()):02d}"
+                x = (rng.standard_normal(3) * eigs ** np.arange(n_rec)[:, None]) @ c_mat.T
+                x += 1e-3 * rng.standard_normal(x.shape)
+                st.create_run(name, {param: ((6,), "float64")},
+                              metadata={"condition": cond, "seed": s, f"note{TITLE}": HOSTILE_B})
+                st.append(name, np.arange(n_rec), {param: x})
+                if s:  # one unfinished run per condition: a warning names it
+                    st.set_finished(name)
+    return path, param
+
+
+def test_analyze_report_and_store_commands_escape_every_user_string(tmp_path) -> None:
+    store, param = _store(tmp_path / "s.zarr")
+    out = tmp_path / f"out{TITLE}{RED}"
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--delays", "1",
+                              "--rank", "3"])
+    said = _out(got)
+    assert got.exit_code == 0, said
+    assert not controls(said), said
+    flat = "".join(said.split())
+    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]vs" in flat
+    assert "sgd\\x1b]0;PWNED-TITLE\\x07\\x9b31m[/lr]" in flat
+    assert "out\\x1b]0;PWNED-TITLE\\x07\\x1b[31m" in flat  # the output folder
+
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert not controls(md)
+    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]" in md
+
+    got = runner.invoke(app, ["report", str(out / "results.json")])
+    assert got.exit_code == 0, _out(got)
+    assert not controls(_out(got))
+    assert "out\\x1b]0;PWNED-TITLE\\x07" in "".join(_out(got).split())
+
+    for args in (["store", "ls", str(store)], ["store", "show", str(store), "r00"],
+                 ["store", "verify", str(store)]):
+        got = runner.invoke(app, args)
+        assert got.exit_code == 0, _out(got)
+        assert not controls(_out(got)), (args, _out(got))
+    got = runner.invoke(app, ["store", "show", str(store), "r00"])
+    flat = "".join(_out(got).split())
+    assert shown(param) in flat  # the parameter name, escaped
+    assert "note\\x1b]0;PWNED-TITLE\\x07" in flat  # a metadata key
+    assert "sgd\\x1b]0;PWNED-TITLE\\x07\\x9b31m[/lr]" in flat  # its value
+
+
+def test_errors_that_quote_user_strings_escape_them(tmp_path) -> None:
+    store, _ = _store(tmp_path / "s.zarr", n_seeds=1, n_rec=8)
+    for args in (["store", "show", str(store), f"r{RED}{TITLE}"],
+                 ["store", "ls", str(tmp_path / f"missing{ERASE}{BIDI}")],
+                 ["report", str(tmp_path / f"none{TITLE}.json")],
+                 ["analyze", str(store), "--group-by", f"cond{RED}[bold]"]):
+        got = runner.invoke(app, args)
+        said = _out(got)
+        assert got.exit_code == 2, (args, said)
+        assert not controls(said), (args, said)
+        assert said.count("error:") == 1 and "Traceback" not in said, said
+
+
+def test_conjugacy_test_escapes_file_names_and_settings(tmp_path) -> None:
+    from conjugacy import koopman_spectrum
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(4):
+        x = np.cumsum(rng.standard_normal((2, 30, 4)), axis=1)
+        sp = koopman_spectrum(x, delays=1, rank=3)
+        sp.settings["notes"] = [f"planted {TITLE}{RED}"]
+        paths.append(str(sp.save(tmp_path / f"s{i}{RED}{BIDI}[b].npz")))
+    got = runner.invoke(app, ["test", paths[0], paths[1], "--vs", paths[2], "--vs", paths[3],
+                              "--all"])
+    said = _out(got)
+    assert got.exit_code == 0, said
+    assert not controls(said), said
+    got = runner.invoke(app, ["compare", paths[0], paths[2]], env={"COLUMNS": "400"})
+    assert got.exit_code == 0, _out(got)
+    assert not controls(_out(got)) and "s0\\x1b[31m\\u202e[b].npz" in _out(got)
+
+
+def test_results_json_strings_are_escaped_by_the_printer(tmp_path, capsys) -> None:
+    from conjugacy.cli.summaries import print_results
+
+    content = {"title": f"T{TITLE}", "warnings": [f"w{RED}[red]x[/red]"],
+               "claims": [{"claim": f"c{ERASE}", "holds": None, "evidence": f"e{C1_CSI}"}],
+               "files": {"report": f"report{BIDI}.html"}}
+    print_results(content, tmp_path)
+    said = capsys.readouterr().out
+    assert not controls(said), said
+    flat = "".join(said.split())
+    assert "T\\x1b]0;PWNED-TITLE\\x07" in flat and "w\\x1b[31m[red]x[/red]" in flat
+    assert "c\\x1b[2K" in flat and "e\\x9b31m" in flat and "report\\u202e.html" in flat
+
+
+def test_saved_results_keep_the_raw_labels(tmp_path) -> None:
+    """Escaping is for display only: results.json keeps the labels as they were recorded."""
+    store, _ = _store(tmp_path / "s.zarr", n_seeds=3, n_rec=20)
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--no-report",
+                              "--delays", "1", "--rank", "3"])
+    assert got.exit_code == 0, _out(got)
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert set(doc["comparison"]["conditions"]) == {HOSTILE_A, HOSTILE_B}
