@@ -32,11 +32,17 @@ from scipy.spatial.distance import squareform
 from ._checks import as_numeric_array, check_choice, check_finite, check_int
 
 __all__ = [
+    "ALIAS_BOUND",
+    "TIMES",
+    "AliasingError",
     "EquivalenceClasses",
     "WassersteinResult",
     "distance_matrix",
     "equivalence_classes",
+    "aliasing",
+    "comparison_time",
     "optimal_matching",
+    "recording_interval",
     "semiconjugacy_distance",
     "wasserstein",
     "wasserstein_plan",
@@ -113,6 +119,149 @@ def _check_weights(weights: Any, n_a: int, n_b: int) -> tuple[np.ndarray, np.nda
             raise ValueError(f"{name} must have a positive sum, got {total!r}")
         out.append(w / total)
     return out[0], out[1]
+
+
+# ----- time: spectra recorded at different intervals ---------------------------------------------
+#: The ``time`` argument of every comparison: ``"discrete"`` compares the eigenvalues ``lambda``
+#: themselves; ``"continuous"`` the exponents ``log(lambda) / dt``
+#: (:func:`conjugacy.spectrum.continuous_time_eigenvalues`, ``dt`` each spectrum's
+#: ``settings["record_interval"]``); ``"auto"`` (default) is continuous exactly when every spectrum
+#: carries an interval and they differ, discrete otherwise (so spectra recorded alike, and plain
+#: eigenvalue arrays, are compared as before, bit for bit).
+TIMES = ("auto", "discrete", "continuous")
+
+#: The aliasing guard's bound on ``|arg lambda|`` at the coarser interval (radians): 0.9 pi. A mode
+#: turning by ``theta`` per unit time appears at interval ``k`` with ``arg = theta k`` wrapped into
+#: (-pi, pi]; beyond pi it aliases (its frequency is lost), and within 10 % of pi an estimation
+#: error of a few per cent can carry it across. Negative real eigenvalues (``arg = pi``) always
+#: exceed it.
+ALIAS_BOUND = 0.9 * math.pi
+
+
+class AliasingError(ValueError):
+    """A continuous-time comparison of spectra recorded at different intervals would alias: an
+    eigenvalue's ``|arg lambda|`` at the coarser interval exceeds :data:`ALIAS_BOUND`."""
+
+
+def recording_interval(spectrum: Any) -> float | None:
+    """The recording interval ``settings["record_interval"]`` of a spectrum (the one name,
+    written by :func:`conjugacy.analysis.with_record_interval` from the store's step numbers), as
+    a float; None for plain eigenvalue arrays and spectra without one."""
+    settings = getattr(spectrum, "settings", None)
+    value = settings.get("record_interval") if isinstance(settings, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"settings['record_interval'] must be a positive number, got {value!r}")
+    return float(value)
+
+
+def comparison_time(spectra: Any, time: str = "auto") -> str:
+    """``"discrete"`` or ``"continuous"``: how ``spectra`` are compared under ``time`` (one of
+    :data:`TIMES`; see there).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``time``, or ``time="continuous"`` with a spectrum that carries no recording
+        interval (a plain array, or a Spectrum fitted outside the pipeline: set it with
+        :func:`conjugacy.analysis.with_record_interval`).
+
+    Examples
+    --------
+    >>> comparison_time([[0.9], [0.8]])
+    'discrete'
+    """
+    check_choice(time, "time", TIMES)
+    if time == "discrete":
+        return "discrete"
+    intervals = [recording_interval(s) for s in spectra]
+    if time == "continuous":
+        missing = [i for i, v in enumerate(intervals) if v is None]
+        if missing:
+            raise ValueError(
+                f"time='continuous' needs each spectrum's recording interval; spectra {missing} "
+                "carry none (plain eigenvalues, or a Spectrum without settings['record_interval']"
+                ": set it with conjugacy.analysis.with_record_interval(spectrum, steps))")
+        return "continuous"
+    known = {v for v in intervals if v is not None}
+    return "continuous" if None not in intervals and len(known) > 1 else "discrete"
+
+
+def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND) -> list[str]:
+    """The aliasing guard: one sentence per spectrum whose eigenvalues alias at the coarser
+    recording interval of ``spectra`` (empty when none do, or when all intervals are equal).
+
+    An eigenvalue ``lambda`` recorded at interval ``dt`` turns by ``|arg lambda| * D / dt`` at the
+    coarsest interval ``D``; above ``bound`` (default :data:`ALIAS_BOUND`, 0.9 pi) the coarse
+    recording cannot represent it, so ``log(lambda) / dt`` and its coarse counterpart no longer
+    agree. The sentence names the eigenvalues and the largest interval that would resolve them,
+    ``dt * bound / |arg lambda|``.
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+        Each carrying ``settings["record_interval"]``.
+    labels : sequence of str, optional
+        Names used in the sentences (default ``"#0"``, ``"#1"``, ...).
+    bound : float in (0, pi]
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> fine = S(eigenvalues=np.exp([0.5j, -0.5j]), settings={"record_interval": 1})
+    >>> coarse = S(eigenvalues=np.exp([5j, -5j]), settings={"record_interval": 10})
+    >>> aliasing([fine, coarse])[0][:66]
+    '#0: 2 eigenvalues turn by up to 5 rad at the coarser interval 10 ('
+    """
+    spectra = list(spectra)
+    labels = [f"#{i}" for i in range(len(spectra))] if labels is None else list(labels)
+    bound = float(bound)
+    if not 0 < bound <= math.pi:
+        raise ValueError(f"bound must lie in (0, pi], got {bound!r}")
+    comparison_time(spectra, "continuous")  # every spectrum carries an interval
+    intervals = [recording_interval(s) for s in spectra]
+    coarse = max(intervals)
+    if min(intervals) == coarse:
+        return []
+    from .spectrum import continuous_time_eigenvalues
+
+    out = []
+    for label, spectrum, dt in zip(labels, spectra, intervals):
+        eig = as_eigenvalues(spectrum, str(label))
+        turn = np.abs(continuous_time_eigenvalues(eig, dt).imag) * coarse
+        bad = np.flatnonzero(turn > bound)
+        if bad.size == 0:
+            continue
+        shown = ", ".join(f"{complex(eig[i]):.4g}" for i in bad[:4]) + (
+            ", ..." if bad.size > 4 else "")
+        worst = float(turn[bad].max())
+        out.append(
+            f"{label}: {bad.size} eigenvalue{'s' if bad.size > 1 else ''} turn by up to "
+            f"{worst:.3g} rad at the coarser interval {coarse:g} (bound {bound:.3g} rad) and "
+            f"alias ({shown}); resolving them needs a recording interval <= "
+            f"{coarse * bound / worst:.3g} for every run (or equal intervals and "
+            "time='discrete')")
+    return out
+
+
+def _in_time(spectra: list[Any], eigs: list[np.ndarray], time: str, name: str) -> list[np.ndarray]:
+    """``eigs`` (validated eigenvalues of ``spectra``) in the time ``time`` resolves to: as they
+    are, or ``log(lambda) / dt`` after the aliasing guard (:class:`AliasingError`)."""
+    if comparison_time(spectra, time) == "discrete":
+        return eigs
+    from .spectrum import continuous_time_eigenvalues
+
+    problems = aliasing(spectra, [f"{name}[{i}]" for i in range(len(spectra))])
+    if problems:
+        raise AliasingError("continuous-time comparison refused, the spectra alias: "
+                            + "; ".join(problems))
+    return [continuous_time_eigenvalues(e, recording_interval(s)) for e, s in zip(eigs, spectra)]
 
 
 # ----- scale-free exact transport ----------------------------------------------------------------
@@ -393,7 +542,8 @@ class WassersteinResult:
                 object.__setattr__(self, name, value)
 
 
-def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> WassersteinResult:
+def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None,
+                     time: str = "auto") -> WassersteinResult:
     """Wasserstein distance ``W_p`` between two spectra, with an optimal transport plan.
 
     Each eigenvalue is a point ``(Re, Im)`` carrying a mass (uniform ``1/n`` unless ``weights``
@@ -421,6 +571,11 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
     weights : None or (array_like (n_a,), array_like (n_b,))
         Masses of the eigenvalues of ``a`` and of ``b``: non-negative, each with a positive sum;
         each side is normalised to sum 1. None means uniform.
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        Compare the eigenvalues, or the continuous-time exponents ``log(lambda) / dt`` of spectra
+        recorded at intervals ``dt = settings["record_interval"]`` (then the distance is per
+        unit of ``dt``); ``"auto"`` is continuous exactly when both carry an interval and they
+        differ (:data:`TIMES`).
 
     Returns
     -------
@@ -430,11 +585,19 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
     Raises
     ------
     ValueError
-        Empty or non-finite eigenvalues, ``p < 1``, bad weights, or a distance beyond the float64
-        range (eigenvalues of magnitude ~1e308 with opposite signs).
+        Empty or non-finite eigenvalues, ``p < 1``, bad weights, a distance beyond the float64
+        range (eigenvalues of magnitude ~1e308 with opposite signs), ``time="continuous"``
+        without recording intervals.
+    AliasingError
+        A continuous-time comparison whose eigenvalues alias at the coarser interval
+        (:func:`aliasing`).
+
+    Examples
+    --------
+    >>> round(wasserstein_plan([0.9, 0.5], [0.5, 0.8]).distance, 6)
+    0.05
     """
-    a = as_eigenvalues(a, "a")
-    b = as_eigenvalues(b, "b")
+    a, b = _in_time([a, b], [as_eigenvalues(a, "a"), as_eigenvalues(b, "b")], time, "spectra")
     p = check_p(p)
     w = _check_weights(weights, a.size, b.size)
     d, e = _distances(a, b)
@@ -450,7 +613,7 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> Wa
     return WassersteinResult(_unscale(value, e), plan, matching, p)
 
 
-def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> float:
+def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None, time: str = "auto") -> float:
     """Wasserstein distance ``W_p`` between the eigenvalues of two spectra (a float).
 
     ``W_p = (min_plan sum_ij plan_ij |a_i - b_j|**p) ** (1/p)`` over transport plans between the
@@ -461,8 +624,11 @@ def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None) -> float:
     Unlike the paper's reference code, which returns the mean matched distance and silently drops
     the extra points when the sizes differ, this is the true ``W_p`` (for equal sizes and ``p = 1``
     the two agree).
+
+    With ``time="auto"`` (default) spectra recorded at different intervals
+    (``settings["record_interval"]``) are compared as ``log(lambda) / dt``, others as they are.
     """
-    return wasserstein_plan(a, b, p=p, weights=weights).distance
+    return wasserstein_plan(a, b, p=p, weights=weights, time=time).distance
 
 
 def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
@@ -502,7 +668,7 @@ def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
     return _unscale(value, e)
 
 
-def _as_spectra_list(spectra: Any, name: str) -> list[np.ndarray]:
+def _as_spectra_list(spectra: Any, name: str, time: str = "discrete") -> list[np.ndarray]:
     if hasattr(spectra, "eigenvalues"):
         raise ValueError(
             f"{name} must be a sequence of spectra, got a single {type(spectra).__name__}; "
@@ -520,7 +686,8 @@ def _as_spectra_list(spectra: Any, name: str) -> list[np.ndarray]:
             f"{name} must be a sequence of spectra (e.g. a list of eigenvalue arrays), got a "
             f"single 1-D array of {len(items)} numbers; wrap it in a list"
         )
-    return [as_eigenvalues(s, f"{name}[{i}]") for i, s in enumerate(items)]
+    return _in_time(items, [as_eigenvalues(s, f"{name}[{i}]") for i, s in enumerate(items)], time,
+                    name)
 
 
 def _pairwise(eigs: list[np.ndarray], p: float) -> np.ndarray:
@@ -533,7 +700,7 @@ def _pairwise(eigs: list[np.ndarray], p: float) -> np.ndarray:
     return out
 
 
-def distance_matrix(spectra: Any, *, p: float = 1) -> np.ndarray:
+def distance_matrix(spectra: Any, *, p: float = 1, time: str = "auto") -> np.ndarray:
     """Matrix of Wasserstein distances ``W_p`` between all pairs of a list of spectra.
 
     Parameters
@@ -542,14 +709,22 @@ def distance_matrix(spectra: Any, *, p: float = 1) -> np.ndarray:
         For instance the spectra of consecutive training windows (fig. 4 of the paper).
     p : float, default 1
         Order of the distance.
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        As in :func:`wasserstein_plan`, decided once for the whole list: continuous when every
+        spectrum carries a recording interval and they are not all equal.
 
     Returns
     -------
     ndarray, float (n, n)
         Symmetric, zero diagonal; ``n (n - 1) / 2`` distances are computed.
+
+    Raises
+    ------
+    AliasingError
+        A continuous-time comparison whose eigenvalues alias (:func:`aliasing`).
     """
     p = check_p(p)
-    return _pairwise(_as_spectra_list(spectra, "spectra"), p)
+    return _pairwise(_as_spectra_list(spectra, "spectra", time), p)
 
 
 # ----- equivalence classes -------------------------------------------------------------------------

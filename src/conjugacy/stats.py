@@ -19,6 +19,7 @@ import itertools
 import math
 import numbers
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +29,12 @@ from scipy import stats as _sps
 from ._checks import as_numeric_array, check_choice, check_finite, check_int
 from .compare import (
     _as_spectra_list,
+    _in_time,
     _pairwise,
+    aliasing,
     as_eigenvalues,
     check_p,
+    comparison_time,
     optimal_matching,
     wasserstein,
 )
@@ -277,6 +281,7 @@ def conjugacy_test(
     n_permutations: int = 999,
     seed: Any = None,
     p: float = 1,
+    time: str = "auto",
 ) -> ConjugacyTestResult:
     """Permutation test: do two groups of spectra come from different training processes?
 
@@ -329,6 +334,10 @@ def conjugacy_test(
         Source of randomness for the random relabelings; the same seed gives the same result.
     p : float, default 1
         Order of the Wasserstein distance.
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        Compare eigenvalues or continuous-time exponents ``log(lambda) / dt``
+        (:func:`conjugacy.compare.wasserstein_plan`), decided once for both groups: continuous
+        when every spectrum carries ``settings["record_interval"]`` and they are not all equal.
 
     Returns
     -------
@@ -341,10 +350,14 @@ def conjugacy_test(
     ------
     ValueError
         A group with fewer than 2 spectra, an empty or non-finite spectrum (e.g. a filtered
-        Spectrum with nothing left), ``n_permutations < 1`` or ``p < 1``.
+        Spectrum with nothing left), ``n_permutations < 1`` or ``p < 1``; ``time="continuous"``
+        without recording intervals (:class:`conjugacy.compare.AliasingError` when they alias).
     """
+    group_a, group_b = (list(g) if isinstance(g, Iterator) else g for g in (group_a, group_b))
     eig_a = _as_spectra_list(group_a, "group_a")
     eig_b = _as_spectra_list(group_b, "group_b")
+    both = _in_time([*group_a, *group_b], eig_a + eig_b, time, "spectra")
+    eig_a, eig_b = both[:len(eig_a)], both[len(eig_a):]
     for name, group in (("group_a", eig_a), ("group_b", eig_b)):
         if len(group) < 2:
             raise ValueError(
@@ -571,7 +584,8 @@ def ks_test(
 # ----- the verdict rule (the one place where a comparison becomes a word) -------------------------
 #: Fit settings that must agree between two spectra for their distance to measure the dynamics
 #: rather than the settings: delay embedding, rank rule, PCA, scaling, DMD variant, and the
-#: recording interval (``settings["record_interval"]``, written by the analysis pipeline).
+#: recording interval (``settings["record_interval"]``, written by the analysis pipeline; it may
+#: differ when the comparison is in continuous time, see :func:`settings_mismatch`).
 VERDICT_SETTINGS = ("delays", "rank_requested", "pca", "pca_center", "scale", "method",
                     "record_interval")
 
@@ -611,8 +625,15 @@ def _setting(spectrum: Any, key: str) -> Any:
     return settings.get(key)
 
 
-def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = ()) -> list[str]:
+def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = (),
+                      time: str = "auto") -> list[str]:
     """The fit settings that differ between ``spectra`` (one sentence each; empty if none).
+
+    When the comparison is in continuous time (``time``, resolved by
+    :func:`conjugacy.compare.comparison_time`), a differing recording interval is not a mismatch
+    (``log(lambda) / dt`` removes it); instead the aliasing guard's sentences
+    (:func:`conjugacy.compare.aliasing`) are: eigenvalues that alias at the coarser interval make
+    the verdict undecided.
 
     Parameters
     ----------
@@ -622,6 +643,8 @@ def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = ()) -> l
     allow : iterable of str
         Settings of :data:`VERDICT_SETTINGS` allowed to differ (a study that varies them on
         purpose, e.g. delays scaled inversely with width in the paper's fig. 3).
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        How the spectra are compared (the ``time`` of :func:`conjugacy_test`).
 
     Returns
     -------
@@ -643,14 +666,15 @@ def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = ()) -> l
         raise ValueError(f"allow names unknown settings {sorted(unknown)}; "
                          f"known: {list(VERDICT_SETTINGS)}")
     out = []
+    continuous = comparison_time(spectra, time) == "continuous"
     for key in VERDICT_SETTINGS:
-        if key in allow:
+        if key in allow or (continuous and key == "record_interval"):
             continue
         values = [_setting(sp, key) for sp in spectra]
         if len({repr(v) for v in values}) > 1:
             shown = ", ".join(f"{lab}: {v}" for lab, v in zip(labels, values))
             out.append(f"{key} differs ({shown})")
-    return out
+    return out + (aliasing(spectra, labels) if continuous else [])
 
 
 def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05, *,

@@ -96,6 +96,9 @@ class Comparison(Mapping):
         Fit settings that differ between the spectra (then every verdict is "undecided").
     allowed_differences : dict
         Settings allowed to differ on purpose, and why.
+    time : {"discrete", "continuous"}
+        Whether eigenvalues or continuous-time exponents ``log(lambda) / dt`` were compared
+        (distances then per unit of the recording interval, i.e. per step).
     """
 
     conditions: list[str]
@@ -110,6 +113,7 @@ class Comparison(Mapping):
     filtered: dict[str, Any] | None
     settings_mismatch: list[str] = field(default_factory=list)
     allowed_differences: dict[str, str] = field(default_factory=dict)
+    time: str = "discrete"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (the ``"comparison"`` entry of ``results.json``)."""
@@ -322,12 +326,45 @@ def _check_args(spectra, shuffle, pooled) -> dict[str, int]:
     return sizes
 
 
-def _mismatch(spectra, pairs, allow) -> list[str]:
+def _mismatch(spectra, pairs, allow, time) -> tuple[list[str], dict[str, list[str]]]:
+    """The settings that differ between all spectra, and per pair the same plus the pair's own
+    aliasing (continuous time: :func:`conjugacy.compare.aliasing` on the pair's spectra)."""
+    from ..compare import aliasing
     from ..stats import settings_mismatch
 
-    labels = [f"{c} seed {i}" for c, v in spectra.items() for i in range(len(v))]
-    flat = [s for v in spectra.values() for s in v]
-    return settings_mismatch(flat, labels, allow=allow)
+    def flat(conditions):
+        return ([s for c in conditions for s in spectra[c]],
+                [f"{c} seed {i}" for c in conditions for i in range(len(spectra[c]))])
+
+    common = settings_mismatch(*flat(spectra), allow=allow, time=time)
+    if time == "discrete":
+        return common, {name: common for name in pairs}
+    shared = [m for m in common if m not in set(aliasing(*flat(spectra)))]
+    return common, {name: shared + aliasing(*flat((a, b))) for name, (a, b) in pairs.items()}
+
+
+def _timed(spectra: Mapping[str, Any] | None, time: str) -> Any:
+    """The spectra as continuous-time exponents (:meth:`conjugacy.Spectrum.continuous_time` at
+    each one's recording interval) when ``time`` is continuous; as they are when discrete, as
+    plain eigenvalues if their intervals differ (so no inner comparison decides on its own)."""
+    if spectra is None:
+        return None
+    from ..compare import comparison_time, recording_interval
+
+    def items(v: Any) -> list[Any]:
+        return [v] if hasattr(v, "eigenvalues") else list(v)
+
+    def one(s: Any) -> Any:
+        if time == "discrete":
+            return getattr(s, "eigenvalues", s)
+        comparison_time([s], "continuous")  # it carries an interval
+        return s.continuous_time(recording_interval(s))
+
+    if time == "discrete" and len({recording_interval(s) for v in spectra.values()
+                                   for s in items(v)} - {None}) <= 1:
+        return spectra
+    return {c: one(v) if hasattr(v, "eigenvalues") else [one(s) for s in v]
+            for c, v in spectra.items()}
 
 
 def compare_conditions(
@@ -344,6 +381,7 @@ def compare_conditions(
     p: float = 1,
     use_filter: bool = True,
     allow_differing: Mapping[str, str] | None = None,
+    time: str = "auto",
 ) -> Comparison:
     """Distances, tests, classes and verdicts between conditions, on all and on filtered spectra.
 
@@ -374,6 +412,13 @@ def compare_conditions(
         Fit settings (of :data:`conjugacy.stats.VERDICT_SETTINGS`) that differ between the
         conditions on purpose, with the reason (recorded in the results); any other difference
         makes every verdict "undecided".
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        Compare eigenvalues or continuous-time exponents ``log(lambda) / dt``
+        (:data:`conjugacy.compare.TIMES`), decided once for all spectra: ``"auto"`` is continuous
+        when every spectrum carries ``settings["record_interval"]`` and they are not all equal.
+        In continuous time a differing interval is no settings mismatch; a pair whose
+        eigenvalues alias at its coarser interval (:func:`conjugacy.compare.aliasing`, on the
+        spectra the verdict uses) is flagged: its verdict is "undecided", naming them.
 
     Returns
     -------
@@ -395,40 +440,44 @@ def compare_conditions(
     >>> cmp.verdict("a-b")  # 3 seeds each cannot give p < 0.05
     'undecided'
     """
+    from ..compare import comparison_time
     from ..stats import verdict
 
     sizes = _check_args(spectra, shuffle, pooled)
+    mode = comparison_time([s for v in spectra.values() for s in v], time)
     seed = check_int(seed, "seed", minimum=0)
     verdict(None, None, alpha)  # checks alpha
     conditions = list(spectra)
     named = _pairs(conditions, pairs)
     allowed = {str(k): str(v) for k, v in (allow_differing or {}).items()}
-    mismatch = _mismatch(spectra, named, allowed)
     opts = dict(seed=seed, n_permutations=n_permutations, n_shuffles=n_shuffles, shuffle=shuffle,
                 ks=ks, p=p)
-    all_cmp = _one_comparison(spectra, named, pooled, **opts)
+    all_cmp = _one_comparison(_timed(spectra, mode), named, _timed(pooled, mode), **opts)
     filtered_cmp, filter_info = None, {"available": False, "rule": None}
     if use_filter:
         fspec = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
         fpooled = None if pooled is None else {c: filter_spectrum(s) for c, s in pooled.items()}
         if all(s is not None for v in fspec.values() for s in v):
-            filtered_cmp = _one_comparison(fspec, named, fpooled, **opts)
+            filtered_cmp = _one_comparison(_timed(fspec, mode), named, _timed(fpooled, mode),
+                                           **opts)
             filter_info = _filter_info(spectra, fspec)
             filtered_cmp["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v]
                                            for c, v in fspec.items()}
     uses = "filtered" if filtered_cmp is not None else "all"
+    mismatch, pair_mismatch = _mismatch(fspec if filtered_cmp is not None else spectra, named,
+                                        allowed, mode)
     tests = (filtered_cmp or all_cmp)["permutation_tests"]
     verdicts = {}
     for name in named:
         t = tests[name] or {}
-        v = verdict(t.get("pvalue"), t.get("min_pvalue"), alpha, mismatch=mismatch)
+        v = verdict(t.get("pvalue"), t.get("min_pvalue"), alpha, mismatch=pair_mismatch[name])
         verdicts[name] = {**v.to_dict(), "uses": uses}
     return Comparison(
         conditions=conditions, n_seeds=sizes[conditions[0]],
         pairs={k: list(v) for k, v in named.items()}, alpha=float(alpha),
         verdicts=verdicts, verdict_uses=uses, verdict_rule=verdict_rule(uses),
         filter=filter_info, all=all_cmp, filtered=filtered_cmp,
-        settings_mismatch=mismatch, allowed_differences=allowed,
+        settings_mismatch=mismatch, allowed_differences=allowed, time=mode,
     )
 
 
@@ -436,7 +485,9 @@ def verdict_rule(uses: str) -> str:
     """The verdict rule in words (:func:`conjugacy.stats.verdict`), for results and reports."""
     return (
         "undecided if the spectra were fitted with different settings (delays, rank rule, PCA, "
-        "scaling, method, recording interval) or if no p-value below alpha was attainable (too "
+        "scaling, method; the recording interval only when eigenvalues, not continuous-time "
+        "exponents log(lambda)/dt, are compared), if eigenvalues alias at the coarser recording "
+        "interval, or if no p-value below alpha was attainable (too "
         "few seeds: the smallest attainable p, min_pvalue, is >= alpha); otherwise not conjugate "
         "if the permutation test on the per-seed spectra rejects at level alpha (p < alpha), "
         f"computed on the {uses} spectra, and conjugate (no evidence against conjugacy) if not"
