@@ -183,7 +183,8 @@ def _test_of(cmp: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One dict per pair of conditions: ``pair, a, b, verdict``, ``explanation`` (why, in words,
-    with the numbers), ``sentence`` (``"a vs b: verdict. explanation"``) and the numbers.
+    with the numbers), ``sentence`` (``"a vs b: verdict"``, a full stop, the explanation) and
+    the numbers.
 
     Keys: ``distance`` (mean per-seed W1 on the spectra the verdict uses), ``distance_std``,
     ``interval`` ([lo, hi] or None), ``distance_all`` (all eigenvalues), ``pvalue``, ``min_pvalue``,
