@@ -58,7 +58,7 @@ def test_presets_hold_the_published_numbers():
     assert [paper.delays_for(h) for h in (5, 10, 40)] == [64, 32, 8]
     quick = FCNConfig.preset("quick", activation="gelu")
     assert quick.scale == "quick" and quick.activation == "gelu" and quick.data == "mnist-sample"
-    assert quick.widths == (5, 10, 40) and quick.n_replicas == 10
+    assert quick.widths == (5, 10, 40) and (quick.n_replicas, quick.n_steps) == (10, 1000)
     with pytest.raises(ValueError, match="scale must be one of"):
         FCNConfig.preset("huge")
 
@@ -167,7 +167,7 @@ def test_results_structure(small_run):
         "evidence": f"undecided: {verdict['reason']}"}
     closest = comparison[comparison["verdict_uses"]]["between_seeds"]["h40"]["min"]
     assert summary["claims"][1]["holds"] == (closest < cmp["distances"]["h5-h40"]["mean"])
-    assert len(summary["claims"]) == 2
+    assert len(summary["claims"]) == 3 and summary["claims"][2]["claim"].startswith("fig. S2")
     d = comparison["all"]["distances"]["h5-h40"]
     assert len(d["per_seed"]) == 2 and d["mean"] > 0 and d["std"] >= 0
     assert d["mean"] == pytest.approx(np.mean(d["per_seed"]))
@@ -189,13 +189,14 @@ def test_results_structure(small_run):
     assert summary["data"]["name"] == "digits" and summary["data"]["n_features"] == 64
     assert summary["figures"] == sorted(f"{n}.{e}" for n in (
         "fig3a_loss", "fig3bc_weights", "fig3d_eigenvalues", "fig3e_zoom", "fig3f_distances",
-        "figS4b_between_seeds") for e in ("png", "svg"))
+        "figS2_relative_test_loss", "figS4b_between_seeds") for e in ("png", "svg"))
     for name in (
         "fig3a_loss",
         "fig3bc_weights",
         "fig3d_eigenvalues",
         "fig3e_zoom",
         "fig3f_distances",
+        "figS2_relative_test_loss",
         "figS4b_between_seeds",
     ):
         assert (out / f"{name}.png").stat().st_size > 1000
@@ -213,6 +214,39 @@ def test_results_structure(small_run):
     np.testing.assert_allclose(eig[:, 0] + 1j * eig[:, 1], res.spectra["h40"][1].eigenvalues)
     # the spectra were fitted on the float32 store in its stored dtype: rank 10 as asked
     assert all(s.rank == 10 for v in res.spectra.values() for s in v)
+
+
+def test_fig_s2_relative_test_loss_is_read_from_the_last_record(small_run):
+    rel = small_run["sections"]["relative_test_loss"]
+    assert set(rel) == {"h5", "h40"}
+    with StudyReader.open(small_run.out_dir) as store:
+        for cond in ("h5", "h40"):
+            for seed in range(2):
+                loss = [store.scalars(f"{cond}_seed{seed}_{i}", "test_loss") for i in range(3)]
+                # recorded once, after the last step
+                assert all(np.isnan(x[:-1]).all() and np.isfinite(x[-1]) for x in loss)
+                assert rel[cond]["base_test_loss"][seed] == loss[0][-1]
+                assert rel[cond]["ratios"][seed] == [loss[1][-1] / loss[0][-1],
+                                                     loss[2][-1] / loss[0][-1]]
+            flat = np.concatenate(rel[cond]["ratios"])
+            assert rel[cond]["n"] == 4 and rel[cond]["median"] == np.median(flat)
+            assert rel[cond]["min"] <= rel[cond]["median"] <= rel[cond]["max"]
+
+
+def test_final_test_loss_counts_records_per_module():
+    from conjugacy.experiments.fcn import FinalTestLoss
+
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(20, 8, generator=gen), torch.arange(20) % 10
+    a, b = FCN(8, 4, generator=gen), FCN(8, 4, generator=gen)
+    hook = FinalTestLoss(x, y, n_steps=2)
+    assert [hook(a), hook(a), hook(b)] == [{}, {}, {}]  # records 0, 1 of a; record 0 of b
+    with torch.no_grad():
+        last = hook(a)
+        want = torch.nn.functional.cross_entropy(a(x), y)
+    assert last["test_loss"] == pytest.approx(float(want), rel=1e-6)
+    assert last["test_accuracy"] == pytest.approx(float((a(x).argmax(-1) == y).float().mean()))
+    assert hook(b) == {} and set(hook(b)) == {"test_loss", "test_accuracy"}
 
 
 def test_replicas_start_at_the_configured_perturbation(small_run):
@@ -313,6 +347,13 @@ def test_claims_are_decided_on_the_numbers():
     assert [c.holds for c in found] == [False, False, False]
     assert claims(_content(0.014, 0.013, 0.01, verdict="undecided", p=0.33))[0].holds is None
     assert claims({"conditions": {"h5": {"width": 5}}, "comparison": None}) == []
+    # fig. S2: decided on the median relative test loss of every width
+    s2 = {"h5": {"median": 1.004, "n": 9, "percentiles": {"5": 0.99, "95": 1.02}},
+          "h40": {"median": 0.985, "n": 9, "percentiles": {"5": 0.97, "95": 1.0}}}
+    content = {**_content(0.014, 0.013, 0.01), "sections": {"relative_test_loss": s2}}
+    assert claims(content)[-1].claim.startswith("fig. S2") and claims(content)[-1].holds is False
+    s2["h40"]["median"] = 0.995
+    assert claims(content)[-1].holds is True and "h40: median 0.9950" in claims(content)[-1].evidence
 
 
 # ----------------------------------------------------------------------------------------- CLI

@@ -343,7 +343,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("widths", "--widths", "Hidden widths, comma-separated.", "5,10,40", kind=str),
         Opt("activation", "--activation", "relu (fig. 3) or gelu (fig. S3).", "relu",
             field="activation"),
-        Opt("scale", "--scale", "quick (6 seeds x 10 replicas, 300 steps) or paper (25 x 10, 1000).",
+        Opt("scale", "--scale", "quick (6 seeds x 10 replicas, 1000 steps) or paper (25 x 10, 1000).",
             "quick", choices=("quick", "paper")),
         Opt("out", "--out", _RESUMES, Path("results/fcn"), kind=Path),
         Opt("device", "--device", "Where to train.", "cpu", field="device"),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ __all__ = [
     "batch_order",
     "claims",
     "condition_label",
+    "figure_s2",
+    "FinalTestLoss",
+    "relative_test_loss",
     "limit_threads",
     "make_study",
     "max_relative_perturbation",
@@ -159,9 +163,10 @@ class FCNConfig(DeclaredConfig):
 
     #: The presets: the fields they set (the rest are the defaults). ``paper``: the published
     #: numbers (on MNIST with ``data="mnist"``); ``quick``: the same protocol on the MNIST 5k sample,
-    #: 300 steps (4.5 epochs of 4,000 digits), a few minutes on 2 free CPU cores.
+    #: 6 seeds at the paper's 1,000 steps (15 epochs of 4,000 digits; at 300 steps the seeds of
+    #: h = 40 were as far apart as the widths), a few minutes of one CPU core.
     scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
-        "quick": {"data": "mnist-sample", "n_seeds": 6, "n_replicas": 10, "n_steps": 300},
+        "quick": {"data": "mnist-sample", "n_seeds": 6, "n_replicas": 10, "n_steps": 1000},
         "paper": {"n_seeds": 25, "n_replicas": 10, "n_steps": 1000},
     })
 
@@ -259,11 +264,37 @@ def _cached_data(data: str, data_dir: str | None) -> _Data:
     return _load_data(FCNConfig(data=data, data_dir=data_dir))
 
 
+class FinalTestLoss:
+    """``evaluate`` hook of :func:`~conjugacy.torch.train_replicas`: the test loss and accuracy
+    of each replica at its last record (step ``n_steps``), nothing at the other records.
+
+    ``train_replicas`` calls ``evaluate(model)`` once per record of each replica (record 0, then
+    after every step), on the same module object throughout, so the ``n``-th call for a module
+    is record ``n - 1``. An FCN job never resumes inside a run (an interrupted job is trained
+    again from step 0), so the count starts at record 0. Modules are held weakly.
+    """
+
+    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor, n_steps: int) -> None:
+        self.x_test, self.y_test, self.n_steps = x_test, y_test, n_steps
+        self._calls: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        record = self._calls.get(model, 0)
+        self._calls[model] = record + 1
+        if record != self.n_steps:
+            return {}
+        with torch.no_grad():
+            logits = model(self.x_test)
+        return {"test_loss": float(F.cross_entropy(logits, self.y_test)),
+                "test_accuracy": float((logits.argmax(-1) == self.y_test).float().mean())}
+
+
 def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     """Train the replicas of one (width, seed) job into ``ctx.store`` (the study's training step).
 
     One base network from the seed's init stream for this width, ``n_replicas - 1`` perturbed
-    copies, plain SGD on the seed's batch order; ``fc2.weight`` recorded at every step.
+    copies, plain SGD on the seed's batch order; ``fc2.weight`` recorded at every step, the
+    test loss and accuracy of every replica at the last step (:class:`FinalTestLoss`, fig. S2).
     """
     from ..torch import train_replicas
 
@@ -291,6 +322,7 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
         base, n_replicas=config.n_replicas, eps=config.eps, noise=config.noise,
         seed=streams["noise"], batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer,
         n_steps=config.n_steps, store=ctx.store, run_prefix=job.key, params=[OBSERVED_PARAMETER],
+        evaluate=FinalTestLoss(data.x_test.to(device), data.y_test.to(device), config.n_steps),
         device=device, progress=ctx.progress,
         metadata={**ctx.metadata, "experiment": "fcn", "width": width, "seed_index": seed_index,
                   "activation": config.activation, "data": config.data, "lr": config.lr,
@@ -357,15 +389,58 @@ def max_relative_perturbation(reader: Any, groups: list[SpectrumGroup]) -> dict[
     return out
 
 
+#: Fig. S2 "peaked at 1": the median ratio of every width within this of 1.
+S2_TOLERANCE = 0.01
+
+
+def relative_test_loss(reader: Any, groups: list[SpectrumGroup]) -> dict[str, Any]:
+    """Fig. S2: the end-of-training test loss of every perturbed copy divided by its base's.
+
+    Per condition: ``ratios`` (one list per seed, replicas 1..n-1 in order), ``base_test_loss``
+    (per seed), and over all ratios ``n``, ``median``, ``mean``, ``sd``, ``min``, ``max`` and the
+    5th / 95th ``percentiles``. Runs are ordered base first (``<job>_0``).
+
+    Example: ``relative_test_loss(reader, groups)["h5"]["median"]``, a float near 1.
+    """
+    out: dict[str, Any] = {}
+    for g in groups:
+        final = np.array([reader.scalars(r, "test_loss")[-1] for r in g.runs])
+        entry = out.setdefault(g.condition, {"ratios": [], "base_test_loss": []})
+        entry["ratios"].append((final[1:] / final[0]).tolist())
+        entry["base_test_loss"].append(float(final[0]))
+    for entry in out.values():
+        r = np.concatenate([np.asarray(x, dtype=float) for x in entry["ratios"]])
+        entry.update(n=int(r.size), median=float(np.median(r)), mean=float(r.mean()),
+                     sd=float(r.std(ddof=1)) if r.size > 1 else 0.0, min=float(r.min()),
+                     max=float(r.max()), percentiles={"5": float(np.percentile(r, 5)),
+                                                      "95": float(np.percentile(r, 95))})
+    return out
+
+
+def _s2_claim(content: Mapping[str, Any]) -> Claim | None:
+    rel = (content.get("sections") or {}).get("relative_test_loss")
+    if not rel:
+        return None
+    medians = {c: v["median"] for c, v in rel.items()}
+    holds = all(abs(m - 1) <= S2_TOLERANCE for m in medians.values())
+    text = "; ".join(f"{c}: median {v['median']:.4f}, 5-95 % {v['percentiles']['5']:.3f}-"
+                     f"{v['percentiles']['95']:.3f} (n = {v['n']})" for c, v in rel.items())
+    return Claim("fig. S2: perturbed copies end at the test loss of their base (relative test "
+                 f"loss peaked at 1: median within {S2_TOLERANCE:g} of 1 for every width)",
+                 holds, text)
+
+
 def claims(content: Mapping[str, Any]) -> list[Claim]:
     """The paper's claims about fig. 3 and S4, decided on the spectra the verdicts use: the
     narrowest and the widest net are not conjugate; the middle width is closer to the widest
     than the narrowest is; two seeds of the widest net are closer than the narrowest and widest
-    nets (seeds of one width can be conjugate)."""
+    nets (seeds of one width can be conjugate); fig. S2, the perturbed copies end at their base's
+    test loss (when the results hold ``sections["relative_test_loss"]``)."""
+    s2 = _s2_claim(content)
     comparison = content.get("comparison")
     widths = {c: d["width"] for c, d in content["conditions"].items()}
     if comparison is None or len(widths) < 2:
-        return []
+        return [s2] if s2 is not None else []
     cmp = chosen(comparison)
     order = sorted(widths, key=widths.get)
     lo, hi = order[0], order[-1]
@@ -386,7 +461,7 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
                          bool(between["min"] < d_extreme),
                          f"closest seeds {between['closest_pair']}: W1 {between['min']:.4g}; "
                          f"h = {widths[lo]} vs h = {widths[hi]}: mean W1 {d_extreme:.4g}"))
-    return out
+    return out + ([s2] if s2 is not None else [])
 
 
 def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
@@ -402,9 +477,29 @@ def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
             if g.seed == 0:
                 examples[g.condition] = reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs[:1]),
                                                     dtype=np.float64)[0]
-        return draw_all(results, {c: np.stack(v) for c, v in losses.items()}, examples, out)
+        paths = draw_all(results, {c: np.stack(v) for c, v in losses.items()}, examples, out)
+        rel = results.content["sections"].get("relative_test_loss")
+        if rel:
+            from ..plots import save_figure
+            paths += save_figure(figure_s2(rel), out / "figS2_relative_test_loss")
+        return paths
 
     return draw
+
+
+def figure_s2(relative: Mapping[str, Any]) -> Any:
+    """Fig. S2: histogram of the relative test loss (perturbed / base) per width, 1 dashed."""
+    from ..plots.core import color_for, new_figure
+
+    fig, ax = new_figure()
+    for i, (cond, v) in enumerate(relative.items()):
+        r = np.concatenate([np.asarray(x, dtype=float) for x in v["ratios"]])
+        ax.hist(r, bins=30, histtype="step", color=color_for(cond, i), label=f"{cond} (n = {r.size})")
+    ax.axvline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("test loss of perturbed copy / test loss of its base")
+    ax.set_ylabel("copies")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
 
 
 def run(
@@ -475,7 +570,8 @@ def run(
                         "config": config.to_dict(), "data": data_info,
                         "training": {k: v for k, v in trained.timing().items() if k != "training"}},
                 sections=lambda spectra: {
-                    "max_relative_perturbation": max_relative_perturbation(reader, groups)},
+                    "max_relative_perturbation": max_relative_perturbation(reader, groups),
+                    "relative_test_loss": relative_test_loss(reader, groups)},
                 claims=claims, figures=_figures(reader, groups) if figures else None,
                 provenance=provenance(study, data=data_info),
                 timing={"training": trained.seconds, "reading_and_settings": time.perf_counter() - t0},
