@@ -147,3 +147,66 @@ def test_svht_on_pure_noise_keeps_one_direction_with_a_note():
 def test_unknown_rank_rule_is_one_clear_error(bad):
     with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of \['svht'\]"):
         koopman_spectrum(np.ones((10, 3)), rank=bad)
+
+
+# ----- delays from data ---------------------------------------------------------------------------
+def _direct_prediction_error(trajs, d):
+    """The held-out error of choose_delays computed the plain way: explicit delay matrices, SVD,
+    reduced-rank regression at the SVHT rank, alternate trajectories as the two folds."""
+    from conjugacy.observables import delay_embed
+
+    n, num, den = trajs[0].shape[1], 0.0, 0.0
+    for f in (0, 1):
+        train = [t for i, t in enumerate(trajs) if i % 2 != f]
+        test = [t for i, t in enumerate(trajs) if i % 2 == f]
+        x, y = delay_embed(train, d)
+        xt, yt = delay_embed(test, d)
+        u, s, vh = np.linalg.svd(x, full_matrices=False)
+        k = max(1, svht_rank(s, x.shape)[0])
+        pred = ((y[-n:] @ vh[:k].T) / s[:k]) @ (u[:, :k].T @ xt)
+        num += np.sum((yt[-n:] - pred) ** 2)
+        den += np.sum((yt[-n:] - xt[-n:]) ** 2)
+    return num / den
+
+
+def test_choose_delays_errors_are_the_held_out_prediction_errors():
+    from conjugacy.delays import choose_delays
+
+    x = _latent(3, 6, 50, seed=4, noise=0.1)
+    choice = choose_delays(x)
+    assert choice.candidates == (0, 1, 2, 3, 4, 6, 8, 12)
+    for d, err in zip(choice.candidates, choice.errors):
+        assert err == pytest.approx(_direct_prediction_error(list(x), d), rel=1e-9)
+    best = min(choice.errors)
+    first = next(d for d, e in zip(choice.candidates, choice.errors) if e <= 1.02 * best + 1e-12)
+    assert choice.delays == first
+
+
+def test_choose_delays_finds_the_delays_a_hidden_coordinate_needs():
+    from conjugacy.delays import choose_delays
+
+    rng = np.random.default_rng(0)
+    z = np.zeros((6, 80, 2))
+    z[:, 0] = rng.standard_normal((6, 2))
+    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    for t in range(79):
+        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    seen = choose_delays(z[:, :, :1])  # one coordinate of a rotation: no delay predicts badly
+    assert seen.delays == 3 and seen.errors[0] > 0.9 and seen.errors[3] < 0.15
+    # fully observed, yet 1 delay: SVHT on 2 rows keeps at most 1 direction (its threshold is
+    # omega > 1 times the median, here the mean of the 2 values), so d = 0 predicts badly
+    full = choose_delays(z)
+    assert full.delays == 1 and full.ranks[:2] == (1, 2) and full.errors[0] > 1
+    spec = koopman_spectrum(z[:, :, :1], delays="auto", rank="svht", method="standard")
+    assert spec.settings["delays"] == 3
+    assert spec.settings["delays_rule"]["rule"] == "prediction"
+    assert spec.settings["delays_rule"]["errors"] == list(seen.errors)
+
+
+def test_delays_auto_errors_name_the_argument():
+    from conjugacy.delays import choose_delays
+
+    with pytest.raises(ValueError, match="delays must be a non-negative int or 'auto'"):
+        koopman_spectrum(np.ones((20, 2)), delays="many")
+    with pytest.raises(ValueError, match="at least 6 per trajectory"):
+        choose_delays(np.ones((2, 5, 2)))

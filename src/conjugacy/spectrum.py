@@ -440,7 +440,7 @@ class RankWarning(UserWarning):
 def koopman_spectrum(
     trajectories: TrajectoriesLike,
     *,
-    delays: int = 0,
+    delays: int | str = 0,
     rank: int | str | None = None,
     tol: float | None = None,
     method: str = "rrr",
@@ -460,9 +460,11 @@ def koopman_spectrum(
     trajectories : array (n_trajectories, n_steps, n_features), array (n_steps, n_features), or
         a list of (n_steps_i, n_features) arrays of different lengths
         The observables recorded along each trajectory (e.g. weights at every training step).
-    delays : int, default 0
+    delays : int or "auto", default 0
         Number of time delays d: the lifted state is ``[x_t; ...; x_{t+d}]``, formed within each
-        trajectory (each needs at least ``d + 2`` steps).
+        trajectory (each needs at least ``d + 2`` steps). ``"auto"`` (in-memory NumPy data): the
+        fewest delays whose held-out one-step prediction at the SVHT rank is within 2 % of the
+        best (:func:`conjugacy.delays.choose_delays`), recorded in ``settings["delays_rule"]``.
     rank : int, "svht" or None
         Keep the top ``rank`` modes (the paper keeps 10). ``None``: all singular values above
         ``tol * s_1`` (the numerical rank: with noisy data it keeps the noise). ``"svht"``: the
@@ -561,6 +563,10 @@ def koopman_spectrum(
     method = check_choice(method, "method", METHODS)
     path = check_choice(path, "path", PATHS)
     rank, tol = _check_rank_tol(rank, tol)
+    delay_choice = None
+    if isinstance(delays, str):
+        delay_choice = _auto_delays(trajectories, delays)
+        delays = delay_choice.delays
     if pca is not None:
         pca = check_int(pca, "pca", minimum=1)
     _check_flags(scale=scale, pca_center=pca_center, modes=modes)
@@ -579,12 +585,30 @@ def koopman_spectrum(
             trajectories, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
             pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
         )
+        if delay_choice is not None:
+            fitted.settings["delays_rule"] = delay_choice.as_dict()
         if next_states is None:
             return _record(fitted)
         from .residuals import with_branch
 
         return with_branch(_record(fitted), trajectories, next_states, delays=delays, pca=pca,
                            pca_center=pca_center)
+
+
+def _auto_delays(trajectories: Any, delays: str) -> Any:
+    """``delays="auto"``: :func:`conjugacy.delays.choose_delays` on in-memory trajectories."""
+    from .delays import choose_delays
+
+    if delays != "auto":
+        raise ValueError(f"delays must be a non-negative int or 'auto', got {delays!r}")
+    if not (isinstance(trajectories, np.ndarray) or (
+            isinstance(trajectories, list | tuple) and all(
+                isinstance(t, np.ndarray) for t in trajectories))):
+        raise ValueError(
+            "delays='auto' chooses from in-memory NumPy trajectories (it reads the data several "
+            f"times), got {type(trajectories).__name__}: load them, or give delays=<int> (e.g. "
+            "from conjugacy.delays.choose_delays on a sample)")
+    return choose_delays(trajectories)
 
 
 def spectrum_from_gram(

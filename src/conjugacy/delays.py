@@ -1,0 +1,193 @@
+"""Delays chosen from the data: held-out one-step prediction at the SVHT rank.
+
+``koopman_spectrum(delays="auto")`` and the study pipeline call :func:`choose_delays`. For each
+candidate number of delays ``d`` (the ladder :data:`DELAY_LADDER`, capped so that every trajectory
+keeps three quarters of its records as snapshot pairs), the trajectories are split into two folds
+(alternate trajectories; one trajectory is cut into halves), a reduced-rank regression of the next
+observation ``x_{t+d+1}`` on the delay vector ``[x_t; ...; x_{t+d}]`` is fitted on one fold at the
+SVHT rank of that fold's delay matrix (:func:`conjugacy.dmd.svht_rank`; exactly the newest block of
+the projected DMD operator's one-step prediction) and scored on the other. The score is the
+held-out squared error relative to persistence (``x_{t+d+1} ~ x_{t+d}``), pooled over the two
+folds. The choice is the **smallest** ``d`` whose score is within ``slack`` (2 %) of the best:
+more delays than the data need add noise directions to the spectrum (measured in
+``benchmarks/bench_settings.py``: on linear latent systems seen through 3 channels, fewer delays
+separated systems better than the paper's 8 whenever the system was observable with them).
+
+Everything comes from one snapshot Gram (``G[s, t] = x_s^* x_t``, one pass over the data): per
+candidate, the delay snapshots' Gram is a sum of ``d + 1`` shifted blocks of ``G``, the fold's
+singular values and vectors come from its eigendecomposition, and the held-out error is a trace
+of Gram blocks. Cost: ``n_snap^2 n / 2`` for ``G``, then per candidate ``(d + 1) n_snap^2`` adds
+and two symmetric eigendecompositions of ``n_snap / 2``; memory ``O(n_snap^2)``. Measured in
+BENCHMARKS.md ("Settings from data").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_int, check_positive_float
+from .dmd import svht_rank
+from .observables import _delay_snapshot_gram, snapshot_gram
+from .trajectories import TrajectoriesLike, as_trajectory_list
+
+__all__ = ["DELAY_LADDER", "DelayChoice", "choose_delays"]
+
+#: The candidate numbers of delays (the paper uses 8 to 64; finer steps where the choice matters).
+DELAY_LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: A candidate within this relative margin of the best held-out error counts as equally good.
+PREDICTION_SLACK = 0.02
+
+
+@dataclass(frozen=True)
+class DelayChoice:
+    """The delays :func:`choose_delays` chose, with the evidence.
+
+    Attributes
+    ----------
+    delays : int
+        The choice.
+    candidates : tuple of int
+        The candidates scored (the ladder, capped by the trajectories' length).
+    errors : tuple of float
+        Held-out one-step prediction error of each candidate relative to persistence
+        (dimensionless; below 1 predicts better than "nothing changes").
+    ranks : tuple of int
+        SVHT rank of each candidate's delay matrix (the larger of the two folds').
+    reason : str
+        One sentence: the rule, the winner and its error.
+    """
+
+    delays: int
+    candidates: tuple[int, ...]
+    errors: tuple[float, ...]
+    ranks: tuple[int, ...]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``Spectrum.settings["delays_rule"]``)."""
+        return {"rule": "prediction", "delays": self.delays, "candidates": list(self.candidates),
+                "errors": list(self.errors), "svht_ranks": list(self.ranks),
+                "slack": PREDICTION_SLACK, "reason": self.reason}
+
+
+def choose_delays(
+    trajectories: TrajectoriesLike,
+    *,
+    max_delays: int | None = None,
+    slack: float = PREDICTION_SLACK,
+) -> DelayChoice:
+    """The smallest number of delays whose held-out one-step prediction (at the SVHT rank) is
+    within ``slack`` of the best (module docstring).
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features), (n_steps, n_features) or a list
+        of (n_steps_i, n_features) arrays, in memory
+        At least two trajectories, or one of at least 12 steps (cut into two halves).
+    max_delays : int, optional
+        Largest candidate (default 64, the paper's largest); every trajectory (each half of a
+        single one) also keeps three quarters of its records as pairs: ``d <= (T - 2) // 4``.
+    slack : float
+        Relative margin within which a smaller ``d`` is preferred to the best.
+
+    Returns
+    -------
+    DelayChoice
+
+    Raises
+    ------
+    ValueError
+        Non-finite data, trajectories too short for one delay, or an argument out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.zeros((6, 80, 2))  # a noisy rotation, seen through its first coordinate
+    >>> z[:, 0] = rng.standard_normal((6, 2))
+    >>> rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    >>> for t in range(79):
+    ...     z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    >>> choice = choose_delays(z[:, :, :1])
+    >>> choice.delays, choice.ranks[:5]  # SVHT needs several delay rows to see the rank-2 signal
+    (3, (1, 1, 1, 2, 2))
+    """
+    trajs = [np.asarray(t, dtype=np.result_type(t.dtype, np.float64))
+             for t in as_trajectory_list(trajectories)]
+    slack = check_positive_float(slack, "slack")
+    cap = 64 if max_delays is None else check_int(max_delays, "max_delays", minimum=0)
+    if len(trajs) == 1:
+        half = trajs[0].shape[0] // 2
+        trajs = [trajs[0][:half], trajs[0][half : 2 * half]]
+    shortest = min(t.shape[0] for t in trajs)
+    cap = min(cap, (shortest - 2) // 4)
+    if cap < 1:
+        raise ValueError(
+            f"trajectories: the shortest (half) trajectory has {shortest} steps; choosing delays "
+            "needs at least 6 per trajectory (12 for a single one); give delays= instead")
+    candidates = tuple(d for d in DELAY_LADDER if d <= cap)
+    gram, offsets = snapshot_gram(trajs)
+    if not np.all(np.isfinite(np.diagonal(gram))):
+        raise ValueError("trajectories contain NaN or Inf (or values whose squares overflow)")
+    folds = np.arange(len(trajs)) % 2
+    errors, ranks = [], []
+    for d in candidates:
+        err, rank = _prediction_error(gram, offsets, d, folds, trajs[0].shape[1])
+        errors.append(err)
+        ranks.append(rank)
+    e = np.array(errors)
+    best = float(np.nanmin(e))
+    pick = int(np.flatnonzero(e <= best * (1 + slack) + 1e-12)[0])
+    d = candidates[pick]
+    reason = (f"{d} delays: the fewest whose held-out one-step prediction at the SVHT rank "
+              f"({ranks[pick]}) is within {slack:.0%} of the best of {list(candidates)} "
+              f"(error {errors[pick]:.3g} relative to persistence; best {best:.3g} at "
+              f"{candidates[int(np.nanargmin(e))]} delays)")
+    return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason)
+
+
+def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.ndarray,
+                      n_features: int) -> tuple[float, int]:
+    """Held-out error (relative to persistence, pooled over the two folds) of predicting
+    ``x_{t+d+1}`` from the delay vector at ``t`` by reduced-rank regression at the SVHT rank,
+    from the snapshot Gram; and the larger SVHT rank of the two folds."""
+    H = _delay_snapshot_gram(gram, offsets, d)
+    lengths = np.diff(offsets)
+    h_start = np.cumsum([0] + [int(n - d) for n in lengths])
+    xi, zi, pi, fold = [], [], [], []
+    for i, (o, n) in enumerate(zip(offsets[:-1], lengths)):
+        t = np.arange(int(n) - d - 1)
+        xi.append(h_start[i] + t)  # delay vector h_t
+        zi.append(o + t + d + 1)  # target x_{t+d+1}
+        pi.append(o + t + d)  # persistence x_{t+d}
+        fold.append(np.full(t.size, folds[i]))
+    xi, zi, pi, fold = (np.concatenate(a) for a in (xi, zi, pi, fold))
+    num = den = 0.0
+    top = 0
+    for f in (0, 1):
+        tr, te = fold != f, fold == f
+        if not tr.any() or not te.any():
+            continue
+        evals, V = np.linalg.eigh(H[np.ix_(xi[tr], xi[tr])])
+        evals, V = evals[::-1], V[:, ::-1]
+        shape = (n_features * (d + 1), int(tr.sum()))
+        s = np.sqrt(np.maximum(evals, 0.0))
+        k = max(1, svht_rank(s, shape)[0]) if s[0] > 0 else 0
+        top = max(top, k)
+        # Z_hat = Z W, W = V_k S_k^-2 V_k^* X^* X_test (the projected one-step prediction)
+        W = ((V[:, :k] / evals[:k]) @ (V[:, :k].conj().T @ H[np.ix_(xi[tr], xi[te])])
+             if k else None)
+        zz = gram[np.ix_(zi[te], zi[te])]
+        base = float(np.real(np.trace(zz) - 2 * np.trace(gram[np.ix_(pi[te], zi[te])])
+                             + np.trace(gram[np.ix_(pi[te], pi[te])])))
+        fit = float(np.real(np.trace(zz)))
+        if W is not None:
+            cross = gram[np.ix_(zi[tr], zi[te])]
+            fit += float(np.real(-2 * np.sum(W.conj() * cross)
+                                 + np.sum(W.conj() * (gram[np.ix_(zi[tr], zi[tr])] @ W))))
+        num += max(fit, 0.0)
+        den += base
+    return (num / den if den > 0 else float("nan")), top
