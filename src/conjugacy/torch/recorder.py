@@ -24,13 +24,14 @@ removed on resume (:func:`remove_dead_temporaries`, which never touches a live w
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import glob
 import os
 import platform
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: temporaries are not locked nor cleaned
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Recorder", "StackedRecorder", "describe_optimizer", "load_checkpoint",
+__all__ = ["BranchStep", "Recorder", "StackedRecorder", "describe_optimizer", "load_checkpoint",
            "remove_dead_temporaries", "save_checkpoint", "select_parameters"]
 
 _CKPT_FORMAT = 1
@@ -256,10 +257,143 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> d
         raise StoreError(f"cannot load checkpoint {str(path)!r}: {exc}") from exc
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A parameter's values on the host as NumPy (bfloat16 as float32)."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return t.cpu().numpy()
+
+
 def _np_dtype(t: torch.Tensor) -> np.dtype:
     if t.dtype == torch.bfloat16:
         return np.dtype(np.float32)
     return torch.empty(0, dtype=t.dtype).numpy().dtype
+
+
+class BranchStep:
+    """The branch of a recorded state: training continued from it on independent batches, undone.
+
+    Called at a recorded step, it saves the model's parameters, buffers and gradients, the
+    optimizer's state (momentum buffers, Adam moments and step counts: a deep copy of its
+    ``state_dict``) and the global torch RNG states (CPU and CUDA: dropout in the branch's
+    forward pass draws from them), takes ``n_steps`` optimizer steps on batches drawn by
+    ``sample`` from the branch's *own* generator, copies the parameters reached, and restores
+    everything saved. The training trajectory and its random stream are therefore bit-identical
+    with and without the branch (tested), and the branch state is a second, independent draw of
+    the next recorded state: what the two-branch residuals of :mod:`conjugacy.residuals` need.
+
+    Parameters
+    ----------
+    loss : callable ``(model, batch) -> scalar tensor``
+        The training loss of one minibatch (the same as the training loop's).
+    sample : callable ``(generator: torch.Generator) -> batch``
+        Draws one minibatch using only ``generator`` for its randomness (e.g. indices
+        ``torch.randint(n, (batch_size,), generator=generator)``); independent of the training
+        batches.
+    optimizer : torch.optim.Optimizer
+        The training optimizer (stepped in the branch, then restored).
+    seed : int, default 0
+        Seed of the branch's generator (a CPU ``torch.Generator``).
+    n_steps : int or None, default None
+        Optimizer steps per branch: the recording stride, so that the branch is a draw of the
+        *next record*. None: the recorder's ``every``.
+    after_step : callable ``(model) -> None``, optional
+        Applied after each branch step under ``torch.no_grad()``, as the training loop does
+        (e.g. a norm projection).
+
+    Cost: ``n_steps`` extra forward/backward passes and optimizer steps per recorded step, plus
+    copies of the model and optimizer state (``benchmarks/bench_recording.py --branch``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Linear(4, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> data = torch.randn(100, 4), torch.randn(100, 1)
+    >>> def loss(m, b):
+    ...     return ((m(b[0]) - b[1]) ** 2).mean()
+    >>> def sample(g):
+    ...     i = torch.randint(100, (8,), generator=g)
+    ...     return data[0][i], data[1][i]
+    >>> branch = BranchStep(loss, sample, opt, seed=1, n_steps=1)
+    >>> before = model.weight.detach().clone()
+    >>> nxt = branch(model, ["weight"])
+    >>> bool(torch.equal(model.weight, before)), bool(torch.equal(nxt["weight"], before))
+    (True, False)
+    """
+
+    def __init__(
+        self,
+        loss: Callable[[nn.Module, Any], torch.Tensor],
+        sample: Callable[[torch.Generator], Any],
+        optimizer: torch.optim.Optimizer,
+        *,
+        seed: int = 0,
+        n_steps: int | None = None,
+        after_step: Callable[[nn.Module], None] | None = None,
+    ) -> None:
+        if not callable(loss) or not callable(sample):
+            raise TypeError("loss and sample must be callables: loss(model, batch) -> tensor, "
+                            "sample(generator) -> batch")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if n_steps is not None and (isinstance(n_steps, bool) or not isinstance(n_steps, int)
+                                    or n_steps < 1):
+            raise ValueError(f"n_steps must be a positive integer or None, got {n_steps!r}")
+        self.loss, self.sample, self.optimizer = loss, sample, optimizer
+        self.n_steps, self.after_step = n_steps, after_step
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __call__(self, model: nn.Module, names: Iterable[str],
+                 n_steps: int | None = None) -> dict[str, torch.Tensor]:
+        """The parameters ``names`` after the branch's steps from the current state (copies);
+        the model, optimizer and global RNG are left exactly as they were."""
+        steps = n_steps if self.n_steps is None else self.n_steps
+        params = dict(model.named_parameters())
+        saved = _TrainingState(model, self.optimizer)
+        try:
+            for _ in range(steps or 1):
+                batch = self.sample(self.generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.loss(model, batch).backward()
+                self.optimizer.step()
+                if self.after_step is not None:
+                    with torch.no_grad():
+                        self.after_step(model)
+            return {n: params[n].detach().clone() for n in names}
+        finally:
+            saved.restore()
+
+
+class _TrainingState:
+    """Everything a branch step changes: parameters, buffers, gradients, optimizer state and the
+    global torch RNG states, saved at construction and put back by :meth:`restore`."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.params = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.grads = {n: None if p.grad is None else p.grad.detach().clone()
+                      for n, p in model.named_parameters()}
+        self.buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        self.opt_state = copy.deepcopy(optimizer.state_dict())
+        self.rng = torch.get_rng_state()
+        self.cuda_rng = (torch.cuda.get_rng_state_all()
+                         if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for n, p in self.model.named_parameters():
+                p.copy_(self.params[n])
+                p.grad = self.grads[n]
+            for n, b in self.model.named_buffers():
+                b.copy_(self.buffers[n])
+        self.optimizer.load_state_dict(self.opt_state)
+        torch.set_rng_state(self.rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
 class Recorder:
@@ -294,6 +428,12 @@ class Recorder:
         ``model``/``optimizer``, cut the run back to the checkpoint. With ``checkpoint`` given but
         no file yet: restart the run from scratch. Without ``checkpoint``: append after the last
         complete step (the caller restores the model).
+    branch : BranchStep, optional
+        Also record, at every recorded step, the branch: the selected parameters after
+        ``branch.n_steps`` (default ``every``) more optimizer steps from the recorded state on
+        independently drawn batches, kept in the store as ``next/<name>``
+        (``TrajectoryStore.create_run(next_states=True)``; read with
+        ``read(..., branch="next")``). The training trajectory is unchanged, bit for bit.
     """
 
     def __init__(
@@ -309,7 +449,11 @@ class Recorder:
         optimizer: torch.optim.Optimizer | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = False,
+        branch: BranchStep | None = None,
     ) -> None:
+        if branch is not None and not isinstance(branch, BranchStep):
+            raise TypeError(f"branch must be a BranchStep, got {type(branch).__name__}")
+        self.branch = branch
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         if not isinstance(chunk_steps, int) or chunk_steps < 1:
@@ -361,6 +505,12 @@ class Recorder:
                 raise StoreError(
                     f"cannot resume run {self.run!r}: it records {have}, the model gives {layout}"
                 )
+            if bool(info["branches"]) != (self.branch is not None):
+                raise StoreError(
+                    f"cannot resume run {self.run!r}: it was recorded "
+                    + ("with" if info["branches"] else "without") + " a branch; pass branch= "
+                    "the same way as when it was started"
+                )
             n = info["n_complete"]
             if self.checkpoint is not None:
                 remove_dead_temporaries(self.checkpoint)  # of a writer killed mid-checkpoint
@@ -397,8 +547,15 @@ class Recorder:
             if bf16:
                 meta["source_dtype"] = {n: "bfloat16" for n in bf16}
             meta.update(dict(metadata or {}))
-            self.store.create_run(self.run, layout, chunk_steps=self.chunk_steps, metadata=meta)
+            if self.branch is not None:
+                meta["branch"] = {"n_steps": self.branch.n_steps or self.every,
+                                  "what": "parameters after n_steps more optimizer steps from "
+                                          "each record on independently drawn batches"}
+            self.store.create_run(self.run, layout, chunk_steps=self.chunk_steps, metadata=meta,
+                                  next_states=self.branch is not None)
         self._buf = {n: np.empty((self.chunk_steps, *s), dtype=d) for n, (s, d) in layout.items()}
+        self._next = ({n: np.empty_like(b) for n, b in self._buf.items()}
+                      if self.branch is not None else None)
         self._buf_steps: list[int] = []
         self._buf_scalars: list[dict[str, float]] = []
 
@@ -417,6 +574,8 @@ class Recorder:
             self.optimizer.load_state_dict(ck["optimizer"])
         if "torch_rng_state" in ck:
             torch.set_rng_state(ck["torch_rng_state"].cpu())
+        if self.branch is not None and "branch_rng_state" in ck:
+            self.branch.generator.set_state(ck["branch_rng_state"].cpu())
         n = int(ck["n_complete"])
         if n > self.store.n_complete(self.run):
             raise StoreError(
@@ -473,10 +632,11 @@ class Recorder:
         i = len(self._buf_steps)
         with torch.no_grad():
             for n in self.names:
-                t = self._params[n].detach()
-                if t.dtype == torch.bfloat16:
-                    t = t.float()
-                self._buf[n][i] = t.cpu().numpy()
+                self._buf[n][i] = _host(self._params[n])
+        if self._next is not None:
+            assert self.branch is not None
+            for n, t in self.branch(self.model, self.names, self.every).items():
+                self._next[n][i] = _host(t)
         self._buf_steps.append(step)
         self._buf_scalars.append(vals)
         self.last_step = step
@@ -499,6 +659,7 @@ class Recorder:
                 np.array(self._buf_steps, dtype=np.int64),
                 {name: b[:k] for name, b in self._buf.items()},
                 scal,
+                None if self._next is None else {name: b[:k] for name, b in self._next.items()},
             )
             self._n = n
             self._buf_steps.clear()
@@ -515,6 +676,8 @@ class Recorder:
                 "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
                 "torch_rng_state": torch.get_rng_state(),
             }
+            if self.branch is not None:
+                state["branch_rng_state"] = self.branch.generator.get_state()
             save_checkpoint(self.checkpoint, state)
         return n
 
@@ -592,6 +755,9 @@ class StackedRecorder:
                 raise ValueError("recorders must share store, parameters, chunk_steps and every")
         if any(r.n_buffered for r in recorders):
             raise ValueError("recorders must have nothing buffered")
+        if any(r.branch is not None for r in recorders):
+            raise ValueError("StackedRecorder records no branch: record branched replicas with "
+                             "one Recorder(branch=...) each")
         self.recorders = list(recorders)
         self.store = r0.store
         self.names = r0.names
