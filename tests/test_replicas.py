@@ -217,3 +217,35 @@ def test_recording_reads_no_store_metadata_per_step_or_chunk(tmp_path, digits, m
     with TrajectoryStore.open(tmp_path / "s40", "r") as st:
         assert st.verify().ok
         assert all(st.n_complete(n) == 41 and st.run_info(n)["finished"] for n in st.runs())
+
+
+def test_branch_batches_record_a_branch_without_changing_the_replicas(tmp_path, digits):
+    x, y = digits
+
+    def branch_batches(g):
+        i = torch.randint(0, 1700, (32,), generator=g)
+        return x[i], y[i]
+
+    common = dict(n_replicas=2, eps=1e-2, seed=4, batches=make_batches(x, y), loss_fn=ce,
+                  n_steps=8, store=tmp_path / "s", every=2, chunk_steps=3,
+                  make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    train_replicas(mlp(), run_prefix="plain", vectorize=False, **common)
+    train_replicas(mlp(), run_prefix="branch", branch_batches=branch_batches, **common)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        plain = st.read(runs=["plain_0", "plain_1"])
+        main = st.read(runs=["branch_0", "branch_1"])
+        nxt = st.read(runs=["branch_0", "branch_1"], branch="next")
+        np.testing.assert_array_equal(main, plain)  # bit-identical replicas
+        assert st.run_info("branch_1")["metadata"]["vectorized"] is False
+        assert st.run_info("branch_1")["metadata"]["branch"]["n_steps"] == 2  # the stride
+        assert st.run_info("plain_0")["branches"] == []
+        # each replica's branch has its own generator: the two branches differ beyond the
+        # replicas' own difference, and no branch equals the next record
+        assert np.abs(nxt[:, :-1] - main[:, 1:]).max(axis=2).min() > 0
+        d_main = np.abs(main[0] - main[1]).max()
+        assert np.abs(nxt[0] - nxt[1]).max() > 3 * d_main  # 5.7x measured
+    with pytest.raises(ValueError, match="branch_batches is given"):
+        train_replicas(mlp(), run_prefix="vec", branch_batches=branch_batches, vectorize=True,
+                       **common)
+    with pytest.raises(TypeError, match="branch_batches must be a callable"):
+        train_replicas(mlp(), run_prefix="bad", branch_batches=[1], **common)

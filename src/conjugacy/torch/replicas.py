@@ -35,6 +35,7 @@ from torch import nn
 
 from ..store import StoreError, TrajectoryStore
 from .recorder import (
+    BranchStep,
     Recorder,
     ResumeWithoutCheckpointWarning,
     StackedRecorder,
@@ -210,6 +211,7 @@ def train_replicas(
     chunk_steps: int = 64,
     include_base: bool = True,
     metadata: dict[str, Any] | None = None,
+    branch_batches: Callable[[torch.Generator], Any] | None = None,
 ) -> list[str]:
     """Train perturbed replicas of ``base`` on identical batches and record them into a store.
 
@@ -253,6 +255,16 @@ def train_replicas(
         are skipped, interrupted ones continue from their last checkpoint.
     metadata : dict, optional
         Extra JSON metadata for every run.
+    branch_batches : callable, optional
+        ``branch_batches(generator) -> (inputs, targets)``: one minibatch drawn with ``generator``
+        only. Given, every recorded state also gets its *branch*: ``every`` more optimizer steps
+        from it on batches drawn this way from a generator of the replica's own (seeded from
+        ``seed`` and the replica index), with ``loss_fn`` and ``after_step``, then undone
+        (:class:`~conjugacy.torch.recorder.BranchStep`); the store keeps it as the run's
+        ``next/<name>`` (``read(..., branch="next")``) for ``koopman_spectrum(next_states=)``.
+        The trajectories are bit-identical to those recorded without it. Costs ``every``
+        forward/backward passes per recorded step; the replicas are trained sequentially
+        (``vectorize="auto"`` does not vectorise, ``True`` is refused).
 
     Returns
     -------
@@ -322,7 +334,11 @@ def train_replicas(
         first = next(_batch_stream(batches))
         x0 = _to(first[0], device)
         probe = make_optimizer([torch.zeros(1, device=device, requires_grad=True)])
-        reason = _can_vectorize(replicas, probe, after_step, x0)
+        reason = ("branch_batches is given" if branch_batches is not None
+                  else _can_vectorize(replicas, probe, after_step, x0))
+        if branch_batches is not None and not callable(branch_batches):
+            raise TypeError("branch_batches must be a callable generator -> (inputs, targets), "
+                            f"got {type(branch_batches).__name__}")
         if vectorize is True and reason not in (None, "after_step is given"):
             raise ValueError(f"vectorize=True but the vectorised path is not exact here: {reason}")
         use_vmap = vectorize is True or (vectorize == "auto" and reason is None)
@@ -336,7 +352,8 @@ def train_replicas(
                 else:
                     _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
                                       make_optimizer, n_steps, params, every, after_step, evaluate,
-                                      device, bar, ckdir, chunk_steps)
+                                      device, bar, ckdir, chunk_steps,
+                                      branch=(branch_batches, seed))
         finally:
             bar.close()
     finally:
@@ -402,9 +419,23 @@ def _check_terminate() -> None:
         raise SystemExit(128 + signal.SIGTERM)
 
 
+def _branch_step(sample: Any, seed: int, replica: int, loss_fn: Any, opt: Any, device: Any,
+                 after_step: Any) -> BranchStep | None:
+    """The :class:`BranchStep` of one replica (None without ``branch_batches``)."""
+    if sample is None:
+        return None
+
+    def loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        return _split_loss(loss_fn(model(_to(batch[0], device)), _to(batch[1], device)))[0]
+
+    branch_seed = int.from_bytes(hashlib.sha256(f"branch:{seed}:{replica}".encode()).digest()[:8],
+                                 "little") >> 1
+    return BranchStep(loss, sample, opt, seed=branch_seed, after_step=after_step)
+
+
 def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps,
                       params, every, after_step, evaluate, device, bar, ckdir,
-                      chunk_steps) -> None:  # noqa: ANN001
+                      chunk_steps, branch=(None, 0)) -> None:  # noqa: ANN001
     reference: list[bytes] = []
     for i, (model, run) in enumerate(zip(replicas, names)):
         if ckdir is not None and run in st.runs() and st.run_info(run)["finished"]:
@@ -414,7 +445,8 @@ def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_opt
         ck = ckdir / f"{run}.pt" if ckdir is not None else None
         rec = Recorder(st, run, model, params, every=every, chunk_steps=chunk_steps,
                        metadata=_replica_meta(base_meta, i, False, opt), optimizer=opt,
-                       checkpoint=ck, resume=ck is not None)
+                       checkpoint=ck, resume=ck is not None,
+                       branch=_branch_step(*branch, i, loss_fn, opt, device, after_step))
         with rec:
             start = rec.resumed_from
             if start is None:
