@@ -643,3 +643,90 @@ def test_branch_spectrum_end_to_end(tmp_path, digits):
     s = koopman_spectrum(x, rank=4, next_states=nxt)
     assert s.noise_fractions.shape == (4,) and np.all(np.isfinite(s.projection_residuals))
     assert s.settings["branch"]["eigenvalue_mismatch"] < 1e-6
+
+
+def test_lightning_callback_records_the_branch_without_changing_training(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from conjugacy.torch.lightning import TrajectoryCallback
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc1, self.fc2, self.drop = nn.Linear(4, 8), nn.Linear(8, 2), nn.Dropout(0.3)
+
+        def forward(self, x):
+            return self.fc2(self.drop(torch.tanh(self.fc1(x))))
+
+        def training_step(self, batch, batch_idx):
+            return nn.functional.mse_loss(self(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g)
+    data = DataLoader(TensorDataset(x, x[:, :2] * 2), batch_size=8, shuffle=False)
+
+    def sample(gen):
+        i = torch.randint(0, 40, (8,), generator=gen)
+        return x[i], x[i, :2] * 2
+
+    def fit(name, **kw):
+        cb = TrajectoryCallback(tmp_path / "s", name, "fc2.*", chunk_steps=3, **kw)
+        torch.manual_seed(1)
+        pl.Trainer(max_steps=7, callbacks=[cb], enable_progress_bar=False, logger=False,
+                   enable_checkpointing=False, enable_model_summary=False, accelerator="cpu",
+                   devices=1).fit(Tiny(), data)
+
+    fit("plain")
+    fit("branch", branch_sample=sample, branch_seed=2,
+        branch_loss=lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]))
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        np.testing.assert_array_equal(st.read(runs="branch"), st.read(runs="plain"))
+        nxt, main = st.read(runs="branch", branch="next")[0], st.read(runs="branch")[0]
+        assert nxt.shape == (8, 18) and np.abs(nxt[:-1] - main[1:]).max(axis=1).min() > 0
+    with pytest.raises(ValueError, match="branch_sample and branch_loss go together"):
+        TrajectoryCallback(tmp_path / "s", "x", branch_sample=sample)
+
+
+def test_hf_callback_records_the_branch_without_changing_training(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    from conjugacy.torch.hf import TrajectoryTrainerCallback
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 32, (64, 8), generator=g)
+    data = [{"input_ids": ids[i], "attention_mask": torch.ones(8, dtype=torch.long),
+             "labels": ids[i, 0] % 2} for i in range(64)]
+
+    def sample(gen):
+        i = torch.randint(0, 64, (8,), generator=gen)
+        return {"input_ids": ids[i], "attention_mask": torch.ones(8, 8, dtype=torch.long),
+                "labels": ids[i, 0] % 2}
+
+    def train(name, **kw):
+        torch.manual_seed(0)
+        cfg = BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=16,
+                         num_labels=2)
+        model = BertForSequenceClassification(cfg)  # dropout 0.1: the global RNG is used
+        cb = TrajectoryTrainerCallback(tmp_path / "s", name, "classifier.*", **kw)
+        args = TrainingArguments(output_dir=str(tmp_path / "hf"), max_steps=6,
+                                 per_device_train_batch_size=8, logging_steps=1,
+                                 report_to="none", save_strategy="no", use_cpu=True, seed=0,
+                                 disable_tqdm=True, learning_rate=1e-3, log_level="error")
+        Trainer(model=model, args=args, train_dataset=data, callbacks=[cb]).train()
+
+    train("plain")
+    train("branch", branch_sample=sample, branch_seed=5)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        np.testing.assert_array_equal(st.read(runs="branch"), st.read(runs="plain"))
+        nxt, main = st.read(runs="branch", branch="next")[0], st.read(runs="branch")[0]
+        assert nxt.shape == main.shape == (7, 34)
+        assert np.abs(nxt[:-1] - main[1:]).max(axis=1).min() > 0
+        assert np.abs(nxt[:-1] - main[:-1]).max(axis=1).min() > 0

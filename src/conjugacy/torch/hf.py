@@ -40,7 +40,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ import transformers
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ..store import StoreError, TrajectoryStore
-from .recorder import Recorder
+from .recorder import BranchStep, Recorder
 
 __all__ = ["TrajectoryTrainerCallback"]
 
@@ -97,6 +97,16 @@ class TrajectoryTrainerCallback(TrainerCallback):
     resume : bool
         Continue an existing run when training resumes from a Trainer checkpoint (see the module
         docstring). Without it an existing run name is an error.
+    branch_sample : callable ``(generator) -> batch``, optional
+        Also record the *branch* of every recorded state (:class:`~.recorder.BranchStep`):
+        ``every`` more optimizer steps from it on batches (mappings of tensors, as the model
+        takes them) drawn with the branch's own generator (seeded with ``branch_seed``), then
+        undone; kept as the run's ``next/<name>`` for ``koopman_spectrum(next_states=)``. The
+        step is plain ``loss.backward(); optimizer.step()`` on the underlying torch optimizer:
+        gradient clipping, mixed precision and accumulation of the Trainer are not applied.
+    branch_loss : callable ``(model, batch) -> scalar tensor``, optional
+        Default ``model(**batch).loss`` (the batch's tensors moved to the model's device).
+    branch_seed : int, default 0
 
     Raises
     ------
@@ -118,7 +128,14 @@ class TrajectoryTrainerCallback(TrainerCallback):
         log_keys: Sequence[str] = ("loss",),
         record_initial: bool = True,
         resume: bool = False,
+        branch_sample: Callable[[Any], Mapping[str, Any]] | None = None,
+        branch_loss: Callable[[Any, Mapping[str, Any]], Any] | None = None,
+        branch_seed: int = 0,
     ) -> None:
+        if branch_sample is not None and not callable(branch_sample):
+            raise TypeError(f"branch_sample must be a callable generator -> batch, got "
+                            f"{type(branch_sample).__name__}")
+        self.branch = (branch_sample, branch_loss, branch_seed)
         for name, value in (("every", every), ("chunk_steps", chunk_steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -158,6 +175,22 @@ class TrajectoryTrainerCallback(TrainerCallback):
                              f"log (logging_steps={getattr(args, 'logging_steps', None)})")
         meta.update(self.metadata)
         return meta
+
+    def _branch_step(self, optimizer: Any) -> BranchStep | None:
+        sample, loss, seed = self.branch
+        if sample is None:
+            return None
+        if optimizer is None:
+            raise ValueError("branch_sample needs the optimizer: the Trainer passed none")
+
+        def on_device(model: Any, batch: Mapping[str, Any]) -> Any:
+            batch = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in batch.items()}
+            return model(**batch).loss if loss is None else loss(model, batch)
+
+        # the torch optimizer under accelerate's wrapper, whose step may be skipped off an
+        # accumulation boundary
+        return BranchStep(on_device, sample, getattr(optimizer, "optimizer", optimizer),
+                          seed=seed)
 
     def _flush_pending(self) -> None:
         if self._pending is not None and self.recorder is not None:
@@ -220,7 +253,8 @@ class TrajectoryTrainerCallback(TrainerCallback):
                                      metadata=self._describe(args, model),
                                      # accelerate wraps the optimizer: describe the real one
                                      optimizer=getattr(optimizer, "optimizer", optimizer),
-                                     resume=self.resume)
+                                     resume=self.resume,
+                                     branch=self._branch_step(optimizer))
             if self.record_initial and step == 0 and self.recorder.last_step is None:
                 self.recorder.record(0)
         except BaseException:

@@ -9,14 +9,14 @@ the scalar ``loss``, plus any scalar ``trainer.callback_metrics`` named in ``met
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
 from ..store import TrajectoryStore
-from .recorder import Recorder
+from .recorder import BranchStep, Recorder
 
 __all__ = ["TrajectoryCallback"]
 
@@ -38,6 +38,16 @@ class TrajectoryCallback(pl.Callback):
         Names in ``trainer.callback_metrics`` to record beside the loss when present.
     record_initial : bool
         Record step 0 before the first optimizer step.
+    branch_sample : callable ``(generator) -> batch``, optional
+        Also record the *branch* of every recorded state (:class:`~.recorder.BranchStep`):
+        ``every`` more optimizer steps from it on batches drawn with the branch's own generator
+        (seeded with ``branch_seed``), then undone; kept as the run's ``next/<name>`` for
+        ``koopman_spectrum(next_states=)``. The batch is moved to the module's device.
+    branch_loss : callable ``(pl_module, batch) -> scalar tensor``
+        The loss of one branch batch; required with ``branch_sample``. The branch step is plain
+        ``loss.backward(); optimizer.step()`` on the first optimizer: gradient clipping, mixed
+        precision or manual optimisation configured in the Trainer are not applied to it.
+    branch_seed : int, default 0
     """
 
     def __init__(
@@ -51,8 +61,15 @@ class TrajectoryCallback(pl.Callback):
         metadata: Mapping[str, Any] | None = None,
         metrics: Sequence[str] = (),
         record_initial: bool = True,
+        branch_sample: Callable[[torch.Generator], Any] | None = None,
+        branch_loss: Callable[[pl.LightningModule, Any], torch.Tensor] | None = None,
+        branch_seed: int = 0,
     ) -> None:
         super().__init__()
+        if (branch_sample is None) != (branch_loss is None):
+            raise ValueError("branch_sample and branch_loss go together: give both to record the "
+                             "branch (the loss of one batch drawn by branch_sample), or neither")
+        self.branch = (branch_sample, branch_loss, branch_seed)
         self.store = store
         self.run = run
         self.params = params
@@ -69,10 +86,24 @@ class TrajectoryCallback(pl.Callback):
         meta = {"lightning_version": pl.__version__, "max_steps": trainer.max_steps,
                 "max_epochs": trainer.max_epochs, **self.metadata}
         self.recorder = Recorder(self.store, self.run, pl_module, self.params, every=self.every,
-                                 chunk_steps=self.chunk_steps, metadata=meta, optimizer=opt)
+                                 chunk_steps=self.chunk_steps, metadata=meta, optimizer=opt,
+                                 branch=self._branch_step(pl_module, opt))
         self._last_step = trainer.global_step
         if self.record_initial and trainer.global_step == 0:
             self.recorder.record(0)
+
+    def _branch_step(self, pl_module: pl.LightningModule, opt: Any) -> BranchStep | None:
+        sample, loss, seed = self.branch
+        if sample is None:
+            return None
+        if opt is None:
+            raise ValueError("branch_sample needs an optimizer: configure_optimizers returned none")
+        from lightning.pytorch.utilities import move_data_to_device
+
+        def on_device(module: Any, batch: Any) -> torch.Tensor:
+            return loss(module, move_data_to_device(batch, module.device))
+
+        return BranchStep(on_device, sample, opt, seed=seed)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
