@@ -134,3 +134,37 @@ def test_bad_input_gets_one_clear_error():
     with pytest.raises(ValueError, match="steps must be increasing integers"):
         evaluate_monitor([MonitoredRun(runs[0].trajectory, np.zeros(N, int), 150, "x")] * 2
                          + runs[4:], **RULE)
+
+
+def test_analyze_window_reports_alarm_and_lead_time_of_runs_with_an_onset(tmp_path):
+    """`conjugacy analyze --window`: runs carrying a test_accuracy series (onset: first step
+    >= 0.9) or a metadata onset get the spectral rule's alarm step and lead time."""
+    pytest.importorskip("zarr")
+    import conjugacy
+    from conjugacy.store import TrajectoryStore
+
+    runs = _runs()
+    runs = runs[:3] + runs[4:]  # 3 seeds per condition
+    acc = (np.arange(N) >= ONSET).astype(float)  # test accuracy jumps to 1 at the onset
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for i, r in enumerate(runs):
+            pos = r.onset is not None
+            meta = {"condition": "pos" if pos else "neg", "seed": i}
+            if i == 2:
+                meta["onset"] = 170  # a metadata onset wins over the accuracy series
+            st.create_run(r.name, {"w": ((3,), "float64")}, metadata=meta)
+            st.append(r.name, np.arange(N), {"w": r.trajectory},
+                      scalars={"test_accuracy": acc} if pos else None)
+            st.set_finished(r.name)
+    res = conjugacy.analyze(tmp_path / "s.zarr", window=40, delays=1, rank=2, n_permutations=9)
+    got = res.results["windows"]["alarms"]
+    assert got["rule"] == {"window": 40, "stride": 20, "calibration": 3, "factor": 3.0,
+                           "sustain": 2}
+    want = alarm_steps(runs, window=40, stride=20, spectrum_kwargs={"delays": 1, "rank": 2})
+    for i, r in enumerate(runs):
+        entry = got["runs"][r.name]
+        onset = 170 if i == 2 else (ONSET if r.onset is not None else None)
+        assert entry["alarm_step"] == want[r.name] and entry["onset"] == onset
+        assert entry["lead_time"] == (None if onset is None or want[r.name] is None
+                                      else onset - want[r.name])
+    assert any(e["lead_time"] is not None for e in got["runs"].values())

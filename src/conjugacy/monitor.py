@@ -483,3 +483,57 @@ def evaluate_monitor(
     return MonitorEvaluation(**results, settings=settings,
                              names=tuple(r.name or f"#{i}" for i, r in enumerate(runs)),
                              onsets=tuple(r.onset for r in runs))
+
+
+# ----- runs of a store: onsets and alarms (`conjugacy analyze --window`) ----------------------------
+#: Test accuracy at which a run's recorded ``test_accuracy`` series marks its onset.
+ONSET_ACCURACY = 0.9
+
+
+def run_onset(reader: Any, run: str, threshold: float = ONSET_ACCURACY) -> int | None:
+    """The onset step of a stored run: its metadata ``"onset"`` (a step), else the first recorded
+    step whose scalar ``test_accuracy`` is at least ``threshold``; None if it carries neither or
+    never reaches it.
+
+    Raises
+    ------
+    ValueError
+        A metadata ``"onset"`` that is not an integer step.
+    """
+    meta = reader.run_info(run).get("metadata") or {}
+    if meta.get("onset") is not None:
+        return check_int(meta["onset"], f"run {run!r}: metadata 'onset'")
+    if "test_accuracy" not in (reader.run_info(run).get("scalars") or []):
+        return None
+    acc = np.asarray(reader.scalars(run, "test_accuracy"), float)
+    hit = np.flatnonzero(acc >= threshold)
+    return int(np.asarray(reader.steps(run))[hit[0]]) if hit.size else None
+
+
+def window_alarms(reader: Any, runs_by_condition: dict[str, list[str]], params: Any,
+                  window: int, spectrum_kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The spectral rule of :func:`alarm_steps` on every run of a store (windows of ``window``
+    records every ``window // 2``; the runs of a condition are the seeds of its noise floor),
+    with each run's onset (:func:`run_onset`) and lead time ``onset - alarm``. None when no run
+    carries an onset or an accuracy series; ``{"error": ...}`` when the rule cannot run (e.g.
+    too few windows)."""
+    names = [r for runs in runs_by_condition.values() for r in runs]
+    onsets = {r: run_onset(reader, r) for r in names}
+    carries = [r for r in names if "onset" in (reader.run_info(r).get("metadata") or {})
+               or "test_accuracy" in (reader.run_info(r).get("scalars") or [])]
+    if not carries:
+        return None
+    monitored = [MonitoredRun(reader.read(params=params, runs=[r])[0], reader.steps(r),
+                              onsets[r], c, r) for c, runs in runs_by_condition.items()
+                 for r in runs]
+    rule = {"window": window, "stride": max(1, window // 2), "calibration": 3, "factor": 3.0,
+            "sustain": 2}
+    try:
+        alarms = alarm_steps(monitored, **rule, spectrum_kwargs=spectrum_kwargs)
+    except ValueError as exc:
+        return {"rule": rule, "error": str(exc)}
+    per_run = {r: {"alarm_step": alarms[r], "onset": onsets[r],
+                   "lead_time": None if alarms[r] is None or onsets[r] is None
+                   else onsets[r] - alarms[r]} for r in names}
+    return {"rule": rule, "onset_rule": f"metadata 'onset', else first step with test_accuracy "
+                                        f">= {ONSET_ACCURACY}", "runs": per_run}

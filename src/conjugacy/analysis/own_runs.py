@@ -306,6 +306,13 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
             "eigenvalues": [[[float(z.real), float(z.imag)] for z in sp.eigenvalues]
                             for sp in specs],
         }
+    from ..monitor import window_alarms  # alarm step and lead time of runs with an onset
+
+    alarms = window_alarms(reader, {c: [r for g in groups if g.condition == c for r in g.runs]
+                                    for c in dict.fromkeys(g.condition for g in groups)},
+                           params, window, {"delays": d, "rank": int(settings["rank"])})
+    if alarms is not None:
+        out["alarms"] = alarms
     return out
 
 
