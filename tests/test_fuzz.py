@@ -10,7 +10,12 @@ Seeded byte mutations (deterministic, a few hundred cases per reader, a few seco
 * trajectory stores given to ``TrajectoryStore.open(path, "r").read()``: one chunk or metadata file
   truncated, flipped, overwritten, emptied, deleted or replaced by other JSON;
 * the CLI's file arguments: ``conjugacy spectrum`` on mutated ``.npy`` / ``.npz`` trajectories and
-  ``conjugacy compare`` on mutated spectra.
+  ``conjugacy compare`` on mutated spectra;
+* ``results.json`` files given to :func:`conjugacy.analysis.results.read_results` and the report's
+  text (byte mutations; one field replaced by a hostile value: wrong types, huge numbers, NaN,
+  control characters, long lists, large or ragged matrices, many conditions or windows, deep
+  nesting), a sample of the accepted ones and hand-crafted files (a FIFO, ``/dev/zero``, over the
+  size, value and depth limits) through ``conjugacy report``, each within a time and memory bound.
 
 An outcome is *ok* (read, or for the CLI exit 0), *clean* (``ValueError`` -- a ``StoreError`` is one
 -- whose message names the file; for the CLI exit 2 with one line naming the file) or a *leak*
@@ -40,6 +45,9 @@ N_MEMBER = 150  # one member mutated, re-zipped with a valid CRC
 N_STORE = 200  # store files mutated
 N_CLI = 60  # per CLI file kind
 N_CLI_STORE = 40  # `conjugacy store ls` / `conjugacy spectrum STORE` on a mutated store
+N_RESULTS_BYTES = 150  # byte mutations of a results.json
+N_RESULTS_TREE = 250  # one field of a results.json replaced by a hostile value
+N_RESULTS_CLI = 8  # of the accepted mutations, through `conjugacy report` (figures: ~1 s each)
 
 
 # ----- mutations ---------------------------------------------------------------------------------
@@ -413,6 +421,206 @@ def cli_cases(tmp: Path) -> Counter:
     return counts
 
 
+# ----- results files ---------------------------------------------------------------------------
+def reference_results(tmp: Path) -> dict:
+    """The results.json of ``conjugacy.analyze`` on 2 conditions x 3 seeds, windows of 8."""
+    from conjugacy import analyze
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(0)
+    c_mat, eigs = rng.standard_normal((6, 3)), np.array([0.9, 0.7, 0.5])
+    with TrajectoryStore.open(tmp / "ref.zarr", "w") as st:
+        for cond in ("a", "b"):
+            for s in range(3):
+                name = f"r{len(st.runs()):02d}"
+                x = (rng.standard_normal(3) * eigs ** np.arange(24)[:, None]) @ c_mat.T
+                st.create_run(name, {"w": ((6,), "float64")}, metadata={"condition": cond,
+                                                                           "seed": s})
+                st.append(name, np.arange(24), {"w": x + 1e-3 * rng.standard_normal(x.shape)})
+                st.set_finished(name)
+    analyze(tmp / "ref.zarr", window=8, delays=1, rank=3, out=tmp / "ref_out", report=False)
+    return json.loads((tmp / "ref_out" / "results.json").read_text(encoding="utf-8"))
+
+
+def _slots(doc: object) -> list[tuple[object, object]]:
+    """Every (container, key) of a parsed JSON document."""
+    out, stack = [], [doc]
+    while stack:
+        x = stack.pop()
+        pairs = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+        for k, v in pairs:
+            out.append((x, k))
+            stack.append(v)
+    return out
+
+
+def hostile_value(rng: np.random.Generator, doc: dict) -> object:
+    """A hostile JSON value: wrong type, extreme number, control characters, long or deep."""
+    n = int(rng.integers(1, 4000))
+    side = int(rng.integers(2, 400))
+    choices = [
+        None, True, -1, 0, 10**15, 1e308, -1e-308, float("nan"), float("inf"), "", "x" * n,
+        "\x1b]0;T\x07\x1b[2K\u202e<script>alert(1)</script>[link=x]$\\frac{$", [], {},
+        [[0.5, 0.5]] * n, [[1.0] * side] * side, [[1.0] * side] * (side + 1),
+        {f"c{i}": {"matrix": [[0.0]]} for i in range(int(rng.integers(1, 200)))},
+        [f"w{i}" for i in range(n)], list(range(-5, n)), [[[[[[[[1]]]]]]]] * 3,
+        {"labels": ["a"], "distance_matrix": [[1, 2]], "transitions": {"change_points": [7]}},
+    ]
+    if rng.random() < 0.15:  # a copy of another part of the document
+        slots = _slots(doc)
+        container, key = slots[int(rng.integers(len(slots)))]
+        return json.loads(json.dumps(container[key]))
+    return choices[int(rng.integers(len(choices)))]
+
+
+def mutate_results(doc: dict, rng: np.random.Generator) -> dict:
+    """``doc`` with one field replaced by :func:`hostile_value` (or deleted)."""
+    new = json.loads(json.dumps(doc))
+    slots = _slots(new)
+    container, key = slots[int(rng.integers(len(slots)))]
+    if rng.random() < 0.1 and isinstance(container, dict):
+        del container[key]
+    else:
+        container[key] = hostile_value(rng, new)
+    return new
+
+
+class _Alarm:
+    """Raise TimeoutError in a block that runs over ``seconds`` (a hang or unbounded work)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        import signal
+
+        def ring(*_: object) -> None:
+            raise TimeoutError(f"still running after {self.seconds} s")
+
+        self._old = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._old)
+
+
+def report_text(content: dict) -> None:
+    """The report's text (HTML and Markdown) without figures: what every accepted file gets."""
+    from conjugacy.report import render_html, render_markdown
+
+    render_html(content, [])
+    render_markdown(content, [])
+
+
+def results_cases(tmp: Path) -> tuple[Counter, list[Path]]:
+    """Byte and field mutations of a results.json through ``read_results`` and the report's
+    text; returns the outcome counts and the accepted files (for the CLI)."""
+    from conjugacy.analysis.results import ResultsFileError, read_results
+    from conjugacy.report import ReportError
+
+    good = reference_results(tmp)
+    raw = json.dumps(good).encode()
+    rng = np.random.default_rng(2026_12_05)
+    counts: Counter = Counter()
+    accepted: list[Path] = []
+    for i in range(N_RESULTS_BYTES + N_RESULTS_TREE):
+        path = tmp / f"results{i}.json"
+        if i < N_RESULTS_BYTES:
+            path.write_bytes(mutate(raw, rng))
+        else:
+            path.write_text(json.dumps(mutate_results(good, rng)), encoding="utf-8")
+        try:
+            with _Alarm(5):
+                content = read_results(path)
+                try:
+                    report_text(content)
+                except (ReportError, TypeError, ValueError) as exc:
+                    raise ResultsFileError(f"{path}: {exc}") from None
+        except ResultsFileError as exc:
+            counts["clean" if str(path) in str(exc) else "leak:unnamed"] += 1
+            path.unlink()
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point is to see every kind
+            counts[f"leak:{type(exc).__name__}:{str(exc)[:80]}"] += 1
+            continue
+        counts["ok"] += 1
+        accepted.append(path)
+    return counts, accepted
+
+
+def report_cli(path: Path, seconds: float = 5) -> str:
+    """``conjugacy report PATH``: 'ok', 'clean' (exit 2, one line naming the file) or a leak."""
+    import typer
+    from click.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    try:
+        with _Alarm(seconds):
+            result = CliRunner().invoke(typer.main.get_command(app),
+                                        ["report", str(path), "--out", str(path.parent / "rep")])
+    except TimeoutError:
+        return "leak:timeout"
+    if isinstance(result.exception, TimeoutError):
+        return "leak:timeout"
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return f"leak:{type(result.exception).__name__}"
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    if result.exit_code == 0:
+        return "ok"
+    if result.exit_code != 2 or len(lines) != 1 or str(path) not in " ".join(lines):
+        return f"leak:exit{result.exit_code}:{result.output[:200]}"
+    return "clean"
+
+
+def crafted_results(tmp: Path, good: dict) -> list[tuple[str, Path]]:
+    """Hand-crafted hostile results files (each must be refused in one line)."""
+    import os
+
+    cases: list[tuple[str, Path]] = []
+
+    def put(name: str, data: bytes | str) -> None:
+        path = tmp / f"crafted_{name}.json"
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        cases.append((name, path))
+
+    fifo = tmp / "crafted_fifo.json"
+    os.mkfifo(fifo)
+    cases.append(("fifo", fifo))
+    (tmp / "crafted_dev_zero.json").symlink_to("/dev/zero")
+    cases.append(("/dev/zero", tmp / "crafted_dev_zero.json"))
+    cases.append(("folder", tmp))
+    with open(tmp / "crafted_huge.json", "wb") as fh:  # sparse: 65 MiB of zeros
+        fh.truncate(65 * 2**20)
+    cases.append(("over 64 MiB", tmp / "crafted_huge.json"))
+    put("values", "[" + "{}," * 1_200_000 + "{}]")
+    put("deep", "[" * 100_000 + "]" * 100_000)
+    nested: object = 1
+    for _ in range(70):  # over the depth limit, within what the JSON parser can take
+        nested = [nested]
+    put("deep70", json.dumps({**good, "sections": {"x": nested}}))
+    put("not_utf8", b"\xff\xfe{\x00")
+    put("list", "[]")
+    put("other_schema", json.dumps({**good, "schema": "conjugacy.results/1"}))
+    many = {f"c{i}": [] for i in range(500)}
+    put("conditions", json.dumps({**good, "spectra": many}))
+    w = good["windows"]["conditions"]["a"]
+    put("windows", json.dumps({**good, "windows": {**good["windows"], "conditions": {"a": {
+        **w, "labels": [str(i) for i in range(5000)],
+        "distance_matrix": [[0.0]] * 5000}}}}))
+    put("ragged", json.dumps({**good, "windows": {**good["windows"], "conditions": {"a": {
+        **w, "distance_matrix": [[0.0, 1.0]] + w["distance_matrix"][1:]}}}}))
+    put("change_point", json.dumps({**good, "windows": {**good["windows"], "conditions": {"a": {
+        **w, "transitions": {**(w.get("transitions") or {}), "change_points": [10**9]}}}}}))
+    eig = good["spectra"]["a"][0]
+    put("eigenvalues", json.dumps({**good, "spectra": {**good["spectra"], "a": [
+        {**eig, "eigenvalues": [[0.5, 0.0]] * 70_000}]}}))
+    return cases
+
+
 def leaks(counts: Counter) -> dict[str, int]:
     return {k: v for k, v in counts.items() if k.startswith("leak")}
 
@@ -460,12 +668,45 @@ def test_cli_file_arguments_fuzz_exit_2_with_one_line(tmp_path):
     assert not leaks(counts), counts
 
 
+def test_results_fuzz_reads_or_refuses_naming_the_file(tmp_path):
+    pytest.importorskip("zarr")
+    counts, accepted = results_cases(tmp_path)
+    assert sum(counts.values()) == N_RESULTS_BYTES + N_RESULTS_TREE
+    assert not leaks(counts), counts
+    assert counts["clean"] >= 150 and counts["ok"] >= N_RESULTS_CLI, counts
+    pytest.importorskip("typer")
+    pytest.importorskip("matplotlib")
+    cli = Counter(report_cli(p) for p in accepted[:: max(1, len(accepted) // N_RESULTS_CLI)]
+                  [:N_RESULTS_CLI])
+    assert not leaks(cli), cli
+
+
+def test_every_crafted_results_file_is_refused_in_one_line_within_bounds(tmp_path):
+    import time
+    import tracemalloc
+
+    pytest.importorskip("zarr")
+    pytest.importorskip("typer")
+    good = reference_results(tmp_path)
+    for name, path in crafted_results(tmp_path, good):
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        try:
+            outcome = report_cli(path)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert outcome == "clean", (name, outcome)
+        assert time.perf_counter() - t0 < 5, name  # a bound of the issue, not a speed claim
+        assert peak < 200 * 2**20, (name, peak)
+
+
 if __name__ == "__main__":  # print the counts (cases, clean errors, leaks)
     import tempfile
 
-    which = sys.argv[1:] or ["spectrum", "store", "cli"]
+    which = sys.argv[1:] or ["spectrum", "store", "cli", "results"]
     for label, fn in (("Spectrum.load", spectrum_load_cases), ("store", store_cases),
-                      ("cli", cli_cases)):
+                      ("cli", cli_cases), ("results", lambda t: results_cases(t)[0])):
         if not any(label.lower().startswith(w) for w in which):
             continue
         with tempfile.TemporaryDirectory() as d:

@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA", "Claim", "Results", "schema", "spectra_to_json", "validate"]
+__all__ = ["MAX_RESULTS_BYTES", "SCHEMA", "Claim", "Results", "ResultsFileError", "check_sizes",
+           "read_results", "schema", "spectra_to_json", "validate"]
 
 #: The schema identifier written into every ``results.json``.
 SCHEMA = "conjugacy.results/2"
@@ -79,6 +80,169 @@ def validate(content: Mapping[str, Any]) -> None:
     import jsonschema
 
     jsonschema.validate(dict(content), schema())
+
+
+#: Largest ``results.json`` :func:`read_results` reads (paper-scale files are a few MB).
+MAX_RESULTS_BYTES = 64 * 2**20
+#: Deepest nesting of a ``results.json`` (the schema's deepest field is ~8 levels down).
+MAX_RESULTS_DEPTH = 64
+#: Most conditions, seeds per condition, windows per condition and eigenvalues per spectrum a
+#: read ``results.json`` may declare: every figure and table of the report is drawn within these
+#: (one panel per condition, one row per seed, a window x window heatmap).
+MAX_CONDITIONS, MAX_SEEDS, MAX_WINDOWS, MAX_EIGENVALUES = 64, 1024, 2048, 65536
+
+
+class ResultsFileError(ValueError):
+    """A ``results.json`` that cannot be read: the message names the file, the problem and the
+    fix."""
+
+
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The content of a ``results.json``, read within bounds and checked before any use.
+
+    The file (a link the user named is followed) must be a regular file of at most
+    :data:`MAX_RESULTS_BYTES` bytes, hold at most :data:`conjugacy._bounded_json.MAX_JSON_VALUES`
+    values nested at most :data:`MAX_RESULTS_DEPTH` deep, be a JSON object of schema
+    :data:`SCHEMA` (validated with :func:`validate` when ``jsonschema`` is installed), and
+    declare at most :data:`MAX_CONDITIONS` conditions, :data:`MAX_SEEDS` seeds per condition,
+    :data:`MAX_WINDOWS` windows and :data:`MAX_EIGENVALUES` eigenvalues per spectrum, with
+    matrices of the sizes their labels declare (:func:`check_sizes`). A FIFO or device is refused
+    without waiting on it.
+
+    Raises
+    ------
+    ResultsFileError
+        One line naming ``path``: missing, not a regular file, over a limit, not JSON, another
+        schema, a field of the wrong shape.
+
+    Examples
+    --------
+    >>> read_results("results/fcn/results.json")["comparison"]["verdicts"]  # doctest: +SKIP
+    """
+    from .._bounded_json import UnsafeFile, read_json
+
+    name = repr(str(path))
+    try:
+        content = read_json(path, limit=MAX_RESULTS_BYTES, max_depth=MAX_RESULTS_DEPTH,
+                            follow_links=True, what="a results file")
+    except UnsafeFile as exc:
+        raise ResultsFileError(f"{name} {exc.problem}") from None
+    if content is None:
+        raise ResultsFileError(f"{name} is not a file (it does not exist): give the results.json "
+                               "of `conjugacy analyze` or of a `conjugacy reproduce` run")
+    found = content.get("schema") if isinstance(content, dict) else type(content).__name__
+    if found != SCHEMA:
+        raise ResultsFileError(
+            f"{name} is not a results.json of schema {SCHEMA} (its schema: {str(found)[:80]!r}); "
+            "write one with `conjugacy analyze` or `conjugacy reproduce`, or rerun the analysis "
+            "that wrote it with this version")
+    try:
+        check_sizes(content)
+        _validate_if_possible(content)
+    except ValueError as exc:
+        raise ResultsFileError(f"{name}: {exc}") from None
+    return content
+
+
+def _count(value: Any, limit: int, where: str, what: str) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, dict | list):
+        raise ValueError(f"{where} must be a list or an object, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{where} declares {len(value)} {what}, over the limit of {limit}")
+    return len(value)
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _items(obj: Any) -> list[tuple[Any, Any]]:
+    return list(obj.items()) if isinstance(obj, dict) else []
+
+
+def _square(matrix: Any, n: int | None, where: str) -> int:
+    """The side of a square matrix given as nested lists (``n`` rows when given)."""
+    rows = matrix if isinstance(matrix, list) else None
+    if rows is None or not all(isinstance(r, list) and len(r) == len(rows) for r in rows):
+        raise ValueError(f"{where} must be a square matrix (a list of equally long rows)")
+    if n is not None and len(rows) != n:
+        raise ValueError(f"{where} is {len(rows)} x {len(rows)}; its labels declare {n}")
+    return len(rows)
+
+
+def _spectra_sizes(spectra: Any, where: str) -> None:
+    _count(spectra, MAX_CONDITIONS, where, "conditions")
+    for c, per_seed in _items(spectra):
+        _count(per_seed, MAX_SEEDS, f"{where}[{c!r}]", "seeds")
+        for s, sp in enumerate(per_seed if isinstance(per_seed, list) else []):
+            pairs = sp.get("eigenvalues") if isinstance(sp, dict) else sp
+            _count(pairs, MAX_EIGENVALUES, f"{where}[{c!r}][{s}]", "eigenvalues")
+
+
+def check_sizes(content: Mapping[str, Any]) -> None:
+    """Check the sizes a ``results.json`` declares against the data it holds and the limits
+    (:data:`MAX_CONDITIONS`, :data:`MAX_SEEDS`, :data:`MAX_WINDOWS`, :data:`MAX_EIGENVALUES`):
+    the report's work (panels, rows, heatmaps) is bounded by them.
+
+    Raises
+    ------
+    ValueError
+        Naming the field (``comparison['all']['between_seeds']['a']['matrix'] is 3 x 3; its
+        labels declare 4``).
+    """
+    for key in ("conditions", "seeds", "loss"):
+        _count(content.get(key), MAX_CONDITIONS, key, "conditions")
+    for c, labels in _items(content.get("seeds")):
+        _count(labels, MAX_SEEDS, f"seeds[{c!r}]", "seeds")
+    for key in ("spectra", "pooled_spectra"):
+        _spectra_sizes(content.get(key), key)
+    cmp = content.get("comparison")
+    n = _count(_get(cmp, "conditions"), MAX_CONDITIONS, "comparison['conditions']", "conditions")
+    for uses in ("all", "filtered"):
+        rec, where = _get(cmp, uses), f"comparison[{uses!r}]"
+        matrix = _get(_get(rec, "equivalence_classes"), "mean_distance_matrix")
+        if matrix is not None:
+            _square(matrix, n, f"{where}['equivalence_classes']['mean_distance_matrix']")
+        between = _get(rec, "between_seeds")
+        _count(between, MAX_CONDITIONS, f"{where}['between_seeds']", "conditions")
+        for c, b in _items(between):
+            side = _square(_get(b, "matrix"), None, f"{where}['between_seeds'][{c!r}]['matrix']")
+            if side > MAX_SEEDS:
+                raise ValueError(f"{where}['between_seeds'][{c!r}] declares {side} seeds, over "
+                                 f"the limit of {MAX_SEEDS}")
+        _spectra_sizes(_get(rec, "eigenvalues"), f"{where}['eigenvalues']")
+    _window_sizes(content.get("windows"))
+
+
+def _window_sizes(windows: Any) -> None:
+    conds = _get(windows, "conditions")
+    _count(conds, MAX_CONDITIONS, "windows['conditions']", "conditions")
+    for c, w in _items(conds):
+        where = f"windows['conditions'][{c!r}]"
+        n = _count(_get(w, "labels"), MAX_WINDOWS, f"{where}['labels']", "windows")
+        side = _square(_get(w, "distance_matrix"), n or None, f"{where}['distance_matrix']")
+        if side > MAX_WINDOWS:
+            raise ValueError(f"{where} declares {side} windows, over the limit of {MAX_WINDOWS}")
+        points = _get(_get(w, "transitions"), "change_points") or []
+        if not isinstance(points, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < side for i in points):
+            raise ValueError(f"{where}['transitions']['change_points'] must be window indices "
+                             f"0..{side - 1}")
+
+
+def _validate_if_possible(content: Mapping[str, Any]) -> None:
+    try:
+        import jsonschema
+    except ImportError:  # it comes with the cli extra; without it, trust the schema tag
+        return
+    try:
+        validate(content)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise ValueError(f"does not follow schema {SCHEMA} at {where}: {exc.message[:200]}") \
+            from None
 
 
 class Results:

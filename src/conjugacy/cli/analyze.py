@@ -7,7 +7,6 @@ and where the results went; ``report`` lays out any ``results.json`` of that sch
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,42 +97,19 @@ def report_command(
         "--out", help="Output folder (default: the folder of RESULTS).")] = None,
 ) -> None:
     """Write report.html (self-contained) and report.md from a results.json."""
+    from ..analysis.results import ResultsFileError, read_results
     from ..report import write_report
 
-    if not results.is_file():
-        fail(f"{str(results)!r} is not a file: give the results.json of `conjugacy analyze` or "
-             "of a `conjugacy reproduce` run")
-    try:
-        content = json.loads(results.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        fail(f"{str(results)!r} is not a JSON file ({exc})")
+    try:  # bounded: size, values, depth, schema and declared sizes (conjugacy.analysis.results)
+        content = read_results(results)
+    except ResultsFileError as exc:
+        fail(str(exc))
     target = check_out_dir(out or results.parent)
-    _check_schema(results, content)
     try:
         html_path, md_path = write_report(content, target, source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
     Console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})", highlight=False)
-
-
-def _check_schema(path: Path, content: Any) -> None:
-    """One line (exit 2) unless ``content`` is a results.json of the schema the report reads."""
-    from ..analysis import SCHEMA, validate
-
-    found = content.get("schema") if isinstance(content, dict) else type(content).__name__
-    if found != SCHEMA:
-        fail(f"{str(path)!r} is not a results.json of schema {SCHEMA} (its schema: {found!r}); "
-             "write one with `conjugacy analyze` or `conjugacy reproduce`, or rerun the analysis "
-             "that wrote it with this version")
-    try:
-        import jsonschema
-    except ImportError:  # it comes with the cli extra; without it, trust the schema tag
-        return
-    try:
-        validate(content)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        fail(f"{str(path)!r} does not follow schema {SCHEMA} at {where}: {exc.message}")
 
 
 class _Progress:

@@ -8,14 +8,14 @@ read as metadata, written, truncated or deleted, and no read blocks or allocates
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._bounded_json import UnsafeFile, kind  # noqa: F401  (UnsafeFile: used by the store)
+from .._bounded_json import read_json as _read_json
 from ._base import StoreError
 
 MAX_METADATA_BYTES = 16 * 2**20  # one zarr.json; real ones are a few kB (user metadata included)
@@ -27,93 +27,16 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def kind(mode: int) -> str:
-    """What a non-regular file is, in words."""
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "not a regular file"
-
-
-class UnsafeFile(Exception):
-    """A file the store refuses to read: its ``problem`` says why (no store name)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-
-
 def read_json(path: Path, limit: int = MAX_METADATA_BYTES) -> Any | None:
     """The JSON in ``path``, read without following a symbolic link, or None if it is missing.
 
-    Raises :class:`UnsafeFile` for a link, a non-regular file, a file over ``limit`` bytes,
-    JSON nested deeper than :data:`MAX_JSON_DEPTH` and invalid JSON; nothing larger than
-    ``limit`` is allocated and a FIFO never blocks (it is opened non-blocking and refused).
+    Raises :class:`UnsafeFile` for a link, a non-regular file, a file over ``limit`` bytes or
+    :data:`~conjugacy._bounded_json.MAX_JSON_VALUES` values, JSON nested deeper than
+    :data:`MAX_JSON_DEPTH` and invalid JSON; nothing larger than ``limit`` is allocated and a FIFO
+    never blocks (it is opened non-blocking and refused). The one bounded reader:
+    :func:`conjugacy._bounded_json.read_json`.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafeFile(f"is {kind(st.st_mode)}, not a regular file; refused") from None
-        raise UnsafeFile(f"cannot be opened ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFile(f"is {kind(st.st_mode)}, not a regular file; refused")
-        if st.st_size > limit:
-            raise UnsafeFile(
-                f"has {st.st_size} bytes, over the limit of {limit} bytes for metadata; refused"
-            )
-        chunks, total = [], 0
-        while True:
-            b = os.read(fd, min(1 << 20, limit + 1 - total))
-            if not b:
-                break
-            chunks.append(b)
-            total += len(b)
-            if total > limit:  # grew while being read
-                raise UnsafeFile(f"has more than {limit} bytes, the limit for metadata; refused")
-        raw = b"".join(chunks)
-    except OSError as exc:
-        raise UnsafeFile(f"cannot be read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    try:
-        obj = json.loads(raw)
-    except RecursionError:
-        raise UnsafeFile(f"is nested deeper than {MAX_JSON_DEPTH} levels; refused") from None
-    except (ValueError, UnicodeError) as exc:
-        raise UnsafeFile(f"is not valid JSON ({type(exc).__name__}: {str(exc)[:100]})") from None
-    if depth(obj) > MAX_JSON_DEPTH:
-        raise UnsafeFile(f"is nested deeper than {MAX_JSON_DEPTH} levels; refused")
-    return obj
-
-
-def depth(obj: Any) -> int:
-    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
-    best, stack = 0, [(obj, 1)]
-    while stack:
-        x, d = stack.pop()
-        if isinstance(x, dict):
-            best = max(best, d)
-            if d <= MAX_JSON_DEPTH:
-                stack.extend((v, d + 1) for v in x.values())
-        elif isinstance(x, list):
-            best = max(best, d)
-            if d <= MAX_JSON_DEPTH:
-                stack.extend((v, d + 1) for v in x)
-    return best
+    return _read_json(path, limit=limit, max_depth=MAX_JSON_DEPTH)
 
 
 def walk(
