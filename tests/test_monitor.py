@@ -136,35 +136,54 @@ def test_bad_input_gets_one_clear_error():
                          + runs[4:], **RULE)
 
 
-def test_analyze_window_reports_alarm_and_lead_time_of_runs_with_an_onset(tmp_path):
-    """`conjugacy analyze --window`: runs carrying a test_accuracy series (onset: first step
-    >= 0.9) or a metadata onset get the spectral rule's alarm step and lead time."""
+def _store(tmp_path) -> tuple:
+    """The runs (3 per condition) in a store: positives carry a test_accuracy series that
+    reaches 1 at ONSET, except p2, whose metadata onset (170) wins; negatives carry neither."""
     pytest.importorskip("zarr")
-    import conjugacy
     from conjugacy.store import TrajectoryStore
 
     runs = _runs()
-    runs = runs[:3] + runs[4:]  # 3 seeds per condition
-    acc = (np.arange(N) >= ONSET).astype(float)  # test accuracy jumps to 1 at the onset
+    runs = runs[:3] + runs[4:]
+    acc = (np.arange(N) >= ONSET).astype(float)
+    onsets = {}
     with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
         for i, r in enumerate(runs):
             pos = r.onset is not None
-            meta = {"condition": "pos" if pos else "neg", "seed": i}
+            meta = {"condition": "pos" if pos else "neg", "seed": i % 3}
             if i == 2:
-                meta["onset"] = 170  # a metadata onset wins over the accuracy series
+                meta["onset"] = 170
+            onsets[r.name] = 170 if i == 2 else (ONSET if pos else None)
             st.create_run(r.name, {"w": ((3,), "float64")}, metadata=meta)
             st.append(r.name, np.arange(N), {"w": r.trajectory},
                       scalars={"test_accuracy": acc} if pos else None)
             st.set_finished(r.name)
-    res = conjugacy.analyze(tmp_path / "s.zarr", window=40, delays=1, rank=2, n_permutations=9)
+    return tmp_path / "s.zarr", runs, onsets
+
+
+def test_analyze_window_reports_alarm_and_lead_time_of_runs_with_an_onset(tmp_path):
+    """`conjugacy analyze --window`: the spectral rule's alarm step, the onset and the lead time
+    of every run, in results.json and on the terminal."""
+    import conjugacy
+
+    path, runs, onsets = _store(tmp_path)
+    res = conjugacy.analyze(path, window=40, delays=1, rank=2, n_permutations=9)
     got = res.results["windows"]["alarms"]
     assert got["rule"] == {"window": 40, "stride": 20, "calibration": 3, "factor": 3.0,
                            "sustain": 2}
     want = alarm_steps(runs, window=40, stride=20, spectrum_kwargs={"delays": 1, "rank": 2})
-    for i, r in enumerate(runs):
-        entry = got["runs"][r.name]
-        onset = 170 if i == 2 else (ONSET if r.onset is not None else None)
+    for r in runs:
+        entry, onset = got["runs"][r.name], onsets[r.name]
         assert entry["alarm_step"] == want[r.name] and entry["onset"] == onset
         assert entry["lead_time"] == (None if onset is None or want[r.name] is None
                                       else onset - want[r.name])
-    assert any(e["lead_time"] is not None for e in got["runs"].values())
+    assert got["runs"]["p0"] == {"alarm_step": 159, "onset": 160, "lead_time": 1}
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    out = CliRunner().invoke(app, ["analyze", str(path), "--window", "40", "--delays", "1",
+                                   "--rank", "2", "--no-report", "--out", str(tmp_path / "o")])
+    assert out.exit_code == 0, out.output
+    assert "- p0: alarm at step 159 (onset 160, lead time 1 steps)" in out.output
+    assert "- n0: no alarm (no onset)" in out.output

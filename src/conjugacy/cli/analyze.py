@@ -34,7 +34,8 @@ def analyze_command(
         "repeatable. Default: every recorded parameter.")] = None,
     window: Annotated[int | None, typer.Option(
         "--window", min=4, help="Also compute spectra of windows of N records and the "
-        "transitions between them.")] = None,
+        "transitions between them; runs with a metadata 'onset' or a test_accuracy series also "
+        "get the early-warning alarm step and lead time.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder for results.json, report.html and report.md "
         "(default: runs_analysis beside runs.zarr; OUT/analysis for a study folder).")] = None,
@@ -83,10 +84,30 @@ def analyze_command(
         console.print(f"- {shown(line)}", highlight=False)
     for w in r.get("warnings") or []:
         console.print(f"[yellow]warning:[/yellow] {shown(w)}", highlight=False)
+    _print_alarms(console, (r.get("windows") or {}).get("alarms"))
     console.print(f"results: {shown(target / 'results.json')}", highlight=False)
     if res.report is not None:
         console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
                       highlight=False)
+
+
+def _print_alarms(console: Console, alarms: Any) -> None:
+    """The early-warning rule's alarm step, onset and lead time of each run (``--window`` on
+    runs that carry an onset or a test-accuracy series; :func:`conjugacy.monitor.window_alarms`)."""
+    if not alarms:
+        return
+    if alarms.get("error"):
+        console.print(f"[yellow]warning:[/yellow] no alarms: {shown(alarms['error'])}",
+                      highlight=False)
+        return
+    rule = alarms["rule"]
+    console.print(f"early warning (consecutive windows > {rule['factor']:g} noise floors for "
+                  f"{rule['sustain']} windows):", highlight=False)
+    for run, a in alarms["runs"].items():
+        alarm = "no alarm" if a["alarm_step"] is None else f"alarm at step {a['alarm_step']}"
+        onset = "no onset" if a["onset"] is None else f"onset {a['onset']}"
+        lead = "" if a["lead_time"] is None else f", lead time {a['lead_time']} steps"
+        console.print(f"- {shown(run)}: {alarm} ({onset}{lead})", highlight=False)
 
 
 @app.command("report")
