@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -353,3 +354,25 @@ def test_windowed_spectra_fit_no_modes_unless_asked():
     assert all(s.modes is not None and s.modes.shape == (600, 3) for s in asked)
     for a, b in zip(plain, asked):
         np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=0, atol=1e-12)
+
+
+def test_find_transitions_reads_a_nested_list_matrix_as_results_json_stores_it():
+    """Issue 26: the distance matrix of results.json (nested lists, None for non-finite values)
+    was read as one eigenvalue list per window (0 change points instead of 1)."""
+    pos = np.cumsum([0.0, 5.0, 0.1, 0.1])
+    d = np.abs(pos[:, None] - pos[None, :])
+    expected = find_transitions(d)
+    assert expected.change_points.tolist() == [0]
+    for form in (d.tolist(), tuple(map(tuple, d.tolist())), json.loads(json.dumps(d.tolist()))):
+        tr = find_transitions(form)
+        assert tr.change_points.tolist() == [0] and tr.threshold == expected.threshold
+        np.testing.assert_array_equal(tr.distance_matrix, d)
+    with_null = d.tolist()
+    with_null[0][3] = with_null[3][0] = None  # a non-finite distance, as JSON stores it
+    with pytest.raises(ValueError, match=r"contains NaN at index \(0, 3\)"):
+        find_transitions(with_null, threshold=1.0)
+    # lists of eigenvalues (not square, or not a distance matrix) stay spectra
+    spectra = [[0.9, 0.5], [0.9, 0.5], [0.2, 0.1]]
+    assert find_transitions(spectra, threshold=0.3).change_points.tolist() == [1]
+    square_spectra = [[0.9, 0.5], [0.2, 0.1]]  # 2 windows x 2 eigenvalues: diagonal not zero
+    assert find_transitions(square_spectra, threshold=0.3).change_points.tolist() == [0]

@@ -375,6 +375,28 @@ class TransitionResult:
         }
 
 
+def _nested_matrix(x: Any) -> np.ndarray | None:
+    """``x`` as a distance matrix if it is one: a real 2-D ndarray, or nested lists of real
+    numbers (``None`` as NaN, as ``results.json`` stores non-finite values) forming a square,
+    symmetric matrix with a zero diagonal; None for spectra (Spectrum objects, eigenvalue
+    arrays)."""
+    if isinstance(x, np.ndarray):
+        if x.ndim == 2 and not np.iscomplexobj(x):
+            return np.array(as_numeric_array(x, "spectra_or_matrix"), dtype=float)
+        return None
+    if not isinstance(x, list | tuple) or not x or not all(isinstance(r, list | tuple) for r in x):
+        return None
+    try:
+        d = np.array([[np.nan if v is None else v for v in r] for r in x], dtype=float)
+    except (TypeError, ValueError):  # ragged, complex, strings: spectra (or an error there)
+        return None
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        return None
+    if np.all(np.nan_to_num(np.diag(d)) == 0) and np.allclose(d, d.T, equal_nan=True):
+        return d
+    return None
+
+
 def find_transitions(
     spectra_or_matrix: Any,
     *,
@@ -402,7 +424,10 @@ def find_transitions(
     Parameters
     ----------
     spectra_or_matrix : sequence of Spectrum (in window order), or ndarray (n, n)
-        Spectra of consecutive windows, or their distance matrix (symmetric, zero diagonal).
+        Spectra of consecutive windows, or their distance matrix (symmetric, zero diagonal): a
+        real 2-D array, or nested lists as ``results.json`` stores it (``None`` is read as NaN
+        and refused as non-finite; nested lists are read as a matrix when square, symmetric and zero on the diagonal,
+        else as one eigenvalue list per window).
     threshold, noise_floor : float, optional
         See the rule; at most one of them.
     factor : float, default 2
@@ -423,11 +448,8 @@ def find_transitions(
     ValueError, TypeError
         Fewer than 2 windows, both ``threshold`` and ``noise_floor``, or values out of range.
     """
-    if isinstance(spectra_or_matrix, np.ndarray) and spectra_or_matrix.ndim == 2 and (
-        not np.iscomplexobj(spectra_or_matrix)
-    ):
-        d = np.array(as_numeric_array(spectra_or_matrix, "spectra_or_matrix"), dtype=float)
-    else:
+    d = _nested_matrix(spectra_or_matrix)
+    if d is None:
         d = distance_matrix(spectra_or_matrix, p=p)
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
         raise ValueError(f"spectra_or_matrix must be a square (n, n) matrix, got shape {d.shape}")
