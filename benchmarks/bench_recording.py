@@ -21,9 +21,15 @@ goes. ``--drift`` trains the job once on the sequential and once on the vectoris
 dtype and prints the largest difference between the two paths' final ``fc2.weight`` beside the
 spread of the replicas (the largest difference between a replica and replica 0).
 
+``--branch`` (issue 20, item 3) times the cost of recording the branch of every record for the
+two-branch residuals: ``train_replicas(..., vectorize=False)`` (the path branches are recorded
+on) without and with ``branch_batches=`` (one extra SGD step per recorded step on a batch of 60
+drawn from the replica's own generator, then undone: model, optimizer and RNG state saved and
+restored), interleaved, and prints the ratio ``branch / no branch`` of CPU and wall time.
+
 usage: OMP_NUM_THREADS=1 python benchmarks/bench_recording.py [--steps 1000] [--replicas 10]
            [--width 40] [--reps 5] [--dtype float32 float64] [--profile] [--drift]
-           [--drift-threads 1 2] [--json PATH]
+           [--drift-threads 1 2] [--branch] [--json PATH]
 """
 
 from __future__ import annotations
@@ -90,13 +96,20 @@ class Job:
             opt.step()
         return stacked["fc2.weight"].detach().clone()
 
-    def recorded(self, store: Path, vectorize: bool = True) -> list[str]:
-        """``train_replicas`` into a new store at ``store`` (what is timed); return the runs."""
+    def recorded(self, store: Path, vectorize: bool = True, branch: bool = False) -> list[str]:
+        """``train_replicas`` into a new store at ``store`` (what is timed); return the runs.
+        ``branch``: also record the branch of every record (sequential path)."""
         return train_replicas(
             self.base, n_replicas=self.replicas, eps=EPS, seed=3, batches=self.batches,
             loss_fn=F.cross_entropy, make_optimizer=lambda p: torch.optim.SGD(p, lr=LR),
             n_steps=self.steps, store=store, params=["fc2.weight"], vectorize=vectorize,
+            branch_batches=self.branch_batch if branch else None,
         )
+
+    def branch_batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of the branch: indices drawn with the branch's own generator."""
+        i = torch.randint(0, len(self.x), (BATCH,), generator=generator)
+        return self.x[i], self.y[i]
 
     def final(self, store: Path, vectorize: bool) -> np.ndarray:
         """Train into ``store``; return the final ``fc2.weight`` of every replica."""
@@ -136,6 +149,28 @@ def measure(job: Job, reps: int, tmp: Path) -> dict[str, Any]:
     return out
 
 
+def measure_branch(job: Job, reps: int, tmp: Path) -> dict[str, Any]:
+    """CPU and wall time of the sequential recorded job without and with the branch."""
+    counter = iter(range(10**6))
+
+    def run(branch: bool) -> None:
+        job.recorded(tmp / f"b{next(counter)}.zarr", vectorize=False, branch=branch)
+
+    timed(lambda: run(False))  # warm-up
+    timed(lambda: run(True))
+    cpu: dict[str, list[float]] = {"no branch": [], "branch": []}
+    wall: dict[str, list[float]] = {"no branch": [], "branch": []}
+    for _ in range(reps):
+        for name in cpu:
+            c, w = timed(lambda name=name: run(name == "branch"))
+            cpu[name].append(c)
+            wall[name].append(w)
+    ratios = [b / p for b, p in zip(cpu["branch"], cpu["no branch"])]
+    return {"cpu": cpu, "wall": wall, "ratio_cpu_pairs": ratios,
+            "ratio_cpu": statistics.median(cpu["branch"]) / statistics.median(cpu["no branch"]),
+            "ratio_wall": statistics.median(wall["branch"]) / statistics.median(wall["no branch"])}
+
+
 def profile(job: Job, tmp: Path, top: int = 25) -> str:
     pr = cProfile.Profile()
     pr.enable()
@@ -168,6 +203,8 @@ def main() -> None:
     ap.add_argument("--drift", action="store_true")
     ap.add_argument("--drift-threads", type=int, nargs="+", default=None,
                     help="torch threads of the drift runs (default: 1 and torch's default)")
+    ap.add_argument("--branch", action="store_true",
+                    help="time recording the branch of every record (sequential path)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     default_threads = torch.get_num_threads()
@@ -192,6 +229,19 @@ def main() -> None:
                   f"{100 * r['overhead_cpu']:+.0f} % | {r['plain']['wall']:.2f} s | "
                   f"{r['recorded']['wall']:.2f} s | {100 * r['overhead_wall']:+.0f} % |",
                   flush=True)
+        if args.branch:
+            print("\n| dtype | no branch CPU | branch CPU | ratio CPU (pairs: min-max) "
+                  "| ratio wall |")
+            print("|---|---:|---:|---:|---:|")
+            for name in args.dtype:
+                job = Job(args.steps, args.replicas, args.width, getattr(torch, name))
+                r = measure_branch(job, max(args.reps, 1), tmp / f"branch-{name}")
+                results[f"branch_{name}"] = r
+                pairs = r["ratio_cpu_pairs"]
+                print(f"| {name} | {statistics.median(r['cpu']['no branch']):.2f} s | "
+                      f"{statistics.median(r['cpu']['branch']):.2f} s | {r['ratio_cpu']:.2f} "
+                      f"({min(pairs):.2f}-{max(pairs):.2f}) | {r['ratio_wall']:.2f} |",
+                      flush=True)
         if args.profile:
             job = Job(args.steps, args.replicas, args.width, getattr(torch, args.dtype[0]))
             text = profile(job, tmp / "profile")
