@@ -495,3 +495,59 @@ def test_test_gives_no_verdict_on_spectra_fitted_with_different_delays(tmp_path)
     assert res.exit_code == 0, res.output
     assert "verdict: undecided (no verdict on spectra fitted with different settings: delays " \
            "differs (A1: 3" in " ".join(res.output.split())
+
+
+def test_spectrum_without_rank_on_a_large_input_keeps_100_modes_and_says_how_to_get_all(tmp_path):
+    # 2 runs x 200 steps x 150 features: up to min(150, 2 x 199) = 150 modes
+    x = np.random.default_rng(0).normal(size=(2, 200, 150)).cumsum(axis=1)
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("spectrum", tmp_path / "x.npy", "--out", tmp_path / "capped.npz")
+    assert result.exit_code == 0, result.output
+    assert Spectrum.load(tmp_path / "capped.npz").rank == 100
+    text = " ".join(result.output.split())
+    assert "no --rank given: these data allow up to 150 modes; kept the leading 100" in text
+    assert "--rank all for every mode above the tolerance" in text
+    result = invoke("spectrum", tmp_path / "x.npy", "--rank", "all", "--out", tmp_path / "all.npz")
+    assert result.exit_code == 0, result.output
+    assert Spectrum.load(tmp_path / "all.npz").rank == 150 and "no --rank given" not in result.output
+    small = tmp_path / "small.npy"  # 3 features: the cap never applies, no note
+    np.save(small, x[:, :, :3])
+    result = invoke("spectrum", small, "--out", tmp_path / "small.npz")
+    assert Spectrum.load(tmp_path / "small.npz").rank == 3 and "no --rank given" not in result.output
+    for bad in ("0", "-2", "ten"):
+        result = runner.invoke(app, ["spectrum", str(small), "--rank", bad])
+        assert result.exit_code == 2
+        assert result.output.strip() == f"error: --rank must be a positive integer or 'all', got '{bad}'"
+
+
+def test_ctrl_c_stops_spectrum_at_once_even_inside_a_long_lapack_call(tmp_path):
+    """SIGINT during one long LAPACK call (eigenvalues of a 2500 x 2500 matrix, ~10 s on one
+    core) stops the command within a few seconds, not when the call returns."""
+    import os
+    import signal
+    import sys
+    import time
+
+    np.save(tmp_path / "x.npy", np.ones((2, 6, 1)))
+    code = (
+        "import sys, numpy as np, conjugacy.spectrum\n"
+        "def slow(*a, **k):\n"
+        "    m = np.random.default_rng(0).normal(size=(2500, 2500))\n"
+        "    print('computing', flush=True)\n"
+        "    return np.linalg.eigvals(m)\n"
+        "conjugacy.spectrum.koopman_spectrum = slow\n"
+        f"sys.argv = ['conjugacy', 'spectrum', {str(tmp_path / 'x.npy')!r}, '--out', "
+        f"{str(tmp_path / 'o.npz')!r}]\n"
+        "from conjugacy._launch import main\nmain()\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "computing"
+    time.sleep(0.5)  # inside eigvals now
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("Ctrl-C did not stop `conjugacy spectrum` within 5 s")
+    assert proc.returncode == 130 and err.strip() == "error: interrupted", err
