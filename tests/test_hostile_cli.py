@@ -173,3 +173,34 @@ def test_saved_results_keep_the_raw_labels(tmp_path) -> None:
     assert got.exit_code == 0, _out(got)
     doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(doc["comparison"]["conditions"]) == {HOSTILE_A, HOSTILE_B}
+
+
+# ----- metadata values of mixed types ------------------------------------------------------------
+def test_seeds_recorded_as_1_and_text_1_are_one_seed_with_a_warning(tmp_path) -> None:
+    """Issue 26: seeds 1 and "1" counted as two seeds (more seeds: a smaller p-value), silently."""
+    from conjugacy.analysis.groups import canonical, group_runs
+
+    rng = np.random.default_rng(2)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond, seeds in (("a", [0, 1, "1", 2]), ("b", [0, 1, 2])):
+            for seed in seeds:
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(12), {"w": rng.standard_normal((12, 4)).cumsum(0)})
+                st.set_finished(name)
+        with pytest.warns(UserWarning, match=r"metadata 'seed' has values of mixed types "
+                                             r"\('1' as int, str\)"):
+            groups = group_runs(st)
+    assert list(groups) == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    assert groups[("a", 1)] == ["r01", "r02"]  # both runs of seed 1: replicas of one seed
+    assert [canonical(v) for v in (1, "1", 1.0, np.int64(1), True, "01", None)] == [
+        "1", "1", "1", "1", "true", "01", "null"]
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--no-report", "--delays", "0", "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["seeds"] == {"a": [0, 1, 2], "b": [0, 1, 2]}
+    assert "different numbers of seeds" not in _out(got)
+    assert any("mixed types ('1' as int, str)" in w for w in doc["warnings"])

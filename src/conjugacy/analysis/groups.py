@@ -9,13 +9,18 @@ float32 store read as float64 kept its float32 rounding noise as "signal": rank 
 
 from __future__ import annotations
 
+import json
+import numbers
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SpectrumGroup", "fit_spectra", "group_runs", "record_interval", "with_record_interval"]
+__all__ = ["CanonicalValues", "SpectrumGroup", "canonical", "fit_spectra", "group_runs",
+           "record_interval", "with_record_interval"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,76 @@ class SpectrumGroup:
         return None if self.steps is None else slice(*self.steps)
 
 
+_INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def canonical(value: Any) -> str:
+    """The value a metadata entry (seed, condition) is compared by: its JSON spelling, numbers
+    and their decimal text alike.
+
+    ``1``, ``1.0``, ``numpy.int64(1)`` and ``"1"`` are ``"1"``; ``0.5`` and ``"0.5"`` are
+    ``"0.5"``; ``True`` is ``"true"``; other strings are themselves (``"01"`` stays ``"01"``,
+    text is compared exactly); dicts and lists are their JSON with sorted keys.
+
+    Examples
+    --------
+    >>> canonical(1), canonical("1"), canonical(1.0), canonical("0.50"), canonical({"b": 1})
+    ('1', '1', '1', '0.50', '{"b": 1}')
+    """
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    if isinstance(value, str):
+        if _INT_TEXT.fullmatch(value):
+            return value
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        return canonical(f) if repr(f) == value else value
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+class CanonicalValues:
+    """Values of one metadata key compared by :func:`canonical`: the first value seen stands for
+    every value equal to it (``seeds(1)`` then ``seeds("1")`` both give ``1``), and
+    :meth:`notes` says where types were mixed.
+
+    Examples
+    --------
+    >>> seeds = CanonicalValues("seed")
+    >>> seeds(1), seeds("1"), seeds(2)
+    (1, 1, 2)
+    >>> seeds.notes()
+    ["metadata 'seed' has values of mixed types ('1' as int, str): compared as one value each"]
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._first: dict[str, Any] = {}
+        self._types: dict[str, set[str]] = {}
+
+    def __call__(self, value: Any) -> Any:
+        c = canonical(value)
+        self._types.setdefault(c, set()).add(type(value).__name__)
+        return self._first.setdefault(c, value)
+
+    def notes(self) -> list[str]:
+        """One sentence if some value was recorded with several types, else none."""
+        mixed = [f"{c!r} as {', '.join(sorted(t))}" for c, t in self._types.items() if len(t) > 1]
+        if not mixed:
+            return []
+        more = f" and {len(mixed) - 3} more" if len(mixed) > 3 else ""
+        return [f"metadata {self.key!r} has values of mixed types ({'; '.join(mixed[:3])}{more}): "
+                "compared as one value each"]
+
+
 def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
                where: Callable[[Mapping[str, Any]], bool] | None = None) -> dict[tuple, list[str]]:
     """Group the runs of a store (or :class:`~conjugacy.study.StudyReader`) by run metadata.
@@ -79,7 +154,9 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
     Returns
     -------
     dict tuple -> list of str
-        Sorted group keys, run names sorted within each group.
+        Sorted group keys, run names sorted within each group. Values are compared by
+        :func:`canonical` (a seed recorded as ``1`` and as ``"1"`` is one seed, keyed by the
+        first value seen), with a ``UserWarning`` when a key mixes types.
 
     Raises
     ------
@@ -87,6 +164,7 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
         If a kept run lacks one of the ``by`` keys (the message names the run and the key).
     """
     groups: dict[tuple, list[str]] = {}
+    values = {k: CanonicalValues(k) for k in by}
     for run in reader.runs():
         meta = reader.run_info(run)["metadata"]
         if where is not None and not where(meta):
@@ -94,7 +172,9 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
         missing = [k for k in by if k not in meta]
         if missing:
             raise KeyError(f"run {run!r} has no metadata {missing}; it has {sorted(meta)}")
-        groups.setdefault(tuple(meta[k] for k in by), []).append(run)
+        groups.setdefault(tuple(values[k](meta[k]) for k in by), []).append(run)
+    for note in (n for v in values.values() for n in v.notes()):
+        warnings.warn(note, UserWarning, stacklevel=2)
     return {k: sorted(groups[k]) for k in sorted(groups, key=lambda t: tuple(map(str, t)))}
 
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .groups import SpectrumGroup
+from .groups import CanonicalValues, SpectrumGroup
 from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "choose_delays", "choose_rank"]
@@ -210,12 +210,15 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
         notes.append(f"{len(left_out)} run(s) without metadata {group_by!r} left out: "
                      + ", ".join(left_out[:6]) + (" ..." if len(left_out) > 6 else ""))
     groups: dict[str, dict[Any, list[str]]] = {}
+    conds, seeds = CanonicalValues(group_by), CanonicalValues(seed_key)  # 1 and "1": one seed
     for r in used:
         s = _lookup(metas[r], seed_key)
         if s is _MISSING:
             raise ValueError(
                 f"run {r!r} has no metadata {seed_key!r} (seed_key); it has {sorted(metas[r])}")
-        groups.setdefault(_label(_lookup(metas[r], group_by)), {}).setdefault(s, []).append(r)
+        cond = _label(conds(_lookup(metas[r], group_by)))
+        groups.setdefault(cond, {}).setdefault(seeds(s), []).append(r)
+    notes.extend(conds.notes() + seeds.notes())
     seed_lists = {c: sorted(groups[c], key=_sort_key) for c in sorted(groups, key=_sort_key)}
     n_seeds = min(len(v) for v in seed_lists.values())
     if len({len(v) for v in seed_lists.values()}) > 1:
