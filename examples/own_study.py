@@ -1,4 +1,6 @@
-"""Your own study on the paper's protocol: are SGD and Adam conjugate on a small MLP?
+"""
+Your own study on the paper's protocol: are SGD and Adam conjugate on a small MLP?
+==================================================================================
 
 Declares a study (2 optimizers x 4 seeds x 5 perturbed replicas of a 784-32-10 MLP on the MNIST
 5k sample), trains it serially or on a local Dask cluster, and writes the same results.json and
@@ -72,5 +74,5 @@ def main(out: Path, workers: int | None = None, progress: bool = True, **scale) 
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()),
-         int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
+    main(out, int(sys.argv[2]) if len(sys.argv) > 2 else None)  # the figures: out/*.png

@@ -5,9 +5,8 @@ record weight trajectories, lift them with time delays, approximate the Koopman 
 DMD-RRR, and compare Koopman eigenvalues.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._spectrum_io import SpectrumFileError
+from ._version import __version__
 from .compare import (
     EquivalenceClasses,
     WassersteinResult,
@@ -35,11 +34,6 @@ from .uncertainty import (
     bootstrap_spectrum,
 )
 from .windows import TransitionResult, find_transitions, windowed_spectra
-
-try:
-    __version__ = version("conjugacy")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "AnalysisResults",

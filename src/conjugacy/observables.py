@@ -64,7 +64,7 @@ def delay_embed(trajectories: TrajectoriesLike, delays: int = 0) -> tuple[np.nda
 
 
 def hankel_snapshots(traj: np.ndarray, delays: int) -> np.ndarray:
-    """All delay snapshots ``h_0 .. h_{T-d-1}`` of one trajectory (T, n) as columns.
+    """All delay snapshots ``h_0, ..., h_{T-d-1}`` of one trajectory (T, n) as columns.
 
     Returns an array (n * (delays + 1), T - delays): block ``j`` of column ``t`` is ``x_{t+j}``.
     """

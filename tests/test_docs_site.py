@@ -1,0 +1,126 @@
+"""The documentation site's contracts: every public name has an API page, the README's first
+example runs and says what it claims, and the site checker (docs/check_site.py) sees what a reader
+would: script errors, images that do not load, a gallery page without its figure."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+# every module whose __all__ is public API (conjugacy.__all__ included)
+PUBLIC_MODULES = [
+    "conjugacy", "conjugacy.spectrum", "conjugacy.compare", "conjugacy.stats", "conjugacy.windows",
+    "conjugacy.uncertainty", "conjugacy.spectral_dynamics", "conjugacy.store", "conjugacy.torch",
+    "conjugacy.torch.lightning", "conjugacy.torch.hf", "conjugacy.torch.models",
+    "conjugacy.torch.snapshots", "conjugacy.analysis", "conjugacy.analysis.checkpoints",
+    "conjugacy.analysis.own_runs", "conjugacy.data", "conjugacy.study", "conjugacy.plots",
+    "conjugacy.report", "conjugacy.results", "conjugacy.delays", "conjugacy.residuals",
+    "conjugacy.monitor",
+]
+
+
+def _documented() -> list[object]:
+    """The objects listed in the autosummary tables of docs/api/*.rst."""
+    found = []
+    for page in sorted((DOCS / "api").glob("*.rst")):
+        module = None
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if m := re.match(r"\.\. currentmodule:: (\S+)", line):
+                module = importlib.import_module(m.group(1))
+            elif module is not None and re.match(r"   [A-Za-z_]\w*$", line):
+                found.append(getattr(module, line.strip()))  # AttributeError: a stale entry
+    return found
+
+
+def test_every_public_function_and_class_has_an_api_page():
+    for extra in ("zarr", "torch", "lightning", "transformers", "matplotlib"):
+        pytest.importorskip(extra)
+    documented = _documented()
+    missing = []
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and \
+                    not any(obj is d for d in documented):
+                missing.append(f"{name}.{attr}")
+    assert not missing, f"add these to an autosummary table in docs/api/*.rst: {missing}"
+
+
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## A first example", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_first_example_runs_and_prints_its_verdict():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(_readme_example(), "README.md", "exec"), {})  # noqa: S102 - our own README
+    first, second = out.getvalue().splitlines()
+    eig, dist = first.rsplit(" ", 1)
+    np.testing.assert_allclose(np.array(re.findall(r"\d\.\d+", eig), float), [0.9, 0.699, 0.5])
+    assert abs(float(dist) - 0.0835) < 5e-4  # the value the README's comment states
+    assert second == "not conjugate"
+
+
+def test_readme_is_a_landing_page():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 120
+    assert "make test" in text and "make docs" in text and "docs/_build/html/index.html" in text
+    assert "(docs/reproducing.md)" in text and "CITATION.cff" in text
+    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|png|cff))\)", text):
+        assert (ROOT / link).is_file(), link
+
+
+# ----- the site checker in a real browser --------------------------------------------------------
+def _check_site():
+    spec = importlib.util.spec_from_file_location("check_site", DOCS / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check_site = _check_site()
+
+
+@pytest.mark.skipif(check_site.chromium() is None,
+                    reason="no chromium installed (CI installs Debian's chromium: apt-get install "
+                           "chromium); the headless-browser check of the site is skipped")
+def test_site_checker_sees_script_errors_and_missing_images(tmp_path):
+    from matplotlib.image import imsave
+
+    imsave(tmp_path / "fig.png", np.linspace(0, 1, 64).reshape(8, 8))
+    page = tmp_path / "index.html"
+    good = "<html><head><title>t</title></head><body><img src='fig.png'></body></html>"
+    page.write_text(good, encoding="utf-8")
+    exe = check_site.chromium()
+    assert check_site.check_page(page, exe, min_images=1) == []
+    assert not list(tmp_path.glob(".*.check.html"))  # the probe copy is removed
+    # a second image that does not exist, a script error, and too few images for a gallery page
+    page.write_text(good.replace("</body>", "<img src='gone.png'><script>undefinedFn();</script>"
+                                            "</body>"), encoding="utf-8")
+    problems = check_site.check_page(page, exe, min_images=3)
+    text = "\n".join(problems)
+    assert len(problems) == 4, problems
+    assert "failed to load" in text and "gone.png" in text
+    assert "undefinedFn" in text
+    assert "images that did not load: gone.png (1/2)" in text
+    assert "1 images loaded, expected at least 3" in text
+
+
+def test_site_checker_refuses_a_missing_site(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        check_site.main([str(tmp_path)])
+    assert exc.value.code == 2
+    assert "has no index.html: build it first (make docs)" in capsys.readouterr().err
