@@ -164,3 +164,52 @@ def test_bad_next_states_are_one_clear_error() -> None:
         koopman_spectrum(x, rank=2, scale=True, next_states=xb)
     r = two_branch_residuals(x, xb, np.zeros(0))
     assert r.projection.shape == (0,)
+
+
+def _spectrum_keeping(n_supported: int, n_total: int = 6) -> Spectrum:
+    """A spectrum of real eigenvalues whose default filter keeps exactly ``n_supported``
+    (data residuals 0.01.. below 0.1, the rest 0.5)."""
+    lam = np.linspace(0.9, 0.1, n_total)
+    res = np.where(np.arange(n_total) < n_supported, 0.01 * (1 + np.arange(n_total)), 0.5)
+    return Spectrum(eigenvalues=lam, residuals=np.zeros(n_total), plain_residuals=np.zeros(n_total),
+                    modes=None, singular_values=np.ones(n_total), rank=n_total,
+                    method="standard", residuals_informative=True, data_residuals=res)
+
+
+def test_shared_count_is_the_median_over_the_comparison() -> None:
+    from conjugacy.comparison_filter import filter_for_comparison, shared_count
+
+    groups = {"a": [_spectrum_keeping(1), _spectrum_keeping(2), _spectrum_keeping(4)],
+              "b": [_spectrum_keeping(4), _spectrum_keeping(4)]}
+    k, counts = shared_count(groups)
+    assert counts == {"a": [1, 2, 4], "b": [4, 4]}
+    assert k == 4  # median of 1, 2, 4, 4, 4 (the smallest would be 1, the mean 3)
+    out = filter_for_comparison(groups)
+    assert [len(s) for s in out["a"] + out["b"]] == [4] * 5
+    # each keeps its 4 smallest data residuals, the rule recorded
+    np.testing.assert_allclose(out["a"][0].eigenvalues, np.linspace(0.9, 0.1, 6)[:4])
+    assert out["b"][1].settings["filter"]["comparison"] == {
+        "rule": "shared-count", "k": 4, "own_counts": {"a": [1, 2, 4], "b": [4, 4]}}
+    own = filter_for_comparison(groups, "per-spectrum")
+    assert [len(s) for s in own["a"] + own["b"]] == [1, 2, 4, 4, 4]
+    assert shared_count({"a": [_spectrum_keeping(1), _spectrum_keeping(2)]})[0] == 2  # 1.5 up
+    with pytest.raises(ValueError, match="rule must be one of"):
+        filter_for_comparison(groups, "per-seed")
+    with pytest.raises(ValueError, match=r"groups\['a'\] holds no spectra"):
+        shared_count({"a": []})
+    with pytest.raises(TypeError, match="conjugacy.Spectrum"):
+        shared_count({"a": [np.array([0.5])]})
+
+
+def test_compare_conditions_takes_the_shared_count_filter() -> None:
+    from conjugacy.analysis import compare_conditions
+
+    spectra = {"a": [_spectrum_keeping(1), _spectrum_keeping(2), _spectrum_keeping(4)],
+               "b": [_spectrum_keeping(4), _spectrum_keeping(3), _spectrum_keeping(4)]}
+    shared = compare_conditions(spectra, filter_rule="shared-count", shuffle=None, ks=False)
+    assert shared.filter["kept"] == {"a": [4, 4, 4], "b": [4, 4, 4]}  # median of 1,2,4,4,3,4
+    assert shared.filter["rule"]["comparison"]["k"] == 4
+    own = compare_conditions(spectra, shuffle=None, ks=False)
+    assert own.filter["kept"] == {"a": [1, 2, 4], "b": [4, 3, 4]}
+    with pytest.raises(ValueError, match="filter_rule must be one of"):
+        compare_conditions(spectra, filter_rule="shared")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_int
+from ..comparison_filter import COMPARISON_FILTERS, filter_for_comparison
 
 __all__ = [
     "Comparison",
@@ -306,7 +307,9 @@ def _filter_info(spectra, fspec) -> dict[str, Any]:
     rule = dict(first.settings.get("filter") or {})
     return {
         "available": True,
-        "rule": {k: v for k, v in rule.items() if k in ("rule", "max_residual", "relative", "n")},
+        "rule": {k: v for k, v in rule.items()
+                 if k in ("rule", "max_residual", "relative", "n", "comparison",
+                          "max_projection", "max_noise_fraction")},
         "kept": {c: [int(len(s.eigenvalues)) for s in v] for c, v in fspec.items()},
         "of": {c: [int(len(s.eigenvalues)) for s in v] for c, v in spectra.items()},
     }
@@ -382,6 +385,7 @@ def compare_conditions(
     use_filter: bool = True,
     allow_differing: Mapping[str, str] | None = None,
     time: str = "auto",
+    filter_rule: str = "per-spectrum",
 ) -> Comparison:
     """Distances, tests, classes and verdicts between conditions, on all and on filtered spectra.
 
@@ -408,6 +412,12 @@ def compare_conditions(
         Order of the Wasserstein distance.
     use_filter : bool
         Also compare the filtered spectra and base the verdicts on them.
+    filter_rule : {"per-spectrum", "shared-count"}, default "per-spectrum"
+        How the filtered spectra are chosen: each by its own rule (:meth:`Spectrum.filtered`),
+        or one number of eigenpairs for every spectrum of the comparison
+        (:func:`conjugacy.comparison_filter.filter_for_comparison`: the median count the spectra
+        support on their own), so that distances compare where the same number of modes are,
+        not which modes survived. ``filter["rule"]["comparison"]`` records it.
     allow_differing : mapping setting -> reason, optional
         Fit settings (of :data:`conjugacy.stats.VERDICT_SETTINGS`) that differ between the
         conditions on purpose, with the reason (recorded in the results); any other difference
@@ -454,8 +464,12 @@ def compare_conditions(
                 ks=ks, p=p)
     all_cmp = _one_comparison(_timed(spectra, mode), named, _timed(pooled, mode), **opts)
     filtered_cmp, filter_info = None, {"available": False, "rule": None}
+    if filter_rule not in COMPARISON_FILTERS:
+        raise ValueError(f"filter_rule must be one of {COMPARISON_FILTERS}, got {filter_rule!r}")
     if use_filter:
         fspec = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
+        if filter_rule == "shared-count" and all(s is not None for v in fspec.values() for s in v):
+            fspec = filter_for_comparison(spectra, filter_rule)
         fpooled = None if pooled is None else {c: filter_spectrum(s) for c, s in pooled.items()}
         if all(s is not None for v in fspec.values() for s in v):
             filtered_cmp = _one_comparison(_timed(fspec, mode), named, _timed(fpooled, mode),
