@@ -4,7 +4,7 @@ compared window by window."""
 import numpy as np
 import pytest
 
-from conjugacy.analysis.windowed import compare_windows, window_distances
+from conjugacy.analysis.windowed import compare_windows, conditions_by_window, window_distances
 
 
 def _spectra(centres, n_seeds, rng):
@@ -40,3 +40,76 @@ def test_compare_windows_gives_one_verdict_per_window():
     assert out["note"].startswith("5 seeds per network")
     with pytest.raises(ValueError, match="two conditions"):
         compare_windows({"x": same}, ["w0", "w1"], seed=0, n_permutations=9, n_shuffles=1)
+
+
+def test_conditions_by_window_says_from_which_step_on_the_conditions_differ():
+    rng = np.random.default_rng(2)
+    # x and y agree in windows 0-1 and differ from window 2 on; z never differs from x
+    x, y = _spectra([0.0, 0.5, 0.5, 0.5], 5, rng), _spectra([0.0, 0.5, 0.9, 0.9], 5, rng)
+    z = _spectra([0.0, 0.5, 0.5, 0.5], 5, rng)
+    out = conditions_by_window({"x": x, "y": y, "z": z}, [0, 10, 20, 30], 10)
+    assert out["labels"] == ["0-9", "10-19", "20-29", "30-39"] and out["n_seeds"] == 5
+    xy = out["pairs"]["x-y"]
+    assert [w["verdict"] for w in xy["per_window"]] == ["conjugate", "conjugate",
+                                                       "not conjugate", "not conjugate"]
+    assert (xy["differ_from_step"], xy["differ_from_window"]) == (20, "20-29")
+    assert xy["summary"].startswith("x vs y differ from step 20 on: windows 20-29 to 30-39")
+    late = xy["per_window"][2]
+    assert late["distance"] == pytest.approx(0.4, abs=0.02)
+    assert late["interval"][0] < late["distance"] < late["interval"][1]
+    assert late["noise_floor"] < 0.03  # seed-to-seed, in W1 like the distance
+    assert late["effect_size"] == pytest.approx(
+        (late["distance"] - late["noise_floor"]) / late["noise_floor"], rel=0.2)
+    assert late["pvalue"] == pytest.approx(1 / 126) == late["min_pvalue"]
+    xz = out["pairs"]["x-z"]
+    assert xz["differ_from_step"] is None and "0 of 4 windows differ" in xz["summary"]
+    with pytest.raises(ValueError, match="two or more conditions"):
+        conditions_by_window({"x": x}, [0, 10], 10)
+
+
+def _store(path, n_seeds=4, n_rep=2, n_rec=80, switch=40):
+    """Two conditions of one 3-mode linear system; from record ``switch`` on, condition "late"
+    follows other eigenvalues. Metadata: condition, seed, and the optimizer settings."""
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(0)
+    c_mat = rng.standard_normal((12, 3))
+    eigs = {"same": ([0.9, 0.7, 0.5], [0.9, 0.7, 0.5]), "late": ([0.9, 0.7, 0.5], [0.6, 0.3, 0.95])}
+    with TrajectoryStore.open(path, "w") as st:
+        for cond, (before, after) in eigs.items():
+            for s in range(n_seeds):
+                for r in range(n_rep):
+                    z = np.empty((n_rec, 3))
+                    z[0] = rng.standard_normal(3)
+                    for t in range(1, n_rec):
+                        z[t] = z[t - 1] * (before if t < switch else after)
+                        if t == switch:
+                            z[t] = rng.standard_normal(3)  # a kick: the late modes are visible
+                    x = z @ c_mat.T + 1e-4 * rng.standard_normal((n_rec, 12))
+                    name = f"{cond}_{s}_{r}"
+                    meta = {"condition": cond, "seed": s, "replica": r,
+                            "optimizer": {"class": "SGD", "lr": 0.1 if cond == "same" else 0.5}}
+                    st.create_run(name, {"w": ((12,), "float64")}, metadata=meta)
+                    st.append(name, np.arange(n_rec), {"w": x})
+                    st.set_finished(name)
+    return path
+
+
+def test_analyze_compares_the_conditions_window_by_window_and_records_their_settings(tmp_path):
+    pytest.importorskip("zarr")
+    import conjugacy
+
+    res = conjugacy.analyze(_store(tmp_path / "runs.zarr"), window=20, delays=1, rank=3,
+                            n_permutations=99)
+    from conjugacy.analysis import validate
+
+    validate(res.results)  # the schema knows the new fields
+    between = res.results["windows"]["between_conditions"]
+    assert between["labels"] == ["0-19", "20-39", "40-59", "60-79"]
+    pair = next(iter(between["pairs"].values()))
+    assert [w["verdict"] for w in pair["per_window"]] == ["conjugate", "conjugate",
+                                                         "not conjugate", "not conjugate"]
+    assert pair["differ_from_step"] == 40
+    assert res.results["conditions"] == {
+        "late": {"condition": "late", "optimizer.class": "SGD", "optimizer.lr": 0.5},
+        "same": {"condition": "same", "optimizer.class": "SGD", "optimizer.lr": 0.1}}

@@ -280,8 +280,11 @@ def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_recor
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
-             settings: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
-    """Per condition: spectra of consecutive windows (all runs pooled), distances, transitions."""
+             settings: Mapping[str, Any], notes: list[str],
+             stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Per condition: spectra of consecutive windows (all runs pooled), distances, transitions;
+    with two or more conditions, every pair compared window by window over the seeds
+    (``between_conditions``: :func:`conjugacy.analysis.windowed.conditions_by_window`)."""
     from ..compare import distance_matrix
     from ..windows import find_transitions, windowed_spectra
 
@@ -316,6 +319,37 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
                            params, window, {"delays": d, "rank": int(settings["rank"])})
     if alarms is not None:
         out["alarms"] = alarms
+    if len(out["conditions"]) >= 2:  # every pair, window by window, against the seed floor
+        from .windowed import conditions_by_window, seed_window_spectra
+
+        per_seed, steps = seed_window_spectra(reader, groups, params, window, d,
+                                              int(settings["rank"]))
+        out["between_conditions"] = conditions_by_window(per_seed, steps, window, **stats)
+    return out
+
+
+def _flat(meta: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metadata as dotted keys (``{"optimizer": {"lr": 0.1}}`` -> ``optimizer.lr``)."""
+    out: dict[str, Any] = {}
+    for k, v in meta.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recorded_settings(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]],
+                      seed_key: str) -> dict[str, dict[str, Any]]:
+    """Each condition's recorded settings: the run metadata (dotted keys) whose value is the
+    same in every run of the condition, the seed key left out (``results["conditions"]``, shown
+    by the report, which also names conditions by the keys that differ between them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c, seeds in by_cond.items():
+        metas = [_flat(reader.metadata(r)) for runs in seeds.values() for r in runs]
+        first = metas[0]
+        out[c] = {k: v for k, v in first.items() if k != seed_key
+                  and all(k in m and m[k] == v for m in metas[1:])}
     return out
 
 
@@ -433,7 +467,9 @@ def analyze(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
             progress=lambda _g: say(what, next(done), len(groups)),
             window=None if window is None else (
-                lambda _f: _windows(reader, groups, params, window, settings, notes)),
+                lambda _f: _windows(reader, groups, params, window, settings, notes,
+                                    {"alpha": alpha, "seed": seed,
+                                     "n_permutations": n_permutations})),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr"},
@@ -441,6 +477,7 @@ def analyze(
             fields={"store": source, "group_by": group_by, "seed_key": seed_key,
                     "settings_reasoning": reasoning,
                     "n_features": n_features, "n_records": n_records, "n_boot": n_boot},
+            conditions=recorded_settings(reader, by_cond, seed_key),
             notes=notes, timing={"reading_and_settings": time.perf_counter() - t0})
     finally:
         reader.close()

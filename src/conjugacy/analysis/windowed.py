@@ -95,3 +95,116 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
         f"one seed per {what}: no permutation test"
     return {"n_seeds": n_seeds, "n_windows": n_w, "per_window": per_window,
             "smallest_possible_pvalue": min_p, "note": note}
+
+
+def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window: int,
+                        delays: int, rank: int) -> tuple[dict[str, list[list[Any]]], list[int]]:
+    """One spectrum per window of ``window`` records for every (condition, seed) group
+    (:class:`conjugacy.analysis.SpectrumGroup`, its replicas pooled) by
+    :func:`conjugacy.windowed_spectra`: ``{condition: [seed][window]}``, and the recorded step
+    at which each window starts (from the first group's first run)."""
+    from ..windows import windowed_spectra
+
+    out: dict[str, list[list[Any]]] = {}
+    starts: list[int] = []
+    for g in groups:
+        x = reader.read(params=params, runs=list(g.runs), steps=g.slice)
+        specs = windowed_spectra(x, window, delays=delays,
+                                 rank=min(int(rank), (delays + 1) * x.shape[2]))
+        out.setdefault(g.condition, []).append(specs)
+        if not starts:
+            steps = np.asarray(reader.steps(g.runs[0]))[g.slice]
+            starts = [int(steps[int(sp.settings["window"]["start"])]) for sp in specs]
+    return out, starts
+
+
+def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
+                         starts: Sequence[int], window: int, *, alpha: float = 0.05,
+                         seed: int = 0, n_permutations: int = 999) -> dict[str, Any]:
+    """Every pair of conditions compared window by window, against each window's seed-to-seed
+    floor: from which step on do the conditions differ?
+
+    Parameters
+    ----------
+    spectra : mapping condition -> [seed][window] of Spectrum
+        One spectrum per (condition, seed, window) (:func:`conjugacy.windowed_spectra` on the
+        runs of each seed); the first ``min`` seeds and windows common to all are compared.
+    starts : sequence of int
+        First recorded step of each window (labels ``"start-end"``).
+    window : int
+        Records per window.
+    alpha, seed, n_permutations
+        As in :func:`conjugacy.analysis.compare_conditions`, which compares each window (random
+        stream ``seed + window index``; no shuffle control, no KS tests).
+
+    Returns
+    -------
+    dict
+        ``{"window", "starts", "labels", "alpha", "n_seeds", "pairs": {name: {"a", "b",
+        "per_window": [{"start", "label", "distance", "interval", "noise_floor",
+        "effect_size", "pvalue", "min_pvalue", "verdict", "reason", "uses"}, ...],
+        "differ_from_step", "differ_from_window", "summary"}}}``: ``distance`` is the mean
+        per-seed W1 between the conditions (on the spectra the verdict uses, with its 95%
+        t-interval over seeds), ``noise_floor`` the mean W1 between seeds of one condition in
+        that window (same unit), ``effect_size`` the test statistic in noise-floor units;
+        ``differ_from_*`` is the first window from which on every window's verdict is "not
+        conjugate" (None if the last one is not).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two conditions, or conditions without spectra.
+    """
+    conds = list(spectra)
+    if len(conds) < 2 or any(not spectra[c] for c in conds):
+        raise ValueError(f"conditions_by_window needs two or more conditions with spectra, got "
+                         f"{ {c: len(spectra[c]) for c in conds} }")
+    n_seeds = min(len(spectra[c]) for c in conds)
+    n_w = min(len(spectra[c][s]) for c in conds for s in range(n_seeds))
+    labels = [f"{a}-{a + window - 1}" for a in starts[:n_w]]
+    pairs: dict[str, Any] = {}
+    for w in range(n_w):
+        comp = compare_conditions({c: [spectra[c][s][w] for s in range(n_seeds)] for c in conds},
+                                  alpha=alpha, seed=seed + w, n_permutations=n_permutations,
+                                  shuffle=None, ks=False)
+        for name, (a, b) in comp["pairs"].items():
+            entry = pairs.setdefault(name, {"a": a, "b": b, "per_window": []})
+            entry["per_window"].append(_window_entry(comp, name, int(starts[w]), labels[w]))
+    for entry in pairs.values():
+        entry.update(_differ_from(entry["per_window"], entry["a"], entry["b"], n_seeds))
+    return {"window": int(window), "starts": [int(s) for s in starts[:n_w]], "labels": labels,
+            "alpha": alpha, "n_seeds": n_seeds, "pairs": pairs}
+
+
+def _window_entry(comp: Any, name: str, start: int, label: str) -> dict[str, Any]:
+    """One window of one pair: the numbers behind its verdict (the spectra it uses)."""
+    v = comp["verdicts"][name]
+    block = comp[v["uses"]]
+    d = block["distances"][name]
+    test = block["permutation_tests"].get(name) or {}
+    return {"start": start, "label": label, "distance": d["mean"],
+            "interval": d.get("interval"), "noise_floor": test.get("noise_floor"),
+            "effect_size": test.get("effect_size"), "pvalue": v["pvalue"],
+            "min_pvalue": v["min_pvalue"], "verdict": v["verdict"], "reason": v["reason"],
+            "uses": v["uses"]}
+
+
+def _differ_from(per_window: Sequence[Mapping[str, Any]], a: str, b: str,
+                 n_seeds: int) -> dict[str, Any]:
+    """The first window from which on every verdict is "not conjugate", and a sentence."""
+    k = len(per_window)
+    while k > 0 and per_window[k - 1]["verdict"] == "not conjugate":
+        k -= 1
+    n_differ = sum(w["verdict"] == "not conjugate" for w in per_window)
+    if k == len(per_window):
+        undecided = sum(w["verdict"] == "undecided" for w in per_window)
+        why = (f"; {undecided} of {len(per_window)} windows undecided (with {n_seeds} seeds the "
+               "test may not reach its level)") if undecided else ""
+        return {"differ_from_step": None, "differ_from_window": None,
+                "summary": f"{a} vs {b}: the last window is not 'not conjugate'; "
+                           f"{n_differ} of {len(per_window)} windows differ{why}."}
+    first = per_window[k]
+    return {"differ_from_step": first["start"], "differ_from_window": first["label"],
+            "summary": f"{a} vs {b} differ from step {first['start']} on: windows "
+                       f"{first['label']} to {per_window[-1]['label']} are 'not conjugate' "
+                       f"({len(per_window) - k} of {len(per_window)}; {n_differ} in all)."}
