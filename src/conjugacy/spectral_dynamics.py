@@ -103,6 +103,18 @@ def as_matrix(W: Any, *, stacked: bool = False, name: str = "W") -> np.ndarray:
         Non-numeric or complex input.
     ValueError
         Too few dimensions, an empty axis, or non-finite values.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), appendix D.1 (convolutions as matrices).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_matrix(np.zeros((8, 3, 5, 5))).shape
+    (8, 75)
+    >>> as_matrix(np.zeros((4, 8, 3, 3)), stacked=True).shape
+    (4, 8, 9)
     """
     arr = _to_numpy(W, name)
     lead = 1 if stacked else 0
@@ -133,13 +145,55 @@ def svd(W: Any, *, stacked: bool = False) -> tuple[np.ndarray, np.ndarray, np.nd
     s : ndarray (..., k), decreasing
     Vh : ndarray (..., k, n)
         With ``k = min(m, n)`` for the matrix ``(m, n)`` of :func:`as_matrix`.
+
+    Parameters
+    ----------
+    W : array-like
+        A weight, or with ``stacked=True`` a stack of checkpoints (see :func:`as_matrix`).
+    stacked : bool
+        Whether the first axis indexes checkpoints (one batched SVD).
+
+    Raises
+    ------
+    TypeError, ValueError
+        See :func:`as_matrix`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> U, s, Vh = svd(np.diag([1.0, 3.0]))
+    >>> s, U.shape
+    (array([3., 1.]), (2, 2))
     """
     U, s, Vh = _svd(as_matrix(W, stacked=stacked))
     return U, s, Vh
 
 
 def singular_values(W: Any, *, stacked: bool = False) -> np.ndarray:
-    """Singular values ``(..., min(m, n))`` of a weight or a stack of checkpoints, decreasing."""
+    """Singular values ``(..., min(m, n))`` of a weight or a stack of checkpoints, decreasing.
+
+    Parameters
+    ----------
+    W : array-like
+        A weight, or with ``stacked=True`` a stack of checkpoints (see :func:`as_matrix`).
+    stacked : bool
+        Whether the first axis indexes checkpoints.
+
+    Returns
+    -------
+    ndarray (min(m, n),) or (n_ckpt, min(m, n))
+
+    Raises
+    ------
+    TypeError, ValueError
+        See :func:`as_matrix`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> singular_values(np.diag([1.0, 3.0, 2.0]))
+    array([3., 2., 1.])
+    """
     return _svd(as_matrix(W, stacked=stacked), compute_uv=False)
 
 
@@ -151,9 +205,30 @@ def effective_rank_from_singular_values(s: Any) -> np.ndarray | float:
     (= ``min(m, n)``, as in the companion paper's code). In ``[1/k, 1]``; NaN for an all-zero
     matrix, whose effective rank is undefined.
 
+    Parameters
+    ----------
+    s : array-like (..., k)
+        Non-negative singular values of one matrix per leading index.
+
     Returns
     -------
     float for a 1-D input, ndarray ``(...)`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        Negative or non-finite singular values, or an empty last axis.
+
+    References
+    ----------
+    Roy & Vetterli, *The effective rank: a measure of effective dimensionality*, EUSIPCO 2007.
+
+    Examples
+    --------
+    >>> effective_rank_from_singular_values([1.0, 1.0])
+    1.0
+    >>> effective_rank_from_singular_values([[2.0, 0.0], [1.0, 1.0]])
+    array([0.5, 1. ])
     """
     s = np.asarray(s, dtype=np.float64)
     if s.ndim < 1 or s.shape[-1] == 0:
@@ -189,6 +264,19 @@ def effective_rank(W: Any, *, stacked: bool = False) -> np.ndarray | float:
     ------
     TypeError, ValueError
         See :func:`as_matrix`.
+
+    References
+    ----------
+    Roy & Vetterli, *The effective rank: a measure of effective dimensionality*, EUSIPCO 2007;
+    Yunis et al. 2024 (arXiv:2408.11804), sec. 3.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> effective_rank(np.eye(4))
+    1.0
+    >>> effective_rank(np.stack([np.eye(3), np.diag([1.0, 0.0, 0.0])]), stacked=True)
+    array([1.        , 0.33333333])
     """
     return effective_rank_from_singular_values(singular_values(W, stacked=stacked))
 
@@ -206,6 +294,13 @@ class AlignmentResult(NamedTuple):
         Mean of the first ``TOP_K`` diagonal entries (at the centre kernel position for a conv).
     kernel_position : tuple of int or None
         The kernel position the score is taken at (centre, ``kh // 2, kw // 2``), None if linear.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = alignment(np.diag([3.0, 2.0, 1.0]), np.diag([1.0, 2.0, 3.0]))
+    >>> r.matrix.shape, r.kernel_position
+    ((3, 3), None)
     """
 
     matrix: np.ndarray
@@ -264,6 +359,21 @@ def alignment(W_i: Any, W_next: Any, *, stacked: bool = False, k: int = TOP_K) -
     ValueError
         If the layers do not chain (input size of ``W_next`` != output size of ``W_i``), or the
         stacks hold different numbers of checkpoints.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), eq. 3-4 and appendix D.1.
+
+    Examples
+    --------
+    Balanced layers, ``V_2 = U_1``, are perfectly aligned:
+
+    >>> import numpy as np
+    >>> W1 = np.random.default_rng(0).normal(size=(16, 32))
+    >>> U1 = np.linalg.svd(W1, full_matrices=False)[0]
+    >>> W2 = np.diag(np.arange(10.0, 0.0, -1.0)) @ U1[:, :10].T  # (10, 16), V_2 = U_1
+    >>> round(float(alignment(W1, W2).score), 6)
+    1.0
     """
     A = as_matrix(W_i, stacked=stacked, name="W_i")
     raw_next = _to_numpy(W_next, "W_next")
@@ -318,6 +428,13 @@ class AgreementResult(NamedTuple):
         components (the element-wise product of the two overlap matrices).
     score : float or ndarray (n_ckpt,)
         Mean of the first ``TOP_K`` diagonal entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.diag([3.0, 2.0, 1.0])
+    >>> singular_vector_agreement(W, W).score
+    1.0
     """
 
     matrix: np.ndarray
@@ -346,6 +463,18 @@ def singular_vector_agreement(
     ------
     ValueError
         Different matrix shapes or stack lengths.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), eq. 5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.random.default_rng(0).normal(size=(16, 32))
+    >>> a = singular_vector_agreement(W, W)
+    >>> round(float(a.score), 6), a.matrix.shape
+    (1.0, (16, 16))
     """
     A = as_matrix(W_t, stacked=stacked, name="W_t")
     raw_T = _to_numpy(W_T, "W_T")
@@ -390,6 +519,19 @@ def barrier(losses: Any, alphas: Any = None) -> np.ndarray | float:
     ------
     ValueError
         Fewer than 3 points, non-finite values, or ``alphas`` of the wrong length / not increasing.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), eq. 6; Neyshabur, Sedghi & Zhang, *What is being
+    transferred in transfer learning?*, NeurIPS 2020; Frankle et al., *Linear mode connectivity
+    and the lottery ticket hypothesis*, ICML 2020.
+
+    Examples
+    --------
+    >>> barrier([1.0, 1.5, 1.0])
+    0.5
+    >>> barrier([[1.0, 0.5, 1.0], [2.0, 1.5, 1.0]])  # below the line: negative, not clipped
+    array([-0.5,  0. ])
     """
     L = _to_numpy(losses, "losses").astype(np.float64)
     if L.ndim < 1 or L.shape[-1] < 3:
@@ -423,6 +565,11 @@ class LayerPair:
 
     ``kind`` is ``"linear"`` (``next`` is a matrix) or ``"conv"`` (alignment per kernel position,
     score at the centre).
+
+    Examples
+    --------
+    >>> chain_layers({"fc1.weight": (32, 784), "fc2.weight": (10, 32)}).pairs
+    [LayerPair(first='fc1.weight', next='fc2.weight', kind='linear')]
     """
 
     first: str
@@ -437,7 +584,14 @@ class LayerPair:
 
 @dataclass(frozen=True)
 class SkippedPair:
-    """Two consecutive parameters whose shapes do not chain, and why."""
+    """Two consecutive parameters whose shapes do not chain, and why.
+
+    Examples
+    --------
+    >>> chain = chain_layers({"conv.weight": (8, 1, 3, 3), "fc.weight": (10, 8 * 26 * 26)})
+    >>> chain.skipped[0].reason.startswith("conv -> linear after flattening")
+    True
+    """
 
     first: str
     next: str
@@ -457,6 +611,11 @@ class LayerChain:
         Consecutive pairs that were not aligned, each with its reason.
     ignored : list of str
         Parameters with fewer than 2 dimensions (biases, norm scales): no SVD.
+
+    Examples
+    --------
+    >>> chain_layers({"fc1.weight": (32, 784), "fc1.bias": (32,), "fc2.weight": (10, 32)}).ignored
+    ['fc1.bias']
     """
 
     layers: list[str]
@@ -523,6 +682,22 @@ def chain_layers(
     Returns
     -------
     LayerChain
+
+    Raises
+    ------
+    ValueError
+        An explicit pair that names an unknown parameter or does not chain.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), appendix D (layers that directly feed into each other;
+    residual connections ignored).
+
+    Examples
+    --------
+    >>> chain = chain_layers({"fc1.weight": (32, 784), "fc1.bias": (32,), "fc2.weight": (10, 32)})
+    >>> [(p.first, p.next, p.kind) for p in chain.pairs], chain.ignored
+    ([('fc1.weight', 'fc2.weight', 'linear')], ['fc1.bias'])
     """
     if not isinstance(shapes, Mapping):
         raise TypeError(f"shapes must be a mapping name -> shape, got {type(shapes).__name__}")
@@ -581,6 +756,10 @@ class CheckpointDynamics:
     chain : LayerChain
     svd_seconds : float
         Wall time of the SVDs.
+
+    Examples
+    --------
+    See :func:`checkpoint_dynamics`.
     """
 
     steps: np.ndarray
@@ -646,10 +825,33 @@ def checkpoint_dynamics(
     -------
     CheckpointDynamics
 
+    Raises
+    ------
+    ValueError
+        Parameters with different numbers of checkpoints, ``steps`` of the wrong length, a
+        ``reference`` out of range, or a weight :func:`as_matrix` refuses.
+
     Notes
     -----
     Memory: one parameter's stacked SVD at a time, plus the singular vectors of a parameter until
     its last pair has been aligned.
+
+    References
+    ----------
+    Yunis et al. 2024 (arXiv:2408.11804), sec. 3 and appendix D (effective rank, alignment,
+    singular vector agreement).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> weights = {"fc1.weight": rng.normal(size=(5, 32, 64)),
+    ...            "fc2.weight": rng.normal(size=(5, 10, 32))}
+    >>> d = checkpoint_dynamics(weights, steps=[0, 10, 20, 30, 40])
+    >>> d.reference_step, d.effective_rank["fc1.weight"].shape, list(d.alignment_score)
+    (40, (5,), ['fc1.weight->fc2.weight'])
+    >>> round(float(d.sva_score["fc1.weight"][-1]), 6)  # the last checkpoint agrees with itself
+    1.0
     """
     if not isinstance(weights, Mapping) or not weights:
         raise ValueError("weights must be a non-empty mapping name -> (n_ckpt, *shape) array")
