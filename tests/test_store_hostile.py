@@ -290,3 +290,53 @@ def test_create_run_never_deletes_the_chunks_of_a_damaged_run(tmp_path):
     with TrajectoryStore.open(tmp_path / "h", "a") as st:
         st.create_run("x", LAYOUT)
         assert st.runs() == ["x"]
+
+
+# ----- checkpoints (issue 26, item 6) ------------------------------------------------------------
+def test_every_flipped_bit_of_a_checkpoint_is_refused_on_load(tmp_path):
+    """3 of 8 single-bit flips resumed silently into another trajectory before the checksum."""
+    torch = pytest.importorskip("torch")
+    from conjugacy.torch import load_checkpoint, save_checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    state = {"model": {"w": torch.randn(16, 8, generator=g)}, "n_complete": 12, "step": 11}
+    ck = save_checkpoint(tmp_path / "ck.pt", state)
+    good = ck.read_bytes()
+    assert torch.equal(load_checkpoint(ck)["model"]["w"], state["model"]["w"])
+    rng = np.random.default_rng(26)
+    positions = rng.choice(len(good) * 8, size=64, replace=False)
+    for bit in positions:  # 64 single-bit flips anywhere: header, digest, zip, tensor bytes
+        bad = bytearray(good)
+        bad[bit // 8] ^= 1 << int(bit % 8)
+        ck.write_bytes(bytes(bad))
+        with pytest.raises(StoreError, match=r"ck\.pt' is damaged: .*Delete it"):
+            load_checkpoint(ck)
+    ck.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(StoreError, match="is damaged"):
+        load_checkpoint(ck)
+
+
+def test_a_damaged_checkpoint_stops_the_resume_in_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    from conjugacy.torch import Recorder
+
+    def run(n_steps):  # noqa: ANN202
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        with Recorder(tmp_path / "s", "r", model, chunk_steps=2, checkpoint=tmp_path / "ck.pt",
+                      resume=True) as rec:
+            start = rec.resumed_from
+            if start is None:
+                rec.record(0)
+                start = 0
+            for step in range(start + 1, n_steps + 1):
+                with torch.no_grad():
+                    model.weight.add_(0.5)
+                rec.record(step)
+
+    run(5)
+    data = bytearray((tmp_path / "ck.pt").read_bytes())
+    data[-100] ^= 0x10
+    (tmp_path / "ck.pt").write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="is damaged.*Delete it to record the run again"):
+        run(9)
