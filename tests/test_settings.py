@@ -210,3 +210,83 @@ def test_delays_auto_errors_name_the_argument():
         koopman_spectrum(np.ones((20, 2)), delays="many")
     with pytest.raises(ValueError, match="at least 6 per trajectory"):
         choose_delays(np.ones((2, 5, 2)))
+
+
+# ----- the neighbour check ------------------------------------------------------------------------
+def test_neighbour_settings():
+    from conjugacy.analysis.neighbours import neighbour_settings
+
+    got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(8, 10, [10], 20)]
+    assert got == [("delays x1/2", 4, 10), ("delays x2", 16, 10), ("rank -2", 8, 8),
+                   ("rank +2", 8, 12)]
+    # 0 delays has no half; 2 x 3 = 6 exceeds what the runs allow (5); a rule: around the median
+    got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(3, "svht", [4, 7, 9], 5)]
+    assert got == [("delays x1/2", 1, "svht"), ("rank -2", 3, 5), ("rank +2", 3, 9)]
+    got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(0, 2, [2], 5)]
+    assert got == [("rank -2", 0, 1), ("rank +2", 0, 4)]
+
+
+def test_neighbour_summary_marks_a_flipped_verdict_fragile():
+    from conjugacy.analysis.neighbours import _summary
+
+    base = {"verdict": "not conjugate", "pvalue": 0.01, "distance": 0.3}
+    found = {"delays x1/2": {"verdict": "not conjugate", "pvalue": 0.02, "distance": 0.25},
+             "rank -2": {"verdict": "conjugate", "pvalue": 0.4, "distance": 0.1},
+             "rank +2": {"verdict": "not conjugate", "pvalue": 0.005, "distance": float("nan")}}
+    got = _summary(base, found)
+    assert (got["same"], got["of"], got["fragile"]) == (2, 3, True)
+    assert got["pvalue_range"] == [0.005, 0.4] and got["distance_range"] == [0.1, 0.3]
+    found["rank -2"]["verdict"] = "not conjugate"
+    assert _summary(base, found)["fragile"] is False
+
+
+def _systems_store(path, noise=1e-3):
+    """Conditions a and b: one 3-mode system; c: another; 4 seeds each (2 runs per seed)."""
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(5)
+    c_mat = rng.standard_normal((40, 3))
+    eigs = {"a": [0.95, 0.8, 0.6], "b": [0.95, 0.8, 0.6], "c": [0.9, 0.4, -0.7]}
+    with TrajectoryStore.open(path, "w") as st:
+        for cond, lam in eigs.items():
+            for seed in range(4):
+                for rep in range(2):
+                    z0 = rng.standard_normal(3)
+                    z = z0[None, :] * np.array(lam)[None, :] ** np.arange(40)[:, None]
+                    x = z @ c_mat.T + noise * rng.standard_normal((40, 40))
+                    name = f"{cond}{seed}_{rep}"
+                    st.create_run(name, {"w": ((40,), "float64")},
+                                  metadata={"condition": cond, "seed": seed})
+                    st.append(name, np.arange(40), {"w": x})
+                    st.set_finished(name)
+
+
+def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
+    pytest.importorskip("zarr")
+    from conjugacy.analysis import SpectrumGroup, run_pipeline, validate
+    from conjugacy.study import StudyReader
+
+    _systems_store(tmp_path / "runs.zarr")
+    reader = StudyReader({f"{c}{s}_{r}": tmp_path / "runs.zarr" for c in "abc" for s in range(4)
+                          for r in range(2)})
+    groups = [SpectrumGroup(c, s, (f"{c}{s}_0", f"{c}{s}_1")) for c in "abc" for s in range(4)]
+    with reader:
+        res = run_pipeline(reader, groups, {"delays": 2, "rank": 3}, params="w",
+                           neighbours=True, experiment="t",
+                           stats={"alpha": 0.05, "seed": 0, "n_permutations": 99})
+    nb = res.results["comparison"]["neighbourhood"]
+    validate(res.results)
+    assert [s["name"] for s in nb["settings"]] == [
+        "delays x1/2", "delays x2", "rank -2", "rank +2", "other filter (all eigenvalues)"]
+    assert nb["n_fits"] == 4 * 12
+    verdicts = res.results["comparison"]["verdicts"]
+    for pair in ("a-c", "b-c"):  # different systems: every neighbour agrees
+        got = nb["pairs"][pair]
+        assert got["verdict"] == verdicts[pair]["verdict"] == "not conjugate"
+        assert (got["same"], got["of"], got["fragile"]) == (5, 5, False)
+        assert got["pvalue_range"][1] < 0.05
+    same = nb["pairs"]["a-b"]  # one system: conjugate at every neighbour (p 0.17-1.0)
+    assert same["verdict"] == "conjugate" and (same["same"], same["fragile"]) == (5, False)
+    assert same["pvalue_range"][0] > 0.05
+    assert set(same["neighbours"]) == {s["name"] for s in nb["settings"]}
+    assert same["neighbours"]["rank -2"]["distance"] > 10 * same["distance_range"][0]

@@ -127,6 +127,22 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
                                        f"({n_boot} draws; replicas resampled within each seed)")
 
 
+def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
+                settings: Any, fitted: Mapping[tuple, Any], stats: Mapping[str, Any]) -> None:
+    """The neighbour check (:func:`conjugacy.analysis.neighbours.neighbour_check`) of a
+    comparison, reading each group once in its stored dtype; the most delays the runs allow is
+    that of the shortest group, every run keeping three quarters of its records as pairs."""
+    from .neighbours import neighbour_check
+
+    used = [g for g in groups if g.window is None]
+    n_steps = min(fitted[g.key].settings["n_pairs"] // fitted[g.key].settings["n_trajectories"]
+                  + fitted[g.key].settings["delays"] + 1 for g in used)
+    neighbour_check(
+        comparison, lambda g: reader.read(params=params, runs=list(g.runs), steps=g.slice),
+        used, settings, fitted, stats, max_delays=max(0, (n_steps - 2) // 4),
+        steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)])
+
+
 def summarize(
     spectra: Mapping[str, Sequence[Any]],
     *,
@@ -297,6 +313,7 @@ def run_pipeline(
     progress: Callable[[SpectrumGroup], None] | None = None,
     loss: str | None = "loss",
     n_boot: int = 0,
+    neighbours: bool = False,
     window: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
     group_sections: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
     fields: Mapping[str, Any] | None = None,
@@ -326,6 +343,11 @@ def run_pipeline(
         The recorded scalar summarized as the loss curve.
     n_boot : int
         Bootstrap draws over replicas for each pair's ``bootstrap_interval`` (0: none).
+    neighbours : bool
+        Refit the comparison at neighbouring settings (delays x1/2 and x2, rank -2 and +2, the
+        other filter) and report per pair how many agree, the p and distance ranges and
+        ``fragile`` (``comparison["neighbourhood"]``, :mod:`conjugacy.analysis.neighbours`);
+        costs 4 more fits of every spectrum.
     window : callable, optional
         ``window(fitted) -> dict`` written as ``windows`` (``fitted``: every group's spectrum by
         key).
@@ -356,11 +378,15 @@ def run_pipeline(
         if g.window is None:
             seeds.setdefault(g.condition, []).append(g.seed)
     hook = None
-    if n_boot:
-        seed = int((kwargs.get("stats") or {}).get("seed", 0))
+    if n_boot or neighbours:
+        stats = dict(kwargs.get("stats") or {})
 
         def hook(cmp: Any) -> None:
-            _bootstrap(cmp, reader, groups, params, spectrum, n_boot, seed)
+            if n_boot:
+                _bootstrap(cmp, reader, groups, params, spectrum, n_boot,
+                           int(stats.get("seed", 0)))
+            if neighbours:
+                _neighbours(cmp, reader, groups, params, spectrum, fitted, stats)
     timing = {**dict(kwargs.pop("timing", None) or {}), "spectra": t1 - t0,
               "windows_and_losses": time.perf_counter() - t1}
     notes = [*kwargs.pop("notes", ()), *dict.fromkeys(str(w.message) for w in caught)]

@@ -1,0 +1,212 @@
+"""Verdicts checked against their neighbours: the comparison refitted at neighbouring settings.
+
+A verdict is only as good as the settings it was fitted with. :func:`neighbour_check` refits every
+spectrum of a comparison at the neighbouring settings :func:`neighbour_settings` lists -- delays
+halved and doubled, the rank 2 below and 2 above (a rank rule such as ``"svht"`` is replaced by
+the fixed median of the ranks it chose, -2 and +2), and the other filter (all eigenvalues when
+the verdicts use the filtered spectra, and the reverse) -- repeats the comparison
+(:func:`conjugacy.analysis.compare_conditions`, the one verdict rule, permutation tests with the
+same seed) and reports per pair how many neighbours give the same verdict, the range of p-values
+and distances over the base and its neighbours, and ``fragile`` when any verdict differs.
+
+Cost (bounded): 4 refits of every spectrum of the comparison, no more (the filter neighbour reuses
+the base fits). Each group's runs are read once; where features outnumber snapshots (weight
+trajectories) one snapshot Gram per group serves all four refits
+(:func:`conjugacy.spectrum.spectrum_from_gram`: only ``m x m`` algebra per refit). The CPU time is
+recorded in ``neighbourhood["cpu_seconds"]``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DELAY_FACTORS", "RANK_STEPS", "neighbour_check", "neighbour_settings"]
+
+#: Neighbouring delays: the base delays times these factors (rounded down, at least 0).
+DELAY_FACTORS = (0.5, 2.0)
+#: Neighbouring ranks: the base rank plus these steps (at least 1).
+RANK_STEPS = (-2, 2)
+
+
+def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],
+                       max_delays: int) -> list[dict[str, Any]]:
+    """The neighbouring spectrum settings of ``(delays, rank)``: ``name``, ``delays``, ``rank``.
+
+    Delays ``x 1/2`` and ``x 2`` (dropped when equal to the base, e.g. 0 delays, or above
+    ``max_delays``, the most the runs allow); rank ``-2`` and ``+2`` around the base rank, or
+    around the median of ``fitted_ranks`` when the base is a rule (``"svht"``, ``None``),
+    at least 1.
+
+    Examples
+    --------
+    >>> [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(8, 10, [10], 20)]
+    [('delays x1/2', 4, 10), ('delays x2', 16, 10), ('rank -2', 8, 8), ('rank +2', 8, 12)]
+    """
+    out = []
+    for factor in DELAY_FACTORS:
+        d = int(delays * factor)
+        if d != delays and 0 <= d <= max_delays:
+            out.append({"name": f"delays x{'1/2' if factor < 1 else int(factor)}", "delays": d,
+                        "rank": rank})
+    base = rank if isinstance(rank, int) else int(np.median(fitted_ranks)) if len(
+        fitted_ranks) else 1
+    for step in RANK_STEPS:
+        r = max(1, base + step)
+        if r != rank:
+            out.append({"name": f"rank {step:+d}", "delays": delays, "rank": r})
+    return out
+
+
+def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
+                ) -> list[Any]:
+    """The spectra of one group's trajectories ``x`` at each variant of ``kwargs`` (one snapshot
+    Gram shared by all of them where features outnumber snapshots and no PCA is asked)."""
+    from ..observables import snapshot_gram
+    from ..spectrum import koopman_spectrum, spectrum_from_gram
+
+    gram = None
+    n_snap = x.shape[0] * x.shape[1]
+    if x.shape[2] >= n_snap and kwargs.get("pca") is None:
+        gram = snapshot_gram(list(x))[0]
+    out = []
+    for v in variants:
+        kw = {**dict(kwargs), "delays": v["delays"], "rank": v["rank"]}
+        if gram is not None:
+            allowed = ("delays", "rank", "tol", "method", "scale", "modes", "threads")
+            out.append(spectrum_from_gram(x, gram, **{k: kw[k] for k in allowed if k in kw}))
+        else:
+            out.append(koopman_spectrum(x, **kw))
+    return out
+
+
+def _summary(base: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per pair: the base verdict, how many neighbours agree, p and distance ranges, fragile."""
+    verdicts = [v["verdict"] for v in found.values()]
+    same = sum(v == base["verdict"] for v in verdicts)
+    ps = [p for p in [base["pvalue"], *(v["pvalue"] for v in found.values())] if p is not None]
+    ds = [d for d in [base["distance"], *(v["distance"] for v in found.values())]
+          if d is not None and np.isfinite(d)]
+    return {"verdict": base["verdict"], "same": int(same), "of": len(verdicts),
+            "fragile": same < len(verdicts),
+            "pvalue_range": [min(ps), max(ps)] if ps else None,
+            "distance_range": [min(ds), max(ds)] if ds else None,
+            "neighbours": {k: dict(v) for k, v in found.items()}}
+
+
+def _outcome(cmp: Mapping[str, Any], name: str, block: str | None = None) -> dict[str, Any]:
+    """Verdict, p-value and mean per-seed distance of pair ``name`` in a comparison dict (the
+    block the verdicts use, or ``block``: then the verdict is recomputed from its test)."""
+    from ..stats import verdict
+
+    use = block or cmp["verdict_uses"]
+    test = (cmp[use]["permutation_tests"] or {}).get(name) or {}
+    dist = cmp[use]["distances"][name]["mean"]
+    if block is None:
+        word = cmp["verdicts"][name]["verdict"]
+    else:
+        word = verdict(test.get("pvalue"), test.get("min_pvalue"), cmp["alpha"],
+                       mismatch=cmp["settings_mismatch"]).verdict
+    return {"verdict": word, "pvalue": test.get("pvalue"), "distance": dist}
+
+
+def neighbour_check(
+    comparison: dict[str, Any],
+    read: Callable[[Any], np.ndarray],
+    groups: Sequence[Any],
+    settings: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]],
+    fitted: Mapping[tuple, Any],
+    stats: Mapping[str, Any],
+    *,
+    max_delays: int,
+    steps: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Refit a comparison at its neighbouring settings; the result goes to
+    ``comparison["neighbourhood"]`` (and is returned).
+
+    Parameters
+    ----------
+    comparison : dict
+        The comparison's JSON form (:meth:`Comparison.to_dict`), updated in place.
+    read : callable
+        ``read(group) -> (n_runs, n_steps, n_features)`` trajectories of a group.
+    groups : sequence of SpectrumGroup
+        The compared groups (those without a window are used).
+    settings : dict or callable
+        The base :func:`conjugacy.koopman_spectrum` keyword arguments (or per group).
+    fitted : mapping key -> Spectrum
+        The base spectra (their ranks give the rank neighbours of a rank rule).
+    stats : mapping
+        Options of :func:`compare_conditions` used for the base (``alpha``, ``seed``,
+        ``n_permutations``, ...); shuffles and KS tests are skipped for the neighbours.
+    max_delays : int
+        The most delays the runs allow (neighbours above it are dropped).
+    steps : callable, optional
+        ``steps(group)``: the recorded steps of its runs, for ``settings["record_interval"]``.
+
+    Returns
+    -------
+    dict
+        ``rule`` (words), ``settings`` (the neighbours), ``n_fits``, ``cpu_seconds`` and ``pairs``:
+        pair -> ``verdict``, ``same``, ``of``, ``fragile``, ``pvalue_range``, ``distance_range``,
+        ``neighbours`` (name -> ``verdict``, ``pvalue``, ``distance``).
+    """
+    from .comparison import compare_conditions
+    from .groups import with_record_interval
+
+    t0 = time.process_time()
+    used = [g for g in groups if g.window is None]
+    base_kw = {g.key: dict(settings(g) if callable(settings) else settings) for g in used}
+    first = base_kw[used[0].key]
+    variants = neighbour_settings(int(first["delays"]), first.get("rank"),
+                                  [fitted[g.key].rank for g in used], max_delays)
+    spectra: list[dict[str, list[Any]]] = [{} for _ in variants]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reduced ranks etc.: the base run reported them
+        for g in used:
+            kw = base_kw[g.key]
+            own = [{**v, "delays": _scaled(v, kw, first)} for v in variants]
+            fits = _group_fits(read(g), kw, own)
+            for i, sp in enumerate(fits):
+                if steps is not None:
+                    sp = with_record_interval(sp, steps(g))
+                spectra[i].setdefault(g.condition, []).append(sp)
+        opts = {k: v for k, v in stats.items()
+                if k not in ("shuffle", "ks", "n_shuffles", "pairs")}
+        found = {name: {} for name in comparison["pairs"]}
+        for v, spec in zip(variants, spectra):
+            cmp = compare_conditions(spec, pairs={k: tuple(p) for k, p in
+                                                  comparison["pairs"].items()},
+                                     allow_differing=comparison.get("allowed_differences"),
+                                     shuffle=None, ks=False, **opts).to_dict()
+            for name in found:
+                found[name][v["name"]] = _outcome(cmp, name)
+    other = "all" if comparison["verdict_uses"] == "filtered" else None
+    if other is not None:
+        for name in found:
+            found[name]["other filter (all eigenvalues)"] = _outcome(comparison, name, other)
+    pairs = {name: _summary(_outcome(comparison, name), found[name]) for name in found}
+    result = {
+        "rule": ("each pair refitted with delays x1/2 and x2, rank -2 and +2 (a rank rule: "
+                 "around the median rank it chose) and compared with the other filter; "
+                 "fragile when any neighbour's verdict differs"),
+        "settings": variants + ([{"name": "other filter (all eigenvalues)"}] if other else []),
+        "n_fits": len(variants) * len(used),
+        "cpu_seconds": time.process_time() - t0,
+        "pairs": pairs,
+    }
+    comparison["neighbourhood"] = result
+    return result
+
+
+def _scaled(variant: Mapping[str, Any], kw: Mapping[str, Any], first: Mapping[str, Any]) -> int:
+    """A delay neighbour of a group whose own base delays differ from the first group's (e.g.
+    delays scaled with the width): the same factor applied to its own delays."""
+    base, own = int(first["delays"]), int(kw["delays"])
+    if own == base or variant["delays"] == base:
+        return int(variant["delays"]) if own == base else own
+    return max(0, int(own * variant["delays"] / max(base, 1)))
