@@ -55,7 +55,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Window:
-    """One window: steps ``start <= t < stop`` of the trajectories listed in ``members``."""
+    """One window: steps ``start <= t < stop`` of the trajectories listed in ``members``.
+
+    Examples
+    --------
+    >>> plan_windows([100, 60], window=40)
+    [Window(index=0, start=0, stop=40, members=(0, 1)), Window(index=1, start=40, stop=80, members=(0,))]
+    """
 
     index: int
     start: int
@@ -89,10 +95,20 @@ def plan_windows(lengths: Sequence[int], window: int, stride: int | None = None)
     stride : int, optional
         Steps between the starts of consecutive windows, >= 1; default ``window`` (disjoint).
 
+    Returns
+    -------
+    list of Window
+        In order of start; a trajectory shorter than a window's end is not a member of it.
+
     Raises
     ------
     ValueError
         If ``window`` or ``stride`` is out of range, or no trajectory is ``window`` steps long.
+
+    Examples
+    --------
+    >>> [(w.start, w.stop, w.members) for w in plan_windows([100], window=40, stride=20)]
+    [(0, 40, (0,)), (20, 60, (0,)), (40, 80, (0,)), (60, 100, (0,))]
     """
     window = check_int(window, "window", minimum=2)
     stride = window if stride is None else check_int(stride, "stride", minimum=1)
@@ -172,6 +188,25 @@ def windowed_spectra(
     ValueError
         For a window shorter than ``delays + 2``, a bad ``stride``, or any error of
         :func:`koopman_spectrum` on a window (the message names the window).
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024, sec. 4.3 (Koopman
+    spectra of windows of the early phase of training, fig. 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.signal import lfilter
+    >>> rng = np.random.default_rng(0)
+    >>> def ar(rates, n):  # 8 runs of n steps of AR(1) features x_t = r x_{t-1} + noise
+    ...     return np.stack([lfilter([1], [1, -r], rng.normal(size=(8, n)), axis=1) for r in rates], -1)
+    >>> runs = np.concatenate([ar([0.95, 0.6], 60), ar([0.6, 0.3], 60)], axis=1)  # changes at 60
+    >>> spectra = windowed_spectra(runs, window=30, rank=2)
+    >>> [s.settings["window"]["start"] for s in spectra]
+    [0, 30, 60, 90]
+    >>> [s.eigenvalues.real.round(1).tolist() for s in spectra]
+    [[0.9, 0.6], [0.9, 0.6], [0.7, 0.2], [0.6, 0.3]]
     """
     unknown = sorted(set(spectrum_kwargs) - set(_SPECTRUM_PARAMS))
     if unknown:
@@ -344,6 +379,10 @@ class TransitionResult:
     rule : str
         How ``threshold`` was chosen, in words.
     distance_matrix : ndarray, float (n_windows, n_windows)
+
+    Examples
+    --------
+    See :func:`find_transitions`.
     """
 
     change_points: np.ndarray
@@ -426,8 +465,8 @@ def find_transitions(
     spectra_or_matrix : sequence of Spectrum (in window order), or ndarray (n, n)
         Spectra of consecutive windows, or their distance matrix (symmetric, zero diagonal): a
         real 2-D array, or nested lists as ``results.json`` stores it (``None`` is read as NaN
-        and refused as non-finite; nested lists are read as a matrix when square, symmetric and zero on the diagonal,
-        else as one eigenvalue list per window).
+        and refused as non-finite; nested lists are read as a matrix when square, symmetric and
+        zero on the diagonal, else as one eigenvalue list per window).
     threshold, noise_floor : float, optional
         See the rule; at most one of them.
     factor : float, default 2
@@ -447,6 +486,24 @@ def find_transitions(
     ------
     ValueError, TypeError
         Fewer than 2 windows, both ``threshold`` and ``noise_floor``, or values out of range.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024, sec. 4.3 (Koopman
+    spectra of windows of the early phase of training, fig. 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.signal import lfilter
+    >>> rng = np.random.default_rng(0)
+    >>> def ar(rates, n):  # 8 runs of n steps of AR(1) features x_t = r x_{t-1} + noise
+    ...     return np.stack([lfilter([1], [1, -r], rng.normal(size=(8, n)), axis=1) for r in rates], -1)
+    >>> runs = np.concatenate([ar([0.95, 0.6], 60), ar([0.6, 0.3], 60)], axis=1)  # changes at 60
+    >>> spectra = windowed_spectra(runs, window=30, rank=2)
+    >>> found = find_transitions(spectra)
+    >>> found.change_points, found.settled_from, found.classes.labels
+    (array([1]), 2, array([0, 0, 1, 1]))
     """
     d = _nested_matrix(spectra_or_matrix)
     if d is None:
