@@ -146,10 +146,17 @@ def test_save_and_load_keep_the_branch_residuals(tmp_path) -> None:
 def test_delays_on_noisy_data_are_noted() -> None:
     x, xb = noisy_system(0.2, seed=4, n_traj=4, steps=50, n_obs=3)
     with_delays = koopman_spectrum(x, rank=6, delays=3, next_states=xb)
-    assert any("may be biased: W1 0.17-0.38" in n for n in with_delays.settings["notes"])
+    assert any("may be biased: W1 0.19-0.62" in n for n in with_delays.settings["notes"])
     plain = koopman_spectrum(x, rank=3, next_states=xb)
     assert not any("may be biased" in n for n in plain.settings["notes"])
     assert with_delays.settings["branch"]["eigenvalue_mismatch"] < 1e-8
+    # 3 channels of a 6-dimensional state, the paper's 8 delays: every eigenpair fails the
+    # projection test (smallest 0.258 here) and the note says so
+    x, xb = noisy_system(0.3, seed=1, n_obs=3)
+    s = koopman_spectrum(x, rank=10, delays=8, method="standard", next_states=xb)
+    assert s.projection_residuals.min() > BRANCH_FILTER["max_projection"]
+    assert len(s.filtered()) == 0
+    assert any("not Markov under this noise" in n for n in s.settings["notes"])
 
 
 def test_bad_next_states_are_one_clear_error() -> None:
