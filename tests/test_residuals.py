@@ -169,6 +169,12 @@ def test_bad_next_states_are_one_clear_error() -> None:
         koopman_spectrum(x, rank=2, next_states=bad)
     with pytest.raises(ValueError, match="scale=True"):
         koopman_spectrum(x, rank=2, scale=True, next_states=xb)
+    class Source:  # a streamed store source has blocks()
+        def blocks(self):
+            return iter(())
+
+    with pytest.raises(TypeError, match="need in-memory trajectories"):
+        koopman_spectrum(x, rank=2, next_states=Source())
     r = two_branch_residuals(x, xb, np.zeros(0))
     assert r.projection.shape == (0,)
 

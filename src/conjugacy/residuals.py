@@ -159,6 +159,12 @@ def two_branch_residuals(
     >>> bool(np.all(r.projection < 0.15)), bool(np.all(r.variance > 0.4))
     (True, True)
     """
+    if hasattr(trajectories, "blocks") or hasattr(next_states, "blocks"):
+        raise TypeError(
+            "next_states: the two-branch residuals need in-memory trajectories, not a streamed "
+            "store source: read both with TrajectoryStore.read(params, runs) and "
+            "read(params, runs, branch='next')"
+        )
     trajs = as_trajectory_list(trajectories)
     delays = check_delays(trajs, delays)
     nexts = _check_next_states(trajs, next_states)
