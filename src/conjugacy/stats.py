@@ -91,6 +91,10 @@ class ShuffleControlResult:
         ``W_p`` after each shuffle.
     n_shuffles : int
         Number of shuffles.
+
+    Examples
+    --------
+    See :func:`shuffle_control`.
     """
 
     fraction: float
@@ -153,6 +157,22 @@ def shuffle_control(
     -------
     ShuffleControlResult
         ``fraction``, ``true_distance``, ``shuffled_distances`` (n_shuffles,), ``n_shuffles``.
+
+    Raises
+    ------
+    ValueError
+        An empty or non-finite spectrum, ``n_shuffles < 1`` or ``p < 1``.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024, appendix B.
+
+    Examples
+    --------
+    The shuffled distance never exceeds the optimally matched one, so the fraction counts ties:
+
+    >>> shuffle_control([0.9, 0.5, 0.1], [0.8, 0.5, 0.2], n_shuffles=50, seed=0)
+    ShuffleControlResult(fraction=1, true_distance=0.0666667, n_shuffles=50)
     """
     a = as_eigenvalues(a, "a")
     b = as_eigenvalues(b, "b")
@@ -210,6 +230,10 @@ class ConjugacyTestResult:
         exact with unequal sizes, ``1 / (1 + n_permutations)`` with random relabelings.
     n_a, n_b : int
         Number of spectra in each group.
+
+    Examples
+    --------
+    See :func:`conjugacy_test`.
     """
 
     statistic: float
@@ -247,10 +271,31 @@ def min_pvalue(n_a: int, n_b: int, n_permutations: int = 999) -> float:
     ``2 / C`` (2 vs 2: 1/3, 3 vs 3: 0.1, 4 vs 4: 1/35, 5 vs 5: 1/126); otherwise ``1 / C``
     (3 vs 4: 1/35). With random relabelings it is ``1 / (1 + n_permutations)``.
 
+    Parameters
+    ----------
+    n_a, n_b : int
+        Number of spectra (independent seeds) in each group, at least 2.
+    n_permutations : int
+        Random relabelings used when ``C(n_a + n_b, n_a)`` exceeds it.
+
+    Returns
+    -------
+    float
+
     Raises
     ------
     ValueError
         If a group has fewer than 2 spectra or ``n_permutations < 1``.
+
+    References
+    ----------
+    Phipson & Smyth, *Permutation p-values should never be zero*, Stat. Appl. Genet. Mol.
+    Biol. 9(1), 2010 (``(b + 1) / (m + 1)`` for random relabelings).
+
+    Examples
+    --------
+    >>> min_pvalue(3, 3), round(min_pvalue(4, 4), 4), min_pvalue(10, 10)
+    (0.1, 0.0286, 0.001)
     """
     n_a = check_int(n_a, "n_a", minimum=2)
     n_b = check_int(n_b, "n_b", minimum=2)
@@ -352,6 +397,31 @@ def conjugacy_test(
         A group with fewer than 2 spectra, an empty or non-finite spectrum (e.g. a filtered
         Spectrum with nothing left), ``n_permutations < 1`` or ``p < 1``; ``time="continuous"``
         without recording intervals (:class:`conjugacy.compare.AliasingError` when they alias).
+
+    References
+    ----------
+    Székely & Rizzo, *Testing for equal distributions in high dimension*, InterStat 5, 2004
+    (the energy statistic); Phipson & Smyth, *Permutation p-values should never be zero*,
+    Stat. Appl. Genet. Mol. Biol. 9(1), 2010 (``(b + 1) / (m + 1)`` for random relabelings);
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (the Wasserstein
+    distance between Koopman spectra).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> def runs(rates, seed):  # 8 noisy trajectories of x_{t+1} = diag(rates) x_t, 60 steps
+    ...     rng = np.random.default_rng(seed)
+    ...     x = rng.normal(size=(8, 1, 3)) * np.power(rates, np.arange(60)[:, None])
+    ...     return x + 1e-3 * rng.normal(size=(8, 60, 3))
+    >>> a = [koopman_spectrum(runs([0.9, 0.7, 0.5], s), rank=3) for s in range(4)]  # 4 seeds
+    >>> b = [koopman_spectrum(runs([0.95, 0.7, 0.3], s), rank=3) for s in range(4, 8)]
+    >>> result = conjugacy_test(a, b)  # exact: all 70 relabelings of 4 + 4 spectra
+    >>> round(result.pvalue, 4), round(result.min_pvalue, 4), result.exact
+    (0.0286, 0.0286, True)
+    >>> c = [koopman_spectrum(runs([0.9, 0.7, 0.5], s), rank=3) for s in range(8, 12)]
+    >>> bool(conjugacy_test(a, c).pvalue > 0.05)  # the same system: no evidence of a difference
+    True
     """
     group_a, group_b = (list(g) if isinstance(g, Iterator) else g for g in (group_a, group_b))
     eig_a = _as_spectra_list(group_a, "group_a")
@@ -437,6 +507,11 @@ class KSResult:
         Whether the pooled sample has repeated values.
     n_permutations : int
         Splits the permutation p-value is based on; 0 for SciPy's methods.
+
+    Examples
+    --------
+    >>> ks_test([0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.7, 0.8, 0.9, 1.0])
+    KSResult(statistic=1.0, pvalue=0.0079365..., method='exact', ties=False, n_permutations=0)
     """
 
     statistic: float
@@ -557,6 +632,19 @@ def ks_test(
     ValueError, TypeError
         Empty, non-1-D, complex or non-finite samples; an unknown ``alternative``; bad
         ``n_permutations`` or ``seed``.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (the KS test on
+    per-seed distances); :func:`scipy.stats.ks_2samp` (the statistic and its exact p-value).
+
+    Examples
+    --------
+    Ties (0.2 appears in both samples) switch to an exact permutation p-value:
+
+    >>> r = ks_test([0.1, 0.2, 0.2, 0.4], [0.2, 0.7, 0.8, 0.9], seed=0)
+    >>> r.method, r.n_permutations, round(r.pvalue, 4)
+    ('exact permutation', 70, 0.1429)
     """
     a = _check_sample(distances_a, "distances_a")
     b = _check_sample(distances_b, "distances_b")
@@ -605,6 +693,12 @@ class Verdict:
         The permutation test's p-value and the smallest one its group sizes allow (None when
         there was no test).
     alpha : float
+
+    Examples
+    --------
+    >>> v = verdict(0.01, 0.001)
+    >>> v.verdict, v.reason
+    ('not conjugate', 'p = 0.01 < alpha = 0.05')
     """
 
     verdict: str
@@ -649,6 +743,16 @@ def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = (),
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    ValueError
+        An unknown ``time``.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (spectra compared
+    at the same delays, rank and observables).
 
     Examples
     --------
@@ -704,6 +808,12 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     ------
     ValueError
         If ``alpha`` is not in (0, 1).
+
+    References
+    ----------
+    Phipson & Smyth, *Permutation p-values should never be zero*, Stat. Appl. Genet. Mol.
+    Biol. 9(1), 2010 (``(b + 1) / (m + 1)`` for random relabelings); the rule and its reasons:
+    ``docs/results.md``, "The verdict rule".
 
     Examples
     --------
