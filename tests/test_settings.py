@@ -172,14 +172,16 @@ def _direct_prediction_error(trajs, d):
 def test_choose_delays_errors_are_the_held_out_prediction_errors():
     from conjugacy.delays import choose_delays
 
-    x = _latent(3, 6, 50, seed=4, noise=0.1)
-    choice = choose_delays(x)
-    assert choice.candidates == (0, 1, 2, 3, 4, 6, 8, 12)
-    for d, err in zip(choice.candidates, choice.errors):
-        assert err == pytest.approx(_direct_prediction_error(list(x), d), rel=1e-9)
-    best = min(choice.errors)
-    first = next(d for d, e in zip(choice.candidates, choice.errors) if e <= 1.02 * best + 1e-12)
-    assert choice.delays == first
+    # 3 features: explicit delay matrices; 40 features: the snapshot Gram from 2 delays on
+    for x in (_latent(3, 6, 50, seed=4, noise=0.1), _latent(40, 6, 50, seed=4, noise=0.1)):
+        choice = choose_delays(x)
+        assert choice.candidates == (0, 1, 2, 3, 4, 6, 8, 12)
+        for d, err in zip(choice.candidates, choice.errors):
+            assert err == pytest.approx(_direct_prediction_error(list(x), d), rel=1e-9)
+        best = min(choice.errors)
+        first = next(d for d, e in zip(choice.candidates, choice.errors)
+                     if e <= 1.02 * best + 1e-12)
+        assert choice.delays == first
 
 
 def test_choose_delays_finds_the_delays_a_hidden_coordinate_needs():

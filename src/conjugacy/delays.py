@@ -13,12 +13,14 @@ more delays than the data need add noise directions to the spectrum (measured in
 ``benchmarks/bench_settings.py``: on linear latent systems seen through 3 channels, fewer delays
 separated systems better than the paper's 8 whenever the system was observable with them).
 
-Everything comes from one snapshot Gram (``G[s, t] = x_s^* x_t``, one pass over the data): per
-candidate, the delay snapshots' Gram is a sum of ``d + 1`` shifted blocks of ``G``, the fold's
-singular values and vectors come from its eigendecomposition, and the held-out error is a trace
-of Gram blocks. Cost: ``n_snap^2 n / 2`` for ``G``, then per candidate ``(d + 1) n_snap^2`` adds
-and two symmetric eigendecompositions of ``n_snap / 2``; memory ``O(n_snap^2)``. Measured in
-BENCHMARKS.md ("Settings from data").
+Where the delay vectors are long (``2 n (d + 1) > n_snap``, weight trajectories) everything comes
+from one snapshot Gram (``G[s, t] = x_s^* x_t``, one pass over the data): per candidate, the delay
+snapshots' Gram is a sum of ``d + 1`` shifted blocks of ``G``, the fold's singular values and
+vectors come from its eigendecomposition, and the held-out error is a trace of Gram blocks. Cost:
+``n_snap^2 n / 2`` for ``G``, then per candidate ``(d + 1) n_snap^2`` adds and two symmetric
+eigendecompositions of ``n_snap / 2``; memory ``O(n_snap^2)``. Short delay vectors (few
+features) use the explicit delay matrices and their thin SVD instead (the same numbers, to
+rounding). Measured in BENCHMARKS.md ("Settings from data").
 """
 
 from __future__ import annotations
@@ -129,13 +131,19 @@ def choose_delays(
             f"trajectories: the shortest (half) trajectory has {shortest} steps; choosing delays "
             "needs at least 6 per trajectory (12 for a single one); give delays= instead")
     candidates = tuple(d for d in DELAY_LADDER if d <= cap)
-    gram, offsets = snapshot_gram(trajs)
-    if not np.all(np.isfinite(np.diagonal(gram))):
-        raise ValueError("trajectories contain NaN or Inf (or values whose squares overflow)")
+    if not all(np.isfinite(t).all() for t in trajs):
+        raise ValueError("trajectories contain NaN or Inf: choosing delays needs finite data")
     folds = np.arange(len(trajs)) % 2
+    n, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
+    gram = offsets = None
     errors, ranks = [], []
     for d in candidates:
-        err, rank = _prediction_error(gram, offsets, d, folds, trajs[0].shape[1])
+        if 2 * n * (d + 1) <= n_snap:  # few observables: the explicit delay matrices are cheaper
+            err, rank = _prediction_error_direct(trajs, d, folds)
+        else:
+            if gram is None:
+                gram, offsets = snapshot_gram(trajs)
+            err, rank = _prediction_error(gram, offsets, d, folds, n)
         errors.append(err)
         ranks.append(rank)
     e = np.array(errors)
@@ -147,6 +155,29 @@ def choose_delays(
               f"(error {errors[pick]:.3g} relative to persistence; best {best:.3g} at "
               f"{candidates[int(np.nanargmin(e))]} delays)")
     return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason)
+
+
+def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray
+                             ) -> tuple[float, int]:
+    """:func:`_prediction_error` from explicit delay matrices (thin SVD of the training fold's),
+    the cheaper route when the delay vectors are short (``n (d + 1)`` below the pairs)."""
+    from .observables import delay_embed
+
+    n, num, den, top = trajs[0].shape[1], 0.0, 0.0, 0
+    for f in (0, 1):
+        train = [t for t, g in zip(trajs, folds) if g != f]
+        test = [t for t, g in zip(trajs, folds) if g == f]
+        if not train or not test:
+            continue
+        x, y = delay_embed(train, d)
+        xt, yt = delay_embed(test, d)
+        u, s, vh = np.linalg.svd(x, full_matrices=False)
+        k = max(1, svht_rank(s, x.shape)[0]) if s[0] > 0 else 0
+        top = max(top, k)
+        pred = ((y[-n:] @ vh[:k].conj().T) / s[:k]) @ (u[:, :k].conj().T @ xt)
+        num += float(np.sum(np.abs(yt[-n:] - pred) ** 2))
+        den += float(np.sum(np.abs(yt[-n:] - xt[-n:]) ** 2))
+    return (num / den if den > 0 else float("nan")), top
 
 
 def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.ndarray,

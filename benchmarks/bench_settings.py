@@ -1,0 +1,243 @@
+"""Which spectrum settings separate different dynamics from seed-to-seed variation?
+
+Usage:  python benchmarks/bench_settings.py [--reps N] [--real-seeds S] [--skip-real] [--out FILE.md]
+
+AUROC of "W1(different) > W1(same)" (1 = perfect separation, 0.5 = chance) for each rule of
+``RULES`` (a dict: a rule maps the recordings of one comparison to their spectra; add a rule by
+adding an entry, e.g. a two-branch filter that reads ``Recording.next_x``):
+
+* **Synthetic** (issue 20): linear latent systems with 2, 4 or 6 known eigenvalues (real ones and
+  conjugate pairs, ``bench_separation.random_eigenvalues``) seen through 3 random channels,
+  10 trajectories x 100 steps, process noise ``sigma`` (0.02, 0.1, 0.4) on the latent state and
+  measurement noise (2 %, 10 % of the data's standard deviation). Each repetition draws a system
+  A, a system B whose eigenvalues are A's moved by 0.1 in random directions (conjugate pairs kept
+  conjugate), and records A twice and B once; same = W1(A, A'), different = W1(A, B).
+* **Real**: an MLP 64-32-10 on scikit-learn's digits (:func:`conjugacy.data.load_digits`), trained
+  by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 300 steps; 4 replicas per seed,
+  perturbation 1 %, pooled into one spectrum per seed), the output layer recorded (330 weights
+  and biases, float32). Conditions: learning rates 0.05, 0.1, 0.2; ``--real-seeds`` seeds each.
+  Same = W1 between two seeds of one condition, different = W1 between seeds of two conditions
+  (every such pair).
+
+Delay rules pick one number of delays per comparison: the largest over its conditions' pilot
+recordings (A and B; the first seed of each condition), as ``conjugacy analyze`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_separation import auroc, perturb, random_eigenvalues, real_block_matrix  # noqa: E402
+
+from conjugacy import koopman_spectrum, wasserstein  # noqa: E402
+from conjugacy.delays import choose_delays  # noqa: E402
+
+DIMS = (2, 4, 6)
+MEASUREMENT = (0.02, 0.10)
+PROCESS = (0.02, 0.1, 0.4)
+SHIFT = 0.1
+REAL_LRS = (0.05, 0.1, 0.2)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording: ``x`` (n_trajectories, n_steps, n_features) and, where the generator has
+    it, ``next_x``: the second branch (one more step from every state, independent noise)."""
+
+    x: np.ndarray
+    next_x: np.ndarray | None = None
+
+
+def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | str,
+             rank: int | str | None, filt: bool) -> list:
+    if delays == "auto":
+        delays = max(choose_delays(recs[i].x).delays for i in pilots)
+    out = []
+    for r in recs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sp = koopman_spectrum(r.x, delays=delays, rank=rank, method="standard")
+        out.append(sp.filtered() if filt else sp)
+    return out
+
+
+def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
+    return lambda recs, pilots: _spectra(recs, pilots, **kw)
+
+
+#: name -> rule(recordings, pilot indices) -> spectra (the hook for further rules)
+RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
+    "paper (8, 10)": _rule(delays=8, rank=10, filt=False),
+    "paper + filter": _rule(delays=8, rank=10, filt=True),
+    "rank=None": _rule(delays=8, rank=None, filt=False),
+    "SVHT": _rule(delays=8, rank="svht", filt=False),
+    "SVHT + filter": _rule(delays=8, rank="svht", filt=True),
+    "auto delays + SVHT": _rule(delays="auto", rank="svht", filt=False),
+    "auto delays + SVHT + filter": _rule(delays="auto", rank="svht", filt=True),
+}
+
+
+# ----- synthetic ----------------------------------------------------------------------------------
+def record_latent(A: np.ndarray, C: np.ndarray, measurement: float, sigma: float,
+                  rng: np.random.Generator, n_traj: int = 10, n_steps: int = 100) -> Recording:
+    """Trajectories of ``z' = A z + sigma xi`` seen as ``C z`` plus measurement noise (a fraction
+    of the data's standard deviation), and the second branch (one more step from every state)."""
+    d = A.shape[0]
+    z = np.empty((n_traj, n_steps, d))
+    z[:, 0] = rng.standard_normal((n_traj, d))
+    for t in range(n_steps - 1):
+        z[:, t + 1] = z[:, t] @ A.T + sigma * rng.standard_normal((n_traj, d))
+    branch = z @ A.T + sigma * rng.standard_normal(z.shape)
+    x, nx = z @ C.T, branch @ C.T
+    scale = measurement * x.std()
+    return Recording(x + scale * rng.standard_normal(x.shape),
+                     nx + scale * rng.standard_normal(nx.shape))
+
+
+def synthetic(reps: int, rules: dict) -> tuple[list, dict]:
+    rows, ranks = [], {r: [] for r in rules}
+    for dim in DIMS:
+        for meas in MEASUREMENT:
+            for sigma in PROCESS:
+                same = {r: [] for r in rules}
+                diff = {r: [] for r in rules}
+                for rep in range(reps):
+                    rng = np.random.default_rng([dim, int(meas * 100), int(sigma * 100), rep])
+                    lam_a = random_eigenvalues(dim, rng)
+                    lam_b = perturb(lam_a, SHIFT, rng)
+                    C = rng.standard_normal((3, dim))
+                    A, B = real_block_matrix(lam_a, rng), real_block_matrix(lam_b, rng)
+                    recs = [record_latent(M, C, meas, sigma, rng) for M in (A, A, B)]
+                    for name, rule in rules.items():
+                        a, a2, b = rule(recs, (0, 2))
+                        same[name].append(wasserstein(a, a2))
+                        diff[name].append(wasserstein(a, b))
+                        ranks[name].append(len(a))
+                scores = {r: auroc(same[r], diff[r]) for r in rules}
+                rows.append((dim, meas, sigma, scores))
+                print(f"dim {dim} meas {meas:.2f} sigma {sigma:.2f} " + " ".join(
+                    f"{r}={s:.2f}" for r, s in scores.items()), file=sys.stderr, flush=True)
+    return rows, ranks
+
+
+# ----- real ---------------------------------------------------------------------------------------
+def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int = 300
+                 ) -> dict[float, list[Recording]]:
+    """Output-layer trajectories of MLPs 64-32-10 on the digits: {lr: [Recording per seed]}."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from conjugacy.data import load_digits
+    from conjugacy.store import TrajectoryStore
+    from conjugacy.torch import train_replicas
+
+    data = load_digits()
+    x_all = torch.from_numpy(data.train_images.reshape(-1, 64))
+    y_all = torch.from_numpy(data.train_labels)
+    out: dict[float, list[Recording]] = {}
+    for lr in REAL_LRS:
+        for seed in range(n_seeds):
+            torch.manual_seed(1000 + seed)
+            base = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+            g = np.random.default_rng([seed, 7])
+            order = [g.permutation(len(y_all))[:32] for _ in range(n_steps)]
+            batches = [(x_all[i], y_all[i]) for i in order]
+            path = folder / f"lr{lr}_s{seed}.zarr"
+            runs = train_replicas(base, n_replicas=n_replicas, eps=0.01, seed=seed,
+                                  batches=batches, loss_fn=F.cross_entropy,
+                                  make_optimizer=lambda p, lr=lr: torch.optim.SGD(p, lr=lr),
+                                  n_steps=n_steps, store=path, params="2.*")
+            with TrajectoryStore.open(path, "r") as st:
+                x = st.read(params="2.*", runs=runs)
+            out.setdefault(lr, []).append(Recording(x))
+    return out
+
+
+def real_case(n_seeds: int, rules: dict) -> tuple[dict, dict, float]:
+    t0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = train_digits(Path(tmp), n_seeds)
+    train_cpu = time.process_time() - t0
+    recs = [r for lr in REAL_LRS for r in data[lr]]
+    cond = [lr for lr in REAL_LRS for _ in data[lr]]
+    pilots = [cond.index(lr) for lr in REAL_LRS]
+    scores, info = {}, {}
+    for name, rule in rules.items():
+        t1 = time.process_time()
+        specs = rule(recs, pilots)
+        same, diff = [], []
+        for i in range(len(recs)):
+            for j in range(i + 1, len(recs)):
+                (same if cond[i] == cond[j] else diff).append(wasserstein(specs[i], specs[j]))
+        scores[name] = auroc(same, diff)
+        info[name] = {"rank": float(np.mean([len(s) for s in specs])),
+                      "delays": specs[0].settings["delays"],
+                      "cpu_s": time.process_time() - t1,
+                      "same_median": float(np.median(same)), "diff_median": float(np.median(diff))}
+        print(f"real {name}: AUROC {scores[name]:.2f} {info[name]}", file=sys.stderr, flush=True)
+    return scores, info, train_cpu
+
+
+def _table(rows: list, ranks: dict, real: tuple | None, rules: dict) -> str:
+    names = list(rules)
+    lines = ["| eigenvalues | meas. noise | process noise | " + " | ".join(names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for dim, meas, sigma, scores in rows:
+        best = max(scores.values())
+        cells = [(f"**{scores[r]:.2f}**" if scores[r] >= best - 1e-12 else f"{scores[r]:.2f}")
+                 for r in names]
+        lines.append(f"| {dim} | {meas:.0%} | {sigma:g} | " + " | ".join(cells) + " |")
+    if rows:
+        for label, agg in (("synthetic mean", np.mean), ("synthetic min", np.min)):
+            lines.append(f"| {label} | | | " + " | ".join(
+                f"{agg([row[3][r] for row in rows]):.2f}" for r in names) + " |")
+        lines.append("| eigenvalues kept (mean) | | | " + " | ".join(
+            f"{np.mean(ranks[r]):.1f}" for r in names) + " |")
+    if real is not None:
+        scores, info, _ = real
+        best = max(scores.values())
+        lines.append("| **real: digits MLP, output layer** | | | " + " | ".join(
+            f"**{scores[r]:.2f}**" if scores[r] >= best - 1e-12 else f"{scores[r]:.2f}"
+            for r in names) + " |")
+        lines.append("| real: eigenvalues kept / delays | | | " + " | ".join(
+            f"{info[r]['rank']:.0f} / {info[r]['delays']}" for r in names) + " |")
+        lines.append("| real: CPU s of the rule (all fits) | | | " + " | ".join(
+            f"{info[r]['cpu_s']:.1f}" for r in names) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=12)
+    parser.add_argument("--real-seeds", type=int, default=4)
+    parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    args = parser.parse_args(argv)
+    t0 = time.process_time()
+    rows, ranks = synthetic(args.reps, RULES) if args.reps > 0 else ([], {})
+    t_syn = time.process_time() - t0
+    real = None if args.skip_real else real_case(args.real_seeds, RULES)
+    text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --real-seeds "
+            f"{args.real_seeds}`: AUROC of W1(different) > W1(same); bold: best in the row. "
+            f"CPU: synthetic {t_syn:.0f} s"
+            + ("" if real is None else f", digits training {real[2]:.0f} s") + ".\n\n"
+            + _table(rows, ranks, real, RULES))
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
