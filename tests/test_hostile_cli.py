@@ -204,3 +204,58 @@ def test_seeds_recorded_as_1_and_text_1_are_one_seed_with_a_warning(tmp_path) ->
     assert doc["seeds"] == {"a": [0, 1, 2], "b": [0, 1, 2]}
     assert "different numbers of seeds" not in _out(got)
     assert any("mixed types ('1' as int, str)" in w for w in doc["warnings"])
+
+
+# ----- report files as one set -------------------------------------------------------------------
+def test_a_killed_write_never_leaves_files_of_two_analyses(tmp_path, monkeypatch) -> None:
+    """Issue 26: a killed `conjugacy analyze` left its new results.json beside the previous
+    report.html (9 of 20 kills). A kill is simulated before every rename and every unlink of
+    Results.write; afterwards every file of the set present must come from one analysis."""
+    import os
+
+    from conjugacy.analysis.results import Results
+
+    store, _ = _store(tmp_path / "s.zarr", n_seeds=3, n_rec=16)
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "a"), "--no-report",
+                              "--delays", "1", "--rank", "3"])
+    assert got.exit_code == 0, _out(got)
+    base = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))
+    old, new = ({**base, "title": f"analysis {tag}"} for tag in ("OLD-7f3a", "NEW-9c1d"))
+    from conjugacy.report import ReportFigure, _render
+
+    figure = ReportFigure("eigenvalues_all", "stand-in", b"\x89PNG\r\n\x1a\n")  # drawing: ~1 s
+    monkeypatch.setattr(_render, "report_figures", lambda _r: [figure])
+    out = tmp_path / "out"
+    Results(old, {}).write(out)
+    names = ("results.json", "report.html", "report.md")
+    real = {"replace": os.replace, "unlink": os.unlink}
+    kills, point = 0, 1
+    while True:
+        calls = [0]
+
+        def dying(name: str):  # noqa: ANN202
+            def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                calls[0] += 1
+                if calls[0] == point:
+                    raise SystemExit("killed")
+                return real[name](*args, **kwargs)
+            return call
+
+        for name in real:
+            monkeypatch.setattr(os, name, dying(name))
+        try:
+            Results(new, {}).write(out)
+            finished = True
+        except SystemExit:
+            finished, kills = False, kills + 1
+        for name in real:
+            monkeypatch.setattr(os, name, real[name])
+        present = {n: (out / n).read_text(encoding="utf-8") for n in names if (out / n).exists()}
+        tags = {tag for tag in ("OLD-7f3a", "NEW-9c1d") for text in present.values() if tag in text}
+        assert len(tags) <= 1, (point, sorted(present), tags)
+        if finished:
+            assert tags == {"NEW-9c1d"} and len(present) == 3
+            break
+        Results(old, {}).write(out)  # the previous analysis again, for the next kill point
+        point += 1
+    assert kills >= 5  # 3 removals, the figures, report.html, report.md, results.json

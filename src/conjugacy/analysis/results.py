@@ -301,12 +301,19 @@ class Results:
 
     def write(self, out_dir: str | os.PathLike[str], report: bool = True) -> Path:
         """Write ``results.json`` (and, with ``report``, the report) to ``out_dir``; returns the
-        JSON path."""
+        JSON path.
+
+        The files are one set (:mod:`conjugacy.report._atomic_set`): the previous analysis's
+        ``report.html``, ``report.md`` and ``results.json`` are removed first (also without
+        ``report``), the report is written next and ``results.json`` last, so a killed write
+        never leaves files of two analyses side by side."""
+        from ..report._atomic_set import remove_previous_set
         from ..results import write_json
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.out_dir = out
+        remove_previous_set(out)
         if report:
             from ..report import write_report
 
