@@ -309,3 +309,100 @@ def test_study_figures_are_embedded_from_the_results_folder_only(tmp_path, resul
         f"figure {str(tmp_path / 'outside.png')!r} lies outside "
         f"{str((tmp_path / 'res').resolve())!r}: not embedded",
     ]
+
+
+# ----- issue 25: when do conditions differ, their settings, one scale, units, cut tables, names --
+def _window_spectra(centres, n_seeds, rng):
+    return [[c + 0.01 * rng.standard_normal(4) + 0j for c in centres] for _ in range(n_seeds)]
+
+
+def test_report_says_from_which_step_on_the_conditions_differ(results, tmp_path):
+    from conjugacy.analysis.windowed import conditions_by_window
+
+    rng = np.random.default_rng(2)
+    spectra = {"sgd": _window_spectra([0.0, 0.5, 0.5, 0.5], 5, rng),
+               "adam": _window_spectra([0.0, 0.5, 0.9, 0.9], 5, rng)}
+    between = conditions_by_window(spectra, [0, 100, 200, 300], 100)
+    r = {**results, "windows": {"window": 100, "between_conditions": between}}
+    html_path, md_path = write_report(r, tmp_path)
+    md = md_path.read_text()
+    assert "## When do the conditions differ? (window by window)" in md
+    assert "**sgd and adam differ from step 200 on (window 200-299 and every later one is not " \
+           "conjugate).**" in md
+    section = md.split("## When do the conditions differ?")[1].split("## What was compared")[0]
+    assert "| 200-299 | 0.4" in section and section.count("| not conjugate |") == 2
+    assert section.count("| conjugate |") == 2
+    assert (tmp_path / "figures" / "windows_between_conditions.png").read_bytes()[:8] == PNG
+    assert 'id="fig-windows_between_conditions"' in html_path.read_text()
+    same = conditions_by_window({"sgd": spectra["sgd"], "sgd2": spectra["sgd"]}, [0, 1, 2, 3], 1)
+    md = render_markdown({**results, "windows": {"between_conditions": same}})
+    assert "sgd and sgd2: no step from which on every window differs." in md
+
+
+def test_distance_heatmaps_show_the_seed_floor_on_the_diagonal_on_one_scale(results):
+    from conjugacy.report._content import chosen
+    from conjugacy.report._figures import distance_panels, report_figures
+
+    ch = chosen(results["comparison"])
+    panels = distance_panels(results["comparison"], {})
+    conds = results["comparison"]["conditions"]
+    floors = [ch["between_seeds"][c]["mean"] for c in conds]
+    assert np.allclose(np.diag(panels[0][0]), floors) and min(floors) > 0
+    assert [p[2] for p in panels[1:]] == [f"W1 between seeds of {c}" for c in conds]
+    top = max(float(p[0].max()) for p in panels)
+    caption = next(f.caption for f in report_figures(results) if f.name == "distances")
+    assert f"one colour scale (0 to {top:.3g}) for every panel" in caption
+
+
+def test_noise_floor_and_effect_size_columns_state_their_units(results):
+    from conjugacy.report import comparison_rows
+
+    head = comparison_rows(results)[0]
+    assert head[5:7] == ["noise floor (W1 between seeds)", "effect size (× noise floor)"]
+    row = next(r for r in comparison_rows(results)[1:] if r[0] == "sgd vs adam")
+    v = next(x for x in verdicts(results) if (x["a"], x["b"]) == ("sgd", "adam"))
+    from conjugacy.report._content import fmt
+
+    assert row[5:7] == [fmt(v["noise_floor"]), fmt(v["effect_size"])]
+
+
+def test_tables_say_when_they_are_cut(results):
+    r = copy.deepcopy(results)
+    sp = r["spectra"]["sgd"][0]
+    sp["eigenvalues"] = [[0.9 - 0.01 * k, 0.0] for k in range(20)]
+    sp["residuals"] = [0.01] * 20
+    sp.pop("data_residuals", None)
+    md = render_markdown(r)
+    assert "12 of 20 eigenvalues shown (in the fit's order); results.json holds all" in md
+    assert f"all {len(results['spectra']['adam'][0]['eigenvalues'])} eigenvalues" in md
+
+
+def test_long_condition_labels_are_named_by_the_settings_that_differ(results):
+    import json
+
+    from conjugacy.report import condition_rows, short_names
+
+    labels = {c: json.dumps({"class": "SGD" if c != "adam" else "Adam", "lr": lr,
+                             "betas_or_momentum": [0.9, 0.999], "weight_decay": 0.0,
+                             "nesterov": False, "padding": "x" * 200}, sort_keys=True)
+              for c, lr in (("sgd", 0.1), ("sgd_again", 0.05), ("adam", 0.001))}
+    r = json.loads(json.dumps(results, default=lambda o: o.to_dict()))
+    text = json.dumps(r)
+    for old, new in labels.items():
+        text = text.replace(f'"{old}"', json.dumps(new))
+    r = json.loads(text)
+    r["group_by"] = "optimizer"
+    r["conditions"] = {lab: {"optimizer." + k: v for k, v in json.loads(lab).items()}
+                       | {"model": "mlp"} for lab in labels.values()}
+    names = short_names(r)
+    assert sorted(names.values()) == ["class=Adam, lr=0.001", "class=SGD, lr=0.05",
+                                      "class=SGD, lr=0.1"]
+    assert [v["sentence"].split(":")[0] for v in verdicts(r)][0] == \
+        "class=SGD, lr=0.1 vs class=SGD, lr=0.05"
+    rows = condition_rows(r)
+    assert rows[1][0] == "class=SGD, lr=0.1" and rows[1][2] == \
+        "optimizer.class = SGD, optimizer.lr = 0.1"
+    assert rows[-1][0] == "(all)" and "model = mlp" in rows[-1][2]
+    md = render_markdown(r)
+    assert "### Conditions and their recorded settings" in md
+    assert "**class=SGD, lr=0.1 vs class=Adam, lr=0.001:" in md

@@ -26,7 +26,9 @@ write). Only ``comparison`` or ``spectra`` is required; every other section appe
     Eigenvalues ``[[re, im], ...]``, ``rank``, ``residuals_informative``, ``settings`` (``delays``,
     ``rank_requested``, ``rank_reduced``, ``notes``, ...).
 ``conditions`` : dict condition -> dict
-    What each condition is (e.g. ``{"width": 5}``).
+    What each condition is (e.g. ``{"width": 5}``; ``conjugacy analyze``: the run metadata its
+    runs share), shown as a table of the settings that differ; long labels (a ``--group-by``
+    key whose value is a dict) are shown by those settings (:func:`short_names`).
 ``group_by``, ``seed_key`` : str
     The run metadata keys that made conditions and seeds.
 ``runs`` : list of dict
@@ -40,7 +42,10 @@ write). Only ``comparison`` or ``spectra`` is required; every other section appe
 ``loss`` : dict label -> {"mean": [...], "std": [...], "steps": [...]}
 ``windows`` : dict
     ``{"window": int, "stride": int, "conditions": {condition: {"labels": [...],
-    "distance_matrix": [[...]], "transitions": TransitionResult.as_dict()}}}``.
+    "distance_matrix": [[...]], "transitions": TransitionResult.as_dict()}},
+    "between_conditions": ...}``; ``between_conditions`` (the record of
+    :func:`conjugacy.analysis.windowed.conditions_by_window`) gives the section "When do the
+    conditions differ?": per pair a table per window and a figure over training steps.
 ``warnings`` : list of str
     Shown first among the warnings; the report adds those the results show (rank reduced,
     residuals uninformative, too few seeds, unfinished runs, no residual filter).
@@ -57,7 +62,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._content import ReportError, comparison_rows, overview, verdicts, warnings_of
+from ._content import (
+    ReportError,
+    comparison_rows,
+    condition_rows,
+    overview,
+    short_names,
+    verdicts,
+    warnings_of,
+    window_comparisons,
+)
 from ._figures import ReportFigure, report_figures, study_figures
 from ._render import render_html, render_markdown, write_report
 
@@ -66,13 +80,16 @@ __all__ = [
     "results_html",
     "ReportFigure",
     "comparison_rows",
+    "condition_rows",
     "overview",
     "render_html",
     "render_markdown",
     "report_figures",
+    "short_names",
     "study_figures",
     "verdicts",
     "warnings_of",
+    "window_comparisons",
     "write_report",
 ]
 
@@ -105,7 +122,7 @@ def results_html(results: Any, spectra: Any) -> str:
     for c, specs in spectra.items():
         for s, sp in enumerate(specs):
             eig = ", ".join(f"{z.real:.4f}{z.imag:+.4f}j" for z in sp.eigenvalues[:8])
-            more = " ..." if len(sp.eigenvalues) > 8 else ""
+            more = f" ... (8 of {len(sp.eigenvalues)} shown)" if len(sp.eigenvalues) > 8 else ""
             body += f"<tr><td>{e(str(c))}</td><td>{s}</td><td>{e(eig + more)}</td></tr>"
     parts.append(f"<table><tr>{head}</tr>{body}</table>")
     warns = results.get("warnings") or []

@@ -17,9 +17,12 @@ __all__ = [
     "ReportError",
     "comparison_rows",
     "complex_values",
+    "condition_rows",
     "overview",
+    "short_names",
     "verdicts",
     "warnings_of",
+    "window_comparisons",
 ]
 
 
@@ -89,6 +92,92 @@ def chosen(cmp: Mapping[str, Any]) -> Mapping[str, Any]:
     return cmp.get(uses) or cmp["all"]
 
 
+# ----- condition names and settings ---------------------------------------------------------------
+#: Condition labels up to this long are shown as they are; longer ones (``--group-by optimizer``
+#: makes ~300 characters of JSON) are named by the settings that differ between conditions.
+SHORT_NAME = 40
+
+
+def _flat_settings(value: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flat_settings(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def condition_settings(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """condition -> its settings (dotted keys): ``results["conditions"][c]`` when it is a dict
+    (``conjugacy analyze`` records the run metadata shared by the condition's runs), else the
+    label itself when it is a JSON object (a ``--group-by`` key whose value is a dict)."""
+    import json
+
+    described = _mapping(results, "conditions")
+    out = {}
+    for c in _labels(results):
+        value = described.get(c)
+        if not isinstance(value, Mapping) or not value:
+            try:
+                value = json.loads(c)
+            except ValueError:
+                value = None
+        out[c] = _flat_settings(value) if isinstance(value, Mapping) else {}
+    return out
+
+
+def _labels(results: Mapping[str, Any]) -> list[str]:
+    cmp = comparison_of(results)
+    return [str(c) for c in (cmp.get("conditions") if cmp else None)
+            or _mapping(results, "spectra") or _mapping(results, "conditions")]
+
+
+def differing_keys(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The setting keys whose values are not the same in every condition (in first-seen order)."""
+    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+    return [k for k in keys if len({repr(s.get(k)) for s in settings.values()}) > 1]
+
+
+def short_names(results: Mapping[str, Any]) -> dict[str, str]:
+    """condition label -> the name the report shows: the label when every label is at most
+    :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the settings that differ between
+    conditions (the ``group_by`` prefix dropped: ``optimizer.lr`` -> ``lr``), cut to
+    :data:`SHORT_NAME` characters with "…"; the label where that would not be unique."""
+    labels = _labels(results)
+    if all(len(c) <= SHORT_NAME for c in labels):
+        return {c: c for c in labels}
+    settings = condition_settings(results)
+    keys = differing_keys(settings)
+    prefix = f"{results.get('group_by')}."
+    names = {}
+    for c in labels:
+        text = ", ".join(f"{k.removeprefix(prefix)}={settings[c].get(k, '-')}" for k in keys
+                         if k in settings[c]) or c
+        names[c] = text if len(text) <= SHORT_NAME else text[:SHORT_NAME - 1] + "…"
+    if len(set(names.values())) < len(names):
+        return {c: c if len(c) <= SHORT_NAME else c[:SHORT_NAME - 1] + "…" for c in labels}
+    return names
+
+
+def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
+    """Table rows (header first): each condition's name, label and recorded settings that differ
+    between conditions, then one row of the settings all conditions share; None without any."""
+    settings = condition_settings(results)
+    if not any(settings.values()):
+        return None
+    names, keys = short_names(results), differing_keys(settings)
+    rows = [["condition", "label", "settings that differ"]]
+    for c, st in settings.items():
+        rows.append([names[c], c if names[c] != c else "",
+                     ", ".join(f"{k} = {st[k]}" for k in keys if k in st) or "-"])
+    first = next(iter(settings.values()))
+    shared = [k for k in first if k not in keys and all(k in s for s in settings.values())]
+    if shared:
+        rows.append(["(all)", "", "shared: " + ", ".join(f"{k} = {first[k]}" for k in shared)])
+    return rows
+
+
 # ----- overview: what was compared ------------------------------------------------------------------
 def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(label, text)`` rows: conditions, seeds, runs, steps, observables, settings, data."""
@@ -96,16 +185,9 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     cmp = comparison_of(results)
     spectra = _mapping(results, "spectra")
     conditions = list(cmp.get("conditions") or spectra)
-    if conditions:
-        described = _mapping(results, "conditions")
-        parts = []
-        for c in conditions:
-            extra = described.get(c)
-            if isinstance(extra, Mapping) and extra:
-                parts.append(f"{c} ({', '.join(f'{k} = {v}' for k, v in extra.items())})")
-            else:
-                parts.append(str(c))
-        rows.append(("conditions", ", ".join(parts)))
+    if conditions:  # their settings: condition_rows
+        names = short_names(results)
+        rows.append(("conditions", ", ".join(names.get(str(c), str(c)) for c in conditions)))
     if "group_by" in results:
         rows.append(("grouped by", f"{results['group_by']} (conditions), "
                                    f"{results.get('seed_key', 'seed')} (seeds)"))
@@ -131,7 +213,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
                        key=str)
         if steps:
             rows.append(("steps", "; ".join(f"{a}..{b} ({n} records)" for a, b, n in steps[:4])
-                         + (" ..." if len(steps) > 4 else "")))
+                         + (f" (4 of {len(steps)} shown)" if len(steps) > 4 else "")))
     obs = results.get("observables", results.get("observable"))
     if obs is not None:
         rows.append(("observables", ", ".join(map(str, obs)) if isinstance(obs, list | tuple)
@@ -196,8 +278,10 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     alpha = float(cmp.get("alpha", 0.05))
     ch = chosen(cmp)
     floor = (ch.get("equivalence_classes") or {}).get("noise_floor")
+    names = short_names(results)
     out = []
     for name, (a, b) in cmp["pairs"].items():
+        a, b = names.get(str(a), str(a)), names.get(str(b), str(b))
         d = (ch.get("distances") or {}).get(name, {})
         d_all = (cmp["all"].get("distances") or {}).get(name, {})
         t = _test_of(cmp, name)
@@ -265,15 +349,47 @@ def _sentence(r: Mapping[str, Any]) -> str:
 
 def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
     """Table rows (header first): per pair, the numbers behind its verdict."""
-    rows = [["pair", "verdict", "W1 (used)", "± std", "95% interval", "W1 (all eigenvalues)",
-             "p", "smallest p", "effect size", "noise floor"]]
+    rows = [["pair", "verdict", "W1 (used)", "± std", "95% interval",
+             "noise floor (W1 between seeds)", "effect size (× noise floor)",
+             "W1 (all eigenvalues)", "p", "smallest p"]]
     for r in verdicts(results):
         iv = r["interval"]
         rows.append([f"{r['a']} vs {r['b']}", str(r["verdict"] or "not tested"), fmt(r["distance"]),
                      fmt(r["distance_std"]), "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
-                     fmt(r["distance_all"]), fmt(r["pvalue"]), fmt(r["min_pvalue"]),
-                     fmt(r["effect_size"]), fmt(r["noise_floor"])])
+                     fmt(r["noise_floor"]), fmt(r["effect_size"]), fmt(r["distance_all"]),
+                     fmt(r["pvalue"]), fmt(r["min_pvalue"])])
     return rows
+
+
+def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per pair of conditions compared window by window (``results["windows"]
+    ["between_conditions"]``): ``title``, ``summary`` (from which step on they differ) and the
+    table rows (header first), distances and noise floor in W1, effect size in noise-floor
+    units."""
+    between = (_mapping(results, "windows") or {}).get("between_conditions")
+    if not isinstance(between, Mapping):
+        return []
+    names = short_names(results)
+    out = []
+    for entry in (between.get("pairs") or {}).values():
+        a, b = (names.get(str(entry.get(k)), str(entry.get(k))) for k in ("a", "b"))
+        rows = [["window (steps)", "W1 between conditions", "95% interval",
+                 "noise floor (W1 between seeds)", "effect size (× noise floor)", "p",
+                 "verdict"]]
+        for w in entry.get("per_window") or []:
+            iv = w.get("interval")
+            rows.append([str(w.get("label")), fmt(w.get("distance")),
+                         "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
+                         fmt(w.get("noise_floor")), fmt(w.get("effect_size")),
+                         fmt(w.get("pvalue")), str(w.get("verdict"))])
+        step = entry.get("differ_from_step")
+        summary = (f"{a} and {b} differ from step {step} on (window "
+                   f"{entry.get('differ_from_window')} and every later one is not conjugate)."
+                   if step is not None else
+                   f"{a} and {b}: no step from which on every window differs. "
+                   + str(entry.get("summary", "")).split(": ", 1)[-1])
+        out.append({"title": f"{a} vs {b}", "summary": summary, "rows": rows})
+    return out
 
 
 # ----- warnings -----------------------------------------------------------------------------------

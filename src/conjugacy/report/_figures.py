@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._text import shown
-from ._content import ReportError, comparison_of, complex_values
+from ._content import ReportError, comparison_of, complex_values, short_names
 
 __all__ = ["ReportFigure", "report_figures", "study_figures"]
 
@@ -81,16 +81,18 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     """Every figure the results allow, in report order.
 
     eigenvalues (all, and filtered when the comparison holds them) with the unit circle and a zoom;
-    distance matrices (conditions; seeds within each condition); loss curves; windowed distance
-    heatmaps with their change points.
+    distance matrices (conditions, with each condition's seed-to-seed floor on the diagonal;
+    seeds within each condition; one colour scale); the conditions compared window by window over
+    training steps; loss curves; windowed distance heatmaps with their change points. Conditions
+    are shown by their short names (:func:`conjugacy.report.short_names`).
     """
-    from ..plots import new_figure, plot_distance_heatmap
-
     figures: list[ReportFigure] = []
+    names = short_names(results)
     spectra = results.get("spectra") or {}
     cmp = comparison_of(results)
     if spectra:
-        sets = {_label(c): _pooled(v, f"results['spectra'][{c!r}]") for c, v in spectra.items()}
+        sets = {_label(names.get(str(c), c)): _pooled(v, f"results['spectra'][{c!r}]")
+                for c, v in spectra.items()}
         fig = _eigen_figure(sets, "all eigenvalues")
         n_seeds = {len(v) for v in spectra.values()}
         figures.append(ReportFigure(
@@ -101,7 +103,8 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
             _png(fig)))
     filtered = (cmp.get("filtered") or {}).get("eigenvalues") if cmp else None
     if filtered:
-        sets = {_label(c): _pooled(v, f"comparison['filtered']['eigenvalues'][{c!r}]")
+        sets = {_label(names.get(str(c), c)):
+                _pooled(v, f"comparison['filtered']['eigenvalues'][{c!r}]")
                 for c, v in filtered.items()}
         figures.append(ReportFigure(
             "eigenvalues_filtered",
@@ -109,44 +112,119 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
             "data residual marks them as supported by the data), every seed.",
             _png(_eigen_figure(sets, "filtered eigenvalues"))))
     if cmp:
-        from ._content import chosen
-
-        ch = chosen(cmp)
-        classes = ch.get("equivalence_classes") or {}
-        mat = classes.get("mean_distance_matrix")
-        between = ch.get("between_seeds") or {}
-        panels = (1 if mat is not None else 0) + len(between)
-        if panels:
-            cols = min(panels, 3)
-            rows = -(-panels // cols)
-            fig, axes = new_figure(rows, cols, width=4.3 * cols, height=3.6 * rows)
-            axes = list(np.atleast_1d(axes).ravel())
-            k = 0
-            if mat is not None:
-                plot_distance_heatmap(np.asarray(mat, float), list(map(_label, cmp["conditions"])),
-                                      ax=axes[k])
-                axes[k].set_title("mean W1 between conditions")
-                k += 1
-            for c, b in between.items():
-                m = np.asarray(b.get("matrix"), float)
-                plot_distance_heatmap(m, [f"s{i}" for i in range(m.shape[0])], ax=axes[k])
-                axes[k].set_title(f"W1 between seeds of {_label(c)}")
-                k += 1
-            for ax in axes[k:]:
-                ax.set_visible(False)
-            figures.append(ReportFigure(
-                "distances",
-                f"Wasserstein distances (W1) on the {cmp.get('verdict_uses', 'all')} spectra: "
-                "between conditions (mean over seeds), and between the seeds of each condition "
-                "(the noise floor a difference between conditions is read against).",
-                _png(fig)))
+        fig = _distances_figure(cmp, names)
+        if fig is not None:
+            figures.append(fig)
+    windows = results.get("windows") or {}
+    between = windows.get("between_conditions") if isinstance(windows, Mapping) else None
+    if isinstance(between, Mapping) and between.get("pairs"):
+        figures.append(_between_windows_figure(between, names))
     loss = results.get("loss") or {}
     if loss:
-        figures.append(_loss_figure(loss))
-    windows = results.get("windows") or {}
+        figures.append(_loss_figure({names.get(str(c), c): v for c, v in loss.items()}))
     if isinstance(windows, Mapping) and windows.get("conditions"):
-        figures.append(_windows_figure(windows))
+        figures.append(_windows_figure(windows, names))
     return figures
+
+
+def distance_panels(cmp: Mapping[str, Any], names: Mapping[str, str]
+                    ) -> list[tuple[np.ndarray, list[str], str]]:
+    """The heatmaps of the distances figure: ``(matrix, labels, title)`` of the mean W1 between
+    conditions, its diagonal each condition's mean W1 between its seeds (the noise floor, not
+    0), then the W1 between the seeds of each condition."""
+    from ._content import chosen
+
+    ch = chosen(cmp)
+    mat = (ch.get("equivalence_classes") or {}).get("mean_distance_matrix")
+    between = ch.get("between_seeds") or {}
+    panels: list[tuple[np.ndarray, list[str], str]] = []
+    if mat is not None:
+        m = np.array(mat, float)
+        conds = [str(c) for c in cmp["conditions"]]
+        for i, c in enumerate(conds):  # the seed-to-seed floor, not 0, on the diagonal
+            floor = (between.get(c) or {}).get("mean")
+            m[i, i] = floor if isinstance(floor, int | float) and np.isfinite(floor) else 0.0
+        panels.append((m, [_label(names.get(c, c)) for c in conds],
+                       "mean W1 between conditions\n(diagonal: between seeds)"))
+    for c, b in between.items():
+        m = np.asarray(b.get("matrix"), float)
+        panels.append((m, [f"s{i}" for i in range(m.shape[0])],
+                       f"W1 between seeds of {_label(names.get(str(c), c))}"))
+    return panels
+
+
+def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure | None:
+    """The :func:`distance_panels` side by side, on one colour scale (0 to the largest)."""
+    from ..plots import new_figure, plot_distance_heatmap
+
+    panels = distance_panels(cmp, names)
+    if not panels:
+        return None
+    top = max(float(np.nanmax(m)) if m.size else 0.0 for m, _, _ in panels) or 1.0
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = new_figure(rows, cols, width=4.3 * cols, height=3.6 * rows)
+    axes = list(np.atleast_1d(axes).ravel())
+    for ax, (m, labels, title) in zip(axes, panels):
+        plot_distance_heatmap(m, labels, ax=ax)
+        ax.images[0].set_clim(0.0, top)  # one scale: a cell means the same W1 in every panel
+        ax.set_title(title)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return ReportFigure(
+        "distances",
+        f"Wasserstein distances (W1) on the {cmp.get('verdict_uses', 'all')} spectra, one colour "
+        f"scale (0 to {top:.3g}) for every panel: between conditions (mean over seeds; on the "
+        "diagonal each condition's mean distance between its seeds, the noise floor a difference "
+        "between conditions is read against), and between the seeds of each condition.",
+        _png(fig))
+
+
+def _between_windows_figure(between: Mapping[str, Any],
+                            names: Mapping[str, str]) -> ReportFigure:
+    """Per pair of conditions, over training steps: W1 between the conditions per window (95%
+    interval), the window's seed-to-seed noise floor, the windows whose verdict is "not
+    conjugate", and the step from which on they differ."""
+    from ..plots import new_figure
+
+    pairs = list((between.get("pairs") or {}).values())
+    cols = min(len(pairs), 3)
+    rows = -(-len(pairs) // cols)
+    fig, axes = new_figure(rows, cols, width=4.6 * cols, height=3.4 * rows)
+    axes = list(np.atleast_1d(axes).ravel())
+    window = int(between.get("window") or 1)
+    for ax, entry in zip(axes, pairs):
+        per = entry.get("per_window") or []
+        x = np.array([w["start"] + (window - 1) / 2 for w in per], float)
+        d = np.array([np.nan if w.get("distance") is None else w["distance"] for w in per])
+        floor = np.array([np.nan if w.get("noise_floor") is None else w["noise_floor"]
+                          for w in per])
+        lo = np.array([(w.get("interval") or [np.nan])[0] for w in per], float)
+        hi = np.array([(w.get("interval") or [np.nan, np.nan])[-1] for w in per], float)
+        ax.fill_between(x, lo, hi, color="C0", alpha=0.2, lw=0, label="95% interval")
+        ax.plot(x, d, "-o", color="C0", ms=4, label="W1 between conditions")
+        ax.plot(x, floor, "--", color="0.4", label="noise floor (between seeds)")
+        differ = np.array([w.get("verdict") == "not conjugate" for w in per])
+        ax.plot(x[differ], d[differ], "o", color="C3", ms=7, label="not conjugate")
+        step = entry.get("differ_from_step")
+        if step is not None:
+            ax.axvline(step, color="C3", lw=1.0)
+            ax.text(step, ax.get_ylim()[1], f" differ from step {step}", color="C3",
+                    va="top", fontsize=8)
+        a, b = (_label(names.get(str(entry.get(k)), entry.get(k))) for k in ("a", "b"))
+        ax.set_title(f"{a} vs {b}")
+        ax.set_xlabel("training step (window centre)")
+        ax.set_ylabel("W1")
+    axes[0].legend(frameon=False, fontsize=7)
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    return ReportFigure(
+        "windows_between_conditions",
+        f"When do the conditions differ? W1 between the spectra of two conditions in each window "
+        f"of {window} records (mean over {between.get('n_seeds')} seeds, band: 95% interval), "
+        "against the mean W1 between seeds of one condition in that window (dashed). Red: "
+        f"windows whose permutation test rejects conjugacy (p < {between.get('alpha', 0.05)}); "
+        "vertical line: the step from which on every window does.", _png(fig))
 
 
 def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
@@ -173,7 +251,7 @@ def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
                         "standard deviation (band).", _png(fig))
 
 
-def _windows_figure(windows: Mapping[str, Any]) -> ReportFigure:
+def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure:
     from ..plots import new_figure, plot_distance_heatmap
 
     conds = windows["conditions"]
@@ -189,7 +267,7 @@ def _windows_figure(windows: Mapping[str, Any]) -> ReportFigure:
         for i in (w.get("transitions") or {}).get("change_points", []):
             ax.axvline(i + 0.5, color="red", lw=1.0)
             ax.axhline(i + 0.5, color="red", lw=1.0)
-        ax.set_title(f"windows of {_label(c)}")
+        ax.set_title(f"windows of {_label(names.get(str(c), c))}")
     for ax in axes[n:]:
         ax.set_visible(False)
     return ReportFigure(

@@ -16,10 +16,13 @@ from ._content import (
     ReportError,
     comparison_rows,
     complex_values,
+    condition_rows,
     fmt,
     overview,
+    short_names,
     verdicts,
     warnings_of,
+    window_comparisons,
 )
 from ._figures import ReportFigure, report_figures, study_figures
 
@@ -80,9 +83,12 @@ def _title(results: Mapping[str, Any]) -> tuple[str, str]:
     return title, sub
 
 
-def _eigen_rows(results: Mapping[str, Any], limit: int = 12) -> dict[str, list[list[str]]]:
-    """Per condition: the first seed's eigenvalues (|λ|, Re, Im, data residual)."""
+def _eigen_rows(results: Mapping[str, Any],
+                limit: int = 12) -> dict[str, tuple[list[list[str]], str]]:
+    """Per condition (its shown name): the first seed's eigenvalues (|λ|, Re, Im, data
+    residual), at most ``limit`` of them, and the caption that says how many are shown."""
     out = {}
+    names = short_names(results)
     for c, specs in (results.get("spectra") or {}).items():
         if not specs:
             continue
@@ -93,7 +99,9 @@ def _eigen_rows(results: Mapping[str, Any], limit: int = 12) -> dict[str, list[l
         for k in range(min(z.size, limit)):
             rows.append([fmt(abs(z[k]), 4), fmt(z[k].real, 4), fmt(z[k].imag, 4),
                          fmt(res[k] if k < len(res) else None)])
-        out[str(c)] = rows
+        caption = (f"{limit} of {z.size} eigenvalues shown (in the fit's order); results.json "
+                   "holds all" if z.size > limit else f"all {z.size} eigenvalues")
+        out[names.get(str(c), str(c))] = (rows, caption)
     return out
 
 
@@ -157,8 +165,18 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
         parts.extend(f'<div class="warn">{e(w)}</div>' for w in warns)
     else:
         parts.append("<p>None.</p>")
+    windows = window_comparisons(results)
+    if windows:
+        parts.append("<h2>When do the conditions differ? (window by window)</h2>")
+        for wc in windows:
+            parts.append(f"<h3>{e(wc['title'])}</h3><p><b>{e(wc['summary'])}</b></p>")
+            parts.append(_table(wc["rows"]))
     parts.append("<h2>What was compared</h2>")
     parts.append(_table([("item", "value"), *overview(results)]))
+    conds = condition_rows(results)
+    if conds:
+        parts.append("<h3>Conditions and their recorded settings</h3>")
+        parts.append(_table(conds))
     if figs:
         parts.append("<h2>Figures</h2>")
     for f in figs:
@@ -169,8 +187,8 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     eig = _eigen_rows(results)
     if eig:
         parts.append("<h2>Eigenvalues (first seed of each condition)</h2>")
-        for c, rows_c in eig.items():
-            parts.append(f"<h3>{e(c)}</h3>")
+        for c, (rows_c, caption) in eig.items():
+            parts.append(f"<h3>{e(c)}</h3><p>{e(caption)}</p>")
             parts.append(_table(rows_c))
     timing = _timing(results)
     if timing:
@@ -228,8 +246,17 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     parts += ["## Warnings", ""]
     warns = warnings_of(results)
     parts += [f"- {_md_text(w)}" for w in warns] if warns else ["None."]
+    windows = window_comparisons(results)
+    if windows:
+        parts += ["", "## When do the conditions differ? (window by window)", ""]
+        for wc in windows:
+            parts += [f"### {_md_text(wc['title'])}", "", f"**{_md_text(wc['summary'])}**", "",
+                      _md_table(wc["rows"]), ""]
     parts += ["", "## What was compared", "", _md_table([("item", "value"), *overview(results)]),
               ""]
+    conds = condition_rows(results)
+    if conds:
+        parts += ["### Conditions and their recorded settings", "", _md_table(conds), ""]
     if figs:
         parts += ["## Figures", ""]
     for f in figs:
@@ -238,8 +265,8 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     eig = _eigen_rows(results)
     if eig:
         parts += ["## Eigenvalues (first seed of each condition)", ""]
-        for c, rows_c in eig.items():
-            parts += [f"### {_md_text(c)}", "", _md_table(rows_c), ""]
+        for c, (rows_c, caption) in eig.items():
+            parts += [f"### {_md_text(c)}", "", _md_text(caption), "", _md_table(rows_c), ""]
     timing = _timing(results)
     if timing:
         parts += ["## Wall time", "", _md_table([("stage", "seconds"), *timing]), ""]
