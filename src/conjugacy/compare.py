@@ -140,13 +140,46 @@ ALIAS_BOUND = 0.9 * math.pi
 
 class AliasingError(ValueError):
     """A continuous-time comparison of spectra recorded at different intervals would alias: an
-    eigenvalue's ``|arg lambda|`` at the coarser interval exceeds :data:`ALIAS_BOUND`."""
+    eigenvalue's ``|arg lambda|`` at the coarser interval exceeds :data:`ALIAS_BOUND`.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> fine = S(eigenvalues=np.exp([0.5j, -0.5j]), settings={"record_interval": 1})
+    >>> coarse = S(eigenvalues=np.exp([5j, -5j]), settings={"record_interval": 10})
+    >>> try:
+    ...     wasserstein(fine, coarse)  # 0.5 rad per step is 5 rad per 10 steps: aliased
+    ... except AliasingError as e:
+    ...     print(str(e)[:54])
+    continuous-time comparison refused, the spectra alias:"""
 
 
 def recording_interval(spectrum: Any) -> float | None:
     """The recording interval ``settings["record_interval"]`` of a spectrum (the one name,
     written by :func:`conjugacy.analysis.with_record_interval` from the store's step numbers), as
-    a float; None for plain eigenvalue arrays and spectra without one."""
+    a float; None for plain eigenvalue arrays and spectra without one.
+
+    Parameters
+    ----------
+    spectrum : Spectrum, array_like or any object with ``settings``
+        The spectrum to read.
+
+    Returns
+    -------
+    float or None
+        Training steps between two recorded snapshots.
+
+    Raises
+    ------
+    ValueError
+        A recorded interval that is not a positive finite number.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> recording_interval(S(settings={"record_interval": 10})), recording_interval([0.9, 0.5])
+    (10.0, None)
+    """
     settings = getattr(spectrum, "settings", None)
     value = settings.get("record_interval") if isinstance(settings, dict) else None
     if value is None:
@@ -161,12 +194,29 @@ def comparison_time(spectra: Any, time: str = "auto") -> str:
     """``"discrete"`` or ``"continuous"``: how ``spectra`` are compared under ``time`` (one of
     :data:`TIMES`; see there).
 
+    Parameters
+    ----------
+    spectra : sequence of Spectrum or array_like
+        The spectra to be compared.
+    time : {"auto", "discrete", "continuous"}
+        ``"auto"``: continuous exactly when every spectrum carries a recording interval and they
+        are not all equal.
+
+    Returns
+    -------
+    str
+
     Raises
     ------
     ValueError
         An unknown ``time``, or ``time="continuous"`` with a spectrum that carries no recording
         interval (a plain array, or a Spectrum fitted outside the pipeline: set it with
         :func:`conjugacy.analysis.with_record_interval`).
+
+    References
+    ----------
+    Tu et al., *On dynamic mode decomposition: theory and applications*, J. Comput. Dyn. 1(2),
+    2014 (continuous-time eigenvalues ``log(lambda) / dt``).
 
     Examples
     --------
@@ -210,6 +260,12 @@ def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND) ->
     Returns
     -------
     list of str
+
+    References
+    ----------
+    Tu et al., *On dynamic mode decomposition: theory and applications*, J. Comput. Dyn. 1(2),
+    2014 (continuous-time eigenvalues ``log(lambda) / dt``, defined up to multiples of
+    ``2 pi i / dt``).
 
     Examples
     --------
@@ -485,10 +541,32 @@ def optimal_matching(a: Any, b: Any, *, p: float = 1) -> tuple[np.ndarray, np.nd
     (a permutation when the sizes are equal), found scale-free: the same matching for the
     eigenvalues multiplied by any positive factor.
 
+    Parameters
+    ----------
+    a, b : Spectrum or array_like, complex
+        The two spectra (any sizes).
+    p : float, default 1
+        Order of the cost, finite and >= 1.
+
     Returns
     -------
     rows, cols : ndarray, int (min(n_a, n_b),)
         ``a[rows[k]]`` is matched to ``b[cols[k]]``; ``rows`` is increasing.
+
+    Raises
+    ------
+    ValueError
+        Empty or non-finite eigenvalues, or ``p < 1``.
+
+    References
+    ----------
+    Kuhn, *The Hungarian method for the assignment problem*, Naval Res. Logist. Q. 2, 1955
+    (:func:`scipy.optimize.linear_sum_assignment`).
+
+    Examples
+    --------
+    >>> optimal_matching([0.9, 0.5], [0.5, 0.88, 0.1])
+    (array([0, 1]), array([1, 0]))
     """
     a = as_eigenvalues(a, "a")
     b = as_eigenvalues(b, "b")
@@ -519,6 +597,13 @@ class WassersteinResult:
         ``a[i]`` is matched to ``b[matching[i]]``. None otherwise.
     p : float
         The order of the distance.
+
+    Examples
+    --------
+    >>> r = wasserstein_plan([0.9, 0.5], [0.5, 0.8])
+    >>> r.matching, r.plan
+    (array([1, 0]), array([[0. , 0.5],
+           [0.5, 0. ]]))
     """
 
     distance: float
@@ -592,6 +677,11 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None,
         A continuous-time comparison whose eigenvalues alias at the coarser interval
         (:func:`aliasing`).
 
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024; Peyré & Cuturi,
+    *Computational Optimal Transport*, Found. Trends Mach. Learn. 11, 2019.
+
     Examples
     --------
     >>> round(wasserstein_plan([0.9, 0.5], [0.5, 0.8]).distance, 6)
@@ -627,6 +717,40 @@ def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None, time: str 
 
     With ``time="auto"`` (default) spectra recorded at different intervals
     (``settings["record_interval"]``) are compared as ``log(lambda) / dt``, others as they are.
+
+    Parameters
+    ----------
+    a, b : Spectrum or array_like, complex
+        The two spectra (any sizes).
+    p : float, default 1
+        Order, finite and >= 1.
+    weights : pair of array_like, optional
+        Masses of the eigenvalues of ``a`` and ``b`` (see :func:`wasserstein_plan`).
+    time : {"auto", "discrete", "continuous"}
+        How to compare spectra recorded at different intervals (see :func:`wasserstein_plan`).
+
+    Returns
+    -------
+    float
+        ``W_p``, in the units of the eigenvalues.
+
+    Raises
+    ------
+    ValueError, AliasingError
+        As :func:`wasserstein_plan`.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (the Wasserstein
+    distance between Koopman spectra); Peyré & Cuturi, *Computational Optimal Transport*, Found.
+    Trends Mach. Learn. 11, 2019 (exact transport).
+
+    Examples
+    --------
+    >>> round(wasserstein([0.9, 0.5], [0.8, 0.5]), 6)  # match 0.9-0.8 and 0.5-0.5: (0.1 + 0) / 2
+    0.05
+    >>> round(wasserstein([0.9 + 0.1j, 0.9 - 0.1j], [0.9 + 0.2j, 0.9 - 0.2j], p=2), 6)
+    0.1
     """
     return wasserstein_plan(a, b, p=p, weights=weights, time=time).distance
 
@@ -654,6 +778,24 @@ def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
     -------
     float
         In the units of the eigenvalues.
+
+    Raises
+    ------
+    ValueError
+        ``small`` larger than ``large`` (swap the arguments), empty or non-finite eigenvalues,
+        or ``p < 1``.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (semi-conjugacy: the
+    eigenvalues of one system a subset of the other's).
+
+    Examples
+    --------
+    >>> semiconjugacy_distance([0.9, 0.5], [0.9, 0.5, 0.1])  # a subset: 0
+    0.0
+    >>> round(semiconjugacy_distance([0.9], [0.8, 0.5]), 6)
+    0.1
     """
     small = as_eigenvalues(small, "small")
     large = as_eigenvalues(large, "large")
@@ -722,6 +864,20 @@ def distance_matrix(spectra: Any, *, p: float = 1, time: str = "auto") -> np.nda
     ------
     AliasingError
         A continuous-time comparison whose eigenvalues alias (:func:`aliasing`).
+    ValueError
+        As :func:`wasserstein_plan`, naming the spectrum.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (distances between the
+    Koopman spectra of training windows, fig. 4).
+
+    Examples
+    --------
+    >>> distance_matrix([[0.9, 0.5], [0.8, 0.5], [0.9, 0.5]])
+    array([[0.  , 0.05, 0.  ],
+           [0.05, 0.  , 0.05],
+           [0.  , 0.05, 0.  ]])
     """
     p = check_p(p)
     return _pairwise(_as_spectra_list(spectra, "spectra", time), p)
@@ -745,6 +901,10 @@ class EquivalenceClasses:
         The distances that were clustered.
     linkage : str
         The linkage method.
+
+    Examples
+    --------
+    See :func:`equivalence_classes`.
     """
 
     labels: np.ndarray
@@ -834,6 +994,23 @@ def equivalence_classes(
     EquivalenceClasses
         ``labels`` (ints from 0, by first appearance), ``n_classes``, ``linkage_matrix``,
         ``distance_matrix``, ``linkage``.
+
+    Raises
+    ------
+    ValueError
+        Not exactly one of ``threshold`` and ``n_classes``, an unknown ``linkage``, a matrix
+        that is not square, symmetric and zero on the diagonal, or fewer than 2 spectra.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (classes of training
+    dynamics); :func:`scipy.cluster.hierarchy.linkage`.
+
+    Examples
+    --------
+    >>> classes = equivalence_classes([[0.9, 0.5], [0.8, 0.5], [0.9, 0.51]], threshold=0.02)
+    >>> classes.labels, classes.n_classes
+    (array([0, 1, 0]), 2)
     """
     check_choice(linkage, "linkage", LINKAGES)
     p = check_p(p)
