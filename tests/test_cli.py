@@ -551,3 +551,34 @@ def test_ctrl_c_stops_spectrum_at_once_even_inside_a_long_lapack_call(tmp_path):
         proc.kill()
         pytest.fail("Ctrl-C did not stop `conjugacy spectrum` within 5 s")
     assert proc.returncode == 130 and err.strip() == "error: interrupted", err
+
+
+def test_a_2d_array_is_one_trajectory_and_the_note_says_so(tmp_path):
+    import warnings
+
+    from conjugacy import koopman_spectrum
+    from conjugacy.trajectories import OneTrajectoryWarning
+
+    x = np.random.default_rng(0).normal(size=(30, 3)).cumsum(axis=0)
+    note = ("trajectories is a 2-D array (30, 3): taken as ONE trajectory of 30 steps x 3 "
+            "features; for several trajectories pass an array (n_trajectories, n_steps, "
+            "n_features) or a list of (n_steps, n_features) arrays")
+    with pytest.warns(OneTrajectoryWarning) as caught:
+        koopman_spectrum(x, rank=2)
+    assert [str(w.message) for w in caught if w.category is OneTrajectoryWarning] == [note]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OneTrajectoryWarning)  # 3-D and lists: no note
+        koopman_spectrum(x[None], rank=2)
+        koopman_spectrum([x, x[::-1]], rank=2)
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("spectrum", tmp_path / "x.npy", "--rank", "2", "--out", tmp_path / "s.npz")
+    assert result.exit_code == 0 and note in " ".join(result.output.split())
+
+
+def test_spectrum_on_a_saved_spectrum_points_to_compare_and_test(tmp_path):
+    saved = _small_spectrum(tmp_path / "saved.npz")
+    result = runner.invoke(app, ["spectrum", str(saved), "--out", str(tmp_path / "o.npz")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "is a saved spectrum (conjugacy.Spectrum), not trajectories" in result.output
+    assert "`conjugacy compare A.npz B.npz`" in result.output and "--key" not in result.output
+

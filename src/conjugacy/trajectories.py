@@ -15,6 +15,7 @@ differentiable, so silently detaching would hide that no gradient flows back.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -55,6 +56,20 @@ def _from_torch(value: Any, name: str) -> Any:
                         f"hold ({exc}); convert it with {name}.double()") from None
 
 
+class OneTrajectoryWarning(UserWarning):
+    """A 2-D array was taken as one trajectory ``(n_steps, n_features)``. Silence it with
+    ``warnings.filterwarnings("ignore", category=OneTrajectoryWarning)`` when that is meant."""
+
+
+def one_trajectory_note(shape: tuple[int, ...], name: str = "trajectories") -> str:
+    """The note for a 2-D array of ``shape`` taken as one trajectory, with how to pass several
+    (a first user's (runs, steps) array was read as one run of ``runs`` steps without a word)."""
+    n_steps, n_features = shape
+    return (f"{name} is a 2-D array {tuple(shape)}: taken as ONE trajectory of {n_steps} steps "
+            f"x {n_features} features; for several trajectories pass an array (n_trajectories, "
+            "n_steps, n_features) or a list of (n_steps, n_features) arrays")
+
+
 def as_trajectory_list(
     trajectories: TrajectoriesLike, *, name: str = "trajectories", min_steps: int = 1,
     finite: bool = True,
@@ -79,6 +94,12 @@ def as_trajectory_list(
     -------
     list of ndarray (n_steps_i, n_features)
 
+    Warns
+    -----
+    OneTrajectoryWarning
+        When ``trajectories`` is a 2-D array: it is taken as one trajectory (the note says how to
+        pass several).
+
     Raises
     ------
     TypeError
@@ -92,6 +113,9 @@ def as_trajectory_list(
         arr = as_numeric_array(_from_torch(trajectories, name), name)
         check_ndim(arr, name, (2, 3), _SHAPE_HINT)
         items = [arr] if arr.ndim == 2 else list(arr)
+        if arr.ndim == 2:
+            warnings.warn(one_trajectory_note(arr.shape, name), OneTrajectoryWarning,
+                          stacklevel=2)
         labels = [name] if arr.ndim == 2 else [f"{name}[{i}]" for i in range(len(items))]
     else:
         if len(trajectories) == 0:

@@ -150,6 +150,13 @@ def _load_npz_member(path: Path, key: str | None) -> tuple[np.ndarray, str]:
                 names = [n.removesuffix(".npy") for n in infos if n.endswith(".npy")]
                 if not names:
                     raise ValueError(f"{str(path)!r} holds no arrays")
+                if {"eigenvalues", "meta"} <= set(names) and key is None:
+                    raise ValueError(
+                        f"{str(path)!r} is a saved spectrum (conjugacy.Spectrum), not "
+                        "trajectories: `conjugacy spectrum` fits one from trajectories (.npy, "
+                        ".npz or a store). Compare saved spectra with `conjugacy compare A.npz "
+                        "B.npz`, or test them over seeds with `conjugacy test A1.npz A2.npz "
+                        "--vs B1.npz --vs B2.npz`")
                 if key is None:
                     if len(names) > 1:
                         raise ValueError(
@@ -198,15 +205,18 @@ DEFAULT_MAX_RANK = 100
 
 
 def _parse_rank(rank: str | None) -> int | str | None:
-    """``--rank``: None (default), ``"all"`` or a positive integer; anything else exits 2."""
+    """``--rank``: None (default), ``"all"``, ``"svht"`` or a positive integer; anything else
+    exits 2."""
     if rank is None or rank.strip().lower() == "all":
         return None if rank is None else "all"
+    if rank.strip().lower() == "svht":
+        return "svht"
     try:
         value = int(rank)
     except ValueError:
         value = 0
     if value < 1:
-        fail(f"--rank must be a positive integer or 'all', got {rank!r}")
+        fail(f"--rank must be a positive integer, 'all' or 'svht', got {rank!r}")
     return value
 
 
@@ -227,11 +237,13 @@ def _possible_rank(data: Any, delays: int, pca: int | None) -> int | None:
 
 
 def _default_rank(data: Any, asked: int | str | None, delays: int,
-                  pca: int | None) -> tuple[int | None, str | None]:
+                  pca: int | None) -> tuple[int | str | None, str | None]:
     """The rank to fit (None: the tolerance rule) and, when the default cap applies, the note
     that says so and how to ask for more."""
     if asked == "all":
         return None, None
+    if asked == "svht":
+        return "svht", None
     if asked is not None:
         return int(asked), None
     possible = _possible_rank(data, delays, pca)
@@ -287,8 +299,9 @@ def spectrum(
     delays: Annotated[int, typer.Option("--delays", min=0, help="Number of time delays.")] = 0,
     rank: Annotated[
         str | None,
-        typer.Option("--rank", help="Modes kept: a positive integer, or 'all' for every "
-                     "singular value above the tolerance. Default: the tolerance rule, at most "
+        typer.Option("--rank", help="Modes kept: a positive integer, 'all' for every "
+                     "singular value above the tolerance, or 'svht' for the Gavish-Donoho optimal "
+                     "hard threshold (noise level unknown). Default: the tolerance rule, at most "
                      f"{DEFAULT_MAX_RANK} modes (a note says when the cap applies)."),
     ] = None,
     method: Annotated[Method, typer.Option("--method", help="DMD variant.")] = Method.rrr,
