@@ -582,3 +582,17 @@ def test_spectrum_on_a_saved_spectrum_points_to_compare_and_test(tmp_path):
     assert "is a saved spectrum (conjugacy.Spectrum), not trajectories" in result.output
     assert "`conjugacy compare A.npz B.npz`" in result.output and "--key" not in result.output
 
+
+
+def test_every_torch_recipe_sets_one_thread_and_says_why():
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = (docs / "own_runs.md").read_text()
+    blocks = dict(re.findall(r"<!-- recipe: ([\w-]+) -->\s*```python\n(.*?)```", text, flags=re.S))
+    torch_recipes = [name for name, code in blocks.items() if "import torch" in code]
+    assert sorted(torch_recipes) == ["hf", "lightning", "plain"]
+    for name in torch_recipes:
+        assert "torch.set_num_threads(1)" in blocks[name], name
+    assert "5.44 s of\nCPU with the default threads and 0.27 s with `torch.set_num_threads(1)`" in text
+    assert "**Threads.**" in (docs / "studies.md").read_text()
