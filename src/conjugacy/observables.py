@@ -19,7 +19,32 @@ from .trajectories import TrajectoriesLike, as_trajectory_list
 
 
 def check_delays(trajectories: list[np.ndarray], delays: int, name: str = "trajectories") -> int:
-    """Validate ``delays`` against the trajectory lengths (each needs ``delays + 2`` steps)."""
+    """Validate ``delays`` against the trajectory lengths (each needs ``delays + 2`` steps).
+
+    Parameters
+    ----------
+    trajectories : list of ndarray (n_steps_i, n_features)
+    delays : int
+        Non-negative number of delays.
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    int
+        ``delays`` as a Python int.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A negative or non-integer ``delays``, or a trajectory shorter than ``delays + 2`` steps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_delays([np.zeros((5, 2))], 3)
+    3
+    """
     delays = check_int(delays, "delays", minimum=0)
     need = delays + 2
     for i, traj in enumerate(trajectories):
@@ -33,7 +58,23 @@ def check_delays(trajectories: list[np.ndarray], delays: int, name: str = "traje
 
 
 def n_pairs(trajectories: list[np.ndarray], delays: int) -> int:
-    """Number of snapshot pairs ``sum_i (n_steps_i - delays - 1)``."""
+    """Number of snapshot pairs ``sum_i (n_steps_i - delays - 1)``.
+
+    Parameters
+    ----------
+    trajectories : list of ndarray (n_steps_i, n_features)
+    delays : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n_pairs([np.zeros((5, 2)), np.zeros((7, 2))], delays=1)
+    8
+    """
     return int(sum(t.shape[0] - delays - 1 for t in trajectories))
 
 
@@ -52,6 +93,27 @@ def delay_embed(trajectories: TrajectoriesLike, delays: int = 0) -> tuple[np.nda
     X, Y : ndarray (n_features * (delays + 1), n_pairs)
         Column ``j`` of ``Y`` is the successor of column ``j`` of ``X`` within one trajectory.
         ``n_pairs = sum_i (n_steps_i - delays - 1)``; trajectories appear in input order.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad trajectories (NaN/Inf, wrong shapes, mismatched features, a non-numeric dtype), or
+        too few steps for the delays; each message names the argument and the fix.
+
+    References
+    ----------
+    Arbabi & Mezić, *Ergodic theory, dynamic mode decomposition, and computation of spectral
+    properties of the Koopman operator*, SIAM J. Appl. Dyn. Syst. 16(4), 2017 (Hankel DMD); Redman
+    et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (delays within each trajectory,
+    never across two).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> traj = np.arange(10.0).reshape(5, 2)  # 5 steps of 2 features
+    >>> X, Y = delay_embed([traj], delays=1)  # a list of trajectories (here one)
+    >>> X.shape, X[:, 0], Y[:, 0]  # h_0 = [x_0; x_1], its successor h_1 = [x_1; x_2]
+    ((4, 3), array([0., 1., 2., 3.]), array([2., 3., 4., 5.]))
     """
     trajs = as_trajectory_list(trajectories)
     delays = check_delays(trajs, delays)
@@ -66,7 +128,30 @@ def delay_embed(trajectories: TrajectoriesLike, delays: int = 0) -> tuple[np.nda
 def hankel_snapshots(traj: np.ndarray, delays: int) -> np.ndarray:
     """All delay snapshots ``h_0, ..., h_{T-d-1}`` of one trajectory (T, n) as columns.
 
-    Returns an array (n * (delays + 1), T - delays): block ``j`` of column ``t`` is ``x_{t+j}``.
+    Parameters
+    ----------
+    traj : ndarray (T, n)
+    delays : int
+        Number of delays ``d`` (``T > d``).
+
+    Returns
+    -------
+    ndarray (n * (delays + 1), T - delays)
+        Block ``j`` of column ``t`` is ``x_{t+j}``.
+
+    References
+    ----------
+    Arbabi & Mezić, *Ergodic theory, dynamic mode decomposition, and computation of spectral
+    properties of the Koopman operator*, SIAM J. Appl. Dyn. Syst. 16(4), 2017 (Hankel DMD).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hankel_snapshots(np.arange(10.0).reshape(5, 2), delays=1)
+    array([[0., 2., 4., 6.],
+           [1., 3., 5., 7.],
+           [2., 4., 6., 8.],
+           [3., 5., 7., 9.]])
     """
     n_steps, n_feat = traj.shape
     n_cols = n_steps - delays
@@ -90,6 +175,14 @@ class PCAProjection:
         Singular values of the pooled snapshot matrix (centred when ``center``) along them.
     center : bool
         Whether the components were fitted on mean-centred snapshots.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> basis = fit_pca(runs, 3)
+    >>> basis.components.shape, [c.shape for c in basis.transform(list(runs))][:2]
+    ((6, 3), [(20, 3), (20, 3)])
     """
 
     components: np.ndarray
@@ -131,10 +224,30 @@ def fit_pca(
         (``n_snapshots - 1`` when centring: centred snapshots span one dimension less).
     center : bool, default True
 
+    Returns
+    -------
+    PCAProjection
+        ``components`` (n_features, r), ``singular_values`` (r,), ``center``; ``transform``
+        projects trajectories on the basis.
+
     Raises
     ------
     ValueError
         If ``n_components`` exceeds what the data allow.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (the reference code's
+    scikit-learn PCA); Sirovich, *Turbulence and the dynamics of coherent structures*, Q. Appl.
+    Math. 45, 1987 (the method of snapshots: the basis from the snapshot-side Gram matrix).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> basis = fit_pca(runs, n_components=3)
+    >>> basis.components.shape, basis.singular_values.round(2)
+    ((6, 3), array([10.96,  9.66,  8.82]))
     """
     if not isinstance(center, (bool, np.bool_)):
         raise TypeError(f"center must be True or False, got {center!r}")
@@ -144,7 +257,31 @@ def fit_pca(
 def fit_pca_validated(
     trajs: list[np.ndarray], n_components: int, *, center: bool = True
 ) -> PCAProjection:
-    """:func:`fit_pca` for trajectories already in canonical, validated form."""
+    """:func:`fit_pca` for trajectories already in canonical, validated form.
+
+    Parameters
+    ----------
+    trajs : list of ndarray (n_steps_i, n_features)
+        Validated trajectories (finite, one dtype, equal features).
+    n_components : int
+    center : bool, default True
+
+    Returns
+    -------
+    PCAProjection
+
+    Raises
+    ------
+    ValueError
+        If ``n_components`` exceeds what the data allow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> fit_pca_validated(list(runs), 2).components.shape
+    (6, 2)
+    """
     n_components = check_int(n_components, "pca", minimum=1)
     n_feat = trajs[0].shape[1]
     n_snap = sum(t.shape[0] for t in trajs)
@@ -192,7 +329,30 @@ def _double_centred(zz: np.ndarray) -> np.ndarray:
 
 def check_pca(pca: int, n_snap: int, n: int, center: bool) -> None:
     """Raise the ValueError saying what the data allow when ``pca`` components exceed
-    ``min(n_snapshots - 1 if center else n_snapshots, n_features)``."""
+    ``min(n_snapshots - 1 if center else n_snapshots, n_features)``.
+
+    Parameters
+    ----------
+    pca : int
+        Requested number of components.
+    n_snap, n : int
+        Number of snapshots and of features.
+    center : bool
+        Whether the snapshots are centred (one dimension fewer).
+
+    Raises
+    ------
+    ValueError
+        Too many components, with the limit and why.
+
+    Examples
+    --------
+    >>> check_pca(3, 4, 10, True)  # 4 centred snapshots span 3 dimensions: allowed
+    >>> check_pca(5, 4, 10, True)
+    Traceback (most recent call last):
+    ...
+    ValueError: pca=5 exceeds what the data allow: min(n_snapshots - 1=3, n_features=10) = 3
+    """
     limit = min(n_snap - 1 if center else n_snap, n)
     if pca > limit:
         what = "n_snapshots - 1" if center else "n_snapshots"
@@ -229,6 +389,25 @@ def pca_projections_from_gram(
     Returns
     -------
     list of ndarray (n_steps_i, r), one per trajectory
+
+    Raises
+    ------
+    ValueError
+        ``r`` larger than the data allow (:func:`check_pca`).
+
+    References
+    ----------
+    Sirovich, *Turbulence and the dynamics of coherent structures*, Q. Appl. Math. 45, 1987
+    (the method of snapshots: the basis from the snapshot-side Gram matrix).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> coords = pca_projections_from_gram(*snapshot_gram(list(runs)), 3, True, [])
+    >>> direct = fit_pca(runs, 3).transform(list(runs))
+    >>> all(np.allclose(abs(c), abs(d)) for c, d in zip(coords, direct))  # equal up to signs
+    True
     """
     zz = gram.conj()
     g = _double_centred(zz) if center else zz
@@ -250,8 +429,29 @@ def pca_projections_from_gram(
 def snapshot_gram(trajs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Gram matrix of all base snapshots, ``G[s, t] = x_s^* x_t``, one pass over the data.
 
-    Returns ``G`` (n_snapshots, n_snapshots), snapshots in trajectory order, and the offsets
-    (n_trajectories + 1,) of each trajectory's block. Computed block by block (no pooled copy).
+    Parameters
+    ----------
+    trajs : list of ndarray (n_steps_i, n_features)
+
+    Returns
+    -------
+    G : ndarray (n_snapshots, n_snapshots)
+        Snapshots in trajectory order; computed block by block (no pooled copy).
+    offsets : ndarray (n_trajectories + 1,)
+        Where each trajectory's block starts.
+
+    References
+    ----------
+    Sirovich, *Turbulence and the dynamics of coherent structures*, Q. Appl. Math. 45, 1987
+    (the method of snapshots: the basis from the snapshot-side Gram matrix).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> G, offsets = snapshot_gram(list(runs))
+    >>> G.shape, offsets, np.allclose(G, runs.reshape(80, 6) @ runs.reshape(80, 6).T)
+    ((80, 80), array([ 0, 20, 40, 60, 80]), True)
     """
     offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
     pooled = pooled_view(trajs)
@@ -277,6 +477,22 @@ def pooled_view(trajs: list[np.ndarray]) -> np.ndarray | None:
 
     Possible when the trajectories are consecutive C-contiguous row blocks of one buffer (as
     ``list(array_3d)`` gives); returns None otherwise.
+
+    Parameters
+    ----------
+    trajs : list of ndarray (n_steps_i, n_features)
+
+    Returns
+    -------
+    ndarray (n_snapshots, n_features) sharing memory with ``trajs``, or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> view = pooled_view(list(runs))
+    >>> view.shape, np.shares_memory(view, runs), pooled_view([runs[0], runs[2]])
+    ((80, 6), True, None)
     """
     first = trajs[0]
     if not all(t.flags.c_contiguous and t.dtype == first.dtype for t in trajs):
@@ -300,6 +516,33 @@ def delay_grams(
     With ``h_t = [x_t; ...; x_{t+d}]`` (SPEC section 3), ``h_s^* h_t = sum_{j=0..d} G[s+j, t+j]``
     for s and t inside their own trajectories; no delay matrix is ever built. The Gram ``H`` of
     all distinct delay snapshots is formed first; X*X, X*Y, Y*Y are its sub-blocks.
+
+    Parameters
+    ----------
+    gram : ndarray (n_snapshots, n_snapshots)
+        The base snapshot Gram ``G[s, t] = x_s^* x_t`` (:func:`snapshot_gram`).
+    offsets : ndarray (n_trajectories + 1,)
+        Where each trajectory's snapshots start in ``gram``.
+    delays : int
+        Number of delays ``d``.
+
+    Returns
+    -------
+    XX, XY, YY : ndarray (n_pairs, n_pairs)
+
+    References
+    ----------
+    Sirovich, *Turbulence and the dynamics of coherent structures*, Q. Appl. Math. 45, 1987
+    (the method of snapshots: the basis from the snapshot-side Gram matrix).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> XX, XY, YY = delay_grams(*snapshot_gram(list(runs)), delays=1)
+    >>> X, Y = delay_embed(runs, delays=1)
+    >>> XX.shape, np.allclose(XX, X.T @ X), np.allclose(XY, X.T @ Y), np.allclose(YY, Y.T @ Y)
+    ((72, 72), True, True, True)
     """
     lengths = np.diff(offsets)
     if lengths.size and np.all(lengths == lengths[0]):
@@ -323,6 +566,21 @@ class GramBlock:
     zero-padded (k, N) array and multiplied by ``H`` whole, so the (m, m) block is never formed
     (:func:`delay_gram_blocks`: ``X*Y`` and ``Y*Y`` as blocks of the delay snapshots' Gram). The
     zero padding contributes exact zeros: the product equals the block's to rounding.
+
+    Parameters
+    ----------
+    H : ndarray (N, N)
+        The Hermitian Gram matrix.
+    rows, cols : ndarray of int
+        The block's row and column indices into ``H``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> H = np.arange(16.0).reshape(4, 4); H = H + H.T
+    >>> block = GramBlock(H, np.array([0, 1]), np.array([2, 3]))
+    >>> np.array_equal(block.lmul(np.eye(2)), H[:2, 2:]), block.diagonal().tolist()
+    (True, [10.0, 20.0])
     """
 
     def __init__(self, H: np.ndarray, rows: np.ndarray, cols: np.ndarray):
@@ -345,7 +603,29 @@ def delay_gram_blocks(
     """:func:`delay_grams` with ``X*Y`` and ``Y*Y`` as :class:`GramBlock` views of the delay
     snapshots' Gram ``H`` instead of (m, m) copies: the Gram path needs them only in products
     with the k kept singular vectors (two m^2 copies saved: ~8 % of the call on
-    10 x 500 x 4,000 walks with 32 delays, and 2 m^2 of memory)."""
+    10 x 500 x 4,000 walks with 32 delays, and 2 m^2 of memory).
+
+    Parameters
+    ----------
+    gram, offsets, delays
+        As :func:`delay_grams`.
+
+    Returns
+    -------
+    XX : ndarray (n_pairs, n_pairs)
+    XY, YY : GramBlock
+        ``X*Y`` and ``Y*Y`` as views for products.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> XX, XY, YY = delay_gram_blocks(*snapshot_gram(list(runs)), delays=1)
+    >>> X, Y = delay_embed(runs, delays=1)
+    >>> A = np.ones((2, XX.shape[0]))
+    >>> np.allclose(XY.lmul(A), A @ (X.T @ Y)), np.allclose(YY.diagonal(), (Y * Y).sum(0))
+    (True, True)
+    """
     lengths = np.diff(offsets)
     n_h = lengths - delays  # distinct delay snapshots per trajectory
     if lengths.size and np.all(lengths == lengths[0]):
@@ -421,6 +701,28 @@ class DelayOperator:
     For trajectory i (T_i, n) with ``m_i = T_i - d - 1`` pairs, block j of column t of X_i is
     ``x_{t+j}``, so ``(X_i V_i)[block j] = traj[j : j + m_i].T @ V_i``; Y is the same shifted by one.
     Each product costs ``(d + 1) n m k`` flops and O((n (d + 1) + m) k) memory.
+
+    Parameters
+    ----------
+    trajs : list of ndarray (n_steps_i, n_features)
+        Validated trajectories, each at least ``delays + 2`` steps long.
+    delays : int
+        Number of delays ``d``.
+
+    References
+    ----------
+    Arbabi & Mezić, *Ergodic theory, dynamic mode decomposition, and computation of spectral
+    properties of the Koopman operator*, SIAM J. Appl. Dyn. Syst. 16(4), 2017 (Hankel DMD).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(4, 20, 6))  # 4 trajectories, 20 steps, 6 features
+    >>> op = DelayOperator(list(runs), delays=1)
+    >>> X, Y = delay_embed(runs, delays=1)
+    >>> V = np.ones((op.shape[1], 2))
+    >>> op.shape, np.allclose(op.x_times(V), X @ V), np.allclose(op.y_times(V), Y @ V)
+    ((12, 72), True, True)
     """
 
     def __init__(self, trajs: list[np.ndarray], delays: int):
