@@ -80,7 +80,7 @@ def test_exact_values_on_a_hand_computed_case() -> None:
     # noise fraction (|delta|^2 / 2) / ((|y1|^2 + |y2|^2) / 2)
     x = np.array([[1.0], [0.5], [0.25]])
     nxt = np.array([[0.6], [0.05], [9.0]])  # the last step's branch is not used
-    s = koopman_spectrum(x, rank=1, next_states=nxt)
+    s = koopman_spectrum(x[None], rank=1, next_states=nxt[None])
     assert s.eigenvalues[0] == pytest.approx(0.5, abs=1e-15)
     assert s.projection_residuals[0] == pytest.approx(0.0, abs=1e-7)  # sqrt of rounding
     assert s.variance_residuals[0] == pytest.approx(np.sqrt(0.02), rel=1e-12)
@@ -226,3 +226,18 @@ def test_compare_conditions_takes_the_shared_count_filter() -> None:
     assert own.filter["kept"] == {"a": [1, 2, 4], "b": [4, 3, 4]}
     with pytest.raises(ValueError, match="filter_rule must be one of"):
         compare_conditions(spectra, filter_rule="shared")
+
+
+def test_every_path_and_pca_give_the_same_branch_residuals() -> None:
+    x, xb = noisy_system(0.1, seed=0)
+    ref = koopman_spectrum(x, rank=6, path="dense", next_states=xb)
+    for kw in (dict(path="gram"), dict(path="subspace")):
+        s = koopman_spectrum(x, rank=6, next_states=xb, **kw)
+        np.testing.assert_allclose(s.projection_residuals, ref.projection_residuals, atol=1e-8)
+        np.testing.assert_allclose(s.noise_fractions, ref.noise_fractions, atol=1e-8)
+    # pca keeps the span of the 30 channels' 6 directions: the same eigenpairs and residuals
+    p = koopman_spectrum(x, rank=6, pca=8, next_states=xb)
+    np.testing.assert_allclose(p.projection_residuals, ref.projection_residuals, atol=0.02)
+    ragged = koopman_spectrum([x[0], x[1, :60]], rank=4, delays=1,
+                              next_states=[xb[0], xb[1, :60]])
+    assert ragged.settings["branch"]["n_pairs"] == 98 + 58

@@ -42,7 +42,7 @@ import scipy.optimize
 
 from .observables import check_delays, delay_embed, fit_pca_validated
 from .spectrum_paths import input_eps
-from .trajectories import TrajectoriesLike, as_trajectory_list
+from .trajectories import OneTrajectoryWarning, TrajectoriesLike, as_trajectory_list
 
 __all__ = ["BRANCH_FILTER", "BranchResiduals", "branch_keep", "two_branch_residuals"]
 
@@ -278,11 +278,15 @@ def with_branch(
     ``settings["notes"]`` when delays are used on noisy data (:func:`delay_noise_note`).
     """
     import dataclasses
+    import warnings
 
-    r = two_branch_residuals(
-        trajectories, next_states, spectrum.eigenvalues, delays=delays, pca=pca,
-        pca_center=pca_center,
-    )
+    with warnings.catch_warnings():
+        # koopman_spectrum has said already how a 2-D array is read
+        warnings.simplefilter("ignore", OneTrajectoryWarning)
+        r = two_branch_residuals(
+            trajectories, next_states, spectrum.eigenvalues, delays=delays, pca=pca,
+            pca_center=pca_center,
+        )
     settings = dict(spectrum.settings)
     notes = list(settings.get("notes", [])) + list(r.settings["notes"])
     note = delay_noise_note(delays, r.noise_fraction, r.projection)
