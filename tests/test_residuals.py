@@ -70,7 +70,9 @@ def test_calibrated_residuals_on_a_system_with_process_noise(sigma: float) -> No
     kept = s.filtered()
     assert kept.settings["filter"]["rule"] == "two-branch"
     assert len(kept) == 6
-    assert wasserstein(kept.eigenvalues, TRUE) < 0.03
+    # the reference: W1 0.003 at sigma 0.02 (measured here 0.003-0.005 over 5 seeds,
+    # 0.009-0.019 at sigma 0.4); all eigenvalues 0.31-0.33
+    assert wasserstein(kept.eigenvalues, TRUE) < (0.01 if sigma == 0.02 else 0.03)
     assert wasserstein(s.eigenvalues, TRUE) > 0.3
 
 
