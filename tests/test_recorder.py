@@ -730,3 +730,47 @@ def test_hf_callback_records_the_branch_without_changing_training(tmp_path):
         assert nxt.shape == main.shape == (7, 34)
         assert np.abs(nxt[:-1] - main[1:]).max(axis=1).min() > 0
         assert np.abs(nxt[:-1] - main[:-1]).max(axis=1).min() > 0
+
+
+def test_branch_resumes_from_a_checkpoint_as_if_never_interrupted(tmp_path, digits):
+    from conjugacy.torch.recorder import BranchStep
+
+    x, y = digits
+
+    def loss(m, b):
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    def sample(g):
+        i = torch.randint(0, 1700, (16,), generator=g)
+        return x[i], y[i]
+
+    def run(store, ckpt, n_steps, fail_at=None, branch=True):
+        model = mlp()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with Recorder(store, "r", model, chunk_steps=5, optimizer=opt, checkpoint=ckpt,
+                      resume=True, branch=BranchStep(loss, sample, opt, seed=9) if branch
+                      else None) as rec:
+            start = rec.resumed_from
+            if start is None:
+                rec.record(0)
+                start = 0
+            for step in range(start + 1, n_steps + 1):
+                idx = slice(step * 16, step * 16 + 16)
+                opt.zero_grad()
+                loss(model, (x[idx], y[idx])).backward()
+                opt.step()
+                rec.record(step)
+                if step == fail_at:
+                    raise KeyboardInterrupt
+
+    run(tmp_path / "ref", tmp_path / "ref.pt", 17)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "s", tmp_path / "ck.pt", 17, fail_at=12)
+    run(tmp_path / "s", tmp_path / "ck.pt", 17)
+    with TrajectoryStore.open(tmp_path / "s", "r") as a, TrajectoryStore.open(tmp_path / "ref",
+                                                                              "r") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        # the branch generator was checkpointed: the same branch batches after the resume
+        np.testing.assert_array_equal(a.read(branch="next"), b.read(branch="next"))
+    with pytest.raises(StoreError, match="recorded with a branch; pass branch="):
+        run(tmp_path / "s", tmp_path / "ck.pt", 17, branch=False)
