@@ -340,3 +340,17 @@ def test_a_damaged_checkpoint_stops_the_resume_in_one_line(tmp_path):
     (tmp_path / "ck.pt").write_bytes(bytes(data))
     with pytest.raises(StoreError, match="is damaged.*Delete it to record the run again"):
         run(9)
+
+
+def test_parameter_names_match_literally_unless_a_glob_is_asked():
+    """Issue 26: a parameter named ``a[0].weight`` was matched as a glob (it selected
+    ``a0.weight`` instead of itself)."""
+    from conjugacy.store import select_names
+
+    names = ["a[0].weight", "a0.weight", "fc1.weight", "fc2.weight", "fc3.bias"]
+    assert select_names(names, "a[0].weight") == ["a[0].weight"]
+    assert select_names(names, ["a[0].weight", "fc[12].weight"]) == [
+        "a[0].weight", "fc1.weight", "fc2.weight"]  # a glob where no name is equal
+    assert select_names(names, "*.bias") == ["fc3.bias"]
+    with pytest.raises(StoreError, match=r"'a\[1\]\.weight' matches nothing"):
+        select_names(names, "a[1].weight")
