@@ -100,6 +100,11 @@ def continuous_time_eigenvalues(eigenvalues: Any, dt: float, *,
     ValueError
         ``dt <= 0`` or ``min_modulus`` outside (0, 1).
 
+    References
+    ----------
+    Tu et al., *On dynamic mode decomposition: theory and applications*, J. Comput. Dyn. 1(2),
+    2014 (continuous-time eigenvalues ``log(lambda) / dt``).
+
     Examples
     --------
     >>> continuous_time_eigenvalues([np.exp(0.2j) * 0.9 ** 2, -0.25, 0.0], 2.0).round(4)
@@ -218,6 +223,23 @@ class Spectrum:
         eigenpair the data support, whatever the noise), projection error plus next-state
         variance, and the share of the eigenfunction's next-step size that is noise (~1 for a
         noise direction). :meth:`filtered` uses them when present.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024; Colbrook & Townsend,
+    Comm. Pure Appl. Math. 77(1), 2024 (ResDMD residuals).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> noisy = runs + 1e-3 * np.random.default_rng(1).normal(size=runs.shape)
+    >>> spec = koopman_spectrum(noisy, delays=1, rank=4)  # one eigenvalue more than the system has
+    >>> spec.eigenvalues.real.round(2), spec.data_residuals.round(2)
+    (array([ 0.9 ,  0.8 ,  0.5 , -0.49]), array([0.  , 0.  , 0.01, 0.87]))
+    >>> spec.filtered().eigenvalues.real.round(2)  # the spurious -0.49 is not supported
+    array([0.9, 0.8, 0.5])
     """
 
     eigenvalues: np.ndarray
@@ -280,6 +302,19 @@ class Spectrum:
             kept or dropped as a whole, so one fewer may be kept rather than split a pair).
             With both arguments, both conditions apply.
 
+        Returns
+        -------
+        Spectrum
+            The kept eigenpairs, in their order, with ``settings["filter"]``.
+
+        Raises
+        ------
+        ValueError
+            If the spectrum has no data residuals (made by an older version: recompute it), or an
+            argument is out of range.
+
+        Notes
+        -----
         With neither argument, a spectrum with two-branch residuals (``next_states=``) is filtered
         by :data:`conjugacy.residuals.BRANCH_FILTER`: keep the eigenpairs whose projection residual
         is at most 0.2 and whose noise fraction is at most 0.9 (chosen by measurement,
@@ -295,11 +330,21 @@ class Spectrum:
         ``settings["filter"]``; its eigenvalues keep their order. Filtering an already filtered
         spectrum applies the new rule to what is left and records both.
 
-        Raises
-        ------
-        ValueError
-            If the spectrum has no data residuals (made by an older version: recompute it), or an
-            argument is out of range.
+        References
+        ----------
+        Colbrook & Townsend, Comm. Pure Appl. Math. 77(1), 2024 (ResDMD residuals).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+        >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+        >>> noisy = runs + 1e-3 * np.random.default_rng(1).normal(size=runs.shape)
+        >>> spec = koopman_spectrum(noisy, delays=1, rank=4)
+        >>> kept = spec.filtered()
+        >>> dropped = kept.settings["filter"]["dropped_eigenvalues"]  # as [re, im] pairs
+        >>> kept.eigenvalues.real.round(2), [[round(re, 2), im] for re, im in dropped]
+        (array([0.9, 0.8, 0.5]), [[-0.49, 0.0]])
         """
         if self.data_residuals is None:
             raise ValueError(
@@ -379,16 +424,74 @@ class Spectrum:
     # ----- derived quantities -------------------------------------------------------------
     @property
     def magnitude(self) -> np.ndarray:
-        """``|lambda|`` (float, (rank,)): > 1 growing, = 1 persistent, < 1 decaying modes."""
+        """``|lambda|`` (float, (rank,)): > 1 growing, = 1 persistent, < 1 decaying modes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> k = np.arange(50)  # a damped rotation by 0.3 rad per step: lambda = 0.95 exp(+-0.3i)
+        >>> osc = (0.95 ** k)[:, None] * np.stack([np.cos(0.3 * k), np.sin(0.3 * k)], -1)
+        >>> spec = koopman_spectrum([osc], rank=2)
+        >>> spec.magnitude.round(4)
+        array([0.95, 0.95])
+        """
         return np.abs(self.eigenvalues)
 
     def frequency(self, dt: float = 1.0) -> np.ndarray:
         """Oscillation frequency ``arg(lambda) / (2 pi dt)`` in cycles per unit time (per step
-        when ``dt = 1``), in (-1/(2 dt), 1/(2 dt)]."""
+        when ``dt = 1``), in (-1/(2 dt), 1/(2 dt)].
+
+        Parameters
+        ----------
+        dt : float, default 1
+            Time between two recorded snapshots (steps, or any unit).
+
+        Returns
+        -------
+        ndarray, float (rank,)
+
+        Raises
+        ------
+        ValueError
+            ``dt`` not a positive finite number.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> k = np.arange(50)  # a damped rotation by 0.3 rad per step: lambda = 0.95 exp(+-0.3i)
+        >>> osc = (0.95 ** k)[:, None] * np.stack([np.cos(0.3 * k), np.sin(0.3 * k)], -1)
+        >>> spec = koopman_spectrum([osc], rank=2)
+        >>> spec.frequency().round(4)  # 0.3 / (2 pi) cycles per step
+        array([ 0.0477, -0.0477])
+        """
         return np.angle(self.eigenvalues) / (2 * np.pi * _check_dt(dt))
 
     def growth_rate(self, dt: float = 1.0) -> np.ndarray:
-        """Continuous-time growth rate ``log|lambda| / dt`` (per unit time); ``-inf`` for 0."""
+        """Continuous-time growth rate ``log|lambda| / dt`` (per unit time); ``-inf`` for 0.
+
+        Parameters
+        ----------
+        dt : float, default 1
+            Time between two recorded snapshots.
+
+        Returns
+        -------
+        ndarray, float (rank,)
+
+        Raises
+        ------
+        ValueError
+            ``dt`` not a positive finite number.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> k = np.arange(50)  # a damped rotation by 0.3 rad per step: lambda = 0.95 exp(+-0.3i)
+        >>> osc = (0.95 ** k)[:, None] * np.stack([np.cos(0.3 * k), np.sin(0.3 * k)], -1)
+        >>> spec = koopman_spectrum([osc], rank=2)
+        >>> spec.growth_rate().round(4)  # log 0.95
+        array([-0.0513, -0.0513])
+        """
         dt = _check_dt(dt)
         with np.errstate(divide="ignore"):
             return np.log(np.abs(self.eigenvalues)) / dt
@@ -399,6 +502,31 @@ class Spectrum:
         The one conversion of the package (:func:`continuous_time_eigenvalues`, used by every
         comparison with ``time="continuous"``): the principal logarithm, a negative real
         eigenvalue mapped to ``+i pi / dt``, the rate floored at ``log(min_modulus)``.
+
+        Parameters
+        ----------
+        dt : float, default 1
+            Time between two recorded snapshots.
+        min_modulus : float
+            Moduli below it are treated as it (the rate of an eigenvalue 0 is finite).
+
+        Returns
+        -------
+        ndarray, complex (rank,)
+
+        Raises
+        ------
+        ValueError
+            ``dt <= 0`` or ``min_modulus`` outside (0, 1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> k = np.arange(50)  # a damped rotation by 0.3 rad per step: lambda = 0.95 exp(+-0.3i)
+        >>> osc = (0.95 ** k)[:, None] * np.stack([np.cos(0.3 * k), np.sin(0.3 * k)], -1)
+        >>> spec = koopman_spectrum([osc], rank=2)
+        >>> spec.continuous_time().round(4)
+        array([-0.0513+0.3j, -0.0513-0.3j])
         """
         return continuous_time_eigenvalues(self.eigenvalues, dt, min_modulus=min_modulus)
 
@@ -413,6 +541,34 @@ class Spectrum:
         so an interruption never leaves a half-written file. Returns the path written (``.npz``
         is appended if missing). NumPy scalars and arrays, tuples and paths in ``settings`` are
         stored as their JSON equivalents; a value with no JSON form raises ``TypeError`` naming it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (``.npz`` appended if missing); the parent folder must exist.
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        TypeError
+            A value in ``settings`` with no JSON form.
+        OSError
+            The file cannot be written (the message names it).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+        >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+        >>> spec = koopman_spectrum(runs, rank=3)
+        >>> path = spec.save(Path(tempfile.mkdtemp()) / "a")
+        >>> path.name, np.array_equal(Spectrum.load(path).eigenvalues, spec.eigenvalues)
+        ('a.npz', True)
         """
         return save_spectrum(self, path, FORMAT_NAME, FORMAT_VERSION)
 
@@ -424,17 +580,41 @@ class Spectrum:
         shape consistent with ``rank``, declared size) are validated before any data is read; see
         :mod:`conjugacy._spectrum_io`. Array fields added in later versions may be absent.
 
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        Spectrum
+
         Raises
         ------
         SpectrumFileError
             (a ``ValueError``) naming the file, what is wrong and the fix; the subclass
             ``SpectrumFileNotFoundError`` (also a ``FileNotFoundError``) when it does not exist.
+
+        Examples
+        --------
+        See :meth:`save`.
         """
         return load_spectrum(cls, path, FORMAT_NAME, FORMAT_VERSION)
 
 # ----- the front door -----------------------------------------------------------------------------
 class RankWarning(UserWarning):
-    """The requested rank exceeds the numerical rank of the data."""
+    """The requested rank exceeds the numerical rank of the data.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     spec = koopman_spectrum(np.ones((2, 10, 3)), rank=3)  # constant data: rank 1
+    >>> spec.rank, caught[0].category.__name__
+    (1, 'RankWarning')
+    """
 
 
 def koopman_spectrum(
@@ -559,6 +739,27 @@ def koopman_spectrum(
     ValueError, TypeError
         Naming the argument: non-finite or non-numeric data, wrong shapes, too few steps for the
         delays, a rank or ``pca`` larger than the data allow, ``path="subspace"`` without ``rank``.
+
+    References
+    ----------
+    Redman et al., *Identifying Equivalent Training Dynamics*, NeurIPS 2024 (delays, DMD-RRR,
+    Koopman eigenvalues of weight trajectories); Drmač, Mezić & Mohr, *Data driven modal
+    decompositions: analysis and enhancements*, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2
+    (DMD-RRR); Tu et al., *On dynamic mode decomposition: theory and applications*, J. Comput. Dyn.
+    1(2), 2014 (exact DMD); Colbrook & Townsend, *Rigorous data-driven computation of spectral
+    properties of Koopman operators for dynamical systems*, Comm. Pure Appl. Math. 77(1), 2024
+    (ResDMD residuals); Arbabi & Mezić, SIAM J. Appl. Dyn. Syst. 16(4), 2017 (Hankel DMD).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> spec = koopman_spectrum(runs, rank=3)
+    >>> spec.eigenvalues.real.round(6), spec.rank, spec.method
+    (array([0.9, 0.8, 0.5]), 3, 'rrr')
+    >>> bool(spec.data_residuals.max() < 1e-8)  # every eigenpair supported by the data
+    True
     """
     method = check_choice(method, "method", METHODS)
     path = check_choice(path, "path", PATHS)
@@ -662,6 +863,11 @@ def spectrum_from_gram(
         of the snapshots (to 1e-6 of the largest: another data set, another order); and every
         error of :func:`koopman_spectrum` (non-finite data, too few steps for the delays, a rank
         larger than the data allow, ...).
+
+    References
+    ----------
+    Sirovich, *Turbulence and the dynamics of coherent structures*, Q. Appl. Math. 45, 1987 (the
+    method of snapshots); Drmač, Mezić & Mohr, SIAM J. Sci. Comput. 40(4), 2018 (DMD-RRR).
 
     Examples
     --------
