@@ -243,3 +243,13 @@ def test_every_path_and_pca_give_the_same_branch_residuals() -> None:
     ragged = koopman_spectrum([x[0], x[1, :60]], rank=4, delays=1,
                               next_states=[xb[0], xb[1, :60]])
     assert ragged.settings["branch"]["n_pairs"] == 98 + 58
+
+
+def test_the_pipeline_passes_the_comparison_filter_on() -> None:
+    from conjugacy.analysis.pipeline import summarize
+
+    spectra = {"a": [_spectrum_keeping(1), _spectrum_keeping(2), _spectrum_keeping(4)],
+               "b": [_spectrum_keeping(4), _spectrum_keeping(3), _spectrum_keeping(4)]}
+    out = summarize(spectra, experiment="t",
+                    stats={"filter_rule": "shared-count", "shuffle": None, "ks": False})
+    assert out.content["comparison"]["filter"]["kept"] == {"a": [4, 4, 4], "b": [4, 4, 4]}

@@ -34,7 +34,7 @@ __all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summariz
 
 #: Keyword arguments of :func:`compare_conditions` that :func:`summarize` passes on.
 STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks", "p",
-                "use_filter", "pairs")
+                "use_filter", "pairs", "filter_rule")
 
 
 def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]
@@ -185,7 +185,7 @@ def summarize(
         Spectrum settings (and ``settings["reasoning"]``: why they were chosen).
     stats : dict, optional
         Options of :func:`compare_conditions` (``alpha``, ``seed``, ``n_permutations``,
-        ``n_shuffles``, ``shuffle``, ``ks``, ``p``, ``use_filter``, ``pairs``).
+        ``n_shuffles``, ``shuffle``, ``ks``, ``p``, ``use_filter``, ``pairs``, ``filter_rule``).
     pooled : mapping condition -> Spectrum, optional
         One spectrum of all runs per condition.
     allow_differing : mapping setting -> reason, optional
