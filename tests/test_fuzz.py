@@ -701,6 +701,29 @@ def test_every_crafted_results_file_is_refused_in_one_line_within_bounds(tmp_pat
         assert peak < 200 * 2**20, (name, peak)
 
 
+def test_figures_a_results_file_lists_are_read_within_bounds(tmp_path):
+    """A listed figure that is a FIFO blocked the report forever; a huge one was read whole;
+    one figure listed 5,000 times was embedded 5,000 times."""
+    import os
+
+    pytest.importorskip("zarr")
+    pytest.importorskip("typer")
+    pytest.importorskip("matplotlib")
+    good = reference_results(tmp_path)
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "f.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with open(tmp_path / "huge.png", "wb") as fh:
+        fh.truncate(40 * 2**20)
+    listed = ["fifo.png", "huge.png", *["f.png"] * 5000]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({**good, "figures": listed}), encoding="utf-8")
+    assert report_cli(path, seconds=20) == "ok"
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "figure 'fifo.png' is a FIFO (named pipe), not a regular file" in md
+    assert "figure 'huge.png' has 41943040 bytes, over the limit of 33554432" in md
+    assert md.count("study_f.png") == 1
+
+
 if __name__ == "__main__":  # print the counts (cases, clean errors, leaks)
     import tempfile
 

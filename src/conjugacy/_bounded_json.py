@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_JSON_VALUES", "UnsafeFile", "depth", "kind", "read_json"]
+__all__ = ["MAX_JSON_VALUES", "UnsafeFile", "depth", "kind", "read_bytes", "read_json"]
 
 #: JSON values (numbers, strings, arrays, objects) one file may hold: counted from its separators
 #: before parsing, so that no file makes the parser allocate much more than its size (a 16 MiB
@@ -82,6 +82,29 @@ def _read_bytes(fd: int, limit: int, what: str) -> bytes:
             raise UnsafeFile(f"has more than {limit} bytes, the limit for {what}; refused")
 
 
+def read_bytes(path: str | os.PathLike[str], *, limit: int, follow_links: bool = True,
+               what: str = "this file") -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes, or None if it is missing.
+
+    A FIFO, device or folder (or, unless ``follow_links``, a symbolic link) is refused without
+    blocking; nothing over ``limit`` is allocated.
+
+    Raises
+    ------
+    UnsafeFile
+        The problem in words (without the name).
+    """
+    fd = _open(Path(path), follow_links)
+    if fd is None:
+        return None
+    try:
+        return _read_bytes(fd, limit, what)
+    except OSError as exc:
+        raise UnsafeFile(f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str | os.PathLike[str], *, limit: int, max_depth: int = 64,
               max_values: int = MAX_JSON_VALUES, follow_links: bool = False,
               what: str = "metadata") -> Any | None:
@@ -118,15 +141,9 @@ def read_json(path: str | os.PathLike[str], *, limit: int, max_depth: int = 64,
     >>> read_json(p, limit=1024)
     {'x': [1, 2]}
     """
-    fd = _open(Path(path), follow_links)
-    if fd is None:
+    raw = read_bytes(path, limit=limit, follow_links=follow_links, what=what)
+    if raw is None:
         return None
-    try:
-        raw = _read_bytes(fd, limit, what)
-    except OSError as exc:
-        raise UnsafeFile(f"cannot be read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
     n_values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
     if n_values > max_values:
         raise UnsafeFile(f"holds up to {n_values} JSON values, over the limit of {max_values} "

@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from .._bounded_json import UnsafeFile, read_bytes
 from .._text import shown
 from ._content import ReportError, comparison_of, complex_values, short_names
 
 __all__ = ["ReportFigure", "report_figures", "study_figures"]
 
 DPI = 110
+#: Bounds on the figures a results.json lists (a study draws ~10 of ~100 kB; issue 26).
+MAX_STUDY_FIGURES, MAX_FIGURE_BYTES = 64, 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -282,13 +285,16 @@ def study_figures(results: Mapping[str, Any],
     """The PNG figures a study already drew (``results["figures"]``: file names or paths), read
     from ``source_dir`` (the folder of ``results.json``), and a note for each listed PNG that is
     missing or not a PNG. Only files inside ``source_dir`` are read (a results.json cannot make a
-    report embed files from elsewhere). SVG entries are skipped (their PNG twin is used)."""
+    report embed files from elsewhere). SVG entries are skipped (their PNG twin is used). Each
+    file is embedded once, at most :data:`MAX_STUDY_FIGURES` of them, each a regular file of at
+    most :data:`MAX_FIGURE_BYTES` (a FIFO or a larger file gets a note instead)."""
     listed = results.get("figures") or []
     if isinstance(listed, str) or not isinstance(listed, Sequence):
         raise ReportError("results['figures'] must be a list of file names")
     base = Path(source_dir).resolve()
     figs: list[ReportFigure] = []
     notes: list[str] = []
+    seen: set[Path] = set()
     for entry in listed:
         name = str(entry)
         if not name.lower().endswith(".png"):
@@ -298,9 +304,15 @@ def study_figures(results: Mapping[str, Any],
         if not path.is_relative_to(base):
             notes.append(f"figure {name!r} lies outside {str(base)!r}: not embedded")
             continue
-        try:
-            data = path.read_bytes()
-        except OSError:
+        if path in seen or len(seen) >= MAX_STUDY_FIGURES:
+            continue
+        seen.add(path)
+        try:  # bounded: a FIFO is never waited on, a huge file never read
+            data = read_bytes(path, limit=MAX_FIGURE_BYTES, what="a figure")
+        except UnsafeFile as exc:
+            notes.append(f"figure {name!r} {exc.problem}: not embedded")
+            continue
+        if data is None:
             notes.append(f"figure {name!r} is listed in results.json but missing")
             continue
         if not data.startswith(b"\x89PNG\r\n\x1a\n"):
