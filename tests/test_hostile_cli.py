@@ -259,3 +259,24 @@ def test_a_killed_write_never_leaves_files_of_two_analyses(tmp_path, monkeypatch
         Results(old, {}).write(out)  # the previous analysis again, for the next kill point
         point += 1
     assert kills >= 5  # 3 removals, the figures, report.html, report.md, results.json
+
+
+def test_labels_with_invalid_tex_do_not_stop_the_report(tmp_path) -> None:
+    """Issue 26: a condition named ``$\\frac{$`` (invalid TeX for Matplotlib) stopped the
+    report; figure labels are shown literally now."""
+    rng = np.random.default_rng(3)
+    labels = ("$\\frac{$", "b$_$x^")
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in labels:
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(16), {"w": rng.standard_normal((16, 4)).cumsum(0)})
+                st.set_finished(name)
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--delays", "0", "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "$\\frac{$ vs b$_$x^" in md and (out / "figures" / "eigenvalues_all.png").is_file()
