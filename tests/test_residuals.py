@@ -253,3 +253,20 @@ def test_the_pipeline_passes_the_comparison_filter_on() -> None:
     out = summarize(spectra, experiment="t",
                     stats={"filter_rule": "shared-count", "shuffle": None, "ks": False})
     assert out.content["comparison"]["filter"]["kept"] == {"a": [4, 4, 4], "b": [4, 4, 4]}
+
+
+def test_gram_route_equals_the_dense_route(monkeypatch) -> None:
+    # many features, few snapshots: the residuals come from the snapshot Grams
+    import conjugacy.residuals as residuals
+
+    x, xb = noisy_system(0.1, seed=6, n_traj=2, steps=30, n_obs=200)
+    for d in (0, 2):
+        gram = koopman_spectrum(x, rank=5, delays=d, next_states=xb)
+        assert gram.settings["branch"]["path"] == "gram"
+        with monkeypatch.context() as mp:
+            mp.setattr(residuals, "_gram_projections", lambda *a: None)
+            dense = koopman_spectrum(x, rank=5, delays=d, next_states=xb)
+        assert dense.settings["branch"]["path"] == "dense"
+        for name in ("projection_residuals", "variance_residuals", "noise_fractions"):
+            np.testing.assert_allclose(getattr(gram, name), getattr(dense, name), atol=1e-8)
+        assert gram.settings["branch"]["eigenvalue_mismatch"] < 1e-8

@@ -26,9 +26,14 @@ Both quadratic forms are evaluated on the eigenfunction's values along the data
 L form ``(|a|^2 + |b|^2) / 2``), never by subtracting Grams, so no cancellation limits them.
 
 The dictionary is the fit's: the top ``rank`` left singular vectors of the same
-(delay-embedded, PCA-projected) snapshot matrix, computed here by a thin SVD in float64 (the
-engine's dense path); the eigenvalues of the Rayleigh quotient ``U_k^* Y1 V_k S_k^-1`` are the
-spectrum's Ritz values, matched to them one to one (the largest mismatch is reported).
+(delay-embedded, PCA-projected) snapshot matrix, in float64, by the engine's two routes: when the
+lifted features outnumber the snapshot pairs, from the snapshot Grams (the Gram path:
+:func:`conjugacy.observables.snapshot_gram`, :func:`~conjugacy.observables.delay_grams`,
+:func:`conjugacy.dmd.top_eigh`, plus one cross Gram of the trajectory and its branch), kept only
+while its implied error ``eps (s_1/s_k)^2`` meets the engine's Gram target (1e-8,
+:func:`conjugacy.spectrum_paths.gram_trusted`); otherwise (or then) by a thin SVD of the delay
+matrices (the dense path). The eigenvalues of the Rayleigh quotient ``U_k^* Y1 V_k S_k^-1`` are
+the spectrum's Ritz values, matched to them one to one (the largest mismatch is reported).
 """
 
 from __future__ import annotations
@@ -40,8 +45,17 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from .observables import check_delays, delay_embed, fit_pca_validated
-from .spectrum_paths import input_eps
+from .dmd import top_eigh
+from .observables import (
+    check_delays,
+    delay_embed,
+    delay_grams,
+    fit_pca_validated,
+    n_pairs,
+    pooled_view,
+    snapshot_gram,
+)
+from .spectrum_paths import _GRAM_TARGET, input_eps
 from .trajectories import OneTrajectoryWarning, TrajectoriesLike, as_trajectory_list
 
 __all__ = ["BRANCH_FILTER", "BranchResiduals", "branch_keep", "two_branch_residuals"]
@@ -174,21 +188,27 @@ def two_branch_residuals(
         proj = fit_pca_validated(trajs, pca, center=pca_center)
         trajs, nexts = proj.transform(trajs), proj.transform(nexts)
     n_obs = trajs[0].shape[1] * (delays + 1)
-    m = sum(t.shape[0] - delays - 1 for t in trajs)
-    if 3 * n_obs * m * 16 > MAX_BRANCH_BYTES:
-        raise ValueError(
-            f"next_states: the two-branch residuals build three {n_obs} x {m} delay matrices "
-            f"(> {MAX_BRANCH_BYTES / 2**30:.0f} GiB); give pca= (e.g. pca=100) or fewer delays"
-        )
+    m = n_pairs(trajs, delays)
     settings: dict[str, Any] = {"estimator": "stochastic ResDMD (Colbrook, Li, Raut, Townsend "
                                 "2024), two branches", "n_pairs": m, "input_eps": eps,
-                                "eigenvalue_mismatch": 0.0, "notes": []}
+                                "eigenvalue_mismatch": 0.0, "path": None, "notes": []}
     if lam.size == 0:
         empty = np.zeros(0)
         return BranchResiduals(empty, empty, empty, settings)
-    phi_x, phi_y1, phi_y2, mismatch = _eigenfunction_values(
-        *_branch_snapshots(trajs, nexts, delays), lam
-    )
+    projected = None
+    if n_obs > m:
+        projected = _gram_projections(trajs, nexts, delays, lam.size)
+        settings["path"] = "gram"
+    if projected is None:
+        if 3 * n_obs * m * 16 > MAX_BRANCH_BYTES:
+            raise ValueError(
+                f"next_states: the two-branch residuals build three {n_obs} x {m} delay "
+                f"matrices (> {MAX_BRANCH_BYTES / 2**30:.0f} GiB); give pca= (e.g. pca=100) or "
+                "fewer delays"
+            )
+        projected = _dense_projections(*_branch_snapshots(trajs, nexts, delays), lam.size)
+        settings["path"] = "dense"
+    phi_x, phi_y1, phi_y2, mismatch = _eigenfunction_values(*projected, lam)
     settings["eigenvalue_mismatch"] = mismatch
     if mismatch > 1e-6:
         settings["notes"].append(
@@ -199,19 +219,57 @@ def two_branch_residuals(
     return BranchResiduals(projection, variance, fraction, settings)
 
 
-def _eigenfunction_values(
-    X: np.ndarray, Y1: np.ndarray, Y2: np.ndarray, lam: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """``phi_i`` along X, Y1, Y2 (k, m) for the eigenfunctions of the k given eigenvalues in the
-    top-k dictionary of X, and the largest relative eigenvalue mismatch."""
-    k = lam.size
+def _dense_projections(
+    X: np.ndarray, Y1: np.ndarray, Y2: np.ndarray, k: int
+) -> tuple[np.ndarray, ...]:
+    """``U_k^* X``, ``U_k^* Y1``, ``U_k^* Y2`` (k, m) and the Rayleigh quotient (k, k) of the
+    top-k dictionary of X, by a thin SVD (the dense path)."""
     U, s, Vh = np.linalg.svd(X, full_matrices=False)
     if k > s.size:
         raise ValueError(f"eigenvalues: {k} given but the data have only {s.size} directions")
     Uk, sk, Vk = U[:, :k], s[:k], Vh[:k].conj().T
-    px = sk[:, None] * Vk.conj().T  # U_k^* X
-    py1, py2 = Uk.conj().T @ Y1, Uk.conj().T @ Y2
-    S = (py1 @ Vk) / sk[None, :]  # U_k^* Y1 V_k S_k^-1: the fit's Rayleigh quotient
+    py1 = Uk.conj().T @ Y1
+    return sk[:, None] * Vk.conj().T, py1, Uk.conj().T @ Y2, (py1 @ Vk) / sk[None, :]
+
+
+def _gram_projections(
+    trajs: list[np.ndarray], nexts: list[np.ndarray], delays: int, k: int
+) -> tuple[np.ndarray, ...] | None:
+    """:func:`_dense_projections` from snapshot Grams (many features, few snapshots), or None
+    when the Gram cannot resolve the k-th singular value (the engine's Gram target).
+
+    ``X^* Y2 = X^* Y1 + X^* E``: ``E`` is nonzero only in the newest block, where column j holds
+    ``b_l - x_{l+1}`` (``l`` the base index of ``x_{t+d}``), so ``X^* E = C[l', l] - G[l', l+1]``
+    with ``G`` the snapshot Gram and ``C`` the cross Gram of the snapshots and the branch.
+    """
+    gram, offsets = snapshot_gram(trajs)
+    main, branch = pooled_view(trajs), pooled_view(nexts)
+    main = np.concatenate(trajs) if main is None else main
+    branch = np.concatenate(nexts) if branch is None else branch
+    cross = main.conj() @ branch.T
+    last = np.concatenate([np.arange(o + delays, o + n - 1)
+                           for o, n in zip(offsets[:-1], np.diff(offsets))])
+    gxx, gxy, _ = delay_grams(gram, offsets, delays)
+    evals, V = top_eigh(gxx, k)
+    if k > evals.size or evals[k - 1] <= 0:
+        return None
+    s = np.sqrt(evals[:k])
+    if np.finfo(float).eps / (s[-1] / s[0]) ** 2 > _GRAM_TARGET:
+        return None  # as the engine's Gram path: recompute on the dense path
+    vh = V[:, :k].conj().T
+    xe = cross[np.ix_(last, last)] - gram[np.ix_(last, last + 1)]
+    py1 = (vh @ gxy) / s[:, None]
+    py2 = py1 + (vh @ xe) / s[:, None]
+    return s[:, None] * vh, py1, py2, (py1 @ V[:, :k]) / s[None, :]
+
+
+def _eigenfunction_values(
+    px: np.ndarray, py1: np.ndarray, py2: np.ndarray, S: np.ndarray, lam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """``phi_i`` along X, Y1, Y2 (k, m) for the eigenfunctions of the k given eigenvalues in the
+    dictionary (its projections ``px``, ``py1``, ``py2`` and Rayleigh quotient ``S``), and the
+    largest relative eigenvalue mismatch."""
+    k = lam.size
     mu, left = scipy.linalg.eig(S, left=True, right=False)
     cost = np.abs(lam[:, None] - mu[None, :])
     rows, cols = scipy.optimize.linear_sum_assignment(cost)
