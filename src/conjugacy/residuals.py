@@ -90,7 +90,7 @@ class BranchResiduals:
     settings : dict
         ``estimator``, ``n_pairs``, ``input_eps``, ``eigenvalue_mismatch`` (largest distance
         between a spectrum eigenvalue and its match in this dictionary, relative to the largest
-        modulus), ``notes``.
+        modulus), ``path`` (``"gram"`` or ``"dense"``, the route of the dictionary), ``notes``.
     """
 
     projection: np.ndarray
