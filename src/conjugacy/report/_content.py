@@ -142,21 +142,24 @@ def differing_keys(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     """condition label -> the name the report shows: the label when every label is at most
     :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the settings that differ between
-    conditions (the ``group_by`` prefix dropped: ``optimizer.lr`` -> ``lr``), cut to
-    :data:`SHORT_NAME` characters with "…"; the label where that would not be unique."""
+    conditions other than ``group_by`` itself (its prefix dropped: ``optimizer.lr`` -> ``lr``),
+    cut to :data:`SHORT_NAME` characters with "…"; the labels as they are when no such setting
+    differs or the names would not be unique."""
     labels = _labels(results)
     if all(len(c) <= SHORT_NAME for c in labels):
         return {c: c for c in labels}
     settings = condition_settings(results)
-    keys = differing_keys(settings)
-    prefix = f"{results.get('group_by')}."
+    group_by = str(results.get("group_by"))
+    keys = [k for k in differing_keys(settings) if k != group_by]  # that key is the label
+    if not keys:
+        return {c: c for c in labels}
     names = {}
     for c in labels:
-        text = ", ".join(f"{k.removeprefix(prefix)}={settings[c].get(k, '-')}" for k in keys
+        text = ", ".join(f"{k.removeprefix(group_by + '.')}={settings[c][k]}" for k in keys
                          if k in settings[c]) or c
         names[c] = text if len(text) <= SHORT_NAME else text[:SHORT_NAME - 1] + "…"
-    if len(set(names.values())) < len(names):
-        return {c: c if len(c) <= SHORT_NAME else c[:SHORT_NAME - 1] + "…" for c in labels}
+    if len(set(names.values())) < len(names):  # not unique: the labels, as they are
+        return {c: c for c in labels}
     return names
 
 
