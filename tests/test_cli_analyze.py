@@ -128,8 +128,68 @@ def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
 
     store = _store(tmp_path / "p.zarr", ["a", "b"], n_seeds=3)
     calls = []
-    conjugacy.analyze(store, delays=2, n_permutations=9, progress=lambda *a: calls.append(a))
-    assert calls[0] == ("choosing the rank from one seed of each of 2 conditions", 0, 1)
+    conjugacy.analyze(store, n_permutations=9, neighbours=False,
+                      progress=lambda *a: calls.append(a))
+    assert calls[0] == ("choosing the delays from one seed of each of 2 conditions", 0, 1)
     fits = [c for c in calls[1:]]
     assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
+    assert fits[0][0].endswith("rank svht)")
     assert [c[1:] for c in fits] == [(i, 6) for i in range(7)]
+
+
+def _two_systems_store(path):
+    """Conditions a and a2: one 3-mode system; b: another (eigenvalues 0.6, -0.5, 0.3); 4 seeds
+    of 2 replicas each, 40 records, 12 channels, noise 1e-3."""
+    rng = np.random.default_rng(1)
+    c_mat = rng.standard_normal((12, 3))
+    eigs = {"a": EIGS, "a2": EIGS, "b": np.array([0.6, -0.5, 0.3])}
+    with TrajectoryStore.open(path, "w") as st:
+        for cond, lam in eigs.items():
+            for s in range(4):
+                for _r in range(2):
+                    name = f"{len(st.runs()):03d}"
+                    x = (rng.standard_normal(3) * lam ** np.arange(40)[:, None]) @ c_mat.T
+                    x += 1e-3 * rng.standard_normal(x.shape)
+                    st.create_run(name, {"w": ((12,), "float64")},
+                                  metadata={"condition": cond, "seed": s})
+                    st.append(name, np.arange(40), {"w": x})
+                    st.set_finished(name)
+    return path
+
+
+def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp_path):
+    store = _two_systems_store(tmp_path / "n.zarr")
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"),
+                              "--no-report"])
+    assert got.exit_code == 0, got.output
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert r["settings"]["rank"] == "svht"
+    assert r["settings_reasoning"]["delays"].startswith(f"{r['settings']['delays']} delays: ")
+    assert all(sp["settings"]["rank_rule"]["rule"] == "svht"
+               for v in r["spectra"].values() for sp in v)
+    # 3 modes in 12 channels: fully observed (0 delays), SVHT keeps the 3 modes in every spectrum
+    assert r["settings"]["delays"] == 0
+    assert [sp["rank"] for v in r["spectra"].values() for sp in v] == [3] * 12
+    nb = r["comparison"]["neighbourhood"]  # no delay neighbours of 0 delays
+    assert [s["name"] for s in nb["settings"]] == ["rank -2", "rank +2",
+                                                   "other filter (all eigenvalues)"]
+    assert nb["n_fits"] == 2 * 12
+    verdicts = r["comparison"]["verdicts"]
+    assert verdicts["a-b"]["verdict"] == verdicts["a2-b"]["verdict"] == "not conjugate"
+    assert (nb["pairs"]["a2-b"]["same"], nb["pairs"]["a2-b"]["fragile"]) == (3, False)
+    # rank 1 cannot tell a from b (p 0.086 > 0.05): fragile, and the check says where
+    ab = nb["pairs"]["a-b"]
+    assert (ab["same"], ab["of"], ab["fragile"]) == (2, 3, True)
+    assert ab["neighbours"]["rank -2"]["verdict"] == "conjugate"
+    text = " ".join(got.output.split())
+    assert ("neighbours a-b: fragile, 2 of 3 neighbouring settings give not conjugate" in text
+            and "differs at rank -2" in text)
+    assert "neighbours a2-b: stable, 3 of 3" in text
+    assert "rank svht (3-3 kept)" in text
+    off = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
+                              "--no-report", "--no-neighbours", "--rank", "3", "--delays", "1"])
+    assert off.exit_code == 0, off.output
+    r2 = json.loads((tmp_path / "o2" / "results.json").read_text())
+    assert "neighbourhood" not in r2["comparison"] and r2["settings"]["rank"] == 3
+    bad = runner.invoke(app, ["analyze", str(store), "--rank", "svhtt"])
+    assert bad.exit_code == 2 and "--rank must be a positive integer or 'svht'" in bad.output

@@ -131,34 +131,6 @@ def check_analyze_on_the_plain_store(tmp_path):
     assert got.exit_code == 2 and "does not exist" in got.output
 
 
-def test_default_settings_rules():
-    from conjugacy.analysis.own_runs import choose_delays, choose_rank
-
-    assert choose_delays(320, 301)[0] == 10
-    assert choose_delays(50, 1001)[0] == 64  # the paper's h = 5 (64 delays)
-    assert choose_delays(400, 1001)[0] == 8  # the paper's h = 40 (8 delays)
-    assert choose_delays(5, 102)[0] == 25  # capped by the records: (102 - 2) // 4
-    assert choose_delays(65536, 100)[0] == 1
-    with pytest.raises(ValueError, match="at least 6 are needed"):
-        choose_delays(10, 5)
-    rng = np.random.default_rng(0)
-    for k in (6, 2):  # a k-dimensional linear system seen in 40 dimensions: rank k (at least 4)
-        a = np.diag(rng.uniform(0.5, 0.95, k))
-        q = np.linalg.qr(rng.standard_normal((40, k)))[0]
-        z = rng.standard_normal((3, k))
-        traj = np.empty((3, 60, 40))
-        for t in range(60):
-            traj[:, t] = z @ q.T
-            z = z @ a
-        rank, why = choose_rank({"a": traj}, delays=1)
-        assert rank == min(max(k, 4), 20), (k, rank)
-        assert f"a: {k}" in why
-    noise = rng.standard_normal((3, 60, 40))  # full rank 80: capped at 20
-    rank, why = choose_rank({"a": noise, "b": noise[:, :, :10]}, delays=1)
-    assert rank == 20 and "a: more than 20, b: 20" in why  # b: 10 x 2 observables
-    assert choose_rank({"b": noise[:, :, :2]}, delays=1)[0] == 4  # 4 singular values only
-
-
 def test_lightning_recipe(tmp_path, monkeypatch):
     pytest.importorskip("lightning")
     pytest.importorskip("zarr")

@@ -292,3 +292,42 @@ def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
     assert same["pvalue_range"][0] > 0.05
     assert set(same["neighbours"]) == {s["name"] for s in nb["settings"]}
     assert same["neighbours"]["rank -2"]["distance"] > 10 * same["distance_range"][0]
+
+
+def test_pilot_delays_take_the_largest_choice_over_conditions():
+    from conjugacy.analysis.own_runs import pilot_delays
+    from conjugacy.delays import choose_delays
+
+    rng = np.random.default_rng(0)
+    z = np.zeros((6, 80, 2))
+    z[:, 0] = rng.standard_normal((6, 2))
+    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    for t in range(79):
+        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    hidden, seen = z[:, :, :1], _latent(12, 6, 80, seed=3, noise=0.01)
+    d, why = pilot_delays({"hidden": hidden, "seen": seen})
+    assert d == 3 == choose_delays(hidden).delays > choose_delays(seen).delays
+    assert why.startswith("3 delays: the largest over conditions") and "hidden: 3 (" in why
+    # at most PILOT_SNAPSHOTS (2400) snapshots: 10 runs x 400 records -> the first 6 runs
+    long = np.repeat(hidden[:, :, :], 5, axis=1)[:, :400]
+    long = np.concatenate([long, long[:4]])
+    assert pilot_delays({"x": long})[0] == choose_delays(long[:6]).delays
+
+
+def test_cli_spectrum_takes_rank_svht(tmp_path):
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy import Spectrum
+    from conjugacy.cli import app
+
+    x = _latent(40, 4, 120)
+    np.save(tmp_path / "x.npy", x)
+    got = CliRunner().invoke(app, ["spectrum", str(tmp_path / "x.npy"), "--delays", "2",
+                                   "--rank", "svht", "--out", str(tmp_path / "s.npz")])
+    assert got.exit_code == 0, got.output
+    spec = Spectrum.load(tmp_path / "s.npz")
+    assert spec.rank == 9 and spec.settings["rank_rule"]["rule"] == "svht"
+    bad = CliRunner().invoke(app, ["spectrum", str(tmp_path / "x.npy"), "--rank", "svd",
+                                   "--out", str(tmp_path / "t.npz")])
+    assert bad.exit_code == 2 and "'all' or 'svht'" in bad.output

@@ -13,15 +13,22 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
    shortest run (so unfinished runs can be analysed; a warning lists them).
 3. **Settings** (overridable; the reasoning is written into the results):
 
-   - ``delays``: the paper scales delays inversely with the observed width (64 / 32 / 8 delays
-     for 50 / 100 / 400 output weights, fig. 3), i.e. about 3,200 delay-embedded observables;
-     ``delays = round(3200 / n_features)``, at least 1, at most 64 (the paper's largest) and at
-     most ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
-   - ``rank``: from the singular values of the delay-embedded snapshots of the first seed of
-     each condition: the number above ``1e-3 s_1`` (the largest over conditions, so that no
-     condition is under-resolved), between 4 and 20. The residual filter of the comparison
-     (:meth:`Spectrum.filtered`, data residuals) then keeps only the eigenpairs the data support,
-     so an over-generous rank costs time, not correctness.
+   - ``delays``: from the data (:func:`pilot_delays`): on the first seed of each condition,
+     the fewest delays whose held-out one-step prediction at the SVHT rank is within 2 % of the
+     best (:func:`conjugacy.delays.choose_delays`), the largest over conditions; at most 64 (the
+     paper's largest) and ``(T - 2) // 4`` (each run keeps three quarters of its records as
+     snapshot pairs).
+   - ``rank``: ``"svht"``, the Gavish-Donoho optimal hard threshold on each spectrum's delay
+     matrix (:func:`conjugacy.dmd.svht_rank`), recorded per spectrum in
+     ``settings["rank_rule"]``. Both rules were chosen on real training runs (different
+     conditions against different seeds of one condition) and linear latent systems
+     (``benchmarks/bench_settings.py``, docs/comparing.md "Settings from data"); they replace the
+     rules of thumb ``round(3200 / n_features)`` delays and "singular values above 1e-3 s_1,
+     within [4, 20]".
+   - **Neighbours** (``neighbours=True``): every comparison is refitted at delays x1/2 and x2,
+     rank -2 and +2 and with the other filter; ``comparison["neighbourhood"]`` says per pair how
+     many give the same verdict and marks a verdict that flips as fragile
+     (:mod:`conjugacy.analysis.neighbours`; 4 more fits per spectrum).
 4. **Comparison**: :func:`conjugacy.analysis.compare_conditions` (distances per seed, between-seed
    noise floor, permutation test with effect size and smallest attainable p, the paper's shuffle
    control and KS tests, classes of conditions, verdicts on the filtered spectra), plus a 95%
@@ -41,85 +48,55 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..dmd import RANK_RULES
 from .groups import CanonicalValues, SpectrumGroup
 from .results import AnalysisResults, Results
 
-__all__ = ["AnalysisResults", "Results", "analyze", "choose_delays", "choose_rank"]
+__all__ = ["AnalysisResults", "Results", "analyze", "pilot_delays"]
 
-#: Delay-embedded observables the default delays aim at (the paper's FCN rule, see the module).
-TARGET_OBSERVABLES = 3200
-MAX_DELAYS = 64
-RANK_RELATIVE_SV = 1e-3
-RANK_BOUNDS = (4, 20)
+#: The default rank rule (module docstring).
+DEFAULT_RANK = "svht"
+#: :func:`pilot_delays` reads at most this many snapshots per condition (the first runs of the
+#: seed, then the first records): choose_delays costs O(n^2) memory and O(n^3 / 4) per candidate.
+PILOT_SNAPSHOTS = 2400
 
 
 # ----- settings -----------------------------------------------------------------------------------
-def choose_delays(n_features: int, n_records: int) -> tuple[int, str]:
-    """Default delays for ``n_features`` observables and runs of ``n_records`` records, and why.
+def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
+    """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
+    why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
+    ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
+    largest over conditions, so that no condition is under-embedded.
 
-    ``round(3200 / n_features)`` clipped to ``[1, min(64, (n_records - 2) // 4)]`` (see the
-    module docstring). Raises ValueError if the runs are too short for 1 delay (< 6 records).
+    Raises
+    ------
+    ValueError
+        If the runs are too short for one delay (fewer than 6 records).
     """
-    cap = min(MAX_DELAYS, (n_records - 2) // 4)
-    if cap < 1:
-        raise ValueError(
-            f"the runs hold {n_records} records; at least 6 are needed for one delay "
-            "(record more steps, or pass delays=0)")
-    raw = max(1, round(TARGET_OBSERVABLES / n_features))
-    d = int(min(raw, cap))
-    why = (f"{d} delays: about {TARGET_OBSERVABLES} delay-embedded observables for "
-           f"{n_features} features (the paper's FCN rule: delays x width fixed; "
-           f"round({TARGET_OBSERVABLES}/{n_features}) = {raw})")
-    if d < raw:
-        why += (f", capped at {cap} (at most 64, and (T - 2) // 4 with T = {n_records} records so "
-                "that each run keeps three quarters of its records as snapshot pairs)")
-    return d, why
+    from ..delays import choose_delays
 
-
-def choose_rank(pilots: Mapping[str, np.ndarray], delays: int) -> tuple[int, str]:
-    """Default rank from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and why.
-
-    For each condition the leading singular values of the delay-embedded snapshots are computed
-    by the engine (:func:`conjugacy.koopman_spectrum` with ``rank = 21``: a top-k solve under the
-    engine's precision rule and thread policy, not a full SVD); the rank is the largest count of
-    values above ``1e-3 s_1`` over conditions, clipped to [4, 20] and to what the data can hold
-    (observables and snapshot pairs).
-    """
-    from ..spectrum import RankWarning, koopman_spectrum
-
-    lo, hi = RANK_BOUNDS
-    counts: dict[str, int] = {}
-    limit = math.inf
+    chosen: dict[str, Any] = {}
     for c, traj in pilots.items():
-        n_runs, n_steps, n_features = traj.shape
-        n_obs, n_pairs = n_features * (delays + 1), n_runs * (n_steps - delays - 1)
-        with warnings.catch_warnings():  # a rank above the numerical rank is what we probe
-            warnings.simplefilter("ignore", RankWarning)
-            spec = koopman_spectrum(traj, delays=delays, rank=min(hi + 1, n_obs, n_pairs),
-                                    method="standard", modes=False)
-        s = spec.singular_values
-        n = int(np.count_nonzero(s > RANK_RELATIVE_SV * s[0])) if s.size and s[0] > 0 else 0
-        counts[c] = min(n, hi + 1)  # only the leading values are computed: "more than hi"
-        limit = min(limit, n_obs, n_pairs)
-    k = int(min(max(max(counts.values(), default=lo), lo), hi, limit))
-    shown = ", ".join(f"{c}: " + (f"more than {hi}" if n > hi else str(n))
-                      for c, n in counts.items())
-    why = (f"rank {k}: singular values of the delay-embedded snapshots above "
-           f"{RANK_RELATIVE_SV:g} s_1 on the first seed of each condition ({shown}); "
-           "the largest count, kept within "
-           f"[{lo}, {hi}] and the data's size; the residual filter then keeps the eigenpairs the "
-           "data support")
-    return k, why
+        n_runs = max(2, min(traj.shape[0], PILOT_SNAPSHOTS // max(traj.shape[1], 1)))
+        steps = max(6, min(traj.shape[1], PILOT_SNAPSHOTS // min(n_runs, traj.shape[0])))
+        chosen[c] = choose_delays(traj[:n_runs, :steps])
+    d = max(ch.delays for ch in chosen.values())
+    shown = "; ".join(f"{c}: {ch.delays} (error {ch.errors[ch.candidates.index(ch.delays)]:.3g}"
+                      f" relative to persistence, SVHT rank {ch.ranks[ch.candidates.index(ch.delays)]})"
+                      for c, ch in chosen.items())
+    why = (f"{d} delays: the largest over conditions of the fewest delays whose held-out "
+           "one-step prediction at the SVHT rank is within 2 % of the best of "
+           f"{list(next(iter(chosen.values())).candidates)} (first seed of each condition; "
+           f"{shown})")
+    return d, why
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
@@ -245,6 +222,13 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
     if odd:
         notes.append(f"{len(odd)} run(s) recorded other steps than {members[0]!r} (e.g. "
                      f"{odd[0]!r}); their records are compared position by position")
+    late = [r for r in members if isinstance(info[r].get("first_step"), int | np.integer)
+            and info[r]["first_step"] > 0]
+    if late:  # e.g. a training loop without rec.record(0)
+        notes.append(f"{len(late)} run(s) lack step 0 (e.g. {late[0]!r} starts at step "
+                     f"{info[late[0]]['first_step']}): the initial weights were not recorded "
+                     "(call rec.record(0) before the first optimizer step); the spectra start "
+                     "at the first recorded step")
     unfinished = [r for r in members if not info[r]["finished"]]
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) are not marked finished (training stopped or "
@@ -254,7 +238,8 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
 
 
 def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_records: int,
-              delays: int | None, rank: int | None) -> tuple[dict[str, Any], dict[str, str], int]:
+              delays: int | None, rank: int | str | None
+              ) -> tuple[dict[str, Any], dict[str, str], int]:
     """Delays and rank (given, or chosen from the first seed of each condition), and why."""
     first: dict[str, SpectrumGroup] = {}
     for g in groups:
@@ -267,16 +252,22 @@ def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_recor
                          f"snapshot pairs per run); the runs hold {n_records}: use delays <= "
                          f"{max(0, n_records - 3)}")
     if delays is None:
-        delays, reasoning["delays"] = choose_delays(n_features, n_records)
+        if n_records < 6:
+            raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
+                             "delay (record more steps, or pass delays=0)")
+        pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
+                  for c, g in first.items()}
+        delays, reasoning["delays"] = pilot_delays(pilots)
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
-        pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
-                  for c, g in first.items()}
-        rank, reasoning["rank"] = choose_rank(pilots, delays)
+        rank = DEFAULT_RANK
+        reasoning["rank"] = ("svht: per spectrum, the singular values of its delay matrix above "
+                             "the Gavish-Donoho optimal hard threshold omega(beta) median(s) "
+                             "(noise level unknown; settings['rank_rule'] of each spectrum)")
     else:
         reasoning["rank"] = f"rank {rank}: given"
-    return {"delays": int(delays), "rank": int(rank)}, reasoning, int(n_features)
+    return {"delays": int(delays), "rank": rank}, reasoning, int(n_features)
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
@@ -354,12 +345,29 @@ def recorded_settings(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[s
 
 
 # ----- the analysis -------------------------------------------------------------------------------
+def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes: list[str]
+                 ) -> int:
+    """The fixed rank of the windows: the rank given, or for a rank rule the median of the
+    ranks it chose on the whole runs (windows are compared with each other, so they share one)."""
+    if not isinstance(settings["rank"], str):
+        return int(settings["rank"])
+    ranks = [sp.rank for sp in fitted.values()]
+    k = max(1, int(np.median(ranks)))
+    notes.append(f"windows use rank {k}: the median of the ranks {settings['rank']} chose on the "
+                 f"whole runs ({min(ranks)}-{max(ranks)})")
+    return k
+
+
 def _check_options(**values: Any) -> None:
     from .._checks import check_int
 
     lows = {"window": 4, "delays": 0, "rank": 1, "n_boot": 0, "n_permutations": 1}
     for name, value in values.items():
-        if value is not None:
+        if name == "rank" and isinstance(value, str):
+            if value not in RANK_RULES:
+                raise ValueError(f"rank must be a positive int or one of {list(RANK_RULES)}, "
+                                 f"got {value!r}")
+        elif value is not None:
             check_int(value, name, minimum=lows[name])
 
 
@@ -371,11 +379,12 @@ def analyze(
     params: str | Sequence[str] | None = None,
     window: int | None = None,
     delays: int | None = None,
-    rank: int | None = None,
+    rank: int | str | None = None,
     alpha: float = 0.05,
     seed: int = 0,
     n_permutations: int = 999,
     n_boot: int = 0,
+    neighbours: bool = True,
     client: Any = None,
     out: str | os.PathLike[str] | None = None,
     report: bool = True,
@@ -397,9 +406,11 @@ def analyze(
         parameter of the first run.
     window : int, optional
         Also compute spectra of windows of ``window`` records and their transitions.
-    delays, rank : int, optional
-        Spectrum settings; default: chosen from the data (module docstring), reasoning in
+    delays : int, optional
+        Time delays; default: chosen from the data (:func:`pilot_delays`), reasoning in
         ``results["settings_reasoning"]``.
+    rank : int or "svht", optional
+        Modes kept; default ``"svht"`` (module docstring).
     alpha : float
         Level of the permutation test behind the verdicts.
     seed : int
@@ -408,7 +419,10 @@ def analyze(
         Random relabelings when exact enumeration is too large.
     n_boot : int
         Bootstrap draws over replicas for ``bootstrap_interval`` of each distance (0: none; it
-        costs ``2 n_boot`` spectrum fits per pair and seed). The ``interval`` of each distance,
+        costs ``2 n_boot`` spectrum fits per pair and seed).
+    neighbours : bool, default True
+        Refit every comparison at neighbouring settings and report how robust each verdict is
+        (``comparison["neighbourhood"]``; 4 more fits per spectrum). The ``interval`` of each distance,
         always given with 2 or more seeds, is the t-interval over independent seeds.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
@@ -452,8 +466,8 @@ def analyze(
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
                   for c, seeds in by_cond.items() for s, runs in seeds.items()]
         say = progress or (lambda _what, _done, _total: None)
-        if rank is None:
-            say(f"choosing the rank from one seed of each of {len(by_cond)} conditions", 0, 1)
+        if delays is None:
+            say(f"choosing the delays from one seed of each of {len(by_cond)} conditions", 0, 1)
         settings, reasoning, n_features = _settings(reader, groups, params, n_records, delays,
                                                     rank)
         size = len(members) * n_records * n_features * 8 / 2**20
@@ -465,11 +479,12 @@ def analyze(
         fit = {**settings, "modes": False}
         res = run_pipeline(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
-            progress=lambda _g: say(what, next(done), len(groups)),
+            progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
             window=None if window is None else (
-                lambda _f: _windows(reader, groups, params, window, settings, notes,
-                                    {"alpha": alpha, "seed": seed,
-                                     "n_permutations": n_permutations})),
+                lambda f: _windows(reader, groups, params, window,
+                                   {**settings, "rank": _window_rank(settings, f, notes)}, notes,
+                                   {"alpha": alpha, "seed": seed,
+                                    "n_permutations": n_permutations})),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr"},

@@ -42,8 +42,9 @@ def analyze_command(
     delays: Annotated[int | None, typer.Option(
         "--delays", min=0, help="Time delays (default: chosen from the data, reasoning in "
         "results.json).")] = None,
-    rank: Annotated[int | None, typer.Option(
-        "--rank", min=1, help="Modes kept (default: chosen from the singular values).")] = None,
+    rank: Annotated[str | None, typer.Option(
+        "--rank", help="Modes kept: a positive integer, or 'svht' (the default: per spectrum, "
+        "the singular values above the Gavish-Donoho optimal hard threshold).")] = None,
     alpha: Annotated[float, typer.Option(
         "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
     bootstrap: Annotated[int, typer.Option(
@@ -52,12 +53,18 @@ def analyze_command(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write report.html and report.md.")] = True,
+    neighbours: Annotated[bool, typer.Option(
+        "--neighbours/--no-neighbours", help="Refit every comparison at neighbouring settings "
+        "(delays x1/2, x2; rank -2, +2; the other filter) and mark verdicts that flip as "
+        "fragile (4 more fits per spectrum).")] = True,
 ) -> None:
     """Group the runs of STORE into conditions and seeds, compare every pair of conditions, and
     write results.json and a self-contained report.html (plus report.md)."""
     from ..analysis.own_runs import analyze
+    from .summaries import neighbour_lines
 
     console = Console()
+    fit_rank = _parse_rank(rank)
     if out is not None:
         target = out
     elif (store / "trajectories").is_dir():  # a study output folder
@@ -71,17 +78,20 @@ def analyze_command(
         with _Progress() as progress:
             res = analyze(store, group_by=group_by, seed_key=seed_key,
                           params=(params[0] if params and len(params) == 1 else params or None),
-                          window=window, delays=delays, rank=rank, alpha=alpha, seed=seed,
-                          n_boot=bootstrap, out=target, report=report, progress=progress)
+                          window=window, delays=delays, rank=fit_rank, alpha=alpha, seed=seed,
+                          n_boot=bootstrap, out=target, report=report, progress=progress,
+                          neighbours=neighbours)
     except (ValueError, KeyError) as exc:
         fail(f"{store}: {exc}")
     r = res.results
     console.print(f"{len(r['runs'])} runs, {len(res.spectra)} conditions x "
                   f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
-                  f"rank {r['settings']['rank']}", highlight=False)
+                  f"rank {_rank_text(r['settings']['rank'], res.spectra)}", highlight=False)
     for line in res.verdict_lines():  # condition names are the user's: never Rich markup
         console.print(f"- {shown(line)}", highlight=False)
+    for line in neighbour_lines(r):  # markup of its own; user strings escaped there
+        console.print(line, highlight=False)
     for w in r.get("warnings") or []:
         console.print(f"[yellow]warning:[/yellow] {shown(w)}", highlight=False)
     _print_alarms(console, (r.get("windows") or {}).get("alarms"))
@@ -89,6 +99,27 @@ def analyze_command(
     if res.report is not None:
         console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
                       highlight=False)
+
+
+def _parse_rank(rank: str | None) -> int | str | None:
+    """``--rank``: None (the default rule), ``"svht"`` or a positive integer; else exit 2."""
+    if rank is None or rank.strip().lower() == "svht":
+        return None if rank is None else "svht"
+    try:
+        value = int(rank)
+    except ValueError:
+        value = 0
+    if value < 1:
+        fail(f"--rank must be a positive integer or 'svht', got {rank!r}")
+    return value
+
+
+def _rank_text(rank: Any, spectra: Any) -> str:
+    """``rank`` as given, or for a rule the rule and the range of ranks it chose."""
+    if not isinstance(rank, str):
+        return str(rank)
+    ranks = [sp.rank for v in spectra.values() for sp in v]
+    return f"{rank} ({min(ranks)}-{max(ranks)} kept)" if ranks else rank
 
 
 def _print_alarms(console: Console, alarms: Any) -> None:

@@ -47,6 +47,8 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
                           f"{v['uses']} spectra)")
         if cmp.get("verdict_rule"):
             console.print(f"Verdict rule: {shown(cmp['verdict_rule'])} (alpha = {cmp['alpha']}).")
+        for line in neighbour_lines(content):
+            console.print(line)
     for line in _SPECIFIC.get(content.get("experiment", ""), lambda _c: [])(content):
         console.print(line)
     for c in content.get("claims", []):
@@ -65,6 +67,32 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
     figures = sorted({str(out / Path(f).with_suffix("")) for f in content.get("figures") or []})
     if figures:
         console.print("Figures (.png and .svg): " + ", ".join(map(shown, figures)))
+
+
+def _range(r: Any, fmt: str) -> str:
+    return "-" if not r else f"{format(r[0], fmt)}-{format(r[1], fmt)}"
+
+
+def neighbour_lines(content: Mapping[str, Any]) -> list[str]:
+    """Rich lines of the neighbour check (``comparison["neighbourhood"]``): per pair, fragile or
+    stable, how many neighbouring settings give the same verdict, the p and distance ranges, and
+    the neighbours that differ; then what the check cost. Empty without one."""
+    nb = (content.get("comparison") or {}).get("neighbourhood")
+    if not nb:
+        return []
+    lines = []
+    for pair, r in nb["pairs"].items():
+        flag = "[red]fragile[/]" if r["fragile"] else "[green]stable[/]"
+        differ = [k for k, v in r["neighbours"].items() if v["verdict"] != r["verdict"]]
+        lines.append(
+            f"neighbours {shown(pair)}: {flag}, {r['same']} of {r['of']} neighbouring settings "
+            f"give {shown(r['verdict'])}; p {_range(r['pvalue_range'], '.3g')}, "
+            f"W {_range(r['distance_range'], '.3g')}"
+            + (f"; differs at {shown(', '.join(differ))}" if differ else ""))
+    names = ", ".join(s["name"] for s in nb["settings"])
+    lines.append(f"neighbourhood: {shown(names)}; {nb['n_fits']} refits, "
+                 f"{nb['cpu_seconds']:.1f} s CPU")
+    return lines
 
 
 # ----- what only one experiment has ---------------------------------------------------------------
