@@ -45,6 +45,10 @@ class DMDResult:
     rayleigh_quotients : complex (k,) or None
     data_residuals : float (k,) or None  ResDMD residual of each eigenfunction on the data
     rank_rule : dict or None      the statistical rank rule's record (:func:`svht_rank`), if used
+
+    Examples
+    --------
+    See :func:`dmd`.
     """
 
     eigenvalues: np.ndarray
@@ -75,6 +79,31 @@ def default_tol(
     (with 660,000 observables that would discard everything below 8 % of ``s_1``).
     ``fro_ratio`` is ``||X||_F / s_1``. For float64 input the first term dominates: the rule is
     ``matrix_rank``'s.
+
+    Parameters
+    ----------
+    shape : (n, m)
+        Shape of the snapshot matrix X.
+    eps : float
+        Machine epsilon of the input data (float64 by default).
+    fro_ratio : float
+        ``||X||_F / s_1`` (at least 1).
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    :func:`numpy.linalg.matrix_rank` (the float64 term); Golub & Van Loan, *Matrix
+    Computations*, 4th ed., 2013 (numerical rank, Weyl's inequality).
+
+    Examples
+    --------
+    >>> float(default_tol((3, 195)))  # float64 data: matrix_rank's rule, 195 * eps64
+    4.3298697960381105e-14
+    >>> float(default_tol((3, 195), eps=1.1920929e-07, fro_ratio=1.2))  # float32 weights
+    1.43051148e-07
     """
     return max(max(shape) * EPS64, eps * fro_ratio)
 
@@ -110,6 +139,30 @@ def svht_omega(beta: float) -> float:
     ``0.56 beta^3 - 0.95 beta^2 + 1.82 beta + 1.43`` (off by up to 0.011 at small beta).
     ``omega(1) = 2.8584``. Source: Gavish & Donoho, IEEE Trans. Inf. Theory 60(8), 2014, eq. (4)
     and Table I.
+
+    Parameters
+    ----------
+    beta : float in (0, 1]
+        Aspect ratio ``min(n, m) / max(n, m)``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        ``beta`` outside (0, 1].
+
+    References
+    ----------
+    Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
+    Trans. Inf. Theory 60(8), 2014, eq. (4) and Table I.
+
+    Examples
+    --------
+    >>> round(svht_omega(1.0), 4), round(svht_omega(0.5), 4)
+    (2.8584, 2.1712)
     """
     if not 0 < beta <= 1:
         raise ValueError(f"beta must lie in (0, 1] (min(m, n) / max(m, n)), got {beta!r}")
@@ -155,6 +208,11 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
     >>> k, rec = svht_rank(np.array([10.0, 5.0, 1.0, 1.0, 0.9]), (5, 5))
     >>> k, round(rec["threshold"], 4)
     (2, 2.8584)
+
+    References
+    ----------
+    Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
+    Trans. Inf. Theory 60(8), 2014.
     """
     n_min = min(int(shape[0]), int(shape[1]))
     s = np.asarray(singular_values, float)
@@ -190,6 +248,40 @@ def select_rank(
     and at least 1 when the data are not zero (a matrix of pure noise keeps its largest direction;
     :func:`svht_rank`'s record says ``n_above = 0``). ``fro`` is ``||X||_F`` when ``s`` holds only
     the leading singular values (else computed from ``s``).
+
+    Parameters
+    ----------
+    s : ndarray, float, descending
+    rank : int, "svht" or None
+    tol : float or None
+        Relative tolerance; default :func:`default_tol`.
+    shape : (n, m)
+        Shape of the matrix whose singular values ``s`` are.
+    eps : float
+        Machine epsilon of the input data.
+    fro : float, optional
+        ``||X||_F``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        ``rank="svht"`` with fewer than ``min(shape)`` singular values.
+
+    References
+    ----------
+    Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
+    Trans. Inf. Theory 60(8), 2014 (``rank="svht"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.array([10.0, 1.0, 1e-17])  # the third direction carries no data
+    >>> select_rank(s, None, None, (3, 195)), select_rank(s, 3, None, (3, 195))
+    (2, 2)
     """
     if s.size == 0 or s[0] <= 0:
         return 0
@@ -215,6 +307,28 @@ def column_weights(col_norms: np.ndarray, scale: bool) -> tuple[np.ndarray, np.n
     """Indices of the columns kept and their weights (1/||x_j|| when scaling, else 1).
 
     Zero columns are dropped when scaling (step 1 of DMD-RRR); they carry no direction.
+
+    Parameters
+    ----------
+    col_norms : ndarray, float (m,)
+        ``||X[:, j]||`` of each column.
+    scale : bool
+
+    Returns
+    -------
+    keep : ndarray, int
+    weights : ndarray, float (len(keep),)
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, *Data driven modal decompositions: analysis and enhancements*,
+    SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR), step 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> column_weights(np.array([2.0, 0.0, 4.0]), True)
+    (array([0, 2]), array([0.5 , 0.25]))
     """
     if scale:
         keep = np.flatnonzero(col_norms > 0)
@@ -259,6 +373,36 @@ def dmd(
         Shape of the matrix whose singular values ``X`` has, for ``rank="svht"`` (its aspect
         ratio): e.g. that of the delay matrix before a QR compression of its features, which
         keeps the singular values but not the shape. Default: ``X``'s.
+
+    Returns
+    -------
+    DMDResult
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine: :func:`conjugacy.koopman_spectrum` validates the data and
+        arguments before calling it.
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, *Data driven modal decompositions: analysis and enhancements*, SIAM J. Sci.
+    Comput. 40(4), 2018, Algorithm 2 (DMD-RRR); Tu et al., *On dynamic mode decomposition: theory
+    and applications*, J. Comput. Dyn. 1(2), 2014 (exact DMD); Schmid, *Dynamic mode decomposition
+    of numerical and experimental data*, J. Fluid Mech. 656, 2010 (projected DMD).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> X, Y = delay_embed(runs)
+    >>> result = dmd(X, Y, rank=3)
+    >>> result.eigenvalues.real.round(6), result.rank, bool(result.residuals.max() < 1e-10)
+    (array([0.9, 0.8, 0.5]), 3, True)
+    >>> dmd(X, Y, method="exact", rank=3).eigenvalues.real.round(6)  # the same Ritz values
+    array([0.9, 0.8, 0.5])
     """
     n, _ = X.shape
     keep, w = column_weights(np.linalg.norm(X, axis=0), scale)
@@ -285,7 +429,41 @@ def with_rank_rule(
     result: DMDResult, rank: int | str | None, s: np.ndarray, shape: tuple[int, int]
 ) -> DMDResult:
     """``result`` with the record of a statistical rank rule (``rank="svht"``: the threshold from
-    all ``min(shape)`` singular values ``s`` of the (n, m) matrix, :func:`svht_rank`)."""
+    all ``min(shape)`` singular values ``s`` of the (n, m) matrix, :func:`svht_rank`).
+
+    Parameters
+    ----------
+    result : DMDResult
+    rank : int, "svht" or None
+        Only ``"svht"`` adds a record; other values return ``result`` unchanged.
+    s : ndarray, float, descending
+    shape : (n, m)
+
+    Returns
+    -------
+    DMDResult
+
+    Raises
+    ------
+    ValueError
+        As :func:`svht_rank`.
+
+    References
+    ----------
+    Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
+    Trans. Inf. Theory 60(8), 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> X, Y = delay_embed(runs)
+    >>> result = with_rank_rule(dmd(X, Y), "svht", np.linalg.svd(X, compute_uv=False), X.shape)
+    >>> result.rank_rule["rule"]
+    'svht'
+    """
     if rank != "svht":
         return result
     from dataclasses import replace
@@ -308,6 +486,47 @@ def dmd_from_factors(
     """Steps 4-8 of DMD-RRR given ``U_k`` (n, k, orthonormal columns), ``s_k`` and ``B_k = A U_k``.
 
     ``px = U_k^* X`` and ``py = U_k^* Y`` (k, m), when given, yield the ResDMD data residuals.
+
+    Parameters
+    ----------
+    Uk : ndarray (n, k)
+    sk : ndarray, float (k,)
+    Bk : ndarray (n, k)
+    singular_values : ndarray, float
+        All singular values that were computed (recorded in the result).
+    method : {"standard", "exact", "rrr"}
+    modes : bool
+    real : bool
+        The data are real (conjugate pairs are kept exactly conjugate).
+    px, py : ndarray (k, m), optional
+
+    Returns
+    -------
+    DMDResult
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine: :func:`conjugacy.koopman_spectrum` validates the data and
+        arguments before calling it.
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, *Data driven modal decompositions: analysis and enhancements*,
+    SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR), steps 4-8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> X, Y = delay_embed(runs)
+    >>> U, s, Vh = np.linalg.svd(X, full_matrices=False)
+    >>> Bk = Y @ Vh.conj().T / s  # A U_k = Y V_k S_k^-1
+    >>> result = dmd_from_factors(U, s, Bk, s, method="rrr", modes=False, real=True)
+    >>> result.eigenvalues.real.round(6)
+    array([0.9, 0.8, 0.5])
     """
     k = Uk.shape[1]
     # Step 4: thin QR of [U_k, B_k]. R11 is diagonal with unit-modulus entries because U_k has
@@ -366,6 +585,31 @@ def dmd_from_gram(
     resolution : float
         ``s_k / s_1`` of the last kept mode; the caller should not trust the Gram path when this is
         below ~1e-7.
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine: :func:`conjugacy.koopman_spectrum` validates the data and
+        arguments before calling it.
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, *Data driven modal decompositions: analysis and enhancements*, SIAM J. Sci.
+    Comput. 40(4), 2018, Algorithm 2 (DMD-RRR); Sirovich, *Turbulence and the dynamics of coherent
+    structures*, Q. Appl. Math. 45, 1987 (the method of snapshots).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> X, Y = delay_embed(runs)
+    >>> from conjugacy.observables import delay_grams, snapshot_gram
+    >>> gxx, gxy, gyy = delay_grams(*snapshot_gram(list(runs)), delays=0)
+    >>> result, resolution = dmd_from_gram(gxx, gxy, gyy, rank=3, shape=X.shape)
+    >>> result.eigenvalues.real.round(6), bool(resolution > 1e-7)
+    (array([0.9, 0.8, 0.5]), True)
     """
     m = gxx.shape[0]
     keep, w = column_weights(np.sqrt(np.maximum(np.real(np.diag(gxx)), 0.0)), scale)
@@ -473,6 +717,31 @@ def top_eigh(g: np.ndarray, k: int | None) -> tuple[np.ndarray, np.ndarray]:
     residuals ``||g v_i - lambda_i v_i|| <= LANCZOS_RTOL * lambda_1`` and by orthonormality, and
     recomputed by the dense driver (``scipy.linalg.eigh(subset_by_index)``) when either fails or
     ARPACK does not converge. Smaller problems use the dense driver directly.
+
+    Parameters
+    ----------
+    g : ndarray (m, m)
+        Hermitian (e.g. a Gram matrix).
+    k : int or None
+        Number of leading eigenpairs wanted; None: all.
+
+    Returns
+    -------
+    w : ndarray, float
+        Eigenvalues, decreasing.
+    v : ndarray (m, len(w))
+        Orthonormal eigenvectors as columns.
+
+    References
+    ----------
+    Lehoucq, Sorensen & Yang, *ARPACK Users' Guide*, SIAM 1998 (implicitly restarted Lanczos).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w, v = top_eigh(np.diag([1.0, 5.0, 3.0]), 2)  # a small matrix: the dense driver, all 3
+    >>> w
+    array([5., 3., 1.])
     """
     m = g.shape[0]
     if k is None or 4 * k >= m:
@@ -623,6 +892,23 @@ def stable_order(lam: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     Moduli within ``rtol * max|lambda|`` of each other count as equal, so eigenvalues of equal
     modulus (0.8 and -0.8, a conjugate pair) come out in the same order whatever rounding the
     path or a permutation of the features left in their last bits.
+
+    Parameters
+    ----------
+    lam : ndarray, complex (k,)
+    rtol : float
+        Relative tolerance of equal moduli.
+
+    Returns
+    -------
+    ndarray, int (k,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam = np.array([0.5, -0.8, 0.8, 0.3 + 0.4j, 0.3 - 0.4j])
+    >>> lam[stable_order(lam)]
+    array([ 0.8+0.j , -0.8+0.j ,  0.5+0.j ,  0.3+0.4j,  0.3-0.4j])
     """
     if lam.size == 0:
         return np.zeros(0, dtype=int)
@@ -667,7 +953,7 @@ def data_residuals(
 
     With the dictionary ``psi(x) = U_k^* x`` the EDMD matrix is ``S_k^T``; the Koopman
     eigenfunction of ``lambda_i`` is ``phi_i(x) = l_i^* U_k^* x`` for the left eigenvector ``l_i``
-    of ``S_k``. Its residual on the snapshot pairs,
+    of ``S_k``. Its residual on the snapshot pairs is::
 
         res_i = ||phi_i(Y) - lambda_i phi_i(X)|| / ||phi_i(X)||
               = sqrt(g^*(L - lambda A^* - conj(lambda) A + |lambda|^2 G) g / g^* G g)
@@ -677,6 +963,43 @@ def data_residuals(
     cancellation limits its resolution. It is dimensionless (relative to the eigenfunction's size)
     and, unlike ``||A z - lambda z||``, informative when the rank equals the number of observables;
     it is ~0 for every eigenpair only when the rank equals the number of pairs (interpolation).
+
+    Parameters
+    ----------
+    eigenvalues : ndarray, complex (k,)
+    left : ndarray, complex (k, k)
+        Left eigenvectors ``l_i`` of ``S_k`` as columns (``l_i^* S_k = lambda_i l_i^*``).
+    px, py : ndarray (k, m)
+        ``U_k^* X`` and ``U_k^* Y``.
+
+    Returns
+    -------
+    ndarray, float (k,)
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine: :func:`conjugacy.koopman_spectrum` validates the data and
+        arguments before calling it.
+
+    References
+    ----------
+    Colbrook & Townsend, *Rigorous data-driven computation of spectral properties of Koopman
+    operators for dynamical systems*, Comm. Pure Appl. Math. 77(1), 2024, eq. (4.6).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+    >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+    >>> X, Y = delay_embed(runs)
+    >>> U = np.linalg.svd(X, full_matrices=False)[0]
+    >>> px, py = U.T @ X, U.T @ Y
+    >>> S = np.linalg.lstsq(px.T, py.T, rcond=None)[0].T  # S_k = U^* A U
+    >>> w, left = np.linalg.eig(S.conj().T)  # S^* l = conj(lambda) l
+    >>> data_residuals(w.conj(), left, px, py).round(10)  # exact data: every residual 0
+    array([0., 0., 0.])
     """
     if eigenvalues.size == 0:
         return np.zeros(0)
