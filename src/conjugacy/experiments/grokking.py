@@ -419,7 +419,7 @@ def make_study(config: GrokkingConfig) -> Study:
         job_key=_job_key,
         extra_jobs=extra,
         resumable=True,
-        seed_major=False,
+        seed_major=True,  # both regimes of a seed first: a partial run has whole seeds
     )
 
 
