@@ -406,3 +406,13 @@ def test_long_condition_labels_are_named_by_the_settings_that_differ(results):
     md = render_markdown(r)
     assert "### Conditions and their recorded settings" in md
     assert "**class=SGD, lr=0.1 vs class=Adam, lr=0.001:" in md
+
+
+def test_a_malformed_window_comparison_is_named(results):
+    bad = [({"pairs": [1, 2]}, "must be a dict with 'pairs'"),
+           ({"pairs": {"a-b": {"per_window": [{"distance": "far"}]}}},
+            r"\['pairs'\]\['a-b'\]\['per_window'\]\[0\]\['distance'\] must be a number or null"),
+           ({"pairs": {"a-b": {"per_window": [{"interval": [0, "x"]}]}}}, "must be \\[low, high\\]")]
+    for between, message in bad:
+        with pytest.raises(ReportError, match=message):
+            render_markdown({**results, "windows": {"between_conditions": between}})

@@ -364,13 +364,50 @@ def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def between_conditions(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``results["windows"]["between_conditions"]`` checked for what the report reads (pairs of
+    dicts, each window a dict whose numbers are numbers or null); None when absent.
+
+    Raises
+    ------
+    ReportError
+        Naming the first entry of the wrong shape.
+    """
+    between = _mapping(results, "windows").get("between_conditions")
+    if between is None:
+        return None
+    where = "results['windows']['between_conditions']"
+    pairs = between.get("pairs") if isinstance(between, Mapping) else None
+    if not isinstance(pairs, Mapping):
+        raise ReportError(f"{where} must be a dict with 'pairs' (pair -> dict)")
+    for name, entry in pairs.items():
+        per = entry.get("per_window") if isinstance(entry, Mapping) else None
+        if not isinstance(per, list) or not all(isinstance(w, Mapping) for w in per):
+            raise ReportError(f"{where}['pairs'][{name!r}] must hold 'per_window', a list of dicts")
+        for i, w in enumerate(per):
+            for key in ("start", "distance", "noise_floor", "effect_size", "pvalue"):
+                v = w.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                    raise ReportError(f"{where}['pairs'][{name!r}]['per_window'][{i}][{key!r}] "
+                                      f"must be a number or null, got {type(v).__name__}")
+            iv = w.get("interval")
+            if iv is not None and not (isinstance(iv, list) and len(iv) == 2 and all(
+                    isinstance(x, int | float) and not isinstance(x, bool) for x in iv)):
+                raise ReportError(f"{where}['pairs'][{name!r}]['per_window'][{i}]['interval'] "
+                                  "must be [low, high]")
+        if entry.get("differ_from_step") is not None and not isinstance(
+                entry["differ_from_step"], int):
+            raise ReportError(f"{where}['pairs'][{name!r}]['differ_from_step'] must be a step")
+    return between
+
+
 def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per pair of conditions compared window by window (``results["windows"]
     ["between_conditions"]``): ``title``, ``summary`` (from which step on they differ) and the
     table rows (header first), distances and noise floor in W1, effect size in noise-floor
     units."""
-    between = (_mapping(results, "windows") or {}).get("between_conditions")
-    if not isinstance(between, Mapping):
+    between = between_conditions(results)
+    if between is None:
         return []
     names = short_names(results)
     out = []

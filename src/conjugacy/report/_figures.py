@@ -17,13 +17,31 @@ import numpy as np
 
 from .._bounded_json import UnsafeFile, read_bytes
 from .._text import shown
-from ._content import ReportError, comparison_of, complex_values, short_names
+from ._content import (
+    ReportError,
+    between_conditions,
+    comparison_of,
+    complex_values,
+    short_names,
+)
 
 __all__ = ["ReportFigure", "report_figures", "study_figures"]
 
 DPI = 110
 #: Bounds on the figures a results.json lists (a study draws ~10 of ~100 kB; issue 26).
 MAX_STUDY_FIGURES, MAX_FIGURE_BYTES = 64, 32 * 2**20
+#: Panels drawn per figure (one per condition or pair): 64 conditions drew for 25 s CPU before
+#: (issue 26); the tables list them all, the figures show the first ones and say so.
+MAX_PANELS = 9
+
+
+def _first(items: Any) -> tuple[list[Any], str]:
+    """The first :data:`MAX_PANELS` of ``items`` and a caption note when some were left out."""
+    items = list(items)
+    if len(items) <= MAX_PANELS:
+        return items, ""
+    return items[:MAX_PANELS], (f" Only the first {MAX_PANELS} of {len(items)} panels are drawn "
+                                "(the tables list all).")
 
 
 @dataclass(frozen=True)
@@ -119,8 +137,8 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
         if fig is not None:
             figures.append(fig)
     windows = results.get("windows") or {}
-    between = windows.get("between_conditions") if isinstance(windows, Mapping) else None
-    if isinstance(between, Mapping) and between.get("pairs"):
+    between = between_conditions(results)
+    if between is not None and between["pairs"]:
         figures.append(_between_windows_figure(between, names))
     loss = results.get("loss") or {}
     if loss:
@@ -149,11 +167,18 @@ def distance_panels(cmp: Mapping[str, Any], names: Mapping[str, str]
             m[i, i] = floor if isinstance(floor, int | float) and np.isfinite(floor) else 0.0
         panels.append((m, [_label(names.get(c, c)) for c in conds],
                        "mean W1 between conditions\n(diagonal: between seeds)"))
-    for c, b in between.items():
+    for c, b in _first(between.items())[0]:
         m = np.asarray(b.get("matrix"), float)
         panels.append((m, [f"s{i}" for i in range(m.shape[0])],
                        f"W1 between seeds of {_label(names.get(str(c), c))}"))
     return panels
+
+
+def chosen_between(cmp: Mapping[str, Any]) -> list[Any]:
+    """The conditions with a between-seeds panel (one per condition)."""
+    from ._content import chosen
+
+    return list(chosen(cmp).get("between_seeds") or {})
 
 
 def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure | None:
@@ -179,8 +204,8 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
         f"Wasserstein distances (W1) on the {cmp.get('verdict_uses', 'all')} spectra, one colour "
         f"scale (0 to {top:.3g}) for every panel: between conditions (mean over seeds; on the "
         "diagonal each condition's mean distance between its seeds, the noise floor a difference "
-        "between conditions is read against), and between the seeds of each condition.",
-        _png(fig))
+        "between conditions is read against), and between the seeds of each condition."
+        + _first(chosen_between(cmp))[1], _png(fig))
 
 
 def _between_windows_figure(between: Mapping[str, Any],
@@ -190,7 +215,7 @@ def _between_windows_figure(between: Mapping[str, Any],
     conjugate", and the step from which on they differ."""
     from ..plots import new_figure
 
-    pairs = list((between.get("pairs") or {}).values())
+    pairs, cut = _first((between.get("pairs") or {}).values())
     cols = min(len(pairs), 3)
     rows = -(-len(pairs) // cols)
     fig, axes = new_figure(rows, cols, width=4.6 * cols, height=3.4 * rows)
@@ -198,7 +223,8 @@ def _between_windows_figure(between: Mapping[str, Any],
     window = int(between.get("window") or 1)
     for ax, entry in zip(axes, pairs):
         per = entry.get("per_window") or []
-        x = np.array([w["start"] + (window - 1) / 2 for w in per], float)
+        x = np.array([np.nan if w.get("start") is None else w["start"] + (window - 1) / 2
+                      for w in per], float)
         d = np.array([np.nan if w.get("distance") is None else w["distance"] for w in per])
         floor = np.array([np.nan if w.get("noise_floor") is None else w["noise_floor"]
                           for w in per])
@@ -227,7 +253,7 @@ def _between_windows_figure(between: Mapping[str, Any],
         f"of {window} records (mean over {between.get('n_seeds')} seeds, band: 95% interval), "
         "against the mean W1 between seeds of one condition in that window (dashed). Red: "
         f"windows whose permutation test rejects conjugacy (p < {between.get('alpha', 0.05)}); "
-        "vertical line: the step from which on every window does.", _png(fig))
+        "vertical line: the step from which on every window does." + cut, _png(fig))
 
 
 def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
@@ -257,7 +283,8 @@ def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
 def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure:
     from ..plots import new_figure, plot_distance_heatmap
 
-    conds = windows["conditions"]
+    conds, cut = _first(windows["conditions"].items())
+    conds = dict(conds)
     n = len(conds)
     cols = min(n, 3)
     rows = -(-n // cols)
@@ -277,7 +304,7 @@ def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> Rep
         "windows",
         f"log10 W1 between the spectra of windows of {windows.get('window')} steps over training "
         "(one panel per condition, seeds pooled); red lines: transitions (change points between "
-        "consecutive windows).", _png(fig))
+        "consecutive windows)." + cut, _png(fig))
 
 
 def study_figures(results: Mapping[str, Any],
