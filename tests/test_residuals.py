@@ -270,3 +270,16 @@ def test_gram_route_equals_the_dense_route(monkeypatch) -> None:
         for name in ("projection_residuals", "variance_residuals", "noise_fractions"):
             np.testing.assert_allclose(getattr(gram, name), getattr(dense, name), atol=1e-8)
         assert gram.settings["branch"]["eigenvalue_mismatch"] < 1e-8
+
+
+def test_an_unresolvable_gram_falls_back_to_the_dense_route() -> None:
+    # 4 strong directions and a 5th at 1e-6 of them: the Gram's implied error (eps / 1e-12)
+    # misses the engine's target, so the dictionary is recomputed by the dense SVD
+    rng = np.random.default_rng(8)
+    basis = np.linalg.qr(rng.standard_normal((300, 5)))[0].T * np.array([1, 1, 1, 1, 1e-6])[:, None]
+    z = rng.standard_normal((2, 25, 5))
+    zb = z + 0.1 * rng.standard_normal(z.shape)
+    x, xb = z @ basis, zb @ basis
+    s = two_branch_residuals(x, xb, koopman_spectrum(x, rank=5, path="dense").eigenvalues)
+    assert s.settings["path"] == "dense"
+    assert any("recomputed on the dense path" in n for n in s.settings["notes"])

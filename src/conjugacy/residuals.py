@@ -39,6 +39,7 @@ the spectrum's Ritz values, matched to them one to one (the largest mismatch is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ from .observables import (
     pooled_view,
     snapshot_gram,
 )
-from .spectrum_paths import _GRAM_TARGET, input_eps
+from .spectrum_paths import gram_trusted, input_eps
 from .trajectories import OneTrajectoryWarning, TrajectoriesLike, as_trajectory_list
 
 __all__ = ["BRANCH_FILTER", "BranchResiduals", "branch_keep", "two_branch_residuals"]
@@ -197,7 +198,7 @@ def two_branch_residuals(
         return BranchResiduals(empty, empty, empty, settings)
     projected = None
     if n_obs > m:
-        projected = _gram_projections(trajs, nexts, delays, lam.size)
+        projected = _gram_projections(trajs, nexts, delays, lam.size, settings["notes"])
         settings["path"] = "gram"
     if projected is None:
         if 3 * n_obs * m * 16 > MAX_BRANCH_BYTES:
@@ -233,10 +234,11 @@ def _dense_projections(
 
 
 def _gram_projections(
-    trajs: list[np.ndarray], nexts: list[np.ndarray], delays: int, k: int
+    trajs: list[np.ndarray], nexts: list[np.ndarray], delays: int, k: int, notes: list[str]
 ) -> tuple[np.ndarray, ...] | None:
     """:func:`_dense_projections` from snapshot Grams (many features, few snapshots), or None
-    when the Gram cannot resolve the k-th singular value (the engine's Gram target).
+    when the Gram cannot resolve the k-th singular value (the engine's rule,
+    :func:`conjugacy.spectrum_paths.gram_trusted`, which adds its reason to ``notes``).
 
     ``X^* Y2 = X^* Y1 + X^* E``: ``E`` is nonzero only in the newest block, where column j holds
     ``b_l - x_{l+1}`` (``l`` the base index of ``x_{t+d}``), so ``X^* E = C[l', l] - G[l', l+1]``
@@ -254,7 +256,7 @@ def _gram_projections(
     if k > evals.size or evals[k - 1] <= 0:
         return None
     s = np.sqrt(evals[:k])
-    if np.finfo(float).eps / (s[-1] / s[0]) ** 2 > _GRAM_TARGET:
+    if not gram_trusted(SimpleNamespace(rank=k), float(s[-1] / s[0]), notes):
         return None  # as the engine's Gram path: recompute on the dense path
     vh = V[:, :k].conj().T
     xe = cross[np.ix_(last, last)] - gram[np.ix_(last, last + 1)]
@@ -346,7 +348,7 @@ def with_branch(
             pca_center=pca_center,
         )
     settings = dict(spectrum.settings)
-    notes = list(settings.get("notes", [])) + list(r.settings["notes"])
+    notes = list(dict.fromkeys([*settings.get("notes", []), *r.settings["notes"]]))
     note = delay_noise_note(delays, r.noise_fraction, r.projection)
     if note:
         notes.append(note)
