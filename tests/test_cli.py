@@ -596,3 +596,22 @@ def test_every_torch_recipe_sets_one_thread_and_says_why():
         assert "torch.set_num_threads(1)" in blocks[name], name
     assert "5.44 s of\nCPU with the default threads and 0.27 s with `torch.set_num_threads(1)`" in text
     assert "**Threads.**" in (docs / "studies.md").read_text()
+
+
+def test_analyze_notes_runs_that_lack_step_0(tmp_path):
+    pytest.importorskip("zarr")
+    import conjugacy
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(0)
+    with TrajectoryStore.open(tmp_path / "runs.zarr", "w") as st:
+        for i in range(8):
+            name = f"r{i}"
+            st.create_run(name, {"w": ((4,), "float64")},
+                          metadata={"condition": "ab"[i % 2], "seed": i // 2})
+            first = 1 if i == 3 else 0  # r3 forgot rec.record(0)
+            st.append(name, np.arange(first, first + 30), {"w": rng.normal(size=(30, 4)).cumsum(0)})
+    res = conjugacy.analyze(tmp_path / "runs.zarr", delays=1, rank=3, n_permutations=9)
+    assert ("1 run(s) lack step 0 (e.g. 'r3' starts at step 1): the initial weights were not "
+            "recorded (call rec.record(0) before the first optimizer step); the spectra start at "
+            "the first recorded step") in res.results["warnings"]
