@@ -724,6 +724,31 @@ def test_figures_a_results_file_lists_are_read_within_bounds(tmp_path):
     assert md.count("study_f.png") == 1
 
 
+def test_report_figures_draw_at_most_max_panels(tmp_path):
+    """64 conditions drew 64 between-seeds panels and 64 window panels (25 s CPU, issue 26):
+    the figures draw the first MAX_PANELS and their captions say so."""
+    pytest.importorskip("zarr")
+    pytest.importorskip("matplotlib")
+    from conjugacy.report._figures import MAX_PANELS, _first, distance_panels
+
+    good = reference_results(tmp_path)
+    conds = [f"c{i}" for i in range(MAX_PANELS + 3)]
+    cmp = json.loads(json.dumps(good["comparison"]))
+    cmp["conditions"] = conds
+    for uses in ("all", "filtered"):
+        if cmp.get(uses):
+            rec = cmp[uses]
+            rec["between_seeds"] = {c: rec["between_seeds"]["a"] for c in conds}
+            rec["equivalence_classes"]["mean_distance_matrix"] = [
+                [float(i != j) for j in range(len(conds))] for i in range(len(conds))]
+    panels = distance_panels(cmp, {})
+    assert len(panels) == 1 + MAX_PANELS  # the conditions' matrix + the first seeds' panels
+    assert panels[1][2].endswith("c0") and panels[-1][2].endswith(f"c{MAX_PANELS - 1}")
+    assert _first(conds) == (conds[:MAX_PANELS], f" Only the first {MAX_PANELS} of "
+                             f"{len(conds)} panels are drawn (the tables list all).")
+    assert _first(conds[:MAX_PANELS]) == (conds[:MAX_PANELS], "")
+
+
 if __name__ == "__main__":  # print the counts (cases, clean errors, leaks)
     import tempfile
 
