@@ -292,6 +292,12 @@ def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
     assert same["pvalue_range"][0] > 0.05
     assert set(same["neighbours"]) == {s["name"] for s in nb["settings"]}
     assert same["neighbours"]["rank -2"]["distance"] > 10 * same["distance_range"][0]
+    from conjugacy.report._render import render_html, render_markdown
+
+    md = render_markdown(res.results)
+    assert "### At neighbouring settings" in md and "(48 refits, " in md
+    assert "| a vs c | not conjugate | 5 of 5 | stable |" in md
+    assert "At neighbouring settings" in render_html(res.results)
 
 
 def test_pilot_delays_take_the_largest_choice_over_conditions():

@@ -18,6 +18,7 @@ __all__ = [
     "comparison_rows",
     "complex_values",
     "condition_rows",
+    "neighbourhood_rows",
     "overview",
     "short_names",
     "verdicts",
@@ -430,6 +431,31 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                    + str(entry.get("summary", "")).split(": ", 1)[-1])
         out.append({"title": f"{a} vs {b}", "summary": summary, "rows": rows})
     return out
+
+
+def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str] | None:
+    """The neighbour check (``comparison["neighbourhood"]``): table rows (header first) per pair
+    -- verdict, how many neighbouring settings agree, stable or FRAGILE, the p and W1 ranges,
+    the neighbours that differ -- and a line on what was refitted; None without one."""
+    nb = comparison_of(results).get("neighbourhood") if comparison_of(results) else None
+    if not nb:
+        return None
+    names = short_names(results)
+    pairs = comparison_of(results)["pairs"]
+    rows = [["pair", "verdict", "neighbours agreeing", "", "p range", "W1 range", "differs at"]]
+    for name, r in (nb.get("pairs") or {}).items():
+        a, b = (names.get(str(c), str(c)) for c in pairs.get(name, (name, "")))
+        pr, dr = r.get("pvalue_range"), r.get("distance_range")
+        differ = [k for k, v in (r.get("neighbours") or {}).items()
+                  if v.get("verdict") != r.get("verdict")]
+        rows.append([f"{a} vs {b}", str(r.get("verdict")), f"{r.get('same')} of {r.get('of')}",
+                     "FRAGILE" if r.get("fragile") else "stable",
+                     "-" if not pr else f"{fmt(pr[0])}-{fmt(pr[1])}",
+                     "-" if not dr else f"{fmt(dr[0])}-{fmt(dr[1])}", ", ".join(differ) or "-"])
+    line = (f"Each comparison refitted at {', '.join(str(s.get('name')) for s in nb['settings'])} "
+            f"({nb.get('n_fits')} refits, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
+            "flips at any of them is fragile.")
+    return rows, line
 
 
 # ----- warnings -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ._content import (
     complex_values,
     condition_rows,
     fmt,
+    neighbourhood_rows,
     overview,
     short_names,
     verdicts,
@@ -159,6 +160,10 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
                          f'{e(r["b"])}: {e(badge)}.</span> {e(r["explanation"])}</div>')
         parts.append("<h3>The numbers behind the verdicts</h3>")
         parts.append(_table(comparison_rows(results)))
+        nb = neighbourhood_rows(results)
+        if nb:
+            parts.append(f"<h3>At neighbouring settings</h3><p>{e(nb[1])}</p>")
+            parts.append(_table(nb[0]))
     warns = warnings_of(results)
     parts.append("<h2>Warnings</h2>")
     if warns:
@@ -243,6 +248,10 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
                   f"{_md_text(r['verdict'] or 'not tested')}.** {_md_text(r['explanation'])}"
                   for r in rows]
         parts += ["", _md_table(comparison_rows(results)), ""]
+        nb = neighbourhood_rows(results)
+        if nb:
+            parts += ["### At neighbouring settings", "", _md_text(nb[1]), "",
+                      _md_table(nb[0]), ""]
     parts += ["## Warnings", ""]
     warns = warnings_of(results)
     parts += [f"- {_md_text(w)}" for w in warns] if warns else ["None."]
