@@ -164,9 +164,8 @@ def two_branch_residuals(
 
     Examples
     --------
-    A fully observed linear system ``x' = diag(0.9, 0.5) x + noise``, its branch drawn the same
-    way: the projection residuals are small, the variance residuals near ``sqrt(1 - |lambda|^2)``
-    (0.44, 0.87) and the noise fractions near ``1 - |lambda|^2`` (0.19, 0.75).
+    ``x' = diag(0.9, 0.5) x + noise``, fully observed: small projection residuals, variance
+    residuals near ``sqrt(1 - |lambda|^2)``, noise fractions near ``1 - |lambda|^2``.
 
     >>> import numpy as np
     >>> from conjugacy import koopman_spectrum

@@ -541,20 +541,7 @@ class Recorder:
                     "continue it pass resume=True with checkpoint=PATH (the model and optimizer "
                     "are restored from it), or choose another run name or store"
                 )
-            info = self.store.run_info(self.run)
-            have = {n: (tuple(v["shape"]), np.dtype(v["dtype"])) for n, v in
-                    info["parameters"].items()}
-            if have != layout:
-                raise StoreError(
-                    f"cannot resume run {self.run!r}: it records {have}, the model gives {layout}"
-                )
-            if bool(info["branches"]) != (self.branch is not None):
-                raise StoreError(
-                    f"cannot resume run {self.run!r}: it was recorded "
-                    + ("with" if info["branches"] else "without") + " a branch; pass branch= "
-                    "the same way as when it was started"
-                )
-            n = info["n_complete"]
+            n = self._check_resumable(layout)
             if self.checkpoint is not None:
                 remove_dead_temporaries(self.checkpoint)  # of a writer killed mid-checkpoint
                 if self.checkpoint.exists():
@@ -601,6 +588,24 @@ class Recorder:
                       if self.branch is not None else None)
         self._buf_steps: list[int] = []
         self._buf_scalars: list[dict[str, float]] = []
+
+    def _check_resumable(self, layout: dict[str, Any]) -> int:
+        """The run's ``n_complete``, after checking that it records what this recorder would
+        (the parameters' layout, a branch or none)."""
+        info = self.store.run_info(self.run)
+        have = {n: (tuple(v["shape"]), np.dtype(v["dtype"])) for n, v in
+                info["parameters"].items()}
+        if have != layout:
+            raise StoreError(
+                f"cannot resume run {self.run!r}: it records {have}, the model gives {layout}"
+            )
+        if bool(info["branches"]) != (self.branch is not None):
+            raise StoreError(
+                f"cannot resume run {self.run!r}: it was recorded "
+                + ("with" if info["branches"] else "without") + " a branch; pass branch= "
+                "the same way as when it was started"
+            )
+        return int(info["n_complete"])
 
     def _restore(self, path: Path) -> int:
         dev = next(iter(self._params.values())).device
