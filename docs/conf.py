@@ -126,6 +126,5 @@ def setup(app):  # noqa: ANN001, ANN201 - Sphinx API
 # --- HTML --------------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"conjugacy {release}"
-html_static_path = ["_static"]
 html_theme_options = {"navigation_with_keys": True}
 nitpicky = False
