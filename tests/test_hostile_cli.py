@@ -280,3 +280,25 @@ def test_labels_with_invalid_tex_do_not_stop_the_report(tmp_path) -> None:
     assert got.exit_code == 0, _out(got)
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "$\\frac{$ vs b$_$x^" in md and (out / "figures" / "eigenvalues_all.png").is_file()
+
+
+def test_warnings_printed_during_a_command_are_escaped(tmp_path, monkeypatch) -> None:
+    """A library warning quoting a label reached stderr raw (Matplotlib's missing-glyph warnings
+    printed ESC and BEL); the CLI prints every warning's message through `shown`."""
+    import warnings
+
+    from conjugacy.store import TrajectoryStore as Store
+
+    store, _ = _store(tmp_path / "s.zarr", n_seeds=1, n_rec=8)
+    real = Store.run_info
+
+    def noisy(self, run):  # noqa: ANN001, ANN202
+        warnings.warn(f"run {run}: label {HOSTILE_B}", UserWarning, stacklevel=1)
+        return real(self, run)
+
+    monkeypatch.setattr(Store, "run_info", noisy)
+    got = runner.invoke(app, ["store", "ls", str(store)])
+    assert got.exit_code == 0, _out(got)
+    assert "UserWarning: run r00: label sgd\\x1b]0;PWNED-TITLE\\x07\\x9b31m[/lr]" in _out(got)
+    assert not controls(_out(got))
+    assert warnings.showwarning.__name__ != "_show_warning"  # restored after the command

@@ -20,6 +20,7 @@ through it, under the console script as under Typer's ``CliRunner``:
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, NoReturn
 
 import typer
@@ -97,6 +98,16 @@ def _print_error(message: str) -> None:
     )
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Python's warning line, with the message's control characters escaped (a warning may
+    quote a label: Matplotlib's missing-glyph warnings printed ESC and BEL raw)."""
+    from .._text import shown
+
+    (file or sys.stderr).write(f"{shown(filename, markup=False)}:{lineno}: {category.__name__}: "
+                               f"{shown(message, markup=False)}\n")
+
+
 def _click_classes(name: str) -> tuple[type[BaseException], ...]:
     # Typer >= 0.25 vendors its own copy of Click (typer._click); catch both copies' classes.
     import importlib
@@ -121,7 +132,9 @@ class ErrorHandlingGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():  # restores the previous printer afterwards
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except _PASS_THROUGH:  # Click's own exits and errors: Click handles them
             raise
         except KeyboardInterrupt:
