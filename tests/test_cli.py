@@ -517,7 +517,8 @@ def test_spectrum_without_rank_on_a_large_input_keeps_100_modes_and_says_how_to_
     for bad in ("0", "-2", "ten"):
         result = runner.invoke(app, ["spectrum", str(small), "--rank", bad])
         assert result.exit_code == 2
-        assert result.output.strip() == f"error: --rank must be a positive integer or 'all', got '{bad}'"
+        assert result.output.strip() == ("error: --rank must be a positive integer, 'all' or "
+                                         f"'svht', got '{bad}'")
 
 
 def test_ctrl_c_stops_spectrum_at_once_even_inside_a_long_lapack_call(tmp_path):
