@@ -233,7 +233,7 @@ def test_a_killed_write_never_leaves_files_of_two_analyses(tmp_path, monkeypatch
     while True:
         calls = [0]
 
-        def dying(name: str):  # noqa: ANN202
+        def dying(name: str, calls: list[int] = calls, point: int = point):  # noqa: ANN202
             def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
                 calls[0] += 1
                 if calls[0] == point:
@@ -302,3 +302,64 @@ def test_warnings_printed_during_a_command_are_escaped(tmp_path, monkeypatch) ->
     assert "UserWarning: run r00: label sgd\\x1b]0;PWNED-TITLE\\x07\\x9b31m[/lr]" in _out(got)
     assert not controls(_out(got))
     assert warnings.showwarning.__name__ != "_show_warning"  # restored after the command
+
+
+# ----- report.html in a real browser -------------------------------------------------------------
+XSS = ("<img src=x onerror=\"document.documentElement.setAttribute('data-xss','img')\">"
+       "<script>document.documentElement.setAttribute('data-xss','script')</script>"
+       "\"'><svg onload=\"document.documentElement.setAttribute('data-xss','svg')\">")
+
+
+def _poison(x: object) -> object:
+    """Every string value of a results dict with the XSS payload appended (keys stay: labels
+    come from the store, hostile there)."""
+    if isinstance(x, str):
+        return x + XSS
+    if isinstance(x, list):
+        return [_poison(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _poison(v) for k, v in x.items()}
+    return x
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None,
+                    reason="no chromium (CI installs Debian's chromium)")
+def test_no_script_runs_from_any_report_field_in_headless_chromium(tmp_path) -> None:
+    """Issue 26 done-when: a <script>, onerror= or onload= payload in every user-controlled field
+    of results.json (condition labels from the store, every string value) runs nothing in
+    report.html; the page's own check (data-report-status) still runs."""
+    import re
+    import shutil
+    import subprocess
+
+    from conjugacy.report import write_report
+
+    rng = np.random.default_rng(4)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("a" + XSS, "b" + XSS):
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(16), {"w": rng.standard_normal((16, 4)).cumsum(0)})
+                st.set_finished(name)
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "a"),
+                              "--no-report", "--delays", "0", "--rank", "2", "--window", "8"])
+    assert got.exit_code == 0, _out(got)
+    base = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))
+    keep = {"schema", "comparison", "spectra", "pooled_spectra", "windows"}  # branched on
+    poisoned = {k: (v if k in keep else _poison(v)) for k, v in base.items()}
+    html_path, _ = write_report(poisoned, tmp_path / "rep")
+    text = html_path.read_text(encoding="utf-8")
+    assert text.count("data-xss") >= 10  # the payload is there, escaped
+    assert "<script>document.documentElement" not in text
+    assert "onerror=\"document" not in text and "onload=\"document" not in text
+    dom = subprocess.run(
+        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", html_path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", dom.stdout).group(0)
+    assert "data-xss" not in root, root
+    assert 'data-report-status="ok"' in root, root  # the page's own check ran and passed
