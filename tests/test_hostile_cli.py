@@ -304,6 +304,30 @@ def test_warnings_printed_during_a_command_are_escaped(tmp_path, monkeypatch) ->
     assert warnings.showwarning.__name__ != "_show_warning"  # restored after the command
 
 
+def test_an_all_zero_condition_is_refused_in_one_line_naming_it(tmp_path) -> None:
+    """Issue 26: one all-zero condition failed with "b is empty" (and, with delays chosen from
+    the data, an IndexError traceback)."""
+    rng = np.random.default_rng(5)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("a", "zero"):
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                x = rng.standard_normal((16, 4)).cumsum(0) if cond == "a" else np.zeros((16, 4))
+                st.append(name, np.arange(16), {"w": x})
+                st.set_finished(name)
+    for extra, says in (([], "trajectories do not change (constant, e.g. all zero)"),
+                        (["--delays", "1"], "condition 'zero', seed 0: the spectrum has no "
+                                            "eigenvalues")):
+        got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out",
+                                  str(tmp_path / "o"), "--no-report", *extra])
+        assert got.exit_code == 2 and got.exception is None or isinstance(
+            got.exception, SystemExit), _out(got)
+        lines = [ln for ln in _out(got).splitlines() if ln.strip()]
+        assert len(lines) == 1 and says in lines[0], _out(got)
+
+
 # ----- report.html in a real browser -------------------------------------------------------------
 XSS = ("<img src=x onerror=\"document.documentElement.setAttribute('data-xss','img')\">"
        "<script>document.documentElement.setAttribute('data-xss','script')</script>"

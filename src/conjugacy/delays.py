@@ -147,6 +147,10 @@ def choose_delays(
         errors.append(err)
         ranks.append(rank)
     e = np.array(errors)
+    if not np.isfinite(e).any():  # e.g. constant (all-zero) trajectories: nothing to predict
+        raise ValueError("trajectories do not change (constant, e.g. all zero): no held-out "
+                         "prediction error to choose delays from; check what was recorded, or "
+                         "give delays= instead")
     best = float(np.nanmin(e))
     pick = int(np.flatnonzero(e <= best * (1 + slack) + 1e-12)[0])
     d = candidates[pick]

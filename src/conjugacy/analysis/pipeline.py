@@ -303,6 +303,18 @@ def _relative(path: Any, out: Path) -> str:
         return str(p)
 
 
+def _refuse_empty(fitted: Mapping[tuple, Any]) -> None:
+    """One line naming the condition whose spectrum has no eigenvalue (its runs recorded values
+    that do not change, e.g. all zero); it was "b is empty" from the comparison (issue 26)."""
+    for (condition, seed, window), sp in fitted.items():
+        if len(sp.eigenvalues) == 0:
+            where = f"condition {condition!r}, seed {seed!r}" + (
+                f", window {window!r}" if window is not None else "")
+            raise ValueError(f"{where}: the spectrum has no eigenvalues (rank 0: the recorded "
+                             "values do not change, e.g. all zero); check what its runs "
+                             "recorded, or leave the condition out")
+
+
 def run_pipeline(
     reader: Any,
     groups: Sequence[SpectrumGroup],
@@ -365,6 +377,7 @@ def run_pipeline(
         warnings.simplefilter("always")
         fitted = fit_spectra(reader, groups, spectrum, params=params, client=client,
                              progress=progress)
+        _refuse_empty(fitted)
         t1 = time.perf_counter()
         spectra = by_condition(groups, fitted)
         extra = dict(fields or {})
