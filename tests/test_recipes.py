@@ -103,8 +103,10 @@ def check_analyze_on_the_plain_store(tmp_path):
     assert list(res.spectra) == ["adam", "sgd"] and r["seeds"] == {"adam": [0, 1], "sgd": [0, 1]}
     assert len(r["runs"]) == 12 and r["n_records"] == 26 and r["n_features"] == 320
     assert r["observables"] == ["2.weight"]
-    assert r["settings"]["delays"] == 6  # round(3200 / 320) = 10, capped at (26 - 2) // 4
-    assert "capped at 6" in r["settings_reasoning"]["delays"]
+    # delays from the data (issue 20): sgd needs the most the 26 records allow, (26 - 2) // 4
+    assert r["settings"]["delays"] == 6 and r["settings"]["rank"] == "svht"
+    assert "adam: 0 (error" in r["settings_reasoning"]["delays"]
+    assert "sgd: 6 (error" in r["settings_reasoning"]["delays"]
     cmp = r["comparison"]
     assert cmp["pairs"] == {"adam-sgd": ["adam", "sgd"]}
     # 2 seeds per condition: C(4, 2) = 6 labelings, the best p is 2/6 > 0.05

@@ -345,16 +345,20 @@ def recorded_settings(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[s
 
 
 # ----- the analysis -------------------------------------------------------------------------------
-def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes: list[str]
-                 ) -> int:
+def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes: list[str],
+                 groups: Sequence[SpectrumGroup], window: int) -> int:
     """The fixed rank of the windows: the rank given, or for a rank rule the median of the
-    ranks it chose on the whole runs (windows are compared with each other, so they share one)."""
+    ranks it chose on the whole runs (windows are compared with each other, so they share one),
+    at most what a window of one seed allows (its snapshot pairs)."""
     if not isinstance(settings["rank"], str):
         return int(settings["rank"])
     ranks = [sp.rank for sp in fitted.values()]
-    k = max(1, int(np.median(ranks)))
+    d = min(int(settings["delays"]), max(0, (window - 2) // 4))
+    cap = min(len(g.runs) for g in groups) * max(1, window - d - 1)
+    k = max(1, min(int(np.median(ranks)), cap))
     notes.append(f"windows use rank {k}: the median of the ranks {settings['rank']} chose on the "
-                 f"whole runs ({min(ranks)}-{max(ranks)})")
+                 f"whole runs ({min(ranks)}-{max(ranks)}), at most the {cap} snapshot pairs of "
+                 "one seed's window")
     return k
 
 
@@ -482,7 +486,9 @@ def analyze(
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
             window=None if window is None else (
                 lambda f: _windows(reader, groups, params, window,
-                                   {**settings, "rank": _window_rank(settings, f, notes)}, notes,
+                                   {**settings,
+                                    "rank": _window_rank(settings, f, notes, groups, window)},
+                                   notes,
                                    {"alpha": alpha, "seed": seed,
                                     "n_permutations": n_permutations})),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
