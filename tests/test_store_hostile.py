@@ -355,3 +355,33 @@ def test_parameter_names_match_literally_unless_a_glob_is_asked():
     assert select_names(names, "*.bias") == ["fc3.bias"]
     with pytest.raises(StoreError, match=r"'a\[1\]\.weight' matches nothing"):
         select_names(names, "a[1].weight")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "huge", "deep", "list", "settings"])
+def test_a_hostile_study_stamp_is_refused_in_one_line(tmp_path, kind):
+    """study.json of an output folder was read unbounded (a FIFO blocked, a link was followed,
+    deep JSON gave RecursionError, a non-object an AttributeError)."""
+    from conjugacy.study import STAMP_NAME, Study, check_stamp
+
+    study = Study(name="s", conditions={"c": {}}, seeds=[0], n_replicas=1, n_records=4,
+                  train=lambda *_a: None, settings={"a": 1})
+    out = tmp_path / "out"
+    out.mkdir()
+    stamp = out / STAMP_NAME
+    if kind == "fifo":
+        os.mkfifo(stamp)
+    elif kind == "link":
+        (tmp_path / "target.json").write_text(json.dumps(study.stamp()))
+        stamp.symlink_to(tmp_path / "target.json")
+    elif kind == "huge":
+        with open(stamp, "wb") as fh:
+            fh.truncate(2**21)
+    elif kind == "deep":
+        stamp.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "list":
+        stamp.write_text("[]")
+    else:
+        stamp.write_text(json.dumps({**study.stamp(), "settings": [1, 2]}))
+    says = "was trained with other settings" if kind == "settings" else STAMP_NAME
+    with bounded(f"stamp {kind}"), pytest.raises(ValueError, match=says):
+        check_stamp(study, out)

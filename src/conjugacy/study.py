@@ -43,7 +43,6 @@ folder and continues interrupted runs from their last checkpoint (e.g. through
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
@@ -367,13 +366,23 @@ def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
             )
         write_json(stamp, wanted)
         return
-    have = json.loads(stamp.read_text(encoding="utf-8"))
+    from ._bounded_json import UnsafeFile, read_json
+
+    try:  # bounded: a folder shared with a paper is untrusted (no link, FIFO, huge or deep file)
+        have = read_json(stamp, limit=2**20, what="a study stamp")
+    except UnsafeFile as exc:
+        raise ValueError(f"{str(stamp)!r} {exc.problem}: delete it, or use another output "
+                         "folder") from None
+    if not isinstance(have, dict):
+        raise ValueError(f"{str(stamp)!r} is not a study stamp (a JSON object): delete it, or "
+                         "use another output folder")
     if have.get("study") != wanted["study"]:
         raise ValueError(
             f"{str(out)!r} holds the study {have.get('study')!r}, not {wanted['study']!r}; use "
             "another output folder"
         )
-    h, w = have.get("settings", {}), wanted["settings"]
+    h, w = have.get("settings"), wanted["settings"]
+    h = h if isinstance(h, dict) else {}
     diff = sorted(k for k in set(h) | set(w) if h.get(k) != w.get(k))
     if diff or have.get("layout") != LAYOUT_VERSION:
         details = ", ".join(f"{k}: {h.get(k)!r} there, {w.get(k)!r} now" for k in diff)
