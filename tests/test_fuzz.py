@@ -721,7 +721,8 @@ def test_figures_a_results_file_lists_are_read_within_bounds(tmp_path):
     (tmp_path / "f.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with open(tmp_path / "huge.png", "wb") as fh:
         fh.truncate(40 * 2**20)
-    listed = ["fifo.png", "huge.png", *["f.png"] * 5000]
+    (tmp_path / "g\x1b[31m (x).png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    listed = ["fifo.png", "huge.png", *["f.png"] * 5000, "g\x1b[31m (x).png"]
     path = tmp_path / "results.json"
     path.write_text(json.dumps({**good, "figures": listed}), encoding="utf-8")
     assert report_cli(path, seconds=20) == "ok"
@@ -729,6 +730,7 @@ def test_figures_a_results_file_lists_are_read_within_bounds(tmp_path):
     assert "figure 'fifo.png' is a FIFO (named pipe), not a regular file" in md
     assert "figure 'huge.png' has 41943040 bytes, over the limit of 33554432" in md
     assert md.count("study_f.png") == 1
+    assert "(figures/study_g%1B%5B31m%20%28x%29.png)" in md and "\x1b" not in md
 
 
 def test_report_figures_draw_at_most_max_panels(tmp_path):

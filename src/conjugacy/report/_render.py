@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .._atomic import atomic_open
 from .._text import shown
@@ -270,7 +271,8 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
         parts += ["## Figures", ""]
     for f in figs:
         cap = _md_text(f.caption)
-        parts += [f"![{cap}]({figure_dir}/{f.name}.png)", "", f"*{cap}*", ""]
+        link = quote(f"{figure_dir}/{f.name}.png")  # a study figure's name is a user file name
+        parts += [f"![{cap}]({link})", "", f"*{cap}*", ""]
     eig = _eigen_rows(results)
     if eig:
         parts += ["## Eigenvalues (first seed of each condition)", ""]
