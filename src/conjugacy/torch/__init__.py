@@ -5,6 +5,7 @@ Requires ``torch`` (``pip install conjugacy[torch]``); the Lightning callback li
 """
 
 from .recorder import (
+    BranchStep,
     Recorder,
     describe_optimizer,
     load_checkpoint,
@@ -14,6 +15,7 @@ from .recorder import (
 from .replicas import make_replicas, perturb_model, train_replicas
 
 __all__ = [
+    "BranchStep",
     "Recorder",
     "describe_optimizer",
     "load_checkpoint",
