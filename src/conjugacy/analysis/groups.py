@@ -261,9 +261,29 @@ def fit_spectra(
 
     Examples
     --------
-    >>> # doctest: +SKIP
-    >>> with StudyReader.open("results/fcn") as reader:
-    ...     spectra = fit_spectra(reader, groups, {"delays": 8, "rank": 10}, params="2.weight")
+    A store of two runs (one per seed) of 20 records, one spectrum per run:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "w") as store:
+    ...         for seed in (0, 1):
+    ...             meta = {"condition": "sgd", "seed": seed}
+    ...             store.create_run(f"s{seed}", {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = np.cumsum(rng.normal(size=(20, 3)), axis=0)
+    ...             _ = store.append(f"s{seed}", np.arange(0, 40, 2), {"w": w})
+    ...         groups = [SpectrumGroup("sgd", s, (f"s{s}",)) for s in (0, 1)]
+    ...         spectra = fit_spectra(store, groups, {"delays": 2, "rank": 2})
+    >>> sorted(spectra)
+    [('sgd', 0, None), ('sgd', 1, None)]
+    >>> first = spectra[("sgd", 0, None)]
+    >>> first.eigenvalues.shape, first.settings["record_interval"]
+    ((2,), 2)
+
+    A study's runs: ``with StudyReader.open("results/fcn") as reader:
+    fit_spectra(reader, groups, {"delays": 8, "rank": 10}, params="2.weight")``.
     """
     groups = list(groups)
     keys = [g.key for g in groups]
