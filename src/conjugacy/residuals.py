@@ -92,6 +92,16 @@ class BranchResiduals:
         ``estimator``, ``n_pairs``, ``input_eps``, ``eigenvalue_mismatch`` (largest distance
         between a spectrum eigenvalue and its match in this dictionary, relative to the largest
         modulus), ``path`` (``"gram"`` or ``"dense"``, the route of the dictionary), ``notes``.
+
+    Examples
+    --------
+    Returned by :func:`two_branch_residuals` (and kept on a spectrum fitted with
+    ``next_states=``); built directly here:
+
+    >>> import numpy as np
+    >>> r = BranchResiduals(np.array([0.06, 0.13]), np.array([0.39, 0.84]), np.array([0.15, 0.74]))
+    >>> r.projection <= r.variance
+    array([ True,  True])
     """
 
     projection: np.ndarray
@@ -316,7 +326,34 @@ def branch_keep(
     rule: dict[str, Any] = BRANCH_FILTER,
 ) -> np.ndarray:
     """Mask of the eigenpairs :data:`BRANCH_FILTER` keeps (a conjugate pair by its worse member;
-    ``partner[i]`` is the index of eigenvalue i's conjugate partner, itself if unpaired)."""
+    ``partner[i]`` is the index of eigenvalue i's conjugate partner, itself if unpaired).
+
+    Parameters
+    ----------
+    eigenvalues : ndarray complex (rank,)
+        The spectrum's eigenvalues (unused by the rule; kept for the call's symmetry).
+    projection, noise_fraction : ndarray float (rank,)
+        :attr:`BranchResiduals.projection` and :attr:`BranchResiduals.noise_fraction`.
+    partner : ndarray int (rank,)
+        Index of each eigenvalue's conjugate partner (itself if real or unpaired).
+    rule : dict, default :data:`BRANCH_FILTER`
+        ``max_projection`` and ``max_noise_fraction``.
+
+    Returns
+    -------
+    ndarray bool (rank,)
+        True for the eigenpairs kept.
+
+    Examples
+    --------
+    A conjugate pair (0, 1) whose second member is noise is dropped as a whole:
+
+    >>> import numpy as np
+    >>> lam = np.array([0.5 + 0.5j, 0.5 - 0.5j, 0.9])
+    >>> branch_keep(lam, np.array([0.05, 0.05, 0.1]), np.array([0.2, 0.95, 0.3]),
+    ...             partner=np.array([1, 0, 2]))
+    array([False, False,  True])
+    """
     proj = np.maximum(projection, projection[partner])
     frac = np.maximum(noise_fraction, noise_fraction[partner])
     return (proj <= rule["max_projection"]) & (frac <= rule["max_noise_fraction"])
