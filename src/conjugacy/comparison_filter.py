@@ -66,6 +66,15 @@ def shared_count(groups: Mapping[str, Sequence[Any]]) -> tuple[int, dict[str, li
         ``groups`` empty or a condition without spectra.
     TypeError
         A member that is not a :class:`conjugacy.Spectrum`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 40, 4)), 1), rank=4)
+    >>> shared_count({"a": [fit(), fit()], "b": [fit()]})  # the median of 2, 4, 2
+    (2, {'a': [2, 4], 'b': [2]})
     """
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError("groups must map at least one condition to its spectra")
