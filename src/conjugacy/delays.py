@@ -60,6 +60,15 @@ class DelayChoice:
         SVHT rank of each candidate's delay matrix (the larger of the two folds').
     reason : str
         One sentence: the rule, the winner and its error.
+
+    Examples
+    --------
+    Returned by :func:`choose_delays`; its JSON form is kept in a spectrum's settings:
+
+    >>> c = DelayChoice(2, (1, 2), (0.9, 0.5), (1, 2), "the lowest error: delays 2 (0.5)")
+    >>> d = c.as_dict()
+    >>> d["rule"], d["delays"], d["svht_ranks"]
+    ('prediction', 2, [1, 2])
     """
 
     delays: int
