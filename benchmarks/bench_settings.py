@@ -13,9 +13,9 @@ adding an entry, e.g. a two-branch filter that reads ``Recording.next_x``):
   A, a system B whose eigenvalues are A's moved by 0.1 in random directions (conjugate pairs kept
   conjugate), and records A twice and B once; same = W1(A, A'), different = W1(A, B).
 * **Real**: an MLP 64-32-10 on scikit-learn's digits (:func:`conjugacy.data.load_digits`), trained
-  by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 300 steps; 4 replicas per seed,
+  by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 200 steps; 4 replicas per seed,
   perturbation 1 %, pooled into one spectrum per seed), the output layer recorded (330 weights
-  and biases, float32). Conditions: learning rates 0.05, 0.1, 0.2; ``--real-seeds`` seeds each.
+  and biases, float32). Conditions: learning rates 0.03, 0.1, 0.3; ``--real-seeds`` seeds each.
   Same = W1 between two seeds of one condition, different = W1 between seeds of two conditions
   (every such pair).
 
@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,8 @@ DIMS = (2, 4, 6)
 MEASUREMENT = (0.02, 0.10)
 PROCESS = (0.02, 0.1, 0.4)
 SHIFT = 0.1
-REAL_LRS = (0.05, 0.1, 0.2)
+REAL_LRS = (0.03, 0.1, 0.3)
+REAL_STEPS = 200
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,25 @@ class Recording:
     next_x: np.ndarray | None = None
 
 
+#: The fits of the current comparison by (delays, rank): a rule and its "+ filter" variant fit
+#: once (the filter is applied to the same spectra).
+_FITS: dict[str, Any] = {"recs": None, "fits": {}}
+
+
 def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | str,
              rank: int | str | None, filt: bool) -> list:
-    if delays == "auto":
-        delays = max(choose_delays(recs[i].x).delays for i in pilots)
-    out = []
-    for r in recs:
+    if _FITS["recs"] is not recs:
+        _FITS.update(recs=recs, fits={})
+    key = (delays, rank)
+    if key not in _FITS["fits"]:
+        d = delays
+        if delays == "auto":
+            d = max(choose_delays(recs[i].x).delays for i in pilots)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sp = koopman_spectrum(r.x, delays=delays, rank=rank, method="standard")
-        out.append(sp.filtered() if filt else sp)
-    return out
+            _FITS["fits"][key] = [koopman_spectrum(r.x, delays=d, rank=rank, method="standard")
+                                  for r in recs]
+    return [sp.filtered() if filt else sp for sp in _FITS["fits"][key]]
 
 
 def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
@@ -131,7 +141,7 @@ def synthetic(reps: int, rules: dict) -> tuple[list, dict]:
 
 
 # ----- real ---------------------------------------------------------------------------------------
-def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int = 300
+def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int = REAL_STEPS
                  ) -> dict[float, list[Recording]]:
     """Output-layer trajectories of MLPs 64-32-10 on the digits: {lr: [Recording per seed]}."""
     import torch
