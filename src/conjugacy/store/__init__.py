@@ -138,4 +138,34 @@ class TrajectoryStore(_Layout, _Integrity, _Reading, _Writing):
     The class is composed of one part per concern: opening, closing and the runs' metadata
     (``_layout``), validation, chunk checks and :meth:`verify` (``_integrity``), reading
     (``_read``) and writing (``_write``).
+
+    Raises
+    ------
+    StoreError
+        From :meth:`open` (a missing or foreign folder, a second writer, an unreadable format)
+        and from every method given an unknown run, parameter or scalar.
+    DamagedStoreError
+        From a read that meets a missing or corrupt chunk.
+
+    Examples
+    --------
+    Record three steps of a two-parameter model, then read them back as one trajectory:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> shapes = {"fc.weight": ((2, 3), "float32"), "fc.bias": ((2,), "float32")}
+    >>> with TrajectoryStore.open(path, "w") as store:
+    ...     store.create_run("seed0", shapes, metadata={"seed": 0})
+    ...     params = {"fc.weight": np.ones((3, 2, 3), "float32"),
+    ...               "fc.bias": np.zeros((3, 2), "float32")}
+    ...     store.append("seed0", [0, 10, 20], params, scalars={"loss": [1.0, 0.5, 0.25]})
+    ...     store.set_finished("seed0")
+    3
+    >>> with TrajectoryStore.open(path, "r") as store:
+    ...     x = store.read(params="fc.weight")  # (n_runs, n_steps, n_features)
+    ...     print(store.runs(), x.shape, store.steps("seed0"), store.scalars("seed0", "loss"))
+    ['seed0'] (1, 3, 6) [ 0 10 20] [1.   0.5  0.25]
+    >>> tmp.cleanup()
     """

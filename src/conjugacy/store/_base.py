@@ -20,6 +20,15 @@ class StoreError(OSError, ValueError):
 
     Subclasses both :class:`OSError` (disk, permission and lock problems) and :class:`ValueError`
     (unknown runs, parameters or scalars; incompatible formats), so either ``except`` catches it.
+
+    Examples
+    --------
+    >>> from conjugacy.store import select_names
+    >>> try:
+    ...     select_names(["fc.weight", "fc.bias"], "conv*")
+    ... except ValueError as e:  # a StoreError
+    ...     print(type(e).__name__, e)
+    StoreError parameter selection 'conv*' matches nothing; available parameters: fc.weight, fc.bias
     """
 
     def __str__(self) -> str:  # OSError would format (errno, strerror) pairs; keep the message
@@ -29,7 +38,29 @@ class StoreError(OSError, ValueError):
 class DamagedStoreError(StoreError):
     """The store's files are damaged: a chunk is missing or fails its checksum, or a run's
     attributes disagree with its arrays. The message names the store, run, array and records;
-    ``problem`` holds the description without the store's name."""
+    ``problem`` holds the description without the store's name.
+
+    Examples
+    --------
+    Reading a store whose only chunk of ``w`` was deleted:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "w") as store:
+    ...         store.create_run("seed0", {"w": ((3,), "float32")})
+    ...         _ = store.append("seed0", [0, 1], {"w": np.ones((2, 3), "float32")})
+    ...     os.remove(f"{tmp}/runs.zarr/runs/seed0/params/w/c/0/0")
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "r") as store:
+    ...         try:
+    ...             store.read()
+    ...         except DamagedStoreError as e:
+    ...             print(e)
+    store '...runs.zarr' is damaged: run 'seed0', array 'params/w', chunk c/0/0, records 0..1
+    (training steps 0..1): chunk file missing (deleted?): its records would read as fill values;
+    `conjugacy store verify ...runs.zarr` lists all damage
+    """
 
     problem: str = ""
 
@@ -70,6 +101,16 @@ def select_names(available: Sequence[str], patterns: str | Iterable[str] | None)
     ------
     StoreError
         If a pattern matches nothing; the message lists the available names.
+
+    Examples
+    --------
+    >>> names = ["fc1.weight", "fc1.bias", "fc2.weight", "a[0].weight"]
+    >>> select_names(names, "*.weight")
+    ['fc1.weight', 'fc2.weight', 'a[0].weight']
+    >>> select_names(names, ["fc2.weight", "fc1.bias"])  # in the order of ``names``
+    ['fc1.bias', 'fc2.weight']
+    >>> select_names(names, "a[0].weight")  # an exact name, not a glob
+    ['a[0].weight']
     """
     available = list(available)
     if patterns is None:

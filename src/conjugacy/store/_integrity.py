@@ -46,6 +46,27 @@ class Damage:
         Chunk key inside the array (``"c/3/0/0"``).
     problem : str
         What is wrong ("missing", "checksum mismatch", "undecodable: ...", layout problems).
+
+    Examples
+    --------
+    A store whose only chunk of ``w`` was deleted:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "w") as store:
+    ...         store.create_run("seed0", {"w": ((3,), "float32")})
+    ...         _ = store.append("seed0", [0, 1], {"w": np.ones((2, 3), "float32")})
+    ...     os.remove(f"{tmp}/runs.zarr/runs/seed0/params/w/c/0/0")
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "r") as store:
+    ...         damage = store.verify().damage
+    >>> d = damage[0]
+    >>> d.run, d.array, d.records, d.steps, d.chunk
+    ('seed0', 'params/w', (0, 2), (0, 1), 'c/0/0')
+    >>> print(d)
+    run 'seed0', array 'params/w', chunk c/0/0, records 0..1 (training steps 0..1):
+    chunk file missing (deleted?): its records would read as fill values
     """
 
     run: str | None
@@ -93,6 +114,21 @@ class VerifyReport:
     notes : list of str
         Leftovers that are not damage (temporary files of interrupted writes, half-created
         runs) and chunks without a checksum codec.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "w") as store:
+    ...         store.create_run("seed0", {"w": ((3,), "float32")})
+    ...         _ = store.append("seed0", [0, 1], {"w": np.ones((2, 3), "float32")})
+    ...         report = store.verify()
+    >>> report.ok, report.runs, report.chunks_checked, report.chunks_checksummed
+    (True, ['seed0'], 2, 2)
+    >>> print(report)
+    store '...runs.zarr' (format version 2): 1 runs, 2 chunks checked (2 with checksums): no damage found
     """
 
     path: Path
