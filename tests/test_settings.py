@@ -337,3 +337,36 @@ def test_cli_spectrum_takes_rank_svht(tmp_path):
     bad = CliRunner().invoke(app, ["spectrum", str(tmp_path / "x.npy"), "--rank", "svd",
                                    "--out", str(tmp_path / "t.npz")])
     assert bad.exit_code == 2 and "'all' or 'svht'" in bad.output
+
+
+_STUDY_EIGS = {"a": [0.9, 0.7, 0.5], "b": [0.6, -0.5, 0.3]}
+
+
+def _linear_job(job, ctx):
+    """A study job without torch: each replica a 3-mode linear system in 12 channels."""
+    rng = np.random.default_rng([job.seed, len(job.condition)])
+    c_mat = np.random.default_rng(7).standard_normal((12, 3))
+    lam = np.array(_STUDY_EIGS[job.condition])
+    for name in job.run_names:
+        x = (rng.standard_normal(3) * lam ** np.arange(job.n_records)[:, None]) @ c_mat.T
+        ctx.store.create_run(name, {"w": ((12,), "float64")}, metadata=dict(ctx.metadata))
+        ctx.store.append(name, np.arange(job.n_records), {"w": x + 1e-3 * rng.standard_normal(
+            x.shape)})
+        ctx.store.set_finished(name)
+
+
+def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
+    pytest.importorskip("zarr")
+    from conjugacy.analysis import analyse_study
+    from conjugacy.study import Study, run_study
+
+    study = Study(name="lin", conditions={"a": {}, "b": {}}, seeds=(0, 1, 2, 3), n_replicas=2,
+                  n_records=40, train=_linear_job, settings={"system": "linear"})
+    run_study(study, tmp_path / "out", progress=False)
+    res = analyse_study(study, tmp_path / "out", params="w", n_permutations=99, neighbours=True)
+    r = res.results
+    assert r["settings"] == {"delays": 0, "rank": "svht"}  # fully observed: no delay needed
+    assert r["settings_reasoning"]["delays"].startswith("0 delays: the largest over conditions")
+    assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
+    assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
+    assert r["comparison"]["neighbourhood"]["pairs"]["a-b"]["of"] == 3

@@ -82,7 +82,7 @@ def analyse_study(
     out: Any,
     *,
     params: str | Sequence[str] | None,
-    spectrum: Mapping[str, Any] | Callable[[SpectrumGroup], Mapping[str, Any]],
+    spectrum: Mapping[str, Any] | Callable[[SpectrumGroup], Mapping[str, Any]] | None = None,
     client: Any = None,
     figures: Callable[[Results, Path], Sequence[Path]] | None = None,
     alpha: float = 0.05,
@@ -93,6 +93,7 @@ def analyse_study(
     training: Any = None,
     data: Mapping[str, Any] | None = None,
     claims: Callable[[Mapping[str, Any]], Sequence[Claim]] | None = None,
+    neighbours: bool = False,
 ) -> Results:
     """Spectra per (condition, seed), the comparison, figures and ``results.json`` of a study.
 
@@ -108,8 +109,11 @@ def analyse_study(
         The folder :func:`~conjugacy.study.run_study` trained into.
     params : str or list of str
         The recorded parameters that are the observables (names or globs).
-    spectrum : dict or callable
-        :func:`conjugacy.koopman_spectrum` settings, or a function of the group.
+    spectrum : dict, callable or None
+        :func:`conjugacy.koopman_spectrum` settings, or a function of the group. None: the
+        defaults of ``conjugacy analyze`` (delays from the data, ``rank="svht"``:
+        :func:`conjugacy.analysis.own_runs.default_settings`), the reasoning in
+        ``results["settings_reasoning"]``.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
     figures : callable, optional
@@ -124,6 +128,9 @@ def analyse_study(
         Where the data came from, for the provenance.
     claims : callable, optional
         ``claims(content) -> [Claim]``.
+    neighbours : bool
+        Refit the comparison at neighbouring settings (``comparison["neighbourhood"]``,
+        :mod:`conjugacy.analysis.neighbours`; 4 more fits per spectrum).
 
     Returns
     -------
@@ -135,14 +142,21 @@ def analyse_study(
     jobs = [j for j in study.jobs() if j.condition in study.conditions]
     groups = [SpectrumGroup(j.condition, j.seed, j.run_names) for j in jobs]
     with StudyReader.open(out, jobs=jobs) as reader:
+        reasoning = None
+        if spectrum is None:
+            from .own_runs import default_settings
+
+            spectrum, reasoning = default_settings(reader, groups, params)
         return run_pipeline(
             reader, groups, spectrum, params=params, client=client, loss=loss,
+            neighbours=neighbours,
             experiment=study.name, conditions=dict(study.conditions),
             settings=None if callable(spectrum) else dict(spectrum),
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
                    "n_shuffles": n_shuffles},
             fields={"n_replicas": study.n_replicas,
-                    "training": None if training is None else training.timing()},
+                    "training": None if training is None else training.timing(),
+                    **({} if reasoning is None else {"settings_reasoning": reasoning})},
             figures=figures, claims=claims, provenance=provenance(study, data=data),
             timing={"reading_and_settings": time.perf_counter() - t0},
             out=out)

@@ -60,7 +60,7 @@ from ..dmd import RANK_RULES
 from .groups import CanonicalValues, SpectrumGroup
 from .results import AnalysisResults, Results
 
-__all__ = ["AnalysisResults", "Results", "analyze", "pilot_delays"]
+__all__ = ["AnalysisResults", "Results", "analyze", "default_settings", "pilot_delays"]
 
 #: The default rank rule (module docstring).
 DEFAULT_RANK = "svht"
@@ -261,13 +261,34 @@ def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_recor
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
-        rank = DEFAULT_RANK
-        reasoning["rank"] = ("svht: per spectrum, the singular values of its delay matrix above "
-                             "the Gavish-Donoho optimal hard threshold omega(beta) median(s) "
-                             "(noise level unknown; settings['rank_rule'] of each spectrum)")
+        rank, reasoning["rank"] = DEFAULT_RANK, _SVHT_WHY
     else:
         reasoning["rank"] = f"rank {rank}: given"
     return {"delays": int(delays), "rank": rank}, reasoning, int(n_features)
+
+
+def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The default spectrum settings of a comparison (``conjugacy analyze``'s and
+    :func:`conjugacy.analysis.analyse_study`'s without ``spectrum``): delays from the data
+    (:func:`pilot_delays` on the first seed of each condition) and ``rank="svht"``, with the
+    reasoning. Raises ValueError if the runs are too short for one delay."""
+    first: dict[str, SpectrumGroup] = {}
+    for g in groups:
+        first.setdefault(g.condition, g)
+    pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
+              for c, g in first.items()}
+    n_records = min(p.shape[1] for p in pilots.values())
+    if n_records < 6:
+        raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
+                         "delay (record more steps, or give the delays)")
+    delays, why = pilot_delays(pilots)
+    return {"delays": int(delays), "rank": DEFAULT_RANK}, {"delays": why, "rank": _SVHT_WHY}
+
+
+_SVHT_WHY = ("svht: per spectrum, the singular values of its delay matrix above the Gavish-Donoho "
+             "optimal hard threshold omega(beta) median(s) (noise level unknown; "
+             "settings['rank_rule'] of each spectrum)")
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
