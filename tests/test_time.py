@@ -20,11 +20,12 @@ from conjugacy.compare import (
     aliasing,
     comparison_time,
     distance_matrix,
+    semiconjugacy_distance,
     wasserstein,
     wasserstein_plan,
 )
 from conjugacy.spectrum import continuous_time_eigenvalues
-from conjugacy.stats import conjugacy_test, settings_mismatch
+from conjugacy.stats import conjugacy_test, settings_mismatch, shuffle_control
 
 # continuous-time exponents per step: a decaying rotation and a decaying real mode
 SYS_A = (-0.03 + 0.4j, -0.1)
@@ -97,6 +98,16 @@ def test_wasserstein_agrees_across_intervals(k):
     assert reference == wasserstein(a1, b1, time="discrete")
     assert abs(wasserstein(a1, bk) - wasserstein(a1, b1, time="continuous")) < 1e-8
     assert abs(wasserstein(ak, b1) - wasserstein(a1, b1, time="continuous")) < 1e-8
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_semiconjugacy_and_shuffle_control_agree_across_intervals(k):
+    a1, ak, b1 = _spectrum(SYS_A, 1, 0), _spectrum(SYS_A, k, 1), _spectrum(SYS_B, 1, 2)
+    assert semiconjugacy_distance(a1, ak) < 1e-8
+    assert semiconjugacy_distance(a1, ak, time="discrete") > 0.1
+    sh = shuffle_control(ak, b1, n_shuffles=20, seed=0)
+    ref = shuffle_control(a1, b1, n_shuffles=20, seed=0, time="continuous")
+    assert abs(sh.true_distance - ref.true_distance) < 1e-8 and sh.fraction == ref.fraction
 
 
 def test_distance_matrix_agrees_across_intervals():
@@ -232,3 +243,24 @@ def test_conjugacy_analyze_agrees_across_intervals(tmp_path):
     for pair in ("a-b", "a-c", "b-c"):
         np.testing.assert_allclose(comp["all"]["distances"][pair]["per_seed"], 0, atol=1e-8)
         assert "differ" not in comp["verdicts"][pair]["reason"]
+
+
+def test_cli_refuses_an_aliased_comparison_in_one_line(tmp_path):
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    fast = (-0.02 + 0.5j, -0.1)
+    paths = []
+    for name, k, seed in (("a1", 1, 0), ("a2", 1, 1), ("b1", 10, 2), ("b2", 10, 3)):
+        paths.append(str(_spectrum(fast, k, seed).save(tmp_path / f"{name}.npz")))
+    runner = CliRunner()
+    for args in (["test", paths[0], paths[1], "--vs", paths[2], "--vs", paths[3], "--all"],
+                 ["compare", paths[0], paths[2], "--all"]):
+        got = runner.invoke(app, args)
+        assert got.exit_code == 2, got.output
+        said = " ".join(got.output.split())
+        assert said.startswith("error: continuous-time comparison refused, the spectra alias: ")
+        assert "resolving them needs a recording interval <= 5.65" in said
+        assert "Traceback" not in got.output

@@ -755,7 +755,7 @@ def wasserstein(a: Any, b: Any, *, p: float = 1, weights: Any = None, time: str 
     return wasserstein_plan(a, b, p=p, weights=weights, time=time).distance
 
 
-def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
+def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1, time: str = "auto") -> float:
     """How far the spectrum ``small`` is from being a subset of the spectrum ``large``.
 
     Definition: each eigenvalue of ``small`` is matched to a *distinct* eigenvalue of ``large``
@@ -773,11 +773,13 @@ def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
         ``n_small <= n_large`` is required.
     p : float, default 1
         Order, finite and >= 1.
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        As in :func:`wasserstein_plan`.
 
     Returns
     -------
     float
-        In the units of the eigenvalues.
+        In the units of the eigenvalues (per unit of ``dt`` in continuous time).
 
     Raises
     ------
@@ -797,8 +799,8 @@ def semiconjugacy_distance(small: Any, large: Any, *, p: float = 1) -> float:
     >>> round(semiconjugacy_distance([0.9], [0.8, 0.5]), 6)
     0.1
     """
-    small = as_eigenvalues(small, "small")
-    large = as_eigenvalues(large, "large")
+    small, large = _in_time([small, large], [as_eigenvalues(small, "small"),
+                                             as_eigenvalues(large, "large")], time, "spectra")
     p = check_p(p)
     if small.size > large.size:
         raise ValueError(

@@ -5,9 +5,11 @@
 through it, under the console script as under Typer's ``CliRunner``:
 
 * a user error -- :class:`UserError` (raised by commands through :func:`fail`),
-  :class:`~conjugacy.SpectrumFileError` or any ``OSError`` (missing or unreadable files, a
-  :class:`~conjugacy.store.StoreError`, a full disk) -- prints ``error: <message>`` on one line to
-  stderr and exits with status 2; the messages name the file and the fix;
+  :class:`~conjugacy.SpectrumFileError`, any ``OSError`` (missing or unreadable files, a
+  :class:`~conjugacy.store.StoreError`, a full disk) or a refused continuous-time comparison
+  (:class:`~conjugacy.compare.AliasingError`, which names the eigenvalues and the interval) --
+  prints ``error: <message>`` on one line to stderr and exits with status 2; the messages name
+  the file and the fix;
 * Ctrl-C prints one line (for the commands in :data:`RESUMABLE`, e.g. ``reproduce fcn``: that
   rerunning the same command resumes) and exits with status 130 (128 + SIGINT);
 * a command whose optional dependencies (:data:`NEEDS`) are not installed stops with one line
@@ -27,6 +29,7 @@ import typer
 from typer.core import TyperGroup
 
 from .._spectrum_io import SpectrumFileError
+from ..compare import AliasingError
 
 #: Commands whose rerun continues where an interrupted run stopped (their stores keep progress);
 #: add a command here when it resumes, so that Ctrl-C says so.
@@ -81,7 +84,8 @@ def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpectrumFileError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpectrumFileError, OSError,
+                                                AliasingError)
 
 
 def _one_line(text: str) -> str:
