@@ -61,8 +61,33 @@ _CKPT_FORMAT = 1
 def select_parameters(model: nn.Module, params: str | Iterable[str] | None = "*") -> list[str]:
     """Names of ``model``'s parameters matching ``params`` (names or fnmatch globs).
 
-    Returns the names in ``model.named_parameters()`` order; raises :class:`StoreError` (a
-    ValueError) naming the available parameters if a pattern matches nothing.
+    Parameters
+    ----------
+    model : nn.Module
+    params : str, iterable of str or None, default "*"
+        Names or fnmatch globs (:func:`conjugacy.store.select_names`); ``"*"`` or None: all.
+
+    Returns
+    -------
+    list of str
+        The names in ``model.named_parameters()`` order.
+
+    Raises
+    ------
+    StoreError
+        (a ValueError) naming the available parameters if a pattern matches nothing, or if the
+        model has no parameters.
+    TypeError
+        If ``model`` is not a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> select_parameters(model, "*.weight")
+    ['0.weight', '2.weight']
+    >>> select_parameters(model, "2.*")
+    ['2.weight', '2.bias']
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -73,7 +98,28 @@ def select_parameters(model: nn.Module, params: str | Iterable[str] | None = "*"
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
-    """JSON-safe description of an optimizer: class name and hyper-parameters of each group."""
+    """JSON-safe description of an optimizer: class name and hyper-parameters of each group.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer or None
+
+    Returns
+    -------
+    dict or None
+        ``{"class": name, "param_groups": [...]}``: per group its ``n_params`` and every
+        hyper-parameter that is a number, string, bool, None, a list of numbers or a one-element
+        tensor (others are left out); None for None.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> opt = torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1, momentum=0.9)
+    >>> d = describe_optimizer(opt)
+    >>> d["class"], d["param_groups"][0]["n_params"], d["param_groups"][0]["lr"]
+    ('SGD', 2, 0.1)
+    """
     if optimizer is None:
         return None
     groups = []
@@ -199,12 +245,35 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
     :func:`remove_dead_temporaries` (called here first, and on resume) removes only temporaries
     of writers that died, never one being written.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file (its folder is created).
+    state : mapping
+        What ``torch.save`` writes (state dicts, step counts, RNG states, ...).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
     Raises
     ------
     StoreError
         On any OS error (full disk, quota, permissions, I/O), naming the path and the errno
         (also in ``.errno``); the previous checkpoint, if any, is left intact and the temporary
         file is removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from torch import nn
+    >>> model = nn.Linear(3, 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(f"{tmp}/ckpt/seed0.pt", {"step": 20, "model": model.state_dict()})
+    ...     state = load_checkpoint(path)
+    >>> path.name, state["step"], sorted(state["model"])
+    ('seed0.pt', 20, ['bias', 'weight'])
     """
     path = Path(path)
     try:
@@ -266,6 +335,18 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> d
     Also removes temporaries of checkpoint writes to ``path`` whose writer died
     (:func:`remove_dead_temporaries`).
 
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_checkpoint`.
+    map_location : optional
+        Passed to ``torch.load`` (e.g. ``"cpu"``).
+
+    Returns
+    -------
+    dict
+        The ``state`` given to :func:`save_checkpoint`.
+
     Raises
     ------
     StoreError
@@ -274,6 +355,24 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> d
         again from its start).
     FileNotFoundError
         If there is no checkpoint.
+
+    Examples
+    --------
+    A checkpoint with one changed byte is refused:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(f"{tmp}/seed0.pt", {"step": 20})
+    ...     print(load_checkpoint(path))
+    ...     data = bytearray(path.read_bytes())
+    ...     data[-1] ^= 1
+    ...     _ = path.write_bytes(bytes(data))
+    ...     try:
+    ...         load_checkpoint(path)
+    ...     except ValueError as e:  # a StoreError
+    ...         print(str(e)[-60:])
+    {'step': 20}
+    ...Delete it to record the run again from its start
     """
     remove_dead_temporaries(path)
     path = Path(path)
@@ -477,6 +576,36 @@ class Recorder:
         independently drawn batches, kept in the store as ``next/<name>``
         (``TrajectoryStore.create_run(next_states=True)``; read with
         ``read(..., branch="next")``). The training trajectory is unchanged, bit for bit.
+
+    Raises
+    ------
+    StoreError
+        If the run exists and ``resume`` is False, if a selection matches nothing, or if the store
+        cannot be opened or written.
+
+    Examples
+    --------
+    Record the last layer every 5 steps of 20 SGD steps, with the loss:
+
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.store import TrajectoryStore
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.randn(32, 3), torch.randn(32, 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with Recorder(f"{tmp}/runs.zarr", "seed0", model, params="2.*", every=5) as rec:
+    ...         for step in range(21):
+    ...             loss = nn.functional.mse_loss(model(x), y)
+    ...             _ = rec.record(step, loss=loss.item())  # the state after `step` steps
+    ...             opt.zero_grad()
+    ...             loss.backward()
+    ...             opt.step()
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "r") as store:
+    ...         print(store.parameters("seed0"), store.steps("seed0"), store.read().shape)
+    ['2.weight', '2.bias'] [ 0  5 10 15 20] (1, 5, 5)
     """
 
     def __init__(
