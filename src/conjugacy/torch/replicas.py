@@ -73,6 +73,23 @@ def perturb_model(
     -------
     nn.Module
         The perturbed copy (buffers copied unchanged).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a ``torch.nn.Module``.
+    ValueError
+        If ``eps`` is negative or not a number, or ``noise`` is not one of the two.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> base = nn.Linear(3, 1)
+    >>> p = perturb_model(base, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> ratio = (p.weight / base.weight).detach()  # 1 + 0.1 * xi, xi uniform in [-1, 1]
+    >>> bool(((ratio - 1).abs() <= 0.1).all()), bool((ratio != 1).all())
+    (True, True)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -107,6 +124,41 @@ def make_replicas(
     With ``include_base`` replica 0 is an unperturbed copy of ``base`` and replicas 1.. are
     perturbed; otherwise all are perturbed. Draws come from one ``torch.Generator`` seeded with
     ``seed``, replica after replica.
+
+    Parameters
+    ----------
+    base : nn.Module
+        Base initialization (not modified).
+    n_replicas : int
+        Number of models returned, >= 1.
+    eps, noise
+        Passed to :func:`perturb_model` (relative size, ``"uniform"`` or ``"gaussian"``).
+    seed : int
+        Seed of the generator of all draws.
+    include_base : bool
+        Replica 0 is the unperturbed base.
+
+    Returns
+    -------
+    list of nn.Module
+        ``n_replicas`` deep copies.
+
+    Raises
+    ------
+    ValueError
+        If ``n_replicas`` is not a positive integer (and as :func:`perturb_model`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> base = nn.Linear(3, 1)
+    >>> reps = make_replicas(base, 3, eps=1e-3, seed=0)
+    >>> len(reps), torch.equal(reps[0].weight, base.weight), torch.equal(reps[1].weight, base.weight)
+    (3, True, False)
+    >>> again = make_replicas(base, 3, eps=1e-3, seed=0)  # deterministic given the seed
+    >>> torch.equal(again[2].weight, reps[2].weight)
+    True
     """
     if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
         raise ValueError(f"n_replicas must be a positive integer, got {n_replicas!r}")
@@ -299,6 +351,34 @@ def train_replicas(
     6.0e-7 apart in float32 with two threads (``benchmarks/bench_recording.py --drift``). Do
     not compare float32 replicas trained on different paths (or thread counts) as if they were
     the same run; within one path the replicas share all rounding.
+
+    Raises
+    ------
+    ValueError
+        If ``n_steps`` is negative or ``vectorize`` not one of its values (and as
+        :func:`make_replicas`).
+    StoreError
+        If a run of these names is already in the store and no ``checkpoint_dir`` is given.
+
+    Examples
+    --------
+    Three replicas of a linear model, 10 SGD steps on four minibatches, every 2nd state recorded:
+
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.store import TrajectoryStore
+    >>> _ = torch.manual_seed(0)
+    >>> x, y = torch.randn(64, 3), torch.randn(64, 1)
+    >>> batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     runs = train_replicas(
+    ...         nn.Linear(3, 1), n_replicas=3, eps=1e-3, batches=batches,
+    ...         loss_fn=nn.functional.mse_loss, make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+    ...         n_steps=10, every=2, store=f"{tmp}/runs.zarr")
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "r") as store:
+    ...         print(runs, store.read().shape, store.steps(runs[0]))
+    ['replica_0', 'replica_1', 'replica_2'] (3, 6, 4) [ 0  2  4  6  8 10]
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")

@@ -454,6 +454,28 @@ def interpolation_losses(
     InterpolationResult
         Pass ``result.losses`` (or ``result.errors``) to
         :func:`conjugacy.spectral_dynamics.barrier`.
+
+    Raises
+    ------
+    TypeError
+        If ``loss_fn`` is not callable, a model is not a ``torch.nn.Module``, or ``data`` is not
+        a re-iterable of batches (a one-shot iterator).
+    ValueError
+        If the models' architectures differ or ``n_points`` is not an integer >= 2.
+
+    Examples
+    --------
+    Two linear models whose midpoint fits the data exactly and whose endpoints do not:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    >>> with torch.no_grad():
+    ...     _ = a.weight.fill_(0.0), a.bias.fill_(0.0), b.weight.fill_(2.0), b.bias.fill_(0.0)
+    >>> batch = (torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0], [1.0]]))
+    >>> r = interpolation_losses(a, b, nn.functional.mse_loss, [batch], n_points=3)
+    >>> r.alphas, r.losses
+    (array([0. , 0.5, 1. ]), array([1., 0., 1.]))
     """
     _check_pair(model_a, model_b)
     if not callable(loss_fn):
