@@ -46,10 +46,25 @@ def load_image_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
         Folder with the files; required for ``"mnist"`` and ``"cifar10"``, ignored for the
         bundled ``"digits"`` and ``"mnist-sample"`` (default split: 20 % held out, seed 0).
 
+    Returns
+    -------
+    ImageDataset
+        As the named loader returns it (:func:`load_digits`, :func:`load_mnist_sample`,
+        :func:`load_mnist`, :func:`load_cifar10`).
+
     Raises
     ------
     ValueError
         If ``name`` is unknown or ``data_dir`` is missing where it is required.
+
+    Examples
+    --------
+    >>> load_image_dataset("digits")
+    ImageDataset(name='digits', train=1438, test=359, image_shape=(8, 8), n_classes=10)
+    >>> load_image_dataset("mnist")
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'mnist' is read from local files: give the folder that holds them ...
     """
     if name not in _DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(map(repr, _DATASETS))}, got {name!r}")

@@ -33,6 +33,17 @@ class ImageDataset:
         Number of classes.
     source : str
         Where the data came from (a folder, or the bundled scikit-learn copy).
+
+    Examples
+    --------
+    Returned by the loaders of :mod:`conjugacy.data`:
+
+    >>> from conjugacy.data import load_digits
+    >>> data = load_digits()
+    >>> data
+    ImageDataset(name='digits', train=1438, test=359, image_shape=(8, 8), n_classes=10)
+    >>> data.n_features, data.features("test").shape, data.labels("test").dtype
+    (64, (359, 64), dtype('int64'))
     """
 
     train_images: np.ndarray

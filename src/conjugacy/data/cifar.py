@@ -62,6 +62,21 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
         If the file does not exist.
     ValueError
         If its size is not a positive multiple of 3,073 bytes, or a label is above 9.
+
+    Examples
+    --------
+    Two records (label 3, a black image; label 7, a white one):
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> records = np.zeros((2, 3073), np.uint8)
+    >>> records[:, 0] = [3, 7]
+    >>> records[1, 1:] = 255
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     records.tofile(f"{tmp}/test_batch.bin")
+    ...     images, labels = read_cifar10_batch(f"{tmp}/test_batch.bin")
+    >>> images.shape, images.dtype, labels, int(images[1].min())
+    ((2, 3, 32, 32), dtype('uint8'), array([3, 7]), 255)
     """
     path = Path(path)
     if not path.is_file():
@@ -127,6 +142,24 @@ def load_cifar10(directory: str | os.PathLike) -> ImageDataset:
     ValueError
         If a file is corrupt (size not a multiple of 3,073 bytes, label out of range), or the
         folder holds only the pickle version.
+
+    Examples
+    --------
+    The six files of a tiny CIFAR-10, two records each:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> records = np.zeros((2, 3073), np.uint8)
+    >>> records[:, 0] = [3, 7]
+    >>> records[1, 1:] = 255
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE):
+    ...         records.tofile(f"{tmp}/{name}")
+    ...     data = load_cifar10(tmp)
+    >>> data
+    ImageDataset(name='cifar10', train=10, test=2, image_shape=(3, 32, 32), n_classes=10)
+    >>> CIFAR10_CLASSES[data.test_labels[1]], float(data.test_images[1].max())
+    ('horse', 1.0)
     """
     folder = _find_folder(Path(directory))
     parts = []

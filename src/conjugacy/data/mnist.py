@@ -72,6 +72,19 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ValueError
         If the file is not IDX (bad magic number, unknown type code), is truncated, has bytes
         after the declared data, or is a corrupt gzip stream. The message names the file.
+
+    Examples
+    --------
+    A 2 x 3 unsigned-byte array: magic ``00 00 08 02``, the dimensions as big-endian uint32,
+    then the values:
+
+    >>> import struct, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with open(f"{tmp}/tiny-idx2-ubyte", "wb") as f:
+    ...         _ = f.write(bytes([0, 0, 8, 2]) + struct.pack(">2I", 2, 3) + bytes(range(6)))
+    ...     read_idx(f"{tmp}/tiny-idx2-ubyte")
+    array([[0, 1, 2],
+           [3, 4, 5]], dtype=uint8)
     """
     path = Path(path)
     if not path.is_file():
@@ -207,6 +220,27 @@ def load_mnist(directory: str | os.PathLike) -> ImageDataset:
     ValueError
         If a file is corrupt (bad magic number, truncated), has the wrong type or shape, or
         labels and images disagree.
+
+    Examples
+    --------
+    A folder with the four files of a tiny MNIST (3 training and 2 test images):
+
+    >>> import struct, tempfile
+    >>> import numpy as np
+    >>> def write_idx(path, arr):
+    ...     arr = np.asarray(arr, np.uint8)
+    ...     header = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    ...     with open(path, "wb") as f:
+    ...         _ = f.write(header + arr.tobytes())
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for prefix, n in (("train", 3), ("t10k", 2)):
+    ...         write_idx(f"{tmp}/{prefix}-images-idx3-ubyte", np.full((n, 28, 28), 255))
+    ...         write_idx(f"{tmp}/{prefix}-labels-idx1-ubyte", np.arange(n))
+    ...     data = load_mnist(tmp)
+    >>> data
+    ImageDataset(name='mnist', train=3, test=2, image_shape=(28, 28), n_classes=10)
+    >>> float(data.train_images.max()), data.train_labels
+    (1.0, array([0, 1, 2]))
     """
     directory = Path(directory)
     if not directory.is_dir():

