@@ -58,6 +58,8 @@ def test_different_recording_intervals_are_compared_in_continuous_time(tmp_path)
                                np.abs(np.log(EIGS)).mean() * 0.8, rtol=2e-3)
     said = " ".join(got.output.split())
     assert "a vs b: not conjugate." in said and "record_interval differs" not in said
+    assert "recorded at different intervals (every 1, 5 steps)" in " ".join(doc["warnings"])
+    assert not any("position by position" in n or "uneven" in n for n in doc["warnings"])
     md = (out / "report.md").read_text()
     assert "record_interval differs" not in md and "Too few seeds" not in md
     # the same runs through `conjugacy spectrum STORE` and `conjugacy test`
@@ -193,3 +195,15 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     assert "neighbourhood" not in r2["comparison"] and r2["settings"]["rank"] == 3
     bad = runner.invoke(app, ["analyze", str(store), "--rank", "svhtt"])
     assert bad.exit_code == 2 and "--rank must be a positive integer or 'svht'" in bad.output
+
+
+def test_unevenly_spaced_records_are_noted():
+    """DMD assumes equal steps: runs recorded at uneven intervals get a note naming the gaps."""
+    from conjugacy.analysis.own_runs import _step_notes
+
+    even, uneven = np.arange(10) * 2, np.r_[0, 1, 2, 4, 8, 9, 10, 11, 12, 13]
+    assert _step_notes({"a": even, "b": even}, ["a", "b"]) == []
+    notes = _step_notes({"a": even, "b": uneven}, ["a", "b"])
+    assert any("1 run(s) were recorded at uneven intervals (e.g. 'b': 1 to 4 steps apart)" in n
+               for n in notes)
+    assert any("different intervals (every 1, 2 steps)" in n for n in notes)  # medians 2 and 1

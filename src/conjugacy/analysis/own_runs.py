@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..dmd import RANK_RULES
-from .groups import CanonicalValues, SpectrumGroup
+from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "default_settings", "pilot_delays"]
@@ -217,11 +217,8 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
     if longest > n_records:
         notes.append(f"runs hold {n_records} to {longest} records; every spectrum uses the "
                      f"first {n_records} records of each run")
-    ref = reader.steps(members[0])[:n_records]
-    odd = [r for r in members[1:] if not np.array_equal(reader.steps(r)[:n_records], ref)]
-    if odd:
-        notes.append(f"{len(odd)} run(s) recorded other steps than {members[0]!r} (e.g. "
-                     f"{odd[0]!r}); their records are compared position by position")
+    steps = {r: reader.steps(r)[:n_records] for r in members}
+    notes.extend(_step_notes(steps, members))
     late = [r for r in members if isinstance(info[r].get("first_step"), int | np.integer)
             and info[r]["first_step"] > 0]
     if late:  # e.g. a training loop without rec.record(0)
@@ -235,6 +232,29 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
                      "still running): " + ", ".join(unfinished[:6])
                      + (" ..." if len(unfinished) > 6 else ""))
     return n_records, info
+
+
+def _step_notes(steps: Mapping[str, np.ndarray], members: Sequence[str]) -> list[str]:
+    """Notes on recorded steps that differ between runs or are unevenly spaced. Runs recorded
+    at different (even) intervals are compared in continuous time, ``log(lambda) / interval``
+    (:func:`conjugacy.compare.comparison_time`); uneven spacing breaks DMD's equal-step model."""
+    notes = []
+    ref = steps[members[0]]
+    odd = [r for r in members[1:] if not np.array_equal(steps[r], ref)]
+    uneven = [r for r in members if steps[r].size > 2 and np.ptp(np.diff(steps[r])) > 0]
+    intervals = sorted({record_interval(steps[r]) for r in members} - {None})
+    if odd and len(intervals) > 1:
+        notes.append(f"runs were recorded at different intervals (every {', '.join(map(str, intervals))}"
+                     " steps): their spectra are compared in continuous time, log(lambda) / interval")
+    elif odd:
+        notes.append(f"{len(odd)} run(s) recorded other steps than {members[0]!r} (e.g. "
+                     f"{odd[0]!r}); their records are compared position by position")
+    if uneven:
+        d = np.diff(steps[uneven[0]])
+        notes.append(f"{len(uneven)} run(s) were recorded at uneven intervals (e.g. {uneven[0]!r}: "
+                     f"{int(d.min())} to {int(d.max())} steps apart); DMD assumes equal spacing, "
+                     "and the spectra take the median interval as their time step")
+    return notes
 
 
 def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_records: int,
