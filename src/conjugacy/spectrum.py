@@ -209,7 +209,10 @@ class Spectrum:
         For ``"rrr"``: ``rho_i = w_i^* S_k w_i`` for the refined vectors, an improved eigenvalue.
     settings : dict
         The settings used (delays, rank requested, tol, pca, scale, path, data sizes, version);
-        after :meth:`filtered`, ``settings["filter"]`` records the rule and what was dropped.
+        ``settings["rank_rule"]`` what decided the rank (``"svht"`` with its threshold, omega,
+        beta and median; ``"tolerance"``; ``"fixed"``), ``settings["delays_rule"]`` how
+        ``delays="auto"`` chose; after :meth:`filtered`, ``settings["filter"]`` records the rule
+        and what was dropped.
     data_residuals : ndarray, float (rank,) or None
         ResDMD residual of each eigenpair on the data (Colbrook & Townsend 2024):
         ``||phi(Y) - lambda phi(X)|| / ||phi(X)||`` for the eigenfunction ``phi`` of the
