@@ -47,7 +47,25 @@ DPI = 150
 
 def color_for(label: str, index: int) -> str:
     """Colour of a condition: its named colour if ``label`` is known (case-insensitive), else
-    ``PALETTE[index]`` (cycling)."""
+    ``PALETTE[index]`` (cycling).
+
+    Parameters
+    ----------
+    label : str
+        Condition label (``"OMD"``, ``"OGD"`` and ``"BM"`` have the paper's colours).
+    index : int
+        Position of the condition among those drawn.
+
+    Returns
+    -------
+    str
+        A hex colour.
+
+    Examples
+    --------
+    >>> color_for("OGD", 0), color_for("adam", 1), color_for("adam", 1 + len(PALETTE))
+    ('#d62728', '#d55e00', '#d55e00')
+    """
     return NAMED_COLORS.get(str(label).lower(), PALETTE[index % len(PALETTE)])
 
 
@@ -61,6 +79,31 @@ def new_figure(
     """A new :class:`Figure` (constrained layout) and its axes (one Axes, or an array of them).
 
     ``width``/``height`` in inches default to ``DEFAULT_SIZE`` per panel.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Grid of panels, each >= 1.
+    width, height : float, optional
+        Size of the whole figure in inches.
+
+    Returns
+    -------
+    fig : Figure
+        Not registered with ``pyplot`` (nothing to close).
+    axes : Axes or ndarray of Axes
+        One Axes for a 1 x 1 grid, else an array (squeezed like ``pyplot.subplots``).
+
+    Raises
+    ------
+    ValueError
+        If ``nrows`` or ``ncols`` is not a positive integer.
+
+    Examples
+    --------
+    >>> fig, axes = new_figure(1, 2)
+    >>> fig.get_size_inches(), axes.shape
+    (array([9. , 3.6]), (2,))
     """
     for name, value in (("nrows", nrows), ("ncols", ncols)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -152,6 +195,20 @@ def plot_eigenvalues(
     Returns
     -------
     Axes
+
+    Raises
+    ------
+    TypeError
+        If ``spectra`` is empty or not a mapping, or an entry does not hold numbers.
+    ValueError
+        If an entry is not 1-D, or ``zoom`` is not four increasing limits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = plot_eigenvalues({"sgd": [0.9, 0.5 + 0.3j, 0.5 - 0.3j], "adam": np.array([0.8, 0.4])})
+    >>> ax.get_legend_handles_labels()[1]  # label (number of eigenvalues)
+    ['sgd (3)', 'adam (2)']
     """
     spectra = _check_mapping(spectra, "spectra")
     if zoom is not None:
@@ -237,6 +294,23 @@ def plot_distance_heatmap(
         Colour by ``log10(distance)``; zero entries (the diagonal) are left blank.
     annotate : bool, optional
         Write the values in the cells; default: when ``n <= 8``.
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not square, finite and non-negative, or ``labels`` has not ``n`` entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = np.array([[0.0, 0.1, 0.3], [0.1, 0.0, 0.2], [0.3, 0.2, 0.0]])
+    >>> ax = plot_distance_heatmap(d, ["a", "b", "c"])
+    >>> [t.get_text() for t in ax.texts][:3], [t.get_text() for t in ax.get_xticklabels()]
+    (['0', '0.1', '0.3'], ['a', 'b', 'c'])
     """
     d = np.asarray(matrix, dtype=np.float64) if not isinstance(matrix, np.ndarray) else matrix
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
@@ -285,7 +359,27 @@ def plot_distance_heatmap(
 
 def significance_marks(significance: Sequence[Any]) -> list[str]:
     """Marks for bars: p-values -> ``***`` (< 0.001), ``**`` (< 0.01), ``*`` (< 0.05), ``n.s.``;
-    booleans -> ``*`` / ``n.s.``; strings are kept; None -> no mark."""
+    booleans -> ``*`` / ``n.s.``; strings are kept; None -> no mark.
+
+    Parameters
+    ----------
+    significance : sequence of (float in [0, 1], bool, str or None)
+
+    Returns
+    -------
+    list of str
+        One mark per entry (``""`` for None).
+
+    Raises
+    ------
+    ValueError
+        For an entry of another type, or a number outside [0, 1] (the message names its index).
+
+    Examples
+    --------
+    >>> significance_marks([0.0004, 0.003, 0.02, 0.3, True, None, "x"])
+    ['***', '**', '*', 'n.s.', '*', '', 'x']
+    """
     marks = []
     for i, s in enumerate(significance):
         if s is None:
@@ -320,6 +414,23 @@ def plot_distance_bars(
     labels : sequence of n str
     significance : sequence of n p-values / bools / str / None, optional
         See :func:`significance_marks`; drawn above each bar.
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    ValueError
+        If ``means`` is empty or not 1-D, or ``errors``, ``labels`` or ``significance`` does not
+        have one entry per mean.
+
+    Examples
+    --------
+    >>> ax = plot_distance_bars([0.1, 0.3], [0.02, 0.05], ["sgd vs sgd", "sgd vs adam"],
+    ...                         significance=[0.4, 0.0005])
+    >>> len(ax.patches), [t.get_text() for t in ax.texts]
+    (2, ['n.s.', '***'])
     """
     m = np.asarray(means, dtype=np.float64)
     if m.ndim != 1 or m.size == 0:
@@ -374,6 +485,24 @@ def plot_loss_curves(
         Shade mean +- one standard deviation, or the range from min to max over runs.
     log : bool
         Logarithmic y axis (non-positive values are then not drawn).
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    TypeError
+        If ``curves`` is empty or not a mapping.
+    ValueError
+        If an entry is not (n_runs, n_steps) or (n_steps,), or ``spread`` is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = plot_loss_curves({"sgd": np.array([[1.0, 0.5, 0.2], [1.0, 0.6, 0.3]])}, log=True)
+    >>> ax.get_yscale(), ax.lines[0].get_ydata()  # the mean over runs
+    ('log', array([1.  , 0.55, 0.25]))
     """
     curves = _check_mapping(curves, "curves")
     if spread not in ("std", "minmax"):
@@ -423,6 +552,24 @@ def plot_trajectories(
         Legend names of the features (e.g. ``("x_1", "x_2")``; TeX math is added).
     max_features : int
         Only the first ``max_features`` features are drawn.
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    TypeError
+        If ``trajectories`` is empty or not a mapping.
+    ValueError
+        If an entry is not (n_steps, n_features) or (n_steps,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = plot_trajectories({"sgd": np.zeros((5, 2))}, feature_names={"sgd": ("x_1", "x_2")})
+    >>> ax.get_legend_handles_labels()[1]
+    ['sgd $x_1$', 'sgd $x_2$']
     """
     trajectories = _check_mapping(trajectories, "trajectories")
     ax = _axes(ax)
@@ -465,9 +612,35 @@ def save_figure(
     the given path is dropped first (``fig.png`` -> ``fig``). The parent folder must exist.
     ``dpi`` sets the resolution of raster formats (PNG).
 
+    Parameters
+    ----------
+    fig : Figure
+    path_without_suffix : str or path-like
+        Target path; each format's suffix is appended.
+    formats : sequence of str
+        Formats Matplotlib's canvas supports (``"png"``, ``"svg"``, ``"pdf"``, ...).
+    dpi : float
+        Resolution of raster formats, in [10, 2000].
+
     Returns
     -------
     list of Path, one per format
+
+    Raises
+    ------
+    TypeError
+        If ``fig`` is not a Matplotlib Figure.
+    ValueError
+        If ``dpi`` is out of range or a format is empty or unsupported.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> fig, ax = new_figure()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = save_figure(fig, f"{tmp}/eigenvalues.png")
+    ...     print([p.name for p in paths], all(p.stat().st_size > 0 for p in paths))
+    ['eigenvalues.png', 'eigenvalues.svg'] True
     """
     if not isinstance(fig, Figure):
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
