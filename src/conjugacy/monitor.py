@@ -76,6 +76,13 @@ class MonitoredRun:
         Runs of one setup (independent seeds); the noise floor is computed within a group, which
         needs at least two runs.
     name : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> run = MonitoredRun(np.zeros((120, 2)), np.arange(0, 1200, 10), onset=900, group="sgd")
+    >>> run.trajectory.shape, int(run.steps[-1]), run.onset, run.group
+    ((120, 2), 1190, 900, 'sgd')
     """
 
     trajectory: Any
@@ -118,6 +125,26 @@ class SignalEvaluation:
         Alarm events in runs without onset per 1,000 monitored steps (from the first monitored
         window's end to the last window's end).
     n_negative, negative_steps : int
+
+    Examples
+    --------
+    Two runs whose AR(1) coefficient flips at step 80 (onset 110) and two that never flip:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> def run(onset, group):
+    ...     x, a = np.zeros((120, 2)), np.full(120, 0.9)
+    ...     a[80:] = -0.9 if onset else 0.9
+    ...     for t in range(1, 120):
+    ...         x[t] = a[t] * x[t - 1] + rng.standard_normal(2)
+    ...     return MonitoredRun(x, np.arange(120), onset, group)
+    >>> runs = [run(110, "p"), run(110, "p"), run(None, "n"), run(None, "n")]
+    >>> s = evaluate_monitor(runs, window=20, stride=10, n_boot=50,
+    ...                      spectrum_kwargs={"delays": 1, "rank": 2}).spectral
+    >>> s.signal, s.alarm_steps, s.lead_times, s.detected, s.n_positive, s.auroc
+    ('spectral', (99, 99, None, None), (11.0, 11.0), 2, 2, 1.0)
+    >>> s.window_ends[0]
+    array([ 19,  29,  39,  49,  59,  69,  79,  89,  99, 109, 119])
     """
 
     signal: str
@@ -153,7 +180,27 @@ class SignalEvaluation:
 @dataclass(frozen=True)
 class MonitorEvaluation:
     """What :func:`evaluate_monitor` found: one :class:`SignalEvaluation` per signal of
-    :data:`SIGNALS`, and the settings of the rule."""
+    :data:`SIGNALS`, and the settings of the rule.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> def run(onset, group):  # AR(1) weights; the coefficient flips at step 80 for positives
+    ...     x, a = np.zeros((120, 2)), np.full(120, 0.9)
+    ...     a[80:] = -0.9 if onset else 0.9
+    ...     for t in range(1, 120):
+    ...         x[t] = a[t] * x[t - 1] + rng.standard_normal(2)
+    ...     return MonitoredRun(x, np.arange(120), onset, group)
+    >>> runs = [run(110, "p"), run(110, "p"), run(None, "n"), run(None, "n")]
+    >>> ev = evaluate_monitor(runs, window=20, stride=10, n_boot=50,
+    ...                       spectrum_kwargs={"delays": 1, "rank": 2})
+    >>> ev.names, ev.onsets
+    (('#0', '#1', '#2', '#3'), (110, 110, None, None))
+    >>> summary = ev.summary()  # JSON-ready
+    >>> summary["settings"]["window"], sorted(summary["signals"])
+    (20, ['parameter_norm', 'shuffled_windows', 'spectral'])
+    """
 
     spectral: SignalEvaluation
     parameter_norm: SignalEvaluation
