@@ -99,6 +99,16 @@ class Job:
         Runs of the job.
     n_records : int
         Records per run when complete (``n_steps + 1`` with the initial state).
+
+    Examples
+    --------
+    The jobs of a study (:meth:`Study.jobs`):
+
+    >>> study = Study("demo", {"sgd": {"lr": 0.1}}, seeds=[0], n_replicas=3, n_records=11,
+    ...               train=lambda job, context: None, settings={})
+    >>> job = study.jobs()[0]
+    >>> job.key, job.params, job.n_records, job.run_names
+    ('sgd-seed0', {'lr': 0.1}, 11, ('sgd-seed0_0', 'sgd-seed0_1', 'sgd-seed0_2'))
     """
 
     condition: str
@@ -132,6 +142,22 @@ class JobContext:
     metadata : dict
         ``{"study", "condition", "seed", "job"}``: pass it on as run metadata (the protocol also
         merges it into every run after training, so grouping by metadata always works).
+
+    Examples
+    --------
+    What one job's training function is handed:
+
+    >>> import tempfile
+    >>> def train(job, context):
+    ...     print(dict(context.metadata), context.checkpoint_dir.name, context.progress)
+    ...     context.store.create_run(job.run_names[0], {"w": ((1,), "float64")})
+    ...     _ = context.store.append(job.run_names[0], [0], {"w": np.zeros((1, 1))})
+    ...     context.store.set_finished(job.run_names[0])
+    >>> study = Study("demo", {"sgd": {}}, seeds=[0], n_replicas=1, n_records=1, train=train,
+    ...               settings={})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = run_study(study, tmp)
+    {'study': 'demo', 'condition': 'sgd', 'seed': 0, 'job': 'sgd-seed0'} sgd-seed0 False
     """
 
     store: Any
@@ -196,6 +222,27 @@ class Study:
     ------
     ValueError, TypeError
         Naming the offending field.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
+    ...     rng = np.random.default_rng(job.seed)
+    ...     for run in job.run_names:
+    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
+    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
+    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
+    ...         context.store.set_finished(run)
+    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
+    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> [job.key for job in study.jobs()]  # seed-major
+    ['flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1']
+    >>> study.stamp()  # written to study.json
+    {'layout': 1, 'study': 'demo', 'settings': {'n_steps': 4}}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(run_study(study, tmp).trained)
+    ('flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1')
     """
 
     name: str
@@ -282,6 +329,26 @@ def limit_threads(n: int) -> Iterator[None]:
 
     The networks and DMD problems of the paper are small: one thread is fastest, and on a machine
     whose 2 cores were shared with other processes, 2 threads made training 5-20 times slower.
+
+    Parameters
+    ----------
+    n : int
+        Threads, >= 1.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with limit_threads(1):
+    ...     print(torch.get_num_threads())
+    1
+    >>> torch.get_num_threads() == before
+    True
     """
     n = check_int(n, "threads", minimum=1)
     import sys
@@ -308,7 +375,27 @@ def seed_streams(master: int, index: int, inits: Mapping[Any, int]) -> dict[str,
     """Independent integer seeds of seed ``index`` of a study, derived from the ``master`` seed:
     ``order`` (the batch order, shared by the conditions of one seed), ``noise`` (the replicas'
     perturbations) and ``init[name]`` per ``name: key`` of ``inits`` (an initialization each,
-    from ``SeedSequence(master, spawn_key=(index, key))``)."""
+    from ``SeedSequence(master, spawn_key=(index, key))``).
+
+    Parameters
+    ----------
+    master : int
+        The study's master seed.
+    index : int
+        The seed's index in the study.
+    inits : mapping name -> int
+        One initialization stream per name, keyed by an integer.
+
+    Returns
+    -------
+    dict
+        ``{"order": int, "noise": int, "init": {name: int}}``, each in [0, 2**32).
+
+    Examples
+    --------
+    >>> seed_streams(0, 1, {"base": 7})
+    {'order': 673228719, 'noise': 1136656250, 'init': {'base': 2337425422}}
+    """
     order, noise = (int(v) for v in
                     np.random.SeedSequence(master, spawn_key=(index,)).generate_state(2))
     return {"order": order, "noise": noise, "init": {
@@ -319,11 +406,23 @@ def seed_streams(master: int, index: int, inits: Mapping[Any, int]) -> dict[str,
 def provenance(study: Study | None = None, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Where a result came from: package versions, the study's training settings, the data source.
 
+    Parameters
+    ----------
+    study : Study, optional
+    data : mapping, optional
+        Description of the data (name, source, split), JSON types.
+
     Returns
     -------
     dict
         ``{"package": package_info(), "study": name or None, "training_settings": {...},
         "data": {...}}`` (JSON types).
+
+    Examples
+    --------
+    >>> p = provenance(data={"name": "digits", "test_fraction": 0.2})
+    >>> sorted(p), p["study"], p["data"]
+    (['data', 'package', 'study', 'training_settings'], None, {'name': 'digits', 'test_fraction': 0.2})
     """
     from .results import package_info, to_jsonable
 
@@ -336,7 +435,28 @@ def provenance(study: Study | None = None, *, data: Mapping[str, Any] | None = N
 
 
 def write_results(out: str | os.PathLike[str], content: Mapping[str, Any]) -> Path:
-    """Write ``content`` to ``OUT/results.json`` atomically (temporary file + rename); returns it."""
+    """Write ``content`` to ``OUT/results.json`` atomically (temporary file + rename); returns it.
+
+    Parameters
+    ----------
+    out : str or path-like
+        The output folder (must exist).
+    content : mapping
+        JSON-serialisable results (NumPy scalars and arrays are converted).
+
+    Returns
+    -------
+    Path
+        ``OUT/results.json``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_results(tmp, {"verdict": "equivalent", "distance": np.float64(0.25)})
+    ...     print(path.name, json.loads(path.read_text()))
+    results.json {'verdict': 'equivalent', 'distance': 0.25}
+    """
     from .results import write_json
 
     return write_json(Path(out) / "results.json", dict(content))
@@ -477,6 +597,28 @@ class StudyRun:
         Wall time of the whole run.
     executor : dict
         ``{"kind": "serial"}`` or ``{"kind": "dask", "scheduler": address, "workers": n}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
+    ...     rng = np.random.default_rng(job.seed)
+    ...     for run in job.run_names:
+    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
+    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
+    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
+    ...         context.store.set_finished(run)
+    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
+    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     first, again = run_study(study, tmp), run_study(study, tmp)
+    ...     with first.reader() as reader:
+    ...         n_runs = len(reader.runs())
+    >>> first.trained, again.skipped == first.trained, again.trained, n_runs
+    (('flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1'), True, (), 8)
+    >>> first.executor
+    {'kind': 'serial', 'threads_per_job': 1}
     """
 
     out: Path
@@ -523,6 +665,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         If both or neither of ``scheduler`` and ``workers`` are given.
     ImportError
         If dask.distributed is not installed (``pip install "conjugacy[dask]"``).
+
+    Examples
+    --------
+    >>> with dask_client(workers=1, processes=False) as client:
+    ...     print(client.submit(sum, [1, 2, 3]).result())
+    6
     """
     if (scheduler is None) == (workers is None):
         raise ValueError("give exactly one of scheduler (an address) and workers (a number)")
@@ -564,6 +712,32 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
     given (:func:`dask_client`, closed on exit) and lets torch and BLAS use ``threads`` threads
     (:func:`limit_threads`; None: left as they are). Yields ``(out, client)``, ``out`` a
     :class:`~pathlib.Path` or None and ``client`` None when serial.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a ``config_type``.
+    NotADirectoryError
+        If ``out`` (or a parent) exists and is not a folder.
+    ValueError
+        As :func:`dask_client`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Config:
+    ...     n_steps: int = 10
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with experiment_session(Config(), Config, f"{tmp}/out", threads=1) as (out, client):
+    ...         print(out.name, out.is_dir(), client)
+    out True None
+    >>> with experiment_session({"n_steps": 10}, Config, None):
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    TypeError: config must be a Config, got dict
     """
     if not isinstance(config, config_type):
         name = config_type.__name__
@@ -617,6 +791,26 @@ def run_study(
         If ``out`` holds another study or other training settings (see :func:`check_stamp`).
     Exception
         Whatever a job raised (on Dask, after the other jobs were cancelled).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
+    ...     rng = np.random.default_rng(job.seed)
+    ...     for run in job.run_names:
+    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
+    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
+    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
+    ...         context.store.set_finished(run)
+    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
+    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     done = run_study(study, tmp)
+    ...     with StudyReader.open(tmp) as reader:
+    ...         x = reader.read(runs=["flat-seed0_0", "up-seed1_1"])
+    >>> done.trained, x.shape  # (runs, records, features)
+    (('flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1'), (2, 5, 2))
 
     Notes
     -----
@@ -734,6 +928,29 @@ class StudyReader:
     Offers the reading half of :class:`~conjugacy.store.TrajectoryStore`: :meth:`runs`,
     :meth:`run_info`, :meth:`steps`, :meth:`scalars` and :meth:`read` (runs from several stores
     are read store by store and stacked in the order asked). Use as a context manager.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
+    ...     rng = np.random.default_rng(job.seed)
+    ...     for run in job.run_names:
+    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
+    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
+    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
+    ...         context.store.set_finished(run)
+    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
+    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = run_study(study, tmp)
+    ...     with StudyReader.open(tmp) as reader:
+    ...         runs, meta = reader.runs(), reader.metadata("up-seed1_0")
+    ...         x = reader.read(runs=["flat-seed0_0", "up-seed1_1"])
+    >>> runs[:3], len(runs), x.shape
+    (['flat-seed0_0', 'flat-seed0_1', 'flat-seed1_0'], 8, (2, 5, 2))
+    >>> meta
+    {'study': 'demo', 'condition': 'up', 'seed': 1, 'job': 'up-seed1'}
     """
 
     def __init__(self, paths: Mapping[str, Path]) -> None:
