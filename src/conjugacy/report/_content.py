@@ -28,7 +28,16 @@ __all__ = [
 
 
 class ReportError(ValueError):
-    """The results dict lacks what a report needs, or holds it in the wrong shape."""
+    """The results dict lacks what a report needs, or holds it in the wrong shape.
+
+    Examples
+    --------
+    >>> from conjugacy.report import render_html
+    >>> render_html({"title": "nothing"})
+    Traceback (most recent call last):
+    ...
+    conjugacy.report._content.ReportError: results hold neither 'comparison' nor 'spectra': ...
+    """
 
 
 # ----- reading helpers ----------------------------------------------------------------------------
@@ -145,7 +154,29 @@ def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the settings that differ between
     conditions other than ``group_by`` itself (its prefix dropped: ``optimizer.lr`` -> ``lr``),
     cut to :data:`SHORT_NAME` characters with "…"; the labels as they are when no such setting
-    differs or the names would not be unique."""
+    differs or the names would not be unique.
+
+    Parameters
+    ----------
+    results : dict
+        A results dict (schema in :mod:`conjugacy.report`); ``conditions`` and ``group_by`` are
+        read.
+
+    Returns
+    -------
+    dict str -> str
+
+    Examples
+    --------
+    >>> a = "optimizer=sgd,lr=0.1,momentum=0.9,batch=128"
+    >>> b = "optimizer=adam,lr=0.001,momentum=0.9,batch=128"
+    >>> conditions = {a: {"lr": 0.1, "momentum": 0.9}, b: {"lr": 0.001, "momentum": 0.9}}
+    >>> names = short_names({"spectra": {a: [], b: []}, "conditions": conditions})
+    >>> names[a], names[b]  # the settings that differ
+    ('lr=0.1', 'lr=0.001')
+    >>> short_names({"spectra": {"sgd": [], "adam": []}})  # short labels are kept
+    {'sgd': 'sgd', 'adam': 'adam'}
+    """
     labels = _labels(results)
     if all(len(c) <= SHORT_NAME for c in labels):
         return {c: c for c in labels}
@@ -166,7 +197,20 @@ def short_names(results: Mapping[str, Any]) -> dict[str, str]:
 
 def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
     """Table rows (header first): each condition's name, label and recorded settings that differ
-    between conditions, then one row of the settings all conditions share; None without any."""
+    between conditions, then one row of the settings all conditions share; None without any.
+
+    Examples
+    --------
+    >>> conditions = {"sgd": {"optimizer": {"name": "sgd", "lr": 0.1}},
+    ...               "adam": {"optimizer": {"name": "adam", "lr": 0.001}}}
+    >>> for row in condition_rows({"spectra": {"sgd": [], "adam": []}, "conditions": conditions}):
+    ...     print(row)
+    ['condition', 'label', 'settings that differ']
+    ['sgd', '', 'optimizer.name = sgd, optimizer.lr = 0.1']
+    ['adam', '', 'optimizer.name = adam, optimizer.lr = 0.001']
+    >>> condition_rows({"spectra": {"sgd": [], "adam": []}}) is None
+    True
+    """
     settings = condition_settings(results)
     if not any(settings.values()):
         return None
@@ -184,7 +228,21 @@ def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
 
 # ----- overview: what was compared ------------------------------------------------------------------
 def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(label, text)`` rows: conditions, seeds, runs, steps, observables, settings, data."""
+    """``(label, text)`` rows: conditions, seeds, runs, steps, observables, settings, data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> overview(results)[:2]
+    [('conditions', 'sgd, adam'), ('seeds per condition', '3')]
+    """
     rows: list[tuple[str, str]] = []
     cmp = comparison_of(results)
     spectra = _mapping(results, "spectra")
@@ -275,6 +333,25 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     Keys: ``distance`` (mean per-seed W1 on the spectra the verdict uses), ``distance_std``,
     ``interval`` ([lo, hi] or None), ``distance_all`` (all eigenvalues), ``pvalue``, ``min_pvalue``,
     ``effect_size``, ``noise_floor``, ``n_seeds``, ``uses``.
+
+    Raises
+    ------
+    ReportError
+        If ``comparison`` has the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> r = verdicts(results)[0]
+    >>> r["pair"], r["verdict"], r["reason"]
+    ('sgd-adam', 'undecided', 'p = 0.7, but the smallest attainable p is 0.1 >= alpha = 0.05: add seeds')
     """
     cmp = comparison_of(results)
     if not cmp:
@@ -352,7 +429,22 @@ def _sentence(r: Mapping[str, Any]) -> str:
 
 
 def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
-    """Table rows (header first): per pair, the numbers behind its verdict."""
+    """Table rows (header first): per pair, the numbers behind its verdict (:func:`verdicts`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> rows = comparison_rows(results)
+    >>> rows[0][:4], rows[1][:4]
+    (['pair', 'verdict', 'W1 (used)', '± std'], ['sgd vs adam', 'undecided', '0.052', '0.0215'])
+    """
     rows = [["pair", "verdict", "W1 (used)", "± std", "95% interval",
              "noise floor (W1 between seeds)", "effect size (× noise floor)",
              "W1 (all eigenvalues)", "p", "smallest p"]]
@@ -406,7 +498,29 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per pair of conditions compared window by window (``results["windows"]
     ["between_conditions"]``): ``title``, ``summary`` (from which step on they differ) and the
     table rows (header first), distances and noise floor in W1, effect size in noise-floor
-    units."""
+    units.
+
+    Raises
+    ------
+    ReportError
+        If ``results["windows"]["between_conditions"]`` has the wrong shape (naming the entry).
+
+    Examples
+    --------
+    >>> window = lambda start, d, p, v: {"start": start, "label": f"{start}-{start + 19}",
+    ...     "distance": d, "interval": None, "noise_floor": 0.02, "effect_size": d / 0.02,
+    ...     "pvalue": p, "verdict": v}
+    >>> pair = {"a": "sgd", "b": "adam", "differ_from_step": 20, "differ_from_window": "20-39",
+    ...         "per_window": [window(0, 0.02, 0.6, "conjugate"),
+    ...                        window(20, 0.3, 0.001, "not conjugate")]}
+    >>> results = {"spectra": {"sgd": [], "adam": []},
+    ...            "windows": {"between_conditions": {"pairs": {"sgd-adam": pair}}}}
+    >>> c = window_comparisons(results)[0]
+    >>> c["title"], c["rows"][2]
+    ('sgd vs adam', ['20-39', '0.3', '-', '0.02', '15', '0.001', 'not conjugate'])
+    >>> c["summary"]
+    'sgd and adam differ from step 20 on (window 20-39 and every later one is not conjugate).'
+    """
     between = between_conditions(results)
     if between is None:
         return []
@@ -462,7 +576,28 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
 def warnings_of(results: Mapping[str, Any]) -> list[str]:
     """Warnings a reader must see: given ones (``results["warnings"]``), then those the results
     show: rank reduced, residuals uninformative, too few seeds, unfinished runs, no filter,
-    spectra of different sizes. Deduplicated, in that order."""
+    spectra of different sizes. Deduplicated, in that order.
+
+    Raises
+    ------
+    ReportError
+        If ``results["warnings"]`` is not a list of strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> given, uninformative, few_seeds = warnings_of({**results, "warnings": ["on a laptop"]})
+    >>> given, few_seeds
+    ('on a laptop', 'Too few seeds: with 3 per condition the smallest attainable p-value is
+    0.1 ≥ α = 0.05; no pair can be declared different.')
+    """
     out: list[str] = []
     given = results.get("warnings") or []
     if isinstance(given, str) or not isinstance(given, Sequence):
