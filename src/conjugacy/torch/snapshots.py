@@ -82,6 +82,44 @@ def companion_schedule(steps_per_epoch: int, n_epochs: int) -> list[int]:
     return sorted({0, *inside, *epochs})
 
 
+def _parse_schedule(schedule: str | int | Sequence[int], steps_per_epoch: int | None,
+                    n_epochs: int | None) -> tuple[int | None, frozenset[int] | None, Any]:
+    """``(every, steps, metadata)`` of a :class:`CheckpointRecorder` schedule (see there)."""
+    every: int | None = None
+    steps_set: frozenset[int] | None = None
+    if isinstance(schedule, str):
+        if schedule != "companion":
+            raise ValueError(
+                f"schedule must be 'companion', a positive int or a list of steps, got {schedule!r}"
+            )
+        if steps_per_epoch is None or n_epochs is None:
+            raise ValueError("schedule='companion' needs steps_per_epoch and n_epochs")
+        steps = companion_schedule(steps_per_epoch, n_epochs)
+        steps_set = frozenset(steps)
+        sched_meta: Any = {"name": "companion", "steps": steps,
+                           "steps_per_epoch": int(steps_per_epoch), "n_epochs": int(n_epochs)}
+    elif isinstance(schedule, int | np.integer) and not isinstance(schedule, bool):
+        if schedule < 1:
+            raise ValueError(f"schedule (every k steps) must be >= 1, got {schedule}")
+        every = int(schedule)
+        sched_meta = {"name": "every", "every": every}
+    elif isinstance(schedule, Sequence):
+        steps = []
+        for s in schedule:
+            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+                raise ValueError(f"schedule steps must be non-negative integers, got {s!r}")
+            steps.append(int(s))
+        if not steps:
+            raise ValueError("schedule is an empty list of steps")
+        steps_set = frozenset(steps)
+        sched_meta = {"name": "list", "steps": sorted(steps_set)}
+    else:
+        raise TypeError(
+            f"schedule must be 'companion', an int or a list of steps, got {type(schedule).__name__}"
+        )
+    return every, steps_set, sched_meta
+
+
 class CheckpointRecorder:
     """Keep snapshots of every >= 2-D parameter of ``model`` at scheduled steps in a store.
 
@@ -150,38 +188,8 @@ class CheckpointRecorder:
             raise ValueError(f"model {type(model).__name__} has no parameter with >= 2 dimensions")
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
             raise ValueError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
-        self._every: int | None = None
-        self._steps: frozenset[int] | None = None
-        if isinstance(schedule, str):
-            if schedule != "companion":
-                raise ValueError(
-                    f"schedule must be 'companion', a positive int or a list of steps, got {schedule!r}"
-                )
-            if steps_per_epoch is None or n_epochs is None:
-                raise ValueError("schedule='companion' needs steps_per_epoch and n_epochs")
-            steps = companion_schedule(steps_per_epoch, n_epochs)
-            self._steps = frozenset(steps)
-            sched_meta: Any = {"name": "companion", "steps": steps,
-                               "steps_per_epoch": int(steps_per_epoch), "n_epochs": int(n_epochs)}
-        elif isinstance(schedule, int | np.integer) and not isinstance(schedule, bool):
-            if schedule < 1:
-                raise ValueError(f"schedule (every k steps) must be >= 1, got {schedule}")
-            self._every = int(schedule)
-            sched_meta = {"name": "every", "every": self._every}
-        elif isinstance(schedule, Sequence):
-            steps = []
-            for s in schedule:
-                if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                    raise ValueError(f"schedule steps must be non-negative integers, got {s!r}")
-                steps.append(int(s))
-            if not steps:
-                raise ValueError("schedule is an empty list of steps")
-            self._steps = frozenset(steps)
-            sched_meta = {"name": "list", "steps": sorted(self._steps)}
-        else:
-            raise TypeError(
-                f"schedule must be 'companion', an int or a list of steps, got {type(schedule).__name__}"
-            )
+        self._every, self._steps, sched_meta = _parse_schedule(schedule, steps_per_epoch,
+                                                               n_epochs)
         self.model = model
         self.run = run
         self.checkpoint_run = checkpoint_run_name(run)
