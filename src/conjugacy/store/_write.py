@@ -277,7 +277,7 @@ class _Writing:
                     f"got {item!r}"
                 )
             w = self._writer(run)
-            jobs.append((w, *self._check_records(w, *item)))
+            jobs.append((w, *_check_records(w, *item)))
         if not jobs:
             return {}
         for w, _, _, svals in jobs:
@@ -377,70 +377,6 @@ class _Writing:
             self._writers.pop(w.run, None)
             raise
 
-    def _check_records(
-        self, w: _RunWriter, steps: Any, params: Any, scalars: Any, next_states: Any = None
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Validated ``(steps, params, scalars)`` of one append to ``w``'s run, the branch's
-        arrays (``next_states``) among the parameters as ``next/<name>``."""
-        run = w.run
-        st = np.asarray(steps)
-        if st.ndim != 1 or st.size == 0 or st.dtype.kind not in "iu":
-            raise StoreError(f"steps must be a non-empty 1-D integer array, got {steps!r}")
-        k = st.size
-        if np.any(np.diff(st) <= 0) or st[0] < 0:
-            raise StoreError(f"steps must be non-negative and strictly increasing, got {st}")
-        if w.last is not None and st[0] <= w.last:
-            raise StoreError(
-                f"steps must come after the last complete step {w.last} of run "
-                f"{run!r}, got {int(st[0])}"
-            )
-        branched = f"{BRANCH}/" + next(iter(w.declared)) in w.params
-        if branched != (next_states is not None):
-            raise StoreError(
-                f"append to run {run!r}: " + ("the run keeps a branch: give next_states= (the "
-                "parameters after one more stride from each record)" if branched else
-                "next_states given but the run keeps no branch (create it with "
-                "next_states=True)")
-            )
-        arrays = self._checked_arrays(run, k, w.declared, params, "params", "")
-        if next_states is not None:
-            arrays.update(self._checked_arrays(run, k, w.declared, next_states, "next_states",
-                                               f"{BRANCH}/"))
-        svals = {}
-        for name, v in (scalars or {}).items():
-            if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
-                raise StoreError(f"scalar name {name!r} is invalid (no '/', not '__'-prefixed)")
-            x = np.asarray(v, dtype=np.float64)
-            if x.shape != (k,):
-                raise StoreError(f"scalar {name!r}: expected shape ({k},), got {x.shape}")
-            svals[name] = x
-        return st.astype(np.int64), arrays, svals
-
-    @staticmethod
-    def _checked_arrays(run: str, k: int, declared: dict[str, Any], params: Any, what: str,
-                        prefix: str) -> dict[str, np.ndarray]:
-        """``params`` (name -> array (k, *shape)) checked against the run's parameters, keyed
-        ``prefix + name``."""
-        if not isinstance(params, Mapping):
-            raise StoreError(f"{what} must be a mapping name -> array, got {type(params).__name__}")
-        extra = set(params) - set(declared)
-        missing = set(declared) - set(params)
-        if extra or missing:
-            raise StoreError(
-                f"append to run {run!r}: {what} needs exactly its parameters {list(declared)}; "
-                f"missing {sorted(missing)}, unknown {sorted(extra)}"
-            )
-        arrays = {}
-        for name, (shape, dt) in declared.items():
-            x = np.asarray(params[name])
-            label = "parameter" if what == "params" else f"{what}"
-            if x.shape != (k, *shape):
-                raise StoreError(f"{label} {name!r}: expected shape {(k, *shape)}, got {x.shape}")
-            if x.dtype != dt:
-                raise StoreError(f"{label} {name!r}: expected dtype {dt}, got {x.dtype}")
-            arrays[prefix + name] = x
-        return arrays
-
     def _create_scalars(self, w: _RunWriter, svals: Mapping[str, np.ndarray]) -> None:
         """Create the scalar arrays of ``w``'s run named in ``svals`` that it lacks (NaN for its
         ``n_complete`` earlier steps)."""
@@ -502,6 +438,70 @@ class _RunWriter:
     params: dict[str, Any]  # name -> zarr.AsyncArray (write_empty_chunks on)
     scalars: dict[str, Any]
     steps: Any
+
+
+def _check_records(
+    w: _RunWriter, steps: Any, params: Any, scalars: Any, next_states: Any = None
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Validated ``(steps, params, scalars)`` of one append to ``w``'s run, the branch's
+    arrays (``next_states``) among the parameters as ``next/<name>``."""
+    run = w.run
+    st = np.asarray(steps)
+    if st.ndim != 1 or st.size == 0 or st.dtype.kind not in "iu":
+        raise StoreError(f"steps must be a non-empty 1-D integer array, got {steps!r}")
+    k = st.size
+    if np.any(np.diff(st) <= 0) or st[0] < 0:
+        raise StoreError(f"steps must be non-negative and strictly increasing, got {st}")
+    if w.last is not None and st[0] <= w.last:
+        raise StoreError(
+            f"steps must come after the last complete step {w.last} of run "
+            f"{run!r}, got {int(st[0])}"
+        )
+    branched = f"{BRANCH}/" + next(iter(w.declared)) in w.params
+    if branched != (next_states is not None):
+        raise StoreError(
+            f"append to run {run!r}: " + ("the run keeps a branch: give next_states= (the "
+            "parameters after one more stride from each record)" if branched else
+            "next_states given but the run keeps no branch (create it with "
+            "next_states=True)")
+        )
+    arrays = _checked_arrays(run, k, w.declared, params, "params", "")
+    if next_states is not None:
+        arrays.update(_checked_arrays(run, k, w.declared, next_states, "next_states",
+                                           f"{BRANCH}/"))
+    svals = {}
+    for name, v in (scalars or {}).items():
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
+            raise StoreError(f"scalar name {name!r} is invalid (no '/', not '__'-prefixed)")
+        x = np.asarray(v, dtype=np.float64)
+        if x.shape != (k,):
+            raise StoreError(f"scalar {name!r}: expected shape ({k},), got {x.shape}")
+        svals[name] = x
+    return st.astype(np.int64), arrays, svals
+
+def _checked_arrays(run: str, k: int, declared: dict[str, Any], params: Any, what: str,
+                    prefix: str) -> dict[str, np.ndarray]:
+    """``params`` (name -> array (k, *shape)) checked against the run's parameters, keyed
+    ``prefix + name``."""
+    if not isinstance(params, Mapping):
+        raise StoreError(f"{what} must be a mapping name -> array, got {type(params).__name__}")
+    extra = set(params) - set(declared)
+    missing = set(declared) - set(params)
+    if extra or missing:
+        raise StoreError(
+            f"append to run {run!r}: {what} needs exactly its parameters {list(declared)}; "
+            f"missing {sorted(missing)}, unknown {sorted(extra)}"
+        )
+    arrays = {}
+    for name, (shape, dt) in declared.items():
+        x = np.asarray(params[name])
+        label = "parameter" if what == "params" else f"{what}"
+        if x.shape != (k, *shape):
+            raise StoreError(f"{label} {name!r}: expected shape {(k, *shape)}, got {x.shape}")
+        if x.dtype != dt:
+            raise StoreError(f"{label} {name!r}: expected dtype {dt}, got {x.dtype}")
+        arrays[prefix + name] = x
+    return arrays
 
 
 def _series_chunk(chunk_steps: int) -> int:
