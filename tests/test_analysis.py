@@ -173,3 +173,41 @@ def test_default_pair_names_never_collide():
     assert list(_pairs(["a", "b", "c"], None)) == ["a-b", "a-c", "b-c"]
     both = _pairs(["x", "y-z", "x-y", "z", "u", "v vs w", "u vs v", "w"], None)
     assert len(both) == 28 and both["1: x vs x-y"] == ("x", "x-y")  # both spellings collide
+
+
+def test_fit_spectra_takes_the_recorded_branch(tmp_path):
+    """Runs that keep the two-branch record (issue 20): the pipeline's fits read it and carry
+    the calibrated residuals, equal to koopman_spectrum(next_states=) on the same arrays, in
+    every window."""
+    rng = np.random.default_rng(3)
+    a = np.diag([0.9, 0.6, 0.3])
+    x = np.empty((2, 40, 3))
+    nxt = np.empty_like(x)
+    for r in range(2):
+        x[r, 0] = rng.standard_normal(3)
+        for t in range(40):
+            nxt[r, t] = a @ x[r, t] + 0.05 * rng.standard_normal(3)
+            if t + 1 < 40:
+                x[r, t + 1] = a @ x[r, t] + 0.05 * rng.standard_normal(3)
+    (tmp_path / "trajectories").mkdir()
+    with TrajectoryStore.open(tmp_path / "trajectories" / "s.zarr", "w") as st:
+        for r in range(2):
+            st.create_run(f"b{r}", {"w": ((3,), "float64")}, next_states=True,
+                          metadata={"condition": "x", "seed": 0})
+            st.append(f"b{r}", np.arange(40), {"w": x[r]}, next_states={"w": nxt[r]})
+        st.create_run("plain", {"w": ((3,), "float64")}, metadata={"condition": "x", "seed": 1})
+        st.append("plain", np.arange(40), {"w": x[0]})
+    with StudyReader.open(tmp_path) as reader:
+        groups = [SpectrumGroup("x", 0, ("b0", "b1")),
+                  SpectrumGroup("x", 0, ("b0", "b1"), steps=(10, 40), window="late"),
+                  SpectrumGroup("x", 1, ("plain",)),
+                  SpectrumGroup("x", 2, ("b0", "plain"))]
+        got = fit_spectra(reader, groups, {"rank": 3}, params="w")
+    want = koopman_spectrum(x, rank=3, next_states=nxt)
+    np.testing.assert_allclose(got[("x", 0, None)].projection_residuals,
+                               want.projection_residuals, rtol=1e-12, atol=1e-15)
+    late = koopman_spectrum(x[:, 10:], rank=3, next_states=nxt[:, 10:])
+    np.testing.assert_allclose(got[("x", 0, "late")].noise_fractions, late.noise_fractions,
+                               rtol=1e-12, atol=1e-15)
+    assert got[("x", 1, None)].projection_residuals is None  # no branch recorded
+    assert got[("x", 2, None)].projection_residuals is None  # not every run keeps one

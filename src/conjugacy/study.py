@@ -1024,9 +1024,10 @@ class StudyReader:
         return self._store(run).scalars(run, name)
 
     def read(self, params: Any = None, runs: Sequence[str] | str | None = None,
-             steps: slice | None = None, *, dtype: Any = None) -> np.ndarray:
+             steps: slice | None = None, *, dtype: Any = None,
+             branch: str | None = None) -> np.ndarray:
         """Trajectories ``(n_runs, n_steps, n_features)`` of ``runs`` (all runs when None), in the
-        order given; see :meth:`conjugacy.store.TrajectoryStore.read`."""
+        order given, or their ``branch``; see :meth:`conjugacy.store.TrajectoryStore.read`."""
         names = self.runs() if runs is None else ([runs] if isinstance(runs, str) else list(runs))
         if not names:
             raise ValueError("runs must name at least one run")
@@ -1037,7 +1038,7 @@ class StudyReader:
             while j < len(names) and self._paths.get(names[j]) == path:
                 j += 1
             blocks.append(self._store(names[i]).read(params=params, runs=names[i:j], steps=steps,
-                                                     dtype=dtype))
+                                                     dtype=dtype, branch=branch))
             i = j
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
 

@@ -206,7 +206,13 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
             f"group {group.key}: the runs hold {traj.shape[1]} snapshots in the window "
             f"{group.steps}, {group.steps[1] - group.steps[0]} needed"
         )
-    spectrum = koopman_spectrum(traj, **dict(kwargs))
+    kwargs = dict(kwargs)
+    if "next_states" not in kwargs and all(
+            "next" in reader.run_info(r).get("branches", ()) for r in group.runs):
+        # two-branch runs: the calibrated residuals (conjugacy.residuals) come with the fit
+        kwargs["next_states"] = reader.read(params=params, runs=list(group.runs),
+                                            steps=group.slice, dtype=dtype, branch="next")
+    spectrum = koopman_spectrum(traj, **kwargs)
     return with_record_interval(spectrum, steps if group.slice is None else steps[group.slice])
 
 
