@@ -97,7 +97,41 @@ __all__ = [
 def results_html(results: Any, spectra: Any) -> str:
     """A short HTML summary of a results dict and its spectra (the notebook view of
     :class:`conjugacy.analysis.Results`): verdicts, the comparison table, the leading
-    eigenvalues, warnings. Every user string is escaped."""
+    eigenvalues, warnings. Every user string is escaped.
+
+    Parameters
+    ----------
+    results : dict
+        Schema in the module docstring; ``experiment``, ``comparison`` and ``claims`` are read.
+    spectra : dict condition -> list of Spectrum
+        One per seed.
+
+    Returns
+    -------
+    str
+        An HTML fragment (no ``<html>`` page around it).
+
+    Raises
+    ------
+    ReportError
+        If ``comparison`` has the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> page = results_html({**results, "experiment": "demo"}, spectra)
+    >>> page.splitlines()[0]
+    '<p><b>demo: 2 conditions, 3 seeds each</b></p>'
+    >>> "<b>sgd vs adam: undecided.</b>" in page
+    True
+    """
     import html
 
     e = html.escape

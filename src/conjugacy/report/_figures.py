@@ -46,7 +46,22 @@ def _first(items: Any) -> tuple[list[Any], str]:
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """One figure: ``name`` (file stem), ``caption`` (plain text), ``png`` (bytes)."""
+    """One figure: ``name`` (file stem), ``caption`` (plain text), ``png`` (bytes).
+
+    Examples
+    --------
+    Made by :func:`report_figures` and :func:`study_figures`, or directly, to add a figure of
+    one's own to :func:`~conjugacy.report.render_html`:
+
+    >>> import io
+    >>> from conjugacy.plots import new_figure
+    >>> fig, ax = new_figure()
+    >>> buf = io.BytesIO()
+    >>> fig.savefig(buf, format="png")
+    >>> extra = ReportFigure("my_figure", "What it shows.", buf.getvalue())
+    >>> extra.name, extra.png[:4]
+    ('my_figure', b'\\x89PNG')
+    """
 
     name: str
     caption: str
@@ -106,6 +121,34 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     seeds within each condition; one colour scale); the conditions compared window by window over
     training steps; loss curves; windowed distance heatmaps with their change points. Conditions
     are shown by their short names (:func:`conjugacy.report.short_names`).
+
+    Parameters
+    ----------
+    results : dict
+        Schema in :mod:`conjugacy.report`.
+
+    Returns
+    -------
+    list of ReportFigure
+
+    Raises
+    ------
+    ReportError
+        If a section it draws has the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> figures = report_figures(results)
+    >>> [f.name for f in figures], figures[0].png[:4]
+    (['eigenvalues_all', 'eigenvalues_filtered', 'distances'], b'\\x89PNG')
     """
     figures: list[ReportFigure] = []
     names = short_names(results)
@@ -314,7 +357,37 @@ def study_figures(results: Mapping[str, Any],
     missing or not a PNG. Only files inside ``source_dir`` are read (a results.json cannot make a
     report embed files from elsewhere). SVG entries are skipped (their PNG twin is used). Each
     file is embedded once, at most :data:`MAX_STUDY_FIGURES` of them, each a regular file of at
-    most :data:`MAX_FIGURE_BYTES` (a FIFO or a larger file gets a note instead)."""
+    most :data:`MAX_FIGURE_BYTES` (a FIFO or a larger file gets a note instead).
+
+    Parameters
+    ----------
+    results : dict
+        Its ``figures`` entry is read.
+    source_dir : str or path-like
+        The folder of ``results.json``.
+
+    Returns
+    -------
+    figures : list of ReportFigure
+        Named ``study_<stem>``.
+    notes : list of str
+        One per listed PNG that was not embedded, and why.
+
+    Raises
+    ------
+    ReportError
+        If ``results["figures"]`` is not a list of file names.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.plots import new_figure, save_figure
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save_figure(new_figure()[0], f"{tmp}/fig2", formats=("png",))
+    ...     figures, notes = study_figures({"figures": ["fig2.png", "gone.png"]}, tmp)
+    >>> [f.name for f in figures], notes
+    (['study_fig2'], ["figure 'gone.png' is listed in results.json but missing"])
+    """
     listed = results.get("figures") or []
     if isinstance(listed, str) or not isinstance(listed, Sequence):
         raise ReportError("results['figures'] must be a list of file names")

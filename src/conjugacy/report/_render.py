@@ -134,12 +134,31 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     figures : sequence of ReportFigure, optional
         Default: :func:`report_figures` of ``results``.
 
+    Returns
+    -------
+    str
+        The page; every user string is escaped.
+
     Raises
     ------
     TypeError
         If ``results`` is not a dict.
     ReportError (ValueError)
         If it holds nothing to report, or a section has the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> page = render_html(results, figures=[])  # no figures: quicker
+    >>> page.splitlines()[0], "<title>SGD &lt;vs&gt; Adam</title>" in page
+    ('<!DOCTYPE html>', True)
     """
     results = _check(results)
     figs = report_figures(results) if figures is None else list(figures)
@@ -234,7 +253,41 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
                     figure_dir: str = "figures") -> str:
     """The report as Markdown; figures are linked as ``{figure_dir}/{name}.png`` (relative).
 
-    Raises the same errors as :func:`render_html`.
+    Parameters
+    ----------
+    results : dict
+        See the schema in :mod:`conjugacy.report`.
+    figures : sequence of ReportFigure, optional
+        Default: :func:`report_figures` of ``results`` (linked by name, with their captions).
+    figure_dir : str
+        Folder of the PNG files, relative to the Markdown file.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError, ReportError
+        As :func:`render_html`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> text = render_markdown(results, figures=[])
+    >>> print(text[:80])
+    # SGD &lt;vs&gt; Adam
+    <BLANKLINE>
+    ## Verdicts
+    <BLANKLINE>
+    - **sgd vs adam: undecided.** Too few seeds
     """
     results = _check(results)
     figs = report_figures(results) if figures is None else list(figures)
@@ -314,6 +367,22 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
         the key).
     NotADirectoryError
         If ``out_dir`` (or a parent) exists and is not a folder.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis import compare_conditions, spectra_to_json
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> spectra = {"sgd": [fit() for _ in range(3)], "adam": [fit() for _ in range(3)]}
+    >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
+    ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     html, md = write_report(results, tmp)
+    ...     print(html.name, md.name, sorted(p.name for p in (md.parent / "figures").iterdir()))
+    report.html report.md ['distances.png', 'eigenvalues_all.png', 'eigenvalues_filtered.png']
     """
     results = _check(results)
     out = Path(out_dir)
