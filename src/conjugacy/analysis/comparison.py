@@ -42,13 +42,41 @@ _SHUFFLE, _PERMUTATION = 0, 1
 
 
 def pair_key(a: str, b: str) -> str:
-    """The key of a pair of conditions in results: ``f"{a}-{b}"``."""
+    """The key of a pair of conditions in results: ``f"{a}-{b}"``.
+
+    Examples
+    --------
+    >>> pair_key("sgd", "adam")
+    'sgd-adam'
+    """
     return f"{a}-{b}"
 
 
 def filter_spectrum(spectrum: Any) -> Any:
     """The residual-filtered spectrum (:meth:`Spectrum.filtered`, default rule); a spectrum
-    filtered already (by its maker's rule) is kept as it is; None for plain eigenvalues."""
+    filtered already (by its maker's rule) is kept as it is; None for plain eigenvalues.
+
+    Parameters
+    ----------
+    spectrum : Spectrum or array-like
+        A fitted spectrum, or eigenvalues without residuals.
+
+    Returns
+    -------
+    Spectrum or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> s = koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> f = filter_spectrum(s)
+    >>> len(s.eigenvalues), len(f.eigenvalues), f.settings["filter"]["rule"]
+    (3, 2, 'default')
+    >>> filter_spectrum(f) is f, filter_spectrum(np.array([0.5, 0.1]))
+    (True, None)
+    """
     if not callable(getattr(spectrum, "filtered", None)):
         return None
     if "filter" in (spectrum.settings or {}):
@@ -57,14 +85,52 @@ def filter_spectrum(spectrum: Any) -> Any:
 
 
 def chosen(comparison: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The comparison the verdicts use (``comparison[comparison["verdict_uses"]]``)."""
+    """The comparison the verdicts use (``comparison[comparison["verdict_uses"]]``).
+
+    Parameters
+    ----------
+    comparison : Comparison or its JSON dict
+
+    Returns
+    -------
+    dict
+        ``comparison["filtered"]`` or ``comparison["all"]``: distances, tests, noise floor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> cmp = compare_conditions({"a": [fit() for _ in range(3)], "b": [fit() for _ in range(3)]},
+    ...                          n_shuffles=10)
+    >>> cmp.verdict_uses, chosen(cmp) is cmp.filtered
+    ('filtered', True)
+    """
     return comparison[comparison["verdict_uses"]]
 
 
 def seed_interval(per_seed: Any) -> list[float] | None:
     """95% t-interval of the mean of per-seed distances over independent seeds
     (``mean +- t_{n-1, 0.975} std / sqrt(n)``, ``std`` with ``n - 1``, lower end clipped at 0);
-    None with fewer than 2 seeds or a non-finite distance."""
+    None with fewer than 2 seeds or a non-finite distance.
+
+    Parameters
+    ----------
+    per_seed : array-like float (n_seeds,)
+        One distance per seed.
+
+    Returns
+    -------
+    [low, high] or None
+
+    Examples
+    --------
+    >>> seed_interval([0.1, 0.2, 0.3])  # 0.2 +- 4.303 * 0.1 / sqrt(3), clipped at 0
+    [0.0, 0.448413771175033]
+    >>> seed_interval([0.1]) is None
+    True
+    """
     from scipy.stats import t as student
 
     d = np.asarray(per_seed, float)
@@ -100,6 +166,19 @@ class Comparison(Mapping):
     time : {"discrete", "continuous"}
         Whether eigenvalues or continuous-time exponents ``log(lambda) / dt`` were compared
         (distances then per unit of the recording interval, i.e. per step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> fit = lambda: koopman_spectrum(np.cumsum(rng.standard_normal((2, 30, 3)), 1), rank=3)
+    >>> cmp = compare_conditions({"a": [fit() for _ in range(3)], "b": [fit() for _ in range(3)]},
+    ...                          n_shuffles=10)
+    >>> cmp.conditions, cmp.n_seeds, cmp.pairs, cmp.verdict("a-b")
+    (['a', 'b'], 3, {'a-b': ['a', 'b']}, 'undecided')
+    >>> cmp["verdicts"]["a-b"]["verdict"], dict(cmp) == cmp.to_dict()  # also a mapping
+    ('undecided', True)
     """
 
     conditions: list[str]
@@ -496,7 +575,23 @@ def compare_conditions(
 
 
 def verdict_rule(uses: str) -> str:
-    """The verdict rule in words (:func:`conjugacy.stats.verdict`), for results and reports."""
+    """The verdict rule in words (:func:`conjugacy.stats.verdict`), for results and reports.
+
+    Parameters
+    ----------
+    uses : str
+        The spectra the verdicts use: ``"filtered"`` or ``"all"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> verdict_rule("filtered").endswith("computed on the filtered spectra, and conjugate "
+    ...                                   "(no evidence against conjugacy) if not")
+    True
+    """
     return (
         "undecided if the spectra were fitted with different settings (delays, rank rule, PCA, "
         "scaling, method; the recording interval only when eigenvalues, not continuous-time "
