@@ -39,6 +39,17 @@ class SpectrumGroup:
         Snapshot window ``[start, stop)`` of every run (None: all complete records).
     window : str or None
         Label of the window, for studies of windows of one training run.
+
+    Raises
+    ------
+    ValueError
+        If ``runs`` is empty or ``steps`` is not ``(start, stop)`` with ``0 <= start < stop``.
+
+    Examples
+    --------
+    >>> g = SpectrumGroup("sgd", 0, ["sgd_s0_r0", "sgd_s0_r1"], steps=(10, 20))
+    >>> g.key, g.runs, g.slice
+    (('sgd', 0, None), ('sgd_s0_r0', 'sgd_s0_r1'), slice(10, 20, None))
     """
 
     condition: str
@@ -162,6 +173,33 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
     ------
     KeyError
         If a kept run lacks one of the ``by`` keys (the message names the run and the key).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> with TrajectoryStore.open(path, "r") as store:
+    ...     groups = group_runs(store)
+    ...     slow = group_runs(store, by=("seed",), where=lambda m: m["condition"] == "slow")
+    >>> list(groups)[:3], groups[("slow", 0)]
+    ([('fast', 0), ('fast', 1), ('fast', 2)], ['slow_s0'])
+    >>> slow
+    {(0,): ['slow_s0'], (1,): ['slow_s1'], (2,): ['slow_s2'], (3,): ['slow_s3']}
+    >>> tmp.cleanup()
     """
     groups: dict[tuple, list[str]] = {}
     values = {k: CanonicalValues(k) for k in by}
@@ -180,7 +218,21 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
 
 def record_interval(steps: Any) -> int | None:
     """The recording interval of a run: the median difference of its recorded step indices
-    (None with fewer than two records). Part of the settings a verdict requires to agree."""
+    (None with fewer than two records). Part of the settings a verdict requires to agree.
+
+    Parameters
+    ----------
+    steps : array-like of int (n_records,)
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> record_interval([0, 10, 20, 30, 45]), record_interval([5])
+    (10, None)
+    """
     steps = np.asarray(steps)
     if steps.size < 2:
         return None
