@@ -38,6 +38,12 @@ class Claim:
         seeds for the test to reject).
     evidence : str
         The numbers behind the decision (verdicts, p-values, distances, counts).
+
+    Examples
+    --------
+    >>> c = Claim("SGD and Adam train differently", None, "3 seeds: smallest p = 0.1")
+    >>> c.word, c.to_dict()["holds"]
+    ('undecided', None)
     """
 
     claim: str
@@ -55,14 +61,44 @@ class Claim:
 
 def spectra_to_json(spectra: Mapping[str, Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:
     """``{condition: [spectrum_to_dict(s) for s in per-seed spectra]}`` (eigenvalues as [re, im]
-    pairs, residuals, data residuals, rank, settings)."""
+    pairs, residuals, data residuals, rank, settings).
+
+    Parameters
+    ----------
+    spectra : mapping condition -> sequence of Spectrum
+
+    Returns
+    -------
+    dict condition -> list of dict
+        JSON types (the ``spectra`` entry of ``results.json``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> x = 0.9 ** np.arange(20)[None, :, None] * np.ones((1, 1, 2))
+    >>> d = spectra_to_json({"sgd": [koopman_spectrum(x, rank=1)]})["sgd"][0]
+    >>> d["eigenvalues"], d["rank"]
+    ([[0.9, 0.0]], 1)
+    """
     from ..results import spectrum_to_dict
 
     return {str(c): [spectrum_to_dict(s) for s in specs] for c, specs in spectra.items()}
 
 
 def schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of ``results.json``, as shipped with the package."""
+    """The JSON Schema (draft 2020-12) of ``results.json``, as shipped with the package.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> s = schema()
+    >>> s["$schema"], "comparison" in s["required"]
+    ('https://json-schema.org/draft/2020-12/schema', True)
+    """
     text = resources.files("conjugacy.analysis").joinpath("results.schema.json").read_text("utf-8")
     return json.loads(text)
 
@@ -76,6 +112,15 @@ def validate(content: Mapping[str, Any]) -> None:
         If ``jsonschema`` is not installed.
     jsonschema.ValidationError
         Naming the first field that does not fit.
+
+    Examples
+    --------
+    >>> import jsonschema
+    >>> try:
+    ...     validate({"schema": SCHEMA})
+    ... except jsonschema.ValidationError as e:
+    ...     print(e.message)
+    'experiment' is a required property
     """
     import jsonschema
 
@@ -258,6 +303,36 @@ class Results:
         Where ``results.json`` (and the report) were written.
     report : (Path, Path) or None
         ``report.html`` and ``report.md``.
+
+    Examples
+    --------
+    What :func:`conjugacy.analyze` returns for a store of two conditions:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy import analyze
+    >>> results = analyze(path, delays=0, rank=1, neighbours=False)
+    >>> results.verdicts, results["schema"], [len(v) for v in results.spectra.values()]
+    ({'fast-slow': 'not conjugate'}, 'conjugacy.results/2', [4, 4])
+    >>> validate(results.to_dict())  # the schema of results.json
+    >>> json_path = results.write(f"{tmp.name}/analysis")
+    >>> json_path.name, [p.name for p in results.report]
+    ('results.json', ['report.html', 'report.md'])
+    >>> tmp.cleanup()
     """
 
     def __init__(self, content: dict[str, Any], spectra: dict[str, list[Any]],
