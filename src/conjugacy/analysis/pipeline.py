@@ -39,7 +39,45 @@ STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks"
 
 def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]
                  ) -> dict[str, list[Any]]:
-    """``{condition: [spectrum per seed]}`` of the groups without a window, in group order."""
+    """``{condition: [spectrum per seed]}`` of the groups without a window, in group order.
+
+    Parameters
+    ----------
+    groups : sequence of SpectrumGroup
+    fitted : mapping (condition, seed, window) -> Spectrum
+        As :func:`~conjugacy.analysis.fit_spectra` returns.
+
+    Returns
+    -------
+    dict condition -> list of Spectrum
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
+    >>> store = TrajectoryStore.open(path, "r")
+    >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    >>> fitted = fit_spectra(store, groups, {"delays": 0, "rank": 1})
+    >>> {c: len(v) for c, v in by_condition(groups, fitted).items()}
+    {'fast': 4, 'slow': 4}
+    >>> store.close()
+    >>> tmp.cleanup()
+    """
     out: dict[str, list[Any]] = {}
     for g in groups:
         if g.window is None:
@@ -48,7 +86,45 @@ def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]
 
 
 def run_table(reader: Any, groups: Sequence[SpectrumGroup]) -> list[dict[str, Any]]:
-    """One row per run of the groups: condition, seed, records, first/last step, finished."""
+    """One row per run of the groups: condition, seed, records, first/last step, finished.
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+
+    Returns
+    -------
+    list of dict
+        The ``runs`` entry of ``results.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
+    >>> store = TrajectoryStore.open(path, "r")
+    >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    >>> run_table(store, groups[:1])
+    [{'run': 'fast_s0', 'condition': 'fast', 'seed': 0, 'window': None, 'n_complete': 30,
+      'first_step': 0, 'last_step': 29, 'finished': True}]
+    >>> store.close()
+    >>> tmp.cleanup()
+    """
     from ..results import to_jsonable
 
     rows = []
@@ -66,7 +142,50 @@ def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
                 ) -> dict[str, dict[str, Any]]:
     """Per condition, mean and std over its runs of the recorded scalar ``name`` over the groups'
     records (the first record, before any step, left out). Runs that did not record it are left
-    out; a condition with no such run has no curve."""
+    out; a condition with no such run has no curve.
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+        Groups with a window are left out.
+    name : str
+        The recorded scalar.
+
+    Returns
+    -------
+    dict condition -> dict
+        ``steps``, ``mean``, ``std`` (lists), ``final_mean`` (the mean of the last tenth),
+        ``n_runs``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
+    >>> store = TrajectoryStore.open(path, "r")
+    >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    >>> curves = loss_curves(store, groups)
+    >>> c = curves["fast"]
+    >>> c["steps"][:3], c["mean"][:2], c["n_runs"]
+    ([1, 2, 3], [0.7, 0.49], 4)
+    >>> store.close()
+    >>> tmp.cleanup()
+    """
     curves: dict[str, list[np.ndarray]] = {}
     steps: dict[str, np.ndarray] = {}
     for g in groups:
@@ -210,6 +329,21 @@ def summarize(
     ------
     ValueError
         If a statistics option is unknown or out of its domain.
+
+    Examples
+    --------
+    Spectra fitted elsewhere, compared and summarized (nothing written without ``out``):
+
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> def fit(lam):
+    ...     x = lam ** np.arange(30)[None, :, None] * rng.standard_normal((1, 1, 3))
+    ...     return koopman_spectrum(x + 0.01 * rng.standard_normal((1, 30, 3)), rank=1)
+    >>> spectra = {"slow": [fit(0.95) for _ in range(4)], "fast": [fit(0.7) for _ in range(4)]}
+    >>> results = summarize(spectra, experiment="toy", stats={"seed": 0})
+    >>> results.verdicts, results["title"], results["seeds"]
+    ({'slow-fast': 'not conjugate'}, 'conjugacy: toy', {'slow': [0, 1, 2, 3], 'fast': [0, 1, 2, 3]})
     """
     from ..results import package_info, to_jsonable
 
@@ -287,7 +421,35 @@ def summarize_sections(
     """:func:`summarize` for an analysis without Koopman spectra (e.g. the measures of weight
     checkpoints): ``results.json`` with ``spectra`` {} and ``comparison`` null, the analysis's
     numbers under ``sections``, its ``conditions`` and ``seeds``, claims and figures through the
-    hooks of :func:`summarize` (which takes the rest of the keyword arguments)."""
+    hooks of :func:`summarize` (which takes the rest of the keyword arguments).
+
+    Parameters
+    ----------
+    sections : mapping
+        The analysis's numbers (JSON types).
+    conditions : mapping condition -> description
+    seeds : mapping condition -> list of seed labels
+    fields : mapping, optional
+        Extra top-level fields.
+    **kwargs
+        Passed to :func:`summarize` (``experiment`` is required).
+
+    Returns
+    -------
+    Results
+
+    Raises
+    ------
+    TypeError
+        If ``sections`` or ``stats`` is given as a keyword argument of :func:`summarize`.
+
+    Examples
+    --------
+    >>> r = summarize_sections({"barrier": {"sgd": 0.12}}, conditions={"sgd": {"lr": 0.1}},
+    ...                        seeds={"sgd": [0, 1]}, experiment="checkpoints")
+    >>> r["sections"], r["comparison"], r["spectra"], r["seeds"]
+    ({'barrier': {'sgd': 0.12}}, None, {}, {'sgd': [0, 1]})
+    """
     if "sections" in kwargs or kwargs.get("stats"):
         raise TypeError("summarize_sections takes its sections as a mapping and compares nothing")
     fields = {**dict(fields or {}), "conditions": conditions,
@@ -370,6 +532,40 @@ def run_pipeline(
     Returns
     -------
     Results
+
+    Raises
+    ------
+    ValueError
+        If a spectrum has no eigenvalues (naming its condition and seed), or as
+        :func:`summarize`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
+    >>> store = TrajectoryStore.open(path, "r")
+    >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    >>> results = run_pipeline(store, groups, {"delays": 0, "rank": 1}, params="w",
+    ...                        experiment="toy", stats={"seed": 0})
+    >>> store.close()
+    >>> results.verdicts, len(results["runs"]), sorted(results["loss"])
+    ({'fast-slow': 'not conjugate'}, 8, ['fast', 'slow'])
+    >>> tmp.cleanup()
     """
     t0 = time.perf_counter()
     groups = list(groups)
