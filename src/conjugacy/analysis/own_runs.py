@@ -492,6 +492,31 @@ def analyze(
     ValueError
         If no run has the ``group_by`` key (the message lists the keys runs have), a run lacks
         ``seed_key``, the runs are too short, or a setting is out of range.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy import analyze
+    >>> results = analyze(path, delays=0, rank=1, neighbours=False)  # out=FOLDER: also write
+    >>> print(results)
+    Results('analyze': 2 conditions ['fast', 'slow'], 4 seeds each, 8 runs)
+      fast vs slow: not conjugate. Spectra of different conditions lie farther apart than ...
+    >>> tmp.cleanup()
     """
     from .pipeline import run_pipeline
 
