@@ -68,7 +68,22 @@ _ARRAY_RULES: dict[str, tuple[str, tuple[str | None, ...]]] = {
 
 class SpectrumFileError(ValueError):
     """A file is not a readable saved :class:`~conjugacy.Spectrum` (damaged, truncated, foreign,
-    or written by a newer format version). The message names the file, the problem and the fix."""
+    or written by a newer format version). The message names the file, the problem and the fix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy import Spectrum
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with open(f"{tmp}/spectrum.npz", "wb") as f:
+    ...         _ = f.write(b"not a zip")
+    ...     try:
+    ...         Spectrum.load(f"{tmp}/spectrum.npz")
+    ...     except SpectrumFileError as e:  # a ValueError
+    ...         print(str(e).split(": ", 1)[1])
+    it is not a zip (.npz) archive (wrong signature); give a file written by Spectrum.save or
+    `conjugacy spectrum`
+    """
 
 
 class SpectrumFileNotFoundError(SpectrumFileError, FileNotFoundError):
