@@ -25,7 +25,7 @@ from conjugacy.store import TrajectoryStore  # noqa: E402
 runner = CliRunner()
 RED, ERASE, TITLE = "\x1b[31m", "\x1b[2K", "\x1b]0;PWNED-TITLE\x07"
 C1_CSI, BIDI = "\x9b31m", "\u202e"
-HOSTILE_A = f"adam{RED}RED{ERASE}{BIDI}[link=https://e.example]hidden[/link]"
+HOSTILE_A = f"adam{RED}RED{ERASE}{BIDI}[link=https://e.example]hidden[/link]:smile:"
 HOSTILE_B = f"sgd{TITLE}{C1_CSI}[/lr]"
 #: characters a terminal acts on (newline aside) or that reorder the text shown
 _ACTING = {"Cc", "Cf", "Zl", "Zp"}
@@ -92,13 +92,13 @@ def test_analyze_report_and_store_commands_escape_every_user_string(tmp_path) ->
     assert got.exit_code == 0, said
     assert not controls(said), said
     flat = "".join(said.split())
-    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]vs" in flat
+    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]:smile:vs" in flat
     assert "sgd\\x1b]0;PWNED-TITLE\\x07\\x9b31m[/lr]" in flat
     assert "out\\x1b]0;PWNED-TITLE\\x07\\x1b[31m" in flat  # the output folder
 
     md = (out / "report.md").read_text(encoding="utf-8")
     assert not controls(md)
-    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]" in md
+    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]:smile:" in md
 
     got = runner.invoke(app, ["report", str(out / "results.json")])
     assert got.exit_code == 0, _out(got)

@@ -31,6 +31,15 @@ from typer.core import TyperGroup
 from .._spectrum_io import SpectrumFileError
 from ..compare import AliasingError
 
+
+def rich_console(**kwargs: Any) -> Any:
+    """The CLI's Rich console: emoji codes off, so a label such as ``:smile:`` is shown as written
+    (user strings are escaped with :func:`conjugacy._text.shown`, which Rich's ``:name:`` emoji
+    replacement would otherwise bypass)."""
+    from rich.console import Console
+
+    return Console(emoji=False, **kwargs)
+
 #: Commands whose rerun continues where an interrupted run stopped (their stores keep progress);
 #: add a command here when it resumes, so that Ctrl-C says so.
 RESUMABLE = {
@@ -93,11 +102,9 @@ def _one_line(text: str) -> str:
 
 
 def _print_error(message: str) -> None:
-    from rich.console import Console
-
     from .._text import shown
 
-    Console(stderr=True, soft_wrap=True).print(
+    rich_console(stderr=True, soft_wrap=True).print(
         f"[red]error:[/red] {shown(_one_line(message))}", highlight=False
     )
 

@@ -15,14 +15,13 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from . import app
-from ._errors import UserError, fail
+from ._errors import UserError, fail, rich_console
 
 T = TypeVar("T")
 
@@ -340,7 +339,7 @@ def spectrum(
     outnumber snapshots (weight trajectories), so data larger than memory work."""
     from ..spectrum import koopman_spectrum
 
-    console = Console()
+    console = rich_console()
     asked = _parse_rank(rank)
     out = _check_spectrum_out(out)
     try:
@@ -410,7 +409,7 @@ def compare(
     from ..compare import semiconjugacy_distance, wasserstein
     from ..spectrum import Spectrum
 
-    console = Console()
+    console = rich_console()
     # a SpectrumFileError names the file, what is wrong and the fix: exit 2 (see _errors)
     sa, sb = Spectrum.load(a), Spectrum.load(b)
     all_dist = wasserstein(sa, sb, p=p)
@@ -437,7 +436,7 @@ def compare(
             "one is a subset of the other)"
         )
     console.print(table)
-    console = Console(soft_wrap=True)
+    console = rich_console(soft_wrap=True)
     console.print(
         f"W_{p:g} = {dist:.4g} between A and B. No verdict from one spectrum each: whether this "
         "exceeds run-to-run noise needs spectra of independent seeds (`conjugacy test a1.npz "
@@ -513,7 +512,7 @@ def test(
         group_b = [_filtered(sp, x, caveats) for sp, x in zip(group_b, vs)]
     res = conjugacy_test(group_a, group_b, n_permutations=permutations, seed=seed)
     v = verdict(res.pvalue, res.min_pvalue, alpha, mismatch=mismatch)
-    console = Console(soft_wrap=True)  # the verdict stays one line, whatever the terminal
+    console = rich_console(soft_wrap=True)  # the verdict stays one line, whatever the terminal
     console.print(
         f"verdict: {v.verdict} ({shown(v.reason)}). p = {res.pvalue:.3g} (smallest attainable "
         f"{res.min_pvalue:.3g}, alpha {alpha:g}), effect size {res.effect_size:.3g} "

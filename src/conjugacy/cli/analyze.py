@@ -16,7 +16,7 @@ from rich.console import Console
 from .._checks import check_out_dir
 from .._text import shown
 from . import app
-from ._errors import fail
+from ._errors import fail, rich_console
 
 
 @app.command("analyze")
@@ -63,7 +63,7 @@ def analyze_command(
     from ..analysis.own_runs import analyze
     from .summaries import neighbour_lines
 
-    console = Console()
+    console = rich_console()
     fit_rank = _parse_rank(rank)
     if out is not None:
         target = out
@@ -161,7 +161,7 @@ def report_command(
         html_path, md_path = write_report(content, target, source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
-    Console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})", highlight=False)
+    rich_console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})", highlight=False)
 
 
 class _Progress:
@@ -173,7 +173,7 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                             TimeElapsedColumn(), console=rich_console(stderr=True), transient=True)
         self._bar.__enter__()
         self._tasks: dict[str, Any] = {}
         return self

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from .._checks import check_out_dir
-from ._errors import ErrorHandlingGroup, fail
+from ._errors import ErrorHandlingGroup, fail, rich_console
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,7 @@ def _fcn(v: dict[str, Any]) -> None:
                  **_overrides(v, {"seeds": "n_seeds", "steps": "n_steps", "replicas": "n_replicas"})}
     config = _config(fcn.FCNConfig.preset, v["scale"], **overrides)
     if v["scale"] == "paper" and data != "mnist":
-        from rich.console import Console
-
-        Console(stderr=True).print(
+        rich_console(stderr=True).print(
             f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
             "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
         )
@@ -256,15 +254,13 @@ def _cnn(v: dict[str, Any]) -> None:
 
 
 def _optimizers(v: dict[str, Any]) -> None:
-    from rich.console import Console
-
     from ..experiments import optimizers
     from .summaries import print_results
 
     out = check_out_dir(v["out"])
     config = _config(optimizers.OptimizerConfig, loss=v["loss"], method=v["method"],
                      seed=v["seed"])
-    Console().print(
+    rich_console().print(
         f"[bold]Optimizer conjugacy[/bold] (loss={config.loss}, method={config.method}, "
         f"delays={config.delays}, rank={config.rank}, eta={config.eta}, T={config.n_steps}, "
         f"25 initial conditions per optimizer)"

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .._text import shown
 from . import app
-from ._errors import ErrorHandlingGroup, fail
+from ._errors import ErrorHandlingGroup, fail, rich_console
 
 store_app = typer.Typer(cls=ErrorHandlingGroup, no_args_is_help=True,
                         help="Inspect and verify trajectory stores (runs, parameters, steps).")
@@ -105,7 +104,7 @@ def show(
             scalars = {name: st.scalars(run, name) for name in info["scalars"]}
         except StoreError as exc:
             fail(str(exc))
-        con = Console()
+        con = rich_console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{shown(run)}[/bold]: {info['n_complete']} steps complete {span}, "
                   f"{info['n_features']} features, finished: {info['finished']}", highlight=False)

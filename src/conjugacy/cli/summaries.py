@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from .._text import shown
+from ._errors import rich_console
 
 _COLOUR = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
 _HOLDS = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}
@@ -25,7 +25,7 @@ def _num(x: Any, fmt: str = ".4g") -> str:
 def print_results(content: Mapping[str, Any], out: Path) -> None:
     """Print ``content`` (a ``results.json``): the verdict table, each verdict's reason, the
     experiment's own lines, the claims, the warnings, the timing and the files in ``out``."""
-    console = Console(highlight=False)
+    console = rich_console(highlight=False)
     if content.get("title"):
         console.print(f"[bold]{shown(content['title'])}[/]")
     cmp = content.get("comparison") or {}
