@@ -329,9 +329,9 @@ class Results:
     >>> results.verdicts, results["schema"], [len(v) for v in results.spectra.values()]
     ({'fast-slow': 'not conjugate'}, 'conjugacy.results/2', [4, 4])
     >>> validate(results.to_dict())  # the schema of results.json
-    >>> json_path = results.write(f"{tmp.name}/analysis")
-    >>> json_path.name, [p.name for p in results.report]
-    ('results.json', ['report.html', 'report.md'])
+    >>> json_path = results.write(f"{tmp.name}/analysis", report=False)  # True: report.html too
+    >>> json_path.name, results.out_dir.name
+    ('results.json', 'analysis')
     >>> tmp.cleanup()
     """
 
