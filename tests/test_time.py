@@ -264,3 +264,49 @@ def test_cli_refuses_an_aliased_comparison_in_one_line(tmp_path):
         assert said.startswith("error: continuous-time comparison refused, the spectra alias: ")
         assert "resolving them needs a recording interval <= 5.65" in said
         assert "Traceback" not in got.output
+
+
+# ----- review fixes (issue 23) -----------------------------------------------------------------
+def _store(path, layout, seed: int = 0):
+    """A store of SYS_A runs: ``layout`` maps (condition, seed) to the intervals of its replicas."""
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((8, 3))
+    with TrajectoryStore.open(path, "w") as st:
+        for (cond, s), ks in layout.items():
+            for rep, k in enumerate(ks):
+                name = f"{cond}{s}{rep}"
+                st.create_run(name, {"w": ((8,), "float64")}, metadata={"condition": cond, "seed": s})
+                st.append(name, k * np.arange(N_REC), {"w": _latent(SYS_A, k, N_REC, rng) @ c.T})
+                st.set_finished(name)
+    return path
+
+
+def test_replicas_of_one_seed_at_different_intervals_are_refused(tmp_path):
+    pytest.importorskip("zarr")
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    path = _store(tmp_path / "mix.zarr", {(c, s): (1, 5) for c in "ab" for s in range(3)})
+    got = CliRunner().invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o"),
+                                   "--delays", "1", "--rank", "3", "--no-report"])
+    assert got.exit_code == 2, got.output
+    said = " ".join(got.output.split())
+    assert "group ('a', seed 0): its runs were recorded at different intervals ('a00' every 1 " \
+           "steps, 'a01' every 5 steps) and cannot be pooled" in said
+    assert "Traceback" not in got.output and len(got.output.strip().splitlines()) == 1
+
+
+def test_step_notes_say_continuous_time_only_when_the_spectra_intervals_differ():
+    from conjugacy.analysis.own_runs import _step_notes
+
+    steps = {"a0": np.arange(10), "a1": 5 * np.arange(10), "b0": np.arange(10),
+             "b1": 5 * np.arange(10)}
+    mixed = {"a": {0: ["a0", "a1"]}, "b": {0: ["b0", "b1"]}}  # within seeds: refused when fitted
+    assert not any("continuous time" in n for n in _step_notes(steps, mixed))
+    across = {"a": {0: ["a0", "b0"]}, "b": {0: ["a1", "b1"]}}  # conditions at 1 and 5 steps
+    assert any("every 1, 5 steps): their spectra are compared in continuous time" in n
+               for n in _step_notes(steps, across))

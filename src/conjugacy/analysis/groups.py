@@ -251,8 +251,8 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
     """Read one group's runs from an open reader and fit its spectrum."""
     from ..spectrum import koopman_spectrum
 
+    steps = _group_steps(reader, group)
     traj = reader.read(params=params, runs=list(group.runs), steps=group.slice, dtype=dtype)
-    steps = reader.steps(group.runs[0])
     if group.steps is not None and traj.shape[1] != group.steps[1] - group.steps[0]:
         raise RuntimeError(
             f"group {group.key}: the runs hold {traj.shape[1]} snapshots in the window "
@@ -265,7 +265,27 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
         kwargs["next_states"] = reader.read(params=params, runs=list(group.runs),
                                             steps=group.slice, dtype=dtype, branch="next")
     spectrum = koopman_spectrum(traj, **kwargs)
-    return with_record_interval(spectrum, steps if group.slice is None else steps[group.slice])
+    return with_record_interval(spectrum, steps)
+
+
+def _group_steps(reader: Any, group: SpectrumGroup) -> np.ndarray:
+    """The recorded steps (in the group's window) of the group's first run, after checking that
+    every run of the group was recorded at the same interval (:func:`record_interval`): replicas
+    pooled into one fit share one time step. ValueError naming the group, runs and intervals."""
+    def window(run: str) -> np.ndarray:
+        steps = np.asarray(reader.steps(run))
+        return steps if group.slice is None else steps[group.slice]
+
+    steps = [window(r) for r in group.runs]
+    intervals = [record_interval(s) for s in steps]
+    if len(set(intervals)) > 1:
+        listed = ", ".join(f"{r!r} every {v} steps" for r, v in zip(group.runs, intervals))
+        raise ValueError(
+            f"group ({group.condition!r}, seed {group.seed!r}): its runs were recorded at "
+            f"different intervals ({listed}) and "
+            "cannot be pooled into one spectrum; record the replicas of a seed at one interval, "
+            "or give them different seeds")
+    return steps[0]
 
 
 def _fit_group(paths: Mapping[str, str], params: Any, group: SpectrumGroup,

@@ -205,9 +205,11 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     return {c: {s: groups[c][s] for s in v[:n_seeds]} for c, v in seed_lists.items()}, snapshots
 
 
-def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int, dict]:
+def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], notes: list[str]
+             ) -> tuple[int, dict]:
     """The records every spectrum uses (the shortest run's), with notes on ragged, unaligned
     and unfinished runs. Reads each run's info and steps once."""
+    members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
     info = {r: reader.run_info(r) for r in members}
     n_records = min(info[r]["n_complete"] for r in members)
     longest = max(info[r]["n_complete"] for r in members)
@@ -218,7 +220,7 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
         notes.append(f"runs hold {n_records} to {longest} records; every spectrum uses the "
                      f"first {n_records} records of each run")
     steps = {r: reader.steps(r)[:n_records] for r in members}
-    notes.extend(_step_notes(steps, members))
+    notes.extend(_step_notes(steps, by_cond))
     late = [r for r in members if isinstance(info[r].get("first_step"), int | np.integer)
             and info[r]["first_step"] > 0]
     if late:  # e.g. a training loop without rec.record(0)
@@ -234,16 +236,22 @@ def _records(reader: Any, members: Sequence[str], notes: list[str]) -> tuple[int
     return n_records, info
 
 
-def _step_notes(steps: Mapping[str, np.ndarray], members: Sequence[str]) -> list[str]:
-    """Notes on recorded steps that differ between runs or are unevenly spaced. Runs recorded
-    at different (even) intervals are compared in continuous time, ``log(lambda) / interval``
-    (:func:`conjugacy.compare.comparison_time`); uneven spacing breaks DMD's equal-step model."""
+def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[Any, Sequence[str]]]
+                ) -> list[str]:
+    """Notes on recorded steps that differ between runs or are unevenly spaced. Spectra (one per
+    condition and seed) recorded at different (even) intervals are compared in continuous time,
+    ``log(lambda) / interval`` (:func:`conjugacy.compare.comparison_time`, the rule results.json's
+    ``comparison.time`` follows); runs of one seed at different intervals are refused when fitted
+    (:func:`conjugacy.analysis.groups.fit_spectra`); uneven spacing breaks DMD's equal-step model."""
     notes = []
+    members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
     ref = steps[members[0]]
     odd = [r for r in members[1:] if not np.array_equal(steps[r], ref)]
     uneven = [r for r in members if steps[r].size > 2 and np.ptp(np.diff(steps[r])) > 0]
-    intervals = sorted({record_interval(steps[r]) for r in members} - {None})
-    if odd and len(intervals) > 1:
+    per_group = [{record_interval(steps[r]) for r in runs}
+                 for seeds in by_cond.values() for runs in seeds.values()]
+    intervals = sorted({v for g in per_group if len(g) == 1 for v in g} - {None})
+    if odd and len(intervals) > 1 and all(len(g) == 1 for g in per_group):
         notes.append(f"runs were recorded at different intervals (every {', '.join(map(str, intervals))}"
                      " steps): their spectra are compared in continuous time, log(lambda) / interval")
     elif odd:
@@ -530,7 +538,7 @@ def analyze(
     try:
         by_cond, snapshots = _group(reader, source, group_by, seed_key, notes, out)
         members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
-        n_records, info = _records(reader, members, notes)
+        n_records, info = _records(reader, by_cond, notes)
         if params is None:
             params = list(info[members[0]]["parameters"])
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
