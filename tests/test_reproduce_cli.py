@@ -3,7 +3,6 @@ domains, one error path (exit 2) and one output-folder check for every command t
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import typing
@@ -136,10 +135,19 @@ def test_config_errors_of_reproduce_commands_are_one_line(tmp_path):
 
 
 def test_commands_that_write_share_the_output_folder_check(tmp_path):
+    import numpy as np
+
+    from conjugacy import koopman_spectrum
+    from conjugacy.analysis import summarize
+    from conjugacy.results import write_json
+
     afile = tmp_path / "afile"
     afile.write_text("x")
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({}))
+    # report reads its results.json (schema and sizes) before the output folder: a valid one
+    rng = np.random.default_rng(0)
+    spectra = {c: [koopman_spectrum(rng.standard_normal((2, 20, 3)).cumsum(axis=1), rank=3)
+                   for _ in range(2)] for c in ("a", "b")}
+    results = write_json(tmp_path / "results.json", summarize(spectra, experiment="toy").to_dict())
     line = _error_line(runner.invoke(app, ["report", str(results), "--out", str(afile)]))
     assert "exists and is not a folder" in line
     line = _error_line(runner.invoke(app, ["spectrum", str(results), "--out",
