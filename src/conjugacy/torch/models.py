@@ -79,6 +79,12 @@ class MnistNet(nn.Module):
     """ShrinkBench's ``MnistNet``: conv 20@5x5, pool, conv 50@5x5, pool, fc 800-500-10.
 
     Input ``(batch, 1, 28, 28)``; output log-probabilities ``(batch, 10)`` (use ``nll_loss``).
+
+    Examples
+    --------
+    >>> model = MnistNet(generator=torch.Generator().manual_seed(0))
+    >>> model(torch.zeros(2, 1, 28, 28)).shape, count_parameters(model)
+    (torch.Size([2, 10]), 431080)
     """
 
     def __init__(self, *, generator: torch.Generator | None = None) -> None:
@@ -102,6 +108,12 @@ class LeNet5(nn.Module):
     Input ``(batch, 1, 28, 28)``; output log-probabilities ``(batch, 10)`` (log-softmax added so
     that every LeNet here is trained with the same loss; the argmax and gradients are those of
     cross-entropy on its logits).
+
+    Examples
+    --------
+    >>> model = LeNet5(generator=torch.Generator().manual_seed(0))
+    >>> model(torch.zeros(2, 1, 28, 28)).shape, count_parameters(model)
+    (torch.Size([2, 10]), 60074)
     """
 
     def __init__(self, *, generator: torch.Generator | None = None) -> None:
@@ -125,6 +137,12 @@ class LeNet300100(nn.Module):
     """LeNet-300-100 (fully connected 784-300-100-10, ReLU; Frankle & Carbin 2019).
 
     Input ``(batch, 1, 28, 28)`` or ``(batch, 784)``; output log-probabilities ``(batch, 10)``.
+
+    Examples
+    --------
+    >>> model = LeNet300100(generator=torch.Generator().manual_seed(0))
+    >>> model(torch.zeros(2, 784)).shape, count_parameters(model)
+    (torch.Size([2, 10]), 266610)
     """
 
     def __init__(self, *, generator: torch.Generator | None = None) -> None:
@@ -172,6 +190,12 @@ class ResNet20(nn.Module):
     """ResNet-20 for 32x32 colour images with option-A shortcuts (He et al. 2016, sec. 4.2).
 
     Input ``(batch, 3, 32, 32)``; output logits ``(batch, 10)`` (use ``cross_entropy``).
+
+    Examples
+    --------
+    >>> model = ResNet20(generator=torch.Generator().manual_seed(0))
+    >>> model(torch.zeros(2, 3, 32, 32)).shape, count_parameters(model)
+    (torch.Size([2, 10]), 269722)
     """
 
     def __init__(self, *, generator: torch.Generator | None = None) -> None:
@@ -238,10 +262,21 @@ def build_model(arch: str, *, seed: int | None = None) -> nn.Module:
         Seed of the CPU generator that draws the initial weights (deterministic); None uses a
         generator seeded from the global one.
 
+    Returns
+    -------
+    nn.Module
+        :class:`MnistNet`, :class:`LeNet5`, :class:`LeNet300100` or :class:`ResNet20`.
+
     Raises
     ------
     ValueError
         For an unknown ``arch`` or a negative ``seed``.
+
+    Examples
+    --------
+    >>> model = build_model("lenet300", seed=0)
+    >>> type(model).__name__, torch.equal(model.fc1.weight, build_model("lenet300", seed=0).fc1.weight)
+    ('LeNet300100', True)
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {arch!r}")
@@ -258,7 +293,13 @@ def build_model(arch: str, *, seed: int | None = None) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (buffers such as batch-norm statistics excluded)."""
+    """Number of trainable parameters (buffers such as batch-norm statistics excluded).
+
+    Examples
+    --------
+    >>> count_parameters(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))  # 12 + 4 + 4 + 4
+    24
+    """
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
@@ -317,6 +358,15 @@ class OneLayerTransformer(nn.Module):
     position). Keys, values and queries are linear in the (token, position) embedding, so they
     are computed once per (position, token) pair and gathered. Both are exact rewrites of the
     reference computation (a test compares against the all-positions masked forward).
+
+    Examples
+    --------
+    A tiny model for ``a + b mod 6`` (tokens 0..5 and "=" = 6):
+
+    >>> model = OneLayerTransformer(d_vocab=7, d_model=8, n_heads=2, d_head=4, d_mlp=16, n_ctx=3,
+    ...                             generator=torch.Generator().manual_seed(0))
+    >>> model(torch.tensor([[1, 2, 6], [3, 4, 6]])).shape, count_parameters(model)
+    (torch.Size([2, 7]), 672)
     """
 
     def __init__(
@@ -410,6 +460,17 @@ class FCN(nn.Module):
     activation : {"relu", "gelu"}
     generator : torch.Generator, optional
         Source of the initial weights (a CPU generator; weights are drawn on the CPU, then moved).
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer or ``activation`` is unknown.
+
+    Examples
+    --------
+    >>> model = FCN(64, 5, 10, generator=torch.Generator().manual_seed(0))
+    >>> [name for name, _ in model.named_parameters()], model(torch.zeros(3, 64)).shape
+    (['fc1.weight', 'fc2.weight'], torch.Size([3, 10]))
     """
 
     def __init__(
