@@ -310,3 +310,13 @@ def test_step_notes_say_continuous_time_only_when_the_spectra_intervals_differ()
     across = {"a": {0: ["a0", "b0"]}, "b": {0: ["a1", "b1"]}}  # conditions at 1 and 5 steps
     assert any("every 1, 5 steps): their spectra are compared in continuous time" in n
                for n in _step_notes(steps, across))
+
+
+def test_continuous_time_defaults_to_the_recording_interval():
+    k5 = _spectrum(SYS_A, 5, 0)
+    np.testing.assert_allclose(np.sort_complex(k5.continuous_time()),
+                               np.sort_complex(np.array([SYS_A[0], np.conj(SYS_A[0]), SYS_A[1]])),
+                               atol=1e-8)
+    np.testing.assert_allclose(k5.continuous_time(1), np.log(k5.eigenvalues), rtol=1e-14)
+    bare = koopman_spectrum(np.exp(-0.1 * np.arange(20))[None, :, None], rank=1)
+    np.testing.assert_allclose(bare.continuous_time(), [-0.1], atol=1e-10)  # no interval: 1

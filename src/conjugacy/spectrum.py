@@ -499,7 +499,8 @@ class Spectrum:
         with np.errstate(divide="ignore"):
             return np.log(np.abs(self.eigenvalues)) / dt
 
-    def continuous_time(self, dt: float = 1.0, *, min_modulus: float = MIN_MODULUS) -> np.ndarray:
+    def continuous_time(self, dt: float | None = None, *,
+                        min_modulus: float = MIN_MODULUS) -> np.ndarray:
         """Continuous-time eigenvalues ``log(lambda) / dt`` (complex, (rank,), per unit of ``dt``).
 
         The one conversion of the package (:func:`continuous_time_eigenvalues`, used by every
@@ -508,8 +509,11 @@ class Spectrum:
 
         Parameters
         ----------
-        dt : float, default 1
-            Time between two recorded snapshots.
+        dt : float, optional
+            Time between two recorded snapshots. Default: the spectrum's recording interval
+            ``settings["record_interval"]`` (training steps; set by the pipeline or
+            :func:`conjugacy.analysis.with_record_interval`) if it carries one, else 1 (per
+            recorded snapshot).
         min_modulus : float
             Moduli below it are treated as it (the rate of an eigenvalue 0 is finite).
 
@@ -530,7 +534,14 @@ class Spectrum:
         >>> spec = koopman_spectrum([osc], rank=2)
         >>> spec.continuous_time().round(4)
         array([-0.0513+0.3j, -0.0513-0.3j])
+        >>> from conjugacy.analysis.groups import with_record_interval  # every 2 steps
+        >>> with_record_interval(spec, 2 * k).continuous_time().round(4)
+        array([-0.0256+0.15j, -0.0256-0.15j])
         """
+        if dt is None:
+            from .compare import recording_interval
+
+            dt = recording_interval(self) or 1.0
         return continuous_time_eigenvalues(self.eigenvalues, dt, min_modulus=min_modulus)
 
     # ----- persistence ----------------------------------------------------------------------
