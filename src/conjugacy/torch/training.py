@@ -15,7 +15,14 @@ from torch.nn import functional as F
 
 def seeded_mlp(n_in: int, width: int, n_out: int, seed: int) -> nn.Sequential:
     """``n_in - width - width - width - n_out`` with ReLUs and biases, initialised by torch's
-    default rule from ``seed`` (the global random state is left as it was)."""
+    default rule from ``seed`` (the global random state is left as it was).
+
+    Examples
+    --------
+    >>> model = seeded_mlp(4, 8, 3, seed=0)
+    >>> len(model), torch.equal(model[0].weight, seeded_mlp(4, 8, 3, seed=0)[0].weight)
+    (7, True)
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return nn.Sequential(nn.Linear(n_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
@@ -23,7 +30,29 @@ def seeded_mlp(n_in: int, width: int, n_out: int, seed: int) -> nn.Sequential:
 
 
 def endless_batches(n: int, batch_size: int, seed: Sequence[int]) -> Iterator[torch.Tensor]:
-    """Seeded batch order, endless: a new permutation every epoch, the remainder dropped."""
+    """Seeded batch order, endless: a new permutation every epoch, the remainder dropped.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples.
+    batch_size : int
+    seed : sequence of int
+        Entropy of a ``numpy.random.SeedSequence`` (e.g. ``(master, seed_index)``).
+
+    Yields
+    ------
+    torch.Tensor of int64 (batch_size,)
+        Example indices.
+
+    Examples
+    --------
+    Ten examples in batches of 4: two per epoch, then a new permutation:
+
+    >>> batches = endless_batches(10, 4, [0, 1])
+    >>> [next(batches).tolist() for _ in range(3)]
+    [[4, 8, 5, 0], [7, 6, 2, 3], [9, 6, 8, 4]]
+    """
     g = torch.Generator().manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
     while True:
         perm = torch.randperm(n, generator=g)
@@ -33,7 +62,18 @@ def endless_batches(n: int, batch_size: int, seed: Sequence[int]) -> Iterator[to
 
 def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
              ) -> float:
-    """One optimizer step on the cross-entropy of ``model(x)``; returns the loss before it."""
+    """One optimizer step on the cross-entropy of ``model(x)``; returns the loss before it.
+
+    Examples
+    --------
+    >>> model = seeded_mlp(4, 8, 3, seed=0)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    >>> y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    >>> before = sgd_step(model, opt, x, y)
+    >>> round(before, 3), round(evaluate(model, x, y)[0], 3)  # the loss went down
+    (1.103, 1.101)
+    """
     opt.zero_grad()
     out = F.cross_entropy(model(x), y)
     out.backward()
@@ -42,7 +82,24 @@ def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: t
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Cross-entropy and accuracy of ``model`` on ``(x, y)``, without gradients."""
+    """Cross-entropy and accuracy of ``model`` on ``(x, y)``, without gradients.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy (nats).
+    accuracy : float
+        Fraction of ``argmax`` predictions equal to ``y``.
+
+    Examples
+    --------
+    >>> model = nn.Linear(2, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.eye(2))
+    >>> loss, accuracy = evaluate(model, torch.tensor([[5.0, 0.0], [0.0, 5.0]]), torch.tensor([0, 0]))
+    >>> round(loss, 3), accuracy  # one right, one wrong
+    (2.507, 0.5)
+    """
     with torch.no_grad():
         out = model(x)
         return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
@@ -51,7 +108,34 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 def augmented_batches(x_all: torch.Tensor, y_all: torch.Tensor, order: np.ndarray, seed: int,
                       device: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches ``order`` of 32 x 32 images with random horizontal flips and 4-pixel-padded random
-    crops drawn from ``seed`` (the same on every call)."""
+    crops drawn from ``seed`` (the same on every call).
+
+    Parameters
+    ----------
+    x_all : torch.Tensor (n, channels, 32, 32)
+    y_all : torch.Tensor (n,)
+    order : ndarray of int (n_steps, batch_size)
+        Example indices of each step (e.g. :func:`conjugacy.data.batch_order`).
+    seed : int
+        Seed of the flips and crops.
+    device : str or torch.device
+        Where ``x_all`` and ``y_all`` are.
+
+    Yields
+    ------
+    (torch.Tensor, torch.Tensor)
+        Augmented images and their labels, one pair per row of ``order``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = torch.rand(4, 3, 32, 32), torch.arange(4)
+    >>> order = np.array([[0, 1], [2, 3]])
+    >>> batches = list(augmented_batches(x, y, order, seed=0, device="cpu"))
+    >>> again = list(augmented_batches(x, y, order, seed=0, device="cpu"))
+    >>> len(batches), batches[1][0].shape, batches[1][1], torch.equal(batches[0][0], again[0][0])
+    (2, torch.Size([2, 3, 32, 32]), tensor([2, 3]), True)
+    """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
     for idx in order:
         x = x_all[torch.from_numpy(idx).to(device)]
