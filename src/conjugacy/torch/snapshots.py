@@ -50,12 +50,24 @@ def _np_dtype(t: torch.Tensor) -> np.dtype:
 
 
 def checkpoint_run_name(run: str) -> str:
-    """Name of the checkpoint run that belongs to ``run``."""
+    """Name of the checkpoint run that belongs to ``run``.
+
+    Examples
+    --------
+    >>> checkpoint_run_name("seed0")
+    'seed0.checkpoints'
+    """
     return f"{run}{CHECKPOINT_SUFFIX}"
 
 
 def matrix_parameters(model: nn.Module) -> list[str]:
-    """Names of ``model``'s parameters with >= 2 dimensions, in ``named_parameters`` order."""
+    """Names of ``model``'s parameters with >= 2 dimensions, in ``named_parameters`` order.
+
+    Examples
+    --------
+    >>> matrix_parameters(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)))
+    ['0.weight', '2.weight']
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return [n for n, p in model.named_parameters() if p.ndim >= 2]
@@ -72,6 +84,11 @@ def companion_schedule(steps_per_epoch: int, n_epochs: int) -> list[int]:
     Returns
     -------
     list of int, strictly increasing, starting at 0.
+
+    Examples
+    --------
+    >>> companion_schedule(10, 3)  # 4 steps inside epoch 1, then the end of each epoch
+    [0, 2, 4, 6, 8, 10, 20, 30]
     """
     for name, v in (("steps_per_epoch", steps_per_epoch), ("n_epochs", n_epochs)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
@@ -156,6 +173,18 @@ class CheckpointRecorder:
     ------
     ValueError
         Bad schedule, no matrix parameters, or the checkpoint run exists already.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.store import TrajectoryStore
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with CheckpointRecorder(f"{tmp}/runs.zarr", "seed0", model, schedule=[0, 5]) as rec:
+    ...         kept = [step for step in range(7) if rec.record(step)]
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "r") as store:
+    ...         print(kept, store.runs(), store.parameters("seed0.checkpoints"))
+    [0, 5] ['seed0.checkpoints'] ['0.weight', '2.weight']
     """
 
     def __init__(
@@ -349,6 +378,16 @@ class InterpolationResult(NamedTuple):
         None when the outputs are not class scores.
     refit_bn : bool
         Whether batch-norm statistics were recomputed at each point.
+
+    Examples
+    --------
+    Returned by :func:`interpolation_losses`; its losses go to
+    :func:`conjugacy.spectral_dynamics.barrier`:
+
+    >>> import numpy as np
+    >>> r = InterpolationResult(np.linspace(0, 1, 3), np.array([1.0, 0.0, 1.0]), None, False)
+    >>> r.alphas, r.losses, r.errors
+    (array([0. , 0.5, 1. ]), array([1., 0., 1.]), None)
     """
 
     alphas: np.ndarray
@@ -402,6 +441,15 @@ def interpolate_model(
     of inputs, or of ``(inputs, targets)``), batch-norm running statistics are then recomputed
     with ``torch.optim.swa_utils.update_bn`` (cumulative average over ``bn_data``). Neither input
     model is changed. The result is in eval mode.
+
+    Examples
+    --------
+    >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    >>> with torch.no_grad():
+    ...     _ = a.weight.fill_(0.0), a.bias.fill_(0.0), b.weight.fill_(2.0), b.bias.fill_(1.0)
+    >>> mid = interpolate_model(a, b, 0.5)
+    >>> mid.weight.tolist(), mid.bias.tolist(), mid.training
+    ([[1.0, 1.0]], [0.5], False)
     """
     _check_pair(model_a, model_b)
     a = float(alpha)
