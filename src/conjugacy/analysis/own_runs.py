@@ -76,10 +76,35 @@ def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
     ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
     largest over conditions, so that no condition is under-embedded.
 
+    Parameters
+    ----------
+    pilots : mapping condition -> array (n_runs, n_steps, n_features)
+
+    Returns
+    -------
+    delays : int
+    reason : str
+        The rule and each condition's choice with its held-out error.
+
     Raises
     ------
     ValueError
         If the runs are too short for one delay (fewer than 6 records).
+
+    Examples
+    --------
+    A noisy rotation, seen fully (``b``) and through its first coordinate only (``a``, which
+    needs delays to show its two eigenvalues):
+
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.zeros((4, 60, 2))
+    >>> z[:, 0] = rng.standard_normal((4, 2))
+    >>> rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    >>> for t in range(59):
+    ...     z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((4, 2))
+    >>> delays, reason = pilot_delays({"a": z[:, :, :1], "b": z})
+    >>> delays, reason.split("(first seed")[1][:60]
+    (3, ' of each condition; a: 3 (error 0.172 relative to persistenc')
     """
     from ..delays import choose_delays
 
