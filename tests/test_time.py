@@ -320,3 +320,50 @@ def test_continuous_time_defaults_to_the_recording_interval():
     np.testing.assert_allclose(k5.continuous_time(1), np.log(k5.eigenvalues), rtol=1e-14)
     bare = koopman_spectrum(np.exp(-0.1 * np.arange(20))[None, :, None], rank=1)
     np.testing.assert_allclose(bare.continuous_time(), [-0.1], atol=1e-10)  # no interval: 1
+
+
+def _eigs(values, interval):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(eigenvalues=np.asarray(values, complex),
+                           settings={"record_interval": interval})
+
+
+def test_aliasing_ignores_modes_negligible_at_the_coarse_interval():
+    coarse = _eigs(np.exp([0.5j, -0.5j]) * 0.9, 5)
+    # |lambda|^5: 0.044^5 = 1.6e-7 and 0.009^5 = 6e-11 < 1e-6, gone between coarse records
+    noise = _eigs([np.exp(0.1j) * 0.97, -0.011 + 0.043j, -0.011 - 0.043j, -0.009], 1)
+    assert aliasing([noise, coarse]) == []
+    # 0.07^5 = 1.7e-6 >= 1e-6: still seen at the coarse interval, still flagged
+    assert "1 eigenvalue turn" in aliasing([_eigs([np.exp(0.1j), -0.07], 1), coarse])[0]
+    assert aliasing([noise, coarse], min_modulus=1e-12)[0].startswith("#0: 3 eigenvalues")
+
+
+def test_aliasing_sentences_are_capped_and_never_advise_less_than_one_step():
+    # 2.9 rad per step turns by 5.8 rad at interval 2: resolving it needs <= 0.975 steps
+    fast = _eigs(0.9 * np.exp(1j * np.array([2.0, -2.0, 2.2, -2.2, 2.9, -2.9])), 1)
+    coarse = _eigs([0.5], 2)
+    (said,) = aliasing([fast, coarse])
+    assert said.startswith("#0: 6 eigenvalues turn by up to 5.8 rad at the coarser interval 2")
+    assert said.count("j") == 3 and "and 3 more)" in said
+    assert said.endswith("these recordings cannot resolve them (even every step is too coarse) "
+                         "(or equal intervals and time='discrete')")
+    assert "<=" not in said
+    many = [fast] * 5 + [coarse]
+    with pytest.raises(AliasingError, match=r"; and 2 more$"):
+        distance_matrix(many)
+
+
+def test_compare_conditions_guards_the_spectra_each_block_compares():
+    fast = (-0.02 + 0.5j, -0.1)
+    fine, k10 = _spectra(fast, 1, seeds=(0, 1, 2, 9)), _spectra(fast, 10, seeds=(3, 4, 5, 10))
+    cmp = compare_conditions({"a": fine, "b": k10}, n_permutations=9, n_shuffles=5,
+                             use_filter=False)
+    assert cmp.verdict_uses == "all"
+    flags = cmp["all"]["aliasing"]["a-b"]  # the 4 fine seeds alias at interval 10
+    assert [f[:9] for f in flags] == ["a seed 0:", "a seed 1:", "a seed 2:", "and 1 mor"]
+    assert flags[-1] == "and 1 more spectra alias"
+    assert cmp.verdicts["a-b"]["reason"].endswith("; and 1 more spectra alias")
+    same = compare_conditions({"a": fine, "b": _spectra(fast, 1, seeds=(6, 7, 8, 11))},
+                              n_permutations=9, n_shuffles=5)
+    assert same["all"]["aliasing"] == {"a-b": []} == same["filtered"]["aliasing"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,8 +157,8 @@ class AliasingError(ValueError):
 
 def recording_interval(spectrum: Any) -> float | None:
     """The recording interval ``settings["record_interval"]`` of a spectrum (the one name,
-    written by :func:`conjugacy.analysis.with_record_interval` from the store's step numbers), as
-    a float; None for plain eigenvalue arrays and spectra without one.
+    written by :func:`conjugacy.analysis.groups.with_record_interval` from the store's step
+    numbers), as a float; None for plain eigenvalue arrays and spectra without one.
 
     Parameters
     ----------
@@ -211,7 +212,7 @@ def comparison_time(spectra: Any, time: str = "auto") -> str:
     ValueError
         An unknown ``time``, or ``time="continuous"`` with a spectrum that carries no recording
         interval (a plain array, or a Spectrum fitted outside the pipeline: set it with
-        :func:`conjugacy.analysis.with_record_interval`).
+        :func:`conjugacy.analysis.groups.with_record_interval`).
 
     References
     ----------
@@ -233,21 +234,28 @@ def comparison_time(spectra: Any, time: str = "auto") -> str:
             raise ValueError(
                 f"time='continuous' needs each spectrum's recording interval; spectra {missing} "
                 "carry none (plain eigenvalues, or a Spectrum without settings['record_interval']"
-                ": set it with conjugacy.analysis.with_record_interval(spectrum, steps))")
+                ": set it with conjugacy.analysis.groups.with_record_interval(spectrum, steps))")
         return "continuous"
     known = {v for v in intervals if v is not None}
     return "continuous" if None not in intervals and len(known) > 1 else "discrete"
 
 
-def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND) -> list[str]:
+def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND,
+             min_modulus: float | None = None) -> list[str]:
     """The aliasing guard: one sentence per spectrum whose eigenvalues alias at the coarser
     recording interval of ``spectra`` (empty when none do, or when all intervals are equal).
 
     An eigenvalue ``lambda`` recorded at interval ``dt`` turns by ``|arg lambda| * D / dt`` at the
     coarsest interval ``D``; above ``bound`` (default :data:`ALIAS_BOUND`, 0.9 pi) the coarse
     recording cannot represent it, so ``log(lambda) / dt`` and its coarse counterpart no longer
-    agree. The sentence names the eigenvalues and the largest interval that would resolve them,
-    ``dt * bound / |arg lambda|``.
+    agree. Negligible modes do not count: one whose modulus at the coarse interval,
+    ``|lambda| ** (D / dt)``, is below ``min_modulus`` (:data:`conjugacy.spectrum.MIN_MODULUS`,
+    the floor of :func:`conjugacy.spectrum.continuous_time_eigenvalues`) has decayed by more than
+    ``1 / min_modulus`` between two coarse records, so no recording at ``D`` shows its phase
+    (typically noise modes with ``|lambda| ~ 0.01``). The sentence names up to
+    :data:`MAX_NAMED` eigenvalues ("and N more") and the largest interval that would resolve
+    them, ``D * bound / max turn``; when that is below one step, it says instead that these
+    recordings cannot resolve them.
 
     Parameters
     ----------
@@ -256,6 +264,9 @@ def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND) ->
     labels : sequence of str, optional
         Names used in the sentences (default ``"#0"``, ``"#1"``, ...).
     bound : float in (0, pi]
+    min_modulus : float in (0, 1), optional
+        Modes whose modulus at the coarse interval is below it are negligible (default
+        :data:`conjugacy.spectrum.MIN_MODULUS`, 1e-6).
 
     Returns
     -------
@@ -285,25 +296,53 @@ def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND) ->
     coarse = max(intervals)
     if min(intervals) == coarse:
         return []
-    from .spectrum import continuous_time_eigenvalues
+    from .spectrum import MIN_MODULUS, continuous_time_eigenvalues
 
+    floor = MIN_MODULUS if min_modulus is None else float(min_modulus)
+    if not 0 < floor < 1:
+        raise ValueError(f"min_modulus must lie in (0, 1), got {min_modulus!r}")
     out = []
     for label, spectrum, dt in zip(labels, spectra, intervals):
         eig = as_eigenvalues(spectrum, str(label))
         turn = np.abs(continuous_time_eigenvalues(eig, dt).imag) * coarse
-        bad = np.flatnonzero(turn > bound)
-        if bad.size == 0:
-            continue
-        shown = ", ".join(f"{complex(eig[i]):.4g}" for i in bad[:4]) + (
-            ", ..." if bad.size > 4 else "")
-        worst = float(turn[bad].max())
-        out.append(
-            f"{label}: {bad.size} eigenvalue{'s' if bad.size > 1 else ''} turn by up to "
-            f"{worst:.3g} rad at the coarser interval {coarse:g} (bound {bound:.3g} rad) and "
-            f"alias ({shown}); resolving them needs a recording interval <= "
-            f"{coarse * bound / worst:.3g} for every run (or equal intervals and "
-            "time='discrete')")
+        with np.errstate(divide="ignore"):
+            visible = np.log(np.abs(eig)) * (coarse / dt) >= math.log(floor)
+        bad = np.flatnonzero((turn > bound) & visible)
+        if bad.size:
+            out.append(_alias_sentence(label, eig[bad], float(turn[bad].max()), coarse, bound))
     return out
+
+
+#: Most eigenvalues an aliasing sentence names, and most sentences an error or flag joins.
+MAX_NAMED = 3
+
+
+def _alias_sentence(label: Any, bad: np.ndarray, worst: float, coarse: float,
+                    bound: float) -> str:
+    """One sentence of :func:`aliasing`: the aliasing eigenvalues ``bad`` of one spectrum."""
+    shown = ", ".join(f"{complex(v):.4g}" for v in bad[:MAX_NAMED]) + (
+        f" and {bad.size - MAX_NAMED} more" if bad.size > MAX_NAMED else "")
+    needed = coarse * bound / worst
+    advice = (f"resolving them needs a recording interval <= {needed:.3g} for every run"
+              if needed >= 1 else
+              "these recordings cannot resolve them (even every step is too coarse)")
+    return (f"{label}: {bad.size} eigenvalue{'s' if bad.size > 1 else ''} turn by up to "
+            f"{worst:.3g} rad at the coarser interval {coarse:g} (bound {bound:.3g} rad) and "
+            f"alias ({shown}); {advice} (or equal intervals and time='discrete')")
+
+
+def _joined(sentences: Sequence[str], limit: int = MAX_NAMED) -> str:
+    """``sentences`` joined by "; ", at most ``limit`` of them and "and N more" (for errors
+    and verdict reasons that must stay one readable line).
+
+    Examples
+    --------
+    >>> _joined(["a", "b", "c", "d", "e"])
+    'a; b; c; and 2 more'
+    """
+    sentences = list(sentences)
+    more = len(sentences) - limit
+    return "; ".join(sentences[:limit] + ([f"and {more} more"] if more > 0 else []))
 
 
 def _in_time(spectra: list[Any], eigs: list[np.ndarray], time: str, name: str) -> list[np.ndarray]:
@@ -316,7 +355,7 @@ def _in_time(spectra: list[Any], eigs: list[np.ndarray], time: str, name: str) -
     problems = aliasing(spectra, [f"{name}[{i}]" for i in range(len(spectra))])
     if problems:
         raise AliasingError("continuous-time comparison refused, the spectra alias: "
-                            + "; ".join(problems))
+                            + _joined(problems))
     return [continuous_time_eigenvalues(e, recording_interval(s)) for e, s in zip(eigs, spectra)]
 
 

@@ -158,7 +158,10 @@ class Comparison(Mapping):
     filter : dict
         The filter rule and how many eigenvalues it kept.
     all, filtered : dict
-        Distances, tests, noise floor and classes on all / on filtered eigenvalues.
+        Distances, tests, noise floor and classes on all / on filtered eigenvalues, and
+        ``aliasing``: per pair, the aliasing guard's sentences on the eigenvalues that block
+        compares (:func:`conjugacy.compare.aliasing`; empty in discrete time); the verdicts
+        take those of the block they use.
     settings_mismatch : list of str
         Fit settings that differ between the spectra (then every verdict is "undecided").
     allowed_differences : dict
@@ -414,15 +417,34 @@ def _mismatch(spectra, pairs, allow, time) -> tuple[list[str], dict[str, list[st
     from ..compare import aliasing
     from ..stats import settings_mismatch
 
-    def flat(conditions):
-        return ([s for c in conditions for s in spectra[c]],
-                [f"{c} seed {i}" for c in conditions for i in range(len(spectra[c]))])
-
-    common = settings_mismatch(*flat(spectra), allow=allow, time=time)
+    common = settings_mismatch(*_flat(spectra, spectra), allow=allow, time=time)
     if time == "discrete":
         return common, {name: common for name in pairs}
-    shared = [m for m in common if m not in set(aliasing(*flat(spectra)))]
-    return common, {name: shared + aliasing(*flat((a, b))) for name, (a, b) in pairs.items()}
+    every = set(aliasing(*_flat(spectra, spectra)))
+    shared = [m for m in common if m not in every]
+    return common, {name: shared + alias for name, alias in _pair_aliasing(spectra, pairs,
+                                                                           time).items()}
+
+
+def _flat(spectra: Mapping[str, Any], conditions: Any) -> tuple[list[Any], list[str]]:
+    """The spectra of ``conditions`` in one list, with labels ``"<condition> seed <i>"``."""
+    return ([s for c in conditions for s in spectra[c]],
+            [f"{c} seed {i}" for c in conditions for i in range(len(spectra[c]))])
+
+
+def _pair_aliasing(spectra: Mapping[str, Any], pairs: Mapping[str, Any],
+                   time: str) -> dict[str, list[str]]:
+    """Per pair, the aliasing guard's sentences (:func:`conjugacy.compare.aliasing`) on the
+    pair's spectra in continuous time (none in discrete time): at most
+    :data:`conjugacy.compare.MAX_NAMED`, then "and N more spectra alias"."""
+    from ..compare import MAX_NAMED, aliasing
+
+    out = {}
+    for name, (a, b) in pairs.items():
+        found = [] if time == "discrete" else aliasing(*_flat(spectra, (a, b)))
+        more = len(found) - MAX_NAMED
+        out[name] = found[:MAX_NAMED] + ([f"and {more} more spectra alias"] if more > 0 else [])
+    return out
 
 
 def _timed(spectra: Mapping[str, Any] | None, time: str) -> Any:
@@ -542,6 +564,7 @@ def compare_conditions(
     opts = dict(seed=seed, n_permutations=n_permutations, n_shuffles=n_shuffles, shuffle=shuffle,
                 ks=ks, p=p)
     all_cmp = _one_comparison(_timed(spectra, mode), named, _timed(pooled, mode), **opts)
+    all_cmp["aliasing"] = _pair_aliasing(spectra, named, mode)
     filtered_cmp, filter_info = None, {"available": False, "rule": None}
     if filter_rule not in COMPARISON_FILTERS:
         raise ValueError(f"filter_rule must be one of {COMPARISON_FILTERS}, got {filter_rule!r}")
@@ -553,6 +576,7 @@ def compare_conditions(
         if all(s is not None for v in fspec.values() for s in v):
             filtered_cmp = _one_comparison(_timed(fspec, mode), named, _timed(fpooled, mode),
                                            **opts)
+            filtered_cmp["aliasing"] = _pair_aliasing(fspec, named, mode)
             filter_info = _filter_info(spectra, fspec)
             filtered_cmp["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v]
                                            for c, v in fspec.items()}
