@@ -21,7 +21,41 @@ def window_distances(spectra: Sequence[Sequence[Any]], windows: Sequence[tuple[i
     with >= 2 seeds the noise floor (mean distance between seeds within a window); with >= 2
     windows the transitions (:func:`conjugacy.find_transitions`, also above the noise floor), the
     mean distance of each window to the others and the ``findings`` (most distinct window, where
-    the dynamics settle, by label and by first record ``windows[i][0]``)."""
+    the dynamics settle, by label and by first record ``windows[i][0]``).
+
+    Parameters
+    ----------
+    spectra : sequence (seeds) of sequence (windows) of Spectrum
+    windows : sequence of (int, int)
+        First and last-plus-one record of each window.
+    labels : sequence of str
+        One per window.
+
+    Returns
+    -------
+    dict
+        ``windows``, ``labels``, ``mean_matrix``, ``per_seed_matrices``, ``noise_floor`` (W1),
+        and with enough seeds and windows ``between_seeds_per_window``, ``transitions``,
+        ``transitions_noise_floor``, ``mean_distance_to_other_windows``, ``findings``.
+
+    Examples
+    --------
+    Two seeds whose dynamics change after the first of five windows:
+
+    >>> from conjugacy import windowed_spectra
+    >>> rng = np.random.default_rng(0)
+    >>> def run(lams):  # one window of 20 records per decay rate, a spectrum per window
+    ...     x = np.concatenate([lam ** np.arange(20)[:, None] * rng.standard_normal(2)
+    ...                         for lam in lams])
+    ...     return windowed_spectra(x[None] + 0.01 * rng.standard_normal((1, 20 * len(lams), 2)),
+    ...                             20, rank=1)
+    >>> windows = [(20 * i, 20 * i + 20) for i in range(5)]
+    >>> labels = [f"{a}-{b - 1}" for a, b in windows]
+    >>> out = window_distances([run((0.95, 0.5, 0.5, 0.5, 0.5)) for _ in range(2)], windows, labels)
+    >>> f = out["findings"]
+    >>> f["most_distinct_window"], f["settled_from_window"], f["settled_from_iteration"]
+    ('0-19', '20-39', 20)
+    """
     labels = list(labels)
     d = np.stack([distance_matrix(specs) for specs in spectra])  # (seeds, windows, windows)
     mean, n_w, n_s = d.mean(axis=0), len(windows), len(spectra)
@@ -58,7 +92,46 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
     """Two conditions (``spectra[condition][seed][window]``) compared window by window
     (:func:`conjugacy.analysis.compare_conditions`, random stream ``seed + window``): per window
     the distances, shuffle control, permutation test and verdict with its reason; ``what`` names
-    a condition in the note (e.g. "architecture")."""
+    a condition in the note (e.g. "architecture").
+
+    Parameters
+    ----------
+    spectra : mapping of two conditions -> sequence (seeds) of sequence (windows) of Spectrum
+    labels : sequence of str
+        One per window.
+    seed, n_permutations, n_shuffles : int
+        As in :func:`conjugacy.analysis.compare_conditions`.
+    what : str
+        What a condition is, for the note.
+
+    Returns
+    -------
+    dict
+        ``per_window`` (window, verdict, pvalue, reason, distances and tests on all and filtered
+        eigenvalues), ``n_seeds``, ``n_windows``, ``smallest_possible_pvalue``, ``note``.
+
+    Raises
+    ------
+    ValueError
+        If ``spectra`` does not hold exactly two conditions.
+
+    Examples
+    --------
+    >>> from conjugacy import windowed_spectra
+    >>> rng = np.random.default_rng(0)
+    >>> def run(lams):  # one window of 20 records per decay rate, a spectrum per window
+    ...     x = np.concatenate([lam ** np.arange(20)[:, None] * rng.standard_normal(2)
+    ...                         for lam in lams])
+    ...     return windowed_spectra(x[None] + 0.01 * rng.standard_normal((1, 20 * len(lams), 2)),
+    ...                             20, rank=1)
+    >>> spectra = {"a": [run((0.95, 0.95)) for _ in range(3)],
+    ...            "b": [run((0.95, 0.5)) for _ in range(3)]}
+    >>> out = compare_windows(spectra, ["0-19", "20-39"], seed=0, n_permutations=99, n_shuffles=10)
+    >>> [(w["window"], w["verdict"]) for w in out["per_window"]]
+    [('0-19', 'undecided'), ('20-39', 'undecided')]
+    >>> out["note"]
+    '3 seeds per condition: the permutation test (exact enumeration) cannot give p below 0.1'
+    """
     if len(spectra) != 2:
         raise ValueError(f"compare_windows compares two conditions, got {list(spectra)}")
     a, b = spectra
