@@ -50,6 +50,32 @@ def open_source(source: Any) -> Any:
     ------
     FileNotFoundError
         If the path does not exist or is neither a store nor a study folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
+    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
+    ...     _ = torch.manual_seed(seed)
+    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+    ...                           nn.Linear(8, 2))
+    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     meta = {"condition": "mlp", "seed": seed}
+    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
+    ...         for step in range(11):
+    ...             _ = rec.record(step)
+    ...             opt.zero_grad()
+    ...             nn.functional.mse_loss(model(x), y).backward()
+    ...             opt.step()
+    >>> with open_source(path) as reader:
+    ...     print(type(reader).__name__, checkpoint_runs(reader))
+    TrajectoryStore {'s0.checkpoints': 's0', 's1.checkpoints': 's1'}
+    >>> tmp.cleanup()
     """
     if hasattr(source, "runs") and hasattr(source, "read") and hasattr(source, "run_info"):
         return source
@@ -73,7 +99,34 @@ def open_source(source: Any) -> Any:
 
 
 def checkpoint_runs(reader: Any) -> dict[str, str]:
-    """Checkpoint runs of a reader: ``{checkpoint_run: the run it belongs to}``, sorted."""
+    """Checkpoint runs of a reader: ``{checkpoint_run: the run it belongs to}``, sorted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
+    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
+    ...     _ = torch.manual_seed(seed)
+    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+    ...                           nn.Linear(8, 2))
+    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     meta = {"condition": "mlp", "seed": seed}
+    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
+    ...         for step in range(11):
+    ...             _ = rec.record(step)
+    ...             opt.zero_grad()
+    ...             nn.functional.mse_loss(model(x), y).backward()
+    ...             opt.step()
+    >>> with open_source(path) as reader:
+    ...     checkpoint_runs(reader)
+    {'s0.checkpoints': 's0', 's1.checkpoints': 's1'}
+    >>> tmp.cleanup()
+    """
     out = {}
     for r in reader.runs():
         meta = reader.run_info(r)["metadata"]
@@ -83,7 +136,35 @@ def checkpoint_runs(reader: Any) -> dict[str, str]:
 
 
 def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Steps ``(n_ckpt,)`` and ``{name: (n_ckpt, *shape)}`` of a checkpoint run, in recorded order."""
+    """Steps ``(n_ckpt,)`` and ``{name: (n_ckpt, *shape)}`` of a checkpoint run, in recorded order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
+    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
+    ...     _ = torch.manual_seed(seed)
+    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+    ...                           nn.Linear(8, 2))
+    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     meta = {"condition": "mlp", "seed": seed}
+    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
+    ...         for step in range(11):
+    ...             _ = rec.record(step)
+    ...             opt.zero_grad()
+    ...             nn.functional.mse_loss(model(x), y).backward()
+    ...             opt.step()
+    >>> with open_source(path) as reader:
+    ...     steps, arrays = read_checkpoints(reader, "s0.checkpoints")
+    >>> steps, {name: a.shape for name, a in arrays.items()}
+    (array([ 0,  5, 10]), {'0.weight': (3, 8, 4), '2.weight': (3, 8, 8), '4.weight': (3, 2, 8)})
+    >>> tmp.cleanup()
+    """
     info = reader.run_info(run)
     steps = np.asarray(reader.steps(run))
     weights = {}
@@ -180,6 +261,34 @@ def checkpoint_sections(source: Any, *, max_rank: int = 100, k: int = TOP_K) -> 
     ------
     ValueError
         If the source holds neither checkpoint runs nor branch pairs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
+    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
+    ...     _ = torch.manual_seed(seed)
+    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+    ...                           nn.Linear(8, 2))
+    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     meta = {"condition": "mlp", "seed": seed}
+    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
+    ...         for step in range(11):
+    ...             _ = rec.record(step)
+    ...             opt.zero_grad()
+    ...             nn.functional.mse_loss(model(x), y).backward()
+    ...             opt.step()
+    >>> sections = checkpoint_sections(path, max_rank=4, k=2)
+    >>> sorted(sections["runs"]), sections["runs"]["s0.checkpoints"]["steps"], sections["lmc"]
+    (['s0.checkpoints', 's1.checkpoints'], [0, 5, 10], None)
+    >>> sections["groups"]["mlp"]["runs"]
+    ['s0.checkpoints', 's1.checkpoints']
+    >>> tmp.cleanup()
     """
     owns = not (hasattr(source, "runs") and hasattr(source, "read"))
     reader = open_source(source)
@@ -296,6 +405,32 @@ def spectral_dynamics_report(
     ------
     ValueError
         If the source holds neither checkpoint runs nor branch pairs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
+    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
+    ...     _ = torch.manual_seed(seed)
+    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+    ...                           nn.Linear(8, 2))
+    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     meta = {"condition": "mlp", "seed": seed}
+    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
+    ...         for step in range(11):
+    ...             _ = rec.record(step)
+    ...             opt.zero_grad()
+    ...             nn.functional.mse_loss(model(x), y).backward()
+    ...             opt.step()
+    >>> results = spectral_dynamics_report(path, max_rank=4, k=2, experiment="toy")  # out=None
+    >>> results["comparison"], results["spectra"], sorted(results["sections"]["runs"])
+    (None, {}, ['s0.checkpoints', 's1.checkpoints'])
+    >>> tmp.cleanup()
     """
     t0 = time.perf_counter()
     sections = checkpoint_sections(source, max_rank=max_rank, k=k)
