@@ -367,3 +367,34 @@ def test_compare_conditions_guards_the_spectra_each_block_compares():
     same = compare_conditions({"a": fine, "b": _spectra(fast, 1, seeds=(6, 7, 8, 11))},
                               n_permutations=9, n_shuffles=5)
     assert same["all"]["aliasing"] == {"a-b": []} == same["filtered"]["aliasing"]
+
+
+def test_bootstrap_distance_agrees_across_intervals():
+    from conjugacy import bootstrap_distance
+
+    rng = np.random.default_rng(3)
+    c = rng.standard_normal((8, 3))
+    runs = {k: np.stack([_latent(SYS_A, k, N_REC, rng) @ c.T for _ in range(3)]) for k in (1, 5)}
+    opts = dict(n_boot=8, rank=3, filter=None)
+    cont = bootstrap_distance(runs[1], runs[5], record_intervals=(1, 5), **opts)
+    assert cont.distance < 1e-8 and max(cont.samples) < 1e-8
+    disc = bootstrap_distance(runs[1], runs[5], record_intervals=(1, 5), time="discrete", **opts)
+    assert disc.distance > 0.1  # eigenvalues lambda vs lambda^5
+    assert bootstrap_distance(runs[1], runs[5], **opts).distance == disc.distance
+    with pytest.raises(ValueError, match=r"time='continuous' needs record_intervals="):
+        bootstrap_distance(runs[1], runs[5], time="continuous", **opts)
+    with pytest.raises(ValueError, match=r"record_intervals must be two positive numbers"):
+        bootstrap_distance(runs[1], runs[5], record_intervals=(1, 0), **opts)
+
+
+def test_analyze_bootstraps_in_continuous_time(tmp_path):
+    pytest.importorskip("zarr")
+    from conjugacy import analyze
+
+    path = _store(tmp_path / "s.zarr", {(c, s): (k, k) for c, k in (("a", 1), ("b", 5))
+                                        for s in range(3)})
+    res = analyze(path, delays=1, rank=3, n_boot=5, report=False)
+    comp = res.results["comparison"]
+    entry = comp[comp["verdict_uses"]]["distances"]["a-b"]
+    assert comp["time"] == "continuous"
+    assert entry["bootstrap_interval"][1] < 1e-6, entry  # discrete: lambda vs lambda^5, ~0.3

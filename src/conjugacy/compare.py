@@ -326,7 +326,7 @@ def _alias_sentence(label: Any, bad: np.ndarray, worst: float, coarse: float,
     advice = (f"resolving them needs a recording interval <= {needed:.3g} for every run"
               if needed >= 1 else
               "these recordings cannot resolve them (even every step is too coarse)")
-    return (f"{label}: {bad.size} eigenvalue{'s' if bad.size > 1 else ''} turn by up to "
+    return (f"{label}: {bad.size} eigenvalue{'s turn' if bad.size > 1 else ' turns'} by up to "
             f"{worst:.3g} rad at the coarser interval {coarse:g} (bound {bound:.3g} rad) and "
             f"alias ({shown}); {advice} (or equal intervals and time='discrete')")
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .compare import wasserstein
+from ._checks import check_choice
+from .compare import TIMES, wasserstein
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
@@ -170,11 +171,32 @@ def _trajectories(trajectories: TrajectoriesLike, name: str) -> list[np.ndarray]
     return trajs
 
 
-def _spectrum(trajs: list[np.ndarray], kwargs: dict[str, Any], filter: Any) -> Spectrum:
+def _spectrum(trajs: list[np.ndarray], kwargs: dict[str, Any], filter: Any,
+              record_interval: float | None = None) -> Spectrum:
     with warnings.catch_warnings():
         # a resample with duplicated trajectories may have a lower numerical rank
         warnings.simplefilter("ignore", RankWarning)
-        return _apply_filter(koopman_spectrum(trajs, **kwargs), filter)
+        spectrum = _apply_filter(koopman_spectrum(trajs, **kwargs), filter)
+    if record_interval is None:
+        return spectrum
+    return replace(spectrum, settings={**spectrum.settings, "record_interval": record_interval})
+
+
+def _record_intervals(record_intervals: Any, time: str) -> tuple[float | None, float | None]:
+    """``record_intervals`` checked: two positive numbers, or (None, None) when not given."""
+    check_choice(time, "time", TIMES)
+    if record_intervals is None:
+        if time == "continuous":
+            raise ValueError("time='continuous' needs record_intervals=(steps between records "
+                             "of trajectories_a, of trajectories_b)")
+        return None, None
+    values = tuple(record_intervals) if isinstance(record_intervals, list | tuple) else ()
+    if len(values) != 2 or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+            for v in values):
+        raise ValueError("record_intervals must be two positive numbers (steps between records "
+                         f"of trajectories_a, of trajectories_b), got {record_intervals!r}")
+    return float(values[0]), float(values[1])
 
 
 def _percentiles(values: np.ndarray, level: float) -> np.ndarray:
@@ -280,6 +302,8 @@ def bootstrap_distance(
     seed: int = 0,
     p: float = 1,
     filter: Any = "default",
+    time: str = "auto",
+    record_intervals: tuple[float, float] | None = None,
     **spectrum_kwargs: Any,
 ) -> DistanceInterval:
     """Bootstrap interval of the Wasserstein distance between the spectra of two conditions.
@@ -295,6 +319,14 @@ def bootstrap_distance(
         Order of the Wasserstein distance (:func:`conjugacy.wasserstein`).
     filter : None, "default" or dict, default "default"
         Residual filter applied to every spectrum before the distance.
+    time : {"auto", "discrete", "continuous"}, default "auto"
+        As in :func:`conjugacy.wasserstein` (:data:`conjugacy.compare.TIMES`): with
+        ``record_intervals`` that differ, ``"auto"`` compares continuous-time exponents
+        ``log(lambda) / dt`` (distances per step), so a process recorded every step and every
+        5th step gives the same interval.
+    record_intervals : (float, float), optional
+        Training steps between two records of ``trajectories_a`` and of ``trajectories_b``
+        (set as each spectrum's ``settings["record_interval"]``); None: none known (discrete).
     **spectrum_kwargs
         Passed to :func:`koopman_spectrum`.
 
@@ -305,7 +337,10 @@ def bootstrap_distance(
     Raises
     ------
     ValueError
-        Fewer than 2 trajectories in a set, or an argument out of range (named).
+        Fewer than 2 trajectories in a set, ``time="continuous"`` without
+        ``record_intervals``, or an argument out of range (named).
+    conjugacy.compare.AliasingError
+        A continuous-time comparison whose eigenvalues alias (:func:`conjugacy.compare.aliasing`).
 
     References
     ----------
@@ -328,14 +363,19 @@ def bootstrap_distance(
     a = _trajectories(trajectories_a, "trajectories_a")
     b = _trajectories(trajectories_b, "trajectories_b")
     kwargs = {**spectrum_kwargs, "modes": False}
-    distance = wasserstein(_spectrum(a, kwargs, filter), _spectrum(b, kwargs, filter), p=p)
+    dt_a, dt_b = _record_intervals(record_intervals, time)
+
+    def distance_of(ta: list[np.ndarray], tb: list[np.ndarray], point: bool = False) -> float:
+        sa, sb = _spectrum(ta, kwargs, filter, dt_a), _spectrum(tb, kwargs, filter, dt_b)
+        return wasserstein(sa, sb, p=p, time=time) if point or (len(sa) and len(sb)) else np.nan
+
+    distance = distance_of(a, b, point=True)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(n_boot):
         ra = [a[i] for i in rng.integers(0, len(a), len(a))]
         rb = [b[i] for i in rng.integers(0, len(b), len(b))]
-        sa, sb = _spectrum(ra, kwargs, filter), _spectrum(rb, kwargs, filter)
-        samples.append(wasserstein(sa, sb, p=p) if len(sa) and len(sb) else np.nan)
+        samples.append(distance_of(ra, rb))
     arr = np.asarray(samples, dtype=float)
     finite = arr[np.isfinite(arr)]
     alpha = (1 - level) / 2

@@ -217,9 +217,11 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
                settings: Any, n_boot: int, seed: int) -> None:
     """Bootstrap intervals over replicas of the mean per-seed distance of each pair (into the
     distances the verdicts use): per seed, :func:`conjugacy.bootstrap_distance` resamples the
-    replicas of both conditions; draw ``b`` of the mean is the mean over seeds of draw ``b``.
+    replicas of both conditions (compared in the comparison's ``time``, at the groups' recording
+    intervals); draw ``b`` of the mean is the mean over seeds of draw ``b``.
     Trajectories are read one pair of groups at a time, in their stored dtype."""
     from ..uncertainty import bootstrap_distance
+    from .groups import _group_steps, record_interval
 
     uses = comparison["verdict_uses"]
     filt = "default" if uses == "filtered" else None
@@ -234,8 +236,10 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
         for s, (ga, gb) in enumerate(zip(seeds[a], seeds[b])):
             xa, xb = (reader.read(params=params, runs=list(g.runs), steps=g.slice) for g in (ga, gb))
             kw = dict(settings(ga) if callable(settings) else settings)
+            dts = tuple(record_interval(_group_steps(reader, g)) for g in (ga, gb))
             iv = bootstrap_distance(xa, xb, n_boot=n_boot, seed=seed * 1_000_003 + 1009 * i + s,
-                                    filter=filt, **kw)
+                                    filter=filt, time=comparison["time"],
+                                    record_intervals=None if None in dts else dts, **kw)
             draws.append(np.asarray(iv.samples, float))
         mean = np.nanmean(np.vstack(draws), axis=0)
         finite = mean[np.isfinite(mean)]
