@@ -283,3 +283,42 @@ def test_an_unresolvable_gram_falls_back_to_the_dense_route() -> None:
     s = two_branch_residuals(x, xb, koopman_spectrum(x, rank=5, path="dense").eigenvalues)
     assert s.settings["path"] == "dense"
     assert any("recomputed on the dense path" in n for n in s.settings["notes"])
+
+
+def _hand_spectrum(eigenvalues: list[complex], data: list[float],
+                   projection: list[float] | None = None) -> Spectrum:
+    """A spectrum with the given eigenvalues and residuals (two-branch when ``projection``)."""
+    lam = np.array(eigenvalues, complex)
+    res = np.array(data, float)
+    branch = {} if projection is None else {
+        "projection_residuals": np.array(projection, float),
+        "variance_residuals": res.copy(), "noise_fractions": np.zeros(lam.size)}
+    return Spectrum(eigenvalues=lam, residuals=res, plain_residuals=res, modes=None,
+                    singular_values=np.ones(lam.size), rank=lam.size, method="standard",
+                    residuals_informative=True, data_residuals=res, **branch)
+
+
+def test_filtered_n_never_takes_a_worse_eigenvalue_for_a_pair_that_does_not_fit() -> None:
+    # residual order: the pair (0.05), then 0.17 (0.3), then -0.4 (0.5)
+    s = _hand_spectrum([0.9 + 0.3j, 0.9 - 0.3j, 0.17, -0.4], [0.05, 0.05, 0.3, 0.5])
+    one = s.filtered(n=1)  # the pair does not fit in 1: kept whole (one more), not 0.17
+    np.testing.assert_array_equal(one.eigenvalues, [0.9 + 0.3j, 0.9 - 0.3j])
+    assert one.settings["filter"]["kept_pair_for_n"] is True
+    np.testing.assert_array_equal(s.filtered(n=3).eigenvalues, [0.9 + 0.3j, 0.9 - 0.3j, 0.17])
+    # 0.17 first, then the pair: n = 2 keeps 0.17 alone (one fewer), never 0.17 and -0.4
+    t = _hand_spectrum([0.9 + 0.3j, 0.9 - 0.3j, 0.17, -0.4], [0.2, 0.2, 0.05, 0.3])
+    two = t.filtered(n=2)
+    np.testing.assert_array_equal(two.eigenvalues, [0.17])
+    assert two.settings["filter"]["ranked_by"] == "data residual"
+
+
+def test_filtered_n_ranks_by_the_projection_residual_when_two_branch() -> None:
+    # data residuals favour 0.17, the projection residuals the pair: the default rule's order
+    s = _hand_spectrum([0.9 + 0.3j, 0.9 - 0.3j, 0.17], [0.6, 0.6, 0.1], [0.02, 0.03, 0.5])
+    kept = s.filtered(n=2)
+    np.testing.assert_array_equal(kept.eigenvalues, [0.9 + 0.3j, 0.9 - 0.3j])
+    assert kept.settings["filter"]["ranked_by"] == "projection residual"
+    from conjugacy.comparison_filter import filter_for_comparison
+
+    out = filter_for_comparison({"a": [s, s], "b": [s]})  # own filter keeps the pair: k = 2
+    assert [list(f.eigenvalues) for f in out["a"] + out["b"]] == [[0.9 + 0.3j, 0.9 - 0.3j]] * 3

@@ -9,8 +9,10 @@ with "where they are". The *shared-count* rule decides the number once for the w
    residuals, else the single-sample rule) gives the number of eigenpairs it supports;
 2. the shared count ``k`` is the median of those numbers over every spectrum of the comparison
    (all conditions, all seeds), rounded up: what the comparison's spectra typically support;
-3. every spectrum keeps its ``k`` eigenpairs of smallest data residual
-   (``Spectrum.filtered(n=k)``; a conjugate pair is never split, so one fewer may be kept).
+3. every spectrum keeps its ``k`` best-supported eigenpairs (``Spectrum.filtered(n=k)``), ranked
+   by the residual its own filter uses: the projection residual when it carries two-branch
+   residuals, else the data residual; a conjugate pair is never split, so one fewer may be kept
+   (or the pair, one more, when ``k = 1`` and the best-ranked is a pair).
 
 Chosen by measurement (``docs/comparing.md``, "Residuals under SGD noise"): AUROC of "different
 system" against "second realisation of the same system" on linear latent systems with 2/4/6

@@ -146,7 +146,9 @@ def _pair_residuals(eigenvalues: np.ndarray, residuals: np.ndarray) -> np.ndarra
 
 
 def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> np.ndarray:
-    """Mask of at most ``n`` eigenvalues of smallest residual, conjugate pairs never split."""
+    """Mask of at most ``n`` eigenvalues of smallest residual, conjugate pairs never split: the
+    groups (a real eigenvalue, or a conjugate pair) are taken in order of residual until the next
+    one does not fit; a worse-ranked eigenvalue never replaces a better pair that does not fit."""
     partner = _pair_partner(eigenvalues)
     keep = np.zeros(eigenvalues.size, bool)
     count = 0
@@ -155,7 +157,7 @@ def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> 
             continue
         size = 1 if partner[i] == i else 2
         if count + size > n:
-            continue
+            break
         keep[i] = keep[partner[i]] = True
         count += size
     return keep
@@ -301,8 +303,12 @@ class Spectrum:
         max_residual : float, optional
             Keep eigenpairs whose data residual is at most this (dimensionless).
         n : int, optional
-            Keep the ``n`` eigenpairs of smallest data residual (at most ``n``: a conjugate pair is
-            kept or dropped as a whole, so one fewer may be kept rather than split a pair).
+            Keep the ``n`` best-supported eigenpairs, ranked by the residual the default rule
+            uses: the projection residual (:attr:`projection_residuals`) when the spectrum has
+            two-branch residuals, else the data residual. Taken in that order, a conjugate pair
+            as a whole, until the next one does not fit: one fewer may be kept rather than split a
+            pair, and when the best-ranked is a pair and ``n = 1`` (and no ``max_residual``) the
+            pair is kept, one more (``settings["filter"]["kept_pair_for_n"]``).
             With both arguments, both conditions apply.
 
         Returns
@@ -380,11 +386,15 @@ class Spectrum:
             if max_residual is not None:
                 keep &= group_res <= max_residual
             if n is not None:
-                keep &= _smallest_groups(self.eigenvalues, group_res, n)
+                rank_res, rule["ranked_by"] = group_res, "data residual"
+                if self.projection_residuals is not None:  # what the default rule ranks by
+                    rank_res = _pair_residuals(self.eigenvalues, self.projection_residuals)
+                    rule["ranked_by"] = "projection residual"
+                keep &= _smallest_groups(self.eigenvalues, rank_res, n)
                 if not keep.any() and max_residual is None and res.size:
                     # n = 1 and the best eigenpair is a conjugate pair: keep the pair rather than
                     # return nothing (a pair is never split)
-                    keep = _smallest_groups(self.eigenvalues, group_res, 2)
+                    keep = _smallest_groups(self.eigenvalues, rank_res, 2)
                     rule["kept_pair_for_n"] = True
         rule.update(
             fit_rank=int(self.settings.get("filter", {}).get("fit_rank", self.rank)),
