@@ -387,3 +387,45 @@ def test_no_script_runs_from_any_report_field_in_headless_chromium(tmp_path) -> 
     root = re.search(r"<html[^>]*>", dom.stdout).group(0)
     assert "data-xss" not in root, root
     assert 'data-report-status="ok"' in root, root  # the page's own check ran and passed
+
+
+# ----- the figures folder -------------------------------------------------------------------------
+def test_a_figures_link_is_refused_and_nothing_is_written_through_it(tmp_path) -> None:
+    """Issue 26 review: with ``out/figures -> elsewhere``, `conjugacy report` and `analyze --out`
+    wrote (and replaced) PNGs in the link's target. Refused in one line naming it (exit 2)."""
+    rng = np.random.default_rng(6)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("a", "b"):
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(16), {"w": rng.standard_normal((16, 4)).cumsum(0)})
+                st.set_finished(name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "eigenvalues_all.png"
+    victim.write_bytes(b"IMPORTANT USER DATA\n")
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    (dl / "figures").symlink_to(elsewhere, target_is_directory=True)
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(dl),
+                              "--delays", "0", "--rank", "2"])
+    lines = [ln for ln in _out(got).splitlines() if ln.strip() and "error:" in ln]
+    assert got.exit_code == 2 and len(lines) == 1, _out(got)
+    assert "figures" in lines[0] and "symbolic link" in lines[0], lines
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "a"),
+                              "--no-report", "--delays", "0", "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
+    (dl / "results.json").write_bytes((tmp_path / "a" / "results.json").read_bytes())
+    got = runner.invoke(app, ["report", str(dl / "results.json")])
+    said = "".join(_out(got).split())
+    assert got.exit_code == 2 and _out(got).count("error:") == 1, _out(got)
+    assert "figures'isasymboliclink" in said, _out(got)
+    assert victim.read_bytes() == b"IMPORTANT USER DATA\n"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["eigenvalues_all.png"]
+    assert (dl / "figures").is_symlink()  # the link itself is left as it was
+    (dl / "figures").unlink()
+    (dl / "figures").write_text("a file")  # a file at the name: NotADirectoryError, one line
+    got = runner.invoke(app, ["report", str(dl / "results.json")])
+    assert got.exit_code == 2 and "is not a folder" in _out(got), _out(got)

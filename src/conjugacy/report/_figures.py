@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from ._content import (
     short_names,
 )
 
-__all__ = ["ReportFigure", "report_figures", "study_figures"]
+__all__ = ["ReportFigure", "figures_folder", "report_figures", "study_figures"]
 
 DPI = 110
 #: Bounds on the figures a results.json lists (a study draws ~10 of ~100 kB; issue 26).
@@ -33,6 +34,52 @@ MAX_STUDY_FIGURES, MAX_FIGURE_BYTES = 64, 32 * 2**20
 #: Panels drawn per figure (one per condition or pair): 64 conditions drew for 25 s CPU before
 #: (issue 26); the tables list them all, the figures show the first ones and say so.
 MAX_PANELS = 9
+
+
+def figures_folder(out: str | os.PathLike[str]) -> Path:
+    """The folder ``out/figures`` where a report saves its PNGs, created if absent, never through
+    a symbolic link (issue 26: a planted ``figures -> ~/elsewhere`` made the report write, and
+    replace, PNGs in the link's target).
+
+    Parameters
+    ----------
+    out : str or path-like
+        The output folder (created with its parents if absent).
+
+    Returns
+    -------
+    Path
+        ``out / "figures"``, a real folder.
+
+    Raises
+    ------
+    OSError
+        If ``out/figures`` is a symbolic link (refused: nothing is written through it; remove the
+        link or choose another output folder), or exists and is not a folder
+        (:class:`NotADirectoryError`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(figures_folder(tmp).name, (Path(tmp) / "figures").is_dir())
+    figures True
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "figures"
+    try:
+        os.mkdir(path)  # a link at the name (even a dangling one) is not followed: FileExistsError
+    except FileExistsError:
+        pass
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise OSError(f"the figures folder {str(path)!r} is a symbolic link; refused (nothing is "
+                      "written through a link): remove the link or choose another output folder")
+    if not stat.S_ISDIR(mode):
+        raise NotADirectoryError(f"{str(path)!r} is not a folder; a report saves its figures "
+                                 "there: move the file or choose another output folder")
+    return path
 
 
 def _first(items: Any) -> tuple[list[Any], str]:

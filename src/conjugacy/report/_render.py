@@ -26,7 +26,7 @@ from ._content import (
     warnings_of,
     window_comparisons,
 )
-from ._figures import ReportFigure, report_figures, study_figures
+from ._figures import ReportFigure, figures_folder, report_figures, study_figures
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
@@ -389,15 +389,15 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(f"out_dir {str(out)!r}: {str(parent)!r} is not a folder")
+    folder = figures_folder(out)  # never through a link planted at out/figures (issue 26)
     figs = report_figures(results)
     if source_dir is not None:
         extra, notes = study_figures(results, source_dir)
         figs += extra
         if notes:
             results = {**results, "warnings": [*(results.get("warnings") or []), *notes]}
-    (out / "figures").mkdir(parents=True, exist_ok=True)
     for f in figs:
-        with atomic_open(out / "figures" / f"{f.name}.png", "wb") as fh:
+        with atomic_open(folder / f"{f.name}.png", "wb") as fh:
             fh.write(f.png)
     html_path, md_path = out / "report.html", out / "report.md"
     with atomic_open(html_path, "w") as fh:
