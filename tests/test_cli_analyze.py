@@ -202,8 +202,72 @@ def test_unevenly_spaced_records_are_noted():
     from conjugacy.analysis.own_runs import _step_notes
 
     even, uneven = np.arange(10) * 2, np.r_[0, 1, 2, 4, 8, 9, 10, 11, 12, 13]
-    assert _step_notes({"a": even, "b": even}, ["a", "b"]) == []
-    notes = _step_notes({"a": even, "b": uneven}, ["a", "b"])
+    two = {"a": {0: ["a"]}, "b": {0: ["b"]}}  # conditions a and b, one run each
+    assert _step_notes({"a": even, "b": even}, two) == []
+    notes = _step_notes({"a": even, "b": uneven}, two)
     assert any("1 run(s) were recorded at uneven intervals (e.g. 'b': 1 to 4 steps apart)" in n
                for n in notes)
     assert any("different intervals (every 1, 2 steps)" in n for n in notes)  # medians 2 and 1
+
+
+def test_time_option_chooses_how_spectra_are_compared(tmp_path):
+    """--time discrete compares eigenvalues: the differing interval (1 vs 5 steps) then makes
+    the verdict undecided, and the note says so; a wrong --time gets one line."""
+    store = _store(tmp_path / "s.zarr", ["a", "b"], n_seeds=2, every={"b": 5})
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--delays", "1",
+                              "--rank", "3", "--no-report", "--no-neighbours", "--time",
+                              "discrete"])
+    assert got.exit_code == 0, got.output
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["comparison"]["time"] == "discrete"
+    assert doc["statistics"]["time"] == "discrete"
+    assert doc["comparison"]["verdicts"]["a-b"]["verdict"] == "undecided"
+    assert "record_interval" in doc["comparison"]["verdicts"]["a-b"]["reason"]
+    notes = " ".join(doc["warnings"])
+    assert "time='discrete' compares their eigenvalues as they are" in notes
+    assert "continuous time" not in notes
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--time", "steps"])
+    assert got.exit_code == 2
+    assert got.output.strip() == ("error: --time must be one of auto, discrete, continuous, "
+                                  "got 'steps'")
+
+
+def _narrow_store(path, n_features=3, n_rec=30, branch=False):
+    """Runs of 3 slow modes seen through ``n_features`` channels (process noise 0.05), 2
+    conditions x 4 seeds x 2 replicas; with ``branch`` a second next state of every record."""
+    rng = np.random.default_rng(5)
+    c_mat = rng.standard_normal((n_features, 3))
+    eigs = {"a": [0.95, 0.8, 0.6], "c": [0.9, 0.4, -0.7]}
+    with TrajectoryStore.open(path, "w") as st:
+        for cond, lam in eigs.items():
+            for seed in range(4):
+                for rep in range(2):
+                    z, zn = np.zeros((n_rec, 3)), np.zeros((n_rec, 3))
+                    z[0] = rng.standard_normal(3)
+                    for t in range(n_rec):
+                        zn[t] = z[t] * lam + 0.05 * rng.standard_normal(3)
+                        if t + 1 < n_rec:
+                            z[t + 1] = z[t] * lam + 0.05 * rng.standard_normal(3)
+                    x = z @ c_mat.T + 1e-3 * rng.standard_normal((n_rec, n_features))
+                    xn = zn @ c_mat.T + 1e-3 * rng.standard_normal((n_rec, n_features))
+                    name = f"{cond}{seed}_{rep}"
+                    st.create_run(name, {"w": ((n_features,), "float64")},
+                                  metadata={"condition": cond, "seed": seed}, next_states=branch)
+                    st.append(name, np.arange(n_rec), {"w": x},
+                              **({"next_states": {"w": xn}} if branch else {}))
+                    st.set_finished(name)
+    return path
+
+
+def test_rank_neighbours_stay_within_what_the_data_allow(tmp_path):
+    # 3 channels, rank 3, 0 delays: "rank +2" (5) exceeded the 3 observables and stopped analyze;
+    # clipped it is the base rank 3 again, so it is no neighbour
+    store = _narrow_store(tmp_path / "n.zarr")
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--rank", "3",
+                              "--delays", "0", "--no-report"])
+    assert got.exit_code == 0, got.output
+    nb = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]["neighbourhood"]
+    assert nb["settings"] == [{"name": "rank -2", "delays": 0, "rank": 1},
+                              {"name": "other filter (all eigenvalues)"}]
+    assert nb["pairs"]["a-c"]["of"] == 2 and nb["n_fits"] == 8

@@ -49,13 +49,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 
+from .._checks import check_choice
+from ..compare import TIMES
 from ..dmd import RANK_RULES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
@@ -165,6 +167,8 @@ def _lookup(meta: Mapping[str, Any], key: str) -> Any:
 def _label(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if value is None or isinstance(value, bool):  # JSON's spelling: True is "true", not "True"
+        return json.dumps(value)
     if isinstance(value, Mapping | list):
         return json.dumps(value, sort_keys=True)
     return str(value)
@@ -230,8 +234,8 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     return {c: {s: groups[c][s] for s in v[:n_seeds]} for c, v in seed_lists.items()}, snapshots
 
 
-def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], notes: list[str]
-             ) -> tuple[int, dict]:
+def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], notes: list[str],
+             time: str = "auto") -> tuple[int, dict]:
     """The records every spectrum uses (the shortest run's), with notes on ragged, unaligned
     and unfinished runs. Reads each run's info and steps once."""
     members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
@@ -245,7 +249,7 @@ def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], no
         notes.append(f"runs hold {n_records} to {longest} records; every spectrum uses the "
                      f"first {n_records} records of each run")
     steps = {r: reader.steps(r)[:n_records] for r in members}
-    notes.extend(_step_notes(steps, by_cond))
+    notes.extend(_step_notes(steps, by_cond, time))
     late = [r for r in members if isinstance(info[r].get("first_step"), int | np.integer)
             and info[r]["first_step"] > 0]
     if late:  # e.g. a training loop without rec.record(0)
@@ -261,8 +265,8 @@ def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], no
     return n_records, info
 
 
-def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[Any, Sequence[str]]]
-                ) -> list[str]:
+def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[Any, Sequence[str]]],
+                time: str = "auto") -> list[str]:
     """Notes on recorded steps that differ between runs or are unevenly spaced. Spectra (one per
     condition and seed) recorded at different (even) intervals are compared in continuous time,
     ``log(lambda) / interval`` (:func:`conjugacy.compare.comparison_time`, the rule results.json's
@@ -278,7 +282,10 @@ def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[A
     intervals = sorted({v for g in per_group if len(g) == 1 for v in g} - {None})
     if odd and len(intervals) > 1 and all(len(g) == 1 for g in per_group):
         notes.append(f"runs were recorded at different intervals (every {', '.join(map(str, intervals))}"
-                     " steps): their spectra are compared in continuous time, log(lambda) / interval")
+                     " steps): " + ("time='discrete' compares their eigenvalues as they are, so "
+                                    "the differing interval makes the verdicts undecided"
+                                    if time == "discrete" else "their spectra are compared in "
+                                    "continuous time, log(lambda) / interval"))
     elif odd:
         notes.append(f"{len(odd)} run(s) recorded other steps than {members[0]!r} (e.g. "
                      f"{odd[0]!r}); their records are compared position by position")
@@ -461,6 +468,7 @@ def analyze(
     alpha: float = 0.05,
     seed: int = 0,
     n_permutations: int = 999,
+    time: str = "auto",
     n_boot: int = 0,
     neighbours: bool = True,
     client: Any = None,
@@ -495,6 +503,11 @@ def analyze(
         Seed of every random stream (permutations, shuffles, bootstrap).
     n_permutations : int
         Random relabelings when exact enumeration is too large.
+    time : {"auto", "discrete", "continuous"}
+        How spectra are compared (:data:`conjugacy.compare.TIMES`): ``"auto"`` compares
+        continuous-time exponents ``log(lambda) / interval`` exactly when the spectra were
+        recorded at different intervals; ``"discrete"`` the eigenvalues themselves (then differing
+        intervals make verdicts undecided, but nothing aliases).
     n_boot : int
         Bootstrap draws over replicas for ``bootstrap_interval`` of each distance (0: none; it
         costs ``2 n_boot`` spectrum fits per pair and seed).
@@ -557,13 +570,14 @@ def analyze(
                    n_permutations=n_permutations)
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    t0 = time.perf_counter()
+    check_choice(time, "time", TIMES)
+    t0 = perf_counter()
     reader, source = _reader(store)
     notes: list[str] = []
     try:
         by_cond, snapshots = _group(reader, source, group_by, seed_key, notes, out)
         members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
-        n_records, info = _records(reader, by_cond, notes)
+        n_records, info = _records(reader, by_cond, notes, time)
         if params is None:
             params = list(info[members[0]]["parameters"])
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
@@ -593,21 +607,22 @@ def analyze(
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr"},
-            stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations},
+            stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
+                   "time": time},
             fields={"store": source, "group_by": group_by, "seed_key": seed_key,
                     "settings_reasoning": reasoning,
                     "n_features": n_features, "n_records": n_records, "n_boot": n_boot},
             conditions=recorded_settings(reader, by_cond, seed_key),
-            notes=notes, timing={"reading_and_settings": time.perf_counter() - t0})
+            notes=notes, timing={"reading_and_settings": perf_counter() - t0})
     finally:
         reader.close()
     if out is not None:
         if snapshots:
             _spectral_dynamics(store, Path(out), res.content)
-        res.content["timing_seconds"]["total"] = time.perf_counter() - t0
+        res.content["timing_seconds"]["total"] = perf_counter() - t0
         res.write(out, report=report)
     else:
-        res.content["timing_seconds"]["total"] = time.perf_counter() - t0
+        res.content["timing_seconds"]["total"] = perf_counter() - t0
     return res
 
 

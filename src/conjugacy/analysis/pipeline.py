@@ -34,7 +34,7 @@ __all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summariz
 
 #: Keyword arguments of :func:`compare_conditions` that :func:`summarize` passes on.
 STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks", "p",
-                "use_filter", "pairs", "filter_rule")
+                "use_filter", "pairs", "filter_rule", "time")
 
 
 def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]

@@ -47,6 +47,11 @@ def analyze_command(
         "the singular values above the Gavish-Donoho optimal hard threshold).")] = None,
     alpha: Annotated[float, typer.Option(
         "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
+    time: Annotated[str, typer.Option(
+        "--time", help="How spectra are compared: auto (continuous-time exponents "
+        "log(lambda)/interval exactly when runs were recorded at different intervals), discrete "
+        "(the eigenvalues; nothing aliases, differing intervals make verdicts undecided) or "
+        "continuous.")] = "auto",
     bootstrap: Annotated[int, typer.Option(
         "--bootstrap", min=0, help="Bootstrap draws over replicas for an extra distance interval "
         "(0: none; costs 2 spectrum fits per draw, pair and seed).")] = 0,
@@ -61,10 +66,13 @@ def analyze_command(
     """Group the runs of STORE into conditions and seeds, compare every pair of conditions, and
     write results.json and a self-contained report.html (plus report.md)."""
     from ..analysis.own_runs import analyze
+    from ..compare import TIMES
     from .summaries import neighbour_lines
 
     console = rich_console()
     fit_rank = _parse_rank(rank)
+    if time not in TIMES:
+        fail(f"--time must be one of {', '.join(TIMES)}, got {time!r}")
     if out is not None:
         target = out
     elif (store / "trajectories").is_dir():  # a study output folder
@@ -79,6 +87,7 @@ def analyze_command(
             res = analyze(store, group_by=group_by, seed_key=seed_key,
                           params=(params[0] if params and len(params) == 1 else params or None),
                           window=window, delays=delays, rank=fit_rank, alpha=alpha, seed=seed,
+                          time=time,
                           n_boot=bootstrap, out=target, report=report, progress=progress,
                           neighbours=neighbours)
     except (ValueError, KeyError) as exc:
