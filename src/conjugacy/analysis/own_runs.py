@@ -332,7 +332,49 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     """The default spectrum settings of a comparison (``conjugacy analyze``'s and
     :func:`conjugacy.analysis.analyse_study`'s without ``spectrum``): delays from the data
     (:func:`pilot_delays` on the first seed of each condition) and ``rank="svht"``, with the
-    reasoning. Raises ValueError if the runs are too short for one delay."""
+    reasoning. Raises ValueError if the runs are too short for one delay.
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+    params : str or list of str
+        The recorded parameters that are the observables.
+
+    Returns
+    -------
+    settings : dict
+        ``{"delays": int, "rank": "svht"}`` (keyword arguments of
+        :func:`conjugacy.koopman_spectrum`).
+    reasoning : dict
+        Setting -> why it was chosen.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from conjugacy.store import TrajectoryStore
+    >>> rng = np.random.default_rng(0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = f"{tmp.name}/runs.zarr"
+    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
+    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
+    ...         for seed in range(4):
+    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
+    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
+    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
+    ...             w += 0.01 * rng.standard_normal((30, 3))
+    ...             loss = lam ** np.arange(30)
+    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
+    ...             store.set_finished(run)
+    >>> from conjugacy.analysis import SpectrumGroup, group_runs
+    >>> with TrajectoryStore.open(path, "r") as store:
+    ...     groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    ...     settings, reasoning = default_settings(store, groups, "w")
+    >>> settings, sorted(reasoning)
+    ({'delays': 1, 'rank': 'svht'}, ['delays', 'rank'])
+    >>> tmp.cleanup()
+    """
     first: dict[str, SpectrumGroup] = {}
     for g in groups:
         first.setdefault(g.condition, g)
