@@ -225,7 +225,23 @@ def test_neighbour_settings():
     got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(3, "svht", [4, 7, 9], 5)]
     assert got == [("delays x1/2", 1, "svht"), ("rank -2", 3, 5), ("rank +2", 3, 9)]
     got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(0, 2, [2], 5)]
-    assert got == [("rank -2", 0, 1), ("rank +2", 0, 4)]
+    assert got == [("rank -1", 0, 1), ("rank +2", 0, 4)]  # named by the step actually taken
+
+
+def test_neighbour_settings_stay_within_the_data_and_never_repeat_the_base():
+    from conjugacy.analysis.neighbours import neighbour_settings
+
+    def names(*args):
+        return [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(*args)]
+
+    # 3 observables at 0 delays: rank +2 = 5 is clipped to 3, the base: no neighbour
+    assert names(0, 3, [3], 5, lambda d: 3 * (d + 1)) == [("rank -2", 0, 1)]
+    # a rule whose median rank is 1: "rank -2" would be the base rank 1 again: dropped
+    assert names(0, "svht", [1, 1, 2], 5) == [("rank +2", 0, 3)]
+    # rank 9 does not fit at 1 delay (6 observables): that delay neighbour is dropped
+    assert names(2, 9, [9], 5, lambda d: 3 * (d + 1)) == [("delays x2", 4, 9), ("rank -2", 2, 7)]
+    # clipped at the top: rank 4 of at most 5 steps +1
+    assert names(0, 4, [4], 5, lambda d: 5) == [("rank -2", 0, 2), ("rank +1", 0, 5)]
 
 
 def test_neighbour_summary_marks_a_flipped_verdict_fragile():

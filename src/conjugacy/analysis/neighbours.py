@@ -3,7 +3,8 @@
 A verdict is only as good as the settings it was fitted with. :func:`neighbour_check` refits every
 spectrum of a comparison at the neighbouring settings :func:`neighbour_settings` lists -- delays
 halved and doubled, the rank 2 below and 2 above (a rank rule such as ``"svht"`` is replaced by
-the fixed median of the ranks it chose, -2 and +2), and the other filter (all eigenvalues when
+the fixed median of the ranks it chose, -2 and +2; clipped to what the data allow and named by
+the step taken, dropped when that is the base rank), and the other filter (all eigenvalues when
 the verdicts use the filtered spectra, and the reverse) -- repeats the comparison
 (:func:`conjugacy.analysis.compare_conditions`, the one verdict rule, permutation tests with the
 same seed) and reports per pair how many neighbours give the same verdict, the range of p-values
@@ -34,31 +35,58 @@ RANK_STEPS = (-2, 2)
 
 
 def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],
-                       max_delays: int) -> list[dict[str, Any]]:
+                       max_delays: int, max_rank: Callable[[int], int] | None = None
+                       ) -> list[dict[str, Any]]:
     """The neighbouring spectrum settings of ``(delays, rank)``: ``name``, ``delays``, ``rank``.
 
-    Delays ``x 1/2`` and ``x 2`` (dropped when equal to the base, e.g. 0 delays, or above
-    ``max_delays``, the most the runs allow); rank ``-2`` and ``+2`` around the base rank, or
-    around the median of ``fitted_ranks`` when the base is a rule (``"svht"``, ``None``),
-    at least 1.
+    Delays ``x 1/2`` and ``x 2`` (dropped when equal to the base, e.g. 0 delays, above
+    ``max_delays``, the most the runs allow, or when a fixed rank exceeds ``max_rank`` at those
+    delays); rank ``-2`` and ``+2`` around the base rank, or around the median of
+    ``fitted_ranks`` when the base is a rule (``"svht"``, ``None``), clipped to
+    ``[1, max_rank(delays)]`` and named by the step actually taken (``"rank +1"``); a rank
+    neighbour equal to the base rank is dropped (it is no neighbour).
+
+    Parameters
+    ----------
+    delays : int
+        The base delays.
+    rank : int, str or None
+        The base rank or rank rule.
+    fitted_ranks : sequence of int
+        The ranks the base fits kept (their median stands for a rule).
+    max_delays : int
+        The most delays the runs allow.
+    max_rank : callable, optional
+        ``max_rank(d)``: the largest rank the data allow at ``d`` delays
+        (``min(n_observables, n_pairs)``); unbounded when omitted.
+
+    Returns
+    -------
+    list of dict
 
     Examples
     --------
     >>> [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(8, 10, [10], 20)]
     [('delays x1/2', 4, 10), ('delays x2', 16, 10), ('rank -2', 8, 8), ('rank +2', 8, 12)]
+    >>> [(s["name"], s["rank"]) for s in neighbour_settings(0, 2, [2], 0, lambda d: 3)]
+    [('rank -1', 1), ('rank +1', 3)]
     """
+    cap = max_rank or (lambda d: np.iinfo(np.int64).max)
     out = []
     for factor in DELAY_FACTORS:
         d = int(delays * factor)
-        if d != delays and 0 <= d <= max_delays:
+        fits = not isinstance(rank, int) or rank <= cap(d)
+        if d != delays and 0 <= d <= max_delays and fits:
             out.append({"name": f"delays x{'1/2' if factor < 1 else int(factor)}", "delays": d,
                         "rank": rank})
     base = rank if isinstance(rank, int) else int(np.median(fitted_ranks)) if len(
         fitted_ranks) else 1
+    taken = {base}
     for step in RANK_STEPS:
-        r = max(1, base + step)
-        if r != rank:
-            out.append({"name": f"rank {step:+d}", "delays": delays, "rank": r})
+        r = min(max(1, base + step), cap(delays))
+        if r not in taken:
+            taken.add(r)
+            out.append({"name": f"rank {r - base:+d}", "delays": delays, "rank": r})
     return out
 
 
@@ -163,7 +191,8 @@ def neighbour_check(
     base_kw = {g.key: dict(settings(g) if callable(settings) else settings) for g in used}
     first = base_kw[used[0].key]
     variants = neighbour_settings(int(first["delays"]), first.get("rank"),
-                                  [fitted[g.key].rank for g in used], max_delays)
+                                  [fitted[g.key].rank for g in used], max_delays,
+                                  lambda d: _max_rank(d, used, base_kw, fitted, first))
     spectra: list[dict[str, list[Any]]] = [{} for _ in variants]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reduced ranks etc.: the base run reported them
@@ -192,8 +221,10 @@ def neighbour_check(
     pairs = {name: _summary(_outcome(comparison, name), found[name]) for name in found}
     result = {
         "rule": ("each pair refitted with delays x1/2 and x2, rank -2 and +2 (a rank rule: "
-                 "around the median rank it chose) and compared with the other filter; "
-                 "fragile when any neighbour's verdict differs"),
+                 "around the median rank it chose; clipped to what the data allow, named by "
+                 "the step taken, dropped when equal to the base or beyond the data) and "
+                 "compared with the other filter; fragile when any neighbour's verdict "
+                 "differs"),
         "settings": variants + ([{"name": "other filter (all eigenvalues)"}] if other else []),
         "n_fits": len(variants) * len(used),
         "cpu_seconds": time.process_time() - t0,
@@ -210,3 +241,17 @@ def _scaled(variant: Mapping[str, Any], kw: Mapping[str, Any], first: Mapping[st
     if own == base or variant["delays"] == base:
         return int(variant["delays"]) if own == base else own
     return max(0, int(own * variant["delays"] / max(base, 1)))
+
+
+def _max_rank(delays: int, used: Sequence[Any], base_kw: Mapping[tuple, Mapping[str, Any]],
+              fitted: Mapping[tuple, Any], first: Mapping[str, Any]) -> int:
+    """The largest rank every group's data allow at the neighbour's ``delays`` (each group at its
+    own scaled delays): ``min(n_observables, n_pairs)`` from its base fit's recorded sizes."""
+    out = []
+    for g in used:
+        st, kw = fitted[g.key].settings, base_kw[g.key]
+        own = _scaled({"delays": delays}, kw, first)
+        n_feat = int(st["n_observables"]) // (int(st["delays"]) + 1)
+        n_pairs = int(st["n_pairs"]) + int(st["n_trajectories"]) * (int(st["delays"]) - own)
+        out.append(min(n_feat * (own + 1), n_pairs))
+    return max(1, min(out))
