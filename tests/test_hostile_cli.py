@@ -429,3 +429,39 @@ def test_a_figures_link_is_refused_and_nothing_is_written_through_it(tmp_path) -
     (dl / "figures").write_text("a file")  # a file at the name: NotADirectoryError, one line
     got = runner.invoke(app, ["report", str(dl / "results.json")])
     assert got.exit_code == 2 and "is not a folder" in _out(got), _out(got)
+
+
+def test_seeds_true_and_1_and_conditions_true_and_text_true_stay_apart(tmp_path) -> None:
+    """Issue 26 review: seeds ``true`` and ``1`` (and conditions ``true`` and ``"True"``) were
+    merged silently: groups were keyed by raw values (Python's True == 1) and labels by str()."""
+    from conjugacy.analysis.groups import group_runs
+
+    rng = np.random.default_rng(7)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in (True, "True"):
+            for seed in (True, 1, 2):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(12), {"w": rng.standard_normal((12, 4)).cumsum(0)})
+                st.set_finished(name)
+        with pytest.warns(UserWarning) as caught:
+            groups = group_runs(st)
+    said = [str(w.message) for w in caught]
+    assert any("'seed' has values of mixed types ('true' as bool; '1' as int; '2' as int)" in w
+               for w in said), said
+    assert any("'condition' has values of mixed types ('true' as bool; 'True' as str)" in w
+               for w in said), said
+    assert groups == {("True", 1): ["r04"], ("True", 2): ["r05"], ("True", "true"): ["r03"],
+                      ("true", 1): ["r01"], ("true", 2): ["r02"], ("true", "true"): ["r00"]}
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--no-report", "--delays", "0", "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["seeds"] == {"True": [1, 2, "true"], "true": [1, 2, "true"]}
+    assert "True vs true" in _out(got)
+    assert any("'condition' has values of mixed types ('true' as bool; 'True' as str)" in w
+               for w in doc["warnings"])
+    assert any("'seed' has values of mixed types ('true' as bool; '1' as int; '2' as int)" in w
+               for w in doc["warnings"])

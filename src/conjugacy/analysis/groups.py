@@ -118,16 +118,19 @@ def canonical(value: Any) -> str:
 
 class CanonicalValues:
     """Values of one metadata key compared by :func:`canonical`: the first value seen stands for
-    every value equal to it (``seeds(1)`` then ``seeds("1")`` both give ``1``), and
-    :meth:`notes` says where types were mixed.
+    every value equal to it (``seeds(1)`` then ``seeds("1")`` both give ``1``; a boolean is
+    its JSON text, ``"true"``, so that it never merges with ``1`` as Python's ``True == 1``
+    would), and :meth:`notes` says where types were mixed.
 
     Examples
     --------
     >>> seeds = CanonicalValues("seed")
-    >>> seeds(1), seeds("1"), seeds(2)
-    (1, 1, 2)
-    >>> seeds.notes()
-    ["metadata 'seed' has values of mixed types ('1' as int, str): compared as one value each"]
+    >>> seeds(1), seeds("1"), seeds(2), seeds(True)
+    (1, 1, 2, 'true')
+    >>> seeds.notes()  # doctest: +NORMALIZE_WHITESPACE
+    ["metadata 'seed' has values of mixed types ('1' as int, str): compared as one value each",
+     "metadata 'seed' has values of mixed types ('true' as bool; '1' as int, str; '2' as int):
+     a boolean is its own value (true is neither 1 nor 'True')"]
     """
 
     def __init__(self, key: str) -> None:
@@ -138,16 +141,27 @@ class CanonicalValues:
     def __call__(self, value: Any) -> Any:
         c = canonical(value)
         self._types.setdefault(c, set()).add(type(value).__name__)
-        return self._first.setdefault(c, value)
+        # A boolean stands as its JSON text: Python's True == 1 (and False == 0) would merge, as
+        # dict keys, two values canonical tells apart (issue 26 review).
+        return self._first.setdefault(c, c if isinstance(value, bool | np.bool_) else value)
 
     def notes(self) -> list[str]:
-        """One sentence if some value was recorded with several types, else none."""
+        """One sentence if some value was recorded with several types (``1`` and ``"1"``: one
+        value) and one if booleans are mixed with other values (``true`` and ``1`` or ``"True"``:
+        two values), else none."""
         mixed = [f"{c!r} as {', '.join(sorted(t))}" for c, t in self._types.items() if len(t) > 1]
-        if not mixed:
-            return []
         more = f" and {len(mixed) - 3} more" if len(mixed) > 3 else ""
-        return [f"metadata {self.key!r} has values of mixed types ({'; '.join(mixed[:3])}{more}): "
-                "compared as one value each"]
+        said = [f"metadata {self.key!r} has values of mixed types ({'; '.join(mixed[:3])}{more}): "
+                "compared as one value each"] if mixed else []
+        bools = [c for c, t in self._types.items() if "bool" in t]
+        others = [c for c, t in self._types.items() if "bool" not in t]
+        if bools and others:  # true and 1 (or "True"): two values, which Python's == merges
+            listed = [*bools, *others[:3]]
+            shown = "; ".join(f"{c!r} as {', '.join(sorted(self._types[c]))}" for c in listed)
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+            said.append(f"metadata {self.key!r} has values of mixed types ({shown}{more}): a "
+                        "boolean is its own value (true is neither 1 nor 'True')")
+        return said
 
 
 def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
