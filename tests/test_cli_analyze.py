@@ -234,11 +234,12 @@ def test_time_option_chooses_how_spectra_are_compared(tmp_path):
 
 
 def _narrow_store(path, n_features=3, n_rec=30, branch=False):
-    """Runs of 3 slow modes seen through ``n_features`` channels (process noise 0.05), 2
-    conditions x 4 seeds x 2 replicas; with ``branch`` a second next state of every record."""
+    """Runs of 3 slow modes seen through ``n_features`` channels (process noise 0.05), 3
+    conditions (a and b one system) x 4 seeds x 2 replicas; with ``branch`` a second next state
+    of every record."""
     rng = np.random.default_rng(5)
     c_mat = rng.standard_normal((n_features, 3))
-    eigs = {"a": [0.95, 0.8, 0.6], "c": [0.9, 0.4, -0.7]}
+    eigs = {"a": [0.95, 0.8, 0.6], "b": [0.95, 0.8, 0.6], "c": [0.9, 0.4, -0.7]}
     with TrajectoryStore.open(path, "w") as st:
         for cond, lam in eigs.items():
             for seed in range(4):
@@ -270,4 +271,28 @@ def test_rank_neighbours_stay_within_what_the_data_allow(tmp_path):
     nb = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]["neighbourhood"]
     assert nb["settings"] == [{"name": "rank -2", "delays": 0, "rank": 1},
                               {"name": "other filter (all eigenvalues)"}]
-    assert nb["pairs"]["a-c"]["of"] == 2 and nb["n_fits"] == 8
+    assert nb["pairs"]["a-c"]["of"] == 2 and nb["n_fits"] == 12
+
+
+def test_a_filter_that_keeps_nothing_leaves_that_pair_undecided(tmp_path):
+    # 40 channels, 2 delays, two-branch residuals: the filter keeps no eigenpair of c seed 2;
+    # analyze stopped ("b is empty"); now a-c and b-c are undecided naming it, a-b is compared
+    store = _narrow_store(tmp_path / "e.zarr", n_features=40, n_rec=40, branch=True)
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--delays",
+                              "2", "--no-report", "--no-neighbours"])
+    assert got.exit_code == 0, got.output
+    cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
+    assert cmp["filter"]["kept"] == {"a": [2, 5, 7, 6], "b": [5, 5, 2, 7], "c": [6, 7, 0, 9]}
+    assert cmp["filter"]["kept_nothing"] == {"c": ["c seed 2"]}
+    assert cmp["filtered"]["kept_nothing"] == {"a-c": ["c seed 2"], "b-c": ["c seed 2"]}
+    for pair in ("a-c", "b-c"):
+        v = cmp["verdicts"][pair]
+        assert (v["verdict"], v["uses"], v["pvalue"]) == ("undecided", "filtered", None)
+        assert v["reason"].startswith("the residual filter kept no eigenpair of c seed 2: ")
+        assert cmp["filtered"]["permutation_tests"][pair] is None
+        assert pair not in cmp["filtered"]["distances"]
+        assert len(cmp["all"]["distances"][pair]["per_seed"]) == 4  # all eigenvalues: compared
+    assert cmp["verdicts"]["a-b"]["verdict"] == "conjugate"
+    assert list(cmp["filtered"]["distances"]) == ["a-b"]
+    assert "equivalence_classes" not in cmp["filtered"] and "equivalence_classes" in cmp["all"]
+    assert "kept no eigenpair of c seed 2" in " ".join(got.output.split())

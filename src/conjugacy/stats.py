@@ -785,11 +785,13 @@ def settings_mismatch(spectra: Any, labels: Any = None, *, allow: Any = (),
 
 
 def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05, *,
-            mismatch: Any = ()) -> Verdict:
+            mismatch: Any = (), kept_nothing: Any = ()) -> Verdict:
     """The one verdict rule of the package, used by every route (API, studies, CLI, report).
 
     In order: **undecided** when the spectra were fitted with different settings (``mismatch``,
-    from :func:`settings_mismatch`: the distance would partly measure the settings) or when
+    from :func:`settings_mismatch`: the distance would partly measure the settings), when the
+    residual filter kept no eigenpair of some compared spectrum (``kept_nothing``: no distance
+    to an empty spectrum exists; the comparison of all eigenvalues is unaffected), or when
     there is no test (fewer than 2 seeds per condition) or its p-value is NaN; **not conjugate**
     when the permutation test (:func:`conjugacy_test`) rejects, ``p < alpha``; **undecided**
     when no p-value below ``alpha`` was attainable (``min_pvalue >= alpha``: too few seeds);
@@ -802,6 +804,9 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     alpha : float in (0, 1)
     mismatch : sequence of str
         Settings that differ between the compared spectra.
+    kept_nothing : sequence of str
+        The compared spectra (e.g. ``"b seed 0"``) whose filter kept no eigenpair; the reason
+        names the first 5.
 
     Returns
     -------
@@ -824,6 +829,8 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     'undecided'
     >>> verdict(0.01, 0.001).verdict
     'not conjugate'
+    >>> verdict(None, None, kept_nothing=["b seed 0"]).reason.split(":")[0]
+    'the residual filter kept no eigenpair of b seed 0'
     """
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
@@ -834,6 +841,13 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     if mismatch:
         return Verdict("undecided", "no verdict on spectra fitted with different settings: "
                        + "; ".join(mismatch), p, pmin, alpha)
+    empty = [str(x) for x in kept_nothing]
+    if empty:
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+        return Verdict("undecided", f"the residual filter kept no eigenpair of "
+                       f"{', '.join(empty[:5])}{more}: no distance to an empty spectrum (the "
+                       "comparison of all eigenvalues is in the 'all' block; relax the filter "
+                       "or compare all eigenvalues)", p, pmin, alpha)
     if p is None:
         return Verdict("undecided", "no test: it needs at least 2 independent seeds per "
                        "condition", None, pmin, alpha)

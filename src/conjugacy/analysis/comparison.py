@@ -161,7 +161,9 @@ class Comparison(Mapping):
         Distances, tests, noise floor and classes on all / on filtered eigenvalues, and
         ``aliasing``: per pair, the aliasing guard's sentences on the eigenvalues that block
         compares (:func:`conjugacy.compare.aliasing`; empty in discrete time); the verdicts
-        take those of the block they use.
+        take those of the block they use. ``filtered["kept_nothing"]``: pair -> its spectra whose
+        filter kept no eigenpair (that pair has no filtered distance or test, its verdict is
+        undecided; the ``all`` block compares it as usual).
     settings_mismatch : list of str
         Fit settings that differ between the spectra (then every verdict is "undecided").
     allowed_differences : dict
@@ -384,6 +386,47 @@ def _one_comparison(spectra, pairs, pooled, *, seed, n_permutations, n_shuffles,
     return out
 
 
+def _kept_nothing(fspec: Mapping[str, Any], fpooled: Mapping[str, Any] | None
+                  ) -> dict[str, list[str]]:
+    """Per condition, its filtered spectra that kept no eigenpair (``"<c> seed <i>"``,
+    ``"<c> pooled"``); conditions whose spectra all kept some are absent."""
+    out = {}
+    for c, v in fspec.items():
+        names = [f"{c} seed {i}" for i, s in enumerate(v) if len(s.eigenvalues) == 0]
+        if fpooled is not None and len(fpooled[c].eigenvalues) == 0:
+            names.append(f"{c} pooled")
+        if names:
+            out[c] = names
+    return out
+
+
+def _filtered_block(fspec: Mapping[str, Any], fpooled: Mapping[str, Any] | None,
+                    named: Mapping[str, tuple[str, str]], mode: str,
+                    opts: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparison of the filtered spectra. A pair with a spectrum whose filter kept no
+    eigenpair has no distance (none to an empty spectrum): it is left out of the distances,
+    tests and controls (its test None), named in ``kept_nothing`` (pair -> those spectra; its
+    verdict then undecided, :func:`conjugacy.stats.verdict`), and the equivalence classes,
+    which need every condition, are not formed; the other pairs are compared as usual."""
+    empty = _kept_nothing(fspec, fpooled)
+    ok = {n: ab for n, ab in named.items() if not set(ab) & set(empty)}
+    usable = {c: v for c, v in fspec.items() if c not in empty}
+    upooled = None if fpooled is None else {c: s for c, s in fpooled.items() if c not in empty}
+    if ok:
+        block = _one_comparison(_timed(usable, mode), ok, _timed(upooled, mode), **opts)
+    else:
+        block = {"distances": {}, "between_seeds": {}, "permutation_tests": {}}
+    if empty:
+        block.pop("equivalence_classes", None)
+    block["permutation_tests"] = {n: block["permutation_tests"].get(n) for n in named}
+    aliasing = _pair_aliasing(usable, ok, mode)
+    block["aliasing"] = {n: aliasing.get(n, []) for n in named}
+    block["kept_nothing"] = {n: [x for c in ab if c in empty for x in empty[c]]
+                             for n, ab in named.items() if n not in ok}
+    block["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v] for c, v in fspec.items()}
+    return block
+
+
 def _filter_info(spectra, fspec) -> dict[str, Any]:
     first = next(iter(fspec.values()))[0]
     rule = dict(first.settings.get("filter") or {})
@@ -574,20 +617,21 @@ def compare_conditions(
             fspec = filter_for_comparison(spectra, filter_rule)
         fpooled = None if pooled is None else {c: filter_spectrum(s) for c, s in pooled.items()}
         if all(s is not None for v in fspec.values() for s in v):
-            filtered_cmp = _one_comparison(_timed(fspec, mode), named, _timed(fpooled, mode),
-                                           **opts)
-            filtered_cmp["aliasing"] = _pair_aliasing(fspec, named, mode)
+            filtered_cmp = _filtered_block(fspec, fpooled, named, mode, opts)
             filter_info = _filter_info(spectra, fspec)
-            filtered_cmp["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v]
-                                           for c, v in fspec.items()}
+            if filtered_cmp["kept_nothing"]:
+                filter_info["kept_nothing"] = _kept_nothing(fspec, fpooled)
     uses = "filtered" if filtered_cmp is not None else "all"
-    mismatch, pair_mismatch = _mismatch(fspec if filtered_cmp is not None else spectra, named,
-                                        allowed, mode)
+    kept = {c: [s for s in v if len(s.eigenvalues)] or v for c, v in fspec.items()} \
+        if filtered_cmp is not None else spectra
+    mismatch, pair_mismatch = _mismatch(kept, named, allowed, mode)
     tests = (filtered_cmp or all_cmp)["permutation_tests"]
+    empty = (filtered_cmp or {}).get("kept_nothing", {})
     verdicts = {}
     for name in named:
         t = tests[name] or {}
-        v = verdict(t.get("pvalue"), t.get("min_pvalue"), alpha, mismatch=pair_mismatch[name])
+        v = verdict(t.get("pvalue"), t.get("min_pvalue"), alpha, mismatch=pair_mismatch[name],
+                    kept_nothing=empty.get(name, ()))
         verdicts[name] = {**v.to_dict(), "uses": uses}
     return Comparison(
         conditions=conditions, n_seeds=sizes[conditions[0]],
@@ -620,7 +664,8 @@ def verdict_rule(uses: str) -> str:
         "undecided if the spectra were fitted with different settings (delays, rank rule, PCA, "
         "scaling, method; the recording interval only when eigenvalues, not continuous-time "
         "exponents log(lambda)/dt, are compared), if eigenvalues alias at the coarser recording "
-        "interval, or if no p-value below alpha was attainable (too "
+        "interval, if the residual filter kept no eigenpair of a compared spectrum (the pair "
+        "then has no filtered distance), or if no p-value below alpha was attainable (too "
         "few seeds: the smallest attainable p, min_pvalue, is >= alpha); otherwise not conjugate "
         "if the permutation test on the per-seed spectra rejects at level alpha (p < alpha), "
         f"computed on the {uses} spectra, and conjugate (no evidence against conjugacy) if not"

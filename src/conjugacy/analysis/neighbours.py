@@ -133,7 +133,7 @@ def _outcome(cmp: Mapping[str, Any], name: str, block: str | None = None) -> dic
 
     use = block or cmp["verdict_uses"]
     test = (cmp[use]["permutation_tests"] or {}).get(name) or {}
-    dist = cmp[use]["distances"][name]["mean"]
+    dist = cmp[use]["distances"].get(name, {}).get("mean")  # none where a filter kept nothing
     if block is None:
         word = cmp["verdicts"][name]["verdict"]
     else:

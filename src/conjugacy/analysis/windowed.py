@@ -149,7 +149,7 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
                  "verdict": v["verdict"], "pvalue": v["pvalue"], "reason": v["reason"]}
         for which in ("all", "filtered"):
             c = comp[which]
-            if c is not None:
+            if c is not None and key in c["distances"]:  # absent: a filter kept nothing
                 entry[which] = {
                     "distance_per_seed": c["distances"][key]["per_seed"],
                     "distance_mean": c["distances"][key]["mean"],
@@ -253,9 +253,9 @@ def _window_entry(comp: Any, name: str, start: int, label: str) -> dict[str, Any
     """One window of one pair: the numbers behind its verdict (the spectra it uses)."""
     v = comp["verdicts"][name]
     block = comp[v["uses"]]
-    d = block["distances"][name]
+    d = block["distances"].get(name, {})  # none where a filter kept nothing
     test = block["permutation_tests"].get(name) or {}
-    return {"start": start, "label": label, "distance": d["mean"],
+    return {"start": start, "label": label, "distance": d.get("mean"),
             "interval": d.get("interval"), "noise_floor": test.get("noise_floor"),
             "effect_size": test.get("effect_size"), "pvalue": v["pvalue"],
             "min_pvalue": v["min_pvalue"], "verdict": v["verdict"], "reason": v["reason"],
