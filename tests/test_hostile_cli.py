@@ -465,3 +465,41 @@ def test_seeds_true_and_1_and_conditions_true_and_text_true_stay_apart(tmp_path)
                for w in doc["warnings"])
     assert any("'seed' has values of mixed types ('true' as bool; '1' as int; '2' as int)" in w
                for w in doc["warnings"])
+
+
+def test_a_label_with_a_lone_surrogate_is_refused_up_front(tmp_path) -> None:
+    """Issue 26 review: a label "sgd\\udc9b" made analyze fail at the end with a UTF-8 encode
+    error naming no label, leaving figures/ without results.json. Refused before anything is
+    written, in one line naming the run and the label (escaped); any metadata likewise."""
+    rng = np.random.default_rng(8)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("adam", "sgd\udc9b"):
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(12), {"w": rng.standard_normal((12, 4)).cumsum(0)})
+                st.set_finished(name)
+    out = tmp_path / "o"
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--delays", "0", "--rank", "2"])
+    lines = [ln for ln in _out(got).splitlines() if ln.strip()]
+    assert got.exit_code == 2 and len(lines) == 1, _out(got)
+    assert "run r03: metadata condition = sgd\\udc9b is not valid Unicode text" in lines[0]
+    assert not out.exists()  # nothing written
+    with TrajectoryStore.open(tmp_path / "s.zarr", "a") as st:  # valid labels, a bad note
+        for r in ("r03", "r04", "r05"):
+            st.update_metadata(r, {"condition": "sgd"})
+        st.update_metadata("r01", {"notes": ["ok", {"by": "x\udcff"}]})
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--delays", "0", "--rank", "2"])
+    assert got.exit_code == 2 and not out.exists(), _out(got)
+    assert "run r01: metadata notes = [\"ok\", {\"by\": \"x\\udcff\"}] is not valid" in _out(
+        got).replace("\n", "")
+    with TrajectoryStore.open(tmp_path / "s.zarr", "a") as st:  # all valid: analysed
+        st.update_metadata("r01", {"notes": []})
+    got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
+                              "--delays", "0", "--rank", "2", "--no-report"])
+    assert got.exit_code == 0, _out(got)
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["seeds"] == {
+        "adam": [0, 1, 2], "sgd": [0, 1, 2]}

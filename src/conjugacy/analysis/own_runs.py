@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice
+from .._text import shown
 from ..compare import TIMES
 from ..dmd import RANK_RULES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
@@ -174,6 +175,22 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+def _valid_text(run: str, meta: Mapping[str, Any]) -> None:
+    """Refuse a run whose metadata (keys or values, which label conditions and seeds and are
+    written to results.json and the report) cannot be written as UTF-8: a lone surrogate
+    (``"sgd\\udc9b"``, e.g. an undecodable byte of a file name) made the analysis fail at the
+    end, naming no label (issue 26 review)."""
+    for key, value in _flat(meta).items():
+        try:
+            json.dumps([key, value], ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"run {shown(run, markup=False)}: metadata {shown(key, markup=False)} = "
+                f"{shown(_label(value), markup=False)} is not valid Unicode text (a lone "
+                "surrogate, e.g. an undecodable byte) and cannot be written to results.json or "
+                "the report: record it as valid text") from None
+
+
 def _sort_key(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, int | float) and not isinstance(
         value, bool) else (1, 0.0, _label(value))
@@ -222,6 +239,7 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
         if s is _MISSING:
             raise ValueError(
                 f"run {r!r} has no metadata {seed_key!r} (seed_key); it has {sorted(metas[r])}")
+        _valid_text(r, metas[r])
         cond = _label(conds(_lookup(metas[r], group_by)))
         groups.setdefault(cond, {}).setdefault(seeds(s), []).append(r)
     notes.extend(conds.notes() + seeds.notes())
