@@ -52,6 +52,14 @@ def complex_to_pairs(values: Any) -> list[list[float]]:
     ------
     TypeError
         If ``values`` does not hold numbers.
+
+    Examples
+    --------
+    >>> from conjugacy.results import complex_to_pairs
+    >>> complex_to_pairs([1 + 2j, 0.5])
+    [[1.0, 2.0], [0.5, 0.0]]
+    >>> complex_to_pairs([complex(float("nan"), 1.0)])
+    [[None, 1.0]]
     """
     try:
         arr = np.asarray(values)
@@ -73,6 +81,21 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
         ``magnitude``, ``data_residuals`` (ResDMD; None for spectra made before they existed),
         ``residuals``, ``plain_residuals``, ``rank``, ``method``, ``residuals_informative``,
         ``singular_values`` and ``settings``.
+
+    Raises
+    ------
+    TypeError
+        If ``spectrum`` is not a :class:`conjugacy.Spectrum`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.results import spectrum_to_dict
+    >>> x = np.array([[0.9 ** t, 0.5 ** t] for t in range(20)])
+    >>> d = spectrum_to_dict(koopman_spectrum([x], rank=2))
+    >>> d["rank"], d["eigenvalues"]
+    (2, [[0.9, 0.0], [0.5, 0.0]])
     """
     from .spectrum import Spectrum
 
@@ -114,6 +137,17 @@ def to_jsonable(obj: Any, _where: str = "obj") -> Any:
     ------
     TypeError
         Naming where in ``obj`` an object of an unsupported type sits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.results import to_jsonable
+    >>> to_jsonable({"x": np.arange(3), "z": 1j, "bad": float("inf"), "n": np.int64(4)})
+    {'x': [0, 1, 2], 'z': [0.0, 1.0], 'bad': None, 'n': 4}
+    >>> to_jsonable({"f": {1, 2}})
+    Traceback (most recent call last):
+    ...
+    TypeError: obj['f'] is of type set, which cannot be written as JSON
     """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
@@ -169,6 +203,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
         If ``obj`` holds something JSON cannot represent (the message says where).
     FileNotFoundError
         If the parent folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from conjugacy.results import write_json
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_json(Path(tmp) / "result.json", {"eigenvalue": 0.5 + 0.25j})
+    ...     print(path.read_text(), end="")
+    {
+      "eigenvalue": [
+        0.5,
+        0.25
+      ]
+    }
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -187,6 +236,15 @@ def package_info() -> dict[str, Any]:
     dict
         ``{"conjugacy": str, "python": str, "platform": str, "packages": {name: version}}``;
         packages that are not installed are left out.
+
+    Examples
+    --------
+    >>> from conjugacy.results import package_info
+    >>> info = package_info()
+    >>> sorted(info)
+    ['conjugacy', 'packages', 'platform', 'python']
+    >>> "numpy" in info["packages"]
+    True
     """
     from . import __version__
 
