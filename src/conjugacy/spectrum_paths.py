@@ -774,6 +774,28 @@ def input_eps(trajectories: Any) -> float:
 
     Integer and boolean data are exact: float64's epsilon. Used by the rank rule, so data recorded
     in float32 (PyTorch's default) are not read as if they had float64's resolution.
+
+    Parameters
+    ----------
+    trajectories : array or list of arrays
+        Anything with a ``dtype`` (NumPy arrays, torch tensors); items without one are skipped.
+
+    Returns
+    -------
+    float
+        The largest machine epsilon among the floating (or complex) dtypes, at least float64's
+        ``2**-52``; bfloat16 gives ``2**-7``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.spectrum import input_eps
+    >>> input_eps(np.zeros((5, 2))) == 2.0 ** -52
+    True
+    >>> input_eps([np.zeros((5, 2)), np.zeros((5, 2), dtype=np.float32)]) == 2.0 ** -23
+    True
+    >>> input_eps(np.zeros((5, 2), dtype=np.int8)) == 2.0 ** -52
+    True
     """
     items = [trajectories] if not isinstance(trajectories, (list, tuple)) else list(trajectories)
     eps = _EPS64
@@ -797,7 +819,28 @@ def input_eps(trajectories: Any) -> float:
 def source_eps(source: Any) -> float:
     """:func:`input_eps` of a streaming source: its least precise stored array (a list of memory
     maps mixing float32 and float64, or a store selection of float32 parameters, is float32
-    data, although its blocks arrive as float64)."""
+    data, although its blocks arrive as float64).
+
+    Parameters
+    ----------
+    source : streaming source
+        An :class:`~conjugacy.streaming.ArraySource`, a store selection, or any object with a
+        ``dtype``.
+
+    Returns
+    -------
+    float
+        As for :func:`input_eps`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.spectrum import source_eps
+    >>> from conjugacy.streaming import ArraySource
+    >>> src = ArraySource([np.zeros((5, 2)), np.zeros((4, 2), dtype=np.float32)])
+    >>> source_eps(src) == 2.0 ** -23
+    True
+    """
     items = getattr(source, "_items", None)
     if items is not None:
         return input_eps(list(items))
