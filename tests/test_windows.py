@@ -376,3 +376,20 @@ def test_find_transitions_reads_a_nested_list_matrix_as_results_json_stores_it()
     assert find_transitions(spectra, threshold=0.3).change_points.tolist() == [1]
     square_spectra = [[0.9, 0.5], [0.2, 0.1]]  # 2 windows x 2 eigenvalues: diagonal not zero
     assert find_transitions(square_spectra, threshold=0.3).change_points.tolist() == [0]
+
+
+def test_find_transitions_reads_a_list_of_array_rows_as_the_matrix():
+    """Issue 26 review: ``find_transitions(list(D))`` (a list of ndarray rows) was read as one
+    eigenvalue array per window: [] instead of [4]. Rows may be lists, tuples or real 1-D arrays;
+    complex 1-D arrays stay eigenvalues."""
+    pos = np.cumsum([0.0, 0.1, 0.1, 0.1, 0.1, 5.0, 0.1, 0.1])
+    d = np.abs(pos[:, None] - pos[None, :])
+    assert find_transitions(d).change_points.tolist() == [4]
+    for form in (list(d), tuple(d), [tuple(r) for r in d], [list(r) for r in d],
+                 [d[0].tolist(), *d[1:]]):
+        tr = find_transitions(form)
+        assert tr.change_points.tolist() == [4]
+        np.testing.assert_array_equal(tr.distance_matrix, d)
+    eigs = [np.array([0.9 + 0.1j, 0.9 - 0.1j]), np.array([0.9 + 0.1j, 0.9 - 0.1j]),
+            np.array([0.2 + 0.0j, 0.1 + 0.0j])]  # complex rows: spectra, not a matrix
+    assert find_transitions(eigs, threshold=0.3).change_points.tolist() == [1]

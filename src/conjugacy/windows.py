@@ -414,6 +414,14 @@ class TransitionResult:
         }
 
 
+def _row(r: Any) -> bool:
+    """Whether ``r`` can be a row of a nested distance matrix: a list, a tuple or a real 1-D
+    array (a complex array is a spectrum's eigenvalues)."""
+    if isinstance(r, np.ndarray):
+        return r.ndim == 1 and not np.iscomplexobj(r)
+    return isinstance(r, list | tuple)
+
+
 def _nested_matrix(x: Any) -> np.ndarray | None:
     """``x`` as a distance matrix if it is one: a real 2-D ndarray, or nested lists of real
     numbers (``None`` as NaN, as ``results.json`` stores non-finite values) forming a square,
@@ -423,8 +431,8 @@ def _nested_matrix(x: Any) -> np.ndarray | None:
         if x.ndim == 2 and not np.iscomplexobj(x):
             return np.array(as_numeric_array(x, "spectra_or_matrix"), dtype=float)
         return None
-    if not isinstance(x, list | tuple) or not x or not all(isinstance(r, list | tuple) for r in x):
-        return None
+    if not isinstance(x, list | tuple) or not x or not all(_row(r) for r in x):
+        return None  # rows: lists, tuples or real 1-D arrays (``list(D)`` of an ndarray D)
     try:
         d = np.array([[np.nan if v is None else v for v in r] for r in x], dtype=float)
     except (TypeError, ValueError):  # ragged, complex, strings: spectra (or an error there)
@@ -464,7 +472,8 @@ def find_transitions(
     ----------
     spectra_or_matrix : sequence of Spectrum (in window order), or ndarray (n, n)
         Spectra of consecutive windows, or their distance matrix (symmetric, zero diagonal): a
-        real 2-D array, or nested lists as ``results.json`` stores it (``None`` is read as NaN
+        real 2-D array, or nested lists as ``results.json`` stores it, or a list or tuple of rows
+        (lists, tuples or real 1-D arrays, e.g. ``list(D)``) (``None`` is read as NaN
         and refused as non-finite; nested lists are read as a matrix when square, symmetric and
         zero on the diagonal, else as one eigenvalue list per window).
     threshold, noise_floor : float, optional
