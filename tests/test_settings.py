@@ -386,3 +386,20 @@ def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
     assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
     assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
     assert r["comparison"]["neighbourhood"]["pairs"]["a-b"]["of"] == 3
+
+
+@pytest.mark.parametrize("n_features", [30, 4])  # Gram route (features >= snapshots), dense
+def test_neighbour_refits_carry_the_recorded_branch(n_features):
+    from conjugacy.analysis.neighbours import _group_fits
+
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.standard_normal((2, 10, n_features)), axis=1)
+    nxt = x + rng.standard_normal(x.shape)
+    variants = [{"delays": 1, "rank": 3}, {"delays": 0, "rank": 2}]
+    fits = _group_fits(x, {"delays": 1, "rank": 3}, variants, nxt)
+    for v, sp in zip(variants, fits):
+        want = koopman_spectrum(x, delays=v["delays"], rank=v["rank"], next_states=nxt)
+        np.testing.assert_allclose(sp.eigenvalues, want.eigenvalues, atol=1e-8)
+        np.testing.assert_allclose(sp.projection_residuals, want.projection_residuals, atol=1e-6)
+        assert sp.filtered().settings["filter"]["rule"] == "two-branch"
+    assert _group_fits(x, {"delays": 1, "rank": 3}, variants[:1])[0].projection_residuals is None

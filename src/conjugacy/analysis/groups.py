@@ -273,13 +273,28 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
             f"{group.steps}, {group.steps[1] - group.steps[0]} needed"
         )
     kwargs = dict(kwargs)
-    if "next_states" not in kwargs and all(
-            "next" in reader.run_info(r).get("branches", ()) for r in group.runs):
-        # two-branch runs: the calibrated residuals (conjugacy.residuals) come with the fit
-        kwargs["next_states"] = reader.read(params=params, runs=list(group.runs),
-                                            steps=group.slice, dtype=dtype, branch="next")
+    if "next_states" not in kwargs:
+        nxt = _branch_states(reader, params, group, dtype)
+        if nxt is not None:
+            kwargs["next_states"] = nxt
     spectrum = koopman_spectrum(traj, **kwargs)
     return with_record_interval(spectrum, steps)
+
+
+def _branch_states(reader: Any, params: Any, group: SpectrumGroup, dtype: Any = None
+                  ) -> np.ndarray | None:
+    """The recorded second next states (the ``"next"`` branch) of a group's runs, shaped as
+    their trajectories ``(n_runs, n_steps, n_features)``, or None unless every run has one.
+
+    Every fit of a group's runs passes them as ``next_states=`` (base fits and the neighbour
+    check alike), so that the calibrated two-branch residuals (:mod:`conjugacy.residuals`) come
+    with it. ``reader`` is an open :class:`conjugacy.store.TrajectoryStore`; ``dtype`` as for
+    its ``read`` (None: as stored).
+    """
+    if not all("next" in reader.run_info(r).get("branches", ()) for r in group.runs):
+        return None
+    return reader.read(params=params, runs=list(group.runs), steps=group.slice, dtype=dtype,
+                       branch="next")
 
 
 def _group_steps(reader: Any, group: SpectrumGroup) -> np.ndarray:

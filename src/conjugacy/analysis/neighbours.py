@@ -90,11 +90,13 @@ def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequen
     return out
 
 
-def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
-                ) -> list[Any]:
+def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Mapping[str, Any]],
+                next_states: np.ndarray | None = None) -> list[Any]:
     """The spectra of one group's trajectories ``x`` at each variant of ``kwargs`` (one snapshot
-    Gram shared by all of them where features outnumber snapshots and no PCA is asked)."""
+    Gram shared by all of them where features outnumber snapshots and no PCA is asked), with the
+    two-branch residuals of the recorded branch ``next_states`` when given, as the base fits."""
     from ..observables import snapshot_gram
+    from ..residuals import with_branch
     from ..spectrum import koopman_spectrum, spectrum_from_gram
 
     gram = None
@@ -106,9 +108,12 @@ def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Map
         kw = {**dict(kwargs), "delays": v["delays"], "rank": v["rank"]}
         if gram is not None:
             allowed = ("delays", "rank", "tol", "method", "scale", "modes", "threads")
-            out.append(spectrum_from_gram(x, gram, **{k: kw[k] for k in allowed if k in kw}))
+            sp = spectrum_from_gram(x, gram, **{k: kw[k] for k in allowed if k in kw})
+            out.append(sp if next_states is None else with_branch(
+                sp, x, next_states, delays=v["delays"], pca=None, pca_center=True))
         else:
-            out.append(koopman_spectrum(x, **kw))
+            nxt = {} if next_states is None else {"next_states": next_states}
+            out.append(koopman_spectrum(x, **kw, **nxt))
     return out
 
 
@@ -152,6 +157,7 @@ def neighbour_check(
     *,
     max_delays: int,
     steps: Callable[[Any], Any] | None = None,
+    read_next: Callable[[Any], np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
     """Refit a comparison at its neighbouring settings; the result goes to
     ``comparison["neighbourhood"]`` (and is returned).
@@ -175,6 +181,9 @@ def neighbour_check(
         The most delays the runs allow (neighbours above it are dropped).
     steps : callable, optional
         ``steps(group)``: the recorded steps of its runs, for ``settings["record_interval"]``.
+    read_next : callable, optional
+        ``read_next(group)``: its runs' recorded branch (or None), passed to every refit as the
+        base fits get it (:func:`conjugacy.analysis.groups._branch_states`).
 
     Returns
     -------
@@ -199,7 +208,7 @@ def neighbour_check(
         for g in used:
             kw = base_kw[g.key]
             own = [{**v, "delays": _scaled(v, kw, first)} for v in variants]
-            fits = _group_fits(read(g), kw, own)
+            fits = _group_fits(read(g), kw, own, None if read_next is None else read_next(g))
             for i, sp in enumerate(fits):
                 if steps is not None:
                     sp = with_record_interval(sp, steps(g))

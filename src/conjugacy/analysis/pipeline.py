@@ -255,6 +255,7 @@ def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], p
     """The neighbour check (:func:`conjugacy.analysis.neighbours.neighbour_check`) of a
     comparison, reading each group once in its stored dtype; the most delays the runs allow is
     that of the shortest group, every run keeping three quarters of its records as pairs."""
+    from .groups import _branch_states
     from .neighbours import neighbour_check
 
     used = [g for g in groups if g.window is None]
@@ -263,7 +264,8 @@ def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], p
     neighbour_check(
         comparison, lambda g: reader.read(params=params, runs=list(g.runs), steps=g.slice),
         used, settings, fitted, stats, max_delays=max(0, (n_steps - 2) // 4),
-        steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)])
+        steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)],
+        read_next=lambda g: _branch_states(reader, params, g))
 
 
 def summarize(
