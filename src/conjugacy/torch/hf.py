@@ -114,6 +114,28 @@ class TrajectoryTrainerCallback(TrainerCallback):
         If ``every`` or ``chunk_steps`` is not a positive integer, or ``log_keys`` is not a
         sequence of strings (at construction); :class:`~conjugacy.store.StoreError` when training
         starts if the run exists and ``resume`` is False, or the parameters match nothing.
+
+    Examples
+    --------
+    Construct the callback on a store in a temporary folder (nothing is recorded before
+    ``Trainer.train`` starts); pass it as ``Trainer(..., callbacks=[cb])``:
+
+    >>> import tempfile
+    >>> from conjugacy.store import TrajectoryStore
+    >>> from conjugacy.torch.hf import TrajectoryTrainerCallback
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = TrajectoryStore.open(f"{tmp.name}/runs.zarr", "w")
+    >>> cb = TrajectoryTrainerCallback(store, run="adam_seed0", params="classifier.weight",
+    ...                                every=2, log_keys=("loss", "grad_norm"),
+    ...                                metadata={"optimizer": "adam", "seed": 0})
+    >>> cb.run, cb.every, cb.log_keys, cb.recorder is None, store.runs()
+    ('adam_seed0', 2, ('loss', 'grad_norm'), True, [])
+    >>> TrajectoryTrainerCallback(store, run="adam_seed0", every=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: every must be a positive integer, got 0
+    >>> store.close()
+    >>> tmp.cleanup()
     """
 
     def __init__(

@@ -48,6 +48,33 @@ class TrajectoryCallback(pl.Callback):
         ``loss.backward(); optimizer.step()`` on the first optimizer: gradient clipping, mixed
         precision or manual optimisation configured in the Trainer are not applied to it.
     branch_seed : int, default 0
+
+    Raises
+    ------
+    ValueError
+        If only one of ``branch_sample`` and ``branch_loss`` is given (at construction); the
+        errors of :class:`Recorder` (unknown parameters, an existing run) when training starts.
+
+    Examples
+    --------
+    Construct the callback for a store in a temporary folder (nothing is opened or recorded
+    before ``Trainer.fit`` starts); pass it as ``Trainer(callbacks=[cb])``:
+
+    >>> import tempfile
+    >>> from conjugacy.torch.lightning import TrajectoryCallback
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cb = TrajectoryCallback(f"{tmp.name}/runs.zarr", run="sgd_seed0", params="layer.*",
+    ...                         every=5, metadata={"optimizer": "sgd", "seed": 0},
+    ...                         metrics=["val_loss"])
+    >>> cb.run, cb.every, cb.metrics, cb.metadata, cb.recorder is None
+    ('sgd_seed0', 5, ('val_loss',), {'optimizer': 'sgd', 'seed': 0}, True)
+    >>> # trainer = lightning.pytorch.Trainer(max_steps=100, callbacks=[cb])
+    >>> # trainer.fit(module, loader)  # then TrajectoryStore.open(path).read("sgd_seed0")
+    >>> TrajectoryCallback(f"{tmp.name}/runs.zarr", run="x", branch_sample=lambda g: None)
+    Traceback (most recent call last):
+    ...
+    ValueError: branch_sample and branch_loss go together: give both to record the branch ...
+    >>> tmp.cleanup()
     """
 
     def __init__(
