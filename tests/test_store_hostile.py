@@ -385,3 +385,33 @@ def test_a_hostile_study_stamp_is_refused_in_one_line(tmp_path, kind):
     says = "was trained with other settings" if kind == "settings" else STAMP_NAME
     with bounded(f"stamp {kind}"), pytest.raises(ValueError, match=says):
         check_stamp(study, out)
+
+
+# ----- issue 26 review: run names, verify's lines -------------------------------------------------
+def test_a_run_name_longer_than_a_folder_name_can_be_is_a_store_error(tmp_path):
+    """A 300-character run name raised a raw OSError [Errno 36] (file name too long)."""
+    s = make(tmp_path / "s")
+    with TrajectoryStore.open(s, "a") as st:
+        with pytest.raises(StoreError, match=r"is 300 bytes long; run names are at most 200 "
+                                             r"bytes \(the run's folder name\)"):
+            st.create_run("a" * 300, LAYOUT)
+        with pytest.raises(StoreError, match="is invalid"):
+            st.create_run("r\n", LAYOUT)  # the pattern's $ matched before a final newline
+        st.create_run("b" * 200, LAYOUT)  # the limit itself is allowed
+        assert st.runs() == ["b" * 200, "r0"]
+    assert sorted(p.name for p in (s / "runs").iterdir()) == ["b" * 200, "r0", "zarr.json"]
+
+
+def test_verify_lines_of_store_wide_damage_have_no_empty_field(tmp_path):
+    """`store verify` printed "damage: : 'runs/link' is a symbolic link" (an empty run field)."""
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    s = make(tmp_path / "s")
+    (s / "runs" / "link").symlink_to(tmp_path, target_is_directory=True)
+    got = CliRunner().invoke(app, ["store", "verify", str(s)])
+    assert got.exit_code == 1, got.output
+    lines = [ln.strip() for ln in got.output.splitlines() if "damage:" in ln]
+    assert lines == ["damage: 'runs/link' is a symbolic link (refused: a store holds only "
+                     "folders and regular files)"], got.output

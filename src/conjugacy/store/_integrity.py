@@ -90,7 +90,7 @@ class Damage:
             if self.steps is not None:
                 rec += f" (training steps {self.steps[0]}..{self.steps[1]})"
             parts.append(rec)
-        return ", ".join(parts) + f": {self.problem}"
+        return f"{', '.join(parts)}: {self.problem}" if parts else self.problem  # no ": " alone
 
 
 @dataclass

@@ -21,6 +21,9 @@ _GROWTH_CHUNKS = 16
 _SERIES_CHUNK = 64
 #: the group of a run's branch arrays (``next/<name>``) and its entry in the attribute ``branches``
 BRANCH = "next"
+#: Longest run name, in UTF-8 bytes: the run's folder name (file systems allow 255 bytes per
+#: name; 300 characters raised a raw ``OSError`` [Errno 36] before, issue 26 review).
+MAX_RUN_NAME_BYTES = 200
 
 
 def _chunk_shape(chunk_steps: int, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -68,7 +71,8 @@ class _Writing:
         Parameters
         ----------
         run : str
-            Run name: letters, digits and ``_ . + = , -``, not starting with a punctuation mark.
+            Run name: letters, digits and ``_ . + = , -``, not starting with a punctuation mark,
+            at most :data:`MAX_RUN_NAME_BYTES` (200) bytes (a file system allows 255 per name).
         parameters : mapping name -> (shape, dtype)
             Parameters to record, in feature order.
         chunk_steps : int
@@ -84,10 +88,15 @@ class _Writing:
             (:mod:`conjugacy.residuals`).
         """
         self._check_open(write=True)
-        if not isinstance(run, str) or not _RUN_NAME.match(run):
+        if not isinstance(run, str) or not _RUN_NAME.fullmatch(run):  # match: "r\n" passed
             raise StoreError(
                 f"run name {run!r} is invalid: use letters, digits and _ . + = , - "
                 "starting with a letter or digit"
+            )
+        if len(run.encode("utf-8")) > MAX_RUN_NAME_BYTES:  # a folder name: 255 bytes at most
+            raise StoreError(
+                f"run name {run[:40]!r}... is {len(run.encode('utf-8'))} bytes long; run names are "
+                f"at most {MAX_RUN_NAME_BYTES} bytes (the run's folder name): choose a shorter name"
             )
         runs = self._runs_group()
         folder = self._path / "runs" / run
