@@ -163,6 +163,19 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     Examples
     --------
     >>> read_results("results/fcn/results.json")["comparison"]["verdicts"]  # doctest: +SKIP
+
+    A file of another schema is refused in one line that names it:
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = Path(tmp.name) / "results.json"
+    >>> _ = path.write_text(json.dumps({"schema": "other/1"}))
+    >>> read_results(path)
+    Traceback (most recent call last):
+    ...
+    conjugacy.analysis.results.ResultsFileError: '...' is not a results.json ...'other/1'...
+    >>> tmp.cleanup()
     """
     from .._bounded_json import UnsafeFile, read_json
 
