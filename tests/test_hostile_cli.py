@@ -409,11 +409,14 @@ def test_a_figures_link_is_refused_and_nothing_is_written_through_it(tmp_path) -
     dl = tmp_path / "dl"
     dl.mkdir()
     (dl / "figures").symlink_to(elsewhere, target_is_directory=True)
+    (dl / "results.json").write_text("the previous analysis")
     got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(dl),
                               "--delays", "0", "--rank", "2"])
     lines = [ln for ln in _out(got).splitlines() if ln.strip() and "error:" in ln]
     assert got.exit_code == 2 and len(lines) == 1, _out(got)
     assert "figures" in lines[0] and "symbolic link" in lines[0], lines
+    # refused before the previous set is removed
+    assert (dl / "results.json").read_text() == "the previous analysis"
     got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "a"),
                               "--no-report", "--delays", "0", "--rank", "2"])
     assert got.exit_code == 0, _out(got)

@@ -458,6 +458,6 @@ def spectral_dynamics_report(
 def _draw(results: Results, out: Path) -> list[Path]:
     """The report's figures into ``OUT/figures/`` (PNG + SVG)."""
     from ..plots.spectral_dynamics import draw_all
+    from ..report._figures import figures_folder
 
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    return draw_all(results.content, out / "figures")
+    return draw_all(results.content, figures_folder(out))  # never through a planted link

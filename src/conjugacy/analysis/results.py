@@ -401,6 +401,10 @@ class Results:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.out_dir = out
+        if report:  # a figures folder that is a link is refused before anything is removed
+            from ..report._figures import figures_folder
+
+            figures_folder(out)
         remove_previous_set(out)
         if report:
             from ..report import write_report
