@@ -25,7 +25,9 @@ PUBLIC_MODULES = [
     "conjugacy.torch.snapshots", "conjugacy.analysis", "conjugacy.analysis.checkpoints",
     "conjugacy.analysis.own_runs", "conjugacy.data", "conjugacy.study", "conjugacy.plots",
     "conjugacy.report", "conjugacy.results", "conjugacy.delays", "conjugacy.residuals",
-    "conjugacy.monitor",
+    "conjugacy.monitor", "conjugacy.comparison_filter", "conjugacy.data.mnist",
+    "conjugacy.torch.recorder", "conjugacy.plots.study", "conjugacy.analysis.groups",
+    "conjugacy.analysis.neighbours", "conjugacy.analysis.results",
 ]
 
 
