@@ -156,10 +156,30 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def find_mnist_file(directory: str | os.PathLike, name: str) -> Path:
     """Locate one MNIST file, plain or ``.gz``, in ``directory`` (or its ``MNIST/raw``).
 
+    Returns
+    -------
+    Path
+        The first of ``directory/name``, ``directory/name.gz``, ``directory/MNIST/raw/name``
+        and ``directory/MNIST/raw/name.gz`` that is a file.
+
     Raises
     ------
     FileNotFoundError
         Naming every path that was tried.
+
+    Examples
+    --------
+    A gzipped file in the ``MNIST/raw`` layout that torchvision writes:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     raw = Path(tmp, "MNIST", "raw")
+    ...     raw.mkdir(parents=True)
+    ...     _ = (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+    ...     found = find_mnist_file(tmp, "t10k-labels-idx1-ubyte")
+    ...     found.relative_to(tmp).as_posix()
+    'MNIST/raw/t10k-labels-idx1-ubyte.gz'
     """
     directory = Path(directory)
     tried = []
