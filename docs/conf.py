@@ -108,7 +108,8 @@ sphinx_gallery_conf = {
 }
 
 # --- docstrings ---------------------------------------------------------------------------------
-_STAR = re.compile(r"(?<=[(,] )\*(?=\w)|(?<=\()\*(?=\w)")
+# a shape star: "(n, *rest)", "*rest," or "*rest" at the end of a line; never "*Title words*"
+_STAR = re.compile(r"(?<=[(,] )\*(?=\w+(?:[,)]|$))|(?<=\()\*(?=\w+(?:[,)]|$))")
 
 
 def _escape_shape_stars(app, what, name, obj, options, lines):  # noqa: ANN001 - autodoc event
