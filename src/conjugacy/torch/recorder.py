@@ -185,10 +185,28 @@ def remove_dead_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     the kernel drops it when the writer dies (even by SIGKILL). A temporary whose lock can be
     taken therefore belongs to no live writer and is removed; one that is locked is left alone.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file; its temporaries are ``.{name}.{pid}.tmp`` beside it.
+
     Returns
     -------
     list of Path
-        The files removed.
+        The files removed (empty where ``flock`` is unavailable or the folder does not exist).
+
+    Examples
+    --------
+    The temporary of a writer that died (nobody holds its lock) is removed; the checkpoint stays:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "seed0.pt").write_bytes(b"kept")
+    ...     _ = Path(tmp, ".seed0.pt.12345.tmp").write_bytes(b"half-written")
+    ...     removed = remove_dead_temporaries(Path(tmp, "seed0.pt"))
+    ...     [p.name for p in removed], sorted(p.name for p in Path(tmp).iterdir())
+    (['.seed0.pt.12345.tmp'], ['seed0.pt'])
     """
     path = Path(path)
     removed: list[Path] = []
@@ -919,6 +937,34 @@ class StackedRecorder:
     ValueError
         If the recorders do not share a store, selection, chunk length and ``every``, or a stacked
         tensor is missing or has the wrong shape.
+
+    Examples
+    --------
+    Three stacked ``Linear(2, 1)`` replicas recorded for 5 steps, in chunks of 4, while a stand-in
+    for training adds 1 to every bias:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import torch
+    >>> from torch import nn
+    >>> from conjugacy.store import TrajectoryStore
+    >>> _ = torch.manual_seed(0)
+    >>> models = [nn.Linear(2, 1) for _ in range(3)]
+    >>> stacked, _ = torch.func.stack_module_state(models)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with TrajectoryStore.open(f"{tmp}/runs.zarr", "a") as store:
+    ...         recs = [Recorder(store, f"seed{i}", m, chunk_steps=4) for i, m in enumerate(models)]
+    ...         rec = StackedRecorder(recs, stacked)
+    ...         for step in range(5):
+    ...             _ = rec.record(step, {"loss": torch.arange(3.0)})
+    ...             with torch.no_grad():
+    ...                 stacked["bias"] += 1.0
+    ...         rec.close()
+    ...         for r in recs:
+    ...             r.close()
+    ...         x = store.read()  # (runs, steps, features): weight[0], weight[1], bias
+    ...         print(recs[2].n_complete, store.steps("seed2"), x.shape, np.diff(x[1, :, 2]).round(4))
+    5 [0 1 2 3 4] (3, 5, 3) [1. 1. 1. 1.]
     """
 
     def __init__(self, recorders: list[Recorder], stacked: Mapping[str, torch.Tensor],
