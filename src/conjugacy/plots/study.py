@@ -46,7 +46,19 @@ def example_seed(summary: Mapping[str, Any]) -> int:
 
 
 def figure_eigenvalues(spectra: Mapping[str, Sequence[Any]], seed_index: int) -> Figure:
-    """Eigenvalues of every condition for one seed: the whole plane and a zoom near 1."""
+    """Eigenvalues of every condition for one seed: the whole plane and a zoom near 1.
+
+    Examples
+    --------
+    Two conditions with two seeds each; the figure of the second seed:
+
+    >>> from types import SimpleNamespace as S  # anything with ``eigenvalues``, e.g. a Spectrum
+    >>> spectra = {"sgd": [S(eigenvalues=[0.9, 0.5]), S(eigenvalues=[0.95, 0.4])],
+    ...            "adam": [S(eigenvalues=[0.99, 0.8]), S(eigenvalues=[0.97 + 0.1j, 0.97 - 0.1j])]}
+    >>> fig = figure_eigenvalues(spectra, seed_index=1)
+    >>> [ax.get_title(loc="left") for ax in fig.axes]
+    ['Koopman eigenvalues (seed index 1)', 'zoom']
+    """
     one = {c: v[seed_index] for c, v in spectra.items()}
     fig, axes = new_figure(ncols=2, width=9.0)
     plot_eigenvalues(one, ax=axes[0])
@@ -62,7 +74,20 @@ def figure_eigenvalues(spectra: Mapping[str, Sequence[Any]], seed_index: int) ->
 
 
 def figure_distances(summary: Mapping[str, Any]) -> Figure:
-    """Mean +- std over seeds of the distance per pair, marked with the permutation p-value."""
+    """Mean +- std over seeds of the distance per pair, marked with the permutation p-value.
+
+    Examples
+    --------
+    The ``results.json`` summary of a study of two conditions with two seeds each:
+
+    >>> summary = {"comparison": {"verdict_uses": "real", "real": {
+    ...     "distances": {"sgd-adam": {"mean": 0.3, "std": 0.1, "per_seed": [0.2, 0.4]}},
+    ...     "permutation_tests": {"sgd-adam": {"pvalue": 0.03}},
+    ...     "between_seeds": {"sgd": {"values": [0.05]}, "adam": {"values": [0.1]}}}}}
+    >>> ax = figure_distances(summary).axes[0]
+    >>> ax.get_ylabel(), [t.get_text() for t in ax.get_xticklabels()]
+    ('Wasserstein distance (real eigenvalues)', ['sgd vs adam'])
+    """
     cmp = _chosen(summary)
     keys = list(cmp["distances"])
     means = [cmp["distances"][k]["mean"] for k in keys]
@@ -78,7 +103,17 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
 
 def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     """Histogram of the distances between seeds of each condition, with the mean
-    between-condition distances as vertical lines."""
+    between-condition distances as vertical lines.
+
+    Examples
+    --------
+    >>> summary = {"comparison": {"verdict_uses": "real", "real": {
+    ...     "distances": {"sgd-adam": {"mean": 0.3, "std": 0.1, "per_seed": [0.2, 0.4]}},
+    ...     "permutation_tests": {"sgd-adam": {"pvalue": 0.03}},
+    ...     "between_seeds": {"sgd": {"values": [0.05]}, "adam": {"values": [0.1]}}}}}
+    >>> figure_between_seeds(summary).axes[0].get_legend_handles_labels()[1]
+    ['sgd: between seeds', 'adam: between seeds', 'mean sgd vs adam']
+    """
     cmp = _chosen(summary)
     fig, ax = new_figure()
     for i, (c, b) in enumerate(cmp["between_seeds"].items()):
@@ -96,7 +131,26 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
 def draw_study(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Any]],
                losses: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw and save ``eigenvalues``, ``distances``, ``between_seeds`` (two or more seeds) and
-    ``loss`` (when curves are given) into ``out_dir``, PNG and SVG. Returns the paths."""
+    ``loss`` (when curves are given) into ``out_dir``, PNG and SVG. Returns the paths.
+
+    Examples
+    --------
+    A study of two conditions with two seeds each, without loss curves:
+
+    >>> summary = {"comparison": {"verdict_uses": "real", "real": {
+    ...     "distances": {"sgd-adam": {"mean": 0.3, "std": 0.1, "per_seed": [0.2, 0.4]}},
+    ...     "permutation_tests": {"sgd-adam": {"pvalue": 0.03}},
+    ...     "between_seeds": {"sgd": {"values": [0.05]}, "adam": {"values": [0.1]}}}}}
+    >>> from types import SimpleNamespace as S  # anything with ``eigenvalues``, e.g. a Spectrum
+    >>> spectra = {"sgd": [S(eigenvalues=[0.9, 0.5]), S(eigenvalues=[0.95, 0.4])],
+    ...            "adam": [S(eigenvalues=[0.99, 0.8]), S(eigenvalues=[0.97 + 0.1j, 0.97 - 0.1j])]}
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = draw_study(summary, spectra, {}, tmp)
+    >>> sorted(p.name for p in paths)  # doctest: +NORMALIZE_WHITESPACE
+    ['between_seeds.png', 'between_seeds.svg', 'distances.png', 'distances.svg',
+     'eigenvalues.png', 'eigenvalues.svg']
+    """
     out = Path(out_dir)
     figures = [("eigenvalues", figure_eigenvalues(spectra, example_seed(summary))),
                ("distances", figure_distances(summary))]
