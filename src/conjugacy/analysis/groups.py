@@ -255,7 +255,31 @@ def record_interval(steps: Any) -> int | None:
 
 def with_record_interval(spectrum: Any, steps: Any) -> Any:
     """``spectrum`` with ``settings["record_interval"]`` set from the recorded ``steps`` of its
-    runs (:func:`record_interval`), so that the verdict rule can compare it."""
+    runs (:func:`record_interval`), so that the verdict rule can compare it.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Left unchanged (a copy is returned).
+    steps : array-like of int (n_records,)
+        The training steps at which the runs were recorded.
+
+    Returns
+    -------
+    Spectrum
+
+    Examples
+    --------
+    Two runs of ``x_{t+1} = diag(0.9, 0.5) x_t`` recorded every 10 steps:
+
+    >>> import numpy as np
+    >>> from conjugacy.spectrum import koopman_spectrum
+    >>> t = np.arange(20)[:, None]
+    >>> runs = np.random.default_rng(0).normal(size=(2, 1, 2)) * np.power([0.9, 0.5], t)
+    >>> spec = with_record_interval(koopman_spectrum(runs, rank=2), range(0, 200, 10))
+    >>> spec.settings["record_interval"], spec.eigenvalues.real.round(2)
+    (10, array([0.9, 0.5]))
+    """
     return replace(spectrum, settings={**spectrum.settings,
                                        "record_interval": record_interval(steps)})
 
