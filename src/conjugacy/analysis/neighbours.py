@@ -191,6 +191,33 @@ def neighbour_check(
         ``rule`` (words), ``settings`` (the neighbours), ``n_fits``, ``cpu_seconds`` and ``pairs``:
         pair -> ``verdict``, ``same``, ``of``, ``fragile``, ``pvalue_range``, ``distance_range``,
         ``neighbours`` (name -> ``verdict``, ``pvalue``, ``distance``).
+
+    Examples
+    --------
+    Two conditions of 4 seeds (2 runs of 30 steps each) whose linear dynamics differ; the verdict
+    holds at every neighbouring setting:
+
+    >>> import numpy as np
+    >>> from conjugacy import koopman_spectrum
+    >>> from conjugacy.analysis.comparison import compare_conditions
+    >>> from conjugacy.analysis.groups import SpectrumGroup
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(30)[:, None]
+    >>> rates = {"slow": [0.95, 0.9, 0.6], "fast": [0.7, 0.5, 0.3]}
+    >>> groups = [SpectrumGroup(c, s, [f"{c}_s{s}"]) for c in rates for s in range(4)]
+    >>> data = {g.key: rng.normal(size=(2, 1, 3)) * np.power(rates[g.condition], t)
+    ...         for g in groups}
+    >>> settings, stats = {"delays": 2, "rank": 3}, {"seed": 0, "n_permutations": 99}
+    >>> fitted = {k: koopman_spectrum(x, **settings) for k, x in data.items()}
+    >>> spectra = {c: [fitted[g.key] for g in groups if g.condition == c] for c in rates}
+    >>> comparison = compare_conditions(spectra, shuffle=None, ks=False, **stats).to_dict()
+    >>> result = neighbour_check(comparison, lambda g: data[g.key], groups, settings, fitted,
+    ...                          stats, max_delays=8)
+    >>> [v["name"] for v in result["settings"]]
+    ['delays x1/2', 'delays x2', 'rank -2', 'rank +2', 'other filter (all eigenvalues)']
+    >>> pair = result["pairs"]["slow-fast"]
+    >>> result["n_fits"], pair["verdict"], pair["same"], pair["of"], pair["fragile"]
+    (32, 'not conjugate', 5, 5, False)
     """
     from .comparison import compare_conditions
     from .groups import with_record_interval
