@@ -139,7 +139,22 @@ MAX_CONDITIONS, MAX_SEEDS, MAX_WINDOWS, MAX_EIGENVALUES = 64, 1024, 2048, 65536
 
 class ResultsFileError(ValueError):
     """A ``results.json`` that cannot be read: the message names the file, the problem and the
-    fix."""
+    fix.
+
+    A :class:`ValueError`, raised by :func:`read_results`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     try:
+    ...         read_results(Path(tmp, "results.json"))
+    ...     except ResultsFileError as exc:
+    ...         print(isinstance(exc, ValueError), str(exc).replace(tmp, "TMP"))
+    True 'TMP/results.json' is not a file (it does not exist): give the results.json of
+    `conjugacy analyze` or of a `conjugacy reproduce` run
+    """
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -249,6 +264,21 @@ def check_sizes(content: Mapping[str, Any]) -> None:
     ValueError
         Naming the field (``comparison['all']['between_seeds']['a']['matrix'] is 3 x 3; its
         labels declare 4``).
+
+    Examples
+    --------
+    A mean-distance matrix of 2 x 2 for 3 declared conditions is refused; one of 2 is fine:
+
+    >>> matrix = [[0.0, 0.3], [0.3, 0.0]]
+    >>> def content(conditions):
+    ...     return {"comparison": {"conditions": conditions,
+    ...             "all": {"equivalence_classes": {"mean_distance_matrix": matrix}}}}
+    >>> check_sizes(content(["sgd", "adam"]))
+    >>> check_sizes(content(["sgd", "adam", "rmsprop"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: comparison['all']['equivalence_classes']['mean_distance_matrix'] is 2 x 2; its
+    labels declare 3
     """
     for key in ("conditions", "seeds", "loss"):
         _count(content.get(key), MAX_CONDITIONS, key, "conditions")
