@@ -32,6 +32,25 @@ from .._spectrum_io import SpectrumFileError
 from ..compare import AliasingError
 
 
+def parse_rank(rank: str | None, words: tuple[str, ...] = ("svht",)) -> int | str | None:
+    """``--rank``: None (the command's default), one of ``words`` (any case) or a positive
+    integer; anything else exits 2 with one line."""
+    if rank is None:
+        return None
+    if rank.strip().lower() in words:
+        return rank.strip().lower()
+    try:
+        value = int(rank)
+    except ValueError:
+        value = 0
+    if value < 1:
+        choices = ", ".join(repr(w) for w in words[:-1])
+        named = f"{choices} or {words[-1]!r}" if choices else repr(words[-1])
+        fail(f"--rank must be a positive integer{', ' if choices else ' or '}{named}, "
+             f"got {rank!r}")
+    return value
+
+
 def rich_console(**kwargs: Any) -> Any:
     """The CLI's Rich console: emoji codes off, so a label such as ``:smile:`` is shown as written
     (user strings are escaped with :func:`conjugacy._text.shown`, which Rich's ``:name:`` emoji

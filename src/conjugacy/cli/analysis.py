@@ -21,7 +21,7 @@ from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from . import app
-from ._errors import UserError, fail, rich_console
+from ._errors import UserError, fail, parse_rank, rich_console
 
 T = TypeVar("T")
 
@@ -203,22 +203,6 @@ def _check_spectrum_out(out: Path) -> Path:
 DEFAULT_MAX_RANK = 100
 
 
-def _parse_rank(rank: str | None) -> int | str | None:
-    """``--rank``: None (default), ``"all"``, ``"svht"`` or a positive integer; anything else
-    exits 2."""
-    if rank is None or rank.strip().lower() == "all":
-        return None if rank is None else "all"
-    if rank.strip().lower() == "svht":
-        return "svht"
-    try:
-        value = int(rank)
-    except ValueError:
-        value = 0
-    if value < 1:
-        fail(f"--rank must be a positive integer, 'all' or 'svht', got {rank!r}")
-    return value
-
-
 def _possible_rank(data: Any, delays: int, pca: int | None) -> int | None:
     """``min(observables, snapshot pairs)``: the most modes ``data`` (an array of 2 or 3
     dimensions, or a streamed store selection) allow; None if its shape cannot say."""
@@ -340,7 +324,7 @@ def spectrum(
     from ..spectrum import koopman_spectrum
 
     console = rich_console()
-    asked = _parse_rank(rank)
+    asked = parse_rank(rank, ("all", "svht"))
     out = _check_spectrum_out(out)
     try:
         data, source = load_trajectories(file, key=key, params=params, runs=runs)

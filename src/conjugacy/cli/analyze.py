@@ -16,7 +16,7 @@ from rich.console import Console
 from .._checks import check_out_dir
 from .._text import shown
 from . import app
-from ._errors import fail, rich_console
+from ._errors import fail, parse_rank, rich_console
 
 
 @app.command("analyze")
@@ -70,7 +70,7 @@ def analyze_command(
     from .summaries import neighbour_lines
 
     console = rich_console()
-    fit_rank = _parse_rank(rank)
+    fit_rank = parse_rank(rank)
     if time not in TIMES:
         fail(f"--time must be one of {', '.join(TIMES)}, got {time!r}")
     if out is not None:
@@ -109,18 +109,6 @@ def analyze_command(
         console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
                       highlight=False)
 
-
-def _parse_rank(rank: str | None) -> int | str | None:
-    """``--rank``: None (the default rule), ``"svht"`` or a positive integer; else exit 2."""
-    if rank is None or rank.strip().lower() == "svht":
-        return None if rank is None else "svht"
-    try:
-        value = int(rank)
-    except ValueError:
-        value = 0
-    if value < 1:
-        fail(f"--rank must be a positive integer or 'svht', got {rank!r}")
-    return value
 
 
 def _rank_text(rank: Any, spectra: Any) -> str:
