@@ -625,6 +625,12 @@ def crafted_results(tmp: Path, good: dict) -> list[tuple[str, Path]]:
     eig = good["spectra"]["a"][0]
     put("eigenvalues", json.dumps({**good, "spectra": {**good["spectra"], "a": [
         {**eig, "eigenvalues": [[0.5, 0.0]] * 70_000}]}}))
+    filtered = good["comparison"]["filtered"]
+    pair = next(iter(filtered["permutation_tests"]))
+    tests = {**filtered["permutation_tests"],
+             pair: {**filtered["permutation_tests"][pair], "min_pvalue": "x"}}
+    put("min_pvalue_text", json.dumps({**good, "comparison": {**good["comparison"], "filtered": {
+        **filtered, "permutation_tests": tests}}}))  # passed the schema, then a TypeError
     return cases
 
 
