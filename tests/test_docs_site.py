@@ -131,3 +131,11 @@ def test_site_checker_refuses_a_missing_site(tmp_path, capsys):
         check_site.main([str(tmp_path)])
     assert exc.value.code == 2
     assert "has no index.html: build it first (make docs)" in capsys.readouterr().err
+
+
+def test_citation_version_is_the_package_version():
+    """CITATION.cff states the version of the one source (conjugacy/_version.py)."""
+    import conjugacy
+
+    text = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    assert re.search(r"^version: (\S+)$", text, re.M).group(1) == conjugacy.__version__
