@@ -479,3 +479,108 @@ def _is_mapped(a: Any) -> bool:
 
 def block_count(source: Any, block_bytes: int = BLOCK_BYTES) -> int:
     return math.ceil(source.n_features / _width(sum(source.lengths), source.n_features, block_bytes))
+
+
+# ----- the memory a streamed read may use -------------------------------------------------------
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_memory(value: Any, name: str = "max_memory") -> int:
+    """Bytes from ``value``: a positive integer (bytes) or a size such as ``"1G"``, ``"1.5GiB"``,
+    ``"800M"``, ``"512MB"`` (K/M/G/T are powers of 1024, with or without ``i``/``B``).
+
+    Raises ``ValueError`` naming ``name`` for anything else.
+
+    >>> parse_memory("1G"), parse_memory("512MiB"), parse_memory(4096)
+    (1073741824, 536870912, 4096)
+    """
+    import re
+
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?\s*", value, re.I) if isinstance(
+        value, str) else None
+    size = float(match.group(1)) * _UNITS[match.group(2).lower()] if match else 0.0
+    if not size >= 1:
+        raise ValueError(
+            f"{name} must be a positive number of bytes or a size such as '1G' or '512M', "
+            f"got {value!r}"
+        )
+    return int(size)
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _stat_field(text: str | None, key: str) -> int | None:
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].rstrip(":") == key:
+            return int(parts[1]) * (1024 if parts[-1] == "kB" else 1)
+    return None
+
+
+def process_rss() -> int:
+    """Resident memory of this process now (bytes; ``VmRSS``), 0 where it cannot be read."""
+    return _stat_field(_read_text("/proc/self/status"), "VmRSS") or 0
+
+
+def _cgroup_headroom(proc_cgroup: str | None = None, root: str = "/sys/fs/cgroup"
+                     ) -> tuple[int, str] | None:
+    """The tightest ``limit - anonymous memory in use`` over this process's memory cgroup and
+    its ancestors (cgroup v2 ``memory.max``/``anon``, v1 ``memory.limit_in_bytes``/
+    ``total_rss``), with the limit's description; None without a limit."""
+    text = _read_text("/proc/self/cgroup") if proc_cgroup is None else proc_cgroup
+    best: tuple[int, str] | None = None
+    for line in (text or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            base, limit_file, used_key = root, "memory.max", "anon"
+        elif "memory" in controllers.split(","):
+            base, limit_file, used_key = f"{root}/memory", "memory.limit_in_bytes", "total_rss"
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            folder = "/".join([base, *parts[:depth]])
+            raw = (_read_text(f"{folder}/{limit_file}") or "").strip()
+            if not raw.isdigit() or int(raw) >= 2**60:  # "max", absent, or v1's "unlimited"
+                continue
+            used = _stat_field(_read_text(f"{folder}/memory.stat"), used_key) or 0
+            headroom = int(raw) - used
+            if best is None or headroom < best[0]:
+                best = (headroom, f"the memory cgroup's {limit_file} of {_size(int(raw))}")
+    return best
+
+
+def available_memory(max_memory: Any = None) -> tuple[int, str]:
+    """Bytes this process may still allocate, and what sets that figure.
+
+    The least of: ``max_memory`` (the whole process's allowance, :func:`parse_memory`) less its
+    resident memory now; the headroom under its memory cgroup's limit (v2 ``memory.max``, v1
+    ``memory.limit_in_bytes``, less the anonymous memory in use there); ``MemAvailable``.
+
+    >>> free, why = available_memory("64G")
+    """
+    options = []
+    if max_memory is not None:
+        cap = parse_memory(max_memory)
+        options.append((cap - process_rss(), f"max_memory={_size(cap)}"))
+    cgroup = _cgroup_headroom()
+    if cgroup is not None:
+        options.append(cgroup)
+    free = _stat_field(_read_text("/proc/meminfo"), "MemAvailable")
+    if free is not None:
+        options.append((free, "the system's available memory (MemAvailable)"))
+    if not options:
+        return 2**62, "no known limit"
+    return min(options, key=lambda o: o[0])
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if abs(nbytes) >= 2**30 else f"{nbytes / 2**20:.0f} MiB"

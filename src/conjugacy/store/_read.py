@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..streaming import BlockPool
+from ..streaming import BLOCK_BYTES, BlockPool, available_memory, parse_memory, process_rss
 from ._base import _RUN_NAME, StoreError, select_names
 from ._integrity import Damage
 from ._write import BRANCH
@@ -96,7 +97,8 @@ class _Reading:
                           dtype=np.float64)
 
     def source(
-        self, params: str | Sequence[str] | None = None, runs: str | Sequence[str] | None = None
+        self, params: str | Sequence[str] | None = None, runs: str | Sequence[str] | None = None,
+        *, max_memory: int | str | None = None,
     ) -> StoreSource:
         """The selected parameters of the selected runs as a *streaming source* for
         :func:`conjugacy.koopman_spectrum`: the spectrum then reads the store in one pass of
@@ -107,11 +109,20 @@ class _Reading:
         Parameters
         ----------
         params, runs : as in :meth:`read`
+        max_memory : int, str or None
+            Memory the whole process may use while streaming (bytes, or ``"1G"``, ``"800M"``);
+            None: what its memory cgroup (``memory.max``, ``memory.limit_in_bytes``) or the
+            system (``MemAvailable``) has left. The read spans, read-ahead and reader threads are
+            sized to fit (:meth:`StoreSource.read_plan`); below the floor (one chunk column of
+            every run, one chunk being decoded, 1 MiB float64 blocks, the snapshot Gram),
+            streaming raises a ``StoreError`` naming the minimum.
 
         Raises
         ------
         StoreError
             Unknown runs or parameters, runs with different parameter layouts, missing chunks.
+
+        Example: ``koopman_spectrum(store.source("w", max_memory="1G"), delays=32, rank=10)``.
         """
         self._check_open()
         run_names = self._select_runs(runs)
@@ -120,7 +131,9 @@ class _Reading:
             this = _selected_layout(self._run(r).attrs.asdict(), params)
             layout = _same_layout(r, run_names[0], this, layout)
         assert layout is not None
-        return StoreSource(self, run_names, layout)
+        if max_memory is not None:
+            parse_memory(max_memory)  # refused here, not at the first block
+        return StoreSource(self, run_names, layout, max_memory)
 
     def _select_runs(self, runs: str | Sequence[str] | None) -> list[str]:
         if runs is None:
@@ -316,19 +329,55 @@ def _same_layout(run: str, first: str, this: list[Any], layout: list[Any] | None
     return layout
 
 
+#: copies of one chunk alive while a reader thread reads it: the compressed bytes, the decoded
+#: chunk and the selection Zarr returns
+_DECODE_COPIES = 3
+#: float64 block sizes: the smallest before the read-ahead and reader threads are given up, and
+#: the floor
+_GOOD_BLOCK, _MIN_BLOCK = 16 * 2**20, 2**20
+#: left for the interpreter, Zarr's metadata and the allocator's slack while streaming
+_SLACK = 48 * 2**20
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How :meth:`StoreSource.blocks` streams within the memory it may use (bytes throughout).
+
+    ``width``: features of one float64 block (three are kept, :class:`conjugacy.streaming.
+    BlockPool`); ``span_bytes``: one buffer of raw chunks (every run's chunks over a range of
+    features, stored dtype); ``read_ahead``: the next span is read while this one is used (two
+    span buffers); ``threads``: chunks decoded at once; ``need``: the stream's allocations with
+    the snapshot Gram's two n_snapshots^2 buffers and ``_SLACK``; ``available``/``limited_by``:
+    what :func:`conjugacy.streaming.available_memory` found.
+    """
+
+    width: int
+    span_bytes: int
+    read_ahead: bool
+    threads: int
+    need: int
+    available: int
+    limited_by: str
+
+
 class StoreSource:
     """Selected runs x parameters of a :class:`TrajectoryStore`, streamed in feature blocks.
 
     ``blocks(block_bytes)`` yields ``(features, z)`` with ``z`` (n_snapshots, b) float64: for each
-    parameter, ranges along its first axis that are whole Zarr chunks (so every chunk is read and
-    decoded, its CRC-32C checked, exactly once), all runs' complete steps stacked in run order.
-    Used by :func:`conjugacy.koopman_spectrum`; see :meth:`TrajectoryStore.source`.
+    parameter, ranges along its first axis that are whole Zarr chunks ("spans", so every chunk is
+    read and decoded, its CRC-32C checked, exactly once), all runs' complete steps stacked in run
+    order. The spans, the blocks, the read-ahead and the reader threads are sized by
+    :meth:`read_plan` to the memory the process may use (``max_memory``, else its cgroup's limit
+    or ``MemAvailable``). Used by :func:`conjugacy.koopman_spectrum`; see
+    :meth:`TrajectoryStore.source`.
     """
 
-    def __init__(self, store: TrajectoryStore, runs: list[str], layout: list[Any]) -> None:
+    def __init__(self, store: TrajectoryStore, runs: list[str], layout: list[Any],
+                 max_memory: int | str | None = None) -> None:
         self._store = store
         self.runs = runs
         self._layout = layout
+        self.max_memory = max_memory
         self.name = f"store {str(store.path)!r}"
         self.labels = [f"run {r!r}" for r in runs]  # named in NaN errors
         self._groups = [store._run(r) for r in runs]
@@ -336,7 +385,9 @@ class StoreSource:
         self.n_features = int(sum(math.prod(shape) for _, (shape, _) in layout))
         self.dtype = np.result_type(*[np.dtype(dt) for _, (_, dt) in layout])
         self.complex = bool(np.issubdtype(self.dtype, np.complexfloating))
+        self._arrays: list[list[Any]] = []  # [run][parameter], opened once
         for r, g, n in zip(runs, self._groups, self.lengths):
+            self._arrays.append([])
             for name, _ in layout:
                 key = f"params/{name}"
                 arr = g[key]
@@ -345,71 +396,158 @@ class StoreSource:
                 missing, _ = store._chunk_problems(r, g, key, arr, 0, n, False)
                 if missing:
                     raise store._damage_error(missing)
+                self._arrays[-1].append(arr)
 
     def steps(self, run: str) -> np.ndarray:
         """Recorded step indices of ``run`` (one of :attr:`runs`), int64 (n_complete,)."""
         return self._store.steps(run)
 
-    def blocks(self, block_bytes: int = 128 * 2**20):
-        from concurrent.futures import ThreadPoolExecutor
-
-        n_snap = sum(self.lengths)
-        offsets = np.cumsum([0] + self.lengths)
-        out_dtype = np.complex128 if self.complex else np.float64
-        width_cap = max(1, block_bytes // (8 * n_snap))  # features of one yielded block
-        pool = BlockPool(n_snap, min(width_cap, self.n_features), out_dtype)
-        # Whole Zarr chunks along each parameter's first axis ("spans") are read, for all runs at
-        # once (a thread per run: one chunk at a time waited on the disk's latency and on one
-        # decompressor), the next span while this one is handed out in float64 blocks of at most
-        # block_bytes.
-        spans = []
-        off = 0
-        for name, (shape, _) in self._layout:
+    def _spans(self, width: int) -> list[tuple]:
+        """``(parameter index, has_shape, rest, a0, a1, feature offset)``: rows ``a0:a1`` of a
+        parameter's first axis, whole chunks of the first run, about ``width`` features."""
+        spans, off = [], 0
+        for p, (_, (shape, _)) in enumerate(self._layout):
             rest = math.prod(shape[1:]) if len(shape) > 1 else 1
             first = shape[0] if shape else 1
-            chunk_rows = self._groups[0][f"params/{name}"].chunks[1] if shape else 1
-            want = max(1, block_bytes // max(1, 8 * n_snap * rest))
+            chunk_rows = self._arrays[0][p].chunks[1] if shape else 1
+            want = max(1, width // rest)
             rows = max(chunk_rows, (want // chunk_rows) * chunk_rows)
-            spans += [(name, bool(shape), rest, a0, min(a0 + rows, first), off)
+            spans += [(p, bool(shape), rest, a0, min(a0 + rows, first), off)
                       for a0 in range(0, first, rows)]
             off += first * rest
-        with ThreadPoolExecutor(max_workers=min(8, len(self.runs)),
+        return spans
+
+    def _need(self, width: int, read_ahead: bool, threads: int) -> tuple[int, int, int]:
+        """(bytes in all, one span buffer, decoding) of streaming with these settings."""
+        n_snap = sum(self.lengths)
+        item = 16 if self.complex else 8
+        span = max((a1 - a0) * rest * np.dtype(self._layout[p][1][1]).itemsize
+                   for p, _, rest, a0, a1, _ in self._spans(width)) * n_snap
+        chunk = max(math.prod(a.chunks[:2]) * (math.prod(a.shape[2:]) if a.ndim > 2 else 1)
+                    * a.dtype.itemsize for arrays in self._arrays for a in arrays)
+        decode = threads * _DECODE_COPIES * chunk
+        total = (BlockPool.COUNT * item * n_snap * width + (1 + read_ahead) * span + decode
+                 + 2 * item * n_snap**2 + _SLACK)
+        return total, span, decode
+
+    def read_plan(self, block_bytes: int = BLOCK_BYTES) -> ReadPlan:
+        """The widest blocks, read-ahead and reader threads that fit the memory available now
+        (:func:`conjugacy.streaming.available_memory` of ``max_memory``), in this order of
+        preference: blocks of ``block_bytes`` (down to 16 MiB) with the next span read ahead by
+        up to 8 threads, then 2 and 1 thread(s), then without read-ahead; then the same down to
+        1 MiB blocks.
+
+        Raises
+        ------
+        StoreError
+            Even the floor does not fit: one line naming ``max_memory`` and the minimum.
+        """
+        n_snap = sum(self.lengths)
+        available, why = available_memory(self.max_memory)
+        w0 = max(1, min(self.n_features, block_bytes // (8 * n_snap)))
+        t0 = min(8, len(self.runs))
+        settings = [(True, t0), (True, min(2, t0)), (True, 1), (False, min(2, t0)), (False, 1)]
+        for low in (_GOOD_BLOCK, _MIN_BLOCK):
+            low_w = max(1, min(w0, low // (8 * n_snap)))
+            for ahead, threads in settings:
+                width = w0
+                while True:
+                    need, span, _ = self._need(width, ahead, threads)
+                    if need <= available:
+                        return ReadPlan(width, span, ahead, threads, need, available, why)
+                    if width <= low_w:
+                        break
+                    width = max(low_w, width // 2)
+        self._refuse(available, why, max(1, min(w0, _MIN_BLOCK // (8 * n_snap))))
+        raise AssertionError("unreachable")
+
+    def _refuse(self, available: int, why: str, width: int) -> None:
+        need, span, decode = self._need(width, False, 1)
+        held = process_rss()
+        least = -(-(held + need) // 2**20)
+        raise StoreError(
+            f"{self.name}: streaming {len(self.runs)} runs x {sum(self.lengths)} snapshots needs "
+            f"{least} MiB in all ({held // 2**20} MiB in use + one chunk column of every run "
+            f"{span // 2**20} MiB + decoding one chunk {decode // 2**20} MiB + Gram and 1 MiB "
+            f"blocks), but {why} leaves {max(0, available) // 2**20} MiB; pass "
+            f"max_memory='{least}M' or more (on a machine that has it), select fewer runs, or "
+            "record with a smaller chunk_steps"
+        )
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(features, z)``, ``z`` (n_snapshots, <= plan width) float64 (or complex128),
+        reused by later blocks; spans of raw chunks read one chunk per task (see
+        :meth:`read_plan`)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        plan = self.read_plan(block_bytes)
+        offsets = np.cumsum([0] + self.lengths)
+        pool = BlockPool(int(offsets[-1]), plan.width,
+                         np.complex128 if self.complex else np.float64)
+        spans = self._spans(plan.width)
+        buffers = [np.empty(plan.span_bytes, np.uint8) for _ in range(1 + plan.read_ahead)]
+        with ThreadPoolExecutor(max_workers=plan.threads,
                                 thread_name_prefix="conjugacy-store-read") as ex:
-
-            def submit(span):
-                return [ex.submit(self._read_span, r, g, n, span)
-                        for r, g, n in zip(self.runs, self._groups, self.lengths)]
-
-            pending = submit(spans[0]) if spans else []
+            pending = self._submit(ex, spans[0], buffers[0], offsets) if spans else None
             for i, (_, _, rest, a0, a1, off) in enumerate(spans):
-                parts = [f.result() for f in pending]
-                pending = submit(spans[i + 1]) if i + 1 < len(spans) else []
+                assert pending is not None
+                raw = pending[0]
+                for f in pending[1]:
+                    f.result()
+                more = i + 1 < len(spans)
+                if more and plan.read_ahead:
+                    pending = self._submit(ex, spans[i + 1], buffers[(i + 1) % 2], offsets)
                 width = (a1 - a0) * rest
-                for s0 in range(0, width, width_cap):
-                    s1 = min(s0 + width_cap, width)
+                for s0 in range(0, width, plan.width):
+                    s1 = min(s0 + plan.width, width)
                     z = pool.take(s1 - s0)
-                    for part, n, lo in zip(parts, self.lengths, offsets[:-1]):
-                        z[lo : lo + n] = part[:, s0:s1]
+                    z[...] = raw[:, s0:s1]
                     yield slice(off + a0 * rest + s0, off + a0 * rest + s1), z
-                del parts
+                if more and not plan.read_ahead:
+                    pending = self._submit(ex, spans[i + 1], buffers[0], offsets)
 
-    def _read_span(self, run: str, group: Any, n: int, span: tuple) -> np.ndarray:
-        """Steps ``0:n`` of one run's parameter over ``span`` as (n, features), stored dtype;
-        unreadable chunks raise the store's damage error naming run, array and steps."""
-        name, has_shape, _, a0, a1, _ = span
-        key = f"params/{name}"
-        arr = group[key]
+    def _submit(self, ex: Any, span: tuple, buffer: np.ndarray, offsets: np.ndarray) -> tuple:
+        """Read ``span`` of every run into ``buffer`` (viewed as (n_snapshots, span features) of
+        the stored dtype), one task per chunk: ``(view, futures)``."""
+        p, has_shape, rest, a0, a1, _ = span
+        dtype = np.dtype(self._layout[p][1][1])
+        cols = (a1 - a0) * rest
+        raw = buffer[: int(offsets[-1]) * cols * dtype.itemsize].view(dtype)
+        raw = raw.reshape(int(offsets[-1]), cols)
+        futures = []
+        for r, arrays, n, lo in zip(self.runs, self._arrays, self.lengths, offsets):
+            arr = arrays[p]
+            step_chunk = arr.chunks[0]
+            row_chunk = arr.chunks[1] if has_shape else 1
+            for s0 in range(0, n, step_chunk):
+                s1 = min(s0 + step_chunk, n)
+                c0 = a0
+                while c0 < a1:
+                    c1 = min(a1, (c0 // row_chunk + 1) * row_chunk)
+                    out = raw[lo + s0 : lo + s1, (c0 - a0) * rest : (c1 - a0) * rest]
+                    sel = (slice(s0, s1), slice(c0, c1)) if has_shape else slice(s0, s1)
+                    futures.append(ex.submit(self._read_chunk, r, p, arr, sel, out))
+                    c0 = c1
+        return raw, futures
+
+    def _read_chunk(self, run: str, p: int, arr: Any, sel: Any, out: np.ndarray) -> None:
+        """``arr[sel]`` (one chunk, or part of one) into ``out``, (steps, features); unreadable
+        chunks raise the store's damage error naming run, array and steps."""
+        steps = sel[0] if isinstance(sel, tuple) else sel
         try:
-            part = arr[0:n, a0:a1] if has_shape else arr[0:n]
+            part = arr[sel]
         except MemoryError:
             raise
         except Exception as exc:
-            bad, _ = self._store._chunk_problems(run, group, key, arr, 0, n, True)
+            key = f"params/{self._layout[p][0]}"
+            group = self._groups[self.runs.index(run)]
+            bad, _ = self._store._chunk_problems(run, group, key, arr, steps.start, steps.stop,
+                                                 True)
             if not bad:
-                bad = [Damage(run, key, (0, n), None, None,
+                bad = [Damage(run, key, (steps.start, steps.stop), None, None,
                               f"unreadable ({type(exc).__name__}: {exc})")]
             raise self._store._damage_error(bad) from exc
-        return np.asarray(part).reshape(n, -1)
+        out[...] = np.asarray(part).reshape(out.shape)
 
     def materialize(self) -> list[np.ndarray]:
         """The selection in memory, one (n_steps_i, n_features) float64 array per run."""
