@@ -1,0 +1,174 @@
+"""The store's streamed reader within a memory limit (issue 21 item 4): spans, blocks, read-ahead
+and reader threads sized from ``max_memory`` / the memory cgroup / MemAvailable, each chunk read
+once, and one line naming ``max_memory`` and the minimum below the floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+
+from conjugacy import TrajectoryStore, koopman_spectrum, streaming  # noqa: E402
+from conjugacy.store import StoreError, _read  # noqa: E402
+from conjugacy.streaming import available_memory, parse_memory, streamed_gram  # noqa: E402
+
+# 3 runs x 30 steps x 3000 float32 features written with 8 KiB chunks: (8 steps, 188 features),
+# 4 step chunks x 16 chunk columns per run. Hand-computed needs (bytes) with the default 128 MiB
+# block (width 3000 features; spans of 2820 and 180 features), n_snapshots = 90: three float64
+# blocks 3*8*90*w, span buffers 90*4*span features each, decoding 3*6016 per thread, the Gram's
+# two buffers 2*8*90^2 = 129,600, slack 48 MiB.
+FULL = 59_025_792  # w 3000, read-ahead, 3 threads
+FULL_2 = 59_007_744  # 2 threads
+NO_AHEAD_1 = 57_974_496  # w 3000, no read-ahead, 1 thread
+HALF = 54_702_912  # w 1500 (spans of 1316 = 7 chunk columns), read-ahead, 3 threads
+FLOOR = 54_098_016  # w 1456 (1 MiB blocks), no read-ahead, 1 thread
+
+
+@pytest.fixture
+def small_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr("conjugacy.store._write._MAX_CHUNK_BYTES", 8 * 2**10)
+    rng = np.random.default_rng(5)
+    data = []
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as store:
+        for i in range(3):
+            w = np.cumsum(rng.standard_normal((30, 3000)), axis=0).astype(np.float32)
+            store.create_run(f"r{i}", {"w": ((3000,), np.float32)}, chunk_steps=8)
+            store.append(f"r{i}", np.arange(30), {"w": w})
+            data.append(w)
+    store = TrajectoryStore.open(tmp_path / "s.zarr", "r")
+    yield store, np.concatenate(data).astype(np.float64)
+    store.close()
+
+
+def _available(monkeypatch, nbytes):
+    monkeypatch.setattr(_read, "available_memory", lambda max_memory: (nbytes, "test budget"))
+
+
+def _plan(source):
+    p = source.read_plan()
+    return p.width, p.read_ahead, p.threads, p.need
+
+
+def test_store_chunks_are_as_the_hand_computed_needs_assume(small_chunks):
+    store, _ = small_chunks
+    assert store.source("w")._arrays[0][0].chunks == (8, 188)
+
+
+@pytest.mark.parametrize("available, plan", [
+    (10 * 2**30, (3000, True, 3, FULL)),
+    (FULL, (3000, True, 3, FULL)),
+    (FULL - 1, (3000, True, 2, FULL_2)),
+    (NO_AHEAD_1, (3000, False, 1, NO_AHEAD_1)),
+    (NO_AHEAD_1 - 1, (1500, True, 3, HALF)),
+    (FLOOR, (1456, False, 1, FLOOR)),
+])
+def test_read_plan_gives_up_threads_then_read_ahead_then_width(small_chunks, monkeypatch,
+                                                               available, plan):
+    store, _ = small_chunks
+    _available(monkeypatch, available)
+    assert _plan(store.source("w")) == plan
+
+
+def test_below_the_floor_one_line_names_max_memory_and_the_minimum(small_chunks, monkeypatch):
+    store, _ = small_chunks
+    _available(monkeypatch, FLOOR - 1)
+    source = store.source("w")
+    with pytest.raises(StoreError) as err:
+        koopman_spectrum(source, delays=2, rank=4)
+    msg = str(err.value)
+    assert "\n" not in msg and "test budget leaves 51 MiB" in msg
+    least = int(msg.split("max_memory='")[1].split("M'")[0])
+    assert abs(least - (streaming.process_rss() + FLOOR) / 2**20) < 16  # RSS moves a little
+    assert "one chunk column of every run 0 MiB + decoding one chunk 0 MiB" in msg
+
+
+@pytest.mark.parametrize("available", [10 * 2**30, HALF, FLOOR])
+def test_every_plan_reads_each_chunk_once_and_gives_the_same_gram(small_chunks, monkeypatch,
+                                                                  available):
+    store, data = small_chunks
+    _available(monkeypatch, available)
+    source = store.source("w")
+    reads = []
+    original = source._read_chunk
+    monkeypatch.setattr(source, "_read_chunk", lambda *a: (reads.append(a[3]), original(*a))[1])
+    gram, offsets = streamed_gram(source)
+    # every (step chunk, chunk column) of every run exactly once: 3 runs x 4 x 16
+    assert len(reads) == 192
+    assert list(offsets) == [0, 30, 60, 90]
+    ref = data @ data.T
+    assert np.abs(gram - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_each_chunk_selection_is_distinct_per_run(small_chunks, monkeypatch):
+    store, _ = small_chunks
+    _available(monkeypatch, HALF)
+    source = store.source("w")
+    seen = []
+    original = source._read_chunk
+    monkeypatch.setattr(source, "_read_chunk",
+                        lambda run, p, arr, sel, out: (seen.append((run, sel[0].start,
+                                                                    sel[1].start, sel[1].stop)),
+                                                       original(run, p, arr, sel, out))[1])
+    list(source.blocks())
+    assert len(seen) == len(set(seen)) == 192
+    # spans of 7 chunk columns (1316 features): the chunk column 1316:1504 starts the second
+    assert ("r0", 0, 1316, 1504) in seen and ("r2", 24, 2820, 3000) in seen
+
+
+def test_tight_plan_spectrum_equals_the_full_one(small_chunks, monkeypatch):
+    store, data = small_chunks
+    full = koopman_spectrum(store.source("w"), delays=2, rank=6)
+    _available(monkeypatch, FLOOR)
+    tight = koopman_spectrum(store.source("w"), delays=2, rank=6)
+    order = np.argsort(full.eigenvalues.real), np.argsort(tight.eigenvalues.real)
+    assert np.abs(full.eigenvalues[order[0]] - tight.eigenvalues[order[1]]).max() < 1e-12
+
+
+def test_max_memory_is_checked_when_the_source_is_made(small_chunks):
+    store, _ = small_chunks
+    assert store.source("w", max_memory="1G").max_memory == "1G"
+    with pytest.raises(ValueError, match=r"max_memory must be a positive number of bytes or a "
+                                         r"size such as '1G' or '512M', got 'lots'"):
+        store.source("w", max_memory="lots")
+
+
+def test_parse_memory():
+    assert parse_memory("1G") == 2**30
+    assert parse_memory("1.5GiB") == 3 * 2**29
+    assert parse_memory("800m") == 800 * 2**20
+    assert parse_memory("512MB") == 512 * 2**20
+    assert parse_memory(" 64k ") == 65536
+    assert parse_memory(4096) == 4096
+    for bad in (0, -5, True, "0", "1X", "", "G", 1.5, None):
+        with pytest.raises(ValueError, match="max_memory must be"):
+            parse_memory(bad)
+
+
+def test_cgroup_headroom_v2_and_v1(tmp_path):
+    root = tmp_path / "cg"
+    leaf = root / "a" / "b"
+    leaf.mkdir(parents=True)
+    (root / "a" / "memory.max").write_text("max\n")
+    (leaf / "memory.max").write_text(f"{2**30}\n")
+    (leaf / "memory.stat").write_text("anon 104857600\nfile 999999999\n")
+    got = streaming._cgroup_headroom("0::/a/b\n", str(root))
+    assert got == (2**30 - 104857600, "the memory cgroup's memory.max of 1.00 GiB")
+    v1 = root / "memory" / "x"
+    v1.mkdir(parents=True)
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (v1 / "memory.limit_in_bytes").write_text(f"{512 * 2**20}\n")
+    (v1 / "memory.stat").write_text("rss 1\ntotal_rss 209715200\ntotal_cache 5\n")
+    got = streaming._cgroup_headroom("4:memory:/x\n1:cpu:/\n", str(root))
+    assert got == (512 * 2**20 - 209715200, "the memory cgroup's memory.limit_in_bytes of 512 MiB")
+    # the tightest of both wins; no memory controller: no limit
+    assert streaming._cgroup_headroom("4:memory:/x\n0::/a/b\n", str(root))[0] == 312 * 2**20
+    assert streaming._cgroup_headroom("1:cpu:/\n", str(root)) is None
+
+
+def test_available_memory_takes_the_least(monkeypatch):
+    monkeypatch.setattr(streaming, "process_rss", lambda: 100 * 2**20)
+    monkeypatch.setattr(streaming, "_cgroup_headroom", lambda: (500 * 2**20, "cg"))
+    assert available_memory("400M") == (300 * 2**20, "max_memory=400 MiB")
+    assert available_memory("2G") == (500 * 2**20, "cg")
+    assert available_memory(None) == (500 * 2**20, "cg")
