@@ -8,8 +8,9 @@ observation ``x_{t+d+1}`` on the delay vector ``[x_t; ...; x_{t+d}]`` is fitted 
 SVHT rank of that fold's delay matrix (:func:`conjugacy.dmd.svht_rank`; exactly the newest block of
 the projected DMD operator's one-step prediction) and scored on the other. The score is the
 held-out squared error relative to persistence (``x_{t+d+1} ~ x_{t+d}``), pooled over the two
-folds. The choice is the **smallest** ``d`` whose score is within ``slack`` (2 %) of the best:
-more delays than the data need add noise directions to the spectrum (measured in
+folds. The choice is the **smallest** ``d`` whose score is within ``slack`` (2 %) of the best
+(where no candidate beats persistence, the smallest candidate, with a note): more delays than
+the data need add noise directions to the spectrum (measured in
 ``benchmarks/bench_settings.py``: on linear latent systems seen through 3 channels, fewer delays
 separated systems better than the paper's 8 whenever the system was observable with them).
 
@@ -60,6 +61,10 @@ class DelayChoice:
         SVHT rank of each candidate's delay matrix (the larger of the two folds').
     reason : str
         One sentence: the rule, the winner and its error.
+    notes : tuple of str
+        Where the rule does not settle the choice: no candidate predicts better than
+        persistence (then the fewest delays are taken), or the choice is the largest candidate
+        (more delays might predict better still). ``conjugacy analyze`` shows them as warnings.
 
     Examples
     --------
@@ -76,12 +81,14 @@ class DelayChoice:
     errors: tuple[float, ...]
     ranks: tuple[int, ...]
     reason: str
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``Spectrum.settings["delays_rule"]``)."""
         return {"rule": "prediction", "delays": self.delays, "candidates": list(self.candidates),
                 "errors": list(self.errors), "svht_ranks": list(self.ranks),
-                "slack": PREDICTION_SLACK, "reason": self.reason}
+                "slack": PREDICTION_SLACK, "reason": self.reason,
+                "notes": list(self.notes)}
 
 
 def choose_delays(
@@ -161,13 +168,31 @@ def choose_delays(
                          "prediction error to choose delays from; check what was recorded, or "
                          "give delays= instead")
     best = float(np.nanmin(e))
-    pick = int(np.flatnonzero(e <= best * (1 + slack) + 1e-12)[0])
+    notes: list[str] = []
+    if best >= 1.0:  # nothing beats "the next record equals this one": no evidence for delays
+        pick = 0
+        notes.append(
+            f"no number of delays predicts the held-out next record better than persistence "
+            f"(best error {best:.3g} relative to persistence, at "
+            f"{candidates[int(np.nanargmin(e))]} delays; a random walk at this recording "
+            f"interval looks like this): the fewest candidate delays, {candidates[0]}, are "
+            "taken; the data do not settle the delays")
+    else:
+        pick = int(np.flatnonzero(e <= best * (1 + slack) + 1e-12)[0])
+        if pick == len(candidates) - 1 and len(candidates) > 1:
+            notes.append(
+                f"the choice is the largest candidate ({candidates[pick]} delays, the cap): more "
+                "delays might predict better still; the data do not settle the delays")
     d = candidates[pick]
     reason = (f"{d} delays: the fewest whose held-out one-step prediction at the SVHT rank "
               f"({ranks[pick]}) is within {slack:.0%} of the best of {list(candidates)} "
               f"(error {errors[pick]:.3g} relative to persistence; best {best:.3g} at "
               f"{candidates[int(np.nanargmin(e))]} delays)")
-    return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason)
+    if best >= 1.0:
+        reason = (f"{d} delays: the fewest of {list(candidates)}, since none predicts the "
+                  f"held-out next record better than persistence (best error {best:.3g})")
+    return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason,
+                       tuple(notes))
 
 
 def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray

@@ -1,0 +1,44 @@
+"""The delay rule's cases where the data do not settle the choice (issue 20, item 4 of the
+analyze-cost work): no candidate beats persistence, and the choice is the cap."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conjugacy.delays import choose_delays
+
+
+def _rotation_seen_through_one_coordinate() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    z = np.zeros((6, 80, 2))
+    z[:, 0] = rng.standard_normal((6, 2))
+    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    for t in range(79):
+        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    return z[:, :, :1]
+
+
+def test_no_candidate_beats_persistence_takes_the_fewest_delays_with_a_note():
+    x = np.cumsum(np.random.default_rng(0).standard_normal((4, 60, 3)), axis=1)  # random walks
+    choice = choose_delays(x)
+    errors = np.array(choice.errors)
+    assert errors.min() >= 1.0  # every candidate predicts worse than "nothing changes"
+    assert int(np.argmin(errors)) == 1  # the old rule took the best: 1 delay
+    assert choice.delays == 0 and choice.candidates[0] == 0
+    assert len(choice.notes) == 1
+    assert choice.notes[0].startswith("no number of delays predicts the held-out next record "
+                                      "better than persistence (best error 1.48 ")
+    assert "the fewest candidate delays, 0, are taken" in choice.notes[0]
+    assert choice.reason.startswith("0 delays: the fewest of [0, 1, 2, 3, 4, 6, 8, 12], since "
+                                    "none predicts")
+    assert choice.as_dict()["notes"] == list(choice.notes)
+
+
+def test_the_largest_candidate_is_noted_and_a_settled_choice_is_not():
+    x = _rotation_seen_through_one_coordinate()
+    capped = choose_delays(x, max_delays=3)  # the error falls up to 3 delays: the cap decides
+    assert capped.delays == 3 and capped.candidates == (0, 1, 2, 3)
+    assert capped.notes == ("the choice is the largest candidate (3 delays, the cap): more delays "
+                            "might predict better still; the data do not settle the delays",)
+    free = choose_delays(x)
+    assert free.delays == 3 and free.candidates[-1] == 16 and free.notes == ()
