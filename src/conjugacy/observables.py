@@ -691,6 +691,79 @@ def _equal_length_delay_grams(
     return gxx, gxy, gyy
 
 
+#: entries of one block of delay vectors :func:`delay_covariances` forms at a time (64 MiB)
+_COVARIANCE_CHUNK = 8 * 2**20
+
+
+def delay_covariances(
+    trajs: list[np.ndarray], delays: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature-side covariances ``X X^*``, ``Y X^*`` and ``Y Y^*`` of the delay-embedded pairs,
+    accumulated over blocks of snapshots in one pass over the data (the delay matrices are never
+    formed whole).
+
+    For tall data (delay-embedded observables ``n_obs = n (d + 1)`` far fewer than snapshot
+    pairs ``m``) these (n_obs, n_obs) matrices carry everything DMD needs: the left singular
+    vectors and values of X from ``X X^*``, ``B_k = Y V_k S_k^-1 = (Y X^*) U_k S_k^-2``, and the
+    ResDMD Grams ``U_k^* X X^* U_k``, ``U_k^* X Y^* U_k``, ``U_k^* Y Y^* U_k``. Cost
+    ``~3 n_obs^2 m`` multiply-adds; memory ``3 n_obs^2`` + one block of at most
+    ``_COVARIANCE_CHUNK`` entries. Like the snapshot Gram, these square the condition number.
+
+    Parameters
+    ----------
+    trajs : list of ndarray (n_steps_i, n_features)
+        Validated trajectories, each at least ``delays + 2`` steps long.
+    delays : int
+        Number of delays ``d``.
+    weights : ndarray, float (m,), optional
+        Column weights of the pairs, in pair order (``X diag(w)``, ``Y diag(w)``: the
+        ``scale=True`` fit); default ones.
+
+    Returns
+    -------
+    cxx, cyx, cyy : ndarray (n_obs, n_obs)
+        ``X X^*``, ``Y X^*``, ``Y Y^*`` (observables ordered as :func:`delay_embed`'s rows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs = np.random.default_rng(0).normal(size=(3, 50, 2))  # 3 trajectories, 50 steps, 2 features
+    >>> cxx, cyx, cyy = delay_covariances(list(runs), delays=2)
+    >>> X, Y = delay_embed(runs, delays=2)
+    >>> cxx.shape, np.allclose(cxx, X @ X.T), np.allclose(cyx, Y @ X.T), np.allclose(cyy, Y @ Y.T)
+    ((6, 6), True, True, True)
+    """
+    n, d1 = trajs[0].shape[1], delays + 1
+    n_obs = n * d1
+    dtype = np.result_type(*(t.dtype for t in trajs), np.float64)
+    cxx, cyx, cyy = (np.zeros((n_obs, n_obs), dtype=dtype) for _ in range(3))
+    step = max(1, _COVARIANCE_CHUNK // max(n_obs, 1))
+    start = 0  # where this trajectory's pairs start among the weights
+    for traj in trajs:
+        m = traj.shape[0] - d1  # pairs: delay vectors h_0 .. h_m, X = h_0..h_{m-1}, Y = h_1..h_m
+        windows = np.lib.stride_tricks.sliding_window_view(traj, d1, axis=0)  # (m + 1, n, d1)
+        for t0 in range(0, m, step):
+            t1 = min(m, t0 + step)
+            h = np.ascontiguousarray(windows[t0 : t1 + 1].transpose(0, 2, 1), dtype=dtype)
+            h = h.reshape(t1 - t0 + 1, n_obs)  # rows h_t^T, t = t0 .. t1
+            hx, hy = h[:-1], h[1:]
+            hxc = _conj(hx) if weights is None else _conj(hx) * (
+                weights[start + t0 : start + t1, None] ** 2)
+            cxx += hx.T @ hxc  # sum_t w_t^2 h_t h_t^*
+            cyx += hy.T @ hxc  # sum_t w_t^2 h_{t+1} h_t^*
+            if weights is not None:
+                cyy += hy.T @ (_conj(hy) * weights[start + t0 : start + t1, None] ** 2)
+            del h, hxc
+        if weights is None:  # Y Y^* = X X^* - h_0 h_0^* + h_m h_m^*, per trajectory
+            first = traj[:d1].reshape(-1).astype(dtype)
+            last = traj[m:].reshape(-1).astype(dtype)
+            cyy += np.outer(last, _conj(last)) - np.outer(first, _conj(first))
+        start += m
+    if weights is None:
+        cyy += cxx
+    return cxx, cyx, cyy
+
+
 #: entries of the (rows, (d + 1) k) product DelayOperator's adjoint forms at a time (64 MiB)
 _ADJOINT_CHUNK = 8 * 2**20
 

@@ -715,7 +715,7 @@ def koopman_spectrum(
         compression and the subspace path, which hold the singular vectors) and take at most
         16 MiB (``MODES_AUTO_BYTES``), never for streamed data; a note says when they were
         skipped.
-    path : {"auto", "dense", "gram", "subspace"}
+    path : {"auto", "dense", "gram", "subspace", "covariance"}
         How to compute. ``"dense"``: explicit delay matrices (after a QR compression of the base
         snapshots when features outnumber them), thin SVD and QR -- the numerically stable
         reference. ``"gram"``: sample-side Gram matrices from one pass over the data (fast when
@@ -723,9 +723,16 @@ def koopman_spectrum(
         dense when a kept one is below 1e-7 s_1). ``"subspace"``: structured subspace iteration
         for the top ``rank`` singular triplets without building the delay matrix (many
         snapshots), verified by its residuals and falling back to dense if they do not converge.
+        ``"covariance"``: the feature-side covariances ``X X^*``, ``Y X^*``, ``Y Y^*`` accumulated
+        over snapshot blocks in one pass (tall data: delay-embedded observables far fewer than
+        snapshot pairs; squares the condition number like the Gram path, with the same check
+        and fallback to dense; data residuals resolved to ~1e-8).
         ``"auto"`` picks dense when ``rank`` is None, gram when features outnumber snapshots,
-        and otherwise the cheapest by a cost model of the three from the shape, delays and rank
+        and otherwise the cheapest by a cost model of the four from the shape, delays and rank
         (:func:`conjugacy.spectrum_paths.path_costs`; the subspace path for memory-mapped data).
+        Every path first estimates its arrays (:func:`conjugacy.spectrum_paths.path_memory`)
+        against the memory available (``MemAvailable`` and the cgroup limit) and refuses, in one
+        line naming a path that fits, a request it cannot hold; ``"auto"`` skips such paths.
         The Gram path takes the top eigenpairs of a delay Gram larger than 2,000 by Lanczos,
         checked by their residuals (dense ``eigh`` otherwise or when the check fails).
         Memory-mapped arrays, ``dask.array`` inputs and store sources (``TrajectoryStore.source``)
@@ -762,7 +769,8 @@ def koopman_spectrum(
     ------
     ValueError, TypeError
         Naming the argument: non-finite or non-numeric data, wrong shapes, too few steps for the
-        delays, a rank or ``pca`` larger than the data allow, ``path="subspace"`` without ``rank``.
+        delays, a rank or ``pca`` larger than the data allow, ``path="subspace"`` without ``rank``,
+        a path whose arrays exceed the memory available.
 
     References
     ----------

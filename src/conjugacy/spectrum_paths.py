@@ -35,11 +35,13 @@ from .dmd import (
     dmd_from_gram,
     select_rank,
     svht_rank,
+    with_rank_rule,
 )
 from .observables import (
     DelayOperator,
     check_delays,
     check_pca,
+    delay_covariances,
     delay_embed,
     delay_gram_blocks,
     fit_pca_validated,
@@ -61,7 +63,7 @@ from .trajectories import (
     trajectory_labels,
 )
 
-PATHS = ("auto", "dense", "gram", "subspace")
+PATHS = ("auto", "dense", "gram", "subspace", "covariance")
 # Relative error the Gram path may imply (~eps (s_1/s_k)^2, the squared condition number) before the
 # dense path is used instead: s_k/s_1 >= ~1.5e-4.
 _GRAM_TARGET = 1e-8
@@ -232,8 +234,11 @@ def _fit_in_memory(
     _check_rank(rank, n_obs, m)
     real = not np.iscomplexobj(trajs[0])
     chosen = path
+    itemsize = 16 if np.iscomplexobj(trajs[0]) else 8
     if path == "auto":
-        chosen = auto_path(n, n_obs, m, n_snap, rank, mapped=mapped)
+        chosen = auto_path(n, n_obs, m, n_snap, rank, mapped=mapped, itemsize=itemsize)
+    else:
+        check_path_memory(chosen, n, n_obs, m, n_snap, rank, itemsize)
     modes = _want_modes(modes, n_obs, rank, m, notes, path=chosen, n=n, n_snap=n_snap)
 
     result = None
@@ -264,6 +269,10 @@ def _fit_in_memory(
         )
         if not gram_trusted(result, resolution, notes):
             result, chosen = None, "dense"
+    elif chosen == "covariance":
+        result = _covariance_path(trajs, delays, rank, tol, scale, method, modes, real, eps, notes)
+        if result is None:
+            chosen = "dense"
     elif chosen == "subspace":
         result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
         if result is None:
@@ -310,7 +319,8 @@ def _fit_streamed(
         )
     n_obs = n * (delays + 1)
     m = n_snap - len(source.lengths) * (delays + 1)
-    if rank is None or path in ("dense", "subspace") or (path == "auto" and n < n_snap):
+    if rank is None or path in ("dense", "subspace", "covariance") or (
+            path == "auto" and n < n_snap):
         return None  # "svht" streams: the full spectrum of the delay Gram gives every value
     _check_rank(rank, n_obs, m)
     want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
@@ -451,10 +461,14 @@ _EIGH_DENSE = 1.3
 _EIGH_LANCZOS = 500.0
 _DELAY_SUMS = 20.0
 _SUBSPACE = 40.0
+# the covariance route: two (n_obs, n_obs) GEMMs per pair column, and the memory-bound copy of the
+# delay vectors (~10 multiply-adds per entry at the GEMM rate)
+_COVARIANCE = 2.0
+_COPY = 10.0
 
 
 def path_costs(
-    n_features: int, n_observables: int, n_pairs: int, n_snapshots: int, rank: int | None
+    n_features: int, n_observables: int, n_pairs: int, n_snapshots: int, rank: int | str | None
 ) -> dict[str, float]:
     """Estimated cost of each path for these sizes, in multiply-adds at the rate of a large GEMM
     (the model :func:`auto_path` compares; ``inf`` where a path does not apply).
@@ -465,24 +479,47 @@ def path_costs(
       iteration, above);
     - ``"subspace"``: ~20 iterations of two structured products, ``(d + 1) n m (k + p)`` each,
       applicable when ``3 (k + p) < min(n_obs, m)``;
+    - ``"covariance"``: two (n_obs, n_obs) products over the m pairs (``X X^*``, ``Y X^*``;
+      ``Y Y^*`` from ``X X^*`` and the end points), the copy of the delay vectors, and the
+      full ``eigh`` of ``X X^*`` (~``5 n_obs^3``); applicable to tall data (``n_obs <= m``);
     - ``"dense"``: the thin SVD of the (n_obs, m) delay matrix (after the QR compression to
       ``n_snap`` features when features outnumber snapshots).
+
+    Parameters
+    ----------
+    n_features, n_observables, n_pairs, n_snapshots : int
+        ``n``, ``n_obs = n (d + 1)``, ``m`` and the number of base snapshots.
+    rank : int, "svht" or None
+
+    Returns
+    -------
+    dict
+        Path name -> multiply-adds (float, ``inf`` where not applicable).
+
+    Examples
+    --------
+    >>> costs = path_costs(40, 40, 196_000, 196_010, 10)  # DSA's tutorial shape: tall
+    >>> min(costs, key=costs.get)
+    'covariance'
     """
     n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
     d1 = max(n_obs // max(n, 1), 1)
     inf = float("inf")
-    costs = {"dense": inf, "gram": inf, "subspace": inf}
+    costs = {"dense": inf, "gram": inf, "subspace": inf, "covariance": inf}
     q = min(n, n_snap)  # features after the dense path's compression
     obs = q * d1
     small = min(obs, m)
     costs["dense"] = 4.0 * obs * m * small + 8.0 * small**3 + (2.0 * n * n_snap * q if n > n_snap
                                                                 else 0.0)
+    cov = _COVARIANCE * n_obs * n_obs * m + _COPY * n_obs * m + 5.0 * n_obs**3
     if rank is None:
         return costs
+    if n_obs <= m:
+        costs["covariance"] = cov
     if rank == "svht":  # every singular value: the full spectrum of the delay Gram, no subspace
         costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + 3.0 * m**3
         return costs
-    k = min(rank, m)
+    k = min(int(rank), m)
     if 4 * k >= m:
         eig = 3.0 * m**3  # every eigenpair
     elif m > LANCZOS_MIN_SIZE:
@@ -496,6 +533,121 @@ def path_costs(
     return costs
 
 
+def path_memory(
+    n_features: int, n_observables: int, n_pairs: int, n_snapshots: int, rank: int | str | None,
+    itemsize: int = 8,
+) -> dict[str, float]:
+    """Estimated peak bytes each path holds besides the data (the largest arrays it forms):
+    the Gram path the snapshot Gram and two (m, m) delay Grams, the dense path the delay
+    matrices X and Y (after the compression to ``n_snap`` features), a copy for the SVD and its
+    factors, the subspace path a few (n_obs + m, k + p) blocks, the covariance path three
+    (n_obs, n_obs) covariances and one block of delay vectors. ``itemsize``: 8 real, 16 complex.
+
+    Examples
+    --------
+    >>> need = path_memory(40, 40, 196_000, 196_010, 10)  # DSA's tutorial shape
+    >>> round(need["gram"] / 2**30), round(need["covariance"] / 2**20)  # GiB, MiB
+    (859, 64)
+    """
+    n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
+    d1 = max(n_obs // max(n, 1), 1)
+    obs = min(n, n_snap) * d1
+    small = min(obs, m)
+    k = min(int(rank), m) if isinstance(rank, int) else small
+    width = k + _oversampling(k)
+    return {
+        "gram": itemsize * (float(n_snap) ** 2 + 2.0 * float(m) ** 2),
+        "dense": itemsize * (3.0 * obs * m + small * (obs + m) + (n * n_snap if n > n_snap else 0)),
+        "subspace": itemsize * 4.0 * (n_obs + m) * width,
+        "covariance": itemsize * (3.0 * n_obs * n_obs + 8 * 2**20),
+    }
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: ``MemAvailable`` (``/proc/meminfo``), capped by
+    the cgroup limit less its usage (v2 ``memory.max`` / ``memory.current``, v1
+    ``memory.limit_in_bytes`` / ``memory.usage_in_bytes``); None where neither is known.
+
+    Examples
+    --------
+    >>> free = available_memory()
+    >>> free is None or free > 0
+    True
+    """
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"), (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as fh:
+                text = fh.read().strip()
+            with open(usage) as fh:
+                used = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            found.append(max(int(text) - used, 0))
+        break
+    return min(found) if found else None
+
+
+_PATH_ARRAYS = {
+    "gram": "the {n_snap:,} x {n_snap:,} snapshot Gram and the {m:,} x {m:,} delay Grams",
+    "dense": "the {obs:,} x {m:,} delay matrices and their SVD",
+    "subspace": "the subspace iteration's blocks",
+    "covariance": "three {n_obs:,} x {n_obs:,} covariances",
+}
+
+
+def check_path_memory(
+    path: str, n: int, n_obs: int, m: int, n_snap: int, rank: int | str | None, itemsize: int = 8,
+    available: int | None = None,
+) -> None:
+    """Refuse, in one line, a ``path`` whose arrays (:func:`path_memory`) exceed the memory
+    available (:func:`available_memory`, or ``available`` bytes), naming the cheapest path that
+    fits, before anything is allocated.
+
+    Raises
+    ------
+    ValueError
+        ``path='gram' needs ~858.7 GiB here (...) but 12.0 GiB are available: use
+        path='covariance' (or 'auto') ...``.
+
+    Examples
+    --------
+    >>> check_path_memory("gram", 40, 40, 196_000, 196_010, 10, available=2**34)
+    Traceback (most recent call last):
+    ...
+    ValueError: path='gram' needs ~858.7 GiB here (...) but 16.0 GiB are available: use ...
+    >>> try:
+    ...     check_path_memory("gram", 40, 40, 196_000, 196_010, 10, available=2**34)
+    ... except ValueError as err:
+    ...     print(str(err).split(": ")[-1])
+    use path='covariance' (or 'auto')
+    """
+    available = available_memory() if available is None else available
+    need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
+    if available is None or need[path] <= available:
+        return
+    costs = path_costs(n, n_obs, m, n_snap, rank)
+    fits = [p for p in costs if costs[p] < float("inf") and need[p] <= available and p != path]
+    fix = (f"use path={min(fits, key=costs.get)!r} (or 'auto')" if fits else
+           "reduce the data (pca=, fewer delays, fewer trajectories or steps)")
+    what = _PATH_ARRAYS[path].format(n_snap=n_snap, m=m, n_obs=n_obs,
+                                     obs=min(n, n_snap) * max(n_obs // max(n, 1), 1))
+    raise ValueError(
+        f"path={path!r} needs ~{need[path] / 2**30:.1f} GiB here ({what}) but "
+        f"{available / 2**30:.1f} GiB are available: {fix}"
+    )
+
+
 def auto_path(
     n_features: int,
     n_observables: int,
@@ -504,36 +656,48 @@ def auto_path(
     rank: int | str | None,
     *,
     mapped: bool = False,
+    itemsize: int = 8,
+    available: int | None = None,
 ) -> str:
     """The path ``path="auto"`` takes for in-memory data of these sizes (before any fallback).
 
     ``"dense"`` when ``rank`` is None (the tolerance rule needs every singular value, resolved),
     ``"gram"`` when features are at least as many as snapshots (one pass over the data, m x m
-    algebra); otherwise the cheapest by :func:`path_costs`, leaving out the Gram and dense routes
-    when their arrays would exceed ``AUTO_MEMORY_BYTES``. ``mapped`` (memory-mapped data, read
-    from disk): the subspace path for large data where it applies (its memory is
+    algebra); otherwise the cheapest by :func:`path_costs` (``"covariance"`` for tall data),
+    leaving out the routes whose arrays (:func:`path_memory`) would exceed ``AUTO_MEMORY_BYTES``
+    or the memory available (:func:`available_memory`, or ``available`` bytes) while another
+    fits; raises :func:`check_path_memory`'s error when none fits. ``mapped`` (memory-mapped
+    data, read from disk): the subspace path for large data where it applies (its memory is
     O((n_obs + m) (k + p)), not O(m^2)), else dense.
+
+    Examples
+    --------
+    >>> auto_path(40, 40, 196_000, 196_010, 10)  # tall: feature-side covariances
+    'covariance'
+    >>> auto_path(100_000, 3_300_000, 960, 1_000, 10)  # wide: the snapshot Gram
+    'gram'
     """
     n, n_obs, m, n_snap = n_features, n_observables, n_pairs, n_snapshots
-    if rank is None:
-        return "dense"  # the tolerance rule needs every singular value, resolved
-    if n >= n_snap:
-        return "gram"  # features dominate: one pass over the data, m x m algebra
-    if rank == "svht":  # every singular value: dense, or the Gram's full spectrum if cheaper
-        costs = path_costs(n, n_obs, m, n_snap, rank)
-        too_big = mapped or 8 * (n_snap**2 + 3 * m * m) > AUTO_MEMORY_BYTES
-        return "gram" if costs["gram"] < costs["dense"] and not too_big else "dense"
+    if rank is None or n >= n_snap:
+        # the tolerance rule needs every singular value, resolved; features dominate: one pass
+        # over the data, m x m algebra
+        chosen = "dense" if rank is None else "gram"
+        check_path_memory(chosen, n, n_obs, m, n_snap, rank, itemsize, available)
+        return chosen
     costs = path_costs(n, n_obs, m, n_snap, rank)
     if mapped:  # data on disk: the memory, not the arithmetic, decides
         return "subspace" if n_obs * m >= 1_000_000 and costs["subspace"] < float("inf") else (
             "dense")
-    if 8 * (n_snap**2 + 3 * m * m) > AUTO_MEMORY_BYTES:
-        costs["gram"] = float("inf")
-    if 16 * min(n, n_snap) * (n_obs // max(n, 1)) * m > AUTO_MEMORY_BYTES and (
-        costs["subspace"] < float("inf") or costs["gram"] < float("inf")
-    ):
-        costs["dense"] = float("inf")
-    return min(("gram", "subspace", "dense"), key=lambda p: costs[p])
+    available = available_memory() if available is None else available
+    cap = AUTO_MEMORY_BYTES if available is None else min(AUTO_MEMORY_BYTES, available)
+    need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
+    order = sorted((p for p in costs if costs[p] < float("inf")), key=costs.get)
+    for limit in (cap, available):
+        for p in order:
+            if limit is None or need[p] <= limit:
+                return p
+    check_path_memory(order[0], n, n_obs, m, n_snap, rank, itemsize, available)
+    return order[0]
 
 
 def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
@@ -556,6 +720,40 @@ def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS
         )
         result = replace(result, modes=lifted.reshape(-1, k))
     return result
+
+
+def _covariance_path(
+    trajs, delays, rank, tol, scale, method, modes, real, eps, notes
+) -> DMDResult | None:
+    """DMD from the feature-side covariances ``X X^*``, ``Y X^*``, ``Y Y^*`` of tall data
+    (:func:`~conjugacy.observables.delay_covariances`, one pass over snapshot blocks): ``U_k``
+    and ``s_k`` from the eigendecomposition of ``X X^*``, ``B_k = (Y X^*) U_k S_k^-2``, the
+    ResDMD data residuals from the (k, k) Grams of the projections. Exact arithmetic on the same
+    pairs as the dense path; like the Gram path it squares the condition number, so the result
+    is checked by :func:`gram_trusted` and None is returned (the caller takes the dense path)
+    when it cannot resolve the kept singular values."""
+    op = DelayOperator(trajs, delays)
+    n_obs, m = op.shape
+    keep, w = column_weights(op.x_column_norms(), scale)
+    weights = None
+    if scale:
+        weights = np.zeros(m)
+        weights[keep] = w
+    cxx, cyx, cyy = delay_covariances(trajs, delays, weights)
+    evals, U = np.linalg.eigh(cxx)
+    evals, U = evals[::-1], U[:, ::-1]
+    s = np.sqrt(np.maximum(evals, 0.0))
+    fro = float(np.sqrt(max(float(np.real(np.trace(cxx))), 0.0)))
+    k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
+    if k == 0:
+        return None
+    Uk, sk = np.ascontiguousarray(U[:, :k]), s[:k]
+    Bk = (cyx @ Uk) / sk**2  # Y V_k S_k^-1 with V_k = X^* U_k S_k^-1
+    ukh = Uk.conj().T
+    grams = (np.diag(sk**2).astype(Uk.dtype), (ukh @ cyx @ Uk).conj().T, ukh @ cyy @ Uk)
+    result = dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=real, grams=grams)
+    result = with_rank_rule(result, rank, s, (n_obs, m))
+    return result if gram_trusted(result, float(sk[-1] / sk[0]), notes, "covariance") else None
 
 
 def _oversampling(rank: int) -> int:
@@ -660,7 +858,9 @@ def all_singular_values(op: Any, weights: np.ndarray, chunk: int = 256) -> np.nd
     return np.sqrt(np.maximum(ev, 0.0))
 
 
-def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool:
+def gram_trusted(
+    result: DMDResult, resolution: float, notes: list[str], path: str = "gram"
+) -> bool:
     """Whether a Gram-path result meets the accuracy target; adds the reason to ``notes`` if not.
 
     The Gram squares the condition number: the kept subspace, and with it the eigenvalues, carry a
@@ -669,7 +869,7 @@ def gram_trusted(result: DMDResult, resolution: float, notes: list[str]) -> bool
     implied = np.finfo(float).eps / max(resolution, 1e-300) ** 2
     if result.rank > 0 and implied > _GRAM_TARGET:
         notes.append(
-            f"gram path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
+            f"{path} path: s_k/s_1 = {resolution:.1e} implies an error of ~{implied:.0e} "
             f"(> {_GRAM_TARGET:.0e}); recomputed on the dense path"
         )
         return False
@@ -740,7 +940,7 @@ def _want_modes(
 ) -> bool:
     """Whether to compute modes: ``modes`` itself when a bool; for ``"auto"``, only where they
     cost no further pass over the data and at most ``MODES_AUTO_SHARE`` of the fit (the dense
-    path without compression and the subspace path, which hold ``U_k``: the modes are one
+    path without compression, the subspace and covariance paths, which hold ``U_k``: the modes are one
     (n_obs, k) x (k, k) product, ``2 n_obs k^2`` multiply-adds against the path's
     :func:`path_costs`), and take at most ``MODES_AUTO_BYTES``. On the Gram and streamed paths
     modes take products with the data as large as the fit's own (measured: 30-50 % of the
@@ -755,7 +955,7 @@ def _want_modes(
             "pass modes=True to compute them"
         )
         return False
-    cheap = path == "subspace" or (path == "dense" and n <= n_snap)
+    cheap = path in ("subspace", "covariance") or (path == "dense" and n <= n_snap)
     if cheap:
         cost = path_costs(n, n_obs, m, n_snap, rank)[path]
         cheap = 2.0 * n_obs * k * k <= MODES_AUTO_SHARE * cost
