@@ -176,7 +176,8 @@ def test_analyze_window_reports_alarm_and_lead_time_of_runs_with_an_onset(tmp_pa
         assert entry["alarm_step"] == want[r.name] and entry["onset"] == onset
         assert entry["lead_time"] == (None if onset is None or want[r.name] is None
                                       else onset - want[r.name])
-    assert got["runs"]["p0"] == {"alarm_step": 159, "onset": 160, "lead_time": 1}
+    assert got["runs"]["p0"] == {"alarm_step": 159, "onset": 160, "lead_time": 1,
+                                 "condition": "pos"}
     pytest.importorskip("typer")
     from typer.testing import CliRunner
 

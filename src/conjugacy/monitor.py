@@ -16,16 +16,26 @@ The operating rule (online: every quantity it uses is known when a window's last
    is the last recorded step of the window completing the streak. Every maximal streak is one
    alarm event.
 
+The rule and its controls are given ``factor`` and ``sustain`` by :func:`calibrate_rule` on
+held-out runs: for each signal, the lowest factor meeting a target false-alarm rate on the
+held-out runs without onset, and the sustain warning most held-out positives, so that no number
+reported on the other runs was used to choose the rule.
+
 :func:`evaluate_monitor` applies the rule to runs with a known onset (e.g. the step at which test
 accuracy first crosses 0.9) and runs without, and reports, as in the early-warning literature
 (SPEC section 9): run-level AUROC (score: the largest sustained level, the minimum of ``sustain``
 consecutive signal values, within ``horizon``) with a bootstrap interval over runs; lead time
 ``onset - alarm step`` (median and bootstrap interval, over the positive runs that alarm) and the
 detection count; false alarms per 1,000 monitored steps of the runs without onset (with a
-bootstrap interval). The same numbers are given for two negative controls under the same rule:
-``"parameter_norm"`` (the mean parameter norm of each window instead of its spectrum: does the
-spectrum add anything to the norm?) and ``"shuffled_windows"`` (each run's monitored windows in a
-random order: does the timing matter, or only that a run holds distinct regimes?).
+bootstrap interval). The same numbers are given for two negative controls, each the same rule
+on another signal against that signal's own seed-to-seed floor (and, calibrated, its own
+factor): ``"parameter_norm"`` (the absolute change of the window's mean parameter norm over the
+seed-to-seed difference of that norm: does the spectrum add anything to the norm?) and
+``"shuffled_windows"`` (each run's spectral ratios after calibration permuted in
+non-overlapping blocks of ``ceil(window / stride)`` consecutive values, :func:`block_shuffle`:
+every value is still the distance between two windows that overlap as in the true order, and
+the ratios' distribution is the spectral one; only their timing is random. Does the timing
+matter, or only that a run holds distinct regimes?).
 
 Source: the evaluation protocol of recent grokking and divergence monitors (SPEC section 9:
 run-level AUROC on runs, a sustained-threshold operating rule, lead time with the false-alarm
@@ -37,7 +47,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,10 +58,13 @@ from .compare import distance_matrix, wasserstein
 
 __all__ = [
     "SIGNALS",
+    "CalibratedRule",
     "MonitorEvaluation",
     "MonitoredRun",
     "SignalEvaluation",
     "alarm_steps",
+    "block_shuffle",
+    "calibrate_rule",
     "evaluate_monitor",
 ]
 
@@ -100,6 +113,8 @@ class SignalEvaluation:
     ----------
     signal : str
         One of :data:`SIGNALS`.
+    factor, sustain : float, int
+        The operating rule applied to this signal.
     noise_floors : dict group -> float
         In the units of the signal's distance (``W1`` per window for spectra, the norm's units
         for ``"parameter_norm"``).
@@ -119,8 +134,9 @@ class SignalEvaluation:
         ``onset - alarm step`` of each positive run (NaN where it never alarms; negative: late).
     lead_time_median, lead_time_interval : float, (float, float)
         Over the positive runs that alarm (NaN if none).
-    detected, n_positive : int
-        Positive runs that alarm, and all positive runs.
+    detected, detected_early, n_positive : int
+        Positive runs that alarm at all, those whose first alarm comes before the onset (a
+        warning), and all positive runs.
     false_alarms_per_1000, false_alarm_interval : float, (float, float)
         Alarm events in runs without onset per 1,000 monitored steps (from the first monitored
         window's end to the last window's end).
@@ -148,6 +164,8 @@ class SignalEvaluation:
     """
 
     signal: str
+    factor: float
+    sustain: int
     noise_floors: dict[str, float]
     ratios: tuple[np.ndarray, ...]
     window_ends: tuple[np.ndarray, ...]
@@ -160,6 +178,7 @@ class SignalEvaluation:
     lead_time_median: float
     lead_time_interval: tuple[float, float]
     detected: int
+    detected_early: int
     n_positive: int
     false_alarms_per_1000: float
     false_alarm_interval: tuple[float, float]
@@ -168,10 +187,12 @@ class SignalEvaluation:
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (JSON-ready)."""
-        return {"signal": self.signal, "auroc": self.auroc, "auroc_interval": list(self.auroc_interval),
+        return {"signal": self.signal, "factor": self.factor, "sustain": self.sustain,
+                "auroc": self.auroc, "auroc_interval": list(self.auroc_interval),
                 "lead_time_median": self.lead_time_median,
                 "lead_time_interval": list(self.lead_time_interval),
-                "detected": self.detected, "n_positive": self.n_positive,
+                "detected": self.detected, "detected_early": self.detected_early,
+                "n_positive": self.n_positive,
                 "false_alarms_per_1000": self.false_alarms_per_1000,
                 "false_alarm_interval": list(self.false_alarm_interval),
                 "n_negative": self.n_negative, "noise_floors": dict(self.noise_floors)}
@@ -225,6 +246,11 @@ def _sustained(ratios: np.ndarray, sustain: int) -> np.ndarray:
     return out
 
 
+def _events(on: np.ndarray) -> int:
+    """Alarm events: rising edges of a boolean series (NaN levels compare False)."""
+    return int((on & ~np.concatenate([[False], on[:-1]])).sum())
+
+
 def _alarms(ratios: np.ndarray, ends: np.ndarray, factor: float, sustain: int
             ) -> tuple[int | None, int]:
     """First alarm step and number of alarm events (rising edges of ``sustained > factor``)."""
@@ -232,8 +258,7 @@ def _alarms(ratios: np.ndarray, ends: np.ndarray, factor: float, sustain: int
         on = _sustained(ratios, sustain) > factor
     if not on.any():
         return None, 0
-    rising = on & ~np.concatenate([[False], on[:-1]])
-    return int(ends[int(np.argmax(on))]), int(rising.sum())
+    return int(ends[int(np.argmax(on))]), _events(on)
 
 
 def _auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -274,7 +299,11 @@ def _check_run(run: Any, i: int) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(steps.dtype, np.integer) or (np.diff(steps) <= 0).any():
         raise ValueError(f"runs[{i}] ({run.name!r}): steps must be increasing integers")
     if run.onset is not None:
-        check_int(run.onset, f"runs[{i}].onset")
+        onset = check_int(run.onset, f"runs[{i}].onset")
+        if not steps[0] <= onset <= steps[-1]:
+            raise ValueError(f"runs[{i}] ({run.name!r}): onset {onset} lies outside the run "
+                             f"(steps {int(steps[0])} to {int(steps[-1])}); give the step of "
+                             "the event within the run, or None for a run without it")
     return traj, steps
 
 
@@ -321,30 +350,113 @@ def _floors(cut: list[_Windows], runs: Sequence[MonitoredRun], calibration: int
     return out
 
 
-def _changes(c: _Windows, signal: str, calibration: int, rng: np.random.Generator) -> np.ndarray:
-    """Consecutive-window distances of one run, NaN before the first post-calibration window."""
+def _changes(c: _Windows, signal: str, calibration: int) -> np.ndarray:
+    """Consecutive-window distances of one run (``W1`` of the spectra, or the absolute change
+    of the mean norm), NaN before the first post-calibration window."""
     start = c.first + calibration
     out = np.full(len(c.spectra), np.nan)
     if signal == "parameter_norm":
         out[start:] = np.abs(np.diff(c.norms))[start - 1:]
         return out
-    order = np.arange(len(c.spectra))
-    if signal == "shuffled_windows":
-        order[start:] = rng.permutation(order[start:])
     for w in range(start, len(c.spectra)):
-        out[w] = wasserstein(c.spectra[order[w]], c.spectra[order[w - 1]])
+        out[w] = wasserstein(c.spectra[w], c.spectra[w - 1])
+    return out
+
+
+def block_shuffle(values: np.ndarray, start: int, block: int, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """``values[start:]`` permuted in non-overlapping blocks of ``block`` consecutive entries
+    (the last block may be shorter); ``values[:start]`` unchanged.
+
+    The shuffled-window control permutes a run's consecutive-window changes this way, with
+    ``block = ceil(window / stride)``: each value is still the distance between two windows that
+    overlap as much as in the true order, and changes within one block (windows sharing records)
+    keep their order and correlation; only their timing is random.
+
+    Parameters
+    ----------
+    values : array (n,)
+    start : int
+        First entry that is permuted.
+    block : int >= 1
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    array (n,)
+
+    Examples
+    --------
+    Entries 2-8 in blocks [2, 3, 4], [5, 6, 7], [8], in a random order:
+
+    >>> block_shuffle(np.arange(9.0), 2, 3, np.random.default_rng(3)).tolist()
+    [0.0, 1.0, 8.0, 5.0, 6.0, 7.0, 2.0, 3.0, 4.0]
+    """
+    tail = values[start:]
+    blocks = [tail[k:k + block] for k in range(0, tail.size, block)]
+    out = np.array(values, copy=True)
+    if blocks:
+        out[start:] = np.concatenate([blocks[j] for j in rng.permutation(len(blocks))])
+    return out
+
+
+def _ratios(runs: list[MonitoredRun], cut: list[_Windows], floors: dict[str, dict[str, float]],
+            rule: dict[str, Any], seed: int, signals: Sequence[str] = SIGNALS
+            ) -> dict[str, list[np.ndarray]]:
+    """Per signal and run: consecutive-window change / the group's noise floor of that signal;
+    the shuffled control: the spectral ratios permuted by :func:`block_shuffle` in blocks of
+    ``ceil(window / stride)`` (seeded per run by ``seed``)."""
+    block = -(-rule["window"] // (rule["stride"] or rule["window"]))
+    kinds = {"parameter_norm" if s == "parameter_norm" else "spectral" for s in signals}
+    out: dict[str, list[np.ndarray]] = {s: [] for s in signals}
+    for i, (r, c) in enumerate(zip(runs, cut)):
+        base = {}
+        for kind in [k for k in ("spectral", "parameter_norm") if k in kinds]:
+            floor = floors[kind][r.group]
+            if not floor > 0:
+                raise ValueError(f"group {r.group!r}: the seed-to-seed noise floor of the {kind} "
+                                 f"signal is {floor:g} (its runs are identical over the "
+                                 "calibration windows: duplicated runs?); the floor needs "
+                                 "independent seeds: remove the duplicates")
+            base[kind] = _changes(c, kind, rule["calibration"]) / floor
+        for s in signals:
+            if s == "shuffled_windows":
+                rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+                out[s].append(block_shuffle(base["spectral"], c.first + rule["calibration"],
+                                            block, rng))
+            else:
+                out[s].append(base[s])
     return out
 
 
 # ----- the evaluation ---------------------------------------------------------------------------
-def _check_rule(window: Any, stride: Any, burn_in: Any, calibration: Any, factor: Any,
-                sustain: Any) -> dict[str, Any]:
+def _check_rule(window: Any, stride: Any, burn_in: Any, calibration: Any) -> dict[str, Any]:
     return {"window": check_int(window, "window", minimum=2),
             "stride": None if stride is None else check_int(stride, "stride", minimum=1),
             "burn_in": check_int(burn_in, "burn_in", minimum=0),
-            "calibration": check_int(calibration, "calibration", minimum=1),
-            "factor": check_positive_float(factor, "factor"),
-            "sustain": check_int(sustain, "sustain", minimum=1)}
+            "calibration": check_int(calibration, "calibration", minimum=1)}
+
+
+def _check_factor(value: Any, name: str) -> float:
+    return check_positive_float(value, name)
+
+
+def _check_sustain(value: Any, name: str) -> int:
+    return check_int(value, name, minimum=1)
+
+
+def _per_signal(value: Any, name: str, check: Callable[[Any, str], Any]) -> dict[str, Any]:
+    """``factor`` or ``sustain``: one value for every signal, or a mapping signal -> value (e.g.
+    :attr:`CalibratedRule.factor`)."""
+    if isinstance(value, Mapping):
+        missing = [s for s in SIGNALS if s not in value]
+        unknown = sorted(str(k) for k in value if k not in SIGNALS)
+        if missing or unknown:
+            raise ValueError(f"{name} as a mapping needs one value per signal "
+                             f"({', '.join(SIGNALS)}); missing {missing}, unknown {unknown}")
+        return {s: check(value[s], f"{name}[{s!r}]") for s in SIGNALS}
+    one = check(value, name)
+    return {s: one for s in SIGNALS}
 
 
 def _prepare(runs: Any, rule: dict[str, Any], spectrum_kwargs: Any
@@ -358,19 +470,24 @@ def _prepare(runs: Any, rule: dict[str, Any], spectrum_kwargs: Any
     return runs, cut, _floors(cut, runs, rule["calibration"])
 
 
-def _signal(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
-            floors: dict[str, float], rule: dict[str, Any], seed: int
-            ) -> tuple[list[np.ndarray], list[tuple[int | None, int]]]:
-    """Per run: the ratios (change / floor) and (first alarm step, alarm events)."""
-    ratios, alarms = [], []
+def _check_onsets(runs: list[MonitoredRun], cut: list[_Windows], calibration: int) -> np.ndarray:
+    """Which runs are positives; refuses all-positive or all-negative runs and onsets inside
+    the calibration period."""
+    pos = np.array([r.onset is not None for r in runs])
+    if pos.all() or not pos.any():
+        raise ValueError(f"runs must include runs with an onset and runs without (got "
+                         f"{int(pos.sum())} with, {int((~pos).sum())} without)")
     for i, (r, c) in enumerate(zip(runs, cut)):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
-        floor = floors[r.group]
-        change = _changes(c, signal, rule["calibration"], rng)
-        ratio = change / floor if floor > 0 else np.where(change > 0, np.inf, 0.0)
-        ratios.append(ratio)
-        alarms.append(_alarms(ratio, c.ends, rule["factor"], rule["sustain"]))
-    return ratios, alarms
+        calib_end = int(c.ends[c.first + calibration - 1])
+        if r.onset is not None and r.onset <= calib_end:
+            raise ValueError(f"runs[{i}] ({r.name!r}): onset {r.onset} is inside the calibration "
+                             f"period (ends at step {calib_end}); lower calibration or burn_in")
+    return pos
+
+
+def _monitored_steps(c: _Windows, calibration: int) -> int:
+    """Steps a run is monitored: from the last calibration window's end to the last window's."""
+    return int(c.ends[-1] - c.ends[c.first + calibration - 1])
 
 
 def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None = None,
@@ -378,7 +495,8 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
                 spectrum_kwargs: dict[str, Any] | None = None) -> dict[str, int | None]:
     """The spectral operating rule (module docstring) on ``runs``: the first alarm step of each.
 
-    Parameters are those of :func:`evaluate_monitor`; onsets are not needed.
+    Parameters are those of :func:`evaluate_monitor` (``factor`` and ``sustain`` one number
+    each); onsets are not needed.
 
     Returns
     -------
@@ -388,8 +506,9 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     Raises
     ------
     ValueError
-        A group with fewer than 2 runs, runs of a group recorded at different steps, too few
-        windows after ``burn_in`` for the calibration, or an argument out of its domain.
+        A group with fewer than 2 runs or a zero noise floor (duplicated runs), runs of a group
+        recorded at different steps, too few windows after ``burn_in`` for the calibration, an
+        onset outside its run, or an argument out of its domain.
 
     Examples
     --------
@@ -403,10 +522,12 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     ...             spectrum_kwargs={"delays": 1, "rank": 2})
     {'a': 109, 'b': 109}
     """
-    rule = _check_rule(window, stride, burn_in, calibration, factor, sustain)
+    rule = _check_rule(window, stride, burn_in, calibration)
+    factor, sustain = _check_factor(factor, "factor"), _check_sustain(sustain, "sustain")
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
-    _, alarms = _signal("spectral", runs, cut, floors["spectral"], rule, 0)
-    return {r.name or f"#{i}": a[0] for i, (r, a) in enumerate(zip(runs, alarms))}
+    ratios = _ratios(runs, cut, floors, rule, 0, ("spectral",))["spectral"]
+    return {r.name or f"#{i}": _alarms(q, c.ends, factor, sustain)[0]
+            for i, (r, q, c) in enumerate(zip(runs, ratios, cut))}
 
 
 def _score(ratio: np.ndarray, ends: np.ndarray, sustain: int, horizon: int | None, name: str
@@ -421,32 +542,34 @@ def _score(ratio: np.ndarray, ends: np.ndarray, sustain: int, horizon: int | Non
 
 
 def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
-              floors: dict[str, float], rule: dict[str, Any], horizon: int | None,
-              boot: tuple[np.ndarray, np.ndarray], seed: int) -> SignalEvaluation:
-    ratios, alarms = _signal(signal, runs, cut, floors, rule, seed)
+              ratios: list[np.ndarray], floors: dict[str, float], rule: dict[str, Any],
+              horizon: int | None, boot: tuple[np.ndarray, np.ndarray]) -> SignalEvaluation:
+    factor, sustain = rule["factor"][signal], rule["sustain"][signal]
+    alarms = [_alarms(q, c.ends, factor, sustain) for q, c in zip(ratios, cut)]
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
-    scores = np.array([_score(q, c.ends, rule["sustain"], horizon, n)
+    scores = np.array([_score(q, c.ends, sustain, horizon, n)
                        for q, c, n in zip(ratios, cut, names)])
     pos = np.array([r.onset is not None for r in runs])
     leads = np.array([math.nan if a[0] is None else float(r.onset - a[0])
                       for r, a in zip(runs, alarms) if r.onset is not None])
     events = np.array([a[1] for a, p in zip(alarms, pos) if not p], float)
-    steps = np.array([c.ends[-1] - c.ends[c.first + rule["calibration"] - 1]
-                      for c, p in zip(cut, pos) if not p], float)
+    steps = np.array([_monitored_steps(c, rule["calibration"]) for c, p in zip(cut, pos)
+                      if not p], float)
     pi, ni = boot
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples without a detected run
         lead_boot = np.nanmedian(leads[pi], axis=1)
         lead_median = float(np.nanmedian(leads)) if np.isfinite(leads).any() else math.nan
     return SignalEvaluation(
-        signal=signal, noise_floors=dict(floors), ratios=tuple(ratios),
-        window_ends=tuple(c.ends for c in cut), alarm_steps=tuple(a[0] for a in alarms),
-        alarm_events=tuple(a[1] for a in alarms), scores=tuple(float(x) for x in scores),
+        signal=signal, factor=factor, sustain=sustain, noise_floors=dict(floors),
+        ratios=tuple(ratios), window_ends=tuple(c.ends for c in cut),
+        alarm_steps=tuple(a[0] for a in alarms), alarm_events=tuple(a[1] for a in alarms),
+        scores=tuple(float(x) for x in scores),
         auroc=float(_auroc(scores[pos], scores[~pos])),
         auroc_interval=_interval(_auroc(scores[pos][pi], scores[~pos][ni])),
         lead_times=tuple(float(x) for x in leads), lead_time_median=lead_median,
         lead_time_interval=_interval(lead_boot), detected=int(np.isfinite(leads).sum()),
-        n_positive=int(pos.sum()),
+        detected_early=int((leads > 0).sum()), n_positive=int(pos.sum()),
         false_alarms_per_1000=float(1000 * events.sum() / steps.sum()),
         false_alarm_interval=_interval(1000 * events[ni].sum(1) / steps[ni].sum(1)),
         n_negative=int((~pos).sum()), negative_steps=int(steps.sum()))
@@ -459,8 +582,8 @@ def evaluate_monitor(
     stride: int | None = None,
     burn_in: int = 0,
     calibration: int = 3,
-    factor: float = 3.0,
-    sustain: int = 2,
+    factor: float | Mapping[str, float] = 3.0,
+    sustain: int | Mapping[str, int] = 2,
     horizon: int | None = None,
     n_boot: int = 2000,
     seed: int = 0,
@@ -479,10 +602,12 @@ def evaluate_monitor(
         Training step before which windows are ignored (a window must start at or after it).
     calibration : int
         Monitored windows that set the noise floor; every onset must come after their end.
-    factor : float > 0
+    factor : float > 0, or mapping signal -> float
         Alarm when consecutive windows differ by more than ``factor`` noise floors ...
-    sustain : int >= 1
-        ... for ``sustain`` consecutive windows.
+    sustain : int >= 1, or mapping signal -> int
+        ... for ``sustain`` consecutive windows. A mapping gives each signal of :data:`SIGNALS`
+        its own (e.g. :attr:`CalibratedRule.factor` and ``.sustain`` of
+        :func:`calibrate_rule` on held-out runs).
     horizon : int, optional
         Last step whose windows the run-level score may use (default: the whole run); the lead
         time and false alarms always use the whole run.
@@ -503,8 +628,8 @@ def evaluate_monitor(
     ------
     ValueError
         No positive or no negative run, an onset inside the calibration period (an online
-        monitor could not warn of it), a group with fewer than 2 runs, or an argument out of its
-        domain.
+        monitor could not warn of it) or outside its run, a group with fewer than 2 runs or a
+        zero noise floor (duplicated runs), or an argument out of its domain.
 
     Examples
     --------
@@ -521,32 +646,170 @@ def evaluate_monitor(
     >>> ev.spectral.auroc, ev.spectral.detected
     (1.0, 3)
     """
-    rule = _check_rule(window, stride, burn_in, calibration, factor, sustain)
+    rule = {**_check_rule(window, stride, burn_in, calibration),
+            "factor": _per_signal(factor, "factor", _check_factor),
+            "sustain": _per_signal(sustain, "sustain", _check_sustain)}
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     if horizon is not None:
         horizon = check_int(horizon, "horizon")
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
-    pos = np.array([r.onset is not None for r in runs])
-    if pos.all() or not pos.any():
-        raise ValueError(f"runs must include runs with an onset and runs without (got "
-                         f"{int(pos.sum())} with, {int((~pos).sum())} without)")
-    for i, (r, c) in enumerate(zip(runs, cut)):
-        calib_end = int(c.ends[c.first + rule["calibration"] - 1])
-        if r.onset is not None and r.onset <= calib_end:
-            raise ValueError(f"runs[{i}] ({r.name!r}): onset {r.onset} is inside the calibration "
-                             f"period (ends at step {calib_end}); lower calibration or burn_in")
+    pos = _check_onsets(runs, cut, rule["calibration"])
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 << 20,)))
     boot = (rng.integers(0, pos.sum(), (n_boot, pos.sum())),
             rng.integers(0, (~pos).sum(), (n_boot, (~pos).sum())))
-    results = {s: _evaluate(s, runs, cut, floors["parameter_norm" if s == "parameter_norm"
-                                                 else "spectral"], rule, horizon, boot, seed)
-               for s in SIGNALS}
+    ratios = _ratios(runs, cut, floors, rule, seed)
+    results = {s: _evaluate(s, runs, cut, ratios[s], floors["parameter_norm" if s ==
+                                                            "parameter_norm" else "spectral"],
+                            rule, horizon, boot) for s in SIGNALS}
     settings = {**rule, "horizon": horizon, "n_boot": n_boot, "seed": seed,
                 "spectrum_kwargs": dict(spectrum_kwargs or {})}
     return MonitorEvaluation(**results, settings=settings,
                              names=tuple(r.name or f"#{i}" for i, r in enumerate(runs)),
                              onsets=tuple(r.onset for r in runs))
+
+
+# ----- choosing the operating rule on held-out runs ----------------------------------------------
+@dataclass(frozen=True)
+class CalibratedRule:
+    """The operating rule of each signal, chosen on held-out runs by :func:`calibrate_rule`.
+
+    Attributes
+    ----------
+    factor : dict signal -> float
+    sustain : dict signal -> int
+        Pass both to :func:`evaluate_monitor` on other runs.
+    target_false_alarms : float
+        The false-alarm rate (alarm events per 1,000 monitored steps of runs without onset) the
+        factor was chosen for.
+    candidates : dict signal -> list of dict
+        Per sustain tried: ``sustain``, ``factor`` (the lowest meeting the target),
+        ``false_alarms_per_1000`` there, ``warned`` (positive runs whose first alarm comes
+        before their onset) and ``n_positive``.
+    names : tuple of str
+        The held-out runs it was chosen on.
+
+    Examples
+    --------
+    >>> rule = CalibratedRule({s: 2.5 for s in SIGNALS}, {s: 2 for s in SIGNALS}, 0.1, {}, ())
+    >>> rule.summary()["spectral"]
+    {'factor': 2.5, 'sustain': 2}
+    """
+
+    factor: dict[str, float]
+    sustain: dict[str, int]
+    target_false_alarms: float
+    candidates: dict[str, list[dict[str, Any]]]
+    names: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """Per signal: the chosen factor and sustain (JSON-ready)."""
+        return {s: {"factor": self.factor[s], "sustain": self.sustain[s]} for s in self.factor}
+
+
+def _lowest_factor(levels: list[np.ndarray], steps: float, target: float
+                   ) -> tuple[float, float] | None:
+    """The lowest sustained level ``f`` of the negative runs such that alarms at ``> f`` (and at
+    ``>`` every higher level) come at most ``target`` times per 1,000 ``steps``; with the rate at
+    ``f``. None if no window is monitored."""
+    values = np.unique(np.concatenate([v[np.isfinite(v) & (v > 0)] for v in levels]))
+    best = None
+    for f in values[::-1]:
+        rate = 1000 * sum(_events(v > f) for v in levels) / steps
+        if rate > target:
+            break
+        best = (float(f), float(rate))
+    return best
+
+
+def calibrate_rule(
+    runs: Sequence[MonitoredRun],
+    *,
+    window: int,
+    stride: int | None = None,
+    burn_in: int = 0,
+    calibration: int = 3,
+    target_false_alarms: float = 0.1,
+    sustains: Sequence[int] = (1, 2, 3),
+    seed: int = 0,
+    spectrum_kwargs: dict[str, Any] | None = None,
+) -> CalibratedRule:
+    """Choose each signal's operating rule (``factor``, ``sustain``) on held-out runs, so that
+    the runs it is then evaluated on (:func:`evaluate_monitor`) play no part in choosing it.
+
+    For every ``sustain`` of ``sustains``, the factor is the lowest at which the runs without
+    onset raise at most ``target_false_alarms`` alarm events per 1,000 monitored steps (at it
+    and at every higher factor); of these, the sustain under which most runs with an onset alarm
+    before it is kept (ties: the shorter sustain). Each signal (:data:`SIGNALS`) is calibrated
+    this way against its own noise floor, so a control whose ratios are smaller (e.g. the
+    parameter norm) gets a lower factor rather than never alarming.
+
+    Parameters
+    ----------
+    runs : sequence of MonitoredRun
+        Held-out runs, at least one with an onset and one without, two or more per group.
+    window, stride, burn_in, calibration, seed, spectrum_kwargs
+        As in :func:`evaluate_monitor` (use the same values there).
+    target_false_alarms : float >= 0
+        Alarm events per 1,000 monitored steps of the runs without onset.
+    sustains : sequence of int >= 1
+        The sustains tried.
+
+    Returns
+    -------
+    CalibratedRule
+
+    Raises
+    ------
+    ValueError
+        As :func:`evaluate_monitor`; ``sustains`` empty or longer than every run's monitored
+        windows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def run(onset, g):  # AR(1) weights whose coefficient flips at step 120 for positives
+    ...     x, a = np.zeros((200, 3)), np.full(200, 0.9)
+    ...     a[120:] = -0.9 if onset else 0.9
+    ...     for t in range(1, 200):
+    ...         x[t] = a[t] * x[t - 1] + rng.standard_normal(3)
+    ...     return MonitoredRun(x, np.arange(200), onset, g)
+    >>> held_out = [run(150, "p") for _ in range(3)] + [run(None, "n") for _ in range(3)]
+    >>> rule = calibrate_rule(held_out, window=40, stride=10, target_false_alarms=0.0,
+    ...                       spectrum_kwargs={"delays": 1, "rank": 2})
+    >>> rule.sustain["spectral"], rule.candidates["spectral"][0]["warned"]
+    (1, 3)
+    """
+    rule = _check_rule(window, stride, burn_in, calibration)
+    target = check_positive_float(target_false_alarms, "target_false_alarms", allow_zero=True)
+    sustains = [_check_sustain(s, f"sustains[{i}]") for i, s in enumerate(sustains)]
+    if not sustains:
+        raise ValueError("sustains is empty; give the sustains to try, e.g. (1, 2, 3)")
+    runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
+    pos = _check_onsets(runs, cut, rule["calibration"])
+    steps = sum(_monitored_steps(c, rule["calibration"]) for c, p in zip(cut, pos) if not p)
+    ratios = _ratios(runs, cut, floors, rule, check_int(seed, "seed", minimum=0))
+    factor, sustain, candidates = {}, {}, {}
+    for s in SIGNALS:
+        tried = []
+        for k in sustains:
+            found = _lowest_factor([_sustained(q, k) for q, p in zip(ratios[s], pos) if not p],
+                                   steps, target)
+            if found is None:
+                continue
+            first = [_alarms(q, c.ends, found[0], k)[0] for q, c, p in zip(ratios[s], cut, pos)
+                     if p]
+            warned = sum(a is not None and a < r.onset
+                         for a, r in zip(first, [r for r, p in zip(runs, pos) if p]))
+            tried.append({"sustain": k, "factor": found[0], "false_alarms_per_1000": found[1],
+                          "warned": int(warned), "n_positive": int(pos.sum())})
+        if not tried:
+            raise ValueError(f"no run is monitored for {min(sustains)} windows after calibration"
+                             ": give shorter sustains or longer runs")
+        best = max(tried, key=lambda t: (t["warned"], -t["sustain"]))
+        factor[s], sustain[s], candidates[s] = best["factor"], best["sustain"], tried
+    return CalibratedRule(factor, sustain, target, candidates,
+                          tuple(r.name or f"#{i}" for i, r in enumerate(runs)))
 
 
 # ----- runs of a store: onsets and alarms (`conjugacy analyze --window`) ----------------------------
@@ -578,7 +841,8 @@ def window_alarms(reader: Any, runs_by_condition: dict[str, list[str]], params: 
                   window: int, spectrum_kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The spectral rule of :func:`alarm_steps` on every run of a store (windows of ``window``
     records every ``window // 2``; the runs of a condition are the seeds of its noise floor),
-    with each run's onset (:func:`run_onset`) and lead time ``onset - alarm``. None when no run
+    with each run's onset (:func:`run_onset`), lead time ``onset - alarm`` and condition (the
+    report draws them on the loss curves). None when no run
     carries an onset or an accuracy series; ``{"error": ...}`` when the rule cannot run (e.g.
     too few windows)."""
     names = [r for runs in runs_by_condition.values() for r in runs]
@@ -596,8 +860,9 @@ def window_alarms(reader: Any, runs_by_condition: dict[str, list[str]], params: 
         alarms = alarm_steps(monitored, **rule, spectrum_kwargs=spectrum_kwargs)
     except ValueError as exc:
         return {"rule": rule, "error": str(exc)}
+    condition = {r: c for c, runs in runs_by_condition.items() for r in runs}
     per_run = {r: {"alarm_step": alarms[r], "onset": onsets[r],
                    "lead_time": None if alarms[r] is None or onsets[r] is None
-                   else onsets[r] - alarms[r]} for r in names}
+                   else onsets[r] - alarms[r], "condition": condition[r]} for r in names}
     return {"rule": rule, "onset_rule": f"metadata 'onset', else first step with test_accuracy "
                                         f">= {ONSET_ACCURACY}", "runs": per_run}
