@@ -85,7 +85,7 @@ class SpectralConfig(DeclaredConfig):
     ...     SpectralConfig(data="cifar10")
     ... except ValueError as e:
     ...     print(str(e)[:48])
-    data='cifar10' needs data_dir, the folder with th
+    data='cifar10' needs data_dir, the folder with t
     >>> SpectralConfig(n_train=1000).n_train
     1000
     """
