@@ -47,6 +47,21 @@ def installed(module: str) -> bool:
         return False
 
 
+def require(module: str, who: str) -> None:
+    """Stop ``who`` (e.g. ``"import conjugacy.plots"``) with one line naming the extra when the
+    optional ``module`` is not installed.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        (an :class:`ImportError`) with ``name=module`` and the line of :func:`extra_line`, e.g.
+        ``import conjugacy.plots needs the optional dependency 'matplotlib': pip install
+        'conjugacy[plots]' (or 'conjugacy[all]')``; the command line shows the same line.
+    """
+    if not installed(module):
+        raise ModuleNotFoundError(extra_line(module, who), name=module)
+
+
 def main() -> None:
     """Run the command line (:func:`conjugacy.cli.main`)."""
     try:

@@ -5,6 +5,13 @@ their own submodules (``conjugacy.plots.<experiment>``) built on them. Nothing h
 or changes global Matplotlib state.
 """
 
+# ruff: noqa: E402 - the check below must run before the imports that need the extra
+from .._launch import require
+
+# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
+# ModuleNotFoundError from deep inside; the imports below need it
+require("matplotlib", "import conjugacy.plots")
+
 from .core import (
     color_for,
     new_figure,

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._launch import require
 from . import _lock, _safe
 from ._base import (
     _ROOT_KEY,
@@ -72,7 +73,10 @@ class _Layout:
             locked by another writer, destination not writable or full.
         DamagedStoreError
             A run's attributes disagree with its arrays (``check=True``).
+        ModuleNotFoundError
+            zarr is not installed: one line naming the extra (``pip install 'conjugacy[store]'``).
         """
+        require("zarr", "TrajectoryStore.open")  # every read and write of a store starts here
         import zarr
 
         if mode not in ("r", "a", "w"):

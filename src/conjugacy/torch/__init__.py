@@ -4,6 +4,13 @@ Requires ``torch`` (``pip install conjugacy[torch]``); the Lightning callback li
 :mod:`conjugacy.torch.lightning` and needs ``lightning``.
 """
 
+# ruff: noqa: E402 - the check below must run before the imports that need the extra
+from .._launch import require
+
+# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
+# ModuleNotFoundError from deep inside; the imports below need it
+require("torch", "import conjugacy.torch")
+
 from .recorder import (
     BranchStep,
     Recorder,
