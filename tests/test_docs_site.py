@@ -85,9 +85,12 @@ def test_readme_is_a_landing_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 120
     assert "make test" in text and "make docs" in text and "docs/_build/html/index.html" in text
-    assert "(docs/reproducing.md)" in text and "CITATION.cff" in text
-    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|png|cff))\)", text):
-        assert (ROOT / link).is_file(), link
+    assert "`docs/reproducing.md`" in text and "`CITATION.cff`" in text
+    # in-repository paths are code spans (links would break on PyPI: tests/test_packaging.py)
+    paths = re.findall(r"`((?:docs/)?[\w./-]+\.(?:md|png|cff)|LICENSE)`", text)
+    assert len(paths) >= 10, paths
+    for path in paths:
+        assert (ROOT / path).is_file(), path
 
 
 # ----- the site checker in a real browser --------------------------------------------------------

@@ -1,0 +1,108 @@
+"""What a user of the installed package meets: importing a subpackage without its extra says which
+extra to install (one line, the table of ``conjugacy._launch.EXTRAS``), and the README works where
+PyPI shows it (no link into the repository, which PyPI cannot resolve)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# subpackage -> (the optional module it needs, the extra that installs it)
+SUBPACKAGES = {
+    "conjugacy.plots": ("matplotlib", "plots"),
+    "conjugacy.torch": ("torch", "torch"),
+}
+
+
+def _import_without(package: str, module: str) -> subprocess.CompletedProcess[str]:
+    # sys.modules[name] = None makes ``import name`` fail as if it were not installed; conjugacy
+    # itself is imported first (SciPy's array-API check trips over a None 'torch' entry)
+    code = (f"import sys, conjugacy; sys.modules[{module!r}] = None\n"
+            f"try:\n    import {package}\n"
+            "except ImportError as exc:\n"
+            "    print(type(exc).__name__, exc.name, sep='|'); print(exc)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("package", sorted(SUBPACKAGES))
+def test_importing_a_subpackage_without_its_extra_names_the_extra(package):
+    module, extra = SUBPACKAGES[package]
+    done = _import_without(package, module)
+    assert done.returncode == 0, done.stderr
+    kind, message = done.stdout.splitlines()
+    assert kind == f"ModuleNotFoundError|{module}"  # an ImportError; the CLI reads .name
+    assert message == (f"import {package} needs the optional dependency {module!r}: "
+                       f"pip install 'conjugacy[{extra}]' (or 'conjugacy[all]')")
+
+
+def test_opening_a_store_without_zarr_names_the_store_extra(tmp_path):
+    """conjugacy.store imports without zarr (its errors and names are usable in the core
+    install); the first thing that needs zarr, opening a store, says which extra to install."""
+    code = ("import sys, conjugacy; sys.modules['zarr'] = None\n"
+            "from conjugacy.store import StoreError, TrajectoryStore\n"
+            "try:\n    TrajectoryStore.open(sys.argv[1], 'w')\n"
+            "except ImportError as exc:\n    print(type(exc).__name__, exc.name, sep='|'); print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.zarr")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ModuleNotFoundError|zarr",
+        "TrajectoryStore.open needs the optional dependency 'zarr': pip install "
+        "'conjugacy[store]' (or 'conjugacy[all]')"]
+    assert not (tmp_path / "s.zarr").exists()
+
+
+@pytest.mark.parametrize(("module", "extra"), [*SUBPACKAGES.values(), ("zarr", "store")])
+def test_the_named_extra_installs_the_missing_module(module, extra):
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"]["optional-dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.-]+", req).group(0) for req in extras[extra]]
+    assert module in names, (extra, names)
+    assert module in [re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in extras["all"]]
+
+
+def test_a_subpackage_with_its_extra_imports():
+    for package, (module, _) in SUBPACKAGES.items():
+        pytest.importorskip(module)
+        __import__(package)
+
+
+# ----- the README on PyPI -------------------------------------------------------------------------
+def _readme_targets() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    markdown = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)", text)
+    html = re.findall(r"""(?:src|href)=["']([^"']+)["']""", text)
+    return markdown + html
+
+
+def test_readme_has_no_link_that_breaks_on_pypi():
+    """PyPI renders the README without the repository, so a relative link or image is a 404
+    there; in-repository paths are written as code spans instead."""
+    targets = _readme_targets()
+    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
+    assert relative == [], f"relative links break on PyPI (use a code span): {relative}"
+    # no project URL exists yet, so no absolute link may point to an invented one either
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"].get(
+        "urls", {})
+    own = [t for t in targets if re.search(r"github\.com|readthedocs|conjugacy", t)
+           and not any(t.startswith(u) for u in urls.values())]
+    assert own == [], f"links to a project site that pyproject.toml does not declare: {own}"
+
+
+def test_readme_link_check_sees_a_relative_link(tmp_path, monkeypatch):
+    """The check above fails on the kinds of link it exists for."""
+    for bad in ("[guide](docs/reproducing.md)", "![fig](docs/grokking_fig5.png)",
+                "<img src='docs/a.png'>"):
+        (tmp_path / "README.md").write_text(f"# t\n{bad}\n", encoding="utf-8")
+        (tmp_path / "pyproject.toml").write_text("[project]\nname = 't'\n", encoding="utf-8")
+        monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+        with pytest.raises(AssertionError, match="relative links break on PyPI"):
+            test_readme_has_no_link_that_breaks_on_pypi()
