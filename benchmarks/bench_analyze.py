@@ -1,6 +1,7 @@
 """Where does ``conjugacy analyze`` spend its time, and how much memory does it take?
 
 Usage:  python benchmarks/bench_analyze.py [--case profile|realistic] [--src PATH] [--store DIR]
+                                          [--repeats N] [--options JSON]
 
 Cases (issue 19):
 * ``profile``   -- 2 conditions x 4 seeds x 4 replicas x 240 records x 400 float32 features
@@ -11,10 +12,12 @@ Cases (issue 19):
 
 The trajectories are noisy random walks with a slow linear drift (SGD-like: every direction
 moves); the store is written once into ``--store`` (default: a temporary folder) and reused.
-``--src`` runs another checkout's ``src`` (e.g. a worktree of an earlier commit) in the same
-environment, so before and after are measured on the same machine in one session. Reported: wall
-and CPU seconds of ``conjugacy.analyze`` (``report=False``), the cProfile share of the time in
-``koopman_spectrum`` and in the comparison (statistics), and the peak resident memory of the
+``--src`` also runs another checkout's ``src`` (e.g. ``git archive COMMIT src``) in the same
+environment, interleaved with this one ``--repeats`` times, so before and after are measured on
+the same machine in one run. Reported: wall and CPU seconds of ``conjugacy.analyze``
+(``report=False``; ``--options`` passes keyword arguments), the share of its CPU time (cProfile
+with a CPU-time timer) outside the spectrum fits (``FITS``: spectra, neighbour refits, the
+settings pilots) and the statistics (``compare_conditions``), and the peak resident memory of the
 process (VmHWM) against the store's size on disk.
 """
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import os
 import pstats
 import subprocess
 import sys
@@ -64,29 +69,34 @@ def _peak_mb() -> float:
     return float("nan")
 
 
-def measure(store: Path) -> None:
-    """Run in a child process (fresh peak memory): analyze once under cProfile."""
+#: Functions whose time counts as "spectrum fits" (every DMD / reduced-rank regression: the
+#: spectra, the neighbour refits and the settings pilots) and as "statistics".
+FITS = ("koopman_spectrum", "spectrum_from_gram", "choose_delays")
+STATISTICS = ("compare_conditions",)
+
+
+def measure(store: Path, options: dict) -> None:
+    """Run in a child process (fresh peak memory): analyze once under cProfile with a CPU-time
+    timer (the machine is shared: wall time would count other processes' work)."""
     import conjugacy
 
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)
     w0, c0 = time.perf_counter(), time.process_time()
     prof.enable()
-    conjugacy.analyze(store, report=False)
+    res = conjugacy.analyze(store, report=False, **options)
     prof.disable()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     stats = pstats.Stats(prof)
-    fits = stats_time(stats, "koopman_spectrum")
-    comparison = stats_time(stats, "compare_conditions")
+    fits = sum(stats_time(stats, f) for f in FITS)
+    comparison = sum(stats_time(stats, f) for f in STATISTICS)
     total = stats_time(stats, "analyze")
-    tasks = (stats_time(stats, "_fit_one") + stats_time(stats, "_fit_group")
-             + stats_time(stats, "choose_rank"))  # read + fit
+    st = res.content["settings"]
     print(f"conjugacy {conjugacy.__file__}")
+    print(f"settings: delays {st['delays']}, rank {st['rank']}")
     print(f"wall {wall:.2f} s, CPU {cpu:.2f} s, peak memory {_peak_mb():.0f} MB")
-    print(f"koopman_spectrum {fits:.2f} s, compare_conditions {comparison:.2f} s, "
-          f"outside both {100 * (total - fits - comparison) / total:.1f} % of {total:.2f} s")
-    if tasks:
-        print(f"fit tasks (reading a group + its fit, and the rank pilots) {tasks:.2f} s: outside "
-              f"them and the statistics {100 * (total - tasks - comparison) / total:.1f} %")
+    print(f"fits {fits:.2f} s, statistics {comparison:.2f} s, outside both "
+          f"{100 * (total - fits - comparison) / total:.1f} % of {total:.2f} s CPU "
+          f"(choose_delays {stats_time(stats, 'choose_delays'):.2f} s)")
 
 
 def stats_time(stats: pstats.Stats, name: str) -> float:
@@ -103,10 +113,13 @@ def main() -> None:
     ap.add_argument("--case", choices=sorted(CASES), default="profile")
     ap.add_argument("--src", type=Path, default=None)
     ap.add_argument("--store", type=Path, default=None)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--options", default="{}",
+                    help="keyword arguments of conjugacy.analyze as JSON, e.g. '{\"rank\": 20}'")
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        measure(args.child)
+        measure(args.child, json.loads(args.options))
         return
     root = args.store or Path(tempfile.mkdtemp()) / f"{args.case}.zarr"
     if not root.exists():
@@ -115,12 +128,14 @@ def main() -> None:
         print(f"wrote {root} in {time.perf_counter() - t0:.0f} s")
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
     print(f"case {args.case}: {CASES[args.case]} -> store of {size:.0f} MB")
-    env = None
-    if args.src is not None:
-        import os
-
-        env = {**os.environ, "PYTHONPATH": str(args.src.resolve())}
-    subprocess.run([sys.executable, __file__, "--child", str(root)], check=True, env=env)
+    runs = [("this checkout", None)]
+    if args.src is not None:  # interleaved: before, after, before, after, ...
+        runs.insert(0, (str(args.src), {**os.environ, "PYTHONPATH": str(args.src.resolve())}))
+    for rep in range(args.repeats):
+        for name, env in runs:
+            print(f"--- repeat {rep + 1}: {name}", flush=True)
+            subprocess.run([sys.executable, __file__, "--child", str(root), "--options",
+                            args.options], check=True, env=env)
 
 
 if __name__ == "__main__":

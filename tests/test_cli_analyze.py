@@ -4,6 +4,7 @@ broke (recording intervals, markup in condition names, out-of-range options)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -132,10 +133,11 @@ def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
     calls = []
     conjugacy.analyze(store, n_permutations=9, neighbours=False,
                       progress=lambda *a: calls.append(a))
-    assert calls[0] == ("choosing the delays from one seed of each of 2 conditions", 0, 1)
+    assert calls[0] == ("choosing the delays and rank from one seed of each of 2 conditions", 0,
+                        1)
     fits = [c for c in calls[1:]]
     assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
-    assert fits[0][0].endswith("rank svht)")
+    assert re.search(r"delays \d+, rank \d+\)$", fits[0][0]), fits[0][0]
     assert [c[1:] for c in fits] == [(i, 6) for i in range(7)]
 
 
@@ -165,10 +167,13 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
                               "--no-report"])
     assert got.exit_code == 0, got.output
     r = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert r["settings"]["rank"] == "svht"
+    # one rank for every spectrum: the pilots' SVHT rank, under the cap (analysis.own_runs)
+    assert r["settings"]["rank"] == 3
+    rule = r["settings"]["rank_rule"]
+    assert (rule["rule"], rule["pilot_ranks"], rule["cap"], rule["capped"]) == (
+        "svht pilot, capped", {"a": 3, "a2": 3, "b": 3}, 20, False)
+    assert r["settings_reasoning"]["rank"] == rule["reason"]
     assert r["settings_reasoning"]["delays"].startswith(f"{r['settings']['delays']} delays: ")
-    assert all(sp["settings"]["rank_rule"]["rule"] == "svht"
-               for v in r["spectra"].values() for sp in v)
     # 3 modes in 12 channels: fully observed (0 delays), SVHT keeps the 3 modes in every spectrum
     assert r["settings"]["delays"] == 0
     assert [sp["rank"] for v in r["spectra"].values() for sp in v] == [3] * 12
@@ -187,7 +192,7 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     assert ("neighbours a-b: fragile, 2 of 3 neighbouring settings give not conjugate" in text
             and "differs at rank -2" in text)
     assert "neighbours a2-b: stable, 3 of 3" in text
-    assert "rank svht (3-3 kept)" in text
+    assert "rank 3 (SVHT of the pilots: a 3, a2 3, b 3; cap 20)" in text
     off = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
                               "--no-report", "--no-neighbours", "--rank", "3", "--delays", "1"])
     assert off.exit_code == 0, off.output

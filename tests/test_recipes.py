@@ -104,7 +104,9 @@ def check_analyze_on_the_plain_store(tmp_path):
     assert len(r["runs"]) == 12 and r["n_records"] == 26 and r["n_features"] == 320
     assert r["observables"] == ["2.weight"]
     # delays from the data (issue 20): sgd needs the most the 26 records allow, (26 - 2) // 4
-    assert r["settings"]["delays"] == 6 and r["settings"]["rank"] == "svht"
+    assert r["settings"]["delays"] == 6
+    # one rank for every spectrum: the pilots' SVHT rank, capped at 20 (own_runs.pilot_rank)
+    assert r["settings"]["rank"] == 20 and r["settings"]["rank_rule"]["capped"]
     assert "adam: 0 (error" in r["settings_reasoning"]["delays"]
     assert "sgd: 6 (error" in r["settings_reasoning"]["delays"]
     cmp = r["comparison"]

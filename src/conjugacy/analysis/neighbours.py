@@ -158,6 +158,7 @@ def neighbour_check(
     max_delays: int,
     steps: Callable[[Any], Any] | None = None,
     read_next: Callable[[Any], np.ndarray | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Refit a comparison at its neighbouring settings; the result goes to
     ``comparison["neighbourhood"]`` (and is returned).
@@ -184,6 +185,9 @@ def neighbour_check(
     read_next : callable, optional
         ``read_next(group)``: its runs' recorded branch (or None), passed to every refit as the
         base fits get it (:func:`conjugacy.analysis.groups._branch_states`).
+    progress : callable, optional
+        ``progress(done, total)``: called before the refits (``done = 0``) and after each
+        group's, ``total`` the number of groups.
 
     Returns
     -------
@@ -230,9 +234,11 @@ def neighbour_check(
                                   [fitted[g.key].rank for g in used], max_delays,
                                   lambda d: _max_rank(d, used, base_kw, fitted, first))
     spectra: list[dict[str, list[Any]]] = [{} for _ in variants]
+    tick = progress or (lambda _done, _total: None)
+    tick(0, len(used))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reduced ranks etc.: the base run reported them
-        for g in used:
+        for done, g in enumerate(used, 1):
             kw = base_kw[g.key]
             own = [{**v, "delays": _scaled(v, kw, first)} for v in variants]
             fits = _group_fits(read(g), kw, own, None if read_next is None else read_next(g))
@@ -240,6 +246,7 @@ def neighbour_check(
                 if steps is not None:
                     sp = with_record_interval(sp, steps(g))
                 spectra[i].setdefault(g.condition, []).append(sp)
+            tick(done, len(used))
         opts = {k: v for k, v in stats.items()
                 if k not in ("shuffle", "ks", "n_shuffles", "pairs")}
         found = {name: {} for name in comparison["pairs"]}

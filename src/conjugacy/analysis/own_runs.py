@@ -65,15 +65,26 @@ from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "default_settings", "pilot_delays"]
 
-#: The default rank rule (module docstring).
-DEFAULT_RANK = "svht"
+#: The default rank's cap (module docstring, :func:`pilot_rank`): chosen by measurement
+#: (BENCHMARKS.md "conjugacy analyze").
+RANK_CAP = 20
+#: The default delays' largest candidate (:func:`pilot_delays`).
+DELAY_CAP = 64
 #: :func:`pilot_delays` reads at most this many snapshots per condition (the first runs of the
 #: seed, then the first records): choose_delays costs O(n^2) memory and O(n^3 / 4) per candidate.
 PILOT_SNAPSHOTS = 2400
 
 
 # ----- settings -----------------------------------------------------------------------------------
-def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
+def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
+    """Runs and records of a condition's pilot: at most ``PILOT_SNAPSHOTS`` snapshots, its first
+    runs (at least 2) and then its first records (at least 6)."""
+    runs = min(n_runs, max(2, PILOT_SNAPSHOTS // max(n_steps, 1)))
+    return runs, min(n_steps, max(6, PILOT_SNAPSHOTS // max(runs, 1)))
+
+
+def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None,
+                 notes: list[str] | None = None) -> tuple[int, str]:
     """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
     why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
     ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
@@ -82,6 +93,11 @@ def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
     Parameters
     ----------
     pilots : mapping condition -> array (n_runs, n_steps, n_features)
+    max_delays : int, optional
+        Largest candidate (default :data:`DELAY_CAP`).
+    notes : list of str, optional
+        Receives :attr:`conjugacy.delays.DelayChoice.notes` of each condition (no candidate
+        beats persistence; the choice is the largest candidate), prefixed with the condition.
 
     Returns
     -------
@@ -111,11 +127,11 @@ def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
     """
     from ..delays import choose_delays
 
-    chosen: dict[str, Any] = {}
+    cap = DELAY_CAP if max_delays is None else max_delays
+    chosen = {}
     for c, traj in pilots.items():
-        n_runs = max(2, min(traj.shape[0], PILOT_SNAPSHOTS // max(traj.shape[1], 1)))
-        steps = max(6, min(traj.shape[1], PILOT_SNAPSHOTS // min(n_runs, traj.shape[0])))
-        chosen[c] = choose_delays(traj[:n_runs, :steps])
+        runs, steps = _pilot_shape(*traj.shape[:2])
+        chosen[c] = choose_delays(traj[:runs, :steps], max_delays=cap)
     d = max(ch.delays for ch in chosen.values())
     shown = "; ".join(f"{c}: {ch.delays} (error {ch.errors[ch.candidates.index(ch.delays)]:.3g}"
                       f" relative to persistence, SVHT rank {ch.ranks[ch.candidates.index(ch.delays)]})"
@@ -124,7 +140,75 @@ def pilot_delays(pilots: Mapping[str, np.ndarray]) -> tuple[int, str]:
            "one-step prediction at the SVHT rank is within 2 % of the best of "
            f"{list(next(iter(chosen.values())).candidates)} (first seed of each condition; "
            f"{shown})")
+    if notes is not None:
+        notes.extend(f"delays of {c}: {n}" for c, ch in chosen.items() for n in ch.notes)
     return d, why
+
+
+def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = None,
+               max_rank: int | None = None) -> tuple[int, dict[str, Any], list[str]]:
+    """The default rank of a comparison: the SVHT rank (:func:`conjugacy.dmd.svht_rank`, through
+    :func:`conjugacy.koopman_spectrum`) of each condition's pilot delay matrix at ``delays``, the
+    largest over conditions, at most ``cap`` (default :data:`RANK_CAP`; module docstring) and
+    ``max_rank`` (what every spectrum's data allow). One rank for every spectrum of the
+    comparison, so their eigenvalue sets have one size.
+
+    Parameters
+    ----------
+    pilots : mapping condition -> array (n_runs, n_steps, n_features)
+        The first seed of each condition (at most ``PILOT_SNAPSHOTS`` snapshots are used).
+    delays : int
+        The delays of the comparison.
+    cap, max_rank : int, optional
+
+    Returns
+    -------
+    rank : int
+    rule : dict
+        ``rule`` ("svht pilot, capped"), ``pilot_ranks`` (condition -> SVHT rank), ``cap``,
+        ``capped`` (bool) and ``reason`` (one sentence).
+    notes : list of str
+        A note when SVHT keeps a single mode (then the spectra say nothing beyond the slowest
+        rate: conditions that differ elsewhere look alike).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((3, 50, 2)) @ np.diag([1.0, 0.5])  # two directions of noise
+    >>> x += np.cumsum(rng.standard_normal((3, 50, 1)), axis=1) * [1.0, 1.0]  # and a walk
+    >>> k, rule, notes = pilot_rank({"a": x}, delays=0, cap=10)
+    >>> k, rule["pilot_ranks"], rule["capped"], len(notes)
+    (1, {'a': 1}, False, 1)
+    """
+    import warnings
+
+    from ..spectrum import koopman_spectrum
+
+    cap = RANK_CAP if cap is None else cap
+    found: dict[str, int] = {}
+    for c, traj in pilots.items():
+        runs, steps = _pilot_shape(*traj.shape[:2])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a pure-noise pilot keeps one direction: noted below
+            found[c] = int(koopman_spectrum(traj[:runs, :steps], delays=delays, rank="svht",
+                                            method="standard", modes=False).rank)
+    top = max(found.values())
+    k = max(1, min(top, cap, max_rank or top))
+    each = ", ".join(f"{c}: {r}" for c, r in found.items())
+    reason = (f"rank {k}: the largest SVHT rank of the conditions' pilot delay matrices ({each}; "
+              f"first seed, at most {PILOT_SNAPSHOTS} snapshots, {delays} delays)"
+              + (f", capped at {cap}: {_CAP_WHY}" if top > cap else "")
+              + (f", at most {k}, what every spectrum's data allow" if k < min(top, cap) else "")
+              + "; one rank for every spectrum of the comparison")
+    notes = []
+    if top <= 1:
+        notes.append(f"the SVHT rank of every pilot is {top} ({each}): each spectrum keeps one "
+                     "eigenvalue, so conditions that differ in any other mode look alike (a "
+                     "'conjugate' verdict says little); with few recorded features give more "
+                     "delays (--delays) or a fixed rank (--rank)")
+    rule = {"rule": "svht pilot, capped", "pilot_ranks": found, "cap": cap, "capped": top > cap,
+            "reason": reason}
+    return k, rule, notes
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
@@ -315,42 +399,65 @@ def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[A
     return notes
 
 
-def _settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any, n_records: int,
-              delays: int | None, rank: int | str | None
-              ) -> tuple[dict[str, Any], dict[str, str], int]:
-    """Delays and rank (given, or chosen from the first seed of each condition), and why."""
-    first: dict[str, SpectrumGroup] = {}
+def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any
+                 ) -> dict[str, np.ndarray]:
+    """The first seed of each condition, at most ``PILOT_SNAPSHOTS`` snapshots of it
+    (:func:`_pilot_shape`), read in its stored dtype (only the pilot is read)."""
+    out = {}
     for g in groups:
-        first.setdefault(g.condition, g)
-    probe = next(iter(first.values()))
-    n_features = reader.read(params=params, runs=[probe.runs[0]], steps=slice(0, 2)).shape[2]
-    reasoning = {}
+        if g.condition in out:
+            continue
+        n = (g.steps[1] - g.steps[0] if g.steps is not None
+             else int(reader.run_info(g.runs[0])["n_complete"]))
+        runs, steps = _pilot_shape(len(g.runs), n)
+        out[g.condition] = reader.read(params=params, runs=list(g.runs[:runs]),
+                                       steps=g.slice)[:, :steps]
+    return out
+
+
+def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
+                    delays: int | None = None, rank: int | str | None = None,
+                    notes: list[str] | None = None
+                    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any] | None]:
+    """The spectrum settings of a comparison: ``delays`` and ``rank`` as given, or from the
+    pilots (:func:`pilot_delays`, then :func:`pilot_rank` at those delays), with the reasoning,
+    the default rank's rule (None when the rank is given) and notes appended to ``notes``.
+    ValueError if the runs are too short for the delays (module docstring)."""
+    n_records = min((g.steps[1] - g.steps[0]) if g.steps is not None
+                    else int(reader.run_info(g.runs[0])["n_complete"]) for g in groups)
     if delays is not None and n_records < delays + 3:
         raise ValueError(f"delays={delays} needs runs of at least {delays + 3} records (two "
                          f"snapshot pairs per run); the runs hold {n_records}: use delays <= "
                          f"{max(0, n_records - 3)}")
+    if delays is None and n_records < 6:
+        raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
+                         "delay (record more steps, or give the delays, e.g. delays=0)")
+    pilots = _read_pilots(reader, groups, params) if delays is None or rank is None else {}
+    reasoning, rule = {}, None
     if delays is None:
-        if n_records < 6:
-            raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
-                             "delay (record more steps, or pass delays=0)")
-        pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
-                  for c, g in first.items()}
-        delays, reasoning["delays"] = pilot_delays(pilots)
+        delays, reasoning["delays"] = pilot_delays(pilots, notes=notes)
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
-        rank, reasoning["rank"] = DEFAULT_RANK, _SVHT_WHY
+        n_feat = next(iter(pilots.values())).shape[2]
+        most = min(n_feat * (delays + 1),
+                   min(len(g.runs) for g in groups) * (n_records - delays - 1))
+        rank, rule, found = pilot_rank(pilots, delays, max_rank=most)
+        reasoning["rank"] = rule["reason"]
+        if notes is not None:
+            notes.extend(found)
     else:
         reasoning["rank"] = f"rank {rank}: given"
-    return {"delays": int(delays), "rank": rank}, reasoning, int(n_features)
+    return {"delays": int(delays), "rank": rank}, reasoning, rule
 
 
 def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
                      ) -> tuple[dict[str, Any], dict[str, str]]:
     """The default spectrum settings of a comparison (``conjugacy analyze``'s and
     :func:`conjugacy.analysis.analyse_study`'s without ``spectrum``): delays from the data
-    (:func:`pilot_delays` on the first seed of each condition) and ``rank="svht"``, with the
-    reasoning. Raises ValueError if the runs are too short for one delay.
+    (:func:`pilot_delays` on the first seed of each condition) and one rank for every spectrum,
+    the pilots' SVHT rank at those delays capped at :data:`RANK_CAP` (:func:`pilot_rank`), with
+    the reasoning. Raises ValueError if the runs are too short for one delay.
 
     Parameters
     ----------
@@ -362,7 +469,7 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     Returns
     -------
     settings : dict
-        ``{"delays": int, "rank": "svht"}`` (keyword arguments of
+        ``{"delays": int, "rank": int}`` (keyword arguments of
         :func:`conjugacy.koopman_spectrum`).
     reasoning : dict
         Setting -> why it was chosen.
@@ -390,25 +497,16 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     ...     groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
     ...     settings, reasoning = default_settings(store, groups, "w")
     >>> settings, sorted(reasoning)
-    ({'delays': 1, 'rank': 'svht'}, ['delays', 'rank'])
+    ({'delays': 1, 'rank': 1}, ['delays', 'rank'])
     >>> tmp.cleanup()
     """
-    first: dict[str, SpectrumGroup] = {}
-    for g in groups:
-        first.setdefault(g.condition, g)
-    pilots = {c: reader.read(params=params, runs=list(g.runs), steps=g.slice)
-              for c, g in first.items()}
-    n_records = min(p.shape[1] for p in pilots.values())
-    if n_records < 6:
-        raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
-                         "delay (record more steps, or give the delays)")
-    delays, why = pilot_delays(pilots)
-    return {"delays": int(delays), "rank": DEFAULT_RANK}, {"delays": why, "rank": _SVHT_WHY}
+    settings, reasoning, _ = choose_settings(reader, groups, params)
+    return settings, reasoning
 
 
-_SVHT_WHY = ("svht: per spectrum, the singular values of its delay matrix above the Gavish-Donoho "
-             "optimal hard threshold omega(beta) median(s) (noise level unknown; "
-             "settings['rank_rule'] of each spectrum)")
+_CAP_WHY = ("above it the refined (rrr) fits cost ~k^4 and the neighbour check 4 more of them, "
+            "and larger ranks did not separate conditions better on real training runs "
+            "(BENCHMARKS.md, 'conjugacy analyze')")
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
@@ -643,10 +741,12 @@ def analyze(
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
                   for c, seeds in by_cond.items() for s, runs in seeds.items()]
         say = progress or (lambda _what, _done, _total: None)
-        if delays is None:
-            say(f"choosing the delays from one seed of each of {len(by_cond)} conditions", 0, 1)
-        settings, reasoning, n_features = _settings(reader, groups, params, n_records, delays,
-                                                    rank)
+        if delays is None or rank is None:
+            say(f"choosing the {'delays and ' if delays is None else ''}rank from one seed of "
+                f"each of {len(by_cond)} conditions", 0, 1)
+        settings, reasoning, rank_rule = choose_settings(reader, groups, params, delays, rank,
+                                                         notes)
+        n_features = reader.read(params=params, runs=[members[0]], steps=slice(0, 2)).shape[2]
         size = len(members) * n_records * n_features * 8 / 2**20
         what = (f"fitting {len(groups)} spectra ({len(members)} runs x {n_records} records x "
                 f"{n_features} features, {size:.0f} MiB as float64; delays {settings['delays']}, "
@@ -657,16 +757,20 @@ def analyze(
         res = run_pipeline(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
+            neighbour_progress=lambda i, n: say(
+                f"checking the verdicts: refitting {n} spectra at 4 neighbouring settings "
+                "(delays x1/2, x2; rank -2, +2)", i, n),
             window=None if window is None else (
                 lambda f: _windows(reader, groups, params, window,
                                    {**settings,
                                     "rank": _window_rank(settings, f, notes, groups, window)},
                                    notes,
                                    {"alpha": alpha, "seed": seed,
-                                    "n_permutations": n_permutations})),
+                                    "n_permutations": n_permutations, "time": time})),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
-            settings={**settings, "method": "rrr"},
+            settings={**settings, "method": "rrr",
+                      **({} if rank_rule is None else {"rank_rule": rank_rule})},
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
                    "time": time},
             fields={"store": source, "group_by": group_by, "seed_key": seed_key,

@@ -251,7 +251,8 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
 
 
 def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
-                settings: Any, fitted: Mapping[tuple, Any], stats: Mapping[str, Any]) -> None:
+                settings: Any, fitted: Mapping[tuple, Any], stats: Mapping[str, Any],
+                progress: Callable[[int, int], None] | None = None) -> None:
     """The neighbour check (:func:`conjugacy.analysis.neighbours.neighbour_check`) of a
     comparison, reading each group once in its stored dtype; the most delays the runs allow is
     that of the shortest group, every run keeping three quarters of its records as pairs."""
@@ -265,7 +266,7 @@ def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], p
         comparison, lambda g: reader.read(params=params, runs=list(g.runs), steps=g.slice),
         used, settings, fitted, stats, max_delays=max(0, (n_steps - 2) // 4),
         steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)],
-        read_next=lambda g: _branch_states(reader, params, g))
+        read_next=lambda g: _branch_states(reader, params, g), progress=progress)
 
 
 def summarize(
@@ -494,6 +495,7 @@ def run_pipeline(
     loss: str | None = "loss",
     n_boot: int = 0,
     neighbours: bool = False,
+    neighbour_progress: Callable[[int, int], None] | None = None,
     window: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
     group_sections: Callable[[Mapping[tuple, Any]], Mapping[str, Any]] | None = None,
     fields: Mapping[str, Any] | None = None,
@@ -528,6 +530,9 @@ def run_pipeline(
         other filter) and report per pair how many agree, the p and distance ranges and
         ``fragile`` (``comparison["neighbourhood"]``, :mod:`conjugacy.analysis.neighbours`);
         costs 4 more fits of every spectrum.
+    neighbour_progress : callable, optional
+        ``neighbour_progress(done, total)``: called before the neighbour refits and after each
+        group's (``conjugacy analyze`` draws it as a progress bar).
     window : callable, optional
         ``window(fitted) -> dict`` written as ``windows`` (``fitted``: every group's spectrum by
         key).
@@ -601,7 +606,8 @@ def run_pipeline(
                 _bootstrap(cmp, reader, groups, params, spectrum, n_boot,
                            int(stats.get("seed", 0)))
             if neighbours:
-                _neighbours(cmp, reader, groups, params, spectrum, fitted, stats)
+                _neighbours(cmp, reader, groups, params, spectrum, fitted, stats,
+                            neighbour_progress)
     timing = {**dict(kwargs.pop("timing", None) or {}), "spectra": t1 - t0,
               "windows_and_losses": time.perf_counter() - t1}
     notes = [*kwargs.pop("notes", ()), *dict.fromkeys(str(w.message) for w in caught)]

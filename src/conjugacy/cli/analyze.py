@@ -43,8 +43,10 @@ def analyze_command(
         "--delays", min=0, help="Time delays (default: chosen from the data, reasoning in "
         "results.json).")] = None,
     rank: Annotated[str | None, typer.Option(
-        "--rank", help="Modes kept: a positive integer, or 'svht' (the default: per spectrum, "
-        "the singular values above the Gavish-Donoho optimal hard threshold).")] = None,
+        "--rank", help="Modes kept: a positive integer, or 'svht' (per spectrum, the singular "
+        "values above the Gavish-Donoho optimal hard threshold). Default: one rank for every "
+        "spectrum, the largest SVHT rank of the conditions' pilots (first seed), at most 20.")
+    ] = None,
     alpha: Annotated[float, typer.Option(
         "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
     time: Annotated[str, typer.Option(
@@ -96,7 +98,7 @@ def analyze_command(
     console.print(f"{len(r['runs'])} runs, {len(res.spectra)} conditions x "
                   f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
-                  f"rank {_rank_text(r['settings']['rank'], res.spectra)}", highlight=False)
+                  f"rank {shown(_rank_text(r['settings'], res.spectra))}", highlight=False)
     for line in res.verdict_lines():  # condition names are the user's: never Rich markup
         console.print(f"- {shown(line)}", highlight=False)
     for line in neighbour_lines(r):  # markup of its own; user strings escaped there
@@ -111,8 +113,14 @@ def analyze_command(
 
 
 
-def _rank_text(rank: Any, spectra: Any) -> str:
-    """``rank`` as given, or for a rule the rule and the range of ranks it chose."""
+def _rank_text(settings: Any, spectra: Any) -> str:
+    """The rank as given; for the default, the rank with its rule (the pilots' SVHT ranks and the
+    cap); for a per-spectrum rule, the rule and the range of ranks it chose."""
+    rank, rule = settings["rank"], settings.get("rank_rule")
+    if rule:
+        pilots = ", ".join(f"{c} {k}" for c, k in rule["pilot_ranks"].items())
+        return (f"{rank} (SVHT of the pilots: {pilots}; "
+                + (f"capped at {rule['cap']})" if rule["capped"] else f"cap {rule['cap']})"))
     if not isinstance(rank, str):
         return str(rank)
     ranks = [sp.rank for v in spectra.values() for sp in v]

@@ -1,0 +1,102 @@
+"""``conjugacy analyze``'s bounded default settings (analysis.own_runs): one rank per comparison,
+the pilots' SVHT rank under a cap, recorded and shown; the notes where the defaults are weak."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conjugacy.analysis.own_runs import RANK_CAP, pilot_rank
+
+pytest.importorskip("zarr")
+
+from conjugacy.store import TrajectoryStore  # noqa: E402
+
+
+def _low_rank(rank: int, seed: int, n_features: int = 30) -> np.ndarray:
+    """3 runs x 80 records of ``rank`` strong random directions in ``n_features`` channels."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((3, 80, rank)) * np.linspace(3, 1, rank)
+    return z @ rng.standard_normal((rank, n_features)) + 0.05 * rng.standard_normal(
+        (3, 80, n_features))
+
+
+def test_pilot_rank_is_the_largest_svht_rank_under_the_cap():
+    pilots = {"a": _low_rank(8, 0), "b": _low_rank(3, 1)}
+    k, rule, notes = pilot_rank(pilots, delays=0)
+    assert (k, rule["pilot_ranks"], rule["cap"], rule["capped"]) == (8, {"a": 8, "b": 3},
+                                                                     RANK_CAP, False)
+    assert rule["reason"] == ("rank 8: the largest SVHT rank of the conditions' pilot delay "
+                              "matrices (a: 8, b: 3; first seed, at most 2400 snapshots, 0 "
+                              "delays); one rank for every spectrum of the comparison")
+    assert notes == []
+    k, rule, _ = pilot_rank(pilots, delays=0, cap=5)
+    assert (k, rule["capped"]) == (5, True) and ", capped at 5: above it" in rule["reason"]
+    k, rule, _ = pilot_rank(pilots, delays=0, cap=20, max_rank=6)  # the data's limit, no cap
+    assert (k, rule["capped"]) == (6, False)
+    assert "(a: 8, b: 3; first seed, at most 2400 snapshots, 0 delays), at most 6, what every " \
+           "spectrum's data allow;" in rule["reason"]
+
+
+def _store(path, make, n_seeds=3, n_runs=2, n_records=60):
+    with TrajectoryStore.open(path, "w") as st:
+        for cond in ("a", "b"):
+            for s in range(n_seeds):
+                for r in range(n_runs):
+                    x = make(cond, np.random.default_rng([ord(cond), s, r]), n_records)
+                    name = f"{cond}{s}_{r}"
+                    st.create_run(name, {"w": ((x.shape[1],), "float64")},
+                                  metadata={"condition": cond, "seed": s})
+                    st.append(name, np.arange(n_records), {"w": x})
+                    st.set_finished(name)
+    return path
+
+
+def _rich(cond, rng, n):
+    """12 channels of 6 noisy directions moving at rates that differ between conditions."""
+    rates = np.linspace(0.95, 0.5, 6) if cond == "a" else np.linspace(0.9, 0.3, 6)
+    z = rng.standard_normal(6) * rates ** np.arange(n)[:, None]
+    mix = np.random.default_rng(7).standard_normal((6, 12))
+    return z @ mix + 1e-3 * rng.standard_normal((n, 12))
+
+
+def test_analyze_default_rank_is_one_capped_rank_for_every_spectrum(tmp_path):
+    import conjugacy
+
+    store = _store(tmp_path / "s.zarr", _rich)
+    res = conjugacy.analyze(store, neighbours=False, n_permutations=99)
+    st = res.content["settings"]
+    rule = st["rank_rule"]
+    assert st["rank"] == max(rule["pilot_ranks"].values()) == 6 and not rule["capped"]
+    assert [sp.rank for v in res.spectra.values() for sp in v] == [6] * 6
+    assert res.content["settings_reasoning"]["rank"] == rule["reason"]
+    capped = conjugacy.analyze(store, neighbours=False, n_permutations=99, rank=None)
+    assert capped.content["settings"]["rank"] == 6
+    given = conjugacy.analyze(store, neighbours=False, n_permutations=99, rank="svht")
+    assert "rank_rule" not in given.content["settings"]  # a rule given: per spectrum, uncapped
+    assert given.content["settings_reasoning"]["rank"] == "rank svht: given"
+
+
+def _walk_and_noise(cond, rng, n):
+    """3 channels: one random walk seen in all three, plus small independent noise; the
+    conditions differ only in how fast the noise decays (invisible at rank 1)."""
+    walk = np.cumsum(rng.standard_normal(n))[:, None] * np.ones(3)
+    return walk + (0.05 if cond == "a" else 0.2) * rng.standard_normal((n, 3))
+
+
+def test_analyze_notes_one_mode_and_no_delay_beating_persistence(tmp_path):
+    import conjugacy
+
+    store = _store(tmp_path / "w.zarr", _walk_and_noise, n_records=40)
+    res = conjugacy.analyze(store, neighbours=False, n_permutations=99)
+    st, warnings = res.content["settings"], res.content["warnings"]
+    assert (st["delays"], st["rank"]) == (0, 1)
+    one_mode = [w for w in warnings if w.startswith("the SVHT rank of every pilot is 1")]
+    assert one_mode == ["the SVHT rank of every pilot is 1 (a: 1, b: 1): each spectrum keeps one "
+                        "eigenvalue, so conditions that differ in any other mode look alike (a "
+                        "'conjugate' verdict says little); with few recorded features give more "
+                        "delays (--delays) or a fixed rank (--rank)"]
+    persistence = [w for w in warnings if "better than persistence" in w]
+    assert persistence and all(w.startswith(("delays of a: no number of delays",
+                                             "delays of b: no number of delays"))
+                               for w in persistence)
