@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import distance_matrix
+from ..compare import distance_matrix, recording_interval
 from ..windows import find_transitions
 from .comparison import compare_conditions
 
@@ -172,28 +172,65 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
 
 def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window: int,
                         delays: int, rank: int) -> tuple[dict[str, list[list[Any]]], list[int]]:
-    """One spectrum per window of ``window`` records for every (condition, seed) group
+    """One spectrum per window for every (condition, seed) group
     (:class:`conjugacy.analysis.SpectrumGroup`, its replicas pooled) by
-    :func:`conjugacy.windowed_spectra`: ``{condition: [seed][window]}``, and the recorded step
-    at which each window starts (from the first group's first run)."""
-    from ..windows import windowed_spectra
+    :func:`conjugacy.windowed_spectra`, windows paired by **training step**: a window spans
+    ``window`` records at the finest recording interval ``dt`` of the groups, i.e. ``window * dt``
+    steps, and a group recorded every ``k * dt`` steps contributes ``window / k`` records to it.
+    Each spectrum carries its group's ``record_interval`` (so that
+    :func:`conjugacy.analysis.compare_conditions` can compare them in continuous time).
 
+    Parameters
+    ----------
+    reader : TrajectoryStore
+    groups : sequence of SpectrumGroup
+        Every group's runs start at one step; every group's interval is a multiple of ``dt``.
+    params : str or list of str
+    window : int
+        Records per window at the finest interval.
+    delays, rank : int
+        As in :func:`conjugacy.koopman_spectrum` (rank capped at the delay-embedded dimension).
+
+    Returns
+    -------
+    dict condition -> [seed][window] of Spectrum, and list of int
+        The spectra, and the training step at which each window starts (one list for all).
+
+    Raises
+    ------
+    ValueError
+        Groups that start at different steps, an interval that is not a multiple of the finest,
+        or a ``window`` that a coarser group cannot cut into whole records (the message names
+        the window to use).
+    """
+    from ..windows import windowed_spectra
+    from .groups import record_interval, with_record_interval
+
+    steps = [np.asarray(reader.steps(g.runs[0]))[g.slice] for g in groups]
+    dts = [record_interval(s) or 1 for s in steps]
+    first, fine = {int(s[0]) for s in steps}, min(dts)
+    if len(first) > 1:
+        raise ValueError(f"the runs start at different steps ({sorted(first)}); windows are "
+                         "paired by step from a common first step: give runs recorded from one")
+    for g, dt in zip(groups, dts):
+        if dt % fine or window % (dt // fine):
+            raise ValueError(f"windows of {window} records every {fine} steps cannot be paired "
+                             f"by step with {g.condition!r} (recorded every {dt} steps): use a "
+                             f"window that is a multiple of {np.lcm.reduce(dts) // fine}")
     out: dict[str, list[list[Any]]] = {}
-    starts: list[int] = []
-    for g in groups:
+    for g, st, dt in zip(groups, steps, dts):
         x = reader.read(params=params, runs=list(g.runs), steps=g.slice)
-        specs = windowed_spectra(x, window, delays=delays,
+        specs = windowed_spectra(x, window * fine // dt, delays=delays,
                                  rank=min(int(rank), (delays + 1) * x.shape[2]))
-        out.setdefault(g.condition, []).append(specs)
-        if not starts:
-            steps = np.asarray(reader.steps(g.runs[0]))[g.slice]
-            starts = [int(steps[int(sp.settings["window"]["start"])]) for sp in specs]
-    return out, starts
+        out.setdefault(g.condition, []).append([with_record_interval(sp, st) for sp in specs])
+    n_w = min(len(v) for seeds in out.values() for v in seeds)
+    return out, [int(next(iter(first))) + w * window * fine for w in range(n_w)]
 
 
 def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
                          starts: Sequence[int], window: int, *, alpha: float = 0.05,
-                         seed: int = 0, n_permutations: int = 999) -> dict[str, Any]:
+                         seed: int = 0, n_permutations: int = 999, time: str = "auto"
+                         ) -> dict[str, Any]:
     """Every pair of conditions compared window by window, against each window's seed-to-seed
     floor: from which step on do the conditions differ?
 
@@ -203,12 +240,14 @@ def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
         One spectrum per (condition, seed, window) (:func:`conjugacy.windowed_spectra` on the
         runs of each seed); the first ``min`` seeds and windows common to all are compared.
     starts : sequence of int
-        First recorded step of each window (labels ``"start-end"``).
+        First recorded step of each window (labels ``"start-end"``, ``end`` the window's last
+        step at the finest recording interval of the spectra, 1 if they carry none).
     window : int
-        Records per window.
-    alpha, seed, n_permutations
+        Records per window at that interval (:func:`seed_window_spectra` pairs windows by step).
+    alpha, seed, n_permutations, time
         As in :func:`conjugacy.analysis.compare_conditions`, which compares each window (random
-        stream ``seed + window index``; no shuffle control, no KS tests).
+        stream ``seed + window index``; no shuffle control, no KS tests); ``time`` ("auto",
+        "discrete" or "continuous") as in ``conjugacy analyze --time``.
 
     Returns
     -------
@@ -234,19 +273,23 @@ def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
                          f"{ {c: len(spectra[c]) for c in conds} }")
     n_seeds = min(len(spectra[c]) for c in conds)
     n_w = min(len(spectra[c][s]) for c in conds for s in range(n_seeds))
-    labels = [f"{a}-{a + window - 1}" for a in starts[:n_w]]
+    dts = [recording_interval(spectra[c][s][w]) for c in conds for s in range(n_seeds)
+           for w in range(n_w)]
+    fine = min([d for d in dts if d is not None], default=1.0)
+    labels = [f"{a}-{a + round((window - 1) * fine)}" for a in starts[:n_w]]
     pairs: dict[str, Any] = {}
     for w in range(n_w):
         comp = compare_conditions({c: [spectra[c][s][w] for s in range(n_seeds)] for c in conds},
                                   alpha=alpha, seed=seed + w, n_permutations=n_permutations,
-                                  shuffle=None, ks=False)
+                                  shuffle=None, ks=False, time=time)
         for name, (a, b) in comp["pairs"].items():
             entry = pairs.setdefault(name, {"a": a, "b": b, "per_window": []})
             entry["per_window"].append(_window_entry(comp, name, int(starts[w]), labels[w]))
     for entry in pairs.values():
         entry.update(_differ_from(entry["per_window"], entry["a"], entry["b"], n_seeds))
     return {"window": int(window), "starts": [int(s) for s in starts[:n_w]], "labels": labels,
-            "alpha": alpha, "n_seeds": n_seeds, "pairs": pairs}
+            "alpha": alpha, "n_seeds": n_seeds, "time": comp["time"] if n_w else time,
+            "pairs": pairs}
 
 
 def _window_entry(comp: Any, name: str, start: int, label: str) -> dict[str, Any]:
