@@ -41,13 +41,21 @@ def small_chunks(tmp_path, monkeypatch):
     store.close()
 
 
+@pytest.fixture(autouse=True)
+def mmap_fixes(monkeypatch):
+    """Calls of fix_mmap_threshold (recorded, not applied: it is process-wide)."""
+    calls = []
+    monkeypatch.setattr(_read, "fix_mmap_threshold", lambda: calls.append(1) or True)
+    return calls
+
+
 def _available(monkeypatch, nbytes):
     monkeypatch.setattr(_read, "available_memory", lambda max_memory: (nbytes, "test budget"))
 
 
 def _plan(source):
     p = source.read_plan()
-    return p.width, p.read_ahead, p.threads, p.need
+    return p.width, p.read_ahead, p.threads, p.need, p.limited
 
 
 def test_store_chunks_are_as_the_hand_computed_needs_assume(small_chunks):
@@ -56,12 +64,12 @@ def test_store_chunks_are_as_the_hand_computed_needs_assume(small_chunks):
 
 
 @pytest.mark.parametrize("available, plan", [
-    (10 * 2**30, (3000, True, 3, FULL)),
-    (FULL, (3000, True, 3, FULL)),
-    (FULL - 1, (3000, True, 2, FULL_2)),
-    (NO_AHEAD_1, (3000, False, 1, NO_AHEAD_1)),
-    (NO_AHEAD_1 - 1, (1500, True, 3, HALF)),
-    (FLOOR, (1456, False, 1, FLOOR)),
+    (10 * 2**30, (3000, True, 3, FULL, False)),
+    (FULL, (3000, True, 3, FULL, False)),
+    (FULL - 1, (3000, True, 2, FULL_2, True)),
+    (NO_AHEAD_1, (3000, False, 1, NO_AHEAD_1, True)),
+    (NO_AHEAD_1 - 1, (1500, True, 3, HALF, True)),
+    (FLOOR, (1456, False, 1, FLOOR, True)),
 ])
 def test_read_plan_gives_up_threads_then_read_ahead_then_width(small_chunks, monkeypatch,
                                                                available, plan):
@@ -172,3 +180,24 @@ def test_available_memory_takes_the_least(monkeypatch):
     assert available_memory("400M") == (300 * 2**20, "max_memory=400 MiB")
     assert available_memory("2G") == (500 * 2**20, "cg")
     assert available_memory(None) == (500 * 2**20, "cg")
+
+
+def test_only_a_limited_plan_fixes_the_mmap_threshold(small_chunks, monkeypatch, mmap_fixes):
+    store, _ = small_chunks
+    _available(monkeypatch, FULL)
+    list(store.source("w").blocks())
+    assert mmap_fixes == []
+    _available(monkeypatch, FULL - 1)
+    list(store.source("w").blocks())
+    assert mmap_fixes == [1]
+
+
+def test_fix_mmap_threshold_applies_on_glibc():
+    import platform
+    import subprocess
+    import sys
+
+    code = "from conjugacy.streaming import fix_mmap_threshold as f; print(f(), f())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == ([str(glibc)] * 2)

@@ -584,3 +584,33 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
 
 def _size(nbytes: float) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if abs(nbytes) >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+_MMAP_THRESHOLD_FIXED = False
+
+
+def fix_mmap_threshold(nbytes: int = 2**20) -> bool:
+    """Have glibc's ``malloc`` map every allocation of ``nbytes`` or more on its own and unmap it
+    when freed (``mallopt(M_MMAP_THRESHOLD)``, once per process; True where it was applied).
+
+    By default glibc raises that threshold to the size of the largest freed block (up to 32 MiB),
+    after which the decode buffers of Zarr's codec threads (25 MB chunks) stay in per-thread
+    arenas once freed: measured on a 10-run store read within 1 GiB, a peak of 1,016 MiB against
+    897 MiB with the threshold fixed. Used by a store's streamed reader only when the memory it may
+    use constrains it (:meth:`conjugacy.store.StoreSource.read_plan`); the setting is
+    process-wide and permanent (large allocations then always fault in fresh pages).
+    """
+    global _MMAP_THRESHOLD_FIXED
+    if _MMAP_THRESHOLD_FIXED:
+        return True
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        _MMAP_THRESHOLD_FIXED = bool(libc.mallopt(-3, int(nbytes)))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+    return _MMAP_THRESHOLD_FIXED

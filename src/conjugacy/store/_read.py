@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..streaming import BLOCK_BYTES, BlockPool, available_memory, parse_memory, process_rss
+from ..streaming import (
+    BLOCK_BYTES,
+    BlockPool,
+    available_memory,
+    fix_mmap_threshold,
+    parse_memory,
+    process_rss,
+)
 from ._base import _RUN_NAME, StoreError, select_names
 from ._integrity import Damage
 from ._write import BRANCH
@@ -344,14 +351,17 @@ class ReadPlan:
     """How :meth:`StoreSource.blocks` streams within the memory it may use (bytes throughout).
 
     ``width``: features of one float64 block (three are kept, :class:`conjugacy.streaming.
-    BlockPool`); ``span_bytes``: one buffer of raw chunks (every run's chunks over a range of
-    features, stored dtype); ``read_ahead``: the next span is read while this one is used (two
+    BlockPool`); ``limited``: the memory available ruled out the widest setting (the reader
+    then fixes glibc's mmap threshold, :func:`conjugacy.streaming.fix_mmap_threshold`);
+    ``span_bytes``: one buffer of raw chunks (every run's chunks over a range of features,
+    stored dtype); ``read_ahead``: the next span is read while this one is used (two
     span buffers); ``threads``: chunks decoded at once; ``need``: the stream's allocations with
     the snapshot Gram's two n_snapshots^2 buffers and ``_SLACK``; ``available``/``limited_by``:
     what :func:`conjugacy.streaming.available_memory` found.
     """
 
     width: int
+    limited: bool
     span_bytes: int
     read_ahead: bool
     threads: int
@@ -454,7 +464,9 @@ class StoreSource:
                 while True:
                     need, span, _ = self._need(width, ahead, threads)
                     if need <= available:
-                        return ReadPlan(width, span, ahead, threads, need, available, why)
+                        limited = (width, ahead, threads) != (w0, True, t0)
+                        return ReadPlan(width, limited, span, ahead, threads, need, available,
+                                        why)
                     if width <= low_w:
                         break
                     width = max(low_w, width // 2)
@@ -481,6 +493,8 @@ class StoreSource:
         from concurrent.futures import ThreadPoolExecutor
 
         plan = self.read_plan(block_bytes)
+        if plan.limited:
+            fix_mmap_threshold()  # freed decode buffers go back to the system at once
         offsets = np.cumsum([0] + self.lengths)
         pool = BlockPool(int(offsets[-1]), plan.width,
                          np.complex128 if self.complex else np.float64)
