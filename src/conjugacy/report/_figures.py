@@ -166,8 +166,9 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     eigenvalues (all, and filtered when the comparison holds them) with the unit circle and a zoom;
     distance matrices (conditions, with each condition's seed-to-seed floor on the diagonal;
     seeds within each condition; one colour scale); the conditions compared window by window over
-    training steps; loss curves; windowed distance heatmaps with their change points. Conditions
-    are shown by their short names (:func:`conjugacy.report.short_names`).
+    training steps; loss curves with each run's early-warning alarm and onset (vertical lines);
+    windowed distance heatmaps with their change points. Conditions are shown by their short
+    names (:func:`conjugacy.report.short_names`).
 
     Parameters
     ----------
@@ -231,8 +232,10 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     if between is not None and between["pairs"]:
         figures.append(_between_windows_figure(between, names))
     loss = results.get("loss") or {}
-    if loss:
-        figures.append(_loss_figure({names.get(str(c), c): v for c, v in loss.items()}))
+    marks = alarm_marks(results)
+    if loss or marks:
+        figures.append(_loss_figure({names.get(str(c), c): v for c, v in loss.items()},
+                                    {names.get(c, c): v for c, v in marks.items()}))
     if isinstance(windows, Mapping) and windows.get("conditions"):
         figures.append(_windows_figure(windows, names))
     return figures
@@ -346,28 +349,95 @@ def _between_windows_figure(between: Mapping[str, Any],
         "vertical line: the step from which on every window does." + cut, _png(fig))
 
 
-def _loss_figure(loss: Mapping[str, Any]) -> ReportFigure:
-    from ..plots import new_figure
+#: Runs whose alarm and onset the loss figure's caption lists by name (all are drawn).
+MAX_ALARM_NAMES = 12
+
+
+def alarm_marks(results: Mapping[str, Any]) -> dict[str, list[tuple[str, int | None, int | None]]]:
+    """Each run's early-warning alarm step and onset (``results["windows"]["alarms"]``, written
+    by ``conjugacy analyze --window``), by condition: ``{condition: [(run, alarm, onset)]}``;
+    empty when the results hold none (or the rule could not run).
+
+    Raises
+    ------
+    ReportError
+        An alarms section of the wrong shape (a step that is not an integer or None).
+
+    Examples
+    --------
+    >>> alarm_marks({"windows": {"alarms": {"runs": {
+    ...     "a0": {"alarm_step": 150, "onset": 160, "lead_time": 10, "condition": "sgd"}}}}})
+    {'sgd': [('a0', 150, 160)]}
+    """
+    alarms = (results.get("windows") or {}).get("alarms") if isinstance(
+        results.get("windows"), Mapping) else None
+    if not isinstance(alarms, Mapping) or not isinstance(alarms.get("runs"), Mapping):
+        return {}
+    out: dict[str, list[tuple[str, int | None, int | None]]] = {}
+    for run, entry in alarms["runs"].items():
+        steps = [entry.get(k) if isinstance(entry, Mapping) else "?" for k in ("alarm_step",
+                                                                             "onset")]
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int))
+               for v in steps):
+            raise ReportError(f"results['windows']['alarms']['runs'][{shown(repr(run))}]: alarm_step "
+                              "and onset must be integer steps or null")
+        out.setdefault(str(entry.get("condition", "")), []).append((str(run), *steps))
+    return out
+
+
+def _draw_loss(ax: Any, loss: Mapping[str, Any], marks: Mapping[str, Sequence[tuple]]) -> None:
+    """Loss curves (mean ± sd) per condition, and each run's alarm (solid vertical line) and
+    onset (dotted) in its condition's colour."""
     from ..plots.core import color_for
 
-    fig, ax = new_figure(width=6.0, height=3.6)
-    for i, (label, curve) in enumerate(loss.items()):
-        if not isinstance(curve, Mapping) or "mean" not in curve:
-            raise ReportError(f"results['loss'][{label!r}] must hold 'mean' (and 'std', 'steps')")
-        mean = np.array([np.nan if v is None else v for v in curve["mean"]], float)
-        steps = np.asarray(curve.get("steps", np.arange(1, mean.size + 1)), float)
-        if steps.shape != mean.shape:
-            raise ReportError(f"results['loss'][{label!r}]: 'steps' and 'mean' differ in length")
+    labels = list(dict.fromkeys([*loss, *marks]))
+    for i, label in enumerate(labels):
         color = color_for(str(label), i)
-        ax.plot(steps, mean, color=color, lw=1.4, label=_label(label))
-        if curve.get("std") is not None:
-            sd = np.array([np.nan if v is None else v for v in curve["std"]], float)
-            ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
+        curve = loss.get(label)
+        if curve is not None:
+            if not isinstance(curve, Mapping) or "mean" not in curve:
+                raise ReportError(f"results['loss'][{label!r}] must hold 'mean' (and 'std', "
+                                  "'steps')")
+            mean = np.array([np.nan if v is None else v for v in curve["mean"]], float)
+            steps = np.asarray(curve.get("steps", np.arange(1, mean.size + 1)), float)
+            if steps.shape != mean.shape:
+                raise ReportError(f"results['loss'][{label!r}]: 'steps' and 'mean' differ in "
+                                  "length")
+            ax.plot(steps, mean, color=color, lw=1.4, label=_label(label))
+            if curve.get("std") is not None:
+                sd = np.array([np.nan if v is None else v for v in curve["std"]], float)
+                ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
+        for _run, alarm, onset in marks.get(label, ()):
+            if alarm is not None:
+                ax.axvline(alarm, color=color, lw=1.0, ls="-", alpha=0.8, gid="alarm")
+            if onset is not None:
+                ax.axvline(onset, color=color, lw=1.0, ls=":", alpha=0.8, gid="onset")
+
+
+def _loss_figure(loss: Mapping[str, Any],
+                 marks: Mapping[str, Sequence[tuple]] | None = None) -> ReportFigure:
+    from ..plots import new_figure
+
+    marks = marks or {}
+    fig, ax = new_figure(width=6.0, height=3.6)
+    _draw_loss(ax, loss, marks)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.legend(frameon=False, fontsize=8)
-    return ReportFigure("loss", "Training loss per condition: mean over runs (line) ± one "
-                        "standard deviation (band).", _png(fig))
+    ax.set_ylabel("training loss" if loss else "(no loss recorded)")
+    if loss:
+        ax.legend(frameon=False, fontsize=8)
+    caption = ("Training loss per condition: mean over runs (line) ± one standard deviation "
+               "(band)." if loss else "Early-warning alarms (no loss was recorded).")
+    runs = [m for v in marks.values() for m in v]
+    if runs:
+        listed = "; ".join(f"{shown(r, markup=False)}: "
+                           + ("no alarm" if a is None else f"alarm {a}")
+                           + ("" if o is None else f", onset {o}")
+                           for r, a, o in runs[:MAX_ALARM_NAMES])
+        more = f"; {len(runs) - MAX_ALARM_NAMES} more runs" if len(runs) > MAX_ALARM_NAMES else ""
+        caption += (" Vertical lines, in each condition's colour: every run's early-warning "
+                    "alarm step (solid; conjugacy analyze --window) and onset (dotted): "
+                    f"{listed}{more}.")
+    return ReportFigure("loss", caption, _png(fig))
 
 
 def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure:
