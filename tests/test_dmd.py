@@ -209,3 +209,45 @@ def test_refinement_memory_grows_like_rank_squared_not_cubed():
     assert k == 240
     assert peak < 16 * 2 * k**3 / 3  # the old stacked array alone was 16 * 2k * k * k bytes
     assert np.all(np.isfinite(spec.residuals)) and np.all(np.isfinite(spec.data_residuals))
+
+
+# ----- the rank argument: one parser (conjugacy._checks.check_rank) --------------------------------
+def test_check_rank_canonical_forms_and_errors():
+    from conjugacy._checks import check_rank
+
+    assert check_rank("SVHT") == "svht" and check_rank(" Svht ") == "svht"
+    assert check_rank(7) == 7 and check_rank(np.int64(3)) == 3 and check_rank(None) is None
+    with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of "
+                                         r"\['svht'\] \(a statistical rank rule, any case\), "
+                                         r"got 'svd'"):
+        check_rank("svd")
+    with pytest.raises(ValueError, match="rank must be >= 1, got 0"):
+        check_rank(0)
+    with pytest.raises(TypeError, match="rank must be an integer, got 2.5"):
+        check_rank(2.5)
+    with pytest.raises(TypeError, match="rank must be an integer, got None"):
+        check_rank(None, allow_none=False)
+
+
+def test_rank_rule_is_accepted_in_any_case_on_every_entry_point(tmp_path):
+    """``rank="SVHT"`` is ``rank="svht"`` (it was a ValueError): the same rank, threshold and
+    eigenvalues, recorded as "svht"; analyze accepts it too (it reaches the store lookup)."""
+    import conjugacy
+    from conjugacy.spectrum import spectrum_from_gram
+
+    x = np.random.default_rng(1).standard_normal((4, 40, 6))
+    x[..., :2] += np.cumsum(x[..., :2], axis=1)
+    ref = koopman_spectrum(x, delays=2, rank="svht", method="standard")
+    z = x.reshape(-1, 6)
+    for spec in (koopman_spectrum(x, delays=2, rank="SVHT", method="standard"),
+                 koopman_spectrum(x, delays=2, rank=" Svht ", method="standard", path="gram"),
+                 spectrum_from_gram(x, z @ z.T, delays=2, rank="sVhT", method="standard")):
+        assert spec.rank == ref.rank and spec.settings["rank_requested"] == "svht"
+        assert spec.settings["rank_rule"]["threshold"] == pytest.approx(
+            ref.settings["rank_rule"]["threshold"], rel=1e-10)
+        assert np.allclose(np.sort_complex(spec.eigenvalues), np.sort_complex(ref.eigenvalues),
+                           atol=1e-8)
+    with pytest.raises(FileNotFoundError):  # the rank passed; the missing store is the error
+        conjugacy.analyze(tmp_path / "missing.zarr", rank="SVHT")
+    with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of"):
+        conjugacy.analyze(tmp_path / "missing.zarr", rank="svd")

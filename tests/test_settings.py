@@ -143,7 +143,7 @@ def test_svht_on_pure_noise_keeps_one_direction_with_a_note():
     assert any("no singular value above the threshold" in n for n in spec.settings["notes"])
 
 
-@pytest.mark.parametrize("bad", ["SVHT", "auto", ""])
+@pytest.mark.parametrize("bad", ["SVD", "auto", ""])
 def test_unknown_rank_rule_is_one_clear_error(bad):
     with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of \['svht'\]"):
         koopman_spectrum(np.ones((10, 3)), rank=bad)

@@ -101,6 +101,39 @@ def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> 
     return value
 
 
+def check_rank(value: Any, name: str = "rank", *, allow_none: bool = True) -> int | str | None:
+    """A ``rank=`` argument in its canonical form: a positive int, a statistical rank rule of
+    :data:`conjugacy.dmd.RANK_RULES` in lowercase (the rule's name in any case, e.g.
+    ``"SVHT"``, surrounding spaces ignored), or None (``allow_none``: the tolerance rule). The
+    one parser of a rank every public entry point uses.
+
+    Raises
+    ------
+    ValueError
+        A str that names no rule, or an int below 1 (the message names ``name``, the value and
+        the accepted forms).
+    TypeError
+        Anything else (a float, a bool, None where not allowed).
+
+    Examples
+    --------
+    >>> check_rank("SVHT"), check_rank(10), check_rank(None)
+    ('svht', 10, None)
+    """
+    from .dmd import RANK_RULES
+
+    if isinstance(value, str):
+        rule = value.strip().lower()
+        if rule not in RANK_RULES:
+            raise ValueError(
+                f"{name} must be a positive int{', None' if allow_none else ''} or one of "
+                f"{list(RANK_RULES)} (a statistical rank rule, any case), got {value!r}")
+        return rule
+    if value is None and allow_none:
+        return None
+    return check_int(value, name, minimum=1)
+
+
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         opts = ", ".join(repr(c) for c in choices)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_choice, check_int, check_positive_float
+from ._checks import check_choice, check_int, check_positive_float, check_rank
 from ._spectrum_io import load_spectrum, save_spectrum
-from .dmd import METHODS, RANK_RULES
+from .dmd import METHODS
 from .spectrum_paths import (
     MATERIALIZE_BYTES,
     MODES_AUTO_BYTES,
@@ -926,14 +926,7 @@ def spectrum_from_gram(
 
 
 def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None]:
-    if isinstance(rank, str):
-        if rank not in RANK_RULES:
-            raise ValueError(
-                f"rank must be a positive int, None or one of {list(RANK_RULES)} (a statistical "
-                f"rank rule), got {rank!r}"
-            )
-    elif rank is not None:
-        rank = check_int(rank, "rank", minimum=1)
+    rank = check_rank(rank)
     if tol is not None:
         tol = check_positive_float(tol, "tol")
         if tol >= 1:

@@ -56,10 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_choice
+from .._checks import check_choice, check_rank
 from .._text import shown
 from ..compare import TIMES
-from ..dmd import RANK_RULES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
@@ -604,13 +603,9 @@ def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes
 def _check_options(**values: Any) -> None:
     from .._checks import check_int
 
-    lows = {"window": 4, "delays": 0, "rank": 1, "n_boot": 0, "n_permutations": 1}
+    lows = {"window": 4, "delays": 0, "n_boot": 0, "n_permutations": 1}
     for name, value in values.items():
-        if name == "rank" and isinstance(value, str):
-            if value not in RANK_RULES:
-                raise ValueError(f"rank must be a positive int or one of {list(RANK_RULES)}, "
-                                 f"got {value!r}")
-        elif value is not None:
+        if value is not None:
             check_int(value, name, minimum=lows[name])
 
 
@@ -724,8 +719,8 @@ def analyze(
     """
     from .pipeline import run_pipeline
 
-    _check_options(window=window, delays=delays, rank=rank, n_boot=n_boot,
-                   n_permutations=n_permutations)
+    _check_options(window=window, delays=delays, n_boot=n_boot, n_permutations=n_permutations)
+    rank = check_rank(rank)
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     check_choice(time, "time", TIMES)
