@@ -1,19 +1,26 @@
 """Trajectories larger than memory: one streamed pass, bytes read, wall time, peak memory.
 
-Usage:  python benchmarks/bench_out_of_core.py [--runs 10] [--steps 100] [--features 2000000]
-            [--cap-gb 2] [--dir DIR] [--out FILE.md] [--keep]
+Usage:  python benchmarks/bench_out_of_core.py [--runs 10] [--steps 100] [--features 1000000]
+            [--cap-gb 1] [--repeat 3] [--below-mb 300] [--dir DIR] [--out FILE.md] [--keep]
 
-Writes 10 runs x 100 steps x 2e6 float32 weights (8 GB) as a ``.npy`` file and as a
-``TrajectoryStore``, then, for each, in a child process confined to a memory cgroup of
-``--cap-gb`` GiB (cgroup v1 or v2; without one the cap is not enforced and the table says so), with
-the files evicted from the page cache first (``posix_fadvise(DONTNEED)``):
+Writes 10 runs x 100 steps x 1e6 float32 weights (3.7 GiB) as a ``.npy`` file and as a
+``TrajectoryStore``, then, in child processes confined to ``--cap-gb`` GiB (a memory cgroup
+nested in this process's own, v2 ``memory.max`` or v1 ``memory.limit_in_bytes``; else
+``systemd-run --scope -p MemoryMax``; else ``prlimit --as``, a weaker proxy that caps address
+space, not resident memory; the table says which), with the files evicted from the page cache
+before each child (``posix_fadvise(DONTNEED)``), ``--repeat`` times each, interleaved:
 
-* ``koopman_spectrum(data, delays=32, rank=10)`` on the streamed Gram path;
-* a sequential read of the same files in 16 MiB pieces (the I/O baseline, same conditions).
+* ``koopman_spectrum(data, delays=32, rank=10)`` on the ``.npy`` (memory map);
+* the same on ``store.source("w")``, sized from the cap the child finds (its cgroup's limit);
+* the same with ``store.source("w", max_memory=<cap>)`` (the option alone, no cgroup);
+* a sequential read of each input in 16 MiB pieces (the I/O baseline, same conditions);
+* ``store.source("w", max_memory=<--below-mb>)``: below the reader's floor, the one-line refusal.
 
-It reports bytes read from storage (``/proc/self/io`` read_bytes), wall time, the ratio of the
-spectrum's time to the sequential read's, and the peak resident memory (``VmHWM``). Finally it
-checks the streamed eigenvalues against an in-memory computation on a subset of the features.
+It reports bytes read from storage (``/proc/self/io`` read_bytes), wall and CPU time (ranges
+over the repeats), the ratio of the spectrum's wall time to the sequential read's, the peak
+resident memory (``VmHWM``) and, for the store, the read plan the child chose. A child the kernel
+kills (out of memory) is reported as such. Finally it checks the streamed eigenvalues against an
+in-memory computation on a subset of the features.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ def hwm():
     with open("/proc/self/status") as fh:
         return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
 kind, path = sys.argv[1], sys.argv[2]
+max_memory = sys.argv[3] if len(sys.argv) > 3 and kind == "store" else None
 if kind != "read":
     import conjugacy.spectrum  # imports are not part of the measurement
     import conjugacy.store
@@ -58,7 +66,15 @@ else:
         data = np.load(path, mmap_mode="r")
     else:
         from conjugacy import TrajectoryStore
-        data = TrajectoryStore.open(path, "r").source("w")
+        data = TrajectoryStore.open(path, "r").source("w", max_memory=max_memory)
+        try:
+            p = data.read_plan()
+            out["plan"] = dict(block_bytes=p.width * 8 * sum(data.lengths),
+                               read_ahead=p.read_ahead, threads=p.threads,
+                               need=p.need, available=p.available, limited_by=p.limited_by)
+        except Exception as exc:
+            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            sys.exit(3)
     spec = koopman_spectrum(data, delays=32, rank=10, threads=None)
     out["eigenvalues"] = [[float(z.real), float(z.imag)] for z in spec.eigenvalues]
     out["path"] = spec.settings["path"]
@@ -84,35 +100,57 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
-def make_cgroup(cap_bytes: int) -> tuple[Path | None, str]:
-    v1 = Path("/sys/fs/cgroup/memory")
-    try:
-        if v1.is_dir():
-            cg = v1 / f"conjugacy_bench_{os.getpid()}"
-            cg.mkdir(exist_ok=True)
-            (cg / "memory.limit_in_bytes").write_text(str(cap_bytes))
-            return cg, "cgroup v1 memory.limit_in_bytes"
-        v2 = Path("/sys/fs/cgroup")
-        if (v2 / "cgroup.controllers").exists():
-            cg = v2 / f"conjugacy_bench_{os.getpid()}"
-            cg.mkdir(exist_ok=True)
-            (cg / "memory.max").write_text(str(cap_bytes))
-            return cg, "cgroup v2 memory.max"
-    except OSError as exc:
-        return None, f"not enforced ({exc})"
-    return None, "not enforced (no memory cgroup)"
+def _own_cgroup(controller: str | None) -> str:
+    """This process's cgroup path for ``controller`` (None: the v2 unified hierarchy)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if (controller is None and names == "") or (controller in names.split(",")):
+            return path.strip("/")
+    return ""
 
 
-def run_child(args: list[str], cgroup: Path | None) -> dict:
+def memory_cap(cap_bytes: int) -> tuple[Path | None, list[str], str]:
+    """How children are confined to ``cap_bytes``: (cgroup folder to enter, command prefix,
+    description). Cgroups are nested in this process's own (never moved out of it)."""
+    problems = []
+    for controller, base, limit in ((None, Path("/sys/fs/cgroup"), "memory.max"),
+                                    ("memory", Path("/sys/fs/cgroup/memory"),
+                                     "memory.limit_in_bytes")):
+        if controller is None and not (base / "cgroup.controllers").exists():
+            continue
+        if controller is not None and not base.is_dir():
+            continue
+        cg = base / _own_cgroup(controller) / f"conjugacy_bench_{os.getpid()}"
+        try:
+            cg.mkdir(exist_ok=True)
+            (cg / limit).write_text(str(cap_bytes))
+            return cg, [], f"cgroup {'v2' if controller is None else 'v1'} {limit}"
+        except OSError as exc:
+            problems.append(f"{limit}: {exc.strerror or exc}")
+    if shutil.which("systemd-run") and subprocess.run(
+            ["systemctl", "is-system-running"], capture_output=True).returncode in (0, 1):
+        return None, ["systemd-run", "--scope", "--quiet", "-p", f"MemoryMax={cap_bytes}"], \
+            "systemd-run --scope -p MemoryMax"
+    if shutil.which("prlimit"):
+        return None, ["prlimit", f"--as={cap_bytes}"], \
+            "prlimit --as (address space, a weaker proxy)"
+    return None, [], "not enforced (" + "; ".join(problems or ["no cgroup, systemd or prlimit"]) + ")"
+
+
+def run_child(args: list[str], cgroup: Path | None, prefix: list[str]) -> dict:
+    """The child's JSON result, or ``{"error": ...}`` (its last stderr line; killed: the signal)."""
     def enter() -> None:
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
-                          preexec_fn=enter, env=env)
+    proc = subprocess.run([*prefix, sys.executable, "-c", CHILD, *args], capture_output=True,
+                          text=True, preexec_fn=enter, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"child {args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        if proc.returncode < 0:
+            last = f"killed by signal {-proc.returncode} (the kernel's OOM killer for 9) {last}"
+        return {"error": last, "rc": proc.returncode}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -144,12 +182,98 @@ def write_data(folder: Path, runs: int, steps: int, features: int) -> tuple[Path
     return npy, store_path
 
 
+def _span(values: list[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else \
+        f"{format(lo, fmt)}-{format(hi, fmt)}"
+
+
+def _row(label: str, size: int, specs: list[dict], seqs: list[dict]) -> str:
+    if any("error" in s for s in specs):
+        bad = next(s for s in specs if "error" in s)
+        return f"| {label} | {size / 2**30:.2f} GiB | failed: {bad['error']} | | | | | | |"
+    ratio = [s["wall"] / q["wall"] for s, q in zip(specs, seqs)]
+    plan = specs[0].get("plan")
+    how = (f"{plan['block_bytes'] / 2**20:.0f} MiB blocks, "
+           f"{'read-ahead' if plan['read_ahead'] else 'no read-ahead'}, {plan['threads']} "
+           f"thread(s); planned {plan['need'] / 2**30:.2f} of {plan['available'] / 2**30:.2f} GiB"
+           if plan else "")
+    return (
+        f"| {label} | {size / 2**30:.2f} GiB | "
+        f"{_span([s['read_bytes'] / size for s in specs], '.2f')} | "
+        f"{_span([s['wall'] for s in specs], '.0f')} s ({_span([s['cpu'] for s in specs], '.0f')}"
+        f" s) | {_span([q['wall'] for q in seqs], '.0f')} s | {_span(ratio, '.1f')} | "
+        f"{_span([s['maxrss'] / 2**30 for s in specs], '.2f')} GiB | {how} |"
+    )
+
+
+def measure(npy: Path, store: Path, args: argparse.Namespace, cap: int) -> tuple[list, str, str]:
+    """The table's rows (label, size, spectrum results, read results), the cap's description and
+    the refusal's message."""
+    cgroup, prefix, how = memory_cap(cap)
+    cases = [("`.npy` (memory map)", "npy", npy, [], True),
+             ("store, limit from the cgroup", "store", store, [], True),
+             (f"store, `max_memory={args.cap_gb:g}G`, no cgroup", "store", store,
+              [f"{args.cap_gb:g}G"], False)]
+    results: dict[str, tuple[int, list, list]] = {}
+    try:
+        for _ in range(args.repeat):
+            for label, kind, path, extra, capped in cases:
+                files = files_under(path)
+                size = sum(f.stat().st_size for f in files)
+                evict(files)
+                spec = run_child([kind, str(path), *extra], *((cgroup, prefix) if capped
+                                                              else (None, [])))
+                evict(files)
+                seq = run_child(["read", *map(str, files)], cgroup, prefix)
+                results.setdefault(label, (size, [], []))[1].append(spec)
+                results[label][2].append(seq)
+                print(label, json.dumps({k: v for k, v in spec.items() if k != "eigenvalues"}),
+                      json.dumps(seq), file=sys.stderr)
+        refusal = run_child(["store", str(store), f"{args.below_mb}M"], cgroup, prefix)
+    finally:
+        if cgroup is not None:
+            try:
+                cgroup.rmdir()
+            except OSError:
+                pass
+    rows = [(label, *results[label]) for label, *_ in cases]
+    return rows, how, refusal.get("error", f"not refused: {refusal}")
+
+
+def exactness(npy: Path, folder: Path, subset: int, n_features: int) -> tuple[float, float, float]:
+    """Relative difference streamed vs in-memory dense on the first ``subset`` features, and the
+    Gram's arithmetic alone scaled to all features (seconds, BLAS threads of the run / one)."""
+    from scipy.optimize import linear_sum_assignment
+    from threadpoolctl import threadpool_limits
+
+    from conjugacy import koopman_spectrum
+
+    sub = np.array(np.load(npy, mmap_mode="r")[:, :, :subset], dtype=np.float64)
+    ref = koopman_spectrum(sub, delays=32, rank=10, path="dense")
+    np.save(folder / "subset.npy", sub.astype(np.float32))
+    streamed = koopman_spectrum(np.load(folder / "subset.npy", mmap_mode="r"), delays=32, rank=10)
+    z = sub.reshape(-1, sub.shape[-1])
+    t_c = time.perf_counter()
+    _ = z @ z.T
+    compute = (time.perf_counter() - t_c) * n_features / subset
+    with threadpool_limits(1):
+        t_c = time.perf_counter()
+        _ = z @ z.T
+        compute1 = (time.perf_counter() - t_c) * n_features / subset
+    cost = np.abs(ref.eigenvalues[:, None] - streamed.eigenvalues[None, :])
+    r, c = linear_sum_assignment(cost)
+    return float(cost[r, c].max() / np.abs(ref.eigenvalues).max()), compute, compute1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--features", type=int, default=2_000_000)
-    parser.add_argument("--cap-gb", type=float, default=2.0)
+    for flag, default in (("--runs", 10), ("--steps", 100), ("--features", 1_000_000),
+                          ("--repeat", 3)):
+        parser.add_argument(flag, type=int, default=default)
+    parser.add_argument("--cap-gb", type=float, default=1.0)
+    parser.add_argument("--below-mb", type=int, default=300,
+                        help="max_memory of the refusal row (MiB), below the reader's floor")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the data files")
@@ -160,76 +284,31 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     npy, store = write_data(folder, args.runs, args.steps, args.features)
     print(f"data written in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    cap = int(args.cap_gb * 2**30)
-    cgroup, how = make_cgroup(cap)
-    rows = []
-    try:
-        for kind, path in (("npy", npy), ("store", store)):
-            files = files_under(path)
-            size = sum(f.stat().st_size for f in files)
-            evict(files)
-            spec = run_child([kind, str(path)], cgroup)
-            evict(files)
-            seq = run_child(["read", *map(str, files)], cgroup)
-            rows.append((kind, size, spec, seq))
-            print(kind, json.dumps({k: v for k, v in spec.items() if k != "eigenvalues"}),
-                  json.dumps(seq), file=sys.stderr)
-    finally:
-        if cgroup is not None:
-            try:
-                cgroup.rmdir()
-            except OSError:
-                pass
-    # exactness on a subset of the features, in memory
-    from conjugacy import koopman_spectrum
-
-    sub = np.array(np.load(npy, mmap_mode="r")[:, :, : args.subset], dtype=np.float64)
-    ref = koopman_spectrum(sub, delays=32, rank=10, path="dense")
-    np.save(folder / "subset.npy", sub.astype(np.float32))
-    streamed = koopman_spectrum(np.load(folder / "subset.npy", mmap_mode="r"), delays=32, rank=10)
-    from scipy.optimize import linear_sum_assignment
-
-    # the arithmetic alone: the snapshot Gram of the in-memory subset, scaled to all features
-    z = sub.reshape(-1, sub.shape[-1])
-    t_c = time.perf_counter()
-    _ = z @ z.T
-    compute = (time.perf_counter() - t_c) * args.features / args.subset
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        t_c = time.perf_counter()
-        _ = z @ z.T
-        compute1 = (time.perf_counter() - t_c) * args.features / args.subset
-    cost = np.abs(ref.eigenvalues[:, None] - streamed.eigenvalues[None, :])
-    r, c = linear_sum_assignment(cost)
-    diff = float(cost[r, c].max() / np.abs(ref.eigenvalues).max())
+    rows, how, refusal = measure(npy, store, args, int(args.cap_gb * 2**30))
+    diff, compute, compute1 = exactness(npy, folder, args.subset, args.features)
     lines = [
         f"`python benchmarks/bench_out_of_core.py`: {args.runs} runs x {args.steps} steps x "
         f"{args.features:,} float32 weights, `koopman_spectrum(data, delays=32, rank=10)`, memory "
-        f"cap {args.cap_gb:g} GiB ({how}), files evicted from the page cache before each child.",
+        f"cap {args.cap_gb:g} GiB ({how}), files evicted from the page cache before each child, "
+        f"{args.repeat} repeats interleaved (ranges).",
         "",
-        "| input | size | path | bytes read | read / size | wall (CPU) | sequential read | ratio | "
-        "ratio to max(read, arithmetic) | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| input | size | read / size | wall (CPU) | sequential read | ratio to the read | "
+        "peak RSS | store read plan |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for kind, size, spec, seq in rows:
-        lines.append(
-            f"| {kind} | {size / 2**30:.2f} GiB | {spec['path']} | {spec['read_bytes'] / 2**30:.2f} GiB"
-            f" | {spec['read_bytes'] / size:.2f} | {spec['wall']:.0f} s ({spec['cpu']:.0f} s) | "
-            f"{seq['wall']:.0f} s ({seq['read_bytes'] / 2**30:.2f} GiB) | "
-            f"{spec['wall'] / seq['wall']:.2f} | {spec['wall'] / max(seq['wall'], compute):.2f} | "
-            f"{spec['maxrss'] / 2**30:.2f} GiB |"
-        )
-    same = np.allclose(
-        np.array(rows[0][2]["eigenvalues"]), np.array(rows[1][2]["eigenvalues"]), atol=1e-12
-    ) if len(rows) == 2 else None
+    lines += [_row(label, size, specs, seqs) for label, size, specs, seqs in rows]
+    eig = [np.array(specs[0]["eigenvalues"]) for _, _, specs, _ in rows if "error" not in specs[0]]
+    same = all(np.array_equal(eig[0], e) for e in eig[1:]) if len(eig) > 1 else None
+    close = all(np.allclose(eig[0], e, rtol=0, atol=1e-12) for e in eig[1:]) if eig else None
     lines += [
         "",
-        f"Eigenvalues: store and .npy identical: {same}; streamed vs in-memory dense path on the "
-        f"first {args.subset:,} features: largest difference {diff:.1e} (relative).",
-        f"The Gram's arithmetic alone (in memory, the subset's product scaled to all features): "
-        f"{compute:.0f} s with the BLAS threads of the run, {compute1:.0f} s with one; "
-        f"load average during the run: {os.getloadavg()[0]:.1f} on "
+        f"Below the floor (`max_memory={args.below_mb}M`): `{refusal}`",
+        "",
+        f"Eigenvalues: all rows bit-identical: {same}; equal to 1e-12: {close}; streamed vs "
+        f"in-memory dense path on the first {args.subset:,} features: largest difference "
+        f"{diff:.1e} (relative). The Gram's arithmetic alone (in memory, the subset's product "
+        f"scaled to all features): {compute:.0f} s with the BLAS threads of the run, "
+        f"{compute1:.0f} s with one; load average at the end: {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores.",
         f"Total wall time {time.perf_counter() - t0:.0f} s (data generation included).",
     ]

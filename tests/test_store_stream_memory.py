@@ -153,20 +153,24 @@ def test_parse_memory():
             parse_memory(bad)
 
 
+def _tree(root, files):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_cgroup_headroom_v2_and_v1(tmp_path):
     root = tmp_path / "cg"
-    leaf = root / "a" / "b"
-    leaf.mkdir(parents=True)
-    (root / "a" / "memory.max").write_text("max\n")
-    (leaf / "memory.max").write_text(f"{2**30}\n")
-    (leaf / "memory.stat").write_text("anon 104857600\nfile 999999999\n")
+    _tree(root, {
+        "a/memory.max": "max\n",  # no limit above
+        "a/b/memory.max": f"{2**30}\n",
+        "a/b/memory.stat": "anon 104857600\nfile 999999999\n",  # page cache not counted
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",  # v1's "unlimited"
+        "memory/x/memory.limit_in_bytes": f"{512 * 2**20}\n",
+        "memory/x/memory.stat": "rss 1\ntotal_rss 209715200\ntotal_cache 5\n",
+    })
     got = streaming._cgroup_headroom("0::/a/b\n", str(root))
     assert got == (2**30 - 104857600, "the memory cgroup's memory.max of 1.00 GiB")
-    v1 = root / "memory" / "x"
-    v1.mkdir(parents=True)
-    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
-    (v1 / "memory.limit_in_bytes").write_text(f"{512 * 2**20}\n")
-    (v1 / "memory.stat").write_text("rss 1\ntotal_rss 209715200\ntotal_cache 5\n")
     got = streaming._cgroup_headroom("4:memory:/x\n1:cpu:/\n", str(root))
     assert got == (512 * 2**20 - 209715200, "the memory cgroup's memory.limit_in_bytes of 512 MiB")
     # the tightest of both wins; no memory controller: no limit
