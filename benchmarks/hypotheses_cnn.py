@@ -14,7 +14,7 @@ Three tests, each a :func:`conjugacy.experiments.cnn.run` at a small, stated sca
     transition rule of ``conjugacy.find_transitions``), in iterations and in passes.
 ``lenet300``
     The same windows for LeNet-300-100 (whence the Adam 1.2e-3 / batch 60 setting) and MnistNet
-    on the 4,000-image sample.
+    (``--models``) on the 4,000-image sample, at the quick scale's 700 iterations.
 
 Usage (from the repository root; each writes ``OUT/<test>/.../results.json`` and prints a
 summary, also written to ``OUT/<test>/summary.json``)::
@@ -22,7 +22,8 @@ summary, also written to ``OUT/<test>/summary.json``)::
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/hypotheses_cnn.py archs OUT
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/hypotheses_cnn.py passes OUT \
         --n-train 1000 4000
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/hypotheses_cnn.py lenet300 OUT
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/hypotheses_cnn.py lenet300 OUT \
+        --models lenet300 --replicas 4
 
 A rerun into the same ``OUT`` resumes (trained seeds are skipped).
 """
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--window", type=int, default=None)
     p.add_argument("--n-train", type=int, nargs="+", default=[1000, 4000])
+    p.add_argument("--models", nargs="+", default=["lenet300", "lenet"],
+                   help="lenet300 test: the LeNets (MnistNet = lenet) at the quick scale")
     a = p.parse_args(argv)
     if a.test == "archs":
         summary = test_archs(a.out, a.seeds or 5, a.steps or 100)
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                               a.replicas)
     else:
         summary = {m: test_passes(a.out, [4000], a.steps or 700, a.window or 100, a.seeds or 3,
-                                  a.replicas, lenet=m) for m in ("lenet300", "lenet")}
+                                  a.replicas, lenet=m) for m in a.models}
     (a.out / a.test).mkdir(parents=True, exist_ok=True)
     (a.out / a.test / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
