@@ -205,3 +205,18 @@ def test_fix_mmap_threshold_applies_on_glibc():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert out.stdout.split() == ([str(glibc)] * 2)
+
+
+def test_cli_spectrum_below_the_floor_is_one_line_and_exit_2(small_chunks, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    store, _ = small_chunks
+    _available(monkeypatch, FLOOR - 1)
+    res = CliRunner().invoke(app, ["spectrum", str(store.path), "--delays", "2", "--rank", "4",
+                                   "--params", "w", "--out", str(tmp_path / "s.npz")])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "max_memory='" in lines[0]
+    assert "test budget leaves 51 MiB" in lines[0] and not (tmp_path / "s.npz").exists()

@@ -478,12 +478,13 @@ class StoreSource:
         held = process_rss()
         least = -(-(held + need) // 2**20)
         raise StoreError(
-            f"{self.name}: streaming {len(self.runs)} runs x {sum(self.lengths)} snapshots needs "
+            f"{self.name}: streaming {len(self.runs)} run{'s' * (len(self.runs) != 1)} x "
+            f"{sum(self.lengths)} snapshots needs "
             f"{least} MiB in all ({held // 2**20} MiB in use + one chunk column of every run "
             f"{span // 2**20} MiB + decoding one chunk {decode // 2**20} MiB + Gram and 1 MiB "
-            f"blocks), but {why} leaves {max(0, available) // 2**20} MiB; pass "
-            f"max_memory='{least}M' or more (on a machine that has it), select fewer runs, or "
-            "record with a smaller chunk_steps"
+            f"blocks), but {why} leaves {max(0, available) // 2**20} MiB; stream with "
+            f"max_memory='{least}M' or more (and a memory limit that allows it), fewer runs, or "
+            "a store recorded with a smaller chunk_steps"
         )
 
     def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
