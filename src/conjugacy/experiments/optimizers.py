@@ -60,11 +60,13 @@ from ..analysis import Claim, Results, summarize
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
 
 __all__ = [
-    "BM_BOX", "EXAMPLE_RUN", "LOSSES", "METHODS", "OGD_BOX", "OMD_BOX", "Iterates",
-    "OptimizerConfig", "bisection_initial_conditions", "bisection_trajectory", "claims",
-    "exact_root_step", "fit_spectra", "initial_condition_groups", "loss_gradient",
-    "loss_value", "ogd_initial_conditions", "ogd_trajectory", "omd_initial_conditions",
-    "omd_trajectory", "run", "simulate",
+    "Iterates",
+    "OptimizerConfig",
+    "claims",
+    "fit_spectra",
+    "initial_condition_groups",
+    "run",
+    "simulate",
 ]
 
 #: Losses of the paper: ``"tan"`` is ``f(x) = sum tan x_i`` (fig. 2), ``"quartic"`` is
@@ -159,6 +161,12 @@ def initial_condition_groups(n_groups: int = 5) -> tuple[tuple[int, ...], ...]:
     Returns
     -------
     tuple of ``n_groups`` tuples of run indices (sorted)
+
+    Examples
+    --------
+    >>> groups = initial_condition_groups(5)
+    >>> groups[0], sorted(n for g in groups for n in g) == list(range(25))
+    ((0, 9, 13, 17, 21), True)
     """
     n_groups = check_int(n_groups, "n_groups", minimum=2)
     if n_groups > 12:
@@ -377,6 +385,21 @@ class OptimizerConfig(DeclaredConfig):
         Order of the Wasserstein distance (1, as the reference code); level of the verdict.
     seed
         Seed of the shuffle control and the permutation test (the optimizers are deterministic).
+
+    Raises
+    ------
+    ValueError
+        A setting outside its range, naming it (e.g. ``n_steps < delays + 2``).
+
+    Examples
+    --------
+    >>> cfg = OptimizerConfig(loss="quartic", n_steps=30)
+    >>> cfg.methods, cfg.pairs
+    (('omd', 'ogd'), (('omd', 'ogd'),))
+    >>> OptimizerConfig(n_steps=5)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_steps must be >= delays + 2 = 6 (one snapshot pair per run), got 5
     """
 
     loss: str = "tan"
@@ -443,6 +466,14 @@ class Iterates:
         ``f(x)``, ``f(exp(u))``, ``|f(z)|``.
     exact_root_steps : ndarray of int (25,) or None
         BM only: the first step at which ``f(z) == 0`` exactly, -1 if never.
+
+    Examples
+    --------
+    >>> it = simulate(OptimizerConfig(n_steps=30))
+    >>> it.trajectories["omd"].shape, it.losses["bm"].shape, it.initial_conditions["bm"].shape
+    ((25, 30, 2), (25, 30), (25, 2, 2))
+    >>> it.trajectories["ogd"].flags.writeable
+    False
     """
 
     initial_conditions: dict[str, np.ndarray]
@@ -463,7 +494,22 @@ def _stack(fn: Callable[..., np.ndarray], *args: np.ndarray, **kwargs: Any) -> n
 
 
 def simulate(config: OptimizerConfig) -> Iterates:
-    """The trajectories and losses of the optimizers of ``config`` from the published grids."""
+    """The trajectories and losses of the optimizers of ``config`` from the published grids.
+
+    OMD, OGD (and BM for ``loss="tan"``) from their 25 initial conditions each (5 x 5 grids, as
+    the reference code), ``config.n_steps`` iterates per run (Redman et al. 2024, sec. 4.1 and
+    appendix A).
+
+    Returns
+    -------
+    Iterates
+
+    Examples
+    --------
+    >>> it = simulate(OptimizerConfig(loss="quartic", n_steps=30))
+    >>> sorted(it.trajectories), it.trajectories["omd"].shape, it.exact_root_steps is None
+    (['ogd', 'omd'], (25, 30, 2), True)
+    """
     c = config
     common = {"loss": c.loss, "n_steps": c.n_steps}
     x0, u0 = omd_initial_conditions(), ogd_initial_conditions()
@@ -488,6 +534,22 @@ def fit_spectra(config: OptimizerConfig, iterates: Iterates
 
     A ``rank`` above the numerical rank is reduced by :func:`conjugacy.koopman_spectrum` (with a
     RankWarning per spectrum); the reductions are reported once per optimizer, in the notes.
+
+    Returns
+    -------
+    pooled : dict of Spectrum
+        Optimizer -> the spectrum of all 25 runs.
+    per_group : dict of list of Spectrum
+        Optimizer -> one spectrum per group of :func:`initial_condition_groups`.
+    notes : list of str
+        One line per optimizer whose rank was reduced.
+
+    Examples
+    --------
+    >>> cfg = OptimizerConfig(n_steps=30)
+    >>> pooled, per_group, notes = fit_spectra(cfg, simulate(cfg))
+    >>> pooled["omd"].eigenvalues.shape, len(per_group["bm"]), notes[0][:47]
+    ((10,), 5, 'BM: the delay-embedded data have numerical rank')
     """
     c = config
 
@@ -522,7 +584,26 @@ def _claim(content: Mapping[str, Any], claim: str, pairs: list[str], expect: str
 
 
 def claims(content: Mapping[str, Any]) -> list[Claim]:
-    """The paper's claims about fig. 2 / S1, decided on the verdicts and spectra of ``content``."""
+    """The paper's claims about fig. 2 / S1, decided on the verdicts and spectra of ``content``.
+
+    Parameters
+    ----------
+    content : mapping
+        A ``results.json`` of :func:`run` (``Results.content``): ``comparison`` and
+        ``pooled_spectra`` are read.
+
+    Returns
+    -------
+    list of Claim
+        OMD and OGD conjugate, their spectra real and positive, bisection not conjugate to either
+        (the last only for ``loss="tan"``).
+
+    Examples
+    --------
+    >>> res = run(OptimizerConfig(n_steps=30, n_shuffles=10, n_permutations=252))
+    >>> [(c.claim, c.holds) for c in claims(res.content)][0]
+    ('OMD and OGD are conjugate', True)
+    """
     out = []
     if "omd-ogd" in content["comparison"]["verdicts"]:
         out.append(_claim(content, "OMD and OGD are conjugate", ["omd-ogd"], "conjugate"))
@@ -586,6 +667,25 @@ def run(config: OptimizerConfig | None = None, out: Any = None) -> Results:
     Results
         ``spectra``: the group spectra per optimizer; ``content["pooled_spectra"]``: those of all
         25 runs; the verdicts in ``content["comparison"]["verdicts"]`` (the only ones).
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`OptimizerConfig`.
+    NotADirectoryError
+        ``out`` (or a parent) exists and is not a folder.
+
+    References
+    ----------
+    Redman et al. (2024), sec. 4.1, fig. 2 (``loss="tan"``) and S1 (``"quartic"``), appendix A.
+
+    Examples
+    --------
+    Fewer iterates and shuffles than the paper, no files written (``out=None``):
+
+    >>> res = run(OptimizerConfig(n_steps=30, n_shuffles=10, n_permutations=252))
+    >>> {k: v["verdict"] for k, v in res["comparison"]["verdicts"].items()}
+    {'omd-ogd': 'conjugate', 'omd-bm': 'not conjugate', 'ogd-bm': 'not conjugate'}
     """
     from ..study import experiment_session, provenance
 
