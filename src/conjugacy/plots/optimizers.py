@@ -39,6 +39,21 @@ def make_figures(trajectories: Mapping[str, Any], losses: Mapping[str, Any],
         ``"trajectories"`` (fig. 2A: the iterates of run ``example``), ``"losses"`` (fig. 2B: mean
         and min-max range over the 25 runs), ``"eigenvalues"`` (fig. 2C: the whole plane with the
         unit circle, and a zoom on the real axis near 1) and ``"overview"`` (the three panels).
+
+    Raises
+    ------
+    ValueError
+        ``example`` is not a run index in [0, 24].
+
+    Examples
+    --------
+    >>> from conjugacy.experiments.optimizers import OptimizerConfig, fit_spectra, simulate
+    >>> cfg = OptimizerConfig(n_steps=30)
+    >>> it = simulate(cfg)
+    >>> pooled = fit_spectra(cfg, it)[0]
+    >>> figs = make_figures(it.trajectories, it.losses, pooled)
+    >>> sorted(figs), figs["eigenvalues"].axes[1].get_title(loc="left")
+    (['eigenvalues', 'losses', 'overview', 'trajectories'], 'zoom near 1')
     """
     example = check_int(example, "example", minimum=0)
     if example >= 25:
@@ -84,7 +99,20 @@ def make_figures(trajectories: Mapping[str, Any], losses: Mapping[str, Any],
 
 def draw_all(out: Path, trajectories: Mapping[str, Any], losses: Mapping[str, Any],
              spectra: Mapping[str, Any], loss: str = "tan", example: int = 17) -> list[Path]:
-    """:func:`make_figures` saved into ``out`` (PNG + SVG each); returns the paths."""
+    """:func:`make_figures` saved into ``out`` (PNG + SVG each); returns the paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.experiments.optimizers import OptimizerConfig, fit_spectra, simulate
+    >>> cfg = OptimizerConfig(loss="quartic", n_steps=30)
+    >>> it = simulate(cfg)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     paths = draw_all(Path(out), it.trajectories, it.losses, fit_spectra(cfg, it)[0],
+    ...                      loss="quartic")
+    ...     sorted(p.name for p in paths)[:3]
+    ['eigenvalues.png', 'eigenvalues.svg', 'losses.png']
+    """
     paths: list[Path] = []
     for name, fig in make_figures(trajectories, losses, spectra, loss, example).items():
         paths.extend(save_figure(fig, Path(out) / name))
