@@ -667,8 +667,9 @@ def auto_path(
     leaving out the routes whose arrays (:func:`path_memory`) would exceed ``AUTO_MEMORY_BYTES``
     or the memory available (:func:`available_memory`, or ``available`` bytes) while another
     fits; raises :func:`check_path_memory`'s error when none fits. ``mapped`` (memory-mapped
-    data, read from disk): the subspace path for large data where it applies (its memory is
-    O((n_obs + m) (k + p)), not O(m^2)), else dense.
+    data, read from disk): the cheaper of the covariance path (tall data, one pass, memory
+    O(n_obs^2)) and the subspace path (memory O((n_obs + m) (k + p)), not O(m^2)), and the dense
+    path only for small data (``n_obs m < 10^6``).
 
     Examples
     --------
@@ -685,9 +686,11 @@ def auto_path(
         check_path_memory(chosen, n, n_obs, m, n_snap, rank, itemsize, available)
         return chosen
     costs = path_costs(n, n_obs, m, n_snap, rank)
-    if mapped:  # data on disk: the memory, not the arithmetic, decides
-        return "subspace" if n_obs * m >= 1_000_000 and costs["subspace"] < float("inf") else (
-            "dense")
+    if mapped:  # data on disk: the low-memory routes (one pass or a few), dense only when small
+        if n_obs * m >= 1_000_000:
+            costs["dense"] = float("inf")
+        costs["gram"] = float("inf")
+        return min(costs, key=costs.get) if min(costs.values()) < float("inf") else "dense"
     available = available_memory() if available is None else available
     cap = AUTO_MEMORY_BYTES if available is None else min(AUTO_MEMORY_BYTES, available)
     need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
