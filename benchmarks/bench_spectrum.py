@@ -249,24 +249,85 @@ def ours_modes(data: np.ndarray, w: Workload) -> np.ndarray:
     ).eigenvalues
 
 
-# The scaling grid's rows that fit a 2-core machine in minutes (issue 21): conjugacy's default
-# call against the plain pipeline, interleaved, CPU times (``--grid``).
+def plain_covariance(data: np.ndarray, w: Workload) -> np.ndarray:
+    """The plain NumPy feature-side route for tall data (what deeptime and kooplearn do): the
+    delay matrices, ``C = X X^T`` and ``Y X^T``, the top-k ``eigh`` of C, projected DMD
+    ``U_k^T (Y X^T) U_k S_k^-2``, ``eig``."""
+    X, Y = delay_embed(data.astype(np.float64, copy=False), w.delays)
+    lam, u = np.linalg.eigh(X @ X.T)
+    uk, lk = u[:, -w.rank:], lam[-w.rank:]
+    return np.linalg.eigvals((uk.T @ (Y @ X.T) @ uk) / lk[None, :])
+
+
+def _plain_kind(w: Workload) -> str:
+    """The plain pipeline a NumPy user would write for this shape: the method of snapshots, or
+    the feature-side covariances when they take fewer multiply-adds (tall data) or the snapshot
+    Gram would exceed 2 GiB."""
+    n_snap, n_obs = w.n_traj * w.n_steps, w.n_features * (w.delays + 1)
+    m = w.n_traj * (w.n_steps - w.delays - 1)
+    snapshots = 0.5 * w.n_features * n_snap**2 + (m**3 if m <= 2000 else 500 * m * m)
+    covariance = 2.0 * n_obs * n_obs * m + 5.0 * n_obs**3
+    if 8 * n_snap**2 > 2 * 2**30 or (n_obs <= m and covariance < snapshots):
+        return "covariance"
+    return "snapshots"
+
+
+def plain_pipeline(data: np.ndarray, w: Workload) -> np.ndarray:
+    return plain_covariance(data, w) if _plain_kind(w) == "covariance" else gram_pipeline(data, w)
+
+
+def syrk_bound(data: np.ndarray, w: Workload) -> None:
+    """The plain pipeline's largest product alone: the snapshot Gram ``Z Z^T`` (one syrk), or
+    ``X X^T`` of the delay matrix on the covariance route (its copy included)."""
+    if _plain_kind(w) == "covariance":
+        X = delay_embed(data.astype(np.float64, copy=False), w.delays)[0]
+        X @ X.T
+        return
+    z = data.reshape(-1, data.shape[-1]).astype(np.float64, copy=False)
+    z @ z.T
+
+
+# The scaling grid (issue 21, item 5): conjugacy's default call against the plain pipeline and the
+# syrk bound, interleaved, CPU times (``--grid``: the quick subset that fits this 2-core machine
+# in minutes; ``--grid --full``: every row, hours and up to 8 GiB of input).
 GRID = [
     Workload("10 x 100 x 1,000, 8 delays", 10, 100, 1000, 8),
     Workload("10 x 100 x 1,000, 32 delays", 10, 100, 1000, 32),
-    Workload("10 x 500 x 4,000, 8 delays", 10, 500, 4000, 8),
+    Workload("10 x 1,000 x 1,000, 8 delays", 10, 1000, 1000, 8),
+    Workload("10 x 100 x 10,000, 8 delays", 10, 100, 10_000, 8),
+    Workload("10 x 100 x 100,000 float32, 32 delays", 10, 100, 100_000, 32, dtype="float32"),
     Workload("10 x 500 x 4,000, 32 delays", 10, 500, 4000, 32),
     Workload("4 x 240 x 400 float32, 8 delays, rank 21", 4, 240, 400, 8, rank=21,
              dtype="float32"),
+    Workload("tall 10 x 1,000 x 10, 8 delays", 10, 1000, 10, 8),
+    Workload("tall 10 x 10,000 x 10, 32 delays", 10, 10_000, 10, 32),
+    Workload("tall 10 x 2,000 x 100, 8 delays", 10, 2000, 100, 8),
+    Workload("tall 1 x 196,000 x 40 (DSA tutorial-like), 0 delays", 1, 196_000, 40, 0),
+]
+GRID_FULL = GRID + [
+    Workload("10 x 1,000 x 1,000, 32 delays", 10, 1000, 1000, 32),
+    Workload("10 x 100 x 10,000, 32 delays", 10, 100, 10_000, 32),
+    Workload("10 x 1,000 x 10,000, 8 delays", 10, 1000, 10_000, 8),
+    Workload("10 x 1,000 x 10,000, 32 delays", 10, 1000, 10_000, 32),
+    Workload("10 x 100 x 100,000 float32, 8 delays", 10, 100, 100_000, 8, dtype="float32"),
+    Workload("10 x 100 x 1,000,000 float32, 8 delays", 10, 100, 1_000_000, 8, dtype="float32"),
+    Workload("10 x 100 x 1,000,000 float32, 32 delays", 10, 100, 1_000_000, 32,
+             dtype="float32"),
+    Workload("10 x 500 x 4,000, 8 delays", 10, 500, 4000, 8),
+    Workload("tall 10 x 20,000 x 10, 8 delays", 10, 20_000, 10, 8),
+    Workload("tall 10 x 20,000 x 100, 8 delays", 10, 20_000, 100, 8),
+    Workload("tall 10 x 2,000 x 100, 32 delays", 10, 2000, 100, 32),
 ]
 
 
 def grid(workloads, repeats) -> list[dict]:
-    """conjugacy's default call (``koopman_spectrum(data, delays=d, rank=k, threads=1)``) and the
-    plain pipeline, interleaved (plain, ours, plain, ours, ...) after one untimed warm-up of
-    each, CPU times (``time.process_time``). Per row: every run's CPU time, the per-pair
-    ratios plain / conjugacy (> 1: conjugacy faster), the path taken and the largest eigenvalue
-    difference to the plain pipeline (optimal matching, relative to the largest modulus)."""
+    """conjugacy's default call (``koopman_spectrum(data, delays=d, rank=k, threads=1)``), the
+    plain pipeline (:func:`plain_pipeline`) and its largest product alone (:func:`syrk_bound`),
+    interleaved (syrk, plain, ours, syrk, ...) after one untimed warm-up of each, CPU times
+    (``time.process_time``). Per row: every run's CPU time, the per-repeat ratios plain /
+    conjugacy (> 1: conjugacy faster) and conjugacy / syrk, the path taken and the largest
+    eigenvalue difference to the plain pipeline (optimal matching, relative to the largest
+    modulus)."""
     rows = []
     for w in workloads:
         data = w.data()
@@ -275,25 +336,129 @@ def grid(workloads, repeats) -> list[dict]:
             return koopman_spectrum(x, delays=w.delays, rank=w.rank, threads=1)
 
         spec = ours_default()
-        plain = gram_pipeline(data, w)
+        plain = plain_pipeline(data, w)
         diff = rel_diff(spec.eigenvalues, plain)
-        plain_cpu, ours_cpu = [], []
+        syrk_cpu, plain_cpu, ours_cpu = [], [], []
+        contenders = ((syrk_bound, syrk_cpu), (plain_pipeline, plain_cpu),
+                      (lambda x, w: ours_default(x, w), ours_cpu))
         for _ in range(repeats):
-            c0 = time.process_time()
-            gram_pipeline(data, w)
-            plain_cpu.append(time.process_time() - c0)
-            c0 = time.process_time()
-            ours_default()
-            ours_cpu.append(time.process_time() - c0)
+            for fn, out in contenders:
+                c0 = time.process_time()
+                fn(data, w)
+                out.append(time.process_time() - c0)
         ratios = [p / o for p, o in zip(plain_cpu, ours_cpu)]
-        row = {"workload": w.name, "path": spec.settings["path"], "modes": spec.modes is not None,
-               "plain_cpu": plain_cpu, "ours_cpu": ours_cpu, "ratios": ratios, "diff": diff}
-        print(f"  {w.name}: {row['path']}, plain {statistics.median(plain_cpu):.3f} s, "
-              f"conjugacy {statistics.median(ours_cpu):.3f} s, ratio "
-              f"{min(ratios):.2f}-{max(ratios):.2f} (median {statistics.median(ratios):.2f}), "
-              f"eig. diff {diff:.1e}", flush=True)
+        row = {"workload": w.name, "path": spec.settings["path"], "plain": _plain_kind(w),
+               "modes": spec.modes is not None, "syrk_cpu": syrk_cpu, "plain_cpu": plain_cpu,
+               "ours_cpu": ours_cpu, "ratios": ratios, "diff": diff}
+        med = statistics.median
+        print(f"  {w.name}: {row['path']}, plain ({row['plain']}) {med(plain_cpu):.3f} s, "
+              f"conjugacy {med(ours_cpu):.3f} s, syrk {med(syrk_cpu):.3f} s; plain / conjugacy "
+              f"{min(ratios):.2f}-{max(ratios):.2f} (median {med(ratios):.2f}), conjugacy / syrk "
+              f"{med(ours_cpu) / max(med(syrk_cpu), 1e-9):.2f}, eig. diff {diff:.1e}", flush=True)
         rows.append(row)
         del data
+    return rows
+
+
+# ----------------------------------------------------------------------------- all pairs
+# Issue 21: 20 systems x 10 trajectories x 200 steps, rank 10, 8 delays, all 190 distances,
+# end to end (fits + distances), against kooplearn and DSA (``dsa-metric``, run by its own
+# interpreter: ``--dsa-python``, a separate virtual environment).
+ALLPAIRS = {"systems": 20, "n_traj": 10, "n_steps": 200, "rank": 10, "delays": 8}
+
+
+def allpairs_data(n_features: int, seed: int = 0) -> list[np.ndarray]:
+    """20 noisy linear systems (10 latent modes, eigenvalues drawn per system, observed through
+    a random (n_features, 10) map), 10 trajectories x 200 steps each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(ALLPAIRS["systems"]):
+        lam = rng.uniform(0.8, 0.99, 5) * np.exp(1j * rng.uniform(0.05, 1.0, 5))
+        blocks = [np.array([[z.real, -z.imag], [z.imag, z.real]]) for z in lam]
+        a = scipy.linalg.block_diag(*blocks)
+        c = rng.standard_normal((n_features, 10))
+        z = np.empty((ALLPAIRS["n_traj"], ALLPAIRS["n_steps"], 10))
+        z[:, 0] = rng.standard_normal((ALLPAIRS["n_traj"], 10))
+        for t in range(1, ALLPAIRS["n_steps"]):
+            z[:, t] = z[:, t - 1] @ a.T + 0.1 * rng.standard_normal((ALLPAIRS["n_traj"], 10))
+        out.append(z @ c.T + 0.01 * rng.standard_normal((ALLPAIRS["n_traj"], ALLPAIRS["n_steps"],
+                                                          n_features)))
+    return out
+
+
+def allpairs_ours(systems: list[np.ndarray]) -> np.ndarray:
+    from conjugacy import distance_matrix
+
+    spectra = [koopman_spectrum(x, delays=ALLPAIRS["delays"], rank=ALLPAIRS["rank"], threads=1)
+               for x in systems]
+    allpairs_ours.paths = sorted({s.settings["path"] for s in spectra})
+    return distance_matrix(spectra)
+
+
+def allpairs_kooplearn(systems: list[np.ndarray]) -> np.ndarray:
+    from conjugacy import distance_matrix
+
+    w = Workload("allpairs", 0, 0, 0, ALLPAIRS["delays"], rank=ALLPAIRS["rank"])
+    return distance_matrix([kooplearn_eigs(x, w) for x in systems])
+
+
+_DSA_SCRIPT = """
+import sys, time, numpy as np
+from threadpoolctl import threadpool_limits
+from DSA import DSA
+data = np.load(sys.argv[1])
+systems = [data[i] for i in range(data.shape[0])]
+with threadpool_limits(1):
+    import torch
+    torch.set_num_threads(1)
+    for _ in range(int(sys.argv[2])):
+        c0 = time.process_time()
+        DSA(systems, n_delays={n_delays}, rank={rank}, score_method="wasserstein").fit_score()
+        print(time.process_time() - c0, flush=True)
+"""
+
+
+def allpairs_dsa(systems: list[np.ndarray], python: str, repeats: int) -> list[float]:
+    """CPU times of DSA's all-pairs ``fit_score`` (Wasserstein distances of the eigenvalues, its
+    default), one run per line of a subprocess under ``python`` (the import not timed)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "systems.npy"
+        np.save(path, np.stack(systems))
+        script = _DSA_SCRIPT.format(n_delays=ALLPAIRS["delays"] + 1, rank=ALLPAIRS["rank"])
+        out = subprocess.run([python, "-c", script, str(path), str(repeats)], check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    return [float(line) for line in out.split()]
+
+
+def allpairs(features: list[int], repeats: int, dsa_python: str | None) -> list[dict]:
+    """conjugacy and kooplearn interleaved (CPU times of the whole workload, ``repeats`` each),
+    then DSA's runs in its own interpreter; per feature count the CPU times and the ratios
+    peer / conjugacy of the medians."""
+    _import_peers()
+    rows = []
+    for n in features:
+        systems = allpairs_data(n)
+        allpairs_ours(systems)  # warm-up
+        ours_cpu, koop_cpu = [], []
+        for _ in range(repeats):
+            for fn, out in ((allpairs_ours, ours_cpu), (allpairs_kooplearn, koop_cpu)):
+                c0 = time.process_time()
+                fn(systems)
+                out.append(time.process_time() - c0)
+        dsa_cpu = allpairs_dsa(systems, dsa_python, repeats) if dsa_python else []
+        med = statistics.median
+        row = {"features": n, "paths": allpairs_ours.paths, "ours_cpu": ours_cpu,
+               "kooplearn_cpu": koop_cpu, "dsa_cpu": dsa_cpu}
+        print(f"  {n} features: conjugacy ({', '.join(row['paths'])}) {med(ours_cpu):.2f} s "
+              f"[{min(ours_cpu):.2f}-{max(ours_cpu):.2f}], kooplearn {med(koop_cpu):.2f} s "
+              f"({med(koop_cpu) / med(ours_cpu):.1f}x)"
+              + (f", DSA {med(dsa_cpu):.2f} s [{min(dsa_cpu):.2f}-{max(dsa_cpu):.2f}] "
+                 f"({med(dsa_cpu) / med(ours_cpu):.1f}x)" if dsa_cpu else ""), flush=True)
+        rows.append(row)
     return rows
 
 
@@ -446,13 +611,28 @@ def main(argv=None) -> None:
     )
     parser.add_argument(
         "--grid", action="store_true",
-        help="the scaling grid's rows (GRID): default call vs plain pipeline, interleaved",
+        help="the scaling grid's quick rows (GRID): default call vs plain pipeline and syrk",
     )
+    parser.add_argument("--full", action="store_true", help="with --grid: every row (GRID_FULL)")
+    parser.add_argument(
+        "--allpairs", default=None, metavar="N,N,...",
+        help="the all-pairs workload at these feature counts (e.g. 50,200,500)",
+    )
+    parser.add_argument("--dsa-python", default=None,
+                        help="with --allpairs: the interpreter of a venv with dsa-metric")
     args = parser.parse_args(argv)
-    if args.grid:
+    if args.allpairs:
         with threadpool_limits(1):
-            rows = grid([w for w in GRID if args.only is None or args.only in w.name],
-                        args.repeats)
+            rows = allpairs([int(n) for n in args.allpairs.split(",")], args.repeats,
+                            args.dsa_python)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
+    if args.grid:
+        print(f"grid: {'full' if args.full else 'quick'}", flush=True)
+        with threadpool_limits(1):
+            rows = grid([w for w in (GRID_FULL if args.full else GRID)
+                         if args.only is None or args.only in w.name], args.repeats)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
         return
