@@ -76,7 +76,7 @@ def test_spectral_monitor_warns_of_a_known_change_and_the_norm_does_not():
     assert sp.lead_times == tuple(float(ONSET - a) for a in sp.alarm_steps[:4])
     assert sp.lead_time_median == float(np.median(sp.lead_times))
     assert sp.alarm_steps[4:] == (None, None, None) and sp.false_alarms_per_1000 == 0.0
-    assert sp.negative_steps == 3 * 140
+    assert sp.negative_steps == 3 * 140 and sp.negatives_alarmed == 0
     # the norm does not change at the flip: it cannot tell positives from negatives
     assert ev.parameter_norm.auroc < 0.9 and ev.parameter_norm.detected < 4
     assert [s for s in SIGNALS] == ["spectral", "parameter_norm", "shuffled_windows"]
@@ -88,6 +88,7 @@ def test_false_alarms_count_every_streak_in_runs_without_onset():
     ev = evaluate_monitor(_runs(negative_flips=((90,), (), (150,))), n_boot=200, **RULE)
     events = ev.spectral.alarm_events[4:]
     assert events[0] >= 1 and events[1] == 0 and events[2] >= 1
+    assert ev.spectral.negatives_alarmed == 2
     assert ev.spectral.alarm_steps[4] >= 99 and ev.spectral.alarm_steps[6] >= 159
     assert ev.spectral.false_alarms_per_1000 == pytest.approx(1000 * sum(events) / 420,
                                                               rel=1e-15)

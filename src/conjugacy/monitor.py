@@ -139,8 +139,10 @@ class SignalEvaluation:
         warning), and all positive runs.
     false_alarms_per_1000, false_alarm_interval : float, (float, float)
         Alarm events in runs without onset per 1,000 monitored steps (from the first monitored
-        window's end to the last window's end).
-    n_negative, negative_steps : int
+        window's end to the last window's end). A signal that stays above the factor counts
+        once: read it beside ``negatives_alarmed``.
+    negatives_alarmed, n_negative, negative_steps : int
+        Runs without onset that alarm at least once; all of them; their monitored steps.
 
     Examples
     --------
@@ -182,6 +184,7 @@ class SignalEvaluation:
     n_positive: int
     false_alarms_per_1000: float
     false_alarm_interval: tuple[float, float]
+    negatives_alarmed: int
     n_negative: int
     negative_steps: int
 
@@ -195,7 +198,8 @@ class SignalEvaluation:
                 "n_positive": self.n_positive,
                 "false_alarms_per_1000": self.false_alarms_per_1000,
                 "false_alarm_interval": list(self.false_alarm_interval),
-                "n_negative": self.n_negative, "noise_floors": dict(self.noise_floors)}
+                "negatives_alarmed": self.negatives_alarmed, "n_negative": self.n_negative,
+                "noise_floors": dict(self.noise_floors)}
 
 
 @dataclass(frozen=True)
@@ -572,7 +576,8 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
         detected_early=int((leads > 0).sum()), n_positive=int(pos.sum()),
         false_alarms_per_1000=float(1000 * events.sum() / steps.sum()),
         false_alarm_interval=_interval(1000 * events[ni].sum(1) / steps[ni].sum(1)),
-        n_negative=int((~pos).sum()), negative_steps=int(steps.sum()))
+        negatives_alarmed=int((events > 0).sum()), n_negative=int((~pos).sum()),
+        negative_steps=int(steps.sum()))
 
 
 def evaluate_monitor(
