@@ -554,6 +554,68 @@ class Spectrum:
             dt = recording_interval(self) or 1.0
         return continuous_time_eigenvalues(self.eigenvalues, dt, min_modulus=min_modulus)
 
+    # ----- modes on request -------------------------------------------------------------------
+    def with_modes(self, trajectories: TrajectoriesLike) -> Spectrum:
+        """This spectrum with its DMD modes, computed on request from the data it was fitted on.
+
+        :func:`koopman_spectrum` computes no modes unless asked (``modes=False``: on the Gram
+        path they cost as much as the fit). This refits ``trajectories`` with the recorded
+        settings (delays, rank rule, tol, method, PCA, scale, the path taken) and
+        ``modes=True``, checks that the eigenvalues are this spectrum's, and returns a copy with
+        the modes of its eigenvalues (also after :meth:`filtered`: the kept ones, in order).
+
+        Parameters
+        ----------
+        trajectories : as for :func:`koopman_spectrum`
+            The data this spectrum was fitted on (for a windowed spectrum: the window's slice).
+
+        Returns
+        -------
+        Spectrum
+            ``modes`` (n_observables, rank), complex; every other field unchanged. This spectrum
+            itself when it has modes already.
+
+        Raises
+        ------
+        ValueError
+            The refit's eigenvalues are not this spectrum's (other data or settings), naming the
+            largest difference.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
+        >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
+        >>> spec = koopman_spectrum(runs, rank=3)
+        >>> spec.modes is None, spec.with_modes(runs).modes.shape
+        (True, (3, 3))
+        """
+        if self.modes is not None:
+            return self
+        from dataclasses import replace
+
+        from scipy.optimize import linear_sum_assignment
+
+        s = self.settings
+        path = str(s.get("path", "auto")).replace(" (streamed)", "")
+        refit = koopman_spectrum(
+            trajectories, delays=s["delays"], rank=s.get("rank_requested"), tol=s.get("tol"),
+            method=self.method, pca=s.get("pca"), pca_center=bool(s.get("pca_center", True)),
+            scale=bool(s.get("scale", False)), modes=True, path=path if path in PATHS else "auto",
+        )
+        if self.rank == 0:
+            return replace(self, modes=refit.modes[:, :0])
+        cost = np.abs(self.eigenvalues[:, None] - refit.eigenvalues[None, :])
+        rows, cols = linear_sum_assignment(cost)
+        worst = float(cost[rows, cols].max()) if refit.rank >= self.rank else float("inf")
+        if worst > 1e-8 * max(1.0, float(np.abs(self.eigenvalues).max())):
+            raise ValueError(
+                f"trajectories: not the data this spectrum was fitted on (the refit's "
+                f"eigenvalues differ by {worst:.2e}); pass the same trajectories (a window's "
+                "slice for a windowed spectrum)"
+            )
+        return replace(self, modes=refit.modes[:, cols[np.argsort(rows)]])
+
     # ----- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Save to a NumPy ``.npz`` archive (no pickle).
