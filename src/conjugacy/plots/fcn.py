@@ -28,14 +28,12 @@ from .core import (
 )
 
 __all__ = [
-    "draw_all",
     "figure_between_seeds",
     "figure_distances",
     "figure_eigenvalues",
     "figure_eigenvalues_zoom",
     "figure_loss",
     "figure_weights",
-    "zoom_box",
 ]
 
 
@@ -68,6 +66,21 @@ def figure_loss(losses: Mapping[int, Any], activation: str = "relu") -> Figure:
     Parameters
     ----------
     losses : dict width -> array (n_runs, n_steps)
+    activation : str
+        Named in the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps = np.arange(1, 51)
+    >>> losses = {5: np.stack([2.3 / steps, 2.1 / steps]), 40: np.stack([2.0 / steps, 1.9 / steps])}
+    >>> ax = figure_loss(losses).axes[0]
+    >>> ax.get_title(), ax.get_yscale()
+    ('FCN training loss (relu)', 'log')
     """
     fig, ax = new_figure()
     plot_loss_curves({_label(h): v for h, v in losses.items()}, ax=ax, spread="std", log=True)
@@ -83,6 +96,20 @@ def figure_weights(examples: Mapping[int, Any], max_features: int = 4) -> Figure
     Parameters
     ----------
     examples : dict width -> array (n_steps, 10 * width)
+    max_features : int
+        Weights drawn per width (the first ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> examples = {5: rng.normal(size=(30, 50)).cumsum(0), 40: rng.normal(size=(30, 400)).cumsum(0)}
+    >>> figure_weights(examples, max_features=2).axes[0].get_ylabel()
+    'output-layer weight'
     """
     fig, ax = new_figure(width=5.5)
     plot_trajectories({_label(h): v for h, v in examples.items()}, ax=ax, max_features=max_features)
@@ -98,6 +125,18 @@ def figure_eigenvalues(spectra: Mapping[int, Any], seed_index: int = 0) -> Figur
     Parameters
     ----------
     spectra : dict width -> Spectrum (or complex array) of that seed
+    seed_index : int
+        Named in the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> spectra = {5: [0.999, 0.98 + 0.01j, 0.98 - 0.01j], 40: [0.9995, 0.99]}
+    >>> figure_eigenvalues(spectra, seed_index=3).axes[0].get_title()
+    'Koopman eigenvalues, seed 3'
     """
     fig, ax = new_figure(width=5.0, height=3.8)
     labelled = {_label(h): s for h, s in spectra.items()}
@@ -118,6 +157,23 @@ def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> 
     Parameters
     ----------
     spectra : dict width -> Spectrum (or complex array) of one seed, at least two widths
+    seed_index : int
+        Named in the titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        Fewer than two widths.
+
+    Examples
+    --------
+    >>> spectra = {5: [0.999, 0.98], 10: [0.9992, 0.985], 40: [0.9995, 0.99]}
+    >>> [ax.get_title() for ax in figure_eigenvalues_zoom(spectra).axes]
+    ['h = 5 vs h = 40 (seed 0)', 'h = 10 vs h = 40 (seed 0)']
     """
     widths = sorted(spectra)
     if len(widths) < 2:
@@ -162,6 +218,23 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
     summary : dict
         ``results.json`` content; its ``comparison`` holds ``distances`` (pair -> mean, std) and
         ``ks_tests`` (those of the spectra the verdicts use).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    The part of a ``results.json`` it reads, for two widths and two seeds:
+
+    >>> summary = {"conditions": {"h5": {"width": 5}, "h40": {"width": 40}},
+    ...            "comparison": {"conditions": ["h5", "h40"], "verdict_uses": "all",
+    ...                           "pairs": {"h5-h40": ["h5", "h40"]}, "all": {
+    ...     "distances": {"h5-h40": {"mean": 0.012, "std": 0.002, "per_seed": [0.01, 0.014]}},
+    ...     "ks_tests": {}, "between_seeds": {"h40": {"values": [0.004, 0.006, 0.005]}}}}}
+    >>> ax = figure_distances(summary).axes[0]
+    >>> [t.get_text() for t in ax.get_xticklabels()], ax.get_xlabel()
+    (['5 vs 40'], 'widths h')
     """
     cmp = _comparison(summary)
     dist = cmp["distances"]
@@ -193,6 +266,20 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     ----------
     summary : dict
         ``results.json`` content; its ``comparison`` holds ``between_seeds`` and ``distances``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> summary = {"conditions": {"h5": {"width": 5}, "h40": {"width": 40}},
+    ...            "comparison": {"conditions": ["h5", "h40"], "verdict_uses": "all",
+    ...                           "pairs": {"h5-h40": ["h5", "h40"]}, "all": {
+    ...     "distances": {"h5-h40": {"mean": 0.012, "std": 0.002, "per_seed": [0.01, 0.014]}},
+    ...     "ks_tests": {}, "between_seeds": {"h40": {"values": [0.004, 0.006, 0.005]}}}}}
+    >>> figure_between_seeds(summary).axes[0].get_legend_handles_labels()[1]
+    ['h = 40, between seeds (3 pairs)', 'mean h = 5 vs h = 40']
     """
     cmp = _comparison(summary)
     conditions = summary["comparison"]["conditions"]
