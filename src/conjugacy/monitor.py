@@ -773,13 +773,15 @@ def calibrate_rule(
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> def run(onset, g):  # AR(1) weights whose coefficient flips at step 120 for positives
-    ...     x, a = np.zeros((200, 3)), np.full(200, 0.9)
-    ...     a[120:] = -0.9 if onset else 0.9
-    ...     for t in range(1, 200):
-    ...         x[t] = a[t] * x[t - 1] + rng.standard_normal(3)
-    ...     return MonitoredRun(x, np.arange(200), onset, g)
-    >>> held_out = [run(150, "p") for _ in range(3)] + [run(None, "n") for _ in range(3)]
+    >>> def ar1(coef):  # 3 AR(1) weights, one coefficient per step
+    ...     x = np.zeros((coef.size, 3))
+    ...     for t in range(1, coef.size):
+    ...         x[t] = coef[t] * x[t - 1] + rng.standard_normal(3)
+    ...     return x
+    >>> flip = np.where(np.arange(200) < 120, 0.9, -0.9)  # positives: the sign flips at 120
+    >>> held_out = ([MonitoredRun(ar1(flip), np.arange(200), 150, "p") for _ in range(3)]
+    ...             + [MonitoredRun(ar1(np.full(200, 0.9)), np.arange(200), None, "n")
+    ...                for _ in range(3)])
     >>> rule = calibrate_rule(held_out, window=40, stride=10, target_false_alarms=0.0,
     ...                       spectrum_kwargs={"delays": 1, "rank": 2})
     >>> rule.sustain["spectral"], rule.candidates["spectral"][0]["warned"]
