@@ -27,12 +27,7 @@ from .core import (
 )
 from .fcn import zoom_box
 
-__all__ = [
-    "draw_all",
-    "figure_arch_windows",
-    "figure_window_eigenvalues",
-    "figure_window_matrix",
-]
+__all__ = ["figure_arch_windows", "figure_window_eigenvalues", "figure_window_matrix"]
 
 _NAMES = {"lenet": "LeNet", "lenet5": "LeNet-5 (3x3)", "lenet300": "LeNet-300-100",
           "resnet20": "ResNet-20"}
@@ -44,7 +39,33 @@ def _title(summary: Mapping[str, Any], arch: str) -> str:
 
 
 def figure_window_matrix(summary: Mapping[str, Any], arch: str, key: str = "windows") -> Figure:
-    """Fig. 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows."""
+    """Fig. 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows.
+
+    Parameters
+    ----------
+    summary : dict
+        ``results.json`` of :func:`conjugacy.experiments.cnn.run`: ``archs[arch]`` (model, data
+        name, number of seeds) and ``windows[arch]`` (``labels``, ``mean_matrix``), or
+        ``sections["s5"][arch]`` for ``key="s5"``.
+    arch : {"lenet", "resnet20"}
+    key : {"windows", "s5"}
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    Two windows of LeNet, two seeds (the fields of ``results.json`` it reads):
+
+    >>> info = {"model": "lenet", "data": {"name": "MNIST"}, "n_seeds": 2}
+    >>> summary = {"archs": {"lenet": info}, "config": {"window": 10},
+    ...            "windows": {"lenet": {"labels": ["0-9", "10-19"], "windows": [[0, 10], [10, 20]],
+    ...                                  "mean_matrix": [[0.0, 0.02], [0.02, 0.0]]}}}
+    >>> print(figure_window_matrix(summary, "lenet").axes[0].get_title())
+    LeNet on MNIST
+    log10 W1 between windows (mean of 2 seeds)
+    """
     entry = (summary["sections"] if key == "s5" else summary)[key][arch]
     matrix = np.asarray(entry["mean_matrix"], dtype=float)
     if key == "s5":
@@ -68,7 +89,35 @@ def figure_window_eigenvalues(
     starts: Sequence[int] = (0, 400, 600), seed: int = 0,
 ) -> Figure:
     """Fig. 4C: eigenvalues of the windows starting at ``starts`` (seed ``seed``), one panel per
-    architecture; windows an architecture did not reach are left out (and named in its title)."""
+    architecture; windows an architecture did not reach are left out (and named in its title).
+
+    Parameters
+    ----------
+    summary : dict
+        ``results.json`` of :func:`conjugacy.experiments.cnn.run` (``archs``, ``windows``,
+        ``config["window"]``).
+    spectra : dict arch -> per seed, per window: Spectrum (or complex array)
+    starts : sequence of int
+        First iteration of each window drawn.
+    seed : int
+        Index of the seed drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> info = {"model": "lenet", "data": {"name": "MNIST"}, "n_seeds": 2}
+    >>> summary = {"archs": {"lenet": info}, "config": {"window": 10},
+    ...            "windows": {"lenet": {"labels": ["0-9", "10-19"], "windows": [[0, 10], [10, 20]],
+    ...                                  "mean_matrix": [[0.0, 0.02], [0.02, 0.0]]}}}
+    >>> spectra = {"lenet": [[[0.99, 0.95], [0.995, 0.97]], [[0.98, 0.9], [0.99, 0.96]]]}
+    >>> fig = figure_window_eigenvalues(summary, spectra, starts=(0, 10, 40), seed=1)
+    >>> print(fig.axes[0].get_title())
+    LeNet on MNIST, seed 1
+    (not trained that long: 40-49)
+    """
     archs = list(spectra)
     fig, axes = new_figure(1, len(archs), height=3.6)
     axes = np.atleast_1d(axes)
@@ -97,7 +146,30 @@ def figure_window_eigenvalues(
 def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
     """LeNet vs ResNet-20 per window: mean +- std over seeds of W1 between the architectures,
     with each architecture's between-seed distance in that window, and the permutation test's
-    p-value as a mark (on the spectra the verdicts use)."""
+    p-value as a mark (on the spectra the verdicts use).
+
+    Parameters
+    ----------
+    summary : dict
+        ``results.json`` of :func:`conjugacy.experiments.cnn.run` with both architectures:
+        ``archs`` and ``sections["architecture_comparison"]`` (``per_window`` rows).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> archs = {a: {"model": a, "data": {"name": d}, "n_seeds": 2}
+    ...          for a, d in (("lenet", "MNIST"), ("resnet20", "CIFAR-10"))}
+    >>> row = {"verdict_uses": "all", "pvalue": 0.004, "all": {"distance_mean": 0.3,
+    ...        "distance_std": 0.05, "between_seeds_mean": {"lenet": 0.02, "resnet20": 0.03}}}
+    >>> summary = {"archs": archs, "sections": {"architecture_comparison": {
+    ...     "per_window": [{**row, "window": "0-9"}, {**row, "window": "10-19"}]}}}
+    >>> ax = figure_arch_windows(summary).axes[0]
+    >>> [t.get_text() for t in ax.get_xticklabels()], sorted(ax.get_legend_handles_labels()[1])
+    (['0-9', '10-19'], ['LeNet vs ResNet-20', 'between seeds, LeNet', 'between seeds, ResNet-20'])
+    """
     comp = summary["sections"]["architecture_comparison"]
     rows = comp["per_window"]
     labels = [r["window"] for r in rows]
