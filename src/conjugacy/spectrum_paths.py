@@ -53,6 +53,7 @@ from .streaming import (
     ArraySource,
     StreamedDelayOperator,
     as_source,
+    available_memory,
     source_nbytes,
     streamed_gram,
 )
@@ -563,41 +564,6 @@ def path_memory(
     }
 
 
-def available_memory() -> int | None:
-    """Bytes this process may still allocate: ``MemAvailable`` (``/proc/meminfo``), capped by
-    the cgroup limit less its usage (v2 ``memory.max`` / ``memory.current``, v1
-    ``memory.limit_in_bytes`` / ``memory.usage_in_bytes``); None where neither is known.
-
-    Examples
-    --------
-    >>> free = available_memory()
-    >>> free is None or free > 0
-    True
-    """
-    found: list[int] = []
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"), (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            with open(limit) as fh:
-                text = fh.read().strip()
-            with open(usage) as fh:
-                used = int(fh.read().strip())
-        except (OSError, ValueError):
-            continue
-        if text.isdigit() and int(text) < 2**60:
-            found.append(max(int(text) - used, 0))
-        break
-    return min(found) if found else None
-
-
 _PATH_ARRAYS = {
     "gram": "the {n_snap:,} x {n_snap:,} snapshot Gram and the {m:,} x {m:,} delay Grams",
     "dense": "the {obs:,} x {m:,} delay matrices and their SVD",
@@ -611,8 +577,9 @@ def check_path_memory(
     available: int | None = None,
 ) -> None:
     """Refuse, in one line, a ``path`` whose arrays (:func:`path_memory`) exceed the memory
-    available (:func:`available_memory`, or ``available`` bytes), naming the cheapest path that
-    fits, before anything is allocated.
+    available (:func:`conjugacy.streaming.available_memory`: ``MemAvailable``, the cgroup
+    limit; or ``available`` bytes), naming the cheapest path that fits, before anything is
+    allocated.
 
     Raises
     ------
@@ -632,9 +599,12 @@ def check_path_memory(
     ...     print(str(err).split(": ")[-1])
     use path='covariance' (or 'auto')
     """
-    available = available_memory() if available is None else available
+    why = ""
+    if available is None:
+        available, why = available_memory()
+        why = f" ({why})"
     need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
-    if available is None or need[path] <= available:
+    if need[path] <= available:
         return
     costs = path_costs(n, n_obs, m, n_snap, rank)
     fits = [p for p in costs if costs[p] < float("inf") and need[p] <= available and p != path]
@@ -644,7 +614,7 @@ def check_path_memory(
                                      obs=min(n, n_snap) * max(n_obs // max(n, 1), 1))
     raise ValueError(
         f"path={path!r} needs ~{need[path] / 2**30:.1f} GiB here ({what}) but "
-        f"{available / 2**30:.1f} GiB are available: {fix}"
+        f"{available / 2**30:.1f} GiB are available{why}: {fix}"
     )
 
 
@@ -665,7 +635,8 @@ def auto_path(
     ``"gram"`` when features are at least as many as snapshots (one pass over the data, m x m
     algebra); otherwise the cheapest by :func:`path_costs` (``"covariance"`` for tall data),
     leaving out the routes whose arrays (:func:`path_memory`) would exceed ``AUTO_MEMORY_BYTES``
-    or the memory available (:func:`available_memory`, or ``available`` bytes) while another
+    or the memory available (:func:`conjugacy.streaming.available_memory`, or ``available``
+    bytes) while another
     fits; raises :func:`check_path_memory`'s error when none fits. ``mapped`` (memory-mapped
     data, read from disk): the cheaper of the covariance path (tall data, one pass, memory
     O(n_obs^2)) and the subspace path (memory O((n_obs + m) (k + p)), not O(m^2)), and the dense
@@ -691,13 +662,12 @@ def auto_path(
             costs["dense"] = float("inf")
         costs["gram"] = float("inf")
         return min(costs, key=costs.get) if min(costs.values()) < float("inf") else "dense"
-    available = available_memory() if available is None else available
-    cap = AUTO_MEMORY_BYTES if available is None else min(AUTO_MEMORY_BYTES, available)
+    free = available_memory()[0] if available is None else available
     need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
     order = sorted((p for p in costs if costs[p] < float("inf")), key=costs.get)
-    for limit in (cap, available):
+    for limit in (min(AUTO_MEMORY_BYTES, free), free):
         for p in order:
-            if limit is None or need[p] <= limit:
+            if need[p] <= limit:
                 return p
     check_path_memory(order[0], n, n_obs, m, n_snap, rank, itemsize, available)
     return order[0]
