@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from .core import PALETTE, new_figure, plot_eigenvalues
 
 __all__ = [
-    "REGIME_COLORS",
     "figure_fig5",
     "figure_grokking_curves",
     "figure_s6",
@@ -66,6 +65,32 @@ def plot_early_curves(
     quantity : {"loss", "accuracy"}
     window : dict regime -> int, optional
         Draw a thin vertical line at this step for the regime (the Koopman window, fig. S6A).
+    ax : matplotlib Axes, optional
+        Drawn into; a new figure's otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        ``quantity`` is neither ``"loss"`` nor ``"accuracy"``.
+    KeyError
+        A curve lacks ``"step"`` or the quantity's arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> step = np.arange(0, 50, 10)
+    >>> def curve(rate):  # two runs evaluated every 10 steps
+    ...     loss = np.stack([4.0 * np.exp(-rate * step), 4.1 * np.exp(-rate * step)])
+    ...     return {"step": step, "train_loss": loss, "test_loss": loss + 0.5,
+    ...             "train_accuracy": 1 - loss / 5, "test_accuracy": 0.9 - loss / 5}
+    >>> curves = {"unconstrained": curve(0.05), "constrained": curve(0.02)}
+    >>> ax = plot_early_curves(curves, quantity="accuracy", window={"constrained": 30})
+    >>> ax.get_legend_handles_labels()[1][:2], ax.get_ylabel()
+    (['unconstrained (groks), train', 'unconstrained (groks), test'], 'accuracy')
     """
     if quantity not in ("loss", "accuracy"):
         raise ValueError(f"quantity must be 'loss' or 'accuracy', got {quantity!r}")
@@ -103,6 +128,23 @@ def plot_grokking_curves(
         ``"step"`` (n,), ``"train_accuracy"`` and ``"test_accuracy"`` (n,); step 0 is dropped
         (log axis). With ``"weight_norm"`` (n,), the global weight norm is drawn on a second
         axis (as in the Omnigrok figures).
+    ax : matplotlib Axes, optional
+        Drawn into; a new figure's otherwise.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> step = np.array([0, 10, 100, 1000])
+    >>> curve = {"step": step, "train_accuracy": np.array([0.0, 0.5, 1.0, 1.0]),
+    ...          "test_accuracy": np.array([0.0, 0.01, 0.05, 0.99])}
+    >>> ax = plot_grokking_curves(curve, title="one run")
+    >>> ax.get_xscale(), ax.get_title(), ax.get_legend_handles_labels()[1]
+    ('log', 'one run', ['train', 'test'])
     """
     if ax is None:
         _, ax = new_figure()
@@ -167,6 +209,24 @@ def figure_fig5(
     spectra : dict regime -> sequence of Spectrum (one per seed; all seeds are drawn)
     pvalue : float, optional
         Permutation-test p-value, shown in the eigenvalue panel's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> step = np.arange(0, 50, 10)
+    >>> def curve(rate):  # two runs evaluated every 10 steps
+    ...     loss = np.stack([4.0 * np.exp(-rate * step), 4.1 * np.exp(-rate * step)])
+    ...     return {"step": step, "train_loss": loss, "test_loss": loss + 0.5,
+    ...             "train_accuracy": 1 - loss / 5, "test_accuracy": 0.9 - loss / 5}
+    >>> curves = {"unconstrained": curve(0.05), "constrained": curve(0.02)}
+    >>> spectra = {"unconstrained": [[0.99, 0.9 + 0.1j, 0.9 - 0.1j]], "constrained": [[0.98, 0.7]]}
+    >>> print(figure_fig5(curves, spectra, pvalue=0.012).axes[2].get_title())
+    D: Koopman eigenvalues (all seeds)
+    permutation test p = 0.012
     """
     fig, axes = new_figure(1, 4, width=18.0, height=4.0)
     plot_early_curves(curves, ax=axes[0], quantity="loss")
@@ -188,7 +248,33 @@ def figure_s6(
     *,
     pvalue: float | None = None,
 ) -> Figure:
-    """Fig. S6: constrained runs over a longer window; loss with window marks and eigenvalues."""
+    """Fig. S6: constrained runs over a longer window; loss with window marks and eigenvalues.
+
+    Parameters
+    ----------
+    curves, spectra, pvalue
+        As :func:`figure_fig5`.
+    windows : dict regime -> int
+        The last step of each regime's Koopman window, drawn as a vertical line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> step = np.arange(0, 50, 10)
+    >>> def curve(rate):  # two runs evaluated every 10 steps
+    ...     loss = np.stack([4.0 * np.exp(-rate * step), 4.1 * np.exp(-rate * step)])
+    ...     return {"step": step, "train_loss": loss, "test_loss": loss + 0.5,
+    ...             "train_accuracy": 1 - loss / 5, "test_accuracy": 0.9 - loss / 5}
+    >>> curves = {"unconstrained": curve(0.05), "constrained": curve(0.02)}
+    >>> spectra = {"unconstrained": [[0.99, 0.9]], "constrained_s6": [[0.98, 0.7]]}
+    >>> fig = figure_s6(curves, spectra, {"unconstrained": 20, "constrained": 40})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['A: loss; vertical lines = Koopman windows', 'B: Koopman eigenvalues', 'B, zoomed on |λ| > 0.5']
+    """
     fig, axes = new_figure(1, 3, width=14.0, height=4.0)
     plot_early_curves(curves, ax=axes[0], quantity="loss", window=windows)
     axes[0].set_title("A: loss; vertical lines = Koopman windows")
@@ -201,7 +287,32 @@ def figure_s6(
 
 
 def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """Fig. 5A/B: train vs test accuracy of one long run per regime, log-step axis."""
+    """Fig. 5A/B: train vs test accuracy of one long run per regime, log-step axis.
+
+    Parameters
+    ----------
+    long_curves : dict regime -> dict
+        One long run per regime, as :func:`plot_grokking_curves` takes it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        ``long_curves`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> step = np.array([0, 10, 100, 1000])
+    >>> groks = {"step": step, "train_accuracy": np.array([0.0, 0.5, 1.0, 1.0]),
+    ...          "test_accuracy": np.array([0.0, 0.01, 0.05, 0.99])}
+    >>> fig = figure_grokking_curves({"unconstrained": groks, "constrained": groks})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['A: unconstrained (groks)', 'B: constrained norm']
+    """
     n = len(long_curves)
     if n == 0:
         raise ValueError("long_curves is empty; give at least one regime")
