@@ -127,6 +127,52 @@ def test_spectrum_on_a_npy_file_of_a_known_linear_system(tmp_path):
     np.testing.assert_allclose(np.sort(spec.eigenvalues.real), [0.5, 0.9], atol=1e-10)
 
 
+def test_spectrum_delays_auto_chooses_records_and_prints_the_choice(tmp_path):
+    """``--delays auto`` is ``koopman_spectrum(delays="auto")``: the same choice (3 delays on a
+    noisy rotation seen through one coordinate, the example of choose_delays), recorded in the
+    saved spectrum and printed with its reason; bad values and streamed stores exit 2."""
+    from conjugacy import koopman_spectrum
+
+    rng = np.random.default_rng(0)
+    z = np.zeros((6, 80, 2))
+    z[:, 0] = rng.standard_normal((6, 2))
+    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    for t in range(79):
+        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    np.save(tmp_path / "z.npy", z[:, :, :1])
+    api = koopman_spectrum(z[:, :, :1], delays="auto", rank="svht")
+    result = invoke("spectrum", tmp_path / "z.npy", "--delays", "Auto", "--rank", "svht",
+                    "--out", tmp_path / "auto.npz")
+    assert result.exit_code == 0, result.output
+    spec = Spectrum.load(tmp_path / "auto.npz")
+    assert spec.settings["delays"] == 3 and spec.settings["delays_rule"]["delays"] == 3
+    assert spec.settings["delays_rule"] == api.settings["delays_rule"]
+    np.testing.assert_allclose(spec.eigenvalues, api.eigenvalues, atol=1e-12)
+    text = " ".join(result.output.split())
+    assert "delays=3, method=rrr" in text
+    assert f"delays chosen from the data: {api.settings['delays_rule']['reason']}" in text
+    for bad in ("-1", "three", "2.5"):
+        result = runner.invoke(app, ["spectrum", str(tmp_path / "z.npy"), "--delays", bad])
+        assert result.exit_code == 2
+        assert result.output.strip() == (f"error: --delays must be a non-negative integer or "
+                                         f"'auto', got '{bad}'")
+    x = np.random.default_rng(0).normal(size=(2, 200, 150)).cumsum(axis=1)  # a random walk:
+    np.save(tmp_path / "x.npy", x)  # 0 delays chosen; without --rank the cap note counts them
+    result = invoke("spectrum", tmp_path / "x.npy", "--delays", "auto", "--out", tmp_path / "x")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert Spectrum.load(tmp_path / "x.npz").settings["delays"] == 0 and "delays=0," in text
+    assert "these data allow up to 150 modes; kept the leading 100" in text
+    store_mod = pytest.importorskip("conjugacy.store")
+    with store_mod.TrajectoryStore.open(tmp_path / "store", mode="a") as store:
+        store.create_run("r0", {"w": ((1,), np.float64)})
+        store.append("r0", np.arange(80), {"w": z[0, :, :1]})
+    result = runner.invoke(app, ["spectrum", str(tmp_path / "store"), "--delays", "auto"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "--delays auto reads the trajectories several times and needs them in a .npy or " \
+           ".npz file" in " ".join(result.output.split())
+
+
 def test_spectrum_reads_a_trajectory_store(tmp_path):
     store_mod = pytest.importorskip("conjugacy.store")
     rng = np.random.default_rng(1)

@@ -51,6 +51,21 @@ def parse_rank(rank: str | None, words: tuple[str, ...] = ("svht",)) -> int | st
     return value
 
 
+def parse_delays(delays: str) -> int | str:
+    """``--delays``: a non-negative integer or ``"auto"`` (any case: chosen from the data,
+    :func:`conjugacy.delays.choose_delays`); anything else exits 2 with one line."""
+    text = delays.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        fail(f"--delays must be a non-negative integer or 'auto', got {delays!r}")
+    return value
+
+
 def rich_console(**kwargs: Any) -> Any:
     """The CLI's Rich console: emoji codes off, so a label such as ``:smile:`` is shown as written
     (user strings are escaped with :func:`conjugacy._text.shown`, which Rich's ``:name:`` emoji

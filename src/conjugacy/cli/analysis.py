@@ -21,7 +21,7 @@ from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from . import app
-from ._errors import UserError, fail, parse_rank, rich_console
+from ._errors import UserError, fail, parse_delays, parse_rank, rich_console
 
 T = TypeVar("T")
 
@@ -203,9 +203,15 @@ def _check_spectrum_out(out: Path) -> Path:
 DEFAULT_MAX_RANK = 100
 
 
-def _possible_rank(data: Any, delays: int, pca: int | None) -> int | None:
+def _possible_rank(data: Any, delays: int | str, pca: int | None) -> int | None:
     """``min(observables, snapshot pairs)``: the most modes ``data`` (an array of 2 or 3
-    dimensions, or a streamed store selection) allow; None if its shape cannot say."""
+    dimensions, or a streamed store selection) allow with ``delays`` (``"auto"``: the most over
+    the candidates of :data:`conjugacy.delays.DELAY_LADDER`); None if its shape cannot say."""
+    if delays == "auto":
+        from ..delays import DELAY_LADDER
+
+        found = [_possible_rank(data, d, pca) for d in DELAY_LADDER]
+        return None if None in found else max(int(k) for k in found if k is not None)
     shape = getattr(data, "shape", None)
     if shape is not None and len(shape) in (2, 3):
         lengths = [shape[-2]] * (shape[0] if len(shape) == 3 else 1)
@@ -219,10 +225,11 @@ def _possible_rank(data: Any, delays: int, pca: int | None) -> int | None:
     return int(min(n_obs, n_pairs))
 
 
-def _default_rank(data: Any, asked: int | str | None, delays: int,
+def _default_rank(data: Any, asked: int | str | None, delays: int | str,
                   pca: int | None) -> tuple[int | str | None, str | None]:
     """The rank to fit (None: the tolerance rule) and, when the default cap applies, the note
-    that says so and how to ask for more."""
+    that says so and how to ask for more (``delays="auto"``: the cap applies when some candidate
+    number of delays allows more modes than it)."""
     if asked == "all":
         return None, None
     if asked == "svht":
@@ -270,6 +277,36 @@ def _eigen_table(title: str, spec: Any) -> Table:
     return table
 
 
+def _print_spectrum(console: Any, spec: Any, source: str, data: Any, notes: list[str]) -> None:
+    """What ``conjugacy spectrum`` prints: the data and settings (with how ``--delays auto``
+    chose), the eigenvalue table and the notes."""
+    shape = getattr(data, "shape", None)
+    what = "shape " + str(tuple(shape)) if shape is not None else "trajectories"
+    if shape is None and hasattr(data, "lengths"):  # a streamed store selection
+        steps = sorted(set(data.lengths))
+        steps_text = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
+        what = (f"{len(data.lengths)} runs x {steps_text} steps x {data.n_features} features")
+    console.print(
+        f"{shown(source)}: "  # escaped: "file.npz [key]" is not Rich markup
+        f"{what}, "
+        f"delays={spec.settings['delays']}, method={spec.method}, rank={spec.rank}",
+        highlight=False,
+    )
+    rule = spec.settings.get("delays_rule")
+    if rule is not None:  # --delays auto: the choice and its evidence (also in the saved file)
+        console.print(f"delays chosen from the data: {shown(rule['reason'])}", highlight=False)
+        for note in rule.get("notes", []):
+            console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+    console.print(_eigen_table("Koopman eigenvalues", spec))
+    if not spec.residuals_informative:
+        console.print(
+            "note: rank equals the number of observables, so the residuals are ~0 whatever the "
+            "eigenvalues and carry no information."
+        )
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+
+
 @app.command("spectrum")
 def spectrum(
     file: Annotated[
@@ -279,7 +316,10 @@ def spectrum(
             "file, a .npz file (pick the array with --key) or a trajectory store folder.",
         ),
     ],
-    delays: Annotated[int, typer.Option("--delays", min=0, help="Number of time delays.")] = 0,
+    delays: Annotated[str, typer.Option(
+        "--delays", help="Number of time delays, or 'auto': the fewest whose held-out one-step "
+        "prediction at the SVHT rank is within 2 % of the best (conjugacy.delays.choose_delays; "
+        ".npy/.npz input), recorded in the spectrum and printed.")] = "0",
     rank: Annotated[
         str | None,
         typer.Option("--rank", help="Modes kept: a positive integer, 'all' for every "
@@ -325,17 +365,22 @@ def spectrum(
 
     console = rich_console()
     asked = parse_rank(rank, ("all", "svht"))
+    delays_asked = parse_delays(delays)
     out = _check_spectrum_out(out)
     try:
         data, source = load_trajectories(file, key=key, params=params, runs=runs)
     except ValueError as exc:
         fail(str(exc))
-    fit_rank, cap_note = _default_rank(data, asked, delays, pca)
+    if delays_asked == "auto" and not isinstance(data, np.ndarray):
+        fail(f"--delays auto reads the trajectories several times and needs them in a .npy or "
+             f".npz file; {source} is streamed: give --delays N, or run `conjugacy analyze` on "
+             "the store (it chooses the delays from one seed of each condition)")
+    fit_rank, cap_note = _default_rank(data, asked, delays_asked, pca)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             spec = interruptible(
-                koopman_spectrum, data, delays=delays, rank=fit_rank, method=method.value,
+                koopman_spectrum, data, delays=delays_asked, rank=fit_rank, method=method.value,
                 pca=pca, modes="auto" if modes is None else modes,
             )
     except (TypeError, ValueError) as exc:
@@ -348,28 +393,10 @@ def spectrum(
         path = spec.save(out)
     except OSError as exc:
         fail(f"cannot write {str(out)!r}: {exc}")
-    shape = getattr(data, "shape", None)
-    what = "shape " + str(tuple(shape)) if shape is not None else "trajectories"
-    if shape is None and hasattr(data, "lengths"):  # a streamed store selection
-        steps = sorted(set(data.lengths))
-        steps_text = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
-        what = (f"{len(data.lengths)} runs x {steps_text} steps x {data.n_features} features")
-    console.print(
-        f"{shown(source)}: "  # escaped: "file.npz [key]" is not Rich markup
-        f"{what}, "
-        f"delays={delays}, method={spec.method}, rank={spec.rank}",
-        highlight=False,
-    )
-    console.print(_eigen_table("Koopman eigenvalues", spec))
-    if not spec.residuals_informative:
-        console.print(
-            "note: rank equals the number of observables, so the residuals are ~0 whatever the "
-            "eigenvalues and carry no information."
-        )
-    if cap_note:
-        console.print(f"[yellow]note:[/yellow] {shown(cap_note)}", highlight=False)
-    for note in sorted({str(w.message) for w in caught}):
-        console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+    if delays_asked == "auto" and cap_note:  # the note for the delays chosen (None: no cap)
+        cap_note = _default_rank(data, asked, int(spec.settings["delays"]), pca)[1]
+    notes = ([cap_note] if cap_note else []) + sorted({str(w.message) for w in caught})
+    _print_spectrum(console, spec, source, data, notes)
     console.print(f"Saved: {shown(str(path))}", highlight=False, soft_wrap=True)
 
 
