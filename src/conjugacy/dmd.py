@@ -1045,15 +1045,7 @@ def data_residuals_from_grams(
     -------
     ndarray, float (k,)
 
-    Raises
-    ------
-    Nothing of its own
-        An internal routine.
-
-    References
-    ----------
-    Colbrook & Townsend, *Rigorous data-driven computation of spectral properties of Koopman
-    operators for dynamical systems*, Comm. Pure Appl. Math. 77(1), 2024, eq. (4.6).
+    Nothing of its own (an internal routine); the reference is :func:`data_residuals`'s.
 
     Examples
     --------

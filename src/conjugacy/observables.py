@@ -711,10 +711,9 @@ def delay_covariances(
 
     Parameters
     ----------
-    trajs : list of ndarray (n_steps_i, n_features)
-        Validated trajectories, each at least ``delays + 2`` steps long.
-    delays : int
-        Number of delays ``d``.
+    trajs, delays
+        As for :class:`DelayOperator`: validated trajectories (n_steps_i, n_features), each at
+        least ``delays + 2`` steps long, and the number of delays ``d``.
     weights : ndarray, float (m,), optional
         Column weights of the pairs, in pair order (``X diag(w)``, ``Y diag(w)``: the
         ``scale=True`` fit); default ones.

@@ -584,11 +584,10 @@ class Spectrum:
         Examples
         --------
         >>> import numpy as np
-        >>> t = np.arange(40)[:, None]  # 5 trajectories of x_{t+1} = diag(0.9, 0.8, 0.5) x_t
-        >>> runs = np.random.default_rng(0).normal(size=(5, 1, 3)) * np.power([0.9, 0.8, 0.5], t)
-        >>> spec = koopman_spectrum(runs, rank=3)
-        >>> spec.modes is None, spec.with_modes(runs).modes.shape
-        (True, (3, 3))
+        >>> walks = np.cumsum(np.random.default_rng(0).normal(size=(4, 50, 6)), axis=1)
+        >>> spec = koopman_spectrum(walks, delays=2, rank=5)  # no modes by default
+        >>> spec.modes is None, spec.with_modes(walks).modes.shape  # 6 x 3 observables
+        (True, (18, 5))
         """
         if self.modes is not None:
             return self
