@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_int, check_positive_float
-from .dmd import svht_rank
+from .dmd import svht_rank, top_eigh
 from .observables import _delay_snapshot_gram, snapshot_gram
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
@@ -58,7 +58,8 @@ class DelayChoice:
         Held-out one-step prediction error of each candidate relative to persistence
         (dimensionless; below 1 predicts better than "nothing changes").
     ranks : tuple of int
-        SVHT rank of each candidate's delay matrix (the larger of the two folds').
+        SVHT rank of each candidate's delay matrix (the larger of the two folds'; at most
+        ``max_rank`` when given).
     reason : str
         One sentence: the rule, the winner and its error.
     notes : tuple of str
@@ -96,6 +97,7 @@ def choose_delays(
     *,
     max_delays: int | None = None,
     slack: float = PREDICTION_SLACK,
+    max_rank: int | None = None,
 ) -> DelayChoice:
     """The smallest number of delays whose held-out one-step prediction (at the SVHT rank) is
     within ``slack`` of the best (module docstring).
@@ -110,6 +112,10 @@ def choose_delays(
         single one) also keeps three quarters of its records as pairs: ``d <= (T - 2) // 4``.
     slack : float
         Relative margin within which a smaller ``d`` is preferred to the best.
+    max_rank : int, optional
+        Fit each fold at ``min(SVHT rank, max_rank)``: the rank a comparison will use when its
+        rank is capped (``conjugacy analyze``); then only the leading ``max_rank`` singular
+        vectors are computed (:func:`conjugacy.dmd.top_eigh`). Default: the SVHT rank.
 
     Returns
     -------
@@ -137,6 +143,7 @@ def choose_delays(
              for t in as_trajectory_list(trajectories)]
     slack = check_positive_float(slack, "slack")
     cap = 64 if max_delays is None else check_int(max_delays, "max_delays", minimum=0)
+    top = None if max_rank is None else check_int(max_rank, "max_rank", minimum=1)
     if len(trajs) == 1:
         half = trajs[0].shape[0] // 2
         trajs = [trajs[0][:half], trajs[0][half : 2 * half]]
@@ -155,11 +162,11 @@ def choose_delays(
     errors, ranks = [], []
     for d in candidates:
         if 2 * n * (d + 1) <= n_snap:  # few observables: the explicit delay matrices are cheaper
-            err, rank = _prediction_error_direct(trajs, d, folds)
+            err, rank = _prediction_error_direct(trajs, d, folds, top)
         else:
             if gram is None:
                 gram, offsets = snapshot_gram(trajs)
-            err, rank = _prediction_error(gram, offsets, d, folds, n)
+            err, rank = _prediction_error(gram, offsets, d, folds, n, top)
         errors.append(err)
         ranks.append(rank)
     e = np.array(errors)
@@ -195,8 +202,8 @@ def choose_delays(
                        tuple(notes))
 
 
-def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray
-                             ) -> tuple[float, int]:
+def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray,
+                             max_rank: int | None = None) -> tuple[float, int]:
     """:func:`_prediction_error` from explicit delay matrices (thin SVD of the training fold's),
     the cheaper route when the delay vectors are short (``n (d + 1)`` below the pairs)."""
     from .observables import delay_embed
@@ -210,7 +217,7 @@ def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray
         x, y = delay_embed(train, d)
         xt, yt = delay_embed(test, d)
         u, s, vh = np.linalg.svd(x, full_matrices=False)
-        k = max(1, svht_rank(s, x.shape)[0]) if s[0] > 0 else 0
+        k = min(max(1, svht_rank(s, x.shape)[0]), max_rank or s.size) if s[0] > 0 else 0
         top = max(top, k)
         pred = ((y[-n:] @ vh[:k].conj().T) / s[:k]) @ (u[:, :k].conj().T @ xt)
         num += float(np.sum(np.abs(yt[-n:] - pred) ** 2))
@@ -219,7 +226,7 @@ def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray
 
 
 def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.ndarray,
-                      n_features: int) -> tuple[float, int]:
+                      n_features: int, max_rank: int | None = None) -> tuple[float, int]:
     """Held-out error (relative to persistence, pooled over the two folds) of predicting
     ``x_{t+d+1}`` from the delay vector at ``t`` by reduced-rank regression at the SVHT rank,
     from the snapshot Gram; and the larger SVHT rank of the two folds."""
@@ -240,11 +247,16 @@ def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.n
         tr, te = fold != f, fold == f
         if not tr.any() or not te.any():
             continue
-        evals, V = np.linalg.eigh(H[np.ix_(xi[tr], xi[tr])])
-        evals, V = evals[::-1], V[:, ::-1]
+        h = H[np.ix_(xi[tr], xi[tr])]
+        if max_rank is None:
+            evals, V = top_eigh(h, None)
+        else:  # all eigenvalues (SVHT's median), then only the leading max_rank vectors
+            evals, V = np.linalg.eigvalsh(h)[::-1], None
         shape = (n_features * (d + 1), int(tr.sum()))
         s = np.sqrt(np.maximum(evals, 0.0))
-        k = max(1, svht_rank(s, shape)[0]) if s[0] > 0 else 0
+        k = min(max(1, svht_rank(s, shape)[0]), max_rank or s.size) if s[0] > 0 else 0
+        if V is None and k:
+            evals, V = top_eigh(h, k)
         top = max(top, k)
         # Z_hat = Z W, W = V_k S_k^-2 V_k^* X^* X_test (the projected one-step prediction)
         W = ((V[:, :k] / evals[:k]) @ (V[:, :k].conj().T @ H[np.ix_(xi[tr], xi[te])])

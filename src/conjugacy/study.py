@@ -957,6 +957,7 @@ class StudyReader:
         self._paths = {str(k): Path(v) for k, v in paths.items()}  # run -> store path
         self._open: dict[Path, Any] = {}
         self._info: dict[str, dict[str, Any]] = {}  # run_info read once per run while open
+        self._steps: dict[str, np.ndarray] = {}  # steps likewise (read-only arrays)
 
     @classmethod
     def open(cls, out: str | os.PathLike[str], jobs: Sequence[Job] | None = None) -> StudyReader:
@@ -1016,8 +1017,13 @@ class StudyReader:
         return self.run_info(run)["metadata"]
 
     def steps(self, run: str) -> np.ndarray:
-        """Recorded step indices of ``run``, int64 (n_complete,)."""
-        return self._store(run).steps(run)
+        """Recorded step indices of ``run``, int64 (n_complete,), read once per run while the
+        reader is open (a read-only array)."""
+        if run not in self._steps:
+            steps = np.asarray(self._store(run).steps(run))
+            steps.flags.writeable = False
+            self._steps[run] = steps
+        return self._steps[run]
 
     def scalars(self, run: str, name: str) -> np.ndarray:
         """Scalar series ``name`` of ``run``, float64 (n_complete,)."""
@@ -1048,6 +1054,7 @@ class StudyReader:
             st.close()
         self._open.clear()
         self._info.clear()
+        self._steps.clear()
 
     def __enter__(self) -> StudyReader:
         return self

@@ -285,8 +285,9 @@ def with_record_interval(spectrum: Any, steps: Any) -> Any:
 
 
 def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str, Any],
-             dtype: Any) -> Any:
-    """Read one group's runs from an open reader and fit its spectrum."""
+             dtype: Any, keep: dict | None = None) -> Any:
+    """Read one group's runs from an open reader and fit its spectrum; with ``keep`` (a dict
+    with ``"budget"``, bytes left), the trajectories stay there by group key while they fit."""
     from ..spectrum import koopman_spectrum
 
     steps = _group_steps(reader, group)
@@ -302,6 +303,8 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
         if nxt is not None:
             kwargs["next_states"] = nxt
     spectrum = koopman_spectrum(traj, **kwargs)
+    if keep is not None and traj.nbytes <= keep["budget"]:
+        keep[group.key], keep["budget"] = traj, keep["budget"] - traj.nbytes
     return with_record_interval(spectrum, steps)
 
 
@@ -359,6 +362,7 @@ def fit_spectra(
     dtype: Any = None,
     client: Any = None,
     progress: Callable[[SpectrumGroup], None] | None = None,
+    keep: dict | None = None,
 ) -> dict[tuple[str, Any, str | None], Any]:
     """One Koopman spectrum per group, serially or as Dask tasks.
 
@@ -379,6 +383,10 @@ def fit_spectra(
         Submit one task per group; the results are identical to the serial ones.
     progress : callable, optional
         Called with each group once its spectrum is fitted (in completion order on Dask).
+    keep : dict, optional
+        ``{"budget": bytes}``: serially, each group's trajectories as read are kept in it by
+        group key while the budget lasts, for a second pass over the same data (the neighbour
+        check) without reading the store again.
 
     Returns
     -------
@@ -425,7 +433,7 @@ def fit_spectra(
     if client is None:
         out = {}
         for g, k in zip(groups, kw):  # the caller's reader: its stores are opened once
-            out[g.key] = _fit_one(reader, params, g, k, dtype)
+            out[g.key] = _fit_one(reader, params, g, k, dtype, keep)
             tick(g)
         return out
     from dask.distributed import as_completed

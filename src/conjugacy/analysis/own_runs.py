@@ -83,7 +83,7 @@ def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
 
 
 def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None,
-                 notes: list[str] | None = None) -> tuple[int, str]:
+                 notes: list[str] | None = None, max_rank: int | None = None) -> tuple[int, str]:
     """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
     why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
     ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
@@ -97,6 +97,9 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     notes : list of str, optional
         Receives :attr:`conjugacy.delays.DelayChoice.notes` of each condition (no candidate
         beats persistence; the choice is the largest candidate), prefixed with the condition.
+    max_rank : int, optional
+        The folds are fitted at ``min(SVHT rank, max_rank)`` (default :data:`RANK_CAP`, the
+        rank the comparison will use at most).
 
     Returns
     -------
@@ -127,16 +130,17 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     from ..delays import choose_delays
 
     cap = DELAY_CAP if max_delays is None else max_delays
+    top = RANK_CAP if max_rank is None else max_rank
     chosen = {}
     for c, traj in pilots.items():
         runs, steps = _pilot_shape(*traj.shape[:2])
-        chosen[c] = choose_delays(traj[:runs, :steps], max_delays=cap)
+        chosen[c] = choose_delays(traj[:runs, :steps], max_delays=cap, max_rank=top)
     d = max(ch.delays for ch in chosen.values())
     shown = "; ".join(f"{c}: {ch.delays} (error {ch.errors[ch.candidates.index(ch.delays)]:.3g}"
                       f" relative to persistence, SVHT rank {ch.ranks[ch.candidates.index(ch.delays)]})"
                       for c, ch in chosen.items())
     why = (f"{d} delays: the largest over conditions of the fewest delays whose held-out "
-           "one-step prediction at the SVHT rank is within 2 % of the best of "
+           f"one-step prediction at the SVHT rank (at most {top}) is within 2 % of the best of "
            f"{list(next(iter(chosen.values())).candidates)} (first seed of each condition; "
            f"{shown})")
     if notes is not None:

@@ -32,6 +32,9 @@ from .results import SCHEMA, Claim, Results, spectra_to_json
 __all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summarize",
            "summarize_sections"]
 
+#: The base fits keep at most this many bytes of trajectories in memory for the neighbour check
+#: (the rest is read again): a second read of a small store costs more than its fits.
+KEEP_BYTES = 256 * 2**20
 #: Keyword arguments of :func:`compare_conditions` that :func:`summarize` passes on.
 STAT_OPTIONS = ("alpha", "seed", "n_permutations", "n_shuffles", "shuffle", "ks", "p",
                 "use_filter", "pairs", "filter_rule", "time")
@@ -252,18 +255,26 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
 
 def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
                 settings: Any, fitted: Mapping[tuple, Any], stats: Mapping[str, Any],
-                progress: Callable[[int, int], None] | None = None) -> None:
+                progress: Callable[[int, int], None] | None = None,
+                kept: dict | None = None) -> None:
     """The neighbour check (:func:`conjugacy.analysis.neighbours.neighbour_check`) of a
     comparison, reading each group once in its stored dtype; the most delays the runs allow is
-    that of the shortest group, every run keeping three quarters of its records as pairs."""
+    that of the shortest group, every run keeping three quarters of its records as pairs. The
+    groups the base fits kept in memory (``kept``, :data:`KEEP_BYTES`) are not read again."""
     from .groups import _branch_states
     from .neighbours import neighbour_check
 
     used = [g for g in groups if g.window is None]
     n_steps = min(fitted[g.key].settings["n_pairs"] // fitted[g.key].settings["n_trajectories"]
                   + fitted[g.key].settings["delays"] + 1 for g in used)
+
+    def read(g: SpectrumGroup) -> np.ndarray:
+        if kept and g.key in kept:
+            return kept.pop(g.key)
+        return reader.read(params=params, runs=list(g.runs), steps=g.slice)
+
     neighbour_check(
-        comparison, lambda g: reader.read(params=params, runs=list(g.runs), steps=g.slice),
+        comparison, read,
         used, settings, fitted, stats, max_delays=max(0, (n_steps - 2) // 4),
         steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)],
         read_next=lambda g: _branch_states(reader, params, g), progress=progress)
@@ -582,8 +593,9 @@ def run_pipeline(
     groups = list(groups)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        kept = {"budget": KEEP_BYTES} if neighbours else None
         fitted = fit_spectra(reader, groups, spectrum, params=params, client=client,
-                             progress=progress)
+                             progress=progress, keep=kept)
         _refuse_empty(fitted)
         t1 = time.perf_counter()
         spectra = by_condition(groups, fitted)
@@ -607,7 +619,7 @@ def run_pipeline(
                            int(stats.get("seed", 0)))
             if neighbours:
                 _neighbours(cmp, reader, groups, params, spectrum, fitted, stats,
-                            neighbour_progress)
+                            neighbour_progress, kept)
     timing = {**dict(kwargs.pop("timing", None) or {}), "spectra": t1 - t0,
               "windows_and_losses": time.perf_counter() - t1}
     notes = [*kwargs.pop("notes", ()), *dict.fromkeys(str(w.message) for w in caught)]
