@@ -76,7 +76,45 @@ def _first_run(results: Mapping[str, Any], condition: str) -> tuple[str, Mapping
 
 def figure_singular_values(results: Mapping[str, Any], condition: str) -> Figure:
     """Singular values of every layer over training (first run of ``condition``), one line per
-    singular value coloured by its rank (dark = top)."""
+    singular value coloured by its rank (dark = top).
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
+        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
+        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
+        over checkpoints, mean and std over seeds).
+    condition : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        No run of ``condition`` in the results.
+
+    Examples
+    --------
+    The fields of ``results.json`` the figures read, for one run of two layers at three
+    checkpoints:
+
+    >>> import numpy as np
+    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
+    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
+    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
+    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
+    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
+    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
+    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
+    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
+    ...            "groups": {"true": group}}
+    >>> [ax.get_title() for ax in figure_singular_values(results, "true").axes]
+    ['fc1', 'fc2']
+    """
     name, run = _first_run(results, condition)
     layers = list(run["singular_values"])
     fig, axes = new_figure(1, len(layers), height=3.0)
@@ -98,7 +136,36 @@ def figure_singular_values(results: Mapping[str, Any], condition: str) -> Figure
 def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
     """Top row: effective-rank fingerprints (layer x time, mean over seeds) per condition.
     Bottom row: effective rank of each layer over training, mean +- std over seeds, one colour per
-    condition."""
+    condition.
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
+        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
+        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
+        over checkpoints, mean and std over seeds).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
+    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
+    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
+    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
+    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
+    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
+    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
+    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
+    ...            "groups": {"true": group}}
+    >>> figure_effective_rank(results).axes[0].get_title()
+    'effective rank: true (n=1)'
+    """
     groups = _measures(results)["groups"]
     conds = list(groups)
     layers = list(groups[conds[0]]["effective_rank"])
@@ -142,7 +209,36 @@ def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
 
 def figure_sva(results: Mapping[str, Any]) -> Figure:
     """Per condition: the agreement diagonal with the final checkpoint (rank <= 100 x time) of the
-    middle layer, and the top-10 agreement score of every layer over time (fingerprint)."""
+    middle layer, and the top-10 agreement score of every layer over time (fingerprint).
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
+        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
+        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
+        over checkpoints, mean and std over seeds).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
+    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
+    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
+    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
+    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
+    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
+    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
+    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
+    ...            "groups": {"true": group}}
+    >>> [ax.get_title() for ax in figure_sva(results).axes[:2]]
+    ['true: SVA diagonal, fc2', 'true: SVA score (top 10)']
+    """
     groups = _measures(results)["groups"]
     conds = list(groups)
     fig, axes = new_figure(2, len(conds), height=6.4, width=3.6 * len(conds))
@@ -162,7 +258,39 @@ def figure_sva(results: Mapping[str, Any]) -> Figure:
 
 def figure_alignment(results: Mapping[str, Any]) -> Figure | None:
     """Per condition: the alignment diagonal (rank <= 100 x time) of the middle layer pair, and
-    the top-10 alignment score of every chained pair over time. None if no pair chains."""
+    the top-10 alignment score of every chained pair over time. None if no pair chains.
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
+        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
+        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
+        over checkpoints, mean and std over seeds).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
+    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
+    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
+    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
+    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
+    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
+    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
+    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
+    ...            "groups": {"true": group}}
+    >>> figure_alignment(results).axes[0].get_title()
+    'true: alignment fc1 -> fc2'
+    >>> group["alignment_score"] = {}  # no chained pair of layers
+    >>> figure_alignment(results) is None
+    True
+    """
     groups = {c: g for c, g in _measures(results)["groups"].items() if g["alignment_score"]}
     if not groups:
         return None
@@ -191,7 +319,33 @@ def figure_alignment(results: Mapping[str, Any]) -> Figure | None:
 def figure_lmc(lmc: Mapping[str, Any]) -> Figure:
     """Barrier (loss and error) vs split step, mean +- std over trunks; top-10 agreement of the
     branch endpoints vs split step; the endpoints' agreement diagonal of the middle layer per
-    split step."""
+    split step.
+
+    Parameters
+    ----------
+    lmc : dict
+        The ``lmc`` section of the results: ``by_split`` (split steps; barrier loss and error
+        and the endpoints' mean agreement score, mean and std over trunks) and ``pairs`` (one row
+        per branch pair: ``split_step`` and the ``sva_diagonal`` per layer).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> by_split = {"split_steps": [0, 4, 8],
+    ...             "barrier_loss": {"mean": [0.5, 0.1, 0.0], "std": [0.1] * 3},
+    ...             "barrier_error": {"mean": [0.3, 0.05, 0.0], "std": [0.05] * 3},
+    ...             "mean_sva_score": {"mean": [0.2, 0.6, 0.9], "std": [0.1] * 3}}
+    >>> pairs = [{"split_step": st, "sva_diagonal": {"fc1.weight": np.linspace(1, 0, 5) * k}}
+    ...          for st, k in ((0, 0.3), (4, 0.7), (8, 1.0))]
+    >>> lmc = {"by_split": by_split, "pairs": pairs}
+    >>> fig = figure_lmc(lmc)
+    >>> fig.axes[0].get_ylabel(), fig.axes[2].get_title()
+    ('barrier', 'endpoint SVA diagonal, fc1')
+    """
     s = lmc["by_split"]
     x = np.asarray(s["split_steps"])
     fig, axes = new_figure(1, 3, height=3.2)
@@ -228,7 +382,44 @@ def figure_lmc(lmc: Mapping[str, Any]) -> Figure:
 
 
 def draw_all(results: Mapping[str, Any], folder: str | os.PathLike[str]) -> list[Path]:
-    """Draw every figure the results support into ``folder`` (PNG + SVG); return the paths."""
+    """Draw every figure the results support into ``folder`` (PNG + SVG); return the paths.
+
+    ``singular_values_<condition>``, ``effective_rank``, ``singular_vector_agreement``,
+    ``alignment`` (when a pair of layers chains) and ``barrier_vs_split`` (with an ``lmc``
+    section).
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
+        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
+        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
+        over checkpoints, mean and std over seeds).
+    folder : path
+        Created if needed.
+
+    Returns
+    -------
+    list of Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
+    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
+    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
+    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
+    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
+    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
+    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
+    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
+    ...            "groups": {"true": group}}
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sorted(p.name for p in draw_all(results, folder) if p.suffix == ".png")
+    ['alignment.png', 'effective_rank.png', 'singular_values_true.png', 'singular_vector_agreement.png']
+    """
     folder = Path(folder)
     results = _measures(results)
     written: list[Path] = []
