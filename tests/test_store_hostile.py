@@ -413,5 +413,42 @@ def test_verify_lines_of_store_wide_damage_have_no_empty_field(tmp_path):
     got = CliRunner().invoke(app, ["store", "verify", str(s)])
     assert got.exit_code == 1, got.output
     lines = [ln.strip() for ln in got.output.splitlines() if "damage:" in ln]
-    assert lines == ["damage: 'runs/link' is a symbolic link (refused: a store holds only "
-                     "folders and regular files)"], got.output
+    assert lines == [f"damage: 'runs/link' is a symbolic link to {str(tmp_path)!r} (refused: a "
+                     "store holds only folders and regular files)"], got.output
+
+
+def test_a_run_folder_named_with_a_final_newline_is_not_a_run(tmp_path):
+    """The run-name pattern was ``^...$`` used with ``match``: ``$`` matches before a final
+    newline, so a folder ``runs/a\\n`` (a copy of a run) was listed, read and verified as run
+    ``'a\\n'``. Now no reader takes it for a run and ``verify`` names it in one note."""
+    s = make(tmp_path / "s")
+    (s / "runs" / "a\n").mkdir()
+    for f in (s / "runs" / "r0").rglob("*"):  # a complete copy of r0
+        dst = s / "runs" / "a\n" / f.relative_to(s / "runs" / "r0")
+        dst.mkdir(parents=True) if f.is_dir() else dst.write_bytes(f.read_bytes())
+    with bounded("run folder 'a\\n'"), TrajectoryStore.open(s, "r") as st:
+        assert st.runs() == ["r0"]
+        assert "a\n" not in st
+        with pytest.raises(StoreError, match=r"unknown run 'a\\n'"):
+            st.steps("a\n")
+        rep = st.verify()
+    assert rep.runs == ["r0"] and rep.ok
+    assert rep.notes == ["folder runs/'a\\n' is not a run (not a run name): ignored"]
+
+
+def test_verify_names_a_linked_run_folder_in_one_line(tmp_path):
+    """A run folder that is a link to a folder without a run got two lines, the second false:
+    "run 'link' is half-created (no n_complete): ignored; a writer creating it again replaces
+    it" (a writer refuses the store). A link to a complete run was verified through the link and
+    counted as a run. Now: one damage line naming the link and its target, nothing else."""
+    s = make(tmp_path / "s")
+    (tmp_path / "empty").mkdir()
+    (s / "runs" / "half").symlink_to(tmp_path / "empty", target_is_directory=True)
+    (s / "runs" / "full").symlink_to(s / "runs" / "r0", target_is_directory=True)
+    with bounded("linked run folders"), TrajectoryStore.open(s, "r") as st:
+        rep = st.verify()
+    assert rep.runs == ["r0"] and rep.notes == []
+    assert [d.problem for d in rep.damage] == [
+        f"'runs/{name}' is a symbolic link to {str(target)!r} (refused: a store holds only "
+        "folders and regular files)"
+        for name, target in (("full", s / "runs" / "r0"), ("half", tmp_path / "empty"))]

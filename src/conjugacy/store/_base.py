@@ -11,7 +11,9 @@ FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (2,)
 LOCK_NAME = ".conjugacy-write.lock"
 _ROOT_KEY = "conjugacy_store"
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,\-]*$")
+#: A run name. ``\A...\Z`` (and ``fullmatch`` at every use): ``^...$`` let "a\n" through, as
+#: ``$`` also matches before a final newline.
+_RUN_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.+=,\-]*\Z")
 _PROBE_PREFIX = ".write-probe-"
 
 

@@ -393,8 +393,14 @@ class _Integrity:
         for problem in _safe.walk(self._path, seen):  # never follows a link
             rep.damage.append(Damage(None, None, None, None, None, problem + " (refused: "
                                      "a store holds only folders and regular files)"))
-        names = sorted(e.name for e in runs_dir.iterdir()
-                       if e.is_dir() and _RUN_NAME.match(e.name)) if runs_dir.is_dir() else []
+        names = []
+        for e in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+            if e.is_symlink() or not e.is_dir():  # a link: the walk's line names it, once
+                continue
+            if _RUN_NAME.fullmatch(e.name):
+                names.append(e.name)
+            else:
+                rep.notes.append(f"folder runs/{e.name!r} is not a run (not a run name): ignored")
         unchecked = sum(self._verify_run(rep, run, data.get(run, [])) for run in names)
         if unchecked:
             rep.notes.append(

@@ -326,7 +326,7 @@ class _Layout:
         self._check_open()
         if not isinstance(run, str):
             raise StoreError(f"run must be a string, got {run!r}")
-        a = self._run_attrs(run) if _RUN_NAME.match(run) else None
+        a = self._run_attrs(run) if _RUN_NAME.fullmatch(run) else None
         if a is None:
             names = self.runs()
             raise StoreError(

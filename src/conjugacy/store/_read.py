@@ -35,7 +35,7 @@ class _Reading:
         d = self._path / "runs"
         if not (d / "zarr.json").is_file():
             raise self._damaged(None, "its 'runs' group (runs/zarr.json) is missing")
-        return sorted(e.name for e in d.iterdir() if _RUN_NAME.match(e.name) and e.is_dir()
+        return sorted(e.name for e in d.iterdir() if _RUN_NAME.fullmatch(e.name) and e.is_dir()
                       and self._run_attrs(e.name) is not None)
 
     def __contains__(self, run: object) -> bool:

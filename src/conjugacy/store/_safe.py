@@ -81,6 +81,8 @@ def walk(
                     elif stat.S_ISREG(st.st_mode):
                         if on_file is not None:
                             on_file(fd, e.name, sub, st)
+                    elif stat.S_ISLNK(st.st_mode):
+                        bad.append(f"{sub!r} is a symbolic link{_target(fd, e.name)}")
                     else:
                         bad.append(f"{sub!r} is {kind(st.st_mode)}")
             finally:
@@ -89,6 +91,14 @@ def walk(
         for fd, _, _ in stack:
             os.close(fd)
     return bad
+
+
+def _target(dir_fd: int, name: str) -> str:
+    """`` to '<target>'`` of the link ``name`` in folder ``dir_fd`` (read, never followed)."""
+    try:
+        return f" to {os.readlink(name, dir_fd=dir_fd)!r}"
+    except OSError:  # removed meanwhile
+        return ""
 
 
 def refuse_unsafe(root: Path, bad: list[str]) -> None:
