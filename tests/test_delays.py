@@ -4,6 +4,7 @@ analyze-cost work): no candidate beats persistence, and the choice is the cap.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conjugacy.delays import choose_delays
 
@@ -42,3 +43,18 @@ def test_the_largest_candidate_is_noted_and_a_settled_choice_is_not():
                             "might predict better still; the data do not settle the delays",)
     free = choose_delays(x)
     assert free.delays == 3 and free.candidates[-1] == 16 and free.notes == ()
+
+
+@pytest.mark.parametrize("n_features", [1, 200])  # the direct route and the Gram route
+def test_max_rank_caps_the_fold_fits_and_changes_nothing_at_or_above_the_svht_rank(n_features):
+    x = _rotation_seen_through_one_coordinate()
+    if n_features > 1:  # many channels: features outnumber the snapshots (the Gram route)
+        mix = np.random.default_rng(1).standard_normal((1, n_features))
+        x = x @ mix + 0.01 * np.random.default_rng(2).standard_normal((6, 80, n_features))
+    free = choose_delays(x)
+    same = choose_delays(x, max_rank=max(free.ranks))
+    assert same.ranks == free.ranks and same.delays == free.delays
+    np.testing.assert_allclose(same.errors, free.errors, rtol=1e-8)
+    low = choose_delays(x, max_rank=1)
+    assert max(low.ranks) == 1 < max(free.ranks)
+    assert not np.allclose(low.errors, free.errors)

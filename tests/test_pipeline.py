@@ -132,3 +132,28 @@ def test_docs_describe_every_field_of_the_schema():
     s = schema()
     for name in s["required"] + s["$defs"]["comparison"]["required"]:
         assert f"`{name}`" in doc, name
+
+
+@pytest.mark.parametrize("budget, reads", [(None, 6), (0, 12)])
+def test_neighbour_check_reuses_the_base_fits_reads_within_the_budget(float32_store, budget,
+                                                                      reads, monkeypatch):
+    """Each group is read once for its base fit and its neighbour refits while the kept
+    trajectories fit pipeline.KEEP_BYTES; over the budget it is read again (and the same
+    neighbourhood comes out)."""
+    from conjugacy.analysis import pipeline
+
+    if budget is not None:
+        monkeypatch.setattr(pipeline, "KEEP_BYTES", budget)
+    path, _ = float32_store
+    runs = {"a": ["a0", "a2", "a4"], "b": ["b1", "b3", "b5"]}
+    groups = [SpectrumGroup(c, s, (r,)) for c, rs in runs.items() for s, r in enumerate(rs)]
+    with StudyReader({r: path for rs in runs.values() for r in rs}) as reader:
+        calls = []
+        read = reader.read
+        monkeypatch.setattr(reader, "read", lambda *a, **k: calls.append(k) or read(*a, **k))
+        res = run_pipeline(reader, groups, {"delays": 3, "rank": 3}, params="w",
+                           experiment="test", stats={"n_permutations": 9, "n_shuffles": 5},
+                           neighbours=True)
+    assert len([k for k in calls if k.get("branch") is None]) == reads
+    nb = res.to_dict()["comparison"]["neighbourhood"]
+    assert nb["n_fits"] == 4 * 6 and nb["pairs"]["a-b"]["of"] == 5
