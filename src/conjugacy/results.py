@@ -80,7 +80,11 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
         ``eigenvalues`` ([re, im] pairs, in the spectrum's order: decreasing modulus),
         ``magnitude``, ``data_residuals`` (ResDMD; None for spectra made before they existed),
         ``residuals``, ``plain_residuals``, ``rank``, ``method``, ``residuals_informative``,
-        ``singular_values`` and ``settings``.
+        ``singular_values`` and ``settings``; when a second branch of next states was recorded
+        (``koopman_spectrum(next_states=...)``, :mod:`conjugacy.residuals`) also the
+        two-branch residuals of each eigenpair, in the order of ``eigenvalues``:
+        ``projection_residuals``, ``variance_residuals`` and ``noise_fractions`` (all
+        dimensionless), with ``settings["branch"]`` describing the estimator.
 
     Raises
     ------
@@ -97,13 +101,15 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
     >>> d["rank"], d["eigenvalues"]
     (2, [[0.9, 0.0], [0.5, 0.0]])
     """
-    from .spectrum import Spectrum
+    from .spectrum import _BRANCH_FIELDS, Spectrum
 
     if not isinstance(spectrum, Spectrum):
         raise TypeError(
             f"spectrum must be a conjugacy.Spectrum, got {type(spectrum).__name__}; "
             "use complex_to_pairs for plain arrays of eigenvalues"
         )
+    branch = {name: to_jsonable(getattr(spectrum, name)) for name in _BRANCH_FIELDS
+              if getattr(spectrum, name) is not None}
     return {
         "eigenvalues": complex_to_pairs(spectrum.eigenvalues),
         "magnitude": to_jsonable(spectrum.magnitude),
@@ -117,6 +123,7 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
         "residuals_informative": bool(spectrum.residuals_informative),
         "singular_values": to_jsonable(spectrum.singular_values),
         "settings": to_jsonable(spectrum.settings),
+        **branch,
     }
 
 
