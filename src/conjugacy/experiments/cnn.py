@@ -47,16 +47,7 @@ import numpy as np
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 
-__all__ = [
-    "ARCHS",
-    "CNNConfig",
-    "claims",
-    "compare_archs",
-    "make_study",
-    "run",
-    "train_job",
-    "window_section",
-]
+__all__ = ["CNNConfig", "make_study", "run"]
 
 #: Architectures compared by the study (the LeNet variant is chosen by ``CNNConfig.lenet``).
 ARCHS = ("lenet", "resnet20")
@@ -107,6 +98,17 @@ class CNNConfig(DeclaredConfig):
         Where to train; CPU threads for torch and BLAS during the run.
     scale
         ``"quick"``, ``"paper"`` or ``"custom"``.
+
+    Raises
+    ------
+    ValueError
+        A setting outside its range, naming it.
+
+    Examples
+    --------
+    >>> cfg = CNNConfig(archs=("lenet",), n_seeds=2, n_replicas=2, n_steps=20, window=10)
+    >>> cfg.sizes("lenet"), cfg.model_name("lenet"), CNNConfig.preset("quick").archs
+    ((2, 2, 20), 'lenet', ('lenet', 'resnet20'))
     """
 
     archs: tuple[str, ...] = ARCHS
@@ -351,7 +353,19 @@ def _job_key(condition: str, seed: int) -> str:
 
 
 def make_study(config: CNNConfig, arch: str) -> Any:
-    """The study of one architecture: one job per seed (``OUT/<arch>``)."""
+    """The study of one architecture: one job per seed (``OUT/<arch>``).
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`CNNConfig`.
+
+    Examples
+    --------
+    >>> study = make_study(CNNConfig(archs=("lenet",), n_seeds=2), "lenet")
+    >>> [(job.condition, job.seed) for job in study.jobs()]
+    [('lenet', 0), ('lenet', 1)]
+    """
     from ..study import Study
 
     if not isinstance(config, CNNConfig):
@@ -502,6 +516,22 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     -----
     Trained seeds are not trained again (resume); spectra and statistics are always recomputed
     from the stores. Deterministic given ``config.seed`` on one machine and device.
+
+    References
+    ----------
+    Redman et al. (2024), sec. 4.3, fig. 4 and S5, appendix D.
+
+    Examples
+    --------
+    LeNet only, 2 seeds of 2 replicas, 20 iterations in two windows of 10 (seconds):
+
+    >>> import tempfile
+    >>> cfg = CNNConfig(archs=("lenet",), n_seeds=2, n_replicas=2, n_steps=20, batch_size=4,
+    ...                 window=10, delays=2, rank=3, n_permutations=99, n_shuffles=10)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     res = run(cfg, out, figures=False)
+    >>> len(res.spectra["lenet"]), res["windows"]["lenet"]["labels"]
+    (2, ['0-9', '10-19'])
     """
     from ..analysis import SpectrumGroup, run_table, spectra_to_json, summarize
     from ..compare import distance_matrix
