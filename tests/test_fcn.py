@@ -327,6 +327,7 @@ def _content(d5, d10, closest, verdict="not conjugate", p=0.002):
     return {
         "conditions": {"h5": {"width": 5}, "h10": {"width": 10}, "h40": {"width": 40}},
         "comparison": {
+            "pairs": {"h5-h40": ["h5", "h40"], "h10-h40": ["h10", "h40"]},
             "verdict_uses": "filtered",
             "filtered": {"distances": {"h5-h40": {"mean": d5}, "h10-h40": {"mean": d10}},
                          "between_seeds": {"h40": {"min": closest, "closest_pair": [0, 3]}}},
@@ -354,6 +355,58 @@ def test_claims_are_decided_on_the_numbers():
     assert claims(content)[-1].claim.startswith("fig. S2") and claims(content)[-1].holds is False
     s2["h40"]["median"] = 0.995
     assert claims(content)[-1].holds is True and "h40: median 0.9950" in claims(content)[-1].evidence
+
+
+def test_claims_are_undecided_where_a_filter_kept_nothing():
+    """A pair whose filter kept no eigenpair has no distance (compare_conditions leaves it out):
+    the claims that need it are undecided and say why, instead of a KeyError."""
+    content = _content(0.014, 0.013, 0.01, verdict="undecided", p=None)
+    block = content["comparison"]["filtered"]
+    del block["distances"]["h5-h40"]
+    block["kept_nothing"] = {"h5-h40": ["h5 seed 2"]}
+    found = claims(content)
+    assert [c.holds for c in found] == [None, None, None]
+    assert found[1].evidence == ("undecided, no distance (h5-h40: the filter kept no eigenpair of "
+                                 "h5 seed 2)")
+    assert found[2].evidence == ("closest seeds [0, 3]: W1 0.01; h = 5 vs h = 40: undecided, no "
+                                 "distance (h5-h40: the filter kept no eigenpair of h5 seed 2)")
+    del block["distances"]["h10-h40"]  # and one with no finite distance (NaN becomes null)
+    block["distances"]["h5-h40"] = {"mean": None}
+    block["kept_nothing"] = {}
+    assert claims(content)[1].evidence == ("undecided, no distance (h10-h40: no finite distance; "
+                                           "h5-h40: no finite distance)")
+    assert claims(_content(0.014, 0.013, 0.01))[1].holds is True  # the same content with both
+
+
+def test_claims_on_a_real_comparison_whose_filter_keeps_nothing_for_one_width():
+    """Through compare_conditions: the h5 spectra keep no eigenpair under the default filter
+    (two-branch residuals that fail its projection test), so h5-h40 and h5-h10 have no filtered
+    distance."""
+    from dataclasses import replace
+
+    from conjugacy import koopman_spectrum
+    from conjugacy.analysis.comparison import compare_conditions, pair_distance
+
+    rng = np.random.default_rng(0)
+    spectra = {}
+    for cond, lam in (("h5", 0.6), ("h10", 0.8), ("h40", 0.9)):
+        spectra[cond] = []
+        for _ in range(3):
+            x = lam ** np.arange(30)[None, :, None] * rng.standard_normal((2, 1, 3))
+            sp = koopman_spectrum(x + 1e-3 * rng.standard_normal(x.shape), rank=3)
+            if cond == "h5":
+                ones = np.ones(sp.rank)
+                sp = replace(sp, projection_residuals=ones, variance_residuals=ones,
+                             noise_fractions=0 * ones)
+            spectra[cond].append(sp)
+    cmp = compare_conditions(spectra, n_shuffles=5, n_permutations=9).to_dict()
+    assert cmp["verdict_uses"] == "filtered" and pair_distance(cmp, "h5-h40") is None
+    assert pair_distance(cmp, "h10-h40") == cmp["filtered"]["distances"]["h10-h40"]["mean"]
+    content = {"conditions": {c: {"width": int(c[1:])} for c in spectra}, "comparison": cmp}
+    found = claims(content)
+    assert found[0].holds is None and found[1].holds is None
+    assert "h5-h40: the filter kept no eigenpair of h5 seed 0, h5 seed 1, h5 seed 2" in \
+        found[1].evidence
 
 
 # ----------------------------------------------------------------------------------------- CLI

@@ -34,6 +34,7 @@ __all__ = [
     "chosen",
     "compare_conditions",
     "filter_spectrum",
+    "pair_distance",
     "pair_key",
     "seed_interval",
 ]
@@ -108,6 +109,41 @@ def chosen(comparison: Mapping[str, Any]) -> Mapping[str, Any]:
     ('filtered', True)
     """
     return comparison[comparison["verdict_uses"]]
+
+
+def pair_distance(comparison: Mapping[str, Any], pair: str) -> float | None:
+    """The mean distance over seeds of ``pair`` in the comparison the verdicts use
+    (:func:`chosen`); None where that comparison has none for the pair: a filter kept no
+    eigenpair of one of its spectra (named in ``chosen(comparison)["kept_nothing"][pair]``; the
+    verdict is then undecided) or the distance is not finite.
+
+    Parameters
+    ----------
+    comparison : Comparison or its JSON dict
+    pair : str
+        A key of ``comparison["pairs"]`` (:func:`pair_key`).
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    KeyError
+        If ``pair`` is not a pair of the comparison.
+
+    Examples
+    --------
+    >>> cmp = {"pairs": {"a-b": ["a", "b"], "a-c": ["a", "c"]}, "verdict_uses": "filtered",
+    ...        "filtered": {"distances": {"a-b": {"mean": 0.25}}, "kept_nothing": {"a-c": ["c seed 0"]}}}
+    >>> pair_distance(cmp, "a-b"), pair_distance(cmp, "a-c")
+    (0.25, None)
+    """
+    if pair not in comparison["pairs"]:
+        raise KeyError(f"{pair!r} is not a pair of this comparison; its pairs: "
+                       f"{', '.join(comparison['pairs'])}")
+    mean = chosen(comparison)["distances"].get(pair, {}).get("mean")
+    return None if mean is None or not math.isfinite(mean) else float(mean)
 
 
 def seed_interval(per_seed: Any) -> list[float] | None:

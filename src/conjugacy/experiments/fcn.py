@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
+from ..analysis.comparison import pair_distance
 from ..data import batch_order
 from ..study import (
     Job,
@@ -447,7 +448,6 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     widths = {c: d["width"] for c, d in content["conditions"].items()}
     if comparison is None or len(widths) < 2:
         return [s2] if s2 is not None else []
-    cmp = chosen(comparison)
     order = sorted(widths, key=widths.get)
     lo, hi = order[0], order[-1]
     extreme = pair_key(lo, hi)
@@ -455,19 +455,33 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     out = [Claim(f"h = {widths[lo]} and h = {widths[hi]} are not conjugate",
                  None if v["verdict"] == "undecided" else v["verdict"] == "not conjugate",
                  f"{v['verdict']}: {v['reason']}")]
-    d_extreme = cmp["distances"][extreme]["mean"]
+    d_extreme = pair_distance(comparison, extreme)
     for mid in order[1:-1]:
-        d_mid = cmp["distances"][pair_key(mid, hi)]["mean"]
+        d_mid = pair_distance(comparison, pair_key(mid, hi))
+        missing = _no_distance(comparison, {pair_key(mid, hi): d_mid, extreme: d_extreme})
         out.append(Claim(f"h = {widths[mid]} is closer to h = {widths[hi]} than h = {widths[lo]} is",
-                         bool(d_mid < d_extreme), f"W1 {d_mid:.4g} vs {d_extreme:.4g}"))
-    between = cmp["between_seeds"].get(hi)
+                         None if missing else bool(d_mid < d_extreme),
+                         missing or f"W1 {d_mid:.4g} vs {d_extreme:.4g}"))
+    between = chosen(comparison)["between_seeds"].get(hi)
     if between is not None:
+        missing = _no_distance(comparison, {extreme: d_extreme})
         out.append(Claim(f"seeds of h = {widths[hi]} can be conjugate (two of its seeds closer "
                          f"than h = {widths[lo]} to h = {widths[hi]})",
-                         bool(between["min"] < d_extreme),
+                         None if missing else bool(between["min"] < d_extreme),
                          f"closest seeds {between['closest_pair']}: W1 {between['min']:.4g}; "
-                         f"h = {widths[lo]} vs h = {widths[hi]}: mean W1 {d_extreme:.4g}"))
+                         f"h = {widths[lo]} vs h = {widths[hi]}: "
+                         + (missing or f"mean W1 {d_extreme:.4g}")))
     return out + ([s2] if s2 is not None else [])
+
+
+def _no_distance(comparison: Mapping[str, Any], distances: Mapping[str, float | None]) -> str:
+    """The evidence of an undecided claim when a pair in ``distances`` (pair -> W1 or None, from
+    :func:`conjugacy.analysis.comparison.pair_distance`) has no distance, naming the spectra
+    whose filter kept no eigenpair; "" when every pair has one."""
+    empty = chosen(comparison).get("kept_nothing", {})
+    why = [f"{p}: the filter kept no eigenpair of {', '.join(empty[p])}" if empty.get(p)
+           else f"{p}: no finite distance" for p, d in distances.items() if d is None]
+    return f"undecided, no distance ({'; '.join(why)})" if why else ""
 
 
 def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
