@@ -59,10 +59,12 @@ from ..torch.models import OneLayerTransformer
 from ..torch.replicas import train_replicas
 
 __all__ = [
-    "OBSERVED_PARAMETER", "PAIRS", "REGIMES", "GrokkingConfig", "OneLayerTransformer",
-    "TrainingProtocol", "UnitCircleCounts", "count_summary", "fit_shape", "global_norm",
-    "make_base_model", "make_study", "paper_claims", "run", "spectrum_groups", "train_job",
-    "unit_circle_counts", "unit_circle_section",
+    "GrokkingConfig",
+    "UnitCircleCounts",
+    "fit_shape",
+    "make_study",
+    "run",
+    "unit_circle_counts",
 ]
 
 #: Name of the observed parameter: the MLP output weights, shape (d_model, d_mlp).
@@ -130,6 +132,21 @@ class GrokkingConfig(DeclaredConfig):
         0.0065 rad).
     n_permutations
         Random relabelings of the permutation test (exact enumeration when fewer suffice).
+
+    Raises
+    ------
+    ValueError
+        A setting outside its range, naming it.
+
+    Examples
+    --------
+    A transformer small enough to train in seconds (``scale="custom"``: every size given):
+
+    >>> cfg = GrokkingConfig(scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=False,
+    ...                      long_steps=None, eval_every=3, modulus=11, d_model=16, n_heads=2,
+    ...                      d_head=8, d_mlp=32, delays=2, rank=3, pca=3, n_permutations=99)
+    >>> cfg.seeds, GrokkingConfig().scale
+    ((0, 1), 'quick')
     """
 
     scale: str = "quick"
@@ -400,7 +417,21 @@ def _job_key(condition: str, seed: int) -> str:
 
 def make_study(config: GrokkingConfig) -> Study:
     """The experiment as a :class:`~conjugacy.study.Study`: one job per (regime, seed), plus one
-    long run per regime when ``long_steps`` is set. Resumable from checkpoints."""
+    long run per regime when ``long_steps`` is set. Resumable from checkpoints.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`GrokkingConfig`.
+
+    Examples
+    --------
+    >>> cfg = GrokkingConfig(scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=False,
+    ...                      long_steps=None, eval_every=3, modulus=11, d_model=16, n_heads=2,
+    ...                      d_head=8, d_mlp=32, delays=2, rank=3, pca=3, n_permutations=99)
+    >>> [(job.condition, job.seed) for job in make_study(cfg).jobs()]
+    [('unconstrained', 0), ('constrained', 0), ('unconstrained', 1), ('constrained', 1)]
+    """
     if not isinstance(config, GrokkingConfig):
         raise TypeError(f"config must be a GrokkingConfig, got {type(config).__name__}")
     extra = []
@@ -447,6 +478,19 @@ def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
 
     Observables: ``pca * (delays + 1)``; pairs: ``n_replicas * (window - delays)`` for the fig. 5
     window (``steps``) and the S6 window (``s6_steps``).
+
+    Returns
+    -------
+    dict
+        ``observables``, ``snapshot_pairs`` and ``determined`` (pairs > observables) per window.
+
+    Examples
+    --------
+    >>> cfg = GrokkingConfig(scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=False,
+    ...                      long_steps=None, eval_every=3, modulus=11, d_model=16, n_heads=2,
+    ...                      d_head=8, d_mlp=32, delays=2, rank=3, pca=3, n_permutations=99)
+    >>> fit_shape(cfg)
+    {'observables': 9, 'snapshot_pairs': {'fig5': 16}, 'determined': {'fig5': True}}
     """
     n_obs = config.pca * (config.delays + 1)
     windows = {"fig5": config.steps} | ({"s6": config.s6_steps} if config.s6 else {})
@@ -467,6 +511,14 @@ class UnitCircleCounts:
     1.0268 at 0.001 rad) and call a real, growing direction a "complex pair outside".
     ``max_modulus`` is the largest ``|lambda|`` and ``max_oscillatory_modulus`` the largest among
     the oscillatory ones (None if there are none).
+
+    Examples
+    --------
+    Made by :func:`unit_circle_counts`: a growing oscillatory pair and a decaying real mode:
+
+    >>> c = unit_circle_counts([1.02 + 0.05j, 1.02 - 0.05j, 0.5], tol=0.002)
+    >>> c.outside, c.oscillatory_outside, c.inside, round(c.max_oscillatory_modulus, 4)
+    (2, 2, 1, 1.0212)
     """
 
     outside: int
@@ -653,6 +705,23 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
         and ``s6``; ``sections["unit_circle"]``; the paper's ``claims``; extra fields ``config``,
         ``fit_shape``, ``curves`` (per recorded scalar and condition: mean and sd over runs),
         ``long_curves`` and ``training`` (trained and resumed jobs).
+
+    References
+    ----------
+    Redman et al. (2024), sec. 4.4, fig. 5 and S6, appendix E.
+
+    Examples
+    --------
+    Ten steps of a tiny transformer, 2 seeds of 2 replicas per regime (seconds):
+
+    >>> import tempfile
+    >>> cfg = GrokkingConfig(scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=False,
+    ...                      long_steps=None, eval_every=3, modulus=11, d_model=16, n_heads=2,
+    ...                      d_head=8, d_mlp=32, delays=2, rank=3, pca=3, n_permutations=99)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     res = run(cfg, out)
+    >>> {c: len(v) for c, v in res.spectra.items()}, list(res["comparison"]["verdicts"])
+    ({'unconstrained': 2, 'constrained': 2}, ['fig5'])
     """
     study = make_study(config)
     jobs = {(j.condition, j.seed): j for j in study.jobs()}
