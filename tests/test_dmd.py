@@ -115,7 +115,10 @@ def test_cost_rule_picks_the_cheapest_path_on_the_measured_shapes():
     # long, narrow runs: the subspace path stays cheapest (FCN shapes; the all-pairs workload)
     assert _auto(10, 1000, 400, 8, 10) == "subspace"
     assert _auto(10, 1000, 50, 64, 10) == "subspace"
-    assert _auto(20, 200, 50, 8, 10) == "subspace"
+    # the all-pairs workload's 50-feature systems: tall enough for the covariance path
+    # (measured 50 ms against the subspace path's 63-66 ms per system, one thread)
+    assert _auto(20, 200, 50, 8, 10) == "covariance"
+    assert _auto(10, 200, 200, 8, 10) == "subspace"
     assert _auto(10, 100, 1000, 8, 10) == "gram"  # features >= snapshots
     assert _auto(2, 20, 100, 0, None) == "dense"  # the tolerance rule
     # memory-mapped data keep the low-memory route, whatever the arithmetic says

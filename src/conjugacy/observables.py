@@ -753,13 +753,13 @@ def delay_covariances(
             if weights is not None:
                 cyy += hy.T @ (_conj(hy) * weights[start + t0 : start + t1, None] ** 2)
             del h, hxc
-        if weights is None:  # Y Y^* = X X^* - h_0 h_0^* + h_m h_m^*, per trajectory
-            first = traj[:d1].reshape(-1).astype(dtype)
-            last = traj[m:].reshape(-1).astype(dtype)
-            cyy += np.outer(last, _conj(last)) - np.outer(first, _conj(first))
         start += m
-    if weights is None:
+    if weights is None:  # Y Y^* = X X^* + sum over trajectories of h_m h_m^* - h_0 h_0^*
+        first = np.stack([t[:d1].reshape(-1) for t in trajs]).astype(dtype)
+        last = np.stack([t[t.shape[0] - d1 :].reshape(-1) for t in trajs]).astype(dtype)
         cyy += cxx
+        cyy += last.T @ _conj(last)
+        cyy -= first.T @ _conj(first)
     return cxx, cyx, cyy
 
 

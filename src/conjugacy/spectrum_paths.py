@@ -35,6 +35,7 @@ from .dmd import (
     dmd_from_gram,
     select_rank,
     svht_rank,
+    top_eigh,
     with_rank_rule,
 )
 from .observables import (
@@ -462,10 +463,24 @@ _EIGH_DENSE = 1.3
 _EIGH_LANCZOS = 500.0
 _DELAY_SUMS = 20.0
 _SUBSPACE = 40.0
-# the covariance route: two (n_obs, n_obs) GEMMs per pair column, and the memory-bound copy of the
-# delay vectors (~10 multiply-adds per entry at the GEMM rate)
-_COVARIANCE = 2.0
+# The covariance route: a syrk (X X^*) and a GEMM (Y X^*) over the pairs, 1.5 n_obs^2 m, the
+# memory-bound copy of the delay vectors (~10 per entry), the top-k eigh of X X^* as for the Gram.
+# Where features are few (n < 8 (k + p): DelayOperator's thin products), the subspace iteration
+# also pays ~6.5e4 (about 5 us at the GEMM rate) per product call, 2 x 20 iterations x
+# (d + 1) n_traj calls: measured on 10 x 200 x 50, d = 8 (20 systems, one
+# thread), subspace 63-66 ms and covariance 50-51 ms per system, against 0.97 by the flops alone.
+_COVARIANCE = 1.5
 _COPY = 10.0
+_THIN_CALL = 6.5e4
+
+
+def _top_eig_cost(size: int, k: int) -> float:
+    """The top-``k`` eigenpairs of a (size, size) Hermitian matrix by :func:`top_eigh`."""
+    if 4 * k >= size:
+        return 3.0 * size**3  # every eigenpair
+    if size > LANCZOS_MIN_SIZE:
+        return _EIGH_LANCZOS * size * size * max(1.0, (k + 10) / 30)
+    return _EIGH_DENSE * size**3
 
 
 def path_costs(
@@ -512,25 +527,22 @@ def path_costs(
     small = min(obs, m)
     costs["dense"] = 4.0 * obs * m * small + 8.0 * small**3 + (2.0 * n * n_snap * q if n > n_snap
                                                                 else 0.0)
-    cov = _COVARIANCE * n_obs * n_obs * m + _COPY * n_obs * m + 5.0 * n_obs**3
     if rank is None:
         return costs
+    k = min(int(rank), m) if rank != "svht" else min(n_obs, m)
     if n_obs <= m:
-        costs["covariance"] = cov
+        costs["covariance"] = (_COVARIANCE * n_obs * n_obs * m + _COPY * n_obs * m
+                               + _top_eig_cost(n_obs, k))
     if rank == "svht":  # every singular value: the full spectrum of the delay Gram, no subspace
         costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + 3.0 * m**3
         return costs
-    k = min(int(rank), m)
-    if 4 * k >= m:
-        eig = 3.0 * m**3  # every eigenpair
-    elif m > LANCZOS_MIN_SIZE:
-        eig = _EIGH_LANCZOS * m * m * max(1.0, (k + 10) / 30)
-    else:
-        eig = _EIGH_DENSE * m**3
-    costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + eig
+    costs["gram"] = 0.5 * n * n_snap**2 + _DELAY_SUMS * d1 * m * m + _top_eig_cost(m, k)
     width = k + _oversampling(k)
     if 3 * width < min(n_obs, m):
-        costs["subspace"] = _SUBSPACE * d1 * n * m * width
+        # where features are few (n < 8 (k + p)), DelayOperator's products are (d + 1) n_traj
+        # thin GEMMs each: 2 x 20 iterations of them
+        calls = 40.0 * max(n_snap - m, d1) if n < 8 * width else 0.0
+        costs["subspace"] = _SUBSPACE * d1 * n * m * width + _THIN_CALL * calls
     return costs
 
 
@@ -713,8 +725,7 @@ def _covariance_path(
         weights = np.zeros(m)
         weights[keep] = w
     cxx, cyx, cyy = delay_covariances(trajs, delays, weights)
-    evals, U = np.linalg.eigh(cxx)
-    evals, U = evals[::-1], U[:, ::-1]
+    evals, U = top_eigh(cxx, None if rank in (None, "svht") else rank)  # largest first
     s = np.sqrt(np.maximum(evals, 0.0))
     fro = float(np.sqrt(max(float(np.real(np.trace(cxx))), 0.0)))
     k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
