@@ -365,11 +365,15 @@ def grid(workloads, repeats) -> list[dict]:
 # end to end (fits + distances), against kooplearn and DSA (``dsa-metric``, run by its own
 # interpreter: ``--dsa-python``, a separate virtual environment).
 ALLPAIRS = {"systems": 20, "n_traj": 10, "n_steps": 200, "rank": 10, "delays": 8}
+# ``--tall``: DSA's tutorial-like tall data instead, two systems of one 196,010-step trajectory
+# of 4 features, 9 delays (40 delay-embedded observables x 196,000 pairs each), one distance
+TALL = {"systems": 2, "n_traj": 1, "n_steps": 196_010, "rank": 10, "delays": 9}
 
 
 def allpairs_data(n_features: int, seed: int = 0) -> list[np.ndarray]:
-    """20 noisy linear systems (10 latent modes, eigenvalues drawn per system, observed through
-    a random (n_features, 10) map), 10 trajectories x 200 steps each."""
+    """``ALLPAIRS["systems"]`` noisy linear systems (10 latent modes, eigenvalues drawn per
+    system, observed through a random (n_features, 10) map), ``n_traj`` trajectories x
+    ``n_steps`` steps each (20 x 10 x 200 by default)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(ALLPAIRS["systems"]):
@@ -455,9 +459,9 @@ def allpairs(features: list[int], repeats: int, dsa_python: str | None) -> list[
                "kooplearn_cpu": koop_cpu, "dsa_cpu": dsa_cpu}
         print(f"  {n} features: conjugacy ({', '.join(row['paths'])}) {med(ours_cpu):.2f} s "
               f"[{min(ours_cpu):.2f}-{max(ours_cpu):.2f}], kooplearn {med(koop_cpu):.2f} s "
-              f"({med(koop_cpu) / med(ours_cpu):.1f}x)"
+              f"[{min(koop_cpu):.2f}-{max(koop_cpu):.2f}] ({med(koop_cpu) / med(ours_cpu):.2f}x)"
               + (f", DSA {med(dsa_cpu):.2f} s [{min(dsa_cpu):.2f}-{max(dsa_cpu):.2f}] "
-                 f"({med(dsa_cpu) / med(ours_cpu):.1f}x)" if dsa_cpu else ""), flush=True)
+                 f"({med(dsa_cpu) / med(ours_cpu):.2f}x)" if dsa_cpu else ""), flush=True)
         rows.append(row)
     return rows
 
@@ -620,7 +624,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--dsa-python", default=None,
                         help="with --allpairs: the interpreter of a venv with dsa-metric")
+    parser.add_argument("--tall", action="store_true",
+                        help="with --allpairs: DSA's tutorial-like tall data (TALL), e.g. 4 features")
     args = parser.parse_args(argv)
+    if args.tall:
+        ALLPAIRS.update(TALL)
     if args.allpairs:
         with threadpool_limits(1):
             rows = allpairs([int(n) for n in args.allpairs.split(",")], args.repeats,
