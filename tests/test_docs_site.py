@@ -28,6 +28,11 @@ PUBLIC_MODULES = [
     "conjugacy.monitor", "conjugacy.comparison_filter", "conjugacy.data.mnist",
     "conjugacy.torch.recorder", "conjugacy.plots.study", "conjugacy.analysis.groups",
     "conjugacy.analysis.neighbours", "conjugacy.analysis.results",
+    # the reproductions and their figures (docs/api/experiments.rst)
+    "conjugacy.experiments.optimizers", "conjugacy.experiments.fcn",
+    "conjugacy.experiments.grokking", "conjugacy.experiments.cnn",
+    "conjugacy.experiments.spectral_dynamics", "conjugacy.plots.optimizers", "conjugacy.plots.fcn",
+    "conjugacy.plots.grokking", "conjugacy.plots.cnn", "conjugacy.plots.spectral_dynamics",
 ]
 
 
