@@ -934,7 +934,13 @@ class EquivalenceClasses:
 
     Examples
     --------
-    See :func:`equivalence_classes`.
+    Made by :func:`equivalence_classes`; the first and third spectra fall into one class:
+
+    >>> classes = equivalence_classes([[0.9, 0.5], [0.8, 0.5], [0.9, 0.51]], threshold=0.02)
+    >>> classes.labels, classes.n_classes, classes.linkage, classes.linkage_matrix.shape
+    (array([0, 1, 0]), 2, 'average', (2, 4))
+    >>> classes.distance_matrix.round(3)[0]
+    array([0.   , 0.05 , 0.005])
     """
 
     labels: np.ndarray

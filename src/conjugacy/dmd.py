@@ -48,7 +48,15 @@ class DMDResult:
 
     Examples
     --------
-    See :func:`dmd`.
+    Made by :func:`dmd` from snapshot pairs (here a 2-D linear map, two trajectories):
+
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> t = np.arange(20)[:, None]
+    >>> X, Y = delay_embed(np.array([[1.0, 2.0], [3.0, -1.0]])[:, None] * np.power([0.9, 0.5], t))
+    >>> r = dmd(X, Y, rank=2)
+    >>> r.eigenvalues.real.round(6), r.rank, r.modes.shape, r.singular_values.shape
+    (array([0.9, 0.5]), 2, (2, 2), (2,))
     """
 
     eigenvalues: np.ndarray

@@ -759,7 +759,16 @@ class CheckpointDynamics:
 
     Examples
     --------
-    See :func:`checkpoint_dynamics`.
+    Made by :func:`checkpoint_dynamics`; three checkpoints of a two-layer network:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> weights = {"fc1.weight": rng.normal(size=(3, 8, 16)), "fc2.weight": rng.normal(size=(3, 4, 8))}
+    >>> d = checkpoint_dynamics(weights, steps=[0, 5, 10])
+    >>> d.steps, d.reference_step, d.singular_values["fc2.weight"].shape
+    (array([ 0,  5, 10]), 10, (3, 4))
+    >>> d.sva_diagonal["fc1.weight"].shape, list(d.alignment_diagonal)
+    ((3, 8), ['fc1.weight->fc2.weight'])
     """
 
     steps: np.ndarray

@@ -682,7 +682,17 @@ class Spectrum:
 
         Examples
         --------
-        See :meth:`save`.
+        A spectrum saved and loaded back, with its settings:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> t = np.arange(40)[:, None]
+        >>> runs = np.random.default_rng(0).normal(size=(5, 1, 2)) * np.power([0.9, 0.5], t)
+        >>> path = koopman_spectrum(runs, rank=2).save(Path(tempfile.mkdtemp()) / "s.npz")
+        >>> back = Spectrum.load(path)
+        >>> back.eigenvalues.real.round(6), back.rank, back.method
+        (array([0.9, 0.5]), 2, 'rrr')
         """
         return load_spectrum(cls, path, FORMAT_NAME, FORMAT_VERSION)
 

@@ -118,7 +118,15 @@ class DistanceInterval:
 
     Examples
     --------
-    See :func:`bootstrap_distance`.
+    Made by :func:`bootstrap_distance` (trajectories resampled with replacement):
+
+    >>> import numpy as np
+    >>> t = np.arange(30)[:, None]
+    >>> runs = np.random.default_rng(0).normal(size=(6, 1, 2)) * np.power([0.9, 0.5], t)
+    >>> other = np.random.default_rng(1).normal(size=(6, 1, 2)) * np.power([0.8, 0.5], t)
+    >>> d = bootstrap_distance(runs, other, n_boot=20, rank=2, seed=3)
+    >>> round(d.distance, 3), len(d.samples), d.level, d.n_boot, d.seed
+    (0.05, 20, 0.95, 20, 3)
     """
 
     distance: float

@@ -382,7 +382,16 @@ class TransitionResult:
 
     Examples
     --------
-    See :func:`find_transitions`.
+    Made by :func:`find_transitions`; here from four windows whose distances jump between the
+    second and the third, with a fixed threshold:
+
+    >>> import numpy as np
+    >>> D = np.array([[0, .01, .3, .3], [.01, 0, .3, .3], [.3, .3, 0, .01], [.3, .3, .01, 0]])
+    >>> found = find_transitions(D, threshold=0.1)
+    >>> found.change_points, found.steps, found.settled_from, found.classes.labels
+    (array([1]), array([0.01, 0.3 , 0.01]), 2, array([0, 0, 1, 1]))
+    >>> found.rule
+    'threshold given: 0.1'
     """
 
     change_points: np.ndarray
