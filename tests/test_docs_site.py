@@ -64,6 +64,21 @@ def test_every_public_function_and_class_has_an_api_page():
     assert not missing, f"add these to an autosummary table in docs/api/*.rst: {missing}"
 
 
+def test_every_public_function_and_class_has_a_runnable_example():
+    """An Examples section with doctest lines (``>>>``), not only a pointer ("See func")."""
+    for extra in ("zarr", "torch", "lightning", "transformers", "matplotlib"):
+        pytest.importorskip(extra)
+    missing = []
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and \
+                    ">>>" not in (inspect.getdoc(obj) or ""):
+                missing.append(f"{name}.{attr}")
+    assert not missing, f"give these a doctested Examples section: {missing}"
+
+
 def _readme_example() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## A first example", 1)[1]
