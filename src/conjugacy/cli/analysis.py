@@ -21,7 +21,7 @@ from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from . import app
-from ._errors import UserError, fail, parse_delays, parse_rank, rich_console
+from ._errors import ABANDONED, UserError, fail, parse_delays, parse_rank, rich_console
 
 T = TypeVar("T")
 
@@ -249,20 +249,30 @@ def _default_rank(data: Any, asked: int | str | None, delays: int | str,
 def interruptible(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` in a worker thread while the main thread waits, so that Ctrl-C
     stops the command at once (within 0.2 s) even inside one long LAPACK call, which would hold
-    off Python's signal handling until it returns (minutes on large inputs). The abandoned
-    thread is a daemon: it dies with the process. Exceptions of ``fn`` are re-raised here."""
+    off Python's signal handling until it returns (minutes on large inputs). Exceptions of
+    ``fn`` are re-raised here. On Ctrl-C the worker is abandoned (a daemon, registered in
+    :data:`conjugacy.cli._errors.ABANDONED`): the command then exits through
+    :func:`conjugacy.cli._errors.exit_process`, without the teardown that crashed around it."""
     box: dict[str, Any] = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             box["value"] = fn(*args, **kwargs)
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=work, name="conjugacy-compute", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.2)
+    threading.Thread(target=work, name="conjugacy-compute", daemon=True).start()
+    # An event, not Thread.join: a join that Ctrl-C interrupts marks the still-running thread
+    # as stopped (CPython 3.11 threading, bpo-45274), so is_alive() would lie afterwards.
+    try:
+        while not done.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        ABANDONED.append(done)
+        raise
     if "error" in box:
         raise box["error"]
     return box["value"]
