@@ -98,7 +98,9 @@ def test_analyze_report_and_store_commands_escape_every_user_string(tmp_path) ->
 
     md = (out / "report.md").read_text(encoding="utf-8")
     assert not controls(md)
-    assert "adam\\x1b[31mRED\\x1b[2K\\u202e[link=https://e.example]hidden[/link]:smile:" in md
+    # control characters as escapes, then Markdown syntax escaped (a backslash too)
+    assert ("adam\\\\x1b\\[31mRED\\\\x1b\\[2K\\\\u202e\\[link=https://e.example\\]hidden"
+            "\\[/link\\]:smile:") in md
 
     got = runner.invoke(app, ["report", str(out / "results.json")])
     assert got.exit_code == 0, _out(got)
@@ -279,7 +281,8 @@ def test_labels_with_invalid_tex_do_not_stop_the_report(tmp_path) -> None:
                               "--delays", "0", "--rank", "2"])
     assert got.exit_code == 0, _out(got)
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "$\\frac{$ vs b$_$x^" in md and (out / "figures" / "eigenvalues_all.png").is_file()
+    assert "\\$\\\\frac{\\$ vs b\\$\\_\\$x^" in md  # Markdown syntax ($, \\, _) escaped
+    assert (out / "figures" / "eigenvalues_all.png").is_file()
 
 
 def test_warnings_printed_during_a_command_are_escaped(tmp_path, monkeypatch) -> None:

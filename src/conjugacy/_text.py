@@ -5,14 +5,15 @@ files users share (stores, spectra, results.json): a terminal must never receive
 characters (an ``ESC[2K`` erases a line, an OSC ``ESC]0;...BEL`` retitles the window, a U+202E
 reverses what follows), and Rich must never read them as markup (``[link=...]`` hides text,
 ``sgd[/lr]`` raises after half the output was written). :func:`shown` makes both harmless:
-the CLI (:mod:`conjugacy.cli`) and the Markdown report use it.
+the CLI (:mod:`conjugacy.cli`) and the Markdown report use it; :func:`markdown` adds what
+Markdown would read as syntax (links, images, emphasis, code, raw HTML), for ``report.md``.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["shown"]
+__all__ = ["cut", "markdown", "shown"]
 
 #: Unicode categories whose characters are escaped: controls (C0, DEL, C1), format characters
 #: (bidi embeddings, overrides and isolates U+202A-U+202E, U+2066-U+2069, zero-width characters),
@@ -79,3 +80,78 @@ def shown(text: object, *, markup: bool = True) -> str:
 
         out = escape(out)
     return out
+
+
+#: What Markdown reads as syntax inside a line, made literal. CommonMark backslash escapes for
+#: ``\\`` (escapes), backtick (code spans), ``*`` and ``_`` (emphasis), ``[`` and ``]`` (links
+#: and images: ``![i](...)`` and ``[x](http://...)`` need a bracket), ``|`` (table cells), ``~``
+#: (GFM strikethrough) and ``$`` (math on GitHub); HTML character references for ``<`` ``>``
+#: ``&`` (raw HTML, ``<http://...>`` autolinks and entity references; every Markdown dialect
+#: reads references, not all read ``\\<``).
+_MARKDOWN = str.maketrans({**{c: "\\" + c for c in "\\`*_[]|~$"},
+                           "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def markdown(text: object) -> str:
+    """``str(text)`` as literal Markdown text on one line: runs of whitespace (newlines too)
+    become one space, control characters are shown as escapes (:func:`shown`), and Markdown
+    syntax is escaped (CommonMark backslash escapes; ``<``, ``>``, ``&`` as ``&lt;``, ``&gt;``,
+    ``&amp;``), so a viewer renders exactly the characters of ``text``: no link, image, code,
+    emphasis or HTML from it. ``report.md`` makes every line of text with it.
+
+    Parameters
+    ----------
+    text : object
+        Anything; ``str(text)`` is shown.
+
+    Returns
+    -------
+    str
+        Markdown source; CommonMark renders it as the text itself (control characters as their
+        escapes).
+
+    Examples
+    --------
+    >>> print(markdown("[x](http://evil) ![i](a.png) <http://e> *b* _i_ `c` a|b $x$ 1 < 2"))
+    \\[x\\](http://evil) !\\[i\\](a.png) &lt;http://e&gt; \\*b\\* \\_i\\_ \\`c\\` a\\|b \\$x\\$ 1 &lt; 2
+    >>> print(markdown("sgd\\x1b[31m\\nred"))
+    sgd\\\\x1b\\[31m red
+    """
+    return shown(" ".join(str(text).split()), markup=False).translate(_MARKDOWN)
+
+
+def cut(text: object, limit: int) -> str:
+    """``str(text)`` if it has at most ``limit`` characters, else its start and end joined by
+    "…", ``limit`` characters in all (two thirds from the start: labels that differ at their end
+    stay apart).
+
+    Parameters
+    ----------
+    text : object
+        Anything; ``str(text)`` is cut.
+    limit : int
+        Most characters returned (>= 3).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is below 3.
+
+    Examples
+    --------
+    >>> cut("optimizer=sgd,lr=0.1,momentum=0.9", 20)
+    'optimizer=sgd…um=0.9'
+    >>> cut("sgd", 20)
+    'sgd'
+    """
+    if limit < 3:
+        raise ValueError(f"limit must be at least 3, got {limit}")
+    s = str(text)
+    if len(s) <= limit:
+        return s
+    tail = (limit - 1) // 3
+    return s[:limit - 1 - tail] + "…" + s[len(s) - tail:]

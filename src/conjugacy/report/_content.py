@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from .._text import cut
+
 __all__ = [
     "ReportError",
     "comparison_rows",
     "complex_values",
     "condition_rows",
+    "drawn",
     "neighbourhood_rows",
     "overview",
     "short_names",
@@ -106,6 +109,15 @@ def chosen(cmp: Mapping[str, Any]) -> Mapping[str, Any]:
 #: Condition labels up to this long are shown as they are; longer ones (``--group-by optimizer``
 #: makes ~300 characters of JSON) are named by the settings that differ between conditions.
 SHORT_NAME = 40
+#: Longest name the report gives a condition (text and figures): a longer one is cut in the
+#: middle with "…" and a warning says so (a 300,000-character label took 131 s CPU to draw).
+MAX_NAME = 80
+#: Longest label shown whole in the table of conditions (``--group-by`` JSON labels fit).
+MAX_LABEL = 1000
+#: Most eigenvalues the figures draw, over all spectra of a figure: beyond, each spectrum is
+#: drawn with its first ``MAX_DRAWN // number of spectra`` (at least 1) and a warning says so
+#: (16,000 eigenvalues per spectrum took 11.5 s and 231 MB to draw).
+MAX_DRAWN = 10_000
 
 
 def _flat_settings(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -154,7 +166,8 @@ def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the settings that differ between
     conditions other than ``group_by`` itself (its prefix dropped: ``optimizer.lr`` -> ``lr``),
     cut to :data:`SHORT_NAME` characters with "…"; the labels as they are when no such setting
-    differs or the names would not be unique.
+    differs or the names would not be unique. No name is longer than :data:`MAX_NAME`: a longer
+    one is cut in the middle with "…" (and numbered, ``[2]``, if that made two names equal).
 
     Parameters
     ----------
@@ -180,6 +193,27 @@ def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     labels = _labels(results)
     if all(len(c) <= SHORT_NAME for c in labels):
         return {c: c for c in labels}
+    return _bounded_names(_setting_names(results, labels))
+
+
+def name_of(names: Mapping[str, str], label: Any) -> str:
+    """The name ``names`` (:func:`short_names`) gives ``label``; a label it lacks (a condition
+    found elsewhere in the results) is cut to :data:`MAX_NAME` characters."""
+    return names.get(str(label)) or cut(label, MAX_NAME)
+
+
+def _bounded_names(names: dict[str, str]) -> dict[str, str]:
+    """``names`` cut to :data:`MAX_NAME` characters; numbered (``[2]``) if cutting merged two."""
+    out = {c: cut(n, MAX_NAME) for c, n in names.items()}
+    if len(set(out.values())) < len(out):
+        out = {c: cut(n, MAX_NAME - 7) + f" [{i + 1}]" if len(n) > MAX_NAME else n
+               for i, (c, n) in enumerate(names.items())}
+    return out
+
+
+def _setting_names(results: Mapping[str, Any], labels: list[str]) -> dict[str, str]:
+    """label -> "key=value, ..." of the settings that differ (see :func:`short_names`), or the
+    labels themselves."""
     settings = condition_settings(results)
     group_by = str(results.get("group_by"))
     keys = [k for k in differing_keys(settings) if k != group_by]  # that key is the label
@@ -217,7 +251,7 @@ def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
     names, keys = short_names(results), differing_keys(settings)
     rows = [["condition", "label", "settings that differ"]]
     for c, st in settings.items():
-        rows.append([names[c], c if names[c] != c else "",
+        rows.append([names[c], cut(c, MAX_LABEL) if names[c] != c else "",
                      ", ".join(f"{k} = {st[k]}" for k in keys if k in st) or "-"])
     first = next(iter(settings.values()))
     shared = [k for k in first if k not in keys and all(k in s for s in settings.values())]
@@ -247,9 +281,9 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     cmp = comparison_of(results)
     spectra = _mapping(results, "spectra")
     conditions = list(cmp.get("conditions") or spectra)
+    names = short_names(results)
     if conditions:  # their settings: condition_rows
-        names = short_names(results)
-        rows.append(("conditions", ", ".join(names.get(str(c), str(c)) for c in conditions)))
+        rows.append(("conditions", ", ".join(name_of(names, c) for c in conditions)))
     if "group_by" in results:
         rows.append(("grouped by", f"{results['group_by']} (conditions), "
                                    f"{results.get('seed_key', 'seed')} (seeds)"))
@@ -293,7 +327,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue
         distinct = {repr(v) for v in values.values()}
         settings[key] = (next(iter(values.values())) if len(distinct) == 1 else
-                         " / ".join(f"{c}: {v}" for c, v in values.items()))
+                         " / ".join(f"{name_of(names, c)}: {v}" for c, v in values.items()))
     if settings:
         rows.append(("spectrum settings", ", ".join(f"{k} = {v}" for k, v in settings.items()
                                                      if not isinstance(v, Mapping | list))))
@@ -307,7 +341,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             kept = filt.get("kept") or {}
             of = filt.get("of") or {}
             rows.append(("residual filter", "; ".join(
-                f"{c}: kept {'/'.join(map(str, kept.get(c, [])))} of "
+                f"{name_of(names, c)}: kept {'/'.join(map(str, kept.get(c, [])))} of "
                 f"{'/'.join(map(str, of.get(c, [])))} eigenvalues per seed" for c in kept)))
     data = _mapping(results, "data")
     if data:
@@ -362,7 +396,7 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     names = short_names(results)
     out = []
     for name, (a, b) in cmp["pairs"].items():
-        a, b = names.get(str(a), str(a)), names.get(str(b), str(b))
+        a, b = name_of(names, a), name_of(names, b)
         d = (ch.get("distances") or {}).get(name, {})
         d_all = (cmp["all"].get("distances") or {}).get(name, {})
         t = _test_of(cmp, name)
@@ -527,7 +561,7 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     names = short_names(results)
     out = []
     for entry in (between.get("pairs") or {}).values():
-        a, b = (names.get(str(entry.get(k)), str(entry.get(k))) for k in ("a", "b"))
+        a, b = (name_of(names, entry.get(k)) for k in ("a", "b"))
         rows = [["window (steps)", "W1 between conditions", "95% interval",
                  "noise floor (W1 between seeds)", "effect size (× noise floor)", "p",
                  "verdict"]]
@@ -558,7 +592,7 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
     pairs = comparison_of(results)["pairs"]
     rows = [["pair", "verdict", "neighbours agreeing", "", "p range", "W1 range", "differs at"]]
     for name, r in (nb.get("pairs") or {}).items():
-        a, b = (names.get(str(c), str(c)) for c in pairs.get(name, (name, "")))
+        a, b = (name_of(names, c) for c in pairs.get(name, (name, "")))
         pr, dr = r.get("pvalue_range"), r.get("distance_range")
         differ = [k for k, v in (r.get("neighbours") or {}).items()
                   if v.get("verdict") != r.get("verdict")]
@@ -570,6 +604,94 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
             f"({nb.get('n_fits')} refits, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
             "flips at any of them is fragile.")
     return rows, line
+
+
+# ----- bounds: what a results file may ask the report to show ----------------------------------
+def _eigenvalue_sets(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The eigenvalue sets the figures draw: ``results["spectra"]`` (condition -> per seed
+    ``{"eigenvalues": [...]}``) and ``comparison["filtered"]["eigenvalues"]`` (condition -> per
+    seed ``[[re, im], ...]``), where they are dicts."""
+    out = [("all", results.get("spectra"))]
+    cmp = results.get("comparison")
+    filtered = cmp.get("filtered") if isinstance(cmp, Mapping) else None
+    if isinstance(filtered, Mapping):
+        out.append(("filtered", filtered.get("eigenvalues")))
+    return [(name, s) for name, s in out if isinstance(s, Mapping)]
+
+
+def _seeds(per_seed: Any) -> list[Any]:
+    """The spectra of one condition (a list), or none when it is not a list."""
+    return list(per_seed) if isinstance(per_seed, Sequence) and not isinstance(per_seed, str) \
+        else []
+
+
+def _pairs(spectrum: Any) -> Sequence[Any] | None:
+    """A spectrum's eigenvalue list (``{"eigenvalues": [...]}`` or the list), or None."""
+    pairs = spectrum.get("eigenvalues") if isinstance(spectrum, Mapping) else spectrum
+    return pairs if isinstance(pairs, Sequence) and not isinstance(pairs, str) else None
+
+
+def _cut_spectrum(spectrum: Any, k: int) -> Any:
+    pairs = _pairs(spectrum)
+    if pairs is None:
+        return spectrum  # the figure names what is wrong with it
+    return {**spectrum, "eigenvalues": pairs[:k]} if isinstance(spectrum, Mapping) else pairs[:k]
+
+
+def drawn_per_spectrum(sets: Mapping[str, Any]) -> tuple[int | None, int, int]:
+    """``(k, held, n)``: the figures draw the first ``k`` eigenvalues of each of the ``n``
+    spectra of ``sets`` (condition -> per seed), or all (``k`` None) when all ``held`` of them
+    are at most :data:`MAX_DRAWN`."""
+    sizes = [len(p) for per in sets.values() for p in map(_pairs, _seeds(per)) if p is not None]
+    held = sum(sizes)
+    if held <= MAX_DRAWN:
+        return None, held, len(sizes)
+    return max(1, MAX_DRAWN // len(sizes)), held, len(sizes)
+
+
+def drawn(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``results`` as the figures draw them: each spectrum cut to its first ``k`` eigenvalues
+    when a figure would hold more than :data:`MAX_DRAWN` (:func:`drawn_per_spectrum`; the rest of
+    ``results`` shared, not copied). The tables and warnings read ``results`` itself;
+    :func:`warnings_of` says when a figure is cut.
+
+    Examples
+    --------
+    >>> many = {"spectra": {"a": [{"eigenvalues": [[0.5, 0.0]] * 30_000}] * 2}}
+    >>> len(drawn(many)["spectra"]["a"][1]["eigenvalues"])  # MAX_DRAWN // 2 spectra
+    5000
+    """
+    out = dict(results)
+    for name, sets in _eigenvalue_sets(results):
+        k = drawn_per_spectrum(sets)[0]
+        if k is None:
+            continue
+        cut_sets = {c: [_cut_spectrum(sp, k) for sp in per] if _seeds(per) else per
+                    for c, per in sets.items()}
+        if name == "all":
+            out["spectra"] = cut_sets
+        else:
+            cmp = dict(out["comparison"])
+            cmp["filtered"] = {**cmp["filtered"], "eigenvalues": cut_sets}
+            out["comparison"] = cmp
+    return out
+
+
+def _bound_notes(results: Mapping[str, Any]) -> list[str]:
+    """What the report shows cut: condition names (:data:`MAX_NAME`), eigenvalues drawn
+    (:data:`MAX_DRAWN`)."""
+    notes = []
+    long = sum(len(str(c)) > MAX_NAME for c in _labels(results))
+    if long:
+        notes.append(f"{long} condition label(s) are longer than {MAX_NAME} characters: the "
+                     "report shows them cut in the middle (…); results.json holds them whole.")
+    for name, sets in _eigenvalue_sets(results):
+        k, held, n = drawn_per_spectrum(sets)
+        if k is not None:
+            notes.append(f"The figure of {name} eigenvalues draws the first {k} eigenvalues of "
+                         f"each of its {n} spectra ({min(held, k * n)} of {held}, at most "
+                         f"{MAX_DRAWN} drawn); the tables use all.")
+    return notes
 
 
 # ----- warnings -----------------------------------------------------------------------------------
@@ -603,14 +725,17 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
     if isinstance(given, str) or not isinstance(given, Sequence):
         raise ReportError("results['warnings'] must be a list of strings")
     out.extend(str(w) for w in given)
+    out.extend(_bound_notes(results))
     spectra = _mapping(results, "spectra")
+    names = short_names(results)
     reduced, uninformative, sizes = [], [], {}
-    for c, specs in spectra.items():
+    for key, specs in spectra.items():
+        c, where = name_of(names, key), f"results['spectra'][{cut(key, MAX_NAME)!r}]"
         if not isinstance(specs, Sequence):
-            raise ReportError(f"results['spectra'][{c!r}] must be a list (one spectrum per seed)")
+            raise ReportError(f"{where} must be a list (one spectrum per seed)")
         for s, sp in enumerate(specs):
             if not isinstance(sp, Mapping):
-                raise ReportError(f"results['spectra'][{c!r}][{s}] must be a spectrum dict")
+                raise ReportError(f"{where}[{s}] must be a spectrum dict")
             st = sp.get("settings") or {}
             if st.get("rank_reduced"):
                 reduced.append(f"{c} seed {s} (requested {st.get('rank_requested')}, "

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from .._bounded_json import UnsafeFile, read_bytes
-from .._text import shown
+from .._text import cut, shown
 from ._content import (
+    MAX_NAME,
     ReportError,
     between_conditions,
     comparison_of,
@@ -116,10 +117,11 @@ class ReportFigure:
 
 
 def _label(text: Any) -> str:
-    """A user string (condition, window label) as figure text: control characters shown as
-    escapes (:func:`conjugacy._text.shown`; Matplotlib warns about missing glyphs and prints them)
-    and ``$`` escaped (an invalid TeX label stopped the report)."""
-    return shown(text, markup=False).replace("$", r"\$")
+    """A user string (condition, window label) as figure text: at most ``MAX_NAME`` characters
+    (a 300,000-character label took 131 s to draw; :func:`conjugacy._text.cut`), control
+    characters shown as escapes (:func:`conjugacy._text.shown`; Matplotlib warns about missing
+    glyphs and prints them) and ``$`` escaped (an invalid TeX label stopped the report)."""
+    return shown(cut(text, MAX_NAME), markup=False).replace("$", r"\$")
 
 
 def _png(fig: Any) -> bytes:

@@ -12,13 +12,16 @@ from typing import Any
 from urllib.parse import quote
 
 from .._atomic import atomic_open
-from .._text import shown
+from .._text import cut, markdown
 from ._content import (
+    MAX_NAME,
     ReportError,
     comparison_rows,
     complex_values,
     condition_rows,
+    drawn,
     fmt,
+    name_of,
     neighbourhood_rows,
     overview,
     short_names,
@@ -95,7 +98,8 @@ def _eigen_rows(results: Mapping[str, Any],
         if not specs:
             continue
         sp = specs[0]
-        z = complex_values(sp.get("eigenvalues"), f"results['spectra'][{c!r}][0]['eigenvalues']")
+        where = f"results['spectra'][{cut(c, MAX_NAME)!r}][0]['eigenvalues']"
+        z = complex_values(sp.get("eigenvalues"), where)
         res = sp.get("data_residuals") or sp.get("residuals") or [None] * z.size
         rows = [["|λ|", "Re λ", "Im λ", "residual"]]
         for k in range(min(z.size, limit)):
@@ -103,7 +107,7 @@ def _eigen_rows(results: Mapping[str, Any],
                          fmt(res[k] if k < len(res) else None)])
         caption = (f"{limit} of {z.size} eigenvalues shown (in the fit's order); results.json "
                    "holds all" if z.size > limit else f"all {z.size} eigenvalues")
-        out[names.get(str(c), str(c))] = (rows, caption)
+        out[name_of(names, c)] = (rows, caption)
     return out
 
 
@@ -161,7 +165,7 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     ('<!DOCTYPE html>', True)
     """
     results = _check(results)
-    figs = report_figures(results) if figures is None else list(figures)
+    figs = report_figures(drawn(results)) if figures is None else list(figures)
     e = html.escape
     title, sub = _title(results)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -230,22 +234,19 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
 
 # ----- Markdown -----------------------------------------------------------------------------------
 def _md_text(text: Any) -> str:
-    """User text for Markdown: on one line, control characters shown as escapes
-    (:func:`conjugacy._text.shown`: ``cat report.md`` must not drive the terminal), HTML escaped
-    (Markdown passes raw HTML through, so a condition named ``<script>`` would run in a viewer
-    that renders it)."""
-    return html.escape(shown(" ".join(str(text).split()), markup=False), quote=False)
-
-
-def _md_cell(text: str) -> str:
-    return _md_text(text).replace("|", "\\|")
+    """Text for Markdown, the one way every line of ``report.md`` is made
+    (:func:`conjugacy._text.markdown`): on one line, control characters shown as escapes
+    (``cat report.md`` must not drive the terminal), Markdown syntax escaped (a label
+    ``[x](http://evil)``, ``<script>`` or ``*x*`` is shown as written, never a link, raw HTML or
+    emphasis; ``|`` cannot end a table cell)."""
+    return markdown(text)
 
 
 def _md_table(rows: Sequence[Sequence[str]]) -> str:
     head, *body = rows
-    lines = ["| " + " | ".join(_md_cell(c) for c in head) + " |",
+    lines = ["| " + " | ".join(_md_text(c) for c in head) + " |",
              "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in body]
+    lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
 
@@ -290,7 +291,7 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     - **sgd vs adam: undecided.** Too few seeds
     """
     results = _check(results)
-    figs = report_figures(results) if figures is None else list(figures)
+    figs = report_figures(drawn(results)) if figures is None else list(figures)
     title, sub = _title(results)
     parts = [f"# {_md_text(title)}", ""]
     if sub:
@@ -390,7 +391,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(f"out_dir {str(out)!r}: {str(parent)!r} is not a folder")
     folder = figures_folder(out)  # never through a link planted at out/figures (issue 26)
-    figs = report_figures(results)
+    figs = report_figures(drawn(results))  # at most MAX_DRAWN eigenvalues per figure
     if source_dir is not None:
         extra, notes = study_figures(results, source_dir)
         figs += extra

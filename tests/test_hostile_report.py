@@ -1,0 +1,170 @@
+"""Hostile results files through the report (issue 26 review, items 2 and 4): what a results file
+may ask the report to draw or print is bounded (a 300,000-character label took 131 s CPU to draw,
+16,000 eigenvalues per spectrum 11.5 s and 231 MB: now names are cut, eigenvalues drawn are
+capped, and the report says so), and no Markdown syntax from a user field (a link, an image, an
+autolink, emphasis, code, raw HTML) reaches report.md as syntax."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import signal
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import pytest
+
+pytest.importorskip("matplotlib")
+markdown_it = pytest.importorskip("markdown_it")
+
+from test_report import make_results  # noqa: E402
+
+from conjugacy.report import render_markdown, write_report  # noqa: E402
+from conjugacy.report._content import MAX_DRAWN, MAX_NAME, drawn, short_names  # noqa: E402
+
+SECONDS, BYTES = 5.0, 200 * 2**20
+
+
+def bounded(name: str, fn: Callable[[], object]) -> None:
+    """Fail if ``fn()`` takes over 5 s of CPU or allocates over 200 MB (Python allocations
+    traced). Run twice: timed, then traced (tracing makes Matplotlib ~4x slower: the report of
+    ``make_results`` takes 1.2 s untraced, 5.0 s traced); an alarm after 12x 5 s of wall time
+    breaks a hang."""
+    def alarm(*_: object) -> None:
+        raise TimeoutError(f"{name}: still running after {12 * SECONDS} s (a hang)")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 12 * SECONDS)
+    try:
+        t0 = time.process_time()
+        fn()
+        dt = time.process_time() - t0
+        assert dt < SECONDS, f"{name}: {dt:.1f} s"
+        tracemalloc.start()
+        try:
+            fn()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert peak < BYTES, f"{name}: {peak / 2**20:.0f} MB"
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    """Real results (three conditions, four seeds) as results.json holds them (plain JSON)."""
+    return json.loads(json.dumps(make_results(), default=lambda o: o.to_dict()))
+
+
+def relabelled(results: dict, new: dict[str, str]) -> dict:
+    """``results`` with condition labels replaced everywhere (keys and values)."""
+    text = json.dumps(results)
+    for old, label in new.items():
+        text = text.replace(json.dumps(old), json.dumps(label))
+    return json.loads(text)
+
+
+# ----- item 2: bounded drawing and printing ------------------------------------------------------
+def test_a_300000_character_label_is_shown_cut_and_the_report_says_so(base, tmp_path) -> None:
+    long = "s" * 150_000 + "g" * 150_000
+    r = relabelled(base, {"sgd": long})
+    bounded("300,000-character label", lambda: write_report(r, tmp_path))
+    html_path, md_path = tmp_path / "report.html", tmp_path / "report.md"
+    name = "s" * 53 + "…" + "g" * 26  # MAX_NAME characters, two thirds from the start
+    assert short_names(r)[long] == name and len(name) == MAX_NAME
+    md = md_path.read_text(encoding="utf-8")
+    html = html_path.read_text(encoding="utf-8")
+    for text in (md, html):
+        assert "s" * (MAX_NAME + 1) not in text and name in text
+        assert ("1 condition label(s) are longer than 80 characters: the report shows them cut "
+                "in the middle (…); results.json holds them whole.") in text
+    assert f"- **{name} vs sgd\\_again:" in md
+
+
+def test_long_labels_cut_alike_stay_apart(base) -> None:
+    """Two labels that differ only in their middle would be cut to one name: they are numbered."""
+    a, b = "x" * 500 + "A" + "y" * 500, "x" * 500 + "B" + "y" * 500
+    names = short_names(relabelled(base, {"sgd": a, "sgd_again": b}))
+    assert names[a] == "x" * 48 + "…" + "y" * 24 + " [1]"
+    assert names[b] == "x" * 48 + "…" + "y" * 24 + " [2]"
+    assert names["adam"] == "adam" and max(map(len, names.values())) <= MAX_NAME
+
+
+def test_eigenvalues_drawn_are_capped_and_the_report_says_so(base, tmp_path) -> None:
+    r = copy.deepcopy(base)
+    pairs = [[0.5 + 0.4 * (k % 100) / 100, 0.001 * k] for k in range(16_000)]
+    for per_seed in r["spectra"].values():
+        for sp in per_seed:
+            sp["eigenvalues"] = pairs
+    n = sum(len(v) for v in r["spectra"].values())  # 12 spectra, 192,000 eigenvalues
+    k = MAX_DRAWN // n
+    sizes = {len(sp["eigenvalues"]) for v in drawn(r)["spectra"].values() for sp in v}
+    assert sizes == {k} and r["spectra"]["sgd"][0]["eigenvalues"] is pairs  # not changed
+    bounded("16,000 eigenvalues per spectrum", lambda: write_report(r, tmp_path))
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert (f"The figure of all eigenvalues draws the first {k} eigenvalues of each of its {n} "
+            f"spectra ({k * n} of {16_000 * n}, at most {MAX_DRAWN} drawn); the tables use all."
+            ) in md
+    assert "12 of 16000 eigenvalues shown" in md  # the tables read results.json itself
+    assert "The figure of" not in render_markdown(base, figures=[])  # small results: all drawn
+
+
+# ----- item 4: Markdown syntax in every user field -----------------------------------------------
+MD = ("[x](http://evil.example/a) ![i](http://evil.example/i.png) <http://evil.example/b> "
+      "*em* _em_ `code` ~~gone~~ <b>raw</b> &amp; $x$ a|b")
+
+
+def _with(x: object, payload: str) -> object:
+    """Every string value with ``payload`` appended (numbers and structure kept)."""
+    if isinstance(x, str):
+        return x + " " + payload
+    if isinstance(x, list):
+        return [_with(v, payload) for v in x]
+    if isinstance(x, dict):
+        return {k: _with(v, payload) for k, v in x.items()}
+    return x
+
+
+def _fields(base: dict, payload: str) -> dict:
+    """``base`` with ``payload`` appended to every user field the report shows: condition
+    labels, run names, condition settings (metadata), title, experiment, paper, question,
+    store, observables, data, warnings, reasons, the notes of a spectrum fit."""
+    labels = {c: c + " " + payload for c in ("sgd", "sgd_again", "adam")}
+    r = relabelled(base, labels)
+    r["conditions"] = {lab: {"optimizer": c + " " + payload, "lr": 0.1}
+                       for c, lab in labels.items()}
+    r["runs"][0]["finished"] = False  # its name is listed in the warnings
+    r["runs"] = _with(r["runs"], payload)
+    r.update(_with({"title": "t", "experiment": "e", "paper": "p", "question": "q", "store": "s",
+                    "observables": ["fc.weight"], "data": {"name": "d"}, "warnings": ["w"],
+                    "settings_reasoning": {"delays": "why"}}, payload))
+    for sp in r["spectra"][labels["sgd"]]:
+        sp["settings"] = {**sp["settings"], "notes": ["note " + payload]}
+    return r
+
+
+def _html_tags(md: str) -> dict[str, int]:
+    """How often each HTML tag occurs in ``md`` rendered by CommonMark (+ GFM tables and
+    strikethrough), and the link and image targets."""
+    page = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
+    tags = {}
+    for tag in re.findall(r"<([a-z0-9]+)[\s>/]", page):
+        tags[tag] = tags.get(tag, 0) + 1
+    tags["targets"] = sorted(re.findall(r'(?:href|src)="([^"]*)"', page))
+    return tags
+
+
+def test_markdown_syntax_in_every_user_field_is_shown_as_text(base) -> None:
+    """A payload of Markdown syntax in every user field renders as its characters: the page
+    has exactly the tags and link targets of the same report with plain text of the same length
+    in its place (before: links, an image, an autolink, emphasis, code and raw HTML)."""
+    md = render_markdown(_fields(base, MD), figures=[])
+    assert md.count("http://evil.example/a") >= 20  # the payload is there, as text
+    assert _html_tags(md) == _html_tags(render_markdown(_fields(base, "P" * len(MD)), figures=[]))
+    assert "\\[x\\](http://evil.example/a) !\\[i\\](http://evil.example/i.png) " \
+           "&lt;http://evil.example/b&gt; \\*em\\* \\_em\\_ \\`code\\` \\~\\~gone\\~\\~ " \
+           "&lt;b&gt;raw&lt;/b&gt; &amp;amp; \\$x\\$ a\\|b" in md
