@@ -15,9 +15,14 @@ adding an entry, e.g. a two-branch filter that reads ``Recording.next_x``):
 * **Real**: an MLP 64-32-10 on scikit-learn's digits (:func:`conjugacy.data.load_digits`), trained
   by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 200 steps; 4 replicas per seed,
   perturbation 1 %, pooled into one spectrum per seed), the output layer recorded (330 weights
-  and biases, float32). Conditions: learning rates 0.03, 0.1, 0.3; ``--real-seeds`` seeds each.
-  Same = W1 between two seeds of one condition, different = W1 between seeds of two conditions
-  (every such pair).
+  and biases, float32) with its second branch (one extra SGD step from every recorded state on an
+  independently drawn batch, for the two-branch filter). Conditions: learning rates 0.03, 0.1,
+  0.3; ``--real-seeds`` seeds each. Seed ``s`` has the same initial weights and batch order under
+  every learning rate, so a pair of one seed is never used: same = W1 between two different seeds
+  of one condition, different = W1 between different seeds of two different conditions.
+
+A pair whose filter kept no eigenpair of one spectrum has no distance (NaN): the AUROC counts it as
+a miss, and the table says how many there were.
 
 Delay rules pick one number of delays per comparison: the largest over its conditions' pilot
 recordings (A and B; the first seed of each condition), as ``conjugacy analyze`` does.
@@ -41,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_separation import auroc, perturb, random_eigenvalues, real_block_matrix  # noqa: E402
 
 from conjugacy import koopman_spectrum, wasserstein  # noqa: E402
+from conjugacy.comparison_filter import filter_for_comparison  # noqa: E402
 from conjugacy.delays import choose_delays  # noqa: E402
 
 DIMS = (2, 4, 6)
@@ -62,23 +68,32 @@ class Recording:
 
 #: The fits of the current comparison by (delays, rank): a rule and its "+ filter" variant fit
 #: once (the filter is applied to the same spectra).
-_FITS: dict[str, Any] = {"recs": None, "fits": {}}
+_FITS: dict[str, Any] = {"recs": None, "fits": {}, "delays": {}}
 
 
 def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | str,
-             rank: int | str | None, filt: bool) -> list:
+             rank: int | str | None, filt: bool | str, branch: bool = False) -> list:
+    """The spectra of a rule: fitted once per (delays, rank, branch) and comparison; ``filt``
+    False (all eigenvalues), True (each spectrum's own default filter: the two-branch rule
+    :data:`conjugacy.residuals.BRANCH_FILTER` when ``branch``, the single-sample rule
+    otherwise) or ``"shared-count"`` (one count for the comparison,
+    :func:`conjugacy.comparison_filter.filter_for_comparison`)."""
     if _FITS["recs"] is not recs:
-        _FITS.update(recs=recs, fits={})
-    key = (delays, rank)
+        _FITS.update(recs=recs, fits={}, delays={})
+    if delays == "auto" and "auto" not in _FITS["delays"]:
+        _FITS["delays"]["auto"] = max(choose_delays(recs[i].x).delays for i in pilots)
+    d = _FITS["delays"]["auto"] if delays == "auto" else delays
+    key = (d, rank, branch)
     if key not in _FITS["fits"]:
-        d = delays
-        if delays == "auto":
-            d = max(choose_delays(recs[i].x).delays for i in pilots)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _FITS["fits"][key] = [koopman_spectrum(r.x, delays=d, rank=rank, method="standard")
-                                  for r in recs]
-    return [sp.filtered() if filt else sp for sp in _FITS["fits"][key]]
+            _FITS["fits"][key] = [koopman_spectrum(
+                r.x, delays=d, rank=rank, method="standard",
+                next_states=r.next_x if branch else None) for r in recs]
+    fits = _FITS["fits"][key]
+    if filt == "shared-count":
+        return filter_for_comparison({"all": fits}, "shared-count")["all"]
+    return [sp.filtered() if filt else sp for sp in fits]
 
 
 def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
@@ -94,7 +109,16 @@ RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
     "SVHT + filter": _rule(delays=8, rank="svht", filt=True),
     "auto delays + SVHT": _rule(delays="auto", rank="svht", filt=False),
     "auto delays + SVHT + filter": _rule(delays="auto", rank="svht", filt=True),
+    "auto delays + SVHT + shared-count": _rule(delays="auto", rank="svht", filt="shared-count"),
+    "auto delays + SVHT + two-branch filter": _rule(delays="auto", rank="svht", filt=True,
+                                                    branch=True),
 }
+
+
+def _w1(a: Any, b: Any) -> float:
+    """W1 between two spectra; NaN where a filter kept no eigenpair of one of them (no distance,
+    as in the verdicts): :func:`bench_separation.auroc` then counts the pair as a miss."""
+    return float("nan") if len(a) == 0 or len(b) == 0 else wasserstein(a, b)
 
 
 # ----- synthetic ----------------------------------------------------------------------------------
@@ -130,10 +154,13 @@ def synthetic(reps: int, rules: dict) -> tuple[list, dict]:
                     recs = [record_latent(M, C, meas, sigma, rng) for M in (A, A, B)]
                     for name, rule in rules.items():
                         a, a2, b = rule(recs, (0, 2))
-                        same[name].append(wasserstein(a, a2))
-                        diff[name].append(wasserstein(a, b))
+                        same[name].append(_w1(a, a2))
+                        diff[name].append(_w1(a, b))
                         ranks[name].append(len(a))
                 scores = {r: auroc(same[r], diff[r]) for r in rules}
+                for r in rules:
+                    ranks[r + " no distance"] = ranks.get(r + " no distance", 0) + int(
+                        np.isnan(same[r] + diff[r]).sum())
                 rows.append((dim, meas, sigma, scores))
                 print(f"dim {dim} meas {meas:.2f} sigma {sigma:.2f} " + " ".join(
                     f"{r}={s:.2f}" for r, s in scores.items()), file=sys.stderr, flush=True)
@@ -164,13 +191,20 @@ def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int =
             order = [g.permutation(len(y_all))[:32] for _ in range(n_steps)]
             batches = [(x_all[i], y_all[i]) for i in order]
             path = folder / f"lr{lr}_s{seed}.zarr"
+
+            def branch(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                i = torch.randint(len(y_all), (32,), generator=gen)
+                return x_all[i], y_all[i]
+
             runs = train_replicas(base, n_replicas=n_replicas, eps=0.01, seed=seed,
                                   batches=batches, loss_fn=F.cross_entropy,
                                   make_optimizer=lambda p, lr=lr: torch.optim.SGD(p, lr=lr),
-                                  n_steps=n_steps, store=path, params="2.*")
+                                  n_steps=n_steps, store=path, params="2.*",
+                                  branch_batches=branch)
             with TrajectoryStore.open(path, "r") as st:
                 x = st.read(params="2.*", runs=runs)
-            out.setdefault(lr, []).append(Recording(x))
+                nx = st.read(params="2.*", runs=runs, branch="next")
+            out.setdefault(lr, []).append(Recording(x, nx))
     return out
 
 
@@ -181,6 +215,7 @@ def real_case(n_seeds: int, rules: dict) -> tuple[dict, dict, float]:
     train_cpu = time.process_time() - t0
     recs = [r for lr in REAL_LRS for r in data[lr]]
     cond = [lr for lr in REAL_LRS for _ in data[lr]]
+    seed = [s for lr in REAL_LRS for s in range(len(data[lr]))]
     pilots = [cond.index(lr) for lr in REAL_LRS]
     scores, info = {}, {}
     for name, rule in rules.items():
@@ -189,12 +224,16 @@ def real_case(n_seeds: int, rules: dict) -> tuple[dict, dict, float]:
         same, diff = [], []
         for i in range(len(recs)):
             for j in range(i + 1, len(recs)):
-                (same if cond[i] == cond[j] else diff).append(wasserstein(specs[i], specs[j]))
+                if seed[i] == seed[j]:  # same seed: same initial weights and batch order
+                    continue  # (one condition: the same run; two: not independent)
+                (same if cond[i] == cond[j] else diff).append(_w1(specs[i], specs[j]))
         scores[name] = auroc(same, diff)
         info[name] = {"rank": float(np.mean([len(s) for s in specs])),
                       "delays": specs[0].settings["delays"],
-                      "cpu_s": time.process_time() - t1,
-                      "same_median": float(np.median(same)), "diff_median": float(np.median(diff))}
+                      "cpu_s": time.process_time() - t1, "n_same": len(same),
+                      "n_diff": len(diff), "no_distance": int(np.isnan(same + diff).sum()),
+                      "same_median": float(np.nanmedian(same)),
+                      "diff_median": float(np.nanmedian(diff))}
         print(f"real {name}: AUROC {scores[name]:.2f} {info[name]}", file=sys.stderr, flush=True)
     return scores, info, train_cpu
 
@@ -214,6 +253,8 @@ def _table(rows: list, ranks: dict, real: tuple | None, rules: dict) -> str:
                 f"{agg([row[3][r] for row in rows]):.2f}" for r in names) + " |")
         lines.append("| eigenvalues kept (mean) | | | " + " | ".join(
             f"{np.mean(ranks[r]):.1f}" for r in names) + " |")
+        lines.append(f"| pairs without a distance (of {2 * len(ranks[names[0]])}) | | | "
+                     + " | ".join(str(ranks[r + ' no distance']) for r in names) + " |")
     if real is not None:
         scores, info, _ = real
         best = max(scores.values())
@@ -224,6 +265,9 @@ def _table(rows: list, ranks: dict, real: tuple | None, rules: dict) -> str:
             f"{info[r]['rank']:.0f} / {info[r]['delays']}" for r in names) + " |")
         lines.append("| real: CPU s of the rule (all fits) | | | " + " | ".join(
             f"{info[r]['cpu_s']:.1f}" for r in names) + " |")
+        first = info[names[0]]
+        lines.append(f"| real: pairs without a distance (of {first['n_same'] + first['n_diff']}) "
+                     "| | | " + " | ".join(str(info[r]["no_distance"]) for r in names) + " |")
     return "\n".join(lines)
 
 
