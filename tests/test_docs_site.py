@@ -49,33 +49,31 @@ def _documented() -> list[object]:
     return found
 
 
-def test_every_public_function_and_class_has_an_api_page():
+def _public_functions_and_classes() -> list[tuple[str, object]]:
+    """(``module.name``, object) of every function and class in ``__all__`` of PUBLIC_MODULES
+    (skips without an extra: they import torch, zarr, Lightning, Transformers, Matplotlib)."""
     for extra in ("zarr", "torch", "lightning", "transformers", "matplotlib"):
         pytest.importorskip(extra)
-    documented = _documented()
-    missing = []
+    found = []
     for name in PUBLIC_MODULES:
         module = importlib.import_module(name)
-        for attr in module.__all__:
-            obj = getattr(module, attr)
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and \
-                    not any(obj is d for d in documented):
-                missing.append(f"{name}.{attr}")
+        found += [(f"{name}.{attr}", getattr(module, attr)) for attr in module.__all__
+                  if inspect.isclass(getattr(module, attr)) or
+                  inspect.isfunction(getattr(module, attr))]
+    return found
+
+
+def test_every_public_function_and_class_has_an_api_page():
+    documented = _documented()
+    missing = [name for name, obj in _public_functions_and_classes()
+               if not any(obj is d for d in documented)]
     assert not missing, f"add these to an autosummary table in docs/api/*.rst: {missing}"
 
 
 def test_every_public_function_and_class_has_a_runnable_example():
     """An Examples section with doctest lines (``>>>``), not only a pointer ("See func")."""
-    for extra in ("zarr", "torch", "lightning", "transformers", "matplotlib"):
-        pytest.importorskip(extra)
-    missing = []
-    for name in PUBLIC_MODULES:
-        module = importlib.import_module(name)
-        for attr in module.__all__:
-            obj = getattr(module, attr)
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and \
-                    ">>>" not in (inspect.getdoc(obj) or ""):
-                missing.append(f"{name}.{attr}")
+    missing = [name for name, obj in _public_functions_and_classes()
+               if ">>>" not in (inspect.getdoc(obj) or "")]
     assert not missing, f"give these a doctested Examples section: {missing}"
 
 

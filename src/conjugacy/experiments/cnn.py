@@ -102,7 +102,7 @@ class CNNConfig(DeclaredConfig):
     Raises
     ------
     ValueError
-        A setting outside its range, naming it.
+        A setting outside its range, naming it; fewer records than one ``window``.
 
     Examples
     --------
@@ -359,6 +359,8 @@ def make_study(config: CNNConfig, arch: str) -> Any:
     ------
     TypeError
         ``config`` is not a :class:`CNNConfig`.
+    ValueError
+        ``arch`` is not one of ``config.archs``.
 
     Examples
     --------

@@ -105,7 +105,7 @@ class FCNConfig(DeclaredConfig):
     Raises
     ------
     ValueError
-        A setting outside its range, naming it.
+        A setting outside its range, naming it; ``data="mnist"`` without ``data_dir``.
 
     Examples
     --------

@@ -136,7 +136,8 @@ class GrokkingConfig(DeclaredConfig):
     Raises
     ------
     ValueError
-        A setting outside its range, naming it.
+        A setting outside its range, naming it; fewer snapshots per run than
+        ``delays + 2``.
 
     Examples
     --------
@@ -422,7 +423,7 @@ def make_study(config: GrokkingConfig) -> Study:
     Raises
     ------
     TypeError
-        ``config`` is not a :class:`GrokkingConfig`.
+        ``config`` is anything but a :class:`GrokkingConfig` (a dict, another experiment's).
 
     Examples
     --------

@@ -53,6 +53,7 @@ def figure_window_matrix(summary: Mapping[str, Any], arch: str, key: str = "wind
     Returns
     -------
     matplotlib.figure.Figure
+        One heat map, annotated up to 8 windows.
 
     Examples
     --------
@@ -105,6 +106,7 @@ def figure_window_eigenvalues(
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per architecture.
 
     Examples
     --------
@@ -157,6 +159,7 @@ def figure_arch_windows(summary: Mapping[str, Any]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
+        One axes: the distance per window with the between-seed floors.
 
     Examples
     --------

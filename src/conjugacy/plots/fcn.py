@@ -72,6 +72,7 @@ def figure_loss(losses: Mapping[int, Any], activation: str = "relu") -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
+        One axes, log-scaled loss against the SGD step, one band per width.
 
     Examples
     --------
@@ -102,6 +103,7 @@ def figure_weights(examples: Mapping[int, Any], max_features: int = 4) -> Figure
     Returns
     -------
     matplotlib.figure.Figure
+        One axes: ``max_features`` weight traces per width.
 
     Examples
     --------
@@ -131,6 +133,7 @@ def figure_eigenvalues(spectra: Mapping[int, Any], seed_index: int = 0) -> Figur
     Returns
     -------
     matplotlib.figure.Figure
+        The complex plane zoomed on the eigenvalues, one colour per width.
 
     Examples
     --------
@@ -163,6 +166,7 @@ def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> 
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per narrower width, each against the widest.
 
     Raises
     ------
@@ -222,6 +226,7 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
+        Bars per pair of widths, labelled with their widths and KS marks.
 
     Examples
     --------
@@ -270,6 +275,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
+        A histogram of the widest network and a dashed line per other width.
 
     Examples
     --------

@@ -213,16 +213,15 @@ def figure_fig5(
     Returns
     -------
     matplotlib.figure.Figure
+        Four panels: loss, accuracy, eigenvalues and their zoom.
 
     Examples
     --------
     >>> import numpy as np
-    >>> step = np.arange(0, 50, 10)
-    >>> def curve(rate):  # two runs evaluated every 10 steps
-    ...     loss = np.stack([4.0 * np.exp(-rate * step), 4.1 * np.exp(-rate * step)])
-    ...     return {"step": step, "train_loss": loss, "test_loss": loss + 0.5,
-    ...             "train_accuracy": 1 - loss / 5, "test_accuracy": 0.9 - loss / 5}
-    >>> curves = {"unconstrained": curve(0.05), "constrained": curve(0.02)}
+    >>> runs = np.array([[2.0, 1.0, 0.5], [2.2, 1.1, 0.6]])  # 2 runs, evaluated at 3 steps
+    >>> one = {"step": np.array([0, 5, 10]), "train_loss": runs, "test_loss": runs + 1,
+    ...        "train_accuracy": 1 - runs / 3, "test_accuracy": 0.5 - runs / 5}
+    >>> curves = {"unconstrained": one, "constrained": one}
     >>> spectra = {"unconstrained": [[0.99, 0.9 + 0.1j, 0.9 - 0.1j]], "constrained": [[0.98, 0.7]]}
     >>> print(figure_fig5(curves, spectra, pvalue=0.012).axes[2].get_title())
     D: Koopman eigenvalues (all seeds)
@@ -260,16 +259,14 @@ def figure_s6(
     Returns
     -------
     matplotlib.figure.Figure
+        Three panels: loss with the window marks, eigenvalues and their zoom.
 
     Examples
     --------
     >>> import numpy as np
-    >>> step = np.arange(0, 50, 10)
-    >>> def curve(rate):  # two runs evaluated every 10 steps
-    ...     loss = np.stack([4.0 * np.exp(-rate * step), 4.1 * np.exp(-rate * step)])
-    ...     return {"step": step, "train_loss": loss, "test_loss": loss + 0.5,
-    ...             "train_accuracy": 1 - loss / 5, "test_accuracy": 0.9 - loss / 5}
-    >>> curves = {"unconstrained": curve(0.05), "constrained": curve(0.02)}
+    >>> loss = np.array([[3.0, 2.0, 1.5, 1.2]])  # one run: only the loss is drawn
+    >>> curves = {r: {"step": np.arange(0, 40, 10), "train_loss": loss, "test_loss": 1.1 * loss}
+    ...           for r in ("unconstrained", "constrained")}
     >>> spectra = {"unconstrained": [[0.99, 0.9]], "constrained_s6": [[0.98, 0.7]]}
     >>> fig = figure_s6(curves, spectra, {"unconstrained": 20, "constrained": 40})
     >>> [ax.get_title() for ax in fig.axes]
@@ -297,6 +294,7 @@ def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figu
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per regime, lettered A, B, ...
 
     Raises
     ------
@@ -306,9 +304,9 @@ def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figu
     Examples
     --------
     >>> import numpy as np
-    >>> step = np.array([0, 10, 100, 1000])
-    >>> groks = {"step": step, "train_accuracy": np.array([0.0, 0.5, 1.0, 1.0]),
-    ...          "test_accuracy": np.array([0.0, 0.01, 0.05, 0.99])}
+    >>> train = np.minimum(1.0, np.logspace(-1, 1, 7))  # memorised early ...
+    >>> groks = {"step": np.logspace(0, 6, 7), "train_accuracy": train,
+    ...          "test_accuracy": np.r_[np.zeros(5), 0.6, 1.0]}  # ... generalised late
     >>> fig = figure_grokking_curves({"unconstrained": groks, "constrained": groks})
     >>> [ax.get_title() for ax in fig.axes]
     ['A: unconstrained (groks)', 'B: constrained norm']

@@ -90,6 +90,7 @@ def figure_singular_values(results: Mapping[str, Any], condition: str) -> Figure
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per layer.
 
     Raises
     ------
@@ -102,16 +103,10 @@ def figure_singular_values(results: Mapping[str, Any], condition: str) -> Figure
     checkpoints:
 
     >>> import numpy as np
-    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
-    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
-    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
-    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
-    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
-    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
-    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
-    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
-    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
-    ...            "groups": {"true": group}}
+    >>> sv = {"fc1.weight": np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]),
+    ...       "fc2.weight": np.array([[2.0, 0.5], [2.2, 0.4], [2.5, 0.3]])}
+    >>> run = {"condition": "true", "steps": [0, 5, 10], "singular_values": sv}
+    >>> results = {"runs": {"true_s0": run}}
     >>> [ax.get_title() for ax in figure_singular_values(results, "true").axes]
     ['fc1', 'fc2']
     """
@@ -141,30 +136,22 @@ def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
     Parameters
     ----------
     results : dict
-        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
-        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
-        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
-        over checkpoints, mean and std over seeds).
+        As :func:`figure_singular_values`; ``groups[c]["effective_rank"]`` is read.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Two rows: heat maps per condition, curves per layer.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
-    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
-    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
-    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
-    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
-    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
-    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
-    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
-    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
-    ...            "groups": {"true": group}}
+    >>> rank = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
+    >>> groups = {c: {"steps": [0, 5, 10], "aggregated_runs": ["s0", "s1"],
+    ...               "effective_rank": {"fc1.weight": rank, "fc2.weight": rank}}
+    ...           for c in ("true", "random")}
+    >>> results = {"groups": groups}
     >>> figure_effective_rank(results).axes[0].get_title()
-    'effective rank: true (n=1)'
+    'effective rank: true (n=2)'
     """
     groups = _measures(results)["groups"]
     conds = list(groups)
@@ -214,28 +201,21 @@ def figure_sva(results: Mapping[str, Any]) -> Figure:
     Parameters
     ----------
     results : dict
-        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
-        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
-        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
-        over checkpoints, mean and std over seeds).
+        As :func:`figure_singular_values`; the ``sva_diagonal`` and ``sva_score`` of each group.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Two rows per condition: the diagonal and the score per layer, with a colour bar.
 
     Examples
     --------
     >>> import numpy as np
-    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
-    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
-    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
-    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
-    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
-    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
-    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
-    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
-    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
-    ...            "groups": {"true": group}}
+    >>> agreement = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # checkpoints x rank i
+    >>> top10 = {"mean": [0.2, 0.6, 1.0]}
+    >>> results = {"groups": {"true": {"steps": [0, 5, 10],
+    ...     "sva_diagonal": {"fc1.weight": agreement, "fc2.weight": agreement},
+    ...     "sva_score": {"fc1.weight": top10, "fc2.weight": top10}}}}
     >>> [ax.get_title() for ax in figure_sva(results).axes[:2]]
     ['true: SVA diagonal, fc2', 'true: SVA score (top 10)']
     """
@@ -263,10 +243,7 @@ def figure_alignment(results: Mapping[str, Any]) -> Figure | None:
     Parameters
     ----------
     results : dict
-        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
-        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
-        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
-        over checkpoints, mean and std over seeds).
+        As :func:`figure_singular_values`; each group's ``alignment_*`` and ``chain``.
 
     Returns
     -------
@@ -275,16 +252,11 @@ def figure_alignment(results: Mapping[str, Any]) -> Figure | None:
     Examples
     --------
     >>> import numpy as np
-    >>> steps, layers, pair = [0, 5, 10], ["fc1.weight", "fc2.weight"], "fc1.weight->fc2.weight"
-    >>> curve = {"mean": [0.9, 0.7, 0.6], "std": [0.05, 0.05, 0.04]}
-    >>> diag = np.linspace(1, 0.2, 6) * np.ones((3, 1))  # (checkpoints, rank)
-    >>> group = {"steps": steps, "aggregated_runs": ["true_s0"], "sva_diagonal": dict.fromkeys(
-    ...          layers, diag), "effective_rank": dict.fromkeys(layers, curve),
-    ...          "sva_score": dict.fromkeys(layers, curve), "alignment_diagonal": {pair: diag},
-    ...          "alignment_score": {pair: curve}, "chain": {"skipped": []}}
-    >>> sv = {n: np.array([[3.0, 1.0], [3.5, 0.9], [4.0, 0.8]]) for n in layers}
-    >>> results = {"runs": {"true_s0": {"condition": "true", "steps": steps, "singular_values": sv}},
-    ...            "groups": {"true": group}}
+    >>> pair = "fc1.weight->fc2.weight"
+    >>> group = {"steps": [0, 5, 10], "chain": {"skipped": []},
+    ...          "alignment_diagonal": {pair: np.full((3, 4), 0.5)},
+    ...          "alignment_score": {pair: {"mean": [0.1, 0.4, 0.8]}}}
+    >>> results = {"groups": {"true": group}}
     >>> figure_alignment(results).axes[0].get_title()
     'true: alignment fc1 -> fc2'
     >>> group["alignment_score"] = {}  # no chained pair of layers
@@ -331,6 +303,7 @@ def figure_lmc(lmc: Mapping[str, Any]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
+        Three panels: barriers, endpoint agreement, endpoint diagonal per split.
 
     Examples
     --------
@@ -391,10 +364,7 @@ def draw_all(results: Mapping[str, Any], folder: str | os.PathLike[str]) -> list
     Parameters
     ----------
     results : dict
-        ``results.json`` of :func:`conjugacy.experiments.spectral_dynamics.run` or of
-        ``conjugacy spectral-dynamics`` (or its ``sections``): ``runs`` (per run: ``condition``,
-        ``steps``, ``singular_values`` per layer) and ``groups`` (per condition: the measures
-        over checkpoints, mean and std over seeds).
+        As :func:`figure_singular_values`: ``runs``, ``groups`` and, optionally, ``lmc``.
     folder : path
         Created if needed.
 
