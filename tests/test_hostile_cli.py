@@ -152,6 +152,51 @@ def test_conjugacy_test_escapes_file_names_and_settings(tmp_path) -> None:
     assert not controls(_out(got)) and "s0\\x1b[31m\\u202e[b].npz" in _out(got)
 
 
+def _many(n: int, seed: int):  # noqa: ANN202
+    """A valid Spectrum of ``n`` eigenvalues in the unit disk (with data residuals)."""
+    from conjugacy import Spectrum
+
+    rng = np.random.default_rng(seed)
+    ev = rng.uniform(0, 1, n) * np.exp(1j * rng.uniform(-3, 3, n))
+    r = rng.uniform(0, 1e-3, n)
+    return Spectrum(eigenvalues=ev, residuals=r, plain_residuals=r, modes=None,
+                    singular_values=np.sort(rng.uniform(0, 1, n))[::-1], rank=n, method="rrr",
+                    residuals_informative=True, data_residuals=r)
+
+
+def test_spectrum_files_too_large_to_compare_are_refused_in_one_line(tmp_path) -> None:
+    """Issue 26 review: `conjugacy compare` on two files of 6,000 eigenvalues (388 KB each)
+    allocated > 20 GB (transport on 6,000 x 6,000). `compare` and `test` now load at most
+    MAX_COMPARED_EIGENVALUES per file, checked from the file's headers before any array is
+    read: one line naming the file, the count and the limit, exit 2. (One over the limit: the
+    old code compared it, exit 0.)"""
+    import time
+    import tracemalloc
+
+    from conjugacy import SpectrumFileError
+    from conjugacy.compare import MAX_COMPARED_EIGENVALUES as MAX
+    from conjugacy.compare import load_compared
+
+    big = [str(_many(MAX + 1, i).save(tmp_path / f"big{i}.npz")) for i in range(2)]
+    fine = [str(_many(5, i).save(tmp_path / f"ok{i}.npz")) for i in range(2)]
+    line = f"error: '{big[0]}' holds {MAX + 1} eigenvalues, more than the {MAX} a comparison takes"
+    for args in (["compare", *big], ["compare", fine[0], big[0]],
+                 ["test", big[0], fine[0], "--vs", fine[1], "--vs", fine[0]]):
+        got = runner.invoke(app, args, env={"COLUMNS": "2000"})
+        said = _out(got)
+        assert got.exit_code == 2, (args, said)
+        assert said.count("\n") == 1 and said.startswith(line), said
+    assert len(load_compared(str(_many(MAX, 0).save(tmp_path / "max.npz")))) == MAX
+    huge = _many(6000, 0).save(tmp_path / "huge.npz")
+    tracemalloc.start()
+    t0 = time.process_time()
+    with pytest.raises(SpectrumFileError, match="holds 6000 eigenvalues, more than the 1500"):
+        load_compared(huge)
+    dt, peak = time.process_time() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert dt < 5 and peak < 2**20, (dt, peak)  # refused from the headers: no array read
+
+
 def test_results_json_strings_are_escaped_by_the_printer(tmp_path, capsys) -> None:
     from conjugacy.cli.summaries import print_results
 

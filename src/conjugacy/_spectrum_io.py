@@ -223,7 +223,8 @@ def save_spectrum(spec: Any, path: str | os.PathLike, format_name: str, format_v
 
 
 # ----- loading ------------------------------------------------------------------------------------
-def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_version: int) -> Any:
+def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_version: int,
+                  max_eigenvalues: tuple[int, str] | None = None) -> Any:
     """Read a spectrum written by :func:`save_spectrum`, validating everything first.
 
     Parameters
@@ -231,6 +232,10 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
     cls : the Spectrum dataclass
     path : str or path-like
     format_name, format_version : the format this code writes; versions 1..format_version are read.
+    max_eigenvalues : (int, str), optional
+        ``(limit, why)``: a file holding more eigenvalues than ``limit`` is refused, from its
+        headers, before any array is read; ``why`` (e.g. what the caller does with them and the
+        fix) ends the message.
 
     Raises
     ------
@@ -248,6 +253,10 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
 
     def fail(problem: str, fix: str = _FIX) -> SpectrumFileError:
         return SpectrumFileError(f"{shown} is not a saved Spectrum that can be read: {problem}; {fix}")
+
+    def too_many(n_eig: int) -> SpectrumFileError:
+        limit, why = max_eigenvalues or (0, "")
+        return SpectrumFileError(f"{shown} holds {n_eig} eigenvalues, more than the {limit} {why}")
 
     try:
         # non-blocking: a FIFO (or a device) is refused below instead of blocking the open
@@ -270,7 +279,8 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
                            "give a file written by Spectrum.save or `conjugacy spectrum`")
             raw.seek(0)
             with zipfile.ZipFile(raw) as zf:
-                return _load(cls, zf, size, fail, format_name, format_version)
+                limit = None if max_eigenvalues is None else (max_eigenvalues[0], too_many)
+                return _load(cls, zf, size, fail, format_name, format_version, limit)
     except SpectrumFileError:
         raise
     except PermissionError as exc:
@@ -282,7 +292,8 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
         raise fail(f"the file is truncated or damaged ({type(exc).__name__}: {exc})") from None
 
 
-def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_version: int):
+def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_version: int,
+          limit: tuple[int, Any] | None = None):
     infos = {}
     for info in zf.infolist():
         infos[info.filename] = info  # the last of duplicate names wins, as in zipfile
@@ -349,6 +360,8 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
             raise fail(f"its meta says rank {rank} but it holds {n_eig} eigenvalues")
     for name, (_, _, shape, _, dtype) in headers.items():
         _check_array(name, shape, dtype, rank, fail)
+    if limit is not None and rank is not None and rank > limit[0]:
+        raise limit[1](rank)  # before any array is read
     # What deflated members may expand to, all together: a stored member's data are its bytes
     # in the file, but a deflated one can claim ~1,000x its stored size (a bomb of zeros).
     inflated = sum(info.file_size for info, *_ in headers.values()

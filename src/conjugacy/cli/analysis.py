@@ -427,12 +427,12 @@ def compare(
     One spectrum per condition cannot say whether a distance exceeds run-to-run noise: for a
     verdict, fit one spectrum per independent seed and use `conjugacy test` (or `conjugacy
     analyze` on a store)."""
-    from ..compare import semiconjugacy_distance, wasserstein
-    from ..spectrum import Spectrum
+    from ..compare import load_compared, semiconjugacy_distance, wasserstein
 
     console = rich_console()
-    # a SpectrumFileError names the file, what is wrong and the fix: exit 2 (see _errors)
-    sa, sb = Spectrum.load(a), Spectrum.load(b)
+    # a SpectrumFileError names the file, what is wrong (or too many eigenvalues) and the fix:
+    # exit 2 (see _errors)
+    sa, sb = load_compared(a), load_compared(b)
     all_dist = wasserstein(sa, sb, p=p)
     caveats = _settings_caveats([sa, sb], ["A", "B"])
     if filtered:
@@ -512,7 +512,7 @@ def test(
     """Are conditions A and B conjugate? Permutation test on spectra of independent seeds
     (`conjugacy.conjugacy_test`), with its verdict, effect size and the smallest p-value the
     numbers of seeds allow."""
-    from ..spectrum import Spectrum
+    from ..compare import load_compared
     from ..stats import conjugacy_test, settings_mismatch, verdict
 
     if not 0 < alpha < 1:
@@ -523,8 +523,8 @@ def test(
             "one per independent seed, e.g. `conjugacy test a1.npz a2.npz a3.npz --vs b1.npz "
             "--vs b2.npz --vs b3.npz`"
         )
-    group_a = [Spectrum.load(x) for x in a]
-    group_b = [Spectrum.load(x) for x in vs]
+    group_a = [load_compared(x) for x in a]  # at most MAX_COMPARED_EIGENVALUES each
+    group_b = [load_compared(x) for x in vs]
     labels = [f"A{i + 1}" for i in range(len(a))] + [f"B{i + 1}" for i in range(len(vs))]
     mismatch = settings_mismatch(group_a + group_b, labels)
     caveats = _settings_caveats(group_a + group_b, labels)[len(mismatch):]
