@@ -336,9 +336,9 @@ def _same_layout(run: str, first: str, this: list[Any], layout: list[Any] | None
     return layout
 
 
-#: copies of one chunk alive while a reader thread reads it: the compressed bytes, the decoded
-#: chunk and the selection Zarr returns
-_DECODE_COPIES = 3
+#: copies of one chunk alive while a reader thread reads it: the compressed bytes and the decoded
+#: chunk (copied by Zarr straight into the span buffer: measured 1.93 chunks with tracemalloc)
+_DECODE_COPIES = 2
 #: float64 block sizes: the smallest before the read-ahead and reader threads are given up, and
 #: the floor
 _GOOD_BLOCK, _MIN_BLOCK = 16 * 2**20, 2**20
@@ -553,7 +553,14 @@ class StoreSource:
         """``arr[sel]`` (one chunk, or part of one) into ``out``, (steps, features); unreadable
         chunks raise the store's damage error naming run, array and steps."""
         steps = sel[0] if isinstance(sel, tuple) else sel
+        target = out.reshape(-1) if not isinstance(sel, tuple) else out.reshape(
+            (out.shape[0], sel[1].stop - sel[1].start, *arr.shape[2:]))
         try:
+            if np.shares_memory(target, out):  # decoded straight into the span buffer
+                from zarr.core.buffer.cpu import NDBuffer
+
+                arr.get_basic_selection(sel, out=NDBuffer.from_numpy_array(target))
+                return
             part = arr[sel]
         except MemoryError:
             raise
