@@ -171,7 +171,7 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     assert r["settings"]["rank"] == 3
     rule = r["settings"]["rank_rule"]
     assert (rule["rule"], rule["pilot_ranks"], rule["cap"], rule["capped"]) == (
-        "svht pilot, capped", {"a": 3, "a2": 3, "b": 3}, 20, False)
+        "svht pilot, capped", {"a": 3, "a2": 3, "b": 3}, 70, False)
     assert r["settings_reasoning"]["rank"] == rule["reason"]
     assert r["settings_reasoning"]["delays"].startswith(f"{r['settings']['delays']} delays: ")
     # 3 modes in 12 channels: fully observed (0 delays), SVHT keeps the 3 modes in every spectrum
@@ -192,7 +192,7 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     assert ("neighbours a-b: fragile, 2 of 3 neighbouring settings give not conjugate" in text
             and "differs at rank -2" in text)
     assert "neighbours a2-b: stable, 3 of 3" in text
-    assert "rank 3 (SVHT of the pilots: a 3, a2 3, b 3; cap 20)" in text
+    assert "rank 3 (SVHT of the pilots: a 3, a2 3, b 3; cap 70)" in text
     off = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
                               "--no-report", "--no-neighbours", "--rank", "3", "--delays", "1"])
     assert off.exit_code == 0, off.output

@@ -31,7 +31,7 @@ def test_pilot_rank_is_the_largest_svht_rank_under_the_cap():
                               "delays); one rank for every spectrum of the comparison")
     assert notes == []
     k, rule, _ = pilot_rank(pilots, delays=0, cap=5)
-    assert (k, rule["capped"]) == (5, True) and ", capped at 5: above it" in rule["reason"]
+    assert (k, rule["capped"]) == (5, True) and ", capped at 5: larger ranks separated" in rule["reason"]
     k, rule, _ = pilot_rank(pilots, delays=0, cap=20, max_rank=6)  # the data's limit, no cap
     assert (k, rule["capped"]) == (6, False)
     assert "(a: 8, b: 3; first seed, at most 2400 snapshots, 0 delays), at most 6, what every " \
@@ -100,3 +100,17 @@ def test_analyze_notes_one_mode_and_no_delay_beating_persistence(tmp_path):
     assert persistence and all(w.startswith(("delays of a: no number of delays",
                                              "delays of b: no number of delays"))
                                for w in persistence)
+
+
+def test_windows_cut_a_rank_above_what_one_seeds_window_allows_with_a_note(tmp_path):
+    """A default (or given) rank above a window's snapshot pairs made every window fit fail
+    ('rank=27 exceeds what the data allow'); the windows now use at most the pairs."""
+    import conjugacy
+
+    store = _store(tmp_path / "s.zarr", _rich)
+    res = conjugacy.analyze(store, delays=2, rank=30, window=10, neighbours=False,
+                            n_permutations=9)
+    assert ("windows use rank 14: the comparison's rank 30 is more than the 14 snapshot pairs "
+            "of one seed's window") in res.content["warnings"]
+    assert res.content["windows"]["delays"] == 2
+    assert [len(e) for e in res.content["windows"]["conditions"]["a"]["eigenvalues"]] == [14] * 6

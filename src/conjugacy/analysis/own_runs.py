@@ -13,16 +13,21 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
    shortest run (so unfinished runs can be analysed; a warning lists them).
 3. **Settings** (overridable; the reasoning is written into the results):
 
-   - ``delays``: from the data (:func:`pilot_delays`): on the first seed of each condition,
-     the fewest delays whose held-out one-step prediction at the SVHT rank is within 2 % of the
-     best (:func:`conjugacy.delays.choose_delays`), the largest over conditions; at most 64 (the
-     paper's largest) and ``(T - 2) // 4`` (each run keeps three quarters of its records as
-     snapshot pairs).
-   - ``rank``: ``"svht"``, the Gavish-Donoho optimal hard threshold on each spectrum's delay
-     matrix (:func:`conjugacy.dmd.svht_rank`), recorded per spectrum in
-     ``settings["rank_rule"]``. Both rules were chosen on real training runs (different
-     conditions against different seeds of one condition) and linear latent systems
-     (``benchmarks/bench_settings.py``, docs/comparing.md "Settings from data"); they replace the
+   - ``delays``: from the data (:func:`pilot_delays`): on the first seed of each condition
+     (at most ``PILOT_SNAPSHOTS`` snapshots), the fewest delays whose held-out one-step
+     prediction at the SVHT rank (at most :data:`RANK_CAP`) is within 2 % of the best
+     (:func:`conjugacy.delays.choose_delays`; where none beats persistence, the fewest, with a
+     warning), the largest over conditions; at most 64 (the paper's largest) and
+     ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
+   - ``rank``: one rank for every spectrum of the comparison (:func:`pilot_rank`): the largest
+     over conditions of the SVHT rank (the Gavish-Donoho optimal hard threshold,
+     :func:`conjugacy.dmd.svht_rank`) of the pilot's delay matrix, capped at :data:`RANK_CAP`
+     (70), recorded in ``settings["rank_rule"]`` with the reason. The cap was chosen on real
+     training runs (different conditions against different seeds of one condition:
+     ``benchmarks/bench_settings.py``'s digits MLPs, AUROC 0.97-0.98 at 70, 0.88 at 100, 0.70
+     with each spectrum's own SVHT rank of ~290) and bounds the cost: DMD-RRR's refinement
+     grows as ``k^4`` (uncapped SVHT ranks of 100-660 on SGD weights took minutes per
+     spectrum). ``rank="svht"`` keeps the per-spectrum rule without a cap. Both replace the
      rules of thumb ``round(3200 / n_features)`` delays and "singular values above 1e-3 s_1,
      within [4, 20]".
    - **Neighbours** (``neighbours=True``): every comparison is refitted at delays x1/2 and x2,
@@ -66,7 +71,7 @@ __all__ = ["AnalysisResults", "Results", "analyze", "default_settings", "pilot_d
 
 #: The default rank's cap (module docstring, :func:`pilot_rank`): chosen by measurement
 #: (BENCHMARKS.md "conjugacy analyze").
-RANK_CAP = 20
+RANK_CAP = 70
 #: The default delays' largest candidate (:func:`pilot_delays`).
 DELAY_CAP = 64
 #: :func:`pilot_delays` reads at most this many snapshots per condition (the first runs of the
@@ -507,9 +512,10 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     return settings, reasoning
 
 
-_CAP_WHY = ("above it the refined (rrr) fits cost ~k^4 and the neighbour check 4 more of them, "
-            "and larger ranks did not separate conditions better on real training runs "
-            "(BENCHMARKS.md, 'conjugacy analyze')")
+_CAP_WHY = ("larger ranks separated conditions less well on real training runs (MLPs on the "
+            "digits, 3 learning rates x 6 seeds: AUROC 0.97-0.98 at 70, 0.88 at 100, 0.70 at "
+            "each spectrum's own SVHT rank, 286 modes; BENCHMARKS.md, 'conjugacy analyze') and "
+            "the refined (rrr) fits cost ~k^4")
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
@@ -589,14 +595,18 @@ def recorded_settings(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[s
 # ----- the analysis -------------------------------------------------------------------------------
 def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes: list[str],
                  groups: Sequence[SpectrumGroup], window: int) -> int:
-    """The fixed rank of the windows: the rank given, or for a rank rule the median of the
-    ranks it chose on the whole runs (windows are compared with each other, so they share one),
-    at most what a window of one seed allows (its snapshot pairs)."""
-    if not isinstance(settings["rank"], str):
-        return int(settings["rank"])
-    ranks = [sp.rank for sp in fitted.values()]
+    """The fixed rank of the windows: the comparison's rank, or for a rank rule the median of
+    the ranks it chose on the whole runs (windows are compared with each other, so they share
+    one), at most what a window of one seed allows (its snapshot pairs), with a note when cut."""
     d = min(int(settings["delays"]), max(0, (window - 2) // 4))
     cap = min(len(g.runs) for g in groups) * max(1, window - d - 1)
+    if not isinstance(settings["rank"], str):
+        k = max(1, min(int(settings["rank"]), cap))
+        if k < int(settings["rank"]):
+            notes.append(f"windows use rank {k}: the comparison's rank {settings['rank']} is more "
+                         f"than the {cap} snapshot pairs of one seed's window")
+        return k
+    ranks = [sp.rank for sp in fitted.values()]
     k = max(1, min(int(np.median(ranks)), cap))
     notes.append(f"windows use rank {k}: the median of the ranks {settings['rank']} chose on the "
                  f"whole runs ({min(ranks)}-{max(ranks)}), at most the {cap} snapshot pairs of "
@@ -653,7 +663,8 @@ def analyze(
         Time delays; default: chosen from the data (:func:`pilot_delays`), reasoning in
         ``results["settings_reasoning"]``.
     rank : int or "svht", optional
-        Modes kept; default ``"svht"`` (module docstring).
+        Modes kept; default: one rank for every spectrum, the pilots' SVHT rank capped at
+        :data:`RANK_CAP` (:func:`pilot_rank`, module docstring); ``"svht"``: per spectrum, uncapped.
     alpha : float
         Level of the permutation test behind the verdicts.
     seed : int

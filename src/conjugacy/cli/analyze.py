@@ -45,7 +45,7 @@ def analyze_command(
     rank: Annotated[str | None, typer.Option(
         "--rank", help="Modes kept: a positive integer, or 'svht' (per spectrum, the singular "
         "values above the Gavish-Donoho optimal hard threshold). Default: one rank for every "
-        "spectrum, the largest SVHT rank of the conditions' pilots (first seed), at most 20.")
+        "spectrum, the largest SVHT rank of the conditions' pilots (first seed), at most 70.")
     ] = None,
     alpha: Annotated[float, typer.Option(
         "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
