@@ -154,8 +154,9 @@ def test_spectrum_delays_auto_chooses_records_and_prints_the_choice(tmp_path):
     for bad in ("-1", "three", "2.5"):
         result = runner.invoke(app, ["spectrum", str(tmp_path / "z.npy"), "--delays", bad])
         assert result.exit_code == 2
-        assert result.output.strip() == (f"error: --delays must be a non-negative integer or "
-                                         f"'auto', got '{bad}'")
+        assert result.output.strip() == (
+            f"error: Invalid value for '--delays': must be a non-negative integer or 'auto', "
+            f"got '{bad}' (see `conjugacy spectrum --help`)")
     x = np.random.default_rng(0).normal(size=(2, 200, 150)).cumsum(axis=1)  # a random walk:
     np.save(tmp_path / "x.npy", x)  # 0 delays chosen; without --rank the cap note counts them
     result = invoke("spectrum", tmp_path / "x.npy", "--delays", "auto", "--out", tmp_path / "x")

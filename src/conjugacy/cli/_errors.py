@@ -54,8 +54,9 @@ def parse_rank(rank: str | None, words: tuple[str, ...] = ("svht",)) -> int | st
 
 
 def parse_delays(delays: str) -> int | str:
-    """``--delays``: a non-negative integer or ``"auto"`` (any case: chosen from the data,
-    :func:`conjugacy.delays.choose_delays`); anything else exits 2 with one line."""
+    """``--delays`` (the option's callback): a non-negative integer or ``"auto"`` (any case:
+    chosen from the data, :func:`conjugacy.delays.choose_delays`); anything else is a usage
+    error (one line naming the option and ``--help``, exit 2)."""
     text = delays.strip().lower()
     if text == "auto":
         return "auto"
@@ -64,7 +65,7 @@ def parse_delays(delays: str) -> int | str:
     except ValueError:
         value = -1
     if value < 0:
-        fail(f"--delays must be a non-negative integer or 'auto', got {delays!r}")
+        raise typer.BadParameter(f"must be a non-negative integer or 'auto', got {delays!r}")
     return value
 
 

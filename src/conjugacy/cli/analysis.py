@@ -327,9 +327,10 @@ def spectrum(
         ),
     ],
     delays: Annotated[str, typer.Option(
-        "--delays", help="Number of time delays, or 'auto': the fewest whose held-out one-step "
-        "prediction at the SVHT rank is within 2 % of the best (conjugacy.delays.choose_delays; "
-        ".npy/.npz input), recorded in the spectrum and printed.")] = "0",
+        "--delays", callback=parse_delays,
+        help="Number of time delays, or 'auto': the fewest whose held-out one-step prediction "
+        "at the SVHT rank is within 2 % of the best (conjugacy.delays.choose_delays; .npy/.npz "
+        "input), recorded in the spectrum and printed.")] = "0",
     rank: Annotated[
         str | None,
         typer.Option("--rank", help="Modes kept: a positive integer, 'all' for every "
@@ -375,7 +376,7 @@ def spectrum(
 
     console = rich_console()
     asked = parse_rank(rank, ("all", "svht"))
-    delays_asked = parse_delays(delays)
+    delays_asked: int | str = delays  # parsed by the option's callback
     out = _check_spectrum_out(out)
     try:
         data, source = load_trajectories(file, key=key, params=params, runs=runs)
