@@ -105,8 +105,12 @@ def check_analyze_on_the_plain_store(tmp_path):
     assert r["observables"] == ["2.weight"]
     # delays from the data (issue 20): sgd needs the most the 26 records allow, (26 - 2) // 4
     assert r["settings"]["delays"] == 6
-    # one rank for every spectrum: the pilots' SVHT rank, capped at 20 (own_runs.pilot_rank)
-    assert r["settings"]["rank"] == 20 and r["settings"]["rank_rule"]["capped"]
+    # one rank for every spectrum: the pilots' largest SVHT rank, under the cap of 70
+    # (own_runs.pilot_rank); the windows of 10 records cut it to their snapshot pairs
+    rule = r["settings"]["rank_rule"]
+    assert r["settings"]["rank"] == max(rule["pilot_ranks"].values()) == 27
+    assert not rule["capped"]
+    assert any(w.startswith("windows use rank 21: the comparison's rank 27") for w in r["warnings"])
     assert "adam: 0 (error" in r["settings_reasoning"]["delays"]
     assert "sgd: 6 (error" in r["settings_reasoning"]["delays"]
     cmp = r["comparison"]
