@@ -8,6 +8,7 @@ as an escape (``\\x1b``), and markup is shown as text. One function does it:
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import numpy as np
@@ -195,6 +196,56 @@ def test_spectrum_files_too_large_to_compare_are_refused_in_one_line(tmp_path) -
     dt, peak = time.process_time() - t0, tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert dt < 5 and peak < 2**20, (dt, peak)  # refused from the headers: no array read
+
+
+def _recorded(path, data: dict[str, np.ndarray], chunk_steps: int = 256):  # noqa: ANN001, ANN202
+    """A store with one run per entry of ``data`` (records x features, float64)."""
+    with TrajectoryStore.open(path, "w") as st:
+        for run, x in data.items():
+            st.create_run(run, {"w": ((x.shape[1],), "float64")}, chunk_steps=chunk_steps)
+            st.append(run, np.arange(len(x)), {"w": x})
+            st.set_finished(run)
+    return path
+
+
+def test_a_compression_bomb_store_is_refused_in_one_line(tmp_path, monkeypatch) -> None:
+    """Issue 26 review: a 472 KB store of zeros decoded to 1.18 GB in `conjugacy spectrum`.
+    A chunk whose records decode to more than MAX_COMPRESSION (256) times its file size (+4 kB)
+    is refused before it is read, in one line (exit 2) that names the override. Here 8 MiB of
+    zeros in 4 chunk files of ~100 bytes; recorded weights compress ~1.1x and read as before,
+    a last chunk mostly fill included; CONJUGACY_MAX_COMPRESSION=0 reads the zeros."""
+    import tracemalloc
+
+    from conjugacy.store._safe import MAX_COMPRESSION
+
+    bomb = _recorded(tmp_path / "bomb.zarr", {"a": np.zeros((512, 1024)), "b": np.zeros((512, 1024))})
+    files = [f for f in bomb.rglob("*") if "/c/" in str(f) and f.is_file()]
+    assert sum(f.stat().st_size for f in files) * MAX_COMPRESSION < 2 * 512 * 1024 * 8
+    tracemalloc.start()
+    got = runner.invoke(app, ["spectrum", str(bomb), "--out", str(tmp_path / "z.npz"),
+                              "--rank", "2"], env={"COLUMNS": "3000"})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    said = _out(got)
+    assert got.exit_code == 2 and said.count("\n") == 1, said
+    assert re.search(r"^error: .* chunk file has \d+ bytes but decodes to 2097152, more than "
+                     r"256x .* read with the environment variable CONJUGACY_MAX_COMPRESSION=0 ",
+                     said), said
+    assert peak < 8 * 2**20, peak  # refused before any chunk was decoded
+    monkeypatch.setenv("CONJUGACY_MAX_COMPRESSION", "0")
+    got = runner.invoke(app, ["spectrum", str(bomb), "--out", str(tmp_path / "z.npz"),
+                              "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
+    monkeypatch.setenv("CONJUGACY_MAX_COMPRESSION", "lots")
+    got = runner.invoke(app, ["store", "verify", str(bomb)])
+    assert got.exit_code == 2 and "CONJUGACY_MAX_COMPRESSION='lots' must be a number" in _out(got)
+    monkeypatch.delenv("CONJUGACY_MAX_COMPRESSION")
+    rng = np.random.default_rng(0)
+    walk = {r: np.cumsum(rng.standard_normal((300, 1024)), 0) for r in ("a", "b")}
+    real = _recorded(tmp_path / "real.zarr", walk)  # chunk 2: 44 records, 212 rows of fill
+    got = runner.invoke(app, ["spectrum", str(real), "--out", str(tmp_path / "r.npz"),
+                              "--rank", "2"])
+    assert got.exit_code == 0, _out(got)
 
 
 def test_results_json_strings_are_escaped_by_the_printer(tmp_path, capsys) -> None:

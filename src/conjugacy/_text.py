@@ -135,6 +135,7 @@ def cut(text: object, limit: int) -> str:
     Returns
     -------
     str
+        At most ``limit`` characters.
 
     Raises
     ------

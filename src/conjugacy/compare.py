@@ -395,6 +395,7 @@ def load_compared(path: Any) -> Any:
     Returns
     -------
     Spectrum
+        With at most :data:`MAX_COMPARED_EIGENVALUES` eigenvalues.
 
     Raises
     ------

@@ -335,8 +335,11 @@ class _Integrity:
         base = self._path / arr.path
         limit = _encoded_bound(arr)
         for ckey, rows, sel in self._chunks(arr, start, stop):
-            # one lstat: a missing file, a link, a FIFO or an oversized file is never read
-            problem = _safe.chunk_problem(base / ckey, limit)
+            # the records read from it (a last chunk is partly fill, which compresses away)
+            raw = math.prod(min(s.stop, d) - s.start for s, d in zip(sel, arr.shape))
+            # one lstat: a missing file, a link, a FIFO, an oversized file or one whose records
+            # decode to more than MAX_COMPRESSION x its size is never read
+            problem = _safe.chunk_problem(base / ckey, limit, raw * arr.dtype.itemsize)
             if problem is None and decode:
                 checked += 1
                 try:

@@ -8,6 +8,7 @@ read as metadata, written, truncated or deleted, and no read blocks or allocates
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -112,9 +113,45 @@ def refuse_unsafe(root: Path, bad: list[str]) -> None:
         )
 
 
-def chunk_problem(path: Path, max_bytes: int) -> str | None:
+#: Most a chunk may decode to, as a multiple of its file's size (plus :data:`COMPRESSION_SLACK`
+#: bytes): recorded weights compress ~1.04-1.08x with zstd (float64 and float32 random walks),
+#: a chunk of zeros ~14,000x (a 472 KB store decoded to 1.18 GB). With this bound a read
+#: allocates at most ~256x the chunk bytes it reads. Data legitimately this compressible
+#: (frozen or constant parameters) are read with the environment variable
+#: ``CONJUGACY_MAX_COMPRESSION=0`` (no bound) or a larger ratio.
+MAX_COMPRESSION = 256
+COMPRESSION_SLACK = 4096
+COMPRESSION_ENV = "CONJUGACY_MAX_COMPRESSION"
+
+
+def max_compression() -> float:
+    """The ratio in force: ``CONJUGACY_MAX_COMPRESSION`` if set (0: unbounded), else
+    :data:`MAX_COMPRESSION`.
+
+    Raises
+    ------
+    StoreError
+        If the variable is set to something other than a number >= 0.
+    """
+    text = os.environ.get(COMPRESSION_ENV)
+    if text is None:
+        return float(MAX_COMPRESSION)
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = -1.0
+    if not ratio >= 0:  # NaN too
+        raise StoreError(f"environment variable {COMPRESSION_ENV}={text!r} must be a number >= 0 "
+                         f"(0: no bound on how far a chunk may decompress; default "
+                         f"{MAX_COMPRESSION})")
+    return ratio if ratio > 0 else math.inf
+
+
+def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0) -> str | None:
     """Why the chunk file ``path`` cannot be read (missing, a link, not a regular file, larger
-    than ``max_bytes``), or None if it is a plausible chunk file. One ``lstat``, no read."""
+    than ``max_bytes``, or smaller than a chunk decoding to ``raw_bytes`` can be: more than
+    :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`), or None if it is a
+    plausible chunk file. One ``lstat``, no read."""
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -126,4 +163,10 @@ def chunk_problem(path: Path, max_bytes: int) -> str | None:
     if st.st_size > max_bytes:
         return (f"chunk file has {st.st_size} bytes, more than an encoded chunk of this array "
                 f"can take ({max_bytes}); refused, not read")
+    ratio = max_compression()
+    if raw_bytes > ratio * st.st_size + COMPRESSION_SLACK:
+        return (f"chunk file has {st.st_size} bytes but decodes to {raw_bytes}, more than "
+                f"{ratio:g}x (recorded weights compress ~1.1x; a compression bomb?); refused, not "
+                f"read; if the data are this compressible (frozen or constant parameters), read "
+                f"with the environment variable {COMPRESSION_ENV}=0")
     return None
