@@ -18,7 +18,8 @@ The operating rule (online: every quantity it uses is known when a window's last
 
 The rule and its controls are given ``factor`` and ``sustain`` by :func:`calibrate_rule` on
 held-out runs: for each signal, the lowest factor meeting a target false-alarm rate on the
-held-out runs without onset, and the sustain warning most held-out positives, so that no number
+held-out runs without onset that also keeps at most a set share of those runs from alarming at
+all, and the sustain warning most held-out positives, so that no number
 reported on the other runs was used to choose the rule.
 
 :func:`evaluate_monitor` applies the rule to runs with a known onset (e.g. the step at which test
@@ -46,6 +47,7 @@ package's own seed-to-seed floor. Measured on grokking: ``docs/results_early_war
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +145,9 @@ class SignalEvaluation:
         once: read it beside ``negatives_alarmed``.
     negatives_alarmed, n_negative, negative_steps : int
         Runs without onset that alarm at least once; all of them; their monitored steps.
+    note : str
+        Why the signal is undecided (AUROC NaN, no alarms), e.g. a parameter-norm control whose
+        seed-to-seed floor is 0 because every point has unit norm; empty otherwise.
 
     Examples
     --------
@@ -187,6 +192,7 @@ class SignalEvaluation:
     negatives_alarmed: int
     n_negative: int
     negative_steps: int
+    note: str = ""
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (JSON-ready)."""
@@ -199,7 +205,7 @@ class SignalEvaluation:
                 "false_alarms_per_1000": self.false_alarms_per_1000,
                 "false_alarm_interval": list(self.false_alarm_interval),
                 "negatives_alarmed": self.negatives_alarmed, "n_negative": self.n_negative,
-                "noise_floors": dict(self.noise_floors)}
+                "noise_floors": dict(self.noise_floors), "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -389,6 +395,11 @@ def block_shuffle(values: np.ndarray, start: int, block: int, rng: np.random.Gen
     -------
     array (n,)
 
+    Raises
+    ------
+    ValueError
+        ``start`` below 0 or ``block`` below 1 (the message names the argument).
+
     Examples
     --------
     Entries 2-8 in blocks [2, 3, 4], [5, 6, 7], [8], in a random order:
@@ -396,6 +407,8 @@ def block_shuffle(values: np.ndarray, start: int, block: int, rng: np.random.Gen
     >>> block_shuffle(np.arange(9.0), 2, 3, np.random.default_rng(3)).tolist()
     [0.0, 1.0, 8.0, 5.0, 6.0, 7.0, 2.0, 3.0, 4.0]
     """
+    start = check_int(start, "start", minimum=0)
+    block = check_int(block, "block", minimum=1)
     tail = values[start:]
     blocks = [tail[k:k + block] for k in range(0, tail.size, block)]
     out = np.array(values, copy=True)
@@ -417,6 +430,9 @@ def _ratios(runs: list[MonitoredRun], cut: list[_Windows], floors: dict[str, dic
         base = {}
         for kind in [k for k in ("spectral", "parameter_norm") if k in kinds]:
             floor = floors[kind][r.group]
+            if not floor > 0 and kind == "parameter_norm":  # e.g. unit-norm points: undecided
+                base[kind] = np.full(len(c.spectra), np.nan)
+                continue
             if not floor > 0:
                 raise ValueError(f"group {r.group!r}: the seed-to-seed noise floor of the {kind} "
                                  f"signal is {floor:g} (its runs are identical over the "
@@ -512,7 +528,7 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     ValueError
         A group with fewer than 2 runs or a zero noise floor (duplicated runs), runs of a group
         recorded at different steps, too few windows after ``burn_in`` for the calibration, an
-        onset outside its run, or an argument out of its domain.
+        onset outside its run, two runs of one name, or an argument out of its domain.
 
     Examples
     --------
@@ -528,6 +544,12 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     """
     rule = _check_rule(window, stride, burn_in, calibration)
     factor, sustain = _check_factor(factor, "factor"), _check_sustain(sustain, "sustain")
+    runs = list(runs)
+    names = [r.name or f"#{i}" for i, r in enumerate(runs)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"runs: the names {twice} are given to more than one run; the alarms "
+                         "are returned by name: give every run its own name")
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
     ratios = _ratios(runs, cut, floors, rule, 0, ("spectral",))["spectral"]
     return {r.name or f"#{i}": _alarms(q, c.ends, factor, sustain)[0]
@@ -540,6 +562,10 @@ def _score(ratio: np.ndarray, ends: np.ndarray, sustain: int, horizon: int | Non
     if horizon is not None:
         level = level[ends <= horizon]
     if np.isnan(level).all():
+        if horizon is None:
+            raise ValueError(f"run {name!r} has fewer than {sustain} monitored windows after "
+                             "calibration (sustain): lower sustain, calibration or burn_in, "
+                             "or give a longer run")
         raise ValueError(f"run {name!r} has no monitored window (after calibration, {sustain} "
                          f"windows of sustain) ending by horizon = {horizon}: raise the horizon")
     return float(np.nanmax(level))
@@ -549,17 +575,24 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
               ratios: list[np.ndarray], floors: dict[str, float], rule: dict[str, Any],
               horizon: int | None, boot: tuple[np.ndarray, np.ndarray]) -> SignalEvaluation:
     factor, sustain = rule["factor"][signal], rule["sustain"][signal]
+    pi, ni = boot
     alarms = [_alarms(q, c.ends, factor, sustain) for q, c in zip(ratios, cut)]
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
-    scores = np.array([_score(q, c.ends, sustain, horizon, n)
-                       for q, c, n in zip(ratios, cut, names)])
+    flat = sorted(g for g, f in floors.items() if not f > 0)  # parameter norm only
+    scores = np.array([math.nan if r.group in flat else _score(q, c.ends, sustain, horizon, n)
+                       for q, c, n, r in zip(ratios, cut, names, runs)])
+    note = (f"undecided: the seed-to-seed floor of this signal is 0 in group(s) {flat} (their "
+            "runs do not differ in it), so it is not scored there") if flat else ""
     pos = np.array([r.onset is not None for r in runs])
+    auroc = _auroc(scores[pos], scores[~pos])
+    boot_auroc = _auroc(scores[pos][pi], scores[~pos][ni])
+    if flat:
+        auroc, boot_auroc = math.nan, np.array([math.nan])
     leads = np.array([math.nan if a[0] is None else float(r.onset - a[0])
                       for r, a in zip(runs, alarms) if r.onset is not None])
     events = np.array([a[1] for a, p in zip(alarms, pos) if not p], float)
     steps = np.array([_monitored_steps(c, rule["calibration"]) for c, p in zip(cut, pos)
                       if not p], float)
-    pi, ni = boot
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples without a detected run
         lead_boot = np.nanmedian(leads[pi], axis=1)
@@ -569,15 +602,14 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
         ratios=tuple(ratios), window_ends=tuple(c.ends for c in cut),
         alarm_steps=tuple(a[0] for a in alarms), alarm_events=tuple(a[1] for a in alarms),
         scores=tuple(float(x) for x in scores),
-        auroc=float(_auroc(scores[pos], scores[~pos])),
-        auroc_interval=_interval(_auroc(scores[pos][pi], scores[~pos][ni])),
+        auroc=float(auroc), auroc_interval=_interval(boot_auroc),
         lead_times=tuple(float(x) for x in leads), lead_time_median=lead_median,
         lead_time_interval=_interval(lead_boot), detected=int(np.isfinite(leads).sum()),
         detected_early=int((leads > 0).sum()), n_positive=int(pos.sum()),
         false_alarms_per_1000=float(1000 * events.sum() / steps.sum()),
         false_alarm_interval=_interval(1000 * events[ni].sum(1) / steps[ni].sum(1)),
         negatives_alarmed=int((events > 0).sum()), n_negative=int((~pos).sum()),
-        negative_steps=int(steps.sum()))
+        negative_steps=int(steps.sum()), note=note)
 
 
 def evaluate_monitor(
@@ -634,7 +666,8 @@ def evaluate_monitor(
     ValueError
         No positive or no negative run, an onset inside the calibration period (an online
         monitor could not warn of it) or outside its run, a group with fewer than 2 runs or a
-        zero noise floor (duplicated runs), or an argument out of its domain.
+        zero spectral noise floor (duplicated runs; a zero parameter-norm floor
+        only leaves that control undecided), or an argument out of its domain.
 
     Examples
     --------
@@ -688,11 +721,14 @@ class CalibratedRule:
         The false-alarm rate (alarm events per 1,000 monitored steps of runs without onset) the
         factor was chosen for.
     candidates : dict signal -> list of dict
-        Per sustain tried: ``sustain``, ``factor`` (the lowest meeting the target),
-        ``false_alarms_per_1000`` there, ``warned`` (positive runs whose first alarm comes
+        Per sustain tried: ``sustain``, ``factor`` (the lowest meeting both bounds),
+        ``false_alarms_per_1000`` and ``negatives_alarmed`` (held-out runs without onset that
+        alarm at all) there, ``n_negative``, ``warned`` (positive runs whose first alarm comes
         before their onset) and ``n_positive``.
     names : tuple of str
         The held-out runs it was chosen on.
+    max_negatives_alarmed : float
+        The largest share of held-out runs without onset allowed to alarm at all.
 
     Examples
     --------
@@ -706,22 +742,26 @@ class CalibratedRule:
     target_false_alarms: float
     candidates: dict[str, list[dict[str, Any]]]
     names: tuple[str, ...]
+    max_negatives_alarmed: float = 0.25
 
     def summary(self) -> dict[str, Any]:
         """Per signal: the chosen factor and sustain (JSON-ready)."""
         return {s: {"factor": self.factor[s], "sustain": self.sustain[s]} for s in self.factor}
 
 
-def _lowest_factor(levels: list[np.ndarray], steps: float, target: float
-                   ) -> tuple[float, float] | None:
+def _lowest_factor(levels: list[np.ndarray], steps: float, target: float,
+                   max_share: float = 1.0) -> tuple[float, float] | None:
     """The lowest sustained level ``f`` of the negative runs such that alarms at ``> f`` (and at
-    ``>`` every higher level) come at most ``target`` times per 1,000 ``steps``; with the rate at
-    ``f``. None if no window is monitored."""
+    ``>`` every higher level) come at most ``target`` times per 1,000 ``steps`` and in at most
+    ``max_share`` of the runs (``levels``: one per run); with the rate at ``f``. None if no
+    window is monitored."""
     values = np.unique(np.concatenate([v[np.isfinite(v) & (v > 0)] for v in levels]))
     best = None
     for f in values[::-1]:
-        rate = 1000 * sum(_events(v > f) for v in levels) / steps
-        if rate > target:
+        with np.errstate(invalid="ignore"):
+            events = [_events(v > f) for v in levels]
+        rate = 1000 * sum(events) / steps
+        if rate > target or sum(e > 0 for e in events) > max_share * len(levels):
             break
         best = (float(f), float(rate))
     return best
@@ -735,6 +775,7 @@ def calibrate_rule(
     burn_in: int = 0,
     calibration: int = 3,
     target_false_alarms: float = 0.1,
+    max_negatives_alarmed: float = 0.25,
     sustains: Sequence[int] = (1, 2, 3),
     seed: int = 0,
     spectrum_kwargs: dict[str, Any] | None = None,
@@ -743,11 +784,14 @@ def calibrate_rule(
     the runs it is then evaluated on (:func:`evaluate_monitor`) play no part in choosing it.
 
     For every ``sustain`` of ``sustains``, the factor is the lowest at which the runs without
-    onset raise at most ``target_false_alarms`` alarm events per 1,000 monitored steps (at it
-    and at every higher factor); of these, the sustain under which most runs with an onset alarm
-    before it is kept (ties: the shorter sustain). Each signal (:data:`SIGNALS`) is calibrated
-    this way against its own noise floor, so a control whose ratios are smaller (e.g. the
-    parameter norm) gets a lower factor rather than never alarming.
+    onset raise at most ``target_false_alarms`` alarm events per 1,000 monitored steps **and**
+    at most a share ``max_negatives_alarmed`` of them alarm at all (at it and at every higher
+    factor: a signal that stays above the factor is one event however long, so the rate alone
+    would accept a rule under which every run without onset is in alarm); of these, the
+    sustain under which most runs with an onset alarm before it is kept (ties: the shorter
+    sustain). Each signal (:data:`SIGNALS`) is calibrated this way against its own noise
+    floor, so a control whose ratios are smaller (e.g. the parameter norm) gets a lower factor
+    rather than never alarming.
 
     Parameters
     ----------
@@ -757,6 +801,8 @@ def calibrate_rule(
         As in :func:`evaluate_monitor` (use the same values there).
     target_false_alarms : float >= 0
         Alarm events per 1,000 monitored steps of the runs without onset.
+    max_negatives_alarmed : float in [0, 1]
+        Share of the held-out runs without onset that may alarm at all (default a quarter).
     sustains : sequence of int >= 1
         The sustains tried.
 
@@ -789,6 +835,9 @@ def calibrate_rule(
     """
     rule = _check_rule(window, stride, burn_in, calibration)
     target = check_positive_float(target_false_alarms, "target_false_alarms", allow_zero=True)
+    share = check_positive_float(max_negatives_alarmed, "max_negatives_alarmed", allow_zero=True)
+    if share > 1:
+        raise ValueError(f"max_negatives_alarmed is a share of runs, at most 1; got {share:g}")
     sustains = [_check_sustain(s, f"sustains[{i}]") for i, s in enumerate(sustains)]
     if not sustains:
         raise ValueError("sustains is empty; give the sustains to try, e.g. (1, 2, 3)")
@@ -800,15 +849,18 @@ def calibrate_rule(
     for s in SIGNALS:
         tried = []
         for k in sustains:
-            found = _lowest_factor([_sustained(q, k) for q, p in zip(ratios[s], pos) if not p],
-                                   steps, target)
+            levels = [_sustained(q, k) for q, p in zip(ratios[s], pos) if not p]
+            found = _lowest_factor(levels, steps, target, share)
             if found is None:
                 continue
+            with np.errstate(invalid="ignore"):
+                alarmed = sum(bool((v > found[0]).any()) for v in levels)
             first = [_alarms(q, c.ends, found[0], k)[0] for q, c, p in zip(ratios[s], cut, pos)
                      if p]
             warned = sum(a is not None and a < r.onset
                          for a, r in zip(first, [r for r, p in zip(runs, pos) if p]))
             tried.append({"sustain": k, "factor": found[0], "false_alarms_per_1000": found[1],
+                          "negatives_alarmed": int(alarmed), "n_negative": int((~pos).sum()),
                           "warned": int(warned), "n_positive": int(pos.sum())})
         if not tried:
             raise ValueError(f"no run is monitored for {min(sustains)} windows after calibration"
@@ -816,7 +868,7 @@ def calibrate_rule(
         best = max(tried, key=lambda t: (t["warned"], -t["sustain"]))
         factor[s], sustain[s], candidates[s] = best["factor"], best["sustain"], tried
     return CalibratedRule(factor, sustain, target, candidates,
-                          tuple(r.name or f"#{i}" for i, r in enumerate(runs)))
+                          tuple(r.name or f"#{i}" for i, r in enumerate(runs)), share)
 
 
 # ----- runs of a store: onsets and alarms (`conjugacy analyze --window`) ----------------------------
@@ -832,11 +884,25 @@ def run_onset(reader: Any, run: str, threshold: float = ONSET_ACCURACY) -> int |
     Raises
     ------
     ValueError
-        A metadata ``"onset"`` that is not an integer step.
+        A metadata ``"onset"`` that is not an integer step (``160.0`` is step 160; ``160.5``,
+        ``"160"`` or ``True`` are refused).
+
+    Examples
+    --------
+    >>> class Reader:  # the two calls run_onset makes of a TrajectoryStore
+    ...     def run_info(self, run):
+    ...         return {"metadata": {"onset": 160.0}, "scalars": []}
+    >>> run_onset(Reader(), "a")
+    160
     """
     meta = reader.run_info(run).get("metadata") or {}
     if meta.get("onset") is not None:
-        return check_int(meta["onset"], f"run {run!r}: metadata 'onset'")
+        onset = meta["onset"]
+        if isinstance(onset, numbers.Real) and not isinstance(onset, bool) \
+                and float(onset).is_integer():
+            return int(onset)  # 160 or 160.0 (a step stored through JSON or a float column)
+        raise ValueError(f"run {run!r}: metadata 'onset' must be a training step (an integer), "
+                         f"got {onset!r}; store the step of the event, e.g. 160")
     if "test_accuracy" not in (reader.run_info(run).get("scalars") or []):
         return None
     acc = np.asarray(reader.scalars(run, "test_accuracy"), float)
@@ -849,27 +915,48 @@ def window_alarms(reader: Any, runs_by_condition: dict[str, list[str]], params: 
     """The spectral rule of :func:`alarm_steps` on every run of a store (windows of ``window``
     records every ``window // 2``; the runs of a condition are the seeds of its noise floor),
     with each run's onset (:func:`run_onset`), lead time ``onset - alarm`` and condition (the
-    report draws them on the loss curves). None when no run
-    carries an onset or an accuracy series; ``{"error": ...}`` when the rule cannot run (e.g.
-    too few windows)."""
+    report draws them on the loss curves).
+
+    Each condition is monitored on its own (its floor uses only its runs): a condition the rule
+    cannot run on (e.g. one seed, too few windows) is left out and an onset outside its run is
+    dropped, each with a line in ``notes``; the other runs keep their alarms.
+
+    Returns
+    -------
+    dict or None
+        ``{"rule", "onset_rule", "runs": {run: {"alarm_step", "onset", "lead_time",
+        "condition"}}, "notes"}``; None when no run carries an onset or an accuracy series;
+        ``{"rule", "error", "notes"}`` when no condition can be monitored.
+    """
     names = [r for runs in runs_by_condition.values() for r in runs]
     onsets = {r: run_onset(reader, r) for r in names}
     carries = [r for r in names if "onset" in (reader.run_info(r).get("metadata") or {})
                or "test_accuracy" in (reader.run_info(r).get("scalars") or [])]
     if not carries:
         return None
-    monitored = [MonitoredRun(reader.read(params=params, runs=[r])[0], reader.steps(r),
-                              onsets[r], c, r) for c, runs in runs_by_condition.items()
-                 for r in runs]
     rule = {"window": window, "stride": max(1, window // 2), "calibration": 3, "factor": 3.0,
             "sustain": 2}
-    try:
-        alarms = alarm_steps(monitored, **rule, spectrum_kwargs=spectrum_kwargs)
-    except ValueError as exc:
-        return {"rule": rule, "error": str(exc)}
-    condition = {r: c for c, runs in runs_by_condition.items() for r in runs}
-    per_run = {r: {"alarm_step": alarms[r], "onset": onsets[r],
-                   "lead_time": None if alarms[r] is None or onsets[r] is None
-                   else onsets[r] - alarms[r], "condition": condition[r]} for r in names}
+    notes: list[str] = []
+    per_run: dict[str, dict[str, Any]] = {}
+    for c, runs in runs_by_condition.items():
+        monitored = []
+        for r in runs:
+            steps = np.asarray(reader.steps(r))
+            if onsets[r] is not None and not steps[0] <= onsets[r] <= steps[-1]:
+                notes.append(f"run {r!r}: onset {onsets[r]} lies outside the run (steps "
+                             f"{int(steps[0])} to {int(steps[-1])}); no lead time for it")
+                onsets[r] = None
+            monitored.append(MonitoredRun(reader.read(params=params, runs=[r])[0], steps,
+                                          None, c, r))
+        try:
+            alarms = alarm_steps(monitored, **rule, spectrum_kwargs=spectrum_kwargs)
+        except ValueError as exc:
+            notes.append(f"condition {c!r} not monitored: {exc}")
+            continue
+        per_run.update({r: {"alarm_step": alarms[r], "onset": onsets[r],
+                            "lead_time": None if alarms[r] is None or onsets[r] is None
+                            else onsets[r] - alarms[r], "condition": c} for r in runs})
+    if not per_run:
+        return {"rule": rule, "error": "; ".join(notes), "notes": notes}
     return {"rule": rule, "onset_rule": f"metadata 'onset', else first step with test_accuracy "
-                                        f">= {ONSET_ACCURACY}", "runs": per_run}
+                                        f">= {ONSET_ACCURACY}", "runs": per_run, "notes": notes}

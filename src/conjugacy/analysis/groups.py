@@ -268,6 +268,11 @@ def with_record_interval(spectrum: Any, steps: Any) -> Any:
     -------
     Spectrum
 
+    Raises
+    ------
+    ValueError
+        Records less than one step apart (median), e.g. steps given in epochs.
+
     Examples
     --------
     Two runs of ``x_{t+1} = diag(0.9, 0.5) x_t`` recorded every 10 steps:
@@ -280,8 +285,12 @@ def with_record_interval(spectrum: Any, steps: Any) -> Any:
     >>> spec.settings["record_interval"], spec.eigenvalues.real.round(2)
     (10, array([0.9, 0.5]))
     """
-    return replace(spectrum, settings={**spectrum.settings,
-                                       "record_interval": record_interval(steps)})
+    interval = record_interval(steps)
+    if interval is not None and interval < 1:
+        raise ValueError(f"steps: the records are {np.median(np.diff(np.asarray(steps))):g} "
+                         "steps apart (median); give the increasing integer training steps "
+                         "of the records")
+    return replace(spectrum, settings={**spectrum.settings, "record_interval": interval})
 
 
 def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str, Any],

@@ -1,0 +1,155 @@
+"""Issue 23, second review: the held-out rule bounds the share of runs without onset that alarm,
+store onsets as integral floats, one bad condition or onset no longer removes every run's alarms,
+a zero parameter-norm floor leaves only that control undecided, and the small edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conjugacy.monitor import (
+    MonitoredRun,
+    _lowest_factor,
+    alarm_steps,
+    block_shuffle,
+    calibrate_rule,
+    evaluate_monitor,
+    run_onset,
+    window_alarms,
+)
+
+N, CHANGE, ONSET = 200, 120, 160
+RULE = {"window": 40, "stride": 10, "calibration": 3, "spectrum_kwargs": {"delays": 1, "rank": 2}}
+
+
+def _ar1(rng, flip: bool = False, unit: bool = False) -> np.ndarray:
+    coef = np.where((np.arange(N) >= CHANGE) & flip, -0.9, 0.9)
+    x = np.zeros((N, 3))
+    x[0] = rng.standard_normal(3) / np.sqrt(1 - 0.81)
+    for t in range(1, N):
+        x[t] = coef[t] * x[t - 1] + rng.standard_normal(3)
+    return x / np.linalg.norm(x, axis=1, keepdims=True) if unit else x
+
+
+def _set(seed: int, n: int = 3, unit: bool = False) -> list[MonitoredRun]:
+    rng = np.random.default_rng(seed)
+    pos = [MonitoredRun(_ar1(rng, True, unit), np.arange(N), ONSET, "pos", f"p{i}")
+           for i in range(n)]
+    return pos + [MonitoredRun(_ar1(rng, False, unit), np.arange(N), None, "neg", f"n{i}")
+                  for i in range(n)]
+
+
+# ----- item 1: a signal that stays above its factor is one event, but it is in alarm ----------
+def test_lowest_factor_bounds_the_share_of_negative_runs_that_alarm():
+    levels = [np.full(4, 5.0), np.full(4, 1.0), np.full(4, 2.0), np.full(4, 1.5)]
+    # each run is one streak: above 1 three runs alarm, 3 events per 1,000 steps <= 10
+    assert _lowest_factor(levels, 1000.0, 10.0) == (1.0, 3.0)
+    assert _lowest_factor(levels, 1000.0, 10.0, 0.25) == (2.0, 1.0)  # 1 of 4 runs
+    assert _lowest_factor(levels, 1000.0, 10.0, 0.5) == (1.5, 2.0)
+    assert _lowest_factor(levels, 1000.0, 10.0, 0.0) == (5.0, 0.0)
+
+
+def test_calibrate_rule_keeps_most_negative_runs_out_of_alarm():
+    held_out = _set(2, n=4)
+    loose = calibrate_rule(held_out, target_false_alarms=1000.0, max_negatives_alarmed=1.0,
+                           sustains=(1,), **RULE)
+    assert any(c["negatives_alarmed"] == 4 for c in loose.candidates.values() for c in c)
+    rule = calibrate_rule(held_out, target_false_alarms=1000.0, sustains=(1,), **RULE)
+    assert rule.max_negatives_alarmed == 0.25
+    for s, cands in rule.candidates.items():
+        assert cands[0]["negatives_alarmed"] <= 1 and cands[0]["n_negative"] == 4
+        ev = evaluate_monitor(held_out, factor=rule.factor, sustain=rule.sustain, n_boot=20,
+                              **RULE)
+        assert getattr(ev, s).negatives_alarmed == cands[0]["negatives_alarmed"]
+    with pytest.raises(ValueError, match="max_negatives_alarmed is a share of runs, at most 1"):
+        calibrate_rule(held_out, max_negatives_alarmed=2.0, **RULE)
+
+
+# ----- item 2: onsets stored as floats -----------------------------------------------------------
+class _Reader:
+    """The reader calls of run_onset and window_alarms on in-memory runs."""
+
+    def __init__(self, runs: dict[str, tuple[np.ndarray, np.ndarray, dict]]):
+        self.runs = runs
+
+    def run_info(self, run):
+        return {"metadata": self.runs[run][2], "scalars": []}
+
+    def steps(self, run):
+        return self.runs[run][1]
+
+    def read(self, params, runs):
+        return np.stack([self.runs[r][0] for r in runs])
+
+
+@pytest.mark.parametrize(("onset", "want"), [(160, 160), (160.0, 160), (np.float32(7.0), 7),
+                                             (None, None)])
+def test_run_onset_accepts_integral_steps(onset, want):
+    reader = _Reader({"a": (np.zeros((2, 1)), np.arange(2), {"onset": onset})})
+    got = run_onset(reader, "a")
+    assert got == want and (got is None or type(got) is int)
+
+
+@pytest.mark.parametrize("onset", [160.5, "160", True, math.nan])
+def test_run_onset_refuses_other_values_with_a_value_error(onset):
+    reader = _Reader({"a": (np.zeros((2, 1)), np.arange(2), {"onset": onset})})
+    with pytest.raises(ValueError, match="run 'a': metadata 'onset' must be a training step"):
+        run_onset(reader, "a")
+
+
+# ----- item 5: one bad condition or onset skips only itself -------------------------------------
+def test_window_alarms_skip_only_the_condition_or_onset_that_cannot_be_used():
+    runs = _set(0, n=2)
+    data = {r.name: (r.trajectory, r.steps, {"onset": r.onset} if r.onset else {}) for r in runs}
+    data["p1"] = (data["p1"][0], data["p1"][1], {"onset": 5000})
+    data["solo"] = (runs[0].trajectory, runs[0].steps, {"onset": 170})
+    by = {"pos": ["p0", "p1"], "neg": ["n0", "n1"], "solo": ["solo"]}
+    out = window_alarms(_Reader(data), by, "w", 40, RULE["spectrum_kwargs"])
+    want = alarm_steps(runs, window=40, stride=20, spectrum_kwargs=RULE["spectrum_kwargs"])
+    assert sorted(out["runs"]) == ["n0", "n1", "p0", "p1"]
+    assert {r: e["alarm_step"] for r, e in out["runs"].items()} == want
+    assert out["runs"]["p1"]["onset"] is None and out["runs"]["p0"]["onset"] == ONSET
+    assert out["notes"] == [
+        "run 'p1': onset 5000 lies outside the run (steps 0 to 199); no lead time for it",
+        "condition 'solo' not monitored: group 'solo' has 1 run; the seed-to-seed noise floor "
+        "needs at least 2 runs per group (independent seeds of one setup)"]
+    alone = window_alarms(_Reader(data), {"solo": ["solo"]}, "w", 40, RULE["spectrum_kwargs"])
+    assert alone["error"].startswith("condition 'solo' not monitored") and "runs" not in alone
+
+
+# ----- item 10: unit-norm points --------------------------------------------------------------
+def test_a_zero_parameter_norm_floor_leaves_only_that_control_undecided():
+    ev = evaluate_monitor(_set(1, unit=True), n_boot=20, **RULE)
+    assert ev.parameter_norm.noise_floors == {"neg": 0.0, "pos": 0.0}
+    assert math.isnan(ev.parameter_norm.auroc) and "undecided" in ev.parameter_norm.note
+    assert ev.parameter_norm.summary()["note"] == ev.parameter_norm.note
+    assert ev.spectral.auroc == 1.0 and ev.spectral.note == ""
+
+
+# ----- items 11-13: messages and refusals ---------------------------------------------------------
+def test_edge_cases_get_one_clear_error():
+    runs = _set(3, n=2)
+    with pytest.raises(ValueError, match=r"run 'p0' has fewer than 50 monitored windows after "
+                                         r"calibration \(sustain\): lower sustain"):
+        evaluate_monitor(runs, sustain=50, n_boot=5, **RULE)
+    twice = [MonitoredRun(r.trajectory, r.steps, None, "g", "a" if i < 2 else "b")
+             for i, r in enumerate(runs[:3])]
+    with pytest.raises(ValueError, match=r"runs: the names \['a'\] are given to more than one"):
+        alarm_steps(twice, **RULE)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="block must be >= 1, got 0"):
+        block_shuffle(np.arange(5.0), 0, 0, rng)
+    with pytest.raises(ValueError, match="start must be >= 0, got -1"):
+        block_shuffle(np.arange(5.0), -1, 2, rng)
+
+
+def test_with_record_interval_refuses_records_less_than_a_step_apart():
+    from conjugacy.analysis.groups import with_record_interval
+    from conjugacy.spectrum import koopman_spectrum
+
+    sp = koopman_spectrum(np.random.default_rng(0).normal(size=(1, 10, 2)), rank=2)
+    assert with_record_interval(sp, range(0, 40, 4)).settings["record_interval"] == 4
+    with pytest.raises(ValueError, match=r"steps: the records are 0.5 steps apart"):
+        with_record_interval(sp, [0.0, 0.5, 1.0, 1.5])
