@@ -39,7 +39,7 @@ def _title(summary: Mapping[str, Any], arch: str) -> str:
 
 
 def figure_window_matrix(summary: Mapping[str, Any], arch: str, key: str = "windows") -> Figure:
-    """Fig. 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows.
+    """Figure 4A/B (or S5 with ``key="s5"``): log10 of the mean (over seeds) W1 between windows.
 
     Parameters
     ----------
@@ -89,7 +89,7 @@ def figure_window_eigenvalues(
     summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Sequence[Any]]],
     starts: Sequence[int] = (0, 400, 600), seed: int = 0,
 ) -> Figure:
-    """Fig. 4C: eigenvalues of the windows starting at ``starts`` (seed ``seed``), one panel per
+    """Figure 4C: eigenvalues of the windows starting at ``starts`` (seed ``seed``), one panel per
     architecture; windows an architecture did not reach are left out (and named in its title).
 
     Parameters

@@ -61,7 +61,7 @@ def zoom_box(eigenvalue_sets: Sequence[Any], margin: float = 0.15) -> tuple[floa
 
 
 def figure_loss(losses: Mapping[int, Any], activation: str = "relu") -> Figure:
-    """Fig. 3A: training loss per step, mean +- std over all seeds and replicas, per width.
+    """Figure 3A: training loss per step, mean +- std over all seeds and replicas, per width.
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def figure_loss(losses: Mapping[int, Any], activation: str = "relu") -> Figure:
 
 
 def figure_weights(examples: Mapping[int, Any], max_features: int = 4) -> Figure:
-    """Fig. 3B/C: a few output-layer weights of one replica against the step, per width.
+    """Figure 3B/C: a few output-layer weights of one replica against the step, per width.
 
     Parameters
     ----------
@@ -121,7 +121,7 @@ def figure_weights(examples: Mapping[int, Any], max_features: int = 4) -> Figure
 
 
 def figure_eigenvalues(spectra: Mapping[int, Any], seed_index: int = 0) -> Figure:
-    """Fig. 3D: the Koopman eigenvalues of every width for one seed, unit circle dashed, zoomed
+    """Figure 3D: the Koopman eigenvalues of every width for one seed, unit circle dashed, zoomed
     on the eigenvalues.
 
     Parameters
@@ -155,7 +155,7 @@ def _width_colors(spectra: Mapping[int, Any]) -> dict[str, str]:
 
 
 def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> Figure:
-    """Fig. 3E: each narrower width against the widest, one panel per pair, with the unit circle.
+    """Figure 3E: each narrower width against the widest, one panel per pair, with the unit circle.
 
     Parameters
     ----------
@@ -211,7 +211,7 @@ def _width(summary: Mapping[str, Any], condition: str) -> int:
 
 
 def figure_distances(summary: Mapping[str, Any]) -> Figure:
-    """Fig. 3F: mean +- std over seeds of the Wasserstein distance between widths.
+    """Figure 3F: mean +- std over seeds of the Wasserstein distance between widths.
 
     Each bar is marked with the p-value of the Kolmogorov-Smirnov test between its per-seed
     distances and those of the pair with the smallest mean distance (marked ``ref``):
@@ -264,7 +264,7 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
 
 
 def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
-    """Fig. S4B: distribution of distances between the spectra of all pairs of seeds of the
+    """Figure S4B: distribution of distances between the spectra of all pairs of seeds of the
     widest network, with the mean between-width distances (to the widest) as vertical lines.
 
     Parameters

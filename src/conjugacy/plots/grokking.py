@@ -201,7 +201,7 @@ def figure_fig5(
     *,
     pvalue: float | None = None,
 ) -> Figure:
-    """Fig. 5C/D: early train/test loss and accuracy with spread, and the Koopman eigenvalues.
+    """Figure 5C/D: early train/test loss and accuracy with spread, and the Koopman eigenvalues.
 
     Parameters
     ----------
@@ -247,7 +247,7 @@ def figure_s6(
     *,
     pvalue: float | None = None,
 ) -> Figure:
-    """Fig. S6: constrained runs over a longer window; loss with window marks and eigenvalues.
+    """Figure S6: constrained runs over a longer window; loss with window marks and eigenvalues.
 
     Parameters
     ----------
@@ -284,7 +284,7 @@ def figure_s6(
 
 
 def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """Fig. 5A/B: train vs test accuracy of one long run per regime, log-step axis.
+    """Figure 5A/B: train vs test accuracy of one long run per regime, log-step axis.
 
     Parameters
     ----------

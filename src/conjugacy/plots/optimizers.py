@@ -22,7 +22,7 @@ _NAMES = {"omd": ("x_1", "x_2"), "ogd": ("u_1", "u_2"), "bm": ("z_1", "z_2")}
 def make_figures(trajectories: Mapping[str, Any], losses: Mapping[str, Any],
                  spectra: Mapping[str, Any], loss: str = "tan", example: int = 17
                  ) -> dict[str, Any]:
-    """The figures of fig. 2 / S1 as :class:`matplotlib.figure.Figure` objects.
+    """The figures of figure 2 / S1 of the paper as :class:`matplotlib.figure.Figure` objects.
 
     Parameters
     ----------
