@@ -46,6 +46,7 @@ import numpy as np
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
+from ._sample import check_n_train, load_sample
 
 __all__ = ["CNNConfig", "make_study", "run"]
 
@@ -185,12 +186,7 @@ class CNNConfig(DeclaredConfig):
             raise ValueError(
                 "data='mnist' needs data_dir, the folder with the MNIST IDX files; nothing is "
                 "downloaded (data='mnist-sample' is the offline default)")
-        if self.n_train is not None and self.data != "mnist-sample":
-            raise ValueError(f"n_train={self.n_train} subsamples the MNIST sample only; with "
-                             f"data={self.data!r} give n_train=None")
-        if self.n_train is not None and self.n_train % 10:
-            raise ValueError(f"n_train must be a multiple of 10 (the same number of images per "
-                             f"class), got {self.n_train}")
+        check_n_train(self.n_train, self.data)
         if self.window < self.delays + 2:
             raise ValueError(
                 f"window={self.window} is too short for delays={self.delays}: a window needs at "
@@ -247,7 +243,7 @@ def _cifar_available(data_dir: str | None) -> bool:
 def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None) -> _Data:
     import torch
 
-    from ..data import load_mnist, load_mnist_sample
+    from ..data import load_mnist
 
     if arch == "resnet20" and _cifar_available(data_dir):
         from ..data import load_cifar10
@@ -264,7 +260,7 @@ def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None
         return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
                      torch.from_numpy(np.array(ds.train_labels, np.int64)), True, info)
     if data == "mnist-sample":
-        ds = load_mnist_sample(1 - n_train / 5000 if n_train else 0.2)
+        ds = load_sample(n_train)
     else:
         ds = load_mnist(data_dir)
     m, s = MNIST_NORMALIZATION

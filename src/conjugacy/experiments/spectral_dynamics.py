@@ -27,6 +27,7 @@ import numpy as np
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 from ..analysis.checkpoints import spectral_dynamics_report
+from ._sample import check_n_train, load_sample
 
 __all__ = ["SpectralConfig", "evaluate_findings", "run"]
 
@@ -135,12 +136,7 @@ class SpectralConfig(DeclaredConfig):
         if self.data == "cifar10" and not self.data_dir:
             raise ValueError("data='cifar10' needs data_dir, the folder with the CIFAR-10 binary "
                              "files (data_batch_1.bin ... test_batch.bin); nothing is downloaded")
-        if self.n_train is not None and self.data != "mnist-sample":
-            raise ValueError(f"n_train={self.n_train} subsamples the MNIST sample only; with "
-                             f"data={self.data!r} give n_train=None")
-        if self.n_train is not None and self.n_train % 10:
-            raise ValueError(f"n_train must be a multiple of 10 (the same number of images per "
-                             f"class), got {self.n_train}")
+        check_n_train(self.n_train, self.data)
 
 
 
@@ -150,14 +146,13 @@ _DATA_CACHE: dict[tuple[str, str | None, int | None], Any] = {}
 def _load(config: SpectralConfig) -> Any:
     key = (config.data, config.data_dir if config.data == "cifar10" else None, config.n_train)
     if key not in _DATA_CACHE:
-        from ..data import load_cifar10, load_digits, load_mnist_sample
+        from ..data import load_cifar10, load_digits
 
         if config.data == "cifar10":
             assert config.data_dir is not None  # SpectralConfig.check
             _DATA_CACHE[key] = load_cifar10(config.data_dir)
         elif config.data == "mnist-sample":
-            n = config.n_train
-            _DATA_CACHE[key] = load_mnist_sample(test_fraction=1 - n / 5000 if n else 0.2, seed=0)
+            _DATA_CACHE[key] = load_sample(config.n_train)
         else:
             _DATA_CACHE[key] = load_digits()
     return _DATA_CACHE[key]
