@@ -18,6 +18,10 @@ Usage (from the repository root; prints and writes ``OUT/summary.json``)::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/hypotheses_spectral.py OUT \
         --lr 0.001 0.05 --n-train 500 1000 --seeds 0 1 --max-epochs 1500
+
+The runs of ``docs/results_spectral_dynamics.md`` (issue 24): ``OUT1 --lr 0.05 --n-train 1000
+--max-epochs 600``; ``OUT2 --lr 0.001 --n-train 1000 --max-epochs 1500``; ``OUT3 --lr 0.05
+--n-train 1000 --max-epochs 600 --init-scale 0.25`` (seeds 0 1, evaluation every 10 epochs).
 """
 
 from __future__ import annotations
