@@ -16,20 +16,22 @@ from conjugacy.store import TrajectoryStore  # noqa: E402
 N_STEPS, RECORDS, WINDOW = 400, 200, 20
 
 
-def _store(path, every: dict[str, int]) -> str:
+def _store(path, every: dict[str, int], first: dict[str, int] | None = None) -> str:
     """3 seeds per condition of 3 AR(1) weights (0.9 per step, unit innovations), simulated every
-    step and recorded every ``every[condition]`` steps (RECORDS records each)."""
+    step and recorded every ``every[condition]`` steps (RECORDS records each) from step
+    ``first[condition]`` (default 0)."""
     rng = np.random.default_rng(0)
     with TrajectoryStore.open(path, "w") as st:
         for cond, k in every.items():
             for seed in range(3):
-                x = np.zeros((N_STEPS, 3))
-                for t in range(1, N_STEPS):
+                x = np.zeros((max(N_STEPS, RECORDS * k), 3))
+                for t in range(1, x.shape[0]):
                     x[t] = 0.9 * x[t - 1] + rng.standard_normal(3)
                 name = f"{cond}_{seed}"
                 st.create_run(name, {"w": ((3,), "float64")},
                               metadata={"condition": cond, "seed": seed})
-                st.append(name, np.arange(0, RECORDS * k, k), {"w": x[::k][:RECORDS]})
+                start = (first or {}).get(cond, 0)
+                st.append(name, start + np.arange(0, RECORDS * k, k), {"w": x[::k][:RECORDS]})
                 st.set_finished(name)
     return str(path)
 
@@ -76,7 +78,63 @@ def test_a_window_a_coarser_condition_cannot_cut_is_refused(tmp_path):
     path = _store(tmp_path / "s.zarr", {"fine": 1, "coarse": 2})
     with TrajectoryStore.open(path, "r") as st:
         groups = [SpectrumGroup(c, 0, (f"{c}_0",), steps=(0, RECORDS)) for c in ("fine", "coarse")]
-        with pytest.raises(ValueError, match=r"windows of 21 records every 1 steps cannot be "
-                                             r"paired by step with 'coarse' \(recorded every 2 "
-                                             r"steps\): use a window that is a multiple of 2"):
+        with pytest.raises(ValueError, match=r"windows of 21 records every 1 steps \(21 steps\) "
+                                             r"cannot be paired by step with conditions recorded "
+                                             r"every \[1, 2\] steps: use a window that is a "
+                                             r"multiple of 2 records \(e.g. 22\)"):
             seed_window_spectra(st, groups, "w", 21, 1, 2)
+
+
+def _groups(st, conds):
+    return [SpectrumGroup(c, s, (f"{c}_{s}",), steps=(0, RECORDS)) for c in conds
+            for s in range(3)]
+
+
+def test_intervals_that_are_not_multiples_pair_on_their_least_common_multiple(tmp_path):
+    """Every 2 and every 3 steps: a window of 12 records at 2 steps (24 steps) holds 12 and 8
+    records; 13 (26 steps) cuts no whole record of the second: the message names 3 (6 / 2)."""
+    path = _store(tmp_path / "s.zarr", {"two": 2, "three": 3})
+    with TrajectoryStore.open(path, "r") as st:
+        spectra, starts = seed_window_spectra(st, _groups(st, ("two", "three")), "w", 12, 1, 2)
+        with pytest.raises(ValueError, match=r"multiple of 3 records \(e.g. 15\)"):
+            seed_window_spectra(st, _groups(st, ("two", "three")), "w", 13, 1, 2)
+    assert starts[:3] == [0, 24, 48] and len(starts) == 16  # 400 steps of "two": 16 x 24
+    three = spectra["three"][0]
+    assert [s.settings["window"]["start"] for s in three[:3]] == [0, 8, 16]
+    assert three[0].settings["record_interval"] == 3
+
+
+def test_runs_starting_at_different_steps_pair_from_the_latest_start(tmp_path):
+    path = _store(tmp_path / "s.zarr", {"fine": 1, "coarse": 2}, {"coarse": 100})
+    with TrajectoryStore.open(path, "r") as st:
+        spectra, starts = seed_window_spectra(st, _groups(st, ("fine", "coarse")), "w", WINDOW,
+                                              1, 2)
+    assert starts == list(range(100, 200, 20))  # fine ends at step 199
+    # fine skips its first 100 records; coarse starts at its first
+    assert [s.settings["window"]["start"] for s in spectra["fine"][0][:2]] == [0, 20]
+    assert len(spectra["fine"][0]) == 5 and len(spectra["coarse"][0]) == 20
+
+
+def test_a_window_too_short_for_a_coarse_condition_names_the_window_given(tmp_path):
+    path = _store(tmp_path / "s.zarr", {"fine": 1, "coarse": 4})
+    with TrajectoryStore.open(path, "r") as st:
+        with pytest.raises(ValueError, match=r"windows of 8 records \(8 steps\) hold 2 records "
+                                             r"of 'coarse' \(recorded every 4 steps\), too few "
+                                             r"for delays=1: use a window of at least 12"):
+            seed_window_spectra(st, _groups(st, ("fine", "coarse")), "w", 8, 1, 2)
+
+
+def test_analyze_window_skips_only_the_section_the_steps_cannot_pair(tmp_path):
+    """A window the conditions cannot share leaves the rest of the analysis and a note; the
+    windows of each condition are labelled by training step."""
+    import conjugacy
+
+    path = _store(tmp_path / "s.zarr", {"fine": 1, "coarse": 2})
+    res = conjugacy.analyze(path, window=21, delays=1, rank=2, n_permutations=9,
+                            neighbours=False)
+    w = res.results["windows"]
+    assert "between_conditions" not in w and sorted(w["conditions"]) == ["coarse", "fine"]
+    assert any(n.startswith("windows: conditions not compared window by window: windows of 21 "
+                            "records") for n in res.results["warnings"])
+    assert w["conditions"]["coarse"]["labels"][:2] == ["0-40", "42-82"]  # 21 records of 2
+    assert w["conditions"]["fine"]["labels"][:2] == ["0-20", "21-41"]

@@ -543,8 +543,9 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
         dm = distance_matrix(specs)
         starts = [int((sp.settings.get("window") or {}).get("start", i * window))
                   for i, sp in enumerate(specs)]
+        st = np.asarray(reader.steps(runs[0]))[groups[0].slice]  # labels in training steps
         out["conditions"][c] = {
-            "labels": [f"{a}-{a + window - 1}" for a in starts],
+            "labels": [f"{st[a]}-{st[min(a + window, st.size) - 1]}" for a in starts],
             "starts": starts,
             "distance_matrix": dm.tolist(),
             "transitions": find_transitions(dm).as_dict(),
@@ -558,12 +559,17 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
                            params, window, {"delays": d, "rank": int(settings["rank"])})
     if alarms is not None:
         out["alarms"] = alarms
+        notes.extend(f"windows, alarms: {n}" for n in alarms.get("notes", []))
     if len(out["conditions"]) >= 2:  # every pair, window by window, against the seed floor
         from .windowed import conditions_by_window, seed_window_spectra
 
-        per_seed, steps = seed_window_spectra(reader, groups, params, window, d,
-                                              int(settings["rank"]))
-        out["between_conditions"] = conditions_by_window(per_seed, steps, window, **stats)
+        try:  # a window the conditions' steps cannot pair skips this section only
+            per_seed, steps = seed_window_spectra(reader, groups, params, window, d,
+                                                  int(settings["rank"]))
+        except ValueError as exc:
+            notes.append(f"windows: conditions not compared window by window: {exc}")
+        else:
+            out["between_conditions"] = conditions_by_window(per_seed, steps, window, **stats)
     return out
 
 

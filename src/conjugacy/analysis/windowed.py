@@ -184,7 +184,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
     ----------
     reader : TrajectoryStore
     groups : sequence of SpectrumGroup
-        Every group's runs start at one step; every group's interval is a multiple of ``dt``.
+        Windows start at the latest first recorded step of the groups (records before it are
+        skipped); each window spans a whole number of every group's recording interval.
     params : str or list of str
     window : int
         Records per window at the finest interval.
@@ -199,32 +200,62 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
     Raises
     ------
     ValueError
-        Groups that start at different steps, an interval that is not a multiple of the finest,
-        or a ``window`` that a coarser group cannot cut into whole records (the message names
-        the window to use).
+        A group with no record at the latest first step of the groups (windows start there), a
+        ``window`` whose steps are not a multiple of every group's interval (the message names
+        the multiple: the least common multiple of the intervals over the finest), or one that
+        holds too few records of a coarser group for ``delays`` (the message names the window
+        to use, in records at the finest interval).
     """
     from ..windows import windowed_spectra
     from .groups import record_interval, with_record_interval
 
     steps = [np.asarray(reader.steps(g.runs[0]))[g.slice] for g in groups]
     dts = [record_interval(s) or 1 for s in steps]
-    first, fine = {int(s[0]) for s in steps}, min(dts)
-    if len(first) > 1:
-        raise ValueError(f"the runs start at different steps ({sorted(first)}); windows are "
-                         "paired by step from a common first step: give runs recorded from one")
-    for g, dt in zip(groups, dts):
-        if dt % fine or window % (dt // fine):
-            raise ValueError(f"windows of {window} records every {fine} steps cannot be paired "
-                             f"by step with {g.condition!r} (recorded every {dt} steps): use a "
-                             f"window that is a multiple of {np.lcm.reduce(dts) // fine}")
+    fine, first = min(dts), max(int(s[0]) for s in steps)  # pair from the latest common start
+    skip = _common_start(groups, steps, dts, first)
+    lcm = int(np.lcm.reduce(dts))
+    if (window * fine) % lcm:
+        raise ValueError(f"windows of {window} records every {fine} steps ({window * fine} "
+                         f"steps) cannot be paired by step with conditions recorded every "
+                         f"{sorted(set(dts))} steps: use a window that is a multiple of "
+                         f"{lcm // fine} records (e.g. {_next_multiple(window, lcm // fine)})")
     out: dict[str, list[list[Any]]] = {}
-    for g, st, dt in zip(groups, steps, dts):
-        x = reader.read(params=params, runs=list(g.runs), steps=g.slice)
-        specs = windowed_spectra(x, window * fine // dt, delays=delays,
+    for g, st, dt, k in zip(groups, steps, dts, skip):
+        n = window * fine // dt
+        if n < delays + 2:
+            need = _next_multiple(-(-(delays + 2) * dt // fine), lcm // fine)
+            raise ValueError(f"windows of {window} records ({window * fine} steps) hold "
+                             f"{n} records of {g.condition!r} (recorded every {dt} steps), "
+                             f"too few for delays={delays}: use a window of at least {need}")
+        sl = slice((g.slice.start or 0) + k, g.slice.stop)
+        x = reader.read(params=params, runs=list(g.runs), steps=sl)
+        specs = windowed_spectra(x, n, delays=delays,
                                  rank=min(int(rank), (delays + 1) * x.shape[2]))
-        out.setdefault(g.condition, []).append([with_record_interval(sp, st) for sp in specs])
+        out.setdefault(g.condition, []).append([with_record_interval(sp, st[k:])
+                                                for sp in specs])
     n_w = min(len(v) for seeds in out.values() for v in seeds)
-    return out, [int(next(iter(first))) + w * window * fine for w in range(n_w)]
+    return out, [first + w * window * fine for w in range(n_w)]
+
+
+def _next_multiple(value: int, of: int) -> int:
+    """The smallest multiple of ``of`` that is at least ``value``."""
+    return -(-value // of) * of
+
+
+def _common_start(groups: Sequence[Any], steps: Sequence[np.ndarray], dts: Sequence[int],
+                  first: int) -> list[int]:
+    """Per group: the records before step ``first`` (the latest first step of all groups), which
+    windows paired by step skip; refuses a group with no record at ``first``."""
+    skip = []
+    for g, st, dt in zip(groups, steps, dts):
+        k = int(np.searchsorted(st, first))
+        if k >= st.size or int(st[k]) != first:
+            raise ValueError(f"windows are paired by step from step {first} (the latest first "
+                             f"step of the conditions), but {g.condition!r} (recorded every "
+                             f"{dt} steps from step {int(st[0])}) has no record there: record "
+                             "the conditions on one grid of steps")
+        skip.append(k)
+    return skip
 
 
 def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],

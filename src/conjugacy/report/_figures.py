@@ -464,8 +464,9 @@ def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> Rep
         ax.set_visible(False)
     return ReportFigure(
         "windows",
-        f"log10 W1 between the spectra of windows of {windows.get('window')} steps over training "
-        "(one panel per condition, seeds pooled); red lines: transitions (change points between "
+        f"log10 W1 between the spectra of windows of {windows.get('window')} records over "
+        "training (one panel per condition, seeds pooled; each labelled by its first and last "
+        "training step); red lines: transitions (change points between "
         "consecutive windows)." + cut, _png(fig))
 
 
