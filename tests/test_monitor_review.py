@@ -153,3 +153,33 @@ def test_with_record_interval_refuses_records_less_than_a_step_apart():
     assert with_record_interval(sp, range(0, 40, 4)).settings["record_interval"] == 4
     with pytest.raises(ValueError, match=r"steps: the records are 0.5 steps apart"):
         with_record_interval(sp, [0.0, 0.5, 1.0, 1.5])
+
+
+def test_analyze_window_takes_a_float_onset_and_refuses_a_fractional_one_in_one_line(tmp_path):
+    """Item 2: metadata onset 160.0 is step 160 in `conjugacy analyze --window`; 160.5 is one
+    line on stderr and exit 2, not a traceback."""
+    pytest.importorskip("typer")
+    pytest.importorskip("zarr")
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+    from conjugacy.store import TrajectoryStore
+
+    def store(onset):
+        path = tmp_path / f"s{onset}.zarr"
+        with TrajectoryStore.open(path, "w") as st:
+            for i, r in enumerate(_set(0)):
+                meta = {"condition": r.group, "seed": i % 3,
+                        **({"onset": onset} if r.onset else {})}
+                st.create_run(r.name, {"w": ((3,), "float64")}, metadata=meta)
+                st.append(r.name, np.arange(N), {"w": r.trajectory})
+                st.set_finished(r.name)
+        return str(path)
+
+    args = ["--window", "40", "--delays", "1", "--rank", "2", "--no-report"]
+    ok = CliRunner().invoke(app, ["analyze", store(160.0), *args, "--out", str(tmp_path / "o")])
+    assert ok.exit_code == 0, ok.output
+    assert "(onset 160, lead time" in ok.output or "no alarm (onset 160)" in ok.output
+    bad = CliRunner().invoke(app, ["analyze", store(160.5), *args, "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+    assert "metadata 'onset' must be a training step (an integer), got 160.5" in bad.output
