@@ -26,8 +26,9 @@ summary, also written to ``OUT/<test>/summary.json``)::
         --models lenet300 --replicas 4
 
 A rerun into the same ``OUT`` resumes (trained seeds are skipped). The runs of
-``docs/results_cnn.md`` (issue 24): ``archs OUT --seeds 4``; ``passes OUT --n-train 1000 4000
---steps 400 --window 50 --seeds 2 --replicas 3``; ``lenet300 OUT --models lenet300 --replicas 4``.
+``docs/results_cnn.md`` (issue 24): ``archs OUT --seeds 4``, then ``--seeds 5`` (resumed);
+``passes OUT --n-train 1000 4000 --steps 400 --window 50 --seeds 2 --replicas 3``;
+``lenet300 OUT --models lenet300 --replicas 4``.
 """
 
 from __future__ import annotations
