@@ -183,3 +183,22 @@ def test_analyze_window_takes_a_float_onset_and_refuses_a_fractional_one_in_one_
     bad = CliRunner().invoke(app, ["analyze", store(160.5), *args, "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
     assert "metadata 'onset' must be a training step (an integer), got 160.5" in bad.output
+
+
+# ----- item 7: the run-level score sees only what came before each onset ----------------------
+def test_per_run_horizon_scores_each_run_up_to_its_own_step():
+    runs = _set(4)  # the change at step 120, onset 160; windows end at 69, 79, ..., 199
+    whole = evaluate_monitor(runs, n_boot=20, sustain=1, **RULE).spectral
+    before = [119] * len(runs)  # the change is not seen by step 119
+    cut = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=before, **RULE).spectral
+    for q, e, full, got in zip(cut.ratios, cut.window_ends, whole.scores, cut.scores):
+        assert got == np.nanmax(q[e <= 119]) and got <= full
+    assert whole.auroc == 1.0 and cut.auroc < 1.0
+    mixed = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=[None] + before[1:], **RULE)
+    assert mixed.spectral.scores[0] == whole.scores[0]
+    assert mixed.settings["horizon"] == [None, 119, 119, 119, 119, 119]
+    with pytest.raises(ValueError, match=r"horizon as a sequence needs one step \(or None\) per "
+                                         r"run: got 2 for 6 runs"):
+        evaluate_monitor(runs, horizon=[1, 2], **RULE)
+    with pytest.raises(TypeError, match=r"horizon\[1\] must be an integer"):
+        evaluate_monitor(runs, horizon=[None, 1.5, 1, 1, 1, 1], **RULE)

@@ -573,14 +573,15 @@ def _score(ratio: np.ndarray, ends: np.ndarray, sustain: int, horizon: int | Non
 
 def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
               ratios: list[np.ndarray], floors: dict[str, float], rule: dict[str, Any],
-              horizon: int | None, boot: tuple[np.ndarray, np.ndarray]) -> SignalEvaluation:
+              horizon: list[int | None], boot: tuple[np.ndarray, np.ndarray]
+              ) -> SignalEvaluation:
     factor, sustain = rule["factor"][signal], rule["sustain"][signal]
     pi, ni = boot
     alarms = [_alarms(q, c.ends, factor, sustain) for q, c in zip(ratios, cut)]
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
     flat = sorted(g for g, f in floors.items() if not f > 0)  # parameter norm only
-    scores = np.array([math.nan if r.group in flat else _score(q, c.ends, sustain, horizon, n)
-                       for q, c, n, r in zip(ratios, cut, names, runs)])
+    scores = np.array([math.nan if r.group in flat else _score(q, c.ends, sustain, h, n)
+                       for q, c, n, r, h in zip(ratios, cut, names, runs, horizon)])
     note = (f"undecided: the seed-to-seed floor of this signal is 0 in group(s) {flat} (their "
             "runs do not differ in it), so it is not scored there") if flat else ""
     pos = np.array([r.onset is not None for r in runs])
@@ -612,6 +613,17 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
         negative_steps=int(steps.sum()), note=note)
 
 
+def _check_horizon(horizon: Any, n_runs: int) -> list[int | None]:
+    """One horizon per run (None: the whole run) from one step or a sequence of one per run."""
+    if horizon is None or not isinstance(horizon, Sequence) or isinstance(horizon, str):
+        one = None if horizon is None else check_int(horizon, "horizon")
+        return [one] * n_runs
+    if len(horizon) != n_runs:
+        raise ValueError(f"horizon as a sequence needs one step (or None) per run: got "
+                         f"{len(horizon)} for {n_runs} runs")
+    return [None if h is None else check_int(h, f"horizon[{i}]") for i, h in enumerate(horizon)]
+
+
 def evaluate_monitor(
     runs: Sequence[MonitoredRun],
     *,
@@ -621,7 +633,7 @@ def evaluate_monitor(
     calibration: int = 3,
     factor: float | Mapping[str, float] = 3.0,
     sustain: int | Mapping[str, int] = 2,
-    horizon: int | None = None,
+    horizon: int | Sequence[int | None] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     spectrum_kwargs: dict[str, Any] | None = None,
@@ -645,9 +657,12 @@ def evaluate_monitor(
         ... for ``sustain`` consecutive windows. A mapping gives each signal of :data:`SIGNALS`
         its own (e.g. :attr:`CalibratedRule.factor` and ``.sustain`` of
         :func:`calibrate_rule` on held-out runs).
-    horizon : int, optional
-        Last step whose windows the run-level score may use (default: the whole run); the lead
-        time and false alarms always use the whole run.
+    horizon : int, or sequence of (int or None) one per run, optional
+        Last step whose windows the run-level score may use (default: the whole run): one for
+        all runs, or one per run (e.g. ``onset - 1`` for each run with an onset and a matched
+        step for each run without, so that the AUROC scores only what was seen before the
+        event: early warning rather than change anywhere). The lead time and false alarms
+        always use the whole run.
     n_boot : int
         Bootstrap resamples of the runs (positives and negatives resampled separately, the same
         resamples for every signal).
@@ -689,9 +704,8 @@ def evaluate_monitor(
             "sustain": _per_signal(sustain, "sustain", _check_sustain)}
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
-    if horizon is not None:
-        horizon = check_int(horizon, "horizon")
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
+    horizons = _check_horizon(horizon, len(runs))
     pos = _check_onsets(runs, cut, rule["calibration"])
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 << 20,)))
     boot = (rng.integers(0, pos.sum(), (n_boot, pos.sum())),
@@ -699,8 +713,9 @@ def evaluate_monitor(
     ratios = _ratios(runs, cut, floors, rule, seed)
     results = {s: _evaluate(s, runs, cut, ratios[s], floors["parameter_norm" if s ==
                                                             "parameter_norm" else "spectral"],
-                            rule, horizon, boot) for s in SIGNALS}
-    settings = {**rule, "horizon": horizon, "n_boot": n_boot, "seed": seed,
+                            rule, horizons, boot) for s in SIGNALS}
+    settings = {**rule, "horizon": horizons if horizon is None or
+                isinstance(horizon, Sequence) else horizons[0], "n_boot": n_boot, "seed": seed,
                 "spectrum_kwargs": dict(spectrum_kwargs or {})}
     return MonitorEvaluation(**results, settings=settings,
                              names=tuple(r.name or f"#{i}" for i, r in enumerate(runs)),
