@@ -5,9 +5,11 @@ a zero parameter-norm floor leaves only that control undecided, and the small ed
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_monitor_controls import ONSET, RULE, N, _run  # the same AR(1) runs
 
 from conjugacy.monitor import (
     MonitoredRun,
@@ -20,25 +22,17 @@ from conjugacy.monitor import (
     window_alarms,
 )
 
-N, CHANGE, ONSET = 200, 120, 160
-RULE = {"window": 40, "stride": 10, "calibration": 3, "spectrum_kwargs": {"delays": 1, "rank": 2}}
-
-
-def _ar1(rng, flip: bool = False, unit: bool = False) -> np.ndarray:
-    coef = np.where((np.arange(N) >= CHANGE) & flip, -0.9, 0.9)
-    x = np.zeros((N, 3))
-    x[0] = rng.standard_normal(3) / np.sqrt(1 - 0.81)
-    for t in range(1, N):
-        x[t] = coef[t] * x[t - 1] + rng.standard_normal(3)
-    return x / np.linalg.norm(x, axis=1, keepdims=True) if unit else x
-
 
 def _set(seed: int, n: int = 3, unit: bool = False) -> list[MonitoredRun]:
+    """``n`` runs whose AR(1) coefficient flips at step 120 (onset 160) and ``n`` that never flip;
+    ``unit``: every record scaled to norm 1 (the parameter norm is then constant)."""
     rng = np.random.default_rng(seed)
-    pos = [MonitoredRun(_ar1(rng, True, unit), np.arange(N), ONSET, "pos", f"p{i}")
-           for i in range(n)]
-    return pos + [MonitoredRun(_ar1(rng, False, unit), np.arange(N), None, "neg", f"n{i}")
-                  for i in range(n)]
+    runs = ([_run(rng, flip=True, onset=ONSET, group="pos", name=f"p{i}") for i in range(n)]
+            + [_run(rng, group="neg", name=f"n{i}") for i in range(n)])
+    if unit:
+        runs = [replace(r, trajectory=r.trajectory / np.linalg.norm(r.trajectory, axis=1,
+                                                                    keepdims=True)) for r in runs]
+    return runs
 
 
 # ----- item 1: a signal that stays above its factor is one event, but it is in alarm ----------
