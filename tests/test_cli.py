@@ -131,16 +131,13 @@ def test_spectrum_delays_auto_chooses_records_and_prints_the_choice(tmp_path):
     """``--delays auto`` is ``koopman_spectrum(delays="auto")``: the same choice (3 delays on a
     noisy rotation seen through one coordinate, the example of choose_delays), recorded in the
     saved spectrum and printed with its reason; bad values and streamed stores exit 2."""
+    from test_delays import _rotation_seen_through_one_coordinate
+
     from conjugacy import koopman_spectrum
 
-    rng = np.random.default_rng(0)
-    z = np.zeros((6, 80, 2))
-    z[:, 0] = rng.standard_normal((6, 2))
-    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
-    for t in range(79):
-        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
-    np.save(tmp_path / "z.npy", z[:, :, :1])
-    api = koopman_spectrum(z[:, :, :1], delays="auto", rank="svht")
+    z = _rotation_seen_through_one_coordinate()  # (6, 80, 1)
+    np.save(tmp_path / "z.npy", z)
+    api = koopman_spectrum(z, delays="auto", rank="svht")
     result = invoke("spectrum", tmp_path / "z.npy", "--delays", "Auto", "--rank", "svht",
                     "--out", tmp_path / "auto.npz")
     assert result.exit_code == 0, result.output
@@ -167,7 +164,7 @@ def test_spectrum_delays_auto_chooses_records_and_prints_the_choice(tmp_path):
     store_mod = pytest.importorskip("conjugacy.store")
     with store_mod.TrajectoryStore.open(tmp_path / "store", mode="a") as store:
         store.create_run("r0", {"w": ((1,), np.float64)})
-        store.append("r0", np.arange(80), {"w": z[0, :, :1]})
+        store.append("r0", np.arange(80), {"w": z[0]})
     result = runner.invoke(app, ["spectrum", str(tmp_path / "store"), "--delays", "auto"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "--delays auto reads the trajectories several times and needs them in a .npy or " \
