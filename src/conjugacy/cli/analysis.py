@@ -327,7 +327,7 @@ def spectrum(
         ),
     ],
     delays: Annotated[str, typer.Option(
-        "--delays", callback=parse_delays,
+        "--delays", callback=parse_delays, metavar="N|auto",
         help="Number of time delays, or 'auto': the fewest whose held-out one-step prediction "
         "at the SVHT rank is within 2 % of the best (conjugacy.delays.choose_delays; .npy/.npz "
         "input), recorded in the spectrum and printed.")] = "0",
