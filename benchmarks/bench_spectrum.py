@@ -2,13 +2,16 @@
 
 Usage:  python benchmarks/bench_spectrum.py [--repeats N] [--only NAME] [--peers A,B]
             [--out FILE] [--json FILE]
-        python benchmarks/bench_spectrum.py --grid [--repeats N] [--only NAME] [--json FILE]
+        python benchmarks/bench_spectrum.py --grid [--full] [--repeats N] [--only NAME] [--json FILE]
+        python benchmarks/bench_spectrum.py --allpairs 50,200,500 [--tall] [--dsa-python PY]
         python benchmarks/bench_spectrum.py --from-json FILE... [--out FILE]
 (one process per workload with ``--json``, then one table from all of them, is how the
 BENCHMARKS.md table was made on a loaded machine; the whole run takes about an hour there).
-``--grid``: the scaling grid's rows that fit a 2-core machine in minutes (``GRID``), conjugacy's
-default call against the plain pipeline only, interleaved, CPU times, one ratio per pair of runs
-(issue 21; run it once per engine version to compare versions).
+``--grid``: the scaling grid's rows that fit a 2-core machine in minutes (``GRID``; ``--full``:
+``GRID_FULL``, hours), conjugacy's default call against the plain pipeline and its syrk bound,
+interleaved, CPU times, one ratio per repeat (issue 21; run it once per engine version to compare
+versions). ``--allpairs``: 20 systems x 10 x 200, 190 distances, against kooplearn and DSA
+(``--dsa-python``: an interpreter with ``dsa-metric``; ``--tall``: DSA's tutorial-like tall data).
 
 Everything runs in one process on one BLAS thread (``OMP_NUM_THREADS=1`` set before NumPy is
 imported, and ``threadpoolctl.threadpool_limits(1)`` around the whole run), so every contender
