@@ -381,7 +381,8 @@ def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
     run_study(study, tmp_path / "out", progress=False)
     res = analyse_study(study, tmp_path / "out", params="w", n_permutations=99, neighbours=True)
     r = res.results
-    assert r["settings"] == {"delays": 0, "rank": "svht"}  # fully observed: no delay needed
+    # fully observed: no delay needed; one rank for every spectrum, the pilots' SVHT rank
+    assert r["settings"] == {"delays": 0, "rank": 3}
     assert r["settings_reasoning"]["delays"].startswith("0 delays: the largest over conditions")
     assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
     assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
