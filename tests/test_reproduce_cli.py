@@ -186,3 +186,30 @@ def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monk
     for bad in ("0", "65"):  # the declared domain [1, 64]: one store chunk of records
         result = runner.invoke(app, ["reproduce", "grokking", "--eval-every", bad, "--out", out])
         assert result.exit_code == 2 and "--eval-every" in result.output
+
+
+def test_spectral_dynamics_reads_cifar10_from_the_command_line(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    import json
+
+    from test_spectral_dynamics import _write_tiny_cifar
+
+    _write_tiny_cifar(tmp_path / "cifar", n_per_file=100)  # 500 train, 100 test images
+    r = runner.invoke(app, ["reproduce", "spectral-dynamics", "--scale", "tiny", "--data", "cifar10",
+                            "--data-dir", str(tmp_path / "cifar"), "--seeds", "1",
+                            "--no-figures", "--no-progress", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "out" / "results.json").read_text())["sections"]["data"]
+    assert (data["name"], data["n_train"], data["n_test"]) == ("cifar10", 500, 100)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--data", "cifar10"], "needs data_dir"),
+    (["--data", "cifar10", "--data-dir", "/nonexistent-folder"], "is not a folder"),
+    (["--data", "digits", "--n-train", "1000"], "MNIST sample only"),
+])
+def test_spectral_dynamics_data_options_fail_in_one_line(tmp_path, args, match):
+    pytest.importorskip("torch")
+    r = runner.invoke(app, ["reproduce", "spectral-dynamics", *args, "--out", str(tmp_path / "o")])
+    assert match in _error_line(r)

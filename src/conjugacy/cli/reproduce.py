@@ -273,8 +273,13 @@ def _spectral_dynamics(v: dict[str, Any]) -> None:
     from .summaries import print_results
 
     out = check_out_dir(v["out"])
-    config = _config(spectral_dynamics.SpectralConfig.preset, v["scale"],
-                     **_overrides(v, {"seeds": "n_seeds", "epochs": "epochs"}))
+    if v["data_dir"] is not None and not v["data_dir"].is_dir():
+        fail(f"--data-dir {str(v['data_dir'])!r} is not a folder")
+    overrides = _overrides(v, {"seeds": "n_seeds", "epochs": "epochs", "data": "data",
+                               "n_train": "n_train"})
+    if v["data_dir"] is not None:
+        overrides["data_dir"] = str(v["data_dir"])
+    config = _config(spectral_dynamics.SpectralConfig.preset, v["scale"], **overrides)
     results = _run(spectral_dynamics.run, config, out, progress=v["progress"],
                    draw=v["figures"])
     print_results(results.content, out)
@@ -395,6 +400,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
             "seconds).", "quick", choices=("quick", "tiny")),
         Opt("out", "--out", "Output folder (a rerun resumes).", Path("results/spectral_dynamics"),
             kind=Path),
+        Opt("data", "--data", "mnist-sample (the quick scale's default), digits (the tiny "
+            "scale's) or cifar10 (the companion paper's data; needs --data-dir).", field="data"),
+        Opt("data_dir", "--data-dir", "Folder with the CIFAR-10 binaries (data_batch_1.bin ... "
+            "test_batch.bin; never downloaded).", kind=Path),
+        Opt("n_train", "--n-train", "Training images taken from the MNIST sample (a class-"
+            "balanced subset; --data mnist-sample only).", field="n_train"),
         Opt("seeds", "--seeds", "Seeds per condition.", field="n_seeds"),
         Opt("epochs", "--epochs", "Epochs per run.", field="epochs"),
         Opt("figures", "--figures/--no-figures", "Draw figures.", True, kind=bool),
