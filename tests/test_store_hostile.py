@@ -452,3 +452,51 @@ def test_verify_names_a_linked_run_folder_in_one_line(tmp_path):
         f"'runs/{name}' is a symbolic link to {str(target)!r} (refused: a store holds only "
         "folders and regular files)"
         for name, target in (("full", s / "runs" / "r0"), ("half", tmp_path / "empty"))]
+
+
+# ----- review 3, item 1: a zstd frame decoding to more than its chunk -------------------------
+def _frame(raw: bytes) -> bytes:
+    """``raw`` encoded as the writer encodes a chunk: one zstd frame, then its CRC-32C."""
+    import struct
+
+    import google_crc32c
+    import numcodecs
+
+    z = numcodecs.Zstd(level=19).encode(raw)
+    return z + struct.pack("<I", google_crc32c.value(z))
+
+
+@pytest.mark.parametrize("size, fcs", [(0, 1), (100, 1), (8000, 2), (100_000, 4)])
+def test_zstd_content_size_reads_every_header_form(size, fcs):
+    import numcodecs
+
+    from conjugacy.store._safe import zstd_content_size
+
+    frame = numcodecs.Zstd().encode(bytes(size))
+    assert zstd_content_size(frame) == size
+    assert (frame[4] >> 6) == {1: 0, 2: 1, 4: 2}[fcs]  # the forms tested are the ones named
+    assert zstd_content_size(frame[:4] + b"\x00" + frame[5:]) is None  # no size in the header
+    assert zstd_content_size(b"\x00" + frame[1:]) is None  # not a zstd frame
+    assert zstd_content_size(frame[:5]) is None  # cut short
+
+
+def test_a_chunk_whose_frame_decodes_to_64_mib_is_refused_from_its_header(tmp_path):
+    s = make(tmp_path / "s")
+    (s / "runs/r0/params/w/c/0/0/0").write_bytes(_frame(bytes(64 * 2**20)))  # 2 kB on disk
+    msg = "declares 67108864 decoded bytes, not the 192 bytes of a chunk"
+    with bounded("64 MiB frame"), pytest.raises(DamagedStoreError, match=msg):
+        TrajectoryStore.open(s, "r").read()
+    with bounded("64 MiB frame verify"), TrajectoryStore.open(s, "r", check=False) as st:
+        rep = st.verify()
+    assert [(d.chunk, msg in d.problem) for d in rep.damage] == [("c/0/0/0", True)]
+    (s / "runs/r0/params/w/c/0/0/0").write_bytes(_frame(bytes(192)))  # the right size reads
+    with TrajectoryStore.open(s, "r") as st:
+        assert st.read()[0, :CHUNK].tolist() == [[0.0] * 6] * CHUNK
+
+
+def test_a_chunk_shape_over_the_writers_32_mib_is_refused(tmp_path):
+    s = make(tmp_path / "s")
+    _edit(s / "runs/r0/params/w/zarr.json",
+          lambda m: m["chunk_grid"]["configuration"].__setitem__("chunk_shape", [2**20, 3, 2]))
+    with bounded("chunk 48 MiB"), pytest.raises(DamagedStoreError, match="33554432 bytes a chunk"):
+        TrajectoryStore.open(s, "r")

@@ -14,9 +14,12 @@ import numpy as np
 
 from . import _safe
 from ._base import _RUN_NAME, FORMAT_VERSION, DamagedStoreError, _is_int
-from ._write import BRANCH
+from ._write import _MAX_CHUNK_BYTES, BRANCH
 
-MAX_CHUNK_RAW_BYTES = 128 * 2**20  # a decoded chunk (the writer makes them <= 32 MiB)
+#: Most a declared chunk may decode to: the writer's bound (32 MiB; its chunks are smaller unless
+#: ``chunk_steps`` alone exceeds it, over 4 million float64 records). A hostile 128 MiB chunk of
+#: zeros read from a last, mostly-fill chunk took 260 MB peak RSS; 32 MiB keeps reads within ~200.
+MAX_CHUNK_RAW_BYTES = _MAX_CHUNK_BYTES
 MAX_CHUNKS_PER_RECORD = 2**20  # chunks across one record of an array (the writer: a few)
 
 
@@ -334,12 +337,15 @@ class _Integrity:
         damage, checked = [], 0
         base = self._path / arr.path
         limit = _encoded_bound(arr)
+        # every frame must decode to exactly one chunk: checked from its header before decoding
+        chunk_bytes = math.prod(arr.chunks) * arr.dtype.itemsize
         for ckey, rows, sel in self._chunks(arr, start, stop):
             # the records read from it (a last chunk is partly fill, which compresses away)
             raw = math.prod(min(s.stop, d) - s.start for s, d in zip(sel, arr.shape))
             # one lstat: a missing file, a link, a FIFO, an oversized file or one whose records
             # decode to more than MAX_COMPRESSION x its size is never read
-            problem = _safe.chunk_problem(base / ckey, limit, raw * arr.dtype.itemsize)
+            problem = _safe.chunk_problem(base / ckey, limit, raw * arr.dtype.itemsize,
+                                          chunk_bytes)
             if problem is None and decode:
                 checked += 1
                 try:

@@ -147,11 +147,61 @@ def max_compression() -> float:
     return ratio if ratio > 0 else math.inf
 
 
-def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0) -> str | None:
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_content_size(head: bytes) -> int | None:
+    """The Frame_Content_Size in the header of the zstd frame starting ``head`` (its first 18
+    bytes suffice), or None when ``head`` is not a zstd frame or its header omits the size.
+
+    Source: RFC 8878 section 3.1.1.1 (magic ``FD2FB528`` little-endian, Frame_Header_Descriptor,
+    optional Window_Descriptor and Dictionary_ID, then a 0/1/2/4/8-byte size; a 2-byte size is
+    stored minus 256). numcodecs' ``Zstd.encode`` (the writer's codec) always records it.
+
+    >>> import numcodecs
+    >>> zstd_content_size(numcodecs.Zstd().encode(bytes(8000)))
+    8000
+    """
+    if len(head) < 5 or head[:4] != _ZSTD_MAGIC:
+        return None
+    desc = head[4]
+    fcs_flag, single = desc >> 6, (desc >> 5) & 1
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
+    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if size == 0 or len(head) < pos + size:
+        return None
+    value = int.from_bytes(head[pos:pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _frame_problem(path: Path, chunk_bytes: int) -> str | None:
+    """Why the zstd frame in chunk file ``path`` does not declare exactly ``chunk_bytes``
+    decoded bytes (18 bytes read, never decoded), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+    except OSError as exc:
+        return f"chunk file cannot be opened ({exc.strerror or exc})"
+    try:
+        head = os.read(fd, 18)
+    finally:
+        os.close(fd)
+    size = zstd_content_size(head)
+    if size == chunk_bytes:
+        return None
+    what = ("is not a zstd frame with its decoded size in the header" if size is None
+            else f"declares {size} decoded bytes")
+    return (f"chunk file {what}, not the {chunk_bytes} bytes of a chunk of this array (the "
+            f"writer's frames always record it; a compression bomb?); refused, not decoded")
+
+
+def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
+                  chunk_bytes: int | None = None) -> str | None:
     """Why the chunk file ``path`` cannot be read (missing, a link, not a regular file, larger
-    than ``max_bytes``, or smaller than a chunk decoding to ``raw_bytes`` can be: more than
-    :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`), or None if it is a
-    plausible chunk file. One ``lstat``, no read."""
+    than ``max_bytes``, smaller than a chunk decoding to ``raw_bytes`` can be: more than
+    :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`, or, given
+    ``chunk_bytes``, a zstd frame whose header does not declare exactly that many decoded
+    bytes: see :func:`zstd_content_size`), or None if it is a plausible chunk file. One
+    ``lstat`` and a read of 18 bytes, never a decode."""
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -169,4 +219,4 @@ def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0) -> str | None:
                 f"{ratio:g}x (recorded weights compress ~1.1x; a compression bomb?); refused, not "
                 f"read; if the data are this compressible (frozen or constant parameters), read "
                 f"with the environment variable {COMPRESSION_ENV}=0")
-    return None
+    return None if chunk_bytes is None else _frame_problem(path, chunk_bytes)
