@@ -168,3 +168,25 @@ def test_markdown_syntax_in_every_user_field_is_shown_as_text(base) -> None:
     assert "\\[x\\](http://evil.example/a) !\\[i\\](http://evil.example/i.png) " \
            "&lt;http://evil.example/b&gt; \\*em\\* \\_em\\_ \\`code\\` \\~\\~gone\\~\\~ " \
            "&lt;b&gt;raw&lt;/b&gt; &amp;amp; \\$x\\$ a\\|b" in md
+
+
+def test_every_shown_string_is_cut_to_max_text(base) -> None:
+    """Review 3, item 2: a field of 1,000,000 '<' in every user field (title, warnings,
+    settings, ...) is shown as at most MAX_TEXT characters in report.html and report.md (a
+    60,000,000-character title made a 480 MB report.html before), cut in the middle."""
+    from conjugacy.report import render_html
+    from conjugacy.report._content import MAX_TEXT
+
+    r = _fields(base, "<" * 1_000_000)
+    pages = {}
+
+    def render() -> None:
+        pages["html"] = render_html(r, figures=[])
+        pages["md"] = render_markdown(r, figures=[])
+
+    bounded("1e6-character fields", render)
+    for page in pages.values():
+        longest = max(len(m) for m in re.findall(r"(?:&lt;)+", page)) // 4
+        assert longest == MAX_TEXT - 1 - (MAX_TEXT - 1) // 3 - 2, longest  # "t " + the head
+        assert len(page) < 200 * MAX_TEXT * 4
+    assert f"<title>t {'&lt;' * (MAX_TEXT - 3 - (MAX_TEXT - 1) // 3)}…" in pages["html"]

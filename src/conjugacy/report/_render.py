@@ -15,6 +15,7 @@ from .._atomic import atomic_open
 from .._text import cut, markdown
 from ._content import (
     MAX_NAME,
+    MAX_TEXT,
     ReportError,
     comparison_rows,
     complex_values,
@@ -118,8 +119,14 @@ def _timing(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 # ----- HTML ---------------------------------------------------------------------------------------
+def _html_text(text: Any) -> str:
+    """Text for HTML, the one way every string of ``report.html`` is made: ``str(text)`` cut to
+    :data:`MAX_TEXT` characters (:func:`conjugacy._text.cut`), then HTML-escaped."""
+    return html.escape(cut(text, MAX_TEXT))
+
+
 def _table(rows: Sequence[Sequence[str]], header: bool = True) -> str:
-    e = html.escape
+    e = _html_text
     out = ["<table>"]
     for i, row in enumerate(rows):
         tag = "th" if header and i == 0 else "td"
@@ -166,7 +173,7 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     """
     results = _check(results)
     figs = report_figures(drawn(results)) if figures is None else list(figures)
-    e = html.escape
+    e = _html_text
     title, sub = _title(results)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -226,7 +233,8 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     prov = results.get("provenance")
     if prov:
         parts.append("<details><summary>Provenance</summary><pre>"
-                     + e(json.dumps(prov, indent=1, default=str)[:20000]) + "</pre></details>")
+                     + html.escape(json.dumps(prov, indent=1, default=str)[:20000])
+                     + "</pre></details>")
     parts.append(f"<script>{CHECK_SCRIPT}</script>")
     parts.extend(["</body>", "</html>"])
     return "\n".join(parts) + "\n"
@@ -238,8 +246,8 @@ def _md_text(text: Any) -> str:
     (:func:`conjugacy._text.markdown`): on one line, control characters shown as escapes
     (``cat report.md`` must not drive the terminal), Markdown syntax escaped (a label
     ``[x](http://evil)``, ``<script>`` or ``*x*`` is shown as written, never a link, raw HTML or
-    emphasis; ``|`` cannot end a table cell)."""
-    return markdown(text)
+    emphasis; ``|`` cannot end a table cell), cut to :data:`MAX_TEXT` characters first."""
+    return markdown(cut(text, MAX_TEXT))
 
 
 def _md_table(rows: Sequence[Sequence[str]]) -> str:

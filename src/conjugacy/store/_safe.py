@@ -174,20 +174,27 @@ def zstd_content_size(head: bytes) -> int | None:
     return value + 256 if size == 2 else value
 
 
-def _frame_problem(path: Path, chunk_bytes: int) -> str | None:
-    """Why the zstd frame in chunk file ``path`` does not declare exactly ``chunk_bytes``
-    decoded bytes (18 bytes read, never decoded), or None."""
+def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
+    """Why the zstd frame in chunk file ``path`` (at most ``max_bytes``) does not declare
+    exactly ``chunk_bytes`` decoded bytes, or None. Reads 18 bytes, never decodes; only when the
+    header is wrong is the whole file read, to name an altered file (its CRC-32C, the writer's
+    last 4 bytes, does not match) as such."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
     except OSError as exc:
         return f"chunk file cannot be opened ({exc.strerror or exc})"
     try:
         head = os.read(fd, 18)
+        size = zstd_content_size(head)
+        if size == chunk_bytes:
+            return None
+        import google_crc32c  # zarr's CRC-32C codec's own dependency
+
+        data = head + os.read(fd, max_bytes)
     finally:
         os.close(fd)
-    size = zstd_content_size(head)
-    if size == chunk_bytes:
-        return None
+    if len(data) < 4 or google_crc32c.value(data[:-4]) != int.from_bytes(data[-4:], "little"):
+        return "checksum mismatch (CRC-32C): the chunk file was altered"
     what = ("is not a zstd frame with its decoded size in the header" if size is None
             else f"declares {size} decoded bytes")
     return (f"chunk file {what}, not the {chunk_bytes} bytes of a chunk of this array (the "
@@ -219,4 +226,4 @@ def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
                 f"{ratio:g}x (recorded weights compress ~1.1x; a compression bomb?); refused, not "
                 f"read; if the data are this compressible (frozen or constant parameters), read "
                 f"with the environment variable {COMPRESSION_ENV}=0")
-    return None if chunk_bytes is None else _frame_problem(path, chunk_bytes)
+    return None if chunk_bytes is None else _frame_problem(path, chunk_bytes, max_bytes)
