@@ -605,3 +605,43 @@ def test_a_label_with_a_lone_surrogate_is_refused_up_front(tmp_path) -> None:
     assert got.exit_code == 0, _out(got)
     assert json.loads((out / "results.json").read_text(encoding="utf-8"))["seeds"] == {
         "adam": [0, 1, 2], "sgd": [0, 1, 2]}
+
+
+def test_an_over_long_condition_or_seed_label_is_refused_at_analyze(tmp_path) -> None:
+    """Review 3, item 3: a 7 MB condition label (within the store's metadata bound) made analyze
+    print 7.1 MB and write a 245 MB results.json its own report refused. A label over
+    MAX_GROUP_LABEL characters is refused up front in one line naming the run, the key, the
+    length and the limit; nothing is written. At the limit it is analysed."""
+    from conjugacy.analysis.own_runs import MAX_GROUP_LABEL
+
+    rng = np.random.default_rng(8)
+    long = "a" * (MAX_GROUP_LABEL + 1)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("adam", long):
+            for seed in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(12), {"w": rng.standard_normal((12, 4)).cumsum(0)})
+                st.set_finished(name)
+    out = tmp_path / "o"
+    args = ["analyze", str(tmp_path / "s.zarr"), "--out", str(out), "--delays", "0", "--rank", "2",
+            "--no-report"]
+    got = runner.invoke(app, args)
+    lines = [ln for ln in _out(got).replace("\n ", " ").splitlines() if ln.strip()]
+    assert got.exit_code == 2 and not out.exists(), _out(got)
+    assert (f"run r03: metadata condition is {MAX_GROUP_LABEL + 1} characters as a label, over "
+            f"the limit of {MAX_GROUP_LABEL}") in " ".join(lines), _out(got)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "a") as st:
+        for r in ("r03", "r04", "r05"):
+            st.update_metadata(r, {"condition": long[:-1]})
+        st.update_metadata("r00", {"seed": "s" * (MAX_GROUP_LABEL + 1)})
+    got = runner.invoke(app, args)
+    assert got.exit_code == 2 and "run r00: metadata seed is 1001 characters" in _out(
+        got).replace("\n", " ").replace("  ", " "), _out(got)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "a") as st:
+        st.update_metadata("r00", {"seed": 0})
+    got = runner.invoke(app, args)
+    assert got.exit_code == 0, _out(got)
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert sorted(doc["seeds"]) == sorted(["adam", long[:-1]])

@@ -283,6 +283,25 @@ def _valid_text(run: str, meta: Mapping[str, Any]) -> None:
                 "the report: record it as valid text") from None
 
 
+#: Longest condition or seed label (a ``group_by`` or ``seed_key`` value as text) ``analyze``
+#: accepts: the report's table shows labels up to this whole (``--group-by optimizer`` JSON is
+#: ~300 characters). A label is written many times to results.json: a 7 MB one (within the
+#: store's 16 MiB metadata bound) made a 245 MB results.json the report then refused.
+MAX_GROUP_LABEL = 1000
+
+
+def _checked_label(run: str, key: str, value: Any) -> str:
+    """``_label(value)``, refused in one line (naming the run, the key, the length and the
+    limit) when longer than :data:`MAX_GROUP_LABEL` characters."""
+    label = _label(value)
+    if len(label) > MAX_GROUP_LABEL:
+        raise ValueError(
+            f"run {shown(run, markup=False)}: metadata {shown(key, markup=False)} is "
+            f"{len(label)} characters as a label, over the limit of {MAX_GROUP_LABEL}; group by a "
+            "shorter key (dotted keys reach into nested metadata) or record a shorter value")
+    return label
+
+
 def _sort_key(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, int | float) and not isinstance(
         value, bool) else (1, 0.0, _label(value))
@@ -332,7 +351,8 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
             raise ValueError(
                 f"run {r!r} has no metadata {seed_key!r} (seed_key); it has {sorted(metas[r])}")
         _valid_text(r, metas[r])
-        cond = _label(conds(_lookup(metas[r], group_by)))
+        _checked_label(r, seed_key, s)
+        cond = _checked_label(r, group_by, conds(_lookup(metas[r], group_by)))
         groups.setdefault(cond, {}).setdefault(seeds(s), []).append(r)
     notes.extend(conds.notes() + seeds.notes())
     seed_lists = {c: sorted(groups[c], key=_sort_key) for c in sorted(groups, key=_sort_key)}
