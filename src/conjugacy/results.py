@@ -101,14 +101,14 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
     >>> d["rank"], d["eigenvalues"]
     (2, [[0.9, 0.0], [0.5, 0.0]])
     """
-    from .spectrum import _BRANCH_FIELDS, Spectrum
+    from .spectrum import BRANCH_FIELDS, Spectrum
 
     if not isinstance(spectrum, Spectrum):
         raise TypeError(
             f"spectrum must be a conjugacy.Spectrum, got {type(spectrum).__name__}; "
             "use complex_to_pairs for plain arrays of eigenvalues"
         )
-    branch = {name: to_jsonable(getattr(spectrum, name)) for name in _BRANCH_FIELDS
+    branch = {name: to_jsonable(getattr(spectrum, name)) for name in BRANCH_FIELDS
               if getattr(spectrum, name) is not None}
     return {
         "eigenvalues": complex_to_pairs(spectrum.eigenvalues),

@@ -164,7 +164,7 @@ def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> 
 
 
 #: the optional per-eigenpair arrays of the two-branch residuals (conjugacy.residuals)
-_BRANCH_FIELDS = ("projection_residuals", "variance_residuals", "noise_fractions")
+BRANCH_FIELDS = ("projection_residuals", "variance_residuals", "noise_fractions")
 
 
 def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
@@ -279,7 +279,7 @@ class Spectrum:
             raise ValueError("residuals must have one entry per eigenvalue")
         if self.data_residuals is not None and self.data_residuals.shape != (n,):
             raise ValueError("data_residuals must have one entry per eigenvalue")
-        for name in _BRANCH_FIELDS:
+        for name in BRANCH_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(np.asarray(value, float)))
@@ -424,7 +424,7 @@ class Spectrum:
             settings=settings,
             data_residuals=res[keep],
             **{name: None if getattr(self, name) is None else getattr(self, name)[keep]
-               for name in _BRANCH_FIELDS},
+               for name in BRANCH_FIELDS},
         )
 
     def __len__(self) -> int:
