@@ -3,8 +3,9 @@
 The five reproductions (``conjugacy reproduce ...``) decide their claims at the paper's settings
 (e.g. 8 delays, rank 10). ``conjugacy analyze`` and :func:`conjugacy.analysis.analyse_study`
 now default to delays chosen from the data (:func:`conjugacy.analysis.own_runs.default_settings`:
-:func:`~conjugacy.analysis.own_runs.pilot_delays` on the first seed of each condition) and
-``rank="svht"``, with the neighbour check (:mod:`conjugacy.analysis.neighbours`). This script
+:func:`~conjugacy.analysis.own_runs.pilot_delays` on the first seed of each condition) and one
+rank for every spectrum (the pilots' SVHT rank capped at ``own_runs.RANK_CAP``), with the neighbour
+check (:mod:`conjugacy.analysis.neighbours`). This script
 refits an existing reproduction's output folder with those defaults, WITHOUT retraining and
 without writing into the folder, and prints, pair by pair and claim by claim, the paper settings
 (the folder's ``results.json``) next to the new defaults.
@@ -17,15 +18,21 @@ How each experiment is refitted (the same pipeline functions the experiment call
   :func:`conjugacy.analysis.run_pipeline` with the default settings and ``neighbours=True``; the
   claims are those of the experiment's own ``claims`` function (claims that need sections the
   rerun does not recompute, e.g. windows or test losses, are reported as not rerun).
+  Grokking's groups fit the experiment's windows (the first ``steps + 1`` records, ``s6_steps +
+  1`` for ``constrained_s6``) and its named pairs (``fig5``, ``s6``); the defaults fit the raw
+  recorded weights (no PCA: the experiment's ``pca`` is a paper setting, like its rank).
 * ``optimizers`` (no store): the iterates of ``FOLDER/trajectories.npz``, grouped as the
   experiment groups them (:func:`conjugacy.experiments.optimizers.initial_condition_groups`),
-  fitted with the default settings and compared with :func:`conjugacy.analysis.summarize`, the
+  fitted with the default settings (:func:`~conjugacy.analysis.own_runs.pilot_delays`, then
+  :func:`~conjugacy.analysis.own_runs.pilot_rank`'s capped SVHT rank, one for every group) and
+  compared with :func:`conjugacy.analysis.summarize`, the
   neighbour check as its comparison hook.
 
 Usage (from the repository root; ``nice -n 10`` and ``OMP_NUM_THREADS=1`` on a shared machine)::
 
     .venv/bin/python benchmarks/rerun_new_defaults.py fcn /tmp/h24_fcn --json /tmp/fcn_new.json
     .venv/bin/python benchmarks/rerun_new_defaults.py optimizers /tmp/h24_opt
+    .venv/bin/python benchmarks/rerun_new_defaults.py fcn /tmp/h24_fcn --seeds 6  # 6 per width
 
 Output: a Markdown table per pair (W1 mean of the spectra the verdict uses, p, verdict; delays
 and SVHT ranks chosen; neighbour agreement) and per claim (paper settings vs new defaults), and
@@ -48,33 +55,60 @@ import numpy as np
 
 from conjugacy.analysis import SpectrumGroup, chosen, run_pipeline, summarize
 from conjugacy.analysis.neighbours import neighbour_check
-from conjugacy.analysis.own_runs import default_settings, pilot_delays
+from conjugacy.analysis.own_runs import default_settings, pilot_delays, pilot_rank
 
 EXPERIMENTS = ("optimizers", "fcn", "cnn", "grokking", "spectral-dynamics")
 STORE_BACKED = ("fcn", "cnn", "grokking")
 
 
 def _stats(paper: Mapping[str, Any]) -> dict[str, Any]:
-    """The experiment's comparison options, as recorded in its results.json."""
+    """The experiment's comparison options and its pairs, as recorded in its results.json."""
     st = dict(paper.get("statistics") or {})
-    return {k: st[k] for k in ("seed", "n_permutations", "n_shuffles", "alpha") if k in st}
+    out = {k: st[k] for k in ("seed", "n_permutations", "n_shuffles", "alpha") if k in st}
+    return {**out, "pairs": {k: tuple(v) for k, v in paper["comparison"]["pairs"].items()}}
 
 
-def _store_groups(paper: Mapping[str, Any]) -> list[SpectrumGroup]:
-    """One group per (condition, seed) of the compared (window-free) runs of results.json."""
+def _steps(name: str, paper: Mapping[str, Any], condition: str) -> tuple[int, int] | None:
+    """The records a group's spectrum uses: grokking fits the first ``steps + 1`` records
+    (``s6_steps + 1`` for ``constrained_s6``, as ``grokking.spectrum_groups``); others all."""
+    if name != "grokking":
+        return None
+    cfg = paper["config"]
+    return (0, int(cfg["s6_steps" if condition == "constrained_s6" else "steps"]) + 1)
+
+
+def _store_groups(name: str, paper: Mapping[str, Any], seeds: int | None = None
+                  ) -> list[SpectrumGroup]:
+    """One group per (condition, seed) of the compared (window-free) runs of results.json,
+    the first ``seeds`` seeds of each condition (in results.json's order) when given."""
     runs: dict[tuple[str, Any], list[str]] = {}
     for row in paper["runs"]:
         if row.get("window") is None:
             runs.setdefault((row["condition"], row["seed"]), []).append(row["run"])
-    return [SpectrumGroup(c, s, tuple(r)) for (c, s), r in runs.items()]
+    kept: dict[str, int] = {}
+    groups = []
+    for (c, s), r in runs.items():
+        kept[c] = kept.get(c, 0) + 1
+        if seeds is None or kept[c] <= seeds:
+            groups.append(SpectrumGroup(c, s, tuple(r), steps=_steps(name, paper, c)))
+    return groups
 
 
-def rerun_store(name: str, folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Refit a store-backed reproduction with the default settings; (content, cpu seconds)."""
+def rerun_store(name: str, folder: Path, paper: Mapping[str, Any], seeds: int | None = None
+                ) -> tuple[dict, dict]:
+    """Refit a store-backed reproduction with the default settings (the first ``seeds`` seeds
+    of each condition when given); (content, cpu seconds)."""
     from conjugacy.study import StudyReader
 
     module = importlib.import_module(f"conjugacy.experiments.{name.replace('-', '_')}")
-    groups = _store_groups(paper)
+    groups = _store_groups(name, paper, seeds)
+    sections, claims = None, getattr(module, "claims", None)
+    if name == "grokking":  # fig. 5D's claims read the unit-circle section of the spectra
+        cfg = paper["config"]
+        claims = module.paper_claims
+        sections = lambda spectra: {"unit_circle": module.unit_circle_section(  # noqa: E731
+            spectra, cfg["unit_circle_tol"],  # older folders predate the angle: its default
+            cfg.get("unit_circle_angle", module.GrokkingConfig.unit_circle_angle))}
     params = paper["observables"]
     cpu: dict[str, float] = {}
     with StudyReader.open(folder) as reader:
@@ -85,7 +119,7 @@ def rerun_store(name: str, folder: Path, paper: Mapping[str, Any]) -> tuple[dict
             reader, groups, {**settings, "modes": False}, params=params, neighbours=True,
             experiment=name, title=paper.get("title"), question=paper.get("question"),
             conditions=paper.get("conditions"), stats=_stats(paper),
-            settings={**settings, "method": "rrr"}, claims=getattr(module, "claims", None),
+            settings={**settings, "method": "rrr"}, claims=claims, sections=sections,
             fields={"settings_reasoning": reasoning})
         cpu["spectra_comparison_neighbours"] = time.process_time() - t0 - cpu["settings"]
     return res.content, cpu
@@ -101,9 +135,13 @@ def rerun_optimizers(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict
     t0 = time.process_time()
     with np.load(folder / "trajectories.npz", allow_pickle=False) as npz:
         traj = {m: np.asarray(npz[m], float) for m in methods}
-    delays, why = pilot_delays(traj)
-    settings = {"delays": delays, "rank": "svht", "method": cfg["method"]}
     idx = opt.initial_condition_groups(cfg["n_groups"])
+    delays, why = pilot_delays(traj)
+    # the rank every group's data allow, as own_runs.choose_settings bounds it
+    most = min(traj[methods[0]].shape[2] * (delays + 1),
+               min(map(len, idx)) * (min(t.shape[1] for t in traj.values()) - delays - 1))
+    rank, rule, _ = pilot_rank(traj, delays, max_rank=most)
+    settings = {"delays": delays, "rank": rank, "method": cfg["method"]}
     groups = [SpectrumGroup(m, f"group {k}", tuple(map(str, g))) for m in methods
               for k, g in enumerate(idx)]
     read = {g.key: traj[g.condition][[int(r) for r in g.runs]] for g in groups}
@@ -123,7 +161,7 @@ def rerun_optimizers(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict
                     seeds={m: [f"group {k}" for k in range(len(idx))] for m in methods},
                     observables="iterates", settings=settings, stats=stats, pooled=pooled,
                     comparison_hook=hook, claims=opt.claims,
-                    fields={"settings_reasoning": {"delays": why, "rank": "svht"}})
+                    fields={"settings_reasoning": {"delays": why, "rank": rule["reason"]}})
     return res.content, {"total": time.process_time() - t0}
 
 
@@ -155,19 +193,25 @@ def _pair_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 def _claim_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Markdown rows: claim | paper holds | new holds | new evidence."""
     rows = ["| claim | paper settings | new defaults | new evidence |", "|---|---|---|---|"]
-    fresh = {c["claim"]: c for c in new.get("claims", [])}
-    for c in paper.get("claims", []):
-        n = fresh.get(c["claim"])
+    listed, old = list(new.get("claims", [])), list(paper.get("claims", []))
+    fresh = {c["claim"]: c for c in listed}
+    for i, c in enumerate(old):
+        n, note = fresh.get(c["claim"]), ""
+        if n is None and len(listed) == len(old):  # reworded since the folder was made
+            n, note = listed[i], f" (now worded: {listed[i]['claim']})"
         rows.append(f"| {c['claim']} | {c['holds']} | "
                     + ("not rerun (needs sections the rerun does not recompute) | |" if n is None
-                       else f"{n['holds']} | {n['evidence']} |"))
+                       else f"{n['holds']} | {n['evidence']}{note} |"))
     return rows
 
 
-def report(paper: Mapping[str, Any], new: Mapping[str, Any], cpu: Mapping[str, float]) -> str:
+def report(paper: Mapping[str, Any], new: Mapping[str, Any], cpu: Mapping[str, float],
+           seeds: int | None = None) -> str:
     """The Markdown tables and the settings of one rerun."""
     s = new["settings"]
-    lines = [f"## {new['experiment']}", "",
+    used = ("all seeds" if seeds is None else f"new defaults on the first {seeds} seeds of each "
+            "condition; paper settings on all the folder's seeds")
+    lines = [f"## {new['experiment']} ({used})", "",
              f"paper settings: delays {paper['settings'].get('delays')}, rank "
              f"{paper['settings'].get('rank')}; new defaults: delays {s['delays']}, rank "
              f"{s['rank']}; CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), "",
@@ -181,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("experiment", choices=EXPERIMENTS)
     ap.add_argument("folder", type=Path, help="the reproduction's output folder (read only)")
     ap.add_argument("--json", type=Path, help="write the rerun's content and CPU times here")
+    ap.add_argument("--seeds", type=int, metavar="N",
+                    help="store-backed only: refit the first N seeds of each condition (the "
+                         "paper column stays the folder's results.json, on all its seeds)")
     a = ap.parse_args(argv)
+    if a.seeds is not None and (a.seeds < 2 or a.experiment not in STORE_BACKED):
+        print(f"error: --seeds: give N >= 2 with one of {', '.join(STORE_BACKED)} (got "
+              f"{a.seeds} with {a.experiment})", file=sys.stderr)
+        return 2
     paper_file = a.folder / "results.json"
     if not paper_file.is_file():
         print(f"error: folder: {paper_file} does not exist; give the output folder of "
@@ -191,16 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.experiment == "optimizers":
         new, cpu = rerun_optimizers(a.folder, paper)
     elif a.experiment in STORE_BACKED:
-        new, cpu = rerun_store(a.experiment, a.folder, paper)
+        new, cpu = rerun_store(a.experiment, a.folder, paper, a.seeds)
     else:
         print(f"error: experiment: {a.experiment} keeps no comparison of conditions to rerun; "
               f"choose one of {', '.join(STORE_BACKED + ('optimizers',))}", file=sys.stderr)
         return 2
-    print(report(paper, new, cpu))
     if a.json is not None:
         from conjugacy.results import to_jsonable
 
-        a.json.write_text(json.dumps(to_jsonable({"content": new, "cpu_seconds": cpu}), indent=1))
+        a.json.write_text(json.dumps(to_jsonable({"content": new, "cpu_seconds": cpu,
+                                                  "seeds": a.seeds}), indent=1))
+    print(report(paper, new, cpu, a.seeds))
     return 0
 
 
