@@ -157,3 +157,15 @@ def test_neighbour_check_reuses_the_base_fits_reads_within_the_budget(float32_st
     assert len([k for k in calls if k.get("branch") is None]) == reads
     nb = res.to_dict()["comparison"]["neighbourhood"]
     assert nb["n_fits"] == 4 * 6 and nb["pairs"]["a-b"]["of"] == 5
+
+
+def test_bootstrap_skips_a_pair_whose_filter_kept_nothing():
+    # the verdicts' comparison has no distance for a-c (a filter kept no eigenpair of c): the
+    # bootstrap leaves it alone instead of failing with a KeyError (it never reads the store)
+    from conjugacy.analysis.pipeline import _bootstrap
+
+    comparison = {"verdict_uses": "filtered", "conditions": ["a", "c"],
+                  "pairs": {"a-c": ["a", "c"]}, "time": "discrete",
+                  "filtered": {"distances": {}, "kept_nothing": {"a-c": ["c seed 0"]}}}
+    _bootstrap(comparison, reader=None, groups=[], params=None, settings={}, n_boot=10, seed=0)
+    assert comparison["filtered"]["distances"] == {}

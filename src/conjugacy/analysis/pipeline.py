@@ -231,7 +231,9 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
     seeds = {c: [g for g in groups if g.condition == c and g.window is None]
              for c in comparison["conditions"]}
     for i, (name, (a, b)) in enumerate(comparison["pairs"].items()):
-        entry = comparison[uses]["distances"][name]
+        entry = comparison[uses]["distances"].get(name)
+        if entry is None:  # a filter kept no eigenpair of a spectrum: no distance, undecided
+            continue
         if any(len(g.runs) < 2 for c in (a, b) for g in seeds[c]):
             entry["bootstrap_note"] = "no bootstrap: it needs at least 2 replicas per seed"
             continue
