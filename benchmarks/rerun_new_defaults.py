@@ -125,6 +125,52 @@ def rerun_store(name: str, folder: Path, paper: Mapping[str, Any], seeds: int | 
     return res.content, cpu
 
 
+def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Refit the CNN reproduction's windows (``FOLDER/lenet``, ``FOLDER/resnet20`` stores) with
+    the default settings: delays and one rank from each architecture's first seed in the first
+    window (:func:`pilot_delays`, :func:`pilot_rank`), then the experiment's own windowed fits,
+    window distances, architecture comparison and claims. No neighbour check: the experiment
+    compares windows with ``compare_windows``, not through the pipeline."""
+    from dataclasses import replace
+
+    from conjugacy.experiments import cnn
+    from conjugacy.study import StudyReader
+    from conjugacy.torch.models import OBSERVED_LAYERS
+
+    cfg = cnn.CNNConfig(**paper["config"])
+    cpu: dict[str, float] = {}
+    t0 = time.process_time()
+    readers = {a: StudyReader.open(folder / a) for a in cfg.archs}
+    try:
+        studies = {a: cnn.make_study(cfg, a) for a in cfg.archs}
+        pilots = {a: readers[a].read(params=OBSERVED_LAYERS[cfg.model_name(a)],
+                                     runs=list(studies[a].jobs()[0].run_names),
+                                     steps=slice(0, cfg.window), dtype=np.float64)
+                  for a in cfg.archs}
+        delays, why = pilot_delays(pilots, max_delays=cfg.window - 3)
+        most = min(min(t.shape[0] for t in pilots.values()) * (cfg.window - delays - 1),
+                   min(t.shape[2] for t in pilots.values()) * (delays + 1))
+        rank, rule, _ = pilot_rank(pilots, delays, max_rank=most)
+        new = replace(cfg, delays=delays, rank=rank)
+        cpu["settings"] = time.process_time() - t0
+        spectra, windows = {}, {}
+        for a in cfg.archs:
+            spectra[a] = cnn._fit_arch(new, a, readers[a], studies[a])["spectra"]
+            names = [r for j in studies[a].jobs() for r in j.run_names]
+            windows[a] = cnn.window_section(new, a, spectra[a], readers[a], names)
+    finally:
+        for r in readers.values():
+            r.close()
+    sections = {} if len(cfg.archs) < 2 else {
+        "architecture_comparison": cnn.compare_archs(new, spectra, windows["lenet"]["labels"])}
+    content = {"experiment": "cnn", "settings": {"delays": delays, "rank": rank},
+               "settings_reasoning": {"delays": why, "rank": rule["reason"]},
+               "windows": windows, "sections": sections}
+    content["claims"] = [c.to_dict() for c in cnn.claims(content)]
+    cpu["windowed_spectra_comparison"] = time.process_time() - t0 - cpu["settings"]
+    return content, cpu
+
+
 def rerun_optimizers(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
     """Refit the optimizer reproduction's iterates (trajectories.npz) with the defaults."""
     from conjugacy import koopman_spectrum
@@ -190,6 +236,26 @@ def _pair_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+def _window_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """CNN's Markdown rows: per architecture its windows' mean W1 to the others, and per
+    window LeNet vs ResNet-20 (mean W1, p, verdict), paper settings and new defaults."""
+    rows = ["| what | paper settings | new defaults |", "|---|---|---|"]
+    for arch, w in new["windows"].items():
+        old = paper["windows"][arch]["mean_distance_to_other_windows"]
+        fmt = ", ".join
+        rows.append(f"| {arch}: mean W1 to the other windows ({fmt(w['labels'])}) | "
+                    f"{fmt(f'{v:.3g}' for v in old)} | "
+                    f"{fmt(f'{v:.3g}' for v in w['mean_distance_to_other_windows'])} |")
+    cmp_new = new["sections"].get("architecture_comparison", {}).get("per_window", [])
+    cmp_old = paper["sections"].get("architecture_comparison", {}).get("per_window", [])
+    for o, n in zip(cmp_old, cmp_new, strict=False):
+        u, v = o["verdict_uses"], n["verdict_uses"]
+        rows.append(f"| lenet-resnet20, window {n['window']}: W1, p, verdict | "
+                    f"{o[u]['distance_mean']:.4g}, {o['pvalue']:.3g}, {o['verdict']} | "
+                    f"{n[v]['distance_mean']:.4g}, {n['pvalue']:.3g}, {n['verdict']} |")
+    return rows
+
+
 def _claim_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Markdown rows: claim | paper holds | new holds | new evidence."""
     rows = ["| claim | paper settings | new defaults | new evidence |", "|---|---|---|---|"]
@@ -216,7 +282,8 @@ def report(paper: Mapping[str, Any], new: Mapping[str, Any], cpu: Mapping[str, f
              f"{paper['settings'].get('rank')}; new defaults: delays {s['delays']}, rank "
              f"{s['rank']}; CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), "",
              f"delays: {new.get('settings_reasoning', {}).get('delays')}", "",
-             *_pair_rows(paper, new), "", *_claim_rows(paper, new), ""]
+             *(_window_rows(paper, new) if "windows" in new else _pair_rows(paper, new)), "",
+             *_claim_rows(paper, new), ""]
     return "\n".join(lines)
 
 
@@ -241,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     paper = json.loads(paper_file.read_text())
     if a.experiment == "optimizers":
         new, cpu = rerun_optimizers(a.folder, paper)
+    elif a.experiment == "cnn":
+        new, cpu = rerun_cnn(a.folder, paper)
     elif a.experiment in STORE_BACKED:
         new, cpu = rerun_store(a.experiment, a.folder, paper, a.seeds)
     else:
