@@ -365,37 +365,7 @@ class Spectrum:
         if n is not None:
             n = check_int(n, "n", minimum=1)
         res = self.data_residuals
-        group_res = _pair_residuals(self.eigenvalues, res)
-        if max_residual is None and n is None and self.projection_residuals is not None:
-            from .residuals import BRANCH_FILTER, branch_keep
-
-            rule = dict(BRANCH_FILTER)
-            keep = branch_keep(
-                self.eigenvalues, self.projection_residuals, self.noise_fractions,
-                _pair_partner(self.eigenvalues),
-            )
-        elif max_residual is None and n is None:
-            rule = dict(DEFAULT_FILTER)
-            floor = float(np.min(group_res)) if group_res.size else 0.0
-            threshold = max(rule["max_residual"], rule["relative"] * floor)
-            keep = group_res <= threshold
-            rule["threshold"] = threshold
-        else:
-            rule = {"rule": "explicit", "max_residual": max_residual, "n": n}
-            keep = np.ones(res.size, bool)
-            if max_residual is not None:
-                keep &= group_res <= max_residual
-            if n is not None:
-                rank_res, rule["ranked_by"] = group_res, "data residual"
-                if self.projection_residuals is not None:  # what the default rule ranks by
-                    rank_res = _pair_residuals(self.eigenvalues, self.projection_residuals)
-                    rule["ranked_by"] = "projection residual"
-                keep &= _smallest_groups(self.eigenvalues, rank_res, n)
-                if not keep.any() and max_residual is None and res.size:
-                    # n = 1 and the best eigenpair is a conjugate pair: keep the pair rather than
-                    # return nothing (a pair is never split)
-                    keep = _smallest_groups(self.eigenvalues, rank_res, 2)
-                    rule["kept_pair_for_n"] = True
+        keep, rule = _filter_keep(self, max_residual, n)
         rule.update(
             fit_rank=int(self.settings.get("filter", {}).get("fit_rank", self.rank)),
             n_before=int(res.size),
@@ -589,31 +559,7 @@ class Spectrum:
         >>> spec.modes is None, spec.with_modes(walks).modes.shape  # 6 x 3 observables
         (True, (18, 5))
         """
-        if self.modes is not None:
-            return self
-        from dataclasses import replace
-
-        from scipy.optimize import linear_sum_assignment
-
-        s = self.settings
-        path = str(s.get("path", "auto")).replace(" (streamed)", "")
-        refit = koopman_spectrum(
-            trajectories, delays=s["delays"], rank=s.get("rank_requested"), tol=s.get("tol"),
-            method=self.method, pca=s.get("pca"), pca_center=bool(s.get("pca_center", True)),
-            scale=bool(s.get("scale", False)), modes=True, path=path if path in PATHS else "auto",
-        )
-        if self.rank == 0:
-            return replace(self, modes=refit.modes[:, :0])
-        cost = np.abs(self.eigenvalues[:, None] - refit.eigenvalues[None, :])
-        rows, cols = linear_sum_assignment(cost)
-        worst = float(cost[rows, cols].max()) if refit.rank >= self.rank else float("inf")
-        if worst > 1e-8 * max(1.0, float(np.abs(self.eigenvalues).max())):
-            raise ValueError(
-                f"trajectories: not the data this spectrum was fitted on (the refit's "
-                f"eigenvalues differ by {worst:.2e}); pass the same trajectories (a window's "
-                "slice for a windowed spectrum)"
-            )
-        return replace(self, modes=refit.modes[:, cols[np.argsort(rows)]])
+        return _with_modes(self, trajectories)
 
     # ----- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -697,6 +643,73 @@ class Spectrum:
         return load_spectrum(cls, path, FORMAT_NAME, FORMAT_VERSION)
 
 # ----- the front door -----------------------------------------------------------------------------
+def _filter_keep(spec: Spectrum, max_residual: float | None, n: int | None
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Which eigenpairs :meth:`Spectrum.filtered` keeps (a boolean mask) and its rule."""
+    res = spec.data_residuals
+    group_res = _pair_residuals(spec.eigenvalues, res)
+    if max_residual is None and n is None and spec.projection_residuals is not None:
+        from .residuals import BRANCH_FILTER, branch_keep
+
+        rule = dict(BRANCH_FILTER)
+        keep = branch_keep(
+            spec.eigenvalues, spec.projection_residuals, spec.noise_fractions,
+            _pair_partner(spec.eigenvalues),
+        )
+    elif max_residual is None and n is None:
+        rule = dict(DEFAULT_FILTER)
+        floor = float(np.min(group_res)) if group_res.size else 0.0
+        threshold = max(rule["max_residual"], rule["relative"] * floor)
+        keep = group_res <= threshold
+        rule["threshold"] = threshold
+    else:
+        rule = {"rule": "explicit", "max_residual": max_residual, "n": n}
+        keep = np.ones(res.size, bool)
+        if max_residual is not None:
+            keep &= group_res <= max_residual
+        if n is not None:
+            rank_res, rule["ranked_by"] = group_res, "data residual"
+            if spec.projection_residuals is not None:  # what the default rule ranks by
+                rank_res = _pair_residuals(spec.eigenvalues, spec.projection_residuals)
+                rule["ranked_by"] = "projection residual"
+            keep &= _smallest_groups(spec.eigenvalues, rank_res, n)
+            if not keep.any() and max_residual is None and res.size:
+                # n = 1 and the best eigenpair is a conjugate pair: keep the pair rather than
+                # return nothing (a pair is never split)
+                keep = _smallest_groups(spec.eigenvalues, rank_res, 2)
+                rule["kept_pair_for_n"] = True
+    return keep, rule
+
+
+def _with_modes(spec: Spectrum, trajectories: TrajectoriesLike) -> Spectrum:
+    """The body of :meth:`Spectrum.with_modes`."""
+    if spec.modes is not None:
+        return spec
+    from dataclasses import replace
+
+    from scipy.optimize import linear_sum_assignment
+
+    s = spec.settings
+    path = str(s.get("path", "auto")).replace(" (streamed)", "")
+    refit = koopman_spectrum(
+        trajectories, delays=s["delays"], rank=s.get("rank_requested"), tol=s.get("tol"),
+        method=spec.method, pca=s.get("pca"), pca_center=bool(s.get("pca_center", True)),
+        scale=bool(s.get("scale", False)), modes=True, path=path if path in PATHS else "auto",
+    )
+    if spec.rank == 0:
+        return replace(spec, modes=refit.modes[:, :0])
+    cost = np.abs(spec.eigenvalues[:, None] - refit.eigenvalues[None, :])
+    rows, cols = linear_sum_assignment(cost)
+    worst = float(cost[rows, cols].max()) if refit.rank >= spec.rank else float("inf")
+    if worst > 1e-8 * max(1.0, float(np.abs(spec.eigenvalues).max())):
+        raise ValueError(
+            f"trajectories: not the data this spectrum was fitted on (the refit's "
+            f"eigenvalues differ by {worst:.2e}); pass the same trajectories (a window's "
+            "slice for a windowed spectrum)"
+        )
+    return replace(spec, modes=refit.modes[:, cols[np.argsort(rows)]])
+
+
 class RankWarning(UserWarning):
     """The requested rank exceeds the numerical rank of the data.
 
