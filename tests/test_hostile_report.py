@@ -190,3 +190,27 @@ def test_every_shown_string_is_cut_to_max_text(base) -> None:
         assert longest == MAX_TEXT - 1 - (MAX_TEXT - 1) // 3 - 2, longest  # "t " + the head
         assert len(page) < 200 * MAX_TEXT * 4
     assert f"<title>t {'&lt;' * (MAX_TEXT - 3 - (MAX_TEXT - 1) // 3)}…" in pages["html"]
+
+
+BLOCKS = ["# HACKED", "1. numbered", "---", "+ plus", "= eq", "2) paren", "> quote", "- - -",
+          "===", "  indented", "#tag #", "-0.5", "12.5 x"]
+
+
+def test_block_syntax_at_the_start_of_a_field_is_shown_as_text(base) -> None:
+    """Review 3, item 6: warnings "# HACKED", "1. numbered", "---" rendered as <h1>, a list and a
+    rule in report.md. Each field starting with block syntax renders as its characters: the same
+    tags as plain text, and each warning's list item holds exactly its text."""
+    other = [chr(65 + i) * len(b) for i, b in enumerate(BLOCKS)]  # distinct: warnings dedupe
+    plain = render_markdown({**base, "warnings": other,
+                             "title": "P t",
+                             "question": "P. q"}, figures=[])
+    md = render_markdown({**base, "warnings": BLOCKS, "title": "# t", "question": "1. q"},
+                         figures=[])
+    assert _html_tags(md) == _html_tags(plain)
+    page = markdown_it.MarkdownIt("commonmark").render(md)
+    items = re.findall(r"<li>(.*?)</li>", page)
+    import html as _html
+
+    assert [_html.unescape(i) for i in items[-len(BLOCKS):]] == [
+        " ".join(b.split()) for b in BLOCKS]
+    assert "<h1># t</h1>" in page

@@ -11,6 +11,7 @@ Markdown would read as syntax (links, images, emphasis, code, raw HTML), for ``r
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["cut", "markdown", "shown"]
@@ -88,8 +89,20 @@ def shown(text: object, *, markup: bool = True) -> str:
 #: (GFM strikethrough) and ``$`` (math on GitHub); HTML character references for ``<`` ``>``
 #: ``&`` (raw HTML, ``<http://...>`` autolinks and entity references; every Markdown dialect
 #: reads references, not all read ``\\<``).
-_MARKDOWN = str.maketrans({**{c: "\\" + c for c in "\\`*_[]|~$"},
+_MARKDOWN = str.maketrans({**{c: "\\" + c for c in "\\`*_[]|~$#"},
                            "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+#: Block syntax at the start of a line (or of a list item, a heading, a table cell), made
+#: literal by a backslash: a bullet ``-`` or ``+`` followed by a space (or alone), a rule or setext
+#: underline (``---``, ``- - -``, ``===``: any leading ``=``) and an ordered-list marker (up to
+#: 9 digits, then ``.`` or ``)`` and a space, or alone); numbers such as ``-0.5`` or ``1.5`` stay
+#: as they are. ``#`` (ATX headings and their closing sequence), ``*``, ``_``, ``>`` (block quotes,
+#: as ``&gt;``), ``|``, backtick and ``~`` fences are escaped everywhere (:data:`_MARKDOWN`);
+#: leading spaces and tabs (indented code) never remain (whitespace is collapsed). Source:
+#: CommonMark 0.31, sections 4.1-4.5 and 5.2-5.3.
+_BLOCK_START = re.compile(r"[-+](?= |$)|-[- ]*$|=")
+_ORDERED = re.compile(r"\d{1,9}(?=[.)](?: |$))")
 
 
 def markdown(text: object) -> str:
@@ -116,8 +129,14 @@ def markdown(text: object) -> str:
     \\[x\\](http://evil) !\\[i\\](a.png) &lt;http://e&gt; \\*b\\* \\_i\\_ \\`c\\` a\\|b \\$x\\$ 1 &lt; 2
     >>> print(markdown("sgd\\x1b[31m\\nred"))
     sgd\\\\x1b\\[31m red
+    >>> print(markdown("# HACKED #"), markdown("1. numbered"), markdown("---"), markdown("-0.5"))
+    \\# HACKED \\# 1\\. numbered \\--- -0.5
     """
-    return shown(" ".join(str(text).split()), markup=False).translate(_MARKDOWN)
+    out = shown(" ".join(str(text).split()), markup=False).translate(_MARKDOWN)
+    number = _ORDERED.match(out)
+    if number:  # "1. x" / "2) x" would start an ordered list
+        return out[:number.end()] + "\\" + out[number.end():]
+    return "\\" + out if _BLOCK_START.match(out) else out
 
 
 def cut(text: object, limit: int) -> str:
