@@ -214,3 +214,24 @@ def test_block_syntax_at_the_start_of_a_field_is_shown_as_text(base) -> None:
     assert [_html.unescape(i) for i in items[-len(BLOCKS):]] == [
         " ".join(b.split()) for b in BLOCKS]
     assert "<h1># t</h1>" in page
+
+
+def test_a_label_starting_with_an_underscore_stays_in_the_legend() -> None:
+    """Review 3, item 7: Matplotlib leaves a label starting with "_" out of legends (its
+    ``_nolegend_`` rule): a condition "_hidden" vanished from the report's figures. The figure
+    label helper puts a space before it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from conjugacy.report._figures import _label
+
+    fig, ax = plt.subplots()
+    try:
+        for c in ("_hidden", "shown", "__x$"):
+            ax.plot([0, 1], [0, 1], label=_label(c))
+        texts = [t.get_text() for t in ax.legend().get_texts()]
+    finally:
+        plt.close(fig)
+    assert texts == [" _hidden", "shown", r" __x\$"]
