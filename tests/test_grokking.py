@@ -206,6 +206,8 @@ def test_unit_circle_counts() -> None:
         unit_circle_counts(eig, 0.01, min_angle=2.0)
     with pytest.raises(ValueError, match="tol"):
         unit_circle_counts(eig, -0.1)
+    with pytest.raises(ValueError, match="not finite"):  # was counted 4 times "on" the circle
+        unit_circle_counts([np.nan] * 4, 0.002)
 
 
 REFERENCE = Path(__file__).parent / "data" / "reference_grokking"

@@ -208,6 +208,8 @@ def test_spectral_dynamics_reads_cifar10_from_the_command_line(tmp_path):
     (["--data", "cifar10"], "needs data_dir"),
     (["--data", "cifar10", "--data-dir", "/nonexistent-folder"], "is not a folder"),
     (["--data", "digits", "--n-train", "1000"], "MNIST sample only"),
+    (["--data", "digits", "--data-dir", "."], "with --data cifar10 only"),
+    (["--data-dir", "."], "with --data cifar10 only"),
 ])
 def test_spectral_dynamics_data_options_fail_in_one_line(tmp_path, args, match):
     pytest.importorskip("torch")

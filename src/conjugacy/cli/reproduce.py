@@ -273,6 +273,9 @@ def _spectral_dynamics(v: dict[str, Any]) -> None:
     from .summaries import print_results
 
     out = check_out_dir(v["out"])
+    if v["data_dir"] is not None and v["data"] != "cifar10":
+        fail("--data-dir is read with --data cifar10 only (the MNIST sample and the digits are "
+             "bundled): add --data cifar10 or drop --data-dir")
     if v["data_dir"] is not None and not v["data_dir"].is_dir():
         fail(f"--data-dir {str(v['data_dir'])!r} is not a folder")
     overrides = _overrides(v, {"seeds": "n_seeds", "epochs": "epochs", "data": "data",

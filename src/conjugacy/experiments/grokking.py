@@ -545,6 +545,11 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     min_angle : float
         Radians; eigenvalues with ``min_angle < |arg lambda| < pi - min_angle`` are oscillatory.
 
+    Raises
+    ------
+    ValueError
+        If an eigenvalue is not finite, or ``tol`` / ``min_angle`` is out of range.
+
     Examples
     --------
     >>> c = unit_circle_counts([1.03 + 0.001j, 1.03 - 0.001j, 0.999 + 0.04j, 0.999 - 0.04j], 0.002)
@@ -556,6 +561,9 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     if not (0 <= min_angle < np.pi / 2):
         raise ValueError(f"min_angle must be in [0, pi/2) radians, got {min_angle!r}")
     eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
+    if not np.isfinite(eig).all():  # a diverged fit must not read as "on the circle"
+        raise ValueError(f"eigenvalues: {int((~np.isfinite(eig)).sum())} of {eig.size} are not "
+                         "finite (a diverged fit?); classify a finite spectrum")
     mod, angle = np.abs(eig), np.abs(np.angle(eig))
     outside, inside = mod > 1 + tol, mod < 1 - tol
     on = ~outside & ~inside
