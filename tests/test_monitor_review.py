@@ -194,5 +194,5 @@ def test_per_run_horizon_scores_each_run_up_to_its_own_step():
     with pytest.raises(ValueError, match=r"horizon as a sequence needs one step \(or None\) per "
                                          r"run: got 2 for 6 runs"):
         evaluate_monitor(runs, horizon=[1, 2], **RULE)
-    with pytest.raises(TypeError, match=r"horizon\[1\] must be an integer"):
+    with pytest.raises(TypeError, match=r"horizon\[1\] must be an integer step"):
         evaluate_monitor(runs, horizon=[None, 1.5, 1, 1, 1, 1], **RULE)

@@ -138,16 +138,21 @@ class SignalEvaluation:
         Over the positive runs that alarm (NaN if none).
     detected, detected_early, n_positive : int
         Positive runs that alarm at all, those whose first alarm comes before the onset (a
-        warning), and all positive runs.
+        warning), and all positive runs; ``detected``, ``detected_early`` None where the signal
+        is undecided (``note``).
     false_alarms_per_1000, false_alarm_interval : float, (float, float)
         Alarm events in runs without onset per 1,000 monitored steps (from the first monitored
         window's end to the last window's end). A signal that stays above the factor counts
-        once: read it beside ``negatives_alarmed``.
+        once: read it beside ``negatives_alarmed``. NaN where the signal is undecided.
     negatives_alarmed, n_negative, negative_steps : int
-        Runs without onset that alarm at least once; all of them; their monitored steps.
+        Runs without onset that alarm at least once (None where undecided); all of them; their
+        monitored steps.
     note : str
         Why the signal is undecided (AUROC NaN, no alarms), e.g. a parameter-norm control whose
         seed-to-seed floor is 0 because every point has unit norm; empty otherwise.
+    monitored_steps : tuple of int
+        Per run: its monitored steps (those counted in ``negative_steps`` for runs without
+        onset), so that rates can be pooled over evaluations (:func:`_false_alarm_rate`).
 
     Examples
     --------
@@ -184,15 +189,16 @@ class SignalEvaluation:
     lead_times: tuple[float, ...]
     lead_time_median: float
     lead_time_interval: tuple[float, float]
-    detected: int
-    detected_early: int
+    detected: int | None
+    detected_early: int | None
     n_positive: int
     false_alarms_per_1000: float
     false_alarm_interval: tuple[float, float]
-    negatives_alarmed: int
+    negatives_alarmed: int | None
     n_negative: int
     negative_steps: int
     note: str = ""
+    monitored_steps: tuple[int, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (JSON-ready)."""
@@ -273,9 +279,29 @@ def _alarms(ratios: np.ndarray, ends: np.ndarray, factor: float, sustain: int
 
 def _auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """AUROC ``P(score_pos > score_neg) + P(tie) / 2`` along the last axis (the Mann-Whitney U
-    statistic over ``n_pos * n_neg``); leading axes are bootstrap replicates."""
+    statistic over ``n_pos * n_neg``); leading axes are bootstrap replicates. Pairs with a NaN
+    score (a run not scored) are left out; NaN where no pair is left."""
     diff = pos[..., :, None] - neg[..., None, :]
-    return (diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1))
+    pairs = (~np.isnan(diff)).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((diff > 0).sum(axis=(-2, -1)) + 0.5 * (diff == 0).sum(axis=(-2, -1))) / pairs
+
+
+def _false_alarm_rate(events: np.ndarray, steps: np.ndarray, resamples: np.ndarray
+                     ) -> tuple[float, tuple[float, float]]:
+    """Alarm events per 1,000 monitored steps over runs without onset, and its 95 % percentile
+    bootstrap interval over those runs.
+
+    ``events`` and ``steps`` (n_negative,) hold each run's alarm events and monitored steps;
+    ``resamples`` (n_boot, n_negative) indexes the resampled runs. The rate is pooled (events
+    over steps), not a mean of per-run rates.
+
+    >>> _false_alarm_rate(np.array([0, 2]), np.array([1000, 1000]), np.array([[0, 0], [1, 1]]))
+    (1.0, (0.0, 2.0))
+    """
+    events, steps = np.asarray(events, float), np.asarray(steps, float)
+    rate = float(1000 * events.sum() / steps.sum())
+    return rate, _interval(1000 * events[resamples].sum(1) / steps[resamples].sum(1))
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -566,8 +592,7 @@ def _score(ratio: np.ndarray, ends: np.ndarray, sustain: int, horizon: int | Non
             raise ValueError(f"run {name!r} has fewer than {sustain} monitored windows after "
                              "calibration (sustain): lower sustain, calibration or burn_in, "
                              "or give a longer run")
-        raise ValueError(f"run {name!r} has no monitored window (after calibration, {sustain} "
-                         f"windows of sustain) ending by horizon = {horizon}: raise the horizon")
+        return math.nan  # nothing seen by its horizon: not scored (the note names it)
     return float(np.nanmax(level))
 
 
@@ -584,6 +609,13 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
                        for q, c, n, r, h in zip(ratios, cut, names, runs, horizon)])
     note = (f"undecided: the seed-to-seed floor of this signal is 0 in group(s) {flat} (their "
             "runs do not differ in it), so it is not scored there") if flat else ""
+    blind = [n for n, r, h, x in zip(names, runs, horizon, scores)
+             if h is not None and r.group not in flat and math.isnan(x)]
+    if blind:
+        note = "; ".join(filter(None, [note, (
+            f"runs {blind} have no monitored window (after calibration, {sustain} windows of "
+            "sustain) ending by their horizon: not scored (NaN), the AUROC uses the other "
+            "runs; raise their horizon or lower burn_in, calibration or sustain")]))
     pos = np.array([r.onset is not None for r in runs])
     auroc = _auroc(scores[pos], scores[~pos])
     boot_auroc = _auroc(scores[pos][pi], scores[~pos][ni])
@@ -594,6 +626,10 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
     events = np.array([a[1] for a, p in zip(alarms, pos) if not p], float)
     steps = np.array([_monitored_steps(c, rule["calibration"]) for c, p in zip(cut, pos)
                       if not p], float)
+    fa = _false_alarm_rate(events, steps, ni)
+    if flat:  # no alarm can be raised where the floor is 0: nothing was measured
+        fa = (math.nan, (math.nan, math.nan))
+    undecided = (lambda n: None) if flat else int
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples without a detected run
         lead_boot = np.nanmedian(leads[pi], axis=1)
@@ -605,23 +641,41 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
         scores=tuple(float(x) for x in scores),
         auroc=float(auroc), auroc_interval=_interval(boot_auroc),
         lead_times=tuple(float(x) for x in leads), lead_time_median=lead_median,
-        lead_time_interval=_interval(lead_boot), detected=int(np.isfinite(leads).sum()),
-        detected_early=int((leads > 0).sum()), n_positive=int(pos.sum()),
-        false_alarms_per_1000=float(1000 * events.sum() / steps.sum()),
-        false_alarm_interval=_interval(1000 * events[ni].sum(1) / steps[ni].sum(1)),
-        negatives_alarmed=int((events > 0).sum()), n_negative=int((~pos).sum()),
-        negative_steps=int(steps.sum()), note=note)
+        lead_time_interval=_interval(lead_boot),
+        detected=undecided(np.isfinite(leads).sum()),
+        detected_early=undecided((leads > 0).sum()), n_positive=int(pos.sum()),
+        false_alarms_per_1000=fa[0], false_alarm_interval=fa[1],
+        negatives_alarmed=undecided((events > 0).sum()), n_negative=int((~pos).sum()),
+        negative_steps=int(steps.sum()), note=note,
+        monitored_steps=tuple(_monitored_steps(c, rule["calibration"]) for c in cut))
+
+
+def _is_step(value: Any) -> bool:
+    """An integral training step: an int, or a real number with an integral value (160.0)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and float(value).is_integer())
+
+
+def _step(value: Any, name: str) -> int:
+    if not _is_step(value):
+        raise TypeError(f"{name} must be an integer step (160 or 160.0), got {value!r}")
+    return int(value)
 
 
 def _check_horizon(horizon: Any, n_runs: int) -> list[int | None]:
-    """One horizon per run (None: the whole run) from one step or a sequence of one per run."""
+    """One horizon per run (None: the whole run) from one step, or a sequence or 1-d array of
+    one per run; integral floats (160.0) are steps, as onsets are."""
+    if isinstance(horizon, np.ndarray) and horizon.ndim == 0:
+        horizon = horizon.item()
+    if isinstance(horizon, np.ndarray):
+        horizon = horizon.tolist()
     if horizon is None or not isinstance(horizon, Sequence) or isinstance(horizon, str):
-        one = None if horizon is None else check_int(horizon, "horizon")
+        one = None if horizon is None else _step(horizon, "horizon")
         return [one] * n_runs
     if len(horizon) != n_runs:
         raise ValueError(f"horizon as a sequence needs one step (or None) per run: got "
                          f"{len(horizon)} for {n_runs} runs")
-    return [None if h is None else check_int(h, f"horizon[{i}]") for i, h in enumerate(horizon)]
+    return [None if h is None else _step(h, f"horizon[{i}]") for i, h in enumerate(horizon)]
 
 
 def evaluate_monitor(
@@ -657,12 +711,14 @@ def evaluate_monitor(
         ... for ``sustain`` consecutive windows. A mapping gives each signal of :data:`SIGNALS`
         its own (e.g. :attr:`CalibratedRule.factor` and ``.sustain`` of
         :func:`calibrate_rule` on held-out runs).
-    horizon : int, or sequence of (int or None) one per run, optional
+    horizon : int, or sequence or 1-d array of (int or None) one per run, optional
         Last step whose windows the run-level score may use (default: the whole run): one for
         all runs, or one per run (e.g. ``onset - 1`` for each run with an onset and a matched
         step for each run without, so that the AUROC scores only what was seen before the
-        event: early warning rather than change anywhere). The lead time and false alarms
-        always use the whole run.
+        event: early warning rather than change anywhere). Integral floats (160.0) are steps.
+        A run with no monitored window ending by its horizon is not scored (score NaN, named
+        in the signal's ``note``); the AUROC uses the other runs. The lead time and false
+        alarms always use the whole run.
     n_boot : int
         Bootstrap resamples of the runs (positives and negatives resampled separately, the same
         resamples for every signal).
@@ -714,8 +770,8 @@ def evaluate_monitor(
     results = {s: _evaluate(s, runs, cut, ratios[s], floors["parameter_norm" if s ==
                                                             "parameter_norm" else "spectral"],
                             rule, horizons, boot) for s in SIGNALS}
-    settings = {**rule, "horizon": horizons if horizon is None or
-                isinstance(horizon, Sequence) else horizons[0], "n_boot": n_boot, "seed": seed,
+    settings = {**rule, "horizon": horizons[0] if horizon is not None and np.ndim(horizon) == 0
+                else horizons, "n_boot": n_boot, "seed": seed,
                 "spectrum_kwargs": dict(spectrum_kwargs or {})}
     return MonitorEvaluation(**results, settings=settings,
                              names=tuple(r.name or f"#{i}" for i, r in enumerate(runs)),
@@ -877,6 +933,12 @@ def calibrate_rule(
             tried.append({"sustain": k, "factor": found[0], "false_alarms_per_1000": found[1],
                           "negatives_alarmed": int(alarmed), "n_negative": int((~pos).sum()),
                           "warned": int(warned), "n_positive": int(pos.sum())})
+        flat = sorted(g for g, f in floors["parameter_norm"].items() if not f > 0)
+        if not tried and s == "parameter_norm" and flat:
+            raise ValueError(f"the parameter-norm control cannot be calibrated: its seed-to-seed "
+                             f"floor is 0 in group(s) {flat} (their runs do not differ in the "
+                             "mean weight norm, e.g. unit-norm points); give factor and sustain "
+                             "per signal to evaluate_monitor, which leaves it undecided")
         if not tried:
             raise ValueError(f"no run is monitored for {min(sustains)} windows after calibration"
                              ": give shorter sustains or longer runs")
@@ -913,8 +975,7 @@ def run_onset(reader: Any, run: str, threshold: float = ONSET_ACCURACY) -> int |
     meta = reader.run_info(run).get("metadata") or {}
     if meta.get("onset") is not None:
         onset = meta["onset"]
-        if isinstance(onset, numbers.Real) and not isinstance(onset, bool) \
-                and float(onset).is_integer():
+        if _is_step(onset):
             return int(onset)  # 160 or 160.0 (a step stored through JSON or a float column)
         raise ValueError(f"run {run!r}: metadata 'onset' must be a training step (an integer), "
                          f"got {onset!r}; store the step of the event, e.g. 160")

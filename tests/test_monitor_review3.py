@@ -1,0 +1,75 @@
+"""Issue 23, third review: the pooled false-alarm rate has an interval (per-run monitored steps),
+a run that sees nothing by its horizon is not scored instead of aborting the call, a zero
+parameter-norm floor leaves that control's counts undecided (and calibrate_rule says why), and
+horizons are accepted as arrays and integral floats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_monitor_controls import RULE
+from test_monitor_review import _set
+
+from conjugacy.monitor import _auroc, _false_alarm_rate, calibrate_rule, evaluate_monitor
+
+
+# ----- item 1: the false-alarm rate pooled over evaluations, with its interval ------------------
+def test_false_alarm_rate_pools_events_over_steps_and_resamples_runs():
+    events, steps = np.array([0, 3, 1]), np.array([1000, 2000, 1000])
+    rate, iv = _false_alarm_rate(events, steps, np.array([[0, 0, 0], [1, 1, 1], [1, 2, 2]]))
+    assert rate == 1.0  # 4 events / 4,000 steps, not the mean of per-run rates (0.83)
+    assert iv == (np.percentile([0.0, 1.5, 1.25], 2.5), np.percentile([0.0, 1.5, 1.25], 97.5))
+
+
+def test_each_runs_monitored_steps_add_up_to_the_negative_steps():
+    ev = evaluate_monitor(_set(2), n_boot=50, **RULE).spectral
+    assert ev.monitored_steps == (140,) * 6  # window ends 59 (calibration) to 199
+    neg = [o is None for o in evaluate_monitor(_set(2), n_boot=5, **RULE).onsets]
+    assert sum(s for s, n in zip(ev.monitored_steps, neg) if n) == ev.negative_steps == 420
+    events = np.array(ev.alarm_events)[neg]
+    ni = np.random.default_rng(0).integers(0, 3, (50, 3))
+    assert _false_alarm_rate(events, np.full(3, 140), ni)[0] == ev.false_alarms_per_1000
+
+
+# ----- item 2: a run with nothing monitored by its horizon ------------------------------------
+def test_auroc_leaves_out_pairs_with_an_unscored_run():
+    assert _auroc(np.array([1.0, np.nan]), np.array([0.0, 1.0])) == 0.75  # > and tie
+    assert math.isnan(_auroc(np.array([np.nan]), np.array([0.0])))
+
+
+def test_a_run_blind_by_its_horizon_is_not_scored_and_the_others_are():
+    runs = _set(4)  # p0-p2 onset 160, n0-n2 none; the first monitored window ends at step 69
+    before = [65] + [119] * 5
+    s = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=before, **RULE).spectral
+    assert math.isnan(s.scores[0]) and all(np.isfinite(s.scores[1:]))
+    assert s.auroc == _auroc(np.array(s.scores[1:3]), np.array(s.scores[3:]))
+    assert "runs ['p0'] have no monitored window" in s.note and "not scored (NaN)" in s.note
+    none = evaluate_monitor(runs, n_boot=20, horizon=60, **RULE).spectral  # nothing by step 60
+    assert math.isnan(none.auroc) and "'n2'" in none.note
+
+
+# ----- item 4: zero parameter-norm floor ---------------------------------------------------------
+def test_a_zero_norm_floor_reports_no_counts_and_calibration_names_the_floor():
+    norm = evaluate_monitor(_set(1, unit=True), n_boot=20, **RULE).parameter_norm
+    assert norm.negatives_alarmed is None and norm.detected is None
+    assert norm.detected_early is None and math.isnan(norm.false_alarms_per_1000)
+    assert all(math.isnan(x) for x in norm.false_alarm_interval)
+    with pytest.raises(ValueError, match=r"parameter-norm control cannot be calibrated: its "
+                                         r"seed-to-seed floor is 0 in group\(s\) \['neg', 'pos'\]"):
+        calibrate_rule(_set(1, unit=True), **RULE)
+
+
+# ----- item 5: horizons as arrays and integral floats -------------------------------------------
+@pytest.mark.parametrize("horizon", [np.array([119] * 6), [119.0] * 6, np.full(6, 119.0)])
+def test_horizon_accepts_arrays_and_integral_floats(horizon):
+    runs = _set(4)
+    want = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=[119] * 6, **RULE).spectral
+    got = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=horizon, **RULE)
+    assert got.spectral.scores == want.scores and got.settings["horizon"] == [119] * 6
+    one = evaluate_monitor(runs, n_boot=20, sustain=1, horizon=np.float64(119.0), **RULE)
+    assert one.settings["horizon"] == 119 and one.spectral.scores == want.scores
+    with pytest.raises(TypeError, match=r"horizon\[2\] must be an integer step \(160 or 160.0\), "
+                                        r"got 1.5"):
+        evaluate_monitor(runs, horizon=[1, 1, 1.5, 1, 1, 1], **RULE)
