@@ -42,6 +42,11 @@ for name in $ONLY; do
         *) echo "error: ONLY may name fcn, grokking and cnn, got '$name'" >&2; exit 2 ;;
     esac
 done
+for var in LONG_STEPS LIMIT_S; do
+    if [[ ! ${!var} =~ ^[0-9]+$ ]]; then
+        echo "error: $var must be a whole number of steps/seconds (0 to skip), got '${!var}'" >&2; exit 2
+    fi
+done
 if [[ -n ${DATA_DIR:-} && ! -d $DATA_DIR ]]; then
     echo "error: DATA_DIR '$DATA_DIR' is not a folder" >&2; exit 2
 fi
