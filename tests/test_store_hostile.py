@@ -500,3 +500,27 @@ def test_a_chunk_shape_over_the_writers_32_mib_is_refused(tmp_path):
           lambda m: m["chunk_grid"]["configuration"].__setitem__("chunk_shape", [2**20, 3, 2]))
     with bounded("chunk 48 MiB"), pytest.raises(DamagedStoreError, match="33554432 bytes a chunk"):
         TrajectoryStore.open(s, "r")
+
+
+# ----- review 3, item 5: codecs other than the writer's -----------------------------------------
+@pytest.mark.parametrize("edit, msg", [
+    (lambda m: m["codecs"].insert(0, {"name": "transpose", "configuration": {"order": [1, 0, 2]}}),
+     "has codecs ['transpose', 'bytes', 'zstd', 'crc32c'], not the writer's"),
+    (lambda m: m["codecs"][0].__setitem__("configuration", {"endian": "big"}),
+     "has byte order 'big', not the writer's 'little'"),
+    (lambda m: m.__setitem__("storage_transformers", [{"name": "x"}]), "has storage transformers"),
+    (lambda m: m.__setitem__("chunk_key_encoding", {"name": "v2"}), "has chunk key encoding"),
+    (lambda m: m.__setitem__("codecs", "bytes"), "has codecs bytes, not"),
+])
+def test_codecs_other_than_the_writers_are_damage_and_refused(tmp_path, edit, msg):
+    """An edited codec list made reads return permuted (transpose) or byte-swapped (big
+    endian) values and verify say 'no damage'; a storage transformer was ignored. Each is
+    refused on read in one line and reported by verify."""
+    s = make(tmp_path / "s")
+    _edit(s / "runs/r0/params/w/zarr.json", edit)
+    with bounded("codecs"), pytest.raises(DamagedStoreError) as err:
+        TrajectoryStore.open(s, "r")
+    assert "array 'params/w' " + msg in str(err.value)
+    with TrajectoryStore.open(s, "r", check=False) as st:
+        rep = st.verify()
+    assert not rep.ok and any(msg in d.problem for d in rep.damage), rep.damage

@@ -29,6 +29,28 @@ def _encoded_bound(arr: Any) -> int:
     return raw + raw // 64 + 4096
 
 
+def _encoding_problem(meta: Mapping[str, Any], dtype: np.dtype) -> str | None:
+    """What in an array's ``zarr.json`` differs from the encoding the writer writes (codecs
+    ``bytes`` little-endian, ``zstd``, ``crc32c``; no storage transformer; chunk keys ``c/i/j``
+    separated by ``/``), or None. An edited ``transpose`` codec or ``endian: big`` made reads
+    return permuted or byte-swapped values that ``verify`` called undamaged."""
+    codecs = meta.get("codecs")
+    names = ([c.get("name") if isinstance(c, dict) else None for c in codecs]
+             if isinstance(codecs, list) else None)
+    if names != ["bytes", "zstd", "crc32c"]:
+        return (f"has codecs {str(names if names is not None else codecs)[:200]}, not the "
+                "writer's ['bytes', 'zstd', 'crc32c']")
+    endian = (codecs[0].get("configuration") or {}).get("endian")
+    if endian != "little" and not (endian is None and dtype.itemsize == 1):
+        return f"has byte order {str(endian)[:40]!r}, not the writer's 'little'"
+    if meta.get("storage_transformers") not in (None, []):
+        return "has storage transformers (the writer writes none)"
+    keys = meta.get("chunk_key_encoding")
+    if keys != {"name": "default", "configuration": {"separator": "/"}}:
+        return f"has chunk key encoding {str(keys)[:120]}, not the writer's default with '/'"
+    return None
+
+
 @dataclass(frozen=True)
 class Damage:
     """One damaged place found by :meth:`TrajectoryStore.verify`.
@@ -236,6 +258,10 @@ class _Integrity:
             dtype = np.dtype(dt)
         except TypeError:
             raise self._damaged(run, f"array {key!r} has unknown data type {dt!r}") from None
+        encoding = _encoding_problem(meta, dtype)
+        if encoding:
+            raise self._damaged(run, f"array {key!r} {encoding}; refused (its data would read "
+                                "scrambled or not at all)")
         grid = meta.get("chunk_grid")
         chunks = (grid.get("configuration", {}).get("chunk_shape")
                   if isinstance(grid, dict) and isinstance(grid.get("configuration"), dict)
