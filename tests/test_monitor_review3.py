@@ -73,3 +73,33 @@ def test_horizon_accepts_arrays_and_integral_floats(horizon):
     with pytest.raises(TypeError, match=r"horizon\[2\] must be an integer step \(160 or 160.0\), "
                                         r"got 1.5"):
         evaluate_monitor(runs, horizon=[1, 1, 1.5, 1, 1, 1], **RULE)
+
+
+# ----- item 3: `analyze --window` monitors each condition with all its runs ---------------------
+def test_analyze_window_alarms_use_every_run_of_a_condition_beside_a_single_run_one(tmp_path):
+    """A condition with one run ('solo') cut the others to one seed each before the alarms, so
+    no condition could be monitored; now only 'solo' is left out, with a note."""
+    pytest.importorskip("zarr")
+    import conjugacy
+    from conjugacy.monitor import alarm_steps
+    from conjugacy.store import TrajectoryStore
+
+    runs = _set(0)  # p0-p2 onset 160, n0-n2 none
+    solo = _set(5, n=1)[1]
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for i, r in enumerate([*runs, solo]):
+            cond = "solo" if r is solo else r.group
+            meta = {"condition": cond, "seed": i % 3, **({"onset": 160} if r.onset else {})}
+            name = "solo" if r is solo else r.name
+            st.create_run(name, {"w": ((3,), "float64")}, metadata=meta)
+            st.append(name, np.arange(200), {"w": r.trajectory})
+            st.set_finished(name)
+    res = conjugacy.analyze(tmp_path / "s.zarr", window=40, delays=1, rank=2, n_permutations=9)
+    got = res.results["windows"]["alarms"]
+    want = {**alarm_steps(runs[:3], window=40, stride=20, spectrum_kwargs=RULE["spectrum_kwargs"]),
+            **alarm_steps(runs[3:], window=40, stride=20, spectrum_kwargs=RULE["spectrum_kwargs"])}
+    assert "error" not in got and sorted(got["runs"]) == sorted(want)
+    assert {n: e["alarm_step"] for n, e in got["runs"].items()} == want
+    assert [n for n in got["notes"] if "not monitored" in n] == [
+        "condition 'solo' not monitored: group 'solo' has 1 run; the seed-to-seed noise floor "
+        "needs at least 2 runs per group (independent seeds of one setup)"]

@@ -314,10 +314,12 @@ def _checkpoint_runs(metas: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[str],
-           out: Any) -> tuple[dict[str, dict[Any, list[str]]], list[str]]:
+           out: Any, every: dict[str, list[str]] | None = None
+           ) -> tuple[dict[str, dict[Any, list[str]]], list[str]]:
     """``{condition: {seed: [runs]}}`` from the run metadata (checkpoint runs and runs without
     ``group_by`` left out, with a note; equal numbers of seeds per condition), and the
-    checkpoint runs."""
+    checkpoint runs; ``every`` (if given) is filled with all runs of each condition, before
+    the seeds are cut to the smallest count (the window alarms monitor each condition alone)."""
     runs = reader.runs()
     if not runs:
         raise ValueError(f"store {source!r} holds no runs")
@@ -356,6 +358,8 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
         groups.setdefault(cond, {}).setdefault(seeds(s), []).append(r)
     notes.extend(conds.notes() + seeds.notes())
     seed_lists = {c: sorted(groups[c], key=_sort_key) for c in sorted(groups, key=_sort_key)}
+    if every is not None:
+        every.update({c: [r for s in v for r in groups[c][s]] for c, v in seed_lists.items()})
     n_seeds = min(len(v) for v in seed_lists.values())
     if len({len(v) for v in seed_lists.values()}) > 1:
         notes.append("conditions have different numbers of seeds ("
@@ -540,10 +544,12 @@ _CAP_WHY = ("larger ranks separated conditions less well on real training runs (
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
              settings: Mapping[str, Any], notes: list[str],
-             stats: Mapping[str, Any]) -> dict[str, Any]:
+             stats: Mapping[str, Any], every: Mapping[str, list[str]] | None = None
+             ) -> dict[str, Any]:
     """Per condition: spectra of consecutive windows (all runs pooled), distances, transitions;
     with two or more conditions, every pair compared window by window over the seeds
-    (``between_conditions``: :func:`conjugacy.analysis.windowed.conditions_by_window`)."""
+    (``between_conditions``: :func:`conjugacy.analysis.windowed.conditions_by_window`); the
+    alarms monitor ``every`` run of each condition (default: those of ``groups``)."""
     from ..compare import distance_matrix
     from ..windows import find_transitions, windowed_spectra
 
@@ -574,9 +580,10 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
         }
     from ..monitor import window_alarms  # alarm step and lead time of runs with an onset
 
-    alarms = window_alarms(reader, {c: [r for g in groups if g.condition == c for r in g.runs]
-                                    for c in dict.fromkeys(g.condition for g in groups)},
-                           params, window, {"delays": d, "rank": int(settings["rank"])})
+    every = every or {c: [r for g in groups if g.condition == c for r in g.runs]
+                      for c in dict.fromkeys(g.condition for g in groups)}
+    alarms = window_alarms(reader, dict(every), params, window,
+                           {"delays": d, "rank": int(settings["rank"])})
     if alarms is not None:
         out["alarms"] = alarms
         notes.extend(f"windows, alarms: {n}" for n in alarms.get("notes", []))
@@ -769,7 +776,8 @@ def analyze(
     reader, source = _reader(store)
     notes: list[str] = []
     try:
-        by_cond, snapshots = _group(reader, source, group_by, seed_key, notes, out)
+        every: dict[str, list[str]] = {}  # all runs of each condition (the window alarms)
+        by_cond, snapshots = _group(reader, source, group_by, seed_key, notes, out, every)
         members = [r for seeds in by_cond.values() for runs in seeds.values() for r in runs]
         n_records, info = _records(reader, by_cond, notes, time)
         if params is None:
@@ -802,7 +810,7 @@ def analyze(
                                     "rank": _window_rank(settings, f, notes, groups, window)},
                                    notes,
                                    {"alpha": alpha, "seed": seed,
-                                    "n_permutations": n_permutations, "time": time})),
+                                    "n_permutations": n_permutations, "time": time}, every)),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr",
