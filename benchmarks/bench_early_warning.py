@@ -31,8 +31,10 @@ in alarm. Cross-fitting: calibrate on seeds 0-5, evaluate 6-11; calibrate on 6-1
 0-5; pool, so every run (12 grokking, 24 non-grokking) is evaluated under a rule it played no
 part in choosing. The run-level AUROC scores each grokking run only on windows ending before
 its onset and each non-grokking run up to its matched step (the onset of the grokking run of
-its seed): early warning, not "a change anywhere". A signal under which more evaluated
-non-grokking runs alarm than the calibrated share reports no warnings or lead time.
+its seed): early warning, not "a change anywhere". Each fold is reported beside the pool, with
+bootstrap intervals over runs for the AUROC, lead time and false-alarm rate. A signal under
+which, in any fold, more evaluated non-grokking runs alarm than the calibrated share reports no
+warnings or lead time there (and in the pool).
 
 Training runs are cached (``--cache``, one .npz per run) so the evaluation can be rerun alone.
 CPU time of training and of the evaluation is printed (process time, one thread).

@@ -687,7 +687,7 @@ def evaluate_monitor(
     calibration: int = 3,
     factor: float | Mapping[str, float] = 3.0,
     sustain: int | Mapping[str, int] = 2,
-    horizon: int | Sequence[int | None] | None = None,
+    horizon: int | Sequence[int | None] | np.ndarray | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     spectrum_kwargs: dict[str, Any] | None = None,
