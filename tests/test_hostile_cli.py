@@ -198,6 +198,21 @@ def test_spectrum_files_too_large_to_compare_are_refused_in_one_line(tmp_path) -
     assert dt < 5 and peak < 2**20, (dt, peak)  # refused from the headers: no array read
 
 
+def _labelled(path, labels, n_rec: int, seed: int):  # noqa: ANN001, ANN202
+    """A store of 3 seeds (runs of ``n_rec`` random-walk records of 4 features) per label."""
+    rng = np.random.default_rng(seed)
+    with TrajectoryStore.open(path, "w") as st:
+        for cond in labels:
+            for s in range(3):
+                name = f"r{len(st.runs()):02d}"
+                st.create_run(name, {"w": ((4,), "float64")},
+                              metadata={"condition": cond, "seed": s})
+                st.append(name, np.arange(n_rec),
+                          {"w": rng.standard_normal((n_rec, 4)).cumsum(0)})
+                st.set_finished(name)
+    return path
+
+
 def _recorded(path, data: dict[str, np.ndarray], chunk_steps: int = 256):  # noqa: ANN001, ANN202
     """A store with one run per entry of ``data`` (records x features, float64)."""
     with TrajectoryStore.open(path, "w") as st:
@@ -362,16 +377,8 @@ def test_a_killed_write_never_leaves_files_of_two_analyses(tmp_path, monkeypatch
 def test_labels_with_invalid_tex_do_not_stop_the_report(tmp_path) -> None:
     """Issue 26: a condition named ``$\\frac{$`` (invalid TeX for Matplotlib) stopped the
     report; figure labels are shown literally now."""
-    rng = np.random.default_rng(3)
     labels = ("$\\frac{$", "b$_$x^")
-    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
-        for cond in labels:
-            for seed in range(3):
-                name = f"r{len(st.runs()):02d}"
-                st.create_run(name, {"w": ((4,), "float64")},
-                              metadata={"condition": cond, "seed": seed})
-                st.append(name, np.arange(16), {"w": rng.standard_normal((16, 4)).cumsum(0)})
-                st.set_finished(name)
+    _labelled(tmp_path / "s.zarr", labels, 16, 3)
     out = tmp_path / "o"
     got = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--out", str(out),
                               "--delays", "0", "--rank", "2"])
@@ -614,16 +621,8 @@ def test_an_over_long_condition_or_seed_label_is_refused_at_analyze(tmp_path) ->
     length and the limit; nothing is written. At the limit it is analysed."""
     from conjugacy.analysis.own_runs import MAX_GROUP_LABEL
 
-    rng = np.random.default_rng(8)
     long = "a" * (MAX_GROUP_LABEL + 1)
-    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
-        for cond in ("adam", long):
-            for seed in range(3):
-                name = f"r{len(st.runs()):02d}"
-                st.create_run(name, {"w": ((4,), "float64")},
-                              metadata={"condition": cond, "seed": seed})
-                st.append(name, np.arange(12), {"w": rng.standard_normal((12, 4)).cumsum(0)})
-                st.set_finished(name)
+    _labelled(tmp_path / "s.zarr", ("adam", long), 12, 8)
     out = tmp_path / "o"
     args = ["analyze", str(tmp_path / "s.zarr"), "--out", str(out), "--delays", "0", "--rank", "2",
             "--no-report"]
