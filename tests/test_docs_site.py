@@ -111,6 +111,40 @@ def test_readme_is_a_landing_page():
         assert (ROOT / path).is_file(), path
 
 
+# ----- the generated command-line page (docs/_ext/typer_cli.py) ----------------------------------
+def _cli_page_sections() -> dict[str, str]:
+    """``{command path: its section text}`` of the lines the ``typer-cli`` directive renders for
+    docs/cli.rst (a title is a line followed by its underline of the same length)."""
+    pytest.importorskip("typer")
+    spec = importlib.util.spec_from_file_location("typer_cli", DOCS / "_ext" / "typer_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = module._command_lines(module._load("conjugacy.cli:app"), ["conjugacy"], "-~^\"'")
+    titles = [i for i in range(len(lines) - 1) if lines[i].startswith("conjugacy")
+              and lines[i + 1] and set(lines[i + 1]) <= set("-~^\"'")
+              and len(lines[i + 1]) == len(lines[i])]
+    ends = [*titles[1:], len(lines)]
+    return {lines[a]: "\n".join(lines[a:b]) for a, b in zip(titles, ends, strict=True)}
+
+
+def test_cli_page_documents_every_reproduce_option():
+    """``conjugacy reproduce`` builds its commands lazily (placeholders until run); the page must
+    show the real commands' options, e.g. --scale, --widths, --n-train, not only --help."""
+    from conjugacy.cli.reproduce import EXPERIMENTS
+
+    sections = _cli_page_sections()
+    missing = []
+    for name, exp in EXPERIMENTS.items():
+        section = sections[f"conjugacy reproduce {name}"]
+        for opt in exp.options:
+            missing += [f"{name} {flag}" for flag in re.findall(r"--[\w-]+", opt.decls)
+                        if f"``{flag}" not in section and f"/ {flag}" not in section]
+    assert not missing, f"options missing from the generated CLI page: {missing}"
+    assert "``--widths <str>``" in sections["conjugacy reproduce fcn"]
+    assert "``--scale <quick|paper>``" in sections["conjugacy reproduce fcn"]
+    assert any("--n-train" in text for text in sections.values())
+
+
 # ----- the site checker in a real browser --------------------------------------------------------
 def _check_site():
     spec = importlib.util.spec_from_file_location("check_site", DOCS / "check_site.py")

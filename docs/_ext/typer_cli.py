@@ -3,6 +3,8 @@
 sphinx-click cannot read it: Typer (>= 0.16) builds its commands on its own vendored copy of click,
 so ``typer.main.get_command(app)`` is not a ``click.Command``. This directive walks the same tree
 (name, help, usage, arguments and options with their defaults) and writes one section per command.
+Subcommands are resolved as the command line resolves them (``resolve_command``), so lazily built
+commands (``conjugacy reproduce fcn``) are documented with their real options, not placeholders.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def _param_line(param: Any, ctx: Any) -> list[str]:
     return [f"``{opts}``", f"   {help_text or ' '}", ""]
 
 
+def _subcommand(group: Any, ctx: Any, name: str) -> Any:
+    """The command ``name`` of ``group`` as the command line runs it: through
+    ``resolve_command``, which a lazy group (``conjugacy reproduce``: placeholders listed from
+    their help alone) overrides to build the real command with its options."""
+    _, child, _ = group.resolve_command(ctx, [name])
+    return child
+
+
 def _command_lines(cmd: Any, path: list[str], level_chars: str) -> list[str]:
     ctx = type(cmd).context_class(cmd, info_name=path[-1])
     title = " ".join(path)
@@ -45,7 +55,7 @@ def _command_lines(cmd: Any, path: list[str], level_chars: str) -> list[str]:
         lines += _param_line(p, ctx)
     names = cmd.list_commands(ctx) if hasattr(cmd, "list_commands") else []
     for name in names:
-        child = cmd.get_command(ctx, name)
+        child = _subcommand(cmd, ctx, name)
         if child is None or getattr(child, "hidden", False):
             continue
         lines += _command_lines(child, [*path, name], level_chars[1:] or level_chars)
