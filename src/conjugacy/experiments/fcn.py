@@ -29,6 +29,13 @@ own mean and standard deviation (for MNIST, the reference's 0.1307 and 0.3081).
 
 from __future__ import annotations
 
+# ruff: noqa: E402 - the check below must run before the imports that need the extra
+from .._launch import require
+
+# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
+# ModuleNotFoundError; the imports below need it
+require("torch", "import conjugacy.experiments.fcn")
+
 import functools
 import time
 import weakref

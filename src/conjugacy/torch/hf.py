@@ -36,6 +36,13 @@ released and the run stays marked unfinished.
 
 from __future__ import annotations
 
+# ruff: noqa: E402 - the check below must run before the imports that need the extra
+from .._launch import require
+
+# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
+# ModuleNotFoundError; the imports below need it
+require("transformers", "import conjugacy.torch.hf")
+
 import json
 import math
 import os

@@ -8,6 +8,13 @@ the scalar ``loss``, plus any scalar ``trainer.callback_metrics`` named in ``met
 
 from __future__ import annotations
 
+# ruff: noqa: E402 - the check below must run before the imports that need the extra
+from .._launch import require
+
+# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
+# ModuleNotFoundError; the imports below need it
+require("lightning", "import conjugacy.torch.lightning")
+
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
