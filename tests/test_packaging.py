@@ -101,6 +101,32 @@ def test_a_subpackage_with_its_extra_imports():
         __import__(package)
 
 
+# ----- what the pages say about installing ---------------------------------------------------------
+_CORE_NAMES = {"numpy": "NumPy", "scipy": "SciPy", "threadpoolctl": "threadpoolctl", "pot": "POT"}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/install.md", "CHANGELOG.md"])
+def test_pages_name_every_core_dependency(page):
+    """The core's dependencies as pyproject.toml declares them, each named where the core is
+    described (the pages said "only NumPy, SciPy and threadpoolctl" while POT was core)."""
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"]["dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower() for req in core]
+    text = (ROOT / page).read_text(encoding="utf-8")
+    paragraph = next(p for p in re.split(r"\n\s*\n", text)
+                     if "The core" in p or "### Engine" in p)
+    missing = [name for name in names if _CORE_NAMES.get(name, name) not in paragraph]
+    assert not missing, f"{page}: the core's paragraph does not name {missing}:\n{paragraph}"
+
+
+def test_install_page_names_the_extras_make_installs():
+    """docs/install.md says what the Makefile installs into .venv."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    installed = re.search(r'pip install[^\n]*-e "(\.\[[\w,]+\])"', makefile).group(1)
+    page = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    assert f'pip install -e "{installed}"' in page, installed
+
+
 # ----- the README on PyPI -------------------------------------------------------------------------
 def _readme_targets() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
