@@ -602,7 +602,7 @@ def crafted_results(tmp: Path, good: dict) -> list[tuple[str, Path]]:
     cases.append(("folder", tmp))
     with open(tmp / "crafted_huge.json", "wb") as fh:  # sparse: 65 MiB of zeros
         fh.truncate(65 * 2**20)
-    cases.append(("over 64 MiB", tmp / "crafted_huge.json"))
+    cases.append(("over 24 MiB", tmp / "crafted_huge.json"))
     put("values", "[" + "{}," * 1_200_000 + "{}]")
     put("deep", "[" * 100_000 + "]" * 100_000)
     nested: object = 1
