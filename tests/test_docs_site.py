@@ -10,6 +10,7 @@ import importlib.util
 import inspect
 import io
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ PUBLIC_MODULES = [
     "conjugacy.report", "conjugacy.results", "conjugacy.delays", "conjugacy.residuals",
     "conjugacy.monitor", "conjugacy.comparison_filter", "conjugacy.data.mnist",
     "conjugacy.torch.recorder", "conjugacy.plots.study", "conjugacy.analysis.groups",
-    "conjugacy.analysis.neighbours", "conjugacy.analysis.results",
+    "conjugacy.analysis.neighbours", "conjugacy.analysis.results", "conjugacy.analysis.comparison",
     # the reproductions and their figures (docs/api/experiments.rst)
     "conjugacy.experiments.optimizers", "conjugacy.experiments.fcn",
     "conjugacy.experiments.grokking", "conjugacy.experiments.cnn",
@@ -40,11 +41,13 @@ def _documented() -> list[object]:
     """The objects listed in the autosummary tables of docs/api/*.rst."""
     found = []
     for page in sorted((DOCS / "api").glob("*.rst")):
-        module = None
+        module, in_table = None, False
         for line in page.read_text(encoding="utf-8").splitlines():
             if m := re.match(r"\.\. currentmodule:: (\S+)", line):
                 module = importlib.import_module(m.group(1))
-            elif module is not None and re.match(r"   [A-Za-z_]\w*$", line):
+            in_table = line.startswith(".. autosummary::") or (in_table and (
+                not line.strip() or line.startswith("   ")))
+            if in_table and module is not None and re.match(r"   [A-Za-z_]\w*$", line):
                 found.append(getattr(module, line.strip()))  # AttributeError: a stale entry
     return found
 
@@ -68,6 +71,32 @@ def test_every_public_function_and_class_has_an_api_page():
     missing = [name for name, obj in _public_functions_and_classes()
                if not any(obj is d for d in documented)]
     assert not missing, f"add these to an autosummary table in docs/api/*.rst: {missing}"
+
+
+def _aliases() -> list[tuple[str, str]]:
+    """(``module``, ``name``) of every public name that is another name's object (e.g.
+    ``AnalysisResults``, which is ``Results``): autosummary would render only "alias of"."""
+    return [(name.rsplit(".", 1)[0], name.rsplit(".", 1)[1])
+            for name, obj in _public_functions_and_classes()
+            if getattr(obj, "__name__", name.rsplit(".", 1)[1]) != name.rsplit(".", 1)[1]]
+
+
+def test_every_alias_has_its_own_entry_with_a_passing_example():
+    import doctest
+
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((DOCS / "api").glob("*.rst")))
+    aliases = _aliases()
+    assert ("conjugacy", "AnalysisResults") in aliases  # the check below sees real aliases
+    for _, name in aliases:
+        block = re.search(rf"^\.\. py:(?:class|function|data):: {name}\n((?:\n|   .*\n)+)",
+                          text, re.M)
+        assert block is not None, f"document the alias {name} (.. py:class:: {name}) in docs/api"
+        body = block.group(1)
+        assert ">>>" in body, f"the entry of {name} has no example"
+        test = doctest.DocTestParser().get_doctest(textwrap.dedent(body), {}, name, None, 0)
+        runner = doctest.DocTestRunner()
+        runner.run(test)
+        assert runner.failures == 0 and runner.tries > 0, name
 
 
 def test_every_public_function_and_class_has_a_runnable_example():
