@@ -293,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", type=Path, help="the reproduction's output folder (read only)")
     ap.add_argument("--json", type=Path, help="write the rerun's content and CPU times here")
     ap.add_argument("--seeds", type=int, metavar="N",
-                    help="store-backed only: refit the first N seeds of each condition (the "
+                    help="fcn, grokking: refit the first N seeds of each condition (the "
                          "paper column stays the folder's results.json, on all its seeds)")
     a = ap.parse_args(argv)
-    if a.seeds is not None and (a.seeds < 2 or a.experiment not in STORE_BACKED):
-        print(f"error: --seeds: give N >= 2 with one of {', '.join(STORE_BACKED)} (got "
+    if a.seeds is not None and (a.seeds < 2 or a.experiment not in ("fcn", "grokking")):
+        print(f"error: --seeds: give N >= 2 with fcn or grokking (got "
               f"{a.seeds} with {a.experiment})", file=sys.stderr)
         return 2
     paper_file = a.folder / "results.json"
