@@ -127,6 +127,26 @@ def test_install_page_names_the_extras_make_installs():
     assert f'pip install -e "{installed}"' in page, installed
 
 
+def test_tracked_text_files_end_with_one_newline():
+    """What pre-commit's end-of-file-fixer enforces: a text file ends with exactly one newline
+    (``pre-commit run --all-files`` would otherwise rewrite it)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                                check=True, timeout=60).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: the tracked files are unknown")
+    bad = []
+    for name in listed.decode().split("\0"):
+        path = ROOT / name
+        if not name or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if data and b"\0" not in data[:8192] and (not data.endswith(b"\n") or
+                                                  data.endswith(b"\n\n")):
+            bad.append(name)
+    assert not bad, f"end these with exactly one newline: {bad}"
+
+
 # ----- the README on PyPI -------------------------------------------------------------------------
 def _readme_targets() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")

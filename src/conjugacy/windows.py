@@ -571,5 +571,3 @@ def find_transitions(
         rule=rule,
         distance_matrix=classes.distance_matrix,
     )
-
-
