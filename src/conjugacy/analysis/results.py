@@ -137,7 +137,7 @@ MAX_RESULTS_DEPTH = 64
 #: Most conditions, seeds per condition, windows per condition and eigenvalues per spectrum a
 #: read ``results.json`` may declare: every figure and table of the report is drawn within these
 #: (one panel per condition, one row per seed, a window x window heatmap).
-MAX_CONDITIONS, MAX_SEEDS, MAX_WINDOWS, MAX_EIGENVALUES = 64, 1024, 2048, 65536
+MAX_CONDITIONS, MAX_SEEDS, MAX_WINDOWS, MAX_EIGENVALUES = 64, 1024, 2048, 16384
 
 
 class ResultsFileError(ValueError):
