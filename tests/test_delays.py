@@ -10,13 +10,18 @@ from conjugacy.delays import choose_delays
 
 
 def _rotation_seen_through_one_coordinate() -> np.ndarray:
+    return _noisy_rotation()[:, :, :1]
+
+
+def _noisy_rotation() -> np.ndarray:
+    """6 trajectories x 80 steps of a damped rotation (0.4 rad, 0.98) with process noise 0.05."""
     rng = np.random.default_rng(0)
     z = np.zeros((6, 80, 2))
     z[:, 0] = rng.standard_normal((6, 2))
     rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
     for t in range(79):
         z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
-    return z[:, :, :1]
+    return z
 
 
 def test_no_candidate_beats_persistence_takes_the_fewest_delays_with_a_note():

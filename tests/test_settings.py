@@ -185,14 +185,11 @@ def test_choose_delays_errors_are_the_held_out_prediction_errors():
 
 
 def test_choose_delays_finds_the_delays_a_hidden_coordinate_needs():
+    from test_delays import _noisy_rotation
+
     from conjugacy.delays import choose_delays
 
-    rng = np.random.default_rng(0)
-    z = np.zeros((6, 80, 2))
-    z[:, 0] = rng.standard_normal((6, 2))
-    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
-    for t in range(79):
-        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((6, 2))
+    z = _noisy_rotation()
     seen = choose_delays(z[:, :, :1])  # one coordinate of a rotation: no delay predicts badly
     assert seen.delays == 3 and seen.errors[0] > 0.9 and seen.errors[3] < 0.15
     # fully observed, yet 1 delay: SVHT on 2 rows keeps at most 1 direction (its threshold is
