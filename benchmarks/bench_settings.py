@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_separation import auroc, perturb, random_eigenvalues, real_block_matrix  # noqa: E402
 
 from conjugacy import koopman_spectrum, wasserstein  # noqa: E402
+from conjugacy.analysis.own_runs import RANK_CAP, pilot_rank  # noqa: E402
 from conjugacy.comparison_filter import filter_for_comparison  # noqa: E402
 from conjugacy.delays import choose_delays  # noqa: E402
 
@@ -100,6 +101,20 @@ def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
     return lambda recs, pilots: _spectra(recs, pilots, **kw)
 
 
+def _analyze_default(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
+    """The default of ``conjugacy analyze`` (:func:`conjugacy.analysis.own_runs.choose_settings`):
+    delays chosen on the pilots at the capped SVHT rank, then one rank for the comparison (the
+    pilots' largest SVHT rank, at most ``RANK_CAP``), each spectrum's default filter."""
+    if _FITS["recs"] is not recs:
+        _FITS.update(recs=recs, fits={}, delays={})
+    if "analyze" not in _FITS["delays"]:
+        d = max(choose_delays(recs[i].x, max_rank=RANK_CAP).delays for i in pilots)
+        k = pilot_rank({str(i): recs[i].x for i in pilots}, d)[0]
+        _FITS["delays"]["analyze"] = (d, k)
+    d, k = _FITS["delays"]["analyze"]
+    return _spectra(recs, pilots, delays=d, rank=k, filt=True)
+
+
 #: name -> rule(recordings, pilot indices) -> spectra (the hook for further rules)
 RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
     "paper (8, 10)": _rule(delays=8, rank=10, filt=False),
@@ -112,6 +127,7 @@ RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
     "auto delays + SVHT + shared-count": _rule(delays="auto", rank="svht", filt="shared-count"),
     "auto delays + SVHT + two-branch filter": _rule(delays="auto", rank="svht", filt=True,
                                                     branch=True),
+    "analyze default (capped pilot SVHT + filter)": _analyze_default,
 }
 
 
