@@ -496,6 +496,32 @@ def test_a_chunk_whose_frame_decodes_to_64_mib_is_refused_from_its_header(tmp_pa
         assert st.read()[0, :CHUNK].tolist() == [[0.0] * 6] * CHUNK
 
 
+@pytest.mark.parametrize("tail", ["second frame", "truncated", "skippable frame"])
+def test_a_chunk_with_more_than_its_one_frame_is_refused_before_decoding(tmp_path, tail):
+    """Final review: the header check read only the first frame; numcodecs decodes every frame
+    of the file, so a right first frame followed by a frame of 64 MiB of zeros (and a valid
+    CRC-32C) was decoded (a 261 kB chunk reached 1.69 GB in `spectrum`). Now the frame's blocks
+    are walked (3-byte headers, never decoded) and the file must end with its CRC-32C."""
+    import struct
+
+    import google_crc32c
+    import numcodecs
+
+    s = make(tmp_path / "s")
+    first = numcodecs.Zstd().encode(bytes(192))
+    extra = {"second frame": numcodecs.Zstd(level=19).encode(bytes(64 * 2**20)),
+             "truncated": b"", "skippable frame": b"\x50\x2a\x4d\x18" + struct.pack("<I", 4)
+             + b"abcd"}[tail]
+    body = first[:-2] if tail == "truncated" else first + extra
+    (s / "runs/r0/params/w/c/0/0/0").write_bytes(body + struct.pack("<I", google_crc32c.value(body)))
+    msg = "is not one zstd frame and its checksum"
+    with bounded(f"chunk with {tail}"), pytest.raises(DamagedStoreError, match=msg):
+        TrajectoryStore.open(s, "r").read()
+    with bounded(f"chunk with {tail}, verify"), TrajectoryStore.open(s, "r", check=False) as st:
+        rep = st.verify()
+    assert [(d.chunk, msg in d.problem) for d in rep.damage] == [("c/0/0/0", True)]
+
+
 
 # ----- review 3, item 5: codecs other than the writer's -----------------------------------------
 @pytest.mark.parametrize("edit, msg", [

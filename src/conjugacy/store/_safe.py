@@ -174,6 +174,31 @@ def zstd_content_size(head: bytes) -> int | None:
     return value + 256 if size == 2 else value
 
 
+def _zstd_frame_end(fd: int, head: bytes, max_blocks: int) -> int | None:
+    """The offset just past the zstd frame at the start of file ``fd`` (header, blocks, optional
+    content checksum; RFC 8878 sections 3.1.1 and 3.1.1.2), walking the 3-byte block headers with
+    ``pread`` (never decoding); None when the frame is truncated, has a reserved block type or
+    more than ``max_blocks`` blocks. The writer's frames have one block per <= 128 KiB."""
+    desc = head[4]
+    fcs_flag, single, checksum = desc >> 6, (desc >> 5) & 1, (desc >> 2) & 1
+    pos = (5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
+           + (1 if single else 0, 2, 4, 8)[fcs_flag])
+    size = os.fstat(fd).st_size
+    for _ in range(max_blocks):
+        block = os.pread(fd, 3, pos)
+        if len(block) < 3:
+            return None
+        h = int.from_bytes(block, "little")
+        last, btype, bsize = h & 1, (h >> 1) & 3, h >> 3
+        if btype == 3:
+            return None
+        pos += 3 + (1 if btype == 1 else bsize)
+        if last:
+            pos += 4 * checksum
+            return pos if pos <= size else None
+    return None
+
+
 def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
     """Why the zstd frame in chunk file ``path`` (at most ``max_bytes``) does not declare
     exactly ``chunk_bytes`` decoded bytes, or None. Reads 18 bytes, never decodes; only when the
@@ -187,7 +212,14 @@ def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
         head = os.read(fd, 18)
         size = zstd_content_size(head)
         if size == chunk_bytes:
-            return None
+            # numcodecs decodes every frame of the file: anything after the first frame but the
+            # CRC-32C (the writer's last 4 bytes) is refused, a second frame of zeros included
+            end = _zstd_frame_end(fd, head, chunk_bytes // 1024 + 64)
+            if end is not None and end + 4 == os.fstat(fd).st_size:
+                return None
+            return ("chunk file is not one zstd frame and its checksum (truncated, or data "
+                    "after the frame: a second frame would be decoded too; a compression "
+                    "bomb?); refused, not decoded")
         import google_crc32c  # zarr's CRC-32C codec's own dependency
 
         data = head + os.read(fd, max_bytes)
