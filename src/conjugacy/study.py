@@ -601,16 +601,8 @@ class StudyRun:
     Examples
     --------
     >>> import tempfile
-    >>> import numpy as np
-    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
-    ...     rng = np.random.default_rng(job.seed)
-    ...     for run in job.run_names:
-    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
-    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
-    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
-    ...         context.store.set_finished(run)
-    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
-    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> study = random_walk_study()  # random walks instead of networks: 2 x 2 jobs of 2 replicas
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     first, again = run_study(study, tmp), run_study(study, tmp)
     ...     with first.reader() as reader:
@@ -795,16 +787,8 @@ def run_study(
     Examples
     --------
     >>> import tempfile
-    >>> import numpy as np
-    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
-    ...     rng = np.random.default_rng(job.seed)
-    ...     for run in job.run_names:
-    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
-    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
-    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
-    ...         context.store.set_finished(run)
-    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
-    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> study = random_walk_study()  # random walks instead of networks: 2 x 2 jobs of 2 replicas
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     done = run_study(study, tmp)
     ...     with StudyReader.open(tmp) as reader:
@@ -932,16 +916,8 @@ class StudyReader:
     Examples
     --------
     >>> import tempfile
-    >>> import numpy as np
-    >>> def train(job, context):  # random walks instead of a network: 2 replicas per job
-    ...     rng = np.random.default_rng(job.seed)
-    ...     for run in job.run_names:
-    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
-    ...         w = np.cumsum(rng.normal(job.params["drift"], 1, (job.n_records, 2)), axis=0)
-    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
-    ...         context.store.set_finished(run)
-    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1],
-    ...               n_replicas=2, n_records=5, train=train, settings={"n_steps": 4})
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> study = random_walk_study()  # random walks instead of networks: 2 x 2 jobs of 2 replicas
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = run_study(study, tmp)
     ...     with StudyReader.open(tmp) as reader:

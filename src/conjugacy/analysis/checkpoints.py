@@ -54,24 +54,9 @@ def open_source(source: Any) -> Any:
     Examples
     --------
     >>> import tempfile
-    >>> import torch
-    >>> from torch import nn
-    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> from conjugacy.analysis.demo import checkpoint_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
-    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
-    ...     _ = torch.manual_seed(seed)
-    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-    ...                           nn.Linear(8, 2))
-    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ...     meta = {"condition": "mlp", "seed": seed}
-    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
-    ...         for step in range(11):
-    ...             _ = rec.record(step)
-    ...             opt.zero_grad()
-    ...             nn.functional.mse_loss(model(x), y).backward()
-    ...             opt.step()
+    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
     >>> with open_source(path) as reader:
     ...     print(type(reader).__name__, checkpoint_runs(reader))
     TrajectoryStore {'s0.checkpoints': 's0', 's1.checkpoints': 's1'}
@@ -104,24 +89,9 @@ def checkpoint_runs(reader: Any) -> dict[str, str]:
     Examples
     --------
     >>> import tempfile
-    >>> import torch
-    >>> from torch import nn
-    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> from conjugacy.analysis.demo import checkpoint_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
-    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
-    ...     _ = torch.manual_seed(seed)
-    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-    ...                           nn.Linear(8, 2))
-    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ...     meta = {"condition": "mlp", "seed": seed}
-    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
-    ...         for step in range(11):
-    ...             _ = rec.record(step)
-    ...             opt.zero_grad()
-    ...             nn.functional.mse_loss(model(x), y).backward()
-    ...             opt.step()
+    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
     >>> with open_source(path) as reader:
     ...     checkpoint_runs(reader)
     {'s0.checkpoints': 's0', 's1.checkpoints': 's1'}
@@ -141,24 +111,9 @@ def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.nd
     Examples
     --------
     >>> import tempfile
-    >>> import torch
-    >>> from torch import nn
-    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> from conjugacy.analysis.demo import checkpoint_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
-    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
-    ...     _ = torch.manual_seed(seed)
-    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-    ...                           nn.Linear(8, 2))
-    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ...     meta = {"condition": "mlp", "seed": seed}
-    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
-    ...         for step in range(11):
-    ...             _ = rec.record(step)
-    ...             opt.zero_grad()
-    ...             nn.functional.mse_loss(model(x), y).backward()
-    ...             opt.step()
+    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
     >>> with open_source(path) as reader:
     ...     steps, arrays = read_checkpoints(reader, "s0.checkpoints")
     >>> steps, {name: a.shape for name, a in arrays.items()}
@@ -265,24 +220,9 @@ def checkpoint_sections(source: Any, *, max_rank: int = 100, k: int = TOP_K) -> 
     Examples
     --------
     >>> import tempfile
-    >>> import torch
-    >>> from torch import nn
-    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> from conjugacy.analysis.demo import checkpoint_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
-    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
-    ...     _ = torch.manual_seed(seed)
-    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-    ...                           nn.Linear(8, 2))
-    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ...     meta = {"condition": "mlp", "seed": seed}
-    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
-    ...         for step in range(11):
-    ...             _ = rec.record(step)
-    ...             opt.zero_grad()
-    ...             nn.functional.mse_loss(model(x), y).backward()
-    ...             opt.step()
+    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
     >>> sections = checkpoint_sections(path, max_rank=4, k=2)
     >>> sorted(sections["runs"]), sections["runs"]["s0.checkpoints"]["steps"], sections["lmc"]
     (['s0.checkpoints', 's1.checkpoints'], [0, 5, 10], None)
@@ -409,24 +349,9 @@ def spectral_dynamics_report(
     Examples
     --------
     >>> import tempfile
-    >>> import torch
-    >>> from torch import nn
-    >>> from conjugacy.torch.snapshots import CheckpointRecorder
+    >>> from conjugacy.analysis.demo import checkpoint_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> x, y = torch.ones(8, 4), torch.zeros(8, 2)
-    >>> for seed in (0, 1):  # two seeds of a 3-layer MLP, a checkpoint every 5 of 10 steps
-    ...     _ = torch.manual_seed(seed)
-    ...     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
-    ...                           nn.Linear(8, 2))
-    ...     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ...     meta = {"condition": "mlp", "seed": seed}
-    ...     with CheckpointRecorder(path, f"s{seed}", model, schedule=5, metadata=meta) as rec:
-    ...         for step in range(11):
-    ...             _ = rec.record(step)
-    ...             opt.zero_grad()
-    ...             nn.functional.mse_loss(model(x), y).backward()
-    ...             opt.step()
+    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
     >>> results = spectral_dynamics_report(path, max_rank=4, k=2, experiment="toy")  # out=None
     >>> results["comparison"], results["spectra"], sorted(results["sections"]["runs"])
     (None, {}, ['s0.checkpoints', 's1.checkpoints'])
