@@ -3,7 +3,8 @@
 Usage:  python benchmarks/bench_spectrum.py [--repeats N] [--only NAME] [--peers A,B]
             [--out FILE] [--json FILE]
         python benchmarks/bench_spectrum.py --grid [--full] [--repeats N] [--only NAME] [--json FILE]
-        python benchmarks/bench_spectrum.py --allpairs 50,200,500 [--tall] [--dsa-python PY]
+        python benchmarks/bench_spectrum.py --allpairs 50,200,500 [--dsa-python PY]
+        python benchmarks/bench_spectrum.py --dsa-tutorial [--repeats N] [--dsa-python PY]
         python benchmarks/bench_spectrum.py --from-json FILE... [--out FILE]
 (one process per workload with ``--json``, then one table from all of them, is how the
 BENCHMARKS.md table was made on a loaded machine; the whole run takes about an hour there).
@@ -11,7 +12,9 @@ BENCHMARKS.md table was made on a loaded machine; the whole run takes about an h
 ``GRID_FULL``, hours), conjugacy's default call against the plain pipeline and its syrk bound,
 interleaved, CPU times, one ratio per repeat (issue 21; run it once per engine version to compare
 versions). ``--allpairs``: 20 systems x 10 x 200, 190 distances, against kooplearn and DSA
-(``--dsa-python``: an interpreter with ``dsa-metric``; ``--tall``: DSA's tutorial-like tall data).
+(``--dsa-python``: an interpreter with ``dsa-metric``). ``--dsa-tutorial``: DSA's own fig. 3
+tutorial (its data generated as its notebook does, 12 models x 200 trajectories x 1,000 steps x 2
+features, 20 delay copies, rank 15, 66 distances), conjugacy vs kooplearn vs DSA, interleaved.
 
 Everything runs in one process on one BLAS thread (``OMP_NUM_THREADS=1`` set before NumPy is
 imported, and ``threadpoolctl.threadpool_limits(1)`` around the whole run), so every contender
@@ -234,7 +237,7 @@ def kooplearn_eigs(data: np.ndarray, w: Workload) -> np.ndarray:
     # kooplearn pairs row t with row t + lag_time of one array: stacking X^T over Y^T with
     # lag_time = m gives exactly the delay pairs. Unregularized principal-component
     # regression is projected DMD; the kernel (dual) form when observables outnumber pairs.
-    kwargs = dict(n_components=RANK, lag_time=m, reduced_rank=False, alpha=None, copy_X=False)
+    kwargs = dict(n_components=w.rank, lag_time=m, reduced_rank=False, alpha=None, copy_X=False)
     model = KernelRidge(kernel="linear", **kwargs) if n_obs > m else Ridge(**kwargs)
     return np.asarray(model.fit(np.vstack([X.T, Y.T])).eig())
 
@@ -368,9 +371,6 @@ def grid(workloads, repeats) -> list[dict]:
 # end to end (fits + distances), against kooplearn and DSA (``dsa-metric``, run by its own
 # interpreter: ``--dsa-python``, a separate virtual environment).
 ALLPAIRS = {"systems": 20, "n_traj": 10, "n_steps": 200, "rank": 10, "delays": 8}
-# ``--tall``: DSA's tutorial-like tall data instead, two systems of one 196,010-step trajectory
-# of 4 features, 9 delays (40 delay-embedded observables x 196,000 pairs each), one distance
-TALL = {"systems": 2, "n_traj": 1, "n_steps": 196_010, "rank": 10, "delays": 9}
 
 
 def allpairs_data(n_features: int, seed: int = 0) -> list[np.ndarray]:
@@ -412,33 +412,78 @@ def allpairs_kooplearn(systems: list[np.ndarray]) -> np.ndarray:
 _DSA_SCRIPT = """
 import sys, time, numpy as np
 from threadpoolctl import threadpool_limits
+import torch
 from DSA import DSA
 data = np.load(sys.argv[1])
 systems = [data[i] for i in range(data.shape[0])]
+kw = dict(n_delays=int(sys.argv[2]), rank=int(sys.argv[3]), score_method="wasserstein")
 with threadpool_limits(1):
-    import torch
     torch.set_num_threads(1)
-    for _ in range(int(sys.argv[2])):
+    DSA([x[:2] for x in systems[:2]], **kw).fit_score()  # warm-up: first torch / POT calls
+    print("ready", flush=True)
+    for _ in sys.stdin:
         c0 = time.process_time()
-        DSA(systems, n_delays={n_delays}, rank={rank}, score_method="wasserstein").fit_score()
-        print(time.process_time() - c0, flush=True)
+        dsa = DSA(systems, **kw)
+        sims = dsa.fit_score()
+        cpu = time.process_time() - c0
+        eigs = [np.asarray(e.numpy()) for e in dsa.cached_compare_objects[0]]
+        np.savez(sys.argv[4], sims=sims, eigenvalues=np.stack(eigs))
+        print(cpu, flush=True)
 """
+
+
+class DsaWorker:
+    """DSA (``dsa-metric``) in its own interpreter ``python``, one BLAS / torch thread, warmed
+    up on a slice: each :meth:`run` times one ``DSA(systems, n_delays, rank,
+    score_method="wasserstein").fit_score()`` (all DMDs + all pairwise scores; CPU seconds of
+    the child, the import not counted), so that runs interleave with the other contenders'.
+    ``systems`` must share one shape; after a run, ``sims`` (n, n) and ``eigenvalues`` (n, rank)
+    are DSA's scores and each DMD's eigenvalues. Use as a context manager."""
+
+    def __init__(self, python: str, systems: list[np.ndarray], n_delays: int, rank: int):
+        import subprocess
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory()
+        data, self._out = Path(self._tmp.name) / "systems.npy", Path(self._tmp.name) / "out.npz"
+        np.save(data, np.stack(systems))
+        self._proc = subprocess.Popen(
+            [python, "-c", _DSA_SCRIPT, str(data), str(n_delays), str(rank), str(self._out)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if self._proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError(f"--dsa-python: {python} could not run DSA (see its error above)")
+
+    def run(self) -> float:
+        self._proc.stdin.write("go\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:
+            self.close()
+            raise RuntimeError("DSA's run failed (see its error above)")
+        with np.load(self._out) as out:
+            self.sims, self.eigenvalues = out["sims"], out["eigenvalues"]
+        return float(line)
+
+    def close(self) -> None:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        self._proc.wait()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> DsaWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def allpairs_dsa(systems: list[np.ndarray], python: str, repeats: int) -> list[float]:
     """CPU times of DSA's all-pairs ``fit_score`` (Wasserstein distances of the eigenvalues, its
-    default), one run per line of a subprocess under ``python`` (the import not timed)."""
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "systems.npy"
-        np.save(path, np.stack(systems))
-        script = _DSA_SCRIPT.format(n_delays=ALLPAIRS["delays"] + 1, rank=ALLPAIRS["rank"])
-        out = subprocess.run([python, "-c", script, str(path), str(repeats)], check=True,
-                             capture_output=True, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
-    return [float(line) for line in out.split()]
+    default), ``repeats`` runs in one :class:`DsaWorker`."""
+    with DsaWorker(python, systems, ALLPAIRS["delays"] + 1, ALLPAIRS["rank"]) as dsa:
+        return [dsa.run() for _ in range(repeats)]
 
 
 def allpairs(features: list[int], repeats: int, dsa_python: str | None) -> list[dict]:
@@ -467,6 +512,205 @@ def allpairs(features: list[int], repeats: int, dsa_python: str | None) -> list[
                  f"({med(dsa_cpu) / med(ours_cpu):.2f}x)" if dsa_cpu else ""), flush=True)
         rows.append(row)
     return rows
+
+
+# ----------------------------------------------------------------------------- DSA's tutorial
+# ``--dsa-tutorial`` (issue 21): the data of DSA's fig. 3 tutorial, generated as its notebook
+# does. Ported from ``examples/dsa_fig3_tutorial.ipynb`` of https://github.com/mitchellostrow/DSA
+# (commit 8cbddcf; MIT licence, copyright Mitchell Ostrow): ``run_model1`` (saddle / bistable
+# switch), ``run_model2`` (line attractor) and ``run_model3`` (point attractor), Euler-Maruyama
+# with ``dt = 0.01`` for 100 time units, the same equations, parameters and draws.
+# ``np.random.seed(2023)`` then ``np.random.normal`` / ``uniform`` is ``RandomState(2023)``'s
+# stream, passed here explicitly instead of the global state.
+TUTORIAL = {"delays": 19, "rank": 15}  # DSA's n_delays=20: 20 copies, 40 observables
+TUTORIAL_TYPES = ("bistable", "line attractor", "point attractor")
+
+
+def _tutorial_model1(rs: np.random.RandomState, cohs, params: dict, time: float = 100):
+    """``run_model1`` (saddle: dx = a x^3 + b x + coh, dy = c y + coh) without its ``cond_avgs``
+    feedback, which the tutorial never passes; returns x (conds, trials, steps, 2) and the
+    condition averages (conds, steps, 2)."""
+    a, b, c = params.get("a", -0.6), params.get("b", 2), params.get("c", -1)
+    dt, ntrials, sigma = params.get("dt", 1), params.get("ntrials", 10), params.get("sigma", 0)
+    steps = int(time / dt)
+    x = np.zeros((len(cohs), ntrials, steps, 2))
+    cohs = np.repeat(np.array(cohs)[:, np.newaxis], ntrials, axis=1)
+    for i in range(1, steps):
+        dx = a * x[:, :, i - 1, 0] ** 3 + b * x[:, :, i - 1, 0] + cohs
+        dy = c * x[:, :, i - 1, 1] + cohs
+        dx = np.concatenate([dx[:, :, np.newaxis], dy[:, :, np.newaxis]], axis=2)
+        rand = rs.normal(0, sigma, size=(len(cohs), ntrials, 2))
+        x[:, :, i] = x[:, :, i - 1] + dt * (dx + 0.0 + rand)  # + input_optimized (zero)
+    return x, np.mean(x, axis=1)
+
+
+def _tutorial_controlled(rs: np.random.RandomState, A: np.ndarray, cond_avgs: np.ndarray,
+                         params: dict, time: float = 100) -> np.ndarray:
+    """The common loop of ``run_model2`` and ``run_model3``: dx = A x plus the input that drives
+    the trial average onto ``cond_avgs`` (conds, steps, 2), plus noise. ``A @ xavg`` multiplies
+    the (conds, 2) averages from the left, as the notebook does (it mixes the two conditions;
+    kept for faithfulness)."""
+    sigma, dt, ntrials = params.get("sigma", 0), params.get("dt", 1), params.get("ntrials", 10)
+    steps = int(time / dt)
+    x = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
+    for i in range(1, steps):
+        dx = np.einsum("ij,mkj->mki", A, x[:, :, i - 1])
+        xavg = x[:, :, i - 1].mean(axis=1)
+        dx_avg = A @ xavg
+        inp = (1 / dt) * (cond_avgs[:, i] - xavg - dx_avg * dt)
+        inp = np.repeat(inp[:, np.newaxis], ntrials, axis=1)
+        x[:, :, i] = x[:, :, i - 1] + dt * (
+            dx + inp + rs.normal(0, sigma, size=(cond_avgs.shape[0], ntrials, 2)))
+    return x
+
+
+def _tutorial_model2(rs, cond_avgs, params: dict, time: float = 100) -> np.ndarray:
+    """``run_model2``: a line attractor (eigenvalues 0 and ``eval1`` along r0 = (1, 0) and
+    l0 = (1, 1) / sqrt 2), rotated by 45 degrees."""
+    l0 = np.asarray(params.get("l0", [1, 1]), dtype=float)
+    l0 = l0 / np.linalg.norm(l0)
+    R = np.array([params.get("r0", [1, 0]), l0])
+    A = R @ np.diag([0, params.get("eval1", -1)]) @ np.linalg.inv(R)
+    c, s = np.cos(np.radians(45)), np.sin(np.radians(45))
+    return _tutorial_controlled(rs, np.array(((c, -s), (s, c))) @ A, cond_avgs, params, time)
+
+
+def _tutorial_model3(rs, cond_avgs, params: dict, time: float = 100) -> np.ndarray:
+    """``run_model3``: a point attractor, A = diag(-|a1|, -|a2|)."""
+    A = np.diag([-np.abs(params.get("a1", -0.5)), -np.abs(params.get("a2", -1))])
+    return _tutorial_controlled(rs, A, cond_avgs, params, time)
+
+
+def dsa_tutorial_data(time: float = 100) -> tuple[list[np.ndarray], list[str]]:
+    """The 12 models of DSA's fig. 3 tutorial (cells 1-8 of ``dsa_fig3_tutorial.ipynb``,
+    github.com/mitchellostrow/DSA, MIT licence), exactly as the notebook draws them.
+
+    Seed 2023; the notebook's first, plotted sample (20 trials, sigma 0.1) is drawn too, since
+    it advances the stream; then per type 4 models (``nmodels = 4``) with parameters drawn as
+    in the notebook, 2 input conditions (coherence -0.1, 0.1) x 100 trials, sigma 0.05,
+    dt 0.01, every 10th step kept. Models 2 and 3 of draw ``i`` are driven onto model 1's
+    condition averages. (The notebook's second part, 5 models per type, is not reproduced: its
+    draws follow scikit-learn MDS calls that consume the same global stream.)
+
+    Returns the models, each (200 trajectories, 1,000 steps, 2 features) float64 (``time``
+    time units / dt / 10 steps), ordered by type, and their types (``TUTORIAL_TYPES``).
+    Example: ``models, types = dsa_tutorial_data()``; ``models[0].shape == (200, 1000, 2)``.
+    """
+    rs, dt, sigma, ntrials, n = np.random.RandomState(2023), 0.01, 0.05, 100, 4
+    _, avg = _tutorial_model1(rs, [-0.1, 0.1], dict(dt=dt, sigma=0.1, ntrials=20), time)
+    _tutorial_model2(rs, avg, dict(dt=dt, sigma=0.1, ntrials=20), time)
+    _tutorial_model3(rs, avg, dict(dt=dt, sigma=0.1, ntrials=20), time)
+    a, b, c = rs.uniform(-5, -4, size=n), rs.uniform(4, 5, size=n), rs.uniform(-4, -3, size=n)
+    eval1 = rs.uniform(-2, -3, size=n)
+    a1, a2 = rs.uniform(-4, -5, size=n), rs.uniform(-8, -9, size=n)
+    models: list[list[np.ndarray]] = [[], [], []]
+    for i in range(n):
+        common = dict(dt=dt, sigma=sigma, ntrials=ntrials)
+        x1, avg = _tutorial_model1(rs, [-0.1, 0.1], dict(common, a=a[i], b=b[i], c=c[i]), time)
+        x2 = _tutorial_model2(rs, avg, dict(common, eval1=eval1[i]), time)
+        x3 = _tutorial_model3(rs, avg, dict(common, a1=a1[i], a2=a2[i]), time)
+        for kind, x in enumerate((x1, x2, x3)):  # flatten_x, then models[:, ::10]
+            models[kind].append(x.reshape(-1, *x.shape[2:])[:, ::10])
+    return [x for kind in models for x in kind], [t for t in TUTORIAL_TYPES for _ in range(n)]
+
+
+def _tutorial_spectra(models: list[np.ndarray]):
+    return [koopman_spectrum(x, delays=TUTORIAL["delays"], rank=TUTORIAL["rank"], threads=1)
+            for x in models]
+
+
+def tutorial_ours(models: list[np.ndarray]) -> np.ndarray:
+    """conjugacy on the tutorial: one default ``koopman_spectrum`` per model (19 delays, i.e.
+    DSA's 20 copies, rank 15), then ``distance_matrix`` (W1 of all pairs); (n, n)."""
+    from conjugacy import distance_matrix
+
+    spectra = _tutorial_spectra(models)
+    tutorial_ours.paths = sorted({s.settings["path"] for s in spectra})
+    tutorial_ours.eigenvalues = [s.eigenvalues for s in spectra]
+    return distance_matrix(spectra)
+
+
+def tutorial_kooplearn(models: list[np.ndarray]) -> np.ndarray:
+    """kooplearn's projected DMD per model (:func:`kooplearn_eigs`, same delays and rank), then
+    ``distance_matrix`` of its eigenvalues; (n, n)."""
+    from conjugacy import distance_matrix
+
+    w = Workload("tutorial", 0, 0, 0, TUTORIAL["delays"], rank=TUTORIAL["rank"])
+    tutorial_kooplearn.eigenvalues = [kooplearn_eigs(x, w) for x in models]
+    return distance_matrix(tutorial_kooplearn.eigenvalues)
+
+
+def same_type_neighbours(dist: np.ndarray, types: list[str]) -> tuple[float, float]:
+    """How well a distance matrix (n, n) separates the types (each given at least twice): the
+    fraction of models whose nearest other model has their type, and the mean over models of
+    the fraction of their type among their ``n_type - 1`` nearest others (1 = the types are
+    separated; chance ~0.27 for 3 types of 4). Example: ``same_type_neighbours(np.array([[0,
+    1], [1, 0]]), ["a", "a"])`` is ``(1.0, 1.0)``."""
+    dist = np.array(dist, dtype=float)
+    np.fill_diagonal(dist, np.inf)
+    kinds = np.asarray(types)
+    counts = np.array([np.sum(kinds == t) for t in kinds]) - 1
+    if counts.min() < 1:
+        raise ValueError("types: every type needs at least two models")
+    same = kinds[np.argsort(dist, axis=1, kind="stable")] == kinds[:, None]
+    within = [same[i, :k].mean() for i, k in enumerate(counts)]
+    return float(same[:, 0].mean()), float(np.mean(within))
+
+
+def _spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f} s [{min(xs):.2f}-{max(xs):.2f}]"
+
+
+def dsa_tutorial(repeats: int, dsa_python: str | None) -> dict:
+    """DSA's fig. 3 tutorial end to end (:func:`dsa_tutorial_data`: 12 models, 66 distances):
+    conjugacy, kooplearn and DSA (``dsa_python``, a :class:`DsaWorker`) interleaved, ``repeats``
+    CPU times each after an untimed warm-up; per contender how well its distances separate the
+    three model types (:func:`same_type_neighbours`) and, against conjugacy, the largest
+    eigenvalue difference over the models (optimal matching, relative to the largest
+    modulus)."""
+    _import_peers()
+    c0 = time.process_time()
+    models, types = dsa_tutorial_data()
+    print(f"DSA tutorial data: {len(models)} x {models[0].shape}, generated in "
+          f"{time.process_time() - c0:.1f} s CPU", flush=True)
+    contenders = {"conjugacy": tutorial_ours, "kooplearn": tutorial_kooplearn}
+    for fn in contenders.values():
+        fn([x[:2] for x in models[:2]])  # warm-up
+    cpu: dict[str, list[float]] = {name: [] for name in (*contenders, "DSA")}
+    dists: dict[str, np.ndarray] = {}
+    dsa = DsaWorker(dsa_python, models, TUTORIAL["delays"] + 1, TUTORIAL["rank"]) \
+        if dsa_python else None
+    try:
+        for _ in range(repeats):
+            for name, fn in contenders.items():
+                c0 = time.process_time()
+                dists[name] = fn(models)
+                cpu[name].append(time.process_time() - c0)
+            if dsa is not None:
+                cpu["DSA"].append(dsa.run())
+                dists["DSA"] = dsa.sims
+    finally:
+        if dsa is not None:
+            dsa.close()
+    eigs = {"kooplearn": tutorial_kooplearn.eigenvalues,
+            "DSA": list(dsa.eigenvalues) if dsa is not None else None}
+    row = {"models": len(models), "shape": list(models[0].shape), "paths": tutorial_ours.paths,
+           "cpu": {k: v for k, v in cpu.items() if v}, "neighbours": {}, "eig_diff": {}}
+    for name, d in dists.items():
+        row["neighbours"][name] = same_type_neighbours(d, types)
+        if name in eigs and eigs[name] is not None:
+            row["eig_diff"][name] = max(rel_diff(a, b) for a, b in
+                                        zip(eigs[name], tutorial_ours.eigenvalues))
+    row["ratios"] = {k: [t / o for t, o in zip(v, cpu["conjugacy"])] for k, v in row["cpu"].items()}
+    for name, times in row["cpu"].items():
+        r = row["ratios"][name]
+        print(f"  {name}{' (' + ', '.join(row['paths']) + ')' if name == 'conjugacy' else ''}: "
+              f"{_spread(times)}, {min(r):.2f}-{max(r):.2f}x conjugacy per run; nearest "
+              f"neighbour same type {row['neighbours'][name][0]:.2f}, of the 3 nearest "
+              f"{row['neighbours'][name][1]:.2f}"
+              + (f"; eig. diff to conjugacy {row['eig_diff'][name]:.1e}"
+                 if name in row["eig_diff"] else ""), flush=True)
+    return row
 
 
 FUNCTIONS = {
@@ -627,11 +871,15 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--dsa-python", default=None,
                         help="with --allpairs: the interpreter of a venv with dsa-metric")
-    parser.add_argument("--tall", action="store_true",
-                        help="with --allpairs: DSA's tutorial-like tall data (TALL), e.g. 4 features")
+    parser.add_argument("--dsa-tutorial", action="store_true",
+                        help="DSA's fig. 3 tutorial data and pipeline (12 models, 66 distances)")
     args = parser.parse_args(argv)
-    if args.tall:
-        ALLPAIRS.update(TALL)
+    if args.dsa_tutorial:
+        with threadpool_limits(1):
+            row = dsa_tutorial(args.repeats, args.dsa_python)
+        if args.json:
+            Path(args.json).write_text(json.dumps(row, indent=1))
+        return
     if args.allpairs:
         with threadpool_limits(1):
             rows = allpairs([int(n) for n in args.allpairs.split(",")], args.repeats,
