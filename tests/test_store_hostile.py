@@ -514,13 +514,55 @@ def test_a_chunk_with_more_than_its_one_frame_is_refused_before_decoding(tmp_pat
              + b"abcd"}[tail]
     body = first[:-2] if tail == "truncated" else first + extra
     (s / "runs/r0/params/w/c/0/0/0").write_bytes(body + struct.pack("<I", google_crc32c.value(body)))
-    msg = "is not one zstd frame and its checksum"
+    msg = ("chunk file is truncated: it has 20 bytes, its zstd frame and checksum need at least 22"
+           if tail == "truncated" else "is not one zstd frame and its checksum")
     with bounded(f"chunk with {tail}"), pytest.raises(DamagedStoreError, match=msg):
         TrajectoryStore.open(s, "r").read()
     with bounded(f"chunk with {tail}, verify"), TrajectoryStore.open(s, "r", check=False) as st:
         rep = st.verify()
     assert [(d.chunk, msg in d.problem) for d in rep.damage] == [("c/0/0/0", True)]
 
+
+@pytest.mark.parametrize("cut, crc, need", [(0, False, 12), (3, False, 12), (9, False, 12),
+                                             (12, False, 13), (20, False, 28),
+                                             (5, True, 12), (8, True, 13), (9, True, 28)])
+def test_a_chunk_cut_to_a_few_bytes_is_named_truncated(tmp_path, cut, crc, need):
+    """Final review: a frame cut to 5 bytes with a valid CRC-32C after it was refused as
+    'declares 2164 decoded bytes', the size read from its checksum bytes; a cut file (no CRC)
+    was 'checksum mismatch'. Every cut is now named truncated, with the bytes it needs (the
+    writer's chunk: a 6-byte header, one 3 + 15-byte block, its 4-byte CRC-32C: 28 bytes)."""
+    import struct
+
+    import google_crc32c
+
+    s = make(tmp_path / "s")
+    chunk = s / "runs/r0/params/w/c/0/0/0"
+    full = chunk.read_bytes()
+    assert len(full) == 28 and full[4] == 0x20 and full[6] == 0x7D  # the sizes named above
+    body = full[:cut] + (struct.pack("<I", google_crc32c.value(full[:cut])) if crc else b"")
+    chunk.write_bytes(body)
+    msg = (f"chunk file is truncated: it has {len(body)} bytes, its zstd frame and checksum need "
+           f"at least {need} (an interrupted copy or a full disk?)")
+    with bounded(f"cut to {cut}"), pytest.raises(DamagedStoreError) as err:
+        TrajectoryStore.open(s, "r").read()
+    assert msg in str(err.value) and "declares" not in str(err.value)
+    with TrajectoryStore.open(s, "r", check=False) as st:
+        assert [d.problem.split(";")[0] for d in st.verify().damage] == [msg.split(";")[0]]
+
+
+def test_a_large_chunk_cut_short_is_truncated_not_a_compression_bomb(tmp_path):
+    """A 600 kB chunk cut to 1 kB decodes to more than 256x its size: it was named a
+    compression bomb, with the advice to lift the bound; it is truncated."""
+    with TrajectoryStore.open(tmp_path / "s", "w") as st:
+        st.create_run("r0", {"w": ((300, 250), "float64")}, chunk_steps=CHUNK)
+        st.append("r0", np.arange(N), {"w": np.random.default_rng(0).normal(size=(N, 300, 250))},
+                  {"loss": np.arange(N) * 1.0})
+    chunk = tmp_path / "s/runs/r0/params/w/c/0/0/0"
+    chunk.write_bytes(chunk.read_bytes()[:1000])
+    with pytest.raises(DamagedStoreError) as err:
+        TrajectoryStore.open(tmp_path / "s", "r").read()
+    assert "chunk file is truncated: it has 1000 bytes" in str(err.value)
+    assert "compression bomb" not in str(err.value)
 
 
 # ----- review 3, item 5: codecs other than the writer's -----------------------------------------

@@ -174,52 +174,82 @@ def zstd_content_size(head: bytes) -> int | None:
     return value + 256 if size == 2 else value
 
 
+def _zstd_header_size(head: bytes) -> int:
+    """The length of the zstd frame header starting ``head`` (its first 5 bytes suffice): magic,
+    descriptor, optional Window_Descriptor, Dictionary_ID and Frame_Content_Size (RFC 8878
+    section 3.1.1.1)."""
+    desc = head[4]
+    single = (desc >> 5) & 1
+    return (5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
+            + (1 if single else 0, 2, 4, 8)[desc >> 6])
+
+
 def _zstd_frame_end(fd: int, head: bytes, max_blocks: int) -> int | None:
     """The offset just past the zstd frame at the start of file ``fd`` (header, blocks, optional
     content checksum; RFC 8878 sections 3.1.1 and 3.1.1.2), walking the 3-byte block headers with
-    ``pread`` (never decoding); None when the frame is truncated, has a reserved block type or
-    more than ``max_blocks`` blocks. The writer's frames have one block per <= 128 KiB."""
-    desc = head[4]
-    fcs_flag, single, checksum = desc >> 6, (desc >> 5) & 1, (desc >> 2) & 1
-    pos = (5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
-           + (1 if single else 0, 2, 4, 8)[fcs_flag])
-    size = os.fstat(fd).st_size
+    ``pread`` (never decoding); beyond the file's end when the file ends inside the frame; None
+    for a reserved block type or more than ``max_blocks`` blocks. The writer's frames have one
+    block per <= 128 KiB."""
+    checksum = (head[4] >> 2) & 1
+    pos = _zstd_header_size(head)
     for _ in range(max_blocks):
         block = os.pread(fd, 3, pos)
         if len(block) < 3:
-            return None
+            return pos + 3  # the file ends inside this block header
         h = int.from_bytes(block, "little")
         last, btype, bsize = h & 1, (h >> 1) & 3, h >> 3
         if btype == 3:
             return None
         pos += 3 + (1 if btype == 1 else bsize)
         if last:
-            pos += 4 * checksum
-            return pos if pos <= size else None
+            return pos + 4 * checksum
     return None
 
 
+def _cut_short(fd: int, head: bytes, size: int, max_blocks: int) -> str | None:
+    """Why the chunk file ``fd`` (``size`` bytes, starting with ``head``) is truncated: it ends
+    before its zstd frame's header, blocks and the writer's 4-byte CRC-32C do; None if it does
+    not (or is not a zstd frame at all). Never reads the checksum bytes as part of the header."""
+    if head[:4] != _ZSTD_MAGIC[:min(len(head), 4)]:
+        need = None
+    elif size < 5 + 3 + 4:  # the header's descriptor, one block header and the CRC-32C
+        need = 5 + 3 + 4
+    else:
+        need = _zstd_header_size(head) + 3 + 4
+        if size >= need:
+            end = _zstd_frame_end(fd, head, max_blocks)
+            need = end + 4 if end is not None and end + 4 > size else None
+    if need is None:
+        return None
+    return (f"chunk file is truncated: it has {size} bytes, its zstd frame and checksum need at "
+            f"least {need} (an interrupted copy or a full disk?); refused, not decoded")
+
+
 def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
-    """Why the zstd frame in chunk file ``path`` (at most ``max_bytes``) does not declare
-    exactly ``chunk_bytes`` decoded bytes, or None. Reads 18 bytes, never decodes; only when the
-    header is wrong is the whole file read, to name an altered file (its CRC-32C, the writer's
-    last 4 bytes, does not match) as such."""
+    """Why the chunk file ``path`` (at most ``max_bytes``) is not one zstd frame declaring
+    exactly ``chunk_bytes`` decoded bytes followed by its CRC-32C (truncated, data after the
+    frame, another size), or None. Reads 18 bytes and the block headers, never decodes; only
+    when the header is wrong is the whole file read, to name an altered file (its CRC-32C, the
+    writer's last 4 bytes, does not match) as such."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
     except OSError as exc:
         return f"chunk file cannot be opened ({exc.strerror or exc})"
     try:
-        head = os.read(fd, 18)
+        head, file_size = os.read(fd, 18), os.fstat(fd).st_size
+        cut = _cut_short(fd, head, file_size, chunk_bytes // 1024 + 64)
+        if cut is not None:
+            return cut
         size = zstd_content_size(head)
         if size == chunk_bytes:
             # numcodecs decodes every frame of the file: anything after the first frame but the
             # CRC-32C (the writer's last 4 bytes) is refused, a second frame of zeros included
             end = _zstd_frame_end(fd, head, chunk_bytes // 1024 + 64)
-            if end is not None and end + 4 == os.fstat(fd).st_size:
+            if end is not None and end + 4 == file_size:
                 return None
-            return ("chunk file is not one zstd frame and its checksum (truncated, or data "
-                    "after the frame: a second frame would be decoded too; a compression "
-                    "bomb?); refused, not decoded")
+            return ("chunk file is not one zstd frame and its checksum (data after the frame: "
+                    "a second frame would be decoded too; a compression bomb?); refused, not "
+                    "decoded")
         import google_crc32c  # zarr's CRC-32C codec's own dependency
 
         data = head + os.read(fd, max_bytes)
@@ -233,14 +263,27 @@ def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
             f"writer's frames always record it; a compression bomb?); refused, not decoded")
 
 
+def _truncated(path: Path, max_blocks: int) -> str | None:
+    """:func:`_cut_short` for the chunk file ``path`` (None if it cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _cut_short(fd, os.read(fd, 18), os.fstat(fd).st_size, max_blocks)
+    finally:
+        os.close(fd)
+
+
 def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
                   chunk_bytes: int | None = None) -> str | None:
     """Why the chunk file ``path`` cannot be read (missing, a link, not a regular file, larger
     than ``max_bytes``, smaller than a chunk decoding to ``raw_bytes`` can be: more than
-    :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`, or, given
-    ``chunk_bytes``, a zstd frame whose header does not declare exactly that many decoded
-    bytes: see :func:`zstd_content_size`), or None if it is a plausible chunk file. One
-    ``lstat`` and a read of 18 bytes, never a decode."""
+    :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`, truncated: ending
+    before its zstd frame and CRC-32C do, or, given ``chunk_bytes``, a zstd frame whose header
+    does not declare exactly that many decoded bytes: see :func:`zstd_content_size`), or None
+    if it is a plausible chunk file. One ``lstat``, a read of 18 bytes and of the frame's
+    3-byte block headers, never a decode."""
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -254,7 +297,9 @@ def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
                 f"can take ({max_bytes}); refused, not read")
     ratio = max_compression()
     if raw_bytes > ratio * st.st_size + COMPRESSION_SLACK:
-        return (f"chunk file has {st.st_size} bytes but decodes to {raw_bytes}, more than "
+        # a file cut short is named as such, not as a bomb (read 18 bytes and block headers)
+        return _truncated(path, raw_bytes // 1024 + 64) or (
+                f"chunk file has {st.st_size} bytes but decodes to {raw_bytes}, more than "
                 f"{ratio:g}x (recorded weights compress ~1.1x; a compression bomb?); refused, not "
                 f"read; if the data are this compressible (frozen or constant parameters), read "
                 f"with the environment variable {COMPRESSION_ENV}=0")
