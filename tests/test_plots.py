@@ -192,3 +192,35 @@ def test_plot_eigenvalues_fixed_colors_keep_a_condition_colour():
     ax = plot_eigenvalues({"a": [0.5 + 0.1j], "b": [0.2]}, colors={"b": "#123456"})
     faces = [to_hex(c.get_edgecolor()[0]) for c in ax.collections]
     assert "#123456" in faces
+
+
+def test_labels_starting_with_an_underscore_stay_in_every_legend(monkeypatch, tmp_path):
+    """Issue 26 leftover: Matplotlib leaves labels starting with "_" out of legends; the report
+    guarded its own figures, but plot_eigenvalues, plot_loss_curves, plot_trajectories and the
+    study figures passed a condition "_warmup" as is and it vanished. One helper for all:
+    ``plots.core.legend_label``."""
+    from types import SimpleNamespace
+
+    from conjugacy.plots import study
+    from conjugacy.plots.core import legend_label
+
+    def legend(ax):
+        return [t.get_text() for t in ax.get_legend().get_texts()]
+
+    assert legend(plot_eigenvalues({"_warmup": [0.5], "b": [0.1]})) == [" _warmup (1)", "b (1)"]
+    assert legend(plot_loss_curves({"_warmup": np.ones(4), "b": np.ones(4)})) == [" _warmup", "b"]
+    assert legend(plot_trajectories({"_w": np.zeros((3, 1))})) == [" _w[0]"]
+    summary = {"comparison": {"verdict_uses": "real", "real": {
+        "distances": {"_a-b": {"mean": 0.3, "std": 0.1, "per_seed": [0.2, 0.4]}},
+        "permutation_tests": {"_a-b": {"pvalue": 0.03}},
+        "between_seeds": {"_a": {"values": [0.05]}, "b": {"values": [0.1]}}}}}
+    fig = study.figure_between_seeds(summary)
+    assert legend(fig.axes[0])[:2] == [" _a: between seeds", "b: between seeds"]
+    drawn = {}
+    monkeypatch.setattr(study, "draw_study", lambda *a: [])
+    monkeypatch.setattr(study, "save_figure", lambda f, p: drawn.setdefault(p.name, f) and [])
+    loss = {"_a": {"steps": [0, 1], "mean": [1.0, 0.5], "std": [0.1, 0.1]}}
+    study.study_figures(SimpleNamespace(content={"comparison": {"x": 1}, "loss": loss},
+                                        spectra={}), tmp_path)
+    assert legend(drawn["loss"].axes[0]) == [" _a"]
+    assert [legend_label(s) for s in ("_", "a_", "", 7)] == [" _", "a_", "", "7"]

@@ -158,6 +158,31 @@ def _eigenvalues(value: Any, name: str) -> np.ndarray:
     return arr.astype(np.complex128)
 
 
+def legend_label(text: Any) -> str:
+    """``text`` as the label of a Matplotlib artist that stays in the legend: Matplotlib leaves
+    out every label starting with ``_`` (its mark for hidden artists, ``"_nolegend_"``), so a
+    user's condition named ``_warmup`` vanished from the legend; a leading ``_`` gets a space
+    before it. The one rule for every figure of :mod:`conjugacy.plots` and the report.
+
+    Parameters
+    ----------
+    text : Any
+        A condition or curve label (converted with ``str``).
+
+    Returns
+    -------
+    str
+        ``text`` unchanged, or with a space before a leading ``_``.
+
+    Examples
+    --------
+    >>> legend_label("_warmup"), legend_label("adam"), legend_label(3)
+    (' _warmup', 'adam', '3')
+    """
+    label = str(text)
+    return " " + label if label.startswith("_") else label
+
+
 def _legend(ax: Axes, **kwargs: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=FONT_SIZE - 1, frameon=False, **kwargs)
@@ -239,7 +264,7 @@ def plot_eigenvalues(
             facecolors="none" if hollow else color,
             edgecolors=color,
             linewidths=1.2,
-            label=f"{label} ({eig.size})",
+            label=legend_label(f"{label} ({eig.size})"),
             zorder=3 + i,
         )
         if eig.size:
@@ -525,7 +550,7 @@ def plot_loss_curves(
             lo, hi = mean - sd, mean + sd
         else:
             lo, hi = y.min(axis=0), y.max(axis=0)
-        ax.plot(steps, mean, color=color, lw=1.5, label=str(label))
+        ax.plot(steps, mean, color=color, lw=1.5, label=legend_label(label))
         if y.shape[0] > 1:
             ax.fill_between(steps, lo, hi, color=color, alpha=0.18, lw=0)
     if log:
@@ -590,7 +615,7 @@ def plot_trajectories(
                 color=color,
                 ls=LINESTYLES[j % len(LINESTYLES)],
                 lw=1.4,
-                label=f"{label} {name}" if names is not None else name,
+                label=legend_label(f"{label} {name}" if names is not None else name),
             )
     ax.set_xlabel("iteration")
     ax.set_ylabel("state variable")

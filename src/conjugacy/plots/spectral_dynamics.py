@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .core import FONT_SIZE, color_for, new_figure, save_figure
+from .core import FONT_SIZE, color_for, legend_label, new_figure, save_figure
 
 __all__ = [
     "draw_all",
@@ -183,7 +183,7 @@ def figure_effective_rank(results: Mapping[str, Any]) -> Figure:
             sd = np.asarray(g["effective_rank"][layer]["std"])
             st = np.asarray(g["steps"])
             col = color_for(c, i)
-            ax.plot(st, m, color=col, label=c, lw=1.2)
+            ax.plot(st, m, color=col, label=legend_label(c), lw=1.2)
             ax.fill_between(st, m - sd, m + sd, color=col, alpha=0.25, lw=0)
         ax.set_title(_short(layer), fontsize=FONT_SIZE)
         ax.set_xlabel("step")

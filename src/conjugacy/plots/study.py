@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from .core import (
     FONT_SIZE,
     color_for,
+    legend_label,
     new_figure,
     plot_distance_bars,
     plot_eigenvalues,
@@ -118,7 +119,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     fig, ax = new_figure()
     for i, (c, b) in enumerate(cmp["between_seeds"].items()):
         ax.hist(b["values"], bins=max(3, min(15, len(b["values"]))), alpha=0.5,
-                color=color_for(c, i), label=f"{c}: between seeds")
+                color=color_for(c, i), label=legend_label(f"{c}: between seeds"))
     for i, (k, d) in enumerate(cmp["distances"].items()):
         ax.axvline(d["mean"], color="0.2", ls="--", lw=1.2 - 0.2 * min(i, 3),
                    label=f"mean {k.replace('-', ' vs ')}")
@@ -182,7 +183,7 @@ def study_figures(results: Any, out_dir: str | os.PathLike[str]) -> list[Path]:
         fig, ax = new_figure()
         for i, (label, c) in enumerate(loss.items()):
             steps, mean, std = (np.asarray(c[k], float) for k in ("steps", "mean", "std"))
-            ax.plot(steps, mean, color=color_for(label, i), label=label)
+            ax.plot(steps, mean, color=color_for(label, i), label=legend_label(label))
             ax.fill_between(steps, mean - std, mean + std, color=color_for(label, i), alpha=0.2)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")

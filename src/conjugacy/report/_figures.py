@@ -120,10 +120,11 @@ def _label(text: Any) -> str:
     """A user string (condition, window label) as figure text: at most ``MAX_NAME`` characters
     (a 300,000-character label took 131 s to draw; :func:`conjugacy._text.cut`), control
     characters shown as escapes (:func:`conjugacy._text.shown`; Matplotlib warns about missing
-    glyphs and prints them), ``$`` escaped (an invalid TeX label stopped the report) and a space
-    before a leading ``_`` (Matplotlib leaves labels starting with ``_`` out of legends)."""
-    label = shown(cut(text, MAX_NAME), markup=False).replace("$", r"\$")
-    return " " + label if label.startswith("_") else label
+    glyphs and prints them), ``$`` escaped (an invalid TeX label stopped the report) and kept in
+    legends (:func:`conjugacy.plots.core.legend_label`)."""
+    from ..plots.core import legend_label
+
+    return legend_label(shown(cut(text, MAX_NAME), markup=False).replace("$", r"\$"))
 
 
 def _png(fig: Any) -> bytes:
