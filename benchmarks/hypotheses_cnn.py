@@ -15,6 +15,15 @@ Three tests, each a :func:`conjugacy.experiments.cnn.run` at a small, stated sca
 ``lenet300``
     The same windows for LeNet-300-100 (whence the Adam 1.2e-3 / batch 60 setting) and MnistNet
     (``--models``) on the 4,000-image sample, at the quick scale's 700 iterations.
+``criterion``
+    How the paper judged "similar after 700 iterations": its evidence is one distance,
+    ``W1(lambda_600:699, lambda_700:799)`` "small" (the dark blue square in the lower right
+    corner of fig. 4A's log10 colour scale). MnistNet at the paper's LeNet scale on the sample
+    (``--seeds`` x 10 replicas x 1,000 iterations, windows of 100), then every reading of
+    "similar" on the one window matrix (:func:`similarity_criteria`): that pair against the
+    between-seed floor and on the log10 colour scale; the lower-right block of mutually close
+    windows; the distance of every window to the last one; the trend of the consecutive
+    distances. ``--from DIR`` re-reads an earlier run's ``results.json`` instead of training.
 
 Usage (from the repository root; each writes ``OUT/<test>/.../results.json`` and prints a
 summary, also written to ``OUT/<test>/summary.json``)::
@@ -28,7 +37,7 @@ summary, also written to ``OUT/<test>/summary.json``)::
 A rerun into the same ``OUT`` resumes (trained seeds are skipped). The runs of
 ``docs/results_cnn.md`` (issue 24): ``archs OUT --seeds 4``, then ``--seeds 5`` (resumed);
 ``passes OUT --n-train 1000 4000 --steps 400 --window 50 --seeds 2 --replicas 3``;
-``lenet300 OUT --models lenet300 --replicas 4``.
+``lenet300 OUT --models lenet300 --replicas 4``; ``criterion OUT --seeds 2``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ import resource
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
 
 from conjugacy.experiments.cnn import CNNConfig, run
 
@@ -113,9 +125,73 @@ def test_passes(out: Path, n_trains: list[int], steps: int, window: int, seeds: 
             "replicas": replicas, "per_n_train": rows}
 
 
+def _late_block_start(m: np.ndarray, threshold: float) -> int:
+    """First window w such that every pair among windows w..last is within ``threshold``."""
+    n = len(m)
+    w = n - 1
+    while w > 0 and m[w - 1, w - 1:].max() <= threshold:
+        w -= 1
+    return w
+
+
+def similarity_criteria(content: dict[str, Any], arch: str = "lenet") -> dict[str, Any]:
+    """Every reading of "windows similar after ~700 iterations" on one run's window matrices.
+
+    ``content`` is a CNN ``results.json``; uses the mean and per-seed W1 matrices (windows x
+    windows) and the between-seed floor (mean W1 between seeds within a window). Returns, with
+    ``floor`` that mean: the paper's pair ``d(600-699, 700-799)`` (if both windows exist) as a
+    multiple of the floor, its rank among the consecutive distances and its position on the
+    log10 colour scale of the off-diagonal entries (0 darkest, 1 brightest); the consecutive
+    distances / floor; the distance of each window to the last / floor; the start of the
+    lower-right block of windows mutually within ``k x floor`` (k = 1, 1.5, 2); Spearman's rho
+    of consecutive distance vs time from window 100-199 on, per seed and on the mean.
+    """
+    w = content["windows"][arch]
+    labels, m = w["labels"], np.asarray(w["mean_matrix"], dtype=float)
+    floor = float(w["noise_floor"])
+    off = m[~np.eye(len(m), dtype=bool)]
+    lo, hi = np.log10(off.min()), np.log10(off.max())
+    cons = np.diag(m, 1)
+    out: dict[str, Any] = {"labels": labels, "floor": floor,
+                           "between_seeds_per_window": w["between_seeds_per_window"],
+                           "consecutive": cons.tolist(),
+                           "consecutive_over_floor": (cons / floor).tolist(),
+                           "to_last_over_floor": (m[:, -1] / floor).tolist()}
+    if "600-699" in labels and "700-799" in labels:
+        i = labels.index("600-699")
+        d = float(m[i, i + 1])
+        out["paper_pair"] = {"distance": d, "over_floor": d / floor,
+                             "rank_among_consecutive": int((cons < d).sum()) + 1,
+                             "n_consecutive": len(cons),
+                             "log10_colour_position": float((np.log10(d) - lo) / (hi - lo))}
+    out["late_block_start"] = {str(k): labels[_late_block_start(m, k * floor)]
+                               for k in (1.0, 1.5, 2.0)}
+    seeds = [np.diag(np.asarray(p, dtype=float), 1)[1:] for p in w["per_seed_matrices"]]
+    t = np.arange(len(cons) - 1)
+    out["trend_rho"] = {"mean": float(spearmanr(t, cons[1:]).statistic),
+                        "per_seed": [float(spearmanr(t, c).statistic) for c in seeds]}
+    return out
+
+
+def test_criterion(out: Path, seeds: int, replicas: int, steps: int,
+                   source: Path | None) -> dict[str, Any]:
+    if source is not None:
+        content = json.loads((source / "results.json").read_text())
+        timing = {"source": str(source)}
+    else:
+        config = CNNConfig(archs=("lenet",), n_train=4000, n_seeds=seeds, n_replicas=replicas,
+                           n_steps=steps, window=100, threads=1)
+        content, wall, cpu = _run(config, out / "criterion")
+        timing = {"wall_s": wall, "cpu_s": cpu}
+    per_pass = 4000 // content["config"]["batch_size"]
+    return {"config": content["config"], **timing,
+            "windows": _windows_summary(content, "lenet", per_pass),
+            "criteria": similarity_criteria(content, "lenet")}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("test", choices=("archs", "passes", "lenet300"))
+    p.add_argument("test", choices=("archs", "passes", "lenet300", "criterion"))
     p.add_argument("out", type=Path)
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--replicas", type=int, default=3)
@@ -124,12 +200,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-train", type=int, nargs="+", default=[1000, 4000])
     p.add_argument("--models", nargs="+", default=["lenet300", "lenet"],
                    help="lenet300 test: the LeNets (MnistNet = lenet) at the quick scale")
+    p.add_argument("--from", dest="source", type=Path, default=None,
+                   help="criterion test: read this run's results.json instead of training")
     a = p.parse_args(argv)
     if a.test == "archs":
         summary = test_archs(a.out, a.seeds or 5, a.steps or 100)
     elif a.test == "passes":
         summary = test_passes(a.out, a.n_train, a.steps or 400, a.window or 50, a.seeds or 2,
                               a.replicas)
+    elif a.test == "criterion":
+        summary = test_criterion(a.out, a.seeds or 2, 10 if a.replicas == 3 else a.replicas,
+                                 a.steps or 1000, a.source)
     else:
         summary = {m: test_passes(a.out, [4000], a.steps or 700, a.window or 100, a.seeds or 3,
                                   a.replicas, lenet=m) for m in a.models}
