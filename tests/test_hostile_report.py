@@ -192,6 +192,29 @@ def test_every_shown_string_is_cut_to_max_text(base) -> None:
     assert f"<title>t {'&lt;' * (MAX_TEXT - 3 - (MAX_TEXT - 1) // 3)}…" in pages["html"]
 
 
+def test_the_notebook_summary_cuts_every_string_like_the_report(base) -> None:
+    """Issue 26 leftover: ``results_html`` (the notebook view of Results) escaped but did not cut:
+    1,000,000 '<' in every user field and a claim made a page of ~70 MB. It now uses the
+    report's one rule (MAX_TEXT characters, then escaped): the longest run of the payload is
+    the report's, 1,331 characters, and the page stays small."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from conjugacy.report import results_html
+    from conjugacy.report._content import MAX_TEXT
+
+    r = _fields(base, "<" * 1_000_000)
+    r["claims"] = [{"claim": "c " + "<" * 1_000_000, "holds": True,
+                    "evidence": "e " + "<" * 1_000_000}]
+    spectra = {c: [SimpleNamespace(eigenvalues=np.array([0.9 + 0.1j]))] * 2 for c in r["spectra"]}
+    page = results_html(r, spectra)
+    longest = max(len(m) for m in re.findall(r"(?:&lt;)+", page)) // 4
+    assert longest == MAX_TEXT - 1 - (MAX_TEXT - 1) // 3 - 2 == 1331, longest
+    assert f"<p>claim: c {'&lt;' * 1331}…{'&lt;' * 666} -- <b>holds</b>" in page
+    assert len(page) < 100 * MAX_TEXT * 4, len(page)
+
+
 BLOCKS = ["# HACKED", "1. numbered", "---", "+ plus", "= eq", "2) paren", "> quote", "- - -",
           "===", "  indented", "#tag #", "-0.5", "12.5 x"]
 

@@ -73,7 +73,7 @@ from ._content import (
     window_comparisons,
 )
 from ._figures import ReportFigure, report_figures, study_figures
-from ._render import render_html, render_markdown, write_report
+from ._render import _html_text, render_html, render_markdown, write_report
 
 __all__ = [
     "ReportError",
@@ -97,7 +97,8 @@ __all__ = [
 def results_html(results: Any, spectra: Any) -> str:
     """A short HTML summary of a results dict and its spectra (the notebook view of
     :class:`conjugacy.analysis.Results`): verdicts, the comparison table, the leading
-    eigenvalues, warnings. Every user string is escaped.
+    eigenvalues, warnings. Every user string is cut to 2,000 characters (the report's
+    ``MAX_TEXT``) and escaped, as in ``report.html``.
 
     Parameters
     ----------
@@ -132,12 +133,10 @@ def results_html(results: Any, spectra: Any) -> str:
     >>> "<b>sgd vs adam: undecided.</b>" in page
     True
     """
-    import html
-
-    e = html.escape
+    e = _html_text  # the report's one rule: cut to MAX_TEXT characters, then escaped
     conds = list(spectra)
     n_seeds = len(next(iter(spectra.values()), []))
-    parts = [f"<p><b>{e(str(results.get('experiment')))}: {len(conds)} conditions, "
+    parts = [f"<p><b>{e(results.get('experiment'))}: {len(conds)} conditions, "
              f"{n_seeds} seeds each</b></p>"]
     if results.get("comparison"):
         parts.append("<ul>" + "".join(
@@ -149,17 +148,17 @@ def results_html(results: Any, spectra: Any) -> str:
                                for r in rows[1:]) + "</table>")
     for c in results.get("claims") or []:
         word = {True: "holds", False: "does not hold"}.get(c.get("holds"), "undecided")
-        parts.append(f"<p>claim: {e(str(c.get('claim')))} -- <b>{word}</b> "
-                     f"({e(str(c.get('evidence')))})</p>")
+        parts.append(f"<p>claim: {e(c.get('claim'))} -- <b>{word}</b> "
+                     f"({e(c.get('evidence'))})</p>")
     head = "".join(f"<th>{e(c)}</th>" for c in ("condition", "seed", "eigenvalues (|λ| desc.)"))
     body = ""
     for c, specs in spectra.items():
         for s, sp in enumerate(specs):
             eig = ", ".join(f"{z.real:.4f}{z.imag:+.4f}j" for z in sp.eigenvalues[:8])
             more = f" ... (8 of {len(sp.eigenvalues)} shown)" if len(sp.eigenvalues) > 8 else ""
-            body += f"<tr><td>{e(str(c))}</td><td>{s}</td><td>{e(eig + more)}</td></tr>"
+            body += f"<tr><td>{e(c)}</td><td>{s}</td><td>{e(eig + more)}</td></tr>"
     parts.append(f"<table><tr>{head}</tr>{body}</table>")
     warns = results.get("warnings") or []
     if warns:
-        parts.append("<ul>" + "".join(f"<li>warning: {e(str(w))}</li>" for w in warns) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>warning: {e(w)}</li>" for w in warns) + "</ul>")
     return "\n".join(parts)
