@@ -56,9 +56,33 @@ def test_a_zero_norm_floor_reports_no_counts_and_calibration_names_the_floor():
     assert norm.negatives_alarmed is None and norm.detected is None
     assert norm.detected_early is None and math.isnan(norm.false_alarms_per_1000)
     assert all(math.isnan(x) for x in norm.false_alarm_interval)
-    with pytest.raises(ValueError, match=r"parameter-norm control cannot be calibrated: its "
-                                         r"seed-to-seed floor is 0 in group\(s\) \['neg', 'pos'\]"):
-        calibrate_rule(_set(1, unit=True), **RULE)
+
+
+
+def test_calibration_leaves_a_zero_norm_floor_control_undecided_with_the_reason():
+    """Issue 23 leftover: calibrate_rule raised when only the parameter-norm floor was 0 (unit-
+    norm points), so the spectral rule could not be calibrated either. Now that control is
+    undecided (factor NaN, the reason in ``notes``) and evaluate_monitor reports it undecided
+    on any runs, while the spectral signal is calibrated and evaluated as before."""
+    runs = _set(1, unit=True)
+    rule = calibrate_rule(runs, **RULE)
+    assert math.isnan(rule.factor["parameter_norm"]) and rule.candidates["parameter_norm"] == []
+    assert rule.sustain["parameter_norm"] == 1  # the shortest of the default (1, 2, 3)
+    why = ("undecided: the parameter-norm control cannot be calibrated: its seed-to-seed floor "
+           "is 0 in group(s) ['neg', 'pos']")
+    assert list(rule.notes) == ["parameter_norm"] and rule.notes["parameter_norm"].startswith(why)
+    assert rule.summary()["parameter_norm"] == {"factor": None, "sustain": 1,
+                                                "note": rule.notes["parameter_norm"]}
+    assert rule.factor["spectral"] > 0 and rule.candidates["spectral"]
+    for other in (runs, _set(2)):  # the norm floor is 0 there, and not 0 there
+        ev = evaluate_monitor(other, factor=rule.factor, sustain=rule.sustain, n_boot=20, **RULE)
+        norm = ev.parameter_norm
+        assert math.isnan(norm.auroc) and all(math.isnan(x) for x in norm.scores)
+        assert norm.detected is None and norm.negatives_alarmed is None
+        assert norm.alarm_steps == (None,) * 6 and norm.note.startswith("undecided: no factor")
+        assert np.isfinite(ev.spectral.auroc) and ev.spectral.note == ""
+    with pytest.raises(ValueError, match="factor"):  # NaN only marks a calibrated rule's signal
+        evaluate_monitor(runs, factor=math.nan, **RULE)
 
 
 # ----- item 5: horizons as arrays and integral floats -------------------------------------------

@@ -491,16 +491,18 @@ def _check_sustain(value: Any, name: str) -> int:
     return check_int(value, name, minimum=1)
 
 
-def _per_signal(value: Any, name: str, check: Callable[[Any, str], Any]) -> dict[str, Any]:
+def _per_signal(value: Any, name: str, check: Callable[[Any, str], Any],
+                undecided: bool = False) -> dict[str, Any]:
     """``factor`` or ``sustain``: one value for every signal, or a mapping signal -> value (e.g.
-    :attr:`CalibratedRule.factor`)."""
+    :attr:`CalibratedRule.factor`; with ``undecided``, NaN there marks a signal undecided)."""
     if isinstance(value, Mapping):
         missing = [s for s in SIGNALS if s not in value]
         unknown = sorted(str(k) for k in value if k not in SIGNALS)
         if missing or unknown:
             raise ValueError(f"{name} as a mapping needs one value per signal "
                              f"({', '.join(SIGNALS)}); missing {missing}, unknown {unknown}")
-        return {s: check(value[s], f"{name}[{s!r}]") for s in SIGNALS}
+        return {s: math.nan if undecided and isinstance(value[s], float) and math.isnan(value[s])
+                else check(value[s], f"{name}[{s!r}]") for s in SIGNALS}
     one = check(value, name)
     return {s: one for s in SIGNALS}
 
@@ -605,10 +607,13 @@ def _evaluate(signal: str, runs: list[MonitoredRun], cut: list[_Windows],
     alarms = [_alarms(q, c.ends, factor, sustain) for q, c in zip(ratios, cut)]
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
     flat = sorted(g for g, f in floors.items() if not f > 0)  # parameter norm only
-    scores = np.array([math.nan if r.group in flat else _score(q, c.ends, sustain, h, n)
-                       for q, c, n, r, h in zip(ratios, cut, names, runs, horizon)])
     note = (f"undecided: the seed-to-seed floor of this signal is 0 in group(s) {flat} (their "
             "runs do not differ in it), so it is not scored there") if flat else ""
+    if math.isnan(factor):  # not calibrated (CalibratedRule.notes): nothing is measured
+        flat = sorted({r.group for r in runs})
+        note = "undecided: no factor (NaN: calibrate_rule could not calibrate it; see its notes)"
+    scores = np.array([math.nan if r.group in flat else _score(q, c.ends, sustain, h, n)
+                       for q, c, n, r, h in zip(ratios, cut, names, runs, horizon)])
     blind = [n for n, r, h, x in zip(names, runs, horizon, scores)
              if h is not None and r.group not in flat and math.isnan(x)]
     if blind:
@@ -706,7 +711,9 @@ def evaluate_monitor(
     calibration : int
         Monitored windows that set the noise floor; every onset must come after their end.
     factor : float > 0, or mapping signal -> float
-        Alarm when consecutive windows differ by more than ``factor`` noise floors ...
+        Alarm when consecutive windows differ by more than ``factor`` noise floors ... (NaN in
+        a mapping: that signal undecided, as :func:`calibrate_rule` leaves a control it cannot
+        calibrate)
     sustain : int >= 1, or mapping signal -> int
         ... for ``sustain`` consecutive windows. A mapping gives each signal of :data:`SIGNALS`
         its own (e.g. :attr:`CalibratedRule.factor` and ``.sustain`` of
@@ -756,7 +763,7 @@ def evaluate_monitor(
     (1.0, 3)
     """
     rule = {**_check_rule(window, stride, burn_in, calibration),
-            "factor": _per_signal(factor, "factor", _check_factor),
+            "factor": _per_signal(factor, "factor", _check_factor, undecided=True),
             "sustain": _per_signal(sustain, "sustain", _check_sustain)}
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
@@ -800,6 +807,9 @@ class CalibratedRule:
         The held-out runs it was chosen on.
     max_negatives_alarmed : float
         The largest share of held-out runs without onset allowed to alarm at all.
+    notes : dict signal -> str
+        Why a signal is undecided (its factor NaN), e.g. a parameter-norm control whose
+        seed-to-seed floor is 0; empty when every signal is calibrated.
 
     Examples
     --------
@@ -814,10 +824,14 @@ class CalibratedRule:
     candidates: dict[str, list[dict[str, Any]]]
     names: tuple[str, ...]
     max_negatives_alarmed: float = 0.25
+    notes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """Per signal: the chosen factor and sustain (JSON-ready)."""
-        return {s: {"factor": self.factor[s], "sustain": self.sustain[s]} for s in self.factor}
+        """Per signal: the chosen factor and sustain (JSON-ready: an undecided signal's factor
+        is None, with its ``note``)."""
+        return {s: {"factor": self.factor[s], "sustain": self.sustain[s]} if s not in self.notes
+                else {"factor": None, "sustain": self.sustain[s], "note": self.notes[s]}
+                for s in self.factor}
 
 
 def _lowest_factor(levels: list[np.ndarray], steps: float, target: float,
@@ -880,6 +894,10 @@ def calibrate_rule(
     Returns
     -------
     CalibratedRule
+        A signal it cannot calibrate (the parameter-norm control when its seed-to-seed floor is
+        0 in some group and no factor can be chosen) is undecided: factor NaN, the shortest
+        sustain, no candidates and the reason in ``notes``; :func:`evaluate_monitor` reports
+        it undecided.
 
     Raises
     ------
@@ -916,7 +934,7 @@ def calibrate_rule(
     pos = _check_onsets(runs, cut, rule["calibration"])
     steps = sum(_monitored_steps(c, rule["calibration"]) for c, p in zip(cut, pos) if not p)
     ratios = _ratios(runs, cut, floors, rule, check_int(seed, "seed", minimum=0))
-    factor, sustain, candidates = {}, {}, {}
+    factor, sustain, candidates, notes = {}, {}, {}, {}
     for s in SIGNALS:
         tried = []
         for k in sustains:
@@ -934,18 +952,19 @@ def calibrate_rule(
                           "negatives_alarmed": int(alarmed), "n_negative": int((~pos).sum()),
                           "warned": int(warned), "n_positive": int(pos.sum())})
         flat = sorted(g for g, f in floors["parameter_norm"].items() if not f > 0)
-        if not tried and s == "parameter_norm" and flat:
-            raise ValueError(f"the parameter-norm control cannot be calibrated: its seed-to-seed "
-                             f"floor is 0 in group(s) {flat} (their runs do not differ in the "
-                             "mean weight norm, e.g. unit-norm points); give factor and sustain "
-                             "per signal to evaluate_monitor, which leaves it undecided")
+        if not tried and s == "parameter_norm" and flat:  # undecided, like evaluate_monitor
+            notes[s] = (f"undecided: the parameter-norm control cannot be calibrated: its "
+                        f"seed-to-seed floor is 0 in group(s) {flat} (their runs do not differ "
+                        "in the mean weight norm, e.g. unit-norm points)")
+            factor[s], sustain[s], candidates[s] = math.nan, min(sustains), []
+            continue
         if not tried:
             raise ValueError(f"no run is monitored for {min(sustains)} windows after calibration"
                              ": give shorter sustains or longer runs")
         best = max(tried, key=lambda t: (t["warned"], -t["sustain"]))
         factor[s], sustain[s], candidates[s] = best["factor"], best["sustain"], tried
     return CalibratedRule(factor, sustain, target, candidates,
-                          tuple(r.name or f"#{i}" for i, r in enumerate(runs)), share)
+                          tuple(r.name or f"#{i}" for i, r in enumerate(runs)), share, notes)
 
 
 # ----- runs of a store: onsets and alarms (`conjugacy analyze --window`) ----------------------------
