@@ -350,7 +350,7 @@ def test_subspace_path_gives_up_early_on_noise_without_a_gap():
     noise = np.random.default_rng(12).standard_normal((2, 2000, 60))
     DelayOperator.xh_times = counting
     try:
-        out = _subspace_path(list(noise), 2, 5, None, False, "rrr", False, True)
+        out = _subspace_path(list(noise), 2, (5,), None, False, "rrr", False, True)
     finally:
         DelayOperator.xh_times = original
     assert out is None

@@ -17,7 +17,7 @@ R of ``[U_k, B_k]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -412,25 +412,80 @@ def dmd(
     >>> dmd(X, Y, method="exact", rank=3).eigenvalues.real.round(6)  # the same Ritz values
     array([0.9, 0.8, 0.5])
     """
+    return dmd_at_ranks(X, Y, (rank,), method=method, tol=tol, scale=scale, modes=modes,
+                        eps=eps, rank_shape=rank_shape)[0]
+
+
+def dmd_at_ranks(
+    X: np.ndarray,
+    Y: np.ndarray,
+    ranks: Sequence[int | str | None],
+    *,
+    method: str = "rrr",
+    tol: float | None = None,
+    scale: bool = False,
+    modes: bool = True,
+    eps: float = EPS64,
+    rank_shape: tuple[int, int] | None = None,
+) -> list[DMDResult]:
+    """:func:`dmd` at several ranks from one SVD of X: the fit at each rank is the truncation
+    of the same factorization (``U_k``, ``s_k``, ``V_k`` and the products with Y are leading
+    columns of those at the largest rank), so it equals :func:`dmd` at that rank.
+
+    Parameters
+    ----------
+    X, Y, method, tol, scale, modes, eps, rank_shape
+        As :func:`dmd`.
+    ranks : sequence of (int, "svht" or None)
+        One result per entry, in order (each as :func:`dmd`'s ``rank``).
+
+    Returns
+    -------
+    list of DMDResult
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine (see :func:`dmd`).
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_embed
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = delay_embed(np.cumsum(rng.standard_normal((3, 40, 6)), axis=1), 1)
+    >>> two, four = dmd_at_ranks(X, Y, (2, 4))
+    >>> bool(np.allclose(four.eigenvalues, dmd(X, Y, rank=4).eigenvalues, rtol=1e-12))
+    True
+    """
     n, _ = X.shape
     keep, w = column_weights(np.linalg.norm(X, axis=0), scale)
     Xs, Ys = X[:, keep] * w, Y[:, keep] * w
     if Xs.shape[1] == 0:
-        return _empty(np.zeros(0), n, modes)
+        return [_empty(np.zeros(0), n, modes) for _ in ranks]
     U, s, Vh = np.linalg.svd(Xs, full_matrices=False)
-    shape = Xs.shape if rank_shape is None or rank != "svht" else (
-        int(rank_shape[0]), Xs.shape[1])
-    k = select_rank(s, rank, tol, shape, eps)
-    if k == 0:
-        return _empty(s, n, modes)
-    Uk, sk = U[:, :k], s[:k]
-    Bk = (Ys @ Vh[:k].conj().T) / sk  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
-    px = sk[:, None] * Vh[:k]  # U_k^* X = S_k V_k^*
-    py = Uk.conj().T @ Ys
-    result = dmd_from_factors(
-        Uk, sk, Bk, s, method=method, modes=modes, real=not np.iscomplexobj(X), px=px, py=py
-    )
-    return with_rank_rule(result, rank, s, shape)
+    shapes = [Xs.shape if rank_shape is None or r != "svht" else (int(rank_shape[0]), Xs.shape[1])
+              for r in ranks]
+    ks = [select_rank(s, r, tol, shape, eps) for r, shape in zip(ranks, shapes)]
+    top = max(ks)
+    yv = Ys @ Vh[:top].conj().T  # Y V_k for the largest k; each k takes its leading columns
+    uy = U[:, :top].conj().T @ Ys  # U_k^* Y likewise (rows)
+    out = []
+    for r, shape, k in zip(ranks, shapes, ks):
+        if k == 0:
+            out.append(_empty(s, n, modes))
+            continue
+        sk = s[:k]
+        px = sk[:, None] * Vh[:k]  # U_k^* X = S_k V_k^*
+        result = dmd_from_factors(  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
+            U[:, :k], sk, yv[:, :k] / sk, s, method=method, modes=modes,
+            real=not np.iscomplexobj(X), px=px, py=uy[:k])
+        out.append(with_rank_rule(result, r, s, shape))
+    return out
 
 
 def with_rank_rule(
@@ -628,10 +683,65 @@ def dmd_from_gram(
     >>> result.eigenvalues.real.round(6), bool(resolution > 1e-7)
     (array([0.9, 0.8, 0.5]), True)
     """
+    return dmd_from_gram_at_ranks(
+        gxx, gxy, gyy, (rank,), method=method, tol=tol, scale=scale, shape=shape, eps=eps,
+        x_times=x_times, y_times=y_times, real=real, overwrite=overwrite)[0]
+
+
+def dmd_from_gram_at_ranks(
+    gxx: np.ndarray,
+    gxy: np.ndarray,
+    gyy: np.ndarray,
+    ranks: Sequence[int | str | None],
+    *,
+    method: str = "rrr",
+    tol: float | None = None,
+    scale: bool = False,
+    shape: tuple[int, int] | None = None,
+    eps: float = EPS64,
+    x_times: Callable[[np.ndarray], np.ndarray] | None = None,
+    y_times: Callable[[np.ndarray], np.ndarray] | None = None,
+    real: bool = True,
+    overwrite: bool = False,
+) -> list[tuple[DMDResult, float]]:
+    """:func:`dmd_from_gram` at several ranks from one eigendecomposition of ``X*X``: the top
+    eigenpairs are computed once for the largest rank (all of them for a rule) and each rank
+    takes the leading ones, with the (k, m) products with ``X*Y`` and ``Y*Y`` formed once.
+
+    Parameters
+    ----------
+    gxx, gxy, gyy, method, tol, scale, shape, eps, x_times, y_times, real, overwrite
+        As :func:`dmd_from_gram`.
+    ranks : sequence of (int, "svht" or None)
+        One result per entry, in order.
+
+    Returns
+    -------
+    list of (DMDResult, float)
+        As :func:`dmd_from_gram` returns, one per rank.
+
+    Raises
+    ------
+    Nothing of its own
+        An internal routine (see :func:`dmd_from_gram`).
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conjugacy.observables import delay_grams, snapshot_gram
+    >>> runs = np.cumsum(np.random.default_rng(0).standard_normal((3, 40, 6)), axis=1)
+    >>> grams = delay_grams(*snapshot_gram(list(runs)), delays=1)
+    >>> [(r.rank, round(res, 3)) for r, res in dmd_from_gram_at_ranks(*grams, (2, 4))]
+    [(2, 0.614), (4, 0.203)]
+    """
     m = gxx.shape[0]
     keep, w = column_weights(np.sqrt(np.maximum(np.real(np.diag(gxx)), 0.0)), scale)
     if keep.size == 0:
-        return _empty(np.zeros(0), 0, False), 1.0
+        return [(_empty(np.zeros(0), 0, False), 1.0) for _ in ranks]
 
     def scaled(g):
         # D G D restricted to the kept columns, in place when allowed (the Grams are the largest
@@ -652,19 +762,38 @@ def dmd_from_gram(
     fro = float(np.sqrt(max(np.real(np.trace(gxx_s)), 0.0)))  # ||X_s||_F, for the rank rule
     # SVHT needs every singular value (their median): the full eigenvalue spectrum of the Gram,
     # ~m^3, of the order of forming the delay Grams from the snapshot Gram
-    evals, V = top_eigh(gxx_s, None if rank == "svht" else rank)
+    ints = all(isinstance(r, int) for r in ranks)  # a rule or None needs every eigenvalue
+    evals, V = top_eigh(gxx_s, max(ranks) if ints else None)  # type: ignore[type-var]
     s = np.sqrt(np.maximum(evals, 0.0))
     shape = (shape[0], keep.size) if shape is not None else (keep.size, keep.size)
-    k = select_rank(s, rank, tol, shape, eps, fro=fro)
-    if k == 0:
-        return _empty(s, 0, False), 1.0
-    Vk, sk = V[:, :k].copy(), s[:k]
-    inv = 1.0 / np.outer(sk, sk)
-    py = _lmul(Vk.conj().T, gxy_s) / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
+    ks = [select_rank(s, r, tol, shape, eps, fro=fro) for r in ranks]
+    top = max(ks)
+    Vt = V[:, :top].copy()
+    del V
+    vgy = _lmul(Vt.conj().T, gxy_s)  # V^* X^* Y (top, m): each k takes its leading rows
+    vgyy = _lmul(Vt.conj().T, gyy_s) @ Vt  # V^* Y^* Y V (top, top)
+    del gxx_s, gxy_s, gyy_s
+    out = []
+    for r, k in zip(ranks, ks):
+        if k == 0:
+            out.append((_empty(s, 0, False), 1.0))
+            continue
+        Vk, sk = Vt[:, :k], s[:k]
+        py = vgy[:k] / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
+        result = _gram_result(Vk, sk, s, py, vgyy[:k, :k] / np.outer(sk, sk), method=method,
+                              real=real, m=m, keep=keep, w=w, x_times=x_times, y_times=y_times)
+        out.append((with_rank_rule(result, r, s, shape), float(sk[-1] / sk[0])))
+    return out
+
+
+def _gram_result(Vk: np.ndarray, sk: np.ndarray, s: np.ndarray, py: np.ndarray, BB: np.ndarray,
+                 *, method: str, real: bool, m: int, keep: np.ndarray, w: np.ndarray,
+                 x_times: Any, y_times: Any) -> DMDResult:
+    """Steps 4-8 of DMD-RRR on the Gram path at rank k: ``Vk`` the top eigenvectors of the
+    scaled ``X*X``, ``py = U_k^* Y``, ``BB = B_k^* B_k``."""
+    k = sk.size
     px = sk[:, None] * Vk.conj().T  # U_k^* X = S_k V_k^*
     S = (py @ Vk) / sk[None, :]  # U_k^* B_k
-    BB = (_lmul(Vk.conj().T, gyy_s) @ Vk) * inv  # B_k^* B_k
-    del gxx_s, gxy_s, gyy_s, V
     schur = BB - S.conj().T @ S
     schur = (schur + schur.conj().T) / 2
     ev, W = np.linalg.eigh(schur)
@@ -682,8 +811,7 @@ def dmd_from_gram(
             lambda Wm: y_times(full @ (Wm / sk[:, None])),
         )
     data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
-    result = with_rank_rule(_result(pairs, mode_matrix, s, k, method, data_res), rank, s, shape)
-    return result, float(sk[-1] / sk[0])
+    return _result(pairs, mode_matrix, s, k, method, data_res)
 
 
 def _lmul(A: np.ndarray, g) -> np.ndarray:

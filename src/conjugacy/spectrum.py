@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .spectrum_paths import (
     Fit,
     fit,
     fit_from_gram,
+    fit_variants,
     input_eps,
     source_eps,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "RankWarning",
     "Spectrum",
     "input_eps",
+    "koopman_spectra",
     "koopman_spectrum",
     "source_eps",
     "spectrum_from_gram",
@@ -1007,6 +1010,118 @@ def spectrum_from_gram(
             modes=modes,
         )
     return _record(fitted)
+
+
+def koopman_spectra(
+    trajectories: TrajectoriesLike,
+    settings: Sequence[Mapping[str, Any]],
+    *,
+    tol: float | None = None,
+    method: str = "rrr",
+    pca: int | None = None,
+    pca_center: bool = True,
+    scale: bool = False,
+    modes: bool | str = False,
+    path: str = "auto",
+    threads: int | str | None = "auto",
+    next_states: TrajectoriesLike | None = None,
+) -> list[Spectrum]:
+    """:func:`koopman_spectrum` of the same trajectories at several ``(delays, rank)`` settings,
+    sharing the work they have in common.
+
+    Spectra at neighbouring settings (the neighbour check of :mod:`conjugacy.analysis`: delays
+    halved and doubled, the rank -2 and +2) are not independent computations: the ranks at equal
+    delays are truncations of ONE factorization of the same delay matrix, and every delay
+    matrix's Gram is formed from one snapshot Gram. Here they are computed once: the checks and
+    the PCA coordinates, the snapshot Gram (when a setting takes the Gram path), and, per
+    distinct delays, one SVD / eigendecomposition for the largest rank, from which each rank
+    takes its leading singular triplets. Each spectrum equals ``koopman_spectrum(trajectories,
+    delays=d, rank=r, ...)`` to rounding (eigenvalues to ~1e-12 relative on well-conditioned
+    data; the same rank, precision rule, residuals, notes and warnings; a rank the Gram path
+    cannot resolve is recomputed on the dense path as there). On the path the largest rank takes
+    (``path="auto"``), recorded in ``settings["path"]``.
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features), array (n_steps, n_features), or
+        a list of (n_steps_i, n_features) arrays, in memory (memory maps are read)
+    settings : sequence of mappings
+        Each ``{"delays": int, "rank": int, "svht" or None}`` (both keys; no other); one spectrum
+        per entry, in order.
+    tol, method, pca, pca_center, scale, modes, path, threads, next_states
+        As for :func:`koopman_spectrum`, the same for every setting (there is no ``device``:
+        in-memory NumPy data only).
+
+    Returns
+    -------
+    list of Spectrum
+        One per entry of ``settings``.
+
+    Raises
+    ------
+    TypeError
+        ``settings`` not a sequence of mappings, or an argument of the wrong type.
+    ValueError
+        A setting without ``delays`` or ``rank`` or with another key, ``delays="auto"``, or
+        any error of :func:`koopman_spectrum` (too few steps for the delays, a rank larger than
+        the data allow, ...).
+
+    References
+    ----------
+    Drmač, Mezić & Mohr, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR: the truncated
+    SVD of the delay matrix); Sirovich, Q. Appl. Math. 45, 1987 (the snapshot Gram).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.cumsum(rng.standard_normal((3, 60, 8)), axis=1)  # 3 walks of 60 steps, 8 features
+    >>> grid = [{"delays": 1, "rank": 4}, {"delays": 1, "rank": 6}, {"delays": 2, "rank": 4}]
+    >>> spectra = koopman_spectra(x, grid)
+    >>> alone = koopman_spectrum(x, delays=1, rank=6)
+    >>> [sp.rank for sp in spectra], bool(np.allclose(spectra[1].eigenvalues, alone.eigenvalues,
+    ...                                               rtol=1e-10, atol=1e-12))
+    ([4, 6, 4], True)
+    """
+    method = check_choice(method, "method", METHODS)
+    path = check_choice(path, "path", PATHS)
+    variants = _check_settings(settings)
+    tol = _check_rank_tol(None, tol)[1]
+    if pca is not None:
+        pca = check_int(pca, "pca", minimum=1)
+    _check_flags(scale=scale, pca_center=pca_center, modes=modes)
+    if path == "subspace" and any(r is None for _, r in variants):
+        raise ValueError("path='subspace' computes the top `rank` singular triplets: give every "
+                         "setting a rank, or use path='dense' (or 'auto')")
+    if next_states is not None and scale:
+        raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
+                         "two-branch residuals use the unscaled fit's dictionary)")
+    with blas_threads(threads):
+        fits = fit_variants(trajectories, variants, tol=tol, method=method, pca=pca,
+                            pca_center=pca_center, scale=scale, modes=modes, path=path)
+        out = [_record(f) for f in fits]
+        if next_states is None:
+            return out
+        from .residuals import with_branch
+
+        return [with_branch(sp, trajectories, next_states, delays=d, pca=pca,
+                            pca_center=pca_center) for sp, (d, _) in zip(out, variants)]
+
+
+def _check_settings(settings: Any) -> list[tuple[int, int | str | None]]:
+    """``settings`` of :func:`koopman_spectra` as ``(delays, rank)`` pairs, checked."""
+    if isinstance(settings, Mapping) or not isinstance(settings, Sequence) or not all(
+            isinstance(v, Mapping) for v in settings):
+        raise TypeError("settings must be a list of {'delays': int, 'rank': int, 'svht' or "
+                        f"None}} mappings, got {type(settings).__name__}")
+    out = []
+    for i, v in enumerate(settings):
+        if set(v) != {"delays", "rank"}:
+            raise ValueError(f"settings[{i}] must have exactly the keys 'delays' and 'rank', got "
+                             f"{sorted(map(str, v))}: the other arguments are shared keywords")
+        out.append((check_int(v["delays"], f"settings[{i}]['delays']", minimum=0),
+                    _check_rank_tol(v["rank"], None)[0]))
+    return out
 
 
 def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None]:

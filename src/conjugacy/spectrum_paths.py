@@ -31,8 +31,10 @@ from .dmd import (
     DMDResult,
     column_weights,
     dmd,
+    dmd_at_ranks,
     dmd_from_factors,
     dmd_from_gram,
+    dmd_from_gram_at_ranks,
     select_rank,
     svht_rank,
     top_eigh,
@@ -172,6 +174,63 @@ def fit_from_gram(
     )
 
 
+def fit_variants(
+    trajectories: TrajectoriesLike,
+    variants: list[tuple[int, int | str | None]],
+    *,
+    tol: float | None,
+    method: str,
+    pca: int | None,
+    pca_center: bool,
+    scale: bool,
+    modes: bool | str,
+    path: str,
+) -> list[Fit]:
+    """:func:`fit` of in-memory ``trajectories`` at each ``(delays, rank)`` of ``variants``,
+    sharing what the fits share: the checks and the PCA coordinates (once), the snapshot Gram
+    (once, when any of them takes the Gram path) and, at equal delays, one factorization of the
+    delay matrix for all their ranks (:func:`_fit_ranks`). Each equals the fit alone to
+    rounding, and records the path it took."""
+    eps = input_eps(trajectories)
+    trajs = as_trajectory_list(trajectories, finite=False)
+    require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
+    by_delays: dict[int, list[int]] = {}
+    for i, (d, _) in enumerate(variants):
+        by_delays.setdefault(check_delays(trajs, d), []).append(i)
+    notes: list[str] = []
+    if pca is not None:
+        trajs = _pca_coordinates(trajs, pca, pca_center, require_finite, notes)
+        require_finite = None
+    gram = None
+    if path == "gram" or (path == "auto" and any(
+            _takes_gram(trajs, d, tuple(variants[i][1] for i in idx))
+            for d, idx in by_delays.items())):
+        gram = snapshot_gram(trajs)[0]
+        if require_finite is not None:
+            require_finite(gram)
+            require_finite = None
+    out: list[Fit | None] = [None] * len(variants)
+    for d, idx in by_delays.items():
+        fits = _fit_ranks(
+            trajs, delays=d, ranks=tuple(variants[i][1] for i in idx), tol=tol, method=method,
+            pca=pca, pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps,
+            notes=notes, require_finite=require_finite, gram=gram)
+        require_finite = None  # checked by the first
+        for i, f in zip(idx, fits):
+            out[i] = f
+    return out  # type: ignore[return-value]
+
+
+def _takes_gram(trajs: list[np.ndarray], delays: int, ranks: tuple) -> bool:
+    """Whether ``path="auto"`` takes the Gram path for these ranks at ``delays``."""
+    n = trajs[0].shape[1]
+    m, n_snap = n_pairs(trajs, delays), sum(t.shape[0] for t in trajs)
+    for r in ranks:
+        _check_rank(r, n * (delays + 1), m)
+    itemsize = 16 if np.iscomplexobj(trajs[0]) else 8
+    return auto_path(n, n * (delays + 1), m, n_snap, _widest(ranks), itemsize=itemsize) == "gram"
+
+
 def _given_gram(gram: Any, trajs: list[np.ndarray], require_finite: Any) -> np.ndarray:
     """``gram`` as the snapshot Gram of ``trajs`` in their dtype, after checking its shape, its
     kind and its diagonal (the snapshots' squared norms: one pass over the data, far cheaper than
@@ -229,67 +288,89 @@ def _fit_in_memory(
     """The spectrum of validated, in-memory trajectories (after the PCA, if any).
     ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None;
     ``gram``: their snapshot Gram, if already computed (used on the Gram path)."""
-    n = trajs[0].shape[1]
-    n_obs = n * (delays + 1)
-    m = n_pairs(trajs, delays)
-    n_snap = sum(t.shape[0] for t in trajs)
-    _check_rank(rank, n_obs, m)
-    real = not np.iscomplexobj(trajs[0])
-    chosen = path
-    itemsize = 16 if np.iscomplexobj(trajs[0]) else 8
-    if path == "auto":
-        chosen = auto_path(n, n_obs, m, n_snap, rank, mapped=mapped, itemsize=itemsize)
-    else:
-        check_path_memory(chosen, n, n_obs, m, n_snap, rank, itemsize)
-    modes = _want_modes(modes, n_obs, rank, m, notes, path=chosen, n=n, n_snap=n_snap)
+    return _fit_ranks(
+        trajs, delays=delays, ranks=(rank,), tol=tol, method=method, pca=pca,
+        pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
+        require_finite=require_finite, gram=gram, mapped=mapped)[0]
 
-    result = None
-    if chosen == "gram":
-        if gram is None:
-            gram, offsets = snapshot_gram(trajs)
-        else:
-            offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
-        if require_finite is not None:
-            require_finite(gram)
-        zero = not np.any(np.diagonal(gram))
+
+def _widest(ranks: tuple) -> int | str | None:
+    """The rank whose computation serves every rank of ``ranks``: None (every singular value,
+    resolved) before ``"svht"`` (every singular value) before the largest int."""
+    if None in ranks:
+        return None
+    return "svht" if "svht" in ranks else max(ranks)
+
+
+def _fit_ranks(
+    trajs, *, delays, ranks, tol, method, pca, pca_center, scale, modes, path, eps, notes,
+    require_finite=None, gram=None, mapped=False,
+) -> list[Fit]:
+    """:func:`_fit_in_memory` at each rank of ``ranks`` (a tuple of rank arguments) from one
+    factorization of the delay matrix, on the path the widest rank takes (:func:`_widest`); a
+    rank whose Gram or covariance result is not trusted is recomputed on the dense path (so each
+    equals the fit at that rank alone). ``notes`` are copied into each fit's."""
+    n, notes = trajs[0].shape[1], list(notes)
+    n_obs, m, n_snap = n * (delays + 1), n_pairs(trajs, delays), sum(t.shape[0] for t in trajs)
+    for r in ranks:
+        _check_rank(r, n_obs, m)
+    widest, itemsize = _widest(ranks), 16 if np.iscomplexobj(trajs[0]) else 8
+    chosen = path
+    if path == "auto":
+        chosen = auto_path(n, n_obs, m, n_snap, widest, mapped=mapped, itemsize=itemsize)
     else:
-        if require_finite is not None:
-            require_finite()
-        zero = not any(np.any(t) for t in trajs)
+        check_path_memory(chosen, n, n_obs, m, n_snap, widest, itemsize)
+    modes = _want_modes(modes, n_obs, widest, m, notes, path=chosen, n=n, n_snap=n_snap)
+    notes_of = [list(notes) for _ in ranks]
+    if chosen == "gram" and gram is None:
+        gram = snapshot_gram(trajs)[0]
+    if require_finite is not None:
+        require_finite(gram if chosen == "gram" else None)
+    zero = not np.any(np.diagonal(gram)) if chosen == "gram" else not any(np.any(t) for t in trajs)
+    args = (trajs, delays, ranks, tol, scale, method, modes, not np.iscomplexobj(trajs[0]), eps)
     if zero:
         # all-zero data (e.g. a frozen layer): no direction to fit, the same answer on every path
-        result = _empty_result(n_obs, modes)
+        results = [_empty_result(n_obs, modes) for _ in ranks]
     elif chosen == "gram":
-        op = DelayOperator(trajs, delays)
-        # No local names for the Grams: dmd_from_gram scales them in place and frees them
-        # before the modes are formed (the snapshot Gram is freed inside delay_grams' call).
-        held, gram = [gram], None
-        result, resolution = dmd_from_gram(
-            *delay_gram_blocks(held.pop(), offsets, delays), method=method, rank=rank, tol=tol,
-            scale=scale, shape=(n_obs, m), x_times=op.x_times if modes else None,
-            y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
-        )
-        if not gram_trusted(result, resolution, notes):
-            result, chosen = None, "dense"
+        held, gram = [gram], None  # freed as soon as the delay Grams are formed
+        results = _gram_path(*args, held.pop(), notes_of)
     elif chosen == "covariance":
-        result = _covariance_path(trajs, delays, rank, tol, scale, method, modes, real, eps, notes)
-        if result is None:
-            chosen = "dense"
+        results = _covariance_path(*args, notes_of)
     elif chosen == "subspace":
-        result = _subspace_path(trajs, delays, rank, tol, scale, method, modes, real, eps=eps)
-        if result is None:
-            notes.append(
-                "subspace iteration did not converge (no clear gap after the kept singular "
-                "values); recomputed on the dense path"
-            )
-            chosen = "dense"
-    if result is None:
-        result = _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps)
-    return _finish(
-        result, method=method, delays=delays, rank=rank, tol=tol, pca=pca, pca_center=pca_center,
-        scale=scale, eps=eps, path=chosen, n_trajectories=len(trajs), n_features=n, n_pairs=m,
-        notes=notes,
+        results = _subspace_path(*args) or [None] * len(ranks)
+        for r, note in zip(results, notes_of):
+            if r is None:
+                note.append("subspace iteration did not converge (no clear gap after the kept "
+                            "singular values); recomputed on the dense path")
+    else:
+        results = [None] * len(ranks)
+    again = [i for i, r in enumerate(results) if r is None]
+    if again:
+        redo = tuple(ranks[i] for i in again)
+        for i, r in zip(again, _dense_path(trajs, delays, redo, tol, scale, method, modes,
+                                           n_snap, eps)):
+            results[i] = r
+    return [_finish(
+        result, method=method, delays=delays, rank=r, tol=tol, pca=pca, pca_center=pca_center,
+        scale=scale, eps=eps, path="dense" if i in again else chosen, n_trajectories=len(trajs),
+        n_features=n, n_pairs=m, notes=note,
+    ) for i, (result, r, note) in enumerate(zip(results, ranks, notes_of))]
+
+
+def _gram_path(trajs, delays, ranks, tol, scale, method, modes, real, eps, gram, notes_of
+               ) -> list[DMDResult | None]:
+    """The Gram path at each rank from the snapshot ``gram`` (None where
+    :func:`gram_trusted` says the Gram cannot resolve that rank: the dense path then)."""
+    offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
+    op = DelayOperator(trajs, delays)
+    n_obs, m = op.shape
+    found = dmd_from_gram_at_ranks(
+        *delay_gram_blocks(gram, offsets, delays), ranks, method=method, tol=tol, scale=scale,
+        shape=(n_obs, m), x_times=op.x_times if modes else None,
+        y_times=op.y_times if modes else None, real=real, overwrite=True, eps=eps,
     )
+    return [result if gram_trusted(result, resolution, note) else None
+            for (result, resolution), note in zip(found, notes_of)]
 
 
 def _empty_result(n_obs: int, modes: bool) -> DMDResult:
@@ -685,7 +766,9 @@ def auto_path(
     return order[0]
 
 
-def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS64) -> DMDResult:
+def _dense_path(trajs, delays, ranks, tol, scale, method, modes, n_snap, eps=_EPS64
+                ) -> list[DMDResult]:
+    """The dense path at each rank of ``ranks`` (one SVD, :func:`conjugacy.dmd.dmd_at_ranks`)."""
     n = trajs[0].shape[1]
     basis = None
     if n > n_snap:
@@ -696,27 +779,27 @@ def _dense_path(trajs, delays, rank, tol, scale, method, modes, n_snap, eps=_EPS
         offsets = np.cumsum([0] + [t.shape[0] for t in trajs])
         trajs = [r[:, a:b].T for a, b in zip(offsets[:-1], offsets[1:])]
     X, Y = delay_embed(trajs, delays)
-    result = dmd(X, Y, method=method, rank=rank, tol=tol, scale=scale, modes=modes, eps=eps,
-                 rank_shape=(n * (delays + 1), X.shape[1]))
-    if basis is not None and result.modes is not None:
-        k, q = result.modes.shape[1], basis.shape[1]
-        lifted = np.concatenate(
-            [basis @ result.modes[j * q : (j + 1) * q] for j in range(delays + 1)], axis=0
-        )
-        result = replace(result, modes=lifted.reshape(-1, k))
-    return result
+    results = dmd_at_ranks(X, Y, ranks, method=method, tol=tol, scale=scale, modes=modes,
+                           eps=eps, rank_shape=(n * (delays + 1), X.shape[1]))
+    if basis is None or not modes:
+        return results
+    q = basis.shape[1]
+    return [replace(r, modes=np.concatenate(
+        [basis @ r.modes[j * q : (j + 1) * q] for j in range(delays + 1)], axis=0
+    ).reshape(-1, r.modes.shape[1])) for r in results]
 
 
 def _covariance_path(
-    trajs, delays, rank, tol, scale, method, modes, real, eps, notes
-) -> DMDResult | None:
+    trajs, delays, ranks, tol, scale, method, modes, real, eps, notes_of
+) -> list[DMDResult | None]:
     """DMD from the feature-side covariances ``X X^*``, ``Y X^*``, ``Y Y^*`` of tall data
     (:func:`~conjugacy.observables.delay_covariances`, one pass over snapshot blocks): ``U_k``
     and ``s_k`` from the eigendecomposition of ``X X^*``, ``B_k = (Y X^*) U_k S_k^-2``, the
-    ResDMD data residuals from the (k, k) Grams of the projections. Exact arithmetic on the same
-    pairs as the dense path; like the Gram path it squares the condition number, so the result
-    is checked by :func:`gram_trusted` and None is returned (the caller takes the dense path)
-    when it cannot resolve the kept singular values."""
+    ResDMD data residuals from the (k, k) Grams of the projections; at each rank of ``ranks``
+    from one eigendecomposition. Exact arithmetic on the same pairs as the dense path; like the
+    Gram path it squares the condition number, so each result is checked by
+    :func:`gram_trusted` and None is returned for it (the caller takes the dense path) when it
+    cannot resolve the kept singular values (the reason in ``notes_of``, one list per rank)."""
     op = DelayOperator(trajs, delays)
     n_obs, m = op.shape
     keep, w = column_weights(op.x_column_norms(), scale)
@@ -725,19 +808,29 @@ def _covariance_path(
         weights = np.zeros(m)
         weights[keep] = w
     cxx, cyx, cyy = delay_covariances(trajs, delays, weights)
-    evals, U = top_eigh(cxx, None if rank in (None, "svht") else rank)  # largest first
+    widest = _widest(tuple(ranks))
+    evals, U = top_eigh(cxx, None if widest in (None, "svht") else widest)  # largest first
     s = np.sqrt(np.maximum(evals, 0.0))
     fro = float(np.sqrt(max(float(np.real(np.trace(cxx))), 0.0)))
-    k = select_rank(s, rank, tol, (n_obs, m), eps, fro=fro)
-    if k == 0:
-        return None
-    Uk, sk = np.ascontiguousarray(U[:, :k]), s[:k]
-    Bk = (cyx @ Uk) / sk**2  # Y V_k S_k^-1 with V_k = X^* U_k S_k^-1
-    ukh = Uk.conj().T
-    grams = (np.diag(sk**2).astype(Uk.dtype), (ukh @ cyx @ Uk).conj().T, ukh @ cyy @ Uk)
-    result = dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=real, grams=grams)
-    result = with_rank_rule(result, rank, s, (n_obs, m))
-    return result if gram_trusted(result, float(sk[-1] / sk[0]), notes, "covariance") else None
+    ks = [select_rank(s, r, tol, (n_obs, m), eps, fro=fro) for r in ranks]
+    top = max(ks)
+    Ut = np.ascontiguousarray(U[:, :top])
+    cu = cyx @ Ut  # (Y X^*) U for the largest k: each k takes its leading columns
+    uyx, uyy = Ut.conj().T @ cu, Ut.conj().T @ cyy @ Ut
+    out: list[DMDResult | None] = []
+    for r, k, note in zip(ranks, ks, notes_of):
+        if k == 0:
+            out.append(None)
+            continue
+        Uk, sk = Ut[:, :k], s[:k]
+        Bk = cu[:, :k] / sk**2  # Y V_k S_k^-1 with V_k = X^* U_k S_k^-1
+        grams = (np.diag(sk**2).astype(Uk.dtype), uyx[:k, :k].conj().T, uyy[:k, :k])
+        result = dmd_from_factors(Uk, sk, Bk, s, method=method, modes=modes, real=real,
+                                  grams=grams)
+        result = with_rank_rule(result, r, s, (n_obs, m))
+        out.append(result if gram_trusted(result, float(sk[-1] / sk[0]), note, "covariance")
+                   else None)
+    return out
 
 
 def _oversampling(rank: int) -> int:
@@ -745,9 +838,10 @@ def _oversampling(rank: int) -> int:
 
 
 def _subspace_path(
-    trajs, delays, rank, tol, scale, method, modes, real, max_iter: int = 80, eps=_EPS64
-):
-    """Top-``rank`` SVD of the scaled delay matrix by subspace iteration on structured products.
+    trajs, delays, ranks, tol, scale, method, modes, real, eps=_EPS64, max_iter: int = 80
+) -> list[DMDResult] | None:
+    """Top-``rank`` SVD of the scaled delay matrix by subspace iteration on structured products,
+    for the widest rank of ``ranks`` (:func:`_widest`; each rank takes its leading triplets).
 
     Deterministic (fixed start seed). Converged when every kept singular triplet satisfies
     ``||X_s^* u_i - s_i v_i|| <= 1e-11 s_1`` (``X_s v_i = s_i u_i`` holds by construction), i.e. the
@@ -772,12 +866,15 @@ def _subspace_path(
         return out
 
     rule = None
-    if rank == "svht":  # every singular value first (their median), then the top k of them
+    wanted = list(ranks)
+    if "svht" in wanted:  # every singular value first (their median), then the top k of them
         s_all = all_singular_values(op, weights)
-        rank = select_rank(s_all, "svht", tol, (n_obs, m), eps)
+        wanted = [select_rank(s_all, "svht", tol, (n_obs, m), eps) if r == "svht" else r
+                  for r in wanted]
         rule = svht_rank(s_all, (n_obs, m))[1]
-        if rank == 0:
+        if min(wanted) == 0:
             return None
+    rank = max(wanted)
     width = min(rank + _oversampling(rank), min(n_obs, m))
     fro = float(np.linalg.norm(op.x_column_norms() * weights))  # ||X_s||_F for the rank rule
     rng = np.random.default_rng(0)
@@ -795,15 +892,9 @@ def _subspace_path(
             Vk = Q2 @ Vbh[:k].conj().T
             resid = np.linalg.norm(W @ Uq[:, :k] - Vk * s[:k], axis=0)
             if resid.max() <= 1e-11 * s[0]:
-                Uk, sk = Q @ Uq[:, :k], s[:k]
                 del W, Q2, prev
-                Bk = op.y_times(weights[:, None] * Vk) / sk
-                px = sk[:, None] * Vk.conj().T  # U_k^* X_s = S_k V_k^*
-                py = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
-                result = dmd_from_factors(
-                    Uk, sk, Bk, s, method=method, modes=modes, real=real, px=px, py=py
-                )
-                return result if rule is None else replace(result, rank_rule=rule)
+                return _subspace_results(op, weights, Q @ Uq[:, :k], s, Vk, wanted, ranks, tol,
+                                         eps, fro, method, modes, real, rule)
             history.append(float(resid.max() / s[0]))
             if len(history) > 4 and history[-1] > 0.5 * history[-5]:
                 return None  # stalled: no gap to converge on
@@ -814,6 +905,24 @@ def _subspace_path(
         Ub, s, Vbh = np.linalg.svd(Rr)
         prev = (Ub, s, Q2, Vbh)
     return None
+
+
+def _subspace_results(op, weights, Uk, s, Vk, wanted, ranks, tol, eps, fro, method, modes,
+                      real, rule) -> list[DMDResult]:
+    """The DMD results at each rank from the converged leading triplets ``Uk``, ``s``, ``Vk``
+    of the scaled delay matrix (each rank takes its leading ones)."""
+    k = Uk.shape[1]
+    yv = op.y_times(weights[:, None] * Vk)  # Y_s V_k
+    uy = (op.yh_times(Uk) * weights[:, None]).conj().T  # U_k^* Y_s
+    out = []
+    for want, r in zip(wanted, ranks):
+        j = min(k, select_rank(s, want, tol, op.shape, eps, fro=fro))
+        sj = s[:j]
+        px = sj[:, None] * Vk[:, :j].conj().T  # U_k^* X_s = S_k V_k^*
+        result = dmd_from_factors(Uk[:, :j], sj, yv[:, :j] / sj, s, method=method, modes=modes,
+                                  real=real, px=px, py=uy[:j])
+        out.append(result if r != "svht" else replace(result, rank_rule=rule))
+    return out
 
 
 def all_singular_values(op: Any, weights: np.ndarray, chunk: int = 256) -> np.ndarray:

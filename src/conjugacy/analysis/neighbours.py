@@ -11,10 +11,11 @@ same seed) and reports per pair how many neighbours give the same verdict, the r
 and distances over the base and its neighbours, and ``fragile`` when any verdict differs.
 
 Cost (bounded): 4 refits of every spectrum of the comparison, no more (the filter neighbour reuses
-the base fits). Each group's runs are read once; where features outnumber snapshots (weight
-trajectories) one snapshot Gram per group serves all four refits
-(:func:`conjugacy.spectrum.spectrum_from_gram`: only ``m x m`` algebra per refit). The CPU time is
-recorded in ``neighbourhood["cpu_seconds"]``.
+the base fits), in one :func:`conjugacy.spectrum.koopman_spectra` call per group: each group's
+runs are read once, one snapshot Gram serves every refit that takes the Gram path (weight
+trajectories), and the two rank neighbours are truncations of one factorization of the base
+delays' matrix (3 factorizations per group, not 4). The CPU time is recorded in
+``neighbourhood["cpu_seconds"]``.
 """
 
 from __future__ import annotations
@@ -92,29 +93,18 @@ def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequen
 
 def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Mapping[str, Any]],
                 next_states: np.ndarray | None = None) -> list[Any]:
-    """The spectra of one group's trajectories ``x`` at each variant of ``kwargs`` (one snapshot
-    Gram shared by all of them where features outnumber snapshots and no PCA is asked), with the
+    """The spectra of one group's trajectories ``x`` at each variant of ``kwargs``, in one
+    :func:`conjugacy.spectrum.koopman_spectra` call (one snapshot Gram for all of them where they
+    take the Gram path; the rank neighbours truncations of one factorization), with the
     two-branch residuals of the recorded branch ``next_states`` when given, as the base fits."""
-    from ..observables import snapshot_gram
-    from ..residuals import with_branch
-    from ..spectrum import koopman_spectrum, spectrum_from_gram
+    from ..spectrum import koopman_spectra, koopman_spectrum
 
-    gram = None
-    n_snap = x.shape[0] * x.shape[1]
-    if x.shape[2] >= n_snap and kwargs.get("pca") is None:
-        gram = snapshot_gram(list(x))[0]
-    out = []
-    for v in variants:
-        kw = {**dict(kwargs), "delays": v["delays"], "rank": v["rank"]}
-        if gram is not None:
-            allowed = ("delays", "rank", "tol", "method", "scale", "modes", "threads")
-            sp = spectrum_from_gram(x, gram, **{k: kw[k] for k in allowed if k in kw})
-            out.append(sp if next_states is None else with_branch(
-                sp, x, next_states, delays=v["delays"], pca=None, pca_center=True))
-        else:
-            nxt = {} if next_states is None else {"next_states": next_states}
-            out.append(koopman_spectrum(x, **kw, **nxt))
-    return out
+    shared = {k: v for k, v in kwargs.items() if k not in ("delays", "rank")}
+    grid = [{"delays": v["delays"], "rank": v["rank"]} for v in variants]
+    if shared.get("device") is not None:  # koopman_spectra is NumPy only: one fit each there
+        return [koopman_spectrum(x, **g, **shared, next_states=next_states) for g in grid]
+    shared.pop("device", None)
+    return koopman_spectra(x, grid, next_states=next_states, **shared)
 
 
 def _summary(base: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,52 @@
+"""The neighbour check's refits through koopman_spectra give the neighbourhood of separate fits."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conjugacy import koopman_spectrum
+from conjugacy import spectrum as spectrum_module
+from conjugacy.analysis.comparison import compare_conditions
+from conjugacy.analysis.groups import SpectrumGroup
+from conjugacy.analysis.neighbours import neighbour_check
+
+
+def _separate(x, settings, next_states=None, **kw):
+    return [koopman_spectrum(x, **s, **kw, next_states=next_states) for s in settings]
+
+
+@pytest.mark.parametrize("n_features", [6, 200])  # covariance/dense, and the Gram path
+def test_neighbourhood_equals_that_of_separate_fits(n_features, monkeypatch):
+    rng = np.random.default_rng(0)
+    t = np.arange(40)[:, None]
+    rates = {"slow": [0.95, 0.9, 0.6], "fast": [0.7, 0.5, 0.3]}
+    groups = [SpectrumGroup(c, s, [f"{c}_s{s}"]) for c in rates for s in range(4)]
+    mix = rng.standard_normal((3, n_features))
+    data = {g.key: (rng.normal(size=(2, 1, 3)) * np.power(rates[g.condition], t)) @ mix
+            + 1e-3 * rng.standard_normal((2, 40, n_features)) for g in groups}
+    settings, stats = {"delays": 2, "rank": 5}, {"seed": 0, "n_permutations": 99}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = {k: koopman_spectrum(x, **settings) for k, x in data.items()}
+        spectra = {c: [fitted[g.key] for g in groups if g.condition == c] for c in rates}
+        base = compare_conditions(spectra, shuffle=None, ks=False, **stats).to_dict()
+
+        def check():
+            return neighbour_check(dict(base), lambda g: data[g.key], groups, settings, fitted,
+                                   stats, max_delays=8)
+
+        shared = check()
+        calls = []
+        monkeypatch.setattr(spectrum_module, "koopman_spectra",
+                            lambda *a, **k: calls.append(1) or _separate(*a, **k))
+        alone = check()
+    assert len(calls) == 8  # one call per group
+    assert shared["n_fits"] == alone["n_fits"] == 32
+    for name, pair in shared["pairs"].items():
+        other = alone["pairs"][name]
+        assert pair["same"] == other["same"] and pair["verdict"] == other["verdict"]
+        for k, v in pair["neighbours"].items():
+            w = other["neighbours"][k]
+            assert v["verdict"] == w["verdict"] and v["pvalue"] == w["pvalue"]
+            assert v["distance"] == pytest.approx(w["distance"], rel=1e-9, abs=1e-12)

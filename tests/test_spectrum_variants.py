@@ -1,0 +1,112 @@
+"""koopman_spectra: spectra at several (delays, rank) settings sharing one factorization per
+delays and one snapshot Gram (issue 25 / issue 19: the neighbour check's refits)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conjugacy import dmd as dmd_module
+from conjugacy import spectrum_paths as paths
+from conjugacy.spectrum import koopman_spectra, koopman_spectrum
+
+
+def _walk(shape, seed=0, dtype=np.float64):
+    x = np.cumsum(np.random.default_rng(seed).standard_normal(shape), axis=-2)
+    return x.astype(dtype)
+
+
+GRID = [{"delays": 1, "rank": 4}, {"delays": 1, "rank": 8}, {"delays": 2, "rank": 6},
+        {"delays": 0, "rank": "svht"}, {"delays": 1, "rank": 2}]
+DATA = {"wide": ((3, 40, 300), np.float64), "tall": ((4, 200, 6), np.float64),
+        "float32": ((3, 60, 50), np.float32)}
+
+
+def _alone(x, grid, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [koopman_spectrum(x, **g, **kw) for g in grid]
+
+
+@pytest.mark.parametrize("data", sorted(DATA))
+@pytest.mark.parametrize("path", ["dense", "gram", "covariance", "subspace", "auto"])
+def test_shared_route_equals_separate_fits(data, path):
+    x = _walk(DATA[data][0], dtype=DATA[data][1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shared = koopman_spectra(x, GRID, path=path)
+    alone = _alone(x, GRID, path=path)
+    for a, b in zip(shared, alone, strict=True):
+        assert a.rank == b.rank and a.settings["delays"] == b.settings["delays"]
+        top = np.abs(b.eigenvalues).max()
+        assert np.abs(a.eigenvalues - b.eigenvalues).max() <= 1e-10 * top
+        assert np.abs(a.data_residuals - b.data_residuals).max() <= 1e-9
+        assert a.settings["input_eps"] == b.settings["input_eps"]
+        assert a.settings["rank_rule"] == b.settings["rank_rule"]
+        if path != "auto":  # auto: each delays' ranks take the path of the largest
+            assert a.settings["path"] == b.settings["path"] == path
+            assert a.settings["notes"] == b.settings["notes"]
+    assert [sp.rank for sp in shared] == [4, 8, 6, shared[3].rank, 2]
+
+
+def test_float32_data_keep_the_float32_precision_rule():
+    # exactly 3 modes in float32 (issue 19's store): the tolerance rule at float32's eps keeps 3
+    rng = np.random.default_rng(0)
+    t = np.arange(60)[:, None]
+    modes = rng.standard_normal((3, 40))
+    x = np.stack([(rng.standard_normal(3) * np.power([0.95, 0.8, 0.6], t)) @ modes
+                  for _ in range(6)]).astype(np.float32)
+    grid = [{"delays": 3, "rank": None}, {"delays": 3, "rank": 2}, {"delays": 1, "rank": None}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shared = koopman_spectra(x, grid)
+        as64 = koopman_spectrum(x.astype(np.float64), delays=3)
+    assert [sp.rank for sp in shared] == [3, 2, 3]
+    assert shared[0].settings["input_eps"] == 2.0**-23
+    assert np.allclose(np.sort(shared[0].eigenvalues.real), [0.6, 0.8, 0.95], atol=1e-4)
+    assert as64.rank > 3  # read as float64 data the rule keeps float32's rounding
+
+
+def test_one_snapshot_gram_and_one_factorization_per_delays(monkeypatch):
+    # the neighbour check's four refits: delays 1/2 and x2 at the base rank, rank -2 and +2 at
+    # the base delays; features outnumber snapshots, so every one takes the Gram path
+    x = _walk((2, 30, 400))
+    grams, eighs = [], []
+    real_gram, real_eigh = paths.snapshot_gram, dmd_module.top_eigh
+    monkeypatch.setattr(paths, "snapshot_gram", lambda t: grams.append(1) or real_gram(t))
+    monkeypatch.setattr(dmd_module, "top_eigh", lambda g, k: eighs.append(k) or real_eigh(g, k))
+    grid = [{"delays": 1, "rank": 6}, {"delays": 4, "rank": 6}, {"delays": 2, "rank": 4},
+            {"delays": 2, "rank": 8}]
+    shared = koopman_spectra(x, grid)
+    assert [sp.settings["path"] for sp in shared] == ["gram"] * 4
+    assert len(grams) == 1
+    assert sorted(eighs) == [6, 6, 8]  # ranks 4 and 8 at delays 2 share the top 8
+    grams.clear()
+    _alone(x, grid)
+    assert len(grams) == 4
+
+
+def test_next_states_give_the_two_branch_residuals_of_each_fit():
+    rng = np.random.default_rng(1)
+    x = _walk((3, 40, 5), seed=2)
+    nxt = x + 0.01 * rng.standard_normal(x.shape)
+    grid = [{"delays": 1, "rank": 3}, {"delays": 1, "rank": 5}]
+    shared = koopman_spectra(x, grid, next_states=nxt)
+    alone = _alone(x, grid, next_states=nxt)
+    for a, b in zip(shared, alone, strict=True):
+        assert np.allclose(a.projection_residuals, b.projection_residuals, rtol=1e-9, atol=1e-12)
+        assert np.allclose(a.noise_fractions, b.noise_fractions, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("settings, error, words", [
+    ({"delays": 1, "rank": 2}, TypeError, "settings must be a list"),
+    ([{"delays": 1}], ValueError, "settings[0] must have exactly the keys"),
+    ([{"delays": 1, "rank": 2, "pca": 3}], ValueError, "the other arguments are shared"),
+    ([{"delays": "auto", "rank": 2}], TypeError, "settings[0]['delays'] must be an integer"),
+    ([{"delays": 1, "rank": 0}], ValueError, "rank"),
+    ([{"delays": 1, "rank": 99}], ValueError, "rank=99 exceeds what the data allow"),
+])
+def test_bad_settings_name_the_argument(settings, error, words):
+    with pytest.raises(error) as err:
+        koopman_spectra(_walk((2, 20, 3)), settings)
+    assert words in str(err.value)
