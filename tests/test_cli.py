@@ -204,6 +204,42 @@ def test_spectrum_reads_a_trajectory_store(tmp_path):
     assert "cannot read the trajectory store" in result.output
 
 
+def test_spectrum_streams_a_store_within_max_memory(tmp_path):
+    """Issue 21 leftover: the API's ``store.source(max_memory=)`` had no CLI option. --max-memory
+    reaches the streamed reader (1K is below its floor: one line naming the minimum), a bad size
+    is one usage line, a file is refused, and a store read whole says so."""
+    store_mod = pytest.importorskip("conjugacy.store")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "store"
+    with store_mod.TrajectoryStore.open(path, mode="a") as store:
+        for r in range(2):  # 200 features > 60 snapshots: streamed with --rank
+            store.create_run(f"r{r}", {"w": ((200,), np.float64)})
+            store.append(f"r{r}", np.arange(30), {"w": rng.normal(size=(30, 200)).cumsum(0)})
+    base = ["spectrum", str(path), "--rank", "3", "--out", str(tmp_path / "s.npz")]
+    assert invoke(*base).exit_code == 0
+    want = Spectrum.load(tmp_path / "s.npz").eigenvalues
+    result = invoke(*base, "--max-memory", "2G")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(Spectrum.load(tmp_path / "s.npz").eigenvalues, want)
+    assert "--max-memory bounds" not in result.output
+    line = _one_line_error(runner.invoke(app, [*base, "--max-memory", "1K"]), path)
+    assert "streaming 2 runs x 60 snapshots needs" in line and "max_memory=" in line
+    for bad in ("abc", "0", "-1G", "1.5X"):
+        result = runner.invoke(app, [*base, "--max-memory", bad])
+        assert result.exit_code == 2 and result.output.strip() == (
+            f"error: Invalid value for '--max-memory': expected a size like 800M or 2G (K, M, G, "
+            f"T: powers of 1024; a plain number: bytes), got '{bad}' (see `conjugacy spectrum "
+            f"--help`)")
+    result = invoke("spectrum", path, "--max-memory", "1K", "--out", tmp_path / "d.npz")
+    assert result.exit_code == 0, result.output  # no --rank: read whole (the dense path)
+    assert ("--max-memory bounds a streamed read only; these data were read whole (path dense): "
+            "give --rank or --pca to stream them") in " ".join(result.output.split())
+    np.save(tmp_path / "x.npy", np.zeros((30, 3)))
+    line = _one_line_error(runner.invoke(app, ["spectrum", str(tmp_path / "x.npy"),
+                                               "--max-memory", "1G"]), "--max-memory")
+    assert "--max-memory applies to a trajectory store folder" in line
+
+
 def test_bad_out_and_unknown_options_fail_clearly(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("not a folder")

@@ -69,6 +69,22 @@ def parse_delays(delays: str) -> int | str:
     return value
 
 
+def parse_max_memory(value: str | None) -> int | None:
+    """``--max-memory`` (the option's callback): None (the default: what the memory cgroup or
+    the system leaves), or bytes from a size such as ``800M`` or ``2G`` by
+    :func:`conjugacy.streaming.parse_memory`, the API's rule; anything else is a usage error
+    (one line naming the option, exit 2)."""
+    if value is None:
+        return None
+    from ..streaming import parse_memory
+
+    try:
+        return parse_memory(value, "--max-memory")
+    except ValueError:
+        raise typer.BadParameter(f"expected a size like 800M or 2G (K, M, G, T: powers of 1024; "
+                                 f"a plain number: bytes), got {value!r}") from None
+
+
 def rich_console(**kwargs: Any) -> Any:
     """The CLI's Rich console: emoji codes off, so a label such as ``:smile:`` is shown as written
     (user strings are escaped with :func:`conjugacy._text.shown`, which Rich's ``:name:`` emoji

@@ -21,7 +21,15 @@ from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from . import app
-from ._errors import ABANDONED, UserError, fail, parse_delays, parse_rank, rich_console
+from ._errors import (
+    ABANDONED,
+    UserError,
+    fail,
+    parse_delays,
+    parse_max_memory,
+    parse_rank,
+    rich_console,
+)
 
 T = TypeVar("T")
 
@@ -38,11 +46,14 @@ def load_trajectories(
     key: str | None = None,
     params: list[str] | None = None,
     runs: list[str] | None = None,
+    max_memory: int | None = None,
 ) -> tuple[Any, str]:
     """Read trajectories from a ``.npy`` / ``.npz`` file or a trajectory store folder.
 
     Files are read with ``allow_pickle=False``: a file holding Python objects is refused rather
-    than unpickled. Returns the data and a short description of where they came from.
+    than unpickled. A store is streamed within ``max_memory`` bytes (the whole process; None:
+    what the memory cgroup or the system leaves; :meth:`TrajectoryStore.source`). Returns the
+    data and a short description of where they came from.
 
     Raises
     ------
@@ -66,12 +77,15 @@ def load_trajectories(
             # a streaming source: the spectrum reads the store chunk by chunk in one pass
             # (the store stays open, read-only, as long as the source is used)
             store = TrajectoryStore.open(path, mode="r")
-            data = store.source(params=params or None, runs=runs or None)
+            data = store.source(params=params or None, runs=runs or None, max_memory=max_memory)
         except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:
             raise ValueError(f"cannot read the trajectory store {str(path)!r}: {exc}") from None
         return data, f"store {path}"
     if params or runs:
         raise ValueError("--params and --runs apply to a trajectory store folder, not to a file")
+    if max_memory is not None:
+        raise ValueError("--max-memory applies to a trajectory store folder (streamed within it), "
+                         "not to a file (a .npy file is memory-mapped, an .npz member read whole)")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise ValueError(
@@ -317,6 +331,25 @@ def _print_spectrum(console: Any, spec: Any, source: str, data: Any, notes: list
         console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
 
 
+def _fit(data: Any, source: str, **kwargs: Any) -> tuple[Any, list[str]]:
+    """:func:`conjugacy.koopman_spectrum` of ``data`` with ``kwargs`` (interruptible; a store's
+    recording interval recorded, a setting the verdict compares) and the warnings it raised,
+    once each, sorted; a ``TypeError``/``ValueError`` exits 2 in one line naming ``source``."""
+    from ..spectrum import koopman_spectrum
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            spec = interruptible(koopman_spectrum, data, **kwargs)
+    except (TypeError, ValueError) as exc:
+        fail(f"{source}: {exc}")
+    if hasattr(data, "steps") and hasattr(data, "runs"):  # a store
+        from ..analysis.groups import with_record_interval
+
+        spec = with_record_interval(spec, data.steps(data.runs[0]))
+    return spec, sorted({str(w.message) for w in caught})
+
+
 @app.command("spectrum")
 def spectrum(
     file: Annotated[
@@ -357,6 +390,13 @@ def spectrum(
         list[str] | None,
         typer.Option("--runs", help="Store only: run name or glob (repeat; default all)."),
     ] = None,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", callback=parse_max_memory, metavar="SIZE",
+        help="Store only: memory the whole process may use while streaming, e.g. 800M or 2G "
+        "(K/M/G/T: powers of 1024). The read spans and read-ahead are sized to fit; below the "
+        "floor one line names the minimum. Default: what the memory cgroup's limit or the "
+        "system leaves. A store is streamed when --rank or --pca is given and features "
+        "outnumber snapshots; otherwise it is read whole and a note says so.")] = None,
     modes: Annotated[
         bool | None,
         typer.Option(
@@ -372,14 +412,13 @@ def spectrum(
 
     .npy files and stores are streamed in one pass when a --rank or --pca is given and features
     outnumber snapshots (weight trajectories), so data larger than memory work."""
-    from ..spectrum import koopman_spectrum
-
     console = rich_console()
     asked = parse_rank(rank, ("all", "svht"))
     delays_asked: int | str = delays  # parsed by the option's callback
     out = _check_spectrum_out(out)
     try:
-        data, source = load_trajectories(file, key=key, params=params, runs=runs)
+        data, source = load_trajectories(file, key=key, params=params, runs=runs,
+                                         max_memory=max_memory)  # bytes (the callback)
     except ValueError as exc:
         fail(str(exc))
     if delays_asked == "auto" and not isinstance(data, np.ndarray):
@@ -387,26 +426,18 @@ def spectrum(
              f".npz file; {source} is streamed: give --delays N, or run `conjugacy analyze` on "
              "the store (it chooses the delays from one seed of each condition)")
     fit_rank, cap_note = _default_rank(data, asked, delays_asked, pca)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            spec = interruptible(
-                koopman_spectrum, data, delays=delays_asked, rank=fit_rank, method=method.value,
-                pca=pca, modes="auto" if modes is None else modes,
-            )
-    except (TypeError, ValueError) as exc:
-        fail(f"{source}: {exc}")
-    if hasattr(data, "steps") and hasattr(data, "runs"):  # a store: the recording interval is
-        from ..analysis.groups import with_record_interval  # a setting the verdict compares
-
-        spec = with_record_interval(spec, data.steps(data.runs[0]))
+    spec, caught = _fit(data, source, delays=delays_asked, rank=fit_rank, method=method.value,
+                        pca=pca, modes="auto" if modes is None else modes)
     try:
         path = spec.save(out)
     except OSError as exc:
         fail(f"cannot write {str(out)!r}: {exc}")
     if delays_asked == "auto" and cap_note:  # the note for the delays chosen (None: no cap)
         cap_note = _default_rank(data, asked, int(spec.settings["delays"]), pca)[1]
-    notes = ([cap_note] if cap_note else []) + sorted({str(w.message) for w in caught})
+    notes = ([cap_note] if cap_note else []) + caught
+    if max_memory is not None and "streamed" not in str(spec.settings.get("path")):
+        notes.append(f"--max-memory bounds a streamed read only; these data were read whole "
+                     f"(path {spec.settings.get('path')}): give --rank or --pca to stream them")
     _print_spectrum(console, spec, source, data, notes)
     console.print(f"Saved: {shown(str(path))}", highlight=False, soft_wrap=True)
 
