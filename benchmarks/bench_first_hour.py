@@ -1,7 +1,7 @@
 """A new user's first study (issue 25): record it with the Recorder, then time ``conjugacy analyze``.
 
-Usage:  python benchmarks/bench_first_hour.py [--store DIR] [--src PATH] [--repeats N]
-                                              [--window N]
+Usage:  python benchmarks/bench_first_hour.py [--store DIR] [--src PATH ...] [--skip-checkout]
+                                              [--repeats N] [--window N]
 
 The study of issue 25: a small CNN (conv 1->8, 3x3, stride 2; conv 8->16, 3x3, stride 2; mean
 pool; linear 16->10) on the 4,000-image training part of the bundled 5k MNIST sample
@@ -15,9 +15,11 @@ The store is written once into ``--store`` (default: a temporary folder) and reu
 Then ``conjugacy analyze STORE --no-report`` (the CLI, default settings, Rich progress on the
 terminal's stderr) runs as a child process: its wall time and CPU time (the child's user + system
 time) are reported, and the settings and verdicts it wrote. ``--src`` also runs another
-checkout's ``src`` (e.g. ``git archive COMMIT src``), interleaved with this one ``--repeats``
-times, so before and after come from one run on one machine. ``--window N`` adds the windowed
-analysis. Issue 25's target: under 2 minutes of wall time on an idle 2-core machine.
+checkout's ``src`` (e.g. ``git archive COMMIT src``; repeatable, ``--skip-checkout`` to time
+only those), interleaved with this one ``--repeats`` times, so before and after come from one
+run on one machine; the neighbour check's CPU (``neighbourhood["cpu_seconds"]``) is printed too.
+``--window N`` adds the windowed analysis. Issue 25's target: under 2 minutes of wall time on an
+idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -110,13 +112,17 @@ def time_analyze(store: Path, out: Path, src: Path | None, window: int | None) -
             "ranks": sorted({sp["rank"] for v in r["spectra"].values() for sp in v}),
             "verdicts": {k: v["verdict"] for k, v in r["comparison"]["verdicts"].items()},
             "fragile": {k: v["fragile"] for k, v in
-                        (r["comparison"].get("neighbourhood") or {}).get("pairs", {}).items()}}
+                        (r["comparison"].get("neighbourhood") or {}).get("pairs", {}).items()},
+            "neighbour_cpu": (r["comparison"].get("neighbourhood") or {}).get("cpu_seconds")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, default=None)
-    ap.add_argument("--src", type=Path, default=None)
+    ap.add_argument("--src", type=Path, action="append", default=[],
+                    help="another checkout's src (repeatable)")
+    ap.add_argument("--skip-checkout", action="store_true",
+                    help="time only the --src checkouts (e.g. clean archives of two commits)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--window", type=int, default=None)
     args = ap.parse_args()
@@ -124,13 +130,15 @@ def main() -> None:
     store = args.store or tmp / "first_hour.zarr"
     if not store.exists():
         print(f"recorded {store} in {record_study(store):.0f} s CPU", flush=True)
-    runs = [("this checkout", None)]
-    if args.src is not None:
-        runs.insert(0, (str(args.src), args.src))
+    runs = [(str(src), src) for src in args.src]
+    if not args.skip_checkout:
+        runs.append(("this checkout", None))
     for rep in range(args.repeats):
         for name, src in runs:
             got = time_analyze(store, tmp / f"an_{rep}_{len(name)}", src, args.window)
-            print(f"repeat {rep + 1}, {name}: wall {got['wall']:.1f} s, CPU {got['cpu']:.1f} s; "
+            nb = got["neighbour_cpu"]
+            print(f"repeat {rep + 1}, {name}: wall {got['wall']:.1f} s, CPU {got['cpu']:.1f} s "
+                  f"(neighbour refits and their comparisons {nb or 0:.1f} s); "
                   f"delays {got['delays']}, rank {got['rank']} (kept {got['ranks']}); "
                   f"verdicts {got['verdicts']}; fragile {got['fragile']}", flush=True)
 
