@@ -225,7 +225,7 @@ def test_fig_s2_relative_test_loss_is_read_from_the_last_record(small_run):
                 loss = [store.scalars(f"{cond}_seed{seed}_{i}", "test_loss") for i in range(3)]
                 # recorded once, after the last step
                 assert all(np.isnan(x[:-1]).all() and np.isfinite(x[-1]) for x in loss)
-                assert rel[cond]["base_test_loss"][seed] == loss[0][-1]
+                assert rel[cond]["base"][seed] == loss[0][-1]
                 assert rel[cond]["ratios"][seed] == [loss[1][-1] / loss[0][-1],
                                                      loss[2][-1] / loss[0][-1]]
             flat = np.concatenate(rel[cond]["ratios"])

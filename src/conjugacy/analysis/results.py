@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MAX_RESULTS_BYTES", "SCHEMA", "Claim", "Results", "ResultsFileError", "check_sizes",
-           "read_results", "schema", "spectra_to_json", "validate"]
+           "curve_summary", "read_results", "schema", "spectra_to_json", "validate", "verdict_claim"]
 
 #: The schema identifier written into every ``results.json``.
 SCHEMA = "conjugacy.results/2"
@@ -58,6 +58,97 @@ class Claim:
     def word(self) -> str:
         """``"holds"``, ``"does not hold"`` or ``"undecided"``."""
         return {True: "holds", False: "does not hold"}.get(self.holds, "undecided")
+
+
+def curve_summary(values: Any, steps: Sequence[int]) -> dict[str, Any] | None:
+    """One condition's entry of ``results["loss"]``: a recorded curve summarized over runs.
+
+    Parameters
+    ----------
+    values : array-like (n_runs, n_steps)
+        One curve per run (e.g. the loss); NaN where a run has no value.
+    steps : sequence of int (n_steps,)
+        The step of each column.
+
+    Returns
+    -------
+    dict or None
+        ``steps``; ``mean``, ``std``, ``min``, ``max`` over runs per step (NaN ignored);
+        ``final_mean``, the mean of the last tenth (at least one step) of the mean curve;
+        ``n_runs``. None when no value is finite.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is not 2-D or ``steps`` does not have one entry per column.
+
+    Examples
+    --------
+    >>> c = curve_summary([[1.0, 0.5, 0.25], [1.0, 0.7, 0.35]], [0, 1, 2])
+    >>> c["mean"], c["max"], c["final_mean"], c["n_runs"]
+    ([1.0, 0.6, 0.3], [1.0, 0.7, 0.35], 0.3, 2)
+    """
+    import warnings
+
+    import numpy as np
+
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim != 2 or y.shape[1] != len(steps):
+        raise ValueError(f"values must be (n_runs, n_steps) with n_steps = len(steps) = "
+                         f"{len(steps)}, got shape {y.shape}")
+    if not np.isfinite(y).any():
+        return None
+    with warnings.catch_warnings():  # a step no run recorded: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(y, axis=0)
+        out = {"steps": [int(t) for t in steps], "mean": mean.tolist(),
+               "std": np.nanstd(y, axis=0).tolist(), "min": np.nanmin(y, axis=0).tolist(),
+               "max": np.nanmax(y, axis=0).tolist(),
+               "final_mean": float(np.nanmean(mean[-max(1, y.shape[1] // 10):])),
+               "n_runs": int(y.shape[0])}
+    return out
+
+
+def verdict_claim(claim: str, verdicts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+                  expect: str = "not conjugate", evidence: str | None = None) -> Claim:
+    """A claim that the compared pairs have the verdict ``expect``, decided on their verdicts.
+
+    Parameters
+    ----------
+    claim : str
+        The claim's words.
+    verdicts : mapping, sequence of mappings or None
+        Entries of ``results["comparison"]["verdicts"]`` (``verdict``, ``reason``, ...): one pair
+        or several; None when the pair was not compared.
+    expect : {"not conjugate", "conjugate"}
+        The verdict the claim predicts.
+    evidence : str, optional
+        Default: ``"<verdict>: <reason>"`` per pair, joined by ``"; "``.
+
+    Returns
+    -------
+    Claim
+        ``holds`` True when every verdict is ``expect``, False when one is the other verdict,
+        None otherwise (a pair undecided, or nothing compared: evidence ``"not compared"``).
+
+    Examples
+    --------
+    >>> v = {"verdict": "not conjugate", "reason": "p = 0.01 < 0.05"}
+    >>> verdict_claim("A and B differ", v)
+    Claim(claim='A and B differ', holds=True, evidence='not conjugate: p = 0.01 < 0.05')
+    >>> verdict_claim("A and B are conjugate", [v, {"verdict": "undecided", "reason": "p"}],
+    ...               "conjugate").holds
+    False
+    """
+    if verdicts is None:
+        return Claim(claim, None, "not compared")
+    rows = [verdicts] if isinstance(verdicts, Mapping) else list(verdicts)
+    words = [v["verdict"] for v in rows]
+    holds = (False if any(w not in (expect, "undecided") for w in words)
+             else True if all(w == expect for w in words) else None)
+    if evidence is None:
+        evidence = "; ".join(f"{v['verdict']}: {v['reason']}" for v in rows)
+    return Claim(claim, holds, evidence)
 
 
 def spectra_to_json(spectra: Mapping[str, Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:

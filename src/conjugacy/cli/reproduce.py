@@ -187,10 +187,19 @@ def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         fail(str(exc))
 
 
+def _run_study(run: Callable[..., Any], config: Any, out: Path, v: dict[str, Any]) -> None:
+    """Run a trained experiment (serially or on Dask, as the options say) and print its results."""
+    from .summaries import print_results
+
+    _check_dask(v["workers"], v["scheduler"])
+    result = _run(run, config, out, progress=v["progress"], workers=v["workers"],
+                  scheduler=v["scheduler"])
+    print_results(result.content, out)
+
+
 # ----- the commands ------------------------------------------------------------------------------
 def _fcn(v: dict[str, Any]) -> None:
     from ..experiments import fcn
-    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     data = v["data"] or "mnist-sample"
@@ -206,36 +215,27 @@ def _fcn(v: dict[str, Any]) -> None:
             f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
             "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
         )
-    _check_dask(v["workers"], v["scheduler"])
-    result = _run(fcn.run, config, out, progress=v["progress"], workers=v["workers"],
-                  scheduler=v["scheduler"])
-    print_results(result.content, out)
+    _run_study(fcn.run, config, out, v)
 
 
 def _grokking(v: dict[str, Any]) -> None:
     from ..experiments import grokking
-    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
                  **_overrides(v, {"steps": "steps", "long_steps": "long_steps", "seeds": "n_seeds",
                                   "replicas": "n_replicas", "s6": "s6",
                                   "eval_every": "eval_every"})}
-    config = _config(grokking.GrokkingConfig.preset, v["scale"], **overrides)
-    _check_dask(v["workers"], v["scheduler"])
-    result = _run(grokking.run, config, out, progress=v["progress"], workers=v["workers"],
-                  scheduler=v["scheduler"])
-    print_results(result.content, out)
+    _run_study(grokking.run, _config(grokking.GrokkingConfig.preset, v["scale"], **overrides),
+               out, v)
 
 
 def _cnn(v: dict[str, Any]) -> None:
     from ..experiments import cnn
-    from .summaries import print_results
 
     out = check_out_dir(v["out"])
     _check_device(v["device"])
     _check_data_dir(v["data"], v["data_dir"], "--data mnist-sample is the offline default", False)
-    _check_dask(v["workers"], v["scheduler"])
     archs = ("lenet", "resnet20") if v["arch"] == "both" else (v["arch"],)
     overrides: dict[str, Any] = {
         "archs": archs, "lenet": v["lenet"], "data": v["data"],
@@ -247,10 +247,7 @@ def _cnn(v: dict[str, Any]) -> None:
                       ("steps", ("n_steps", "resnet_steps"))):
         if v[opt] is not None:
             overrides.update(dict.fromkeys(keys, v[opt]))
-    config = _config(cnn.CNNConfig.preset, v["scale"], **overrides)
-    result = _run(cnn.run, config, out, progress=v["progress"], workers=v["workers"],
-                  scheduler=v["scheduler"])
-    print_results(result.content, out)
+    _run_study(cnn.run, _config(cnn.CNNConfig.preset, v["scale"], **overrides), out, v)
 
 
 def _optimizers(v: dict[str, Any]) -> None:

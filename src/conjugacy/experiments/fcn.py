@@ -51,7 +51,14 @@ import torch.nn.functional as F
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
-from ..analysis.comparison import pair_distance
+from ..analysis.comparison import no_distance_reason, pair_distance
+from ..analysis.groups import (
+    max_relative_perturbation,
+    relative_final_scalar,
+    scalar_curves,
+    study_groups,
+)
+from ..analysis.results import verdict_claim
 from ..data import batch_order
 from ..study import (
     Job,
@@ -63,6 +70,7 @@ from ..study import (
     seed_streams,
 )
 from ..torch.models import FCN
+from ._sample import load_data, steps_per_epoch
 
 __all__ = ["FCNConfig", "make_study", "run"]
 
@@ -225,9 +233,7 @@ class _Data:
 
 
 def _load_data(config: FCNConfig) -> _Data:
-    from ..data import load_image_dataset
-
-    ds = load_image_dataset(config.data, config.data_dir)
+    ds = load_data(config.data, config.data_dir)
     x_train = ds.features("train")
     # Standardize with the training set's global mean and std: for MNIST these are the
     # reference code's Normalize((0.1307,), (0.3081,)).
@@ -373,62 +379,14 @@ DELAYS_REASON = ("delays = delay_product / width on purpose (the paper's fig. 3:
 
 def _data_info(config: FCNConfig) -> dict[str, Any]:
     data = _cached_data(config.data, config.data_dir)
-    per_epoch = data.x_train.shape[0] // config.batch_size
-    if per_epoch == 0:
-        raise ValueError(
-            f"batch_size={config.batch_size} is larger than the {data.x_train.shape[0]} "
-            "training examples"
-        )
+    per_epoch = steps_per_epoch(int(data.x_train.shape[0]), config.batch_size)
     return {"name": config.data, "source": data.source, "n_train": int(data.x_train.shape[0]),
             "n_features": data.n_in, "standardization": {"mean": data.mean, "std": data.std},
             "epochs": config.n_steps / per_epoch}
 
 
-def _groups(config: FCNConfig, study: Study) -> list[SpectrumGroup]:
-    """One group per (width, seed): the seed's replica runs, widths in increasing order."""
-    jobs = {(j.condition, j.seed): j for j in study.jobs()}
-    return [SpectrumGroup(condition_label(h), s, jobs[(condition_label(h), s)].run_names)
-            for h in config.widths for s in range(config.n_seeds)]
-
-
-def max_relative_perturbation(reader: Any, groups: list[SpectrumGroup]) -> dict[str, float]:
-    """Per condition, the largest ``|W_r / W_0 - 1|`` over the replicas' initial weights."""
-    out: dict[str, float] = {}
-    for g in groups:
-        w0 = reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs), steps=slice(0, 1),
-                         dtype=np.float64)[:, 0]
-        nonzero = w0[0] != 0
-        rel = np.abs(w0[1:, nonzero] / w0[0, nonzero] - 1.0)
-        out[g.condition] = max(out.get(g.condition, 0.0), float(rel.max()) if rel.size else 0.0)
-    return out
-
-
 #: Fig. S2 "peaked at 1": the median ratio of every width within this of 1.
 S2_TOLERANCE = 0.01
-
-
-def relative_test_loss(reader: Any, groups: list[SpectrumGroup]) -> dict[str, Any]:
-    """Fig. S2: the end-of-training test loss of every perturbed copy divided by its base's.
-
-    Per condition: ``ratios`` (one list per seed, replicas 1..n-1 in order), ``base_test_loss``
-    (per seed), and over all ratios ``n``, ``median``, ``mean``, ``sd``, ``min``, ``max`` and the
-    5th / 95th ``percentiles``. Runs are ordered base first (``<job>_0``).
-
-    Example: ``relative_test_loss(reader, groups)["h5"]["median"]``, a float near 1.
-    """
-    out: dict[str, Any] = {}
-    for g in groups:
-        final = np.array([reader.scalars(r, "test_loss")[-1] for r in g.runs])
-        entry = out.setdefault(g.condition, {"ratios": [], "base_test_loss": []})
-        entry["ratios"].append((final[1:] / final[0]).tolist())
-        entry["base_test_loss"].append(float(final[0]))
-    for entry in out.values():
-        r = np.concatenate([np.asarray(x, dtype=float) for x in entry["ratios"]])
-        entry.update(n=int(r.size), median=float(np.median(r)), mean=float(r.mean()),
-                     sd=float(r.std(ddof=1)) if r.size > 1 else 0.0, min=float(r.min()),
-                     max=float(r.max()), percentiles={"5": float(np.percentile(r, 5)),
-                                                      "95": float(np.percentile(r, 95))})
-    return out
 
 
 def _s2_claim(content: Mapping[str, Any]) -> Claim | None:
@@ -458,20 +416,18 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     order = sorted(widths, key=widths.get)
     lo, hi = order[0], order[-1]
     extreme = pair_key(lo, hi)
-    v = comparison["verdicts"][extreme]
-    out = [Claim(f"h = {widths[lo]} and h = {widths[hi]} are not conjugate",
-                 None if v["verdict"] == "undecided" else v["verdict"] == "not conjugate",
-                 f"{v['verdict']}: {v['reason']}")]
+    out = [verdict_claim(f"h = {widths[lo]} and h = {widths[hi]} are not conjugate",
+                         comparison["verdicts"][extreme])]
     d_extreme = pair_distance(comparison, extreme)
     for mid in order[1:-1]:
         d_mid = pair_distance(comparison, pair_key(mid, hi))
-        missing = _no_distance(comparison, {pair_key(mid, hi): d_mid, extreme: d_extreme})
+        missing = no_distance_reason(comparison, {pair_key(mid, hi): d_mid, extreme: d_extreme})
         out.append(Claim(f"h = {widths[mid]} is closer to h = {widths[hi]} than h = {widths[lo]} is",
                          None if missing else bool(d_mid < d_extreme),
                          missing or f"W1 {d_mid:.4g} vs {d_extreme:.4g}"))
     between = chosen(comparison)["between_seeds"].get(hi)
     if between is not None:
-        missing = _no_distance(comparison, {extreme: d_extreme})
+        missing = no_distance_reason(comparison, {extreme: d_extreme})
         out.append(Claim(f"seeds of h = {widths[hi]} can be conjugate (two of its seeds closer "
                          f"than h = {widths[lo]} to h = {widths[hi]})",
                          None if missing else bool(between["min"] < d_extreme),
@@ -481,30 +437,15 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     return out + ([s2] if s2 is not None else [])
 
 
-def _no_distance(comparison: Mapping[str, Any], distances: Mapping[str, float | None]) -> str:
-    """The evidence of an undecided claim when a pair in ``distances`` (pair -> W1 or None, from
-    :func:`conjugacy.analysis.comparison.pair_distance`) has no distance, naming the spectra
-    whose filter kept no eigenpair; "" when every pair has one."""
-    empty = chosen(comparison).get("kept_nothing", {})
-    why = [f"{p}: the filter kept no eigenpair of {', '.join(empty[p])}" if empty.get(p)
-           else f"{p}: no finite distance" for p, d in distances.items() if d is None]
-    return f"undecided, no distance ({'; '.join(why)})" if why else ""
-
-
 def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
     """The figure hook: the loss curves and one replica's weights are read from the store."""
     from ..plots.fcn import draw_all
 
     def draw(results: Results, out: Path) -> list[Path]:
-        losses: dict[str, list[np.ndarray]] = {}
-        examples: dict[str, np.ndarray] = {}
-        for g in groups:
-            losses.setdefault(g.condition, []).extend(
-                reader.scalars(r, "loss")[1:] for r in g.runs)
-            if g.seed == 0:
-                examples[g.condition] = reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs[:1]),
-                                                    dtype=np.float64)[0]
-        paths = draw_all(results, {c: np.stack(v) for c, v in losses.items()}, examples, out)
+        losses = {c: y for c, (y, _) in scalar_curves(reader, groups, "loss").items()}
+        examples = {g.condition: reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs[:1]),
+                                             dtype=np.float64)[0] for g in groups if g.seed == 0}
+        paths = draw_all(results, losses, examples, out)
         rel = results.content["sections"].get("relative_test_loss")
         if rel:
             from ..plots import save_figure
@@ -595,7 +536,7 @@ def run(
         data_info = _data_info(config)
         trained = run_study(study, out, client=client, progress=progress)
         t0 = time.perf_counter()
-        groups = _groups(config, study)
+        groups = study_groups(study)  # widths in increasing order, then seeds
 
         def spectrum(g: SpectrumGroup) -> dict[str, Any]:
             return {"delays": config.delays_for(widths[g.condition]), "rank": config.rank}
@@ -615,8 +556,9 @@ def run(
                         "config": config.to_dict(), "data": data_info,
                         "training": {k: v for k, v in trained.timing().items() if k != "training"}},
                 sections=lambda spectra: {
-                    "max_relative_perturbation": max_relative_perturbation(reader, groups),
-                    "relative_test_loss": relative_test_loss(reader, groups)},
+                    "max_relative_perturbation": max_relative_perturbation(
+                        reader, groups, OBSERVED_PARAMETER),
+                    "relative_test_loss": relative_final_scalar(reader, groups, "test_loss")},
                 claims=claims, figures=_figures(reader, groups) if figures else None,
                 provenance=provenance(study, data=data_info),
                 timing={"training": trained.seconds, "reading_and_settings": time.perf_counter() - t0},

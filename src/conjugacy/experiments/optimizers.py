@@ -57,6 +57,7 @@ from .._checks import (
     check_positive_float,
 )
 from ..analysis import Claim, Results, summarize
+from ..analysis.results import curve_summary, verdict_claim
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
 
 __all__ = [
@@ -573,14 +574,11 @@ def fit_spectra(config: OptimizerConfig, iterates: Iterates
 
 def _claim(content: Mapping[str, Any], claim: str, pairs: list[str], expect: str) -> Claim:
     cmp = content["comparison"]
-    words = [cmp["verdicts"][k]["verdict"] for k in pairs]
-    holds = (False if any(w not in (expect, "undecided") for w in words)
-             else True if all(w == expect for w in words) else None)
     evidence = "; ".join(
         f"{k.upper()}: {cmp['verdicts'][k]['verdict']}, W1 (all runs) "
         f"{cmp['all']['pooled_distances'][k]:.4f}, p = {cmp['verdicts'][k]['pvalue']:.3g} "
         f"({cmp['n_seeds']} groups per optimizer, {cmp['verdict_uses']} spectra)" for k in pairs)
-    return Claim(claim, holds, evidence)
+    return verdict_claim(claim, [cmp["verdicts"][k] for k in pairs], expect, evidence)
 
 
 def claims(content: Mapping[str, Any]) -> list[Claim]:
@@ -631,13 +629,6 @@ def _sections(config: OptimizerConfig, iterates: Iterates) -> dict[str, Any]:
             "exact_root_steps": steps.tolist(), "runs_with_exact_root": int((steps >= 0).sum()),
             "after_exact_root": "the bracket collapses to z (a = b = z); z is held fixed"}
     return out
-
-
-def _loss_curves(iterates: Iterates) -> dict[str, Any]:
-    return {m: {"steps": list(range(v.shape[1])), "mean": v.mean(0).tolist(),
-                "std": v.std(0).tolist(), "min": v.min(0).tolist(), "max": v.max(0).tolist(),
-                "final_mean": float(v[:, -1].mean()), "n_runs": int(v.shape[0])}
-            for m, v in iterates.losses.items()}
 
 
 def _save_trajectories(out: Path, iterates: Iterates) -> Path:
@@ -714,8 +705,8 @@ def run(config: OptimizerConfig | None = None, out: Any = None) -> Results:
             stats={"alpha": c.alpha, "seed": c.seed, "n_permutations": c.n_permutations,
                    "n_shuffles": c.n_shuffles, "shuffle": "pooled", "ks": False, "p": c.p,
                    "pairs": c.pairs},
-            pooled=pooled, fields={"config": c.to_dict(), "loss": _loss_curves(iterates),
-                                   "files": files},
+            pooled=pooled, fields={"config": c.to_dict(), "files": files, "loss": {
+                m: curve_summary(v, range(v.shape[1])) for m, v in iterates.losses.items()}},
             sections=lambda spectra: _sections(c, iterates), claims=claims,
             figures=figures, notes=notes, out=out,
             provenance=provenance(data={"name": "closed-form optimizer iterates",

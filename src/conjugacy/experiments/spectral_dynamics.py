@@ -27,7 +27,7 @@ import numpy as np
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 from ..analysis.checkpoints import spectral_dynamics_report
-from ._sample import check_n_train, load_sample
+from ._sample import check_n_train, load_data, steps_per_epoch
 
 __all__ = ["SpectralConfig", "evaluate_findings", "run"]
 
@@ -140,37 +140,10 @@ class SpectralConfig(DeclaredConfig):
 
 
 
-_DATA_CACHE: dict[tuple[str, str | None, int | None], Any] = {}
-
-
-def _load(config: SpectralConfig) -> Any:
-    key = (config.data, config.data_dir if config.data == "cifar10" else None, config.n_train)
-    if key not in _DATA_CACHE:
-        from ..data import load_cifar10, load_digits
-
-        if config.data == "cifar10":
-            assert config.data_dir is not None  # SpectralConfig.check
-            _DATA_CACHE[key] = load_cifar10(config.data_dir)
-        elif config.data == "mnist-sample":
-            _DATA_CACHE[key] = load_sample(config.n_train)
-        else:
-            _DATA_CACHE[key] = load_digits()
-    return _DATA_CACHE[key]
-
-
-def _steps_per_epoch(config: SpectralConfig, n_train: int) -> int:
-    spe = n_train // config.batch_size
-    if spe < 1:
-        raise ValueError(
-            f"batch_size {config.batch_size} is larger than the training set ({n_train} images)"
-        )
-    return spe
-
-
 def _tensors(config: SpectralConfig, condition: str, seed: int) -> dict[str, Any]:
     import torch
 
-    ds = _load(config)
+    ds = load_data(config.data, config.data_dir, config.n_train)
     x = torch.tensor(np.array(ds.features("train"), dtype=np.float32))
     y = torch.tensor(np.array(ds.labels("train"), dtype=np.int64))
     if condition == "random":
@@ -194,7 +167,7 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
     config: SpectralConfig = ctx.config
     cond, seed = job.condition, int(job.seed)
     t = _tensors(config, cond, seed)
-    spe = _steps_per_epoch(config, len(t["y"]))
+    spe = steps_per_epoch(len(t["y"]), config.batch_size)
     model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
     wd = config.weight_decay if cond == "true-wd" else 0.0
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -240,7 +213,7 @@ def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
     config: SpectralConfig = ctx.config
     seed, split = int(job.seed), int(job.params["split_step"])
     t = _tensors(config, "true", seed)
-    final = _steps_per_epoch(config, len(t["y"])) * config.lmc_epochs
+    final = steps_per_epoch(len(t["y"]), config.batch_size) * config.lmc_epochs
     model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
     opt = torch.optim.SGD(model.parameters(), lr=config.lmc_lr, momentum=config.momentum)
     trunk = endless_batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
@@ -277,8 +250,8 @@ def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
 def _study(config: SpectralConfig) -> Any:
     from ..study import Job, Study
 
-    ds = _load(config)
-    spe = _steps_per_epoch(config, len(ds.labels("train")))
+    ds = load_data(config.data, config.data_dir, config.n_train)
+    spe = steps_per_epoch(len(ds.labels("train")), config.batch_size)
     conditions = {c: {"kind": "condition", "labels": "random" if c == "random" else "true",
                       "weight_decay": config.weight_decay if c == "true-wd" else 0.0}
                   for c in config.conditions}
@@ -516,14 +489,12 @@ def run(
     with experiment_session(config, SpectralConfig, out) as (out, _):
         study = _study(config)
         done = run_study(study, out, progress=progress)
-        ds = _load(config)
+        ds = load_data(config.data, config.data_dir, config.n_train)
         data = {"name": ds.name, "source": ds.source}
         own = {"findings": evaluate_findings,
                "data": lambda _s: {**data, "n_train": int(len(ds.labels("train"))),
                                    "n_test": int(len(ds.labels("test")))},
-               "training": lambda _s: {"seconds": done.seconds, "trained": list(done.trained),
-                                       "skipped": list(done.skipped), "per_job": done.job_seconds,
-                                       "info": done.info}}
+               "training": lambda _s: {**done.timing(), "info": done.info}}
         return spectral_dynamics_report(
             out, out, draw=draw, extra=lambda sec: {k: f(sec) for k, f in own.items()},
             title="Spectral dynamics of a 4-layer MLP (companion paper)",
