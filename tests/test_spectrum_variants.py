@@ -110,3 +110,46 @@ def test_bad_settings_name_the_argument(settings, error, words):
     with pytest.raises(error) as err:
         koopman_spectra(_walk((2, 20, 3)), settings)
     assert words in str(err.value)
+
+
+def _three_modes_float32():
+    rng = np.random.default_rng(0)
+    t = np.arange(60)[:, None]
+    modes = rng.standard_normal((3, 40))
+    return np.stack([(rng.standard_normal(3) * np.power([0.95, 0.8, 0.6], t)) @ modes
+                     for _ in range(6)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, x, delays", [
+    ("wide walks", _walk((4, 60, 300)), 1),
+    ("wide noise", np.random.default_rng(3).standard_normal((3, 50, 200)), 2),
+    ("tall walks", _walk((4, 200, 6)), 3),
+    ("float32 modes", _three_modes_float32(), 3),
+])
+@pytest.mark.parametrize("cap", [2, 10, 70])
+def test_capped_svht_rank_equals_the_capped_rank_of_the_spectrum(name, x, delays, cap):
+    from conjugacy.spectrum import capped_svht_rank
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = min(koopman_spectrum(x, delays=delays, rank="svht").rank, cap)
+    assert capped_svht_rank(x, cap=cap, delays=delays) == want
+
+
+def test_capped_svht_decides_from_the_top_eigenvalues_when_the_bound_allows(monkeypatch):
+    from conjugacy.dmd import capped_svht, svht_rank
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 40)) @ rng.standard_normal((40, 400)) * 10
+    x += rng.standard_normal((300, 400))  # 40 strong directions in noise: SVHT keeps 40
+    full = []
+    real = np.linalg.eigvalsh
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda g: full.append(1) or real(g))
+    s = np.linalg.svd(x, compute_uv=False)
+    assert svht_rank(s, x.shape)[0] == 40
+    k, evals, vectors = capped_svht(x.T @ x, x.shape, 30)
+    assert (k, len(evals), full) == (30, 30, [])  # the bound settles it: no eigvalsh
+    assert np.allclose(np.sqrt(evals), s[:30], rtol=1e-10)
+    k, evals, _ = capped_svht(x.T @ x, x.shape, 45)  # 40 < 45: the bound cannot, every value
+    assert (k, len(full)) == (40, 1)
+    assert capped_svht(np.zeros((50, 50)), (50, 60), 5)[0] == 0

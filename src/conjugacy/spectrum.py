@@ -40,6 +40,7 @@ __all__ = [
     "MODES_AUTO_BYTES",
     "PATHS",
     "RankWarning",
+    "capped_svht_rank",
     "Spectrum",
     "input_eps",
     "koopman_spectra",
@@ -1106,6 +1107,82 @@ def koopman_spectra(
 
         return [with_branch(sp, trajectories, next_states, delays=d, pca=pca,
                             pca_center=pca_center) for sp, (d, _) in zip(out, variants)]
+
+
+def capped_svht_rank(
+    trajectories: TrajectoriesLike,
+    *,
+    cap: int,
+    delays: int = 0,
+    threads: int | str | None = "auto",
+) -> int:
+    """``min(koopman_spectrum(trajectories, delays=delays, rank="svht").rank, cap)`` without the
+    spectrum, and without every singular value when the top ``cap`` decide it.
+
+    The rank a capped SVHT rule keeps (``conjugacy analyze``'s default: the pilots' SVHT rank,
+    at most 70), from the Gram of the delay matrix's smaller side (the delay Gram from the
+    snapshot Gram, or the feature-side covariance of tall data) by
+    :func:`conjugacy.dmd.capped_svht`: the top ``cap`` eigenpairs (Lanczos), and every eigenvalue
+    only when a bound on SVHT's median does not settle it. The same precision rule as the
+    spectrum (the data's dtype: float32 data are not read as float64; at least 1 for data that
+    are not zero).
+
+    Parameters
+    ----------
+    trajectories : array (n_trajectories, n_steps, n_features), array (n_steps, n_features), or
+        a list of (n_steps_i, n_features) arrays, in memory
+    cap : int >= 1
+    delays : int >= 0
+    threads : int, "auto" or None
+        As for :func:`koopman_spectrum`.
+
+    Returns
+    -------
+    int
+        0 for all-zero data.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Non-finite data, too few steps for the delays, ``cap`` or ``delays`` out of range.
+
+    References
+    ----------
+    Gavish & Donoho, IEEE Trans. Inf. Theory 60(8), 2014 (SVHT).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.cumsum(np.random.default_rng(0).standard_normal((4, 100, 300)), axis=1)
+    >>> capped_svht_rank(x, cap=10, delays=1)
+    10
+    >>> min(koopman_spectrum(x, delays=1, rank="svht").rank, 10)
+    10
+    """
+    from .dmd import capped_svht, default_tol
+    from .observables import check_delays, delay_covariances, delay_gram_blocks, n_pairs, snapshot_gram
+    from .trajectories import as_trajectory_list
+
+    cap = check_int(cap, "cap", minimum=1)
+    eps = input_eps(trajectories)
+    trajs = as_trajectory_list(trajectories)
+    delays = check_delays(trajs, delays)
+    n_obs, m = trajs[0].shape[1] * (delays + 1), n_pairs(trajs, delays)
+    with blas_threads(threads):
+        if n_obs >= m:
+            gram, offsets = snapshot_gram(trajs)
+            g = delay_gram_blocks(gram, offsets, delays)[0]
+            del gram
+        else:
+            g = delay_covariances(trajs, delays, None)[0]
+        k, evals, _ = capped_svht(g, (n_obs, m), cap)
+    if k == 0:
+        return 0
+    s = np.sqrt(np.maximum(evals, 0.0))
+    fro = float(np.sqrt(max(float(np.real(np.trace(g))), 0.0)))
+    numerical = min(int(np.count_nonzero(s > default_tol((n_obs, m), eps, fro / s[0]) * s[0])),
+                    min(n_obs, m))
+    return min(max(min(k, numerical), min(numerical, 1)), cap)
 
 
 def _check_settings(settings: Any) -> list[tuple[int, int | str | None]]:
