@@ -279,24 +279,33 @@ def chosen_between(cmp: Mapping[str, Any]) -> list[Any]:
     return list(chosen(cmp).get("between_seeds") or {})
 
 
+def _panel_grid(n: int, width: float, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` >= 1 panels, at most 3 a row, each ``width`` x ``height`` inches: the
+    figure and its first ``n`` axes (the cells of the last row left over are hidden)."""
+    from ..plots import new_figure
+
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = new_figure(rows, cols, width=width * cols, height=height * rows)
+    axes = list(np.atleast_1d(axes).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
 def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure | None:
     """The :func:`distance_panels` side by side, on one colour scale (0 to the largest)."""
-    from ..plots import new_figure, plot_distance_heatmap
+    from ..plots import plot_distance_heatmap
 
     panels = distance_panels(cmp, names)
     if not panels:
         return None
     top = max(float(np.nanmax(m)) if m.size else 0.0 for m, _, _ in panels) or 1.0
-    cols = min(len(panels), 3)
-    rows = -(-len(panels) // cols)
-    fig, axes = new_figure(rows, cols, width=4.3 * cols, height=3.6 * rows)
-    axes = list(np.atleast_1d(axes).ravel())
+    fig, axes = _panel_grid(len(panels), 4.3, 3.6)
     for ax, (m, labels, title) in zip(axes, panels):
         plot_distance_heatmap(m, labels, ax=ax)
         ax.images[0].set_clim(0.0, top)  # one scale: a cell means the same W1 in every panel
         ax.set_title(title)
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
     return ReportFigure(
         "distances",
         f"Wasserstein distances (W1) on the {cmp.get('verdict_uses', 'all')} spectra, one colour "
@@ -311,13 +320,8 @@ def _between_windows_figure(between: Mapping[str, Any],
     """Per pair of conditions, over training steps: W1 between the conditions per window (95%
     interval), the window's seed-to-seed noise floor, the windows whose verdict is "not
     conjugate", and the step from which on they differ."""
-    from ..plots import new_figure
-
     pairs, cut = _first((between.get("pairs") or {}).values())
-    cols = min(len(pairs), 3)
-    rows = -(-len(pairs) // cols)
-    fig, axes = new_figure(rows, cols, width=4.6 * cols, height=3.4 * rows)
-    axes = list(np.atleast_1d(axes).ravel())
+    fig, axes = _panel_grid(len(pairs), 4.6, 3.4)
     window = int(between.get("window") or 1)
     for ax, entry in zip(axes, pairs):
         per = entry.get("per_window") or []
@@ -343,8 +347,6 @@ def _between_windows_figure(between: Mapping[str, Any],
         ax.set_xlabel("training step (window centre)")
         ax.set_ylabel("W1")
     axes[0].legend(frameon=False, fontsize=7)
-    for ax in axes[len(pairs):]:
-        ax.set_visible(False)
     return ReportFigure(
         "windows_between_conditions",
         f"When do the conditions differ? W1 between the spectra of two conditions in each window "
@@ -446,15 +448,11 @@ def _loss_figure(loss: Mapping[str, Any],
 
 
 def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> ReportFigure:
-    from ..plots import new_figure, plot_distance_heatmap
+    from ..plots import plot_distance_heatmap
 
     conds, cut = _first(windows["conditions"].items())
     conds = dict(conds)
-    n = len(conds)
-    cols = min(n, 3)
-    rows = -(-n // cols)
-    fig, axes = new_figure(rows, cols, width=4.6 * cols, height=4.0 * rows)
-    axes = list(np.atleast_1d(axes).ravel())
+    fig, axes = _panel_grid(len(conds), 4.6, 4.0)
     for ax, (c, w) in zip(axes, conds.items()):
         d = np.asarray(w.get("distance_matrix"), float)
         labels = [_label(x) for x in w.get("labels") or range(d.shape[0])]
@@ -463,8 +461,6 @@ def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> Rep
             ax.axvline(i + 0.5, color="red", lw=1.0)
             ax.axhline(i + 0.5, color="red", lw=1.0)
         ax.set_title(f"windows of {_label(names.get(str(c), c))}")
-    for ax in axes[n:]:
-        ax.set_visible(False)
     return ReportFigure(
         "windows",
         f"log10 W1 between the spectra of windows of {windows.get('window')} records over "
