@@ -803,6 +803,52 @@ def _col_dot(X: np.ndarray, Y: np.ndarray, r: int) -> np.ndarray:
     return np.abs(np.einsum("...ij,...ij->...j", X[..., :r], Y[..., :r]))
 
 
+def _checked_checkpoints(weights: Any, steps: Any, reference: Any
+                         ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The arrays of ``weights`` (one checkpoint count for all) and the steps, checked."""
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError("weights must be a non-empty mapping name -> (n_ckpt, *shape) array")
+    arrays = {str(n): _to_numpy(w, f"weights[{n!r}]") for n, w in weights.items()}
+    n_ckpt = None
+    for n, w in arrays.items():
+        if w.ndim < 1:
+            raise ValueError(f"weights[{n!r}] must be shaped (n_ckpt, *shape), got a scalar")
+        if n_ckpt is None:
+            n_ckpt = w.shape[0]
+        elif w.shape[0] != n_ckpt:
+            raise ValueError(
+                f"weights[{n!r}] has {w.shape[0]} checkpoints, others have {n_ckpt}"
+            )
+    assert n_ckpt is not None
+    if n_ckpt < 1:
+        raise ValueError("weights hold no checkpoints")
+    st = np.arange(n_ckpt) if steps is None else np.asarray(steps)
+    if st.shape != (n_ckpt,):
+        raise ValueError(f"steps must have shape ({n_ckpt},), got {st.shape}")
+    if isinstance(reference, bool) or not isinstance(reference, int | np.integer) \
+            or not -n_ckpt <= reference < n_ckpt:
+        raise ValueError(
+            f"reference must be a checkpoint index in [-{n_ckpt}, {n_ckpt}), got {reference!r}"
+        )
+    return arrays, st
+
+
+def _alignment_schedule(chain: LayerChain) -> tuple[dict[str, int], dict[str, list[LayerPair]]]:
+    """When each layer's singular vectors can be dropped (the index of the last layer it is
+    aligned with), and the pairs to align once each layer's SVD is done (the later of the two)."""
+    order = {n: i for i, n in enumerate(chain.layers)}
+    last_use: dict[str, int] = {}
+    for p in chain.pairs:
+        done = max(order[p.first], order[p.next])
+        for n in (p.first, p.next):
+            last_use[n] = max(last_use.get(n, -1), done)
+    pairs_by_next: dict[str, list[LayerPair]] = {}
+    for p in chain.pairs:
+        later = p.next if order[p.next] >= order[p.first] else p.first
+        pairs_by_next.setdefault(later, []).append(p)
+    return last_use, pairs_by_next
+
+
 def checkpoint_dynamics(
     weights: Mapping[str, Any],
     steps: Any = None,
@@ -862,45 +908,11 @@ def checkpoint_dynamics(
     >>> round(float(d.sva_score["fc1.weight"][-1]), 6)  # the last checkpoint agrees with itself
     1.0
     """
-    if not isinstance(weights, Mapping) or not weights:
-        raise ValueError("weights must be a non-empty mapping name -> (n_ckpt, *shape) array")
-    arrays = {str(n): _to_numpy(w, f"weights[{n!r}]") for n, w in weights.items()}
-    n_ckpt = None
-    for n, w in arrays.items():
-        if w.ndim < 1:
-            raise ValueError(f"weights[{n!r}] must be shaped (n_ckpt, *shape), got a scalar")
-        if n_ckpt is None:
-            n_ckpt = w.shape[0]
-        elif w.shape[0] != n_ckpt:
-            raise ValueError(
-                f"weights[{n!r}] has {w.shape[0]} checkpoints, others have {n_ckpt}"
-            )
-    assert n_ckpt is not None
-    if n_ckpt < 1:
-        raise ValueError("weights hold no checkpoints")
-    st = np.arange(n_ckpt) if steps is None else np.asarray(steps)
-    if st.shape != (n_ckpt,):
-        raise ValueError(f"steps must have shape ({n_ckpt},), got {st.shape}")
-    if isinstance(reference, bool) or not isinstance(reference, int | np.integer) \
-            or not -n_ckpt <= reference < n_ckpt:
-        raise ValueError(
-            f"reference must be a checkpoint index in [-{n_ckpt}, {n_ckpt}), got {reference!r}"
-        )
+    arrays, st = _checked_checkpoints(weights, steps, reference)
     k = _check_k(k)
     max_rank = _check_k(max_rank)
-    shapes = {n: w.shape[1:] for n, w in arrays.items()}
-    chain = chain_layers(shapes, pairs)
-    order = {n: i for i, n in enumerate(chain.layers)}
-    last_use: dict[str, int] = {}  # layer -> index of the last layer it is aligned with
-    for p in chain.pairs:
-        done = max(order[p.first], order[p.next])
-        for n in (p.first, p.next):
-            last_use[n] = max(last_use.get(n, -1), done)
-    pairs_by_next: dict[str, list[LayerPair]] = {}
-    for p in chain.pairs:
-        later = p.next if order[p.next] >= order[p.first] else p.first
-        pairs_by_next.setdefault(later, []).append(p)
-
+    chain = chain_layers({n: w.shape[1:] for n, w in arrays.items()}, pairs)
+    last_use, pairs_by_next = _alignment_schedule(chain)
     sv, er, sva_d, sva_s, al_d, al_s = {}, {}, {}, {}, {}, {}
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (U, Vh_as_input_vectors)
     t_svd = 0.0

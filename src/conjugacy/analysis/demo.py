@@ -8,7 +8,9 @@ Three inputs in the shapes a real study leaves, each built in well under a secon
 - :func:`random_walk_study`: a :class:`~conjugacy.study.Study` whose jobs record random walks
   with a drift per condition instead of training a network;
 - :func:`checkpoint_store`: checkpoints of a 3-layer MLP, what the spectral-dynamics report
-  (:mod:`conjugacy.analysis.checkpoints`) reads (needs torch).
+  (:mod:`conjugacy.analysis.checkpoints`) reads (needs torch);
+- :func:`decay_windows`: the spectra of the windows of one run whose decay rate changes from
+  window to window, what :mod:`conjugacy.analysis.windowed` compares.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["checkpoint_store", "decay_store", "random_walk_study"]
+__all__ = ["checkpoint_store", "decay_store", "decay_windows", "random_walk_study"]
 
 #: Decay rate per record of each condition of :func:`decay_store`.
 DECAY_RATES: Mapping[str, float] = {"slow": 0.95, "fast": 0.7}
@@ -175,3 +177,36 @@ def checkpoint_store(path: str | os.PathLike[str], *, seeds: Sequence[int] = (0,
                 nn.functional.mse_loss(model(x), y).backward()
                 opt.step()
     return os.fspath(path)
+
+
+def decay_windows(rates: Sequence[float], rng: np.random.Generator, window: int = 20) -> list[Any]:
+    """The spectra (rank 1) of the windows of one 2-D run that decays at ``rates[i]`` per record
+    in window ``i``: ``x = rate ** t * normal(2)`` per window, plus ``0.01 * normal`` noise,
+    fitted by :func:`conjugacy.windowed_spectra` over windows of ``window`` records.
+
+    Parameters
+    ----------
+    rates : sequence of float
+        One decay rate per window.
+    rng : numpy.random.Generator
+        Draws the run (two calls share one stream, so seeds differ).
+    window : int
+        Records per window.
+
+    Returns
+    -------
+    list of Spectrum
+        One per window.
+
+    Examples
+    --------
+    >>> spectra = decay_windows((0.95, 0.5), np.random.default_rng(0))
+    >>> [round(float(s.eigenvalues[0].real), 2) for s in spectra]
+    [0.95, 0.5]
+    """
+    from ..windows import windowed_spectra
+
+    x = np.concatenate([lam ** np.arange(window)[:, None] * rng.standard_normal(2)
+                        for lam in rates])
+    noise = 0.01 * rng.standard_normal((1, window * len(rates), 2))
+    return windowed_spectra(x[None] + noise, window, rank=1)

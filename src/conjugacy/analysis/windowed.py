@@ -42,13 +42,9 @@ def window_distances(spectra: Sequence[Sequence[Any]], windows: Sequence[tuple[i
     --------
     Two seeds whose dynamics change after the first of five windows:
 
-    >>> from conjugacy import windowed_spectra
+    >>> from conjugacy.analysis.demo import decay_windows
     >>> rng = np.random.default_rng(0)
-    >>> def run(lams):  # one window of 20 records per decay rate, a spectrum per window
-    ...     x = np.concatenate([lam ** np.arange(20)[:, None] * rng.standard_normal(2)
-    ...                         for lam in lams])
-    ...     return windowed_spectra(x[None] + 0.01 * rng.standard_normal((1, 20 * len(lams), 2)),
-    ...                             20, rank=1)
+    >>> run = lambda rates: decay_windows(rates, rng)  # a spectrum per window of 20 records
     >>> windows = [(20 * i, 20 * i + 20) for i in range(5)]
     >>> labels = [f"{a}-{b - 1}" for a, b in windows]
     >>> out = window_distances([run((0.95, 0.5, 0.5, 0.5, 0.5)) for _ in range(2)], windows, labels)
@@ -117,13 +113,9 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
 
     Examples
     --------
-    >>> from conjugacy import windowed_spectra
+    >>> from conjugacy.analysis.demo import decay_windows
     >>> rng = np.random.default_rng(0)
-    >>> def run(lams):  # one window of 20 records per decay rate, a spectrum per window
-    ...     x = np.concatenate([lam ** np.arange(20)[:, None] * rng.standard_normal(2)
-    ...                         for lam in lams])
-    ...     return windowed_spectra(x[None] + 0.01 * rng.standard_normal((1, 20 * len(lams), 2)),
-    ...                             20, rank=1)
+    >>> run = lambda rates: decay_windows(rates, rng)  # a spectrum per window of 20 records
     >>> spectra = {"a": [run((0.95, 0.95)) for _ in range(3)],
     ...            "b": [run((0.95, 0.5)) for _ in range(3)]}
     >>> out = compare_windows(spectra, ["0-19", "20-39"], seed=0, n_permutations=99, n_shuffles=10)
