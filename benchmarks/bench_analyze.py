@@ -1,7 +1,8 @@
 """Where does ``conjugacy analyze`` spend its time, and how much memory does it take?
 
-Usage:  python benchmarks/bench_analyze.py [--case profile|realistic] [--src PATH] [--store DIR]
-                                          [--repeats N] [--options JSON]
+Usage:  python benchmarks/bench_analyze.py [--case profile|realistic] [--src PATH ...]
+                                          [--skip-checkout] [--store DIR] [--repeats N]
+                                          [--options JSON]
 
 Cases (issue 19):
 * ``profile``   -- 2 conditions x 4 seeds x 4 replicas x 240 records x 400 float32 features
@@ -12,9 +13,10 @@ Cases (issue 19):
 
 The trajectories are noisy random walks with a slow linear drift (SGD-like: every direction
 moves); the store is written once into ``--store`` (default: a temporary folder) and reused.
-``--src`` also runs another checkout's ``src`` (e.g. ``git archive COMMIT src``) in the same
-environment, interleaved with this one ``--repeats`` times, so before and after are measured on
-the same machine in one run. Reported: wall and CPU seconds of ``conjugacy.analyze``
+``--src`` also runs another checkout's ``src`` (e.g. ``git archive COMMIT src``; repeatable,
+``--skip-checkout`` to run only those) in the same environment, interleaved with this one
+``--repeats`` times, so before and after are measured on the same machine in one run.
+Reported: wall and CPU seconds of ``conjugacy.analyze``
 (``report=False``; ``--options`` passes keyword arguments), the share of its CPU time (cProfile
 with a CPU-time timer) outside the spectrum fits (``FITS``: spectra, neighbour refits, the
 settings pilots) and the statistics (``compare_conditions``), and the peak resident memory of the
@@ -70,8 +72,10 @@ def _peak_mb() -> float:
 
 
 #: Functions whose time counts as "spectrum fits" (every DMD / reduced-rank regression: the
-#: spectra, the neighbour refits and the settings pilots) and as "statistics".
-FITS = ("koopman_spectrum", "spectrum_from_gram", "choose_delays")
+#: spectra, the neighbour refits -- koopman_spectra since they share one factorization -- and the
+#: settings pilots) and as "statistics".
+FITS = ("koopman_spectrum", "koopman_spectra", "spectrum_from_gram", "choose_delays",
+        "capped_svht_rank")
 STATISTICS = ("compare_conditions",)
 
 
@@ -111,7 +115,10 @@ def stats_time(stats: pstats.Stats, name: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=sorted(CASES), default="profile")
-    ap.add_argument("--src", type=Path, default=None)
+    ap.add_argument("--src", type=Path, action="append", default=[],
+                    help="another checkout's src (repeatable)")
+    ap.add_argument("--skip-checkout", action="store_true",
+                    help="time only the --src checkouts (e.g. clean archives of two commits)")
     ap.add_argument("--store", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--options", default="{}",
@@ -128,9 +135,10 @@ def main() -> None:
         print(f"wrote {root} in {time.perf_counter() - t0:.0f} s")
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
     print(f"case {args.case}: {CASES[args.case]} -> store of {size:.0f} MB")
-    runs = [("this checkout", None)]
-    if args.src is not None:  # interleaved: before, after, before, after, ...
-        runs.insert(0, (str(args.src), {**os.environ, "PYTHONPATH": str(args.src.resolve())}))
+    # interleaved: before, after, before, after, ...
+    runs = [(str(src), {**os.environ, "PYTHONPATH": str(src.resolve())}) for src in args.src]
+    if not args.skip_checkout:
+        runs.append(("this checkout", None))
     for rep in range(args.repeats):
         for name, env in runs:
             print(f"--- repeat {rep + 1}: {name}", flush=True)
