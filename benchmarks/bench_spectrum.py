@@ -419,7 +419,7 @@ systems = [data[i] for i in range(data.shape[0])]
 kw = dict(n_delays=int(sys.argv[2]), rank=int(sys.argv[3]), score_method="wasserstein")
 with threadpool_limits(1):
     torch.set_num_threads(1)
-    DSA([x[:2] for x in systems[:2]], **kw).fit_score()  # warm-up: first torch / POT calls
+    DSA(systems[:2], **kw).fit_score()  # warm-up: first torch / POT calls
     print("ready", flush=True)
     for _ in sys.stdin:
         c0 = time.process_time()
@@ -434,7 +434,7 @@ with threadpool_limits(1):
 
 class DsaWorker:
     """DSA (``dsa-metric``) in its own interpreter ``python``, one BLAS / torch thread, warmed
-    up on a slice: each :meth:`run` times one ``DSA(systems, n_delays, rank,
+    up on the first two systems: each :meth:`run` times one ``DSA(systems, n_delays, rank,
     score_method="wasserstein").fit_score()`` (all DMDs + all pairwise scores; CPU seconds of
     the child, the import not counted), so that runs interleave with the other contenders'.
     ``systems`` must share one shape; after a run, ``sims`` (n, n) and ``eigenvalues`` (n, rank)
@@ -479,29 +479,30 @@ class DsaWorker:
         self.close()
 
 
-def allpairs_dsa(systems: list[np.ndarray], python: str, repeats: int) -> list[float]:
-    """CPU times of DSA's all-pairs ``fit_score`` (Wasserstein distances of the eigenvalues, its
-    default), ``repeats`` runs in one :class:`DsaWorker`."""
-    with DsaWorker(python, systems, ALLPAIRS["delays"] + 1, ALLPAIRS["rank"]) as dsa:
-        return [dsa.run() for _ in range(repeats)]
-
-
 def allpairs(features: list[int], repeats: int, dsa_python: str | None) -> list[dict]:
-    """conjugacy and kooplearn interleaved (CPU times of the whole workload, ``repeats`` each),
-    then DSA's runs in its own interpreter; per feature count the CPU times and the ratios
-    peer / conjugacy of the medians."""
+    """conjugacy, kooplearn and DSA (a :class:`DsaWorker` under ``dsa_python``: all-pairs
+    ``fit_score``, Wasserstein distances of the eigenvalues, its default) interleaved, CPU
+    times of the whole workload, ``repeats`` each; per feature count the CPU times and the
+    ratios peer / conjugacy of the medians."""
     _import_peers()
     rows = []
     for n in features:
         systems = allpairs_data(n)
         allpairs_ours(systems)  # warm-up
-        ours_cpu, koop_cpu = [], []
-        for _ in range(repeats):
-            for fn, out in ((allpairs_ours, ours_cpu), (allpairs_kooplearn, koop_cpu)):
-                c0 = time.process_time()
-                fn(systems)
-                out.append(time.process_time() - c0)
-        dsa_cpu = allpairs_dsa(systems, dsa_python, repeats) if dsa_python else []
+        ours_cpu, koop_cpu, dsa_cpu = [], [], []
+        dsa = DsaWorker(dsa_python, systems, ALLPAIRS["delays"] + 1, ALLPAIRS["rank"]) \
+            if dsa_python else None
+        try:
+            for _ in range(repeats):
+                for fn, out in ((allpairs_ours, ours_cpu), (allpairs_kooplearn, koop_cpu)):
+                    c0 = time.process_time()
+                    fn(systems)
+                    out.append(time.process_time() - c0)
+                if dsa is not None:
+                    dsa_cpu.append(dsa.run())
+        finally:
+            if dsa is not None:
+                dsa.close()
         med = statistics.median
         row = {"features": n, "paths": allpairs_ours.paths, "ours_cpu": ours_cpu,
                "kooplearn_cpu": koop_cpu, "dsa_cpu": dsa_cpu}
@@ -665,7 +666,8 @@ def dsa_tutorial(repeats: int, dsa_python: str | None) -> dict:
     """DSA's fig. 3 tutorial end to end (:func:`dsa_tutorial_data`: 12 models, 66 distances):
     conjugacy, kooplearn and DSA (``dsa_python``, a :class:`DsaWorker`) interleaved, ``repeats``
     CPU times each after an untimed warm-up; per contender how well its distances separate the
-    three model types (:func:`same_type_neighbours`) and, against conjugacy, the largest
+    three model types (:func:`same_type_neighbours`; scikit-learn's silhouette on the distances,
+    1 = tight separated clusters, 0 = none) and, against conjugacy, the largest
     eigenvalue difference over the models (optimal matching, relative to the largest
     modulus)."""
     _import_peers()
@@ -695,22 +697,34 @@ def dsa_tutorial(repeats: int, dsa_python: str | None) -> dict:
     eigs = {"kooplearn": tutorial_kooplearn.eigenvalues,
             "DSA": list(dsa.eigenvalues) if dsa is not None else None}
     row = {"models": len(models), "shape": list(models[0].shape), "paths": tutorial_ours.paths,
-           "cpu": {k: v for k, v in cpu.items() if v}, "neighbours": {}, "eig_diff": {}}
-    for name, d in dists.items():
-        row["neighbours"][name] = same_type_neighbours(d, types)
-        if name in eigs and eigs[name] is not None:
-            row["eig_diff"][name] = max(rel_diff(a, b) for a, b in
-                                        zip(eigs[name], tutorial_ours.eigenvalues))
+           "cpu": {k: v for k, v in cpu.items() if v}, "types": types,
+           **_tutorial_scores(dists, eigs, types)}
     row["ratios"] = {k: [t / o for t, o in zip(v, cpu["conjugacy"])] for k, v in row["cpu"].items()}
     for name, times in row["cpu"].items():
         r = row["ratios"][name]
         print(f"  {name}{' (' + ', '.join(row['paths']) + ')' if name == 'conjugacy' else ''}: "
               f"{_spread(times)}, {min(r):.2f}-{max(r):.2f}x conjugacy per run; nearest "
               f"neighbour same type {row['neighbours'][name][0]:.2f}, of the 3 nearest "
-              f"{row['neighbours'][name][1]:.2f}"
+              f"{row['neighbours'][name][1]:.2f}, silhouette {row['silhouette'][name]:.2f}"
               + (f"; eig. diff to conjugacy {row['eig_diff'][name]:.1e}"
                  if name in row["eig_diff"] else ""), flush=True)
     return row
+
+
+def _tutorial_scores(dists: dict, eigs: dict, types: list[str]) -> dict:
+    """Per contender: same-type neighbours, silhouette, its distances, and the largest
+    eigenvalue difference to conjugacy's over the models."""
+    from sklearn.metrics import silhouette_score
+
+    out: dict[str, dict] = {"neighbours": {}, "silhouette": {}, "eig_diff": {}, "distances": {}}
+    for name, d in dists.items():
+        out["neighbours"][name] = same_type_neighbours(d, types)
+        out["silhouette"][name] = float(silhouette_score(d, types, metric="precomputed"))
+        out["distances"][name] = np.asarray(d).tolist()
+        if eigs.get(name) is not None:
+            out["eig_diff"][name] = max(rel_diff(a, b) for a, b in
+                                        zip(eigs[name], tutorial_ours.eigenvalues))
+    return out
 
 
 FUNCTIONS = {
