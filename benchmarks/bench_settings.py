@@ -1,10 +1,11 @@
 """Which spectrum settings separate different dynamics from seed-to-seed variation?
 
-Usage:  python benchmarks/bench_settings.py [--reps N] [--real-seeds S] [--skip-real] [--out FILE.md]
+Usage:  python benchmarks/bench_settings.py [--reps N] [--real-seeds S] [--skip-real]
+                                            [--first-hour STORE] [--out FILE.md]
 
 AUROC of "W1(different) > W1(same)" (1 = perfect separation, 0.5 = chance) for each rule of
-``RULES`` (a dict: a rule maps the recordings of one comparison to their spectra; add a rule by
-adding an entry, e.g. a two-branch filter that reads ``Recording.next_x``):
+``RULES`` (a dict: a rule maps the recordings of one comparison to their spectra, or None where it
+does not apply; add a rule by adding an entry). The last rule is ``conjugacy analyze``'s default.
 
 * **Synthetic** (issue 20): linear latent systems with 2, 4 or 6 known eigenvalues (real ones and
   conjugate pairs, ``bench_separation.random_eigenvalues``) seen through 3 random channels,
@@ -12,20 +13,28 @@ adding an entry, e.g. a two-branch filter that reads ``Recording.next_x``):
   measurement noise (2 %, 10 % of the data's standard deviation). Each repetition draws a system
   A, a system B whose eigenvalues are A's moved by 0.1 in random directions (conjugate pairs kept
   conjugate), and records A twice and B once; same = W1(A, A'), different = W1(A, B).
-* **Real**: an MLP 64-32-10 on scikit-learn's digits (:func:`conjugacy.data.load_digits`), trained
-  by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 200 steps; 4 replicas per seed,
-  perturbation 1 %, pooled into one spectrum per seed), the output layer recorded (330 weights
-  and biases, float32) with its second branch (one extra SGD step from every recorded state on an
-  independently drawn batch, for the two-branch filter). Conditions: learning rates 0.03, 0.1,
-  0.3; ``--real-seeds`` seeds each. Seed ``s`` has the same initial weights and batch order under
-  every learning rate, so a pair of one seed is never used: same = W1 between two different seeds
-  of one condition, different = W1 between different seeds of two different conditions.
+* **Real 1**: an MLP 64-32-10 on scikit-learn's digits (:func:`conjugacy.data.load_digits`),
+  trained by :func:`conjugacy.torch.train_replicas` (SGD, batch 32, 200 steps; 4 replicas per
+  seed, perturbation 1 %, pooled into one spectrum per seed), the output layer recorded (330
+  weights and biases, float32) with its second branch (one extra SGD step from every recorded
+  state on an independently drawn batch, for the two-branch filter). Conditions: learning rates
+  0.03, 0.1, 0.3; ``--real-seeds`` seeds each (default 6).
+* **Real 2** (``--first-hour STORE``): issue 25's first study (``bench_first_hour.py``, recorded
+  into STORE first if missing, ~63 s CPU): a small CNN on the MNIST sample, SGD+momentum / Adam /
+  SGD+momentum with a warm-up, 4 seeds x 5 replicas x 300 steps, all 1,418 parameters; another
+  architecture, other optimizers, every layer; no second branch (the two-branch rule is skipped).
+
+Seed ``s`` has the same initial weights and batch order under every condition, so a pair of one
+seed is never used: same = W1 between two different seeds of one condition, different = W1
+between different seeds of two different conditions. The real AUROCs come with a 95 % interval
+from a bootstrap over seeds (a drawn seed brings all its conditions; pairs of one seed are
+skipped) and the interval of "default minus rule" on the same resamples.
 
 A pair whose filter kept no eigenpair of one spectrum has no distance (NaN): the AUROC counts it as
 a miss, and the table says how many there were.
 
 Delay rules pick one number of delays per comparison: the largest over its conditions' pilot
-recordings (A and B; the first seed of each condition), as ``conjugacy analyze`` does.
+recordings (the first seed of each condition), as ``conjugacy analyze`` does.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_separation import auroc, perturb, random_eigenvalues, real_block_matrix  # noqa: E402
 
 from conjugacy import koopman_spectrum, wasserstein  # noqa: E402
-from conjugacy.analysis.own_runs import RANK_CAP, pilot_rank  # noqa: E402
+from conjugacy.analysis.own_runs import RANK_CAP, pilot_delays, pilot_rank  # noqa: E402
 from conjugacy.comparison_filter import filter_for_comparison  # noqa: E402
 from conjugacy.delays import choose_delays  # noqa: E402
 
@@ -79,6 +88,8 @@ def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | 
     :data:`conjugacy.residuals.BRANCH_FILTER` when ``branch``, the single-sample rule
     otherwise) or ``"shared-count"`` (one count for the comparison,
     :func:`conjugacy.comparison_filter.filter_for_comparison`)."""
+    if branch and any(r.next_x is None for r in recs):
+        return None  # no second branch recorded: the rule does not apply
     if _FITS["recs"] is not recs:
         _FITS.update(recs=recs, fits={}, delays={})
     if delays == "auto" and "auto" not in _FITS["delays"]:
@@ -101,21 +112,46 @@ def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
     return lambda recs, pilots: _spectra(recs, pilots, **kw)
 
 
-def _analyze_default(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
-    """The default of ``conjugacy analyze`` (:func:`conjugacy.analysis.own_runs.choose_settings`):
-    delays chosen on the pilots at the capped SVHT rank, then one rank for the comparison (the
-    pilots' largest SVHT rank, at most ``RANK_CAP``), each spectrum's default filter."""
+def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[int]) -> tuple[int, int]:
+    """Delays and rank as ``conjugacy analyze`` chooses them by default
+    (:func:`conjugacy.analysis.own_runs.choose_settings`: :func:`~conjugacy.analysis.own_runs.
+    pilot_delays` on the pilots at the capped SVHT rank, then one rank for the comparison,
+    :func:`~conjugacy.analysis.own_runs.pilot_rank`, from the delay folds where they reach the
+    cap), cached per comparison."""
     if _FITS["recs"] is not recs:
         _FITS.update(recs=recs, fits={}, delays={})
     if "analyze" not in _FITS["delays"]:
-        d = max(choose_delays(recs[i].x, max_rank=RANK_CAP).delays for i in pilots)
-        k = pilot_rank({str(i): recs[i].x for i in pilots}, d)[0]
-        _FITS["delays"]["analyze"] = (d, k)
-    d, k = _FITS["delays"]["analyze"]
-    return _spectra(recs, pilots, delays=d, rank=k, filt=True)
+        pil, folds = {str(i): recs[i].x for i in pilots}, {}
+        d = pilot_delays(pil, fold_ranks=folds)[0]
+        most = min(recs[0].x.shape[2] * (d + 1),
+                   min(r.x.shape[0] * (r.x.shape[1] - d - 1) for r in recs))
+        _FITS["delays"]["analyze"] = (d, pilot_rank(pil, d, max_rank=most, known=folds)[0])
+    return _FITS["delays"]["analyze"]
 
 
-#: name -> rule(recordings, pilot indices) -> spectra (the hook for further rules)
+def _analyze(filt: bool | str) -> Callable[[Sequence[Recording], Sequence[int]], list]:
+    """``conjugacy analyze``'s delays and rank (:func:`_analyze_settings`) with a filter:
+    False (all eigenvalues: ``filter="none"``, the default), True (each spectrum's own) or
+    ``"shared-count"``."""
+    def rule(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
+        d, k = _analyze_settings(recs, pilots)
+        return _spectra(recs, pilots, delays=d, rank=k, filt=filt)
+    return rule
+
+
+def _capped_svht(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
+    """At analyze's delays, each spectrum at its own SVHT rank, at most ``RANK_CAP`` (refitted
+    at the cap where its SVHT rank is above); all eigenvalues."""
+    d, _ = _analyze_settings(recs, pilots)
+    own = _spectra(recs, pilots, delays=d, rank="svht", filt=False)
+    if all(sp.rank <= RANK_CAP for sp in own):
+        return own
+    capped = _spectra(recs, pilots, delays=d, rank=RANK_CAP, filt=False)
+    return [sp if sp.rank <= RANK_CAP else c for sp, c in zip(own, capped)]
+
+
+#: name -> rule(recordings, pilot indices) -> spectra (the hook for further rules); a rule that
+#: needs what a case lacks (the second branch) is skipped there.
 RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
     "paper (8, 10)": _rule(delays=8, rank=10, filt=False),
     "paper + filter": _rule(delays=8, rank=10, filt=True),
@@ -127,7 +163,10 @@ RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
     "auto delays + SVHT + shared-count": _rule(delays="auto", rank="svht", filt="shared-count"),
     "auto delays + SVHT + two-branch filter": _rule(delays="auto", rank="svht", filt=True,
                                                     branch=True),
-    "analyze default (capped pilot SVHT + filter)": _analyze_default,
+    "analyze delays, per-spectrum SVHT capped at 70": _capped_svht,
+    "analyze, capped rank + filter (previous default)": _analyze(True),
+    "analyze, capped rank + shared-count": _analyze("shared-count"),
+    "analyze default (capped rank, all eigenvalues)": _analyze(False),
 }
 
 
@@ -224,37 +263,90 @@ def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int =
     return out
 
 
-def real_case(n_seeds: int, rules: dict) -> tuple[dict, dict, float]:
-    t0 = time.process_time()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = train_digits(Path(tmp), n_seeds)
-    train_cpu = time.process_time() - t0
-    recs = [r for lr in REAL_LRS for r in data[lr]]
-    cond = [lr for lr in REAL_LRS for _ in data[lr]]
-    seed = [s for lr in REAL_LRS for s in range(len(data[lr]))]
-    pilots = [cond.index(lr) for lr in REAL_LRS]
-    scores, info = {}, {}
+def first_hour(path: Path) -> tuple[list[Recording], list[str], list[int]]:
+    """Issue 25's first-hour study (``bench_first_hour.py``: a small CNN on the MNIST sample,
+    SGD+momentum / Adam / SGD+momentum with warm-up, 4 seeds x 5 replicas x 300 steps, all 1,418
+    parameters), recorded into ``path`` first if it does not exist: one Recording per (condition,
+    seed), its replicas pooled."""
+    from conjugacy.store import TrajectoryStore
+
+    if not path.exists():
+        import bench_first_hour
+
+        bench_first_hour.record_study(path)
+    with TrajectoryStore.open(path, "r") as st:
+        meta = {r: st.run_info(r)["metadata"] for r in st.runs()}
+        keys = sorted({(m["condition"], m["seed"]) for m in meta.values()})
+        recs = [Recording(st.read(runs=sorted(r for r, m in meta.items()
+                                              if (m["condition"], m["seed"]) == key)))
+                for key in keys]
+    return recs, [c for c, _ in keys], [int(sd) for _, sd in keys]
+
+
+def seed_bootstrap(D: np.ndarray, cond: Sequence[Any], seed: Sequence[int], n_boot: int = 2000,
+                   rng: int = 0) -> np.ndarray:
+    """AUROCs of the pairs of seed resamples: seeds drawn with replacement (a seed brings all
+    its conditions, since the pairs of a seed share it), pairs of one original seed skipped, so a
+    drawn twice seed weighs twice; ``D`` the (n, n) distance matrix of the recordings."""
+    g, seeds, out = np.random.default_rng(rng), sorted(set(seed)), []
+    where = {(c, s): i for i, (c, s) in enumerate(zip(cond, seed))}
+    conds = list(dict.fromkeys(cond))
+    for _ in range(n_boot):
+        drawn = g.choice(seeds, len(seeds))
+        if len(set(drawn)) < 2:
+            continue
+        out.append(_pair_auroc(D, cond, seed, [where[(c, s)] for s in drawn for c in conds]))
+    return np.asarray(out)
+
+
+def _pair_auroc(D: np.ndarray, cond: Sequence[Any], seed: Sequence[int],
+                pick: Sequence[int]) -> float:
+    same, diff = [], []
+    for a in range(len(pick)):
+        for b in range(a + 1, len(pick)):
+            i, j = pick[a], pick[b]
+            if seed[i] != seed[j]:  # one seed: same start and batches (see the module doc)
+                (same if cond[i] == cond[j] else diff).append(D[i, j])
+    return auroc(same, diff)
+
+
+def real_case(recs: list[Recording], cond: list[Any], seed: list[int], rules: dict,
+              label: str) -> tuple[dict, dict]:
+    """Per rule: AUROC, its seed-bootstrap interval, the difference to the last rule (the
+    default) on the same resamples, kept eigenvalues, delays and CPU."""
+    pilots = [cond.index(c) for c in dict.fromkeys(cond)]
+    scores, info, dists = {}, {}, {}
     for name, rule in rules.items():
         t1 = time.process_time()
         specs = rule(recs, pilots)
-        same, diff = [], []
-        for i in range(len(recs)):
-            for j in range(i + 1, len(recs)):
-                if seed[i] == seed[j]:  # same seed: same initial weights and batch order
-                    continue  # (one condition: the same run; two: not independent)
-                (same if cond[i] == cond[j] else diff).append(_w1(specs[i], specs[j]))
-        scores[name] = auroc(same, diff)
-        info[name] = {"rank": float(np.mean([len(s) for s in specs])),
-                      "delays": specs[0].settings["delays"],
-                      "cpu_s": time.process_time() - t1, "n_same": len(same),
-                      "n_diff": len(diff), "no_distance": int(np.isnan(same + diff).sum()),
-                      "same_median": float(np.nanmedian(same)),
-                      "diff_median": float(np.nanmedian(diff))}
-        print(f"real {name}: AUROC {scores[name]:.2f} {info[name]}", file=sys.stderr, flush=True)
-    return scores, info, train_cpu
+        if specs is None:
+            scores[name], info[name] = float("nan"), None
+            continue
+        D = np.array([[_w1(a, b) if a is not b else 0.0 for b in specs] for a in specs])
+        dists[name] = D
+        scores[name] = _pair_auroc(D, cond, seed, range(len(recs)))
+        boots = seed_bootstrap(D, cond, seed)
+        info[name] = {"rank": float(np.mean([len(sp) for sp in specs])),
+                      "delays": specs[0].settings["delays"], "cpu_s": time.process_time() - t1,
+                      "boot": boots, "no_distance": int(np.isnan(D).sum() // 2)}
+        print(f"{label} {name}: AUROC {scores[name]:.2f} [{np.percentile(boots, 2.5):.2f}, "
+              f"{np.percentile(boots, 97.5):.2f}] kept {info[name]['rank']:.0f} delays "
+              f"{info[name]['delays']} cpu {info[name]['cpu_s']:.1f}", file=sys.stderr, flush=True)
+    last = info[list(rules)[-1]]["boot"]
+    for name in rules:
+        if info[name] is not None:
+            info[name]["diff"] = last - info[name]["boot"]
+    n = len(recs)
+    info["pairs"] = sum(1 for i in range(n) for j in range(i + 1, n) if seed[i] != seed[j])
+    return scores, info
 
 
-def _table(rows: list, ranks: dict, real: tuple | None, rules: dict) -> str:
+def _interval(values: np.ndarray, fmt: str) -> str:
+    """The 2.5 and 97.5 percentiles of ``values`` in ``fmt``."""
+    return fmt.format(*np.percentile(values, [2.5, 97.5]))
+
+
+def _table(rows: list, ranks: dict, real: dict | None, rules: dict) -> str:
     names = list(rules)
     lines = ["| eigenvalues | meas. noise | process noise | " + " | ".join(names) + " |",
              "|---|---|---|" + "---|" * len(names)]
@@ -271,37 +363,61 @@ def _table(rows: list, ranks: dict, real: tuple | None, rules: dict) -> str:
             f"{np.mean(ranks[r]):.1f}" for r in names) + " |")
         lines.append(f"| pairs without a distance (of {2 * len(ranks[names[0]])}) | | | "
                      + " | ".join(str(ranks[r + ' no distance']) for r in names) + " |")
-    if real is not None:
-        scores, info, _ = real
-        best = max(scores.values())
-        lines.append("| **real: digits MLP, output layer** | | | " + " | ".join(
+    for label, (scores, info) in (real or {}).items():
+        valid = [v for v in scores.values() if np.isfinite(v)]
+        best = max(valid)
+
+        def cell(r: str, fmt: Callable[[dict], str], info: dict = info) -> str:
+            return "-" if info[r] is None else fmt(info[r])
+
+        lines.append(f"| **real: {label}** | | | " + " | ".join(
+            "-" if not np.isfinite(scores[r]) else
             f"**{scores[r]:.2f}**" if scores[r] >= best - 1e-12 else f"{scores[r]:.2f}"
             for r in names) + " |")
+        lines.append("| real: 95 % interval (seed bootstrap) | | | " + " | ".join(
+            cell(r, lambda i: _interval(i["boot"], "{:.2f}-{:.2f}")) for r in names) + " |")
+        lines.append("| real: default minus rule, 95 % interval | | | " + " | ".join(
+            cell(r, lambda i: _interval(i["diff"], "{:+.2f} to {:+.2f}")) for r in names) + " |")
         lines.append("| real: eigenvalues kept / delays | | | " + " | ".join(
-            f"{info[r]['rank']:.0f} / {info[r]['delays']}" for r in names) + " |")
-        lines.append("| real: CPU s of the rule (all fits) | | | " + " | ".join(
-            f"{info[r]['cpu_s']:.1f}" for r in names) + " |")
-        first = info[names[0]]
-        lines.append(f"| real: pairs without a distance (of {first['n_same'] + first['n_diff']}) "
-                     "| | | " + " | ".join(str(info[r]["no_distance"]) for r in names) + " |")
+            cell(r, lambda i: f"{i['rank']:.0f} / {i['delays']}") for r in names) + " |")
+        lines.append("| real: CPU s of the rule (its fits) | | | " + " | ".join(
+            cell(r, lambda i: f"{i['cpu_s']:.1f}") for r in names) + " |")
+        lines.append(f"| real: pairs without a distance (of {info['pairs']}) | | | " + " | ".join(
+            cell(r, lambda i: str(i["no_distance"])) for r in names) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=12)
-    parser.add_argument("--real-seeds", type=int, default=4)
+    parser.add_argument("--real-seeds", type=int, default=6)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--first-hour", type=Path, default=None, metavar="STORE",
+                        help="issue 25's first-hour study (recorded there first if missing)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
     t0 = time.process_time()
     rows, ranks = synthetic(args.reps, RULES) if args.reps > 0 else ([], {})
     t_syn = time.process_time() - t0
-    real = None if args.skip_real else real_case(args.real_seeds, RULES)
+    real, cpu = {}, []
+    if not args.skip_real:
+        t1 = time.process_time()
+        with tempfile.TemporaryDirectory() as tmp:
+            data = train_digits(Path(tmp), args.real_seeds)
+        cpu.append(f"digits training {time.process_time() - t1:.0f} s")
+        recs = [r for lr in REAL_LRS for r in data[lr]]
+        real["digits MLP, output layer"] = real_case(
+            recs, [lr for lr in REAL_LRS for _ in data[lr]],
+            [s for lr in REAL_LRS for s in range(len(data[lr]))], RULES, "digits")
+    if args.first_hour is not None:
+        t1 = time.process_time()
+        recs, cond, seed = first_hour(args.first_hour)
+        cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s")
+        real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, RULES, "first hour")
     text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --real-seeds "
-            f"{args.real_seeds}`: AUROC of W1(different) > W1(same); bold: best in the row. "
-            f"CPU: synthetic {t_syn:.0f} s"
-            + ("" if real is None else f", digits training {real[2]:.0f} s") + ".\n\n"
+            f"{args.real_seeds}" + ("" if args.first_hour is None else " --first-hour STORE")
+            + "`: AUROC of W1(different) > W1(same); bold: best in the row. "
+            f"CPU: synthetic {t_syn:.0f} s" + "".join(f", {c}" for c in cpu) + ".\n\n"
             + _table(rows, ranks, real, RULES))
     print(text)
     if args.out is not None:

@@ -48,7 +48,7 @@ def test_different_recording_intervals_are_compared_in_continuous_time(tmp_path)
     store = _store(tmp_path / "s.zarr", ["a", "b"], every={"b": 5})
     out = tmp_path / "out"
     got = runner.invoke(app, ["analyze", str(store), "--out", str(out), "--delays", "2",
-                              "--rank", "3"])
+                              "--rank", "3", "--filter", "per-spectrum"])
     assert got.exit_code == 0, got.output
     doc = json.loads((out / "results.json").read_text())
     assert doc["comparison"]["time"] == "continuous"
@@ -164,7 +164,7 @@ def _two_systems_store(path):
 def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp_path):
     store = _two_systems_store(tmp_path / "n.zarr")
     got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"),
-                              "--no-report"])
+                              "--no-report", "--filter", "per-spectrum"])
     assert got.exit_code == 0, got.output
     r = json.loads((tmp_path / "o" / "results.json").read_text())
     # one rank for every spectrum: the pilots' SVHT rank, under the cap (analysis.own_runs)
@@ -271,7 +271,7 @@ def test_rank_neighbours_stay_within_what_the_data_allow(tmp_path):
     # clipped it is the base rank 3 again, so it is no neighbour
     store = _narrow_store(tmp_path / "n.zarr")
     got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--rank", "3",
-                              "--delays", "0", "--no-report"])
+                              "--delays", "0", "--no-report", "--filter", "per-spectrum"])
     assert got.exit_code == 0, got.output
     nb = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]["neighbourhood"]
     assert nb["settings"] == [{"name": "rank -2", "delays": 0, "rank": 1},
@@ -284,7 +284,7 @@ def test_a_filter_that_keeps_nothing_leaves_that_pair_undecided(tmp_path):
     # analyze stopped ("b is empty"); now a-c and b-c are undecided naming it, a-b is compared
     store = _narrow_store(tmp_path / "e.zarr", n_features=40, n_rec=40, branch=True)
     got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--delays",
-                              "2", "--no-report", "--no-neighbours"])
+                              "2", "--no-report", "--no-neighbours", "--filter", "per-spectrum"])
     assert got.exit_code == 0, got.output
     cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
     assert cmp["filter"]["kept"] == {"a": [2, 5, 7, 6], "b": [5, 5, 2, 7], "c": [6, 7, 0, 9]}

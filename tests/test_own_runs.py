@@ -114,3 +114,95 @@ def test_windows_cut_a_rank_above_what_one_seeds_window_allows_with_a_note(tmp_p
             "of one seed's window") in res.content["warnings"]
     assert res.content["windows"]["delays"] == 2
     assert [len(e) for e in res.content["windows"]["conditions"]["a"]["eigenvalues"]] == [14] * 6
+
+
+def test_pilot_rank_takes_the_cap_from_delay_folds_that_reach_it():
+    """A delay fold (half a pilot's snapshots) whose SVHT rank reaches the cap settles the rank
+    without factoring the pilots; below the cap the pilots decide as before."""
+    pilots = {"a": _low_rank(8, 0), "b": _low_rank(3, 1)}
+    k, rule, notes = pilot_rank(pilots, delays=0, cap=5, known={"a": 5, "b": 2})
+    assert (k, rule["pilot_ranks"], rule["capped"], notes) == (5, {"a": 5, "b": 2}, True, [])
+    assert rule["source"] == "delay folds (lower bounds)"
+    assert rule["reason"].startswith("rank 5: the SVHT rank of the delay choice's held-out "
+                                     "folds at 0 delays (half of each pilot's snapshots; a: 5, "
+                                     "b: 2, at most 5) already reaches the cap")
+    assert pilot_rank(pilots, delays=0, cap=5)[0] == 5  # what factoring the pilots gives
+    assert pilot_rank(pilots, delays=0, cap=5, known={"a": 5}, max_rank=4)[0] == 4
+    k, rule, _ = pilot_rank(pilots, delays=0, known={"a": 2, "b": 2})  # below the cap (70)
+    assert (k, rule["pilot_ranks"], "source" in rule) == (8, {"a": 8, "b": 3}, False)
+
+
+def test_pilot_delays_report_the_fold_ranks_at_the_chosen_delays():
+    from conjugacy.analysis.own_runs import pilot_delays
+    from conjugacy.delays import choose_delays
+
+    rng = np.random.default_rng(0)
+    z = np.zeros((4, 60, 2))
+    z[:, 0] = rng.standard_normal((4, 2))
+    rot = np.array([[np.cos(0.4), -np.sin(0.4)], [np.sin(0.4), np.cos(0.4)]]) * 0.98
+    for t in range(59):
+        z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((4, 2))
+    folds = {}
+    assert pilot_delays({"a": z[:, :, :1], "b": z}, fold_ranks=folds)[0] == 3
+    assert folds == {"a": 2, "b": 2} == {c: choose_delays(x).ranks[3]
+                                         for c, x in (("a", z[:, :, :1]), ("b", z))}
+    folds = {}
+    pilot_delays({"a": z[:, :, :1], "b": z}, fold_ranks=folds, max_rank=1)
+    assert folds == {"a": 1, "b": 1}  # at most max_rank
+
+
+def test_comparison_options_name_the_filter():
+    from conjugacy.analysis.own_runs import DEFAULT_FILTER, comparison_options
+
+    assert DEFAULT_FILTER == "none"
+    assert comparison_options() == {"use_filter": False}
+    assert comparison_options("per-spectrum") == {"use_filter": True,
+                                                  "filter_rule": "per-spectrum"}
+    with pytest.raises(ValueError, match="filter"):
+        comparison_options("residual")
+
+
+def test_analyze_compares_all_eigenvalues_by_default_and_filters_on_request(tmp_path, monkeypatch):
+    import conjugacy
+    from conjugacy.analysis import own_runs
+
+    store = _store(tmp_path / "s.zarr", _rich)
+    res = conjugacy.analyze(store, neighbours=False, n_permutations=99)
+    cmp = res.content["comparison"]
+    assert cmp["verdict_uses"] == "all" and cmp["filtered"] is None
+    assert res.content["settings_reasoning"]["filter"].startswith(
+        "all eigenvalues (no residual filter): at the capped rank")
+    kept = conjugacy.analyze(store, neighbours=False, n_permutations=99, filter="per-spectrum")
+    assert kept.content["comparison"]["verdict_uses"] == "filtered"
+    assert kept.content["settings_reasoning"]["filter"] == "per-spectrum: given"
+    with pytest.raises(ValueError, match="filter"):
+        conjugacy.analyze(store, neighbours=False, filter="two-branch")
+    # a cap the delay folds reach: the rank comes from them (6 directions, cap 4)
+    monkeypatch.setattr(own_runs, "RANK_CAP", 4)
+    capped = conjugacy.analyze(store, neighbours=False, n_permutations=99)
+    rule = capped.content["settings"]["rank_rule"]
+    assert (capped.content["settings"]["rank"], rule["capped"], rule["source"]) == (
+        4, True, "delay folds (lower bounds)")
+
+
+def test_cli_analyze_filter_option(tmp_path):
+    """`conjugacy analyze` compares all eigenvalues by default (no filter neighbour then);
+    --filter asks for a residual filter; a wrong name is one line, exit 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    store = _store(tmp_path / "s.zarr", _rich)
+    runner = CliRunner()
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--no-report",
+                              "--delays", "0", "--rank", "4"])
+    assert got.exit_code == 0, got.output
+    cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
+    assert cmp["verdict_uses"] == "all"
+    assert [s["name"] for s in cmp["neighbourhood"]["settings"]] == ["rank -2", "rank +2"]
+    bad = runner.invoke(app, ["analyze", str(store), "--filter", "residual"])
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines() == [
+        "error: --filter must be one of none, per-spectrum, shared-count, got 'residual'"]

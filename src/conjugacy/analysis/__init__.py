@@ -112,7 +112,8 @@ def analyse_study(
     spectrum : dict, callable or None
         :func:`conjugacy.koopman_spectrum` settings, or a function of the group. None: the
         defaults of ``conjugacy analyze`` (delays from the data, ``rank="svht"``:
-        :func:`conjugacy.analysis.own_runs.default_settings`), the reasoning in
+        :func:`conjugacy.analysis.own_runs.default_settings`; verdicts on all eigenvalues,
+        :func:`~conjugacy.analysis.own_runs.comparison_options`), the reasoning in
         ``results["settings_reasoning"]``.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
@@ -173,18 +174,19 @@ def analyse_study(
     jobs = [j for j in study.jobs() if j.condition in study.conditions]
     groups = [SpectrumGroup(j.condition, j.seed, j.run_names) for j in jobs]
     with StudyReader.open(out, jobs=jobs) as reader:
-        reasoning = None
+        reasoning, compare_with = None, {}
         if spectrum is None:
-            from .own_runs import default_settings
+            from .own_runs import comparison_options, default_settings
 
             spectrum, reasoning = default_settings(reader, groups, params)
+            compare_with = comparison_options()  # the default filter: all eigenvalues
         return run_pipeline(
             reader, groups, spectrum, params=params, client=client, loss=loss,
             neighbours=neighbours,
             experiment=study.name, conditions=dict(study.conditions),
             settings=None if callable(spectrum) else dict(spectrum),
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
-                   "n_shuffles": n_shuffles},
+                   "n_shuffles": n_shuffles, **compare_with},
             fields={"n_replicas": study.n_replicas,
                     "training": None if training is None else training.timing(),
                     **({} if reasoning is None else {"settings_reasoning": reasoning})},

@@ -67,7 +67,8 @@ from ..compare import TIMES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
-__all__ = ["AnalysisResults", "Results", "analyze", "default_settings", "pilot_delays"]
+__all__ = ["AnalysisResults", "Results", "analyze", "comparison_options", "default_settings",
+           "pilot_delays"]
 
 #: The default rank's cap (module docstring, :func:`pilot_rank`): chosen by measurement
 #: (BENCHMARKS.md "conjugacy analyze").
@@ -79,6 +80,31 @@ DELAY_CAP = 64
 PILOT_SNAPSHOTS = 2400
 
 
+#: The filters ``analyze`` can base its verdicts on: ``"none"`` (all eigenvalues of the spectra,
+#: the default), each spectrum's own residual filter, or one count for the comparison
+#: (:mod:`conjugacy.comparison_filter`).
+FILTERS = ("none", "per-spectrum", "shared-count")
+#: The default filter: chosen on real training runs (``benchmarks/bench_settings.py``; at the
+#: capped rank, AUROC of different conditions against seeds of one condition, digits MLPs 6 seeds:
+#: all eigenvalues 0.96, per-spectrum filter 0.62, shared-count 0.68; first-hour CNNs: 0.88,
+#: 0.79, 0.88; BENCHMARKS.md "Settings from data").
+DEFAULT_FILTER = "none"
+
+
+def comparison_options(filter: str = DEFAULT_FILTER) -> dict[str, Any]:
+    """The options of :func:`conjugacy.analysis.compare_conditions` for a filter of
+    :data:`FILTERS`: ``"none"`` compares all eigenvalues (``use_filter=False``), the others
+    base the verdicts on the filtered spectra with that ``filter_rule``. ValueError for another
+    name.
+
+    >>> comparison_options(), comparison_options("shared-count")
+    ({'use_filter': False}, {'use_filter': True, 'filter_rule': 'shared-count'})
+    """
+    check_choice(filter, "filter", FILTERS)
+    return {"use_filter": False} if filter == "none" else {"use_filter": True,
+                                                           "filter_rule": filter}
+
+
 # ----- settings -----------------------------------------------------------------------------------
 def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
     """Runs and records of a condition's pilot: at most ``PILOT_SNAPSHOTS`` snapshots, its first
@@ -88,7 +114,8 @@ def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
 
 
 def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None,
-                 notes: list[str] | None = None, max_rank: int | None = None) -> tuple[int, str]:
+                 notes: list[str] | None = None, max_rank: int | None = None,
+                 fold_ranks: dict[str, int] | None = None) -> tuple[int, str]:
     """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
     why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
     ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
@@ -105,6 +132,10 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     max_rank : int, optional
         The folds are fitted at ``min(SVHT rank, max_rank)`` (default :data:`RANK_CAP`, the
         rank the comparison will use at most).
+    fold_ranks : dict, optional
+        Receives condition -> the SVHT rank of its held-out folds (the larger of the two, at
+        most ``max_rank``) at the chosen delays: a lower bound of the pilot's own SVHT rank
+        there (each fold holds half of the pilot's snapshots; :func:`pilot_rank`'s ``known``).
 
     Returns
     -------
@@ -150,11 +181,15 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
            f"{shown})")
     if notes is not None:
         notes.extend(f"delays of {c}: {n}" for c, ch in chosen.items() for n in ch.notes)
+    if fold_ranks is not None:
+        fold_ranks.update({c: int(ch.ranks[ch.candidates.index(d)]) if d in ch.candidates
+                           else 0 for c, ch in chosen.items()})
     return d, why
 
 
 def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = None,
-               max_rank: int | None = None) -> tuple[int, dict[str, Any], list[str]]:
+               max_rank: int | None = None, known: Mapping[str, int] | None = None
+               ) -> tuple[int, dict[str, Any], list[str]]:
     """The default rank of a comparison: the SVHT rank (:func:`conjugacy.dmd.svht_rank`, through
     :func:`conjugacy.koopman_spectrum`) of each condition's pilot delay matrix at ``delays``, the
     largest over conditions, at most ``cap`` (default :data:`RANK_CAP`; module docstring) and
@@ -168,6 +203,13 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
     delays : int
         The delays of the comparison.
     cap, max_rank : int, optional
+    known : mapping condition -> int, optional
+        Lower bounds of the pilots' SVHT ranks at ``delays`` (:func:`pilot_delays`'
+        ``fold_ranks``: its held-out folds, half of each pilot's snapshots). Where one reaches
+        the cap, the rank is the cap and no pilot is factored: under SGD noise the SVHT rank
+        grows with the snapshots (digits MLPs, 8 delays: 70, 160, 311, 586 at 192, 384, 768,
+        1,536 snapshots; docs/comparing.md), so the whole pilot's is larger still. This skips
+        the pilots' SVDs (19.7 s of CPU on issue 25's first-hour study).
 
     Returns
     -------
@@ -193,6 +235,8 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
     from ..spectrum import koopman_spectrum
 
     cap = RANK_CAP if cap is None else cap
+    if known and max(known.values()) >= cap:
+        return _rank_from_folds(known, delays, cap, max_rank)
     found: dict[str, int] = {}
     for c, traj in pilots.items():
         runs, steps = _pilot_shape(*traj.shape[:2])
@@ -217,6 +261,22 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
     rule = {"rule": "svht pilot, capped", "pilot_ranks": found, "cap": cap, "capped": top > cap,
             "reason": reason}
     return k, rule, notes
+
+
+def _rank_from_folds(known: Mapping[str, int], delays: int, cap: int, max_rank: int | None
+                     ) -> tuple[int, dict[str, Any], list[str]]:
+    """:func:`pilot_rank` where a delay fold's SVHT rank already reaches the cap."""
+    k = max(1, min(cap, max_rank or cap))
+    each = ", ".join(f"{c}: {r}" for c, r in known.items())
+    reason = (f"rank {k}: the SVHT rank of the delay choice's held-out folds at {delays} "
+              f"delays (half of each pilot's snapshots; {each}, at most {cap}) already reaches "
+              f"the cap, and the SVHT rank grows with the snapshots, so the pilots' own is "
+              f"larger; capped at {cap}: {_CAP_WHY}"
+              + (f"; at most {k}, what every spectrum's data allow" if k < cap else "")
+              + "; one rank for every spectrum of the comparison")
+    rule = {"rule": "svht pilot, capped", "pilot_ranks": dict(known), "cap": cap,
+            "capped": True, "source": "delay folds (lower bounds)", "reason": reason}
+    return k, rule, []
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
@@ -465,16 +525,16 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
         raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
                          "delay (record more steps, or give the delays, e.g. delays=0)")
     pilots = _read_pilots(reader, groups, params) if delays is None or rank is None else {}
-    reasoning, rule = {}, None
+    reasoning, rule, folds = {}, None, {}
     if delays is None:
-        delays, reasoning["delays"] = pilot_delays(pilots, notes=notes)
+        delays, reasoning["delays"] = pilot_delays(pilots, notes=notes, fold_ranks=folds)
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
         n_feat = next(iter(pilots.values())).shape[2]
         most = min(n_feat * (delays + 1),
                    min(len(g.runs) for g in groups) * (n_records - delays - 1))
-        rank, rule, found = pilot_rank(pilots, delays, max_rank=most)
+        rank, rule, found = pilot_rank(pilots, delays, max_rank=most, known=folds)
         reasoning["rank"] = rule["reason"]
         if notes is not None:
             notes.extend(found)
@@ -504,7 +564,8 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
         ``{"delays": int, "rank": int}`` (keyword arguments of
         :func:`conjugacy.koopman_spectrum`).
     reasoning : dict
-        Setting -> why it was chosen.
+        Setting -> why it was chosen. (The default comparison, all eigenvalues, is
+        :func:`comparison_options`.)
 
     Examples
     --------
@@ -536,6 +597,17 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     return settings, reasoning
 
 
+def _filter_reason(filter: str) -> str:
+    """Why the verdicts compare what they compare (``settings_reasoning["filter"]``)."""
+    return (f"{filter}: given" if filter != DEFAULT_FILTER else
+            f"all eigenvalues (no residual filter): {_FILTER_WHY}")
+
+
+_FILTER_WHY = ("at the capped rank, comparing all eigenvalues separated conditions better than "
+               "either residual filter on real training runs (AUROC of different conditions "
+               "against seeds of one: digits MLPs 0.96 against 0.62 per spectrum and 0.68 with "
+               "one count; first-hour CNNs 0.88 against 0.79 and 0.88; BENCHMARKS.md, "
+               "'Settings from data'); filter='per-spectrum' or 'shared-count' to filter")
 _CAP_WHY = ("larger ranks separated conditions less well on real training runs (MLPs on the "
             "digits, 3 learning rates x 6 seeds: AUROC 0.97-0.98 at 70, 0.88 at 100, 0.70 at "
             "each spectrum's own SVHT rank, 286 modes; BENCHMARKS.md, 'conjugacy analyze') and "
@@ -665,6 +737,7 @@ def analyze(
     window: int | None = None,
     delays: int | None = None,
     rank: int | str | None = None,
+    filter: str = DEFAULT_FILTER,
     alpha: float = 0.05,
     seed: int = 0,
     n_permutations: int = 999,
@@ -698,6 +771,10 @@ def analyze(
     rank : int or "svht", optional
         Modes kept; default: one rank for every spectrum, the pilots' SVHT rank capped at
         :data:`RANK_CAP` (:func:`pilot_rank`, module docstring); ``"svht"``: per spectrum, uncapped.
+    filter : {"none", "per-spectrum", "shared-count"}, default "none"
+        What the verdicts compare (:func:`comparison_options`): all eigenvalues, or the
+        residual-filtered spectra, each by its own rule or one count for the comparison.
+        ``"none"`` separated conditions best on real training runs (:data:`DEFAULT_FILTER`).
     alpha : float
         Level of the permutation test behind the verdicts.
     seed : int
@@ -769,6 +846,7 @@ def analyze(
 
     _check_options(window=window, delays=delays, n_boot=n_boot, n_permutations=n_permutations)
     rank = check_rank(rank)
+    compare_with = comparison_options(filter)
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     check_choice(time, "time", TIMES)
@@ -790,6 +868,7 @@ def analyze(
                 f"each of {len(by_cond)} conditions", 0, 1)
         settings, reasoning, rank_rule = choose_settings(reader, groups, params, delays, rank,
                                                          notes)
+        reasoning["filter"] = _filter_reason(filter)
         n_features = reader.read(params=params, runs=[members[0]], steps=slice(0, 2)).shape[2]
         size = len(members) * n_records * n_features * 8 / 2**20
         what = (f"fitting {len(groups)} spectra ({len(members)} runs x {n_records} records x "
@@ -816,7 +895,7 @@ def analyze(
             settings={**settings, "method": "rrr",
                       **({} if rank_rule is None else {"rank_rule": rank_rule})},
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
-                   "time": time},
+                   "time": time, **compare_with},
             fields={"store": source, "group_by": group_by, "seed_key": seed_key,
                     "settings_reasoning": reasoning,
                     "n_features": n_features, "n_records": n_records, "n_boot": n_boot},

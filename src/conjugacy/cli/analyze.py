@@ -47,6 +47,10 @@ def analyze_command(
         "values above the Gavish-Donoho optimal hard threshold). Default: one rank for every "
         "spectrum, the largest SVHT rank of the conditions' pilots (first seed), at most 70.")
     ] = None,
+    filter: Annotated[str, typer.Option(
+        "--filter", help="What the verdicts compare: none (all eigenvalues, the default: it "
+        "separated conditions best on real training runs), per-spectrum (each spectrum's "
+        "residual filter) or shared-count (one count for the comparison).")] = "none",
     alpha: Annotated[float, typer.Option(
         "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
     time: Annotated[str, typer.Option(
@@ -62,12 +66,12 @@ def analyze_command(
         "--report/--no-report", help="Write report.html and report.md.")] = True,
     neighbours: Annotated[bool, typer.Option(
         "--neighbours/--no-neighbours", help="Refit every comparison at neighbouring settings "
-        "(delays x1/2, x2; rank -2, +2; the other filter) and mark verdicts that flip as "
-        "fragile (4 more fits per spectrum).")] = True,
+        "(delays x1/2, x2; rank -2, +2; with a filter, all eigenvalues) and mark verdicts that "
+        "flip as fragile (4 more fits per spectrum).")] = True,
 ) -> None:
     """Group the runs of STORE into conditions and seeds, compare every pair of conditions, and
     write results.json and a self-contained report.html (plus report.md)."""
-    from ..analysis.own_runs import analyze
+    from ..analysis.own_runs import FILTERS, analyze
     from ..compare import TIMES
     from .summaries import neighbour_lines
 
@@ -75,6 +79,8 @@ def analyze_command(
     fit_rank = parse_rank(rank)
     if time not in TIMES:
         fail(f"--time must be one of {', '.join(TIMES)}, got {time!r}")
+    if filter not in FILTERS:
+        fail(f"--filter must be one of {', '.join(FILTERS)}, got {filter!r}")
     if out is not None:
         target = out
     elif (store / "trajectories").is_dir():  # a study output folder
@@ -89,7 +95,7 @@ def analyze_command(
             res = analyze(store, group_by=group_by, seed_key=seed_key,
                           params=(params[0] if params and len(params) == 1 else params or None),
                           window=window, delays=delays, rank=fit_rank, alpha=alpha, seed=seed,
-                          time=time,
+                          time=time, filter=filter,
                           n_boot=bootstrap, out=target, report=report, progress=progress,
                           neighbours=neighbours)
     except (ValueError, KeyError) as exc:
