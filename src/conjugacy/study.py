@@ -781,15 +781,16 @@ def run_study(
 
     Examples
     --------
-    >>> import tempfile
-    >>> from conjugacy.analysis.demo import random_walk_study
-    >>> study = random_walk_study()  # random walks instead of networks: 2 x 2 jobs of 2 replicas
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     done = run_study(study, tmp)
-    ...     with StudyReader.open(tmp) as reader:
-    ...         x = reader.read(runs=["flat-seed0_0", "up-seed1_1"])
-    >>> done.trained, x.shape  # (runs, records, features)
-    (('flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1'), (2, 5, 2))
+    Random walks instead of networks (:func:`conjugacy.analysis.demo.random_walk_study`), one
+    store per job:
+
+    >>> from tempfile import TemporaryDirectory
+    >>> from conjugacy.analysis import demo
+    >>> with TemporaryDirectory() as tmp:
+    ...     done = run_study(demo.random_walk_study(), tmp)
+    ...     stores = sorted(p.name for p in (done.out / STORES_DIR).iterdir())
+    >>> done.trained, stores[:2]
+    (('flat-seed0', 'up-seed0', 'flat-seed1', 'up-seed1'), ['flat-seed0.zarr', 'flat-seed1.zarr'])
 
     Notes
     -----

@@ -348,14 +348,16 @@ def spectral_dynamics_report(
 
     Examples
     --------
-    >>> import tempfile
-    >>> from conjugacy.analysis.demo import checkpoint_store
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = checkpoint_store(f"{tmp.name}/runs.zarr")  # 2 seeds of a 3-layer MLP, 3 checkpoints
-    >>> results = spectral_dynamics_report(path, max_rank=4, k=2, experiment="toy")  # out=None
+    The report of two seeds of a 3-layer MLP (:func:`conjugacy.analysis.demo.checkpoint_store`),
+    nothing written (``out=None``):
+
+    >>> from tempfile import TemporaryDirectory
+    >>> from conjugacy.analysis import demo
+    >>> with TemporaryDirectory() as tmp:
+    ...     store = demo.checkpoint_store(f"{tmp}/runs.zarr")
+    ...     results = spectral_dynamics_report(store, max_rank=4, k=2, experiment="toy")
     >>> results["comparison"], results["spectra"], sorted(results["sections"]["runs"])
     (None, {}, ['s0.checkpoints', 's1.checkpoints'])
-    >>> tmp.cleanup()
     """
     t0 = time.perf_counter()
     sections = checkpoint_sections(source, max_rank=max_rank, k=k)

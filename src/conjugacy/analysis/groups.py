@@ -584,16 +584,18 @@ def relative_final_scalar(reader: Any, groups: Sequence[SpectrumGroup], name: st
 
     Examples
     --------
-    >>> import tempfile
-    >>> from conjugacy.analysis.demo import decay_store
+    Two runs of the demo store as a base and its copy: their losses end equal.
+
+    >>> from tempfile import TemporaryDirectory
+    >>> from conjugacy.analysis import demo
     >>> from conjugacy.store import TrajectoryStore
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
-    ...     rel = relative_final_scalar(store, [SpectrumGroup("fast", 0, ("fast_s0", "fast_s1"))],
-    ...                                 "loss")
+    >>> with TemporaryDirectory() as tmp:
+    ...     store = TrajectoryStore.open(demo.decay_store(f"{tmp}/runs.zarr"), "r")
+    ...     pair = SpectrumGroup("fast", 0, ("fast_s0", "fast_s1"))
+    ...     rel = relative_final_scalar(store, [pair], "loss")
+    ...     store.close()
     >>> rel["fast"]["ratios"], rel["fast"]["median"]
     ([[1.0]], 1.0)
-    >>> tmp.cleanup()
     """
     out: dict[str, Any] = {}
     for g in groups:
