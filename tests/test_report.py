@@ -96,7 +96,8 @@ def test_verdicts_read_the_comparison(results):
     s = rows["sgd-adam"]["sentence"]
     assert s.startswith("sgd vs adam: not conjugate. Spectra of different conditions lie farther")
     assert "permutation p = 0.0286" in s and "smallest p 4 seeds allow = 0.0286" in s
-    assert f"W1 = {rows['sgd-adam']['distance']:.3g}" in s and "on the filtered spectra" in s
+    assert f"W1 seed by seed = {rows['sgd-adam']['distance']:.3g}" in s
+    assert "on the filtered spectra" in s
     assert rows["sgd-sgd_again"]["sentence"].startswith(
         "sgd vs sgd_again: conjugate. No evidence that their training dynamics differ")
 
@@ -354,16 +355,38 @@ def test_distance_heatmaps_show_the_seed_floor_on_the_diagonal_on_one_scale(resu
     assert f"one colour scale (0 to {top:.3g}) for every panel" in caption
 
 
-def test_noise_floor_and_effect_size_columns_state_their_units(results):
-    from conjugacy.report import comparison_rows
+def test_effect_size_is_built_from_the_between_and_floor_columns_beside_it(results):
+    """Issue 25 review item 1: the effect size column is (between - floor) / floor of the two
+    columns shown beside it, both the permutation test's own means (between: all pairs of seeds
+    of the two conditions, recomputed here from the spectra), in both tables, with a legend."""
+    from conjugacy import conjugacy_test
+    from conjugacy.report import comparison_rows, window_comparisons
+    from conjugacy.report._content import UNITS_LEGEND, chosen, fmt
 
     head = comparison_rows(results)[0]
-    assert head[5:7] == ["noise floor (W1 between seeds)", "effect size (× noise floor)"]
-    row = next(r for r in comparison_rows(results)[1:] if r[0] == "sgd vs adam")
-    v = next(x for x in verdicts(results) if (x["a"], x["b"]) == ("sgd", "adam"))
-    from conjugacy.report._content import fmt
-
-    assert row[5:7] == [fmt(v["noise_floor"]), fmt(v["effect_size"])]
+    assert head[5:8] == ["W1 between conditions (all seed pairs)", "noise floor (W1 between seeds)",
+                         "effect size = (between - floor) / floor"]
+    cmp = results["comparison"]
+    for row, (a, b) in zip(comparison_rows(results)[1:], cmp["pairs"].values()):
+        ev = chosen(cmp)["eigenvalues"]
+        t = conjugacy_test([np.array(e, float) @ [1, 1j] for e in ev[a]],
+                           [np.array(e, float) @ [1, 1j] for e in ev[b]], n_permutations=1)
+        assert row[5:8] == [fmt(t.mean_between), fmt(t.mean_within), fmt(t.effect_size)]
+        assert (float(row[7]) < 0) == (float(row[5]) < float(row[6]))
+    # a window whose seed-by-seed W1 (0.077) is above the floor (0.0625) but whose test says
+    # between < floor (effect -0.136): the shown between column agrees with the sign
+    w = {"start": 0, "label": "0-9", "distance": 0.077, "interval": None, "noise_floor": 0.0625,
+         "effect_size": -0.136, "pvalue": 0.9, "verdict": "conjugate"}
+    pair = {"a": "sgd", "b": "adam", "differ_from_step": None, "per_window": [w],
+            "summary": "sgd vs adam: the last window is not 'not conjugate'; 0 of 1 windows differ."}
+    rows = window_comparisons({**results, "windows": {"between_conditions": {
+        "pairs": {"sgd-adam": pair}}}})[0]["rows"]
+    assert rows[0][1] == "W1 seed by seed" and rows[0][3:6] == head[5:8]
+    assert rows[1][3:6] == ["0.054", "0.0625", "-0.136"]
+    for text in (render_markdown(results, figures=[]), render_html(results, figures=[])):
+        assert "effect size = (between - noise floor) / noise floor" in text
+    assert "negative exactly when between &lt; noise floor" in render_html(results, figures=[])
+    assert UNITS_LEGEND.startswith("W1 seed by seed")
 
 
 def test_tables_say_when_they_are_cut(results):
@@ -394,18 +417,54 @@ def test_long_condition_labels_are_named_by_the_settings_that_differ(results):
     r["group_by"] = "optimizer"
     r["conditions"] = {lab: {"optimizer." + k: v for k, v in json.loads(lab).items()}
                        | {"model": "mlp"} for lab in labels.values()}
-    names = short_names(r)
-    assert sorted(names.values()) == ["class=Adam, lr=0.001", "class=SGD, lr=0.05",
-                                      "class=SGD, lr=0.1"]
-    assert [v["sentence"].split(":")[0] for v in verdicts(r)][0] == \
-        "class=SGD, lr=0.1 vs class=SGD, lr=0.05"
+    names = short_names(r)  # lr alone tells the three apart: the fewest keys
+    assert sorted(names.values()) == ["lr=0.001", "lr=0.05", "lr=0.1"]
+    assert [v["sentence"].split(":")[0] for v in verdicts(r)][0] == "lr=0.1 vs lr=0.05"
     rows = condition_rows(r)
-    assert rows[1][0] == "class=SGD, lr=0.1" and rows[1][2] == \
+    assert rows[0] == ["condition", "label", "settings that differ"]
+    assert rows[1][0] == "lr=0.1" and rows[1][1] == labels["sgd"] and rows[1][2] == \
         "optimizer.class = SGD, optimizer.lr = 0.1"
     assert rows[-1][0] == "(all)" and "model = mlp" in rows[-1][2]
     md = render_markdown(r)
     assert "### Conditions and their recorded settings" in md
-    assert "**class=SGD, lr=0.1 vs class=Adam, lr=0.001:" in md
+    assert "**lr=0.1 vs lr=0.001:" in md
+
+
+def test_short_names_keep_only_the_keys_that_tell_conditions_apart(results):
+    """Issue 25 review item 4: three --group-by optimizer conditions (Adam; SGD; SGD at another
+    lr) keep class and lr, not momentum/nesterov (shared by the two SGDs) nor betas; the window
+    headline and the given warnings show the names, never the JSON."""
+    import json
+
+    from conjugacy.report import short_names, window_comparisons
+
+    opts = {"sgd": {"class": "SGD", "lr": 0.05, "momentum": 0.9, "nesterov": False},
+            "sgd_again": {"class": "SGD", "lr": 0.001, "momentum": 0.9, "nesterov": False},
+            "adam": {"betas": [0.9, 0.999], "class": "Adam", "lr": 0.001}}
+    labels = {c: json.dumps(o, sort_keys=True) for c, o in opts.items()}
+    r = json.loads(json.dumps(results, default=lambda o: o.to_dict()))
+    text = json.dumps(r)
+    for old, new in labels.items():
+        text = text.replace(f'"{old}"', json.dumps(new))
+    r = json.loads(text)
+    r["group_by"] = "optimizer"
+    r["conditions"] = {labels[c]: {"optimizer": o} for c, o in opts.items()}
+    names = short_names(r)
+    assert [names[labels[c]] for c in opts] == ["class=SGD, lr=0.05", "class=SGD, lr=0.001",
+                                                "class=Adam, lr=0.001"]
+    a, b = labels["adam"], labels["sgd"]
+    pair = {"a": a, "b": b, "differ_from_step": None, "per_window": [],
+            "summary": f"{a} vs {b}: the last window is not 'not conjugate'; 0 of 2 windows differ."}
+    r["windows"] = {"between_conditions": {"pairs": {"p": pair}}}
+    r["warnings"] = [f"delays of {a}: the fewest candidate delays, 0, are taken"]
+    summary = window_comparisons(r)[0]["summary"]
+    assert summary == ("class=Adam, lr=0.001 and class=SGD, lr=0.05: no step from which on every "
+                       "window differs. The last window is not 'not conjugate'; 0 of 2 windows "
+                       "differ.")
+    assert warnings_of(r)[0] == "delays of class=Adam, lr=0.001: the fewest candidate delays, " \
+        "0, are taken"
+    md = render_markdown(r, figures=[])
+    assert md.count('"class": "Adam"') == 1  # the label column of the conditions table only
 
 
 def test_a_malformed_window_comparison_is_named(results):

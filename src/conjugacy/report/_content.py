@@ -20,7 +20,9 @@ __all__ = [
     "comparison_rows",
     "complex_values",
     "condition_rows",
+    "differ_sentence",
     "drawn",
+    "named",
     "neighbourhood_rows",
     "overview",
     "short_names",
@@ -167,10 +169,11 @@ def differing_keys(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     """condition label -> the name the report shows: the label when every label is at most
-    :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the settings that differ between
-    conditions other than ``group_by`` itself (its prefix dropped: ``optimizer.lr`` -> ``lr``),
-    cut to :data:`SHORT_NAME` characters with "…"; the labels as they are when no such setting
-    differs or the names would not be unique. No name is longer than :data:`MAX_NAME`: a longer
+    :data:`SHORT_NAME` characters, else ``"key=value, ..."`` of the fewest settings that differ
+    between conditions and tell them apart (:func:`naming_keys`; not ``group_by`` itself; its
+    prefix dropped: ``optimizer.lr`` -> ``lr``), cut to :data:`SHORT_NAME` characters with "…";
+    the labels as they are when no such settings tell them apart or the names would not be
+    unique. No name is longer than :data:`MAX_NAME`: a longer
     one is cut in the middle with "…" (and numbered, ``[2]``, if that made two names equal).
 
     Parameters
@@ -189,7 +192,7 @@ def short_names(results: Mapping[str, Any]) -> dict[str, str]:
     >>> b = "optimizer=adam,lr=0.001,momentum=0.9,batch=128"
     >>> conditions = {a: {"lr": 0.1, "momentum": 0.9}, b: {"lr": 0.001, "momentum": 0.9}}
     >>> names = short_names({"spectra": {a: [], b: []}, "conditions": conditions})
-    >>> names[a], names[b]  # the settings that differ
+    >>> names[a], names[b]  # the settings that differ (momentum does not)
     ('lr=0.1', 'lr=0.001')
     >>> short_names({"spectra": {"sgd": [], "adam": []}})  # short labels are kept
     {'sgd': 'sgd', 'adam': 'adam'}
@@ -216,36 +219,91 @@ def _bounded_names(names: dict[str, str]) -> dict[str, str]:
 
 
 def _setting_names(results: Mapping[str, Any], labels: list[str]) -> dict[str, str]:
-    """label -> "key=value, ..." of the settings that differ (see :func:`short_names`), or the
-    labels themselves."""
+    """label -> "key=value, ..." of the fewest differing settings that tell the conditions apart
+    (:func:`naming_keys`; see :func:`short_names`), or the labels themselves."""
     settings = condition_settings(results)
     group_by = str(results.get("group_by"))
-    keys = [k for k in differing_keys(settings) if k != group_by]  # that key is the label
+    candidates = [k for k in differing_keys(settings) if k != group_by]  # that key is the label
+    keys = naming_keys({c: settings[c] for c in labels}, candidates)
     if not keys:
         return {c: c for c in labels}
-    names = {}
-    for c in labels:
-        text = ", ".join(f"{k.removeprefix(group_by + '.')}={settings[c][k]}" for k in keys
-                         if k in settings[c]) or c
-        names[c] = text if len(text) <= SHORT_NAME else text[:SHORT_NAME - 1] + "…"
-    if len(set(names.values())) < len(names):  # not unique: the labels, as they are
-        return {c: c for c in labels}
-    return names
+    for absent in ("", "-"):  # a key a condition lacks: left out, or shown as "-" if needed
+        names = {}
+        for c in labels:
+            text = ", ".join(f"{k.removeprefix(group_by + '.')}={settings[c].get(k, absent)}"
+                             for k in keys if k in settings[c] or absent) or c
+            names[c] = text if len(text) <= SHORT_NAME else text[:SHORT_NAME - 1] + "…"
+        if len(set(names.values())) == len(names):
+            return names
+    return {c: c for c in labels}  # not unique: the labels, as they are
 
 
-def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
-    """Table rows (header first): each condition's name, label and recorded settings that differ
-    between conditions, then one row of the settings all conditions share; None without any.
+def naming_keys(settings: Mapping[str, Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """The fewest of ``keys`` (settings that differ between some conditions) whose values tell
+    every condition apart: greedily the key that splits the conditions into the most groups
+    (ties: the first in ``keys``), then every key not needed for that dropped; in ``keys``'
+    order. Empty when even all of them do not tell the conditions apart.
 
     Examples
     --------
-    >>> conditions = {"sgd": {"optimizer": {"name": "sgd", "lr": 0.1}},
-    ...               "adam": {"optimizer": {"name": "adam", "lr": 0.001}}}
+    >>> s = {"adam": {"class": "Adam", "lr": 0.001, "betas": [0.9, 0.999]},
+    ...      "sgd": {"class": "SGD", "lr": 0.05, "momentum": 0.9},
+    ...      "warmup": {"class": "SGD", "lr": 0.001, "momentum": 0.9}}
+    >>> naming_keys(s, ["class", "lr", "betas", "momentum"])  # momentum: shared by two
+    ['class', 'lr']
+    """
+    def groups(chosen: Sequence[str]) -> int:
+        return len({tuple(repr(st.get(k, _ABSENT)) for k in chosen) for st in settings.values()})
+
+    chosen: list[str] = []
+    while groups(chosen) < len(settings):
+        rest = [k for k in keys if k not in chosen]
+        if not rest:
+            return []
+        chosen.append(max(rest, key=lambda k: (groups([*chosen, k]), -keys.index(k))))
+    for k in list(chosen):
+        if groups([c for c in chosen if c != k]) == len(settings):
+            chosen.remove(k)
+    return [k for k in keys if k in chosen]
+
+
+_ABSENT = object()
+
+
+def named(text: Any, names: Mapping[str, str]) -> str:
+    """``text`` with every condition label of ``names`` (:func:`short_names`) that is longer
+    than its name replaced by the name (longest labels first), so a sentence written with the
+    full labels (a warning, a summary) shows the names of the tables.
+
+    Examples
+    --------
+    >>> label = '{"class": "SGD", "lr": 0.1}'
+    >>> named(f"delays of {label}: 0 taken", {label: "lr=0.1"})
+    'delays of lr=0.1: 0 taken'
+    """
+    out = str(text)
+    for label in sorted(names, key=len, reverse=True):
+        if len(label) > len(names[label]):
+            out = out.replace(label, names[label])
+    return out
+
+
+def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
+    """Table rows (header first): each condition's name, its label (a column only when some
+    name is not its label), the recorded settings that differ between conditions, then one row
+    of the settings all conditions share; each value on one line (:func:`setting_text`); None
+    without any settings.
+
+    Examples
+    --------
+    >>> conditions = {"sgd": {"optimizer": {"name": "sgd", "lr": 0.1}, "model": "MLP(\\n  ...\\n)"},
+    ...               "adam": {"optimizer": {"name": "adam", "lr": 0.001}, "model": "MLP(\\n  ...\\n)"}}
     >>> for row in condition_rows({"spectra": {"sgd": [], "adam": []}, "conditions": conditions}):
     ...     print(row)
-    ['condition', 'label', 'settings that differ']
-    ['sgd', '', 'optimizer.name = sgd, optimizer.lr = 0.1']
-    ['adam', '', 'optimizer.name = adam, optimizer.lr = 0.001']
+    ['condition', 'settings that differ']
+    ['sgd', 'optimizer.name = sgd, optimizer.lr = 0.1']
+    ['adam', 'optimizer.name = adam, optimizer.lr = 0.001']
+    ['(all)', 'shared: model = MLP( … (3 lines, whole in results.json)']
     >>> condition_rows({"spectra": {"sgd": [], "adam": []}}) is None
     True
     """
@@ -253,15 +311,37 @@ def condition_rows(results: Mapping[str, Any]) -> list[list[str]] | None:
     if not any(settings.values()):
         return None
     names, keys = short_names(results), differing_keys(settings)
-    rows = [["condition", "label", "settings that differ"]]
+    labelled = any(names[c] != c for c in settings)
+    rows = [["condition", *(["label"] if labelled else []), "settings that differ"]]
     for c, st in settings.items():
-        rows.append([names[c], cut(c, MAX_LABEL) if names[c] != c else "",
-                     ", ".join(f"{k} = {st[k]}" for k in keys if k in st) or "-"])
+        rows.append([names[c], *([cut(c, MAX_LABEL)] if labelled else []),
+                     ", ".join(f"{k} = {setting_text(st[k])}" for k in keys if k in st) or "-"])
     first = next(iter(settings.values()))
     shared = [k for k in first if k not in keys and all(k in s for s in settings.values())]
     if shared:
-        rows.append(["(all)", "", "shared: " + ", ".join(f"{k} = {first[k]}" for k in shared)])
+        rows.append(["(all)", *([""] if labelled else []), "shared: " + ", ".join(
+            f"{k} = {setting_text(first[k])}" for k in shared)])
     return rows
+
+
+#: Longest one setting's value is shown in the table of conditions.
+MAX_SETTING = 80
+
+
+def setting_text(value: Any) -> str:
+    """One recorded setting's value on one line: a value of several lines (a model's printout)
+    by its first line and how many lines results.json holds; cut to :data:`MAX_SETTING`.
+
+    Examples
+    --------
+    >>> setting_text("Sequential(\\n  (0): Linear()\\n)"), setting_text(0.1)
+    ('Sequential( … (3 lines, whole in results.json)', '0.1')
+    """
+    text = str(value)
+    lines = text.splitlines()
+    if len(lines) > 1:
+        return f"{cut(lines[0], MAX_SETTING)} … ({len(lines)} lines, whole in results.json)"
+    return cut(text, MAX_SETTING)
 
 
 # ----- overview: what was compared ------------------------------------------------------------------
@@ -358,6 +438,32 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 # ----- verdicts -----------------------------------------------------------------------------------
+#: What the distance columns of the report's tables mean (shown under each table, and in
+#: docs/own_runs.md): the effect size is built from the two means beside it.
+UNITS_LEGEND = (
+    "W1 seed by seed: mean W1 between the spectra of the same seed index of the two conditions, "
+    "with its 95% t-interval over seeds. The permutation test's own means: between = mean W1 "
+    "over all pairs of one seed of each condition; noise floor = mean W1 between two seeds of "
+    "one condition (the two conditions' means averaged); effect size = (between - noise floor) "
+    "/ noise floor, so it is negative exactly when between < noise floor.")
+
+
+def between_mean(noise_floor: Any, effect_size: Any) -> float | None:
+    """The permutation test's mean W1 over all between-condition pairs of seeds, from the two
+    numbers every test record holds: ``noise_floor * (1 + effect_size)`` (the statistic is
+    between - floor and the effect size statistic / floor, :func:`conjugacy.conjugacy_test`);
+    None when either is missing.
+
+    Examples
+    --------
+    >>> between_mean(0.02, 0.5), between_mean(None, 1.0)
+    (0.03, None)
+    """
+    if noise_floor is None or effect_size is None:
+        return None
+    return float(noise_floor) * (1.0 + float(effect_size))
+
+
 def _test_of(cmp: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     t = chosen(cmp).get("permutation_tests", {}).get(name)
     return t if isinstance(t, Mapping) else None
@@ -370,7 +476,8 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     Keys: ``distance`` (mean per-seed W1 on the spectra the verdict uses), ``distance_std``,
     ``interval`` ([lo, hi] or None), ``distance_all`` (all eigenvalues), ``pvalue``, ``min_pvalue``,
-    ``effect_size``, ``noise_floor``, ``n_seeds``, ``uses``.
+    ``effect_size``, ``noise_floor``, ``between`` (:func:`between_mean`: effect size =
+    (between - noise_floor) / noise_floor, :data:`UNITS_LEGEND`), ``n_seeds``, ``uses``.
 
     Raises
     ------
@@ -423,6 +530,7 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             "n_seeds": cmp.get("n_seeds"),
             "alpha": alpha,
         }
+        row["between"] = between_mean(row["noise_floor"], row["effect_size"])
         row["explanation"] = _sentence(row)
         row["sentence"] = f"{a} vs {b}: {row['verdict'] or 'not tested'}. {row['explanation']}"
         out.append(row)
@@ -431,7 +539,7 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _sentence(r: Mapping[str, Any]) -> str:
     n = r["n_seeds"]
-    numbers = [f"W1 = {fmt(r['distance'])}"
+    numbers = [f"W1 seed by seed = {fmt(r['distance'])}"
                + (f" ± {fmt(r['distance_std'])} over seeds" if r["distance_std"] is not None else "")]
     if r["interval"]:
         numbers.append(f"95% interval [{fmt(r['interval'][0])}, {fmt(r['interval'][1])}]")
@@ -439,7 +547,8 @@ def _sentence(r: Mapping[str, Any]) -> str:
         bi = r["bootstrap_interval"]
         numbers.append(f"bootstrap over replicas [{fmt(bi[0])}, {fmt(bi[1])}]")
     if r["effect_size"] is not None:
-        numbers.append(f"effect size {fmt(r['effect_size'])} noise-floor units")
+        numbers.append(f"W1 over all pairs of seeds {fmt(r['between'])} vs noise floor "
+                       f"{fmt(r['noise_floor'])}: effect size {fmt(r['effect_size'])}")
     elif r["noise_floor"] is not None:
         numbers.append(f"noise floor (distance between seeds) {fmt(r['noise_floor'])}")
     if r["pvalue"] is not None:
@@ -480,19 +589,24 @@ def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
     >>> results = {"title": "SGD <vs> Adam", "spectra": spectra_to_json(spectra),
     ...            "comparison": compare_conditions(spectra, n_shuffles=10)}
     >>> rows = comparison_rows(results)
-    >>> rows[0][:4], rows[1][:4]
-    (['pair', 'verdict', 'W1 (used)', '± std'], ['sgd vs adam', 'undecided', '0.052', '0.0215'])
+    >>> rows[0][2:4], rows[1][:4]
+    (['W1 seed by seed (used)', '± std'], ['sgd vs adam', 'undecided', '0.052', '0.0215'])
     """
-    rows = [["pair", "verdict", "W1 (used)", "± std", "95% interval",
-             "noise floor (W1 between seeds)", "effect size (× noise floor)",
-             "W1 (all eigenvalues)", "p", "smallest p"]]
+    rows = [["pair", "verdict", "W1 seed by seed (used)", "± std", "95% interval", *TEST_COLUMNS,
+             "W1 seed by seed (all eigenvalues)", "p", "smallest p"]]
     for r in verdicts(results):
         iv = r["interval"]
         rows.append([f"{r['a']} vs {r['b']}", str(r["verdict"] or "not tested"), fmt(r["distance"]),
                      fmt(r["distance_std"]), "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
-                     fmt(r["noise_floor"]), fmt(r["effect_size"]), fmt(r["distance_all"]),
-                     fmt(r["pvalue"]), fmt(r["min_pvalue"])])
+                     fmt(r["between"]), fmt(r["noise_floor"]), fmt(r["effect_size"]),
+                     fmt(r["distance_all"]), fmt(r["pvalue"]), fmt(r["min_pvalue"])])
     return rows
+
+
+#: The three columns of the permutation test's own means and its effect size
+#: (:data:`UNITS_LEGEND`), in both tables.
+TEST_COLUMNS = ("W1 between conditions (all seed pairs)", "noise floor (W1 between seeds)",
+                "effect size = (between - floor) / floor")
 
 
 def between_conditions(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -534,9 +648,10 @@ def between_conditions(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per pair of conditions compared window by window (``results["windows"]
-    ["between_conditions"]``): ``title``, ``summary`` (from which step on they differ) and the
-    table rows (header first), distances and noise floor in W1, effect size in noise-floor
-    units.
+    ["between_conditions"]``): ``title``, ``summary`` (from which step on they differ,
+    :func:`differ_sentence`) and the table rows (header first): the seed-by-seed W1 with its
+    interval, the test's between-condition mean, noise floor and effect size
+    (:data:`UNITS_LEGEND`), p and verdict.
 
     Raises
     ------
@@ -555,7 +670,7 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ...            "windows": {"between_conditions": {"pairs": {"sgd-adam": pair}}}}
     >>> c = window_comparisons(results)[0]
     >>> c["title"], c["rows"][2]
-    ('sgd vs adam', ['20-39', '0.3', '-', '0.02', '15', '0.001', 'not conjugate'])
+    ('sgd vs adam', ['20-39', '0.3', '-', '0.32', '0.02', '15', '0.001', 'not conjugate'])
     >>> c["summary"]
     'sgd and adam differ from step 20 on (window 20-39 and every later one is not conjugate).'
     """
@@ -566,23 +681,42 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for entry in (between.get("pairs") or {}).values():
         a, b = (name_of(names, entry.get(k)) for k in ("a", "b"))
-        rows = [["window (steps)", "W1 between conditions", "95% interval",
-                 "noise floor (W1 between seeds)", "effect size (× noise floor)", "p",
+        rows = [["window (steps)", "W1 seed by seed", "95% interval", *TEST_COLUMNS, "p",
                  "verdict"]]
         for w in entry.get("per_window") or []:
             iv = w.get("interval")
             rows.append([str(w.get("label")), fmt(w.get("distance")),
                          "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
+                         fmt(between_mean(w.get("noise_floor"), w.get("effect_size"))),
                          fmt(w.get("noise_floor")), fmt(w.get("effect_size")),
                          fmt(w.get("pvalue")), str(w.get("verdict"))])
-        step = entry.get("differ_from_step")
-        summary = (f"{a} and {b} differ from step {step} on (window "
-                   f"{entry.get('differ_from_window')} and every later one is not conjugate)."
-                   if step is not None else
-                   f"{a} and {b}: no step from which on every window differs. "
-                   + str(entry.get("summary", "")).split(": ", 1)[-1])
-        out.append({"title": f"{a} vs {b}", "summary": summary, "rows": rows})
+        out.append({"title": f"{a} vs {b}", "summary": differ_sentence(entry, names),
+                    "rows": rows})
     return out
+
+
+def differ_sentence(entry: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """From which step on two conditions differ, in one sentence, read from one pair of
+    ``results["windows"]["between_conditions"]["pairs"]`` (the report's headline and the
+    console's line; condition names by ``names``, :func:`short_names`).
+
+    Examples
+    --------
+    >>> entry = {"a": "sgd", "b": "adam", "differ_from_step": 40, "differ_from_window": "40-59",
+    ...          "summary": "sgd vs adam differ from step 40 on: windows 40-59 to 80-99 ..."}
+    >>> differ_sentence(entry, {})
+    'sgd and adam differ from step 40 on (window 40-59 and every later one is not conjugate).'
+    """
+    a, b = (name_of(names, entry.get(k)) for k in ("a", "b"))
+    step = entry.get("differ_from_step")
+    if step is not None:
+        return (f"{a} and {b} differ from step {step} on (window "
+                f"{entry.get('differ_from_window')} and every later one is not conjugate).")
+    why = str(entry.get("summary", ""))
+    prefix = f"{entry.get('a')} vs {entry.get('b')}: "  # the labels may hold ': ' themselves
+    why = named(why.removeprefix(prefix), names)
+    return f"{a} and {b}: no step from which on every window differs. {why[:1].upper()}{why[1:]}"\
+        .rstrip()
 
 
 def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str] | None:
@@ -728,10 +862,10 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
     given = results.get("warnings") or []
     if isinstance(given, str) or not isinstance(given, Sequence):
         raise ReportError("results['warnings'] must be a list of strings")
-    out.extend(str(w) for w in given)
+    names = short_names(results)
+    out.extend(named(w, names) for w in given)
     out.extend(_bound_notes(results))
     spectra = _mapping(results, "spectra")
-    names = short_names(results)
     reduced, uninformative, sizes = [], [], {}
     for key, specs in spectra.items():
         c, where = name_of(names, key), f"results['spectra'][{cut(key, MAX_NAME)!r}]"

@@ -16,6 +16,7 @@ from .._text import cut, markdown
 from ._content import (
     MAX_NAME,
     MAX_TEXT,
+    UNITS_LEGEND,
     ReportError,
     comparison_rows,
     complex_values,
@@ -191,6 +192,7 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
                          f'{e(r["b"])}: {e(badge)}.</span> {e(r["explanation"])}</div>')
         parts.append("<h3>The numbers behind the verdicts</h3>")
         parts.append(_table(comparison_rows(results)))
+        parts.append(f'<p class="sub">{e(UNITS_LEGEND)}</p>')
         nb = neighbourhood_rows(results)
         if nb:
             parts.append(f"<h3>At neighbouring settings</h3><p>{e(nb[1])}</p>")
@@ -204,6 +206,7 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     windows = window_comparisons(results)
     if windows:
         parts.append("<h2>When do the conditions differ? (window by window)</h2>")
+        parts.append(f'<p class="sub">{e(UNITS_LEGEND)}</p>')
         for wc in windows:
             parts.append(f"<h3>{e(wc['title'])}</h3><p><b>{e(wc['summary'])}</b></p>")
             parts.append(_table(wc["rows"]))
@@ -310,7 +313,7 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
         parts += [f"- **{_md_text(r['a'])} vs {_md_text(r['b'])}: "
                   f"{_md_text(r['verdict'] or 'not tested')}.** {_md_text(r['explanation'])}"
                   for r in rows]
-        parts += ["", _md_table(comparison_rows(results)), ""]
+        parts += ["", _md_table(comparison_rows(results)), "", f"*{_md_text(UNITS_LEGEND)}*", ""]
         nb = neighbourhood_rows(results)
         if nb:
             parts += ["### At neighbouring settings", "", _md_text(nb[1]), "",
@@ -320,7 +323,8 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     parts += [f"- {_md_text(w)}" for w in warns] if warns else ["None."]
     windows = window_comparisons(results)
     if windows:
-        parts += ["", "## When do the conditions differ? (window by window)", ""]
+        parts += ["", "## When do the conditions differ? (window by window)", "",
+                  f"*{_md_text(UNITS_LEGEND)}*", ""]
         for wc in windows:
             parts += [f"### {_md_text(wc['title'])}", "", f"**{_md_text(wc['summary'])}**", "",
                       _md_table(wc["rows"]), ""]
