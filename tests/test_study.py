@@ -212,3 +212,27 @@ def test_dask_client_needs_exactly_one_target():
         pass
     with pytest.raises(ValueError, match="exactly one"), dask_client("tcp://x:1", 2):
         pass
+
+
+def test_limit_threads_limits_torch_and_blas_and_restores_torch():
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from conjugacy.study import limit_threads
+
+    def blas() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            assert blas() == {2}  # so that the limit below is seen
+            with limit_threads(1):
+                assert torch.get_num_threads() == 1 and blas() == {1}
+            assert torch.get_num_threads() == 2 and blas() == {2}
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        with limit_threads(0):
+            pass

@@ -353,21 +353,17 @@ def limit_threads(n: int) -> Iterator[None]:
     n = check_int(n, "threads", minimum=1)
     import sys
 
+    from .threads import blas_threads
+
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        blas: Any = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(limits=n)
-    try:
-        with blas:
+        with blas_threads(n):
             yield
     finally:
-        if torch is not None and before is not None:
+        if before is not None:
             torch.set_num_threads(before)
 
 
