@@ -706,6 +706,40 @@ def test_a_2d_array_is_one_trajectory_and_the_note_says_so(tmp_path):
     assert result.exit_code == 0 and note in " ".join(result.output.split())
 
 
+def test_a_wide_2d_array_gets_the_one_trajectory_note_too(tmp_path):
+    """Issue 25 review item 2: (20, 30), fewer rows than columns (the likely transposed case),
+    is fitted on the streamed route, which does not warn; the CLI says it once all the same."""
+    x = np.random.default_rng(0).normal(size=(20, 30)).cumsum(axis=0)
+    np.save(tmp_path / "wide.npy", x)
+    result = invoke("spectrum", tmp_path / "wide.npy", "--rank", "2", "--out", tmp_path / "w.npz")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert text.count("taken as ONE trajectory of 20 steps x 30 features") == 1
+
+
+def test_spectrum_delays_auto_without_rank_chooses_at_the_cap(tmp_path, monkeypatch):
+    """Issue 25 review item 7: --delays auto without --rank scores its candidates at the cap
+    (choose_delays(max_rank=100): top-k solves, not SVHT over every singular value, which ran
+    over 120 s on a (4, 1000, 1500) array), records that choice and says so."""
+    import conjugacy.delays as delays_mod
+
+    calls = []
+    real = delays_mod.choose_delays
+    monkeypatch.setattr(delays_mod, "choose_delays",
+                        lambda *a, **k: calls.append(k.get("max_rank")) or real(*a, **k))
+    x = np.random.default_rng(0).normal(size=(2, 200, 150)).cumsum(axis=1)
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("spectrum", tmp_path / "x.npy", "--delays", "auto", "--out", tmp_path / "x")
+    assert result.exit_code == 0, result.output
+    assert calls == [100]
+    spec = Spectrum.load(tmp_path / "x.npz")
+    assert spec.settings["delays_rule"] == real(x, max_rank=100).as_dict()
+    assert spec.rank == 100
+    text = " ".join(result.output.split())
+    assert "kept the leading 100" in text and \
+        "--delays auto scored its candidates at the same cap (min(SVHT rank, 100))" in text
+
+
 def test_spectrum_on_a_saved_spectrum_points_to_compare_and_test(tmp_path):
     saved = _small_spectrum(tmp_path / "saved.npz")
     result = runner.invoke(app, ["spectrum", str(saved), "--out", str(tmp_path / "o.npz")])

@@ -350,6 +350,36 @@ def _fit(data: Any, source: str, **kwargs: Any) -> tuple[Any, list[str]]:
     return spec, sorted({str(w.message) for w in caught})
 
 
+def _capped_delays(data: Any, source: str, delays: int | str,
+                   cap: int | None) -> tuple[int | str, Any]:
+    """``(delays to fit, DelayChoice or None)``: with ``--delays auto`` and the default rank cap
+    applying (``cap``), :func:`conjugacy.delays.choose_delays` at ``max_rank=cap`` here (its
+    folds then solve for the top ``cap`` vectors only; the uncapped SVHT over every singular
+    value of a (4, 1000, 1500) array ran over 120 s); otherwise ``delays`` as given, for
+    :func:`conjugacy.koopman_spectrum` to choose."""
+    if delays != "auto" or cap is None:
+        return delays, None
+    from ..delays import choose_delays
+
+    try:
+        choice = interruptible(choose_delays, data, max_rank=cap)
+    except (TypeError, ValueError) as exc:
+        fail(f"{source}: {exc}")
+    return choice.delays, choice
+
+
+def _with_one_trajectory_note(data: Any, caught: list[str]) -> list[str]:
+    """``caught`` with the note that a 2-D array was taken as one trajectory
+    (:func:`conjugacy.trajectories.one_trajectory_note`) first, when ``data`` is 2-D and the
+    fit did not say it (the streamed route of a wide array, (20, 30), does not warn)."""
+    from ..trajectories import one_trajectory_note
+
+    if getattr(data, "ndim", None) != 2:
+        return caught
+    note = one_trajectory_note(tuple(data.shape))
+    return caught if note in caught else [note, *caught]
+
+
 @app.command("spectrum")
 def spectrum(
     file: Annotated[
@@ -426,14 +456,20 @@ def spectrum(
              f".npz file; {source} is streamed: give --delays N, or run `conjugacy analyze` on "
              "the store (it chooses the delays from one seed of each condition)")
     fit_rank, cap_note = _default_rank(data, asked, delays_asked, pca)
-    spec, caught = _fit(data, source, delays=delays_asked, rank=fit_rank, method=method.value,
+    fit_delays, choice = _capped_delays(data, source, delays_asked, fit_rank if cap_note else None)
+    spec, caught = _fit(data, source, delays=fit_delays, rank=fit_rank, method=method.value,
                         pca=pca, modes="auto" if modes is None else modes)
+    if choice is not None:  # recorded as koopman_spectrum records its own choice
+        spec.settings["delays_rule"] = choice.as_dict()
+    caught = _with_one_trajectory_note(data, caught)
     try:
         path = spec.save(out)
     except OSError as exc:
         fail(f"cannot write {str(out)!r}: {exc}")
     if delays_asked == "auto" and cap_note:  # the note for the delays chosen (None: no cap)
         cap_note = _default_rank(data, asked, int(spec.settings["delays"]), pca)[1]
+        cap_note = (f"{cap_note} --delays auto scored its candidates at the same cap "
+                    f"(min(SVHT rank, {DEFAULT_MAX_RANK}))." if cap_note else None)
     notes = ([cap_note] if cap_note else []) + caught
     if max_memory is not None and "streamed" not in str(spec.settings.get("path")):
         notes.append(f"--max-memory bounds a streamed read only; these data were read whole "
