@@ -292,6 +292,9 @@ _SCHEDULER = Opt("scheduler", "--scheduler",
                  "Run the jobs on the Dask scheduler at ADDRESS (tcp://host:8786).", kind=str)
 _PROGRESS = Opt("progress", "--progress/--no-progress", "Progress bars.", True, kind=bool)
 _DEVICE = Opt("device", "--device", "Where to train.", "cpu", choices=("cpu", "cuda"))
+_MASTER_SEED = Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed")
+_REPLICAS = Opt("replicas", "--replicas", "Override replicas per seed (base included).",
+                field="n_replicas")
 _RESUMES = "Output folder (created; a rerun resumes from its store)."
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
@@ -318,17 +321,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
             "1000 iterations, 20 epochs for fig. S5).", "quick", choices=("quick", "paper")),
         Opt("out", "--out", "Output folder (created; a rerun resumes from its stores).",
             Path("results/cnn"), kind=Path),
-        Opt("device", "--device", "Where to train.", "cpu", field="device"),
-        Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed"),
+        _DEVICE, _MASTER_SEED,
         Opt("seeds", "--seeds", "Override the number of seeds (both networks).", field="n_seeds"),
         Opt("replicas", "--replicas", "Override replicas per seed, base included (both networks).",
             field="n_replicas"),
         Opt("steps", "--steps", "Override the iterations (both networks).", field="n_steps"),
         Opt("threads", "--threads", "CPU threads for torch and BLAS.", 1, field="threads"),
-        Opt("workers", "--workers", "Train the seeds on a local Dask cluster of N.", kind=int,
-            minimum=1),
-        Opt("scheduler", "--scheduler", "Train on the Dask scheduler at ADDRESS.", kind=str),
-        _PROGRESS), _cnn),
+        _WORKERS, _SCHEDULER, _PROGRESS), _cnn),
     Experiment("fcn", (
         "Width study of fully connected networks (paper sec. 4.2, fig. 3, S3, S4).\n\n"
         "Trains 784-h-10 (64-h-10 on the digits) networks without biases by SGD (lr 0.1, batch "
@@ -347,13 +346,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("scale", "--scale", "quick (6 seeds x 10 replicas, 1000 steps) or paper (25 x 10, 1000).",
             "quick", choices=("quick", "paper")),
         Opt("out", "--out", _RESUMES, Path("results/fcn"), kind=Path),
-        Opt("device", "--device", "Where to train.", "cpu", field="device"),
-        Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed"),
+        _DEVICE, _MASTER_SEED,
         Opt("seeds", "--seeds", "Override the number of seeds.", field="n_seeds"),
         Opt("steps", "--steps", "Override the number of SGD steps.", field="n_steps"),
-        Opt("replicas", "--replicas", "Override replicas per seed (base included).",
-            field="n_replicas"),
-        _WORKERS, _SCHEDULER, _PROGRESS), _fcn),
+        _REPLICAS, _WORKERS, _SCHEDULER, _PROGRESS), _fcn),
     Experiment("grokking", (
         "Transformer grokking: constrained vs unconstrained training (paper sec. 4.4, fig. 5, S6)."
         "\n\nTrains the one-layer transformer on a + b mod 113 (float64, full batch, AdamW) in the "
@@ -376,9 +372,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("seed", "--seed", "First seed.", 0, field="seed"),
         # the config needs >= 2 seeds and says so; the option has always accepted 1
         Opt("seeds", "--seeds", "Override the number of seeds.", field="n_seeds", minimum=1),
-        Opt("replicas", "--replicas", "Override replicas per seed (base included).",
-            field="n_replicas"),
-        _WORKERS, _SCHEDULER, _PROGRESS), _grokking),
+        _REPLICAS, _WORKERS, _SCHEDULER, _PROGRESS), _grokking),
     Experiment("optimizers", (
         "OMD vs OGD (conjugate) vs bisection (not): Koopman spectra, distances, tests, figures.\n\n"
         "Writes results.json, trajectories.npz and figures (PNG, SVG) to --out; prints a summary."
