@@ -774,3 +774,40 @@ def test_branch_resumes_from_a_checkpoint_as_if_never_interrupted(tmp_path, digi
         np.testing.assert_array_equal(a.read(branch="next"), b.read(branch="next"))
     with pytest.raises(StoreError, match="recorded with a branch; pass branch="):
         run(tmp_path / "s", tmp_path / "ck.pt", 17, branch=False)
+
+
+def test_a_learning_rate_schedule_is_recorded_and_the_report_shows_it(tmp_path):
+    """Issue 25 review item 3: a warm-up's optimizer shows lr = its first, small rate; the
+    Recorder's scheduler= puts the schedule (class, scalar settings, the lambda's name) in the
+    run's metadata, the report's conditions table shows it, and the model's printout is one
+    line there; a non-scheduler is refused before the store is touched."""
+    import json
+
+    from conjugacy.report import condition_rows
+
+    def warmup(step):
+        return min(1.0, (step + 1) / 50)
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup)
+    with Recorder(tmp_path / "runs.zarr", "warm", model, scheduler=sched,
+                  optimizer=opt, metadata={"condition": "warm"}) as rec:
+        rec.record(0)
+    with Recorder(tmp_path / "runs.zarr", "plain", model, optimizer=opt,
+                  metadata={"condition": "plain"}) as rec:
+        rec.record(0)
+    with TrajectoryStore.open(tmp_path / "runs.zarr", "r") as store:
+        warm, plain = (store.run_info(r)["metadata"] for r in ("warm", "plain"))
+    assert warm["scheduler"] == {"class": "LambdaLR", "base_lrs": [0.05],
+                                 "lr_lambdas": [warmup.__qualname__]}
+    assert warm["optimizer"]["param_groups"][0]["lr"] == 0.001 and "scheduler" not in plain
+    conditions = json.loads(json.dumps({"warm": warm, "plain": plain}))
+    rows = condition_rows({"spectra": {"warm": [], "plain": []}, "conditions": conditions})
+    assert rows[0] == ["condition", "settings that differ"]
+    assert "scheduler.class = LambdaLR" in rows[1][1] and "scheduler.base_lrs = [0.05]" in rows[1][1]
+    assert "model = Sequential( … (5 lines, whole in results.json)" in rows[-1][1]
+    assert "\n" not in rows[-1][1]
+    with pytest.raises(TypeError, match="scheduler must be a torch.optim.lr_scheduler"):
+        Recorder(tmp_path / "other.zarr", "r", model, scheduler=opt)
+    assert not (tmp_path / "other.zarr").exists()

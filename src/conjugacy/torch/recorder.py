@@ -52,7 +52,8 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: temporaries are not locked nor cleaned
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BranchStep", "Recorder", "StackedRecorder", "describe_optimizer", "load_checkpoint",
+__all__ = ["BranchStep", "Recorder", "StackedRecorder", "describe_optimizer",
+           "describe_scheduler", "load_checkpoint",
            "remove_dead_temporaries", "save_checkpoint", "select_parameters"]
 
 _CKPT_FORMAT = 1
@@ -136,6 +137,60 @@ def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any
                 d[k] = v.item()
         groups.append(d)
     return {"class": type(optimizer).__name__, "param_groups": groups}
+
+
+def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
+    """JSON-safe description of a learning-rate scheduler: its class and scalar settings.
+
+    An optimizer's recorded ``lr`` is the rate when recording starts (a warm-up's first, small
+    one), so a schedule is invisible without this (issue 25: a warm-up run showed as lr=0.001
+    beside initial_lr 0.05).
+
+    Parameters
+    ----------
+    scheduler : torch.optim.lr_scheduler.LRScheduler, ReduceLROnPlateau or None
+
+    Returns
+    -------
+    dict or None
+        ``{"class": name, ...}`` with every entry of ``scheduler.state_dict()`` that is a
+        number, string, bool, None or a list of numbers (e.g. ``base_lrs``, ``step_size``,
+        ``gamma``, ``T_max``), except its progress (``last_epoch``, keys starting with ``_``);
+        functions (``LambdaLR``'s lambdas) by their qualified names; None for None.
+
+    Raises
+    ------
+    TypeError
+        If ``scheduler`` is not a learning-rate scheduler.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> opt = torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1)
+    >>> describe_scheduler(torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.5))
+    {'class': 'StepLR', 'step_size': 30, 'gamma': 0.5, 'base_lrs': [0.1]}
+    """
+    if scheduler is None:
+        return None
+    from torch.optim import lr_scheduler
+
+    if not isinstance(scheduler, lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau):
+        raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler (e.g. StepLR, "
+                        f"LambdaLR), got {type(scheduler).__name__}")
+    out: dict[str, Any] = {"class": type(scheduler).__name__}
+    for k, v in scheduler.state_dict().items():
+        if k.startswith("_") or k in ("last_epoch", "verbose", "best", "num_bad_epochs",
+                                      "cooldown_counter"):
+            continue
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+        elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
+            out[k] = list(v)
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if isinstance(lambdas, list) and all(callable(f) for f in lambdas):
+        out["lr_lambdas"] = [getattr(f, "__qualname__", type(f).__name__) for f in lambdas]
+    return out
 
 
 #: A checkpoint file starts with this magic and the SHA-256 of the rest (torch's zip): a flipped
@@ -581,6 +636,10 @@ class Recorder:
         text, optimizer, selection, package and torch versions).
     optimizer : torch.optim.Optimizer, optional
         Saved in checkpoints and described in the metadata.
+    scheduler : torch.optim.lr_scheduler.LRScheduler, optional
+        The learning-rate schedule, described in the metadata (``"scheduler"``:
+        :func:`describe_scheduler`, its class and scalar settings; the optimizer's ``lr`` is
+        only the rate when recording starts). Not saved in checkpoints.
     checkpoint : path, optional
         Checkpoint file written atomically after each automatic flush (see the module docstring).
     resume : bool
@@ -640,7 +699,9 @@ class Recorder:
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = False,
         branch: BranchStep | None = None,
+        scheduler: Any = None,
     ) -> None:
+        self._scheduler = describe_scheduler(scheduler)  # TypeError before the store is opened
         if branch is not None and not isinstance(branch, BranchStep):
             raise TypeError(f"branch must be a BranchStep, got {type(branch).__name__}")
         self.branch = branch
@@ -717,6 +778,7 @@ class Recorder:
                 "selection": params if isinstance(params, str) else list(params),
                 "every": self.every,
                 "optimizer": describe_optimizer(self.optimizer),
+                **({"scheduler": self._scheduler} if self._scheduler else {}),
                 "package_version": _version(),
                 "torch_version": torch.__version__,
                 "python_version": platform.python_version(),
