@@ -29,14 +29,24 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
      grows as ``k^4`` (uncapped SVHT ranks of 100-660 on SGD weights took minutes per
      spectrum). ``rank="svht"`` keeps the per-spectrum rule without a cap. Both replace the
      rules of thumb ``round(3200 / n_features)`` delays and "singular values above 1e-3 s_1,
-     within [4, 20]".
+     within [4, 20]". Where a delay fold's SVHT rank (half a pilot's snapshots) already reaches
+     the cap, the rank is the cap without factoring the pilots: under SGD noise the SVHT rank
+     grows with the snapshots (docs/comparing.md).
+   - ``filter``: the verdicts compare **all eigenvalues** of the spectra (``filter="none"``,
+     :data:`DEFAULT_FILTER`); ``"per-spectrum"`` or ``"shared-count"`` base them on the
+     residual-filtered spectra instead (:func:`comparison_options`). Chosen on two real cases
+     (BENCHMARKS.md "Settings from data"): at the capped rank the per-spectrum filter kept ~23 of
+     70 eigenvalues on the digits MLPs, different ones per seed, and separated learning rates
+     worse than all eigenvalues did.
    - **Neighbours** (``neighbours=True``): every comparison is refitted at delays x1/2 and x2,
-     rank -2 and +2 and with the other filter; ``comparison["neighbourhood"]`` says per pair how
-     many give the same verdict and marks a verdict that flips as fragile
+     rank -2 and +2 and, when the verdicts use a filter, compared on all eigenvalues;
+     ``comparison["neighbourhood"]`` says per pair how many give the same verdict and marks a
+     verdict that flips as fragile
      (:mod:`conjugacy.analysis.neighbours`; 4 more fits per spectrum).
 4. **Comparison**: :func:`conjugacy.analysis.compare_conditions` (distances per seed, between-seed
    noise floor, permutation test with effect size and smallest attainable p, the paper's shuffle
-   control and KS tests, classes of conditions, verdicts on the filtered spectra), plus a 95%
+   control and KS tests, classes of conditions, verdicts on all eigenvalues or, with a
+   ``filter``, on the filtered spectra), plus a 95%
    interval of the mean distance of each pair over independent seeds (t-interval), and optionally
    (``n_boot``) a bootstrap interval over replicas (:func:`conjugacy.bootstrap_distance`).
 5. **Windows** (``window=N``): per condition, one spectrum per window of ``N`` records (all runs
