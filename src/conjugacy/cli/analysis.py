@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 import threading
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import numpy as np
 import typer
@@ -110,6 +111,17 @@ def _file_error(path: Path, suffix: str) -> Any:
     return fail
 
 
+@contextlib.contextmanager
+def _opened(path: Path, fail: Callable[[str], ValueError]) -> Iterator[tuple[BinaryIO, int]]:
+    """``path`` open for reading, with its size in bytes; an empty file is ``fail``'s error (the
+    one prologue of the .npy and .npz readers)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if size == 0:
+            raise fail("the file is empty")
+        yield fh, size
+
+
 def _check_dtype(path: Path, dtype: np.dtype, what: str) -> None:
     if dtype.hasobject:
         raise ValueError(
@@ -129,10 +141,7 @@ def _load_npy(path: Path) -> np.ndarray:
     stream through the Gram path."""
     fail = _file_error(path, ".npy")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            if size == 0:
-                raise fail("the file is empty")
+        with _opened(path, fail) as (fh, size):
             offset, shape, fortran, dtype = read_npy_header(fh, size, path.name, fail)
     except OSError as exc:
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
@@ -151,10 +160,7 @@ def _load_npz_member(path: Path, key: str | None) -> tuple[np.ndarray, str]:
     validated before its data are read, other members are never read."""
     fail = _file_error(path, ".npz")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            if size == 0:
-                raise fail("the file is empty")
+        with _opened(path, fail) as (fh, size):
             if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
                 raise fail("it does not start with the zip signature")
             fh.seek(0)
