@@ -185,7 +185,7 @@ def test_analyze_compares_all_eigenvalues_by_default_and_filters_on_request(tmp_
         4, True, "delay folds (lower bounds)")
 
 
-def test_cli_analyze_filter_option(tmp_path):
+def test_cli_analyze_filter_option(tmp_path, monkeypatch):
     """`conjugacy analyze` compares all eigenvalues by default (no filter neighbour then);
     --filter asks for a residual filter; a wrong name is one line, exit 2."""
     import json
@@ -202,6 +202,14 @@ def test_cli_analyze_filter_option(tmp_path):
     cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
     assert cmp["verdict_uses"] == "all"
     assert [s["name"] for s in cmp["neighbourhood"]["settings"]] == ["rank -2", "rank +2"]
+    from conjugacy.analysis import own_runs
+
+    monkeypatch.setattr(own_runs, "RANK_CAP", 4)  # the delay folds reach it: no pilot SVD
+    got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
+                              "--no-report", "--no-neighbours"])
+    assert got.exit_code == 0, got.output
+    assert ("rank 4 (SVHT of the delay folds (lower bounds of the pilots'): a 4, b 4; capped at "
+            "4)") in " ".join(got.output.split())
     bad = runner.invoke(app, ["analyze", str(store), "--filter", "residual"])
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines() == [

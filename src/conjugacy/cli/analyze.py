@@ -73,7 +73,6 @@ def analyze_command(
     write results.json and a self-contained report.html (plus report.md)."""
     from ..analysis.own_runs import FILTERS, analyze
     from ..compare import TIMES
-    from .summaries import neighbour_lines
 
     console = rich_console()
     fit_rank = parse_rank(rank)
@@ -100,32 +99,79 @@ def analyze_command(
                           neighbours=neighbours)
     except (ValueError, KeyError) as exc:
         fail(f"{store}: {exc}")
+    _print_results(console, res, target)
+
+
+def _print_results(console: Console, res: Any, target: Path) -> None:
+    """What ``analyze`` prints: the data and settings, the verdicts, from which step on each
+    pair differs (``--window``, read from the results as the report reads it), the neighbour
+    check, the warnings (with the records no window holds), the alarms and the files. Every
+    condition is shown by the report's name for it (:func:`conjugacy.report._content.short_names`)."""
+    from ..report._content import differ_sentence, named, short_names
+    from .summaries import neighbour_lines
+
     r = res.results
+    names = short_names(r)
     console.print(f"{len(r['runs'])} runs, {len(res.spectra)} conditions x "
                   f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
-                  f"rank {shown(_rank_text(r['settings'], res.spectra))}", highlight=False)
+                  f"rank {shown(_rank_text(r['settings'], res.spectra, names))}", highlight=False)
     for line in res.verdict_lines():  # condition names are the user's: never Rich markup
         console.print(f"- {shown(line)}", highlight=False)
-    for line in neighbour_lines(r):  # markup of its own; user strings escaped there
+    windows = r.get("windows") or {}
+    for entry in ((windows.get("between_conditions") or {}).get("pairs") or {}).values():
+        console.print(f"- {shown(differ_sentence(entry, names))}", highlight=False)
+    for line in neighbour_lines(_named_pairs(r, names)):  # markup of its own; names escaped
         console.print(line, highlight=False)
-    for w in r.get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {shown(w)}", highlight=False)
-    _print_alarms(console, (r.get("windows") or {}).get("alarms"))
+    for w in [*(r.get("warnings") or []), *_left_out(r)]:
+        console.print(f"[yellow]warning:[/yellow] {shown(named(w, names))}", highlight=False)
+    _print_alarms(console, windows.get("alarms"))
     console.print(f"results: {shown(target / 'results.json')}", highlight=False)
     if res.report is not None:
         console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
                       highlight=False)
 
 
+def _named_pairs(r: Any, names: Any) -> Any:
+    """``r`` with the neighbour check's pairs keyed ``"a vs b"`` by the conditions' names where
+    a name is not its label (a ``--group-by`` JSON label), else as they are."""
+    from ..report._content import name_of
 
-def _rank_text(settings: Any, spectra: Any) -> str:
-    """The rank as given; for the default, the rank with its rule (the pilots' SVHT ranks and the
-    cap); for a per-spectrum rule, the rule and the range of ranks it chose."""
+    cmp = r.get("comparison") or {}
+    nb = cmp.get("neighbourhood")
+    if not nb or all(names.get(c, c) == c for c in names):
+        return r
+    pairs = {(f"{name_of(names, cmp['pairs'][k][0])} vs {name_of(names, cmp['pairs'][k][1])}"
+              if k in cmp.get("pairs", {}) else k): v for k, v in nb["pairs"].items()}
+    return {**r, "comparison": {**cmp, "neighbourhood": {**nb, "pairs": pairs}}}
+
+
+def _left_out(r: Any) -> list[str]:
+    """The note naming the records no window holds (:func:`conjugacy.windows.left_out`), unless
+    the results say it already."""
+    from ..windows import left_out
+
+    windows = r.get("windows") or {}
+    if not windows.get("window") or not r.get("n_records"):
+        return []
+    note = left_out(int(r["n_records"]), int(windows["window"]), windows.get("stride"))
+    return [] if note is None or note in (r.get("warnings") or []) else [note]
+
+
+
+def _rank_text(settings: Any, spectra: Any, names: Any = None) -> str:
+    """The rank as given; for the default, the rank with its rule (the pilots' SVHT ranks, each
+    condition by its name in ``names``, and the cap); for a per-spectrum rule, the rule and the
+    range of ranks it chose."""
+    from ..report._content import name_of
+
     rank, rule = settings["rank"], settings.get("rank_rule")
     if rule:
-        pilots = ", ".join(f"{c} {k}" for c, k in rule["pilot_ranks"].items())
-        return (f"{rank} (SVHT of the pilots: {pilots}; "
+        pilots = ", ".join(f"{name_of(names or {}, c)} {k}"
+                           for c, k in rule["pilot_ranks"].items())
+        whose = ("of the delay folds (lower bounds of the pilots')" if rule.get("source")
+                 else "of the pilots")
+        return (f"{rank} (SVHT {whose}: {pilots}; "
                 + (f"capped at {rule['cap']})" if rule["capped"] else f"cap {rule['cap']})"))
     if not isinstance(rank, str):
         return str(rank)
@@ -176,25 +222,62 @@ def report_command(
 
 
 class _Progress:
-    """A Rich progress bar on stderr for :func:`conjugacy.analyze`'s ``progress`` callback (one
-    task per stage; the stage's text says how much work it is). Transient: it leaves the terminal
-    to the results."""
+    """Progress of :func:`conjugacy.analyze`'s ``progress`` callback on stderr: a Rich progress
+    bar on a terminal (one task per stage; the stage's text says how much work it is;
+    transient: it leaves the terminal to the results); elsewhere (``analyze ... > log 2>&1``)
+    plain lines: each stage's start with its size, one line per tenth of it done, its end, each
+    with the seconds since the start."""
 
     def __enter__(self) -> _Progress:
+        from time import perf_counter
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=rich_console(stderr=True), transient=True)
-        self._bar.__enter__()
+        self._console = rich_console(stderr=True, soft_wrap=True)
+        self._plain = not self._console.is_terminal
+        self._t0, self._clock = perf_counter(), perf_counter
         self._tasks: dict[str, Any] = {}
+        self._shown: dict[str, int] = {}  # plain: stage -> the last tenth printed
+        if not self._plain:
+            self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self._console, transient=True)
+            self._bar.__enter__()
         return self
 
     def __call__(self, what: str, done: int, total: int) -> None:
+        if self._plain:
+            self._line(what, done, total)
+            return
         if what not in self._tasks:
             for task in self._tasks.values():
                 self._bar.update(task, completed=self._bar.tasks[task].total)
             self._tasks[what] = self._bar.add_task(shown(what), total=total)
         self._bar.update(self._tasks[what], completed=done)
 
+    def _line(self, what: str, done: int, total: int) -> None:
+        """A plain line when a stage starts, passes a tenth of its ``total`` or ends."""
+        if what not in self._shown:
+            self._end_open_stages()
+            self._print(f"{what}: started ({total} to do)")
+            self._shown[what] = 0
+        tenth = 10 * done // total if total > 0 else 10
+        if tenth > self._shown[what]:
+            self._shown[what] = tenth
+            self._print(f"{what}: {'done' if done >= total else f'{done}/{total}'}")
+
+    def _end_open_stages(self) -> None:
+        for stage, tenth in self._shown.items():
+            if tenth < 10:
+                self._shown[stage] = 10
+                self._print(f"{stage}: done")
+
+    def _print(self, text: str) -> None:
+        self._console.print(f"[{self._clock() - self._t0:6.1f} s] {text}", markup=False,
+                            highlight=False)
+
     def __exit__(self, *exc: object) -> None:
+        if self._plain:
+            if exc[0] is None:
+                self._end_open_stages()
+            return
         self._bar.__exit__(*exc)
