@@ -488,43 +488,27 @@ def _lp_solver(wa: np.ndarray, wb: np.ndarray):
 
 _POT_BACKENDS = {"torch": "POT_BACKEND_DISABLE_PYTORCH", "jax": "POT_BACKEND_DISABLE_JAX",
                  "tensorflow": "POT_BACKEND_DISABLE_TENSORFLOW"}
-#: POT's optional imports (``try: import ...``) for features conjugacy never uses (graph
-#: partitioning and clustering in ``ot.gromov``/``ot.lowrank``, PCA in ``ot.dr``): 71 of the
-#: 75 MB of RSS its import took.
-_POT_OPTIONAL = ("networkx", "sklearn.cluster", "sklearn.decomposition")
 
 
 def _import_pot() -> Any:
     """POT (``ot``), imported on first use without the array backends whose library this process
     has not imported (POT's ``POT_BACKEND_DISABLE_*`` variables, set only during the import):
-    its import pulled in PyTorch, ~360 MB of the 481 MB peak RSS of a 1,500 x 1,499 comparison;
-    and without its optional imports of networkx and scikit-learn's clustering and PCA where this
-    process has not imported them (blocked only during the import: POT then marks those
-    features unavailable), 4 MB instead of 75 MB. The network simplex works on NumPy arrays; a
-    process that imported torch, networkx or scikit-learn first keeps POT's features; a POT that
-    needs a blocked module is imported whole."""
+    its import pulled in PyTorch, ~360 MB of the 481 MB peak RSS of a 1,500 x 1,499 comparison.
+    The network simplex works on NumPy arrays; a process that imported torch first keeps POT's
+    torch backend. POT's own optional imports (networkx, scikit-learn: ~71 MB of RSS) are left
+    alone: blocking them would switch those POT features off for the rest of the process."""
     import sys
 
     if "ot" in sys.modules:
         return sys.modules["ot"]
     set_here = [key for lib, key in _POT_BACKENDS.items()
                 if lib not in sys.modules and key not in os.environ]
-    blocked = [name for name in _POT_OPTIONAL if name not in sys.modules]
     try:
         os.environ.update(dict.fromkeys(set_here, "1"))
-        sys.modules.update(dict.fromkeys(blocked))  # None: "import name" raises ImportError
-        try:
-            import ot
-        except ImportError:  # a POT that does not treat them as optional
-            for name in [m for m in sys.modules if m == "ot" or m.startswith("ot.")] + blocked:
-                sys.modules.pop(name, None)
-            import ot
+        import ot
     finally:
         for key in set_here:
             os.environ.pop(key, None)
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
     return ot
 
 
