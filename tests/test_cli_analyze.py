@@ -301,3 +301,51 @@ def test_a_filter_that_keeps_nothing_leaves_that_pair_undecided(tmp_path):
     assert list(cmp["filtered"]["distances"]) == ["a-b"]
     assert "equivalence_classes" not in cmp["filtered"] and "equivalence_classes" in cmp["all"]
     assert "kept no eigenpair of c seed 2" in " ".join(got.output.split())
+
+
+def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds(tmp_path):
+    """Issue 25 review items 4, 5, 6, 9 on the console: --group-by optimizer conditions are
+    shown by the report's short names (never the JSON label), the window comparison's 'differ
+    from step' sentence is printed as the report has it, the record no window of 10 holds (the
+    41st) is named, and progress without a terminal is plain lines on stderr."""
+    from conjugacy.report._content import differ_sentence, short_names
+
+    rng = np.random.default_rng(1)
+    c_mat = rng.standard_normal((12, 3))
+    opts = {"a": {"class": "SGD", "lr": 0.1, "momentum": 0.9, "nesterov": False, "pad": "x" * 30},
+            "a2": {"class": "SGD", "lr": 0.05, "momentum": 0.9, "nesterov": False, "pad": "x" * 30},
+            "b": {"class": "Adam", "lr": 0.1, "betas": [0.9, 0.999], "pad": "x" * 30}}
+    eigs = {"a": EIGS, "a2": EIGS, "b": np.array([0.6, -0.5, 0.3])}
+    with TrajectoryStore.open(tmp_path / "g.zarr", "w") as st:
+        for cond, lam in eigs.items():
+            for s in range(4):
+                name = f"{len(st.runs()):03d}"
+                x = (rng.standard_normal(3) * lam ** np.arange(41)[:, None]) @ c_mat.T
+                x += 1e-3 * rng.standard_normal(x.shape)
+                st.create_run(name, {"w": ((12,), "float64")},
+                              metadata={"optimizer": opts[cond], "seed": s})
+                st.append(name, np.arange(41), {"w": x})
+                st.set_finished(name)
+    got = runner.invoke(app, ["analyze", str(tmp_path / "g.zarr"), "--group-by", "optimizer",
+                              "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
+                              "--rank", "3", "--delays", "0", "--window", "10"])
+    assert got.exit_code == 0, got.output
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    names = short_names(r)
+    assert sorted(names.values()) == ["class=Adam, lr=0.1", "class=SGD, lr=0.05",
+                                      "class=SGD, lr=0.1"]
+    out = " ".join(got.stdout.split())
+    assert '"class"' not in out and "pad" not in out
+    pairs = r["windows"]["between_conditions"]["pairs"]
+    for entry in pairs.values():
+        assert f"- {differ_sentence(entry, names)}" in out
+    assert any(e["differ_from_step"] is not None for e in pairs.values())
+    assert "differ from step" in out
+    assert ("record 40 of 41 is in no window of 10 records (windows cover 0-39): not analysed"
+            in out)
+    err = got.stderr.splitlines()
+    assert any(line.endswith("choosing the rank from one seed of each of 3 conditions: started "
+                             "(1 to do)") or "fitting 12 spectra" in line for line in err), err
+    fit = [line for line in err if "fitting 12 spectra" in line]
+    assert fit[0].endswith("started (12 to do)") and fit[-1].endswith(": done")
+    assert 3 <= len(fit) <= 12  # a line per tenth at most, not one per fit

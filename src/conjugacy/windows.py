@@ -48,6 +48,7 @@ __all__ = [
     "TransitionResult",
     "Window",
     "find_transitions",
+    "left_out",
     "plan_windows",
     "windowed_spectra",
 ]
@@ -126,6 +127,43 @@ def plan_windows(lengths: Sequence[int], window: int, stride: int | None = None)
         out.append(Window(len(out), start, start + window, members))
         start += stride
     return out
+
+
+def left_out(n_records: int, window: int, stride: int | None = None) -> str | None:
+    """The note naming the records of a run of ``n_records`` that no window of
+    :func:`plan_windows` covers (its trailing part shorter than a window), or None when every
+    record is in some window.
+
+    Parameters
+    ----------
+    n_records : int
+        Records of the (longest) run, >= ``window``.
+    window, stride : int
+        As :func:`plan_windows`.
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    ValueError
+        As :func:`plan_windows`.
+
+    Examples
+    --------
+    >>> left_out(301, 50)
+    'record 300 of 301 is in no window of 50 records (windows cover 0-299): not analysed'
+    >>> left_out(300, 50) is None
+    True
+    """
+    last = plan_windows([n_records], window, stride)[-1].stop
+    if last >= n_records:
+        return None
+    rest = (f"record {last} of {n_records} is" if n_records - last == 1 else
+            f"records {last}-{n_records - 1} of {n_records} are")
+    return (f"{rest} in no window of {window} records (windows cover 0-{last - 1}): "
+            "not analysed")
 
 
 def _items(trajectories: TrajectoriesLike) -> list[Any]:

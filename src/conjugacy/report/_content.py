@@ -555,8 +555,8 @@ def _sentence(r: Mapping[str, Any]) -> str:
         numbers.append(f"permutation p = {fmt(r['pvalue'])}")
     if r["min_pvalue"] is not None:
         numbers.append(f"smallest p {n} seeds allow = {fmt(r['min_pvalue'])}")
-    which = "filtered spectra" if r["uses"] == "filtered" else "all eigenvalues"
-    tail = f" ({'; '.join(numbers)}; on the {which})."
+    which = "the filtered spectra" if r["uses"] == "filtered" else "all eigenvalues"
+    tail = f" ({'; '.join(numbers)}; on {which})."
     few = (f" With {n} seeds per condition the test cannot reach p < {fmt(r['alpha'])}: this is "
            "not evidence of equivalence; record more seeds.")
     if r["verdict"] == "not conjugate":
