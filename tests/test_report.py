@@ -475,3 +475,21 @@ def test_a_malformed_window_comparison_is_named(results):
     for between, message in bad:
         with pytest.raises(ReportError, match=message):
             render_markdown({**results, "windows": {"between_conditions": between}})
+
+
+def test_an_optimizers_param_groups_are_shown_by_their_differing_entries():
+    """Issue 25 review item 3: the recorded optimizer's param_groups (a list of dicts) were one
+    long value cut in the middle (the lr lost); now each entry is a setting of its own."""
+    from conjugacy.report import condition_rows
+
+    def opt(lr, **more):
+        return {"class": "SGD", "param_groups": [{"n_params": 6, "lr": lr, "momentum": 0.9,
+                                                  **more}]}
+    conditions = {"sgd": {"optimizer": opt(0.05)},
+                  "warm": {"optimizer": opt(0.001, initial_lr=0.05)}}
+    rows = condition_rows({"spectra": {"sgd": [], "warm": []}, "conditions": conditions})
+    assert rows[1:] == [
+        ["sgd", "optimizer.param_groups.0.lr = 0.05"],
+        ["warm", "optimizer.param_groups.0.lr = 0.001, optimizer.param_groups.0.initial_lr = 0.05"],
+        ["(all)", "shared: optimizer.class = SGD, optimizer.param_groups.0.n_params = 6, "
+                  "optimizer.param_groups.0.momentum = 0.9"]]

@@ -127,10 +127,14 @@ MAX_DRAWN = 10_000
 
 
 def _flat_settings(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of nested settings; a list of dicts (an optimizer's ``param_groups``) by
+    index, ``optimizer.param_groups.0.lr``, so one differing rate is shown, not the list."""
     out: dict[str, Any] = {}
     for k, v in value.items():
         if isinstance(v, Mapping) and v:
             out.update(_flat_settings(v, f"{prefix}{k}."))
+        elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+            out.update(_flat_settings({str(i): x for i, x in enumerate(v)}, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
