@@ -8,8 +8,10 @@ script trains the base initialization of ``--seed`` in the unconstrained regime 
 :mod:`conjugacy.experiments.grokking` does (:func:`make_base_model`, :class:`TrainingProtocol`:
 float64, AdamW lr 1e-3, betas (0.9, 0.98), weight decay 1.0, full batch) and evaluates train and
 test accuracy every ``--eval-every`` steps; it stops at the onset (test accuracy >= ``--onset``,
-the paper's 0.5), at ``--max-steps`` or when the run has used ``--max-cpu`` seconds of CPU.
-Every evaluation is printed as it happens (one JSON line), so a stopped run still answers.
+the paper's 0.5; the first evaluation with train accuracy >= 0.99 is the memorisation step, and
+grokking is the gap between the two), at ``--max-steps`` or when the run has used ``--max-cpu``
+seconds of CPU. Every evaluation is printed as it happens (one JSON line), so a stopped run
+still answers.
 
 Usage (from the repository root; writes ``OUT/onset.json``)::
 
@@ -37,15 +39,17 @@ def _cpu() -> float:
 
 
 def measure(fraction: float, seed: int, max_steps: int, eval_every: int, onset: float,
-            max_cpu: float) -> dict[str, Any]:
-    """Train one unconstrained run; the evaluations and the first step at ``onset``."""
+            max_cpu: float, memorised_at: float = 0.99) -> dict[str, Any]:
+    """Train one unconstrained run; the evaluations, the first evaluation with train accuracy
+    >= ``memorised_at`` and the first with test accuracy >= ``onset`` (grokking is the gap
+    between the two: with enough training data there is none)."""
     config = GrokkingConfig(train_fraction=fraction, seed=seed)
     data = modular_addition(config.modulus, fraction, seed)
     protocol = TrainingProtocol(config, "unconstrained", data, lambda t: True)
     model = make_base_model(config, seed, "unconstrained")
     opt = protocol.make_optimizer(model.parameters())
     (x, y), = protocol.batches()
-    c0, rows, reached = _cpu(), [], None
+    c0, rows, reached, memorised = _cpu(), [], None, None
     for step in range(1, max_steps + 1):
         opt.zero_grad(set_to_none=True)
         protocol.loss_fn(model(x), y).backward()
@@ -58,13 +62,39 @@ def measure(fraction: float, seed: int, max_steps: int, eval_every: int, onset: 
                **{k: round(v, 4) for k, v in ev.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if memorised is None and ev["train_accuracy"] >= memorised_at:
+            memorised = step
         if ev["test_accuracy"] >= onset:
             reached = step
             break
         if _cpu() - c0 > max_cpu:
             break
-    return {"fraction": fraction, "n_train": len(y), "onset_step": reached,
+    return {"fraction": fraction, "n_train": len(y), "memorised_step": memorised,
+            "onset_step": reached,
             "cpu_s": _cpu() - c0, "evaluations": rows}
+
+
+def figure(results: list[dict[str, Any]], path: Path) -> None:
+    """Train (dashed) and test (solid) accuracy against step, one colour per train fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, r in enumerate(results):
+        ev = r["evaluations"]
+        steps = [e["step"] for e in ev]
+        ax.plot(steps, [e["train_accuracy"] for e in ev], "--", color=f"C{i}")
+        ax.plot(steps, [e["test_accuracy"] for e in ev], "-", color=f"C{i}",
+                label=f"train fraction {r['fraction']:g} (test solid, train dashed)")
+    ax.axhline(0.5, color="grey", lw=0.5)
+    ax.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02),
+           title="unconstrained regime, seed 0 (AdamW, weight decay 1)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,12 +106,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--onset", type=float, default=0.5)
     p.add_argument("--max-cpu", type=float, default=900.0)
+    p.add_argument("--from", dest="source", type=Path, nargs="+", default=None,
+                   help="plot these earlier onset.json files instead of training")
+    p.add_argument("--figure", type=Path, default=None, help="PNG of the accuracy curves")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    results = [measure(f, a.seed, a.max_steps, a.eval_every, a.onset, a.max_cpu)
-               for f in a.train_fraction]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "onset.json").write_text(json.dumps(results, indent=1))
+    if a.source:
+        results = [r for f in a.source for r in json.loads(f.read_text())]
+    else:
+        results = [measure(f, a.seed, a.max_steps, a.eval_every, a.onset, a.max_cpu)
+                   for f in a.train_fraction]
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "onset.json").write_text(json.dumps(results, indent=1))
+    if a.figure is not None:
+        figure(results, a.figure)
 
 
 if __name__ == "__main__":
