@@ -303,7 +303,8 @@ def test_a_filter_that_keeps_nothing_leaves_that_pair_undecided(tmp_path):
     assert "kept no eigenpair of c seed 2" in " ".join(got.output.split())
 
 
-def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds(tmp_path):
+def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds(tmp_path,
+                                                                                 monkeypatch):
     """Issue 25 review items 4, 5, 6, 9 on the console: --group-by optimizer conditions are
     shown by the report's short names (never the JSON label), the window comparison's 'differ
     from step' sentence is printed as the report has it, the record no window of 10 holds (the
@@ -326,6 +327,9 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
                               metadata={"optimizer": opts[cond], "seed": s})
                 st.append(name, np.arange(41), {"w": x})
                 st.set_finished(name)
+    from conjugacy.cli import analyze as analyze_cli
+
+    monkeypatch.setattr(analyze_cli._Progress, "PLAIN_AFTER", 0.0)  # lines from the start
     got = runner.invoke(app, ["analyze", str(tmp_path / "g.zarr"), "--group-by", "optimizer",
                               "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
                               "--rank", "3", "--delays", "0", "--window", "10"])
@@ -349,3 +353,8 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
     fit = [line for line in err if "fitting 12 spectra" in line]
     assert fit[0].endswith("started (12 to do)") and fit[-1].endswith(": done")
     assert 3 <= len(fit) <= 12  # a line per tenth at most, not one per fit
+    monkeypatch.setattr(analyze_cli._Progress, "PLAIN_AFTER", 60.0)  # a quick run: no lines
+    got = runner.invoke(app, ["analyze", str(tmp_path / "g.zarr"), "--group-by", "optimizer",
+                              "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
+                              "--rank", "3", "--delays", "0"])
+    assert got.exit_code == 0 and got.stderr == ""

@@ -225,8 +225,13 @@ class _Progress:
     """Progress of :func:`conjugacy.analyze`'s ``progress`` callback on stderr: a Rich progress
     bar on a terminal (one task per stage; the stage's text says how much work it is;
     transient: it leaves the terminal to the results); elsewhere (``analyze ... > log 2>&1``)
-    plain lines: each stage's start with its size, one line per tenth of it done, its end, each
-    with the seconds since the start."""
+    plain lines once the analysis has run :data:`PLAIN_AFTER` seconds (a quick one, or one that
+    stops at once on bad input, prints only its result or its one error line): each stage's
+    start with its size, one line per tenth of it done, its end, each with the seconds since
+    the start."""
+
+    #: Seconds before the plain lines start (a terminal's bar is transient: nothing stays).
+    PLAIN_AFTER = 2.0
 
     def __enter__(self) -> _Progress:
         from time import perf_counter
@@ -237,7 +242,7 @@ class _Progress:
         self._plain = not self._console.is_terminal
         self._t0, self._clock = perf_counter(), perf_counter
         self._tasks: dict[str, Any] = {}
-        self._shown: dict[str, int] = {}  # plain: stage -> the last tenth printed
+        self._shown: dict[str, int] = {}  # plain: stage -> the last tenth printed (-1: none)
         if not self._plain:
             self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self._console, transient=True)
@@ -258,6 +263,10 @@ class _Progress:
         """A plain line when a stage starts, passes a tenth of its ``total`` or ends."""
         if what not in self._shown:
             self._end_open_stages()
+            self._shown[what] = -1
+        if self._clock() - self._t0 < self.PLAIN_AFTER:
+            return
+        if self._shown[what] < 0:
             self._print(f"{what}: started ({total} to do)")
             self._shown[what] = 0
         tenth = 10 * done // total if total > 0 else 10
@@ -267,7 +276,7 @@ class _Progress:
 
     def _end_open_stages(self) -> None:
         for stage, tenth in self._shown.items():
-            if tenth < 10:
+            if 0 <= tenth < 10:
                 self._shown[stage] = 10
                 self._print(f"{stage}: done")
 
