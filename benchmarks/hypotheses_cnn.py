@@ -23,7 +23,9 @@ Three tests, each a :func:`conjugacy.experiments.cnn.run` at a small, stated sca
     "similar" on the one window matrix (:func:`similarity_criteria`): that pair against the
     between-seed floor and on the log10 colour scale; the lower-right block of mutually close
     windows; the distance of every window to the last one; the trend of the consecutive
-    distances. ``--from DIR`` re-reads an earlier run's ``results.json`` instead of training.
+    distances. ``--from DIR`` re-reads an earlier run's ``results.json`` instead of training;
+    with ``--subset K`` its windows are refitted on the first K replicas of each seed (what the
+    replica count alone does to the floor and to where the windows settle).
 
 Usage (from the repository root; each writes ``OUT/<test>/.../results.json`` and prints a
 summary, also written to ``OUT/<test>/summary.json``)::
@@ -173,9 +175,35 @@ def similarity_criteria(content: dict[str, Any], arch: str = "lenet") -> dict[st
     return out
 
 
+def refit_windows(source: Path, n_replicas: int) -> dict[str, Any]:
+    """The LeNet windows of an earlier run refitted on the first ``n_replicas`` replicas of
+    every seed (the same trajectories, fewer of them: what the replica count alone does)."""
+    from conjugacy.analysis.windowed import window_distances
+    from conjugacy.study import StudyReader
+    from conjugacy.windows import windowed_spectra
+
+    content = json.loads((source / "results.json").read_text())
+    cfg = content["config"]
+    windows = [tuple(w) for w in content["windows"]["lenet"]["windows"]]
+    spectra = []
+    with StudyReader.open(source / "lenet") as reader:
+        for seed in range(cfg["n_seeds"]):
+            runs = [f"lenet_seed{seed}_{i}" for i in range(n_replicas)]
+            traj = reader.read(params="fc2.weight", runs=runs, steps=slice(0, windows[-1][1]),
+                               dtype=np.float64)
+            spectra.append(windowed_spectra(traj, cfg["window"], delays=cfg["delays"],
+                                            rank=cfg["rank"]))
+    w = window_distances(spectra, windows, content["windows"]["lenet"]["labels"])
+    w["loss"] = content["windows"]["lenet"]["loss"]
+    return {"config": {**cfg, "n_replicas": n_replicas}, "windows": {"lenet": w}}
+
+
 def test_criterion(out: Path, seeds: int, replicas: int, steps: int,
-                   source: Path | None) -> dict[str, Any]:
-    if source is not None:
+                   source: Path | None, subset: int | None = None) -> dict[str, Any]:
+    if source is not None and subset is not None:
+        content = refit_windows(source, subset)
+        timing = {"source": str(source), "replicas_used": subset}
+    elif source is not None:
         content = json.loads((source / "results.json").read_text())
         timing = {"source": str(source)}
     else:
@@ -202,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="lenet300 test: the LeNets (MnistNet = lenet) at the quick scale")
     p.add_argument("--from", dest="source", type=Path, default=None,
                    help="criterion test: read this run's results.json instead of training")
+    p.add_argument("--subset", type=int, default=None,
+                   help="criterion test with --from: refit on the first SUBSET replicas per seed")
     a = p.parse_args(argv)
     if a.test == "archs":
         summary = test_archs(a.out, a.seeds or 5, a.steps or 100)
@@ -210,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                               a.replicas)
     elif a.test == "criterion":
         summary = test_criterion(a.out, a.seeds or 2, 10 if a.replicas == 3 else a.replicas,
-                                 a.steps or 1000, a.source)
+                                 a.steps or 1000, a.source, a.subset)
     else:
         summary = {m: test_passes(a.out, [4000], a.steps or 700, a.window or 100, a.seeds or 3,
                                   a.replicas, lenet=m) for m in a.models}
