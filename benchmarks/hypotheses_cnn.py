@@ -39,7 +39,8 @@ summary, also written to ``OUT/<test>/summary.json``)::
 A rerun into the same ``OUT`` resumes (trained seeds are skipped). The runs of
 ``docs/results_cnn.md`` (issue 24): ``archs OUT --seeds 4``, then ``--seeds 5`` (resumed);
 ``passes OUT --n-train 1000 4000 --steps 400 --window 50 --seeds 2 --replicas 3``;
-``lenet300 OUT --models lenet300 --replicas 4``; ``criterion OUT --seeds 2``.
+``lenet300 OUT --models lenet300 --replicas 4``; ``criterion OUT --seeds 3`` (then
+``criterion OUT2 --from OUT/criterion --subset 4``, and 7).
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("test", choices=("archs", "passes", "lenet300", "criterion"))
     p.add_argument("out", type=Path)
     p.add_argument("--seeds", type=int, default=None)
-    p.add_argument("--replicas", type=int, default=3)
+    p.add_argument("--replicas", type=int, default=None,
+                   help="replicas per seed (default 10 for criterion, 3 otherwise)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--window", type=int, default=None)
     p.add_argument("--n-train", type=int, nargs="+", default=[1000, 4000])
@@ -237,13 +239,13 @@ def main(argv: list[str] | None = None) -> None:
         summary = test_archs(a.out, a.seeds or 5, a.steps or 100)
     elif a.test == "passes":
         summary = test_passes(a.out, a.n_train, a.steps or 400, a.window or 50, a.seeds or 2,
-                              a.replicas)
+                              a.replicas or 3)
     elif a.test == "criterion":
-        summary = test_criterion(a.out, a.seeds or 2, 10 if a.replicas == 3 else a.replicas,
+        summary = test_criterion(a.out, a.seeds or 3, a.replicas or 10,
                                  a.steps or 1000, a.source, a.subset)
     else:
         summary = {m: test_passes(a.out, [4000], a.steps or 700, a.window or 100, a.seeds or 3,
-                                  a.replicas, lenet=m) for m in a.models}
+                                  a.replicas or 3, lenet=m) for m in a.models}
     (a.out / a.test).mkdir(parents=True, exist_ok=True)
     (a.out / a.test / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
