@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .comparison import compare_conditions
-from .groups import SpectrumGroup, fit_spectra
-from .results import SCHEMA, Claim, Results, spectra_to_json
+from .groups import SpectrumGroup, fit_spectra, scalar_curves
+from .results import SCHEMA, Claim, Results, curve_summary, spectra_to_json
 
 __all__ = ["by_condition", "loss_curves", "run_pipeline", "run_table", "summarize",
            "summarize_sections"]
@@ -59,19 +59,9 @@ def by_condition(groups: Sequence[SpectrumGroup], fitted: Mapping[tuple, Any]
     >>> import tempfile
     >>> import numpy as np
     >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
     >>> store = TrajectoryStore.open(path, "r")
     >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
@@ -106,19 +96,9 @@ def run_table(reader: Any, groups: Sequence[SpectrumGroup]) -> list[dict[str, An
     >>> import tempfile
     >>> import numpy as np
     >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
     >>> store = TrajectoryStore.open(path, "r")
     >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
@@ -158,27 +138,18 @@ def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
     Returns
     -------
     dict condition -> dict
-        ``steps``, ``mean``, ``std`` (lists), ``final_mean`` (the mean of the last tenth),
-        ``n_runs``.
+        :func:`conjugacy.analysis.results.curve_summary` of each condition's curves
+        (:func:`conjugacy.analysis.groups.scalar_curves`): ``steps``, ``mean``, ``std``, ``min``,
+        ``max`` (lists), ``final_mean`` (the mean of the last tenth), ``n_runs``.
 
     Examples
     --------
     >>> import tempfile
     >>> import numpy as np
     >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
     >>> store = TrajectoryStore.open(path, "r")
     >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
@@ -189,31 +160,9 @@ def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
     >>> store.close()
     >>> tmp.cleanup()
     """
-    curves: dict[str, list[np.ndarray]] = {}
-    steps: dict[str, np.ndarray] = {}
-    for g in groups:
-        if g.window is not None:
-            continue
-        for r in g.runs:
-            if name not in reader.run_info(r).get("scalars", ()):
-                continue
-            window = g.slice or slice(None)
-            curves.setdefault(g.condition, []).append(reader.scalars(r, name)[window][1:])
-            steps.setdefault(g.condition, reader.steps(r)[window][1:])
-    out = {}
-    for c, ys in curves.items():
-        n = min(len(y) for y in ys)
-        y = np.vstack([v[:n] for v in ys])
-        if n == 0 or not np.isfinite(y).any():
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(y, axis=0)
-            out[c] = {"steps": [int(t) for t in steps[c][:n]],
-                      "mean": mean.tolist(), "std": np.nanstd(y, axis=0).tolist(),
-                      "final_mean": float(np.nanmean(mean[-max(1, n // 10):])),
-                      "n_runs": int(y.shape[0])}
-    return out
+    summaries = {c: curve_summary(y, [int(t) for t in t_])
+                 for c, (y, t_) in scalar_curves(reader, groups, name).items()}
+    return {c: v for c, v in summaries.items() if v is not None}
 
 
 def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
@@ -568,19 +517,9 @@ def run_pipeline(
     >>> import tempfile
     >>> import numpy as np
     >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy.analysis import SpectrumGroup, fit_spectra, group_runs
     >>> store = TrajectoryStore.open(path, "r")
     >>> groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
