@@ -150,17 +150,9 @@ def analyse_study(
     A study of random walks with and without drift, trained, then analysed:
 
     >>> import tempfile
-    >>> import numpy as np
-    >>> from conjugacy.study import Study, run_study
-    >>> def train(job, context):
-    ...     rng = np.random.default_rng(job.seed)
-    ...     for run in job.run_names:
-    ...         context.store.create_run(run, {"w": ((2,), "float64")}, metadata=context.metadata)
-    ...         w = np.cumsum(rng.normal(job.params["drift"], 0.1, (job.n_records, 2)), axis=0)
-    ...         _ = context.store.append(run, np.arange(job.n_records), {"w": w})
-    ...         context.store.set_finished(run)
-    >>> study = Study("demo", {"flat": {"drift": 0.0}, "up": {"drift": 1.0}}, seeds=[0, 1, 2, 3],
-    ...               n_replicas=2, n_records=20, train=train, settings={})
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> from conjugacy.study import run_study
+    >>> study = random_walk_study(seeds=(0, 1, 2, 3), n_records=20, sd=0.1, settings={})
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = run_study(study, tmp)
     ...     results = analyse_study(study, tmp, params="w", spectrum={"delays": 0, "rank": 2})
