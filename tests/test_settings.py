@@ -383,7 +383,9 @@ def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
     assert r["settings_reasoning"]["delays"].startswith("0 delays: the largest over conditions")
     assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
     assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
-    assert r["comparison"]["neighbourhood"]["pairs"]["a-b"]["of"] == 3
+    # analyze's default comparison: all eigenvalues, so no "other filter" neighbour (rank -2, +2)
+    assert r["comparison"]["verdict_uses"] == "all" and r["comparison"]["filtered"] is None
+    assert r["comparison"]["neighbourhood"]["pairs"]["a-b"]["of"] == 2
 
 
 @pytest.mark.parametrize("n_features", [30, 4])  # Gram route (features >= snapshots), dense
