@@ -268,7 +268,9 @@ def test_analyze_groups_runs_by_metadata(tmp_path):
     for c, eigs in systems.items():  # noiseless rank-2 systems: the exact eigenvalues
         for sp in res.spectra[c]:
             np.testing.assert_allclose(np.sort(sp.eigenvalues.real), np.sort(eigs), atol=1e-8)
-    assert r["settings_reasoning"] == {"delays": "0 delays: given", "rank": "rank 2: given"}
+    why = r["settings_reasoning"]
+    assert (why["delays"], why["rank"]) == ("0 delays: given", "rank 2: given")
+    assert why["filter"].startswith("all eigenvalues (no residual filter): ")  # the default
     with pytest.raises(ValueError, match="no run of .* has the metadata key 'optimizer'"):
         conjugacy.analyze(tmp_path / "s.zarr", group_by="optimizer")
     with pytest.raises(ValueError, match="window must be >= 4"):
@@ -329,7 +331,8 @@ def test_analyze_embeds_the_spectral_dynamics_of_checkpoint_runs(tmp_path, monke
                                 "seed": 0})
         st.append("x00.checkpoints", np.array([0, 5, 11]),
                   {"w1": rng.standard_normal((3, 4, 3)), "w2": rng.standard_normal((3, 2, 4))})
-    res = conjugacy.analyze("s.zarr", delays=0, rank=1, n_permutations=9, out="an")
+    res = conjugacy.analyze("s.zarr", delays=0, rank=1, n_permutations=9, out="an",
+                            filter="per-spectrum")  # 3 report figures: all, filtered, distances
     r = res.results
     assert r["sections"]["spectral_dynamics"] == {"results": "spectral_dynamics/results.json",
                                       "n_checkpoint_runs": 1}
