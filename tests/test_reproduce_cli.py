@@ -188,6 +188,30 @@ def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monk
         assert result.exit_code == 2 and "--eval-every" in result.output
 
 
+def test_grokking_train_fraction_reaches_the_config(tmp_path, monkeypatch):
+    """The 40 % split that reaches the grokking onset on a CPU (docs/results_grokking.md) is one
+    option; 0 and 1 are outside the declared open interval: one line, exit 2."""
+    pytest.importorskip("torch")
+    import conjugacy.experiments.grokking as grokking
+
+    seen = {}
+
+    def capture(config, out, **kwargs):
+        seen["config"] = config
+        raise ValueError("stop after the config")
+
+    monkeypatch.setattr(grokking, "run", capture)
+    out = str(tmp_path / "g")
+    runner.invoke(app, ["reproduce", "grokking", "--train-fraction", "0.4", "--out", out])
+    assert seen["config"].train_fraction == 0.4
+    runner.invoke(app, ["reproduce", "grokking", "--out", out])
+    assert seen["config"].train_fraction == 0.3  # the paper's, when not given
+    for bad in ("0", "1", "1.5"):
+        result = runner.invoke(app, ["reproduce", "grokking", "--train-fraction", bad,
+                                     "--out", out])
+        assert result.exit_code == 2 and "train_fraction" in result.output.replace("-", "_")
+
+
 def test_spectral_dynamics_reads_cifar10_from_the_command_line(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("zarr")
