@@ -63,3 +63,41 @@ def test_max_rank_caps_the_fold_fits_and_changes_nothing_at_or_above_the_svht_ra
     low = choose_delays(x, max_rank=1)
     assert max(low.ranks) == 1 < max(free.ranks)
     assert not np.allclose(low.errors, free.errors)
+
+
+def test_choose_delays_scores_inside_the_blas_thread_policy(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import conjugacy.delays as delays
+
+    seen: list[int] = []
+    score = delays._prediction_error_direct
+
+    def spy(*args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas")
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(delays, "_prediction_error_direct", spy)
+    choice = choose_delays(_rotation_seen_through_one_coordinate(), max_delays=3, threads=1)
+    assert choice.delays == 3 and seen and set(seen) == {1}
+    with pytest.raises(ValueError, match="threads must be 'auto', None or a positive integer"):
+        choose_delays(_rotation_seen_through_one_coordinate(), threads=0)
+
+
+def test_a_capped_rank_on_the_gram_route_needs_no_full_eigendecomposition(monkeypatch):
+    x = _rotation_seen_through_one_coordinate()
+    mix = np.random.default_rng(1).standard_normal((1, 200))
+    x = x @ mix + 0.01 * np.random.default_rng(2).standard_normal((6, 80, 200))
+    free = choose_delays(x, max_rank=2)
+    calls: list[int] = []
+    eigvalsh = np.linalg.eigvalsh
+
+    def counting(a, *args, **kwargs):
+        calls.append(a.shape[0])
+        return eigvalsh(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "eigvalsh", counting)
+    capped = choose_delays(x, max_rank=2)
+    assert calls == []  # the top 2 eigenpairs settle SVHT's capped rank at every candidate
+    assert capped.delays == free.delays == 2 and max(capped.ranks) == 2
+    np.testing.assert_allclose(capped.errors, free.errors, rtol=1e-12)

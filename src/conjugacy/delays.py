@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_int, check_positive_float
-from .dmd import svht_rank, top_eigh
+from .dmd import capped_svht, svht_rank, top_eigh
 from .observables import _delay_snapshot_gram, snapshot_gram
+from .threads import blas_threads
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = ["DELAY_LADDER", "DelayChoice", "choose_delays"]
@@ -98,6 +99,7 @@ def choose_delays(
     max_delays: int | None = None,
     slack: float = PREDICTION_SLACK,
     max_rank: int | None = None,
+    threads: Any = "auto",
 ) -> DelayChoice:
     """The smallest number of delays whose held-out one-step prediction (at the SVHT rank) is
     within ``slack`` of the best (module docstring).
@@ -115,7 +117,12 @@ def choose_delays(
     max_rank : int, optional
         Fit each fold at ``min(SVHT rank, max_rank)``: the rank a comparison will use when its
         rank is capped (``conjugacy analyze``); then only the leading ``max_rank`` singular
-        vectors are computed (:func:`conjugacy.dmd.top_eigh`). Default: the SVHT rank.
+        vectors are computed (:func:`conjugacy.dmd.capped_svht`). Default: the SVHT rank.
+    threads : "auto", int or None
+        BLAS threads for the scoring (:func:`conjugacy.threads.blas_threads`, as in
+        :func:`conjugacy.spectrum.koopman_spectrum`): "auto" uses the cores the load leaves
+        free; one delay pilot took 3.1-3.9 s CPU at one thread and 25.5-55.5 s at two on a
+        loaded 2-core machine (BENCHMARKS.md).
 
     Returns
     -------
@@ -124,7 +131,8 @@ def choose_delays(
     Raises
     ------
     ValueError
-        Non-finite data, trajectories too short for one delay, or an argument out of range.
+        Non-finite data, trajectories too short for one delay, or an argument out of range
+        (``threads`` included).
 
     Examples
     --------
@@ -156,19 +164,8 @@ def choose_delays(
     candidates = tuple(d for d in DELAY_LADDER if d <= cap)
     if not all(np.isfinite(t).all() for t in trajs):
         raise ValueError("trajectories contain NaN or Inf: choosing delays needs finite data")
-    folds = np.arange(len(trajs)) % 2
-    n, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
-    gram = offsets = None
-    errors, ranks = [], []
-    for d in candidates:
-        if 2 * n * (d + 1) <= n_snap:  # few observables: the explicit delay matrices are cheaper
-            err, rank = _prediction_error_direct(trajs, d, folds, top)
-        else:
-            if gram is None:
-                gram, offsets = snapshot_gram(trajs)
-            err, rank = _prediction_error(gram, offsets, d, folds, n, top)
-        errors.append(err)
-        ranks.append(rank)
+    with blas_threads(threads):
+        errors, ranks = _score_candidates(trajs, candidates, top)
     e = np.array(errors)
     if not np.isfinite(e).any():  # e.g. constant (all-zero) trajectories: nothing to predict
         raise ValueError("trajectories do not change (constant, e.g. all zero): no held-out "
@@ -200,6 +197,26 @@ def choose_delays(
                   f"held-out next record better than persistence (best error {best:.3g})")
     return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason,
                        tuple(notes))
+
+
+def _score_candidates(trajs: list[np.ndarray], candidates: tuple[int, ...],
+                      max_rank: int | None) -> tuple[list[float], list[int]]:
+    """Held-out error and SVHT rank of each candidate (:func:`_prediction_error` or, for short
+    delay vectors, :func:`_prediction_error_direct`); two folds of alternate trajectories."""
+    folds = np.arange(len(trajs)) % 2
+    n, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
+    gram = offsets = None
+    errors, ranks = [], []
+    for d in candidates:
+        if 2 * n * (d + 1) <= n_snap:  # few observables: the explicit delay matrices are cheaper
+            err, rank = _prediction_error_direct(trajs, d, folds, max_rank)
+        else:
+            if gram is None:
+                gram, offsets = snapshot_gram(trajs)
+            err, rank = _prediction_error(gram, offsets, d, folds, n, max_rank)
+        errors.append(err)
+        ranks.append(rank)
+    return errors, ranks
 
 
 def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray,
@@ -248,15 +265,13 @@ def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.n
         if not tr.any() or not te.any():
             continue
         h = H[np.ix_(xi[tr], xi[tr])]
+        shape = (n_features * (d + 1), int(tr.sum()))
         if max_rank is None:
             evals, V = top_eigh(h, None)
-        else:  # all eigenvalues (SVHT's median), then only the leading max_rank vectors
-            evals, V = np.linalg.eigvalsh(h)[::-1], None
-        shape = (n_features * (d + 1), int(tr.sum()))
-        s = np.sqrt(np.maximum(evals, 0.0))
-        k = min(max(1, svht_rank(s, shape)[0]), max_rank or s.size) if s[0] > 0 else 0
-        if V is None and k:
-            evals, V = top_eigh(h, k)
+            s = np.sqrt(np.maximum(evals, 0.0))
+            k = max(1, svht_rank(s, shape)[0]) if s[0] > 0 else 0
+        else:  # the leading max_rank eigenpairs; every eigenvalue only where they do not decide
+            k, evals, V = capped_svht(h, shape, max_rank)
         top = max(top, k)
         # Z_hat = Z W, W = V_k S_k^-2 V_k^* X^* X_test (the projected one-step prediction)
         W = ((V[:, :k] / evals[:k]) @ (V[:, :k].conj().T @ H[np.ix_(xi[tr], xi[te])])
