@@ -46,7 +46,8 @@ import numpy as np
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
-from ._sample import check_n_train, load_sample
+from ..analysis.results import verdict_claim
+from ._sample import check_n_train, load_sample, steps_per_epoch
 
 __all__ = ["CNNConfig", "make_study", "run"]
 
@@ -283,7 +284,7 @@ def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None
 
 def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
     n = int(_load(arch, config.data, config.data_dir, config.n_train).x_train.shape[0])
-    return n // config.batch_size
+    return steps_per_epoch(n, config.batch_size)
 
 
 def _total_steps(config: CNNConfig, arch: str) -> int:
@@ -461,9 +462,8 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     comp = content["sections"].get("architecture_comparison")
     if comp and comp["per_window"]:
         r = comp["per_window"][0]
-        out.append(Claim(f"LeNet and ResNet-20 are not conjugate in window {r['window']}",
-                         None if r["verdict"] == "undecided" else r["verdict"] == "not conjugate",
-                         f"{r['verdict']}: {r['reason']}"))
+        out.append(verdict_claim(f"LeNet and ResNet-20 are not conjugate in window {r['window']}",
+                                 r))
     return out
 
 

@@ -60,6 +60,7 @@ from torch import nn
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice
 from ..analysis import Claim, Results, SpectrumGroup, filter_spectrum, loss_curves, run_pipeline
+from ..analysis.results import verdict_claim
 from ..data.modular import ModularData, modular_addition
 from ..study import Job, JobContext, Study, experiment_session, provenance, run_study
 from ..torch.models import OneLayerTransformer
@@ -636,10 +637,9 @@ def unit_circle_section(spectra: Mapping[str, Sequence[Any]], tol: float,
 
 
 def _verdict_claim(claim: str, v: Mapping[str, Any] | None) -> Claim:
-    if v is None:
-        return Claim(claim, None, "not compared")
-    holds = {"not conjugate": True, "conjugate": False}.get(v["verdict"])
-    return Claim(claim, holds, f"{v['verdict']}: {v['reason']} ({v['uses']} spectra)")
+    """:func:`conjugacy.analysis.results.verdict_claim`, the evidence naming the spectra used."""
+    evidence = None if v is None else f"{v['verdict']}: {v['reason']} ({v['uses']} spectra)"
+    return verdict_claim(claim, v, evidence=evidence)
 
 
 def paper_claims(content: Mapping[str, Any]) -> list[Claim]:
