@@ -50,3 +50,35 @@ def test_neighbourhood_equals_that_of_separate_fits(n_features, monkeypatch):
             w = other["neighbours"][k]
             assert v["verdict"] == w["verdict"] and v["pvalue"] == w["pvalue"]
             assert v["distance"] == pytest.approx(w["distance"], rel=1e-9, abs=1e-12)
+
+
+def test_verdicts_on_all_eigenvalues_get_the_per_spectrum_filter_as_the_other_filter():
+    # random walks at rank 3: the per-spectrum filter drops eigenpairs, so its distances differ
+    rng = np.random.default_rng(0)
+    groups = [SpectrumGroup(c, s, [f"{c}_s{s}"]) for c in ("a", "b") for s in range(4)]
+    scale = {"a": 1.0, "b": 3.0}
+    data = {g.key: np.cumsum(rng.standard_normal((2, 30, 3)), axis=1) * scale[g.condition]
+            for g in groups}
+    settings, stats = {"delays": 0, "rank": 3}, {"seed": 0, "n_permutations": 99}
+    fitted = {k: koopman_spectrum(x, **settings) for k, x in data.items()}
+    spectra = {c: [fitted[g.key] for g in groups if g.condition == c] for c in scale}
+    plain = compare_conditions(spectra, shuffle=None, ks=False, use_filter=False, **stats)
+    filt = compare_conditions(spectra, shuffle=None, ks=False, **stats).to_dict()
+    assert plain.verdict_uses == "all" and filt["verdict_uses"] == "filtered"
+    result = neighbour_check(plain.to_dict(), lambda g: data[g.key], groups, settings, fitted,
+                             {**stats, "use_filter": False}, max_delays=7)
+    # 0 delays: no delay neighbours; rank +2 is clipped to the 3 observables, the base: dropped
+    assert [s["name"] for s in result["settings"]] == ["rank -2", "other filter (per-spectrum)"]
+    assert result["n_fits"] == 8 and result["pairs"]["a-b"]["of"] == 2  # no refit for the filter
+    got = result["pairs"]["a-b"]["neighbours"]["other filter (per-spectrum)"]
+    want = filt["filtered"]["distances"]["a-b"]["mean"]
+    assert got["distance"] == pytest.approx(want, rel=1e-12)
+    assert got["distance"] != pytest.approx(plain.to_dict()["all"]["distances"]["a-b"]["mean"])
+    assert got["pvalue"] == filt["filtered"]["permutation_tests"]["a-b"]["pvalue"]
+    assert got["verdict"] == filt["verdicts"]["a-b"]["verdict"]
+    # and the reverse: verdicts on the filtered spectra get all eigenvalues, from the base block
+    back = neighbour_check(filt, lambda g: data[g.key], groups, settings, fitted, stats,
+                           max_delays=7)
+    assert back["settings"][-1] == {"name": "other filter (all eigenvalues)"}
+    assert back["pairs"]["a-b"]["neighbours"]["other filter (all eigenvalues)"]["distance"] == \
+        pytest.approx(plain.to_dict()["all"]["distances"]["a-b"]["mean"], rel=1e-12)

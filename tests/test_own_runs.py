@@ -186,7 +186,8 @@ def test_analyze_compares_all_eigenvalues_by_default_and_filters_on_request(tmp_
 
 
 def test_cli_analyze_filter_option(tmp_path, monkeypatch):
-    """`conjugacy analyze` compares all eigenvalues by default (no filter neighbour then);
+    """`conjugacy analyze` compares all eigenvalues by default (the per-spectrum filter is then
+    the other-filter neighbour);
     --filter asks for a residual filter; a wrong name is one line, exit 2."""
     import json
 
@@ -201,7 +202,8 @@ def test_cli_analyze_filter_option(tmp_path, monkeypatch):
     assert got.exit_code == 0, got.output
     cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
     assert cmp["verdict_uses"] == "all"
-    assert [s["name"] for s in cmp["neighbourhood"]["settings"]] == ["rank -2", "rank +2"]
+    assert [s["name"] for s in cmp["neighbourhood"]["settings"]] == [
+        "rank -2", "rank +2", "other filter (per-spectrum)"]
     from conjugacy.analysis import own_runs
 
     monkeypatch.setattr(own_runs, "RANK_CAP", 4)  # the delay folds reach it: no pilot SVD

@@ -383,9 +383,15 @@ def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
     assert r["settings_reasoning"]["delays"].startswith("0 delays: the largest over conditions")
     assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
     assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
-    # analyze's default comparison: all eigenvalues, so no "other filter" neighbour (rank -2, +2)
+    # analyze's default comparison: all eigenvalues; the other filter is the per-spectrum one,
+    # compared on the base fits (rank -2, +2 and the other filter)
     assert r["comparison"]["verdict_uses"] == "all" and r["comparison"]["filtered"] is None
-    assert r["comparison"]["neighbourhood"]["pairs"]["a-b"]["of"] == 2
+    nb = r["comparison"]["neighbourhood"]
+    assert [s["name"] for s in nb["settings"]] == ["rank -2", "rank +2",
+                                                   "other filter (per-spectrum)"]
+    assert nb["pairs"]["a-b"]["of"] == 3 and nb["n_fits"] == 2 * 8
+    other = nb["pairs"]["a-b"]["neighbours"]["other filter (per-spectrum)"]
+    assert other["verdict"] == "not conjugate" and other["pvalue"] < 0.05
 
 
 @pytest.mark.parametrize("n_features", [30, 4])  # Gram route (features >= snapshots), dense

@@ -5,16 +5,19 @@ spectrum of a comparison at the neighbouring settings :func:`neighbour_settings`
 halved and doubled, the rank 2 below and 2 above (a rank rule such as ``"svht"`` is replaced by
 the fixed median of the ranks it chose, -2 and +2; clipped to what the data allow and named by
 the step taken, dropped when that is the base rank), and the other filter (all eigenvalues when
-the verdicts use the filtered spectra, and the reverse) -- repeats the comparison
+the verdicts use the filtered spectra; the per-spectrum filter, :meth:`Spectrum.filtered`, when
+they use all eigenvalues, e.g. ``conjugacy analyze``'s default; none where the spectra carry no
+residuals to filter by) -- repeats the comparison
 (:func:`conjugacy.analysis.compare_conditions`, the one verdict rule, permutation tests with the
 same seed) and reports per pair how many neighbours give the same verdict, the range of p-values
 and distances over the base and its neighbours, and ``fragile`` when any verdict differs.
 
 Cost (bounded): 4 refits of every spectrum of the comparison, no more (the filter neighbour reuses
-the base fits), in one :func:`conjugacy.spectrum.koopman_spectra` call per group: each group's
-runs are read once, one snapshot Gram serves every refit that takes the Gram path (weight
-trajectories), and the two rank neighbours are truncations of one factorization of the base
-delays' matrix (3 factorizations per group, not 4). The CPU time is recorded in
+the base fits: one more comparison, its permutation tests included), in one
+:func:`conjugacy.spectrum.koopman_spectra` call per group: each group's runs are read once, one
+snapshot Gram serves every refit that takes the Gram path (weight trajectories), and the two rank
+neighbours are truncations of one factorization of the base delays' matrix (3 factorizations per
+group, not 4). The CPU time is recorded in
 ``neighbourhood["cpu_seconds"]``.
 """
 
@@ -209,12 +212,23 @@ def neighbour_check(
     ...                          stats, max_delays=8)
     >>> [v["name"] for v in result["settings"]]
     ['delays x1/2', 'delays x2', 'rank -2', 'rank +2', 'other filter (all eigenvalues)']
+
+    With the verdicts on all eigenvalues (``use_filter=False``), the other filter is the
+    per-spectrum one, compared on the same base fits:
+
+    >>> plain = compare_conditions(spectra, shuffle=None, ks=False, use_filter=False,
+    ...                            **stats).to_dict()
+    >>> other = neighbour_check(plain, lambda g: data[g.key], groups, settings, fitted,
+    ...                         {**stats, "use_filter": False}, max_delays=8)
+    >>> other["settings"][-1], other["pairs"]["slow-fast"]["of"]
+    ({'name': 'other filter (per-spectrum)'}, 5)
     >>> pair = result["pairs"]["slow-fast"]
     >>> result["n_fits"], pair["verdict"], pair["same"], pair["of"], pair["fragile"]
     (32, 'not conjugate', 5, 5, False)
     """
     from .comparison import compare_conditions
     from .groups import with_record_interval
+    from .pipeline import by_condition
 
     t0 = time.process_time()
     used = [g for g in groups if g.window is None]
@@ -247,10 +261,10 @@ def neighbour_check(
                                      shuffle=None, ks=False, **opts).to_dict()
             for name in found:
                 found[name][v["name"]] = _outcome(cmp, name)
-    other = "all" if comparison["verdict_uses"] == "filtered" else None
+        other = _other_filter(comparison, by_condition(used, fitted), opts)
     if other is not None:
         for name in found:
-            found[name]["other filter (all eigenvalues)"] = _outcome(comparison, name, other)
+            found[name][other[0]] = _outcome(other[1], name, other[2])
     pairs = {name: _summary(_outcome(comparison, name), found[name]) for name in found}
     result = {
         "rule": ("each pair refitted with delays x1/2 and x2, rank -2 and +2 (a rank rule: "
@@ -258,13 +272,33 @@ def neighbour_check(
                  "the step taken, dropped when equal to the base or beyond the data) and "
                  "compared with the other filter; fragile when any neighbour's verdict "
                  "differs"),
-        "settings": variants + ([{"name": "other filter (all eigenvalues)"}] if other else []),
+        "settings": variants + ([{"name": other[0]}] if other else []),
         "n_fits": len(variants) * len(used),
         "cpu_seconds": time.process_time() - t0,
         "pairs": pairs,
     }
     comparison["neighbourhood"] = result
     return result
+
+
+def _other_filter(comparison: Mapping[str, Any], spectra: Mapping[str, Sequence[Any]],
+                  opts: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], str | None] | None:
+    """The other filter's neighbour from the base fits ``spectra`` (no refit): ``(name,
+    comparison, block)`` for :func:`_outcome`. Verdicts on the filtered spectra: the base
+    comparison's block of all eigenvalues. Verdicts on all eigenvalues: the base spectra compared
+    again with the per-spectrum filter (the same statistics options); None where that filter
+    cannot be applied (spectra without residuals)."""
+    from .comparison import compare_conditions
+
+    if comparison["verdict_uses"] == "filtered":
+        return "other filter (all eigenvalues)", comparison, "all"
+    opts = {**opts, "use_filter": True, "filter_rule": "per-spectrum"}
+    cmp = compare_conditions(spectra, pairs={k: tuple(p) for k, p in comparison["pairs"].items()},
+                             allow_differing=comparison.get("allowed_differences"),
+                             shuffle=None, ks=False, **opts).to_dict()
+    if cmp["verdict_uses"] != "filtered":
+        return None
+    return "other filter (per-spectrum)", cmp, None
 
 
 def _scaled(variant: Mapping[str, Any], kw: Mapping[str, Any], first: Mapping[str, Any]) -> int:
