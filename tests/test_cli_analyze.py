@@ -133,9 +133,10 @@ def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
     calls = []
     conjugacy.analyze(store, n_permutations=9, neighbours=False,
                       progress=lambda *a: calls.append(a))
-    assert calls[0] == ("choosing the delays and rank from one seed of each of 2 conditions", 0,
-                        1)
-    fits = [c for c in calls[1:]]
+    assert calls[0][0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 40 records")
+    assert calls[0][0].endswith("; choosing the delays and rank from one seed of each of 2 "
+                                "conditions, pilot by pilot") and calls[0][1:] == (0, 4)
+    fits = [c for c in calls if c[0].startswith("fitting")]
     assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
     assert re.search(r"delays \d+, rank \d+\)$", fits[0][0]), fits[0][0]
     assert [c[1:] for c in fits] == [(i, 6) for i in range(7)]

@@ -216,3 +216,31 @@ def test_cli_analyze_filter_option(tmp_path, monkeypatch):
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines() == [
         "error: --filter must be one of none, per-spectrum, shared-count, got 'residual'"]
+
+
+def test_analyze_estimates_the_work_first_and_reports_each_pilot_and_window(tmp_path):
+    import conjugacy
+    from conjugacy.windows import left_out
+
+    store = _store(tmp_path / "s.zarr", _rich, n_records=61)  # 61 records: one in no window
+    calls: list[tuple[str, int, int]] = []
+    res = conjugacy.analyze(store, neighbours=False, n_permutations=99, window=20,
+                            progress=lambda *a: calls.append(a))
+    first = calls[0]
+    # the size of the work before any pilot: 6 spectra of 12 runs x 61 records x 12 float64
+    # features (70,272 bytes), the pilots 2 runs x 61 records of the first seed of a and of b
+    assert first[1:] == (0, 4) and first[0].startswith(
+        "6 spectra (2 conditions x 3 seeds) of 12 runs x 61 records x 12 features; to read: "
+        "68.6 KiB (float64) for the fits and 22.9 KiB for the pilots; choosing the delays and "
+        "rank from one seed of each of 2 conditions, pilot by pilot")
+    # one tick per pilot: 2 delay pilots and 2 rank pilots
+    assert [c[1:] for c in calls if c[0] == first[0]] == [(0, 4), (1, 4), (2, 4), (3, 4),
+                                                          (4, 4), (4, 4)]
+    fits = [c for c in calls if c[0].startswith("fitting 6 spectra")]
+    assert [c[1] for c in fits] == list(range(7)) and calls.index(fits[0]) > 5
+    per_condition = [c[1:] for c in calls if c[0].startswith("windows of 20 records: each of 2")]
+    assert per_condition == [(0, 2), (1, 2), (2, 2)]
+    assert [c[1:] for c in calls if "1 pairs of conditions compared" in c[0]] == [(0, 1), (1, 1)]
+    note = left_out(61, 20)
+    assert note == "record 60 of 61 is in no window of 20 records (windows cover 0-59): not analysed"
+    assert res.content["warnings"].count(note) == 1

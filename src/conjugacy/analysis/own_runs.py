@@ -78,7 +78,7 @@ from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "comparison_options", "default_settings",
-           "pilot_delays"]
+           "pilot_delays", "work_estimate"]
 
 #: The default rank's cap (module docstring, :func:`pilot_rank`): chosen by measurement
 #: (BENCHMARKS.md "conjugacy analyze").
@@ -125,7 +125,8 @@ def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
 
 def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None,
                  notes: list[str] | None = None, max_rank: int | None = None,
-                 fold_ranks: dict[str, int] | None = None) -> tuple[int, str]:
+                 fold_ranks: dict[str, int] | None = None,
+                 progress: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
     why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
     ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
@@ -146,6 +147,8 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
         Receives condition -> the SVHT rank of its held-out folds (the larger of the two, at
         most ``max_rank``) at the chosen delays: a lower bound of the pilot's own SVHT rank
         there (each fold holds half of the pilot's snapshots; :func:`pilot_rank`'s ``known``).
+    progress : callable, optional
+        ``progress(condition)``: called after each condition's pilot is scored.
 
     Returns
     -------
@@ -181,6 +184,8 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     for c, traj in pilots.items():
         runs, steps = _pilot_shape(*traj.shape[:2])
         chosen[c] = choose_delays(traj[:runs, :steps], max_delays=cap, max_rank=top)
+        if progress is not None:
+            progress(c)
     d = max(ch.delays for ch in chosen.values())
     shown = "; ".join(f"{c}: {ch.delays} (error {ch.errors[ch.candidates.index(ch.delays)]:.3g}"
                       f" relative to persistence, SVHT rank {ch.ranks[ch.candidates.index(ch.delays)]})"
@@ -198,7 +203,8 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
 
 
 def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = None,
-               max_rank: int | None = None, known: Mapping[str, int] | None = None
+               max_rank: int | None = None, known: Mapping[str, int] | None = None,
+               progress: Callable[[str], None] | None = None
                ) -> tuple[int, dict[str, Any], list[str]]:
     """The default rank of a comparison: the SVHT rank (:func:`conjugacy.dmd.svht_rank`, through
     :func:`conjugacy.koopman_spectrum`) of each condition's pilot delay matrix at ``delays``, the
@@ -220,6 +226,9 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
         grows with the snapshots (digits MLPs, 8 delays: 70, 160, 311, 586 at 192, 384, 768,
         1,536 snapshots; docs/comparing.md), so the whole pilot's is larger still. This skips
         the pilots' SVDs (19.7 s of CPU on issue 25's first-hour study).
+    progress : callable, optional
+        ``progress(condition)``: called after each condition's pilot is factored (not at all
+        when ``known`` settles the rank).
 
     Returns
     -------
@@ -254,6 +263,8 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
             warnings.simplefilter("ignore")  # a pure-noise pilot keeps one direction: noted below
             found[c] = int(koopman_spectrum(traj[:runs, :steps], delays=delays, rank="svht",
                                             method="standard", modes=False).rank)
+        if progress is not None:
+            progress(c)
     top = max(found.values())
     k = max(1, min(top, cap, max_rank or top))
     each = ", ".join(f"{c}: {r}" for c, r in found.items())
@@ -519,11 +530,15 @@ def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any
 
 def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
                     delays: int | None = None, rank: int | str | None = None,
-                    notes: list[str] | None = None
+                    notes: list[str] | None = None,
+                    progress: Callable[[int, int], None] | None = None
                     ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any] | None]:
     """The spectrum settings of a comparison: ``delays`` and ``rank`` as given, or from the
     pilots (:func:`pilot_delays`, then :func:`pilot_rank` at those delays), with the reasoning,
-    the default rank's rule (None when the rank is given) and notes appended to ``notes``.
+    the default rank's rule (None when the rank is given) and notes appended to ``notes``;
+    ``progress(done, total)`` before the pilots are read (``done = 0``) and after each pilot
+    (``total``: the pilots to score, one per condition for the delays and one for the rank;
+    ``done = total`` at the end, also when the delay folds settled the rank).
     ValueError if the runs are too short for the delays (module docstring)."""
     n_records = min((g.steps[1] - g.steps[0]) if g.steps is not None
                     else int(reader.run_info(g.runs[0])["n_complete"]) for g in groups)
@@ -534,23 +549,83 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
     if delays is None and n_records < 6:
         raise ValueError(f"the runs hold {n_records} records; at least 6 are needed for one "
                          "delay (record more steps, or give the delays, e.g. delays=0)")
-    pilots = _read_pilots(reader, groups, params) if delays is None or rank is None else {}
+    total = len({g.condition for g in groups}) * ((delays is None) + (rank is None))
+    count = iter(range(1, total + 1))
+    tick = None if progress is None else (lambda _c: progress(next(count), total))
+    if progress is not None and total:
+        progress(0, total)
+    pilots = _read_pilots(reader, groups, params) if total else {}
     reasoning, rule, folds = {}, None, {}
     if delays is None:
-        delays, reasoning["delays"] = pilot_delays(pilots, notes=notes, fold_ranks=folds)
+        delays, reasoning["delays"] = pilot_delays(pilots, notes=notes, fold_ranks=folds,
+                                                   progress=tick)
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
         n_feat = next(iter(pilots.values())).shape[2]
         most = min(n_feat * (delays + 1),
                    min(len(g.runs) for g in groups) * (n_records - delays - 1))
-        rank, rule, found = pilot_rank(pilots, delays, max_rank=most, known=folds)
+        rank, rule, found = pilot_rank(pilots, delays, max_rank=most, known=folds,
+                                       progress=tick)
         reasoning["rank"] = rule["reason"]
         if notes is not None:
             notes.extend(found)
     else:
         reasoning["rank"] = f"rank {rank}: given"
+    if progress is not None and total:
+        progress(total, total)
     return {"delays": int(delays), "rank": rank}, reasoning, rule
+
+
+def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: int,
+                  dtype: Any, pilots: bool = True, neighbours: bool = True) -> str:
+    """The size of an analysis before it starts (``conjugacy analyze``'s first progress line):
+    spectra, runs, records, features and the bytes to read (``n_records`` per run as stored,
+    ``dtype``), the pilots' share when the settings are chosen from them (at most
+    ``PILOT_SNAPSHOTS`` snapshots of the first seed of each condition), and the neighbour refits.
+
+    Parameters
+    ----------
+    groups : sequence of SpectrumGroup
+        The (condition, seed) groups, one spectrum each.
+    n_records : int
+        Records read per run.
+    n_features : int
+        Recorded numbers per record (the observables).
+    dtype : numpy dtype or its name
+        As stored (what is read).
+    pilots, neighbours : bool
+        Whether the settings are chosen from pilots; whether the neighbour check runs.
+
+    Returns
+    -------
+    str
+        One line (KiB, MiB: 2**10, 2**20 bytes).
+
+    Examples
+    --------
+    >>> groups = [SpectrumGroup(c, s, (f"{c}{s}a", f"{c}{s}b")) for c in "ab" for s in range(3)]
+    >>> for part in work_estimate(groups, 300, 1418, "float32").split("; "):
+    ...     print(part)
+    6 spectra (2 conditions x 3 seeds) of 12 runs x 300 records x 1,418 features
+    to read: 19.5 MiB (float32) for the fits and 6.5 MiB for the pilots
+    then the neighbour check: up to 4 refits of each spectrum
+    """
+    item = np.dtype(dtype).itemsize
+    n_runs = sum(len(g.runs) for g in groups)
+    first: dict[str, SpectrumGroup] = {}
+    for g in groups:
+        first.setdefault(g.condition, g)
+    pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records)) for g in first.values())
+    text = (f"{len(groups)} spectra ({len(first)} conditions x {len(groups) // len(first)} "
+            f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
+            f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
+            "for the fits")
+    if pilots:
+        text += f" and {_bytes(pilot * n_features * item)} for the pilots"
+    if neighbours:
+        text += "; then the neighbour check: up to 4 refits of each spectrum"
+    return text
 
 
 def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
@@ -624,42 +699,44 @@ _CAP_WHY = ("larger ranks separated conditions less well on real training runs (
             "the refined (rrr) fits cost ~k^4")
 
 
+def _bytes(n: float) -> str:
+    """``n`` bytes in KiB below a MiB, else in MiB (one decimal)."""
+    return f"{n / 2**10:.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB"
+
+
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
              settings: Mapping[str, Any], notes: list[str],
-             stats: Mapping[str, Any], every: Mapping[str, list[str]] | None = None
-             ) -> dict[str, Any]:
+             stats: Mapping[str, Any], every: Mapping[str, list[str]] | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Per condition: spectra of consecutive windows (all runs pooled), distances, transitions;
     with two or more conditions, every pair compared window by window over the seeds
     (``between_conditions``: :func:`conjugacy.analysis.windowed.conditions_by_window`); the
-    alarms monitor ``every`` run of each condition (default: those of ``groups``)."""
-    from ..compare import distance_matrix
-    from ..windows import find_transitions, windowed_spectra
+    alarms monitor ``every`` run of each condition (default: those of ``groups``). The records
+    no window holds are noted (:func:`conjugacy.windows.left_out`); ``progress(what, done,
+    total)`` after each condition's windows, then before and after the pairs' comparison."""
+    from ..windows import left_out
 
+    say = progress or (lambda _what, _done, _total: None)
     d = min(int(settings["delays"]), max(0, (window - 2) // 4))
     if d < settings["delays"]:
         notes.append(f"windows of {window} records use {d} delays (at most (window - 2) // 4)")
     out: dict[str, Any] = {"window": window, "stride": window, "delays": d, "conditions": {}}
-    for c in dict.fromkeys(g.condition for g in groups):
+    conds = list(dict.fromkeys(g.condition for g in groups))
+    what = f"windows of {window} records: each of {len(conds)} conditions, all its runs pooled"
+    say(what, 0, len(conds))
+    for i, c in enumerate(conds, 1):
         runs = [r for g in groups if g.condition == c for r in g.runs]
         x = reader.read(params=params, runs=runs, steps=groups[0].slice)
         if x.shape[1] < 2 * window:
             notes.append(f"windows: {c} has {x.shape[1]} records, fewer than two windows of "
                          f"{window}; no windowed analysis")
-            continue
-        specs = windowed_spectra(x, window, delays=d,
-                                 rank=min(int(settings["rank"]), (d + 1) * x.shape[2]))
-        dm = distance_matrix(specs)
-        starts = [int((sp.settings.get("window") or {}).get("start", i * window))
-                  for i, sp in enumerate(specs)]
-        st = np.asarray(reader.steps(runs[0]))[groups[0].slice]  # labels in training steps
-        out["conditions"][c] = {
-            "labels": [f"{st[a]}-{st[min(a + window, st.size) - 1]}" for a in starts],
-            "starts": starts,
-            "distance_matrix": dm.tolist(),
-            "transitions": find_transitions(dm).as_dict(),
-            "eigenvalues": [[[float(z.real), float(z.imag)] for z in sp.eigenvalues]
-                            for sp in specs],
-        }
+        else:
+            note = left_out(x.shape[1], window)
+            if note is not None and note not in notes:
+                notes.append(note)
+            st = np.asarray(reader.steps(runs[0]))[groups[0].slice]  # labels in training steps
+            out["conditions"][c] = _pooled_windows(x, st, window, d, int(settings["rank"]))
+        say(what, i, len(conds))
     from ..monitor import window_alarms  # alarm step and lead time of runs with an onset
 
     every = every or {c: [r for g in groups if g.condition == c for r in g.runs]
@@ -672,6 +749,10 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
     if len(out["conditions"]) >= 2:  # every pair, window by window, against the seed floor
         from .windowed import conditions_by_window, seed_window_spectra
 
+        n = len(out["conditions"])
+        pairs = (f"windows of {window} records: {n * (n - 1) // 2} pairs of conditions compared "
+                 f"window by window ({len(groups)} seeds' spectra)")
+        say(pairs, 0, 1)
         try:  # a window the conditions' steps cannot pair skips this section only
             per_seed, steps = seed_window_spectra(reader, groups, params, window, d,
                                                   int(settings["rank"]))
@@ -679,7 +760,29 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
             notes.append(f"windows: conditions not compared window by window: {exc}")
         else:
             out["between_conditions"] = conditions_by_window(per_seed, steps, window, **stats)
+        say(pairs, 1, 1)
     return out
+
+
+def _pooled_windows(x: np.ndarray, steps: np.ndarray, window: int, delays: int, rank: int
+                    ) -> dict[str, Any]:
+    """One condition's windows (``_windows``): spectra of consecutive windows of its pooled runs
+    ``x``, labelled by training ``steps``, their distance matrix and transitions."""
+    from ..compare import distance_matrix
+    from ..windows import find_transitions, windowed_spectra
+
+    specs = windowed_spectra(x, window, delays=delays, rank=min(rank, (delays + 1) * x.shape[2]))
+    dm = distance_matrix(specs)
+    starts = [int((sp.settings.get("window") or {}).get("start", i * window))
+              for i, sp in enumerate(specs)]
+    return {
+        "labels": [f"{steps[a]}-{steps[min(a + window, steps.size) - 1]}" for a in starts],
+        "starts": starts,
+        "distance_matrix": dm.tolist(),
+        "transitions": find_transitions(dm).as_dict(),
+        "eigenvalues": [[[float(z.real), float(z.imag)] for z in sp.eigenvalues]
+                        for sp in specs],
+    }
 
 
 def _flat(meta: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -806,9 +909,11 @@ def analyze(
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
     progress : callable, optional
-        ``progress(what, done, total)``: called before the rank pilots and the spectra (with the
-        size of the work in ``what``) and after each spectrum is fitted (``conjugacy analyze``
-        draws it as a progress bar).
+        ``progress(what, done, total)``: the first call's ``what`` estimates the whole work
+        before any pilot is read (:func:`work_estimate`: spectra, runs, records, features, bytes
+        to read); then after each pilot (the delays' and the rank's, one per condition), before
+        and after each spectrum's fit, each group's neighbour refits and each condition's
+        windows (``conjugacy analyze`` draws it as a progress bar).
     out : path, optional
         Write ``results.json`` (and, with ``report``, ``report.html`` / ``report.md``) there.
     report : bool
@@ -873,17 +978,19 @@ def analyze(
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
                   for c, seeds in by_cond.items() for s, runs in seeds.items()]
         say = progress or (lambda _what, _done, _total: None)
-        if delays is None or rank is None:
-            say(f"choosing the {'delays and ' if delays is None else ''}rank from one seed of "
-                f"each of {len(by_cond)} conditions", 0, 1)
-        settings, reasoning, rank_rule = choose_settings(reader, groups, params, delays, rank,
-                                                         notes)
+        sample = reader.read(params=params, runs=[members[0]], steps=slice(0, 2))
+        n_features, choosing = sample.shape[2], delays is None or rank is None
+        estimate = work_estimate(groups, n_records, n_features, sample.dtype, choosing,
+                                 neighbours)
+        pilots = (f"{estimate}; choosing the {'delays and ' if delays is None else ''}rank "
+                  f"from one seed of each of {len(by_cond)} conditions, pilot by pilot")
+        settings, reasoning, rank_rule = choose_settings(
+            reader, groups, params, delays, rank, notes,
+            progress=lambda done, total: say(pilots, done, total))
         reasoning["filter"] = _filter_reason(filter)
-        n_features = reader.read(params=params, runs=[members[0]], steps=slice(0, 2)).shape[2]
-        size = len(members) * n_records * n_features * 8 / 2**20
-        what = (f"fitting {len(groups)} spectra ({len(members)} runs x {n_records} records x "
-                f"{n_features} features, {size:.0f} MiB as float64; delays {settings['delays']}, "
-                f"rank {settings['rank']})")
+        what = (f"{'' if choosing else estimate + '; '}fitting {len(groups)} spectra "
+                f"({len(members)} runs x {n_records} records x {n_features} features; delays "
+                f"{settings['delays']}, rank {settings['rank']})")
         say(what, 0, len(groups))
         done = iter(range(1, len(groups) + 1))
         fit = {**settings, "modes": False}
@@ -899,7 +1006,8 @@ def analyze(
                                     "rank": _window_rank(settings, f, notes, groups, window)},
                                    notes,
                                    {"alpha": alpha, "seed": seed,
-                                    "n_permutations": n_permutations, "time": time}, every)),
+                                    "n_permutations": n_permutations, "time": time}, every,
+                                   say)),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr",
