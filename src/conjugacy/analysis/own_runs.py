@@ -655,21 +655,10 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
     Examples
     --------
     >>> import tempfile
-    >>> import numpy as np
     >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy.analysis import SpectrumGroup, group_runs
     >>> with TrajectoryStore.open(path, "r") as store:
     ...     groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
@@ -935,21 +924,9 @@ def analyze(
     Examples
     --------
     >>> import tempfile
-    >>> import numpy as np
-    >>> from conjugacy.store import TrajectoryStore
-    >>> rng = np.random.default_rng(0)
+    >>> from conjugacy.analysis.demo import decay_store
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> path = f"{tmp.name}/runs.zarr"
-    >>> with TrajectoryStore.open(path, "w") as store:  # 2 conditions x 4 seeds, 30 records
-    ...     for cond, lam in (("slow", 0.95), ("fast", 0.7)):
-    ...         for seed in range(4):
-    ...             run, meta = f"{cond}_s{seed}", {"condition": cond, "seed": seed}
-    ...             store.create_run(run, {"w": ((3,), "float64")}, metadata=meta)
-    ...             w = lam ** np.arange(30)[:, None] * rng.standard_normal(3)
-    ...             w += 0.01 * rng.standard_normal((30, 3))
-    ...             loss = lam ** np.arange(30)
-    ...             _ = store.append(run, np.arange(30), {"w": w}, scalars={"loss": loss})
-    ...             store.set_finished(run)
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds, 30 records
     >>> from conjugacy import analyze
     >>> results = analyze(path, delays=0, rank=1, neighbours=False)  # out=FOLDER: also write
     >>> print(results)
