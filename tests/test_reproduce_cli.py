@@ -165,7 +165,8 @@ def test_store_errors_are_one_line_exit_2(tmp_path):
     assert str(tmp_path / "nothing") in line
 
 
-def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monkeypatch):
+def _grokking_configs(monkeypatch) -> dict:
+    """``reproduce grokking`` stops after building its config, kept in the returned dict."""
     pytest.importorskip("torch")
     import conjugacy.experiments.grokking as grokking
 
@@ -176,6 +177,11 @@ def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monk
         raise ValueError("stop after the config")
 
     monkeypatch.setattr(grokking, "run", capture)
+    return seen
+
+
+def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monkeypatch):
+    seen = _grokking_configs(monkeypatch)
     out = str(tmp_path / "g")
     line = _error_line(runner.invoke(app, ["reproduce", "grokking", "--eval-every", "20",
                                            "--out", out]))
@@ -191,16 +197,7 @@ def test_grokking_eval_every_reaches_the_config_within_its_bounds(tmp_path, monk
 def test_grokking_train_fraction_reaches_the_config(tmp_path, monkeypatch):
     """The 40 % split that reaches the grokking onset on a CPU (docs/results_grokking.md) is one
     option; 0 and 1 are outside the declared open interval: one line, exit 2."""
-    pytest.importorskip("torch")
-    import conjugacy.experiments.grokking as grokking
-
-    seen = {}
-
-    def capture(config, out, **kwargs):
-        seen["config"] = config
-        raise ValueError("stop after the config")
-
-    monkeypatch.setattr(grokking, "run", capture)
+    seen = _grokking_configs(monkeypatch)
     out = str(tmp_path / "g")
     runner.invoke(app, ["reproduce", "grokking", "--train-fraction", "0.4", "--out", out])
     assert seen["config"].train_fraction == 0.4
