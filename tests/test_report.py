@@ -400,6 +400,19 @@ def test_tables_say_when_they_are_cut(results):
     assert f"all {len(results['spectra']['adam'][0]['eigenvalues'])} eigenvalues" in md
 
 
+def _relabelled(results, labels: dict[str, str]) -> dict:
+    """``results`` as JSON grouped by optimizer, every condition name ``c`` replaced by
+    ``labels[c]`` (a long JSON label, as ``--group-by optimizer`` names conditions)."""
+    import json
+
+    text = json.dumps(results, default=lambda o: o.to_dict())
+    for old, new in labels.items():
+        text = text.replace(f'"{old}"', json.dumps(new))
+    r = json.loads(text)
+    r["group_by"] = "optimizer"
+    return r
+
+
 def test_long_condition_labels_are_named_by_the_settings_that_differ(results):
     import json
 
@@ -409,12 +422,7 @@ def test_long_condition_labels_are_named_by_the_settings_that_differ(results):
                              "betas_or_momentum": [0.9, 0.999], "weight_decay": 0.0,
                              "nesterov": False, "padding": "x" * 200}, sort_keys=True)
               for c, lr in (("sgd", 0.1), ("sgd_again", 0.05), ("adam", 0.001))}
-    r = json.loads(json.dumps(results, default=lambda o: o.to_dict()))
-    text = json.dumps(r)
-    for old, new in labels.items():
-        text = text.replace(f'"{old}"', json.dumps(new))
-    r = json.loads(text)
-    r["group_by"] = "optimizer"
+    r = _relabelled(results, labels)
     r["conditions"] = {lab: {"optimizer." + k: v for k, v in json.loads(lab).items()}
                        | {"model": "mlp"} for lab in labels.values()}
     names = short_names(r)  # lr alone tells the three apart: the fewest keys
@@ -442,12 +450,7 @@ def test_short_names_keep_only_the_keys_that_tell_conditions_apart(results):
             "sgd_again": {"class": "SGD", "lr": 0.001, "momentum": 0.9, "nesterov": False},
             "adam": {"betas": [0.9, 0.999], "class": "Adam", "lr": 0.001}}
     labels = {c: json.dumps(o, sort_keys=True) for c, o in opts.items()}
-    r = json.loads(json.dumps(results, default=lambda o: o.to_dict()))
-    text = json.dumps(r)
-    for old, new in labels.items():
-        text = text.replace(f'"{old}"', json.dumps(new))
-    r = json.loads(text)
-    r["group_by"] = "optimizer"
+    r = _relabelled(results, labels)
     r["conditions"] = {labels[c]: {"optimizer": o} for c, o in opts.items()}
     names = short_names(r)
     assert [names[labels[c]] for c in opts] == ["class=SGD, lr=0.05", "class=SGD, lr=0.001",
