@@ -31,7 +31,8 @@ def global_random_state():
 
 # ---- The oracle: cells 3-8 of examples/dsa_fig3_tutorial.ipynb, github.com/mitchellostrow/DSA
 # (commit 8cbddcf, MIT licence, copyright Mitchell Ostrow), verbatim but for comments, plotting,
-# the unused ``seeded`` branch, and ``time`` passed through so that the test runs 100 steps.
+# the unused ``seeded`` branch, ``time`` passed through so that the test runs 100 steps, and the
+# loop that models 2 and 3 share written once (``_steered``).
 def run_model1(cohs, params, time=100, cond_avgs=None):
     a = params.get('a', -.6)
     b = params.get('b', 2)
@@ -55,6 +56,23 @@ def run_model1(cohs, params, time=100, cond_avgs=None):
     return x, cond_avg
 
 
+def _steered(A, cond_avgs, sigma, dt, ntrials, steps):
+    """The loop models 2 and 3 share (the notebook repeats it in each): ``dx = A x`` plus the
+    input that steers the trial average onto ``cond_avgs``, plus noise."""
+    x = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
+    input_optimized = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
+    for i in range(1, steps):
+        dx = np.einsum('ij,mkj->mki', A, x[:, :, i-1])
+        xavg = x[:, :, i-1].mean(axis=1)
+        dx_avg = A @ xavg
+        inp = (1/dt) * (cond_avgs[:, i] - xavg - dx_avg * dt)
+        input_optimized[:, :, i] = np.repeat(inp[:, np.newaxis], ntrials, axis=1)
+        x[:, :, i] = x[:, :, i-1] + dt*(dx + input_optimized[:, :, i] +
+                                        np.random.normal(0, sigma,
+                                                         size=(cond_avgs.shape[0], ntrials, 2)))
+    return x, input_optimized
+
+
 def run_model2(cond_avgs, params, time=100):
     l0 = params.get('l0', [1, 1])
     l0 /= np.linalg.norm(l0)
@@ -73,18 +91,7 @@ def run_model2(cond_avgs, params, time=100):
     Mrot = np.array(((c, -s), (s, c)))
     A = Mrot @ A
     steps = int(time / dt)
-    x = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
-    input_optimized = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
-    for i in range(1, steps):
-        dx = np.einsum('ij,mkj->mki', A, x[:, :, i-1])
-        xavg = x[:, :, i-1].mean(axis=1)
-        dx_avg = A @ xavg
-        inp = (1/dt) * (cond_avgs[:, i] - xavg - dx_avg * dt)
-        input_optimized[:, :, i] = np.repeat(inp[:, np.newaxis], ntrials, axis=1)
-        x[:, :, i] = x[:, :, i-1] + dt*(dx + input_optimized[:, :, i] +
-                                        np.random.normal(0, sigma,
-                                                         size=(cond_avgs.shape[0], ntrials, 2)))
-    return x, input_optimized
+    return _steered(A, cond_avgs, sigma, dt, ntrials, steps)
 
 
 def run_model3(cond_avgs, params, time=100):
@@ -95,18 +102,7 @@ def run_model3(cond_avgs, params, time=100):
     dt = params.get('dt', 1)
     steps = int(time / dt)
     ntrials = params.get('ntrials', 10)
-    x = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
-    input_optimized = np.zeros((cond_avgs.shape[0], ntrials, steps, 2))
-    for i in range(1, steps):
-        dx = np.einsum('ij,mkj->mki', A, x[:, :, i-1])
-        xavg = x[:, :, i-1].mean(axis=1)
-        dx_avg = A @ xavg
-        inp = (1/dt) * (cond_avgs[:, i] - xavg - dx_avg * dt)
-        input_optimized[:, :, i] = np.repeat(inp[:, np.newaxis], ntrials, axis=1)
-        x[:, :, i] = x[:, :, i-1] + dt*(dx + input_optimized[:, :, i] +
-                                        np.random.normal(0, sigma,
-                                                         size=(cond_avgs.shape[0], ntrials, 2)))
-    return x, input_optimized
+    return _steered(A, cond_avgs, sigma, dt, ntrials, steps)
 
 
 def notebook_models(time):
