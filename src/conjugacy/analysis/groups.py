@@ -542,12 +542,14 @@ def max_relative_perturbation(reader: Any, groups: Sequence[SpectrumGroup], para
 
     Examples
     --------
+    Two seeds of the demo store's slow condition taken as a base and its "replica":
+
     >>> import tempfile
     >>> from conjugacy.analysis.demo import decay_store
     >>> from conjugacy.store import TrajectoryStore
     >>> tmp = tempfile.TemporaryDirectory()
     >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
-    ...     group = SpectrumGroup("slow", 0, ("slow_s0", "slow_s1"))  # two "replicas"
+    ...     group = SpectrumGroup("slow", 0, ("slow_s0", "slow_s1"))
     ...     rel = max_relative_perturbation(store, [group], "w")
     >>> round(rel["slow"], 2)
     6.79
