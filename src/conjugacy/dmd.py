@@ -727,7 +727,7 @@ def dmd_from_gram_at_ranks(
 
     References
     ----------
-    Drmač, Mezić & Mohr, SIAM J. Sci. Comput. 40(4), 2018, Algorithm 2 (DMD-RRR).
+    As :func:`dmd_at_ranks` (DMD-RRR), in the Gram matrices.
 
     Examples
     --------
@@ -944,8 +944,7 @@ def capped_svht(
 
     References
     ----------
-    Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
-    Trans. Inf. Theory 60(8), 2014.
+    SVHT's: as :func:`svht_rank` (Gavish & Donoho 2014).
 
     Examples
     --------
@@ -972,11 +971,11 @@ def capped_svht(
         if top[cap - 1] > bound:
             return cap, evals, V
         s = np.sqrt(np.maximum(np.linalg.eigvalsh(g)[::-1], 0.0))
-        return min(max(1, svht_rank(s, shape)[0]), cap), evals, V
-    evals, V = top_eigh(g, None)
-    s = np.sqrt(np.maximum(evals, 0.0))
-    if s[0] <= 0:
-        return 0, evals, V
+    else:
+        evals, V = top_eigh(g, None)
+        s = np.sqrt(np.maximum(evals, 0.0))
+        if s[0] <= 0:
+            return 0, evals, V
     return min(max(1, svht_rank(s, shape)[0]), cap), evals, V
 
 
