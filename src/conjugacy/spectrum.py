@@ -888,9 +888,7 @@ def koopman_spectrum(
     if isinstance(delays, str):
         delay_choice = _auto_delays(trajectories, delays)
         delays = delay_choice.delays
-    if pca is not None:
-        pca = check_int(pca, "pca", minimum=1)
-    _check_flags(scale=scale, pca_center=pca_center, modes=modes)
+    pca = _check_fit_options(pca, pca_center, scale, modes, next_states)
     if device is not None and not isinstance(device, str):
         raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
     if path == "subspace" and rank is None:
@@ -898,9 +896,6 @@ def koopman_spectrum(
             "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
             "path='dense' (or 'auto') for the tolerance rule"
         )
-    if next_states is not None and scale:
-        raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
-                         "two-branch residuals use the unscaled fit's dictionary)")
     with blas_threads(threads):
         fitted = fit(
             trajectories, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
@@ -1088,15 +1083,10 @@ def koopman_spectra(
     path = check_choice(path, "path", PATHS)
     variants = _check_settings(settings)
     tol = _check_rank_tol(None, tol)[1]
-    if pca is not None:
-        pca = check_int(pca, "pca", minimum=1)
-    _check_flags(scale=scale, pca_center=pca_center, modes=modes)
+    pca = _check_fit_options(pca, pca_center, scale, modes, next_states)
     if path == "subspace" and any(r is None for _, r in variants):
         raise ValueError("path='subspace' computes the top `rank` singular triplets: give every "
                          "setting a rank, or use path='dense' (or 'auto')")
-    if next_states is not None and scale:
-        raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
-                         "two-branch residuals use the unscaled fit's dictionary)")
     with blas_threads(threads):
         fits = fit_variants(trajectories, variants, tol=tol, method=method, pca=pca,
                             pca_center=pca_center, scale=scale, modes=modes, path=path)
@@ -1211,6 +1201,19 @@ def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None
                 f"got {tol}: nothing would be kept"
             )
     return rank, tol
+
+
+def _check_fit_options(pca: Any, pca_center: Any, scale: Any, modes: Any, next_states: Any
+                       ) -> int | None:
+    """The checks :func:`koopman_spectrum` and :func:`koopman_spectra` share: ``pca`` (returned
+    as an int or None), the flags, and ``next_states`` without ``scale``."""
+    if pca is not None:
+        pca = check_int(pca, "pca", minimum=1)
+    _check_flags(scale=scale, pca_center=pca_center, modes=modes)
+    if next_states is not None and scale:
+        raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
+                         "two-branch residuals use the unscaled fit's dictionary)")
+    return pca
 
 
 def _check_flags(modes: Any, **flags: Any) -> None:
