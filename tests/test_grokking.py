@@ -188,6 +188,31 @@ def test_bad_config_is_rejected(overrides: dict, error: type, match: str) -> Non
         GrokkingConfig(**overrides)
 
 
+def test_fit_shape_is_checked_before_training(tmp_path: Path) -> None:
+    """rank > snapshot pairs (n_replicas x (steps - delays)) is refused by the config, naming the
+    options to change, so the CLI stops with exit 2 before any job is trained."""
+    from typer.testing import CliRunner
+
+    from conjugacy.cli import app
+
+    with pytest.raises(ValueError) as err:
+        GrokkingConfig(n_seeds=2, n_replicas=1, steps=40)
+    assert str(err.value) == (
+        "rank=10 needs at least 10 snapshot pairs per spectrum, but the fig5 window has "
+        "n_replicas=1 x (steps=40 - delays=32) = 8; give more --replicas or --steps (or, in "
+        "Python, a lower rank or delays)")
+    assert fit_shape(GrokkingConfig(n_seeds=2, n_replicas=1, steps=42))["snapshot_pairs"] == {
+        "fig5": 10}  # exactly rank pairs: allowed
+    with pytest.raises(ValueError, match=r"rank=10 exceeds the 9 observables \(pca=3 x"):
+        GrokkingConfig(n_seeds=2, pca=3, delays=2)
+    out = tmp_path / "g"
+    result = CliRunner().invoke(app, ["reproduce", "grokking", "--steps", "40", "--seeds", "2",
+                                      "--replicas", "1", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "give more --replicas or --steps" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_unit_circle_counts() -> None:
     # a near-real cluster (1.03 at 0.001 rad) and a negative real eigenvalue are not oscillatory
     near_real = 1.03 * np.exp(0.001j)

@@ -242,6 +242,24 @@ class GrokkingConfig(DeclaredConfig):
             )
         if self.pca > self.d_model * self.d_mlp:
             raise ValueError(f"pca={self.pca} exceeds the {self.d_model * self.d_mlp} observables")
+        self._check_fit_shape()
+
+    def _check_fit_shape(self) -> None:
+        """Refuse, before any training, a ``rank`` the fit of a window cannot give (the same
+        bound as ``koopman_spectrum``'s: rank <= min(observables, snapshot pairs))."""
+        shape = fit_shape(self)
+        for window, pairs in shape["snapshot_pairs"].items():
+            steps = self.s6_steps if window == "s6" else self.steps
+            if self.rank > pairs:
+                raise ValueError(
+                    f"rank={self.rank} needs at least {self.rank} snapshot pairs per spectrum, but "
+                    f"the {window} window has n_replicas={self.n_replicas} x (steps={steps} - "
+                    f"delays={self.delays}) = {pairs}; give more --replicas or --steps (or, in "
+                    f"Python, a lower rank or delays)")
+        if self.rank > shape["observables"]:
+            raise ValueError(
+                f"rank={self.rank} exceeds the {shape['observables']} observables "
+                f"(pca={self.pca} x (delays={self.delays} + 1)); raise pca or delays, or lower rank")
 
     @property
     def seeds(self) -> tuple[int, ...]:
