@@ -976,7 +976,7 @@ def analyze(
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
             neighbour_progress=lambda i, n: say(
                 f"checking the verdicts: refitting {n} spectra at 4 neighbouring settings "
-                "(delays x1/2, x2; rank -2, +2)", i, n),
+                "(delays x1/2, x2; rank -2, +2; the other filter without a refit)", i, n),
             window=None if window is None else (
                 lambda f: _windows(reader, groups, params, window,
                                    {**settings,
