@@ -97,15 +97,37 @@ def figure(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _train_fraction(text: str) -> float:
+    """The split, checked by the experiment's own domain (GrokkingConfig: open interval (0, 1))."""
+    try:
+        value = float(text)
+        GrokkingConfig(train_fraction=value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _bounded(kind: type, low: float, high: float | None = None) -> Any:
+    """An argparse type: ``kind(text)`` within [low, high], else a one-line usage error."""
+    def check(text: str) -> Any:
+        value = kind(text)
+        if not (value >= low and (high is None or value <= high)):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    check.__name__ = kind.__name__
+    return check
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", type=Path)
-    p.add_argument("--train-fraction", type=float, nargs="+", default=[0.5])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, default=3000)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--onset", type=float, default=0.5)
-    p.add_argument("--max-cpu", type=float, default=900.0)
+    p.add_argument("--train-fraction", type=_train_fraction, nargs="+", default=[0.5])
+    p.add_argument("--seed", type=_bounded(int, 0), default=0)
+    p.add_argument("--max-steps", type=_bounded(int, 1), default=3000)
+    p.add_argument("--eval-every", type=_bounded(int, 1), default=100)
+    p.add_argument("--onset", type=_bounded(float, 0.0, 1.0), default=0.5)
+    p.add_argument("--max-cpu", type=_bounded(float, 1.0), default=900.0)
     p.add_argument("--from", dest="source", type=Path, nargs="+", default=None,
                    help="plot these earlier onset.json files instead of training")
     p.add_argument("--figure", type=Path, default=None, help="PNG of the accuracy curves")

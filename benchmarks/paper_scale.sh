@@ -37,7 +37,11 @@ if [[ -z ${PYTHON:-} ]]; then
     if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 case $DEVICE in cuda|cpu) ;; *) echo "error: DEVICE must be cuda or cpu, got '$DEVICE'" >&2; exit 2;; esac
-for name in $ONLY; do
+read -r -a only_names <<< "$ONLY"
+if (( ${#only_names[@]} == 0 )); then
+    echo "error: ONLY names no experiment; give a subset of 'fcn grokking cnn' or leave it unset" >&2; exit 2
+fi
+for name in "${only_names[@]}"; do
     case $name in fcn|grokking|cnn) ;;
         *) echo "error: ONLY may name fcn, grokking and cnn, got '$name'" >&2; exit 2 ;;
     esac
@@ -46,6 +50,11 @@ for var in LONG_STEPS LIMIT_S; do
     if [[ ! ${!var} =~ ^[0-9]+$ ]]; then
         echo "error: $var must be a whole number of steps/seconds (0 to skip), got '${!var}'" >&2; exit 2
     fi
+    value=${!var}
+    if (( ${#value} > 12 )); then
+        echo "error: $var must have at most 12 digits, got '$value'" >&2; exit 2
+    fi
+    printf -v "$var" '%d' "$((10#$value))"  # base 10: '08' is 8, not an octal error
 done
 if [[ -n ${DATA_DIR:-} && ! -d $DATA_DIR ]]; then
     echo "error: DATA_DIR '$DATA_DIR' is not a folder" >&2; exit 2
@@ -94,7 +103,7 @@ run_one() {  # name, then the conjugacy arguments
     (( rc == 0 )) || status=$rc
 }
 
-for name in $ONLY; do
+for name in "${only_names[@]}"; do
     case $name in
         fcn) run_one fcn "${fcn_args[@]}" ;;
         grokking) run_one grokking "${grok_args[@]}" ;;
@@ -103,7 +112,7 @@ for name in $ONLY; do
 done
 
 # One table of the claims each experiment decided on its numbers.
-"$PYTHON" - "$OUT" $ONLY > "$OUT/summary.md" <<'PY'
+"$PYTHON" - "$OUT" "${only_names[@]}" > "$OUT/summary.md" <<'PY'
 import json, sys
 from pathlib import Path
 
