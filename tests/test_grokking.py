@@ -458,3 +458,23 @@ def test_quick_scale_runs(tmp_path: Path) -> None:
     res = run(GrokkingConfig.quick(), tmp_path)
     assert len(res.spectra["unconstrained"]) == 4
     validate(json.loads((tmp_path / "results.json").read_text()))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--eval-every", "0"], "argument --eval-every: must be >= 1, got 0"),
+    (["--train-fraction", "1.5"], "argument --train-fraction: train_fraction must be in (0, 1)"),
+    (["--max-steps", "-3"], "argument --max-steps: must be >= 1, got -3"),
+])
+def test_onset_benchmark_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                             args: list[str], message: str) -> None:
+    """benchmarks/grokking_onset.py: a usage error (exit 2) before any training, no traceback."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "grokking_onset.py"
+    spec = importlib.util.spec_from_file_location("grokking_onset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_:
+        module.main([str(tmp_path / "o"), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
