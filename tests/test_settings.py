@@ -211,6 +211,23 @@ def test_delays_auto_errors_name_the_argument():
         choose_delays(np.ones((2, 5, 2)))
 
 
+def test_delays_auto_chooses_at_the_fits_thread_setting(monkeypatch):
+    """koopman_spectrum(delays="auto", threads=1) scores the delays at one BLAS thread too (it
+    scored them at "auto" threads)."""
+    import conjugacy.delays as delays_module
+
+    seen = []
+    real = delays_module.choose_delays
+    monkeypatch.setattr(delays_module, "choose_delays",
+                        lambda x, **kw: seen.append(kw.get("threads")) or real(x, **kw))
+    from test_delays import _noisy_rotation
+
+    z = _noisy_rotation()
+    koopman_spectrum(z[:, :, :1], delays="auto", rank=2, threads=1)
+    koopman_spectrum(z[:, :, :1], delays="auto", rank=2)
+    assert seen == [1, "auto"]
+
+
 # ----- the neighbour check ------------------------------------------------------------------------
 def test_neighbour_settings():
     from conjugacy.analysis.neighbours import neighbour_settings

@@ -886,7 +886,7 @@ def koopman_spectrum(
     rank, tol = _check_rank_tol(rank, tol)
     delay_choice = None
     if isinstance(delays, str):
-        delay_choice = _auto_delays(trajectories, delays)
+        delay_choice = _auto_delays(trajectories, delays, threads)
         delays = delay_choice.delays
     pca = _check_fit_options(pca, pca_center, scale, modes, next_states)
     if device is not None and not isinstance(device, str):
@@ -911,8 +911,9 @@ def koopman_spectrum(
                            pca_center=pca_center)
 
 
-def _auto_delays(trajectories: Any, delays: str) -> Any:
-    """``delays="auto"``: :func:`conjugacy.delays.choose_delays` on in-memory trajectories."""
+def _auto_delays(trajectories: Any, delays: str, threads: Any = "auto") -> Any:
+    """``delays="auto"``: :func:`conjugacy.delays.choose_delays` on in-memory trajectories, at
+    the fit's BLAS thread setting."""
     from .delays import choose_delays
 
     if delays != "auto":
@@ -924,7 +925,7 @@ def _auto_delays(trajectories: Any, delays: str) -> Any:
             "delays='auto' chooses from in-memory NumPy trajectories (it reads the data several "
             f"times), got {type(trajectories).__name__}: load them, or give delays=<int> (e.g. "
             "from conjugacy.delays.choose_delays on a sample)")
-    return choose_delays(trajectories)
+    return choose_delays(trajectories, threads=threads)
 
 
 def spectrum_from_gram(
