@@ -19,6 +19,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_scale.sh"
     ({"LIMIT_S": "x"}, "LIMIT_S"),           # once failed after starting the FCN run
     ({"DEVICE": "tpu"}, "DEVICE"),
     ({"ONLY": "fcn optimizers"}, "ONLY"),
+    ({"ONLY": " "}, "ONLY"),                  # once ran nothing and exited 0
+    ({"LONG_STEPS": "1234567890123"}, "LONG_STEPS"),  # over 12 digits
 ])
 def test_bad_settings_stop_before_anything_runs(tmp_path, env, word):
     out = tmp_path / "out"
