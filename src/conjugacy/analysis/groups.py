@@ -284,10 +284,11 @@ def with_record_interval(spectrum: Any, steps: Any) -> Any:
 
 
 def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str, Any],
-             dtype: Any, keep: dict | None = None) -> Any:
+             dtype: Any, keep: dict | None = None, neighbour_fits: dict | None = None) -> Any:
     """Read one group's runs from an open reader and fit its spectrum; with ``keep`` (a dict
-    with ``"budget"``, bytes left), the trajectories stay there by group key while they fit."""
-    from ..spectrum import koopman_spectrum
+    with ``"budget"``, bytes left), the trajectories stay there by group key while they fit;
+    with ``neighbour_fits`` (a dict), the rank neighbours of a fixed rank come from the base
+    fit's factorization (:func:`_with_rank_neighbours`) and are stored there by group key."""
 
     steps = _group_steps(reader, group)
     traj = reader.read(params=params, runs=list(group.runs), steps=group.slice, dtype=dtype)
@@ -301,10 +302,40 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
         nxt = _branch_states(reader, params, group, dtype)
         if nxt is not None:
             kwargs["next_states"] = nxt
-    spectrum = koopman_spectrum(traj, **kwargs)
+    spectrum = _with_rank_neighbours(traj, kwargs, group.key, neighbour_fits)
     if keep is not None and traj.nbytes <= keep["budget"]:
         keep[group.key], keep["budget"] = traj, keep["budget"] - traj.nbytes
     return with_record_interval(spectrum, steps)
+
+
+def _with_rank_neighbours(traj: np.ndarray, kwargs: Mapping[str, Any], key: tuple,
+                          neighbour_fits: dict | None) -> Any:
+    """``koopman_spectrum(traj, **kwargs)``; with ``neighbour_fits`` and a fixed rank and delays
+    (and no device), its rank neighbours (:func:`conjugacy.analysis.neighbours.neighbour_settings`:
+    -2 and +2, clipped to what these runs allow) are fitted in the same
+    :func:`conjugacy.spectrum.koopman_spectra` call -- truncations of ONE factorization of the
+    delay matrix, the base equal to the fit alone to rounding -- and stored as
+    ``neighbour_fits[key][(delays, rank)]`` for the neighbour check, which then does not refit
+    them (one factorization per group instead of two at the base delays)."""
+    from ..observables import n_pairs
+    from ..spectrum import koopman_spectra, koopman_spectrum
+    from .neighbours import neighbour_settings
+
+    delays, rank = kwargs.get("delays", 0), kwargs.get("rank")
+    fixed = all(isinstance(v, int) and not isinstance(v, bool) for v in (delays, rank))
+    if (neighbour_fits is None or not fixed or kwargs.get("device") is not None
+            or np.ndim(traj) != 3):
+        return koopman_spectrum(traj, **kwargs)
+    n_feat = int(kwargs.get("pca") or traj.shape[-1])
+    cap = min(n_feat * (delays + 1), n_pairs(list(traj), delays))
+    grid = [{"delays": delays, "rank": rank}] + [
+        {"delays": delays, "rank": v["rank"]}
+        for v in neighbour_settings(delays, rank, [rank], delays, lambda d: cap)
+        if v["delays"] == delays]
+    shared = {k: v for k, v in kwargs.items() if k not in ("delays", "rank", "device")}
+    base, *others = koopman_spectra(traj, grid, **shared)
+    neighbour_fits[key] = {(delays, g["rank"]): sp for g, sp in zip(grid[1:], others)}
+    return base
 
 
 def _branch_states(reader: Any, params: Any, group: SpectrumGroup, dtype: Any = None
@@ -362,6 +393,7 @@ def fit_spectra(
     client: Any = None,
     progress: Callable[[SpectrumGroup], None] | None = None,
     keep: dict | None = None,
+    neighbour_fits: dict | None = None,
 ) -> dict[tuple[str, Any, str | None], Any]:
     """One Koopman spectrum per group, serially or as Dask tasks.
 
@@ -386,6 +418,12 @@ def fit_spectra(
         ``{"budget": bytes}``: serially, each group's trajectories as read are kept in it by
         group key while the budget lasts, for a second pass over the same data (the neighbour
         check) without reading the store again.
+    neighbour_fits : dict, optional
+        Serially, with a fixed int ``rank`` and ``delays``: each group's rank neighbours (-2, +2,
+        clipped to what its runs allow) are fitted from the base fit's factorization
+        (:func:`conjugacy.spectrum.koopman_spectra`) and stored here as ``{group key:
+        {(delays, rank): Spectrum}}`` for :func:`conjugacy.analysis.neighbours.neighbour_check`
+        (``prefit=``); the base spectra equal those fitted alone to rounding. Ignored on Dask.
 
     Returns
     -------
@@ -432,7 +470,7 @@ def fit_spectra(
     if client is None:
         out = {}
         for g, k in zip(groups, kw):  # the caller's reader: its stores are opened once
-            out[g.key] = _fit_one(reader, params, g, k, dtype, keep)
+            out[g.key] = _fit_one(reader, params, g, k, dtype, keep, neighbour_fits)
             tick(g)
         return out
     from dask.distributed import as_completed

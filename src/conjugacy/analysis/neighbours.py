@@ -110,6 +110,20 @@ def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Map
     return koopman_spectra(x, grid, next_states=next_states, **shared)
 
 
+def _reuse_or_fit(group: Any, own: Sequence[Mapping[str, Any]], kw: Mapping[str, Any],
+                  ready: Mapping[tuple[int, Any], Any], read: Callable[[Any], np.ndarray],
+                  read_next: Callable[[Any], np.ndarray | None] | None) -> list[Any]:
+    """A group's spectra at its neighbour settings ``own``: those in ``ready`` (by ``(delays,
+    rank)``) as they are, the others in one :func:`_group_fits` call (the group read only then)."""
+    out = [ready.get((int(v["delays"]), v["rank"])) for v in own]
+    todo = [v for v, sp in zip(own, out) if sp is None]
+    if todo:
+        fits = iter(_group_fits(read(group), kw, todo,
+                                None if read_next is None else read_next(group)))
+        out = [next(fits) if sp is None else sp for sp in out]
+    return out
+
+
 def _summary(base: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Per pair: the base verdict, how many neighbours agree, p and distance ranges, fragile."""
     verdicts = [v["verdict"] for v in found.values()]
@@ -152,6 +166,7 @@ def neighbour_check(
     steps: Callable[[Any], Any] | None = None,
     read_next: Callable[[Any], np.ndarray | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prefit: Mapping[tuple, Mapping[tuple[int, Any], Any]] | None = None,
 ) -> dict[str, Any]:
     """Refit a comparison at its neighbouring settings; the result goes to
     ``comparison["neighbourhood"]`` (and is returned).
@@ -181,6 +196,11 @@ def neighbour_check(
     progress : callable, optional
         ``progress(done, total)``: called before the refits (``done = 0``) and after each
         group's, ``total`` the number of groups.
+    prefit : mapping, optional
+        ``{group key: {(delays, rank): Spectrum}}``: neighbour spectra already fitted with the
+        same settings (e.g. the rank neighbours from the base fit's factorization,
+        :func:`conjugacy.analysis.fit_spectra`'s ``neighbour_fits``); a neighbour found there
+        is not refitted, and a group whose neighbours are all there is not read.
 
     Returns
     -------
@@ -245,7 +265,7 @@ def neighbour_check(
         for done, g in enumerate(used, 1):
             kw = base_kw[g.key]
             own = [{**v, "delays": _scaled(v, kw, first)} for v in variants]
-            fits = _group_fits(read(g), kw, own, None if read_next is None else read_next(g))
+            fits = _reuse_or_fit(g, own, kw, (prefit or {}).get(g.key, {}), read, read_next)
             for i, sp in enumerate(fits):
                 if steps is not None:
                     sp = with_record_interval(sp, steps(g))

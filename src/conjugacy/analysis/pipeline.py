@@ -207,11 +207,13 @@ def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], pa
 def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
                 settings: Any, fitted: Mapping[tuple, Any], stats: Mapping[str, Any],
                 progress: Callable[[int, int], None] | None = None,
-                kept: dict | None = None) -> None:
+                kept: dict | None = None, prefit: dict | None = None) -> None:
     """The neighbour check (:func:`conjugacy.analysis.neighbours.neighbour_check`) of a
     comparison, reading each group once in its stored dtype; the most delays the runs allow is
     that of the shortest group, every run keeping three quarters of its records as pairs. The
-    groups the base fits kept in memory (``kept``, :data:`KEEP_BYTES`) are not read again."""
+    groups the base fits kept in memory (``kept``, :data:`KEEP_BYTES`) are not read again; the
+    rank neighbours the base fits computed (``prefit``, ``fit_spectra``'s ``neighbour_fits``)
+    are not refitted."""
     from .groups import _branch_states
     from .neighbours import neighbour_check
 
@@ -228,7 +230,8 @@ def _neighbours(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], p
         comparison, read,
         used, settings, fitted, stats, max_delays=max(0, (n_steps - 2) // 4),
         steps=lambda g: reader.steps(g.runs[0])[g.slice or slice(None)],
-        read_next=lambda g: _branch_states(reader, params, g), progress=progress)
+        read_next=lambda g: _branch_states(reader, params, g), progress=progress,
+        prefit=prefit)
 
 
 def summarize(
@@ -535,8 +538,9 @@ def run_pipeline(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         kept = {"budget": KEEP_BYTES} if neighbours else None
+        prefit: dict | None = {} if neighbours else None
         fitted = fit_spectra(reader, groups, spectrum, params=params, client=client,
-                             progress=progress, keep=kept)
+                             progress=progress, keep=kept, neighbour_fits=prefit)
         _refuse_empty(fitted)
         t1 = time.perf_counter()
         spectra = by_condition(groups, fitted)
@@ -560,7 +564,7 @@ def run_pipeline(
                            int(stats.get("seed", 0)))
             if neighbours:
                 _neighbours(cmp, reader, groups, params, spectrum, fitted, stats,
-                            neighbour_progress, kept)
+                            neighbour_progress, kept, prefit)
     timing = {**dict(kwargs.pop("timing", None) or {}), "spectra": t1 - t0,
               "windows_and_losses": time.perf_counter() - t1}
     notes = [*kwargs.pop("notes", ()), *dict.fromkeys(str(w.message) for w in caught)]
