@@ -883,6 +883,9 @@ def main(argv=None) -> None:
         "--allpairs", default=None, metavar="N,N,...",
         help="the all-pairs workload at these feature counts (e.g. 50,200,500)",
     )
+    parser.add_argument("--allpairs-delays", type=int, default=None, metavar="D",
+                        help="with --allpairs: delays of the workload (default 8; DSA's n_delays "
+                             "is D + 1, and it refuses 9 at 500 features)")
     parser.add_argument("--dsa-python", default=None,
                         help="with --allpairs: the interpreter of a venv with dsa-metric")
     parser.add_argument("--dsa-tutorial", action="store_true",
@@ -894,6 +897,8 @@ def main(argv=None) -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(row, indent=1))
         return
+    if args.allpairs_delays is not None:
+        ALLPAIRS["delays"] = args.allpairs_delays
     if args.allpairs:
         with threadpool_limits(1):
             rows = allpairs([int(n) for n in args.allpairs.split(",")], args.repeats,
