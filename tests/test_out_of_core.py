@@ -4,6 +4,7 @@ copy the data (they stream it through the page cache)."""
 import tracemalloc
 
 import numpy as np
+import pytest
 from systems import match_error
 
 from conjugacy import koopman_spectrum
@@ -75,3 +76,46 @@ def test_nan_in_memory_mapped_data_is_found_in_blocks(tmp_path):
 
     with pytest.raises(ValueError, match=r"contains NaN at index \(17, 5\)"):
         check_finite(data[1], "x", block_bytes=8000)
+
+
+def _no_streamed_gram(monkeypatch):
+    """A tiny memory limit, and a streamed Gram that must not start."""
+    from conjugacy import spectrum_paths as paths
+
+    monkeypatch.setattr(paths, "available_memory", lambda *a: (2**24, "a test's limit"))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the streamed Gram was started")
+
+    monkeypatch.setattr(paths, "streamed_gram", refused)
+
+
+def test_streamed_gram_path_is_refused_up_front_like_in_memory_data(tmp_path, monkeypatch):
+    """Issue 21 review: memory-mapped data with path='gram' failed inside streamed_gram with
+    NumPy's allocation error; every route now gives the in-memory one-line refusal."""
+    import dask.array as da
+
+    data = _memmapped(tmp_path, (1, 3000, 3))  # 3,000 snapshots: ~0.2 GiB of Grams
+    _no_streamed_gram(monkeypatch)
+    want = ("path='gram' needs ~0.2 GiB here (the 3,000 x 3,000 snapshot Gram and the 2,997 x "
+            "2,997 delay Grams) but 0.0 GiB are available (a test's limit): use path='dense' "
+            "(or 'auto')")
+    for given in (np.array(data), data, [data[0]], da.from_array(np.array(data), chunks=(1, 3000, 1))):
+        with pytest.raises(ValueError) as err:
+            koopman_spectrum(given, delays=2, rank=3, path="gram")
+        assert str(err.value) == want, type(given)
+    with pytest.raises(ValueError) as err:  # with pca=, the projections' refusal, as in memory
+        koopman_spectrum(data, delays=2, rank=2, path="gram", pca=2)
+    assert str(err.value) == want
+    with pytest.raises(ValueError) as err:
+        koopman_spectrum(np.array(data), delays=2, rank=2, path="gram", pca=2)
+    assert str(err.value) == want
+
+
+def test_pca_of_tall_mapped_data_skips_a_gram_that_does_not_fit(tmp_path, monkeypatch):
+    data = _memmapped(tmp_path, (1, 3000, 3))
+    _no_streamed_gram(monkeypatch)
+    spec = koopman_spectrum(data, delays=2, rank=2, pca=2)  # auto: the PCA in memory instead
+    ref = koopman_spectrum(np.array(data), delays=2, rank=2, pca=2)
+    assert spec.settings["path"] == ref.settings["path"] == "dense"
+    np.testing.assert_array_equal(spec.eigenvalues, ref.eigenvalues)

@@ -388,10 +388,20 @@ def _fit_streamed(
     n, n_snap = source.n_features, sum(source.lengths)
     eps = source_eps(source)
     notes: list[str] = []
+    n_obs = n * (delays + 1)
+    m = n_snap - len(source.lengths) * (delays + 1)
+    # the streamed Gram (its accumulator and product buffer, then the delay Grams) is refused up
+    # front by the in-memory rule, within a store's max_memory (None: the process's limit)
+    memory = dict(itemsize=16 if source.complex else 8, max_memory=getattr(
+        source, "max_memory", None))
     if pca is not None:
         check_pca(pca, n_snap, n, pca_center)
         if path not in ("auto", "gram") and n <= 2 * n_snap:
             return None
+        if path == "auto" and n <= 2 * n_snap and not _gram_fits(n, n_obs, m, n_snap, memory):
+            return None  # tall: the PCA from the features' covariance, in memory
+        if path == "gram":  # the refusal the projections' fit gives in memory
+            check_path_memory("gram", pca, pca * (delays + 1), m, n_snap, rank, **memory)
         gram, offsets = streamed_gram(source, device=device)
         notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
         projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
@@ -400,12 +410,11 @@ def _fit_streamed(
             projected, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
             pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
         )
-    n_obs = n * (delays + 1)
-    m = n_snap - len(source.lengths) * (delays + 1)
     if rank is None or path in ("dense", "subspace", "covariance") or (
             path == "auto" and n < n_snap):
         return None  # "svht" streams: the full spectrum of the delay Gram gives every value
     _check_rank(rank, n_obs, m)
+    check_path_memory("gram", n, n_obs, m, n_snap, rank, **memory)
     want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
     if modes == "auto":
         notes.append("modes not computed for streamed data (one more pass): pass modes=True")
@@ -667,12 +676,13 @@ _PATH_ARRAYS = {
 
 def check_path_memory(
     path: str, n: int, n_obs: int, m: int, n_snap: int, rank: int | str | None, itemsize: int = 8,
-    available: int | None = None,
+    available: int | None = None, max_memory: Any = None,
 ) -> None:
     """Refuse, in one line, a ``path`` whose arrays (:func:`path_memory`) exceed the memory
     available (:func:`conjugacy.streaming.available_memory`: ``MemAvailable``, the cgroup
-    limit; or ``available`` bytes), naming the cheapest path that fits, before anything is
-    allocated.
+    limit, ``max_memory`` if given (a store source's); or ``available`` bytes), naming the
+    cheapest path that fits, before anything is allocated. In-memory and streamed data
+    (memory-mapped, Dask, a store: :func:`_fit_streamed`) alike.
 
     Raises
     ------
@@ -694,7 +704,8 @@ def check_path_memory(
     """
     why = ""
     if available is None:
-        available, why = available_memory()
+        available, why = available_memory() if max_memory is None else available_memory(
+            max_memory)
         why = f" ({why})"
     need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
     if need[path] <= available:
@@ -709,6 +720,14 @@ def check_path_memory(
         f"path={path!r} needs ~{need[path] / 2**30:.1f} GiB here ({what}) but "
         f"{available / 2**30:.1f} GiB are available{why}: {fix}"
     )
+
+
+def _gram_fits(n: int, n_obs: int, m: int, n_snap: int, memory: dict[str, Any]) -> bool:
+    """Whether the Gram path's arrays (:func:`path_memory`) fit in the memory available
+    (``memory``: ``itemsize`` and ``max_memory`` as :func:`check_path_memory` takes them)."""
+    cap = memory.get("max_memory")
+    free = available_memory()[0] if cap is None else available_memory(cap)[0]
+    return path_memory(n, n_obs, m, n_snap, None, memory.get("itemsize", 8))["gram"] <= free
 
 
 def auto_path(
