@@ -223,7 +223,12 @@ def test_spectrum_streams_a_store_within_max_memory(tmp_path):
     np.testing.assert_array_equal(Spectrum.load(tmp_path / "s.npz").eigenvalues, want)
     assert "--max-memory bounds" not in result.output
     line = _one_line_error(runner.invoke(app, [*base, "--max-memory", "1K"]), path)
-    assert "streaming 2 runs x 60 snapshots needs" in line and "max_memory=" in line
+    # one prefix, the CLI's option (not the API's max_memory='...M'), 1K in KiB (not "0 MiB")
+    assert line.startswith(f"error: store {str(path)!r}: streaming 2 runs x 60 snapshots needs ")
+    assert "but --max-memory 1 KiB leaves 0 bytes; stream with --max-memory " in line
+    assert "max_memory" not in line
+    line = _one_line_error(runner.invoke(app, [*base, "--max-memory", "1000000"]), path)
+    assert "but --max-memory 977 KiB leaves 0 bytes; stream with --max-memory " in line
     for bad in ("abc", "0", "-1G", "1.5X"):
         result = runner.invoke(app, [*base, "--max-memory", bad])
         assert result.exit_code == 2 and result.output.strip() == (

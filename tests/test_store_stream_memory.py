@@ -88,7 +88,29 @@ def test_below_the_floor_one_line_names_max_memory_and_the_minimum(small_chunks,
     assert "\n" not in msg and "test budget leaves 51 MiB" in msg
     least = int(msg.split("max_memory='")[1].split("M'")[0])
     assert abs(least - (streaming.process_rss() + FLOOR) / 2**20) < 16  # RSS moves a little
-    assert "one chunk column of every run 0 MiB + decoding one chunk 0 MiB" in msg
+    # sizes under 1 MiB in KiB (they showed as "0 MiB"): a span of 1316 features x 90 snapshots
+    # float32 (473,760 bytes), one thread decoding two copies of a 6,016-byte chunk
+    assert "one chunk column of every run 463 KiB + decoding one chunk 12 KiB" in msg
+    assert msg.endswith(f"but test budget leaves 51 MiB; stream with max_memory='{least}M' or "
+                        "more (and a memory limit that allows it), fewer runs, or a store "
+                        "recorded with a smaller chunk_steps")
+    assert msg.startswith(f"store {str(store.path)!r}: streaming 3 runs x 90 snapshots needs "
+                          f"{least} MiB in all (")
+    assert err.value.with_option("--max-memory") == msg.replace(
+        f"max_memory='{least}M'", f"--max-memory {least}M")
+
+
+def test_the_floor_names_max_memory_as_set_and_sizes_under_1_mib_in_kib(small_chunks):
+    """Issue 21 review: max_memory='1K' showed as "max_memory=0 MiB leaves 0 MiB", and
+    1,000,000 bytes as 1 MiB."""
+    store, _ = small_chunks
+    for given, shown in (("1K", "1 KiB"), (1_000_000, "977 KiB"), (200, "200 bytes")):
+        with pytest.raises(StoreError) as err:
+            koopman_spectrum(store.source("w", max_memory=given), delays=2, rank=4)
+        assert f"but max_memory={shown} leaves 0 bytes; stream with max_memory='" in str(
+            err.value)
+        assert f"but --max-memory {shown} leaves 0 bytes; stream with --max-memory " in (
+            err.value.with_option("--max-memory"))
 
 
 @pytest.mark.parametrize("available", [10 * 2**30, HALF, FLOOR])
@@ -218,5 +240,6 @@ def test_cli_spectrum_below_the_floor_is_one_line_and_exit_2(small_chunks, monke
                                    "--params", "w", "--out", str(tmp_path / "s.npz")])
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "max_memory='" in lines[0]
-    assert "test budget leaves 51 MiB" in lines[0] and not (tmp_path / "s.npz").exists()
+    assert len(lines) == 1 and lines[0].startswith(f"error: store {str(store.path)!r}: streaming")
+    assert "test budget leaves 51 MiB; stream with --max-memory " in lines[0]
+    assert "max_memory" not in lines[0] and not (tmp_path / "s.npz").exists()

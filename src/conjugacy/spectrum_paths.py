@@ -401,7 +401,7 @@ def _fit_streamed(
         if path == "auto" and n <= 2 * n_snap and not _gram_fits(n, n_obs, m, n_snap, memory):
             return None  # tall: the PCA from the features' covariance, in memory
         if path == "gram":  # the refusal the projections' fit gives in memory
-            check_path_memory("gram", pca, pca * (delays + 1), m, n_snap, rank, **memory)
+            _check_streamed_gram(source, pca, pca * (delays + 1), m, n_snap, rank, memory)
         gram, offsets = streamed_gram(source, device=device)
         notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
         projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
@@ -414,7 +414,7 @@ def _fit_streamed(
             path == "auto" and n < n_snap):
         return None  # "svht" streams: the full spectrum of the delay Gram gives every value
     _check_rank(rank, n_obs, m)
-    check_path_memory("gram", n, n_obs, m, n_snap, rank, **memory)
+    _check_streamed_gram(source, n, n_obs, m, n_snap, rank, memory)
     want = _want_modes(modes if modes != "auto" else False, n_obs, rank, m, notes)
     if modes == "auto":
         notes.append("modes not computed for streamed data (one more pass): pass modes=True")
@@ -444,6 +444,16 @@ def _fit_streamed(
         scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
         n_features=n, n_pairs=m, notes=notes,
     )
+
+
+def _check_streamed_gram(source: Any, n: int, n_obs: int, m: int, n_snap: int,
+                         rank: int | str | None, memory: dict[str, Any]) -> None:
+    """Refuse a streamed Gram path that cannot hold its arrays, before reading: a store's own
+    floor first (:meth:`conjugacy.store.StoreSource.read_plan`: the read buffers with the Gram,
+    naming ``max_memory``), then :func:`check_path_memory` (the Gram and the delay Grams)."""
+    if hasattr(source, "read_plan"):
+        source.read_plan()
+    check_path_memory("gram", n, n_obs, m, n_snap, rank, **memory)
 
 
 def _check_source_delays(source: Any, delays: Any) -> int:

@@ -554,7 +554,7 @@ def _cgroup_headroom(proc_cgroup: str | None = None, root: str = "/sys/fs/cgroup
             used = _stat_field(_read_text(f"{folder}/memory.stat"), used_key) or 0
             headroom = int(raw) - used
             if best is None or headroom < best[0]:
-                best = (headroom, f"the memory cgroup's {limit_file} of {_size(int(raw))}")
+                best = (headroom, f"the memory cgroup's {limit_file} of {format_size(int(raw))}")
     return best
 
 
@@ -570,7 +570,7 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
     options = []
     if max_memory is not None:
         cap = parse_memory(max_memory)
-        options.append((cap - process_rss(), f"max_memory={_size(cap)}"))
+        options.append((cap - process_rss(), f"max_memory={format_size(cap)}"))
     cgroup = _cgroup_headroom()
     if cgroup is not None:
         options.append(cgroup)
@@ -582,8 +582,23 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
     return min(options, key=lambda o: o[0])
 
 
-def _size(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.2f} GiB" if abs(nbytes) >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+def format_size(nbytes: float, down: bool = False) -> str:
+    """``nbytes`` for a message: GiB (2 decimals) from 1 GiB, MiB from 1 MiB, KiB from 1 KiB,
+    else bytes; rounded to the nearest unit, or towards zero with ``down`` (what is left, never
+    shown as more than it is).
+
+    >>> format_size(3 * 2**30), format_size(1_000_000), format_size(1024), format_size(200)
+    ('3.00 GiB', '977 KiB', '1 KiB', '200 bytes')
+    >>> format_size(54_091_999), format_size(54_091_999, down=True)
+    ('52 MiB', '51 MiB')
+    """
+    for unit, scale, digits in (("GiB", 2**30, 2), ("MiB", 2**20, 0), ("KiB", 2**10, 0)):
+        if abs(nbytes) >= scale:
+            value = nbytes / scale
+            if down:
+                value = math.floor(value * 10**digits) / 10**digits
+            return f"{value:.{digits}f} {unit}"
+    return f"{math.floor(nbytes) if down else round(nbytes)} bytes"
 
 
 _MMAP_THRESHOLD_FIXED = False

@@ -348,7 +348,10 @@ def _fit(data: Any, source: str, **kwargs: Any) -> tuple[Any, list[str]]:
             warnings.simplefilter("always")
             spec = interruptible(koopman_spectrum, data, **kwargs)
     except (TypeError, ValueError) as exc:
-        fail(f"{source}: {exc}")
+        # a store's error names the store already; below its streaming floor, --max-memory
+        # (conjugacy.store StreamMemoryError.with_option) rather than the API's max_memory=
+        text = exc.with_option("--max-memory") if hasattr(exc, "with_option") else str(exc)
+        fail(text if isinstance(exc, OSError) else f"{source}: {text}")
     if hasattr(data, "steps") and hasattr(data, "runs"):  # a store
         from ..analysis.groups import with_record_interval
 

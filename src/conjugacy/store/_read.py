@@ -15,6 +15,7 @@ from ..streaming import (
     BlockPool,
     available_memory,
     fix_mmap_threshold,
+    format_size,
     parse_memory,
     process_rss,
 )
@@ -346,6 +347,43 @@ _GOOD_BLOCK, _MIN_BLOCK = 16 * 2**20, 2**20
 _SLACK = 48 * 2**20
 
 
+class StreamMemoryError(StoreError):
+    """A store's streamed read does not fit in the memory it may use even at its floor
+    (:meth:`StoreSource.read_plan`). The message names the option as the API spells it
+    (``max_memory='176M'``); :meth:`with_option` names it as a caller spells it (the command
+    line's ``--max-memory 176M``).
+
+    ``parts``: the message's text before the limit's description ``why``, between it and the
+    suggested value ``least`` (e.g. ``"176M"``), and after it.
+    """
+
+    def __init__(self, parts: tuple[str, str, str], why: str, least: str) -> None:
+        self._parts, self._why, self.least = parts, why, least
+        super().__init__(self.with_option("max_memory"))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickled with its parts
+        return type(self), (self._parts, self._why, self.least)
+
+    def with_option(self, name: str) -> str:
+        """The message naming the memory option ``name``: a keyword (``max_memory``:
+        ``max_memory='176M'``) or a command-line option (``--max-memory``: ``--max-memory
+        176M``), also where the option set the limit (``max_memory=1 KiB``).
+
+        >>> err = StreamMemoryError(("needs more, but ", " leaves 0 bytes; use ", ""),
+        ...                         "max_memory=1 KiB", "176M")
+        >>> str(err)
+        "needs more, but max_memory=1 KiB leaves 0 bytes; use max_memory='176M'"
+        >>> err.with_option("--max-memory")
+        'needs more, but --max-memory 1 KiB leaves 0 bytes; use --max-memory 176M'
+        """
+        flag = name.startswith("-")
+        why = self._why
+        if why.startswith("max_memory="):  # set by the option (streaming.available_memory)
+            why = f"{name} {why[11:]}" if flag else f"{name}={why[11:]}"
+        fix = f"{name} {self.least}" if flag else f"{name}={self.least!r}"
+        return f"{self._parts[0]}{why}{self._parts[1]}{fix}{self._parts[2]}"
+
+
 @dataclass(frozen=True)
 class ReadPlan:
     """How :meth:`StoreSource.blocks` streams within the memory it may use (bytes throughout).
@@ -481,15 +519,15 @@ class StoreSource:
         need, span, decode = self._need(width, False, 1)
         held = process_rss()
         least = -(-(held + need) // 2**20)
-        raise StoreError(
+        raise StreamMemoryError((
             f"{self.name}: streaming {len(self.runs)} run{'s' * (len(self.runs) != 1)} x "
-            f"{sum(self.lengths)} snapshots needs "
-            f"{least} MiB in all ({held // 2**20} MiB in use + one chunk column of every run "
-            f"{span // 2**20} MiB + decoding one chunk {decode // 2**20} MiB + Gram and 1 MiB "
-            f"blocks), but {why} leaves {max(0, available) // 2**20} MiB; stream with "
-            f"max_memory='{least}M' or more (and a memory limit that allows it), fewer runs, or "
-            "a store recorded with a smaller chunk_steps"
-        )
+            f"{sum(self.lengths)} snapshots needs {least} MiB in all ({format_size(held)} in "
+            f"use + one chunk column of every run {format_size(span)} + decoding one chunk "
+            f"{format_size(decode)} + Gram and 1 MiB blocks), but ",
+            f" leaves {format_size(max(0, available), down=True)}; stream with ",
+            " or more (and a memory limit that allows it), fewer runs, or a store recorded "
+            "with a smaller chunk_steps"), why, f"{least}M")
+
 
     def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(features, z)``, ``z`` (n_snapshots, <= plan width) float64 (or complex128),
