@@ -67,4 +67,5 @@ def test_neighbour_check_reuses_the_rank_neighbours(tmp_path, monkeypatch):
     assert sorted(set(asked)) == [(1, 3), (2, 1), (2, 5), (4, 3)]
     assert len(asked) == 4 * 8
     assert with_prefit["n_fits"] == without["n_fits"] == 32
+    assert (with_prefit["n_reused"], without["n_reused"]) == (16, 0)
     assert with_prefit["pairs"] == without["pairs"]

@@ -17,8 +17,11 @@ the base fits: one more comparison, its permutation tests included), in one
 :func:`conjugacy.spectrum.koopman_spectra` call per group: each group's runs are read once, one
 snapshot Gram serves every refit that takes the Gram path (weight trajectories), and the two rank
 neighbours are truncations of one factorization of the base delays' matrix (3 factorizations per
-group, not 4). The CPU time is recorded in
-``neighbourhood["cpu_seconds"]``.
+group, not 4). Where the base fits already computed the rank neighbours from their own
+factorization (``prefit=``: :func:`conjugacy.analysis.run_pipeline` with a fixed rank, serially,
+through :func:`conjugacy.analysis.fit_spectra`'s ``neighbour_fits``), those are reused, not
+refitted (``neighbourhood["n_reused"]``): 2 factorizations per group beyond the base fit, none
+at 0 delays. The CPU time is recorded in ``neighbourhood["cpu_seconds"]``.
 """
 
 from __future__ import annotations
@@ -112,16 +115,17 @@ def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Map
 
 def _reuse_or_fit(group: Any, own: Sequence[Mapping[str, Any]], kw: Mapping[str, Any],
                   ready: Mapping[tuple[int, Any], Any], read: Callable[[Any], np.ndarray],
-                  read_next: Callable[[Any], np.ndarray | None] | None) -> list[Any]:
+                  read_next: Callable[[Any], np.ndarray | None] | None) -> tuple[list[Any], int]:
     """A group's spectra at its neighbour settings ``own``: those in ``ready`` (by ``(delays,
-    rank)``) as they are, the others in one :func:`_group_fits` call (the group read only then)."""
+    rank)``) as they are, the others in one :func:`_group_fits` call (the group read only then);
+    and how many were taken from ``ready``."""
     out = [ready.get((int(v["delays"]), v["rank"])) for v in own]
     todo = [v for v, sp in zip(own, out) if sp is None]
     if todo:
         fits = iter(_group_fits(read(group), kw, todo,
                                 None if read_next is None else read_next(group)))
         out = [next(fits) if sp is None else sp for sp in out]
-    return out
+    return out, len(own) - len(todo)
 
 
 def _summary(base: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -205,7 +209,8 @@ def neighbour_check(
     Returns
     -------
     dict
-        ``rule`` (words), ``settings`` (the neighbours), ``n_fits``, ``cpu_seconds`` and ``pairs``:
+        ``rule`` (words), ``settings`` (the neighbours), ``n_fits`` (neighbour spectra),
+        ``n_reused`` (of them taken from ``prefit``, not refitted), ``cpu_seconds`` and ``pairs``:
         pair -> ``verdict``, ``same``, ``of``, ``fragile``, ``pvalue_range``, ``distance_range``,
         ``neighbours`` (name -> ``verdict``, ``pvalue``, ``distance``).
 
@@ -260,12 +265,14 @@ def neighbour_check(
     spectra: list[dict[str, list[Any]]] = [{} for _ in variants]
     tick = progress or (lambda _done, _total: None)
     tick(0, len(used))
+    reused = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reduced ranks etc.: the base run reported them
         for done, g in enumerate(used, 1):
             kw = base_kw[g.key]
             own = [{**v, "delays": _scaled(v, kw, first)} for v in variants]
-            fits = _reuse_or_fit(g, own, kw, (prefit or {}).get(g.key, {}), read, read_next)
+            fits, n = _reuse_or_fit(g, own, kw, (prefit or {}).get(g.key, {}), read, read_next)
+            reused += n
             for i, sp in enumerate(fits):
                 if steps is not None:
                     sp = with_record_interval(sp, steps(g))
@@ -294,6 +301,7 @@ def neighbour_check(
                  "differs"),
         "settings": variants + ([{"name": other[0]}] if other else []),
         "n_fits": len(variants) * len(used),
+        "n_reused": reused,
         "cpu_seconds": time.process_time() - t0,
         "pairs": pairs,
     }
