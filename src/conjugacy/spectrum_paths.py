@@ -396,12 +396,8 @@ def _fit_streamed(
         source, "max_memory", None))
     if pca is not None:
         check_pca(pca, n_snap, n, pca_center)
-        if path not in ("auto", "gram") and n <= 2 * n_snap:
+        if not _streams_pca(source, path, pca, delays, rank, m, memory):
             return None
-        if path == "auto" and n <= 2 * n_snap and not _gram_fits(n, n_obs, m, n_snap, memory):
-            return None  # tall: the PCA from the features' covariance, in memory
-        if path == "gram":  # the refusal the projections' fit gives in memory
-            _check_streamed_gram(source, pca, pca * (delays + 1), m, n_snap, rank, memory)
         gram, offsets = streamed_gram(source, device=device)
         notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
         projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
@@ -444,6 +440,21 @@ def _fit_streamed(
         scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
         n_features=n, n_pairs=m, notes=notes,
     )
+
+
+def _streams_pca(source: Any, path: str, pca: int, delays: int, rank: int | str | None, m: int,
+                 memory: dict[str, Any]) -> bool:
+    """Whether ``pca=`` coordinates come from the streamed snapshot Gram, else from the
+    features' covariance in memory: not for tall data (features at most twice the snapshots) on
+    the dense, subspace and covariance paths, nor on ``"auto"`` where the Gram does not fit;
+    ``path="gram"`` is refused up front as the projections' fit is in memory."""
+    n, n_snap = source.n_features, sum(source.lengths)
+    if n <= 2 * n_snap and (path not in ("auto", "gram") or (
+            path == "auto" and not _gram_fits(n, n * (delays + 1), m, n_snap, memory))):
+        return False
+    if path == "gram":
+        _check_streamed_gram(source, pca, pca * (delays + 1), m, n_snap, rank, memory)
+    return True
 
 
 def _check_streamed_gram(source: Any, n: int, n_obs: int, m: int, n_snap: int,
