@@ -496,3 +496,16 @@ def test_an_optimizers_param_groups_are_shown_by_their_differing_entries():
         ["warm", "optimizer.param_groups.0.lr = 0.001, optimizer.param_groups.0.initial_lr = 0.05"],
         ["(all)", "shared: optimizer.class = SGD, optimizer.param_groups.0.n_params = 6, "
                   "optimizer.param_groups.0.momentum = 0.9"]]
+
+
+def test_neighbour_line_counts_reused_spectra_apart_from_refits():
+    """The neighbour check takes its rank neighbours from the base fits' factorization
+    (``n_reused``): the report says so instead of counting them as refits; hostile counts are
+    shown as given."""
+    from conjugacy.report._content import _refits
+
+    assert _refits({"n_fits": 24, "n_reused": 24}) == (
+        "0 refits and 24 spectra from the base fits' factorization")
+    assert _refits({"n_fits": 48, "n_reused": 16}).startswith("32 refits and 16")
+    assert _refits({"n_fits": 48}) == "48 refits"
+    assert _refits({"n_fits": 4, "n_reused": 9}) == "4 refits"  # inconsistent: not subtracted

@@ -90,8 +90,10 @@ def neighbour_lines(content: Mapping[str, Any]) -> list[str]:
             f"W {_range(r['distance_range'], '.3g')}"
             + (f"; differs at {shown(', '.join(differ))}" if differ else ""))
     names = ", ".join(s["name"] for s in nb["settings"])
-    lines.append(f"neighbourhood: {shown(names)}; {nb['n_fits']} refits, "
-                 f"{nb['cpu_seconds']:.1f} s CPU")
+    reused = nb.get("n_reused") or 0
+    lines.append(f"neighbourhood: {shown(names)}; {nb['n_fits'] - reused} refits"
+                 + (f" and {reused} spectra taken from the base fits' factorization" if reused
+                    else "") + f", {nb['cpu_seconds']:.1f} s CPU")
     return lines
 
 

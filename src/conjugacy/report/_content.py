@@ -743,9 +743,17 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
                      "-" if not pr else f"{fmt(pr[0])}-{fmt(pr[1])}",
                      "-" if not dr else f"{fmt(dr[0])}-{fmt(dr[1])}", ", ".join(differ) or "-"])
     line = (f"Each comparison refitted at {', '.join(str(s.get('name')) for s in nb['settings'])} "
-            f"({nb.get('n_fits')} refits, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
+            f"({_refits(nb)}, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
             "flips at any of them is fragile.")
     return rows, line
+
+
+def _refits(nb: Mapping[str, Any]) -> str:
+    """"N refits" of the neighbour check, and the spectra it took from the base fits (n_reused)."""
+    n, reused = nb.get("n_fits"), nb.get("n_reused")
+    if isinstance(n, int) and isinstance(reused, int) and 0 < reused <= n:
+        return f"{n - reused} refits and {reused} spectra from the base fits' factorization"
+    return f"{n} refits"
 
 
 # ----- bounds: what a results file may ask the report to show ----------------------------------
