@@ -104,9 +104,15 @@ DEFAULT_FILTER = "none"
 def comparison_options(filter: str = DEFAULT_FILTER) -> dict[str, Any]:
     """The options of :func:`conjugacy.analysis.compare_conditions` for a filter of
     :data:`FILTERS`: ``"none"`` compares all eigenvalues (``use_filter=False``), the others
-    base the verdicts on the filtered spectra with that ``filter_rule``. ValueError for another
-    name.
+    base the verdicts on the filtered spectra with that ``filter_rule``.
 
+    Raises
+    ------
+    ValueError
+        For a name not in :data:`FILTERS`.
+
+    Examples
+    --------
     >>> comparison_options(), comparison_options("shared-count")
     ({'use_filter': False}, {'use_filter': True, 'filter_rule': 'shared-count'})
     """
