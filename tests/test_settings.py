@@ -86,14 +86,14 @@ def test_svht_recovers_the_rank_of_low_rank_plus_noise(true_rank):
 
 
 def test_svht_threshold_equal_on_every_path(tmp_path):
-    few = _latent(40, 4, 120)  # features < snapshots: dense, gram, subspace
+    few = _latent(40, 4, 120)  # features < snapshots: dense, gram, subspace, covariance
     many = _latent(300, 3, 30, seed=1)  # features > snapshots: also streamed and a given Gram
     np.save(tmp_path / "many.npy", many)
     mapped = np.load(tmp_path / "many.npy", mmap_mode="r")
     z = many.reshape(-1, many.shape[2])
     for data, extra in ((few, {}), (many, {"streamed": mapped})):
         found = {}
-        for path in ("dense", "gram", "subspace"):
+        for path in ("dense", "gram", "subspace") + ("covariance",) * (data is few):
             found[path] = koopman_spectrum(data, delays=2, rank="svht", path=path,
                                            method="standard")
         for name, item in extra.items():
@@ -103,6 +103,8 @@ def test_svht_threshold_equal_on_every_path(tmp_path):
                                                     method="standard")
         paths = {k: sp.settings["path"] for k, sp in found.items()}
         assert paths["gram"] == "gram" and paths["subspace"] == "subspace"
+        if data is few:
+            assert paths["covariance"] == "covariance"
         if "streamed" in found:
             assert paths["streamed"] == "gram (streamed)"
         ref = found["dense"].settings["rank_rule"]
