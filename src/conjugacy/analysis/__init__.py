@@ -131,7 +131,7 @@ def analyse_study(
         ``claims(content) -> [Claim]``.
     neighbours : bool
         Refit the comparison at neighbouring settings (``comparison["neighbourhood"]``,
-        :mod:`conjugacy.analysis.neighbours`; 4 more fits per spectrum).
+        :mod:`conjugacy.analysis.neighbours`; up to 2 more fits per spectrum, the delay neighbours).
 
     Returns
     -------

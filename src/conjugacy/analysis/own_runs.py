@@ -42,7 +42,7 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
      rank -2 and +2 and, when the verdicts use a filter, compared on all eigenvalues;
      ``comparison["neighbourhood"]`` says per pair how many give the same verdict and marks a
      verdict that flips as fragile
-     (:mod:`conjugacy.analysis.neighbours`; 4 more fits per spectrum).
+     (:mod:`conjugacy.analysis.neighbours`; up to 2 more fits per spectrum, the delay neighbours).
 4. **Comparison**: :func:`conjugacy.analysis.compare_conditions` (distances per seed, between-seed
    noise floor, permutation test with effect size and smallest attainable p, the paper's shuffle
    control and KS tests, classes of conditions, verdicts on all eigenvalues or, with a
@@ -899,8 +899,9 @@ def analyze(
         costs ``2 n_boot`` spectrum fits per pair and seed).
     neighbours : bool, default True
         Refit every comparison at neighbouring settings and report how robust each verdict is
-        (``comparison["neighbourhood"]``; 4 more fits per spectrum). The ``interval`` of each distance,
-        always given with 2 or more seeds, is the t-interval over independent seeds.
+        (``comparison["neighbourhood"]``; up to 2 more fits per spectrum, the delay
+        neighbours). The ``interval`` of each distance, always given with 2 or more seeds, is the
+        t-interval over independent seeds.
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
     progress : callable, optional
