@@ -359,3 +359,16 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
                               "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
                               "--rank", "3", "--delays", "0"])
     assert got.exit_code == 0 and got.stderr == ""
+
+
+def test_a_window_longer_than_the_runs_is_a_warning_not_a_traceback(tmp_path):
+    """Issue 25 second review, defect 1: --window 60 on runs of 40 records finished the analysis,
+    then crashed in the console's left-out note (exit 1 with a traceback); now exit 0, no
+    windowed analysis, and no note about records 'in no window'."""
+    path = _store(tmp_path / "s.zarr", ("a", "b"), n_seeds=3, n_rec=40)
+    got = runner.invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o"), "--no-report",
+                              "--no-neighbours", "--rank", "3", "--delays", "0",
+                              "--window", "60"])
+    assert got.exit_code == 0, got.output
+    assert "Traceback" not in got.output and "in no window" not in got.output
+    assert (tmp_path / "o" / "results.json").exists()

@@ -137,7 +137,8 @@ def left_out(n_records: int, window: int, stride: int | None = None) -> str | No
     Parameters
     ----------
     n_records : int
-        Records of the (longest) run, >= ``window``.
+        Records of the (longest) run; a run shorter than one window has no windows and no
+        note (None).
     window, stride : int
         As :func:`plan_windows`.
 
@@ -156,7 +157,11 @@ def left_out(n_records: int, window: int, stride: int | None = None) -> str | No
     'record 300 of 301 is in no window of 50 records (windows cover 0-299): not analysed'
     >>> left_out(300, 50) is None
     True
+    >>> left_out(41, 60) is None  # no window at all: nothing to say about what they leave out
+    True
     """
+    if isinstance(n_records, int) and isinstance(window, int) and 0 < n_records < window:
+        return None
     last = plan_windows([n_records], window, stride)[-1].stop
     if last >= n_records:
         return None
