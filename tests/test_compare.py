@@ -555,4 +555,3 @@ def test_functions_take_koopman_spectra_plain_and_filtered():
         wasserstein(empty, plain[0])
     with pytest.raises(ValueError, match=r"group_b\[1\] is empty.*filter dropped"):
         conjugacy_test(plain[:2], [plain[2], empty])
-

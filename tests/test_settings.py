@@ -327,7 +327,9 @@ def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
     from conjugacy.report._render import render_html, render_markdown
 
     md = render_markdown(res.results)
-    assert "### At neighbouring settings" in md and "(48 refits, " in md
+    assert nb["n_reused"] == 2 * 12  # the rank neighbours: from the base fits' factorization
+    assert "### At neighbouring settings" in md
+    assert "(24 refits and 24 spectra from the base fits' factorization, " in md
     assert "| a vs c | not conjugate | 5 of 5 | stable |" in md
     assert "At neighbouring settings" in render_html(res.results)
 
