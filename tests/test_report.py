@@ -509,3 +509,13 @@ def test_neighbour_line_counts_reused_spectra_apart_from_refits():
     assert _refits({"n_fits": 48, "n_reused": 16}).startswith("32 refits and 16")
     assert _refits({"n_fits": 48}) == "48 refits"
     assert _refits({"n_fits": 4, "n_reused": 9}) == "4 refits"  # inconsistent: not subtracted
+
+
+def test_window_points_sit_at_the_middle_step_of_their_window():
+    """Issue 25 second review, defect 4: a window of steps 80-115 was drawn at start + (window -
+    1) / 2 in records (80 + 3.5); now at its middle step, from its label."""
+    from conjugacy.report._figures import _window_middle
+
+    assert _window_middle({"start": 80, "label": "80-115"}, 8) == 97.5
+    assert _window_middle({"start": 10, "label": None}, 8) == 13.5  # no label: records
+    assert np.isnan(_window_middle({"start": None, "label": "x"}, 8))

@@ -421,7 +421,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
                                                      if not isinstance(v, Mapping | list))))
     reasons = _mapping(results, "settings_reasoning")
     for key, why in reasons.items():
-        rows.append((f"why {key}", str(why)))
+        rows.append((f"why {key}", named(why, names)))
     if cmp:
         rows.append(("verdict rule", str(cmp.get("verdict_rule", ""))))
         filt = cmp.get("filter") or {}
@@ -919,7 +919,7 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
             out.append(f"Few seeds: {n} per condition; the permutation test cannot reach p < 0.05 "
                        "with fewer than 4.")
         filt = cmp.get("filter") or {}
-        if not filt.get("available", False):
+        if not filt.get("available", False) and cmp.get("verdict_uses") != "all":
             out.append("Residual filter unavailable: the verdicts use all eigenvalues.")
     runs = results.get("runs") or []
     unfinished = [r.get("run") for r in runs if isinstance(r, Mapping) and r.get("finished") is False]

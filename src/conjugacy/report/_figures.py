@@ -264,7 +264,7 @@ def distance_panels(cmp: Mapping[str, Any], names: Mapping[str, str]
             floor = (between.get(c) or {}).get("mean")
             m[i, i] = floor if isinstance(floor, int | float) and np.isfinite(floor) else 0.0
         panels.append((m, [_label(names.get(c, c)) for c in conds],
-                       "mean W1 between conditions\n(diagonal: between seeds)"))
+                       "W1 between conditions, seed by seed\n(diagonal: between seeds)"))
     for c, b in _first(between.items())[0]:
         m = np.asarray(b.get("matrix"), float)
         panels.append((m, [f"s{i}" for i in range(m.shape[0])],
@@ -315,6 +315,17 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
         + _first(chosen_between(cmp))[1], _png(fig))
 
 
+def _window_middle(w: Mapping[str, Any], window: int) -> float:
+    """The middle step of a window entry: from its label "first-last" (steps), else its start
+    plus half the window (records, as when the steps are the records)."""
+    try:
+        first, last = (float(t) for t in str(w.get("label")).split("-"))
+        return (first + last) / 2
+    except (TypeError, ValueError):
+        start = w.get("start")
+        return np.nan if not isinstance(start, int | float) else start + (window - 1) / 2
+
+
 def _between_windows_figure(between: Mapping[str, Any],
                             names: Mapping[str, str]) -> ReportFigure:
     """Per pair of conditions, over training steps: W1 between the conditions per window (95%
@@ -325,15 +336,14 @@ def _between_windows_figure(between: Mapping[str, Any],
     window = int(between.get("window") or 1)
     for ax, entry in zip(axes, pairs):
         per = entry.get("per_window") or []
-        x = np.array([np.nan if w.get("start") is None else w["start"] + (window - 1) / 2
-                      for w in per], float)
+        x = np.array([_window_middle(w, window) for w in per], float)
         d = np.array([np.nan if w.get("distance") is None else w["distance"] for w in per])
         floor = np.array([np.nan if w.get("noise_floor") is None else w["noise_floor"]
                           for w in per])
         lo = np.array([(w.get("interval") or [np.nan])[0] for w in per], float)
         hi = np.array([(w.get("interval") or [np.nan, np.nan])[-1] for w in per], float)
         ax.fill_between(x, lo, hi, color="C0", alpha=0.2, lw=0, label="95% interval")
-        ax.plot(x, d, "-o", color="C0", ms=4, label="W1 between conditions")
+        ax.plot(x, d, "-o", color="C0", ms=4, label="W1 between conditions, seed by seed")
         ax.plot(x, floor, "--", color="0.4", label="noise floor (between seeds)")
         differ = np.array([w.get("verdict") == "not conjugate" for w in per])
         ax.plot(x[differ], d[differ], "o", color="C3", ms=7, label="not conjugate")
