@@ -153,3 +153,28 @@ def test_capped_svht_decides_from_the_top_eigenvalues_when_the_bound_allows(monk
     k, evals, _ = capped_svht(x.T @ x, x.shape, 45)  # 40 < 45: the bound cannot, every value
     assert (k, len(full)) == (40, 1)
     assert capped_svht(np.zeros((50, 50)), (50, 60), 5)[0] == 0
+
+
+@pytest.mark.parametrize("rank", [3, "svht", None])
+def test_dmd_from_gram_is_the_ranks_route_at_one_rank_bit_for_bit(rank):
+    # dmd_from_gram is dmd_from_gram_at_ranks with ranks=(rank,) (issue 19: one signature):
+    # the same eigenvalues, residuals, modes and resolution to the last bit, and the keywords
+    # (scale, method, shape, x_times/y_times) reach the one implementation.
+    from conjugacy.observables import DelayOperator, delay_grams, snapshot_gram
+
+    runs = _walk((3, 40, 6), seed=4)
+    op = DelayOperator(list(runs), 1)
+    kw = {"method": "rrr", "scale": True, "shape": op.shape, "x_times": op.x_times,
+          "y_times": op.y_times}
+    one, res1 = dmd_module.dmd_from_gram(*delay_grams(*snapshot_gram(list(runs)), delays=1),
+                                         rank=rank, **kw)
+    (two, res2), = dmd_module.dmd_from_gram_at_ranks(
+        *delay_grams(*snapshot_gram(list(runs)), delays=1), (rank,), **kw)
+    assert res1 == res2 and one.rank == two.rank > 0
+    for field in ("eigenvalues", "residuals", "data_residuals", "modes", "singular_values"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field), err_msg=field)
+    unscaled, _ = dmd_module.dmd_from_gram(*delay_grams(*snapshot_gram(list(runs)), delays=1),
+                                           rank=rank, **{**kw, "scale": False})
+    assert not np.array_equal(unscaled.eigenvalues, one.eigenvalues)  # scale reached the fit
+    with pytest.raises(TypeError, match="unexpected keyword argument 'rnak'"):
+        dmd_module.dmd_from_gram(*delay_grams(*snapshot_gram(list(runs)), delays=1), rnak=3)
