@@ -234,22 +234,6 @@ def test_fig_s2_relative_test_loss_is_read_from_the_last_record(small_run):
             assert rel[cond]["min"] <= rel[cond]["median"] <= rel[cond]["max"]
 
 
-def test_final_test_loss_counts_records_per_module():
-    from conjugacy.experiments.fcn import FinalTestLoss
-
-    gen = torch.Generator().manual_seed(3)
-    x, y = torch.randn(20, 8, generator=gen), torch.arange(20) % 10
-    a, b = FCN(8, 4, generator=gen), FCN(8, 4, generator=gen)
-    hook = FinalTestLoss(x, y, n_steps=2)
-    assert [hook(a), hook(a), hook(b)] == [{}, {}, {}]  # records 0, 1 of a; record 0 of b
-    with torch.no_grad():
-        last = hook(a)
-        want = torch.nn.functional.cross_entropy(a(x), y)
-    assert last["test_loss"] == pytest.approx(float(want), rel=1e-6)
-    assert last["test_accuracy"] == pytest.approx(float((a(x).argmax(-1) == y).float().mean()))
-    assert hook(b) == {} and set(hook(b)) == {"test_loss", "test_accuracy"}
-
-
 def test_replicas_start_at_the_configured_perturbation(small_run):
     eps = FCNConfig(**SMALL).eps
     with StudyReader.open(small_run.out_dir) as store:

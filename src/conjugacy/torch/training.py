@@ -1,9 +1,11 @@
 """Small training helpers shared by the experiments' training functions: a seeded ReLU MLP, an
-endless seeded batch order, one cross-entropy SGD step, loss and accuracy of a model, and
-CIFAR-style augmented batches (flips and padded crops) from a fixed seed."""
+endless seeded batch order, one cross-entropy SGD step, loss and accuracy of a model, the test
+loss of each replica at its last record, and CIFAR-style augmented batches (flips and padded
+crops) from a fixed seed."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -103,6 +105,47 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     with torch.no_grad():
         out = model(x)
         return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+
+
+class FinalTestLoss:
+    """``evaluate`` hook of :func:`~conjugacy.torch.train_replicas`: the cross-entropy test loss
+    and accuracy of each replica at its last record (step ``n_steps``), nothing at the others.
+
+    ``train_replicas`` calls ``evaluate(model)`` once per record of each replica (record 0, then
+    after every step), on the same module object throughout, so the ``n``-th call for a module
+    is record ``n - 1``. For runs trained from step 0 (the count starts at record 0; a run
+    resumed inside needs another hook). Modules are held weakly.
+
+    Parameters
+    ----------
+    x_test : torch.Tensor (n, ...)
+        Test inputs, on the models' device.
+    y_test : torch.Tensor of int64 (n,)
+        Their class labels.
+    n_steps : int
+        The step of the last record.
+
+    Examples
+    --------
+    >>> model = nn.Linear(2, 2, bias=False)
+    >>> hook = FinalTestLoss(torch.eye(2), torch.tensor([0, 0]), n_steps=1)
+    >>> hook(model), sorted(hook(model)), hook(model)  # records 0, 1 (the last), then none
+    ({}, ['test_accuracy', 'test_loss'], {})
+    """
+
+    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor, n_steps: int) -> None:
+        self.x_test, self.y_test, self.n_steps = x_test, y_test, n_steps
+        self._calls: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        record = self._calls.get(model, 0)
+        self._calls[model] = record + 1
+        if record != self.n_steps:
+            return {}
+        with torch.no_grad():
+            logits = model(self.x_test)
+        return {"test_loss": float(F.cross_entropy(logits, self.y_test)),
+                "test_accuracy": float((logits.argmax(-1) == self.y_test).float().mean())}
 
 
 def augmented_batches(x_all: torch.Tensor, y_all: torch.Tensor, order: np.ndarray, seed: int,
