@@ -184,12 +184,35 @@ def test_bisection_rejects_quartic_and_bad_brackets():
         bisection_trajectory([-2.0, -0.5], [0.5, 0.5])
 
 
+def test_a_batch_of_initial_conditions_equals_the_runs_one_by_one():
+    # The maps take (d,) or (n_runs, d); simulate runs the 25 initial conditions as one batch,
+    # which must give the runs one by one to the last bit (the paper's eigenvalues depend on it).
+    x0, u0 = omd_initial_conditions(), ogd_initial_conditions()
+    a0, b0 = bisection_initial_conditions()
+    for batch, rows in [
+        (omd_trajectory(x0, loss="quartic"), [omd_trajectory(x, loss="quartic") for x in x0]),
+        (ogd_trajectory(u0), [ogd_trajectory(u) for u in u0]),
+        (bisection_trajectory(a0, b0), [bisection_trajectory(a, b) for a, b in zip(a0, b0)]),
+    ]:
+        assert batch.shape == (25, 100, 2)
+        np.testing.assert_array_equal(batch, np.stack(rows))
+    # an exact root in one run of the batch collapses that run's bracket only
+    a0, b0 = np.array([[-1.0, -0.5], [-1.0, -1.0]]), np.array([[0.5, 1.0], [0.5, 0.25]])
+    traj = bisection_trajectory(a0, b0, n_steps=3)
+    np.testing.assert_array_equal(traj[0], np.tile([-0.25, 0.25], (3, 1)))
+    np.testing.assert_array_equal(traj[1], bisection_trajectory(a0[1], b0[1], n_steps=3))
+    with pytest.raises(ValueError, match=r"x0\[1, 0\] = 2.0 lies outside"):
+        omd_trajectory([[0.5, 0.5], [2.0, 0.5]])
+    with pytest.raises(ValueError, match=r"f\(a0\) < 0 < f\(b0\).* \(run 1\)"):
+        bisection_trajectory(a0, b0[::-1] * [[1, 1], [-1, -1]])
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
         (lambda: omd_trajectory([0.0, 0.5]), ValueError, r"x0\[0\] = 0.0 lies outside"),
         (lambda: omd_trajectory([0.5, np.nan]), ValueError, "NaN"),
-        (lambda: omd_trajectory([[0.5, 0.5]]), ValueError, "1-D array"),
+        (lambda: omd_trajectory([[[0.5, 0.5]]]), ValueError, "1-D array"),
         (lambda: omd_trajectory([0.5], loss="cubic"), ValueError, "loss must be one of"),
         (lambda: omd_trajectory([0.5], eta=-1.0), ValueError, "eta must be finite and > 0"),
         (lambda: omd_trajectory([0.5], n_steps=0), ValueError, "n_steps must be >= 1"),
