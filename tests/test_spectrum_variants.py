@@ -178,3 +178,43 @@ def test_dmd_from_gram_is_the_ranks_route_at_one_rank_bit_for_bit(rank):
     assert not np.array_equal(unscaled.eigenvalues, one.eigenvalues)  # scale reached the fit
     with pytest.raises(TypeError, match="unexpected keyword argument 'rnak'"):
         dmd_module.dmd_from_gram(*delay_grams(*snapshot_gram(list(runs)), delays=1), rnak=3)
+
+
+def test_one_options_check_for_every_front_door_call():
+    # koopman_spectrum, koopman_spectra and spectrum_from_gram check their shared keywords in one
+    # place (spectrum.fit_options) and share their defaults: the same error from each, and the
+    # keywords of koopman_spectra default to koopman_spectrum's.
+    import inspect
+
+    from conjugacy.spectrum import spectrum_from_gram
+
+    x = _walk((2, 30, 5))
+    z = x.reshape(-1, 5)
+    calls = [lambda **kw: koopman_spectrum(x, rank=2, **kw),
+             lambda **kw: koopman_spectra(x, [{"delays": 0, "rank": 2}], **kw),
+             lambda **kw: spectrum_from_gram(x, z @ z.T, rank=2, **kw)]
+    for call in calls:
+        with pytest.raises(ValueError, match="method must be one of"):
+            call(method="fast")
+        with pytest.raises(ValueError, match="tol must be below 1"):
+            call(tol=1.5)
+        with pytest.raises(TypeError, match="scale must be True or False"):
+            call(scale=1)
+    for call in calls[:2]:
+        with pytest.raises(ValueError, match="pca must be >= 1"):
+            call(pca=0)
+        with pytest.raises(ValueError, match="next_states with scale=True"):
+            call(scale=True, next_states=x)
+    with pytest.raises(ValueError, match="path='subspace' computes the top"):
+        koopman_spectrum(x, rank=None, path="subspace")
+    with pytest.raises(ValueError, match="path='subspace' computes the top"):
+        koopman_spectra(x, [{"delays": 0, "rank": 2}, {"delays": 0, "rank": None}],
+                        path="subspace")
+    with pytest.raises(TypeError, match="device must be a torch device name"):
+        koopman_spectrum(x, device=0)
+    one = inspect.signature(koopman_spectrum).parameters
+    many = inspect.signature(koopman_spectra).parameters
+    shared = set(one) & set(many) - {"trajectories"}
+    assert shared == {"tol", "method", "pca", "pca_center", "scale", "modes", "path", "threads",
+                      "next_states"}
+    assert {k: many[k].default for k in shared} == {k: one[k].default for k in shared}

@@ -25,6 +25,7 @@ from .spectrum_paths import (
     MODES_AUTO_BYTES,
     PATHS,
     Fit,
+    FitOptions,
     fit,
     fit_from_gram,
     fit_variants,
@@ -881,34 +882,24 @@ def koopman_spectrum(
     >>> bool(spec.data_residuals.max() < 1e-8)  # every eigenpair supported by the data
     True
     """
-    method = check_choice(method, "method", METHODS)
-    path = check_choice(path, "path", PATHS)
-    rank, tol = _check_rank_tol(rank, tol)
+    rank = _check_rank_tol(rank, None)[0]
+    opts = fit_options(tol=tol, method=method, pca=pca, pca_center=pca_center, scale=scale,
+                       modes=modes, path=path, device=device, next_states=next_states,
+                       ranks=(rank,))
     delay_choice = None
     if isinstance(delays, str):
         delay_choice = _auto_delays(trajectories, delays, threads)
         delays = delay_choice.delays
-    pca = _check_fit_options(pca, pca_center, scale, modes, next_states)
-    if device is not None and not isinstance(device, str):
-        raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
-    if path == "subspace" and rank is None:
-        raise ValueError(
-            "path='subspace' computes the top `rank` singular triplets: give rank=k, or use "
-            "path='dense' (or 'auto') for the tolerance rule"
-        )
     with blas_threads(threads):
-        fitted = fit(
-            trajectories, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-            pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
-        )
+        fitted = fit(trajectories, delays, rank, opts)
         if delay_choice is not None:
             fitted.settings["delays_rule"] = delay_choice.as_dict()
         if next_states is None:
             return _record(fitted)
         from .residuals import with_branch
 
-        return with_branch(_record(fitted), trajectories, next_states, delays=delays, pca=pca,
-                           pca_center=pca_center)
+        return with_branch(_record(fitted), trajectories, next_states, delays=delays,
+                           pca=opts.pca, pca_center=pca_center)
 
 
 def _auto_delays(trajectories: Any, delays: str, threads: Any = "auto") -> Any:
@@ -998,14 +989,11 @@ def spectrum_from_gram(
     >>> a.settings["path"], a.rank, bool(np.allclose(a.eigenvalues, b.eigenvalues, rtol=1e-10))
     ('gram', 4, True)
     """
-    method = check_choice(method, "method", METHODS)
-    rank, tol = _check_rank_tol(rank, tol)
-    _check_flags(scale=scale, modes=modes)
+    rank = _check_rank_tol(rank, None)[0]
+    opts = fit_options(tol=tol, method=method, pca=None, pca_center=True, scale=scale,
+                       modes=modes, path="gram")
     with blas_threads(threads):
-        fitted = fit_from_gram(
-            trajectories, gram, delays=delays, rank=rank, tol=tol, method=method, scale=scale,
-            modes=modes,
-        )
+        fitted = fit_from_gram(trajectories, gram, delays, rank, opts)
     return _record(fitted)
 
 
@@ -1080,23 +1068,17 @@ def koopman_spectra(
     ...                                               rtol=1e-10, atol=1e-12))
     ([4, 6, 4], True)
     """
-    method = check_choice(method, "method", METHODS)
-    path = check_choice(path, "path", PATHS)
     variants = _check_settings(settings)
-    tol = _check_rank_tol(None, tol)[1]
-    pca = _check_fit_options(pca, pca_center, scale, modes, next_states)
-    if path == "subspace" and any(r is None for _, r in variants):
-        raise ValueError("path='subspace' computes the top `rank` singular triplets: give every "
-                         "setting a rank, or use path='dense' (or 'auto')")
+    opts = fit_options(tol=tol, method=method, pca=pca, pca_center=pca_center, scale=scale,
+                       modes=modes, path=path, next_states=next_states,
+                       ranks=tuple(r for _, r in variants))
     with blas_threads(threads):
-        fits = fit_variants(trajectories, variants, tol=tol, method=method, pca=pca,
-                            pca_center=pca_center, scale=scale, modes=modes, path=path)
-        out = [_record(f) for f in fits]
+        out = [_record(f) for f in fit_variants(trajectories, variants, opts)]
         if next_states is None:
             return out
         from .residuals import with_branch
 
-        return [with_branch(sp, trajectories, next_states, delays=d, pca=pca,
+        return [with_branch(sp, trajectories, next_states, delays=d, pca=opts.pca,
                             pca_center=pca_center) for sp, (d, _) in zip(out, variants)]
 
 
@@ -1204,17 +1186,51 @@ def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None
     return rank, tol
 
 
-def _check_fit_options(pca: Any, pca_center: Any, scale: Any, modes: Any, next_states: Any
-                       ) -> int | None:
-    """The checks :func:`koopman_spectrum` and :func:`koopman_spectra` share: ``pca`` (returned
-    as an int or None), the flags, and ``next_states`` without ``scale``."""
+def fit_options(*, tol: Any, method: Any, pca: Any, pca_center: Any, scale: Any, modes: Any,
+                path: Any, device: Any = None, next_states: Any = None,
+                ranks: tuple = ()) -> FitOptions:
+    """The options of one call of :func:`koopman_spectrum`, :func:`koopman_spectra` or
+    :func:`spectrum_from_gram` (their keywords of the same names), checked once.
+
+    ``ranks`` are the call's (checked) rank arguments, for the rule that ``path="subspace"``
+    needs a rank; ``next_states`` is only checked against ``scale``.
+
+    Returns
+    -------
+    FitOptions
+        What every route of :mod:`conjugacy.spectrum_paths` takes (``pca`` as an int or None).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument (an unknown method or path, ``tol`` outside (0, 1), ``pca < 1``, a
+        flag that is not a bool, a device that is not a name, ``path="subspace"`` with a rank
+        of None, ``next_states`` with ``scale=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> opts = fit_options(tol=None, method="rrr", pca=np.int64(3), pca_center=True, scale=False,
+    ...                    modes=False, path="auto")
+    >>> type(opts.pca).__name__, opts.path
+    ('int', 'auto')
+    """
+    method = check_choice(method, "method", METHODS)
+    path = check_choice(path, "path", PATHS)
+    tol = _check_rank_tol(None, tol)[1]
     if pca is not None:
         pca = check_int(pca, "pca", minimum=1)
     _check_flags(scale=scale, pca_center=pca_center, modes=modes)
     if next_states is not None and scale:
         raise ValueError("next_states with scale=True is not supported: drop scale=True (the "
                          "two-branch residuals use the unscaled fit's dictionary)")
-    return pca
+    if device is not None and not isinstance(device, str):
+        raise TypeError(f"device must be a torch device name such as 'cuda', got {device!r}")
+    if path == "subspace" and None in ranks:
+        raise ValueError(
+            "path='subspace' computes the top `rank` singular triplets: give every rank as an "
+            "int or 'svht', or use path='dense' (or 'auto') for the tolerance rule")
+    return FitOptions(tol, method, pca, pca_center, scale, modes, path, device)
 
 
 def _check_flags(modes: Any, **flags: Any) -> None:

@@ -97,32 +97,37 @@ class Fit:
     rank_warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """The options of one front-door call, shared by every ``(delays, rank)`` it fits.
+
+    Built once by :func:`conjugacy.spectrum.fit_options` from the keywords of
+    :func:`conjugacy.koopman_spectrum` / :func:`conjugacy.koopman_spectra` after checking them
+    (see their parameters: ``tol``, ``method``, ``pca``, ``pca_center``, ``scale``, ``modes``,
+    ``path``, ``device``); every route of this module takes it instead of the keywords.
+    """
+
+    tol: float | None
+    method: str
+    pca: int | None
+    pca_center: bool
+    scale: bool
+    modes: bool | str
+    path: str
+    device: str | None = None
+
+
 # ----- the two routes ------------------------------------------------------------------------------
-def fit(
-    trajectories: TrajectoriesLike,
-    *,
-    delays: int,
-    rank: int | str | None,
-    tol: float | None,
-    method: str,
-    pca: int | None,
-    pca_center: bool,
-    scale: bool,
-    modes: bool | str,
-    path: str,
-    device: str | None,
-) -> Fit:
+def fit(trajectories: TrajectoriesLike, delays: int, rank: int | str | None, opts: FitOptions
+        ) -> Fit:
     """:func:`conjugacy.koopman_spectrum` on arguments it has validated (see its parameters)."""
     labels = eps_given = None
     source = as_source(trajectories)
     mapped = isinstance(source, ArraySource)  # memory-mapped arrays, read in place
-    if source is not None or device is not None:
+    if source is not None or opts.device is not None:
         if source is None:
             source = ArraySource(as_trajectory_list(trajectories))
-        done = _fit_streamed(
-            source, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-            pca_center=pca_center, scale=scale, modes=modes, path=path, device=device,
-        )
+        done = _fit_streamed(source, delays, rank, opts)
         if done is not None:
             return done
         if not isinstance(source, ArraySource):
@@ -140,52 +145,27 @@ def fit(
     require_finite = _finiteness_check(trajs, labels)
     delays = check_delays(trajs, delays)
     notes: list[str] = []
-    if pca is not None:
-        trajs = _pca_coordinates(trajs, pca, pca_center, require_finite, notes)
+    if opts.pca is not None:
+        trajs = _pca_coordinates(trajs, opts.pca, opts.pca_center, require_finite, notes)
         require_finite = None  # the projections of finite data
-    return _fit_in_memory(
-        trajs, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-        pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-        require_finite=require_finite, mapped=mapped and pca is None,
-    )
+    return _fit_ranks(trajs, delays, (rank,), opts, eps=eps, notes=notes,
+                      require_finite=require_finite, mapped=mapped and opts.pca is None)[0]
 
 
-def fit_from_gram(
-    trajectories: TrajectoriesLike,
-    gram: Any,
-    *,
-    delays: int,
-    rank: int | str | None,
-    tol: float | None,
-    method: str,
-    scale: bool,
-    modes: bool | str,
-) -> Fit:
-    """:func:`fit` with ``path="gram"`` and no PCA, the snapshot Gram of the in-memory
-    ``trajectories`` given (checked by :func:`_given_gram`) instead of computed."""
+def fit_from_gram(trajectories: TrajectoriesLike, gram: Any, delays: int,
+                  rank: int | str | None, opts: FitOptions) -> Fit:
+    """:func:`fit` on the Gram path (``opts.path == "gram"``, no PCA), the snapshot Gram of the
+    in-memory ``trajectories`` given (checked by :func:`_given_gram`) instead of computed."""
     eps = input_eps(trajectories)
     trajs = as_trajectory_list(trajectories, finite=False)
     require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
     delays = check_delays(trajs, delays)
     gram = _given_gram(gram, trajs, require_finite)
-    return _fit_in_memory(
-        trajs, delays=delays, rank=rank, tol=tol, method=method, pca=None, pca_center=True,
-        scale=scale, modes=modes, path="gram", eps=eps, notes=[], gram=gram,
-    )
+    return _fit_ranks(trajs, delays, (rank,), opts, eps=eps, notes=[], gram=gram)[0]
 
 
-def fit_variants(
-    trajectories: TrajectoriesLike,
-    variants: list[tuple[int, int | str | None]],
-    *,
-    tol: float | None,
-    method: str,
-    pca: int | None,
-    pca_center: bool,
-    scale: bool,
-    modes: bool | str,
-    path: str,
-) -> list[Fit]:
+def fit_variants(trajectories: TrajectoriesLike, variants: list[tuple[int, int | str | None]],
+                 opts: FitOptions) -> list[Fit]:
     """:func:`fit` of in-memory ``trajectories`` at each ``(delays, rank)`` of ``variants``,
     sharing what the fits share: the checks and the PCA coordinates (once), the snapshot Gram
     (once, when any of them takes the Gram path) and, at equal delays, one factorization of the
@@ -198,11 +178,11 @@ def fit_variants(
     for i, (d, _) in enumerate(variants):
         by_delays.setdefault(check_delays(trajs, d), []).append(i)
     notes: list[str] = []
-    if pca is not None:
-        trajs = _pca_coordinates(trajs, pca, pca_center, require_finite, notes)
+    if opts.pca is not None:
+        trajs = _pca_coordinates(trajs, opts.pca, opts.pca_center, require_finite, notes)
         require_finite = None
     gram = None
-    if path == "gram" or (path == "auto" and any(
+    if opts.path == "gram" or (opts.path == "auto" and any(
             _takes_gram(trajs, d, tuple(variants[i][1] for i in idx))
             for d, idx in by_delays.items())):
         gram = snapshot_gram(trajs)[0]
@@ -211,10 +191,8 @@ def fit_variants(
             require_finite = None
     out: list[Fit | None] = [None] * len(variants)
     for d, idx in by_delays.items():
-        fits = _fit_ranks(
-            trajs, delays=d, ranks=tuple(variants[i][1] for i in idx), tol=tol, method=method,
-            pca=pca, pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps,
-            notes=notes, require_finite=require_finite, gram=gram)
+        fits = _fit_ranks(trajs, d, tuple(variants[i][1] for i in idx), opts, eps=eps,
+                          notes=notes, require_finite=require_finite, gram=gram)
         require_finite = None  # checked by the first
         for i, f in zip(idx, fits):
             out[i] = f
@@ -281,19 +259,6 @@ def _pca_coordinates(
     return fit_pca_validated(trajs, pca, center=center).transform(trajs)
 
 
-def _fit_in_memory(
-    trajs, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, eps, notes,
-    require_finite=None, gram=None, mapped=False,
-) -> Fit:
-    """The spectrum of validated, in-memory trajectories (after the PCA, if any).
-    ``require_finite``: the NaN/Inf check still to do (see :func:`_finiteness_check`), or None;
-    ``gram``: their snapshot Gram, if already computed (used on the Gram path)."""
-    return _fit_ranks(
-        trajs, delays=delays, ranks=(rank,), tol=tol, method=method, pca=pca,
-        pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-        require_finite=require_finite, gram=gram, mapped=mapped)[0]
-
-
 def _widest(ranks: tuple) -> int | str | None:
     """The rank whose computation serves every rank of ``ranks``: None (every singular value,
     resolved) before ``"svht"`` (every singular value) before the largest int."""
@@ -303,13 +268,18 @@ def _widest(ranks: tuple) -> int | str | None:
 
 
 def _fit_ranks(
-    trajs, *, delays, ranks, tol, method, pca, pca_center, scale, modes, path, eps, notes,
-    require_finite=None, gram=None, mapped=False,
+    trajs: list[np.ndarray], delays: int, ranks: tuple, opts: FitOptions, *, eps: float,
+    notes: list[str], require_finite: Any = None, gram: np.ndarray | None = None,
+    mapped: bool = False,
 ) -> list[Fit]:
-    """:func:`_fit_in_memory` at each rank of ``ranks`` (a tuple of rank arguments) from one
-    factorization of the delay matrix, on the path the widest rank takes (:func:`_widest`); a
-    rank whose Gram or covariance result is not trusted is recomputed on the dense path (so each
-    equals the fit at that rank alone). ``notes`` are copied into each fit's."""
+    """The fits of validated, in-memory trajectories (after the PCA, if any) at each rank of
+    ``ranks`` (a tuple of rank arguments) from one factorization of the delay matrix, on the
+    path the widest rank takes (:func:`_widest`); a rank whose Gram or covariance result is not
+    trusted is recomputed on the dense path (so each equals the fit at that rank alone).
+    ``notes`` are copied into each fit's; ``require_finite``: the NaN/Inf check still to do
+    (see :func:`_finiteness_check`), or None; ``gram``: their snapshot Gram, if already
+    computed (used on the Gram path); ``mapped``: memory-mapped data (for the path choice)."""
+    tol, scale, method, path = opts.tol, opts.scale, opts.method, opts.path
     n, notes = trajs[0].shape[1], list(notes)
     n_obs, m, n_snap = n * (delays + 1), n_pairs(trajs, delays), sum(t.shape[0] for t in trajs)
     for r in ranks:
@@ -320,7 +290,7 @@ def _fit_ranks(
         chosen = auto_path(n, n_obs, m, n_snap, widest, mapped=mapped, itemsize=itemsize)
     else:
         check_path_memory(chosen, n, n_obs, m, n_snap, widest, itemsize)
-    modes = _want_modes(modes, n_obs, widest, m, notes, path=chosen, n=n, n_snap=n_snap)
+    modes = _want_modes(opts.modes, n_obs, widest, m, notes, path=chosen, n=n, n_snap=n_snap)
     notes_of = [list(notes) for _ in ranks]
     if chosen == "gram" and gram is None:
         gram = snapshot_gram(trajs)[0]
@@ -351,9 +321,8 @@ def _fit_ranks(
                                            n_snap, eps)):
             results[i] = r
     return [_finish(
-        result, method=method, delays=delays, rank=r, tol=tol, pca=pca, pca_center=pca_center,
-        scale=scale, eps=eps, path="dense" if i in again else chosen, n_trajectories=len(trajs),
-        n_features=n, n_pairs=m, notes=note,
+        result, opts, delays=delays, rank=r, eps=eps, path="dense" if i in again else chosen,
+        n_trajectories=len(trajs), n_features=n, n_pairs=m, notes=note,
     ) for i, (result, r, note) in enumerate(zip(results, ranks, notes_of))]
 
 
@@ -378,13 +347,13 @@ def _empty_result(n_obs: int, modes: bool) -> DMDResult:
     return replace(result, data_residuals=np.zeros(0))
 
 
-def _fit_streamed(
-    source, *, delays, rank, tol, method, pca, pca_center, scale, modes, path, device
-) -> Fit | None:
+def _fit_streamed(source: Any, delays: int, rank: int | str | None, opts: FitOptions
+                  ) -> Fit | None:
     """The spectrum of data streamed from ``source`` in one pass (see :mod:`conjugacy.streaming`),
     or None when the requested computation needs the data in memory (the dense or subspace path:
     ``rank=None`` without ``pca``, or features fewer than snapshots)."""
     delays = _check_source_delays(source, delays)
+    pca, path, modes, device = opts.pca, opts.path, opts.modes, opts.device
     n, n_snap = source.n_features, sum(source.lengths)
     eps = source_eps(source)
     notes: list[str] = []
@@ -395,17 +364,14 @@ def _fit_streamed(
     memory = dict(itemsize=16 if source.complex else 8, max_memory=getattr(
         source, "max_memory", None))
     if pca is not None:
-        check_pca(pca, n_snap, n, pca_center)
+        check_pca(pca, n_snap, n, opts.pca_center)
         if not _streams_pca(source, path, pca, delays, rank, m, memory):
             return None
         gram, offsets = streamed_gram(source, device=device)
         notes.append("pca: coordinates from the snapshot Gram, streamed in one pass over the data")
-        projected = pca_projections_from_gram(gram, offsets, pca, pca_center, notes)
+        projected = pca_projections_from_gram(gram, offsets, pca, opts.pca_center, notes)
         del gram
-        return _fit_in_memory(
-            projected, delays=delays, rank=rank, tol=tol, method=method, pca=pca,
-            pca_center=pca_center, scale=scale, modes=modes, path=path, eps=eps, notes=notes,
-        )
+        return _fit_ranks(projected, delays, (rank,), opts, eps=eps, notes=notes)[0]
     if rank is None or path in ("dense", "subspace", "covariance") or (
             path == "auto" and n < n_snap):
         return None  # "svht" streams: the full spectrum of the delay Gram gives every value
@@ -422,8 +388,8 @@ def _fit_streamed(
     else:
         op = StreamedDelayOperator(source, delays) if want else None
         result, resolution = dmd_from_gram(
-            *delay_gram_blocks(gram, offsets, delays), method=method, rank=rank, tol=tol, scale=scale,
-            shape=(n_obs, m), x_times=op.x_times if op else None,
+            *delay_gram_blocks(gram, offsets, delays), rank=rank, method=opts.method,
+            tol=opts.tol, scale=opts.scale, shape=(n_obs, m), x_times=op.x_times if op else None,
             y_times=op.y_times if op else None, real=not source.complex, overwrite=True, eps=eps,
         )
         if not gram_trusted(result, resolution, notes):
@@ -436,9 +402,8 @@ def _fit_streamed(
             else:
                 return None
     return _finish(
-        result, method=method, delays=delays, rank=rank, tol=tol, pca=None, pca_center=pca_center,
-        scale=scale, eps=eps, path="gram (streamed)", n_trajectories=len(source.lengths),
-        n_features=n, n_pairs=m, notes=notes,
+        result, opts, delays=delays, rank=rank, eps=eps, path="gram (streamed)",
+        n_trajectories=len(source.lengths), n_features=n, n_pairs=m, notes=notes,
     )
 
 
@@ -482,24 +447,12 @@ def _check_source_delays(source: Any, delays: Any) -> int:
 
 
 def _finish(
-    result: DMDResult,
-    *,
-    method: str,
-    delays: int,
-    rank: int | str | None,
-    tol: float | None,
-    pca: int | None,
-    pca_center: bool,
-    scale: bool,
-    eps: float,
-    path: str,
-    n_trajectories: int,
-    n_features: int,
-    n_pairs: int,
-    notes: list[str],
+    result: DMDResult, opts: FitOptions, *, delays: int, rank: int | str | None, eps: float,
+    path: str, n_trajectories: int, n_features: int, n_pairs: int, notes: list[str],
 ) -> Fit:
     """The :class:`Fit` of a DMD result: notes, warnings and settings, in one place for every
     route to a spectrum (in memory, streamed, from a given Gram)."""
+    tol, pca = opts.tol, opts.pca
     n_obs = n_features * (delays + 1)
     rank_reduced = isinstance(rank, int) and result.rank < rank
     rank_warnings: list[str] = []
@@ -532,8 +485,8 @@ def _finish(
         "rank_rule": _rank_rule_record(rank, result, tol),
         "tol": tol,
         "pca": pca,
-        "pca_center": bool(pca_center) if pca is not None else None,
-        "scale": bool(scale),
+        "pca_center": bool(opts.pca_center) if pca is not None else None,
+        "scale": bool(opts.scale),
         "input_eps": eps,
         "path": path,
         "n_trajectories": n_trajectories,
@@ -546,7 +499,7 @@ def _finish(
     if rank == "svht" and result.rank_rule is not None and result.rank_rule["n_above"] == 0:
         notes.append("svht: no singular value above the threshold (the data look like noise); "
                      "kept the largest direction")
-    return Fit(result, method, bool(informative), settings, tuple(rank_warnings))
+    return Fit(result, opts.method, bool(informative), settings, tuple(rank_warnings))
 
 
 def _rank_rule_record(rank: Any, result: DMDResult, tol: float | None) -> dict[str, Any]:
