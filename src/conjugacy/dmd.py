@@ -615,23 +615,10 @@ def dmd_from_factors(
     return _result(pairs, mode_matrix, singular_values, k, method, data_res)
 
 
-def dmd_from_gram(
-    gxx: np.ndarray,
-    gxy: np.ndarray,
-    gyy: np.ndarray,
-    *,
-    method: str = "rrr",
-    rank: int | str | None = None,
-    tol: float | None = None,
-    scale: bool = False,
-    shape: tuple[int, int] | None = None,
-    eps: float = EPS64,
-    x_times: Callable[[np.ndarray], np.ndarray] | None = None,
-    y_times: Callable[[np.ndarray], np.ndarray] | None = None,
-    real: bool = True,
-    overwrite: bool = False,
-) -> tuple[DMDResult, float]:
-    """DMD from the sample-side Gram matrices ``X*X``, ``X*Y`` and ``Y*Y`` (each (m, m)).
+def dmd_from_gram(gxx: np.ndarray, gxy: np.ndarray, gyy: np.ndarray, *,
+                  rank: int | str | None = None, **options: Any) -> tuple[DMDResult, float]:
+    """DMD from the sample-side Gram matrices ``X*X``, ``X*Y`` and ``Y*Y`` (each (m, m)) at one
+    rank: :func:`dmd_from_gram_at_ranks` with ``ranks=(rank,)`` (the same result, bit for bit).
 
     The SVD of the scaled X comes from the eigendecomposition of its Gram matrix, and the R factor
     of ``[U_k, B_k]`` from its 2k x 2k Gram matrix ``[[I, S_k], [S_k^*, B_k^* B_k]]``: R11 = I,
@@ -641,15 +628,13 @@ def dmd_from_gram(
 
     Parameters
     ----------
-    gxx, gxy, gyy : ndarray (m, m)
-        The Grams; ``gxy`` and ``gyy`` may also be blocks used in products only (an object with
-        ``lmul(A) = A @ G`` and ``shape``, e.g. :class:`conjugacy.observables.GramBlock`), so
-        that they need not be formed.
-    x_times, y_times : callables ``V (m, j) -> X V`` and ``V -> Y V`` (unscaled data), used only
-        to form modes; omit both to skip modes.
-    shape : (n, m) of X, for the default tolerance.
-    overwrite : bool
-        Scale the Gram matrices in place (they are then garbage); saves their memory.
+    gxx, gxy, gyy : ndarray (m, m) or blocks
+        As :func:`dmd_from_gram_at_ranks`.
+    rank : int, "svht" or None
+        The rank (see :func:`select_rank`).
+    **options
+        The keywords of :func:`dmd_from_gram_at_ranks` (``method``, ``tol``, ``scale``,
+        ``shape``, ``eps``, ``x_times``, ``y_times``, ``real``, ``overwrite``).
 
     Returns
     -------
@@ -683,9 +668,7 @@ def dmd_from_gram(
     >>> result.eigenvalues.real.round(6), bool(resolution > 1e-7)
     (array([0.9, 0.8, 0.5]), True)
     """
-    return dmd_from_gram_at_ranks(
-        gxx, gxy, gyy, (rank,), method=method, tol=tol, scale=scale, shape=shape, eps=eps,
-        x_times=x_times, y_times=y_times, real=real, overwrite=overwrite)[0]
+    return dmd_from_gram_at_ranks(gxx, gxy, gyy, (rank,), **options)[0]
 
 
 def dmd_from_gram_at_ranks(
@@ -710,10 +693,24 @@ def dmd_from_gram_at_ranks(
 
     Parameters
     ----------
-    gxx, gxy, gyy, method, tol, scale, shape, eps, x_times, y_times, real, overwrite
-        As :func:`dmd_from_gram`.
+    gxx, gxy, gyy : ndarray (m, m)
+        The Grams; ``gxy`` and ``gyy`` may also be blocks used in products only (an object with
+        ``lmul(A) = A @ G`` and ``shape``, e.g. :class:`conjugacy.observables.GramBlock`), so
+        that they need not be formed.
     ranks : sequence of (int, "svht" or None)
         One result per entry, in order.
+    method : {"rrr", "exact", "standard"}
+    tol, eps : float
+        The rank tolerance (see :func:`select_rank`) and the data's machine epsilon.
+    scale : bool
+        Scale each snapshot pair by ``1 / ||x_j||`` first.
+    shape : (n, m) of X, for the default tolerance.
+    x_times, y_times : callables ``V (m, j) -> X V`` and ``V -> Y V`` (unscaled data), used only
+        to form modes; omit both to skip modes.
+    real : bool
+        Real data: conjugate pairs are kept exactly conjugate.
+    overwrite : bool
+        Scale the Gram matrices in place (they are then garbage); saves their memory.
 
     Returns
     -------
