@@ -48,6 +48,29 @@ def check_n_train(n_train: int | None, data: str) -> None:
                          f"class), got {n_train}")
 
 
+def check_data(data: str, data_dir: str | None, n_train: int | None = None) -> None:
+    """Refuse ``data="mnist"`` without ``data_dir`` (nothing is downloaded) and an ``n_train``
+    the MNIST sample cannot give (:func:`check_n_train`).
+
+    Raises
+    ------
+    ValueError
+        Naming the setting and the fix.
+
+    Examples
+    --------
+    >>> check_data("mnist", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: data='mnist' needs data_dir, the folder with the MNIST IDX files ...
+    """
+    if data == "mnist" and not data_dir:
+        raise ValueError("data='mnist' needs data_dir, the folder with the MNIST IDX files "
+                         "(train-images-idx3-ubyte[.gz], ...); nothing is downloaded "
+                         "(data='mnist-sample' is the offline default)")
+    check_n_train(n_train, data)
+
+
 def load_sample(n_train: int | None) -> Any:
     """The MNIST sample with ``n_train`` training images (None: 4,000), the rest for testing:
     :func:`conjugacy.data.load_mnist_sample` with ``test_fraction = 1 - n_train / 5000``, seed 0

