@@ -179,12 +179,46 @@ def svht_omega(beta: float) -> float:
     return float(lam / np.sqrt(marchenko_pastur_median(beta)))
 
 
+def svht_zero_cutoff(shape: tuple[int, int]) -> float:
+    """Relative level ``sqrt(max(n, m) * eps64)`` at or below which SVHT counts a singular value
+    of an (n, m) matrix as zero (a constant or duplicated channel, not noise).
+
+    The level every path resolves: singular values read from a Gram's eigenvalues (the Gram,
+    streamed and subspace paths) carry an absolute error of ~``sqrt(eps64) s_1``; measured on
+    delay matrices with constant and duplicated channels (43-1,518 rows, 171-1,596 columns,
+    0 and 2 delays), their exact zeros came out at 1.0e-8 to 2.9e-8 ``s_1``, 0.03-0.08 of
+    this cutoff, while the dense SVD gives 2e-16 to 9e-16 ``s_1``.
+
+    Parameters
+    ----------
+    shape : (n, m)
+
+    Returns
+    -------
+    float
+        Relative to ``s_1``.
+
+    Examples
+    --------
+    >>> f"{svht_zero_cutoff((40, 500)):.2e}"
+    '3.33e-07'
+    """
+    return float(np.sqrt(max(int(shape[0]), int(shape[1])) * EPS64))
+
+
 def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int, dict[str, Any]]:
     """Rank by the Gavish-Donoho optimal hard threshold for an unknown noise level (SVHT).
 
-    Keeps the singular values above ``tau = omega(beta) * median(s)`` of an (n, m) matrix,
-    ``beta = min(n, m) / max(n, m)``, the median over **all** ``min(n, m)`` singular values
-    (:func:`svht_omega`: the exact coefficient). The one implementation every path of
+    Keeps the singular values above ``tau = omega(beta) * median(s)`` (:func:`svht_omega`: the
+    exact coefficient), the median over the ``r`` numerically nonzero singular values of the
+    (n, m) matrix and ``beta = r / max(n, m)``: Gavish-Donoho on the r x max(n, m) matrix that
+    carries the data. Exact zeros (constant or duplicated channels, at most
+    :func:`svht_zero_cutoff` ``* s_1``) carry no noise, so a median over all ``min(n, m)``
+    values would read the threshold from them: on 10 noisy channels with 30 constant ones
+    that median was ~1e-16 ``s_1`` on the dense path and ~1e-8 ``s_1`` from a Gram (thresholds
+    7 orders of magnitude apart, every direction kept). Over the nonzero ones the rank of
+    duplicated channels equals that of the channels once, and for full-rank data
+    (``r = min(n, m)``) this is the textbook rule. The one implementation every path of
     :func:`conjugacy.koopman_spectrum` uses (``rank="svht"``): dense SVD, the Gram path and
     streamed data (singular values from the full eigenvalue spectrum of the delay Gram), the
     subspace path (from the Gram of the smaller side, computed first).
@@ -203,7 +237,9 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
         Number of singular values strictly above ``tau`` (0 for a zero matrix).
     record : dict
         ``rule`` ("svht"), ``threshold`` (tau, in the units of ``s``), ``omega``, ``beta``,
-        ``median_singular_value``, ``n_singular_values``, ``n_above`` (= k), ``omega_source``.
+        ``median_singular_value``, ``n_singular_values`` (``min(n, m)``), ``n_nonzero`` (r),
+        ``zero_cutoff`` (relative to ``s_1``), ``n_above`` (= k), ``omega_source``, and
+        ``note`` (a sentence, only when some singular values were zero).
 
     Raises
     ------
@@ -216,13 +252,16 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
     >>> k, rec = svht_rank(np.array([10.0, 5.0, 1.0, 1.0, 0.9]), (5, 5))
     >>> k, round(rec["threshold"], 4)
     (2, 2.8584)
+    >>> k, rec = svht_rank(np.array([10.0, 5.0, 1.0, 1.0, 0.9, 0.0, 0.0]), (7, 7))  # 2 zeros
+    >>> k, rec["n_nonzero"], round(rec["beta"], 4), round(rec["median_singular_value"], 4)
+    (2, 5, 0.7143, 1.0)
 
     References
     ----------
     Gavish & Donoho, *The optimal hard threshold for singular values is 4/sqrt(3)*, IEEE
     Trans. Inf. Theory 60(8), 2014.
     """
-    n_min = min(int(shape[0]), int(shape[1]))
+    n_min, n_max = min(int(shape[0]), int(shape[1])), max(int(shape[0]), int(shape[1]))
     s = np.asarray(singular_values, float)
     if n_min < 1 or s.size < n_min:
         raise ValueError(
@@ -230,14 +269,22 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
             f"{shape[0]} x {shape[1]} matrix (the median over all of them), got {s.size}"
         )
     s = np.maximum(s[:n_min], 0.0)
-    beta = n_min / max(int(shape[0]), int(shape[1]))
-    omega = svht_omega(beta)
-    median = float(np.median(s))
+    cutoff = svht_zero_cutoff(shape)
+    r = max(int(np.count_nonzero(s > cutoff * s[0])), 1)
+    omega = svht_omega(r / n_max)
+    median = float(np.median(s[:r]))
     tau = omega * median
     k = int(np.count_nonzero(s > tau)) if s[0] > 0 else 0
-    return k, {"rule": "svht", "threshold": tau, "omega": omega, "beta": beta,
-               "median_singular_value": median, "n_singular_values": n_min, "n_above": k,
-               "omega_source": "exact: Marchenko-Pastur median by SciPy quad + brentq"}
+    record = {"rule": "svht", "threshold": tau, "omega": omega, "beta": r / n_max,
+              "median_singular_value": median, "n_singular_values": n_min, "n_nonzero": r,
+              "zero_cutoff": cutoff, "n_above": k,
+              "omega_source": "exact: Marchenko-Pastur median by SciPy quad + brentq"}
+    if r < n_min and s[0] > 0:
+        record["note"] = (
+            f"{n_min - r} of {n_min} singular values are zero (at most {cutoff:.1e} s_1: "
+            f"constant or duplicated channels): SVHT took its median and beta over the {r} "
+            "nonzero ones")
+    return k, record
 
 
 def select_rank(
@@ -904,18 +951,24 @@ def capped_svht(
     ``X X^*``), with the top eigenpairs of ``g``, computing every eigenvalue only when the top
     ``cap`` do not decide it.
 
-    SVHT (:func:`svht_rank`) keeps the singular values above ``omega(beta) * median(s)``, the
-    median over all ``p = min(n, m)`` of them, so it needs every eigenvalue of ``g`` (a full
-    ``eigvalsh``, ~``m^3``) although a capped rank needs only the top ``cap``. But the median is
-    at most ``s_j``, ``j = ceil(p / 2)``, and ``(j - cap) s_j^2 <= ||X||_F^2 - sum_{i <= cap}
-    s_i^2 = trace(g) - (the top cap eigenvalues)``: when ``s_cap`` exceeds ``omega *
-    sqrt(that / (j - cap))`` at least ``cap`` singular values are above the threshold, and the
-    capped rank is ``cap`` from the top ``cap`` eigenpairs alone (:func:`top_eigh`: Lanczos on a
-    large ``g``). Otherwise (or when ``cap`` is not below ``j``) every eigenvalue is computed and
-    the exact rule applied. Either way the same rank as ``min(max(1, svht_rank(s, shape)[0]),
-    cap)`` on all singular values (0 for a zero matrix). Measured on weight trajectories (a small
-    CNN's 1,418 parameters, 5 runs of 300 steps, 0-64 delays, SVHT ranks 526-627): the bound
-    settles cap 70 at every delay with a margin of 2-3x.
+    SVHT (:func:`svht_rank`) keeps the singular values above ``omega(r / max(n, m)) *
+    median(s)``, the median over the ``r`` nonzero ones, so it needs every eigenvalue of ``g``
+    (a full ``eigvalsh``, ~``m^3``) although a capped rank needs only the top ``cap``. But
+    ``r >= r_lo = cap + T^2 / Q`` (Cauchy-Schwarz), ``T`` the sum of the nonzero eigenvalues
+    beyond the top ``cap`` and ``Q`` that of their squares (bounds from the deflated ``g -
+    V_cap diag(lambda) V_cap^*``, ~``q^2 cap``), or ``r = p`` when a Cholesky factor of a
+    ``p x p`` principal submatrix of ``g`` less 4 times the zero level exists (Cauchy
+    interlacing; ~``q p^2``, only when the first bound does not reach ``2 cap + 1``), so the
+    median is at most ``s_j``, ``j =
+    ceil(r_lo / 2)``, with ``(j - cap) s_j^2 <= T``; ``omega`` grows with beta, so ``omega(p /
+    max(n, m))`` bounds it. When ``s_cap`` exceeds ``omega * sqrt(T / (j - cap))`` at least
+    ``cap`` singular values are above the threshold, and the capped rank is ``cap`` from the
+    top ``cap`` eigenpairs alone (:func:`top_eigh`: Lanczos on a large ``g``). Otherwise (or
+    when ``j <= cap``) every eigenvalue is computed and the exact rule applied. Either way the
+    same rank as ``min(max(1, svht_rank(s, shape)[0]), cap)`` on all singular values (0 for a
+    zero matrix). Measured on weight trajectories (a small CNN's 1,418 parameters, 5 runs of
+    300 steps, 0-64 delays, SVHT ranks 526-627), with the median over all ``p`` values: the
+    bound settled cap 70 at every delay with a margin of 2-3x.
 
     Parameters
     ----------
@@ -962,9 +1015,7 @@ def capped_svht(
         top = np.sqrt(np.maximum(evals, 0.0))
         if top[0] <= 0:
             return 0, evals, V
-        trace = float(np.real(np.trace(g)))
-        tail = max(trace - float(np.sum(np.maximum(evals[:cap], 0.0))), 0.0) + 1e-10 * trace
-        bound = svht_omega(p / max(int(shape[0]), int(shape[1]))) * np.sqrt(tail / (half - cap))
+        bound = _capped_svht_bound(g, evals[:cap], V[:, :cap], shape)
         if top[cap - 1] > bound:
             return cap, evals, V
         s = np.sqrt(np.maximum(np.linalg.eigvalsh(g)[::-1], 0.0))
@@ -974,6 +1025,49 @@ def capped_svht(
         if s[0] <= 0:
             return 0, evals, V
     return min(max(1, svht_rank(s, shape)[0]), cap), evals, V
+
+
+def _capped_svht_bound(
+    g: np.ndarray, top: np.ndarray, V: np.ndarray, shape: tuple[int, int]
+) -> float:
+    """An upper bound on SVHT's threshold from the top ``cap`` eigenpairs (``top``, ``V``) of
+    the Gram ``g`` of an (n, m) matrix and the deflated ``g - V diag(top) V^*``
+    (:func:`capped_svht`); inf when they do not bound it."""
+    p, q, cap = min(int(shape[0]), int(shape[1])), g.shape[0], top.size
+    top = np.maximum(top, 0.0)
+    rest = g - (V * top[None, :]) @ V.conj().T  # the eigenvalues beyond the top cap
+    trace = float(np.real(np.trace(rest)))
+    # rounding: a Lanczos pair's residual is at most LANCZOS_RTOL * lambda_1 (top_eigh)
+    err = (3 * np.sqrt(cap) * LANCZOS_RTOL + q * EPS64) * float(top[0])
+    squares = (float(np.linalg.norm(rest)) + err) ** 2  # >= their sum of squares
+    zero = svht_zero_cutoff(shape) ** 2 * float(top[0])  # an eigenvalue at most this is zero
+    nonzero = trace - cap * err - (q - cap) * zero  # <= the sum of the nonzero ones beyond cap
+    r_lo = min(p, cap + int(nonzero**2 / squares)) if nonzero > 0 else cap  # Cauchy-Schwarz
+    if r_lo < 2 * cap + 1 and _top_p_above(g, p, 4 * zero):
+        r_lo = p  # no eigenvalue is zero (a few large ones beyond cap defeat Cauchy-Schwarz)
+    j = -(-r_lo // 2)  # the median of the r >= r_lo nonzero values is at most s_j
+    if j <= cap:
+        return np.inf
+    tail = max(trace, 0.0) + cap * err  # >= the sum of the eigenvalues beyond cap
+    return svht_omega(p / max(int(shape[0]), int(shape[1]))) * float(np.sqrt(tail / (j - cap)))
+
+
+def _top_p_above(g: np.ndarray, p: int, shift: float) -> bool:
+    """Whether the top ``p`` eigenvalues of the Hermitian PSD ``g`` (q, q) all exceed ``shift``
+    (less ~``q eps ||g||``): a Cholesky factor of ``g[P, P] - shift I`` for the ``p`` indices
+    ``P`` that pivoted Cholesky (LAPACK ``pstrf``) picks first; by Cauchy interlacing
+    ``lambda_p(g) >= lambda_min(g[P, P])``. ~``q p^2``: 6x less CPU than ``eigvalsh`` at
+    q = p = 1,500."""
+    if p < g.shape[0]:
+        pstrf = scipy.linalg.get_lapack_funcs("pstrf", (g,))
+        piv = pstrf(np.array(g, order="F"), tol=-1.0, lower=1)[1]
+        idx = np.sort(piv[:p] - 1)  # 1-based
+        g = g[np.ix_(idx, idx)]
+    try:
+        scipy.linalg.cholesky(g - shift * np.eye(p), lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _lanczos_top(g: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:

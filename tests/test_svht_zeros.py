@@ -1,0 +1,100 @@
+"""SVHT on rank-deficient data (constant and duplicated channels): the threshold is read from
+the numerically nonzero singular values, the same on every path (issue 20 review, defect 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conjugacy import koopman_spectrum
+from conjugacy.dmd import capped_svht, svht_rank
+from conjugacy.spectrum import capped_svht_rank
+
+PATHS = ("dense", "gram", "covariance", "subspace")
+
+
+def _latent(seed: int, channels: int = 10, runs: int = 5, steps: int = 100) -> list[np.ndarray]:
+    """A rank-4 linear latent system (two rotating pairs) seen through ``channels`` random
+    channels with 5 % measurement noise."""
+    rng = np.random.default_rng(seed)
+    A = np.zeros((4, 4))
+    for i, lam in enumerate((0.97 * np.exp(0.3j), 0.9 * np.exp(0.9j))):
+        A[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[lam.real, -lam.imag], [lam.imag, lam.real]]
+    C = rng.standard_normal((channels, 4))
+    out = []
+    for _ in range(runs):
+        z = np.zeros((steps, 4))
+        z[0] = rng.standard_normal(4)
+        for t in range(1, steps):
+            z[t] = A @ z[t - 1] + 0.05 * rng.standard_normal(4)
+        y = z @ C.T
+        out.append(y + 0.05 * y.std() * rng.standard_normal(y.shape))
+    return out
+
+
+def _rule_on_paths(runs: list[np.ndarray], delays: int) -> dict[str, tuple[int, dict]]:
+    out = {}
+    for path in PATHS:
+        sp = koopman_spectrum(runs, delays=delays, rank="svht", path=path)
+        assert sp.settings["path"] == path  # no silent fall-back to the dense path
+        out[path] = (sp.rank, sp.settings["rank_rule"])
+    return out
+
+
+@pytest.mark.parametrize("delays", [0, 2])
+def test_duplicated_channels_keep_the_rank_of_the_channels_once(delays):
+    runs = _latent(0)
+    once = _rule_on_paths(runs, delays)
+    four = _rule_on_paths([np.concatenate([y] * 4, axis=1) for y in runs], delays)
+    expected = {0: 4, 2: 10}[delays]
+    for path in PATHS:
+        assert once[path][0] == four[path][0] == expected
+        # the same nonzero singular values times 2: the same rule, twice the threshold
+        assert four[path][1]["threshold"] == pytest.approx(2 * once["dense"][1]["threshold"],
+                                                           rel=1e-10)
+        assert four[path][1]["n_nonzero"] == once[path][1]["n_nonzero"] == 10 * (delays + 1)
+    assert "note" in four["dense"][1] and "note" not in once["dense"][1]
+
+
+@pytest.mark.parametrize("delays", [0, 2])
+def test_constant_channels_equal_one_constant_channel_of_their_norm(delays):
+    runs = _latent(1)
+    c = np.random.default_rng(2).standard_normal(30) * 10
+    many = [np.concatenate([y, np.ones((len(y), 30)) * c], axis=1) for y in runs]
+    one = [np.concatenate([y, np.full((len(y), 1), np.linalg.norm(c))], axis=1) for y in runs]
+    a, b = _rule_on_paths(many, delays), _rule_on_paths(one, delays)
+    tau = a["dense"][1]["threshold"]
+    for path in PATHS:  # the same nonzero singular values: the same rank and threshold
+        assert a[path][0] == b[path][0] == {0: 5, 2: 13}[delays]
+        assert a[path][1]["threshold"] == pytest.approx(tau, rel=1e-10)
+        assert b[path][1]["threshold"] == pytest.approx(tau, rel=1e-10)
+        assert a[path][1]["n_nonzero"] == 10 * (delays + 1) + 1
+    assert a["dense"][1]["n_singular_values"] == 40 * (delays + 1)
+    # one constant channel: zero singular values only from its delay copies
+    assert b["dense"][1]["n_singular_values"] - b["dense"][1]["n_nonzero"] == delays
+    assert a["dense"][1]["note"].startswith(f"{30 * (delays + 1) - 1} of {40 * (delays + 1)} ")
+    assert capped_svht_rank(many, cap=70, delays=delays) == a["dense"][0]
+
+
+def test_svht_rank_record_of_exact_zeros():
+    k, rec = svht_rank(np.array([10.0, 5.0, 1.0, 1.0, 0.9, 0.0, 0.0]), (7, 9))
+    assert (k, rec["n_nonzero"], rec["median_singular_value"]) == (2, 5, 1.0)
+    assert rec["beta"] == 5 / 9
+    assert rec["note"].startswith("2 of 7 singular values are zero")
+    k, rec = svht_rank(np.array([10.0, 5.0, 1.2, 1.1, 1.0, 0.8, 0.7]), (7, 9))
+    assert (k, rec["n_nonzero"], rec["median_singular_value"], rec["beta"]) == (2, 7, 1.1, 7 / 9)
+    assert "note" not in rec
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3, 5, 8, 12])
+def test_capped_svht_with_zero_singular_values_equals_the_exact_rule(cap):
+    # 12 noisy channels of which 3 carry a strong signal, 288 exact zero rows: the old bound
+    # (the median over all 300 values) settled every cap from the top eigenvalues alone
+    rng = np.random.default_rng(3)
+    X = np.zeros((300, 600))
+    X[:12] = rng.standard_normal((12, 600))
+    X[:3] *= 20
+    exact = svht_rank(np.linalg.svd(X, compute_uv=False), X.shape)[0]
+    assert exact == 3
+    assert capped_svht(X @ X.T, X.shape, cap)[0] == min(exact, cap)
+    assert capped_svht(X.T @ X, X.shape, cap)[0] == min(exact, cap)
