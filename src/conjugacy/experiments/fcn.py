@@ -181,7 +181,7 @@ class FCNConfig(DeclaredConfig):
     def training_fields(self) -> dict[str, Any]:
         """The settings that decide the recorded trajectories of a (width, seed) job.
 
-        A store written under other values of these cannot be resumed (:func:`train` refuses);
+        A store written under other values of these cannot be resumed (:func:`run` refuses);
         ``widths`` and ``n_seeds`` may change (jobs are keyed by width and seed), and so may
         the analysis settings.
         """

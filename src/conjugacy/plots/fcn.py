@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..analysis.comparison import chosen
 from .core import (
     FONT_SIZE,
     color_for,
@@ -197,12 +198,6 @@ def figure_eigenvalues_zoom(spectra: Mapping[int, Any], seed_index: int = 0) -> 
     return fig
 
 
-def _comparison(summary: Mapping[str, Any]) -> Mapping[str, Any]:
-    # the comparison the verdicts use (filtered spectra when the engine filters, else all)
-    cmp = summary["comparison"]
-    return cmp[cmp["verdict_uses"]]
-
-
 def _widths_of(summary: Mapping[str, Any], key: str) -> tuple[int, int]:
     # the widths of a pair of conditions, from the results (``conditions[c]["width"]``)
     a, b = summary["comparison"]["pairs"][key]
@@ -244,7 +239,7 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
     >>> [t.get_text() for t in ax.get_xticklabels()], ax.get_xlabel()
     (['5 vs 40'], 'widths h')
     """
-    cmp = _comparison(summary)
+    cmp = chosen(summary["comparison"])
     dist = cmp["distances"]
     keys = list(dist)
     means = np.array([dist[k]["mean"] for k in keys])
@@ -290,7 +285,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     >>> figure_between_seeds(summary).axes[0].get_legend_handles_labels()[1]
     ['h = 40, between seeds (3 pairs)', 'mean h = 5 vs h = 40']
     """
-    cmp = _comparison(summary)
+    cmp = chosen(summary["comparison"])
     conditions = summary["comparison"]["conditions"]
     top = max(conditions, key=lambda c: _width(summary, c))
     widest = _width(summary, top)
@@ -319,7 +314,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
 
 def _example_seed(summary: Mapping[str, Any]) -> int:
     # the seed whose distance between the narrowest and the widest net is the median one
-    dist = _comparison(summary)["distances"]
+    dist = chosen(summary["comparison"])["distances"]
     if not dist:
         return 0
     key = max(dist, key=lambda k: _widths_of(summary, k)[1] - _widths_of(summary, k)[0])
@@ -369,7 +364,7 @@ def draw_all(
         figures.append(("fig3d_eigenvalues", figure_eigenvalues(one_seed, seed)))
         figures.append(("fig3e_zoom", figure_eigenvalues_zoom(one_seed, seed)))
         figures.append(("fig3f_distances", figure_distances(summary)))
-        if _comparison(summary)["between_seeds"]:
+        if chosen(summary["comparison"])["between_seeds"]:
             figures.append(("figS4b_between_seeds", figure_between_seeds(summary)))
     else:
         figures.append(("fig3d_eigenvalues", figure_eigenvalues(one_seed, 0)))
