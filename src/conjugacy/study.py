@@ -924,8 +924,30 @@ class StudyReader:
     def __init__(self, paths: Mapping[str, Path]) -> None:
         self._paths = {str(k): Path(v) for k, v in paths.items()}  # run -> store path
         self._open: dict[Path, Any] = {}
+        self._borrowed: set[Path] = set()  # stores the caller opened (and closes)
         self._info: dict[str, dict[str, Any]] = {}  # run_info read once per run while open
+        self._meta: dict[str, dict[str, Any]] = {}  # metadata likewise
         self._steps: dict[str, np.ndarray] = {}  # steps likewise (read-only arrays)
+
+    @classmethod
+    def of_store(cls, store: Any, *, close: bool = False) -> StudyReader:
+        """A reader over the runs of one open :class:`~conjugacy.store.TrajectoryStore`, read
+        through that handle (the store is not opened and validated again).
+
+        Parameters
+        ----------
+        store : TrajectoryStore
+            Open (any mode).
+        close : bool
+            Close ``store`` with the reader (False: the caller closes it).
+
+        Example: ``with TrajectoryStore.open(path, "r") as st: reader = StudyReader.of_store(st)``.
+        """
+        reader = cls({r: store.path for r in store.runs()})
+        reader._open[Path(store.path)] = store
+        if not close:
+            reader._borrowed.add(Path(store.path))
+        return reader
 
     @classmethod
     def open(cls, out: str | os.PathLike[str], jobs: Sequence[Job] | None = None) -> StudyReader:
@@ -943,15 +965,23 @@ class StudyReader:
             raise FileNotFoundError(f"{str(root)!r} does not exist: no study was run into {str(out)!r}")
         paths = [store_path(out, j) for j in jobs] if jobs is not None else sorted(root.glob("*.zarr"))
         index: dict[str, Path] = {}
-        for p in paths:
-            if not p.is_dir():
-                raise FileNotFoundError(f"store {str(p)!r} does not exist")
-            with TrajectoryStore.open(p, "r") as st:
+        opened: dict[Path, Any] = {}  # kept open for the reader: each store opened once
+        try:
+            for p in paths:
+                if not p.is_dir():
+                    raise FileNotFoundError(f"store {str(p)!r} does not exist")
+                st = opened[p] = TrajectoryStore.open(p, "r")
                 for run in st.runs():
                     if run in index:
                         raise ValueError(f"run {run!r} is in two stores: {index[run]} and {p}")
                     index[run] = p
-        return cls(index)
+        except BaseException:
+            for st in opened.values():
+                st.close()
+            raise
+        reader = cls(index)
+        reader._open.update(opened)
+        return reader
 
     def _store(self, run: str) -> Any:
         from .store import StoreError, TrajectoryStore
@@ -975,14 +1005,19 @@ class StudyReader:
 
     def run_info(self, run: str) -> dict[str, Any]:
         """See :meth:`conjugacy.store.TrajectoryStore.run_info` (read once per run while the
-        reader is open: one analysis sees one state of each run)."""
+        reader is open: one analysis sees one state of each run; its first and last step from
+        :meth:`steps`, read once)."""
         if run not in self._info:
-            self._info[run] = self._store(run).run_info(run)
+            self._info[run] = self._store(run).run_info(run, steps=self.steps(run))
         return self._info[run]
 
     def metadata(self, run: str) -> dict[str, Any]:
-        """The run's metadata (condition, seed, job and what the training recorded)."""
-        return self.run_info(run)["metadata"]
+        """The run's metadata (condition, seed, job and what the training recorded), from its
+        attributes alone (no array read), once per run while the reader is open."""
+        if run not in self._meta:
+            self._meta[run] = (self._info[run]["metadata"] if run in self._info
+                               else self._store(run).metadata(run))
+        return self._meta[run]
 
     def steps(self, run: str) -> np.ndarray:
         """Recorded step indices of ``run``, int64 (n_complete,), read once per run while the
@@ -1017,11 +1052,15 @@ class StudyReader:
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
 
     def close(self) -> None:
-        """Close the open stores."""
-        for st in self._open.values():
-            st.close()
+        """Close the stores this reader opened (not one given to :meth:`of_store` with
+        ``close=False``)."""
+        for path, st in self._open.items():
+            if path not in self._borrowed:
+                st.close()
         self._open.clear()
+        self._borrowed.clear()
         self._info.clear()
+        self._meta.clear()
         self._steps.clear()
 
     def __enter__(self) -> StudyReader:

@@ -314,8 +314,8 @@ def _reader(store: Any) -> tuple[Any, str]:
 
     if isinstance(store, StudyReader):
         return store, "study"
-    if isinstance(store, TrajectoryStore):
-        return StudyReader({r: store.path for r in store.runs()}), str(store.path)
+    if isinstance(store, TrajectoryStore):  # read through the caller's handle, left open
+        return StudyReader.of_store(store), str(store.path)
     if not isinstance(store, str | os.PathLike):
         raise TypeError(f"store must be a path, a TrajectoryStore or a StudyReader, got "
                         f"{type(store).__name__}")
@@ -324,9 +324,8 @@ def _reader(store: Any) -> tuple[Any, str]:
         raise FileNotFoundError(f"store {str(path)!r} does not exist")
     if (path / STORES_DIR).is_dir():
         return StudyReader.open(path), str(path)
-    with TrajectoryStore.open(path, "r") as st:
-        runs = st.runs()
-    return StudyReader({r: path for r in runs}), str(path)
+    # opened and validated once: the reader reads through this handle and closes it
+    return StudyReader.of_store(TrajectoryStore.open(path, "r"), close=True), str(path)
 
 
 _MISSING = object()

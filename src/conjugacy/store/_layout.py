@@ -321,8 +321,9 @@ class _Layout:
         attrs = meta.get("attributes", {})
         return attrs if "n_complete" in attrs else None
 
-    def _run(self, run: str) -> Any:
-        """The run's Zarr group, validated (once per handle) against its arrays."""
+    def _attrs(self, run: str) -> dict[str, Any]:
+        """The run's attributes (read from its zarr.json, no Zarr node opened), the run validated
+        (once per handle) against its arrays; refuses an unknown run."""
         self._check_open()
         if not isinstance(run, str):
             raise StoreError(f"run must be a string, got {run!r}")
@@ -336,6 +337,11 @@ class _Layout:
         if run not in self._valid:
             self._validate(run, a)
             self._valid.add(run)
+        return a
+
+    def _run(self, run: str) -> Any:
+        """The run's Zarr group, validated (once per handle) against its arrays."""
+        self._attrs(run)
         try:
             return self._runs_group()[run]
         except Exception as exc:

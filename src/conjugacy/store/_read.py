@@ -46,8 +46,35 @@ class _Reading:
         """Number of complete (readable) steps of ``run``."""
         return int(self._run(run).attrs["n_complete"])
 
-    def run_info(self, run: str) -> dict[str, Any]:
+    def metadata(self, run: str) -> dict[str, Any]:
+        """The run's metadata (what ``create_run(metadata=...)`` and :meth:`update_metadata`
+        stored), read from its attributes alone: no array is opened or read.
+
+        Raises
+        ------
+        StoreError
+            Unknown run.
+
+        Example: ``store.metadata("sgd_s0")`` -> ``{"condition": "sgd", "seed": 0}``.
+        """
+        return dict(self._attrs(run).get("metadata", {}))
+
+    def run_info(self, run: str, *, steps: np.ndarray | None = None) -> dict[str, Any]:
         """Description of a run.
+
+        Parameters
+        ----------
+        run : str
+        steps : ndarray, optional
+            The run's steps as :meth:`steps` returned them, when the caller holds them: the first
+            and last step are taken from them instead of read (two chunk reads less).
+
+        Raises
+        ------
+        StoreError
+            Unknown run.
+        ValueError
+            ``steps`` does not hold ``n_complete`` entries.
 
         Returns
         -------
@@ -58,15 +85,21 @@ class _Reading:
             None), ``metadata`` (dict), ``branches`` (``["next"]`` for a run that keeps the
             branch of every record, else ``[]``).
         """
-        g = self._run(run)
-        a = g.attrs.asdict()
+        a = self._attrs(run)
         n = int(a["n_complete"])
         params = {
             name: {"shape": list(shape), "dtype": dtype, "size": int(math.prod(shape))}
             for name, shape, dtype in a["parameters"]
         }
-        first = int(self._read(run, g, "steps", slice(0, 1), n)[0]) if n else None
-        last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0]) if n else None
+        if steps is not None and len(steps) != n:
+            raise ValueError(f"steps holds {len(steps)} entries; run {run!r} has {n} complete "
+                             "steps (pass what steps(run) returns)")
+        if steps is None and n:
+            g = self._run(run)
+            first = int(self._read(run, g, "steps", slice(0, 1), n)[0])
+            last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0])
+        else:
+            first, last = (int(steps[0]), int(steps[-1])) if n else (None, None)
         return {
             "name": run,
             "n_complete": n,
@@ -253,34 +286,29 @@ class _Reading:
         )
         n_feat = sum(math.prod(s) for _, (s, _) in layout)
         n_steps = len(lengths[0])
+        arrays: dict[tuple[str, str], Any] = {}  # (run, key) -> array, its chunks checked
         if n_steps:  # every chunk file needed is there (one lstat each) before allocating
             for r, g, rng in zip(run_names, groups, lengths):
                 n = int(g.attrs["n_complete"])
                 lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
                 for name, _ in layout:
                     key = f"{prefix}/{name}"
-                    arr = self._open_array(r, g, key)
-                    if arr.shape[0] < hi:
-                        raise self._damaged(
-                            r, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
-                    missing, _ = self._chunk_problems(r, g, key, arr, lo, hi, False)
-                    if missing:
-                        raise self._damage_error(missing)
+                    arrays[r, key] = self._checked_array(r, g, key, lo, hi, n)
         out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
         if n_steps == 0:
             return out
         for i, (r, g, rng) in enumerate(zip(run_names, groups, lengths)):
-            n = int(g.attrs["n_complete"])
             off = 0
             for name, (shape, _) in layout:
                 size = math.prod(shape)
                 key = f"{prefix}/{name}"
+                arr = arrays[r, key]
                 if rng.step > 0:
-                    block = self._read(r, g, key, slice(rng.start, rng.stop, rng.step), n)
+                    block = self._decode(r, g, key, arr, slice(rng.start, rng.stop, rng.step))
                 else:  # zarr takes positive steps only
                     idx = np.asarray(rng)
                     lo = int(idx.min())
-                    block = self._read(r, g, key, slice(lo, int(idx.max()) + 1), n)[idx - lo]
+                    block = self._decode(r, g, key, arr, slice(lo, int(idx.max()) + 1))[idx - lo]
                 out[i, :, off : off + size] = block.reshape(n_steps, size)
                 off += size
         return out
@@ -293,18 +321,29 @@ class _Reading:
                 run, f"array {key!r} cannot be opened ({type(exc).__name__}: {exc})"
             ) from exc
 
-    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
-        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
-        checking that its chunks exist and decode."""
+    def _checked_array(self, run: str, g: Any, key: str, start: int, stop: int, n: int) -> Any:
+        """Array ``key`` of ``run``, refused unless it holds records ``[start, stop)`` (``stop``
+        <= ``n``, its ``n_complete``) and each of their chunk files is there (one lstat each)."""
         arr = self._open_array(run, g, key)
-        start, stop, _ = sel.indices(n)
-        if stop <= start:
-            return np.asarray(arr[0:0])
         if arr.shape[0] < stop:
             raise self._damaged(run, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
         missing, _ = self._chunk_problems(run, g, key, arr, start, stop, False)
         if missing:
             raise self._damage_error(missing)
+        return arr
+
+    def _read(self, run: str, g: Any, key: str, sel: slice, n: int) -> np.ndarray:
+        """Records ``sel`` (a slice with a positive step, within ``[0, n)``) of array ``key``,
+        checking that its chunks exist and decode."""
+        start, stop, _ = sel.indices(n)
+        if stop <= start:
+            return np.asarray(self._open_array(run, g, key)[0:0])
+        return self._decode(run, g, key, self._checked_array(run, g, key, start, stop, n), sel)
+
+    def _decode(self, run: str, g: Any, key: str, arr: Any, sel: slice) -> np.ndarray:
+        """Records ``sel`` of ``arr`` (array ``key`` of ``run``, its chunk files checked by
+        :meth:`_checked_array`); a chunk that fails to decode is reported as damage."""
+        start, stop, _ = sel.indices(arr.shape[0])
         try:
             return np.asarray(arr[sel])
         except MemoryError:
