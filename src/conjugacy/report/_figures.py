@@ -128,8 +128,18 @@ def _label(text: Any) -> str:
 
 
 def _png(fig: Any) -> bytes:
+    """``fig`` as PNG bytes at :data:`DPI`, drawn once: ``savefig`` draws a figure with a layout
+    engine twice (a layout pass that measures every text, then the rendering), which was ~15 %
+    of the report's figure time; these bytes equal ``savefig(format="png", dpi=DPI)``'s
+    (tested). ``fig`` is left on an Agg canvas at :data:`DPI`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # runs the layout engine, then renders
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    imsave(buf, np.asarray(canvas.buffer_rgba()), format="png", origin="upper", dpi=DPI)
     return buf.getvalue()
 
 
