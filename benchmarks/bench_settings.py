@@ -1,7 +1,14 @@
 """Which spectrum settings separate different dynamics from seed-to-seed variation?
 
-Usage:  python benchmarks/bench_settings.py [--reps N] [--real-seeds S] [--skip-real]
-                                            [--first-hour STORE] [--out FILE.md]
+Usage:  python benchmarks/bench_settings.py [--reps N] [--first-rep R] [--real-seeds S]
+                                            [--first-seed F] [--skip-real] [--rule NAME ...]
+                                            [--first-hour STORE] [--save FILE.npz]
+                                            [--out FILE.md]
+
+**Held out**: the default was chosen on synthetic repetitions 0-11 and digits seeds 0-5 (and
+the first-hour store's seeds 0-3); ``--first-rep 12`` and ``--first-seed 6`` evaluate on draws
+disjoint from those. ``--rule`` runs a subset (the default always runs, last); ``--save`` keeps
+the real cases' distance matrices for re-analysis.
 
 AUROC of "W1(different) > W1(same)" (1 = perfect separation, 0.5 = chance) for each rule of
 ``RULES`` (a dict: a rule maps the recordings of one comparison to their spectra, or None where it
@@ -193,20 +200,27 @@ def record_latent(A: np.ndarray, C: np.ndarray, measurement: float, sigma: float
                      nx + scale * rng.standard_normal(nx.shape))
 
 
-def synthetic(reps: int, rules: dict) -> tuple[list, dict]:
+def draw_case(dim: int, meas: float, sigma: float, rep: int
+              ) -> tuple[list[Recording], np.ndarray, np.ndarray]:
+    """Repetition ``rep`` of one synthetic row: the recordings (A, A', B) and the true eigenvalues
+    of A and of B (deterministic: the generator is seeded by the row and ``rep``)."""
+    rng = np.random.default_rng([dim, int(meas * 100), int(sigma * 100), rep])
+    lam_a = random_eigenvalues(dim, rng)
+    lam_b = perturb(lam_a, SHIFT, rng)
+    C = rng.standard_normal((3, dim))
+    A, B = real_block_matrix(lam_a, rng), real_block_matrix(lam_b, rng)
+    return [record_latent(M, C, meas, sigma, rng) for M in (A, A, B)], lam_a, lam_b
+
+
+def synthetic(reps: int, rules: dict, first_rep: int = 0) -> tuple[list, dict]:
     rows, ranks = [], {r: [] for r in rules}
     for dim in DIMS:
         for meas in MEASUREMENT:
             for sigma in PROCESS:
                 same = {r: [] for r in rules}
                 diff = {r: [] for r in rules}
-                for rep in range(reps):
-                    rng = np.random.default_rng([dim, int(meas * 100), int(sigma * 100), rep])
-                    lam_a = random_eigenvalues(dim, rng)
-                    lam_b = perturb(lam_a, SHIFT, rng)
-                    C = rng.standard_normal((3, dim))
-                    A, B = real_block_matrix(lam_a, rng), real_block_matrix(lam_b, rng)
-                    recs = [record_latent(M, C, meas, sigma, rng) for M in (A, A, B)]
+                for rep in range(first_rep, first_rep + reps):
+                    recs = draw_case(dim, meas, sigma, rep)[0]
                     for name, rule in rules.items():
                         a, a2, b = rule(recs, (0, 2))
                         same[name].append(_w1(a, a2))
@@ -223,9 +237,10 @@ def synthetic(reps: int, rules: dict) -> tuple[list, dict]:
 
 
 # ----- real ---------------------------------------------------------------------------------------
-def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int = REAL_STEPS
-                 ) -> dict[float, list[Recording]]:
-    """Output-layer trajectories of MLPs 64-32-10 on the digits: {lr: [Recording per seed]}."""
+def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int = REAL_STEPS,
+                 first_seed: int = 0) -> dict[float, list[Recording]]:
+    """Output-layer trajectories of MLPs 64-32-10 on the digits: {lr: [Recording per seed]}, seeds
+    ``first_seed .. first_seed + n_seeds - 1`` (0-5 chose the default; 6 on are held out)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -239,7 +254,7 @@ def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int =
     y_all = torch.from_numpy(data.train_labels)
     out: dict[float, list[Recording]] = {}
     for lr in REAL_LRS:
-        for seed in range(n_seeds):
+        for seed in range(first_seed, first_seed + n_seeds):
             torch.manual_seed(1000 + seed)
             base = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
             g = np.random.default_rng([seed, 7])
@@ -332,13 +347,71 @@ def real_case(recs: list[Recording], cond: list[Any], seed: list[int], rules: di
         print(f"{label} {name}: AUROC {scores[name]:.2f} [{np.percentile(boots, 2.5):.2f}, "
               f"{np.percentile(boots, 97.5):.2f}] kept {info[name]['rank']:.0f} delays "
               f"{info[name]['delays']} cpu {info[name]['cpu_s']:.1f}", file=sys.stderr, flush=True)
-    last = info[list(rules)[-1]]["boot"]
+    default = list(rules)[-1]
     for name in rules:
         if info[name] is not None:
-            info[name]["diff"] = last - info[name]["boot"]
+            info[name]["diff"] = info[default]["boot"] - info[name]["boot"]
+            info[name]["paired"] = paired_difference(dists[default], dists[name], cond, seed)
     n = len(recs)
     info["pairs"] = sum(1 for i in range(n) for j in range(i + 1, n) if seed[i] != seed[j])
+    info["data"] = {"dists": dists, "cond": list(cond), "seed": list(seed)}
     return scores, info
+
+
+def paired_difference(D_a: np.ndarray, D_b: np.ndarray, cond: Sequence[Any],
+                      seed: Sequence[int], n_boot: int = 2000, rng: int = 1) -> dict[str, float]:
+    """AUROC(rule a) - AUROC(rule b) on the same seeds, from their (n, n) distance matrices.
+
+    ``boot_lo`` / ``boot_hi``: 95 % percentile interval of a paired bootstrap over seeds (the same
+    seed resample for both rules, as :func:`seed_bootstrap`); ``p_boot``: the fraction of those
+    resamples with a difference <= 0 (one-sided); ``jack_se``, ``jack_lo`` / ``jack_hi``: the
+    leave-one-seed-out jackknife standard error and its normal 95 % interval (a second estimate
+    that does not rest on the percentile bootstrap); ``n_seeds``.
+
+    >>> D = np.where(np.equal.outer([0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1]), 1.0, 3.0)
+    >>> r = paired_difference(D, 2 * D, list("aaabbb"), [0, 1, 2] * 2, n_boot=10)
+    >>> r["diff"], r["n_seeds"]
+    (0.0, 3)
+    """
+    seeds, n = sorted(set(seed)), len(cond)
+    both = [seed_bootstrap(D, cond, seed, n_boot, rng) for D in (D_a, D_b)]
+    boot = both[0] - both[1]
+    full = [_pair_auroc(D, cond, seed, range(n)) for D in (D_a, D_b)]
+    jack = np.array([_pair_auroc(D_a, cond, seed, keep) - _pair_auroc(D_b, cond, seed, keep)
+                     for s_out in seeds
+                     for keep in [[i for i in range(n) if seed[i] != s_out]]])
+    k = len(seeds)
+    se = float(np.sqrt((k - 1) / k * np.sum((jack - jack.mean()) ** 2)))
+    diff = full[0] - full[1]
+    return {"diff": diff, "boot_lo": float(np.percentile(boot, 2.5)),
+            "boot_hi": float(np.percentile(boot, 97.5)), "p_boot": float(np.mean(boot <= 0)),
+            "jack_se": se, "jack_lo": diff - 1.96 * se, "jack_hi": diff + 1.96 * se,
+            "n_seeds": k}
+
+
+def _select_rules(names: list[str] | None, parser: argparse.ArgumentParser) -> dict:
+    """The rules of ``--rule`` (all without it), the default (the last of ``RULES``) always last;
+    an unknown name exits with status 2 naming the choices."""
+    if not names:
+        return dict(RULES)
+    unknown = [n for n in names if n not in RULES]
+    if unknown:
+        parser.error(f"--rule {unknown[0]!r} is not a rule; choose from: "
+                     + "; ".join(RULES))
+    default = list(RULES)[-1]
+    return {n: RULES[n] for n in RULES if n in names or n == default}
+
+
+def _save(path: Path, real: dict) -> None:
+    """The real cases' distance matrices (key ``case|rule``), conditions and seeds, as ``.npz``."""
+    out: dict[str, np.ndarray] = {}
+    for label, (_, info) in real.items():
+        data = info["data"]
+        out[f"{label}|cond"] = np.asarray(data["cond"], dtype=str)
+        out[f"{label}|seed"] = np.asarray(data["seed"])
+        for name, D in data["dists"].items():
+            out[f"{label}|{name}"] = D
+    np.savez_compressed(path, **out)
 
 
 def _interval(values: np.ndarray, fmt: str) -> str:
@@ -376,8 +449,13 @@ def _table(rows: list, ranks: dict, real: dict | None, rules: dict) -> str:
             for r in names) + " |")
         lines.append("| real: 95 % interval (seed bootstrap) | | | " + " | ".join(
             cell(r, lambda i: _interval(i["boot"], "{:.2f}-{:.2f}")) for r in names) + " |")
-        lines.append("| real: default minus rule, 95 % interval | | | " + " | ".join(
-            cell(r, lambda i: _interval(i["diff"], "{:+.2f} to {:+.2f}")) for r in names) + " |")
+        lines.append("| real: default minus rule (paired seed bootstrap 95 %) | | | " + " | ".join(
+            cell(r, lambda i: "{diff:+.2f} ({boot_lo:+.2f} to {boot_hi:+.2f})".format(
+                **i["paired"])) for r in names) + " |")
+        lines.append("| real: same, jackknife over seeds 95 %; bootstrap P(diff <= 0) | | | "
+                     + " | ".join(cell(r, lambda i: "{jack_lo:+.2f} to {jack_hi:+.2f}; "
+                                       "{p_boot:.3f}".format(**i["paired"])) for r in names)
+                     + " |")
         lines.append("| real: eigenvalues kept / delays | | | " + " | ".join(
             cell(r, lambda i: f"{i['rank']:.0f} / {i['delays']}") for r in names) + " |")
         lines.append("| real: CPU s of the rule (its fits) | | | " + " | ".join(
@@ -390,36 +468,49 @@ def _table(rows: list, ranks: dict, real: dict | None, rules: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=12)
+    parser.add_argument("--first-rep", type=int, default=0,
+                        help="first synthetic repetition (0-11 chose the default)")
     parser.add_argument("--real-seeds", type=int, default=6)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first digits seed (0-5 chose the default; 6 on are held out)")
+    parser.add_argument("--rule", action="append", default=None, metavar="NAME",
+                        help="run only this rule of RULES (repeatable; the default always runs)")
+    parser.add_argument("--save", type=Path, default=None, metavar="FILE.npz",
+                        help="save the real cases' distance matrices, conditions and seeds here")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--first-hour", type=Path, default=None, metavar="STORE",
                         help="issue 25's first-hour study (recorded there first if missing)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
+    rules = _select_rules(args.rule, parser)
     t0 = time.process_time()
-    rows, ranks = synthetic(args.reps, RULES) if args.reps > 0 else ([], {})
+    rows, ranks = synthetic(args.reps, rules, args.first_rep) if args.reps > 0 else ([], {})
     t_syn = time.process_time() - t0
     real, cpu = {}, []
     if not args.skip_real:
         t1 = time.process_time()
         with tempfile.TemporaryDirectory() as tmp:
-            data = train_digits(Path(tmp), args.real_seeds)
+            data = train_digits(Path(tmp), args.real_seeds, first_seed=args.first_seed)
         cpu.append(f"digits training {time.process_time() - t1:.0f} s")
         recs = [r for lr in REAL_LRS for r in data[lr]]
+        seeds = range(args.first_seed, args.first_seed + args.real_seeds)
         real["digits MLP, output layer"] = real_case(
             recs, [lr for lr in REAL_LRS for _ in data[lr]],
-            [s for lr in REAL_LRS for s in range(len(data[lr]))], RULES, "digits")
+            [s for lr in REAL_LRS for s in seeds], rules, "digits")
     if args.first_hour is not None:
         t1 = time.process_time()
         recs, cond, seed = first_hour(args.first_hour)
         cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s")
-        real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, RULES, "first hour")
-    text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --real-seeds "
-            f"{args.real_seeds}" + ("" if args.first_hour is None else " --first-hour STORE")
+        real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, rules, "first hour")
+    text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --first-rep "
+            f"{args.first_rep} --real-seeds {args.real_seeds} --first-seed {args.first_seed}"
+            + ("" if args.first_hour is None else " --first-hour STORE")
             + "`: AUROC of W1(different) > W1(same); bold: best in the row. "
             f"CPU: synthetic {t_syn:.0f} s" + "".join(f", {c}" for c in cpu) + ".\n\n"
-            + _table(rows, ranks, real, RULES))
+            + _table(rows, ranks, real, rules))
     print(text)
+    if args.save is not None:
+        _save(args.save, real)
     if args.out is not None:
         args.out.write_text(text + "\n")
     return 0
