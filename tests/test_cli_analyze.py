@@ -178,21 +178,26 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     # 3 modes in 12 channels: fully observed (0 delays), SVHT keeps the 3 modes in every spectrum
     assert r["settings"]["delays"] == 0
     assert [sp["rank"] for v in r["spectra"].values() for sp in v] == [3] * 12
-    nb = r["comparison"]["neighbourhood"]  # no delay neighbours of 0 delays
-    assert [s["name"] for s in nb["settings"]] == ["rank -2", "rank +2",
+    nb = r["comparison"]["neighbourhood"]
+    # no delay neighbours of 0 delays, said in not_tried; ranks x0.8 and x1.25 of 3: 2 and 4
+    assert [s["name"] for s in nb["settings"]] == ["rank -1", "rank +1",
                                                    "other filter (all eigenvalues)"]
+    assert [v["name"] for v in nb["not_tried"]] == ["delays x1/2", "delays x2"]
+    assert nb["not_tried"][0]["reason"] == "not possible at 0 delays (a multiple of 0 is 0)"
     assert nb["n_fits"] == 2 * 12
     verdicts = r["comparison"]["verdicts"]
     assert verdicts["a-b"]["verdict"] == verdicts["a2-b"]["verdict"] == "not conjugate"
-    assert (nb["pairs"]["a2-b"]["same"], nb["pairs"]["a2-b"]["fragile"]) == (3, False)
-    # rank 1 cannot tell a from b (p 0.086 > 0.05): fragile, and the check says where
-    ab = nb["pairs"]["a-b"]
-    assert (ab["same"], ab["of"], ab["fragile"]) == (2, 3, True)
-    assert ab["neighbours"]["rank -2"]["verdict"] == "conjugate"
+    # a and b differ at every neighbour (rank -2, i.e. 1, flagged a-b fragile: a 67 % cut)
+    for pair in ("a-b", "a2-b"):
+        assert (nb["pairs"][pair]["same"], nb["pairs"][pair]["fragile"]) == (3, False)
+    # one rank more than the 3 modes: a noise eigenvalue splits a from a2 (p 0.029): fragile
+    aa = nb["pairs"]["a-a2"]
+    assert (aa["verdict"], aa["same"], aa["of"], aa["fragile"]) == ("conjugate", 2, 3, True)
+    assert aa["neighbours"]["rank +1"]["verdict"] == "not conjugate"
     text = " ".join(got.output.split())
-    assert ("neighbours a-b: fragile, 2 of 3 neighbouring settings give not conjugate" in text
-            and "differs at rank -2" in text)
-    assert "neighbours a2-b: stable, 3 of 3" in text
+    assert ("neighbours a-a2: fragile, 2 of 3 neighbouring settings give conjugate" in text
+            and "differs at rank +1" in text)
+    assert "neighbours a-b: stable, 3 of 3" in text and "neighbours a2-b: stable, 3 of 3" in text
     assert "rank 3 (SVHT of the pilots: a 3, a2 3, b 3; cap 70)" in text
     off = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
                               "--no-report", "--no-neighbours", "--rank", "3", "--delays", "1"])
@@ -268,15 +273,17 @@ def _narrow_store(path, n_features=3, n_rec=30, branch=False):
 
 
 def test_rank_neighbours_stay_within_what_the_data_allow(tmp_path):
-    # 3 channels, rank 3, 0 delays: "rank +2" (5) exceeded the 3 observables and stopped analyze;
-    # clipped it is the base rank 3 again, so it is no neighbour
+    # 3 channels, rank 3, 0 delays: a rank neighbour above 3 exceeded the 3 observables and
+    # stopped analyze; clipped it is the base rank 3 again, so it is no neighbour (not_tried)
     store = _narrow_store(tmp_path / "n.zarr")
     got = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o"), "--rank", "3",
                               "--delays", "0", "--no-report", "--filter", "per-spectrum"])
     assert got.exit_code == 0, got.output
     nb = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]["neighbourhood"]
-    assert nb["settings"] == [{"name": "rank -2", "delays": 0, "rank": 1},
+    assert nb["settings"] == [{"name": "rank -1", "delays": 0, "rank": 2},
                               {"name": "other filter (all eigenvalues)"}]
+    assert nb["not_tried"][-1] == {"name": "rank +1",
+                                   "reason": "rank 4: beyond the 3 the data allow at 0 delays"}
     assert nb["pairs"]["a-c"]["of"] == 2 and nb["n_fits"] == 12
 
 

@@ -67,8 +67,13 @@ def test_verdicts_on_all_eigenvalues_get_the_per_spectrum_filter_as_the_other_fi
     assert plain.verdict_uses == "all" and filt["verdict_uses"] == "filtered"
     result = neighbour_check(plain.to_dict(), lambda g: data[g.key], groups, settings, fitted,
                              {**stats, "use_filter": False}, max_delays=7)
-    # 0 delays: no delay neighbours; rank +2 is clipped to the 3 observables, the base: dropped
-    assert [s["name"] for s in result["settings"]] == ["rank -2", "other filter (per-spectrum)"]
+    # 0 delays: no delay neighbours (said in not_tried); rank 4 is clipped to the 3
+    # observables, the base: dropped
+    assert [s["name"] for s in result["settings"]] == ["rank -1", "other filter (per-spectrum)"]
+    assert [(v["name"], v["reason"]) for v in result["not_tried"]] == [
+        ("delays x1/2", "not possible at 0 delays (a multiple of 0 is 0)"),
+        ("delays x2", "not possible at 0 delays (a multiple of 0 is 0)"),
+        ("rank +1", "rank 4: beyond the 3 the data allow at 0 delays")]
     assert result["n_fits"] == 8 and result["pairs"]["a-b"]["of"] == 2  # no refit for the filter
     got = result["pairs"]["a-b"]["neighbours"]["other filter (per-spectrum)"]
     want = filt["filtered"]["distances"]["a-b"]["mean"]

@@ -203,7 +203,7 @@ def test_cli_analyze_filter_option(tmp_path, monkeypatch):
     cmp = json.loads((tmp_path / "o" / "results.json").read_text())["comparison"]
     assert cmp["verdict_uses"] == "all"
     assert [s["name"] for s in cmp["neighbourhood"]["settings"]] == [
-        "rank -2", "rank +2", "other filter (per-spectrum)"]
+        "rank -1", "rank +1", "other filter (per-spectrum)"]
     from conjugacy.analysis import own_runs
 
     monkeypatch.setattr(own_runs, "RANK_CAP", 4)  # the delay folds reach it: no pilot SVD

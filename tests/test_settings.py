@@ -234,14 +234,37 @@ def test_delays_auto_chooses_at_the_fits_thread_setting(monkeypatch):
 def test_neighbour_settings():
     from conjugacy.analysis.neighbours import neighbour_settings
 
+    # ranks x0.8 and x1.25, rounded half up: 8 and 12.5 -> 13 around 10
     got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(8, 10, [10], 20)]
     assert got == [("delays x1/2", 4, 10), ("delays x2", 16, 10), ("rank -2", 8, 8),
-                   ("rank +2", 8, 12)]
-    # 0 delays has no half; 2 x 3 = 6 exceeds what the runs allow (5); a rule: around the median
+                   ("rank +3", 8, 13)]
+    # 2 x 3 = 6 exceeds what the runs allow (5); a rule: around the median (7 -> 6 and 9)
     got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(3, "svht", [4, 7, 9], 5)]
-    assert got == [("delays x1/2", 1, "svht"), ("rank -2", 3, 5), ("rank +2", 3, 9)]
+    assert got == [("delays x1/2", 1, "svht"), ("rank -1", 3, 6), ("rank +2", 3, 9)]
+    # small ranks: relative, at least one step (3 -> 2 and 4, not 1 and 5); never below 2
+    got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(0, 3, [3], 5)]
+    assert got == [("rank -1", 0, 2), ("rank +1", 0, 4)]
     got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(0, 2, [2], 5)]
-    assert got == [("rank -1", 0, 1), ("rank +2", 0, 4)]  # named by the step actually taken
+    assert got == [("rank +1", 0, 3)]
+    got = [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(0, 40, [40], 5)]
+    assert got == [("rank -8", 0, 32), ("rank +10", 0, 50)]
+
+
+def test_neighbours_not_tried_say_why():
+    from conjugacy.analysis.neighbours import neighbours_not_tried
+
+    got = neighbours_not_tried(0, 2, [2], 5)
+    assert got == [
+        {"name": "delays x1/2", "reason": "not possible at 0 delays (a multiple of 0 is 0)"},
+        {"name": "delays x2", "reason": "not possible at 0 delays (a multiple of 0 is 0)"},
+        {"name": "rank -1", "reason": "rank 1: below 2 (one real eigenvalue, no complex pair)"}]
+    assert neighbours_not_tried(3, 6, [6], 5, lambda d: 3 * (d + 1)) == [
+        {"name": "delays x2", "reason": "6 delays: beyond the 5 the runs allow"}]
+    assert neighbours_not_tried(3, 7, [7], 3, lambda d: 3 * (d + 1)) == [
+        {"name": "delays x1/2", "reason": "rank 7 is beyond the 6 the data allow at 1 delays"},
+        {"name": "delays x2", "reason": "6 delays: beyond the 3 the runs allow"}]
+    assert neighbours_not_tried(0, 3, [3], 5, lambda d: 3)[-1] == {
+        "name": "rank +1", "reason": "rank 4: beyond the 3 the data allow at 0 delays"}
 
 
 def test_neighbour_settings_stay_within_the_data_and_never_repeat_the_base():
@@ -250,14 +273,15 @@ def test_neighbour_settings_stay_within_the_data_and_never_repeat_the_base():
     def names(*args):
         return [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(*args)]
 
-    # 3 observables at 0 delays: rank +2 = 5 is clipped to 3, the base: no neighbour
-    assert names(0, 3, [3], 5, lambda d: 3 * (d + 1)) == [("rank -2", 0, 1)]
-    # a rule whose median rank is 1: "rank -2" would be the base rank 1 again: dropped
-    assert names(0, "svht", [1, 1, 2], 5) == [("rank +2", 0, 3)]
+    # 3 observables at 0 delays: rank 4 is clipped to 3, the base: no neighbour
+    assert names(0, 3, [3], 5, lambda d: 3 * (d + 1)) == [("rank -1", 0, 2)]
+    # a rule whose median rank is 1: no rank below 2
+    assert names(0, "svht", [1, 1, 2], 5) == [("rank +1", 0, 2)]
     # rank 9 does not fit at 1 delay (6 observables): that delay neighbour is dropped
     assert names(2, 9, [9], 5, lambda d: 3 * (d + 1)) == [("delays x2", 4, 9), ("rank -2", 2, 7)]
-    # clipped at the top: rank 4 of at most 5 steps +1
-    assert names(0, 4, [4], 5, lambda d: 5) == [("rank -2", 0, 2), ("rank +1", 0, 5)]
+    # clipped at the top: rank 5 (x1.25 = 6.25 -> 6) of at most 5... around 4: 3 and 5
+    assert names(0, 4, [4], 5, lambda d: 5) == [("rank -1", 0, 3), ("rank +1", 0, 5)]
+    assert names(0, 8, [8], 5, lambda d: 9) == [("rank -2", 0, 6), ("rank +1", 0, 9)]
 
 
 def test_neighbour_summary_marks_a_flipped_verdict_fragile():
@@ -305,13 +329,16 @@ def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
                           for r in range(2)})
     groups = [SpectrumGroup(c, s, (f"{c}{s}_0", f"{c}{s}_1")) for c in "abc" for s in range(4)]
     with reader:
-        res = run_pipeline(reader, groups, {"delays": 2, "rank": 3}, params="w",
+        # rank 4 of the 3-mode systems: its neighbours 3 and 5 both hold every mode (at rank 3
+        # the neighbour 2 drops one and a-c is "conjugate" there, p 0.057: fragile, rightly)
+        res = run_pipeline(reader, groups, {"delays": 2, "rank": 4}, params="w",
                            neighbours=True, experiment="t",
                            stats={"alpha": 0.05, "seed": 0, "n_permutations": 99})
     nb = res.results["comparison"]["neighbourhood"]
     validate(res.results)
     assert [s["name"] for s in nb["settings"]] == [
-        "delays x1/2", "delays x2", "rank -2", "rank +2", "other filter (all eigenvalues)"]
+        "delays x1/2", "delays x2", "rank -1", "rank +1", "other filter (all eigenvalues)"]
+    assert nb["not_tried"] == []
     assert nb["n_fits"] == 4 * 12
     verdicts = res.results["comparison"]["verdicts"]
     for pair in ("a-c", "b-c"):  # different systems: every neighbour agrees
@@ -323,7 +350,9 @@ def test_pipeline_neighbour_check_reports_every_pair(tmp_path):
     assert same["verdict"] == "conjugate" and (same["same"], same["fragile"]) == (5, False)
     assert same["pvalue_range"][0] > 0.05
     assert set(same["neighbours"]) == {s["name"] for s in nb["settings"]}
-    assert same["neighbours"]["rank -2"]["distance"] > 10 * same["distance_range"][0]
+    # all eigenvalues hold the 4th, noise one: far apart, yet within the seeds' spread
+    assert same["neighbours"]["other filter (all eigenvalues)"]["distance"] > 10 * same[
+        "distance_range"][0]
     from conjugacy.report._render import render_html, render_markdown
 
     md = render_markdown(res.results)
@@ -405,10 +434,10 @@ def test_analyse_study_defaults_to_the_settings_of_analyze(tmp_path):
     assert [sp.rank for v in res.spectra.values() for sp in v] == [3] * 8
     assert r["comparison"]["verdicts"]["a-b"]["verdict"] == "not conjugate"
     # analyze's default comparison: all eigenvalues; the other filter is the per-spectrum one,
-    # compared on the base fits (rank -2, +2 and the other filter)
+    # compared on the base fits (ranks 2 and 4 around 3 and the other filter)
     assert r["comparison"]["verdict_uses"] == "all" and r["comparison"]["filtered"] is None
     nb = r["comparison"]["neighbourhood"]
-    assert [s["name"] for s in nb["settings"]] == ["rank -2", "rank +2",
+    assert [s["name"] for s in nb["settings"]] == ["rank -1", "rank +1",
                                                    "other filter (per-spectrum)"]
     assert nb["pairs"]["a-b"]["of"] == 3 and nb["n_fits"] == 2 * 8
     other = nb["pairs"]["a-b"]["neighbours"]["other filter (per-spectrum)"]

@@ -2,15 +2,19 @@
 
 A verdict is only as good as the settings it was fitted with. :func:`neighbour_check` refits every
 spectrum of a comparison at the neighbouring settings :func:`neighbour_settings` lists -- delays
-halved and doubled, the rank 2 below and 2 above (a rank rule such as ``"svht"`` is replaced by
-the fixed median of the ranks it chose, -2 and +2; clipped to what the data allow and named by
-the step taken, dropped when that is the base rank), and the other filter (all eigenvalues when
+halved and doubled, the rank times 0.8 and 1.25 (rounded half up, at least one step: 8 and 13
+around 10, 2 and 4 around 3; a rank rule such as ``"svht"`` is replaced by the fixed median of
+the ranks it chose; clipped to what the data allow and named by the step taken, never below
+rank 2, dropped when that is the base rank), and the other filter (all eigenvalues when
 the verdicts use the filtered spectra; the per-spectrum filter, :meth:`Spectrum.filtered`, when
 they use all eigenvalues, e.g. ``conjugacy analyze``'s default; none where the spectra carry no
 residuals to filter by) -- repeats the comparison
 (:func:`conjugacy.analysis.compare_conditions`, the one verdict rule, permutation tests with the
 same seed) and reports per pair how many neighbours give the same verdict, the range of p-values
 and distances over the base and its neighbours, and ``fragile`` when any verdict differs.
+A neighbour that is not possible (the delay neighbours at 0 delays, a rank below 2 or beyond
+the data, the other filter without residuals) is listed in ``neighbourhood["not_tried"]`` with
+its reason, not dropped silently.
 
 Cost (bounded): 4 refits of every spectrum of the comparison, no more (the filter neighbour reuses
 the base fits: one more comparison, its permutation tests included), in one
@@ -33,12 +37,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DELAY_FACTORS", "RANK_STEPS", "neighbour_check", "neighbour_settings"]
+__all__ = ["DELAY_FACTORS", "MIN_NEIGHBOUR_RANK", "RANK_FACTORS", "neighbour_check",
+           "neighbour_settings", "neighbours_not_tried"]
 
 #: Neighbouring delays: the base delays times these factors (rounded down, at least 0).
 DELAY_FACTORS = (0.5, 2.0)
-#: Neighbouring ranks: the base rank plus these steps (at least 1).
-RANK_STEPS = (-2, 2)
+#: Neighbouring ranks: the base rank times these factors, rounded half up, at least one step
+#: from the base (log-symmetric: -20 % and +25 %; at rank 10: 8 and 13, at rank 3: 2 and 4,
+#: where a fixed step of 2 cut rank 3 to 1, a 67 % cut that flagged stable verdicts fragile).
+RANK_FACTORS = (0.8, 1.25)
+#: No rank neighbour below this: rank 1 holds one real eigenvalue, no complex pair.
+MIN_NEIGHBOUR_RANK = 2
 
 
 def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],
@@ -48,10 +57,12 @@ def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequen
 
     Delays ``x 1/2`` and ``x 2`` (dropped when equal to the base, e.g. 0 delays, above
     ``max_delays``, the most the runs allow, or when a fixed rank exceeds ``max_rank`` at those
-    delays); rank ``-2`` and ``+2`` around the base rank, or around the median of
-    ``fitted_ranks`` when the base is a rule (``"svht"``, ``None``), clipped to
-    ``[1, max_rank(delays)]`` and named by the step actually taken (``"rank +1"``); a rank
-    neighbour equal to the base rank is dropped (it is no neighbour).
+    delays); ranks ``round(0.8 r)`` and ``round(1.25 r)`` (:data:`RANK_FACTORS`, half up, at
+    least one step from ``r``) around the base rank ``r``, or around the median of
+    ``fitted_ranks`` when the base is a rule (``"svht"``, ``None``), the upper one clipped to
+    ``max_rank(delays)``, named by the step taken (``"rank -1"``); a rank neighbour below
+    :data:`MIN_NEIGHBOUR_RANK` or equal to the base is dropped. :func:`neighbours_not_tried`
+    says which were dropped and why.
 
     Parameters
     ----------
@@ -74,27 +85,65 @@ def neighbour_settings(delays: int, rank: int | str | None, fitted_ranks: Sequen
     Examples
     --------
     >>> [(s["name"], s["delays"], s["rank"]) for s in neighbour_settings(8, 10, [10], 20)]
-    [('delays x1/2', 4, 10), ('delays x2', 16, 10), ('rank -2', 8, 8), ('rank +2', 8, 12)]
-    >>> [(s["name"], s["rank"]) for s in neighbour_settings(0, 2, [2], 0, lambda d: 3)]
-    [('rank -1', 1), ('rank +1', 3)]
+    [('delays x1/2', 4, 10), ('delays x2', 16, 10), ('rank -2', 8, 8), ('rank +3', 8, 13)]
+    >>> [(s["name"], s["rank"]) for s in neighbour_settings(0, 3, [3], 0, lambda d: 3)]
+    [('rank -1', 2)]
     """
+    return _neighbours(delays, rank, fitted_ranks, max_delays, max_rank)[0]
+
+
+def neighbours_not_tried(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],
+                         max_delays: int, max_rank: Callable[[int], int] | None = None
+                         ) -> list[dict[str, str]]:
+    """The neighbours :func:`neighbour_settings` leaves out, each ``{"name", "reason"}``: the
+    delay neighbours at 0 delays or beyond what the runs allow, a rank neighbour below
+    :data:`MIN_NEIGHBOUR_RANK` or beyond what the data allow. Same parameters.
+
+    Examples
+    --------
+    >>> [v["name"] for v in neighbours_not_tried(0, 2, [2], 0, lambda d: 2)]
+    ['delays x1/2', 'delays x2', 'rank -1', 'rank +1']
+    >>> neighbours_not_tried(0, 2, [2], 0, lambda d: 2)[0]["reason"]
+    'not possible at 0 delays (a multiple of 0 is 0)'
+    """
+    return _neighbours(delays, rank, fitted_ranks, max_delays, max_rank)[1]
+
+
+def _neighbours(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],
+                max_delays: int, max_rank: Callable[[int], int] | None
+                ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """:func:`neighbour_settings` and :func:`neighbours_not_tried`, from one rule."""
     cap = max_rank or (lambda d: np.iinfo(np.int64).max)
-    out = []
+    out, skipped = [], []
     for factor in DELAY_FACTORS:
+        name = f"delays x{'1/2' if factor < 1 else int(factor)}"
         d = int(delays * factor)
-        fits = not isinstance(rank, int) or rank <= cap(d)
-        if d != delays and 0 <= d <= max_delays and fits:
-            out.append({"name": f"delays x{'1/2' if factor < 1 else int(factor)}", "delays": d,
-                        "rank": rank})
+        if delays == 0:
+            why = "not possible at 0 delays (a multiple of 0 is 0)"
+        elif d > max_delays:
+            why = f"{d} delays: beyond the {max_delays} the runs allow"
+        elif isinstance(rank, int) and rank > cap(d):
+            why = f"rank {rank} is beyond the {cap(d)} the data allow at {d} delays"
+        else:
+            out.append({"name": name, "delays": d, "rank": rank})
+            continue
+        skipped.append({"name": name, "reason": why})
     base = rank if isinstance(rank, int) else int(np.median(fitted_ranks)) if len(
         fitted_ranks) else 1
+    lower = min(base - 1, int(np.floor(RANK_FACTORS[0] * base + 0.5)))
+    upper = max(base + 1, int(np.floor(RANK_FACTORS[1] * base + 0.5)))
     taken = {base}
-    for step in RANK_STEPS:
-        r = min(max(1, base + step), cap(delays))
-        if r not in taken:
-            taken.add(r)
-            out.append({"name": f"rank {r - base:+d}", "delays": delays, "rank": r})
-    return out
+    for want in (lower, upper):
+        r = min(want, cap(delays))
+        if r in taken or r < MIN_NEIGHBOUR_RANK:
+            why = (f"rank {want}: below {MIN_NEIGHBOUR_RANK} (one real eigenvalue, no complex "
+                   "pair)" if want < MIN_NEIGHBOUR_RANK else f"rank {want}: beyond the "
+                   f"{cap(delays)} the data allow at {delays} delays")
+            skipped.append({"name": f"rank {want - base:+d}", "reason": why})
+            continue
+        taken.add(r)
+        out.append({"name": f"rank {r - base:+d}", "delays": delays, "rank": r})
+    return out, skipped
 
 
 def _group_fits(x: np.ndarray, kwargs: Mapping[str, Any], variants: Sequence[Mapping[str, Any]],
@@ -209,7 +258,9 @@ def neighbour_check(
     Returns
     -------
     dict
-        ``rule`` (words), ``settings`` (the neighbours), ``n_fits`` (neighbour spectra),
+        ``rule`` (words), ``settings`` (the neighbours), ``not_tried`` (each ``{"name",
+        "reason"}``: :func:`neighbours_not_tried`, and the other filter where the spectra carry
+        no residuals), ``n_fits`` (neighbour spectra),
         ``n_reused`` (of them taken from ``prefit``, not refitted), ``cpu_seconds`` and ``pairs``:
         pair -> ``verdict``, ``same``, ``of``, ``fragile``, ``pvalue_range``, ``distance_range``,
         ``neighbours`` (name -> ``verdict``, ``pvalue``, ``distance``).
@@ -236,7 +287,7 @@ def neighbour_check(
     >>> result = neighbour_check(comparison, lambda g: data[g.key], groups, settings, fitted,
     ...                          stats, max_delays=8)
     >>> [v["name"] for v in result["settings"]]
-    ['delays x1/2', 'delays x2', 'rank -2', 'rank +2', 'other filter (all eigenvalues)']
+    ['delays x1/2', 'delays x2', 'rank -1', 'rank +1', 'other filter (all eigenvalues)']
 
     With the verdicts on all eigenvalues (``use_filter=False``), the other filter is the
     per-spectrum one, compared on the same base fits:
@@ -259,9 +310,9 @@ def neighbour_check(
     used = [g for g in groups if g.window is None]
     base_kw = {g.key: dict(settings(g) if callable(settings) else settings) for g in used}
     first = base_kw[used[0].key]
-    variants = neighbour_settings(int(first["delays"]), first.get("rank"),
-                                  [fitted[g.key].rank for g in used], max_delays,
-                                  lambda d: _max_rank(d, used, base_kw, fitted, first))
+    variants, not_tried = _neighbours(int(first["delays"]), first.get("rank"),
+                                      [fitted[g.key].rank for g in used], max_delays,
+                                      lambda d: _max_rank(d, used, base_kw, fitted, first))
     spectra: list[dict[str, list[Any]]] = [{} for _ in variants]
     tick = progress or (lambda _done, _total: None)
     tick(0, len(used))
@@ -292,14 +343,18 @@ def neighbour_check(
     if other is not None:
         for name in found:
             found[name][other[0]] = _outcome(other[1], name, other[2])
+    else:
+        not_tried.append({"name": "other filter", "reason": "the spectra carry no residuals "
+                          "to filter by"})
     pairs = {name: _summary(_outcome(comparison, name), found[name]) for name in found}
     result = {
-        "rule": ("each pair refitted with delays x1/2 and x2, rank -2 and +2 (a rank rule: "
-                 "around the median rank it chose; clipped to what the data allow, named by "
-                 "the step taken, dropped when equal to the base or beyond the data) and "
+        "rule": ("each pair refitted with delays x1/2 and x2, rank x0.8 and x1.25 (rounded half "
+                 "up, at least one step; a rank rule: around the median rank it chose; clipped "
+                 "to what the data allow, named by the step taken, never below rank 2) and "
                  "compared with the other filter; fragile when any neighbour's verdict "
-                 "differs"),
+                 "differs; not_tried: the neighbours that were not possible, and why"),
         "settings": variants + ([{"name": other[0]}] if other else []),
+        "not_tried": not_tried,
         "n_fits": len(variants) * len(used),
         "n_reused": reused,
         "cpu_seconds": time.process_time() - t0,
