@@ -198,6 +198,7 @@ def test_analyze_defaults_svht_and_delays_from_data_with_the_neighbour_check(tmp
     assert ("neighbours a-a2: fragile, 2 of 3 neighbouring settings give conjugate" in text
             and "differs at rank +1" in text)
     assert "neighbours a-b: stable, 3 of 3" in text and "neighbours a2-b: stable, 3 of 3" in text
+    assert "Not tried: delays x1/2, delays x2 (not possible at 0 delays" in text
     assert "rank 3 (SVHT of the pilots: a 3, a2 3, b 3; cap 70)" in text
     off = runner.invoke(app, ["analyze", str(store), "--out", str(tmp_path / "o2"),
                               "--no-report", "--no-neighbours", "--rank", "3", "--delays", "1"])

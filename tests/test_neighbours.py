@@ -9,7 +9,9 @@ from conjugacy import koopman_spectrum
 from conjugacy import spectrum as spectrum_module
 from conjugacy.analysis.comparison import compare_conditions
 from conjugacy.analysis.groups import SpectrumGroup
-from conjugacy.analysis.neighbours import neighbour_check
+from conjugacy.analysis.neighbours import neighbour_check, not_tried_text
+from conjugacy.cli.summaries import neighbour_lines
+from conjugacy.report._content import neighbourhood_rows
 
 
 def _separate(x, settings, next_states=None, **kw):
@@ -74,6 +76,12 @@ def test_verdicts_on_all_eigenvalues_get_the_per_spectrum_filter_as_the_other_fi
         ("delays x1/2", "not possible at 0 delays (a multiple of 0 is 0)"),
         ("delays x2", "not possible at 0 delays (a multiple of 0 is 0)"),
         ("rank +1", "rank 4: beyond the 3 the data allow at 0 delays")]
+    said = ("Not tried: delays x1/2, delays x2 (not possible at 0 delays (a multiple of 0 is 0)); "
+            "rank +1 (rank 4: beyond the 3 the data allow at 0 delays).")
+    assert not_tried_text(result) == said
+    cmp = {**plain.to_dict(), "neighbourhood": result}
+    assert neighbour_lines({"comparison": cmp})[-1] == said  # the console
+    assert neighbourhood_rows({"comparison": cmp})[1].endswith(" fragile. " + said)  # the report
     assert result["n_fits"] == 8 and result["pairs"]["a-b"]["of"] == 2  # no refit for the filter
     got = result["pairs"]["a-b"]["neighbours"]["other filter (per-spectrum)"]
     want = filt["filtered"]["distances"]["a-b"]["mean"]

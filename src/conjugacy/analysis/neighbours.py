@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DELAY_FACTORS", "MIN_NEIGHBOUR_RANK", "RANK_FACTORS", "neighbour_check",
-           "neighbour_settings", "neighbours_not_tried"]
+           "neighbour_settings", "neighbours_not_tried", "not_tried_text"]
 
 #: Neighbouring delays: the base delays times these factors (rounded down, at least 0).
 DELAY_FACTORS = (0.5, 2.0)
@@ -107,6 +107,24 @@ def neighbours_not_tried(delays: int, rank: int | str | None, fitted_ranks: Sequ
     'not possible at 0 delays (a multiple of 0 is 0)'
     """
     return _neighbours(delays, rank, fitted_ranks, max_delays, max_rank)[1]
+
+
+def not_tried_text(neighbourhood: Mapping[str, Any]) -> str:
+    """The sentence a console or report shows for ``neighbourhood["not_tried"]`` (the
+    neighbours that were not possible, grouped by reason); empty when every one was tried.
+
+    Examples
+    --------
+    >>> not_tried_text({"not_tried": neighbours_not_tried(0, 3, [3], 5)})
+    'Not tried: delays x1/2, delays x2 (not possible at 0 delays (a multiple of 0 is 0)).'
+    """
+    by_reason: dict[str, list[str]] = {}
+    for v in neighbourhood.get("not_tried") or []:
+        by_reason.setdefault(str(v.get("reason")), []).append(str(v.get("name")))
+    if not by_reason:
+        return ""
+    return "Not tried: " + "; ".join(f"{', '.join(names)} ({why})"
+                                     for why, names in by_reason.items()) + "."
 
 
 def _neighbours(delays: int, rank: int | str | None, fitted_ranks: Sequence[int],

@@ -94,7 +94,9 @@ def neighbour_lines(content: Mapping[str, Any]) -> list[str]:
     lines.append(f"neighbourhood: {shown(names)}; {nb['n_fits'] - reused} refits"
                  + (f" and {reused} spectra taken from the base fits' factorization" if reused
                     else "") + f", {nb['cpu_seconds']:.1f} s CPU")
-    return lines
+    from ..analysis.neighbours import not_tried_text
+
+    return lines + ([shown(not_tried_text(nb))] if nb.get("not_tried") else [])
 
 
 # ----- what only one experiment has ---------------------------------------------------------------

@@ -745,7 +745,9 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
     line = (f"Each comparison refitted at {', '.join(str(s.get('name')) for s in nb['settings'])} "
             f"({_refits(nb)}, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
             "flips at any of them is fragile.")
-    return rows, line
+    from ..analysis.neighbours import not_tried_text
+
+    return rows, " ".join(filter(None, (line, not_tried_text(nb))))
 
 
 def _refits(nb: Mapping[str, Any]) -> str:
