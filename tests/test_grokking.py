@@ -17,22 +17,21 @@ import torch
 import torch.nn.functional as F
 
 from conjugacy.analysis import Results, validate
+from conjugacy.analysis.unit_circle import count_summary, unit_circle_counts
 from conjugacy.data.modular import modular_addition
 from conjugacy.experiments.grokking import (
     OBSERVED_PARAMETER,
     GrokkingConfig,
     OneLayerTransformer,
     TrainingProtocol,
-    count_summary,
     fit_shape,
-    global_norm,
     make_base_model,
     paper_claims,
     run,
-    unit_circle_counts,
 )
 from conjugacy.spectrum import Spectrum
 from conjugacy.study import StudyReader
+from conjugacy.torch.protocols import global_norm
 
 TINY = dict(
     scale="custom", n_seeds=2, n_replicas=2, steps=10, s6=True, s6_steps=14, long_steps=20,
@@ -147,6 +146,36 @@ def test_norm_projection_restores_the_initial_norm() -> None:
     unc = TrainingProtocol(cfg, "unconstrained", data, lambda t: True)
     assert unc.make_optimizer(make_base_model(cfg, 0, "unconstrained").parameters()
                               ).param_groups[0]["weight_decay"] == 1.0
+
+
+def test_protocol_evaluates_at_the_optimizer_step_it_reads() -> None:
+    # the step comes from AdamW's state (so a resumed run keeps its schedule); accuracy and loss
+    # are those of conjugacy.torch.training.evaluate on the full train and test sets
+    from conjugacy.torch.training import evaluate
+
+    cfg = GrokkingConfig(**TINY)
+    data = modular_addition(cfg.modulus, cfg.train_fraction, 0)
+    model = make_base_model(cfg, 0, "unconstrained")
+    protocol = TrainingProtocol(cfg, "unconstrained", data, lambda t: t % 2 == 0)
+    opt = protocol.make_optimizer(model.parameters())
+    x, y = protocol.batches()[0]
+    seen = []
+    for step in range(4):
+        out = protocol.evaluate(model)
+        seen.append(sorted(out))
+        assert protocol.step(model) == step
+        assert out["weight_norm"] == float(global_norm(model))
+        if step % 2 == 0:
+            assert (out["train_loss"], out["train_accuracy"]) == evaluate(model, x, y)
+            assert (out["test_loss"], out["test_accuracy"]) == evaluate(model, *protocol.test)
+        opt.zero_grad()
+        protocol.loss_fn(model(x), y).backward()
+        opt.step()
+    full = ["test_accuracy", "test_loss", "train_accuracy", "train_loss", "weight_norm"]
+    assert seen == [full, ["weight_norm"], full, ["weight_norm"]]
+    assert protocol.test[0].shape[0] == len(data.test_labels)
+    with pytest.raises(RuntimeError, match="make_optimizer"):
+        protocol.evaluate(make_base_model(cfg, 1, "unconstrained"))
 
 
 # ----------------------------------------------------------------------------- configuration

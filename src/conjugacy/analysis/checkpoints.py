@@ -7,7 +7,8 @@ computes every measure with :func:`conjugacy.spectral_dynamics.checkpoint_dynami
 values, effective rank, agreement with the final checkpoint, alignment of the layer pairs that
 chain; skipped pairs are listed with their reason), aggregates runs of one condition (mean +- std
 over seeds), reads linear-mode-connectivity branches (runs with ``lmc`` metadata), draws the
-figures and writes ``results.json``. NumPy, Zarr and Matplotlib only: no torch. Used by
+figures and writes ``results.json``; :func:`evaluate_findings` tests the companion paper's four
+findings on these measures. NumPy, Zarr and Matplotlib only: no torch. Used by
 ``conjugacy analyze`` (checkpoint runs of a store), ``conjugacy spectral-dynamics`` and the
 reproduction :mod:`conjugacy.experiments.spectral_dynamics`.
 """
@@ -33,6 +34,7 @@ from .results import Results
 __all__ = [
     "checkpoint_runs",
     "checkpoint_sections",
+    "evaluate_findings",
     "open_source",
     "read_checkpoints",
     "spectral_dynamics_report",
@@ -388,3 +390,134 @@ def _draw(results: Results, out: Path) -> list[Path]:
     from ..report._figures import figures_folder
 
     return draw_all(results.content, figures_folder(out))  # never through a planted link
+
+
+# ======================================================================= the companion paper's findings
+def _settle_step(diag: np.ndarray, steps: np.ndarray, threshold: float) -> np.ndarray:
+    """First checkpoint step after which each direction's agreement stays >= threshold."""
+    ok = diag >= threshold  # (n_ckpt, r)
+    stays = np.flip(np.logical_and.accumulate(np.flip(ok, 0), axis=0), 0)
+    return steps[np.argmax(stays, axis=0)].astype(float)
+
+
+def _alignment_kept(groups: Mapping[str, Any], middle: Sequence[str]) -> dict[str, Any] | None:
+    """Fraction of its maximum the alignment score of each middle pair keeps at the end."""
+    inner = [p for p in groups["true"]["alignment_score"] if all(x in middle for x in p.split("->"))]
+    if not inner or any(p not in groups["random"]["alignment_score"] for p in inner):
+        return None
+    kept: dict[str, Any] = {}
+    for cond in ("true", "random"):
+        ms = {p: np.asarray(groups[cond]["alignment_score"][p]["mean"]) for p in inner}
+        kept[cond] = {p: {"max": float(m.max()), "final": float(m[-1]),
+                          "final_over_max": float(m[-1] / m.max())} for p, m in ms.items()}
+    return {**kept, "holds": bool(all(kept["true"][p]["final_over_max"]
+                                      > kept["random"][p]["final_over_max"] for p in inner))}
+
+
+def _lmc_finding(lmc: Mapping[str, Any], min_barrier_error: float, min_barrier_loss: float
+                 ) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    rows, bs = lmc["pairs"], lmc["by_split"]
+    splits = [r["split_step"] for r in rows]
+    rb = float(spearmanr(splits, [r["barrier_loss"] for r in rows]).statistic)
+    ra = float(spearmanr(splits, [r["mean_sva_score"] for r in rows]).statistic)
+    present = bool(max(bs["barrier_error"]["mean"]) > min_barrier_error
+                   or max(bs["barrier_loss"]["mean"]) > min_barrier_loss)
+    entry = {"spearman_split_vs_barrier": rb, "spearman_split_vs_top10_agreement": ra,
+             "barrier_present": present, "min_barrier_error": min_barrier_error,
+             "min_barrier_loss": min_barrier_loss, "agreement_rises": bool(ra > 0),
+             "by_split": bs, "holds": bool(rb < 0 and ra > 0) if present else None}
+    if not present:
+        entry["note"] = ("no barrier at any split step: every pair of branches is already "
+                         "linearly connected, so 'later splits have smaller barriers' cannot be "
+                         "tested; only the agreement half is")
+    return entry
+
+
+def evaluate_findings(results: Mapping[str, Any], *, settle_threshold: float = 0.9,
+                      min_barrier_error: float = 0.005, min_barrier_loss: float = 0.01,
+                      ) -> dict[str, Any]:
+    """Test the companion paper's four findings on the measures of a spectral-dynamics report
+    (:func:`checkpoint_sections`, or results holding them under ``sections``) whose conditions
+    are ``true`` (true labels), ``random`` (random labels) and ``true-wd`` (weight decay).
+
+    1. ``true_vs_random``: final effective rank of the middle layers (all but the first and last
+       weight) is lower with true labels than with random labels (mean over seeds);
+       ``alignment_persists`` (reported beside it): the alignment score of the pairs between middle
+       layers keeps a larger fraction of its maximum at the end with true labels.
+    2. ``weight_decay``: final effective rank of every layer is lower with weight decay.
+    3. ``top_settle_first``: with true labels, top singular directions settle earlier: the step
+       after which each direction's agreement with the final checkpoint stays above
+       ``settle_threshold``, averaged over the top 10 vs the bottom 10 of the first 100, middle
+       layers, mean over seeds.
+    4. ``lmc``: later splits give a smaller loss barrier and higher endpoint top-10 agreement
+       (Spearman correlation with the split step < 0 and > 0 respectively). A barrier only counts
+       as present when some split's mean error barrier exceeds ``min_barrier_error`` or its mean
+       loss barrier exceeds ``min_barrier_loss``; without one the barrier half cannot be tested and
+       ``holds`` is None, with the agreement half reported on its own (``agreement_rises``).
+
+    Returns
+    -------
+    dict
+        Per finding: the numbers, and ``holds`` (bool) or ``None`` when its conditions are
+        missing (then a ``note`` says which).
+
+    References
+    ----------
+    Yunis et al. (2024), *Approaching Deep Learning through the Spectral Dynamics of Weights*
+    (arXiv:2408.11804).
+
+    Examples
+    --------
+    Results without the conditions a finding needs leave it undecided, saying why:
+
+    >>> found = evaluate_findings({"groups": {}})
+    >>> {name: f["holds"] for name, f in found.items()}
+    {'true_vs_random': None, 'weight_decay': None, 'top_settle_first': None, 'lmc': None}
+    >>> found["true_vs_random"]["note"]
+    "needs conditions 'true' and 'random'"
+
+    On a reproduction's results (:func:`conjugacy.experiments.spectral_dynamics.run`),
+    ``evaluate_findings(results.content, settle_threshold=0.8)`` decides them again with other
+    thresholds.
+    """
+    sec = results.get("sections", results)
+    groups = sec.get("groups", {})
+    out: dict[str, Any] = {}
+
+    def final_erank(cond: str) -> dict[str, float]:
+        return {n: float(v["mean"][-1]) for n, v in groups[cond]["effective_rank"].items()}
+
+    layers = list(groups[next(iter(groups))]["effective_rank"]) if groups else []
+    middle = layers[1:-1]
+    out["true_vs_random"] = {"holds": None, "note": "needs conditions 'true' and 'random'"}
+    if "true" in groups and "random" in groups and middle:
+        a, b = final_erank("true"), final_erank("random")
+        out["true_vs_random"] = {"middle_layers": middle, "true": {n: a[n] for n in middle},
+                                 "random": {n: b[n] for n in middle},
+                                 "holds": bool(all(a[n] < b[n] for n in middle))}
+        kept = _alignment_kept(groups, middle)
+        if kept is not None:
+            out["true_vs_random"]["alignment_persists"] = kept
+    out["weight_decay"] = {"holds": None, "note": "needs conditions 'true' and 'true-wd'"}
+    if "true" in groups and "true-wd" in groups:
+        a, b = final_erank("true"), final_erank("true-wd")
+        out["weight_decay"] = {"true": a, "true-wd": b,
+                               "holds": bool(all(b[n] < a[n] for n in layers))}
+    out["top_settle_first"] = {"holds": None, "note": "needs condition 'true'"}
+    true_runs = [r for r in sec.get("runs", {}).values() if r["condition"] == "true"]
+    if true_runs and middle:
+        settle = [_settle_step(np.asarray(r["sva_diagonal"][n]),
+                               np.asarray(r["steps"], dtype=float), settle_threshold)
+                  for r in true_runs for n in middle]
+        top = np.mean([s[:10].mean() for s in settle])
+        bottom = np.mean([s[-10:].mean() for s in settle])
+        out["top_settle_first"] = {"threshold": settle_threshold,
+                                   "top10_mean_step": float(top), "bottom10_mean_step": float(bottom),
+                                   "holds": bool(top < bottom)}
+    lmc = sec.get("lmc")
+    out["lmc"] = (_lmc_finding(lmc, min_barrier_error, min_barrier_loss)
+                  if lmc and len(lmc["by_split"]["split_steps"]) >= 3
+                  else {"holds": None, "note": "needs branch pairs at 3 or more split steps"})
+    return out

@@ -3,38 +3,24 @@
 Reproduces section 4.4 and appendix E of Redman et al. (NeurIPS 2024). A one-layer transformer
 (:class:`~conjugacy.torch.models.OneLayerTransformer`, the model of Nanda et al. 2023 as modified
 in the Omnigrok code of Liu et al. 2023) learns ``a + b mod 113`` from 30 % of the pairs, full
-batch, in float64, with AdamW (lr 1e-3, betas (0.9, 0.98)) in two regimes:
+batch, in float64, with AdamW in two regimes: ``unconstrained`` (weight decay 1.0; the model
+*groks*: train accuracy reaches ~1 within a few hundred steps, test accuracy only thousands of
+steps later) and ``constrained`` (every parameter scaled by ``alpha = 0.8`` once, weight decay 0,
+the global L2 norm of all parameters held at its initial value after every step:
+:class:`~conjugacy.torch.protocols.FullBatchProtocol`; no grokking gap).
 
-``unconstrained``
-    weight decay 1.0; the model *groks*: train accuracy reaches ~1 within a few hundred steps,
-    test accuracy only thousands of steps later.
-``constrained``
-    every parameter is scaled by ``alpha = 0.8`` once, weight decay 0, and after every optimizer
-    step all parameters are rescaled together so that their global L2 norm returns to its
-    initial value (after the 0.8 scaling). No grokking gap.
-
-Per seed, one base initialization and ``n_replicas`` multiplicatively perturbed copies
-(``W0 * (1 + eps * noise)``) are trained in each regime; the MLP output weights
-``mlp.W_out`` (128 x 512 = 65,536 values) are recorded after every step. The Koopman spectrum of
-each (regime, seed) is fitted on the pooled replicas: PCA to 10 components as the reference code
-(components of the centred snapshots, raw snapshots projected on them), 32 delays, top 10 modes.
-Fig. S6 (``s6``): the constrained runs are trained ``s6_steps`` and fitted again over that longer
-window, as the condition ``constrained_s6``. The second half (spectra, the pairs ``fig5`` and
-``s6``, verdicts, ``results.json``) is :func:`conjugacy.analysis.run_pipeline`; this module adds
-the unit-circle counts (``sections["unit_circle"]``), the paper's claims and the figures.
-
-Each spectrum has ``pca * (delays + 1)`` observables (330) and ``n_replicas * (steps - delays)``
-snapshot pairs; the quick scale uses the paper's 10 runs per seed (680 pairs): on seed 0, with 4
-runs both regimes put their oscillatory pair outside the circle, with 6 both on it, from 8 on the
-grokking regime's is outside and the constrained one's on it (docs/results_grokking.md).
-The unit-circle contrast of the paper is on the scale of 0.01 (the reference's saved
-eigenvalues: the unconstrained oscillatory pair at ``|lambda|`` 1.0036-1.0106, the constrained one
-(fitted on the fig. S6 window of 200 snapshots) at 0.9984-1.0003), so eigenvalues are "on" the
-circle within ``unit_circle_tol = 0.002``, and the claim is read on the oscillatory eigenvalues,
-``|arg lambda| > unit_circle_angle = 0.01`` rad (:class:`UnitCircleCounts`).
-The reference's analysis script fits the constrained spectrum with ``X`` from the unconstrained
-run (``dmd(Z.T, Z_prime_constrained.T)``); here each regime's spectrum comes from its own
-snapshots, as the reference's saved spectra were.
+Per seed and regime, a base initialization and perturbed copies of it are trained, recording the
+MLP output weights ``mlp.W_out`` (128 x 512) after every step; one Koopman spectrum per (regime,
+seed) is fitted on the pooled replicas (PCA to 10 components as the reference code, 32 delays, 10
+modes). Fig. S6 refits the constrained runs over a longer window (condition ``constrained_s6``).
+The second half (spectra, the pairs ``fig5`` and ``s6``, verdicts, ``results.json``) is
+:func:`conjugacy.analysis.run_pipeline`; this module adds the unit-circle counts
+(:func:`conjugacy.analysis.unit_circle.unit_circle_section`: the paper's contrast is on the scale
+of 0.01, the reference's unconstrained oscillatory pair at ``|lambda|`` 1.0036-1.0106, the
+constrained one at 0.9984-1.0003), the paper's claims and the figures. What the quick scale shows,
+and how it depends on the runs per seed: docs/results_grokking.md. Unlike the reference's analysis
+script (which fits the constrained spectrum with ``X`` from the unconstrained run), each regime's
+spectrum comes from its own snapshots, as the reference's saved spectra were.
 """
 
 from __future__ import annotations
@@ -47,7 +33,7 @@ from .._launch import require
 require("torch", "import conjugacy.experiments.grokking")
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -55,25 +41,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice
-from ..analysis import Claim, Results, SpectrumGroup, filter_spectrum, loss_curves, run_pipeline
+from ..analysis import Claim, Results, SpectrumGroup, loss_curves, run_pipeline
 from ..analysis.results import verdict_claim
+from ..analysis.unit_circle import UnitCircleCounts as UnitCircleCounts  # noqa: F401 - moved
+from ..analysis.unit_circle import count_summary as count_summary  # noqa: F401 - there, kept
+from ..analysis.unit_circle import unit_circle_counts as unit_circle_counts  # noqa: F401
+from ..analysis.unit_circle import unit_circle_section
 from ..data.modular import ModularData, modular_addition
 from ..study import Job, JobContext, Study, experiment_session, provenance, run_study
 from ..torch.models import OneLayerTransformer
+from ..torch.protocols import FullBatchProtocol
 from ..torch.replicas import train_replicas
 
-__all__ = [
-    "GrokkingConfig",
-    "UnitCircleCounts",
-    "fit_shape",
-    "make_study",
-    "run",
-    "unit_circle_counts",
-]
+__all__ = ["GrokkingConfig", "TrainingProtocol", "fit_shape", "make_study", "run"]
 
 #: Name of the observed parameter: the MLP output weights, shape (d_model, d_mlp).
 OBSERVED_PARAMETER = "mlp.W_out"
@@ -82,11 +64,6 @@ _SCALES = ("quick", "paper", "custom")
 #: The compared pairs of conditions: fig. 5 and the fig. S6 control.
 PAIRS = {"fig5": ("unconstrained", "constrained"), "s6": ("unconstrained", "constrained_s6")}
 _SCALARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm")
-
-
-def global_norm(model: nn.Module) -> torch.Tensor:
-    """Global L2 norm of all parameters of ``model`` (a 0-d tensor)."""
-    return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters()))
 
 
 @dataclass(frozen=True)
@@ -272,98 +249,45 @@ class GrokkingConfig(DeclaredConfig):
 
 
 # ----------------------------------------------------------------------------- training
-class TrainingProtocol:
-    """Optimizer factory, norm projection and evaluation of one regime (for ``train_replicas``).
+class TrainingProtocol(FullBatchProtocol):
+    """One regime's protocol for ``train_replicas``: AdamW (weight decay 0 in the constrained
+    regime), in the constrained regime the global norm held at its initial value after every
+    step, train/test loss and accuracy at the steps where ``eval_steps(t)`` is true
+    (:class:`~conjugacy.torch.protocols.FullBatchProtocol`).
 
     Parameters
     ----------
     config : GrokkingConfig
     regime : {"unconstrained", "constrained"}
     data : ModularData
-        The split; evaluated in full (train and test sets) at the evaluation steps.
+        The split, moved to ``config.device``.
     eval_steps : callable int -> bool
-        Whether step ``t`` (optimizer steps taken) is an evaluation step.
 
-    Notes
-    -----
-    ``make_optimizer`` remembers, for each model it is given (keyed by its first parameter), the
-    optimizer and the global L2 norm of the parameters at that moment: ``train_replicas`` calls it
-    right after creating a replica (and before restoring a checkpoint when resuming), so this is
-    the replica's initial norm, after the ``alpha`` scaling and the perturbation. In the
-    constrained regime ``after_step`` rescales all parameters of the model by one factor so their
-    global norm equals it again. ``evaluate`` reads the step count from the optimizer state (so
-    it stays right after a resume) and returns the weight norm at every step and the train/test
-    loss and accuracy at evaluation steps.
+    Examples
+    --------
+    >>> from conjugacy.data.modular import modular_addition
+    >>> cfg = GrokkingConfig(scale="custom", modulus=11, d_model=16, n_heads=2, d_head=8,
+    ...                      d_mlp=32, delays=2, rank=3, pca=3)
+    >>> protocol = TrainingProtocol(cfg, "constrained", modular_addition(11, 0.3, 0), lambda t: True)
+    >>> opt = protocol.make_optimizer(make_base_model(cfg, 0, "constrained").parameters())
+    >>> protocol.fixed_norm, opt.param_groups[0]["weight_decay"]
+    (True, 0.0)
     """
 
     def __init__(self, config: GrokkingConfig, regime: str, data: ModularData,
                  eval_steps: Callable[[int], bool]) -> None:
         self.config = config
         self.regime = check_choice(regime, "regime", REGIMES)
-        self.constrained = regime == "constrained"
+        wd = 0.0 if regime == "constrained" else config.weight_decay
         device = torch.device(config.device)
-        self.train = (torch.tensor(data.train_inputs, device=device),
-                      torch.tensor(data.train_labels, device=device))
-        self.test = (torch.tensor(data.test_inputs, device=device),
-                     torch.tensor(data.test_labels, device=device))
-        self.eval_steps = eval_steps
-        self._state: dict[int, tuple[torch.optim.Optimizer, torch.Tensor]] = {}
-
-    def batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Full batch: the whole training set at every step."""
-        return [self.train]
-
-    @staticmethod
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over all ``d_vocab`` logits at the last position (as the reference)."""
-        return F.cross_entropy(logits, labels)
-
-    def make_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-        """AdamW (weight decay 0 in the constrained regime); remembers the initial norm."""
-        params = list(params)
-        wd = 0.0 if self.constrained else self.config.weight_decay
-        opt = torch.optim.AdamW(params, lr=self.config.lr, betas=self.config.betas,
-                                weight_decay=wd)
-        with torch.no_grad():
-            norm = torch.sqrt(sum(p.detach().pow(2).sum() for p in params))
-        self._state[id(params[0])] = (opt, norm)
-        return opt
-
-    def _lookup(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.Tensor]:
-        first = next(model.parameters())
-        try:
-            return self._state[id(first)]
-        except KeyError:
-            raise RuntimeError("model was not created through make_optimizer") from None
-
-    def initial_norm(self, model: nn.Module) -> float:
-        """The norm remembered for ``model`` by :meth:`make_optimizer`."""
-        return float(self._lookup(model)[1])
-
-    def after_step(self, model: nn.Module) -> None:
-        """Constrained regime: rescale all parameters to the initial global norm."""
-        if not self.constrained:
-            return
-        _, target = self._lookup(model)
-        factor = target / global_norm(model)
-        for p in model.parameters():
-            p.mul_(factor)
-
-    def _step(self, model: nn.Module) -> int:
-        opt, _ = self._lookup(model)
-        first = next(model.parameters())
-        state = opt.state.get(first, {})
-        return int(state["step"]) if "step" in state else 0
-
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``weight_norm`` always; train/test loss and accuracy at evaluation steps."""
-        out = {"weight_norm": float(global_norm(model))}
-        if self.eval_steps(self._step(model)):
-            for split, (x, y) in (("train", self.train), ("test", self.test)):
-                logits = model(x)
-                out[f"{split}_loss"] = float(F.cross_entropy(logits, y))
-                out[f"{split}_accuracy"] = float((logits.argmax(-1) == y).double().mean())
-        return out
+        super().__init__(
+            (torch.tensor(data.train_inputs, device=device),
+             torch.tensor(data.train_labels, device=device)),
+            (torch.tensor(data.test_inputs, device=device),
+             torch.tensor(data.test_labels, device=device)),
+            lambda params: torch.optim.AdamW(params, lr=config.lr, betas=config.betas,
+                                             weight_decay=wd),
+            fixed_norm=regime == "constrained", eval_steps=eval_steps)
 
 
 def make_base_model(config: GrokkingConfig, seed: int, regime: str) -> OneLayerTransformer:
@@ -526,99 +450,6 @@ def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
             "determined": {k: v > n_obs for k, v in pairs.items()}}
 
 
-@dataclass(frozen=True)
-class UnitCircleCounts:
-    """How many eigenvalues lie outside, on and inside the unit circle.
-
-    ``on`` means ``| |lambda| - 1 | <= tol``. The ``oscillatory_*`` counts only consider the
-    eigenvalues that rotate: ``min_angle < |arg lambda| < pi - min_angle`` (radians), i.e. members
-    of conjugate pairs at least ``min_angle`` away from the real axis, which is what the paper's
-    claim is about (its oscillatory pair sits at ``|arg|`` 0.015-0.07 rad). A plain ``Im != 0``
-    test would also count the near-real clusters DMD returns around a real eigenvalue (e.g.
-    1.0268 at 0.001 rad) and call a real, growing direction a "complex pair outside".
-    ``max_modulus`` is the largest ``|lambda|`` and ``max_oscillatory_modulus`` the largest among
-    the oscillatory ones (None if there are none).
-
-    Examples
-    --------
-    Made by :func:`unit_circle_counts`: a growing oscillatory pair and a decaying real mode:
-
-    >>> c = unit_circle_counts([1.02 + 0.05j, 1.02 - 0.05j, 0.5], tol=0.002)
-    >>> c.outside, c.oscillatory_outside, c.inside, round(c.max_oscillatory_modulus, 4)
-    (2, 2, 1, 1.0212)
-    """
-
-    outside: int
-    on: int
-    inside: int
-    oscillatory_outside: int
-    oscillatory_on: int
-    oscillatory_inside: int
-    tol: float
-    min_angle: float
-    max_modulus: float
-    max_oscillatory_modulus: float | None
-
-
-def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) -> UnitCircleCounts:
-    """Classify eigenvalues against the unit circle (see :class:`UnitCircleCounts`).
-
-    Parameters
-    ----------
-    eigenvalues : array_like of complex, shape (n,), or a Spectrum
-    tol : float
-        Half-width of the "on the circle" band of ``|lambda|``, >= 0.
-    min_angle : float
-        Radians; eigenvalues with ``min_angle < |arg lambda| < pi - min_angle`` are oscillatory.
-
-    Raises
-    ------
-    ValueError
-        If an eigenvalue is not finite, or ``tol`` / ``min_angle`` is out of range.
-
-    Examples
-    --------
-    >>> c = unit_circle_counts([1.03 + 0.001j, 1.03 - 0.001j, 0.999 + 0.04j, 0.999 - 0.04j], 0.002)
-    >>> (c.outside, c.oscillatory_outside, c.oscillatory_on)
-    (2, 0, 2)
-    """
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if not (0 <= min_angle < np.pi / 2):
-        raise ValueError(f"min_angle must be in [0, pi/2) radians, got {min_angle!r}")
-    eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
-    if not np.isfinite(eig).all():  # a diverged fit must not read as "on the circle"
-        raise ValueError(f"eigenvalues: {int((~np.isfinite(eig)).sum())} of {eig.size} are not "
-                         "finite (a diverged fit?); classify a finite spectrum")
-    mod, angle = np.abs(eig), np.abs(np.angle(eig))
-    outside, inside = mod > 1 + tol, mod < 1 - tol
-    on = ~outside & ~inside
-    osc = (angle > min_angle) & (angle < np.pi - min_angle)
-    return UnitCircleCounts(
-        int(outside.sum()), int(on.sum()), int(inside.sum()),
-        int((outside & osc).sum()), int((on & osc).sum()), int((inside & osc).sum()),
-        float(tol), float(min_angle), float(mod.max()) if mod.size else 0.0,
-        float(mod[osc].max()) if osc.any() else None,
-    )
-
-
-def count_summary(counts: Sequence[UnitCircleCounts]) -> dict[str, Any]:
-    """Totals, per-seed counts, and how many seeds have an oscillatory pair outside / on the
-    circle."""
-    keys = ("outside", "on", "inside", "oscillatory_outside", "oscillatory_on",
-            "oscillatory_inside")
-    total = {k: int(sum(getattr(c, k) for c in counts)) for k in keys}
-    keys = keys + ("max_modulus", "max_oscillatory_modulus")
-    seeds_with = {
-        "oscillatory_pair_outside": int(sum(c.oscillatory_outside >= 2 for c in counts)),
-        "oscillatory_pair_on": int(sum(c.oscillatory_on >= 2 for c in counts)),
-    }
-    return {"total": total, "n_seeds_with": seeds_with,
-            "per_seed": [{k: getattr(c, k) for k in keys} for c in counts],
-            "tol": counts[0].tol if counts else None,
-            "min_angle": counts[0].min_angle if counts else None}
-
-
 def _curves(store: Any, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"step": store.steps(runs[0])[:n_snapshots]}
     for name in _SCALARS:
@@ -634,24 +465,6 @@ def _long_curve(store: Any, run: str) -> dict[str, np.ndarray]:
     for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm"):
         curve[name] = store.scalars(run, name)[keep]
     return curve
-
-
-_CIRCLE_RULE = ("on: ||lambda| - 1| <= tol; outside: |lambda| > 1 + tol; inside: |lambda| < 1 - tol;"
-                " oscillatory_*: only eigenvalues with min_angle < |arg lambda| < pi - min_angle")
-
-
-def unit_circle_section(spectra: Mapping[str, Sequence[Any]], tol: float,
-                        min_angle: float = 0.01) -> dict[str, Any]:
-    """``sections["unit_circle"]``: :func:`count_summary` per condition of all eigenvalues and,
-    when every spectrum can be filtered, of the residual-filtered ones."""
-    which = {"all": spectra}
-    filtered = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
-    if all(f is not None for v in filtered.values() for f in v):
-        which["filtered"] = filtered
-    return {"rule": _CIRCLE_RULE, **{
-        w: {c: count_summary([unit_circle_counts(s, tol, min_angle) for s in v])
-            for c, v in per.items()}
-        for w, per in which.items()}}
 
 
 def _verdict_claim(claim: str, v: Mapping[str, Any] | None) -> Claim:
@@ -688,26 +501,19 @@ def paper_claims(content: Mapping[str, Any]) -> list[Claim]:
     return out
 
 
-def _figures(config: GrokkingConfig, reader: Any, runs: Mapping[str, list[str]]
-             ) -> Callable[[Results, Path], list[Path]]:
-    """The figure hook: fig. 5C/D, S6 (with ``s6``) and 5A/B (with ``long_steps``)."""
-    def figures(res: Results, out: Path) -> list[Path]:
-        from ..plots import save_figure
-        from ..plots.grokking import figure_fig5, figure_grokking_curves, figure_s6
+def _figures(reader: Any, groups: Sequence[SpectrumGroup]) -> Callable[[Results, Path], list[Path]]:
+    """The figure hook: :func:`conjugacy.plots.grokking.draw_all` on the per-run curves of every
+    condition over its window (fig. 5C/D, S6 with ``s6``, 5A/B with ``long_steps``)."""
+    windows: dict[str, tuple[int, list[str]]] = {}
+    for g in groups:
+        windows.setdefault(g.condition, (g.steps[1], []))[1].extend(g.runs)
 
-        pvalue = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
-        curves = {r: _curves(reader, runs[r], config.steps + 1) for r in REGIMES}
-        fig = figure_fig5(curves, {k: res.spectra[k] for k in REGIMES}, pvalue=pvalue["fig5"])
-        paths = save_figure(fig, out / "fig5")
-        if config.s6:
-            curves["constrained"] = _curves(reader, runs["constrained"], config.s6_steps + 1)
-            spectra = {k: res.spectra[k] for k in ("unconstrained", "constrained_s6")}
-            windows = {"unconstrained": config.steps, "constrained": config.s6_steps}
-            paths += save_figure(figure_s6(curves, spectra, windows, pvalue=pvalue["s6"]),
-                                 out / "figS6")
-        if res["long_curves"] is not None:
-            paths += save_figure(figure_grokking_curves(res["long_curves"]), out / "fig5AB")
-        return paths
+    def figures(res: Results, out: Path) -> list[Path]:
+        from ..plots.grokking import draw_all
+
+        curves = {c: _curves(reader, runs, n) for c, (n, runs) in windows.items()}
+        pvalues = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
+        return draw_all(out, curves, res.spectra, pvalues, res["long_curves"])
     return figures
 
 
@@ -724,9 +530,9 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
         Created if needed. Holds ``study.json``, ``trajectories/<regime>-seed<s>.zarr`` (one
         store per job: the recorded ``mlp.W_out`` of every run, with train/test loss, accuracy
         and weight norm as scalars), ``checkpoints/``, ``results.json`` (schema
-        ``conjugacy.results/2``), ``fig5.png/.svg``, ``figS6.png/.svg`` (with ``s6``) and
-        ``fig5AB.png/.svg`` (with ``long_steps``). Calling again with the same configuration
-        resumes: finished jobs are skipped, interrupted runs continue from their checkpoint.
+        ``conjugacy.results/2``) and the figures of :func:`conjugacy.plots.grokking.draw_all`.
+        Calling again with the same configuration resumes: finished jobs are skipped,
+        interrupted runs continue from their checkpoint.
     progress : bool
         Rich progress bars while training.
     workers, scheduler, processes
@@ -739,10 +545,6 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
         and ``s6``; ``sections["unit_circle"]``; the paper's ``claims``; extra fields ``config``,
         ``fit_shape``, ``curves`` (per recorded scalar and condition: mean and sd over runs),
         ``long_curves`` and ``training`` (trained and resumed jobs).
-
-    References
-    ----------
-    Redman et al. (2024), sec. 4.4, fig. 5 and S6, appendix E.
 
     Examples
     --------
@@ -758,8 +560,6 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
     ({'unconstrained': 2, 'constrained': 2}, ['fig5'])
     """
     study = make_study(config)
-    jobs = {(j.condition, j.seed): j for j in study.jobs()}
-    runs = {r: [n for s in config.seeds for n in jobs[(r, s)].run_names] for r in REGIMES}
     groups = spectrum_groups(config, study)
     conds = {g.condition for g in groups}
     with experiment_session(config, GrokkingConfig, out_dir, threads=study.threads,
@@ -785,7 +585,7 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
                 sections=lambda spectra: {
                     "unit_circle": unit_circle_section(spectra, config.unit_circle_tol,
                                                        config.unit_circle_angle)},
-                claims=paper_claims, figures=_figures(config, reader, runs),
+                claims=paper_claims, figures=_figures(reader, groups),
                 provenance=provenance(study, data={
                     "name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
                     "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),

@@ -1,13 +1,15 @@
-"""Spectral dynamics of weights: a quick reproduction of the companion paper (``SPEC.md`` 6).
+"""Spectral dynamics of weights: a quick reproduction of the companion paper (Yunis et al. 2024,
+*Approaching Deep Learning through the Spectral Dynamics of Weights*, arXiv:2408.11804;
+``SPEC.md`` 6).
 
 :func:`run` (``conjugacy reproduce spectral-dynamics``) trains a 4-layer MLP on the MNIST 5k
 sample through the shared study protocol (:mod:`conjugacy.study`): true labels, random labels and
 true labels with weight decay, several seeds, checkpoints on the companion schedule; and trunks
 with branches split at several steps for the barrier. The measures of the checkpoints (singular
 values, effective rank, agreement, alignment, barrier) come from the one report over any store,
-:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report`; this module decides the paper's
-four findings on them (:func:`evaluate_findings`) and writes them as the ``claims`` of
-``results.json`` (schema ``"conjugacy.results/2"``).
+:func:`conjugacy.analysis.checkpoints.spectral_dynamics_report`, and the paper's four findings
+are decided on them by :func:`conjugacy.analysis.checkpoints.evaluate_findings`; this module
+writes them as the ``claims`` of ``results.json`` (schema ``"conjugacy.results/2"``).
 
 Torch is imported only inside the training functions.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -26,10 +28,10 @@ import numpy as np
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param
 from ..analysis import Claim, Results
-from ..analysis.checkpoints import spectral_dynamics_report
+from ..analysis.checkpoints import evaluate_findings, spectral_dynamics_report
 from ._sample import check_n_train, load_data, steps_per_epoch
 
-__all__ = ["SpectralConfig", "evaluate_findings", "run"]
+__all__ = ["SpectralConfig", "run"]
 
 
 # ============================================================================ the reproduction
@@ -139,7 +141,6 @@ class SpectralConfig(DeclaredConfig):
         check_n_train(self.n_train, self.data)
 
 
-
 def _tensors(config: SpectralConfig, condition: str, seed: int) -> dict[str, Any]:
     import torch
 
@@ -200,14 +201,10 @@ def _train_job(job: Any, ctx: Any) -> dict[str, Any]:
 
 def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
     """A trunk trained to ``split_step``, then two branches (other batch orders) to the end."""
-    import copy
-
     import torch
     from torch.nn import functional as F
 
-    from ..spectral_dynamics import barrier
-    from ..torch import Recorder
-    from ..torch.snapshots import interpolation_losses
+    from ..torch.branches import branch_barrier
     from ..torch.training import endless_batches, seeded_mlp, sgd_step
 
     config: SpectralConfig = ctx.config
@@ -215,34 +212,26 @@ def _train_lmc(job: Any, ctx: Any) -> dict[str, Any]:
     t = _tensors(config, "true", seed)
     final = steps_per_epoch(len(t["y"]), config.batch_size) * config.lmc_epochs
     model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lmc_lr, momentum=config.momentum)
-    trunk = endless_batches(len(t["y"]), config.batch_size, [seed, 1])  # the same order for every split
-    for _ in range(split):
-        idx = next(trunk)
-        sgd_step(model, opt, t["x"][idx], t["y"][idx])
-    ends = []
+
+    def sgd(params: Any) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=config.lmc_lr, momentum=config.momentum)
+
+    def steps(m: Any, o: Any, batches: Any, n: int) -> None:
+        for _ in range(n):
+            idx = next(batches)
+            sgd_step(m, o, t["x"][idx], t["y"][idx])
+
+    opt = sgd(model.parameters())
+    # the same trunk order for every split; each branch its own
+    steps(model, opt, endless_batches(len(t["y"]), config.batch_size, [seed, 1]), split)
     t0 = time.perf_counter()
-    for b, run in enumerate(job.run_names):
-        m = copy.deepcopy(model)
-        o = torch.optim.SGD(m.parameters(), lr=config.lmc_lr, momentum=config.momentum)
-        o.load_state_dict(opt.state_dict())
-        order = endless_batches(len(t["y"]), config.batch_size, [seed, 2, split, b])
-        with Recorder(ctx.store, run, m, "*", optimizer=o, metadata=dict(ctx.metadata)) as rec:
-            rec.record(split)
-            for _ in range(split, final):
-                idx = next(order)
-                sgd_step(m, o, t["x"][idx], t["y"][idx])
-            rec.record(final)
-        ends.append(m)
-    data = [(t["x"][i : i + 1000], t["y"][i : i + 1000]) for i in range(0, len(t["y"]), 1000)]
-    res = interpolation_losses(ends[0], ends[1], F.cross_entropy, data, n_points=11)
-    assert res.errors is not None
-    lmc = {"pair": job.key, "split_step": split, "final_step": final,
-           "barrier_loss": barrier(res.losses), "barrier_error": barrier(res.errors),
-           "losses": res.losses.tolist(), "errors": res.errors.tolist(),
-           "alphas": res.alphas.tolist(), "bn_refit": "no batch norm in the MLP"}
-    for run in job.run_names:
-        ctx.store.update_metadata(run, {"lmc": lmc})
+    lmc = branch_barrier(
+        model, opt, sgd, lambda m, o, b: steps(m, o, endless_batches(
+            len(t["y"]), config.batch_size, [seed, 2, split, b]), final - split),
+        store=ctx.store, runs=job.run_names, split_step=split, final_step=final,
+        loss_fn=F.cross_entropy, pair=job.key, metadata=ctx.metadata,
+        data=[(t["x"][i : i + 1000], t["y"][i : i + 1000]) for i in range(0, len(t["y"]), 1000)],
+        lmc_metadata={"bn_refit": "no batch norm in the MLP"})
     return {"seconds": time.perf_counter() - t0, **{k: lmc[k] for k in
                                                     ("split_step", "barrier_loss", "barrier_error")}}
 
@@ -274,135 +263,7 @@ def _study(config: SpectralConfig) -> Any:
                  config=config, extra_jobs=extra, threads=config.threads)
 
 
-# ============================================================================ the paper's findings
-def _settle_step(diag: np.ndarray, steps: np.ndarray, threshold: float) -> np.ndarray:
-    """First checkpoint step after which each direction's agreement stays >= threshold."""
-    ok = diag >= threshold  # (n_ckpt, r)
-    stays = np.flip(np.logical_and.accumulate(np.flip(ok, 0), axis=0), 0)
-    return steps[np.argmax(stays, axis=0)].astype(float)
-
-
-def _alignment_kept(groups: Mapping[str, Any], middle: Sequence[str]) -> dict[str, Any] | None:
-    """Fraction of its maximum the alignment score of each middle pair keeps at the end."""
-    inner = [p for p in groups["true"]["alignment_score"] if all(x in middle for x in p.split("->"))]
-    if not inner or any(p not in groups["random"]["alignment_score"] for p in inner):
-        return None
-    kept: dict[str, Any] = {}
-    for cond in ("true", "random"):
-        ms = {p: np.asarray(groups[cond]["alignment_score"][p]["mean"]) for p in inner}
-        kept[cond] = {p: {"max": float(m.max()), "final": float(m[-1]),
-                          "final_over_max": float(m[-1] / m.max())} for p, m in ms.items()}
-    return {**kept, "holds": bool(all(kept["true"][p]["final_over_max"]
-                                      > kept["random"][p]["final_over_max"] for p in inner))}
-
-
-def _lmc_finding(lmc: Mapping[str, Any], min_barrier_error: float, min_barrier_loss: float
-                 ) -> dict[str, Any]:
-    from scipy.stats import spearmanr
-
-    rows, bs = lmc["pairs"], lmc["by_split"]
-    splits = [r["split_step"] for r in rows]
-    rb = float(spearmanr(splits, [r["barrier_loss"] for r in rows]).statistic)
-    ra = float(spearmanr(splits, [r["mean_sva_score"] for r in rows]).statistic)
-    present = bool(max(bs["barrier_error"]["mean"]) > min_barrier_error
-                   or max(bs["barrier_loss"]["mean"]) > min_barrier_loss)
-    entry = {"spearman_split_vs_barrier": rb, "spearman_split_vs_top10_agreement": ra,
-             "barrier_present": present, "min_barrier_error": min_barrier_error,
-             "min_barrier_loss": min_barrier_loss, "agreement_rises": bool(ra > 0),
-             "by_split": bs, "holds": bool(rb < 0 and ra > 0) if present else None}
-    if not present:
-        entry["note"] = ("no barrier at any split step: every pair of branches is already "
-                         "linearly connected, so 'later splits have smaller barriers' cannot be "
-                         "tested; only the agreement half is")
-    return entry
-
-
-def evaluate_findings(results: Mapping[str, Any], *, settle_threshold: float = 0.9,
-                      min_barrier_error: float = 0.005, min_barrier_loss: float = 0.01,
-                      ) -> dict[str, Any]:
-    """Test the companion paper's four findings on the measures of the reproduction (the
-    ``sections`` of its results, or the results themselves).
-
-    1. ``true_vs_random``: final effective rank of the middle layers (all but the first and last
-       weight) is lower with true labels than with random labels (mean over seeds);
-       ``alignment_persists`` (reported beside it): the alignment score of the pairs between middle
-       layers keeps a larger fraction of its maximum at the end with true labels.
-    2. ``weight_decay``: final effective rank of every layer is lower with weight decay.
-    3. ``top_settle_first``: with true labels, top singular directions settle earlier: the step
-       after which each direction's agreement with the final checkpoint stays above
-       ``settle_threshold``, averaged over the top 10 vs the bottom 10 of the first 100, middle
-       layers, mean over seeds.
-    4. ``lmc``: later splits give a smaller loss barrier and higher endpoint top-10 agreement
-       (Spearman correlation with the split step < 0 and > 0 respectively). A barrier only counts
-       as present when some split's mean error barrier exceeds ``min_barrier_error`` or its mean
-       loss barrier exceeds ``min_barrier_loss``; without one the barrier half cannot be tested and
-       ``holds`` is None, with the agreement half reported on its own (``agreement_rises``).
-
-    Returns
-    -------
-    dict
-        Per finding: the numbers, and ``holds`` (bool) or ``None`` when its conditions are
-        missing (then a ``note`` says which).
-
-    References
-    ----------
-    Yunis et al. (2024), *Approaching Deep Learning through the Spectral Dynamics of Weights*
-    (arXiv:2408.11804).
-
-    Examples
-    --------
-    Results without the conditions a finding needs leave it undecided, saying why:
-
-    >>> found = evaluate_findings({"groups": {}})
-    >>> {name: f["holds"] for name, f in found.items()}
-    {'true_vs_random': None, 'weight_decay': None, 'top_settle_first': None, 'lmc': None}
-    >>> found["true_vs_random"]["note"]
-    "needs conditions 'true' and 'random'"
-
-    On a reproduction's results (:func:`run`), ``evaluate_findings(results.content,
-    settle_threshold=0.8)`` decides them again with other thresholds.
-    """
-    sec = results.get("sections", results)
-    groups = sec.get("groups", {})
-    out: dict[str, Any] = {}
-
-    def final_erank(cond: str) -> dict[str, float]:
-        return {n: float(v["mean"][-1]) for n, v in groups[cond]["effective_rank"].items()}
-
-    layers = list(groups[next(iter(groups))]["effective_rank"]) if groups else []
-    middle = layers[1:-1]
-    out["true_vs_random"] = {"holds": None, "note": "needs conditions 'true' and 'random'"}
-    if "true" in groups and "random" in groups and middle:
-        a, b = final_erank("true"), final_erank("random")
-        out["true_vs_random"] = {"middle_layers": middle, "true": {n: a[n] for n in middle},
-                                 "random": {n: b[n] for n in middle},
-                                 "holds": bool(all(a[n] < b[n] for n in middle))}
-        kept = _alignment_kept(groups, middle)
-        if kept is not None:
-            out["true_vs_random"]["alignment_persists"] = kept
-    out["weight_decay"] = {"holds": None, "note": "needs conditions 'true' and 'true-wd'"}
-    if "true" in groups and "true-wd" in groups:
-        a, b = final_erank("true"), final_erank("true-wd")
-        out["weight_decay"] = {"true": a, "true-wd": b,
-                               "holds": bool(all(b[n] < a[n] for n in layers))}
-    out["top_settle_first"] = {"holds": None, "note": "needs condition 'true'"}
-    true_runs = [r for r in sec.get("runs", {}).values() if r["condition"] == "true"]
-    if true_runs and middle:
-        settle = [_settle_step(np.asarray(r["sva_diagonal"][n]),
-                               np.asarray(r["steps"], dtype=float), settle_threshold)
-                  for r in true_runs for n in middle]
-        top = np.mean([s[:10].mean() for s in settle])
-        bottom = np.mean([s[-10:].mean() for s in settle])
-        out["top_settle_first"] = {"threshold": settle_threshold,
-                                   "top10_mean_step": float(top), "bottom10_mean_step": float(bottom),
-                                   "holds": bool(top < bottom)}
-    lmc = sec.get("lmc")
-    out["lmc"] = (_lmc_finding(lmc, min_barrier_error, min_barrier_loss)
-                  if lmc and len(lmc["by_split"]["split_steps"]) >= 3
-                  else {"holds": None, "note": "needs branch pairs at 3 or more split steps"})
-    return out
-
-
+# ============================================================================ the paper's claims
 #: The paper's words for each finding of :func:`evaluate_findings`.
 CLAIMS = {
     "true_vs_random": "the middle layers end with a lower effective rank with true labels than "
@@ -465,11 +326,6 @@ def run(
     Returns
     -------
     Results
-
-    References
-    ----------
-    Yunis et al. (2024), arXiv:2408.11804: effective rank, singular vector agreement, alignment
-    and linear mode connectivity of the weights over training.
 
     Examples
     --------

@@ -2,21 +2,25 @@
 
 Compositions of :mod:`conjugacy.plots.core`; the inputs are plain arrays and dicts (the per-run
 curves the experiment's figure hook reads from the store, the spectra and p-values of its
-:class:`~conjugacy.analysis.Results`), no computation happens here.
+:class:`~conjugacy.analysis.Results`), no computation happens here; :func:`draw_all` draws and
+saves every figure of a run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .core import PALETTE, new_figure, plot_eigenvalues
+from .core import PALETTE, new_figure, plot_eigenvalues, save_figure
 
 __all__ = [
+    "draw_all",
     "figure_fig5",
     "figure_grokking_curves",
     "figure_s6",
@@ -319,3 +323,62 @@ def figure_grokking_curves(long_curves: Mapping[str, Mapping[str, Any]]) -> Figu
     for ax, (regime, curve), letter in zip(axes, long_curves.items(), "ABCDEFG"):
         plot_grokking_curves(curve, ax=ax, title=f"{letter}: {_LABELS.get(regime, regime)}")
     return fig
+
+
+def draw_all(
+    folder: str | os.PathLike[str],
+    curves: Mapping[str, Mapping[str, Any]],
+    spectra: Mapping[str, Sequence[Any]],
+    pvalues: Mapping[str, float],
+    long_curves: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Path]:
+    """Every figure of a grokking run into ``folder`` (PNG + SVG): ``fig5`` (:func:`figure_fig5`),
+    ``figS6`` (:func:`figure_s6`, when ``curves`` has ``constrained_s6``) and ``fig5AB``
+    (:func:`figure_grokking_curves`, with ``long_curves``).
+
+    Parameters
+    ----------
+    folder : path
+        An existing folder.
+    curves : dict condition -> dict
+        Per-run curves (see :func:`plot_early_curves`) of ``unconstrained`` and ``constrained``
+        over the fig. 5 window and, for fig. S6, of ``constrained_s6`` over its longer window;
+        the last step of each curve is its Koopman window.
+    spectra : dict condition -> sequence of Spectrum
+        One per seed, for the same conditions.
+    pvalues : dict pair -> float
+        Permutation-test p-values of the pairs ``fig5`` (and ``s6``), shown in the titles.
+    long_curves : dict regime -> dict, optional
+        One long run per regime (fig. 5A/B).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> loss = np.array([[2.0, 1.0, 0.5], [2.2, 1.1, 0.6]])  # 2 runs, 3 evaluations
+    >>> one = {"step": np.array([0, 5, 10]), "train_loss": loss, "test_loss": loss + 1,
+    ...        "train_accuracy": 1 - loss / 3, "test_accuracy": 0.5 - loss / 5}
+    >>> spectra = {"unconstrained": [[0.99, 0.9]], "constrained": [[0.98, 0.7]]}
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     paths = draw_all(out, {"unconstrained": one, "constrained": one}, spectra,
+    ...                      {"fig5": 0.3})
+    ...     print(sorted(p.name for p in paths))
+    ['fig5.png', 'fig5.svg']
+    """
+    folder = Path(folder)
+    fig5 = {k: curves[k] for k in ("unconstrained", "constrained")}
+    paths = save_figure(figure_fig5(fig5, {k: spectra[k] for k in fig5}, pvalue=pvalues["fig5"]),
+                        folder / "fig5")
+    if "constrained_s6" in curves:
+        s6 = {"unconstrained": curves["unconstrained"], "constrained": curves["constrained_s6"]}
+        windows = {k: int(np.asarray(v["step"])[-1]) for k, v in s6.items()}
+        pair = {k: spectra[k] for k in ("unconstrained", "constrained_s6")}
+        paths += save_figure(figure_s6(s6, pair, windows, pvalue=pvalues["s6"]), folder / "figS6")
+    if long_curves is not None:
+        paths += save_figure(figure_grokking_curves(long_curves), folder / "fig5AB")
+    return paths
