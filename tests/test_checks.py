@@ -162,3 +162,22 @@ def test_declared_config_presets_are_data_with_overrides_checks_and_rules():
         Toy.quick(n=0)
     with pytest.raises(ValueError, match="n must be <= m"):
         Toy(n=2).with_overrides(m=1)
+
+
+def test_cli_parse_rank_is_check_rank_plus_the_command_s_own_words(monkeypatch):
+    # issue 20 review, defect 3: the CLI kept its own list of rank words; now the rules are
+    # check_rank's (conjugacy.dmd.RANK_RULES), the command adds only its own words ("all")
+    from conjugacy import dmd
+    from conjugacy.cli._errors import UserError, parse_rank
+
+    assert parse_rank(" SVHT ") == "svht" and parse_rank("7") == 7 and parse_rank(None) is None
+    assert parse_rank("All", ("all",)) == "all"
+    for bad in ("0", "-2", "ten", "1_0", "3.0", "all"):
+        with pytest.raises(UserError) as err:
+            parse_rank(bad)
+        assert str(err.value) == f"--rank must be a positive integer or 'svht', got {bad!r}"
+    with pytest.raises(UserError) as err:
+        parse_rank("x", ("all",))
+    assert str(err.value) == "--rank must be a positive integer, 'all' or 'svht', got 'x'"
+    monkeypatch.setattr(dmd, "RANK_RULES", ("svht", "elbow"))  # a new rule reaches the CLI
+    assert parse_rank("ELBOW") == "elbow"

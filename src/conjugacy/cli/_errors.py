@@ -34,23 +34,28 @@ from .._spectrum_io import SpectrumFileError
 from ..compare import AliasingError
 
 
-def parse_rank(rank: str | None, words: tuple[str, ...] = ("svht",)) -> int | str | None:
-    """``--rank``: None (the command's default), one of ``words`` (any case) or a positive
-    integer; anything else exits 2 with one line."""
+def parse_rank(rank: str | None, words: tuple[str, ...] = ()) -> int | str | None:
+    """``--rank``: None (the command's default), one of the command's own ``words`` (any case,
+    e.g. ``spectrum``'s ``"all"``), or a rank as the API takes it, parsed by
+    :func:`conjugacy._checks.check_rank` (a positive integer or a rank rule of
+    :data:`conjugacy.dmd.RANK_RULES`, any case); anything else exits 2 with one line naming
+    every accepted form."""
+    from .._checks import check_rank
+    from ..dmd import RANK_RULES
+
     if rank is None:
         return None
-    if rank.strip().lower() in words:
-        return rank.strip().lower()
+    text = rank.strip().lower()
+    if text in words:
+        return text
     try:
-        value = int(rank)
-    except ValueError:
-        value = 0
-    if value < 1:
-        choices = ", ".join(repr(w) for w in words[:-1])
-        named = f"{choices} or {words[-1]!r}" if choices else repr(words[-1])
-        fail(f"--rank must be a positive integer{', ' if choices else ' or '}{named}, "
+        return check_rank(int(text) if text.isdecimal() else text, "--rank", allow_none=False)
+    except (TypeError, ValueError):
+        accepted = [repr(w) for w in (*words, *RANK_RULES)]
+        named = f"{', '.join(accepted[:-1])} or {accepted[-1]}" if len(accepted) > 1 else \
+            accepted[0]
+        fail(f"--rank must be a positive integer{', ' if len(accepted) > 1 else ' or '}{named}, "
              f"got {rank!r}")
-    return value
 
 
 def parse_delays(delays: str) -> int | str:

@@ -452,7 +452,7 @@ def spectrum(
     .npy files and stores are streamed in one pass when a --rank or --pca is given and features
     outnumber snapshots (weight trajectories), so data larger than memory work."""
     console = rich_console()
-    asked = parse_rank(rank, ("all", "svht"))
+    asked = parse_rank(rank, ("all",))
     delays_asked: int | str = delays  # parsed by the option's callback
     out = _check_spectrum_out(out)
     try:
