@@ -181,3 +181,24 @@ def test_cli_parse_rank_is_check_rank_plus_the_command_s_own_words(monkeypatch):
     assert str(err.value) == "--rank must be a positive integer, 'all' or 'svht', got 'x'"
     monkeypatch.setattr(dmd, "RANK_RULES", ("svht", "elbow"))  # a new rule reaches the CLI
     assert parse_rank("ELBOW") == "elbow"
+
+
+def test_rank_param_takes_what_analyze_takes():
+    # issue 20 review, defect 3: a config's rank field can take "svht" and None as analyze does
+    from dataclasses import dataclass
+    from types import MappingProxyType
+
+    from conjugacy._checks import DeclaredConfig, Rank
+
+    @dataclass(frozen=True)
+    class Toy(DeclaredConfig):
+        rank: int | str | None = 10
+        constraints = MappingProxyType({"rank": Rank()})
+
+    assert [Toy(rank=r).rank for r in (" SVHT", 7, None)] == ["svht", 7, None]
+    with pytest.raises(ValueError, match=r"rank must be >= 1, got 0"):
+        Toy(rank=0)
+    with pytest.raises(ValueError, match=r"rank must be a positive int, None or one of \['svht'\]"):
+        Toy(rank="elbow")
+    with pytest.raises(TypeError, match="rank must be a positive integer or one of 'svht', got None"):
+        Rank(allow_none=False).check(None, "rank")

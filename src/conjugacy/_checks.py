@@ -146,7 +146,7 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 # spirit of kooplearn's ``_parameter_constraints``); :func:`validate` checks a config or a mapping
 # against it, and the command line builds its options (bounds, choices) from the same mapping.
 
-_KINDS = ("int", "float", "bool", "str", "path", "choice", "tuple")
+_KINDS = ("int", "float", "bool", "str", "path", "choice", "tuple", "rank")
 
 
 @dataclass(frozen=True)
@@ -155,10 +155,12 @@ class Param:
 
     Parameters
     ----------
-    kind : {"int", "float", "bool", "str", "path", "choice", "tuple"}
+    kind : {"int", "float", "bool", "str", "path", "choice", "tuple", "rank"}
         ``int``: an integer (not a bool); ``float``: a finite real number (an int is accepted and
         stored as a float); ``path``: a str or path-like, stored as a str; ``choice``: one of
-        ``choices``; ``tuple``: a sequence (not a str), stored as a tuple, each item in ``item``.
+        ``choices``; ``tuple``: a sequence (not a str), stored as a tuple, each item in ``item``;
+        ``rank``: what ``rank=`` of :func:`conjugacy.koopman_spectrum` takes (:func:`check_rank`:
+        a positive int or a rank rule such as ``"svht"``, any case; None with ``allow_none``).
     minimum, maximum : number, optional
         Bounds of an ``int`` or ``float``, included unless ``open_minimum`` / ``open_maximum``.
     choices : tuple
@@ -203,6 +205,10 @@ class Param:
         hi = ")" if self.open_maximum else "]"
         if self.kind == "choice":
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "rank":
+            from .dmd import RANK_RULES
+
+            return "a positive integer or one of " + ", ".join(repr(r) for r in RANK_RULES)
         if self.kind not in ("int", "float"):
             return {"bool": "a bool", "str": "a str", "path": "a path (str)",
                     "tuple": "a sequence"}[self.kind]
@@ -236,11 +242,14 @@ class Param:
             return value
         if self.kind == "tuple":
             return self._check_tuple(value, name)
+        if self.kind == "rank":
+            return check_rank(value, name, allow_none=self.allow_none)
         return _as_scalar(self.kind, value, name, self._type_words())
 
     def _type_words(self) -> str:
         words = {"int": "an integer", "float": "a real number", "bool": "a bool", "str": "a str",
-                 "path": "a path (str)", "tuple": "a sequence", "choice": self.requirement()}
+                 "path": "a path (str)", "tuple": "a sequence", "choice": self.requirement(),
+                 "rank": self.requirement()}
         return words[self.kind] + (" or None" if self.allow_none else "")
 
     def _in_bounds(self, value: float, given: Any, name: str) -> Any:
@@ -300,6 +309,17 @@ def Int(minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Pa
 def Float(minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Param:  # noqa: N802
     """A finite real field, e.g. ``Float(0, open_minimum=True)``: finite and > 0."""
     return Param("float", minimum=minimum, maximum=maximum, **kw)
+
+
+def Rank(allow_none: bool = True, **kw: Any) -> Param:  # noqa: N802
+    """A rank field taking what ``rank=`` of :func:`conjugacy.koopman_spectrum` and ``conjugacy
+    analyze --rank`` take: a positive int, a rank rule (``"svht"``, any case, stored lowercase)
+    or None (the tolerance rule; ``allow_none=False`` refuses it), by :func:`check_rank`.
+
+    >>> Rank().check("SVHT", "rank"), Rank().check(10, "rank"), Rank().check(None, "rank")
+    ('svht', 10, None)
+    """
+    return Param("rank", allow_none=allow_none, **kw)
 
 
 def Choice(*choices: Any, **kw: Any) -> Param:  # noqa: N802
