@@ -220,6 +220,64 @@ def test_barrier_with_alphas_and_stacks():
         barrier([1.0, np.nan, 3.0])
 
 
+def test_branches_continue_from_the_trunk_optimizer_state_and_record_their_barrier(tmp_path):
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from conjugacy.store import TrajectoryStore
+    from conjugacy.torch.branches import branch_barrier
+    from conjugacy.torch.snapshots import interpolation_losses
+
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(16) % 3
+    torch.manual_seed(0)
+    trunk = torch.nn.Linear(4, 3)
+    sgd = lambda params: torch.optim.SGD(params, lr=0.5, momentum=0.9)  # noqa: E731
+    opt = sgd(trunk.parameters())
+    F.cross_entropy(trunk(x), y).backward()
+    opt.step()  # the trunk's momentum is not zero
+
+    def train(m, o, b):
+        for _ in range(2):
+            o.zero_grad()
+            F.cross_entropy(m(x[b::2]), y[b::2]).backward()
+            o.step()
+
+    before, state = copy.deepcopy(trunk.state_dict()), copy.deepcopy(opt.state_dict())
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as store:
+        lmc = branch_barrier(trunk, opt, sgd, train, store=store, runs=["a", "b"], split_step=1,
+                             final_step=3, loss_fn=F.cross_entropy, data=[(x, y)], pair="p",
+                             metadata={"seed": 7}, lmc_metadata={"note": "n"})
+        ends = [{n: store.read(params=n, runs=r)[0, -1] for n in ("weight", "bias")}
+                for r in ("a", "b")]
+        assert store.steps("a").tolist() == [1, 3]
+        assert store.run_info("b")["metadata"]["lmc"] == lmc
+        assert store.run_info("a")["metadata"]["seed"] == 7
+    for k, v in trunk.state_dict().items():  # the trunk and its optimizer are left as they were
+        assert torch.equal(v, before[k])
+    for k, v in opt.state_dict()["state"].items():
+        assert torch.equal(v["momentum_buffer"], state["state"][k]["momentum_buffer"])
+    expected = []
+    for b in (0, 1):  # by hand: a copy continued from the trunk's optimizer state (a copy of it:
+        m = copy.deepcopy(trunk)  # SGD updates its momentum buffer in place, and branch 0's
+        o = sgd(m.parameters())  # steps must not move the state branch 1 starts from)
+        o.load_state_dict(copy.deepcopy(state))
+        train(m, o, b)
+        expected.append(m)
+        for n, p in m.named_parameters():
+            np.testing.assert_array_equal(ends[b][n], p.detach().numpy().ravel())
+    ref = interpolation_losses(expected[0], expected[1], F.cross_entropy, [(x, y)], n_points=11)
+    assert lmc["losses"] == ref.losses.tolist() and lmc["errors"] == ref.errors.tolist()
+    assert lmc["barrier_loss"] == barrier(ref.losses)
+    assert lmc["barrier_error"] == barrier(ref.errors)
+    assert (lmc["pair"], lmc["split_step"], lmc["final_step"], lmc["note"]) == ("p", 1, 3, "n")
+    with pytest.raises(ValueError, match="2 branches"):
+        branch_barrier(trunk, opt, sgd, train, store=None, runs=["a"], split_step=1,
+                       final_step=3, loss_fn=F.cross_entropy, data=[(x, y)], pair="p")
+
+
 # ----------------------------------------------------------------------------- chaining
 RESNET_LIKE = {
     "conv1.weight": (16, 3, 3, 3),

@@ -40,11 +40,12 @@ def branch_barrier(
     """Two branches of a trunk, recorded, and the barriers between their endpoints.
 
     For branch ``b`` (one per name in ``runs``): a deep copy of ``model`` with
-    ``make_optimizer(copy.parameters())`` loaded with ``optimizer``'s state, recorded (all
-    parameters) at ``split_step``, advanced by ``train(copy, its_optimizer, b)`` to
-    ``final_step``, recorded again. Then :func:`~conjugacy.torch.snapshots.interpolation_losses`
-    (11 points) between the two endpoints and :func:`conjugacy.spectral_dynamics.barrier` of the
-    losses and errors, written into both runs' metadata as ``lmc``.
+    ``make_optimizer(copy.parameters())`` loaded with a copy of ``optimizer``'s state (every
+    branch starts from the same state), recorded (all parameters) at ``split_step``, advanced
+    by ``train(copy, its_optimizer, b)`` to ``final_step``, recorded again. Then
+    :func:`~conjugacy.torch.snapshots.interpolation_losses` (11 points) between the two endpoints
+    and :func:`conjugacy.spectral_dynamics.barrier` of the losses and errors, written into both
+    runs' metadata as ``lmc``.
 
     Parameters
     ----------
@@ -110,7 +111,9 @@ def branch_barrier(
     for b, run in enumerate(runs):
         m = copy.deepcopy(model)
         o = make_optimizer(m.parameters())
-        o.load_state_dict(optimizer.state_dict())
+        # a copy: load_state_dict keeps the given tensors (same dtype and device), and SGD's
+        # momentum buffer is updated in place, so branch 0 would move branch 1's start
+        o.load_state_dict(copy.deepcopy(optimizer.state_dict()))
         with Recorder(store, run, m, "*", optimizer=o, metadata=dict(metadata or {})) as rec:
             rec.record(split_step)
             train(m, o, b)
