@@ -208,3 +208,35 @@ def test_n_train_takes_a_stratified_subset_of_the_sample(tmp_path):
     # the default stamps no n_train, so folders written before the field resume unchanged
     assert "n_train" not in CNNConfig().training_fields("lenet")
     assert CNNConfig(n_train=100).training_fields("lenet")["n_train"] == 100
+
+
+def test_images_are_normalized_padded_and_cifar_is_found_in_either_folder(tmp_path):
+    from conjugacy.data import load_cifar10, load_mnist_sample
+    from conjugacy.data.cifar import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
+    from conjugacy.experiments._sample import has_cifar10, normalized_images
+
+    ds = load_mnist_sample()
+    grey, rgb = normalized_images(ds), normalized_images(ds, rgb32=True)
+    assert grey.shape == (4000, 1, 28, 28) and rgb.shape == (4000, 3, 32, 32)
+    assert grey.dtype == rgb.dtype == np.float32 and rgb.flags.c_contiguous
+    m, s = np.float32(0.1307), np.float32(0.3081)  # MNIST's, in float32 like the images
+    np.testing.assert_array_equal(grey[:, 0], (ds.train_images - m) / s)
+    for c in range(3):  # the 28 x 28 image in the middle of each channel, a zero border around it
+        np.testing.assert_array_equal(rgb[:, c, 2:30, 2:30], grey[:, 0])
+    assert np.all(rgb[:, :, :2] == (np.float32(0) - m) / s)
+    # CIFAR-10: a tiny copy of the six files, in the sub-folder the binary archive unpacks to
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    assert not has_cifar10(str(tmp_path))
+    records = np.zeros((2, 3073), np.uint8)
+    records[:, 0] = [3, 7]
+    records[1, 1:] = 255
+    for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE):
+        records.tofile(folder / name)
+    assert has_cifar10(str(tmp_path)) and has_cifar10(str(folder)) and not has_cifar10(None)
+    x = normalized_images(load_cifar10(tmp_path), rgb32=True)  # rgb32 leaves colour images alone
+    assert x.shape == (10, 3, 32, 32)
+    mean, std = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
+    for c in range(3):  # image 0 is black, image 1 white
+        assert x[0, c, 0, 0] == np.float32((np.float32(0) - np.float32(mean[c])) / np.float32(std[c]))
+        assert x[1, c, 5, 5] == np.float32((np.float32(1) - np.float32(mean[c])) / np.float32(std[c]))

@@ -560,3 +560,16 @@ def test_cli_grokking_wiring(runner, tmp_path, monkeypatch):
     assert seen["out"] == tmp_path / "g" and seen["progress"] is False
     bad = runner.invoke(app, ["reproduce", "grokking", "--steps", "0"])
     assert bad.exit_code != 0 and "--steps" in bad.output
+
+
+def test_standardized_data_uses_the_training_set_mean_and_std():
+    from conjugacy.data import load_digits
+    from conjugacy.experiments._sample import standardized
+
+    ds, d = load_digits(), standardized("digits")
+    x = ds.features("train")
+    assert d.mean == float(x.mean(dtype=np.float64)) and d.std == float(x.std(dtype=np.float64))
+    np.testing.assert_array_equal(d.x_test, ((ds.features("test") - d.mean) / d.std).astype(np.float32))
+    assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int64 and d.n_features == 64
+    assert abs(float(d.x_train.mean(dtype=np.float64))) < 1e-6
+    assert standardized("digits") is d  # loaded once per process
