@@ -107,14 +107,11 @@ class GrokkingConfig(DeclaredConfig):
         Transformer sizes (128, 4, 32, 512).
     delays, rank, pca
         Koopman fit: time delays, modes kept, PCA components (32, 10, 10).
-    unit_circle_tol
-        An eigenvalue is "on" the unit circle when ``| |lambda| - 1 | <= unit_circle_tol``,
-        "outside" above, "inside" below.
-    unit_circle_angle
-        Radians: the paper's claim is about the oscillatory pair, the eigenvalues with
-        ``unit_circle_angle < |arg lambda| < pi - unit_circle_angle`` (0.01: the reference's saved
-        spectra have their oscillatory pair at 0.015-0.069 rad and their near-real clusters below
-        0.0065 rad).
+    unit_circle_tol, unit_circle_angle
+        ``tol`` and ``min_angle`` of :func:`~conjugacy.analysis.unit_circle.unit_circle_counts`:
+        "on" the circle within 0.002 of ``|lambda| = 1``; the claim is read on the oscillatory
+        eigenvalues, ``|arg lambda|`` > 0.01 rad (the reference's saved spectra have their
+        oscillatory pair at 0.015-0.069 rad and their near-real clusters below 0.0065 rad).
     n_permutations
         Random relabelings of the permutation test (exact enumeration when fewer suffice).
 
@@ -205,11 +202,10 @@ class GrokkingConfig(DeclaredConfig):
     })
 
     def check(self) -> None:
-        windows = [self.steps] + ([self.s6_steps] if self.s6 else [])
-        for window in windows:
-            if window + 1 < self.delays + 2:
+        for steps in self.windows().values():
+            if steps + 1 < self.delays + 2:
                 raise ValueError(
-                    f"steps={window} gives {window + 1} snapshots per run, fewer than delays + 2 = "
+                    f"steps={steps} gives {steps + 1} snapshots per run, fewer than delays + 2 = "
                     f"{self.delays + 2}; lower delays or train longer"
                 )
         if self.s6 and self.s6_steps < self.steps:
@@ -219,24 +215,24 @@ class GrokkingConfig(DeclaredConfig):
             )
         if self.pca > self.d_model * self.d_mlp:
             raise ValueError(f"pca={self.pca} exceeds the {self.d_model * self.d_mlp} observables")
-        self._check_fit_shape()
-
-    def _check_fit_shape(self) -> None:
-        """Refuse, before any training, a ``rank`` the fit of a window cannot give (the same
-        bound as ``koopman_spectrum``'s: rank <= min(observables, snapshot pairs))."""
+        # before any training, a rank the fit of a window cannot give (koopman_spectrum's bound:
+        # rank <= min(observables, snapshot pairs))
         shape = fit_shape(self)
-        for window, pairs in shape["snapshot_pairs"].items():
-            steps = self.s6_steps if window == "s6" else self.steps
-            if self.rank > pairs:
+        for window, steps in self.windows().items():
+            if self.rank > shape["snapshot_pairs"][window]:
                 raise ValueError(
                     f"rank={self.rank} needs at least {self.rank} snapshot pairs per spectrum, but "
                     f"the {window} window has n_replicas={self.n_replicas} x (steps={steps} - "
-                    f"delays={self.delays}) = {pairs}; give more --replicas or --steps (or, in "
-                    f"Python, a lower rank or delays)")
+                    f"delays={self.delays}) = {shape['snapshot_pairs'][window]}; give more "
+                    "--replicas or --steps (or, in Python, a lower rank or delays)")
         if self.rank > shape["observables"]:
             raise ValueError(
                 f"rank={self.rank} exceeds the {shape['observables']} observables "
                 f"(pca={self.pca} x (delays={self.delays} + 1)); raise pca or delays, or lower rank")
+
+    def windows(self) -> dict[str, int]:
+        """Optimizer steps of each fitted window: ``fig5`` and, with ``s6``, ``s6``."""
+        return {"fig5": self.steps} | ({"s6": self.s6_steps} if self.s6 else {})
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -444,8 +440,7 @@ def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
     {'observables': 9, 'snapshot_pairs': {'fig5': 16}, 'determined': {'fig5': True}}
     """
     n_obs = config.pca * (config.delays + 1)
-    windows = {"fig5": config.steps} | ({"s6": config.s6_steps} if config.s6 else {})
-    pairs = {k: config.n_replicas * (w - config.delays) for k, w in windows.items()}
+    pairs = {k: config.n_replicas * (w - config.delays) for k, w in config.windows().items()}
     return {"observables": n_obs, "snapshot_pairs": pairs,
             "determined": {k: v > n_obs for k, v in pairs.items()}}
 
