@@ -204,7 +204,8 @@ def test_shared_count_is_the_median_over_the_comparison() -> None:
     # each keeps its 4 smallest data residuals, the rule recorded
     np.testing.assert_allclose(out["a"][0].eigenvalues, np.linspace(0.9, 0.1, 6)[:4])
     assert out["b"][1].settings["filter"]["comparison"] == {
-        "rule": "shared-count", "k": 4, "own_counts": {"a": [1, 2, 4], "b": [4, 4]}}
+        "rule": "shared-count", "residuals": "single-sample", "k": 4,
+        "own_counts": {"a": [1, 2, 4], "b": [4, 4]}}
     own = filter_for_comparison(groups, "per-spectrum")
     assert [len(s) for s in own["a"] + own["b"]] == [1, 2, 4, 4, 4]
     assert shared_count({"a": [_spectrum_keeping(1), _spectrum_keeping(2)]})[0] == 2  # 1.5 up
@@ -322,3 +323,38 @@ def test_filtered_n_ranks_by_the_projection_residual_when_two_branch() -> None:
 
     out = filter_for_comparison({"a": [s, s], "b": [s]})  # own filter keeps the pair: k = 2
     assert [list(f.eigenvalues) for f in out["a"] + out["b"]] == [[0.9 + 0.3j, 0.9 - 0.3j]] * 3
+
+
+def test_a_mixed_store_is_filtered_by_one_rule() -> None:
+    # issue 20 review, defect 4: spectra with a recorded branch were filtered by the two-branch
+    # rule, those without by the single-sample rule, under one name; now one rule per comparison
+    from conjugacy.analysis import compare_conditions
+    from conjugacy.comparison_filter import comparison_residuals, filter_for_comparison
+
+    lam, data = [0.9 + 0.3j, 0.9 - 0.3j, 0.17], [0.6, 0.6, 0.01]
+
+    def two():
+        return _hand_spectrum(lam, data, [0.02, 0.03, 0.5])  # two-branch keeps the pair
+
+    def one():
+        return _hand_spectrum(lam, data)  # single-sample keeps 0.17
+
+    both = {"a": [two(), two()], "b": [two(), two()]}
+    assert comparison_residuals(both) == ("two-branch", None)
+    for rule in ("per-spectrum", "shared-count"):
+        out = filter_for_comparison(both, rule)
+        assert [list(f.eigenvalues) for f in out["a"] + out["b"]] == [lam[:2]] * 4
+        assert out["b"][1].settings["filter"]["comparison"]["residuals"] == "two-branch"
+    mixed = {"a": [two(), two()], "b": [two(), one()]}
+    note = ("single-sample residuals for every spectrum: 1 of 4 spectra carry no recorded "
+            "branch (b 1 of 2); the two-branch rule needs one in every spectrum of the comparison")
+    assert comparison_residuals(mixed) == ("single-sample", note)
+    for rule in ("per-spectrum", "shared-count"):
+        out = filter_for_comparison(mixed, rule)
+        assert [list(f.eigenvalues) for f in out["a"] + out["b"]] == [[0.17]] * 4
+        info = out["a"][0].settings["filter"]["comparison"]
+        assert (info["rule"], info["residuals"], info["note"]) == (rule, "single-sample", note)
+    cmp = compare_conditions(mixed, shuffle=None, ks=False, use_filter=True)
+    assert cmp.filter["rule"]["rule"] == "default"  # the single-sample rule, for every spectrum
+    assert cmp.filter["rule"]["comparison"]["note"] == note
+    assert cmp.filter["kept"] == {"a": [1, 1], "b": [1, 1]}

@@ -665,7 +665,7 @@ def compare_conditions(
         raise ValueError(f"filter_rule must be one of {COMPARISON_FILTERS}, got {filter_rule!r}")
     if use_filter:
         fspec = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
-        if filter_rule == "shared-count" and all(s is not None for v in fspec.values() for s in v):
+        if all(s is not None for v in fspec.values() for s in v):  # one residual rule for all
             fspec = filter_for_comparison(spectra, filter_rule)
         fpooled = None if pooled is None else {c: filter_spectrum(s) for c, s in pooled.items()}
         if all(s is not None for v in fspec.values() for s in v):
