@@ -175,8 +175,8 @@ def _verdicts(results: dict) -> dict:
     cmp = results.get("comparison") or {}
     out = {str(k): [v.get("verdict"), v.get("pvalue")] if isinstance(v, dict) else v
            for k, v in (cmp.get("verdicts") or {}).items()}
-    text = json.dumps([results.get("spectra"), cmp.get("all"), cmp.get("neighbourhood")],
-                      sort_keys=True)
+    around = {k: v for k, v in (cmp.get("neighbourhood") or {}).items() if k != "cpu_seconds"}
+    text = json.dumps([results.get("spectra"), cmp.get("all"), around], sort_keys=True)
     out["spectra_sha256"] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
 
