@@ -80,16 +80,33 @@ def load_sample(n_train: int | None) -> Any:
     return load_mnist_sample(1 - n_train / SAMPLE_SIZE if n_train else 0.2, seed=0)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(data: str, data_dir: str | None, n_train: int | None) -> Any:
+def read_data(data: str, data_dir: str | None = None, n_train: int | None = None) -> Any:
+    """The image data set ``data`` (:func:`conjugacy.data.load_image_dataset`; the MNIST sample
+    with ``n_train`` training images, :func:`load_sample`), read again on every call: for a
+    caller that keeps only a transformed copy (:func:`load_data` keeps it).
+
+    Raises
+    ------
+    ValueError
+        As :func:`conjugacy.data.load_image_dataset` (unknown name, missing ``data_dir``).
+
+    Examples
+    --------
+    >>> read_data("digits", n_train=None).n_features
+    64
+    """
     from ..data import load_image_dataset
 
     return load_sample(n_train) if data == "mnist-sample" else load_image_dataset(data, data_dir)
 
 
+@functools.lru_cache(maxsize=4)
+def _load(data: str, data_dir: str | None, n_train: int | None) -> Any:
+    return read_data(data, data_dir, n_train)
+
+
 def load_data(data: str, data_dir: str | None = None, n_train: int | None = None) -> Any:
-    """The image data set ``data`` (:func:`conjugacy.data.load_image_dataset`; the MNIST sample
-    with ``n_train`` training images, :func:`load_sample`), loaded once per process.
+    """:func:`read_data`, loaded once per process.
 
     ``data_dir`` is only read for ``"mnist"`` and ``"cifar10"`` (so it does not split the cache
     of the bundled sets).

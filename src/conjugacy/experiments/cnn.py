@@ -53,8 +53,8 @@ from ._sample import (
     MNIST_NORMALIZATION,
     check_data,
     has_cifar10,
-    load_data,
     normalized_images,
+    read_data,
     steps_per_epoch,
 )
 
@@ -229,7 +229,7 @@ def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None
     import torch
 
     cifar = arch == "resnet20" and has_cifar10(data_dir)
-    ds = load_data("cifar10" if cifar else data, data_dir, n_train)
+    ds = read_data("cifar10" if cifar else data, data_dir, n_train)  # only x and y are kept
     x = normalized_images(ds, rgb32=arch == "resnet20")
     padded = arch == "resnet20" and not cifar
     mean, std = (list(CIFAR_MEAN), list(CIFAR_STD)) if cifar else MNIST_NORMALIZATION
