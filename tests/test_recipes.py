@@ -265,6 +265,14 @@ def test_analyze_groups_runs_by_metadata(tmp_path):
                  "'opt.name' left out: other", "a: 3, b: 2); the first 2 of each",
                  "runs hold 25 to 30 records", "1 run(s) are not marked finished"):
         assert said in w, said
+    from conjugacy.report import warnings_of
+
+    shown = warnings_of(r)  # the report says it once (it listed b11 a second time)
+    assert [x for x in shown if "b11" in x] == [
+        "1 run(s) are not marked finished (training stopped or still running): b11"]
+    runs_only = {**r, "warnings": []}  # results without analyze's warning: the report's own
+    assert [x for x in warnings_of(runs_only) if "b11" in x] == [
+        "1 unfinished run(s) (training stopped before the end): b11"]
     for c, eigs in systems.items():  # noiseless rank-2 systems: the exact eigenvalues
         for sp in res.spectra[c]:
             np.testing.assert_allclose(np.sort(sp.eigenvalues.real), np.sort(eigs), atol=1e-8)

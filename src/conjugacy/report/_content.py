@@ -925,7 +925,8 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
             out.append("Residual filter unavailable: the verdicts use all eigenvalues.")
     runs = results.get("runs") or []
     unfinished = [r.get("run") for r in runs if isinstance(r, Mapping) and r.get("finished") is False]
-    if unfinished:
+    said = any("not marked finished" in str(w) for w in results.get("warnings") or [])
+    if unfinished and not said:  # analyze's own warning (analysis.own_runs) says it already
         out.append(f"{len(unfinished)} unfinished run(s) (training stopped before the end): "
                    + ", ".join(map(str, unfinished[:8])) + (" ..." if len(unfinished) > 8 else ""))
     notes = []
