@@ -1,6 +1,6 @@
 """Why the default loses in some synthetic rows of ``bench_settings.py``: rank, delays, eigenvalue error.
 
-Usage:  python benchmarks/bench_settings_mechanism.py [--reps N] [--out FILE.md]
+Usage:  python benchmarks/bench_settings_mechanism.py [--reps N] [--first-rep R] [--out FILE.md]
 
 For every synthetic row of ``bench_settings.py`` (the same draws: :func:`bench_settings.draw_case`)
 and each repetition, the default's settings (``conjugacy analyze``'s delays ``d`` by prediction on
@@ -101,9 +101,11 @@ def one_repetition(dim: int, meas: float, sigma: float, rep: int) -> dict:
     return out
 
 
-def row(dim: int, meas: float, sigma: float, reps: int) -> dict:
-    """Means over repetitions and the AUROC of every variant for one row."""
-    runs = [one_repetition(dim, meas, sigma, rep) for rep in range(reps)]
+def row(dim: int, meas: float, sigma: float, reps: int, first_rep: int = 0) -> dict:
+    """Means over repetitions ``first_rep .. first_rep + reps - 1`` and the AUROC of every
+    variant for one row."""
+    runs = [one_repetition(dim, meas, sigma, rep)
+            for rep in range(first_rep, first_rep + reps)]
     out = {key: float(np.nanmean([r[key] for r in runs]))
            for key in ("d", "k", "own", "k8", "true_error", "spurious_w1", "oracle_error",
                        "kept", "kept_error")}
@@ -131,6 +133,8 @@ def table(results: list[tuple[tuple[int, float, float], dict]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=12)
+    parser.add_argument("--first-rep", type=int, default=0,
+                        help="first repetition (12 on: draws the default was not chosen on)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
     if args.reps < 2:
@@ -140,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     for dim in DIMS:
         for meas in MEASUREMENT:
             for sigma in PROCESS:
-                results.append(((dim, meas, sigma), row(dim, meas, sigma, args.reps)))
+                results.append(((dim, meas, sigma),
+                                row(dim, meas, sigma, args.reps, args.first_rep)))
                 print(f"row {dim} {meas} {sigma} done", file=sys.stderr, flush=True)
-    text = (f"`python benchmarks/bench_settings_mechanism.py --reps {args.reps}` "
+    text = (f"`python benchmarks/bench_settings_mechanism.py --reps {args.reps} --first-rep "
+            f"{args.first_rep}` "
             f"({time.process_time() - t0:.0f} s CPU): means over repetitions; AUROC of "
             "W1(A, B) > W1(A, A') per variant.\n\n" + table(results))
     print(text)
