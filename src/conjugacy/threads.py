@@ -135,14 +135,13 @@ def one_core_for_reading() -> Iterator[None]:
     to a read-ahead thread. Measured on 2 cores streaming 8 GB: 2 BLAS threads plus the reader
     took 43 s (the BLAS threads wait on each other whenever the reader takes a core), 1 BLAS
     thread plus the reader 33 s (benchmarks/bench_out_of_core.py)."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+    controller = _controller()
+    if controller is None:  # pragma: no cover - threadpoolctl is a core dependency
         yield
         return
-    current = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    current = [p["num_threads"] for p in controller.info() if p.get("user_api") == "blas"]
     if not current or max(current) <= 1:
         yield
         return
-    with threadpool_limits(limits=max(current) - 1, user_api="blas"):
+    with controller.limit(limits=max(current) - 1, user_api="blas"):
         yield
