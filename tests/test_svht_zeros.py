@@ -98,3 +98,18 @@ def test_capped_svht_with_zero_singular_values_equals_the_exact_rule(cap):
     assert exact == 3
     assert capped_svht(X @ X.T, X.shape, cap)[0] == min(exact, cap)
     assert capped_svht(X.T @ X, X.shape, cap)[0] == min(exact, cap)
+
+
+def test_count_above_is_the_inertia():
+    from conjugacy.dmd import _count_above
+
+    rng = np.random.default_rng(4)
+    Q = np.linalg.qr(rng.standard_normal((40, 40)))[0]
+    lam = np.concatenate([np.geomspace(1e3, 1e-3, 25), np.zeros(15)])  # 25 above, 15 zeros
+    g = (Q * lam) @ Q.T
+    assert _count_above(g, 1e-6, 40) == 25  # LDL^* inertia (g - shift I is indefinite)
+    assert _count_above(g, 1e-6, 30) == 25 and _count_above(g, 1e-6, 20) == 20  # at most p
+    assert _count_above(g, 2e-3, 40) == 23  # 1e3 ... 1e-3 in 25 steps: 23 above 2e-3
+    full = (Q * np.geomspace(1e3, 1e-3, 40)) @ Q.T
+    assert _count_above(full, 1e-6, 40) == 40  # Cholesky: every one above
+    assert _count_above(full, 1e-2, 40) == 33  # 1e3 ... 1e-3 in 40 steps: 33 above 1e-2
