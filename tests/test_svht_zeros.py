@@ -113,3 +113,18 @@ def test_count_above_is_the_inertia():
     full = (Q * np.geomspace(1e3, 1e-3, 40)) @ Q.T
     assert _count_above(full, 1e-6, 40) == 40  # Cholesky: every one above
     assert _count_above(full, 1e-2, 40) == 33  # 1e3 ... 1e-3 in 40 steps: 33 above 1e-2
+
+
+def test_streamed_data_with_constant_channels_give_the_dense_threshold(tmp_path):
+    runs = _latent(5, runs=3, steps=60)
+    c = np.random.default_rng(6).standard_normal(1_990)
+    x = np.stack([np.concatenate([y, np.ones((len(y), 1_990)) * c], axis=1) for y in runs])
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for delays in (0, 2):
+        streamed = koopman_spectrum(mapped, delays=delays, rank="svht")
+        dense = koopman_spectrum(x, delays=delays, rank="svht", path="dense")
+        assert streamed.settings["path"] == "gram (streamed)"
+        rule, ref = streamed.settings["rank_rule"], dense.settings["rank_rule"]
+        assert streamed.rank == dense.rank and rule["n_nonzero"] == ref["n_nonzero"]
+        assert rule["threshold"] == pytest.approx(ref["threshold"], rel=1e-10)
