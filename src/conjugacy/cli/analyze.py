@@ -66,7 +66,7 @@ def analyze_command(
         "--report/--no-report", help="Write report.html and report.md.")] = True,
     neighbours: Annotated[bool, typer.Option(
         "--neighbours/--no-neighbours", help="Refit every comparison at neighbouring settings "
-        "(delays x1/2, x2; rank -2, +2, from the base fit's factorization; the other filter: "
+        "(delays x1/2, x2; rank x0.8, x1.25, from the base fit's factorization; the other filter: "
         "the per-spectrum filter under the default, all eigenvalues with --filter) and mark "
         "verdicts that flip as fragile (up to 2 more fits per spectrum).")] = True,
 ) -> None:
