@@ -128,3 +128,31 @@ def test_streamed_data_with_constant_channels_give_the_dense_threshold(tmp_path)
         rule, ref = streamed.settings["rank_rule"], dense.settings["rank_rule"]
         assert streamed.rank == dense.rank and rule["n_nonzero"] == ref["n_nonzero"]
         assert rule["threshold"] == pytest.approx(ref["threshold"], rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_noiseless_low_rank_data_keep_every_mode_on_every_path(dtype):
+    # exact rank 3 (no noise bulk among the nonzero singular values): the median of the 3
+    # signal values would cut 2 of them; every nonzero one is kept, the same on every path
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, 1, 3)) * np.array([0.95, 0.8, 0.6]) ** np.arange(60)[:, None]
+    x = (z @ rng.standard_normal((3, 40))).astype(dtype)
+    for delays in (0, 3):
+        got = {p: koopman_spectrum(x, delays=delays, rank="svht", path=p)
+               for p in ("dense", "gram", "covariance")}
+        rules = [sp.settings["rank_rule"] for sp in got.values()]
+        assert [sp.rank for sp in got.values()] == [3, 3, 3]
+        assert [(r["n_nonzero"], r["noise_bulk"]) for r in rules] == [(3, False)] * 3
+        assert rules[0]["note"].endswith("no noise bulk among the 3 nonzero ones (fewer than "
+                                         "half of them within the Marchenko-Pastur support "
+                                         "around their median), so every one was kept")
+
+
+def test_noise_bulk_on_hand_values():
+    from conjugacy.dmd import _noise_bulk, marchenko_pastur_median
+
+    scale = np.sqrt(marchenko_pastur_median(0.01))  # noise of median 1 at beta 0.01
+    bulk = np.array([5.0, 1.08, 1.02, 1.0, 0.97, 0.93]) * scale
+    assert _noise_bulk(bulk, 0.01)  # 5 of 6 within (1 -/+ 0.1) x (1 -/+ 0.1): noise
+    assert not _noise_bulk(np.array([1.0, 0.8, 0.6]), 0.01)  # only the median itself
+    assert not _noise_bulk(np.array([5.0, 3.0, 1.08, 1.0, 0.5]) * scale, 0.01)  # 2 of 5
