@@ -67,12 +67,13 @@ def train(config: Any, condition: str, seed: int, epochs: int | None, max_epochs
     ``init_scale`` multiplies every initial weight matrix (biases unchanged)."""
     import torch
 
-    from conjugacy.experiments.spectral_dynamics import _steps_per_epoch, _tensors
+    from conjugacy.experiments._sample import steps_per_epoch
+    from conjugacy.experiments.spectral_dynamics import _tensors
     from conjugacy.torch.training import endless_batches, evaluate, seeded_mlp, sgd_step
 
     torch.set_num_threads(1)
     t = _tensors(config, condition, seed)
-    spe = _steps_per_epoch(config, len(t["y"]))
+    spe = steps_per_epoch(len(t["y"]), config.batch_size)
     model = seeded_mlp(t["n_in"], config.width, t["n_out"], seed)
     with torch.no_grad():
         for p in model.parameters():
