@@ -99,9 +99,15 @@ def test_read_opens_and_checks_each_array_once(store, monkeypatch):
     with TrajectoryStore.open(store, "r") as st:
         expected = st.read(runs=["fast_s0", "slow_s1"], steps=slice(2, 18, 3))
         backwards = st.read(runs=["fast_s0"], steps=slice(17, 1, -4))
+        from conjugacy.store._layout import _Layout
+
         opened = _count(monkeypatch, _Reading, "_open_array")
+        groups = _count(monkeypatch, _Layout, "_run")
         got = st.read(runs=["fast_s0", "slow_s1"], steps=slice(2, 18, 3))
         assert len(opened) == 2  # one parameter array per run
+        st.steps("fast_s1")
+        st.run_info("slow_s0")
+        assert groups == []  # arrays opened from the root, no run group opened (~0.5 ms each)
         np.testing.assert_array_equal(got, expected)
         whole = st.read(runs=["fast_s0", "slow_s1"])
         np.testing.assert_array_equal(whole[:, 2:18:3], expected)

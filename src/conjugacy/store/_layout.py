@@ -339,6 +339,12 @@ class _Layout:
             self._valid.add(run)
         return a
 
+    def _view(self, run: str) -> tuple[dict[str, Any], _RunArrays]:
+        """The run's attributes (:meth:`_attrs`) and its arrays by key, opened straight from the
+        root (``arrays["steps"]``): what reading needs, without opening the run's Zarr group
+        (two metadata reads of :meth:`_run`, ~0.5 ms a call)."""
+        return self._attrs(run), _RunArrays(self._root, run)
+
     def _run(self, run: str) -> Any:
         """The run's Zarr group, validated (once per handle) against its arrays."""
         self._attrs(run)
@@ -357,3 +363,17 @@ class _Layout:
         # empty one is what a writer killed while creating the array leaves: ignored
         return sorted(e.name for e in d.iterdir()
                       if e.is_dir() and ((e / "zarr.json").is_file() or (e / "c").exists()))
+
+
+class _RunArrays:
+    """The arrays of one run by key (``"steps"``, ``"params/w"``), each opened from the store's
+    root when asked for; stands in for the run's Zarr group where only arrays are read."""
+
+    __slots__ = ("_root", "_run")
+
+    def __init__(self, root: Any, run: str) -> None:
+        self._root = root
+        self._run = run
+
+    def __getitem__(self, key: str) -> Any:
+        return self._root[f"runs/{self._run}/{key}"]

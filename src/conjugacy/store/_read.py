@@ -95,7 +95,7 @@ class _Reading:
             raise ValueError(f"steps holds {len(steps)} entries; run {run!r} has {n} complete "
                              "steps (pass what steps(run) returns)")
         if steps is None and n:
-            g = self._run(run)
+            g = self._view(run)[1]
             first = int(self._read(run, g, "steps", slice(0, 1), n)[0])
             last = int(self._read(run, g, "steps", slice(n - 1, n), n)[0])
         else:
@@ -120,14 +120,14 @@ class _Reading:
 
     def steps(self, run: str) -> np.ndarray:
         """Training-step index of each complete record of ``run``, int64 ``(n_complete,)``."""
-        g = self._run(run)
-        n = int(g.attrs["n_complete"])
+        a, g = self._view(run)
+        n = int(a["n_complete"])
         return np.asarray(self._read(run, g, "steps", slice(0, n), n), dtype=np.int64)
 
     def scalars(self, run: str, name: str) -> np.ndarray:
         """Scalar series ``name`` of ``run``, float64 ``(n_complete,)``; NaN where not recorded."""
-        g = self._run(run)
-        n = int(g.attrs["n_complete"])
+        a, g = self._view(run)
+        n = int(a["n_complete"])
         names = self._scalar_names(run)
         if name not in names:
             raise StoreError(
@@ -256,9 +256,10 @@ class _Reading:
         if branch not in (None, BRANCH):
             raise StoreError(f"branch must be None or {BRANCH!r}, got {branch!r}")
         prefix = "params" if branch is None else branch
-        groups = [self._run(r) for r in run_names]
+        views = [self._view(r) for r in run_names]
+        attrs, groups = [v[0] for v in views], [v[1] for v in views]
         if branch is not None:
-            lacking = [r for r, g in zip(run_names, groups) if branch not in g.attrs.get(
+            lacking = [r for r, a in zip(run_names, attrs) if branch not in a.get(
                 "branches", [])]
             if lacking:
                 raise StoreError(
@@ -267,14 +268,13 @@ class _Reading:
                 )
         layout = None
         lengths = []
-        for r, g in zip(run_names, groups):
-            a = g.attrs.asdict()
+        for r, a in zip(run_names, attrs):
             layout = _same_layout(r, run_names[0], _selected_layout(a, params), layout)
             rng = range(int(a["n_complete"]))
             lengths.append(rng[steps] if steps is not None else rng)
         sizes = {len(x) for x in lengths}
         if len(sizes) > 1:
-            counts = {r: int(self._run(r).attrs["n_complete"]) for r in run_names}
+            counts = {r: int(a["n_complete"]) for r, a in zip(run_names, attrs)}
             selected = dict(zip(run_names, map(len, lengths)))
             raise StoreError(
                 f"runs have different numbers of selected steps {selected} (complete steps: "
@@ -288,8 +288,8 @@ class _Reading:
         n_steps = len(lengths[0])
         arrays: dict[tuple[str, str], Any] = {}  # (run, key) -> array, its chunks checked
         if n_steps:  # every chunk file needed is there (one lstat each) before allocating
-            for r, g, rng in zip(run_names, groups, lengths):
-                n = int(g.attrs["n_complete"])
+            for r, g, a, rng in zip(run_names, groups, attrs, lengths):
+                n = int(a["n_complete"])
                 lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
                 for name, _ in layout:
                     key = f"{prefix}/{name}"
