@@ -174,6 +174,16 @@ def _default_key(condition: str, seed: int) -> str:
     return f"{condition}-seed{seed}"
 
 
+def underscore_key(condition: str, seed: int) -> str:
+    """The ``job_key`` of the FCN and CNN studies: ``"<condition>_seed<seed>"``, the prefix of
+    their runs' names in the store (kept: stores written before resume under it).
+
+    >>> underscore_key("h40", 3)
+    'h40_seed3'
+    """
+    return f"{condition}_seed{seed}"
+
+
 @dataclass(frozen=True, eq=False)
 class Study:
     """A declared study: conditions x seeds x replicas and how one job is trained.

@@ -257,10 +257,6 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     return {"arch": arch, "seed_index": job.seed}
 
 
-def _job_key(condition: str, seed: int) -> str:
-    return f"{condition}_seed{seed}"
-
-
 def make_study(config: CNNConfig, arch: str) -> Any:
     """The study of one architecture: one job per seed (``OUT/<arch>``).
 
@@ -277,7 +273,7 @@ def make_study(config: CNNConfig, arch: str) -> Any:
     >>> [(job.condition, job.seed) for job in study.jobs()]
     [('lenet', 0), ('lenet', 1)]
     """
-    from ..study import Study
+    from ..study import Study, underscore_key
 
     if not isinstance(config, CNNConfig):
         raise TypeError(f"config must be a CNNConfig, got {type(config).__name__}")
@@ -293,7 +289,7 @@ def make_study(config: CNNConfig, arch: str) -> Any:
         train=train_job,
         settings=config.training_fields(arch),
         config=config,
-        job_key=_job_key,
+        job_key=underscore_key,
         threads=config.threads,
     )
 

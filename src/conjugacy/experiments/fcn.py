@@ -53,7 +53,16 @@ from ..analysis.comparison import no_distance_reason, pair_distance
 from ..analysis.groups import max_relative_perturbation, relative_final_scalar, study_groups
 from ..analysis.results import verdict_claim
 from ..data import batch_order
-from ..study import Job, JobContext, Study, experiment_session, provenance, run_study, seed_streams
+from ..study import (
+    Job,
+    JobContext,
+    Study,
+    experiment_session,
+    provenance,
+    run_study,
+    seed_streams,
+    underscore_key,
+)
 from ..torch.models import FCN
 from ..torch.training import FinalTestLoss, indexed_batches
 from . import _settings as shared
@@ -164,10 +173,6 @@ def condition_label(width: int) -> str:
     return f"h{width}"
 
 
-def _job_key(condition: str, seed: int) -> str:
-    return f"{condition}_seed{seed}"
-
-
 def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     """Train the replicas of one (width, seed) job into ``ctx.store`` (the study's training step).
 
@@ -226,7 +231,7 @@ def make_study(config: FCNConfig) -> Study:
         train=train_job,
         settings=config.training_fields(),
         config=config,
-        job_key=_job_key,
+        job_key=underscore_key,
         threads=config.threads,
     )
 
