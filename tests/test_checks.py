@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,53 @@ def test_every_integer_field_refuses_a_float_and_a_value_below_its_minimum(modul
         if param.minimum is not None:
             with pytest.raises(ValueError, match=f"^{field} must be "):
                 cls(**{field: int(param.minimum) - 1})
+
+
+@pytest.mark.parametrize(("module", "name"), CONFIGS)
+def test_every_config_field_is_declared_once_with_its_help_in_the_docstring(module, name):
+    cls = _config(module, name)
+    fields = dataclasses.fields(cls)
+    assert [f.name for f in fields] == list(cls.constraints)  # the declaration order
+    doc = inspect.getdoc(cls)
+    for f in fields:
+        param = f.metadata["param"]
+        assert param is cls.constraints[f.name] and param.help, f.name
+        assert f"\n{f.name} : {f.type}, default {f.default!r}\n" in doc, f.name
+    assert doc.count("\nAttributes\n----------\n") == 1
+    assert doc.index("\nAttributes\n") < doc.index("\nExamples\n")
+
+
+def test_setting_declares_default_domain_and_help_once():
+    from dataclasses import dataclass
+
+    from conjugacy._checks import DeclaredConfig, Int, setting
+
+    shared = Int(0, help="A shared seed.")
+
+    @dataclass(frozen=True)
+    class Toy(DeclaredConfig):
+        """A toy.
+
+        Examples
+        --------
+        >>> Toy().n
+        2
+        """
+
+        n: int = setting(2, Int(1), "How many things, at least one.")
+        seed: int = setting(0, shared)
+        other: int = setting(0, shared, "Another seed.")
+
+    assert Toy.constraints == {"n": Int(1, help="How many things, at least one."),
+                               "seed": shared, "other": Int(0, help="Another seed.")}
+    assert inspect.getdoc(Toy) == (
+        "A toy.\n\nAttributes\n----------\nn : int, default 2\n    How many things, at least "
+        "one.\nseed : int, default 0\n    A shared seed.\nother : int, default 0\n    Another "
+        "seed.\n\nExamples\n--------\n>>> Toy().n\n2")
+    with pytest.raises(ValueError, match="^n must be an integer >= 1, got 0$"):
+        Toy(n=0)
+    with pytest.raises(ValueError, match="a setting needs help"):
+        setting(1, Int(1))
 
 
 def test_declared_config_presets_are_data_with_overrides_checks_and_rules():

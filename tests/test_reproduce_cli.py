@@ -94,6 +94,27 @@ def test_a_new_bound_in_the_config_is_the_option_bound(monkeypatch):
     assert "A toy." in runner.invoke(app, ["reproduce", "--help"]).output
 
 
+@dataclass(frozen=True)
+class HelpConfig:
+    n: int = 2
+    constraints: ClassVar[dict[str, Any]] = {
+        "n": Int(1, help="How many ``things`` (:func:`conjugacy.koopman_spectrum`).")}
+
+
+def test_an_option_without_help_shows_its_field_s_help_as_plain_text(monkeypatch):
+    exp = Experiment("toy", "A toy.", f"{__name__}:HelpConfig",
+                     (Opt("n", "--n", field="n"), Opt("m", "--m", "Own words.", field="n")),
+                     lambda v: None)
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    command = build_command(exp)
+    helps = {p.name: p.help for p in command.params}
+    assert helps == {"n": "How many things (conjugacy.koopman_spectrum).", "m": "Own words."}
+    bare = Experiment("bare", "Bare.", f"{__name__}:ToyConfig", (Opt("n", "--n", field="n"),),
+                      lambda v: None)
+    with pytest.raises(ValueError, match="option --n needs help"):
+        build_command(bare)
+
+
 @pytest.mark.parametrize("name", REPRODUCE)
 def test_every_reproduce_command_refuses_a_file_as_out_with_exit_2(name, tmp_path, monkeypatch):
     if name != "optimizers":

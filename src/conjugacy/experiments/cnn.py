@@ -87,8 +87,10 @@ class CNNConfig(DeclaredConfig):
     archs: tuple[str, ...] = setting(ARCHS, Param(
         "tuple", item=Choice(*ARCHS), nonempty=True, distinct=True),
         "The networks (the comparison needs both).")
-    lenet: str = setting("lenet", Choice(*_LENETS), "Which LeNet (:mod:`conjugacy.torch.models`; "
-                                                    "default ShrinkBench's MnistNet).")
+    lenet: str = setting("lenet", Choice(*_LENETS), (
+        "Which LeNet (:mod:`conjugacy.torch.models`): ``lenet``: ShrinkBench's MnistNet (conv "
+        "20/50 5x5, fc 800-500-10); ``lenet5``: conv 6/16 3x3, fc 400-120-84-10; ``lenet300``: "
+        "LeNet-300-100."))
     data: str = setting("mnist-sample", Choice(*_DATASETS), (
         "``\"mnist-sample\"`` (offline default) or ``\"mnist\"`` (IDX files in ``data_dir``, "
         "which may also hold CIFAR-10's binary files for ResNet-20)."))

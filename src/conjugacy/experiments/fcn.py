@@ -102,7 +102,7 @@ class FCNConfig(DeclaredConfig):
         "tuple", item=Int(1, name="each width"), nonempty=True, distinct=True),
         "Hidden widths ``h`` (paper: 5, 10, 40).")
     activation: str = setting("relu", Choice(*_ACTIVATIONS),
-                              "``\"relu\"`` (fig. 3) or ``\"gelu\"`` (fig. S3).")
+                              "``relu`` (fig. 3) or ``gelu`` (fig. S3).")
     n_seeds: int = setting(6, shared.N_SEEDS, "Base initializations, one spectrum per (width, seed) "
                                        "(paper: 25).")
     n_replicas: int = setting(10, shared.N_REPLICAS)

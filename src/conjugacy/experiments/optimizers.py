@@ -270,8 +270,8 @@ class OptimizerConfig(DeclaredConfig):
     (('omd', 'ogd'),)
     """
 
-    loss: str = setting("tan", Choice(*LOSSES), "``\"tan\"`` (fig. 2: OMD, OGD, BM) or "
-                                                "``\"quartic\"`` (fig. S1: OMD, OGD).")
+    loss: str = setting("tan", Choice(*LOSSES), "``tan``: sum tan(x), fig. 2 (OMD, OGD, BM); "
+                                                "``quartic``: sum x^4, fig. S1 (OMD, OGD).")
     method: str = setting("rrr", Choice("rrr", "standard", "exact"),
                           "DMD variant (the paper: DMD-RRR).")
     delays: int = setting(4, DELAYS, "Time delays of the 2-D iterates (the paper: 4).")
