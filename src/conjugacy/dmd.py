@@ -179,31 +179,15 @@ def svht_omega(beta: float) -> float:
     return float(lam / np.sqrt(marchenko_pastur_median(beta)))
 
 
-def svht_zero_cutoff(shape: tuple[int, int]) -> float:
-    """Relative level ``sqrt(max(n, m) * eps64)`` at or below which SVHT counts a singular value
-    of an (n, m) matrix as zero (a constant or duplicated channel, not noise).
-
-    The level every path resolves: singular values read from a Gram's eigenvalues (the Gram,
-    streamed and subspace paths) carry an absolute error of ~``sqrt(eps64) s_1``; measured on
-    delay matrices with constant and duplicated channels (43-1,518 rows, 171-1,596 columns,
-    0 and 2 delays), their exact zeros came out at 1.0e-8 to 2.9e-8 ``s_1``, 0.03-0.08 of
-    this cutoff, while the dense SVD gives 2e-16 to 9e-16 ``s_1``.
-
-    Parameters
-    ----------
-    shape : (n, m)
-
-    Returns
-    -------
-    float
-        Relative to ``s_1``.
-
-    Examples
-    --------
-    >>> f"{svht_zero_cutoff((40, 500)):.2e}"
-    '3.33e-07'
-    """
-    return float(np.sqrt(max(int(shape[0]), int(shape[1])) * EPS64))
+#: Relative level (times ``s_1``) at or below which SVHT (:func:`svht_rank`) counts a singular
+#: value as zero (a constant or duplicated channel, not noise): the level every path resolves.
+#: Singular values read from a Gram's eigenvalues (the Gram, streamed and subspace paths) carry
+#: an absolute error of ~``sqrt(eps64) s_1``: measured on delay matrices with constant and
+#: duplicated channels (43-1,518 rows, 171-1,596 columns, 0 and 2 delays), their exact zeros
+#: came out at 1.0e-8 to 2.9e-8 ``s_1`` (the dense SVD: 2e-16 to 9e-16). Not higher: the float32
+#: output weights of a digits MLP (2,240 x 57 at 6 delays) have a continuous tail of singular
+#: values down to 1.7e-7 ``s_1`` (``sqrt(max(n, m) eps64)``, 7e-7 there, cut it).
+SVHT_ZERO_RTOL = 1e-7
 
 
 def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int, dict[str, Any]]:
@@ -213,7 +197,7 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
     exact coefficient), the median over the ``r`` numerically nonzero singular values of the
     (n, m) matrix and ``beta = r / max(n, m)``: Gavish-Donoho on the r x max(n, m) matrix that
     carries the data. Exact zeros (constant or duplicated channels, at most
-    :func:`svht_zero_cutoff` ``* s_1``) carry no noise, so a median over all ``min(n, m)``
+    :data:`SVHT_ZERO_RTOL` ``* s_1``) carry no noise, so a median over all ``min(n, m)``
     values would read the threshold from them: on 10 noisy channels with 30 constant ones
     that median was ~1e-16 ``s_1`` on the dense path and ~1e-8 ``s_1`` from a Gram (thresholds
     7 orders of magnitude apart, every direction kept). Over the nonzero ones the rank of
@@ -278,7 +262,7 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
             f"{shape[0]} x {shape[1]} matrix (the median over all of them), got {s.size}"
         )
     s = np.maximum(s[:n_min], 0.0)
-    cutoff = svht_zero_cutoff(shape)
+    cutoff = SVHT_ZERO_RTOL
     r = max(int(np.count_nonzero(s > cutoff * s[0])), 1)
     omega = svht_omega(r / n_max)
     median = float(np.median(s[:r]))
@@ -988,10 +972,11 @@ def capped_svht(
     ``r >= r_lo = cap + T^2 / Q`` (Cauchy-Schwarz), ``T`` the sum of the nonzero eigenvalues
     beyond the top ``cap`` and ``Q`` that of their squares (bounds from the deflated ``g -
     V_cap diag(lambda) V_cap^*``, ~``q^2 cap``), or, where that does not settle it, ``r`` is
-    at least the number of eigenvalues above 16 times the zero level (the inertia of a Cholesky
-    or ``LDL^*`` factorization, ~``q^3 / 3``: 0.04-0.10 s against ``eigvalsh``'s 0.21 s at
-    q = 1,500). So the median is at most ``s_j``, ``j = ceil(r_lo / 2)``, with ``(j - cap)
-    s_j^2 <= T``; ``omega`` grows with beta, so ``omega(p / max(n, m))`` bounds it. When
+    at least the number of eigenvalues above 16 times the zero level or ``q eps lambda_1``
+    (the inertia of a Cholesky or ``LDL^*`` factorization, ~``q^3 / 3``: 0.04-0.10 s against
+    ``eigvalsh``'s 0.21 s at q = 1,500). So the median is at most ``s_j``, ``j = ceil(r_lo /
+    2)``, with ``(j - cap) s_j^2 <= T``; ``omega`` grows with beta, so ``omega(p / max(n, m))``
+    bounds it. When
     ``s_cap`` exceeds ``omega * sqrt(T / (j - cap))`` at least ``cap`` singular values are
     above the threshold, and the capped rank is ``cap`` from the top ``cap`` eigenpairs alone
     (:func:`top_eigh`: Lanczos on a large ``g``). Otherwise (or when ``j <= cap``) every
@@ -1068,7 +1053,8 @@ def _capped_svht_bound(
     the Gram ``g`` of an (n, m) matrix (:func:`capped_svht`); inf when it cannot be bounded.
     The nonzero count ``r`` first by Cauchy-Schwarz on the deflated ``g - V diag(top) V^*``
     (~``q^2 cap``), then, only when that bound does not settle the capped rank, by the inertia
-    of ``g`` less 16 times the zero level (:func:`_count_above`, ~``q^3 / 3``)."""
+    of ``g`` less 16 times the larger of the zero level and ``q eps lambda_1``
+    (:func:`_count_above`, ~``q^3 / 3``)."""
     p, q, cap = min(int(shape[0]), int(shape[1])), g.shape[0], top.size
     top = np.maximum(top, 0.0)
     rest = g - (V * top[None, :]) @ V.conj().T  # the eigenvalues beyond the top cap
@@ -1076,7 +1062,7 @@ def _capped_svht_bound(
     # rounding: a Lanczos pair's residual is at most LANCZOS_RTOL * lambda_1 (top_eigh)
     err = (3 * np.sqrt(cap) * LANCZOS_RTOL + q * EPS64) * float(top[0])
     squares = (float(np.linalg.norm(rest)) + err) ** 2  # >= their sum of squares
-    zero = svht_zero_cutoff(shape) ** 2 * float(top[0])  # an eigenvalue at most this is zero
+    zero = SVHT_ZERO_RTOL**2 * float(top[0])  # an eigenvalue at most this is zero
     nonzero = trace - cap * err - (q - cap) * zero  # <= the sum of the nonzero ones beyond cap
     tail = max(trace, 0.0) + cap * err  # >= the sum of the eigenvalues beyond cap
     omega = svht_omega(p / max(int(shape[0]), int(shape[1])))  # omega grows with beta, r <= p
@@ -1088,7 +1074,8 @@ def _capped_svht_bound(
     found = bound(cap + int(nonzero**2 / squares) if nonzero > 0 else cap)  # Cauchy-Schwarz
     if np.sqrt(top[cap - 1]) > found:
         return found
-    return bound(_count_above(g, 16 * zero, p))
+    # above the factorization's backward error (~q eps lambda_1) too: a lower bound on r
+    return bound(_count_above(g, 16 * max(zero, q * EPS64 * float(top[0])), p))
 
 
 def _count_above(g: np.ndarray, shift: float, p: int) -> int:
