@@ -128,12 +128,13 @@ def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[int]) -> tuple
     (:func:`conjugacy.analysis.own_runs.choose_settings`: :func:`~conjugacy.analysis.own_runs.
     pilot_delays` on the pilots at the capped SVHT rank, then one rank for the comparison,
     :func:`~conjugacy.analysis.own_runs.pilot_rank`, from the delay folds where they reach the
-    cap), cached per comparison."""
+    cap), cached per comparison. ``--analyze-delays D`` (``_FITS["fixed_delays"]``) replaces the
+    delay rule's choice by ``D`` (the rank is then chosen at ``D``)."""
     if _FITS["recs"] is not recs:
         _FITS.update(recs=recs, fits={}, delays={})
     if "analyze" not in _FITS["delays"]:
         pil, folds = {str(i): recs[i].x for i in pilots}, {}
-        d = pilot_delays(pil, fold_ranks=folds)[0]
+        d = _FITS.get("fixed_delays") or pilot_delays(pil, fold_ranks=folds)[0]
         most = min(recs[0].x.shape[2] * (d + 1),
                    min(r.x.shape[0] * (r.x.shape[1] - d - 1) for r in recs))
         _FITS["delays"]["analyze"] = (d, pilot_rank(pil, d, max_rank=most, known=folds)[0])
@@ -479,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="first digits seed (0-5 chose the default; 6 on are held out)")
     parser.add_argument("--rule", action="append", default=None, metavar="NAME",
                         help="run only this rule of RULES (repeatable; the default always runs)")
+    parser.add_argument("--analyze-delays", type=int, default=None, metavar="D",
+                        help="the analyze rules at D delays instead of the delay rule's choice")
     parser.add_argument("--save", type=Path, default=None, metavar="FILE.npz",
                         help="save the real cases' distance matrices, conditions and seeds here")
     parser.add_argument("--skip-real", action="store_true")
@@ -487,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
     rules = _select_rules(args.rule, parser)
+    if args.analyze_delays is not None:
+        if args.analyze_delays < 1:
+            parser.error(f"--analyze-delays must be at least 1, got {args.analyze_delays}")
+        _FITS["fixed_delays"] = args.analyze_delays
     t0 = time.process_time()
     rows, ranks = synthetic(args.reps, rules, args.first_rep) if args.reps > 0 else ([], {})
     t_syn = time.process_time() - t0
