@@ -984,10 +984,11 @@ def capped_svht(
     ``min(max(1, svht_rank(s, shape)[0]), cap)`` on all singular values (0 for a zero
     matrix). Measured on weight trajectories (a small CNN's 1,418 parameters, 5 runs of 300
     steps, 0-64 delays, SVHT ranks 526-627), with the median over all ``p`` values: the bound
-    settled cap 70 at every delay with a margin of 2-3x. With the nonzero count (SGD-like walks
-    of 1,418 weights, 5 x 301 steps, 0-64 delays, one thread): still settled from the top 70
-    at every delay, 0.08-0.19 s per call against 0.05-0.12 s before and 0.28-0.33 s with
-    every eigenvalue.
+    settled cap 70 at every delay with a margin of 2-3x. With the nonzero count
+    (``benchmarks/bench_svht_zeros.py``: SGD-like walks of 1,418 weights, 5 x 301 steps, 0-64
+    delays, one thread): still settled from the top 70 at every delay, at 0.86-0.89 of one
+    ``eigvalsh``'s CPU (Cholesky) and 1.8 at 0 delays (``LDL^*``, the Gram of the larger side),
+    where the former bound took 0.55-0.65 and every eigenvalue plus the top 70 ~1.5.
 
     Parameters
     ----------
