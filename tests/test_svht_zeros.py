@@ -81,6 +81,8 @@ def test_svht_rank_record_of_exact_zeros():
     assert (k, rec["n_nonzero"], rec["median_singular_value"]) == (2, 5, 1.0)
     assert rec["beta"] == 5 / 9
     assert rec["note"].startswith("2 of 7 singular values are zero")
+    k, rec = svht_rank(np.array([3.0, 1e-9, 0.0, 0.0]), (4, 6))  # one nonzero value: kept
+    assert (k, rec["n_nonzero"], rec["noise_bulk"]) == (1, 1, False)
     k, rec = svht_rank(np.array([10.0, 5.0, 1.2, 1.1, 1.0, 0.8, 0.7]), (7, 9))
     assert (k, rec["n_nonzero"], rec["median_singular_value"], rec["beta"]) == (2, 7, 1.1, 7 / 9)
     assert "note" not in rec

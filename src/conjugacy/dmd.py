@@ -267,7 +267,7 @@ def svht_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> tuple[int,
     omega = svht_omega(r / n_max)
     median = float(np.median(s[:r]))
     tau = omega * median
-    bulk = r == n_min or _noise_bulk(s[:r], r / n_max)
+    bulk = r == n_min or (r > 1 and _noise_bulk(s[:r], r / n_max))  # one value is no bulk
     if not bulk:  # noiseless data: nothing to threshold, every nonzero value is signal
         tau = cutoff * float(s[0])
     k = int(np.count_nonzero(s > tau)) if s[0] > 0 else 0
