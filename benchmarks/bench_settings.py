@@ -35,7 +35,10 @@ Seed ``s`` has the same initial weights and batch order under every condition, s
 seed is never used: same = W1 between two different seeds of one condition, different = W1
 between different seeds of two different conditions. The real AUROCs come with a 95 % interval
 from a bootstrap over seeds (a drawn seed brings all its conditions; pairs of one seed are
-skipped) and the interval of "default minus rule" on the same resamples.
+skipped) and "default minus rule" (:func:`paired_difference`) with the interval of a paired
+bootstrap (the same seed resamples for both) and of a leave-one-seed-out jackknife. With 4 seeds
+there are only 35 distinct seed resamples, so those intervals are coarse: held-out runs use 12-24
+seeds.
 
 A pair whose filter kept no eigenpair of one spectrum has no distance (NaN): the AUROC counts it as
 a miss, and the table says how many there were. Measured: only the two-branch filter loses pairs
