@@ -1015,7 +1015,7 @@ def koopman_spectra(
     sharing the work they have in common.
 
     Spectra at neighbouring settings (the neighbour check of :mod:`conjugacy.analysis`: delays
-    halved and doubled, the rank -2 and +2) are not independent computations: the ranks at equal
+    halved and doubled, the rank x0.8 and x1.25) are not independent computations: the ranks at equal
     delays are truncations of ONE factorization of the same delay matrix, and every delay
     matrix's Gram is formed from one snapshot Gram. Here they are computed once: the checks and
     the PCA coordinates, the snapshot Gram (when a setting takes the Gram path), and, per

@@ -312,7 +312,7 @@ def _with_rank_neighbours(traj: np.ndarray, kwargs: Mapping[str, Any], key: tupl
                           neighbour_fits: dict | None) -> Any:
     """``koopman_spectrum(traj, **kwargs)``; with ``neighbour_fits`` and a fixed rank and delays
     (and no device), its rank neighbours (:func:`conjugacy.analysis.neighbours.neighbour_settings`:
-    -2 and +2, clipped to what these runs allow) are fitted in the same
+    x0.8 and x1.25, clipped to what these runs allow) are fitted in the same
     :func:`conjugacy.spectrum.koopman_spectra` call -- truncations of ONE factorization of the
     delay matrix, the base equal to the fit alone to rounding -- and stored as
     ``neighbour_fits[key][(delays, rank)]`` for the neighbour check, which then does not refit
@@ -419,8 +419,8 @@ def fit_spectra(
         group key while the budget lasts, for a second pass over the same data (the neighbour
         check) without reading the store again.
     neighbour_fits : dict, optional
-        Serially, with a fixed int ``rank`` and ``delays``: each group's rank neighbours (-2, +2,
-        clipped to what its runs allow) are fitted from the base fit's factorization
+        Serially, with a fixed int ``rank`` and ``delays``: each group's rank neighbours (x0.8,
+        x1.25, clipped to what its runs allow) are fitted from the base fit's factorization
         (:func:`conjugacy.spectrum.koopman_spectra`) and stored here as ``{group key:
         {(delays, rank): Spectrum}}`` for :func:`conjugacy.analysis.neighbours.neighbour_check`
         (``prefit=``); the base spectra equal those fitted alone to rounding. Ignored on Dask.

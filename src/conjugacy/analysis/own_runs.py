@@ -39,7 +39,7 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
      70 eigenvalues on the digits MLPs, different ones per seed, and separated learning rates
      worse than all eigenvalues did.
    - **Neighbours** (``neighbours=True``): every comparison is refitted at delays x1/2 and x2,
-     rank -2 and +2 and, when the verdicts use a filter, compared on all eigenvalues;
+     rank x0.8 and x1.25 and, when the verdicts use a filter, compared on all eigenvalues;
      ``comparison["neighbourhood"]`` says per pair how many give the same verdict and marks a
      verdict that flips as fragile
      (:mod:`conjugacy.analysis.neighbours`; up to 2 more fits per spectrum, the delay neighbours).
@@ -982,7 +982,7 @@ def analyze(
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
             neighbour_progress=lambda i, n: say(
                 f"checking the verdicts: refitting {n} spectra at 4 neighbouring settings "
-                "(delays x1/2, x2; rank -2, +2; the other filter without a refit)", i, n),
+                "(delays x1/2, x2; rank x0.8, x1.25; the other filter without a refit)", i, n),
             window=None if window is None else (
                 lambda f: _windows(reader, groups, params, window,
                                    {**settings,

@@ -491,7 +491,7 @@ def run_pipeline(
     n_boot : int
         Bootstrap draws over replicas for each pair's ``bootstrap_interval`` (0: none).
     neighbours : bool
-        Refit the comparison at neighbouring settings (delays x1/2 and x2, rank -2 and +2, the
+        Refit the comparison at neighbouring settings (delays x1/2 and x2, rank x0.8 and x1.25, the
         other filter) and report per pair how many agree, the p and distance ranges and
         ``fragile`` (``comparison["neighbourhood"]``, :mod:`conjugacy.analysis.neighbours`);
         costs 4 more fits of every spectrum.
