@@ -138,3 +138,19 @@ def test_analyze_window_skips_only_the_section_the_steps_cannot_pair(tmp_path):
                             "records") for n in res.results["warnings"])
     assert w["conditions"]["coarse"]["labels"][:2] == ["0-40", "42-82"]  # 21 records of 2
     assert w["conditions"]["fine"]["labels"][:2] == ["0-20", "21-41"]
+
+
+def test_seed_window_spectra_reads_all_records_without_steps_and_fits_in_the_dtype_asked(tmp_path):
+    # groups without steps (all records) and dtype= (the CNN study fits its float32 stores in
+    # float64 through this function)
+    path = _store(tmp_path / "s.zarr", {"one": 1})
+    with TrajectoryStore.open(path, "r") as st:
+        every = [SpectrumGroup("one", s, (f"one_{s}",)) for s in range(3)]
+        cut = [SpectrumGroup("one", s, (f"one_{s}",), steps=(0, RECORDS)) for s in range(3)]
+        whole, starts = seed_window_spectra(st, every, "w", WINDOW, 1, 2)
+        same, _ = seed_window_spectra(st, cut, "w", WINDOW, 1, 2, dtype=np.float32)
+    assert starts == list(range(0, RECORDS, WINDOW)) and len(whole["one"][0]) == 10
+    a, b = whole["one"][1][3], same["one"][1][3]
+    assert a.settings["input_eps"] == np.finfo(np.float64).eps  # the store's float64
+    assert b.settings["input_eps"] == np.finfo(np.float32).eps  # fitted in the dtype asked
+    np.testing.assert_allclose(b.eigenvalues, a.eigenvalues, rtol=1e-6)

@@ -163,7 +163,8 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
 
 
 def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window: int,
-                        delays: int, rank: int) -> tuple[dict[str, list[list[Any]]], list[int]]:
+                        delays: int, rank: int, *, dtype: Any = None,
+                        ) -> tuple[dict[str, list[list[Any]]], list[int]]:
     """One spectrum per window for every (condition, seed) group
     (:class:`conjugacy.analysis.SpectrumGroup`, its replicas pooled) by
     :func:`conjugacy.windowed_spectra`, windows paired by **training step**: a window spans
@@ -183,6 +184,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
         Records per window at the finest interval.
     delays, rank : int
         As in :func:`conjugacy.koopman_spectrum` (rank capped at the delay-embedded dimension).
+    dtype : numpy dtype, optional
+        The precision of the fits (default: the store's; the CNN study fits in float64).
 
     Returns
     -------
@@ -201,7 +204,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
     from ..windows import windowed_spectra
     from .groups import record_interval, with_record_interval
 
-    steps = [np.asarray(reader.steps(g.runs[0]))[g.slice] for g in groups]
+    cuts = [g.slice or slice(None) for g in groups]  # None: all records
+    steps = [np.asarray(reader.steps(g.runs[0]))[c] for g, c in zip(groups, cuts)]
     dts = [record_interval(s) or 1 for s in steps]
     fine, first = min(dts), max(int(s[0]) for s in steps)  # pair from the latest common start
     skip = _common_start(groups, steps, dts, first)
@@ -212,15 +216,15 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
                          f"{sorted(set(dts))} steps: use a window that is a multiple of "
                          f"{lcm // fine} records (e.g. {_next_multiple(window, lcm // fine)})")
     out: dict[str, list[list[Any]]] = {}
-    for g, st, dt, k in zip(groups, steps, dts, skip):
+    for g, cut, st, dt, k in zip(groups, cuts, steps, dts, skip):
         n = window * fine // dt
         if n < delays + 2:
             need = _next_multiple(-(-(delays + 2) * dt // fine), lcm // fine)
             raise ValueError(f"windows of {window} records ({window * fine} steps) hold "
                              f"{n} records of {g.condition!r} (recorded every {dt} steps), "
                              f"too few for delays={delays}: use a window of at least {need}")
-        sl = slice((g.slice.start or 0) + k, g.slice.stop)
-        x = reader.read(params=params, runs=list(g.runs), steps=sl)
+        sl = slice((cut.start or 0) + k, cut.stop)
+        x = reader.read(params=params, runs=list(g.runs), steps=sl, dtype=dtype)
         specs = windowed_spectra(x, n, delays=delays,
                                  rank=min(int(rank), (delays + 1) * x.shape[2]))
         out.setdefault(g.condition, []).append([with_record_interval(sp, st[k:])

@@ -310,26 +310,27 @@ def _arch_windows(config: CNNConfig, arch: str) -> list[tuple[int, int]]:
 
 
 def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str, Any]:
-    """Windowed spectra of every seed of ``arch`` (one read per seed, the windows' Grams from
-    it), and the per-epoch spectra of fig. S5."""
+    """Windowed spectra of every seed of ``arch`` in float64
+    (:func:`conjugacy.analysis.windowed.seed_window_spectra` over its first ``n_steps + 1``
+    records), and the per-epoch spectra of fig. S5."""
+    from ..analysis import SpectrumGroup
+    from ..analysis.windowed import seed_window_spectra
     from ..torch.models import OBSERVED_LAYERS
     from ..windows import windowed_spectra
 
     observed = OBSERVED_LAYERS[config.model_name(arch)]
-    n_records = _arch_windows(config, arch)[-1][1]
-    kw = {"delays": config.delays, "rank": config.rank}
-    spectra, s5 = [], []
-    for job in study.jobs():
-        runs = list(job.run_names)
-        traj = reader.read(params=observed, runs=runs, steps=slice(0, n_records), dtype=np.float64)
-        spectra.append(windowed_spectra(traj, config.window, **kw))
-        del traj
-        if config.s5_epochs:
-            spe = _steps_per_epoch(config, arch)
-            s5.append([windowed_spectra(reader.read(params=observed, runs=runs, dtype=np.float64,
-                                                    steps=slice(e * spe, (e + 1) * spe)),
-                                        spe, **kw)[0] for e in range(config.s5_epochs)])
-    return {"spectra": spectra, "s5": s5}
+    records = (0, _arch_windows(config, arch)[-1][1])
+    groups = [SpectrumGroup(arch, job.seed, job.run_names, records) for job in study.jobs()]
+    spectra, _ = seed_window_spectra(reader, groups, observed, config.window, config.delays,
+                                     config.rank, dtype=np.float64)
+    s5, spe = [], _steps_per_epoch(config, arch) if config.s5_epochs else 0
+    for job in study.jobs() if config.s5_epochs else ():
+        s5.append([windowed_spectra(reader.read(params=observed, runs=list(job.run_names),
+                                                dtype=np.float64,
+                                                steps=slice(e * spe, (e + 1) * spe)),
+                                    spe, delays=config.delays, rank=config.rank)[0]
+                   for e in range(config.s5_epochs)])
+    return {"spectra": spectra[arch], "s5": s5}
 
 
 def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reader: Any,
