@@ -158,3 +158,13 @@ def test_noise_bulk_on_hand_values():
     assert _noise_bulk(bulk, 0.01)  # 5 of 6 within (1 -/+ 0.1) x (1 -/+ 0.1): noise
     assert not _noise_bulk(np.array([1.0, 0.8, 0.6]), 0.01)  # only the median itself
     assert not _noise_bulk(np.array([5.0, 3.0, 1.08, 1.0, 0.5]) * scale, 0.01)  # 2 of 5
+
+
+def test_zero_singular_values_are_said_in_the_spectrum_notes():
+    runs = _latent(3)
+    padded = [np.concatenate([y, np.ones((len(y), 5))], axis=1) for y in runs]
+    sp = koopman_spectrum(padded, delays=0, rank="svht")
+    said = [n for n in sp.settings["notes"] if n.startswith("svht: ")]
+    assert said == ["svht: " + sp.settings["rank_rule"]["note"]]
+    assert not [n for n in koopman_spectrum(runs, delays=0, rank="svht").settings["notes"]
+                if n.startswith("svht: ")]

@@ -499,6 +499,8 @@ def _finish(
     if rank == "svht" and result.rank_rule is not None and result.rank_rule["n_above"] == 0:
         notes.append("svht: no singular value above the threshold (the data look like noise); "
                      "kept the largest direction")
+    if rank == "svht" and result.rank_rule is not None and "note" in result.rank_rule:
+        notes.append("svht: " + result.rank_rule["note"])
     return Fit(result, opts.method, bool(informative), settings, tuple(rank_warnings))
 
 
