@@ -318,6 +318,10 @@ class Iterates:
     ``trajectories``: the iterates x, u, z (25, n_steps, 2), the observables of the Koopman step;
     ``losses``: ``f(x)``, ``f(exp(u))``, ``|f(z)|`` (25, n_steps); ``exact_root_steps`` (BM only,
     else None): the first step with ``f(z) == 0`` exactly per run, -1 if never.
+
+    >>> it = simulate(OptimizerConfig(loss="quartic", n_steps=10))
+    >>> it.trajectories["omd"].shape, it.losses["ogd"].shape, it.exact_root_steps is None
+    ((25, 10, 2), (25, 10), True)
     """
 
     initial_conditions: dict[str, np.ndarray]
@@ -397,7 +401,12 @@ def _claim(content: Mapping[str, Any], claim: str, pairs: list[str], expect: str
 def claims(content: Mapping[str, Any]) -> list[Claim]:
     """The paper's claims about fig. 2 / S1, decided on a ``results.json`` of :func:`run`
     (its ``comparison`` and ``pooled_spectra``): OMD and OGD conjugate, their spectra real and
-    positive, bisection not conjugate to either (only for ``loss="tan"``)."""
+    positive, bisection not conjugate to either (only for ``loss="tan"``).
+
+    >>> res = run(OptimizerConfig(loss="quartic", n_steps=20, n_permutations=99, n_shuffles=10))
+    >>> [(c.claim, c.holds) for c in claims(res.content)][0]
+    ('OMD and OGD are conjugate', True)
+    """
     out = []
     if "omd-ogd" in content["comparison"]["verdicts"]:
         out.append(_claim(content, "OMD and OGD are conjugate", ["omd-ogd"], "conjugate"))
