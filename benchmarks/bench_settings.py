@@ -2,8 +2,8 @@
 
 Usage:  python benchmarks/bench_settings.py [--reps N] [--first-rep R] [--real-seeds S]
                                             [--first-seed F] [--skip-real] [--rule NAME ...]
-                                            [--first-hour STORE] [--save FILE.npz]
-                                            [--out FILE.md]
+                                            [--analyze-delays D] [--first-hour STORE]
+                                            [--save FILE.npz] [--out FILE.md]
 
 **Held out**: the default was chosen on synthetic repetitions 0-11 and digits seeds 0-5 (and
 the first-hour store's seeds 0-3); ``--first-rep 12`` and ``--first-seed 6`` evaluate on draws
