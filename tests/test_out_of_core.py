@@ -98,7 +98,7 @@ def test_streamed_gram_path_is_refused_up_front_like_in_memory_data(tmp_path, mo
     data = _memmapped(tmp_path, (1, 3000, 3))  # 3,000 snapshots: ~0.2 GiB of Grams
     _no_streamed_gram(monkeypatch)
     want = ("path='gram' needs ~0.2 GiB here (the 3,000 x 3,000 snapshot Gram and the 2,997 x "
-            "2,997 delay Grams) but 0.0 GiB are available (a test's limit): use path='dense' "
+            "2,997 delay Grams) but 16 MiB are available (a test's limit): use path='dense' "
             "(or 'auto')")
     for given in (np.array(data), data, [data[0]], da.from_array(np.array(data), chunks=(1, 3000, 1))):
         with pytest.raises(ValueError) as err:

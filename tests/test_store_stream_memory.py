@@ -203,6 +203,7 @@ def test_cgroup_headroom_v2_and_v1(tmp_path):
 def test_available_memory_takes_the_least(monkeypatch):
     monkeypatch.setattr(streaming, "process_rss", lambda: 100 * 2**20)
     monkeypatch.setattr(streaming, "_cgroup_headroom", lambda: (500 * 2**20, "cg"))
+    monkeypatch.setattr(streaming, "_address_space_headroom", lambda: None)
     assert available_memory("400M") == (300 * 2**20, "max_memory=400 MiB")
     assert available_memory("2G") == (500 * 2**20, "cg")
     assert available_memory(None) == (500 * 2**20, "cg")
@@ -243,3 +244,26 @@ def test_cli_spectrum_below_the_floor_is_one_line_and_exit_2(small_chunks, monke
     assert len(lines) == 1 and lines[0].startswith(f"error: store {str(store.path)!r}: streaming")
     assert "test budget leaves 51 MiB; stream with --max-memory " in lines[0]
     assert "max_memory" not in lines[0] and not (tmp_path / "s.npz").exists()
+
+
+def test_address_space_limit_counts_and_nothing_left_is_zero(monkeypatch):
+    # ulimit -v: the limit less the virtual size, named
+    assert streaming._address_space_headroom(3 * 2**30, 2**30) == (
+        2**31, "the address-space limit (ulimit -v) of 3.00 GiB")
+    monkeypatch.setattr(streaming, "process_rss", lambda: 100 * 2**20)
+    monkeypatch.setattr(streaming, "_cgroup_headroom", lambda: None)
+    monkeypatch.setattr(streaming, "_address_space_headroom", lambda: (200 * 2**20, "as"))
+    assert available_memory("2G") == (200 * 2**20, "as")
+    # more in use than allowed: nothing left, never a negative figure
+    assert available_memory("50M") == (0, "max_memory=50 MiB")
+
+
+@pytest.mark.parametrize("available, said", [
+    (0, "nothing is available"), (-5, "nothing is available"),
+    (300 * 2**20, "300 MiB are available"),
+    (int(1.99 * 2**30), "1.9 GiB are available"),
+])
+def test_path_memory_message_says_what_is_left(available, said):
+    from conjugacy.spectrum_paths import check_path_memory
+    with pytest.raises(ValueError, match=said):
+        check_path_memory("gram", 40, 40, 196_000, 196_010, 10, available=available)

@@ -20,6 +20,7 @@ It never builds a :class:`~conjugacy.Spectrum` and never warns: the front door d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,6 +58,7 @@ from .streaming import (
     StreamedDelayOperator,
     as_source,
     available_memory,
+    format_size,
     source_nbytes,
     streamed_gram,
 )
@@ -694,8 +696,18 @@ def check_path_memory(
                                      obs=min(n, n_snap) * max(n_obs // max(n, 1), 1))
     raise ValueError(
         f"path={path!r} needs ~{need[path] / 2**30:.1f} GiB here ({what}) but "
-        f"{available / 2**30:.1f} GiB are available{why}: {fix}"
+        f"{_left(available)} available{why}: {fix}"
     )
+
+
+def _left(available: int) -> str:
+    """``'16.0 GiB are'`` for a message; what is left rounded down (never shown as more than
+    it is, nor as '0.0 GiB' when some MiB are left); ``'nothing is'`` at or below 0."""
+    if available <= 0:
+        return "nothing is"
+    if available >= 2**30:
+        return f"{math.floor(available / 2**30 * 10) / 10:.1f} GiB are"
+    return f"{format_size(available, down=True)} are"
 
 
 def _gram_fits(n: int, n_obs: int, m: int, n_snap: int, memory: dict[str, Any]) -> bool:

@@ -563,7 +563,9 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
 
     The least of: ``max_memory`` (the whole process's allowance, :func:`parse_memory`) less its
     resident memory now; the headroom under its memory cgroup's limit (v2 ``memory.max``, v1
-    ``memory.limit_in_bytes``, less the anonymous memory in use there); ``MemAvailable``.
+    ``memory.limit_in_bytes``, less the anonymous memory in use there); the headroom under its
+    address-space limit (``ulimit -v``, ``RLIMIT_AS``, less its virtual size ``VmSize``);
+    ``MemAvailable``. Never below 0.
 
     >>> free, why = available_memory("64G")
     """
@@ -574,12 +576,33 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
     cgroup = _cgroup_headroom()
     if cgroup is not None:
         options.append(cgroup)
+    address_space = _address_space_headroom()
+    if address_space is not None:
+        options.append(address_space)
     free = _stat_field(_read_text("/proc/meminfo"), "MemAvailable")
     if free is not None:
         options.append((free, "the system's available memory (MemAvailable)"))
     if not options:
         return 2**62, "no known limit"
-    return min(options, key=lambda o: o[0])
+    free, why = min(options, key=lambda o: o[0])
+    return max(free, 0), why
+
+
+def _address_space_headroom(limit: int | None = None, vm_size: int | None = None
+                            ) -> tuple[int, str] | None:
+    """``RLIMIT_AS`` (``ulimit -v``) less this process's virtual size (``VmSize``), with the
+    limit's description; None without a limit (or where it cannot be read)."""
+    if limit is None:
+        try:
+            import resource
+        except ImportError:  # not on Windows
+            return None
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+    if vm_size is None:
+        vm_size = _stat_field(_read_text("/proc/self/status"), "VmSize") or 0
+    return limit - vm_size, f"the address-space limit (ulimit -v) of {format_size(limit)}"
 
 
 def format_size(nbytes: float, down: bool = False) -> str:
