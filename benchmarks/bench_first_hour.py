@@ -2,6 +2,7 @@
 
 Usage:  python benchmarks/bench_first_hour.py [--store DIR] [--src PATH ...] [--skip-checkout]
                                               [--repeats N] [--window N]
+                                              [--first-seed F] [--seeds K] [--record-only]
 
 The study of issue 25: a small CNN (conv 1->8, 3x3, stride 2; conv 8->16, 3x3, stride 2; mean
 pool; linear 16->10) on the 4,000-image training part of the bundled 5k MNIST sample
@@ -20,6 +21,11 @@ only those), interleaved with this one ``--repeats`` times, so before and after 
 run on one machine; the neighbour check's CPU (``neighbourhood["cpu_seconds"]``) is printed too.
 ``--window N`` adds the windowed analysis. Issue 25's target: under 2 minutes of wall time on an
 idle 2-core machine.
+
+``--first-seed F --seeds K`` records seeds ``F .. F + K - 1`` instead of 0-3 (the seeds that
+chose ``conjugacy analyze``'s default, issue 20; ``--first-seed 4`` gives held-out ones for
+``bench_settings.py --first-hour STORE``); ``--record-only`` stops after recording. The warm-up
+condition's schedule is recorded in its runs' metadata (``Recorder(scheduler=...)``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ def _model() -> object:
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
 
 
+def warmup_factor(step: int) -> float:
+    """The warm-up's learning-rate factor after ``step`` scheduler steps: linear from
+    ``1 / WARMUP`` to 1 over the first ``WARMUP`` steps, then 1."""
+    return min(1.0, (step + 1) / WARMUP)
+
+
 def _optimizer(condition: str, params: object) -> tuple[object, object]:
     """The optimizer and its learning-rate schedule (None: constant)."""
     import torch
@@ -53,12 +65,21 @@ def _optimizer(condition: str, params: object) -> tuple[object, object]:
         return torch.optim.Adam(params, lr=1e-3), None
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9)
     if condition == "sgd_momentum_warmup":
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP))
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, warmup_factor)
     return opt, None
 
 
-def record_study(path: Path) -> float:
-    """Train and record the study into ``path``; returns the CPU seconds it took."""
+def record_study(path: Path, first_seed: int = 0, n_seeds: int = N_SEEDS) -> float:
+    """Train and record the study into ``path``, seeds ``first_seed .. first_seed + n_seeds - 1``
+    (default 0-3: the seeds that chose ``conjugacy analyze``'s default; 4 on are held out);
+    returns the CPU seconds it took.
+
+    Raises ValueError if ``first_seed`` is negative or ``n_seeds`` is below 2 (a same-condition
+    pair needs two seeds)."""
+    if first_seed < 0 or n_seeds < 2:
+        raise ValueError(f"record_study needs first_seed >= 0 and n_seeds >= 2 (two seeds make "
+                         f"a same-condition pair), got first_seed={first_seed}, "
+                         f"n_seeds={n_seeds}")
     import torch
     from torch import nn
 
@@ -71,7 +92,7 @@ def record_study(path: Path) -> float:
     x = torch.tensor(data.train_images[:, None])
     y = torch.tensor(data.train_labels).long()
     for condition in CONDITIONS:
-        for seed in range(N_SEEDS):
+        for seed in range(first_seed, first_seed + n_seeds):
             torch.manual_seed(seed)
             order = torch.Generator().manual_seed(seed)
             batches = [torch.randint(len(y), (BATCH,), generator=order) for _ in range(N_STEPS)]
@@ -80,7 +101,7 @@ def record_study(path: Path) -> float:
                 opt, schedule = _optimizer(condition, model.parameters())
                 meta = {"condition": condition, "seed": seed, "replica": replica}
                 with Recorder(path, f"{condition}_s{seed}_r{replica}", model, "*",
-                              optimizer=opt, metadata=meta) as rec:
+                              optimizer=opt, scheduler=schedule, metadata=meta) as rec:
                     rec.record(0)
                     for step, idx in enumerate(batches, start=1):
                         opt.zero_grad()
@@ -125,11 +146,22 @@ def main() -> None:
                     help="time only the --src checkouts (e.g. clean archives of two commits)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--window", type=int, default=None)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="first seed recorded (0-3 chose analyze's default; 4 on are held out)")
+    ap.add_argument("--seeds", type=int, default=N_SEEDS, help="number of seeds recorded")
+    ap.add_argument("--record-only", action="store_true", help="record the store, then stop")
     args = ap.parse_args()
+    if args.first_seed < 0 or args.seeds < 2:
+        ap.error(f"--first-seed must be >= 0 and --seeds >= 2 (two seeds make a same-condition "
+                 f"pair), got {args.first_seed} and {args.seeds}")
     tmp = Path(tempfile.mkdtemp())
     store = args.store or tmp / "first_hour.zarr"
     if not store.exists():
-        print(f"recorded {store} in {record_study(store):.0f} s CPU", flush=True)
+        cpu = record_study(store, args.first_seed, args.seeds)
+        print(f"recorded {store} (seeds {args.first_seed}-{args.first_seed + args.seeds - 1}) "
+              f"in {cpu:.0f} s CPU", flush=True)
+    if args.record_only:
+        return
     runs = [(str(src), src) for src in args.src]
     if not args.skip_checkout:
         runs.append(("this checkout", None))

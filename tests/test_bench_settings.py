@@ -72,3 +72,41 @@ def test_matched_pairs_each_true_eigenvalue_with_its_nearest_fit():
     np.testing.assert_array_equal(got[order], [0.52, 0.91])
     assert sorted(rest.tolist(), key=abs) == [0.1j, -0.3]
     assert mechanism._error(fitted, truth) == pytest.approx(0.015, abs=1e-12)  # (0.02 + 0.01) / 2
+
+
+# ----- bench_first_hour.py: the seed offset (held-out first-hour seeds) ---------------------------
+first_hour = pytest.importorskip("bench_first_hour")
+
+
+def test_warmup_factor_is_linear_over_the_warmup_then_one():
+    assert first_hour.WARMUP == 50
+    assert [first_hour.warmup_factor(s) for s in (0, 24, 48, 49, 300)] == [0.02, 0.5, 0.98, 1.0,
+                                                                           1.0]
+
+
+@pytest.mark.parametrize("first_seed, n_seeds", [(-1, 4), (4, 1)])
+def test_record_study_refuses_bad_seed_ranges(tmp_path, first_seed, n_seeds):
+    with pytest.raises(ValueError, match="n_seeds >= 2"):
+        first_hour.record_study(tmp_path / "s.zarr", first_seed, n_seeds)
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_record_study_seed_offset_records_the_same_seed_identically(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from conjugacy.store import TrajectoryStore
+
+    monkeypatch.setattr(first_hour, "N_STEPS", 3)
+    monkeypatch.setattr(first_hour, "N_REPLICAS", 2)
+    first_hour.record_study(tmp_path / "a.zarr", first_seed=3, n_seeds=2)
+    first_hour.record_study(tmp_path / "b.zarr", first_seed=4, n_seeds=2)
+    with TrajectoryStore.open(tmp_path / "a.zarr", "r") as a, \
+            TrajectoryStore.open(tmp_path / "b.zarr", "r") as b:
+        assert sorted({a.run_info(r)["metadata"]["seed"] for r in a.runs()}) == [3, 4]
+        assert sorted({b.run_info(r)["metadata"]["seed"] for r in b.runs()}) == [4, 5]
+        run = "sgd_momentum_warmup_s4_r1"
+        np.testing.assert_array_equal(a.read(runs=[run]), b.read(runs=[run]))
+        assert a.read(runs=[run]).shape == (1, 4, 1418)  # steps 0-3, every parameter
+        assert not np.array_equal(b.read(runs=[run]), b.read(runs=["sgd_momentum_warmup_s5_r1"]))
+        sched = b.run_info(run)["metadata"]["scheduler"]
+        assert (sched["class"], sched["lr_lambdas"]) == ("LambdaLR", ["warmup_factor"])
+        assert "scheduler" not in b.run_info("adam_s4_r0")["metadata"]
