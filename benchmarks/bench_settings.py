@@ -30,6 +30,8 @@ does not apply; add a rule by adding an entry). The last rule is ``conjugacy ana
   into STORE first if missing, ~63 s CPU): a small CNN on the MNIST sample, SGD+momentum / Adam /
   SGD+momentum with a warm-up, 4 seeds x 5 replicas x 300 steps, all 1,418 parameters; another
   architecture, other optimizers, every layer; no second branch (the two-branch rule is skipped).
+  Held out: a store of seeds 4 on (``bench_first_hour.py --first-seed 4 --seeds K --record-only
+  --store STORE``); the seeds are read from the store.
 
 Seed ``s`` has the same initial weights and batch order under every condition, so a pair of one
 seed is never used: same = W1 between two different seeds of one condition, different = W1
@@ -514,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.first_hour is not None:
         t1 = time.process_time()
         recs, cond, seed = first_hour(args.first_hour)
-        cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s")
+        cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s (seeds "
+                   f"{min(seed)}-{max(seed)}: 0-3 chose the default)")
         real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, rules, "first hour")
     text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --first-rep "
             f"{args.first_rep} --real-seeds {args.real_seeds} --first-seed {args.first_seed}"
