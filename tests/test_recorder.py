@@ -811,3 +811,36 @@ def test_a_learning_rate_schedule_is_recorded_and_the_report_shows_it(tmp_path):
     with pytest.raises(TypeError, match="scheduler must be a torch.optim.lr_scheduler"):
         Recorder(tmp_path / "other.zarr", "r", model, scheduler=opt)
     assert not (tmp_path / "other.zarr").exists()
+
+
+def test_composite_schedules_are_described_whole_and_a_foreign_one_refused(tmp_path):
+    """Issue 25 leftovers: MultiStepLR's milestones (a Counter in its state), SequentialLR's
+    milestones and inner schedulers, ChainedScheduler's, a functools.partial lambda by its
+    function's name; a scheduler of another optimizer is refused before the store is touched."""
+    import functools
+
+    from torch.optim import lr_scheduler as sch
+
+    from conjugacy.torch.recorder import describe_scheduler
+
+    def warm(step, n):
+        return min(1.0, (step + 1) / n)
+
+    opt = torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1)
+    assert describe_scheduler(sch.MultiStepLR(opt, milestones=[20, 10, 10], gamma=0.5)) == {
+        "class": "MultiStepLR", "milestones": [10, 10, 20], "gamma": 0.5, "base_lrs": [0.1]}
+    seq = sch.SequentialLR(opt, [sch.LinearLR(opt, 0.1, total_iters=5), sch.StepLR(opt, 10)],
+                           milestones=[5])
+    assert describe_scheduler(seq) == {"class": "SequentialLR", "milestones": [5], "schedulers": [
+        {"class": "LinearLR", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 5,
+         "base_lrs": [0.1]},
+        {"class": "StepLR", "step_size": 10, "gamma": 0.1, "base_lrs": [0.1]}]}
+    chained = describe_scheduler(sch.ChainedScheduler([sch.ExponentialLR(opt, 0.9)]))
+    assert chained["schedulers"] == [{"class": "ExponentialLR", "gamma": 0.9, "base_lrs": [0.1]}]
+    lam = describe_scheduler(sch.LambdaLR(opt, functools.partial(warm, n=10)))
+    assert lam["lr_lambdas"] == [f"partial({warm.__qualname__})"]
+    model = nn.Linear(3, 1)
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="scheduler drives another optimizer"):
+        Recorder(tmp_path / "x.zarr", "r", model, optimizer=other, scheduler=sch.StepLR(opt, 3))
+    assert not (tmp_path / "x.zarr").exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import functools
 import glob
 import hashlib
 import io
@@ -139,7 +140,7 @@ def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any
     return {"class": type(optimizer).__name__, "param_groups": groups}
 
 
-def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
+def describe_scheduler(scheduler: Any, optimizer: Any = None) -> dict[str, Any] | None:
     """JSON-safe description of a learning-rate scheduler: its class and scalar settings.
 
     An optimizer's recorded ``lr`` is the rate when recording starts (a warm-up's first, small
@@ -149,6 +150,8 @@ def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
     Parameters
     ----------
     scheduler : torch.optim.lr_scheduler.LRScheduler, ReduceLROnPlateau or None
+    optimizer : torch.optim.Optimizer, optional
+        The optimizer being recorded: a scheduler that drives another optimizer is refused.
 
     Returns
     -------
@@ -156,12 +159,17 @@ def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
         ``{"class": name, ...}`` with every entry of ``scheduler.state_dict()`` that is a
         number, string, bool, None or a list of numbers (e.g. ``base_lrs``, ``step_size``,
         ``gamma``, ``T_max``), except its progress (``last_epoch``, keys starting with ``_``);
-        functions (``LambdaLR``'s lambdas) by their qualified names; None for None.
+        ``MultiStepLR``'s milestones as a sorted list; ``SequentialLR``'s ``milestones`` and
+        ``ChainedScheduler``'s / ``SequentialLR``'s inner ``schedulers``, each described the
+        same way; functions (``LambdaLR``'s lambdas) by their qualified names
+        (``functools.partial`` as ``partial(name)``); None for None.
 
     Raises
     ------
     TypeError
         If ``scheduler`` is not a learning-rate scheduler.
+    ValueError
+        If ``optimizer`` is given and the scheduler drives another one.
 
     Examples
     --------
@@ -170,6 +178,8 @@ def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
     >>> opt = torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1)
     >>> describe_scheduler(torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.5))
     {'class': 'StepLR', 'step_size': 30, 'gamma': 0.5, 'base_lrs': [0.1]}
+    >>> describe_scheduler(torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[20, 10]))
+    {'class': 'MultiStepLR', 'milestones': [10, 20], 'gamma': 0.1, 'base_lrs': [0.1]}
     """
     if scheduler is None:
         return None
@@ -178,6 +188,9 @@ def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
     if not isinstance(scheduler, lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau):
         raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler (e.g. StepLR, "
                         f"LambdaLR), got {type(scheduler).__name__}")
+    if optimizer is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler drives another optimizer than optimizer=: give the "
+                         "scheduler built on the optimizer being recorded")
     out: dict[str, Any] = {"class": type(scheduler).__name__}
     for k, v in scheduler.state_dict().items():
         if k.startswith("_") or k in ("last_epoch", "verbose", "best", "num_bad_epochs",
@@ -187,10 +200,23 @@ def describe_scheduler(scheduler: Any) -> dict[str, Any] | None:
             out[k] = v
         elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
             out[k] = list(v)
+        elif isinstance(v, Mapping) and all(isinstance(x, int) for x in v):  # Counter
+            out[k] = sorted(v.elements()) if hasattr(v, "elements") else sorted(v)
+    if isinstance(getattr(scheduler, "_milestones", None), list):  # SequentialLR
+        out["milestones"] = list(scheduler._milestones)
+    inner = getattr(scheduler, "_schedulers", None)
+    if isinstance(inner, list | tuple):  # SequentialLR, ChainedScheduler
+        out["schedulers"] = [describe_scheduler(s) for s in inner]
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if isinstance(lambdas, list) and all(callable(f) for f in lambdas):
-        out["lr_lambdas"] = [getattr(f, "__qualname__", type(f).__name__) for f in lambdas]
+        out["lr_lambdas"] = [_function_name(f) for f in lambdas]
     return out
+
+
+def _function_name(f: Any) -> str:
+    if isinstance(f, functools.partial):
+        return f"partial({_function_name(f.func)})"
+    return getattr(f, "__qualname__", type(f).__name__)
 
 
 #: A checkpoint file starts with this magic and the SHA-256 of the rest (torch's zip): a flipped
@@ -701,7 +727,8 @@ class Recorder:
         branch: BranchStep | None = None,
         scheduler: Any = None,
     ) -> None:
-        self._scheduler = describe_scheduler(scheduler)  # TypeError before the store is opened
+        # TypeError / ValueError before the store is opened
+        self._scheduler = describe_scheduler(scheduler, optimizer)
         if branch is not None and not isinstance(branch, BranchStep):
             raise TypeError(f"branch must be a BranchStep, got {type(branch).__name__}")
         self.branch = branch
