@@ -258,3 +258,20 @@ def test_a_label_starting_with_an_underscore_stays_in_the_legend() -> None:
     finally:
         plt.close(fig)
     assert texts == [" _hidden", "shown", r" __x\$"]
+
+
+def test_long_labels_named_by_their_settings_are_not_said_cut(base) -> None:
+    """Issue 25 leftover: labels over MAX_NAME characters that the report shows by the short
+    settings telling them apart (``lr=0.1``) are not 'cut in the middle': no such note."""
+    from conjugacy.report._content import _bound_notes
+
+    a = "optimizer=sgd,lr=0.1," + "x" * 90
+    b = "optimizer=adam,lr=0.001," + "x" * 90
+    r = relabelled(base, {"sgd": a, "sgd_again": b})
+    r["conditions"] = {a: {"lr": 0.1}, b: {"lr": 0.001}, "adam": {"lr": 0.5}}
+    names = short_names(r)
+    assert (names[a], names[b]) == ("lr=0.1", "lr=0.001")
+    assert not [n for n in _bound_notes(r) if "longer than" in n]
+    r["conditions"] = {}  # nothing tells them apart: shown cut, and said
+    assert "…" in short_names(r)[a]
+    assert [n for n in _bound_notes(r) if n.startswith("2 condition label(s) are longer")]

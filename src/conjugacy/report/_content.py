@@ -833,7 +833,9 @@ def _bound_notes(results: Mapping[str, Any]) -> list[str]:
     """What the report shows cut: condition names (:data:`MAX_NAME`), eigenvalues drawn
     (:data:`MAX_DRAWN`)."""
     notes = []
-    long = sum(len(str(c)) > MAX_NAME for c in _labels(results))
+    names = short_names(results)  # a long label shown by its differing settings is not cut
+    long = sum(len(str(c)) > MAX_NAME and "…" in names.get(str(c), "…")
+               for c in _labels(results))
     if long:
         notes.append(f"{long} condition label(s) are longer than {MAX_NAME} characters: the "
                      "report shows them cut in the middle (…); results.json holds them whole.")
