@@ -397,8 +397,8 @@ def test_claims_are_undecided_where_a_filter_kept_nothing():
 
 def test_claims_on_a_real_comparison_whose_filter_keeps_nothing_for_one_width():
     """Through compare_conditions: the h5 spectra keep no eigenpair under the default filter
-    (two-branch residuals that fail its projection test), so h5-h40 and h5-h10 have no filtered
-    distance."""
+    (two-branch residuals that fail its projection test; the other widths' pass it), so h5-h40
+    and h5-h10 have no filtered distance."""
     from dataclasses import replace
 
     from conjugacy import koopman_spectrum
@@ -411,10 +411,12 @@ def test_claims_on_a_real_comparison_whose_filter_keeps_nothing_for_one_width():
         for _ in range(3):
             x = lam ** np.arange(30)[None, :, None] * rng.standard_normal((2, 1, 3))
             sp = koopman_spectrum(x + 1e-3 * rng.standard_normal(x.shape), rank=3)
-            if cond == "h5":
-                ones = np.ones(sp.rank)
-                sp = replace(sp, projection_residuals=ones, variance_residuals=ones,
-                             noise_fractions=0 * ones)
+            # every spectrum carries two-branch residuals (one residual rule per comparison):
+            # h5's fail the projection test, the others' pass it
+            ones = np.ones(sp.rank)
+            bad = 1.0 if cond == "h5" else 0.0
+            sp = replace(sp, projection_residuals=bad * ones, variance_residuals=ones,
+                         noise_fractions=0 * ones)
             spectra[cond].append(sp)
     cmp = compare_conditions(spectra, n_shuffles=5, n_permutations=9).to_dict()
     assert cmp["verdict_uses"] == "filtered" and pair_distance(cmp, "h5-h40") is None
