@@ -3,6 +3,7 @@
 Usage:  python benchmarks/bench_settings.py [--reps N] [--first-rep R] [--real-seeds S]
                                             [--first-seed F] [--skip-real] [--rule NAME ...]
                                             [--analyze-delays D] [--first-hour STORE]
+                                            [--first-hour-seeds K]
                                             [--save FILE.npz] [--out FILE.md]
 
 **Held out**: the default was chosen on synthetic repetitions 0-11 and digits seeds 0-5 (and
@@ -31,7 +32,7 @@ does not apply; add a rule by adding an entry). The last rule is ``conjugacy ana
   SGD+momentum with a warm-up, 4 seeds x 5 replicas x 300 steps, all 1,418 parameters; another
   architecture, other optimizers, every layer; no second branch (the two-branch rule is skipped).
   Held out: a store of seeds 4 on (``bench_first_hour.py --first-seed 4 --seeds K --record-only
-  --store STORE``); the seeds are read from the store.
+  --store STORE``); the seeds are read from the store (``--first-hour-seeds K``: its K smallest).
 
 Seed ``s`` has the same initial weights and batch order under every condition, so a pair of one
 seed is never used: same = W1 between two different seeds of one condition, different = W1
@@ -288,11 +289,13 @@ def train_digits(folder: Path, n_seeds: int, n_replicas: int = 4, n_steps: int =
     return out
 
 
-def first_hour(path: Path) -> tuple[list[Recording], list[str], list[int]]:
+def first_hour(path: Path, n_seeds: int | None = None
+               ) -> tuple[list[Recording], list[str], list[int]]:
     """Issue 25's first-hour study (``bench_first_hour.py``: a small CNN on the MNIST sample,
     SGD+momentum / Adam / SGD+momentum with warm-up, 4 seeds x 5 replicas x 300 steps, all 1,418
     parameters), recorded into ``path`` first if it does not exist: one Recording per (condition,
-    seed), its replicas pooled."""
+    seed), its replicas pooled; only the store's ``n_seeds`` smallest seeds if given (a costly
+    rule on a subset of a held-out store)."""
     from conjugacy.store import TrajectoryStore
 
     if not path.exists():
@@ -302,6 +305,8 @@ def first_hour(path: Path) -> tuple[list[Recording], list[str], list[int]]:
     with TrajectoryStore.open(path, "r") as st:
         meta = {r: st.run_info(r)["metadata"] for r in st.runs()}
         keys = sorted({(m["condition"], m["seed"]) for m in meta.values()})
+        kept = sorted({sd for _, sd in keys})[:n_seeds]
+        keys = [k for k in keys if k[1] in kept]
         recs = [Recording(st.read(runs=sorted(r for r, m in meta.items()
                                               if (m["condition"], m["seed"]) == key)))
                 for key in keys]
@@ -492,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--first-hour", type=Path, default=None, metavar="STORE",
                         help="issue 25's first-hour study (recorded there first if missing)")
+    parser.add_argument("--first-hour-seeds", type=int, default=None, metavar="K",
+                        help="only the first-hour store's K smallest seeds (at least 2)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
     rules = _select_rules(args.rule, parser)
@@ -499,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.analyze_delays < 1:
             parser.error(f"--analyze-delays must be at least 1, got {args.analyze_delays}")
         _FITS["fixed_delays"] = args.analyze_delays
+    if args.first_hour_seeds is not None and args.first_hour_seeds < 2:
+        parser.error(f"--first-hour-seeds must be at least 2 (two seeds make a same-condition "
+                     f"pair), got {args.first_hour_seeds}")
     t0 = time.process_time()
     rows, ranks = synthetic(args.reps, rules, args.first_rep) if args.reps > 0 else ([], {})
     t_syn = time.process_time() - t0
@@ -515,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             [s for lr in REAL_LRS for s in seeds], rules, "digits")
     if args.first_hour is not None:
         t1 = time.process_time()
-        recs, cond, seed = first_hour(args.first_hour)
+        recs, cond, seed = first_hour(args.first_hour, args.first_hour_seeds)
         cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s (seeds "
                    f"{min(seed)}-{max(seed)}: 0-3 chose the default)")
         real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, rules, "first hour")

@@ -110,3 +110,9 @@ def test_record_study_seed_offset_records_the_same_seed_identically(tmp_path, mo
         sched = b.run_info(run)["metadata"]["scheduler"]
         assert (sched["class"], sched["lr_lambdas"]) == ("LambdaLR", ["warmup_factor"])
         assert "scheduler" not in b.run_info("adam_s4_r0")["metadata"]
+    recs, cond, seed = bench.first_hour(tmp_path / "b.zarr", n_seeds=1)
+    assert (cond, seed) == (["adam", "sgd_momentum", "sgd_momentum_warmup"], [4, 4, 4])
+    assert recs[2].x.shape == (2, 4, 1418)  # the two replicas of one (condition, seed) pooled
+    with TrajectoryStore.open(tmp_path / "b.zarr", "r") as b:
+        np.testing.assert_array_equal(recs[2].x[1], b.read(runs=[run])[0])
+    assert bench.first_hour(tmp_path / "b.zarr")[2] == [4, 5] * 3
