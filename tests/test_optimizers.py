@@ -476,3 +476,20 @@ def test_spectrum_to_dict_and_package_info(tan):
     info = package_info()
     assert set(info) == {"conjugacy", "python", "platform", "packages"}
     assert "numpy" in info["packages"]
+
+
+def test_configs_take_the_rank_values_koopman_spectrum_takes(tmp_path):
+    """Issue 20 review (defect 3): the pipeline-driven configs take an int, 'svht' (any case)
+    or None, as rank= and analyze --rank do; the optimizer study then fits at the SVHT rank."""
+    from conjugacy.experiments.fcn import FCNConfig
+    from conjugacy.experiments.grokking import GrokkingConfig
+
+    assert FCNConfig(rank="SVHT").rank == "svht" and GrokkingConfig(rank=None).rank is None
+    assert OptimizerConfig(rank=" Svht ").rank == "svht"
+    for cls in (FCNConfig, GrokkingConfig, OptimizerConfig):
+        with pytest.raises(ValueError, match="rank must be a positive int"):
+            cls(rank="svd")
+    out = run(OptimizerConfig(rank="svht"), out=tmp_path).to_dict()
+    assert out["settings"]["rank"] == "svht"
+    for spectra in out["spectra"].values():
+        assert {s["settings"]["rank_rule"]["rule"] for s in spectra} == {"svht"}

@@ -3,7 +3,7 @@ domain and help, used as ``seed: int = setting(0, SEED)`` (:func:`conjugacy._che
 
 from __future__ import annotations
 
-from .._checks import Choice, Float, Int, Param
+from .._checks import Choice, Float, Int, Param, Rank
 
 SEED = Int(0, help="Master seed of every random stream.")
 N_SEEDS = Int(1, help="Independent seeds: base initializations, one spectrum per condition and "
@@ -16,6 +16,9 @@ NOISE = Choice("uniform", "gaussian", help="The perturbation's noise: ``\"unifor
                                            "(the reference code) or ``\"gaussian\"``.")
 BATCH_SIZE = Int(1, help="Training examples per step.")
 RANK = Int(1, help="Koopman modes kept.")
+RANK_RULE = Rank(help="Koopman modes kept: a positive int, a rank rule (``\"svht\"``: the "
+                      "Gavish-Donoho threshold) or None (the numerical-rank tolerance rule), as "
+                      "``rank=`` of :func:`conjugacy.koopman_spectrum` takes them.")
 DELAYS = Int(0, help="Time delays of the Koopman fit.")
 N_PERMUTATIONS = Int(1, help="Random relabelings of the permutation test (exact enumeration "
                              "when fewer suffice).")

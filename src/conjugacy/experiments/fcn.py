@@ -114,7 +114,7 @@ class FCNConfig(DeclaredConfig):
     noise: str = setting("uniform", shared.NOISE)
     delay_product: int = setting(320, Int(1), "``delays = round(delay_product / h)`` (320: 64 / "
                                               "32 / 8 for h = 5 / 10 / 40).")
-    rank: int = setting(10, shared.RANK)
+    rank: int | str | None = setting(10, shared.RANK_RULE)
     seed: int = setting(0, shared.SEED)
     n_shuffles: int = setting(100, shared.N_SHUFFLES)
     n_permutations: int = setting(999, shared.N_PERMUTATIONS)

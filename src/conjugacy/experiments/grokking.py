@@ -131,7 +131,7 @@ class GrokkingConfig(DeclaredConfig):
     d_head: int = setting(32, Int(1), "Transformer: width of each head.")
     d_mlp: int = setting(512, Int(1), "Transformer: MLP hidden width.")
     delays: int = setting(32, shared.DELAYS)
-    rank: int = setting(10, shared.RANK)
+    rank: int | str | None = setting(10, shared.RANK_RULE)
     pca: int = setting(10, Int(1), "PCA components the Koopman fit observes.")
     unit_circle_tol: float = setting(0.002, Float(0), (
         "``tol`` of :func:`~conjugacy.analysis.unit_circle.unit_circle_counts`: \"on\" the "
@@ -167,6 +167,8 @@ class GrokkingConfig(DeclaredConfig):
         # before any training, a rank the fit of a window cannot give (koopman_spectrum's bound:
         # rank <= min(observables, snapshot pairs))
         shape = fit_shape(self)
+        if not isinstance(self.rank, int):  # a rank rule chooses within the bounds
+            return
         for window, steps in self.windows().items():
             if self.rank > shape["snapshot_pairs"][window]:
                 raise ValueError(

@@ -46,6 +46,7 @@ from .._checks import (
     DeclaredConfig,
     Float,
     Int,
+    Rank,
     as_numeric_array,
     check_choice,
     check_finite,
@@ -275,9 +276,9 @@ class OptimizerConfig(DeclaredConfig):
     method: str = setting("rrr", Choice("rrr", "standard", "exact"),
                           "DMD variant (the paper: DMD-RRR).")
     delays: int = setting(4, DELAYS, "Time delays of the 2-D iterates (the paper: 4).")
-    rank: int | None = setting(10, Int(1, allow_none=True), "Koopman modes kept (the paper: all "
-                                                            "10 eigenvalues; None: the tolerance "
-                                                            "rule).")
+    rank: int | str | None = setting(10, Rank(), "Koopman modes kept (the paper: all 10 "
+                                                 "eigenvalues; 'svht': the Gavish-Donoho "
+                                                 "threshold; None: the tolerance rule).")
     eta: float = setting(0.01, Float(0, open_minimum=True), "Learning rate of OMD and OGD.")
     n_steps: int = setting(100, Int(1), "Iterates per run, the initial condition included.")
     n_groups: int = setting(5, Int(2, 12), "Groups of initial conditions compared by the "
@@ -385,7 +386,7 @@ def fit_spectra(config: OptimizerConfig, iterates: Iterates
         f"rank={c.rank}, so {pooled[m].rank} eigenvalues are kept (group spectra: "
         f"{', '.join(map(str, sorted({s.rank for s in per_group[m]})))}); the others would come "
         "from singular values below the tolerance, i.e. rounding noise"
-        for m in c.methods if c.rank is not None and pooled[m].rank < c.rank]
+        for m in c.methods if isinstance(c.rank, int) and pooled[m].rank < c.rank]
     return pooled, per_group, notes
 
 
