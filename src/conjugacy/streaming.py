@@ -477,10 +477,6 @@ def _is_mapped(a: Any) -> bool:
     return False
 
 
-def block_count(source: Any, block_bytes: int = BLOCK_BYTES) -> int:
-    return math.ceil(source.n_features / _width(sum(source.lengths), source.n_features, block_bytes))
-
-
 # ----- the memory a streamed read may use -------------------------------------------------------
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 

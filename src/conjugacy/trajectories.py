@@ -161,7 +161,3 @@ def check_trajectories_finite(trajs: list[np.ndarray], labels: list[str]) -> Non
     NaN/Inf and its index)."""
     for arr, label in zip(trajs, labels):
         check_finite(arr, label)
-
-
-def n_features_of(trajectories: list[np.ndarray]) -> int:
-    return trajectories[0].shape[1]
