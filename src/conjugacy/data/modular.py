@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_int
+from ._images import frozen
+
 __all__ = ["ModularData", "modular_addition"]
 
 
@@ -98,10 +101,7 @@ def modular_addition(
     >>> int(a), int(b), int(eq), int(data.train_labels[0])  # "3 + 4 =" -> 2
     (3, 4, 5, 2)
     """
-    if isinstance(modulus, bool) or not isinstance(modulus, numbers.Integral):
-        raise TypeError(f"modulus must be an integer, got {modulus!r}")
-    if modulus < 2:
-        raise ValueError(f"modulus must be >= 2, got {modulus}")
+    check_int(modulus, "modulus", minimum=2)
     if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real):
         raise TypeError(f"train_fraction must be a real number, got {train_fraction!r}")
     if not (0.0 < float(train_fraction) < 1.0):
@@ -117,11 +117,6 @@ def modular_addition(
     labels = (a + b) % p
     order = np.random.default_rng(int(seed)).permutation(n_pairs)
     train, test = order[:n_train], order[n_train:]
-
-    def frozen(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        x.setflags(write=False)
-        return x
 
     return ModularData(
         train_inputs=frozen(inputs[train]),
