@@ -165,6 +165,50 @@ def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
     return {c: v for c, v in summaries.items() if v is not None}
 
 
+def run_scalars(reader: Any, runs: Sequence[str], names: Sequence[str], *,
+                stop: int | None = None, finite: str | None = None) -> dict[str, np.ndarray]:
+    """The recorded scalars ``names`` of ``runs`` over their first ``stop`` records (all if
+    None), for figures and result fields that show every run (:func:`loss_curves` summarizes).
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    runs : sequence of str
+        Runs of equal length (the steps are the first run's).
+    names : sequence of str
+        Recorded scalars.
+    stop : int, optional
+        Records kept from the first (the first record, before any step, included).
+    finite : str, optional
+        Keep only the records where this scalar of the first run is finite (e.g. the steps a
+        run was evaluated at).
+
+    Returns
+    -------
+    dict
+        ``"step"`` (n,) and per name an array (n_runs, n).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
+    ...     curves = run_scalars(store, store.runs()[:2], ["loss"], stop=3)
+    >>> curves["step"], curves["loss"].shape
+    (array([0, 1, 2]), (2, 3))
+    >>> tmp.cleanup()
+    """
+    keep: Any = slice(None)
+    if finite is not None:
+        keep = np.isfinite(np.asarray(reader.scalars(runs[0], finite))[:stop])
+    out = {"step": np.asarray(reader.steps(runs[0]))[:stop][keep]}
+    for name in names:
+        out[name] = np.stack([np.asarray(reader.scalars(r, name))[:stop][keep] for r in runs])
+    return out
+
+
 def _bootstrap(comparison: Any, reader: Any, groups: Sequence[SpectrumGroup], params: Any,
                settings: Any, n_boot: int, seed: int) -> None:
     """Bootstrap intervals over replicas of the mean per-seed distance of each pair (into the

@@ -351,3 +351,64 @@ def _differ_from(per_window: Sequence[Mapping[str, Any]], a: str, b: str,
             "summary": f"{a} vs {b} differ from step {first['start']} on: windows "
                        f"{first['label']} to {per_window[-1]['label']} are 'not conjugate' "
                        f"({len(per_window) - k} of {len(per_window)}; {n_differ} in all)."}
+
+
+def epoch_spectra(reader: Any, groups: Sequence[Any], params: Any, steps_per_epoch: int,
+                  n_epochs: int, *, delays: int, rank: Any, dtype: Any = None
+                  ) -> list[list[Any]]:
+    """One spectrum per epoch for every group (its replicas pooled): epoch ``e`` is the records
+    ``[e * steps_per_epoch, (e + 1) * steps_per_epoch)`` from the first record, whatever the
+    group's ``steps`` (the CNN study's fig. S5, one spectrum per epoch).
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+    params : str or list of str
+    steps_per_epoch : int
+        Records per epoch (the runs record every step); at least ``delays + 2``.
+    n_epochs : int
+    delays, rank
+        As in :func:`conjugacy.koopman_spectrum`.
+    dtype : numpy dtype, optional
+        The precision of the fits (default: the store's; the CNN study fits in float64).
+
+    Returns
+    -------
+    list (groups) of list (epochs) of Spectrum
+        Summarized by :func:`epoch_section`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conjugacy.windowed_spectra` (e.g. an epoch shorter than ``delays + 2``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.analysis import SpectrumGroup, group_runs
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr"), "r") as store:
+    ...     groups = [SpectrumGroup(c, s, r) for (c, s), r in group_runs(store).items()]
+    ...     spectra = epoch_spectra(store, groups[:2], "w", 10, 3, delays=0, rank=1)
+    >>> [len(per) for per in spectra], epoch_section(spectra)["epochs"]
+    ([3, 3], 3)
+    >>> tmp.cleanup()
+    """
+    from ..windows import windowed_spectra
+
+    spe = int(steps_per_epoch)
+    return [[windowed_spectra(reader.read(params=params, runs=list(g.runs), dtype=dtype,
+                                          steps=slice(e * spe, (e + 1) * spe)),
+                              spe, delays=delays, rank=rank)[0] for e in range(n_epochs)]
+            for g in groups]
+
+
+def epoch_section(spectra: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """``{"epochs", "mean_matrix"}``: the number of epochs and the epoch x epoch W1 distances
+    (:func:`conjugacy.compare.distance_matrix`) averaged over the groups of
+    :func:`epoch_spectra` (``spectra[group][epoch]``; an example there)."""
+    return {"epochs": len(spectra[0]),
+            "mean_matrix": np.stack([distance_matrix(per) for per in spectra]).mean(0).tolist()}

@@ -314,22 +314,17 @@ def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str
     (:func:`conjugacy.analysis.windowed.seed_window_spectra` over its first ``n_steps + 1``
     records), and the per-epoch spectra of fig. S5."""
     from ..analysis import SpectrumGroup
-    from ..analysis.windowed import seed_window_spectra
+    from ..analysis.windowed import epoch_spectra, seed_window_spectra
     from ..torch.models import OBSERVED_LAYERS
-    from ..windows import windowed_spectra
 
     observed = OBSERVED_LAYERS[config.model_name(arch)]
     records = (0, _arch_windows(config, arch)[-1][1])
     groups = [SpectrumGroup(arch, job.seed, job.run_names, records) for job in study.jobs()]
     spectra, _ = seed_window_spectra(reader, groups, observed, config.window, config.delays,
                                      config.rank, dtype=np.float64)
-    s5, spe = [], _steps_per_epoch(config, arch) if config.s5_epochs else 0
-    for job in study.jobs() if config.s5_epochs else ():
-        s5.append([windowed_spectra(reader.read(params=observed, runs=list(job.run_names),
-                                                dtype=np.float64,
-                                                steps=slice(e * spe, (e + 1) * spe)),
-                                    spe, delays=config.delays, rank=config.rank)[0]
-                   for e in range(config.s5_epochs)])
+    s5 = epoch_spectra(reader, groups, observed, _steps_per_epoch(config, arch),
+                       config.s5_epochs, delays=config.delays, rank=config.rank,
+                       dtype=np.float64) if config.s5_epochs else []
     return {"spectra": spectra[arch], "s5": s5}
 
 
@@ -413,7 +408,7 @@ def _sections(config: CNNConfig, per_arch: Mapping[str, Any]) -> dict[str, Any]:
     """``window_spectra`` (every window of every seed), ``architecture_comparison`` (both
     architectures, :func:`compare_archs`) and ``s5`` (the mean per-epoch distance matrix)."""
     from ..analysis import spectra_to_json
-    from ..compare import distance_matrix
+    from ..analysis.windowed import epoch_section
 
     spectra = {a: v["spectra"] for a, v in per_arch.items()}
     out: dict[str, Any] = {"window_spectra": {a: spectra_to_json(
@@ -422,9 +417,7 @@ def _sections(config: CNNConfig, per_arch: Mapping[str, Any]) -> dict[str, Any]:
         out["architecture_comparison"] = compare_archs(config, spectra,
                                                        per_arch["lenet"]["window"]["labels"])
     if config.s5_epochs:
-        out["s5"] = {a: {"epochs": config.s5_epochs, "mean_matrix": np.stack(
-            [distance_matrix(per) for per in v["s5"]]).mean(0).tolist()}
-            for a, v in per_arch.items()}
+        out["s5"] = {a: epoch_section(v["s5"]) for a, v in per_arch.items()}
     return out
 
 

@@ -44,6 +44,8 @@ import torch
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice, setting
 from ..analysis import Claim, Results, SpectrumGroup, loss_curves, run_pipeline
+from ..analysis.fit_plan import check_planned_rank, planned_fit
+from ..analysis.pipeline import run_scalars
 from ..analysis.results import verdict_claim
 from ..analysis.unit_circle import UnitCircleCounts as UnitCircleCounts  # noqa: F401 - moved
 from ..analysis.unit_circle import count_summary as count_summary  # noqa: F401 - there, kept
@@ -164,22 +166,12 @@ class GrokkingConfig(DeclaredConfig):
             )
         if self.pca > self.d_model * self.d_mlp:
             raise ValueError(f"pca={self.pca} exceeds the {self.d_model * self.d_mlp} observables")
-        # before any training, a rank the fit of a window cannot give (koopman_spectrum's bound:
-        # rank <= min(observables, snapshot pairs))
-        shape = fit_shape(self)
-        if not isinstance(self.rank, int):  # a rank rule chooses within the bounds
-            return
-        for window, steps in self.windows().items():
-            if self.rank > shape["snapshot_pairs"][window]:
-                raise ValueError(
-                    f"rank={self.rank} needs at least {self.rank} snapshot pairs per spectrum, but "
-                    f"the {window} window has n_replicas={self.n_replicas} x (steps={steps} - "
-                    f"delays={self.delays}) = {shape['snapshot_pairs'][window]}; give more "
-                    "--replicas or --steps (or, in Python, a lower rank or delays)")
-        if self.rank > shape["observables"]:
-            raise ValueError(
-                f"rank={self.rank} exceeds the {shape['observables']} observables "
-                f"(pca={self.pca} x (delays={self.delays} + 1)); raise pca or delays, or lower rank")
+        # before any training, a rank the fit of a window cannot give
+        check_planned_rank(self.rank, self.pca, self.delays, self.n_replicas, self.windows(),
+                           names=("pca", "n_replicas"),
+                           more_pairs="give more --replicas or --steps (or, in Python, a lower "
+                                      "rank or delays)",
+                           more_observables="raise pca or delays, or lower rank")
 
     def windows(self) -> dict[str, int]:
         """Optimizer steps of each fitted window: ``fig5`` and, with ``s6``, ``s6``."""
@@ -372,15 +364,8 @@ def _spectrum_settings(config: GrokkingConfig) -> dict[str, Any]:
 
 
 def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
-    """Observables and snapshot pairs of each spectrum, and whether the fit is determined.
-
-    Observables: ``pca * (delays + 1)``; pairs: ``n_replicas * (window - delays)`` for the fig. 5
-    window (``steps``) and the S6 window (``s6_steps``).
-
-    Returns
-    -------
-    dict
-        ``observables``, ``snapshot_pairs`` and ``determined`` (pairs > observables) per window.
+    """:func:`conjugacy.analysis.fit_plan.planned_fit` of the experiment's spectra: ``pca``
+    features, ``n_replicas`` runs, the fig. 5 window (``steps``) and the S6 window (``s6_steps``).
 
     Examples
     --------
@@ -390,27 +375,7 @@ def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
     >>> fit_shape(cfg)
     {'observables': 9, 'snapshot_pairs': {'fig5': 16}, 'determined': {'fig5': True}}
     """
-    n_obs = config.pca * (config.delays + 1)
-    pairs = {k: config.n_replicas * (w - config.delays) for k, w in config.windows().items()}
-    return {"observables": n_obs, "snapshot_pairs": pairs,
-            "determined": {k: v > n_obs for k, v in pairs.items()}}
-
-
-def _curves(store: Any, runs: list[str], n_snapshots: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {"step": store.steps(runs[0])[:n_snapshots]}
-    for name in _SCALARS:
-        out[name] = np.stack([store.scalars(r, name)[:n_snapshots] for r in runs])
-    return out
-
-
-def _long_curve(store: Any, run: str) -> dict[str, np.ndarray]:
-    step = store.steps(run)
-    acc = store.scalars(run, "test_accuracy")
-    keep = np.isfinite(acc)
-    curve = {"step": step[keep]}
-    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "weight_norm"):
-        curve[name] = store.scalars(run, name)[keep]
-    return curve
+    return planned_fit(config.pca, config.delays, config.n_replicas, config.windows())
 
 
 def _verdict_claim(claim: str, v: Mapping[str, Any] | None) -> Claim:
@@ -457,7 +422,8 @@ def _figures(reader: Any, groups: Sequence[SpectrumGroup]) -> Callable[[Results,
     def figures(res: Results, out: Path) -> list[Path]:
         from ..plots.grokking import draw_all
 
-        curves = {c: _curves(reader, runs, n) for c, (n, runs) in windows.items()}
+        curves = {c: run_scalars(reader, runs, _SCALARS, stop=n)
+                  for c, (n, runs) in windows.items()}
         pvalues = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
         return draw_all(out, curves, res.spectra, pvalues, res["long_curves"])
     return figures
@@ -514,8 +480,10 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
         trained = run_study(study, out, client=client, progress=progress)
         timing = trained.timing()
         with trained.reader() as reader:
-            long = None if config.long_steps is None else {
-                r: _long_curve(reader, f"long-{r}-seed{config.seed:03d}_0") for r in REGIMES}
+            long = None if config.long_steps is None else {r: {
+                k: v if k == "step" else v[0] for k, v in run_scalars(
+                    reader, [f"long-{r}-seed{config.seed:03d}_0"], _SCALARS,
+                    finite="test_accuracy").items()} for r in REGIMES}
             return run_pipeline(
                 reader, groups, _spectrum_settings(config), params=OBSERVED_PARAMETER, client=client,
                 loss="train_loss", experiment="grokking",
