@@ -364,6 +364,18 @@ def test_checkpoint_dynamics_refuses_ragged_checkpoints():
         checkpoint_dynamics({"a": np.ones((3, 2, 2))}, reference=3)
 
 
+@pytest.mark.parametrize("kw, error, message", [
+    ({"k": 0}, ValueError, "k must be >= 1, got 0"),
+    ({"k": 2.0}, TypeError, "k must be an integer, got 2.0 of type float"),
+    ({"max_rank": 0}, ValueError, "max_rank must be >= 1, got 0"),
+    ({"max_rank": True}, TypeError, "max_rank must be an integer, got True of type bool"),
+])
+def test_checkpoint_dynamics_names_a_bad_k_or_max_rank(kw, error, message):
+    with pytest.raises(error) as err:
+        checkpoint_dynamics({"a": np.ones((3, 2, 2))}, **kw)
+    assert str(err.value) == message
+
+
 # ----------------------------------------------------------------------------- the report and the
 # ----------------------------------------------------------------------------- tiny reproduction
 TINY = dict(conditions=("true", "random"), n_seeds=1, width=8, batch_size=100, epochs=1,

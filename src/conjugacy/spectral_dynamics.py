@@ -34,6 +34,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._checks import check_int
+
 __all__ = [
     "TOP_K",
     "AgreementResult",
@@ -391,7 +393,7 @@ def alignment(W_i: Any, W_next: Any, *, stacked: bool = False, k: int = TOP_K) -
             f"channels, W_i gives {shape_i[0]} outputs (shape {tuple(raw_next.shape)} vs "
             f"{tuple(_to_numpy(W_i, 'W_i').shape)})"
         )
-    k = _check_k(k)
+    k = check_int(k, "k", minimum=1)
     U, _, _ = _svd(A)
     _, _, Vh = _svd(B)
     V = _next_input_vectors(Vh, shape_next)
@@ -409,12 +411,6 @@ def alignment(W_i: Any, W_next: Any, *, stacked: bool = False, k: int = TOP_K) -
         pos, centre = None, M
     diag = np.diagonal(centre, axis1=-2, axis2=-1)
     return AlignmentResult(M, _score(diag, k), pos)
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
 
 
 # ----------------------------------------------------------------------------- agreement
@@ -489,7 +485,7 @@ def singular_vector_agreement(
             f"W_t and W_T must hold the same number of checkpoints, got {A.shape[0]} and "
             f"{B.shape[0]} (or pass one W_T to compare every checkpoint with it)"
         )
-    k = _check_k(k)
+    k = check_int(k, "k", minimum=1)
     U1, _, Vh1 = _svd(A)
     U2, _, Vh2 = _svd(B)
     M = np.abs((np.swapaxes(U1, -1, -2) @ U2) * (Vh1 @ np.swapaxes(Vh2, -1, -2)))
@@ -909,8 +905,8 @@ def checkpoint_dynamics(
     1.0
     """
     arrays, st = _checked_checkpoints(weights, steps, reference)
-    k = _check_k(k)
-    max_rank = _check_k(max_rank)
+    k = check_int(k, "k", minimum=1)
+    max_rank = check_int(max_rank, "max_rank", minimum=1)
     chain = chain_layers({n: w.shape[1:] for n, w in arrays.items()}, pairs)
     last_use, pairs_by_next = _alignment_schedule(chain)
     sv, er, sva_d, sva_s, al_d, al_s = {}, {}, {}, {}, {}, {}
