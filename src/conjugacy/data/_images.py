@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageDataset", "frozen"]
+from .._checks import _as_float
+
+__all__ = ["ImageDataset", "check_seed", "check_split", "frozen"]
 
 
 def frozen(x: np.ndarray) -> np.ndarray:
@@ -14,6 +18,26 @@ def frozen(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x)
     x.setflags(write=False)
     return x
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int; ``ValueError`` unless it is a non-negative integer (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_split(test_fraction: Any, seed: Any) -> tuple[float, int]:
+    """The split arguments of a loader: ``test_fraction`` (a real number in [0, 1):
+    ``TypeError`` / ``ValueError`` naming it) and ``seed`` (:func:`check_seed`).
+
+    >>> check_split(0.2, 3)
+    (0.2, 3)
+    """
+    fraction = _as_float(test_fraction, "test_fraction", "a real number")
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction!r}")
+    return fraction, check_seed(seed)
 
 
 @dataclass(frozen=True, eq=False)

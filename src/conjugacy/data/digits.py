@@ -7,11 +7,9 @@ permutation splits them into train and test sets.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._images import ImageDataset, frozen
+from ._images import ImageDataset, check_split, frozen
 
 __all__ = ["load_digits"]
 
@@ -45,12 +43,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
     >>> data.train_images.shape, data.test_images.shape, float(data.train_images.max())
     ((1438, 8, 8), (359, 8, 8), 1.0)
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-        raise TypeError(f"test_fraction must be a real number, got {test_fraction!r}")
-    if not 0.0 <= float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_split(test_fraction, seed)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment

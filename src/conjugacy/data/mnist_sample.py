@@ -14,12 +14,11 @@ train set in order would otherwise see one class at a time).
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 
 import numpy as np
 
-from ._images import ImageDataset, frozen
+from ._images import ImageDataset, check_split, frozen
 
 __all__ = ["MNIST_SAMPLE_SOURCE", "load_mnist_sample"]
 
@@ -97,12 +96,7 @@ def load_mnist_sample(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset
     >>> [int(n) for n in np.bincount(data.test_labels)]  # stratified: 100 per class
     [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-        raise TypeError(f"test_fraction must be a real number, got {test_fraction!r}")
-    if not 0.0 <= float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_split(test_fraction, seed)
 
     images, labels = _raw()
     rng = np.random.default_rng(int(seed))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_int
-from ._images import frozen
+from ._images import check_seed, frozen
 
 __all__ = ["ModularData", "modular_addition"]
 
@@ -106,8 +106,7 @@ def modular_addition(
         raise TypeError(f"train_fraction must be a real number, got {train_fraction!r}")
     if not (0.0 < float(train_fraction) < 1.0):
         raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     p = int(modulus)
     n_pairs = p * p
     n_train = min(max(int(float(train_fraction) * n_pairs), 1), n_pairs - 1)
