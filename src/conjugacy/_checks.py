@@ -90,6 +90,13 @@ def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int; ``ValueError`` unless it is a non-negative integer (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:
     value = _as_float(value, name, "a real number")
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._checks import _as_float
+from .._checks import _as_float, check_seed
 
-__all__ = ["ImageDataset", "check_seed", "check_split", "frozen"]
+__all__ = ["ImageDataset", "check_split", "frozen"]
 
 
 def frozen(x: np.ndarray) -> np.ndarray:
@@ -20,16 +19,9 @@ def frozen(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def check_seed(seed: Any) -> int:
-    """``seed`` as an int; ``ValueError`` unless it is a non-negative integer (not a bool)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
 def check_split(test_fraction: Any, seed: Any) -> tuple[float, int]:
     """The split arguments of a loader: ``test_fraction`` (a real number in [0, 1):
-    ``TypeError`` / ``ValueError`` naming it) and ``seed`` (:func:`check_seed`).
+    ``TypeError`` / ``ValueError`` naming it) and ``seed`` (:func:`conjugacy._checks.check_seed`).
 
     >>> check_split(0.2, 3)
     (0.2, 3)

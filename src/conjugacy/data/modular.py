@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_int
-from ._images import check_seed, frozen
+from .._checks import check_int, check_seed
+from ._images import frozen
 
 __all__ = ["ModularData", "modular_addition"]
 
