@@ -28,7 +28,8 @@ from scipy.cluster import hierarchy
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import squareform
 
-from ._checks import as_numeric_array, check_choice, check_finite, check_int
+from ._checks import _as_float, as_numeric_array, check_choice, check_finite, check_int
+from ._checks import check_positive_float as _non_negative
 
 __all__ = [
     "ALIAS_BOUND",
@@ -85,9 +86,7 @@ def as_eigenvalues(spectrum: Any, name: str) -> np.ndarray:
 
 def check_p(p: Any) -> float:
     """Return the order ``p`` of the Wasserstein distance as a float; it must be finite and >= 1."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"p must be a real number >= 1, got {p!r} of type {type(p).__name__}")
-    p = float(p)
+    p = _as_float(p, "p", "a real number >= 1")
     if not np.isfinite(p) or p < 1:
         raise ValueError(f"p must be finite and >= 1 (W_p is a metric only for p >= 1), got {p!r}")
     return p
@@ -1151,10 +1150,7 @@ def equivalence_classes(
         d = _pairwise(_as_spectra_list(spectra_or_matrix, "spectra_or_matrix"), p)
     n = d.shape[0]
     if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-            raise TypeError(f"threshold must be a real number >= 0, got {threshold!r}")
-        if not np.isfinite(threshold) or threshold < 0:
-            raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")
+        threshold = _non_negative(threshold, "threshold", allow_zero=True)
     else:
         n_classes = check_int(n_classes, "n_classes", minimum=1)
         if n_classes > n:
