@@ -38,3 +38,77 @@ def test_png_bytes_equal_savefig_and_the_figure_is_drawn_once(monkeypatch):
     draws.clear()
     _figure().savefig(io.BytesIO(), format="png", dpi=_figures.DPI)
     assert len(draws) == 2  # what _png avoids: the layout pass and the rendering
+
+
+def _comparison(names):
+    """A comparison record of len(names) conditions, 3 seeds each (only what the distances
+    figure reads)."""
+    k = len(names)
+    seeds = np.array([[0.0, 0.1, 0.2], [0.1, 0.0, 0.3], [0.2, 0.3, 0.0]])
+    return {"conditions": names, "verdict_uses": "all", "all": {
+        "equivalence_classes": {"mean_distance_matrix": (0.5 * (1 - np.eye(k))).tolist()},
+        "between_seeds": {c: {"matrix": (seeds * (i + 1)).tolist(), "mean": 0.2 * (i + 1)}
+                          for i, c in enumerate(names)}}}
+
+
+def _drawn(monkeypatch, cmp):
+    """The distances figure's Matplotlib figure (as drawn to PNG) and its caption."""
+    figs = []
+    original = _figures._png
+    monkeypatch.setattr(_figures, "_png", lambda fig: figs.append(fig) or original(fig))
+    report = _figures._distances_figure(cmp, {})
+    return figs[0], report.caption
+
+
+def test_distance_panels_share_one_colour_bar_on_a_fixed_layout(monkeypatch):
+    fig, caption = _drawn(monkeypatch, _comparison(["sgd", "adam"]))
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert len(heatmaps) == 3 and len(fig.axes) == 4  # 3 panels, 1 colour bar (was 3)
+    bars = [ax for ax in fig.axes if not ax.images]
+    assert bars[0].get_ylim() == (0.0, 0.6)  # the one scale: 0 to the largest W1 (seeds of adam)
+    assert {ax.images[0].get_clim() for ax in heatmaps} == {(0.0, 0.6)}
+    assert fig.get_layout_engine() is None  # no text measured before drawing
+    assert "one colour scale (0 to 0.6)" in caption
+
+
+def test_fixed_layout_keeps_the_longest_short_labels_inside_the_figure(monkeypatch):
+    # the widest letters at the longest length the fixed layout takes, rotated (> 3 characters)
+    names = ["W" * _figures.MAX_FIXED_LABEL, "M" * (_figures.MAX_FIXED_LABEL - 1)]
+    fig, _ = _drawn(monkeypatch, _comparison(names))
+    assert fig.get_layout_engine() is None
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels(),
+                                            ax.title, ax.yaxis.label)
+             if t.get_text()]
+    assert any(t.get_text() == names[0] for t in texts)
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        assert box.x0 <= ext.x0 and ext.x1 <= box.x1 and box.y0 <= ext.y0 and ext.y1 <= box.y1, (
+            t.get_text(), ext, box)
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    for ax, other in zip(fig.axes, fig.axes[1:]):  # y tick labels clear the panel to their left
+        if ax.images and other.images:
+            left = min(t.get_window_extent(renderer).x0 for t in other.get_yticklabels())
+            assert ax.get_window_extent(renderer).x1 < left
+    assert len(panels) == 3
+
+
+def test_longer_labels_get_the_constrained_layout_and_the_shared_colour_bar(monkeypatch):
+    fig, _ = _drawn(monkeypatch, _comparison(["a" * (_figures.MAX_FIXED_LABEL + 1), "b"]))
+    assert fig.get_layout_engine() is not None
+    assert len(fig.axes) == 4
+
+
+def test_heatmap_without_its_colour_bar():
+    fig, ax = new_figure()
+    plot_distance_heatmap(np.array([[0.0, 0.2], [0.2, 0.0]]), ["a", "b"], ax=ax, colorbar=False)
+    assert fig.axes == [ax]
+    plot_distance_heatmap(np.array([[0.0, 0.2], [0.2, 0.0]]), ["a", "b"], ax=ax)
+    assert len(fig.axes) == 2
+
+
+def test_eigenvalue_axes_need_no_mathtext():
+    ax = plot_eigenvalues({"a": np.array([0.9, 0.5 + 0.2j])})
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Re λ", "Im λ")
+    assert "$" not in ax.get_xlabel() + ax.get_ylabel()

@@ -156,10 +156,31 @@ def _zoom(eigs: Sequence[np.ndarray], margin: float = 0.15) -> tuple[float, floa
             -(1 + margin) * span_im, (1 + margin) * span_im)
 
 
+#: Tick labels (conditions, seeds) up to this many characters get the report's fixed layout;
+#: longer ones the constrained layout, which measures every text (half a figure's drawing time).
+MAX_FIXED_LABEL = 12
+#: Inches per character of a tick label: 9 pt DejaVu Sans's widest letter ("W"; ~0.07 on average).
+_CHAR_INCHES = 0.125
+
+
+def _margins(width: float, height: float, cols: int, rows: int, *, left: float, bottom: float,
+             top: float, right: float = 0.15) -> dict[str, float]:
+    """:meth:`Figure.subplots_adjust` settings for a grid of ``cols`` x ``rows`` panels on a
+    ``width`` x ``height`` inch figure with ``left`` (tick labels and axis label), ``bottom``,
+    ``top`` (title) and ``right`` inches around every panel."""
+    ax_w = (width - (left + right) * cols) / cols
+    ax_h = (height - (bottom + top) * rows) / rows
+    return {"left": left / width, "right": 1 - right / width, "bottom": bottom / height,
+            "top": 1 - top / height, "wspace": (left + right) / ax_w,
+            "hspace": (bottom + top) / ax_h}
+
+
 def _eigen_figure(sets: Mapping[str, np.ndarray], title: str) -> Any:
     from ..plots import new_figure, plot_eigenvalues
 
-    fig, (full, zoom) = new_figure(1, 2, width=9.0, height=4.0)
+    # a fixed layout: the tick labels are numbers, the legends lie inside the axes
+    fig, (full, zoom) = new_figure(1, 2, width=9.0, height=4.0, margins=_margins(
+        9.0, 4.0, 2, 1, left=0.75, bottom=0.5, top=0.3, right=0.05))
     plot_eigenvalues(sets, ax=full)
     full.set_title(f"{title}: unit circle")
     plot_eigenvalues(sets, ax=zoom, zoom=_zoom(list(sets.values())))
@@ -289,14 +310,27 @@ def chosen_between(cmp: Mapping[str, Any]) -> list[Any]:
     return list(chosen(cmp).get("between_seeds") or {})
 
 
-def _panel_grid(n: int, width: float, height: float) -> tuple[Any, list[Any]]:
+def _panel_grid(n: int, width: float, height: float, labels: int | None = None,
+                extra: float = 0.0) -> tuple[Any, list[Any]]:
     """A figure of ``n`` >= 1 panels, at most 3 a row, each ``width`` x ``height`` inches: the
-    figure and its first ``n`` axes (the cells of the last row left over are hidden)."""
+    figure and its first ``n`` axes (the cells of the last row left over are hidden).
+
+    With ``labels`` (the longest tick label, in characters, at most :data:`MAX_FIXED_LABEL`) the
+    layout is fixed, room made for such labels on both axes (rotated by 45 degrees beyond 3
+    characters, as :func:`conjugacy.plots.plot_distance_heatmap` does) and for a two-line title,
+    and ``extra`` inches kept free at the right (a shared colour bar); else constrained."""
     from ..plots import new_figure
 
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = new_figure(rows, cols, width=width * cols, height=height * rows)
+    margins = None
+    if labels is not None:
+        text = 0.2 + _CHAR_INCHES * labels
+        margins = _margins(width * cols + extra, height * rows, cols, rows, left=text,
+                           bottom=0.2 + (0.71 * text if labels > 3 else 0.15), top=0.45)
+        margins["right"] -= extra / (width * cols + extra)
+    fig, axes = new_figure(rows, cols, width=width * cols + extra, height=height * rows,
+                           margins=margins)
     axes = list(np.atleast_1d(axes).ravel())
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -311,11 +345,21 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
     if not panels:
         return None
     top = max(float(np.nanmax(m)) if m.size else 0.0 for m, _, _ in panels) or 1.0
-    fig, axes = _panel_grid(len(panels), 4.3, 3.6)
+    longest = max((len(x) for _, labels, _ in panels for x in labels), default=0)
+    fixed = longest <= MAX_FIXED_LABEL
+    fig, axes = _panel_grid(len(panels), 3.9, 3.6, longest if fixed else None, extra=0.9)
     for ax, (m, labels, title) in zip(axes, panels):
-        plot_distance_heatmap(m, labels, ax=ax)
+        plot_distance_heatmap(m, labels, ax=ax, colorbar=False)
         ax.images[0].set_clim(0.0, top)  # one scale: a cell means the same W1 in every panel
         ax.set_title(title)
+    # one colour bar for every panel (they share the scale): at the right, in the space kept
+    # free there by the fixed layout, or placed by the constrained one
+    pos = fig.subplotpars
+    cax = fig.add_axes((1 - 0.75 / fig.get_figwidth(), pos.bottom, 0.12 / fig.get_figwidth(),
+                        pos.top - pos.bottom)) if fixed else None
+    bar = fig.colorbar(axes[0].images[0], cax=cax, ax=None if fixed else axes, shrink=0.85)
+    bar.set_label("distance (W1)", size=9)
+    bar.ax.tick_params(labelsize=8)
     return ReportFigure(
         "distances",
         f"Wasserstein distances (W1) on the {cmp.get('verdict_uses', 'all')} spectra, one colour "
