@@ -182,9 +182,10 @@ def _eigen_figure(sets: Mapping[str, np.ndarray], title: str) -> Any:
     fig, (full, zoom) = new_figure(1, 2, width=9.0, height=4.0, margins=_margins(
         9.0, 4.0, 2, 1, left=0.75, bottom=0.5, top=0.3, right=0.05))
     plot_eigenvalues(sets, ax=full)
-    full.set_title(f"{title}: unit circle")
+    # y=1: a title placed once, not moved clear of top ticks at every draw (there are none)
+    full.set_title(f"{title}: unit circle", y=1.0)
     plot_eigenvalues(sets, ax=zoom, zoom=_zoom(list(sets.values())))
-    zoom.set_title(f"{title}: zoom near 1")
+    zoom.set_title(f"{title}: zoom near 1", y=1.0)
     return fig
 
 
@@ -351,7 +352,7 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
     for ax, (m, labels, title) in zip(axes, panels):
         plot_distance_heatmap(m, labels, ax=ax, colorbar=False)
         ax.images[0].set_clim(0.0, top)  # one scale: a cell means the same W1 in every panel
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)  # placed once (no ticks on top)
     # one colour bar for every panel (they share the scale): at the right, in the space kept
     # free there by the fixed layout, or placed by the constrained one
     pos = fig.subplotpars
