@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conjugacy._checks import Choice, Float, Int, Param, check_out_dir, validate
+from conjugacy._checks import (
+    Choice,
+    Float,
+    Int,
+    Param,
+    check_out_dir,
+    check_seed,
+    check_unit_interval,
+    validate,
+)
 
 SPEC = {
     "n": Int(2),
@@ -250,3 +259,16 @@ def test_rank_param_takes_what_analyze_takes():
         Toy(rank="elbow")
     with pytest.raises(TypeError, match="rank must be a positive integer or one of 'svht', got None"):
         Rank(allow_none=False).check(None, "rank")
+
+
+def test_unit_interval_and_seed_rules_name_the_argument():
+    assert check_unit_interval(np.float32(0.25), "alpha") == 0.25
+    assert check_seed(np.int64(3)) == 3 and type(check_seed(np.int64(3))) is int
+    for bad in (0, 1, 1.5, -0.1, True, "0.5", float("nan")):
+        with pytest.raises(ValueError) as err:
+            check_unit_interval(bad, "level")
+        assert str(err.value) == f"level must lie in (0, 1), got {bad!r}"
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError) as err:
+            check_seed(bad)
+        assert str(err.value) == f"seed must be a non-negative integer, got {bad!r}"

@@ -97,6 +97,14 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def check_unit_interval(value: Any, name: str) -> float:
+    """``value`` as a float in the open interval (0, 1) (a level, an alpha); ``ValueError``
+    naming ``name`` for anything else (a bool, a non-number, a bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
 def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:
     value = _as_float(value, name, "a real number")
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _sps
 
-from ._checks import as_numeric_array, check_choice, check_finite, check_int
+from ._checks import as_numeric_array, check_choice, check_finite, check_int, check_unit_interval
 from .compare import (
     _as_spectra_list,
     _in_time,
@@ -843,9 +843,7 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     >>> verdict(None, None, kept_nothing=["b seed 0"]).reason.split(":")[0]
     'the residual filter kept no eigenpair of b seed 0'
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    alpha = float(alpha)
+    alpha = check_unit_interval(alpha, "alpha")
     p = None if pvalue is None else float(pvalue)
     pmin = None if min_pvalue is None else float(min_pvalue)
     mismatch = list(mismatch)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import check_choice, check_seed
+from ._checks import check_choice, check_seed, check_unit_interval
 from .compare import TIMES, wasserstein
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
 from .trajectories import TrajectoriesLike, as_trajectory_list
@@ -147,9 +147,7 @@ class DistanceInterval:
 def _check_common(n_boot: Any, level: Any, seed: Any) -> tuple[int, float, int]:
     if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    return int(n_boot), float(level), check_seed(seed)
+    return int(n_boot), check_unit_interval(level, "level"), check_seed(seed)
 
 
 def _apply_filter(spec: Spectrum, filter: Any) -> Spectrum:

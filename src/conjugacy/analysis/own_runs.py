@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_choice, check_rank
+from .._checks import check_choice, check_rank, check_unit_interval
 from .._text import shown
 from ..compare import TIMES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
@@ -945,8 +945,7 @@ def analyze(
     _check_options(window=window, delays=delays, n_boot=n_boot, n_permutations=n_permutations)
     rank = check_rank(rank)
     compare_with = comparison_options(filter)
-    if not (isinstance(alpha, float | int) and 0 < alpha < 1):
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    check_unit_interval(alpha, "alpha")
     check_choice(time, "time", TIMES)
     t0 = perf_counter()
     reader, source = _reader(store)
