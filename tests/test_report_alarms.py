@@ -32,8 +32,18 @@ def test_loss_figure_draws_each_alarm_solid_and_each_onset_dotted():
 
     _fig, ax = new_figure()
     _draw_loss(ax, LOSS, alarm_marks({"windows": {"alarms": ALARMS}}))
-    lines = {(ln.get_gid(), ln.get_linestyle(), float(ln.get_xdata()[0]), ln.get_color())
-             for ln in ax.lines if ln.get_gid() in ("alarm", "onset")}
+    from matplotlib.colors import to_hex
+
+    marks = [c for c in ax.collections if c.get_gid() in ("alarm", "onset")]
+    assert len(marks) == 3  # one collection per condition and kind, not one line per run
+    lines = set()
+    for c in marks:
+        style = {"alarm": "-", "onset": ":"}[c.get_gid()]
+        assert (c.get_linestyle()[0][1] is None) == (style == "-")  # solid / dotted (dashes)
+        assert c.get_transform() == ax.get_xaxis_transform()  # the whole height, as axvline
+        for seg in c.get_segments():
+            assert seg[0][0] == seg[1][0] and (seg[0][1], seg[1][1]) == (0, 1)
+            lines.add((c.get_gid(), style, float(seg[0][0]), to_hex(c.get_color()[0])))
     pos, neg = (next(ln.get_color() for ln in ax.lines if ln.get_label() == c)
                 for c in ("pos", "neg"))
     assert lines == {("alarm", "-", 159.0, pos), ("onset", ":", 160.0, pos),

@@ -459,7 +459,8 @@ def alarm_marks(results: Mapping[str, Any]) -> dict[str, list[tuple[str, int | N
 
 def _draw_loss(ax: Any, loss: Mapping[str, Any], marks: Mapping[str, Sequence[tuple]]) -> None:
     """Loss curves (mean ± sd) per condition, and each run's alarm (solid vertical line) and
-    onset (dotted) in its condition's colour."""
+    onset (dotted) in its condition's colour: one collection of lines per condition and kind
+    (``gid`` "alarm" / "onset"), not one line artist per run."""
     from ..plots.core import color_for
 
     labels = list(dict.fromkeys([*loss, *marks]))
@@ -479,11 +480,12 @@ def _draw_loss(ax: Any, loss: Mapping[str, Any], marks: Mapping[str, Sequence[tu
             if curve.get("std") is not None:
                 sd = np.array([np.nan if v is None else v for v in curve["std"]], float)
                 ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
-        for _run, alarm, onset in marks.get(label, ()):
-            if alarm is not None:
-                ax.axvline(alarm, color=color, lw=1.0, ls="-", alpha=0.8, gid="alarm")
-            if onset is not None:
-                ax.axvline(onset, color=color, lw=1.0, ls=":", alpha=0.8, gid="onset")
+        runs = marks.get(label, ())
+        for kind, col, style in (("alarm", 1, "-"), ("onset", 2, ":")):
+            steps = [m[col] for m in runs if m[col] is not None]
+            if steps:  # x in steps, y over the whole axes, as axvline draws
+                ax.vlines(steps, 0, 1, transform=ax.get_xaxis_transform(), colors=color,
+                          lw=1.0, linestyles=style, alpha=0.8, gid=kind)
 
 
 def _loss_figure(loss: Mapping[str, Any],
