@@ -60,10 +60,6 @@ FORMAT_VERSION = 1
 DEFAULT_FILTER = {"rule": "default", "max_residual": 0.1, "relative": 2.0}
 
 
-def _check_dt(dt: Any) -> float:
-    return check_positive_float(dt, "dt")
-
-
 #: Continuous-time decay rates below ``log(MIN_MODULUS)`` per unit time are raised to it by
 #: :func:`continuous_time_eigenvalues` (``|lambda| < 1e-6`` per unit time counts as 0).
 MIN_MODULUS = 1e-6
@@ -115,7 +111,7 @@ def continuous_time_eigenvalues(eigenvalues: Any, dt: float, *,
     >>> continuous_time_eigenvalues([np.exp(0.2j) * 0.9 ** 2, -0.25, 0.0], 2.0).round(4)
     array([ -0.1054+0.1j   ,  -0.6931+1.5708j, -13.8155+0.j    ])
     """
-    dt = _check_dt(dt)
+    dt = check_positive_float(dt, "dt")
     floor = check_positive_float(min_modulus, "min_modulus")
     if floor >= 1:
         raise ValueError(f"min_modulus must lie in (0, 1), got {min_modulus!r}")
@@ -452,7 +448,7 @@ class Spectrum:
         >>> spec.frequency().round(4)  # 0.3 / (2 pi) cycles per step
         array([ 0.0477, -0.0477])
         """
-        return np.angle(self.eigenvalues) / (2 * np.pi * _check_dt(dt))
+        return np.angle(self.eigenvalues) / (2 * np.pi * check_positive_float(dt, "dt"))
 
     def growth_rate(self, dt: float = 1.0) -> np.ndarray:
         """Continuous-time growth rate ``log|lambda| / dt`` (per unit time); ``-inf`` for 0.
@@ -480,7 +476,7 @@ class Spectrum:
         >>> spec.growth_rate().round(4)  # log 0.95
         array([-0.0513, -0.0513])
         """
-        dt = _check_dt(dt)
+        dt = check_positive_float(dt, "dt")
         with np.errstate(divide="ignore"):
             return np.log(np.abs(self.eigenvalues)) / dt
 
