@@ -291,12 +291,13 @@ def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reade
                    runs: list[str]) -> dict[str, Any]:
     """Fig. 4A/B of one architecture: :func:`conjugacy.analysis.windowed.window_distances` of
     its windows, the loss and the batch accuracy of the last window."""
+    from ..analysis.pipeline import run_scalars
     from ..analysis.windowed import window_distances
 
     windows = _arch_windows(config, arch)
     out = window_distances(spectra, windows, [_window_label(a, b) for a, b in windows])
-    loss = np.stack([reader.scalars(r, "loss")[1:] for r in runs])
-    acc = np.stack([reader.scalars(r, "accuracy")[1:] for r in runs])
+    curves = run_scalars(reader, runs, ["loss", "accuracy"])
+    loss, acc = curves["loss"][:, 1:], curves["accuracy"][:, 1:]
     out["loss"] = {"mean": loss.mean(axis=0).tolist(), "std": loss.std(axis=0).tolist()}
     out["batch_accuracy_last_window"] = float(acc[:, -config.window:].mean())
     return out
