@@ -483,10 +483,6 @@ def _check_rule(window: Any, stride: Any, burn_in: Any, calibration: Any) -> dic
             "calibration": check_int(calibration, "calibration", minimum=1)}
 
 
-def _check_factor(value: Any, name: str) -> float:
-    return check_positive_float(value, name)
-
-
 def _check_sustain(value: Any, name: str) -> int:
     return check_int(value, name, minimum=1)
 
@@ -571,7 +567,7 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     {'a': 109, 'b': 109}
     """
     rule = _check_rule(window, stride, burn_in, calibration)
-    factor, sustain = _check_factor(factor, "factor"), _check_sustain(sustain, "sustain")
+    factor, sustain = check_positive_float(factor, "factor"), _check_sustain(sustain, "sustain")
     runs = list(runs)
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -763,7 +759,7 @@ def evaluate_monitor(
     (1.0, 3)
     """
     rule = {**_check_rule(window, stride, burn_in, calibration),
-            "factor": _per_signal(factor, "factor", _check_factor, undecided=True),
+            "factor": _per_signal(factor, "factor", check_positive_float, undecided=True),
             "sustain": _per_signal(sustain, "sustain", _check_sustain)}
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
