@@ -27,15 +27,10 @@ from scipy.optimize import linear_sum_assignment
 from ._checks import check_choice, check_seed, check_unit_interval
 from .compare import TIMES, wasserstein
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
+from .stats import _frozen
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = ["DistanceInterval", "EigenvalueIntervals", "bootstrap_distance", "bootstrap_spectrum"]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
