@@ -112,3 +112,33 @@ def test_eigenvalue_axes_need_no_mathtext():
     ax = plot_eigenvalues({"a": np.array([0.9, 0.5 + 0.2j])})
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Re λ", "Im λ")
     assert "$" not in ax.get_xlabel() + ax.get_ylabel()
+
+
+def test_analyze_without_report_never_imports_matplotlib(tmp_path):
+    """``conjugacy analyze --no-report`` (the CLI, in a fresh interpreter) leaves Matplotlib
+    unimported (~0.4 s CPU); with the report it is imported (the check can fail)."""
+    pytest.importorskip("zarr")
+    import subprocess
+    import sys
+
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(0)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for cond in ("a", "b"):
+            for seed in range(3):
+                name = f"{cond}{seed}"
+                st.create_run(name, {"w": ((3,), "float64")},
+                              metadata={"condition": cond, "seed": seed})
+                st.append(name, np.arange(60), {"w": np.cumsum(rng.standard_normal((60, 3)), 0)})
+                st.set_finished(name)
+    code = ("import sys; from conjugacy.cli import main; sys.argv = ['conjugacy', 'analyze', "
+            "sys.argv[1], '--out', sys.argv[2], '--delays', '1', '--rank', '2', "
+            "*sys.argv[3:]]\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e\n"
+            "print('MPL', any(m.split('.')[0] == 'matplotlib' for m in sys.modules))")
+    for flags, imported in ((["--no-report"], "False"), ([], "True")):
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.zarr"),
+                               str(tmp_path / f"o{len(flags)}"), *flags], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == f"MPL {imported}", flags
