@@ -244,3 +244,22 @@ def test_analyze_estimates_the_work_first_and_reports_each_pilot_and_window(tmp_
     note = left_out(61, 20)
     assert note == "record 60 of 61 is in no window of 20 records (windows cover 0-59): not analysed"
     assert res.content["warnings"].count(note) == 1
+
+
+def test_one_rule_says_which_runs_are_checkpoints():
+    """Issue 19 (one implementation of each rule): analyze's grouping and checkpoint_runs used two
+    rules (kind or checkpoints_of vs kind alone); both now call is_checkpoint_run."""
+    from conjugacy.analysis.checkpoints import checkpoint_runs, is_checkpoint_run
+
+    metas = {"a": {"kind": "checkpoints", "checkpoints_of": "r0"}, "b": {"checkpoints_of": "r1"},
+             "c": {"kind": "trajectory"}, "d": {}}
+
+    class Reader:
+        def runs(self):
+            return list(metas)
+
+        def run_info(self, run):
+            return {"metadata": metas[run]}
+
+    assert [r for r, m in metas.items() if is_checkpoint_run(m)] == ["a", "b"]
+    assert checkpoint_runs(Reader()) == {"a": "r0", "b": "r1"}

@@ -85,6 +85,13 @@ def open_source(source: Any) -> Any:
     )
 
 
+def is_checkpoint_run(metadata: Mapping[str, Any]) -> bool:
+    """Whether a run's ``metadata`` marks it as weight checkpoints
+    (:mod:`conjugacy.torch.snapshots`: ``kind="checkpoints"`` or ``checkpoints_of``), not a
+    trajectory: the one rule of :func:`checkpoint_runs` and ``conjugacy analyze``'s grouping."""
+    return metadata.get("kind") == "checkpoints" or "checkpoints_of" in metadata
+
+
 def checkpoint_runs(reader: Any) -> dict[str, str]:
     """Checkpoint runs of a reader: ``{checkpoint_run: the run it belongs to}``, sorted.
 
@@ -102,7 +109,7 @@ def checkpoint_runs(reader: Any) -> dict[str, str]:
     out = {}
     for r in reader.runs():
         meta = reader.run_info(r)["metadata"]
-        if meta.get("kind") == "checkpoints":
+        if is_checkpoint_run(meta):
             out[r] = str(meta.get("checkpoints_of", r.removesuffix(CHECKPOINT_SUFFIX)))
     return out
 

@@ -396,7 +396,9 @@ def _sort_key(value: Any) -> tuple:
 # ----- grouping -----------------------------------------------------------------------------------
 def _checkpoint_runs(metas: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Runs of weight snapshots (:mod:`conjugacy.torch.snapshots`), not trajectories."""
-    return [r for r, m in metas.items() if m.get("kind") == "checkpoints" or "checkpoints_of" in m]
+    from .checkpoints import is_checkpoint_run
+
+    return [r for r, m in metas.items() if is_checkpoint_run(m)]
 
 
 def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[str],
