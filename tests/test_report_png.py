@@ -71,21 +71,48 @@ def test_distance_panels_share_one_colour_bar_on_a_fixed_layout(monkeypatch):
     assert "one colour scale (0 to 0.6)" in caption
 
 
+def _inside(fig):
+    """Every drawn text of every panel of ``fig`` (tick labels, offsets such as "1e-7", axis
+    labels, titles, legends) lies inside the figure; the panels' tight boxes."""
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()]
+    for ext in boxes:
+        assert box.x0 <= ext.x0 and ext.x1 <= box.x1 and box.y0 <= ext.y0 and ext.y1 <= box.y1, (
+            ext, box)
+    return boxes
+
+
+@pytest.mark.parametrize(("x", "y"), [(1, 1e-7), (1, 1.0), (10_000, 1e6), (7, 3e-4)])
+def test_numeric_panels_on_a_fixed_layout_keep_their_labels_inside(monkeypatch, x, y):
+    """Steps (x) and distances / losses (y) of any size: tick labels, offsets ("1e-7") and
+    axis labels inside the figure on the fixed layout."""
+    figs = []
+    original = _figures._png
+    monkeypatch.setattr(_figures, "_png", lambda fig: figs.append(fig) or original(fig))
+    per = [{"label": f"{a * x}-{(a + 99) * x}", "distance": d * y,
+            "noise_floor": 0.1 * y, "interval": [0.9 * d * y, 1.1 * d * y],
+            "verdict": "not conjugate" if d > 1 else "conjugate"}
+           for a, d in ((0, 0.2), (100, 0.3), (200, 2.5), (300, 2.6))]
+    between = {"window": 100, "n_seeds": 3, "alpha": 0.05, "pairs": {"sgd-adam": {
+        "a": "sgd", "b": "adam", "per_window": per, "differ_from_step": 200 * x}}}
+    steps = (np.arange(50) * 100 * x).tolist()
+    loss = {"sgd": {"mean": (np.linspace(2.3, 0.1, 50) * y).tolist(), "steps": steps}}
+    _figures._between_windows_figure(between, {})
+    _figures._loss_figure(loss)
+    for fig in figs:
+        assert fig.get_layout_engine() is None
+        assert len(_inside(fig)) == 1
+
+
 def test_fixed_layout_keeps_the_longest_short_labels_inside_the_figure(monkeypatch):
     # the widest letters at the longest length the fixed layout takes, rotated (> 3 characters)
     names = ["W" * _figures.MAX_FIXED_LABEL, "M" * (_figures.MAX_FIXED_LABEL - 1)]
     fig, _ = _drawn(monkeypatch, _comparison(names))
     assert fig.get_layout_engine() is None
+    assert names[0] in [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(_inside(fig)) == 4  # 3 panels and the colour bar
     renderer = fig.canvas.get_renderer()
-    box = fig.bbox
-    texts = [t for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels(),
-                                            ax.title, ax.yaxis.label)
-             if t.get_text()]
-    assert any(t.get_text() == names[0] for t in texts)
-    for t in texts:
-        ext = t.get_window_extent(renderer)
-        assert box.x0 <= ext.x0 and ext.x1 <= box.x1 and box.y0 <= ext.y0 and ext.y1 <= box.y1, (
-            t.get_text(), ext, box)
     panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
     for ax, other in zip(fig.axes, fig.axes[1:]):  # y tick labels clear the panel to their left
         if ax.images and other.images:

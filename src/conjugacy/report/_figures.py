@@ -163,6 +163,11 @@ MAX_FIXED_LABEL = 12
 _CHAR_INCHES = 0.125
 
 
+#: Room (inches: left, bottom, top) around a panel whose tick labels are numbers and whose
+#: legend lies inside: the report draws such panels on a fixed layout.
+_NUMERIC = (0.75, 0.5, 0.35)
+
+
 def _margins(width: float, height: float, cols: int, rows: int, *, left: float, bottom: float,
              top: float, right: float = 0.15) -> dict[str, float]:
     """:meth:`Figure.subplots_adjust` settings for a grid of ``cols`` x ``rows`` panels on a
@@ -180,7 +185,7 @@ def _eigen_figure(sets: Mapping[str, np.ndarray], title: str) -> Any:
 
     # a fixed layout: the tick labels are numbers, the legends lie inside the axes
     fig, (full, zoom) = new_figure(1, 2, width=9.0, height=4.0, margins=_margins(
-        9.0, 4.0, 2, 1, left=0.75, bottom=0.5, top=0.3, right=0.05))
+        9.0, 4.0, 2, 1, left=_NUMERIC[0], bottom=_NUMERIC[1], top=0.3, right=0.05))
     plot_eigenvalues(sets, ax=full)
     # y=1: a title placed once, not moved clear of top ticks at every draw (there are none)
     full.set_title(f"{title}: unit circle", y=1.0)
@@ -311,24 +316,23 @@ def chosen_between(cmp: Mapping[str, Any]) -> list[Any]:
     return list(chosen(cmp).get("between_seeds") or {})
 
 
-def _panel_grid(n: int, width: float, height: float, labels: int | None = None,
+def _panel_grid(n: int, width: float, height: float, inches: tuple[float, float, float] | None = None,
                 extra: float = 0.0) -> tuple[Any, list[Any]]:
     """A figure of ``n`` >= 1 panels, at most 3 a row, each ``width`` x ``height`` inches: the
     figure and its first ``n`` axes (the cells of the last row left over are hidden).
 
-    With ``labels`` (the longest tick label, in characters, at most :data:`MAX_FIXED_LABEL`) the
-    layout is fixed, room made for such labels on both axes (rotated by 45 degrees beyond 3
-    characters, as :func:`conjugacy.plots.plot_distance_heatmap` does) and for a two-line title,
-    and ``extra`` inches kept free at the right (a shared colour bar); else constrained."""
+    With ``inches`` (``left``, ``bottom``, ``top``: room for the tick and axis labels and the
+    title around every panel) the layout is fixed, and ``extra`` inches are kept free at the
+    right (a shared colour bar); without, constrained."""
     from ..plots import new_figure
 
     cols = min(n, 3)
     rows = -(-n // cols)
     margins = None
-    if labels is not None:
-        text = 0.2 + _CHAR_INCHES * labels
-        margins = _margins(width * cols + extra, height * rows, cols, rows, left=text,
-                           bottom=0.2 + (0.71 * text if labels > 3 else 0.15), top=0.45)
+    if inches is not None:
+        left, bottom, top = inches
+        margins = _margins(width * cols + extra, height * rows, cols, rows, left=left,
+                           bottom=bottom, top=top)
         margins["right"] -= extra / (width * cols + extra)
     fig, axes = new_figure(rows, cols, width=width * cols + extra, height=height * rows,
                            margins=margins)
@@ -348,7 +352,11 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
     top = max(float(np.nanmax(m)) if m.size else 0.0 for m, _, _ in panels) or 1.0
     longest = max((len(x) for _, labels, _ in panels for x in labels), default=0)
     fixed = longest <= MAX_FIXED_LABEL
-    fig, axes = _panel_grid(len(panels), 3.9, 3.6, longest if fixed else None, extra=0.9)
+    # fixed: room for such labels on both axes (rotated by 45 degrees beyond 3 characters, as
+    # plot_distance_heatmap does) and for a two-line title
+    text = 0.2 + _CHAR_INCHES * longest
+    fig, axes = _panel_grid(len(panels), 3.9, 3.6, (
+        text, 0.2 + (0.71 * text if longest > 3 else 0.15), 0.45) if fixed else None, extra=0.9)
     for ax, (m, labels, title) in zip(axes, panels):
         plot_distance_heatmap(m, labels, ax=ax, colorbar=False)
         ax.images[0].set_clim(0.0, top)  # one scale: a cell means the same W1 in every panel
@@ -387,7 +395,7 @@ def _between_windows_figure(between: Mapping[str, Any],
     interval), the window's seed-to-seed noise floor, the windows whose verdict is "not
     conjugate", and the step from which on they differ."""
     pairs, cut = _first((between.get("pairs") or {}).values())
-    fig, axes = _panel_grid(len(pairs), 4.6, 3.4)
+    fig, axes = _panel_grid(len(pairs), 4.6, 3.4, _NUMERIC)
     window = int(between.get("window") or 1)
     for ax, entry in zip(axes, pairs):
         per = entry.get("per_window") or []
@@ -493,7 +501,8 @@ def _loss_figure(loss: Mapping[str, Any],
     from ..plots import new_figure
 
     marks = marks or {}
-    fig, ax = new_figure(width=6.0, height=3.6)
+    fig, ax = new_figure(width=6.0, height=3.6, margins=_margins(
+        6.0, 3.6, 1, 1, left=_NUMERIC[0], bottom=_NUMERIC[1], top=_NUMERIC[2]))
     _draw_loss(ax, loss, marks)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss" if loss else "(no loss recorded)")
