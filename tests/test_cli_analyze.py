@@ -133,9 +133,12 @@ def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
     calls = []
     conjugacy.analyze(store, n_permutations=9, neighbours=False,
                       progress=lambda *a: calls.append(a))
+    # the estimate: a message (total 0), once, before the first stage (issue 25 leftovers: it
+    # was the pilot stage's name, repeated on every pilot tick)
     assert calls[0][0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 40 records")
-    assert calls[0][0].endswith("; choosing the delays and rank from one seed of each of 2 "
-                                "conditions, pilot by pilot") and calls[0][1:] == (0, 4)
+    assert calls[0][1:] == (0, 0) and sum("to read:" in c[0] for c in calls) == 1
+    assert calls[1] == ("choosing the delays and rank from one seed of each of 2 conditions, "
+                        "pilot by pilot", 0, 4)
     fits = [c for c in calls if c[0].startswith("fitting")]
     assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
     assert re.search(r"delays \d+, rank \d+\)$", fits[0][0]), fits[0][0]
@@ -354,8 +357,8 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
         assert f"- {differ_sentence(entry, names)}" in out
     assert any(e["differ_from_step"] is not None for e in pairs.values())
     assert "differ from step" in out
-    assert ("record 40 of 41 is in no window of 10 records (windows cover 0-39): not analysed"
-            in out)
+    assert ("record 40 of 41 (step 40) is in no window of 10 records (the windows cover "
+            "records 0-39, steps 0-39): not analysed" in out)
     err = got.stderr.splitlines()
     assert any(line.endswith("choosing the rank from one seed of each of 3 conditions: started "
                              "(1 to do)") or "fitting 12 spectra" in line for line in err), err
@@ -366,7 +369,10 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
     got = runner.invoke(app, ["analyze", str(tmp_path / "g.zarr"), "--group-by", "optimizer",
                               "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
                               "--rank", "3", "--delays", "0"])
-    assert got.exit_code == 0 and got.stderr == ""
+    # a quick run: the work estimate (always, before the first stage), no stage lines
+    assert got.exit_code == 0 and len(got.stderr.splitlines()) == 1, got.stderr
+    assert re.fullmatch(r"\[ *\d+\.\d s\] 12 spectra \(3 conditions x 4 seeds\) of 12 runs x 41 "
+                        r"records x 12 features; to read: .* for the fits\n", got.stderr)
 
 
 def test_a_window_longer_than_the_runs_is_a_warning_not_a_traceback(tmp_path):
@@ -380,3 +386,51 @@ def test_a_window_longer_than_the_runs_is_a_warning_not_a_traceback(tmp_path):
     assert got.exit_code == 0, got.output
     assert "Traceback" not in got.output and "in no window" not in got.output
     assert (tmp_path / "o" / "results.json").exists()
+
+
+def test_plain_progress_counts_window_pairs_and_writing_and_says_the_estimate_once(
+        tmp_path, monkeypatch):
+    """Issue 25 leftovers, item 1: without a terminal the estimate is one line before the first
+    stage (it was repeated on each pilot tick, and lost when the first stage ended within
+    PLAIN_AFTER); the window pairs count their windows (were one unit); writing the results
+    and the report has its own stage (had no line)."""
+    from conjugacy.cli import analyze as analyze_cli
+
+    path = _store(tmp_path / "s.zarr", ("a", "b"), n_seeds=3, n_rec=41)
+    monkeypatch.setattr(analyze_cli._Progress, "PLAIN_AFTER", 0.0)
+    got = runner.invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o"),
+                              "--no-neighbours", "--window", "10"])
+    assert got.exit_code == 0, got.output
+    err = [re.sub(r"^\[ *\d+\.\d s\] ", "", line) for line in got.stderr.splitlines()]
+    assert err[0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 41 records")
+    assert sum("to read:" in line for line in err) == 1
+    assert err[1] == ("choosing the delays and rank from one seed of each of 2 conditions, "
+                      "pilot by pilot: started (4 to do)")
+    seeds = "windows of 10 records, seed by seed: fitting the windows of each of 6 " \
+            "(condition, seed) groups"
+    assert [line for line in err if line.startswith(seeds)] == [
+        f"{seeds}: started (6 to do)", *[f"{seeds}: {i}/6" for i in range(1, 6)],
+        f"{seeds}: done"]
+    pairs = "windows of 10 records: 1 pair of conditions compared in each of 4 windows"
+    assert [line for line in err if line.startswith(pairs)] == [
+        f"{pairs}: started (4 to do)", f"{pairs}: 1/4", f"{pairs}: 2/4", f"{pairs}: 3/4",
+        f"{pairs}: done"]
+    writing = f"writing results.json and the report to {tmp_path / 'o'}"
+    assert err[-2:] == [f"{writing}: started (1 to do)", f"{writing}: done"]
+
+
+def test_left_out_records_are_named_in_records_and_steps(tmp_path):
+    """Issue 25 leftovers, item 2: --window counts records; the note on the records no window
+    holds said 'windows cover 0-39' (records) while the window labels are training steps
+    (recorded every 10 steps: 0-90, ...). It now says both units."""
+    path = _store(tmp_path / "s.zarr", ("a", "b"), n_seeds=3, n_rec=41, every={"a": 10, "b": 10})
+    got = runner.invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o"), "--no-report",
+                              "--no-neighbours", "--rank", "3", "--delays", "0", "--window", "10"])
+    assert got.exit_code == 0, got.output
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    note = ("record 40 of 41 (step 400) is in no window of 10 records (the windows cover "
+            "records 0-39, steps 0-390): not analysed")
+    assert r["warnings"].count(note) == 1 and sum("in no window" in w for w in r["warnings"]) == 1
+    assert r["windows"]["between_conditions"]["labels"] == ["0-90", "100-190", "200-290",
+                                                            "300-390"]
+    assert " ".join(got.stdout.split()).count(note) == 1

@@ -220,29 +220,34 @@ def test_cli_analyze_filter_option(tmp_path, monkeypatch):
 
 def test_analyze_estimates_the_work_first_and_reports_each_pilot_and_window(tmp_path):
     import conjugacy
-    from conjugacy.windows import left_out
+    from conjugacy.analysis.own_runs import left_out_note
 
     store = _store(tmp_path / "s.zarr", _rich, n_records=61)  # 61 records: one in no window
     calls: list[tuple[str, int, int]] = []
     res = conjugacy.analyze(store, neighbours=False, n_permutations=99, window=20,
                             progress=lambda *a: calls.append(a))
-    first = calls[0]
-    # the size of the work before any pilot: 6 spectra of 12 runs x 61 records x 12 float64
-    # features (70,272 bytes), the pilots 2 runs x 61 records of the first seed of a and of b
-    assert first[1:] == (0, 4) and first[0].startswith(
+    # the size of the work before any pilot, a message (total 0) said once: 6 spectra of 12
+    # runs x 61 records x 12 float64 features (70,272 bytes), the pilots 2 runs x 61 records of
+    # the first seed of a and of b
+    assert calls[0] == (
         "6 spectra (2 conditions x 3 seeds) of 12 runs x 61 records x 12 features; to read: "
-        "68.6 KiB (float64) for the fits and 22.9 KiB for the pilots; choosing the delays and "
-        "rank from one seed of each of 2 conditions, pilot by pilot")
+        "68.6 KiB (float64) for the fits and 22.9 KiB for the pilots", 0, 0)
     # one tick per pilot: 2 delay pilots and 2 rank pilots
-    assert [c[1:] for c in calls if c[0] == first[0]] == [(0, 4), (1, 4), (2, 4), (3, 4),
-                                                          (4, 4), (4, 4)]
+    pilots = "choosing the delays and rank from one seed of each of 2 conditions, pilot by pilot"
+    assert [c[1:] for c in calls if c[0] == pilots] == [(0, 4), (1, 4), (2, 4), (3, 4),
+                                                        (4, 4), (4, 4)]
     fits = [c for c in calls if c[0].startswith("fitting 6 spectra")]
     assert [c[1] for c in fits] == list(range(7)) and calls.index(fits[0]) > 5
     per_condition = [c[1:] for c in calls if c[0].startswith("windows of 20 records: each of 2")]
     assert per_condition == [(0, 2), (1, 2), (2, 2)]
-    assert [c[1:] for c in calls if "1 pairs of conditions compared" in c[0]] == [(0, 1), (1, 1)]
-    note = left_out(61, 20)
-    assert note == "record 60 of 61 is in no window of 20 records (windows cover 0-59): not analysed"
+    # the windows seed by seed: one tick per (condition, seed) group; then one per window of the
+    # pairs' comparison (was one unit for both)
+    assert [c[1:] for c in calls if "seed by seed" in c[0]] == [(i, 6) for i in range(7)]
+    assert [c[1:] for c in calls if "1 pair of conditions compared in each of 3 windows"
+            in c[0]] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    note = left_out_note(61, 20, range(61))
+    assert note == ("record 60 of 61 (step 60) is in no window of 20 records (the windows cover "
+                    "records 0-59, steps 0-59): not analysed")
     assert res.content["warnings"].count(note) == 1
 
 
@@ -263,3 +268,55 @@ def test_one_rule_says_which_runs_are_checkpoints():
 
     assert [r for r, m in metas.items() if is_checkpoint_run(m)] == ["a", "b"]
     assert checkpoint_runs(Reader()) == {"a": "r0", "b": "r1"}
+
+
+def test_attributed_warnings_name_their_spectra_once():
+    """Issue 25 leftovers, item 3: rank warnings name the spectra they come from; one spectrum's
+    is prefixed, several spectra's one aggregated line with the range of each differing number
+    and 'in k of n spectra', at most NAMED_SPECTRA named."""
+    from types import SimpleNamespace
+
+    from conjugacy.analysis.own_runs import attributed_warnings
+
+    msg = "rank=5 requested but the data have numerical rank {}; kept {} modes"
+    zero = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
+    notes = [[msg.format(k, k)] for k in (3, 4, 3, 2, 3, 3, 3)] + [[zero], [], ["not raised"]]
+    sources = [(f"sgd seed {i}", SimpleNamespace(settings={"notes": n}))
+               for i, n in enumerate(notes)]
+    raised = [msg.format(k, k) for k in (2, 3, 4)] + [zero]
+    lines, used = attributed_warnings(sources, raised)
+    assert lines == [
+        "rank=5 requested but the data have numerical rank 2-4; kept 2-4 modes: in 7 of 10 "
+        "spectra (sgd seed 0, sgd seed 1, sgd seed 2, sgd seed 3, sgd seed 4, sgd seed 5, ...)",
+        f"sgd seed 7: {zero}"]
+    assert used == set(raised)
+
+
+def _deficient(cond, rng, n):
+    """``_rich``, but condition a's 12 channels span 2 directions exactly (numerical rank 2)."""
+    x = _rich(cond, rng, n)
+    if cond == "a":
+        x[:, 2:] = x[:, :2] @ np.ones((2, 10)) / 2  # rank 2 exactly
+    return x
+
+
+def test_analyze_rank_warnings_name_condition_seed_and_window(tmp_path):
+    """Issue 25 leftovers, item 3: "rank=3 requested but ... kept 2 modes" came once, naming no
+    condition, seed or window, for 3 spectra and their windows; now one line per kind of
+    spectra, with where it comes from, and no unattributed copy."""
+    import conjugacy
+
+    store = _store(tmp_path / "s.zarr", _deficient, n_records=40)
+    res = conjugacy.analyze(store, neighbours=False, n_permutations=9, window=20, delays=0,
+                            rank=3)
+    w = res.content["warnings"]
+    msg = ("rank=3 requested but the data have numerical rank 2 (singular values above tol * "
+           "s_1); kept 2 modes")
+    assert msg not in w
+    assert f"{msg}: in 3 of 6 spectra (a seed 0, a seed 1, a seed 2)" in w
+    assert (f"{msg}: in 6 of 12 window spectra (a seed 0 (window 0-19), a seed 0 (window "
+            "20-39), a seed 1 (window 0-19), a seed 1 (window 20-39), a seed 2 (window 0-19), "
+            "a seed 2 (window 20-39))") in w
+    assert (f"{msg}: in 2 of 4 window spectra (seeds pooled) (a (window 0-19, seeds pooled), "
+            "a (window 20-39, seeds pooled))") in w
+    assert sum("numerical rank" in x for x in w) == 3

@@ -64,7 +64,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -304,6 +307,115 @@ def _rank_from_folds(known: Mapping[str, int], delays: int, cap: int, max_rank: 
     rule = {"rule": "svht pilot, capped", "pilot_ranks": dict(known), "cap": cap,
             "capped": True, "source": "delay folds (lower bounds)", "reason": reason}
     return k, rule, []
+
+
+# ----- rank warnings, said once with where they come from -----------------------------------------
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+#: At most this many spectra are named in one attributed warning (then "...").
+NAMED_SPECTRA = 6
+
+
+def attributed_warnings(sources: Sequence[tuple[str, Any]], raised: Sequence[str],
+                        what: str = "spectra") -> tuple[list[str], set[str]]:
+    """The warnings ``raised`` during the fits of ``sources`` (``(label, Spectrum)``: each
+    spectrum's ``settings["notes"]`` holds the :class:`conjugacy.RankWarning` messages its fit
+    raised), each said once with the spectra it comes from: prefixed by the label where one
+    spectrum raised it, else aggregated over the spectra whose messages differ only in their
+    numbers (each number that differs shown as its range) with how many of ``sources`` raised it.
+
+    Parameters
+    ----------
+    sources : sequence of (str, Spectrum)
+        Label (e.g. ``"sgd seed 2 (window 100-149)"``) and spectrum.
+    raised : sequence of str
+        The messages raised (e.g. results.json's warnings); others in the notes are not warnings.
+    what : str
+        What the sources are, plural (``"in 3 of 6 spectra"``).
+
+    Returns
+    -------
+    lines : list of str
+    used : set of str
+        The messages of ``raised`` the lines replace.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> msg = "rank=3 requested but the data have numerical rank {}; kept {} modes"
+    >>> sp = [S(settings={"notes": [msg.format(k, k)] if k else []}) for k in (2, 1, 0, 0)]
+    >>> lines, used = attributed_warnings(
+    ...     [(f"sgd seed {i}", s) for i, s in enumerate(sp)], [msg.format(2, 2), msg.format(1, 1)])
+    >>> text, where = lines[0].split(": in ")
+    >>> text
+    'rank=3 requested but the data have numerical rank 1-2; kept 1-2 modes'
+    >>> where
+    '2 of 4 spectra (sgd seed 0, sgd seed 1)'
+    >>> attributed_warnings(sources=[("adam seed 0", sp[0])], raised=[msg.format(2, 2)])[0]
+    ['adam seed 0: rank=3 requested but the data have numerical rank 2; kept 2 modes']
+    """
+    wanted = set(raised)
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for label, sp in sources:
+        for note in dict.fromkeys((getattr(sp, "settings", None) or {}).get("notes") or []):
+            if note in wanted:
+                kinds.setdefault(_NUMBER.sub("#", note), []).append((label, note))
+    lines = []
+    for hits in kinds.values():
+        labels = list(dict.fromkeys(label for label, _ in hits))
+        text = _number_ranges([note for _, note in hits])
+        if len(labels) == 1:
+            lines.append(f"{labels[0]}: {text}")
+            continue
+        named = ", ".join(labels[:NAMED_SPECTRA]) + (", ..." if len(labels) > NAMED_SPECTRA
+                                                      else "")
+        lines.append(f"{text}: in {len(labels)} of {len(sources)} {what} ({named})")
+    return lines, {note for hits in kinds.values() for _, note in hits}
+
+
+def _number_ranges(messages: Sequence[str]) -> str:
+    """Messages that differ only in their numbers as one: each number that differs as
+    ``min-max``."""
+    parts = _NUMBER.split(messages[0])
+    numbers = [_NUMBER.findall(m) for m in messages]
+    out = [parts[0]]
+    for i, tail in enumerate(parts[1:]):
+        slot = sorted({n[i] for n in numbers}, key=float)
+        out.append(slot[0] if len(slot) == 1 else f"{slot[0]}-{slot[-1]}")
+        out.append(tail)
+    return "".join(out)
+
+
+@contextmanager
+def _rank_warnings_held() -> Iterator[list[str]]:
+    """Hold the :class:`conjugacy.RankWarning` messages raised inside (yielded list, for
+    :func:`attributed_warnings`); other warnings are raised again on the way out."""
+    from ..spectrum import RankWarning
+
+    held: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield held
+    for w in caught:
+        if issubclass(w.category, RankWarning):
+            held.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _attribute_fit_warnings(content: dict[str, Any], spectra: Mapping[str, Sequence[Any]]
+                            ) -> None:
+    """Replace results.json's rank warnings of the comparison's fits by
+    :func:`attributed_warnings` (where the first of them stood)."""
+    seeds = content.get("seeds") or {}
+    sources = [(f"{c} seed {s}", sp) for c, sps in spectra.items()
+               for s, sp in zip(seeds.get(c) or range(len(sps)), sps)]
+    raw = list(content.get("warnings") or [])
+    lines, used = attributed_warnings(sources, raw)
+    if not used:
+        return
+    first = next(i for i, w in enumerate(raw) if w in used)
+    kept = [w for w in raw if w not in used and w not in lines]
+    content["warnings"] = kept[:first] + lines + kept[first:]
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
@@ -708,15 +820,16 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
     with two or more conditions, every pair compared window by window over the seeds
     (``between_conditions``: :func:`conjugacy.analysis.windowed.conditions_by_window`); the
     alarms monitor ``every`` run of each condition (default: those of ``groups``). The records
-    no window holds are noted (:func:`conjugacy.windows.left_out`); ``progress(what, done,
-    total)`` after each condition's windows, then before and after the pairs' comparison."""
-    from ..windows import left_out
-
+    no window holds are noted (:func:`left_out_note`); ``progress(what, done,
+    total)`` after each condition's windows, each (condition, seed) group's windows and each
+    window's comparison of the pairs."""
     say = progress or (lambda _what, _done, _total: None)
     d = min(int(settings["delays"]), max(0, (window - 2) // 4))
     if d < settings["delays"]:
         notes.append(f"windows of {window} records use {d} delays (at most (window - 2) // 4)")
     out: dict[str, Any] = {"window": window, "stride": window, "delays": d, "conditions": {}}
+    sources: list[tuple[str, Any]] = []  # (label, spectrum) of the windows: rank warnings
+    raised: list[str] = []
     conds = list(dict.fromkeys(g.condition for g in groups))
     what = f"windows of {window} records: each of {len(conds)} conditions, all its runs pooled"
     say(what, 0, len(conds))
@@ -727,12 +840,16 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
             notes.append(f"windows: {c} has {x.shape[1]} records, fewer than two windows of "
                          f"{window}; no windowed analysis")
         else:
-            note = left_out(x.shape[1], window)
+            st = np.asarray(reader.steps(runs[0]))[groups[0].slice]  # labels in training steps
+            note = left_out_note(x.shape[1], window, st)
             if note is not None and note not in notes:
                 notes.append(note)
-            st = np.asarray(reader.steps(runs[0]))[groups[0].slice]  # labels in training steps
-            out["conditions"][c] = _pooled_windows(x, st, window, d, int(settings["rank"]))
+            with _rank_warnings_held() as held:
+                out["conditions"][c] = _pooled_windows(x, st, window, d, int(settings["rank"]),
+                                                       sources, c)
+            raised.extend(held)
         say(what, i, len(conds))
+    notes.extend(attributed_warnings(sources, raised, "window spectra (seeds pooled)")[0])
     from ..monitor import window_alarms  # alarm step and lead time of runs with an onset
 
     every = every or {c: [r for g in groups if g.condition == c for r in g.runs]
@@ -746,24 +863,87 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
         from .windowed import conditions_by_window, seed_window_spectra
 
         n = len(out["conditions"])
-        pairs = (f"windows of {window} records: {n * (n - 1) // 2} pairs of conditions compared "
-                 f"window by window ({len(groups)} seeds' spectra)")
-        say(pairs, 0, 1)
+        fits = (f"windows of {window} records, seed by seed: fitting the windows of each of "
+                f"{len(groups)} (condition, seed) groups")
+        say(fits, 0, len(groups))
         try:  # a window the conditions' steps cannot pair skips this section only
-            per_seed, steps = seed_window_spectra(reader, groups, params, window, d,
-                                                  int(settings["rank"]))
+            with _rank_warnings_held() as held:
+                per_seed, steps = seed_window_spectra(
+                    reader, groups, params, window, d, int(settings["rank"]),
+                    progress=lambda i, total: say(fits, i, total))
         except ValueError as exc:
             notes.append(f"windows: conditions not compared window by window: {exc}")
+            say(fits, len(groups), len(groups))
         else:
-            out["between_conditions"] = conditions_by_window(per_seed, steps, window, **stats)
-        say(pairs, 1, 1)
+            n_pairs = n * (n - 1) // 2
+            pairs = (f"windows of {window} records: {n_pairs} pair"
+                     f"{'' if n_pairs == 1 else 's'} of conditions compared in each of "
+                     f"{len(steps)} windows")
+            say(pairs, 0, len(steps))
+            out["between_conditions"] = conditions_by_window(
+                per_seed, steps, window, **stats, progress=lambda i, total: say(pairs, i, total))
+            notes.extend(_seed_window_warnings(groups, per_seed, out["between_conditions"],
+                                               held))
     return out
 
 
-def _pooled_windows(x: np.ndarray, steps: np.ndarray, window: int, delays: int, rank: int
+def left_out_note(n_records: int, window: int, steps: Sequence[int] | np.ndarray
+                  ) -> str | None:
+    """The note naming the records no window of ``window`` records holds
+    (:func:`conjugacy.windows.left_out` decides which), in records as ``window`` counts them and
+    in the training ``steps`` the window labels use; None when every record is in a window or
+    there is no window at all.
+
+    Parameters
+    ----------
+    n_records : int
+        Records of each run used.
+    window : int
+        Records per window (``analyze``'s ``window``, ``--window``).
+    steps : sequence of int, length >= n_records
+        The training step of each record.
+
+    Examples
+    --------
+    >>> which, rest = left_out_note(53, 20, range(0, 530, 10)).split(" in no window ")
+    >>> which
+    'records 40-52 of 53 (steps 400-520) are'
+    >>> rest
+    'of 20 records (the windows cover records 0-39, steps 0-390): not analysed'
+    >>> left_out_note(40, 20, range(40)) is None
+    True
+    """
+    from ..windows import left_out, plan_windows
+
+    if left_out(n_records, window) is None:
+        return None
+    last = plan_windows([n_records], window)[-1].stop
+    st = [int(v) for v in steps]
+    rest = (f"record {last} of {n_records} (step {st[last]}) is" if n_records - last == 1 else
+            f"records {last}-{n_records - 1} of {n_records} (steps {st[last]}-"
+            f"{st[n_records - 1]}) are")
+    return (f"{rest} in no window of {window} records (the windows cover records 0-{last - 1}, "
+            f"steps {st[0]}-{st[last - 1]}): not analysed")
+
+
+def _seed_window_warnings(groups: Sequence[SpectrumGroup], per_seed: Mapping[str, Any],
+                          section: Mapping[str, Any], raised: Sequence[str]) -> list[str]:
+    """:func:`attributed_warnings` of the seeds' window spectra (``seed_window_spectra``),
+    each labelled by condition, seed and window (``section["labels"]``, in training steps)."""
+    labels = list(section.get("labels") or [])
+    seeds = {c: [g.seed for g in groups if g.condition == c] for c in per_seed}
+    sources = [(f"{c} seed {s} (window {labels[w] if w < len(labels) else w})", sp)
+               for c, by_seed in per_seed.items() for s, specs in zip(seeds[c], by_seed)
+               for w, sp in enumerate(specs)]
+    return attributed_warnings(sources, raised, "window spectra")[0]
+
+
+def _pooled_windows(x: np.ndarray, steps: np.ndarray, window: int, delays: int, rank: int,
+                    sources: list[tuple[str, Any]] | None = None, condition: str = ""
                     ) -> dict[str, Any]:
     """One condition's windows (``_windows``): spectra of consecutive windows of its pooled runs
-    ``x``, labelled by training ``steps``, their distance matrix and transitions."""
+    ``x``, labelled by training ``steps``, their distance matrix and transitions; ``sources``
+    receives ``("<condition> (window <label>, seeds pooled)", spectrum)`` of each window."""
     from ..compare import distance_matrix
     from ..windows import find_transitions, windowed_spectra
 
@@ -771,8 +951,12 @@ def _pooled_windows(x: np.ndarray, steps: np.ndarray, window: int, delays: int, 
     dm = distance_matrix(specs)
     starts = [int((sp.settings.get("window") or {}).get("start", i * window))
               for i, sp in enumerate(specs)]
+    labels = [f"{steps[a]}-{steps[min(a + window, steps.size) - 1]}" for a in starts]
+    if sources is not None:
+        sources.extend((f"{condition} (window {w}, seeds pooled)", sp)
+                       for w, sp in zip(labels, specs))
     return {
-        "labels": [f"{steps[a]}-{steps[min(a + window, steps.size) - 1]}" for a in starts],
+        "labels": labels,
         "starts": starts,
         "distance_matrix": dm.tolist(),
         "transitions": find_transitions(dm).as_dict(),
@@ -906,11 +1090,13 @@ def analyze(
     client : dask.distributed.Client, optional
         Fit the spectra as Dask tasks.
     progress : callable, optional
-        ``progress(what, done, total)``: the first call's ``what`` estimates the whole work
-        before any pilot is read (:func:`work_estimate`: spectra, runs, records, features, bytes
-        to read); then after each pilot (the delays' and the rank's, one per condition), before
-        and after each spectrum's fit, each group's neighbour refits and each condition's
-        windows (``conjugacy analyze`` draws it as a progress bar).
+        ``progress(what, done, total)``: the first call, ``total = 0`` (a message, not a
+        stage), estimates the whole work before any pilot is read (:func:`work_estimate`:
+        spectra, runs, records, features, bytes to read); then each stage, ``done`` from 0 to
+        ``total``: the pilots (the delays' and the rank's, one per condition), the spectra's
+        fits, each group's neighbour refits, each condition's windows, each group's windows
+        seed by seed, each window's comparison of the pairs, and writing the results
+        (``conjugacy analyze`` draws it as progress bars, or plain lines).
     out : path, optional
         Write ``results.json`` (and, with ``report``, ``report.html`` / ``report.md``) there.
     report : bool
@@ -966,13 +1152,14 @@ def analyze(
         n_features, choosing = sample.shape[2], delays is None or rank is None
         estimate = work_estimate(groups, n_records, n_features, sample.dtype, choosing,
                                  neighbours)
-        pilots = (f"{estimate}; choosing the {'delays and ' if delays is None else ''}rank "
-                  f"from one seed of each of {len(by_cond)} conditions, pilot by pilot")
+        say(estimate, 0, 0)  # a message, once, before any work (total 0)
+        pilots = (f"choosing the {'delays and ' if delays is None else ''}rank from one seed "
+                  f"of each of {len(by_cond)} conditions, pilot by pilot")
         settings, reasoning, rank_rule = choose_settings(
             reader, groups, params, delays, rank, notes,
             progress=lambda done, total: say(pilots, done, total))
         reasoning["filter"] = _filter_reason(filter)
-        what = (f"{'' if choosing else estimate + '; '}fitting {len(groups)} spectra "
+        what = (f"fitting {len(groups)} spectra "
                 f"({len(members)} runs x {n_records} records x {n_features} features; delays "
                 f"{settings['delays']}, rank {settings['rank']})")
         say(what, 0, len(groups))
@@ -1005,11 +1192,15 @@ def analyze(
             notes=notes, timing={"reading_and_settings": perf_counter() - t0})
     finally:
         reader.close()
+    _attribute_fit_warnings(res.content, res.spectra)
     if out is not None:
         if snapshots:
             _spectral_dynamics(store, Path(out), res.content)
         res.content["timing_seconds"]["total"] = perf_counter() - t0
+        writing = f"writing results.json{' and the report' if report else ''} to {out}"
+        say(writing, 0, 1)
         res.write(out, report=report)
+        say(writing, 1, 1)
     else:
         res.content["timing_seconds"]["total"] = perf_counter() - t0
     return res

@@ -5,7 +5,7 @@ early-phase study (fig. 4); nothing here is specific to it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -164,6 +164,7 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
 
 def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window: int,
                         delays: int, rank: int, *, dtype: Any = None,
+                        progress: Callable[[int, int], None] | None = None,
                         ) -> tuple[dict[str, list[list[Any]]], list[int]]:
     """One spectrum per window for every (condition, seed) group
     (:class:`conjugacy.analysis.SpectrumGroup`, its replicas pooled) by
@@ -186,6 +187,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
         As in :func:`conjugacy.koopman_spectrum` (rank capped at the delay-embedded dimension).
     dtype : numpy dtype, optional
         The precision of the fits (default: the store's; the CNN study fits in float64).
+    progress : callable, optional
+        ``progress(done, len(groups))`` after each group's windows are fitted.
 
     Returns
     -------
@@ -229,6 +232,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
                                  rank=min(int(rank), (delays + 1) * x.shape[2]))
         out.setdefault(g.condition, []).append([with_record_interval(sp, st[k:])
                                                 for sp in specs])
+        if progress is not None:
+            progress(sum(len(v) for v in out.values()), len(groups))
     n_w = min(len(v) for seeds in out.values() for v in seeds)
     return out, [first + w * window * fine for w in range(n_w)]
 
@@ -256,7 +261,8 @@ def _common_start(groups: Sequence[Any], steps: Sequence[np.ndarray], dts: Seque
 
 def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
                          starts: Sequence[int], window: int, *, alpha: float = 0.05,
-                         seed: int = 0, n_permutations: int = 999, time: str = "auto"
+                         seed: int = 0, n_permutations: int = 999, time: str = "auto",
+                         progress: Callable[[int, int], None] | None = None
                          ) -> dict[str, Any]:
     """Every pair of conditions compared window by window, against each window's seed-to-seed
     floor: from which step on do the conditions differ?
@@ -275,6 +281,8 @@ def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
         As in :func:`conjugacy.analysis.compare_conditions`, which compares each window (random
         stream ``seed + window index``; no shuffle control, no KS tests); ``time`` ("auto",
         "discrete" or "continuous") as in ``conjugacy analyze --time``.
+    progress : callable, optional
+        ``progress(done, n_windows)`` after each window's comparison.
 
     Returns
     -------
@@ -312,6 +320,8 @@ def conditions_by_window(spectra: Mapping[str, Sequence[Sequence[Any]]],
         for name, (a, b) in comp["pairs"].items():
             entry = pairs.setdefault(name, {"a": a, "b": b, "per_window": []})
             entry["per_window"].append(_window_entry(comp, name, int(starts[w]), labels[w]))
+        if progress is not None:
+            progress(w + 1, n_w)
     for entry in pairs.values():
         entry.update(_differ_from(entry["per_window"], entry["a"], entry["b"], n_seeds))
     return {"window": int(window), "starts": [int(s) for s in starts[:n_w]], "labels": labels,

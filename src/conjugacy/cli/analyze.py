@@ -106,8 +106,9 @@ def analyze_command(
 def _print_results(console: Console, res: Any, target: Path) -> None:
     """What ``analyze`` prints: the data and settings, the verdicts, from which step on each
     pair differs (``--window``, read from the results as the report reads it), the neighbour
-    check, the warnings (with the records no window holds), the alarms and the files. Every
-    condition is shown by the report's name for it (:func:`conjugacy.report._content.short_names`)."""
+    check, the warnings (with the records no window holds: ``own_runs.left_out_note``), the
+    alarms and the files. Every condition is shown by the report's name for it
+    (:func:`conjugacy.report._content.short_names`)."""
     from ..report._content import differ_sentence, named, short_names
     from .summaries import neighbour_lines
 
@@ -124,7 +125,7 @@ def _print_results(console: Console, res: Any, target: Path) -> None:
         console.print(f"- {shown(differ_sentence(entry, names))}", highlight=False)
     for line in neighbour_lines(_named_pairs(r, names)):  # markup of its own; names escaped
         console.print(line, highlight=False)
-    for w in [*(r.get("warnings") or []), *_left_out(r)]:
+    for w in r.get("warnings") or []:  # with the records no window holds (own_runs)
         console.print(f"[yellow]warning:[/yellow] {shown(named(w, names))}", highlight=False)
     _print_alarms(console, windows.get("alarms"))
     console.print(f"results: {shown(target / 'results.json')}", highlight=False)
@@ -145,18 +146,6 @@ def _named_pairs(r: Any, names: Any) -> Any:
     pairs = {(f"{name_of(names, cmp['pairs'][k][0])} vs {name_of(names, cmp['pairs'][k][1])}"
               if k in cmp.get("pairs", {}) else k): v for k, v in nb["pairs"].items()}
     return {**r, "comparison": {**cmp, "neighbourhood": {**nb, "pairs": pairs}}}
-
-
-def _left_out(r: Any) -> list[str]:
-    """The note naming the records no window holds (:func:`conjugacy.windows.left_out`), unless
-    the results say it already."""
-    from ..windows import left_out
-
-    windows = r.get("windows") or {}
-    if not windows.get("window") or not r.get("n_records"):
-        return []
-    note = left_out(int(r["n_records"]), int(windows["window"]), windows.get("stride"))
-    return [] if note is None or note in (r.get("warnings") or []) else [note]
 
 
 
@@ -229,7 +218,8 @@ class _Progress:
     plain lines once the analysis has run :data:`PLAIN_AFTER` seconds (a quick one, or one that
     stops at once on bad input, prints only its result or its one error line): each stage's
     start with its size, one line per tenth of it done, its end, each with the seconds since
-    the start."""
+    the start. A message (``total`` 0: the work estimate, before the first stage) is printed
+    once, at once, on a terminal or not."""
 
     #: Seconds before the plain lines start (a terminal's bar is transient: nothing stays).
     PLAIN_AFTER = 2.0
@@ -251,6 +241,10 @@ class _Progress:
         return self
 
     def __call__(self, what: str, done: int, total: int) -> None:
+        if total == 0 and done == 0:  # a message (the work estimate): once, at once, always
+            self._print(what) if self._plain else self._console.print(
+                what, markup=False, highlight=False)
+            return
         if self._plain:
             self._line(what, done, total)
             return
