@@ -232,6 +232,46 @@ def test_checkpoint_resume_in_process(tmp_path, digits):
         np.testing.assert_array_equal(a.read(), b.read())
 
 
+def test_finished_run_extends_from_its_close_checkpoint_bit_for_bit(tmp_path, digits):
+    """Closing a run as finished right after its last record writes a checkpoint, so extending
+    it later repeats no step and equals an uninterrupted run; an optimizer step after the last
+    record (steps not a multiple of ``every``) leaves the last flush's checkpoint instead."""
+    x, y = digits
+
+    def run(store, ckpt, n_steps, every=1):
+        model = mlp()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with Recorder(store, "r", model, every=every, chunk_steps=4, optimizer=opt,
+                      checkpoint=ckpt, resume=True) as rec:
+            start = rec.resumed_from
+            if start is None:
+                rec.record(0)
+                start = 0
+            for step in range(start + 1, n_steps + 1):
+                idx = slice(step * 16, step * 16 + 16)
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+                rec.record(step, loss=float(step))
+        return start
+
+    run(tmp_path / "ref", tmp_path / "ref.pt", 17)
+    assert run(tmp_path / "s", tmp_path / "ck.pt", 10) == 0
+    ck = load_checkpoint(tmp_path / "ck.pt")
+    assert (ck["step"], ck["n_complete"]) == (10, 11)  # the close, not the flush of 0..7
+    assert run(tmp_path / "s", tmp_path / "ck.pt", 17) == 10  # extended from step 10
+    with TrajectoryStore.open(tmp_path / "s", "r") as a, \
+            TrajectoryStore.open(tmp_path / "ref", "r") as b:
+        assert a.run_info("r")["finished"] is True
+        np.testing.assert_array_equal(a.steps("r"), np.arange(18))
+        np.testing.assert_array_equal(a.read(), b.read())
+        np.testing.assert_array_equal(a.scalars("r", "loss"), b.scalars("r", "loss"))
+
+    run(tmp_path / "e", tmp_path / "e.pt", 14, every=3)  # records 0, 3, ..., 12; steps to 14
+    ck = load_checkpoint(tmp_path / "e.pt")
+    assert (ck["step"], ck["n_complete"]) == (9, 4)  # the flush after record 9, not the close
+
+
 # ---------------------------------------------------------------------- checkpoint failures
 def _tiny_run(store, ckpt, n_steps, **kw):
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ from conjugacy.study import Job, Study, StudyReader, check_stamp, run_study, sto
 N_STEPS = 12
 
 
-def _train(job, ctx):
+def _train(job, ctx, resumable=False):
     """Tiny regression net, SGD or Adam by condition; all randomness from the job's seed."""
     from conjugacy.torch import train_replicas
 
@@ -34,6 +34,7 @@ def _train(job, ctx):
         batches=[(x[:12], y[:12]), (x[12:], y[12:])], loss_fn=nn.functional.mse_loss,
         make_optimizer=lambda p: opt(p, lr=lr), n_steps=job.n_records - 1, store=ctx.store,
         run_prefix=job.key, params="2.weight", metadata=dict(ctx.metadata),
+        checkpoint_dir=ctx.checkpoint_dir if resumable else None,
     )
     return {"lr": lr}
 
@@ -150,6 +151,32 @@ def test_resume_skips_complete_jobs_and_retrains_incomplete_ones(serial, tmp_pat
     assert before.keys() == after.keys()
     for k in before:
         np.testing.assert_array_equal(before[k][0], after[k][0])
+
+
+def test_a_resumable_study_extends_finished_runs_that_a_job_now_wants_longer(tmp_path):
+    """Same settings, but the sgd jobs now ask for 21 records (like grokking's constrained runs
+    when --s6 is added): their finished 13-record runs are extended, the adam jobs skipped, and
+    everything equals a study run at the new lengths from scratch, bit for bit."""
+    import functools
+
+    train = functools.partial(_train, resumable=True)
+    longer = {"n_records": lambda cond, params: 21 if cond == "sgd" else N_STEPS + 1}
+    first = run_study(_study(train=train, resumable=True), tmp_path / "a")
+    short = _all_runs(tmp_path / "a")
+    again = run_study(_study(train=train, resumable=True, **longer), tmp_path / "a")
+    assert again.trained == ("sgd-seed0", "sgd-seed1")
+    assert again.skipped == ("adam-seed0", "adam-seed1") and len(first.trained) == 4
+    run_study(_study(train=train, resumable=True, **longer), tmp_path / "b")
+    extended, scratch = _all_runs(tmp_path / "a"), _all_runs(tmp_path / "b")
+    assert extended.keys() == scratch.keys() == short.keys()
+    for k in scratch:
+        n = 21 if k.startswith("sgd") else N_STEPS + 1
+        assert extended[k][0].shape[1] == n
+        np.testing.assert_array_equal(extended[k][0], scratch[k][0])
+        np.testing.assert_array_equal(extended[k][1], scratch[k][1])
+        np.testing.assert_array_equal(extended[k][0][:, :N_STEPS + 1], short[k][0])
+    with StudyReader.open(tmp_path / "a") as r:
+        assert all(r.run_info(k)["finished"] for k in r.runs())
 
 
 def test_resume_refuses_other_settings_or_another_study(serial, tmp_path):

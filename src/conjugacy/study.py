@@ -37,7 +37,10 @@ settings, complete jobs (every replica run present, finished, with ``n_records``
 skipped. An incomplete job is trained again from the start (its runs are deleted first), unless
 the study declares ``resumable=True``: then its training function is handed the job's checkpoint
 folder and continues interrupted runs from their last checkpoint (e.g. through
-:func:`conjugacy.torch.train_replicas`'s ``checkpoint_dir``).
+:func:`conjugacy.torch.train_replicas`'s ``checkpoint_dir``). A finished run of a resumable study
+that the job now asks to be longer (more ``n_records`` under the same settings, e.g. grokking's
+constrained runs when ``--s6`` is added to a quick run) is reopened as interrupted and so extended
+from its checkpoint; its first records stay as they are.
 """
 
 from __future__ import annotations
@@ -220,7 +223,8 @@ class Study:
     extra_jobs : sequence of Job
         Jobs outside the conditions x seeds grid (e.g. one long run per regime).
     resumable : bool
-        ``train`` continues interrupted runs from ``context.checkpoint_dir`` (else an incomplete
+        ``train`` continues interrupted runs from ``context.checkpoint_dir``, and finished runs
+        shorter than the job's ``n_records`` are reopened for it to extend (else an incomplete
         job is deleted and trained again from the start).
     threads : int
         Threads torch and the BLAS library may use inside a job (1 is fastest for small models
@@ -525,6 +529,20 @@ def _job_complete(store: Any, job: Job) -> bool:
     return True
 
 
+def _reopen_shorter_runs(store: Any, job: Job) -> list[str]:
+    """Mark the finished runs of ``job`` with fewer than ``job.n_records`` records unfinished, so
+    that a resumable training function extends them from their checkpoint; returns their names."""
+    have = set(store.runs())
+    reopened = []
+    for name in job.run_names:
+        if name in have:
+            info = store.run_info(name)
+            if info["finished"] and info["n_complete"] < job.n_records:
+                store.set_finished(name, False)
+                reopened.append(name)
+    return reopened
+
+
 def store_path(out: str | os.PathLike[str], job: Job | str) -> Path:
     """``OUT/trajectories/<key>.zarr``: the store of one job."""
     key = job.key if isinstance(job, Job) else str(job)
@@ -555,7 +573,9 @@ def _run_job(study: Study, job: Job, out: str, progress: bool, limit: bool = Tru
     with threads, TrajectoryStore.open(path, "a") as store:
         if _job_complete(store, job):
             return {"key": job.key, "status": "skipped", "seconds": 0.0, "info": None}
-        if not study.resumable:
+        if study.resumable:
+            _reopen_shorter_runs(store, job)
+        else:
             have = set(store.runs())
             for name in job.run_names:
                 if name in have:

@@ -12,7 +12,10 @@ with ``source_dtype`` in the metadata).
 
 Resuming: give ``optimizer=`` and ``checkpoint=PATH`` and the recorder writes a checkpoint
 (model and optimizer ``state_dict``, torch RNG state, last recorded step, ``n_complete``) atomically
-(temp file + ``os.replace``) right after each automatic flush, so checkpoint and store agree. With
+(temp file + ``os.replace``) right after each automatic flush, so checkpoint and store agree, and
+once more when the run is closed as finished if the optimizer has not stepped since the last record
+(the model is then in the recorded state), so a finished run can later be extended from its last
+step with nothing repeated. With
 ``resume=True`` an existing run is continued: the checkpoint is loaded into the model and optimizer
 (``torch.load(weights_only=True)``), the run is cut back to the checkpoint's ``n_complete``, and
 :attr:`Recorder.resumed_from` gives the step to continue after. A failed checkpoint write (full
@@ -667,7 +670,8 @@ class Recorder:
         :func:`describe_scheduler`, its class and scalar settings; the optimizer's ``lr`` is
         only the rate when recording starts). Not saved in checkpoints.
     checkpoint : path, optional
-        Checkpoint file written atomically after each automatic flush (see the module docstring).
+        Checkpoint file written atomically after each automatic flush and, with ``optimizer``,
+        when the run is closed as finished right after a record (see the module docstring).
     resume : bool
         Continue an existing run instead of refusing it. With a checkpoint file: load it into
         ``model``/``optimizer``, cut the run back to the checkpoint. With ``checkpoint`` given but
@@ -751,12 +755,28 @@ class Recorder:
         else:
             raise TypeError(f"store must be a TrajectoryStore or a path, got {type(store).__name__}")
         self._closed = False
+        # the close checkpoint needs the model in the recorded state: an optimizer step after the
+        # last record (e.g. steps not a multiple of ``every``) rules it out
+        self._stepped = False
+        self._rng_at_record: torch.Tensor | None = None
+        self._step_hook = (optimizer.register_step_post_hook(self._on_optimizer_step)
+                           if optimizer is not None and self.checkpoint is not None else None)
         try:
             self._setup(params, metadata, resume)
         except BaseException:
-            if self._owns_store:
-                self.store.close()
+            self._release()
             raise
+
+    def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._stepped = True
+
+    def _release(self) -> None:
+        """Remove the optimizer hook and close an owned store."""
+        if self._step_hook is not None:
+            self._step_hook.remove()
+            self._step_hook = None
+        if self._owns_store:
+            self.store.close()
 
     def _setup(self, params: Any, metadata: Mapping[str, Any] | None, resume: bool) -> None:
         layout = {}
@@ -924,6 +944,9 @@ class Recorder:
         self._buf_steps.append(step)
         self._buf_scalars.append(vals)
         self.last_step = step
+        if self.checkpoint is not None:  # the state a checkpoint of this record holds
+            self._stepped = False  # after the branch, whose own optimizer steps are undone
+            self._rng_at_record = torch.get_rng_state()
         if len(self._buf_steps) == self.chunk_steps:
             self.flush()
         return True
@@ -958,7 +981,8 @@ class Recorder:
                 "n_complete": n,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-                "torch_rng_state": torch.get_rng_state(),
+                "torch_rng_state": (self._rng_at_record if self._rng_at_record is not None
+                                    else torch.get_rng_state()),
             }
             if self.branch is not None:
                 state["branch_rng_state"] = self.branch.generator.get_state()
@@ -966,16 +990,21 @@ class Recorder:
         return n
 
     def close(self, finished: bool = True) -> None:
-        """Flush the buffer (no checkpoint), mark the run ``finished``, release an owned store."""
+        """Flush the buffer, mark the run ``finished``, release an owned store.
+
+        Closed as finished with ``checkpoint`` and ``optimizer`` given and no optimizer step
+        since the last record, the flush also writes the checkpoint (model, optimizer, the RNG
+        state of the last record), so that extending the run later repeats no step; otherwise
+        the flush writes none and the last checkpoint stays.
+        """
         if self._closed:
             return
         try:
-            self.flush(checkpoint=False)
+            self.flush(checkpoint=finished and self._step_hook is not None and not self._stepped)
             self.store.set_finished(self.run, finished)
         finally:
             self._closed = True
-            if self._owns_store:
-                self.store.close()
+            self._release()
 
     def __enter__(self) -> Recorder:
         return self
@@ -988,8 +1017,7 @@ class Recorder:
             self.close(finished=False)
         except Exception:
             self._closed = True
-            if self._owns_store:
-                self.store.close()
+            self._release()
 
     def __repr__(self) -> str:
         return (f"Recorder(run={self.run!r}, params={len(self.names)}, every={self.every}, "
