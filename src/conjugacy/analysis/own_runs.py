@@ -860,31 +860,38 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
         out["alarms"] = alarms
         notes.extend(f"windows, alarms: {n}" for n in alarms.get("notes", []))
     if len(out["conditions"]) >= 2:  # every pair, window by window, against the seed floor
-        from .windowed import conditions_by_window, seed_window_spectra
-
-        n = len(out["conditions"])
-        fits = (f"windows of {window} records, seed by seed: fitting the windows of each of "
-                f"{len(groups)} (condition, seed) groups")
-        say(fits, 0, len(groups))
-        try:  # a window the conditions' steps cannot pair skips this section only
-            with _rank_warnings_held() as held:
-                per_seed, steps = seed_window_spectra(
-                    reader, groups, params, window, d, int(settings["rank"]),
-                    progress=lambda i, total: say(fits, i, total))
-        except ValueError as exc:
-            notes.append(f"windows: conditions not compared window by window: {exc}")
-            say(fits, len(groups), len(groups))
-        else:
-            n_pairs = n * (n - 1) // 2
-            pairs = (f"windows of {window} records: {n_pairs} pair"
-                     f"{'' if n_pairs == 1 else 's'} of conditions compared in each of "
-                     f"{len(steps)} windows")
-            say(pairs, 0, len(steps))
-            out["between_conditions"] = conditions_by_window(
-                per_seed, steps, window, **stats, progress=lambda i, total: say(pairs, i, total))
-            notes.extend(_seed_window_warnings(groups, per_seed, out["between_conditions"],
-                                               held))
+        _window_pairs(reader, groups, params, window, d, int(settings["rank"]), out, notes,
+                      stats, say)
     return out
+
+
+def _window_pairs(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
+                  delays: int, rank: int, out: dict[str, Any], notes: list[str],
+                  stats: Mapping[str, Any], say: Callable[[str, int, int], None]) -> None:
+    """``_windows``' pairs of conditions window by window (``out["between_conditions"]``):
+    each seed's windows (a progress tick per group), then each window's comparison (a tick per
+    window); their rank warnings attributed; a note where the steps cannot pair the windows."""
+    from .windowed import conditions_by_window, seed_window_spectra
+
+    n = len(out["conditions"])
+    fits = (f"windows of {window} records, seed by seed: fitting the windows of each of "
+            f"{len(groups)} (condition, seed) groups")
+    say(fits, 0, len(groups))
+    try:  # a window the conditions' steps cannot pair skips this section only
+        with _rank_warnings_held() as held:
+            per_seed, steps = seed_window_spectra(reader, groups, params, window, delays, rank,
+                                                  progress=lambda i, total: say(fits, i, total))
+    except ValueError as exc:
+        notes.append(f"windows: conditions not compared window by window: {exc}")
+        say(fits, len(groups), len(groups))
+        return
+    n_pairs = n * (n - 1) // 2
+    pairs = (f"windows of {window} records: {n_pairs} pair{'' if n_pairs == 1 else 's'} of "
+             f"conditions compared in each of {len(steps)} windows")
+    say(pairs, 0, len(steps))
+    out["between_conditions"] = conditions_by_window(
+        per_seed, steps, window, **stats, progress=lambda i, total: say(pairs, i, total))
+    notes.extend(_seed_window_warnings(groups, per_seed, out["between_conditions"], held))
 
 
 def left_out_note(n_records: int, window: int, steps: Sequence[int] | np.ndarray
@@ -1193,16 +1200,14 @@ def analyze(
     finally:
         reader.close()
     _attribute_fit_warnings(res.content, res.spectra)
+    if out is not None and snapshots:
+        _spectral_dynamics(store, Path(out), res.content)
+    res.content["timing_seconds"]["total"] = perf_counter() - t0
     if out is not None:
-        if snapshots:
-            _spectral_dynamics(store, Path(out), res.content)
-        res.content["timing_seconds"]["total"] = perf_counter() - t0
         writing = f"writing results.json{' and the report' if report else ''} to {out}"
         say(writing, 0, 1)
         res.write(out, report=report)
         say(writing, 1, 1)
-    else:
-        res.content["timing_seconds"]["total"] = perf_counter() - t0
     return res
 
 
