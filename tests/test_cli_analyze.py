@@ -434,3 +434,27 @@ def test_left_out_records_are_named_in_records_and_steps(tmp_path):
     assert r["windows"]["between_conditions"]["labels"] == ["0-90", "100-190", "200-290",
                                                             "300-390"]
     assert " ".join(got.stdout.split()).count(note) == 1
+
+
+def test_terminal_progress_shows_the_estimate_once_and_a_bar_per_stage(monkeypatch):
+    """Issue 25 leftovers, item 1, on a terminal: the estimate (total 0) is printed once and
+    stays (it was the pilot bar's text); each stage, the window pairs' too, is a bar counting
+    its units."""
+    import io
+
+    from rich.console import Console
+
+    from conjugacy.cli import analyze as analyze_cli
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=200, emoji=False)
+    monkeypatch.setattr(analyze_cli, "rich_console", lambda **_kw: console)
+    with analyze_cli._Progress() as progress:
+        progress("6 spectra [b]of[/b] 12 runs; to read: 1 KiB", 0, 0)
+        progress("pairs compared in each of 4 windows", 0, 4)
+        progress("pairs compared in each of 4 windows", 3, 4)
+        bar = progress._bar.tasks[0]
+        assert (bar.description, bar.completed, bar.total) == (
+            "pairs compared in each of 4 windows", 3, 4)
+        assert len(progress._bar.tasks) == 1  # the estimate is no bar
+    assert buf.getvalue().count("6 spectra [b]of[/b] 12 runs; to read: 1 KiB") == 1
