@@ -21,6 +21,7 @@ from conjugacy.analysis.unit_circle import count_summary, unit_circle_counts
 from conjugacy.data.modular import modular_addition
 from conjugacy.experiments.grokking import (
     OBSERVED_PARAMETER,
+    REGIMES,
     GrokkingConfig,
     OneLayerTransformer,
     TrainingProtocol,
@@ -31,6 +32,7 @@ from conjugacy.experiments.grokking import (
 )
 from conjugacy.spectrum import Spectrum
 from conjugacy.study import StudyReader
+from conjugacy.torch import load_checkpoint
 from conjugacy.torch.protocols import global_norm
 
 TINY = dict(
@@ -357,7 +359,7 @@ def test_results_structure_and_files(tiny_run: tuple[Results, Path]) -> None:
     loss = doc["curves"]["test_accuracy"]["constrained_s6"]
     assert loss["n_runs"] == 4 and loss["steps"] == list(range(1, cfg.s6_steps + 1))
     evaluated = [m is not None for m in loss["mean"]]
-    assert [i + 1 for i, e in enumerate(evaluated) if e] == [3, 6, 9, 12, 14]
+    assert [i + 1 for i, e in enumerate(evaluated) if e] == [3, 6, 9, 10, 12, 14]  # 10: fig. 5's end
     assert doc["loss"] == doc["curves"]["train_loss"]
     assert len(doc["curves"]["weight_norm"]["constrained"]["mean"]) == cfg.steps
     long = doc["long_curves"]["unconstrained"]
@@ -366,7 +368,8 @@ def test_results_structure_and_files(tiny_run: tuple[Results, Path]) -> None:
     with StudyReader.open(out) as store:
         acc = store.scalars("constrained-seed000_0", "test_accuracy")
     assert acc.shape == (cfg.s6_steps + 1,)
-    assert np.isfinite(acc)[[0, 3, 6, 9, 12, 14]].all() and not np.isfinite(acc)[[1, 2, 4]].any()
+    assert np.isfinite(acc)[[0, 3, 6, 9, 10, 12, 14]].all()
+    assert not np.isfinite(acc)[[1, 2, 4, 11, 13]].any()
 
 
 def test_claims_are_decided_on_the_numbers() -> None:
@@ -475,6 +478,36 @@ def test_resume_skips_finished_runs_and_refuses_other_settings(
     assert again["training"]["trained"] == [] and len(again["training"]["skipped"]) == 6
     with pytest.raises(ValueError, match="other settings"):
         run(GrokkingConfig(**{**TINY, "lr": 2e-3}), out)
+
+
+def test_s6_extends_a_finished_quick_run_in_the_same_folder(
+    tiny_run: tuple[Results, Path], tmp_path: Path,
+) -> None:
+    """A quick run, then --s6 into the same folder: the constrained runs are extended from the
+    checkpoint of their last step (not skipped, not refused, nothing repeated) and equal the runs
+    of an --s6 run from scratch (``tiny_run``) bit for bit, weights and scalars; another S6
+    window is still refused."""
+    res, scratch = tiny_run
+    quick = {**TINY, "s6": False, "long_steps": None}
+    run(GrokkingConfig(**quick), tmp_path)
+    ck = tmp_path / "checkpoints" / "constrained-seed000" / "constrained-seed000_1.pt"
+    assert load_checkpoint(ck)["step"] == TINY["steps"]  # written when the run closed
+    with pytest.raises(ValueError, match=r"other settings \(s6_steps: 14 there, 16 now\)"):
+        run(GrokkingConfig(**{**quick, "s6": True, "s6_steps": 16}), tmp_path)
+    again = run(GrokkingConfig(**{**quick, "s6": True}), tmp_path)
+    assert again["training"]["trained"] == ["constrained-seed000", "constrained-seed001"]
+    with StudyReader.open(tmp_path) as a, StudyReader.open(scratch) as b:
+        for name in [f"{r}-seed00{s}_{i}" for r in REGIMES for s in (0, 1) for i in (0, 1)]:
+            np.testing.assert_array_equal(a.steps(name), b.steps(name))
+            np.testing.assert_array_equal(a.read(OBSERVED_PARAMETER, runs=name),
+                                          b.read(OBSERVED_PARAMETER, runs=name))
+            scalars = a.run_info(name)["scalars"]
+            assert scalars == b.run_info(name)["scalars"] and "test_loss" in scalars
+            for scalar in scalars:
+                np.testing.assert_array_equal(a.scalars(name, scalar), b.scalars(name, scalar))
+            assert a.run_info(name)["finished"]
+    for s6_a, s6_b in zip(again.spectra["constrained_s6"], res.spectra["constrained_s6"]):
+        np.testing.assert_array_equal(s6_a.eigenvalues, s6_b.eigenvalues)
 
 
 def test_run_rejects_a_non_config(tmp_path: Path) -> None:

@@ -263,7 +263,9 @@ def train_job(job: Job, ctx: JobContext) -> None:
     long run of one regime (``job.params["long"]``), resuming from ``ctx.checkpoint_dir``.
 
     Short runs record ``mlp.W_out`` at every step, with the weight norm at every step and the
-    train/test loss and accuracy every ``eval_every`` steps; the long run (fig. 5A/B) records
+    train/test loss and accuracy every ``eval_every`` steps and at the end of each window
+    (``steps``, and ``s6_steps`` for the constrained runs with ``s6``: a finished quick run is
+    extended to the S6 window from its checkpoint); the long run (fig. 5A/B) records
     only the tiny ``mlp.b_out`` and evaluates at ~``long_eval_points`` log-spaced steps.
     """
     config: GrokkingConfig = ctx.config
@@ -275,9 +277,11 @@ def train_job(job: Job, ctx: JobContext) -> None:
         protocol = TrainingProtocol(config, regime, data, lambda t: t in marks)
         params, chunk, meta = "mlp.b_out", 256, {"experiment": "grokking-long"}
     else:
-        every = config.eval_every
+        # also at the fig. 5 window's end: a constrained run extended to the S6 window later
+        # (a quick run, then --s6 into the same folder) equals one trained to it at once
+        every, ends = config.eval_every, {config.steps, n_steps}
         protocol = TrainingProtocol(config, regime, data,
-                                    lambda t: t % every == 0 or t == n_steps)
+                                    lambda t: t % every == 0 or t in ends)
         params, chunk = OBSERVED_PARAMETER, 64
         meta = {"experiment": "grokking", "modulus": config.modulus,
                 "train_fraction": config.train_fraction}
