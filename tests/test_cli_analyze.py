@@ -363,7 +363,7 @@ def test_console_names_conditions_says_when_they_differ_and_what_no_window_holds
     assert any(line.endswith("choosing the rank from one seed of each of 3 conditions: started "
                              "(1 to do)") or "fitting 12 spectra" in line for line in err), err
     fit = [line for line in err if "fitting 12 spectra" in line]
-    assert fit[0].endswith("started (12 to do)") and fit[-1].endswith(": done")
+    assert fit[0].endswith("started (12 to do)") and re.search(r": done in \d+\.\d s$", fit[-1])
     assert 3 <= len(fit) <= 12  # a line per tenth at most, not one per fit
     monkeypatch.setattr(analyze_cli._Progress, "PLAIN_AFTER", 60.0)  # a quick run: no lines
     got = runner.invoke(app, ["analyze", str(tmp_path / "g.zarr"), "--group-by", "optimizer",
@@ -401,7 +401,9 @@ def test_plain_progress_counts_window_pairs_and_writing_and_says_the_estimate_on
     got = runner.invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o"),
                               "--no-neighbours", "--window", "10"])
     assert got.exit_code == 0, got.output
-    err = [re.sub(r"^\[ *\d+\.\d s\] ", "", line) for line in got.stderr.splitlines()]
+    err = [re.sub(r"done in \d+\.\d s$", "done", re.sub(r"^\[ *\d+\.\d s\] ", "", line))
+           for line in got.stderr.splitlines()]
+    assert re.search(r"^\[ *\d+\.\d s\] writing .*: done in \d+\.\d s$", got.stderr, re.M)
     assert err[0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 41 records")
     assert sum("to read:" in line for line in err) == 1
     assert err[1] == ("choosing the delays and rank from one seed of each of 2 conditions, "

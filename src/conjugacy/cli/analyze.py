@@ -217,9 +217,9 @@ class _Progress:
     transient: it leaves the terminal to the results); elsewhere (``analyze ... > log 2>&1``)
     plain lines once the analysis has run :data:`PLAIN_AFTER` seconds (a quick one, or one that
     stops at once on bad input, prints only its result or its one error line): each stage's
-    start with its size, one line per tenth of it done, its end, each with the seconds since
-    the start. A message (``total`` 0: the work estimate, before the first stage) is printed
-    once, at once, on a terminal or not."""
+    start with its size, one line per tenth of it done, its end with the stage's time, each
+    with the seconds since the start. A message (``total`` 0: the work estimate, before the
+    first stage) is printed once, at once, on a terminal or not."""
 
     #: Seconds before the plain lines start (a terminal's bar is transient: nothing stays).
     PLAIN_AFTER = 2.0
@@ -234,6 +234,7 @@ class _Progress:
         self._t0, self._clock = perf_counter(), perf_counter
         self._tasks: dict[str, Any] = {}
         self._shown: dict[str, int] = {}  # plain: stage -> the last tenth printed (-1: none)
+        self._began: dict[str, float] = {}  # plain: stage -> when it started
         if not self._plain:
             self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self._console, transient=True)
@@ -259,6 +260,7 @@ class _Progress:
         if what not in self._shown:
             self._end_open_stages()
             self._shown[what] = -1
+            self._began[what] = self._clock()
         if self._clock() - self._t0 < self.PLAIN_AFTER:
             return
         if self._shown[what] < 0:
@@ -267,13 +269,17 @@ class _Progress:
         tenth = 10 * done // total if total > 0 else 10
         if tenth > self._shown[what]:
             self._shown[what] = tenth
-            self._print(f"{what}: {'done' if done >= total else f'{done}/{total}'}")
+            self._print(f"{what}: {self._done(what) if done >= total else f'{done}/{total}'}")
 
     def _end_open_stages(self) -> None:
         for stage, tenth in self._shown.items():
             if 0 <= tenth < 10:
                 self._shown[stage] = 10
-                self._print(f"{stage}: done")
+                self._print(f"{stage}: {self._done(stage)}")
+
+    def _done(self, stage: str) -> str:
+        """``done in N s``: a stage's end with its time."""
+        return f"done in {self._clock() - self._began[stage]:.1f} s"
 
     def _print(self, text: str) -> None:
         self._console.print(f"[{self._clock() - self._t0:6.1f} s] {text}", markup=False,
