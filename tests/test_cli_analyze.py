@@ -460,3 +460,29 @@ def test_terminal_progress_shows_the_estimate_once_and_a_bar_per_stage(monkeypat
             "pairs compared in each of 4 windows", 3, 4)
         assert len(progress._bar.tasks) == 1  # the estimate is no bar
     assert buf.getvalue().count("6 spectra [b]of[/b] 12 runs; to read: 1 KiB") == 1
+
+
+def test_plain_progress_stamps_a_stage_with_its_start(monkeypatch):
+    """A stage begun before plain lines start (PLAIN_AFTER) is printed, when they do, stamped
+    with the second it began, not the second of its next tick (the pilots read 4 s at 1.4 s
+    were shown 'started' at 5.6 s), and its end with its time."""
+    import io
+
+    from rich.console import Console
+
+    from conjugacy.cli import analyze as analyze_cli
+
+    buf, now = io.StringIO(), [0.0]
+    console = Console(file=buf, force_terminal=False, width=200, emoji=False)
+    monkeypatch.setattr(analyze_cli, "rich_console", lambda **_kw: console)
+    with analyze_cli._Progress() as progress:
+        progress._t0, progress._clock = 0.0, lambda: now[0]
+        now[0] = 1.0
+        progress("pilots", 0, 2)
+        now[0] = 5.0
+        progress("pilots", 1, 2)
+        now[0] = 6.5
+        progress("pilots", 2, 2)
+    assert buf.getvalue().splitlines() == ["[   1.0 s] pilots: started (2 to do)",
+                                           "[   5.0 s] pilots: 1/2",
+                                           "[   6.5 s] pilots: done in 5.5 s"]

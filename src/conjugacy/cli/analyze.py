@@ -263,8 +263,8 @@ class _Progress:
             self._began[what] = self._clock()
         if self._clock() - self._t0 < self.PLAIN_AFTER:
             return
-        if self._shown[what] < 0:
-            self._print(f"{what}: started ({total} to do)")
+        if self._shown[what] < 0:  # stamped with its start (plain lines may begin later)
+            self._print(f"{what}: started ({total} to do)", at=self._began[what])
             self._shown[what] = 0
         tenth = 10 * done // total if total > 0 else 10
         if tenth > self._shown[what]:
@@ -281,8 +281,9 @@ class _Progress:
         """``done in N s``: a stage's end with its time."""
         return f"done in {self._clock() - self._began[stage]:.1f} s"
 
-    def _print(self, text: str) -> None:
-        self._console.print(f"[{self._clock() - self._t0:6.1f} s] {text}", markup=False,
+    def _print(self, text: str, at: float | None = None) -> None:
+        when = (self._clock() if at is None else at) - self._t0
+        self._console.print(f"[{when:6.1f} s] {text}", markup=False,
                             highlight=False)
 
     def __exit__(self, *exc: object) -> None:
