@@ -506,6 +506,7 @@ def test_s6_extends_a_finished_quick_run_in_the_same_folder(
             for scalar in scalars:
                 np.testing.assert_array_equal(a.scalars(name, scalar), b.scalars(name, scalar))
             assert a.run_info(name)["finished"]
+            assert a.metadata(name) == b.metadata(name)  # n_steps: the S6 window's
     for s6_a, s6_b in zip(again.spectra["constrained_s6"], res.spectra["constrained_s6"]):
         np.testing.assert_array_equal(s6_a.eigenvalues, s6_b.eigenvalues)
 

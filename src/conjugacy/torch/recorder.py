@@ -662,7 +662,8 @@ class Recorder:
         Records buffered in memory before a write; also the Zarr chunk length.
     metadata : mapping, optional
         JSON-serialisable run description, merged with what the recorder fills in (model class and
-        text, optimizer, selection, package and torch versions).
+        text, optimizer, selection, package and torch versions); on resume, merged into the
+        run's stored metadata.
     optimizer : torch.optim.Optimizer, optional
         Saved in checkpoints and described in the metadata.
     scheduler : torch.optim.lr_scheduler.LRScheduler, optional
@@ -797,6 +798,8 @@ class Recorder:
                     "are restored from it), or choose another run name or store"
                 )
             n = self._check_resumable(layout)
+            if metadata:  # the caller's description of the continued run (e.g. a longer n_steps)
+                self.store.update_metadata(self.run, metadata)
             if self.checkpoint is not None:
                 remove_dead_temporaries(self.checkpoint)  # of a writer killed mid-checkpoint
                 if self.checkpoint.exists():
