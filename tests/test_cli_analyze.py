@@ -486,3 +486,33 @@ def test_plain_progress_stamps_a_stage_with_its_start(monkeypatch):
     assert buf.getvalue().splitlines() == ["[   1.0 s] pilots: started (2 to do)",
                                            "[   5.0 s] pilots: 1/2",
                                            "[   6.5 s] pilots: done in 5.5 s"]
+
+
+def test_input_refused_before_any_work_is_one_line_without_the_estimate(tmp_path):
+    """The estimate waits for the first unit of work: a rank the data cannot give (found when
+    the first spectrum is fitted) and replicas recorded at different intervals (now refused
+    before the estimate) stay one error line; a (quick) run that works prints the estimate
+    once."""
+    path = _store(tmp_path / "s.zarr", ("a", "b"), n_seeds=3)
+    args = ["analyze", str(path), "--out", str(tmp_path / "o"), "--no-report", "--no-neighbours",
+            "--delays", "0"]
+    bad = runner.invoke(app, [*args, "--rank", "13"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
+    assert "rank=13 exceeds what the data allow" in bad.output
+    good = runner.invoke(app, [*args, "--rank", "3"])
+    assert good.exit_code == 0 and good.stderr.count("to read:") == 1, good.stderr
+    assert "to read:" in good.stderr.splitlines()[0]
+    mixed = _store(tmp_path / "m.zarr", ("a", "b"), n_seeds=3, n_rec=40)
+    with TrajectoryStore.open(mixed, "a") as st:  # a replica of (a, seed 0) every 5 steps
+        st.create_run("late", {"w": ((12,), "float64")}, metadata={"condition": "a", "seed": 0})
+        st.append("late", np.arange(40) * 5, {"w": np.ones((40, 12))})
+        st.set_finished("late")
+    bad = runner.invoke(app, [*args[:1], str(mixed), *args[2:], "--rank", "3"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
+    assert "recorded at different intervals" in bad.output
+    import conjugacy  # refused before the estimate and any work (was: after the pilots)
+
+    calls = []
+    with pytest.raises(ValueError, match="recorded at different intervals"):
+        conjugacy.analyze(mixed, progress=lambda *a: calls.append(a))
+    assert calls == []

@@ -1019,6 +1019,23 @@ def _window_rank(settings: Mapping[str, Any], fitted: Mapping[tuple, Any], notes
     return k
 
 
+def _refuse_before_work(reader: Any, groups: Sequence[SpectrumGroup],
+                       alarmed: Mapping[str, Sequence[str]]) -> None:
+    """Bad input refused before the work estimate and any work (it was found after the fits,
+    two lines after the estimate): replicas of a group recorded at different intervals (the
+    fits' rule, ``groups._group_steps``) and, for the window alarms, a metadata ``"onset"`` of
+    the ``alarmed`` runs that is not a step (:func:`conjugacy.monitor.run_onset`'s rule).
+    ValueError naming the group or run."""
+    from ..monitor import run_onset
+    from .groups import _group_steps
+
+    for g in groups:
+        _group_steps(reader, g)
+    for r in (r for runs in alarmed.values() for r in runs):
+        if reader.metadata(r).get("onset") is not None:
+            run_onset(reader, r)
+
+
 def _check_options(**values: Any) -> None:
     from .._checks import check_int
 
@@ -1154,6 +1171,7 @@ def analyze(
             params = list(info[members[0]]["parameters"])
         groups = [SpectrumGroup(c, s, tuple(runs), steps=(0, n_records))
                   for c, seeds in by_cond.items() for s, runs in seeds.items()]
+        _refuse_before_work(reader, groups, every if window is not None else {})
         say = progress or (lambda _what, _done, _total: None)
         sample = reader.read(params=params, runs=[members[0]], steps=slice(0, 2))
         n_features, choosing = sample.shape[2], delays is None or rank is None

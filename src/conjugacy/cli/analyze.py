@@ -215,11 +215,13 @@ class _Progress:
     """Progress of :func:`conjugacy.analyze`'s ``progress`` callback on stderr: a Rich progress
     bar on a terminal (one task per stage; the stage's text says how much work it is;
     transient: it leaves the terminal to the results); elsewhere (``analyze ... > log 2>&1``)
-    plain lines once the analysis has run :data:`PLAIN_AFTER` seconds (a quick one, or one that
-    stops at once on bad input, prints only its result or its one error line): each stage's
+    plain lines once the analysis has run :data:`PLAIN_AFTER` seconds (a quick one prints only
+    the estimate and its result, one that stops on bad input before any work its one error
+    line): each stage's
     start with its size, one line per tenth of it done, its end with the stage's time, each
     with the seconds since the start. A message (``total`` 0: the work estimate, before the
-    first stage) is printed once, at once, on a terminal or not."""
+    first stage) is printed once, on a terminal or not, as soon as a unit of work is done (so
+    input refused before any work is one error line), stamped with when it came."""
 
     #: Seconds before the plain lines start (a terminal's bar is transient: nothing stays).
     PLAIN_AFTER = 2.0
@@ -235,6 +237,7 @@ class _Progress:
         self._tasks: dict[str, Any] = {}
         self._shown: dict[str, int] = {}  # plain: stage -> the last tenth printed (-1: none)
         self._began: dict[str, float] = {}  # plain: stage -> when it started
+        self._held: list[tuple[str, float]] = []  # messages until work is done (_flush)
         if not self._plain:
             self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self._console, transient=True)
@@ -242,10 +245,11 @@ class _Progress:
         return self
 
     def __call__(self, what: str, done: int, total: int) -> None:
-        if total == 0 and done == 0:  # a message (the work estimate): once, at once, always
-            self._print(what) if self._plain else self._console.print(
-                what, markup=False, highlight=False)
+        if total == 0 and done == 0:  # a message (the work estimate): held until work is done
+            self._held.append((what, self._clock()))
             return
+        if done > 0:
+            self._flush()
         if self._plain:
             self._line(what, done, total)
             return
@@ -281,12 +285,25 @@ class _Progress:
         """``done in N s``: a stage's end with its time."""
         return f"done in {self._clock() - self._began[stage]:.1f} s"
 
+    def _flush(self) -> None:
+        """Print the held messages, once: at the first unit of work done, before any other
+        line, or at a clean end (input refused before any work stays one error line)."""
+        held, self._held = self._held, []
+        for text, at in held:
+            if self._plain:
+                self._print(text, at=at)
+            else:
+                self._console.print(text, markup=False, highlight=False)
+
     def _print(self, text: str, at: float | None = None) -> None:
+        self._flush()
         when = (self._clock() if at is None else at) - self._t0
         self._console.print(f"[{when:6.1f} s] {text}", markup=False,
                             highlight=False)
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self._flush()
         if self._plain:
             if exc[0] is None:
                 self._end_open_stages()
