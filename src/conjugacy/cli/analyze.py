@@ -220,8 +220,9 @@ class _Progress:
     line): each stage's
     start with its size, one line per tenth of it done, its end with the stage's time, each
     with the seconds since the start. A message (``total`` 0: the work estimate, before the
-    first stage) is printed once, on a terminal or not, as soon as a unit of work is done (so
-    input refused before any work is one error line), stamped with when it came."""
+    first stage) is printed once, stamped with when it came: on a terminal as soon as a unit of
+    work is done, elsewhere as the first of the plain lines or at a clean end (so input refused
+    within the first seconds, before or during the first stage, is one error line)."""
 
     #: Seconds before the plain lines start (a terminal's bar is transient: nothing stays).
     PLAIN_AFTER = 2.0
@@ -248,9 +249,9 @@ class _Progress:
         if total == 0 and done == 0:  # a message (the work estimate): held until work is done
             self._held.append((what, self._clock()))
             return
-        if done > 0:
+        if done > 0 and not self._plain:
             self._flush()
-        if self._plain:
+        if self._plain:  # held until the plain lines start (_print flushes) or a clean end
             self._line(what, done, total)
             return
         if what not in self._tasks:
