@@ -168,3 +168,26 @@ def test_zero_singular_values_are_said_in_the_spectrum_notes():
     assert said == ["svht: " + sp.settings["rank_rule"]["note"]]
     assert not [n for n in koopman_spectrum(runs, delays=0, rank="svht").settings["notes"]
                 if n.startswith("svht: ")]
+
+
+def test_mostly_nonzero_values_are_thresholded_even_without_a_white_noise_bulk():
+    """Issue 20 review, defect 1: one exact zero direction (a constant channel; softmax output
+    layers conserve each hidden unit's column sum) switched SVHT to 'keep every nonzero value'
+    on AR-like noise, which fails the bulk test: 37 of 37 kept. With most values nonzero the
+    rule thresholds them as without the zero: the rank of the data alone plus the constant."""
+    rng = np.random.default_rng(0)
+    A = np.diag([0.95, 0.9, 0.8, 0.7])
+    runs = []
+    for _ in range(5):
+        z = np.zeros((200, 4))
+        z[0] = rng.standard_normal(4)
+        for t in range(199):
+            z[t + 1] = A @ z[t] + 0.1 * rng.standard_normal(4)
+        runs.append(z)
+    alone = koopman_spectrum(runs, delays=8, rank="svht")
+    padded = [np.hstack([r, np.ones((200, 1))]) for r in runs]
+    for path in PATHS:
+        sp = koopman_spectrum(padded, delays=8, rank="svht", path=path)
+        rule = sp.settings["rank_rule"]
+        assert rule["n_nonzero"] == 37 and rule["noise_bulk"] is True
+        assert sp.rank == alone.rank + 1 < 37
