@@ -95,3 +95,28 @@ def test_verdicts_on_all_eigenvalues_get_the_per_spectrum_filter_as_the_other_fi
     assert back["settings"][-1] == {"name": "other filter (all eigenvalues)"}
     assert back["pairs"]["a-b"]["neighbours"]["other filter (all eigenvalues)"]["distance"] == \
         pytest.approx(plain.to_dict()["all"]["distances"]["a-b"]["mean"], rel=1e-12)
+
+
+def test_a_rank_neighbour_the_data_reduce_to_the_base_rank_is_not_counted(recwarn):
+    """Issue 20 review, defect 2: at rank 3 = the data's numerical rank (noiseless rank-3
+    trajectories), 'rank +1' asks 4, is reduced to 3 and is the base fit again: it was counted
+    as a neighbour that agrees (distance = the base's); now it is listed as not tried."""
+    rng = np.random.default_rng(1)
+    t = np.arange(40)[:, None]
+    rates = {"a": [0.95, 0.9, 0.6], "b": [0.7, 0.5, 0.3]}
+    groups = [SpectrumGroup(c, s, [f"{c}_s{s}"]) for c in rates for s in range(3)]
+    mix = rng.standard_normal((3, 6))
+    data = {g.key: (rng.normal(size=(2, 1, 3)) * np.power(rates[g.condition], t)) @ mix
+            for g in groups}
+    settings, stats = {"delays": 0, "rank": 3}, {"seed": 0, "n_permutations": 99}
+    fitted = {k: koopman_spectrum(x, **settings) for k, x in data.items()}
+    assert {sp.rank for sp in fitted.values()} == {3}
+    spectra = {c: [fitted[g.key] for g in groups if g.condition == c] for c in rates}
+    base = compare_conditions(spectra, shuffle=None, ks=False, **stats).to_dict()
+    result = neighbour_check(base, lambda g: data[g.key], groups, settings, fitted, stats,
+                             max_delays=8)
+    assert [v["name"] for v in result["settings"]] == ["rank -1", "other filter (all eigenvalues)"]
+    assert {"name": "rank +1", "reason": "rank 4: every spectrum's data have numerical rank at "
+            "most the base's, so the fit would be the base fit again"} in result["not_tried"]
+    assert "rank +1" not in result["pairs"]["a-b"]["neighbours"]
+    assert result["n_fits"] == 12  # both rank neighbours were fitted; one is not a neighbour

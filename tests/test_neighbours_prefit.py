@@ -69,3 +69,26 @@ def test_neighbour_check_reuses_the_rank_neighbours(tmp_path, monkeypatch):
     assert with_prefit["n_fits"] == without["n_fits"] == 32
     assert (with_prefit["n_reused"], without["n_reused"]) == (16, 0)
     assert with_prefit["pairs"] == without["pairs"]
+
+
+def test_a_rank_neighbour_beyond_the_numerical_rank_warns_nothing():
+    """Issue 20 review, defect 2: the base fit shares its factorization with its rank
+    neighbours; a neighbour's 'rank=4 requested but the data have numerical rank 3' reached
+    the user, who asked for rank 3. The base fit's own warnings still do."""
+    from conjugacy import RankWarning
+    from conjugacy.analysis.groups import _with_rank_neighbours
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(2, 1, 3)) * np.power([0.9, 0.7, 0.5], np.arange(30)[:, None])
+         ) @ rng.standard_normal((3, 6))
+    found: dict = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        base = _with_rank_neighbours(x, {"delays": 0, "rank": 3}, ("a", 0), found)
+    assert base.rank == 3 and (0, 4) in found[("a", 0)]
+    assert not [w for w in caught if issubclass(w.category, RankWarning)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _with_rank_neighbours(x, {"delays": 0, "rank": 5}, ("a", 0), {})
+    assert [str(w.message)[:19] for w in caught
+            if issubclass(w.category, RankWarning)] == ["rank=5 requested bu"]

@@ -333,7 +333,13 @@ def _with_rank_neighbours(traj: np.ndarray, kwargs: Mapping[str, Any], key: tupl
         for v in neighbour_settings(delays, rank, [rank], delays, lambda d: cap)
         if v["delays"] == delays]
     shared = {k: v for k, v in kwargs.items() if k not in ("delays", "rank", "device")}
-    base, *others = koopman_spectra(traj, grid, **shared)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        base, *others = koopman_spectra(traj, grid, **shared)
+    asked = tuple(f"rank={g['rank']} requested" for g in grid[1:])
+    for w in caught:  # the base fit's warnings only: the user asked for no neighbour's rank
+        if not str(w.message).startswith(asked):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     neighbour_fits[key] = {(delays, g["rank"]): sp for g, sp in zip(grid[1:], others)}
     return base
 

@@ -347,6 +347,8 @@ def neighbour_check(
                     sp = with_record_interval(sp, steps(g))
                 spectra[i].setdefault(g.condition, []).append(sp)
             tick(done, len(used))
+        n_fits = len(variants) * len(used)
+        variants, spectra = _drop_base_copies(variants, spectra, used, fitted, first, not_tried)
         opts = {k: v for k, v in stats.items()
                 if k not in ("shuffle", "ks", "n_shuffles", "pairs")}
         found = {name: {} for name in comparison["pairs"]}
@@ -373,7 +375,7 @@ def neighbour_check(
                  "differs; not_tried: the neighbours that were not possible, and why"),
         "settings": variants + ([{"name": other[0]}] if other else []),
         "not_tried": not_tried,
-        "n_fits": len(variants) * len(used),
+        "n_fits": n_fits,
         "n_reused": reused,
         "cpu_seconds": time.process_time() - t0,
         "pairs": pairs,
@@ -400,6 +402,30 @@ def _other_filter(comparison: Mapping[str, Any], spectra: Mapping[str, Sequence[
     if cmp["verdict_uses"] != "filtered":
         return None
     return "other filter (per-spectrum)", cmp, None
+
+
+def _drop_base_copies(variants: list[dict[str, Any]], spectra: list[dict[str, list[Any]]],
+                      used: Sequence[Any], fitted: Mapping[tuple, Any], first: Mapping[str, Any],
+                      not_tried: list[dict[str, str]]
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, list[Any]]]]:
+    """The variants without the rank neighbours that every group's data reduced to the base's
+    own rank (a rank above the numerical rank: the fit is the base fit again, which would count
+    as a neighbour that agrees), each listed in ``not_tried`` with why."""
+    keep_v, keep_s = [], []
+    base_delays = int(first["delays"])
+    for v, spec in zip(variants, spectra):
+        base_ranks: dict[Any, list[int]] = {}
+        for g in used:  # in the order the variant's spectra were appended
+            base_ranks.setdefault(g.condition, []).append(fitted[g.key].rank)
+        if (v["delays"] == base_delays and v["rank"] != first.get("rank")
+                and {c: [sp.rank for sp in per] for c, per in spec.items()} == base_ranks):
+            not_tried.append({"name": v["name"], "reason": (
+                f"rank {v['rank']}: every spectrum's data have numerical rank at most the "
+                "base's, so the fit would be the base fit again")})
+            continue
+        keep_v.append(v)
+        keep_s.append(spec)
+    return keep_v, keep_s
 
 
 def _scaled(variant: Mapping[str, Any], kw: Mapping[str, Any], first: Mapping[str, Any]) -> int:
