@@ -201,5 +201,3 @@ def exact_root_step(trajectory: Any, loss: str = "tan") -> int:
     float64), or -1."""
     hits = np.flatnonzero(loss_value(loss, trajectory) == 0)
     return int(hits[0]) if hits.size else -1
-
-
