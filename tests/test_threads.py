@@ -90,3 +90,21 @@ def test_libraries_key_changes_when_a_shared_library_is_loaded():
         assert libraries_key() != before
         return
     pytest.skip("every candidate extension module is already loaded or missing")
+
+
+def test_auto_never_raises_a_limit_already_in_force(monkeypatch):
+    """A session's or OMP_NUM_THREADS's one thread: 'auto' on an idle machine (2 free cores)
+    took 2, so an experiment's fits depended on the load to the last bit (FCN's eigenvalues
+    differed by 5e-12 between two runs of one seed). An explicit count still sets it."""
+    from threadpoolctl import threadpool_limits
+
+    if not _blas():
+        pytest.skip("no BLAS threadpool visible to threadpoolctl")
+    monkeypatch.setattr(threads, "auto_threads", lambda load=None: 2)
+    with threadpool_limits(limits=1):
+        with blas_threads("auto") as n:
+            assert n == 1 and set(_blas()) == {1}
+        with blas_threads(2) as n:
+            assert n == 2 and set(_blas()) == {2}
+    with threadpool_limits(limits=2), blas_threads("auto") as n:
+        assert n == 2

@@ -3,7 +3,9 @@
 On a shared, loaded machine a multi-threaded BLAS oversubscribes the cores: one
 ``koopman_spectrum`` call took 530 s of wall time for 67 s of CPU with the default threads and
 17-27 s with one thread (issue 15). ``threads="auto"`` (the default of the heavy functions) uses
-the cores that the 1-minute load average (less one unit: the caller) leaves free, at least one;
+the cores that the 1-minute load average (less one unit: the caller) leaves free, at least one,
+and never more than the BLAS limit already in force (``OMP_NUM_THREADS``, an experiment's
+``threads=``: results then do not depend on the machine's load, to the last bit);
 an int sets the count exactly; None leaves the process's BLAS setting alone.
 """
 
@@ -125,6 +127,9 @@ def blas_threads(threads: Any = "auto") -> Iterator[int | None]:
     if controller is None:  # pragma: no cover - threadpoolctl is a core dependency
         yield None
         return
+    if threads == "auto":  # never above a limit already set (OMP_NUM_THREADS, a session's)
+        current = [p["num_threads"] for p in controller.info() if p.get("user_api") == "blas"]
+        count = min([count, *current])
     with controller.limit(limits=count):
         yield count
 
