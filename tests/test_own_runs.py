@@ -320,3 +320,18 @@ def test_analyze_rank_warnings_name_condition_seed_and_window(tmp_path):
     assert (f"{msg}: in 2 of 4 window spectra (seeds pooled) (a (window 0-19, seeds pooled), "
             "a (window 20-39, seeds pooled))") in w
     assert sum("numerical rank" in x for x in w) == 3
+
+
+def test_pilot_rank_says_when_svht_met_zero_singular_values():
+    """Issue 20 second review, defect 5: what SVHT did with zero singular values (constant
+    channels here) was only in each spectrum's settings; analyze's notes now say it per pilot."""
+    from conjugacy.analysis.own_runs import pilot_rank
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 60, 4))
+    padded = np.concatenate([x, np.ones((3, 60, 30))], axis=2)
+    k, rule, notes = pilot_rank({"a": padded}, delays=0, cap=70)
+    said = [n for n in notes if n.startswith("the SVHT rank of a's pilot: ")]
+    assert len(said) == 1 and "29 of 34 singular values are zero" in said[0]
+    assert not [n for n in pilot_rank({"a": x}, delays=0, cap=70)[2]
+                if n.startswith("the SVHT rank of a's pilot")]

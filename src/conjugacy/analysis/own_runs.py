@@ -266,12 +266,16 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
     if known and max(known.values()) >= cap:
         return _rank_from_folds(known, delays, cap, max_rank)
     found: dict[str, int] = {}
+    zeros: list[str] = []  # SVHT's note on zero singular values, per pilot
     for c, traj in pilots.items():
         runs, steps = _pilot_shape(*traj.shape[:2])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a pure-noise pilot keeps one direction: noted below
-            found[c] = int(koopman_spectrum(traj[:runs, :steps], delays=delays, rank="svht",
-                                            method="standard", modes=False).rank)
+            fit = koopman_spectrum(traj[:runs, :steps], delays=delays, rank="svht",
+                                   method="standard", modes=False)
+        found[c] = int(fit.rank)
+        if "note" in (fit.settings["rank_rule"] or {}):
+            zeros.append(f"the SVHT rank of {c}'s pilot: {fit.settings['rank_rule']['note']}")
         if progress is not None:
             progress(c)
     top = max(found.values())
@@ -282,7 +286,7 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
               + (f", capped at {cap}: {_CAP_WHY}" if top > cap else "")
               + (f", at most {k}, what every spectrum's data allow" if k < min(top, cap) else "")
               + "; one rank for every spectrum of the comparison")
-    notes = []
+    notes = zeros
     if top <= 1:
         notes.append(f"the SVHT rank of every pilot is {top} ({each}): each spectrum keeps one "
                      "eigenvalue, so conditions that differ in any other mode look alike (a "
