@@ -357,4 +357,7 @@ def test_a_mixed_store_is_filtered_by_one_rule() -> None:
     cmp = compare_conditions(mixed, shuffle=None, ks=False, use_filter=True)
     assert cmp.filter["rule"]["rule"] == "default"  # the single-sample rule, for every spectrum
     assert cmp.filter["rule"]["comparison"]["note"] == note
+    from conjugacy.cli.summaries import filter_note  # the console says it too (second review)
+
+    assert filter_note(cmp.to_dict()) == note and filter_note({"filter": None}) is None
     assert cmp.filter["kept"] == {"a": [1, 1], "b": [1, 1]}

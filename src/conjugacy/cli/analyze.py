@@ -110,7 +110,7 @@ def _print_results(console: Console, res: Any, target: Path) -> None:
     alarms and the files. Every condition is shown by the report's name for it
     (:func:`conjugacy.report._content.short_names`)."""
     from ..report._content import differ_sentence, named, short_names
-    from .summaries import neighbour_lines
+    from .summaries import filter_note, neighbour_lines
 
     r = res.results
     names = short_names(r)
@@ -125,6 +125,9 @@ def _print_results(console: Console, res: Any, target: Path) -> None:
         console.print(f"- {shown(differ_sentence(entry, names))}", highlight=False)
     for line in neighbour_lines(_named_pairs(r, names)):  # markup of its own; names escaped
         console.print(line, highlight=False)
+    if filter_note(r.get("comparison") or {}):  # e.g. only some runs carry the second branch
+        console.print(f"[yellow]filter:[/yellow] {shown(named(filter_note(r['comparison']), names))}",
+                      highlight=False)
     for w in r.get("warnings") or []:  # with the records no window holds (own_runs)
         console.print(f"[yellow]warning:[/yellow] {shown(named(w, names))}", highlight=False)
     _print_alarms(console, windows.get("alarms"))

@@ -47,6 +47,8 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
                           f"{v['uses']} spectra)")
         if cmp.get("verdict_rule"):
             console.print(f"Verdict rule: {shown(cmp['verdict_rule'])} (alpha = {cmp['alpha']}).")
+        if filter_note(cmp):
+            console.print(f"[yellow]filter:[/] {shown(filter_note(cmp))}")
         for line in neighbour_lines(content):
             console.print(line)
     for line in _SPECIFIC.get(content.get("experiment", ""), lambda _c: [])(content):
@@ -71,6 +73,14 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
 
 def _range(r: Any, fmt: str) -> str:
     return "-" if not r else f"{format(r[0], fmt)}-{format(r[1], fmt)}"
+
+
+def filter_note(comparison: Mapping[str, Any]) -> str | None:
+    """The comparison filter's note (e.g. a store where only some runs carry the second branch:
+    every spectrum filtered by the single-sample rule), or None."""
+    rule = (comparison.get("filter") or {}).get("rule") or {}
+    found = rule.get("comparison") if isinstance(rule, Mapping) else None
+    return found.get("note") if isinstance(found, Mapping) else None
 
 
 def neighbour_lines(content: Mapping[str, Any]) -> list[str]:
