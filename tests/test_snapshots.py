@@ -101,6 +101,23 @@ def test_every_k_and_explicit_schedules(tmp_path):
         CheckpointRecorder(tmp_path / "b.zarr", "r", model, 2, params=["0.bias"])
 
 
+def test_checkpoint_record_checks_steps_and_scalars(tmp_path):
+    model = _mlp()
+    with CheckpointRecorder(tmp_path / "c.zarr", "r", model, 2) as ck:
+        assert ck.record(4, loss=torch.tensor(0.5))
+        assert not ck.record(3)  # not scheduled: ignored, whatever the order
+        with pytest.raises(ValueError, match=r"^step must increase: got 2 after step 4$"):
+            ck.record(2)
+        for bad in (-2, 2.0, True):
+            with pytest.raises(ValueError, match=r"^step must be a non-negative integer, got "):
+                ck.record(bad)
+        with pytest.raises(TypeError, match=r"^scalar loss='x' is not a number$"):
+            ck.record(6, loss="x")
+    with TrajectoryStore.open(tmp_path / "c.zarr", "r") as store:
+        assert store.steps("r.checkpoints").tolist() == [4]
+        assert store.scalars("r.checkpoints", "loss").tolist() == [0.5]
+
+
 # ----------------------------------------------------------------------------- interpolation
 class _Block(nn.Module):
     def __init__(self, c: int) -> None:

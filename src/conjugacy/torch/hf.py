@@ -55,7 +55,7 @@ import transformers
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ..store import StoreError, TrajectoryStore
-from .recorder import BranchStep, Recorder
+from .recorder import BranchStep, Recorder, _open_store
 
 __all__ = ["TrajectoryTrainerCallback"]
 
@@ -254,10 +254,7 @@ class TrajectoryTrainerCallback(TrainerCallback):
         if model is None:
             raise ValueError("the Trainer passed no model to TrajectoryTrainerCallback")
         self.close(finished=False)  # a recorder left open by an interrupted train()
-        if isinstance(self.store, TrajectoryStore):
-            self._store, self._owns_store = self.store, False
-        else:
-            self._store, self._owns_store = TrajectoryStore.open(self.store, "a"), True
+        self._store, self._owns_store = _open_store(self.store)
         try:
             step = int(state.global_step)
             if self.run in self._store.runs():

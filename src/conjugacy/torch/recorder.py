@@ -39,7 +39,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -510,9 +510,63 @@ def _host(t: torch.Tensor) -> np.ndarray:
 
 
 def _np_dtype(t: torch.Tensor) -> np.dtype:
+    """NumPy dtype a parameter is stored in (bfloat16, which NumPy lacks, as float32)."""
     if t.dtype == torch.bfloat16:
         return np.dtype(np.float32)
     return torch.empty(0, dtype=t.dtype).numpy().dtype
+
+
+def _open_store(store: Any) -> tuple[TrajectoryStore, bool]:
+    """The store to record into and whether the recorder owns it: an open store as it is (left
+    open), a path opened with mode ``"a"`` (closed with the recorder)."""
+    if isinstance(store, TrajectoryStore):
+        return store, False
+    if isinstance(store, str | os.PathLike):
+        return TrajectoryStore.open(store, "a"), True
+    raise TypeError(f"store must be a TrajectoryStore or a path, got {type(store).__name__}")
+
+
+def _check_step(step: Any, last_step: int | None, of: str = "") -> int:
+    """``step`` as an int: a non-negative integer after ``last_step`` (``of`` ends the message)."""
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    step = int(step)
+    if last_step is not None and step <= last_step:
+        raise ValueError(f"step must increase: got {step} after step {last_step}{of}")
+    return step
+
+
+def _numbers(scalars: Mapping[str, Any]) -> dict[str, float]:
+    """The scalars of one record as floats (0-d tensors accepted); TypeError naming a non-number."""
+    vals = {}
+    for k, v in scalars.items():
+        try:
+            vals[k] = float(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"scalar {k}={v!r} is not a number") from None
+    return vals
+
+
+class _ClosesRun:
+    """A recorder's ``with`` block: the run is closed as finished, or, when the block raises, as
+    unfinished keeping what was recorded, never masking the block's exception."""
+
+    _closed: bool
+    close: Callable[..., None]
+    _release: Callable[[], None]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # keep what was recorded; never mask the original exception
+            self.close(finished=False)
+        except Exception:
+            self._closed = True
+            self._release()
 
 
 class BranchStep:
@@ -640,7 +694,7 @@ class _TrainingState:
             torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
-class Recorder:
+class Recorder(_ClosesRun):
     """Record selected parameters of ``model`` at chosen steps into a trajectory store.
 
     Parameters
@@ -749,12 +803,7 @@ class Recorder:
         self.optimizer = optimizer
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self._params = dict(model.named_parameters())
-        if isinstance(store, TrajectoryStore):
-            self.store, self._owns_store = store, False
-        elif isinstance(store, str | os.PathLike):
-            self.store, self._owns_store = TrajectoryStore.open(store, "a"), True
-        else:
-            raise TypeError(f"store must be a TrajectoryStore or a path, got {type(store).__name__}")
+        self.store, self._owns_store = _open_store(store)
         self._closed = False
         # the close checkpoint needs the model in the recorded state: an optimizer step after the
         # last record (e.g. steps not a multiple of ``every``) rules it out
@@ -921,21 +970,10 @@ class Recorder:
         """
         if self._closed:
             raise StoreError(f"recorder of run {self.run!r} is closed")
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        step = int(step)
-        if self.last_step is not None and step <= self.last_step:
-            raise ValueError(
-                f"step must increase: got {step} after step {self.last_step} of run {self.run!r}"
-            )
+        step = _check_step(step, self.last_step, f" of run {self.run!r}")
         if step % self.every:
             return False
-        vals = {}
-        for k, v in scalars.items():
-            try:
-                vals[k] = float(v)
-            except (TypeError, ValueError):
-                raise TypeError(f"scalar {k}={v!r} is not a number") from None
+        vals = _numbers(scalars)
         i = len(self._buf_steps)
         with torch.no_grad():
             for n in self.names:
@@ -1006,19 +1044,6 @@ class Recorder:
             self.flush(checkpoint=finished and self._step_hook is not None and not self._stepped)
             self.store.set_finished(self.run, finished)
         finally:
-            self._closed = True
-            self._release()
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:  # keep what was recorded; never mask the original exception
-            self.close(finished=False)
-        except Exception:
             self._closed = True
             self._release()
 
@@ -1146,11 +1171,7 @@ class StackedRecorder:
         scalars : mapping name -> array-like (n_replicas,), optional
             One value per replica (a tensor or array of length n_replicas).
         """
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        step = int(step)
-        if self.last_step is not None and step <= self.last_step:
-            raise ValueError(f"step must increase: got {step} after step {self.last_step}")
+        step = _check_step(step, self.last_step)
         if step % self.every:
             raise ValueError(f"step {step} is not a multiple of every={self.every}")
         n_rep = len(self.recorders)
@@ -1165,10 +1186,7 @@ class StackedRecorder:
         i = len(self._steps)
         with torch.no_grad():
             for name, t in self._src.items():
-                t = t.detach()
-                if t.dtype == torch.bfloat16:
-                    t = t.float()
-                self._buf[name][:, i] = t.cpu().numpy()
+                self._buf[name][:, i] = _host(t)
         self._steps.append(step)
         self._scalars.append(vals)
         self.last_step = step

@@ -24,7 +24,16 @@ import torch
 from torch import nn
 
 from ..store import StoreError, TrajectoryStore
-from .recorder import Recorder, describe_optimizer
+from .recorder import (
+    Recorder,
+    _check_step,
+    _ClosesRun,
+    _host,
+    _np_dtype,
+    _numbers,
+    _open_store,
+    describe_optimizer,
+)
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
@@ -40,13 +49,6 @@ __all__ = [
 #: Suffix of the checkpoint run of run ``r``: ``r.checkpoints`` (the store's run names allow
 #: letters, digits and ``_ . + = , -`` only, so ``@`` cannot be used).
 CHECKPOINT_SUFFIX = ".checkpoints"
-
-
-def _np_dtype(t: torch.Tensor) -> np.dtype:
-    """NumPy dtype a parameter is stored in (bfloat16, which NumPy lacks, as float32)."""
-    if t.dtype == torch.bfloat16:
-        return np.dtype(np.float32)
-    return torch.empty(0, dtype=t.dtype).numpy().dtype
 
 
 def checkpoint_run_name(run: str) -> str:
@@ -137,7 +139,7 @@ def _parse_schedule(schedule: str | int | Sequence[int], steps_per_epoch: int | 
     return every, steps_set, sched_meta
 
 
-class CheckpointRecorder:
+class CheckpointRecorder(_ClosesRun):
     """Keep snapshots of every >= 2-D parameter of ``model`` at scheduled steps in a store.
 
     The snapshots go to run ``<run>.checkpoints`` (:func:`checkpoint_run_name`) of ``store``,
@@ -226,12 +228,7 @@ class CheckpointRecorder:
         self.schedule = sched_meta
         self.chunk_steps = chunk_steps
         self._params = dict(model.named_parameters())
-        if isinstance(store, TrajectoryStore):
-            self.store, self._owns_store = store, False
-        elif isinstance(store, str | os.PathLike):
-            self.store, self._owns_store = TrajectoryStore.open(store, "a"), True
-        else:
-            raise TypeError(f"store must be a TrajectoryStore or a path, got {type(store).__name__}")
+        self.store, self._owns_store = _open_store(store)
         self._closed = False
         try:
             if self.checkpoint_run in self.store.runs():
@@ -252,8 +249,7 @@ class CheckpointRecorder:
             self.store.create_run(self.checkpoint_run, layout, chunk_steps=chunk_steps,
                                   metadata=meta)
         except BaseException:
-            if self._owns_store:
-                self.store.close()
+            self._release()
             raise
         self._buf_steps: list[int] = []
         self._buf: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -288,25 +284,13 @@ class CheckpointRecorder:
         """
         if self._closed:
             raise StoreError(f"checkpoint recorder of run {self.run!r} is closed")
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        step = int(step)
-        if not self.due(step):
+        if not self.due(_check_step(step, None)):
             return False
-        if self.last_step is not None and step <= self.last_step:
-            raise ValueError(f"step must increase: got {step} after step {self.last_step}")
-        vals = {}
-        for k, v in scalars.items():
-            try:
-                vals[k] = float(v)
-            except (TypeError, ValueError):
-                raise TypeError(f"scalar {k}={v!r} is not a number") from None
+        step = _check_step(step, self.last_step)
+        vals = _numbers(scalars)
         with torch.no_grad():
             for n in self.names:
-                t = self._params[n].detach()
-                if t.dtype == torch.bfloat16:
-                    t = t.float()
-                self._buf[n].append(t.cpu().numpy().copy())
+                self._buf[n].append(_host(self._params[n]).copy())
         self._buf_steps.append(step)
         self._buf_scalars.append(vals)
         self.last_step = step
@@ -341,22 +325,12 @@ class CheckpointRecorder:
             self.store.set_finished(self.checkpoint_run, finished)
         finally:
             self._closed = True
-            if self._owns_store:
-                self.store.close()
+            self._release()
 
-    def __enter__(self) -> CheckpointRecorder:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close(finished=False)
-        except Exception:
-            self._closed = True
-            if self._owns_store:
-                self.store.close()
+    def _release(self) -> None:
+        """Close an owned store."""
+        if self._owns_store:
+            self.store.close()
 
     def __repr__(self) -> str:
         return (f"CheckpointRecorder(run={self.checkpoint_run!r}, params={len(self.names)}, "
