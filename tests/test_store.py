@@ -116,6 +116,14 @@ def test_selection_and_run_errors_name_the_alternatives(tmp_path):
         with pytest.raises(StoreError, match="different numbers of selected steps"):
             st.read()
         assert st.read(steps=slice(0, 7)).shape == (2, 7, 15)
+        # runs as source() takes them: names or globs, each run once, in the order given
+        np.testing.assert_array_equal(st.read(runs=["sh*", "r0", "short"], steps=slice(0, 7)),
+                                      st.read(runs=["short", "r0"], steps=slice(0, 7)))
+        assert st.read(runs="s*").shape == (1, 7, 15)
+        with pytest.raises(StoreError, match=r"run selection 'x\*' matches no run"):
+            st.read(runs="x*")
+        with pytest.raises(StoreError, match="runs is an empty list"):
+            st.read(runs=[])
         with pytest.raises(StoreError, match="already exists"):
             st.create_run("r0", LAYOUT)
         with pytest.raises(StoreError, match="run name 'a/b' is invalid"):

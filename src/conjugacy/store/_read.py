@@ -218,7 +218,8 @@ class _Reading:
             Parameter names or fnmatch globs (``"fc2.weight"``, ``"blocks.0.mlp.*"``); None = all.
             Features are the selected parameters in recorded order, each flattened (C order).
         runs : str, list of str or None
-            Runs to read, in this order; None = all runs, sorted by name.
+            Runs to read, in this order (names or fnmatch globs, each run once); None = all
+            runs, sorted by name.
         steps : slice or None
             Positions along the recorded axis (not training-step indices; see :meth:`steps`),
             applied to the complete steps of every run.
@@ -241,16 +242,7 @@ class _Reading:
             Unknown runs or parameters, runs with different selected shapes or step counts.
         """
         self._check_open()
-        if runs is None:
-            run_names = self.runs()
-            if not run_names:
-                raise StoreError(f"store {str(self._path)!r} holds no runs")
-        elif isinstance(runs, str):
-            run_names = [runs]
-        else:
-            run_names = list(runs)
-            if not run_names:
-                raise StoreError("runs is an empty list; give run names or None for all runs")
+        run_names = self._select_runs(runs)
         if steps is not None and not isinstance(steps, slice):
             raise StoreError(f"steps must be a slice or None, got {steps!r}")
         if branch not in (None, BRANCH):
