@@ -240,3 +240,8 @@ def test_images_are_normalized_padded_and_cifar_is_found_in_either_folder(tmp_pa
     for c in range(3):  # image 0 is black, image 1 white
         assert x[0, c, 0, 0] == np.float32((np.float32(0) - np.float32(mean[c])) / np.float32(std[c]))
         assert x[1, c, 5, 5] == np.float32((np.float32(1) - np.float32(mean[c])) / np.float32(std[c]))
+
+
+def test_make_study_refuses_another_config_naming_the_type():
+    with pytest.raises(TypeError, match="^config must be a CNNConfig, got dict$"):
+        make_study({"archs": ("lenet",)}, "lenet")

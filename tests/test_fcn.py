@@ -575,3 +575,8 @@ def test_standardized_data_uses_the_training_set_mean_and_std():
     assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int64 and d.n_features == 64
     assert abs(float(d.x_train.mean(dtype=np.float64))) < 1e-6
     assert standardized("digits") is d  # loaded once per process
+
+
+def test_make_study_refuses_another_config_naming_the_type():
+    with pytest.raises(TypeError, match="^config must be an FCNConfig, got dict$"):
+        make_study({"widths": (5,)})

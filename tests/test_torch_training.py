@@ -58,3 +58,41 @@ def test_final_test_loss_counts_records_per_module():
     assert last["test_loss"] == pytest.approx(float(want), rel=1e-6)
     assert last["test_accuracy"] == pytest.approx(float((a(x).argmax(-1) == y).float().mean()))
     assert hook(b) == {} and set(hook(b)) == {"test_loss", "test_accuracy"}
+
+
+def test_train_minibatch_job_draws_init_noise_and_order_from_the_jobs_seed_streams(tmp_path):
+    import types
+
+    from torch.nn import functional as F
+
+    from conjugacy.data import batch_order
+    from conjugacy.study import Study, run_study, seed_streams
+    from conjugacy.torch.training import train_minibatch_job
+
+    cfg = types.SimpleNamespace(seed=3, batch_size=2, lr=0.1, eps=1e-3, device="cpu")
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    y = np.arange(8) % 3
+
+    def train(job, ctx):
+        train_minibatch_job(job, ctx, lambda s: seeded_mlp(4, 8, 3, s), x, y, inits={"a": 1, "b": 2},
+                            init_key=job.condition, metadata={"who": job.condition},
+                            loss_fn=F.cross_entropy, params=["6.weight"],
+                            make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+
+    study = Study("t", {"a": {}, "b": {}}, seeds=[1], n_replicas=2, n_records=4, train=train,
+                  settings={}, config=cfg)
+    with run_study(study, tmp_path).reader() as reader:
+        meta = reader.metadata("b-seed1_0")
+        w = reader.read(params="6.weight", runs=["b-seed1_0"], dtype=np.float64)[0]
+    streams = seed_streams(3, 1, {"a": 1, "b": 2})
+    assert meta["init_seed"] == streams["init"]["b"] != streams["init"]["a"]
+    assert (meta["batch_order_seed"], meta["seed_index"], meta["who"]) == (streams["order"], 1, "b")
+    assert (meta["lr"], meta["batch_size"], meta["n_steps"], meta["n_replicas"]) == (0.1, 2, 3, 2)
+    # the base run (replica 0) is the init stream's network trained on the order stream's batches
+    model = seeded_mlp(4, 8, 3, streams["init"]["b"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = model[6].weight.detach().numpy().ravel().copy()
+    for idx in batch_order(8, 2, 3, streams["order"]):
+        sgd_step(model, opt, torch.from_numpy(x[idx]), torch.from_numpy(y[idx]))
+    np.testing.assert_array_equal(w[0], first)
+    np.testing.assert_allclose(w[-1], model[6].weight.detach().numpy().ravel(), rtol=1e-6, atol=1e-7)

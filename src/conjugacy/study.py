@@ -64,6 +64,7 @@ __all__ = [
     "Study",
     "StudyRun",
     "StudyReader",
+    "check_config",
     "dask_client",
     "experiment_session",
     "limit_threads",
@@ -714,6 +715,33 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         cluster.close()
 
 
+def check_config(config: Any, config_type: type) -> None:
+    """The check every experiment's ``make_study`` and ``run`` start with: ``config`` must be a
+    ``config_type`` (a dict or another experiment's config is refused before any work).
+
+    Raises
+    ------
+    TypeError
+        ``config must be a(n) <type>, got <its type>``.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class FCNConfig:
+    ...     n_steps: int = 10
+    >>> check_config(FCNConfig(), FCNConfig)
+    >>> check_config({"n_steps": 10}, FCNConfig)
+    Traceback (most recent call last):
+    ...
+    TypeError: config must be an FCNConfig, got dict
+    """
+    if not isinstance(config, config_type):
+        name = config_type.__name__
+        raise TypeError(f"config must be {'an' if name[0] in 'AEFHILMNORSX' else 'a'} {name}, "
+                        f"got {type(config).__name__}")
+
+
 @contextlib.contextmanager
 def experiment_session(config: Any, config_type: type, out: Any, *, threads: int | None = None,
                        workers: int | None = None, scheduler: str | None = None,
@@ -752,10 +780,7 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
     ...
     TypeError: config must be a Config, got dict
     """
-    if not isinstance(config, config_type):
-        name = config_type.__name__
-        raise TypeError(f"config must be {'an' if name[0] in 'AEFHILMNORSX' else 'a'} {name}, "
-                        f"got {type(config).__name__}")
+    check_config(config, config_type)
     if out is not None:
         out = check_out_dir(out, "out")
         out.mkdir(parents=True, exist_ok=True)

@@ -234,10 +234,9 @@ def make_study(config: CNNConfig, arch: str) -> Any:
     >>> [(job.condition, job.seed) for job in study.jobs()]
     [('lenet', 0), ('lenet', 1)]
     """
-    from ..study import Study, underscore_key
+    from ..study import Study, check_config, underscore_key
 
-    if not isinstance(config, CNNConfig):
-        raise TypeError(f"config must be a CNNConfig, got {type(config).__name__}")
+    check_config(config, CNNConfig)
     if arch not in config.archs:
         raise ValueError(f"arch must be one of {config.archs}, got {arch!r}")
     n_seeds, n_replicas, _ = config.sizes(arch)

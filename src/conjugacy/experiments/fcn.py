@@ -57,6 +57,7 @@ from ..study import (
     Job,
     JobContext,
     Study,
+    check_config,
     experiment_session,
     provenance,
     run_study,
@@ -220,8 +221,7 @@ def make_study(config: FCNConfig) -> Study:
     >>> [(job.condition, job.seed, len(job.run_names)) for job in study.jobs()]
     [('h5', 0, 10), ('h40', 0, 10), ('h5', 1, 10), ('h40', 1, 10)]
     """
-    if not isinstance(config, FCNConfig):
-        raise TypeError(f"config must be an FCNConfig, got {type(config).__name__}")
+    check_config(config, FCNConfig)
     return Study(
         name="fcn",
         conditions={condition_label(h): {"width": h} for h in config.widths},

@@ -52,10 +52,10 @@ from ..analysis.unit_circle import count_summary as count_summary  # noqa: F401 
 from ..analysis.unit_circle import unit_circle_counts as unit_circle_counts  # noqa: F401
 from ..analysis.unit_circle import unit_circle_section
 from ..data.modular import ModularData, modular_addition
-from ..study import Job, JobContext, Study, experiment_session, provenance, run_study
+from ..study import Job, JobContext, Study, check_config, experiment_session, provenance, run_study
 from ..torch.models import OneLayerTransformer
 from ..torch.protocols import FullBatchProtocol
-from ..torch.replicas import train_replicas
+from ..torch.training import train_job_replicas
 from . import _settings as shared
 
 __all__ = ["GrokkingConfig", "TrainingProtocol", "fit_shape", "make_study", "run"]
@@ -285,16 +285,12 @@ def train_job(job: Job, ctx: JobContext) -> None:
         params, chunk = OBSERVED_PARAMETER, 64
         meta = {"experiment": "grokking", "modulus": config.modulus,
                 "train_fraction": config.train_fraction}
-    train_replicas(
-        make_base_model(config, seed, regime),
-        n_replicas=job.n_replicas, eps=config.eps, noise=config.noise, seed=seed,
+    train_job_replicas(
+        job, ctx, make_base_model(config, seed, regime), noise=config.noise, seed=seed,
         batches=protocol.batches(), loss_fn=protocol.loss_fn,
-        make_optimizer=protocol.make_optimizer, n_steps=n_steps, store=ctx.store,
-        run_prefix=job.key, params=params, every=1, after_step=protocol.after_step,
-        evaluate=protocol.evaluate, vectorize=False, device=config.device,
-        progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, chunk_steps=chunk,
-        metadata={**ctx.metadata, **meta, "regime": regime},
-    )
+        make_optimizer=protocol.make_optimizer, params=params, every=1,
+        after_step=protocol.after_step, evaluate=protocol.evaluate, vectorize=False,
+        checkpoint_dir=ctx.checkpoint_dir, chunk_steps=chunk, metadata={**meta, "regime": regime})
 
 
 def _training_fields(config: GrokkingConfig) -> dict[str, Any]:
@@ -326,8 +322,7 @@ def make_study(config: GrokkingConfig) -> Study:
     >>> [(job.condition, job.seed) for job in make_study(cfg).jobs()]
     [('unconstrained', 0), ('constrained', 0), ('unconstrained', 1), ('constrained', 1)]
     """
-    if not isinstance(config, GrokkingConfig):
-        raise TypeError(f"config must be a GrokkingConfig, got {type(config).__name__}")
+    check_config(config, GrokkingConfig)
     extra = []
     if config.long_steps is not None:
         extra = [Job(f"long-{r}", config.seed, {"regime": r, "long": True},
@@ -417,20 +412,9 @@ def paper_claims(content: Mapping[str, Any]) -> list[Claim]:
 
 
 def _figures(reader: Any, groups: Sequence[SpectrumGroup]) -> Callable[[Results, Path], list[Path]]:
-    """The figure hook: :func:`conjugacy.plots.grokking.draw_all` on the per-run curves of every
-    condition over its window (fig. 5C/D, S6 with ``s6``, 5A/B with ``long_steps``)."""
-    windows: dict[str, tuple[int, list[str]]] = {}
-    for g in groups:
-        windows.setdefault(g.condition, (g.steps[1], []))[1].extend(g.runs)
+    from ..plots.grokking import study_figures  # matplotlib only when figures are drawn
 
-    def figures(res: Results, out: Path) -> list[Path]:
-        from ..plots.grokking import draw_all
-
-        curves = {c: run_scalars(reader, runs, _SCALARS, stop=n)
-                  for c, (n, runs) in windows.items()}
-        pvalues = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
-        return draw_all(out, curves, res.spectra, pvalues, res["long_curves"])
-    return figures
+    return study_figures(reader, groups, _SCALARS)
 
 
 # ----------------------------------------------------------------------------- entry point

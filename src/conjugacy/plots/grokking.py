@@ -3,13 +3,14 @@
 Compositions of :mod:`conjugacy.plots.core`; the inputs are plain arrays and dicts (the per-run
 curves the experiment's figure hook reads from the store, the spectra and p-values of its
 :class:`~conjugacy.analysis.Results`), no computation happens here; :func:`draw_all` draws and
-saves every figure of a run.
+saves every figure of a run, :func:`study_figures` is the study's figure hook that reads those
+curves from its stores.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +383,33 @@ def draw_all(
     if long_curves is not None:
         paths += save_figure(figure_grokking_curves(long_curves), folder / "fig5AB")
     return paths
+
+
+def study_figures(reader: Any, groups: Sequence[Any], scalars: Sequence[str]
+                  ) -> Callable[[Any, Path], list[Path]]:
+    """The ``figures`` hook of the grokking study (:func:`conjugacy.analysis.run_pipeline`):
+    :func:`draw_all` on the per-run curves ``scalars`` of every condition over its window (fig.
+    5C/D, S6 with ``constrained_s6``, 5A/B when the results hold ``long_curves``), read from
+    ``reader`` (:func:`conjugacy.analysis.pipeline.run_scalars`), with the results' spectra and
+    the p-values of their verdicts.
+
+    Parameters
+    ----------
+    reader : StudyReader
+    groups : sequence of SpectrumGroup
+        One per (condition, seed); ``steps[1]`` is the condition's window.
+    scalars : sequence of str
+        The recorded curves (``train_loss``, ``test_accuracy``, ...).
+    """
+    from ..analysis.pipeline import run_scalars
+
+    windows: dict[str, tuple[int, list[str]]] = {}
+    for g in groups:
+        windows.setdefault(g.condition, (g.steps[1], []))[1].extend(g.runs)
+
+    def figures(res: Any, out: Path) -> list[Path]:
+        curves = {c: run_scalars(reader, runs, scalars, stop=n)
+                  for c, (n, runs) in windows.items()}
+        pvalues = {k: v["pvalue"] for k, v in res.comparison["verdicts"].items()}
+        return draw_all(out, curves, res.spectra, pvalues, res["long_curves"])
+    return figures

@@ -1,18 +1,23 @@
 """Small training helpers shared by the experiments' training functions: a seeded ReLU MLP, an
 endless seeded batch order, one cross-entropy SGD step, loss and accuracy of a model, the test
-loss of each replica at its last record, minibatches by a fixed order of indices, and CIFAR-style
-augmented batches (flips and padded crops) from a fixed seed."""
+loss of each replica at its last record, minibatches by a fixed order of indices, CIFAR-style
+augmented batches (flips and padded crops) from a fixed seed, and a study job's replicas trained
+into its store (:func:`train_job_replicas`; on seeded minibatches: :func:`train_minibatch_job`)."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..data import batch_order
+from ..study import seed_streams
+from .replicas import train_replicas
 
 
 def seeded_mlp(n_in: int, width: int, n_out: int, seed: int) -> nn.Sequential:
@@ -225,3 +230,135 @@ def augmented_batches(x_all: torch.Tensor, y_all: torch.Tensor, order: np.ndarra
             img = padded[i, :, dy : dy + 32, dx : dx + 32]
             out[i] = img.flip(-1) if flips[i] else img
         yield out, y_all[torch.from_numpy(idx).to(device)]
+
+
+def train_job_replicas(job: Any, ctx: Any, base: nn.Module, *, metadata: Mapping[str, Any],
+                       **kwargs: Any) -> list[str]:
+    """The training step every trained experiment shares: :func:`~conjugacy.torch.train_replicas`
+    of ``base`` for one job of a :class:`~conjugacy.study.Study`.
+
+    ``job.n_replicas`` runs named ``<job.key>_<i>`` (the base and perturbed copies, relative
+    perturbation ``ctx.config.eps``) of ``job.n_records - 1`` steps each, on
+    ``ctx.config.device``, recorded into ``ctx.store`` with ``ctx.progress`` and the study's
+    metadata (``ctx.metadata``) extended by ``metadata``.
+
+    Parameters
+    ----------
+    job : conjugacy.study.Job
+    ctx : conjugacy.study.JobContext
+        Its ``config`` has the fields ``eps`` and ``device``.
+    base : nn.Module
+        The base initialization.
+    metadata : mapping
+        Stamped on every run (with ``ctx.metadata``; these win).
+    **kwargs
+        The rest of ``train_replicas``'s arguments (``batches``, ``loss_fn``,
+        ``make_optimizer``, ``params``, ``noise``, ``seed``, ...).
+
+    Returns
+    -------
+    list of str
+        The run names, as ``train_replicas``.
+
+    Raises
+    ------
+    As :func:`~conjugacy.torch.train_replicas`.
+
+    Examples
+    --------
+    The fcn, cnn and grokking studies' ``train_job`` end with it (directly or through
+    :func:`train_minibatch_job`, whose example trains a two-replica job).
+
+    >>> import tempfile, types
+    >>> from conjugacy.study import Study, run_study
+    >>> x, y = torch.ones(6, 4), torch.arange(6) % 3
+    >>> def train(job, ctx):
+    ...     train_job_replicas(job, ctx, seeded_mlp(4, 8, 3, 0), metadata={"full_batch": True},
+    ...                        batches=[(x, y)] * 5, loss_fn=F.cross_entropy, params=["6.weight"],
+    ...                        make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    >>> study = Study("demo", {"mlp": {}}, seeds=[0], n_replicas=3, n_records=6, train=train,
+    ...               settings={}, config=types.SimpleNamespace(eps=1e-3, device="cpu"))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with run_study(study, tmp).reader() as reader:
+    ...         runs, meta = reader.runs(), reader.metadata("mlp-seed0_2")
+    >>> runs, meta["n_steps"], meta["full_batch"], meta["perturbation"]["eps"]
+    (['mlp-seed0_0', 'mlp-seed0_1', 'mlp-seed0_2'], 5, True, 0.001)
+    """
+    return train_replicas(
+        base, n_replicas=job.n_replicas, eps=ctx.config.eps, n_steps=job.n_records - 1,
+        store=ctx.store, run_prefix=job.key, device=ctx.config.device, progress=ctx.progress,
+        metadata={**ctx.metadata, **metadata}, **kwargs)
+
+
+def train_minibatch_job(job: Any, ctx: Any, make_base: Callable[[int], nn.Module], x: Any, y: Any,
+                        *, inits: Mapping[Any, int], init_key: Any, augment: bool = False,
+                        metadata: Mapping[str, Any], **kwargs: Any) -> list[str]:
+    """:func:`train_job_replicas` on seeded minibatches: the training step of the fcn and cnn
+    studies.
+
+    The job's random streams are :func:`conjugacy.study.seed_streams` of ``ctx.config.seed``
+    and the job's seed: the base is ``make_base(streams["init"][init_key])``, the replicas'
+    perturbation is drawn from ``streams["noise"]`` and the steps' batches of
+    ``ctx.config.batch_size`` examples of ``(x, y)`` follow :func:`conjugacy.data.batch_order`
+    of ``streams["order"]`` (:func:`indexed_batches`; flipped and cropped from the same seed
+    with ``augment``). The runs' metadata gain ``seed_index``, ``lr``, ``batch_size``,
+    ``init_seed`` and ``batch_order_seed``.
+
+    Parameters
+    ----------
+    job, ctx
+        As :func:`train_job_replicas`; ``ctx.config`` also has ``seed``, ``batch_size`` and ``lr``.
+    make_base : callable int -> nn.Module
+        The base network of an init seed.
+    x, y : ndarray (n, ...) and (n,)
+        Training inputs and labels.
+    inits : mapping
+        The init stream of each condition (``seed_streams``'s ``inits``).
+    init_key
+        This job's key in ``inits``.
+    augment : bool
+        Random flips and crops (32 x 32 images).
+    metadata : mapping
+        Stamped on every run, with the stream seeds above.
+    **kwargs
+        Passed to :func:`train_job_replicas` (``loss_fn``, ``make_optimizer``, ``params``, ...).
+
+    Returns
+    -------
+    list of str
+        The run names.
+
+    Examples
+    --------
+    A study of one condition, one seed, two replicas of a small MLP, three steps:
+
+    >>> import tempfile, types
+    >>> from conjugacy.study import Study, run_study
+    >>> cfg = types.SimpleNamespace(seed=0, batch_size=2, lr=0.1, eps=1e-3, device="cpu")
+    >>> x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    >>> y = np.arange(8) % 3
+    >>> def train(job, ctx):
+    ...     train_minibatch_job(job, ctx, lambda s: seeded_mlp(4, 8, 3, s), x, y,
+    ...                         inits={"mlp": 1}, init_key="mlp", metadata={"experiment": "demo"},
+    ...                         loss_fn=F.cross_entropy, params=["0.weight"],
+    ...                         make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    >>> study = Study("demo", {"mlp": {}}, seeds=[0], n_replicas=2, n_records=4, train=train,
+    ...               settings={}, config=cfg)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with run_study(study, tmp).reader() as reader:
+    ...         meta = reader.metadata("mlp-seed0_1")
+    ...         shape = reader.read(params="0.weight", runs=reader.runs()).shape
+    >>> shape, meta["n_steps"], meta["experiment"], meta["batch_size"]
+    ((2, 4, 32), 3, 'demo', 2)
+    """
+    config = ctx.config
+    streams = seed_streams(config.seed, job.seed, inits)
+    order = batch_order(int(x.shape[0]), config.batch_size, job.n_records - 1, streams["order"])
+    batches = indexed_batches(x, y, order, torch.device(config.device),
+                              augment_seed=streams["order"] if augment else None)
+    init = streams["init"][init_key]
+    return train_job_replicas(
+        job, ctx, make_base(init), seed=streams["noise"], batches=batches,
+        metadata={**metadata, "seed_index": job.seed, "lr": config.lr,
+                  "batch_size": config.batch_size, "init_seed": init,
+                  "batch_order_seed": streams["order"]}, **kwargs)
