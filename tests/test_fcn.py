@@ -16,11 +16,11 @@ import torch
 
 from conjugacy.analysis import Results, validate
 from conjugacy.cli import app
+from conjugacy.data import batch_order
 from conjugacy.experiments.fcn import (
     FCN,
     OBSERVED_PARAMETER,
     FCNConfig,
-    batch_order,
     claims,
     condition_label,
     make_study,

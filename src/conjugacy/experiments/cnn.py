@@ -181,39 +181,26 @@ def train_job(job: Any, ctx: Any) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from ..data import batch_order
-    from ..study import seed_streams
-    from ..torch import train_replicas
     from ..torch.models import OBSERVED_LAYERS, build_model
-    from ..torch.training import indexed_batches
+    from ..torch.training import train_minibatch_job
 
     config: CNNConfig = ctx.config
     arch = str(job.params["arch"])
     model_name = config.model_name(arch)
     data = _load(arch, config.data, config.data_dir, config.n_train)
-    streams = seed_streams(config.seed, job.seed, {a: 1 + i for i, a in enumerate(ARCHS)})
-    n_steps = job.n_records - 1
-    order = batch_order(int(data.x_train.shape[0]), config.batch_size, n_steps, streams["order"])
-    device = torch.device(config.device)
-    base = build_model(model_name, seed=streams["init"][arch])
-    batches = indexed_batches(data.x_train, data.y_train, order, device,
-                              augment_seed=streams["order"] if data.augment else None)
     log_probs = model_name != "resnet20"
 
     def loss_fn(out: Any, y: Any) -> Any:
         loss = F.nll_loss(out, y) if log_probs else F.cross_entropy(out, y)
         return loss, {"accuracy": (out.argmax(dim=1) == y).float().mean()}
 
-    train_replicas(
-        base, n_replicas=job.n_replicas, eps=config.eps, noise="uniform", seed=streams["noise"],
-        batches=batches, loss_fn=loss_fn, n_steps=n_steps,
+    train_minibatch_job(
+        job, ctx, lambda init: build_model(model_name, seed=init), data.x_train, data.y_train,
+        inits={a: 1 + i for i, a in enumerate(ARCHS)}, init_key=arch, augment=data.augment,
+        noise="uniform", loss_fn=loss_fn, params=[OBSERVED_LAYERS[model_name]],
         make_optimizer=functools.partial(torch.optim.Adam, lr=config.lr),
-        store=ctx.store, run_prefix=job.key, params=[OBSERVED_LAYERS[model_name]],
-        device=device, progress=ctx.progress,
-        metadata={**ctx.metadata, "experiment": "cnn", "arch": arch, "model": model_name,
-                  "seed_index": job.seed, "data": data.info["name"], "lr": config.lr,
-                  "batch_size": config.batch_size, "init_seed": streams["init"][arch],
-                  "batch_order_seed": streams["order"]},
+        metadata={"experiment": "cnn", "arch": arch, "model": model_name,
+                  "data": data.info["name"]},
     )
     return {"arch": arch, "seed_index": job.seed}
 

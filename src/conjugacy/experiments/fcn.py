@@ -52,7 +52,6 @@ from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipe
 from ..analysis.comparison import no_distance_reason, pair_distance
 from ..analysis.groups import max_relative_perturbation, relative_final_scalar, study_groups
 from ..analysis.results import verdict_claim
-from ..data import batch_order
 from ..study import (
     Job,
     JobContext,
@@ -61,11 +60,10 @@ from ..study import (
     experiment_session,
     provenance,
     run_study,
-    seed_streams,
     underscore_key,
 )
 from ..torch.models import FCN
-from ..torch.training import FinalTestLoss, indexed_batches
+from ..torch.training import FinalTestLoss, train_minibatch_job
 from . import _settings as shared
 from ._sample import check_data, standardized, steps_per_epoch
 
@@ -181,28 +179,21 @@ def train_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     copies, plain SGD on the seed's batch order; ``fc2.weight`` recorded at every step, the
     test loss and accuracy of every replica at the last step (:class:`FinalTestLoss`, fig. S2).
     """
-    from ..torch import train_replicas
-
     config: FCNConfig = ctx.config
     width, seed_index = int(job.params["width"]), job.seed
     data = standardized(config.data, config.data_dir)
-    streams = seed_streams(config.seed, seed_index, {h: h for h in config.widths})
-    order = batch_order(data.x_train.shape[0], config.batch_size, config.n_steps, streams["order"])
-    base = FCN(data.n_features, width, 10, config.activation,
-               generator=torch.Generator().manual_seed(streams["init"][width]))
     device = torch.device(config.device)
-    train_replicas(
-        base, n_replicas=config.n_replicas, eps=config.eps, noise=config.noise,
-        seed=streams["noise"], batches=indexed_batches(data.x_train, data.y_train, order, device),
-        loss_fn=F.cross_entropy, make_optimizer=functools.partial(torch.optim.SGD, lr=config.lr),
-        n_steps=config.n_steps, store=ctx.store, run_prefix=job.key, params=[OBSERVED_PARAMETER],
+    train_minibatch_job(
+        job, ctx, lambda init: FCN(data.n_features, width, 10, config.activation,
+                                   generator=torch.Generator().manual_seed(init)),
+        data.x_train, data.y_train, inits={h: h for h in config.widths}, init_key=width,
+        noise=config.noise, loss_fn=F.cross_entropy,
+        make_optimizer=functools.partial(torch.optim.SGD, lr=config.lr),
+        params=[OBSERVED_PARAMETER],
         evaluate=FinalTestLoss(torch.from_numpy(data.x_test).to(device),
                                torch.from_numpy(data.y_test).to(device), config.n_steps),
-        device=device, progress=ctx.progress,
-        metadata={**ctx.metadata, "experiment": "fcn", "width": width, "seed_index": seed_index,
-                  "activation": config.activation, "data": config.data, "lr": config.lr,
-                  "batch_size": config.batch_size, "init_seed": streams["init"][width],
-                  "batch_order_seed": streams["order"]},
+        metadata={"experiment": "fcn", "width": width, "activation": config.activation,
+                  "data": config.data},
     )
     return {"width": width, "seed_index": seed_index}
 
