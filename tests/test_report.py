@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import re
 import shutil
 import subprocess
@@ -387,6 +388,23 @@ def test_effect_size_is_built_from_the_between_and_floor_columns_beside_it(resul
         assert "effect size = (between - noise floor) / noise floor" in text
     assert "negative exactly when between &lt; noise floor" in render_html(results, figures=[])
     assert UNITS_LEGEND.startswith("W1 seed by seed")
+
+
+def test_html_and_markdown_show_the_same_sections_in_the_same_order(results):
+    """Both formats are laid out from one list of blocks: same headings, tables and verdicts."""
+    r = {**results, "timing_seconds": {"fit": 1.25}}
+    page, md = render_html(r, figures=[]), render_markdown(r, figures=[])
+    html_heads = [(int(n), html.unescape(t))
+                  for n, t in re.findall(r"<h([1-3])>(.*?)</h\1>", page)]
+    md_heads = [(len(h), re.sub(r"\\(.)", r"\1", t))  # Markdown's escapes undone
+                for h, t in re.findall(r"^(#{1,3}) (.*)$", md, re.M)]
+    assert html_heads == md_heads
+    assert [t for _, t in md_heads[1:4]] == ["Verdicts", "The numbers behind the verdicts",
+                                             "Warnings"]
+    assert md_heads[-1] == (2, "Wall time") and "| fit | 1.2 s |" in md
+    assert page.count("<table>") == len(re.findall(r"^\|(---\|)+$", md, re.M)) >= 4
+    assert page.count('<div class="verdict ') == len(re.findall(r"^- \*\*", md, re.M)) == 3
+    assert "\n\n\n" not in md
 
 
 def test_tables_say_when_they_are_cut(results):

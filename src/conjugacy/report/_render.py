@@ -119,6 +119,43 @@ def _timing(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             and not isinstance(v, bool)]
 
 
+def _blocks(results: Mapping[str, Any], figs: Sequence[ReportFigure]) -> list[tuple[str, Any]]:
+    """The report's sections in order, as ``(kind, content)`` blocks that :func:`render_html` and
+    :func:`render_markdown` each lay out in their format: ``"h1"``-``"h3"`` headings, ``"p"``
+    text, ``"note"`` (a subtitle or legend), ``"strong"``, ``"table"`` (rows, the first a
+    header), ``"verdicts"`` (:func:`verdicts`), ``"warnings"`` (strings) and ``"figure"``."""
+    title, sub = _title(results)
+    out: list[tuple[str, Any]] = [("h1", title)] + ([("note", sub)] if sub else [])
+    rows = verdicts(results)
+    if rows:
+        out += [("h2", "Verdicts"), ("verdicts", rows), ("h3", "The numbers behind the verdicts"),
+                ("table", comparison_rows(results)), ("note", UNITS_LEGEND)]
+        nb = neighbourhood_rows(results)
+        if nb:
+            out += [("h3", "At neighbouring settings"), ("p", nb[1]), ("table", nb[0])]
+    out += [("h2", "Warnings"), ("warnings", warnings_of(results))]
+    windows = window_comparisons(results)
+    if windows:
+        out += [("h2", "When do the conditions differ? (window by window)"),
+                ("note", UNITS_LEGEND)]
+        for wc in windows:
+            out += [("h3", wc["title"]), ("strong", wc["summary"]), ("table", wc["rows"])]
+    out += [("h2", "What was compared"), ("table", [("item", "value"), *overview(results)])]
+    conds = condition_rows(results)
+    if conds:
+        out += [("h3", "Conditions and their recorded settings"), ("table", conds)]
+    out += [("h2", "Figures")] * bool(figs) + [("figure", f) for f in figs]
+    eig = _eigen_rows(results)
+    if eig:
+        out.append(("h2", "Eigenvalues (first seed of each condition)"))
+        for c, (rows_c, caption) in eig.items():
+            out += [("h3", c), ("p", caption), ("table", rows_c)]
+    timing = _timing(results)
+    if timing:
+        out += [("h2", "Wall time"), ("table", [("stage", "seconds"), *timing])]
+    return out
+
+
 # ----- HTML ---------------------------------------------------------------------------------------
 def _html_text(text: Any) -> str:
     """Text for HTML, the one way every string of ``report.html`` is made: ``str(text)`` cut to
@@ -134,6 +171,33 @@ def _table(rows: Sequence[Sequence[str]], header: bool = True) -> str:
         out.append("<tr>" + "".join(f"<{tag}>{e(str(c))}</{tag}>" for c in row) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+#: How ``report.html`` and ``report.md`` show the text blocks of :func:`_blocks`.
+_HTML = {"h1": "<h1>{}</h1>", "h2": "<h2>{}</h2>", "h3": "<h3>{}</h3>", "p": "<p>{}</p>",
+         "note": '<p class="sub">{}</p>', "strong": "<p><b>{}</b></p>"}
+_MARKDOWN = {"h1": "# {}", "h2": "## {}", "h3": "### {}", "p": "{}", "note": "*{}*",
+             "strong": "**{}**"}
+
+
+def _html_block(kind: str, x: Any) -> list[str]:
+    """The lines of ``report.html`` that show block ``(kind, x)`` of :func:`_blocks`."""
+    e = _html_text
+    if kind == "table":
+        return [_table(x)]
+    if kind == "verdicts":
+        return [f'<div class="verdict v-{(r["verdict"] or "untested").replace(" ", "-")}">'
+                f'<span class="badge">{e(r["a"])} vs {e(r["b"])}: '
+                f'{e(r["verdict"] or "not tested")}.</span> {e(r["explanation"])}</div>'
+                for r in x]
+    if kind == "warnings":
+        return [f'<div class="warn">{e(w)}</div>' for w in x] or ["<p>None.</p>"]
+    if kind == "figure":
+        data = base64.b64encode(x.png).decode("ascii")
+        return [f'<figure id="fig-{e(x.name)}"><img alt="{e(x.caption)}" '
+                f'src="data:image/png;base64,{data}"><figcaption>{e(x.caption)}'
+                "</figcaption></figure>"]
+    return [_HTML[kind].format(e(x))]
 
 
 def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | None = None) -> str:
@@ -175,64 +239,12 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     results = _check(results)
     figs = report_figures(drawn(results)) if figures is None else list(figures)
     e = _html_text
-    title, sub = _title(results)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{e(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
-             f"<h1>{e(title)}</h1>"]
-    if sub:
-        parts.append(f'<p class="sub">{e(sub)}</p>')
-    rows = verdicts(results)
-    if rows:
-        parts.append("<h2>Verdicts</h2>")
-        for r in rows:
-            cls = "v-" + (r["verdict"] or "untested").replace(" ", "-")
-            badge = r["verdict"] or "not tested"
-            parts.append(f'<div class="verdict {cls}"><span class="badge">{e(r["a"])} vs '
-                         f'{e(r["b"])}: {e(badge)}.</span> {e(r["explanation"])}</div>')
-        parts.append("<h3>The numbers behind the verdicts</h3>")
-        parts.append(_table(comparison_rows(results)))
-        parts.append(f'<p class="sub">{e(UNITS_LEGEND)}</p>')
-        nb = neighbourhood_rows(results)
-        if nb:
-            parts.append(f"<h3>At neighbouring settings</h3><p>{e(nb[1])}</p>")
-            parts.append(_table(nb[0]))
-    warns = warnings_of(results)
-    parts.append("<h2>Warnings</h2>")
-    if warns:
-        parts.extend(f'<div class="warn">{e(w)}</div>' for w in warns)
-    else:
-        parts.append("<p>None.</p>")
-    windows = window_comparisons(results)
-    if windows:
-        parts.append("<h2>When do the conditions differ? (window by window)</h2>")
-        parts.append(f'<p class="sub">{e(UNITS_LEGEND)}</p>')
-        for wc in windows:
-            parts.append(f"<h3>{e(wc['title'])}</h3><p><b>{e(wc['summary'])}</b></p>")
-            parts.append(_table(wc["rows"]))
-    parts.append("<h2>What was compared</h2>")
-    parts.append(_table([("item", "value"), *overview(results)]))
-    conds = condition_rows(results)
-    if conds:
-        parts.append("<h3>Conditions and their recorded settings</h3>")
-        parts.append(_table(conds))
-    if figs:
-        parts.append("<h2>Figures</h2>")
-    for f in figs:
-        data = base64.b64encode(f.png).decode("ascii")
-        parts.append(f'<figure id="fig-{e(f.name)}"><img alt="{e(f.caption)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{e(f.caption)}'
-                     "</figcaption></figure>")
-    eig = _eigen_rows(results)
-    if eig:
-        parts.append("<h2>Eigenvalues (first seed of each condition)</h2>")
-        for c, (rows_c, caption) in eig.items():
-            parts.append(f"<h3>{e(c)}</h3><p>{e(caption)}</p>")
-            parts.append(_table(rows_c))
-    timing = _timing(results)
-    if timing:
-        parts.append("<h2>Wall time</h2>")
-        parts.append(_table([("stage", "seconds"), *timing]))
+             f"<title>{e(_title(results)[0])}</title>", f"<style>{STYLE}</style>", "</head>",
+             "<body>"]
+    for kind, x in _blocks(results, figs):
+        parts += _html_block(kind, x)
     prov = results.get("provenance")
     if prov:
         parts.append("<details><summary>Provenance</summary><pre>"
@@ -259,6 +271,23 @@ def _md_table(rows: Sequence[Sequence[str]]) -> str:
              "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def _md_block(kind: str, x: Any, figure_dir: str) -> str:
+    """The text of ``report.md`` that shows block ``(kind, x)`` of :func:`_blocks` (list items
+    on consecutive lines; the blocks are separated by blank lines)."""
+    if kind == "table":
+        return _md_table(x)
+    if kind == "verdicts":
+        return "\n".join(f"- **{_md_text(r['a'])} vs {_md_text(r['b'])}: "
+                         f"{_md_text(r['verdict'] or 'not tested')}.** {_md_text(r['explanation'])}"
+                         for r in x)
+    if kind == "warnings":
+        return "\n".join(f"- {_md_text(w)}" for w in x) or "None."
+    if kind == "figure":
+        link = quote(f"{figure_dir}/{x.name}.png")  # a study figure's name is a user file name
+        return f"![{_md_text(x.caption)}]({link})\n\n*{_md_text(x.caption)}*"
+    return _MARKDOWN[kind].format(_md_text(x))
 
 
 def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] | None = None,
@@ -303,51 +332,8 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[ReportFigure] 
     """
     results = _check(results)
     figs = report_figures(drawn(results)) if figures is None else list(figures)
-    title, sub = _title(results)
-    parts = [f"# {_md_text(title)}", ""]
-    if sub:
-        parts += [f"*{_md_text(sub)}*", ""]
-    rows = verdicts(results)
-    if rows:
-        parts += ["## Verdicts", ""]
-        parts += [f"- **{_md_text(r['a'])} vs {_md_text(r['b'])}: "
-                  f"{_md_text(r['verdict'] or 'not tested')}.** {_md_text(r['explanation'])}"
-                  for r in rows]
-        parts += ["", _md_table(comparison_rows(results)), "", f"*{_md_text(UNITS_LEGEND)}*", ""]
-        nb = neighbourhood_rows(results)
-        if nb:
-            parts += ["### At neighbouring settings", "", _md_text(nb[1]), "",
-                      _md_table(nb[0]), ""]
-    parts += ["## Warnings", ""]
-    warns = warnings_of(results)
-    parts += [f"- {_md_text(w)}" for w in warns] if warns else ["None."]
-    windows = window_comparisons(results)
-    if windows:
-        parts += ["", "## When do the conditions differ? (window by window)", "",
-                  f"*{_md_text(UNITS_LEGEND)}*", ""]
-        for wc in windows:
-            parts += [f"### {_md_text(wc['title'])}", "", f"**{_md_text(wc['summary'])}**", "",
-                      _md_table(wc["rows"]), ""]
-    parts += ["", "## What was compared", "", _md_table([("item", "value"), *overview(results)]),
-              ""]
-    conds = condition_rows(results)
-    if conds:
-        parts += ["### Conditions and their recorded settings", "", _md_table(conds), ""]
-    if figs:
-        parts += ["## Figures", ""]
-    for f in figs:
-        cap = _md_text(f.caption)
-        link = quote(f"{figure_dir}/{f.name}.png")  # a study figure's name is a user file name
-        parts += [f"![{cap}]({link})", "", f"*{cap}*", ""]
-    eig = _eigen_rows(results)
-    if eig:
-        parts += ["## Eigenvalues (first seed of each condition)", ""]
-        for c, (rows_c, caption) in eig.items():
-            parts += [f"### {_md_text(c)}", "", _md_text(caption), "", _md_table(rows_c), ""]
-    timing = _timing(results)
-    if timing:
-        parts += ["## Wall time", "", _md_table([("stage", "seconds"), *timing]), ""]
-    return "\n".join(parts).rstrip() + "\n"
+    parts = [_md_block(kind, x, figure_dir) for kind, x in _blocks(results, figs)]
+    return "\n\n".join(parts) + "\n"
 
 
 # ----- files --------------------------------------------------------------------------------------
