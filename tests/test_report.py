@@ -197,7 +197,8 @@ def test_bad_input_is_named(tmp_path, results):
     with pytest.raises(ReportError, match="lacks 'pairs'"):
         render_html(bad)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="is not a folder"):
+    with pytest.raises(NotADirectoryError, match=r"^out_dir '.*file/out' cannot be an output "
+                                                  r"folder: '.*file' exists and is not a folder$"):
         write_report(results, tmp_path / "file" / "out")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._atomic import atomic_open
+from .._checks import check_out_dir
 from .._text import cut, markdown
 from ._content import (
     MAX_NAME,
@@ -384,10 +385,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
     report.html report.md ['distances.png', 'eigenvalues_all.png', 'eigenvalues_filtered.png']
     """
     results = _check(results)
-    out = Path(out_dir)
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(f"out_dir {str(out)!r}: {str(parent)!r} is not a folder")
+    out = check_out_dir(out_dir, "out_dir")
     folder = figures_folder(out)  # never through a link planted at out/figures (issue 26)
     figs = report_figures(drawn(results))  # at most MAX_DRAWN eigenvalues per figure
     if source_dir is not None:
