@@ -73,7 +73,7 @@ from ._content import (
     window_comparisons,
 )
 from ._figures import ReportFigure, report_figures, study_figures
-from ._render import _html_text, render_html, render_markdown, write_report
+from ._render import _html_text, _table, render_html, render_markdown, write_report
 
 __all__ = [
     "ReportError",
@@ -142,22 +142,18 @@ def results_html(results: Any, spectra: Any) -> str:
         parts.append("<ul>" + "".join(
             f"<li><b>{e(r['a'])} vs {e(r['b'])}: {e(r['verdict'] or 'not tested')}.</b> "
             f"{e(r['explanation'])}</li>" for r in verdicts(results)) + "</ul>")
-        rows = comparison_rows(results)
-        parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in rows[0]) + "</tr>"
-                     + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
-                               for r in rows[1:]) + "</table>")
+        parts.append(_table(comparison_rows(results)))
     for c in results.get("claims") or []:
         word = {True: "holds", False: "does not hold"}.get(c.get("holds"), "undecided")
         parts.append(f"<p>claim: {e(c.get('claim'))} -- <b>{word}</b> "
                      f"({e(c.get('evidence'))})</p>")
-    head = "".join(f"<th>{e(c)}</th>" for c in ("condition", "seed", "eigenvalues (|λ| desc.)"))
-    body = ""
+    rows = [("condition", "seed", "eigenvalues (|λ| desc.)")]
     for c, specs in spectra.items():
         for s, sp in enumerate(specs):
             eig = ", ".join(f"{z.real:.4f}{z.imag:+.4f}j" for z in sp.eigenvalues[:8])
             more = f" ... (8 of {len(sp.eigenvalues)} shown)" if len(sp.eigenvalues) > 8 else ""
-            body += f"<tr><td>{e(c)}</td><td>{s}</td><td>{e(eig + more)}</td></tr>"
-    parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            rows.append((c, str(s), eig + more))
+    parts.append(_table(rows))
     warns = results.get("warnings") or []
     if warns:
         parts.append("<ul>" + "".join(f"<li>warning: {e(w)}</li>" for w in warns) + "</ul>")
