@@ -133,6 +133,7 @@ def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
     compares windows with ``compare_windows``, not through the pipeline."""
     from dataclasses import replace
 
+    from conjugacy.analysis.windowed import compare_windows
     from conjugacy.experiments import cnn
     from conjugacy.study import StudyReader
     from conjugacy.torch.models import OBSERVED_LAYERS
@@ -155,14 +156,14 @@ def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
         cpu["settings"] = time.process_time() - t0
         spectra, windows = {}, {}
         for a in cfg.archs:
-            spectra[a] = cnn._fit_arch(new, a, readers[a], studies[a])["spectra"]
-            names = [r for j in studies[a].jobs() for r in j.run_names]
-            windows[a] = cnn.window_section(new, a, spectra[a], readers[a], names)
+            spectra[a], windows[a] = cnn.arch_windows(new, a, readers[a], studies[a])
     finally:
         for r in readers.values():
             r.close()
     sections = {} if len(cfg.archs) < 2 else {
-        "architecture_comparison": cnn.compare_archs(new, spectra, windows["lenet"]["labels"])}
+        "architecture_comparison": compare_windows(
+            spectra, windows["lenet"]["labels"], seed=new.seed, n_permutations=new.n_permutations,
+            n_shuffles=new.n_shuffles, what="architecture")}
     content = {"experiment": "cnn", "settings": {"delays": delays, "rank": rank},
                "settings_reasoning": {"delays": why, "rank": rule["reason"]},
                "windows": windows, "sections": sections}

@@ -113,3 +113,35 @@ def test_analyze_compares_the_conditions_window_by_window_and_records_their_sett
     assert res.results["conditions"] == {
         "late": {"condition": "late", "optimizer.class": "SGD", "optimizer.lr": 0.5},
         "same": {"condition": "same", "optimizer.class": "SGD", "optimizer.lr": 0.1}}
+
+
+def test_window_section_fits_the_first_n_records_in_windows_and_summarizes_the_curves(tmp_path):
+    from conjugacy import koopman_spectrum
+    from conjugacy.analysis import SpectrumGroup
+    from conjugacy.analysis.windowed import window_section
+    from conjugacy.store import TrajectoryStore
+
+    rng = np.random.default_rng(1)
+    loss = {r: rng.uniform(1, 2, 35) for r in "abcd"}
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as store:
+        for r in "abcd":
+            store.create_run(r, {"w": ((3,), "float64")})
+            store.append(r, np.arange(35), {"w": np.cumsum(rng.normal(size=(35, 3)), axis=0)},
+                         scalars={"loss": loss[r], "acc": np.arange(35) / 100})
+            store.set_finished(r)
+    groups = [SpectrumGroup("c", 0, ("a", "b")), SpectrumGroup("c", 1, ("c", "d"))]
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        spectra, out = window_section(store, groups, "w", n_records=25, window=12, delays=1,
+                                      rank=3, batch_metric="acc")
+        x = store.read(params="w", runs=["c", "d"])
+    # 25 records: two windows of 12 (records 0-11, 12-23), the 25th in none
+    assert out["labels"] == ["0-11", "12-23"] and out["windows"] == [[0, 12], [12, 24]]
+    second = koopman_spectrum(x[:, 12:24], delays=1, rank=3)
+    np.testing.assert_array_equal(np.sort_complex(spectra[1][1].eigenvalues),
+                                  np.sort_complex(second.eigenvalues))
+    # the curves: every run's records after the first (the runs' 35, not the 25 fitted)
+    runs = np.stack([loss[r] for r in "abcd"])[:, 1:]
+    np.testing.assert_allclose(out["loss"]["mean"], runs.mean(axis=0))
+    np.testing.assert_allclose(out["loss"]["std"], runs.std(axis=0))
+    assert out["batch_acc_last_window"] == pytest.approx(np.arange(23, 35).mean() / 100)
+    assert np.array(out["mean_matrix"]).shape == (2, 2)

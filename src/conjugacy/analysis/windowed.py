@@ -238,6 +238,81 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
     return out, [first + w * window * fine for w in range(n_w)]
 
 
+def window_section(reader: Any, groups: Sequence[Any], params: Any, *, n_records: int,
+                   window: int, delays: int, rank: int, dtype: Any = None,
+                   batch_metric: str = "accuracy") -> tuple[list[list[Any]], dict[str, Any]]:
+    """One condition's windows compared with each other (the CNN study's fig. 4A/B): the
+    disjoint windows of ``window`` records over the first ``n_records`` records of its runs
+    (:func:`conjugacy.windows.plan_windows`, labelled ``"first-last"`` record), one spectrum per
+    window and seed (:func:`seed_window_spectra`, replicas pooled), their
+    :func:`window_distances`, and the training curves.
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+        One per seed, of one condition (recorded at every step from record 0).
+    params : str or list of str
+    n_records : int
+        Records analysed (the runs may hold more, e.g. trained longer for per-epoch fits).
+    window, delays, rank : int
+        As :func:`seed_window_spectra`.
+    dtype : numpy dtype, optional
+        The precision of the fits (default: the store's).
+    batch_metric : str
+        The recorded scalar averaged over the last ``window`` records of every run.
+
+    Returns
+    -------
+    list (seeds) of list (windows) of Spectrum, and dict
+        :func:`window_distances` of the spectra with ``loss`` (``mean``, ``std`` over the runs
+        of the recorded ``loss`` at every record after the first) and
+        ``batch_<batch_metric>_last_window``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`seed_window_spectra`; ``n_records`` shorter than one window.
+
+    Examples
+    --------
+    The slow-decay runs of :func:`conjugacy.analysis.demo.decay_store` (one per seed), their
+    first 30 records in windows of 10:
+
+    >>> import tempfile
+    >>> from conjugacy.analysis import SpectrumGroup, group_runs
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> from conjugacy.store import TrajectoryStore
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with TrajectoryStore.open(decay_store(f"{tmp.name}/runs.zarr", n_seeds=2), "r") as store:
+    ...     groups = [SpectrumGroup(c, s, r) for (c, s), r in group_runs(store).items()
+    ...               if c == "slow"]
+    ...     spectra, out = window_section(store, groups, "w", n_records=30, window=10,
+    ...                                   delays=1, rank=2, batch_metric="loss")
+    >>> [len(per) for per in spectra], out["labels"], len(out["loss"]["mean"])
+    ([3, 3], ['0-9', '10-19', '20-29'], 29)
+    >>> round(out["batch_loss_last_window"], 4)  # the mean of 0.95 ** t over t = 20 .. 29
+    0.2877
+    >>> tmp.cleanup()
+    """
+    from ..windows import plan_windows
+    from .groups import SpectrumGroup
+    from .pipeline import run_scalars
+
+    windows = [(w.start, w.stop) for w in plan_windows([n_records], window)]
+    labels = [f"{a}-{b - 1}" for a, b in windows]
+    records = (0, windows[-1][1])
+    cut = [SpectrumGroup(g.condition, g.seed, g.runs, records) for g in groups]
+    by_condition, _ = seed_window_spectra(reader, cut, params, window, delays, rank, dtype=dtype)
+    spectra = next(iter(by_condition.values()))
+    out = window_distances(spectra, windows, labels)
+    curves = run_scalars(reader, [r for g in groups for r in g.runs], ["loss", batch_metric])
+    loss, metric = curves["loss"][:, 1:], curves[batch_metric][:, 1:]
+    out["loss"] = {"mean": loss.mean(axis=0).tolist(), "std": loss.std(axis=0).tolist()}
+    out[f"batch_{batch_metric}_last_window"] = float(metric[:, -window:].mean())
+    return spectra, out
+
+
 def _next_multiple(value: int, of: int) -> int:
     """The smallest multiple of ``of`` that is at least ``value``."""
     return -(-value // of) * of

@@ -242,62 +242,19 @@ def make_study(config: CNNConfig, arch: str) -> Any:
 
 
 # ----- analysis ----------------------------------------------------------------------------------
-def _window_label(start: int, stop: int) -> str:
-    return f"{start}-{stop - 1}"
-
-
-def _arch_windows(config: CNNConfig, arch: str) -> list[tuple[int, int]]:
-    """The disjoint windows of ``config.window`` records over the ``n_steps + 1`` records of
-    ``arch`` (:func:`conjugacy.windows.plan_windows`)."""
-    from ..windows import plan_windows
-
-    return [(w.start, w.stop) for w in plan_windows([config.sizes(arch)[2] + 1], config.window)]
-
-
-def _fit_arch(config: CNNConfig, arch: str, reader: Any, study: Any) -> dict[str, Any]:
-    """Windowed spectra of every seed of ``arch`` in float64
-    (:func:`conjugacy.analysis.windowed.seed_window_spectra` over its first ``n_steps + 1``
-    records), and the per-epoch spectra of fig. S5."""
+def arch_windows(config: CNNConfig, arch: str, reader: Any, study: Any
+                 ) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Fig. 4A/B of one architecture: :func:`conjugacy.analysis.windowed.window_section` of its
+    seeds over its first ``n_steps + 1`` records (windows of ``config.window``), fitted in
+    float64, with the loss and the batch accuracy of the last window."""
     from ..analysis import SpectrumGroup
-    from ..analysis.windowed import epoch_spectra, seed_window_spectra
+    from ..analysis.windowed import window_section
     from ..torch.models import OBSERVED_LAYERS
 
-    observed = OBSERVED_LAYERS[config.model_name(arch)]
-    records = (0, _arch_windows(config, arch)[-1][1])
-    groups = [SpectrumGroup(arch, job.seed, job.run_names, records) for job in study.jobs()]
-    spectra, _ = seed_window_spectra(reader, groups, observed, config.window, config.delays,
-                                     config.rank, dtype=np.float64)
-    s5 = epoch_spectra(reader, groups, observed, _steps_per_epoch(config, arch),
-                       config.s5_epochs, delays=config.delays, rank=config.rank,
-                       dtype=np.float64) if config.s5_epochs else []
-    return {"spectra": spectra[arch], "s5": s5}
-
-
-def window_section(config: CNNConfig, arch: str, spectra: list[list[Any]], reader: Any,
-                   runs: list[str]) -> dict[str, Any]:
-    """Fig. 4A/B of one architecture: :func:`conjugacy.analysis.windowed.window_distances` of
-    its windows, the loss and the batch accuracy of the last window."""
-    from ..analysis.pipeline import run_scalars
-    from ..analysis.windowed import window_distances
-
-    windows = _arch_windows(config, arch)
-    out = window_distances(spectra, windows, [_window_label(a, b) for a, b in windows])
-    curves = run_scalars(reader, runs, ["loss", "accuracy"])
-    loss, acc = curves["loss"][:, 1:], curves["accuracy"][:, 1:]
-    out["loss"] = {"mean": loss.mean(axis=0).tolist(), "std": loss.std(axis=0).tolist()}
-    out["batch_accuracy_last_window"] = float(acc[:, -config.window:].mean())
-    return out
-
-
-def compare_archs(config: CNNConfig, spectra: Mapping[str, list[list[Any]]],
-                  labels: list[str]) -> dict[str, Any]:
-    """LeNet vs ResNet-20 per common window (:func:`conjugacy.analysis.windowed.compare_windows`,
-    stream ``config.seed + window``): distances, shuffle control, permutation test, verdict."""
-    from ..analysis.windowed import compare_windows
-
-    return compare_windows({a: spectra[a] for a in ("lenet", "resnet20")}, labels,
-                           seed=config.seed, n_permutations=config.n_permutations,
-                           n_shuffles=config.n_shuffles, what="architecture")
+    groups = [SpectrumGroup(arch, job.seed, job.run_names) for job in study.jobs()]
+    return window_section(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
+                          n_records=config.sizes(arch)[2] + 1, window=config.window,
+                          delays=config.delays, rank=config.rank, dtype=np.float64)
 
 
 def claims(content: Mapping[str, Any]) -> list[Claim]:
@@ -337,31 +294,41 @@ def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
 
 
 def _analyse_arch(config: CNNConfig, arch: str, study: Any, trained: Any) -> dict[str, Any]:
-    """The spectra (:func:`_fit_arch`), :func:`window_section`, run table, description
+    """The windows (:func:`arch_windows`), the per-epoch spectra of fig. S5
+    (:func:`conjugacy.analysis.windowed.epoch_spectra`), run table, description
     (:func:`_arch_info`) and training report of one trained architecture."""
     from ..analysis import SpectrumGroup, run_table
+    from ..analysis.windowed import epoch_spectra
+    from ..torch.models import OBSERVED_LAYERS
 
+    groups = [SpectrumGroup(arch, j.seed, j.run_names) for j in study.jobs()]
     with trained.reader() as reader:
-        fits = _fit_arch(config, arch, reader, study)
-        names = [r for j in study.jobs() for r in j.run_names]
-        window = window_section(config, arch, fits["spectra"], reader, names)
-        runs = run_table(reader, [SpectrumGroup(arch, j.seed, j.run_names) for j in study.jobs()])
-    return {**fits, "window": window, "runs": runs, "info": _arch_info(config, arch, study),
+        spectra, window = arch_windows(config, arch, reader, study)
+        s5 = epoch_spectra(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
+                           _steps_per_epoch(config, arch), config.s5_epochs,
+                           delays=config.delays, rank=config.rank,
+                           dtype=np.float64) if config.s5_epochs else []
+        runs = run_table(reader, groups)
+    return {"spectra": spectra, "s5": s5, "window": window, "runs": runs,
+            "info": _arch_info(config, arch, study),
             "training": {k: v for k, v in trained.timing().items() if k != "training"}}
 
 
 def _sections(config: CNNConfig, per_arch: Mapping[str, Any]) -> dict[str, Any]:
-    """``window_spectra`` (every window of every seed), ``architecture_comparison`` (both
-    architectures, :func:`compare_archs`) and ``s5`` (the mean per-epoch distance matrix)."""
+    """``window_spectra`` (every window of every seed), ``architecture_comparison`` (LeNet vs
+    ResNet-20 per common window: :func:`conjugacy.analysis.windowed.compare_windows`, stream
+    ``config.seed + window``) and ``s5`` (the mean per-epoch distance matrix)."""
     from ..analysis import spectra_to_json
-    from ..analysis.windowed import epoch_section
+    from ..analysis.windowed import compare_windows, epoch_section
 
     spectra = {a: v["spectra"] for a, v in per_arch.items()}
     out: dict[str, Any] = {"window_spectra": {a: spectra_to_json(
         {f"seed{s}": specs for s, specs in enumerate(v)}) for a, v in spectra.items()}}
     if len(spectra) == 2:
-        out["architecture_comparison"] = compare_archs(config, spectra,
-                                                       per_arch["lenet"]["window"]["labels"])
+        out["architecture_comparison"] = compare_windows(
+            {a: spectra[a] for a in ARCHS}, per_arch["lenet"]["window"]["labels"],
+            seed=config.seed, n_permutations=config.n_permutations,
+            n_shuffles=config.n_shuffles, what="architecture")
     if config.s5_epochs:
         out["s5"] = {a: epoch_section(v["s5"]) for a, v in per_arch.items()}
     return out
@@ -396,9 +363,9 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     -------
     Results
         Schema ``"conjugacy.results/2"``: ``spectra`` and ``comparison`` of the first window
-        (one condition per architecture), ``windows`` (:func:`window_section` per architecture),
-        ``archs``, ``config``, ``training``, the sections ``architecture_comparison``
-        (:func:`compare_archs`), ``window_spectra`` (every window of every seed) and ``s5``.
+        (one condition per architecture), ``windows`` (:func:`arch_windows` per architecture),
+        ``archs``, ``config``, ``training``, the sections ``architecture_comparison``,
+        ``window_spectra`` (every window of every seed) and ``s5`` (:func:`_sections`).
 
     Notes
     -----
