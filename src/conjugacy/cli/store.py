@@ -12,20 +12,11 @@ from rich.table import Table
 
 from .._text import shown
 from . import app
-from ._errors import ErrorHandlingGroup, fail, rich_console
+from ._errors import ErrorHandlingGroup, rich_console
 
 store_app = typer.Typer(cls=ErrorHandlingGroup, no_args_is_help=True,
                         help="Inspect and verify trajectory stores (runs, parameters, steps).")
 app.add_typer(store_app, name="store")
-
-
-def _open(path: Path, check: bool = True):  # noqa: ANN202
-    from ..store import StoreError, TrajectoryStore
-
-    try:
-        return TrajectoryStore.open(path, "r", check=check)
-    except StoreError as exc:
-        fail(str(exc))
 
 
 @store_app.command("ls")
@@ -34,26 +25,22 @@ def ls(path: Annotated[Path, typer.Argument(help="Directory of the trajectory st
 
     One plain line per run (never cut, whatever the terminal width).
     """
-    from ..store import StoreError
+    from ..store import TrajectoryStore
 
-    st = _open(path)
-    with st:
+    # a StoreError (an OSError: a missing or foreign folder, damage) is one line, exit 2 (_errors)
+    with TrajectoryStore.open(path, "r") as st:
         header = ("run", "steps complete", "steps", "parameters", "features", "dtype",
                   "scalars", "finished")
         rows = []
-        try:
-            for run in st.runs():
-                info = st.run_info(run)
-                dtypes = sorted({v["dtype"] for v in info["parameters"].values()})
-                span = (f"{info['first_step']}..{info['last_step']}" if info["n_complete"]
-                        else "-")
-                rows.append((shown(run, markup=False), str(info["n_complete"]), span,
-                             str(len(info["parameters"])), str(info["n_features"]),
-                             shown(",".join(dtypes), markup=False),
-                             shown(",".join(info["scalars"]), markup=False) or "-",
-                             "yes" if info["finished"] else "no"))
-        except StoreError as exc:
-            fail(str(exc))
+        for run in st.runs():
+            info = st.run_info(run)
+            dtypes = sorted({v["dtype"] for v in info["parameters"].values()})
+            span = f"{info['first_step']}..{info['last_step']}" if info["n_complete"] else "-"
+            rows.append((shown(run, markup=False), str(info["n_complete"]), span,
+                         str(len(info["parameters"])), str(info["n_features"]),
+                         shown(",".join(dtypes), markup=False),
+                         shown(",".join(info["scalars"]), markup=False) or "-",
+                         "yes" if info["finished"] else "no"))
         typer.echo(f"runs in {shown(path, markup=False)} (format version "
                    f"{shown(st.format_version, markup=False)}):")
         if not rows:
@@ -76,14 +63,10 @@ def verify(
     Exit code 0: no damage found; 1: damage found (each damaged place listed: run, array, chunk,
     records and training steps); 2: not a trajectory store (missing path, foreign folder).
     """
-    from ..store import StoreError
+    from ..store import TrajectoryStore
 
-    st = _open(path, check=False)
-    with st:
-        try:
-            report = st.verify()
-        except StoreError as exc:
-            fail(str(exc))
+    with TrajectoryStore.open(path, "r", check=False) as st:  # a StoreError: exit 2 (_errors)
+        report = st.verify()
     typer.echo("\n".join(shown(line, markup=False) for line in str(report).splitlines()))
     if not report.ok:
         raise typer.Exit(code=1)
@@ -95,15 +78,11 @@ def show(
     run: Annotated[str, typer.Argument(help="Run name (see `conjugacy store ls`).")],
 ) -> None:
     """Show one run: parameters and shapes, scalars, steps complete, metadata."""
-    from ..store import StoreError
+    from ..store import TrajectoryStore
 
-    st = _open(path)
-    with st:
-        try:
-            info = st.run_info(run)
-            scalars = {name: st.scalars(run, name) for name in info["scalars"]}
-        except StoreError as exc:
-            fail(str(exc))
+    with TrajectoryStore.open(path, "r") as st:  # a StoreError (unknown run): exit 2 (_errors)
+        info = st.run_info(run)
+        scalars = {name: st.scalars(run, name) for name in info["scalars"]}
         con = rich_console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{shown(run)}[/bold]: {info['n_complete']} steps complete {span}, "
