@@ -248,10 +248,6 @@ def make_base_model(config: GrokkingConfig, seed: int, regime: str) -> OneLayerT
     return model
 
 
-def _regime_steps(config: GrokkingConfig, regime: str) -> int:
-    return config.constrained_steps() if regime == "constrained" else config.steps
-
-
 def _log_steps(n_steps: int, n_points: int) -> np.ndarray:
     """About ``n_points`` distinct log-spaced steps in [1, n_steps], plus 0."""
     pts = np.unique(np.round(np.geomspace(1, n_steps, n_points)).astype(int))
@@ -333,7 +329,8 @@ def make_study(config: GrokkingConfig) -> Study:
         conditions={r: {"regime": r} for r in REGIMES},
         seeds=config.seeds,
         n_replicas=config.n_replicas,
-        n_records=lambda cond, params: _regime_steps(config, params["regime"]) + 1,
+        n_records=lambda cond, params: 1 + (config.constrained_steps()
+                                            if params["regime"] == "constrained" else config.steps),
         train=train_job,
         settings=_training_fields(config),
         config=config,
