@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ..store import StoreError, TrajectoryStore, select_names
+from ..store._lock import _same_file
 
 
 class ResumeWithoutCheckpointWarning(UserWarning):
@@ -306,20 +307,12 @@ def remove_dead_temporaries(path: str | os.PathLike[str]) -> list[Path]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # a live writer's (or flock unsupported): leave it
-            st, fst = _stat(tmp), os.fstat(fd)
-            if st is not None and (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino):
+            if _same_file(fd, tmp):  # still the file locked, not one put there since
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)
         finally:
             os.close(fd)
     return removed
-
-
-def _stat(p: Path) -> os.stat_result | None:
-    try:
-        return os.stat(p)
-    except FileNotFoundError:
-        return None
 
 
 def _checkpoint_error(path: Path, what: str, exc: OSError) -> StoreError:
@@ -425,7 +418,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
 
 def _discard(tmp: Path, fd: int) -> None:
     with contextlib.suppress(OSError):
-        if _stat(tmp) is not None and (os.fstat(fd).st_ino == os.stat(tmp).st_ino):
+        if _same_file(fd, tmp):  # this writer's temporary, not another's
             tmp.unlink()
     os.close(fd)
 
