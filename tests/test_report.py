@@ -23,6 +23,7 @@ from conjugacy import koopman_spectrum  # noqa: E402
 from conjugacy.analysis import compare_conditions, spectra_to_json  # noqa: E402
 from conjugacy.report import (  # noqa: E402
     ReportError,
+    overview,
     render_html,
     render_markdown,
     verdicts,
@@ -406,6 +407,18 @@ def test_html_and_markdown_show_the_same_sections_in_the_same_order(results):
     assert page.count("<table>") == len(re.findall(r"^\|(---\|)+$", md, re.M)) >= 4
     assert page.count('<div class="verdict ') == len(re.findall(r"^- \*\*", md, re.M)) == 3
     assert "\n\n\n" not in md
+
+
+def test_overview_counts_the_replica_runs_of_each_condition_and_seed():
+    def run(c, s, finished=True):
+        return {"condition": c, "seed": s, "finished": finished, "first_step": 0,
+                "last_step": 90, "n_complete": 10}
+
+    runs = [run("sgd", 0), run("sgd", 0), run("sgd", 1), run("sgd", 1), run("adam", 0),
+            run("adam", 0), run("adam", 0, False), run("adam", 1), "not a run"]
+    rows = dict(overview({"spectra": {"sgd": [], "adam": []}, "runs": runs}))
+    assert rows["runs"] == "9 runs, 1/2/3 replica run(s) per (condition, seed), 1 unfinished"
+    assert rows["steps"] == "0..90 (10 records)"
 
 
 def test_tables_say_when_they_are_cut(results):

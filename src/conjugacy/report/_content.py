@@ -8,6 +8,7 @@ lists of rows) that the HTML and Markdown writers lay out.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -380,11 +381,7 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     runs = results.get("runs")
     if isinstance(runs, Sequence) and runs:
         n_unfinished = sum(1 for r in runs if isinstance(r, Mapping) and r.get("finished") is False)
-        per = {}
-        for r in runs:
-            if isinstance(r, Mapping):
-                per.setdefault((r.get("condition"), r.get("seed")), 0)
-                per[(r.get("condition"), r.get("seed"))] += 1
+        per = Counter((r.get("condition"), r.get("seed")) for r in runs if isinstance(r, Mapping))
         counts = sorted(set(per.values()))
         text = f"{len(runs)} runs"
         if counts:
