@@ -47,9 +47,6 @@ from ..analysis import Claim, Results, SpectrumGroup, loss_curves, run_pipeline
 from ..analysis.fit_plan import check_planned_rank, planned_fit
 from ..analysis.pipeline import run_scalars
 from ..analysis.results import verdict_claim
-from ..analysis.unit_circle import UnitCircleCounts as UnitCircleCounts  # noqa: F401 - moved
-from ..analysis.unit_circle import count_summary as count_summary  # noqa: F401 - there, kept
-from ..analysis.unit_circle import unit_circle_counts as unit_circle_counts  # noqa: F401
 from ..analysis.unit_circle import unit_circle_section
 from ..data.modular import ModularData, modular_addition
 from ..study import Job, JobContext, Study, check_config, experiment_session, provenance, run_study
@@ -354,11 +351,6 @@ def spectrum_groups(config: GrokkingConfig, study: Study) -> list[SpectrumGroup]
             for cond, (regime, n_snap) in windows.items() for s in config.seeds]
 
 
-def _spectrum_settings(config: GrokkingConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`conjugacy.koopman_spectrum` for every group."""
-    return {"delays": config.delays, "rank": config.rank, "pca": config.pca, "pca_center": True}
-
-
 def fit_shape(config: GrokkingConfig) -> dict[str, Any]:
     """:func:`conjugacy.analysis.fit_plan.planned_fit` of the experiment's spectra: ``pca``
     features, ``n_replicas`` runs, the fig. 5 window (``steps``) and the S6 window (``s6_steps``).
@@ -470,7 +462,8 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
                     reader, [f"long-{r}-seed{config.seed:03d}_0"], _SCALARS,
                     finite="test_accuracy").items()} for r in REGIMES}
             return run_pipeline(
-                reader, groups, _spectrum_settings(config), params=OBSERVED_PARAMETER, client=client,
+                reader, groups, {"delays": config.delays, "rank": config.rank, "pca": config.pca,
+                                 "pca_center": True}, params=OBSERVED_PARAMETER, client=client,
                 loss="train_loss", experiment="grokking",
                 title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
                 question="Are the early training dynamics of a transformer that groks and of one "
