@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_separation import auroc, perturb, random_eigenvalues, real_block_matrix  # noqa: E402
 
 from conjugacy import koopman_spectrum, wasserstein  # noqa: E402
-from conjugacy.analysis.own_runs import RANK_CAP, pilot_delays, pilot_rank  # noqa: E402
+from conjugacy.analysis.own_runs import PILOT_SEEDS, RANK_CAP, pilot_delays, pilot_rank  # noqa: E402
 from conjugacy.comparison_filter import filter_for_comparison  # noqa: E402
 from conjugacy.delays import choose_delays  # noqa: E402
 
@@ -98,7 +98,8 @@ class Recording:
 _FITS: dict[str, Any] = {"recs": None, "fits": {}, "delays": {}}
 
 
-def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | str,
+def _spectra(recs: Sequence[Recording], pilots: Sequence[Sequence[int]], *,
+             delays: int | str,
              rank: int | str | None, filt: bool | str, branch: bool = False) -> list:
     """The spectra of a rule: fitted once per (delays, rank, branch) and comparison; ``filt``
     False (all eigenvalues), True (each spectrum's own default filter: the two-branch rule
@@ -110,7 +111,7 @@ def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | 
     if _FITS["recs"] is not recs:
         _FITS.update(recs=recs, fits={}, delays={})
     if delays == "auto" and "auto" not in _FITS["delays"]:
-        _FITS["delays"]["auto"] = max(choose_delays(recs[i].x).delays for i in pilots)
+        _FITS["delays"]["auto"] = max(choose_delays(recs[p[0]].x).delays for p in pilots)
     d = _FITS["delays"]["auto"] if delays == "auto" else delays
     key = (d, rank, branch)
     if key not in _FITS["fits"]:
@@ -125,11 +126,12 @@ def _spectra(recs: Sequence[Recording], pilots: Sequence[int], *, delays: int | 
     return [sp.filtered() if filt else sp for sp in fits]
 
 
-def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[int]], list]:
+def _rule(**kw) -> Callable[[Sequence[Recording], Sequence[Sequence[int]]], list]:
     return lambda recs, pilots: _spectra(recs, pilots, **kw)
 
 
-def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[int]) -> tuple[int, int]:
+def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[Sequence[int]]
+                      ) -> tuple[int, int]:
     """Delays and rank as ``conjugacy analyze`` chooses them by default
     (:func:`conjugacy.analysis.own_runs.choose_settings`: :func:`~conjugacy.analysis.own_runs.
     pilot_delays` on the pilots at the capped SVHT rank, then one rank for the comparison,
@@ -139,7 +141,7 @@ def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[int]) -> tuple
     if _FITS["recs"] is not recs:
         _FITS.update(recs=recs, fits={}, delays={})
     if "analyze" not in _FITS["delays"]:
-        pil, folds = {str(i): recs[i].x for i in pilots}, {}
+        pil, folds = {str(p[0]): [recs[i].x for i in p] for p in pilots}, {}
         d = _FITS.get("fixed_delays") or pilot_delays(pil, fold_ranks=folds)[0]
         most = min(recs[0].x.shape[2] * (d + 1),
                    min(r.x.shape[0] * (r.x.shape[1] - d - 1) for r in recs))
@@ -147,17 +149,17 @@ def _analyze_settings(recs: Sequence[Recording], pilots: Sequence[int]) -> tuple
     return _FITS["delays"]["analyze"]
 
 
-def _analyze(filt: bool | str) -> Callable[[Sequence[Recording], Sequence[int]], list]:
+def _analyze(filt: bool | str) -> Callable[[Sequence[Recording], Sequence[Sequence[int]]], list]:
     """``conjugacy analyze``'s delays and rank (:func:`_analyze_settings`) with a filter:
     False (all eigenvalues: ``filter="none"``, the default), True (each spectrum's own) or
     ``"shared-count"``."""
-    def rule(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
+    def rule(recs: Sequence[Recording], pilots: Sequence[Sequence[int]]) -> list:
         d, k = _analyze_settings(recs, pilots)
         return _spectra(recs, pilots, delays=d, rank=k, filt=filt)
     return rule
 
 
-def _capped_svht(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
+def _capped_svht(recs: Sequence[Recording], pilots: Sequence[Sequence[int]]) -> list:
     """At analyze's delays, each spectrum at its own SVHT rank, at most ``RANK_CAP`` (refitted
     at the cap where its SVHT rank is above); all eigenvalues."""
     d, _ = _analyze_settings(recs, pilots)
@@ -168,9 +170,9 @@ def _capped_svht(recs: Sequence[Recording], pilots: Sequence[int]) -> list:
     return [sp if sp.rank <= RANK_CAP else c for sp, c in zip(own, capped)]
 
 
-#: name -> rule(recordings, pilot indices) -> spectra (the hook for further rules); a rule that
-#: needs what a case lacks (the second branch) is skipped there.
-RULES: dict[str, Callable[[Sequence[Recording], Sequence[int]], list]] = {
+#: name -> rule(recordings, per condition the indices of its pilot seeds) -> spectra (the hook
+#: for further rules); a rule that needs what a case lacks (the second branch) is skipped there.
+RULES: dict[str, Callable[[Sequence[Recording], Sequence[Sequence[int]]], list]] = {
     "paper (8, 10)": _rule(delays=8, rank=10, filt=False),
     "paper + filter": _rule(delays=8, rank=10, filt=True),
     "rank=None": _rule(delays=8, rank=None, filt=False),
@@ -233,7 +235,7 @@ def synthetic(reps: int, rules: dict, first_rep: int = 0) -> tuple[list, dict]:
                 for rep in range(first_rep, first_rep + reps):
                     recs = draw_case(dim, meas, sigma, rep)[0]
                     for name, rule in rules.items():
-                        a, a2, b = rule(recs, (0, 2))
+                        a, a2, b = rule(recs, ((0, 1), (2,)))
                         same[name].append(_w1(a, a2))
                         diff[name].append(_w1(a, b))
                         ranks[name].append(len(a))
@@ -344,7 +346,8 @@ def real_case(recs: list[Recording], cond: list[Any], seed: list[int], rules: di
               label: str) -> tuple[dict, dict]:
     """Per rule: AUROC, its seed-bootstrap interval, the difference to the last rule (the
     default) on the same resamples, kept eigenvalues, delays and CPU."""
-    pilots = [cond.index(c) for c in dict.fromkeys(cond)]
+    pilots = [sorted((i for i, ci in enumerate(cond) if ci == c), key=lambda i: seed[i])
+              [:PILOT_SEEDS] for c in dict.fromkeys(cond)]  # as analyze: its first seeds
     scores, info, dists = {}, {}, {}
     for name, rule in rules.items():
         t1 = time.process_time()

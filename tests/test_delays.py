@@ -101,3 +101,23 @@ def test_a_capped_rank_on_the_gram_route_needs_no_full_eigendecomposition(monkey
     assert calls == []  # the top 2 eigenpairs settle SVHT's capped rank at every candidate
     assert capped.delays == free.delays == 2 and max(capped.ranks) == 2
     np.testing.assert_allclose(capped.errors, free.errors, rtol=1e-12)
+
+
+def test_seeds_are_scored_one_by_one_and_their_errors_averaged():
+    z = _rotation_seen_through_one_coordinate()  # 6 trajectories: seeds of 2, 3 and 1
+    seeds = ["a", "a", "b", "b", "b", "c"]
+    choice = choose_delays(z, seeds=seeds)  # "c" is cut in half: at most (40 - 2) // 4 delays
+    alone = [choose_delays(x, max_delays=9) for x in (z[:2], z[2:5], [z[5]])]
+    assert choice.candidates == alone[0].candidates == alone[2].candidates == (0, 1, 2, 3, 4, 6, 8)
+    np.testing.assert_allclose(choice.errors, np.mean([c.errors for c in alone], axis=0),
+                               rtol=1e-12)
+    assert choice.ranks == tuple(np.max([c.ranks for c in alone], axis=0))
+    assert not np.allclose(choice.errors, choose_delays(z, max_delays=9).errors)  # not pooled
+    assert "(mean over 3 seeds)" in choice.reason
+    assert "mean over" not in choose_delays(z, seeds=[0] * 6).reason
+    assert choose_delays(z, seeds=[0] * 6) == choose_delays(z)
+
+
+def test_seeds_must_label_every_trajectory():
+    with pytest.raises(ValueError, match="seeds: one per trajectory, got 2 for 6"):
+        choose_delays(_noisy_rotation(), seeds=[0, 1])

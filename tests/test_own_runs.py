@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conjugacy.analysis import SpectrumGroup, group_runs
 from conjugacy.analysis.own_runs import RANK_CAP, pilot_rank
 
 pytest.importorskip("zarr")
@@ -231,7 +232,7 @@ def test_analyze_estimates_the_work_first_and_reports_each_pilot_and_window(tmp_
     # the first seed of a and of b
     assert calls[0] == (
         "6 spectra (2 conditions x 3 seeds) of 12 runs x 61 records x 12 features; to read: "
-        "68.6 KiB (float64) for the fits and 22.9 KiB for the pilots", 0, 0)
+        "68.6 KiB (float64) for the fits and 68.6 KiB for the pilots", 0, 0)
     # one tick per pilot: 2 delay pilots and 2 rank pilots
     pilots = "choosing the delays and rank from one seed of each of 2 conditions, pilot by pilot"
     assert [c[1:] for c in calls if c[0] == pilots] == [(0, 4), (1, 4), (2, 4), (3, 4),
@@ -335,3 +336,22 @@ def test_pilot_rank_says_when_svht_met_zero_singular_values():
     assert len(said) == 1 and "29 of 34 singular values are zero" in said[0]
     assert not [n for n in pilot_rank({"a": x}, delays=0, cap=70)[2]
                 if n.startswith("the SVHT rank of a's pilot")]
+
+
+def test_analyze_chooses_the_delays_on_the_first_three_seeds_of_each_condition(tmp_path):
+    from conjugacy.analysis.demo import decay_store
+    from conjugacy.analysis.own_runs import PILOT_SEEDS, _read_pilots, pilot_delays
+    from conjugacy.store import TrajectoryStore
+
+    path = decay_store(tmp_path / "runs.zarr")  # 2 conditions x 4 seeds
+    with TrajectoryStore.open(path, "r") as store:
+        groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+        pilots = _read_pilots(store, groups, "w")
+        firsts = {c: [g for g in groups if g.condition == c][:PILOT_SEEDS] for c in pilots}
+        for c, arrays in pilots.items():
+            assert PILOT_SEEDS == len(arrays) == 3
+            for a, g in zip(arrays, firsts[c]):
+                np.testing.assert_array_equal(a, store.read(params="w", runs=list(g.runs)))
+    d, why = pilot_delays(pilots)
+    assert "mean over the first 3 seeds of each condition" in why
+    assert pilot_delays({c: a[0] for c, a in pilots.items()})[1].count("(first seed of each") == 1

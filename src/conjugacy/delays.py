@@ -13,6 +13,9 @@ folds. The choice is the **smallest** ``d`` whose score is within ``slack`` (2 %
 the data need add noise directions to the spectrum (measured in
 ``benchmarks/bench_settings.py``: on linear latent systems seen through 3 channels, fewer delays
 separated systems better than the paper's 8 whenever the system was observable with them).
+With ``seeds=`` (the independent seed of each trajectory; ``conjugacy analyze`` passes its
+pilots of the first three seeds of a condition) each seed is scored on its own and the errors
+are averaged: one seed's choice moves with the seed.
 
 Where the delay vectors are long (``2 n (d + 1) > n_snap``, weight trajectories) everything comes
 from one snapshot Gram (``G[s, t] = x_s^* x_t``, one pass over the data): per candidate, the delay
@@ -26,6 +29,8 @@ rounding). Measured in BENCHMARKS.md ("Settings from data").
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +105,7 @@ def choose_delays(
     slack: float = PREDICTION_SLACK,
     max_rank: int | None = None,
     threads: Any = "auto",
+    seeds: Sequence[Any] | None = None,
 ) -> DelayChoice:
     """The smallest number of delays whose held-out one-step prediction (at the SVHT rank) is
     within ``slack`` of the best (module docstring).
@@ -123,6 +129,14 @@ def choose_delays(
         :func:`conjugacy.spectrum.koopman_spectrum`): "auto" uses the cores the load leaves
         free; one delay pilot took 3.1-3.9 s CPU at one thread and 25.5-55.5 s at two on a
         loaded 2-core machine (BENCHMARKS.md).
+    seeds : sequence, optional
+        The independent seed of each trajectory (any labels). Each seed's trajectories are
+        scored on their own (two folds of its alternate trajectories; a seed with one
+        trajectory is cut into halves) and a candidate's error is the mean over seeds of its
+        error relative to persistence (its SVHT rank the largest). A choice that rests on one
+        seed moves with it: on issue 25's first-hour CNNs the pilots of single seeds chose 64,
+        0, 1, 2, 1, 1, 64 and 1 delays, three seeds at a time chose 1 every time
+        (BENCHMARKS.md "Held-out check"). Default: one seed (all trajectories together).
 
     Returns
     -------
@@ -152,10 +166,8 @@ def choose_delays(
     slack = check_positive_float(slack, "slack")
     cap = 64 if max_delays is None else check_int(max_delays, "max_delays", minimum=0)
     top = None if max_rank is None else check_int(max_rank, "max_rank", minimum=1)
-    if len(trajs) == 1:
-        half = trajs[0].shape[0] // 2
-        trajs = [trajs[0][:half], trajs[0][half : 2 * half]]
-    shortest = min(t.shape[0] for t in trajs)
+    groups = _seed_groups(trajs, seeds)
+    shortest = min(t.shape[0] for g in groups for t in g)
     cap = min(cap, (shortest - 2) // 4)
     if cap < 1:
         raise ValueError(
@@ -164,8 +176,11 @@ def choose_delays(
     candidates = tuple(d for d in DELAY_LADDER if d <= cap)
     if not all(np.isfinite(t).all() for t in trajs):
         raise ValueError("trajectories contain NaN or Inf: choosing delays needs finite data")
-    with blas_threads(threads):
-        errors, ranks = _score_candidates(trajs, candidates, top)
+    with blas_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of a candidate no seed scored
+        scored = [_score_candidates(g, candidates, top) for g in groups]
+        errors = list(np.nanmean([sc[0] for sc in scored], axis=0))
+    ranks = [int(r) for r in np.max([sc[1] for sc in scored], axis=0)]
     e = np.array(errors)
     if not np.isfinite(e).any():  # e.g. constant (all-zero) trajectories: nothing to predict
         raise ValueError("trajectories do not change (constant, e.g. all zero): no held-out "
@@ -189,7 +204,8 @@ def choose_delays(
                 "delays might predict better still; the data do not settle the delays")
     d = candidates[pick]
     reason = (f"{d} delays: the fewest whose held-out one-step prediction at the SVHT rank "
-              f"({ranks[pick]}) is within {slack:.0%} of the best of {list(candidates)} "
+              f"({ranks[pick]}) is within {slack:.0%} of the best of {list(candidates)}"
+              + (f" (mean over {len(groups)} seeds)" if len(groups) > 1 else "") + " "
               f"(error {errors[pick]:.3g} relative to persistence; best {best:.3g} at "
               f"{candidates[int(np.nanargmin(e))]} delays)")
     if best >= 1.0:
@@ -197,6 +213,22 @@ def choose_delays(
                   f"held-out next record better than persistence (best error {best:.3g})")
     return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason,
                        tuple(notes))
+
+
+def _seed_groups(trajs: list[np.ndarray], seeds: Sequence[Any] | None) -> list[list[np.ndarray]]:
+    """The trajectories of each seed, in first-seen order (one group without ``seeds``); a
+    group of one trajectory cut into halves (two folds)."""
+    if seeds is None:
+        seeds = [0] * len(trajs)
+    elif len(seeds) != len(trajs):
+        raise ValueError(f"seeds: one per trajectory, got {len(seeds)} for {len(trajs)} "
+                         "trajectories")
+    groups: dict[Any, list[np.ndarray]] = {}
+    for t, s in zip(trajs, seeds):
+        groups.setdefault(s, []).append(t)
+    return [g if len(g) > 1 else [g[0][: g[0].shape[0] // 2],
+                                  g[0][g[0].shape[0] // 2 : 2 * (g[0].shape[0] // 2)]]
+            for g in groups.values()]
 
 
 def _score_candidates(trajs: list[np.ndarray], candidates: tuple[int, ...],

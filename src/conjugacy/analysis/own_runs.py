@@ -13,9 +13,10 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
    shortest run (so unfinished runs can be analysed; a warning lists them).
 3. **Settings** (overridable; the reasoning is written into the results):
 
-   - ``delays``: from the data (:func:`pilot_delays`): on the first seed of each condition
-     (at most ``PILOT_SNAPSHOTS`` snapshots), the fewest delays whose held-out one-step
-     prediction at the SVHT rank (at most :data:`RANK_CAP`) is within 2 % of the best
+   - ``delays``: from the data (:func:`pilot_delays`): on the first three seeds of each
+     condition (at most ``PILOT_SNAPSHOTS`` snapshots each), the fewest delays whose held-out
+     one-step prediction at the SVHT rank (at most :data:`RANK_CAP`), averaged over the seeds,
+     is within 2 % of the best
      (:func:`conjugacy.delays.choose_delays`; where none beats persistence, the fewest, with a
      warning), the largest over conditions; at most 64 (the paper's largest) and
      ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
@@ -88,9 +89,13 @@ __all__ = ["AnalysisResults", "Results", "analyze", "comparison_options", "defau
 RANK_CAP = 70
 #: The default delays' largest candidate (:func:`pilot_delays`).
 DELAY_CAP = 64
-#: :func:`pilot_delays` reads at most this many snapshots per condition (the first runs of the
-#: seed, then the first records): choose_delays costs O(n^2) memory and O(n^3 / 4) per candidate.
+#: :func:`pilot_delays` reads at most this many snapshots per seed of a condition (the first runs
+#: of the seed, then the first records): choose_delays costs O(n^2) memory and O(n^3 / 4) per
+#: candidate.
 PILOT_SNAPSHOTS = 2400
+#: :func:`pilot_delays` scores the pilots of the first this many seeds of each condition and
+#: averages their errors: one seed's choice moves with the seed (BENCHMARKS.md "Held-out check").
+PILOT_SEEDS = 3
 
 
 #: The filters ``analyze`` can base its verdicts on: ``"none"`` (all eigenvalues of the spectra,
@@ -132,18 +137,22 @@ def _pilot_shape(n_runs: int, n_steps: int) -> tuple[int, int]:
     return runs, min(n_steps, max(6, PILOT_SNAPSHOTS // max(runs, 1)))
 
 
-def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None,
+def pilot_delays(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]],
+                 max_delays: int | None = None,
                  notes: list[str] | None = None, max_rank: int | None = None,
                  fold_ranks: dict[str, int] | None = None,
                  progress: Callable[[str], None] | None = None) -> tuple[int, str]:
-    """Default delays from pilot trajectories (condition -> (n_runs, n_steps, n_features)), and
-    why: :func:`conjugacy.delays.choose_delays` on each condition's pilot (at most
-    ``PILOT_SNAPSHOTS`` snapshots: its first runs, at least 2, then its first records), the
-    largest over conditions, so that no condition is under-embedded.
+    """Default delays from pilot trajectories, and why: :func:`conjugacy.delays.choose_delays`
+    on each condition's pilots (of each seed at most ``PILOT_SNAPSHOTS`` snapshots: its first
+    runs, at least 2, then its first records; with several seeds, each scored on its own and
+    the errors averaged), the largest over conditions, so that no condition is under-embedded.
 
     Parameters
     ----------
-    pilots : mapping condition -> array (n_runs, n_steps, n_features)
+    pilots : mapping condition -> array (n_runs, n_steps, n_features), or a list of them
+        One array per seed (``conjugacy analyze`` passes the first :data:`PILOT_SEEDS`): a
+        single seed's choice moves with the seed (on issue 25's first-hour CNNs 64, 0, 1, 2,
+        1, 1, 64 and 1 delays for seeds 4-11 alone; 1 for every three consecutive of them).
     max_delays : int, optional
         Largest candidate (default :data:`DELAY_CAP`).
     notes : list of str, optional
@@ -182,17 +191,19 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     >>> for t in range(59):
     ...     z[:, t + 1] = z[:, t] @ rot.T + 0.05 * rng.standard_normal((4, 2))
     >>> delays, reason = pilot_delays({"a": z[:, :, :1], "b": z})
-    >>> delays, reason.split("(first seed")[1][:60]
-    (3, ' of each condition; a: 3 (error 0.172 relative to persistenc')
+    >>> delays, reason.split("condition; ")[1][:47]
+    (3, 'a: 3 (error 0.172 relative to persistence, SVHT')
     """
     from ..delays import choose_delays
 
     cap = DELAY_CAP if max_delays is None else max_delays
     top = RANK_CAP if max_rank is None else max_rank
-    chosen = {}
-    for c, traj in pilots.items():
-        runs, steps = _pilot_shape(*traj.shape[:2])
-        chosen[c] = choose_delays(traj[:runs, :steps], max_delays=cap, max_rank=top)
+    chosen, n_seeds = {}, 1
+    for c, per_seed in pilots.items():
+        runs = [t[:r, :n] for t in _seed_list(per_seed) for r, n in [_pilot_shape(*t.shape[:2])]]
+        n_seeds = max(n_seeds, len(runs))
+        chosen[c] = choose_delays([x for t in runs for x in t], max_delays=cap, max_rank=top,
+                                  seeds=[i for i, t in enumerate(runs) for _ in t])
         if progress is not None:
             progress(c)
     d = max(ch.delays for ch in chosen.values())
@@ -201,8 +212,9 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
                       for c, ch in chosen.items())
     why = (f"{d} delays: the largest over conditions of the fewest delays whose held-out "
            f"one-step prediction at the SVHT rank (at most {top}) is within 2 % of the best of "
-           f"{list(next(iter(chosen.values())).candidates)} (first seed of each condition; "
-           f"{shown})")
+           f"{list(next(iter(chosen.values())).candidates)} ("
+           + ("first seed" if n_seeds == 1 else f"mean over the first {n_seeds} seeds")
+           + f" of each condition; {shown})")
     if notes is not None:
         notes.extend(f"delays of {c}: {n}" for c, ch in chosen.items() for n in ch.notes)
     if fold_ranks is not None:
@@ -211,8 +223,9 @@ def pilot_delays(pilots: Mapping[str, np.ndarray], max_delays: int | None = None
     return d, why
 
 
-def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = None,
-               max_rank: int | None = None, known: Mapping[str, int] | None = None,
+def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: int,
+               cap: int | None = None, max_rank: int | None = None,
+               known: Mapping[str, int] | None = None,
                progress: Callable[[str], None] | None = None
                ) -> tuple[int, dict[str, Any], list[str]]:
     """The default rank of a comparison: the SVHT rank (:func:`conjugacy.dmd.svht_rank`, through
@@ -223,8 +236,9 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
 
     Parameters
     ----------
-    pilots : mapping condition -> array (n_runs, n_steps, n_features)
-        The first seed of each condition (at most ``PILOT_SNAPSHOTS`` snapshots are used).
+    pilots : mapping condition -> array (n_runs, n_steps, n_features), or a list of them
+        The first seed of each condition (at most ``PILOT_SNAPSHOTS`` snapshots are used); of
+        a list (one array per seed, as for :func:`pilot_delays`), the first.
     delays : int
         The delays of the comparison.
     cap, max_rank : int, optional
@@ -267,7 +281,8 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
         return _rank_from_folds(known, delays, cap, max_rank)
     found: dict[str, int] = {}
     zeros: list[str] = []  # SVHT's note on zero singular values, per pilot
-    for c, traj in pilots.items():
+    for c, per_seed in pilots.items():
+        traj = _seed_list(per_seed)[0]
         runs, steps = _pilot_shape(*traj.shape[:2])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a pure-noise pilot keeps one direction: noted below
@@ -295,6 +310,11 @@ def pilot_rank(pilots: Mapping[str, np.ndarray], delays: int, cap: int | None = 
     rule = {"rule": "svht pilot, capped", "pilot_ranks": found, "cap": cap, "capped": top > cap,
             "reason": reason}
     return k, rule, notes
+
+
+def _seed_list(pilot: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A condition's pilots as one (n_runs, n_steps, n_features) array per seed."""
+    return [pilot] if isinstance(pilot, np.ndarray) and pilot.ndim == 3 else list(pilot)
 
 
 def _rank_from_folds(known: Mapping[str, int], delays: int, cap: int, max_rank: int | None
@@ -635,19 +655,29 @@ def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[A
     return notes
 
 
-def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any
-                 ) -> dict[str, np.ndarray]:
-    """The first seed of each condition, at most ``PILOT_SNAPSHOTS`` snapshots of it
-    (:func:`_pilot_shape`), read in its stored dtype (only the pilot is read)."""
-    out = {}
+def _pilot_groups(groups: Sequence[SpectrumGroup]) -> list[SpectrumGroup]:
+    """The groups the pilots come from: the first :data:`PILOT_SEEDS` of each condition."""
+    count: dict[str, int] = {}
+    out = []
     for g in groups:
-        if g.condition in out:
-            continue
+        count[g.condition] = count.get(g.condition, 0) + 1
+        if count[g.condition] <= PILOT_SEEDS:
+            out.append(g)
+    return out
+
+
+def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any
+                 ) -> dict[str, list[np.ndarray]]:
+    """The first :data:`PILOT_SEEDS` seeds of each condition, of each at most
+    ``PILOT_SNAPSHOTS`` snapshots (:func:`_pilot_shape`), read in the stored dtype (only the
+    pilots are read): condition -> one array per seed."""
+    out: dict[str, list[np.ndarray]] = {}
+    for g in _pilot_groups(groups):
         n = (g.steps[1] - g.steps[0] if g.steps is not None
              else int(reader.run_info(g.runs[0])["n_complete"]))
         runs, steps = _pilot_shape(len(g.runs), n)
-        out[g.condition] = reader.read(params=params, runs=list(g.runs[:runs]),
-                                       steps=g.slice)[:, :steps]
+        out.setdefault(g.condition, []).append(
+            reader.read(params=params, runs=list(g.runs[:runs]), steps=g.slice)[:, :steps])
     return out
 
 
@@ -685,7 +715,7 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
     else:
         reasoning["delays"] = f"{delays} delays: given"
     if rank is None:
-        n_feat = next(iter(pilots.values())).shape[2]
+        n_feat = next(iter(pilots.values()))[0].shape[2]
         most = min(n_feat * (delays + 1),
                    min(len(g.runs) for g in groups) * (n_records - delays - 1))
         rank, rule, found = pilot_rank(pilots, delays, max_rank=most, known=folds,
@@ -705,7 +735,8 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     """The size of an analysis before it starts (``conjugacy analyze``'s first progress line):
     spectra, runs, records, features and the bytes to read (``n_records`` per run as stored,
     ``dtype``), the pilots' share when the settings are chosen from them (at most
-    ``PILOT_SNAPSHOTS`` snapshots of the first seed of each condition), and the neighbour refits.
+    ``PILOT_SNAPSHOTS`` snapshots of each of the first :data:`PILOT_SEEDS` seeds of each
+    condition), and the neighbour refits.
 
     Parameters
     ----------
@@ -731,7 +762,7 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     >>> for part in work_estimate(groups, 300, 1418, "float32").split("; "):
     ...     print(part)
     6 spectra (2 conditions x 3 seeds) of 12 runs x 300 records x 1,418 features
-    to read: 19.5 MiB (float32) for the fits and 6.5 MiB for the pilots
+    to read: 19.5 MiB (float32) for the fits and 19.5 MiB for the pilots
     then the neighbour check: up to 4 refits of each spectrum
     """
     item = np.dtype(dtype).itemsize
@@ -739,7 +770,7 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     first: dict[str, SpectrumGroup] = {}
     for g in groups:
         first.setdefault(g.condition, g)
-    pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records)) for g in first.values())
+    pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records)) for g in _pilot_groups(groups))
     text = (f"{len(groups)} spectra ({len(first)} conditions x {len(groups) // len(first)} "
             f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
             f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
@@ -755,7 +786,7 @@ def default_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any
                      ) -> tuple[dict[str, Any], dict[str, str]]:
     """The default spectrum settings of a comparison (``conjugacy analyze``'s and
     :func:`conjugacy.analysis.analyse_study`'s without ``spectrum``): delays from the data
-    (:func:`pilot_delays` on the first seed of each condition) and one rank for every spectrum,
+    (:func:`pilot_delays` on the first seeds of each condition) and one rank for every spectrum,
     the pilots' SVHT rank at those delays capped at :data:`RANK_CAP` (:func:`pilot_rank`), with
     the reasoning. Raises ValueError if the runs are too short for one delay.
 
