@@ -39,6 +39,7 @@ from .recorder import (
     Recorder,
     ResumeWithoutCheckpointWarning,
     StackedRecorder,
+    _open_store,
     describe_optimizer,
     load_checkpoint,
     save_checkpoint,
@@ -390,8 +391,7 @@ def train_replicas(
     replicas = [r.to(device) for r in replicas]
     width = len(str(n_replicas - 1))
     names = [f"{run_prefix}_{i:0{width}d}" for i in range(n_replicas)]
-    owns = not isinstance(store, TrajectoryStore)
-    st = TrajectoryStore.open(store, "a") if owns else store
+    st, owns = _open_store(store)
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     base_meta = {
         "seed": int(seed),
