@@ -51,6 +51,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -483,10 +484,6 @@ def _check_rule(window: Any, stride: Any, burn_in: Any, calibration: Any) -> dic
             "calibration": check_int(calibration, "calibration", minimum=1)}
 
 
-def _check_sustain(value: Any, name: str) -> int:
-    return check_int(value, name, minimum=1)
-
-
 def _per_signal(value: Any, name: str, check: Callable[[Any, str], Any],
                 undecided: bool = False) -> dict[str, Any]:
     """``factor`` or ``sustain``: one value for every signal, or a mapping signal -> value (e.g.
@@ -567,7 +564,8 @@ def alarm_steps(runs: Sequence[MonitoredRun], *, window: int, stride: int | None
     {'a': 109, 'b': 109}
     """
     rule = _check_rule(window, stride, burn_in, calibration)
-    factor, sustain = check_positive_float(factor, "factor"), _check_sustain(sustain, "sustain")
+    factor = check_positive_float(factor, "factor")
+    sustain = check_int(sustain, "sustain", minimum=1)
     runs = list(runs)
     names = [r.name or f"#{i}" for i, r in enumerate(runs)]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -760,7 +758,7 @@ def evaluate_monitor(
     """
     rule = {**_check_rule(window, stride, burn_in, calibration),
             "factor": _per_signal(factor, "factor", check_positive_float, undecided=True),
-            "sustain": _per_signal(sustain, "sustain", _check_sustain)}
+            "sustain": _per_signal(sustain, "sustain", partial(check_int, minimum=1))}
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
@@ -923,7 +921,7 @@ def calibrate_rule(
     share = check_positive_float(max_negatives_alarmed, "max_negatives_alarmed", allow_zero=True)
     if share > 1:
         raise ValueError(f"max_negatives_alarmed is a share of runs, at most 1; got {share:g}")
-    sustains = [_check_sustain(s, f"sustains[{i}]") for i, s in enumerate(sustains)]
+    sustains = [check_int(s, f"sustains[{i}]", minimum=1) for i, s in enumerate(sustains)]
     if not sustains:
         raise ValueError("sustains is empty; give the sustains to try, e.g. (1, 2, 3)")
     runs, cut, floors = _prepare(runs, rule, spectrum_kwargs)
