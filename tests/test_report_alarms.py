@@ -89,3 +89,14 @@ def test_analyze_window_report_shows_the_alarms_on_the_loss_figure(tmp_path):
     a = runs["pos0"]["alarm_step"]
     assert f"pos0: {'no alarm' if a is None else f'alarm {a}'}, onset 160" in text
     assert "neg0: no alarm" in text or "neg0: alarm" in text
+
+
+def test_a_null_in_a_loss_curve_is_drawn_as_a_gap():
+    from conjugacy.plots import new_figure
+
+    fig, ax = new_figure()
+    _draw_loss(ax, {"sgd": {"steps": [0, 100, 200], "mean": [1.0, None, 0.2],
+                            "std": [0.1, None, 0.1]}}, {})
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [1.0, np.nan, 0.2])
+    with pytest.raises(ReportError, match=r"'steps' and 'mean' differ in length"):
+        _draw_loss(ax, {"sgd": {"steps": [0, 100], "mean": [1.0, None, 0.2]}}, {})

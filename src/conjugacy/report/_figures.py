@@ -400,9 +400,8 @@ def _between_windows_figure(between: Mapping[str, Any],
     for ax, entry in zip(axes, pairs):
         per = entry.get("per_window") or []
         x = np.array([_window_middle(w, window) for w in per], float)
-        d = np.array([np.nan if w.get("distance") is None else w["distance"] for w in per])
-        floor = np.array([np.nan if w.get("noise_floor") is None else w["noise_floor"]
-                          for w in per])
+        d = np.array([w.get("distance") for w in per], float)  # None (null) is NaN
+        floor = np.array([w.get("noise_floor") for w in per], float)
         lo = np.array([(w.get("interval") or [np.nan])[0] for w in per], float)
         hi = np.array([(w.get("interval") or [np.nan, np.nan])[-1] for w in per], float)
         ax.fill_between(x, lo, hi, color="C0", alpha=0.2, lw=0, label="95% interval")
@@ -479,14 +478,14 @@ def _draw_loss(ax: Any, loss: Mapping[str, Any], marks: Mapping[str, Sequence[tu
             if not isinstance(curve, Mapping) or "mean" not in curve:
                 raise ReportError(f"results['loss'][{label!r}] must hold 'mean' (and 'std', "
                                   "'steps')")
-            mean = np.array([np.nan if v is None else v for v in curve["mean"]], float)
+            mean = np.array(curve["mean"], float)  # None (null) is NaN
             steps = np.asarray(curve.get("steps", np.arange(1, mean.size + 1)), float)
             if steps.shape != mean.shape:
                 raise ReportError(f"results['loss'][{label!r}]: 'steps' and 'mean' differ in "
                                   "length")
             ax.plot(steps, mean, color=color, lw=1.4, label=_label(label))
             if curve.get("std") is not None:
-                sd = np.array([np.nan if v is None else v for v in curve["std"]], float)
+                sd = np.array(curve["std"], float)
                 ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
         runs = marks.get(label, ())
         for kind, col, style in (("alarm", 1, "-"), ("onset", 2, ":")):
