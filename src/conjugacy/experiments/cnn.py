@@ -247,12 +247,11 @@ def arch_windows(config: CNNConfig, arch: str, reader: Any, study: Any
     """Fig. 4A/B of one architecture: :func:`conjugacy.analysis.windowed.window_section` of its
     seeds over its first ``n_steps + 1`` records (windows of ``config.window``), fitted in
     float64, with the loss and the batch accuracy of the last window."""
-    from ..analysis import SpectrumGroup
+    from ..analysis.groups import study_groups
     from ..analysis.windowed import window_section
     from ..torch.models import OBSERVED_LAYERS
 
-    groups = [SpectrumGroup(arch, job.seed, job.run_names) for job in study.jobs()]
-    return window_section(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
+    return window_section(reader, study_groups(study), OBSERVED_LAYERS[config.model_name(arch)],
                           n_records=config.sizes(arch)[2] + 1, window=config.window,
                           delays=config.delays, rank=config.rank, dtype=np.float64)
 
@@ -297,11 +296,12 @@ def _analyse_arch(config: CNNConfig, arch: str, study: Any, trained: Any) -> dic
     """The windows (:func:`arch_windows`), the per-epoch spectra of fig. S5
     (:func:`conjugacy.analysis.windowed.epoch_spectra`), run table, description
     (:func:`_arch_info`) and training report of one trained architecture."""
-    from ..analysis import SpectrumGroup, run_table
+    from ..analysis import run_table
+    from ..analysis.groups import study_groups
     from ..analysis.windowed import epoch_spectra
     from ..torch.models import OBSERVED_LAYERS
 
-    groups = [SpectrumGroup(arch, j.seed, j.run_names) for j in study.jobs()]
+    groups = study_groups(study)
     with trained.reader() as reader:
         spectra, window = arch_windows(config, arch, reader, study)
         s5 = epoch_spectra(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
