@@ -360,4 +360,8 @@ def test_a_mixed_store_is_filtered_by_one_rule() -> None:
     from conjugacy.cli.summaries import filter_note  # the console says it too (second review)
 
     assert filter_note(cmp.to_dict()) == note and filter_note({"filter": None}) is None
+    from conjugacy.report._content import warnings_of  # and the report
+
+    said = [w for w in warnings_of({"comparison": cmp.to_dict()}) if "Residual filter:" in w]
+    assert said == [f"Residual filter: {note}."]
     assert cmp.filter["kept"] == {"a": [1, 1], "b": [1, 1]}

@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from .._text import shown
+from ..report._content import filter_note
 from ._errors import rich_console
 
 _COLOUR = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
@@ -73,14 +74,6 @@ def print_results(content: Mapping[str, Any], out: Path) -> None:
 
 def _range(r: Any, fmt: str) -> str:
     return "-" if not r else f"{format(r[0], fmt)}-{format(r[1], fmt)}"
-
-
-def filter_note(comparison: Mapping[str, Any]) -> str | None:
-    """The comparison filter's note (e.g. a store where only some runs carry the second branch:
-    every spectrum filtered by the single-sample rule), or None."""
-    rule = (comparison.get("filter") or {}).get("rule") or {}
-    found = rule.get("comparison") if isinstance(rule, Mapping) else None
-    return found.get("note") if isinstance(found, Mapping) else None
 
 
 def neighbour_lines(content: Mapping[str, Any]) -> list[str]:

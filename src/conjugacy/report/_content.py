@@ -846,6 +846,14 @@ def _bound_notes(results: Mapping[str, Any]) -> list[str]:
 
 
 # ----- warnings -----------------------------------------------------------------------------------
+def filter_note(comparison: Mapping[str, Any]) -> str | None:
+    """The comparison filter's note (e.g. a store where only some runs carry the second branch:
+    every spectrum filtered by the single-sample rule), or None."""
+    rule = (comparison.get("filter") or {}).get("rule") or {}
+    found = rule.get("comparison") if isinstance(rule, Mapping) else None
+    return found.get("note") if isinstance(found, Mapping) else None
+
+
 def warnings_of(results: Mapping[str, Any]) -> list[str]:
     """Warnings a reader must see: given ones (``results["warnings"]``), then those the results
     show: rank reduced, residuals uninformative, too few seeds, unfinished runs, no filter,
@@ -922,6 +930,8 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
         filt = cmp.get("filter") or {}
         if not filt.get("available", False) and cmp.get("verdict_uses") != "all":
             out.append("Residual filter unavailable: the verdicts use all eigenvalues.")
+        if filter_note(cmp):  # e.g. only some runs carry the second branch
+            out.append(f"Residual filter: {filter_note(cmp)}.")
     runs = results.get("runs") or []
     unfinished = [r.get("run") for r in runs if isinstance(r, Mapping) and r.get("finished") is False]
     said = any("not marked finished" in str(w) for w in results.get("warnings") or [])
