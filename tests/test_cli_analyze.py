@@ -444,12 +444,11 @@ def test_terminal_progress_shows_the_estimate_once_and_a_bar_per_stage(monkeypat
     its units."""
     import io
 
-    from rich.console import Console
-
     from conjugacy.cli import analyze as analyze_cli
+    from conjugacy.cli._errors import rich_console
 
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=200, emoji=False)
+    console = rich_console(file=buf, force_terminal=True, width=200)  # the CLI's settings
     monkeypatch.setattr(analyze_cli, "rich_console", lambda **_kw: console)
     with analyze_cli._Progress() as progress:
         progress("6 spectra [b]of[/b] 12 runs; to read: 1 KiB", 0, 0)
@@ -468,12 +467,11 @@ def test_plain_progress_stamps_a_stage_with_its_start(monkeypatch):
     were shown 'started' at 5.6 s), and its end with its time."""
     import io
 
-    from rich.console import Console
-
     from conjugacy.cli import analyze as analyze_cli
+    from conjugacy.cli._errors import rich_console
 
     buf, now = io.StringIO(), [0.0]
-    console = Console(file=buf, force_terminal=False, width=200, emoji=False)
+    console = rich_console(file=buf, force_terminal=False, width=200)
     monkeypatch.setattr(analyze_cli, "rich_console", lambda **_kw: console)
     with analyze_cli._Progress() as progress:
         progress._t0, progress._clock = 0.0, lambda: now[0]
@@ -516,3 +514,18 @@ def test_input_refused_before_any_work_is_one_line_without_the_estimate(tmp_path
     with pytest.raises(ValueError, match="recorded at different intervals"):
         conjugacy.analyze(mixed, progress=lambda *a: calls.append(a))
     assert calls == []
+
+
+def test_the_cli_console_does_not_colour_user_strings():
+    """rich_console: highlighting off, so numbers, paths and quotes in a label are shown as
+    written, in no colour of Rich's guessing (markup the CLI writes itself still styles)."""
+    import io
+
+    from conjugacy.cli._errors import rich_console
+
+    buf = io.StringIO()
+    console = rich_console(file=buf, force_terminal=True, width=200)
+    console.print("lr=0.1 at step 160 in /tmp/runs.zarr 'sgd' :smile:")
+    assert buf.getvalue() == "lr=0.1 at step 160 in /tmp/runs.zarr 'sgd' :smile:\n"
+    console.print("[red]error:[/red] x")
+    assert "\x1b[31merror:\x1b[0m x" in buf.getvalue()

@@ -93,10 +93,11 @@ def parse_max_memory(value: str | None) -> int | None:
 def rich_console(**kwargs: Any) -> Any:
     """The CLI's Rich console: emoji codes off, so a label such as ``:smile:`` is shown as written
     (user strings are escaped with :func:`conjugacy._text.shown`, which Rich's ``:name:`` emoji
-    replacement would otherwise bypass)."""
+    replacement would otherwise bypass), and highlighting off, so that Rich does not colour
+    numbers, paths and quotes inside the user's labels by its guesses (``kwargs`` override)."""
     from rich.console import Console
 
-    return Console(emoji=False, **kwargs)
+    return Console(**{"emoji": False, "highlight": False, **kwargs})
 
 #: Commands whose rerun continues where an interrupted run stopped (their stores keep progress);
 #: add a command here when it resumes, so that Ctrl-C says so.
@@ -216,8 +217,7 @@ def _print_error(message: str) -> None:
     from .._text import shown
 
     rich_console(stderr=True, soft_wrap=True).print(
-        f"[red]error:[/red] {shown(_one_line(message))}", highlight=False
-    )
+        f"[red]error:[/red] {shown(_one_line(message))}")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

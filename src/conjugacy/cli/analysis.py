@@ -320,13 +320,12 @@ def _print_spectrum(console: Any, spec: Any, source: str, data: Any, notes: list
         f"{shown(source)}: "  # escaped: "file.npz [key]" is not Rich markup
         f"{what}, "
         f"delays={spec.settings['delays']}, method={spec.method}, rank={spec.rank}",
-        highlight=False,
     )
     rule = spec.settings.get("delays_rule")
     if rule is not None:  # --delays auto: the choice and its evidence (also in the saved file)
-        console.print(f"delays chosen from the data: {shown(rule['reason'])}", highlight=False)
+        console.print(f"delays chosen from the data: {shown(rule['reason'])}")
         for note in rule.get("notes", []):
-            console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+            console.print(f"[yellow]note:[/yellow] {shown(note)}")
     console.print(_eigen_table("Koopman eigenvalues", spec))
     if not spec.residuals_informative:
         console.print(
@@ -334,7 +333,7 @@ def _print_spectrum(console: Any, spec: Any, source: str, data: Any, notes: list
             "eigenvalues and carry no information."
         )
     for note in notes:
-        console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
+        console.print(f"[yellow]note:[/yellow] {shown(note)}")
 
 
 def _fit(data: Any, source: str, **kwargs: Any) -> tuple[Any, list[str]]:
@@ -484,7 +483,7 @@ def spectrum(
         notes.append(f"--max-memory bounds a streamed read only; these data were read whole "
                      f"(path {spec.settings.get('path')}): give --rank or --pca to stream them")
     _print_spectrum(console, spec, source, data, notes)
-    console.print(f"Saved: {shown(str(path))}", highlight=False, soft_wrap=True)
+    console.print(f"Saved: {shown(str(path))}", soft_wrap=True)
 
 
 @app.command("compare")
@@ -539,10 +538,9 @@ def compare(
         f"W_{p:g} = {dist:.4g} between A and B. No verdict from one spectrum each: whether this "
         "exceeds run-to-run noise needs spectra of independent seeds (`conjugacy test a1.npz "
         "a2.npz a3.npz --vs b1.npz --vs b2.npz --vs b3.npz`, or `conjugacy analyze STORE`).",
-        highlight=False,
     )
     for c in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {shown(c)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {shown(c)}")
 
 
 def _settings_caveats(spectra: list[Any], labels: list[str]) -> list[str]:
@@ -616,7 +614,6 @@ def test(
         f"{res.min_pvalue:.3g}, alpha {alpha:g}), effect size {res.effect_size:.3g} "
         "(between-condition minus within-condition W1, in units of the within-condition "
         f"distance), {len(a)} vs {len(vs)} seeds, {'filtered' if filtered else 'all eigenvalues'}.",
-        highlight=False,
     )
     for c in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {shown(c)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {shown(c)}")

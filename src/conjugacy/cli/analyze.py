@@ -117,24 +117,22 @@ def _print_results(console: Console, res: Any, target: Path) -> None:
     console.print(f"{len(r['runs'])} runs, {len(res.spectra)} conditions x "
                   f"{len(next(iter(res.spectra.values())))} seeds, {r['n_records']} records, "
                   f"{r['n_features']} features; delays {r['settings']['delays']}, "
-                  f"rank {shown(_rank_text(r['settings'], res.spectra, names))}", highlight=False)
+                  f"rank {shown(_rank_text(r['settings'], res.spectra, names))}")
     for line in res.verdict_lines():  # condition names are the user's: never Rich markup
-        console.print(f"- {shown(line)}", highlight=False)
+        console.print(f"- {shown(line)}")
     windows = r.get("windows") or {}
     for entry in ((windows.get("between_conditions") or {}).get("pairs") or {}).values():
-        console.print(f"- {shown(differ_sentence(entry, names))}", highlight=False)
+        console.print(f"- {shown(differ_sentence(entry, names))}")
     for line in neighbour_lines(_named_pairs(r, names)):  # markup of its own; names escaped
-        console.print(line, highlight=False)
+        console.print(line)
     if filter_note(r.get("comparison") or {}):  # e.g. only some runs carry the second branch
-        console.print(f"[yellow]filter:[/yellow] {shown(named(filter_note(r['comparison']), names))}",
-                      highlight=False)
+        console.print(f"[yellow]filter:[/yellow] {shown(named(filter_note(r['comparison']), names))}")
     for w in r.get("warnings") or []:  # with the records no window holds (own_runs)
-        console.print(f"[yellow]warning:[/yellow] {shown(named(w, names))}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {shown(named(w, names))}")
     _print_alarms(console, windows.get("alarms"))
-    console.print(f"results: {shown(target / 'results.json')}", highlight=False)
+    console.print(f"results: {shown(target / 'results.json')}")
     if res.report is not None:
-        console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})",
-                      highlight=False)
+        console.print(f"report:  {shown(res.report[0])} (and {shown(res.report[1].name)})")
 
 
 def _named_pairs(r: Any, names: Any) -> Any:
@@ -178,17 +176,16 @@ def _print_alarms(console: Console, alarms: Any) -> None:
     if not alarms:
         return
     if alarms.get("error"):
-        console.print(f"[yellow]warning:[/yellow] no alarms: {shown(alarms['error'])}",
-                      highlight=False)
+        console.print(f"[yellow]warning:[/yellow] no alarms: {shown(alarms['error'])}")
         return
     rule = alarms["rule"]
     console.print(f"early warning (consecutive windows > {rule['factor']:g} noise floors for "
-                  f"{rule['sustain']} windows):", highlight=False)
+                  f"{rule['sustain']} windows):")
     for run, a in alarms["runs"].items():
         alarm = "no alarm" if a["alarm_step"] is None else f"alarm at step {a['alarm_step']}"
         onset = "no onset" if a["onset"] is None else f"onset {a['onset']}"
         lead = "" if a["lead_time"] is None else f", lead time {a['lead_time']} steps"
-        console.print(f"- {shown(run)}: {alarm} ({onset}{lead})", highlight=False)
+        console.print(f"- {shown(run)}: {alarm} ({onset}{lead})")
 
 
 @app.command("report")
@@ -211,7 +208,7 @@ def report_command(
         html_path, md_path = write_report(content, target, source_dir=results.parent)
     except (TypeError, ValueError) as exc:
         fail(f"{str(results)!r}: {exc}")
-    rich_console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})", highlight=False)
+    rich_console().print(f"report: {shown(html_path)} (and {shown(md_path.name)})")
 
 
 class _Progress:
@@ -297,13 +294,12 @@ class _Progress:
             if self._plain:
                 self._print(text, at=at)
             else:
-                self._console.print(text, markup=False, highlight=False)
+                self._console.print(text, markup=False)
 
     def _print(self, text: str, at: float | None = None) -> None:
         self._flush()
         when = (self._clock() if at is None else at) - self._t0
-        self._console.print(f"[{when:6.1f} s] {text}", markup=False,
-                            highlight=False)
+        self._console.print(f"[{when:6.1f} s] {text}", markup=False)
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:

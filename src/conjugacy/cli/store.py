@@ -86,7 +86,7 @@ def show(
         con = rich_console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{shown(run)}[/bold]: {info['n_complete']} steps complete {span}, "
-                  f"{info['n_features']} features, finished: {info['finished']}", highlight=False)
+                  f"{info['n_features']} features, finished: {info['finished']}")
         pt = Table(title="parameters (feature order)")
         for col in ("parameter", "shape", "dtype", "size", "features"):
             pt.add_column(col)

@@ -26,7 +26,7 @@ def _num(x: Any, fmt: str = ".4g") -> str:
 def print_results(content: Mapping[str, Any], out: Path) -> None:
     """Print ``content`` (a ``results.json``): the verdict table, each verdict's reason, the
     experiment's own lines, the claims, the warnings, the timing and the files in ``out``."""
-    console = rich_console(highlight=False)
+    console = rich_console()
     if content.get("title"):
         console.print(f"[bold]{shown(content['title'])}[/]")
     cmp = content.get("comparison") or {}
