@@ -3,8 +3,9 @@
 The five reproductions (``conjugacy reproduce ...``) decide their claims at the paper's settings
 (e.g. 8 delays, rank 10). ``conjugacy analyze`` and :func:`conjugacy.analysis.analyse_study`
 now default to delays chosen from the data (:func:`conjugacy.analysis.own_runs.default_settings`:
-:func:`~conjugacy.analysis.own_runs.pilot_delays` on the first seed of each condition) and one
-rank for every spectrum (the pilots' SVHT rank capped at ``own_runs.RANK_CAP``), with the neighbour
+:func:`~conjugacy.analysis.own_runs.pilot_delays` on the first ``own_runs.PILOT_SEEDS`` seeds of
+each condition, each seed scored on its own and the held-out errors averaged) and one rank for
+every spectrum (the pilots' SVHT rank capped at ``own_runs.RANK_CAP``), with the neighbour
 check (:mod:`conjugacy.analysis.neighbours`). This script
 refits an existing reproduction's output folder with those defaults, WITHOUT retraining and
 without writing into the folder, and prints, pair by pair and claim by claim, the paper settings
@@ -23,9 +24,10 @@ How each experiment is refitted (the same pipeline functions the experiment call
   recorded weights (no PCA: the experiment's ``pca`` is a paper setting, like its rank).
 * ``optimizers`` (no store): the iterates of ``FOLDER/trajectories.npz``, grouped as the
   experiment groups them (:func:`conjugacy.experiments.optimizers.initial_condition_groups`),
-  fitted with the default settings (:func:`~conjugacy.analysis.own_runs.pilot_delays`, then
-  :func:`~conjugacy.analysis.own_runs.pilot_rank`'s capped SVHT rank, one for every group) and
-  compared with :func:`conjugacy.analysis.summarize`, the
+  fitted with the default settings (:func:`~conjugacy.analysis.own_runs.pilot_delays` on the
+  first ``PILOT_SEEDS`` groups of each optimizer, one array per group, as ``conjugacy analyze``
+  reads its seeds; then :func:`~conjugacy.analysis.own_runs.pilot_rank`'s capped SVHT rank, one
+  for every group) and compared with :func:`conjugacy.analysis.summarize`, the
   neighbour check as its comparison hook.
 
 Usage (from the repository root; ``nice -n 10`` and ``OMP_NUM_THREADS=1`` on a shared machine)::
@@ -55,7 +57,13 @@ import numpy as np
 
 from conjugacy.analysis import SpectrumGroup, chosen, run_pipeline, summarize
 from conjugacy.analysis.neighbours import neighbour_check
-from conjugacy.analysis.own_runs import default_settings, pilot_delays, pilot_rank
+from conjugacy.analysis.own_runs import (
+    _pilot_groups,
+    _read_pilots,
+    default_settings,
+    pilot_delays,
+    pilot_rank,
+)
 
 EXPERIMENTS = ("optimizers", "fcn", "cnn", "grokking", "spectral-dynamics")
 STORE_BACKED = ("fcn", "cnn", "grokking")
@@ -127,12 +135,14 @@ def rerun_store(name: str, folder: Path, paper: Mapping[str, Any], seeds: int | 
 
 def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
     """Refit the CNN reproduction's windows (``FOLDER/lenet``, ``FOLDER/resnet20`` stores) with
-    the default settings: delays and one rank from each architecture's first seed in the first
-    window (:func:`pilot_delays`, :func:`pilot_rank`), then the experiment's own windowed fits,
+    the default settings: delays and one rank from the first window of each architecture's
+    first ``PILOT_SEEDS`` seeds (read as ``conjugacy analyze`` reads its pilots, one array per
+    seed; :func:`pilot_delays`, :func:`pilot_rank`), then the experiment's own windowed fits,
     window distances, architecture comparison and claims. No neighbour check: the experiment
     compares windows with ``compare_windows``, not through the pipeline."""
     from dataclasses import replace
 
+    from conjugacy.analysis.groups import study_groups
     from conjugacy.analysis.windowed import compare_windows
     from conjugacy.experiments import cnn
     from conjugacy.study import StudyReader
@@ -144,14 +154,16 @@ def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
     readers = {a: StudyReader.open(folder / a) for a in cfg.archs}
     try:
         studies = {a: cnn.make_study(cfg, a) for a in cfg.archs}
-        pilots = {a: readers[a].read(params=OBSERVED_LAYERS[cfg.model_name(a)],
-                                     runs=list(studies[a].jobs()[0].run_names),
-                                     steps=slice(0, cfg.window), dtype=np.float64)
-                  for a in cfg.archs}
-        delays, why = pilot_delays(pilots, max_delays=cfg.window - 3)
-        most = min(min(t.shape[0] for t in pilots.values()) * (cfg.window - delays - 1),
-                   min(t.shape[2] for t in pilots.values()) * (delays + 1))
-        rank, rule, _ = pilot_rank(pilots, delays, max_rank=most)
+        pilots = {}  # architecture -> one (runs, first window, features) array per pilot seed
+        for a in cfg.archs:
+            first = [replace(g, steps=(0, cfg.window)) for g in study_groups(studies[a])]
+            pilots.update(_read_pilots(readers[a], first, OBSERVED_LAYERS[cfg.model_name(a)]))
+        folds: dict[str, int] = {}
+        delays, why = pilot_delays(pilots, max_delays=cfg.window - 3, fold_ranks=folds)
+        seeds = [t for per_seed in pilots.values() for t in per_seed]
+        most = min(min(t.shape[0] for t in seeds) * (cfg.window - delays - 1),
+                   min(t.shape[2] for t in seeds) * (delays + 1))
+        rank, rule, _ = pilot_rank(pilots, delays, max_rank=most, known=folds)
         new = replace(cfg, delays=delays, rank=rank)
         cpu["settings"] = time.process_time() - t0
         spectra, windows = {}, {}
@@ -183,15 +195,19 @@ def rerun_optimizers(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict
     with np.load(folder / "trajectories.npz", allow_pickle=False) as npz:
         traj = {m: np.asarray(npz[m], float) for m in methods}
     idx = opt.initial_condition_groups(cfg["n_groups"])
-    delays, why = pilot_delays(traj)
-    # the rank every group's data allow, as own_runs.choose_settings bounds it
-    most = min(traj[methods[0]].shape[2] * (delays + 1),
-               min(map(len, idx)) * (min(t.shape[1] for t in traj.values()) - delays - 1))
-    rank, rule, _ = pilot_rank(traj, delays, max_rank=most)
-    settings = {"delays": delays, "rank": rank, "method": cfg["method"]}
     groups = [SpectrumGroup(m, f"group {k}", tuple(map(str, g))) for m in methods
               for k, g in enumerate(idx)]
     read = {g.key: traj[g.condition][[int(r) for r in g.runs]] for g in groups}
+    pilots: dict[str, list[np.ndarray]] = {}  # the first PILOT_SEEDS groups, one array each
+    for g in _pilot_groups(groups):
+        pilots.setdefault(g.condition, []).append(read[g.key])
+    folds: dict[str, int] = {}
+    delays, why = pilot_delays(pilots, fold_ranks=folds)
+    # the rank every group's data allow, as own_runs.choose_settings bounds it
+    most = min(traj[methods[0]].shape[2] * (delays + 1),
+               min(map(len, idx)) * (min(t.shape[1] for t in traj.values()) - delays - 1))
+    rank, rule, _ = pilot_rank(pilots, delays, max_rank=most, known=folds)
+    settings = {"delays": delays, "rank": rank, "method": cfg["method"]}
     fitted = {g.key: koopman_spectrum(read[g.key], **settings) for g in groups}
     per_group = {m: [fitted[g.key] for g in groups if g.condition == m] for m in methods}
     pooled = {m: koopman_spectrum(traj[m], **settings) for m in methods}
@@ -283,6 +299,7 @@ def report(paper: Mapping[str, Any], new: Mapping[str, Any], cpu: Mapping[str, f
              f"{paper['settings'].get('rank')}; new defaults: delays {s['delays']}, rank "
              f"{s['rank']}; CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), "",
              f"delays: {new.get('settings_reasoning', {}).get('delays')}", "",
+             f"rank: {new.get('settings_reasoning', {}).get('rank')}", "",
              *(_window_rows(paper, new) if "windows" in new else _pair_rows(paper, new)), "",
              *_claim_rows(paper, new), ""]
     return "\n".join(lines)
