@@ -140,3 +140,18 @@ def test_mixed_precision_memmaps_use_the_least_precise(tmp_path):
     loaded = koopman_spectrum(arrays, delays=1, rank=8)
     assert streamed.settings["input_eps"] == loaded.settings["input_eps"] == pytest.approx(
         np.finfo(np.float32).eps)
+
+
+def test_a_missing_chunk_is_refused_when_the_source_is_made(tmp_path):
+    """source() checks that every chunk file of the selection is there (one lstat each) before
+    streaming, as read() does: the damage names the run, the array and its records."""
+    from conjugacy.store import DamagedStoreError
+
+    _record(tmp_path / "s.zarr", lengths=(20, 20), features=(50,))
+    (tmp_path / "s.zarr" / "runs" / "r1" / "params" / "w" / "c" / "1" / "0").unlink()
+    with TrajectoryStore.open(tmp_path / "s.zarr", "r") as store:
+        for read in (store.source, store.read):
+            with pytest.raises(DamagedStoreError, match=r"run 'r1', array 'params/w', chunk "
+                                                        r"c/1/0, records 8\.\.15 .*missing"):
+                read("w")
+        assert store.source("b").runs == ["r0", "r1"]  # the intact parameter still streams

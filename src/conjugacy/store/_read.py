@@ -464,18 +464,9 @@ class StoreSource:
         self.n_features = int(sum(math.prod(shape) for _, (shape, _) in layout))
         self.dtype = np.result_type(*[np.dtype(dt) for _, (_, dt) in layout])
         self.complex = bool(np.issubdtype(self.dtype, np.complexfloating))
-        self._arrays: list[list[Any]] = []  # [run][parameter], opened once
-        for r, g, n in zip(runs, self._groups, self.lengths):
-            self._arrays.append([])
-            for name, _ in layout:
-                key = f"params/{name}"
-                arr = g[key]
-                if arr.shape[0] < n:
-                    raise store._damaged(r, f"n_complete is {n} but array {key!r} holds {arr.shape[0]}")
-                missing, _ = store._chunk_problems(r, g, key, arr, 0, n, False)
-                if missing:
-                    raise store._damage_error(missing)
-                self._arrays[-1].append(arr)
+        # [run][parameter], opened once, each holding its n_complete records in chunk files
+        self._arrays = [[store._checked_array(r, g, f"params/{name}", 0, n, n) for name, _ in layout]
+                        for r, g, n in zip(runs, self._groups, self.lengths)]
 
     def steps(self, run: str) -> np.ndarray:
         """Recorded step indices of ``run`` (one of :attr:`runs`), int64 (n_complete,)."""
