@@ -21,6 +21,7 @@ through it, under the console script as under Typer's ``CliRunner``:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -187,10 +188,8 @@ def exit_process(code: int) -> NoReturn:
     """
     if not all(done.is_set() for done in ABANDONED):
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe
                 stream.flush()
-            except (OSError, ValueError):  # a closed or broken pipe: nothing more to say
-                pass
         os._exit(code)
     sys.exit(code)
 

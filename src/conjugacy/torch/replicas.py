@@ -671,11 +671,9 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
             st.update_metadata(n, {"batch_order_sha256": digest})
         ok = True
     finally:
-        if not ok:
-            try:  # keep what was recorded; never mask the original exception
+        if not ok:  # keep what was recorded; never mask the original exception
+            with contextlib.suppress(Exception):
                 rec.close()
-            except Exception:
-                pass
         for r in recs:
             try:
                 r.close(finished=ok)
