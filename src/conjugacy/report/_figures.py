@@ -6,6 +6,7 @@ the HTML writer embeds (base64) and the Markdown writer saves beside ``report.md
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -69,10 +70,9 @@ def figures_folder(out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "figures"
-    try:
-        os.mkdir(path)  # a link at the name (even a dangling one) is not followed: FileExistsError
-    except FileExistsError:
-        pass
+    # a link at the name (even a dangling one) is not followed: FileExistsError, then refused
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
     mode = os.lstat(path).st_mode
     if stat.S_ISLNK(mode):
         raise OSError(f"the figures folder {str(path)!r} is a symbolic link; refused (nothing is "

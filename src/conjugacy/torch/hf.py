@@ -43,6 +43,7 @@ from .._launch import require
 # ModuleNotFoundError; the imports below need it
 require("transformers", "import conjugacy.torch.hf")
 
+import contextlib
 import json
 import math
 import os
@@ -194,10 +195,9 @@ class TrajectoryTrainerCallback(TrainerCallback):
                                 "transformers_version": transformers.__version__}
         config = getattr(model, "config", None)
         if config is not None and hasattr(config, "to_json_string"):
-            try:
+            # a config holding something JSON cannot hold is left out
+            with contextlib.suppress(TypeError, ValueError):
                 meta["model_config"] = json.loads(config.to_json_string(use_diff=True))
-            except (TypeError, ValueError):  # a config holding something JSON cannot: skip it
-                pass
         meta["training_arguments"] = {f: _json_safe(getattr(args, f)) for f in _ARG_FIELDS
                                       if hasattr(args, f)}
         meta["loss_note"] = ("loss at step t: mean training loss over the steps since the previous "
