@@ -149,7 +149,24 @@ def test_bfloat16_stored_as_float32(tmp_path):
         out = st.read()
         assert out.dtype == np.float32
         np.testing.assert_array_equal(out[0, 0], model[2].bias.float().detach().numpy())
-        assert st.run_info("run")["metadata"]["source_dtype"] == {"2.bias": "bfloat16"}
+        meta = st.run_info("run")["metadata"]
+        assert meta["source_dtype"] == {"2.bias": "bfloat16"}
+        assert (meta["selection"], meta["every"], meta["model_class"]) == ("2.bias", 1, "Sequential")
+
+
+def test_metadata_records_the_selection_as_given(tmp_path):
+    """The patterns the caller gave (not the names they matched), a list kept a list."""
+    model = mlp()
+    with Recorder(tmp_path / "s", "a", model, ["2.*", "0.weight"], every=3) as rec:
+        rec.record(0)
+    with Recorder(tmp_path / "s", "b", model) as rec:
+        rec.record(0)
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        assert st.metadata("a")["selection"] == ["2.*", "0.weight"]
+        assert st.metadata("a")["every"] == 3
+        assert st.parameters("a") == ["0.weight", "2.weight", "2.bias"]
+        assert st.metadata("b")["selection"] == "*"
+        assert st.metadata("b")["n_model_parameters"] == sum(p.numel() for p in model.parameters())
 
 
 def _worker(*args, **kw):

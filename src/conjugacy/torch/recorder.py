@@ -822,13 +822,9 @@ class Recorder(_ClosesRun):
             self.store.close()
 
     def _setup(self, params: Any, metadata: Mapping[str, Any] | None, resume: bool) -> None:
-        layout = {}
-        bf16 = []
-        for n in self.names:
-            p = self._params[n]
-            layout[n] = (tuple(p.shape), _np_dtype(p))
-            if p.dtype == torch.bfloat16:
-                bf16.append(n)
+        tensors = [self._params[n] for n in self.names]
+        layout = {n: (tuple(t.shape), _np_dtype(t)) for n, t in zip(self.names, tensors)}
+        bf16 = [n for n, t in zip(self.names, tensors) if t.dtype == torch.bfloat16]
         self.resumed_from: int | None = None
         self.last_step: int | None = None
         self._n = 0  # records in the store: kept here, so recording reads no store metadata
