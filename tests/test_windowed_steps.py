@@ -154,3 +154,18 @@ def test_seed_window_spectra_reads_all_records_without_steps_and_fits_in_the_dty
     assert a.settings["input_eps"] == np.finfo(np.float64).eps  # the store's float64
     assert b.settings["input_eps"] == np.finfo(np.float32).eps  # fitted in the dtype asked
     np.testing.assert_allclose(b.eigenvalues, a.eigenvalues, rtol=1e-6)
+
+
+def test_seed_window_spectra_take_a_rank_rule_applied_to_each_window(tmp_path):
+    from conjugacy import koopman_spectrum
+
+    path = _store(tmp_path / "s.zarr", {"a": 1})
+    with TrajectoryStore.open(path, "r") as st:
+        groups = [SpectrumGroup("a", s, (f"a_{s}",), steps=(0, RECORDS)) for s in range(3)]
+        spectra, _ = seed_window_spectra(st, groups, "w", WINDOW, 1, "svht")
+        x = st.read(params="w", runs=["a_1"])[:, 2 * WINDOW: 3 * WINDOW]
+    third = spectra["a"][1][2]  # seed 1, window 2
+    alone = koopman_spectrum(x, delays=1, rank="svht")
+    assert third.settings["rank_rule"]["rule"] == "svht" and third.rank == alone.rank
+    np.testing.assert_allclose(np.sort_complex(third.eigenvalues),
+                               np.sort_complex(alone.eigenvalues), atol=1e-10)

@@ -163,7 +163,7 @@ def compare_windows(spectra: Mapping[str, Sequence[Sequence[Any]]], labels: Sequ
 
 
 def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window: int,
-                        delays: int, rank: int, *, dtype: Any = None,
+                        delays: int, rank: int | str | None, *, dtype: Any = None,
                         progress: Callable[[int, int], None] | None = None,
                         ) -> tuple[dict[str, list[list[Any]]], list[int]]:
     """One spectrum per window for every (condition, seed) group
@@ -183,8 +183,10 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
     params : str or list of str
     window : int
         Records per window at the finest interval.
-    delays, rank : int
-        As in :func:`conjugacy.koopman_spectrum` (rank capped at the delay-embedded dimension).
+    delays : int
+    rank : int, str or None
+        As in :func:`conjugacy.koopman_spectrum` (an int capped at the delay-embedded dimension;
+        a rank rule such as ``"svht"`` applied to each window's delay matrix).
     dtype : numpy dtype, optional
         The precision of the fits (default: the store's; the CNN study fits in float64).
     progress : callable, optional
@@ -229,7 +231,8 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
         sl = slice((cut.start or 0) + k, cut.stop)
         x = reader.read(params=params, runs=list(g.runs), steps=sl, dtype=dtype)
         specs = windowed_spectra(x, n, delays=delays,
-                                 rank=min(int(rank), (delays + 1) * x.shape[2]))
+                                 rank=min(rank, (delays + 1) * x.shape[2])
+                                 if isinstance(rank, int) else rank)
         out.setdefault(g.condition, []).append([with_record_interval(sp, st[k:])
                                                 for sp in specs])
         if progress is not None:
@@ -239,7 +242,7 @@ def seed_window_spectra(reader: Any, groups: Sequence[Any], params: Any, window:
 
 
 def window_section(reader: Any, groups: Sequence[Any], params: Any, *, n_records: int,
-                   window: int, delays: int, rank: int, dtype: Any = None,
+                   window: int, delays: int, rank: int | str | None, dtype: Any = None,
                    batch_metric: str = "accuracy") -> tuple[list[list[Any]], dict[str, Any]]:
     """One condition's windows compared with each other (the CNN study's fig. 4A/B): the
     disjoint windows of ``window`` records over the first ``n_records`` records of its runs
@@ -255,7 +258,8 @@ def window_section(reader: Any, groups: Sequence[Any], params: Any, *, n_records
     params : str or list of str
     n_records : int
         Records analysed (the runs may hold more, e.g. trained longer for per-epoch fits).
-    window, delays, rank : int
+    window, delays : int
+    rank : int, str or None
         As :func:`seed_window_spectra`.
     dtype : numpy dtype, optional
         The precision of the fits (default: the store's).

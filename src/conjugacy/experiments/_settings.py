@@ -15,7 +15,6 @@ EPS = Float(0, open_minimum=True, help="Relative perturbation of the replicas: "
 NOISE = Choice("uniform", "gaussian", help="The perturbation's noise: ``\"uniform\"`` in [-1, 1] "
                                            "(the reference code) or ``\"gaussian\"``.")
 BATCH_SIZE = Int(1, help="Training examples per step.")
-RANK = Int(1, help="Koopman modes kept.")
 RANK_RULE = Rank(help="Koopman modes kept: a positive int, a rank rule (``\"svht\"``: the "
                       "Gavish-Donoho threshold) or None (the numerical-rank tolerance rule), as "
                       "``rank=`` of :func:`conjugacy.koopman_spectrum` takes them.")

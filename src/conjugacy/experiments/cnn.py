@@ -103,7 +103,7 @@ class CNNConfig(DeclaredConfig):
                                            "[-1, 1]).")
     window: int = setting(100, Int(2), "Records per window.")
     delays: int = setting(8, shared.DELAYS)
-    rank: int = setting(10, shared.RANK)
+    rank: int | str | None = setting(10, shared.RANK_RULE)
     s5_epochs: int = setting(0, Int(0), "Fig. S5: also train this many epochs and fit one "
                                         "spectrum per epoch (paper: 20; 0: off).")
     seed: int = setting(0, shared.SEED)
