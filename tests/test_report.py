@@ -421,6 +421,17 @@ def test_overview_counts_the_replica_runs_of_each_condition_and_seed():
     assert rows["steps"] == "0..90 (10 records)"
 
 
+def test_the_fits_notes_are_warnings_once_each_but_those_said_otherwise():
+    def spectrum(notes):
+        return {"eigenvalues": [[0.5, 0.0]], "settings": {"notes": notes}}
+
+    r = {"spectra": {"a": [spectrum(["rank equals the number of observables: x", "pilot y"]),
+                           spectrum(["pilot y"])],
+                     "b": [spectrum(["rank 9 requested but 4 kept", "other z"])]}}
+    assert warnings_of(r) == ["Note from the spectrum fit: pilot y",
+                              "Note from the spectrum fit: other z"]
+
+
 def test_tables_say_when_they_are_cut(results):
     r = copy.deepcopy(results)
     sp = r["spectra"]["sgd"][0]

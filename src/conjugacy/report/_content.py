@@ -938,12 +938,9 @@ def warnings_of(results: Mapping[str, Any]) -> list[str]:
     if unfinished and not said:  # analyze's own warning (analysis.own_runs) says it already
         out.append(f"{len(unfinished)} unfinished run(s) (training stopped before the end): "
                    + ", ".join(map(str, unfinished[:8])) + (" ..." if len(unfinished) > 8 else ""))
-    notes = []
-    for specs in spectra.values():
-        for sp in specs:
-            for note in (sp.get("settings") or {}).get("notes") or []:
-                if "rank equals the number of observables" in note or "requested but" in note:
-                    continue  # said above
-                notes.append(str(note))
+    # the fits' own notes, but those said above (rank reduced, residuals uninformative)
+    notes = [str(note) for specs in spectra.values() for sp in specs
+             for note in (sp.get("settings") or {}).get("notes") or []
+             if "rank equals the number of observables" not in note and "requested but" not in note]
     out.extend(f"Note from the spectrum fit: {n}" for n in dict.fromkeys(notes))
     return list(dict.fromkeys(out))

@@ -195,10 +195,8 @@ def _eigen_figure(sets: Mapping[str, np.ndarray], title: str) -> Any:
 
 
 def _pooled(per_seed: Sequence[Any], where: str) -> np.ndarray:
-    parts = []
-    for s, sp in enumerate(per_seed):
-        pairs = sp.get("eigenvalues") if isinstance(sp, Mapping) else sp
-        parts.append(complex_values(pairs, f"{where}[{s}]"))
+    parts = [complex_values(sp.get("eigenvalues") if isinstance(sp, Mapping) else sp,
+                            f"{where}[{s}]") for s, sp in enumerate(per_seed)]
     return np.concatenate(parts) if parts else np.zeros(0, complex)
 
 

@@ -304,11 +304,9 @@ class TrajectoryTrainerCallback(TrainerCallback):
                logs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         if self.recorder is None or self._pending is None or self._pending != state.global_step:
             return
-        scalars = {}
-        for key in self.log_keys:
-            value = (logs or {}).get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                scalars[key] = float(value)
+        logged = {k: (logs or {}).get(k) for k in self.log_keys}
+        scalars = {k: float(v) for k, v in logged.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)}
         step, self._pending = self._pending, None
         self.recorder.record(step, **scalars)
 

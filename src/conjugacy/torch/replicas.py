@@ -164,13 +164,9 @@ def make_replicas(
     if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
         raise ValueError(f"n_replicas must be a positive integer, got {n_replicas!r}")
     gen = torch.Generator().manual_seed(int(seed))
-    out = []
-    for i in range(n_replicas):
-        if i == 0 and include_base:
-            out.append(copy.deepcopy(base))
-        else:
-            out.append(perturb_model(base, eps, noise=noise, generator=gen))
-    return out
+    # in order: replica i takes the generator's i-th draw (the base, when included, takes none)
+    return [copy.deepcopy(base) if i == 0 and include_base
+            else perturb_model(base, eps, noise=noise, generator=gen) for i in range(n_replicas)]
 
 
 def _batch_stream(batches: Any) -> Iterator[tuple[Any, Any]]:
