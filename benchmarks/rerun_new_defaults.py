@@ -273,18 +273,29 @@ def _window_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+def _cell(text: Any) -> str:
+    """A Markdown table cell: ``|`` escaped (claims' evidence holds ``|arg|``)."""
+    return str(text).replace("|", "\\|")
+
+
 def _claim_rows(paper: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Markdown rows: claim | paper holds | new holds | new evidence."""
+    """Markdown rows: claim | paper holds | new holds | new evidence; then the rerun's claims
+    that match none of the folder's (reworded since the folder was made), paper column empty."""
     rows = ["| claim | paper settings | new defaults | new evidence |", "|---|---|---|---|"]
     listed, old = list(new.get("claims", [])), list(paper.get("claims", []))
     fresh = {c["claim"]: c for c in listed}
+    used = set()
     for i, c in enumerate(old):
         n, note = fresh.get(c["claim"]), ""
         if n is None and len(listed) == len(old):  # reworded since the folder was made
             n, note = listed[i], f" (now worded: {listed[i]['claim']})"
-        rows.append(f"| {c['claim']} | {c['holds']} | "
+        if n is not None:
+            used.add(n["claim"])
+        rows.append(f"| {_cell(c['claim'])} | {c['holds']} | "
                     + ("not rerun (needs sections the rerun does not recompute) | |" if n is None
-                       else f"{n['holds']} | {n['evidence']}{note} |"))
+                       else f"{n['holds']} | {_cell(n['evidence'] + note)} |"))
+    rows += [f"| {_cell(n['claim'])} | (not in the folder's claims) | {n['holds']} | "
+             f"{_cell(n['evidence'])} |" for n in listed if n["claim"] not in used]
     return rows
 
 

@@ -57,3 +57,15 @@ def test_refusals_are_one_line_exit_2(opt_folder, capsys, argv, message):
     assert rerun.main([a.format(folder=opt_folder) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err == message.format(folder=opt_folder) + "\n"
+
+
+def test_claim_rows_match_reword_and_escape():
+    paper = {"claims": [{"claim": "a", "holds": True}, {"claim": "b (old words)", "holds": True},
+                        {"claim": "c", "holds": False}]}
+    new = {"claims": [{"claim": "a", "holds": False, "evidence": "|arg| > 0.01"},
+                      {"claim": "b (new words)", "holds": True, "evidence": "median 0.005"}]}
+    assert rerun._claim_rows(paper, new)[2:] == [
+        "| a | True | False | \\|arg\\| > 0.01 |",
+        "| b (old words) | True | not rerun (needs sections the rerun does not recompute) | |",
+        "| c | False | not rerun (needs sections the rerun does not recompute) | |",
+        "| b (new words) | (not in the folder's claims) | True | median 0.005 |"]
