@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
               "steps_per_epoch": spe, "mean_matrix_equals_run": same,
               "epoch_loss": [float(loss[e * spe:(e + 1) * spe].mean())
                              for e in range(len(loss) // spe)],
-              "mean_matrix": w["mean_matrix"], "per_seed_matrices": w["per_seed_matrices"],
+              "mean_matrix": w["mean_matrix"], "findings": w["findings"],
+              "mean_distance_to_other_windows": w["mean_distance_to_other_windows"],
               "criteria": crit, "per_seed": per_seed_settling(w),
               "transitions": w.get("transitions"),
               "transitions_noise_floor": w.get("transitions_noise_floor"),
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(_round(result), indent=1))
     print(json.dumps(_round({k: result[k] for k in ("mean_matrix_equals_run", "epoch_loss",
-                                                   "criteria", "per_seed", "refit_cpu_s")},
+                                                   "findings", "criteria", "per_seed",
+                                                   "refit_cpu_s")},
                             3)))
 
 
