@@ -57,6 +57,7 @@ recordings (the first seed of each condition), as ``conjugacy analyze`` does.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -532,9 +533,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu.append(f"first-hour reading {time.process_time() - t1:.0f} s (seeds "
                    f"{min(seed)}-{max(seed)}: 0-3 chose the default)")
         real["first-hour CNN, all parameters"] = real_case(recs, cond, seed, rules, "first hour")
-    text = (f"`python benchmarks/bench_settings.py --reps {args.reps} --first-rep "
-            f"{args.first_rep} --real-seeds {args.real_seeds} --first-seed {args.first_seed}"
-            + ("" if args.first_hour is None else " --first-hour STORE")
+    given = sys.argv[1:] if argv is None else list(argv)  # the command as run, stores as STORE
+    shown = ["STORE" if a == str(args.first_hour) else a for a in given]
+    text = ("`python benchmarks/bench_settings.py " + shlex.join(shown)
             + "`: AUROC of W1(different) > W1(same); bold: best in the row. "
             f"CPU: synthetic {t_syn:.0f} s" + "".join(f", {c}" for c in cpu) + ".\n\n"
             + _table(rows, ranks, real, rules))
