@@ -51,7 +51,8 @@ kept at least one eigenpair of every spectrum (0 of 1,728 synthetic pairs; 0 of 
 pairs at seeds 6-29 for the rules run there).
 
 Delay rules pick one number of delays per comparison: the largest over its conditions' pilot
-recordings (the first seed of each condition), as ``conjugacy analyze`` does.
+recordings (the first three seeds of each condition, each scored alone, their held-out errors'
+geometric mean), as ``conjugacy analyze`` does.
 """
 
 from __future__ import annotations

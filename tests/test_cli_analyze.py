@@ -137,7 +137,8 @@ def test_analyze_reports_progress_over_the_pilots_and_every_fit(tmp_path):
     # was the pilot stage's name, repeated on every pilot tick)
     assert calls[0][0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 40 records")
     assert calls[0][1:] == (0, 0) and sum("to read:" in c[0] for c in calls) == 1
-    assert calls[1] == ("choosing the delays and rank from one seed of each of 2 conditions, "
+    assert calls[1] == ("choosing the delays from the first 3 seeds and rank from the first seed of "
+                        "each of 2 conditions, "
                         "pilot by pilot", 0, 4)
     fits = [c for c in calls if c[0].startswith("fitting")]
     assert fits[0][0].startswith("fitting 6 spectra (12 runs x 40 records x 12 features")
@@ -406,8 +407,8 @@ def test_plain_progress_counts_window_pairs_and_writing_and_says_the_estimate_on
     assert re.search(r"^\[ *\d+\.\d s\] writing .*: done in \d+\.\d s$", got.stderr, re.M)
     assert err[0].startswith("6 spectra (2 conditions x 3 seeds) of 12 runs x 41 records")
     assert sum("to read:" in line for line in err) == 1
-    assert err[1] == ("choosing the delays and rank from one seed of each of 2 conditions, "
-                      "pilot by pilot: started (4 to do)")
+    assert err[1] == ("choosing the delays from the first 3 seeds and rank from the first seed of "
+                      "each of 2 conditions, pilot by pilot: started (4 to do)")
     seeds = "windows of 10 records, seed by seed: fitting the windows of each of 6 " \
             "(condition, seed) groups"
     assert [line for line in err if line.startswith(seeds)] == [

@@ -109,11 +109,11 @@ def test_seeds_are_scored_one_by_one_and_their_errors_averaged():
     choice = choose_delays(z, seeds=seeds)  # "c" is cut in half: at most (40 - 2) // 4 delays
     alone = [choose_delays(x, max_delays=9) for x in (z[:2], z[2:5], [z[5]])]
     assert choice.candidates == alone[0].candidates == alone[2].candidates == (0, 1, 2, 3, 4, 6, 8)
-    np.testing.assert_allclose(choice.errors, np.mean([c.errors for c in alone], axis=0),
-                               rtol=1e-12)
+    geometric = np.exp(np.mean(np.log([c.errors for c in alone]), axis=0))
+    np.testing.assert_allclose(choice.errors, geometric, rtol=1e-12)
     assert choice.ranks == tuple(np.max([c.ranks for c in alone], axis=0))
     assert not np.allclose(choice.errors, choose_delays(z, max_delays=9).errors)  # not pooled
-    assert "(mean over 3 seeds)" in choice.reason
+    assert "(geometric mean over 3 seeds)" in choice.reason
     assert "mean over" not in choose_delays(z, seeds=[0] * 6).reason
     assert choose_delays(z, seeds=[0] * 6) == choose_delays(z)
 
@@ -121,3 +121,31 @@ def test_seeds_are_scored_one_by_one_and_their_errors_averaged():
 def test_seeds_must_label_every_trajectory():
     with pytest.raises(ValueError, match="seeds: one per trajectory, got 2 for 6"):
         choose_delays(_noisy_rotation(), seeds=[0, 1])
+
+
+def test_one_bad_seed_does_not_drown_the_others():
+    from conjugacy.delays import _seed_mean
+
+    # two seeds predict best at the second candidate (0.05-0.06 of persistence); a third seed's
+    # folds do not predict each other (9-20 times persistence), as the first-hour warm-up runs
+    errors = np.array([[0.5, 0.05, 0.06], [0.4, 0.06, 0.07], [9.0, 20.0, 15.0]])
+    assert errors.mean(axis=0).min() > 1.0  # an arithmetic mean: nothing beats persistence
+    mean, left = _seed_mean(errors)
+    np.testing.assert_allclose(mean, [1.8 ** (1 / 3), 0.06 ** (1 / 3), 0.063 ** (1 / 3)],
+                               rtol=1e-12)
+    assert left == [] and int(np.argmin(mean)) == 1 and mean[1] < 1.0
+
+
+def test_a_constant_seed_is_left_out_and_a_candidate_one_seed_cannot_score_is_not_chosen():
+    z = _rotation_seen_through_one_coordinate()[:4]
+    flat = np.zeros((2, 80, 1))
+    choice = choose_delays(np.concatenate([z, flat]), seeds=[0, 0, 1, 1, 2, 2], max_delays=16)
+    kept = choose_delays(z, seeds=[0, 0, 1, 1], max_delays=16)
+    assert choice.errors == kept.errors and choice.delays == kept.delays
+    assert choice.notes[0].startswith("1 of 3 seeds do not change (no held-out error at any "
+                                      "candidate: seeds [2]")
+    assert "(geometric mean over 2 seeds)" in choice.reason
+    from conjugacy.delays import _seed_mean
+
+    errors, left = _seed_mean(np.array([[0.5, 0.4, 0.3], [0.5, 0.4, np.nan]]))
+    assert left == [] and np.isnan(errors[2]) and errors[:2] == [0.5, 0.4]

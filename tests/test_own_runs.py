@@ -229,12 +229,13 @@ def test_analyze_estimates_the_work_first_and_reports_each_pilot_and_window(tmp_
                             progress=lambda *a: calls.append(a))
     # the size of the work before any pilot, a message (total 0) said once: 6 spectra of 12
     # runs x 61 records x 12 float64 features (70,272 bytes), the pilots 2 runs x 61 records of
-    # the first seed of a and of b
+    # the first 3 seeds of a and of b (the delays'; the rank's are the first of them)
     assert calls[0] == (
         "6 spectra (2 conditions x 3 seeds) of 12 runs x 61 records x 12 features; to read: "
         "68.6 KiB (float64) for the fits and 68.6 KiB for the pilots", 0, 0)
     # one tick per pilot: 2 delay pilots and 2 rank pilots
-    pilots = "choosing the delays and rank from one seed of each of 2 conditions, pilot by pilot"
+    pilots = ("choosing the delays from the first 3 seeds and rank from the first seed of each "
+              "of 2 conditions, pilot by pilot")
     assert [c[1:] for c in calls if c[0] == pilots] == [(0, 4), (1, 4), (2, 4), (3, 4),
                                                         (4, 4), (4, 4)]
     fits = [c for c in calls if c[0].startswith("fitting 6 spectra")]
@@ -355,3 +356,40 @@ def test_analyze_chooses_the_delays_on_the_first_three_seeds_of_each_condition(t
     d, why = pilot_delays(pilots)
     assert "mean over the first 3 seeds of each condition" in why
     assert pilot_delays({c: a[0] for c, a in pilots.items()})[1].count("(first seed of each") == 1
+
+
+def test_pilots_name_each_conditions_seed_count_and_a_run_with_nan(tmp_path):
+    from conjugacy.analysis.demo import decay_store
+    from conjugacy.analysis.own_runs import _read_pilots, pilot_delays, work_estimate
+
+    path = decay_store(tmp_path / "runs.zarr")  # 2 conditions x 4 seeds
+    with TrajectoryStore.open(path, "r") as store:
+        groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+        pilots = _read_pilots(store, groups, "w")
+        assert [len(v) for v in _read_pilots(store, groups, "w", 1).values()] == [1, 1]
+        n = int(store.run_info(groups[0].runs[0])["n_complete"])
+    c0, c1 = list(pilots)
+    why = pilot_delays({c0: pilots[c0], c1: pilots[c1][:1]})[1]
+    assert f"geometric mean over each condition's first seeds: {c0} 3, {c1} 1;" in why
+    import re
+
+    def pilot_bytes(text):
+        value, unit = re.search(r"and ([\d.]+) (KiB|MiB) for the pilots", text).groups()
+        return float(value) * {"KiB": 2**10, "MiB": 2**20}[unit]
+
+    three = pilot_bytes(work_estimate(groups, n, 1000, "float64"))
+    one = pilot_bytes(work_estimate(groups, n, 1000, "float64", pilot_seeds=1))
+    assert abs(three / one - 3) < 0.1  # (rounded) the delays read 3 seeds' pilots, the rank alone 1
+    bad = tmp_path / "nan.zarr"
+    with TrajectoryStore.open(bad, "w") as st:
+        for s in range(3):
+            for r in range(2):
+                x = np.cumsum(np.ones((20, 2)), axis=0)
+                if (s, r) == (2, 1):
+                    x[5, 0] = np.nan
+                st.create_run(f"a_s{s}_r{r}", {"w": ((2,), "float64")},
+                              metadata={"condition": "a", "seed": s})
+                st.append(f"a_s{s}_r{r}", np.arange(20), {"w": x})
+        groups = [SpectrumGroup("a", s, (f"a_s{s}_r0", f"a_s{s}_r1")) for s in range(3)]
+        with pytest.raises(ValueError, match="run 'a_s2_r1' holds NaN or Inf in its first 20"):
+            _read_pilots(st, groups, "w")

@@ -14,8 +14,9 @@ the data need add noise directions to the spectrum (measured in
 ``benchmarks/bench_settings.py``: on linear latent systems seen through 3 channels, fewer delays
 separated systems better than the paper's 8 whenever the system was observable with them).
 With ``seeds=`` (the independent seed of each trajectory; ``conjugacy analyze`` passes its
-pilots of the first three seeds of a condition) each seed is scored on its own and the errors
-are averaged: one seed's choice moves with the seed.
+pilots of the first three seeds of a condition) each seed is scored on its own and a candidate's
+error is the geometric mean over the seeds: one seed's choice moves with the seed, and one seed
+whose folds predict each other badly would drown the others in an arithmetic mean.
 
 Where the delay vectors are long (``2 n (d + 1) > n_snap``, weight trajectories) everything comes
 from one snapshot Gram (``G[s, t] = x_s^* x_t``, one pass over the data): per candidate, the delay
@@ -29,7 +30,6 @@ rounding). Measured in BENCHMARKS.md ("Settings from data").
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,13 +130,15 @@ def choose_delays(
         free; one delay pilot took 3.1-3.9 s CPU at one thread and 25.5-55.5 s at two on a
         loaded 2-core machine (BENCHMARKS.md).
     seeds : sequence, optional
-        The independent seed of each trajectory (any labels). Each seed's trajectories are
-        scored on their own (two folds of its alternate trajectories; a seed with one
-        trajectory is cut into halves) and a candidate's error is the mean over seeds of its
-        error relative to persistence (its SVHT rank the largest). A choice that rests on one
-        seed moves with it: on issue 25's first-hour CNNs the pilots of single seeds chose 64,
-        0, 1, 2, 1, 1, 64 and 1 delays, three seeds at a time chose 1 every time
-        (BENCHMARKS.md "Held-out check"). Default: one seed (all trajectories together).
+        The independent seed of each trajectory (hashable labels, equal labels one seed). Each
+        seed's trajectories are scored on their own (two folds of its alternate trajectories; a
+        seed with one trajectory is cut into halves) and a candidate's error is the geometric
+        mean over seeds of its error relative to persistence (its SVHT rank the largest); a
+        seed that does not change is left out with a note, and a candidate some seed cannot
+        score is not chosen. A choice that rests on one seed moves with it: on issue 25's
+        first-hour CNNs the pilots of single seeds chose 64, 0, 1, 2, 1, 1, 64 and 1 delays,
+        three seeds at a time 1 every time (BENCHMARKS.md "The delay rule on three seeds").
+        Default: one seed (all trajectories together).
 
     Returns
     -------
@@ -176,10 +178,9 @@ def choose_delays(
     candidates = tuple(d for d in DELAY_LADDER if d <= cap)
     if not all(np.isfinite(t).all() for t in trajs):
         raise ValueError("trajectories contain NaN or Inf: choosing delays needs finite data")
-    with blas_threads(threads), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of a candidate no seed scored
+    with blas_threads(threads):
         scored = [_score_candidates(g, candidates, top) for g in groups]
-        errors = list(np.nanmean([sc[0] for sc in scored], axis=0))
+    errors, left_out = _seed_mean(np.array([sc[0] for sc in scored], dtype=float))
     ranks = [int(r) for r in np.max([sc[1] for sc in scored], axis=0)]
     e = np.array(errors)
     if not np.isfinite(e).any():  # e.g. constant (all-zero) trajectories: nothing to predict
@@ -187,7 +188,9 @@ def choose_delays(
                          "prediction error to choose delays from; check what was recorded, or "
                          "give delays= instead")
     best = float(np.nanmin(e))
-    notes: list[str] = []
+    notes: list[str] = [] if not left_out else [
+        f"{len(left_out)} of {len(groups)} seeds do not change (no held-out error at any "
+        f"candidate: seeds {left_out}, counted from 0 in the order given): left out of the mean"]
     if best >= 1.0:  # nothing beats "the next record equals this one": no evidence for delays
         pick = 0
         notes.append(
@@ -205,7 +208,8 @@ def choose_delays(
     d = candidates[pick]
     reason = (f"{d} delays: the fewest whose held-out one-step prediction at the SVHT rank "
               f"({ranks[pick]}) is within {slack:.0%} of the best of {list(candidates)}"
-              + (f" (mean over {len(groups)} seeds)" if len(groups) > 1 else "") + " "
+              + (f" (geometric mean over {len(groups) - len(left_out)} seeds)"
+                 if len(groups) - len(left_out) > 1 else "") + " "
               f"(error {errors[pick]:.3g} relative to persistence; best {best:.3g} at "
               f"{candidates[int(np.nanargmin(e))]} delays)")
     if best >= 1.0:
@@ -213,6 +217,23 @@ def choose_delays(
                   f"held-out next record better than persistence (best error {best:.3g})")
     return DelayChoice(d, candidates, tuple(float(x) for x in errors), tuple(ranks), reason,
                        tuple(notes))
+
+
+def _seed_mean(errors: np.ndarray) -> tuple[list[float], list[int]]:
+    """Per candidate, the geometric mean over seeds of ``errors`` (n_seeds, n_candidates), and
+    the seeds left out because no candidate scored there (constant data). A candidate that some
+    remaining seed could not score is NaN (not chosen): a mean over fewer seeds would not be
+    comparable with its neighbours'. The geometric mean counts each seed's relative
+    improvements alike, so one seed whose folds predict each other badly (errors 7-20 times
+    persistence) does not drown the others' (0.05-0.08)."""
+    scored = np.isfinite(errors).any(axis=1)
+    left_out = [int(i) for i in np.flatnonzero(~scored)]
+    kept = errors[scored]
+    if kept.size == 0:
+        return [float("nan")] * errors.shape[1], left_out
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(kept, 0.0))  # an error of 0 (exact prediction): -inf, mean 0
+    return [float(x) for x in np.exp(logs.mean(axis=0))], left_out
 
 
 def _seed_groups(trajs: list[np.ndarray], seeds: Sequence[Any] | None) -> list[list[np.ndarray]]:

@@ -198,10 +198,10 @@ def pilot_delays(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]],
 
     cap = DELAY_CAP if max_delays is None else max_delays
     top = RANK_CAP if max_rank is None else max_rank
-    chosen, n_seeds = {}, 1
+    chosen, n_seeds = {}, {}
     for c, per_seed in pilots.items():
         runs = [t[:r, :n] for t in _seed_list(per_seed) for r, n in [_pilot_shape(*t.shape[:2])]]
-        n_seeds = max(n_seeds, len(runs))
+        n_seeds[c] = len(runs)
         chosen[c] = choose_delays([x for t in runs for x in t], max_delays=cap, max_rank=top,
                                   seeds=[i for i, t in enumerate(runs) for _ in t])
         if progress is not None:
@@ -212,9 +212,7 @@ def pilot_delays(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]],
                       for c, ch in chosen.items())
     why = (f"{d} delays: the largest over conditions of the fewest delays whose held-out "
            f"one-step prediction at the SVHT rank (at most {top}) is within 2 % of the best of "
-           f"{list(next(iter(chosen.values())).candidates)} ("
-           + ("first seed" if n_seeds == 1 else f"mean over the first {n_seeds} seeds")
-           + f" of each condition; {shown})")
+           f"{list(next(iter(chosen.values())).candidates)} ({_seeds_used(n_seeds)}; {shown})")
     if notes is not None:
         notes.extend(f"delays of {c}: {n}" for c, ch in chosen.items() for n in ch.notes)
     if fold_ranks is not None:
@@ -310,6 +308,17 @@ def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: 
     rule = {"rule": "svht pilot, capped", "pilot_ranks": found, "cap": cap, "capped": top > cap,
             "reason": reason}
     return k, rule, notes
+
+
+def _seeds_used(n_seeds: Mapping[str, int]) -> str:
+    """How many seeds each condition's delay choice rests on, in words."""
+    counts = set(n_seeds.values())
+    if counts == {1}:
+        return "first seed of each condition"
+    if len(counts) == 1:
+        return f"geometric mean over the first {counts.pop()} seeds of each condition"
+    return ("geometric mean over each condition's first seeds: "
+            + ", ".join(f"{c} {k}" for c, k in n_seeds.items()))
 
 
 def _seed_list(pilot: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -655,29 +664,35 @@ def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[A
     return notes
 
 
-def _pilot_groups(groups: Sequence[SpectrumGroup]) -> list[SpectrumGroup]:
-    """The groups the pilots come from: the first :data:`PILOT_SEEDS` of each condition."""
+def _pilot_groups(groups: Sequence[SpectrumGroup], n_seeds: int = PILOT_SEEDS
+                  ) -> list[SpectrumGroup]:
+    """The groups the pilots come from: the first ``n_seeds`` of each condition (the delays'
+    pilots: :data:`PILOT_SEEDS`; the rank's alone: 1)."""
     count: dict[str, int] = {}
     out = []
     for g in groups:
         count[g.condition] = count.get(g.condition, 0) + 1
-        if count[g.condition] <= PILOT_SEEDS:
+        if count[g.condition] <= n_seeds:
             out.append(g)
     return out
 
 
-def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any
-                 ) -> dict[str, list[np.ndarray]]:
-    """The first :data:`PILOT_SEEDS` seeds of each condition, of each at most
-    ``PILOT_SNAPSHOTS`` snapshots (:func:`_pilot_shape`), read in the stored dtype (only the
-    pilots are read): condition -> one array per seed."""
+def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
+                 n_seeds: int = PILOT_SEEDS) -> dict[str, list[np.ndarray]]:
+    """The first ``n_seeds`` seeds of each condition, of each at most ``PILOT_SNAPSHOTS``
+    snapshots (:func:`_pilot_shape`), read in the stored dtype (only the pilots are read):
+    condition -> one array per seed. ValueError naming the run if one holds NaN or Inf."""
     out: dict[str, list[np.ndarray]] = {}
-    for g in _pilot_groups(groups):
+    for g in _pilot_groups(groups, n_seeds):
         n = (g.steps[1] - g.steps[0] if g.steps is not None
              else int(reader.run_info(g.runs[0])["n_complete"]))
         runs, steps = _pilot_shape(len(g.runs), n)
-        out.setdefault(g.condition, []).append(
-            reader.read(params=params, runs=list(g.runs[:runs]), steps=g.slice)[:, :steps])
+        x = reader.read(params=params, runs=list(g.runs[:runs]), steps=g.slice)[:, :steps]
+        bad = [r for r, xr in zip(g.runs, x) if not np.isfinite(xr).all()]
+        if bad:
+            raise ValueError(f"run {bad[0]!r} holds NaN or Inf in its first {steps} records: "
+                             "its trajectory cannot be fitted; check or leave out that run")
+        out.setdefault(g.condition, []).append(x)
     return out
 
 
@@ -707,7 +722,8 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
     tick = None if progress is None else (lambda _c: progress(next(count), total))
     if progress is not None and total:
         progress(0, total)
-    pilots = _read_pilots(reader, groups, params) if total else {}
+    pilots = _read_pilots(reader, groups, params, PILOT_SEEDS if delays is None else 1
+                          ) if total else {}
     reasoning, rule, folds = {}, None, {}
     if delays is None:
         delays, reasoning["delays"] = pilot_delays(pilots, notes=notes, fold_ranks=folds,
@@ -731,7 +747,8 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
 
 
 def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: int,
-                  dtype: Any, pilots: bool = True, neighbours: bool = True) -> str:
+                  dtype: Any, pilots: bool = True, neighbours: bool = True,
+                  pilot_seeds: int = PILOT_SEEDS) -> str:
     """The size of an analysis before it starts (``conjugacy analyze``'s first progress line):
     spectra, runs, records, features and the bytes to read (``n_records`` per run as stored,
     ``dtype``), the pilots' share when the settings are chosen from them (at most
@@ -750,6 +767,9 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
         As stored (what is read).
     pilots, neighbours : bool
         Whether the settings are chosen from pilots; whether the neighbour check runs.
+    pilot_seeds : int
+        Seeds of each condition the pilots read (:data:`PILOT_SEEDS` when the delays are
+        chosen; the rank alone reads the first seed).
 
     Returns
     -------
@@ -763,14 +783,15 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     ...     print(part)
     6 spectra (2 conditions x 3 seeds) of 12 runs x 300 records x 1,418 features
     to read: 19.5 MiB (float32) for the fits and 19.5 MiB for the pilots
-    then the neighbour check: up to 4 refits of each spectrum
+    then the neighbour check: up to 2 more fits of each spectrum
     """
     item = np.dtype(dtype).itemsize
     n_runs = sum(len(g.runs) for g in groups)
     first: dict[str, SpectrumGroup] = {}
     for g in groups:
         first.setdefault(g.condition, g)
-    pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records)) for g in _pilot_groups(groups))
+    pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records))
+                for g in _pilot_groups(groups, pilot_seeds))
     text = (f"{len(groups)} spectra ({len(first)} conditions x {len(groups) // len(first)} "
             f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
             f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
@@ -778,7 +799,7 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     if pilots:
         text += f" and {_bytes(pilot * n_features * item)} for the pilots"
     if neighbours:
-        text += "; then the neighbour check: up to 4 refits of each spectrum"
+        text += "; then the neighbour check: up to 2 more fits of each spectrum"
     return text
 
 
@@ -1211,10 +1232,12 @@ def analyze(
         sample = reader.read(params=params, runs=[members[0]], steps=slice(0, 2))
         n_features, choosing = sample.shape[2], delays is None or rank is None
         estimate = work_estimate(groups, n_records, n_features, sample.dtype, choosing,
-                                 neighbours)
+                                 neighbours, PILOT_SEEDS if delays is None else 1)
         say(estimate, 0, 0)  # a message, once, before any work (total 0)
-        pilots = (f"choosing the {'delays and ' if delays is None else ''}rank from one seed "
-                  f"of each of {len(by_cond)} conditions, pilot by pilot")
+        pilots = ("choosing the " + " and ".join(
+            ([f"delays from the first {PILOT_SEEDS} seeds"] if delays is None else [])
+            + (["rank from the first seed"] if rank is None else []))
+            + f" of each of {len(by_cond)} conditions, pilot by pilot")
         settings, reasoning, rank_rule = choose_settings(
             reader, groups, params, delays, rank, notes,
             progress=lambda done, total: say(pilots, done, total))

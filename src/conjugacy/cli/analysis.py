@@ -462,7 +462,7 @@ def spectrum(
     if delays_asked == "auto" and not isinstance(data, np.ndarray):
         fail(f"--delays auto reads the trajectories several times and needs them in a .npy or "
              f".npz file; {source} is streamed: give --delays N, or run `conjugacy analyze` on "
-             "the store (it chooses the delays from one seed of each condition)")
+             "the store (it chooses the delays from the first seeds of each condition)")
     fit_rank, cap_note = _default_rank(data, asked, delays_asked, pca)
     fit_delays, choice = _capped_delays(data, source, delays_asked, fit_rank if cap_note else None)
     spec, caught = _fit(data, source, delays=fit_delays, rank=fit_rank, method=method.value,
