@@ -4,7 +4,8 @@ The five reproductions (``conjugacy reproduce ...``) decide their claims at the 
 (e.g. 8 delays, rank 10). ``conjugacy analyze`` and :func:`conjugacy.analysis.analyse_study`
 now default to delays chosen from the data (:func:`conjugacy.analysis.own_runs.default_settings`:
 :func:`~conjugacy.analysis.own_runs.pilot_delays` on the first ``own_runs.PILOT_SEEDS`` seeds of
-each condition, each seed scored on its own and the held-out errors averaged) and one rank for
+each condition, each seed scored on its own, a candidate's held-out error the geometric mean over
+them) and one rank for
 every spectrum (the pilots' SVHT rank capped at ``own_runs.RANK_CAP``), with the neighbour
 check (:mod:`conjugacy.analysis.neighbours`). This script
 refits an existing reproduction's output folder with those defaults, WITHOUT retraining and

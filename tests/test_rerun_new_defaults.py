@@ -42,7 +42,7 @@ def test_optimizer_pilots_are_the_first_three_groups(opt_folder, monkeypatch):
         assert [t.shape for t in per_group] == [(5, 30, 2)] * 3
         for k, t in enumerate(per_group):
             np.testing.assert_array_equal(t, traj[m][list(idx[k])])
-    assert "mean over the first 3 seeds" in content["settings_reasoning"]["delays"]
+    assert "geometric mean over the first 3 seeds" in content["settings_reasoning"]["delays"]
 
 
 @pytest.mark.parametrize("argv, message", [
