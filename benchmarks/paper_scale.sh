@@ -6,9 +6,14 @@
 #   grokking  sec. 4.4, fig. 5, S6:     20 seeds x 2 regimes x 10 runs x 100 steps (S6: 200),
 #                                        evaluated every step, plus fig. 5A/B (one long run per
 #                                        regime, LONG_STEPS steps, log-spaced evaluations)
-#   cnn       sec. 4.3, fig. 4, S5:     3 seeds x 10 replicas, LeNet and ResNet-20, 20 epochs
+#   cnn       sec. 4.3, fig. 4, S5:     3 seeds x 10 replicas, LeNet and ResNet-20, 20 epochs;
+#             then, from its stores, fig. S5 per seed of each network (benchmarks/s5_epochs.py
+#             --arch lenet|resnet20 -> OUT/cnn_s5_<arch>.json) and the readings of "windows
+#             similar after ~700 iterations" on LeNet's windows (benchmarks/hypotheses_cnn.py
+#             criterion --from OUT/cnn -> OUT/cnn_700/criterion/summary.json)
 #
 # usage: benchmarks/paper_scale.sh [OUT]          (default OUT: results/paper_scale)
+#        benchmarks/paper_scale.sh -h | --help    (this text)
 #
 # Environment:
 #   PYTHON      the interpreter with conjugacy installed (default: .venv/bin/python, else python3)
@@ -24,10 +29,19 @@
 #
 # Writes OUT/<experiment>/ (results.json, figures, stores; a rerun resumes finished jobs),
 # OUT/<experiment>.log, and OUT/timings.tsv (experiment, exit status, wall seconds, device,
-# command). OUT/summary.md lists every claim of each results.json with holds / does not hold.
+# command). OUT/summary.md lists every claim of each results.json with holds / does not hold,
+# and for the CNN study the S5 and 700-iteration readouts (numbers, no verdict: the epoch or
+# window where the spectra settle within 1, 1.5 and 2 between-seed floors, mean and per seed).
 # Exit status: 0 when every experiment finished, else the last failing status.
 set -u -o pipefail
 
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,/^set -u/p' "$0" | sed '$d' | sed -E 's/^# ?//'
+    exit 0
+fi
+if (( $# > 1 )) || [[ ${1:-} == -* ]]; then
+    echo "error: the only argument is the output folder OUT (or -h / --help), got '$*'" >&2; exit 2
+fi
 OUT=${1:-results/paper_scale}
 DEVICE=${DEVICE:-cuda}
 ONLY=${ONLY:-fcn grokking cnn}
@@ -84,32 +98,42 @@ if [[ -n ${DATA_DIR:-} ]]; then
 fi
 
 status=0
-run_one() {  # name, then the conjugacy arguments
+run_one() {  # name, then the command (the interpreter and its arguments)
     local name=$1; shift
     local start end rc
-    echo "== $name: $PYTHON -m conjugacy $*" | tee -a "$OUT/$name.log"
+    echo "== $name: $*" | tee -a "$OUT/$name.log"
     start=$(date +%s.%N)
     if (( LIMIT_S > 0 )); then
-        timeout --signal=TERM "$LIMIT_S" "$PYTHON" -m conjugacy "$@" >> "$OUT/$name.log" 2>&1
+        timeout --signal=TERM "$LIMIT_S" "$@" >> "$OUT/$name.log" 2>&1
     else
-        "$PYTHON" -m conjugacy "$@" >> "$OUT/$name.log" 2>&1
+        "$@" >> "$OUT/$name.log" 2>&1
     fi
     rc=$?
     end=$(date +%s.%N)
     local wall
     wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$rc" "$wall" "$DEVICE" "conjugacy $*" >> "$TIMINGS"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$rc" "$wall" "$DEVICE" "${*:2}" >> "$TIMINGS"
     echo "== $name: exit $rc after $wall s" | tee -a "$OUT/$name.log"
     (( rc == 0 )) || status=$rc
 }
 
 for name in "${only_names[@]}"; do
     case $name in
-        fcn) run_one fcn "${fcn_args[@]}" ;;
-        grokking) run_one grokking "${grok_args[@]}" ;;
-        cnn) run_one cnn "${cnn_args[@]}" ;;
+        fcn) run_one fcn "$PYTHON" -m conjugacy "${fcn_args[@]}" ;;
+        grokking) run_one grokking "$PYTHON" -m conjugacy "${grok_args[@]}" ;;
+        cnn) run_one cnn "$PYTHON" -m conjugacy "${cnn_args[@]}" ;;
     esac
 done
+
+# The CNN readouts of fig. S5 (both networks) and of the 700-iteration claim, from its stores.
+HERE=$(dirname "$0")
+if [[ " ${only_names[*]} " == *" cnn "* && -f $OUT/cnn/results.json ]]; then
+    for arch in lenet resnet20; do
+        run_one "cnn_s5_$arch" "$PYTHON" "$HERE/s5_epochs.py" "$OUT/cnn" \
+            "$OUT/cnn_s5_$arch.json" --arch "$arch"
+    done
+    run_one cnn_700 "$PYTHON" "$HERE/hypotheses_cnn.py" criterion "$OUT/cnn_700" --from "$OUT/cnn"
+fi
 
 # One table of the claims each experiment decided on its numbers.
 "$PYTHON" - "$OUT" "${only_names[@]}" > "$OUT/summary.md" <<'PY'
@@ -133,6 +157,34 @@ for name in sys.argv[2:]:
         holds = {True: "holds", False: "does not hold", None: "undecided"}[c["holds"]]
         claim, evidence = (str(c[k]).replace("|", "/") for k in ("claim", "evidence"))
         print(f"| {claim} | {holds} | {evidence} |")
+    if name != "cnn":
+        continue
+    print("\nReadouts (no verdict): the first epoch/window of the lower-right block of spectra "
+          "mutually within k between-seed floors (k = 1, 1.5, 2), mean matrix; per seed.\n")
+    for arch in ("lenet", "resnet20"):
+        path = out / f"cnn_s5_{arch}.json"
+        if not path.is_file():
+            print(f"- fig. S5 {arch}: no {path.name} (see cnn_s5_{arch}.log)")
+            continue
+        s5 = json.loads(path.read_text())
+        crit = s5["criteria"]
+        blocks = ", ".join(f"{k}: {v}" for k, v in crit["late_block_start"].items())
+        seeds = "; ".join(", ".join(s["late_block_start"].values()) for s in s5["per_seed"])
+        print(f"- fig. S5 {arch} ({path.name}): refit equals the run: "
+              f"{s5['mean_matrix_equals_run']}; first epoch most distinct: "
+              f"{s5['findings'].get('first_window_most_distinct')}; block from {blocks}; "
+              f"per seed {seeds}; trend rho {crit['trend_rho']['mean']:.2f}")
+    path = out / "cnn_700" / "criterion" / "summary.json"
+    if not path.is_file():
+        print("- ~700 iterations: no cnn_700/criterion/summary.json (see cnn_700.log)")
+    else:
+        crit = json.loads(path.read_text())["criteria"]
+        pair = crit.get("paper_pair") or {}
+        blocks = ", ".join(f"{k}: {v}" for k, v in crit["late_block_start"].items())
+        print(f"- ~700 iterations, LeNet (cnn_700/criterion/summary.json): "
+              f"d(600-699, 700-799) = {pair.get('over_floor', float('nan')):.2f} floors, "
+              f"rank {pair.get('rank_among_consecutive')} of {pair.get('n_consecutive')} "
+              f"consecutive; block from {blocks}; trend rho {crit['trend_rho']['mean']:.2f}")
 PY
 cat "$OUT/summary.md"
 exit $status
