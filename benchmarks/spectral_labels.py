@@ -23,6 +23,11 @@ run trains until it fits every training label (or ``--max-epochs``), then the tr
 the same number of epochs; the middle layers are measured ``--per-epoch`` times per epoch.
 Effective rank: :func:`conjugacy.spectral_dynamics.effective_rank` (exp-entropy / min(m, n)).
 
+A seed whose random-label run did not fit every label within ``--max-epochs`` is still
+compared (the same epochs for both label sets), but the summary then warns: one ``warning:``
+line on stderr and the same text in ``summary.json`` (``warnings``), since the comparison is
+then not the protocol's (the random labels are not memorised).
+
 Usage (from the repository root; prints a table, writes ``OUT/summary.json``)::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/spectral_labels.py OUT \
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +207,24 @@ def summarise(rows: list[dict[str, Any]], grid: tuple[float, ...]) -> dict[str, 
     return out
 
 
+def not_fitted_warning(rows: list[dict[str, Any]], max_epochs: int) -> str | None:
+    """The warning for the seeds of ``rows`` (:func:`compare_seed`) whose random-label run did
+    not fit every training label within ``max_epochs``, or None when every one did.
+
+    >>> not_fitted_warning([{"seed": 0, "random_fitted": True}, {"seed": 3,
+    ...                     "random_fitted": False, "epochs": 5}], 5)
+    'random labels not fitted in 1 of 2 seeds (seed 3: 5 epochs) within --max-epochs 5: their \
+rows compare unfitted random labels; raise --max-epochs'
+    """
+    bad = [r for r in rows if not r["random_fitted"]]
+    if not bad:
+        return None
+    seeds = ", ".join(f"seed {r['seed']}: {r['epochs']} epochs" for r in bad)
+    return (f"random labels not fitted in {len(bad)} of {len(rows)} seeds ({seeds}) within "
+            f"--max-epochs {max_epochs}: their rows compare unfitted random labels; raise "
+            "--max-epochs")
+
+
 def _print(summary: dict[str, Any]) -> None:
     for n, e in summary.items():
         print(f"{n}: final rank true {e['final']['true']:.3f} vs random "
@@ -233,10 +257,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seed {seed}: {rows[-1]['epochs']} epochs, random fitted "
               f"{rows[-1]['random_fitted']}, cpu {rows[-1]['cpu_s']}", flush=True)
         summary = summarise(rows, GRID)
+        warning = not_fitted_warning(rows, a.max_epochs)
         (a.out / "summary.json").write_text(json.dumps(
-            {"settings": vars(a) | {"out": str(a.out)}, "grid": GRID, "summary": summary,
+            {"settings": vars(a) | {"out": str(a.out)}, "grid": GRID,
+             "warnings": [warning] if warning else [], "summary": summary,
              "rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
     _print(summarise(rows, GRID))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":
