@@ -15,10 +15,9 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
 
    - ``delays``: from the data (:func:`pilot_delays`): on the first three seeds of each
      condition (at most ``PILOT_SNAPSHOTS`` snapshots each), the fewest delays whose held-out
-     one-step prediction at the SVHT rank (at most :data:`RANK_CAP`), averaged over the seeds,
-     is within 2 % of the best
-     (:func:`conjugacy.delays.choose_delays`; where none beats persistence, the fewest, with a
-     warning), the largest over conditions; at most 64 (the paper's largest) and
+     one-step prediction at the SVHT rank (at most :data:`RANK_CAP`), geometric mean over the
+     seeds, is within 2 % of the best (:func:`conjugacy.delays.choose_delays`; where none beats
+     persistence, the fewest, with a warning), the largest over conditions; at most 64 (the paper's largest) and
      ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
    - ``rank``: one rank for every spectrum of the comparison (:func:`pilot_rank`): the largest
      over conditions of the SVHT rank (the Gavish-Donoho optimal hard threshold,
@@ -145,7 +144,8 @@ def pilot_delays(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]],
     """Default delays from pilot trajectories, and why: :func:`conjugacy.delays.choose_delays`
     on each condition's pilots (of each seed at most ``PILOT_SNAPSHOTS`` snapshots: its first
     runs, at least 2, then its first records; with several seeds, each scored on its own and
-    the errors averaged), the largest over conditions, so that no condition is under-embedded.
+    the errors' geometric mean taken), the largest over conditions, so that no condition is
+    under-embedded.
 
     Parameters
     ----------
