@@ -17,8 +17,9 @@ folder of :mod:`conjugacy.study`) to the results of :mod:`conjugacy.analysis` an
      condition (at most ``PILOT_SNAPSHOTS`` snapshots each), the fewest delays whose held-out
      one-step prediction at the SVHT rank (at most :data:`RANK_CAP`), geometric mean over the
      seeds, is within 2 % of the best (:func:`conjugacy.delays.choose_delays`; where none beats
-     persistence, the fewest, with a warning), the largest over conditions; at most 64 (the paper's largest) and
-     ``(T - 2) // 4`` (each run keeps three quarters of its records as snapshot pairs).
+     persistence, the fewest, with a warning), the largest over conditions; at most 64 (the
+     paper's largest) and ``(T - 2) // 4`` (each run keeps three quarters of its records as
+     snapshot pairs).
    - ``rank``: one rank for every spectrum of the comparison (:func:`pilot_rank`): the largest
      over conditions of the SVHT rank (the Gavish-Donoho optimal hard threshold,
      :func:`conjugacy.dmd.svht_rank`) of the pilot's delay matrix, capped at :data:`RANK_CAP`
