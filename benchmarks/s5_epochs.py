@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(_round(result), indent=1))
+    a.out.write_text(json.dumps(_round(result), indent=1) + "\n")
     print(json.dumps(_round({k: result[k] for k in ("arch", "mean_matrix_equals_run",
                                                    "epoch_loss", "findings", "criteria",
                                                    "per_seed", "refit_cpu_s")},

@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         (a.out / "summary.json").write_text(json.dumps(
             {"settings": vars(a) | {"out": str(a.out)}, "grid": GRID,
              "warnings": [warning] if warning else [], "summary": summary,
-             "rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
+             "rows": rows, "wall_s": time.perf_counter() - t0}, indent=1) + "\n")
     _print(summarise(rows, GRID))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
