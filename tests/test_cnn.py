@@ -70,8 +70,11 @@ def test_both_architectures_structure_figures_and_honest_data_labels(tmp_path):
         row["all"]["distance_per_seed"]
     claims = {c["claim"]: c for c in s["claims"]}
     assert claims["LeNet and ResNet-20 are not conjugate in window 0-9"]["holds"] is None
-    f = s["windows"]["lenet"]["findings"]["first_window_most_distinct"]
-    assert claims["lenet: the first window (0-9) is the most distinct"]["holds"] is f
+    w = s["windows"]["lenet"]
+    f, others = w["findings"]["first_window_most_distinct"], w["mean_distance_to_other_windows"]
+    led = others[0] - max(others[1:]) > w["noise_floor"]
+    assert claims["lenet: the first window (0-9) is the most distinct"]["holds"] is (
+        f if (led or not f) else None)
     assert len(s["claims"]) == 2  # ResNet-20's two windows cannot say which is most distinct
     names = set(s["figures"])
     for stem in ("fig4a_lenet_windows", "fig4b_resnet20_windows", "fig4c_eigenvalues",
@@ -245,3 +248,20 @@ def test_images_are_normalized_padded_and_cifar_is_found_in_either_folder(tmp_pa
 def test_make_study_refuses_another_config_naming_the_type():
     with pytest.raises(TypeError, match="^config must be a CNNConfig, got dict$"):
         make_study({"archs": ("lenet",)}, "lenet")
+
+
+def test_first_window_claim_is_undecided_when_it_leads_by_less_than_the_floor():
+    from conjugacy.experiments.cnn import claims
+
+    def content(others, floor):
+        return {"sections": {}, "windows": {"lenet": {
+            "labels": ["0-99", "100-199", "200-299"], "mean_distance_to_other_windows": others,
+            "noise_floor": floor, "findings": {
+                "first_window_most_distinct": int(np.argmax(others)) == 0,
+                "most_distinct_window": ["0-99", "100-199", "200-299"][int(np.argmax(others))],
+                "settled_from_iteration": 100}}}}
+
+    lead = claims(content([0.03, 0.01, 0.012], 0.006))[0]
+    assert lead.holds is True and "0.018 above the next (between-seed floor 0.006)" in lead.evidence
+    assert claims(content([0.021, 0.0156, 0.0166], 0.0087))[0].holds is None  # 0.0044 < floor
+    assert claims(content([0.01, 0.03, 0.012], 0.006))[0].holds is False
