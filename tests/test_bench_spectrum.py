@@ -2,24 +2,14 @@
 notebook's code, copied verbatim below), the clustering score, and kooplearn's harness at rank 15."""
 # ruff: noqa: NPY002  (the oracle is the notebook's own code: NumPy's legacy global random state)
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_spectrum.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_spectrum", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_spectrum"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["bench_spectrum"]
+def bench(load_benchmark):
+    return load_benchmark("bench_spectrum")
 
 
 @pytest.fixture

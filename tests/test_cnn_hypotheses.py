@@ -1,24 +1,14 @@
 """benchmarks/hypotheses_cnn.py's readings of "windows similar after ~700 iterations" on a window
 matrix whose every entry is chosen by hand (issue 24)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "hypotheses_cnn.py"
-
 
 @pytest.fixture(scope="module")
-def hyp():
-    spec = importlib.util.spec_from_file_location("hypotheses_cnn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hypotheses_cnn"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["hypotheses_cnn"]
+def hyp(load_benchmark):
+    return load_benchmark("hypotheses_cnn")
 
 
 MEAN = [[0.0, 0.08, 0.09, 0.10],

@@ -82,16 +82,22 @@ esac
 '''
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_cnn_run_is_followed_by_s5_of_both_archs_and_the_700_readout(tmp_path):
+def _run_with_fake_python(tmp_path, only):
+    """paper_scale.sh OUT with ONLY=only and a stand-in interpreter that logs its arguments."""
     fake, log, out = tmp_path / "python", tmp_path / "log", tmp_path / "out"
     fake.write_text(FAKE)
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "FAKE_LOG": str(log), "DEVICE": "cpu",
-           "ONLY": "cnn", "REAL_PYTHON": sys.executable}
+           "ONLY": only, "REAL_PYTHON": sys.executable}
     r = subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+    return log, out
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_cnn_run_is_followed_by_s5_of_both_archs_and_the_700_readout(tmp_path):
+    log, out = _run_with_fake_python(tmp_path, "cnn")
     bench = SCRIPT.parent
     runs = [line for line in log.read_text().splitlines() if not line.startswith(("-c", "- "))]
     assert runs == [
@@ -115,13 +121,6 @@ def test_cnn_run_is_followed_by_s5_of_both_archs_and_the_700_readout(tmp_path):
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_no_readouts_without_the_cnn_run(tmp_path):
-    fake, log, out = tmp_path / "python", tmp_path / "log", tmp_path / "out"
-    fake.write_text(FAKE)
-    fake.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(fake), "FAKE_LOG": str(log), "DEVICE": "cpu",
-           "ONLY": "fcn", "REAL_PYTHON": sys.executable}
-    r = subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    log, out = _run_with_fake_python(tmp_path, "fcn")
     assert "s5_epochs.py" not in log.read_text() and "hypotheses_cnn" not in log.read_text()
     assert "fig. S5" not in (out / "summary.md").read_text()

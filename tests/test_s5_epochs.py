@@ -1,24 +1,14 @@
 """benchmarks/s5_epochs.py's per-seed reading of fig. S5 on hand-made epoch matrices (issue 24)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "s5_epochs.py"
-
 
 @pytest.fixture(scope="module")
-def s5():
-    spec = importlib.util.spec_from_file_location("s5_epochs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["s5_epochs"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["s5_epochs"]
+def s5(load_benchmark):
+    return load_benchmark("s5_epochs")
 
 
 def _matrix(upper):

@@ -2,25 +2,15 @@
 the script end to end at its smallest setting (it once failed on an import the experiments'
 refactor had removed)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "hypotheses_spectral.py"
-
 
 @pytest.fixture(scope="module")
-def hyp():
-    spec = importlib.util.spec_from_file_location("hypotheses_spectral", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hypotheses_spectral"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["hypotheses_spectral"]
+def hyp(load_benchmark):
+    return load_benchmark("hypotheses_spectral")
 
 
 def test_a_run_equals_the_same_training_by_hand(hyp):

@@ -1,23 +1,13 @@
 """benchmarks/spectral_labels.py warns when the random-label run did not fit (issue 24)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "spectral_labels.py"
-
 
 @pytest.fixture(scope="module")
-def labels():
-    spec = importlib.util.spec_from_file_location("spectral_labels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["spectral_labels"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["spectral_labels"]
+def labels(load_benchmark):
+    return load_benchmark("spectral_labels")
 
 
 def test_warning_names_the_unfitted_seeds(labels):
