@@ -137,7 +137,8 @@ def choose_delays(
         seed that does not change is left out with a note, and a candidate some seed cannot
         score is not chosen. A choice that rests on one seed moves with it: on issue 25's
         first-hour CNNs the pilots of single seeds chose 64, 0, 1, 2, 1, 1, 64 and 1 delays,
-        three seeds at a time 1 every time (BENCHMARKS.md "The delay rule on three seeds").
+        three consecutive seeds at a time 1 or 2 (BENCHMARKS.md "The delay rule on three
+        seeds").
         Default: one seed (all trajectories together).
 
     Returns

@@ -94,7 +94,8 @@ DELAY_CAP = 64
 #: candidate.
 PILOT_SNAPSHOTS = 2400
 #: :func:`pilot_delays` scores the pilots of the first this many seeds of each condition and
-#: averages their errors: one seed's choice moves with the seed (BENCHMARKS.md "Held-out check").
+#: takes the geometric mean of their errors: one seed's choice moves with the seed (BENCHMARKS.md
+#: "The delay rule on three seeds").
 PILOT_SEEDS = 3
 
 
@@ -153,7 +154,7 @@ def pilot_delays(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]],
     pilots : mapping condition -> array (n_runs, n_steps, n_features), or a list of them
         One array per seed (``conjugacy analyze`` passes the first :data:`PILOT_SEEDS`): a
         single seed's choice moves with the seed (on issue 25's first-hour CNNs 64, 0, 1, 2,
-        1, 1, 64 and 1 delays for seeds 4-11 alone; 1 for every three consecutive of them).
+        1, 1, 64 and 1 delays for seeds 4-11 alone; 1 or 2 for every three consecutive of them).
     max_delays : int, optional
         Largest candidate (default :data:`DELAY_CAP`).
     notes : list of str, optional
