@@ -393,3 +393,25 @@ def test_pilots_name_each_conditions_seed_count_and_a_run_with_nan(tmp_path):
         groups = [SpectrumGroup("a", s, (f"a_s{s}_r0", f"a_s{s}_r1")) for s in range(3)]
         with pytest.raises(ValueError, match="run 'a_s2_r1' holds NaN or Inf in its first 20"):
             _read_pilots(st, groups, "w")
+
+
+def test_a_run_with_nan_outside_the_pilots_is_named(tmp_path):
+    import conjugacy
+
+    path = tmp_path / "nan.zarr"
+    with TrajectoryStore.open(path, "w") as st:
+        for c in ("a", "b"):
+            for s in range(4):
+                for r in range(2):
+                    x = np.cumsum(np.random.default_rng([s, r]).standard_normal((20, 2)), axis=0)
+                    if (c, s, r) == ("a", 3, 1):
+                        x[7, 1] = np.nan  # seed 3: not a pilot (the first three are)
+                    name = f"{c}_s{s}_r{r}"
+                    st.create_run(name, {"w": ((2,), "float64")},
+                                  metadata={"condition": c, "seed": s})
+                    st.append(name, np.arange(20), {"w": x})
+                    st.set_finished(name)
+    for given in ({}, {"delays": 1, "rank": 2}):
+        with pytest.raises(ValueError, match=r"run 'a_s3_r1' \(condition 'a', seed 3\) contains "
+                                             r"NaN at record 7, feature 1"):
+            conjugacy.analyze(path, neighbours=False, report=False, **given)

@@ -302,7 +302,17 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
         nxt = _branch_states(reader, params, group, dtype)
         if nxt is not None:
             kwargs["next_states"] = nxt
-    spectrum = _with_rank_neighbours(traj, kwargs, group.key, neighbour_fits)
+    try:
+        spectrum = _with_rank_neighbours(traj, kwargs, group.key, neighbour_fits)
+    except ValueError as exc:  # "trajectories[k] contains NaN ...": say which run k is
+        found = re.match(r"trajectories\[(\d+)\] contains (NaN|Inf) at index \((\d+), (\d+)\)",
+                         str(exc))
+        if found is None:
+            raise
+        k, kind, t, j = found.groups()
+        raise ValueError(f"run {group.runs[int(k)]!r} (condition {group.condition!r}, seed "
+                         f"{group.seed!r}) contains {kind} at record {t}, feature {j} of the "
+                         "window analysed: leave the run out or fix it") from exc
     if keep is not None and traj.nbytes <= keep["budget"]:
         keep[group.key], keep["budget"] = traj, keep["budget"] - traj.nbytes
     return with_record_interval(spectrum, steps)

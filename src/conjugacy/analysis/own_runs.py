@@ -1254,8 +1254,9 @@ def analyze(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
             neighbour_progress=lambda i, n: say(
-                f"checking the verdicts: refitting {n} spectra at 4 neighbouring settings "
-                "(delays x1/2, x2; rank x0.8, x1.25; the other filter without a refit)", i, n),
+                f"checking the verdicts: refitting {n} spectra at their neighbouring settings "
+                "(delays x1/2, x2 where the delays allow; rank x0.8, x1.25; the other filter "
+                "without a refit)", i, n),
             window=None if window is None else (
                 lambda f: _windows(reader, groups, params, window,
                                    {**settings,
