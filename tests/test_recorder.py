@@ -214,27 +214,35 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(st.scalars("mlp", "loss"), st_ref.scalars("mlp", "loss"))
 
 
+def _train_resumable(digits, store, ckpt, n_steps, *, chunk_steps, every=1, fail_at=None,
+                     loss=False):
+    """Adam on the MLP over batches of 16 digits, recorded with a resumable checkpoint; raises
+    KeyboardInterrupt after step ``fail_at``; returns the step it resumed from (0 if fresh)."""
+    x, y = digits
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with Recorder(store, "r", model, every=every, chunk_steps=chunk_steps, optimizer=opt,
+                  checkpoint=ckpt, resume=True) as rec:
+        start = rec.resumed_from
+        if start is None:
+            rec.record(0)
+            start = 0
+        for step in range(start + 1, n_steps + 1):
+            idx = slice(step * 16, step * 16 + 16)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+            rec.record(step, **({"loss": float(step)} if loss else {}))
+            if step == fail_at:
+                raise KeyboardInterrupt
+    return start
+
+
 def test_checkpoint_resume_in_process(tmp_path, digits):
     """Interrupt (exception) after a partial chunk; resuming cuts back to the checkpoint."""
-    x, y = digits
 
     def run(store, ckpt, n_steps, fail_at=None):
-        model = mlp()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with Recorder(store, "r", model, chunk_steps=5, optimizer=opt, checkpoint=ckpt,
-                      resume=True) as rec:
-            start = rec.resumed_from
-            if start is None:
-                rec.record(0)
-                start = 0
-            for step in range(start + 1, n_steps + 1):
-                idx = slice(step * 16, step * 16 + 16)
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-                rec.record(step)
-                if step == fail_at:
-                    raise KeyboardInterrupt
+        return _train_resumable(digits, store, ckpt, n_steps, chunk_steps=5, fail_at=fail_at)
 
     run(tmp_path / "ref", tmp_path / "ref.pt", 17)
     with pytest.raises(KeyboardInterrupt):
@@ -253,24 +261,10 @@ def test_finished_run_extends_from_its_close_checkpoint_bit_for_bit(tmp_path, di
     """Closing a run as finished right after its last record writes a checkpoint, so extending
     it later repeats no step and equals an uninterrupted run; an optimizer step after the last
     record (steps not a multiple of ``every``) leaves the last flush's checkpoint instead."""
-    x, y = digits
 
     def run(store, ckpt, n_steps, every=1):
-        model = mlp()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with Recorder(store, "r", model, every=every, chunk_steps=4, optimizer=opt,
-                      checkpoint=ckpt, resume=True) as rec:
-            start = rec.resumed_from
-            if start is None:
-                rec.record(0)
-                start = 0
-            for step in range(start + 1, n_steps + 1):
-                idx = slice(step * 16, step * 16 + 16)
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-                rec.record(step, loss=float(step))
-        return start
+        return _train_resumable(digits, store, ckpt, n_steps, chunk_steps=4, every=every,
+                                loss=True)
 
     run(tmp_path / "ref", tmp_path / "ref.pt", 17)
     assert run(tmp_path / "s", tmp_path / "ck.pt", 10) == 0
