@@ -128,6 +128,8 @@ done
 # The CNN readouts of fig. S5 (both networks) and of the 700-iteration claim, from its stores.
 HERE=$(dirname "$0")
 if [[ " ${only_names[*]} " == *" cnn "* && -f $OUT/cnn/results.json ]]; then
+    # a rerun into the same OUT must not report an earlier run's readouts if this one fails
+    rm -f "$OUT/cnn_s5_lenet.json" "$OUT/cnn_s5_resnet20.json" "$OUT/cnn_700/criterion/summary.json"
     for arch in lenet resnet20; do
         run_one "cnn_s5_$arch" "$PYTHON" "$HERE/s5_epochs.py" "$OUT/cnn" \
             "$OUT/cnn_s5_$arch.json" --arch "$arch"

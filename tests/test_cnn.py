@@ -265,3 +265,9 @@ def test_first_window_claim_is_undecided_when_it_leads_by_less_than_the_floor():
     assert lead.holds is True and "0.018 above the next (between-seed floor 0.006)" in lead.evidence
     assert claims(content([0.021, 0.0156, 0.0166], 0.0087))[0].holds is None  # 0.0044 < floor
     assert claims(content([0.01, 0.03, 0.012], 0.006))[0].holds is False
+    for floor in (None, float("nan"), -1.0):  # no usable floor: the lead decides nothing
+        assert claims(content([0.03, 0.01, 0.012], floor))[0].holds is None
+    assert claims(content([0.02, 0.02, 0.02], 0.0))[0].holds is None  # a tie is not a lead
+    one = content([0.03], 0.006)
+    one["windows"]["lenet"]["labels"] = ["0-99"]
+    assert claims(one)[0].holds is None  # one window: nothing to be more distinct than

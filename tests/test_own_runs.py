@@ -391,7 +391,8 @@ def test_pilots_name_each_conditions_seed_count_and_a_run_with_nan(tmp_path):
                               metadata={"condition": "a", "seed": s})
                 st.append(f"a_s{s}_r{r}", np.arange(20), {"w": x})
         groups = [SpectrumGroup("a", s, (f"a_s{s}_r0", f"a_s{s}_r1")) for s in range(3)]
-        with pytest.raises(ValueError, match="run 'a_s2_r1' holds NaN or Inf in its first 20"):
+        with pytest.raises(ValueError, match=r"run 'a_s2_r1' \(condition 'a', seed 2\) holds "
+                                             "NaN or Inf in its first 20"):
             _read_pilots(st, groups, "w")
 
 

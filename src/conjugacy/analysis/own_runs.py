@@ -692,8 +692,9 @@ def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
         x = reader.read(params=params, runs=list(g.runs[:runs]), steps=g.slice)[:, :steps]
         bad = [r for r, xr in zip(g.runs, x) if not np.isfinite(xr).all()]
         if bad:
-            raise ValueError(f"run {bad[0]!r} holds NaN or Inf in its first {steps} records: "
-                             "its trajectory cannot be fitted; check or leave out that run")
+            raise ValueError(f"run {bad[0]!r} (condition {g.condition!r}, seed {g.seed!r}) holds "
+                             f"NaN or Inf in its first {steps} records: its trajectory cannot be "
+                             "fitted; check or leave out that run")
         out.setdefault(g.condition, []).append(x)
     return out
 

@@ -266,9 +266,11 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
         f = w.get("findings") or {}
         if f.get("first_window_most_distinct") is not None:
             others, floor = w["mean_distance_to_other_windows"], w.get("noise_floor")
-            lead, holds = others[0] - max(others[1:]), f["first_window_most_distinct"]
-            if holds and floor is not None and lead <= floor:
-                holds = None  # first by less than two seeds of one window differ
+            lead = others[0] - max(others[1:]) if len(others) > 1 else float("nan")
+            holds = f["first_window_most_distinct"]
+            usable = floor is not None and bool(np.isfinite(floor)) and floor >= 0
+            if holds and not (usable and np.isfinite(lead) and lead > floor):
+                holds = None  # first by no more than two seeds of one window differ, or no floor
             out.append(Claim(f"{arch}: the first window ({w['labels'][0]}) is the most distinct",
                              holds,
                              f"mean W1 to the other windows {others[0]:.4g}, "
