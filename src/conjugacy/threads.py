@@ -92,12 +92,10 @@ def libraries_key() -> int:
 
 def _controller() -> Any:
     """The process's ThreadpoolController, built again only when :func:`libraries_key` changed
-    since it was built (thread-safe); None without threadpoolctl."""
+    since it was built (thread-safe). threadpoolctl is a core dependency."""
     global _CONTROLLER
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
-        return None
+    from threadpoolctl import ThreadpoolController
+
     key = libraries_key()
     with _CONTROLLER_LOCK:
         if _CONTROLLER is None or _CONTROLLER[0] != key:
@@ -124,9 +122,6 @@ def blas_threads(threads: Any = "auto") -> Iterator[int | None]:
     else:
         raise ValueError(f"threads must be 'auto', None or a positive integer, got {threads!r}")
     controller = _controller()
-    if controller is None:  # pragma: no cover - threadpoolctl is a core dependency
-        yield None
-        return
     if threads == "auto":  # never above a limit already set (OMP_NUM_THREADS, a session's)
         current = [p["num_threads"] for p in controller.info() if p.get("user_api") == "blas"]
         count = min([count, *current])
@@ -141,9 +136,6 @@ def one_core_for_reading() -> Iterator[None]:
     took 43 s (the BLAS threads wait on each other whenever the reader takes a core), 1 BLAS
     thread plus the reader 33 s (benchmarks/bench_out_of_core.py)."""
     controller = _controller()
-    if controller is None:  # pragma: no cover - threadpoolctl is a core dependency
-        yield
-        return
     current = [p["num_threads"] for p in controller.info() if p.get("user_api") == "blas"]
     if not current or max(current) <= 1:
         yield
