@@ -84,6 +84,24 @@ def as_eigenvalues(spectrum: Any, name: str) -> np.ndarray:
     return arr.astype(np.complex128)
 
 
+def freeze_fields(record: Any, *names: str) -> None:
+    """Replace the array fields ``names`` of the frozen dataclass ``record`` by read-only copies
+    (None stays None), so that a caller keeping a reference cannot change the record.
+
+    Examples
+    --------
+    >>> r = WassersteinResult(0.1, np.eye(2) / 2, None, 1.0)  # its __post_init__ calls this
+    >>> r.plan.flags.writeable, r.matching
+    (False, None)
+    """
+    for name in names:
+        value = getattr(record, name)
+        if value is not None:
+            value = np.array(value, copy=True)
+            value.setflags(write=False)
+            object.__setattr__(record, name, value)
+
+
 def check_p(p: Any) -> float:
     """Return the order ``p`` of the Wasserstein distance as a float; it must be finite and >= 1."""
     p = _as_float(p, "p", "a real number >= 1")
@@ -431,10 +449,7 @@ def _distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
     an exact power of two; otherwise ``e = 0`` and ``D`` is the plain ``hypot`` of the component
     differences, exact to rounding at any magnitude (subnormals included).
     """
-    m = max(
-        float(np.abs(a.real).max()), float(np.abs(a.imag).max()),
-        float(np.abs(b.real).max()), float(np.abs(b.imag).max()),
-    )
+    m = max(float(np.abs(x).max()) for x in (a.real, a.imag, b.real, b.imag))
     e = 0
     if m > 2.0**1018:
         e = int(np.frexp(m)[1]) - 1018
@@ -474,13 +489,6 @@ def _assignment_solver(rep_a: int = 1, rep_b: int = 1):
         plan = np.zeros((n_a, n_b))
         np.add.at(plan, (rows // rep_a, cols // rep_b), 1.0)
         return plan / rows.size
-
-    return solve
-
-
-def _lp_solver(wa: np.ndarray, wb: np.ndarray):
-    def solve(cost: np.ndarray) -> np.ndarray:
-        return _transport_lp(cost, wa, wb)
 
     return solve
 
@@ -618,15 +626,11 @@ def _uniform_plan(d: np.ndarray, p: float) -> tuple[np.ndarray, float]:
     n_a, n_b = d.shape
     lcm = math.lcm(n_a, n_b)
     wa, wb = np.full(n_a, 1.0 / n_a), np.full(n_b, 1.0 / n_b)
-    if lcm <= MAX_REPLICATED_ASSIGNMENT or n_a == n_b:  # equal sizes: an assignment, any n
-        solve = _assignment_solver(lcm // n_a, lcm // n_b)
-        return _optimal_plan(
-            d, p, solve, accept=_ACCEPT_ASSIGNMENT, cap=4.0 * lcm, row_mass=wa, col_mass=wb
-        )
-    return _optimal_plan(
-        d, p, _lp_solver(wa, wb), accept=_ACCEPT_LP, cap=max(1e6, 4.0 * lcm), row_mass=wa,
-        col_mass=wb,
-    )
+    assign = lcm <= MAX_REPLICATED_ASSIGNMENT or n_a == n_b  # equal sizes: an assignment, any n
+    solve = (_assignment_solver(lcm // n_a, lcm // n_b) if assign
+             else lambda cost: _transport_lp(cost, wa, wb))
+    return _optimal_plan(d, p, solve, accept=_ACCEPT_ASSIGNMENT if assign else _ACCEPT_LP,
+                         cap=4.0 * lcm if assign else max(1e6, 4.0 * lcm), row_mass=wa, col_mass=wb)
 
 
 def _partial_matching(d: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -729,12 +733,7 @@ class WassersteinResult:
         )
 
     def __post_init__(self) -> None:
-        for name in ("plan", "matching"):
-            value = getattr(self, name)
-            if value is not None:
-                value = np.array(value, copy=True)
-                value.setflags(write=False)
-                object.__setattr__(self, name, value)
+        freeze_fields(self, "plan", "matching")
 
 
 def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None,
@@ -804,12 +803,9 @@ def wasserstein_plan(a: Any, b: Any, *, p: float = 1, weights: Any = None,
     if w is None:
         plan, value = _uniform_plan(d, p)
     else:
-        plan, value = _optimal_plan(
-            d, p, _lp_solver(*w), accept=_ACCEPT_LP, cap=1e6, row_mass=w[0], col_mass=w[1]
-        )
-    matching = None
-    if w is None and a.size == b.size:
-        matching = np.argmax(plan, axis=1).astype(np.intp)
+        plan, value = _optimal_plan(d, p, lambda cost: _transport_lp(cost, *w), accept=_ACCEPT_LP,
+                                    cap=1e6, row_mass=w[0], col_mass=w[1])
+    matching = np.argmax(plan, axis=1).astype(np.intp) if w is None and a.size == b.size else None
     return WassersteinResult(_unscale(value, e), plan, matching, p)
 
 
@@ -1039,10 +1035,7 @@ class EquivalenceClasses:
         )
 
     def __post_init__(self) -> None:
-        for name in ("labels", "linkage_matrix", "distance_matrix"):
-            value = np.array(getattr(self, name), copy=True)
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
+        freeze_fields(self, "labels", "linkage_matrix", "distance_matrix")
 
 
 def _check_distance_matrix(d: np.ndarray, name: str) -> np.ndarray:
@@ -1065,9 +1058,8 @@ def _check_distance_matrix(d: np.ndarray, name: str) -> np.ndarray:
 
 
 def _relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:
-    _, first = np.unique(labels, return_index=True)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # rank of each unique label by first appearance
-    _, inverse = np.unique(labels, return_inverse=True)
     return order[inverse].astype(np.intp)
 
 

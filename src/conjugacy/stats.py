@@ -35,6 +35,7 @@ from .compare import (
     as_eigenvalues,
     check_p,
     comparison_time,
+    freeze_fields,
     optimal_matching,
     wasserstein,
 )
@@ -69,12 +70,6 @@ def _rng(seed: Any) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def _frozen(arr: Any) -> np.ndarray:
-    arr = np.array(arr, copy=True)
-    arr.setflags(write=False)
-    return arr
-
-
 # ----- the paper's shuffle control ---------------------------------------------------------------
 @dataclass(frozen=True, eq=False, repr=False)
 class ShuffleControlResult:
@@ -107,7 +102,7 @@ class ShuffleControlResult:
     n_shuffles: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shuffled_distances", _frozen(self.shuffled_distances))
+        freeze_fields(self, "shuffled_distances")
 
     def __repr__(self) -> str:
         return (
@@ -264,8 +259,7 @@ class ConjugacyTestResult:
     n_b: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "distance_matrix", _frozen(self.distance_matrix))
-        object.__setattr__(self, "null_distribution", _frozen(self.null_distribution))
+        freeze_fields(self, "distance_matrix", "null_distribution")
 
     def __repr__(self) -> str:
         how = "exact" if self.exact else "random"

@@ -25,9 +25,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ._checks import check_choice, check_seed, check_unit_interval
-from .compare import TIMES, wasserstein
+from .compare import TIMES, freeze_fields, wasserstein
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
-from .stats import _frozen
 from .trajectories import TrajectoriesLike, as_trajectory_list
 
 __all__ = ["DistanceInterval", "EigenvalueIntervals", "bootstrap_distance", "bootstrap_spectrum"]
@@ -78,8 +77,7 @@ class EigenvalueIntervals:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("samples", "real", "imag", "modulus", "matched"):
-            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        freeze_fields(self, "samples", "real", "imag", "modulus", "matched")
 
     @property
     def eigenvalues(self) -> np.ndarray:
