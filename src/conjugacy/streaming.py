@@ -368,47 +368,19 @@ PREFETCH_BYTES = 256 * 2**20
 
 
 def _prefetched(blocks: Iterator[Any]) -> Iterator[Any]:
-    """Iterate ``blocks`` with the next item produced in a background thread (one ahead)."""
-    import queue
-    import threading
+    """Iterate ``blocks`` with the next item produced in a background thread (one ahead); an
+    error raised by ``blocks`` is raised here, and ``blocks`` is closed when the iteration ends
+    (once the item being produced is done)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    q: queue.Queue = queue.Queue(maxsize=1)
     done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in blocks:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
-
-    thread = threading.Thread(target=produce, name="conjugacy-prefetch", daemon=True)
-    thread.start()
     try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        with ThreadPoolExecutor(1, thread_name_prefix="conjugacy-prefetch") as ex:
+            ahead = ex.submit(next, blocks, done)
+            while (item := ahead.result()) is not done:
+                ahead = ex.submit(next, blocks, done)
+                yield item
     finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(timeout=0.05)
         close = getattr(blocks, "close", None)
         if close is not None:
             close()
