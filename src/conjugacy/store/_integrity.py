@@ -133,12 +133,13 @@ class VerifyReport:
     chunks_checked : int
         Chunks below ``n_complete`` read and decoded.
     chunks_checksummed : int
-        Of those, chunks protected by a CRC-32C (a bit flip in the others may go unnoticed).
+        Of those, chunks protected by a CRC-32C: all of them (an array encoded without the
+        writer's ``crc32c`` codec is reported as damage, never read).
     damage : list of Damage
         Everything found wrong; empty for an intact store.
     notes : list of str
         Leftovers that are not damage (temporary files of interrupted writes, half-created
-        runs) and chunks without a checksum codec.
+        runs, folders that are not runs).
 
     Examples
     --------
@@ -180,12 +181,6 @@ class VerifyReport:
         lines += [f"  damage: {d}" for d in self.damage]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-def _has_checksum(arr: Any) -> bool:
-    from zarr.codecs import Crc32cCodec
-
-    return any(isinstance(c, Crc32cCodec) for c in arr.metadata.codecs)
 
 
 class _Integrity:
@@ -436,12 +431,8 @@ class _Integrity:
                 names.append(e.name)
             else:
                 rep.notes.append(f"folder runs/{e.name!r} is not a run (not a run name): ignored")
-        unchecked = sum(self._verify_run(rep, run, data.get(run, [])) for run in names)
-        if unchecked:
-            rep.notes.append(
-                f"{unchecked} chunks have no checksum codec: a flipped bit in them cannot be "
-                "detected"
-            )
+        for run in names:
+            self._verify_run(rep, run, data.get(run, []))
         if temps:
             rep.notes.append(
                 f"{len(temps)} temporary files of interrupted writes (*.partial): not data; the "
@@ -449,9 +440,10 @@ class _Integrity:
             )
         return rep
 
-    def _verify_run(self, rep: VerifyReport, run: str, files: list[str] | None = None) -> int:
-        """Add the damage of ``run`` (and its chunk counts) to ``rep``; return how many of its
-        chunks carry no checksum. ``files``: the run's data files (not metadata)."""
+    def _verify_run(self, rep: VerifyReport, run: str, files: list[str] | None = None) -> None:
+        """Add the damage of ``run`` (and its chunk counts) to ``rep``. ``files``: the run's data
+        files (not metadata). Every chunk checked carries a CRC-32C: :meth:`_validate` refuses an
+        array encoded without the writer's ``crc32c`` codec."""
         try:
             a = self._run_attrs(run)
             if a is None and files:
@@ -463,23 +455,22 @@ class _Integrity:
                     run, None, None, None, None,
                     f"{lost} but it holds {len(files)} data files (e.g. {files[0]}): the run "
                     "cannot be read; its files are kept (a writer never deletes them)"))
-                return 0
+                return
             if a is None:
                 rep.notes.append(f"run {run!r} is half-created (no n_complete): ignored; a "
                                  "writer creating it again replaces it")
-                return 0
+                return
             rep.runs.append(run)
             self._validate(run, a)  # again, even if validated before: files may change
             self._valid.add(run)
             g = self._run(run)
         except DamagedStoreError as exc:
             rep.damage.append(Damage(run, None, None, None, None, exc.problem or str(exc)))
-            return 0
+            return
         n = int(a["n_complete"])
         keys = (["steps"] + [f"{group}/{name}" for group in ("params", *a.get("branches", []))
                              for name, _, _ in a["parameters"]]
                 + [f"scalars/{s}" for s in self._scalar_names(run)])
-        unchecked = 0
         for key in keys:
             try:
                 arr = g[key]
@@ -492,14 +483,10 @@ class _Integrity:
             dmg, checked = self._chunk_problems(run, g, key, arr, 0, n, True)
             rep.damage += dmg
             rep.chunks_checked += checked
-            if _has_checksum(arr):
-                rep.chunks_checksummed += checked
-            else:
-                unchecked += checked
+            rep.chunks_checksummed += checked
         if n and not any(d.run == run and d.array == "steps" for d in rep.damage):
             s = np.asarray(g["steps"][:n])
             if s[0] < 0 or np.any(np.diff(s) <= 0):
                 i = int(np.argmax(np.diff(s) <= 0)) if s[0] >= 0 else 0
                 rep.damage.append(Damage(run, "steps", (i, i + 2 if s[0] >= 0 else 1), None,
                                          None, "training-step indices do not increase"))
-        return unchecked
