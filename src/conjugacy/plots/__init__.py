@@ -12,26 +12,7 @@ from .._launch import require
 # ModuleNotFoundError from deep inside; the imports below need it
 require("matplotlib", "import conjugacy.plots")
 
-from .core import (
-    color_for,
-    new_figure,
-    plot_distance_bars,
-    plot_distance_heatmap,
-    plot_eigenvalues,
-    plot_loss_curves,
-    plot_trajectories,
-    save_figure,
-    significance_marks,
-)
+from . import core
+from .core import *  # noqa: F403  (the public names, listed once: core.__all__)
 
-__all__ = [
-    "color_for",
-    "new_figure",
-    "plot_distance_bars",
-    "plot_distance_heatmap",
-    "plot_eigenvalues",
-    "plot_loss_curves",
-    "plot_trajectories",
-    "save_figure",
-    "significance_marks",
-]
+__all__ = list(core.__all__)

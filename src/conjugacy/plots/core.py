@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._atomic import atomic_open
+from .._checks import as_numeric_array, check_choice, check_ndim
 
 __all__ = [
     "color_for",
@@ -138,11 +139,9 @@ def new_figure(
 
 def _style(ax: Axes) -> None:
     ax.tick_params(labelsize=FONT_SIZE)
-    ax.xaxis.label.set_size(FONT_SIZE + 1)
-    ax.yaxis.label.set_size(FONT_SIZE + 1)
-    ax.title.set_size(FONT_SIZE + 1)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    for text in (ax.xaxis.label, ax.yaxis.label, ax.title):
+        text.set_size(FONT_SIZE + 1)
+    ax.spines[["top", "right"]].set_visible(False)
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = DEFAULT_SIZE) -> Axes:
@@ -165,15 +164,9 @@ def _check_mapping(value: Any, name: str) -> Mapping[str, Any]:
 
 
 def _eigenvalues(value: Any, name: str) -> np.ndarray:
-    values = getattr(value, "eigenvalues", value)
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a Spectrum or an array of eigenvalues: {exc}") from None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one eigenvalue per entry), got shape {arr.shape}")
+    """A Spectrum's eigenvalues, or an array of them, as complex128 (k,)."""
+    arr = as_numeric_array(getattr(value, "eigenvalues", value), name)
+    check_ndim(arr, name, (1,), "one eigenvalue per entry")
     return arr.astype(np.complex128)
 
 
@@ -361,10 +354,9 @@ def plot_distance_heatmap(
     >>> [t.get_text() for t in ax.texts][:3], [t.get_text() for t in ax.get_xticklabels()]
     (['0', '0.1', '0.3'], ['a', 'b', 'c'])
     """
-    d = np.asarray(matrix, dtype=np.float64) if not isinstance(matrix, np.ndarray) else matrix
+    d = np.array(matrix, dtype=np.float64)
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
-        raise ValueError(f"matrix must be square (n, n), got shape {np.shape(matrix)}")
-    d = d.astype(np.float64)
+        raise ValueError(f"matrix must be square (n, n), got shape {d.shape}")
     labels = [str(v) for v in labels]
     if len(labels) != d.shape[0]:
         raise ValueError(
@@ -373,10 +365,7 @@ def plot_distance_heatmap(
     if not np.isfinite(d).all() or (d < 0).any():
         raise ValueError("matrix must hold finite, non-negative distances")
     ax = _axes(ax, (1.2 + 0.55 * d.shape[0], 0.9 + 0.5 * d.shape[0]))
-    shown = d.copy()
-    if log10:
-        with np.errstate(divide="ignore"):
-            shown = np.where(d > 0, np.log10(np.where(d > 0, d, 1.0)), np.nan)
+    shown = np.where(d > 0, np.log10(np.where(d > 0, d, 1.0)), np.nan) if log10 else d
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, origin="upper")
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
@@ -390,20 +379,10 @@ def plot_distance_heatmap(
     if annotate:
         finite = shown[np.isfinite(shown)]
         mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-        for i in range(n):
-            for j in range(n):
-                if np.isfinite(shown[i, j]):
-                    ax.text(
-                        j,
-                        i,
-                        f"{d[i, j]:.2g}",
-                        ha="center",
-                        va="center",
-                        fontsize=FONT_SIZE - 2,
-                        color="white" if shown[i, j] < mid else "black",
-                    )
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(True)
+        for i, j in np.argwhere(np.isfinite(shown)):  # row by row, as a double loop
+            ax.text(j, i, f"{d[i, j]:.2g}", ha="center", va="center", fontsize=FONT_SIZE - 2,
+                    color="white" if shown[i, j] < mid else "black")
+    ax.spines[["top", "right"]].set_visible(True)
     return ax
 
 
@@ -555,8 +534,7 @@ def plot_loss_curves(
     ('log', array([1.  , 0.55, 0.25]))
     """
     curves = _check_mapping(curves, "curves")
-    if spread not in ("std", "minmax"):
-        raise ValueError(f"spread must be 'std' or 'minmax', got {spread!r}")
+    check_choice(spread, "spread", ("std", "minmax"))
     ax = _axes(ax)
     for i, (label, values) in enumerate(curves.items()):
         y = np.asarray(values, dtype=np.float64)
@@ -569,12 +547,8 @@ def plot_loss_curves(
             )
         color = color_for(label, i)
         steps = np.arange(y.shape[1])
-        mean = y.mean(axis=0)
-        if spread == "std":
-            sd = y.std(axis=0)
-            lo, hi = mean - sd, mean + sd
-        else:
-            lo, hi = y.min(axis=0), y.max(axis=0)
+        mean, sd = y.mean(axis=0), y.std(axis=0)
+        lo, hi = (mean - sd, mean + sd) if spread == "std" else (y.min(axis=0), y.max(axis=0))
         ax.plot(steps, mean, color=color, lw=1.5, label=legend_label(label))
         if y.shape[0] > 1:
             ax.fill_between(steps, lo, hi, color=color, alpha=0.18, lw=0)
