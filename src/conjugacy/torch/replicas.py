@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import os
 import signal
@@ -33,12 +34,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_choice, check_int
 from ..store import StoreError, TrajectoryStore
 from .recorder import (
     BranchStep,
     Recorder,
     ResumeWithoutCheckpointWarning,
     StackedRecorder,
+    _numbers,
     _open_store,
     describe_optimizer,
     load_checkpoint,
@@ -97,8 +100,7 @@ def perturb_model(
     eps = float(eps)
     if not eps >= 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")
-    if noise not in ("uniform", "gaussian"):
-        raise ValueError(f"noise must be 'uniform' or 'gaussian', got {noise!r}")
+    check_choice(noise, "noise", ("uniform", "gaussian"))
     out = copy.deepcopy(model)
     with torch.no_grad():
         for p in out.parameters():
@@ -161,8 +163,7 @@ def make_replicas(
     >>> torch.equal(again[2].weight, reps[2].weight)
     True
     """
-    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
-        raise ValueError(f"n_replicas must be a positive integer, got {n_replicas!r}")
+    check_int(n_replicas, "n_replicas", minimum=1)
     gen = torch.Generator().manual_seed(int(seed))
     # in order: replica i takes the generator's i-th draw (the base, when included, takes none)
     return [copy.deepcopy(base) if i == 0 and include_base
@@ -206,10 +207,6 @@ def _split_loss(result: Any) -> tuple[torch.Tensor, dict[str, Any]]:
     return result, {}
 
 
-def _scalar_dict(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in d.items()}
-
-
 def _can_vectorize(
     models: list[nn.Module], opt_probe: torch.optim.Optimizer, after_step: Any, x: Any
 ) -> str | None:
@@ -222,18 +219,24 @@ def _can_vectorize(
         return f"optimizer {type(opt_probe).__name__} is not element-wise"
     try:
         params, buffers = torch.func.stack_module_state(models[:2])
-        meta = copy.deepcopy(models[0]).to("meta")
-
-        def f(p: Any, b: Any, inp: Any) -> Any:
-            return torch.func.functional_call(meta, (p, b), (inp,))
-
         with torch.no_grad():
-            torch.func.vmap(f, in_dims=(0, 0, None), randomness="error")(params, buffers, x)
+            _vmapped(models[0])(params, buffers, x)
     except Exception as exc:  # vmap cannot run this forward pass exactly
         return f"the forward pass cannot be vmapped ({type(exc).__name__}: {exc})"
     if after_step is not None:
         return "after_step is given"
     return None
+
+
+def _vmapped(template: nn.Module) -> Callable[..., Any]:
+    """``f(stacked_params, stacked_buffers, inputs)``: ``template``'s forward pass of every
+    replica at once (``vmap`` of ``functional_call``; random draws in it are refused)."""
+    meta = copy.deepcopy(template).to("meta")
+
+    def forward(p: Any, b: Any, inp: Any) -> Any:
+        return torch.func.functional_call(meta, (p, b), (inp,))
+
+    return torch.func.vmap(forward, in_dims=(0, 0, None), randomness="error")
 
 
 def train_replicas(
@@ -377,10 +380,8 @@ def train_replicas(
     ...         print(runs, store.read().shape, store.steps(runs[0]))
     ['replica_0', 'replica_1', 'replica_2'] (3, 6, 4) [ 0  2  4  6  8 10]
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
-    if vectorize not in ("auto", True, False):
-        raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
+    check_int(n_steps, "n_steps", minimum=0)
+    check_choice(vectorize, "vectorize", ("auto", True, False))
     device = torch.device(device)
     replicas = make_replicas(base, n_replicas, eps=eps, noise=noise, seed=seed,
                              include_base=include_base)
@@ -421,44 +422,34 @@ def train_replicas(
         if vectorize is True and reason not in (None, "after_step is given"):
             raise ValueError(f"vectorize=True but the vectorised path is not exact here: {reason}")
         use_vmap = vectorize is True or (vectorize == "auto" and reason is None)
-        bar = _Progress(progress, n_replicas * n_steps, f"training {run_prefix}")
-        try:
-            with _stop_on_sigterm():
-                if use_vmap:
-                    _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
-                                n_steps, params, every, after_step, evaluate, device, bar, ckdir,
-                                chunk_steps, run_prefix)
-                else:
-                    _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
-                                      make_optimizer, n_steps, params, every, after_step, evaluate,
-                                      device, bar, ckdir, chunk_steps,
-                                      branch=(branch_batches, seed))
-        finally:
-            bar.close()
+        with _progress(progress, n_replicas * n_steps, f"training {run_prefix}") as advance, \
+                _stop_on_sigterm():
+            if use_vmap:
+                _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer,
+                            n_steps, params, every, after_step, evaluate, device, advance, ckdir,
+                            chunk_steps, run_prefix)
+            else:
+                _train_sequential(replicas, names, st, base_meta, batches, loss_fn,
+                                  make_optimizer, n_steps, params, every, after_step, evaluate,
+                                  device, advance, ckdir, chunk_steps,
+                                  branch=(branch_batches, seed))
     finally:
         if owns:
             st.close()
     return names
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        # transient: a finished bar is cleared, so callers looping over jobs do not pile them up
-        self._p = None
-        if enabled:
-            from rich.progress import Progress
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[..., None]]:
+    """``advance(n=1)`` of a Rich progress bar (a no-op when not ``enabled``)."""
+    if not enabled:
+        yield lambda n=1: None
+        return
+    from rich.progress import Progress
 
-            self._p = Progress(transient=True)
-            self._p.start()
-            self._task = self._p.add_task(description, total=total)
-
-    def advance(self, n: int = 1) -> None:
-        if self._p is not None:
-            self._p.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
+    # transient: a finished bar is cleared, so callers looping over jobs do not pile them up
+    with Progress(transient=True) as bar:
+        yield functools.partial(bar.advance, bar.add_task(description, total=total))
 
 
 def _replica_meta(base_meta: dict[str, Any], i: int, vectorized: bool,
@@ -513,12 +504,12 @@ def _branch_step(sample: Any, seed: int, replica: int, loss_fn: Any, opt: Any, d
 
 
 def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps,
-                      params, every, after_step, evaluate, device, bar, ckdir,
+                      params, every, after_step, evaluate, device, advance, ckdir,
                       chunk_steps, branch=(None, 0)) -> None:  # noqa: ANN001
     reference: list[bytes] = []
     for i, (model, run) in enumerate(zip(replicas, names)):
         if ckdir is not None and run in st.runs() and st.run_info(run)["finished"]:
-            bar.advance(n_steps)
+            advance(n_steps)
             continue
         opt = make_optimizer(model.parameters())
         ck = ckdir / f"{run}.pt" if ckdir is not None else None
@@ -557,17 +548,16 @@ def _train_sequential(replicas, names, st, base_meta, batches, loss_fn, make_opt
                         after_step(model)
                 if step % every == 0:
                     _record(rec, step, model, evaluate, {"loss": loss, **aux})
-                bar.advance()
+                advance()
             st.update_metadata(run, {"batch_order_sha256": h.hexdigest()})
 
 
 def _record(rec: Recorder, step: int, model: nn.Module, evaluate: Any,
             scalars: dict[str, Any]) -> None:
-    vals = _scalar_dict(scalars)
     if evaluate is not None:
         with torch.no_grad():
-            vals.update(_scalar_dict(dict(evaluate(model))))
-    rec.record(step, **vals)
+            scalars = {**scalars, **evaluate(model)}
+    rec.record(step, **scalars)
 
 
 def _view_module(template: nn.Module, stacked: dict[str, torch.Tensor], i: int) -> nn.Module:
@@ -581,19 +571,14 @@ def _view_module(template: nn.Module, stacked: dict[str, torch.Tensor], i: int) 
 
 
 def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer, n_steps, params,
-                every, after_step, evaluate, device, bar, ckdir, chunk_steps,
+                every, after_step, evaluate, device, advance, ckdir, chunk_steps,
                 run_prefix) -> None:  # noqa: ANN001
     existing = set(st.runs())
     if ckdir is not None and all(n in existing and st.run_info(n)["finished"] for n in names):
-        bar.advance(len(names) * n_steps)
+        advance(len(names) * n_steps)
         return
     stacked, buffers = torch.func.stack_module_state(replicas)
-    meta_model = copy.deepcopy(replicas[0]).to("meta")
-
-    def forward(p: Any, b: Any, inp: Any) -> Any:
-        return torch.func.functional_call(meta_model, (p, b), (inp,))
-
-    vforward = torch.func.vmap(forward, in_dims=(0, 0, None), randomness="error")
+    vforward = _vmapped(replicas[0])
     opt = make_optimizer(list(stacked.values()))
     views = [_view_module(replicas[0], stacked, i) for i in range(len(replicas))]
     ck = ckdir / f"{run_prefix}.stacked.pt" if ckdir is not None else None
@@ -660,7 +645,7 @@ def _train_vmap(replicas, names, st, base_meta, batches, loss_fn, make_optimizer
                         "optimizer": opt.state_dict(),
                         "torch_rng_state": torch.get_rng_state(),
                     })
-            bar.advance(len(recs))
+            advance(len(recs))
         rec.close()
         digest = h.hexdigest()
         for n in names:
@@ -684,10 +669,10 @@ def _stacked_scalars(views: list[nn.Module], evaluate: Any, auxes: Any,
     out: dict[str, Any] = {}
     if losses is not None:
         out["loss"] = losses.detach()
-    per = [_scalar_dict(a) for a in auxes]
+    per = [_numbers(a) for a in auxes]
     if evaluate is not None:
         with torch.no_grad():
-            evals = [_scalar_dict(dict(evaluate(v))) for v in views]
+            evals = [_numbers(evaluate(v)) for v in views]
         per = [{**a, **e} for a, e in zip(per, evals)] if per else evals
     for k in sorted({k for d in per for k in d}):
         out[k] = [d.get(k, float("nan")) for d in per]
