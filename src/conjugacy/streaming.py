@@ -27,10 +27,12 @@ device in float64; the small eigenproblems stay on the host. The numerics of DMD
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -39,21 +41,6 @@ from .threads import one_core_for_reading
 
 #: default size of one feature block, all snapshots together (bytes, float64)
 BLOCK_BYTES = 128 * 2**20
-
-
-class FeatureBlockSource(Protocol):
-    """Trajectories handed over as blocks of features (the protocol of every source)."""
-
-    name: str
-    lengths: list[int]  # steps of each trajectory
-    n_features: int
-    dtype: np.dtype  # of the stored data (its precision sets the rank tolerance)
-
-    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(features, z)``: ``z`` (n_snapshots, b) float64 (or complex128) holds those
-        features of every snapshot, trajectories in order; the slices cover all features. ``z``
-        may be reused by the next block."""
-        ...
 
 
 def _check_block(
@@ -233,9 +220,6 @@ class _RowReader:
     (which inflated the bytes read several times when the file did not fit in the page cache)."""
 
     def __init__(self, position: tuple[str, int], a: np.ndarray) -> None:
-        import os
-
-        self._os = os
         self.fd = os.open(position[0], os.O_RDONLY)
         self.start = position[1]
         self.row_bytes = a.shape[1] * a.itemsize
@@ -250,13 +234,13 @@ class _RowReader:
         asynchronous): the reads of the next block are in flight while this one is used. One
         ``pread`` at a time waited on the disk's latency for every row (286 MB/s on the benchmark's
         disk); with the next block advised, 960 MB/s, above a sequential read, bytes read 1.00x."""
-        if not hasattr(self._os, "posix_fadvise"):
+        if not hasattr(os, "posix_fadvise"):
             return
         nbytes = (features.stop - features.start) * self.dtype.itemsize
         pos = self.start + features.start * self.dtype.itemsize
         for r in range(self.n_rows):
-            self._os.posix_fadvise(self.fd, pos + r * self.row_bytes, nbytes,
-                                   self._os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(self.fd, pos + r * self.row_bytes, nbytes,
+                                   os.POSIX_FADV_WILLNEED)
 
     def read(self, features: slice) -> np.ndarray:
         b = features.stop - features.start
@@ -267,18 +251,13 @@ class _RowReader:
         pos = self.start + features.start * self.dtype.itemsize
         for r in range(raw.shape[0]):
             row = raw[r]
-            got = self._os.preadv(self.fd, [row], pos + r * self.row_bytes)
+            got = os.preadv(self.fd, [row], pos + r * self.row_bytes)
             if got != nbytes:
                 raise OSError(f"short read from the trajectory file at byte {pos + r * self.row_bytes}")
         return raw
 
     def close(self) -> None:
-        self._os.close(self.fd)
-
-
-def is_dask_array(value: Any) -> bool:
-    dask_array = sys.modules.get("dask.array")
-    return dask_array is not None and isinstance(value, dask_array.Array)
+        os.close(self.fd)
 
 
 def streamed_gram(
@@ -409,11 +388,8 @@ class StreamedDelayOperator:
                     out[j, features] += rows.T @ V[o : o + m]
         return out.reshape(d1 * self.n, k)
 
-    def x_times(self, V: np.ndarray) -> np.ndarray:
-        return self._times(V, 0)
-
-    def y_times(self, V: np.ndarray) -> np.ndarray:
-        return self._times(V, 1)
+    x_times = functools.partialmethod(_times, shift=0)
+    y_times = functools.partialmethod(_times, shift=1)
 
 
 def source_nbytes(source: Any) -> int:
@@ -429,7 +405,8 @@ def as_source(trajectories: Any, name: str = "trajectories") -> Any | None:
     """
     if hasattr(trajectories, "blocks") and hasattr(trajectories, "lengths"):
         return trajectories
-    if is_dask_array(trajectories):
+    dask_array = sys.modules.get("dask.array")
+    if dask_array is not None and isinstance(trajectories, dask_array.Array):
         return DaskSource(trajectories, name)
     items: Sequence[Any]
     items = trajectories if isinstance(trajectories, (list, tuple)) else [trajectories]
@@ -541,12 +518,7 @@ def available_memory(max_memory: Any = None) -> tuple[int, str]:
     if max_memory is not None:
         cap = parse_memory(max_memory)
         options.append((cap - process_rss(), f"max_memory={format_size(cap)}"))
-    cgroup = _cgroup_headroom()
-    if cgroup is not None:
-        options.append(cgroup)
-    address_space = _address_space_headroom()
-    if address_space is not None:
-        options.append(address_space)
+    options += [o for o in (_cgroup_headroom(), _address_space_headroom()) if o is not None]
     free = _stat_field(_read_text("/proc/meminfo"), "MemAvailable")
     if free is not None:
         options.append((free, "the system's available memory (MemAvailable)"))
