@@ -105,33 +105,17 @@ class _Field:
 
 def _fields(cls: type) -> list[_Field]:
     """Classify the dataclass fields of ``cls``: arrays (members) and meta values, required or not."""
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - unresolvable annotation: fall back to their text
-        hints = {}
+    hints = typing.get_type_hints(cls)  # Spectrum's annotations all resolve
     out = []
     for f in dataclasses.fields(cls):
-        hint = hints.get(f.name, f.type)
-        if isinstance(hint, str):  # unresolved: read the text
-            parts = [p.strip() for p in hint.split("|")]
-            optional = "None" in parts or hint.startswith("Optional[")
-            array = "ndarray" in hint
-            base = [p for p in parts if p != "None"]
-            kind = {"int": int, "str": str, "bool": bool, "float": float}.get(
-                base[0] if len(base) == 1 else "")
-            if kind is None and len(base) == 1 and base[0].startswith(("dict", "Dict")):
-                kind = dict
-        else:
-            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-            members = typing.get_args(hint) if union else (hint,)
-            optional = type(None) in members
-            base = [m for m in members if m is not type(None)]
-            array = any(m is np.ndarray or typing.get_origin(m) is np.ndarray for m in base)
+        union = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
+        members = typing.get_args(hints[f.name]) if union else (hints[f.name],)
+        optional = type(None) in members
+        base = [m for m in members if m is not type(None)]
+        array = any(m is np.ndarray or typing.get_origin(m) is np.ndarray for m in base)
+        kind = (typing.get_origin(base[0]) or base[0]) if len(base) == 1 else None
+        if kind not in (int, str, bool, float, dict, list):
             kind = None
-            if len(base) == 1:
-                kind = typing.get_origin(base[0]) or base[0]
-            if kind not in (int, str, bool, float, dict, list):
-                kind = None
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         out.append(_Field(f.name, required, optional, array, None if array else kind))
     return out
