@@ -66,13 +66,9 @@ def parse_delays(delays: str) -> int | str:
     text = delays.strip().lower()
     if text == "auto":
         return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
+    if not text.isdecimal():  # digits only, as --rank (no sign)
         raise typer.BadParameter(f"must be a non-negative integer or 'auto', got {delays!r}")
-    return value
+    return int(text)
 
 
 def parse_max_memory(value: str | None) -> int | None:
@@ -208,15 +204,11 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpectrumFileError, OS
                                                 AliasingError)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _print_error(message: str) -> None:
     from .._text import shown
 
     rich_console(stderr=True, soft_wrap=True).print(
-        f"[red]error:[/red] {shown(_one_line(message))}")
+        f"[red]error:[/red] {shown(' '.join(message.split()))}")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -260,11 +252,9 @@ class ErrorHandlingGroup(TyperGroup):
             raise
         except KeyboardInterrupt:
             words = tuple(ctx.command_path.split()[1:]) + (ctx.invoked_subcommand or "",)
-            if words[-2:] in RESUMABLE:
-                _print_error(f"interrupted; run `conjugacy {' '.join(words[-2:])}` again with "
-                             "the same options to resume where it stopped")
-            else:
-                _print_error("interrupted")
+            _print_error(f"interrupted; run `conjugacy {' '.join(words[-2:])}` again with the "
+                         "same options to resume where it stopped" if words[-2:] in RESUMABLE
+                         else "interrupted")
             raise typer.Exit(code=130) from None
         except ModuleNotFoundError as exc:  # an optional dependency: name the extra
             from .._launch import missing_extra
@@ -291,7 +281,7 @@ class ErrorHandlingGroup(TyperGroup):
             words = (*ctx.command_path.split()[1:], name)
             line = missing_needs(words, rest)
             if line is not None:
-                raise UserError(line)
+                fail(line)
         return name, cmd, rest
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:

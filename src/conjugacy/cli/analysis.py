@@ -24,7 +24,6 @@ from .._text import shown
 from . import app
 from ._errors import (
     ABANDONED,
-    UserError,
     fail,
     parse_delays,
     parse_max_memory,
@@ -250,12 +249,8 @@ def _default_rank(data: Any, asked: int | str | None, delays: int | str,
     """The rank to fit (None: the tolerance rule) and, when the default cap applies, the note
     that says so and how to ask for more (``delays="auto"``: the cap applies when some candidate
     number of delays allows more modes than it)."""
-    if asked == "all":
-        return None, None
-    if asked == "svht":
-        return "svht", None
-    if asked is not None:
-        return int(asked), None
+    if asked is not None:  # "all": the tolerance rule without the cap
+        return (None if asked == "all" else asked), None
     possible = _possible_rank(data, delays, pca)
     if possible is None or possible <= DEFAULT_MAX_RANK:
         return None, None
@@ -593,11 +588,9 @@ def test(
     if not 0 < alpha < 1:
         fail(f"--alpha must lie in (0, 1), got {alpha:g}")
     if len(a) < 2 or len(vs) < 2:
-        raise UserError(
-            f"conjugacy test needs at least 2 spectra per condition (got {len(a)} and {len(vs)}): "
-            "one per independent seed, e.g. `conjugacy test a1.npz a2.npz a3.npz --vs b1.npz "
-            "--vs b2.npz --vs b3.npz`"
-        )
+        fail(f"conjugacy test needs at least 2 spectra per condition (got {len(a)} and "
+             f"{len(vs)}): one per independent seed, e.g. `conjugacy test a1.npz a2.npz a3.npz "
+             "--vs b1.npz --vs b2.npz --vs b3.npz`")
     group_a = [load_compared(x) for x in a]  # at most MAX_COMPARED_EIGENVALUES each
     group_b = [load_compared(x) for x in vs]
     labels = [f"A{i + 1}" for i in range(len(a))] + [f"B{i + 1}" for i in range(len(vs))]
