@@ -20,7 +20,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -471,10 +471,7 @@ def conjugacy_test(
     iu_a = np.triu_indices(n_a, 1)
     iu_b = np.triu_indices(n_b, 1)
     within = 0.5 * float(dn[:n_a, :n_a][iu_a].mean()) + 0.5 * float(dn[n_a:, n_a:][iu_b].mean())
-    if within > 0:
-        effect = t_obs / within
-    else:
-        effect = math.inf if t_obs > 0 else 0.0
+    effect = t_obs / within if within > 0 else math.inf if t_obs > 0 else 0.0
     mean_within = within * unit
     mean_between = float(dn[:n_a, n_a:].mean()) * unit
     t_obs *= unit
@@ -716,8 +713,7 @@ class Verdict:
     alpha: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reason": self.reason, "pvalue": self.pvalue,
-                "min_pvalue": self.min_pvalue, "alpha": self.alpha}
+        return asdict(self)
 
 
 def _setting(spectrum: Any, key: str) -> Any:

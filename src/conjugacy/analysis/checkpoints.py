@@ -15,6 +15,7 @@ reproduction :mod:`conjugacy.experiments.spectral_dynamics`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -131,11 +132,8 @@ def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.nd
     """
     info = reader.run_info(run)
     steps = np.asarray(reader.steps(run))
-    weights = {}
-    for name, p in info["parameters"].items():
-        flat = reader.read(params=_glob_escape(name), runs=run)[0]
-        weights[name] = flat.reshape(len(steps), *p["shape"])
-    return steps, weights
+    return steps, {name: reader.read(params=_glob_escape(name), runs=run)[0].reshape(
+        len(steps), *p["shape"]) for name, p in info["parameters"].items()}
 
 
 def _glob_escape(name: str) -> str:
@@ -188,15 +186,11 @@ def _lmc_section(reader: Any, max_rank: int, k: int) -> dict[str, Any] | None:
             "mean_sva_score": float(np.mean(list(agreement.values()))) if agreement else None,
         })
     rows.sort(key=lambda r: (r["split_step"], str(r["seed"])))
-    by_split: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_split.setdefault(r["split_step"], []).append(r)
-    summary: dict[str, Any] = {"split_steps": sorted(by_split)}
+    by_split = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r["split_step"])]
+    summary: dict[str, Any] = {"split_steps": [g[0]["split_step"] for g in by_split]}
     for key in ("barrier_loss", "barrier_error", "mean_sva_score"):
-        summary[key] = {
-            "mean": [float(np.mean([r[key] for r in by_split[s]])) for s in sorted(by_split)],
-            "std": [float(np.std([r[key] for r in by_split[s]])) for s in sorted(by_split)],
-        }
+        summary[key] = {name: [float(f([r[key] for r in g])) for g in by_split]
+                        for name, f in (("mean", np.mean), ("std", np.std))}
     return {"pairs": rows, "by_split": summary}
 
 

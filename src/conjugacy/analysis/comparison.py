@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_choice, check_int
 from ..comparison_filter import COMPARISON_FILTERS, filter_for_comparison
 
 __all__ = [
@@ -499,8 +499,7 @@ def _check_args(spectra, shuffle, pooled) -> dict[str, int]:
     if len(set(sizes.values())) != 1 or min(sizes.values()) < 1:
         raise ValueError(
             f"every condition needs the same number (>= 1) of per-seed spectra, got {sizes}")
-    if shuffle not in ("per_seed", "pooled", None):
-        raise ValueError(f"shuffle must be 'per_seed', 'pooled' or None, got {shuffle!r}")
+    check_choice(shuffle, "shuffle", ("per_seed", "pooled", None))
     if shuffle == "pooled" and pooled is None:
         raise ValueError("shuffle='pooled' needs the pooled spectra")
     return sizes
@@ -661,8 +660,7 @@ def compare_conditions(
     all_cmp = _one_comparison(_timed(spectra, mode), named, _timed(pooled, mode), **opts)
     all_cmp["aliasing"] = _pair_aliasing(spectra, named, mode)
     filtered_cmp, filter_info = None, {"available": False, "rule": None}
-    if filter_rule not in COMPARISON_FILTERS:
-        raise ValueError(f"filter_rule must be one of {COMPARISON_FILTERS}, got {filter_rule!r}")
+    check_choice(filter_rule, "filter_rule", COMPARISON_FILTERS)
     if use_filter:
         fspec = {c: [filter_spectrum(s) for s in v] for c, v in spectra.items()}
         if all(s is not None for v in fspec.values() for s in v):  # one residual rule for all
