@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_choice, check_int, check_seed
 
 __all__ = [
     "ARCHITECTURES",
@@ -278,14 +278,8 @@ def build_model(arch: str, *, seed: int | None = None) -> nn.Module:
     >>> type(model).__name__, torch.equal(model.fc1.weight, build_model("lenet300", seed=0).fc1.weight)
     ('LeNet300100', True)
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {arch!r}")
-    if seed is None:
-        generator = None
-    else:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        generator = torch.Generator().manual_seed(seed)
+    check_choice(arch, "arch", tuple(ARCHITECTURES))
+    generator = None if seed is None else torch.Generator().manual_seed(check_seed(seed))
     # nn.Linear / nn.Conv2d draw a default init from the global generator before ours replaces
     # it: fork the global state so building a model leaves it as it was.
     with torch.random.fork_rng(devices=[]):
@@ -385,8 +379,7 @@ class OneLayerTransformer(nn.Module):
         super().__init__()
         for name, value in [("d_vocab", d_vocab), ("d_model", d_model), ("n_heads", n_heads),
                             ("d_head", d_head), ("d_mlp", d_mlp), ("n_ctx", n_ctx)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(value, name, minimum=1)
         self.embed = nn.Module()
         self.embed.W_E = nn.Parameter(torch.empty(d_model, d_vocab))
         self.pos_embed = nn.Module()
@@ -485,16 +478,11 @@ class FCN(nn.Module):
         super().__init__()
         for name, value in (("n_in", n_in), ("width", width), ("n_out", n_out)):
             check_int(value, name, minimum=1)
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        check_choice(activation, "activation", ("relu", "gelu"))
         self.fc1 = nn.Linear(n_in, width, bias=False)
         self.fc2 = nn.Linear(width, n_out, bias=False)
         self.activation = activation
-        with torch.no_grad():
-            for layer in (self.fc1, self.fc2):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                draw = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float32)
-                layer.weight.copy_((2 * draw - 1) * bound)
+        _default_init(self, generator)  # fc1.weight, then fc2.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (batch, n_out) for inputs (batch, n_in)."""
