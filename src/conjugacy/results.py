@@ -34,6 +34,9 @@ __all__ = [
 #: Distributions whose versions :func:`package_info` reports when installed (looked up in the
 #: package metadata: nothing is imported, so asking never pulls in torch).
 _REPORTED_PACKAGES = ("numpy", "scipy", "matplotlib", "zarr", "torch", "typer", "rich")
+#: The fields of a Spectrum :func:`spectrum_to_dict` writes after its eigenvalues, in this order.
+_SPECTRUM_FIELDS = ("magnitude", "data_residuals", "residuals", "plain_residuals", "rank", "method",
+                    "residuals_informative", "singular_values", "settings")
 
 
 def complex_to_pairs(values: Any) -> list[list[float]]:
@@ -108,22 +111,10 @@ def spectrum_to_dict(spectrum: Any) -> dict[str, Any]:
             f"spectrum must be a conjugacy.Spectrum, got {type(spectrum).__name__}; "
             "use complex_to_pairs for plain arrays of eigenvalues"
         )
-    branch = {name: to_jsonable(getattr(spectrum, name)) for name in BRANCH_FIELDS
-              if getattr(spectrum, name) is not None}
+    branch = [name for name in BRANCH_FIELDS if getattr(spectrum, name) is not None]
     return {
         "eigenvalues": complex_to_pairs(spectrum.eigenvalues),
-        "magnitude": to_jsonable(spectrum.magnitude),
-        "data_residuals": None
-        if spectrum.data_residuals is None
-        else to_jsonable(spectrum.data_residuals),
-        "residuals": to_jsonable(spectrum.residuals),
-        "plain_residuals": to_jsonable(spectrum.plain_residuals),
-        "rank": int(spectrum.rank),
-        "method": str(spectrum.method),
-        "residuals_informative": bool(spectrum.residuals_informative),
-        "singular_values": to_jsonable(spectrum.singular_values),
-        "settings": to_jsonable(spectrum.settings),
-        **branch,
+        **{name: to_jsonable(getattr(spectrum, name)) for name in (*_SPECTRUM_FIELDS, *branch)},
     }
 
 
@@ -158,7 +149,7 @@ def to_jsonable(obj: Any, _where: str = "obj") -> Any:
     """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
-    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+    if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, np.bool_):
         return bool(obj)
