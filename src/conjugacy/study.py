@@ -59,6 +59,7 @@ import numpy as np
 from ._checks import check_int, check_out_dir
 
 __all__ = [
+    "ExperimentRun",
     "Job",
     "JobContext",
     "Study",
@@ -69,6 +70,7 @@ __all__ = [
     "experiment_session",
     "limit_threads",
     "provenance",
+    "run_experiment",
     "run_study",
     "seed_streams",
     "write_results",
@@ -781,6 +783,14 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
     TypeError: config must be a Config, got dict
     """
     check_config(config, config_type)
+    with _session(out, threads, workers, scheduler, processes) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _session(out: Any, threads: int | None, workers: int | None, scheduler: str | None,
+             processes: bool) -> Iterator[tuple[Path | None, Any]]:
+    """:func:`experiment_session` after its config check (:func:`run_experiment`'s session)."""
     if out is not None:
         out = check_out_dir(out, "out")
         out.mkdir(parents=True, exist_ok=True)
@@ -1127,3 +1137,168 @@ class StudyReader:
     def paths(self) -> dict[str, str]:
         """Run name -> store path (strings): enough to reopen the reader elsewhere (a Dask task)."""
         return {k: str(v) for k, v in self._paths.items()}
+
+
+# ----- an experiment's run: train its studies, hand them read back to its analysis ---------------
+#: The statistics options (:func:`conjugacy.analysis.summarize`'s ``stats``) that an
+#: experiment's config gives :class:`ExperimentRun` by field name.
+CONFIG_STATS = ("seed", "n_permutations", "n_shuffles")
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """The trained studies of one :func:`run_experiment`, read back, for the experiment's
+    analysis; :meth:`pipeline` and :meth:`summarize` add what every experiment passes alike.
+
+    Attributes
+    ----------
+    out : Path
+        The output folder.
+    client : dask.distributed.Client or None
+        The session's client (None: serial).
+    studies, runs, readers : dict name -> Study, StudyRun, StudyReader
+        Per study (name ``""`` for an experiment of one study); the readers are open until the
+        analysis returns.
+    figures : bool
+        Whether the experiment draws its figures.
+    trained_at : float
+        ``time.perf_counter()`` when the training ended.
+    """
+
+    out: Path
+    client: Any
+    studies: dict[str, Study]
+    runs: dict[str, StudyRun]
+    readers: dict[str, StudyReader]
+    figures: bool
+    trained_at: float
+
+    @property
+    def reader(self) -> StudyReader:
+        """The reader of an experiment of one study."""
+        return self.readers[""]
+
+    def training(self) -> dict[str, Any]:
+        """``results.json``'s ``training``: :meth:`StudyRun.timing` without the total (that is
+        ``timing_seconds["training"]``), per study name when there are several."""
+        per = {name: {k: v for k, v in run.timing().items() if k != "training"}
+               for name, run in self.runs.items()}
+        return per[""] if "" in per else per
+
+    def summarize(self, spectra: Mapping[str, Sequence[Any]], **kwargs: Any) -> Any:
+        """:func:`conjugacy.analysis.summarize` of spectra the experiment fitted, with what
+        every experiment passes alike (:meth:`common`)."""
+        from .analysis import summarize
+
+        return summarize(spectra, **self.common(kwargs))
+
+    def pipeline(self, groups: Sequence[Any], spectrum: Any, *,
+                 data: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """:func:`conjugacy.analysis.run_pipeline` of the lone study's runs on the session's
+        client, with :meth:`common`, ``experiment`` (the study's name), ``provenance``
+        (:func:`provenance` of the study and ``data``) and the time since the training as
+        ``timing["reading_and_settings"]``, unless given."""
+        from .analysis import run_pipeline
+
+        study = self.studies[""]
+        kwargs.setdefault("experiment", study.name)
+        kwargs.setdefault("provenance", provenance(study, data=data))
+        kwargs["timing"] = {"reading_and_settings": time.perf_counter() - self.trained_at,
+                            **(kwargs.get("timing") or {})}
+        return run_pipeline(self.reader, groups, spectrum, client=self.client,
+                            **self.common(kwargs))
+
+    def common(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """``kwargs`` of :func:`conjugacy.analysis.summarize` with ``out``; under ``stats`` the
+        config's :data:`CONFIG_STATS` fields; ``config`` (``config.to_dict()``) and ``training``
+        (:meth:`training`) added to ``fields``; the training's wall time under ``timing``. What
+        ``kwargs`` gives wins, but for the two fields."""
+        config = next(iter(self.studies.values())).config
+        stats = {k: getattr(config, k) for k in CONFIG_STATS if hasattr(config, k)}
+        timing = {"training": sum(run.seconds for run in self.runs.values())}
+        return {**kwargs, "out": self.out,
+                "stats": {**stats, **(kwargs.get("stats") or {})},
+                "fields": {"config": None if config is None else config.to_dict(),
+                           **(kwargs.get("fields") or {}), "training": self.training()},
+                "timing": {**timing, **(kwargs.get("timing") or {})}}
+
+
+def run_experiment(
+    studies: Study | Mapping[str, Study],
+    out_dir: str | os.PathLike[str],
+    analyse: Callable[[ExperimentRun], Any],
+    *,
+    progress: bool = False,
+    figures: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    processes: bool = True,
+) -> Any:
+    """Train an experiment's studies, then hand them, read back, to its analysis: the ``run``
+    of every trained experiment (:mod:`conjugacy.experiments`), whose parameters of the same
+    names mean what they mean here.
+
+    Parameters
+    ----------
+    studies : Study or mapping name -> Study
+        One study, trained into ``out_dir``, or several, each into ``out_dir/<name>`` (the CNN
+        study: one per architecture). The session runs with the first study's ``threads``.
+    out_dir : str or Path
+        The output folder, created if needed. Receives per study ``study.json``, one store per
+        job under ``trajectories/`` (weights and scalars) and, for a resumable study,
+        ``checkpoints/``; then ``results.json`` (schema ``"conjugacy.results/2"``) and the
+        figures (PNG and SVG). Calling again resumes: complete jobs are not trained again,
+        interrupted ones are retrained or continued from their checkpoint (:func:`run_study`),
+        other training settings are refused; the spectra and statistics are always recomputed
+        from the stores.
+    analyse : callable ExperimentRun -> Results
+        The experiment's second half, typically through :meth:`ExperimentRun.pipeline`.
+    progress : bool
+        Rich progress bars: one over the jobs and, when serial, one per job.
+    figures : bool
+        Whether ``analyse`` draws the experiment's figures (:attr:`ExperimentRun.figures`;
+        they need matplotlib).
+    workers, scheduler, processes
+        Run the jobs, and the spectra of :meth:`ExperimentRun.pipeline`, on Dask: a new
+        ``LocalCluster`` of ``workers`` single-threaded workers (threads of this process with
+        ``processes=False``) or the running scheduler at ``scheduler`` (:func:`dask_client`).
+        The results are the same as serially: every job is seeded from its own (condition,
+        seed), so a run is deterministic given the config on one machine and device.
+
+    Returns
+    -------
+    What ``analyse`` returns.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``out_dir`` or a parent is a file.
+    ValueError
+        ``out_dir`` holds another study or other training settings (:func:`check_stamp`); both
+        or a bad one of ``workers`` and ``scheduler`` (:func:`dask_client`).
+
+    Examples
+    --------
+    Random walks instead of networks, 2 conditions x 4 seeds (:mod:`conjugacy.analysis.demo`):
+
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> from conjugacy.analysis.groups import study_groups
+    >>> study = random_walk_study(seeds=range(4), n_records=12)
+    >>> def analyse(run):
+    ...     return run.pipeline(study_groups(study), {"delays": 1, "rank": 2}, params="w",
+    ...                         loss=None, stats={"seed": 0, "n_permutations": 99})
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     res = run_experiment(study, out, analyse)
+    >>> res["experiment"], res["training"]["trained"][:2], res.verdicts
+    ('demo', ['flat-seed0', 'up-seed0'], {'flat-up': 'not conjugate'})
+    """
+    named = {"": studies} if isinstance(studies, Study) else dict(studies)
+    first = next(iter(named.values()))
+    with _session(out_dir, first.threads, workers, scheduler, processes) as (out, client):
+        runs = {name: run_study(study, out / name, client=client, progress=progress)
+                for name, study in named.items()}
+        trained_at = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            readers = {name: stack.enter_context(run.reader()) for name, run in runs.items()}
+            return analyse(ExperimentRun(out, client, named, runs, readers, figures, trained_at))

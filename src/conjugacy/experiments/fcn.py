@@ -36,7 +36,6 @@ from .._launch import require
 require("torch", "import conjugacy.experiments.fcn")
 
 import functools
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,20 +47,11 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param, setting
-from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key, run_pipeline
+from ..analysis import Claim, Results, SpectrumGroup, chosen, pair_key
 from ..analysis.comparison import no_distance_reason, pair_distance
 from ..analysis.groups import max_relative_perturbation, relative_final_scalar, study_groups
 from ..analysis.results import verdict_claim
-from ..study import (
-    Job,
-    JobContext,
-    Study,
-    check_config,
-    experiment_session,
-    provenance,
-    run_study,
-    underscore_key,
-)
+from ..study import ExperimentRun, Job, JobContext, Study, check_config, run_experiment, underscore_key
 from ..torch.models import FCN
 from ..torch.training import FinalTestLoss, train_minibatch_job
 from . import _settings as shared
@@ -323,30 +313,18 @@ def claims(content: Mapping[str, Any]) -> list[Claim]:
     return out + ([s2] if s2 is not None else [])
 
 
-def run(
-    config: FCNConfig,
-    out_dir: str | Path,
-    *,
-    progress: bool = False,
-    figures: bool = True,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    processes: bool = True,
-) -> Results:
+def run(config: FCNConfig, out_dir: str | Path, *, progress: bool = False, figures: bool = True,
+        workers: int | None = None, scheduler: str | None = None, processes: bool = True
+        ) -> Results:
     """Train, record, fit spectra, compare widths; write ``results.json`` and the figures.
 
     Parameters
     ----------
     config : FCNConfig
-    out_dir : str or Path
-        Created if needed. Receives ``study.json``, one store per job under ``trajectories/``
-        (weights and losses), ``results.json`` and, with ``figures`` (needs matplotlib), those
-        of :func:`conjugacy.plots.fcn.study_figures` (PNG and SVG).
-    progress : bool
-        Rich progress bars over (width, seed) jobs and, when serial, over replicas x steps.
-    workers, scheduler, processes
-        Run the jobs and the spectra on Dask (:func:`conjugacy.study.run_study`); the results
-        are the same as serially.
+    out_dir, progress, figures, workers, scheduler, processes
+        As :func:`conjugacy.study.run_experiment` (resume, Dask, determinism): ``out_dir``
+        receives one store per (width, seed) job (``fc2.weight``, loss, final test loss) and
+        the figures of :func:`conjugacy.plots.fcn.study_figures`.
 
     Returns
     -------
@@ -354,12 +332,6 @@ def run(
         Schema ``"conjugacy.results/2"``, spectra keyed by :func:`condition_label`, the sections
         ``max_relative_perturbation`` and ``relative_test_loss`` (fig. S2), the claims
         (:func:`claims`) and the fields ``config``, ``data``, ``training``.
-
-    Notes
-    -----
-    Complete jobs are not trained again (an interrupted run resumes); the spectra and statistics
-    are always recomputed from the stores. Deterministic given ``config.seed`` on one machine
-    and device.
 
     References
     ----------
@@ -381,35 +353,28 @@ def run(
     """
     study = make_study(config)
     widths = {condition_label(h): h for h in config.widths}
-    with experiment_session(config, FCNConfig, out_dir, threads=config.threads, workers=workers,
-                            scheduler=scheduler, processes=processes) as (out, client):
-        data_info = _data_info(config)
-        trained = run_study(study, out, client=client, progress=progress)
-        t0 = time.perf_counter()
-        groups = study_groups(study)  # widths in increasing order, then seeds
+    groups = study_groups(study)  # widths in increasing order, then seeds
+    data = _data_info(config)
 
-        def spectrum(g: SpectrumGroup) -> dict[str, Any]:
-            return {"delays": config.delays_for(widths[g.condition]), "rank": config.rank}
+    def spectrum(g: SpectrumGroup) -> dict[str, Any]:
+        return {"delays": config.delays_for(widths[g.condition]), "rank": config.rank}
 
-        with trained.reader() as reader:
-            return run_pipeline(
-                reader, groups, spectrum, params=OBSERVED_PARAMETER, client=client,
-                experiment="fcn", title="Fully connected networks of different widths",
-                question="are the training dynamics of networks of different widths conjugate?",
-                conditions={c: {"width": h} for c, h in widths.items()},
-                settings={"delays": {c: config.delays_for(h) for c, h in widths.items()},
-                          "rank": config.rank, "method": "rrr", "reasoning": DELAYS_REASON},
-                stats={"seed": config.seed, "n_permutations": config.n_permutations,
-                       "n_shuffles": config.n_shuffles},
-                allow_differing={"delays": DELAYS_REASON},
-                fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
-                        "config": config.to_dict(), "data": data_info,
-                        "training": {k: v for k, v in trained.timing().items() if k != "training"}},
-                sections=lambda spectra: {
-                    "max_relative_perturbation": max_relative_perturbation(
-                        reader, groups, OBSERVED_PARAMETER),
-                    "relative_test_loss": relative_final_scalar(reader, groups, "test_loss")},
-                claims=claims, figures=_figures(reader, groups) if figures else None,
-                provenance=provenance(study, data=data_info),
-                timing={"training": trained.seconds, "reading_and_settings": time.perf_counter() - t0},
-                out=out)
+    def analyse(trained: ExperimentRun) -> Results:
+        return trained.pipeline(
+            groups, spectrum, data=data, params=OBSERVED_PARAMETER,
+            title="Fully connected networks of different widths",
+            question="are the training dynamics of networks of different widths conjugate?",
+            conditions={c: {"width": h} for c, h in widths.items()},
+            settings={"delays": {c: config.delays_for(h) for c, h in widths.items()},
+                      "rank": config.rank, "method": "rrr", "reasoning": DELAYS_REASON},
+            allow_differing={"delays": DELAYS_REASON},
+            fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.2, fig. 3, S3, S4",
+                    "data": data},
+            sections=lambda spectra: {
+                "max_relative_perturbation": max_relative_perturbation(
+                    trained.reader, groups, OBSERVED_PARAMETER),
+                "relative_test_loss": relative_final_scalar(trained.reader, groups, "test_loss")},
+            claims=claims, figures=_figures(trained.reader, groups) if trained.figures else None)
+
+    return run_experiment(study, out_dir, analyse, progress=progress, figures=figures,
+                          workers=workers, scheduler=scheduler, processes=processes)
