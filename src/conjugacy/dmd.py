@@ -18,7 +18,7 @@ R of ``[U_k, B_k]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -596,11 +596,7 @@ def with_rank_rule(
     >>> result.rank_rule["rule"]
     'svht'
     """
-    if rank != "svht":
-        return result
-    from dataclasses import replace
-
-    return replace(result, rank_rule=svht_rank(s, shape)[1])
+    return replace(result, rank_rule=svht_rank(s, shape)[1]) if rank == "svht" else result
 
 
 def dmd_from_factors(
@@ -673,9 +669,7 @@ def dmd_from_factors(
     r11 /= np.abs(r11)
     R12, R22 = R[:k, k:], R[k:, k:]
     pairs = _sorted(_ritz_pairs(r11, R12, R22, refine=method == "rrr", real=real))
-    mode_matrix = None
-    if modes:
-        mode_matrix = _modes(method, pairs, lambda W: Uk @ W, lambda W: Bk @ W)
+    mode_matrix = _modes(method, pairs, lambda W: Uk @ W, lambda W: Bk @ W) if modes else None
     data_res = None
     if px is not None:
         data_res = data_residuals(pairs.eigenvalues, pairs.left, px, py)
@@ -1174,10 +1168,7 @@ def _ritz_pairs(
     # Step 7: refined Ritz vectors: right singular vector of the smallest singular value of
     # M(lambda_i), in batches of at most ~64 MiB of matrices. For real data refine one member of
     # each conjugate pair and conjugate.
-    if real:
-        todo = np.flatnonzero(lam.imag >= 0)
-    else:
-        todo = np.arange(k)
+    todo = np.flatnonzero(lam.imag >= 0) if real else np.arange(k)
     ref_vec = np.empty((k, k), dtype=cdtype)
     ref_res = np.empty(k)
     batch = max(1, _REFINE_BATCH_BYTES // (16 * (k + R22.shape[0]) * k * 3))
@@ -1224,21 +1215,11 @@ def _modes(
 def _sorted(pairs: _Pairs) -> _Pairs:
     """Order by |lambda| descending, then Im descending (a conjugate pair: positive Im first)."""
     order = stable_order(pairs.eigenvalues)
-
-    def pick(a, cols=False):
-        if a is None:
-            return None
-        return a[:, order] if cols else a[order]
-
-    return _Pairs(
-        eigenvalues=pairs.eigenvalues[order],
-        vectors=pick(pairs.vectors, True),
-        left=pick(pairs.left, True),
-        plain_residuals=pick(pairs.plain_residuals),
-        refined_vectors=pick(pairs.refined_vectors, True),
-        refined_residuals=pick(pairs.refined_residuals),
-        rayleigh=pick(pairs.rayleigh),
-    )
+    out = {}
+    for f in fields(_Pairs):  # vectors are columns (k, k), the rest one entry per pair (k,)
+        a = getattr(pairs, f.name)
+        out[f.name] = None if a is None else a[:, order] if a.ndim == 2 else a[order]
+    return _Pairs(**out)
 
 
 def stable_order(lam: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
