@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import _as_float, check_seed
 
-__all__ = ["ImageDataset", "check_split", "frozen"]
+__all__ = ["ImageDataset", "check_split", "frozen", "image_dataset", "unit_pixels"]
 
 
 def frozen(x: np.ndarray) -> np.ndarray:
@@ -17,6 +17,11 @@ def frozen(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x)
     x.setflags(write=False)
     return x
+
+
+def unit_pixels(images: np.ndarray) -> np.ndarray:
+    """Byte images (0..255) as float32 in [0, 1] (``pixel / 255``)."""
+    return images.astype(np.float32) / np.float32(255.0)
 
 
 def check_split(test_fraction: Any, seed: Any) -> tuple[float, int]:
@@ -80,23 +85,20 @@ class ImageDataset:
         """Number of pixel values per image (the input size of a fully connected network)."""
         return int(np.prod(self.image_shape))
 
+    def _split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images, labels)`` of ``split``; ``ValueError`` unless it is "train" or "test"."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+
     def features(self, split: str = "train") -> np.ndarray:
         """Images of ``split`` (``"train"`` or ``"test"``) flattened to ``(n, n_features)``."""
-        if split == "train":
-            images = self.train_images
-        elif split == "test":
-            images = self.test_images
-        else:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        images = self._split(split)[0]
         return images.reshape(images.shape[0], -1)
 
     def labels(self, split: str = "train") -> np.ndarray:
         """Labels of ``split`` (``"train"`` or ``"test"``), int64 ``(n,)``."""
-        if split == "train":
-            return self.train_labels
-        if split == "test":
-            return self.test_labels
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return self._split(split)[1]
 
     def __repr__(self) -> str:
         return (
@@ -104,3 +106,11 @@ class ImageDataset:
             f"test={self.test_images.shape[0]}, image_shape={self.image_shape}, "
             f"n_classes={self.n_classes})"
         )
+
+
+def image_dataset(name: str, source: str, train: tuple[np.ndarray, np.ndarray],
+                  test: tuple[np.ndarray, np.ndarray], n_classes: int = 10) -> ImageDataset:
+    """The :class:`ImageDataset` of ``train`` and ``test`` ``(images, labels)``, every array
+    :func:`frozen` (C-contiguous, read-only)."""
+    return ImageDataset(*map(frozen, (*train, *test)), name=name, n_classes=n_classes,
+                        source=source)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._images import ImageDataset, frozen
+from ._images import ImageDataset, image_dataset, unit_pixels
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -175,16 +175,5 @@ def load_cifar10(directory: str | os.PathLike) -> ImageDataset:
     train_images = np.concatenate([p[0] for p in parts[:-1]])
     train_labels = np.concatenate([p[1] for p in parts[:-1]])
     test_images, test_labels = parts[-1]
-
-    def scale(images: np.ndarray) -> np.ndarray:
-        return frozen(images.astype(np.float32) / np.float32(255.0))
-
-    return ImageDataset(
-        train_images=scale(train_images),
-        train_labels=frozen(train_labels),
-        test_images=scale(test_images),
-        test_labels=frozen(test_labels),
-        name="cifar10",
-        n_classes=10,
-        source=str(folder),
-    )
+    return image_dataset("cifar10", str(folder), (unit_pixels(train_images), train_labels),
+                         (unit_pixels(test_images), test_labels))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._images import ImageDataset, check_split, frozen
+from ._images import ImageDataset, check_split, image_dataset
 
 __all__ = ["load_digits"]
 
@@ -59,12 +59,5 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
     n_test = int(round(float(test_fraction) * n))
     order = np.random.default_rng(int(seed)).permutation(n)
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-    return ImageDataset(
-        train_images=frozen(images[train]),
-        train_labels=frozen(labels[train]),
-        test_images=frozen(images[test]),
-        test_labels=frozen(labels[test]),
-        name="digits",
-        n_classes=10,
-        source="scikit-learn bundled digits (sklearn.datasets.load_digits)",
-    )
+    return image_dataset("digits", "scikit-learn bundled digits (sklearn.datasets.load_digits)",
+                         (images[train], labels[train]), (images[test], labels[test]))

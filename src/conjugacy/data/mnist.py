@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._images import ImageDataset, frozen
+from ._images import ImageDataset, frozen, image_dataset, unit_pixels
 
 __all__ = ["MNIST_FILES", "find_mnist_file", "load_mnist", "read_idx"]
 
@@ -276,22 +276,10 @@ def load_mnist(directory: str | os.PathLike) -> ImageDataset:
         _check_images(images, img_path)
         labels = read_idx(lab_path)
         _check_labels(labels, lab_path, images.shape[0], img_path)
-        arrays[split] = (images, labels)
+        arrays[split] = (unit_pixels(images), labels.astype(np.int64))
     if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
         raise ValueError(
             f"MNIST train images are {arrays['train'][0].shape[1:]} but test images are "
             f"{arrays['test'][0].shape[1:]} ({paths['train_images']}, {paths['test_images']})"
         )
-
-    def scale(images: np.ndarray) -> np.ndarray:
-        return frozen(images.astype(np.float32) / np.float32(255.0))
-
-    return ImageDataset(
-        train_images=scale(arrays["train"][0]),
-        train_labels=frozen(arrays["train"][1].astype(np.int64)),
-        test_images=scale(arrays["test"][0]),
-        test_labels=frozen(arrays["test"][1].astype(np.int64)),
-        name="mnist",
-        n_classes=10,
-        source=str(directory),
-    )
+    return image_dataset("mnist", str(directory), arrays["train"], arrays["test"])

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ._images import ImageDataset, check_split, frozen
+from ._images import ImageDataset, check_split, frozen, image_dataset, unit_pixels
 
 __all__ = ["MNIST_SAMPLE_SOURCE", "load_mnist_sample"]
 
@@ -111,13 +111,6 @@ def load_mnist_sample(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset
     test = np.concatenate(test_parts)
     train = train[rng.permutation(train.size)]
     test = test[rng.permutation(test.size)]
-    scaled = images.astype(np.float32) / np.float32(255.0)
-    return ImageDataset(
-        train_images=frozen(scaled[train]),
-        train_labels=frozen(labels[train]),
-        test_images=frozen(scaled[test]),
-        test_labels=frozen(labels[test]),
-        name="mnist-sample",
-        n_classes=_N_CLASSES,
-        source=MNIST_SAMPLE_SOURCE,
-    )
+    scaled = unit_pixels(images)
+    return image_dataset("mnist-sample", MNIST_SAMPLE_SOURCE, (scaled[train], labels[train]),
+                         (scaled[test], labels[test]), _N_CLASSES)

@@ -10,12 +10,11 @@ the rest is the test set. The paper (Redman et al. 2024, appendix E) uses ``modu
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_int, check_seed
+from .._checks import _as_float, check_int, check_seed
 from ._images import frozen
 
 __all__ = ["ModularData", "modular_addition"]
@@ -102,14 +101,13 @@ def modular_addition(
     (3, 4, 5, 2)
     """
     check_int(modulus, "modulus", minimum=2)
-    if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real):
-        raise TypeError(f"train_fraction must be a real number, got {train_fraction!r}")
-    if not (0.0 < float(train_fraction) < 1.0):
+    fraction = _as_float(train_fraction, "train_fraction", "a real number")
+    if not (0.0 < fraction < 1.0):
         raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction}")
     check_seed(seed)
     p = int(modulus)
     n_pairs = p * p
-    n_train = min(max(int(float(train_fraction) * n_pairs), 1), n_pairs - 1)
+    n_train = min(max(int(fraction * n_pairs), 1), n_pairs - 1)
 
     a, b = np.divmod(np.arange(n_pairs, dtype=np.int64), p)
     inputs = np.stack([a, b, np.full(n_pairs, p, dtype=np.int64)], axis=1)
@@ -124,6 +122,6 @@ def modular_addition(
         test_labels=frozen(labels[test]),
         modulus=p,
         vocab_size=p + 1,
-        train_fraction=float(train_fraction),
+        train_fraction=fraction,
         seed=int(seed),
     )
