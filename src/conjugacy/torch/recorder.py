@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..store import StoreError, TrajectoryStore, select_names
+from .._checks import check_int
+from ..store import StoreError, TrajectoryStore, _package_version, select_names
 from ..store._lock import _same_file
 
 
@@ -128,20 +129,28 @@ def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any
     """
     if optimizer is None:
         return None
-    groups = []
-    for g in optimizer.param_groups:
-        d = {}
-        for k, v in g.items():
-            if k == "params":
-                d["n_params"] = len(v)
-            elif isinstance(v, bool | int | float | str) or v is None:
-                d[k] = v
-            elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
-                d[k] = list(v)
-            elif isinstance(v, torch.Tensor) and v.numel() == 1:
-                d[k] = v.item()
-        groups.append(d)
+    groups = [{"n_params": len(g["params"]), **_json_items(g, ("params",))}
+              for g in optimizer.param_groups]
     return {"class": type(optimizer).__name__, "param_groups": groups}
+
+
+def _json_items(d: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The entries of ``d`` (not named in ``skip``) that are JSON-safe: a number, string, bool,
+    None, a list of numbers, a one-element tensor (its value), or a mapping with int keys (a
+    ``Counter``: its elements, sorted); others are left out."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in skip:
+            continue
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+        elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
+            out[k] = list(v)
+        elif isinstance(v, torch.Tensor) and v.numel() == 1:
+            out[k] = v.item()
+        elif isinstance(v, Mapping) and all(isinstance(x, int) for x in v):  # Counter
+            out[k] = sorted(v.elements()) if hasattr(v, "elements") else sorted(v)
+    return out
 
 
 def describe_scheduler(scheduler: Any, optimizer: Any = None) -> dict[str, Any] | None:
@@ -195,17 +204,10 @@ def describe_scheduler(scheduler: Any, optimizer: Any = None) -> dict[str, Any] 
     if optimizer is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
         raise ValueError("scheduler drives another optimizer than optimizer=: give the "
                          "scheduler built on the optimizer being recorded")
-    out: dict[str, Any] = {"class": type(scheduler).__name__}
-    for k, v in scheduler.state_dict().items():
-        if k.startswith("_") or k in ("last_epoch", "verbose", "best", "num_bad_epochs",
-                                      "cooldown_counter"):
-            continue
-        if isinstance(v, bool | int | float | str) or v is None:
-            out[k] = v
-        elif isinstance(v, tuple | list) and all(isinstance(x, int | float) for x in v):
-            out[k] = list(v)
-        elif isinstance(v, Mapping) and all(isinstance(x, int) for x in v):  # Counter
-            out[k] = sorted(v.elements()) if hasattr(v, "elements") else sorted(v)
+    state = scheduler.state_dict()
+    progress = [k for k in state if k.startswith("_")] + ["last_epoch", "verbose", "best",
+                                                           "num_bad_epochs", "cooldown_counter"]
+    out: dict[str, Any] = {"class": type(scheduler).__name__, **_json_items(state, progress)}
     if isinstance(getattr(scheduler, "_milestones", None), list):  # SequentialLR
         out["milestones"] = list(scheduler._milestones)
     inner = getattr(scheduler, "_schedulers", None)
@@ -425,7 +427,7 @@ def _discard(tmp: Path, fd: int) -> None:
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``, after
-    checking its SHA-256 (a checkpoint of an older release, without one, is loaded unchecked).
+    checking its SHA-256 (a file without one is refused).
 
     Also removes temporaries of checkpoint writes to ``path`` whose writer died
     (:func:`remove_dead_temporaries`).
@@ -472,24 +474,19 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> d
     remove_dead_temporaries(path)
     path = Path(path)
     data = path.read_bytes()
-    if data.startswith(_CKPT_MAGIC):
-        digest, payload = data[len(_CKPT_MAGIC):_CKPT_HEADER], data[_CKPT_HEADER:]
-        if hashlib.sha256(payload).digest() != digest:
-            raise StoreError(
-                f"checkpoint {str(path)!r} is damaged: its SHA-256 does not match its content "
-                "(a changed or truncated file); refused rather than resumed into another "
-                "trajectory. Delete it to record the run again from its start")
-        source: Any = io.BytesIO(payload)
-        del data
-    elif data.startswith(b"PK\x03\x04"):  # torch's zip, written before the checksum
-        source = io.BytesIO(data)
-    else:
+    if not data.startswith(_CKPT_MAGIC):
         raise StoreError(
-            f"checkpoint {str(path)!r} is damaged: it starts neither with the checksum header "
-            "of conjugacy nor with torch's zip signature; refused. Delete it to record the run "
-            "again from its start")
+            f"checkpoint {str(path)!r} is damaged: it does not start with the checksum header "
+            "of conjugacy; refused. Delete it to record the run again from its start")
+    digest, payload = data[len(_CKPT_MAGIC):_CKPT_HEADER], data[_CKPT_HEADER:]
+    del data
+    if hashlib.sha256(payload).digest() != digest:
+        raise StoreError(
+            f"checkpoint {str(path)!r} is damaged: its SHA-256 does not match its content "
+            "(a changed or truncated file); refused rather than resumed into another "
+            "trajectory. Delete it to record the run again from its start")
     try:
-        return torch.load(source, map_location=map_location, weights_only=True)
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as exc:
         raise StoreError(f"cannot load checkpoint {str(path)!r}: {exc}") from exc
 
@@ -497,16 +494,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = None) -> d
 def _host(t: torch.Tensor) -> np.ndarray:
     """A parameter's values on the host as NumPy (bfloat16 as float32)."""
     t = t.detach()
-    if t.dtype == torch.bfloat16:
-        t = t.float()
-    return t.cpu().numpy()
+    return (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy()
 
 
 def _np_dtype(t: torch.Tensor) -> np.dtype:
     """NumPy dtype a parameter is stored in (bfloat16, which NumPy lacks, as float32)."""
-    if t.dtype == torch.bfloat16:
-        return np.dtype(np.float32)
-    return torch.empty(0, dtype=t.dtype).numpy().dtype
+    return _host(torch.empty(0, dtype=t.dtype)).dtype
 
 
 def _open_store(store: Any) -> tuple[TrajectoryStore, bool]:
@@ -527,6 +520,13 @@ def _check_step(step: Any, last_step: int | None, of: str = "") -> int:
     if last_step is not None and step <= last_step:
         raise ValueError(f"step must increase: got {step} after step {last_step}{of}")
     return step
+
+
+def _columns(records: list[Mapping[str, Any]], missing: Any = np.nan) -> dict[str, np.ndarray]:
+    """Each scalar named in any record: its values over ``records`` (``missing`` where one
+    lacks it), in name order."""
+    return {s: np.array([d.get(s, missing) for d in records])
+            for s in sorted({s for d in records for s in d})}
 
 
 def _numbers(scalars: Mapping[str, Any]) -> dict[str, float]:
@@ -784,10 +784,8 @@ class Recorder(_ClosesRun):
         if branch is not None and not isinstance(branch, BranchStep):
             raise TypeError(f"branch must be a BranchStep, got {type(branch).__name__}")
         self.branch = branch
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        if not isinstance(chunk_steps, int) or chunk_steps < 1:
-            raise ValueError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
+        check_int(every, "every", minimum=1)
+        check_int(chunk_steps, "chunk_steps", minimum=1)
         self.names = select_parameters(model, params)
         self.model = model
         self.run = run
@@ -867,7 +865,7 @@ class Recorder(_ClosesRun):
                 "every": self.every,
                 "optimizer": describe_optimizer(self.optimizer),
                 **({"scheduler": self._scheduler} if self._scheduler else {}),
-                "package_version": _version(),
+                "package_version": _package_version(),
                 "torch_version": torch.__version__,
                 "python_version": platform.python_version(),
             }
@@ -989,13 +987,11 @@ class Recorder(_ClosesRun):
         """
         k = len(self._buf_steps)
         if k:
-            names = sorted({s for d in self._buf_scalars for s in d})
-            scal = {s: np.array([d.get(s, np.nan) for d in self._buf_scalars]) for s in names}
             n = self.store.append(
                 self.run,
                 np.array(self._buf_steps, dtype=np.int64),
                 {name: b[:k] for name, b in self._buf.items()},
-                scal,
+                _columns(self._buf_scalars),
                 None if self._next is None else {name: b[:k] for name, b in self._next.items()},
             )
             self._n = n
@@ -1192,13 +1188,11 @@ class StackedRecorder:
         if not k:
             return False
         steps = np.array(self._steps, dtype=np.int64)
-        names = sorted({s for d in self._scalars for s in d})
-        nan = np.full(len(self.recorders), np.nan)
-        scal = {s: np.stack([d.get(s, nan) for d in self._scalars], axis=1) for s in names}
+        scal = _columns(self._scalars, np.full(len(self.recorders), np.nan))  # (k, n_replicas)
         buf = self._buf
         payload = {
             r.run: (steps, {n: b[j, :k] for n, b in buf.items()},
-                    {s: v[j] for s, v in scal.items()})
+                    {s: v[:, j] for s, v in scal.items()})
             for j, r in enumerate(self.recorders)
         }
         if self._writer is None:
@@ -1238,8 +1232,3 @@ class StackedRecorder:
             r._n = n_complete[r.run]
             r.last_step = last_step
 
-
-def _version() -> str:
-    from ..store import _package_version
-
-    return _package_version()
