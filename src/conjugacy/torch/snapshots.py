@@ -23,11 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
 from ..store import StoreError, TrajectoryStore
 from .recorder import (
     Recorder,
     _check_step,
     _ClosesRun,
+    _columns,
     _host,
     _np_dtype,
     _numbers,
@@ -92,12 +94,11 @@ def companion_schedule(steps_per_epoch: int, n_epochs: int) -> list[int]:
     >>> companion_schedule(10, 3)  # 4 steps inside epoch 1, then the end of each epoch
     [0, 2, 4, 6, 8, 10, 20, 30]
     """
-    for name, v in (("steps_per_epoch", steps_per_epoch), ("n_epochs", n_epochs)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    interval = int(steps_per_epoch) // 5
+    steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", minimum=1)
+    n_epochs = check_int(n_epochs, "n_epochs", minimum=1)
+    interval = steps_per_epoch // 5
     inside = [j * interval for j in range(1, 5)] if interval else []
-    epochs = [e * int(steps_per_epoch) for e in range(1, int(n_epochs) + 1)]
+    epochs = [e * steps_per_epoch for e in range(1, n_epochs + 1)]
     return sorted({0, *inside, *epochs})
 
 
@@ -118,16 +119,10 @@ def _parse_schedule(schedule: str | int | Sequence[int], steps_per_epoch: int | 
         sched_meta: Any = {"name": "companion", "steps": steps,
                            "steps_per_epoch": int(steps_per_epoch), "n_epochs": int(n_epochs)}
     elif isinstance(schedule, int | np.integer) and not isinstance(schedule, bool):
-        if schedule < 1:
-            raise ValueError(f"schedule (every k steps) must be >= 1, got {schedule}")
-        every = int(schedule)
+        every = check_int(schedule, "schedule (every k steps)", minimum=1)
         sched_meta = {"name": "every", "every": every}
     elif isinstance(schedule, Sequence):
-        steps = []
-        for s in schedule:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ValueError(f"schedule steps must be non-negative integers, got {s!r}")
-            steps.append(int(s))
+        steps = [check_int(s, f"schedule[{i}]", minimum=0) for i, s in enumerate(schedule)]
         if not steps:
             raise ValueError("schedule is an empty list of steps")
         steps_set = frozenset(steps)
@@ -217,8 +212,7 @@ class CheckpointRecorder(_ClosesRun):
             names = [n for n in names if n in params]
         if not names:
             raise ValueError(f"model {type(model).__name__} has no parameter with >= 2 dimensions")
-        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
-            raise ValueError(f"chunk_steps must be a positive integer, got {chunk_steps!r}")
+        check_int(chunk_steps, "chunk_steps", minimum=1)
         self._every, self._steps, sched_meta = _parse_schedule(schedule, steps_per_epoch,
                                                                n_epochs)
         self.model = model
@@ -255,7 +249,6 @@ class CheckpointRecorder(_ClosesRun):
         self._buf: dict[str, list[np.ndarray]] = {n: [] for n in names}
         self._buf_scalars: list[dict[str, float]] = []
         self.last_step: int | None = None
-        self.n_recorded = 0
 
     @classmethod
     def beside(
@@ -294,7 +287,6 @@ class CheckpointRecorder(_ClosesRun):
         self._buf_steps.append(step)
         self._buf_scalars.append(vals)
         self.last_step = step
-        self.n_recorded += 1
         if len(self._buf_steps) >= self.chunk_steps:
             self.flush()
         return True
@@ -303,13 +295,11 @@ class CheckpointRecorder(_ClosesRun):
         """Write buffered snapshots to the store."""
         if not self._buf_steps:
             return
-        names = sorted({s for d in self._buf_scalars for s in d})
-        scal = {s: np.array([d.get(s, np.nan) for d in self._buf_scalars]) for s in names}
         self.store.append(
             self.checkpoint_run,
             np.array(self._buf_steps, dtype=np.int64),
             {n: np.stack(v) for n, v in self._buf.items()},
-            scal,
+            _columns(self._buf_scalars),
         )
         self._buf_steps.clear()
         self._buf_scalars.clear()
@@ -510,8 +500,7 @@ def interpolation_losses(
     _check_pair(model_a, model_b)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable (outputs, targets) -> loss, got {loss_fn!r}")
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
+    check_int(n_points, "n_points", minimum=2)
     _check_loader(data, "data")
     refit_source = bn_data if bn_data is not None else data
     alphas = np.linspace(0.0, 1.0, n_points)
