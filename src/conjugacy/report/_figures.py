@@ -23,6 +23,7 @@ from ._content import (
     MAX_NAME,
     ReportError,
     between_conditions,
+    chosen,
     comparison_of,
     complex_values,
     short_names,
@@ -242,27 +243,22 @@ def report_figures(results: Mapping[str, Any]) -> list[ReportFigure]:
     names = short_names(results)
     spectra = results.get("spectra") or {}
     cmp = comparison_of(results)
-    if spectra:
-        sets = {_label(names.get(str(c), c)): _pooled(v, f"results['spectra'][{c!r}]")
-                for c, v in spectra.items()}
-        fig = _eigen_figure(sets, "all eigenvalues")
-        n_seeds = {len(v) for v in spectra.values()}
-        figures.append(ReportFigure(
-            "eigenvalues_all",
-            f"Koopman eigenvalues of every seed ({'/'.join(map(str, sorted(n_seeds)))} per "
-            "condition), all eigenvalues of each fit. Dashed: the unit circle (inside decays, on it "
-            "persists, outside grows). Right: zoom near 1, where training spectra crowd.",
-            _png(fig)))
-    filtered = (cmp.get("filtered") or {}).get("eigenvalues") if cmp else None
-    if filtered:
-        sets = {_label(names.get(str(c), c)):
-                _pooled(v, f"comparison['filtered']['eigenvalues'][{c!r}]")
-                for c, v in filtered.items()}
-        figures.append(ReportFigure(
-            "eigenvalues_filtered",
-            "The eigenvalues the verdicts use: those the residual filter keeps (eigenpairs whose "
-            "data residual marks them as supported by the data), every seed.",
-            _png(_eigen_figure(sets, "filtered eigenvalues"))))
+    n_seeds = "/".join(map(str, sorted({len(v) for v in spectra.values()})))
+    for kind, found, where, caption in (
+        ("all", spectra, "results['spectra']",
+         f"Koopman eigenvalues of every seed ({n_seeds} per condition), all eigenvalues of each "
+         "fit. Dashed: the unit circle (inside decays, on it persists, outside grows). Right: "
+         "zoom near 1, where training spectra crowd."),
+        ("filtered", (cmp.get("filtered") or {}).get("eigenvalues") if cmp else None,
+         "comparison['filtered']['eigenvalues']",
+         "The eigenvalues the verdicts use: those the residual filter keeps (eigenpairs whose "
+         "data residual marks them as supported by the data), every seed."),
+    ):
+        if found:
+            sets = {_label(names.get(str(c), c)): _pooled(v, f"{where}[{c!r}]")
+                    for c, v in found.items()}
+            figures.append(ReportFigure(f"eigenvalues_{kind}", caption,
+                                        _png(_eigen_figure(sets, f"{kind} eigenvalues"))))
     if cmp:
         fig = _distances_figure(cmp, names)
         if fig is not None:
@@ -286,8 +282,6 @@ def distance_panels(cmp: Mapping[str, Any], names: Mapping[str, str]
     """The heatmaps of the distances figure: ``(matrix, labels, title)`` of the mean W1 between
     conditions, its diagonal each condition's mean W1 between its seeds (the noise floor, not
     0), then the W1 between the seeds of each condition."""
-    from ._content import chosen
-
     ch = chosen(cmp)
     mat = (ch.get("equivalence_classes") or {}).get("mean_distance_matrix")
     between = ch.get("between_seeds") or {}
@@ -305,13 +299,6 @@ def distance_panels(cmp: Mapping[str, Any], names: Mapping[str, str]
         panels.append((m, [f"s{i}" for i in range(m.shape[0])],
                        f"W1 between seeds of {_label(names.get(str(c), c))}"))
     return panels
-
-
-def chosen_between(cmp: Mapping[str, Any]) -> list[Any]:
-    """The conditions with a between-seeds panel (one per condition)."""
-    from ._content import chosen
-
-    return list(chosen(cmp).get("between_seeds") or {})
 
 
 def _panel_grid(n: int, width: float, height: float, inches: tuple[float, float, float] | None = None,
@@ -373,7 +360,7 @@ def _distances_figure(cmp: Mapping[str, Any], names: Mapping[str, str]) -> Repor
         f"scale (0 to {top:.3g}) for every panel: between conditions (mean over seeds; on the "
         "diagonal each condition's mean distance between its seeds, the noise floor a difference "
         "between conditions is read against), and between the seeds of each condition."
-        + _first(chosen_between(cmp))[1], _png(fig))
+        + _first(chosen(cmp).get("between_seeds") or {})[1], _png(fig))
 
 
 def _window_middle(w: Mapping[str, Any], window: int) -> float:
@@ -591,8 +578,7 @@ def study_figures(results: Mapping[str, Any],
         name = str(entry)
         if not name.lower().endswith(".png"):
             continue
-        path = Path(name) if Path(name).is_absolute() else base / name
-        path = path.resolve()
+        path = (base / name).resolve()  # an absolute name stays itself
         if not path.is_relative_to(base):
             notes.append(f"figure {name!r} lies outside {str(base)!r}: not embedded")
             continue
