@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_finite, check_int
 
 __all__ = [
     "TOP_K",
@@ -128,9 +128,7 @@ def as_matrix(W: Any, *, stacked: bool = False, name: str = "W") -> np.ndarray:
         )
     if 0 in arr.shape:
         raise ValueError(f"{name} has an empty axis: shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} contains a non-finite value at index {idx}")
+    check_finite(arr, name)
     return arr.reshape(*arr.shape[: lead + 1], -1)
 
 
@@ -167,8 +165,7 @@ def svd(W: Any, *, stacked: bool = False) -> tuple[np.ndarray, np.ndarray, np.nd
     >>> s, U.shape
     (array([3., 1.]), (2, 2))
     """
-    U, s, Vh = _svd(as_matrix(W, stacked=stacked))
-    return U, s, Vh
+    return _svd(as_matrix(W, stacked=stacked))
 
 
 def singular_values(W: Any, *, stacked: bool = False) -> np.ndarray:
@@ -398,11 +395,8 @@ def alignment(W_i: Any, W_next: Any, *, stacked: bool = False, k: int = TOP_K) -
     _, _, Vh = _svd(B)
     V = _next_input_vectors(Vh, shape_next)
     kernel = tuple(int(s) for s in shape_next[2:])
-    if kernel:
-        # broadcast U over the kernel axes: (..., 1.., m_i, k_i)
-        U_b = U.reshape(*U.shape[:-2], *([1] * len(kernel)), *U.shape[-2:])
-    else:
-        U_b = U
+    # broadcast U over the kernel axes: (..., 1.., m_i, k_i)
+    U_b = U.reshape(*U.shape[:-2], *([1] * len(kernel)), *U.shape[-2:])
     M = np.abs(np.swapaxes(V, -1, -2) @ U_b)
     if kernel:
         pos = _centre(kernel)
@@ -780,15 +774,12 @@ class CheckpointDynamics:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays as lists)."""
+        per_layer = ("singular_values", "effective_rank", "sva_diagonal", "sva_score",
+                     "alignment_diagonal", "alignment_score")
         return {
             "steps": self.steps.tolist(),
             "reference_step": int(self.reference_step),
-            "singular_values": {k: v.tolist() for k, v in self.singular_values.items()},
-            "effective_rank": {k: v.tolist() for k, v in self.effective_rank.items()},
-            "sva_diagonal": {k: v.tolist() for k, v in self.sva_diagonal.items()},
-            "sva_score": {k: v.tolist() for k, v in self.sva_score.items()},
-            "alignment_diagonal": {k: v.tolist() for k, v in self.alignment_diagonal.items()},
-            "alignment_score": {k: v.tolist() for k, v in self.alignment_score.items()},
+            **{f: {k: v.tolist() for k, v in getattr(self, f).items()} for f in per_layer},
             "chain": self.chain.to_dict(),
             "svd_seconds": float(self.svd_seconds),
         }
