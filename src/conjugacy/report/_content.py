@@ -80,6 +80,12 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits, len(str(int(abs(v)))))}g}"
 
 
+def _span(pair: Any, form: str = "{}-{}") -> str:
+    """A range or interval ``[low, high]`` as ``form`` of the two numbers (:func:`fmt`); ``-``
+    when missing."""
+    return "-" if not pair else form.format(fmt(pair[0]), fmt(pair[1]))
+
+
 def _mapping(results: Any, key: str) -> Mapping[str, Any]:
     value = results.get(key)
     if value is None:
@@ -416,9 +422,8 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     if settings:
         rows.append(("spectrum settings", ", ".join(f"{k} = {v}" for k, v in settings.items()
                                                      if not isinstance(v, Mapping | list))))
-    reasons = _mapping(results, "settings_reasoning")
-    for key, why in reasons.items():
-        rows.append((f"why {key}", named(why, names)))
+    rows += [(f"why {key}", named(why, names))
+             for key, why in _mapping(results, "settings_reasoning").items()]
     if cmp:
         rows.append(("verdict rule", str(cmp.get("verdict_rule", ""))))
         filt = cmp.get("filter") or {}
@@ -465,11 +470,6 @@ def between_mean(noise_floor: Any, effect_size: Any) -> float | None:
     return float(noise_floor) * (1.0 + float(effect_size))
 
 
-def _test_of(cmp: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    t = chosen(cmp).get("permutation_tests", {}).get(name)
-    return t if isinstance(t, Mapping) else None
-
-
 def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One dict per pair of conditions: ``pair, a, b, verdict``, ``explanation`` (why, in words,
     with the numbers), ``sentence`` (``"a vs b: verdict"``, a full stop, the explanation) and
@@ -511,23 +511,22 @@ def verdicts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         a, b = name_of(names, a), name_of(names, b)
         d = (ch.get("distances") or {}).get(name, {})
         d_all = (cmp["all"].get("distances") or {}).get(name, {})
-        t = _test_of(cmp, name)
+        t = (ch.get("permutation_tests") or {}).get(name)
+        t = t if isinstance(t, Mapping) else {}
         v = (cmp.get("verdicts") or {}).get(name, {})
-        interval = d.get("interval")
         row = {
             "pair": name, "a": a, "b": b,
             "verdict": v.get("verdict"),
             "reason": v.get("reason"),
             "uses": v.get("uses", cmp.get("verdict_uses", "all")),
             "distance": d.get("mean"), "distance_std": d.get("std"),
-            "interval": list(interval) if isinstance(interval, Sequence) else None,
-            "bootstrap_interval": (list(d["bootstrap_interval"])
-                                   if isinstance(d.get("bootstrap_interval"), Sequence) else None),
+            **{k: list(d[k]) if isinstance(d.get(k), Sequence) else None
+               for k in ("interval", "bootstrap_interval")},
             "distance_all": d_all.get("mean"),
-            "pvalue": None if t is None else t.get("pvalue"),
-            "min_pvalue": None if t is None else t.get("min_pvalue"),
-            "effect_size": None if t is None else t.get("effect_size"),
-            "noise_floor": (t or {}).get("noise_floor", floor),
+            "pvalue": t.get("pvalue"),
+            "min_pvalue": t.get("min_pvalue"),
+            "effect_size": t.get("effect_size"),
+            "noise_floor": t.get("noise_floor", floor),
             "n_seeds": cmp.get("n_seeds"),
             "alpha": alpha,
         }
@@ -543,10 +542,9 @@ def _sentence(r: Mapping[str, Any]) -> str:
     numbers = [f"W1 seed by seed = {fmt(r['distance'])}"
                + (f" ± {fmt(r['distance_std'])} over seeds" if r["distance_std"] is not None else "")]
     if r["interval"]:
-        numbers.append(f"95% interval [{fmt(r['interval'][0])}, {fmt(r['interval'][1])}]")
+        numbers.append(_span(r["interval"], "95% interval [{}, {}]"))
     if r["bootstrap_interval"]:
-        bi = r["bootstrap_interval"]
-        numbers.append(f"bootstrap over replicas [{fmt(bi[0])}, {fmt(bi[1])}]")
+        numbers.append(_span(r["bootstrap_interval"], "bootstrap over replicas [{}, {}]"))
     if r["effect_size"] is not None:
         numbers.append(f"W1 over all pairs of seeds {fmt(r['between'])} vs noise floor "
                        f"{fmt(r['noise_floor'])}: effect size {fmt(r['effect_size'])}")
@@ -596,9 +594,8 @@ def comparison_rows(results: Mapping[str, Any]) -> list[list[str]]:
     rows = [["pair", "verdict", "W1 seed by seed (used)", "± std", "95% interval", *TEST_COLUMNS,
              "W1 seed by seed (all eigenvalues)", "p", "smallest p"]]
     for r in verdicts(results):
-        iv = r["interval"]
         rows.append([f"{r['a']} vs {r['b']}", str(r["verdict"] or "not tested"), fmt(r["distance"]),
-                     fmt(r["distance_std"]), "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
+                     fmt(r["distance_std"]), _span(r["interval"], "[{}, {}]"),
                      fmt(r["between"]), fmt(r["noise_floor"]), fmt(r["effect_size"]),
                      fmt(r["distance_all"]), fmt(r["pvalue"]), fmt(r["min_pvalue"])])
     return rows
@@ -685,9 +682,8 @@ def window_comparisons(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = [["window (steps)", "W1 seed by seed", "95% interval", *TEST_COLUMNS, "p",
                  "verdict"]]
         for w in entry.get("per_window") or []:
-            iv = w.get("interval")
             rows.append([str(w.get("label")), fmt(w.get("distance")),
-                         "-" if not iv else f"[{fmt(iv[0])}, {fmt(iv[1])}]",
+                         _span(w.get("interval"), "[{}, {}]"),
                          fmt(between_mean(w.get("noise_floor"), w.get("effect_size"))),
                          fmt(w.get("noise_floor")), fmt(w.get("effect_size")),
                          fmt(w.get("pvalue")), str(w.get("verdict"))])
@@ -724,21 +720,21 @@ def neighbourhood_rows(results: Mapping[str, Any]) -> tuple[list[list[str]], str
     """The neighbour check (``comparison["neighbourhood"]``): table rows (header first) per pair
     -- verdict, how many neighbouring settings agree, stable or FRAGILE, the p and W1 ranges,
     the neighbours that differ -- and a line on what was refitted; None without one."""
-    nb = comparison_of(results).get("neighbourhood") if comparison_of(results) else None
+    cmp = comparison_of(results)
+    nb = cmp.get("neighbourhood")
     if not nb:
         return None
     names = short_names(results)
-    pairs = comparison_of(results)["pairs"]
+    pairs = cmp["pairs"]
     rows = [["pair", "verdict", "neighbours agreeing", "", "p range", "W1 range", "differs at"]]
     for name, r in (nb.get("pairs") or {}).items():
         a, b = (name_of(names, c) for c in pairs.get(name, (name, "")))
-        pr, dr = r.get("pvalue_range"), r.get("distance_range")
         differ = [k for k, v in (r.get("neighbours") or {}).items()
                   if v.get("verdict") != r.get("verdict")]
         rows.append([f"{a} vs {b}", str(r.get("verdict")), f"{r.get('same')} of {r.get('of')}",
                      "FRAGILE" if r.get("fragile") else "stable",
-                     "-" if not pr else f"{fmt(pr[0])}-{fmt(pr[1])}",
-                     "-" if not dr else f"{fmt(dr[0])}-{fmt(dr[1])}", ", ".join(differ) or "-"])
+                     _span(r.get("pvalue_range")), _span(r.get("distance_range")),
+                     ", ".join(differ) or "-"])
     line = (f"Each comparison refitted at {', '.join(str(s.get('name')) for s in nb['settings'])} "
             f"({_refits(nb)}, {fmt(nb.get('cpu_seconds'))} s CPU); a verdict that "
             "flips at any of them is fragile.")
