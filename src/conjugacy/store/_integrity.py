@@ -383,6 +383,15 @@ class _Integrity:
                 damage.append(Damage(run, key, rows, span, ckey, problem))
         return damage, checked
 
+    def _read_failed(self, run: str, g: Any, key: str, arr: Any, start: int, stop: int,
+                     exc: Exception) -> DamagedStoreError:
+        """The error of a failed read of records ``[start, stop)`` of ``arr`` (array ``key`` of
+        ``run``): the damage of its chunks, else (not reproducible chunk by chunk) the whole
+        range as unreadable."""
+        bad, _ = self._chunk_problems(run, g, key, arr, start, stop, True)
+        return self._damage_error(bad or [Damage(run, key, (start, stop), None, None,
+                                                 f"unreadable ({type(exc).__name__}: {exc})")])
+
     def _damage_error(self, damage: list[Damage]) -> DamagedStoreError:
         more = f" (and {len(damage) - 1} more damaged chunks)" if len(damage) > 1 else ""
         return DamagedStoreError(

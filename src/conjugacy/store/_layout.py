@@ -92,11 +92,8 @@ class _Layout:
             if check:
                 st._check_all_runs()
             return st
-        if mode == "w" and _lock.nonempty(p):
-            raise StoreError(
-                f"store path {str(p)!r} exists and is not empty; mode='w' only creates new "
-                "stores (use mode='a' to append)"
-            )
+        if mode == "w":
+            _refuse_nonempty(p, _lock.nonempty(p))
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -117,11 +114,8 @@ class _Layout:
         """The writer's half of :meth:`open`, run while holding the lock ``fd`` (which the
         caller releases if this raises): open or create the root, remove dead temporaries."""
         nonempty = _lock.nonempty(p)  # again, under the lock: another writer may have created
-        if mode == "w" and nonempty:
-            raise StoreError(
-                f"store path {str(p)!r} exists and is not empty; mode='w' only creates new "
-                "stores (use mode='a' to append)"
-            )
+        if mode == "w":
+            _refuse_nonempty(p, nonempty)
         _lock.check_space(p, min_free_bytes)
         if nonempty:
             cls._root_info(p, mode)  # a conjugacy store (read only, bounded) before any change
@@ -363,6 +357,15 @@ class _Layout:
         # empty one is what a writer killed while creating the array leaves: ignored
         return sorted(e.name for e in d.iterdir()
                       if e.is_dir() and ((e / "zarr.json").is_file() or (e / "c").exists()))
+
+
+def _refuse_nonempty(p: Path, nonempty: bool) -> None:
+    """Refuse mode ``"w"`` on a store path that is not empty."""
+    if nonempty:
+        raise StoreError(
+            f"store path {str(p)!r} exists and is not empty; mode='w' only creates new "
+            "stores (use mode='a' to append)"
+        )
 
 
 class _RunArrays:

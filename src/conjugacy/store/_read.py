@@ -20,7 +20,6 @@ from ..streaming import (
     process_rss,
 )
 from ._base import _RUN_NAME, StoreError, select_names
-from ._integrity import Damage
 from ._write import BRANCH
 
 if TYPE_CHECKING:
@@ -341,11 +340,7 @@ class _Reading:
         except MemoryError:
             raise
         except Exception as exc:
-            bad, _ = self._chunk_problems(run, g, key, arr, start, stop, True)
-            if not bad:  # not reproducible chunk by chunk: report the whole range
-                bad = [Damage(run, key, (start, stop), None, None,
-                              f"unreadable ({type(exc).__name__}: {exc})")]
-            raise self._damage_error(bad) from exc
+            raise self._read_failed(run, g, key, arr, start, stop, exc) from exc
 
 
 def _selected_layout(attrs: dict[str, Any], params: str | Sequence[str] | None) -> list[Any]:
@@ -625,14 +620,9 @@ class StoreSource:
         except MemoryError:
             raise
         except Exception as exc:
-            key = f"params/{self._layout[p][0]}"
-            group = self._groups[self.runs.index(run)]
-            bad, _ = self._store._chunk_problems(run, group, key, arr, steps.start, steps.stop,
-                                                 True)
-            if not bad:
-                bad = [Damage(run, key, (steps.start, steps.stop), None, None,
-                              f"unreadable ({type(exc).__name__}: {exc})")]
-            raise self._store._damage_error(bad) from exc
+            raise self._store._read_failed(run, self._groups[self.runs.index(run)],
+                                           f"params/{self._layout[p][0]}", arr, steps.start,
+                                           steps.stop, exc) from exc
         out[...] = np.asarray(part).reshape(out.shape)
 
     def materialize(self) -> list[np.ndarray]:

@@ -164,13 +164,11 @@ def zstd_content_size(head: bytes) -> int | None:
     """
     if len(head) < 5 or head[:4] != _ZSTD_MAGIC:
         return None
-    desc = head[4]
-    fcs_flag, single = desc >> 6, (desc >> 5) & 1
-    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
-    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
-    if size == 0 or len(head) < pos + size:
+    end = _zstd_header_size(head)
+    size = (1 if (head[4] >> 5) & 1 else 0, 2, 4, 8)[head[4] >> 6]
+    if size == 0 or len(head) < end:
         return None
-    value = int.from_bytes(head[pos:pos + size], "little")
+    value = int.from_bytes(head[end - size:end], "little")
     return value + 256 if size == 2 else value
 
 

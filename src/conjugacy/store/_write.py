@@ -35,6 +35,12 @@ def _chunk_shape(chunk_steps: int, shape: tuple[int, ...], itemsize: int) -> tup
     return (chunk_steps, *dims)
 
 
+def _check_name(name: Any, what: str) -> None:
+    """Refuse a parameter or scalar name that is not a non-empty str, holds '/' or starts '__'."""
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
+        raise StoreError(f"{what} name {name!r} is invalid (no '/', not '__'-prefixed)")
+
+
 def _check_json(obj: Any, what: str) -> Any:
     try:
         return json.loads(json.dumps(obj, allow_nan=True))
@@ -114,8 +120,7 @@ class _Writing:
         meta = _check_json(dict(metadata or {}), "metadata")
         decl = []
         for name, (shape, dt) in parameters.items():
-            if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
-                raise StoreError(f"parameter name {name!r} is invalid (no '/', not '__'-prefixed)")
+            _check_name(name, "parameter")
             shape = tuple(int(s) for s in shape)
             dt = np.dtype(dt)
             if dt.kind not in "fciub":
@@ -179,15 +184,12 @@ class _Writing:
         self._check_open(write=True)
         new = _check_json(dict(metadata), "metadata")
         w = self._writers.get(run)
+        attrs = w.group.metadata.attributes if w is not None else self._run(run).attrs
+        meta = {"metadata": {**attrs.get("metadata", {}), **new}}
         if w is not None:
-            meta = dict(w.group.metadata.attributes.get("metadata", {}))
-            meta.update(new)
-            self._write_attributes(w, {"metadata": meta})
-            return
-        g = self._run(run)
-        meta = dict(g.attrs.get("metadata", {}))
-        meta.update(new)
-        g.update_attributes({"metadata": meta})
+            self._write_attributes(w, meta)
+        else:
+            self._run(run).update_attributes(meta)
 
     def set_finished(self, run: str, finished: bool = True) -> None:
         """Mark ``run`` as closed normally (or not)."""
@@ -480,8 +482,7 @@ def _check_records(
                                            f"{BRANCH}/"))
     svals = {}
     for name, v in (scalars or {}).items():
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("__"):
-            raise StoreError(f"scalar name {name!r} is invalid (no '/', not '__'-prefixed)")
+        _check_name(name, "scalar")
         x = np.asarray(v, dtype=np.float64)
         if x.shape != (k,):
             raise StoreError(f"scalar {name!r}: expected shape ({k},), got {x.shape}")
