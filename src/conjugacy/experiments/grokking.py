@@ -43,13 +43,13 @@ import numpy as np
 import torch
 
 from .._checks import Choice, DeclaredConfig, Float, Int, Param, check_choice, setting
-from ..analysis import Claim, Results, SpectrumGroup, loss_curves, run_pipeline
+from ..analysis import Claim, Results, SpectrumGroup, loss_curves
 from ..analysis.fit_plan import check_planned_rank, planned_fit
 from ..analysis.pipeline import run_scalars
 from ..analysis.results import verdict_claim
 from ..analysis.unit_circle import unit_circle_section
 from ..data.modular import ModularData, modular_addition
-from ..study import Job, JobContext, Study, check_config, experiment_session, provenance, run_study
+from ..study import ExperimentRun, Job, JobContext, Study, check_config, run_experiment
 from ..torch.models import OneLayerTransformer
 from ..torch.protocols import FullBatchProtocol
 from ..torch.training import train_job_replicas
@@ -408,24 +408,19 @@ def _figures(reader: Any, groups: Sequence[SpectrumGroup]) -> Callable[[Results,
 
 # ----------------------------------------------------------------------------- entry point
 def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bool = False,
-        workers: int | None = None, scheduler: str | None = None, processes: bool = True,
-        ) -> Results:
+        figures: bool = True, workers: int | None = None, scheduler: str | None = None,
+        processes: bool = True) -> Results:
     """Train, fit and compare; write ``results.json``, figures and the trajectory stores.
 
     Parameters
     ----------
     config : GrokkingConfig
-    out_dir : path
-        Created if needed. Holds ``study.json``, ``trajectories/<regime>-seed<s>.zarr`` (one
-        store per job: the recorded ``mlp.W_out`` of every run, with train/test loss, accuracy
-        and weight norm as scalars), ``checkpoints/``, ``results.json`` (schema
-        ``conjugacy.results/2``) and the figures of :func:`conjugacy.plots.grokking.draw_all`.
-        Calling again with the same configuration resumes: finished jobs are skipped,
-        interrupted runs continue from their checkpoint.
-    progress : bool
-        Rich progress bars while training.
-    workers, scheduler, processes
-        Run the jobs and the spectra on Dask (see :func:`conjugacy.study.run_study`).
+    out_dir, progress, figures, workers, scheduler, processes
+        As :func:`conjugacy.study.run_experiment` (resume, Dask, determinism): ``out_dir``
+        receives ``trajectories/<regime>-seed<s>.zarr`` (one store per job: the recorded
+        ``mlp.W_out`` of every run, with train/test loss, accuracy and weight norm as scalars),
+        ``checkpoints/`` (interrupted runs continue from them) and the figures of
+        :func:`conjugacy.plots.grokking.draw_all`.
 
     Returns
     -------
@@ -444,44 +439,39 @@ def run(config: GrokkingConfig, out_dir: str | os.PathLike[str], *, progress: bo
     ...                      long_steps=None, eval_every=3, modulus=11, d_model=16, n_heads=2,
     ...                      d_head=8, d_mlp=32, delays=2, rank=3, pca=3, n_permutations=99)
     >>> with tempfile.TemporaryDirectory() as out:
-    ...     res = run(cfg, out)
+    ...     res = run(cfg, out, figures=False)
     >>> {c: len(v) for c, v in res.spectra.items()}, list(res["comparison"]["verdicts"])
     ({'unconstrained': 2, 'constrained': 2}, ['fig5'])
     """
     study = make_study(config)
     groups = spectrum_groups(config, study)
     conds = {g.condition for g in groups}
-    with experiment_session(config, GrokkingConfig, out_dir, threads=study.threads,
-                            workers=workers, scheduler=scheduler, processes=processes
-                            ) as (out, client):
-        trained = run_study(study, out, client=client, progress=progress)
-        timing = trained.timing()
-        with trained.reader() as reader:
-            long = None if config.long_steps is None else {r: {
-                k: v if k == "step" else v[0] for k, v in run_scalars(
-                    reader, [f"long-{r}-seed{config.seed:03d}_0"], _SCALARS,
-                    finite="test_accuracy").items()} for r in REGIMES}
-            return run_pipeline(
-                reader, groups, {"delays": config.delays, "rank": config.rank, "pca": config.pca,
-                                 "pca_center": True}, params=OBSERVED_PARAMETER, client=client,
-                loss="train_loss", experiment="grokking",
-                title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
-                question="Are the early training dynamics of a transformer that groks and of one "
-                         "whose weight norm is held fixed conjugate?",
-                conditions=_conditions(config), stats={
-                    "pairs": {k: v for k, v in PAIRS.items() if v[1] in conds},
-                    "seed": config.seed, "n_permutations": config.n_permutations},
-                fields={"config": config, "fit_shape": fit_shape(config), "long_curves": long,
-                        "curves": {k: loss_curves(reader, groups, k) for k in _SCALARS},
-                        "training": {k: timing[k] for k in ("trained", "skipped", "per_job")}},
-                sections=lambda spectra: {
-                    "unit_circle": unit_circle_section(spectra, config.unit_circle_tol,
-                                                       config.unit_circle_angle)},
-                claims=paper_claims, figures=_figures(reader, groups),
-                provenance=provenance(study, data={
-                    "name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
-                    "source": "generated (conjugacy.data.modular_addition), split seeded per seed"}),
-                timing={"training": timing["training"]}, out=out)
+
+    def analyse(trained: ExperimentRun) -> Results:
+        reader = trained.reader
+        long = None if config.long_steps is None else {r: {
+            k: v if k == "step" else v[0] for k, v in run_scalars(
+                reader, [f"long-{r}-seed{config.seed:03d}_0"], _SCALARS,
+                finite="test_accuracy").items()} for r in REGIMES}
+        return trained.pipeline(
+            groups, {"delays": config.delays, "rank": config.rank, "pca": config.pca,
+                     "pca_center": True}, params=OBSERVED_PARAMETER, loss="train_loss",
+            title="Transformer grokking: constrained vs unconstrained training (fig. 5, S6)",
+            question="Are the early training dynamics of a transformer that groks and of one "
+                     "whose weight norm is held fixed conjugate?",
+            conditions=_conditions(config),
+            stats={"pairs": {k: v for k, v in PAIRS.items() if v[1] in conds}},
+            fields={"fit_shape": fit_shape(config), "long_curves": long,
+                    "curves": {k: loss_curves(reader, groups, k) for k in _SCALARS}},
+            sections=lambda spectra: {
+                "unit_circle": unit_circle_section(spectra, config.unit_circle_tol,
+                                                   config.unit_circle_angle)},
+            claims=paper_claims, figures=_figures(reader, groups) if trained.figures else None,
+            data={"name": f"a + b mod {config.modulus}", "train_fraction": config.train_fraction,
+                  "source": "generated (conjugacy.data.modular_addition), split seeded per seed"})
+
+    return run_experiment(study, out_dir, analyse, progress=progress, figures=figures,
+                          workers=workers, scheduler=scheduler, processes=processes)
 
 
 def _conditions(cfg: GrokkingConfig) -> dict[str, str]:
