@@ -866,10 +866,7 @@ class DelayOperator:
                 )
             else:
                 sq = np.einsum("ij,ij->i", traj, traj)
-            acc = np.zeros(m)
-            for j in range(self.delays + 1):
-                acc += sq[j : j + m]
-            out.append(acc)
+            out.append(sum((sq[j : j + m] for j in range(self.delays + 1)), np.zeros(m)))
         return np.sqrt(np.concatenate(out))
 
 

@@ -176,11 +176,9 @@ def _items(trajectories: TrajectoriesLike) -> list[Any]:
     if isinstance(trajectories, (list, tuple)):
         return list(trajectories)
     arr = np.asarray(trajectories) if not hasattr(trajectories, "ndim") else trajectories
-    if getattr(arr, "ndim", 0) == 2:
-        return [arr]
     if getattr(arr, "ndim", 0) == 3:
         return [arr[i] for i in range(arr.shape[0])]
-    return [arr]  # let koopman_spectrum's validation name the problem
+    return [arr]  # one (n_steps, n_features) trajectory, or koopman_spectrum names the problem
 
 
 _SPECTRUM_PARAMS = {
@@ -260,19 +258,19 @@ def windowed_spectra(
     settings = {**_SPECTRUM_PARAMS, **spectrum_kwargs}
     window = check_int(window, "window", minimum=2)
     delays = settings["delays"]
-    if isinstance(delays, numbers.Integral) and not isinstance(delays, bool) and delays >= 0:
-        if window < delays + 2:
-            raise ValueError(
-                f"window={window} is too short for delays={delays}: each window needs at least "
-                f"delays + 2 = {delays + 2} snapshots"
-            )
+    # window >= 2: a delays above window - 2 is positive (a bad delays is koopman_spectrum's)
+    if isinstance(delays, numbers.Integral) and not isinstance(delays, bool) and window < delays + 2:
+        raise ValueError(
+            f"window={window} is too short for delays={delays}: each window needs at least "
+            f"delays + 2 = {delays + 2} snapshots"
+        )
     items = _items(trajectories)
     trajs = as_trajectory_list(trajectories)  # validated float64/complex128 copies or views
     plan = plan_windows([t.shape[0] for t in trajs], window, stride)
     stride = window if stride is None else int(stride)
 
-    band = None
-    if stride < window and _may_use_gram(settings, trajs):
+    band = None  # the snapshot Gram of overlapping windows, shared (PCA needs each window's own)
+    if stride < window and settings["pca"] is None and settings["path"] in ("auto", "gram"):
         band = _BandGram(trajs, window, stride)
     out = []
     for w in plan:
@@ -301,12 +299,6 @@ def _delegate(
 
 def _with_window(spec: Spectrum, w: Window) -> Spectrum:
     return replace(spec, settings={**spec.settings, "window": w.as_dict()})
-
-
-def _may_use_gram(settings: dict[str, Any], trajs: list[np.ndarray]) -> bool:
-    if settings.get("pca") is not None or settings.get("path") not in ("auto", "gram"):
-        return False
-    return True
 
 
 # ----- shared Gram over overlapping windows -------------------------------------------------------
@@ -345,10 +337,7 @@ class _BandGram:
         row = np.empty((R, g, q, R, g), dtype=self.dtype)
         for b, tb in enumerate(self.trajs):
             lo, hi = k * g, (k + q) * g
-            if hi <= tb.shape[0]:
-                right = tb[lo:hi]
-            else:
-                right = self._tile_rows(tb, lo, hi)
+            right = tb[lo:hi] if hi <= tb.shape[0] else self._tile_rows(tb, lo, hi)
             prod = left @ right.T  # (R g, q g)
             row[:, :, :, b, :] = prod.reshape(R, g, q, g)
         self.rows[k] = row
