@@ -202,17 +202,17 @@ class SignalEvaluation:
     monitored_steps: tuple[int, ...] = ()
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers (JSON-ready)."""
-        return {"signal": self.signal, "factor": self.factor, "sustain": self.sustain,
-                "auroc": self.auroc, "auroc_interval": list(self.auroc_interval),
-                "lead_time_median": self.lead_time_median,
-                "lead_time_interval": list(self.lead_time_interval),
-                "detected": self.detected, "detected_early": self.detected_early,
-                "n_positive": self.n_positive,
-                "false_alarms_per_1000": self.false_alarms_per_1000,
-                "false_alarm_interval": list(self.false_alarm_interval),
-                "negatives_alarmed": self.negatives_alarmed, "n_negative": self.n_negative,
-                "noise_floors": dict(self.noise_floors), "note": self.note}
+        """The headline numbers (JSON-ready: intervals as lists)."""
+        out = {k: getattr(self, k) for k in _HEADLINE}
+        return {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
+                for k, v in out.items()}
+
+
+#: The fields of :meth:`SignalEvaluation.summary`, in order.
+_HEADLINE = ("signal", "factor", "sustain", "auroc", "auroc_interval", "lead_time_median",
+             "lead_time_interval", "detected", "detected_early", "n_positive",
+             "false_alarms_per_1000", "false_alarm_interval", "negatives_alarmed", "n_negative",
+             "noise_floors", "note")
 
 
 @dataclass(frozen=True)
