@@ -166,11 +166,7 @@ class _Reading:
         """
         self._check_open()
         run_names = self._select_runs(runs)
-        layout = None
-        for r in run_names:
-            this = _selected_layout(self._run(r).attrs.asdict(), params)
-            layout = _same_layout(r, run_names[0], this, layout)
-        assert layout is not None
+        layout = _common_layout(run_names, [self._attrs(r) for r in run_names], params)
         if max_memory is not None:
             parse_memory(max_memory)  # refused here, not at the first block
         return StoreSource(self, run_names, layout, max_memory)
@@ -247,8 +243,7 @@ class _Reading:
         if branch not in (None, BRANCH):
             raise StoreError(f"branch must be None or {BRANCH!r}, got {branch!r}")
         prefix = "params" if branch is None else branch
-        views = [self._view(r) for r in run_names]
-        attrs, groups = [v[0] for v in views], [v[1] for v in views]
+        attrs, groups = zip(*[self._view(r) for r in run_names])
         if branch is not None:
             lacking = [r for r, a in zip(run_names, attrs) if branch not in a.get(
                 "branches", [])]
@@ -257,50 +252,38 @@ class _Reading:
                     f"run {lacking[0]!r} keeps no branch {branch!r} (record it with "
                     "Recorder(branch=...) or train_replicas(branch_batches=...))"
                 )
-        layout = None
-        lengths = []
-        for r, a in zip(run_names, attrs):
-            layout = _same_layout(r, run_names[0], _selected_layout(a, params), layout)
-            rng = range(int(a["n_complete"]))
-            lengths.append(rng[steps] if steps is not None else rng)
-        sizes = {len(x) for x in lengths}
-        if len(sizes) > 1:
+        layout = _common_layout(run_names, attrs, params)
+        lengths = [range(int(a["n_complete"]))[steps or slice(None)] for a in attrs]
+        if len({len(x) for x in lengths}) > 1:
             counts = {r: int(a["n_complete"]) for r, a in zip(run_names, attrs)}
             selected = dict(zip(run_names, map(len, lengths)))
             raise StoreError(
                 f"runs have different numbers of selected steps {selected} (complete steps: "
                 f"{counts}); pass steps=slice(0, n) with a common n"
             )
-        assert layout is not None
         out_dtype = (
             np.dtype(dtype) if dtype is not None else np.result_type(*[d for _, (_, d) in layout])
         )
         n_feat = sum(math.prod(s) for _, (s, _) in layout)
         n_steps = len(lengths[0])
-        arrays: dict[tuple[str, str], Any] = {}  # (run, key) -> array, its chunks checked
-        if n_steps:  # every chunk file needed is there (one lstat each) before allocating
-            for r, g, a, rng in zip(run_names, groups, attrs, lengths):
-                n = int(a["n_complete"])
-                lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
-                for name, _ in layout:
-                    key = f"{prefix}/{name}"
-                    arrays[r, key] = self._checked_array(r, g, key, lo, hi, n)
-        out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
         if n_steps == 0:
-            return out
-        for i, (r, g, rng) in enumerate(zip(run_names, groups, lengths)):
+            return np.empty((len(run_names), 0, n_feat), dtype=out_dtype)
+        # zarr takes positive steps only: a negative one reads the records in increasing order
+        # and reverses them
+        order = -1 if lengths[0].step < 0 else 1
+        forward = [rng[::order] for rng in lengths]
+        arrays = []  # [run][parameter]: every chunk file needed is there (one lstat each)
+        for r, g, a, rng in zip(run_names, groups, attrs, forward):  # before allocating
+            arrays.append([self._checked_array(r, g, f"{prefix}/{name}", rng.start, rng[-1] + 1,
+                                               int(a["n_complete"])) for name, _ in layout])
+        out = np.empty((len(run_names), n_steps, n_feat), dtype=out_dtype)
+        for i, (r, g, rng, arrs) in enumerate(zip(run_names, groups, forward, arrays)):
             off = 0
-            for name, (shape, _) in layout:
+            for (name, (shape, _)), arr in zip(layout, arrs):
                 size = math.prod(shape)
-                key = f"{prefix}/{name}"
-                arr = arrays[r, key]
-                if rng.step > 0:
-                    block = self._decode(r, g, key, arr, slice(rng.start, rng.stop, rng.step))
-                else:  # zarr takes positive steps only
-                    idx = np.asarray(rng)
-                    lo = int(idx.min())
-                    block = self._decode(r, g, key, arr, slice(lo, int(idx.max()) + 1))[idx - lo]
-                out[i, :, off : off + size] = block.reshape(n_steps, size)
+                block = self._decode(r, g, f"{prefix}/{name}", arr,
+                                     slice(rng.start, rng.stop, rng.step))
+                out[i, :, off : off + size] = block[::order].reshape(n_steps, size)
                 off += size
         return out
 
@@ -350,17 +333,18 @@ def _selected_layout(attrs: dict[str, Any], params: str | Sequence[str] | None) 
     return [(n, declared[n]) for n in select_names(list(declared), params)]
 
 
-def _same_layout(run: str, first: str, this: list[Any], layout: list[Any] | None) -> list[Any]:
-    """The common selected layout: ``this`` (of ``run``) if it is the first, else ``layout``,
+def _common_layout(runs: list[str], attrs: Sequence[dict[str, Any]],
+                   params: str | Sequence[str] | None) -> list[Any]:
+    """The selected layout (:func:`_selected_layout`) of every run (``attrs``: their attributes),
     refusing a run whose selection differs from the first run's."""
-    if layout is None:
-        return this
-    if this != layout:
-        raise StoreError(
-            f"run {run!r} has a different selected parameter layout than run "
-            f"{first!r}: {this} vs {layout}"
-        )
-    return layout
+    layouts = [_selected_layout(a, params) for a in attrs]
+    for run, this in zip(runs, layouts):
+        if this != layouts[0]:
+            raise StoreError(
+                f"run {run!r} has a different selected parameter layout than run "
+                f"{runs[0]!r}: {this} vs {layouts[0]}"
+            )
+    return layouts[0]
 
 
 #: copies of one chunk alive while a reader thread reads it: the compressed bytes and the decoded
