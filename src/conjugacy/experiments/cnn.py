@@ -300,26 +300,25 @@ def _arch_info(config: CNNConfig, arch: str, study: Any) -> dict[str, Any]:
             "provenance": provenance(study, data=data.info)}
 
 
-def _analyse_arch(config: CNNConfig, arch: str, study: Any, trained: Any) -> dict[str, Any]:
+def _analyse_arch(config: CNNConfig, arch: str, trained: Any) -> dict[str, Any]:
     """The windows (:func:`arch_windows`), the per-epoch spectra of fig. S5
-    (:func:`conjugacy.analysis.windowed.epoch_spectra`), run table, description
-    (:func:`_arch_info`) and training report of one trained architecture."""
+    (:func:`conjugacy.analysis.windowed.epoch_spectra`), run table and description
+    (:func:`_arch_info`) of one trained architecture (``trained``: the
+    :class:`~conjugacy.study.ExperimentRun`)."""
     from ..analysis import run_table
     from ..analysis.groups import study_groups
     from ..analysis.windowed import epoch_spectra
     from ..torch.models import OBSERVED_LAYERS
 
+    study, reader = trained.studies[arch], trained.readers[arch]
     groups = study_groups(study)
-    with trained.reader() as reader:
-        spectra, window = arch_windows(config, arch, reader, study)
-        s5 = epoch_spectra(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
-                           _steps_per_epoch(config, arch), config.s5_epochs,
-                           delays=config.delays, rank=config.rank,
-                           dtype=np.float64) if config.s5_epochs else []
-        runs = run_table(reader, groups)
-    return {"spectra": spectra, "s5": s5, "window": window, "runs": runs,
-            "info": _arch_info(config, arch, study),
-            "training": {k: v for k, v in trained.timing().items() if k != "training"}}
+    spectra, window = arch_windows(config, arch, reader, study)
+    s5 = epoch_spectra(reader, groups, OBSERVED_LAYERS[config.model_name(arch)],
+                       _steps_per_epoch(config, arch), config.s5_epochs,
+                       delays=config.delays, rank=config.rank,
+                       dtype=np.float64) if config.s5_epochs else []
+    return {"spectra": spectra, "s5": s5, "window": window, "runs": run_table(reader, groups),
+            "info": _arch_info(config, arch, study)}
 
 
 def _sections(config: CNNConfig, per_arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -359,13 +358,10 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     Parameters
     ----------
     config : CNNConfig
-    out_dir : str or Path
-        Receives ``<arch>/`` (``study.json``, one store per seed), ``results.json`` and, with
-        ``figures`` (needs matplotlib), those of :func:`conjugacy.plots.cnn.draw_all`.
-    progress : bool
-        Rich progress bars.
-    workers, scheduler, processes
-        Train the seeds on Dask (:func:`conjugacy.study.run_study`); results are the same.
+    out_dir, progress, figures, workers, scheduler, processes
+        As :func:`conjugacy.study.run_experiment` (resume, Dask, determinism): ``out_dir``
+        receives one study per architecture (``<arch>/``: ``study.json``, one store per seed)
+        and the figures of :func:`conjugacy.plots.cnn.draw_all`.
 
     Returns
     -------
@@ -374,11 +370,6 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
         (one condition per architecture), ``windows`` (:func:`arch_windows` per architecture),
         ``archs``, ``config``, ``training``, the sections ``architecture_comparison``,
         ``window_spectra`` (every window of every seed) and ``s5`` (:func:`_sections`).
-
-    Notes
-    -----
-    Trained seeds are not trained again (resume); spectra and statistics are always recomputed
-    from the stores. Deterministic given ``config.seed`` on one machine and device.
 
     References
     ----------
@@ -396,26 +387,20 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
     >>> len(res.spectra["lenet"]), res["windows"]["lenet"]["labels"]
     (2, ['0-9', '10-19'])
     """
-    from ..analysis import summarize
     from ..results import package_info
-    from ..study import experiment_session, run_study
+    from ..study import check_config, run_experiment
 
-    per_arch, timing = {}, {"training": 0.0, "spectra": 0.0}
-    with experiment_session(config, CNNConfig, out_dir, threads=config.threads, workers=workers,
-                            scheduler=scheduler, processes=processes) as (out, client):
-        for arch in config.archs:
-            study = make_study(config, arch)
-            trained = run_study(study, out / arch, client=client, progress=progress)
-            t0 = time.perf_counter()
-            per_arch[arch] = _analyse_arch(config, arch, study, trained)
-            timing["training"] += trained.seconds
-            timing["spectra"] += time.perf_counter() - t0
+    check_config(config, CNNConfig)
+
+    def analyse(trained: Any) -> Results:
+        t0 = time.perf_counter()
+        per_arch = {arch: _analyse_arch(config, arch, trained) for arch in config.archs}
         spectra = {a: per_arch[a]["spectra"] for a in config.archs}
         windows = {a: per_arch[a]["window"] for a in config.archs}
         archs = {a: per_arch[a]["info"] for a in config.archs}
         first = {a: [per[0] for per in spectra[a]] for a in config.archs}
         n_seeds = min(len(v) for v in first.values())
-        return summarize(
+        return trained.summarize(
             {a: v[:n_seeds] for a, v in first.items()}, experiment="cnn",
             title="CNN early-phase study: when do the training dynamics change?",
             question=f"are the dynamics of LeNet and ResNet-20 conjugate in the first window "
@@ -423,16 +408,18 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
             conditions={a: {"arch": a, "model": config.model_name(a)} for a in config.archs},
             observables=sorted({info["observed"] for info in archs.values()}),
             settings={"window": config.window, "delays": config.delays, "rank": config.rank},
-            stats={"seed": config.seed, "n_permutations": config.n_permutations,
-                   "n_shuffles": config.n_shuffles, "ks": False},
+            stats={"ks": False},
             fields={"paper": "Redman et al., NeurIPS 2024, sec. 4.3, appendix D, fig. 4 and S5",
-                    "config": config.to_dict(), "archs": archs, "windows": windows,
-                    "training": {a: per_arch[a]["training"] for a in config.archs},
+                    "archs": archs, "windows": windows,
                     "runs": [r for a in config.archs for r in per_arch[a]["runs"]],
                     "loss": {a: windows[a]["loss"] for a in config.archs}},
             sections=lambda _spectra: _sections(config, per_arch), claims=claims,
-            figures=_figures(spectra) if figures else None,
+            figures=_figures(spectra) if trained.figures else None,
             notes=[info["data"]["note"] for info in archs.values() if info["data"]["note"]],
             provenance={"package": package_info(),
                         "archs": {a: archs[a]["provenance"] for a in config.archs}},
-            timing=timing, out=out)
+            timing={"spectra": time.perf_counter() - t0})
+
+    return run_experiment({arch: make_study(config, arch) for arch in config.archs}, out_dir,
+                          analyse, progress=progress, figures=figures, workers=workers,
+                          scheduler=scheduler, processes=processes)
