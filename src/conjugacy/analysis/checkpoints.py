@@ -15,6 +15,7 @@ reproduction :mod:`conjugacy.experiments.spectral_dynamics`.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import time
@@ -132,12 +133,8 @@ def read_checkpoints(reader: Any, run: str) -> tuple[np.ndarray, dict[str, np.nd
     """
     info = reader.run_info(run)
     steps = np.asarray(reader.steps(run))
-    return steps, {name: reader.read(params=_glob_escape(name), runs=run)[0].reshape(
+    return steps, {name: reader.read(params=glob.escape(name), runs=run)[0].reshape(
         len(steps), *p["shape"]) for name, p in info["parameters"].items()}
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _group_key(meta: Mapping[str, Any]) -> tuple[str, Any]:
@@ -172,8 +169,8 @@ def _lmc_section(reader: Any, max_rank: int, k: int) -> dict[str, Any] | None:
         for name, p in info["parameters"].items():
             if len(p["shape"]) < 2:
                 continue
-            wa = reader.read(params=_glob_escape(name), runs=a)[0, -1].reshape(p["shape"])
-            wb = reader.read(params=_glob_escape(name), runs=b)[0, -1].reshape(p["shape"])
+            wa = reader.read(params=glob.escape(name), runs=a)[0, -1].reshape(p["shape"])
+            wb = reader.read(params=glob.escape(name), runs=b)[0, -1].reshape(p["shape"])
             res = singular_vector_agreement(wa, wb, k=k)
             d = np.diagonal(res.matrix)[:max_rank]
             agreement[name], diag[name] = float(res.score), d.tolist()

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int
 from ..comparison_filter import COMPARISON_FILTERS, filter_for_comparison
+from ..results import complex_to_pairs
 
 __all__ = [
     "Comparison",
@@ -475,7 +476,7 @@ def _filtered_block(fspec: Mapping[str, Any], fpooled: Mapping[str, Any] | None,
     block["aliasing"] = {n: aliasing.get(n, []) for n in named}
     block["kept_nothing"] = {n: [x for c in ab if c in empty for x in empty[c]]
                              for n, ab in named.items() if n not in ok}
-    block["eigenvalues"] = {c: [_pairs_of(s.eigenvalues) for s in v] for c, v in fspec.items()}
+    block["eigenvalues"] = {c: [complex_to_pairs(s.eigenvalues) for s in v] for c, v in fspec.items()}
     return block
 
 
@@ -720,9 +721,3 @@ def verdict_rule(uses: str) -> str:
         "if the permutation test on the per-seed spectra rejects at level alpha (p < alpha), "
         f"computed on the {uses} spectra, and conjugate (no evidence against conjugacy) if not"
     )
-
-
-def _pairs_of(values: Any) -> list[list[float]]:
-    from ..results import complex_to_pairs
-
-    return complex_to_pairs(values)

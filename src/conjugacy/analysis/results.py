@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ class Claim:
     evidence: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"claim": self.claim, "holds": self.holds, "evidence": self.evidence}
+        return asdict(self)
 
     @property
     def word(self) -> str:
