@@ -96,12 +96,17 @@ def select_parameters(model: nn.Module, params: str | Iterable[str] | None = "*"
     >>> select_parameters(model, "2.*")
     ['2.weight', '2.bias']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_module(model)
     names = [n for n, _ in model.named_parameters()]
     if not names:
         raise StoreError(f"model {type(model).__name__} has no parameters to record")
     return select_names(names, params)
+
+
+def _check_module(model: Any, name: str = "model") -> None:
+    """TypeError naming ``name`` unless ``model`` is a ``torch.nn.Module``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:

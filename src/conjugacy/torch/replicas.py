@@ -41,6 +41,7 @@ from .recorder import (
     Recorder,
     ResumeWithoutCheckpointWarning,
     StackedRecorder,
+    _check_module,
     _numbers,
     _open_store,
     describe_optimizer,
@@ -95,8 +96,7 @@ def perturb_model(
     >>> bool(((ratio - 1).abs() <= 0.1).all()), bool((ratio != 1).all())
     (True, True)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_module(model)
     eps = float(eps)
     if not eps >= 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")

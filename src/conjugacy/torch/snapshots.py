@@ -27,6 +27,7 @@ from .._checks import check_int
 from ..store import StoreError, TrajectoryStore
 from .recorder import (
     Recorder,
+    _check_module,
     _check_step,
     _ClosesRun,
     _columns,
@@ -72,8 +73,7 @@ def matrix_parameters(model: nn.Module) -> list[str]:
     >>> matrix_parameters(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)))
     ['0.weight', '2.weight']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_module(model)
     return [n for n, p in model.named_parameters() if p.ndim >= 2]
 
 
@@ -361,9 +361,8 @@ class InterpolationResult(NamedTuple):
 
 
 def _check_pair(model_a: nn.Module, model_b: nn.Module) -> None:
-    for name, m in (("model_a", model_a), ("model_b", model_b)):
-        if not isinstance(m, nn.Module):
-            raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
+    _check_module(model_a, "model_a")
+    _check_module(model_b, "model_b")
     sa, sb = model_a.state_dict(), model_b.state_dict()
     if list(sa) != list(sb):
         raise ValueError(
