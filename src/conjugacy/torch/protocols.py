@@ -21,8 +21,9 @@ __all__ = ["FullBatchProtocol", "global_norm"]
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
-def global_norm(model: nn.Module) -> torch.Tensor:
-    """Global L2 norm of all parameters of ``model`` (a 0-d tensor, no gradient).
+def global_norm(model: nn.Module | Iterable[torch.Tensor]) -> torch.Tensor:
+    """Global L2 norm of all parameters of ``model`` (or of the given tensors): a 0-d tensor,
+    no gradient.
 
     Examples
     --------
@@ -32,7 +33,8 @@ def global_norm(model: nn.Module) -> torch.Tensor:
     >>> float(global_norm(layer))
     5.0
     """
-    return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters()))
+    params = model.parameters() if isinstance(model, nn.Module) else model
+    return torch.sqrt(sum(p.detach().pow(2).sum() for p in params))
 
 
 class FullBatchProtocol:
@@ -108,9 +110,7 @@ class FullBatchProtocol:
         """The optimizer of ``params``; remembers it and their global norm now."""
         params = list(params)
         opt = self.optimizer(params)
-        with torch.no_grad():
-            norm = torch.sqrt(sum(p.detach().pow(2).sum() for p in params))
-        self._state[id(params[0])] = (opt, norm)
+        self._state[id(params[0])] = (opt, global_norm(params))
         return opt
 
     def _lookup(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.Tensor]:
