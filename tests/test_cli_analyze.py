@@ -487,6 +487,31 @@ def test_plain_progress_stamps_a_stage_with_its_start(monkeypatch):
                                            "[   6.5 s] pilots: done in 5.5 s"]
 
 
+def test_progress_lines_escape_the_control_characters_of_a_stage(monkeypatch):
+    """A stage names the output folder (the user's): its control characters are shown escaped
+    in the plain lines and in a terminal's held message, never sent raw (a slow analysis of the
+    hostile-label test printed the folder's ESC once the plain lines had started)."""
+    import io
+
+    from conjugacy.cli import analyze as analyze_cli
+    from conjugacy.cli._errors import rich_console
+
+    for terminal in (False, True):
+        buf = io.StringIO()
+        console = rich_console(file=buf, force_terminal=terminal, width=300)
+        monkeypatch.setattr(analyze_cli, "rich_console", lambda c=console, **_kw: c)
+        monkeypatch.setattr(analyze_cli._Progress, "PLAIN_AFTER", 0.0)
+        with analyze_cli._Progress() as progress:
+            progress("estimate for out\x1b]0;T\x07", 0, 0)
+            progress("writing to out\x1b[31m", 0, 1)
+            progress("writing to out\x1b[31m", 1, 1)
+        text = buf.getvalue()
+        assert "out\\x1b]0;T\\x07" in text, text
+        if not terminal:
+            assert "writing to out\\x1b[31m: done in" in text, text
+            assert "\x1b" not in text and "\x07" not in text, text
+
+
 def test_input_refused_before_any_work_is_one_line_without_the_estimate(tmp_path):
     """The estimate waits for the first unit of work: a rank the data cannot give (found when
     the first spectrum is fitted) and replicas recorded at different intervals (now refused

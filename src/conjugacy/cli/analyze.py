@@ -294,12 +294,13 @@ class _Progress:
             if self._plain:
                 self._print(text, at=at)
             else:
-                self._console.print(text, markup=False)
+                self._console.print(shown(text, markup=False), markup=False)
 
     def _print(self, text: str, at: float | None = None) -> None:
         self._flush()
         when = (self._clock() if at is None else at) - self._t0
-        self._console.print(f"[{when:6.1f} s] {text}", markup=False)
+        # a stage names the output folder: its control characters escaped, as every user string
+        self._console.print(f"[{when:6.1f} s] {shown(text, markup=False)}", markup=False)
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
