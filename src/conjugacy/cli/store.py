@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -82,14 +81,13 @@ def show(
 
     with TrajectoryStore.open(path, "r") as st:  # a StoreError (unknown run): exit 2 (_errors)
         info = st.run_info(run)
-        scalars = {name: st.scalars(run, name) for name in info["scalars"]}
+        scalars = {name: st.scalars(run, name) for name in info["scalars"]}  # read before printing
         con = rich_console()
         span = f"steps {info['first_step']}..{info['last_step']}" if info["n_complete"] else ""
         con.print(f"[bold]{shown(run)}[/bold]: {info['n_complete']} steps complete {span}, "
                   f"{info['n_features']} features, finished: {info['finished']}")
-        pt = Table(title="parameters (feature order)")
-        for col in ("parameter", "shape", "dtype", "size", "features"):
-            pt.add_column(col)
+        pt = Table("parameter", "shape", "dtype", "size", "features",
+                   title="parameters (feature order)")
         off = 0
         for name, v in info["parameters"].items():
             pt.add_row(shown(name), "x".join(map(str, v["shape"])) or "()", shown(v["dtype"]),
@@ -97,23 +95,14 @@ def show(
             off += v["size"]
         con.print(pt)
         if info["scalars"]:
-            stt = Table(title="scalars")
-            for col in ("scalar", "first", "last", "recorded"):
-                stt.add_column(col)
-            for name in info["scalars"]:
-                x = scalars[name]
-                ok = x[~(x != x)] if x.size else x
-                stt.add_row(shown(name), _fmt(ok[0]) if ok.size else "-",
-                            _fmt(ok[-1]) if ok.size else "-", f"{ok.size}/{x.size}")
+            stt = Table("scalar", "first", "last", "recorded", title="scalars")
+            for name, x in scalars.items():
+                ok = x[x == x]  # the values recorded (NaN != NaN marks a step without one)
+                stt.add_row(shown(name), f"{ok[0]:.6g}" if ok.size else "-",
+                            f"{ok[-1]:.6g}" if ok.size else "-", f"{ok.size}/{x.size}")
             con.print(stt)
-        mt = Table(title="metadata")
-        mt.add_column("key")
-        mt.add_column("value")
+        mt = Table("key", "value", title="metadata")
         for k, v in info["metadata"].items():
             text = v if isinstance(v, str) else json.dumps(v)
             mt.add_row(shown(k), shown(text if len(text) <= 300 else text[:297] + "..."))
         con.print(mt)
-
-
-def _fmt(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{x:.6g}"
