@@ -664,10 +664,8 @@ def _step(value: Any, name: str) -> int:
 def _check_horizon(horizon: Any, n_runs: int) -> list[int | None]:
     """One horizon per run (None: the whole run) from one step, or a sequence or 1-d array of
     one per run; integral floats (160.0) are steps, as onsets are."""
-    if isinstance(horizon, np.ndarray) and horizon.ndim == 0:
-        horizon = horizon.item()
     if isinstance(horizon, np.ndarray):
-        horizon = horizon.tolist()
+        horizon = horizon.tolist()  # a 0-d array gives its item
     if horizon is None or not isinstance(horizon, Sequence) or isinstance(horizon, str):
         one = None if horizon is None else _step(horizon, "horizon")
         return [one] * n_runs
