@@ -159,6 +159,9 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 # against it, and the command line builds its options (bounds, choices) from the same mapping.
 
 _KINDS = ("int", "float", "bool", "str", "path", "choice", "tuple", "rank")
+#: A value of each kind (but "choice" and "rank": :meth:`Param.requirement`), in words.
+_WORDS = {"int": "an integer", "float": "a real number", "bool": "a bool", "str": "a str",
+          "path": "a path (str)", "tuple": "a sequence"}
 
 
 @dataclass(frozen=True)
@@ -222,8 +225,7 @@ class Param:
 
             return "a positive integer or one of " + ", ".join(repr(r) for r in RANK_RULES)
         if self.kind not in ("int", "float"):
-            return {"bool": "a bool", "str": "a str", "path": "a path (str)",
-                    "tuple": "a sequence"}[self.kind]
+            return _WORDS[self.kind]
         if self.minimum is not None and self.maximum is not None:
             bound = f"in {lo}{self.minimum:g}, {self.maximum:g}{hi}"
         elif self.minimum is not None:
@@ -259,10 +261,8 @@ class Param:
         return _as_scalar(self.kind, value, name, self._type_words())
 
     def _type_words(self) -> str:
-        words = {"int": "an integer", "float": "a real number", "bool": "a bool", "str": "a str",
-                 "path": "a path (str)", "tuple": "a sequence", "choice": self.requirement(),
-                 "rank": self.requirement()}
-        return words[self.kind] + (" or None" if self.allow_none else "")
+        words = _WORDS.get(self.kind) or self.requirement()  # choice, rank: the domain
+        return words + (" or None" if self.allow_none else "")
 
     def _in_bounds(self, value: float, given: Any, name: str) -> Any:
         lo, hi = self.minimum, self.maximum
