@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_open
+from ._checks import as_numeric_array
 
 __all__ = [
     "complex_to_pairs",
@@ -64,13 +65,7 @@ def complex_to_pairs(values: Any) -> list[list[float]]:
     >>> complex_to_pairs([complex(float("nan"), 1.0)])
     [[None, 1.0]]
     """
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"values must be an array of numbers; could not convert it: {exc}") from None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"values must hold numbers, got an array of dtype {arr.dtype}")
-    arr = arr.astype(np.complex128).ravel()
+    arr = as_numeric_array(values, "values").astype(np.complex128).ravel()
     return [[_float(v.real), _float(v.imag)] for v in arr]
 
 
