@@ -268,13 +268,6 @@ class Comparison(Mapping):
     def __len__(self) -> int:
         return len(self.__dataclass_fields__)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return self.to_dict() == dict(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def verdict(self, pair: str) -> str:
         """The verdict word of ``pair``."""
         return self.verdicts[pair]["verdict"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_float
 from .comparison import filter_spectrum
 
 __all__ = ["UnitCircleCounts", "count_summary", "unit_circle_counts", "unit_circle_section"]
@@ -86,8 +87,7 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     >>> (c.outside, c.oscillatory_outside, c.oscillatory_on)
     (2, 0, 2)
     """
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    tol = check_positive_float(tol, "tol", allow_zero=True)
     if not (0 <= min_angle < np.pi / 2):
         raise ValueError(f"min_angle must be in [0, pi/2) radians, got {min_angle!r}")
     eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
