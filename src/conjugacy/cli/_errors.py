@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import warnings
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -85,6 +86,21 @@ def parse_max_memory(value: str | None) -> int | None:
     except ValueError:
         raise typer.BadParameter(f"expected a size like 800M or 2G (K, M, G, T: powers of 1024; "
                                  f"a plain number: bytes), got {value!r}") from None
+
+
+def source_and_out(source: Path, out: Path | None, inside: str, beside: str,
+                   fix: str = "") -> Path:
+    """The output folder of a command that reads a store or a study output folder ``source``
+    (one line, exit 2, when ``source`` does not exist: ``fix`` ends it): ``out``, or by default
+    ``source/inside`` for a study folder (one holding ``trajectories/``), else the sibling
+    ``beside``; checked by :func:`conjugacy._checks.check_out_dir`."""
+    from .._checks import check_out_dir
+
+    if not source.exists():
+        fail(f"{str(source)!r} does not exist{fix}")
+    if out is None:
+        out = source / inside if (source / "trajectories").is_dir() else source.parent / beside
+    return check_out_dir(out)
 
 
 def rich_console(**kwargs: Any) -> Any:

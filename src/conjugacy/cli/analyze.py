@@ -16,7 +16,7 @@ from rich.console import Console
 from .._checks import check_out_dir
 from .._text import shown
 from . import app
-from ._errors import fail, parse_rank, rich_console
+from ._errors import fail, parse_rank, rich_console, source_and_out
 
 
 @app.command("analyze")
@@ -81,15 +81,8 @@ def analyze_command(
         fail(f"--time must be one of {', '.join(TIMES)}, got {time!r}")
     if filter not in FILTERS:
         fail(f"--filter must be one of {', '.join(FILTERS)}, got {filter!r}")
-    if out is not None:
-        target = out
-    elif (store / "trajectories").is_dir():  # a study output folder
-        target = store / "analysis"
-    else:
-        target = store.parent / f"{store.stem}_analysis"
-    if not store.exists():
-        fail(f"{str(store)!r} does not exist: give a trajectory store or a study output folder")
-    target = check_out_dir(target)
+    target = source_and_out(store, out, "analysis", f"{store.stem}_analysis",
+                            ": give a trajectory store or a study output folder")
     try:
         with _Progress() as progress:
             res = analyze(store, group_by=group_by, seed_key=seed_key,

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from .._checks import check_out_dir
 from . import app, fail
+from ._errors import source_and_out
 
 
 @app.command("spectral-dynamics")
@@ -30,12 +30,7 @@ def spectral_dynamics(
     from ..analysis.checkpoints import spectral_dynamics_report
     from .summaries import print_results
 
-    if not source.exists():
-        fail(f"{str(source)!r} does not exist")
-    if out is None:
-        out = (source / "spectral_dynamics" if (source / "trajectories").is_dir()
-               else source.with_name(source.name + ".spectral_dynamics"))
-    out = check_out_dir(out)
+    out = source_and_out(source, out, "spectral_dynamics", source.name + ".spectral_dynamics")
     try:
         results = spectral_dynamics_report(source, out, max_rank=max_rank, draw=figures)
     except (OSError, ValueError) as exc:
