@@ -223,12 +223,13 @@ def _cut_short(fd: int, head: bytes, size: int, max_blocks: int) -> str | None:
             f"least {need} (an interrupted copy or a full disk?); refused, not decoded")
 
 
-def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
+def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int, bomb: str | None) -> str | None:
     """Why the chunk file ``path`` (at most ``max_bytes``) is not one zstd frame declaring
     exactly ``chunk_bytes`` decoded bytes followed by its CRC-32C (truncated, data after the
-    frame, another size), or None. Reads 18 bytes and the block headers, never decodes; only
-    when the header is wrong is the whole file read, to name an altered file (its CRC-32C, the
-    writer's last 4 bytes, does not match) as such."""
+    frame, another size), or None. A file cut short is named as such; otherwise ``bomb`` (why
+    its size alone is refused) when given. Reads 18 bytes and the block headers, never decodes;
+    only when the header is wrong is the whole file read, to name an altered file (its CRC-32C,
+    the writer's last 4 bytes, does not match) as such."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
     except OSError as exc:
@@ -236,8 +237,8 @@ def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
     try:
         head, file_size = os.read(fd, 18), os.fstat(fd).st_size
         cut = _cut_short(fd, head, file_size, chunk_bytes // 1024 + 64)
-        if cut is not None:
-            return cut
+        if cut is not None or bomb is not None:
+            return cut or bomb
         size = zstd_content_size(head)
         if size == chunk_bytes:
             # numcodecs decodes every frame of the file: anything after the first frame but the
@@ -261,25 +262,12 @@ def _frame_problem(path: Path, chunk_bytes: int, max_bytes: int) -> str | None:
             f"writer's frames always record it; a compression bomb?); refused, not decoded")
 
 
-def _truncated(path: Path, max_blocks: int) -> str | None:
-    """:func:`_cut_short` for the chunk file ``path`` (None if it cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return _cut_short(fd, os.read(fd, 18), os.fstat(fd).st_size, max_blocks)
-    finally:
-        os.close(fd)
-
-
-def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
-                  chunk_bytes: int | None = None) -> str | None:
+def chunk_problem(path: Path, max_bytes: int, raw_bytes: int, chunk_bytes: int) -> str | None:
     """Why the chunk file ``path`` cannot be read (missing, a link, not a regular file, larger
     than ``max_bytes``, smaller than a chunk decoding to ``raw_bytes`` can be: more than
     :func:`max_compression` times its size plus :data:`COMPRESSION_SLACK`, truncated: ending
     before its zstd frame and CRC-32C do, or, given ``chunk_bytes``, a zstd frame whose header
-    does not declare exactly that many decoded bytes: see :func:`zstd_content_size`), or None
+    does not declare exactly ``chunk_bytes`` decoded bytes: see :func:`zstd_content_size`), or None
     if it is a plausible chunk file. One ``lstat``, a read of 18 bytes and of the frame's
     3-byte block headers, never a decode."""
     try:
@@ -294,11 +282,11 @@ def chunk_problem(path: Path, max_bytes: int, raw_bytes: int = 0,
         return (f"chunk file has {st.st_size} bytes, more than an encoded chunk of this array "
                 f"can take ({max_bytes}); refused, not read")
     ratio = max_compression()
+    bomb = None
     if raw_bytes > ratio * st.st_size + COMPRESSION_SLACK:
-        # a file cut short is named as such, not as a bomb (read 18 bytes and block headers)
-        return _truncated(path, raw_bytes // 1024 + 64) or (
-                f"chunk file has {st.st_size} bytes but decodes to {raw_bytes}, more than "
+        # a file cut short is named as such, not as a bomb (_frame_problem reads its header)
+        bomb = (f"chunk file has {st.st_size} bytes but decodes to {raw_bytes}, more than "
                 f"{ratio:g}x (recorded weights compress ~1.1x; a compression bomb?); refused, not "
                 f"read; if the data are this compressible (frozen or constant parameters), read "
                 f"with the environment variable {COMPRESSION_ENV}=0")
-    return None if chunk_bytes is None else _frame_problem(path, chunk_bytes, max_bytes)
+    return _frame_problem(path, chunk_bytes, max_bytes, bomb)
