@@ -202,15 +202,10 @@ class ResNet20(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        layers = []
-        in_planes = 16
-        for planes, stride in ((16, 1), (32, 2), (64, 2)):
-            blocks = []
-            for s in (stride, 1, 1):
-                blocks.append(_BasicBlock(in_planes, planes, s))
-                in_planes = planes
-            layers.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = layers
+        stages = ((16, 16, 1), (16, 32, 2), (32, 64, 2))  # in, out channels; first block's stride
+        self.layer1, self.layer2, self.layer3 = (
+            nn.Sequential(_BasicBlock(c_in, c, s), _BasicBlock(c, c, 1), _BasicBlock(c, c, 1))
+            for c_in, c, s in stages)
         self.linear = nn.Linear(64, 10)
         _default_init(self, generator)  # the linear bias keeps PyTorch's default
         with torch.no_grad():
