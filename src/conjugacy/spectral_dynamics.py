@@ -825,12 +825,11 @@ def _alignment_schedule(chain: LayerChain) -> tuple[dict[str, int], dict[str, li
     aligned with), and the pairs to align once each layer's SVD is done (the later of the two)."""
     order = {n: i for i, n in enumerate(chain.layers)}
     last_use: dict[str, int] = {}
+    pairs_by_next: dict[str, list[LayerPair]] = {}
     for p in chain.pairs:
         done = max(order[p.first], order[p.next])
         for n in (p.first, p.next):
             last_use[n] = max(last_use.get(n, -1), done)
-    pairs_by_next: dict[str, list[LayerPair]] = {}
-    for p in chain.pairs:
         later = p.next if order[p.next] >= order[p.first] else p.first
         pairs_by_next.setdefault(later, []).append(p)
     return last_use, pairs_by_next
