@@ -129,3 +129,29 @@ def test_auto_refuses_when_no_path_fits(monkeypatch):
     with pytest.raises(ValueError, match=r"^path='covariance' needs .* reduce the data"):
         koopman_spectrum(_walk((1, 3000, 4), seed=12), delays=2, rank=5)
     assert paths.auto_path(4, 12, 2997, 3000, 5, available=2**34) == "covariance"
+
+
+def test_delay_xx_equals_the_product_of_the_delay_matrix(monkeypatch):
+    # X X^* by the symmetric (Hermitian) update, block by block: float32 data promoted, weights,
+    # complex data, both triangles filled
+    monkeypatch.setattr(paths, "_XX_CHUNK", 24)  # several blocks per trajectory
+    rng = np.random.default_rng(13)
+    real = [rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(27, 3)).astype(np.float32)]
+    cplx = [t + 1j * rng.normal(size=t.shape) for t in real]
+    for trajs in (real, cplx):
+        X, _ = delay_embed(trajs, 3)
+        w = rng.uniform(0.5, 2.0, size=X.shape[1])
+        for weights, ws in ((None, np.ones(X.shape[1])), (w, w)):
+            cxx = paths.delay_xx(trajs, 3, weights)
+            xs = X.astype(np.result_type(X.dtype, np.float64)) * ws
+            assert cxx.dtype == (np.complex128 if trajs is cplx else np.float64)
+            assert np.abs(cxx - xs @ xs.conj().T).max() < 1e-12 * np.abs(cxx).max()
+
+
+def test_auto_takes_the_covariance_path_where_features_are_half_the_pairs():
+    # the realistic analysis group (issue 19): 10 runs x 1,000 records x 5,000 features at rank
+    # 88 (the +25 % neighbour of 70): X X^* by its symmetric update, then products of width 88,
+    # against ~20 iterations of two products of width 176 on the subspace path
+    costs = paths.path_costs(5000, 5000, 9990, 10000, 88)
+    assert costs["covariance"] < 0.7 * costs["subspace"]
+    assert paths.auto_path(5000, 5000, 9990, 10000, 88, available=2**34) == "covariance"

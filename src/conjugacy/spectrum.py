@@ -808,10 +808,11 @@ def koopman_spectrum(
         dense when a kept one is below 1e-7 s_1). ``"subspace"``: structured subspace iteration
         for the top ``rank`` singular triplets without building the delay matrix (many
         snapshots), verified by its residuals and falling back to dense if they do not converge.
-        ``"covariance"``: the feature-side covariances ``X X^*``, ``Y X^*``, ``Y Y^*`` accumulated
-        over snapshot blocks in one pass (tall data: delay-embedded observables far fewer than
-        snapshot pairs; squares the condition number like the Gram path, with the same check
-        and fallback to dense; data residuals resolved to ~1e-8).
+        ``"covariance"``: the feature-side covariance ``X X^*`` accumulated over snapshot
+        blocks in one pass, its top ``rank`` eigenpairs, and three products of width ``rank``
+        with the delay matrices for the rest (delay-embedded observables fewer than snapshot
+        pairs; squares the condition number like the Gram path, with the same check and
+        fallback to dense; data residuals resolved to ~1e-8).
         ``"auto"`` picks dense when ``rank`` is None, gram when features outnumber snapshots,
         and otherwise the cheapest by a cost model of the four from the shape, delays and rank
         (:func:`conjugacy.spectrum_paths.path_costs`; the subspace path for memory-mapped data).
@@ -1129,7 +1130,8 @@ def capped_svht_rank(
     10
     """
     from .dmd import capped_svht, default_tol
-    from .observables import check_delays, delay_covariances, delay_gram_blocks, n_pairs, snapshot_gram
+    from .observables import check_delays, delay_gram_blocks, n_pairs, snapshot_gram
+    from .spectrum_paths import delay_xx
     from .trajectories import as_trajectory_list
 
     cap = check_int(cap, "cap", minimum=1)
@@ -1143,7 +1145,7 @@ def capped_svht_rank(
             g = delay_gram_blocks(gram, offsets, delays)[0]
             del gram
         else:
-            g = delay_covariances(trajs, delays, None)[0]
+            g = delay_xx(trajs, delays)
         k, evals, _ = capped_svht(g, (n_obs, m), cap)
     if k == 0:
         return 0
