@@ -783,14 +783,6 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
     TypeError: config must be a Config, got dict
     """
     check_config(config, config_type)
-    with _session(out, threads, workers, scheduler, processes) as opened:
-        yield opened
-
-
-@contextlib.contextmanager
-def _session(out: Any, threads: int | None, workers: int | None, scheduler: str | None,
-             processes: bool) -> Iterator[tuple[Path | None, Any]]:
-    """:func:`experiment_session` after its config check (:func:`run_experiment`'s session)."""
     if out is not None:
         out = check_out_dir(out, "out")
         out.mkdir(parents=True, exist_ok=True)
@@ -1223,17 +1215,10 @@ class ExperimentRun:
                 "timing": {**timing, **(kwargs.get("timing") or {})}}
 
 
-def run_experiment(
-    studies: Study | Mapping[str, Study],
-    out_dir: str | os.PathLike[str],
-    analyse: Callable[[ExperimentRun], Any],
-    *,
-    progress: bool = False,
-    figures: bool = True,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    processes: bool = True,
-) -> Any:
+def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathLike[str],
+                   analyse: Callable[[ExperimentRun], Any], *, progress: bool = False,
+                   figures: bool = True, workers: int | None = None, scheduler: str | None = None,
+                   processes: bool = True) -> Any:
     """Train an experiment's studies, then hand them, read back, to its analysis: the ``run``
     of every trained experiment (:mod:`conjugacy.experiments`), whose parameters of the same
     names mean what they mean here.
@@ -1294,8 +1279,10 @@ def run_experiment(
     ('demo', ['flat-seed0', 'up-seed0'], {'flat-up': 'not conjugate'})
     """
     named = {"": studies} if isinstance(studies, Study) else dict(studies)
-    first = next(iter(named.values()))
-    with _session(out_dir, first.threads, workers, scheduler, processes) as (out, client):
+    first = next(iter(named.values()))  # the experiment's make_study checked its config
+    with experiment_session(first.config, type(first.config), out_dir, threads=first.threads,
+                            workers=workers, scheduler=scheduler, processes=processes
+                            ) as (out, client):
         runs = {name: run_study(study, out / name, client=client, progress=progress)
                 for name, study in named.items()}
         trained_at = time.perf_counter()
