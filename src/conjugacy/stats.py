@@ -19,7 +19,7 @@ import itertools
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -327,6 +327,37 @@ def _energy_statistics(d: np.ndarray, in_a: np.ndarray) -> np.ndarray:
     return s_ab / (n_a * n_b) - 0.5 * (s_aa / (n_a * (n_a - 1)) + s_bb / (n_b * (n_b - 1)))
 
 
+def _permutation_test(
+    statistic: Callable[[np.ndarray], np.ndarray], n: int, n_a: int, n_permutations: int,
+    rng: np.random.Generator, *, tie: float, chunk: int,
+) -> tuple[float, np.ndarray, float, bool]:
+    """A two-sample permutation test of ``statistic`` (one value per row of a (k, n) boolean
+    label array, True: in group a), the observed labelling being the first ``n_a`` of ``n``.
+
+    Every relabelling when there are at most ``n_permutations`` (exact: ``p = count / total``),
+    else ``n_permutations`` random ones (``p = (1 + count) / (1 + n_permutations)``), formed
+    ``chunk`` at a time; ``count`` is the null statistics at least the observed one less
+    ``tie``. Returns the observed statistic, the null distribution, p and whether it was exact.
+    """
+    observed = (np.arange(n) < n_a)[None, :]
+    n_total = math.comb(n, n_a)
+    exact = n_total <= n_permutations
+    combos = itertools.combinations(range(n), n_a)
+    null = []
+    for start in range(0, n_total if exact else n_permutations, chunk):
+        if exact:
+            block = list(itertools.islice(combos, chunk))
+            labels = np.zeros((len(block), n), dtype=bool)
+            labels[np.repeat(np.arange(len(block)), n_a), np.concatenate(block)] = True
+        else:
+            k = min(chunk, n_permutations - start)
+            labels = rng.permuted(np.repeat(observed, k, axis=0), axis=1)
+        null.append(statistic(labels))
+    stat, null = float(statistic(observed)[0]), np.concatenate(null)
+    count = int(np.count_nonzero(null >= stat - tie))
+    return stat, null, count / n_total if exact else (1 + count) / (1 + n_permutations), exact
+
+
 def conjugacy_test(
     group_a: Any,
     group_b: Any,
@@ -453,21 +484,9 @@ def conjugacy_test(
     # overflow, and ties are decided relative to the data's scale.
     unit = float(d.max()) if d.max() > 0 else 1.0
     dn = d / unit
-    observed = np.zeros((1, n), dtype=bool)
-    observed[0, :n_a] = True
-    t_obs = float(_energy_statistics(dn, observed)[0])
-
-    n_total = math.comb(n, n_a)
-    exact = n_total <= n_permutations
-    if exact:
-        labels = np.zeros((n_total, n), dtype=bool)
-        for k, members in enumerate(itertools.combinations(range(n), n_a)):
-            labels[k, list(members)] = True
-    else:
-        labels = rng.permuted(np.repeat(observed, n_permutations, axis=0), axis=1)
-    null = _energy_statistics(dn, labels)
-    count = int(np.count_nonzero(null >= t_obs - TIE_RTOL))
-    pvalue = count / n_total if exact else (1 + count) / (1 + n_permutations)
+    t_obs, null, pvalue, exact = _permutation_test(  # one block of relabellings
+        lambda labels: _energy_statistics(dn, labels), n, n_a, n_permutations, rng,
+        tie=TIE_RTOL, chunk=n_permutations)
     iu_a = np.triu_indices(n_a, 1)
     iu_b = np.triu_indices(n_b, 1)
     within = 0.5 * float(dn[:n_a, :n_a][iu_a].mean()) + 0.5 * float(dn[n_a:, n_a:][iu_b].mean())
@@ -563,28 +582,12 @@ def _ks_permutation(
     order = np.argsort(pooled, kind="stable")
     sorted_values = pooled[order]
     ends = np.flatnonzero(np.append(sorted_values[1:] != sorted_values[:-1], True))
-    observed = np.zeros((1, n), dtype=bool)
-    observed[0, :n_a] = True
-    stat = float(_ks_statistics(observed, order, ends, n_a, alternative)[0])
-    n_total = math.comb(n, n_a)
-    exact = n_total <= n_permutations
-    chunk = max(1, 2_000_000 // n)
-    count = 0
+    stat, _, pvalue, exact = _permutation_test(
+        lambda labels: _ks_statistics(labels, order, ends, n_a, alternative), n, n_a,
+        n_permutations, rng, tie=1e-12, chunk=max(1, 2_000_000 // n))
     if exact:
-        combos = itertools.combinations(range(n), n_a)
-        for _ in range(0, n_total, chunk):
-            block = list(itertools.islice(combos, chunk))
-            labels = np.zeros((len(block), n), dtype=bool)
-            labels[np.repeat(np.arange(len(block)), n_a), np.concatenate(block)] = True
-            null = _ks_statistics(labels, order, ends, n_a, alternative)
-            count += int(np.count_nonzero(null >= stat - 1e-12))
-        return stat, count / n_total, "exact permutation", n_total
-    for start in range(0, n_permutations, chunk):
-        k = min(chunk, n_permutations - start)
-        labels = rng.permuted(np.repeat(observed, k, axis=0), axis=1)
-        null = _ks_statistics(labels, order, ends, n_a, alternative)
-        count += int(np.count_nonzero(null >= stat - 1e-12))
-    return stat, (1 + count) / (1 + n_permutations), "permutation", n_permutations
+        return stat, pvalue, "exact permutation", math.comb(n, n_a)
+    return stat, pvalue, "permutation", n_permutations
 
 
 def ks_test(
