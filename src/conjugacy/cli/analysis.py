@@ -16,7 +16,7 @@ from typing import Annotated, Any, BinaryIO, TypeVar
 
 import numpy as np
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
@@ -294,9 +294,8 @@ def interruptible(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _eigen_table(title: str, spec: Any) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("#", "Re", "Im", "|lambda|", "residual"):
-        table.add_column(col, justify="right")
+    table = Table(*(Column(c, justify="right") for c in ("#", "Re", "Im", "|lambda|", "residual")),
+                  title=title, title_justify="left")
     for i, (lam, res) in enumerate(zip(spec.eigenvalues, spec.residuals)):
         table.add_row(str(i), f"{lam.real:+.6f}", f"{lam.imag:+.6f}", f"{abs(lam):.6f}", f"{res:.2e}")
     return table
@@ -509,9 +508,8 @@ def compare(
     if filtered:
         sa, sb = _filtered(sa, a, caveats), _filtered(sb, b, caveats)
     dist = wasserstein(sa, sb, p=p) if filtered else all_dist
-    table = Table(title="Spectrum comparison", title_justify="left")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
+    table = Table("quantity", Column("value", justify="right"), title="Spectrum comparison",
+                  title_justify="left")
     table.add_row("A", f"{shown(str(a))} ({len(sa)} eigenvalues)")
     table.add_row("B", f"{shown(str(b))} ({len(sb)} eigenvalues)")
     table.add_row(f"Wasserstein W_{p:g} ({'filtered' if filtered else 'all eigenvalues'})",

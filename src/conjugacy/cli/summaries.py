@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from .._text import shown
-from ..report._content import filter_note
+from ..report._content import _refits, filter_note
 from ._errors import rich_console
 
 _COLOUR = {"conjugate": "green", "not conjugate": "red", "undecided": "yellow"}
@@ -93,10 +93,7 @@ def neighbour_lines(content: Mapping[str, Any]) -> list[str]:
             f"W {_range(r['distance_range'], '.3g')}"
             + (f"; differs at {shown(', '.join(differ))}" if differ else ""))
     names = ", ".join(s["name"] for s in nb["settings"])
-    reused = nb.get("n_reused") or 0
-    lines.append(f"neighbourhood: {shown(names)}; {nb['n_fits'] - reused} refits"
-                 + (f" and {reused} spectra taken from the base fits' factorization" if reused
-                    else "") + f", {nb['cpu_seconds']:.1f} s CPU")
+    lines.append(f"neighbourhood: {shown(names)}; {_refits(nb)}, {nb['cpu_seconds']:.1f} s CPU")
     from ..analysis.neighbours import not_tried_text
 
     return lines + ([shown(not_tried_text(nb))] if nb.get("not_tried") else [])
