@@ -543,18 +543,14 @@ def dmd_at_ranks(
     top = max(ks)
     yv = Ys @ Vh[:top].conj().T  # Y V_k for the largest k; each k takes its leading columns
     uy = U[:, :top].conj().T @ Ys  # U_k^* Y likewise (rows)
-    out = []
-    for r, shape, k in zip(ranks, shapes, ks):
-        if k == 0:
-            out.append(_empty(s, n, modes))
-            continue
+
+    def fit(k: int) -> DMDResult:  # B_k = Y V_k S_k^-1 = A U_k (step 3), U_k^* X = S_k V_k^*
         sk = s[:k]
-        px = sk[:, None] * Vh[:k]  # U_k^* X = S_k V_k^*
-        result = dmd_from_factors(  # B_k = Y V_k S_k^-1 = A U_k  (step 3)
-            U[:, :k], sk, yv[:, :k] / sk, s, method=method, modes=modes,
-            real=not np.iscomplexobj(X), px=px, py=uy[:k])
-        out.append(with_rank_rule(result, r, s, shape))
-    return out
+        return dmd_from_factors(U[:, :k], sk, yv[:, :k] / sk, s, method=method, modes=modes,
+                                real=not np.iscomplexobj(X), px=sk[:, None] * Vh[:k], py=uy[:k])
+
+    return [with_rank_rule(fit(k), r, s, shape) if k else _empty(s, n, modes)
+            for r, shape, k in zip(ranks, shapes, ks)]
 
 
 def with_rank_rule(
@@ -833,17 +829,15 @@ def dmd_from_gram_at_ranks(
     vgy = _lmul(Vt.conj().T, gxy_s)  # V^* X^* Y (top, m): each k takes its leading rows
     vgyy = _lmul(Vt.conj().T, gyy_s) @ Vt  # V^* Y^* Y V (top, top)
     del gxx_s, gxy_s, gyy_s
-    out = []
-    for r, k in zip(ranks, ks):
-        if k == 0:
-            out.append((_empty(s, 0, False), 1.0))
-            continue
-        Vk, sk = Vt[:, :k], s[:k]
-        py = vgy[:k] / sk[:, None]  # U_k^* Y = S_k^-1 V_k^* X^* Y
-        result = _gram_result(Vk, sk, s, py, vgyy[:k, :k] / np.outer(sk, sk), method=method,
-                              real=real, m=m, keep=keep, w=w, x_times=x_times, y_times=y_times)
-        out.append((with_rank_rule(result, r, s, shape), float(sk[-1] / sk[0])))
-    return out
+
+    def fit(k: int) -> DMDResult:  # U_k^* Y = S_k^-1 V_k^* X^* Y
+        sk = s[:k]
+        return _gram_result(Vt[:, :k], sk, s, vgy[:k] / sk[:, None], vgyy[:k, :k] / np.outer(sk, sk),
+                            method=method, real=real, m=m, keep=keep, w=w, x_times=x_times,
+                            y_times=y_times)
+
+    return [(with_rank_rule(fit(k), r, s, shape), float(s[k - 1] / s[0])) if k
+            else (_empty(s, 0, False), 1.0) for r, k in zip(ranks, ks)]
 
 
 def _gram_result(Vk: np.ndarray, sk: np.ndarray, s: np.ndarray, py: np.ndarray, BB: np.ndarray,
