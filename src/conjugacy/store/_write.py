@@ -185,21 +185,14 @@ class _Writing:
         new = _check_json(dict(metadata), "metadata")
         w = self._writers.get(run)
         attrs = w.group.metadata.attributes if w is not None else self._run(run).attrs
-        meta = {"metadata": {**attrs.get("metadata", {}), **new}}
-        if w is not None:
-            self._write_attributes(w, meta)
-        else:
-            self._run(run).update_attributes(meta)
+        self._write_attributes(run, {"metadata": {**attrs.get("metadata", {}), **new}})
 
     def set_finished(self, run: str, finished: bool = True) -> None:
         """Mark ``run`` as closed normally (or not)."""
         self._check_open(write=True)
-        w = self._writers.get(run)
-        if w is not None:
-            self._trim(w)
-            self._write_attributes(w, {"finished": bool(finished)})
-        else:
-            self._run(run).update_attributes({"finished": bool(finished)})
+        if run in self._writers:
+            self._trim(self._writers[run])
+        self._write_attributes(run, {"finished": bool(finished)})
 
     def append(
         self,
@@ -379,9 +372,15 @@ class _Writing:
         self._writers[run] = w
         return w
 
-    def _write_attributes(self, w: _RunWriter, attrs: dict[str, Any]) -> None:
+    def _write_attributes(self, run: str, attrs: dict[str, Any]) -> None:
+        """Merge ``attrs`` into the attributes of ``run``: through its open writer (whose
+        in-memory attributes are the run's) if it has one, else through its group."""
         from zarr.core.sync import sync
 
+        w = self._writers.get(run)
+        if w is None:
+            self._run(run).update_attributes(attrs)
+            return
         try:
             sync(w.group.update_attributes(attrs))
         except BaseException:
