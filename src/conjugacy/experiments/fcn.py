@@ -31,8 +31,6 @@ from __future__ import annotations
 # ruff: noqa: E402 - the check below must run before the imports that need the extra
 from .._launch import require
 
-# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
-# ModuleNotFoundError; the imports below need it
 require("torch", "import conjugacy.experiments.fcn")
 
 import functools
@@ -55,7 +53,7 @@ from ..study import ExperimentRun, Job, JobContext, Study, check_config, run_exp
 from ..torch.models import FCN
 from ..torch.training import FinalTestLoss, train_minibatch_job
 from . import _settings as shared
-from ._sample import check_data, standardized, steps_per_epoch
+from ._sample import check_data, standardized
 
 __all__ = ["FCNConfig", "make_study", "run"]
 
@@ -230,14 +228,6 @@ def _figures(reader: Any, groups: list[SpectrumGroup]) -> Any:
     return study_figures(reader, groups, OBSERVED_PARAMETER)
 
 
-def _data_info(config: FCNConfig) -> dict[str, Any]:
-    data = standardized(config.data, config.data_dir)
-    per_epoch = steps_per_epoch(int(data.x_train.shape[0]), config.batch_size)
-    return {"name": config.data, "source": data.source, "n_train": int(data.x_train.shape[0]),
-            "n_features": data.n_features, "standardization": {"mean": data.mean, "std": data.std},
-            "epochs": config.n_steps / per_epoch}
-
-
 #: Fig. S2 "peaked at 1": the median ratio of every width within this of 1.
 S2_TOLERANCE = 0.01
 
@@ -354,7 +344,8 @@ def run(config: FCNConfig, out_dir: str | Path, *, progress: bool = False, figur
     study = make_study(config)
     widths = {condition_label(h): h for h in config.widths}
     groups = study_groups(study)  # widths in increasing order, then seeds
-    data = _data_info(config)
+    data = standardized(config.data, config.data_dir).info(config.data, config.batch_size,
+                                                           config.n_steps)
 
     def spectrum(g: SpectrumGroup) -> dict[str, Any]:
         return {"delays": config.delays_for(widths[g.condition]), "rank": config.rank}

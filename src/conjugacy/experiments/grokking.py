@@ -28,8 +28,6 @@ from __future__ import annotations
 # ruff: noqa: E402 - the check below must run before the imports that need the extra
 from .._launch import require
 
-# without the extra: one line naming it (pip install 'conjugacy[...]'), not a bare
-# ModuleNotFoundError; the imports below need it
 require("torch", "import conjugacy.experiments.grokking")
 
 import os
