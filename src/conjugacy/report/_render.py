@@ -164,12 +164,12 @@ def _html_text(text: Any) -> str:
     return html.escape(cut(text, MAX_TEXT))
 
 
-def _table(rows: Sequence[Sequence[str]], header: bool = True) -> str:
-    e = _html_text
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table of ``rows``, the first the header; every cell escaped (:func:`_html_text`)."""
     out = ["<table>"]
     for i, row in enumerate(rows):
-        tag = "th" if header and i == 0 else "td"
-        out.append("<tr>" + "".join(f"<{tag}>{e(str(c))}</{tag}>" for c in row) + "</tr>")
+        tag = "td" if i else "th"
+        out.append("<tr>" + "".join(f"<{tag}>{_html_text(c)}</{tag}>" for c in row) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -239,10 +239,9 @@ def render_html(results: Mapping[str, Any], figures: Sequence[ReportFigure] | No
     """
     results = _check(results)
     figs = report_figures(drawn(results)) if figures is None else list(figures)
-    e = _html_text
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{e(_title(results)[0])}</title>", f"<style>{STYLE}</style>", "</head>",
+             f"<title>{_html_text(_title(results)[0])}</title>", f"<style>{STYLE}</style>", "</head>",
              "<body>"]
     for kind, x in _blocks(results, figs):
         parts += _html_block(kind, x)
@@ -267,10 +266,8 @@ def _md_text(text: Any) -> str:
 
 
 def _md_table(rows: Sequence[Sequence[str]]) -> str:
-    head, *body = rows
-    lines = ["| " + " | ".join(_md_text(c) for c in head) + " |",
-             "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in body]
+    lines = ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(rows[0]))  # under the header
     return "\n".join(lines)
 
 
