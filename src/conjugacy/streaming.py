@@ -138,22 +138,17 @@ class ArraySource:
                  for f0 in range(0, self.n_features, width)]
         try:
             for i, features in enumerate(spans):
-                for r in readers:
-                    if r is not None and i == 0:
-                        r.advise(features)
-                    if r is not None and i + 1 < len(spans):
-                        r.advise(spans[i + 1])
+                for r in filter(None, readers):  # this block (the first time) and the next
+                    for ahead in spans[:2] if i == 0 else spans[i + 1 : i + 2]:
+                        r.advise(ahead)
                 z = pool.take(features.stop - features.start)
                 for a, r, lo, hi in zip(self._items, readers, offsets[:-1], offsets[1:]):
-                    if r is not None:
-                        z[lo:hi] = r.read(features)  # one pread per row, then cast
-                    else:
-                        z[lo:hi] = a[:, features]  # reads and casts one block of one trajectory
+                    # a file: one pread per row, then cast; else one block of one trajectory
+                    z[lo:hi] = r.read(features) if r is not None else a[:, features]
                 yield features, z
         finally:
-            for r in readers:
-                if r is not None:
-                    r.close()
+            for r in filter(None, readers):
+                r.close()
 
 
 class DaskSource:
