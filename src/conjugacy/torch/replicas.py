@@ -383,9 +383,8 @@ def train_replicas(
     check_int(n_steps, "n_steps", minimum=0)
     check_choice(vectorize, "vectorize", ("auto", True, False))
     device = torch.device(device)
-    replicas = make_replicas(base, n_replicas, eps=eps, noise=noise, seed=seed,
-                             include_base=include_base)
-    replicas = [r.to(device) for r in replicas]
+    replicas = [r.to(device) for r in make_replicas(base, n_replicas, eps=eps, noise=noise,
+                                                     seed=seed, include_base=include_base)]
     width = len(str(n_replicas - 1))
     names = [f"{run_prefix}_{i:0{width}d}" for i in range(n_replicas)]
     st, owns = _open_store(store)
@@ -411,8 +410,7 @@ def train_replicas(
                     "checkpoint_dir= (the same folder on every call) so that a rerun skips "
                     "finished runs and resumes interrupted ones"
                 )
-        first = next(_batch_stream(batches))
-        x0 = _to(first[0], device)
+        x0 = _to(next(_batch_stream(batches))[0], device)  # the first batch's inputs
         probe = make_optimizer([torch.zeros(1, device=device, requires_grad=True)])
         reason = ("branch_batches is given" if branch_batches is not None
                   else _can_vectorize(replicas, probe, after_step, x0))
