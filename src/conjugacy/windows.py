@@ -120,13 +120,9 @@ def plan_windows(lengths: Sequence[int], window: int, stride: int | None = None)
             f"window={window} is longer than every trajectory (longest: {longest} steps); "
             "choose window <= the number of recorded steps"
         )
-    out = []
-    start = 0
-    while start + window <= longest:
-        members = tuple(i for i, n in enumerate(lengths) if n >= start + window)
-        out.append(Window(len(out), start, start + window, members))
-        start += stride
-    return out
+    return [Window(k, start, start + window,
+                   tuple(i for i, n in enumerate(lengths) if n >= start + window))
+            for k, start in enumerate(range(0, longest - window + 1, stride))]
 
 
 def left_out(n_records: int, window: int, stride: int | None = None) -> str | None:

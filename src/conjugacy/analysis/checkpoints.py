@@ -15,6 +15,7 @@ reproduction :mod:`conjugacy.experiments.spectral_dynamics`.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -230,9 +231,8 @@ def checkpoint_sections(source: Any, *, max_rank: int = 100, k: int = TOP_K) -> 
     ['s0.checkpoints', 's1.checkpoints']
     >>> tmp.cleanup()
     """
-    owns = not (hasattr(source, "runs") and hasattr(source, "read"))
-    reader = open_source(source)
-    try:
+    reader = open_source(source)  # closed here when opened here
+    with contextlib.closing(reader) if reader is not source else contextlib.nullcontext():
         runs: dict[str, Any] = {}
         raw: dict[str, Any] = {}
         for ck, of in checkpoint_runs(reader).items():
@@ -249,9 +249,6 @@ def checkpoint_sections(source: Any, *, max_rank: int = 100, k: int = TOP_K) -> 
             runs[ck] = {"of": of, "condition": condition, "seed": seed, "scalars": scal, **d}
             raw[ck] = dyn
         lmc = _lmc_section(reader, max_rank, k)
-    finally:
-        if owns:
-            reader.close()
     if not runs and lmc is None:
         raise ValueError(
             f"{source!s} holds no checkpoint runs (record them with "
