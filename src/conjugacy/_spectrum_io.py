@@ -310,10 +310,7 @@ def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_ve
                 kwargs[f.name] = None
             continue
         value = meta[f.name]
-        if value is None and f.optional:
-            kwargs[f.name] = None
-            continue
-        if f.kind is not None and not _is_kind(value, f.kind):
+        if not ((value is None and f.optional) or f.kind is None or _is_kind(value, f.kind)):
             raise fail(f"its meta field {f.name!r} is {value!r} ({type(value).__name__}); "
                        f"expected {f.kind.__name__}")
         kwargs[f.name] = value
