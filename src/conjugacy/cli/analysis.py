@@ -66,13 +66,9 @@ def load_trajectories(
     if path.is_dir():
         if key is not None:
             raise ValueError("--key applies to .npz files, not to a trajectory store folder")
-        try:
-            from ..store import TrajectoryStore
-        except ImportError as exc:
-            raise ValueError(
-                f"{str(path)!r} is a folder; reading a trajectory store needs conjugacy.store "
-                f"(and zarr): {exc}"
-            ) from None
+        # without zarr: the ModuleNotFoundError becomes one line naming the extra (_errors)
+        from ..store import TrajectoryStore
+
         try:
             # a streaming source: the spectrum reads the store chunk by chunk in one pass
             # (the store stays open, read-only, as long as the source is used)
@@ -322,10 +318,8 @@ def _print_spectrum(console: Any, spec: Any, source: str, data: Any, notes: list
             console.print(f"[yellow]note:[/yellow] {shown(note)}")
     console.print(_eigen_table("Koopman eigenvalues", spec))
     if not spec.residuals_informative:
-        console.print(
-            "note: rank equals the number of observables, so the residuals are ~0 whatever the "
-            "eigenvalues and carry no information."
-        )
+        notes = ["rank equals the number of observables, so the residuals are ~0 whatever the "
+                 "eigenvalues and carry no information.", *notes]
     for note in notes:
         console.print(f"[yellow]note:[/yellow] {shown(note)}")
 
