@@ -107,10 +107,8 @@ def load_mnist_sample(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset
         members = members[rng.permutation(members.size)]
         test_parts.append(members[:n_test])
         train_parts.append(members[n_test:])
-    train = np.concatenate(train_parts)
-    test = np.concatenate(test_parts)
-    train = train[rng.permutation(train.size)]
-    test = test[rng.permutation(test.size)]
+    train = rng.permutation(np.concatenate(train_parts))
+    test = rng.permutation(np.concatenate(test_parts))
     scaled = unit_pixels(images)
     return image_dataset("mnist-sample", MNIST_SAMPLE_SOURCE, (scaled[train], labels[train]),
                          (scaled[test], labels[test]), _N_CLASSES)
