@@ -269,13 +269,9 @@ def windowed_spectra(
     if stride < window and settings["pca"] is None and settings["path"] in ("auto", "gram"):
         band = _BandGram(trajs, window, stride)
     out = []
-    for w in plan:
-        spec = None
-        if band is not None and w.index > 0:
-            spec = _from_band(band, w, items, settings)
-        if spec is None:
-            spec = _delegate(w, items, spectrum_kwargs)
-        out.append(_with_window(spec, w))
+    for w in plan:  # the shared Gram from the second window on, where its path is the Gram's
+        spec = _from_band(band, w, items, settings) if band is not None and w.index > 0 else None
+        out.append(_with_window(_delegate(w, items, spectrum_kwargs) if spec is None else spec, w))
     return out
 
 
