@@ -282,29 +282,19 @@ def plot_eigenvalues(
         if eig.size:
             extent = max(extent, float(np.max(np.abs(eig))))
         iv = (intervals or {}).get(label)
-        if iv is not None:
-            centre = np.asarray(iv.eigenvalues)
+        if iv is not None:  # the eigenvalues whose interval is finite, with their bars
             re, im = np.asarray(iv.real, float), np.asarray(iv.imag, float)
             ok = np.isfinite(re).all(axis=1) & np.isfinite(im).all(axis=1)
-            ax.errorbar(
-                centre.real[ok],
-                centre.imag[ok],
-                xerr=np.abs(np.stack([centre.real[ok] - re[ok, 0], re[ok, 1] - centre.real[ok]])),
-                yerr=np.abs(np.stack([centre.imag[ok] - im[ok, 0], im[ok, 1] - centre.imag[ok]])),
-                fmt="none",
-                ecolor=color,
-                elinewidth=0.9,
-                capsize=2,
-                zorder=2 + i,
-            )
-    if zoom is None:
-        lim = 1.12 * extent
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
+            c, re, im = np.asarray(iv.eigenvalues)[ok], re[ok], im[ok]
+            ax.errorbar(c.real, c.imag, xerr=np.abs([c.real - re[:, 0], re[:, 1] - c.real]),
+                        yerr=np.abs([c.imag - im[:, 0], im[:, 1] - c.imag]), fmt="none",
+                        ecolor=color, elinewidth=0.9, capsize=2, zorder=2 + i)
+    if zoom is None:  # the unit disc, or every eigenvalue, square
+        x0 = y0 = -1.12 * extent
+        x1 = y1 = 1.12 * extent
         ax.set_aspect("equal", adjustable="box")
-    else:
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     # the Unicode letter, not TeX's $\lambda$: mathtext's parser is built on first use (~0.1 s)
     ax.set_xlabel("Re \u03bb")
     ax.set_ylabel("Im \u03bb")
