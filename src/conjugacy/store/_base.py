@@ -117,9 +117,7 @@ def select_names(available: Sequence[str], patterns: str | Iterable[str] | None)
     available = list(available)
     if patterns is None:
         return available
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    patterns = list(patterns)
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     if not patterns:
         raise StoreError("params is an empty list; give at least one name or glob, or None")
     for p in patterns:

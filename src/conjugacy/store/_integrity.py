@@ -311,8 +311,7 @@ class _Integrity:
         """Validate every run not validated yet; raise one DamagedStoreError naming the first
         damaged run and how many more there are."""
         problems = []
-        names = self.runs()
-        for r in names:
+        for r in self.runs():
             try:
                 if r not in self._valid:
                     self._validate(r, self._run_attrs(r) or {})

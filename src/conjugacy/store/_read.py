@@ -513,14 +513,14 @@ class StoreSource:
                     if width <= low_w:
                         break
                     width = max(low_w, width // 2)
-        self._refuse(available, why, max(1, min(w0, _MIN_BLOCK // (8 * n_snap))))
-        raise AssertionError("unreachable")
+        raise self._refusal(available, why, max(1, min(w0, _MIN_BLOCK // (8 * n_snap))))
 
-    def _refuse(self, available: int, why: str, width: int) -> None:
+    def _refusal(self, available: int, why: str, width: int) -> StreamMemoryError:
+        """The error of a stream whose floor (blocks ``width`` wide) does not fit."""
         need, span, decode = self._need(width, False, 1)
         held = process_rss()
         least = -(-(held + need) // 2**20)
-        raise StreamMemoryError((
+        return StreamMemoryError((
             f"{self.name}: streaming {len(self.runs)} run{'s' * (len(self.runs) != 1)} x "
             f"{sum(self.lengths)} snapshots needs {least} MiB in all ({format_size(held)} in "
             f"use + one chunk column of every run {format_size(span)} + decoding one chunk "
