@@ -373,18 +373,15 @@ def _shuffles(spectra, pairs, pooled, how, n_shuffles, seed, p) -> dict[str, Any
 def _ks(pairs, dist, between) -> dict[str, Any]:
     from ..stats import ks_test
 
-    out: dict[str, Any] = {"ks_tests": {}, "ks_between_seeds_vs_pairs": {}}
-    for k1, k2 in itertools.combinations(list(pairs), 2):
-        r = ks_test(dist[k1], dist[k2])
-        out["ks_tests"][f"{k1} vs {k2}"] = {"statistic": float(r.statistic),
-                                            "pvalue": float(r.pvalue)}
-    for c in between:
-        for name, (a, b) in pairs.items():
-            if c in (a, b):
-                r = ks_test(np.asarray(between[c]["values"]), dist[name])
-                out["ks_between_seeds_vs_pairs"][f"{c} seeds vs {name}"] = {
-                    "statistic": float(r.statistic), "pvalue": float(r.pvalue)}
-    return out
+    def row(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        r = ks_test(x, y)
+        return {"statistic": float(r.statistic), "pvalue": float(r.pvalue)}
+
+    return {"ks_tests": {f"{k1} vs {k2}": row(dist[k1], dist[k2])
+                         for k1, k2 in itertools.combinations(list(pairs), 2)},
+            "ks_between_seeds_vs_pairs": {
+                f"{c} seeds vs {name}": row(np.asarray(between[c]["values"]), dist[name])
+                for c in between for name, (a, b) in pairs.items() if c in (a, b)}}
 
 
 def _classes(conditions, per_seed, between) -> dict[str, Any]:
