@@ -21,6 +21,7 @@ from rich.table import Column, Table
 from .._checks import check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
+from ..dmd import METHODS
 from . import app
 from ._errors import (
     ABANDONED,
@@ -34,10 +35,8 @@ from ._errors import (
 T = TypeVar("T")
 
 
-class Method(str, Enum):
-    rrr = "rrr"
-    standard = "standard"
-    exact = "exact"
+#: ``--method``'s choices: the engine's DMD variants (:data:`conjugacy.dmd.METHODS`).
+Method = Enum("Method", [(m, m) for m in METHODS], type=str)
 
 
 def load_trajectories(
