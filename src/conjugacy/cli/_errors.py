@@ -53,11 +53,8 @@ def parse_rank(rank: str | None, words: tuple[str, ...] = ()) -> int | str | Non
     try:
         return check_rank(int(text) if text.isdecimal() else text, "--rank", allow_none=False)
     except (TypeError, ValueError):
-        accepted = [repr(w) for w in (*words, *RANK_RULES)]
-        named = f"{', '.join(accepted[:-1])} or {accepted[-1]}" if len(accepted) > 1 else \
-            accepted[0]
-        fail(f"--rank must be a positive integer{', ' if len(accepted) > 1 else ' or '}{named}, "
-             f"got {rank!r}")
+        *others, last = ["a positive integer", *(repr(w) for w in (*words, *RANK_RULES))]
+        fail(f"--rank must be {', '.join(others)} or {last}, got {rank!r}")
 
 
 def parse_delays(delays: str) -> int | str:
