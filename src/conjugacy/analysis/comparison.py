@@ -385,12 +385,12 @@ def _ks(pairs, dist, between) -> dict[str, Any]:
 
 
 def _classes(conditions, per_seed, between) -> dict[str, Any]:
+    from scipy.spatial.distance import squareform
+
     from ..compare import equivalence_classes
 
-    mean_d = np.zeros((len(conditions), len(conditions)))
-    for (a, b), v in per_seed.items():
-        i, j = conditions.index(a), conditions.index(b)
-        mean_d[i, j] = mean_d[j, i] = float(v.mean())
+    # per_seed holds the pairs of conditions in itertools.combinations order: the condensed order
+    mean_d = squareform([float(v.mean()) for v in per_seed.values()])
     floor = float(np.mean([between[c]["mean"] for c in conditions]))
     classes = equivalence_classes(mean_d, threshold=max(floor, np.finfo(float).tiny))
     labels = [int(x) for x in np.asarray(classes.labels)]
