@@ -50,6 +50,7 @@ _MAX_DEFLATE_RATIO = 1100  # deflate cannot expand more than ~1032:1; a larger c
 _MAX_INFLATED_BYTES = 32 * 2**20  # deflated members expand to at most this + 8x the file size
 _MAX_INFLATION = 8  # (Spectrum.save stores members uncompressed: a stored member is its bytes)
 _FIX = "re-create it with Spectrum.save or `conjugacy spectrum ... --out FILE`"
+_GIVE = "give a file written by Spectrum.save or `conjugacy spectrum`"  # for a foreign file
 
 # Known array fields: allowed dtype kinds and shape, "rank" for the number of eigenvalues, None for
 # any length. Array fields added to the dataclass later are accepted with any numeric dtype and
@@ -249,18 +250,16 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise fail("it is not a regular file (a FIFO, device or socket); refused, not read",
-                       "give a file written by Spectrum.save or `conjugacy spectrum`")
+                       _GIVE)
         size = st.st_size
         with os.fdopen(fd, "rb") as raw:
             head = raw.read(4)
             if size == 0:
                 raise fail("the file is empty")
             if head == b"\x93NUM":
-                raise fail("it is a single-array .npy file, not a Spectrum archive (.npz)",
-                           "give a file written by Spectrum.save or `conjugacy spectrum`")
+                raise fail("it is a single-array .npy file, not a Spectrum archive (.npz)", _GIVE)
             if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a member first, or empty
-                raise fail("it is not a zip (.npz) archive (wrong signature)",
-                           "give a file written by Spectrum.save or `conjugacy spectrum`")
+                raise fail("it is not a zip (.npz) archive (wrong signature)", _GIVE)
             raw.seek(0)
             with zipfile.ZipFile(raw) as zf:
                 limit = None if max_eigenvalues is None else (max_eigenvalues[0], too_many)
@@ -278,19 +277,16 @@ def load_spectrum(cls: type, path: str | os.PathLike, format_name: str, format_v
 
 def _load(cls, zf: zipfile.ZipFile, size: int, fail, format_name: str, format_version: int,
           limit: tuple[int, Any] | None = None):
-    infos = {}
-    for info in zf.infolist():
-        infos[info.filename] = info  # the last of duplicate names wins, as in zipfile
+    # the last of duplicate names wins, as in zipfile
+    infos = {info.filename: info for info in zf.infolist()}
     if f"{META}.npy" not in infos:
         names = ", ".join(sorted(n.removesuffix(".npy") for n in infos)[:10]) or "no arrays"
         raise fail(f"it is an .npz file but not a saved Spectrum (no '{META}' member; it holds "
-                   f"{names})", "load it with numpy.load, or give a file written by "
-                   "Spectrum.save or `conjugacy spectrum`")
+                   f"{names})", "load it with numpy.load, or " + _GIVE)
     check_member_info(infos[f"{META}.npy"], size, fail)
     meta = _read_meta(zf, infos[f"{META}.npy"], fail)
     if meta.get("format") != format_name:
-        raise fail(f"its meta names format {meta.get('format')!r}, not {format_name!r}",
-                   "give a file written by Spectrum.save or `conjugacy spectrum`")
+        raise fail(f"its meta names format {meta.get('format')!r}, not {format_name!r}", _GIVE)
     version = meta.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise fail(f"its meta has format_version {version!r}; expected an integer >= 1")
