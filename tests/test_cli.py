@@ -829,3 +829,17 @@ def test_reproduce_without_torch_names_the_command(tmp_path, monkeypatch, comman
     assert result.exit_code == 2 and result.output.strip() == (
         f"error: `conjugacy reproduce {command}` needs the optional dependency 'torch': pip "
         "install 'conjugacy[torch]' (or 'conjugacy[all]')")
+
+
+def test_an_abort_outside_a_command_run_is_one_line_and_exit_130(monkeypatch):
+    """Click's Abort (Ctrl-C while Click parses the command line, under the Click that Typer
+    before 0.25 uses; the CLI has no prompts) ends as Ctrl-C during the run does: one line,
+    exit status 130 (was "aborted" and 1)."""
+    from conjugacy.cli import _errors
+
+    def aborted(self, ctx, args):  # noqa: ANN001, ANN202
+        raise _errors._ABORTS[0]
+
+    monkeypatch.setattr(_errors.ErrorHandlingGroup, "parse_args", aborted)
+    result = runner.invoke(app, ["store", "ls", "x"])
+    assert result.exit_code == 130 and result.output.strip() == "error: interrupted", result.output

@@ -313,7 +313,7 @@ class ErrorHandlingGroup(TyperGroup):
         except _CLICK_ERRORS as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except _ABORTS:
-            _print_error("aborted")
-            sys.exit(1)
+        except _ABORTS:  # Ctrl-C outside the run (older Click; no prompts here): as in invoke
+            _print_error("interrupted")
+            sys.exit(130)
         exit_process(rv if isinstance(rv, int) else 0)
