@@ -60,10 +60,10 @@ def _check_block(
 class BlockPool:
     """Rotating float64 (or complex128) buffers for the blocks of a source.
 
-    A block handed out may still be in use while the next two are produced: the consumer holds
-    one, one waits in the read-ahead queue of :func:`_prefetched`, one is being filled. Three
-    buffers therefore suffice, and reusing them avoids faulting in fresh memory for every block
-    (measured: a fresh 128 MiB block took 0.4 s to fill, a reused one 0.02 s).
+    A block handed out may still be in use while the next one is produced: the consumer holds
+    one while :func:`_prefetched`'s thread fills the next. Three buffers therefore suffice (one
+    spare), and reusing them avoids faulting in fresh memory for every block (measured: a fresh
+    128 MiB block took 0.4 s to fill, a reused one 0.02 s).
     """
 
     COUNT = 3
