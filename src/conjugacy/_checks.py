@@ -21,6 +21,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 
+def is_numeric(dtype: Any) -> bool:
+    """Whether ``dtype`` holds numbers or booleans (not objects, strings or dates)."""
+    return bool(np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_))
+
+
 def as_numeric_array(value: Any, name: str, *, allow_complex: bool = True) -> np.ndarray:
     """Return ``value`` as a float64 (or complex128) array, or raise a clear error.
 
@@ -33,9 +38,7 @@ def as_numeric_array(value: Any, name: str, *, allow_complex: bool = True) -> np
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
+    if not is_numeric(arr.dtype):
         raise TypeError(
             f"{name} must hold numbers (float or int), got an array of dtype {arr.dtype}"
         )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_open
-from ._checks import as_numeric_array
+from ._checks import as_numeric_array, is_numeric
 
 __all__ = [
     "complex_to_pairs",
@@ -157,9 +157,7 @@ def to_jsonable(obj: Any, _where: str = "obj") -> Any:
     if isinstance(obj, np.ndarray):
         if np.iscomplexobj(obj):
             return np.stack([obj.real, obj.imag], axis=-1).tolist() if obj.size else []
-        if obj.dtype == object or not (
-            np.issubdtype(obj.dtype, np.number) or np.issubdtype(obj.dtype, np.bool_)
-        ):
+        if not is_numeric(obj.dtype):
             raise TypeError(f"{_where} is an array of dtype {obj.dtype}, which JSON cannot hold")
         return to_jsonable(obj.tolist(), _where)
     if isinstance(obj, Mapping):

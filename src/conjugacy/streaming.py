@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_ndim
+from ._checks import check_ndim, is_numeric
 from .threads import one_core_for_reading
 
 #: default size of one feature block, all snapshots together (bytes, float64)
@@ -111,7 +111,7 @@ class ArraySource:
             check_ndim(arr, name, (2, 3), "pass (n_trajectories, n_steps, n_features)")
             items = [arr] if arr.ndim == 2 else [arr[i] for i in range(arr.shape[0])]
         for i, a in enumerate(items):
-            if not (np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.bool_)):
+            if not is_numeric(a.dtype):
                 raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
             if a.shape[1] != items[0].shape[1]:
                 raise ValueError(
@@ -161,7 +161,7 @@ class DaskSource:
                 f"{name} must be a dask array (n_trajectories, n_steps, n_features), got "
                 f"{arr.ndim} dimensions"
             )
-        if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        if not is_numeric(arr.dtype):
             raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
         self.name = name
         self._arr = arr
