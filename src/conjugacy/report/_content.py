@@ -98,13 +98,10 @@ def _mapping(results: Any, key: str) -> Mapping[str, Any]:
 def comparison_of(results: Mapping[str, Any]) -> Mapping[str, Any]:
     """``results["comparison"]`` (the :func:`conjugacy.analysis.compare_conditions` record)."""
     cmp = _mapping(results, "comparison")
-    if cmp:
-        for key in ("conditions", "pairs", "verdicts", "all"):
-            if key not in cmp:
-                raise ReportError(
-                    f"results['comparison'] lacks {key!r}: it must be the record of "
-                    "conjugacy.analysis.compare_conditions"
-                )
+    lacking = [key for key in ("conditions", "pairs", "verdicts", "all") if key not in cmp]
+    if cmp and lacking:
+        raise ReportError(f"results['comparison'] lacks {lacking[0]!r}: it must be the record of "
+                          "conjugacy.analysis.compare_conditions")
     return cmp
 
 
