@@ -156,11 +156,7 @@ class DaskSource:
     blockwise tree reduction over feature chunks, on the scheduler in use."""
 
     def __init__(self, arr: Any, name: str = "trajectories") -> None:
-        if arr.ndim != 3:
-            raise ValueError(
-                f"{name} must be a dask array (n_trajectories, n_steps, n_features), got "
-                f"{arr.ndim} dimensions"
-            )
+        check_ndim(arr, name, (3,), "pass a dask array (n_trajectories, n_steps, n_features)")
         if not is_numeric(arr.dtype):
             raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
         self.name = name
