@@ -547,12 +547,14 @@ def _settings_caveats(spectra: list[Any], labels: list[str]) -> list[str]:
 
 
 def _filtered(spec: Any, path: Path, caveats: list[str]) -> Any:
+    """``spec`` filtered by its residuals (:func:`conjugacy.analysis.filter_spectrum`: as it is
+    when filtered already, by its maker's rule), or as it is, with a caveat, without them."""
+    from ..analysis.comparison import filter_spectrum
+
     if spec.data_residuals is None:
         caveats.append(f"{path} has no data residuals (an older file): compared unfiltered")
         return spec
-    if "filter" in spec.settings:
-        return spec  # filtered already, by its maker's rule
-    return spec.filtered()
+    return filter_spectrum(spec)
 
 
 @app.command()
