@@ -287,12 +287,10 @@ def run(
     Parameters
     ----------
     config : SpectralConfig
-    out : path
-        Created if needed; calling again with the same configuration resumes.
-    progress : bool
-        Rich progress bars while training.
-    draw : bool
-        Draw the figures (:func:`conjugacy.plots.spectral_dynamics.draw_all`; needs matplotlib).
+    out, progress, draw
+        As ``out_dir``, ``progress`` and ``figures`` of :func:`conjugacy.study.run_experiment`
+        (resume, determinism); the figures are those of
+        :func:`conjugacy.plots.spectral_dynamics.draw_all`.
 
     Returns
     -------
@@ -310,12 +308,14 @@ def run(
     >>> sorted(res["sections"]["groups"]), len(res.claims)
     (['random', 'true'], 4)
     """
-    from ..study import experiment_session, provenance, run_study
+    from ..study import check_config, provenance, run_experiment
 
+    check_config(config, SpectralConfig)
     t0 = time.perf_counter()
-    with experiment_session(config, SpectralConfig, out) as (out, _):
-        study = _study(config)
-        done = run_study(study, out, progress=progress)
+    study = _study(config)
+
+    def analyse(trained: Any) -> Results:
+        done = trained.runs[""]
         ds = load_data(config.data, config.data_dir, config.n_train)
         data = {"name": ds.name, "source": ds.source}
         own = {"findings": evaluate_findings,
@@ -323,10 +323,13 @@ def run(
                                    "n_test": int(len(ds.labels("test")))},
                "training": lambda _s: {**done.timing(), "info": done.info}}
         return spectral_dynamics_report(
-            out, out, draw=draw, extra=lambda sec: {k: f(sec) for k, f in own.items()},
+            trained.out, trained.out, draw=trained.figures,
+            extra=lambda sec: {k: f(sec) for k, f in own.items()},
             title="Spectral dynamics of a 4-layer MLP (companion paper)",
             question="do the companion paper's four findings on the singular values and vectors of "
                      "the weights hold?",
             conditions=study.conditions, claims=findings_claims,
             settings={"config": dataclasses.asdict(config)},
             provenance=provenance(study, data=data), timing={"training": time.perf_counter() - t0})
+
+    return run_experiment(study, out, analyse, progress=progress, figures=draw)
