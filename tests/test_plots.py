@@ -224,3 +224,16 @@ def test_labels_starting_with_an_underscore_stay_in_every_legend(monkeypatch, tm
                                         spectra={}), tmp_path)
     assert legend(drawn["loss"].axes[0]) == [" _a"]
     assert [legend_label(s) for s in ("_", "a_", "", 7)] == [" _", "a_", "", "7"]
+
+
+def test_new_figure_checks_its_grid_by_the_package_rule():
+    """nrows/ncols go through _checks.check_int: below 1 a ValueError, a non-integer (a float,
+    a bool) a TypeError, each naming the argument."""
+    fig, axes = new_figure(np.int64(2), 1)
+    assert len(axes) == 2
+    with pytest.raises(ValueError, match="nrows must be >= 1, got 0"):
+        new_figure(0)
+    with pytest.raises(TypeError, match="ncols must be an integer, got 1.5"):
+        new_figure(1, 1.5)
+    with pytest.raises(TypeError, match="ncols must be an integer, got True"):
+        new_figure(1, True)

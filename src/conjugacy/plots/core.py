@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._atomic import atomic_open
-from .._checks import as_numeric_array, check_choice, check_ndim
+from .._checks import as_numeric_array, check_choice, check_int, check_ndim
 
 __all__ = [
     "color_for",
@@ -110,9 +110,10 @@ def new_figure(
     Raises
     ------
     ValueError
-        If ``nrows`` or ``ncols`` is not a positive integer.
+        If ``nrows`` or ``ncols`` is below 1.
     TypeError
-        If ``margins`` names another setting than ``subplots_adjust``'s.
+        If ``nrows`` or ``ncols`` is not an integer (:func:`conjugacy._checks.check_int`), or
+        ``margins`` names another setting than ``subplots_adjust``'s.
 
     Examples
     --------
@@ -123,9 +124,8 @@ def new_figure(
     >>> fig.get_layout_engine() is None, float(ax.get_position().x0)
     (True, 0.2)
     """
-    for name, value in (("nrows", nrows), ("ncols", ncols)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    nrows = check_int(nrows, "nrows", minimum=1)
+    ncols = check_int(ncols, "ncols", minimum=1)
     w = DEFAULT_SIZE[0] * ncols if width is None else float(width)
     h = DEFAULT_SIZE[1] * nrows if height is None else float(height)
     fig = Figure(figsize=(w, h), layout=None if margins is not None else "constrained", dpi=DPI)
