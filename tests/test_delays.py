@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conjugacy import delays
 from conjugacy.delays import choose_delays
 
 
@@ -149,3 +150,24 @@ def test_a_constant_seed_is_left_out_and_a_candidate_one_seed_cannot_score_is_no
 
     errors, left = _seed_mean(np.array([[0.5, 0.4, 0.3], [0.5, 0.4, np.nan]]))
     assert left == [] and np.isnan(errors[2]) and errors[:2] == [0.5, 0.4]
+
+
+@pytest.mark.parametrize("n_traj", [2, 5])  # folds of one run each (views), of several (gathers)
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_the_gram_route_scores_as_the_explicit_delay_matrices(n_traj, complex_data):
+    # every candidate's held-out error and SVHT rank from the snapshot Gram (the delay Grams
+    # formed candidate after candidate, the traces and (k, k) products instead of W) equal the
+    # explicit route's; max_rank None and capped
+    rng = np.random.default_rng(21)
+    # 80 features, more than the snapshots: _score_candidates takes the Gram route throughout
+    trajs = [np.cumsum(rng.normal(size=(40 + 7 * i, 80)), axis=0) for i in range(n_traj)]
+    if complex_data:
+        trajs = [t + 1j * np.cumsum(rng.normal(size=t.shape), axis=0) for t in trajs]
+    candidates = (0, 1, 2, 4, 6, 8)
+    folds = np.arange(n_traj) % 2
+    for max_rank in (None, 3):
+        via_gram, gram_ranks = delays._score_candidates(trajs, candidates, max_rank)
+        for d, err, rank in zip(candidates, via_gram, gram_ranks):
+            direct, direct_rank = delays._prediction_error_direct(trajs, d, folds, max_rank)
+            assert rank == direct_rank
+            assert err == pytest.approx(direct, rel=1e-9)

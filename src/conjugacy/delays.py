@@ -259,7 +259,7 @@ def _score_candidates(trajs: list[np.ndarray], candidates: tuple[int, ...],
     delay vectors, :func:`_prediction_error_direct`); two folds of alternate trajectories."""
     folds = np.arange(len(trajs)) % 2
     n, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
-    gram = offsets = None
+    gram = offsets = H = None
     errors, ranks = [], []
     for d in candidates:
         if 2 * n * (d + 1) <= n_snap:  # few observables: the explicit delay matrices are cheaper
@@ -267,10 +267,35 @@ def _score_candidates(trajs: list[np.ndarray], candidates: tuple[int, ...],
         else:
             if gram is None:
                 gram, offsets = snapshot_gram(trajs)
-            err, rank = _prediction_error(gram, offsets, d, folds, n, max_rank)
+            H = (d, _delay_snapshot_gram(gram, offsets, d)) if H is None else _longer_delays(
+                gram, offsets, H, d)
+            err, rank = _prediction_error(gram, offsets, d, folds, n, max_rank, H)
         errors.append(err)
         ranks.append(rank)
     return errors, ranks
+
+
+def _longer_delays(gram: np.ndarray, offsets: np.ndarray, H: tuple[int, np.ndarray], d: int
+                   ) -> tuple[int, np.ndarray]:
+    """``(d, the delay snapshots' Gram at d delays)`` from ``H = (d_prev, its Gram)``, d >=
+    d_prev: each block of the shorter runs of delay vectors plus the shifted snapshot-Gram blocks
+    ``d_prev + 1 .. d`` (the candidates' ladder adds 65 blocks instead of 233 per seed), added
+    in the order :func:`~conjugacy.observables._delay_snapshot_gram` adds them, so the same
+    numbers bit for bit."""
+    d_prev, prev = H
+    lengths = np.diff(offsets)
+    if len(lengths) > 32:  # many short runs: that function's gathers
+        return d, _delay_snapshot_gram(gram, offsets, d)
+    p_off = np.cumsum([0] + [int(n - d_prev) for n in lengths])
+    h_off = np.cumsum([0] + [int(n - d) for n in lengths])
+    out = np.empty((int(h_off[-1]), int(h_off[-1])), dtype=prev.dtype)
+    for a, (oa, la) in enumerate(zip(offsets[:-1], lengths - d)):
+        for b, (ob, lb) in enumerate(zip(offsets[:-1], lengths - d)):
+            block = out[h_off[a] : h_off[a] + la, h_off[b] : h_off[b] + lb]
+            block[...] = prev[p_off[a] : p_off[a] + la, p_off[b] : p_off[b] + lb]
+            for j in range(d_prev + 1, d + 1):
+                block += gram[oa + j : oa + j + la, ob + j : ob + j + lb]
+    return d, out
 
 
 def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray,
@@ -297,11 +322,13 @@ def _prediction_error_direct(trajs: list[np.ndarray], d: int, folds: np.ndarray,
 
 
 def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.ndarray,
-                      n_features: int, max_rank: int | None = None) -> tuple[float, int]:
+                      n_features: int, max_rank: int | None = None,
+                      delay_gram: tuple[int, np.ndarray] | None = None) -> tuple[float, int]:
     """Held-out error (relative to persistence, pooled over the two folds) of predicting
     ``x_{t+d+1}`` from the delay vector at ``t`` by reduced-rank regression at the SVHT rank,
-    from the snapshot Gram; and the larger SVHT rank of the two folds."""
-    H = _delay_snapshot_gram(gram, offsets, d)
+    from the snapshot Gram (and the delay snapshots' Gram at ``d``, ``(d, H)``, when already
+    formed); and the larger SVHT rank of the two folds."""
+    H = _delay_snapshot_gram(gram, offsets, d) if delay_gram is None else delay_gram[1]
     lengths = np.diff(offsets)
     h_start = np.cumsum([0] + [int(n - d) for n in lengths])
     xi, zi, pi, fold = [], [], [], []
@@ -318,7 +345,7 @@ def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.n
         tr, te = fold != f, fold == f
         if not tr.any() or not te.any():
             continue
-        h = H[np.ix_(xi[tr], xi[tr])]
+        h = np.ascontiguousarray(_block(H, xi[tr], xi[tr]))
         shape = (n_features * (d + 1), int(tr.sum()))
         if max_rank is None:
             evals, V = top_eigh(h, None)
@@ -326,18 +353,36 @@ def _prediction_error(gram: np.ndarray, offsets: np.ndarray, d: int, folds: np.n
             k = max(1, svht_rank(s, shape)[0]) if s[0] > 0 else 0
         else:  # the leading max_rank eigenpairs; every eigenvalue only where they do not decide
             k, evals, V = capped_svht(h, shape, max_rank)
+        del h
         top = max(top, k)
-        # Z_hat = Z W, W = V_k S_k^-2 V_k^* X^* X_test (the projected one-step prediction)
-        W = ((V[:, :k] / evals[:k]) @ (V[:, :k].conj().T @ H[np.ix_(xi[tr], xi[te])])
-             if k else None)
-        zz = gram[np.ix_(zi[te], zi[te])]
-        base = float(np.real(np.trace(zz) - 2 * np.trace(gram[np.ix_(pi[te], zi[te])])
-                             + np.trace(gram[np.ix_(pi[te], pi[te])])))
-        fit = float(np.real(np.trace(zz)))
-        if W is not None:
-            cross = gram[np.ix_(zi[tr], zi[te])]
-            fit += float(np.real(-2 * np.sum(W.conj() * cross)
-                                 + np.sum(W.conj() * (gram[np.ix_(zi[tr], zi[tr])] @ W))))
+        # Z_hat = Z W, W = A B with A = V_k S_k^-2, B = V_k^* X^* X_test (the projected one-step
+        # prediction); ||Z_test - Z W||^2 = tr(Z_t^* Z_t) - 2 Re tr(W^* Z^* Z_t) + tr(W^* Z^* Z W),
+        # the last two as (k, m) and (k, k) products: W (m_train, m_test) is never formed
+        zz = np.sum(gram[zi[te], zi[te]])  # traces: the diagonals alone, not the blocks
+        base = float(np.real(zz - 2 * np.sum(gram[pi[te], zi[te]])
+                             + np.sum(gram[pi[te], pi[te]])))
+        fit = float(np.real(zz))
+        if k:
+            A = V[:, :k] / evals[:k]
+            B = V[:, :k].conj().T @ _block(H, xi[tr], xi[te])
+            ac = A.conj().T @ _block(gram, zi[tr], zi[te])  # A^* Z^* Z_t (k, m_test)
+            aga = A.conj().T @ (_block(gram, zi[tr], zi[tr]) @ A)  # A^* Z^* Z A (k, k)
+            fit += float(np.real(-2 * np.sum(B.conj() * ac)
+                                 + np.sum(aga * (B @ B.conj().T).T)))
         num += max(fit, 0.0)
         den += base
     return (num / den if den > 0 else float("nan")), top
+
+
+def _block(M: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``M[np.ix_(rows, cols)]``; a view where both index runs are contiguous (a fold of one
+    trajectory: no copy of a block of the Gram)."""
+    def run(idx: np.ndarray) -> Any:
+        if idx.size and idx[-1] - idx[0] + 1 == idx.size and np.all(np.diff(idx) == 1):
+            return slice(int(idx[0]), int(idx[-1]) + 1)
+        return None
+
+    r, c = run(rows), run(cols)
+    if r is not None and c is not None:
+        return M[r, c]
+    return M[np.ix_(rows, cols)]
