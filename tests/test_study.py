@@ -263,3 +263,43 @@ def test_limit_threads_limits_torch_and_blas_and_restores_torch():
     with pytest.raises(ValueError, match="threads"):
         with limit_threads(0):
             pass
+
+
+def test_run_experiment_trains_each_study_into_its_folder_and_adds_the_common_fields(tmp_path):
+    import dataclasses
+
+    from conjugacy.analysis.demo import random_walk_study
+    from conjugacy.study import run_experiment
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        seed: int = 3
+        n_permutations: int = 99
+
+        def to_dict(self):
+            return {"seed": self.seed, "n_permutations": self.n_permutations}
+
+    studies = {name: dataclasses.replace(random_walk_study(), name=name, config=Cfg())
+               for name in ("a", "b")}
+
+    def analyse(run):
+        n_runs = {name: len(reader.runs()) for name, reader in run.readers.items()}
+        return run, n_runs, run.common({"stats": {"n_permutations": 9}, "fields": {"x": 1},
+                                        "timing": {"spectra": 2.0}})
+
+    run, n_runs, common = run_experiment(studies, tmp_path, analyse, figures=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert json.loads((tmp_path / "b" / "study.json").read_text())["study"] == "b"
+    assert n_runs == {"a": 8, "b": 8}  # 2 conditions x 2 seeds x 2 replicas each
+    assert common["out"] == tmp_path and run.figures is False
+    assert common["stats"] == {"seed": 3, "n_permutations": 9}  # the given option wins
+    assert common["fields"]["config"] == {"seed": 3, "n_permutations": 99}
+    assert common["fields"]["x"] == 1
+    assert list(common["fields"]["training"]) == ["a", "b"]  # per study
+    assert common["fields"]["training"]["a"]["trained"] == [
+        "flat-seed0", "up-seed0", "flat-seed1", "up-seed1"]
+    assert "training" not in common["fields"]["training"]["a"]  # the total is a timing
+    assert common["timing"]["spectra"] == 2.0
+    assert common["timing"]["training"] == run.runs["a"].seconds + run.runs["b"].seconds
+    again = run_experiment(studies["a"], tmp_path / "a", lambda r: r.training())
+    assert again["trained"] == [] and len(again["skipped"]) == 4  # resumed: nothing retrained
