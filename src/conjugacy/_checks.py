@@ -109,11 +109,9 @@ def check_unit_interval(value: Any, name: str) -> float:
 
 
 def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    value = _as_float(value, name, "a real number")
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return value
+    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``): :class:`Param` ``float``'s
+    rule, ``TypeError`` / ``ValueError`` naming ``name``."""
+    return Float(0, open_minimum=not allow_zero).check(value, name)
 
 
 def check_rank(value: Any, name: str = "rank", *, allow_none: bool = True) -> int | str | None:
