@@ -511,9 +511,8 @@ def _windows_figure(windows: Mapping[str, Any], names: Mapping[str, str]) -> Rep
     from ..plots import plot_distance_heatmap
 
     conds, cut = _first(windows["conditions"].items())
-    conds = dict(conds)
     fig, axes = _panel_grid(len(conds), 4.6, 4.0)
-    for ax, (c, w) in zip(axes, conds.items()):
+    for ax, (c, w) in zip(axes, conds):
         d = np.asarray(w.get("distance_matrix"), float)
         labels = [_label(x) for x in w.get("labels") or range(d.shape[0])]
         plot_distance_heatmap(d, labels, ax=ax, log10=True, annotate=False)
