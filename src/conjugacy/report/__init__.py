@@ -33,7 +33,7 @@ write). Only ``comparison`` or ``spectra`` is required; every other section appe
     The run metadata keys that made conditions and seeds.
 ``runs`` : list of dict
     ``{"run", "condition", "seed", "n_complete", "first_step", "last_step", "finished"}``.
-``observables`` (or ``observable``) : str or list of str
+``observables`` : str or list of str
 ``settings`` : dict
     Spectrum settings used (``delays``, ``rank``, ``method``, ...); ``settings_reasoning`` : dict
     setting -> why it was chosen.

@@ -398,11 +398,11 @@ def overview(results: Mapping[str, Any]) -> list[tuple[str, str]]:
         if steps:
             rows.append(("steps", "; ".join(f"{a}..{b} ({n} records)" for a, b, n in steps[:4])
                          + (f" (4 of {len(steps)} shown)" if len(steps) > 4 else "")))
-    obs = results.get("observables", results.get("observable"))
+    obs = results.get("observables")
     if obs is not None:
         rows.append(("observables", ", ".join(map(str, obs)) if isinstance(obs, list | tuple)
                      else str(obs)))
-    settings = dict(_mapping(results, "settings") or _mapping(results, "spectrum_settings"))
+    settings = dict(_mapping(results, "settings"))
     firsts = {c: s[0] for c, s in spectra.items()
               if isinstance(s, Sequence) and s and isinstance(s[0], Mapping)}
     for key in ("method", "delays", "rank_requested", "pca", "n_features", "n_observables"):
