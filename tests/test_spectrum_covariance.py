@@ -22,9 +22,11 @@ def _both(data, **kw):
 
 @pytest.mark.parametrize("method", ["rrr", "standard", "exact"])
 @pytest.mark.parametrize("scale", [False, True])
-def test_covariance_path_equals_dense_on_tall_walks(method, scale):
-    data = _walk((3, 400, 5), seed=1)  # 30 observables, 1,173 pairs
-    cov, dense = _both(data, delays=5, rank=8, method=method, scale=scale, modes=True)
+@pytest.mark.parametrize("delays", [5, 9])  # 30 observables: all three covariances; 50: X X^*
+def test_covariance_path_equals_dense_on_tall_walks(method, scale, delays):  # and products
+    data = _walk((3, 400, 5), seed=1)  # 30 or 50 observables, 1,173 or 1,161 pairs
+    assert paths._thin_covariance(5 * (delays + 1), 8) == (delays == 9)
+    cov, dense = _both(data, delays=delays, rank=8, method=method, scale=scale, modes=True)
     assert cov.settings["path"] == "covariance"
     top = np.abs(dense.eigenvalues).max()
     assert match_error(cov.eigenvalues, dense.eigenvalues) < 1e-10 * top
@@ -47,10 +49,12 @@ def test_covariance_path_exact_system_ragged_and_complex():
     assert spec.data_residuals.max() < 1e-6  # exact data; the Gram formula resolves ~1e-8
     rng = np.random.default_rng(4)
     z = _walk((2, 300, 4), seed=2) + 1j * _walk((2, 300, 4), seed=3) + 0 * rng.normal()
-    cov, dense = _both(z, delays=3, rank=6)
-    assert cov.settings["path"] == "covariance"
-    assert match_error(cov.eigenvalues, dense.eigenvalues) < 1e-10 * np.abs(dense.eigenvalues).max()
-    assert np.abs(cov.data_residuals - dense.data_residuals).max() < 1e-7
+    for delays, rank in ((3, 6), (7, 3)):  # all three covariances; X X^* and products
+        cov, dense = _both(z, delays=delays, rank=rank)
+        assert cov.settings["path"] == "covariance"
+        top = np.abs(dense.eigenvalues).max()
+        assert match_error(cov.eigenvalues, dense.eigenvalues) < 1e-10 * top
+        assert np.abs(cov.data_residuals - dense.data_residuals).max() < 1e-7
 
 
 def test_covariance_path_svht_rank_equals_dense():
