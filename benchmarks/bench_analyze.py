@@ -10,7 +10,7 @@ Cases (issue 19):
                    (a 12 MB store): the share of the time spent outside spectrum fits and
                    statistics;
 * ``realistic`` -- 3 conditions x 4 seeds x 10 replicas x 1,000 records x 5,000 float32 features
-                   (a 2.4 GB store): CPU time and peak memory against the store's size.
+                   (a 2.1 GB store): CPU time and peak memory against the store's size.
 
 The trajectories are noisy random walks with a slow linear drift (SGD-like: every direction
 moves); the store is written once into ``--store`` (default: a temporary folder) and reused.
@@ -246,9 +246,10 @@ def main() -> None:
     if not root.exists():
         t0 = time.perf_counter()
         make_store(root, args.case)
-        print(f"wrote {root} in {time.perf_counter() - t0:.0f} s")
+        print(f"wrote {root} in {time.perf_counter() - t0:.0f} s: case {args.case}, "
+              f"{CASES[args.case]}")
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
-    print(f"case {args.case}: {CASES[args.case]} -> store of {size:.0f} MB")
+    print(f"store {root}: {size:.0f} MB")
     # interleaved: before, after, before, after, ...
     runs = [(str(src), {**os.environ, "PYTHONPATH": str(src.resolve())}) for src in args.src]
     if not args.skip_checkout:
