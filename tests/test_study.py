@@ -303,3 +303,5 @@ def test_run_experiment_trains_each_study_into_its_folder_and_adds_the_common_fi
     assert common["timing"]["training"] == run.runs["a"].seconds + run.runs["b"].seconds
     again = run_experiment(studies["a"], tmp_path / "a", lambda r: r.training())
     assert again["trained"] == [] and len(again["skipped"]) == 4  # resumed: nothing retrained
+    with pytest.raises(TypeError, match="out_dir must be a folder"):
+        run_experiment(studies["a"], None, lambda r: r)

@@ -1256,6 +1256,8 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
 
     Raises
     ------
+    TypeError
+        ``out_dir`` is None.
     NotADirectoryError
         ``out_dir`` or a parent is a file.
     ValueError
@@ -1278,6 +1280,8 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
     >>> res["experiment"], res["training"]["trained"][:2], res.verdicts
     ('demo', ['flat-seed0', 'up-seed0'], {'flat-up': 'not conjugate'})
     """
+    if out_dir is None:
+        raise TypeError("out_dir must be a folder to train the studies into, got None")
     named = {"": studies} if isinstance(studies, Study) else dict(studies)
     first = next(iter(named.values()))  # the experiment's make_study checked its config
     with experiment_session(first.config, type(first.config), out_dir, threads=first.threads,
