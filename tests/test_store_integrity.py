@@ -310,3 +310,29 @@ def test_unknown_codec_and_decreasing_steps_are_reported(tmp_path):
         (d,) = st.verify().damage
     assert (d.array, d.records, d.problem) == ("steps", (2, 4),
                                                "training-step indices do not increase")
+
+
+def test_several_damaged_runs_and_chunks_are_named_once_with_how_many_more(tmp_path):
+    make(tmp_path / "s", runs=("a", "b", "c"))
+    g = zarr.open_group(str(tmp_path / "s"), mode="r+")
+    for run in ("b", "c"):
+        g[f"runs/{run}"].update_attributes({"n_complete": 12})
+    with pytest.raises(DamagedStoreError) as err:
+        TrajectoryStore.open(tmp_path / "s", "r")
+    store = str(tmp_path / "s")
+    assert str(err.value) == (
+        f"store {store!r}, run 'b' is damaged: n_complete is 12 but array 'steps' holds 10 "
+        f"steps; `conjugacy store verify {store}` lists all damage; and 1 more damaged runs; "
+        "open with check=False to read the intact runs")
+    for run in ("b", "c"):
+        g[f"runs/{run}"].update_attributes({"n_complete": 10})
+    for chunk in ("c/0/0", "c/1/0"):
+        (tmp_path / "s/runs/a/params/enc.bias" / chunk).unlink()
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        with pytest.raises(DamagedStoreError) as err:
+            st.read("enc.bias", runs="a")
+    said = str(err.value)
+    assert said.startswith(f"store {str(tmp_path / 's')!r} is damaged: run 'a', array "
+                           "'params/enc.bias', chunk c/0/0, records 0..3")
+    assert said.endswith("; and 1 more damaged chunks; "
+                         f"`conjugacy store verify {tmp_path / 's'}` lists all damage")

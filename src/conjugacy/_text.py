@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
-__all__ = ["cut", "markdown", "shown"]
+__all__ = ["cut", "cut_list", "markdown", "shown"]
 
 #: Unicode categories whose characters are escaped: controls (C0, DEL, C1), format characters
 #: (bidi embeddings, overrides and isolates U+202A-U+202E, U+2066-U+2069, zero-width characters),
@@ -175,3 +176,43 @@ def cut(text: object, limit: int) -> str:
         return s
     tail = (limit - 1) // 3
     return s[:limit - 1 - tail] + "…" + s[len(s) - tail:]
+
+
+def cut_list(items: Iterable[object], limit: int, what: str = "") -> list[str]:
+    """The first ``limit`` of ``items`` as text and, when ``N > 0`` were left out, "and N more"
+    (then ``what``): a list of names or sentences cut so that a message stays one readable
+    line. The caller joins it (``", "`` for names, ``"; "`` for sentences).
+
+    Parameters
+    ----------
+    items : iterable
+        Anything; ``str`` of each item is kept.
+    limit : int
+        Most items kept (>= 1).
+    what : str
+        Words after "and N more" (``"damaged runs"``: "and 2 more damaged runs").
+
+    Returns
+    -------
+    list of str
+        At most ``limit + 1`` strings.
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is below 1.
+
+    Examples
+    --------
+    >>> ", ".join(cut_list(["a", "b", "c", "d"], 2))
+    'a, b, and 2 more'
+    >>> "; ".join(cut_list(["run 0 is cut", "run 3 is cut"], 1, "damaged runs"))
+    'run 0 is cut; and 1 more damaged runs'
+    >>> cut_list(["a"], 3)
+    ['a']
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    texts = [str(x) for x in items]
+    more = len(texts) - limit
+    return texts[:limit] + ([f"and {more} more {what}".rstrip()] if more > 0 else [])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from scipy.spatial.distance import squareform
 
 from ._checks import _as_float, as_numeric_array, check_choice, check_finite, check_int
 from ._checks import check_positive_float as _non_negative
+from ._text import cut_list
 
 __all__ = [
     "ALIAS_BOUND",
@@ -337,8 +337,7 @@ MAX_NAMED = 3
 def _alias_sentence(label: Any, bad: np.ndarray, worst: float, coarse: float,
                     bound: float) -> str:
     """One sentence of :func:`aliasing`: the aliasing eigenvalues ``bad`` of one spectrum."""
-    shown = ", ".join(f"{complex(v):.4g}" for v in bad[:MAX_NAMED]) + (
-        f" and {bad.size - MAX_NAMED} more" if bad.size > MAX_NAMED else "")
+    shown = ", ".join(cut_list((f"{complex(v):.4g}" for v in bad), MAX_NAMED))
     needed = coarse * bound / worst
     advice = (f"resolving them needs a recording interval <= {needed:.3g} for every run"
               if needed >= 1 else
@@ -346,20 +345,6 @@ def _alias_sentence(label: Any, bad: np.ndarray, worst: float, coarse: float,
     return (f"{label}: {bad.size} eigenvalue{'s turn' if bad.size > 1 else ' turns'} by up to "
             f"{worst:.3g} rad at the coarser interval {coarse:g} (bound {bound:.3g} rad) and "
             f"alias ({shown}); {advice} (or equal intervals and time='discrete')")
-
-
-def _joined(sentences: Sequence[str], limit: int = MAX_NAMED) -> str:
-    """``sentences`` joined by "; ", at most ``limit`` of them and "and N more" (for errors
-    and verdict reasons that must stay one readable line).
-
-    Examples
-    --------
-    >>> _joined(["a", "b", "c", "d", "e"])
-    'a; b; c; and 2 more'
-    """
-    sentences = list(sentences)
-    more = len(sentences) - limit
-    return "; ".join(sentences[:limit] + ([f"and {more} more"] if more > 0 else []))
 
 
 def _in_time(spectra: list[Any], eigs: list[np.ndarray], time: str, name: str) -> list[np.ndarray]:
@@ -372,7 +357,7 @@ def _in_time(spectra: list[Any], eigs: list[np.ndarray], time: str, name: str) -
     problems = aliasing(spectra, [f"{name}[{i}]" for i in range(len(spectra))])
     if problems:
         raise AliasingError("continuous-time comparison refused, the spectra alias: "
-                            + _joined(problems))
+                            + "; ".join(cut_list(problems, MAX_NAMED)))
     return [continuous_time_eigenvalues(e, recording_interval(s)) for e, s in zip(eigs, spectra)]
 
 

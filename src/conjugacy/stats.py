@@ -27,6 +27,7 @@ import numpy as np
 from scipy import stats as _sps
 
 from ._checks import as_numeric_array, check_choice, check_finite, check_int, check_unit_interval
+from ._text import cut_list
 from .compare import (
     _as_spectra_list,
     _in_time,
@@ -845,9 +846,8 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
                        + "; ".join(mismatch), p, pmin, alpha)
     empty = [str(x) for x in kept_nothing]
     if empty:
-        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         return Verdict("undecided", f"the residual filter kept no eigenpair of "
-                       f"{', '.join(empty[:5])}{more}: no distance to an empty spectrum (the "
+                       f"{', '.join(cut_list(empty, 5))}: no distance to an empty spectrum (the "
                        "comparison of all eigenvalues is in the 'all' block; relax the filter "
                        "or compare all eigenvalues)", p, pmin, alpha)
     if p is None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice, check_int
+from .._text import cut_list
 from ..comparison_filter import COMPARISON_FILTERS, filter_for_comparison
 from ..results import complex_to_pairs
 
@@ -527,8 +528,7 @@ def _pair_aliasing(spectra: Mapping[str, Any], pairs: Mapping[str, Any],
     out = {}
     for name, (a, b) in pairs.items():
         found = [] if time == "discrete" else aliasing(*_flat(spectra, (a, b)))
-        more = len(found) - MAX_NAMED
-        out[name] = found[:MAX_NAMED] + ([f"and {more} more spectra alias"] if more > 0 else [])
+        out[name] = cut_list(found, MAX_NAMED, "spectra alias")
     return out
 
 

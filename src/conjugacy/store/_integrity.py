@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import cut_list
 from . import _safe
 from ._base import _RUN_NAME, FORMAT_VERSION, DamagedStoreError, _is_int
 from ._write import _MAX_CHUNK_BYTES, BRANCH
@@ -319,9 +320,9 @@ class _Integrity:
             except DamagedStoreError as exc:
                 problems.append(str(exc))
         if problems:
-            more = f" (and {len(problems) - 1} more damaged runs)" if len(problems) > 1 else ""
             raise DamagedStoreError(
-                problems[0] + more + "; open with check=False to read the intact runs"
+                "; ".join(cut_list(problems, 1, "damaged runs"))
+                + "; open with check=False to read the intact runs"
             )
 
     def _chunks(self, arr: Any, start: int, stop: int) -> list[tuple[str, tuple[int, int], tuple]]:
@@ -392,9 +393,8 @@ class _Integrity:
                                                  f"unreadable ({type(exc).__name__}: {exc})")])
 
     def _damage_error(self, damage: list[Damage]) -> DamagedStoreError:
-        more = f" (and {len(damage) - 1} more damaged chunks)" if len(damage) > 1 else ""
         return DamagedStoreError(
-            f"store {str(self._path)!r} is damaged: {damage[0]}{more}; "
+            f"store {str(self._path)!r} is damaged: {'; '.join(cut_list(damage, 1, 'damaged chunks'))}; "
             f"`conjugacy store verify {self._path}` lists all damage"
         )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._bounded_json import UnsafeFile, kind  # noqa: F401  (UnsafeFile: used by the store)
 from .._bounded_json import read_json as _read_json
+from .._text import cut_list
 from ._base import StoreError
 
 MAX_METADATA_BYTES = 16 * 2**20  # one zarr.json; real ones are a few kB (user metadata included)
@@ -105,11 +106,10 @@ def _target(dir_fd: int, name: str) -> str:
 def refuse_unsafe(root: Path, bad: list[str]) -> None:
     """Raise one StoreError naming the first unsafe entries of a store opened for writing."""
     if bad:
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise StoreError(
-            f"store {str(root)!r} holds {bad[0]}{more}: a store opened for writing may hold only "
-            "folders and regular files (nothing is written, truncated or deleted through a link); "
-            "remove it, or copy the store with links resolved (cp -rL)"
+            f"store {str(root)!r} holds {', '.join(cut_list(bad, 1))}: a store opened for "
+            "writing may hold only folders and regular files (nothing is written, truncated or "
+            "deleted through a link); remove it, or copy the store with links resolved (cp -rL)"
         )
 
 
