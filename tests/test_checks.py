@@ -17,6 +17,7 @@ from conjugacy._checks import (
     Float,
     Int,
     Param,
+    check_choice,
     check_out_dir,
     check_seed,
     check_unit_interval,
@@ -63,6 +64,7 @@ def test_validate_returns_canonical_values():
         ("alpha", 1.0, ValueError, r"alpha must be in \(0, 1\), got 1.0"),
         ("decay", -1e-9, ValueError, "decay must be finite and >= 0"),
         ("mode", "c", ValueError, "mode must be one of 'a', 'b-c', got 'c'"),
+        ("mode", None, ValueError, "mode must be one of 'a', 'b-c', got None"),
         ("flag", 1, TypeError, "flag must be a bool, got 1"),
         ("where", 3, TypeError, "where must be a path"),
         ("widths", (), ValueError, "widths must be a non-empty sequence"),
@@ -76,6 +78,20 @@ def test_validate_returns_canonical_values():
 def test_one_error_names_the_field_the_value_and_the_domain(field, value, error, message):
     with pytest.raises(error, match=message):
         validate({**GOOD, field: value}, SPEC)
+
+
+def test_a_choice_is_one_rule_for_fields_and_arguments():
+    # check_choice and Choice(...).check: the same ValueError for any value outside the
+    # choices, None included (None is a valid value only when a choice or allow_none says so)
+    for check in (lambda v: check_choice(v, "mode", ("a", "b-c")),
+                  lambda v: Choice("a", "b-c").check(v, "mode")):
+        for bad in (None, "c", 1):
+            with pytest.raises(ValueError) as err:
+                check(bad)
+            assert str(err.value) == f"mode must be one of 'a', 'b-c', got {bad!r}"
+        assert check("b-c") == "b-c"
+    assert check_choice(None, "shuffle", ("pooled", None)) is None
+    assert Choice("a", allow_none=True).check(None, "mode") is None
 
 
 def test_validate_sets_canonical_values_on_a_frozen_dataclass():

@@ -147,10 +147,15 @@ def check_rank(value: Any, name: str = "rank", *, allow_none: bool = True) -> in
     return check_int(value, name, minimum=1)
 
 
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+def check_choice(value: Any, name: str, choices: tuple[Any, ...]) -> Any:
+    """``value`` if it is one of ``choices``, else ``ValueError`` naming ``name``, the value and
+    the choices (None too: one more value outside them). The rule of :func:`Choice` fields.
+
+    >>> check_choice("std", "spread", ("std", "minmax"))
+    'std'
+    """
     if value not in choices:
-        opts = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {opts}, got {value!r}")
+        raise ValueError(f"{name} must be {Choice(*choices).requirement()}, got {value!r}")
     return value
 
 
@@ -243,18 +248,16 @@ class Param:
         """Return ``value`` in its canonical form, or raise ``TypeError`` (wrong type) or
         ``ValueError`` (outside the domain) naming ``name``, the value and what is required."""
         name = self.name or name
+        if value is None and self.allow_none:
+            return None
+        if self.kind == "choice":  # any value outside the choices, None too, is a ValueError
+            return check_choice(value, name, self.choices)
         if value is None:
-            if self.allow_none:
-                return None
             raise TypeError(f"{name} must be {self._type_words()}, got None")
         if self.kind == "int":
             return self._in_bounds(_as_int(value, name, self._type_words()), value, name)
         if self.kind == "float":
             return self._in_bounds(_as_float(value, name, self._type_words()), value, name)
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise ValueError(f"{name} must be {self.requirement()}, got {value!r}")
-            return value
         if self.kind == "tuple":
             return self._check_tuple(value, name)
         if self.kind == "rank":
@@ -262,7 +265,7 @@ class Param:
         return _as_scalar(self.kind, value, name, self._type_words())
 
     def _type_words(self) -> str:
-        words = _WORDS.get(self.kind) or self.requirement()  # choice, rank: the domain
+        words = _WORDS.get(self.kind) or self.requirement()  # rank: the domain
         return words + (" or None" if self.allow_none else "")
 
     def _in_bounds(self, value: float, given: Any, name: str) -> Any:
