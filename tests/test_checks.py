@@ -284,7 +284,18 @@ def test_unit_interval_and_seed_rules_name_the_argument():
         with pytest.raises(ValueError) as err:
             check_unit_interval(bad, "level")
         assert str(err.value) == f"level must lie in (0, 1), got {bad!r}"
-    for bad in (-1, 1.5, True, "3"):
-        with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError) as err:
+        check_seed(-1)
+    assert str(err.value) == "seed must be a non-negative integer, got -1"
+    for bad in (1.5, True, "3"):  # not an integer: a TypeError, as check_int's
+        with pytest.raises(TypeError) as err:
             check_seed(bad)
-        assert str(err.value) == f"seed must be a non-negative integer, got {bad!r}"
+        assert str(err.value) == (f"seed must be a non-negative integer, got {bad!r} of type "
+                                  f"{type(bad).__name__}")
+    gen = np.random.default_rng(0)
+    assert check_seed(gen, generator=True) is gen and check_seed(None, generator=True) is None
+    with pytest.raises(TypeError, match="^seed must be None, a non-negative integer or a numpy "
+                                        "Generator, got 1.5 of type float$"):
+        check_seed(1.5, generator=True)
+    with pytest.raises(TypeError, match="got None of type NoneType"):
+        check_seed(None)

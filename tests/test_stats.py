@@ -175,7 +175,7 @@ def test_bad_input_shuffle_control():
         shuffle_control([1.0], [1.0], n_shuffles=0)
     with pytest.raises(ValueError, match="p must be finite and >= 1"):
         shuffle_control([1.0], [1.0], p=0.9)
-    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="^seed must be a non-negative integer, got -1$"):
         shuffle_control([1.0], [1.0], seed=-1)
     with pytest.raises(TypeError, match="seed must be None"):
         shuffle_control([1.0], [1.0], seed=1.5)

@@ -93,11 +93,22 @@ def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     return value
 
 
-def check_seed(seed: Any) -> int:
-    """``seed`` as an int; ``ValueError`` unless it is a non-negative integer (not a bool)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+def check_seed(seed: Any, *, generator: bool = False) -> Any:
+    """``seed`` as an int: ``TypeError`` unless it is an integer (not a bool), ``ValueError`` if
+    it is negative. With ``generator`` (what :func:`numpy.random.default_rng` takes), None and a
+    numpy Generator are returned as they are, and the TypeError names them too.
+
+    >>> check_seed(np.int64(3)), check_seed(None, generator=True)
+    (3, None)
+    """
+    if generator and (seed is None or isinstance(seed, np.random.Generator)):
+        return seed
+    words = ("None, a non-negative integer or a numpy Generator" if generator
+             else "a non-negative integer")
+    value = _as_int(seed, "seed", words)
+    if value < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return value
 
 
 def check_unit_interval(value: Any, name: str) -> float:

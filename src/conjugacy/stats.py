@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -26,7 +25,14 @@ from typing import Any
 import numpy as np
 from scipy import stats as _sps
 
-from ._checks import as_numeric_array, check_choice, check_finite, check_int, check_unit_interval
+from ._checks import (
+    as_numeric_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_seed,
+    check_unit_interval,
+)
 from ._text import cut_list
 from .compare import (
     _as_spectra_list,
@@ -59,16 +65,6 @@ __all__ = [
 #: one: values computed from the same numbers in a different order differ by ~1e-16 relative, and
 #: the linear program of unequal sizes is solved to ~1e-10.
 TIE_RTOL = 1e-9
-
-
-def _rng(seed: Any) -> np.random.Generator:
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return np.random.default_rng(int(seed))
 
 
 # ----- the paper's shuffle control ---------------------------------------------------------------
@@ -181,7 +177,7 @@ def shuffle_control(
     a, b = _in_time([a, b], [as_eigenvalues(a, "a"), as_eigenvalues(b, "b")], time, "spectra")
     p = check_p(p)
     n_shuffles = check_int(n_shuffles, "n_shuffles", minimum=1)
-    rng = _rng(seed)
+    rng = np.random.default_rng(check_seed(seed, generator=True))
 
     true_distance = wasserstein(a, b, p=p)
     rows, cols = optimal_matching(a, b, p=p)
@@ -476,7 +472,7 @@ def conjugacy_test(
             )
     p = check_p(p)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
-    rng = _rng(seed)
+    rng = np.random.default_rng(check_seed(seed, generator=True))
 
     n_a, n_b = len(eig_a), len(eig_b)
     n = n_a + n_b
@@ -659,7 +655,7 @@ def ks_test(
     b = _check_sample(distances_b, "distances_b")
     check_choice(alternative, "alternative", ("two-sided", "less", "greater"))
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
-    rng = _rng(seed)
+    rng = np.random.default_rng(check_seed(seed, generator=True))
     pooled = np.concatenate([a, b])
     ties = bool(np.unique(pooled).size < pooled.size)
     if ties:
