@@ -262,8 +262,16 @@ def test_unit_circle_counts() -> None:
         unit_circle_counts(eig, 0.01, min_angle=2.0)
     with pytest.raises(ValueError, match="tol"):
         unit_circle_counts(eig, -0.1)
-    with pytest.raises(ValueError, match="not finite"):  # was counted 4 times "on" the circle
-        unit_circle_counts([np.nan] * 4, 0.002)
+    with pytest.raises(ValueError, match=r"^eigenvalues contains NaN at index \(0,\); all "
+                                         r"values must be finite \(4 non-finite"):
+        unit_circle_counts([np.nan] * 4, 0.002)  # was counted 4 times "on" the circle
+    # no eigenvalue (a filter kept no eigenpair) is counted: all 0, no largest modulus
+    none = unit_circle_counts(np.array([], dtype=complex), 0.002)
+    assert (none.outside, none.on, none.inside, none.oscillatory_outside, none.oscillatory_on,
+            none.oscillatory_inside, none.max_modulus, none.max_oscillatory_modulus) == (
+        0, 0, 0, 0, 0, 0, None, None)
+    with pytest.raises(ValueError, match=r"^eigenvalues must be a 1-D array of eigenvalues"):
+        unit_circle_counts(eig.reshape(2, 5), 0.01)  # was flattened and counted
 
 
 REFERENCE = Path(__file__).parent / "data" / "reference_grokking"

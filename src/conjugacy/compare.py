@@ -57,11 +57,12 @@ LINKAGES = ("single", "complete", "average", "weighted")
 
 
 # ----- validation shared with conjugacy.stats ----------------------------------------------------
-def as_eigenvalues(spectrum: Any, name: str) -> np.ndarray:
+def as_eigenvalues(spectrum: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
     """Return the eigenvalues of ``spectrum`` as a 1-D complex128 array, or raise a clear error.
 
     ``spectrum`` is any object with an ``eigenvalues`` attribute (e.g. :class:`conjugacy.Spectrum`)
-    or a 1-D real or complex array-like. Empty, non-1-D and non-finite inputs are rejected.
+    or a 1-D real or complex array-like. Non-1-D and non-finite inputs are rejected, empty ones
+    too unless ``allow_empty`` (a count of eigenvalues is defined on none, a distance is not).
     """
     values = getattr(spectrum, "eigenvalues", spectrum)
     if values is None:
@@ -72,7 +73,7 @@ def as_eigenvalues(spectrum: Any, name: str) -> np.ndarray:
             f"{name} must be a 1-D array of eigenvalues (or a Spectrum), got an array of shape "
             f"{arr.shape}"
         )
-    if arr.size == 0:
+    if arr.size == 0 and not allow_empty:
         settings = getattr(spectrum, "settings", None)
         hint = (
             " (a filtered Spectrum whose filter dropped every eigenvalue: relax the filter)"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_positive_float
+from ..compare import as_eigenvalues
 from .comparison import filter_spectrum
 
 __all__ = ["UnitCircleCounts", "count_summary", "unit_circle_counts", "unit_circle_section"]
@@ -38,7 +39,7 @@ class UnitCircleCounts:
     ``Im != 0`` test would also count the near-real clusters DMD returns around a real eigenvalue
     (e.g. 1.0268 at 0.001 rad) and call a real, growing direction a "complex pair outside".
     ``max_modulus`` is the largest ``|lambda|`` and ``max_oscillatory_modulus`` the largest among
-    the oscillatory ones (None if there are none).
+    the oscillatory ones (None if there are none: no eigenvalue has no largest modulus).
 
     Examples
     --------
@@ -57,7 +58,7 @@ class UnitCircleCounts:
     oscillatory_inside: int
     tol: float
     min_angle: float
-    max_modulus: float
+    max_modulus: float | None
     max_oscillatory_modulus: float | None
 
 
@@ -67,6 +68,8 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     Parameters
     ----------
     eigenvalues : array_like of complex, shape (n,), or a Spectrum
+        Read by :func:`conjugacy.compare.as_eigenvalues`; ``n = 0`` (a filter that kept no
+        eigenpair) gives every count 0 and both largest moduli None.
     tol : float
         Half-width of the "on the circle" band of ``|lambda|``, >= 0.
     min_angle : float
@@ -79,7 +82,10 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     Raises
     ------
     ValueError
-        If an eigenvalue is not finite, or ``tol`` / ``min_angle`` is out of range.
+        If an eigenvalue is not finite, ``eigenvalues`` is not 1-D, or ``tol`` / ``min_angle``
+        is out of range.
+    TypeError
+        If ``eigenvalues`` is None or does not hold numbers.
 
     Examples
     --------
@@ -90,10 +96,9 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     tol = check_positive_float(tol, "tol", allow_zero=True)
     if not (0 <= min_angle < np.pi / 2):
         raise ValueError(f"min_angle must be in [0, pi/2) radians, got {min_angle!r}")
-    eig = np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), dtype=complex).ravel()
-    if not np.isfinite(eig).all():  # a diverged fit must not read as "on the circle"
-        raise ValueError(f"eigenvalues: {int((~np.isfinite(eig)).sum())} of {eig.size} are not "
-                         "finite (a diverged fit?); classify a finite spectrum")
+    # a diverged fit (NaN, Inf) must not read as "on the circle"; none (a filter kept no
+    # eigenpair) is counted: every count 0, no largest modulus
+    eig = as_eigenvalues(eigenvalues, "eigenvalues", allow_empty=True)
     mod, angle = np.abs(eig), np.abs(np.angle(eig))
     outside, inside = mod > 1 + tol, mod < 1 - tol
     on = ~outside & ~inside
@@ -101,7 +106,7 @@ def unit_circle_counts(eigenvalues: Any, tol: float, min_angle: float = 0.01) ->
     return UnitCircleCounts(
         int(outside.sum()), int(on.sum()), int(inside.sum()),
         int((outside & osc).sum()), int((on & osc).sum()), int((inside & osc).sum()),
-        float(tol), float(min_angle), float(mod.max()) if mod.size else 0.0,
+        float(tol), float(min_angle), float(mod.max()) if mod.size else None,
         float(mod[osc].max()) if osc.any() else None,
     )
 
