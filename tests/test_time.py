@@ -20,6 +20,7 @@ from conjugacy.compare import (
     aliasing,
     comparison_time,
     distance_matrix,
+    recording_interval,
     semiconjugacy_distance,
     wasserstein,
     wasserstein_plan,
@@ -337,6 +338,22 @@ def test_aliasing_ignores_modes_negligible_at_the_coarse_interval():
     # 0.07^5 = 1.7e-6 >= 1e-6: still seen at the coarse interval, still flagged
     assert "1 eigenvalue turn" in aliasing([_eigs([np.exp(0.1j), -0.07], 1), coarse])[0]
     assert aliasing([noise, coarse], min_modulus=1e-12)[0].startswith("#0: 3 eigenvalues")
+    for bad in (1.0, 0, True):  # refused even where the intervals are equal (no guard needed)
+        with pytest.raises(ValueError, match=f"^min_modulus must lie in \\(0, 1\\), got {bad!r}$"):
+            aliasing([coarse, coarse], min_modulus=bad)
+
+
+def test_a_recording_interval_is_a_finite_number_above_zero():
+    assert recording_interval(_eigs([0.5], 4)) == 4.0
+    for bad, error, said in ((0, ValueError, "finite and > 0, got 0"),
+                             (float("nan"), ValueError, "finite and > 0, got nan"),
+                             ("4", TypeError, "a real number, got '4'"),
+                             (True, TypeError, "a real number, got True")):
+        spectrum = _eigs([0.5], 1)
+        spectrum.settings["record_interval"] = bad
+        with pytest.raises(error) as err:
+            recording_interval(spectrum)
+        assert str(err.value) == f"settings['record_interval'] must be {said}"
 
 
 def test_aliasing_sentences_are_capped_and_never_advise_less_than_one_step():
@@ -383,8 +400,10 @@ def test_bootstrap_distance_agrees_across_intervals():
     assert bootstrap_distance(runs[1], runs[5], **opts).distance == disc.distance
     with pytest.raises(ValueError, match=r"time='continuous' needs record_intervals="):
         bootstrap_distance(runs[1], runs[5], time="continuous", **opts)
-    with pytest.raises(ValueError, match=r"record_intervals must be two positive numbers"):
+    with pytest.raises(ValueError, match=r"^record_intervals\[1\] must be finite and > 0, got 0$"):
         bootstrap_distance(runs[1], runs[5], record_intervals=(1, 0), **opts)
+    with pytest.raises(ValueError, match=r"^record_intervals must hold 2 items, got \(1,\)$"):
+        bootstrap_distance(runs[1], runs[5], record_intervals=(1,), **opts)
 
 
 def test_analyze_bootstraps_in_continuous_time(tmp_path):

@@ -27,8 +27,15 @@ from scipy.cluster import hierarchy
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import squareform
 
-from ._checks import _as_float, as_numeric_array, check_choice, check_finite, check_int
-from ._checks import check_positive_float as _non_negative
+from ._checks import (
+    _as_float,
+    as_numeric_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_unit_interval,
+)
+from ._checks import check_positive_float as _positive
 from ._text import cut_list
 
 __all__ = [
@@ -201,12 +208,7 @@ def recording_interval(spectrum: Any) -> float | None:
     """
     settings = getattr(spectrum, "settings", None)
     value = settings.get("record_interval") if isinstance(settings, dict) else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"settings['record_interval'] must be a positive number, got {value!r}")
-    return float(value)
+    return None if value is None else _positive(value, "settings['record_interval']")
 
 
 def comparison_time(spectra: Any, time: str = "auto") -> str:
@@ -309,16 +311,14 @@ def aliasing(spectra: Any, labels: Any = None, *, bound: float = ALIAS_BOUND,
     bound = float(bound)
     if not 0 < bound <= math.pi:
         raise ValueError(f"bound must lie in (0, pi], got {bound!r}")
+    from .spectrum import MIN_MODULUS, continuous_time_eigenvalues
+
+    floor = check_unit_interval(MIN_MODULUS if min_modulus is None else min_modulus, "min_modulus")
     comparison_time(spectra, "continuous")  # every spectrum carries an interval
     intervals = [recording_interval(s) for s in spectra]
     coarse = max(intervals)
     if min(intervals) == coarse:
         return []
-    from .spectrum import MIN_MODULUS, continuous_time_eigenvalues
-
-    floor = MIN_MODULUS if min_modulus is None else float(min_modulus)
-    if not 0 < floor < 1:
-        raise ValueError(f"min_modulus must lie in (0, 1), got {min_modulus!r}")
     out = []
     for label, spectrum, dt in zip(labels, spectra, intervals):
         eig = as_eigenvalues(spectrum, str(label))
@@ -1128,7 +1128,7 @@ def equivalence_classes(
         d = _pairwise(_as_spectra_list(spectra_or_matrix, "spectra_or_matrix"), p)
     n = d.shape[0]
     if threshold is not None:
-        threshold = _non_negative(threshold, "threshold", allow_zero=True)
+        threshold = _positive(threshold, "threshold", allow_zero=True)
     else:
         n_classes = check_int(n_classes, "n_classes", minimum=1)
         if n_classes > n:

@@ -16,7 +16,6 @@ Both accept the spectrum settings of :func:`conjugacy.koopman_spectrum` and a re
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import check_choice, check_seed, check_unit_interval
+from ._checks import Float, Param, check_choice, check_int, check_seed, check_unit_interval
 from .compare import TIMES, freeze_fields, wasserstein
 from .spectrum import RankWarning, Spectrum, koopman_spectrum
 from .trajectories import TrajectoriesLike, as_trajectory_list
@@ -138,9 +137,8 @@ class DistanceInterval:
 
 
 def _check_common(n_boot: Any, level: Any, seed: Any) -> tuple[int, float, int]:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    return int(n_boot), check_unit_interval(level, "level"), check_seed(seed)
+    return (check_int(n_boot, "n_boot", minimum=2), check_unit_interval(level, "level"),
+            check_seed(seed))
 
 
 def _apply_filter(spec: Spectrum, filter: Any) -> Spectrum:
@@ -179,6 +177,10 @@ def _spectrum(trajs: list[np.ndarray], kwargs: dict[str, Any], filter: Any,
     return replace(spectrum, settings={**spectrum.settings, "record_interval": record_interval})
 
 
+#: ``record_intervals``: the steps between records of trajectories_a and of trajectories_b.
+_INTERVALS = Param("tuple", item=Float(0, open_minimum=True), length=2)
+
+
 def _record_intervals(record_intervals: Any, time: str) -> tuple[float | None, float | None]:
     """``record_intervals`` checked: two positive numbers, or (None, None) when not given."""
     check_choice(time, "time", TIMES)
@@ -187,13 +189,7 @@ def _record_intervals(record_intervals: Any, time: str) -> tuple[float | None, f
             raise ValueError("time='continuous' needs record_intervals=(steps between records "
                              "of trajectories_a, of trajectories_b)")
         return None, None
-    values = tuple(record_intervals) if isinstance(record_intervals, list | tuple) else ()
-    if len(values) != 2 or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0
-            for v in values):
-        raise ValueError("record_intervals must be two positive numbers (steps between records "
-                         f"of trajectories_a, of trajectories_b), got {record_intervals!r}")
-    return float(values[0]), float(values[1])
+    return _INTERVALS.check(record_intervals, "record_intervals")
 
 
 def _percentiles(values: np.ndarray, level: float) -> np.ndarray:
