@@ -305,3 +305,31 @@ def test_run_experiment_trains_each_study_into_its_folder_and_adds_the_common_fi
     assert again["trained"] == [] and len(again["skipped"]) == 4  # resumed: nothing retrained
     with pytest.raises(TypeError, match="out_dir must be a folder"):
         run_experiment(studies["a"], None, lambda r: r)
+
+
+def test_analyse_study_takes_the_experiments_route(tmp_path):
+    """analyse_study adds out, provenance, the training report and timing through
+    ExperimentRun.pipeline, as the experiments do (issue 19): the report under ``training``
+    without its total, which is ``timing_seconds["training"]`` (analyse_study kept it in ``training``);
+    no ``config`` for a study without one; the options given win. Fails when the total stays
+    in ``training`` or a config-less study gets ``"config": null``."""
+    from conjugacy.analysis import analyse_study
+    from conjugacy.analysis.demo import random_walk_study
+
+    study = random_walk_study(seeds=(0, 1, 2, 3), n_records=20, sd=0.1, settings={})
+    trained = run_study(study, tmp_path)
+    res = analyse_study(study, tmp_path, params="w", spectrum={"delays": 0, "rank": 2},
+                        training=trained, data={"name": "walks"}, seed=3, n_permutations=199)
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r == json.loads(json.dumps(res.to_dict()))
+    assert r["training"] == {"per_job": trained.job_seconds, "trained": list(trained.trained),
+                             "skipped": [], "executor": {"kind": "serial", "threads_per_job": 1}}
+    assert r["timing_seconds"]["training"] == trained.seconds
+    assert "config" not in r and r["n_replicas"] == 2 and r["experiment"] == "demo"
+    assert r["statistics"] == {"alpha": 0.05, "seed": 3, "n_permutations": 199, "n_shuffles": 100}
+    assert r["provenance"]["study"] == "demo" and r["provenance"]["data"] == {"name": "walks"}
+    assert r["conditions"] == {"flat": {"drift": 0.0, "sd": 0.1}, "up": {"drift": 1.0, "sd": 0.1}}
+    assert r["comparison"]["verdicts"]["flat-up"]["pvalue"] == 1 / 35  # 4 seeds: exact, least p
+    bare = analyse_study(study, tmp_path, params="w", spectrum={"delays": 0, "rank": 2})
+    assert bare["training"] is None and "training" not in bare["timing_seconds"]
+    assert bare.verdicts == res.verdicts == {"flat-up": "not conjugate"}

@@ -1139,8 +1139,9 @@ CONFIG_STATS = ("seed", "n_permutations", "n_shuffles")
 
 @dataclass(frozen=True)
 class ExperimentRun:
-    """The trained studies of one :func:`run_experiment`, read back, for the experiment's
-    analysis; :meth:`pipeline` and :meth:`summarize` add what every experiment passes alike.
+    """The trained studies of one :func:`run_experiment` (or the study of
+    :func:`conjugacy.analysis.analyse_study`), read back, for the analysis; :meth:`pipeline` and
+    :meth:`summarize` add what every study's analysis passes alike.
 
     Attributes
     ----------
@@ -1150,11 +1151,14 @@ class ExperimentRun:
         The session's client (None: serial).
     studies, runs, readers : dict name -> Study, StudyRun, StudyReader
         Per study (name ``""`` for an experiment of one study); the readers are open until the
-        analysis returns.
+        analysis returns. ``runs`` is empty when the studies were trained before (no report).
     figures : bool
         Whether the experiment draws its figures.
     trained_at : float
-        ``time.perf_counter()`` when the training ended.
+        ``time.perf_counter()`` when the training ended (or the analysis began).
+    config : object, optional
+        The experiment's config (a ``DeclaredConfig``): its :data:`CONFIG_STATS` fields are
+        statistics options and ``config.to_dict()`` the field ``config``; None: neither.
     """
 
     out: Path
@@ -1164,6 +1168,7 @@ class ExperimentRun:
     readers: dict[str, StudyReader]
     figures: bool
     trained_at: float
+    config: Any = None
 
     @property
     def reader(self) -> StudyReader:
@@ -1172,10 +1177,11 @@ class ExperimentRun:
 
     def training(self) -> dict[str, Any]:
         """``results.json``'s ``training``: :meth:`StudyRun.timing` without the total (that is
-        ``timing_seconds["training"]``), per study name when there are several."""
+        ``timing_seconds["training"]``), per study name when there are several; None without
+        a training report."""
         per = {name: {k: v for k, v in run.timing().items() if k != "training"}
                for name, run in self.runs.items()}
-        return per[""] if "" in per else per
+        return per[""] if "" in per else (per or None)
 
     def summarize(self, spectra: Mapping[str, Sequence[Any]], **kwargs: Any) -> Any:
         """:func:`conjugacy.analysis.summarize` of spectra the experiment fitted, with what
@@ -1202,15 +1208,15 @@ class ExperimentRun:
 
     def common(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """``kwargs`` of :func:`conjugacy.analysis.summarize` with ``out``; under ``stats`` the
-        config's :data:`CONFIG_STATS` fields; ``config`` (``config.to_dict()``) and ``training``
-        (:meth:`training`) added to ``fields``; the training's wall time under ``timing``. What
-        ``kwargs`` gives wins, but for the two fields."""
-        config = next(iter(self.studies.values())).config
+        config's :data:`CONFIG_STATS` fields; ``config`` (``config.to_dict()``, when there is a
+        config) and ``training`` (:meth:`training`) added to ``fields``; the training's wall time
+        (when reported) under ``timing``. What ``kwargs`` gives wins, but for the two fields."""
+        config = self.config
         stats = {k: getattr(config, k) for k in CONFIG_STATS if hasattr(config, k)}
-        timing = {"training": sum(run.seconds for run in self.runs.values())}
+        timing = {"training": sum(run.seconds for run in self.runs.values())} if self.runs else {}
         return {**kwargs, "out": self.out,
                 "stats": {**stats, **(kwargs.get("stats") or {})},
-                "fields": {"config": None if config is None else config.to_dict(),
+                "fields": {**({} if config is None else {"config": config.to_dict()}),
                            **(kwargs.get("fields") or {}), "training": self.training()},
                 "timing": {**timing, **(kwargs.get("timing") or {})}}
 
@@ -1292,4 +1298,5 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
         trained_at = time.perf_counter()
         with contextlib.ExitStack() as stack:
             readers = {name: stack.enter_context(run.reader()) for name, run in runs.items()}
-            return analyse(ExperimentRun(out, client, named, runs, readers, figures, trained_at))
+            return analyse(ExperimentRun(out, client, named, runs, readers, figures, trained_at,
+                                         first.config))

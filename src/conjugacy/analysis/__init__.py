@@ -124,7 +124,9 @@ def analyse_study(
     loss : str or None
         Name of the scalar recorded as the loss.
     training : StudyRun, optional
-        The training report, for timing.
+        The training report: ``results["training"]`` (per job, trained and skipped jobs, the
+        executor) and its wall time, ``results["timing_seconds"]["training"]``, as in the
+        experiments' results (:meth:`conjugacy.study.ExperimentRun.training`).
     data : dict, optional
         Where the data came from, for the provenance.
     claims : callable, optional
@@ -160,7 +162,7 @@ def analyse_study(
     >>> results.verdicts, results["experiment"], "results.json" in written
     ({'flat-up': 'not conjugate'}, 'demo', True)
     """
-    from ..study import StudyReader, provenance
+    from ..study import ExperimentRun, StudyReader
 
     t0 = time.perf_counter()
     jobs = [j for j in study.jobs() if j.condition in study.conditions]
@@ -172,16 +174,12 @@ def analyse_study(
 
             spectrum, reasoning = default_settings(reader, groups, params)
             compare_with = comparison_options()  # the default filter: all eigenvalues
-        return run_pipeline(
-            reader, groups, spectrum, params=params, client=client, loss=loss,
-            neighbours=neighbours,
-            experiment=study.name, conditions=dict(study.conditions),
-            settings=None if callable(spectrum) else dict(spectrum),
+        runs = {} if training is None else {"": training}  # the route the experiments take
+        run = ExperimentRun(Path(out), client, {"": study}, runs, {"": reader}, bool(figures), t0)
+        return run.pipeline(
+            groups, spectrum, data=data, params=params, loss=loss, neighbours=neighbours,
+            conditions=dict(study.conditions), figures=figures, claims=claims,
             stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
                    "n_shuffles": n_shuffles, **compare_with},
             fields={"n_replicas": study.n_replicas,
-                    "training": None if training is None else training.timing(),
-                    **({} if reasoning is None else {"settings_reasoning": reasoning})},
-            figures=figures, claims=claims, provenance=provenance(study, data=data),
-            timing={"reading_and_settings": time.perf_counter() - t0},
-            out=out)
+                    **({} if reasoning is None else {"settings_reasoning": reasoning})})

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..analysis.comparison import chosen
 from .core import (
     FONT_SIZE,
     color_for,
@@ -32,14 +33,9 @@ from .core import (
 __all__ = ["draw_study", "figure_between_seeds", "figure_distances", "figure_eigenvalues"]
 
 
-def _chosen(summary: Mapping[str, Any]) -> Mapping[str, Any]:
-    cmp = summary["comparison"]
-    return cmp[cmp["verdict_uses"]]
-
-
 def example_seed(summary: Mapping[str, Any]) -> int:
     """Index of the seed whose distance between the first pair of conditions is the median."""
-    dist = _chosen(summary)["distances"]
+    dist = chosen(summary["comparison"])["distances"]
     if not dist:
         return 0
     per_seed = np.asarray(next(iter(dist.values()))["per_seed"])
@@ -89,7 +85,7 @@ def figure_distances(summary: Mapping[str, Any]) -> Figure:
     >>> ax.get_ylabel(), [t.get_text() for t in ax.get_xticklabels()]
     ('Wasserstein distance (real eigenvalues)', ['sgd vs adam'])
     """
-    cmp = _chosen(summary)
+    cmp = chosen(summary["comparison"])
     keys = list(cmp["distances"])
     means = [cmp["distances"][k]["mean"] for k in keys]
     stds = [cmp["distances"][k]["std"] for k in keys]
@@ -115,7 +111,7 @@ def figure_between_seeds(summary: Mapping[str, Any]) -> Figure:
     >>> figure_between_seeds(summary).axes[0].get_legend_handles_labels()[1]
     ['sgd: between seeds', 'adam: between seeds', 'mean sgd vs adam']
     """
-    cmp = _chosen(summary)
+    cmp = chosen(summary["comparison"])
     fig, ax = new_figure()
     for i, (c, b) in enumerate(cmp["between_seeds"].items()):
         ax.hist(b["values"], bins=max(3, min(15, len(b["values"]))), alpha=0.5,
@@ -155,7 +151,7 @@ def draw_study(summary: Mapping[str, Any], spectra: Mapping[str, Sequence[Any]],
     out = Path(out_dir)
     figures = [("eigenvalues", figure_eigenvalues(spectra, example_seed(summary))),
                ("distances", figure_distances(summary))]
-    if _chosen(summary)["between_seeds"]:
+    if chosen(summary["comparison"])["between_seeds"]:
         figures.append(("between_seeds", figure_between_seeds(summary)))
     if losses:
         fig, ax = new_figure()
