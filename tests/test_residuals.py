@@ -179,6 +179,10 @@ def test_bad_next_states_are_one_clear_error() -> None:
         koopman_spectrum(x, rank=2, next_states=Source())
     r = two_branch_residuals(x, xb, np.zeros(0))
     assert r.projection.shape == (0,)
+    with pytest.raises(ValueError, match=r"^eigenvalues contains NaN at index \(1,\)"):
+        two_branch_residuals(x, xb, np.array([0.5, np.nan]))  # was residuals of NaN
+    with pytest.raises(ValueError, match=r"^eigenvalues must be a 1-D array of eigenvalues"):
+        two_branch_residuals(x, xb, np.full((1, 2), 0.5))  # was flattened
 
 
 def _spectrum_keeping(n_supported: int, n_total: int = 6) -> Spectrum:

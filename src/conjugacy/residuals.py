@@ -46,6 +46,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from .compare import as_eigenvalues
 from .dmd import top_eigh
 from .observables import (
     check_delays,
@@ -157,7 +158,9 @@ def two_branch_residuals(
         step: one extra minibatch step). The last step's branch and, with delays ``d``, the
         first ``d`` steps' are not used.
     eigenvalues : complex (rank,)
-        The spectrum's eigenvalues (``Spectrum.eigenvalues``); ``rank`` is the dictionary size.
+        The spectrum's eigenvalues (``Spectrum.eigenvalues``), finite, read by
+        :func:`conjugacy.compare.as_eigenvalues` (none: empty residuals); ``rank`` is the
+        dictionary size.
     delays, pca, pca_center
         As for :func:`conjugacy.koopman_spectrum` (the same lifted observables).
 
@@ -169,8 +172,8 @@ def two_branch_residuals(
     Raises
     ------
     ValueError
-        ``next_states`` not of the trajectories' shape, non-finite, or the delay matrices larger
-        than 2 GiB (give ``pca=``).
+        ``next_states`` not of the trajectories' shape, non-finite, ``eigenvalues`` not 1-D or
+        not finite, or the delay matrices larger than 2 GiB (give ``pca=``).
 
     Examples
     --------
@@ -200,7 +203,7 @@ def two_branch_residuals(
     trajs = as_trajectory_list(trajectories)
     delays = check_delays(trajs, delays)
     nexts = _check_next_states(trajs, next_states)
-    lam = np.asarray(eigenvalues, dtype=complex).ravel()
+    lam = as_eigenvalues(eigenvalues, "eigenvalues", allow_empty=True)
     eps = input_eps(trajectories)
     if pca is not None:
         proj = fit_pca_validated(trajs, pca, center=pca_center)
