@@ -333,3 +333,26 @@ def test_analyse_study_takes_the_experiments_route(tmp_path):
     bare = analyse_study(study, tmp_path, params="w", spectrum={"delays": 0, "rank": 2})
     assert bare["training"] is None and "training" not in bare["timing_seconds"]
     assert bare.verdicts == res.verdicts == {"flat-up": "not conjugate"}
+
+
+def test_analyse_study_groups_the_grid_as_the_experiments_do(tmp_path):
+    """analyse_study's groups are study_groups' (issue 19): the conditions x seeds grid,
+    condition by condition, so the ``runs`` table lists every run of ``flat`` before ``up``;
+    an extra job outside the grid (here a longer run of ``flat``, seed 9) is no fifth seed of
+    ``flat`` (the job-order grouping took it for one and refused the study: "every condition
+    needs the same number (>= 1) of per-seed spectra", and listed the runs seed by seed)."""
+    from dataclasses import replace
+
+    from conjugacy.analysis import analyse_study
+    from conjugacy.analysis.demo import random_walk_study
+
+    grid = random_walk_study(seeds=(0, 1, 2, 3), n_records=20, sd=0.1, settings={})
+    long = Job("flat", 9, grid.conditions["flat"], "flat-long", 2, 30)
+    study = replace(grid, extra_jobs=[long])
+    assert run_study(study, tmp_path).trained[-1] == "flat-long"
+    res = analyse_study(study, tmp_path, params="w", spectrum={"delays": 0, "rank": 2},
+                        n_permutations=99)
+    assert [(r["run"], r["seed"]) for r in res["runs"]] == [
+        (f"{c}-seed{s}_{i}", s) for c in ("flat", "up") for s in range(4) for i in range(2)]
+    assert res["seeds"] == {"flat": [0, 1, 2, 3], "up": [0, 1, 2, 3]}
+    assert [len(res["spectra"][c]) for c in ("flat", "up")] == [4, 4]

@@ -37,7 +37,7 @@ from .comparison import (
     seed_interval,
     verdict_rule,
 )
-from .groups import SpectrumGroup, fit_spectra, group_runs, record_interval
+from .groups import SpectrumGroup, fit_spectra, group_runs, record_interval, study_groups
 from .pipeline import (
     by_condition,
     loss_curves,
@@ -98,9 +98,11 @@ def analyse_study(
     """Spectra per (condition, seed), the comparison, figures and ``results.json`` of a study.
 
     The standard second half of a declared study (the first is :func:`conjugacy.study.run_study`):
-    one spectrum per (condition, seed) from the job's replica runs, :func:`compare_conditions`
-    over all pairs of conditions, the loss curves, provenance and timing, written once to
-    ``OUT/results.json`` (schema ``"conjugacy.results/2"``).
+    one spectrum per (condition, seed) job of the grid from its replica runs, condition by
+    condition (:func:`.groups.study_groups`, as every experiment; ``extra_jobs``, runs outside
+    the grid, are left out), :func:`compare_conditions` over all pairs of conditions, the loss
+    curves, provenance and timing, written once to ``OUT/results.json`` (schema
+    ``"conjugacy.results/2"``).
 
     Parameters
     ----------
@@ -165,9 +167,8 @@ def analyse_study(
     from ..study import ExperimentRun, StudyReader
 
     t0 = time.perf_counter()
-    jobs = [j for j in study.jobs() if j.condition in study.conditions]
-    groups = [SpectrumGroup(j.condition, j.seed, j.run_names) for j in jobs]
-    with StudyReader.open(out, jobs=jobs) as reader:
+    groups = study_groups(study)
+    with StudyReader.open(out, jobs=study.jobs()[:len(groups)]) as reader:  # the grid's jobs
         reasoning, compare_with = None, {}
         if spectrum is None:
             from .own_runs import comparison_options, default_settings
