@@ -97,7 +97,7 @@ def test_one_seed_gives_distances_but_no_test():
         (({"a": A, "b": B},), {"pairs": [("a", "z")]}, "names the condition 'z'"),
         (({"a": A, "b": B},), {"shuffle": "pooled"}, "needs the pooled spectra"),
         (({"a": A, "b": B},), {"shuffle": "all"}, "shuffle must be"),
-        (({"a": A, "b": B},), {"alpha": 1.5}, "alpha must lie in"),
+        (({"a": A, "b": B},), {"alpha": 1.5}, r"alpha must be in \(0, 1\), got 1.5"),
     ],
 )
 def test_bad_input_is_refused(args, kwargs, match):

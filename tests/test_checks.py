@@ -280,10 +280,14 @@ def test_rank_param_takes_what_analyze_takes():
 def test_unit_interval_and_seed_rules_name_the_argument():
     assert check_unit_interval(np.float32(0.25), "alpha") == 0.25
     assert check_seed(np.int64(3)) == 3 and type(check_seed(np.int64(3))) is int
-    for bad in (0, 1, 1.5, -0.1, True, "0.5", float("nan")):
+    for bad in (0, 1, 1.5, -0.1, float("nan")):  # a Float(0, 1) field's rule and messages
         with pytest.raises(ValueError) as err:
             check_unit_interval(bad, "level")
-        assert str(err.value) == f"level must lie in (0, 1), got {bad!r}"
+        assert str(err.value) == f"level must be in (0, 1), got {bad!r}"
+    for bad in (True, "0.5"):
+        with pytest.raises(TypeError) as err:
+            check_unit_interval(bad, "level")
+        assert str(err.value) == f"level must be a real number, got {bad!r}"
     with pytest.raises(ValueError) as err:
         check_seed(-1)
     assert str(err.value) == "seed must be a non-negative integer, got -1"

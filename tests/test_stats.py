@@ -420,8 +420,11 @@ def test_verdict_rule_in_order():
     assert v.verdict == "undecided" and "delays differs" in v.reason
     assert v.to_dict() == {"verdict": "undecided", "reason": v.reason, "pvalue": 0.001,
                            "min_pvalue": 0.001, "alpha": 0.05}
-    for bad in (0, 1, 1.5, True, "0.05"):
-        with pytest.raises(ValueError, match="alpha"):
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=rf"^alpha must be in \(0, 1\), got {bad}$"):
+            verdict(0.1, 0.1, bad)
+    for bad in (True, "0.05"):  # not a number: a TypeError, as every declared Float field's
+        with pytest.raises(TypeError, match=f"^alpha must be a real number, got {bad!r}$"):
             verdict(0.1, 0.1, bad)
 
 

@@ -338,8 +338,11 @@ def test_aliasing_ignores_modes_negligible_at_the_coarse_interval():
     # 0.07^5 = 1.7e-6 >= 1e-6: still seen at the coarse interval, still flagged
     assert "1 eigenvalue turn" in aliasing([_eigs([np.exp(0.1j), -0.07], 1), coarse])[0]
     assert aliasing([noise, coarse], min_modulus=1e-12)[0].startswith("#0: 3 eigenvalues")
-    for bad in (1.0, 0, True):  # refused even where the intervals are equal (no guard needed)
-        with pytest.raises(ValueError, match=f"^min_modulus must lie in \\(0, 1\\), got {bad!r}$"):
+    # refused even where the intervals are equal (no guard needed)
+    for bad, error, said in ((1.0, ValueError, r"in \(0, 1\), got 1.0"),
+                             (0, ValueError, r"in \(0, 1\), got 0"),
+                             (True, TypeError, "a real number, got True")):
+        with pytest.raises(error, match=f"^min_modulus must be {said}$"):
             aliasing([coarse, coarse], min_modulus=bad)
 
 

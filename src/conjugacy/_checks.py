@@ -112,11 +112,10 @@ def check_seed(seed: Any, *, generator: bool = False) -> Any:
 
 
 def check_unit_interval(value: Any, name: str) -> float:
-    """``value`` as a float in the open interval (0, 1) (a level, an alpha); ``ValueError``
-    naming ``name`` for anything else (a bool, a non-number, a bound)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return float(value)
+    """``value`` as a float in the open interval (0, 1) (a level, an alpha): the rule of a
+    ``Float(0, 1, open_minimum=True, open_maximum=True)`` field, ``TypeError`` for a non-number
+    or a bool, ``ValueError`` for a bound or a value outside, naming ``name``."""
+    return Float(0, 1, open_minimum=True, open_maximum=True).check(value, name)
 
 
 def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:

@@ -817,6 +817,8 @@ def verdict(pvalue: float | None, min_pvalue: float | None, alpha: float = 0.05,
     ------
     ValueError
         If ``alpha`` is not in (0, 1).
+    TypeError
+        If ``alpha`` is not a real number (a bool, a str).
 
     References
     ----------

@@ -238,6 +238,8 @@ def bootstrap_spectrum(
     ------
     ValueError
         Fewer than 2 trajectories, or an argument out of range (named).
+    TypeError
+        ``n_boot``, ``level`` or ``seed`` of the wrong type (named).
 
     References
     ----------
@@ -332,6 +334,8 @@ def bootstrap_distance(
     ValueError
         Fewer than 2 trajectories in a set, ``time="continuous"`` without
         ``record_intervals``, or an argument out of range (named).
+    TypeError
+        ``n_boot``, ``level``, ``seed`` or ``record_intervals`` of the wrong type (named).
     conjugacy.compare.AliasingError
         A continuous-time comparison whose eigenvalues alias (:func:`conjugacy.compare.aliasing`).
 
