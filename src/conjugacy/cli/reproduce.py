@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from .._checks import check_out_dir
-from ._errors import ErrorHandlingGroup, UserError, fail, missing_needs, rich_console
+from ._errors import ErrorHandlingGroup, fail, rich_console
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,13 @@ class ReproduceGroup(ErrorHandlingGroup):
             self.commands.setdefault(name, typer.core.TyperCommand(name, help=exp.help))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        exp = EXPERIMENTS.get(args[0]) if args else None
-        if exp is not None:  # the needs first: building fcn's command imports torch
-            line = missing_needs((*ctx.command_path.split()[1:], exp.name), args[1:])
-            if line is not None:
-                raise UserError(line)
-        if exp is not None and self.commands[exp.name].callback is None:
-            self.commands[exp.name] = build_command(exp)
-        return super().resolve_command(ctx, args)
+        """:meth:`ErrorHandlingGroup.resolve_command` (Click's lookup, then the check of the
+        optional dependencies, one line and exit 2), then the experiment's command built on
+        first use: the needs first, as building fcn's command imports torch."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name in EXPERIMENTS and cmd.callback is None:
+            cmd = self.commands[name] = build_command(EXPERIMENTS[name])
+        return name, cmd, rest
 
 
 # ----- checks shared by the commands -------------------------------------------------------------
