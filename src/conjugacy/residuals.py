@@ -322,7 +322,6 @@ def _forms(
 
 
 def branch_keep(
-    eigenvalues: np.ndarray,
     projection: np.ndarray,
     noise_fraction: np.ndarray,
     partner: np.ndarray,
@@ -333,8 +332,6 @@ def branch_keep(
 
     Parameters
     ----------
-    eigenvalues : ndarray complex (rank,)
-        The spectrum's eigenvalues (unused by the rule; kept for the call's symmetry).
     projection, noise_fraction : ndarray float (rank,)
         :attr:`BranchResiduals.projection` and :attr:`BranchResiduals.noise_fraction`.
     partner : ndarray int (rank,)
@@ -352,9 +349,8 @@ def branch_keep(
     A conjugate pair (0, 1) whose second member is noise is dropped as a whole:
 
     >>> import numpy as np
-    >>> lam = np.array([0.5 + 0.5j, 0.5 - 0.5j, 0.9])
-    >>> branch_keep(lam, np.array([0.05, 0.05, 0.1]), np.array([0.2, 0.95, 0.3]),
-    ...             partner=np.array([1, 0, 2]))
+    >>> branch_keep(np.array([0.05, 0.05, 0.1]), np.array([0.2, 0.95, 0.3]),
+    ...             partner=np.array([1, 0, 2]))  # eigenvalues 0.5 + 0.5j, 0.5 - 0.5j, 0.9
     array([False, False,  True])
     """
     proj = np.maximum(projection, projection[partner])

@@ -653,10 +653,8 @@ def _filter_keep(spec: Spectrum, max_residual: float | None, n: int | None
         from .residuals import BRANCH_FILTER, branch_keep
 
         rule = dict(BRANCH_FILTER)
-        keep = branch_keep(
-            spec.eigenvalues, spec.projection_residuals, spec.noise_fractions,
-            _pair_partner(spec.eigenvalues),
-        )
+        keep = branch_keep(spec.projection_residuals, spec.noise_fractions,
+                           _pair_partner(spec.eigenvalues))
     elif max_residual is None and n is None:
         rule = dict(DEFAULT_FILTER)
         floor = float(np.min(group_res)) if group_res.size else 0.0
