@@ -170,3 +170,16 @@ def test_bootstrap_skips_a_pair_whose_filter_kept_nothing():
                   "filtered": {"distances": {}, "kept_nothing": {"a-c": ["c seed 0"]}}}
     _bootstrap(comparison, reader=None, groups=[], params=None, settings={}, n_boot=10, seed=0)
     assert comparison["filtered"]["distances"] == {}
+
+
+def test_mixed_type_notes_cut_their_lists_after_three_values():
+    from conjugacy.analysis.groups import CanonicalValues
+
+    values = CanonicalValues("seed")
+    for v in [1, "1", 2, "2", 3, "3", 4, "4", 5, "5", True, 7]:
+        values(v)
+    mixed, booleans = values.notes()
+    assert mixed == ("metadata 'seed' has values of mixed types ('1' as int, str; '2' as int, "
+                     "str; '3' as int, str; and 2 more): compared as one value each")
+    assert booleans.startswith("metadata 'seed' has values of mixed types ('true' as bool; '1' "
+                               "as int, str; '2' as int, str; '3' as int, str; and 3 more): a")

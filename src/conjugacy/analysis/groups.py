@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._text import cut_list
+
 __all__ = ["CanonicalValues", "SpectrumGroup", "canonical", "fit_spectra", "group_runs",
            "max_relative_perturbation", "record_interval", "relative_final_scalar",
            "scalar_curves", "study_groups", "with_record_interval"]
@@ -150,17 +152,15 @@ class CanonicalValues:
         """One sentence if some value was recorded with several types (``1`` and ``"1"``: one
         value) and one if booleans are mixed with other values (``true`` and ``1`` or ``"True"``:
         two values), else none."""
-        mixed = [f"{c!r} as {', '.join(sorted(t))}" for c, t in self._types.items() if len(t) > 1]
-        more = f" and {len(mixed) - 3} more" if len(mixed) > 3 else ""
-        said = [f"metadata {self.key!r} has values of mixed types ({'; '.join(mixed[:3])}{more}): "
-                "compared as one value each"] if mixed else []
-        bools = [c for c, t in self._types.items() if "bool" in t]
-        others = [c for c, t in self._types.items() if "bool" not in t]
+        typed = {c: f"{c!r} as {', '.join(sorted(t))}" for c, t in self._types.items()}
+        mixed = [typed[c] for c, t in self._types.items() if len(t) > 1]
+        said = [f"metadata {self.key!r} has values of mixed types ({'; '.join(cut_list(mixed, 3))}"
+                "): compared as one value each"] if mixed else []
+        bools = [typed[c] for c, t in self._types.items() if "bool" in t]
+        others = [typed[c] for c, t in self._types.items() if "bool" not in t]
         if bools and others:  # true and 1 (or "True"): two values, which Python's == merges
-            listed = [*bools, *others[:3]]
-            shown = "; ".join(f"{c!r} as {', '.join(sorted(self._types[c]))}" for c in listed)
-            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-            said.append(f"metadata {self.key!r} has values of mixed types ({shown}{more}): a "
+            shown = "; ".join([*bools, *cut_list(others, 3)])
+            said.append(f"metadata {self.key!r} has values of mixed types ({shown}): a "
                         "boolean is its own value (true is neither 1 nor 'True')")
         return said
 
