@@ -46,8 +46,10 @@ from its checkpoint; its first records stay as they are.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -368,8 +370,6 @@ def limit_threads(n: int) -> Iterator[None]:
     True
     """
     n = check_int(n, "threads", minimum=1)
-    import sys
-
     from .threads import blas_threads
 
     torch = sys.modules.get("torch")
@@ -521,29 +521,26 @@ def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
         )
 
 
+def _held_runs(store: Any, job: Job) -> list[str]:
+    """The runs of ``job`` that ``store`` holds, in replica order."""
+    have = set(store.runs())
+    return [name for name in job.run_names if name in have]
+
+
 def _job_complete(store: Any, job: Job) -> bool:
-    have = set(store.runs())
-    for name in job.run_names:
-        if name not in have:
-            return False
-        info = store.run_info(name)
-        if not info["finished"] or info["n_complete"] != job.n_records:
-            return False
-    return True
+    held = _held_runs(store, job)
+    return len(held) == len(job.run_names) and all(
+        info["finished"] and info["n_complete"] == job.n_records
+        for info in map(store.run_info, held))
 
 
-def _reopen_shorter_runs(store: Any, job: Job) -> list[str]:
+def _reopen_shorter_runs(store: Any, job: Job) -> None:
     """Mark the finished runs of ``job`` with fewer than ``job.n_records`` records unfinished, so
-    that a resumable training function extends them from their checkpoint; returns their names."""
-    have = set(store.runs())
-    reopened = []
-    for name in job.run_names:
-        if name in have:
-            info = store.run_info(name)
-            if info["finished"] and info["n_complete"] < job.n_records:
-                store.set_finished(name, False)
-                reopened.append(name)
-    return reopened
+    that a resumable training function extends them from their checkpoint."""
+    for name in _held_runs(store, job):
+        info = store.run_info(name)
+        if info["finished"] and info["n_complete"] < job.n_records:
+            store.set_finished(name, False)
 
 
 def store_path(out: str | os.PathLike[str], job: Job | str) -> Path:
@@ -564,25 +561,17 @@ def _run_job(study: Study, job: Job, out: str, progress: bool, limit: bool = Tru
     path = store_path(out, job)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"study": study.name, "condition": job.condition, "seed": job.seed, "job": job.key}
-    if limit:
-        threads: Any = limit_threads(study.threads)
-    else:
-        import sys
-
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.get_num_threads() != study.threads:
-            torch.set_num_threads(study.threads)
-        threads = limit_threads(study.threads)
-    with threads, TrajectoryStore.open(path, "a") as store:
+    torch = sys.modules.get("torch")
+    if not limit and torch is not None:  # left as the job's: limit_threads restores this
+        torch.set_num_threads(study.threads)
+    with limit_threads(study.threads), TrajectoryStore.open(path, "a") as store:
         if _job_complete(store, job):
             return {"key": job.key, "status": "skipped", "seconds": 0.0, "info": None}
         if study.resumable:
             _reopen_shorter_runs(store, job)
         else:
-            have = set(store.runs())
-            for name in job.run_names:
-                if name in have:
-                    store.delete_run(name)
+            for name in _held_runs(store, job):
+                store.delete_run(name)
         ckdir = Path(out) / CHECKPOINTS_DIR / job.key
         ctx = JobContext(store=store, config=study.config, checkpoint_dir=ckdir,
                          progress=progress, metadata=meta)
@@ -700,21 +689,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
         if not isinstance(scheduler, str) or not scheduler:
             raise ValueError(
                 f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
-        client = Client(scheduler)
-        try:
+        with Client(scheduler) as client:
             yield client
-        finally:
-            client.close()
         return
     workers = check_int(workers, "workers", minimum=1)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                           dashboard_address=None)
-    client = Client(cluster)
-    try:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def check_config(config: Any, config_type: type) -> None:
@@ -894,8 +875,6 @@ def run_study(
 
 def _run_on_dask(study: Study, jobs: Sequence[Job], out: Path, client: Any, bar: _JobsBar
                  ) -> dict[str, dict[str, Any]]:
-    import sys
-
     from dask.distributed import as_completed
 
     torch = sys.modules.get("torch")
@@ -1097,15 +1076,11 @@ class StudyReader:
         names = self.runs() if runs is None else ([runs] if isinstance(runs, str) else list(runs))
         if not names:
             raise ValueError("runs must name at least one run")
-        blocks, i = [], 0
-        while i < len(names):
-            path = self._paths.get(names[i])
-            j = i + 1
-            while j < len(names) and self._paths.get(names[j]) == path:
-                j += 1
-            blocks.append(self._store(names[i]).read(params=params, runs=names[i:j], steps=steps,
-                                                     dtype=dtype, branch=branch))
-            i = j
+        blocks = []
+        for _, same_store in itertools.groupby(names, key=self._paths.get):
+            runs = list(same_store)
+            blocks.append(self._store(runs[0]).read(params=params, runs=runs, steps=steps,
+                                                    dtype=dtype, branch=branch))
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
 
     def close(self) -> None:
