@@ -272,8 +272,6 @@ def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: 
     >>> k, rule["pilot_ranks"], rule["capped"], len(notes)
     (1, {'a': 1}, False, 1)
     """
-    import warnings
-
     from ..spectrum import koopman_spectrum
 
     cap = RANK_CAP if cap is None else cap
@@ -670,13 +668,8 @@ def _pilot_groups(groups: Sequence[SpectrumGroup], n_seeds: int = PILOT_SEEDS
                   ) -> list[SpectrumGroup]:
     """The groups the pilots come from: the first ``n_seeds`` of each condition (the delays'
     pilots: :data:`PILOT_SEEDS`; the rank's alone: 1)."""
-    count: dict[str, int] = {}
-    out = []
-    for g in groups:
-        count[g.condition] = count.get(g.condition, 0) + 1
-        if count[g.condition] <= n_seeds:
-            out.append(g)
-    return out
+    return [g for c in dict.fromkeys(h.condition for h in groups)
+            for g in [h for h in groups if h.condition == c][:n_seeds]]
 
 
 def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
@@ -790,12 +783,10 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     """
     item = np.dtype(dtype).itemsize
     n_runs = sum(len(g.runs) for g in groups)
-    first: dict[str, SpectrumGroup] = {}
-    for g in groups:
-        first.setdefault(g.condition, g)
+    n_conds = len({g.condition for g in groups})
     pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records))
                 for g in _pilot_groups(groups, pilot_seeds))
-    text = (f"{len(groups)} spectra ({len(first)} conditions x {len(groups) // len(first)} "
+    text = (f"{len(groups)} spectra ({n_conds} conditions x {len(groups) // n_conds} "
             f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
             f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
             "for the fits")
