@@ -248,7 +248,8 @@ def test_equivalence_classes_single_spectrum():
         ([1.0], np.array([], complex), {}, "b is empty"),
         ([1.0, np.nan], [1.0], {}, re.escape("a contains NaN at index (1,)")),
         ([1.0], [complex(1, np.inf)], {}, re.escape("b contains Inf at index (0,)")),
-        ([[1.0, 2.0]], [1.0], {}, re.escape("a must be a 1-D array of eigenvalues")),
+        ([[1.0, 2.0]], [1.0], {}, re.escape("a must be 1-D, got a 2-D array of shape (1, 2); "
+                                            "one eigenvalue per entry, or a Spectrum")),
         ([1.0], [1.0], {"p": 0.5}, "p must be finite and >= 1.*got 0.5"),
         ([1.0], [1.0], {"p": np.inf}, "p must be finite and >= 1"),
         ([1.0], [1.0], {"weights": [1.0]}, "weights must be None or a pair"),

@@ -270,7 +270,7 @@ def test_unit_circle_counts() -> None:
     assert (none.outside, none.on, none.inside, none.oscillatory_outside, none.oscillatory_on,
             none.oscillatory_inside, none.max_modulus, none.max_oscillatory_modulus) == (
         0, 0, 0, 0, 0, 0, None, None)
-    with pytest.raises(ValueError, match=r"^eigenvalues must be a 1-D array of eigenvalues"):
+    with pytest.raises(ValueError, match=r"^eigenvalues must be 1-D, got a 2-D array"):
         unit_circle_counts(eig.reshape(2, 5), 0.01)  # was flattened and counted
 
 

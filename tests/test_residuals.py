@@ -181,7 +181,7 @@ def test_bad_next_states_are_one_clear_error() -> None:
     assert r.projection.shape == (0,)
     with pytest.raises(ValueError, match=r"^eigenvalues contains NaN at index \(1,\)"):
         two_branch_residuals(x, xb, np.array([0.5, np.nan]))  # was residuals of NaN
-    with pytest.raises(ValueError, match=r"^eigenvalues must be a 1-D array of eigenvalues"):
+    with pytest.raises(ValueError, match=r"^eigenvalues must be 1-D, got a 2-D array"):
         two_branch_residuals(x, xb, np.full((1, 2), 0.5))  # was flattened
 
 

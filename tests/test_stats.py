@@ -208,7 +208,8 @@ def test_bad_input_ks_test():
         ks_test([], [1.0])
     with pytest.raises(ValueError, match=re.escape("distances_b contains NaN at index (1,)")):
         ks_test([1.0], [1.0, np.nan])
-    with pytest.raises(ValueError, match="distances_a must be a 1-D array"):
+    with pytest.raises(ValueError, match=re.escape("distances_a must be 1-D, got a 2-D array of "
+                                                   "shape (1, 2); one distance per entry")):
         ks_test([[1.0, 2.0]], [1.0])
     with pytest.raises(TypeError, match="distances_b must be real-valued"):
         ks_test([1.0], [1j])

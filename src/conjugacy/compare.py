@@ -33,6 +33,7 @@ from ._checks import (
     check_choice,
     check_finite,
     check_int,
+    check_ndim,
     check_unit_interval,
 )
 from ._checks import check_positive_float as _positive
@@ -75,11 +76,7 @@ def as_eigenvalues(spectrum: Any, name: str, *, allow_empty: bool = False) -> np
     if values is None:
         raise TypeError(f"{name} must be a Spectrum or a 1-D array of eigenvalues, got None")
     arr = as_numeric_array(values, name)
-    if arr.ndim != 1:
-        raise ValueError(
-            f"{name} must be a 1-D array of eigenvalues (or a Spectrum), got an array of shape "
-            f"{arr.shape}"
-        )
+    check_ndim(arr, name, (1,), "one eigenvalue per entry, or a Spectrum")
     if arr.size == 0 and not allow_empty:
         settings = getattr(spectrum, "settings", None)
         hint = (

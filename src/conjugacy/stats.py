@@ -30,6 +30,7 @@ from ._checks import (
     check_choice,
     check_finite,
     check_int,
+    check_ndim,
     check_seed,
     check_unit_interval,
 )
@@ -544,8 +545,7 @@ class KSResult:
 
 def _check_sample(x: Any, name: str) -> np.ndarray:
     arr = as_numeric_array(x, name, allow_complex=False)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of distances, got shape {arr.shape}")
+    check_ndim(arr, name, (1,), "one distance per entry")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; at least one distance is required")
     check_finite(arr, name)
