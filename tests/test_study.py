@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -82,7 +83,13 @@ def test_jobs_are_the_conditions_times_seeds():
     "overrides, error, match",
     [
         ({"conditions": {}}, ValueError, "conditions must be a non-empty mapping"),
-        ({"conditions": {"a b": {}}}, ValueError, "condition label 'a b'"),
+        ({"conditions": {"a b": {}}}, ValueError, re.escape(
+            "each condition label must be a string of letters, digits and _.+=,- not starting "
+            "with a punctuation mark (it names runs and stores), got 'a b'")),
+        # the store's rule for run names (a full match: "$" let a final newline through)
+        ({"conditions": {"sgd\n": {}}}, ValueError, r"each condition label .*got 'sgd\\n'$"),
+        ({"name": "toy\n"}, ValueError, r"^name must be .*got 'toy\\n'$"),
+        ({"job_key": lambda c, s: f"{c}-{s}\n"}, ValueError, r"each job key .*got 'sgd-0\\n'$"),
         ({"conditions": {"a": 3}}, TypeError, r"conditions\['a'\] must be a mapping"),
         ({"seeds": (0, 0)}, ValueError, "distinct integers"),
         ({"seeds": (-1,)}, ValueError, "each seed"),

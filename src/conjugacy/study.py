@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -83,7 +82,6 @@ LAYOUT_VERSION = 1
 STAMP_NAME = "study.json"
 STORES_DIR = "trajectories"
 CHECKPOINTS_DIR = "checkpoints"
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,\-]*$")
 
 
 # ----- declaration ---------------------------------------------------------------------------
@@ -176,6 +174,16 @@ class JobContext:
 
 
 TrainFunction = Callable[[Job, JobContext], "Mapping[str, Any] | None"]
+
+
+def _check_name(value: Any, what: str) -> None:
+    """Refuse ``value`` (ValueError naming ``what``) unless it can name stores and runs: the
+    store's rule for run names (:meth:`conjugacy.store.TrajectoryStore.create_run`)."""
+    from .store._base import _RUN_NAME
+
+    if not isinstance(value, str) or not _RUN_NAME.fullmatch(value):
+        raise ValueError(f"{what} must be a string of letters, digits and _.+=,- not starting "
+                         f"with a punctuation mark (it names runs and stores), got {value!r}")
 
 
 def _default_key(condition: str, seed: int) -> str:
@@ -281,17 +289,12 @@ class Study:
     def __post_init__(self) -> None:
         from .results import to_jsonable
 
-        if not isinstance(self.name, str) or not _KEY.match(self.name):
-            raise ValueError(f"name must be a non-empty store-safe string, got {self.name!r}")
+        _check_name(self.name, "name")
         if not isinstance(self.conditions, Mapping) or not self.conditions:
             raise ValueError(f"conditions must be a non-empty mapping, got {self.conditions!r}")
         conditions = {}
         for label, params in self.conditions.items():
-            if not isinstance(label, str) or not _KEY.match(label):
-                raise ValueError(
-                    f"condition label {label!r} must be a string of letters, digits and _.+=,- "
-                    "(it names runs and stores)"
-                )
+            _check_name(label, "each condition label")
             if not isinstance(params, Mapping):
                 raise TypeError(f"conditions[{label!r}] must be a mapping of parameters, got {params!r}")
             conditions[label] = dict(to_jsonable(dict(params), f"conditions[{label!r}]"))
@@ -314,8 +317,7 @@ class Study:
         if dup:
             raise ValueError(f"job keys must be unique, these repeat: {dup}")
         for k in keys:
-            if not _KEY.match(k):
-                raise ValueError(f"job key {k!r} is not a valid store name (letters, digits, _.+=,-)")
+            _check_name(k, "each job key")
 
     def _records(self, condition: str, params: Mapping[str, Any]) -> int:
         n = self.n_records(condition, params) if callable(self.n_records) else self.n_records
