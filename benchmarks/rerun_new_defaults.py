@@ -59,11 +59,11 @@ import numpy as np
 from conjugacy.analysis import SpectrumGroup, chosen, run_pipeline, summarize
 from conjugacy.analysis.neighbours import neighbour_check
 from conjugacy.analysis.own_runs import (
-    _pilot_groups,
-    _read_pilots,
     default_settings,
     pilot_delays,
+    pilot_groups,
     pilot_rank,
+    read_pilots,
 )
 
 EXPERIMENTS = ("optimizers", "fcn", "cnn", "grokking", "spectral-dynamics")
@@ -158,7 +158,7 @@ def rerun_cnn(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict]:
         pilots = {}  # architecture -> one (runs, first window, features) array per pilot seed
         for a in cfg.archs:
             first = [replace(g, steps=(0, cfg.window)) for g in study_groups(studies[a])]
-            pilots.update(_read_pilots(readers[a], first, OBSERVED_LAYERS[cfg.model_name(a)]))
+            pilots.update(read_pilots(readers[a], first, OBSERVED_LAYERS[cfg.model_name(a)]))
         folds: dict[str, int] = {}
         delays, why = pilot_delays(pilots, max_delays=cfg.window - 3, fold_ranks=folds)
         seeds = [t for per_seed in pilots.values() for t in per_seed]
@@ -200,7 +200,7 @@ def rerun_optimizers(folder: Path, paper: Mapping[str, Any]) -> tuple[dict, dict
               for k, g in enumerate(idx)]
     read = {g.key: traj[g.condition][[int(r) for r in g.runs]] for g in groups}
     pilots: dict[str, list[np.ndarray]] = {}  # the first PILOT_SEEDS groups, one array each
-    for g in _pilot_groups(groups):
+    for g in pilot_groups(groups):
         pilots.setdefault(g.condition, []).append(read[g.key])
     folds: dict[str, int] = {}
     delays, why = pilot_delays(pilots, fold_ranks=folds)

@@ -341,13 +341,13 @@ def test_pilot_rank_says_when_svht_met_zero_singular_values():
 
 def test_analyze_chooses_the_delays_on_the_first_three_seeds_of_each_condition(tmp_path):
     from conjugacy.analysis.demo import decay_store
-    from conjugacy.analysis.own_runs import PILOT_SEEDS, _read_pilots, pilot_delays
+    from conjugacy.analysis.own_runs import PILOT_SEEDS, pilot_delays, read_pilots
     from conjugacy.store import TrajectoryStore
 
     path = decay_store(tmp_path / "runs.zarr")  # 2 conditions x 4 seeds
     with TrajectoryStore.open(path, "r") as store:
         groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
-        pilots = _read_pilots(store, groups, "w")
+        pilots = read_pilots(store, groups, "w")
         firsts = {c: [g for g in groups if g.condition == c][:PILOT_SEEDS] for c in pilots}
         for c, arrays in pilots.items():
             assert PILOT_SEEDS == len(arrays) == 3
@@ -360,13 +360,13 @@ def test_analyze_chooses_the_delays_on_the_first_three_seeds_of_each_condition(t
 
 def test_pilots_name_each_conditions_seed_count_and_a_run_with_nan(tmp_path):
     from conjugacy.analysis.demo import decay_store
-    from conjugacy.analysis.own_runs import _read_pilots, pilot_delays, work_estimate
+    from conjugacy.analysis.own_runs import pilot_delays, read_pilots, work_estimate
 
     path = decay_store(tmp_path / "runs.zarr")  # 2 conditions x 4 seeds
     with TrajectoryStore.open(path, "r") as store:
         groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
-        pilots = _read_pilots(store, groups, "w")
-        assert [len(v) for v in _read_pilots(store, groups, "w", 1).values()] == [1, 1]
+        pilots = read_pilots(store, groups, "w")
+        assert [len(v) for v in read_pilots(store, groups, "w", 1).values()] == [1, 1]
         n = int(store.run_info(groups[0].runs[0])["n_complete"])
     c0, c1 = list(pilots)
     why = pilot_delays({c0: pilots[c0], c1: pilots[c1][:1]})[1]
@@ -393,7 +393,7 @@ def test_pilots_name_each_conditions_seed_count_and_a_run_with_nan(tmp_path):
         groups = [SpectrumGroup("a", s, (f"a_s{s}_r0", f"a_s{s}_r1")) for s in range(3)]
         with pytest.raises(ValueError, match=r"run 'a_s2_r1' \(condition 'a', seed 2\) holds "
                                              "NaN or Inf in its first 20"):
-            _read_pilots(st, groups, "w")
+            read_pilots(st, groups, "w")
 
 
 def test_a_run_with_nan_outside_the_pilots_is_named(tmp_path):

@@ -82,7 +82,7 @@ from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "comparison_options", "default_settings",
-           "pilot_delays", "work_estimate"]
+           "pilot_delays", "pilot_groups", "read_pilots", "work_estimate"]
 
 #: The default rank's cap (module docstring, :func:`pilot_rank`): chosen by measurement
 #: (BENCHMARKS.md "conjugacy analyze").
@@ -664,21 +664,76 @@ def _step_notes(steps: Mapping[str, np.ndarray], by_cond: Mapping[str, Mapping[A
     return notes
 
 
-def _pilot_groups(groups: Sequence[SpectrumGroup], n_seeds: int = PILOT_SEEDS
-                  ) -> list[SpectrumGroup]:
-    """The groups the pilots come from: the first ``n_seeds`` of each condition (the delays'
-    pilots: :data:`PILOT_SEEDS`; the rank's alone: 1)."""
+def pilot_groups(groups: Sequence[SpectrumGroup], n_seeds: int = PILOT_SEEDS
+                 ) -> list[SpectrumGroup]:
+    """The groups the pilots come from (:func:`read_pilots`, :func:`work_estimate`): the first
+    ``n_seeds`` of each condition, conditions in their first-seen order.
+
+    Parameters
+    ----------
+    groups : sequence of SpectrumGroup
+        The (condition, seed) groups of the comparison, seeds of a condition in their order.
+    n_seeds : int
+        Seeds per condition: :data:`PILOT_SEEDS` for the delays' pilots, 1 for the rank's alone.
+
+    Returns
+    -------
+    list of SpectrumGroup
+
+    Examples
+    --------
+    >>> groups = [SpectrumGroup(c, s, (f"{c}{s}",)) for c in "ab" for s in range(4)]
+    >>> [(g.condition, g.seed) for g in pilot_groups(groups, 2)]
+    [('a', 0), ('a', 1), ('b', 0), ('b', 1)]
+    """
     return [g for c in dict.fromkeys(h.condition for h in groups)
             for g in [h for h in groups if h.condition == c][:n_seeds]]
 
 
-def _read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
-                 n_seeds: int = PILOT_SEEDS) -> dict[str, list[np.ndarray]]:
-    """The first ``n_seeds`` seeds of each condition, of each at most ``PILOT_SNAPSHOTS``
-    snapshots (:func:`_pilot_shape`), read in the stored dtype (only the pilots are read):
-    condition -> one array per seed. ValueError naming the run if one holds NaN or Inf."""
+def read_pilots(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
+                n_seeds: int = PILOT_SEEDS) -> dict[str, list[np.ndarray]]:
+    """The pilots of :func:`pilot_delays` and :func:`pilot_rank`: the first ``n_seeds`` seeds of
+    each condition (:func:`pilot_groups`), of each at most ``PILOT_SNAPSHOTS`` snapshots (its
+    first runs, at least 2 where it has them, then its first records, at least 6), read in the
+    stored dtype (only the pilots are read).
+
+    Parameters
+    ----------
+    reader : TrajectoryStore or StudyReader
+    groups : sequence of SpectrumGroup
+        The (condition, seed) groups of the comparison; a group's ``steps`` bound its records.
+    params : str or list of str
+        The recorded parameters that are the observables.
+    n_seeds : int
+        Seeds per condition (:data:`PILOT_SEEDS`; 1 when only the rank is chosen).
+
+    Returns
+    -------
+    dict
+        Condition -> one array (n_runs, n_steps, n_features) per seed.
+
+    Raises
+    ------
+    ValueError
+        Naming the run, condition and seed, if a pilot holds NaN or Inf.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from conjugacy.store import TrajectoryStore
+    >>> from conjugacy.analysis import group_runs
+    >>> from conjugacy.analysis.demo import decay_store
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = decay_store(f"{tmp.name}/runs.zarr")  # 2 conditions x 4 seeds x 1 run
+    >>> with TrajectoryStore.open(path, "r") as store:
+    ...     groups = [SpectrumGroup(c, s, runs) for (c, s), runs in group_runs(store).items()]
+    ...     pilots = read_pilots(store, groups, "w")
+    >>> [a.shape for a in pilots["fast"]]  # 3 seeds: 1 run x 30 records x 3 features each
+    [(1, 30, 3), (1, 30, 3), (1, 30, 3)]
+    >>> tmp.cleanup()
+    """
     out: dict[str, list[np.ndarray]] = {}
-    for g in _pilot_groups(groups, n_seeds):
+    for g in pilot_groups(groups, n_seeds):
         n = (g.steps[1] - g.steps[0] if g.steps is not None
              else int(reader.run_info(g.runs[0])["n_complete"]))
         runs, steps = _pilot_shape(len(g.runs), n)
@@ -718,7 +773,7 @@ def choose_settings(reader: Any, groups: Sequence[SpectrumGroup], params: Any,
     tick = None if progress is None else (lambda _c: progress(next(count), total))
     if progress is not None and total:
         progress(0, total)
-    pilots = _read_pilots(reader, groups, params, PILOT_SEEDS if delays is None else 1
+    pilots = read_pilots(reader, groups, params, PILOT_SEEDS if delays is None else 1
                           ) if total else {}
     reasoning, rule, folds = {}, None, {}
     if delays is None:
@@ -785,7 +840,7 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     n_runs = sum(len(g.runs) for g in groups)
     n_conds = len({g.condition for g in groups})
     pilot = sum(np.prod(_pilot_shape(len(g.runs), n_records))
-                for g in _pilot_groups(groups, pilot_seeds))
+                for g in pilot_groups(groups, pilot_seeds))
     text = (f"{len(groups)} spectra ({n_conds} conditions x {len(groups) // n_conds} "
             f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
             f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
