@@ -183,3 +183,18 @@ def test_mixed_type_notes_cut_their_lists_after_three_values():
                      "str; '3' as int, str; and 2 more): compared as one value each")
     assert booleans.startswith("metadata 'seed' has values of mixed types ('true' as bool; '1' "
                                "as int, str; '2' as int, str; '3' as int, str; and 3 more): a")
+
+
+@pytest.mark.parametrize("delays, kept", [(0, []), (3, ["a0", "a2", "b1", "b3"])])
+def test_base_fits_keep_trajectories_only_for_a_neighbour_check_that_refits(float32_store,
+                                                                           delays, kept):
+    """At 0 delays the rank neighbours come from the base fits and the check refits nothing:
+    no trajectories are kept for it (with delays, the delay neighbours read them)."""
+    path, _ = float32_store
+    groups = [SpectrumGroup(c, s, (f"{c}{2 * s + (c == 'b')}",)) for c in "ab" for s in range(2)]
+    keep, prefit = {"budget": 2**30}, {}
+    with TrajectoryStore.open(path, "r") as store:
+        fit_spectra(store, groups, {"delays": delays, "rank": 3}, params="w", keep=keep,
+                    neighbour_fits=prefit)
+    assert sorted(g.runs[0] for g in groups if g.key in keep) == kept
+    assert sorted(prefit) == sorted(g.key for g in groups)

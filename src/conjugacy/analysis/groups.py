@@ -313,7 +313,9 @@ def _fit_one(reader: Any, params: Any, group: SpectrumGroup, kwargs: Mapping[str
         raise ValueError(f"run {group.runs[int(k)]!r} (condition {group.condition!r}, seed "
                          f"{group.seed!r}) contains {kind} at record {t}, feature {j} of the "
                          "window analysed: leave the run out or fix it") from exc
-    if keep is not None and traj.nbytes <= keep["budget"]:
+    # at 0 delays with the rank neighbours from this fit, the neighbour check reads nothing
+    refits = neighbour_fits is None or group.key not in neighbour_fits or kwargs.get("delays")
+    if keep is not None and refits and traj.nbytes <= keep["budget"]:
         keep[group.key], keep["budget"] = traj, keep["budget"] - traj.nbytes
     return with_record_interval(spectrum, steps)
 
@@ -433,7 +435,8 @@ def fit_spectra(
     keep : dict, optional
         ``{"budget": bytes}``: serially, each group's trajectories as read are kept in it by
         group key while the budget lasts, for a second pass over the same data (the neighbour
-        check) without reading the store again.
+        check) without reading the store again; not kept where that pass refits nothing (0
+        delays, the rank neighbours in ``neighbour_fits``).
     neighbour_fits : dict, optional
         Serially, with a fixed int ``rank`` and ``delays``: each group's rank neighbours (x0.8,
         x1.25, clipped to what its runs allow) are fitted from the base fit's factorization
