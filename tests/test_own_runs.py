@@ -416,3 +416,19 @@ def test_a_run_with_nan_outside_the_pilots_is_named(tmp_path):
         with pytest.raises(ValueError, match=r"run 'a_s3_r1' \(condition 'a', seed 3\) contains "
                                              r"NaN at record 7, feature 1"):
             conjugacy.analyze(path, neighbours=False, report=False, **given)
+
+
+def test_analyze_cuts_the_lists_of_unfinished_and_left_out_runs_after_six(tmp_path):
+    from conjugacy import analyze
+
+    rng = np.random.default_rng(0)
+    with TrajectoryStore.open(tmp_path / "runs.zarr", "w") as st:
+        for i in range(15):  # 8 unfinished runs of 2 conditions x 4 seeds, 7 without a condition
+            meta = {"seed": i % 4} | ({"condition": "ab"[i // 4]} if i < 8 else {})
+            st.create_run(f"r{i:02d}", {"w": ((2,), "float64")}, metadata=meta)
+            st.append(f"r{i:02d}", np.arange(12), {"w": rng.standard_normal((12, 2))})
+    notes = analyze(tmp_path / "runs.zarr", delays=0, rank=1, neighbours=False)["warnings"]
+    assert ("7 run(s) without metadata 'condition' left out: r08, r09, r10, r11, r12, r13, and "
+            "1 more") in notes
+    assert ("8 run(s) are not marked finished (training stopped or still running): r00, r01, "
+            "r02, r03, r04, r05, and 2 more") in notes

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice, check_rank, check_unit_interval
-from .._text import shown
+from .._text import cut_list, shown
 from ..compare import TIMES
 from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
@@ -577,7 +577,7 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     left_out = [r for r in runs if r not in used and r not in snapshots]
     if left_out:
         notes.append(f"{len(left_out)} run(s) without metadata {group_by!r} left out: "
-                     + ", ".join(left_out[:6]) + (" ..." if len(left_out) > 6 else ""))
+                     + ", ".join(cut_list(left_out, 6)))
     groups: dict[str, dict[Any, list[str]]] = {}
     conds, seeds = CanonicalValues(group_by), CanonicalValues(seed_key)  # 1 and "1": one seed
     for r in used:
@@ -627,8 +627,7 @@ def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], no
     unfinished = [r for r in members if not info[r]["finished"]]
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) are not marked finished (training stopped or "
-                     "still running): " + ", ".join(unfinished[:6])
-                     + (" ..." if len(unfinished) > 6 else ""))
+                     "still running): " + ", ".join(cut_list(unfinished, 6)))
     return n_records, info
 
 
