@@ -824,7 +824,8 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     Returns
     -------
     str
-        One line (KiB, MiB: 2**10, 2**20 bytes).
+        One line (sizes by :func:`conjugacy.streaming.format_size`: KiB, MiB, GiB of 2**10,
+        2**20, 2**30 bytes).
 
     Examples
     --------
@@ -832,9 +833,11 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
     >>> for part in work_estimate(groups, 300, 1418, "float32").split("; "):
     ...     print(part)
     6 spectra (2 conditions x 3 seeds) of 12 runs x 300 records x 1,418 features
-    to read: 19.5 MiB (float32) for the fits and 19.5 MiB for the pilots
+    to read: 19 MiB (float32) for the fits and 19 MiB for the pilots
     then the neighbour check: up to 2 more fits of each spectrum
     """
+    from ..streaming import format_size
+
     item = np.dtype(dtype).itemsize
     n_runs = sum(len(g.runs) for g in groups)
     n_conds = len({g.condition for g in groups})
@@ -842,10 +845,10 @@ def work_estimate(groups: Sequence[SpectrumGroup], n_records: int, n_features: i
                 for g in pilot_groups(groups, pilot_seeds))
     text = (f"{len(groups)} spectra ({n_conds} conditions x {len(groups) // n_conds} "
             f"seeds) of {n_runs} runs x {n_records} records x {n_features:,} features; to read: "
-            f"{_bytes(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
+            f"{format_size(n_runs * n_records * n_features * item)} ({np.dtype(dtype).name}) "
             "for the fits")
     if pilots:
-        text += f" and {_bytes(pilot * n_features * item)} for the pilots"
+        text += f" and {format_size(pilot * n_features * item)} for the pilots"
     if neighbours:
         text += "; then the neighbour check: up to 2 more fits of each spectrum"
     return text
@@ -909,11 +912,6 @@ _CAP_WHY = ("larger ranks separated conditions less well on real training runs (
             "digits, 3 learning rates x 6 seeds: AUROC 0.97-0.98 at 70, 0.88 at 100, 0.70 at "
             "each spectrum's own SVHT rank, 286 modes; BENCHMARKS.md, 'conjugacy analyze') and "
             "the refined (rrr) fits cost ~k^4")
-
-
-def _bytes(n: float) -> str:
-    """``n`` bytes in KiB below a MiB, else in MiB (one decimal)."""
-    return f"{n / 2**10:.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB"
 
 
 def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: int,
