@@ -932,11 +932,11 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
     out: dict[str, Any] = {"window": window, "stride": window, "delays": d, "conditions": {}}
     sources: list[tuple[str, Any]] = []  # (label, spectrum) of the windows: rank warnings
     raised: list[str] = []
-    conds = list(dict.fromkeys(g.condition for g in groups))
-    what = f"windows of {window} records: each of {len(conds)} conditions, all its runs pooled"
-    say(what, 0, len(conds))
-    for i, c in enumerate(conds, 1):
-        runs = [r for g in groups if g.condition == c for r in g.runs]
+    pooled = {c: [r for g in groups if g.condition == c for r in g.runs]
+              for c in dict.fromkeys(g.condition for g in groups)}
+    what = f"windows of {window} records: each of {len(pooled)} conditions, all its runs pooled"
+    say(what, 0, len(pooled))
+    for i, (c, runs) in enumerate(pooled.items(), 1):
         x = reader.read(params=params, runs=runs, steps=groups[0].slice)
         if x.shape[1] < 2 * window:
             notes.append(f"windows: {c} has {x.shape[1]} records, fewer than two windows of "
@@ -950,13 +950,11 @@ def _windows(reader: Any, groups: Sequence[SpectrumGroup], params: Any, window: 
                 out["conditions"][c] = _pooled_windows(x, st, window, d, int(settings["rank"]),
                                                        sources, c)
             raised.extend(held)
-        say(what, i, len(conds))
+        say(what, i, len(pooled))
     notes.extend(attributed_warnings(sources, raised, "window spectra (seeds pooled)")[0])
     from ..monitor import window_alarms  # alarm step and lead time of runs with an onset
 
-    every = every or {c: [r for g in groups if g.condition == c for r in g.runs]
-                      for c in dict.fromkeys(g.condition for g in groups)}
-    alarms = window_alarms(reader, dict(every), params, window,
+    alarms = window_alarms(reader, dict(every or pooled), params, window,
                            {"delays": d, "rank": int(settings["rank"])})
     if alarms is not None:
         out["alarms"] = alarms
