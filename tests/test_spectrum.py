@@ -354,3 +354,27 @@ def test_modes_only_when_asked():
     assert koopman_spectrum(small, delays=1, modes="auto").modes.shape == (6, 6)
     square = np.cumsum(rng.standard_normal((1, 60, 50)), axis=1)  # k = 50 of 59 pairs:
     assert koopman_spectrum(square, modes="auto").modes is None  # U_k W ~ the SVD's cost
+
+
+def test_spectrum_checks_every_per_eigenvalue_field_and_a_filter_cuts_each():
+    def make(**change):
+        fields = dict(eigenvalues=[0.9, 0.5, 0.1], residuals=[0.01, 0.3, 0.02],
+                      plain_residuals=[0.1, 0.2, 0.3], modes=None, singular_values=[3.0, 2.0],
+                      rank=3, method="rrr", residuals_informative=True,
+                      rayleigh_quotients=[0.91, 0.51, 0.11], data_residuals=[0.01, 0.3, 0.02],
+                      noise_fractions=[0.1, 0.2, 0.3])
+        return Spectrum(**{**fields, **change})
+
+    for name in ("residuals", "plain_residuals", "data_residuals", "noise_fractions"):
+        with pytest.raises(ValueError, match=f"^{name} must have one entry per eigenvalue$"):
+            make(**{name: [0.1, 0.2]})
+    with pytest.raises(ValueError, match="^residuals must have one entry"):
+        make(residuals=None)
+    sp = make()
+    assert not sp.plain_residuals.flags.writeable and not sp.noise_fractions.flags.writeable
+    kept = sp.filtered(max_residual=0.05)
+    assert kept.rank == 2 and kept.singular_values.tolist() == [3.0, 2.0]
+    assert kept.eigenvalues.tolist() == [0.9, 0.1] and kept.residuals.tolist() == [0.01, 0.02]
+    assert kept.plain_residuals.tolist() == [0.1, 0.3]
+    assert kept.rayleigh_quotients.tolist() == [0.91, 0.11]
+    assert kept.noise_fractions.tolist() == [0.1, 0.3] and kept.projection_residuals is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,9 @@ def _smallest_groups(eigenvalues: np.ndarray, group_res: np.ndarray, n: int) -> 
 
 #: the optional per-eigenpair arrays of the two-branch residuals (conjugacy.residuals)
 BRANCH_FIELDS = ("projection_residuals", "variance_residuals", "noise_fractions")
+#: The fields of a :class:`Spectrum` with one entry per eigenvalue (a filter keeps its entries).
+PER_EIGENVALUE = ("eigenvalues", "residuals", "plain_residuals", "rayleigh_quotients",
+                  "data_residuals", *BRANCH_FIELDS)
 
 
 def _frozen(arr: np.ndarray | None) -> np.ndarray | None:
@@ -265,24 +268,14 @@ class Spectrum:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eigenvalues", _frozen(np.asarray(self.eigenvalues, complex)))
-        object.__setattr__(self, "residuals", _frozen(np.asarray(self.residuals, float)))
-        object.__setattr__(self, "plain_residuals", _frozen(np.asarray(self.plain_residuals, float)))
         object.__setattr__(self, "modes", _frozen(self.modes))
         object.__setattr__(self, "singular_values", _frozen(np.asarray(self.singular_values, float)))
         object.__setattr__(self, "rayleigh_quotients", _frozen(self.rayleigh_quotients))
         object.__setattr__(self, "settings", dict(self.settings))
-        if self.data_residuals is not None:
-            object.__setattr__(
-                self, "data_residuals", _frozen(np.asarray(self.data_residuals, float))
-            )
         n = self.eigenvalues.shape[0]
-        if self.residuals.shape != (n,) or self.plain_residuals.shape != (n,):
-            raise ValueError("residuals must have one entry per eigenvalue")
-        if self.data_residuals is not None and self.data_residuals.shape != (n,):
-            raise ValueError("data_residuals must have one entry per eigenvalue")
-        for name in BRANCH_FIELDS:
-            value = getattr(self, name)
-            if value is not None:
+        for name in ("residuals", "plain_residuals", "data_residuals", *BRANCH_FIELDS):
+            value = getattr(self, name)  # the first two are required (None: a 0-d array)
+            if value is not None or name in ("residuals", "plain_residuals"):
                 object.__setattr__(self, name, _frozen(np.asarray(value, float)))
                 if getattr(self, name).shape != (n,):
                     raise ValueError(f"{name} must have one entry per eigenvalue")
@@ -380,23 +373,10 @@ class Spectrum:
         if previous is not None:
             rule["previous"] = previous
         settings["filter"] = rule
-        return Spectrum(
-            eigenvalues=self.eigenvalues[keep],
-            residuals=self.residuals[keep],
-            plain_residuals=self.plain_residuals[keep],
-            modes=None if self.modes is None else self.modes[:, keep],
-            singular_values=self.singular_values,
-            rank=int(keep.sum()),
-            method=self.method,
-            residuals_informative=self.residuals_informative,
-            rayleigh_quotients=None
-            if self.rayleigh_quotients is None
-            else self.rayleigh_quotients[keep],
-            settings=settings,
-            data_residuals=res[keep],
-            **{name: None if getattr(self, name) is None else getattr(self, name)[keep]
-               for name in BRANCH_FIELDS},
-        )
+        kept = {name: None if getattr(self, name) is None else getattr(self, name)[keep]
+                for name in PER_EIGENVALUE}
+        return replace(self, **kept, modes=None if self.modes is None else self.modes[:, keep],
+                       rank=int(keep.sum()), settings=settings)
 
     def __len__(self) -> int:
         return int(self.eigenvalues.shape[0])
@@ -684,8 +664,6 @@ def _with_modes(spec: Spectrum, trajectories: TrajectoriesLike) -> Spectrum:
     """The body of :meth:`Spectrum.with_modes`."""
     if spec.modes is not None:
         return spec
-    from dataclasses import replace
-
     from scipy.optimize import linear_sum_assignment
 
     s = spec.settings
@@ -877,7 +855,7 @@ def koopman_spectrum(
     >>> bool(spec.data_residuals.max() < 1e-8)  # every eigenpair supported by the data
     True
     """
-    rank = _check_rank_tol(rank, None)[0]
+    rank = check_rank(rank)
     opts = fit_options(tol=tol, method=method, pca=pca, pca_center=pca_center, scale=scale,
                        modes=modes, path=path, device=device, next_states=next_states,
                        ranks=(rank,))
@@ -984,7 +962,7 @@ def spectrum_from_gram(
     >>> a.settings["path"], a.rank, bool(np.allclose(a.eigenvalues, b.eigenvalues, rtol=1e-10))
     ('gram', 4, True)
     """
-    rank = _check_rank_tol(rank, None)[0]
+    rank = check_rank(rank)
     opts = fit_options(tol=tol, method=method, pca=None, pca_center=True, scale=scale,
                        modes=modes, path="gram")
     with blas_threads(threads):
@@ -1166,20 +1144,18 @@ def _check_settings(settings: Any) -> list[tuple[int, int | str | None]]:
             raise ValueError(f"settings[{i}] must have exactly the keys 'delays' and 'rank', got "
                              f"{sorted(map(str, v))}: the other arguments are shared keywords")
         out.append((check_int(v["delays"], f"settings[{i}]['delays']", minimum=0),
-                    _check_rank_tol(v["rank"], None)[0]))
+                    check_rank(v["rank"])))
     return out
 
 
-def _check_rank_tol(rank: Any, tol: Any) -> tuple[int | str | None, float | None]:
-    rank = check_rank(rank)
-    if tol is not None:
-        tol = check_positive_float(tol, "tol")
-        if tol >= 1:
-            raise ValueError(
-                f"tol must be below 1 (a relative singular value tolerance, s_i > tol * s_1), "
-                f"got {tol}: nothing would be kept"
-            )
-    return rank, tol
+def _check_tol(tol: Any) -> float | None:
+    if tol is None:
+        return None
+    tol = check_positive_float(tol, "tol")
+    if tol >= 1:
+        raise ValueError(f"tol must be below 1 (a relative singular value tolerance, s_i > tol "
+                         f"* s_1), got {tol}: nothing would be kept")
+    return tol
 
 
 def fit_options(*, tol: Any, method: Any, pca: Any, pca_center: Any, scale: Any, modes: Any,
@@ -1213,7 +1189,7 @@ def fit_options(*, tol: Any, method: Any, pca: Any, pca_center: Any, scale: Any,
     """
     method = check_choice(method, "method", METHODS)
     path = check_choice(path, "path", PATHS)
-    tol = _check_rank_tol(None, tol)[1]
+    tol = _check_tol(tol)
     if pca is not None:
         pca = check_int(pca, "pca", minimum=1)
     _check_flags(scale=scale, pca_center=pca_center, modes=modes)
@@ -1244,16 +1220,7 @@ def _record(fitted: Fit) -> Spectrum:
     result = fitted.result
     if result.modes is not None:
         result.modes.setflags(write=False)  # hand over without a copy (see _frozen)
-    return Spectrum(
-        eigenvalues=result.eigenvalues,
-        residuals=result.residuals,
-        plain_residuals=result.plain_residuals,
-        modes=result.modes,
-        singular_values=result.singular_values,
-        rank=result.rank,
-        method=fitted.method,
-        residuals_informative=fitted.residuals_informative,
-        rayleigh_quotients=result.rayleigh_quotients,
-        settings=fitted.settings,
-        data_residuals=result.data_residuals,
-    )
+    same = ("eigenvalues", "residuals", "plain_residuals", "modes", "singular_values", "rank",
+            "rayleigh_quotients", "data_residuals")  # fields of the DMD result of the same name
+    return Spectrum(**{name: getattr(result, name) for name in same}, method=fitted.method,
+                    residuals_informative=fitted.residuals_informative, settings=fitted.settings)
