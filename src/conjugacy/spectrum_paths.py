@@ -457,18 +457,15 @@ def _finish(
     tol, pca = opts.tol, opts.pca
     n_obs = n_features * (delays + 1)
     rank_reduced = isinstance(rank, int) and result.rank < rank
-    rank_warnings: list[str] = []
+    rank_warnings: list[str] = []  # also notes
     if result.rank == 0:
-        msg = "the data are zero (no direction above the rank tolerance): empty spectrum, rank 0"
-        notes.append(msg)
-        rank_warnings.append(msg)
+        rank_warnings.append("the data are zero (no direction above the rank tolerance): empty "
+                             "spectrum, rank 0")
     elif rank_reduced:
-        msg = (
-            f"rank={rank} requested but the data have numerical rank {result.rank} "
-            f"(singular values above tol * s_1); kept {result.rank} modes"
-        )
-        notes.append(msg)
-        rank_warnings.append(msg)
+        rank_warnings.append(f"rank={rank} requested but the data have numerical rank "
+                             f"{result.rank} (singular values above tol * s_1); kept "
+                             f"{result.rank} modes")
+    notes.extend(rank_warnings)
     informative = result.rank < n_obs
     if not informative and result.rank > 0:
         notes.append(
