@@ -413,14 +413,14 @@ def _drop_base_copies(variants: list[dict[str, Any]], spectra: list[dict[str, li
     """The variants without the rank neighbours that every group's data reduced to the base's
     own rank (a rank above the numerical rank: the fit is the base fit again, which would count
     as a neighbour that agrees), each listed in ``not_tried`` with why."""
+    from .pipeline import by_condition
+
     keep_v, keep_s = [], []
     base_delays = int(first["delays"])
-    for v, spec in zip(variants, spectra):
-        base_ranks: dict[Any, list[int]] = {}
-        for g in used:  # in the order the variant's spectra were appended
-            base_ranks.setdefault(g.condition, []).append(fitted[g.key].rank)
+    ranks = {c: [sp.rank for sp in per] for c, per in by_condition(used, fitted).items()}
+    for v, spec in zip(variants, spectra):  # a variant's spectra: appended in the order of used
         if (v["delays"] == base_delays and v["rank"] != first.get("rank")
-                and {c: [sp.rank for sp in per] for c, per in spec.items()} == base_ranks):
+                and {c: [sp.rank for sp in per] for c, per in spec.items()} == ranks):
             not_tried.append({"name": v["name"], "reason": (
                 f"rank {v['rank']}: every spectrum's data have numerical rank at most the "
                 "base's, so the fit would be the base fit again")})
