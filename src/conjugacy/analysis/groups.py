@@ -572,11 +572,8 @@ def scalar_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "los
             curves.setdefault(g.condition, []).append(
                 np.asarray(reader.scalars(r, name)[window][1:], dtype=np.float64))
             steps.setdefault(g.condition, np.asarray(reader.steps(r)[window][1:]))
-    out = {}
-    for c, ys in curves.items():
-        n = min(len(y) for y in ys)
-        out[c] = (np.vstack([y[:n] for y in ys]), steps[c][:n])
-    return out
+    n = {c: min(len(y) for y in ys) for c, ys in curves.items()}  # the shortest run's records
+    return {c: (np.vstack([y[:n[c]] for y in ys]), steps[c][:n[c]]) for c, ys in curves.items()}
 
 
 # ----- groups of perturbed replicas (base run first) ---------------------------------------------

@@ -594,10 +594,7 @@ def run_pipeline(
             extra.setdefault("loss", loss_curves(reader, groups, loss))
         if window is not None:
             extra["windows"] = window(fitted)
-    seeds = {}
-    for g in groups:
-        if g.window is None:
-            seeds.setdefault(g.condition, []).append(g.seed)
+    seeds = by_condition(groups, {g.key: g.seed for g in groups})  # as the spectra are listed
     hook = None
     if n_boot or neighbours:
         stats = dict(kwargs.get("stats") or {})
