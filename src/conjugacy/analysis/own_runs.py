@@ -78,6 +78,7 @@ import numpy as np
 from .._checks import check_choice, check_rank, check_unit_interval
 from .._text import cut_list, shown
 from ..compare import TIMES
+from ..results import to_jsonable
 from .groups import CanonicalValues, SpectrumGroup, record_interval
 from .results import AnalysisResults, Results
 
@@ -1067,8 +1068,7 @@ def _pooled_windows(x: np.ndarray, steps: np.ndarray, window: int, delays: int, 
         "starts": starts,
         "distance_matrix": dm.tolist(),
         "transitions": find_transitions(dm).as_dict(),
-        "eigenvalues": [[[float(z.real), float(z.imag)] for z in sp.eigenvalues]
-                        for sp in specs],
+        "eigenvalues": [to_jsonable(sp.eigenvalues) for sp in specs],  # [re, im] pairs
     }
 
 
