@@ -171,3 +171,11 @@ def test_the_gram_route_scores_as_the_explicit_delay_matrices(n_traj, complex_da
             direct, direct_rank = delays._prediction_error_direct(trajs, d, folds, max_rank)
             assert rank == direct_rank
             assert err == pytest.approx(direct, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad, word", [(np.nan, "NaN"), (np.inf, "Inf")])
+def test_choose_delays_names_a_non_finite_value(bad, word):
+    x = np.ones((3, 40, 2))
+    x[1, 5, 0] = bad
+    with pytest.raises(ValueError, match=rf"^trajectories\[1\] contains {word} at index \(5, 0\)"):
+        choose_delays(x)
