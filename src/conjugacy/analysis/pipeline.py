@@ -110,15 +110,11 @@ def run_table(reader: Any, groups: Sequence[SpectrumGroup]) -> list[dict[str, An
     """
     from ..results import to_jsonable
 
-    rows = []
-    for g in groups:
-        for r in g.runs:
-            info = reader.run_info(r)
-            rows.append({"run": r, "condition": g.condition, "seed": to_jsonable(g.seed),
-                         "window": g.window, "n_complete": int(info["n_complete"]),
-                         "first_step": info.get("first_step"), "last_step": info.get("last_step"),
-                         "finished": bool(info["finished"])})
-    return rows
+    info = {r: reader.run_info(r) for g in groups for r in g.runs}
+    return [{"run": r, "condition": g.condition, "seed": to_jsonable(g.seed), "window": g.window,
+             "n_complete": int(info[r]["n_complete"]), "first_step": info[r].get("first_step"),
+             "last_step": info[r].get("last_step"), "finished": bool(info[r]["finished"])}
+            for g in groups for r in g.runs]
 
 
 def loss_curves(reader: Any, groups: Sequence[SpectrumGroup], name: str = "loss"
