@@ -1090,10 +1090,9 @@ def recorded_settings(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[s
     by the report, which also names conditions by the keys that differ between them)."""
     out: dict[str, dict[str, Any]] = {}
     for c, seeds in by_cond.items():
-        metas = [_flat(reader.metadata(r)) for runs in seeds.values() for r in runs]
-        first = metas[0]
-        out[c] = {k: v for k, v in first.items() if k != seed_key
-                  and all(k in m and m[k] == v for m in metas[1:])}
+        first, *rest = [_flat(reader.metadata(r)) for runs in seeds.values() for r in runs]
+        out[c] = {k: v for k, v in first.items()
+                  if k != seed_key and all(k in m and m[k] == v for m in rest)}
     return out
 
 
