@@ -540,13 +540,6 @@ def _sort_key(value: Any) -> tuple:
 
 
 # ----- grouping -----------------------------------------------------------------------------------
-def _checkpoint_runs(metas: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Runs of weight snapshots (:mod:`conjugacy.torch.snapshots`), not trajectories."""
-    from .checkpoints import is_checkpoint_run
-
-    return [r for r, m in metas.items() if is_checkpoint_run(m)]
-
-
 def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[str],
            out: Any, every: dict[str, list[str]] | None = None
            ) -> tuple[dict[str, dict[Any, list[str]]], list[str]]:
@@ -554,11 +547,13 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     ``group_by`` left out, with a note; equal numbers of seeds per condition), and the
     checkpoint runs; ``every`` (if given) is filled with all runs of each condition, before
     the seeds are cut to the smallest count (the window alarms monitor each condition alone)."""
+    from .checkpoints import is_checkpoint_run
+
     runs = reader.runs()
     if not runs:
         raise ValueError(f"store {source!r} holds no runs")
     metas = {r: reader.metadata(r) for r in runs}
-    snapshots = _checkpoint_runs(metas)
+    snapshots = [r for r, m in metas.items() if is_checkpoint_run(m)]  # weight snapshots
     if snapshots:
         notes.append(f"{len(snapshots)} checkpoint run(s) (e.g. {snapshots[0]!r}) are not "
                      "trajectories: left out of the spectra"
