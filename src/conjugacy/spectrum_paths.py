@@ -191,14 +191,13 @@ def fit_variants(trajectories: TrajectoriesLike, variants: list[tuple[int, int |
         if require_finite is not None:
             require_finite(gram)
             require_finite = None
-    out: list[Fit | None] = [None] * len(variants)
+    out: dict[int, Fit] = {}  # variant index -> its fit
     for d, idx in by_delays.items():
-        fits = _fit_ranks(trajs, d, tuple(variants[i][1] for i in idx), opts, eps=eps,
-                          notes=notes, require_finite=require_finite, gram=gram)
+        out.update(zip(idx, _fit_ranks(trajs, d, tuple(variants[i][1] for i in idx), opts,
+                                       eps=eps, notes=notes, require_finite=require_finite,
+                                       gram=gram)))
         require_finite = None  # checked by the first
-        for i, f in zip(idx, fits):
-            out[i] = f
-    return out  # type: ignore[return-value]
+    return [out[i] for i in range(len(variants))]
 
 
 def _takes_gram(trajs: list[np.ndarray], delays: int, ranks: tuple) -> bool:
