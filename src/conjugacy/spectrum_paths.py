@@ -138,13 +138,9 @@ def fit(trajectories: TrajectoriesLike, delays: int, rank: int | str | None, opt
             labels = getattr(source, "labels", None)  # e.g. a store's run names, for errors
             labels = ([f"{source.name} ({label})" for label in labels] if labels else
                       [f"{source.name}[{i}]" for i in range(len(trajectories))])
-    eps = input_eps(trajectories) if eps_given is None else eps_given
     # NaN/Inf: checked before the dense and subspace routes, and read off the snapshot Gram's
     # diagonal on the Gram routes (no separate pass over the data; located only on failure)
-    trajs = as_trajectory_list(trajectories, finite=False)
-    if labels is None:
-        labels = trajectory_labels(trajectories, len(trajs))
-    require_finite = _finiteness_check(trajs, labels)
+    eps, trajs, require_finite = _unchecked(trajectories, labels, eps_given)
     delays = check_delays(trajs, delays)
     notes: list[str] = []
     if opts.pca is not None:
@@ -158,9 +154,7 @@ def fit_from_gram(trajectories: TrajectoriesLike, gram: Any, delays: int,
                   rank: int | str | None, opts: FitOptions) -> Fit:
     """:func:`fit` on the Gram path (``opts.path == "gram"``, no PCA), the snapshot Gram of the
     in-memory ``trajectories`` given (checked by :func:`_given_gram`) instead of computed."""
-    eps = input_eps(trajectories)
-    trajs = as_trajectory_list(trajectories, finite=False)
-    require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
+    eps, trajs, require_finite = _unchecked(trajectories)
     delays = check_delays(trajs, delays)
     gram = _given_gram(gram, trajs, require_finite)
     return _fit_ranks(trajs, delays, (rank,), opts, eps=eps, notes=[], gram=gram)[0]
@@ -173,9 +167,7 @@ def fit_variants(trajectories: TrajectoriesLike, variants: list[tuple[int, int |
     (once, when any of them takes the Gram path) and, at equal delays, one factorization of the
     delay matrix for all their ranks (:func:`_fit_ranks`). Each equals the fit alone to
     rounding, and records the path it took."""
-    eps = input_eps(trajectories)
-    trajs = as_trajectory_list(trajectories, finite=False)
-    require_finite = _finiteness_check(trajs, trajectory_labels(trajectories, len(trajs)))
+    eps, trajs, require_finite = _unchecked(trajectories)
     by_delays: dict[int, list[int]] = {}
     for i, (d, _) in enumerate(variants):
         by_delays.setdefault(check_delays(trajs, d), []).append(i)
@@ -198,6 +190,16 @@ def fit_variants(trajectories: TrajectoriesLike, variants: list[tuple[int, int |
                                        gram=gram)))
         require_finite = None  # checked by the first
     return [out[i] for i in range(len(variants))]
+
+
+def _unchecked(trajectories: TrajectoriesLike, labels: list[str] | None = None,
+               eps: float | None = None) -> tuple[float, list[np.ndarray], Any]:
+    """The precision (``eps``, default :func:`input_eps`), the trajectories as a list and their
+    finiteness check, deferred (:func:`_finiteness_check`; ``labels`` name them in its errors,
+    default as :func:`conjugacy.trajectories.as_trajectory_list` does)."""
+    trajs = as_trajectory_list(trajectories, finite=False)
+    return (input_eps(trajectories) if eps is None else eps, trajs,
+            _finiteness_check(trajs, labels or trajectory_labels(trajectories, len(trajs))))
 
 
 def _takes_gram(trajs: list[np.ndarray], delays: int, ranks: tuple) -> bool:
