@@ -1286,6 +1286,7 @@ def analyze(
         say(what, 0, len(groups))
         done = iter(range(1, len(groups) + 1))
         fit = {**settings, "modes": False}
+        stats = {"alpha": alpha, "seed": seed, "n_permutations": n_permutations, "time": time}
         res = run_pipeline(
             reader, groups, fit, params=params, client=client, n_boot=n_boot,
             progress=lambda _g: say(what, next(done), len(groups)), neighbours=neighbours,
@@ -1297,16 +1298,12 @@ def analyze(
                 lambda f: _windows(reader, groups, params, window,
                                    {**settings,
                                     "rank": _window_rank(settings, f, notes, groups, window)},
-                                   notes,
-                                   {"alpha": alpha, "seed": seed,
-                                    "n_permutations": n_permutations, "time": time}, every,
-                                   say)),
+                                   notes, stats, every, say)),
             experiment="analyze", title=f"conjugacy analyze: {Path(source).name}",
             question=f"are the training dynamics of the conditions ({group_by}) equivalent?",
             settings={**settings, "method": "rrr",
                       **({} if rank_rule is None else {"rank_rule": rank_rule})},
-            stats={"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
-                   "time": time, **compare_with},
+            stats={**stats, **compare_with},
             fields={"store": source, "group_by": group_by, "seed_key": seed_key,
                     "settings_reasoning": reasoning,
                     "n_features": n_features, "n_records": n_records, "n_boot": n_boot},
