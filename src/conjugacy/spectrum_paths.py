@@ -142,10 +142,7 @@ def fit(trajectories: TrajectoriesLike, delays: int, rank: int | str | None, opt
     # diagonal on the Gram routes (no separate pass over the data; located only on failure)
     eps, trajs, require_finite = _unchecked(trajectories, labels, eps_given)
     delays = check_delays(trajs, delays)
-    notes: list[str] = []
-    if opts.pca is not None:
-        trajs = _pca_coordinates(trajs, opts.pca, opts.pca_center, require_finite, notes)
-        require_finite = None  # the projections of finite data
+    trajs, require_finite, notes = _pca_coordinates(trajs, opts, require_finite)
     return _fit_ranks(trajs, delays, (rank,), opts, eps=eps, notes=notes,
                       require_finite=require_finite, mapped=mapped and opts.pca is None)[0]
 
@@ -171,10 +168,7 @@ def fit_variants(trajectories: TrajectoriesLike, variants: list[tuple[int, int |
     by_delays: dict[int, list[int]] = {}
     for i, (d, _) in enumerate(variants):
         by_delays.setdefault(check_delays(trajs, d), []).append(i)
-    notes: list[str] = []
-    if opts.pca is not None:
-        trajs = _pca_coordinates(trajs, opts.pca, opts.pca_center, require_finite, notes)
-        require_finite = None
+    trajs, require_finite, notes = _pca_coordinates(trajs, opts, require_finite)
     gram = None
     if opts.path == "gram" or (opts.path == "auto" and any(
             _takes_gram(trajs, d, tuple(variants[i][1] for i in idx))
@@ -246,10 +240,14 @@ def _given_gram(gram: Any, trajs: list[np.ndarray], require_finite: Any) -> np.n
     return gram
 
 
-def _pca_coordinates(
-    trajs: list[np.ndarray], pca: int, center: bool, require_finite: Any, notes: list[str]
-) -> list[np.ndarray]:
-    """The snapshots' coordinates on the top ``pca`` principal components."""
+def _pca_coordinates(trajs: list[np.ndarray], opts: FitOptions, require_finite: Any
+                     ) -> tuple[list[np.ndarray], Any, list[str]]:
+    """The snapshots' coordinates on the top ``opts.pca`` principal components (the
+    trajectories as they are without ``pca``), the finiteness check still to run (None after a
+    projection: checked before it) and the notes."""
+    pca, center, notes = opts.pca, opts.pca_center, []
+    if pca is None:
+        return trajs, require_finite, notes
     n_feat, n_snap = trajs[0].shape[1], sum(t.shape[0] for t in trajs)
     if n_feat > 2 * n_snap:
         # the coordinates from the snapshot Gram alone: no pass to form the components
@@ -257,9 +255,9 @@ def _pca_coordinates(
         check_pca(pca, n_snap, n_feat, center)
         gram, offsets = snapshot_gram(trajs)
         require_finite(gram)
-        return pca_projections_from_gram(gram, offsets, pca, center, notes)
+        return pca_projections_from_gram(gram, offsets, pca, center, notes), None, notes
     require_finite()
-    return fit_pca_validated(trajs, pca, center=center).transform(trajs)
+    return fit_pca_validated(trajs, pca, center=center).transform(trajs), None, notes
 
 
 def _widest(ranks: tuple) -> int | str | None:

@@ -279,7 +279,7 @@ def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: 
     if known and max(known.values()) >= cap:
         return _rank_from_folds(known, delays, cap, max_rank)
     found: dict[str, int] = {}
-    zeros: list[str] = []  # SVHT's note on zero singular values, per pilot
+    notes: list[str] = []  # SVHT's note on zero singular values, per pilot
     for c, per_seed in pilots.items():
         traj = _seed_list(per_seed)[0]
         runs, steps = _pilot_shape(*traj.shape[:2])
@@ -289,7 +289,7 @@ def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: 
                                    method="standard", modes=False)
         found[c] = int(fit.rank)
         if "note" in (fit.settings["rank_rule"] or {}):
-            zeros.append(f"the SVHT rank of {c}'s pilot: {fit.settings['rank_rule']['note']}")
+            notes.append(f"the SVHT rank of {c}'s pilot: {fit.settings['rank_rule']['note']}")
         if progress is not None:
             progress(c)
     top = max(found.values())
@@ -300,7 +300,6 @@ def pilot_rank(pilots: Mapping[str, np.ndarray | Sequence[np.ndarray]], delays: 
               + (f", capped at {cap}: {_CAP_WHY}" if top > cap else "")
               + (f", at most {k}, what every spectrum's data allow" if k < min(top, cap) else "")
               + "; one rank for every spectrum of the comparison")
-    notes = zeros
     if top <= 1:
         notes.append(f"the SVHT rank of every pilot is {top} ({each}): each spectrum keeps one "
                      "eigenvalue, so conditions that differ in any other mode look alike (a "
