@@ -114,7 +114,7 @@ def test_data_residuals_from_grams_equal_the_direct_formula():
 
 
 def test_a_path_that_cannot_hold_its_arrays_is_refused_up_front(monkeypatch):
-    monkeypatch.setattr(paths, "available_memory", lambda: (2**30, "a test's limit"))  # 1 GiB
+    monkeypatch.setattr(paths, "available_memory", lambda *a: (2**30, "a test's limit"))  # 1 GiB
     data = _walk((1, 20_000, 4), seed=11)  # 20,000 snapshots: a 3 GiB snapshot Gram
     with pytest.raises(ValueError) as err:
         koopman_spectrum(data, delays=2, rank=5, path="gram")
@@ -129,7 +129,7 @@ def test_a_path_that_cannot_hold_its_arrays_is_refused_up_front(monkeypatch):
 
 
 def test_auto_refuses_when_no_path_fits(monkeypatch):
-    monkeypatch.setattr(paths, "available_memory", lambda: (2**20, "a test's limit"))  # 1 MiB
+    monkeypatch.setattr(paths, "available_memory", lambda *a: (2**20, "a test's limit"))  # 1 MiB
     with pytest.raises(ValueError, match=r"^path='covariance' needs .* reduce the data"):
         koopman_spectrum(_walk((1, 3000, 4), seed=12), delays=2, rank=5)
     assert paths.auto_path(4, 12, 2997, 3000, 5, available=2**34) == "covariance"

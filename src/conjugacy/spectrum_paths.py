@@ -688,8 +688,7 @@ def check_path_memory(
     """
     why = ""
     if available is None:
-        available, why = available_memory() if max_memory is None else available_memory(
-            max_memory)
+        available, why = available_memory(max_memory)
         why = f" ({why})"
     need = path_memory(n, n_obs, m, n_snap, rank, itemsize)
     if need[path] <= available:
@@ -719,8 +718,7 @@ def _left(available: int) -> str:
 def _gram_fits(n: int, n_obs: int, m: int, n_snap: int, memory: dict[str, Any]) -> bool:
     """Whether the Gram path's arrays (:func:`path_memory`) fit in the memory available
     (``memory``: ``itemsize`` and ``max_memory`` as :func:`check_path_memory` takes them)."""
-    cap = memory.get("max_memory")
-    free = available_memory()[0] if cap is None else available_memory(cap)[0]
+    free = available_memory(memory.get("max_memory"))[0]
     return path_memory(n, n_obs, m, n_snap, None, memory.get("itemsize", 8))["gram"] <= free
 
 
