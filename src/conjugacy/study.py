@@ -1136,6 +1136,24 @@ class ExperimentRun:
     config : object, optional
         The experiment's config (a ``DeclaredConfig``): its :data:`CONFIG_STATS` fields are
         statistics options and ``config.to_dict()`` the field ``config``; None: neither.
+
+    Examples
+    --------
+    What an experiment's ``analyse`` receives from :func:`run_experiment` (random walks instead
+    of networks, :mod:`conjugacy.analysis.demo`):
+
+    >>> import tempfile
+    >>> from conjugacy.analysis.demo import random_walk_study
+    >>> seen = {}
+    >>> def analyse(run):
+    ...     seen.update(studies=list(run.studies), n_runs=len(run.reader.runs()),
+    ...                 trained=len(run.training()["trained"]))
+    ...     return run.figures
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     run_experiment(random_walk_study(seeds=range(2), n_records=8), out, analyse)
+    True
+    >>> seen
+    {'studies': [''], 'n_runs': 8, 'trained': 4}
     """
 
     out: Path
