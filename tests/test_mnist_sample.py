@@ -81,7 +81,7 @@ def test_no_test_set_and_by_name():
         ({"test_fraction": "0.2"}, TypeError, "test_fraction"),
         ({"test_fraction": True}, TypeError, "test_fraction"),
         ({"seed": -1}, ValueError, "seed"),
-        ({"seed": 1.5}, ValueError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):

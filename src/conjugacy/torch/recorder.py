@@ -1236,4 +1236,3 @@ class StackedRecorder:
         for r in self.recorders:
             r._n = n_complete[r.run]
             r.last_step = last_step
-
