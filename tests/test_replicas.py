@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -122,6 +124,28 @@ def test_vectorized_equals_sequential(tmp_path, digits):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)  # ...but both paths agree
         for n in ("loss", "accuracy", "w_norm"):
             np.testing.assert_allclose(st.scalars("v1_2", n), st.scalars("v0_2", n), atol=1e-12)
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_scalars_that_require_grad_are_recorded_without_torch_warning(tmp_path, digits, vectorize):
+    """A loss_fn's extra values that require grad are detached before conversion: no torch
+    UserWarning ("Converting a tensor with requires_grad=True to a scalar"), same values."""
+    x, y = digits
+
+    def loss_fn(out, t):
+        loss = nn.functional.cross_entropy(out, t)
+        return loss, {"twice": 2 * loss, "quarter": out.sum() * 0 + 0.25}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_replicas(mlp(), n_replicas=2, eps=1e-2, seed=0, batches=make_batches(x, y),
+                       loss_fn=loss_fn, n_steps=3, store=tmp_path / "s", vectorize=vectorize,
+                       make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        for run in st.runs():
+            loss = st.scalars(run, "loss")
+            np.testing.assert_array_equal(st.scalars(run, "twice")[1:], 2 * loss[1:])
+            np.testing.assert_array_equal(st.scalars(run, "quarter")[1:], [0.25] * 3)
 
 
 def test_after_step_projection_both_paths(tmp_path, digits):

@@ -535,11 +535,12 @@ def _columns(records: list[Mapping[str, Any]], missing: Any = np.nan) -> dict[st
 
 
 def _numbers(scalars: Mapping[str, Any]) -> dict[str, float]:
-    """The scalars of one record as floats (0-d tensors accepted); TypeError naming a non-number."""
+    """The scalars of one record as floats (0-d tensors accepted, detached first so a value that
+    requires grad converts without torch's warning); TypeError naming a non-number."""
     vals = {}
     for k, v in scalars.items():
         try:
-            vals[k] = float(v)
+            vals[k] = float(v.detach() if isinstance(v, torch.Tensor) else v)
         except (TypeError, ValueError):
             raise TypeError(f"scalar {k}={v!r} is not a number") from None
     return vals
