@@ -245,7 +245,7 @@ def test_a_compression_bomb_store_is_refused_in_one_line(tmp_path, monkeypatch) 
     assert got.exit_code == 2 and said.count("\n") == 1, said
     assert re.search(r"^error: .* chunk file has \d+ bytes but decodes to 2097152, more than "
                      r"256x .* read with the environment variable CONJUGACY_MAX_COMPRESSION=0; "
-                     r"and 1 more damaged chunks; ",
+                     r"and 1 more damaged chunk; ",
                      said), said
     assert peak < 8 * 2**20, peak  # refused before any chunk was decoded
     monkeypatch.setenv("CONJUGACY_MAX_COMPRESSION", "0")

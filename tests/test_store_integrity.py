@@ -312,27 +312,41 @@ def test_unknown_codec_and_decreasing_steps_are_reported(tmp_path):
                                                "training-step indices do not increase")
 
 
-def test_several_damaged_runs_and_chunks_are_named_once_with_how_many_more(tmp_path):
-    make(tmp_path / "s", runs=("a", "b", "c"))
+@pytest.mark.parametrize("n_damaged", [2, 7])
+def test_several_damaged_runs_and_chunks_are_named_once_with_how_many_more(tmp_path, n_damaged):
+    """The first damaged run (chunk), then "and N more damaged run(s)" (singular for 1), then
+    where all damage is listed and, for runs, how Python reads the intact ones; the same line
+    from the CLI."""
+    runs = "abcdefgh"[:n_damaged + 1]
+    make(tmp_path / "s", runs=tuple(runs))
     g = zarr.open_group(str(tmp_path / "s"), mode="r+")
-    for run in ("b", "c"):
+    for run in runs[1:]:
         g[f"runs/{run}"].update_attributes({"n_complete": 12})
     with pytest.raises(DamagedStoreError) as err:
         TrajectoryStore.open(tmp_path / "s", "r")
     store = str(tmp_path / "s")
-    assert str(err.value) == (
+    more = "and 1 more damaged run;" if n_damaged == 2 else "and 6 more damaged runs;"
+    expected = (
         f"store {store!r}, run 'b' is damaged: n_complete is 12 but array 'steps' holds 10 "
-        f"steps; `conjugacy store verify {store}` lists all damage; and 1 more damaged runs; "
-        "open with check=False to read the intact runs")
-    for run in ("b", "c"):
-        g[f"runs/{run}"].update_attributes({"n_complete": 10})
-    for chunk in ("c/0/0", "c/1/0"):
-        (tmp_path / "s/runs/a/params/enc.bias" / chunk).unlink()
-    with TrajectoryStore.open(tmp_path / "s", "r") as st:
+        f"steps; {more} `conjugacy store verify {store}` lists all damage; from Python, "
+        "TrajectoryStore.open(..., check=False) reads the intact runs")
+    assert str(err.value) == expected
+    assert err.value.problem == "n_complete is 12 but array 'steps' holds 10 steps"
+    for args in (["store", "ls", store], ["analyze", store]):
+        res = _cli(args, columns=3000)
+        said = res.output
+        assert res.exit_code == 2 and said.count("\n") == 1, said
+        assert said.startswith("error: ") and said.endswith(f"{expected}\n"), said
+    with TrajectoryStore.open(tmp_path / "w", "w") as st:
+        st.create_run("a", {"w": ((2,), "float64")}, chunk_steps=1)
+        st.append("a", np.arange(8), {"w": np.ones((8, 2))})
+    for i in range(n_damaged):
+        (tmp_path / f"w/runs/a/params/w/c/{i}/0").unlink()
+    with TrajectoryStore.open(tmp_path / "w", "r") as st:
         with pytest.raises(DamagedStoreError) as err:
-            st.read("enc.bias", runs="a")
-    said = str(err.value)
-    assert said.startswith(f"store {str(tmp_path / 's')!r} is damaged: run 'a', array "
-                           "'params/enc.bias', chunk c/0/0, records 0..3")
-    assert said.endswith("; and 1 more damaged chunks; "
-                         f"`conjugacy store verify {tmp_path / 's'}` lists all damage")
+            st.read("w", runs="a")
+    more = "and 1 more damaged chunk;" if n_damaged == 2 else "and 6 more damaged chunks;"
+    assert str(err.value) == (
+        f"store {str(tmp_path / 'w')!r} is damaged: run 'a', array 'params/w', chunk c/0/0, "
+        "records 0..0 (training steps 0..0): chunk file missing (deleted?): its records would "
+        f"read as fill values; {more} `conjugacy store verify {tmp_path / 'w'}` lists all damage")

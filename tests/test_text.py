@@ -16,6 +16,10 @@ from conjugacy.store._safe import refuse_unsafe
 def test_cut_list_keeps_the_first_items_and_counts_the_rest():
     assert cut_list(["a", "b", "c", "d", "e"], 3) == ["a", "b", "c", "and 2 more"]
     assert cut_list(iter([1, 2]), 1, "damaged runs") == ["1", "and 1 more damaged runs"]
+    forms = ("damaged run", "damaged runs")
+    assert cut_list(iter([1, 2]), 1, forms) == ["1", "and 1 more damaged run"]
+    assert cut_list([1, 2, 3], 1, forms) == ["1", "and 2 more damaged runs"]
+    assert cut_list([1], 1, forms) == ["1"]
     assert cut_list(["a", "b"], 2) == ["a", "b"]
     assert cut_list([], 1) == []
     with pytest.raises(ValueError, match="^limit must be at least 1, got 0$"):

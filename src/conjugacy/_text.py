@@ -178,7 +178,8 @@ def cut(text: object, limit: int) -> str:
     return s[:limit - 1 - tail] + "…" + s[len(s) - tail:]
 
 
-def cut_list(items: Iterable[object], limit: int, what: str = "") -> list[str]:
+def cut_list(items: Iterable[object], limit: int,
+             what: str | tuple[str, str] = "") -> list[str]:
     """The first ``limit`` of ``items`` as text and, when ``N > 0`` were left out, "and N more"
     (then ``what``): a list of names or sentences cut so that a message stays one readable
     line. The caller joins it (``", "`` for names, ``"; "`` for sentences).
@@ -189,8 +190,10 @@ def cut_list(items: Iterable[object], limit: int, what: str = "") -> list[str]:
         Anything; ``str`` of each item is kept.
     limit : int
         Most items kept (>= 1).
-    what : str
-        Words after "and N more" (``"damaged runs"``: "and 2 more damaged runs").
+    what : str or (str, str)
+        Words after "and N more": one form for any N, or ``(singular, plural)``
+        (``("damaged run", "damaged runs")``: "and 1 more damaged run", "and 2 more damaged
+        runs").
 
     Returns
     -------
@@ -206,8 +209,8 @@ def cut_list(items: Iterable[object], limit: int, what: str = "") -> list[str]:
     --------
     >>> ", ".join(cut_list(["a", "b", "c", "d"], 2))
     'a, b, and 2 more'
-    >>> "; ".join(cut_list(["run 0 is cut", "run 3 is cut"], 1, "damaged runs"))
-    'run 0 is cut; and 1 more damaged runs'
+    >>> "; ".join(cut_list(["run 0 is cut", "run 3 is cut"], 1, ("damaged run", "damaged runs")))
+    'run 0 is cut; and 1 more damaged run'
     >>> cut_list(["a"], 3)
     ['a']
     """
@@ -215,4 +218,5 @@ def cut_list(items: Iterable[object], limit: int, what: str = "") -> list[str]:
         raise ValueError(f"limit must be at least 1, got {limit}")
     texts = [str(x) for x in items]
     more = len(texts) - limit
-    return texts[:limit] + ([f"and {more} more {what}".rstrip()] if more > 0 else [])
+    words = what if isinstance(what, str) else what[more != 1]
+    return texts[:limit] + ([f"and {more} more {words}".rstrip()] if more > 0 else [])

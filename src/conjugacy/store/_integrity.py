@@ -22,6 +22,8 @@ from ._write import _MAX_CHUNK_BYTES, BRANCH
 #: zeros read from a last, mostly-fill chunk took 260 MB peak RSS; 32 MiB keeps reads within ~200.
 MAX_CHUNK_RAW_BYTES = _MAX_CHUNK_BYTES
 MAX_CHUNKS_PER_RECORD = 2**20  # chunks across one record of an array (the writer: a few)
+DAMAGED_RUNS = ("damaged run", "damaged runs")  # "and N more ..." of a damage message
+DAMAGED_CHUNKS = ("damaged chunk", "damaged chunks")
 
 
 def _encoded_bound(arr: Any) -> int:
@@ -310,20 +312,25 @@ class _Integrity:
 
     def _check_all_runs(self) -> None:
         """Validate every run not validated yet; raise one DamagedStoreError naming the first
-        damaged run and how many more there are."""
-        problems = []
+        damaged run, how many more there are, where all damage is listed and how to read the
+        intact runs."""
+        problems: list[tuple[str, DamagedStoreError]] = []
         for r in self.runs():
             try:
                 if r not in self._valid:
                     self._validate(r, self._run_attrs(r) or {})
                     self._valid.add(r)
             except DamagedStoreError as exc:
-                problems.append(str(exc))
+                problems.append((r, exc))
         if problems:
-            raise DamagedStoreError(
-                "; ".join(cut_list(problems, 1, "damaged runs"))
-                + "; open with check=False to read the intact runs"
+            (run, first), *_ = problems
+            said = "; ".join(cut_list([p.problem for _, p in problems], 1, DAMAGED_RUNS))
+            exc = DamagedStoreError(
+                f"{self._damaged(run, said)}; from Python, TrajectoryStore.open(..., "
+                "check=False) reads the intact runs"
             )
+            exc.problem = first.problem
+            raise exc
 
     def _chunks(self, arr: Any, start: int, stop: int) -> list[tuple[str, tuple[int, int], tuple]]:
         """Chunks of ``arr`` holding records ``[start, stop)``: (key, records, selection)."""
@@ -394,7 +401,7 @@ class _Integrity:
 
     def _damage_error(self, damage: list[Damage]) -> DamagedStoreError:
         return DamagedStoreError(
-            f"store {str(self._path)!r} is damaged: {'; '.join(cut_list(damage, 1, 'damaged chunks'))}; "
+            f"store {str(self._path)!r} is damaged: {'; '.join(cut_list(damage, 1, DAMAGED_CHUNKS))}; "
             f"`conjugacy store verify {self._path}` lists all damage"
         )
 
