@@ -783,7 +783,9 @@ def koopman_spectrum(
         features dominate; cannot resolve singular values below ~1e-8 s_1, and falls back to
         dense when a kept one is below 1e-7 s_1). ``"subspace"``: structured subspace iteration
         for the top ``rank`` singular triplets without building the delay matrix (many
-        snapshots), verified by its residuals and falling back to dense if they do not converge.
+        snapshots), verified by its residuals; when they do not converge (they stall: no gap
+        after the kept singular values, e.g. a noise tail) it recomputes on the next cheapest
+        path (covariance or gram where they apply and fit in memory, else dense), with a note.
         ``"covariance"``: the feature-side covariance ``X X^*`` accumulated over snapshot
         blocks in one pass, its top ``rank`` eigenpairs, and three products of width ``rank``
         with the delay matrices for the rest (delay-embedded observables fewer than snapshot
