@@ -22,7 +22,9 @@ through it, under the console script as under Typer's ``CliRunner``:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import sys
 import threading
 import warnings
@@ -32,8 +34,70 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+from .._checks import Param
 from .._spectrum_io import SpectrumFileError
 from ..compare import AliasingError
+
+#: The command line's one rule for the text of a number (every int and float option, the
+#: integers of ``--rank`` and ``--delays``): surrounding spaces ignored, then ASCII digits with
+#: an optional minus sign (a float: also a decimal point and an exponent). Python's ``int`` and
+#: ``float`` also take ``+3``, ``1_0`` and other scripts' digits (``٣``); Typer's parsing took
+#: some of them.
+_NUMBER_TEXT = {"int": re.compile(r"-?[0-9]+"),
+                "float": re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")}
+
+
+def _number(text: str, kind: str = "int") -> int | float | None:
+    """The ``kind`` (``"int"`` or ``"float"``) number that ``text`` spells by the rule of
+    :data:`_NUMBER_TEXT`, or None when it spells none."""
+    text = text.strip()
+    if not _NUMBER_TEXT[kind].fullmatch(text):
+        return None
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:  # an int of more digits than Python converts
+        return None
+
+
+def _parse_number(domain: Param, value: Any) -> Any:
+    """An option's value (its text, or the default as declared) by :data:`_NUMBER_TEXT`, in
+    ``domain`` (:meth:`Param.check`); a usage error naming what is accepted otherwise."""
+    number = _number(value, domain.kind) if isinstance(value, str) else value
+    try:
+        return domain.check(number, "value")
+    except (TypeError, ValueError):  # e.g. None: text that spells no number
+        raise typer.BadParameter(f"must be {domain.requirement()}, got {value!r}") from None
+
+
+def _range_text(domain: Param) -> str:
+    """``domain``'s bounds as Typer shows a range (``x>=4``), open bounds with ``<``."""
+    lo, hi = domain.minimum, domain.maximum
+    below = "<" if domain.open_minimum else "<="
+    above = "<" if domain.open_maximum else "<="
+    if lo is not None and hi is not None:
+        return f"{lo:g}{below}x{above}{hi:g}"
+    if lo is not None:
+        return f"x{below.replace('<', '>')}{lo:g}"
+    return f"x{above}{hi:g}" if hi is not None else ""
+
+
+def number_option(*decls: str, domain: Param, **kwargs: Any) -> Any:
+    """``typer.Option(*decls, **kwargs)`` of an int or float option whose values lie in
+    ``domain`` (a :class:`conjugacy._checks.Param` of kind ``int`` or ``float``, e.g.
+    ``Int(4)``, ``UNIT_INTERVAL``): the text is read by the command line's one rule
+    (:data:`_NUMBER_TEXT`) and checked by ``domain.check``, the package's rule; anything else
+    is a usage error naming the option and what it accepts (one line, exit 2:
+    ``Invalid value for '--window': must be an integer >= 4, got '+10'``). The help shows the
+    type and the domain, open bounds too (``<float range> [0<x<1]``).
+
+    >>> from conjugacy._checks import Int
+    >>> number_option("--window", domain=Int(4), help="Records per window.").metavar
+    '<int range> [x>=4]'
+    """
+    bounds = _range_text(domain)
+    metavar = f"<{domain.kind} range> [{bounds}]" if bounds else f"<{domain.kind}>"
+    return typer.Option(*decls, parser=functools.partial(_parse_number, domain),
+                        metavar=metavar, **kwargs)
 
 
 def parse_rank(rank: str | None, words: tuple[str, ...] = ()) -> int | str | None:
@@ -50,8 +114,9 @@ def parse_rank(rank: str | None, words: tuple[str, ...] = ()) -> int | str | Non
     text = rank.strip().lower()
     if text in words:
         return text
+    number = _number(text)  # the one rule of a number's text
     try:
-        return check_rank(int(text) if text.isdecimal() else text, "--rank", allow_none=False)
+        return check_rank(text if number is None else number, "--rank", allow_none=False)
     except (TypeError, ValueError):
         *others, last = ["a positive integer", *(repr(w) for w in (*words, *RANK_RULES))]
         fail(f"--rank must be {', '.join(others)} or {last}, got {rank!r}")
@@ -61,12 +126,12 @@ def parse_delays(delays: str) -> int | str:
     """``--delays`` (the option's callback): a non-negative integer or ``"auto"`` (any case:
     chosen from the data, :func:`conjugacy.delays.choose_delays`); anything else is a usage
     error (one line naming the option and ``--help``, exit 2)."""
-    text = delays.strip().lower()
-    if text == "auto":
+    if delays.strip().lower() == "auto":
         return "auto"
-    if not text.isdecimal():  # digits only, as --rank (no sign)
+    number = _number(delays)  # the one rule of a number's text, as --rank
+    if number is None or number < 0:
         raise typer.BadParameter(f"must be a non-negative integer or 'auto', got {delays!r}")
-    return int(text)
+    return int(number)
 
 
 def parse_max_memory(value: str | None) -> int | None:

@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.table import Column, Table
 
-from .._checks import check_out_dir
+from .._checks import Int, check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from ..dmd import METHODS
@@ -26,6 +26,7 @@ from . import app
 from ._errors import (
     ABANDONED,
     fail,
+    number_option,
     parse_delays,
     parse_max_memory,
     parse_rank,
@@ -398,7 +399,8 @@ def spectrum(
     ] = None,
     method: Annotated[Method, typer.Option("--method", help="DMD variant.")] = Method.rrr,
     pca: Annotated[
-        int | None, typer.Option("--pca", min=1, help="Project on the top PCA components first.")
+        int | None, number_option("--pca", domain=Int(1),
+                                  help="Project on the top PCA components first.")
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to save the spectrum (.npz).")] = Path(
         "spectrum.npz"
@@ -567,10 +569,11 @@ def test(
                                          help="Significance level of the verdict.")] = 0.05,
     filtered: Annotated[bool, typer.Option("--filtered/--all", help="Test the filtered "
                                            "spectra (default) or all eigenvalues.")] = True,
-    permutations: Annotated[int, typer.Option("--permutations", min=1,
-                                              help="Random relabelings when the exact "
-                                              "enumeration is larger.")] = 999,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the relabelings.")] = 0,
+    permutations: Annotated[int, number_option("--permutations", domain=Int(1),
+                                               help="Random relabelings when the exact "
+                                               "enumeration is larger.")] = 999,
+    seed: Annotated[int, number_option("--seed", domain=Int(0),
+                                       help="Seed of the relabelings.")] = 0,
 ) -> None:
     """Are conditions A and B conjugate? Permutation test on spectra of independent seeds
     (`conjugacy.conjugacy_test`), with its verdict, effect size and the smallest p-value the

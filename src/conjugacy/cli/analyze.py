@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .._checks import check_out_dir
+from .._checks import Int, check_out_dir
 from .._text import shown
 from . import app
-from ._errors import fail, parse_rank, rich_console, source_and_out
+from ._errors import fail, number_option, parse_rank, rich_console, source_and_out
 
 
 @app.command("analyze")
@@ -32,15 +32,15 @@ def analyze_command(
     params: Annotated[list[str] | None, typer.Option(
         "--params", help="Recorded parameters (names or globs) to use as observables; "
         "repeatable. Default: every recorded parameter.")] = None,
-    window: Annotated[int | None, typer.Option(
-        "--window", min=4, help="Also compute spectra of windows of N records and the "
+    window: Annotated[int | None, number_option(
+        "--window", domain=Int(4), help="Also compute spectra of windows of N records and the "
         "transitions between them; runs with a metadata 'onset' or a test_accuracy series also "
         "get the early-warning alarm step and lead time.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder for results.json, report.html and report.md "
         "(default: runs_analysis beside runs.zarr; OUT/analysis for a study folder).")] = None,
-    delays: Annotated[int | None, typer.Option(
-        "--delays", min=0, help="Time delays (default: chosen from the data, reasoning in "
+    delays: Annotated[int | None, number_option(
+        "--delays", domain=Int(0), help="Time delays (default: chosen from the data, reasoning in "
         "results.json).")] = None,
     rank: Annotated[str | None, typer.Option(
         "--rank", help="Modes kept: a positive integer, or 'svht' (per spectrum, the singular "
@@ -58,10 +58,11 @@ def analyze_command(
         "log(lambda)/interval exactly when runs were recorded at different intervals), discrete "
         "(the eigenvalues; nothing aliases, differing intervals make verdicts undecided) or "
         "continuous.")] = "auto",
-    bootstrap: Annotated[int, typer.Option(
-        "--bootstrap", min=0, help="Bootstrap draws over replicas for an extra distance interval "
-        "(0: none; costs 2 spectrum fits per draw, pair and seed).")] = 0,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
+    bootstrap: Annotated[int, number_option(
+        "--bootstrap", domain=Int(0), help="Bootstrap draws over replicas for an extra distance "
+        "interval (0: none; costs 2 spectrum fits per draw, pair and seed).")] = 0,
+    seed: Annotated[int, number_option("--seed", domain=Int(0),
+                                       help="Seed of every random stream.")] = 0,
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write report.html and report.md.")] = True,
     neighbours: Annotated[bool, typer.Option(

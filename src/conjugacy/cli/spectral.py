@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
+from .._checks import Int
 from . import app, fail
-from ._errors import source_and_out
+from ._errors import number_option, source_and_out
 
 
 @app.command("spectral-dynamics")
@@ -21,8 +22,8 @@ def spectral_dynamics(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder (default: SOURCE/spectral_dynamics for a study folder, "
                       "else SOURCE.spectral_dynamics).")] = None,
-    max_rank: Annotated[int, typer.Option("--max-rank", min=1,
-                                          help="Directions kept in the diagonals.")] = 100,
+    max_rank: Annotated[int, number_option("--max-rank", domain=Int(1),
+                                           help="Directions kept in the diagonals.")] = 100,
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Draw figures.")] = True,
 ) -> None:
     """Effective rank, singular value agreement, alignment and barriers of the checkpoint runs in

@@ -1,0 +1,124 @@
+"""One rule for the number options of every command (issue 19, "one error path"): the text of an
+int or float option is ASCII digits (``conjugacy.cli._errors.number_option``), checked by the
+package's domain, and anything else is one line naming the option, exit status 2, in every
+command alike (``analyze --delays +3`` ran, ``spectrum --delays +3`` stopped; ``--rank ٣`` meant
+3)."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from conjugacy.cli import app
+
+runner = CliRunner()
+
+#: Every int option of the app's commands (``reproduce``'s excepted: built from the experiments'
+#: configs in cli/reproduce.py) with what it accepts; a new one must be added here.
+INT_OPTIONS = {
+    ("analyze", "--window"): 4,
+    ("analyze", "--delays"): 0,
+    ("analyze", "--bootstrap"): 0,
+    ("analyze", "--seed"): 0,
+    ("spectrum", "--pca"): 1,
+    ("test", "--permutations"): 1,
+    ("test", "--seed"): 0,
+    ("spectral-dynamics", "--max-rank"): 1,
+}
+
+#: Texts Python's int() reads (all but the last two) that the rule refuses.
+NOT_INTEGERS = ("+3", "1_0", "\u0663", " \u0663 ", "3.0", "three", "")
+
+
+def _commands() -> dict[str, typer.core.TyperCommand]:
+    group = typer.main.get_command(app)
+    found = {}
+    for name, cmd in group.commands.items():
+        if name == "reproduce":
+            continue
+        subs = getattr(cmd, "commands", None)
+        for sub, c in (subs.items() if subs else [("", cmd)]):
+            found[f"{name} {sub}".strip()] = c
+    return found
+
+
+def _numeric_options(kind: type) -> set[tuple[str, str]]:
+    """(command, option) of every option whose declared type is ``kind`` (or ``kind | None``)."""
+    out = set()
+    for name, cmd in _commands().items():
+        for p in cmd.params:
+            annotation = p.type_descriptor.annotation
+            if p.param_type_name == "option" and annotation is kind:
+                out.add((name, p.opts[0]))
+    return out
+
+
+def _args(command: str, option: str, value: str) -> list[str]:
+    """The command line of ``command`` with ``option value`` first, then its required inputs."""
+    cmd = _commands()[command]
+    args = [*command.split(), option, value]
+    for p in cmd.params:
+        if p.required:
+            args += ["x"] if p.param_type_name == "argument" else [p.opts[0], "x"]
+    return args
+
+
+def test_every_int_option_is_listed():
+    assert _numeric_options(int) == set(INT_OPTIONS)
+
+
+def test_every_int_option_refuses_what_is_not_ascii_digits_in_one_line():
+    for (command, option), minimum in INT_OPTIONS.items():
+        for bad in (*NOT_INTEGERS, str(minimum - 1)):
+            got = runner.invoke(app, _args(command, option, bad))
+            assert got.exit_code == 2, (command, option, bad, got.output)
+            assert got.output == (
+                f"error: Invalid value for '{option}': must be an integer >= {minimum}, "
+                f"got {bad!r} (see `conjugacy {command} --help`)\n"), (command, option, bad)
+
+
+def test_every_int_option_takes_digits_as_an_int():
+    for (command, option), minimum in INT_OPTIONS.items():
+        cmd = _commands()[command]
+        for text, value in ((str(minimum), minimum), (f" {minimum + 12} ", minimum + 12)):
+            ctx = cmd.make_context(command, _args(command, option, text)[len(command.split()):])
+            got = ctx.params[option.lstrip("-").replace("-", "_")]
+            assert got == value and type(got) is int, (command, option, text, got)
+
+
+def test_analyze_passes_the_parsed_integers(tmp_path, monkeypatch):
+    """``analyze``'s integers reach :func:`conjugacy.analyze` as ints (values, types)."""
+    import conjugacy.analysis.own_runs as own_runs
+
+    seen = {}
+
+    def analyze(store, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(own_runs, "analyze", analyze)
+    got = runner.invoke(app, ["analyze", str(tmp_path), "--window", "12", "--delays", "0",
+                              "--bootstrap", " 3", "--seed", "007"])
+    assert got.exit_code == 2 and "stop here" in got.output
+    assert {k: (seen[k], type(seen[k])) for k in ("window", "delays", "n_boot", "seed")} == {
+        "window": (12, int), "delays": (0, int), "n_boot": (3, int), "seed": (7, int)}
+
+
+def test_delays_and_rank_read_integers_by_the_same_rule(tmp_path):
+    """``spectrum --delays`` and ``--rank`` take their integers by the same rule: ``+3`` and
+    other scripts' digits are refused as every int option refuses them."""
+    for bad in ("+3", "1_0", "\u0663"):
+        got = runner.invoke(app, ["spectrum", str(tmp_path / "z.npy"), "--delays", bad])
+        assert got.exit_code == 2 and got.output == (
+            f"error: Invalid value for '--delays': must be a non-negative integer or 'auto', "
+            f"got {bad!r} (see `conjugacy spectrum --help`)\n")
+        got = runner.invoke(app, ["spectrum", str(tmp_path / "z.npy"), "--rank", bad])
+        assert got.exit_code == 2 and got.output == (
+            f"error: --rank must be a positive integer, 'all' or 'svht', got {bad!r}\n")
+
+
+def test_int_options_show_their_range_in_the_help():
+    got = runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"})
+    assert got.exit_code == 0
+    text = " ".join(got.output.split())
+    assert "--window <int range> [x>=4]" in text and "--seed <int range> [x>=0]" in text
