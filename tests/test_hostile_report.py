@@ -275,3 +275,28 @@ def test_long_labels_named_by_their_settings_are_not_said_cut(base) -> None:
     r["conditions"] = {}  # nothing tells them apart: shown cut, and said
     assert "…" in short_names(r)[a]
     assert [n for n in _bound_notes(r) if n.startswith("2 condition label(s) are longer")]
+
+
+CONTROLS = "a\x1b[31mb\x07\r\x0b\x7f\x9b\u202e z"
+
+
+def test_control_characters_in_every_user_field_are_escaped_in_report_html(base, tmp_path) -> None:
+    """Fresh-user review: a label with ESC and BEL put the raw characters into report.html (8
+    times) while report.md showed ``\\x1b``. Both files show user text by the one rule
+    (:func:`conjugacy._text.one_line`): no control character but newline and tab is written,
+    and each field reads as in report.md."""
+    import unicodedata
+
+    r = _fields(base, CONTROLS)
+    html_path, md_path = write_report(r, tmp_path)
+    shown = r"a\x1b[31mb\x07 \x7f\x9b\u202e z"  # \r and \x0b are whitespace: one space
+    for path in (html_path, md_path):
+        data = path.read_bytes()
+        assert not [b for b in data if b < 0x20 and b not in b"\n\t"], path.name
+        text = data.decode("utf-8")
+        assert not [c for c in set(text) if unicodedata.category(c) in ("Cc", "Cf")
+                    and c not in "\n\t"], path.name
+    html = html_path.read_text(encoding="utf-8")
+    assert f"<title>t {shown}</title>" in html and f"<h1>t {shown}</h1>" in html
+    assert f"<td>sgd {shown}</td>" in html
+    assert r"sgd a\\x1b\[31mb\\x07 \\x7f\\x9b\\u202e z" in md_path.read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["cut", "cut_list", "markdown", "shown"]
+__all__ = ["cut", "cut_list", "markdown", "one_line", "shown"]
 
 #: Unicode categories whose characters are escaped: controls (C0, DEL, C1), format characters
 #: (bidi embeddings, overrides and isolates U+202A-U+202E, U+2066-U+2069, zero-width characters),
@@ -84,6 +84,30 @@ def shown(text: object, *, markup: bool = True) -> str:
     return out
 
 
+def one_line(text: object) -> str:
+    """``str(text)`` as printable text on one line: runs of whitespace (newlines and tabs too)
+    become one space, every other control or format character is shown as an escape
+    (:func:`shown`, no Rich markup). The one rule of the reports: ``report.md``
+    (:func:`markdown`) and ``report.html`` show user text with it, then escape their syntax.
+
+    Parameters
+    ----------
+    text : object
+        Anything; ``str(text)`` is shown.
+
+    Returns
+    -------
+    str
+        Text without any character below U+0020 (nor DEL, C1, bidi or zero-width characters).
+
+    Examples
+    --------
+    >>> one_line("a\\x1b[31mb\\x07\\n\\tc")
+    'a\\\\x1b[31mb\\\\x07 c'
+    """
+    return shown(" ".join(str(text).split()), markup=False)
+
+
 #: What Markdown reads as syntax inside a line, made literal. CommonMark backslash escapes for
 #: ``\\`` (escapes), backtick (code spans), ``*`` and ``_`` (emphasis), ``[`` and ``]`` (links
 #: and images: ``![i](...)`` and ``[x](http://...)`` need a bracket), ``|`` (table cells), ``~``
@@ -108,7 +132,7 @@ _ORDERED = re.compile(r"\d{1,9}(?=[.)](?: |$))")
 
 def markdown(text: object) -> str:
     """``str(text)`` as literal Markdown text on one line: runs of whitespace (newlines too)
-    become one space, control characters are shown as escapes (:func:`shown`), and Markdown
+    become one space, control characters are shown as escapes (:func:`one_line`), and Markdown
     syntax is escaped (CommonMark backslash escapes; ``<``, ``>``, ``&`` as ``&lt;``, ``&gt;``,
     ``&amp;``), so a viewer renders exactly the characters of ``text``: no link, image, code,
     emphasis or HTML from it. ``report.md`` makes every line of text with it.
@@ -133,7 +157,7 @@ def markdown(text: object) -> str:
     >>> print(markdown("# HACKED #"), markdown("1. numbered"), markdown("---"), markdown("-0.5"))
     \\# HACKED \\# 1\\. numbered \\--- -0.5
     """
-    out = shown(" ".join(str(text).split()), markup=False).translate(_MARKDOWN)
+    out = one_line(text).translate(_MARKDOWN)
     number = _ORDERED.match(out)
     if number:  # "1. x" / "2) x" would start an ordered list
         return out[:number.end()] + "\\" + out[number.end():]

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from .._atomic import atomic_open
 from .._checks import check_out_dir
-from .._text import cut, markdown
+from .._text import cut, markdown, one_line
 from ._content import (
     MAX_NAME,
     MAX_TEXT,
@@ -160,8 +160,10 @@ def _blocks(results: Mapping[str, Any], figs: Sequence[ReportFigure]) -> list[tu
 # ----- HTML ---------------------------------------------------------------------------------------
 def _html_text(text: Any) -> str:
     """Text for HTML, the one way every string of ``report.html`` is made: ``str(text)`` cut to
-    :data:`MAX_TEXT` characters (:func:`conjugacy._text.cut`), then HTML-escaped."""
-    return html.escape(cut(text, MAX_TEXT))
+    :data:`MAX_TEXT` characters (:func:`conjugacy._text.cut`), on one line with control
+    characters shown as escapes as in ``report.md`` (:func:`conjugacy._text.one_line`: ESC
+    reads ``\\x1b``), then HTML-escaped."""
+    return html.escape(one_line(cut(text, MAX_TEXT)))
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
