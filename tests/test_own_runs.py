@@ -426,3 +426,50 @@ def test_analyze_cuts_the_lists_of_unfinished_and_left_out_runs_after_six(tmp_pa
             "1 more") in notes
     assert ("8 run(s) are not marked finished (training stopped or still running): r00, r01, "
             "r02, r03, r04, r05, and 2 more") in notes
+
+
+def test_group_runs_reaches_nested_metadata_and_is_analyzes_grouping(tmp_path):
+    """Issue 19: "group runs by metadata" written once. group_runs takes dotted keys into nested
+    metadata (a literal dotted key first), keys a dict value by its JSON text, and puts the
+    mixed-types sentences in ``notes`` when given; ``analyze`` groups through it."""
+    import warnings
+
+    from conjugacy import analyze
+    from conjugacy.analysis.groups import metadata_value
+
+    metas = {"a1": {"opt": {"name": "a"}, "seed": 1}, "a1b": {"opt": {"name": "a"}, "seed": "1"},
+             "a2": {"opt": {"name": "a"}, "seed": 2}, "b1": {"opt": {"name": "b"}, "seed": 1},
+             "b2": {"opt": {"name": "b"}, "seed": 2.0},
+             "c1": {"opt.name": "c", "opt": {"name": "b"}, "seed": 1},
+             "c2": {"opt.name": "c", "seed": 2},
+             "d1": {"opt": {"name": {"lr": [1, 2]}}, "seed": 1}}
+    rng = np.random.default_rng(3)
+    with TrajectoryStore.open(tmp_path / "s.zarr", "w") as st:
+        for name, meta in metas.items():
+            st.create_run(name, {"w": ((3,), "float64")}, metadata=meta)
+            st.append(name, np.arange(12), {"w": rng.standard_normal((12, 3)).cumsum(0)})
+        notes: list[str] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # with notes=, nothing is warned
+            groups = group_runs(st, by=("opt.name", "seed"), notes=notes)
+        assert groups == {("a", 1): ["a1", "a1b"], ("a", 2): ["a2"], ("b", 1): ["b1"],
+                          ("b", 2): ["b2"], ("c", 1): ["c1"], ("c", 2): ["c2"],
+                          ('{"lr": [1, 2]}', 1): ["d1"]}
+        assert notes == ["metadata 'seed' has values of mixed types ('1' as int, str; '2' as "
+                         "float, int): compared as one value each"]
+        with pytest.warns(UserWarning, match=r"'seed' has values of mixed types \('1' as int"):
+            assert group_runs(st, by=("seed",), where=lambda m: metadata_value(
+                m, "opt.name") == "a") == {(1,): ["a1", "a1b"], (2,): ["a2"]}
+        with pytest.raises(KeyError, match=r"run 'c2' has no metadata \['opt.name.x'\]; it has "
+                                           r"\['opt.name', 'seed'\]"):
+            group_runs(st, by=("opt.name.x",), where=lambda m: "opt" not in m)
+    assert metadata_value(metas["c1"], "opt.name") == "c"  # the literal key first
+    assert metadata_value(metas["d1"], "opt.name.lr") == [1, 2]
+    assert metadata_value(metas["a1"], "seed.x", "none") == "none"
+    res = analyze(tmp_path / "s.zarr", group_by="opt.name", delays=0, rank=1, neighbours=False)
+    assert res.results["seeds"] == {"a": [1], "b": [1], "c": [1], '{"lr": [1, 2]}': [1]}
+    assert [r["run"] for r in res.results["runs"]] == ["a1", "a1b", "b1", "c1", "d1"]
+    w = res.results["warnings"]
+    assert notes[0] in w and "metadata 'opt.name' has values of mixed types" not in " ".join(w)
+    assert ('conditions have different numbers of seeds (a: 2, b: 2, c: 2, {"lr": [1, 2]}: 1); '
+            "the first 1 of each are compared") in w

@@ -123,7 +123,8 @@ class CanonicalValues:
     """Values of one metadata key compared by :func:`canonical`: the first value seen stands for
     every value equal to it (``seeds(1)`` then ``seeds("1")`` both give ``1``; a boolean is
     its JSON text, ``"true"``, so that it never merges with ``1`` as Python's ``True == 1``
-    would), and :meth:`notes` says where types were mixed.
+    would; a dict or list is its JSON text too, so that it can key a group), and
+    :meth:`notes` says where types were mixed.
 
     Examples
     --------
@@ -134,6 +135,8 @@ class CanonicalValues:
     ["metadata 'seed' has values of mixed types ('1' as int, str): compared as one value each",
      "metadata 'seed' has values of mixed types ('true' as bool; '1' as int, str; '2' as int):
      a boolean is its own value (true is neither 1 nor 'True')"]
+    >>> CanonicalValues("optimizer")({"lr": [0.1, 0.01], "class": "SGD"})
+    '{"class": "SGD", "lr": [0.1, 0.01]}'
     """
 
     def __init__(self, key: str) -> None:
@@ -145,8 +148,10 @@ class CanonicalValues:
         c = canonical(value)
         self._types.setdefault(c, set()).add(type(value).__name__)
         # A boolean stands as its JSON text: Python's True == 1 (and False == 0) would merge, as
-        # dict keys, two values canonical tells apart (issue 26 review).
-        return self._first.setdefault(c, c if isinstance(value, bool | np.bool_) else value)
+        # dict keys, two values canonical tells apart (issue 26 review); a dict or list is no
+        # dict key at all.
+        return self._first.setdefault(
+            c, c if isinstance(value, bool | np.bool_ | Mapping | list) else value)
 
     def notes(self) -> list[str]:
         """One sentence if some value was recorded with several types (``1`` and ``"1"``: one
@@ -165,24 +170,61 @@ class CanonicalValues:
         return said
 
 
+#: What :func:`metadata_value` returns for a key the metadata does not hold (None is a value).
+MISSING: Any = object()
+
+
+def metadata_value(meta: Mapping[str, Any], key: str, default: Any = MISSING) -> Any:
+    """``meta[key]``, or, for a dotted key absent as such, the value through nested dicts
+    (``"optimizer.class"`` is ``meta["optimizer"]["class"]``); ``default`` (:data:`MISSING`)
+    where there is none.
+
+    Examples
+    --------
+    >>> meta = {"optimizer": {"class": "SGD"}, "lr.max": 0.1, "seed": 0}
+    >>> metadata_value(meta, "optimizer.class"), metadata_value(meta, "lr.max")
+    ('SGD', 0.1)
+    >>> metadata_value(meta, "optimizer.lr", "absent"), metadata_value(meta, "seed.x") is MISSING
+    ('absent', True)
+    """
+    if key in meta:
+        return meta[key]
+    value: Any = meta
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return default
+        value = value[part]
+    return value
+
+
 def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
-               where: Callable[[Mapping[str, Any]], bool] | None = None) -> dict[tuple, list[str]]:
+               where: Callable[[Mapping[str, Any]], bool] | None = None,
+               runs: Sequence[str] | None = None, notes: list[str] | None = None
+               ) -> dict[tuple, list[str]]:
     """Group the runs of a store (or :class:`~conjugacy.study.StudyReader`) by run metadata.
 
     Parameters
     ----------
     reader : TrajectoryStore or StudyReader
+        Any object with ``runs()`` and ``metadata(run)``.
     by : sequence of str
-        Metadata keys; the group key is the tuple of their values.
+        Metadata keys; the group key is the tuple of their values. A dotted key absent as such
+        reaches into nested metadata (``"optimizer.class"``, :func:`metadata_value`).
     where : callable, optional
         Keep only runs whose metadata satisfies ``where(metadata)``.
+    runs : sequence of str, optional
+        Group these runs of ``reader`` only (default: all, ``reader.runs()``).
+    notes : list of str, optional
+        Where the sentences on keys that mix types go (appended, in the order of ``by``)
+        instead of a ``UserWarning`` each (``conjugacy analyze`` writes them to results.json).
 
     Returns
     -------
     dict tuple -> list of str
         Sorted group keys, run names sorted within each group. Values are compared by
         :func:`canonical` (a seed recorded as ``1`` and as ``"1"`` is one seed, keyed by the
-        first value seen), with a ``UserWarning`` when a key mixes types.
+        first value seen; :class:`CanonicalValues`, one per entry of ``by``), with a
+        ``UserWarning`` (or a sentence in ``notes``) when a key mixes types.
 
     Raises
     ------
@@ -206,17 +248,21 @@ def group_runs(reader: Any, *, by: Sequence[str] = ("condition", "seed"),
     >>> tmp.cleanup()
     """
     groups: dict[tuple, list[str]] = {}
-    values = {k: CanonicalValues(k) for k in by}
-    for run in reader.runs():
-        meta = reader.run_info(run)["metadata"]
+    values = [CanonicalValues(k) for k in by]
+    for run in reader.runs() if runs is None else runs:
+        meta = reader.metadata(run)
         if where is not None and not where(meta):
             continue
-        missing = [k for k in by if k not in meta]
+        found = [metadata_value(meta, k) for k in by]
+        missing = [k for k, v in zip(by, found) if v is MISSING]
         if missing:
             raise KeyError(f"run {run!r} has no metadata {missing}; it has {sorted(meta)}")
-        groups.setdefault(tuple(values[k](meta[k]) for k in by), []).append(run)
-    for note in (n for v in values.values() for n in v.notes()):
-        warnings.warn(note, UserWarning, stacklevel=2)
+        groups.setdefault(tuple(c(v) for c, v in zip(values, found)), []).append(run)
+    for note in (n for v in values for n in v.notes()):
+        if notes is None:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        else:
+            notes.append(note)
     return {k: sorted(groups[k]) for k in sorted(groups, key=lambda t: tuple(map(str, t)))}
 
 

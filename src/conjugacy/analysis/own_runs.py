@@ -79,7 +79,7 @@ from .._checks import check_choice, check_rank, check_unit_interval
 from .._text import cut_list, shown
 from ..compare import TIMES
 from ..results import to_jsonable
-from .groups import CanonicalValues, SpectrumGroup, record_interval
+from .groups import MISSING, SpectrumGroup, canonical, group_runs, metadata_value, record_interval
 from .results import AnalysisResults, Results
 
 __all__ = ["AnalysisResults", "Results", "analyze", "comparison_options", "default_settings",
@@ -473,29 +473,11 @@ def _reader(store: Any) -> tuple[Any, str]:
     return StudyReader.of_store(TrajectoryStore.open(path, "r"), close=True), str(path)
 
 
-_MISSING = object()
-
-
-def _lookup(meta: Mapping[str, Any], key: str) -> Any:
-    """``meta[key]``, or through nested dicts for a dotted key (``"optimizer.class"``)."""
-    if key in meta:
-        return meta[key]
-    value: Any = meta
-    for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
 def _label(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, bool):  # JSON's spelling: True is "true", not "True"
-        return json.dumps(value)
-    if isinstance(value, Mapping | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+    """A metadata value as a label: its :func:`~conjugacy.analysis.groups.canonical` JSON
+    spelling (``True`` is ``"true"``, a dict its JSON with sorted keys), but a float or text as
+    written (``1.0`` is ``"1.0"``, ``"1.0"`` stays ``"1.0"``)."""
+    return str(value) if isinstance(value, str | float) else canonical(value)
 
 
 def _valid_text(run: str, meta: Mapping[str, Any]) -> None:
@@ -521,21 +503,21 @@ def _valid_text(run: str, meta: Mapping[str, Any]) -> None:
 MAX_GROUP_LABEL = 1000
 
 
-def _checked_label(run: str, key: str, value: Any) -> str:
-    """``_label(value)``, refused in one line (naming the run, the key, the length and the
-    limit) when longer than :data:`MAX_GROUP_LABEL` characters."""
+def _check_label(run: str, key: str, value: Any) -> None:
+    """Refuse ``value`` in one line (naming the run, the key, the length and the limit) when
+    its label (:func:`_label`) is longer than :data:`MAX_GROUP_LABEL` characters."""
     label = _label(value)
     if len(label) > MAX_GROUP_LABEL:
         raise ValueError(
             f"run {shown(run, markup=False)}: metadata {shown(key, markup=False)} is "
             f"{len(label)} characters as a label, over the limit of {MAX_GROUP_LABEL}; group by a "
             "shorter key (dotted keys reach into nested metadata) or record a shorter value")
-    return label
 
 
 def _sort_key(value: Any) -> tuple:
-    return (0, float(value), "") if isinstance(value, int | float) and not isinstance(
-        value, bool) else (1, 0.0, _label(value))
+    """Seeds in order: numbers by value, then the others by label (a value of
+    :func:`group_runs`'s keys: a boolean is its text there)."""
+    return (0, value, "") if isinstance(value, int | float) else (1, 0.0, _label(value))
 
 
 # ----- grouping -----------------------------------------------------------------------------------
@@ -545,7 +527,9 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     """``{condition: {seed: [runs]}}`` from the run metadata (checkpoint runs and runs without
     ``group_by`` left out, with a note; equal numbers of seeds per condition), and the
     checkpoint runs; ``every`` (if given) is filled with all runs of each condition, before
-    the seeds are cut to the smallest count (the window alarms monitor each condition alone)."""
+    the seeds are cut to the smallest count (the window alarms monitor each condition alone).
+    Which runs share a (condition, seed) and how values compare is :func:`group_runs`'s rule;
+    the conditions are its values as labels (:func:`_label`)."""
     from .checkpoints import is_checkpoint_run
 
     runs = reader.runs()
@@ -558,7 +542,7 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
                      "trajectories: left out of the spectra"
                      + ("; their spectral dynamics are in spectral_dynamics/" if out is not None
                         else "; `conjugacy spectral-dynamics` analyses them"))
-    used = [r for r in runs if r not in snapshots and _lookup(metas[r], group_by) is not _MISSING]
+    used = [r for r in runs if r not in snapshots and metadata_value(metas[r], group_by) is not MISSING]
     if len(snapshots) == len(runs):
         raise ValueError(f"{source!r} holds only checkpoint runs (weight snapshots), no "
                          "trajectories: analyse them with `conjugacy spectral-dynamics` "
@@ -573,27 +557,27 @@ def _group(reader: Any, source: str, group_by: str, seed_key: str, notes: list[s
     if left_out:
         notes.append(f"{len(left_out)} run(s) without metadata {group_by!r} left out: "
                      + ", ".join(cut_list(left_out, 6)))
-    groups: dict[str, dict[Any, list[str]]] = {}
-    conds, seeds = CanonicalValues(group_by), CanonicalValues(seed_key)  # 1 and "1": one seed
-    for r in used:
-        s = _lookup(metas[r], seed_key)
-        if s is _MISSING:
+    for r in used:  # analyze's checks, run by run in the store's order
+        s = metadata_value(metas[r], seed_key)
+        if s is MISSING:
             raise ValueError(
                 f"run {r!r} has no metadata {seed_key!r} (seed_key); it has {sorted(metas[r])}")
         _valid_text(r, metas[r])
-        _checked_label(r, seed_key, s)
-        cond = _checked_label(r, group_by, conds(_lookup(metas[r], group_by)))
-        groups.setdefault(cond, {}).setdefault(seeds(s), []).append(r)
-    notes.extend(conds.notes() + seeds.notes())
-    seed_lists = {c: sorted(groups[c], key=_sort_key) for c in sorted(groups, key=_sort_key)}
+        _check_label(r, seed_key, s)
+        _check_label(r, group_by, metadata_value(metas[r], group_by))
+    # 1 and "1": one seed; the mixed-types sentences go to the notes
+    keyed = group_runs(reader, by=(group_by, seed_key), runs=used, notes=notes)
+    groups: dict[str, dict[Any, list[str]]] = {}  # conditions by label, seeds in order
+    for cond, seed in sorted(keyed, key=lambda k: (_label(k[0]), _sort_key(k[1]))):
+        groups.setdefault(_label(cond), {})[seed] = keyed[(cond, seed)]
     if every is not None:
-        every.update({c: [r for s in v for r in groups[c][s]] for c, v in seed_lists.items()})
-    n_seeds = min(len(v) for v in seed_lists.values())
-    if len({len(v) for v in seed_lists.values()}) > 1:
+        every.update({c: [r for rs in v.values() for r in rs] for c, v in groups.items()})
+    n_seeds = min(len(v) for v in groups.values())
+    if len({len(v) for v in groups.values()}) > 1:
         notes.append("conditions have different numbers of seeds ("
-                     + ", ".join(f"{c}: {len(v)}" for c, v in seed_lists.items())
+                     + ", ".join(f"{c}: {len(v)}" for c, v in groups.items())
                      + f"); the first {n_seeds} of each are compared")
-    return {c: {s: groups[c][s] for s in v[:n_seeds]} for c, v in seed_lists.items()}, snapshots
+    return {c: dict(list(v.items())[:n_seeds]) for c, v in groups.items()}, snapshots
 
 
 def _records(reader: Any, by_cond: Mapping[str, Mapping[Any, Sequence[str]]], notes: list[str],
