@@ -8,6 +8,7 @@ import sys
 import typing
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -149,7 +150,7 @@ def test_config_errors_of_reproduce_commands_are_one_line(tmp_path):
     pytest.importorskip("torch")
     line = _error_line(runner.invoke(app, ["reproduce", "grokking", "--seeds", "1", "--out",
                                            str(tmp_path / "g")]))
-    assert "n_seeds must be an integer >= 2, got 1" in line
+    assert "--seeds must be an integer >= 2, got 1" in line
     line = _error_line(runner.invoke(app, ["reproduce", "fcn", "--widths", "5,x", "--out",
                                            str(tmp_path / "f")]))
     assert "--widths must be a comma-separated list of positive integers" in line
@@ -257,3 +258,71 @@ def test_spectral_dynamics_data_options_fail_in_one_line(tmp_path, args, match):
     pytest.importorskip("torch")
     r = runner.invoke(app, ["reproduce", "spectral-dynamics", *args, "--out", str(tmp_path / "o")])
     assert match in _error_line(r)
+
+
+def _stop_at_run(monkeypatch, name: str) -> list:
+    """``reproduce <name>``'s experiment ``run`` replaced: records its call and stops there."""
+    if name != "optimizers":
+        pytest.importorskip("torch")
+    module = __import__(f"conjugacy.experiments.{name.replace('-', '_')}", fromlist=["run"])
+    calls = []
+
+    def stop(*args, **kwargs):
+        calls.append(args)
+        raise ValueError("reached the run")
+
+    monkeypatch.setattr(module, "run", stop)
+    return calls
+
+
+@pytest.mark.parametrize("name", REPRODUCE)
+def test_the_folder_of_another_experiment_is_refused_before_any_work(name, tmp_path,
+                                                                    monkeypatch):
+    """``reproduce fcn --out`` the folder of ``reproduce optimizers`` overwrote its results.json:
+    another experiment's results.json or study.json is refused, naming --out, before the run
+    (and before the optimizers' header); the experiment's own folder goes on to the run."""
+    import json
+
+    calls = _stop_at_run(monkeypatch, name)
+    other = "fcn" if name == "optimizers" else "optimizers"
+    for file, key in (("results.json", "experiment"), ("study.json", "study")):
+        out = tmp_path / file
+        out.mkdir()
+        content = json.dumps({key: other, "verdicts": {"a-b": "conjugate"}})
+        (out / file).write_text(content)
+        line = _error_line(runner.invoke(app, ["reproduce", name, "--out", str(out)]))
+        what = "results" if key == "experiment" else "training"
+        assert line == (f"error: --out {str(out)!r} holds the {what} of {other!r}, not of "
+                        f"{name!r}: give another --out, or delete that folder")
+        assert (out / file).read_text() == content and [p.name for p in out.iterdir()] == [file]
+    assert calls == []
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "results.json").write_text(json.dumps({"experiment": name}))
+    result = runner.invoke(app, ["reproduce", name, "--out", str(own)])
+    assert result.exit_code == 2 and len(calls) == 1  # a rerun resumes (optimizers: the header)
+    assert result.output.splitlines()[-1] == "error: reached the run"
+
+
+@pytest.mark.parametrize(("name", "args", "want"), [
+    ("fcn", ["--scheduler", "bogus"], "error: --scheduler must be a Dask scheduler address such "
+     "as 'tcp://host:8786', 'tls://host:8786' or 'host:8786', got 'bogus'"),
+    ("cnn", ["--steps", "40"], "error: --steps=40 gives 41 records, fewer than one window of 100"),
+    ("grokking", ["--seeds", "1"], "error: --seeds must be an integer >= 2, got 1"),
+    ("optimizers", ["--out", "/proc/conjugacy-x"], "error: --out '/proc/conjugacy-x' cannot be "
+     "created (No such file or directory): give another --out"),
+])
+def test_option_errors_name_the_option_and_make_no_folder(name, args, want, tmp_path,
+                                                          monkeypatch):
+    """A bad --scheduler, a config error of --steps or --seeds (named as the option, not as the
+    config field: n_steps, n_seeds) and an --out that cannot be made: one line before the run,
+    nothing printed before it, no folder made."""
+    if name == "fcn":
+        pytest.importorskip("dask.distributed")
+    if "--out" in args and not Path("/proc").is_dir():
+        pytest.skip("needs /proc")
+    calls = _stop_at_run(monkeypatch, name)
+    out = ["--out", str(tmp_path / "out")] if "--out" not in args else []
+    result = runner.invoke(app, ["reproduce", name, *args, *out])
+    assert _error_line(result) == want and calls == []
+    assert list(tmp_path.iterdir()) == []

@@ -294,7 +294,11 @@ def test_run_experiment_trains_each_study_into_its_folder_and_adds_the_common_fi
         return run, n_runs, run.common({"stats": {"n_permutations": 9}, "fields": {"x": 1},
                                         "timing": {"spectra": 2.0}})
 
-    run, n_runs, common = run_experiment(studies, tmp_path, analyse, figures=False)
+    with pytest.raises(TypeError, match="several studies needs experiment="):
+        run_experiment(studies, tmp_path, analyse)
+    assert not tmp_path.joinpath("a").exists()
+    run, n_runs, common = run_experiment(studies, tmp_path, analyse, figures=False,
+                                         experiment="demo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert json.loads((tmp_path / "b" / "study.json").read_text())["study"] == "b"
     assert n_runs == {"a": 8, "b": 8}  # 2 conditions x 2 seeds x 2 replicas each
@@ -312,6 +316,36 @@ def test_run_experiment_trains_each_study_into_its_folder_and_adds_the_common_fi
     assert again["trained"] == [] and len(again["skipped"]) == 4  # resumed: nothing retrained
     with pytest.raises(TypeError, match="out_dir must be a folder"):
         run_experiment(studies["a"], None, lambda r: r)
+
+
+def test_an_experiment_refuses_the_folder_of_another_before_training(tmp_path):
+    """The results.json (its ``experiment``) or study.json (its ``study``) of another
+    experiment in ``out_dir`` is refused before any training and left as it was; the
+    experiment's own folder resumes."""
+    from conjugacy.analysis.demo import random_walk_study
+    from conjugacy.study import run_experiment
+
+    study = random_walk_study(seeds=range(2), n_records=8)  # named "demo"
+    for file, content in (("results.json", {"experiment": "optimizers", "kept": 1}),
+                          ("study.json", {"study": "fcn", "kept": 1}),
+                          ("results.json", [1, 2])):
+        out = tmp_path / file / type(content).__name__
+        out.mkdir(parents=True)
+        (out / file).write_text(json.dumps(content))
+        owner = "another program" if isinstance(content, list) else repr(content.get(
+            "experiment", content.get("study")))
+        with pytest.raises(ValueError) as info:
+            run_experiment(study, out, lambda r: r.training())
+        assert str(info.value) == (
+            f"output folder {str(out)!r} holds the "
+            f"{'results' if file == 'results.json' else 'training'} of {owner}, not of 'demo': "
+            "give another output folder, or delete that folder")
+        assert sorted(p.name for p in out.iterdir()) == [file]  # nothing trained
+        assert json.loads((out / file).read_text()) == content
+    first = run_experiment(study, tmp_path / "own", lambda r: r.training())
+    (tmp_path / "own" / "results.json").write_text(json.dumps({"experiment": "demo"}))
+    again = run_experiment(study, tmp_path / "own", lambda r: r.training())
+    assert len(first["trained"]) == 4 and again["trained"] == [] and len(again["skipped"]) == 4
 
 
 def test_analyse_study_takes_the_experiments_route(tmp_path):

@@ -67,9 +67,12 @@ __all__ = [
     "StudyRun",
     "StudyReader",
     "check_config",
+    "check_scheduler",
     "dask_client",
+    "check_experiment_folder",
     "experiment_session",
     "limit_threads",
+    "prepare_out_dir",
     "provenance",
     "run_experiment",
     "run_study",
@@ -478,6 +481,91 @@ def write_results(out: str | os.PathLike[str], content: Mapping[str, Any]) -> Pa
 
 
 # ----- stamp and completeness -------------------------------------------------------------------
+#: The files of an output folder that say which experiment wrote it: file, key, what it holds.
+_OWNER_FILES = (("results.json", "experiment", "the results of"),
+                (STAMP_NAME, "study", "the training of"))
+
+
+def check_experiment_folder(out: str | os.PathLike[str], experiment: str,
+                            name: str = "output folder") -> None:
+    """Refuse an output folder that another experiment wrote, before anything is written there.
+
+    ``out`` may be missing or empty, or hold ``experiment``'s own files (a rerun resumes). A
+    ``results.json`` whose ``experiment`` or a ``study.json`` whose ``study`` is another name
+    (``conjugacy reproduce fcn --out`` the folder of ``reproduce optimizers``) would be
+    overwritten or mixed: refused. Each file is read within bounds (no link, FIFO or huge file).
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+    experiment : str
+        The name the experiment writes into both files (``"fcn"``, ``"optimizers"``).
+    name : str
+        How the messages name the folder (``"--out"`` on the command line).
+
+    Raises
+    ------
+    ValueError
+        ``<name> '<out>' holds the results of 'optimizers', not of 'fcn': give another <name>,
+        or delete that folder``; or the file cannot be read as a JSON object.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "results.json").write_text(json.dumps({"experiment": "optimizers"}))
+    ...     check_experiment_folder(tmp, "optimizers")  # its own folder: resumed
+    ...     check_experiment_folder(tmp, "fcn", "--out")
+    Traceback (most recent call last):
+    ...
+    ValueError: --out '...' holds the results of 'optimizers', not of 'fcn': give another --out...
+    """
+    from ._bounded_json import UnsafeFile, read_json
+    from .analysis.results import MAX_RESULTS_BYTES, MAX_RESULTS_DEPTH
+
+    for file, key, what in _OWNER_FILES:
+        try:
+            content = read_json(Path(out) / file, limit=MAX_RESULTS_BYTES,
+                                max_depth=MAX_RESULTS_DEPTH, what=file)
+        except UnsafeFile as exc:
+            raise ValueError(f"{name} {str(out)!r} holds a {file} that {exc.problem}: give "
+                             f"another {name}, or delete that folder") from None
+        owner = content.get(key) if isinstance(content, dict) else None
+        if content is not None and owner != experiment:
+            shown = repr(owner[:80]) if isinstance(owner, str) else "another program"
+            raise ValueError(f"{name} {str(out)!r} holds {what} {shown}, not of {experiment!r}: "
+                             f"give another {name}, or delete that folder")
+
+
+def prepare_out_dir(out: str | os.PathLike[str], experiment: str | None = None,
+                    name: str = "output folder") -> Path:
+    """The output folder of an experiment, checked and created: :func:`check_out_dir`, then
+    :func:`check_experiment_folder` (when ``experiment`` is given), then ``mkdir``.
+
+    Returns ``out`` as a :class:`~pathlib.Path`. Raises ``NotADirectoryError`` (it or a parent
+    is a file), ``ValueError`` (another experiment's folder) or the ``OSError`` of ``mkdir``
+    (``/proc/x``, no permission), each naming ``name`` and the fix. What every experiment's
+    ``run`` (:func:`experiment_session`) and ``conjugacy reproduce`` (``name="--out"``, before
+    any work) do.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     prepare_out_dir(f"{tmp}/a/b", "fcn").is_dir()
+    True
+    """
+    out = check_out_dir(out, name)
+    if experiment is not None:
+        check_experiment_folder(out, experiment, name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(f"{name} {str(out)!r} cannot be created ({exc.strerror or exc}): give "
+                        f"another {name}") from None
+    return out
+
+
 def check_stamp(study: Study, out: str | os.PathLike[str]) -> None:
     """Stamp a new output folder with ``study.json``, or check an existing stamp.
 
@@ -648,6 +736,34 @@ class StudyRun:
                 "executor": dict(self.executor)}
 
 
+def check_scheduler(address: Any, name: str = "scheduler") -> str:
+    """``address`` if it is the address of a Dask scheduler as Dask parses it
+    (``distributed.comm.addressing``): ``tcp://host:8786``, ``tls://host:8786`` or ``host:8786``
+    (a host and a port in 1..65535), or another protocol's (``ucx://...``).
+
+    Raises ValueError naming ``name`` (``--scheduler`` on the command line) and the accepted
+    forms; ImportError without dask.distributed.
+
+    >>> check_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    >>> check_scheduler("bogus", "--scheduler")
+    Traceback (most recent call last):
+    ...
+    ValueError: --scheduler must be a Dask scheduler address such as 'tcp://host:8786', ...
+    """
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    try:
+        scheme, _ = parse_address(address)
+        host, port = get_address_host_port(address) if scheme in ("tcp", "tls") else ("-", 1)
+        if not host or not 0 < port < 65536:
+            raise ValueError(address)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a Dask scheduler address such as 'tcp://host:8786', "
+                         f"'tls://host:8786' or 'host:8786', got {address!r}") from None
+    return address
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None, *,
                 processes: bool = True) -> Iterator[Any]:
@@ -688,10 +804,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
             "running on Dask needs dask.distributed: pip install 'conjugacy[dask]'"
         ) from exc
     if scheduler is not None:
-        if not isinstance(scheduler, str) or not scheduler:
-            raise ValueError(
-                f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
-        with Client(scheduler) as client:
+        with Client(check_scheduler(scheduler)) as client:
             yield client
         return
     workers = check_int(workers, "workers", minimum=1)
@@ -730,11 +843,13 @@ def check_config(config: Any, config_type: type) -> None:
 @contextlib.contextmanager
 def experiment_session(config: Any, config_type: type, out: Any, *, threads: int | None = None,
                        workers: int | None = None, scheduler: str | None = None,
-                       processes: bool = True) -> Iterator[tuple[Path | None, Any]]:
+                       processes: bool = True, experiment: str | None = None
+                       ) -> Iterator[tuple[Path | None, Any]]:
     """What every experiment's ``run`` does around its own work, written once.
 
-    Checks that ``config`` is a ``config_type`` and that ``out`` can be an output folder
-    (created; None: nothing is written), opens a Dask client when ``workers`` or ``scheduler`` is
+    Checks that ``config`` is a ``config_type`` and that ``out`` can be the output folder of
+    ``experiment`` (:func:`prepare_out_dir`: created, and refused when another experiment wrote
+    it; None: nothing is written), opens a Dask client when ``workers`` or ``scheduler`` is
     given (:func:`dask_client`, closed on exit) and lets torch and BLAS use ``threads`` threads
     (:func:`limit_threads`; None: left as they are). Yields ``(out, client)``, ``out`` a
     :class:`~pathlib.Path` or None and ``client`` None when serial.
@@ -745,8 +860,11 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
         If ``config`` is not a ``config_type``.
     NotADirectoryError
         If ``out`` (or a parent) exists and is not a folder.
+    OSError
+        If ``out`` cannot be created.
     ValueError
-        As :func:`dask_client`.
+        If ``out`` holds another experiment's files (:func:`check_experiment_folder`); as
+        :func:`dask_client`.
 
     Examples
     --------
@@ -767,8 +885,7 @@ def experiment_session(config: Any, config_type: type, out: Any, *, threads: int
     """
     check_config(config, config_type)
     if out is not None:
-        out = check_out_dir(out, "out")
-        out.mkdir(parents=True, exist_ok=True)
+        out = prepare_out_dir(out, experiment)
     with contextlib.ExitStack() as stack:
         client = None
         if workers is not None or scheduler is not None:
@@ -1219,7 +1336,7 @@ class ExperimentRun:
 def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathLike[str],
                    analyse: Callable[[ExperimentRun], Any], *, progress: bool = False,
                    figures: bool = True, workers: int | None = None, scheduler: str | None = None,
-                   processes: bool = True) -> Any:
+                   processes: bool = True, experiment: str | None = None) -> Any:
     """Train an experiment's studies, then hand them, read back, to its analysis: the ``run``
     of every trained experiment (:mod:`conjugacy.experiments`), whose parameters of the same
     names mean what they mean here.
@@ -1250,6 +1367,10 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
         ``processes=False``) or the running scheduler at ``scheduler`` (:func:`dask_client`).
         The results are the same as serially: every job is seeded from its own (condition,
         seed), so a run is deterministic given the config on one machine and device.
+    experiment : str, optional
+        The experiment's name, the ``experiment`` of its ``results.json``: an ``out_dir`` that
+        another experiment wrote is refused before any training (:func:`prepare_out_dir`).
+        Default: the name of the one study; required with several studies.
 
     Returns
     -------
@@ -1262,8 +1383,9 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
     NotADirectoryError
         ``out_dir`` or a parent is a file.
     ValueError
-        ``out_dir`` holds another study or other training settings (:func:`check_stamp`); both
-        or a bad one of ``workers`` and ``scheduler`` (:func:`dask_client`).
+        ``out_dir`` holds another experiment's results (:func:`check_experiment_folder`),
+        another study or other training settings (:func:`check_stamp`); both or a bad one of
+        ``workers`` and ``scheduler`` (:func:`dask_client`).
 
     Examples
     --------
@@ -1285,9 +1407,12 @@ def run_experiment(studies: Study | Mapping[str, Study], out_dir: str | os.PathL
         raise TypeError("out_dir must be a folder to train the studies into, got None")
     named = {"": studies} if isinstance(studies, Study) else dict(studies)
     first = next(iter(named.values()))  # the experiment's make_study checked its config
+    if experiment is None and len(named) > 1:
+        raise TypeError("run_experiment of several studies needs experiment=, the name its "
+                        "results.json gives (e.g. 'cnn')")
     with experiment_session(first.config, type(first.config), out_dir, threads=first.threads,
-                            workers=workers, scheduler=scheduler, processes=processes
-                            ) as (out, client):
+                            workers=workers, scheduler=scheduler, processes=processes,
+                            experiment=experiment or first.name) as (out, client):
         runs = {name: run_study(study, out / name, client=client, progress=progress)
                 for name, study in named.items()}
         trained_at = time.perf_counter()

@@ -27,7 +27,6 @@ from typing import Annotated, Any
 
 import typer
 
-from .._checks import check_out_dir
 from ._errors import ErrorHandlingGroup, fail, rich_console
 
 
@@ -40,7 +39,9 @@ class Opt:
     choices and help come from that config field's declared domain (``minimum``, ``choices`` and
     ``help`` given here override them: the command line's own words, e.g. "Override ...");
     without, ``kind`` (``int``, ``str``, ``bool``, ``Path``) or ``choices`` say, and ``help`` is
-    required.
+    required. ``also``: other config fields the option sets to the same value (``cnn``'s
+    ``--steps``: ``n_steps`` and ``resnet_steps``); a config error naming any of the fields
+    names the option (:func:`_config`).
     """
 
     param: str
@@ -52,6 +53,12 @@ class Opt:
     minimum: int | None = None
     choices: tuple[str, ...] | None = None
     extra_choices: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The option as the user writes it (``--seeds``; ``--s6`` of ``--s6/--no-s6``)."""
+        return self.decls.split("/")[0]
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,25 @@ def _check_dask(workers: int | None, scheduler: str | None) -> None:
             import dask.distributed  # noqa: F401
         except ImportError:
             fail("--workers/--scheduler need dask.distributed: pip install 'conjugacy[dask]'")
+    if scheduler is not None:
+        from ..study import check_scheduler
+
+        try:
+            check_scheduler(scheduler, "--scheduler")
+        except ValueError as exc:
+            fail(str(exc))
+
+
+def _out(v: dict[str, Any], experiment: str) -> Path:
+    """``--out``, checked and created once the other options are (nothing is made for a bad
+    option) and before any work: :func:`conjugacy.study.prepare_out_dir`, which refuses a file,
+    a folder that cannot be made and another experiment's folder, naming ``--out``."""
+    from ..study import prepare_out_dir
+
+    try:
+        return prepare_out_dir(v["out"], experiment, "--out")
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _check_data_dir(data: str, data_dir: Path | None, offline: str, only_mnist: bool) -> None:
@@ -187,11 +213,20 @@ def _overrides(v: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {field: v[opt] for opt, field in names.items() if v[opt] is not None}
 
 
-def _config(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _config(experiment: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``make(*args, **kwargs)``, the config of ``experiment``; its error in one line, with every
+    config field that the message names as a value or a subject (``n_steps=40``,
+    ``n_seeds must be``) written as the option that sets it (``--steps=40``, ``--seeds must
+    be``), as the experiment's :class:`Opt` table says."""
     try:
         return make(*args, **kwargs)
     except (TypeError, ValueError) as exc:
-        fail(str(exc))
+        message = str(exc)
+        for opt in EXPERIMENTS[experiment].options:
+            for field in (opt.field, *opt.also) if opt.field else ():
+                message = re.sub(rf"(?<![\w.-]){field}(?=\[|=|\s*[<>]=?|\s+must\b)", opt.name,
+                                 message)
+        fail(message)
 
 
 def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -201,11 +236,12 @@ def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         fail(str(exc))
 
 
-def _run_study(run: Callable[..., Any], config: Any, out: Path, v: dict[str, Any]) -> None:
+def _run_study(run: Callable[..., Any], config: Any, experiment: str, v: dict[str, Any]) -> None:
     """Run a trained experiment (serially or on Dask, as the options say) and print its results."""
     from .summaries import print_results
 
     _check_dask(v["workers"], v["scheduler"])
+    out = _out(v, experiment)
     result = _run(run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
     print_results(result.content, out)
@@ -215,7 +251,6 @@ def _run_study(run: Callable[..., Any], config: Any, out: Path, v: dict[str, Any
 def _fcn(v: dict[str, Any]) -> None:
     from ..experiments import fcn
 
-    out = check_out_dir(v["out"])
     data = v["data"] or "mnist-sample"
     device = _check_device(v["device"])
     _check_data_dir(data, v["data_dir"], "use --data digits for the bundled offline data", True)
@@ -223,32 +258,30 @@ def _fcn(v: dict[str, Any]) -> None:
                  "widths": _parse_widths(v["widths"]), "activation": v["activation"],
                  "device": device, "seed": v["seed"],
                  **_overrides(v, {"seeds": "n_seeds", "steps": "n_steps", "replicas": "n_replicas"})}
-    config = _config(fcn.FCNConfig.preset, v["scale"], **overrides)
+    config = _config("fcn", fcn.FCNConfig.preset, v["scale"], **overrides)
     if v["scale"] == "paper" and data != "mnist":
         rich_console(stderr=True).print(
             f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
             "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
         )
-    _run_study(fcn.run, config, out, v)
+    _run_study(fcn.run, config, "fcn", v)
 
 
 def _grokking(v: dict[str, Any]) -> None:
     from ..experiments import grokking
 
-    out = check_out_dir(v["out"])
     overrides = {"device": _check_device(v["device"]), "seed": v["seed"],
                  **_overrides(v, {"steps": "steps", "long_steps": "long_steps", "seeds": "n_seeds",
                                   "replicas": "n_replicas", "s6": "s6",
                                   "eval_every": "eval_every",
                                   "train_fraction": "train_fraction"})}
-    _run_study(grokking.run, _config(grokking.GrokkingConfig.preset, v["scale"], **overrides),
-               out, v)
+    _run_study(grokking.run, _config("grokking", grokking.GrokkingConfig.preset, v["scale"],
+                                     **overrides), "grokking", v)
 
 
 def _cnn(v: dict[str, Any]) -> None:
     from ..experiments import cnn
 
-    out = check_out_dir(v["out"])
     _check_device(v["device"])
     _check_data_dir(v["data"], v["data_dir"], "--data mnist-sample is the offline default", False)
     archs = ("lenet", "resnet20") if v["arch"] == "both" else (v["arch"],)
@@ -257,21 +290,19 @@ def _cnn(v: dict[str, Any]) -> None:
         "data_dir": None if v["data_dir"] is None else str(v["data_dir"]), "device": v["device"],
         "seed": v["seed"], "threads": v["threads"],
     }
-    for opt, keys in (("seeds", ("n_seeds", "resnet_seeds")),
-                      ("replicas", ("n_replicas", "resnet_replicas")),
-                      ("steps", ("n_steps", "resnet_steps"))):
-        if v[opt] is not None:
-            overrides.update(dict.fromkeys(keys, v[opt]))
-    _run_study(cnn.run, _config(cnn.CNNConfig.preset, v["scale"], **overrides), out, v)
+    for opt in EXPERIMENTS["cnn"].options:
+        if opt.also and v[opt.param] is not None:
+            overrides.update(dict.fromkeys((opt.field, *opt.also), v[opt.param]))
+    _run_study(cnn.run, _config("cnn", cnn.CNNConfig.preset, v["scale"], **overrides), "cnn", v)
 
 
 def _optimizers(v: dict[str, Any]) -> None:
     from ..experiments import optimizers
     from .summaries import print_results
 
-    out = check_out_dir(v["out"])
-    config = _config(optimizers.OptimizerConfig, loss=v["loss"], method=v["method"],
-                     seed=v["seed"])
+    config = _config("optimizers", optimizers.OptimizerConfig, loss=v["loss"],
+                     method=v["method"], seed=v["seed"])
+    out = _out(v, "optimizers")
     rich_console().print(
         f"[bold]Optimizer conjugacy[/bold] (loss={config.loss}, method={config.method}, "
         f"delays={config.delays}, rank={config.rank}, eta={config.eta}, T={config.n_steps}, "
@@ -284,7 +315,6 @@ def _spectral_dynamics(v: dict[str, Any]) -> None:
     from ..experiments import spectral_dynamics
     from .summaries import print_results
 
-    out = check_out_dir(v["out"])
     if v["data_dir"] is not None and v["data"] != "cifar10":
         fail("--data-dir is read with --data cifar10 only (the MNIST sample and the digits are "
              "bundled): add --data cifar10 or drop --data-dir")
@@ -294,7 +324,9 @@ def _spectral_dynamics(v: dict[str, Any]) -> None:
                                "n_train": "n_train"})
     if v["data_dir"] is not None:
         overrides["data_dir"] = str(v["data_dir"])
-    config = _config(spectral_dynamics.SpectralConfig.preset, v["scale"], **overrides)
+    config = _config("spectral-dynamics", spectral_dynamics.SpectralConfig.preset, v["scale"],
+                     **overrides)
+    out = _out(v, "spectral-dynamics")
     results = _run(spectral_dynamics.run, config, out, progress=v["progress"],
                    draw=v["figures"])
     print_results(results.content, out)
@@ -335,10 +367,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         Opt("out", "--out", "Output folder (created; a rerun resumes from its stores).",
             Path("results/cnn"), kind=Path),
         _DEVICE, _MASTER_SEED,
-        Opt("seeds", "--seeds", "Override the number of seeds (both networks).", field="n_seeds"),
+        Opt("seeds", "--seeds", "Override the number of seeds (both networks).", field="n_seeds",
+            also=("resnet_seeds",)),
         Opt("replicas", "--replicas", "Override replicas per seed, base included (both networks).",
-            field="n_replicas"),
-        Opt("steps", "--steps", "Override the iterations (both networks).", field="n_steps"),
+            field="n_replicas", also=("resnet_replicas",)),
+        Opt("steps", "--steps", "Override the iterations (both networks).", field="n_steps",
+            also=("resnet_steps",)),
         Opt("threads", "--threads", default=1, field="threads"),
         _WORKERS, _SCHEDULER, _PROGRESS), _cnn),
     Experiment("fcn", (

@@ -417,4 +417,4 @@ def run(config: CNNConfig, out_dir: str | Path, *, progress: bool = False,
 
     return run_experiment({arch: make_study(config, arch) for arch in config.archs}, out_dir,
                           analyse, progress=progress, figures=figures, workers=workers,
-                          scheduler=scheduler, processes=processes)
+                          scheduler=scheduler, processes=processes, experiment="cnn")

@@ -301,7 +301,7 @@ def run(config: OptimizerConfig | None = None, out: Any = None) -> Results:
     from ..study import experiment_session, provenance
 
     c = OptimizerConfig() if config is None else config
-    with experiment_session(c, OptimizerConfig, out) as (out, _):
+    with experiment_session(c, OptimizerConfig, out, experiment="optimizers") as (out, _):
         iterates = simulate(c)
         pooled, per_group, notes = fit_spectra(c, iterates)
         files = {} if out is None else {"trajectories": _save_trajectories(out, iterates)}
