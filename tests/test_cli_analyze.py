@@ -84,7 +84,9 @@ def test_different_recording_intervals_are_compared_in_continuous_time(tmp_path)
     assert "verdict: not conjugate (p = 0.0286 < alpha = 0.05)" in " ".join(got.output.split())
     for alpha in ("0", "1"):
         got = runner.invoke(app, [*args, "--alpha", alpha])
-        assert got.exit_code == 2 and "--alpha must lie in (0, 1)" in got.output
+        assert got.exit_code == 2 and got.output == (
+            f"error: Invalid value for '--alpha': must be in (0, 1), got '{alpha}' "
+            "(see `conjugacy test --help`)\n")
 
 
 def test_condition_names_are_not_rich_markup(tmp_path):

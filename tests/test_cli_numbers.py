@@ -26,6 +26,14 @@ INT_OPTIONS = {
     ("spectral-dynamics", "--max-rank"): 1,
 }
 
+#: Every float option of the app's commands with what it accepts (the package's domains:
+#: ``--alpha`` is ``_checks.UNIT_INTERVAL``, check_unit_interval's rule).
+FLOAT_OPTIONS = {
+    ("analyze", "--alpha"): "in (0, 1)",
+    ("test", "--alpha"): "in (0, 1)",
+    ("compare", "--p"): "finite and >= 1",
+}
+
 #: Texts Python's int() reads (all but the last two) that the rule refuses.
 NOT_INTEGERS = ("+3", "1_0", "\u0663", " \u0663 ", "3.0", "three", "")
 
@@ -86,8 +94,45 @@ def test_every_int_option_takes_digits_as_an_int():
             assert got == value and type(got) is int, (command, option, text, got)
 
 
-def test_analyze_passes_the_parsed_integers(tmp_path, monkeypatch):
-    """``analyze``'s integers reach :func:`conjugacy.analyze` as ints (values, types)."""
+def test_every_float_option_is_listed():
+    assert _numeric_options(float) == set(FLOAT_OPTIONS)
+
+
+def test_alpha_is_the_open_unit_interval_in_every_command_in_one_line():
+    """``--alpha nan`` said "Input should be less than or equal to 1", ``analyze --alpha 0``
+    "s1.zarr: alpha must be in (0, 1)" and ``test --alpha 0`` "must lie in (0, 1)"."""
+    not_numbers = ("nan", "inf", "-inf", "1e999", "+0.5", "0,5", "0.0_5", "\u0660.\u0665",
+                   "five", "")
+    outside = {"--alpha": ("0", "0.0", "1", "1.0", "-0.5", "1.5"), "--p": ("0.5", "0", "-2")}
+    for (command, option), domain in FLOAT_OPTIONS.items():
+        for text in (*not_numbers, *outside[option]):
+            got = runner.invoke(app, _args(command, option, text))
+            assert got.exit_code == 2, (command, option, text, got.output)
+            assert got.output == (
+                f"error: Invalid value for '{option}': must be {domain}, got {text!r} "
+                f"(see `conjugacy {command} --help`)\n"), (command, option, text)
+
+
+def test_alpha_takes_numbers_in_the_open_interval():
+    for command in ("analyze", "test"):
+        cmd = _commands()[command]
+        for text, value in (("0.01", 0.01), (" .5 ", 0.5), ("5e-2", 0.05), ("0.999", 0.999)):
+            ctx = cmd.make_context(command, _args(command, "--alpha", text)[1:])
+            assert ctx.params["alpha"] == value and type(ctx.params["alpha"]) is float
+        ctx = cmd.make_context(command, _args(command, "--seed", "0")[1:])
+        assert ctx.params["alpha"] == 0.05  # the default
+
+
+def test_alpha_shows_the_open_interval_in_the_help():
+    for command in ("analyze", "test"):
+        got = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert got.exit_code == 0
+        assert "--alpha <float range> [0<x<1]" in " ".join(got.output.split()), got.output
+
+
+def test_analyze_passes_the_parsed_numbers(tmp_path, monkeypatch):
+    """``analyze``'s integers and ``--alpha`` reach :func:`conjugacy.analyze` as parsed (values
+    and types)."""
     import conjugacy.analysis.own_runs as own_runs
 
     seen = {}
@@ -98,10 +143,12 @@ def test_analyze_passes_the_parsed_integers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(own_runs, "analyze", analyze)
     got = runner.invoke(app, ["analyze", str(tmp_path), "--window", "12", "--delays", "0",
-                              "--bootstrap", " 3", "--seed", "007"])
+                              "--bootstrap", " 3", "--seed", "007", "--alpha", "0.25"])
     assert got.exit_code == 2 and "stop here" in got.output
-    assert {k: (seen[k], type(seen[k])) for k in ("window", "delays", "n_boot", "seed")} == {
-        "window": (12, int), "delays": (0, int), "n_boot": (3, int), "seed": (7, int)}
+    keys = ("window", "delays", "n_boot", "seed", "alpha")
+    assert {k: (seen[k], type(seen[k])) for k in keys} == {
+        "window": (12, int), "delays": (0, int), "n_boot": (3, int), "seed": (7, int),
+        "alpha": (0.25, float)}
 
 
 def test_delays_and_rank_read_integers_by_the_same_rule(tmp_path):

@@ -114,8 +114,9 @@ def check_seed(seed: Any, *, generator: bool = False) -> Any:
 def check_unit_interval(value: Any, name: str) -> float:
     """``value`` as a float in the open interval (0, 1) (a level, an alpha): the rule of a
     ``Float(0, 1, open_minimum=True, open_maximum=True)`` field, ``TypeError`` for a non-number
-    or a bool, ``ValueError`` for a bound or a value outside, naming ``name``."""
-    return Float(0, 1, open_minimum=True, open_maximum=True).check(value, name)
+    or a bool, ``ValueError`` for a bound or a value outside, naming ``name``
+    (:data:`UNIT_INTERVAL`, also the domain of the command line's ``--alpha``)."""
+    return UNIT_INTERVAL.check(value, name)
 
 
 def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:
@@ -335,6 +336,10 @@ def Int(minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Pa
 def Float(minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Param:  # noqa: N802
     """A finite real field, e.g. ``Float(0, open_minimum=True)``: finite and > 0."""
     return Param("float", minimum=minimum, maximum=maximum, **kw)
+
+
+#: The open interval (0, 1) of a level or an alpha (:func:`check_unit_interval`).
+UNIT_INTERVAL = Float(0, 1, open_minimum=True, open_maximum=True)
 
 
 def Rank(allow_none: bool = True, **kw: Any) -> Param:  # noqa: N802

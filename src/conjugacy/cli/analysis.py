@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.table import Column, Table
 
-from .._checks import Int, check_out_dir
+from .._checks import UNIT_INTERVAL, Float, Int, check_out_dir
 from .._spectrum_io import check_member_info, read_member_data, read_npy_header
 from .._text import shown
 from ..dmd import METHODS
@@ -479,7 +479,8 @@ def spectrum(
 def compare(
     a: Annotated[Path, typer.Argument(help="A spectrum saved by `conjugacy spectrum` (.npz).")],
     b: Annotated[Path, typer.Argument(help="Another saved spectrum.")],
-    p: Annotated[float, typer.Option("--p", min=1.0, help="Order of the Wasserstein distance.")] = 1.0,
+    p: Annotated[float, number_option("--p", domain=Float(1),
+                                      help="Order of the Wasserstein distance.")] = 1.0,
     filtered: Annotated[
         bool,
         typer.Option("--filtered/--all", help="Compare the eigenpairs the data support "
@@ -565,8 +566,8 @@ def test(
                                             "seed (.npz files saved by `conjugacy spectrum`).")],
     vs: Annotated[list[Path], typer.Option("--vs", help="A spectrum of condition B (repeat the "
                                            "option for each seed).")],
-    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0,
-                                         help="Significance level of the verdict.")] = 0.05,
+    alpha: Annotated[float, number_option("--alpha", domain=UNIT_INTERVAL,
+                                          help="Significance level of the verdict.")] = 0.05,
     filtered: Annotated[bool, typer.Option("--filtered/--all", help="Test the filtered "
                                            "spectra (default) or all eigenvalues.")] = True,
     permutations: Annotated[int, number_option("--permutations", domain=Int(1),
@@ -581,8 +582,6 @@ def test(
     from ..compare import load_compared
     from ..stats import conjugacy_test, settings_mismatch, verdict
 
-    if not 0 < alpha < 1:
-        fail(f"--alpha must lie in (0, 1), got {alpha:g}")
     if len(a) < 2 or len(vs) < 2:
         fail(f"conjugacy test needs at least 2 spectra per condition (got {len(a)} and "
              f"{len(vs)}): one per independent seed, e.g. `conjugacy test a1.npz a2.npz a3.npz "

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .._checks import Int, check_out_dir
+from .._checks import UNIT_INTERVAL, Int, check_out_dir
 from .._text import shown
 from . import app
 from ._errors import fail, number_option, parse_rank, rich_console, source_and_out
@@ -51,8 +51,8 @@ def analyze_command(
         "--filter", help="What the verdicts compare: none (all eigenvalues, the default: it "
         "separated conditions best on real training runs), per-spectrum (each spectrum's "
         "residual filter) or shared-count (one count for the comparison).")] = "none",
-    alpha: Annotated[float, typer.Option(
-        "--alpha", min=0.0, max=1.0, help="Level of the permutation test.")] = 0.05,
+    alpha: Annotated[float, number_option(
+        "--alpha", domain=UNIT_INTERVAL, help="Level of the permutation test.")] = 0.05,
     time: Annotated[str, typer.Option(
         "--time", help="How spectra are compared: auto (continuous-time exponents "
         "log(lambda)/interval exactly when runs were recorded at different intervals), discrete "
