@@ -311,7 +311,7 @@ def _fit_ranks(
         for note in notes_of:
             note.append("subspace iteration did not converge (no clear gap after the kept "
                         f"singular values); recomputed on the {chosen} path")
-        results = _path_results(chosen, args, notes_of, [None])
+        results = _path_results(chosen, args, notes_of, held)
     again = [i for i, r in enumerate(results) if r is None]
     if again:
         redo = tuple(ranks[i] for i in again)
