@@ -326,3 +326,21 @@ def test_option_errors_name_the_option_and_make_no_folder(name, args, want, tmp_
     result = runner.invoke(app, ["reproduce", name, *args, *out])
     assert _error_line(result) == want and calls == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "source"), [("analyze", "."), ("analyze", ".."),
+                                                 ("spectral-dynamics", ".")])
+def test_a_store_named_from_inside_is_not_written_into(command, source, tmp_path, monkeypatch):
+    """``conjugacy analyze .`` run inside a store wrote ``_analysis/`` into the store (the
+    default folder beside ``.`` is inside it): one line naming --out, nothing written."""
+    pytest.importorskip("zarr")
+    from conjugacy.analysis.demo import decay_store
+
+    store = decay_store(tmp_path / "runs.zarr", n_seeds=2, n_records=12)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    inner = next(p for p in sorted(Path(store).iterdir()) if p.is_dir())
+    monkeypatch.chdir(store if source == "." else inner)
+    line = _error_line(runner.invoke(app, [command, source]))
+    assert line.startswith("error: the default output folder ") and "would be inside the store" in line
+    assert "give --out" in line
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

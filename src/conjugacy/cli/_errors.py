@@ -155,13 +155,19 @@ def source_and_out(source: Path, out: Path | None, inside: str, beside: str,
     """The output folder of a command that reads a store or a study output folder ``source``
     (one line, exit 2, when ``source`` does not exist: ``fix`` ends it): ``out``, or by default
     ``source/inside`` for a study folder (one holding ``trajectories/``), else the sibling
-    ``beside``; checked by :func:`conjugacy._checks.check_out_dir`."""
+    ``beside``, refused (naming ``--out``) when it would land inside the store (``source`` is
+    ``.`` or ``..``, run from inside it); checked by :func:`conjugacy._checks.check_out_dir`."""
     from .._checks import check_out_dir
 
     if not source.exists():
         fail(f"{str(source)!r} does not exist{fix}")
     if out is None:
-        out = source / inside if (source / "trajectories").is_dir() else source.parent / beside
+        study = (source / "trajectories").is_dir()
+        out = source / inside if study else source.parent / beside
+        if not study and out.resolve().is_relative_to(source.resolve()):
+            fail(f"the default output folder {str(out)!r} would be inside the store "
+                 f"{str(source)!r}: give --out (a folder outside it), or name the store from "
+                 "its parent folder")
     return check_out_dir(out)
 
 
