@@ -16,18 +16,19 @@ The experiments (and torch) are imported only when a command runs or shows its o
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ._errors import ErrorHandlingGroup, fail, rich_console
+from ._errors import ErrorHandlingGroup, fail, number_option, rich_console
 
 
 @dataclass(frozen=True)
@@ -83,25 +84,43 @@ def _plain(text: str) -> str:
     return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
 
 
+def _parse_choice(name: str, domain: Any, value: Any) -> Any:
+    """A choice option's value, checked by its domain (:meth:`conjugacy._checks.Param.check`):
+    otherwise one line, exit 2: ``--loss must be one of 'tan', 'quartic', got 'bogus'``."""
+    if value is None:
+        return None
+    try:
+        return domain.check(value, name)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc))
+
+
 def _annotation(opt: Opt, constraints: Any) -> Any:
-    """``Annotated[type, typer.Option(...)]`` of ``opt``, with the field's domain."""
-    domain = constraints[opt.field] if opt.field else None
-    choices, kind, minimum, maximum = opt.choices, opt.kind, opt.minimum, None
-    if domain is not None:
-        item = domain.item if domain.kind == "tuple" and domain.item is not None else domain
-        if choices is None and item.kind == "choice":
-            choices = tuple(item.choices) + opt.extra_choices
-        if kind is None:
-            kind = {"int": int, "float": float, "bool": bool, "path": Path}.get(domain.kind, str)
-        if minimum is None and domain.kind in ("int", "float"):
-            minimum, maximum = domain.minimum, domain.maximum
-    if choices is not None:
-        kind = Enum(opt.param.title(), [(c.replace("-", "_"), c) for c in choices], type=str)
-    kind = kind or str
-    if opt.help is None and (domain is None or not domain.help):
+    """``Annotated[type, typer.Option(...)]`` of ``opt``, with the field's domain: a choice is
+    checked by the domain's rule (:func:`_parse_choice`), a number by the command line's one
+    rule (:func:`conjugacy.cli._errors.number_option`) within the field's bounds."""
+    from .._checks import Choice, Int
+
+    field = domain = constraints[opt.field] if opt.field else None
+    item = field.item if field is not None and field.kind == "tuple" and field.item else field
+    if opt.choices is not None or (item is not None and item.kind == "choice"):
+        domain = Choice(*(opt.choices or (*item.choices, *opt.extra_choices)))  # type: ignore[union-attr]
+    elif domain is None and opt.kind is int:
+        domain = Int(opt.minimum)
+    elif domain is not None and opt.minimum is not None:
+        domain = dataclasses.replace(domain, minimum=opt.minimum)
+    kind = opt.kind or {"int": int, "float": float, "bool": bool, "path": Path}.get(
+        "" if domain is None else domain.kind, str)
+    if opt.help is None and (field is None or not field.help):
         raise ValueError(f"option {opt.decls} needs help (or a config field that has it)")
-    text = opt.help if opt.help is not None else _plain(domain.help)  # type: ignore[union-attr]
-    option = typer.Option(opt.decls, help=text, min=minimum, max=maximum)
+    text = opt.help if opt.help is not None else _plain(field.help)  # type: ignore[union-attr]
+    if domain is not None and domain.kind in ("int", "float"):
+        option = number_option(opt.decls, domain=domain, help=text)
+    elif domain is not None and domain.kind == "choice":
+        option = typer.Option(opt.decls, help=text, metavar=f"[{'|'.join(domain.choices)}]",
+                              parser=functools.partial(_parse_choice, opt.name, domain))
+    else:
+        option = typer.Option(opt.decls, help=text)
     return Annotated[kind if opt.default is not None else kind | None, option], kind
 
 
@@ -110,15 +129,12 @@ def build_command(exp: Experiment) -> Any:
     constraints = _config_class(exp.config).constraints
     params = []
     for opt in exp.options:
-        annotation, kind = _annotation(opt, constraints)
-        default = opt.default
-        if isinstance(kind, type) and issubclass(kind, Enum) and default is not None:
-            default = kind(default)
+        annotation, _kind = _annotation(opt, constraints)
         params.append(inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY,
-                                        default=default, annotation=annotation))
+                                        default=opt.default, annotation=annotation))
 
     def command(**values: Any) -> None:
-        exp.handler({k: v.value if isinstance(v, Enum) else v for k, v in values.items()})
+        exp.handler(values)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__name__ = exp.name.replace("-", "_")
