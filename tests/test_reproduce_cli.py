@@ -60,7 +60,7 @@ def test_options_take_their_domain_from_the_config(name):
             assert bounds in (f"x>={want}", f"{want}<=x<={domain.maximum}"), (name, opt.param)
         item = domain.item if domain.kind == "tuple" else domain
         if item.kind == "choice":
-            assert param.metavar == f"[{'|'.join((*item.choices, *opt.extra_choices))}]"
+            assert param.metavar == f"<{'|'.join((*item.choices, *opt.extra_choices))}>"
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def _annotation(opt: Opt, constraints: Any) -> Any:
     if domain is not None and domain.kind in ("int", "float"):
         option = number_option(opt.decls, domain=domain, help=text)
     elif domain is not None and domain.kind == "choice":
-        option = typer.Option(opt.decls, help=text, metavar=f"[{'|'.join(domain.choices)}]",
+        option = typer.Option(opt.decls, help=text, metavar=f"<{'|'.join(domain.choices)}>",
                               parser=functools.partial(_parse_choice, opt.name, domain))
     else:
         option = typer.Option(opt.decls, help=text)
