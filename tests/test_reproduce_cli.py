@@ -302,6 +302,8 @@ def test_the_folder_of_another_experiment_is_refused_before_any_work(name, tmp_p
      "as 'tcp://host:8786', 'tls://host:8786' or 'host:8786', got 'bogus'"),
     ("cnn", ["--steps", "40"], "error: --steps=40 gives 41 records, fewer than one window of 100"),
     ("grokking", ["--seeds", "1"], "error: --seeds must be an integer >= 2, got 1"),
+    ("fcn", ["--scale", "paper", "--scheduler", "x"], "error: --scheduler must be a Dask "
+     "scheduler address such as 'tcp://host:8786', 'tls://host:8786' or 'host:8786', got 'x'"),
     ("optimizers", ["--out", "/proc/conjugacy-x"], "error: --out '/proc/conjugacy-x' cannot be "
      "created (No such file or directory): give another --out"),
 ])

@@ -252,12 +252,16 @@ def _run(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         fail(str(exc))
 
 
-def _run_study(run: Callable[..., Any], config: Any, experiment: str, v: dict[str, Any]) -> None:
-    """Run a trained experiment (serially or on Dask, as the options say) and print its results."""
+def _run_study(run: Callable[..., Any], config: Any, experiment: str, v: dict[str, Any],
+               note: str | None = None) -> None:
+    """Run a trained experiment (serially or on Dask, as the options say) and print its results;
+    ``note`` (Rich markup) goes to stderr once every option, ``--out`` included, is checked."""
     from .summaries import print_results
 
     _check_dask(v["workers"], v["scheduler"])
     out = _out(v, experiment)
+    if note is not None:
+        rich_console(stderr=True).print(note)
     result = _run(run, config, out, progress=v["progress"], workers=v["workers"],
                   scheduler=v["scheduler"])
     print_results(result.content, out)
@@ -275,12 +279,12 @@ def _fcn(v: dict[str, Any]) -> None:
                  "device": device, "seed": v["seed"],
                  **_overrides(v, {"seeds": "n_seeds", "steps": "n_steps", "replicas": "n_replicas"})}
     config = _config("fcn", fcn.FCNConfig.preset, v["scale"], **overrides)
+    note = None
     if v["scale"] == "paper" and data != "mnist":
-        rich_console(stderr=True).print(
-            f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of seeds, "
-            "replicas and steps, but not the full MNIST (give --data mnist --data-dir DIR for that)."
-        )
-    _run_study(fcn.run, config, "fcn", v)
+        note = (f"[yellow]Note:[/] --scale paper with --data {data}: the published numbers of "
+                "seeds, replicas and steps, but not the full MNIST (give --data mnist --data-dir "
+                "DIR for that).")
+    _run_study(fcn.run, config, "fcn", v, note)
 
 
 def _grokking(v: dict[str, Any]) -> None:
