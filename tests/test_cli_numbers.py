@@ -35,7 +35,7 @@ FLOAT_OPTIONS = {
 }
 
 #: Texts Python's int() reads (all but the last two) that the rule refuses.
-NOT_INTEGERS = ("+3", "1_0", "\u0663", " \u0663 ", "3.0", "three", "")
+NOT_INTEGERS = ("+3", "1_0", "\u0663", " \u0663 ", "\xa05", "5\n", "3.0", "three", "")
 
 
 def _commands() -> dict[str, typer.core.TyperCommand]:
@@ -169,3 +169,15 @@ def test_int_options_show_their_range_in_the_help():
     assert got.exit_code == 0
     text = " ".join(got.output.split())
     assert "--window <int range> [x>=4]" in text and "--seed <int range> [x>=0]" in text
+
+
+def test_text_that_spells_no_number_is_not_unset_where_none_is_allowed(tmp_path):
+    """``--long-steps`` / ``--n-train`` may be left unset (domain ``allow_none``): text that
+    spells no number is refused, not read as unset (it started training)."""
+    for command, option in (("grokking", "--long-steps"), ("spectral-dynamics", "--n-train")):
+        for bad in ("+3", "1_0", "nan", "", "\xa05"):
+            out = tmp_path / "out"
+            got = runner.invoke(app, ["reproduce", command, option, bad, "--out", str(out)])
+            assert got.exit_code == 2, (command, bad, got.output)
+            assert got.output.count("\n") == 1 and f"'{option}'" in got.output, got.output
+            assert f"got {bad!r}" in got.output and not out.exists(), got.output

@@ -50,7 +50,7 @@ _NUMBER_TEXT = {"int": re.compile(r"-?[0-9]+"),
 def _number(text: str, kind: str = "int") -> int | float | None:
     """The ``kind`` (``"int"`` or ``"float"``) number that ``text`` spells by the rule of
     :data:`_NUMBER_TEXT`, or None when it spells none."""
-    text = text.strip()
+    text = text.strip(" ")  # ASCII spaces only: no newline, no Unicode space
     if not _NUMBER_TEXT[kind].fullmatch(text):
         return None
     try:
@@ -64,8 +64,10 @@ def _parse_number(domain: Param, value: Any) -> Any:
     ``domain`` (:meth:`Param.check`); a usage error naming what is accepted otherwise."""
     number = _number(value, domain.kind) if isinstance(value, str) else value
     try:
+        if number is None and isinstance(value, str):  # text that spells no number is not
+            raise ValueError(value)                    # "unset", even where None is allowed
         return domain.check(number, "value")
-    except (TypeError, ValueError):  # e.g. None: text that spells no number
+    except (TypeError, ValueError):
         raise typer.BadParameter(f"must be {domain.requirement()}, got {value!r}") from None
 
 
