@@ -71,6 +71,14 @@ def _args(command: str, option: str, value: str) -> list[str]:
     return args
 
 
+def _refused(command: str, option: str, text: str, accepted: str) -> None:
+    """``command option text`` exits 2 with the one line naming the option and what it takes."""
+    got = runner.invoke(app, _args(command, option, text))
+    assert got.exit_code == 2, (command, option, text, got.output)
+    assert got.output == (f"error: Invalid value for '{option}': must be {accepted}, got "
+                          f"{text!r} (see `conjugacy {command} --help`)\n"), (command, option, text)
+
+
 def test_every_int_option_is_listed():
     assert _numeric_options(int) == set(INT_OPTIONS)
 
@@ -78,11 +86,7 @@ def test_every_int_option_is_listed():
 def test_every_int_option_refuses_what_is_not_ascii_digits_in_one_line():
     for (command, option), minimum in INT_OPTIONS.items():
         for bad in (*NOT_INTEGERS, str(minimum - 1)):
-            got = runner.invoke(app, _args(command, option, bad))
-            assert got.exit_code == 2, (command, option, bad, got.output)
-            assert got.output == (
-                f"error: Invalid value for '{option}': must be an integer >= {minimum}, "
-                f"got {bad!r} (see `conjugacy {command} --help`)\n"), (command, option, bad)
+            _refused(command, option, bad, f"an integer >= {minimum}")
 
 
 def test_every_int_option_takes_digits_as_an_int():
@@ -106,11 +110,7 @@ def test_alpha_is_the_open_unit_interval_in_every_command_in_one_line():
     outside = {"--alpha": ("0", "0.0", "1", "1.0", "-0.5", "1.5"), "--p": ("0.5", "0", "-2")}
     for (command, option), domain in FLOAT_OPTIONS.items():
         for text in (*not_numbers, *outside[option]):
-            got = runner.invoke(app, _args(command, option, text))
-            assert got.exit_code == 2, (command, option, text, got.output)
-            assert got.output == (
-                f"error: Invalid value for '{option}': must be {domain}, got {text!r} "
-                f"(see `conjugacy {command} --help`)\n"), (command, option, text)
+            _refused(command, option, text, domain)
 
 
 def test_alpha_takes_numbers_in_the_open_interval():
