@@ -215,14 +215,16 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
 
 
 def _train_resumable(digits, store, ckpt, n_steps, *, chunk_steps, every=1, fail_at=None,
-                     loss=False):
-    """Adam on the MLP over batches of 16 digits, recorded with a resumable checkpoint; raises
-    KeyboardInterrupt after step ``fail_at``; returns the step it resumed from (0 if fresh)."""
+                     loss=False, branch=None):
+    """Adam on the MLP over batches of 16 digits, recorded with a resumable checkpoint (and the
+    second branch ``branch(optimizer)``, if given); raises KeyboardInterrupt after step
+    ``fail_at``; returns the step it resumed from (0 if fresh)."""
     x, y = digits
     model = mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     with Recorder(store, "r", model, every=every, chunk_steps=chunk_steps, optimizer=opt,
-                  checkpoint=ckpt, resume=True) as rec:
+                  checkpoint=ckpt, resume=True,
+                  branch=None if branch is None else branch(opt)) as rec:
         start = rec.resumed_from
         if start is None:
             rec.record(0)
@@ -796,23 +798,9 @@ def test_branch_resumes_from_a_checkpoint_as_if_never_interrupted(tmp_path, digi
         return x[i], y[i]
 
     def run(store, ckpt, n_steps, fail_at=None, branch=True):
-        model = mlp()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with Recorder(store, "r", model, chunk_steps=5, optimizer=opt, checkpoint=ckpt,
-                      resume=True, branch=BranchStep(loss, sample, opt, seed=9) if branch
-                      else None) as rec:
-            start = rec.resumed_from
-            if start is None:
-                rec.record(0)
-                start = 0
-            for step in range(start + 1, n_steps + 1):
-                idx = slice(step * 16, step * 16 + 16)
-                opt.zero_grad()
-                loss(model, (x[idx], y[idx])).backward()
-                opt.step()
-                rec.record(step)
-                if step == fail_at:
-                    raise KeyboardInterrupt
+        _train_resumable(digits, store, ckpt, n_steps, chunk_steps=5, fail_at=fail_at,
+                         branch=(lambda opt: BranchStep(loss, sample, opt, seed=9))
+                         if branch else None)
 
     run(tmp_path / "ref", tmp_path / "ref.pt", 17)
     with pytest.raises(KeyboardInterrupt):
